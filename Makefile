@@ -1,0 +1,142 @@
+# ucache - a plain Makefile: explicit source lists, -MMD dependencies,
+# pkg-config for every library.  Targets: all test bench asan demo install
+# clean deps.  Outputs go under build/ (build/asan/ for the sanitizer build).
+
+prefix  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+
+CC      ?= cc
+PKGS     = ucx libxxhash
+TEST_PKGS = cunit
+
+CSTD     = -std=c11 -D_GNU_SOURCE
+WARN     = -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wno-missing-field-initializers
+OPT     ?= -O2 -g
+CFLAGS  += $(CSTD) $(WARN) $(OPT) -fPIC -pthread -I. -Iinclude -MMD -MP \
+           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
+TEST_CFLAGS = $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
+TEST_LIBS   = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
+
+# The library: util (bottom) -> transport -> store -> fabric -> include/ucache.h
+LIB_SRCS = util/status.c util/log.c util/config.c \
+           transport/transport.c transport/ucx.c \
+           fabric/context.c
+LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+
+PROGS    = $(BUILD)/bin/ucache $(BUILD)/bin/ucperf
+PERF_SRCS = perf/bench_raw.c
+PERF_OBJS = $(PERF_SRCS:%.c=$(BUILD)/obj/%.o)
+
+TESTS    = $(BUILD)/tests/test_util $(BUILD)/tests/test_ucx $(BUILD)/tests/test_ucperf
+
+LIB_SO   = $(BUILD)/lib/libucache-rdma.so
+LIB_A    = $(BUILD)/lib/libucache-rdma.a
+
+# Debian packages the project needs (make deps installs the missing ones).
+DEB_PKGS = gcc make pkg-config libucx-dev ucx-utils libxxhash-dev \
+           libcunit1-dev mbw iproute2 procps
+
+.PHONY: all test bench asan demo install uninstall clean deps check-deps
+all: $(LIB_SO) $(LIB_A) $(PROGS)
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+	    echo "deps: missing packages:$$missing"; \
+	    echo "deps: run as root, or: sudo apt-get install -y$$missing"; exit 1; fi; \
+	echo "deps: installing$$missing"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
+	    || { echo "deps: apt-get install failed"; exit 1; }
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/tests/%.o: tests/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) -c $< -o $@
+
+$(LIB_SO): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,libucache-rdma.so.0 -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(LIB_A): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(BUILD)/bin/ucache: $(BUILD)/obj/tools/ucache.o $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/bin/ucperf: $(BUILD)/obj/perf/ucperf.o $(PERF_OBJS) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lm
+
+$(BUILD)/tests/test_util: $(BUILD)/obj/tests/util/test_util.o $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+
+$(BUILD)/tests/test_ucx: $(BUILD)/obj/tests/transport/test_ucx.o $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+
+$(BUILD)/tests/test_ucperf: $(BUILD)/obj/tests/perf/test_ucperf.o $(PERF_OBJS) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS) -lm
+
+# make test: install what is missing, build everything, run every suite.
+test: deps
+	@$(MAKE) --no-print-directory all $(TESTS)
+	@BUILD=$(BUILD) tests/run.sh $(TESTS)
+
+# The whole suite under AddressSanitizer + UBSan, in its own build tree.
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build/asan \
+	    OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	    LDFLAGS="-fsanitize=address,undefined" all build/asan/tests/test_util \
+	    build/asan/tests/test_ucx build/asan/tests/test_ucperf
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
+	 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	 BUILD=build/asan tests/run.sh build/asan/tests/test_util \
+	    build/asan/tests/test_ucx build/asan/tests/test_ucperf
+
+# The main job (until the fabric exists: the transport demo).
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@perf/demo.sh $(BUILD)/bin/ucperf
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@perf/run-bench.sh $(BUILD)/bin/ucperf
+
+$(BUILD)/ucache.pc: Makefile
+	@mkdir -p $(dir $@)
+	@printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: ucache\nDescription: ucache cache fabric client library (libucache-rdma)\nVersion: 0.1.0\nRequires.private: %s\nLibs: -L$${libdir} -lucache-rdma\nCflags: -I$${includedir}\n' \
+	    '$(prefix)' '$(PKGS)' > $@
+
+install: all $(BUILD)/ucache.pc
+	install -d $(DESTDIR)$(prefix)/lib $(DESTDIR)$(prefix)/include \
+	    $(DESTDIR)$(prefix)/bin $(DESTDIR)$(prefix)/lib/pkgconfig
+	install -m 0755 $(LIB_SO) $(DESTDIR)$(prefix)/lib/libucache-rdma.so.0
+	ln -sf libucache-rdma.so.0 $(DESTDIR)$(prefix)/lib/libucache-rdma.so
+	install -m 0644 $(LIB_A) $(DESTDIR)$(prefix)/lib/
+	install -m 0644 include/ucache.h $(DESTDIR)$(prefix)/include/
+	install -m 0644 $(BUILD)/ucache.pc $(DESTDIR)$(prefix)/lib/pkgconfig/
+	install -m 0755 $(PROGS) $(DESTDIR)$(prefix)/bin/
+
+uninstall:
+	rm -f $(DESTDIR)$(prefix)/lib/libucache-rdma.so* $(DESTDIR)$(prefix)/lib/libucache-rdma.a \
+	    $(DESTDIR)$(prefix)/include/ucache.h $(DESTDIR)$(prefix)/lib/pkgconfig/ucache.pc \
+	    $(DESTDIR)$(prefix)/bin/ucache $(DESTDIR)$(prefix)/bin/ucperf
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

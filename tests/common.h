@@ -1,0 +1,62 @@
+/*
+ * common.h - shared helpers of the CUnit suites: a runner that prints the
+ * CUnit summary plus one "N passed, N failed, N skipped" line, and a SKIP
+ * that is counted and says why (a test that cannot run here is never
+ * silently dropped).
+ */
+#ifndef UCACHE_TESTS_COMMON_H
+#define UCACHE_TESTS_COMMON_H
+
+#include <CUnit/Basic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static unsigned uct_skipped;
+
+/* Mark the running test skipped, with the reason; the caller returns. */
+#define UCT_SKIP(...)                                                         \
+    do {                                                                      \
+        uct_skipped++;                                                        \
+        fprintf(stderr, "SKIP %s: ", __func__);                               \
+        fprintf(stderr, __VA_ARGS__);                                         \
+        fputc('\n', stderr);                                                  \
+    } while (0)
+
+typedef struct uct_test {
+    const char *name;
+    void      (*fn)(void);
+} uct_test_t;
+
+/* Register one suite of tests; returns 0 on success. */
+static inline int uct_add_suite(const char *name, const uct_test_t *tests)
+{
+    CU_pSuite suite = CU_add_suite(name, NULL, NULL);
+
+    if (suite == NULL) {
+        return -1;
+    }
+    for (; tests->name != NULL; tests++) {
+        if (CU_add_test(suite, tests->name, tests->fn) == NULL) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Run everything registered; exit status 0 only if every test passed. */
+static inline int uct_run(void)
+{
+    unsigned run, failed;
+
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    run    = CU_get_number_of_tests_run();
+    failed = CU_get_number_of_tests_failed();
+    printf("\n%u passed, %u failed, %u skipped\n", run - failed - uct_skipped,
+           failed, uct_skipped);
+    CU_cleanup_registry();
+    return (failed == 0) ? 0 : 1;
+}
+
+#endif

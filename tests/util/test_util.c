@@ -1,0 +1,270 @@
+/*
+ * test_util.c - tests of util/: status strings, the configuration table
+ * (parsing, environment, printing) and the logger (levels, sinks).
+ */
+#include "tests/common.h"
+#include "ucache.h"
+#include "util/config.h"
+#include "util/log.h"
+
+static void test_status_strings(void)
+{
+    CU_ASSERT_STRING_EQUAL(ucache_strerror(UCACHE_OK), "success");
+    CU_ASSERT_STRING_EQUAL(ucache_strerror(UCACHE_ERR_PEER),
+                           "peer unreachable or failed");
+    CU_ASSERT_STRING_EQUAL(ucache_status_name(UCACHE_ERR_TIMEOUT),
+                           "UCACHE_ERR_TIMEOUT");
+    CU_ASSERT_STRING_EQUAL(ucache_strerror((ucache_status_t)-999), "unknown status");
+    CU_ASSERT_STRING_EQUAL(ucache_status_name((ucache_status_t)77),
+                           "UCACHE_ERR_UNKNOWN");
+    /* Every listed status has a distinct, non-empty message. */
+#define X(name, value, msg) CU_ASSERT(strlen(ucache_strerror(name)) > 0);
+    UCACHE_FOREACH_STATUS(X)
+#undef X
+}
+
+static void test_parse_size(void)
+{
+    uint64_t v;
+
+    CU_ASSERT_EQUAL(uc_parse_size("4096", &v), UCACHE_OK);
+    CU_ASSERT_EQUAL(v, 4096);
+    CU_ASSERT_EQUAL(uc_parse_size("4K", &v), UCACHE_OK);
+    CU_ASSERT_EQUAL(v, 4096);
+    CU_ASSERT_EQUAL(uc_parse_size("64m", &v), UCACHE_OK);
+    CU_ASSERT_EQUAL(v, 64ull << 20);
+    CU_ASSERT_EQUAL(uc_parse_size("1GiB", &v), UCACHE_OK);
+    CU_ASSERT_EQUAL(v, 1ull << 30);
+    CU_ASSERT_EQUAL(uc_parse_size("2T", &v), UCACHE_OK);
+    CU_ASSERT_EQUAL(v, 2ull << 40);
+    CU_ASSERT_EQUAL(uc_parse_size("", &v), UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(uc_parse_size("-1", &v), UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(uc_parse_size("12Q", &v), UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(uc_parse_size("1G2", &v), UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(uc_parse_size("99999999999999999999", &v), UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(uc_parse_size("99999999999T", &v), UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(uc_parse_size(NULL, &v), UCACHE_ERR_INVALID);
+}
+
+static void test_parse_time(void)
+{
+    uint64_t v;
+
+    CU_ASSERT_EQUAL(uc_parse_time("2s", &v), UCACHE_OK);
+    CU_ASSERT_EQUAL(v, 2000000000ull);
+    CU_ASSERT_EQUAL(uc_parse_time("500ms", &v), UCACHE_OK);
+    CU_ASSERT_EQUAL(v, 500000000ull);
+    CU_ASSERT_EQUAL(uc_parse_time("50us", &v), UCACHE_OK);
+    CU_ASSERT_EQUAL(v, 50000ull);
+    CU_ASSERT_EQUAL(uc_parse_time("7ns", &v), UCACHE_OK);
+    CU_ASSERT_EQUAL(v, 7ull);
+    CU_ASSERT_EQUAL(uc_parse_time("3", &v), UCACHE_OK);
+    CU_ASSERT_EQUAL(v, 3000000000ull);
+    CU_ASSERT_EQUAL(uc_parse_time("2m", &v), UCACHE_OK);
+    CU_ASSERT_EQUAL(v, 120000000000ull);
+    CU_ASSERT_EQUAL(uc_parse_time("2h", &v), UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(uc_parse_time("ms", &v), UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(uc_parse_time("99999999999999m", &v), UCACHE_ERR_INVALID);
+}
+
+static void test_format_roundtrip(void)
+{
+    char buf[32];
+
+    uc_format_size(64ull << 20, buf, sizeof(buf));
+    CU_ASSERT_STRING_EQUAL(buf, "64M");
+    uc_format_size(1000, buf, sizeof(buf));
+    CU_ASSERT_STRING_EQUAL(buf, "1000");
+    uc_format_time(2000000000ull, buf, sizeof(buf));
+    CU_ASSERT_STRING_EQUAL(buf, "2s");
+    uc_format_time(50000, buf, sizeof(buf));
+    CU_ASSERT_STRING_EQUAL(buf, "50us");
+    uc_format_time(0, buf, sizeof(buf));
+    CU_ASSERT_STRING_EQUAL(buf, "0ns");
+}
+
+static void test_config_defaults_and_env(void)
+{
+    uc_config_t cfg;
+
+    unsetenv("UCACHE_TIMEOUT");
+    unsetenv("UCACHE_MEM");
+    CU_ASSERT_EQUAL_FATAL(uc_config_load(&cfg), UCACHE_OK);
+    CU_ASSERT_EQUAL(cfg.timeout_ns, 2000000000ull);
+    CU_ASSERT_EQUAL(cfg.mem_bytes, 1ull << 30);
+    CU_ASSERT_EQUAL(cfg.chunk_size, 4ull << 20);
+    CU_ASSERT_EQUAL(cfg.max_eps, 1024);
+    CU_ASSERT_EQUAL(cfg.read_path, UC_READ_PATH_AUTO);
+    CU_ASSERT_STRING_EQUAL(cfg.transport, "ucx");
+
+    setenv("UCACHE_TIMEOUT", "250ms", 1);
+    setenv("UCACHE_MEM", "64M", 1);
+    setenv("UCACHE_READ_PATH", "am", 1);
+    CU_ASSERT_EQUAL(uc_config_load(&cfg), UCACHE_OK);
+    CU_ASSERT_EQUAL(cfg.timeout_ns, 250000000ull);
+    CU_ASSERT_EQUAL(cfg.mem_bytes, 64ull << 20);
+    CU_ASSERT_EQUAL(cfg.read_path, UC_READ_PATH_AM);
+
+    /* A typo is an error, never silently the default. */
+    setenv("UCACHE_TIMEOUT", "fast", 1);
+    CU_ASSERT_EQUAL(uc_config_load(&cfg), UCACHE_ERR_INVALID);
+    setenv("UCACHE_TIMEOUT", "0ns", 1); /* below the minimum */
+    CU_ASSERT_EQUAL(uc_config_load(&cfg), UCACHE_ERR_OUT_OF_RANGE);
+    unsetenv("UCACHE_TIMEOUT");
+    unsetenv("UCACHE_MEM");
+    unsetenv("UCACHE_READ_PATH");
+
+    CU_ASSERT_EQUAL(uc_config_set(&cfg, "NO_SUCH_THING", "1"), UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(uc_config_set(&cfg, "READ_PATH", "rdma"), UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(uc_config_set(&cfg, "MAX_EPS", "12x"), UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(uc_config_set(&cfg, "MAX_EPS", "12"), UCACHE_OK);
+    CU_ASSERT_EQUAL(cfg.max_eps, 12);
+}
+
+static char *print_config(unsigned flags, ucache_status_t *status_p)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+
+    *status_p = ucache_config_print(f, flags);
+    fclose(f);
+    return text;
+}
+
+static void test_config_print(void)
+{
+    ucache_status_t status;
+    char *text;
+    size_t i;
+
+    setenv("UCACHE_MAX_EPS", "77", 1);
+    text = print_config(UCACHE_CONFIG_PRINT_HELP, &status);
+    CU_ASSERT_EQUAL(status, UCACHE_OK);
+    /* Every table entry is printed, with its value. */
+    for (i = 0; i < uc_config_table_len; i++) {
+        char var[64];
+        snprintf(var, sizeof(var), "UCACHE_%s=", uc_config_table[i].name);
+        CU_ASSERT_PTR_NOT_NULL(strstr(text, var));
+        CU_ASSERT_PTR_NOT_NULL(strstr(text, uc_config_table[i].help));
+    }
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "UCACHE_MAX_EPS=77\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "UCACHE_TIMEOUT=2s    # default"));
+    free(text);
+
+    text = print_config(UCACHE_CONFIG_PRINT_JSON, &status);
+    CU_ASSERT_EQUAL(status, UCACHE_OK);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text,
+        "{\"name\":\"UCACHE_MAX_EPS\",\"value\":\"77\",\"default\":\"1024\",\"set\":true"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"valid\":true}"));
+    free(text);
+    unsetenv("UCACHE_MAX_EPS");
+
+    setenv("UCACHE_MEM", "lots", 1);
+    text = print_config(UCACHE_CONFIG_PRINT_JSON, &status);
+    CU_ASSERT_EQUAL(status, UCACHE_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"valid\":false}"));
+    free(text);
+    unsetenv("UCACHE_MEM");
+
+    CU_ASSERT_EQUAL(ucache_config_print(NULL, 0), UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(ucache_config_print(stderr, 1u << 7), UCACHE_ERR_INVALID);
+}
+
+static unsigned sink_count;
+static char     sink_last[1100];
+
+static void test_sink(void *arg, ucache_log_level_t level, const char *msg)
+{
+    (void)arg;
+    (void)level;
+    sink_count++;
+    snprintf(sink_last, sizeof(sink_last), "%s", msg);
+}
+
+static void test_log_levels_and_sink(void)
+{
+    ucache_log_set_sink(test_sink, NULL);
+    ucache_log_set_level(UCACHE_LOG_WARN);
+    sink_count = 0;
+    UC_INFO("not shown %d", 1);
+    CU_ASSERT_EQUAL(sink_count, 0);
+    UC_WARN("shown %d", 2);
+    CU_ASSERT_EQUAL(sink_count, 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(sink_last, "shown 2"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(sink_last, " warn "));
+    ucache_log_set_level(UCACHE_LOG_NONE);
+    UC_ERROR("silenced");
+    CU_ASSERT_EQUAL(sink_count, 1);
+    ucache_log_set_level(UCACHE_LOG_WARN);
+    ucache_log_set_sink(NULL, NULL);
+
+    CU_ASSERT_EQUAL(uc_log_level_parse("debug"), UCACHE_LOG_DEBUG);
+    CU_ASSERT_EQUAL(uc_log_level_parse("WARNING"), UCACHE_LOG_WARN);
+    CU_ASSERT_EQUAL(uc_log_level_parse("3"), UCACHE_LOG_INFO);
+    CU_ASSERT_EQUAL(uc_log_level_parse("loud"), -1);
+}
+
+static void test_init_params(void)
+{
+    ucache_params_t p = { .field_mask = 1u << 20 };
+    ucache_stats_t st;
+    ucache_h ctx = NULL;
+    size_t nread;
+    char buf[8];
+
+    CU_ASSERT_EQUAL(ucache_init(&p, &ctx), UCACHE_ERR_INVALID);
+    CU_ASSERT_PTR_NULL(ctx);
+    p.field_mask = UCACHE_PARAM_FIELD_CHUNK_SIZE;
+    p.chunk_size = 100;
+    CU_ASSERT_EQUAL(ucache_init(&p, &ctx), UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(ucache_init(NULL, NULL), UCACHE_ERR_INVALID);
+
+    p.field_mask = UCACHE_PARAM_FIELD_MEM_BYTES | UCACHE_PARAM_FIELD_TIMEOUT_NS |
+                   UCACHE_PARAM_FIELD_MEMBERS;
+    p.mem_bytes  = 64 << 20;
+    p.timeout_ns = 500000000ull;
+    p.members    = "dir:/tmp/ucache-test";
+    CU_ASSERT_EQUAL_FATAL(ucache_init(&p, &ctx), UCACHE_OK);
+    CU_ASSERT_EQUAL(ucache_stats_get(ctx, &st), UCACHE_OK);
+    CU_ASSERT_EQUAL(st.reads, 0);
+    CU_ASSERT_EQUAL(st.eps_open, 0);
+    /* The read path is not built yet, and says so. */
+    CU_ASSERT_EQUAL(ucache_read(ctx, "file:///etc/hostname", 0, sizeof(buf), buf,
+                                &nread), UCACHE_ERR_UNSUPPORTED);
+    ucache_finalize(ctx);
+    ucache_finalize(NULL);
+}
+
+int main(void)
+{
+    static const uct_test_t status_tests[] = {
+        {"status_strings", test_status_strings},
+        {NULL, NULL}
+    };
+    static const uct_test_t config_tests[] = {
+        {"parse_size", test_parse_size},
+        {"parse_time", test_parse_time},
+        {"format", test_format_roundtrip},
+        {"defaults_and_env", test_config_defaults_and_env},
+        {"print", test_config_print},
+        {NULL, NULL}
+    };
+    static const uct_test_t log_tests[] = {
+        {"levels_and_sink", test_log_levels_and_sink},
+        {NULL, NULL}
+    };
+    static const uct_test_t context_tests[] = {
+        {"init_params", test_init_params},
+        {NULL, NULL}
+    };
+
+    if ((CU_initialize_registry() != CUE_SUCCESS) ||
+        uct_add_suite("status", status_tests) ||
+        uct_add_suite("config", config_tests) ||
+        uct_add_suite("log", log_tests) ||
+        uct_add_suite("context", context_tests)) {
+        return 2;
+    }
+    return uct_run();
+}

@@ -1,0 +1,53 @@
+/*
+ * transport.c - backend selection for the transport layer.  The ops tables
+ * are listed here; ut_ctx_create() picks one by name (UCACHE_TRANSPORT).
+ */
+#include "transport.h"
+#include "util/log.h"
+
+#include <string.h>
+
+static const ut_ops_t *const ut_backends[] = {
+    &ut_ucx_ops,
+};
+
+ucache_status_t ut_ctx_create(const char *name, const ut_params_t *params,
+                              ut_ctx_t **ctx_p)
+{
+    uc_config_t cfg;
+    size_t i;
+
+    if (ctx_p == NULL) {
+        return UCACHE_ERR_INVALID;
+    }
+    if (name == NULL) {
+        if ((params != NULL) && (params->field_mask & UT_PARAM_FIELD_CONFIG) &&
+            (params->config != NULL)) {
+            name = params->config->transport;
+        } else {
+            if (uc_config_load(&cfg) != UCACHE_OK) {
+                return UCACHE_ERR_INVALID;
+            }
+            name = cfg.transport;
+        }
+    }
+    for (i = 0; i < sizeof(ut_backends) / sizeof(ut_backends[0]); i++) {
+        if (strcmp(ut_backends[i]->name, name) == 0) {
+            return ut_backends[i]->ctx_create(params, ctx_p);
+        }
+    }
+    UC_ERROR("unknown transport '%s' (available: ucx)", name);
+    return UCACHE_ERR_UNSUPPORTED;
+}
+
+const char *ut_path_name(ut_path_t path)
+{
+    switch (path) {
+    case UT_PATH_MAPPED: return "mapped";
+    case UT_PATH_GET:    return "get";
+    case UT_PATH_AM:     return "am";
+    case UT_PATH_RPC:    return "rpc";
+    case UT_PATH_NONE:   break;
+    }
+    return "none";
+}

@@ -1,0 +1,351 @@
+/*
+ * transport.h - the transport layer's interface: an ops table that each
+ * backend fills (ucx.c today, ofi.c later), and thin inline wrappers that the
+ * store and the fabric call.  Nothing above this layer includes UCX,
+ * libfabric or verbs headers or sees their status codes.
+ *
+ * What it offers: exported (remote read-only) memory, self-checking blobs for
+ * worker addresses and remote keys, lazily connected peers in a capped pool,
+ * reads of remote memory by the fastest correct primitive (mapped copy,
+ * native one-sided get, or an active-message bulk read), small request/reply
+ * RPCs, and progress by polling or by a thread.  Every remote operation has a
+ * deadline; a dead or silent peer fails it with UCACHE_ERR_PEER or
+ * UCACHE_ERR_TIMEOUT, and nothing hangs.
+ *
+ * Threads: any number of threads may call into one context.  Reads served
+ * from mapped memory take no lock and make no syscall; everything else is
+ * serialized by the context's lock (see the backend for the lock rules).
+ */
+#ifndef UT_TRANSPORT_H
+#define UT_TRANSPORT_H
+
+#include "ucache.h"
+#include "util/config.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ut_ctx  ut_ctx_t;
+typedef struct ut_mem  ut_mem_t;
+typedef struct ut_peer ut_peer_t;
+typedef struct ut_rkey ut_rkey_t;
+typedef struct ut_rpc  ut_rpc_t;
+typedef struct ucache_transport_ops ut_ops_t;
+
+/* Largest reply metadata an RPC handler may return (carried in the AM header). */
+#define UT_RPC_META_MAX   192
+/* RPC handler ids available to upper layers: 1 .. UT_RPC_MAX_ID. */
+#define UT_RPC_MAX_ID     63
+
+/* Which primitive served a read (ut_req_t.path). */
+typedef enum ut_path {
+    UT_PATH_NONE   = 0,
+    UT_PATH_MAPPED = 1, /* plain copy from the owner's mapped region   */
+    UT_PATH_GET    = 2, /* ucp_get (native RMA on RDMA NICs)           */
+    UT_PATH_AM     = 3, /* active-message request, bulk data reply     */
+    UT_PATH_RPC    = 4
+} ut_path_t;
+
+/* Peer states; the diagram and the transitions live in the backend. */
+typedef enum ut_peer_state {
+    UT_PEER_IDLE      = 0, /* known address, no endpoint open            */
+    UT_PEER_CONNECTED = 1, /* endpoint open                              */
+    UT_PEER_FAILED    = 2  /* error callback or deadline; retried later  */
+} ut_peer_state_t;
+
+enum ut_params_field {
+    UT_PARAM_FIELD_CONFIG   = 1u << 0,
+    UT_PARAM_FIELD_PROGRESS = 1u << 1
+};
+
+typedef struct ut_params {
+    uint64_t            field_mask;
+    const uc_config_t  *config;    /* copied; defaults + environment if absent */
+    uc_progress_mode_t  progress;  /* default UC_PROGRESS_POLL                 */
+} ut_params_t;
+
+/* Register flags for ut_mem_register(). */
+enum ut_mem_flags {
+    UT_MEM_EXPORT = 1u << 0   /* remote read-only access (packable rkey) */
+};
+
+/* Flags for ut_rpc_reply(). */
+enum ut_reply_flags {
+    /* The data stays valid and unchanged until long after the reply is sent
+     * (exported memory within its grace period): sent without a copy. */
+    UT_REPLY_DATA_STABLE = 1u << 0
+};
+
+/*
+ * One operation, owned by the caller from post until it completes (status is
+ * no longer UCACHE_INPROGRESS after a ut_wait/ut_test that covers it).  The
+ * caller must not move, reuse or free it, nor the buffers it names, before.
+ */
+typedef struct ut_req {
+    ucache_status_t status;      /* out */
+    uint8_t         path;        /* out: ut_path_t that served it        */
+    size_t          length;      /* out: data bytes delivered            */
+    size_t          meta_length; /* out: reply metadata bytes (RPC)      */
+    struct {                     /* backend-private */
+        ut_peer_t *peer;
+        void      *buf;
+        void      *meta;
+        size_t     cap;
+        size_t     meta_cap;
+        uint64_t   id;
+        uint64_t   deadline;
+        uint32_t   pending;
+        uint32_t   flags;
+        uint8_t    wire[48] __attribute__((aligned(8)));
+    } priv;
+} ut_req_t;
+
+/*
+ * An RPC handler runs on the serving context's progress path with the
+ * request bytes (valid only during the call) and must call ut_rpc_reply()
+ * exactly once before it returns.
+ */
+typedef void (*ut_rpc_handler_t)(void *arg, ut_rpc_t *rpc, const void *msg,
+                                 size_t len);
+
+typedef struct ut_stats {
+    uint64_t reads, read_bytes;
+    uint64_t mapped_reads, get_reads, am_reads;
+    uint64_t rpcs, rpcs_served, am_reads_served, served_bytes;
+    uint64_t timeouts, peer_failures, bad_input, late_replies;
+    uint64_t eps_open, eps_evicted, connects;
+} ut_stats_t;
+
+struct ucache_transport_ops {
+    const char *name;
+    ucache_status_t (*ctx_create)(const ut_params_t *params, ut_ctx_t **ctx_p);
+    void            (*ctx_destroy)(ut_ctx_t *ctx);
+    ucache_status_t (*address)(ut_ctx_t *ctx, const void **blob_p, size_t *len_p);
+    ucache_status_t (*mem_export)(ut_ctx_t *ctx, size_t len, ut_mem_t **mem_p);
+    ucache_status_t (*mem_register)(ut_ctx_t *ctx, void *addr, size_t len,
+                                    unsigned flags, ut_mem_t **mem_p);
+    void            (*mem_destroy)(ut_mem_t *mem);
+    ucache_status_t (*mem_pack)(ut_mem_t *mem, const void **blob_p, size_t *len_p);
+    ucache_status_t (*peer_create)(ut_ctx_t *ctx, const void *addr, size_t len,
+                                   ut_peer_t **peer_p);
+    void            (*peer_destroy)(ut_peer_t *peer);
+    ut_peer_state_t (*peer_state)(ut_peer_t *peer);
+    ucache_status_t (*rkey_unpack)(ut_peer_t *peer, const void *blob, size_t len,
+                                   ut_rkey_t **rkey_p);
+    void            (*rkey_destroy)(ut_rkey_t *rkey);
+    ucache_status_t (*get_post)(ut_req_t *req, ut_rkey_t *rkey, uint64_t raddr,
+                                void *buf, size_t len);
+    ucache_status_t (*rpc_post)(ut_req_t *req, ut_peer_t *peer, unsigned id,
+                                const void *msg, size_t len, void *meta,
+                                size_t meta_cap, void *data, size_t data_cap);
+    ucache_status_t (*wait)(ut_ctx_t *ctx, ut_req_t *reqs, size_t n,
+                            uint64_t timeout_ns);
+    unsigned        (*progress)(ut_ctx_t *ctx);
+    ucache_status_t (*rpc_handler_set)(ut_ctx_t *ctx, unsigned id,
+                                       ut_rpc_handler_t cb, void *arg);
+    ucache_status_t (*rpc_reply)(ut_rpc_t *rpc, ucache_status_t status,
+                                 const void *meta, size_t meta_len,
+                                 const void *data, size_t data_len,
+                                 unsigned flags);
+    void            (*stats)(ut_ctx_t *ctx, ut_stats_t *stats);
+    const char     *(*peer_name)(ut_peer_t *peer);
+};
+
+/* Base objects; a backend's objects embed these as their first member. */
+struct ut_ctx {
+    const ut_ops_t *ops;
+};
+
+struct ut_mem {
+    ut_ctx_t *ctx;
+    void     *base;   /* local address of the region */
+    size_t    len;
+};
+
+struct ut_peer {
+    ut_ctx_t *ctx;
+};
+
+struct ut_rkey {
+    ut_ctx_t  *ctx;
+    ut_peer_t *peer;
+    uint64_t   base;  /* remote address of the region */
+    size_t     len;
+    void      *mapped; /* local pointer to the region's base, or NULL */
+};
+
+struct ut_rpc {
+    ut_ctx_t *ctx;    /* the serving context; valid during the handler */
+};
+
+extern const ut_ops_t ut_ucx_ops;
+
+/**
+ * Create a context of the backend named @p name ("ucx"); NULL means the
+ * configured UCACHE_TRANSPORT.  @p params may be NULL.
+ */
+ucache_status_t ut_ctx_create(const char *name, const ut_params_t *params,
+                              ut_ctx_t **ctx_p);
+
+static inline void ut_ctx_destroy(ut_ctx_t *ctx)
+{
+    if (ctx != NULL) {
+        ctx->ops->ctx_destroy(ctx);
+    }
+}
+
+/** This context's worker address as a self-checking blob, owned by @p ctx. */
+static inline ucache_status_t ut_address(ut_ctx_t *ctx, const void **blob_p,
+                                         size_t *len_p)
+{
+    return ctx->ops->address(ctx, blob_p, len_p);
+}
+
+/** Allocate and register @p len bytes for remote read-only access. */
+static inline ucache_status_t ut_mem_export(ut_ctx_t *ctx, size_t len,
+                                            ut_mem_t **mem_p)
+{
+    return ctx->ops->mem_export(ctx, len, mem_p);
+}
+
+/** Register caller-owned memory (destination buffers, an mmap'd file). */
+static inline ucache_status_t ut_mem_register(ut_ctx_t *ctx, void *addr,
+                                              size_t len, unsigned flags,
+                                              ut_mem_t **mem_p)
+{
+    return ctx->ops->mem_register(ctx, addr, len, flags, mem_p);
+}
+
+/** Deregister (and free, if exported) a region.  Accepts NULL. */
+static inline void ut_mem_destroy(ut_mem_t *mem)
+{
+    if (mem != NULL) {
+        mem->ctx->ops->mem_destroy(mem);
+    }
+}
+
+/** The region's remote key as a self-checking blob, owned by @p mem. */
+static inline ucache_status_t ut_mem_pack(ut_mem_t *mem, const void **blob_p,
+                                          size_t *len_p)
+{
+    return mem->ctx->ops->mem_pack(mem, blob_p, len_p);
+}
+
+/** A peer from its address blob (validated, copied); connects lazily. */
+static inline ucache_status_t ut_peer_create(ut_ctx_t *ctx, const void *addr,
+                                             size_t len, ut_peer_t **peer_p)
+{
+    return ctx->ops->peer_create(ctx, addr, len, peer_p);
+}
+
+/** Close the peer; its rkeys must be destroyed first.  Accepts NULL. */
+static inline void ut_peer_destroy(ut_peer_t *peer)
+{
+    if (peer != NULL) {
+        peer->ctx->ops->peer_destroy(peer);
+    }
+}
+
+static inline ut_peer_state_t ut_peer_state(ut_peer_t *peer)
+{
+    return peer->ctx->ops->peer_state(peer);
+}
+
+/** "host:pid" of the peer, owned by the peer. */
+static inline const char *ut_peer_name(ut_peer_t *peer)
+{
+    return peer->ctx->ops->peer_name(peer);
+}
+
+/** Unpack a remote key blob (validated) for reads from @p peer. */
+static inline ucache_status_t ut_rkey_unpack(ut_peer_t *peer, const void *blob,
+                                             size_t len, ut_rkey_t **rkey_p)
+{
+    return peer->ctx->ops->rkey_unpack(peer, blob, len, rkey_p);
+}
+
+/** Accepts NULL; no read through @p rkey may be in flight. */
+static inline void ut_rkey_destroy(ut_rkey_t *rkey)
+{
+    if (rkey != NULL) {
+        rkey->ctx->ops->rkey_destroy(rkey);
+    }
+}
+
+static inline bool ut_rkey_is_mapped(const ut_rkey_t *rkey)
+{
+    return rkey->mapped != NULL;
+}
+
+/**
+ * Post a read of [raddr, raddr+len) of the peer's region into @p buf.
+ * A mapped region is copied at once (req completes before return).
+ * @return UCACHE_OK if posted or done (see req->status); an error if the
+ *         arguments are bad or the peer is failed (req->status says the same).
+ */
+static inline ucache_status_t ut_get_post(ut_req_t *req, ut_rkey_t *rkey,
+                                          uint64_t raddr, void *buf, size_t len)
+{
+    return rkey->ctx->ops->get_post(req, rkey, raddr, buf, len);
+}
+
+/**
+ * Post an RPC: handler @p id on @p peer gets @p msg (which must stay valid
+ * until the request completes); the reply's metadata lands in @p meta and its
+ * data in @p data.
+ */
+static inline ucache_status_t ut_rpc_post(ut_req_t *req, ut_peer_t *peer,
+                                          unsigned id, const void *msg,
+                                          size_t len, void *meta,
+                                          size_t meta_cap, void *data,
+                                          size_t data_cap)
+{
+    return peer->ctx->ops->rpc_post(req, peer, id, msg, len, meta, meta_cap,
+                                    data, data_cap);
+}
+
+/**
+ * Progress until every request in @p reqs completes or @p timeout_ns passes
+ * (0: only check).  Requests past their own deadline fail their peer and
+ * complete with UCACHE_ERR_TIMEOUT.
+ * @return UCACHE_OK if all completed successfully, the first failed request's
+ *         status if any failed, UCACHE_INPROGRESS if some are still pending.
+ */
+static inline ucache_status_t ut_wait(ut_ctx_t *ctx, ut_req_t *reqs, size_t n,
+                                      uint64_t timeout_ns)
+{
+    return ctx->ops->wait(ctx, reqs, n, timeout_ns);
+}
+
+/** Progress the context once (polling mode). @return events handled. */
+static inline unsigned ut_progress(ut_ctx_t *ctx)
+{
+    return ctx->ops->progress(ctx);
+}
+
+static inline ucache_status_t ut_rpc_handler_set(ut_ctx_t *ctx, unsigned id,
+                                                 ut_rpc_handler_t cb, void *arg)
+{
+    return ctx->ops->rpc_handler_set(ctx, id, cb, arg);
+}
+
+/** Answer @p rpc; @p meta (<= UT_RPC_META_MAX) and @p data are copied unless
+ *  UT_REPLY_DATA_STABLE says the data outlives the send. */
+static inline ucache_status_t ut_rpc_reply(ut_rpc_t *rpc, ucache_status_t status,
+                                           const void *meta, size_t meta_len,
+                                           const void *data, size_t data_len,
+                                           unsigned flags)
+{
+    return rpc->ctx->ops->rpc_reply(rpc, status, meta, meta_len, data,
+                                    data_len, flags);
+}
+
+static inline void ut_stats(ut_ctx_t *ctx, ut_stats_t *stats)
+{
+    ctx->ops->stats(ctx, stats);
+}
+
+const char *ut_path_name(ut_path_t path);
+
+#endif

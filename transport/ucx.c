@@ -1,0 +1,2048 @@
+/*
+ * ucx.c - the UCX backend of the transport layer (ops table ut_ucx_ops).
+ *
+ * One context = one ucp_context + one ucp_worker, serialized by ctx->lock.
+ * Reads pick the fastest correct primitive per peer: a plain copy from the
+ * owner's region mapped with ucp_rkey_ptr (same host: no lock, no syscall,
+ * no remote CPU); ucp_get_nbx where the endpoint's RMA lanes are native
+ * (verbs); otherwise one active-message request answered with the bytes in
+ * one bulk reply (tcp, where UCX would emulate a get with messages anyway).
+ *
+ * Lock rules: every entry point that touches UCX or the tables takes
+ * ctx->lock (do_* functions assume it is held).  UCX callbacks only run
+ * inside ucp_worker_progress()/ucp_ep_close_nbx(), which are always called
+ * with the lock held, so callbacks never lock.  The mapped read path reads
+ * only immutable rkey fields and the peer's atomic state.
+ *
+ * Peer states (ut_peer_state_t):
+ *
+ *          peer_create()
+ *               |
+ *               v
+ *   +-------> IDLE ---------- do_peer_connect() ---------> CONNECTED
+ *   |          ^                                            |    |
+ *   |          +-- do_peer_disconnect(): LRU cap, idle ep --+    |
+ *   |                                                            | do_peer_fail():
+ *   |                                                            | error callback,
+ *   |                                                            | op deadline
+ *   |                                                            v
+ *   +-- do_peer_connect() once PEER_RETRY has passed ---------- FAILED
+ *       (until then every operation on the peer fails fast)
+ *
+ * Wire formats (all little-endian, this host's layout; versioned by magic):
+ *   address blob: ut_blob_hdr + ut_addr_body + UCX worker address
+ *   rkey blob:    ut_blob_hdr + ut_rkey_body + UCX packed rkey
+ *   AM request:   header ut_am_req_hdr; payload: ut_am_read_desc or RPC bytes
+ *   AM reply:     header ut_am_rep_hdr + metadata; payload: data
+ * Blobs carry an xxHash64 checksum over all their bytes, so a truncated or
+ * corrupted blob is rejected before UCX ever parses it.
+ */
+#include "transport.h"
+#include "util/log.h"
+#include "util/time.h"
+
+#include <ucp/api/ucp.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define UT_ADDR_MAGIC     0x44414355u /* "UCAD" */
+#define UT_RKEY_MAGIC     0x4b524355u /* "UCRK" */
+#define UT_AM_MAGIC       0x4d414355u /* "UCAM" */
+#define UT_BLOB_VERSION   1
+#define UT_AM_ID_REQ      10
+#define UT_AM_ID_REP      11
+#define UT_OP_READ        0          /* built-in AM read; RPC ids are 1..63 */
+#define UT_MAX_REGIONS    4096
+#define UT_HOST_MAX       64
+
+/* ut_req_t.priv.pending bits: the request completes when all are clear. */
+#define UT_PEND_UCX       (1u << 0)  /* a get (or send) owned by UCX        */
+#define UT_PEND_SEND      (1u << 1)  /* AM request send not yet completed   */
+#define UT_PEND_REPLY     (1u << 2)  /* waiting for the AM reply            */
+#define UT_PEND_RECV      (1u << 3)  /* rendezvous reply data being received */
+
+/* ut_req_t.priv.flags */
+#define UT_REQF_SLOT      (1u << 0)  /* holds a slot in ctx->slots */
+
+typedef struct ut_blob_hdr {
+    uint32_t magic;
+    uint16_t version;
+    uint16_t hdr_len;     /* sizeof(ut_blob_hdr) + body struct            */
+    uint32_t total_len;   /* whole blob, header included                  */
+    uint32_t reserved;
+    uint64_t checksum;    /* XXH64 of the whole blob with this field zero  */
+} ut_blob_hdr;
+
+typedef struct ut_addr_body {
+    uint64_t uuid;        /* random per context                           */
+    uint32_t pid;
+    uint32_t reserved;
+    char     host[UT_HOST_MAX];
+} ut_addr_body;
+
+typedef struct ut_rkey_body {
+    uint64_t base;        /* remote address of the region                 */
+    uint64_t len;
+    uint64_t cookie;      /* random per region: stale rkeys are refused   */
+    uint64_t ctx_uuid;
+    uint32_t region_id;
+    uint32_t reserved;
+} ut_rkey_body;
+
+typedef struct ut_am_req_hdr {
+    uint32_t magic;
+    uint16_t op;          /* UT_OP_READ or an RPC handler id              */
+    uint16_t reserved;
+    uint64_t id;          /* the requester's id, echoed in the reply      */
+} ut_am_req_hdr;
+
+typedef struct ut_am_read_desc {
+    uint32_t region_id;
+    uint32_t reserved;
+    uint64_t cookie;
+    uint64_t raddr;
+    uint64_t len;
+} ut_am_read_desc;
+
+typedef struct ut_am_rep_hdr {
+    uint32_t magic;
+    int32_t  status;      /* ucache_status_t                              */
+    uint64_t id;
+    uint32_t meta_len;    /* bytes of metadata following this header      */
+    uint32_t reserved;
+} ut_am_rep_hdr;
+
+_Static_assert(sizeof(ut_am_req_hdr) + sizeof(ut_am_read_desc) <=
+               sizeof(((ut_req_t *)0)->priv.wire), "wire area too small");
+
+typedef struct ut_ucx_ctx  ut_ucx_ctx_t;
+typedef struct ut_ucx_peer ut_ucx_peer_t;
+
+typedef struct ut_ucx_mem {
+    ut_mem_t      super;
+    ucp_mem_h     memh;
+    void         *blob;       /* packed rkey blob (exported regions) */
+    size_t        blob_len;
+    uint64_t      cookie;
+    uint32_t      region_id;  /* UINT32_MAX if not exported */
+    bool          allocated;  /* UCX allocated it */
+} ut_ucx_mem_t;
+
+struct ut_ucx_peer {
+    ut_peer_t        super;
+    void            *ucp_addr;   /* copy of the UCX worker address */
+    size_t           ucp_addr_len;
+    uint64_t         uuid;
+    char             name[UT_HOST_MAX + 16];
+    ucp_ep_h         ep;         /* NULL unless CONNECTED */
+    uint32_t         gen;        /* bumped on every connect */
+    _Atomic int      state;      /* ut_peer_state_t */
+    ucache_status_t  fail_status;
+    _Atomic uint64_t failed_at;
+    unsigned         inflight;   /* requests holding slots on this peer */
+    int              native_get; /* -1 unknown */
+    ut_ucx_peer_t   *lru_prev, *lru_next; /* connected peers, MRU first */
+    ut_ucx_peer_t   *all_next;
+    unsigned         nrkeys;
+};
+
+typedef struct ut_ucx_rkey {
+    ut_rkey_t       super;
+    ucp_rkey_h      rkey;        /* unpacked against ep generation gen */
+    uint32_t        gen;
+    void           *blob;        /* UCX part of the blob, for re-unpacking */
+    size_t          blob_len;
+    uint64_t        cookie;
+    uint32_t        region_id;
+    ucp_rkey_h      map_rkey;    /* keeps the mapping alive (mapped only) */
+} ut_ucx_rkey_t;
+
+typedef struct ut_ucx_rpc {
+    ut_rpc_t        super;
+    ucp_ep_h        reply_ep;
+    uint64_t        id;
+    bool            replied;
+} ut_ucx_rpc_t;
+
+/* A reply in flight: keeps header, metadata and (if copied) data alive. */
+typedef struct ut_ucx_reply {
+    ut_am_rep_hdr        hdr;
+    uint8_t              meta[UT_RPC_META_MAX];
+    void                *copy;
+    ut_ucx_ctx_t        *ctx;
+    struct ut_ucx_reply *next;   /* free list */
+} ut_ucx_reply_t;
+
+typedef struct ut_ucx_handler {
+    ut_rpc_handler_t cb;
+    void            *arg;
+} ut_ucx_handler_t;
+
+typedef struct ut_ucx_closing {
+    void                  *req;
+    struct ut_ucx_closing *next;
+} ut_ucx_closing_t;
+
+struct ut_ucx_ctx {
+    ut_ctx_t          super;
+    uc_config_t       cfg;
+    uc_progress_mode_t progress_mode;
+    pthread_mutex_t   lock;
+    ucp_context_h     ucp;
+    ucp_worker_h      worker;
+    size_t            max_am_header;
+    void             *addr_blob;
+    size_t            addr_blob_len;
+    uint64_t          uuid;
+
+    ut_ucx_mem_t     *regions[UT_MAX_REGIONS]; /* exported, by region id */
+
+    ut_ucx_peer_t    *peers;        /* every peer (all_next)            */
+    ut_ucx_peer_t    *lru_head, *lru_tail;
+    unsigned          nopen;
+
+    ut_req_t        **slots;        /* outstanding requests, by slot     */
+    uint32_t         *slot_gen;
+    uint32_t         *free_slots;
+    uint32_t          nfree;
+
+    ut_ucx_handler_t  handlers[UT_RPC_MAX_ID + 1];
+    ut_ucx_reply_t   *reply_free;
+    ut_ucx_closing_t *closing;
+
+    _Atomic uint64_t  last_progress;
+    pthread_t         thread;
+    bool              thread_running;
+    _Atomic bool      thread_stop;
+    int               epfd, stopfd, wakefd;
+
+    struct {
+        _Atomic uint64_t reads, read_bytes, mapped_reads, get_reads, am_reads;
+        _Atomic uint64_t rpcs, rpcs_served, am_reads_served, served_bytes;
+        _Atomic uint64_t timeouts, peer_failures, bad_input, late_replies;
+        _Atomic uint64_t eps_evicted, connects;
+    } st;
+};
+
+#define UT_STAT_ADD(_ctx, _f, _v) \
+    atomic_fetch_add_explicit(&(_ctx)->st._f, (_v), memory_order_relaxed)
+
+static inline ut_ucx_ctx_t *ut_ctx_of(ut_ctx_t *ctx)
+{
+    return (ut_ucx_ctx_t *)ctx;
+}
+
+static ucache_status_t ut_ucs_status(ucs_status_t status)
+{
+    switch (status) {
+    case UCS_OK:                    return UCACHE_OK;
+    case UCS_INPROGRESS:            return UCACHE_INPROGRESS;
+    case UCS_ERR_NO_MEMORY:         return UCACHE_ERR_NO_MEMORY;
+    case UCS_ERR_INVALID_PARAM:     return UCACHE_ERR_INVALID;
+    case UCS_ERR_NO_RESOURCE:
+    case UCS_ERR_BUSY:              return UCACHE_ERR_AGAIN;
+    case UCS_ERR_TIMED_OUT:         return UCACHE_ERR_TIMEOUT;
+    case UCS_ERR_CANCELED:          return UCACHE_ERR_CANCELED;
+    case UCS_ERR_UNSUPPORTED:       return UCACHE_ERR_UNSUPPORTED;
+    case UCS_ERR_MESSAGE_TRUNCATED: return UCACHE_ERR_MSG_TRUNCATED;
+    case UCS_ERR_IO_ERROR:          return UCACHE_ERR_IO;
+    case UCS_ERR_UNREACHABLE:
+    case UCS_ERR_CONNECTION_RESET:
+    case UCS_ERR_ENDPOINT_TIMEOUT:
+    case UCS_ERR_REJECTED:
+    case UCS_ERR_NOT_CONNECTED:     return UCACHE_ERR_PEER;
+    default:                        return UCACHE_ERR_TRANSPORT;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Self-checking blobs                                                       */
+/* ------------------------------------------------------------------------ */
+
+static void *ut_blob_build(uint32_t magic, const void *body, size_t body_len,
+                           const void *payload, size_t payload_len,
+                           size_t *len_p)
+{
+    size_t total = sizeof(ut_blob_hdr) + body_len + payload_len;
+    ut_blob_hdr *hdr;
+    uint8_t *blob;
+
+    if (total > UINT32_MAX) {
+        return NULL;
+    }
+    blob = calloc(1, total);
+    if (blob == NULL) {
+        return NULL;
+    }
+    hdr            = (ut_blob_hdr *)blob;
+    hdr->magic     = magic;
+    hdr->version   = UT_BLOB_VERSION;
+    hdr->hdr_len   = (uint16_t)(sizeof(*hdr) + body_len);
+    hdr->total_len = (uint32_t)total;
+    memcpy(blob + sizeof(*hdr), body, body_len);
+    memcpy(blob + sizeof(*hdr) + body_len, payload, payload_len);
+    hdr->checksum  = XXH64(blob, total, 0);
+    *len_p = total;
+    return blob;
+}
+
+/*
+ * Validate a blob; on success *body_p points at its body (body_len bytes)
+ * and *payload_p, *payload_len_p at the UCX part.
+ */
+static ucache_status_t ut_blob_check(const void *blob, size_t len,
+                                     uint32_t magic, size_t body_len,
+                                     const void **body_p,
+                                     const void **payload_p,
+                                     size_t *payload_len_p)
+{
+    ut_blob_hdr hdr;
+    uint64_t sum;
+    uint8_t *copy;
+
+    if ((blob == NULL) || (len < sizeof(hdr) + body_len)) {
+        return UCACHE_ERR_INVALID;
+    }
+    memcpy(&hdr, blob, sizeof(hdr));
+    if ((hdr.magic != magic) || (hdr.version != UT_BLOB_VERSION) ||
+        (hdr.hdr_len != sizeof(hdr) + body_len) || (hdr.total_len != len) ||
+        (len == sizeof(hdr) + body_len)) {
+        return UCACHE_ERR_INVALID;
+    }
+    copy = malloc(len);
+    if (copy == NULL) {
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    memcpy(copy, blob, len);
+    ((ut_blob_hdr *)copy)->checksum = 0;
+    sum = XXH64(copy, len, 0);
+    free(copy);
+    if (sum != hdr.checksum) {
+        return UCACHE_ERR_CORRUPT;
+    }
+    *body_p        = (const uint8_t *)blob + sizeof(hdr);
+    *payload_p     = (const uint8_t *)blob + hdr.hdr_len;
+    *payload_len_p = len - hdr.hdr_len;
+    return UCACHE_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Outstanding requests                                                      */
+/* ------------------------------------------------------------------------ */
+
+static void do_req_start(ut_ucx_ctx_t *ctx, ut_req_t *req, ut_peer_t *peer,
+                         ut_path_t path)
+{
+    req->status      = UCACHE_INPROGRESS;
+    req->path        = (uint8_t)path;
+    req->length      = 0;
+    req->meta_length = 0;
+    req->priv.peer   = peer;
+    req->priv.pending = 0;
+    req->priv.flags  = 0;
+    (void)ctx;
+}
+
+static ucache_status_t do_slot_alloc(ut_ucx_ctx_t *ctx, ut_req_t *req)
+{
+    uint32_t idx;
+
+    if (ctx->nfree == 0) {
+        return UCACHE_ERR_AGAIN;
+    }
+    idx = ctx->free_slots[--ctx->nfree];
+    ctx->slots[idx] = req;
+    req->priv.deadline = uc_deadline(ctx->cfg.timeout_ns);
+    req->priv.id    = ((uint64_t)ctx->slot_gen[idx] << 32) | idx;
+    req->priv.flags |= UT_REQF_SLOT;
+    ((ut_ucx_peer_t *)req->priv.peer)->inflight++;
+    return UCACHE_OK;
+}
+
+static ut_req_t *do_slot_find(ut_ucx_ctx_t *ctx, uint64_t id)
+{
+    uint32_t idx = (uint32_t)id;
+
+    if ((idx >= ctx->cfg.max_outstanding) || (ctx->slots[idx] == NULL) ||
+        (ctx->slot_gen[idx] != (uint32_t)(id >> 32))) {
+        return NULL;
+    }
+    return ctx->slots[idx];
+}
+
+/* Set the request's status once: the first error wins. */
+static void do_req_set_status(ut_req_t *req, ucache_status_t status)
+{
+    if ((req->status == UCACHE_INPROGRESS) || (req->status == UCACHE_OK)) {
+        req->status = status;
+    }
+}
+
+/* Clear pending bits; when none are left, release the slot and finish. */
+static void do_req_clear(ut_ucx_ctx_t *ctx, ut_req_t *req, uint32_t bits)
+{
+    ut_ucx_peer_t *peer = (ut_ucx_peer_t *)req->priv.peer;
+    uint32_t idx;
+
+    req->priv.pending &= ~bits;
+    if (req->priv.pending != 0) {
+        return;
+    }
+    if (req->priv.flags & UT_REQF_SLOT) {
+        idx = (uint32_t)req->priv.id;
+        ctx->slots[idx] = NULL;
+        ctx->slot_gen[idx]++;
+        ctx->free_slots[ctx->nfree++] = idx;
+        req->priv.flags &= ~UT_REQF_SLOT;
+        peer->inflight--;
+    }
+    if (req->status == UCACHE_INPROGRESS) {
+        req->status = UCACHE_OK;
+    }
+    if (req->status == UCACHE_OK) {
+        if (req->path == UT_PATH_RPC) {
+            UT_STAT_ADD(ctx, rpcs, 1);
+        } else {
+            UT_STAT_ADD(ctx, reads, 1);
+            UT_STAT_ADD(ctx, read_bytes, req->length);
+            if (req->path == UT_PATH_GET) {
+                UT_STAT_ADD(ctx, get_reads, 1);
+            } else {
+                UT_STAT_ADD(ctx, am_reads, 1);
+            }
+        }
+    } else if (req->status == UCACHE_ERR_TIMEOUT) {
+        UT_STAT_ADD(ctx, timeouts, 1);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Peers and endpoints                                                       */
+/* ------------------------------------------------------------------------ */
+
+static void do_lru_unlink(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer)
+{
+    if (peer->lru_prev != NULL) {
+        peer->lru_prev->lru_next = peer->lru_next;
+    } else {
+        ctx->lru_head = peer->lru_next;
+    }
+    if (peer->lru_next != NULL) {
+        peer->lru_next->lru_prev = peer->lru_prev;
+    } else {
+        ctx->lru_tail = peer->lru_prev;
+    }
+    peer->lru_prev = peer->lru_next = NULL;
+}
+
+static void do_lru_push(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer)
+{
+    peer->lru_prev = NULL;
+    peer->lru_next = ctx->lru_head;
+    if (ctx->lru_head != NULL) {
+        ctx->lru_head->lru_prev = peer;
+    } else {
+        ctx->lru_tail = peer;
+    }
+    ctx->lru_head = peer;
+}
+
+static void do_lru_touch(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer)
+{
+    if (ctx->lru_head != peer) {
+        do_lru_unlink(ctx, peer);
+        do_lru_push(ctx, peer);
+    }
+}
+
+/* Close an endpoint without waiting: outstanding UCX requests on it complete
+ * (with an error) from inside this call or later progress. */
+static void do_ep_close(ut_ucx_ctx_t *ctx, ucp_ep_h ep)
+{
+    ucp_request_param_t param = {
+        .op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS,
+        .flags        = UCP_EP_CLOSE_FLAG_FORCE
+    };
+    ut_ucx_closing_t *c;
+    void *req;
+
+    req = ucp_ep_close_nbx(ep, &param);
+    if ((req == NULL) || UCS_PTR_IS_ERR(req)) {
+        return;
+    }
+    c = malloc(sizeof(*c));
+    if (c == NULL) {
+        /* Cannot track it: wait for it here (we hold the lock already). */
+        while (ucp_request_check_status(req) == UCS_INPROGRESS) {
+            ucp_worker_progress(ctx->worker);
+        }
+        ucp_request_free(req);
+        return;
+    }
+    c->req       = req;
+    c->next      = ctx->closing;
+    ctx->closing = c;
+}
+
+static void do_closing_reap(ut_ucx_ctx_t *ctx)
+{
+    ut_ucx_closing_t **pp = &ctx->closing, *c;
+
+    while ((c = *pp) != NULL) {
+        if (ucp_request_check_status(c->req) != UCS_INPROGRESS) {
+            ucp_request_free(c->req);
+            *pp = c->next;
+            free(c);
+        } else {
+            pp = &c->next;
+        }
+    }
+}
+
+static void do_peer_disconnect(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer,
+                               ut_peer_state_t new_state)
+{
+    ucp_ep_h ep = peer->ep;
+
+    if (ep == NULL) {
+        atomic_store(&peer->state, new_state);
+        return;
+    }
+    peer->ep = NULL;
+    do_lru_unlink(ctx, peer);
+    ctx->nopen--;
+    atomic_store(&peer->state, new_state);
+    do_ep_close(ctx, ep);
+}
+
+/*
+ * Fail a peer: every request still waiting on it completes with @p status
+ * (UCACHE_ERR_PEER from the error callback, UCACHE_ERR_TIMEOUT from a
+ * deadline); closing the endpoint cancels what UCX still holds.
+ */
+static void do_peer_fail(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer,
+                         ucache_status_t status)
+{
+    uint32_t i;
+    ut_req_t *req;
+
+    if (atomic_load(&peer->state) != UT_PEER_CONNECTED) {
+        return;
+    }
+    peer->fail_status = status;
+    atomic_store(&peer->failed_at, uc_time_ns());
+    UT_STAT_ADD(ctx, peer_failures, 1);
+    UC_WARN("peer %s failed: %s; its operations fail for %llu ms, then it is "
+            "retried", peer->name, ucache_strerror(status),
+            (unsigned long long)(ctx->cfg.peer_retry_ns / UC_NSEC_PER_MSEC));
+
+    for (i = 0; (i < ctx->cfg.max_outstanding) && (peer->inflight > 0); i++) {
+        req = ctx->slots[i];
+        if ((req != NULL) && (req->priv.peer == &peer->super)) {
+            do_req_set_status(req, status);
+            if (req->priv.pending & UT_PEND_REPLY) {
+                do_req_clear(ctx, req, UT_PEND_REPLY);
+            }
+        }
+    }
+    /* UCX-owned parts (gets, sends, rendezvous receives) finish with errors
+     * as the endpoint is closed; their callbacks keep the status set above. */
+    do_peer_disconnect(ctx, peer, UT_PEER_FAILED);
+}
+
+static void ut_ucx_ep_err_cb(void *arg, ucp_ep_h ep, ucs_status_t status)
+{
+    ut_ucx_peer_t *peer = arg;
+    ut_ucx_ctx_t *ctx   = ut_ctx_of(peer->super.ctx);
+
+    if (peer->ep != ep) {
+        return; /* an endpoint we already closed */
+    }
+    UC_DEBUG("endpoint to %s reported %s", peer->name, ucs_status_string(status));
+    do_peer_fail(ctx, peer, UCACHE_ERR_PEER);
+}
+
+/*
+ * Whether the endpoint's RMA lanes are native one-sided (verbs rc/dc, ugni,
+ * ...) rather than tcp's message-based emulation.  UCX 1.13 has no query for
+ * an endpoint's transports, so this reads ucp_ep_print_info().
+ */
+static int do_ep_native_rma(ucp_ep_h ep)
+{
+    static const char *const emulated[] = { "tcp", "sockcm", "self", NULL };
+    char *text = NULL, *line, *save = NULL, *tl, *end;
+    size_t size = 0;
+    int native = 0;
+    unsigned i;
+    FILE *f;
+
+    f = open_memstream(&text, &size);
+    if (f == NULL) {
+        return 0;
+    }
+    ucp_ep_print_info(ep, f);
+    fclose(f);
+    for (line = strtok_r(text, "\n", &save); line != NULL;
+         line = strtok_r(NULL, "\n", &save)) {
+        if ((strstr(line, "rma_bw") == NULL) || (strstr(line, "lane[") == NULL)) {
+            continue;
+        }
+        /* "lane[1]:  2:rc_mlx5/mlx5_0:1.0 md[1] ... rma_bw#0" */
+        tl = strchr(strchr(line, ']') + 1, ':');
+        if (tl == NULL) {
+            continue;
+        }
+        tl++;
+        end = strchr(tl, '/');
+        if (end == NULL) {
+            continue;
+        }
+        *end = '\0';
+        for (i = 0; emulated[i] != NULL; i++) {
+            if (strcmp(tl, emulated[i]) == 0) {
+                break;
+            }
+        }
+        if (emulated[i] == NULL) {
+            native = 1;
+        }
+    }
+    free(text);
+    return native;
+}
+
+static ucache_status_t do_peer_connect(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer)
+{
+    ucp_ep_params_t params = {
+        .field_mask      = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS |
+                           UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
+                           UCP_EP_PARAM_FIELD_ERR_HANDLER,
+        .address         = peer->ucp_addr,
+        .err_mode        = UCP_ERR_HANDLING_MODE_PEER,
+        .err_handler     = { .cb = ut_ucx_ep_err_cb, .arg = peer }
+    };
+    ut_ucx_peer_t *victim;
+    ucs_status_t status;
+    ucp_ep_h ep;
+
+    while (ctx->nopen >= ctx->cfg.max_eps) {
+        for (victim = ctx->lru_tail; victim != NULL; victim = victim->lru_prev) {
+            if (victim->inflight == 0) {
+                break;
+            }
+        }
+        if (victim == NULL) {
+            UC_WARN("all %u endpoints (UCACHE_MAX_EPS) are busy; cannot "
+                    "connect to %s now", ctx->cfg.max_eps, peer->name);
+            return UCACHE_ERR_AGAIN;
+        }
+        UC_DEBUG("closing idle endpoint to %s (UCACHE_MAX_EPS=%u)",
+                 victim->name, ctx->cfg.max_eps);
+        do_peer_disconnect(ctx, victim, UT_PEER_IDLE);
+        UT_STAT_ADD(ctx, eps_evicted, 1);
+    }
+
+    status = ucp_ep_create(ctx->worker, &params, &ep);
+    if (status != UCS_OK) {
+        UC_ERROR("cannot connect to %s: %s", peer->name, ucs_status_string(status));
+        peer->fail_status = ut_ucs_status(status);
+        atomic_store(&peer->failed_at, uc_time_ns());
+        atomic_store(&peer->state, UT_PEER_FAILED);
+        return UCACHE_ERR_PEER;
+    }
+    peer->ep         = ep;
+    peer->gen++;
+    peer->native_get = -1;
+    ctx->nopen++;
+    do_lru_push(ctx, peer);
+    atomic_store(&peer->state, UT_PEER_CONNECTED);
+    UT_STAT_ADD(ctx, connects, 1);
+    return UCACHE_OK;
+}
+
+/* Make sure the peer has an endpoint; fail fast within PEER_RETRY of a failure. */
+static ucache_status_t do_peer_ensure(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer)
+{
+    switch (atomic_load(&peer->state)) {
+    case UT_PEER_CONNECTED:
+        do_lru_touch(ctx, peer);
+        return UCACHE_OK;
+    case UT_PEER_FAILED:
+        if (uc_time_ns() - atomic_load(&peer->failed_at) < ctx->cfg.peer_retry_ns) {
+            return peer->fail_status;
+        }
+        UC_INFO("retrying failed peer %s", peer->name);
+        /* fall through */
+    default:
+        return do_peer_connect(ctx, peer);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Active messages                                                           */
+/* ------------------------------------------------------------------------ */
+
+static ut_ucx_reply_t *do_reply_get(ut_ucx_ctx_t *ctx)
+{
+    ut_ucx_reply_t *r = ctx->reply_free;
+
+    if (r != NULL) {
+        ctx->reply_free = r->next;
+    } else {
+        r = malloc(sizeof(*r));
+        if (r == NULL) {
+            return NULL;
+        }
+    }
+    r->copy = NULL;
+    r->ctx  = ctx;
+    return r;
+}
+
+static void do_reply_put(ut_ucx_reply_t *r)
+{
+    free(r->copy);
+    r->next = r->ctx->reply_free;
+    r->ctx->reply_free = r;
+}
+
+static void ut_ucx_reply_sent_cb(void *request, ucs_status_t status,
+                                 void *user_data)
+{
+    ut_ucx_reply_t *r = user_data;
+
+    if (status != UCS_OK) {
+        UC_DEBUG("reply to a requester failed: %s", ucs_status_string(status));
+    }
+    do_reply_put(r);
+    ucp_request_free(request);
+}
+
+/* Send one reply on @p ep; metadata is copied, data borrowed if stable. */
+static ucache_status_t do_reply_send(ut_ucx_ctx_t *ctx, ucp_ep_h ep,
+                                     uint64_t id, ucache_status_t status,
+                                     const void *meta, size_t meta_len,
+                                     const void *data, size_t data_len,
+                                     bool stable)
+{
+    ucp_request_param_t param = {
+        .op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA,
+        .cb.send      = ut_ucx_reply_sent_cb
+    };
+    ut_ucx_reply_t *r;
+    void *sreq;
+
+    r = do_reply_get(ctx);
+    if (r == NULL) {
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    if ((data_len > 0) && !stable) {
+        r->copy = malloc(data_len);
+        if (r->copy == NULL) {
+            do_reply_put(r);
+            return UCACHE_ERR_NO_MEMORY;
+        }
+        memcpy(r->copy, data, data_len);
+        data = r->copy;
+    }
+    r->hdr.magic    = UT_AM_MAGIC;
+    r->hdr.status   = status;
+    r->hdr.id       = id;
+    r->hdr.meta_len = (uint32_t)meta_len;
+    r->hdr.reserved = 0;
+    if (meta_len > 0) {
+        memcpy(r->meta, meta, meta_len);
+    }
+    param.user_data = r;
+    sreq = ucp_am_send_nbx(ep, UT_AM_ID_REP, &r->hdr, sizeof(r->hdr) + meta_len,
+                           (data_len > 0) ? data : NULL, data_len, &param);
+    if (sreq == NULL) {
+        do_reply_put(r);
+    } else if (UCS_PTR_IS_ERR(sreq)) {
+        UC_DEBUG("cannot send a reply: %s",
+                 ucs_status_string(UCS_PTR_STATUS(sreq)));
+        do_reply_put(r);
+        return ut_ucs_status(UCS_PTR_STATUS(sreq));
+    }
+    if (status == UCACHE_OK) {
+        UT_STAT_ADD(ctx, served_bytes, data_len);
+    }
+    return UCACHE_OK;
+}
+
+/* Serve a built-in read: bounds-checked against the exported region. */
+static void do_serve_read(ut_ucx_ctx_t *ctx, ucp_ep_h ep, uint64_t id,
+                          const void *data, size_t length)
+{
+    ut_am_read_desc d;
+    ut_ucx_mem_t *mem;
+    uint64_t base;
+
+    if (length != sizeof(d)) {
+        UT_STAT_ADD(ctx, bad_input, 1);
+        do_reply_send(ctx, ep, id, UCACHE_ERR_INVALID, NULL, 0, NULL, 0, false);
+        return;
+    }
+    memcpy(&d, data, sizeof(d));
+    mem = (d.region_id < UT_MAX_REGIONS) ? ctx->regions[d.region_id] : NULL;
+    if ((mem == NULL) || (mem->cookie != d.cookie)) {
+        UT_STAT_ADD(ctx, bad_input, 1);
+        UC_DEBUG("read of unknown or stale region %u", d.region_id);
+        do_reply_send(ctx, ep, id, UCACHE_ERR_STALE, NULL, 0, NULL, 0, false);
+        return;
+    }
+    base = (uint64_t)(uintptr_t)mem->super.base;
+    if ((d.len == 0) || (d.raddr < base) || (d.len > mem->super.len) ||
+        (d.raddr - base > mem->super.len - d.len)) {
+        UT_STAT_ADD(ctx, bad_input, 1);
+        do_reply_send(ctx, ep, id, UCACHE_ERR_OUT_OF_RANGE, NULL, 0, NULL, 0, false);
+        return;
+    }
+    UT_STAT_ADD(ctx, am_reads_served, 1);
+    do_reply_send(ctx, ep, id, UCACHE_OK, NULL, 0, (const void *)(uintptr_t)d.raddr,
+                  d.len, true);
+}
+
+static ucs_status_t ut_ucx_am_req_cb(void *arg, const void *header,
+                                     size_t header_length, void *data,
+                                     size_t length,
+                                     const ucp_am_recv_param_t *param)
+{
+    ut_ucx_ctx_t *ctx = arg;
+    ut_ucx_handler_t *h;
+    ut_am_req_hdr hdr;
+    ut_ucx_rpc_t rpc;
+
+    if ((header_length != sizeof(hdr)) ||
+        !(param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP)) {
+        UT_STAT_ADD(ctx, bad_input, 1);
+        UC_WARN("dropped a malformed request (header %zu bytes)", header_length);
+        return UCS_OK;
+    }
+    memcpy(&hdr, header, sizeof(hdr));
+    if (hdr.magic != UT_AM_MAGIC) {
+        UT_STAT_ADD(ctx, bad_input, 1);
+        UC_WARN("dropped a request with a bad magic 0x%x", hdr.magic);
+        return UCS_OK;
+    }
+    if ((param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) ||
+        (length > ctx->cfg.rpc_max)) {
+        UT_STAT_ADD(ctx, bad_input, 1);
+        UC_WARN("refused a %zu-byte request (UCACHE_RPC_MAX is %zu)", length,
+                ctx->cfg.rpc_max);
+        if (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) {
+            ucp_am_data_release(ctx->worker, data);
+        }
+        do_reply_send(ctx, param->reply_ep, hdr.id, UCACHE_ERR_MSG_TRUNCATED,
+                      NULL, 0, NULL, 0, false);
+        return UCS_OK;
+    }
+    if (hdr.op == UT_OP_READ) {
+        do_serve_read(ctx, param->reply_ep, hdr.id, data, length);
+        return UCS_OK;
+    }
+    h = (hdr.op <= UT_RPC_MAX_ID) ? &ctx->handlers[hdr.op] : NULL;
+    if ((h == NULL) || (h->cb == NULL)) {
+        UT_STAT_ADD(ctx, bad_input, 1);
+        UC_DEBUG("request for unknown handler %u", hdr.op);
+        do_reply_send(ctx, param->reply_ep, hdr.id, UCACHE_ERR_UNSUPPORTED,
+                      NULL, 0, NULL, 0, false);
+        return UCS_OK;
+    }
+    rpc.super.ctx = &ctx->super;
+    rpc.reply_ep  = param->reply_ep;
+    rpc.id        = hdr.id;
+    rpc.replied   = false;
+    h->cb(h->arg, &rpc.super, data, length);
+    if (!rpc.replied) {
+        UC_ERROR("RPC handler %u returned without replying; answering with an "
+                 "error", hdr.op);
+        do_reply_send(ctx, param->reply_ep, hdr.id, UCACHE_ERR_TRANSPORT,
+                      NULL, 0, NULL, 0, false);
+    }
+    UT_STAT_ADD(ctx, rpcs_served, 1);
+    return UCS_OK;
+}
+
+static void ut_ucx_recv_done_cb(void *request, ucs_status_t status,
+                                size_t length, void *user_data)
+{
+    ut_req_t *req = user_data;
+    ut_ucx_peer_t *peer = (ut_ucx_peer_t *)req->priv.peer;
+
+    if (status != UCS_OK) {
+        do_req_set_status(req, (atomic_load(&peer->state) == UT_PEER_FAILED) ?
+                               peer->fail_status : ut_ucs_status(status));
+    } else {
+        req->length = length;
+    }
+    do_req_clear(ut_ctx_of(peer->super.ctx), req, UT_PEND_RECV);
+    ucp_request_free(request);
+}
+
+static ucs_status_t ut_ucx_am_rep_cb(void *arg, const void *header,
+                                     size_t header_length, void *data,
+                                     size_t length,
+                                     const ucp_am_recv_param_t *param)
+{
+    ut_ucx_ctx_t *ctx = arg;
+    bool rndv = !!(param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV);
+    ucp_request_param_t rparam;
+    ut_am_rep_hdr hdr;
+    ut_req_t *req;
+    void *rreq;
+
+    if (header_length < sizeof(hdr)) {
+        goto bad;
+    }
+    memcpy(&hdr, header, sizeof(hdr));
+    if ((hdr.magic != UT_AM_MAGIC) ||
+        (hdr.meta_len != header_length - sizeof(hdr))) {
+        goto bad;
+    }
+    req = do_slot_find(ctx, hdr.id);
+    if ((req == NULL) || !(req->priv.pending & UT_PEND_REPLY)) {
+        UT_STAT_ADD(ctx, late_replies, 1); /* its request timed out or failed */
+        goto drop;
+    }
+    if (hdr.status != UCACHE_OK) {
+        do_req_set_status(req, (ucache_status_t)hdr.status);
+        do_req_clear(ctx, req, UT_PEND_REPLY);
+        goto drop;
+    }
+    if ((hdr.meta_len > req->priv.meta_cap) || (length > req->priv.cap)) {
+        UC_WARN("reply of %u+%zu bytes does not fit the %zu+%zu-byte buffers",
+                hdr.meta_len, length, req->priv.meta_cap, req->priv.cap);
+        do_req_set_status(req, UCACHE_ERR_MSG_TRUNCATED);
+        do_req_clear(ctx, req, UT_PEND_REPLY);
+        goto drop;
+    }
+    if (hdr.meta_len > 0) {
+        memcpy(req->priv.meta, (const uint8_t *)header + sizeof(hdr), hdr.meta_len);
+    }
+    req->meta_length = hdr.meta_len;
+    req->length      = length;
+    if (!rndv) {
+        if (length > 0) {
+            memcpy(req->priv.buf, data, length);
+        }
+        do_req_clear(ctx, req, UT_PEND_REPLY);
+        return UCS_OK;
+    }
+    /* Bulk data: received by UCX straight into the caller's buffer. */
+    rparam.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
+    rparam.cb.recv_am   = ut_ucx_recv_done_cb;
+    rparam.user_data    = req;
+    req->priv.pending  |= UT_PEND_RECV;
+    rreq = ucp_am_recv_data_nbx(ctx->worker, data, req->priv.buf, length, &rparam);
+    if (rreq == NULL) {
+        req->priv.pending &= ~UT_PEND_RECV;
+    } else if (UCS_PTR_IS_ERR(rreq)) {
+        req->priv.pending &= ~UT_PEND_RECV;
+        do_req_set_status(req, ut_ucs_status(UCS_PTR_STATUS(rreq)));
+    }
+    do_req_clear(ctx, req, UT_PEND_REPLY);
+    return UCS_OK;
+
+bad:
+    UT_STAT_ADD(ctx, bad_input, 1);
+    UC_WARN("dropped a malformed reply (header %zu bytes)", header_length);
+drop:
+    if (rndv) {
+        ucp_am_data_release(ctx->worker, data);
+    }
+    return UCS_OK;
+}
+
+static void ut_ucx_send_done_cb(void *request, ucs_status_t status,
+                                void *user_data)
+{
+    ut_req_t *req = user_data;
+    ut_ucx_peer_t *peer = (ut_ucx_peer_t *)req->priv.peer;
+    ut_ucx_ctx_t *ctx = ut_ctx_of(peer->super.ctx);
+    uint32_t bits = UT_PEND_SEND;
+
+    if (status != UCS_OK) {
+        do_req_set_status(req, (atomic_load(&peer->state) == UT_PEER_FAILED) ?
+                               peer->fail_status : ut_ucs_status(status));
+        bits |= UT_PEND_REPLY; /* no reply will come */
+    }
+    do_req_clear(ctx, req, bits);
+    ucp_request_free(request);
+}
+
+/* Send an AM request whose header lives in req->priv.wire. */
+static ucache_status_t do_am_request(ut_ucx_ctx_t *ctx, ut_req_t *req,
+                                     ut_ucx_peer_t *peer, uint16_t op,
+                                     const void *payload, size_t len)
+{
+    ucp_request_param_t param = {
+        .op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA |
+                        UCP_OP_ATTR_FIELD_FLAGS,
+        .cb.send      = ut_ucx_send_done_cb,
+        .user_data    = req,
+        .flags        = UCP_AM_SEND_FLAG_REPLY | UCP_AM_SEND_FLAG_EAGER
+    };
+    ut_am_req_hdr *hdr = (ut_am_req_hdr *)req->priv.wire;
+    ucache_status_t status;
+    void *sreq;
+
+    status = do_slot_alloc(ctx, req);
+    if (status != UCACHE_OK) {
+        return status;
+    }
+    hdr->magic    = UT_AM_MAGIC;
+    hdr->op       = op;
+    hdr->reserved = 0;
+    hdr->id       = req->priv.id;
+    req->priv.pending = UT_PEND_SEND | UT_PEND_REPLY;
+    sreq = ucp_am_send_nbx(peer->ep, UT_AM_ID_REQ, hdr, sizeof(*hdr), payload,
+                           len, &param);
+    if (sreq == NULL) {
+        do_req_clear(ctx, req, UT_PEND_SEND);
+    } else if (UCS_PTR_IS_ERR(sreq)) {
+        status = ut_ucs_status(UCS_PTR_STATUS(sreq));
+        req->status = status;
+        do_req_clear(ctx, req, UT_PEND_SEND | UT_PEND_REPLY);
+        return status;
+    }
+    return UCACHE_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reads and RPCs                                                            */
+/* ------------------------------------------------------------------------ */
+
+static void ut_ucx_get_done_cb(void *request, ucs_status_t status,
+                               void *user_data)
+{
+    ut_req_t *req = user_data;
+    ut_ucx_peer_t *peer = (ut_ucx_peer_t *)req->priv.peer;
+
+    if (status != UCS_OK) {
+        do_req_set_status(req, (atomic_load(&peer->state) == UT_PEER_FAILED) ?
+                               peer->fail_status : ut_ucs_status(status));
+    }
+    do_req_clear(ut_ctx_of(peer->super.ctx), req, UT_PEND_UCX);
+    ucp_request_free(request);
+}
+
+static unsigned do_progress(ut_ucx_ctx_t *ctx)
+{
+    unsigned n = 0, k;
+
+    while ((k = ucp_worker_progress(ctx->worker)) != 0) {
+        n += k;
+    }
+    if (ctx->closing != NULL) {
+        do_closing_reap(ctx);
+    }
+    atomic_store_explicit(&ctx->last_progress, uc_time_ns(), memory_order_relaxed);
+    return n;
+}
+
+/*
+ * A client that only reads mapped memory would never progress its worker,
+ * so it would never hear of a peer's death: progress at most once a
+ * millisecond from the mapped path, and only if nobody else holds the lock.
+ */
+static void ut_ucx_progress_maybe(ut_ucx_ctx_t *ctx)
+{
+    uint64_t now;
+
+    if (ctx->thread_running) {
+        return; /* the progress thread hears of failures */
+    }
+    now = uc_time_ns();
+    if (now - atomic_load_explicit(&ctx->last_progress, memory_order_relaxed) <
+        UC_NSEC_PER_MSEC) {
+        return;
+    }
+    if (pthread_mutex_trylock(&ctx->lock) == 0) {
+        do_progress(ctx);
+        pthread_mutex_unlock(&ctx->lock);
+    }
+}
+
+static ucache_status_t do_rkey_ready(ut_ucx_ctx_t *ctx, ut_ucx_rkey_t *rk,
+                                     ut_ucx_peer_t *peer)
+{
+    ucs_status_t status;
+
+    if ((rk->rkey != NULL) && (rk->gen == peer->gen)) {
+        return UCACHE_OK;
+    }
+    if (rk->rkey != NULL) {
+        ucp_rkey_destroy(rk->rkey);
+        rk->rkey = NULL;
+    }
+    status = ucp_ep_rkey_unpack(peer->ep, rk->blob, &rk->rkey);
+    if (status != UCS_OK) {
+        UT_STAT_ADD(ctx, bad_input, 1);
+        UC_ERROR("cannot unpack a remote key of %s: %s", peer->name,
+                 ucs_status_string(status));
+        rk->rkey = NULL;
+        return UCACHE_ERR_INVALID;
+    }
+    rk->gen = peer->gen;
+    return UCACHE_OK;
+}
+
+static ucache_status_t ut_ucx_get_post(ut_req_t *req, ut_rkey_t *rkey,
+                                       uint64_t raddr, void *buf, size_t len)
+{
+    ut_ucx_rkey_t *rk   = (ut_ucx_rkey_t *)rkey;
+    ut_ucx_peer_t *peer = (ut_ucx_peer_t *)rkey->peer;
+    ut_ucx_ctx_t *ctx   = ut_ctx_of(rkey->ctx);
+    ucp_request_param_t param;
+    ut_am_read_desc *desc;
+    ucache_status_t status;
+    bool use_get;
+    void *greq;
+
+    do_req_start(ctx, req, rkey->peer, UT_PATH_NONE);
+    if ((buf == NULL) || (len == 0)) {
+        status = UCACHE_ERR_INVALID;
+        goto bad_input;
+    }
+    if ((raddr < rkey->base) || (len > rkey->len) ||
+        (raddr - rkey->base > rkey->len - len)) {
+        status = UCACHE_ERR_OUT_OF_RANGE;
+        goto bad_input;
+    }
+
+    if ((rkey->mapped != NULL) &&
+        (atomic_load_explicit(&peer->state, memory_order_acquire) != UT_PEER_FAILED)) {
+        memcpy(buf, (const uint8_t *)rkey->mapped + (raddr - rkey->base), len);
+        req->path   = UT_PATH_MAPPED;
+        req->length = len;
+        req->status = UCACHE_OK;
+        UT_STAT_ADD(ctx, reads, 1);
+        UT_STAT_ADD(ctx, read_bytes, len);
+        UT_STAT_ADD(ctx, mapped_reads, 1);
+        ut_ucx_progress_maybe(ctx);
+        return UCACHE_OK;
+    }
+
+    pthread_mutex_lock(&ctx->lock);
+    status = do_peer_ensure(ctx, peer);
+    if (status != UCACHE_OK) {
+        goto out_fail;
+    }
+    if (rkey->mapped != NULL) { /* the peer was failed and is being retried */
+        pthread_mutex_unlock(&ctx->lock);
+        return ut_ucx_get_post(req, rkey, raddr, buf, len);
+    }
+    status = do_rkey_ready(ctx, rk, peer);
+    if (status != UCACHE_OK) {
+        goto out_fail;
+    }
+    if (peer->native_get < 0) {
+        peer->native_get = do_ep_native_rma(peer->ep);
+        UC_DEBUG("reads from %s use %s", peer->name,
+                 peer->native_get ? "native get" : "active messages");
+    }
+    use_get = (ctx->cfg.read_path == UC_READ_PATH_GET) ||
+              ((ctx->cfg.read_path == UC_READ_PATH_AUTO) && peer->native_get);
+    req->priv.buf = buf;
+    req->priv.cap = len;
+
+    if (use_get) {
+        req->path = UT_PATH_GET;
+        status = do_slot_alloc(ctx, req);
+        if (status != UCACHE_OK) {
+            goto out_fail;
+        }
+        param.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
+        param.cb.send      = ut_ucx_get_done_cb;
+        param.user_data    = req;
+        req->priv.pending  = UT_PEND_UCX;
+        req->length        = len;
+        greq = ucp_get_nbx(peer->ep, buf, len, raddr, rk->rkey, &param);
+        if (greq == NULL) {
+            do_req_clear(ctx, req, UT_PEND_UCX);
+        } else if (UCS_PTR_IS_ERR(greq)) {
+            req->status = ut_ucs_status(UCS_PTR_STATUS(greq));
+            do_req_clear(ctx, req, UT_PEND_UCX);
+        }
+    } else {
+        req->path      = UT_PATH_AM;
+        req->priv.meta = NULL;
+        req->priv.meta_cap = 0;
+        desc = (ut_am_read_desc *)(req->priv.wire + sizeof(ut_am_req_hdr));
+        desc->region_id = rk->region_id;
+        desc->reserved  = 0;
+        desc->cookie    = rk->cookie;
+        desc->raddr     = raddr;
+        desc->len       = len;
+        status = do_am_request(ctx, req, peer, UT_OP_READ, desc, sizeof(*desc));
+        if (status != UCACHE_OK) {
+            goto out_fail;
+        }
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    return (req->status == UCACHE_INPROGRESS) ? UCACHE_OK : req->status;
+
+out_fail:
+    pthread_mutex_unlock(&ctx->lock);
+    req->status = status;
+    return status;
+
+bad_input:
+    UT_STAT_ADD(ctx, bad_input, 1);
+    UC_DEBUG("read of %zu bytes at 0x%llx refused: region is [0x%llx, +%zu): %s",
+             len, (unsigned long long)raddr, (unsigned long long)rkey->base,
+             rkey->len, ucache_strerror(status));
+    req->status = status;
+    return status;
+}
+
+static ucache_status_t ut_ucx_rpc_post(ut_req_t *req, ut_peer_t *p, unsigned id,
+                                       const void *msg, size_t len, void *meta,
+                                       size_t meta_cap, void *data,
+                                       size_t data_cap)
+{
+    ut_ucx_peer_t *peer = (ut_ucx_peer_t *)p;
+    ut_ucx_ctx_t *ctx   = ut_ctx_of(p->ctx);
+    ucache_status_t status;
+
+    do_req_start(ctx, req, p, UT_PATH_RPC);
+    if ((id == UT_OP_READ) || (id > UT_RPC_MAX_ID) || (len > ctx->cfg.rpc_max) ||
+        ((len > 0) && (msg == NULL)) || ((meta_cap > 0) && (meta == NULL)) ||
+        ((data_cap > 0) && (data == NULL))) {
+        UT_STAT_ADD(ctx, bad_input, 1);
+        UC_DEBUG("RPC %u of %zu bytes refused (UCACHE_RPC_MAX %zu)", id, len,
+                 ctx->cfg.rpc_max);
+        req->status = UCACHE_ERR_INVALID;
+        return req->status;
+    }
+    req->priv.buf      = data;
+    req->priv.cap      = data_cap;
+    req->priv.meta     = meta;
+    req->priv.meta_cap = meta_cap;
+
+    pthread_mutex_lock(&ctx->lock);
+    status = do_peer_ensure(ctx, peer);
+    if (status == UCACHE_OK) {
+        status = do_am_request(ctx, req, peer, (uint16_t)id, msg, len);
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    if (status != UCACHE_OK) {
+        req->status = status;
+        return status;
+    }
+    return (req->status == UCACHE_INPROGRESS) ? UCACHE_OK : req->status;
+}
+
+static ucache_status_t ut_ucx_rpc_reply(ut_rpc_t *r, ucache_status_t status,
+                                        const void *meta, size_t meta_len,
+                                        const void *data, size_t data_len,
+                                        unsigned flags)
+{
+    ut_ucx_rpc_t *rpc = (ut_ucx_rpc_t *)r;
+    ut_ucx_ctx_t *ctx = ut_ctx_of(r->ctx);
+
+    if (rpc->replied || (meta_len > UT_RPC_META_MAX) ||
+        (meta_len > ctx->max_am_header - sizeof(ut_am_rep_hdr)) ||
+        ((meta_len > 0) && (meta == NULL)) || ((data_len > 0) && (data == NULL)) ||
+        (flags & ~(unsigned)UT_REPLY_DATA_STABLE)) {
+        UC_ERROR("invalid RPC reply (replied=%d meta %zu data %zu flags 0x%x)",
+                 rpc->replied, meta_len, data_len, flags);
+        return UCACHE_ERR_INVALID;
+    }
+    rpc->replied = true;
+    if (status != UCACHE_OK) {
+        meta_len = data_len = 0;
+    }
+    return do_reply_send(ctx, rpc->reply_ep, rpc->id, status, meta, meta_len,
+                         data, data_len, !!(flags & UT_REPLY_DATA_STABLE));
+}
+
+static ucache_status_t ut_ucx_rpc_handler_set(ut_ctx_t *c, unsigned id,
+                                              ut_rpc_handler_t cb, void *arg)
+{
+    ut_ucx_ctx_t *ctx = ut_ctx_of(c);
+
+    if ((id == UT_OP_READ) || (id > UT_RPC_MAX_ID)) {
+        return UCACHE_ERR_INVALID;
+    }
+    pthread_mutex_lock(&ctx->lock);
+    ctx->handlers[id].cb  = cb;
+    ctx->handlers[id].arg = arg;
+    pthread_mutex_unlock(&ctx->lock);
+    return UCACHE_OK;
+}
+
+/* A request that is done: mapped reads complete in the posting thread before
+ * post returns, so only they may be checked without the lock. */
+static bool do_req_done(const ut_req_t *req)
+{
+    return req->status != UCACHE_INPROGRESS;
+}
+
+static ucache_status_t ut_ucx_wait(ut_ctx_t *c, ut_req_t *reqs, size_t n,
+                                   uint64_t timeout_ns)
+{
+    ut_ucx_ctx_t *ctx = ut_ctx_of(c);
+    uint64_t deadline = 0, now;
+    ucache_status_t ret = UCACHE_OK;
+    size_t i, first = 0;
+    ut_req_t *req;
+
+    /* Fast path: a batch of mapped reads needs neither lock nor progress. */
+    while ((first < n) && (reqs[first].path == UT_PATH_MAPPED)) {
+        first++;
+    }
+    if (first < n) {
+        deadline = uc_deadline(timeout_ns);
+        pthread_mutex_lock(&ctx->lock);
+        for (;;) {
+            for (i = first; (i < n) && do_req_done(&reqs[i]); i++) {
+            }
+            first = i;
+            if (first == n) {
+                break;
+            }
+            do_progress(ctx);
+            now = uc_time_ns();
+            for (i = first; i < n; i++) {
+                req = &reqs[i];
+                if (!do_req_done(req) && (now > req->priv.deadline)) {
+                    ut_ucx_peer_t *peer = (ut_ucx_peer_t *)req->priv.peer;
+                    if (atomic_load(&peer->state) == UT_PEER_CONNECTED) {
+                        UC_WARN("%s read/RPC of %zu bytes from %s passed its "
+                                "%llu ms deadline", ut_path_name(req->path),
+                                req->priv.cap, peer->name,
+                                (unsigned long long)(ctx->cfg.timeout_ns /
+                                                     UC_NSEC_PER_MSEC));
+                        do_peer_fail(ctx, peer, UCACHE_ERR_TIMEOUT);
+                    }
+                }
+            }
+            if (now > deadline) {
+                break;
+            }
+            /* Let a progress thread or other callers in between polls. */
+            pthread_mutex_unlock(&ctx->lock);
+            pthread_mutex_lock(&ctx->lock);
+        }
+        pthread_mutex_unlock(&ctx->lock);
+    }
+
+    for (i = 0; i < n; i++) {
+        if (reqs[i].status == UCACHE_INPROGRESS) {
+            ret = UCACHE_INPROGRESS;
+        } else if ((reqs[i].status != UCACHE_OK) && (ret == UCACHE_OK)) {
+            ret = reqs[i].status;
+        }
+    }
+    return ret;
+}
+
+static unsigned ut_ucx_progress(ut_ctx_t *c)
+{
+    ut_ucx_ctx_t *ctx = ut_ctx_of(c);
+    unsigned n;
+
+    pthread_mutex_lock(&ctx->lock);
+    n = do_progress(ctx);
+    pthread_mutex_unlock(&ctx->lock);
+    return n;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Progress thread                                                           */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Polls while there is work and for PROGRESS_SPIN after it, then arms the
+ * worker and sleeps on its event fd (and the stop fd), so an idle serving
+ * node costs no CPU.
+ */
+static void *ut_ucx_progress_thread(void *arg)
+{
+    ut_ucx_ctx_t *ctx = arg;
+    struct epoll_event ev;
+    uint64_t idle_since = uc_time_ns();
+    ucs_status_t status;
+    unsigned n;
+
+    while (!atomic_load(&ctx->thread_stop)) {
+        pthread_mutex_lock(&ctx->lock);
+        n = do_progress(ctx);
+        pthread_mutex_unlock(&ctx->lock);
+        if (n > 0) {
+            idle_since = uc_time_ns();
+            continue;
+        }
+        if (uc_time_ns() - idle_since < ctx->cfg.progress_spin_ns) {
+            sched_yield();
+            continue;
+        }
+        pthread_mutex_lock(&ctx->lock);
+        status = ucp_worker_arm(ctx->worker);
+        pthread_mutex_unlock(&ctx->lock);
+        if (status == UCS_ERR_BUSY) {
+            continue;
+        }
+        epoll_wait(ctx->epfd, &ev, 1, 100);
+        idle_since = uc_time_ns();
+    }
+    return NULL;
+}
+
+static ucache_status_t ut_ucx_thread_start(ut_ucx_ctx_t *ctx)
+{
+    struct epoll_event ev = { .events = EPOLLIN };
+    ucs_status_t status;
+    int efd;
+
+    status = ucp_worker_get_efd(ctx->worker, &efd);
+    if (status != UCS_OK) {
+        UC_ERROR("ucp_worker_get_efd: %s", ucs_status_string(status));
+        return UCACHE_ERR_TRANSPORT;
+    }
+    ctx->epfd   = epoll_create1(EPOLL_CLOEXEC);
+    ctx->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if ((ctx->epfd < 0) || (ctx->stopfd < 0)) {
+        UC_ERROR("cannot create the progress thread's fds: %m");
+        return UCACHE_ERR_IO;
+    }
+    ev.data.fd = efd;
+    if (epoll_ctl(ctx->epfd, EPOLL_CTL_ADD, efd, &ev) != 0) {
+        UC_ERROR("epoll_ctl(worker fd): %m");
+        return UCACHE_ERR_IO;
+    }
+    ev.data.fd = ctx->stopfd;
+    if (epoll_ctl(ctx->epfd, EPOLL_CTL_ADD, ctx->stopfd, &ev) != 0) {
+        UC_ERROR("epoll_ctl(stop fd): %m");
+        return UCACHE_ERR_IO;
+    }
+    if (pthread_create(&ctx->thread, NULL, ut_ucx_progress_thread, ctx) != 0) {
+        UC_ERROR("cannot start the progress thread");
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    ctx->thread_running = true;
+    return UCACHE_OK;
+}
+
+static void ut_ucx_thread_stop(ut_ucx_ctx_t *ctx)
+{
+    uint64_t one = 1;
+
+    if (ctx->thread_running) {
+        atomic_store(&ctx->thread_stop, true);
+        if (write(ctx->stopfd, &one, sizeof(one)) < 0) {
+            UC_DEBUG("progress thread wake-up: %m"); /* it wakes within 100 ms */
+        }
+        pthread_join(ctx->thread, NULL);
+        ctx->thread_running = false;
+    }
+    if (ctx->epfd >= 0) {
+        close(ctx->epfd);
+    }
+    if (ctx->stopfd >= 0) {
+        close(ctx->stopfd);
+    }
+    ctx->epfd = ctx->stopfd = -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Context                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static ucache_status_t ut_ucx_make_address(ut_ucx_ctx_t *ctx)
+{
+    ut_addr_body body = { .uuid = ctx->uuid, .pid = (uint32_t)getpid() };
+    ucp_address_t *addr;
+    size_t addr_len;
+    ucs_status_t status;
+
+    status = ucp_worker_get_address(ctx->worker, &addr, &addr_len);
+    if (status != UCS_OK) {
+        UC_ERROR("ucp_worker_get_address: %s", ucs_status_string(status));
+        return UCACHE_ERR_TRANSPORT;
+    }
+    if (gethostname(body.host, sizeof(body.host) - 1) != 0) {
+        snprintf(body.host, sizeof(body.host), "unknown");
+    }
+    ctx->addr_blob = ut_blob_build(UT_ADDR_MAGIC, &body, sizeof(body), addr,
+                                   addr_len, &ctx->addr_blob_len);
+    ucp_worker_release_address(ctx->worker, addr);
+    return (ctx->addr_blob != NULL) ? UCACHE_OK : UCACHE_ERR_NO_MEMORY;
+}
+
+static uint64_t ut_random64(void)
+{
+    uint64_t v = 0;
+    FILE *f = fopen("/dev/urandom", "re");
+
+    if ((f == NULL) || (fread(&v, sizeof(v), 1, f) != 1)) {
+        v = uc_time_ns() ^ ((uint64_t)getpid() << 32);
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+    return v;
+}
+
+static void ut_ucx_ctx_destroy(ut_ctx_t *c);
+
+static ucache_status_t ut_ucx_ctx_create(const ut_params_t *params,
+                                         ut_ctx_t **ctx_p)
+{
+    ucp_params_t uparams = {
+        .field_mask = UCP_PARAM_FIELD_FEATURES | UCP_PARAM_FIELD_MT_WORKERS_SHARED,
+        .features   = UCP_FEATURE_RMA | UCP_FEATURE_AM | UCP_FEATURE_WAKEUP,
+        .mt_workers_shared = 0
+    };
+    ucp_worker_params_t wparams = {
+        .field_mask  = UCP_WORKER_PARAM_FIELD_THREAD_MODE,
+        .thread_mode = UCS_THREAD_MODE_SERIALIZED
+    };
+    ucp_worker_attr_t wattr = {
+        .field_mask = UCP_WORKER_ATTR_FIELD_MAX_AM_HEADER
+    };
+    ucp_am_handler_param_t am = {
+        .field_mask = UCP_AM_HANDLER_PARAM_FIELD_ID | UCP_AM_HANDLER_PARAM_FIELD_CB |
+                      UCP_AM_HANDLER_PARAM_FIELD_ARG | UCP_AM_HANDLER_PARAM_FIELD_FLAGS,
+        .flags      = UCP_AM_FLAG_WHOLE_MSG
+    };
+    ucp_config_t *ucfg = NULL;
+    ucache_status_t ret;
+    ucs_status_t status;
+    ut_ucx_ctx_t *ctx;
+    uint32_t i;
+
+    if ((params != NULL) &&
+        (params->field_mask & ~(uint64_t)(UT_PARAM_FIELD_CONFIG | UT_PARAM_FIELD_PROGRESS))) {
+        UC_ERROR("unknown transport parameter bits 0x%llx",
+                 (unsigned long long)params->field_mask);
+        return UCACHE_ERR_INVALID;
+    }
+    uc_log_init();
+    ctx = calloc(1, sizeof(*ctx));
+    if (ctx == NULL) {
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    ctx->super.ops = &ut_ucx_ops;
+    ctx->epfd = ctx->stopfd = ctx->wakefd = -1;
+    pthread_mutex_init(&ctx->lock, NULL);
+    if ((params != NULL) && (params->field_mask & UT_PARAM_FIELD_CONFIG) &&
+        (params->config != NULL)) {
+        ctx->cfg = *params->config;
+    } else if ((ret = uc_config_load(&ctx->cfg)) != UCACHE_OK) {
+        goto err;
+    }
+    ctx->progress_mode = ((params != NULL) &&
+                          (params->field_mask & UT_PARAM_FIELD_PROGRESS)) ?
+                         params->progress : UC_PROGRESS_POLL;
+    ctx->uuid = ut_random64();
+
+    ret = UCACHE_ERR_NO_MEMORY;
+    ctx->slots      = calloc(ctx->cfg.max_outstanding, sizeof(*ctx->slots));
+    ctx->slot_gen   = calloc(ctx->cfg.max_outstanding, sizeof(*ctx->slot_gen));
+    ctx->free_slots = calloc(ctx->cfg.max_outstanding, sizeof(*ctx->free_slots));
+    if ((ctx->slots == NULL) || (ctx->slot_gen == NULL) || (ctx->free_slots == NULL)) {
+        goto err;
+    }
+    for (i = 0; i < ctx->cfg.max_outstanding; i++) {
+        ctx->free_slots[i] = ctx->cfg.max_outstanding - 1 - i;
+        ctx->slot_gen[i]   = 1;
+    }
+    ctx->nfree = ctx->cfg.max_outstanding;
+
+    ret = UCACHE_ERR_TRANSPORT;
+    status = ucp_config_read(NULL, NULL, &ucfg);
+    if (status != UCS_OK) {
+        UC_ERROR("ucp_config_read: %s", ucs_status_string(status));
+        goto err;
+    }
+    status = ucp_init(&uparams, ucfg, &ctx->ucp);
+    ucp_config_release(ucfg);
+    if (status != UCS_OK) {
+        UC_ERROR("ucp_init: %s (check UCX_TLS / UCX_NET_DEVICES)",
+                 ucs_status_string(status));
+        goto err;
+    }
+    status = ucp_worker_create(ctx->ucp, &wparams, &ctx->worker);
+    if (status != UCS_OK) {
+        UC_ERROR("ucp_worker_create: %s", ucs_status_string(status));
+        goto err;
+    }
+    if ((ucp_worker_query(ctx->worker, &wattr) != UCS_OK) ||
+        (wattr.max_am_header < sizeof(ut_am_rep_hdr) + UT_RPC_META_MAX)) {
+        UC_ERROR("UCX allows active-message headers of %zu bytes; %zu needed",
+                 wattr.max_am_header, sizeof(ut_am_rep_hdr) + UT_RPC_META_MAX);
+        goto err;
+    }
+    ctx->max_am_header = wattr.max_am_header;
+
+    am.id  = UT_AM_ID_REQ;
+    am.cb  = ut_ucx_am_req_cb;
+    am.arg = ctx;
+    if (ucp_worker_set_am_recv_handler(ctx->worker, &am) != UCS_OK) {
+        goto err;
+    }
+    am.id = UT_AM_ID_REP;
+    am.cb = ut_ucx_am_rep_cb;
+    if (ucp_worker_set_am_recv_handler(ctx->worker, &am) != UCS_OK) {
+        goto err;
+    }
+    ret = ut_ucx_make_address(ctx);
+    if (ret != UCACHE_OK) {
+        goto err;
+    }
+    if (ctx->progress_mode == UC_PROGRESS_THREAD) {
+        ret = ut_ucx_thread_start(ctx);
+        if (ret != UCACHE_OK) {
+            goto err;
+        }
+    }
+    *ctx_p = &ctx->super;
+    return UCACHE_OK;
+
+err:
+    ut_ucx_ctx_destroy(&ctx->super);
+    return ret;
+}
+
+static void ut_ucx_rkey_destroy(ut_rkey_t *rkey);
+static void ut_ucx_peer_destroy(ut_peer_t *peer);
+static void ut_ucx_mem_destroy(ut_mem_t *mem);
+
+static void ut_ucx_ctx_destroy(ut_ctx_t *c)
+{
+    ut_ucx_ctx_t *ctx = ut_ctx_of(c);
+    ut_ucx_reply_t *r;
+    unsigned i;
+
+    ut_ucx_thread_stop(ctx);
+    while (ctx->peers != NULL) {
+        UC_WARN("peer %s still open at context destroy; closing it",
+                ctx->peers->name);
+        ut_ucx_peer_destroy(&ctx->peers->super);
+    }
+    for (i = 0; i < UT_MAX_REGIONS; i++) {
+        if (ctx->regions[i] != NULL) {
+            ut_ucx_mem_destroy(&ctx->regions[i]->super);
+        }
+    }
+    if (ctx->worker != NULL) {
+        while (ctx->closing != NULL) {
+            ucp_worker_progress(ctx->worker);
+            do_closing_reap(ctx);
+        }
+        ucp_worker_destroy(ctx->worker);
+    }
+    if (ctx->ucp != NULL) {
+        ucp_cleanup(ctx->ucp);
+    }
+    while ((r = ctx->reply_free) != NULL) {
+        ctx->reply_free = r->next;
+        free(r);
+    }
+    free(ctx->addr_blob);
+    free(ctx->slots);
+    free(ctx->slot_gen);
+    free(ctx->free_slots);
+    pthread_mutex_destroy(&ctx->lock);
+    free(ctx);
+}
+
+static ucache_status_t ut_ucx_address(ut_ctx_t *c, const void **blob_p,
+                                      size_t *len_p)
+{
+    ut_ucx_ctx_t *ctx = ut_ctx_of(c);
+
+    *blob_p = ctx->addr_blob;
+    *len_p  = ctx->addr_blob_len;
+    return UCACHE_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Memory                                                                    */
+/* ------------------------------------------------------------------------ */
+
+static ucache_status_t do_mem_map(ut_ucx_ctx_t *ctx, void *addr, size_t len,
+                                  bool allocate, bool exported,
+                                  ut_mem_t **mem_p)
+{
+    ucp_mem_map_params_t mp = {
+        .field_mask = UCP_MEM_MAP_PARAM_FIELD_LENGTH |
+                      UCP_MEM_MAP_PARAM_FIELD_PROT |
+                      (allocate ? UCP_MEM_MAP_PARAM_FIELD_FLAGS :
+                                  UCP_MEM_MAP_PARAM_FIELD_ADDRESS),
+        .address    = addr,
+        .length     = len,
+        .flags      = allocate ? UCP_MEM_MAP_ALLOCATE : 0,
+        .prot       = UCP_MEM_MAP_PROT_LOCAL_READ | UCP_MEM_MAP_PROT_LOCAL_WRITE |
+                      (exported ? UCP_MEM_MAP_PROT_REMOTE_READ : 0)
+    };
+    ucp_mem_attr_t attr = {
+        .field_mask = UCP_MEM_ATTR_FIELD_ADDRESS | UCP_MEM_ATTR_FIELD_LENGTH
+    };
+    ut_rkey_body body;
+    ucache_status_t ret = UCACHE_ERR_NO_MEMORY;
+    ut_ucx_mem_t *mem;
+    ucs_status_t status;
+    void *rbuf;
+    size_t rlen;
+    uint32_t id;
+
+    if ((len == 0) || (!allocate && (addr == NULL))) {
+        UC_ERROR("cannot register %zu bytes at %p", len, addr);
+        return UCACHE_ERR_INVALID;
+    }
+    mem = calloc(1, sizeof(*mem));
+    if (mem == NULL) {
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    mem->region_id = UINT32_MAX;
+    status = ucp_mem_map(ctx->ucp, &mp, &mem->memh);
+    if (status != UCS_OK) {
+        UC_ERROR("ucp_mem_map of %zu bytes: %s", len, ucs_status_string(status));
+        ret = ut_ucs_status(status);
+        goto err_free;
+    }
+    if (ucp_mem_query(mem->memh, &attr) != UCS_OK) {
+        ret = UCACHE_ERR_TRANSPORT;
+        goto err_unmap;
+    }
+    mem->super.ctx  = &ctx->super;
+    mem->super.base = attr.address;
+    mem->super.len  = len; /* UCX may round up; we export what was asked */
+    mem->allocated  = allocate;
+    if (!exported) {
+        *mem_p = &mem->super;
+        return UCACHE_OK;
+    }
+
+    pthread_mutex_lock(&ctx->lock);
+    for (id = 0; (id < UT_MAX_REGIONS) && (ctx->regions[id] != NULL); id++) {
+    }
+    if (id == UT_MAX_REGIONS) {
+        pthread_mutex_unlock(&ctx->lock);
+        UC_ERROR("too many exported regions (%d)", UT_MAX_REGIONS);
+        ret = UCACHE_ERR_AGAIN;
+        goto err_unmap;
+    }
+    status = ucp_rkey_pack(ctx->ucp, mem->memh, &rbuf, &rlen);
+    if (status != UCS_OK) {
+        pthread_mutex_unlock(&ctx->lock);
+        UC_ERROR("ucp_rkey_pack: %s", ucs_status_string(status));
+        ret = UCACHE_ERR_TRANSPORT;
+        goto err_unmap;
+    }
+    mem->cookie    = ut_random64();
+    mem->region_id = id;
+    memset(&body, 0, sizeof(body));
+    body.base      = (uint64_t)(uintptr_t)attr.address;
+    body.len       = len;
+    body.cookie    = mem->cookie;
+    body.ctx_uuid  = ctx->uuid;
+    body.region_id = id;
+    mem->blob = ut_blob_build(UT_RKEY_MAGIC, &body, sizeof(body), rbuf, rlen,
+                              &mem->blob_len);
+    ucp_rkey_buffer_release(rbuf);
+    if (mem->blob == NULL) {
+        pthread_mutex_unlock(&ctx->lock);
+        goto err_unmap;
+    }
+    ctx->regions[id] = mem;
+    pthread_mutex_unlock(&ctx->lock);
+    *mem_p = &mem->super;
+    return UCACHE_OK;
+
+err_unmap:
+    ucp_mem_unmap(ctx->ucp, mem->memh);
+err_free:
+    free(mem);
+    return ret;
+}
+
+static ucache_status_t ut_ucx_mem_export(ut_ctx_t *c, size_t len, ut_mem_t **mem_p)
+{
+    return do_mem_map(ut_ctx_of(c), NULL, len, true, true, mem_p);
+}
+
+static ucache_status_t ut_ucx_mem_register(ut_ctx_t *c, void *addr, size_t len,
+                                           unsigned flags, ut_mem_t **mem_p)
+{
+    if (flags & ~(unsigned)UT_MEM_EXPORT) {
+        return UCACHE_ERR_INVALID;
+    }
+    return do_mem_map(ut_ctx_of(c), addr, len, false, !!(flags & UT_MEM_EXPORT),
+                      mem_p);
+}
+
+static void ut_ucx_mem_destroy(ut_mem_t *m)
+{
+    ut_ucx_mem_t *mem = (ut_ucx_mem_t *)m;
+    ut_ucx_ctx_t *ctx = ut_ctx_of(m->ctx);
+
+    if (mem->region_id != UINT32_MAX) {
+        pthread_mutex_lock(&ctx->lock);
+        ctx->regions[mem->region_id] = NULL;
+        pthread_mutex_unlock(&ctx->lock);
+    }
+    ucp_mem_unmap(ctx->ucp, mem->memh);
+    free(mem->blob);
+    free(mem);
+}
+
+static ucache_status_t ut_ucx_mem_pack(ut_mem_t *m, const void **blob_p,
+                                       size_t *len_p)
+{
+    ut_ucx_mem_t *mem = (ut_ucx_mem_t *)m;
+
+    if (mem->blob == NULL) {
+        UC_ERROR("region %p was not registered for export", m->base);
+        return UCACHE_ERR_INVALID;
+    }
+    *blob_p = mem->blob;
+    *len_p  = mem->blob_len;
+    return UCACHE_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Peer and rkey objects                                                     */
+/* ------------------------------------------------------------------------ */
+
+static ucache_status_t ut_ucx_peer_create(ut_ctx_t *c, const void *blob,
+                                          size_t len, ut_peer_t **peer_p)
+{
+    ut_ucx_ctx_t *ctx = ut_ctx_of(c);
+    const ut_addr_body *body;
+    const void *payload;
+    ut_ucx_peer_t *peer;
+    ucache_status_t status;
+    size_t plen;
+
+    status = ut_blob_check(blob, len, UT_ADDR_MAGIC, sizeof(*body),
+                           (const void **)&body, &payload, &plen);
+    if (status != UCACHE_OK) {
+        UT_STAT_ADD(ctx, bad_input, 1);
+        UC_ERROR("refused a peer address of %zu bytes: %s", len,
+                 (status == UCACHE_ERR_CORRUPT) ? "checksum mismatch" :
+                                                  "not a ucache address blob");
+        return status;
+    }
+    peer = calloc(1, sizeof(*peer));
+    if (peer == NULL) {
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    peer->ucp_addr = malloc(plen);
+    if (peer->ucp_addr == NULL) {
+        free(peer);
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    memcpy(peer->ucp_addr, payload, plen);
+    peer->ucp_addr_len = plen;
+    peer->uuid         = body->uuid;
+    peer->super.ctx    = c;
+    peer->native_get   = -1;
+    atomic_init(&peer->state, UT_PEER_IDLE);
+    snprintf(peer->name, sizeof(peer->name), "%.*s:%u", UT_HOST_MAX - 1,
+             body->host, body->pid);
+
+    pthread_mutex_lock(&ctx->lock);
+    peer->all_next = ctx->peers;
+    ctx->peers     = peer;
+    pthread_mutex_unlock(&ctx->lock);
+    *peer_p = &peer->super;
+    return UCACHE_OK;
+}
+
+static void ut_ucx_peer_destroy(ut_peer_t *p)
+{
+    ut_ucx_peer_t *peer = (ut_ucx_peer_t *)p, **pp;
+    ut_ucx_ctx_t *ctx   = ut_ctx_of(p->ctx);
+    uint32_t i;
+
+    pthread_mutex_lock(&ctx->lock);
+    if (peer->nrkeys > 0) {
+        UC_WARN("peer %s destroyed with %u remote keys still unpacked",
+                peer->name, peer->nrkeys);
+    }
+    /* Requests still in flight complete with UCACHE_ERR_CANCELED. */
+    for (i = 0; (i < ctx->cfg.max_outstanding) && (peer->inflight > 0); i++) {
+        ut_req_t *req = ctx->slots[i];
+        if ((req != NULL) && (req->priv.peer == p)) {
+            do_req_set_status(req, UCACHE_ERR_CANCELED);
+            if (req->priv.pending & UT_PEND_REPLY) {
+                do_req_clear(ctx, req, UT_PEND_REPLY);
+            }
+        }
+    }
+    do_peer_disconnect(ctx, peer, UT_PEER_IDLE);
+    while (peer->inflight > 0) { /* UCX completes the rest as the ep closes */
+        do_progress(ctx);
+    }
+    for (pp = &ctx->peers; *pp != NULL; pp = &(*pp)->all_next) {
+        if (*pp == peer) {
+            *pp = peer->all_next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    free(peer->ucp_addr);
+    free(peer);
+}
+
+static ut_peer_state_t ut_ucx_peer_state(ut_peer_t *p)
+{
+    return (ut_peer_state_t)atomic_load(&((ut_ucx_peer_t *)p)->state);
+}
+
+static const char *ut_ucx_peer_name(ut_peer_t *p)
+{
+    return ((ut_ucx_peer_t *)p)->name;
+}
+
+static ucache_status_t ut_ucx_rkey_unpack(ut_peer_t *p, const void *blob,
+                                          size_t len, ut_rkey_t **rkey_p)
+{
+    ut_ucx_peer_t *peer = (ut_ucx_peer_t *)p;
+    ut_ucx_ctx_t *ctx   = ut_ctx_of(p->ctx);
+    const ut_rkey_body *body;
+    const void *payload;
+    ucache_status_t status;
+    ut_ucx_rkey_t *rk;
+    void *ptr;
+    size_t plen;
+
+    status = ut_blob_check(blob, len, UT_RKEY_MAGIC, sizeof(*body),
+                           (const void **)&body, &payload, &plen);
+    if (status == UCACHE_OK && (body->ctx_uuid != peer->uuid)) {
+        status = UCACHE_ERR_STALE;
+    }
+    if (status != UCACHE_OK) {
+        UT_STAT_ADD(ctx, bad_input, 1);
+        UC_ERROR("refused a remote key of %zu bytes for %s: %s", len, peer->name,
+                 (status == UCACHE_ERR_CORRUPT) ? "checksum mismatch" :
+                 (status == UCACHE_ERR_STALE) ? "it belongs to another peer" :
+                                                "not a ucache rkey blob");
+        return status;
+    }
+    rk = calloc(1, sizeof(*rk));
+    if (rk == NULL) {
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    rk->blob = malloc(plen);
+    if (rk->blob == NULL) {
+        free(rk);
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    memcpy(rk->blob, payload, plen);
+    rk->blob_len        = plen;
+    rk->cookie          = body->cookie;
+    rk->region_id       = body->region_id;
+    rk->super.ctx       = p->ctx;
+    rk->super.peer      = p;
+    rk->super.base      = body->base;
+    rk->super.len       = body->len;
+
+    pthread_mutex_lock(&ctx->lock);
+    status = do_peer_ensure(ctx, peer);
+    if (status == UCACHE_OK) {
+        status = do_rkey_ready(ctx, rk, peer);
+    }
+    if (status != UCACHE_OK) {
+        pthread_mutex_unlock(&ctx->lock);
+        free(rk->blob);
+        free(rk);
+        return status;
+    }
+    /* Same host: map the owner's region once; reads become plain copies. */
+    if (ucp_rkey_ptr(rk->rkey, rk->super.base, &ptr) == UCS_OK) {
+        rk->super.mapped = ptr;
+        rk->map_rkey     = rk->rkey; /* never re-unpacked: the mapping stays */
+        rk->rkey         = NULL;
+    }
+    peer->nrkeys++;
+    pthread_mutex_unlock(&ctx->lock);
+    UC_DEBUG("remote key of %s: region %u, %zu bytes, %s", peer->name,
+             rk->region_id, rk->super.len, rk->super.mapped ? "mapped" : "remote");
+    *rkey_p = &rk->super;
+    return UCACHE_OK;
+}
+
+static void ut_ucx_rkey_destroy(ut_rkey_t *rkey)
+{
+    ut_ucx_rkey_t *rk   = (ut_ucx_rkey_t *)rkey;
+    ut_ucx_ctx_t *ctx   = ut_ctx_of(rkey->ctx);
+    ut_ucx_peer_t *peer = (ut_ucx_peer_t *)rkey->peer;
+
+    pthread_mutex_lock(&ctx->lock);
+    if (rk->rkey != NULL) {
+        ucp_rkey_destroy(rk->rkey);
+    }
+    if (rk->map_rkey != NULL) {
+        ucp_rkey_destroy(rk->map_rkey);
+    }
+    peer->nrkeys--;
+    pthread_mutex_unlock(&ctx->lock);
+    free(rk->blob);
+    free(rk);
+}
+
+static void ut_ucx_stats(ut_ctx_t *c, ut_stats_t *s)
+{
+    ut_ucx_ctx_t *ctx = ut_ctx_of(c);
+
+#define UT_STAT_COPY(_f) s->_f = atomic_load_explicit(&ctx->st._f, memory_order_relaxed)
+    UT_STAT_COPY(reads);
+    UT_STAT_COPY(read_bytes);
+    UT_STAT_COPY(mapped_reads);
+    UT_STAT_COPY(get_reads);
+    UT_STAT_COPY(am_reads);
+    UT_STAT_COPY(rpcs);
+    UT_STAT_COPY(rpcs_served);
+    UT_STAT_COPY(am_reads_served);
+    UT_STAT_COPY(served_bytes);
+    UT_STAT_COPY(timeouts);
+    UT_STAT_COPY(peer_failures);
+    UT_STAT_COPY(bad_input);
+    UT_STAT_COPY(late_replies);
+    UT_STAT_COPY(eps_evicted);
+    UT_STAT_COPY(connects);
+#undef UT_STAT_COPY
+    pthread_mutex_lock(&ctx->lock);
+    s->eps_open = ctx->nopen;
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+const ut_ops_t ut_ucx_ops = {
+    .name            = "ucx",
+    .ctx_create      = ut_ucx_ctx_create,
+    .ctx_destroy     = ut_ucx_ctx_destroy,
+    .address         = ut_ucx_address,
+    .mem_export      = ut_ucx_mem_export,
+    .mem_register    = ut_ucx_mem_register,
+    .mem_destroy     = ut_ucx_mem_destroy,
+    .mem_pack        = ut_ucx_mem_pack,
+    .peer_create     = ut_ucx_peer_create,
+    .peer_destroy    = ut_ucx_peer_destroy,
+    .peer_state      = ut_ucx_peer_state,
+    .peer_name       = ut_ucx_peer_name,
+    .rkey_unpack     = ut_ucx_rkey_unpack,
+    .rkey_destroy    = ut_ucx_rkey_destroy,
+    .get_post        = ut_ucx_get_post,
+    .rpc_post        = ut_ucx_rpc_post,
+    .wait            = ut_ucx_wait,
+    .progress        = ut_ucx_progress,
+    .rpc_handler_set = ut_ucx_rpc_handler_set,
+    .rpc_reply       = ut_ucx_rpc_reply,
+    .stats           = ut_ucx_stats,
+};

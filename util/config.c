@@ -1,0 +1,363 @@
+/*
+ * config.c - parsing, loading and printing of the configuration table.
+ * A value that does not parse is an error naming the variable and the value
+ * (never silently replaced by the default): a typo must not change behaviour.
+ */
+#include "config.h"
+#include "log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define UC_CFG_FIELD(_f) offsetof(uc_config_t, _f), sizeof(((uc_config_t *)0)->_f)
+
+static const char *const uc_log_level_names[] = {
+    "none", "error", "warn", "info", "debug", "trace", NULL
+};
+static const char *const uc_read_path_names[] = { "auto", "get", "am", NULL };
+
+const uc_config_entry_t uc_config_table[] = {
+    {"LOG_LEVEL", "warn",
+     "Log level: none, error, warn, info, debug, trace. Logs go to stderr, never stdout.",
+     UC_CFG_FIELD(log_level), UC_CFG_ENUM, uc_log_level_names, 0, 0},
+    {"LOG_FILE", "",
+     "Append log lines to this file instead of stderr.",
+     UC_CFG_FIELD(log_file), UC_CFG_STRING, NULL, 0, 0},
+    {"MEM", "1G",
+     "Pinned cache memory a node exports (K/M/G suffixes). Used by the node store.",
+     UC_CFG_FIELD(mem_bytes), UC_CFG_SIZE, NULL, 4096, 1ull << 50},
+    {"CHUNK_SIZE", "4M",
+     "Bytes per chunk of an object. Used by the fabric's read path.",
+     UC_CFG_FIELD(chunk_size), UC_CFG_SIZE, NULL, 4096, 1ull << 30},
+    {"MEMBERS", "",
+     "Membership source: dir:PATH, file:PATH or mpi. Used by the fabric.",
+     UC_CFG_FIELD(members), UC_CFG_STRING, NULL, 0, 0},
+    {"TRANSPORT", "ucx",
+     "Transport backend. 'ucx' (UCX selects tcp/shm/verbs itself; steer it with UCX_TLS).",
+     UC_CFG_FIELD(transport), UC_CFG_STRING, NULL, 0, 0},
+    {"READ_PATH", "auto",
+     "Remote read primitive when the peer's memory is not mapped: auto (native one-sided "
+     "get on RDMA transports, active-message bulk read otherwise), get, am.",
+     UC_CFG_FIELD(read_path), UC_CFG_ENUM, uc_read_path_names, 0, 0},
+    {"TIMEOUT", "2s",
+     "Deadline of one remote operation (read, RPC); a peer silent past it is failed.",
+     UC_CFG_FIELD(timeout_ns), UC_CFG_TIME, NULL, 1000, 3600ull * 1000000000ull},
+    {"MAX_EPS", "1024",
+     "Cap on open endpoints; the least recently used idle one is closed past it.",
+     UC_CFG_FIELD(max_eps), UC_CFG_UINT, NULL, 1, 1u << 24},
+    {"PEER_RETRY", "1s",
+     "After a peer fails, how long operations on it fail fast before a reconnect is tried.",
+     UC_CFG_FIELD(peer_retry_ns), UC_CFG_TIME, NULL, 0, 3600ull * 1000000000ull},
+    {"MAX_OUTSTANDING", "4096",
+     "Operations in flight per context; posting more returns UCACHE_ERR_AGAIN.",
+     UC_CFG_FIELD(max_outstanding), UC_CFG_UINT, NULL, 1, 1u << 20},
+    {"RPC_MAX", "64K",
+     "Largest RPC request a node accepts; larger ones get an error reply and a counter.",
+     UC_CFG_FIELD(rpc_max), UC_CFG_SIZE, NULL, 256, 16ull << 20},
+    {"PROGRESS_SPIN", "50us",
+     "How long a progress thread polls after the last event before it sleeps on the event fd.",
+     UC_CFG_FIELD(progress_spin_ns), UC_CFG_TIME, NULL, 0, 1000000000ull},
+};
+
+const size_t uc_config_table_len = sizeof(uc_config_table) / sizeof(uc_config_table[0]);
+
+ucache_status_t uc_parse_size(const char *s, uint64_t *bytes_p)
+{
+    unsigned long long v;
+    unsigned shift = 0;
+    char *end;
+
+    if ((s == NULL) || !isdigit((unsigned char)s[0])) {
+        return UCACHE_ERR_INVALID;
+    }
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno != 0) {
+        return UCACHE_ERR_INVALID;
+    }
+    switch (toupper((unsigned char)*end)) {
+    case 'K': shift = 10; end++; break;
+    case 'M': shift = 20; end++; break;
+    case 'G': shift = 30; end++; break;
+    case 'T': shift = 40; end++; break;
+    default: break;
+    }
+    if ((shift != 0) && (*end == 'i')) {
+        end++;
+    }
+    if ((*end == 'B') || (*end == 'b')) {
+        end++;
+    }
+    if ((*end != '\0') || ((shift != 0) && (v > (UINT64_MAX >> shift)))) {
+        return UCACHE_ERR_INVALID;
+    }
+    *bytes_p = (uint64_t)v << shift;
+    return UCACHE_OK;
+}
+
+ucache_status_t uc_parse_time(const char *s, uint64_t *ns_p)
+{
+    static const struct { const char *sfx; uint64_t mul; } units[] = {
+        {"ns", 1}, {"us", 1000}, {"ms", 1000000}, {"s", 1000000000ull},
+        {"m", 60000000000ull}, {"", 1000000000ull} /* bare number: seconds */
+    };
+    unsigned long long v;
+    char *end;
+    unsigned i;
+
+    if ((s == NULL) || !isdigit((unsigned char)s[0])) {
+        return UCACHE_ERR_INVALID;
+    }
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno != 0) {
+        return UCACHE_ERR_INVALID;
+    }
+    for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcmp(end, units[i].sfx) == 0) {
+            if (v > UINT64_MAX / units[i].mul) {
+                return UCACHE_ERR_INVALID;
+            }
+            *ns_p = v * units[i].mul;
+            return UCACHE_OK;
+        }
+    }
+    return UCACHE_ERR_INVALID;
+}
+
+void uc_format_size(uint64_t bytes, char *buf, size_t len)
+{
+    static const char sfx[] = "KMGT";
+    int i;
+
+    for (i = 3; i >= 0; i--) {
+        uint64_t unit = 1ull << (10 * (i + 1));
+        if ((bytes >= unit) && ((bytes % unit) == 0)) {
+            snprintf(buf, len, "%llu%c", (unsigned long long)(bytes / unit), sfx[i]);
+            return;
+        }
+    }
+    snprintf(buf, len, "%llu", (unsigned long long)bytes);
+}
+
+void uc_format_time(uint64_t ns, char *buf, size_t len)
+{
+    if ((ns != 0) && (ns % 1000000000ull) == 0) {
+        snprintf(buf, len, "%llus", (unsigned long long)(ns / 1000000000ull));
+    } else if ((ns != 0) && (ns % 1000000ull) == 0) {
+        snprintf(buf, len, "%llums", (unsigned long long)(ns / 1000000ull));
+    } else if ((ns != 0) && (ns % 1000ull) == 0) {
+        snprintf(buf, len, "%lluus", (unsigned long long)(ns / 1000ull));
+    } else {
+        snprintf(buf, len, "%lluns", (unsigned long long)ns);
+    }
+}
+
+static const uc_config_entry_t *uc_config_find(const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < uc_config_table_len; i++) {
+        if (strcmp(uc_config_table[i].name, name) == 0) {
+            return &uc_config_table[i];
+        }
+    }
+    return NULL;
+}
+
+static ucache_status_t uc_config_parse(uc_config_t *cfg,
+                                       const uc_config_entry_t *e,
+                                       const char *value)
+{
+    char *field = (char *)cfg + e->offset;
+    uint64_t v;
+    unsigned i;
+
+    switch (e->type) {
+    case UC_CFG_STRING:
+        if (strlen(value) >= e->size) {
+            return UCACHE_ERR_INVALID;
+        }
+        memcpy(field, value, strlen(value) + 1);
+        return UCACHE_OK;
+    case UC_CFG_ENUM:
+        for (i = 0; e->names[i] != NULL; i++) {
+            if (strcasecmp(value, e->names[i]) == 0) {
+                *(int *)field = (int)i;
+                return UCACHE_OK;
+            }
+        }
+        return UCACHE_ERR_INVALID;
+    case UC_CFG_SIZE:
+    case UC_CFG_UINT:
+    case UC_CFG_TIME:
+        if (e->type == UC_CFG_TIME) {
+            if (uc_parse_time(value, &v) != UCACHE_OK) {
+                return UCACHE_ERR_INVALID;
+            }
+        } else if (e->type == UC_CFG_SIZE) {
+            if (uc_parse_size(value, &v) != UCACHE_OK) {
+                return UCACHE_ERR_INVALID;
+            }
+        } else {
+            char *end;
+            if (!isdigit((unsigned char)value[0])) {
+                return UCACHE_ERR_INVALID;
+            }
+            errno = 0;
+            v = strtoull(value, &end, 10);
+            if ((errno != 0) || (*end != '\0')) {
+                return UCACHE_ERR_INVALID;
+            }
+        }
+        if ((v < e->min) || (v > e->max)) {
+            return UCACHE_ERR_OUT_OF_RANGE;
+        }
+        if (e->size == sizeof(uint64_t)) {
+            *(uint64_t *)field = v;
+        } else {
+            *(unsigned *)field = (unsigned)v;
+        }
+        return UCACHE_OK;
+    }
+    return UCACHE_ERR_INVALID;
+}
+
+ucache_status_t uc_config_set(uc_config_t *cfg, const char *name,
+                              const char *value)
+{
+    const uc_config_entry_t *e = uc_config_find(name);
+    ucache_status_t status;
+
+    if ((e == NULL) || (value == NULL)) {
+        UC_ERROR("unknown configuration variable UCACHE_%s", name);
+        return UCACHE_ERR_INVALID;
+    }
+    status = uc_config_parse(cfg, e, value);
+    if (status != UCACHE_OK) {
+        UC_ERROR("UCACHE_%s='%s' is invalid (%s): %s", e->name, value,
+                 ucache_strerror(status), e->help);
+    }
+    return status;
+}
+
+ucache_status_t uc_config_load(uc_config_t *cfg)
+{
+    ucache_status_t status, ret = UCACHE_OK;
+    char var[64];
+    const char *env;
+    size_t i;
+
+    memset(cfg, 0, sizeof(*cfg));
+    for (i = 0; i < uc_config_table_len; i++) {
+        status = uc_config_parse(cfg, &uc_config_table[i], uc_config_table[i].dflt);
+        if (status != UCACHE_OK) {
+            UC_ERROR("built-in default of UCACHE_%s does not parse",
+                     uc_config_table[i].name);
+            return status;
+        }
+    }
+    for (i = 0; i < uc_config_table_len; i++) {
+        snprintf(var, sizeof(var), "UCACHE_%s", uc_config_table[i].name);
+        env = getenv(var);
+        if (env == NULL) {
+            continue;
+        }
+        status = uc_config_set(cfg, uc_config_table[i].name, env);
+        if (status != UCACHE_OK) {
+            ret = status; /* keep going: report every bad variable once */
+        }
+    }
+    return ret;
+}
+
+void uc_config_format(const uc_config_t *cfg, const uc_config_entry_t *e,
+                      char *buf, size_t len)
+{
+    const char *field = (const char *)cfg + e->offset;
+    uint64_t v = 0;
+
+    if ((e->type == UC_CFG_SIZE) || (e->type == UC_CFG_UINT) ||
+        (e->type == UC_CFG_TIME)) {
+        v = (e->size == sizeof(uint64_t)) ? *(const uint64_t *)field :
+                                            *(const unsigned *)field;
+    }
+    switch (e->type) {
+    case UC_CFG_STRING: snprintf(buf, len, "%s", field); break;
+    case UC_CFG_ENUM:   snprintf(buf, len, "%s", e->names[*(const int *)field]); break;
+    case UC_CFG_SIZE:   uc_format_size(v, buf, len); break;
+    case UC_CFG_TIME:   uc_format_time(v, buf, len); break;
+    case UC_CFG_UINT:   snprintf(buf, len, "%llu", (unsigned long long)v); break;
+    }
+}
+
+static void uc_json_string(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (; *s != '\0'; s++) {
+        if ((*s == '"') || (*s == '\\')) {
+            fprintf(out, "\\%c", *s);
+        } else if ((unsigned char)*s < 0x20) {
+            fprintf(out, "\\u%04x", (unsigned char)*s);
+        } else {
+            fputc(*s, out);
+        }
+    }
+    fputc('"', out);
+}
+
+ucache_status_t ucache_config_print(FILE *out, unsigned flags)
+{
+    ucache_status_t status;
+    uc_config_t cfg, dflt;
+    char val[600], def[600];
+    size_t i;
+
+    if ((out == NULL) ||
+        (flags & ~(unsigned)(UCACHE_CONFIG_PRINT_HELP | UCACHE_CONFIG_PRINT_JSON))) {
+        return UCACHE_ERR_INVALID;
+    }
+    status = uc_config_load(&cfg);
+    /* Defaults alone: parse each default into a second copy. */
+    memset(&dflt, 0, sizeof(dflt));
+    for (i = 0; i < uc_config_table_len; i++) {
+        uc_config_parse(&dflt, &uc_config_table[i], uc_config_table[i].dflt);
+    }
+
+    if (flags & UCACHE_CONFIG_PRINT_JSON) {
+        fputs("{\"variables\":[", out);
+    }
+    for (i = 0; i < uc_config_table_len; i++) {
+        const uc_config_entry_t *e = &uc_config_table[i];
+        char var[64];
+
+        snprintf(var, sizeof(var), "UCACHE_%s", e->name);
+        uc_config_format(&cfg, e, val, sizeof(val));
+        uc_config_format(&dflt, e, def, sizeof(def));
+        if (flags & UCACHE_CONFIG_PRINT_JSON) {
+            fputs(i ? ",{\"name\":" : "{\"name\":", out);
+            uc_json_string(out, var);
+            fputs(",\"value\":", out);
+            uc_json_string(out, val);
+            fputs(",\"default\":", out);
+            uc_json_string(out, def);
+            fprintf(out, ",\"set\":%s,\"help\":", getenv(var) ? "true" : "false");
+            uc_json_string(out, e->help);
+            fputc('}', out);
+        } else {
+            fprintf(out, "%s=%s%s\n", var, val,
+                    getenv(var) ? "" : "    # default");
+            if (flags & UCACHE_CONFIG_PRINT_HELP) {
+                fprintf(out, "    %s (default: '%s')\n", e->help, def);
+            }
+        }
+    }
+    if (flags & UCACHE_CONFIG_PRINT_JSON) {
+        fprintf(out, "],\"valid\":%s}\n", (status == UCACHE_OK) ? "true" : "false");
+    }
+    return status;
+}
