@@ -32,11 +32,15 @@ typedef struct uct_test {
 static inline int uct_add_suite(const char *name, const uct_test_t *tests)
 {
     CU_pSuite suite = CU_add_suite(name, NULL, NULL);
+    const char *only = getenv("UCT_ONLY"); /* run only tests named like this */
 
     if (suite == NULL) {
         return -1;
     }
     for (; tests->name != NULL; tests++) {
+        if ((only != NULL) && (strstr(tests->name, only) == NULL)) {
+            continue;
+        }
         if (CU_add_test(suite, tests->name, tests->fn) == NULL) {
             return -1;
         }

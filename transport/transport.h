@@ -78,8 +78,8 @@ enum ut_reply_flags {
 };
 
 /*
- * One operation, owned by the caller from post until it completes (status is
- * no longer UCACHE_INPROGRESS after a ut_wait/ut_test that covers it).  The
+ * One operation, owned by the caller from post until it completes: status
+ * leaves UCACHE_INPROGRESS only when the transport holds no part of it.  The
  * caller must not move, reuse or free it, nor the buffers it names, before.
  */
 typedef struct ut_req {
@@ -97,6 +97,7 @@ typedef struct ut_req {
         uint64_t   deadline;
         uint32_t   pending;
         uint32_t   flags;
+        int32_t    error;    /* first error; becomes status on completion */
         uint8_t    wire[48] __attribute__((aligned(8)));
     } priv;
 } ut_req_t;

@@ -62,6 +62,7 @@
 #define UT_AM_ID_REQ      10
 #define UT_AM_ID_REP      11
 #define UT_OP_READ        0          /* built-in AM read; RPC ids are 1..63 */
+#define UT_OP_PING        64         /* built-in round trip that ends a connect */
 #define UT_MAX_REGIONS    4096
 #define UT_HOST_MAX       64
 
@@ -350,6 +351,7 @@ static void do_req_start(ut_ucx_ctx_t *ctx, ut_req_t *req, ut_peer_t *peer,
     req->priv.peer   = peer;
     req->priv.pending = 0;
     req->priv.flags  = 0;
+    req->priv.error  = UCACHE_OK;
     (void)ctx;
 }
 
@@ -380,11 +382,12 @@ static ut_req_t *do_slot_find(ut_ucx_ctx_t *ctx, uint64_t id)
     return ctx->slots[idx];
 }
 
-/* Set the request's status once: the first error wins. */
+/* Record the request's error (the first one wins); it becomes the status
+ * when the request completes, never before. */
 static void do_req_set_status(ut_req_t *req, ucache_status_t status)
 {
-    if ((req->status == UCACHE_INPROGRESS) || (req->status == UCACHE_OK)) {
-        req->status = status;
+    if (req->priv.error == UCACHE_OK) {
+        req->priv.error = status;
     }
 }
 
@@ -406,13 +409,11 @@ static void do_req_clear(ut_ucx_ctx_t *ctx, ut_req_t *req, uint32_t bits)
         req->priv.flags &= ~UT_REQF_SLOT;
         peer->inflight--;
     }
-    if (req->status == UCACHE_INPROGRESS) {
-        req->status = UCACHE_OK;
-    }
+    req->status = (ucache_status_t)req->priv.error;
     if (req->status == UCACHE_OK) {
         if (req->path == UT_PATH_RPC) {
             UT_STAT_ADD(ctx, rpcs, 1);
-        } else {
+        } else if (req->path != UT_PATH_NONE) { /* NONE: the connect ping */
             UT_STAT_ADD(ctx, reads, 1);
             UT_STAT_ADD(ctx, read_bytes, req->length);
             if (req->path == UT_PATH_GET) {
@@ -621,6 +622,47 @@ static int do_ep_native_rma(ucp_ep_h ep)
     return native;
 }
 
+static ucache_status_t do_am_request(ut_ucx_ctx_t *ctx, ut_req_t *req,
+                                     ut_ucx_peer_t *peer, uint16_t op,
+                                     const void *payload, size_t len);
+static unsigned do_progress(ut_ucx_ctx_t *ctx);
+
+/*
+ * One round trip on a new endpoint.  When the reply is in, UCX's wireup
+ * handshake has finished on both sides; a peer that does not answer within
+ * the deadline is failed.  (UCX 1.13 aborts a server that must answer a
+ * wireup from a client that already left: finishing the handshake before
+ * anything else is done on the endpoint keeps that window closed.)
+ */
+static ucache_status_t do_peer_ping(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer)
+{
+    ut_req_t req;
+    ucache_status_t status;
+
+    do_req_start(ctx, &req, &peer->super, UT_PATH_NONE);
+    req.priv.buf      = req.priv.meta = NULL;
+    req.priv.cap      = req.priv.meta_cap = 0;
+    status = do_am_request(ctx, &req, peer, UT_OP_PING, NULL, 0);
+    if (status != UCACHE_OK) {
+        do_peer_fail(ctx, peer, status);
+        return status;
+    }
+    while (req.status == UCACHE_INPROGRESS) {
+        do_progress(ctx);
+        if ((req.status == UCACHE_INPROGRESS) && (uc_time_ns() > req.priv.deadline) &&
+            (atomic_load(&peer->state) == UT_PEER_CONNECTED)) {
+            UC_WARN("%s did not answer the connection handshake within %llu ms",
+                    peer->name, (unsigned long long)(ctx->cfg.timeout_ns /
+                                                     UC_NSEC_PER_MSEC));
+            do_peer_fail(ctx, peer, UCACHE_ERR_TIMEOUT);
+        }
+    }
+    if (req.status != UCACHE_OK) {
+        do_peer_fail(ctx, peer, req.status);
+    }
+    return req.status;
+}
+
 static ucache_status_t do_peer_connect(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer)
 {
     ucp_ep_params_t params = {
@@ -667,7 +709,7 @@ static ucache_status_t do_peer_connect(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer)
     do_lru_push(ctx, peer);
     atomic_store(&peer->state, UT_PEER_CONNECTED);
     UT_STAT_ADD(ctx, connects, 1);
-    return UCACHE_OK;
+    return do_peer_ping(ctx, peer);
 }
 
 /* Make sure the peer has an endpoint; fail fast within PEER_RETRY of a failure. */
@@ -851,6 +893,11 @@ static ucs_status_t ut_ucx_am_req_cb(void *arg, const void *header,
         do_serve_read(ctx, param->reply_ep, hdr.id, data, length);
         return UCS_OK;
     }
+    if (hdr.op == UT_OP_PING) {
+        do_reply_send(ctx, param->reply_ep, hdr.id, UCACHE_OK, NULL, 0, NULL, 0,
+                      false);
+        return UCS_OK;
+    }
     h = (hdr.op <= UT_RPC_MAX_ID) ? &ctx->handlers[hdr.op] : NULL;
     if ((h == NULL) || (h->cb == NULL)) {
         UT_STAT_ADD(ctx, bad_input, 1);
@@ -1012,7 +1059,7 @@ static ucache_status_t do_am_request(ut_ucx_ctx_t *ctx, ut_req_t *req,
         do_req_clear(ctx, req, UT_PEND_SEND);
     } else if (UCS_PTR_IS_ERR(sreq)) {
         status = ut_ucs_status(UCS_PTR_STATUS(sreq));
-        req->status = status;
+        do_req_set_status(req, status);
         do_req_clear(ctx, req, UT_PEND_SEND | UT_PEND_REPLY);
         return status;
     }
@@ -1172,7 +1219,7 @@ static ucache_status_t ut_ucx_get_post(ut_req_t *req, ut_rkey_t *rkey,
         if (greq == NULL) {
             do_req_clear(ctx, req, UT_PEND_UCX);
         } else if (UCS_PTR_IS_ERR(greq)) {
-            req->status = ut_ucs_status(UCS_PTR_STATUS(greq));
+            do_req_set_status(req, ut_ucs_status(UCS_PTR_STATUS(greq)));
             do_req_clear(ctx, req, UT_PEND_UCX);
         }
     } else {
@@ -1868,6 +1915,8 @@ static void ut_ucx_peer_destroy(ut_peer_t *p)
 {
     ut_ucx_peer_t *peer = (ut_ucx_peer_t *)p, **pp;
     ut_ucx_ctx_t *ctx   = ut_ctx_of(p->ctx);
+    bool warned = false;
+    uint64_t t0;
     uint32_t i;
 
     pthread_mutex_lock(&ctx->lock);
@@ -1886,8 +1935,14 @@ static void ut_ucx_peer_destroy(ut_peer_t *p)
         }
     }
     do_peer_disconnect(ctx, peer, UT_PEER_IDLE);
+    t0 = uc_time_ns();
     while (peer->inflight > 0) { /* UCX completes the rest as the ep closes */
         do_progress(ctx);
+        if (!warned && (uc_time_ns() - t0 > 10 * UC_NSEC_PER_SEC)) {
+            UC_ERROR("%u requests to %s still held by UCX 10 s after the "
+                     "endpoint was closed", peer->inflight, peer->name);
+            warned = true;
+        }
     }
     for (pp = &ctx->peers; *pp != NULL; pp = &(*pp)->all_next) {
         if (*pp == peer) {

@@ -1,0 +1,971 @@
+/*
+ * test_ucx.c - tests of transport/ucx.c through transport.h.
+ *
+ * In-process suites use two contexts in one process (a serving one with a
+ * progress thread, a polling client).  Two-process suites fork an exporter
+ * that fills a region with a known pattern and serves it; the reader compares
+ * every byte it reads with that pattern, over shared memory and over tcp.
+ * Faults: SIGSTOP of the exporter, kill -9 mid-stream, malformed blobs and
+ * messages, bad lengths and offsets.
+ */
+#include "tests/common.h"
+#include "transport/ucx.c" /* to reach the wire formats for malformed messages */
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define REGION_SIZE   (16u << 20)
+#define RPC_ECHO      5
+#define RPC_FAIL      6
+#define RPC_BULK      7
+#define RPC_NOREPLY   8
+
+/* ------------------------------------------------------------------------ */
+/* Pattern and helpers                                                       */
+/* ------------------------------------------------------------------------ */
+
+static inline uint8_t pattern(uint64_t off, uint8_t seed)
+{
+    return (uint8_t)((off * 131u) ^ (off >> 11) ^ seed);
+}
+
+static void fill_pattern(void *p, size_t len, uint8_t seed)
+{
+    uint8_t *b = p;
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        b[i] = pattern(i, seed);
+    }
+}
+
+/* Number of bytes in @p buf that differ from the pattern at @p off. */
+static size_t pattern_mismatches(const void *buf, uint64_t off, size_t len,
+                                 uint8_t seed)
+{
+    const uint8_t *b = buf;
+    size_t i, bad = 0;
+
+    for (i = 0; i < len; i++) {
+        bad += (b[i] != pattern(off + i, seed));
+    }
+    return bad;
+}
+
+static void use_tls(const char *tls)
+{
+    if (tls != NULL) {
+        setenv("UCX_TLS", tls, 1);
+        setenv("UCX_NET_DEVICES", "lo", 1);
+    } else {
+        unsetenv("UCX_TLS");
+        unsetenv("UCX_NET_DEVICES");
+    }
+}
+
+static uc_config_t test_config(uint64_t timeout_ns)
+{
+    uc_config_t cfg;
+
+    uc_config_load(&cfg);
+    cfg.timeout_ns    = timeout_ns;
+    cfg.peer_retry_ns = 200 * UC_NSEC_PER_MSEC;
+    return cfg;
+}
+
+static ut_ctx_t *make_ctx(const uc_config_t *cfg, uc_progress_mode_t mode)
+{
+    ut_params_t p = { .field_mask = UT_PARAM_FIELD_CONFIG | UT_PARAM_FIELD_PROGRESS,
+                      .config = cfg, .progress = mode };
+    ut_ctx_t *ctx = NULL;
+
+    CU_ASSERT_EQUAL_FATAL(ut_ctx_create("ucx", &p, &ctx), UCACHE_OK);
+    return ctx;
+}
+
+/* Serving-side RPC handlers used by every server in these tests. */
+static ut_mem_t *handler_region;
+
+static void rpc_echo(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
+{
+    (void)arg;
+    ut_rpc_reply(rpc, UCACHE_OK, msg, len < 16 ? len : 16, msg, len, 0);
+}
+
+static void rpc_fail(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
+{
+    (void)arg; (void)msg; (void)len;
+    ut_rpc_reply(rpc, UCACHE_ERR_NOT_FOUND, NULL, 0, NULL, 0, 0);
+}
+
+/* msg = {offset, length}: replies with that slice of the region, no copy. */
+static void rpc_bulk(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
+{
+    uint64_t req[2];
+    uint32_t meta = 0xC0FFEEu;
+
+    (void)arg;
+    if ((len != sizeof(req)) || (handler_region == NULL)) {
+        ut_rpc_reply(rpc, UCACHE_ERR_INVALID, NULL, 0, NULL, 0, 0);
+        return;
+    }
+    memcpy(req, msg, sizeof(req));
+    if ((req[0] > handler_region->len) || (req[1] > handler_region->len - req[0])) {
+        ut_rpc_reply(rpc, UCACHE_ERR_OUT_OF_RANGE, NULL, 0, NULL, 0, 0);
+        return;
+    }
+    ut_rpc_reply(rpc, UCACHE_OK, &meta, sizeof(meta),
+                 (uint8_t *)handler_region->base + req[0], req[1],
+                 UT_REPLY_DATA_STABLE);
+}
+
+static void rpc_noreply(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
+{
+    (void)arg; (void)rpc; (void)msg; (void)len; /* a buggy handler */
+}
+
+static void set_handlers(ut_ctx_t *ctx)
+{
+    CU_ASSERT_EQUAL(ut_rpc_handler_set(ctx, RPC_ECHO, rpc_echo, NULL), UCACHE_OK);
+    CU_ASSERT_EQUAL(ut_rpc_handler_set(ctx, RPC_FAIL, rpc_fail, NULL), UCACHE_OK);
+    CU_ASSERT_EQUAL(ut_rpc_handler_set(ctx, RPC_BULK, rpc_bulk, NULL), UCACHE_OK);
+    CU_ASSERT_EQUAL(ut_rpc_handler_set(ctx, RPC_NOREPLY, rpc_noreply, NULL), UCACHE_OK);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Exporter process                                                          */
+/* ------------------------------------------------------------------------ */
+
+typedef struct exporter {
+    pid_t   pid;
+    int     ctl;            /* write end: closing it stops the exporter */
+    uint8_t seed;
+    uint8_t addr[4096];
+    size_t  addr_len;
+    uint8_t rkey[4096];
+    size_t  rkey_len;
+} exporter_t;
+
+static int read_full(int fd, void *buf, size_t len)
+{
+    uint8_t *p = buf;
+    ssize_t n;
+
+    while (len > 0) {
+        n = read(fd, p, len);
+        if (n <= 0) {
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int write_full(int fd, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    ssize_t n;
+
+    while (len > 0) {
+        n = write(fd, p, len);
+        if (n <= 0) {
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static void exporter_main(int up, int ctl, uint8_t seed)
+{
+    ut_params_t p = { .field_mask = UT_PARAM_FIELD_PROGRESS,
+                      .progress = UC_PROGRESS_THREAD };
+    const void *addr, *rkey;
+    size_t addr_len, rkey_len;
+    ut_ctx_t *ctx;
+    ut_mem_t *mem;
+    char c;
+
+    if ((ut_ctx_create("ucx", &p, &ctx) != UCACHE_OK) ||
+        (ut_mem_export(ctx, REGION_SIZE, &mem) != UCACHE_OK)) {
+        _exit(3);
+    }
+    fill_pattern(mem->base, REGION_SIZE, seed);
+    handler_region = mem;
+    ut_rpc_handler_set(ctx, RPC_ECHO, rpc_echo, NULL);
+    ut_rpc_handler_set(ctx, RPC_BULK, rpc_bulk, NULL);
+    ut_address(ctx, &addr, &addr_len);
+    ut_mem_pack(mem, &rkey, &rkey_len);
+    if (write_full(up, &addr_len, sizeof(addr_len)) || write_full(up, addr, addr_len) ||
+        write_full(up, &rkey_len, sizeof(rkey_len)) || write_full(up, rkey, rkey_len)) {
+        _exit(4);
+    }
+    close(up);
+    while (read(ctl, &c, 1) > 0) { /* until the test closes ctl or kills us */
+    }
+    ut_mem_destroy(mem);
+    ut_ctx_destroy(ctx);
+    _exit(0);
+}
+
+static int exporter_start(exporter_t *ex, uint8_t seed)
+{
+    int up[2], ctl[2];
+
+    memset(ex, 0, sizeof(*ex));
+    ex->seed = seed;
+    if ((pipe(up) != 0) || (pipe(ctl) != 0)) {
+        return -1;
+    }
+    fflush(NULL);
+    ex->pid = fork();
+    if (ex->pid < 0) {
+        return -1;
+    }
+    if (ex->pid == 0) {
+        int fd;
+        /* Drop every inherited fd (other exporters' control pipes above all:
+         * holding one would keep that exporter from ever seeing EOF). */
+        for (fd = 3; fd < 1024; fd++) {
+            if ((fd != up[1]) && (fd != ctl[0])) {
+                close(fd);
+            }
+        }
+        exporter_main(up[1], ctl[0], seed);
+    }
+    close(up[1]);
+    close(ctl[0]);
+    ex->ctl = ctl[1];
+    if (read_full(up[0], &ex->addr_len, sizeof(ex->addr_len)) ||
+        (ex->addr_len > sizeof(ex->addr)) ||
+        read_full(up[0], ex->addr, ex->addr_len) ||
+        read_full(up[0], &ex->rkey_len, sizeof(ex->rkey_len)) ||
+        (ex->rkey_len > sizeof(ex->rkey)) ||
+        read_full(up[0], ex->rkey, ex->rkey_len)) {
+        close(up[0]);
+        return -1;
+    }
+    close(up[0]);
+    return 0;
+}
+
+/* SIGSTOP the exporter and return once it really is stopped. */
+static int exporter_pause(exporter_t *ex)
+{
+    int status;
+
+    if ((kill(ex->pid, SIGSTOP) != 0) ||
+        (waitpid(ex->pid, &status, WUNTRACED) != ex->pid)) {
+        return -1;
+    }
+    return WIFSTOPPED(status) ? 0 : -1;
+}
+
+/* Stop the exporter; @return its exit status (or -signal). */
+static int exporter_stop(exporter_t *ex, int sig)
+{
+    int status = 0;
+
+    if (ex->pid <= 0) {
+        return 0;
+    }
+    if (sig != 0) {
+        kill(ex->pid, sig);
+    }
+    close(ex->ctl);
+    waitpid(ex->pid, &status, 0);
+    ex->pid = 0;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+/* A connected reader of one exporter. */
+typedef struct reader {
+    ut_ctx_t  *ctx;
+    ut_peer_t *peer;
+    ut_rkey_t *rkey;
+} reader_t;
+
+static void reader_open(reader_t *r, ut_ctx_t *ctx, const exporter_t *ex)
+{
+    r->ctx = ctx;
+    CU_ASSERT_EQUAL_FATAL(ut_peer_create(ctx, ex->addr, ex->addr_len, &r->peer),
+                          UCACHE_OK);
+    CU_ASSERT_EQUAL_FATAL(ut_rkey_unpack(r->peer, ex->rkey, ex->rkey_len, &r->rkey),
+                          UCACHE_OK);
+}
+
+static void reader_close(reader_t *r)
+{
+    ut_rkey_destroy(r->rkey);
+    ut_peer_destroy(r->peer);
+    r->rkey = NULL;
+    r->peer = NULL;
+}
+
+/*
+ * Read @p count blocks of @p size at pseudo-random offsets, all outstanding
+ * at once, one wait; compare every byte.  @return the number of bad bytes.
+ */
+static size_t read_batch(reader_t *r, size_t size, unsigned count, uint8_t seed,
+                         ut_path_t expect_path)
+{
+    ut_req_t *reqs = calloc(count, sizeof(*reqs));
+    uint64_t *offs = calloc(count, sizeof(*offs));
+    uint8_t *bufs  = malloc((size_t)count * size);
+    size_t bad = 0;
+    unsigned i;
+
+    CU_ASSERT_FATAL((reqs != NULL) && (offs != NULL) && (bufs != NULL));
+    for (i = 0; i < count; i++) {
+        offs[i] = ((uint64_t)i * 7919u * 4096u + (i * 13u)) % (REGION_SIZE - size + 1);
+        CU_ASSERT_EQUAL(ut_get_post(&reqs[i], r->rkey, r->rkey->base + offs[i],
+                                    bufs + (size_t)i * size, size), UCACHE_OK);
+    }
+    CU_ASSERT_EQUAL(ut_wait(r->ctx, reqs, count, 10 * UC_NSEC_PER_SEC), UCACHE_OK);
+    for (i = 0; i < count; i++) {
+        CU_ASSERT_EQUAL(reqs[i].status, UCACHE_OK);
+        CU_ASSERT_EQUAL(reqs[i].path, expect_path);
+        CU_ASSERT_EQUAL(reqs[i].length, size);
+        bad += pattern_mismatches(bufs + (size_t)i * size, offs[i], size, seed);
+    }
+    free(reqs);
+    free(offs);
+    free(bufs);
+    return bad;
+}
+
+static const struct { size_t size; unsigned count; } batch_sizes[] = {
+    {4096, 256}, {65536, 128}, {1u << 20, 32}, {4u << 20, 8}
+};
+
+/* Read every size of batch_sizes from a fresh exporter over @p tls. */
+static void run_read_sizes(const char *tls, int read_path, ut_path_t expect)
+{
+    uc_config_t cfg;
+    exporter_t ex;
+    reader_t r;
+    ut_ctx_t *ctx;
+    ut_stats_t st;
+    unsigned i, total = 0;
+
+    use_tls(tls);
+    CU_ASSERT_EQUAL_FATAL(exporter_start(&ex, 0x5a), 0);
+    cfg = test_config(5 * UC_NSEC_PER_SEC);
+    cfg.read_path = read_path;
+    ctx = make_ctx(&cfg, UC_PROGRESS_POLL);
+    reader_open(&r, ctx, &ex);
+    CU_ASSERT_EQUAL(ut_rkey_is_mapped(r.rkey), expect == UT_PATH_MAPPED);
+    for (i = 0; i < sizeof(batch_sizes) / sizeof(batch_sizes[0]); i++) {
+        CU_ASSERT_EQUAL(read_batch(&r, batch_sizes[i].size, batch_sizes[i].count,
+                                   ex.seed, expect), 0);
+        total += batch_sizes[i].count;
+    }
+    ut_stats(ctx, &st);
+    CU_ASSERT_EQUAL(st.reads, total);
+    CU_ASSERT_EQUAL((expect == UT_PATH_MAPPED) ? st.mapped_reads :
+                    (expect == UT_PATH_GET) ? st.get_reads : st.am_reads, total);
+    CU_ASSERT_EQUAL(st.timeouts, 0);
+    CU_ASSERT_EQUAL(st.peer_failures, 0);
+    reader_close(&r);
+    ut_ctx_destroy(ctx);
+    CU_ASSERT_EQUAL(exporter_stop(&ex, 0), 0);
+    use_tls(NULL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* In-process tests                                                          */
+/* ------------------------------------------------------------------------ */
+
+typedef struct pair {
+    ut_ctx_t  *server, *client;
+    ut_mem_t  *mem;
+    ut_peer_t *peer;
+    ut_rkey_t *rkey;
+} pair_t;
+
+static void pair_open(pair_t *p, const char *tls, const uc_config_t *ccfg)
+{
+    uc_config_t scfg = test_config(2 * UC_NSEC_PER_SEC);
+    const void *addr, *rkey;
+    size_t addr_len, rkey_len;
+
+    use_tls(tls);
+    memset(p, 0, sizeof(*p));
+    p->server = make_ctx(&scfg, UC_PROGRESS_THREAD);
+    p->client = make_ctx(ccfg ? ccfg : &scfg, UC_PROGRESS_POLL);
+    CU_ASSERT_EQUAL_FATAL(ut_mem_export(p->server, REGION_SIZE, &p->mem), UCACHE_OK);
+    fill_pattern(p->mem->base, REGION_SIZE, 0x11);
+    handler_region = p->mem;
+    set_handlers(p->server);
+    ut_address(p->server, &addr, &addr_len);
+    ut_mem_pack(p->mem, &rkey, &rkey_len);
+    CU_ASSERT_EQUAL_FATAL(ut_peer_create(p->client, addr, addr_len, &p->peer), UCACHE_OK);
+    CU_ASSERT_EQUAL_FATAL(ut_rkey_unpack(p->peer, rkey, rkey_len, &p->rkey), UCACHE_OK);
+}
+
+static void pair_close(pair_t *p)
+{
+    ut_rkey_destroy(p->rkey);
+    ut_peer_destroy(p->peer);
+    ut_ctx_destroy(p->client);
+    handler_region = NULL;
+    ut_mem_destroy(p->mem);
+    ut_ctx_destroy(p->server);
+    use_tls(NULL);
+}
+
+static void test_ctx_lifecycle(void)
+{
+    const void *addr;
+    size_t len;
+    ut_stats_t st;
+    ut_ctx_t *ctx = NULL;
+    ut_params_t bad = { .field_mask = 1u << 9 };
+
+    CU_ASSERT_EQUAL(ut_ctx_create("ucx", &bad, &ctx), UCACHE_ERR_INVALID);
+    CU_ASSERT_PTR_NULL(ctx);
+    CU_ASSERT_EQUAL(ut_ctx_create("verbs-magic", NULL, &ctx), UCACHE_ERR_UNSUPPORTED);
+    CU_ASSERT_EQUAL_FATAL(ut_ctx_create(NULL, NULL, &ctx), UCACHE_OK);
+    CU_ASSERT_EQUAL(ut_address(ctx, &addr, &len), UCACHE_OK);
+    CU_ASSERT(len > sizeof(ut_blob_hdr));
+    ut_stats(ctx, &st);
+    CU_ASSERT_EQUAL(st.reads, 0);
+    CU_ASSERT_EQUAL(st.eps_open, 0);
+    ut_ctx_destroy(ctx);
+    ut_ctx_destroy(NULL);
+}
+
+static void test_bad_blobs(void)
+{
+    uc_config_t cfg = test_config(UC_NSEC_PER_SEC);
+    ut_ctx_t *ctx = make_ctx(&cfg, UC_PROGRESS_POLL);
+    ut_ctx_t *other = make_ctx(&cfg, UC_PROGRESS_POLL);
+    const void *addr, *rkey, *orkey;
+    size_t addr_len, rkey_len, orkey_len;
+    ut_peer_t *peer = NULL;
+    ut_rkey_t *rk = NULL;
+    ut_mem_t *mem, *omem;
+    uint8_t copy[4096];
+    ut_stats_t st;
+
+    CU_ASSERT_EQUAL_FATAL(ut_mem_export(ctx, 1u << 20, &mem), UCACHE_OK);
+    CU_ASSERT_EQUAL_FATAL(ut_mem_export(other, 1u << 20, &omem), UCACHE_OK);
+    ut_address(ctx, &addr, &addr_len);
+    ut_mem_pack(mem, &rkey, &rkey_len);
+    ut_mem_pack(omem, &orkey, &orkey_len);
+
+    /* Truncated, empty, NULL, corrupted and mislabelled addresses. */
+    CU_ASSERT_EQUAL(ut_peer_create(ctx, addr, addr_len - 1, &peer), UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(ut_peer_create(ctx, addr, addr_len / 2, &peer), UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(ut_peer_create(ctx, addr, 0, &peer), UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(ut_peer_create(ctx, NULL, addr_len, &peer), UCACHE_ERR_INVALID);
+    memcpy(copy, addr, addr_len);
+    copy[addr_len - 3] ^= 0x40;
+    CU_ASSERT_EQUAL(ut_peer_create(ctx, copy, addr_len, &peer), UCACHE_ERR_CORRUPT);
+    CU_ASSERT_EQUAL(ut_peer_create(ctx, rkey, rkey_len, &peer), UCACHE_ERR_INVALID);
+    CU_ASSERT_PTR_NULL(peer);
+
+    CU_ASSERT_EQUAL_FATAL(ut_peer_create(ctx, addr, addr_len, &peer), UCACHE_OK);
+    /* Truncated, corrupted, foreign and mislabelled rkeys. */
+    CU_ASSERT_EQUAL(ut_rkey_unpack(peer, rkey, rkey_len - 1, &rk), UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(ut_rkey_unpack(peer, rkey, 8, &rk), UCACHE_ERR_INVALID);
+    memcpy(copy, rkey, rkey_len);
+    copy[rkey_len - 1] ^= 0x01;
+    CU_ASSERT_EQUAL(ut_rkey_unpack(peer, copy, rkey_len, &rk), UCACHE_ERR_CORRUPT);
+    CU_ASSERT_EQUAL(ut_rkey_unpack(peer, orkey, orkey_len, &rk), UCACHE_ERR_STALE);
+    CU_ASSERT_EQUAL(ut_rkey_unpack(peer, addr, addr_len, &rk), UCACHE_ERR_INVALID);
+    CU_ASSERT_PTR_NULL(rk);
+
+    ut_stats(ctx, &st);
+    CU_ASSERT_EQUAL(st.bad_input, 11);
+
+    /* Memory registered for local use only has no rkey to give. */
+    {
+        static uint8_t local[65536];
+        ut_mem_t *lmem;
+        const void *b;
+        size_t bl;
+        CU_ASSERT_EQUAL_FATAL(ut_mem_register(ctx, local, sizeof(local), 0, &lmem),
+                              UCACHE_OK);
+        CU_ASSERT_EQUAL(ut_mem_pack(lmem, &b, &bl), UCACHE_ERR_INVALID);
+        ut_mem_destroy(lmem);
+        CU_ASSERT_EQUAL(ut_mem_register(ctx, NULL, 100, 0, &lmem), UCACHE_ERR_INVALID);
+        CU_ASSERT_EQUAL(ut_mem_register(ctx, local, 0, 0, &lmem), UCACHE_ERR_INVALID);
+        CU_ASSERT_EQUAL(ut_mem_register(ctx, local, 10, 1u << 5, &lmem), UCACHE_ERR_INVALID);
+        CU_ASSERT_EQUAL(ut_mem_export(ctx, 0, &lmem), UCACHE_ERR_INVALID);
+    }
+    ut_peer_destroy(peer);
+    ut_mem_destroy(mem);
+    ut_mem_destroy(omem);
+    ut_ctx_destroy(ctx);
+    ut_ctx_destroy(other);
+}
+
+/* Caller memory registered for export is readable like an exported region. */
+static void test_register_export(void)
+{
+    uc_config_t cfg = test_config(UC_NSEC_PER_SEC);
+    ut_ctx_t *server = make_ctx(&cfg, UC_PROGRESS_THREAD);
+    ut_ctx_t *client = make_ctx(&cfg, UC_PROGRESS_POLL);
+    size_t len = 1u << 20, addr_len, rkey_len;
+    uint8_t *src = aligned_alloc(4096, len), *dst = malloc(len);
+    const void *addr, *rkey;
+    ut_peer_t *peer;
+    ut_rkey_t *rk;
+    ut_mem_t *mem;
+    ut_req_t req;
+
+    fill_pattern(src, len, 0x77);
+    CU_ASSERT_EQUAL_FATAL(ut_mem_register(server, src, len, UT_MEM_EXPORT, &mem),
+                          UCACHE_OK);
+    CU_ASSERT_PTR_EQUAL(mem->base, src);
+    ut_address(server, &addr, &addr_len);
+    ut_mem_pack(mem, &rkey, &rkey_len);
+    CU_ASSERT_EQUAL_FATAL(ut_peer_create(client, addr, addr_len, &peer), UCACHE_OK);
+    CU_ASSERT_EQUAL_FATAL(ut_rkey_unpack(peer, rkey, rkey_len, &rk), UCACHE_OK);
+    CU_ASSERT_EQUAL(ut_get_post(&req, rk, rk->base + 4096, dst, len - 8192), UCACHE_OK);
+    CU_ASSERT_EQUAL(ut_wait(client, &req, 1, UC_NSEC_PER_SEC * 5), UCACHE_OK);
+    CU_ASSERT_EQUAL(pattern_mismatches(dst, 4096, len - 8192, 0x77), 0);
+    ut_rkey_destroy(rk);
+    ut_peer_destroy(peer);
+    ut_ctx_destroy(client);
+    ut_mem_destroy(mem);
+    ut_ctx_destroy(server);
+    free(src);
+    free(dst);
+}
+
+static void test_bad_reads(void)
+{
+    pair_t p;
+    ut_req_t req;
+    ut_stats_t st;
+    uint8_t buf[4096];
+    uint64_t base;
+
+    pair_open(&p, "tcp", NULL);
+    base = p.rkey->base;
+    CU_ASSERT_EQUAL(ut_get_post(&req, p.rkey, base, buf, 0), UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(req.status, UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(ut_get_post(&req, p.rkey, base, NULL, 10), UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(ut_get_post(&req, p.rkey, base - 1, buf, 10), UCACHE_ERR_OUT_OF_RANGE);
+    CU_ASSERT_EQUAL(ut_get_post(&req, p.rkey, base + REGION_SIZE - 10, buf, 11),
+                    UCACHE_ERR_OUT_OF_RANGE);
+    CU_ASSERT_EQUAL(ut_get_post(&req, p.rkey, base, buf, (size_t)REGION_SIZE + 1),
+                    UCACHE_ERR_OUT_OF_RANGE);
+    CU_ASSERT_EQUAL(ut_get_post(&req, p.rkey, UINT64_MAX - 4, buf, 10),
+                    UCACHE_ERR_OUT_OF_RANGE);
+    CU_ASSERT_EQUAL(ut_get_post(&req, p.rkey, base + 100, buf, SIZE_MAX),
+                    UCACHE_ERR_OUT_OF_RANGE);
+    ut_stats(p.client, &st);
+    CU_ASSERT_EQUAL(st.bad_input, 7);
+    CU_ASSERT_EQUAL(st.reads, 0);
+    /* The last byte of the region is fine. */
+    CU_ASSERT_EQUAL(ut_get_post(&req, p.rkey, base + REGION_SIZE - 1, buf, 1), UCACHE_OK);
+    CU_ASSERT_EQUAL(ut_wait(p.client, &req, 1, UC_NSEC_PER_SEC * 5), UCACHE_OK);
+    CU_ASSERT_EQUAL(buf[0], pattern(REGION_SIZE - 1, 0x11));
+    pair_close(&p);
+}
+
+static void test_rpc(void)
+{
+    pair_t p;
+    ut_req_t req;
+    char msg[] = "hello, fabric: request/reply";
+    uint8_t meta[UT_RPC_META_MAX], data[256];
+    uint64_t bulk[2];
+    uint8_t *big = malloc(4u << 20);
+    uint32_t magic;
+    ut_stats_t st;
+
+    pair_open(&p, "tcp", NULL);
+    CU_ASSERT_EQUAL(ut_rpc_post(&req, p.peer, RPC_ECHO, msg, sizeof(msg), meta,
+                                sizeof(meta), data, sizeof(data)), UCACHE_OK);
+    CU_ASSERT_EQUAL(ut_wait(p.client, &req, 1, UC_NSEC_PER_SEC * 5), UCACHE_OK);
+    CU_ASSERT_EQUAL(req.length, sizeof(msg));
+    CU_ASSERT_EQUAL(req.meta_length, 16);
+    CU_ASSERT_EQUAL(memcmp(data, msg, sizeof(msg)), 0);
+    CU_ASSERT_EQUAL(memcmp(meta, msg, 16), 0);
+
+    /* An error status travels back as the request's status. */
+    CU_ASSERT_EQUAL(ut_rpc_post(&req, p.peer, RPC_FAIL, msg, 4, NULL, 0, NULL, 0),
+                    UCACHE_OK);
+    CU_ASSERT_EQUAL(ut_wait(p.client, &req, 1, UC_NSEC_PER_SEC * 5), UCACHE_ERR_NOT_FOUND);
+    /* A handler nobody registered. */
+    CU_ASSERT_EQUAL(ut_rpc_post(&req, p.peer, 33, msg, 4, NULL, 0, NULL, 0), UCACHE_OK);
+    CU_ASSERT_EQUAL(ut_wait(p.client, &req, 1, UC_NSEC_PER_SEC * 5),
+                    UCACHE_ERR_UNSUPPORTED);
+    /* A handler that forgets to reply: the transport answers for it. */
+    CU_ASSERT_EQUAL(ut_rpc_post(&req, p.peer, RPC_NOREPLY, msg, 4, NULL, 0, NULL, 0),
+                    UCACHE_OK);
+    CU_ASSERT_EQUAL(ut_wait(p.client, &req, 1, UC_NSEC_PER_SEC * 5),
+                    UCACHE_ERR_TRANSPORT);
+    /* A reply larger than the caller's buffers. */
+    CU_ASSERT_EQUAL(ut_rpc_post(&req, p.peer, RPC_ECHO, msg, sizeof(msg), meta,
+                                sizeof(meta), data, 8), UCACHE_OK);
+    CU_ASSERT_EQUAL(ut_wait(p.client, &req, 1, UC_NSEC_PER_SEC * 5),
+                    UCACHE_ERR_MSG_TRUNCATED);
+    /* Refused locally: reserved/unknown ids, oversized requests. */
+    CU_ASSERT_EQUAL(ut_rpc_post(&req, p.peer, 0, msg, 4, NULL, 0, NULL, 0),
+                    UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(ut_rpc_post(&req, p.peer, UT_RPC_MAX_ID + 1, msg, 4, NULL, 0,
+                                NULL, 0), UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(ut_rpc_post(&req, p.peer, RPC_ECHO, big, (64u << 10) + 1, NULL,
+                                0, NULL, 0), UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(ut_rpc_handler_set(p.server, 0, rpc_echo, NULL), UCACHE_ERR_INVALID);
+
+    /* Bulk reply (rendezvous) straight into the caller's buffer. */
+    bulk[0] = 12345;
+    bulk[1] = 4u << 20;
+    CU_ASSERT_EQUAL(ut_rpc_post(&req, p.peer, RPC_BULK, bulk, sizeof(bulk), &magic,
+                                sizeof(magic), big, 4u << 20), UCACHE_OK);
+    CU_ASSERT_EQUAL(ut_wait(p.client, &req, 1, UC_NSEC_PER_SEC * 5), UCACHE_OK);
+    CU_ASSERT_EQUAL(req.length, 4u << 20);
+    CU_ASSERT_EQUAL(magic, 0xC0FFEEu);
+    CU_ASSERT_EQUAL(pattern_mismatches(big, 12345, 4u << 20, 0x11), 0);
+
+    ut_stats(p.client, &st);
+    CU_ASSERT_EQUAL(st.rpcs, 2);
+    CU_ASSERT_EQUAL(st.bad_input, 3);
+    ut_stats(p.server, &st);
+    CU_ASSERT_EQUAL(st.rpcs_served, 5); /* echo, fail, noreply, truncated echo, bulk */
+    CU_ASSERT_EQUAL(st.bad_input, 1);   /* the unknown handler */
+    pair_close(&p);
+    free(big);
+}
+
+/* Malformed messages sent straight at a server: dropped or answered with an
+ * error, counted, and the server keeps serving. */
+static void test_malformed_messages(void)
+{
+    ucp_request_param_t prm = { .op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS,
+                                .flags = UCP_AM_SEND_FLAG_REPLY };
+    ut_am_read_desc desc = { 0 };
+    ut_am_req_hdr hdr = { .magic = UT_AM_MAGIC, .op = UT_OP_READ, .id = 1 };
+    ut_am_rep_hdr rep = { .magic = UT_AM_MAGIC, .id = 999999 };
+    uint8_t junk[64] = { 1, 2, 3 };
+    ut_ucx_peer_t *peer;
+    ut_stats_t st;
+    pair_t p;
+    void *sreq;
+    int i;
+
+    pair_open(&p, "tcp", NULL);
+    peer = (ut_ucx_peer_t *)p.peer;
+    CU_ASSERT_EQUAL(read_batch(&(reader_t){p.client, p.peer, p.rkey}, 4096, 4, 0x11,
+                               UT_PATH_AM), 0);
+    pthread_mutex_lock(&ut_ctx_of(p.client)->lock);
+    struct { const void *h; size_t hl; const void *d; size_t dl; unsigned id; } msgs[] = {
+        {junk, 3, NULL, 0, UT_AM_ID_REQ},                /* short header      */
+        {junk, sizeof(hdr), NULL, 0, UT_AM_ID_REQ},      /* bad magic         */
+        {&hdr, sizeof(hdr), junk, 5, UT_AM_ID_REQ},      /* short read desc   */
+        {&hdr, sizeof(hdr), &desc, sizeof(desc), UT_AM_ID_REQ}, /* stale region */
+        {&rep, sizeof(rep), junk, 8, UT_AM_ID_REP},      /* reply nobody asked */
+        {junk, 2, NULL, 0, UT_AM_ID_REP},                /* short reply header */
+    };
+    for (i = 0; i < (int)(sizeof(msgs) / sizeof(msgs[0])); i++) {
+        sreq = ucp_am_send_nbx(peer->ep, msgs[i].id, msgs[i].h, msgs[i].hl,
+                               msgs[i].d, msgs[i].dl, &prm);
+        while ((sreq != NULL) && !UCS_PTR_IS_ERR(sreq) &&
+               (ucp_request_check_status(sreq) == UCS_INPROGRESS)) {
+            do_progress(ut_ctx_of(p.client));
+        }
+        if ((sreq != NULL) && !UCS_PTR_IS_ERR(sreq)) {
+            ucp_request_free(sreq);
+        }
+    }
+    pthread_mutex_unlock(&ut_ctx_of(p.client)->lock);
+    /* Replies to junk requests land on the client as late replies; the server
+     * went on serving: these reads must still be exact. */
+    CU_ASSERT_EQUAL(read_batch(&(reader_t){p.client, p.peer, p.rkey}, 65536, 16, 0x11,
+                               UT_PATH_AM), 0);
+    /* The server counts its four bad requests, the reply-shaped message
+     * with no request behind it (late) and the short reply header (bad). */
+    ut_stats(p.server, &st);
+    CU_ASSERT_EQUAL(st.bad_input, 5);
+    CU_ASSERT_EQUAL(st.late_replies, 1);
+    CU_ASSERT_EQUAL(st.am_reads_served, 20);
+    /* The error replies to the short descriptor and the stale region come
+     * back to the client with an id it never issued. */
+    ut_stats(p.client, &st);
+    CU_ASSERT_EQUAL(st.late_replies, 2);
+    CU_ASSERT_EQUAL(st.bad_input, 0);
+    CU_ASSERT_EQUAL(st.am_reads, 20);
+    pair_close(&p);
+}
+
+static void test_max_outstanding(void)
+{
+    uc_config_t cfg = test_config(2 * UC_NSEC_PER_SEC);
+    ut_req_t reqs[5];
+    uint8_t buf[5][4096];
+    pair_t p;
+    int i;
+
+    cfg.max_outstanding = 4;
+    pair_open(&p, "tcp", &cfg);
+    for (i = 0; i < 4; i++) {
+        CU_ASSERT_EQUAL(ut_get_post(&reqs[i], p.rkey, p.rkey->base + i * 4096, buf[i],
+                                    4096), UCACHE_OK);
+    }
+    CU_ASSERT_EQUAL(ut_get_post(&reqs[4], p.rkey, p.rkey->base, buf[4], 4096),
+                    UCACHE_ERR_AGAIN);
+    CU_ASSERT_EQUAL(ut_wait(p.client, reqs, 4, UC_NSEC_PER_SEC * 5), UCACHE_OK);
+    for (i = 0; i < 4; i++) {
+        CU_ASSERT_EQUAL(pattern_mismatches(buf[i], (uint64_t)i * 4096, 4096, 0x11), 0);
+    }
+    /* Slots are free again. */
+    CU_ASSERT_EQUAL(ut_get_post(&reqs[4], p.rkey, p.rkey->base, buf[4], 4096), UCACHE_OK);
+    CU_ASSERT_EQUAL(ut_wait(p.client, &reqs[4], 1, UC_NSEC_PER_SEC * 5), UCACHE_OK);
+    pair_close(&p);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Two-process tests                                                         */
+/* ------------------------------------------------------------------------ */
+
+static void test_shm_read_sizes(void)
+{
+    run_read_sizes(NULL, UC_READ_PATH_AUTO, UT_PATH_MAPPED);
+}
+
+static void test_tcp_read_sizes_am(void)
+{
+    run_read_sizes("tcp", UC_READ_PATH_AUTO, UT_PATH_AM);
+}
+
+static void test_tcp_read_sizes_get(void)
+{
+    run_read_sizes("tcp", UC_READ_PATH_GET, UT_PATH_GET);
+}
+
+/* Same-host reads are one-sided: they complete while the exporter is stopped. */
+static void test_shm_sigstop(void)
+{
+    uc_config_t cfg = test_config(UC_NSEC_PER_SEC);
+    exporter_t ex;
+    reader_t r;
+    ut_ctx_t *ctx;
+    ut_stats_t st;
+
+    use_tls(NULL);
+    CU_ASSERT_EQUAL_FATAL(exporter_start(&ex, 0x33), 0);
+    ctx = make_ctx(&cfg, UC_PROGRESS_POLL);
+    reader_open(&r, ctx, &ex);
+    if (!ut_rkey_is_mapped(r.rkey)) {
+        UCT_SKIP("UCX could not map the exporter's region (no posix/sysv shm)");
+    } else {
+        CU_ASSERT_EQUAL_FATAL(exporter_pause(&ex), 0);
+        CU_ASSERT_EQUAL(read_batch(&r, 1u << 20, 16, ex.seed, UT_PATH_MAPPED), 0);
+        CU_ASSERT_EQUAL(read_batch(&r, 4096, 512, ex.seed, UT_PATH_MAPPED), 0);
+        ut_stats(ctx, &st);
+        CU_ASSERT_EQUAL(st.mapped_reads, 528);
+        CU_ASSERT_EQUAL(kill(ex.pid, SIGCONT), 0);
+    }
+    reader_close(&r);
+    ut_ctx_destroy(ctx);
+    CU_ASSERT_EQUAL(exporter_stop(&ex, 0), 0);
+}
+
+/* A stopped peer over tcp is silent: reads fail at their deadline, nothing
+ * hangs, and the peer is read again once it is back and retried. */
+static void test_tcp_silent_peer(void)
+{
+    uc_config_t cfg = test_config(300 * UC_NSEC_PER_MSEC);
+    uint64_t t0, elapsed;
+    ut_req_t reqs[8];
+    uint8_t *buf = malloc(8 * 65536);
+    exporter_t ex;
+    reader_t r;
+    ut_ctx_t *ctx;
+    ut_stats_t st;
+    int i;
+
+    use_tls("tcp");
+    CU_ASSERT_EQUAL_FATAL(exporter_start(&ex, 0x44), 0);
+    ctx = make_ctx(&cfg, UC_PROGRESS_POLL);
+    reader_open(&r, ctx, &ex);
+    CU_ASSERT_EQUAL(read_batch(&r, 65536, 4, ex.seed, UT_PATH_AM), 0);
+    CU_ASSERT_EQUAL_FATAL(exporter_pause(&ex), 0);
+    t0 = uc_time_ns();
+    for (i = 0; i < 8; i++) {
+        CU_ASSERT_EQUAL(ut_get_post(&reqs[i], r.rkey, r.rkey->base + i * 65536,
+                                    buf + i * 65536, 65536), UCACHE_OK);
+    }
+    CU_ASSERT_EQUAL(ut_wait(ctx, reqs, 8, 10 * UC_NSEC_PER_SEC), UCACHE_ERR_TIMEOUT);
+    elapsed = uc_time_ns() - t0;
+    for (i = 0; i < 8; i++) {
+        CU_ASSERT_EQUAL(reqs[i].status, UCACHE_ERR_TIMEOUT);
+    }
+    CU_ASSERT(elapsed >= 300 * UC_NSEC_PER_MSEC);
+    CU_ASSERT(elapsed < 1500 * UC_NSEC_PER_MSEC);
+    CU_ASSERT_EQUAL(ut_peer_state(r.peer), UT_PEER_FAILED);
+    /* Within PEER_RETRY a failed peer fails fast. */
+    CU_ASSERT_EQUAL(ut_get_post(&reqs[0], r.rkey, r.rkey->base, buf, 4096),
+                    UCACHE_ERR_TIMEOUT);
+    ut_stats(ctx, &st);
+    CU_ASSERT_EQUAL(st.timeouts, 8);
+    CU_ASSERT_EQUAL(st.peer_failures, 1);
+
+    kill(ex.pid, SIGCONT);
+    usleep(250 * 1000); /* past PEER_RETRY (200 ms): the next read reconnects */
+    CU_ASSERT_EQUAL(read_batch(&r, 65536, 8, ex.seed, UT_PATH_AM), 0);
+    CU_ASSERT_EQUAL(ut_peer_state(r.peer), UT_PEER_CONNECTED);
+    reader_close(&r);
+    ut_ctx_destroy(ctx);
+    CU_ASSERT_EQUAL(exporter_stop(&ex, 0), 0);
+    free(buf);
+    use_tls(NULL);
+}
+
+/* kill -9 mid-stream: every outstanding read completes (fails with the peer
+ * status) within its deadline, and reads from another peer go on. */
+static void run_peer_death(int read_path, ut_path_t path)
+{
+    enum { N = 128, SZ = 1u << 20 };
+    uc_config_t cfg = test_config(3 * UC_NSEC_PER_SEC);
+    uint64_t t0, elapsed;
+    ut_req_t *reqs = calloc(N, sizeof(*reqs));
+    uint8_t *buf = malloc((size_t)N * SZ);
+    exporter_t a, b;
+    reader_t ra, rb;
+    ut_ctx_t *ctx;
+    unsigned i, ok = 0, failed = 0;
+    size_t bad = 0;
+
+    use_tls("tcp");
+    cfg.read_path = read_path;
+    CU_ASSERT_EQUAL_FATAL(exporter_start(&a, 0x61), 0);
+    CU_ASSERT_EQUAL_FATAL(exporter_start(&b, 0x62), 0);
+    ctx = make_ctx(&cfg, UC_PROGRESS_POLL);
+    reader_open(&ra, ctx, &a);
+    reader_open(&rb, ctx, &b);
+    CU_ASSERT_EQUAL(read_batch(&ra, 65536, 4, a.seed, path), 0);
+
+    for (i = 0; i < N; i++) {
+        CU_ASSERT_EQUAL(ut_get_post(&reqs[i], ra.rkey,
+                                    ra.rkey->base + (uint64_t)(i % 15) * SZ,
+                                    buf + (size_t)i * SZ, SZ), UCACHE_OK);
+        if (i == N / 4) {
+            ut_progress(ctx); /* let some of them get going */
+        }
+    }
+    t0 = uc_time_ns();
+    kill(a.pid, SIGKILL);
+    ut_wait(ctx, reqs, N, 20 * UC_NSEC_PER_SEC);
+    elapsed = uc_time_ns() - t0;
+    for (i = 0; i < N; i++) {
+        if (reqs[i].status == UCACHE_OK) {
+            ok++;
+            bad += pattern_mismatches(buf + (size_t)i * SZ, (uint64_t)(i % 15) * SZ,
+                                      SZ, a.seed);
+        } else {
+            failed++;
+            CU_ASSERT(reqs[i].status == UCACHE_ERR_PEER);
+        }
+    }
+    printf("\n    [%s] %u reads done before the kill, %u failed with the peer "
+           "status in %.1f ms ", ut_path_name(path), ok, failed, elapsed / 1e6);
+    CU_ASSERT_EQUAL(ok + failed, N);
+    CU_ASSERT(failed > 0);
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT(elapsed < cfg.timeout_ns);
+    CU_ASSERT_EQUAL(ut_peer_state(ra.peer), UT_PEER_FAILED);
+    /* The other peer is untouched. */
+    CU_ASSERT_EQUAL(read_batch(&rb, 1u << 20, 16, b.seed, path), 0);
+    CU_ASSERT_EQUAL(ut_peer_state(rb.peer), UT_PEER_CONNECTED);
+
+    reader_close(&ra);
+    reader_close(&rb);
+    ut_ctx_destroy(ctx);
+    CU_ASSERT_EQUAL(exporter_stop(&a, 0), -SIGKILL);
+    CU_ASSERT_EQUAL(exporter_stop(&b, 0), 0);
+    free(reqs);
+    free(buf);
+    use_tls(NULL);
+}
+
+static void test_tcp_peer_death_am(void)
+{
+    run_peer_death(UC_READ_PATH_AUTO, UT_PATH_AM);
+}
+
+static void test_tcp_peer_death_get(void)
+{
+    run_peer_death(UC_READ_PATH_GET, UT_PATH_GET);
+}
+
+/* With a cap of one endpoint, two peers take turns; both read exact bytes. */
+static void test_ep_cap(void)
+{
+    uc_config_t cfg = test_config(2 * UC_NSEC_PER_SEC);
+    exporter_t a, b;
+    reader_t ra, rb;
+    ut_ctx_t *ctx;
+    ut_stats_t st;
+    int round;
+
+    use_tls("tcp");
+    cfg.max_eps = 1;
+    CU_ASSERT_EQUAL_FATAL(exporter_start(&a, 0x71), 0);
+    CU_ASSERT_EQUAL_FATAL(exporter_start(&b, 0x72), 0);
+    ctx = make_ctx(&cfg, UC_PROGRESS_POLL);
+    reader_open(&ra, ctx, &a);
+    reader_open(&rb, ctx, &b);
+    for (round = 0; round < 3; round++) {
+        CU_ASSERT_EQUAL(read_batch(&ra, 65536, 8, a.seed, UT_PATH_AM), 0);
+        CU_ASSERT_EQUAL(read_batch(&rb, 65536, 8, b.seed, UT_PATH_AM), 0);
+        ut_stats(ctx, &st);
+        CU_ASSERT(st.eps_open <= 1);
+    }
+    ut_stats(ctx, &st);
+    CU_ASSERT(st.eps_evicted >= 5);
+    CU_ASSERT_EQUAL(st.peer_failures, 0);
+    reader_close(&ra);
+    reader_close(&rb);
+    ut_ctx_destroy(ctx);
+    CU_ASSERT_EQUAL(exporter_stop(&a, 0), 0);
+    CU_ASSERT_EQUAL(exporter_stop(&b, 0), 0);
+    use_tls(NULL);
+}
+
+int main(void)
+{
+    static const uct_test_t unit_tests[] = {
+        {"ctx_lifecycle", test_ctx_lifecycle},
+        {"bad_blobs", test_bad_blobs},
+        {"register_export", test_register_export},
+        {"bad_reads", test_bad_reads},
+        {"rpc", test_rpc},
+        {"malformed_messages", test_malformed_messages},
+        {"max_outstanding", test_max_outstanding},
+        {NULL, NULL}
+    };
+    static const uct_test_t shm_tests[] = {
+        {"read_sizes_mapped", test_shm_read_sizes},
+        {"one_sided_under_sigstop", test_shm_sigstop},
+        {NULL, NULL}
+    };
+    static const uct_test_t tcp_tests[] = {
+        {"read_sizes_am", test_tcp_read_sizes_am},
+        {"read_sizes_get", test_tcp_read_sizes_get},
+        {"silent_peer_deadline", test_tcp_silent_peer},
+        {"peer_death_am", test_tcp_peer_death_am},
+        {"peer_death_get", test_tcp_peer_death_get},
+        {"endpoint_cap", test_ep_cap},
+        {NULL, NULL}
+    };
+
+    signal(SIGPIPE, SIG_IGN);
+    setenv("UCACHE_LOG_LEVEL", "error", 0);
+    if ((CU_initialize_registry() != CUE_SUCCESS) ||
+        uct_add_suite("transport_unit", unit_tests) ||
+        uct_add_suite("transport_shm_2proc", shm_tests) ||
+        uct_add_suite("transport_tcp_2proc", tcp_tests)) {
+        return 2;
+    }
+    return uct_run();
+}
