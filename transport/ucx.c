@@ -51,6 +51,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -65,6 +66,9 @@
 #define UT_OP_PING        64         /* built-in round trip that ends a connect */
 #define UT_MAX_REGIONS    4096
 #define UT_HOST_MAX       64
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22 /* Linux 5.14 */
+#endif
 
 /* ut_req_t.priv.pending bits: the request completes when all are clear. */
 #define UT_PEND_UCX       (1u << 0)  /* a get (or send) owned by UCX        */
@@ -1965,6 +1969,19 @@ static const char *ut_ucx_peer_name(ut_peer_t *p)
     return ((ut_ucx_peer_t *)p)->name;
 }
 
+/* Fault a mapped region in once, in one call, instead of one fault per page
+ * on the read path (5-8 us per 4 KiB page on some VMs). */
+static void do_map_populate(void *ptr, size_t len)
+{
+    uintptr_t page  = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t start = (uintptr_t)ptr & ~(page - 1);
+    uintptr_t end   = ((uintptr_t)ptr + len + page - 1) & ~(page - 1);
+
+    if (madvise((void *)start, end - start, MADV_POPULATE_READ) != 0) {
+        UC_DEBUG("madvise(MADV_POPULATE_READ) of %zu bytes: %m", len);
+    }
+}
+
 static ucache_status_t ut_ucx_rkey_unpack(ut_peer_t *p, const void *blob,
                                           size_t len, ut_rkey_t **rkey_p)
 {
@@ -2027,6 +2044,9 @@ static ucache_status_t ut_ucx_rkey_unpack(ut_peer_t *p, const void *blob,
     }
     peer->nrkeys++;
     pthread_mutex_unlock(&ctx->lock);
+    if ((rk->super.mapped != NULL) && ctx->cfg.map_populate) {
+        do_map_populate(rk->super.mapped, rk->super.len);
+    }
     UC_DEBUG("remote key of %s: region %u, %zu bytes, %s", peer->name,
              rk->region_id, rk->super.len, rk->super.mapped ? "mapped" : "remote");
     *rkey_p = &rk->super;

@@ -19,6 +19,7 @@ static const char *const uc_log_level_names[] = {
     "none", "error", "warn", "info", "debug", "trace", NULL
 };
 static const char *const uc_read_path_names[] = { "auto", "get", "am", NULL };
+static const char *const uc_bool_names[] = { "no", "yes", NULL };
 
 const uc_config_entry_t uc_config_table[] = {
     {"LOG_LEVEL", "warn",
@@ -61,6 +62,10 @@ const uc_config_entry_t uc_config_table[] = {
     {"PROGRESS_SPIN", "50us",
      "How long a progress thread polls after the last event before it sleeps on the event fd.",
      UC_CFG_FIELD(progress_spin_ns), UC_CFG_TIME, NULL, 0, 1000000000ull},
+    {"MAP_POPULATE", "yes",
+     "Prefault a same-host peer's mapped region once when its key is unpacked, so reads "
+     "never take page faults (yes/no).",
+     UC_CFG_FIELD(map_populate), UC_CFG_ENUM, uc_bool_names, 0, 0},
 };
 
 const size_t uc_config_table_len = sizeof(uc_config_table) / sizeof(uc_config_table[0]);

@@ -39,6 +39,7 @@ typedef struct uc_config {
     unsigned max_outstanding;
     size_t   rpc_max;
     uint64_t progress_spin_ns;
+    int      map_populate;     /* bool */
 } uc_config_t;
 
 typedef enum uc_config_type {

@@ -1,0 +1,360 @@
+/*
+ * bench_raw.c - ucperf mode raw: the transport read primitive alone.
+ * An exporter process (forked) exports a region filled with a known pattern
+ * and serves it from a progress thread; this process reads it with up to
+ * --outstanding reads in flight, times every read from post to completion,
+ * and checks three words of every read against the pattern (full byte
+ * comparison is the unit tests' job; here it would swamp a memcpy).
+ */
+#include "perf/ucperf.h"
+#include "transport/transport.h"
+#include "util/log.h"
+#include "util/time.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+void ucperf_sort(uint64_t *v, size_t n);
+
+#define UCPERF_MAX_SAMPLES (20u * 1000u * 1000u)
+
+static inline uint64_t raw_word(uint64_t index)
+{
+    return (index * 0x9E3779B97F4A7C15ull) ^ 0x5bd1e995ull;
+}
+
+typedef struct raw_exporter {
+    pid_t   pid;
+    int     ctl;
+    uint8_t addr[4096];
+    size_t  addr_len;
+    uint8_t rkey[4096];
+    size_t  rkey_len;
+} raw_exporter_t;
+
+static int raw_io(int fd, void *buf, size_t len, int writing)
+{
+    uint8_t *p = buf;
+    ssize_t n;
+
+    while (len > 0) {
+        n = writing ? write(fd, p, len) : read(fd, p, len);
+        if (n <= 0) {
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static void raw_exporter_main(int up, int ctl, size_t region)
+{
+    ut_params_t p = { .field_mask = UT_PARAM_FIELD_PROGRESS,
+                      .progress = UC_PROGRESS_THREAD };
+    const void *addr, *rkey;
+    size_t addr_len, rkey_len, i;
+    ut_ctx_t *ctx;
+    ut_mem_t *mem;
+    uint64_t *w;
+    char c;
+
+    if ((ut_ctx_create(NULL, &p, &ctx) != UCACHE_OK) ||
+        (ut_mem_export(ctx, region, &mem) != UCACHE_OK)) {
+        _exit(3);
+    }
+    w = mem->base;
+    for (i = 0; i < region / sizeof(*w); i++) {
+        w[i] = raw_word(i);
+    }
+    ut_address(ctx, &addr, &addr_len);
+    ut_mem_pack(mem, &rkey, &rkey_len);
+    if (raw_io(up, &addr_len, sizeof(addr_len), 1) || raw_io(up, (void *)addr, addr_len, 1) ||
+        raw_io(up, &rkey_len, sizeof(rkey_len), 1) || raw_io(up, (void *)rkey, rkey_len, 1)) {
+        _exit(4);
+    }
+    close(up);
+    while (read(ctl, &c, 1) > 0) {
+    }
+    ut_mem_destroy(mem);
+    ut_ctx_destroy(ctx);
+    _exit(0);
+}
+
+static ucache_status_t raw_exporter_start(raw_exporter_t *ex, size_t region)
+{
+    int up[2], ctl[2], fd;
+
+    if ((pipe(up) != 0) || (pipe(ctl) != 0)) {
+        return UCACHE_ERR_IO;
+    }
+    fflush(NULL);
+    ex->pid = fork();
+    if (ex->pid < 0) {
+        return UCACHE_ERR_IO;
+    }
+    if (ex->pid == 0) {
+        for (fd = 3; fd < 1024; fd++) {
+            if ((fd != up[1]) && (fd != ctl[0])) {
+                close(fd);
+            }
+        }
+        raw_exporter_main(up[1], ctl[0], region);
+    }
+    close(up[1]);
+    close(ctl[0]);
+    ex->ctl = ctl[1];
+    if (raw_io(up[0], &ex->addr_len, sizeof(ex->addr_len), 0) ||
+        (ex->addr_len > sizeof(ex->addr)) ||
+        raw_io(up[0], ex->addr, ex->addr_len, 0) ||
+        raw_io(up[0], &ex->rkey_len, sizeof(ex->rkey_len), 0) ||
+        (ex->rkey_len > sizeof(ex->rkey)) ||
+        raw_io(up[0], ex->rkey, ex->rkey_len, 0)) {
+        close(up[0]);
+        fprintf(stderr, "ucperf: the exporter process failed to start\n");
+        return UCACHE_ERR_IO;
+    }
+    close(up[0]);
+    return UCACHE_OK;
+}
+
+static void raw_exporter_stop(raw_exporter_t *ex)
+{
+    if (ex->pid > 0) {
+        close(ex->ctl);
+        waitpid(ex->pid, NULL, 0);
+        ex->pid = 0;
+    }
+}
+
+/* utime+stime of a process in seconds, from /proc (-1 if unreadable). */
+static double raw_proc_cpu(pid_t pid)
+{
+    unsigned long long ut, st;
+    char path[64], buf[1024], *p;
+    FILE *f;
+    int i;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    f = fopen(path, "re");
+    if (f == NULL) {
+        return -1;
+    }
+    p = fgets(buf, sizeof(buf), f);
+    fclose(f);
+    if ((p == NULL) || ((p = strrchr(buf, ')')) == NULL)) {
+        return -1;
+    }
+    /* after ")": state(3) ... utime is field 14, stime 15 */
+    for (i = 0; (i < 11) && (p != NULL); i++) {
+        p = strchr(p + 1, ' ');
+    }
+    if ((p == NULL) || (sscanf(p, " %llu %llu", &ut, &st) != 2)) {
+        return -1;
+    }
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double raw_self_cpu(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Check the first, middle and last whole words of a read at @p off. */
+static int raw_check(const uint8_t *buf, uint64_t off, size_t len)
+{
+    uint64_t first = (off + 7) / 8, last = (off + len) / 8, idx[3], w;
+    int i;
+
+    if (last <= first) {
+        return 0; /* no whole word inside: nothing to check */
+    }
+    idx[0] = first;
+    idx[1] = first + (last - first) / 2;
+    idx[2] = last - 1;
+    for (i = 0; i < 3; i++) {
+        memcpy(&w, buf + (idx[i] * 8 - off), sizeof(w));
+        if (w != raw_word(idx[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+ucache_status_t ucperf_raw_run(const ucperf_opts_t *o, ucperf_result_t *res)
+{
+    const unsigned k = o->outstanding;
+    uint64_t region, nslots, target, posted = 0, done = 0, measured = 0;
+    uint64_t t_start = 0, *lat = NULL, *t_post = NULL, *off = NULL;
+    uint64_t nsamples = 0, cap;
+    double cpu0 = 0, own0 = -1, own1;
+    ut_params_t tp = { .field_mask = UT_PARAM_FIELD_CONFIG };
+    raw_exporter_t ex = { 0 };
+    ucache_status_t status;
+    uc_config_t cfg;
+    ut_req_t *reqs = NULL;
+    ut_peer_t *peer = NULL;
+    ut_rkey_t *rkey = NULL;
+    ut_ctx_t *ctx = NULL;
+    uint8_t *bufs = NULL;
+    unsigned i;
+    bool measuring;
+
+    memset(res, 0, sizeof(*res));
+    res->path = "none";
+    if (strcmp(o->transport, "tcp") == 0) {
+        setenv("UCX_TLS", "tcp", 1);
+        setenv("UCX_NET_DEVICES", "lo", 1);
+    } else {
+        setenv("UCX_TLS", "posix,sysv,self,tcp", 1); /* tcp: the wireup lane */
+        unsetenv("UCX_NET_DEVICES");
+    }
+    status = uc_config_load(&cfg);
+    if (status != UCACHE_OK) {
+        return status;
+    }
+    status = uc_config_set(&cfg, "READ_PATH", o->path);
+    if (status != UCACHE_OK) {
+        return status;
+    }
+    if (cfg.max_outstanding < k + 1) {
+        cfg.max_outstanding = k + 1;
+    }
+
+    /* A region several reads wide, so reads rotate through memory. */
+    region = (uint64_t)o->size * k * 4;
+    region = (region < (64ull << 20)) ? (64ull << 20) : region;
+    region = (region > (1ull << 30)) ? (1ull << 30) : region;
+    region = (o->region != 0) ? o->region : region;
+    region = (region + 4095) & ~4095ull;
+    nslots = (region - o->size) / 4096 + 1;
+
+    status = raw_exporter_start(&ex, region);
+    if (status != UCACHE_OK) {
+        goto out;
+    }
+    tp.config = &cfg;
+    status = ut_ctx_create(NULL, &tp, &ctx);
+    if (status != UCACHE_OK) {
+        goto out;
+    }
+    status = ut_peer_create(ctx, ex.addr, ex.addr_len, &peer);
+    if (status == UCACHE_OK) {
+        status = ut_rkey_unpack(peer, ex.rkey, ex.rkey_len, &rkey);
+    }
+    if (status != UCACHE_OK) {
+        goto out;
+    }
+
+    target = o->warmup + ((o->iters > 0) ? o->iters : UINT64_MAX / 2);
+    cap    = (o->iters > 0 && o->iters < UCPERF_MAX_SAMPLES) ? o->iters : UCPERF_MAX_SAMPLES;
+    reqs   = calloc(k, sizeof(*reqs));
+    t_post = calloc(k, sizeof(*t_post));
+    off    = calloc(k, sizeof(*off));
+    lat    = malloc(cap * sizeof(*lat));
+    bufs   = aligned_alloc(4096, (((size_t)k * o->size) + 4095) & ~(size_t)4095);
+    if ((reqs == NULL) || (t_post == NULL) || (off == NULL) || (lat == NULL) ||
+        (bufs == NULL)) {
+        status = UCACHE_ERR_NO_MEMORY;
+        goto out;
+    }
+    memset(bufs, 0, (size_t)k * o->size); /* fault the pages in up front */
+
+#define RAW_POST(_i)                                                          \
+    do {                                                                      \
+        off[_i]    = ((posted * 2654435761u) % nslots) * 4096;                \
+        t_post[_i] = uc_time_ns();                                            \
+        ut_get_post(&reqs[_i], rkey, rkey->base + off[_i],                    \
+                    bufs + (size_t)(_i) * o->size, o->size);                  \
+        posted++;                                                             \
+    } while (0)
+
+    for (i = 0; (i < k) && (posted < target); i++) {
+        RAW_POST(i);
+    }
+    measuring = (o->warmup == 0);
+    if (measuring) {
+        t_start = uc_time_ns();
+        cpu0    = raw_self_cpu();
+        own0    = raw_proc_cpu(ex.pid);
+    }
+    while (done < posted) {
+        ut_wait(ctx, reqs, k, 0);
+        for (i = 0; i < k; i++) {
+            uint64_t now;
+
+            if ((t_post[i] == 0) || (reqs[i].status == UCACHE_INPROGRESS)) {
+                continue;
+            }
+            now = uc_time_ns();
+            if (measuring) {
+                if (reqs[i].status != UCACHE_OK) {
+                    res->errors++;
+                } else {
+                    res->errors += raw_check(bufs + (size_t)i * o->size, off[i], o->size);
+                }
+                if (nsamples < cap) {
+                    lat[nsamples++] = now - t_post[i];
+                }
+                measured++;
+                if (res->path[0] == 'n') {
+                    res->path = ut_path_name(reqs[i].path);
+                }
+            }
+            done++;
+            t_post[i] = 0;
+            if (!measuring && (done >= o->warmup)) {
+                /* Start the clock when the warm-up reads are all in. */
+                measuring = true;
+                t_start   = uc_time_ns();
+                cpu0      = raw_self_cpu();
+                own0      = raw_proc_cpu(ex.pid);
+            }
+            if ((o->iters == 0) && measuring && (now > t_start) &&
+                (now - t_start >= (uint64_t)(o->duration * 1e9))) {
+                target = posted; /* drain what is in flight */
+            }
+            if (posted < target) {
+                RAW_POST(i);
+            }
+        }
+    }
+    res->seconds = (uc_time_ns() - t_start) / 1e9;
+    res->ops     = measured;
+    if ((res->seconds > 0) && (measured > 0)) {
+        double gb = (double)measured * (double)o->size / 1e9;
+
+        res->gbps = gb / res->seconds;
+        res->mops = (double)measured / res->seconds / 1e6;
+        res->client_cpu_s_per_gb = (raw_self_cpu() - cpu0) / gb;
+        own1 = raw_proc_cpu(ex.pid);
+        res->owner_cpu_s_per_gb = ((own0 >= 0) && (own1 >= 0)) ? (own1 - own0) / gb : -1;
+    }
+    ucperf_sort(lat, nsamples);
+    res->p50_us  = ucperf_percentile(lat, nsamples, 0.50) / 1e3;
+    res->p90_us  = ucperf_percentile(lat, nsamples, 0.90) / 1e3;
+    res->p99_us  = ucperf_percentile(lat, nsamples, 0.99) / 1e3;
+    res->p999_us = ucperf_percentile(lat, nsamples, 0.999) / 1e3;
+    res->max_us  = (nsamples > 0) ? lat[nsamples - 1] / 1e3 : 0;
+    status = UCACHE_OK;
+
+out:
+    ut_rkey_destroy(rkey);
+    ut_peer_destroy(peer);
+    ut_ctx_destroy(ctx);
+    raw_exporter_stop(&ex);
+    free(reqs);
+    free(t_post);
+    free(off);
+    free(lat);
+    free(bufs);
+    return status;
+}

@@ -1,0 +1,270 @@
+/*
+ * options.c - ucperf's command line and its output: the human table and the
+ * --json lines (one object per result, stable keys for scripts and CI).
+ */
+#include "perf/ucperf.h"
+#include "util/config.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const ucperf_modes[] = {
+    "raw", "hit", "miss", "mixed", "placement", NULL
+};
+
+const char *ucperf_mode_name(ucperf_mode_t mode)
+{
+    return ucperf_modes[mode];
+}
+
+void ucperf_usage(FILE *out)
+{
+    fprintf(out,
+        "usage: ucperf MODE [options]\n"
+        "\n"
+        "modes:\n"
+        "  raw        the transport primitive alone: an exporter process serves a\n"
+        "             region, this process reads it (mapped copy on one host over\n"
+        "             shm, active-message bulk read or one-sided get over tcp)\n"
+        "  hit, miss, mixed, placement\n"
+        "             need the fabric (issues [3/6] and [5/6]); not in this build\n"
+        "\n"
+        "options:\n"
+        "  -s, --size BYTES        bytes per read (4K, 64K, 1M, 4M ...)   [4K]\n"
+        "  -n, --iters N           reads to measure                      [10000]\n"
+        "  -d, --duration SECONDS  measure for this long instead of --iters\n"
+        "  -o, --outstanding K     reads in flight                       [1]\n"
+        "  -t, --threads T         reader threads (raw: 1)               [1]\n"
+        "  -T, --transport shm|tcp transport between the processes       [shm]\n"
+        "  -p, --path auto|get|am  read primitive off the mapped path    [auto]\n"
+        "  -w, --warmup N          reads before measuring                [200]\n"
+        "  -r, --region BYTES      exported region the reads rotate over\n"
+        "                          (default: 4 x size x outstanding, 64M .. 1G;\n"
+        "                          a region of one read's size stays cache-hot)\n"
+        "  -j, --json              one JSON object per result line\n"
+        "  -c, --compare ucx_perftest\n"
+        "                          (run by `make bench` / perf/run-bench.sh)\n"
+        "  -h, --help\n");
+}
+
+static int ucperf_fail(char *err, size_t len, const char *what, const char *val)
+{
+    snprintf(err, len, "%s '%s'", what, val ? val : "");
+    return -1;
+}
+
+int ucperf_parse(int argc, char **argv, ucperf_opts_t *o, char *err,
+                 size_t err_len, FILE *out)
+{
+    static const struct option longopts[] = {
+        {"size", required_argument, NULL, 's'},
+        {"iters", required_argument, NULL, 'n'},
+        {"duration", required_argument, NULL, 'd'},
+        {"outstanding", required_argument, NULL, 'o'},
+        {"threads", required_argument, NULL, 't'},
+        {"transport", required_argument, NULL, 'T'},
+        {"path", required_argument, NULL, 'p'},
+        {"warmup", required_argument, NULL, 'w'},
+        {"region", required_argument, NULL, 'r'},
+        {"json", no_argument, NULL, 'j'},
+        {"compare", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}
+    };
+    uint64_t v;
+    char *end;
+    int c, i;
+
+    memset(o, 0, sizeof(*o));
+    o->size        = 4096;
+    o->iters       = 10000;
+    o->outstanding = 1;
+    o->threads     = 1;
+    o->warmup      = 200;
+    strcpy(o->transport, "shm");
+    strcpy(o->path, "auto");
+
+    if ((argc < 2) || (strcmp(argv[1], "-h") == 0) || (strcmp(argv[1], "--help") == 0)) {
+        if (argc < 2) {
+            snprintf(err, err_len, "no mode given");
+            return -1;
+        }
+        ucperf_usage(out);
+        return 1;
+    }
+    for (i = 0; ucperf_modes[i] != NULL; i++) {
+        if (strcmp(argv[1], ucperf_modes[i]) == 0) {
+            break;
+        }
+    }
+    if (ucperf_modes[i] == NULL) {
+        return ucperf_fail(err, err_len, "unknown mode", argv[1]);
+    }
+    o->mode = (ucperf_mode_t)i;
+
+    optind = 2;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":s:n:d:o:t:T:p:w:r:jc:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            if ((uc_parse_size(optarg, &v) != UCACHE_OK) || (v == 0) ||
+                (v > (1ull << 30))) {
+                return ucperf_fail(err, err_len, "bad --size (1 .. 1G)", optarg);
+            }
+            o->size = v;
+            break;
+        case 'n':
+            v = strtoull(optarg, &end, 10);
+            if ((*optarg < '1') || (*optarg > '9') || (*end != '\0')) {
+                return ucperf_fail(err, err_len, "bad --iters", optarg);
+            }
+            o->iters = v;
+            break;
+        case 'd':
+            o->duration = strtod(optarg, &end);
+            if ((*end != '\0') || !(o->duration > 0) || (o->duration > 3600)) {
+                return ucperf_fail(err, err_len, "bad --duration (0 .. 3600 s)", optarg);
+            }
+            o->iters = 0;
+            break;
+        case 'o':
+            v = strtoull(optarg, &end, 10);
+            if ((*end != '\0') || (v == 0) || (v > 1024)) {
+                return ucperf_fail(err, err_len, "bad --outstanding (1 .. 1024)", optarg);
+            }
+            o->outstanding = (unsigned)v;
+            break;
+        case 't':
+            v = strtoull(optarg, &end, 10);
+            if ((*end != '\0') || (v == 0) || (v > 256)) {
+                return ucperf_fail(err, err_len, "bad --threads (1 .. 256)", optarg);
+            }
+            o->threads = (unsigned)v;
+            break;
+        case 'T':
+            if (strcmp(optarg, "shm") && strcmp(optarg, "tcp")) {
+                return ucperf_fail(err, err_len, "bad --transport (shm|tcp)", optarg);
+            }
+            strcpy(o->transport, optarg);
+            break;
+        case 'p':
+            if (strcmp(optarg, "auto") && strcmp(optarg, "get") && strcmp(optarg, "am")) {
+                return ucperf_fail(err, err_len, "bad --path (auto|get|am)", optarg);
+            }
+            strcpy(o->path, optarg);
+            break;
+        case 'w':
+            v = strtoull(optarg, &end, 10);
+            if ((*end != '\0') || (v > 1000000)) {
+                return ucperf_fail(err, err_len, "bad --warmup", optarg);
+            }
+            o->warmup = (unsigned)v;
+            break;
+        case 'r':
+            if ((uc_parse_size(optarg, &v) != UCACHE_OK) || (v < 4096) ||
+                (v > (16ull << 30))) {
+                return ucperf_fail(err, err_len, "bad --region (4K .. 16G)", optarg);
+            }
+            o->region = v;
+            break;
+        case 'j':
+            o->json = 1;
+            break;
+        case 'c':
+            if (strcmp(optarg, "ucx_perftest") != 0) {
+                return ucperf_fail(err, err_len, "bad --compare (ucx_perftest)", optarg);
+            }
+            o->compare = "ucx_perftest";
+            break;
+        case 'h':
+            ucperf_usage(out);
+            return 1;
+        case ':':
+            snprintf(err, err_len, "option '%s' needs a value", argv[optind - 1]);
+            return -1;
+        default:
+            return ucperf_fail(err, err_len, "unknown option", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) {
+        return ucperf_fail(err, err_len, "unexpected argument", argv[optind]);
+    }
+    if ((o->region != 0) && (o->region < o->size)) {
+        snprintf(err, err_len, "--region must hold at least one read (--size)");
+        return -1;
+    }
+    if ((o->mode == UCPERF_MODE_RAW) && (o->threads != 1)) {
+        snprintf(err, err_len, "mode raw runs one reader thread (use --outstanding)");
+        return -1;
+    }
+    return 0;
+}
+
+static double ucperf_num(double v)
+{
+    return isfinite(v) ? v : -1.0;
+}
+
+void ucperf_print(FILE *out, const ucperf_opts_t *o, const ucperf_result_t *r,
+                  int header)
+{
+    char size[32];
+
+    if (o->json) {
+        fprintf(out,
+                "{\"bench\":\"ucperf\",\"mode\":\"%s\",\"transport\":\"%s\","
+                "\"path\":\"%s\",\"size\":%zu,\"threads\":%u,\"outstanding\":%u,"
+                "\"ops\":%llu,\"errors\":%llu,\"seconds\":%.6f,\"gbps\":%.4f,"
+                "\"mops\":%.4f,\"p50_us\":%.3f,\"p90_us\":%.3f,\"p99_us\":%.3f,"
+                "\"p999_us\":%.3f,\"max_us\":%.3f,\"client_cpu_s_per_gb\":%.4f,"
+                "\"owner_cpu_s_per_gb\":%.4f}\n",
+                ucperf_mode_name(o->mode), o->transport, r->path, o->size,
+                o->threads, o->outstanding, (unsigned long long)r->ops,
+                (unsigned long long)r->errors, ucperf_num(r->seconds),
+                ucperf_num(r->gbps), ucperf_num(r->mops), ucperf_num(r->p50_us),
+                ucperf_num(r->p90_us), ucperf_num(r->p99_us),
+                ucperf_num(r->p999_us), ucperf_num(r->max_us),
+                ucperf_num(r->client_cpu_s_per_gb), ucperf_num(r->owner_cpu_s_per_gb));
+        return;
+    }
+    if (header) {
+        fprintf(out, "%-5s %-4s %-6s %7s %4s %9s %9s %8s %8s %8s %8s %9s %9s %7s %7s %6s\n",
+                "mode", "tl", "path", "size", "out", "ops", "Mops/s", "GB/s",
+                "p50us", "p90us", "p99us", "p99.9us", "max_us", "cli_s/GB",
+                "own_s/GB", "errors");
+    }
+    uc_format_size(o->size, size, sizeof(size));
+    fprintf(out, "%-5s %-4s %-6s %7s %4u %9llu %9.3f %8.3f %8.2f %8.2f %8.2f %9.2f %9.2f "
+            "%7.3f %7.3f %6llu\n",
+            ucperf_mode_name(o->mode), o->transport, r->path, size, o->outstanding,
+            (unsigned long long)r->ops, r->mops, r->gbps, r->p50_us, r->p90_us,
+            r->p99_us, r->p999_us, r->max_us, r->client_cpu_s_per_gb,
+            r->owner_cpu_s_per_gb, (unsigned long long)r->errors);
+}
+
+static int ucperf_cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+double ucperf_percentile(const uint64_t *sorted, size_t n, double q)
+{
+    size_t idx;
+
+    if (n == 0) {
+        return 0;
+    }
+    idx = (size_t)ceil(q * (double)n);
+    idx = (idx == 0) ? 0 : idx - 1;
+    return (double)sorted[idx < n ? idx : n - 1];
+}
+
+void ucperf_sort(uint64_t *v, size_t n);
+void ucperf_sort(uint64_t *v, size_t n)
+{
+    qsort(v, n, sizeof(*v), ucperf_cmp_u64);
+}

@@ -1,0 +1,72 @@
+/*
+ * ucperf.h - the benchmark engine behind the ucperf CLI (and, later, the
+ * health tools).  Options are parsed into ucperf_opts_t; each mode's engine
+ * fills a ucperf_result_t; one printer writes the human table or one JSON
+ * object per result line.  Today: mode raw (the transport primitive alone).
+ */
+#ifndef UCPERF_H
+#define UCPERF_H
+
+#include "ucache.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum ucperf_mode {
+    UCPERF_MODE_RAW = 0,
+    UCPERF_MODE_HIT,
+    UCPERF_MODE_MISS,
+    UCPERF_MODE_MIXED,
+    UCPERF_MODE_PLACEMENT
+} ucperf_mode_t;
+
+typedef struct ucperf_opts {
+    ucperf_mode_t mode;
+    size_t        size;        /* bytes per operation                    */
+    uint64_t      iters;       /* operations to measure (0: use duration) */
+    double        duration;    /* seconds, if iters == 0                 */
+    unsigned      outstanding; /* operations in flight                   */
+    unsigned      threads;
+    char          transport[8]; /* "shm" or "tcp"                        */
+    char          path[8];     /* "auto", "get", "am"                    */
+    unsigned      warmup;      /* operations before measuring            */
+    size_t        region;      /* exported bytes reads rotate over (0: auto) */
+    int           json;
+    const char   *compare;     /* "ucx_perftest" or NULL                 */
+} ucperf_opts_t;
+
+typedef struct ucperf_result {
+    const char *path;          /* primitive that served the reads        */
+    uint64_t    ops;
+    uint64_t    errors;        /* wrong bytes or failed operations       */
+    double      seconds;
+    double      gbps;          /* 10^9 bytes per second                  */
+    double      mops;
+    double      p50_us, p90_us, p99_us, p999_us, max_us;
+    double      client_cpu_s_per_gb;
+    double      owner_cpu_s_per_gb; /* < 0 if it could not be measured   */
+} ucperf_result_t;
+
+/**
+ * Parse a command line (argv[0] is the program, argv[1] the mode).
+ * @return 0 on success; 1 if --help was asked (usage printed to @p out);
+ *         -1 on a bad command line (message in @p err).
+ */
+int ucperf_parse(int argc, char **argv, ucperf_opts_t *opts, char *err,
+                 size_t err_len, FILE *out);
+
+void ucperf_usage(FILE *out);
+const char *ucperf_mode_name(ucperf_mode_t mode);
+
+/** Print one result: a table row (with a header if @p header), or JSON. */
+void ucperf_print(FILE *out, const ucperf_opts_t *opts,
+                  const ucperf_result_t *res, int header);
+
+/** Run mode raw: an exporter process and this reader. */
+ucache_status_t ucperf_raw_run(const ucperf_opts_t *opts, ucperf_result_t *res);
+
+/** Percentile @p q (0..1) of @p n sorted values. */
+double ucperf_percentile(const uint64_t *sorted, size_t n, double q);
+
+#endif

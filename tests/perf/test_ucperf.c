@@ -1,0 +1,255 @@
+/*
+ * test_ucperf.c - tests of perf/: ucperf's option parsing, its --json output
+ * (parsed back and checked), short raw runs over shm and tcp, and the
+ * command-line programs' exit codes (ucperf, ucache).
+ */
+#include "tests/common.h"
+#include "perf/ucperf.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+
+static int parse(ucperf_opts_t *o, char *err, const char *line)
+{
+    char buf[512], *argv[32], *tok, *save = NULL;
+    int argc = 0;
+    FILE *devnull = fopen("/dev/null", "w");
+    int rc;
+
+    snprintf(buf, sizeof(buf), "%s", line);
+    for (tok = strtok_r(buf, " ", &save); tok && argc < 31; tok = strtok_r(NULL, " ", &save)) {
+        argv[argc++] = tok;
+    }
+    argv[argc] = NULL;
+    rc = ucperf_parse(argc, argv, o, err, 256, devnull);
+    fclose(devnull);
+    return rc;
+}
+
+static void test_options(void)
+{
+    ucperf_opts_t o;
+    char err[256];
+
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf raw"), 0);
+    CU_ASSERT_EQUAL(o.mode, UCPERF_MODE_RAW);
+    CU_ASSERT_EQUAL(o.size, 4096);
+    CU_ASSERT_EQUAL(o.iters, 10000);
+    CU_ASSERT_EQUAL(o.outstanding, 1);
+    CU_ASSERT_STRING_EQUAL(o.transport, "shm");
+    CU_ASSERT_STRING_EQUAL(o.path, "auto");
+    CU_ASSERT_EQUAL(o.json, 0);
+
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf raw --size 1M -n 50 --outstanding 8 "
+                                   "--transport tcp --path am --json -w 0 -r 4M"), 0);
+    CU_ASSERT_EQUAL(o.size, 1u << 20);
+    CU_ASSERT_EQUAL(o.iters, 50);
+    CU_ASSERT_EQUAL(o.outstanding, 8);
+    CU_ASSERT_STRING_EQUAL(o.transport, "tcp");
+    CU_ASSERT_STRING_EQUAL(o.path, "am");
+    CU_ASSERT_EQUAL(o.json, 1);
+    CU_ASSERT_EQUAL(o.warmup, 0);
+    CU_ASSERT_EQUAL(o.region, 4u << 20);
+
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf raw -s 64k -d 1.5"), 0);
+    CU_ASSERT_EQUAL(o.size, 65536);
+    CU_ASSERT_EQUAL(o.iters, 0);
+    CU_ASSERT(fabs(o.duration - 1.5) < 1e-9);
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf hit --threads 4"), 0);
+    CU_ASSERT_EQUAL(o.mode, UCPERF_MODE_HIT);
+    CU_ASSERT_EQUAL(o.threads, 4);
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf raw --help"), 1);
+
+    /* Bad command lines: a clear message each. */
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf"), -1);
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf fly"), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "unknown mode 'fly'"));
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf raw --size 0"), -1);
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf raw --size 3X"), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "--size"));
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf raw --size 2G"), -1);
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf raw -n 0"), -1);
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf raw -n -5"), -1);
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf raw -o 0"), -1);
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf raw -o 5000"), -1);
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf raw --transport ib"), -1);
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf raw --path rdma"), -1);
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf raw -d 0"), -1);
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf raw --threads 2"), -1);
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf raw --compare iperf"), -1);
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf raw --bogus"), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "unknown option"));
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf raw --size"), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "needs a value"));
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf raw extra"), -1);
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf raw -s 1M -r 64K"), -1);
+}
+
+static void test_percentile(void)
+{
+    uint64_t v[100];
+    int i;
+
+    for (i = 0; i < 100; i++) {
+        v[i] = (uint64_t)i + 1;
+    }
+    CU_ASSERT_EQUAL(ucperf_percentile(v, 100, 0.50), 50);
+    CU_ASSERT_EQUAL(ucperf_percentile(v, 100, 0.99), 99);
+    CU_ASSERT_EQUAL(ucperf_percentile(v, 100, 1.0), 100);
+    CU_ASSERT_EQUAL(ucperf_percentile(v, 1, 0.5), 1);
+    CU_ASSERT_EQUAL(ucperf_percentile(v, 0, 0.5), 0);
+}
+
+/* The value of "key" in a one-line JSON object, as text; NULL if absent. */
+static const char *json_get(const char *json, const char *key, char *val, size_t len)
+{
+    char pat[64];
+    const char *p;
+    size_t n = 0;
+
+    snprintf(pat, sizeof(pat), "\"%s\":", key);
+    p = strstr(json, pat);
+    if (p == NULL) {
+        return NULL;
+    }
+    p += strlen(pat);
+    if (*p == '"') {
+        p++;
+        while ((p[n] != '"') && (p[n] != '\0') && (n + 1 < len)) {
+            n++;
+        }
+    } else {
+        while ((p[n] != ',') && (p[n] != '}') && (p[n] != '\0') && (n + 1 < len)) {
+            n++;
+        }
+    }
+    memcpy(val, p, n);
+    val[n] = '\0';
+    return val;
+}
+
+static void run_raw_json(const char *cmd, const char *transport,
+                         const char *expect_path, size_t size, unsigned iters)
+{
+    static const char *const keys[] = {
+        "bench", "mode", "transport", "size", "threads", "ops", "gbps", "p50_us",
+        "p99_us", "p90_us", "p999_us", "max_us", "errors", NULL
+    };
+    ucperf_result_t res;
+    ucperf_opts_t o;
+    char err[256], *text = NULL, val[64];
+    size_t tlen = 0;
+    FILE *f;
+    int i;
+
+    CU_ASSERT_EQUAL_FATAL(parse(&o, err, cmd), 0);
+    CU_ASSERT_EQUAL_FATAL(ucperf_raw_run(&o, &res), UCACHE_OK);
+    f = open_memstream(&text, &tlen);
+    ucperf_print(f, &o, &res, 1);
+    fclose(f);
+    /* Exactly one line, even though a table header was asked for. */
+    CU_ASSERT_PTR_EQUAL(strchr(text, '\n'), text + tlen - 1);
+    CU_ASSERT_EQUAL(text[0], '{');
+    for (i = 0; keys[i] != NULL; i++) {
+        CU_ASSERT_PTR_NOT_NULL(json_get(text, keys[i], val, sizeof(val)));
+    }
+    CU_ASSERT_STRING_EQUAL(json_get(text, "bench", val, sizeof(val)), "ucperf");
+    CU_ASSERT_STRING_EQUAL(json_get(text, "mode", val, sizeof(val)), "raw");
+    CU_ASSERT_STRING_EQUAL(json_get(text, "transport", val, sizeof(val)), transport);
+    CU_ASSERT_STRING_EQUAL(json_get(text, "path", val, sizeof(val)), expect_path);
+    CU_ASSERT_EQUAL(strtoull(json_get(text, "size", val, sizeof(val)), NULL, 10), size);
+    CU_ASSERT_EQUAL(strtoull(json_get(text, "ops", val, sizeof(val)), NULL, 10), iters);
+    CU_ASSERT_EQUAL(strtoull(json_get(text, "errors", val, sizeof(val)), NULL, 10), 0);
+    CU_ASSERT(strtod(json_get(text, "gbps", val, sizeof(val)), NULL) > 0);
+    CU_ASSERT(strtod(json_get(text, "p50_us", val, sizeof(val)), NULL) > 0);
+    CU_ASSERT(strtod(json_get(text, "p99_us", val, sizeof(val)), NULL) >=
+              strtod(json_get(text, "p50_us", val, sizeof(val)), NULL));
+    free(text);
+}
+
+static void test_raw_shm(void)
+{
+    run_raw_json("ucperf raw -s 64K -n 300 -o 4 --json", "shm", "mapped", 65536, 300);
+}
+
+static void test_raw_tcp(void)
+{
+    run_raw_json("ucperf raw -s 1M -n 40 -o 4 -T tcp --json", "tcp", "am", 1u << 20, 40);
+    run_raw_json("ucperf raw -s 4K -n 100 -T tcp -p get --json", "tcp", "get", 4096, 100);
+}
+
+static void test_raw_duration(void)
+{
+    ucperf_result_t res;
+    ucperf_opts_t o;
+    char err[256];
+
+    CU_ASSERT_EQUAL_FATAL(parse(&o, err, "ucperf raw -s 4K -d 0.3 -w 10"), 0);
+    CU_ASSERT_EQUAL_FATAL(ucperf_raw_run(&o, &res), UCACHE_OK);
+    CU_ASSERT(res.ops > 100);
+    CU_ASSERT_EQUAL(res.errors, 0);
+    CU_ASSERT(res.seconds >= 0.3);
+    CU_ASSERT(res.seconds < 3.0);
+}
+
+/* Exit status of a shell command line. */
+static int sh(const char *fmt, const char *arg)
+{
+    char cmd[1024];
+    int st;
+
+    snprintf(cmd, sizeof(cmd), fmt, arg, arg);
+    st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_cli(void)
+{
+    const char *build = getenv("BUILD");
+    char bin[256];
+
+    snprintf(bin, sizeof(bin), "%s/bin", build ? build : "build");
+    CU_ASSERT_EQUAL(sh("%s/ucperf raw -s 4K -n 50 > /dev/null", bin), 0);
+    CU_ASSERT_EQUAL(sh("%s/ucperf raw -s 4K -n 50 --json | grep -q '\"errors\":0'", bin), 0);
+    CU_ASSERT_EQUAL(sh("%s/ucperf raw --size nope 2> /dev/null", bin), 2);
+    CU_ASSERT_EQUAL(sh("%s/ucperf 2> /dev/null", bin), 2);
+    CU_ASSERT_EQUAL(sh("%s/ucperf hit 2> /dev/null", bin), 2);
+    CU_ASSERT_EQUAL(sh("%s/ucperf raw --help | grep -q outstanding", bin), 0);
+    CU_ASSERT_EQUAL(sh("%s/ucache config | grep -q '^UCACHE_TIMEOUT=2s'", bin), 0);
+    CU_ASSERT_EQUAL(sh("UCACHE_TIMEOUT=5s %s/ucache config --json | grep -q "
+                       "'\"name\":\"UCACHE_TIMEOUT\",\"value\":\"5s\"'", bin), 0);
+    CU_ASSERT_EQUAL(sh("UCACHE_TIMEOUT=soon %s/ucache config > /dev/null 2>&1", bin), 1);
+    CU_ASSERT_EQUAL(sh("%s/ucache config --bogus 2> /dev/null", bin), 2);
+    CU_ASSERT_EQUAL(sh("%s/ucache frobnicate 2> /dev/null", bin), 2);
+    CU_ASSERT_EQUAL(sh("%s/ucache health 2> /dev/null", bin), 1);
+    CU_ASSERT_EQUAL(sh("%s/ucache version | grep -q '^ucache 0.1.0$'", bin), 0);
+}
+
+int main(void)
+{
+    static const uct_test_t option_tests[] = {
+        {"options", test_options},
+        {"percentile", test_percentile},
+        {NULL, NULL}
+    };
+    static const uct_test_t raw_tests[] = {
+        {"raw_shm_json", test_raw_shm},
+        {"raw_tcp_json", test_raw_tcp},
+        {"raw_duration", test_raw_duration},
+        {NULL, NULL}
+    };
+    static const uct_test_t cli_tests[] = {
+        {"exit_codes_and_output", test_cli},
+        {NULL, NULL}
+    };
+
+    setenv("UCACHE_LOG_LEVEL", "error", 0);
+    if ((CU_initialize_registry() != CUE_SUCCESS) ||
+        uct_add_suite("ucperf_options", option_tests) ||
+        uct_add_suite("ucperf_raw", raw_tests) ||
+        uct_add_suite("cli", cli_tests)) {
+        return 2;
+    }
+    return uct_run();
+}
