@@ -302,13 +302,13 @@ static void *ut_blob_build(uint32_t magic, const void *body, size_t body_len,
 }
 
 /*
- * Validate a blob; on success *body_p points at its body (body_len bytes)
- * and *payload_p, *payload_len_p at the UCX part.
+ * Validate a blob; on success its body is copied to @p body (body_len bytes:
+ * a blob may sit at any alignment) and *payload_p, *payload_len_p name the
+ * UCX part.
  */
 static ucache_status_t ut_blob_check(const void *blob, size_t len,
                                      uint32_t magic, size_t body_len,
-                                     const void **body_p,
-                                     const void **payload_p,
+                                     void *body, const void **payload_p,
                                      size_t *payload_len_p)
 {
     ut_blob_hdr hdr;
@@ -335,7 +335,7 @@ static ucache_status_t ut_blob_check(const void *blob, size_t len,
     if (sum != hdr.checksum) {
         return UCACHE_ERR_CORRUPT;
     }
-    *body_p        = (const uint8_t *)blob + sizeof(hdr);
+    memcpy(body, (const uint8_t *)blob + sizeof(hdr), body_len);
     *payload_p     = (const uint8_t *)blob + hdr.hdr_len;
     *payload_len_p = len - hdr.hdr_len;
     return UCACHE_OK;
@@ -1874,14 +1874,14 @@ static ucache_status_t ut_ucx_peer_create(ut_ctx_t *c, const void *blob,
                                           size_t len, ut_peer_t **peer_p)
 {
     ut_ucx_ctx_t *ctx = ut_ctx_of(c);
-    const ut_addr_body *body;
+    ut_addr_body body;
     const void *payload;
     ut_ucx_peer_t *peer;
     ucache_status_t status;
     size_t plen;
 
-    status = ut_blob_check(blob, len, UT_ADDR_MAGIC, sizeof(*body),
-                           (const void **)&body, &payload, &plen);
+    status = ut_blob_check(blob, len, UT_ADDR_MAGIC, sizeof(body), &body,
+                           &payload, &plen);
     if (status != UCACHE_OK) {
         UT_STAT_ADD(ctx, bad_input, 1);
         UC_ERROR("refused a peer address of %zu bytes: %s", len,
@@ -1900,12 +1900,12 @@ static ucache_status_t ut_ucx_peer_create(ut_ctx_t *c, const void *blob,
     }
     memcpy(peer->ucp_addr, payload, plen);
     peer->ucp_addr_len = plen;
-    peer->uuid         = body->uuid;
+    peer->uuid         = body.uuid;
     peer->super.ctx    = c;
     peer->native_get   = -1;
     atomic_init(&peer->state, UT_PEER_IDLE);
     snprintf(peer->name, sizeof(peer->name), "%.*s:%u", UT_HOST_MAX - 1,
-             body->host, body->pid);
+             body.host, body.pid);
 
     pthread_mutex_lock(&ctx->lock);
     peer->all_next = ctx->peers;
@@ -1987,16 +1987,16 @@ static ucache_status_t ut_ucx_rkey_unpack(ut_peer_t *p, const void *blob,
 {
     ut_ucx_peer_t *peer = (ut_ucx_peer_t *)p;
     ut_ucx_ctx_t *ctx   = ut_ctx_of(p->ctx);
-    const ut_rkey_body *body;
+    ut_rkey_body body;
     const void *payload;
     ucache_status_t status;
     ut_ucx_rkey_t *rk;
     void *ptr;
     size_t plen;
 
-    status = ut_blob_check(blob, len, UT_RKEY_MAGIC, sizeof(*body),
-                           (const void **)&body, &payload, &plen);
-    if (status == UCACHE_OK && (body->ctx_uuid != peer->uuid)) {
+    status = ut_blob_check(blob, len, UT_RKEY_MAGIC, sizeof(body), &body,
+                           &payload, &plen);
+    if (status == UCACHE_OK && (body.ctx_uuid != peer->uuid)) {
         status = UCACHE_ERR_STALE;
     }
     if (status != UCACHE_OK) {
@@ -2018,12 +2018,12 @@ static ucache_status_t ut_ucx_rkey_unpack(ut_peer_t *p, const void *blob,
     }
     memcpy(rk->blob, payload, plen);
     rk->blob_len        = plen;
-    rk->cookie          = body->cookie;
-    rk->region_id       = body->region_id;
+    rk->cookie          = body.cookie;
+    rk->region_id       = body.region_id;
     rk->super.ctx       = p->ctx;
     rk->super.peer      = p;
-    rk->super.base      = body->base;
-    rk->super.len       = body->len;
+    rk->super.base      = body.base;
+    rk->super.len       = body.len;
 
     pthread_mutex_lock(&ctx->lock);
     status = do_peer_ensure(ctx, peer);

@@ -171,6 +171,34 @@ static void test_config_print(void)
     CU_ASSERT_EQUAL(ucache_config_print(stderr, 1u << 7), UCACHE_ERR_INVALID);
 }
 
+/* The README lists every variable of the table (the table is the source). */
+static void test_readme_lists_every_variable(void)
+{
+    char *text, var[64];
+    FILE *f = fopen("README.md", "r");
+    long len;
+    size_t i;
+
+    if (f == NULL) {
+        UCT_SKIP("README.md not found in the working directory (run from the repo root)");
+        return;
+    }
+    fseek(f, 0, SEEK_END);
+    len = ftell(f);
+    rewind(f);
+    text = calloc(1, (size_t)len + 1);
+    CU_ASSERT_FATAL(fread(text, 1, (size_t)len, f) == (size_t)len);
+    fclose(f);
+    for (i = 0; i < uc_config_table_len; i++) {
+        snprintf(var, sizeof(var), "| `UCACHE_%s` |", uc_config_table[i].name);
+        if (strstr(text, var) == NULL) {
+            fprintf(stderr, "README.md does not list %s\n", var);
+        }
+        CU_ASSERT_PTR_NOT_NULL(strstr(text, var));
+    }
+    free(text);
+}
+
 static unsigned sink_count;
 static char     sink_last[1100];
 
@@ -248,6 +276,7 @@ int main(void)
         {"format", test_format_roundtrip},
         {"defaults_and_env", test_config_defaults_and_env},
         {"print", test_config_print},
+        {"readme_lists_every_variable", test_readme_lists_every_variable},
         {NULL, NULL}
     };
     static const uct_test_t log_tests[] = {

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# make bench: ucperf raw over shared memory and tcp at 4K/64K/1M/4M, and in
+# the same run the baselines it is judged against: ucx_perftest on the same
+# transport and size, and mbw's memcpy.  Writes perf/results/latest.json
+# (ucperf's JSON lines plus baselines) and perf/results/latest.md (a table of
+# every figure with its ratio to its baseline and the target, if any).
+set -uo pipefail
+ucperf=${1:-build/bin/ucperf}
+out=perf/results
+mkdir -p "$out"
+json=$out/latest.json.tmp
+md=$out/latest.md
+: > "$json"
+port=$((20000 + RANDOM % 20000))
+
+# ucx_perftest TEST SIZE ITERS TLS [extra...] -> "typical_lat_us overall_GBps"
+perftest() {
+    local test=$1 size=$2 iters=$3 tls=$4; shift 4
+    port=$((port + 1))
+    UCX_TLS=$tls UCX_NET_DEVICES=lo timeout 120 ucx_perftest -p $port >/dev/null 2>&1 &
+    local srv=$!
+    sleep 0.5
+    local line
+    line=$(UCX_TLS=$tls UCX_NET_DEVICES=lo timeout 120 ucx_perftest 127.0.0.1 -p $port \
+           -t "$test" -s "$size" -n "$iters" "$@" 2>/dev/null | awk '/^Final:/ {print $3, $6}')
+    wait $srv 2>/dev/null
+    # perftest prints MB/s as MiB/s
+    awk -v l="${line:-0 0}" 'BEGIN { split(l, a, " "); printf "%.3f %.4f\n", a[1], a[2]*1048576/1e9 }'
+}
+
+ucperf_json() { "$ucperf" raw --json "$@" | tee -a "$json"; }
+field() { sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p" <<<"$1"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+verdict() { # value target op
+    awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN {
+        if (t == "") { print "report"; exit }
+        ok = (op == ">=") ? (v >= t) : (v <= t); print ok ? "meets " op " " t : "MISSES " op " " t }'
+}
+
+rows=()
+add() { rows+=("| $1 | $2 | $3 | $4 | $5 | $6 |"); }
+
+echo "== memcpy baseline (mbw, 512 MiB)"
+mbw_mib=$(mbw -q -n 5 -t0 512 2>/dev/null | awk '/^AVG/ {print $(NF-1)}')
+mbw_gbps=$(awk -v m="${mbw_mib:-0}" 'BEGIN { printf "%.3f", m*1048576/1e9 }')
+echo "mbw memcpy: $mbw_gbps GB/s"
+
+for size in 4K 64K 1M 4M; do
+    bytes=$(numfmt --from=iec "$size")
+    iters=$(( bytes >= 1048576 ? 1000 : 20000 ))
+    echo "== shared memory, $size"
+    hot=$(ucperf_json -T shm -s $size -n $iters -r $size)
+    cold=$(ucperf_json -T shm -s $size -n $iters)
+    read -r pt_lat pt_bw < <(perftest ucp_get $bytes $iters posix,sysv,self,tcp)
+    add "shm $size hit-path read, cache-hot, p50 latency (us)" "$(field "$hot" p50_us)" \
+        "ucx_perftest ucp_get posix p50 $pt_lat" "$(ratio "$(field "$hot" p50_us)" "$pt_lat")" \
+        "$(verdict "" "" "")" "lower is better"
+    add "shm $size read bandwidth, cache-hot (GB/s)" "$(field "$hot" gbps)" \
+        "ucx_perftest ucp_get posix $pt_bw" "$(ratio "$(field "$hot" gbps)" "$pt_bw")" \
+        "$(verdict "" "" "")" ""
+    add "shm $size read bandwidth, 64 MiB+ region (GB/s)" "$(field "$cold" gbps)" \
+        "mbw memcpy $mbw_gbps" "$(ratio "$(field "$cold" gbps)" "$mbw_gbps")" \
+        "$(verdict "$(ratio "$(field "$cold" gbps)" "$mbw_gbps")" "$([ $size = 1M ] && echo 0.6)" ">=")" \
+        "target at 1M: >= 0.6x memcpy"
+done
+
+echo "== tcp latency, 4K"
+lat=$(ucperf_json -T tcp -s 4K -n 10000)
+read -r am_lat _ < <(perftest ucp_am_lat 4096 20000 tcp)
+two=$(awk -v l="$am_lat" 'BEGIN { printf "%.3f", 2*l }')
+r=$(ratio "$(field "$lat" p50_us)" "$two")
+add "tcp 4K read p50 latency (us)" "$(field "$lat" p50_us)" "2 x ucp_am_lat one-way = $two" \
+    "$r" "$(verdict "$r" 1.3 "<=")" "target <= 1.3x"
+for size in 4K 64K 1M 4M; do
+    bytes=$(numfmt --from=iec "$size")
+    iters=$(( bytes >= 1048576 ? 1000 : 10000 ))
+    echo "== tcp bandwidth, $size"
+    bw=$(ucperf_json -T tcp -s $size -n $iters -o 8)
+    read -r _ am_bw < <(perftest ucp_am_bw $bytes $iters tcp)
+    r=$(ratio "$(field "$bw" gbps)" "$am_bw")
+    add "tcp $size read bandwidth, 8 outstanding (GB/s)" "$(field "$bw" gbps)" \
+        "ucx_perftest ucp_am_bw $am_bw" "$r" \
+        "$(verdict "$r" "$([ $size = 1M ] && echo 0.8)" ">=")" "target at 1M: >= 0.8x"
+done
+echo "== tcp one-sided get (UCX emulates it over tcp), 1M"
+get=$(ucperf_json -T tcp -s 1M -n 500 -o 8 -p get)
+add "tcp 1M read bandwidth via ucp_get (GB/s)" "$(field "$get" gbps)" "same run, am path above" \
+    "" "report" "why reads use am on tcp"
+
+{
+    echo "# ucperf raw — $(date -u +%Y-%m-%dT%H:%MZ) on $(hostname) ($(nproc) cores)"
+    echo
+    echo "Every baseline was measured in the same run. UCX $(ucx_info -v | sed -n 's/# Version //p')."
+    echo
+    echo "| figure | ucperf | baseline | ratio | target | note |"
+    echo "|---|---|---|---|---|---|"
+    printf '%s\n' "${rows[@]}"
+} > "$md"
+{
+    cat "$json"
+    echo "{\"bench\":\"baseline\",\"name\":\"mbw_memcpy\",\"gbps\":$mbw_gbps}"
+} > "$out/latest.json"
+rm -f "$json"
+echo
+cat "$md"
