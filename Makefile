@@ -26,7 +26,7 @@ LIB_SRCS = util/status.c util/log.c util/config.c \
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 
 PROGS    = $(BUILD)/bin/ucache $(BUILD)/bin/ucperf
-PERF_SRCS = perf/options.c perf/bench_raw.c
+PERF_SRCS = perf/options.c perf/bench_raw.c perf/exporter.c
 PERF_OBJS = $(PERF_SRCS:%.c=$(BUILD)/obj/%.o)
 
 TESTS    = $(BUILD)/tests/test_util $(BUILD)/tests/test_ucx $(BUILD)/tests/test_ucperf
@@ -82,7 +82,7 @@ $(BUILD)/tests/test_util: $(BUILD)/obj/tests/util/test_util.o $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
-$(BUILD)/tests/test_ucx: $(BUILD)/obj/tests/transport/test_ucx.o $(LIB_A)
+$(BUILD)/tests/test_ucx: $(BUILD)/obj/tests/transport/test_ucx.o $(BUILD)/obj/perf/exporter.o $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 

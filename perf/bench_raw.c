@@ -1,135 +1,27 @@
 /*
  * bench_raw.c - ucperf mode raw: the transport read primitive alone.
- * An exporter process (forked) exports a region filled with a known pattern
- * and serves it from a progress thread; this process reads it with up to
+ * An exporter process (perf/exporter.c) exports a region filled with a
+ * known pattern and serves it from a progress thread; this process reads it with up to
  * --outstanding reads in flight, times every read from post to completion,
  * and checks three words of every read against the pattern (full byte
  * comparison is the unit tests' job; here it would swamp a memcpy).
  */
 #include "perf/ucperf.h"
+#include "perf/exporter.h"
 #include "transport/transport.h"
 #include "util/log.h"
 #include "util/time.h"
 
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 void ucperf_sort(uint64_t *v, size_t n);
 
 #define UCPERF_MAX_SAMPLES (20u * 1000u * 1000u)
 
-static inline uint64_t raw_word(uint64_t index)
-{
-    return (index * 0x9E3779B97F4A7C15ull) ^ 0x5bd1e995ull;
-}
-
-typedef struct raw_exporter {
-    pid_t   pid;
-    int     ctl;
-    uint8_t addr[4096];
-    size_t  addr_len;
-    uint8_t rkey[4096];
-    size_t  rkey_len;
-} raw_exporter_t;
-
-static int raw_io(int fd, void *buf, size_t len, int writing)
-{
-    uint8_t *p = buf;
-    ssize_t n;
-
-    while (len > 0) {
-        n = writing ? write(fd, p, len) : read(fd, p, len);
-        if (n <= 0) {
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-static void raw_exporter_main(int up, int ctl, size_t region)
-{
-    ut_params_t p = { .field_mask = UT_PARAM_FIELD_PROGRESS,
-                      .progress = UC_PROGRESS_THREAD };
-    const void *addr, *rkey;
-    size_t addr_len, rkey_len, i;
-    ut_ctx_t *ctx;
-    ut_mem_t *mem;
-    uint64_t *w;
-    char c;
-
-    if ((ut_ctx_create(NULL, &p, &ctx) != UCACHE_OK) ||
-        (ut_mem_export(ctx, region, &mem) != UCACHE_OK)) {
-        _exit(3);
-    }
-    w = mem->base;
-    for (i = 0; i < region / sizeof(*w); i++) {
-        w[i] = raw_word(i);
-    }
-    ut_address(ctx, &addr, &addr_len);
-    ut_mem_pack(mem, &rkey, &rkey_len);
-    if (raw_io(up, &addr_len, sizeof(addr_len), 1) || raw_io(up, (void *)addr, addr_len, 1) ||
-        raw_io(up, &rkey_len, sizeof(rkey_len), 1) || raw_io(up, (void *)rkey, rkey_len, 1)) {
-        _exit(4);
-    }
-    close(up);
-    while (read(ctl, &c, 1) > 0) {
-    }
-    ut_mem_destroy(mem);
-    ut_ctx_destroy(ctx);
-    _exit(0);
-}
-
-static ucache_status_t raw_exporter_start(raw_exporter_t *ex, size_t region)
-{
-    int up[2], ctl[2], fd;
-
-    if ((pipe(up) != 0) || (pipe(ctl) != 0)) {
-        return UCACHE_ERR_IO;
-    }
-    fflush(NULL);
-    ex->pid = fork();
-    if (ex->pid < 0) {
-        return UCACHE_ERR_IO;
-    }
-    if (ex->pid == 0) {
-        for (fd = 3; fd < 1024; fd++) {
-            if ((fd != up[1]) && (fd != ctl[0])) {
-                close(fd);
-            }
-        }
-        raw_exporter_main(up[1], ctl[0], region);
-    }
-    close(up[1]);
-    close(ctl[0]);
-    ex->ctl = ctl[1];
-    if (raw_io(up[0], &ex->addr_len, sizeof(ex->addr_len), 0) ||
-        (ex->addr_len > sizeof(ex->addr)) ||
-        raw_io(up[0], ex->addr, ex->addr_len, 0) ||
-        raw_io(up[0], &ex->rkey_len, sizeof(ex->rkey_len), 0) ||
-        (ex->rkey_len > sizeof(ex->rkey)) ||
-        raw_io(up[0], ex->rkey, ex->rkey_len, 0)) {
-        close(up[0]);
-        fprintf(stderr, "ucperf: the exporter process failed to start\n");
-        return UCACHE_ERR_IO;
-    }
-    close(up[0]);
-    return UCACHE_OK;
-}
-
-static void raw_exporter_stop(raw_exporter_t *ex)
-{
-    if (ex->pid > 0) {
-        close(ex->ctl);
-        waitpid(ex->pid, NULL, 0);
-        ex->pid = 0;
-    }
-}
+#define RAW_SEED 0x5bd1e995ull
 
 /* utime+stime of a process in seconds, from /proc (-1 if unreadable). */
 static double raw_proc_cpu(pid_t pid)
@@ -182,7 +74,7 @@ static int raw_check(const uint8_t *buf, uint64_t off, size_t len)
     idx[2] = last - 1;
     for (i = 0; i < 3; i++) {
         memcpy(&w, buf + (idx[i] * 8 - off), sizeof(w));
-        if (w != raw_word(idx[i])) {
+        if (w != ucperf_pattern_word(idx[i], RAW_SEED)) {
             return 1;
         }
     }
@@ -197,7 +89,7 @@ ucache_status_t ucperf_raw_run(const ucperf_opts_t *o, ucperf_result_t *res)
     uint64_t nsamples = 0, cap;
     double cpu0 = 0, own0 = -1, own1;
     ut_params_t tp = { .field_mask = UT_PARAM_FIELD_CONFIG };
-    raw_exporter_t ex = { 0 };
+    ucperf_exporter_t ex = { .pid = 0, .ctl = -1 };
     ucache_status_t status;
     uc_config_t cfg;
     ut_req_t *reqs = NULL;
@@ -237,7 +129,7 @@ ucache_status_t ucperf_raw_run(const ucperf_opts_t *o, ucperf_result_t *res)
     region = (region + 4095) & ~4095ull;
     nslots = (region - o->size) / 4096 + 1;
 
-    status = raw_exporter_start(&ex, region);
+    status = ucperf_exporter_start(&ex, region, RAW_SEED, NULL);
     if (status != UCACHE_OK) {
         goto out;
     }
@@ -350,7 +242,9 @@ out:
     ut_rkey_destroy(rkey);
     ut_peer_destroy(peer);
     ut_ctx_destroy(ctx);
-    raw_exporter_stop(&ex);
+    if (ex.ctl >= 0) {
+        ucperf_exporter_stop(&ex, 0);
+    }
     free(reqs);
     free(t_post);
     free(off);

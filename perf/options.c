@@ -5,7 +5,9 @@
 #include "perf/ucperf.h"
 #include "util/config.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +55,19 @@ static int ucperf_fail(char *err, size_t len, const char *what, const char *val)
 {
     snprintf(err, len, "%s '%s'", what, val ? val : "");
     return -1;
+}
+
+/* A whole decimal number in [min, max] (no sign, no suffix). */
+static bool ucperf_uint(const char *s, uint64_t min, uint64_t max, uint64_t *v_p)
+{
+    char *end;
+
+    if ((*s < '0') || (*s > '9')) {
+        return false;
+    }
+    errno = 0;
+    *v_p = strtoull(s, &end, 10);
+    return (errno == 0) && (*end == '\0') && (*v_p >= min) && (*v_p <= max);
 }
 
 int ucperf_parse(int argc, char **argv, ucperf_opts_t *o, char *err,
@@ -116,8 +131,7 @@ int ucperf_parse(int argc, char **argv, ucperf_opts_t *o, char *err,
             o->size = v;
             break;
         case 'n':
-            v = strtoull(optarg, &end, 10);
-            if ((*optarg < '1') || (*optarg > '9') || (*end != '\0')) {
+            if (!ucperf_uint(optarg, 1, UINT64_MAX / 4, &v)) {
                 return ucperf_fail(err, err_len, "bad --iters", optarg);
             }
             o->iters = v;
@@ -130,15 +144,13 @@ int ucperf_parse(int argc, char **argv, ucperf_opts_t *o, char *err,
             o->iters = 0;
             break;
         case 'o':
-            v = strtoull(optarg, &end, 10);
-            if ((*end != '\0') || (v == 0) || (v > 1024)) {
+            if (!ucperf_uint(optarg, 1, 1024, &v)) {
                 return ucperf_fail(err, err_len, "bad --outstanding (1 .. 1024)", optarg);
             }
             o->outstanding = (unsigned)v;
             break;
         case 't':
-            v = strtoull(optarg, &end, 10);
-            if ((*end != '\0') || (v == 0) || (v > 256)) {
+            if (!ucperf_uint(optarg, 1, 256, &v)) {
                 return ucperf_fail(err, err_len, "bad --threads (1 .. 256)", optarg);
             }
             o->threads = (unsigned)v;
@@ -156,8 +168,7 @@ int ucperf_parse(int argc, char **argv, ucperf_opts_t *o, char *err,
             strcpy(o->path, optarg);
             break;
         case 'w':
-            v = strtoull(optarg, &end, 10);
-            if ((*end != '\0') || (v > 1000000)) {
+            if (!ucperf_uint(optarg, 0, 1000000, &v)) {
                 return ucperf_fail(err, err_len, "bad --warmup", optarg);
             }
             o->warmup = (unsigned)v;

@@ -10,6 +10,7 @@
  */
 #include "tests/common.h"
 #include "transport/ucx.c" /* to reach the wire formats for malformed messages */
+#include "perf/exporter.h"
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -25,12 +26,12 @@
 /* Pattern and helpers                                                       */
 /* ------------------------------------------------------------------------ */
 
-static inline uint8_t pattern(uint64_t off, uint8_t seed)
+static inline uint8_t pattern(uint64_t off, uint64_t seed)
 {
-    return (uint8_t)((off * 131u) ^ (off >> 11) ^ seed);
+    return ucperf_pattern_byte(off, seed);
 }
 
-static void fill_pattern(void *p, size_t len, uint8_t seed)
+static void fill_pattern(void *p, size_t len, uint64_t seed)
 {
     uint8_t *b = p;
     size_t i;
@@ -40,18 +41,7 @@ static void fill_pattern(void *p, size_t len, uint8_t seed)
     }
 }
 
-/* Number of bytes in @p buf that differ from the pattern at @p off. */
-static size_t pattern_mismatches(const void *buf, uint64_t off, size_t len,
-                                 uint8_t seed)
-{
-    const uint8_t *b = buf;
-    size_t i, bad = 0;
-
-    for (i = 0; i < len; i++) {
-        bad += (b[i] != pattern(off + i, seed));
-    }
-    return bad;
-}
+#define pattern_mismatches ucperf_pattern_mismatches
 
 static void use_tls(const char *tls)
 {
@@ -137,149 +127,24 @@ static void set_handlers(ut_ctx_t *ctx)
 /* Exporter process                                                          */
 /* ------------------------------------------------------------------------ */
 
-typedef struct exporter {
-    pid_t   pid;
-    int     ctl;            /* write end: closing it stops the exporter */
-    uint8_t seed;
-    uint8_t addr[4096];
-    size_t  addr_len;
-    uint8_t rkey[4096];
-    size_t  rkey_len;
-} exporter_t;
+typedef ucperf_exporter_t exporter_t;
 
-static int read_full(int fd, void *buf, size_t len)
+/* The exporters' RPC handlers: echo and bulk, over the exported region. */
+static void exporter_setup(ut_ctx_t *ctx, ut_mem_t *mem)
 {
-    uint8_t *p = buf;
-    ssize_t n;
-
-    while (len > 0) {
-        n = read(fd, p, len);
-        if (n <= 0) {
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-static int write_full(int fd, const void *buf, size_t len)
-{
-    const uint8_t *p = buf;
-    ssize_t n;
-
-    while (len > 0) {
-        n = write(fd, p, len);
-        if (n <= 0) {
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-static void exporter_main(int up, int ctl, uint8_t seed)
-{
-    ut_params_t p = { .field_mask = UT_PARAM_FIELD_PROGRESS,
-                      .progress = UC_PROGRESS_THREAD };
-    const void *addr, *rkey;
-    size_t addr_len, rkey_len;
-    ut_ctx_t *ctx;
-    ut_mem_t *mem;
-    char c;
-
-    if ((ut_ctx_create("ucx", &p, &ctx) != UCACHE_OK) ||
-        (ut_mem_export(ctx, REGION_SIZE, &mem) != UCACHE_OK)) {
-        _exit(3);
-    }
-    fill_pattern(mem->base, REGION_SIZE, seed);
     handler_region = mem;
     ut_rpc_handler_set(ctx, RPC_ECHO, rpc_echo, NULL);
     ut_rpc_handler_set(ctx, RPC_BULK, rpc_bulk, NULL);
-    ut_address(ctx, &addr, &addr_len);
-    ut_mem_pack(mem, &rkey, &rkey_len);
-    if (write_full(up, &addr_len, sizeof(addr_len)) || write_full(up, addr, addr_len) ||
-        write_full(up, &rkey_len, sizeof(rkey_len)) || write_full(up, rkey, rkey_len)) {
-        _exit(4);
-    }
-    close(up);
-    while (read(ctl, &c, 1) > 0) { /* until the test closes ctl or kills us */
-    }
-    ut_mem_destroy(mem);
-    ut_ctx_destroy(ctx);
-    _exit(0);
 }
 
-static int exporter_start(exporter_t *ex, uint8_t seed)
+static int exporter_start(exporter_t *ex, uint64_t seed)
 {
-    int up[2], ctl[2];
-
-    memset(ex, 0, sizeof(*ex));
-    ex->seed = seed;
-    if ((pipe(up) != 0) || (pipe(ctl) != 0)) {
-        return -1;
-    }
-    fflush(NULL);
-    ex->pid = fork();
-    if (ex->pid < 0) {
-        return -1;
-    }
-    if (ex->pid == 0) {
-        int fd;
-        /* Drop every inherited fd (other exporters' control pipes above all:
-         * holding one would keep that exporter from ever seeing EOF). */
-        for (fd = 3; fd < 1024; fd++) {
-            if ((fd != up[1]) && (fd != ctl[0])) {
-                close(fd);
-            }
-        }
-        exporter_main(up[1], ctl[0], seed);
-    }
-    close(up[1]);
-    close(ctl[0]);
-    ex->ctl = ctl[1];
-    if (read_full(up[0], &ex->addr_len, sizeof(ex->addr_len)) ||
-        (ex->addr_len > sizeof(ex->addr)) ||
-        read_full(up[0], ex->addr, ex->addr_len) ||
-        read_full(up[0], &ex->rkey_len, sizeof(ex->rkey_len)) ||
-        (ex->rkey_len > sizeof(ex->rkey)) ||
-        read_full(up[0], ex->rkey, ex->rkey_len)) {
-        close(up[0]);
-        return -1;
-    }
-    close(up[0]);
-    return 0;
+    return (ucperf_exporter_start(ex, REGION_SIZE, seed, exporter_setup) ==
+            UCACHE_OK) ? 0 : -1;
 }
 
-/* SIGSTOP the exporter and return once it really is stopped. */
-static int exporter_pause(exporter_t *ex)
-{
-    int status;
-
-    if ((kill(ex->pid, SIGSTOP) != 0) ||
-        (waitpid(ex->pid, &status, WUNTRACED) != ex->pid)) {
-        return -1;
-    }
-    return WIFSTOPPED(status) ? 0 : -1;
-}
-
-/* Stop the exporter; @return its exit status (or -signal). */
-static int exporter_stop(exporter_t *ex, int sig)
-{
-    int status = 0;
-
-    if (ex->pid <= 0) {
-        return 0;
-    }
-    if (sig != 0) {
-        kill(ex->pid, sig);
-    }
-    close(ex->ctl);
-    waitpid(ex->pid, &status, 0);
-    ex->pid = 0;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-}
+#define exporter_pause ucperf_exporter_pause
+#define exporter_stop  ucperf_exporter_stop
 
 /* A connected reader of one exporter. */
 typedef struct reader {
@@ -309,7 +174,7 @@ static void reader_close(reader_t *r)
  * Read @p count blocks of @p size at pseudo-random offsets, all outstanding
  * at once, one wait; compare every byte.  @return the number of bad bytes.
  */
-static size_t read_batch(reader_t *r, size_t size, unsigned count, uint8_t seed,
+static size_t read_batch(reader_t *r, size_t size, unsigned count, uint64_t seed,
                          ut_path_t expect_path)
 {
     ut_req_t *reqs = calloc(count, sizeof(*reqs));

@@ -1,0 +1,152 @@
+/*
+ * exporter.c - the exporter process of exporter.h.  The child drops every
+ * inherited fd but its two pipes (holding another exporter's control pipe
+ * would keep that one from ever seeing EOF), creates its own transport
+ * context with a progress thread, and exits with a distinct code per failure.
+ */
+#include "perf/exporter.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+size_t ucperf_pattern_mismatches(const void *buf, uint64_t off, size_t len,
+                                 uint64_t seed)
+{
+    const uint8_t *b = buf;
+    size_t i, bad = 0;
+
+    for (i = 0; i < len; i++) {
+        bad += (b[i] != ucperf_pattern_byte(off + i, seed));
+    }
+    return bad;
+}
+
+static int exporter_io(int fd, void *buf, size_t len, int writing)
+{
+    uint8_t *p = buf;
+    ssize_t n;
+
+    while (len > 0) {
+        n = writing ? write(fd, p, len) : read(fd, p, len);
+        if (n <= 0) {
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static void exporter_main(int up, int ctl, size_t region, uint64_t seed,
+                          ucperf_exporter_setup_t setup)
+{
+    ut_params_t p = { .field_mask = UT_PARAM_FIELD_PROGRESS,
+                      .progress = UC_PROGRESS_THREAD };
+    const void *addr, *rkey;
+    size_t addr_len, rkey_len, i;
+    ut_ctx_t *ctx;
+    ut_mem_t *mem;
+    uint64_t *w;
+    char c;
+
+    if ((ut_ctx_create(NULL, &p, &ctx) != UCACHE_OK) ||
+        (ut_mem_export(ctx, region, &mem) != UCACHE_OK)) {
+        _exit(3);
+    }
+    w = mem->base;
+    for (i = 0; i < region / sizeof(*w); i++) {
+        w[i] = ucperf_pattern_word(i, seed);
+    }
+    if (setup != NULL) {
+        setup(ctx, mem);
+    }
+    ut_address(ctx, &addr, &addr_len);
+    ut_mem_pack(mem, &rkey, &rkey_len);
+    if (exporter_io(up, &addr_len, sizeof(addr_len), 1) ||
+        exporter_io(up, (void *)addr, addr_len, 1) ||
+        exporter_io(up, &rkey_len, sizeof(rkey_len), 1) ||
+        exporter_io(up, (void *)rkey, rkey_len, 1)) {
+        _exit(4);
+    }
+    close(up);
+    while (read(ctl, &c, 1) > 0) {
+    }
+    ut_mem_destroy(mem);
+    ut_ctx_destroy(ctx);
+    _exit(0);
+}
+
+ucache_status_t ucperf_exporter_start(ucperf_exporter_t *ex, size_t region,
+                                      uint64_t seed, ucperf_exporter_setup_t setup)
+{
+    int up[2], ctl[2], fd, ok;
+
+    memset(ex, 0, sizeof(*ex));
+    ex->seed = seed;
+    if ((region == 0) || (region % 8 != 0) || (pipe(up) != 0)) {
+        return UCACHE_ERR_INVALID;
+    }
+    if (pipe(ctl) != 0) {
+        close(up[0]);
+        close(up[1]);
+        return UCACHE_ERR_IO;
+    }
+    fflush(NULL);
+    ex->pid = fork();
+    if (ex->pid == 0) {
+        for (fd = 3; fd < 1024; fd++) {
+            if ((fd != up[1]) && (fd != ctl[0])) {
+                close(fd);
+            }
+        }
+        exporter_main(up[1], ctl[0], region, seed, setup);
+    }
+    close(up[1]);
+    close(ctl[0]);
+    ex->ctl = ctl[1];
+    ok = (ex->pid > 0) &&
+         !exporter_io(up[0], &ex->addr_len, sizeof(ex->addr_len), 0) &&
+         (ex->addr_len <= sizeof(ex->addr)) &&
+         !exporter_io(up[0], ex->addr, ex->addr_len, 0) &&
+         !exporter_io(up[0], &ex->rkey_len, sizeof(ex->rkey_len), 0) &&
+         (ex->rkey_len <= sizeof(ex->rkey)) &&
+         !exporter_io(up[0], ex->rkey, ex->rkey_len, 0);
+    close(up[0]);
+    if (!ok) {
+        fprintf(stderr, "exporter process failed to start (exit %d)\n",
+                ucperf_exporter_stop(ex, 0));
+        return UCACHE_ERR_IO;
+    }
+    return UCACHE_OK;
+}
+
+int ucperf_exporter_pause(ucperf_exporter_t *ex)
+{
+    int status;
+
+    if ((kill(ex->pid, SIGSTOP) != 0) ||
+        (waitpid(ex->pid, &status, WUNTRACED) != ex->pid)) {
+        return -1;
+    }
+    return WIFSTOPPED(status) ? 0 : -1;
+}
+
+int ucperf_exporter_stop(ucperf_exporter_t *ex, int sig)
+{
+    int status = 0;
+
+    if (ex->pid <= 0) {
+        close(ex->ctl);
+        return -1;
+    }
+    if (sig != 0) {
+        kill(ex->pid, sig);
+    }
+    close(ex->ctl);
+    waitpid(ex->pid, &status, 0);
+    ex->pid = 0;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}

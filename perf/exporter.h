@@ -1,0 +1,56 @@
+/*
+ * exporter.h - an exporter process for benchmarks and tests: it forks,
+ * exports a region filled with a known pattern, serves it from a progress
+ * thread and hands its address and rkey blobs back over a pipe.  ucperf raw
+ * and the transport tests read from it and check bytes with
+ * ucperf_pattern_byte().  It stops when its control pipe closes.
+ */
+#ifndef UCPERF_EXPORTER_H
+#define UCPERF_EXPORTER_H
+
+#include "transport/transport.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct ucperf_exporter {
+    pid_t    pid;
+    int      ctl;          /* closing it stops the exporter */
+    uint64_t seed;
+    uint8_t  addr[4096];
+    size_t   addr_len;
+    uint8_t  rkey[4096];
+    size_t   rkey_len;
+} ucperf_exporter_t;
+
+/* Runs in the exporter after its region is filled (e.g. to set handlers). */
+typedef void (*ucperf_exporter_setup_t)(ut_ctx_t *ctx, ut_mem_t *mem);
+
+/** The pattern's 8-byte word at word index @p index. */
+static inline uint64_t ucperf_pattern_word(uint64_t index, uint64_t seed)
+{
+    return (index * 0x9E3779B97F4A7C15ull) ^ seed;
+}
+
+/** The pattern's byte at byte offset @p off (words are little-endian). */
+static inline uint8_t ucperf_pattern_byte(uint64_t off, uint64_t seed)
+{
+    return (uint8_t)(ucperf_pattern_word(off / 8, seed) >> (8 * (off % 8)));
+}
+
+/** Bytes of [buf, buf+len) that differ from the pattern at offset @p off. */
+size_t ucperf_pattern_mismatches(const void *buf, uint64_t off, size_t len,
+                                 uint64_t seed);
+
+/** Fork and start an exporter of @p region bytes (a multiple of 8). */
+ucache_status_t ucperf_exporter_start(ucperf_exporter_t *ex, size_t region,
+                                      uint64_t seed, ucperf_exporter_setup_t setup);
+
+/** SIGSTOP it and return once it is stopped. @return 0 or -1. */
+int ucperf_exporter_pause(ucperf_exporter_t *ex);
+
+/** Stop it (sending @p sig first, if not 0). @return exit status or -signal. */
+int ucperf_exporter_stop(ucperf_exporter_t *ex, int sig);
+
+#endif
