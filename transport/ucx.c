@@ -133,7 +133,8 @@ _Static_assert(sizeof(ut_am_req_hdr) + sizeof(ut_am_read_desc) <=
 typedef struct ut_ucx_ctx  ut_ucx_ctx_t;
 typedef struct ut_ucx_peer ut_ucx_peer_t;
 
-typedef struct ut_ucx_mem {
+typedef struct ut_ucx_mem ut_ucx_mem_t;
+struct ut_ucx_mem {
     ut_mem_t      super;
     ucp_mem_h     memh;
     void         *blob;       /* packed rkey blob (exported regions) */
@@ -141,7 +142,9 @@ typedef struct ut_ucx_mem {
     uint64_t      cookie;
     uint32_t      region_id;  /* UINT32_MAX if not exported */
     bool          allocated;  /* UCX allocated it */
-} ut_ucx_mem_t;
+    unsigned      sends;      /* replies in flight that point into it */
+    ut_ucx_mem_t *parked_next;
+};
 
 struct ut_ucx_peer {
     ut_peer_t        super;
@@ -184,6 +187,7 @@ typedef struct ut_ucx_reply {
     ut_am_rep_hdr        hdr;
     uint8_t              meta[UT_RPC_META_MAX];
     void                *copy;
+    ut_ucx_mem_t        *mem;    /* region the data points into, or NULL */
     ut_ucx_ctx_t        *ctx;
     struct ut_ucx_reply *next;   /* free list */
 } ut_ucx_reply_t;
@@ -224,6 +228,7 @@ struct ut_ucx_ctx {
     ut_ucx_handler_t  handlers[UT_RPC_MAX_ID + 1];
     ut_ucx_reply_t   *reply_free;
     ut_ucx_closing_t *closing;
+    ut_ucx_mem_t     *parked;       /* destroyed regions with replies stuck in flight */
 
     _Atomic uint64_t  last_progress;
     pthread_t         thread;
@@ -751,12 +756,16 @@ static ut_ucx_reply_t *do_reply_get(ut_ucx_ctx_t *ctx)
         }
     }
     r->copy = NULL;
+    r->mem  = NULL;
     r->ctx  = ctx;
     return r;
 }
 
 static void do_reply_put(ut_ucx_reply_t *r)
 {
+    if (r->mem != NULL) {
+        r->mem->sends--;
+    }
     free(r->copy);
     r->next = r->ctx->reply_free;
     r->ctx->reply_free = r;
@@ -779,7 +788,7 @@ static ucache_status_t do_reply_send(ut_ucx_ctx_t *ctx, ucp_ep_h ep,
                                      uint64_t id, ucache_status_t status,
                                      const void *meta, size_t meta_len,
                                      const void *data, size_t data_len,
-                                     bool stable)
+                                     bool stable, ut_ucx_mem_t *mem)
 {
     ucp_request_param_t param = {
         .op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA,
@@ -800,6 +809,9 @@ static ucache_status_t do_reply_send(ut_ucx_ctx_t *ctx, ucp_ep_h ep,
         }
         memcpy(r->copy, data, data_len);
         data = r->copy;
+    } else if (mem != NULL) {
+        r->mem = mem; /* mem_destroy waits for this reply to be sent */
+        mem->sends++;
     }
     r->hdr.magic    = UT_AM_MAGIC;
     r->hdr.status   = status;
@@ -836,7 +848,8 @@ static void do_serve_read(ut_ucx_ctx_t *ctx, ucp_ep_h ep, uint64_t id,
 
     if (length != sizeof(d)) {
         UT_STAT_ADD(ctx, bad_input, 1);
-        do_reply_send(ctx, ep, id, UCACHE_ERR_INVALID, NULL, 0, NULL, 0, false);
+        do_reply_send(ctx, ep, id, UCACHE_ERR_INVALID, NULL, 0, NULL, 0, false,
+                      NULL);
         return;
     }
     memcpy(&d, data, sizeof(d));
@@ -844,19 +857,21 @@ static void do_serve_read(ut_ucx_ctx_t *ctx, ucp_ep_h ep, uint64_t id,
     if ((mem == NULL) || (mem->cookie != d.cookie)) {
         UT_STAT_ADD(ctx, bad_input, 1);
         UC_DEBUG("read of unknown or stale region %u", d.region_id);
-        do_reply_send(ctx, ep, id, UCACHE_ERR_STALE, NULL, 0, NULL, 0, false);
+        do_reply_send(ctx, ep, id, UCACHE_ERR_STALE, NULL, 0, NULL, 0, false,
+                      NULL);
         return;
     }
     base = (uint64_t)(uintptr_t)mem->super.base;
     if ((d.len == 0) || (d.raddr < base) || (d.len > mem->super.len) ||
         (d.raddr - base > mem->super.len - d.len)) {
         UT_STAT_ADD(ctx, bad_input, 1);
-        do_reply_send(ctx, ep, id, UCACHE_ERR_OUT_OF_RANGE, NULL, 0, NULL, 0, false);
+        do_reply_send(ctx, ep, id, UCACHE_ERR_OUT_OF_RANGE, NULL, 0, NULL, 0,
+                      false, NULL);
         return;
     }
     UT_STAT_ADD(ctx, am_reads_served, 1);
     do_reply_send(ctx, ep, id, UCACHE_OK, NULL, 0, (const void *)(uintptr_t)d.raddr,
-                  d.len, true);
+                  d.len, true, mem);
 }
 
 static ucs_status_t ut_ucx_am_req_cb(void *arg, const void *header,
@@ -890,7 +905,7 @@ static ucs_status_t ut_ucx_am_req_cb(void *arg, const void *header,
             ucp_am_data_release(ctx->worker, data);
         }
         do_reply_send(ctx, param->reply_ep, hdr.id, UCACHE_ERR_MSG_TRUNCATED,
-                      NULL, 0, NULL, 0, false);
+                      NULL, 0, NULL, 0, false, NULL);
         return UCS_OK;
     }
     if (hdr.op == UT_OP_READ) {
@@ -899,7 +914,7 @@ static ucs_status_t ut_ucx_am_req_cb(void *arg, const void *header,
     }
     if (hdr.op == UT_OP_PING) {
         do_reply_send(ctx, param->reply_ep, hdr.id, UCACHE_OK, NULL, 0, NULL, 0,
-                      false);
+                      false, NULL);
         return UCS_OK;
     }
     h = (hdr.op <= UT_RPC_MAX_ID) ? &ctx->handlers[hdr.op] : NULL;
@@ -907,7 +922,7 @@ static ucs_status_t ut_ucx_am_req_cb(void *arg, const void *header,
         UT_STAT_ADD(ctx, bad_input, 1);
         UC_DEBUG("request for unknown handler %u", hdr.op);
         do_reply_send(ctx, param->reply_ep, hdr.id, UCACHE_ERR_UNSUPPORTED,
-                      NULL, 0, NULL, 0, false);
+                      NULL, 0, NULL, 0, false, NULL);
         return UCS_OK;
     }
     rpc.super.ctx = &ctx->super;
@@ -919,7 +934,7 @@ static ucs_status_t ut_ucx_am_req_cb(void *arg, const void *header,
         UC_ERROR("RPC handler %u returned without replying; answering with an "
                  "error", hdr.op);
         do_reply_send(ctx, param->reply_ep, hdr.id, UCACHE_ERR_TRANSPORT,
-                      NULL, 0, NULL, 0, false);
+                      NULL, 0, NULL, 0, false, NULL);
     }
     UT_STAT_ADD(ctx, rpcs_served, 1);
     return UCS_OK;
@@ -1316,7 +1331,7 @@ static ucache_status_t ut_ucx_rpc_reply(ut_rpc_t *r, ucache_status_t status,
         meta_len = data_len = 0;
     }
     return do_reply_send(ctx, rpc->reply_ep, rpc->id, status, meta, meta_len,
-                         data, data_len, !!(flags & UT_REPLY_DATA_STABLE));
+                         data, data_len, !!(flags & UT_REPLY_DATA_STABLE), NULL);
 }
 
 static ucache_status_t ut_ucx_rpc_handler_set(ut_ctx_t *c, unsigned id,
@@ -1671,6 +1686,7 @@ err:
 static void ut_ucx_rkey_destroy(ut_rkey_t *rkey);
 static void ut_ucx_peer_destroy(ut_peer_t *peer);
 static void ut_ucx_mem_destroy(ut_mem_t *mem);
+static void do_mem_free(ut_ucx_ctx_t *ctx, ut_ucx_mem_t *mem);
 
 static void ut_ucx_ctx_destroy(ut_ctx_t *c)
 {
@@ -1694,7 +1710,12 @@ static void ut_ucx_ctx_destroy(ut_ctx_t *c)
             ucp_worker_progress(ctx->worker);
             do_closing_reap(ctx);
         }
-        ucp_worker_destroy(ctx->worker);
+        ucp_worker_destroy(ctx->worker); /* ends every send still in flight */
+    }
+    while (ctx->parked != NULL) {
+        ut_ucx_mem_t *mem = ctx->parked;
+        ctx->parked = mem->parked_next;
+        do_mem_free(ctx, mem);
     }
     if (ctx->ucp != NULL) {
         ucp_cleanup(ctx->ucp);
@@ -1837,19 +1858,45 @@ static ucache_status_t ut_ucx_mem_register(ut_ctx_t *c, void *addr, size_t len,
                       mem_p);
 }
 
+static void do_mem_free(ut_ucx_ctx_t *ctx, ut_ucx_mem_t *mem)
+{
+    ucp_mem_unmap(ctx->ucp, mem->memh);
+    free(mem->blob);
+    free(mem);
+}
+
 static void ut_ucx_mem_destroy(ut_mem_t *m)
 {
     ut_ucx_mem_t *mem = (ut_ucx_mem_t *)m;
     ut_ucx_ctx_t *ctx = ut_ctx_of(m->ctx);
+    uint64_t deadline;
 
     if (mem->region_id != UINT32_MAX) {
+        /* Unpublish (new reads of it get UCACHE_ERR_STALE), then let the
+         * replies that still point into it finish sending.  If a reader
+         * stalls them past the deadline, the region stays mapped (parked)
+         * until the context is destroyed: UCX never reads freed memory. */
+        deadline = uc_deadline(ctx->cfg.timeout_ns);
         pthread_mutex_lock(&ctx->lock);
         ctx->regions[mem->region_id] = NULL;
+        while ((mem->sends > 0) && (uc_time_ns() < deadline)) {
+            do_progress(ctx);
+            pthread_mutex_unlock(&ctx->lock);
+            sched_yield();
+            pthread_mutex_lock(&ctx->lock);
+        }
+        if (mem->sends > 0) {
+            UC_WARN("region %u destroyed with %u replies still in flight; it "
+                    "stays mapped until the context is destroyed",
+                    mem->region_id, mem->sends);
+            mem->parked_next = ctx->parked;
+            ctx->parked      = mem;
+            pthread_mutex_unlock(&ctx->lock);
+            return;
+        }
         pthread_mutex_unlock(&ctx->lock);
     }
-    ucp_mem_unmap(ctx->ucp, mem->memh);
-    free(mem->blob);
-    free(mem);
+    do_mem_free(ctx, mem);
 }
 
 static ucache_status_t ut_ucx_mem_pack(ut_mem_t *m, const void **blob_p,

@@ -562,6 +562,95 @@ static void test_malformed_messages(void)
     pair_close(&p);
 }
 
+/* Destroying a region while bulk replies out of it are in flight: the
+ * replies finish first (exact bytes), later reads are refused as stale. */
+static void *destroy_mem_thread(void *mem)
+{
+    ut_mem_destroy(mem);
+    return NULL;
+}
+
+static void test_region_destroy_inflight(void)
+{
+    pthread_t th;
+    enum { N = 16, SZ = 4u << 20 };
+    ut_req_t reqs[N];
+    uint8_t *buf = malloc((size_t)N * SZ);
+    unsigned i, ok = 0, stale = 0;
+    ut_stats_t st;
+    pair_t p;
+
+    pair_open(&p, "tcp", NULL);
+    for (i = 0; i < N; i++) {
+        CU_ASSERT_EQUAL(ut_get_post(&reqs[i], p.rkey, p.rkey->base + (uint64_t)i * 65536,
+                                    buf + (size_t)i * SZ, SZ), UCACHE_OK);
+    }
+    do { /* until the server is answering */
+        ut_progress(p.client);
+        ut_stats(p.server, &st);
+    } while (st.am_reads_served == 0);
+    /* Destroy it from another thread while this one keeps the client going. */
+    handler_region = NULL;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, destroy_mem_thread, p.mem), 0);
+    p.mem = NULL;
+    ut_wait(p.client, reqs, N, 10 * UC_NSEC_PER_SEC);
+    pthread_join(th, NULL);
+    for (i = 0; i < N; i++) {
+        if (reqs[i].status == UCACHE_OK) {
+            ok++;
+            CU_ASSERT_EQUAL(pattern_mismatches(buf + (size_t)i * SZ, (uint64_t)i * 65536,
+                                               SZ, 0x11), 0);
+        } else {
+            CU_ASSERT_EQUAL(reqs[i].status, UCACHE_ERR_STALE);
+            stale++;
+        }
+    }
+    CU_ASSERT(ok >= 1);
+    CU_ASSERT_EQUAL(ok + stale, N);
+    pair_close(&p);
+    free(buf);
+}
+
+/* The same with a reader that stalls: destroy gives up after the deadline
+ * and parks the region (still mapped) until the context goes. */
+static void test_region_destroy_stalled_reader(void)
+{
+    enum { N = 4, SZ = 4u << 20 };
+    uc_config_t ccfg = test_config(20 * UC_NSEC_PER_SEC); /* outlives the stall */
+    ut_req_t reqs[N];
+    uint8_t *buf = malloc((size_t)N * SZ);
+    uint64_t t0, elapsed;
+    unsigned i;
+    ut_stats_t st;
+    pair_t p;
+
+    pair_open(&p, "tcp", &ccfg);
+    for (i = 0; i < N; i++) {
+        CU_ASSERT_EQUAL(ut_get_post(&reqs[i], p.rkey, p.rkey->base, buf + (size_t)i * SZ,
+                                    SZ), UCACHE_OK);
+    }
+    do {
+        ut_progress(p.client);
+        ut_stats(p.server, &st);
+    } while (st.am_reads_served == 0);
+    handler_region = NULL;
+    t0 = uc_time_ns();
+    ut_mem_destroy(p.mem); /* the client does not progress meanwhile */
+    elapsed = uc_time_ns() - t0;
+    p.mem = NULL;
+    CU_ASSERT(elapsed >= 2 * UC_NSEC_PER_SEC); /* the server's UCACHE_TIMEOUT */
+    ut_wait(p.client, reqs, N, 10 * UC_NSEC_PER_SEC);
+    for (i = 0; i < N; i++) {
+        CU_ASSERT((reqs[i].status == UCACHE_OK) || (reqs[i].status == UCACHE_ERR_STALE));
+        if (reqs[i].status == UCACHE_OK) {
+            CU_ASSERT_EQUAL(pattern_mismatches(buf + (size_t)i * SZ, 0, SZ, 0x11), 0);
+        }
+    }
+    CU_ASSERT_EQUAL(reqs[0].status, UCACHE_OK);
+    pair_close(&p); /* frees the parked region */
+    free(buf);
+}
+
 static void test_max_outstanding(void)
 {
     uc_config_t cfg = test_config(2 * UC_NSEC_PER_SEC);
@@ -807,6 +896,8 @@ int main(void)
         {"rpc", test_rpc},
         {"malformed_messages", test_malformed_messages},
         {"max_outstanding", test_max_outstanding},
+        {"region_destroy_inflight", test_region_destroy_inflight},
+        {"region_destroy_stalled_reader", test_region_destroy_stalled_reader},
         {NULL, NULL}
     };
     static const uct_test_t shm_tests[] = {
