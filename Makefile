@@ -38,7 +38,7 @@ LIB_A    = $(BUILD)/lib/libucache-rdma.a
 DEB_PKGS = gcc make pkg-config libucx-dev ucx-utils libxxhash-dev \
            libcunit1-dev mbw iproute2 procps
 
-.PHONY: all test bench asan demo install uninstall clean deps check-deps
+.PHONY: all test bench asan tsan demo install uninstall clean deps
 all: $(LIB_SO) $(LIB_A) $(PROGS)
 
 deps:
@@ -106,6 +106,18 @@ asan: deps
 	 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	 BUILD=build/asan tests/run.sh build/asan/tests/test_util \
 	    build/asan/tests/test_ucx build/asan/tests/test_ucperf
+
+# The suite under ThreadSanitizer.  UCX's malloc/mmap hooks fight TSan's
+# interceptors, so they are off for this run (UCX is not instrumented).
+tsan: deps
+	@$(MAKE) --no-print-directory BUILD=build/tsan \
+	    OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=thread" \
+	    LDFLAGS="-fsanitize=thread" all build/tsan/tests/test_util \
+	    build/tsan/tests/test_ucx build/tsan/tests/test_ucperf
+	@UCX_MEM_EVENTS=no UCX_MEM_MALLOC_HOOKS=no UCX_MEM_MMAP_HOOK_MODE=none \
+	 TSAN_OPTIONS=halt_on_error=1:exitcode=66 \
+	 BUILD=build/tsan tests/run.sh build/tsan/tests/test_util \
+	    build/tsan/tests/test_ucx build/tsan/tests/test_ucperf
 
 # The main job (until the fabric exists: the transport demo).
 demo: deps

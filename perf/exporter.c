@@ -63,6 +63,10 @@ static void exporter_main(int up, int ctl, size_t region, uint64_t seed,
     if (setup != NULL) {
         setup(ctx, mem);
     }
+    /* Publish the fill to the progress thread that will serve it: the
+     * context lock's release/acquire orders it (the real order runs through
+     * the pipe and another process, which thread checkers cannot see). */
+    ut_progress(ctx);
     ut_address(ctx, &addr, &addr_len);
     ut_mem_pack(mem, &rkey, &rkey_len);
     if (exporter_io(up, &addr_len, sizeof(addr_len), 1) ||

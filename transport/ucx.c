@@ -1256,8 +1256,10 @@ static ucache_status_t ut_ucx_get_post(ut_req_t *req, ut_rkey_t *rkey,
             goto out_fail;
         }
     }
+    /* Read under the lock: another thread's progress may complete it. */
+    status = (req->status == UCACHE_INPROGRESS) ? UCACHE_OK : req->status;
     pthread_mutex_unlock(&ctx->lock);
-    return (req->status == UCACHE_INPROGRESS) ? UCACHE_OK : req->status;
+    return status;
 
 out_fail:
     pthread_mutex_unlock(&ctx->lock);
@@ -1301,13 +1303,14 @@ static ucache_status_t ut_ucx_rpc_post(ut_req_t *req, ut_peer_t *p, unsigned id,
     status = do_peer_ensure(ctx, peer);
     if (status == UCACHE_OK) {
         status = do_am_request(ctx, req, peer, (uint16_t)id, msg, len);
+        if (status == UCACHE_OK) {
+            status = (req->status == UCACHE_INPROGRESS) ? UCACHE_OK : req->status;
+        }
+    } else {
+        req->status = status;
     }
     pthread_mutex_unlock(&ctx->lock);
-    if (status != UCACHE_OK) {
-        req->status = status;
-        return status;
-    }
-    return (req->status == UCACHE_INPROGRESS) ? UCACHE_OK : req->status;
+    return status;
 }
 
 static ucache_status_t ut_ucx_rpc_reply(ut_rpc_t *r, ucache_status_t status,

@@ -174,8 +174,14 @@ static void reader_close(reader_t *r)
  * Read @p count blocks of @p size at pseudo-random offsets, all outstanding
  * at once, one wait; compare every byte.  @return the number of bad bytes.
  */
-static size_t read_batch(reader_t *r, size_t size, unsigned count, uint64_t seed,
-                         ut_path_t expect_path)
+/*
+ * Read @p count blocks of @p size at pseudo-random offsets, all outstanding
+ * at once, one wait; compare every byte.  No CUnit calls (threads use it):
+ * @return bad bytes plus one per request that failed, took another path or
+ * came back short.
+ */
+static size_t read_batch(reader_t *r, size_t size, unsigned count,
+                         uint64_t seed, ut_path_t expect_path)
 {
     ut_req_t *reqs = calloc(count, sizeof(*reqs));
     uint64_t *offs = calloc(count, sizeof(*offs));
@@ -183,19 +189,22 @@ static size_t read_batch(reader_t *r, size_t size, unsigned count, uint64_t seed
     size_t bad = 0;
     unsigned i;
 
-    CU_ASSERT_FATAL((reqs != NULL) && (offs != NULL) && (bufs != NULL));
+    if ((reqs == NULL) || (offs == NULL) || (bufs == NULL)) {
+        bad = SIZE_MAX;
+        goto out;
+    }
     for (i = 0; i < count; i++) {
         offs[i] = ((uint64_t)i * 7919u * 4096u + (i * 13u)) % (REGION_SIZE - size + 1);
-        CU_ASSERT_EQUAL(ut_get_post(&reqs[i], r->rkey, r->rkey->base + offs[i],
-                                    bufs + (size_t)i * size, size), UCACHE_OK);
+        bad += (ut_get_post(&reqs[i], r->rkey, r->rkey->base + offs[i],
+                            bufs + (size_t)i * size, size) != UCACHE_OK);
     }
-    CU_ASSERT_EQUAL(ut_wait(r->ctx, reqs, count, 10 * UC_NSEC_PER_SEC), UCACHE_OK);
+    bad += (ut_wait(r->ctx, reqs, count, 10 * UC_NSEC_PER_SEC) != UCACHE_OK);
     for (i = 0; i < count; i++) {
-        CU_ASSERT_EQUAL(reqs[i].status, UCACHE_OK);
-        CU_ASSERT_EQUAL(reqs[i].path, expect_path);
-        CU_ASSERT_EQUAL(reqs[i].length, size);
+        bad += (reqs[i].status != UCACHE_OK) || (reqs[i].path != expect_path) ||
+               (reqs[i].length != size);
         bad += pattern_mismatches(bufs + (size_t)i * size, offs[i], size, seed);
     }
+out:
     free(reqs);
     free(offs);
     free(bufs);
@@ -852,6 +861,69 @@ static void test_tcp_peer_death_get(void)
     run_peer_death(UC_READ_PATH_GET, UT_PATH_GET);
 }
 
+/* Several reader threads share one context and one rkey: each posts its own
+ * batches and waits on them; every byte is checked. */
+typedef struct thread_arg {
+    reader_t *r;
+    uint64_t  seed;
+    ut_path_t path;
+    size_t    bad;
+} thread_arg_t;
+
+static void *reader_thread(void *p)
+{
+    thread_arg_t *a = p;
+    int round;
+
+    for (round = 0; round < 10; round++) {
+        a->bad += read_batch(a->r, 65536, 16, a->seed, a->path);
+    }
+    return NULL;
+}
+
+static void run_threads(const char *tls, ut_path_t path)
+{
+    enum { T = 4 };
+    uc_config_t cfg = test_config(5 * UC_NSEC_PER_SEC);
+    thread_arg_t args[T];
+    pthread_t th[T];
+    exporter_t ex;
+    reader_t r;
+    ut_ctx_t *ctx;
+    ut_stats_t st;
+    int i;
+
+    use_tls(tls);
+    CU_ASSERT_EQUAL_FATAL(exporter_start(&ex, 0x91), 0);
+    ctx = make_ctx(&cfg, UC_PROGRESS_POLL);
+    reader_open(&r, ctx, &ex);
+    for (i = 0; i < T; i++) {
+        args[i] = (thread_arg_t){ &r, ex.seed, path, 0 };
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, reader_thread, &args[i]), 0);
+    }
+    for (i = 0; i < T; i++) {
+        pthread_join(th[i], NULL);
+        CU_ASSERT_EQUAL(args[i].bad, 0);
+    }
+    ut_stats(ctx, &st);
+    CU_ASSERT_EQUAL(st.reads, T * 10 * 16);
+    CU_ASSERT_EQUAL(st.timeouts, 0);
+    reader_close(&r);
+    ut_ctx_destroy(ctx);
+    CU_ASSERT_EQUAL(exporter_stop(&ex, 0), 0);
+    use_tls(NULL);
+}
+
+static void test_shm_threads(void)
+{
+    run_threads(NULL, UT_PATH_MAPPED);
+}
+
+static void test_tcp_threads(void)
+{
+    run_threads("tcp", UT_PATH_AM);
+}
+
 /* With a cap of one endpoint, two peers take turns; both read exact bytes. */
 static void test_ep_cap(void)
 {
@@ -903,6 +975,7 @@ int main(void)
     static const uct_test_t shm_tests[] = {
         {"read_sizes_mapped", test_shm_read_sizes},
         {"one_sided_under_sigstop", test_shm_sigstop},
+        {"reader_threads_mapped", test_shm_threads},
         {NULL, NULL}
     };
     static const uct_test_t tcp_tests[] = {
@@ -912,6 +985,7 @@ int main(void)
         {"peer_death_am", test_tcp_peer_death_am},
         {"peer_death_get", test_tcp_peer_death_get},
         {"endpoint_cap", test_ep_cap},
+        {"reader_threads_am", test_tcp_threads},
         {NULL, NULL}
     };
 
