@@ -52,6 +52,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -85,7 +86,7 @@ typedef struct ut_blob_hdr {
     uint16_t hdr_len;     /* sizeof(ut_blob_hdr) + body struct            */
     uint32_t total_len;   /* whole blob, header included                  */
     uint32_t reserved;
-    uint64_t checksum;    /* XXH64 of the whole blob with this field zero  */
+    uint64_t checksum;    /* ut_blob_sum(): header (this field zero), rest */
 } ut_blob_hdr;
 
 typedef struct ut_addr_body {
@@ -279,6 +280,14 @@ static ucache_status_t ut_ucs_status(ucs_status_t status)
 /* Self-checking blobs                                                       */
 /* ------------------------------------------------------------------------ */
 
+/* The checksum: XXH64 of the bytes after the header, seeded with XXH64 of
+ * the header whose checksum field is zero. */
+static uint64_t ut_blob_sum(ut_blob_hdr hdr, const void *rest, size_t rest_len)
+{
+    hdr.checksum = 0;
+    return XXH64(rest, rest_len, XXH64(&hdr, sizeof(hdr), 0));
+}
+
 static void *ut_blob_build(uint32_t magic, const void *body, size_t body_len,
                            const void *payload, size_t payload_len,
                            size_t *len_p)
@@ -301,7 +310,7 @@ static void *ut_blob_build(uint32_t magic, const void *body, size_t body_len,
     hdr->total_len = (uint32_t)total;
     memcpy(blob + sizeof(*hdr), body, body_len);
     memcpy(blob + sizeof(*hdr) + body_len, payload, payload_len);
-    hdr->checksum  = XXH64(blob, total, 0);
+    hdr->checksum  = ut_blob_sum(*hdr, blob + sizeof(*hdr), total - sizeof(*hdr));
     *len_p = total;
     return blob;
 }
@@ -317,8 +326,6 @@ static ucache_status_t ut_blob_check(const void *blob, size_t len,
                                      size_t *payload_len_p)
 {
     ut_blob_hdr hdr;
-    uint64_t sum;
-    uint8_t *copy;
 
     if ((blob == NULL) || (len < sizeof(hdr) + body_len)) {
         return UCACHE_ERR_INVALID;
@@ -329,15 +336,8 @@ static ucache_status_t ut_blob_check(const void *blob, size_t len,
         (len == sizeof(hdr) + body_len)) {
         return UCACHE_ERR_INVALID;
     }
-    copy = malloc(len);
-    if (copy == NULL) {
-        return UCACHE_ERR_NO_MEMORY;
-    }
-    memcpy(copy, blob, len);
-    ((ut_blob_hdr *)copy)->checksum = 0;
-    sum = XXH64(copy, len, 0);
-    free(copy);
-    if (sum != hdr.checksum) {
+    if (ut_blob_sum(hdr, (const uint8_t *)blob + sizeof(hdr), len - sizeof(hdr)) !=
+        hdr.checksum) {
         return UCACHE_ERR_CORRUPT;
     }
     memcpy(body, (const uint8_t *)blob + sizeof(hdr), body_len);
@@ -1553,14 +1553,10 @@ static ucache_status_t ut_ucx_make_address(ut_ucx_ctx_t *ctx)
 
 static uint64_t ut_random64(void)
 {
-    uint64_t v = 0;
-    FILE *f = fopen("/dev/urandom", "re");
+    uint64_t v;
 
-    if ((f == NULL) || (fread(&v, sizeof(v), 1, f) != 1)) {
-        v = uc_time_ns() ^ ((uint64_t)getpid() << 32);
-    }
-    if (f != NULL) {
-        fclose(f);
+    if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v)) {
+        v = uc_time_ns() ^ ((uint64_t)getpid() << 32); /* unique, if not secret */
     }
     return v;
 }
