@@ -26,29 +26,19 @@ void ucperf_sort(uint64_t *v, size_t n);
 /* utime+stime of a process in seconds, from /proc (-1 if unreadable). */
 static double raw_proc_cpu(pid_t pid)
 {
-    unsigned long long ut, st;
-    char path[64], buf[1024], *p;
+    char path[64], buf[1024];
+    double cpu;
     FILE *f;
-    int i;
 
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
     f = fopen(path, "re");
     if (f == NULL) {
         return -1;
     }
-    p = fgets(buf, sizeof(buf), f);
+    cpu = (fgets(buf, sizeof(buf), f) != NULL) ?
+          ucperf_proc_stat_cpu(buf, (double)sysconf(_SC_CLK_TCK)) : -1;
     fclose(f);
-    if ((p == NULL) || ((p = strrchr(buf, ')')) == NULL)) {
-        return -1;
-    }
-    /* after ")": state(3) ... utime is field 14, stime 15 */
-    for (i = 0; (i < 11) && (p != NULL); i++) {
-        p = strchr(p + 1, ' ');
-    }
-    if ((p == NULL) || (sscanf(p, " %llu %llu", &ut, &st) != 2)) {
-        return -1;
-    }
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+    return cpu;
 }
 
 static double raw_self_cpu(void)

@@ -279,3 +279,20 @@ void ucperf_sort(uint64_t *v, size_t n)
 {
     qsort(v, n, sizeof(*v), ucperf_cmp_u64);
 }
+
+double ucperf_proc_stat_cpu(const char *line, double ticks_per_sec)
+{
+    unsigned long long ut, st;
+    const char *p = strrchr(line, ')'); /* the command may hold spaces */
+    int i;
+
+    /* After "(comm)": state is field 3, utime field 14, stime field 15. */
+    for (i = 0; (i < 12) && (p != NULL); i++) {
+        p = strchr(p + 1, ' ');
+    }
+    if ((p == NULL) || (sscanf(p, " %llu %llu", &ut, &st) != 2) ||
+        !(ticks_per_sec > 0)) {
+        return -1;
+    }
+    return (double)(ut + st) / ticks_per_sec;
+}

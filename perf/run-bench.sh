@@ -62,6 +62,9 @@ for size in 4K 64K 1M 4M; do
         "mbw memcpy $mbw_gbps" "$(ratio "$(field "$cold" gbps)" "$mbw_gbps")" \
         "$(verdict "$(ratio "$(field "$cold" gbps)" "$mbw_gbps")" "$([ $size = 1M ] && echo 0.6)" ">=")" \
         "target at 1M: >= 0.6x memcpy"
+    [ $size = 1M ] && add "shm 1M CPU seconds per GB: reader / owner" \
+        "$(field "$cold" client_cpu_s_per_gb) / $(field "$cold" owner_cpu_s_per_gb)" "" "" "report" \
+        "owner 0 = one-sided"
 done
 
 echo "== tcp latency, 4K"
@@ -81,6 +84,9 @@ for size in 4K 64K 1M 4M; do
     add "tcp $size read bandwidth, 8 outstanding (GB/s)" "$(field "$bw" gbps)" \
         "ucx_perftest ucp_am_bw $am_bw" "$r" \
         "$(verdict "$r" "$([ $size = 1M ] && echo 0.8)" ">=")" "target at 1M: >= 0.8x"
+    [ $size = 1M ] && add "tcp 1M CPU seconds per GB: reader / owner" \
+        "$(field "$bw" client_cpu_s_per_gb) / $(field "$bw" owner_cpu_s_per_gb)" "" "" "report" \
+        "the owner answers each read"
 done
 echo "== tcp one-sided get (UCX emulates it over tcp), 1M"
 get=$(ucperf_json -T tcp -s 1M -n 500 -o 8 -p get)

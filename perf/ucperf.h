@@ -66,6 +66,9 @@ void ucperf_print(FILE *out, const ucperf_opts_t *opts,
 /** Run mode raw: an exporter process and this reader. */
 ucache_status_t ucperf_raw_run(const ucperf_opts_t *opts, ucperf_result_t *res);
 
+/** utime+stime in seconds from a /proc/PID/stat line (-1 if malformed). */
+double ucperf_proc_stat_cpu(const char *line, double ticks_per_sec);
+
 /** Percentile @p q (0..1) of @p n sorted values. */
 double ucperf_percentile(const uint64_t *sorted, size_t n, double q);
 

@@ -101,6 +101,18 @@ static void test_percentile(void)
     CU_ASSERT_EQUAL(ucperf_percentile(v, 0, 0.5), 0);
 }
 
+static void test_proc_stat(void)
+{
+    /* A real line (fields 14 and 15, utime 250 and stime 130 ticks), with a
+     * command name holding spaces and a parenthesis. */
+    const char *line = "4242 (ucperf (x) y) R 1 4242 4242 0 -1 4194304 900 0 3 0 "
+                       "250 130 0 0 20 0 3 0 1234 1000000 500 18446744073709551615";
+
+    CU_ASSERT_DOUBLE_EQUAL(ucperf_proc_stat_cpu(line, 100.0), 3.8, 1e-9);
+    CU_ASSERT_EQUAL(ucperf_proc_stat_cpu("4242 (ucperf) R 1 2", 100.0), -1);
+    CU_ASSERT_EQUAL(ucperf_proc_stat_cpu("garbage", 100.0), -1);
+}
+
 /* The value of "key" in a one-line JSON object, as text; NULL if absent. */
 static const char *json_get(const char *json, const char *key, char *val, size_t len)
 {
@@ -231,6 +243,7 @@ int main(void)
     static const uct_test_t option_tests[] = {
         {"options", test_options},
         {"percentile", test_percentile},
+        {"proc_stat", test_proc_stat},
         {NULL, NULL}
     };
     static const uct_test_t raw_tests[] = {
