@@ -24,6 +24,16 @@ size_t ucperf_pattern_mismatches(const void *buf, uint64_t off, size_t len,
     return bad;
 }
 
+void ucperf_pattern_fill(void *buf, size_t len, uint64_t seed)
+{
+    uint64_t *w = buf;
+    size_t i;
+
+    for (i = 0; i < len / sizeof(*w); i++) {
+        w[i] = ucperf_pattern_word(i, seed);
+    }
+}
+
 static int exporter_io(int fd, void *buf, size_t len, int writing)
 {
     uint8_t *p = buf;
@@ -46,20 +56,16 @@ static void exporter_main(int up, int ctl, size_t region, uint64_t seed,
     ut_params_t p = { .field_mask = UT_PARAM_FIELD_PROGRESS,
                       .progress = UC_PROGRESS_THREAD };
     const void *addr, *rkey;
-    size_t addr_len, rkey_len, i;
+    size_t addr_len, rkey_len;
     ut_ctx_t *ctx;
     ut_mem_t *mem;
-    uint64_t *w;
     char c;
 
     if ((ut_ctx_create(NULL, &p, &ctx) != UCACHE_OK) ||
         (ut_mem_export(ctx, region, &mem) != UCACHE_OK)) {
         _exit(3);
     }
-    w = mem->base;
-    for (i = 0; i < region / sizeof(*w); i++) {
-        w[i] = ucperf_pattern_word(i, seed);
-    }
+    ucperf_pattern_fill(mem->base, region, seed);
     if (setup != NULL) {
         setup(ctx, mem);
     }

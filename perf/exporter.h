@@ -39,6 +39,9 @@ static inline uint8_t ucperf_pattern_byte(uint64_t off, uint64_t seed)
     return (uint8_t)(ucperf_pattern_word(off / 8, seed) >> (8 * (off % 8)));
 }
 
+/** Fill [buf, buf+len) with the pattern from offset 0 (len a multiple of 8). */
+void ucperf_pattern_fill(void *buf, size_t len, uint64_t seed);
+
 /** Bytes of [buf, buf+len) that differ from the pattern at offset @p off. */
 size_t ucperf_pattern_mismatches(const void *buf, uint64_t off, size_t len,
                                  uint64_t seed);

@@ -70,6 +70,12 @@ static bool ucperf_uint(const char *s, uint64_t min, uint64_t max, uint64_t *v_p
     return (errno == 0) && (*end == '\0') && (*v_p >= min) && (*v_p <= max);
 }
 
+/* A size with K/M/G suffixes in [min, max]. */
+static bool ucperf_size(const char *s, uint64_t min, uint64_t max, uint64_t *v_p)
+{
+    return (uc_parse_size(s, v_p) == UCACHE_OK) && (*v_p >= min) && (*v_p <= max);
+}
+
 int ucperf_parse(int argc, char **argv, ucperf_opts_t *o, char *err,
                  size_t err_len, FILE *out)
 {
@@ -124,8 +130,7 @@ int ucperf_parse(int argc, char **argv, ucperf_opts_t *o, char *err,
     while ((c = getopt_long(argc, argv, ":s:n:d:o:t:T:p:w:r:jc:h", longopts, NULL)) != -1) {
         switch (c) {
         case 's':
-            if ((uc_parse_size(optarg, &v) != UCACHE_OK) || (v == 0) ||
-                (v > (1ull << 30))) {
+            if (!ucperf_size(optarg, 1, 1ull << 30, &v)) {
                 return ucperf_fail(err, err_len, "bad --size (1 .. 1G)", optarg);
             }
             o->size = v;
@@ -174,8 +179,7 @@ int ucperf_parse(int argc, char **argv, ucperf_opts_t *o, char *err,
             o->warmup = (unsigned)v;
             break;
         case 'r':
-            if ((uc_parse_size(optarg, &v) != UCACHE_OK) || (v < 4096) ||
-                (v > (16ull << 30))) {
+            if (!ucperf_size(optarg, 4096, 16ull << 30, &v)) {
                 return ucperf_fail(err, err_len, "bad --region (4K .. 16G)", optarg);
             }
             o->region = v;

@@ -72,7 +72,7 @@
 #endif
 
 /* ut_req_t.priv.pending bits: the request completes when all are clear. */
-#define UT_PEND_UCX       (1u << 0)  /* a get (or send) owned by UCX        */
+#define UT_PEND_UCX       (1u << 0)  /* a get owned by UCX                  */
 #define UT_PEND_SEND      (1u << 1)  /* AM request send not yet completed   */
 #define UT_PEND_REPLY     (1u << 2)  /* waiting for the AM reply            */
 #define UT_PEND_RECV      (1u << 3)  /* rendezvous reply data being received */
@@ -142,7 +142,6 @@ struct ut_ucx_mem {
     size_t        blob_len;
     uint64_t      cookie;
     uint32_t      region_id;  /* UINT32_MAX if not exported */
-    bool          allocated;  /* UCX allocated it */
     unsigned      sends;      /* replies in flight that point into it */
     ut_ucx_mem_t *parked_next;
 };
@@ -235,10 +234,10 @@ struct ut_ucx_ctx {
     pthread_t         thread;
     bool              thread_running;
     _Atomic bool      thread_stop;
-    int               epfd, stopfd, wakefd;
+    int               epfd, stopfd;
 
     struct {
-        _Atomic uint64_t reads, read_bytes, mapped_reads, get_reads, am_reads;
+        _Atomic uint64_t read_bytes, mapped_reads, get_reads, am_reads;
         _Atomic uint64_t rpcs, rpcs_served, am_reads_served, served_bytes;
         _Atomic uint64_t timeouts, peer_failures, bad_input, late_replies;
         _Atomic uint64_t eps_evicted, connects;
@@ -346,12 +345,41 @@ static ucache_status_t ut_blob_check(const void *blob, size_t len,
     return UCACHE_OK;
 }
 
+/*
+ * Take a blob from outside: validate it (a refusal is counted and logged
+ * once, naming @p what), copy its body to @p body and its UCX part to a new
+ * buffer *payload_p (the caller frees it).
+ */
+static ucache_status_t ut_blob_take(_Atomic uint64_t *bad_input, const void *blob,
+                                    size_t len, uint32_t magic, const char *what,
+                                    void *body, size_t body_len,
+                                    void **payload_p, size_t *payload_len_p)
+{
+    const void *payload;
+    ucache_status_t status;
+
+    status = ut_blob_check(blob, len, magic, body_len, body, &payload,
+                           payload_len_p);
+    if (status != UCACHE_OK) {
+        atomic_fetch_add_explicit(bad_input, 1, memory_order_relaxed);
+        UC_ERROR("refused %s of %zu bytes: %s", what, len,
+                 (status == UCACHE_ERR_CORRUPT) ? "checksum mismatch" :
+                                                  "not a ucache blob of that kind");
+        return status;
+    }
+    *payload_p = malloc(*payload_len_p);
+    if (*payload_p == NULL) {
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    memcpy(*payload_p, payload, *payload_len_p);
+    return UCACHE_OK;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Outstanding requests                                                      */
 /* ------------------------------------------------------------------------ */
 
-static void do_req_start(ut_ucx_ctx_t *ctx, ut_req_t *req, ut_peer_t *peer,
-                         ut_path_t path)
+static void do_req_start(ut_req_t *req, ut_peer_t *peer, ut_path_t path)
 {
     req->status      = UCACHE_INPROGRESS;
     req->path        = (uint8_t)path;
@@ -361,7 +389,6 @@ static void do_req_start(ut_ucx_ctx_t *ctx, ut_req_t *req, ut_peer_t *peer,
     req->priv.pending = 0;
     req->priv.flags  = 0;
     req->priv.error  = UCACHE_OK;
-    (void)ctx;
 }
 
 static ucache_status_t do_slot_alloc(ut_ucx_ctx_t *ctx, ut_req_t *req)
@@ -423,7 +450,6 @@ static void do_req_clear(ut_ucx_ctx_t *ctx, ut_req_t *req, uint32_t bits)
         if (req->path == UT_PATH_RPC) {
             UT_STAT_ADD(ctx, rpcs, 1);
         } else if (req->path != UT_PATH_NONE) { /* NONE: the connect ping */
-            UT_STAT_ADD(ctx, reads, 1);
             UT_STAT_ADD(ctx, read_bytes, req->length);
             if (req->path == UT_PATH_GET) {
                 UT_STAT_ADD(ctx, get_reads, 1);
@@ -648,7 +674,7 @@ static ucache_status_t do_peer_ping(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer)
     ut_req_t req;
     ucache_status_t status;
 
-    do_req_start(ctx, &req, &peer->super, UT_PATH_NONE);
+    do_req_start(&req, &peer->super, UT_PATH_NONE);
     req.priv.buf      = req.priv.meta = NULL;
     req.priv.cap      = req.priv.meta_cap = 0;
     status = do_am_request(ctx, &req, peer, UT_OP_PING, NULL, 0);
@@ -1176,7 +1202,7 @@ static ucache_status_t ut_ucx_get_post(ut_req_t *req, ut_rkey_t *rkey,
     bool use_get;
     void *greq;
 
-    do_req_start(ctx, req, rkey->peer, UT_PATH_NONE);
+    do_req_start(req, rkey->peer, UT_PATH_NONE);
     if ((buf == NULL) || (len == 0)) {
         status = UCACHE_ERR_INVALID;
         goto bad_input;
@@ -1193,7 +1219,6 @@ static ucache_status_t ut_ucx_get_post(ut_req_t *req, ut_rkey_t *rkey,
         req->path   = UT_PATH_MAPPED;
         req->length = len;
         req->status = UCACHE_OK;
-        UT_STAT_ADD(ctx, reads, 1);
         UT_STAT_ADD(ctx, read_bytes, len);
         UT_STAT_ADD(ctx, mapped_reads, 1);
         ut_ucx_progress_maybe(ctx);
@@ -1284,7 +1309,7 @@ static ucache_status_t ut_ucx_rpc_post(ut_req_t *req, ut_peer_t *p, unsigned id,
     ut_ucx_ctx_t *ctx   = ut_ctx_of(p->ctx);
     ucache_status_t status;
 
-    do_req_start(ctx, req, p, UT_PATH_RPC);
+    do_req_start(req, p, UT_PATH_RPC);
     if ((id == UT_OP_READ) || (id > UT_RPC_MAX_ID) || (len > ctx->cfg.rpc_max) ||
         ((len > 0) && (msg == NULL)) || ((meta_cap > 0) && (meta == NULL)) ||
         ((data_cap > 0) && (data == NULL))) {
@@ -1401,7 +1426,8 @@ static ucache_status_t ut_ucx_wait(ut_ctx_t *c, ut_req_t *reqs, size_t n,
             if (now > deadline) {
                 break;
             }
-            /* Let a progress thread or other callers in between polls. */
+            /* Give a progress thread or other callers a chance at the
+             * lock between polls. */
             pthread_mutex_unlock(&ctx->lock);
             pthread_mutex_lock(&ctx->lock);
         }
@@ -1601,7 +1627,7 @@ static ucache_status_t ut_ucx_ctx_create(const ut_params_t *params,
         return UCACHE_ERR_NO_MEMORY;
     }
     ctx->super.ops = &ut_ucx_ops;
-    ctx->epfd = ctx->stopfd = ctx->wakefd = -1;
+    ctx->epfd = ctx->stopfd = -1;
     pthread_mutex_init(&ctx->lock, NULL);
     if ((params != NULL) && (params->field_mask & UT_PARAM_FIELD_CONFIG) &&
         (params->config != NULL)) {
@@ -1793,7 +1819,6 @@ static ucache_status_t do_mem_map(ut_ucx_ctx_t *ctx, void *addr, size_t len,
     mem->super.ctx  = &ctx->super;
     mem->super.base = attr.address;
     mem->super.len  = len; /* UCX may round up; we export what was asked */
-    mem->allocated  = allocate;
     if (!exported) {
         *mem_p = &mem->super;
         return UCACHE_OK;
@@ -1921,30 +1946,22 @@ static ucache_status_t ut_ucx_peer_create(ut_ctx_t *c, const void *blob,
 {
     ut_ucx_ctx_t *ctx = ut_ctx_of(c);
     ut_addr_body body;
-    const void *payload;
     ut_ucx_peer_t *peer;
     ucache_status_t status;
+    void *addr;
     size_t plen;
 
-    status = ut_blob_check(blob, len, UT_ADDR_MAGIC, sizeof(body), &body,
-                           &payload, &plen);
+    status = ut_blob_take(&ctx->st.bad_input, blob, len, UT_ADDR_MAGIC,
+                          "a peer address", &body, sizeof(body), &addr, &plen);
     if (status != UCACHE_OK) {
-        UT_STAT_ADD(ctx, bad_input, 1);
-        UC_ERROR("refused a peer address of %zu bytes: %s", len,
-                 (status == UCACHE_ERR_CORRUPT) ? "checksum mismatch" :
-                                                  "not a ucache address blob");
         return status;
     }
     peer = calloc(1, sizeof(*peer));
     if (peer == NULL) {
+        free(addr);
         return UCACHE_ERR_NO_MEMORY;
     }
-    peer->ucp_addr = malloc(plen);
-    if (peer->ucp_addr == NULL) {
-        free(peer);
-        return UCACHE_ERR_NO_MEMORY;
-    }
-    memcpy(peer->ucp_addr, payload, plen);
+    peer->ucp_addr     = addr;
     peer->ucp_addr_len = plen;
     peer->uuid         = body.uuid;
     peer->super.ctx    = c;
@@ -2034,35 +2051,29 @@ static ucache_status_t ut_ucx_rkey_unpack(ut_peer_t *p, const void *blob,
     ut_ucx_peer_t *peer = (ut_ucx_peer_t *)p;
     ut_ucx_ctx_t *ctx   = ut_ctx_of(p->ctx);
     ut_rkey_body body;
-    const void *payload;
     ucache_status_t status;
     ut_ucx_rkey_t *rk;
-    void *ptr;
+    void *ptr, *ucp_blob;
     size_t plen;
 
-    status = ut_blob_check(blob, len, UT_RKEY_MAGIC, sizeof(body), &body,
-                           &payload, &plen);
-    if (status == UCACHE_OK && (body.ctx_uuid != peer->uuid)) {
-        status = UCACHE_ERR_STALE;
-    }
+    status = ut_blob_take(&ctx->st.bad_input, blob, len, UT_RKEY_MAGIC,
+                          "a remote key", &body, sizeof(body), &ucp_blob, &plen);
     if (status != UCACHE_OK) {
-        UT_STAT_ADD(ctx, bad_input, 1);
-        UC_ERROR("refused a remote key of %zu bytes for %s: %s", len, peer->name,
-                 (status == UCACHE_ERR_CORRUPT) ? "checksum mismatch" :
-                 (status == UCACHE_ERR_STALE) ? "it belongs to another peer" :
-                                                "not a ucache rkey blob");
         return status;
+    }
+    if (body.ctx_uuid != peer->uuid) {
+        UT_STAT_ADD(ctx, bad_input, 1);
+        UC_ERROR("refused a remote key for %s: it belongs to another peer",
+                 peer->name);
+        free(ucp_blob);
+        return UCACHE_ERR_STALE;
     }
     rk = calloc(1, sizeof(*rk));
     if (rk == NULL) {
+        free(ucp_blob);
         return UCACHE_ERR_NO_MEMORY;
     }
-    rk->blob = malloc(plen);
-    if (rk->blob == NULL) {
-        free(rk);
-        return UCACHE_ERR_NO_MEMORY;
-    }
-    memcpy(rk->blob, payload, plen);
+    rk->blob            = ucp_blob;
     rk->blob_len        = plen;
     rk->cookie          = body.cookie;
     rk->region_id       = body.region_id;
@@ -2123,7 +2134,6 @@ static void ut_ucx_stats(ut_ctx_t *c, ut_stats_t *s)
     ut_ucx_ctx_t *ctx = ut_ctx_of(c);
 
 #define UT_STAT_COPY(_f) s->_f = atomic_load_explicit(&ctx->st._f, memory_order_relaxed)
-    UT_STAT_COPY(reads);
     UT_STAT_COPY(read_bytes);
     UT_STAT_COPY(mapped_reads);
     UT_STAT_COPY(get_reads);
@@ -2139,6 +2149,7 @@ static void ut_ucx_stats(ut_ctx_t *c, ut_stats_t *s)
     UT_STAT_COPY(eps_evicted);
     UT_STAT_COPY(connects);
 #undef UT_STAT_COPY
+    s->reads = s->mapped_reads + s->get_reads + s->am_reads; /* derived */
     pthread_mutex_lock(&ctx->lock);
     s->eps_open = ctx->nopen;
     pthread_mutex_unlock(&ctx->lock);

@@ -31,16 +31,7 @@ static inline uint8_t pattern(uint64_t off, uint64_t seed)
     return ucperf_pattern_byte(off, seed);
 }
 
-static void fill_pattern(void *p, size_t len, uint64_t seed)
-{
-    uint8_t *b = p;
-    size_t i;
-
-    for (i = 0; i < len; i++) {
-        b[i] = pattern(i, seed);
-    }
-}
-
+#define fill_pattern ucperf_pattern_fill
 #define pattern_mismatches ucperf_pattern_mismatches
 
 static void use_tls(const char *tls)
