@@ -22,6 +22,7 @@ TEST_LIBS   = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 # The library: util (bottom) -> transport -> store -> fabric -> include/ucache.h
 LIB_SRCS = util/status.c util/log.c util/config.c \
            transport/transport.c transport/ucx.c \
+           store/layout.c store/alloc.c store/evict.c store/store.c \
            fabric/context.c
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 
@@ -29,7 +30,8 @@ PROGS    = $(BUILD)/bin/ucache $(BUILD)/bin/ucperf
 PERF_SRCS = perf/options.c perf/bench_raw.c perf/exporter.c
 PERF_OBJS = $(PERF_SRCS:%.c=$(BUILD)/obj/%.o)
 
-TESTS    = $(BUILD)/tests/test_util $(BUILD)/tests/test_ucx $(BUILD)/tests/test_ucperf
+TESTS    = $(BUILD)/tests/test_util $(BUILD)/tests/test_ucx $(BUILD)/tests/test_store \
+           $(BUILD)/tests/test_ucperf
 
 LIB_SO   = $(BUILD)/lib/libucache-rdma.so
 LIB_A    = $(BUILD)/lib/libucache-rdma.a
@@ -86,6 +88,10 @@ $(BUILD)/tests/test_ucx: $(BUILD)/obj/tests/transport/test_ucx.o $(BUILD)/obj/pe
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
 
+$(BUILD)/tests/test_store: $(BUILD)/obj/tests/store/test_store.o $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
+
 $(BUILD)/tests/test_ucperf: $(BUILD)/obj/tests/perf/test_ucperf.o $(PERF_OBJS) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS) -lm
@@ -100,12 +106,12 @@ asan: deps
 	@$(MAKE) --no-print-directory BUILD=build/asan \
 	    OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	    LDFLAGS="-fsanitize=address,undefined" all build/asan/tests/test_util \
-	    build/asan/tests/test_ucx build/asan/tests/test_ucperf
+	    build/asan/tests/test_ucx build/asan/tests/test_store build/asan/tests/test_ucperf
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	 BUILD=build/asan tests/run.sh build/asan/tests/test_util \
-	    build/asan/tests/test_ucx build/asan/tests/test_ucperf
+	    build/asan/tests/test_ucx build/asan/tests/test_store build/asan/tests/test_ucperf
 
 # The suite under ThreadSanitizer.  UCX's malloc/mmap hooks fight TSan's
 # interceptors, so they are off for this run (UCX is not instrumented).
@@ -113,11 +119,11 @@ tsan: deps
 	@$(MAKE) --no-print-directory BUILD=build/tsan \
 	    OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=thread" \
 	    LDFLAGS="-fsanitize=thread" all build/tsan/tests/test_util \
-	    build/tsan/tests/test_ucx build/tsan/tests/test_ucperf
+	    build/tsan/tests/test_ucx build/tsan/tests/test_store build/tsan/tests/test_ucperf
 	@UCX_MEM_EVENTS=no UCX_MEM_MALLOC_HOOKS=no UCX_MEM_MMAP_HOOK_MODE=none \
 	 TSAN_OPTIONS=halt_on_error=1:exitcode=66 \
 	 BUILD=build/tsan tests/run.sh build/tsan/tests/test_util \
-	    build/tsan/tests/test_ucx build/tsan/tests/test_ucperf
+	    build/tsan/tests/test_ucx build/tsan/tests/test_store build/tsan/tests/test_ucperf
 
 # The main job (until the fabric exists: the transport demo).
 demo: deps

@@ -46,7 +46,8 @@ extern "C" {
     X(UCACHE_ERR_IO,            -13, "input/output error")                     \
     X(UCACHE_ERR_TRANSPORT,     -14, "transport error")                        \
     X(UCACHE_ERR_STALE,         -15, "stale handle or key")                    \
-    X(UCACHE_ERR_MOVED,         -16, "key moved to another owner")
+    X(UCACHE_ERR_MOVED,         -16, "key moved to another owner")            \
+    X(UCACHE_ERR_EXISTS,        -17, "already exists")
 
 typedef enum ucache_status {
 #define UCACHE_STATUS_ENUM(name, value, msg) name = (value),

@@ -62,6 +62,18 @@ const uc_config_entry_t uc_config_table[] = {
     {"PROGRESS_SPIN", "50us",
      "How long a progress thread polls after the last event before it sleeps on the event fd.",
      UC_CFG_FIELD(progress_spin_ns), UC_CFG_TIME, NULL, 0, 1000000000ull},
+    {"GRACE", "100ms",
+     "Grace period of the node store: evicted memory is reused only this long after its "
+     "index slot was unpublished, and a reader discards any lookup + chunk read that took "
+     "longer (it retries).",
+     UC_CFG_FIELD(grace_ns), UC_CFG_TIME, NULL, 1000, 60ull * 1000000000ull},
+    {"INDEX_CHUNK", "64K",
+     "Mean chunk size the store's index is sized for (2 slots of 16 bytes per "
+     "UCACHE_MEM / UCACHE_INDEX_CHUNK chunks); smaller objects make more, smaller chunks.",
+     UC_CFG_FIELD(index_chunk), UC_CFG_SIZE, NULL, 64, 1ull << 30},
+    {"MEM_LOCK", "yes",
+     "mlock the store's memory so it is never swapped (yes/no); a failure is logged.",
+     UC_CFG_FIELD(mem_lock), UC_CFG_ENUM, uc_bool_names, 0, 0},
     {"MAP_POPULATE", "yes",
      "Prefault a same-host peer's mapped region once when its key is unpacked, so reads "
      "never take page faults (yes/no).",

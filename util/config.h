@@ -39,6 +39,9 @@ typedef struct uc_config {
     unsigned max_outstanding;
     size_t   rpc_max;
     uint64_t progress_spin_ns;
+    uint64_t grace_ns;
+    size_t   index_chunk;
+    int      mem_lock;         /* bool */
     int      map_populate;     /* bool */
 } uc_config_t;
 

@@ -1,0 +1,857 @@
+/*
+ * store.c - the owner's side of a node store: arena, index, publish and
+ * unpublish, pins, quotas, eviction (policy in evict.c, memory in alloc.c).
+ * The invariant readers rely on: a slot is published only after its chunk's
+ * header and payload are complete, and a chunk's memory is reused only a
+ * grace period after its slot was unpublished and its header tombstoned.
+ *
+ * Chunk / slot states (desc->state; the slot words are what readers see):
+ *
+ *        us_store_reserve()            us_store_publish()
+ *   FREE -----------------> RESERVED -------------------> PUBLISHED
+ *    ^   (slot words 0;      |  (header + payload written,     |
+ *    |    block allocated)   |   then word1, then word0 with   |
+ *    |                       |   a release store)              |
+ *    |  us_store_abort()     |                                 | do_unpublish():
+ *    +<----------------------+                                 | word0 = 0, header
+ *    |  (block reused at once: never visible)                  | version = 0, block
+ *    |                                                         v to the quarantine
+ *    +<------------------ slot free at once ----------------- GRACE (block only)
+ *                     block reused by us_alloc_reclaim() after grace_ns
+ *
+ * A reader that fetched the slot before word0 = 0 finishes within grace_ns
+ * (it discards itself otherwise, layout.c), so it reads the old bytes or,
+ * racing the tombstone, fails verification; never reused memory it trusts.
+ */
+#include "store.h"
+#include "alloc.h"
+#include "evict.h"
+#include "util/log.h"
+#include "util/time.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <time.h>
+#include <xxhash.h>
+
+#define US_NONE          UINT32_MAX
+#define US_HUGE_PAGE     (2ull << 20)
+#define US_PIN_LIMIT_PCT 90
+
+enum { US_SLOT_FREE = 0, US_SLOT_RESERVED, US_SLOT_PUBLISHED };
+
+typedef enum us_evict_reason {
+    US_EV_CAPACITY, US_EV_INDEX, US_EV_QUOTA, US_EV_EXPLICIT
+} us_evict_reason_t;
+
+/* Owner-private record of one slot (never exported). */
+typedef struct us_desc {
+    us_key_t key;
+    uint64_t block;          /* data-area offset of the block */
+    uint64_t bsize;          /* block bytes (accounting) */
+    uint64_t version;
+    uint32_t length;
+    uint32_t ns_prev, ns_next;
+    uint16_t ns;
+    uint8_t  state;
+    uint8_t  pinned;         /* pinned by key */
+} us_desc_t;
+
+typedef struct us_ns {
+    uint64_t used;           /* block bytes, published + reserved */
+    uint64_t quota;          /* 0 = none */
+    uint32_t head, tail;     /* published chunks, newest at head */
+    uint8_t  pinned;
+} us_ns_t;
+
+struct us_store {
+    pthread_mutex_t lock;
+    char           *base;
+    size_t          len;
+    int             mapped;          /* base is our own mapping */
+    us_layout_t     layout;
+    uint64_t       *slots;           /* 2 words per slot, in the region */
+    char           *data;
+    us_desc_t      *desc;
+    uint32_t        nslots;
+    uint64_t        max_payload;
+    us_alloc_t      alloc;
+    us_evict_t      ev;
+    us_ns_t        *ns;
+    uint64_t        next_version;
+    uint64_t        bytes_pinned;
+    uint64_t        bytes_cached;
+    uint64_t        window_start, window_bytes, last_window_bytes;
+    us_store_stats_t stats;          /* event counters */
+};
+
+/* --- arena -------------------------------------------------------------- */
+
+static ucache_status_t arena_map(us_store_t *s, const us_store_params_t *p)
+{
+    void *base = MAP_FAILED;
+
+    s->len = p->len & ~(uint64_t)(US_GRANULE - 1);
+    if (p->base != NULL) {
+        s->base = p->base;
+    } else {
+        if (s->len % US_HUGE_PAGE == 0) {
+            base = mmap(NULL, s->len, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+            s->stats.hugepages = (base != MAP_FAILED);
+        }
+        if (base == MAP_FAILED) {
+            base = mmap(NULL, s->len, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        }
+        if (base == MAP_FAILED) {
+            UC_ERROR("store: mmap of %zu bytes failed: %m", s->len);
+            return UCACHE_ERR_NO_MEMORY;
+        }
+        s->base   = base;
+        s->mapped = 1;
+    }
+    if (!s->stats.hugepages) {
+        /* huge pages where the kernel gives them (THP 'madvise' mode) */
+        s->stats.hugepages = (madvise(s->base, s->len, MADV_HUGEPAGE) == 0);
+    }
+    if (p->lock) {
+        if (mlock(s->base, s->len) == 0) {
+            s->stats.locked = 1;
+        } else {
+            UC_WARN("store: mlock of %zu bytes failed (%m); cache memory may be "
+                    "swapped or paged", s->len);
+        }
+    }
+    return UCACHE_OK;
+}
+
+static void arena_unmap(us_store_t *s)
+{
+    if (s->stats.locked) {
+        munlock(s->base, s->len);
+    }
+    if (s->mapped) {
+        munmap(s->base, s->len);
+    }
+}
+
+/* Geometry: superblock, index sized for len / index_chunk chunks at one
+ * half load, data area to the end. */
+static ucache_status_t format(us_store_t *s, const us_store_params_t *p)
+{
+    uint64_t chunks, nb = 16, index_off = US_SUPER_SIZE, data_off;
+    us_super_t *sb = (us_super_t *)s->base;
+    uint64_t inc;
+
+    chunks = s->len / (p->index_chunk ? p->index_chunk : 65536);
+    while ((nb * US_BUCKET_SLOTS < 2 * chunks) && (nb < (1ull << 30))) {
+        nb <<= 1;
+    }
+    data_off = (index_off + nb * US_BUCKET_SIZE + 4095) & ~4095ull;
+    if ((data_off + 4 * US_GRANULE > s->len) ||
+        ((s->len - data_off) / US_GRANULE > US_MAX_GRANULES)) {
+        UC_ERROR("store: %zu bytes cannot hold a %llu-bucket index and data",
+                 s->len, (unsigned long long)nb);
+        return UCACHE_ERR_INVALID;
+    }
+    if (getrandom(&inc, sizeof(inc), 0) != sizeof(inc)) {
+        inc = uc_time_ns();
+    }
+    memset(sb, 0, US_SUPER_SIZE);
+    memset(s->base + index_off, 0, nb * US_BUCKET_SIZE);
+    sb->magic          = US_SUPER_MAGIC;
+    sb->layout_version = US_LAYOUT_VERSION;
+    sb->super_size     = US_SUPER_SIZE;
+    sb->incarnation    = inc;
+    sb->region_len     = s->len;
+    sb->index_off      = index_off;
+    sb->nbuckets       = nb;
+    sb->data_off       = data_off;
+    sb->data_len       = (s->len - data_off) & ~(uint64_t)(US_GRANULE - 1);
+    sb->grace_ns       = p->grace_ns;
+    sb->bucket_size    = US_BUCKET_SIZE;
+    sb->bucket_slots   = US_BUCKET_SLOTS;
+    sb->max_payload    = (uint32_t)s->max_payload;
+    sb->checksum       = XXH64(sb, offsetof(us_super_t, checksum), 0);
+    s->next_version    = (inc >> 40) | 1; /* versions differ across restarts */
+    return us_layout_parse(sb, US_SUPER_SIZE, &s->layout);
+}
+
+ucache_status_t us_store_create(const us_store_params_t *p, us_store_t **store_p)
+{
+    ucache_status_t st;
+    us_store_t *s;
+    uint32_t i;
+
+    if ((p == NULL) || (p->len < 64 * 1024) || (p->grace_ns == 0) ||
+        (p->max_payload == 0) || (p->max_payload > US_MAX_PAYLOAD)) {
+        UC_ERROR("store: invalid parameters (need >= 64K of memory, a grace "
+                 "period and a max payload of 1..%u bytes)", US_MAX_PAYLOAD);
+        return UCACHE_ERR_INVALID;
+    }
+    s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    s->max_payload = p->max_payload;
+    st = arena_map(s, p);
+    if (st != UCACHE_OK) {
+        goto err_free;
+    }
+    st = format(s, p);
+    if (st != UCACHE_OK) {
+        goto err_unmap;
+    }
+    s->slots  = (uint64_t *)(s->base + s->layout.index_off);
+    s->data   = s->base + s->layout.data_off;
+    s->nslots = (uint32_t)(s->layout.nbuckets * US_BUCKET_SLOTS);
+    st = UCACHE_ERR_NO_MEMORY;
+    s->desc = calloc(s->nslots, sizeof(*s->desc));
+    s->ns   = calloc(US_MAX_NS, sizeof(*s->ns));
+    if ((s->desc == NULL) || (s->ns == NULL)) {
+        goto err_free_meta;
+    }
+    for (i = 0; i < US_MAX_NS; i++) {
+        s->ns[i].head = s->ns[i].tail = US_NONE;
+    }
+    st = us_alloc_init(&s->alloc, s->data, s->layout.data_len, p->grace_ns,
+                       s->nslots);
+    if (st != UCACHE_OK) {
+        goto err_free_meta;
+    }
+    st = us_evict_init(&s->ev, s->nslots, s->layout.data_len);
+    if (st != UCACHE_OK) {
+        goto err_alloc;
+    }
+    pthread_mutex_init(&s->lock, NULL);
+    *store_p = s;
+    return UCACHE_OK;
+
+err_alloc:
+    us_alloc_cleanup(&s->alloc);
+err_free_meta:
+    free(s->desc);
+    free(s->ns);
+err_unmap:
+    arena_unmap(s);
+err_free:
+    free(s);
+    return st;
+}
+
+void us_store_destroy(us_store_t *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    us_evict_cleanup(&s->ev);
+    us_alloc_cleanup(&s->alloc);
+    free(s->desc);
+    free(s->ns);
+    arena_unmap(s);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+void *us_store_base(const us_store_t *s)
+{
+    return s->base;
+}
+
+size_t us_store_len(const us_store_t *s)
+{
+    return s->len;
+}
+
+const us_layout_t *us_store_layout(const us_store_t *s)
+{
+    return &s->layout;
+}
+
+/* --- index (lock held) --------------------------------------------------- */
+
+static inline uint32_t key_tag(const us_key_t *key)
+{
+    return (uint32_t)(key->hi ^ (key->lo >> 32));
+}
+
+static inline int key_eq(const us_key_t *a, const us_key_t *b)
+{
+    return (a->hi == b->hi) && (a->lo == b->lo);
+}
+
+/* Slot of @p key (any non-free state), or US_NONE. */
+static uint32_t do_find(const us_store_t *s, const us_key_t *key)
+{
+    uint64_t b[2];
+    uint32_t i, j;
+
+    us_key_buckets(key, s->layout.nbuckets, b);
+    for (i = 0; i < 2; i++) {
+        for (j = 0; j < US_BUCKET_SLOTS; j++) {
+            uint32_t slot = (uint32_t)(b[i] * US_BUCKET_SLOTS + j);
+
+            if ((s->desc[slot].state != US_SLOT_FREE) &&
+                key_eq(&s->desc[slot].key, key)) {
+                return slot;
+            }
+        }
+    }
+    return US_NONE;
+}
+
+static int is_pinned(const us_store_t *s, const us_desc_t *d)
+{
+    return d->pinned || s->ns[d->ns].pinned;
+}
+
+static void ns_link(us_store_t *s, uint32_t slot)
+{
+    us_desc_t *d = &s->desc[slot];
+    us_ns_t *n = &s->ns[d->ns];
+
+    d->ns_prev = n->head;
+    d->ns_next = US_NONE;
+    if (n->head != US_NONE) {
+        s->desc[n->head].ns_next = slot;
+    } else {
+        n->tail = slot;
+    }
+    n->head = slot;
+}
+
+static void ns_unlink(us_store_t *s, uint32_t slot)
+{
+    us_desc_t *d = &s->desc[slot];
+    us_ns_t *n = &s->ns[d->ns];
+
+    if (d->ns_prev != US_NONE) {
+        s->desc[d->ns_prev].ns_next = d->ns_next;
+    } else {
+        n->tail = d->ns_next;
+    }
+    if (d->ns_next != US_NONE) {
+        s->desc[d->ns_next].ns_prev = d->ns_prev;
+    } else {
+        n->head = d->ns_prev;
+    }
+}
+
+/* PUBLISHED -> GRACE: the slot first, then the header's tombstone. */
+static void do_unpublish(us_store_t *s, uint32_t slot, us_evict_reason_t why)
+{
+    us_desc_t *d = &s->desc[slot];
+    us_chunk_hdr_t *hdr = (us_chunk_hdr_t *)(s->data + d->block + US_BLOCK_HDR);
+
+    __atomic_store_n(&s->slots[2 * slot], 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&hdr->version, 0, __ATOMIC_RELEASE);
+    if (us_alloc_retire(&s->alloc, d->block, uc_time_ns()) != UCACHE_OK) {
+        /* no heap for the ring: the block leaks from the arena rather than
+         * being reused early; counted as used, never handed out again */
+        UC_ERROR("store: quarantine ring cannot grow; %llu bytes retired for good",
+                 (unsigned long long)d->bsize);
+    }
+    us_evict_remove(&s->ev, slot);
+    ns_unlink(s, slot);
+    if (is_pinned(s, d)) {
+        s->bytes_pinned -= d->bsize;
+    }
+    s->ns[d->ns].used -= d->bsize;
+    s->bytes_cached   -= d->length;
+    d->state  = US_SLOT_FREE;
+    d->pinned = 0;
+    switch (why) {
+    case US_EV_CAPACITY: s->stats.evict_capacity++; break;
+    case US_EV_INDEX:    s->stats.evict_index++;    break;
+    case US_EV_QUOTA:    s->stats.evict_quota++;    break;
+    case US_EV_EXPLICIT: s->stats.evict_explicit++; break;
+    }
+}
+
+/* A free slot among @p key's buckets (the emptier bucket first), evicting
+ * the coldest unpinned published chunk there if both are full. */
+static ucache_status_t do_take_slot(us_store_t *s, const us_key_t *key,
+                                    uint32_t *slot_p)
+{
+    uint32_t best = US_NONE, victim = US_NONE, i, j, slot, nfree[2] = {0, 0};
+    unsigned vrank = ~0u, rank;
+    uint64_t b[2];
+
+    us_key_buckets(key, s->layout.nbuckets, b);
+    for (i = 0; i < 2; i++) {
+        for (j = 0; j < US_BUCKET_SLOTS; j++) {
+            nfree[i] += (s->desc[b[i] * US_BUCKET_SLOTS + j].state == US_SLOT_FREE);
+        }
+    }
+    for (i = 0; (i < 2) && (best == US_NONE); i++) {
+        uint64_t bk = b[(nfree[1] > nfree[0]) ? 1 - i : i];
+
+        for (j = 0; j < US_BUCKET_SLOTS; j++) {
+            slot = (uint32_t)(bk * US_BUCKET_SLOTS + j);
+            if (s->desc[slot].state == US_SLOT_FREE) {
+                best = slot;
+                break;
+            }
+            if ((s->desc[slot].state != US_SLOT_PUBLISHED) ||
+                is_pinned(s, &s->desc[slot])) {
+                continue;
+            }
+            /* coldest: probationary before main, then by frequency */
+            rank = (s->ev.e[slot].queue == US_Q_SMALL ? 0 : 8) + s->ev.e[slot].freq;
+            if (rank < vrank) {
+                vrank  = rank;
+                victim = slot;
+            }
+        }
+    }
+    if (best == US_NONE) {
+        if (victim == US_NONE) {
+            UC_DEBUG("store: both index buckets of a key hold only pinned or "
+                     "filling chunks");
+            return UCACHE_ERR_NO_MEMORY;
+        }
+        do_unpublish(s, victim, US_EV_INDEX);
+        best = victim;
+    }
+    *slot_p = best;
+    return UCACHE_OK;
+}
+
+/* Make namespace @p ns fit @p need more bytes under its quota. */
+static ucache_status_t do_quota(us_store_t *s, uint16_t ns, uint64_t need)
+{
+    us_ns_t *n = &s->ns[ns];
+    uint32_t slot, next;
+
+    if (n->quota == 0) {
+        return UCACHE_OK;
+    }
+    for (slot = n->tail; (n->used + need > n->quota) && (slot != US_NONE); slot = next) {
+        next = s->desc[slot].ns_next;
+        if (!is_pinned(s, &s->desc[slot])) {
+            do_unpublish(s, slot, US_EV_QUOTA);
+        }
+    }
+    return (n->used + need > n->quota) ? UCACHE_ERR_NO_MEMORY : UCACHE_OK;
+}
+
+/* Bytes to keep free or in grace so fills do not wait out grace periods:
+ * twice what was filled in the last grace period (the factor lets a fill
+ * rate that was held back by waiting grow), at least 1/64 and at most 1/4
+ * of the data area; 1/4 at 1 GiB and 100 ms lets fills run at 2.5 GB/s. */
+static uint64_t do_headroom(us_store_t *s, uint64_t now, uint64_t bsize)
+{
+    uint64_t w, lo = s->layout.data_len / 64, hi = s->layout.data_len / 4;
+
+    if (now - s->window_start >= s->layout.grace_ns) {
+        s->last_window_bytes = s->window_bytes;
+        s->window_bytes      = 0;
+        s->window_start      = now;
+    }
+    s->window_bytes += bsize;
+    w = 2 * ((s->window_bytes > s->last_window_bytes) ? s->window_bytes :
+                                                        s->last_window_bytes);
+    return (w < lo) ? lo : (w > hi) ? hi : w;
+}
+
+/* Evict ahead (a few chunks per call) so memory ages through its grace
+ * period before a fill needs it. */
+static void do_evict_ahead(us_store_t *s, uint64_t headroom)
+{
+    us_alloc_t *a = &s->alloc;
+    uint32_t victim;
+    unsigned n;
+
+    for (n = 0; (n < 4) && (a->free_bytes + a->quarantine_bytes < headroom); n++) {
+        victim = us_evict_pop(&s->ev);
+        if (victim == US_EVICT_NONE) {
+            break;
+        }
+        do_unpublish(s, victim, US_EV_CAPACITY);
+    }
+}
+
+/* Allocate @p bsize bytes, evicting by policy. */
+static ucache_status_t do_alloc(us_store_t *s, uint64_t bsize, uint64_t *block_p)
+{
+    uint64_t now = uc_time_ns(), headroom = do_headroom(s, now, bsize);
+    us_alloc_t *a = &s->alloc;
+    uint32_t victim;
+
+    for (;;) {
+        us_alloc_reclaim(a, now);
+        if (us_alloc_get(a, bsize, block_p) == UCACHE_OK) {
+            break;
+        }
+        if ((a->q_count > 0) && (a->free_bytes + a->quarantine_bytes >= bsize)) {
+            s->stats.reserve_again++;      /* enough is coming back: wait */
+            do_evict_ahead(s, headroom + bsize);
+            return UCACHE_ERR_AGAIN;
+        }
+        victim = us_evict_pop(&s->ev);
+        if (victim == US_EVICT_NONE) {
+            if (a->q_count > 0) {
+                s->stats.reserve_again++;
+                return UCACHE_ERR_AGAIN;
+            }
+            s->stats.reserve_nomem++;
+            UC_DEBUG("store: no evictable chunk for %llu bytes",
+                     (unsigned long long)bsize);
+            return UCACHE_ERR_NO_MEMORY;
+        }
+        do_unpublish(s, victim, US_EV_CAPACITY);
+    }
+    do_evict_ahead(s, headroom);
+    return UCACHE_OK;
+}
+
+/* --- API ------------------------------------------------------------------ */
+
+ucache_status_t us_store_reserve(us_store_t *s, const us_key_t *key, uint16_t ns,
+                                 size_t length, us_fill_t *fill_p)
+{
+    uint64_t bsize = us_alloc_block_size(US_CHUNK_OVERHEAD + (uint64_t)length);
+    ucache_status_t st;
+    uint32_t slot;
+    us_desc_t *d;
+
+    if ((length > s->max_payload) || (ns >= US_MAX_NS)) {
+        UC_ERROR("store: reserve of %zu bytes in namespace %u (max %llu, %u)",
+                 length, ns, (unsigned long long)s->max_payload, US_MAX_NS);
+        return UCACHE_ERR_INVALID;
+    }
+    pthread_mutex_lock(&s->lock);
+    slot = do_find(s, key);
+    if (slot != US_NONE) {
+        st = (s->desc[slot].state == US_SLOT_RESERVED) ? UCACHE_INPROGRESS :
+                                                         UCACHE_ERR_EXISTS;
+        goto out;
+    }
+    if (s->ns[ns].quota && (bsize > s->ns[ns].quota)) {
+        st = UCACHE_ERR_NO_MEMORY;
+        s->stats.quota_denied++;
+        goto out;
+    }
+    st = do_take_slot(s, key, &slot);
+    if (st != UCACHE_OK) {
+        s->stats.reserve_nomem++;
+        goto out;
+    }
+    d        = &s->desc[slot];
+    d->state = US_SLOT_RESERVED;          /* keeps the slot through evictions */
+    d->key   = *key;
+    st = do_quota(s, ns, bsize);
+    if (st != UCACHE_OK) {
+        s->stats.quota_denied++;
+        d->state = US_SLOT_FREE;
+        goto out;
+    }
+    st = do_alloc(s, bsize, &d->block);
+    if (st != UCACHE_OK) {
+        d->state = US_SLOT_FREE;
+        goto out;
+    }
+    d->bsize   = us_alloc_size(&s->alloc, d->block);
+    d->length  = (uint32_t)length;
+    d->ns      = ns;
+    d->pinned  = 0;
+    d->version = 0;
+    s->ns[ns].used += d->bsize;
+    s->stats.fills++;
+    fill_p->payload = s->data + d->block + US_CHUNK_OVERHEAD;
+    fill_p->length  = (uint32_t)length;
+    fill_p->slot    = slot;
+out:
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+static int fill_valid(const us_store_t *s, const us_fill_t *f)
+{
+    return (f->slot < s->nslots) && (s->desc[f->slot].state == US_SLOT_RESERVED) &&
+           (f->payload == s->data + s->desc[f->slot].block + US_CHUNK_OVERHEAD);
+}
+
+ucache_status_t us_store_publish(us_store_t *s, const us_fill_t *f)
+{
+    us_chunk_hdr_t hdr = { .magic = US_CHUNK_MAGIC }, *dst;
+    us_desc_t *d;
+    uint64_t *w;
+
+    pthread_mutex_lock(&s->lock);
+    if (!fill_valid(s, f)) {
+        pthread_mutex_unlock(&s->lock);
+        UC_ERROR("store: publish of an unknown reservation (slot %u)", f->slot);
+        return UCACHE_ERR_INVALID;
+    }
+    d = &s->desc[f->slot];
+    s->next_version = (s->next_version + 1) & US_VERSION_MASK;
+    if (s->next_version == 0) {
+        s->next_version = 1;
+    }
+    d->version  = s->next_version;
+    hdr.key_hi  = d->key.hi;
+    hdr.key_lo  = d->key.lo;
+    hdr.version = d->version;
+    hdr.length  = d->length;
+    hdr.ns      = d->ns;
+    /* the payload is ours alone until the slot is published; the checksum
+     * of a large chunk is the one long step here, still under the lock so
+     * an evicting thread cannot retire the block meanwhile */
+    hdr.checksum = us_chunk_checksum(&hdr, f->payload);
+    dst = (us_chunk_hdr_t *)(s->data + d->block + US_BLOCK_HDR);
+    memcpy(dst, &hdr, sizeof(hdr));
+    w = &s->slots[2 * f->slot];
+    __atomic_store_n(&w[1], us_slot_word1(d->block / US_GRANULE, d->length),
+                     __ATOMIC_RELEASE);
+    __atomic_store_n(&w[0], us_slot_word0(d->version, us_key_fp(&d->key)),
+                     __ATOMIC_RELEASE);
+    d->state = US_SLOT_PUBLISHED;
+    us_evict_insert(&s->ev, f->slot, d->bsize, key_tag(&d->key), is_pinned(s, d));
+    ns_link(s, f->slot);
+    if (is_pinned(s, d)) {
+        s->bytes_pinned += d->bsize;
+    }
+    s->bytes_cached += d->length;
+    s->stats.publishes++;
+    pthread_mutex_unlock(&s->lock);
+    return UCACHE_OK;
+}
+
+void us_store_abort(us_store_t *s, const us_fill_t *f)
+{
+    us_desc_t *d;
+
+    pthread_mutex_lock(&s->lock);
+    if (fill_valid(s, f)) {
+        d = &s->desc[f->slot];
+        us_alloc_put(&s->alloc, d->block);
+        s->ns[d->ns].used -= d->bsize;
+        d->state = US_SLOT_FREE;
+        s->stats.aborts++;
+    } else {
+        UC_ERROR("store: abort of an unknown reservation (slot %u)", f->slot);
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+ucache_status_t us_store_lookup(us_store_t *s, const us_key_t *key, us_loc_t *loc_p)
+{
+    ucache_status_t st = UCACHE_ERR_NOT_FOUND;
+    uint32_t slot;
+    us_desc_t *d;
+
+    pthread_mutex_lock(&s->lock);
+    slot = do_find(s, key);
+    if ((slot != US_NONE) && (s->desc[slot].state == US_SLOT_PUBLISHED)) {
+        d = &s->desc[slot];
+        loc_p->version = d->version;
+        loc_p->hdr_off = s->layout.data_off + d->block + US_BLOCK_HDR;
+        loc_p->length  = d->length;
+        us_evict_hit(&s->ev, slot, 1);
+        st = UCACHE_OK;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+void us_store_touch(us_store_t *s, const us_key_t *keys, unsigned n, unsigned weight)
+{
+    uint32_t slot;
+    unsigned i;
+
+    pthread_mutex_lock(&s->lock);
+    for (i = 0; i < n; i++) {
+        slot = do_find(s, &keys[i]);
+        if ((slot != US_NONE) && (s->desc[slot].state == US_SLOT_PUBLISHED)) {
+            us_evict_hit(&s->ev, slot, weight);
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* Account a pin change of a published chunk. */
+static void do_pin_changed(us_store_t *s, uint32_t slot, int was, int now)
+{
+    us_desc_t *d = &s->desc[slot];
+
+    if (was == now) {
+        return;
+    }
+    s->bytes_pinned = now ? s->bytes_pinned + d->bsize : s->bytes_pinned - d->bsize;
+    us_evict_pin(&s->ev, slot, now);
+}
+
+static int pin_fits(const us_store_t *s, uint64_t more)
+{
+    return s->bytes_pinned + more <= s->layout.data_len / 100 * US_PIN_LIMIT_PCT;
+}
+
+ucache_status_t us_store_pin(us_store_t *s, const us_key_t *key, int pin)
+{
+    ucache_status_t st = UCACHE_OK;
+    uint32_t slot;
+    us_desc_t *d;
+    int was;
+
+    pthread_mutex_lock(&s->lock);
+    slot = do_find(s, key);
+    if (slot == US_NONE) {
+        st = UCACHE_ERR_NOT_FOUND;
+        goto out;
+    }
+    d   = &s->desc[slot];
+    was = is_pinned(s, d);
+    if (pin && !was && !pin_fits(s, d->bsize)) {
+        st = UCACHE_ERR_NO_MEMORY;
+        goto out;
+    }
+    d->pinned = !!pin;
+    if (d->state == US_SLOT_PUBLISHED) {
+        do_pin_changed(s, slot, was, is_pinned(s, d));
+    }
+out:
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+ucache_status_t us_store_pin_ns(us_store_t *s, uint16_t ns, int pin)
+{
+    ucache_status_t st = UCACHE_OK;
+    uint32_t slot;
+    us_ns_t *n;
+    int was;
+
+    if (ns >= US_MAX_NS) {
+        return UCACHE_ERR_INVALID;
+    }
+    pthread_mutex_lock(&s->lock);
+    n = &s->ns[ns];
+    if (pin && !n->pinned && !pin_fits(s, n->used)) {
+        st = UCACHE_ERR_NO_MEMORY;
+        goto out;
+    }
+    was       = n->pinned;
+    n->pinned = !!pin;
+    for (slot = n->tail; slot != US_NONE; slot = s->desc[slot].ns_next) {
+        do_pin_changed(s, slot, s->desc[slot].pinned || was,
+                       s->desc[slot].pinned || n->pinned);
+    }
+out:
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+ucache_status_t us_store_quota_set(us_store_t *s, uint16_t ns, uint64_t bytes)
+{
+    ucache_status_t st;
+
+    if (ns >= US_MAX_NS) {
+        return UCACHE_ERR_INVALID;
+    }
+    pthread_mutex_lock(&s->lock);
+    s->ns[ns].quota = bytes;
+    st = do_quota(s, ns, 0);
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+uint64_t us_store_ns_used(us_store_t *s, uint16_t ns)
+{
+    uint64_t used;
+
+    if (ns >= US_MAX_NS) {
+        return 0;
+    }
+    pthread_mutex_lock(&s->lock);
+    used = s->ns[ns].used;
+    pthread_mutex_unlock(&s->lock);
+    return used;
+}
+
+ucache_status_t us_store_evict(us_store_t *s, const us_key_t *key)
+{
+    ucache_status_t st = UCACHE_OK;
+    uint32_t slot;
+
+    pthread_mutex_lock(&s->lock);
+    slot = do_find(s, key);
+    if ((slot == US_NONE) || (s->desc[slot].state != US_SLOT_PUBLISHED)) {
+        st = UCACHE_ERR_NOT_FOUND;
+    } else if (is_pinned(s, &s->desc[slot])) {
+        st = UCACHE_ERR_BUSY;
+    } else {
+        do_unpublish(s, slot, US_EV_EXPLICIT);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+uint64_t us_store_retry_ns(us_store_t *s)
+{
+    uint64_t t;
+
+    pthread_mutex_lock(&s->lock);
+    t = us_alloc_next_expiry(&s->alloc);
+    pthread_mutex_unlock(&s->lock);
+    return t;
+}
+
+void us_store_stats(us_store_t *s, us_store_stats_t *out)
+{
+    pthread_mutex_lock(&s->lock);
+    *out = s->stats;
+    out->region_bytes = s->len;
+    out->index_bytes  = s->layout.nbuckets * US_BUCKET_SIZE;
+    out->data_bytes   = s->layout.data_len;
+    out->slots        = s->nslots;
+    out->chunks       = s->ev.q[US_Q_SMALL].count + s->ev.q[US_Q_MAIN].count +
+                        s->ev.q[US_Q_PINNED].count;
+    out->reserved     = s->stats.fills - s->stats.publishes - s->stats.aborts;
+    out->slots_used   = out->chunks + out->reserved;
+    out->bytes_cached = s->bytes_cached;
+    out->bytes_used   = s->alloc.used_bytes;
+    out->bytes_grace  = s->alloc.quarantine_bytes;
+    out->bytes_free   = s->alloc.free_bytes;
+    out->bytes_pinned = s->bytes_pinned;
+    out->hits         = s->ev.stats.hits;
+    out->promotions   = s->ev.stats.promotions;
+    out->reinsertions = s->ev.stats.reinsertions;
+    out->ghost_hits   = s->ev.stats.ghost_hits;
+    pthread_mutex_unlock(&s->lock);
+}
+
+ucache_status_t us_store_put(us_store_t *s, const us_key_t *key, uint16_t ns,
+                             const void *data, size_t length, uint64_t timeout_ns)
+{
+    uint64_t deadline = uc_deadline(timeout_ns), t, now;
+    struct timespec ts;
+    ucache_status_t st;
+    us_fill_t fill;
+
+    for (;;) {
+        st = us_store_reserve(s, key, ns, length, &fill);
+        if (st != UCACHE_ERR_AGAIN) {
+            break;
+        }
+        t = us_store_retry_ns(s);
+        if ((t == 0) || (t > deadline)) {
+            return UCACHE_ERR_TIMEOUT;
+        }
+        now = uc_time_ns();
+        t   = (t > now) ? t - now : 0;
+        ts.tv_sec  = (time_t)(t / UC_NSEC_PER_SEC);
+        ts.tv_nsec = (long)(t % UC_NSEC_PER_SEC);
+        nanosleep(&ts, NULL);
+    }
+    if (st != UCACHE_OK) {
+        return st;
+    }
+    memcpy(fill.payload, data, length);
+    return us_store_publish(s, &fill);
+}

@@ -1,0 +1,128 @@
+/*
+ * store.h - a node's cache store: one arena (the exported region) holding a
+ * superblock, a remotely readable index and the chunks themselves, in the
+ * layout of layout.h.  The owner fills and evicts through this API; readers
+ * anywhere use layout.h alone.  store/ knows nothing of peers or the network:
+ * it is handed memory (e.g. a transport-exported region) or maps its own.
+ *
+ * Threads: every function here takes the store's lock, so one serving
+ * thread and any helpers may call them; reader threads never take it (they
+ * read through us_read_raw() or one-sided reads, lock-free).
+ */
+#ifndef US_STORE_H
+#define US_STORE_H
+
+#include "layout.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define US_MAX_NS  1024u        /* namespaces (datasets) with quotas/pins */
+
+typedef struct us_store us_store_t;
+
+typedef struct us_store_params {
+    void     *base;          /* region to use (borrowed; must outlive the
+                                store), or NULL: the store maps its own    */
+    size_t    len;           /* region bytes: the whole memory budget      */
+    uint64_t  grace_ns;      /* reuse delay after unpublish; also the
+                                longest a reader may take for one read     */
+    size_t    index_chunk;   /* mean chunk size the index is sized for     */
+    size_t    max_payload;   /* largest chunk payload accepted             */
+    int       lock;          /* mlock the region (failure is logged, counted) */
+} us_store_params_t;
+
+/* A reservation being filled: write `length` bytes at `payload`, then
+ * us_store_publish() or us_store_abort().  Valid until one of those. */
+typedef struct us_fill {
+    void    *payload;
+    uint32_t length;
+    uint32_t slot;
+} us_fill_t;
+
+typedef struct us_store_stats {
+    uint64_t region_bytes, index_bytes, data_bytes;
+    uint64_t slots, slots_used;
+    uint64_t chunks;               /* published */
+    uint64_t reserved;             /* fills in progress */
+    uint64_t bytes_cached;         /* published payload bytes */
+    uint64_t bytes_used;           /* blocks held: published, reserved, grace */
+    uint64_t bytes_grace;          /* unpublished, waiting out the grace period */
+    uint64_t bytes_free;
+    uint64_t bytes_pinned;
+    uint64_t fills, publishes, aborts;
+    uint64_t evict_capacity, evict_index, evict_quota, evict_explicit;
+    uint64_t reserve_again;        /* memory was all in its grace period */
+    uint64_t reserve_nomem;        /* nothing evictable (pinned / reserved) */
+    uint64_t quota_denied;
+    uint64_t hits, promotions, reinsertions, ghost_hits;
+    uint64_t locked;               /* 1 if the region is mlock'ed */
+    uint64_t hugepages;            /* 1 if backed or advised with huge pages */
+} us_store_stats_t;
+
+/** Create a store over params->base (or a fresh mapping).  The region is
+ *  formatted: superblock, empty index, one free data block. */
+ucache_status_t us_store_create(const us_store_params_t *params,
+                                us_store_t **store_p);
+void us_store_destroy(us_store_t *store);
+
+/** The region to export and its geometry; valid until destroy. */
+void *us_store_base(const us_store_t *store);
+size_t us_store_len(const us_store_t *store);
+const us_layout_t *us_store_layout(const us_store_t *store);
+
+/**
+ * Reserve room for a chunk of @p length payload bytes under @p key,
+ * accounted to namespace @p ns; evicts as needed.  Returns
+ * UCACHE_ERR_EXISTS if the key is published, UCACHE_INPROGRESS if another
+ * fill of it is under way, UCACHE_ERR_AGAIN if the memory it needs is still
+ * in its grace period (retry after us_store_retry_ns()),
+ * UCACHE_ERR_NO_MEMORY if pinned or reserved chunks leave no room (index
+ * buckets, memory or the namespace's quota).
+ */
+ucache_status_t us_store_reserve(us_store_t *store, const us_key_t *key,
+                                 uint16_t ns, size_t length, us_fill_t *fill_p);
+
+/** Checksum, write the header, publish the slot (last).  Readers see the
+ *  chunk from here on; its bytes must not change any more. */
+ucache_status_t us_store_publish(us_store_t *store, const us_fill_t *fill);
+
+/** Give a reservation back (the fill failed); its memory is reused at once. */
+void us_store_abort(us_store_t *store, const us_fill_t *fill);
+
+/** Owner-side lookup (service path); counts a hit.  UCACHE_ERR_NOT_FOUND. */
+ucache_status_t us_store_lookup(us_store_t *store, const us_key_t *key,
+                                us_loc_t *loc_p);
+
+/** Hits reported for @p n keys (service path, sampled reader feedback),
+ *  @p weight hits each; unknown keys are ignored. */
+void us_store_touch(us_store_t *store, const us_key_t *keys, unsigned n,
+                    unsigned weight);
+
+/** Pin or unpin one chunk (published or being filled): pinned chunks are
+ *  never evicted.  UCACHE_ERR_NO_MEMORY past 90% of the data area pinned. */
+ucache_status_t us_store_pin(us_store_t *store, const us_key_t *key, int pin);
+
+/** Pin or unpin a whole namespace (a dataset), present and future chunks. */
+ucache_status_t us_store_pin_ns(us_store_t *store, uint16_t ns, int pin);
+
+/** Cap namespace @p ns at @p bytes of blocks (0 = no cap); evicts down now. */
+ucache_status_t us_store_quota_set(us_store_t *store, uint16_t ns, uint64_t bytes);
+
+/** Bytes of blocks namespace @p ns holds (published and reserved). */
+uint64_t us_store_ns_used(us_store_t *store, uint16_t ns);
+
+/** Unpublish a chunk now.  UCACHE_ERR_BUSY if it is pinned. */
+ucache_status_t us_store_evict(us_store_t *store, const us_key_t *key);
+
+/** When a reserve that returned UCACHE_ERR_AGAIN can succeed (monotonic ns). */
+uint64_t us_store_retry_ns(us_store_t *store);
+
+void us_store_stats(us_store_t *store, us_store_stats_t *stats);
+
+/** Reserve, copy, publish, waiting out grace periods up to @p timeout_ns.
+ *  For tools, tests and warm-up; the serving path uses the calls above. */
+ucache_status_t us_store_put(us_store_t *store, const us_key_t *key, uint16_t ns,
+                             const void *data, size_t length, uint64_t timeout_ns);
+
+#endif
