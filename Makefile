@@ -27,7 +27,7 @@ LIB_SRCS = util/status.c util/log.c util/config.c \
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 
 PROGS    = $(BUILD)/bin/ucache $(BUILD)/bin/ucperf
-PERF_SRCS = perf/options.c perf/bench_raw.c perf/exporter.c
+PERF_SRCS = perf/options.c perf/bench_raw.c perf/bench_store.c perf/exporter.c
 PERF_OBJS = $(PERF_SRCS:%.c=$(BUILD)/obj/%.o)
 
 TESTS    = $(BUILD)/tests/test_util $(BUILD)/tests/test_ucx $(BUILD)/tests/test_store \

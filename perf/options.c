@@ -13,7 +13,7 @@
 #include <string.h>
 
 static const char *const ucperf_modes[] = {
-    "raw", "hit", "miss", "mixed", "placement", NULL
+    "raw", "hit", "miss", "mixed", "placement", "store", NULL
 };
 
 const char *ucperf_mode_name(ucperf_mode_t mode)
@@ -30,6 +30,10 @@ void ucperf_usage(FILE *out)
         "  raw        the transport primitive alone: an exporter process serves a\n"
         "             region, this process reads it (mapped copy on one host over\n"
         "             shm, active-message bulk read or one-sided get over tcp)\n"
+        "  store      the node store alone: fill an arena of --region bytes with\n"
+        "             --size chunks (empty, then evicting), then lookup + verify +\n"
+        "             copy through the raw-memory reader path, against memcpy of\n"
+        "             the same size from the same arena (--region default 1G)\n"
         "  hit, miss, mixed, placement\n"
         "             need the fabric (issues [3/6] and [5/6]); not in this build\n"
         "\n"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make bench: ucperf raw over shared memory and tcp at 4K/64K/1M/4M, and in
+# make bench: ucperf store (the node store alone) at 4K and 1M, ucperf raw
+# over shared memory and tcp at 4K/64K/1M/4M, and in
 # the same run the baselines it is judged against: ucx_perftest on the same
 # transport and size, and mbw's memcpy.  Writes perf/results/latest.json
 # (ucperf's JSON lines plus baselines) and perf/results/latest.md (a table of
@@ -44,6 +45,39 @@ echo "== memcpy baseline (mbw, 512 MiB)"
 mbw_mib=$(mbw -q -n 5 -t0 512 2>/dev/null | awk '/^AVG/ {print $(NF-1)}')
 mbw_gbps=$(awk -v m="${mbw_mib:-0}" 'BEGIN { printf "%.3f", m*1048576/1e9 }')
 echo "mbw memcpy: $mbw_gbps GB/s"
+
+# The node store alone (issue [2/6]): lookup + verify + copy through the
+# raw-memory reader path, against memcpy of the same size from the same
+# 1 GiB arena in the same run; fill rates; index bytes per chunk.
+for size in 4K 1M; do
+    echo "== node store, $size chunks, 1 GiB arena"
+    iters=$([ $size = 4K ] && echo 4000000 || echo 8000)
+    st=$("$ucperf" store --json -s $size -r 1G -n $iters | tee -a "$json")
+    ph() { grep "\"phase\":\"$1\"" <<<"$st"; }
+    mc=$(ph memcpy)
+    for p in read-verify read-batch; do
+        l=$(ph $p)
+        r=$(ratio "$(field "$l" gbps)" "$(field "$mc" gbps)")
+        if [ $size = 1M ]; then
+            v=$(verdict "$r" 0.6 ">="); note="target at 1M: >= 0.6x memcpy"
+        else
+            v=$(verdict "$(field "$l" mops)" 2 ">="); note="target at 4K: >= 2 M verified reads/s"
+        fi
+        add "store $size $p: lookup+verify+copy (GB/s; Mops/s)" \
+            "$(field "$l" gbps); $(field "$l" mops)" \
+            "memcpy from the arena $(field "$mc" gbps); $(field "$mc" mops)" "$r" "$v" \
+            "$note$([ $p = read-batch ] && echo "; 16 keys at a time")"
+    done
+    for p in fill-empty fill-evict; do
+        l=$(ph $p)
+        add "store $size $p (GB/s; chunks/s)" "$(field "$l" gbps); $(field "$l" mops) M" \
+            "" "" "report" "reserve + copy + checksum + publish"
+    done
+    ix=$(ph index)
+    add "store $size index bytes per cached chunk" "$(field "$ix" index_bytes_per_chunk)" "" "" \
+        "$(verdict "$(field "$ix" index_bytes_per_chunk)" 64 "<=")" \
+        "owner-private metadata $(field "$ix" owner_meta_bytes_per_chunk) B/chunk"
+done
 
 for size in 4K 64K 1M 4M; do
     bytes=$(numfmt --from=iec "$size")
@@ -94,7 +128,7 @@ add "tcp 1M read bandwidth via ucp_get (GB/s)" "$(field "$get" gbps)" "same run,
     "" "report" "why reads use am on tcp"
 
 {
-    echo "# ucperf raw — $(date -u +%Y-%m-%dT%H:%MZ) on $(hostname) ($(nproc) cores)"
+    echo "# ucperf store and raw — $(date -u +%Y-%m-%dT%H:%MZ) on $(hostname) ($(nproc) cores)"
     echo
     echo "Every baseline was measured in the same run. UCX $(ucx_info -v | sed -n 's/# Version //p')."
     echo

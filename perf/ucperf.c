@@ -23,9 +23,17 @@ int main(int argc, char **argv)
         }
         return (rc > 0) ? 0 : 2;
     }
+    if (opts.mode == UCPERF_MODE_STORE) {
+        status = ucperf_store_run(&opts, stdout);
+        if (status != UCACHE_OK) {
+            fprintf(stderr, "ucperf: store: %s\n", ucache_strerror(status));
+            return 1;
+        }
+        return 0;
+    }
     if (opts.mode != UCPERF_MODE_RAW) {
         fprintf(stderr, "ucperf: mode '%s' needs the fabric (issues [3/6], [5/6]); "
-                "this build has mode raw only\n", ucperf_mode_name(opts.mode));
+                "this build has modes raw and store\n", ucperf_mode_name(opts.mode));
         return 2;
     }
     if (opts.compare != NULL) {

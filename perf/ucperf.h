@@ -18,7 +18,8 @@ typedef enum ucperf_mode {
     UCPERF_MODE_HIT,
     UCPERF_MODE_MISS,
     UCPERF_MODE_MIXED,
-    UCPERF_MODE_PLACEMENT
+    UCPERF_MODE_PLACEMENT,
+    UCPERF_MODE_STORE
 } ucperf_mode_t;
 
 typedef struct ucperf_opts {
@@ -65,6 +66,10 @@ void ucperf_print(FILE *out, const ucperf_opts_t *opts,
 
 /** Run mode raw: an exporter process and this reader. */
 ucache_status_t ucperf_raw_run(const ucperf_opts_t *opts, ucperf_result_t *res);
+
+/** Run mode store: the node store alone (fill, lookup+verify+copy, memcpy
+ *  baseline); prints its own rows to @p out. */
+ucache_status_t ucperf_store_run(const ucperf_opts_t *opts, FILE *out);
 
 /** utime+stime in seconds from a /proc/PID/stat line (-1 if malformed). */
 double ucperf_proc_stat_cpu(const char *line, double ticks_per_sec);

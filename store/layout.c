@@ -9,7 +9,11 @@
 
 #include <stdatomic.h>
 #include <string.h>
+/* XXH3_state_t on the stack: its layout is that of the libxxhash we build
+ * against (Debian pins it), so the static-linking-only API is safe here */
+#define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
+#include <xxh_x86dispatch.h>  /* XXH3 with AVX2/AVX-512 chosen at run time */
 
 /*
  * A one-sided read races with the owner by design; the checksum, not a
@@ -97,19 +101,31 @@ unsigned us_index_match(const us_layout_t *layout, const void *buckets,
     return n;
 }
 
+static inline uint64_t us_hdr_seed(const us_chunk_hdr_t *hdr)
+{
+    return XXH3_64bits(hdr, offsetof(us_chunk_hdr_t, checksum));
+}
+
 uint64_t us_chunk_checksum(const us_chunk_hdr_t *hdr, const void *payload)
 {
-    uint64_t seed = XXH3_64bits(hdr, offsetof(us_chunk_hdr_t, checksum));
+    return XXH3_64bits_withSeed_dispatch(payload, hdr->length, us_hdr_seed(hdr));
+}
 
-    return XXH3_64bits_withSeed(payload, hdr->length, seed);
+static inline ucache_status_t us_hdr_check(const us_chunk_hdr_t *hdr,
+                                          const us_key_t *key, const us_loc_t *loc)
+{
+    if ((hdr->magic != US_CHUNK_MAGIC) || (hdr->key_hi != key->hi) ||
+        (hdr->key_lo != key->lo) || (hdr->version != loc->version) ||
+        (loc->version == 0) || (hdr->length != loc->length)) {
+        return UCACHE_ERR_STALE;
+    }
+    return UCACHE_OK;
 }
 
 ucache_status_t us_chunk_verify(const us_chunk_hdr_t *hdr, const void *payload,
                                 const us_key_t *key, const us_loc_t *loc)
 {
-    if ((hdr->magic != US_CHUNK_MAGIC) || (hdr->key_hi != key->hi) ||
-        (hdr->key_lo != key->lo) || (hdr->version != loc->version) ||
-        (loc->version == 0) || (hdr->length != loc->length)) {
+    if (us_hdr_check(hdr, key, loc) != UCACHE_OK) {
         return UCACHE_ERR_STALE;
     }
     if (us_chunk_checksum(hdr, payload) != hdr->checksum) {
@@ -126,6 +142,42 @@ static void us_copy_racy(void *dst, const void *src, size_t n)
     US_RACY_END();
 }
 
+#ifndef US_PREFETCH_AHEAD
+#define US_PREFETCH_AHEAD 2
+#endif
+#define US_FUSE_BLOCK (32u * 1024)  /* copy, then hash while still in L1 */
+
+/* Copy a chunk's header and payload out of racy memory at @p src and verify
+ * the copies: the checksum is computed over the caller's bytes, block by
+ * block right after each block is copied (one pass over memory). */
+static ucache_status_t us_copy_verify(const char *src, void *dst,
+                                      const us_key_t *key, const us_loc_t *loc)
+{
+    _Alignas(64) XXH3_state_t state;
+    us_chunk_hdr_t hdr;
+    size_t off, n;
+
+    us_copy_racy(&hdr, src, sizeof(hdr));
+    if (us_hdr_check(&hdr, key, loc) != UCACHE_OK) {
+        return UCACHE_ERR_STALE;           /* not this chunk: skip the payload */
+    }
+    src += US_CHUNK_HDR;
+    if (loc->length <= US_FUSE_BLOCK) {
+        us_copy_racy(dst, src, loc->length);
+        return (XXH3_64bits_withSeed_dispatch(dst, loc->length, us_hdr_seed(&hdr)) ==
+                hdr.checksum) ? UCACHE_OK : UCACHE_ERR_CORRUPT;
+    }
+    XXH3_64bits_reset_withSeed(&state, us_hdr_seed(&hdr));
+    for (off = 0; off < loc->length; off += n) {
+        n = loc->length - off;
+        n = (n > US_FUSE_BLOCK) ? US_FUSE_BLOCK : n;
+        us_copy_racy((char *)dst + off, src + off, n);
+        XXH3_64bits_update_dispatch(&state, (char *)dst + off, n);
+    }
+    return (XXH3_64bits_digest(&state) == hdr.checksum) ? UCACHE_OK :
+                                                          UCACHE_ERR_CORRUPT;
+}
+
 static void us_count(us_read_stats_t *stats, ucache_status_t st)
 {
     if (stats == NULL) {
@@ -136,45 +188,116 @@ static void us_count(us_read_stats_t *stats, ucache_status_t st)
     case UCACHE_ERR_NOT_FOUND: stats->not_found++; break;
     case UCACHE_ERR_CORRUPT:   stats->torn++;      break;
     case UCACHE_ERR_TIMEOUT:   stats->late++;      break;
+    case UCACHE_ERR_MSG_TRUNCATED:                 break; /* the caller's buffer */
     default:                   stats->stale++;     break;
     }
 }
 
-/* One attempt: bucket pair, then each candidate chunk. */
-static ucache_status_t us_read_once(const us_layout_t *layout, const char *base,
-                                    const us_key_t *key, void *dst, size_t cap,
-                                    size_t *len_p)
+static inline int us_final(ucache_status_t st)
 {
-    _Alignas(64) uint64_t bkt[2 * US_BUCKET_SIZE / sizeof(uint64_t)];
-    us_loc_t locs[2 * US_BUCKET_SLOTS];
-    ucache_status_t st = UCACHE_ERR_NOT_FOUND;
-    uint64_t b[2], t0 = uc_time_ns();
-    us_chunk_hdr_t hdr;
-    unsigned i, n;
+    return (st == UCACHE_OK) || (st == UCACHE_ERR_NOT_FOUND) ||
+           (st == UCACHE_ERR_MSG_TRUNCATED);
+}
 
-    us_key_buckets(key, layout->nbuckets, b);
-    for (i = 0; i < 2; i++) {
-        us_copy_racy((char *)bkt + i * US_BUCKET_SIZE,
-                     base + us_layout_bucket_off(layout, b[i]), US_BUCKET_SIZE);
+/* Prefetch the start of a chunk (header and up to 8 KiB of payload): the
+ * hardware prefetchers do not cross 4 KiB pages, and most chunks do. */
+static inline void us_prefetch_chunk(const char *base, const us_loc_t *loc)
+{
+    size_t off, end = US_CHUNK_HDR + ((loc->length < 8192) ? loc->length : 8192);
+
+    for (off = 0; off < end; off += 64) {
+        __builtin_prefetch(base + loc->hdr_off + off);
     }
-    n = us_index_match(layout, bkt, key, locs);
+}
+
+/* One attempt over a group of at most US_READ_BATCH ops, in three passes
+ * so the memory latencies of different keys overlap: prefetch every bucket
+ * pair; match slots and prefetch each first candidate's header; copy and
+ * verify.  Ops already final are skipped. */
+static void us_read_group(const us_layout_t *layout, const char *base,
+                          us_read_op_t *ops, unsigned n)
+{
+    _Alignas(64) uint64_t bkt[US_READ_BATCH][2 * US_BUCKET_SIZE / sizeof(uint64_t)];
+    us_loc_t locs[US_READ_BATCH][2 * US_BUCKET_SLOTS];
+    unsigned nloc[US_READ_BATCH], i, j;
+    uint64_t b[US_READ_BATCH][2], t0 = uc_time_ns();
+    ucache_status_t st;
+
     for (i = 0; i < n; i++) {
-        if (locs[i].length > cap) {
-            return UCACHE_ERR_MSG_TRUNCATED;
-        }
-        us_copy_racy(&hdr, base + locs[i].hdr_off, sizeof(hdr));
-        us_copy_racy(dst, base + locs[i].hdr_off + US_CHUNK_HDR, locs[i].length);
-        if (uc_time_ns() - t0 > layout->grace_ns) {
-            return UCACHE_ERR_TIMEOUT; /* the memory may have been reused */
-        }
-        st = us_chunk_verify(&hdr, dst, key, &locs[i]);
-        if (st == UCACHE_OK) {
-            *len_p = locs[i].length;
-            return UCACHE_OK;
-        }
-        /* a fingerprint collision looks stale: try the next candidate */
+        us_key_buckets(&ops[i].key, layout->nbuckets, b[i]);
+        __builtin_prefetch(base + us_layout_bucket_off(layout, b[i][0]));
+        __builtin_prefetch(base + us_layout_bucket_off(layout, b[i][1]));
     }
-    return st;
+    for (i = 0; i < n; i++) {
+        for (j = 0; j < 2; j++) {
+            us_copy_racy((char *)bkt[i] + j * US_BUCKET_SIZE,
+                         base + us_layout_bucket_off(layout, b[i][j]), US_BUCKET_SIZE);
+        }
+        nloc[i] = us_index_match(layout, bkt[i], &ops[i].key, locs[i]);
+        if (nloc[i] > 0) {
+            __builtin_prefetch(base + locs[i][0].hdr_off);
+        }
+    }
+    for (i = 0; i < n; i++) {
+        if ((i + US_PREFETCH_AHEAD < n) && (nloc[i + US_PREFETCH_AHEAD] > 0)) {
+            us_prefetch_chunk(base, &locs[i + US_PREFETCH_AHEAD][0]);
+        }
+        st = UCACHE_ERR_NOT_FOUND;
+        for (j = 0; j < nloc[i]; j++) {
+            if (locs[i][j].length > ops[i].cap) {
+                st = UCACHE_ERR_MSG_TRUNCATED;
+                break;
+            }
+            st = us_copy_verify(base + locs[i][j].hdr_off, ops[i].dst, &ops[i].key,
+                                &locs[i][j]);
+            if ((st == UCACHE_OK) && (uc_time_ns() - t0 > layout->grace_ns)) {
+                st = UCACHE_ERR_TIMEOUT;   /* the memory may have been reused */
+            }
+            if (st == UCACHE_OK) {
+                ops[i].length = locs[i][j].length;
+                break;
+            }
+            /* a fingerprint collision looks stale: try the next candidate */
+        }
+        ops[i].status = st;
+    }
+}
+
+ucache_status_t us_read_raw_batch(const us_layout_t *layout, const void *base,
+                                  us_read_op_t *ops, unsigned n, unsigned attempts,
+                                  us_read_stats_t *stats)
+{
+    us_read_op_t *retry[US_READ_BATCH];
+    ucache_status_t ret = UCACHE_OK;
+    unsigned g, i, a, m;
+
+    for (g = 0; g < n; g += US_READ_BATCH) {
+        m = (n - g < US_READ_BATCH) ? n - g : US_READ_BATCH;
+        us_read_group(layout, base, ops + g, m);
+        for (a = 1; a < attempts; a++) {       /* retry torn / stale / late ones */
+            unsigned r = 0;
+
+            for (i = 0; i < m; i++) {
+                if (!us_final(ops[g + i].status)) {
+                    us_count(stats, ops[g + i].status);
+                    retry[r++] = &ops[g + i];
+                }
+            }
+            for (i = 0; i < r; i++) {
+                us_read_group(layout, base, retry[i], 1);
+            }
+            if (r == 0) {
+                break;
+            }
+        }
+        for (i = 0; i < m; i++) {
+            us_count(stats, ops[g + i].status);
+            if (ops[g + i].status != UCACHE_OK) {
+                ret = ops[g + i].status;
+            }
+        }
+    }
+    return ret;
 }
 
 ucache_status_t us_read_raw(const us_layout_t *layout, const void *base,
@@ -182,16 +305,11 @@ ucache_status_t us_read_raw(const us_layout_t *layout, const void *base,
                             size_t *len_p, unsigned attempts,
                             us_read_stats_t *stats)
 {
-    ucache_status_t st = UCACHE_ERR_NOT_FOUND;
-    unsigned i;
+    us_read_op_t op = { .key = *key, .dst = dst, .cap = cap };
 
-    for (i = 0; i < ((attempts == 0) ? 1 : attempts); i++) {
-        st = us_read_once(layout, base, key, dst, cap, len_p);
-        us_count(stats, st);
-        if ((st == UCACHE_OK) || (st == UCACHE_ERR_NOT_FOUND) ||
-            (st == UCACHE_ERR_MSG_TRUNCATED)) {
-            break;
-        }
+    us_read_raw_batch(layout, base, &op, 1, (attempts == 0) ? 1 : attempts, stats);
+    if (op.status == UCACHE_OK) {
+        *len_p = op.length;
     }
-    return st;
+    return op.status;
 }

@@ -179,6 +179,27 @@ ucache_status_t us_chunk_verify(const us_chunk_hdr_t *hdr, const void *payload,
 /** The checksum a chunk header carries (owner: before publishing). */
 uint64_t us_chunk_checksum(const us_chunk_hdr_t *hdr, const void *payload);
 
+/* One read of a batch (us_read_raw_batch). */
+typedef struct us_read_op {
+    us_key_t        key;      /* in */
+    void           *dst;      /* in: payload lands here (garbage unless OK) */
+    size_t          cap;      /* in: bytes at dst */
+    size_t          length;   /* out: payload bytes, on UCACHE_OK */
+    ucache_status_t status;   /* out */
+} us_read_op_t;
+
+#define US_READ_BATCH 16      /* keys whose memory accesses overlap */
+
+/**
+ * The raw-memory read path for @p n keys at once: what a remote reader
+ * with many reads outstanding does.  Each op ends with its own status as
+ * us_read_raw() describes; returns UCACHE_OK if all succeeded, else the
+ * status of a failed one.
+ */
+ucache_status_t us_read_raw_batch(const us_layout_t *layout, const void *base,
+                                  us_read_op_t *ops, unsigned n, unsigned attempts,
+                                  us_read_stats_t *stats);
+
 /**
  * The raw-memory read path: what a remote reader does, over a mapped copy
  * of an owner's region at @p base.  Copies both buckets, then the header
@@ -186,8 +207,11 @@ uint64_t us_chunk_checksum(const us_chunk_hdr_t *hdr, const void *payload);
  * a read that took longer than the grace period is discarded.  Torn or
  * stale reads are retried (@p attempts in all).  On UCACHE_OK *len_p is the
  * payload length.  UCACHE_ERR_NOT_FOUND if no slot holds the key,
- * UCACHE_ERR_MSG_TRUNCATED if @p cap is too small, else the last
- * verification error.  Counts every outcome in @p stats (may be NULL).
+ * UCACHE_ERR_MSG_TRUNCATED if @p cap is too small, UCACHE_ERR_TIMEOUT if
+ * the read outlasted the grace period, else the last verification error
+ * (UCACHE_ERR_STALE, UCACHE_ERR_CORRUPT).  Counts every attempt's outcome
+ * in @p stats (may be NULL).  The bytes at @p dst are the caller's only on
+ * UCACHE_OK: they are verified there, after the copy.
  */
 ucache_status_t us_read_raw(const us_layout_t *layout, const void *base,
                             const us_key_t *key, void *dst, size_t cap,

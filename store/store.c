@@ -443,7 +443,7 @@ static ucache_status_t do_quota(us_store_t *s, uint16_t ns, uint64_t need)
 /* Bytes to keep free or in grace so fills do not wait out grace periods:
  * twice what was filled in the last grace period (the factor lets a fill
  * rate that was held back by waiting grow), at least 1/64 and at most 1/4
- * of the data area; 1/4 at 1 GiB and 100 ms lets fills run at 2.5 GB/s. */
+ * of the data area (at 1 GiB and a 10 ms grace, 1/4 allows 25 GB/s of fills). */
 static uint64_t do_headroom(us_store_t *s, uint64_t now, uint64_t bsize)
 {
     uint64_t w, lo = s->layout.data_len / 64, hi = s->layout.data_len / 4;
@@ -809,6 +809,9 @@ void us_store_stats(us_store_t *s, us_store_stats_t *out)
     out->region_bytes = s->len;
     out->index_bytes  = s->layout.nbuckets * US_BUCKET_SIZE;
     out->data_bytes   = s->layout.data_len;
+    out->meta_bytes   = (uint64_t)s->nslots * (sizeof(us_desc_t) + sizeof(us_evict_entry_t)) +
+                        ((uint64_t)s->ev.ghost_mask + 1) * sizeof(us_ghost_t) +
+                        US_MAX_NS * sizeof(us_ns_t) + sizeof(*s);
     out->slots        = s->nslots;
     out->chunks       = s->ev.q[US_Q_SMALL].count + s->ev.q[US_Q_MAIN].count +
                         s->ev.q[US_Q_PINNED].count;

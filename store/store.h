@@ -42,6 +42,7 @@ typedef struct us_fill {
 
 typedef struct us_store_stats {
     uint64_t region_bytes, index_bytes, data_bytes;
+    uint64_t meta_bytes;           /* owner-private metadata (heap, not exported) */
     uint64_t slots, slots_used;
     uint64_t chunks;               /* published */
     uint64_t reserved;             /* fills in progress */

@@ -62,7 +62,7 @@ const uc_config_entry_t uc_config_table[] = {
     {"PROGRESS_SPIN", "50us",
      "How long a progress thread polls after the last event before it sleeps on the event fd.",
      UC_CFG_FIELD(progress_spin_ns), UC_CFG_TIME, NULL, 0, 1000000000ull},
-    {"GRACE", "100ms",
+    {"GRACE", "10ms",
      "Grace period of the node store: evicted memory is reused only this long after its "
      "index slot was unpublished, and a reader discards any lookup + chunk read that took "
      "longer (it retries).",

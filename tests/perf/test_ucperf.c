@@ -205,6 +205,40 @@ static void test_raw_duration(void)
     CU_ASSERT(res.seconds < 3.0);
 }
 
+/* Mode store, in process: every phase reported, no errors, index density. */
+static void test_store_mode(void)
+{
+    static const char *const phases[] = {
+        "fill-empty", "fill-evict", "read-verify", "read-batch", "memcpy", "index"
+    };
+    ucperf_opts_t o;
+    char err[256], *buf = NULL, pat[64], *p;
+    size_t len = 0;
+    unsigned i;
+    FILE *f;
+
+    CU_ASSERT_EQUAL_FATAL(parse(&o, err, "ucperf store -s 64K -r 64M -n 2000 -j"), 0);
+    CU_ASSERT_EQUAL(o.mode, UCPERF_MODE_STORE);
+    f = open_memstream(&buf, &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(ucperf_store_run(&o, f), UCACHE_OK);
+    fclose(f);
+    for (i = 0; i < sizeof(phases) / sizeof(phases[0]); i++) {
+        snprintf(pat, sizeof(pat), "\"phase\":\"%s\"", phases[i]);
+        p = strstr(buf, pat);
+        CU_ASSERT_PTR_NOT_NULL(p);
+        if (p != NULL) {
+            CU_ASSERT_PTR_NOT_NULL(strstr(p, "\"errors\":0"));
+        }
+    }
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"phase\":\"read-verify\",\"size\":65536,"
+                                       "\"region\":67108864,\"ops\":2000,"));
+    p = strstr(buf, "\"index_bytes_per_chunk\":");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT(strtod(p + strlen("\"index_bytes_per_chunk\":"), NULL) <= 64.0);
+    free(buf);
+}
+
 /* Exit status of a shell command line. */
 static int sh(const char *fmt, const char *arg)
 {
@@ -227,6 +261,8 @@ static void test_cli(void)
     CU_ASSERT_EQUAL(sh("%s/ucperf raw --size nope 2> /dev/null", bin), 2);
     CU_ASSERT_EQUAL(sh("%s/ucperf 2> /dev/null", bin), 2);
     CU_ASSERT_EQUAL(sh("%s/ucperf hit 2> /dev/null", bin), 2);
+    CU_ASSERT_EQUAL(sh("%s/ucperf store -s 4K -r 16M -n 1000 | grep -q '^store read-verify'",
+                       bin), 0);
     CU_ASSERT_EQUAL(sh("%s/ucperf raw --help | grep -q outstanding", bin), 0);
     CU_ASSERT_EQUAL(sh("%s/ucache config | grep -q '^UCACHE_TIMEOUT=2s'", bin), 0);
     CU_ASSERT_EQUAL(sh("UCACHE_TIMEOUT=5s %s/ucache config --json | grep -q "
@@ -250,6 +286,7 @@ int main(void)
         {"raw_shm_json", test_raw_shm},
         {"raw_tcp_json", test_raw_tcp},
         {"raw_duration", test_raw_duration},
+        {"store_json", test_store_mode},
         {NULL, NULL}
     };
     static const uct_test_t cli_tests[] = {
