@@ -145,13 +145,24 @@ static void us_copy_racy(void *dst, const void *src, size_t n)
 #ifndef US_PREFETCH_AHEAD
 #define US_PREFETCH_AHEAD 2
 #endif
-#define US_FUSE_BLOCK (32u * 1024)  /* copy, then hash while still in L1 */
+#define US_FUSE_BLOCK (32u * 1024)  /* copy, then hash while still in L1/L2 */
 
-/* Copy a chunk's header and payload out of racy memory at @p src and verify
- * the copies: the checksum is computed over the caller's bytes, block by
- * block right after each block is copied (one pass over memory). */
-static ucache_status_t us_copy_verify(const char *src, void *dst,
-                                      const us_key_t *key, const us_loc_t *loc)
+/* A copied chunk whose checksum is still to be checked. */
+typedef struct us_pending {
+    uint64_t seed;
+    uint64_t checksum;
+} us_pending_t;
+
+/*
+ * Copy a chunk's header and payload out of racy memory at @p src; the
+ * checksum is always computed over the caller's copy.  A payload of up to
+ * US_FUSE_BLOCK is only copied here (UCACHE_INPROGRESS, what to check in
+ * @p pend), so a batch copies all its chunks back to back, keeping many
+ * memory reads in flight, and hashes them afterwards from cache.  A larger
+ * one is copied and hashed block by block (one pass over memory).
+ */
+static ucache_status_t us_copy_chunk(const char *src, void *dst, const us_key_t *key,
+                                     const us_loc_t *loc, us_pending_t *pend)
 {
     _Alignas(64) XXH3_state_t state;
     us_chunk_hdr_t hdr;
@@ -164,8 +175,9 @@ static ucache_status_t us_copy_verify(const char *src, void *dst,
     src += US_CHUNK_HDR;
     if (loc->length <= US_FUSE_BLOCK) {
         us_copy_racy(dst, src, loc->length);
-        return (XXH3_64bits_withSeed_dispatch(dst, loc->length, us_hdr_seed(&hdr)) ==
-                hdr.checksum) ? UCACHE_OK : UCACHE_ERR_CORRUPT;
+        pend->seed     = us_hdr_seed(&hdr);
+        pend->checksum = hdr.checksum;
+        return UCACHE_INPROGRESS;
     }
     XXH3_64bits_reset_withSeed(&state, us_hdr_seed(&hdr));
     for (off = 0; off < loc->length; off += n) {
@@ -210,18 +222,21 @@ static inline void us_prefetch_chunk(const char *base, const us_loc_t *loc)
     }
 }
 
-/* One attempt over a group of at most US_READ_BATCH ops, in three passes
- * so the memory latencies of different keys overlap: prefetch every bucket
- * pair; match slots and prefetch each first candidate's header; copy and
- * verify.  Ops already final are skipped. */
+/* One attempt over a group of at most US_READ_BATCH ops, in passes so the
+ * memory latencies of different keys overlap: prefetch every bucket pair;
+ * match slots and prefetch each first candidate's header; copy the chunks
+ * (prefetching a few ahead); check the group finished its copies within
+ * the grace period; verify the copies. */
 static void us_read_group(const us_layout_t *layout, const char *base,
                           us_read_op_t *ops, unsigned n)
 {
     _Alignas(64) uint64_t bkt[US_READ_BATCH][2 * US_BUCKET_SIZE / sizeof(uint64_t)];
     us_loc_t locs[US_READ_BATCH][2 * US_BUCKET_SLOTS];
+    us_pending_t pend[US_READ_BATCH];
     unsigned nloc[US_READ_BATCH], i, j;
     uint64_t b[US_READ_BATCH][2], t0 = uc_time_ns();
     ucache_status_t st;
+    int late;
 
     for (i = 0; i < n; i++) {
         us_key_buckets(&ops[i].key, layout->nbuckets, b[i]);
@@ -248,18 +263,29 @@ static void us_read_group(const us_layout_t *layout, const char *base,
                 st = UCACHE_ERR_MSG_TRUNCATED;
                 break;
             }
-            st = us_copy_verify(base + locs[i][j].hdr_off, ops[i].dst, &ops[i].key,
-                                &locs[i][j]);
-            if ((st == UCACHE_OK) && (uc_time_ns() - t0 > layout->grace_ns)) {
-                st = UCACHE_ERR_TIMEOUT;   /* the memory may have been reused */
-            }
-            if (st == UCACHE_OK) {
+            st = us_copy_chunk(base + locs[i][j].hdr_off, ops[i].dst, &ops[i].key,
+                               &locs[i][j], &pend[i]);
+            if (st != UCACHE_ERR_STALE) {
                 ops[i].length = locs[i][j].length;
                 break;
             }
             /* a fingerprint collision looks stale: try the next candidate */
         }
         ops[i].status = st;
+    }
+    /* every copy is done: a group that took longer than the grace period
+     * may have read reused memory, so none of it counts (not even as torn) */
+    late = (uc_time_ns() - t0 > layout->grace_ns);
+    for (i = 0; i < n; i++) {
+        if (late && ((ops[i].status == UCACHE_INPROGRESS) ||
+                     (ops[i].status == UCACHE_OK) || (ops[i].status == UCACHE_ERR_CORRUPT) ||
+                     (ops[i].status == UCACHE_ERR_STALE))) {
+            ops[i].status = UCACHE_ERR_TIMEOUT;
+        } else if (ops[i].status == UCACHE_INPROGRESS) {
+            ops[i].status = (XXH3_64bits_withSeed_dispatch(ops[i].dst, ops[i].length,
+                                                           pend[i].seed) ==
+                             pend[i].checksum) ? UCACHE_OK : UCACHE_ERR_CORRUPT;
+        }
     }
 }
 
