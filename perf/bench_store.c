@@ -236,7 +236,7 @@ ucache_status_t ucperf_store_run(const ucperf_opts_t *opts, FILE *out)
                 "\"size\":%zu,\"region\":%zu,\"chunks\":%llu,\"slots\":%llu,"
                 "\"index_bytes\":%llu,\"index_bytes_per_chunk\":%.1f,"
                 "\"owner_meta_bytes_per_chunk\":%.1f,\"cached_fraction\":%.4f,"
-                "\"locked\":%llu,\"hugepages\":%llu,\"errors\":%llu}\n",
+                "\"locked\":%llu,\"hugepage_bytes\":%llu,\"errors\":%llu}\n",
                 o->size, o->region, (unsigned long long)st.chunks,
                 (unsigned long long)st.slots, (unsigned long long)st.index_bytes,
                 (double)st.index_bytes / (double)st.chunks,
@@ -247,7 +247,7 @@ ucache_status_t ucperf_store_run(const ucperf_opts_t *opts, FILE *out)
     } else {
         fprintf(out, "index: %llu chunks cached in %llu slots; %.1f index bytes and "
                 "%.1f owner metadata bytes per chunk; %.1f%% of the data area holds "
-                "payload; locked=%llu hugepages=%llu\n",
+                "payload; locked=%llu, %llu bytes in huge pages\n",
                 (unsigned long long)st.chunks, (unsigned long long)st.slots,
                 (double)st.index_bytes / (double)st.chunks,
                 (double)st.meta_bytes / (double)st.chunks,

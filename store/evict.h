@@ -9,11 +9,12 @@
  * Where the hits come from (the owner never sees a one-sided hit):
  *  - the owner's own service path (RPC reads, the tcp bulk-read path, misses
  *    answered from memory) calls us_store_touch() for each chunk it serves;
- *  - readers sample their one-sided hits (1 in UCACHE_HIT_SAMPLE, chosen by
- *    a per-thread random draw so no key pattern can hide from it), batch the
- *    keys and send them to the owner, which calls us_store_touch() on the
- *    batch.  A sampled hit counts as a hit: frequencies saturate at 3, so
- *    under-counting a hot chunk's hits still keeps it hot.
+ *  - readers sample their one-sided hits (the fabric's client, issue [3/6]:
+ *    1 in N hits, chosen by a per-thread random draw so no key pattern can
+ *    hide from it), batch the keys and send them to the owner with their
+ *    next request, and the owner calls us_store_touch(keys, n, weight) on the
+ *    batch.  Frequencies saturate at US_FREQ_MAX, so a sampled hot chunk
+ *    stays hot even though most of its hits were never reported.
  */
 #ifndef US_EVICT_H
 #define US_EVICT_H

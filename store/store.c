@@ -31,6 +31,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -91,6 +92,34 @@ struct us_store {
 
 /* --- arena -------------------------------------------------------------- */
 
+/* Bytes of [base, base + len) backed by huge pages now, from smaps (the
+ * kernel's word, not our request's: MADV_HUGEPAGE may be ignored, e.g. for
+ * shared memory with shmem THP off). */
+static uint64_t arena_huge_bytes(const char *base, size_t len)
+{
+    unsigned long lo, hi, kb;
+    uint64_t huge = 0;
+    int inside = 0;
+    char line[256];
+    FILE *f = fopen("/proc/self/smaps", "r");
+
+    if (f == NULL) {
+        return 0;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
+            inside = (lo < (unsigned long)(base + len)) && (hi > (unsigned long)base);
+        } else if (inside && (sscanf(line, "AnonHugePages: %lu kB", &kb) == 1 ||
+                              sscanf(line, "ShmemPmdMapped: %lu kB", &kb) == 1 ||
+                              sscanf(line, "Private_Hugetlb: %lu kB", &kb) == 1 ||
+                              sscanf(line, "Shared_Hugetlb: %lu kB", &kb) == 1)) {
+            huge += (uint64_t)kb * 1024;
+        }
+    }
+    fclose(f);
+    return (huge > len) ? len : huge;
+}
+
 static ucache_status_t arena_map(us_store_t *s, const us_store_params_t *p)
 {
     void *base = MAP_FAILED;
@@ -102,7 +131,6 @@ static ucache_status_t arena_map(us_store_t *s, const us_store_params_t *p)
         if (s->len % US_HUGE_PAGE == 0) {
             base = mmap(NULL, s->len, PROT_READ | PROT_WRITE,
                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
-            s->stats.hugepages = (base != MAP_FAILED);
         }
         if (base == MAP_FAILED) {
             base = mmap(NULL, s->len, PROT_READ | PROT_WRITE,
@@ -115,10 +143,9 @@ static ucache_status_t arena_map(us_store_t *s, const us_store_params_t *p)
         s->base   = base;
         s->mapped = 1;
     }
-    if (!s->stats.hugepages) {
-        /* huge pages where the kernel gives them (THP 'madvise' mode) */
-        s->stats.hugepages = (madvise(s->base, s->len, MADV_HUGEPAGE) == 0);
-    }
+    /* huge pages where the kernel gives them (THP in 'madvise' mode); no
+     * error if it will not (hugetlb mappings, shmem with THP off) */
+    (void)madvise(s->base, s->len, MADV_HUGEPAGE);
     if (p->lock) {
         if (mlock(s->base, s->len) == 0) {
             s->stats.locked = 1;
@@ -127,6 +154,10 @@ static ucache_status_t arena_map(us_store_t *s, const us_store_params_t *p)
                     "swapped or paged", s->len);
         }
     }
+    s->stats.hugepages = arena_huge_bytes(s->base, s->len);
+    UC_INFO("store: %zu bytes at %p, %s, %llu bytes in huge pages", s->len, s->base,
+            s->stats.locked ? "locked" : "not locked",
+            (unsigned long long)s->stats.hugepages);
     return UCACHE_OK;
 }
 

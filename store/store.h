@@ -58,7 +58,8 @@ typedef struct us_store_stats {
     uint64_t quota_denied;
     uint64_t hits, promotions, reinsertions, ghost_hits;
     uint64_t locked;               /* 1 if the region is mlock'ed */
-    uint64_t hugepages;            /* 1 if backed or advised with huge pages */
+    uint64_t hugepages;            /* bytes of the region in huge pages (smaps,
+                                      after locking populated it) */
 } us_store_stats_t;
 
 /** Create a store over params->base (or a fresh mapping).  The region is
