@@ -30,8 +30,10 @@ ucache_status_t us_evict_init(us_evict_t *ev, uint32_t n, uint64_t capacity)
     ev->n          = n;
     ev->capacity   = capacity;
     ev->ghost_mask = g - 1;
+    ev->arr.link0  = (char *)&ev->e[0].link;
+    ev->arr.stride = sizeof(ev->e[0]);
     for (i = 0; i < US_Q_COUNT; i++) {
-        ev->q[i].head = ev->q[i].tail = US_EVICT_NONE;
+        us_ilist_init(&ev->q[i].list);
     }
     return UCACHE_OK;
 }
@@ -47,19 +49,11 @@ void us_evict_cleanup(us_evict_t *ev)
 static void list_push(us_evict_t *ev, us_queue_t qi, uint32_t i)
 {
     us_evict_list_t *q = &ev->q[qi];
-    us_evict_entry_t *e = &ev->e[i];
 
-    e->queue = (uint8_t)qi;
-    e->prev  = q->head;
-    e->next  = US_EVICT_NONE;
-    if (q->head != US_EVICT_NONE) {
-        ev->e[q->head].next = i;
-    } else {
-        q->tail = i;
-    }
-    q->head = i;
+    ev->e[i].queue = (uint8_t)qi;
+    us_ilist_push(&q->list, &ev->arr, i);
     q->count++;
-    q->bytes += e->bytes;
+    q->bytes += ev->e[i].bytes;
 }
 
 static void list_unlink(us_evict_t *ev, uint32_t i)
@@ -67,16 +61,7 @@ static void list_unlink(us_evict_t *ev, uint32_t i)
     us_evict_entry_t *e = &ev->e[i];
     us_evict_list_t *q = &ev->q[e->queue];
 
-    if (e->prev != US_EVICT_NONE) {
-        ev->e[e->prev].next = e->next;
-    } else {
-        q->tail = e->next;
-    }
-    if (e->next != US_EVICT_NONE) {
-        ev->e[e->next].prev = e->prev;
-    } else {
-        q->head = e->prev;
-    }
+    us_ilist_unlink(&q->list, &ev->arr, i);
     q->count--;
     q->bytes -= e->bytes;
     e->queue  = US_Q_NONE;
@@ -157,7 +142,7 @@ uint32_t us_evict_pop(us_evict_t *ev)
      * every small entry is moved at most once */
     for (;;) {
         if ((s->count > 0) && ((s->bytes > small_target) || (m->count == 0))) {
-            i = s->tail;
+            i = s->list.tail;
             e = &ev->e[i];
             list_unlink(ev, i);
             if (e->freq > 0) {
@@ -172,7 +157,7 @@ uint32_t us_evict_pop(us_evict_t *ev)
         if (m->count == 0) {
             return US_EVICT_NONE;
         }
-        i = m->tail;
+        i = m->list.tail;
         e = &ev->e[i];
         list_unlink(ev, i);
         if (e->freq > 0) {

@@ -19,11 +19,12 @@
 #ifndef US_EVICT_H
 #define US_EVICT_H
 
+#include "ilist.h"
 #include "ucache.h"
 
 #include <stdint.h>
 
-#define US_EVICT_NONE   UINT32_MAX
+#define US_EVICT_NONE   US_ILIST_NONE
 #define US_FREQ_MAX     3
 
 typedef enum us_queue {
@@ -35,7 +36,7 @@ typedef enum us_queue {
 } us_queue_t;
 
 typedef struct us_evict_entry {
-    uint32_t prev, next;      /* towards the tail / towards the head */
+    us_link_t link;
     uint64_t bytes;
     uint32_t ghost_tag;
     uint8_t  queue;           /* us_queue_t */
@@ -43,8 +44,8 @@ typedef struct us_evict_entry {
 } us_evict_entry_t;
 
 typedef struct us_evict_list {
-    uint32_t head, tail;      /* insert at head, evict at tail */
-    uint64_t count, bytes;
+    us_ilist_t list;          /* insert at head, evict at tail */
+    uint64_t   count, bytes;
 } us_evict_list_t;
 
 typedef struct us_evict_stats {
@@ -60,6 +61,7 @@ typedef struct us_ghost {
 
 typedef struct us_evict {
     us_evict_entry_t *e;
+    us_ilist_array_t  arr;        /* e as an ilist array */
     uint32_t          n;
     uint64_t          capacity;   /* bytes the queues may hold */
     us_evict_list_t   q[US_Q_COUNT];

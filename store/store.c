@@ -26,6 +26,7 @@
 #include "store.h"
 #include "alloc.h"
 #include "evict.h"
+#include "ilist.h"
 #include "util/log.h"
 #include "util/time.h"
 
@@ -39,7 +40,7 @@
 #include <time.h>
 #include <xxhash.h>
 
-#define US_NONE          UINT32_MAX
+#define US_NONE          US_ILIST_NONE
 #define US_HUGE_PAGE     (2ull << 20)
 #define US_PIN_LIMIT_PCT 90
 
@@ -56,7 +57,7 @@ typedef struct us_desc {
     uint64_t bsize;          /* block bytes (accounting) */
     uint64_t version;
     uint32_t length;
-    uint32_t ns_prev, ns_next;
+    us_link_t ns_link;       /* in its namespace's list */
     uint16_t ns;
     uint8_t  state;
     uint8_t  pinned;         /* pinned by key */
@@ -65,7 +66,7 @@ typedef struct us_desc {
 typedef struct us_ns {
     uint64_t used;           /* block bytes, published + reserved */
     uint64_t quota;          /* 0 = none */
-    uint32_t head, tail;     /* published chunks, newest at head */
+    us_ilist_t chunks;       /* published chunks, newest at head */
     uint8_t  pinned;
 } us_ns_t;
 
@@ -78,6 +79,7 @@ struct us_store {
     uint64_t       *slots;           /* 2 words per slot, in the region */
     char           *data;
     us_desc_t      *desc;
+    us_ilist_array_t ns_arr;         /* desc as an ilist array (ns_link) */
     uint32_t        nslots;
     uint64_t        max_payload;
     us_alloc_t      alloc;
@@ -247,8 +249,10 @@ ucache_status_t us_store_create(const us_store_params_t *p, us_store_t **store_p
     if ((s->desc == NULL) || (s->ns == NULL)) {
         goto err_free_meta;
     }
+    s->ns_arr.link0  = (char *)&s->desc[0].ns_link;
+    s->ns_arr.stride = sizeof(s->desc[0]);
     for (i = 0; i < US_MAX_NS; i++) {
-        s->ns[i].head = s->ns[i].tail = US_NONE;
+        us_ilist_init(&s->ns[i].chunks);
     }
     st = us_alloc_init(&s->alloc, s->data, s->layout.data_len, p->grace_ns,
                        s->nslots);
@@ -343,34 +347,12 @@ static int is_pinned(const us_store_t *s, const us_desc_t *d)
 
 static void ns_link(us_store_t *s, uint32_t slot)
 {
-    us_desc_t *d = &s->desc[slot];
-    us_ns_t *n = &s->ns[d->ns];
-
-    d->ns_prev = n->head;
-    d->ns_next = US_NONE;
-    if (n->head != US_NONE) {
-        s->desc[n->head].ns_next = slot;
-    } else {
-        n->tail = slot;
-    }
-    n->head = slot;
+    us_ilist_push(&s->ns[s->desc[slot].ns].chunks, &s->ns_arr, slot);
 }
 
 static void ns_unlink(us_store_t *s, uint32_t slot)
 {
-    us_desc_t *d = &s->desc[slot];
-    us_ns_t *n = &s->ns[d->ns];
-
-    if (d->ns_prev != US_NONE) {
-        s->desc[d->ns_prev].ns_next = d->ns_next;
-    } else {
-        n->tail = d->ns_next;
-    }
-    if (d->ns_next != US_NONE) {
-        s->desc[d->ns_next].ns_prev = d->ns_prev;
-    } else {
-        n->head = d->ns_prev;
-    }
+    us_ilist_unlink(&s->ns[s->desc[slot].ns].chunks, &s->ns_arr, slot);
 }
 
 /* PUBLISHED -> GRACE: the slot first, then the header's tombstone. */
@@ -462,8 +444,9 @@ static ucache_status_t do_quota(us_store_t *s, uint16_t ns, uint64_t need)
     if (n->quota == 0) {
         return UCACHE_OK;
     }
-    for (slot = n->tail; (n->used + need > n->quota) && (slot != US_NONE); slot = next) {
-        next = s->desc[slot].ns_next;
+    for (slot = n->chunks.tail; (n->used + need > n->quota) && (slot != US_NONE);
+         slot = next) {
+        next = s->desc[slot].ns_link.next;
         if (!is_pinned(s, &s->desc[slot])) {
             do_unpublish(s, slot, US_EV_QUOTA);
         }
@@ -769,7 +752,7 @@ ucache_status_t us_store_pin_ns(us_store_t *s, uint16_t ns, int pin)
     }
     was       = n->pinned;
     n->pinned = !!pin;
-    for (slot = n->tail; slot != US_NONE; slot = s->desc[slot].ns_next) {
+    for (slot = n->chunks.tail; slot != US_NONE; slot = s->desc[slot].ns_link.next) {
         do_pin_changed(s, slot, s->desc[slot].pinned || was,
                        s->desc[slot].pinned || n->pinned);
     }
