@@ -7,6 +7,7 @@
  * in the same arena: the baseline the read figure is judged against.
  */
 #include "perf/ucperf.h"
+#include "store/alloc.h"
 #include "store/store.h"
 #include "util/config.h"
 #include "util/time.h"
@@ -94,10 +95,12 @@ ucache_status_t ucperf_store_run(const ucperf_opts_t *opts, FILE *out)
     const us_layout_t *l;
     us_store_stats_t st;
     ucache_status_t status;
-    row_t rows[6];
+    row_t rows[5];   /* fill-empty, fill-evict, read-verify, read-batch, memcpy */
     us_read_op_t ops[US_READ_BATCH];
     uint8_t *bdst = NULL;
     unsigned j;
+    size_t stride, dstride;
+    uint64_t errors = 0;
     uint8_t *src, *dst;
     us_store_t *s;
     uc_config_t cfg;
@@ -117,11 +120,13 @@ ucache_status_t ucperf_store_run(const ucperf_opts_t *opts, FILE *out)
     if (status != UCACHE_OK) {
         return status;
     }
+    stride  = us_alloc_block_size(US_CHUNK_OVERHEAD + o->size); /* a chunk's block */
+    dstride = (o->size + 63) & ~(size_t)63;                      /* a destination */
     src = malloc(SRC_LEN);
-    dst = aligned_alloc(64, (o->size + 63) & ~(size_t)63);
+    dst = aligned_alloc(64, dstride);
     lat = malloc(iters * sizeof(*lat));
     us_store_stats(s, &st);
-    cap = st.data_bytes / (((o->size + 64 + 63) & ~63ull));
+    cap = st.data_bytes / stride;
     ids = malloc(2 * cap * sizeof(*ids));
     if ((src == NULL) || (dst == NULL) || (lat == NULL) || (ids == NULL)) {
         status = UCACHE_ERR_NO_MEMORY;
@@ -178,59 +183,58 @@ ucache_status_t ucperf_store_run(const ucperf_opts_t *opts, FILE *out)
     rows[2].p99_us = ucperf_percentile(lat, n, 0.99) / 1e3;
 
     /* the same, US_READ_BATCH keys at a time (a reader with reads in flight) */
-    bdst = aligned_alloc(64, US_READ_BATCH * (((o->size + 63) & ~(size_t)63)));
+    bdst = aligned_alloc(64, US_READ_BATCH * dstride);
     if (bdst == NULL) {
         status = UCACHE_ERR_NO_MEMORY;
         goto out;
     }
-    rows[4] = (row_t){ .phase = "read-batch" };
+    rows[3] = (row_t){ .phase = "read-batch" };
     t0 = uc_time_ns();
     for (i = 0; i < iters; i += US_READ_BATCH) {
         for (j = 0; j < US_READ_BATCH; j++) {
             x ^= x << 13; x ^= x >> 7; x ^= x << 17;
             ops[j].key = bench_key(ids[x % present]);
-            ops[j].dst = bdst + j * ((o->size + 63) & ~(size_t)63);
+            ops[j].dst = bdst + j * dstride;
             ops[j].cap = o->size;
         }
         if (us_read_raw_batch(l, us_store_base(s), ops, US_READ_BATCH, 3, NULL) !=
             UCACHE_OK) {
-            rows[4].errors++;
+            rows[3].errors++;
         }
     }
-    rows[4].seconds = (uc_time_ns() - t0) / 1e9;
-    rows[4].ops     = i;
+    rows[3].seconds = (uc_time_ns() - t0) / 1e9;
+    rows[3].ops     = i;
 
     /* baseline: memcpy of the same size from random chunks of the arena */
     data = (char *)us_store_base(s) + l->data_off;
-    rows[3] = (row_t){ .phase = "memcpy" };
+    rows[4] = (row_t){ .phase = "memcpy" };
     t0 = uc_time_ns();
     for (i = 0; i < iters; i++) {
         x ^= x << 13; x ^= x >> 7; x ^= x << 17;
-        memcpy(dst, data + (x % cap) * ((o->size + 64 + 63) & ~63ull) + 64, o->size);
+        memcpy(dst, data + (x % cap) * stride + US_CHUNK_OVERHEAD, o->size);
         __asm__ __volatile__("" : : "r"(dst) : "memory");
     }
-    rows[3].seconds = (uc_time_ns() - t0) / 1e9;
-    rows[3].ops     = iters;
+    rows[4].seconds = (uc_time_ns() - t0) / 1e9;
+    rows[4].ops     = iters;
     for (i = 0; i < n; i++) {
         x ^= x << 13; x ^= x >> 7; x ^= x << 17;
         t0 = uc_time_ns();
-        memcpy(dst, data + (x % cap) * ((o->size + 64 + 63) & ~63ull) + 64, o->size);
+        memcpy(dst, data + (x % cap) * stride + US_CHUNK_OVERHEAD, o->size);
         __asm__ __volatile__("" : : "r"(dst) : "memory");
         lat[i] = uc_time_ns() - t0;
     }
     qsort(lat, n, sizeof(*lat), cmp_u64);
-    rows[3].p50_us = ucperf_percentile(lat, n, 0.50) / 1e3;
-    rows[3].p99_us = ucperf_percentile(lat, n, 0.99) / 1e3;
+    rows[4].p50_us = ucperf_percentile(lat, n, 0.50) / 1e3;
+    rows[4].p99_us = ucperf_percentile(lat, n, 0.99) / 1e3;
 
     if (!o->json) {
         fprintf(out, "%-5s %-12s %7s %9s %9s %8s %8s %8s %6s\n", "mode", "phase",
                 "size", "ops", "Mops/s", "GB/s", "p50us", "p99us", "errors");
     }
-    print_row(out, o, &rows[0], o->json);
-    print_row(out, o, &rows[1], o->json);
-    print_row(out, o, &rows[2], o->json);
-    print_row(out, o, &rows[4], o->json);
-    print_row(out, o, &rows[3], o->json);
+    for (j = 0; j < 5; j++) {
+        print_row(out, o, &rows[j], o->json);
+        errors += rows[j].errors;
+    }
     if (o->json) {
         fprintf(out, "{\"bench\":\"ucperf\",\"mode\":\"store\",\"phase\":\"index\","
                 "\"size\":%zu,\"region\":%zu,\"chunks\":%llu,\"slots\":%llu,"
@@ -242,8 +246,8 @@ ucache_status_t ucperf_store_run(const ucperf_opts_t *opts, FILE *out)
                 (double)st.index_bytes / (double)st.chunks,
                 (double)st.meta_bytes / (double)st.chunks,
                 (double)st.bytes_cached / (double)st.data_bytes,
-                (unsigned long long)st.locked, (unsigned long long)st.hugepages,
-                (unsigned long long)(rows[0].errors + rows[1].errors + rows[2].errors + rows[4].errors));
+                (unsigned long long)st.locked, (unsigned long long)st.bytes_huge,
+                (unsigned long long)errors);
     } else {
         fprintf(out, "index: %llu chunks cached in %llu slots; %.1f index bytes and "
                 "%.1f owner metadata bytes per chunk; %.1f%% of the data area holds "
@@ -252,9 +256,9 @@ ucache_status_t ucperf_store_run(const ucperf_opts_t *opts, FILE *out)
                 (double)st.index_bytes / (double)st.chunks,
                 (double)st.meta_bytes / (double)st.chunks,
                 100.0 * (double)st.bytes_cached / (double)st.data_bytes,
-                (unsigned long long)st.locked, (unsigned long long)st.hugepages);
+                (unsigned long long)st.locked, (unsigned long long)st.bytes_huge);
     }
-    if (rows[0].errors + rows[1].errors + rows[2].errors + rows[4].errors > 0) {
+    if (errors > 0) {
         status = UCACHE_ERR_CORRUPT;
     }
 out:

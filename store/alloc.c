@@ -17,6 +17,7 @@
 #define US_BLK_NONE   UINT64_MAX
 #define US_BLK_MIN    64ull
 #define US_SMALL_LIM  (1ull << (US_TLSF_SL_LOG2 + 6))   /* 1 KiB */
+#define US_QUARANTINE_FIRST 64   /* ring entries at first; it doubles as needed */
 
 typedef struct us_blk {
     uint64_t size_flags;   /* size (multiple of 64) | US_BLK_FREE */
@@ -108,7 +109,7 @@ uint64_t us_alloc_block_size(uint64_t bytes)
 }
 
 ucache_status_t us_alloc_init(us_alloc_t *a, void *base, uint64_t len,
-                              uint64_t grace_ns, uint64_t max_blocks)
+                              uint64_t grace_ns)
 {
     us_blk_t *first, *sentinel;
 
@@ -120,7 +121,7 @@ ucache_status_t us_alloc_init(us_alloc_t *a, void *base, uint64_t len,
     a->base     = base;
     a->len      = len - US_BLK_MIN;
     a->grace_ns = grace_ns;
-    a->q_cap    = (max_blocks < 64) ? 64 : max_blocks;
+    a->q_cap    = US_QUARANTINE_FIRST;
     a->q        = calloc(a->q_cap, sizeof(*a->q));
     if (a->q == NULL) {
         return UCACHE_ERR_NO_MEMORY;

@@ -40,9 +40,10 @@ typedef struct us_alloc {
 } us_alloc_t;
 
 /** Manage [base, base + len); len is a multiple of 64.  The allocator's
- *  quarantine ring is heap memory freed by us_alloc_cleanup(). */
+ *  quarantine ring is heap memory that grows as needed and is freed by
+ *  us_alloc_cleanup(). */
 ucache_status_t us_alloc_init(us_alloc_t *a, void *base, uint64_t len,
-                              uint64_t grace_ns, uint64_t max_blocks);
+                              uint64_t grace_ns);
 void us_alloc_cleanup(us_alloc_t *a);
 
 /** Block size (multiple of 64) that holds @p bytes. */
@@ -60,8 +61,8 @@ uint64_t us_alloc_size(const us_alloc_t *a, uint64_t off);
 void us_alloc_put(us_alloc_t *a, uint64_t off);
 
 /** Free a block readers may still be reading: it is reused only after
- *  grace_ns from @p now_ns.  UCACHE_ERR_NO_MEMORY if the ring is full
- *  (cannot happen with max_blocks sized to the index). */
+ *  grace_ns from @p now_ns.  UCACHE_ERR_NO_MEMORY if the quarantine ring
+ *  cannot grow (the block then stays allocated for good). */
 ucache_status_t us_alloc_retire(us_alloc_t *a, uint64_t off, uint64_t now_ns);
 
 /** Free quarantined blocks whose grace has passed; returns bytes freed. */

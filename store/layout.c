@@ -7,7 +7,6 @@
 #include "layout.h"
 #include "util/time.h"
 
-#include <stdatomic.h>
 #include <string.h>
 /* XXH3_state_t on the stack: its layout is that of the libxxhash we build
  * against (Debian pins it), so the static-linking-only API is safe here */
@@ -142,9 +141,7 @@ static void us_copy_racy(void *dst, const void *src, size_t n)
     US_RACY_END();
 }
 
-#ifndef US_PREFETCH_AHEAD
-#define US_PREFETCH_AHEAD 2
-#endif
+#define US_PREFETCH_AHEAD 2         /* chunks prefetched ahead of the copy */
 #define US_FUSE_BLOCK (32u * 1024)  /* copy, then hash while still in L1/L2 */
 
 /* A copied chunk whose checksum is still to be checked. */

@@ -28,7 +28,6 @@
 
 #include "ucache.h"
 
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 

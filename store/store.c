@@ -30,7 +30,6 @@
 #include "util/log.h"
 #include "util/time.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,10 +155,10 @@ static ucache_status_t arena_map(us_store_t *s, const us_store_params_t *p)
                     "swapped or paged", s->len);
         }
     }
-    s->stats.hugepages = arena_huge_bytes(s->base, s->len);
+    s->stats.bytes_huge = arena_huge_bytes(s->base, s->len);
     UC_INFO("store: %zu bytes at %p, %s, %llu bytes in huge pages", s->len, s->base,
             s->stats.locked ? "locked" : "not locked",
-            (unsigned long long)s->stats.hugepages);
+            (unsigned long long)s->stats.bytes_huge);
     return UCACHE_OK;
 }
 
@@ -254,8 +253,7 @@ ucache_status_t us_store_create(const us_store_params_t *p, us_store_t **store_p
     for (i = 0; i < US_MAX_NS; i++) {
         us_ilist_init(&s->ns[i].chunks);
     }
-    st = us_alloc_init(&s->alloc, s->data, s->layout.data_len, p->grace_ns,
-                       s->nslots);
+    st = us_alloc_init(&s->alloc, s->data, s->layout.data_len, p->grace_ns);
     if (st != UCACHE_OK) {
         goto err_free_meta;
     }

@@ -58,7 +58,7 @@ typedef struct us_store_stats {
     uint64_t quota_denied;
     uint64_t hits, promotions, reinsertions, ghost_hits;
     uint64_t locked;               /* 1 if the region is mlock'ed */
-    uint64_t hugepages;            /* bytes of the region in huge pages (smaps,
+    uint64_t bytes_huge;           /* bytes of the region in huge pages (smaps,
                                       after locking populated it) */
 } us_store_stats_t;
 

@@ -373,7 +373,7 @@ static void test_alloc_basic(void)
     us_alloc_t a;
     unsigned i;
 
-    CU_ASSERT_EQUAL_FATAL(us_alloc_init(&a, mem, len, 1000, 16), UCACHE_OK);
+    CU_ASSERT_EQUAL_FATAL(us_alloc_init(&a, mem, len, 1000), UCACHE_OK);
     total = a.free_bytes;
     CU_ASSERT_EQUAL(total, len - 64);
     CU_ASSERT_EQUAL(us_alloc_get(&a, 0, &off[0]), UCACHE_ERR_NO_MEMORY);
@@ -412,7 +412,7 @@ static void test_alloc_random(void)
     unsigned i, op, fails = 0, bad = 0;
     us_alloc_t a;
 
-    CU_ASSERT_EQUAL_FATAL(us_alloc_init(&a, mem, len, 1000, 16), UCACHE_OK);
+    CU_ASSERT_EQUAL_FATAL(us_alloc_init(&a, mem, len, 1000), UCACHE_OK);
     total = a.free_bytes;
     memset(size, 0, sizeof(size));
     for (op = 0; op < 60000; op++) {
@@ -464,7 +464,7 @@ static void test_alloc_quarantine(void)
     us_alloc_t a;
     unsigned i;
 
-    CU_ASSERT_EQUAL_FATAL(us_alloc_init(&a, mem, len, 500, 1), UCACHE_OK);
+    CU_ASSERT_EQUAL_FATAL(us_alloc_init(&a, mem, len, 500), UCACHE_OK);
     while ((n < 256) && (us_alloc_get(&a, 600, &off[n]) == UCACHE_OK)) {
         n++;
     }
