@@ -23,15 +23,22 @@ TEST_LIBS   = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 LIB_SRCS = util/status.c util/log.c util/config.c \
            transport/transport.c transport/ucx.c \
            store/layout.c store/alloc.c store/evict.c store/store.c \
-           fabric/context.c
+           fabric/place.c fabric/context.c
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 
 PROGS    = $(BUILD)/bin/ucache $(BUILD)/bin/ucperf
-PERF_SRCS = perf/options.c perf/bench_raw.c perf/bench_store.c perf/exporter.c
+PERF_SRCS = perf/options.c perf/bench_raw.c perf/bench_store.c perf/bench_place.c \
+            perf/exporter.c
 PERF_OBJS = $(PERF_SRCS:%.c=$(BUILD)/obj/%.o)
 
-TESTS    = $(BUILD)/tests/test_util $(BUILD)/tests/test_ucx $(BUILD)/tests/test_store \
-           $(BUILD)/tests/test_ucperf
+# Test binaries: test_NAME is linked from TEST_OBJS_NAME and the library.
+TEST_NAMES = util ucx store ucperf fabric
+TEST_OBJS_util   = tests/util/test_util.o
+TEST_OBJS_ucx    = tests/transport/test_ucx.o perf/exporter.o
+TEST_OBJS_store  = tests/store/test_store.o
+TEST_OBJS_ucperf = tests/perf/test_ucperf.o $(PERF_SRCS:.c=.o)
+TEST_OBJS_fabric = tests/fabric/test_fabric.o tests/fabric/test_place.o
+TESTS    = $(TEST_NAMES:%=$(BUILD)/tests/test_%)
 
 LIB_SO   = $(BUILD)/lib/libucache-rdma.so
 LIB_A    = $(BUILD)/lib/libucache-rdma.a
@@ -40,7 +47,7 @@ LIB_A    = $(BUILD)/lib/libucache-rdma.a
 DEB_PKGS = gcc make pkg-config libucx-dev ucx-utils libxxhash-dev \
            libcunit1-dev mbw iproute2 procps
 
-.PHONY: all test bench asan tsan demo install uninstall clean deps
+.PHONY: all tests test bench asan tsan demo install uninstall clean deps
 all: $(LIB_SO) $(LIB_A) $(PROGS)
 
 deps:
@@ -80,21 +87,12 @@ $(BUILD)/bin/ucperf: $(BUILD)/obj/perf/ucperf.o $(PERF_OBJS) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lm
 
-$(BUILD)/tests/test_util: $(BUILD)/obj/tests/util/test_util.o $(LIB_A)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
-
-$(BUILD)/tests/test_ucx: $(BUILD)/obj/tests/transport/test_ucx.o $(BUILD)/obj/perf/exporter.o $(LIB_A)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
-
-$(BUILD)/tests/test_store: $(BUILD)/obj/tests/store/test_store.o $(LIB_A)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS)
-
-$(BUILD)/tests/test_ucperf: $(BUILD)/obj/tests/perf/test_ucperf.o $(PERF_OBJS) $(LIB_A)
+.SECONDEXPANSION:
+$(BUILD)/tests/test_%: $$(addprefix $(BUILD)/obj/,$$(TEST_OBJS_$$*)) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS) -lm
+
+tests: $(TESTS)
 
 # make test: install what is missing, build everything, run every suite.
 test: deps
@@ -105,25 +103,21 @@ test: deps
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build/asan \
 	    OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-	    LDFLAGS="-fsanitize=address,undefined" all build/asan/tests/test_util \
-	    build/asan/tests/test_ucx build/asan/tests/test_store build/asan/tests/test_ucperf
+	    LDFLAGS="-fsanitize=address,undefined" all tests
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	 BUILD=build/asan tests/run.sh build/asan/tests/test_util \
-	    build/asan/tests/test_ucx build/asan/tests/test_store build/asan/tests/test_ucperf
+	 BUILD=build/asan tests/run.sh $(TEST_NAMES:%=build/asan/tests/test_%)
 
 # The suite under ThreadSanitizer.  UCX's malloc/mmap hooks fight TSan's
 # interceptors, so they are off for this run (UCX is not instrumented).
 tsan: deps
 	@$(MAKE) --no-print-directory BUILD=build/tsan \
 	    OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=thread" \
-	    LDFLAGS="-fsanitize=thread" all build/tsan/tests/test_util \
-	    build/tsan/tests/test_ucx build/tsan/tests/test_store build/tsan/tests/test_ucperf
+	    LDFLAGS="-fsanitize=thread" all tests
 	@UCX_MEM_EVENTS=no UCX_MEM_MALLOC_HOOKS=no UCX_MEM_MMAP_HOOK_MODE=none \
 	 TSAN_OPTIONS=halt_on_error=1:exitcode=66 \
-	 BUILD=build/tsan tests/run.sh build/tsan/tests/test_util \
-	    build/tsan/tests/test_ucx build/tsan/tests/test_store build/tsan/tests/test_ucperf
+	 BUILD=build/tsan tests/run.sh $(TEST_NAMES:%=build/tsan/tests/test_%)
 
 # The main job (until the fabric exists: the transport demo).
 demo: deps

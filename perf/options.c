@@ -34,8 +34,12 @@ void ucperf_usage(FILE *out)
         "             --size chunks (empty, then evicting), then lookup + verify +\n"
         "             copy through the raw-memory reader path, against memcpy of\n"
         "             the same size from the same arena (--region default 1G)\n"
-        "  hit, miss, mixed, placement\n"
-        "             need the fabric (issues [3/6] and [5/6]); not in this build\n"
+        "  placement  chunk -> owner placement (DxHash, fabric/place.c) against a\n"
+        "             consistent-hash ring with 100 virtual nodes per node: lookup\n"
+        "             time, keys moved on a leave/join, max/mean load, memory, at\n"
+        "             1k, 10k and 100k nodes (or --nodes N)\n"
+        "  hit, miss, mixed\n"
+        "             need the fabric's benchmark engine (issue [5/6])\n"
         "\n"
         "options:\n"
         "  -s, --size BYTES        bytes per read (4K, 64K, 1M, 4M ...)   [4K]\n"
@@ -49,6 +53,8 @@ void ucperf_usage(FILE *out)
         "  -r, --region BYTES      exported region the reads rotate over\n"
         "                          (default: 4 x size x outstanding, 64M .. 1G;\n"
         "                          a region of one read's size stays cache-hot)\n"
+        "      --nodes N           placement: one node count      [1k,10k,100k]\n"
+        "      --keys-per-node K   placement: keys counted per node       [10000]\n"
         "  -j, --json              one JSON object per result line\n"
         "  -c, --compare ucx_perftest\n"
         "                          (run by `make bench` / perf/run-bench.sh)\n"
@@ -96,6 +102,8 @@ int ucperf_parse(int argc, char **argv, ucperf_opts_t *o, char *err,
         {"json", no_argument, NULL, 'j'},
         {"compare", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
+        {"nodes", required_argument, NULL, 'N'},
+        {"keys-per-node", required_argument, NULL, 'K'},
         {NULL, 0, NULL, 0}
     };
     uint64_t v;
@@ -108,6 +116,7 @@ int ucperf_parse(int argc, char **argv, ucperf_opts_t *o, char *err,
     o->outstanding = 1;
     o->threads     = 1;
     o->warmup      = 200;
+    o->keys_per_node = 10000;
     strcpy(o->transport, "shm");
     strcpy(o->path, "auto");
 
@@ -131,7 +140,7 @@ int ucperf_parse(int argc, char **argv, ucperf_opts_t *o, char *err,
 
     optind = 2;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":s:n:d:o:t:T:p:w:r:jc:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":s:n:d:o:t:T:p:w:r:jc:hN:K:", longopts, NULL)) != -1) {
         switch (c) {
         case 's':
             if (!ucperf_size(optarg, 1, 1ull << 30, &v)) {
@@ -196,6 +205,18 @@ int ucperf_parse(int argc, char **argv, ucperf_opts_t *o, char *err,
                 return ucperf_fail(err, err_len, "bad --compare (ucx_perftest)", optarg);
             }
             o->compare = "ucx_perftest";
+            break;
+        case 'N':
+            if (!ucperf_uint(optarg, 1, 1000000, &v)) {
+                return ucperf_fail(err, err_len, "bad --nodes (1 .. 1000000)", optarg);
+            }
+            o->nodes = (uint32_t)v;
+            break;
+        case 'K':
+            if (!ucperf_uint(optarg, 1, 1000000, &v)) {
+                return ucperf_fail(err, err_len, "bad --keys-per-node", optarg);
+            }
+            o->keys_per_node = v;
             break;
         case 'h':
             ucperf_usage(out);

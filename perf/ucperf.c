@@ -31,6 +31,14 @@ int main(int argc, char **argv)
         }
         return 0;
     }
+    if (opts.mode == UCPERF_MODE_PLACEMENT) {
+        status = ucperf_place_run(&opts, stdout);
+        if (status != UCACHE_OK) {
+            fprintf(stderr, "ucperf: placement: %s\n", ucache_strerror(status));
+            return 1;
+        }
+        return 0;
+    }
     if (opts.mode != UCPERF_MODE_RAW) {
         fprintf(stderr, "ucperf: mode '%s' needs the fabric (issues [3/6], [5/6]); "
                 "this build has modes raw and store\n", ucperf_mode_name(opts.mode));

@@ -35,6 +35,8 @@ typedef struct ucperf_opts {
     size_t        region;      /* exported bytes reads rotate over (0: auto) */
     int           json;
     const char   *compare;     /* "ucx_perftest" or NULL                 */
+    uint32_t      nodes;       /* placement: one node count (0: 1k,10k,100k) */
+    uint64_t      keys_per_node; /* placement: keys counted per node for load */
 } ucperf_opts_t;
 
 typedef struct ucperf_result {
@@ -70,6 +72,9 @@ ucache_status_t ucperf_raw_run(const ucperf_opts_t *opts, ucperf_result_t *res);
 /** Run mode store: the node store alone (fill, lookup+verify+copy, memcpy
  *  baseline); prints its own rows to @p out. */
 ucache_status_t ucperf_store_run(const ucperf_opts_t *opts, FILE *out);
+
+/** Run mode placement: DxHash against a 100-vnode ring, in one run. */
+ucache_status_t ucperf_place_run(const ucperf_opts_t *opts, FILE *out);
 
 /** utime+stime in seconds from a /proc/PID/stat line (-1 if malformed). */
 double ucperf_proc_stat_cpu(const char *line, double ticks_per_sec);
