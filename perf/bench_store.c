@@ -96,7 +96,7 @@ ucache_status_t ucperf_store_run(const ucperf_opts_t *opts, FILE *out)
     us_store_stats_t st;
     ucache_status_t status;
     row_t rows[5];   /* fill-empty, fill-evict, read-verify, read-batch, memcpy */
-    us_read_op_t ops[US_READ_BATCH];
+    us_read_op_t ops[US_READ_BATCH] = {0};
     uint8_t *bdst = NULL;
     unsigned j;
     size_t stride, dstride;

@@ -158,18 +158,38 @@ typedef struct us_pending {
  * memory reads in flight, and hashes them afterwards from cache.  A larger
  * one is copied and hashed block by block (one pass over memory).
  */
-static ucache_status_t us_copy_chunk(const char *src, void *dst, const us_key_t *key,
+static ucache_status_t us_copy_chunk(const char *src, const us_read_op_t *op,
                                      const us_loc_t *loc, us_pending_t *pend)
 {
     _Alignas(64) XXH3_state_t state;
+    void *dst = op->dst;
     us_chunk_hdr_t hdr;
     size_t off, n;
+    uint64_t sum;
 
     us_copy_racy(&hdr, src, sizeof(hdr));
-    if (us_hdr_check(&hdr, key, loc) != UCACHE_OK) {
+    if (us_hdr_check(&hdr, &op->key, loc) != UCACHE_OK) {
         return UCACHE_ERR_STALE;           /* not this chunk: skip the payload */
     }
     src += US_CHUNK_HDR;
+    if (op->range_len > 0) {
+        /* Part of a chunk: hash it where it lies, then copy the part.  The
+         * owner never changes a published payload and reuses its memory
+         * only a grace period after unpublishing it, so if the group ends
+         * within the grace period the copied bytes are the hashed ones. */
+        if ((op->range_off > loc->length) ||
+            (op->range_len > loc->length - op->range_off)) {
+            return UCACHE_ERR_OUT_OF_RANGE;
+        }
+        US_RACY_BEGIN();
+        sum = XXH3_64bits_withSeed_dispatch(src, loc->length, us_hdr_seed(&hdr));
+        US_RACY_END();
+        if (sum != hdr.checksum) {
+            return UCACHE_ERR_CORRUPT;
+        }
+        us_copy_racy(dst, src + op->range_off, op->range_len);
+        return UCACHE_OK;
+    }
     if (loc->length <= US_FUSE_BLOCK) {
         us_copy_racy(dst, src, loc->length);
         pend->seed     = us_hdr_seed(&hdr);
@@ -197,7 +217,8 @@ static void us_count(us_read_stats_t *stats, ucache_status_t st)
     case UCACHE_ERR_NOT_FOUND: stats->not_found++; break;
     case UCACHE_ERR_CORRUPT:   stats->torn++;      break;
     case UCACHE_ERR_TIMEOUT:   stats->late++;      break;
-    case UCACHE_ERR_MSG_TRUNCATED:                 break; /* the caller's buffer */
+    case UCACHE_ERR_MSG_TRUNCATED:                 /* the caller's buffer */
+    case UCACHE_ERR_OUT_OF_RANGE:                  break; /* the caller's range */
     default:                   stats->stale++;     break;
     }
 }
@@ -205,7 +226,7 @@ static void us_count(us_read_stats_t *stats, ucache_status_t st)
 static inline int us_final(ucache_status_t st)
 {
     return (st == UCACHE_OK) || (st == UCACHE_ERR_NOT_FOUND) ||
-           (st == UCACHE_ERR_MSG_TRUNCATED);
+           (st == UCACHE_ERR_MSG_TRUNCATED) || (st == UCACHE_ERR_OUT_OF_RANGE);
 }
 
 /* Prefetch the start of a chunk (header and up to 8 KiB of payload): the
@@ -256,12 +277,13 @@ static void us_read_group(const us_layout_t *layout, const char *base,
         }
         st = UCACHE_ERR_NOT_FOUND;
         for (j = 0; j < nloc[i]; j++) {
-            if (locs[i][j].length > ops[i].cap) {
+            if (((ops[i].range_len > 0) ? ops[i].range_len : locs[i][j].length) >
+                ops[i].cap) {
                 st = UCACHE_ERR_MSG_TRUNCATED;
                 break;
             }
-            st = us_copy_chunk(base + locs[i][j].hdr_off, ops[i].dst, &ops[i].key,
-                               &locs[i][j], &pend[i]);
+            st = us_copy_chunk(base + locs[i][j].hdr_off, &ops[i], &locs[i][j],
+                               &pend[i]);
             if (st != UCACHE_ERR_STALE) {
                 ops[i].length = locs[i][j].length;
                 break;

@@ -183,6 +183,9 @@ typedef struct us_read_op {
     us_key_t        key;      /* in */
     void           *dst;      /* in: payload lands here (garbage unless OK) */
     size_t          cap;      /* in: bytes at dst */
+    uint64_t        range_off; /* in: with range_len, copy only this part of */
+    size_t          range_len; /*     the payload (verified in place first);  */
+                               /*     range_len 0: the whole payload          */
     size_t          length;   /* out: payload bytes, on UCACHE_OK */
     ucache_status_t status;   /* out */
 } us_read_op_t;

@@ -327,7 +327,7 @@ static void test_layout_batch(void)
 {
     enum { N = 3 * US_READ_BATCH + 5 };
     us_store_t *s = make_store(16 * MiB, UC_NSEC_PER_MSEC, 16 * KiB, 64 * KiB);
-    us_read_op_t ops[N];
+    us_read_op_t ops[N] = {0};
     us_read_stats_t rs = {0};
     uint8_t *bufs = malloc((size_t)N * 64 * KiB);
     unsigned i, ok = 0;
@@ -358,6 +358,42 @@ static void test_layout_batch(void)
     CU_ASSERT_EQUAL(rs.not_found, N / 4);
     CU_ASSERT_EQUAL(rs.torn + rs.stale + rs.late, 0);
     free(bufs);
+    us_store_destroy(s);
+}
+
+/* A range of a chunk: verified in place, only the range copied; a range
+ * past the payload is refused; a corrupt payload fails the range too. */
+static void test_layout_range(void)
+{
+    us_store_t *s = make_store(16 * MiB, UC_NSEC_PER_MSEC, 16 * KiB, 64 * KiB);
+    uint8_t *base = us_store_base(s), want[40000], got[1000];
+    us_read_op_t op = {0};
+    us_loc_t loc;
+
+    CU_ASSERT_EQUAL_FATAL(put_id(s, 9, 0, 40000), UCACHE_OK);
+    fill_pattern(want, sizeof(want), 9);
+    op.key = key_of(9);
+    op.dst = got;
+    op.cap = sizeof(got);
+    op.range_off = 31000;
+    op.range_len = 1000;
+    CU_ASSERT_EQUAL(us_read_raw_batch(us_store_layout(s), base, &op, 1, 1, NULL),
+                    UCACHE_OK);
+    CU_ASSERT_EQUAL(op.length, 40000);
+    CU_ASSERT(memcmp(got, want + 31000, 1000) == 0);
+    op.range_off = 39500;                       /* ends past the payload */
+    CU_ASSERT_EQUAL(us_read_raw_batch(us_store_layout(s), base, &op, 1, 3, NULL),
+                    UCACHE_ERR_OUT_OF_RANGE);
+    op.range_off = 0;
+    op.range_len = 2000;                        /* larger than the buffer */
+    CU_ASSERT_EQUAL(us_read_raw_batch(us_store_layout(s), base, &op, 1, 1, NULL),
+                    UCACHE_ERR_MSG_TRUNCATED);
+    CU_ASSERT_EQUAL_FATAL(us_store_lookup(s, &op.key, &loc), UCACHE_OK);
+    base[loc.hdr_off + US_CHUNK_HDR + 20000] ^= 1; /* outside the range */
+    op.range_len = 1000;
+    CU_ASSERT_EQUAL(us_read_raw_batch(us_store_layout(s), base, &op, 1, 2, NULL),
+                    UCACHE_ERR_CORRUPT);
+    base[loc.hdr_off + US_CHUNK_HDR + 20000] ^= 1;
     us_store_destroy(s);
 }
 
@@ -1158,6 +1194,7 @@ int main(void)
         {"super", test_layout_super},
         {"corruption_rejected", test_layout_corruption},
         {"batch", test_layout_batch},
+        {"range", test_layout_range},
         {NULL, NULL}
     };
     static const uct_test_t alloc[] = {
