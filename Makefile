@@ -23,10 +23,12 @@ TEST_LIBS   = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 LIB_SRCS = util/status.c util/log.c util/config.c \
            transport/transport.c transport/ucx.c \
            store/layout.c store/alloc.c store/evict.c store/store.c \
-           fabric/place.c fabric/context.c
+           store/origin.c store/origin_file.c \
+           fabric/place.c fabric/member.c fabric/view.c fabric/node.c fabric/client.c \
+           fabric/context.c
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 
-PROGS    = $(BUILD)/bin/ucache $(BUILD)/bin/ucperf
+PROGS    = $(BUILD)/bin/ucache $(BUILD)/bin/ucached $(BUILD)/bin/ucperf
 PERF_SRCS = perf/options.c perf/bench_raw.c perf/bench_store.c perf/bench_place.c \
             perf/exporter.c
 PERF_OBJS = $(PERF_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -79,7 +81,11 @@ $(LIB_A): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
 
-$(BUILD)/bin/ucache: $(BUILD)/obj/tools/ucache.o $(LIB_A)
+$(BUILD)/bin/ucache: $(BUILD)/obj/tools/ucache.o $(BUILD)/obj/tools/stats.o $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/bin/ucached: $(BUILD)/obj/tools/ucached.o $(BUILD)/obj/tools/stats.o $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
@@ -146,7 +152,8 @@ install: all $(BUILD)/ucache.pc
 uninstall:
 	rm -f $(DESTDIR)$(prefix)/lib/libucache-rdma.so* $(DESTDIR)$(prefix)/lib/libucache-rdma.a \
 	    $(DESTDIR)$(prefix)/include/ucache.h $(DESTDIR)$(prefix)/lib/pkgconfig/ucache.pc \
-	    $(DESTDIR)$(prefix)/bin/ucache $(DESTDIR)$(prefix)/bin/ucperf
+	    $(DESTDIR)$(prefix)/bin/ucache $(DESTDIR)$(prefix)/bin/ucached \
+	    $(DESTDIR)$(prefix)/bin/ucperf
 
 clean:
 	rm -rf build

@@ -1,29 +1,32 @@
 /*
- * context.c - the public context (ucache_h): configuration, logging and the
- * transport a process uses.  Training jobs and tools create one per process
- * with ucache_init(); the fabric's placement and read path will hang off it.
+ * context.c - the public context (ucache_h): configuration, the transport,
+ * the membership source and its views, the owner service of a serving
+ * context, the read calls, and a background thread that follows the
+ * members source (new epochs, heartbeats) so reads never do.
  * Invariant: a context is fully built or not returned at all.
  */
-#include "ucache.h"
-#include "transport/transport.h"
-#include "util/config.h"
+#include "fabric/fabric.h"
 #include "util/log.h"
+#include "util/time.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #define UCACHE_PARAM_FIELDS_ALL                                              \
     (UCACHE_PARAM_FIELD_MEM_BYTES | UCACHE_PARAM_FIELD_MEMBERS |              \
      UCACHE_PARAM_FIELD_LOG_LEVEL | UCACHE_PARAM_FIELD_TIMEOUT_NS |           \
-     UCACHE_PARAM_FIELD_CHUNK_SIZE)
+     UCACHE_PARAM_FIELD_CHUNK_SIZE | UCACHE_PARAM_FIELD_SERVE |               \
+     UCACHE_PARAM_FIELD_ZONE)
 
-struct ucache_context {
-    uc_config_t cfg;
-    ut_ctx_t   *transport;
-};
+#define UF_DRAIN_NS (5 * UC_NSEC_PER_SEC)
 
 /* Apply explicit parameters over defaults + environment. */
-static ucache_status_t uf_params_apply(uc_config_t *cfg, const ucache_params_t *p)
+static ucache_status_t uf_params_apply(uc_config_t *cfg, const ucache_params_t *p,
+                                       bool *serve_p)
 {
     if (p->field_mask & ~(uint64_t)UCACHE_PARAM_FIELDS_ALL) {
         UC_ERROR("unknown ucache_params_t field bits 0x%llx",
@@ -60,19 +63,169 @@ static ucache_status_t uf_params_apply(uc_config_t *cfg, const ucache_params_t *
         cfg->timeout_ns = p->timeout_ns;
     }
     if (p->field_mask & UCACHE_PARAM_FIELD_CHUNK_SIZE) {
-        if ((p->chunk_size < 4096) || (p->chunk_size > (1u << 30))) {
-            UC_ERROR("chunk_size %zu must be within 4 KiB .. 1 GiB", p->chunk_size);
+        if ((p->chunk_size < 4096) || (p->chunk_size > US_MAX_PAYLOAD)) {
+            UC_ERROR("chunk_size %zu must be within 4 KiB .. 64 MiB - 1", p->chunk_size);
             return UCACHE_ERR_INVALID;
         }
         cfg->chunk_size = p->chunk_size;
     }
+    if (p->field_mask & UCACHE_PARAM_FIELD_SERVE) {
+        *serve_p = (p->serve != 0);
+    }
+    if (p->field_mask & UCACHE_PARAM_FIELD_ZONE) {
+        if ((p->zone == NULL) || (strlen(p->zone) >= sizeof(cfg->zone))) {
+            UC_ERROR("zone must be a string shorter than %zu bytes", sizeof(cfg->zone));
+            return UCACHE_ERR_INVALID;
+        }
+        strcpy(cfg->zone, p->zone);
+    }
     return UCACHE_OK;
+}
+
+static ucache_status_t uf_members_parse(struct ucache_context *ctx)
+{
+    const char *m = ctx->cfg.members;
+
+    if ((strncmp(m, "dir:", 4) == 0) && (m[4] != '\0')) {
+        ctx->members_kind = UF_MEMBERS_DIR;
+        snprintf(ctx->members_dir, sizeof(ctx->members_dir), "%s", m + 4);
+        return UCACHE_OK;
+    }
+    if (strcmp(m, "mpi") == 0) {
+        ctx->members_kind = UF_MEMBERS_EXTERNAL;
+        return UCACHE_OK;
+    }
+    if (strncmp(m, "file:", 5) == 0) {
+        UC_ERROR("members source file: (a static list) is not built yet; use "
+                 "dir:PATH or mpi");
+        return UCACHE_ERR_UNSUPPORTED;
+    }
+    UC_ERROR("UCACHE_MEMBERS '%s' is neither dir:PATH nor mpi", m);
+    return UCACHE_ERR_INVALID;
+}
+
+/* Scan the dir: source and install its view if its epoch is new. */
+static ucache_status_t uf_dir_refresh(struct ucache_context *ctx, bool force)
+{
+    uf_view_t *cur = atomic_load(&ctx->view), *v;
+    uf_member_t *members;
+    uint64_t epoch, bad = 0;
+    ucache_status_t status;
+    uint32_t n;
+
+    if (!force && (cur != NULL) && (uf_dir_epoch(ctx->members_dir) == cur->epoch)) {
+        return UCACHE_OK;
+    }
+    status = uf_dir_scan(ctx->members_dir, &members, &n, &epoch, &bad);
+    if (status != UCACHE_OK) {
+        UC_ERROR("members: cannot read %s: %s", ctx->members_dir,
+                 ucache_strerror(status));
+        return status;
+    }
+    if (bad > 0) {
+        UC_WARN("members: %" PRIu64 " malformed records in %s", bad, ctx->members_dir);
+    }
+    status = uf_view_build(ctx, members, n, epoch, &v);
+    if (status == UCACHE_OK) {
+        uf_view_install(ctx, v);
+    }
+    return status;
+}
+
+static ucache_status_t uf_register(struct ucache_context *ctx)
+{
+    ucache_status_t status;
+
+    status = uf_dir_register(ctx->members_dir, &ctx->self, ctx->cfg.members_ttl_ns);
+    if (status == UCACHE_OK) {
+        ctx->registered = true;
+        UC_INFO("registered node %016" PRIx64 " in %s (slots %u..%u)", ctx->self.id,
+                ctx->members_dir, ctx->self.slot0,
+                ctx->self.slot0 + ctx->self.weight - 1);
+    }
+    return status;
+}
+
+static void *uf_ctx_thread(void *arg)
+{
+    struct ucache_context *ctx = arg;
+    struct timespec ts;
+    uint64_t t;
+
+    pthread_mutex_lock(&ctx->lock);
+    while (!ctx->thread_stop) {
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        t = (uint64_t)ts.tv_nsec + ctx->cfg.members_poll_ns;
+        ts.tv_sec  += (time_t)(t / UC_NSEC_PER_SEC);
+        ts.tv_nsec  = (long)(t % UC_NSEC_PER_SEC);
+        pthread_cond_timedwait(&ctx->cond, &ctx->lock, &ts);
+        if (ctx->thread_stop) {
+            break;
+        }
+        pthread_mutex_unlock(&ctx->lock);
+        if (ctx->members_kind == UF_MEMBERS_DIR) {
+            if (ctx->registered &&
+                (uf_dir_heartbeat(ctx->members_dir, ctx->self.id,
+                                  ctx->cfg.members_ttl_ns) == UCACHE_ERR_NOT_FOUND)) {
+                UC_WARN("node %016" PRIx64 " was reaped from %s (stalled?); "
+                        "registering again", ctx->self.id, ctx->members_dir);
+                uf_register(ctx);
+            }
+            uf_dir_refresh(ctx, false);
+        }
+        uf_view_reap(ctx, false);
+        pthread_mutex_lock(&ctx->lock);
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    return NULL;
+}
+
+static ucache_status_t uf_self_init(struct ucache_context *ctx)
+{
+    const void *blob;
+    size_t len;
+    ucache_status_t status;
+
+    while (ctx->self.id == 0) {
+        if (getrandom(&ctx->self.id, sizeof(ctx->self.id), 0) != sizeof(ctx->self.id)) {
+            UC_ERROR("getrandom: %m");
+            return UCACHE_ERR_IO;
+        }
+    }
+    ctx->self.weight    = uf_member_weight(ctx->cfg.mem_bytes);
+    ctx->self.pid       = (uint32_t)getpid();
+    ctx->self.mem_bytes = ctx->cfg.mem_bytes;
+    snprintf(ctx->self.zone, sizeof(ctx->self.zone), "%s", ctx->cfg.zone);
+    gethostname(ctx->self.host, sizeof(ctx->self.host) - 1);
+    status = ut_address(ctx->transport, &blob, &len);
+    if (status != UCACHE_OK) {
+        return status;
+    }
+    ctx->self.addr = malloc(len);
+    if (ctx->self.addr == NULL) {
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    memcpy(ctx->self.addr, blob, len);
+    ctx->self.addr_len = len;
+    status = uf_node_rkey(ctx->node, &blob, &len);
+    if (status != UCACHE_OK) {
+        return status;
+    }
+    ctx->self.rkey = malloc(len);
+    if (ctx->self.rkey == NULL) {
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    memcpy(ctx->self.rkey, blob, len);
+    ctx->self.rkey_len = len;
+    return uf_member_encode(&ctx->self, &ctx->self_rec, &ctx->self_rec_len);
 }
 
 ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p)
 {
-    ut_params_t tparams = { .field_mask = UT_PARAM_FIELD_CONFIG };
+    ut_params_t tparams = { .field_mask = UT_PARAM_FIELD_CONFIG |
+                                          UT_PARAM_FIELD_PROGRESS };
     struct ucache_context *ctx;
+    pthread_condattr_t ca;
     ucache_status_t status;
 
     if (ctx_p == NULL) {
@@ -83,92 +236,375 @@ ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p)
     if (ctx == NULL) {
         return UCACHE_ERR_NO_MEMORY;
     }
+    pthread_mutex_init(&ctx->lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&ctx->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&ctx->rq_lock, NULL);
+    pthread_cond_init(&ctx->rq_work, NULL);
+    pthread_cond_init(&ctx->rq_done, NULL);
     status = uc_config_load(&ctx->cfg);
     if (status != UCACHE_OK) {
-        goto err_free;
+        goto err;
     }
     if (params != NULL) {
-        status = uf_params_apply(&ctx->cfg, params);
+        status = uf_params_apply(&ctx->cfg, params, &ctx->serve);
         if (status != UCACHE_OK) {
-            goto err_free;
+            goto err;
         }
         if (params->field_mask & UCACHE_PARAM_FIELD_LOG_LEVEL) {
             ucache_log_set_level(params->log_level);
         }
     }
-    tparams.config = &ctx->cfg;
+    status = uf_members_parse(ctx);
+    if (status != UCACHE_OK) {
+        goto err;
+    }
+    tparams.config   = &ctx->cfg;
+    tparams.progress = ctx->serve ? UC_PROGRESS_THREAD : UC_PROGRESS_POLL;
     status = ut_ctx_create(ctx->cfg.transport, &tparams, &ctx->transport);
     if (status != UCACHE_OK) {
-        goto err_free;
+        goto err;
     }
+    if (ctx->serve) {
+        status = uf_node_create(ctx->transport, &ctx->cfg, &ctx->node);
+        if (status != UCACHE_OK) {
+            goto err;
+        }
+        status = uf_self_init(ctx);
+        if (status != UCACHE_OK) {
+            goto err;
+        }
+    }
+    if (ctx->members_kind == UF_MEMBERS_DIR) {
+        if (ctx->serve) {
+            status = uf_register(ctx);
+            if (status != UCACHE_OK) {
+                goto err;
+            }
+        }
+        status = uf_dir_refresh(ctx, true);
+        if (status != UCACHE_OK) {
+            goto err;
+        }
+    }
+    if (pthread_create(&ctx->thread, NULL, uf_ctx_thread, ctx) != 0) {
+        UC_ERROR("cannot start the context's members thread");
+        status = UCACHE_ERR_NO_MEMORY;
+        goto err;
+    }
+    ctx->thread_running = true;
     *ctx_p = ctx;
     return UCACHE_OK;
 
-err_free:
-    free(ctx);
+err:
+    ucache_finalize(ctx);
     return status;
 }
 
+static void uf_readers_stop(struct ucache_context *ctx);
+
 void ucache_finalize(ucache_h ctx)
 {
+    uf_view_t *v;
+    unsigned i;
+
     if (ctx == NULL) {
         return;
     }
+    uf_readers_stop(ctx);
+    if (ctx->thread_running) {
+        pthread_mutex_lock(&ctx->lock);
+        ctx->thread_stop = true;
+        pthread_cond_broadcast(&ctx->cond);
+        pthread_mutex_unlock(&ctx->lock);
+        pthread_join(ctx->thread, NULL);
+    }
+    if (ctx->registered) { /* readers stop sending here at their next poll */
+        uf_dir_unregister(ctx->members_dir, ctx->self.id);
+        uf_node_drain(ctx->node, UF_DRAIN_NS);
+    }
+    uf_node_destroy(ctx->node);
+    v = atomic_exchange(&ctx->view, NULL);
+    uf_view_free(v);
+    uf_view_reap(ctx, true);
+    uf_peers_destroy(ctx);
     ut_ctx_destroy(ctx->transport);
+    uf_meta_clear(ctx);
+    for (i = 0; i < ctx->nbounce; i++) {
+        free(ctx->bounce[i]);
+    }
+    uf_member_clear(&ctx->self);
+    free(ctx->self_rec);
+    pthread_cond_destroy(&ctx->rq_work);
+    pthread_cond_destroy(&ctx->rq_done);
+    pthread_mutex_destroy(&ctx->rq_lock);
+    pthread_cond_destroy(&ctx->cond);
+    pthread_mutex_destroy(&ctx->lock);
     free(ctx);
 }
 
-ucache_status_t ucache_stats_get(ucache_h ctx, ucache_stats_t *stats_p)
+ucache_status_t ucache_member_record(ucache_h ctx, const void **rec_p, size_t *len_p)
 {
-    ut_stats_t ts;
-
-    if ((ctx == NULL) || (stats_p == NULL)) {
+    if ((ctx == NULL) || (rec_p == NULL) || (len_p == NULL) || !ctx->serve) {
         return UCACHE_ERR_INVALID;
     }
-    ut_stats(ctx->transport, &ts);
-    memset(stats_p, 0, sizeof(*stats_p));
-    stats_p->reads         = ts.reads;
-    stats_p->read_bytes    = ts.read_bytes;
-    stats_p->mapped_reads  = ts.mapped_reads;
-    stats_p->get_reads     = ts.get_reads;
-    stats_p->am_reads      = ts.am_reads;
-    stats_p->rpcs          = ts.rpcs;
-    stats_p->rpcs_served   = ts.rpcs_served;
-    stats_p->timeouts      = ts.timeouts;
-    stats_p->peer_failures = ts.peer_failures;
-    stats_p->bad_input     = ts.bad_input;
-    stats_p->eps_open      = ts.eps_open;
-    stats_p->eps_evicted   = ts.eps_evicted;
+    *rec_p = ctx->self_rec;
+    *len_p = ctx->self_rec_len;
     return UCACHE_OK;
 }
 
-/* The cache read path arrives with the fabric (issue [3/6]); until then these
- * say so plainly rather than pretend. */
-static ucache_status_t uf_read_unsupported(ucache_h ctx)
+ucache_status_t ucache_members_set(ucache_h ctx, const void *const *recs,
+                                   const size_t *lens, uint32_t n, uint64_t epoch)
 {
-    if (ctx == NULL) {
+    uf_view_t *cur, *v;
+    uf_member_t *members;
+    ucache_status_t status;
+    uint32_t i, slot = 0;
+
+    if ((ctx == NULL) || (ctx->members_kind != UF_MEMBERS_EXTERNAL) ||
+        ((n > 0) && ((recs == NULL) || (lens == NULL))) || (epoch == 0)) {
+        UC_ERROR("ucache_members_set needs a context with members \"mpi\", "
+                 "records and a nonzero epoch");
         return UCACHE_ERR_INVALID;
     }
-    UC_ERROR("cache reads need the fabric, which this build does not have yet");
-    return UCACHE_ERR_UNSUPPORTED;
+    cur = atomic_load(&ctx->view);
+    if ((cur != NULL) && (epoch <= cur->epoch)) {
+        UC_ERROR("epoch %" PRIu64 " is not after the current %" PRIu64, epoch,
+                 cur->epoch);
+        return UCACHE_ERR_INVALID;
+    }
+    members = calloc(n + 1, sizeof(*members));
+    if (members == NULL) {
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    for (i = 0; i < n; i++) {
+        status = uf_member_decode(recs[i], lens[i], &members[i]);
+        if (status != UCACHE_OK) {
+            UC_ERROR("member record %u of %u is malformed", i, n);
+            uf_members_free(members, i);
+            return status;
+        }
+        members[i].slot0 = slot;  /* slots in the order given */
+        slot += members[i].weight;
+        if (slot > UF_MAX_SLOTS / 2) {
+            uf_members_free(members, i + 1);
+            return UCACHE_ERR_INVALID;
+        }
+    }
+    status = uf_view_build(ctx, members, n, epoch, &v);
+    if (status == UCACHE_OK) {
+        uf_view_install(ctx, v);
+    }
+    return status;
 }
+
+ucache_status_t ucache_stats_get(ucache_h ctx, ucache_stats_t *s)
+{
+    us_store_stats_t ss;
+    us_origin_stats_t os;
+    uf_node_stats_t ns;
+    ut_stats_t ts;
+    uf_view_t *v;
+
+    if ((ctx == NULL) || (s == NULL)) {
+        return UCACHE_ERR_INVALID;
+    }
+    ut_stats(ctx->transport, &ts);
+    memset(s, 0, sizeof(*s));
+    s->reads          = ts.reads;
+    s->read_bytes     = ts.read_bytes;
+    s->mapped_reads   = ts.mapped_reads;
+    s->get_reads      = ts.get_reads;
+    s->am_reads       = ts.am_reads;
+    s->rpcs           = ts.rpcs;
+    s->rpcs_served    = ts.rpcs_served;
+    s->timeouts       = ts.timeouts;
+    s->peer_failures  = ts.peer_failures;
+    s->bad_input      = ts.bad_input;
+    s->eps_open       = ts.eps_open;
+    s->eps_evicted    = ts.eps_evicted;
+    s->chunk_reads    = atomic_load(&ctx->st.chunk_reads);
+    s->chunk_hits     = atomic_load(&ctx->st.hits);
+    s->chunk_misses   = atomic_load(&ctx->st.misses);
+    s->origin_direct  = atomic_load(&ctx->st.origin_direct);
+    s->verify_retries = atomic_load(&ctx->st.verify_retries);
+    s->failovers      = atomic_load(&ctx->st.failovers);
+    s->bad_replies    = atomic_load(&ctx->st.bad_replies);
+    s->stale_objects  = atomic_load(&ctx->st.stale_objects);
+    s->bytes_returned = atomic_load(&ctx->st.bytes);
+    if (ctx->node != NULL) {
+        uf_node_stats(ctx->node, &ns);
+        us_store_stats(uf_node_store(ctx->node), &ss);
+        s->fetches_served  = ns.fetches;
+        s->fills           = ns.fills;
+        s->fill_bytes      = ns.fill_bytes;
+        s->fills_coalesced = ns.coalesced;
+        s->fill_errors     = ns.fill_errors;
+        s->bad_requests    = ns.bad_requests;
+        s->chunks_cached   = ss.chunks;
+        s->bytes_cached    = ss.bytes_cached;
+    }
+    us_origin_stats(&os);
+    s->origin_reads = os.reads;
+    s->origin_bytes = os.bytes;
+    v = uf_view_acquire(ctx);
+    if (v != NULL) {
+        s->view_epoch = v->epoch;
+        s->view_nodes = v->n;
+        uf_view_release(v);
+    }
+    return UCACHE_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Reads                                                                     */
+/* ------------------------------------------------------------------------ */
 
 ucache_status_t ucache_read(ucache_h ctx, const char *uri, uint64_t offset,
                             size_t len, void *buf, size_t *nread_p)
 {
-    (void)uri; (void)offset; (void)len; (void)buf; (void)nread_p;
-    return uf_read_unsupported(ctx);
+    if ((ctx == NULL) || (uri == NULL) || (buf == NULL) || (nread_p == NULL) ||
+        (len == 0)) {
+        if (ctx != NULL) {
+            UC_ERROR("ucache_read: %s", (len == 0) ? "length is 0" :
+                                                     "a NULL argument");
+        }
+        return UCACHE_ERR_INVALID;
+    }
+    return uf_read(ctx, uri, offset, len, buf, nread_p);
+}
+
+/* Posted reads: priv[0] links the queue. */
+#define UF_RQ_NEXT(r) (*(ucache_read_req_t **)&(r)->priv[0])
+
+static void *uf_reader_thread(void *arg)
+{
+    struct ucache_context *ctx = arg;
+    ucache_read_req_t *r;
+    ucache_status_t status;
+    size_t nread = 0;
+
+    pthread_mutex_lock(&ctx->rq_lock);
+    for (;;) {
+        while (!ctx->rq_stop && (ctx->rq_head == NULL)) {
+            pthread_cond_wait(&ctx->rq_work, &ctx->rq_lock);
+        }
+        if (ctx->rq_head == NULL) {
+            break;
+        }
+        r = ctx->rq_head;
+        ctx->rq_head = UF_RQ_NEXT(r);
+        if (ctx->rq_head == NULL) {
+            ctx->rq_tail = NULL;
+        }
+        pthread_mutex_unlock(&ctx->rq_lock);
+        status = ucache_read(ctx, r->uri, r->offset, r->len, r->buf, &nread);
+        pthread_mutex_lock(&ctx->rq_lock);
+        r->nread  = (status == UCACHE_OK) ? nread : 0;
+        r->status = status;
+        pthread_cond_broadcast(&ctx->rq_done);
+    }
+    pthread_mutex_unlock(&ctx->rq_lock);
+    return NULL;
+}
+
+static void uf_readers_stop(struct ucache_context *ctx)
+{
+    unsigned i;
+
+    pthread_mutex_lock(&ctx->rq_lock);
+    ctx->rq_stop = true; /* queued reads still run: callers own them */
+    pthread_cond_broadcast(&ctx->rq_work);
+    pthread_mutex_unlock(&ctx->rq_lock);
+    for (i = 0; i < ctx->nreaders; i++) {
+        pthread_join(ctx->readers[i], NULL);
+    }
+    free(ctx->readers);
+    ctx->readers  = NULL;
+    ctx->nreaders = 0;
 }
 
 ucache_status_t ucache_read_post(ucache_h ctx, ucache_read_req_t *reqs, size_t n)
 {
-    (void)reqs; (void)n;
-    return uf_read_unsupported(ctx);
+    size_t i;
+
+    if ((ctx == NULL) || ((n > 0) && (reqs == NULL))) {
+        return UCACHE_ERR_INVALID;
+    }
+    for (i = 0; i < n; i++) {
+        if ((reqs[i].uri == NULL) || (reqs[i].buf == NULL) || (reqs[i].len == 0)) {
+            UC_ERROR("ucache_read_post: request %zu has no URI, buffer or length", i);
+            return UCACHE_ERR_INVALID;
+        }
+    }
+    pthread_mutex_lock(&ctx->rq_lock);
+    if (ctx->readers == NULL) {
+        ctx->readers = calloc(ctx->cfg.read_threads, sizeof(*ctx->readers));
+        for (i = 0; (ctx->readers != NULL) && (i < ctx->cfg.read_threads); i++) {
+            if (pthread_create(&ctx->readers[i], NULL, uf_reader_thread, ctx) != 0) {
+                break;
+            }
+            ctx->nreaders++;
+        }
+        if (ctx->nreaders == 0) {
+            free(ctx->readers);
+            ctx->readers = NULL;
+            pthread_mutex_unlock(&ctx->rq_lock);
+            UC_ERROR("cannot start reader threads");
+            return UCACHE_ERR_NO_MEMORY;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        reqs[i].status = UCACHE_INPROGRESS;
+        reqs[i].nread  = 0;
+        UF_RQ_NEXT(&reqs[i]) = NULL;
+        if (ctx->rq_tail != NULL) {
+            UF_RQ_NEXT(ctx->rq_tail) = &reqs[i];
+        } else {
+            ctx->rq_head = &reqs[i];
+        }
+        ctx->rq_tail = &reqs[i];
+    }
+    pthread_cond_broadcast(&ctx->rq_work);
+    pthread_mutex_unlock(&ctx->rq_lock);
+    return UCACHE_OK;
 }
 
 ucache_status_t ucache_wait(ucache_h ctx, ucache_read_req_t *reqs, size_t n,
                             uint64_t timeout_ns)
 {
-    (void)reqs; (void)n; (void)timeout_ns;
-    return uf_read_unsupported(ctx);
+    uint64_t deadline = uc_deadline(timeout_ns), t;
+    ucache_status_t ret;
+    struct timespec ts;
+    size_t i;
+
+    if ((ctx == NULL) || ((n > 0) && (reqs == NULL))) {
+        return UCACHE_ERR_INVALID;
+    }
+    pthread_mutex_lock(&ctx->rq_lock);
+    for (;;) {
+        ret = UCACHE_OK;
+        for (i = 0; i < n; i++) {
+            if (reqs[i].status == UCACHE_INPROGRESS) {
+                ret = UCACHE_INPROGRESS;
+                break;
+            }
+            if ((reqs[i].status != UCACHE_OK) && (ret == UCACHE_OK)) {
+                ret = reqs[i].status;
+            }
+        }
+        if ((ret != UCACHE_INPROGRESS) || (uc_time_ns() >= deadline)) {
+            break;
+        }
+        clock_gettime(CLOCK_REALTIME, &ts);
+        t = (uint64_t)ts.tv_nsec + ((deadline - uc_time_ns() < 100 * UC_NSEC_PER_MSEC) ?
+                                    deadline - uc_time_ns() : 100 * UC_NSEC_PER_MSEC);
+        ts.tv_sec += (time_t)(t / UC_NSEC_PER_SEC);
+        ts.tv_nsec = (long)(t % UC_NSEC_PER_SEC);
+        pthread_cond_timedwait(&ctx->rq_done, &ctx->rq_lock, &ts);
+    }
+    pthread_mutex_unlock(&ctx->rq_lock);
+    return ret;
 }

@@ -127,7 +127,9 @@ enum ucache_param_field {
     UCACHE_PARAM_FIELD_MEMBERS    = 1u << 1,
     UCACHE_PARAM_FIELD_LOG_LEVEL  = 1u << 2,
     UCACHE_PARAM_FIELD_TIMEOUT_NS = 1u << 3,
-    UCACHE_PARAM_FIELD_CHUNK_SIZE = 1u << 4
+    UCACHE_PARAM_FIELD_CHUNK_SIZE = 1u << 4,
+    UCACHE_PARAM_FIELD_SERVE      = 1u << 5,
+    UCACHE_PARAM_FIELD_ZONE       = 1u << 6
 };
 
 typedef struct ucache_params {
@@ -137,10 +139,21 @@ typedef struct ucache_params {
     ucache_log_level_t log_level;
     uint64_t           timeout_ns; /**< deadline of one remote operation         */
     size_t             chunk_size; /**< bytes per chunk of an object             */
+    int                serve;      /**< nonzero: export mem_bytes as a cache
+                                        node, serve other nodes' misses and
+                                        join the members source (ucached, MPI
+                                        ranks); zero: a reader only          */
+    const char        *zone;       /**< failure domain of this node; copied    */
 } ucache_params_t;
 
 /**
- * @brief Create a context: read the configuration, start the transport.
+ * @brief Create a context: read the configuration, start the transport,
+ *        join the membership source (UCACHE_MEMBERS) and load its view.
+ *
+ * A serving context (params->serve) also exports mem_bytes of pinned memory
+ * as a cache node, registers with a dir: source and serves FETCH requests
+ * from its own threads.  With members "mpi" the view stays empty until
+ * ucache_members_set() (ucache_mpi_init() in ucache_mpi.h does both).
  * @param params  May be NULL (all defaults).  Strings are copied.
  * @param ctx_p   Set only on success; free it with ucache_finalize().
  */
@@ -165,23 +178,78 @@ typedef struct ucache_stats {
     uint64_t bad_input;        /**< malformed blobs, messages, arguments     */
     uint64_t eps_open;         /**< endpoints open now (gauge)               */
     uint64_t eps_evicted;      /**< endpoints closed by the pool's cap       */
+    /* the read path (this process as a reader) */
+    uint64_t chunk_reads;      /**< chunk reads made by ucache_read()        */
+    uint64_t chunk_hits;       /**< chunks found cached at their owner       */
+    uint64_t chunk_misses;     /**< chunks an owner filled (or was filling)  */
+    uint64_t origin_direct;    /**< chunks read from the origin by this
+                                    process because no owner could serve   */
+    uint64_t verify_retries;   /**< torn, stale or late reads retried        */
+    uint64_t failovers;        /**< owners marked suspect                    */
+    uint64_t bad_replies;      /**< malformed replies from owners            */
+    uint64_t stale_objects;    /**< objects found changed at their origin    */
+    uint64_t bytes_returned;   /**< bytes handed to callers                  */
+    /* the owner (serving contexts) */
+    uint64_t fetches_served;   /**< FETCH requests answered                  */
+    uint64_t fills;            /**< chunks read from an origin into the store */
+    uint64_t fill_bytes;
+    uint64_t fills_coalesced;  /**< misses that joined a fill in progress    */
+    uint64_t fill_errors;
+    uint64_t bad_requests;     /**< malformed FETCH requests refused         */
+    uint64_t chunks_cached;    /**< gauge: chunks in this node's store       */
+    uint64_t bytes_cached;     /**< gauge */
+    /* process-wide origin counters and the view */
+    uint64_t origin_reads;     /**< data requests to origins, this process   */
+    uint64_t origin_bytes;
+    uint64_t view_epoch;
+    uint64_t view_nodes;
 } ucache_stats_t;
 
 /** @brief Copy the context's counters into @p stats_p. */
 ucache_status_t ucache_stats_get(ucache_h ctx, ucache_stats_t *stats_p);
 
 /* ------------------------------------------------------------------------ */
-/* Reads (shape fixed here; implemented by the fabric, issue [3/6])          */
+/* Membership supplied by the application (members "mpi")                    */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * @brief This serving context's node record, to hand to the other members
+ *        (e.g. by MPI_Allgatherv).  Owned by @p ctx; valid until finalize.
+ * @return UCACHE_ERR_INVALID for a context that does not serve.
+ */
+ucache_status_t ucache_member_record(ucache_h ctx, const void **rec_p,
+                                     size_t *len_p);
+
+/**
+ * @brief Install the fabric's members: @p n records from
+ *        ucache_member_record() of each member, the same list in the same
+ *        order on every member (slots are assigned in that order).
+ * @param epoch  Nonzero, and higher on every later call.
+ * @return UCACHE_ERR_CORRUPT if a record is malformed (nothing installed),
+ *         UCACHE_ERR_INVALID unless the context's members are "mpi".
+ */
+ucache_status_t ucache_members_set(ucache_h ctx, const void *const *recs,
+                                   const size_t *lens, uint32_t n, uint64_t epoch);
+
+/* ------------------------------------------------------------------------ */
+/* Reads                                                                     */
 /* ------------------------------------------------------------------------ */
 
 /**
  * @brief Read @p len bytes at @p offset of the object @p uri through the
  *        cache into @p buf, which the caller owns.
  *
- * The bytes are exactly the origin's bytes for the object's current version:
- * every chunk is verified (key, version, checksum) before it is copied out.
- * @param nread_p  Bytes read (short only at the end of the object).
- * @return UCACHE_ERR_UNSUPPORTED until the fabric is built (issue [3/6]).
+ * The bytes are exactly the origin's bytes for the object's current version
+ * (as last seen, at most UCACHE_META_TTL ago): every chunk is verified (key,
+ * version, checksum) before it is copied out.  A hit on a same-host owner
+ * makes no system call.  If every owner of a chunk fails, this process reads
+ * the origin itself; the caller gets correct bytes either way.
+ * @param nread_p  Bytes read: short only at the end of the object, 0 if
+ *                 @p offset is exactly its size.
+ * @return UCACHE_ERR_INVALID (NULL arguments, @p len 0, malformed URI),
+ *         UCACHE_ERR_UNSUPPORTED (no origin serves the URI's scheme),
+ *         UCACHE_ERR_NOT_FOUND (no such object), UCACHE_ERR_OUT_OF_RANGE
+ *         (@p offset past the end), UCACHE_ERR_IO (the origin failed).
  */
 ucache_status_t ucache_read(ucache_h ctx, const char *uri, uint64_t offset,
                             size_t len, void *buf, size_t *nread_p);
@@ -200,13 +268,19 @@ typedef struct ucache_read_req {
     void           *priv[4]; /**< library-owned; do not touch          */
 } ucache_read_req_t;
 
-/** @brief Post @p n reads. @return UCACHE_ERR_UNSUPPORTED until [3/6]. */
+/**
+ * @brief Post @p n reads; the context's reader threads (UCACHE_READ_THREADS)
+ *        run them while the caller goes on.  Each request's status is
+ *        UCACHE_INPROGRESS until ucache_wait() reports it done.
+ * @return UCACHE_ERR_INVALID if a request is malformed (none is posted).
+ */
 ucache_status_t ucache_read_post(ucache_h ctx, ucache_read_req_t *reqs,
                                  size_t n);
 
 /**
  * @brief Wait for posted reads until all complete or @p timeout_ns passes.
- * @return UCACHE_ERR_UNSUPPORTED until [3/6].
+ * @return UCACHE_OK if all succeeded, UCACHE_INPROGRESS if some are still
+ *         running, else the status of a failed one (each request has its own).
  */
 ucache_status_t ucache_wait(ucache_h ctx, ucache_read_req_t *reqs, size_t n,
                             uint64_t timeout_ns);

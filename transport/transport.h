@@ -104,8 +104,9 @@ typedef struct ut_req {
 
 /*
  * An RPC handler runs on the serving context's progress path with the
- * request bytes (valid only during the call) and must call ut_rpc_reply()
- * exactly once before it returns.
+ * request bytes (valid only during the call) and must, before it returns,
+ * either call ut_rpc_reply() or ut_rpc_defer() and reply later (from any
+ * thread) through the deferred handle.
  */
 typedef void (*ut_rpc_handler_t)(void *arg, ut_rpc_t *rpc, const void *msg,
                                  size_t len);
@@ -139,7 +140,9 @@ struct ucache_transport_ops {
                                 void *buf, size_t len);
     ucache_status_t (*rpc_post)(ut_req_t *req, ut_peer_t *peer, unsigned id,
                                 const void *msg, size_t len, void *meta,
-                                size_t meta_cap, void *data, size_t data_cap);
+                                size_t meta_cap, void *data, size_t data_cap,
+                                uint64_t timeout_ns);
+    ut_path_t       (*rkey_path)(ut_rkey_t *rkey);
     ucache_status_t (*wait)(ut_ctx_t *ctx, ut_req_t *reqs, size_t n,
                             uint64_t timeout_ns);
     unsigned        (*progress)(ut_ctx_t *ctx);
@@ -149,6 +152,7 @@ struct ucache_transport_ops {
                                  const void *meta, size_t meta_len,
                                  const void *data, size_t data_len,
                                  unsigned flags);
+    ucache_status_t (*rpc_defer)(ut_rpc_t *rpc, ut_rpc_t **deferred_p);
     void            (*stats)(ut_ctx_t *ctx, ut_stats_t *stats);
     const char     *(*peer_name)(ut_peer_t *peer);
 };
@@ -303,7 +307,29 @@ static inline ucache_status_t ut_rpc_post(ut_req_t *req, ut_peer_t *peer,
                                           size_t data_cap)
 {
     return peer->ctx->ops->rpc_post(req, peer, id, msg, len, meta, meta_cap,
-                                    data, data_cap);
+                                    data, data_cap, 0);
+}
+
+/** ut_rpc_post() with its own deadline (a fill may outlast UCACHE_TIMEOUT). */
+static inline ucache_status_t ut_rpc_post_timeout(ut_req_t *req, ut_peer_t *peer,
+                                                  unsigned id, const void *msg,
+                                                  size_t len, void *meta,
+                                                  size_t meta_cap, void *data,
+                                                  size_t data_cap,
+                                                  uint64_t timeout_ns)
+{
+    return peer->ctx->ops->rpc_post(req, peer, id, msg, len, meta, meta_cap,
+                                    data, data_cap, timeout_ns);
+}
+
+/**
+ * The primitive ut_get_post() would use for reads through @p rkey
+ * (UT_PATH_MAPPED, UT_PATH_GET or UT_PATH_AM); connects the peer if it
+ * must find out.  UT_PATH_NONE if the peer cannot be reached.
+ */
+static inline ut_path_t ut_rkey_path(ut_rkey_t *rkey)
+{
+    return rkey->ctx->ops->rkey_path(rkey);
 }
 
 /**
@@ -340,6 +366,16 @@ static inline ucache_status_t ut_rpc_reply(ut_rpc_t *rpc, ucache_status_t status
 {
     return rpc->ctx->ops->rpc_reply(rpc, status, meta, meta_len, data,
                                     data_len, flags);
+}
+
+/**
+ * Inside a handler: keep @p rpc for a reply later, from any thread.  The
+ * handle in *deferred_p must be answered with ut_rpc_reply() exactly once
+ * (which frees it), before the context is destroyed.
+ */
+static inline ucache_status_t ut_rpc_defer(ut_rpc_t *rpc, ut_rpc_t **deferred_p)
+{
+    return rpc->ctx->ops->rpc_defer(rpc, deferred_p);
 }
 
 static inline void ut_stats(ut_ctx_t *ctx, ut_stats_t *stats)

@@ -180,6 +180,7 @@ typedef struct ut_ucx_rpc {
     ucp_ep_h        reply_ep;
     uint64_t        id;
     bool            replied;
+    bool            deferred;    /* heap copy: reply takes the lock, frees */
 } ut_ucx_rpc_t;
 
 /* A reply in flight: keeps header, metadata and (if copied) data alive. */
@@ -227,6 +228,7 @@ struct ut_ucx_ctx {
 
     ut_ucx_handler_t  handlers[UT_RPC_MAX_ID + 1];
     ut_ucx_reply_t   *reply_free;
+    unsigned          deferred;     /* deferred RPCs not yet answered   */
     ut_ucx_closing_t *closing;
     ut_ucx_mem_t     *parked;       /* destroyed regions with replies stuck in flight */
 
@@ -955,6 +957,7 @@ static ucs_status_t ut_ucx_am_req_cb(void *arg, const void *header,
     rpc.reply_ep  = param->reply_ep;
     rpc.id        = hdr.id;
     rpc.replied   = false;
+    rpc.deferred  = false;
     h->cb(h->arg, &rpc.super, data, length);
     if (!rpc.replied) {
         UC_ERROR("RPC handler %u returned without replying; answering with an "
@@ -1303,7 +1306,7 @@ bad_input:
 static ucache_status_t ut_ucx_rpc_post(ut_req_t *req, ut_peer_t *p, unsigned id,
                                        const void *msg, size_t len, void *meta,
                                        size_t meta_cap, void *data,
-                                       size_t data_cap)
+                                       size_t data_cap, uint64_t timeout_ns)
 {
     ut_ucx_peer_t *peer = (ut_ucx_peer_t *)p;
     ut_ucx_ctx_t *ctx   = ut_ctx_of(p->ctx);
@@ -1329,6 +1332,9 @@ static ucache_status_t ut_ucx_rpc_post(ut_req_t *req, ut_peer_t *p, unsigned id,
     if (status == UCACHE_OK) {
         status = do_am_request(ctx, req, peer, (uint16_t)id, msg, len);
         if (status == UCACHE_OK) {
+            if (timeout_ns != 0) { /* before any progress can see it */
+                req->priv.deadline = uc_deadline(timeout_ns);
+            }
             status = (req->status == UCACHE_INPROGRESS) ? UCACHE_OK : req->status;
         }
     } else {
@@ -1338,6 +1344,28 @@ static ucache_status_t ut_ucx_rpc_post(ut_req_t *req, ut_peer_t *p, unsigned id,
     return status;
 }
 
+static ut_path_t ut_ucx_rkey_path(ut_rkey_t *rkey)
+{
+    ut_ucx_peer_t *peer = (ut_ucx_peer_t *)rkey->peer;
+    ut_ucx_ctx_t *ctx   = ut_ctx_of(rkey->ctx);
+    ut_path_t path = UT_PATH_NONE;
+
+    if (rkey->mapped != NULL) {
+        return UT_PATH_MAPPED;
+    }
+    pthread_mutex_lock(&ctx->lock);
+    if (do_peer_ensure(ctx, peer) == UCACHE_OK) {
+        if (peer->native_get < 0) {
+            peer->native_get = do_ep_native_rma(peer->ep);
+        }
+        path = ((ctx->cfg.read_path == UC_READ_PATH_GET) ||
+                ((ctx->cfg.read_path == UC_READ_PATH_AUTO) && peer->native_get)) ?
+               UT_PATH_GET : UT_PATH_AM;
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    return path;
+}
+
 static ucache_status_t ut_ucx_rpc_reply(ut_rpc_t *r, ucache_status_t status,
                                         const void *meta, size_t meta_len,
                                         const void *data, size_t data_len,
@@ -1345,6 +1373,7 @@ static ucache_status_t ut_ucx_rpc_reply(ut_rpc_t *r, ucache_status_t status,
 {
     ut_ucx_rpc_t *rpc = (ut_ucx_rpc_t *)r;
     ut_ucx_ctx_t *ctx = ut_ctx_of(r->ctx);
+    ucache_status_t ret;
 
     if (rpc->replied || (meta_len > UT_RPC_META_MAX) ||
         (meta_len > ctx->max_am_header - sizeof(ut_am_rep_hdr)) ||
@@ -1352,14 +1381,47 @@ static ucache_status_t ut_ucx_rpc_reply(ut_rpc_t *r, ucache_status_t status,
         (flags & ~(unsigned)UT_REPLY_DATA_STABLE)) {
         UC_ERROR("invalid RPC reply (replied=%d meta %zu data %zu flags 0x%x)",
                  rpc->replied, meta_len, data_len, flags);
-        return UCACHE_ERR_INVALID;
+        if (!rpc->deferred || rpc->replied) {
+            return UCACHE_ERR_INVALID;
+        }
+        status = UCACHE_ERR_INVALID; /* a deferred RPC is answered regardless */
     }
     rpc->replied = true;
     if (status != UCACHE_OK) {
         meta_len = data_len = 0;
     }
-    return do_reply_send(ctx, rpc->reply_ep, rpc->id, status, meta, meta_len,
-                         data, data_len, !!(flags & UT_REPLY_DATA_STABLE), NULL);
+    if (!rpc->deferred) { /* inside the handler: the lock is held */
+        return do_reply_send(ctx, rpc->reply_ep, rpc->id, status, meta, meta_len,
+                             data, data_len, !!(flags & UT_REPLY_DATA_STABLE), NULL);
+    }
+    pthread_mutex_lock(&ctx->lock);
+    ret = do_reply_send(ctx, rpc->reply_ep, rpc->id, status, meta, meta_len,
+                        data, data_len, !!(flags & UT_REPLY_DATA_STABLE), NULL);
+    ctx->deferred--;
+    pthread_mutex_unlock(&ctx->lock);
+    free(rpc);
+    return ret;
+}
+
+static ucache_status_t ut_ucx_rpc_defer(ut_rpc_t *r, ut_rpc_t **deferred_p)
+{
+    ut_ucx_rpc_t *rpc = (ut_ucx_rpc_t *)r, *copy;
+    ut_ucx_ctx_t *ctx = ut_ctx_of(r->ctx);
+
+    if (rpc->replied || rpc->deferred) {
+        UC_ERROR("an RPC can be deferred once, inside its handler, before a reply");
+        return UCACHE_ERR_INVALID;
+    }
+    copy = malloc(sizeof(*copy));
+    if (copy == NULL) {
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    *copy          = *rpc;
+    copy->deferred = true;
+    rpc->replied   = true; /* the handler's frame no longer answers it */
+    ctx->deferred++;       /* the lock is held inside handlers */
+    *deferred_p = &copy->super;
+    return UCACHE_OK;
 }
 
 static ucache_status_t ut_ucx_rpc_handler_set(ut_ctx_t *c, unsigned id,
@@ -1720,6 +1782,10 @@ static void ut_ucx_ctx_destroy(ut_ctx_t *c)
     unsigned i;
 
     ut_ucx_thread_stop(ctx);
+    if (ctx->deferred > 0) {
+        UC_ERROR("%u deferred RPCs were never answered (their handles leak)",
+                 ctx->deferred);
+    }
     while (ctx->peers != NULL) {
         UC_WARN("peer %s still open at context destroy; closing it",
                 ctx->peers->name);
@@ -2176,5 +2242,7 @@ const ut_ops_t ut_ucx_ops = {
     .progress        = ut_ucx_progress,
     .rpc_handler_set = ut_ucx_rpc_handler_set,
     .rpc_reply       = ut_ucx_rpc_reply,
+    .rpc_defer       = ut_ucx_rpc_defer,
+    .rkey_path       = ut_ucx_rkey_path,
     .stats           = ut_ucx_stats,
 };

@@ -31,6 +31,14 @@ typedef struct uc_config {
     size_t   mem_bytes;
     size_t   chunk_size;
     char     members[512];
+    uint64_t members_poll_ns;
+    uint64_t members_ttl_ns;
+    char     zone[32];
+    unsigned replicas;
+    unsigned fetch_threads;
+    unsigned read_threads;
+    uint64_t fetch_timeout_ns;
+    uint64_t meta_ttl_ns;
     char     transport[16];
     int      read_path;        /* uc_read_path_t */
     uint64_t timeout_ns;

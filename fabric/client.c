@@ -1,0 +1,499 @@
+/*
+ * client.c - the read path of libucache-rdma: object metadata, chunking,
+ * placement, and one chunk read per owner by the fastest correct way:
+ *   MAPPED (same host, or this process's own store): index and chunk read
+ *          straight from the owner's mapped region, verified, no syscall;
+ *   GET    (RDMA): one-sided reads of the two index buckets, then of the
+ *          chunk header and payload, verified;
+ *   AM     (tcp): one FETCH request; the owner looks the chunk up (filling
+ *          it first on a miss) and replies with header and payload, which
+ *          are verified exactly like one-sided bytes.
+ * A miss on MAPPED/GET asks the owner to fill (FETCH without data) and then
+ * reads one-sidedly.  A failed or silent owner is marked suspect and the
+ * next owner is tried, then the origin itself.  Invariant: no byte reaches
+ * the caller unless its chunk's key, version, length and checksum matched.
+ */
+#include "fabric/fabric.h"
+#include "util/log.h"
+#include "util/time.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#define UF_CHUNK_ATTEMPTS 3
+#define UF_READ_ATTEMPTS  3
+
+#define UF_ADD(_ctx, _f, _v) \
+    atomic_fetch_add_explicit(&(_ctx)->st._f, (_v), memory_order_relaxed)
+
+/* One chunk read: what it is and where its bytes go. */
+typedef struct uf_chunk {
+    const char        *uri;
+    const us_object_t *obj;
+    uint64_t           idx;
+    us_key_t           key;
+    uint32_t           length;   /* the chunk's payload bytes */
+    uint32_t           off, len; /* the part the caller wants */
+    char              *dst;
+} uf_chunk_t;
+
+/* ------------------------------------------------------------------------ */
+/* Object metadata                                                           */
+/* ------------------------------------------------------------------------ */
+
+static void do_meta_clear(struct ucache_context *ctx)
+{
+    uf_meta_t *m;
+    unsigned b;
+
+    for (b = 0; b < UF_META_BUCKETS; b++) {
+        while ((m = ctx->meta[b]) != NULL) {
+            ctx->meta[b] = m->next;
+            free(m);
+        }
+    }
+    ctx->nmeta = 0;
+}
+
+void uf_meta_clear(struct ucache_context *ctx)
+{
+    pthread_mutex_lock(&ctx->lock);
+    do_meta_clear(ctx);
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+/* The object's size and version: cached for UCACHE_META_TTL, else asked. */
+static ucache_status_t uf_meta_get(struct ucache_context *ctx, const char *uri,
+                                   bool refresh, us_object_t *obj)
+{
+    size_t len = strlen(uri);
+    uint64_t h = XXH3_64bits(uri, len), now = uc_time_ns();
+    unsigned b = (unsigned)(h % UF_META_BUCKETS);
+    ucache_status_t status;
+    uf_meta_t *m;
+
+    pthread_mutex_lock(&ctx->lock);
+    for (m = ctx->meta[b]; m != NULL; m = m->next) {
+        if ((m->hash == h) && (strcmp(m->uri, uri) == 0)) {
+            break;
+        }
+    }
+    if ((m != NULL) && !refresh && (now - m->fetched_ns < ctx->cfg.meta_ttl_ns)) {
+        *obj = m->obj;
+        pthread_mutex_unlock(&ctx->lock);
+        return UCACHE_OK;
+    }
+    pthread_mutex_unlock(&ctx->lock);
+
+    status = us_origin_stat(uri, obj);
+    if (status != UCACHE_OK) {
+        return status;
+    }
+    pthread_mutex_lock(&ctx->lock);
+    for (m = ctx->meta[b]; m != NULL; m = m->next) {
+        if ((m->hash == h) && (strcmp(m->uri, uri) == 0)) {
+            break;
+        }
+    }
+    if (m == NULL) {
+        if (ctx->nmeta >= UF_META_MAX) {
+            do_meta_clear(ctx);
+        }
+        m = malloc(sizeof(*m) + len + 1);
+        if (m != NULL) {
+            memcpy(m->uri, uri, len + 1);
+            m->hash = h;
+            m->next = ctx->meta[b];
+            ctx->meta[b] = m;
+            ctx->nmeta++;
+        }
+    }
+    if (m != NULL) {
+        m->obj        = *obj;
+        m->fetched_ns = uc_time_ns();
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    return UCACHE_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Bounce buffers (a part of a chunk read through GET or AM)                 */
+/* ------------------------------------------------------------------------ */
+
+static void *uf_bounce_get(struct ucache_context *ctx)
+{
+    void *b = NULL;
+
+    pthread_mutex_lock(&ctx->lock);
+    if (ctx->nbounce > 0) {
+        b = ctx->bounce[--ctx->nbounce];
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    return (b != NULL) ? b : malloc(ctx->cfg.chunk_size);
+}
+
+static void uf_bounce_put(struct ucache_context *ctx, void *b)
+{
+    pthread_mutex_lock(&ctx->lock);
+    if (ctx->nbounce < UF_BOUNCE_MAX) {
+        ctx->bounce[ctx->nbounce++] = b;
+        b = NULL;
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    free(b);
+}
+
+/* ------------------------------------------------------------------------ */
+/* FETCH                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* Ask owner @p p for chunk @p c (filling it on a miss); with UF_FETCH_DATA
+ * its payload lands in @p data.  Checks the reply's shape, not its bytes. */
+static ucache_status_t uf_fetch(struct ucache_context *ctx, uf_view_t *v,
+                                uf_peer_t *p, const uf_chunk_t *c, unsigned flags,
+                                uf_fetch_rep_t *rep, void *data)
+{
+    uint8_t msg[sizeof(uf_fetch_req_t) + US_URI_MAX];
+    size_t uri_len = strlen(c->uri);
+    ucache_status_t status;
+    uf_fetch_req_t req;
+    us_loc_t loc;
+    ut_req_t r;
+
+    memset(&req, 0, sizeof(req));
+    req.magic       = UF_PROTO_MAGIC;
+    req.version     = UF_PROTO_VERSION;
+    req.flags       = (uint16_t)flags;
+    req.epoch       = v->epoch;
+    req.key_hi      = c->key.hi;
+    req.key_lo      = c->key.lo;
+    req.obj_size    = c->obj->size;
+    req.obj_version = c->obj->version;
+    req.chunk_idx   = c->idx;
+    req.chunk_size  = (uint32_t)ctx->cfg.chunk_size;
+    req.uri_len     = (uint16_t)uri_len;
+    memset(rep, 0, sizeof(*rep));
+    if (p->self) {
+        status = uf_node_fetch_local(ctx->node, &req, c->uri, &loc);
+        rep->version = loc.version;
+        rep->hdr_off = loc.hdr_off;
+        rep->length  = loc.length;
+        rep->how     = UF_HOW_FILLED;
+        return status;
+    }
+    memcpy(msg, &req, sizeof(req));
+    memcpy(msg + sizeof(req), c->uri, uri_len);
+    status = ut_rpc_post_timeout(&r, p->tp, UF_RPC_FETCH, msg, sizeof(req) + uri_len,
+                                 rep, sizeof(*rep), data,
+                                 (flags & UF_FETCH_DATA) ? c->length : 0,
+                                 ctx->cfg.fetch_timeout_ns);
+    if (status == UCACHE_OK) {
+        status = ut_wait(ctx->transport, &r, 1,
+                         ctx->cfg.fetch_timeout_ns + ctx->cfg.timeout_ns);
+        if (status == UCACHE_INPROGRESS) {
+            status = UCACHE_ERR_TIMEOUT; /* not reached: the deadline fails it */
+        }
+    }
+    if (status != UCACHE_OK) {
+        return status;
+    }
+    if ((r.meta_length != sizeof(*rep)) || (rep->length != c->length) ||
+        ((flags & UF_FETCH_DATA) && (r.length != c->length)) ||
+        (rep->how < UF_HOW_HIT) || (rep->how > UF_HOW_COALESCED)) {
+        UF_ADD(ctx, bad_replies, 1);
+        UC_WARN("owner %016llx sent a malformed FETCH reply (%zu+%zu bytes, "
+                "length %u, want %u)", (unsigned long long)p->id, r.meta_length,
+                r.length, rep->length, c->length);
+        return UCACHE_ERR_CORRUPT;
+    }
+    return UCACHE_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* One chunk from one owner                                                  */
+/* ------------------------------------------------------------------------ */
+
+static void uf_count_how(struct ucache_context *ctx, uint32_t how)
+{
+    if (how == UF_HOW_HIT) {
+        UF_ADD(ctx, hits, 1);
+    } else {
+        UF_ADD(ctx, misses, 1);
+    }
+}
+
+static ucache_status_t uf_read_mapped(struct ucache_context *ctx, uf_view_t *v,
+                                      uf_peer_t *p, const uf_chunk_t *c)
+{
+    us_read_stats_t rs = { 0 };
+    uf_fetch_rep_t rep;
+    ucache_status_t status = UCACHE_ERR_CORRUPT;
+    us_read_op_t op;
+    uint32_t how = UF_HOW_HIT;
+    unsigned a;
+
+    for (a = 0; a < UF_CHUNK_ATTEMPTS; a++) {
+        memset(&op, 0, sizeof(op));
+        op.key = c->key;
+        op.dst = c->dst;
+        op.cap = c->len;
+        if (c->len != c->length) {
+            op.range_off = c->off;
+            op.range_len = c->len;
+        }
+        status = us_read_raw_batch(&p->layout, p->mapped, &op, 1, UF_CHUNK_ATTEMPTS,
+                                   &rs);
+        if ((status == UCACHE_OK) && (op.length != c->length)) {
+            status = UCACHE_ERR_CORRUPT;
+        }
+        if (status == UCACHE_OK) {
+            uf_count_how(ctx, how);
+            break;
+        }
+        if (status != UCACHE_ERR_NOT_FOUND) {
+            continue;
+        }
+        status = uf_fetch(ctx, v, p, c, 0, &rep, NULL);
+        if (status != UCACHE_OK) {
+            break;
+        }
+        how = UF_HOW_FILLED;
+    }
+    UF_ADD(ctx, verify_retries, rs.torn + rs.stale + rs.late);
+    return status;
+}
+
+static ucache_status_t uf_read_am(struct ucache_context *ctx, uf_view_t *v,
+                                  uf_peer_t *p, const uf_chunk_t *c)
+{
+    bool whole = (c->len == c->length);
+    char *target = whole ? c->dst : uf_bounce_get(ctx);
+    ucache_status_t status = UCACHE_ERR_CORRUPT;
+    uf_fetch_rep_t rep;
+    us_loc_t loc;
+    unsigned a;
+
+    if (target == NULL) {
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    for (a = 0; a < UF_CHUNK_ATTEMPTS; a++) {
+        status = uf_fetch(ctx, v, p, c, UF_FETCH_DATA, &rep, target);
+        if (status != UCACHE_OK) {
+            break;
+        }
+        loc.version = rep.version;
+        loc.hdr_off = rep.hdr_off;
+        loc.length  = rep.length;
+        status = us_chunk_verify(&rep.hdr, target, &c->key, &loc);
+        if (status == UCACHE_OK) {
+            uf_count_how(ctx, rep.how);
+            if (!whole) {
+                memcpy(c->dst, target + c->off, c->len);
+            }
+            break;
+        }
+        UF_ADD(ctx, verify_retries, 1); /* evicted and reused while in flight */
+    }
+    if (!whole) {
+        uf_bounce_put(ctx, target);
+    }
+    return status;
+}
+
+/* Post a one-sided read and wait for it. */
+static ucache_status_t uf_get(struct ucache_context *ctx, uf_peer_t *p,
+                              uint64_t off, void *buf, size_t len)
+{
+    ut_req_t r;
+
+    if (ut_get_post(&r, p->rkey, p->rkey->base + off, buf, len) != UCACHE_OK) {
+        return r.status;
+    }
+    return ut_wait(ctx->transport, &r, 1, ctx->cfg.timeout_ns);
+}
+
+static ucache_status_t uf_read_get(struct ucache_context *ctx, uf_view_t *v,
+                                   uf_peer_t *p, const uf_chunk_t *c)
+{
+    _Alignas(64) uint8_t bkt[2 * US_BUCKET_SIZE];
+    us_loc_t locs[2 * US_BUCKET_SLOTS];
+    bool whole = (c->len == c->length);
+    char *target = whole ? c->dst : uf_bounce_get(ctx);
+    ucache_status_t status = UCACHE_ERR_CORRUPT;
+    uint32_t how = UF_HOW_HIT;
+    uf_fetch_rep_t rep;
+    us_chunk_hdr_t hdr;
+    unsigned a, i, nloc;
+    uint64_t b[2], t0;
+
+    if (target == NULL) {
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    for (a = 0; a < UF_CHUNK_ATTEMPTS; a++) {
+        t0 = uc_time_ns();
+        us_key_buckets(&c->key, p->layout.nbuckets, b);
+        status = uf_get(ctx, p, us_layout_bucket_off(&p->layout, b[0]), bkt,
+                        US_BUCKET_SIZE);
+        if (status == UCACHE_OK) {
+            status = uf_get(ctx, p, us_layout_bucket_off(&p->layout, b[1]),
+                            bkt + US_BUCKET_SIZE, US_BUCKET_SIZE);
+        }
+        if (status != UCACHE_OK) {
+            break;
+        }
+        nloc = us_index_match(&p->layout, bkt, &c->key, locs);
+        if (nloc == 0) {
+            status = uf_fetch(ctx, v, p, c, 0, &rep, NULL);
+            if (status != UCACHE_OK) {
+                break;
+            }
+            how = UF_HOW_FILLED;
+            locs[0].version = rep.version;
+            locs[0].hdr_off = rep.hdr_off;
+            locs[0].length  = rep.length;
+            nloc = 1;
+            t0 = uc_time_ns();
+        }
+        status = UCACHE_ERR_STALE;
+        for (i = 0; (i < nloc) && (status == UCACHE_ERR_STALE); i++) {
+            if ((locs[i].length != c->length) ||
+                (locs[i].hdr_off + US_CHUNK_HDR + c->length > p->layout.region_len)) {
+                continue;
+            }
+            status = uf_get(ctx, p, locs[i].hdr_off, &hdr, sizeof(hdr));
+            if (status == UCACHE_OK) {
+                status = uf_get(ctx, p, locs[i].hdr_off + US_CHUNK_HDR, target,
+                                c->length);
+            }
+            if (status == UCACHE_OK) {
+                status = (uc_time_ns() - t0 > p->layout.grace_ns) ?
+                         UCACHE_ERR_TIMEOUT : us_chunk_verify(&hdr, target, &c->key,
+                                                              &locs[i]);
+            }
+        }
+        if (status == UCACHE_OK) {
+            uf_count_how(ctx, how);
+            if (!whole) {
+                memcpy(c->dst, target + c->off, c->len);
+            }
+            break;
+        }
+        if ((status != UCACHE_ERR_STALE) && (status != UCACHE_ERR_CORRUPT) &&
+            (status != UCACHE_ERR_TIMEOUT)) {
+            break; /* the peer failed */
+        }
+        UF_ADD(ctx, verify_retries, 1);
+    }
+    if (!whole) {
+        uf_bounce_put(ctx, target);
+    }
+    return status;
+}
+
+/* Errors that mean "this owner cannot serve now": try the next one. */
+static bool uf_owner_failed(ucache_status_t status)
+{
+    return (status == UCACHE_ERR_PEER) || (status == UCACHE_ERR_TIMEOUT) ||
+           (status == UCACHE_ERR_TRANSPORT) || (status == UCACHE_ERR_CANCELED) ||
+           (status == UCACHE_ERR_UNSUPPORTED) || (status == UCACHE_ERR_CORRUPT) ||
+           (status == UCACHE_ERR_MSG_TRUNCATED) || (status == UCACHE_ERR_STALE) ||
+           (status == UCACHE_ERR_AGAIN) || (status == UCACHE_ERR_NO_MEMORY) ||
+           (status == UCACHE_ERR_BUSY) || (status == UCACHE_ERR_INVALID) ||
+           (status == UCACHE_ERR_MOVED);
+}
+
+static ucache_status_t uf_read_chunk(struct ucache_context *ctx, uf_view_t *v,
+                                     uf_chunk_t *c)
+{
+    uint32_t owners[UF_MAX_REPLICAS];
+    uint64_t now = uc_time_ns();
+    ucache_status_t status;
+    unsigned n = 0, i;
+    uf_peer_t *p;
+
+    UF_ADD(ctx, chunk_reads, 1);
+    c->key = uf_chunk_key(c->uri, c->obj, c->idx, ctx->cfg.chunk_size);
+    if ((v != NULL) && (v->n > 0)) {
+        n = uf_place_owners(v->place, &c->key, ctx->cfg.replicas, owners);
+    }
+    for (i = 0; i < n; i++) {
+        p = atomic_load_explicit(&v->peers[owners[i]], memory_order_acquire);
+        if ((p != NULL) && uf_peer_is_suspect(p, now)) {
+            continue;
+        }
+        p = uf_view_peer(ctx, v, owners[i]);
+        if (p == NULL) {
+            continue;
+        }
+        switch (p->path) {
+        case UT_PATH_MAPPED: status = uf_read_mapped(ctx, v, p, c); break;
+        case UT_PATH_GET:    status = uf_read_get(ctx, v, p, c);    break;
+        default:             status = uf_read_am(ctx, v, p, c);     break;
+        }
+        if (status == UCACHE_OK) {
+            return UCACHE_OK;
+        }
+        if ((status == UCACHE_ERR_NOT_FOUND) || (status == UCACHE_ERR_OUT_OF_RANGE)) {
+            return status; /* the owner's origin says the object is gone */
+        }
+        if (!uf_owner_failed(status)) {
+            return status;
+        }
+        if ((status != UCACHE_ERR_STALE) && (status != UCACHE_ERR_NO_MEMORY)) {
+            uf_peer_suspect(ctx, p, ucache_strerror(status));
+        }
+    }
+    /* No owner could serve it: read the origin ourselves. */
+    UF_ADD(ctx, origin_direct, 1);
+    return us_origin_read(c->uri, c->obj, c->idx * ctx->cfg.chunk_size + c->off,
+                          c->dst, c->len);
+}
+
+ucache_status_t uf_read(struct ucache_context *ctx, const char *uri, uint64_t offset,
+                        size_t len, void *buf, size_t *nread_p)
+{
+    uint64_t cs = ctx->cfg.chunk_size, end, pos;
+    ucache_status_t status;
+    us_object_t obj;
+    uf_view_t *v;
+    uf_chunk_t c;
+    unsigned attempt;
+
+    for (attempt = 0; attempt < UF_READ_ATTEMPTS; attempt++) {
+        status = uf_meta_get(ctx, uri, attempt > 0, &obj);
+        if (status != UCACHE_OK) {
+            return status;
+        }
+        if (offset > obj.size) {
+            UC_DEBUG("read at %llu is past the end of %s (%llu bytes)",
+                     (unsigned long long)offset, uri, (unsigned long long)obj.size);
+            return UCACHE_ERR_OUT_OF_RANGE;
+        }
+        end = (len > obj.size - offset) ? obj.size : offset + len;
+        v = uf_view_acquire(ctx);
+        status = UCACHE_OK;
+        for (pos = offset; (pos < end) && (status == UCACHE_OK); pos += c.len) {
+            c.uri    = uri;
+            c.obj    = &obj;
+            c.idx    = pos / cs;
+            c.length = (uint32_t)((obj.size - c.idx * cs < cs) ? obj.size - c.idx * cs : cs);
+            c.off    = (uint32_t)(pos - c.idx * cs);
+            c.len    = (uint32_t)(((end - pos) < c.length - c.off) ? end - pos :
+                                                                     c.length - c.off);
+            c.dst    = (char *)buf + (pos - offset);
+            status = uf_read_chunk(ctx, v, &c);
+        }
+        uf_view_release(v);
+        if (status == UCACHE_OK) {
+            UF_ADD(ctx, bytes, end - offset);
+            *nread_p = (size_t)(end - offset);
+            return UCACHE_OK;
+        }
+        if (status != UCACHE_ERR_STALE) {
+            return status;
+        }
+        UF_ADD(ctx, stale_objects, 1); /* changed at the origin: ask again */
+    }
+    return status;
+}

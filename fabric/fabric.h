@@ -1,0 +1,219 @@
+/*
+ * fabric.h - the fabric's internal objects: the wire protocol between
+ * readers and owners, the owner's service (node.c), peers and views
+ * (view.c), the read path (client.c) and the context that ties them to
+ * include/ucache.h (context.c).  Nothing here includes UCX.
+ */
+#ifndef UF_FABRIC_H
+#define UF_FABRIC_H
+
+#include "ucache.h"
+#include "fabric/member.h"
+#include "fabric/place.h"
+#include "store/layout.h"
+#include "store/origin.h"
+#include "store/store.h"
+#include "transport/transport.h"
+#include "util/config.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+/* ------------------------------------------------------------------------ */
+/* Wire protocol (RPC ids of the transport; little-endian, this layout)      */
+/* ------------------------------------------------------------------------ */
+
+#define UF_RPC_FETCH      1          /* find or fill one chunk              */
+#define UF_PROTO_MAGIC    0x50464355u /* "UCFP" */
+#define UF_PROTO_VERSION  1u
+#define UF_FETCH_DATA     (1u << 0)  /* reply with header + payload (tcp)   */
+
+/* FETCH request: this header, then uri_len bytes of URI (no terminator). */
+typedef struct uf_fetch_req {
+    uint32_t magic;
+    uint16_t version;
+    uint16_t flags;          /* UF_FETCH_* */
+    uint64_t epoch;          /* the reader's view epoch */
+    uint64_t key_hi, key_lo;
+    uint64_t obj_size, obj_version;
+    uint64_t chunk_idx;
+    uint32_t chunk_size;
+    uint16_t uri_len;
+    uint16_t reserved;
+} uf_fetch_req_t;
+
+/* How an owner answered a FETCH (uf_fetch_rep_t.how). */
+enum { UF_HOW_HIT = 1, UF_HOW_FILLED = 2, UF_HOW_COALESCED = 3 };
+
+/* FETCH reply metadata; with UF_FETCH_DATA the data is the payload. */
+typedef struct uf_fetch_rep {
+    uint64_t       version;  /* slot version (us_loc_t) */
+    uint64_t       hdr_off;
+    uint32_t       length;
+    uint32_t       how;
+    us_chunk_hdr_t hdr;      /* the chunk header (UF_FETCH_DATA only) */
+} uf_fetch_rep_t;
+
+/** The 128-bit key of chunk @p idx of (uri, version, size, chunk size). */
+us_key_t uf_chunk_key(const char *uri, const us_object_t *obj, uint64_t idx,
+                      size_t chunk_size);
+
+/** Check a FETCH request; on success *uri_p points into @p msg (not
+ *  terminated, *uri_len_p bytes). */
+ucache_status_t uf_fetch_req_check(const void *msg, size_t len, uf_fetch_req_t *req,
+                                   const char **uri_p);
+
+/* ------------------------------------------------------------------------ */
+/* Owner service (node.c)                                                    */
+/* ------------------------------------------------------------------------ */
+
+typedef struct uf_node uf_node_t;
+
+typedef struct uf_node_stats {
+    uint64_t fetches;        /* FETCH requests answered (any outcome) */
+    uint64_t fetch_hits;     /* found in the store */
+    uint64_t fills;          /* origin reads made to fill a chunk */
+    uint64_t fill_bytes;
+    uint64_t coalesced;      /* requests that joined a fill in progress */
+    uint64_t fill_errors;
+    uint64_t bad_requests;
+} uf_node_stats_t;
+
+/** Export @p cfg->mem_bytes through @p tr, build the store in it, serve
+ *  FETCH with cfg->fetch_threads fill threads. */
+ucache_status_t uf_node_create(ut_ctx_t *tr, const uc_config_t *cfg,
+                               uf_node_t **node_p);
+
+/** Stop serving: fail waiting requests (UCACHE_ERR_CANCELED), join the
+ *  fill threads, free the store.  Accepts NULL. */
+void uf_node_destroy(uf_node_t *node);
+
+/** Wait up to @p timeout_ns for fills in progress to finish (drain). */
+void uf_node_drain(uf_node_t *node, uint64_t timeout_ns);
+
+us_store_t *uf_node_store(uf_node_t *node);
+
+/** The exported region's rkey blob (owned by the node). */
+ucache_status_t uf_node_rkey(uf_node_t *node, const void **blob_p, size_t *len_p);
+
+/** The self-owner path: find or fill a chunk in this process, blocking. */
+ucache_status_t uf_node_fetch_local(uf_node_t *node, const uf_fetch_req_t *req,
+                                    const char *uri, us_loc_t *loc_p);
+
+void uf_node_stats(uf_node_t *node, uf_node_stats_t *stats);
+
+/* ------------------------------------------------------------------------ */
+/* Peers and views (view.c)                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* What a reader knows of one owner; created on first use, kept until the
+ * context goes.  Set up under `lock` once; immutable after `ready`. */
+typedef struct uf_peer {
+    uint64_t         id;
+    pthread_mutex_t  lock;
+    _Atomic int      ready;
+    bool             self;        /* this process's own store            */
+    ut_peer_t       *tp;
+    ut_rkey_t       *rkey;
+    ut_path_t        path;        /* MAPPED, GET or AM                   */
+    const char      *mapped;      /* base of the region, MAPPED only     */
+    us_layout_t      layout;      /* MAPPED and GET                      */
+    _Atomic uint64_t suspect_until; /* skip it until then (monotonic ns) */
+    struct uf_peer  *next;        /* context's table chain               */
+} uf_peer_t;
+
+/* One epoch of membership: nodes by slot, their placement. */
+typedef struct uf_view {
+    _Atomic unsigned      refs;
+    uint64_t              epoch;
+    uint32_t              n;
+    uf_member_t          *nodes;
+    _Atomic(uf_peer_t *) *peers;  /* per node, resolved lazily           */
+    uf_place_t           *place;
+    uint64_t              retired_ns;
+    struct uf_view       *retired_next;
+} uf_view_t;
+
+/* ------------------------------------------------------------------------ */
+/* The context                                                               */
+/* ------------------------------------------------------------------------ */
+
+#define UF_PEER_BUCKETS  1024
+#define UF_META_BUCKETS  1024
+#define UF_META_MAX      65536
+#define UF_BOUNCE_MAX    16
+
+enum { UF_MEMBERS_DIR = 1, UF_MEMBERS_EXTERNAL = 2 };
+
+typedef struct uf_meta {
+    struct uf_meta *next;
+    uint64_t        hash;
+    uint64_t        fetched_ns;
+    us_object_t     obj;
+    char            uri[];
+} uf_meta_t;
+
+struct ucache_context {
+    uc_config_t        cfg;
+    ut_ctx_t          *transport;
+    uf_node_t         *node;          /* serving contexts only            */
+    bool               serve;
+    int                members_kind;
+    char               members_dir[512];
+    uf_member_t        self;          /* own record (serving)             */
+    bool               registered;
+
+    pthread_mutex_t    lock;          /* peers, views, bounce, meta       */
+    pthread_cond_t     cond;
+    _Atomic(uf_view_t *) view;
+    uf_view_t         *retired;
+    uf_peer_t         *peers[UF_PEER_BUCKETS];
+    uf_meta_t         *meta[UF_META_BUCKETS];
+    unsigned           nmeta;
+    void              *bounce[UF_BOUNCE_MAX];
+    unsigned           nbounce;
+
+    pthread_t          thread;
+    bool               thread_running;
+    bool               thread_stop;
+    void              *self_rec;      /* encoded own record (serving)     */
+    size_t             self_rec_len;
+
+    /* posted reads (ucache_read_post): a queue and reader threads */
+    pthread_mutex_t    rq_lock;
+    pthread_cond_t     rq_work, rq_done;
+    struct ucache_read_req *rq_head, *rq_tail;
+    pthread_t         *readers;
+    unsigned           nreaders;
+    bool               rq_stop;
+
+    struct {
+        _Atomic uint64_t chunk_reads, hits, misses, origin_direct;
+        _Atomic uint64_t verify_retries, failovers, bad_replies, stale_objects;
+        _Atomic uint64_t bytes;
+    } st;
+};
+
+/* view.c; uf_view_build() takes @p members (malloc'd) whatever it returns */
+ucache_status_t uf_view_build(struct ucache_context *ctx, uf_member_t *members,
+                              uint32_t n, uint64_t epoch, uf_view_t **view_p);
+void uf_view_free(uf_view_t *view);
+uf_view_t *uf_view_acquire(struct ucache_context *ctx);
+void uf_view_release(uf_view_t *view);
+/** Install @p view as current; the old one is freed once unused. */
+void uf_view_install(struct ucache_context *ctx, uf_view_t *view);
+void uf_view_reap(struct ucache_context *ctx, bool all);
+/** The peer of view node @p idx, set up (connected, keys unpacked) on
+ *  first use.  NULL (and the peer marked suspect) if it cannot be. */
+uf_peer_t *uf_view_peer(struct ucache_context *ctx, uf_view_t *view, uint32_t idx);
+void uf_peer_suspect(struct ucache_context *ctx, uf_peer_t *peer, const char *why);
+bool uf_peer_is_suspect(const uf_peer_t *peer, uint64_t now);
+void uf_peers_destroy(struct ucache_context *ctx);
+
+/* client.c */
+ucache_status_t uf_read(struct ucache_context *ctx, const char *uri, uint64_t offset,
+                        size_t len, void *buf, size_t *nread_p);
+void uf_meta_clear(struct ucache_context *ctx);
+
+#endif

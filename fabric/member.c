@@ -1,0 +1,497 @@
+/*
+ * member.c - node records and the dir: membership source (see member.h).
+ * Directory layout:  PATH/lock (flock), PATH/epoch (decimal counter),
+ * PATH/node-<id>.rec (one record each; its mtime is the heartbeat).
+ * Writers (register, unregister, reap) hold the lock exclusively; a scan
+ * holds it shared, so it sees the records of exactly one epoch.
+ */
+#include "fabric/member.h"
+#include "fabric/place.h"
+#include "util/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define UF_REC_MAGIC    0x524d4355u   /* "UCMR" */
+#define UF_REC_VERSION  1u
+
+typedef struct uf_rec_hdr {
+    uint32_t magic;
+    uint16_t version;
+    uint16_t hdr_len;
+    uint32_t total_len;
+    uint32_t addr_len;
+    uint32_t rkey_len;
+    uint32_t slot0;
+    uint32_t weight;
+    uint32_t pid;
+    uint64_t id;
+    uint64_t mem_bytes;
+    char     zone[UF_ZONE_MAX];
+    char     host[UF_HOST_MAX];
+    uint64_t checksum;        /* XXH64 of the record with this field zero */
+} uf_rec_hdr_t;
+
+uint32_t uf_member_weight(uint64_t mem_bytes)
+{
+    uint64_t w = (mem_bytes + (4ull << 30) - 1) >> 32;
+
+    return (w < 1) ? 1 : (w > UF_MAX_WEIGHT) ? UF_MAX_WEIGHT : (uint32_t)w;
+}
+
+static uint64_t uf_rec_sum(const void *rec, size_t len)
+{
+    uf_rec_hdr_t h;
+
+    memcpy(&h, rec, sizeof(h));
+    h.checksum = 0;
+    return XXH64((const char *)rec + sizeof(h), len - sizeof(h),
+                 XXH64(&h, sizeof(h), 0));
+}
+
+ucache_status_t uf_member_encode(const uf_member_t *m, void **rec_p, size_t *len_p)
+{
+    size_t len = sizeof(uf_rec_hdr_t) + m->addr_len + m->rkey_len;
+    uf_rec_hdr_t h;
+    char *rec;
+
+    if ((m->addr_len > UF_BLOB_MAX) || (m->rkey_len > UF_BLOB_MAX) ||
+        (m->id == 0) || (m->weight == 0) || (m->weight > UF_MAX_WEIGHT)) {
+        UC_ERROR("cannot encode node record (id %" PRIx64 ", weight %u, blobs %zu/%zu)",
+                 m->id, m->weight, m->addr_len, m->rkey_len);
+        return UCACHE_ERR_INVALID;
+    }
+    rec = calloc(1, len);
+    if (rec == NULL) {
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    memset(&h, 0, sizeof(h));
+    h.magic     = UF_REC_MAGIC;
+    h.version   = UF_REC_VERSION;
+    h.hdr_len   = sizeof(h);
+    h.total_len = (uint32_t)len;
+    h.addr_len  = (uint32_t)m->addr_len;
+    h.rkey_len  = (uint32_t)m->rkey_len;
+    h.slot0     = m->slot0;
+    h.weight    = m->weight;
+    h.pid       = m->pid;
+    h.id        = m->id;
+    h.mem_bytes = m->mem_bytes;
+    snprintf(h.zone, sizeof(h.zone), "%s", m->zone);
+    snprintf(h.host, sizeof(h.host), "%s", m->host);
+    memcpy(rec, &h, sizeof(h));
+    if (m->addr_len > 0) {
+        memcpy(rec + sizeof(h), m->addr, m->addr_len);
+    }
+    if (m->rkey_len > 0) {
+        memcpy(rec + sizeof(h) + m->addr_len, m->rkey, m->rkey_len);
+    }
+    h.checksum = uf_rec_sum(rec, len);
+    memcpy(rec, &h, sizeof(h));
+    *rec_p = rec;
+    *len_p = len;
+    return UCACHE_OK;
+}
+
+ucache_status_t uf_member_decode(const void *rec, size_t len, uf_member_t *m)
+{
+    uf_rec_hdr_t h;
+
+    memset(m, 0, sizeof(*m));
+    if (len < sizeof(h)) {
+        return UCACHE_ERR_CORRUPT;
+    }
+    memcpy(&h, rec, sizeof(h));
+    if ((h.magic != UF_REC_MAGIC) || (h.version != UF_REC_VERSION) ||
+        (h.hdr_len != sizeof(h)) || (h.total_len != len) ||
+        (h.addr_len > UF_BLOB_MAX) || (h.rkey_len > UF_BLOB_MAX) ||
+        ((size_t)h.addr_len + h.rkey_len != len - sizeof(h)) ||
+        (h.id == 0) || (h.weight == 0) || (h.weight > UF_MAX_WEIGHT) ||
+        (h.slot0 >= UF_MAX_SLOTS) || (h.weight > UF_MAX_SLOTS - h.slot0) ||
+        (memchr(h.zone, 0, sizeof(h.zone)) == NULL) ||
+        (memchr(h.host, 0, sizeof(h.host)) == NULL) ||
+        (uf_rec_sum(rec, len) != h.checksum)) {
+        return UCACHE_ERR_CORRUPT;
+    }
+    m->id        = h.id;
+    m->slot0     = h.slot0;
+    m->weight    = h.weight;
+    m->pid       = h.pid;
+    m->mem_bytes = h.mem_bytes;
+    memcpy(m->zone, h.zone, sizeof(m->zone));
+    memcpy(m->host, h.host, sizeof(m->host));
+    m->addr     = malloc(h.addr_len + 1);
+    m->rkey     = malloc(h.rkey_len + 1);
+    if ((m->addr == NULL) || (m->rkey == NULL)) {
+        uf_member_clear(m);
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    m->addr_len = h.addr_len;
+    m->rkey_len = h.rkey_len;
+    memcpy(m->addr, (const char *)rec + sizeof(h), h.addr_len);
+    memcpy(m->rkey, (const char *)rec + sizeof(h) + h.addr_len, h.rkey_len);
+    return UCACHE_OK;
+}
+
+void uf_member_clear(uf_member_t *m)
+{
+    free(m->addr);
+    free(m->rkey);
+    m->addr = m->rkey = NULL;
+    m->addr_len = m->rkey_len = 0;
+}
+
+void uf_members_free(uf_member_t *members, uint32_t n)
+{
+    uint32_t i;
+
+    for (i = 0; (members != NULL) && (i < n); i++) {
+        uf_member_clear(&members[i]);
+    }
+    free(members);
+}
+
+/* ------------------------------------------------------------------------ */
+/* dir: source                                                               */
+/* ------------------------------------------------------------------------ */
+
+static int uf_dir_lock(const char *dir, int how)
+{
+    char path[4096];
+    int fd;
+
+    if ((mkdir(dir, 0755) != 0) && (errno != EEXIST)) {
+        UC_ERROR("cannot create members directory %s: %m", dir);
+        return -1;
+    }
+    snprintf(path, sizeof(path), "%s/lock", dir);
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        UC_ERROR("cannot open %s: %m", path);
+        return -1;
+    }
+    while (flock(fd, how) != 0) {
+        if (errno != EINTR) {
+            UC_ERROR("flock %s: %m", path);
+            close(fd);
+            return -1;
+        }
+    }
+    return fd;
+}
+
+static void uf_dir_unlock(int fd)
+{
+    flock(fd, LOCK_UN);
+    close(fd);
+}
+
+uint64_t uf_dir_epoch(const char *dir)
+{
+    char path[4096], buf[32] = "";
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/epoch", dir);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return 0;
+    }
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    buf[(n > 0) ? n : 0] = '\0';
+    return strtoull(buf, NULL, 10);
+}
+
+/* Lock held: epoch + 1, written atomically (tmp + rename). */
+static ucache_status_t uf_dir_bump(const char *dir)
+{
+    char path[4096], tmp[4200];
+    uint64_t e = uf_dir_epoch(dir) + 1;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/epoch", dir);
+    snprintf(tmp, sizeof(tmp), "%s.%d", path, (int)getpid());
+    f = fopen(tmp, "w");
+    if (f == NULL) {
+        UC_ERROR("cannot write %s: %m", tmp);
+        return UCACHE_ERR_IO;
+    }
+    fprintf(f, "%" PRIu64 "\n", e);
+    if ((fclose(f) != 0) || (rename(tmp, path) != 0)) {
+        UC_ERROR("cannot update %s: %m", path);
+        unlink(tmp);
+        return UCACHE_ERR_IO;
+    }
+    return UCACHE_OK;
+}
+
+static void uf_rec_path(const char *dir, uint64_t id, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/node-%016" PRIx64 ".rec", dir, id);
+}
+
+static ucache_status_t uf_read_file(const char *path, void **buf_p, size_t *len_p,
+                                    struct stat *st)
+{
+    ucache_status_t status = UCACHE_OK;
+    ssize_t n;
+    void *buf;
+    int fd;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return (errno == ENOENT) ? UCACHE_ERR_NOT_FOUND : UCACHE_ERR_IO;
+    }
+    if ((fstat(fd, st) != 0) || (st->st_size > 4 * UF_BLOB_MAX)) {
+        close(fd);
+        return UCACHE_ERR_CORRUPT;
+    }
+    buf = malloc((size_t)st->st_size + 1);
+    if (buf == NULL) {
+        close(fd);
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    n = pread(fd, buf, (size_t)st->st_size, 0);
+    if (n != st->st_size) {
+        free(buf);
+        status = UCACHE_ERR_IO;
+    } else {
+        *buf_p = buf;
+        *len_p = (size_t)n;
+    }
+    close(fd);
+    return status;
+}
+
+static uint64_t uf_realtime_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* A record whose daemon is gone: same host and no such pid, or silent. */
+static bool uf_member_dead(const uf_member_t *m, uint64_t ttl_ns, uint64_t now)
+{
+    char host[UF_HOST_MAX] = "";
+
+    if ((ttl_ns > 0) && (now > m->heartbeat_ns) && (now - m->heartbeat_ns > ttl_ns)) {
+        return true;
+    }
+    gethostname(host, sizeof(host) - 1);
+    return (strcmp(host, m->host) == 0) && (m->pid != 0) &&
+           (kill((pid_t)m->pid, 0) != 0) && (errno == ESRCH);
+}
+
+/* Read every record (lock held); reap dead ones if @p ttl_ns != UINT64_MAX. */
+static ucache_status_t do_dir_scan(const char *dir, uint64_t reap_ttl, bool *reaped,
+                                   uf_member_t **members_p, uint32_t *n_p,
+                                   uint64_t *bad_p)
+{
+    uf_member_t *v = NULL, *nv, m;
+    uint32_t n = 0, cap = 0;
+    uint64_t now = uf_realtime_ns();
+    char path[4096];
+    struct dirent *de;
+    struct stat st;
+    size_t len;
+    void *buf;
+    DIR *d;
+
+    d = opendir(dir);
+    if (d == NULL) {
+        *members_p = NULL;
+        *n_p = 0;
+        return (errno == ENOENT) ? UCACHE_OK : UCACHE_ERR_IO;
+    }
+    while ((de = readdir(d)) != NULL) {
+        len = strlen(de->d_name);
+        if ((strncmp(de->d_name, "node-", 5) != 0) || (len < 9) ||
+            (strcmp(de->d_name + len - 4, ".rec") != 0)) {
+            continue;
+        }
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        if (uf_read_file(path, &buf, &len, &st) != UCACHE_OK) {
+            continue; /* unregistered under us (no lock for readers of old) */
+        }
+        if (uf_member_decode(buf, len, &m) != UCACHE_OK) {
+            free(buf);
+            if (bad_p != NULL) {
+                (*bad_p)++;
+            }
+            UC_WARN("members: %s is not a valid node record; ignored", path);
+            continue;
+        }
+        free(buf);
+        m.heartbeat_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000ull +
+                         (uint64_t)st.st_mtim.tv_nsec;
+        if ((reap_ttl != UINT64_MAX) && uf_member_dead(&m, reap_ttl, now)) {
+            UC_WARN("members: reaping node %016" PRIx64 " (%s pid %u): %s", m.id,
+                    m.host, m.pid, "no heartbeat or process gone");
+            unlink(path);
+            uf_member_clear(&m);
+            *reaped = true;
+            continue;
+        }
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            nv = realloc(v, sizeof(*v) * cap);
+            if (nv == NULL) {
+                uf_member_clear(&m);
+                closedir(d);
+                uf_members_free(v, n);
+                return UCACHE_ERR_NO_MEMORY;
+            }
+            v = nv;
+        }
+        v[n++] = m;
+    }
+    closedir(d);
+    *members_p = v;
+    *n_p = n;
+    return UCACHE_OK;
+}
+
+ucache_status_t uf_dir_scan(const char *dir, uf_member_t **members_p, uint32_t *n_p,
+                            uint64_t *epoch_p, uint64_t *bad_p)
+{
+    ucache_status_t status;
+    bool reaped = false;
+    int fd;
+
+    fd = uf_dir_lock(dir, LOCK_SH);
+    if (fd < 0) {
+        return UCACHE_ERR_IO;
+    }
+    *epoch_p = uf_dir_epoch(dir);
+    status = do_dir_scan(dir, UINT64_MAX, &reaped, members_p, n_p, bad_p);
+    uf_dir_unlock(fd);
+    return status;
+}
+
+static int uf_slot_cmp(const void *a, const void *b)
+{
+    const uf_member_t *x = a, *y = b;
+
+    return (x->slot0 > y->slot0) - (x->slot0 < y->slot0);
+}
+
+ucache_status_t uf_dir_register(const char *dir, uf_member_t *m, uint64_t ttl_ns)
+{
+    char path[4096], tmp[4200];
+    ucache_status_t status;
+    uf_member_t *v = NULL;
+    uint32_t n = 0, i, slot = 0;
+    bool reaped = false;
+    size_t len;
+    void *rec;
+    FILE *f;
+    int fd;
+
+    fd = uf_dir_lock(dir, LOCK_EX);
+    if (fd < 0) {
+        return UCACHE_ERR_IO;
+    }
+    status = do_dir_scan(dir, ttl_ns, &reaped, &v, &n, NULL);
+    if (status != UCACHE_OK) {
+        goto out;
+    }
+    /* lowest run of m->weight free slots */
+    qsort(v, n, sizeof(*v), uf_slot_cmp);
+    for (i = 0; i < n; i++) {
+        if (v[i].id == m->id) {
+            continue;
+        }
+        if (v[i].slot0 >= slot + m->weight) {
+            break;
+        }
+        if (v[i].slot0 + v[i].weight > slot) {
+            slot = v[i].slot0 + v[i].weight;
+        }
+    }
+    if (slot + m->weight > UF_MAX_SLOTS / 2) {
+        UC_ERROR("members: %s has no free slots for weight %u", dir, m->weight);
+        status = UCACHE_ERR_NO_MEMORY;
+        goto out;
+    }
+    m->slot0 = slot;
+    status = uf_member_encode(m, &rec, &len);
+    if (status != UCACHE_OK) {
+        goto out;
+    }
+    uf_rec_path(dir, m->id, path, sizeof(path));
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    f = fopen(tmp, "w");
+    if ((f == NULL) || (fwrite(rec, 1, len, f) != len) || (fclose(f) != 0) ||
+        (rename(tmp, path) != 0)) {
+        UC_ERROR("members: cannot write %s: %m", path);
+        unlink(tmp);
+        status = UCACHE_ERR_IO;
+    } else {
+        status = uf_dir_bump(dir);
+    }
+    free(rec);
+out:
+    uf_members_free(v, n);
+    uf_dir_unlock(fd);
+    return status;
+}
+
+ucache_status_t uf_dir_unregister(const char *dir, uint64_t id)
+{
+    ucache_status_t status;
+    char path[4096];
+    int fd;
+
+    fd = uf_dir_lock(dir, LOCK_EX);
+    if (fd < 0) {
+        return UCACHE_ERR_IO;
+    }
+    uf_rec_path(dir, id, path, sizeof(path));
+    if (unlink(path) != 0) {
+        status = (errno == ENOENT) ? UCACHE_ERR_NOT_FOUND : UCACHE_ERR_IO;
+    } else {
+        status = uf_dir_bump(dir);
+    }
+    uf_dir_unlock(fd);
+    return status;
+}
+
+ucache_status_t uf_dir_heartbeat(const char *dir, uint64_t id, uint64_t ttl_ns)
+{
+    ucache_status_t status = UCACHE_OK;
+    uf_member_t *v = NULL;
+    bool reaped = false;
+    char path[4096];
+    uint32_t n = 0;
+    int fd;
+
+    uf_rec_path(dir, id, path, sizeof(path));
+    if (utimensat(AT_FDCWD, path, NULL, 0) != 0) {
+        return (errno == ENOENT) ? UCACHE_ERR_NOT_FOUND : UCACHE_ERR_IO;
+    }
+    fd = uf_dir_lock(dir, LOCK_EX);
+    if (fd < 0) {
+        return UCACHE_ERR_IO;
+    }
+    status = do_dir_scan(dir, ttl_ns, &reaped, &v, &n, NULL);
+    if ((status == UCACHE_OK) && reaped) {
+        status = uf_dir_bump(dir);
+    }
+    uf_members_free(v, n);
+    uf_dir_unlock(fd);
+    return status;
+}

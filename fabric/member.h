@@ -1,0 +1,82 @@
+/*
+ * member.h - who is in the fabric: node records and the sources that hold
+ * them (UCACHE_MEMBERS).  A record is small and self-checking: node id,
+ * slots and weight, zone, host, pid, memory, worker address and the remote
+ * key of its store.  Sources:
+ *   dir:PATH  each daemon registers a record file in PATH (one host or a
+ *             shared filesystem); an epoch file counts every change;
+ *             records whose daemon died (same host: its pid is gone;
+ *             anywhere: no heartbeat for UCACHE_MEMBERS_TTL) are reaped.
+ *   external  records handed in by the application (ucache_mpi.h does it
+ *             with an MPI allgather), slots assigned in the order given.
+ * Invariant: every member of one epoch holds distinct slots.
+ */
+#ifndef UF_MEMBER_H
+#define UF_MEMBER_H
+
+#include "ucache.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define UF_ZONE_MAX  32
+#define UF_HOST_MAX  64
+#define UF_BLOB_MAX  4096   /* address or rkey blob bytes */
+
+typedef struct uf_member {
+    uint64_t id;            /* random per daemon incarnation, nonzero */
+    uint32_t slot0, weight;
+    uint32_t pid;
+    uint64_t mem_bytes;
+    uint64_t heartbeat_ns;  /* dir: CLOCK_REALTIME of the last heartbeat */
+    char     zone[UF_ZONE_MAX];
+    char     host[UF_HOST_MAX];
+    void    *addr;          /* worker address blob (owned) */
+    size_t   addr_len;
+    void    *rkey;          /* store region's rkey blob (owned) */
+    size_t   rkey_len;
+} uf_member_t;
+
+/** Encode @p m as a record (malloc'd, *len_p bytes). */
+ucache_status_t uf_member_encode(const uf_member_t *m, void **rec_p, size_t *len_p);
+
+/** Decode and check a record; the blobs in @p m are malloc'd copies.
+ *  UCACHE_ERR_CORRUPT for anything malformed. */
+ucache_status_t uf_member_decode(const void *rec, size_t len, uf_member_t *m);
+
+/** Free what a decoded member owns (not @p m itself). */
+void uf_member_clear(uf_member_t *m);
+
+/** The weight a node of @p mem_bytes gets: one slot per started 4 GiB, 1 .. 1024. */
+uint32_t uf_member_weight(uint64_t mem_bytes);
+
+/* dir: source ------------------------------------------------------------ */
+
+/**
+ * Register @p m in directory @p dir (created if missing): under the
+ * directory's lock, reap dead records, give @p m the lowest free run of
+ * m->weight slots (written to m->slot0), write its record, bump the epoch.
+ */
+ucache_status_t uf_dir_register(const char *dir, uf_member_t *m, uint64_t ttl_ns);
+
+/** Remove node @p id's record and bump the epoch.  NOT_FOUND if absent. */
+ucache_status_t uf_dir_unregister(const char *dir, uint64_t id);
+
+/** Refresh node @p id's heartbeat; reap records dead for @p ttl_ns (bumping
+ *  the epoch if any).  NOT_FOUND if @p id's record is gone. */
+ucache_status_t uf_dir_heartbeat(const char *dir, uint64_t id, uint64_t ttl_ns);
+
+/** The directory's epoch (0 if it has none yet).  One small read. */
+uint64_t uf_dir_epoch(const char *dir);
+
+/**
+ * Every valid record of @p dir with the epoch they belong to; malformed
+ * files are skipped and counted in *bad_p.  Free with uf_members_free().
+ */
+ucache_status_t uf_dir_scan(const char *dir, uf_member_t **members_p, uint32_t *n_p,
+                            uint64_t *epoch_p, uint64_t *bad_p);
+
+void uf_members_free(uf_member_t *members, uint32_t n);
+
+#endif

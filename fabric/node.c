@@ -1,0 +1,535 @@
+/*
+ * node.c - the owner's service: a node store in exported memory, the FETCH
+ * handler, and fill threads that read missing chunks from their origins.
+ * Concurrent misses for one chunk are coalesced: the first creates a fill
+ * job, later ones (remote or local) wait on it, so each chunk is read from
+ * its origin once.  Replies to waiting readers are deferred RPC replies.
+ *
+ * Fill job life:   handler / fetch_local: job created, queued, waiters join
+ *                    -> fill thread: reserve, origin read, publish
+ *                    -> job leaves the table (new misses now hit the store)
+ *                    -> every waiter answered; the last local waiter frees it
+ * Lock order: the transport's lock (held while a handler runs) before
+ * node->lock; a fill thread never holds node->lock while replying.
+ */
+#include "fabric/fabric.h"
+#include "util/log.h"
+#include "util/time.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
+#include <xxhash.h>
+
+#define UF_JOB_BUCKETS 1024
+
+typedef struct uf_waiter {
+    ut_rpc_t         *rpc;
+    unsigned          flags;   /* the request's UF_FETCH_* */
+    struct uf_waiter *next;
+} uf_waiter_t;
+
+typedef struct uf_job {
+    struct uf_job   *hnext, *qnext;
+    us_key_t         key;
+    us_object_t      obj;
+    uint64_t         idx;
+    uint32_t         chunk_size;
+    uf_waiter_t     *waiters;
+    unsigned         local_waiters;
+    bool             done;
+    ucache_status_t  status;
+    us_loc_t         loc;
+    uint32_t         how;
+    char             uri[];
+} uf_job_t;
+
+struct uf_node {
+    ut_ctx_t        *tr;
+    uc_config_t      cfg;
+    ut_mem_t        *mem;
+    us_store_t      *store;
+    pthread_mutex_t  lock;
+    pthread_cond_t   work;      /* a job was queued, or stop */
+    pthread_cond_t   done;      /* a job finished */
+    uf_job_t        *table[UF_JOB_BUCKETS];
+    uf_job_t        *qhead, *qtail;
+    unsigned         active;    /* jobs in the table */
+    bool             stop;
+    pthread_t       *threads;
+    unsigned         nthreads;
+    struct {
+        _Atomic uint64_t fetches, fetch_hits, fills, fill_bytes, coalesced;
+        _Atomic uint64_t fill_errors, bad_requests;
+    } st;
+};
+
+#define UF_NODE_ADD(_n, _f, _v) \
+    atomic_fetch_add_explicit(&(_n)->st._f, (_v), memory_order_relaxed)
+
+us_key_t uf_chunk_key(const char *uri, const us_object_t *obj, uint64_t idx,
+                      size_t chunk_size)
+{
+    uint64_t tail[4] = { obj->version, obj->size, idx, chunk_size };
+    XXH3_state_t st;
+    XXH128_hash_t h;
+    us_key_t k;
+
+    XXH3_128bits_reset(&st);
+    XXH3_128bits_update(&st, uri, strlen(uri));
+    XXH3_128bits_update(&st, tail, sizeof(tail));
+    h = XXH3_128bits_digest(&st);
+    k.hi = h.high64;
+    k.lo = h.low64;
+    return k;
+}
+
+ucache_status_t uf_fetch_req_check(const void *msg, size_t len, uf_fetch_req_t *req,
+                                   const char **uri_p)
+{
+    if (len < sizeof(*req)) {
+        return UCACHE_ERR_INVALID;
+    }
+    memcpy(req, msg, sizeof(*req));
+    if ((req->magic != UF_PROTO_MAGIC) || (req->version != UF_PROTO_VERSION) ||
+        (req->flags & ~UF_FETCH_DATA) || (req->uri_len == 0) ||
+        (req->uri_len >= US_URI_MAX) || (len != sizeof(*req) + req->uri_len) ||
+        (req->chunk_size < 4096) || (req->chunk_size > US_MAX_PAYLOAD) ||
+        (req->obj_size == 0) || (req->chunk_idx >= req->obj_size / req->chunk_size +
+                                 (req->obj_size % req->chunk_size != 0)) ||
+        (memchr((const char *)msg + sizeof(*req), '\0', req->uri_len) != NULL)) {
+        return UCACHE_ERR_INVALID;
+    }
+    *uri_p = (const char *)msg + sizeof(*req);
+    return UCACHE_OK;
+}
+
+static uint32_t uf_job_length(const uf_job_t *job)
+{
+    uint64_t left = job->obj.size - job->idx * job->chunk_size;
+
+    return (left < job->chunk_size) ? (uint32_t)left : job->chunk_size;
+}
+
+static unsigned uf_job_bucket(const us_key_t *key)
+{
+    return (unsigned)(key->lo & (UF_JOB_BUCKETS - 1));
+}
+
+/* node->lock held */
+static uf_job_t *do_job_find(uf_node_t *node, const us_key_t *key)
+{
+    uf_job_t *j;
+
+    for (j = node->table[uf_job_bucket(key)]; j != NULL; j = j->hnext) {
+        if ((j->key.hi == key->hi) && (j->key.lo == key->lo)) {
+            return j;
+        }
+    }
+    return NULL;
+}
+
+/* node->lock held: a new job for the request, in the table and queued. */
+static uf_job_t *do_job_create(uf_node_t *node, const uf_fetch_req_t *req,
+                               const char *uri, size_t uri_len)
+{
+    uf_job_t *job = calloc(1, sizeof(*job) + uri_len + 1);
+    unsigned b;
+
+    if (job == NULL) {
+        return NULL;
+    }
+    job->key.hi      = req->key_hi;
+    job->key.lo      = req->key_lo;
+    job->obj.size    = req->obj_size;
+    job->obj.version = req->obj_version;
+    job->idx         = req->chunk_idx;
+    job->chunk_size  = req->chunk_size;
+    memcpy(job->uri, uri, uri_len);
+    b = uf_job_bucket(&job->key);
+    job->hnext = node->table[b];
+    node->table[b] = job;
+    if (node->qtail != NULL) {
+        node->qtail->qnext = job;
+    } else {
+        node->qhead = job;
+    }
+    node->qtail = job;
+    node->active++;
+    pthread_cond_signal(&node->work);
+    return job;
+}
+
+/* node->lock held */
+static void do_job_unlink(uf_node_t *node, uf_job_t *job)
+{
+    uf_job_t **pp = &node->table[uf_job_bucket(&job->key)];
+
+    while (*pp != NULL) {
+        if (*pp == job) {
+            *pp = job->hnext;
+            node->active--;
+            return;
+        }
+        pp = &(*pp)->hnext;
+    }
+}
+
+static ucache_status_t uf_reply_loc(uf_node_t *node, ut_rpc_t *rpc, unsigned flags,
+                                    ucache_status_t status, const us_loc_t *loc,
+                                    uint32_t how)
+{
+    const char *base = us_store_base(node->store);
+    uf_fetch_rep_t rep;
+
+    UF_NODE_ADD(node, fetches, 1);
+    if (status != UCACHE_OK) {
+        return ut_rpc_reply(rpc, status, NULL, 0, NULL, 0, 0);
+    }
+    memset(&rep, 0, sizeof(rep));
+    rep.version = loc->version;
+    rep.hdr_off = loc->hdr_off;
+    rep.length  = loc->length;
+    rep.how     = how;
+    if (!(flags & UF_FETCH_DATA)) {
+        return ut_rpc_reply(rpc, UCACHE_OK, &rep, sizeof(rep), NULL, 0, 0);
+    }
+    /* The chunk stays where it is for at least a grace period after any
+     * unpublish, and the reader verifies what arrives: send it uncopied. */
+    memcpy(&rep.hdr, base + loc->hdr_off, sizeof(rep.hdr));
+    return ut_rpc_reply(rpc, UCACHE_OK, &rep, sizeof(rep),
+                        base + loc->hdr_off + US_CHUNK_HDR, loc->length,
+                        UT_REPLY_DATA_STABLE);
+}
+
+static void uf_fetch_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
+{
+    uf_node_t *node = arg;
+    char uri[US_URI_MAX];
+    uf_fetch_req_t req;
+    ucache_status_t status;
+    uf_waiter_t *w;
+    const char *u;
+    us_object_t obj;
+    us_key_t key;
+    us_loc_t loc;
+    uf_job_t *job;
+
+    status = uf_fetch_req_check(msg, len, &req, &u);
+    if (status == UCACHE_OK) {
+        memcpy(uri, u, req.uri_len);
+        uri[req.uri_len] = '\0';
+        obj.size    = req.obj_size;
+        obj.version = req.obj_version;
+        key = uf_chunk_key(uri, &obj, req.chunk_idx, req.chunk_size);
+        if ((key.hi != req.key_hi) || (key.lo != req.key_lo)) {
+            status = UCACHE_ERR_INVALID;
+        }
+    }
+    if (status != UCACHE_OK) {
+        UF_NODE_ADD(node, bad_requests, 1);
+        UC_WARN("refused a malformed FETCH request (%zu bytes)", len);
+        uf_reply_loc(node, rpc, 0, status, NULL, 0);
+        return;
+    }
+    if (us_store_lookup(node->store, &key, &loc) == UCACHE_OK) {
+        UF_NODE_ADD(node, fetch_hits, 1);
+        uf_reply_loc(node, rpc, req.flags, UCACHE_OK, &loc, UF_HOW_HIT);
+        return;
+    }
+    w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        uf_reply_loc(node, rpc, 0, UCACHE_ERR_NO_MEMORY, NULL, 0);
+        return;
+    }
+    pthread_mutex_lock(&node->lock);
+    job = node->stop ? NULL : do_job_find(node, &key);
+    if (job != NULL) {
+        UF_NODE_ADD(node, coalesced, 1);
+    } else if (!node->stop) {
+        job = do_job_create(node, &req, uri, req.uri_len);
+    }
+    if ((job == NULL) || (ut_rpc_defer(rpc, &w->rpc) != UCACHE_OK)) {
+        pthread_mutex_unlock(&node->lock);
+        free(w);
+        uf_reply_loc(node, rpc, 0, node->stop ? UCACHE_ERR_CANCELED :
+                                               UCACHE_ERR_NO_MEMORY, NULL, 0);
+        return;
+    }
+    w->flags = req.flags;
+    w->next  = job->waiters;
+    job->waiters = w;
+    pthread_mutex_unlock(&node->lock);
+}
+
+/* Fill one chunk: reserve (waiting out grace periods), read, publish. */
+static ucache_status_t uf_fill(uf_node_t *node, uf_job_t *job, us_loc_t *loc_p,
+                               uint32_t *how_p)
+{
+    uint64_t deadline = uc_deadline(node->cfg.fetch_timeout_ns), wait;
+    uint32_t length = uf_job_length(job);
+    ucache_status_t status;
+    struct timespec ts;
+    us_fill_t fill;
+
+    for (;;) {
+        status = us_store_reserve(node->store, &job->key, 0, length, &fill);
+        if (status == UCACHE_OK) {
+            break;
+        }
+        if (status == UCACHE_ERR_EXISTS) {
+            *how_p = UF_HOW_HIT;
+            return us_store_lookup(node->store, &job->key, loc_p);
+        }
+        if (((status != UCACHE_ERR_AGAIN) && (status != UCACHE_INPROGRESS)) ||
+            (uc_time_ns() > deadline)) {
+            return status;
+        }
+        wait = us_store_retry_ns(node->store);
+        wait = (wait < 100000) ? 100000 : (wait > 10000000) ? 10000000 : wait;
+        ts.tv_sec  = 0;
+        ts.tv_nsec = (long)wait;
+        nanosleep(&ts, NULL);
+    }
+    status = us_origin_read(job->uri, &job->obj, job->idx * job->chunk_size,
+                            fill.payload, length);
+    if (status != UCACHE_OK) {
+        us_store_abort(node->store, &fill);
+        return status;
+    }
+    UF_NODE_ADD(node, fills, 1);
+    UF_NODE_ADD(node, fill_bytes, length);
+    status = us_store_publish(node->store, &fill);
+    if (status != UCACHE_OK) {
+        return status;
+    }
+    *how_p = UF_HOW_FILLED;
+    return us_store_lookup(node->store, &job->key, loc_p);
+}
+
+/* The job is out of the table: answer its waiters, wake local ones. */
+static void uf_job_finish(uf_node_t *node, uf_job_t *job)
+{
+    uf_waiter_t *w, *next;
+    bool free_now;
+
+    pthread_mutex_lock(&node->lock);
+    w = job->waiters;
+    job->waiters = NULL;
+    pthread_mutex_unlock(&node->lock);
+    for (; w != NULL; w = next) {
+        next = w->next;
+        uf_reply_loc(node, w->rpc, w->flags, job->status, &job->loc,
+                     (w->next == NULL) ? job->how : UF_HOW_COALESCED);
+        free(w);
+    }
+    pthread_mutex_lock(&node->lock);
+    job->done = true;
+    free_now  = (job->local_waiters == 0);
+    pthread_cond_broadcast(&node->done);
+    pthread_mutex_unlock(&node->lock);
+    if (free_now) {
+        free(job);
+    }
+}
+
+static void *uf_fill_thread(void *arg)
+{
+    uf_node_t *node = arg;
+    uf_job_t *job;
+
+    for (;;) {
+        pthread_mutex_lock(&node->lock);
+        while (!node->stop && (node->qhead == NULL)) {
+            pthread_cond_wait(&node->work, &node->lock);
+        }
+        job = node->qhead;
+        if (node->stop || (job == NULL)) {
+            pthread_mutex_unlock(&node->lock);
+            return NULL;
+        }
+        node->qhead = job->qnext;
+        if (node->qhead == NULL) {
+            node->qtail = NULL;
+        }
+        pthread_mutex_unlock(&node->lock);
+
+        job->status = uf_fill(node, job, &job->loc, &job->how);
+        if (job->status != UCACHE_OK) {
+            UF_NODE_ADD(node, fill_errors, 1);
+            UC_INFO("fill of chunk %llu of %s failed: %s",
+                    (unsigned long long)job->idx, job->uri,
+                    ucache_strerror(job->status));
+        }
+        pthread_mutex_lock(&node->lock);
+        do_job_unlink(node, job); /* published: new misses find it stored */
+        pthread_mutex_unlock(&node->lock);
+        uf_job_finish(node, job);
+    }
+}
+
+ucache_status_t uf_node_fetch_local(uf_node_t *node, const uf_fetch_req_t *req,
+                                    const char *uri, us_loc_t *loc_p)
+{
+    ucache_status_t status;
+    us_key_t key = { req->key_hi, req->key_lo };
+    uf_job_t *job;
+    bool free_now;
+
+    if (us_store_lookup(node->store, &key, loc_p) == UCACHE_OK) {
+        return UCACHE_OK;
+    }
+    pthread_mutex_lock(&node->lock);
+    job = node->stop ? NULL : do_job_find(node, &key);
+    if (job != NULL) {
+        UF_NODE_ADD(node, coalesced, 1);
+    } else if (!node->stop) {
+        job = do_job_create(node, req, uri, strlen(uri));
+    }
+    if (job == NULL) {
+        pthread_mutex_unlock(&node->lock);
+        return node->stop ? UCACHE_ERR_CANCELED : UCACHE_ERR_NO_MEMORY;
+    }
+    job->local_waiters++;
+    while (!job->done) {
+        pthread_cond_wait(&node->done, &node->lock);
+    }
+    status = job->status;
+    *loc_p = job->loc;
+    free_now = (--job->local_waiters == 0);
+    pthread_mutex_unlock(&node->lock);
+    if (free_now) {
+        free(job);
+    }
+    return status;
+}
+
+ucache_status_t uf_node_create(ut_ctx_t *tr, const uc_config_t *cfg,
+                               uf_node_t **node_p)
+{
+    us_store_params_t sp;
+    ucache_status_t status;
+    uf_node_t *node;
+    unsigned i;
+
+    node = calloc(1, sizeof(*node));
+    if (node == NULL) {
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    node->tr  = tr;
+    node->cfg = *cfg;
+    pthread_mutex_init(&node->lock, NULL);
+    pthread_cond_init(&node->work, NULL);
+    pthread_cond_init(&node->done, NULL);
+    status = ut_mem_export(tr, cfg->mem_bytes, &node->mem);
+    if (status != UCACHE_OK) {
+        goto err;
+    }
+    memset(&sp, 0, sizeof(sp));
+    sp.base        = node->mem->base;
+    sp.len         = node->mem->len;
+    sp.grace_ns    = cfg->grace_ns;
+    sp.index_chunk = cfg->index_chunk;
+    sp.max_payload = (cfg->chunk_size < US_MAX_PAYLOAD) ? (size_t)cfg->chunk_size :
+                                                          US_MAX_PAYLOAD;
+    sp.lock        = cfg->mem_lock;
+    status = us_store_create(&sp, &node->store);
+    if (status != UCACHE_OK) {
+        goto err;
+    }
+    node->threads = calloc(cfg->fetch_threads, sizeof(*node->threads));
+    if (node->threads == NULL) {
+        status = UCACHE_ERR_NO_MEMORY;
+        goto err;
+    }
+    for (i = 0; i < cfg->fetch_threads; i++) {
+        if (pthread_create(&node->threads[i], NULL, uf_fill_thread, node) != 0) {
+            UC_ERROR("cannot start fill thread %u", i);
+            status = UCACHE_ERR_NO_MEMORY;
+            goto err;
+        }
+        node->nthreads++;
+    }
+    status = ut_rpc_handler_set(tr, UF_RPC_FETCH, uf_fetch_handler, node);
+    if (status != UCACHE_OK) {
+        goto err;
+    }
+    *node_p = node;
+    return UCACHE_OK;
+
+err:
+    uf_node_destroy(node);
+    return status;
+}
+
+void uf_node_drain(uf_node_t *node, uint64_t timeout_ns)
+{
+    uint64_t deadline = uc_deadline(timeout_ns);
+    struct timespec ts = { 0, 5000000 };
+
+    while ((node != NULL) && (uc_time_ns() < deadline)) {
+        pthread_mutex_lock(&node->lock);
+        if (node->active == 0) {
+            pthread_mutex_unlock(&node->lock);
+            return;
+        }
+        pthread_mutex_unlock(&node->lock);
+        nanosleep(&ts, NULL);
+    }
+}
+
+void uf_node_destroy(uf_node_t *node)
+{
+    uf_job_t *job;
+    unsigned i;
+
+    if (node == NULL) {
+        return;
+    }
+    ut_rpc_handler_set(node->tr, UF_RPC_FETCH, NULL, NULL);
+    pthread_mutex_lock(&node->lock);
+    node->stop = true;
+    pthread_cond_broadcast(&node->work);
+    pthread_mutex_unlock(&node->lock);
+    for (i = 0; i < node->nthreads; i++) {
+        pthread_join(node->threads[i], NULL);
+    }
+    /* jobs never started: answer their waiters with CANCELED */
+    while ((job = node->qhead) != NULL) {
+        node->qhead = job->qnext;
+        pthread_mutex_lock(&node->lock);
+        do_job_unlink(node, job);
+        pthread_mutex_unlock(&node->lock);
+        job->status = UCACHE_ERR_CANCELED;
+        uf_job_finish(node, job);
+    }
+    free(node->threads);
+    us_store_destroy(node->store);
+    ut_mem_destroy(node->mem);
+    pthread_cond_destroy(&node->work);
+    pthread_cond_destroy(&node->done);
+    pthread_mutex_destroy(&node->lock);
+    free(node);
+}
+
+us_store_t *uf_node_store(uf_node_t *node)
+{
+    return node->store;
+}
+
+ucache_status_t uf_node_rkey(uf_node_t *node, const void **blob_p, size_t *len_p)
+{
+    return ut_mem_pack(node->mem, blob_p, len_p);
+}
+
+void uf_node_stats(uf_node_t *node, uf_node_stats_t *s)
+{
+    s->fetches      = atomic_load(&node->st.fetches);
+    s->fetch_hits   = atomic_load(&node->st.fetch_hits);
+    s->fills        = atomic_load(&node->st.fills);
+    s->fill_bytes   = atomic_load(&node->st.fill_bytes);
+    s->coalesced    = atomic_load(&node->st.coalesced);
+    s->fill_errors  = atomic_load(&node->st.fill_errors);
+    s->bad_requests = atomic_load(&node->st.bad_requests);
+}

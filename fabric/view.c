@@ -1,0 +1,287 @@
+/*
+ * view.c - membership views and the peers they point at.
+ * A view is immutable once installed; readers pin it with a reference
+ * (uf_view_acquire) and the context's thread frees a replaced view once no
+ * reader holds it and a second has passed (a reader between loading the
+ * pointer and taking its reference takes nanoseconds).  Peers outlive
+ * views: a node keeps its peer (connection, keys, suspicion) across epochs.
+ *
+ * View epochs:   source epoch E (dir: the epoch file; external: the caller's)
+ *                  -> uf_view_build(): nodes by slot, zones, placement
+ *                  -> uf_view_install(): current; the old one retired
+ *                  -> uf_view_reap(): freed when unreferenced
+ */
+#include "fabric/fabric.h"
+#include "util/log.h"
+#include "util/time.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int uf_member_slot_cmp(const void *a, const void *b)
+{
+    const uf_member_t *x = a, *y = b;
+
+    return (x->slot0 > y->slot0) - (x->slot0 < y->slot0);
+}
+
+ucache_status_t uf_view_build(struct ucache_context *ctx, uf_member_t *members,
+                              uint32_t n, uint64_t epoch, uf_view_t **view_p)
+{
+    uf_place_node_t *pn = NULL;
+    ucache_status_t status;
+    uint32_t i, j, kept = 0, end = 0, nzones = 0;
+    uf_view_t *v;
+
+    (void)ctx;
+    v = calloc(1, sizeof(*v));
+    if (v == NULL) {
+        uf_members_free(members, n);
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    qsort(members, n, sizeof(*members), uf_member_slot_cmp);
+    /* drop members whose slots overlap an earlier one (a torn directory) */
+    for (i = 0; i < n; i++) {
+        if ((kept > 0) && (members[i].slot0 < members[kept - 1].slot0 +
+                                              members[kept - 1].weight)) {
+            UC_WARN("members: node %016" PRIx64 " overlaps the slots of node %016"
+                    PRIx64 "; ignored in epoch %" PRIu64, members[i].id,
+                    members[kept - 1].id, epoch);
+            uf_member_clear(&members[i]);
+            continue;
+        }
+        members[kept++] = members[i];
+    }
+    n = kept;
+    v->epoch = epoch;
+    v->n     = n;
+    v->nodes = members;
+    v->peers = calloc(n + 1, sizeof(*v->peers));
+    pn = calloc(n + 1, sizeof(*pn));
+    if ((v->peers == NULL) || (pn == NULL)) {
+        status = UCACHE_ERR_NO_MEMORY;
+        goto err;
+    }
+    for (i = 0; i < n; i++) {
+        pn[i].slot0  = members[i].slot0;
+        pn[i].weight = members[i].weight;
+        pn[i].alive  = true;
+        for (j = 0; j < i; j++) { /* zones are few; nodes share them */
+            if (strcmp(members[j].zone, members[i].zone) == 0) {
+                break;
+            }
+        }
+        pn[i].zone = (j < i) ? pn[j].zone : nzones++;
+        end = members[i].slot0 + members[i].weight;
+    }
+    status = uf_place_create(pn, n, uf_place_capacity(end), &v->place);
+    if (status != UCACHE_OK) {
+        goto err;
+    }
+    free(pn);
+    *view_p = v;
+    return UCACHE_OK;
+
+err:
+    free(pn);
+    uf_view_free(v);
+    return status;
+}
+
+void uf_view_free(uf_view_t *v)
+{
+    if (v == NULL) {
+        return;
+    }
+    uf_members_free(v->nodes, v->n);
+    free(v->peers);
+    uf_place_destroy(v->place);
+    free(v);
+}
+
+uf_view_t *uf_view_acquire(struct ucache_context *ctx)
+{
+    uf_view_t *v = atomic_load_explicit(&ctx->view, memory_order_acquire);
+
+    if (v != NULL) {
+        atomic_fetch_add_explicit(&v->refs, 1, memory_order_acq_rel);
+    }
+    return v;
+}
+
+void uf_view_release(uf_view_t *v)
+{
+    if (v != NULL) {
+        atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel);
+    }
+}
+
+void uf_view_install(struct ucache_context *ctx, uf_view_t *v)
+{
+    uf_view_t *old;
+
+    pthread_mutex_lock(&ctx->lock);
+    old = atomic_exchange_explicit(&ctx->view, v, memory_order_acq_rel);
+    if (old != NULL) {
+        old->retired_ns   = uc_time_ns();
+        old->retired_next = ctx->retired;
+        ctx->retired      = old;
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    UC_INFO("view epoch %" PRIu64 ": %u nodes, %u slots", v->epoch, v->n,
+            uf_place_slots(v->place));
+}
+
+void uf_view_reap(struct ucache_context *ctx, bool all)
+{
+    uf_view_t **pp, *v;
+    uint64_t now = uc_time_ns();
+
+    pthread_mutex_lock(&ctx->lock);
+    pp = &ctx->retired;
+    while ((v = *pp) != NULL) {
+        if (all || ((atomic_load(&v->refs) == 0) &&
+                    (now - v->retired_ns > UC_NSEC_PER_SEC))) {
+            *pp = v->retired_next;
+            uf_view_free(v);
+        } else {
+            pp = &v->retired_next;
+        }
+    }
+    pthread_mutex_unlock(&ctx->lock);
+}
+
+bool uf_peer_is_suspect(const uf_peer_t *peer, uint64_t now)
+{
+    return now < atomic_load_explicit(&peer->suspect_until, memory_order_relaxed);
+}
+
+void uf_peer_suspect(struct ucache_context *ctx, uf_peer_t *peer, const char *why)
+{
+    uint64_t now = uc_time_ns();
+
+    if (!uf_peer_is_suspect(peer, now)) {
+        UC_WARN("owner %016" PRIx64 " is suspect (%s); its reads go to the next "
+                "owner or the origin for %llu ms", peer->id, why,
+                (unsigned long long)(ctx->cfg.peer_retry_ns / UC_NSEC_PER_MSEC));
+        atomic_fetch_add(&ctx->st.failovers, 1);
+    }
+    atomic_store(&peer->suspect_until, now + ctx->cfg.peer_retry_ns);
+}
+
+/* Connect, unpack the store's key, learn its layout (ctx->lock not held). */
+static ucache_status_t uf_peer_setup(struct ucache_context *ctx, uf_peer_t *p,
+                                     const uf_member_t *m)
+{
+    _Alignas(64) char super[US_SUPER_SIZE];
+    ucache_status_t status;
+    ut_req_t req;
+
+    if (p->self) {
+        p->path   = UT_PATH_MAPPED;
+        p->mapped = us_store_base(uf_node_store(ctx->node));
+        p->layout = *us_store_layout(uf_node_store(ctx->node));
+        return UCACHE_OK;
+    }
+    status = ut_peer_create(ctx->transport, m->addr, m->addr_len, &p->tp);
+    if (status != UCACHE_OK) {
+        return status;
+    }
+    status = ut_rkey_unpack(p->tp, m->rkey, m->rkey_len, &p->rkey);
+    if (status != UCACHE_OK) {
+        goto err;
+    }
+    p->path = ut_rkey_path(p->rkey);
+    if (p->path == UT_PATH_NONE) {
+        status = UCACHE_ERR_PEER;
+        goto err;
+    }
+    if (p->path == UT_PATH_AM) {
+        return UCACHE_OK; /* the owner looks chunks up for us */
+    }
+    if (p->path == UT_PATH_MAPPED) {
+        p->mapped = p->rkey->mapped;
+        status = us_layout_parse(p->mapped, US_SUPER_SIZE, &p->layout);
+    } else {
+        ut_get_post(&req, p->rkey, p->rkey->base, super, sizeof(super));
+        status = ut_wait(ctx->transport, &req, 1, ctx->cfg.timeout_ns);
+        if (status == UCACHE_OK) {
+            status = us_layout_parse(super, sizeof(super), &p->layout);
+        }
+    }
+    if (status == UCACHE_OK) {
+        return UCACHE_OK;
+    }
+err:
+    ut_rkey_destroy(p->rkey);
+    ut_peer_destroy(p->tp);
+    p->rkey = NULL;
+    p->tp   = NULL;
+    return status;
+}
+
+uf_peer_t *uf_view_peer(struct ucache_context *ctx, uf_view_t *v, uint32_t idx)
+{
+    const uf_member_t *m = &v->nodes[idx];
+    uf_peer_t *p = atomic_load_explicit(&v->peers[idx], memory_order_acquire);
+    ucache_status_t status;
+    unsigned b;
+
+    if (p == NULL) {
+        b = (unsigned)(m->id % UF_PEER_BUCKETS);
+        pthread_mutex_lock(&ctx->lock);
+        for (p = ctx->peers[b]; (p != NULL) && (p->id != m->id); p = p->next) {
+        }
+        if (p == NULL) {
+            p = calloc(1, sizeof(*p));
+            if (p == NULL) {
+                pthread_mutex_unlock(&ctx->lock);
+                return NULL;
+            }
+            p->id   = m->id;
+            p->self = ctx->serve && (m->id == ctx->self.id);
+            pthread_mutex_init(&p->lock, NULL);
+            p->next = ctx->peers[b];
+            ctx->peers[b] = p;
+        }
+        pthread_mutex_unlock(&ctx->lock);
+        atomic_store_explicit(&v->peers[idx], p, memory_order_release);
+    }
+    if (atomic_load_explicit(&p->ready, memory_order_acquire)) {
+        return p;
+    }
+    if (uf_peer_is_suspect(p, uc_time_ns())) {
+        return NULL;
+    }
+    pthread_mutex_lock(&p->lock);
+    status = UCACHE_OK;
+    if (!atomic_load(&p->ready)) {
+        status = uf_peer_setup(ctx, p, m);
+        if (status == UCACHE_OK) {
+            atomic_store_explicit(&p->ready, 1, memory_order_release);
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (status != UCACHE_OK) {
+        uf_peer_suspect(ctx, p, ucache_strerror(status));
+        return NULL;
+    }
+    return p;
+}
+
+void uf_peers_destroy(struct ucache_context *ctx)
+{
+    uf_peer_t *p;
+    unsigned b;
+
+    for (b = 0; b < UF_PEER_BUCKETS; b++) {
+        while ((p = ctx->peers[b]) != NULL) {
+            ctx->peers[b] = p->next;
+            ut_rkey_destroy(p->rkey);
+            ut_peer_destroy(p->tp);
+            pthread_mutex_destroy(&p->lock);
+            free(p);
+        }
+    }
+}

@@ -1,0 +1,99 @@
+/*
+ * origin.c - the origin registry: picks the backend by URI scheme, checks
+ * what every backend would otherwise check, and counts requests.
+ */
+#include "store/origin.h"
+#include "util/log.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+static const us_origin_ops_t *const us_origins[] = {
+    &us_origin_file_ops,
+};
+
+static struct {
+    _Atomic uint64_t stats, reads, bytes, errors;
+} us_origin_st;
+
+static const us_origin_ops_t *us_origin_find(const char *uri)
+{
+    const char *colon;
+    size_t i, n;
+
+    if ((uri == NULL) || (strnlen(uri, US_URI_MAX) >= US_URI_MAX)) {
+        return NULL;
+    }
+    colon = strstr(uri, "://");
+    if (colon == NULL) {
+        return NULL;
+    }
+    n = (size_t)(colon - uri);
+    for (i = 0; i < sizeof(us_origins) / sizeof(us_origins[0]); i++) {
+        if ((strlen(us_origins[i]->scheme) == n) &&
+            (strncmp(us_origins[i]->scheme, uri, n) == 0)) {
+            return us_origins[i];
+        }
+    }
+    return NULL;
+}
+
+static ucache_status_t us_origin_unknown(const char *uri)
+{
+    atomic_fetch_add(&us_origin_st.errors, 1);
+    if ((uri == NULL) || (strnlen(uri, US_URI_MAX) >= US_URI_MAX)) {
+        UC_ERROR("URI is missing or longer than %u bytes", US_URI_MAX - 1);
+        return UCACHE_ERR_INVALID;
+    }
+    UC_ERROR("no origin serves '%.64s' (schemes: file://)", uri);
+    return UCACHE_ERR_UNSUPPORTED;
+}
+
+ucache_status_t us_origin_stat(const char *uri, us_object_t *obj_p)
+{
+    const us_origin_ops_t *ops = us_origin_find(uri);
+    ucache_status_t status;
+
+    if (ops == NULL) {
+        return us_origin_unknown(uri);
+    }
+    atomic_fetch_add(&us_origin_st.stats, 1);
+    status = ops->stat(uri, obj_p);
+    if (status != UCACHE_OK) {
+        atomic_fetch_add(&us_origin_st.errors, 1);
+    }
+    return status;
+}
+
+ucache_status_t us_origin_read(const char *uri, const us_object_t *obj,
+                               uint64_t off, void *buf, size_t len)
+{
+    const us_origin_ops_t *ops = us_origin_find(uri);
+    ucache_status_t status;
+
+    if (ops == NULL) {
+        return us_origin_unknown(uri);
+    }
+    if ((off > obj->size) || (len > obj->size - off) || ((len > 0) && (buf == NULL))) {
+        atomic_fetch_add(&us_origin_st.errors, 1);
+        UC_ERROR("read of %zu bytes at %llu is outside %s (%llu bytes)", len,
+                 (unsigned long long)off, uri, (unsigned long long)obj->size);
+        return UCACHE_ERR_OUT_OF_RANGE;
+    }
+    atomic_fetch_add(&us_origin_st.reads, 1);
+    status = ops->read(uri, obj, off, buf, len);
+    if (status == UCACHE_OK) {
+        atomic_fetch_add(&us_origin_st.bytes, len);
+    } else {
+        atomic_fetch_add(&us_origin_st.errors, 1);
+    }
+    return status;
+}
+
+void us_origin_stats(us_origin_stats_t *s)
+{
+    s->stats  = atomic_load(&us_origin_st.stats);
+    s->reads  = atomic_load(&us_origin_st.reads);
+    s->bytes  = atomic_load(&us_origin_st.bytes);
+    s->errors = atomic_load(&us_origin_st.errors);
+}

@@ -1,0 +1,24 @@
+/*
+ * stats.c - ucache_stats_t as one JSON object per line (stable keys).
+ */
+#include "tools/stats.h"
+
+#define TOOL_STATS(X)                                                         \
+    X(reads) X(read_bytes) X(mapped_reads) X(get_reads) X(am_reads) X(rpcs)   \
+    X(rpcs_served) X(timeouts) X(peer_failures) X(bad_input) X(eps_open)      \
+    X(eps_evicted) X(chunk_reads) X(chunk_hits) X(chunk_misses)               \
+    X(origin_direct) X(verify_retries) X(failovers) X(bad_replies)            \
+    X(stale_objects) X(bytes_returned) X(fetches_served) X(fills)             \
+    X(fill_bytes) X(fills_coalesced) X(fill_errors) X(bad_requests)           \
+    X(chunks_cached) X(bytes_cached) X(origin_reads) X(origin_bytes)          \
+    X(view_epoch) X(view_nodes)
+
+void tool_stats_json(FILE *out, const char *who, const ucache_stats_t *s)
+{
+    fprintf(out, "{\"stats\":\"%s\"", who);
+#define TOOL_STAT_FIELD(f) fprintf(out, ",\"" #f "\":%llu", (unsigned long long)s->f);
+    TOOL_STATS(TOOL_STAT_FIELD)
+#undef TOOL_STAT_FIELD
+    fprintf(out, "}\n");
+    fflush(out);
+}

@@ -1,0 +1,160 @@
+/*
+ * ucached.c - the node daemon: exports --mem bytes of pinned memory as a
+ * cache node, registers with the members source, serves index reads and
+ * misses (progress and fill threads live in the library), and on SIGTERM
+ * or SIGINT unregisters, drains fills in flight and exits 0.  SIGUSR1
+ * writes the node's counters as one JSON line to stderr.  Logs go to
+ * stderr, or to syslog with --syslog.  Exit: 0 clean stop, 1 failed, 2 usage.
+ */
+#include "ucache.h"
+#include "tools/stats.h"
+#include "util/config.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+        "usage: ucached [options]\n"
+        "  -m, --mem BYTES         cache memory to export (K/M/G)    [UCACHE_MEM]\n"
+        "  -M, --members SOURCE    dir:PATH or mpi                   [UCACHE_MEMBERS]\n"
+        "  -z, --zone NAME         failure domain of this node       [UCACHE_ZONE]\n"
+        "  -c, --chunk-size BYTES  chunk size of objects    [UCACHE_CHUNK_SIZE]\n"
+        "  -l, --log-level LEVEL   none error warn info debug trace [UCACHE_LOG_LEVEL]\n"
+        "  -s, --syslog            log to syslog instead of stderr\n"
+        "  -h, --help\n"
+        "Every UCACHE_* variable applies too (ucache config lists them).\n"
+        "Signals: TERM/INT stop cleanly (unregister, drain); USR1 prints counters.\n");
+}
+
+static void syslog_sink(void *arg, ucache_log_level_t level, const char *msg)
+{
+    static const int prio[] = { LOG_ERR, LOG_ERR, LOG_WARNING, LOG_INFO,
+                                LOG_DEBUG, LOG_DEBUG };
+
+    (void)arg;
+    syslog(prio[(level <= UCACHE_LOG_TRACE) ? level : UCACHE_LOG_TRACE], "%s", msg);
+}
+
+static int parse_size(const char *s, size_t *v)
+{
+    uint64_t n;
+
+    if (uc_parse_size(s, &n) != UCACHE_OK) {
+        return -1;
+    }
+    *v = (size_t)n;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"mem", required_argument, NULL, 'm'},
+        {"members", required_argument, NULL, 'M'},
+        {"zone", required_argument, NULL, 'z'},
+        {"chunk-size", required_argument, NULL, 'c'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"syslog", no_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}
+    };
+    static const char *const levels[] = { "none", "error", "warn", "info", "debug",
+                                          "trace", NULL };
+    ucache_params_t p = { .field_mask = UCACHE_PARAM_FIELD_SERVE, .serve = 1 };
+    ucache_status_t status;
+    ucache_stats_t st;
+    sigset_t set;
+    ucache_h ctx;
+    int c, sig, i;
+
+    while ((c = getopt_long(argc, argv, "m:M:z:c:l:sh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            if (parse_size(optarg, &p.mem_bytes) != 0) {
+                fprintf(stderr, "ucached: bad --mem '%s'\n", optarg);
+                return 2;
+            }
+            p.field_mask |= UCACHE_PARAM_FIELD_MEM_BYTES;
+            break;
+        case 'M':
+            p.members = optarg;
+            p.field_mask |= UCACHE_PARAM_FIELD_MEMBERS;
+            break;
+        case 'z':
+            p.zone = optarg;
+            p.field_mask |= UCACHE_PARAM_FIELD_ZONE;
+            break;
+        case 'c':
+            if (parse_size(optarg, &p.chunk_size) != 0) {
+                fprintf(stderr, "ucached: bad --chunk-size '%s'\n", optarg);
+                return 2;
+            }
+            p.field_mask |= UCACHE_PARAM_FIELD_CHUNK_SIZE;
+            break;
+        case 'l':
+            for (i = 0; (levels[i] != NULL) && strcmp(levels[i], optarg); i++) {
+            }
+            if (levels[i] == NULL) {
+                fprintf(stderr, "ucached: bad --log-level '%s'\n", optarg);
+                return 2;
+            }
+            p.log_level = (ucache_log_level_t)i;
+            p.field_mask |= UCACHE_PARAM_FIELD_LOG_LEVEL;
+            break;
+        case 's':
+            openlog("ucached", LOG_PID, LOG_DAEMON);
+            ucache_log_set_sink(syslog_sink, NULL);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "ucached: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    /* Signals are taken synchronously here; library threads never see them. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    status = ucache_init(&p, &ctx);
+    if (status != UCACHE_OK) {
+        fprintf(stderr, "ucached: cannot start: %s\n", ucache_strerror(status));
+        return 1;
+    }
+    fprintf(stderr, "ucached: serving (pid %d)\n", (int)getpid());
+    for (;;) {
+        if (sigwait(&set, &sig) != 0) {
+            continue;
+        }
+        if (sig == SIGUSR1) {
+            if (ucache_stats_get(ctx, &st) == UCACHE_OK) {
+                tool_stats_json(stderr, "ucached", &st);
+            }
+            continue;
+        }
+        break;
+    }
+    fprintf(stderr, "ucached: %s: unregistering and draining\n", strsignal(sig));
+    if (ucache_stats_get(ctx, &st) == UCACHE_OK) {
+        tool_stats_json(stderr, "ucached", &st);
+    }
+    ucache_finalize(ctx);
+    fprintf(stderr, "ucached: stopped\n");
+    return 0;
+}
