@@ -41,13 +41,16 @@ TEST_OBJS_store  = tests/store/test_store.o
 TEST_OBJS_ucperf = tests/perf/test_ucperf.o $(PERF_SRCS:.c=.o)
 TEST_OBJS_fabric = tests/fabric/test_fabric.o tests/fabric/test_place.o
 TESTS    = $(TEST_NAMES:%=$(BUILD)/tests/test_%)
+# Programs the multi-process suites (shell scripts) drive.
+TEST_HELPERS = $(BUILD)/tests/fabric_client $(BUILD)/tests/fake_owner
+TEST_SCRIPTS = tests/fabric/test_fabric.sh
 
 LIB_SO   = $(BUILD)/lib/libucache-rdma.so
 LIB_A    = $(BUILD)/lib/libucache-rdma.a
 
 # Debian packages the project needs (make deps installs the missing ones).
 DEB_PKGS = gcc make pkg-config libucx-dev ucx-utils libxxhash-dev \
-           libcunit1-dev mbw iproute2 procps
+           libcunit1-dev mbw iproute2 procps strace
 
 .PHONY: all tests test bench asan tsan demo install uninstall clean deps
 all: $(LIB_SO) $(LIB_A) $(PROGS)
@@ -98,12 +101,20 @@ $(BUILD)/tests/test_%: $$(addprefix $(BUILD)/obj/,$$(TEST_OBJS_$$*)) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS) -lm
 
-tests: $(TESTS)
+$(BUILD)/tests/fabric_client: $(BUILD)/obj/tests/fabric/fabric_client.o $(BUILD)/obj/tools/stats.o $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/tests/fake_owner: $(BUILD)/obj/tests/fabric/fake_owner.o $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+tests: $(TESTS) $(TEST_HELPERS)
 
 # make test: install what is missing, build everything, run every suite.
 test: deps
-	@$(MAKE) --no-print-directory all $(TESTS)
-	@BUILD=$(BUILD) tests/run.sh $(TESTS)
+	@$(MAKE) --no-print-directory all tests
+	@BUILD=$(BUILD) tests/run.sh $(TESTS) $(TEST_SCRIPTS)
 
 # The whole suite under AddressSanitizer + UBSan, in its own build tree.
 asan: deps
@@ -113,7 +124,7 @@ asan: deps
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	 BUILD=build/asan tests/run.sh $(TEST_NAMES:%=build/asan/tests/test_%)
+	 BUILD=build/asan tests/run.sh $(TEST_NAMES:%=build/asan/tests/test_%) $(TEST_SCRIPTS)
 
 # The suite under ThreadSanitizer.  UCX's malloc/mmap hooks fight TSan's
 # interceptors, so they are off for this run (UCX is not instrumented).
@@ -123,7 +134,7 @@ tsan: deps
 	    LDFLAGS="-fsanitize=thread" all tests
 	@UCX_MEM_EVENTS=no UCX_MEM_MALLOC_HOOKS=no UCX_MEM_MMAP_HOOK_MODE=none \
 	 TSAN_OPTIONS=halt_on_error=1:exitcode=66 \
-	 BUILD=build/tsan tests/run.sh $(TEST_NAMES:%=build/tsan/tests/test_%)
+	 BUILD=build/tsan tests/run.sh $(TEST_NAMES:%=build/tsan/tests/test_%) $(TEST_SCRIPTS)
 
 # The main job (until the fabric exists: the transport demo).
 demo: deps

@@ -1,0 +1,178 @@
+/*
+ * fake_owner.c - a misbehaving fabric member for test_fabric.sh: it joins a
+ * dir: source like ucached but answers every FETCH wrongly (MODE):
+ *   short    reply metadata too short for a FETCH reply
+ *   length   a well-formed reply whose length is not the chunk's
+ *   corrupt  a well-formed reply with header and payload that fail the
+ *            checksum (what a torn or forged chunk looks like)
+ * With MODE "client" it is instead a misbehaving reader: it sends malformed
+ * FETCH requests to every member and expects an error reply for each.
+ * Runs until SIGTERM (owner modes); prints "ready" once registered.
+ */
+#include "fabric/fabric.h"
+#include "util/log.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *mode;
+static volatile sig_atomic_t stop;
+
+static void on_term(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
+
+static void bad_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
+{
+    static char junk[8u << 20];
+    uf_fetch_req_t req;
+    uf_fetch_rep_t rep;
+    const char *uri;
+    uint32_t n;
+
+    (void)arg;
+    memset(&rep, 0, sizeof(rep));
+    if (uf_fetch_req_check(msg, len, &req, &uri) != UCACHE_OK) {
+        ut_rpc_reply(rpc, UCACHE_ERR_INVALID, NULL, 0, NULL, 0, 0);
+        return;
+    }
+    n = (uint32_t)((req.obj_size - req.chunk_idx * req.chunk_size < req.chunk_size) ?
+                   req.obj_size - req.chunk_idx * req.chunk_size : req.chunk_size);
+    rep.version = 5;
+    rep.hdr_off = 4096;
+    rep.how     = UF_HOW_HIT;
+    if (strcmp(mode, "short") == 0) {
+        ut_rpc_reply(rpc, UCACHE_OK, &rep, 3, NULL, 0, 0);
+    } else if (strcmp(mode, "length") == 0) {
+        rep.length = n + 1;
+        ut_rpc_reply(rpc, UCACHE_OK, &rep, sizeof(rep), NULL, 0, 0);
+    } else {
+        rep.length       = n;
+        rep.hdr.magic    = US_CHUNK_MAGIC;
+        rep.hdr.key_hi   = req.key_hi;
+        rep.hdr.key_lo   = req.key_lo;
+        rep.hdr.version  = rep.version;
+        rep.hdr.length   = n;
+        rep.hdr.checksum = 42;
+        memset(junk, 0x5a, n);
+        ut_rpc_reply(rpc, UCACHE_OK, &rep, sizeof(rep),
+                     (req.flags & UF_FETCH_DATA) ? junk : NULL,
+                     (req.flags & UF_FETCH_DATA) ? n : 0, 0);
+    }
+}
+
+/* Send malformed FETCH requests to every member; each must be refused. */
+static int bad_client(ut_ctx_t *tr, uf_member_t *v, uint32_t n)
+{
+    uint8_t msg[256];
+    uf_fetch_req_t req;
+    ut_peer_t *peer;
+    ut_req_t r;
+    uint32_t i;
+    int fails = 0, k;
+
+    for (i = 0; i < n; i++) {
+        if (ut_peer_create(tr, v[i].addr, v[i].addr_len, &peer) != UCACHE_OK) {
+            fails++;
+            continue;
+        }
+        for (k = 0; k < 4; k++) {
+            memset(&req, 0, sizeof(req));
+            req.magic = UF_PROTO_MAGIC;
+            req.version = UF_PROTO_VERSION;
+            req.obj_size = 100;
+            req.chunk_size = 4096;
+            req.uri_len = 17;
+            memcpy(msg, &req, sizeof(req));
+            memcpy(msg + sizeof(req), "file:///etc/hosts", 17);
+            size_t len = sizeof(req) + 17;
+            if (k == 0) {
+                msg[0] ^= 1;                 /* bad magic */
+            } else if (k == 1) {
+                len = 5;                     /* truncated */
+            } else if (k == 2) {
+                len -= 3;                    /* uri shorter than it says */
+            }                                /* k == 3: key does not match */
+            ut_rpc_post(&r, peer, UF_RPC_FETCH, msg, len, NULL, 0, NULL, 0);
+            ut_wait(tr, &r, 1, 5000000000ull);
+            if (r.status != UCACHE_ERR_INVALID) {
+                fprintf(stderr, "malformed request %d to %s: %s, want "
+                        "UCACHE_ERR_INVALID\n", k, v[i].host,
+                        ucache_status_name(r.status));
+                fails++;
+            }
+        }
+        ut_peer_destroy(peer);
+    }
+    printf("malformed requests refused by %u members (%d failures)\n", n, fails);
+    return fails ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    ut_params_t tp = { .field_mask = UT_PARAM_FIELD_PROGRESS,
+                       .progress = UC_PROGRESS_THREAD };
+    const void *blob;
+    uf_member_t m, *v;
+    uint64_t epoch, bad;
+    ut_mem_t *mem;
+    ut_ctx_t *tr;
+    uint32_t n;
+    size_t len;
+    int rc;
+
+    if (argc != 3) {
+        fprintf(stderr, "usage: fake_owner short|length|corrupt|client MEMBERS_DIR\n");
+        return 2;
+    }
+    mode = argv[1];
+    if (ut_ctx_create(NULL, &tp, &tr) != UCACHE_OK) {
+        return 1;
+    }
+    if (strcmp(mode, "client") == 0) {
+        if (uf_dir_scan(argv[2], &v, &n, &epoch, &bad) != UCACHE_OK) {
+            return 1;
+        }
+        rc = bad_client(tr, v, n);
+        uf_members_free(v, n);
+        ut_ctx_destroy(tr);
+        return rc;
+    }
+    if ((ut_mem_export(tr, 1u << 20, &mem) != UCACHE_OK) ||
+        (ut_rpc_handler_set(tr, UF_RPC_FETCH, bad_handler, NULL) != UCACHE_OK)) {
+        return 1;
+    }
+    memset(&m, 0, sizeof(m));
+    m.id = 0xbad0000000000000ull | (uint64_t)getpid();
+    m.weight = 1;
+    m.pid = (uint32_t)getpid();
+    gethostname(m.host, sizeof(m.host) - 1);
+    ut_address(tr, &blob, &len);
+    m.addr = (void *)blob;
+    m.addr_len = len;
+    ut_mem_pack(mem, &blob, &len);
+    m.rkey = (void *)blob;
+    m.rkey_len = len;
+    if (uf_dir_register(argv[2], &m, 0) != UCACHE_OK) {
+        return 1;
+    }
+    signal(SIGTERM, on_term);
+    signal(SIGINT, on_term);
+    printf("ready\n");
+    fflush(stdout);
+    while (!stop) {
+        usleep(100000);
+        if (uf_dir_heartbeat(argv[2], m.id, 0) == UCACHE_ERR_NOT_FOUND) {
+            break;
+        }
+    }
+    uf_dir_unregister(argv[2], m.id);
+    ut_mem_destroy(mem);
+    ut_ctx_destroy(tr);
+    return 0;
+}

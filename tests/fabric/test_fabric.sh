@@ -1,0 +1,247 @@
+#!/usr/bin/env bash
+# test_fabric.sh - the fabric with real processes on one host: three ucached
+# daemons registered in a dir: members source, a file:// dataset, readers
+# (tests/fabric/fabric_client.c, ucache cat) that compare every byte with the
+# origin.  Cases: random reads over shm (mapped), tcp (active messages) and
+# tcp one-sided gets; ucache cat ranges; a modified object; coalesced misses
+# (exactly one origin read); SIGSTOP of an owner; system calls of same-host
+# hits; kill -9 of an owner during reads; bad input; peers that send
+# malformed replies or requests; the daemon's memory budget; SIGTERM.
+# Prints PASS/FAIL/SKIP per case and "N passed, N failed, N skipped" last.
+set -u
+BUILD=${BUILD:-build}
+BIN=$BUILD/bin
+T=$BUILD/tests
+W=$(mktemp -d /tmp/ucache-fabric.XXXXXX)
+export UCACHE_MEMBERS=dir:$W/members UCACHE_CHUNK_SIZE=1M UCACHE_MEMBERS_POLL=100ms
+export UCACHE_LOG_LEVEL=${UCACHE_LOG_LEVEL:-warn} UCACHE_MEM_LOCK=no
+pass=0 fail=0 skip=0
+declare -a DPID
+
+ok()   { echo "PASS $1"; pass=$((pass + 1)); }
+bad()  { echo "FAIL $1"; fail=$((fail + 1)); }
+skp()  { echo "SKIP $1: $2"; skip=$((skip + 1)); }
+check() { if "$@" >/dev/null 2>&1; then return 0; fi; return 1; }
+
+cleanup() {
+    local p
+    for p in "${DPID[@]}" ${FAKE:-}; do
+        kill -CONT "$p" 2>/dev/null; kill -9 "$p" 2>/dev/null
+    done
+    wait 2>/dev/null
+    if [ "${KEEP:-0}" = 1 ]; then echo "kept $W"; else rm -rf "$W"; fi
+}
+trap cleanup EXIT
+
+nodes() { ls "$W"/members/node-*.rec 2>/dev/null | wc -l; }
+
+# wait_nodes N: until N records are registered (20 s at most)
+wait_nodes() {
+    local i
+    for i in $(seq 200); do
+        [ "$(nodes)" -eq "$1" ] && return 0
+        sleep 0.1
+    done
+    echo "members: $(nodes) records, want $1" >&2
+    return 1
+}
+
+start_daemon() { # start_daemon I [extra args]
+    local i=$1; shift
+    $BIN/ucached --mem 64M "$@" 2>>"$W/d$i.log" &
+    DPID[$i]=$!
+}
+
+# counter NAME: the sum of a counter over the running daemons (SIGUSR1)
+counter() {
+    local i sum=0 v
+    for i in "${!DPID[@]}"; do
+        kill -0 "${DPID[$i]}" 2>/dev/null || continue
+        kill -USR1 "${DPID[$i]}"
+    done
+    sleep 0.5
+    for i in "${!DPID[@]}"; do
+        kill -0 "${DPID[$i]}" 2>/dev/null || continue
+        v=$(grep '"stats":"ucached"' "$W/d$i.log" | tail -n 1 |
+            sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p")
+        sum=$((sum + ${v:-0}))
+    done
+    echo $sum
+}
+
+# client_stat FILE NAME: a counter from a fabric_client's stats line
+client_stat() { sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p" "$1" | tail -n 1; }
+
+mkdir -p "$W/data"
+head -c 0 /dev/urandom >"$W/data/empty"
+head -c 1 /dev/urandom >"$W/data/one"
+head -c 4095 /dev/urandom >"$W/data/small"
+head -c 1048576 /dev/urandom >"$W/data/chunk"
+head -c 3670016 /dev/urandom >"$W/data/three"
+head -c 10485777 /dev/urandom >"$W/data/ten"
+FILES="$W/data/empty $W/data/one $W/data/small $W/data/chunk $W/data/three $W/data/ten"
+
+for i in 1 2 3; do start_daemon $i; done
+if ! wait_nodes 3; then
+    bad "three ucached daemons register"; cat "$W"/d*.log
+    echo; echo "$pass passed, $((fail + 1)) failed, $skip skipped"; exit 1
+fi
+ok "three ucached daemons register"
+
+# --- reads ------------------------------------------------------------------
+if $T/fabric_client verify 300 $FILES >"$W/v1" 2>&1; then
+    ok "shm: 300 random reads + 8 posted reads, bytes equal the origin"
+else bad "shm random reads"; tail -5 "$W/v1"; fi
+
+if UCX_TLS=tcp $T/fabric_client verify 200 $FILES >"$W/v2" 2>&1 &&
+   [ "$(client_stat "$W/v2" rpcs)" -gt 0 ]; then
+    ok "tcp (owner replies with the chunk): 200 random reads equal the origin"
+else bad "tcp random reads"; tail -5 "$W/v2"; fi
+
+if UCX_TLS=tcp UCACHE_READ_PATH=get $T/fabric_client verify 100 $FILES >"$W/v3" 2>&1 &&
+   [ "$(client_stat "$W/v3" get_reads)" -gt 0 ]; then
+    ok "tcp one-sided gets (index, then chunk): 100 random reads equal the origin"
+else bad "tcp get reads"; tail -5 "$W/v3"; fi
+
+cat_ok=1
+for r in "0 1048576" "1048575 2" "5 3000000" "10485000 5000" "0 99999999"; do
+    set -- $r
+    $BIN/ucache cat "file://$W/data/ten" --offset $1 --length $2 >"$W/cat" 2>"$W/cat.err" ||
+        cat_ok=0
+    tail -c +$(($1 + 1)) "$W/data/ten" | head -c $2 | cmp -s - "$W/cat" || cat_ok=0
+done
+$BIN/ucache cat "file://$W/data/three" >"$W/cat" 2>/dev/null && cmp -s "$W/cat" "$W/data/three" ||
+    cat_ok=0
+[ $cat_ok = 1 ] && ok "ucache cat: whole object and 5 ranges equal the origin" ||
+    bad "ucache cat ranges"
+
+# --- a modified object ------------------------------------------------------
+$BIN/ucache cat "file://$W/data/three" >/dev/null 2>&1      # cached, old version
+head -c 3670016 /dev/urandom >"$W/data/three.new" && mv "$W/data/three.new" "$W/data/three"
+if UCACHE_META_TTL=0 $BIN/ucache cat "file://$W/data/three" >"$W/cat" 2>/dev/null &&
+   cmp -s "$W/cat" "$W/data/three" &&
+   UCACHE_META_TTL=0 $T/fabric_client verify 30 "$W/data/three" >"$W/v4" 2>&1; then
+    ok "a modified object returns its new bytes"
+else bad "modified object"; tail -3 "$W/v4"; fi
+
+# --- coalescing: 3 processes x 4 threads read one missing chunk ------------
+head -c 1000000 /dev/urandom >"$W/data/hot"
+before=$(counter fills)
+start=$(( $(date +%s) + 2 ))
+for k in 1 2 3; do
+    $T/fabric_client same 4 $start "$W/data/hot" >"$W/same$k" 2>&1 &
+    SPID[$k]=$!
+done
+same_ok=1
+for k in 1 2 3; do wait ${SPID[$k]} || same_ok=0; done
+after=$(counter fills)
+direct=0
+for k in 1 2 3; do direct=$((direct + $(client_stat "$W/same$k" origin_direct))); done
+coal=$(counter fills_coalesced)
+if [ $same_ok = 1 ] && [ $((after - before)) -eq 1 ] && [ $direct -eq 0 ]; then
+    ok "12 concurrent readers of one missing chunk: 1 origin read (coalesced so far: $coal)"
+else bad "coalescing: fills $before -> $after, direct $direct, readers ok=$same_ok"; fi
+
+# --- an owner stopped with SIGSTOP: same-host hits still work -------------
+# A reader connected before the stop reads the stopped owner's chunks from
+# its memory (no remote CPU); a reader that starts during the stop cannot
+# finish a handshake with it and gets the bytes through the next owner.
+rm -f "$W/flag"
+$T/fabric_client pause "$W/flag" $FILES >"$W/pause" 2>&1 & P=$!
+for i in $(seq 300); do grep -q warm "$W/pause" && break; sleep 0.1; done
+kill -STOP "${DPID[1]}"
+touch "$W/flag"
+wait $P; rp=$?
+t0=$(date +%s%N)
+UCACHE_TIMEOUT=1s $BIN/ucache cat "file://$W/data/ten" >"$W/cat" 2>"$W/stop.err"; rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+kill -CONT "${DPID[1]}"
+if [ $rp = 0 ] && grep -q "misses 0 failovers 0 rpcs 0" "$W/pause"; then
+    ok "owner stopped (SIGSTOP): a connected reader's $(grep -o 'chunks [0-9]*' "$W/pause") all hit its memory, 0 RPCs"
+else bad "a connected reader with a stopped owner"; tail -3 "$W/pause"; fi
+if [ $rc = 0 ] && cmp -s "$W/cat" "$W/data/ten"; then
+    ok "owner stopped (SIGSTOP): a new reader gets exact bytes via the next owner in $ms ms"
+else bad "a new reader with a stopped owner"; cat "$W/stop.err"; fi
+
+# --- no kernel crossing on same-host hits -----------------------------------
+if ! command -v strace >/dev/null; then
+    skp "system calls of same-host hits" "strace is not installed"
+else
+    declare -A calls
+    for n in 10000 20000; do
+        UCACHE_META_TTL=600s strace -f -qq -o "$W/strace.$n" \
+            $T/fabric_client hits $n "$W/data/ten" >"$W/hits.$n" 2>&1
+        tid=$(sed -n 's/^tid \([0-9]*\)/\1/p' "$W/hits.$n")
+        calls[$n]=$(awk -v t="$tid" '$1 == t' "$W/strace.$n" |
+            awk '/getppid/ {on=1; next} /getpgrp/ {on=0} on' | wc -l)
+        others=$(awk -v t="$tid" '$1 != t && !/resumed/ {print $2}' "$W/strace.$n" |
+            sed 's/(.*//' | sort | uniq -c | sort -rn | head -4 | awk '{printf "%s %s, ", $2, $1}')
+    done
+    extra=$(( ${calls[20000]} - ${calls[10000]} ))
+    if [ -n "$tid" ] && [ "$extra" -lt 10 ] && grep -q "wrong 0 failed 0" "$W/hits.20000"; then
+        ok "same-host hits: ${calls[10000]} calls in 10k, ${calls[20000]} in 20k (other threads: ${others% , })"
+    else bad "syscalls: 10k ${calls[10000]}, 20k ${calls[20000]}"; tail -3 "$W/hits.20000"; fi
+fi
+
+# --- bad input ---------------------------------------------------------------
+if $T/fabric_client bad "$W/data/small" >"$W/bad" 2>&1; then
+    ok "bad input: $(grep -c "bad input" "$W/bad") cases get their documented status"
+else bad "bad input"; cat "$W/bad"; fi
+
+if $T/fake_owner client "$W/members" >"$W/fc" 2>&1 && [ "$(counter bad_requests)" -ge 12 ]; then
+    ok "malformed FETCH requests: refused by every daemon, counted"
+else bad "malformed requests"; cat "$W/fc"; fi
+
+for m in short length corrupt; do
+    $T/fake_owner $m "$W/members" >"$W/fake.$m" 2>&1 &
+    FAKE=$!
+    wait_nodes 4 >/dev/null 2>&1
+    sleep 0.3
+    if UCX_TLS=tcp $T/fabric_client verify 60 $FILES >"$W/vf.$m" 2>&1; then
+        br=$(client_stat "$W/vf.$m" bad_replies); vr=$(client_stat "$W/vf.$m" verify_retries)
+        if [ $((br + vr)) -gt 0 ]; then
+            ok "an owner sending '$m' replies: reads still exact ($br bad replies, $vr failed verifications)"
+        else bad "fake owner $m was never asked"; fi
+    else bad "reads with a fake '$m' owner"; tail -5 "$W/vf.$m"; fi
+    kill $FAKE; wait $FAKE 2>/dev/null; FAKE=
+    wait_nodes 3 >/dev/null 2>&1
+done
+
+# --- kill -9 of an owner during reads ---------------------------------------
+$T/fabric_client loop 6 $FILES >"$W/l1" 2>&1 & L1=$!
+UCX_TLS=tcp UCACHE_TIMEOUT=1s $T/fabric_client loop 6 $FILES >"$W/l2" 2>&1 & L2=$!
+sleep 2
+kill -9 "${DPID[2]}"; wait "${DPID[2]}" 2>/dev/null; unset 'DPID[2]'
+r1=0; r2=0
+wait $L1 || r1=$?
+wait $L2 || r2=$?
+if [ $r1 = 0 ] && [ $r2 = 0 ]; then
+    ok "kill -9 of an owner during reads: $(grep -o 'reads [0-9]* wrong' "$W/l1" | cut -d' ' -f2) reads (shm), $(grep -o 'reads [0-9]* wrong' "$W/l2" | cut -d' ' -f2) (tcp), no wrong bytes, no failures"
+else bad "kill -9 during reads"; tail -3 "$W/l1" "$W/l2"; fi
+if wait_nodes 2; then ok "the killed owner is reaped from the members source"
+else bad "reaping the killed owner"; fi
+
+# --- the daemon stays within --mem ------------------------------------------
+start_daemon 4
+wait_nodes 3
+for f in 1 2 3 4 5 6 7 8; do head -c 40000000 /dev/urandom >"$W/data/big$f"; done
+for f in 1 2 3 4 5 6 7 8; do $BIN/ucache cat "file://$W/data/big$f" >/dev/null 2>&1; done
+rss=$(awk '/VmRSS/ {print $2}' /proc/${DPID[4]}/status)
+if [ "$rss" -le $(( (64 + 48) * 1024 )) ]; then
+    ok "ucached --mem 64M after 320 MB of misses through 3 nodes: RSS $((rss / 1024)) MiB (budget 64 MiB + 48 MiB runtime)"
+else bad "ucached RSS $((rss / 1024)) MiB"; fi
+
+# --- SIGTERM: unregister, drain, exit 0 -------------------------------------
+term_ok=1
+for i in "${!DPID[@]}"; do
+    kill -TERM "${DPID[$i]}"
+    wait "${DPID[$i]}" || term_ok=0
+    grep -q "ucached: stopped" "$W/d$i.log" || term_ok=0
+done
+DPID=()
+[ $term_ok = 1 ] && [ "$(nodes)" -eq 0 ] && ok "SIGTERM: every daemon unregistered and exited 0" ||
+    bad "SIGTERM shutdown ($(nodes) records left)"
+
+echo
+echo "$pass passed, $fail failed, $skip skipped"
+[ $fail -eq 0 ]
