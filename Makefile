@@ -43,14 +43,19 @@ TEST_OBJS_fabric = tests/fabric/test_fabric.o tests/fabric/test_place.o
 TESTS    = $(TEST_NAMES:%=$(BUILD)/tests/test_%)
 # Programs the multi-process suites (shell scripts) drive.
 TEST_HELPERS = $(BUILD)/tests/fabric_client $(BUILD)/tests/fake_owner
-TEST_SCRIPTS = tests/fabric/test_fabric.sh
+TEST_SCRIPTS = tests/fabric/test_fabric.sh tests/fabric/test_mpi.sh
+# The MPI job test is built with mpicc when Open MPI is installed (make deps).
+MPICC ?= mpicc
+ifneq ($(shell command -v $(MPICC) 2>/dev/null),)
+TEST_HELPERS += $(BUILD)/tests/mpi_job
+endif
 
 LIB_SO   = $(BUILD)/lib/libucache-rdma.so
 LIB_A    = $(BUILD)/lib/libucache-rdma.a
 
 # Debian packages the project needs (make deps installs the missing ones).
 DEB_PKGS = gcc make pkg-config libucx-dev ucx-utils libxxhash-dev \
-           libcunit1-dev mbw iproute2 procps strace
+           libcunit1-dev mbw iproute2 procps strace openmpi-bin libopenmpi-dev
 
 .PHONY: all tests test bench asan tsan demo install uninstall clean deps
 all: $(LIB_SO) $(LIB_A) $(PROGS)
@@ -109,6 +114,10 @@ $(BUILD)/tests/fake_owner: $(BUILD)/obj/tests/fabric/fake_owner.o $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
+$(BUILD)/tests/mpi_job: tests/fabric/mpi_job.c include/ucache_mpi.h $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(MPICC) $(CSTD) $(WARN) $(OPT) -pthread -Iinclude $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
+
 tests: $(TESTS) $(TEST_HELPERS)
 
 # make test: install what is missing, build everything, run every suite.
@@ -156,13 +165,14 @@ install: all $(BUILD)/ucache.pc
 	install -m 0755 $(LIB_SO) $(DESTDIR)$(prefix)/lib/libucache-rdma.so.0
 	ln -sf libucache-rdma.so.0 $(DESTDIR)$(prefix)/lib/libucache-rdma.so
 	install -m 0644 $(LIB_A) $(DESTDIR)$(prefix)/lib/
-	install -m 0644 include/ucache.h $(DESTDIR)$(prefix)/include/
+	install -m 0644 include/ucache.h include/ucache_mpi.h $(DESTDIR)$(prefix)/include/
 	install -m 0644 $(BUILD)/ucache.pc $(DESTDIR)$(prefix)/lib/pkgconfig/
 	install -m 0755 $(PROGS) $(DESTDIR)$(prefix)/bin/
 
 uninstall:
 	rm -f $(DESTDIR)$(prefix)/lib/libucache-rdma.so* $(DESTDIR)$(prefix)/lib/libucache-rdma.a \
-	    $(DESTDIR)$(prefix)/include/ucache.h $(DESTDIR)$(prefix)/lib/pkgconfig/ucache.pc \
+	    $(DESTDIR)$(prefix)/include/ucache.h $(DESTDIR)$(prefix)/include/ucache_mpi.h \
+	    $(DESTDIR)$(prefix)/lib/pkgconfig/ucache.pc \
 	    $(DESTDIR)$(prefix)/bin/ucache $(DESTDIR)$(prefix)/bin/ucached \
 	    $(DESTDIR)$(prefix)/bin/ucperf
 

@@ -238,8 +238,10 @@ static void test_init_params(void)
     ucache_params_t p = { .field_mask = 1u << 20 };
     ucache_stats_t st;
     ucache_h ctx = NULL;
-    size_t nread;
-    char buf[8];
+    size_t nread, want;
+    char buf[8], wbuf[8], dir[] = "/tmp/ucache-test.XXXXXX", members[64];
+    const void *rec;
+    FILE *f;
 
     CU_ASSERT_EQUAL(ucache_init(&p, &ctx), UCACHE_ERR_INVALID);
     CU_ASSERT_PTR_NULL(ctx);
@@ -252,16 +254,36 @@ static void test_init_params(void)
                    UCACHE_PARAM_FIELD_MEMBERS;
     p.mem_bytes  = 64 << 20;
     p.timeout_ns = 500000000ull;
-    p.members    = "dir:/tmp/ucache-test";
+    p.members    = "nonsense";
+    CU_ASSERT_EQUAL(ucache_init(&p, &ctx), UCACHE_ERR_INVALID);
+    p.members    = "file:/etc/ucache-nodes";
+    CU_ASSERT_EQUAL(ucache_init(&p, &ctx), UCACHE_ERR_UNSUPPORTED);
+    CU_ASSERT_PTR_NULL(ctx);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    snprintf(members, sizeof(members), "dir:%s/m", dir);
+    p.members    = members;
     CU_ASSERT_EQUAL_FATAL(ucache_init(&p, &ctx), UCACHE_OK);
     CU_ASSERT_EQUAL(ucache_stats_get(ctx, &st), UCACHE_OK);
     CU_ASSERT_EQUAL(st.reads, 0);
     CU_ASSERT_EQUAL(st.eps_open, 0);
-    /* The read path is not built yet, and says so. */
+    CU_ASSERT_EQUAL(st.view_nodes, 0);
+    /* No cache node has joined: the reader reads the origin itself. */
+    f = fopen("/etc/hostname", "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    want = fread(wbuf, 1, sizeof(wbuf), f);
+    fclose(f);
     CU_ASSERT_EQUAL(ucache_read(ctx, "file:///etc/hostname", 0, sizeof(buf), buf,
-                                &nread), UCACHE_ERR_UNSUPPORTED);
+                                &nread), UCACHE_OK);
+    CU_ASSERT_EQUAL(nread, (want < sizeof(buf)) ? want : sizeof(buf));
+    CU_ASSERT(memcmp(buf, wbuf, nread) == 0);
+    CU_ASSERT_EQUAL(ucache_stats_get(ctx, &st), UCACHE_OK);
+    CU_ASSERT_EQUAL(st.origin_direct, 1);
+    /* A serving context is needed for a member record. */
+    CU_ASSERT_EQUAL(ucache_member_record(ctx, &rec, &nread), UCACHE_ERR_INVALID);
     ucache_finalize(ctx);
     ucache_finalize(NULL);
+    snprintf(members, sizeof(members), "rm -rf '%s'", dir);
+    CU_ASSERT_EQUAL(system(members), 0);
 }
 
 int main(void)
