@@ -145,10 +145,10 @@ tsan: deps
 	 TSAN_OPTIONS=halt_on_error=1:exitcode=66 \
 	 BUILD=build/tsan tests/run.sh $(TEST_NAMES:%=build/tsan/tests/test_%) $(TEST_SCRIPTS)
 
-# The main job (until the fabric exists: the transport demo).
+# The main job: a local fabric of three daemons reading a sample dataset.
 demo: deps
 	@$(MAKE) --no-print-directory all
-	@perf/demo.sh $(BUILD)/bin/ucperf
+	@tools/demo.sh $(BUILD)/bin
 
 bench: deps
 	@$(MAKE) --no-print-directory all

@@ -1,5 +1,5 @@
 /*
- * ucache.c - the admin CLI.  Subcommands in this build: cat, config,
+ * ucache.c - the admin CLI.  Subcommands in this build: cat, read, config,
  * version.  The admin subcommands (status, health, stat, devices, warmup,
  * ...) arrive with the operations issue; asking for one says so.
  * Exit codes: 0 ok, 1 the command failed, 2 bad command line.
@@ -8,7 +8,11 @@
 #include "tools/stats.h"
 #include "util/config.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -24,6 +28,9 @@ static void usage(FILE *out)
         "  cat URI [--offset N] [--length N] [--members SRC] [--stats]\n"
         "                                  write the object's bytes, read through the\n"
         "                                  cache, to stdout (file:///path URIs)\n"
+        "  read URI... [--epochs N] [--depth K] [--verify]\n"
+        "                                  read a dataset (file:///dir/ = its files)\n"
+        "                                  epoch by epoch: throughput, hit rate\n"
         "  config [--json] [--help-text]   every UCACHE_* variable: value, default, help\n"
         "  version                         library version\n"
         "  help                            this text\n"
@@ -164,6 +171,280 @@ static int cmd_cat(int argc, char **argv)
     return rc;
 }
 
+/* ------------------------------------------------------------------------ */
+/* ucache read: a dataset, epoch by epoch                                    */
+/* ------------------------------------------------------------------------ */
+
+typedef struct ds_file {
+    char     uri[1100];
+    char     path[1024];  /* file:// only, for --verify */
+    uint64_t size;
+} ds_file_t;
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int ds_cmp(const void *a, const void *b)
+{
+    return strcmp(((const ds_file_t *)a)->uri, ((const ds_file_t *)b)->uri);
+}
+
+/* Expand the arguments: file:///dir/ (every regular file in it) or URIs. */
+static int ds_collect(int argc, char **argv, ds_file_t **files_p, unsigned *n_p)
+{
+    ds_file_t *v = NULL, *nv;
+    unsigned n = 0, cap = 0;
+    struct dirent *de;
+    struct stat st;
+    char path[1024];
+    const char *p;
+    DIR *d;
+    int i;
+
+    for (i = 0; i < argc; i++) {
+        p = (strncmp(argv[i], "file://", 7) == 0) ? argv[i] + 7 : NULL;
+        d = ((p != NULL) && (stat(p, &st) == 0) && S_ISDIR(st.st_mode)) ? opendir(p) : NULL;
+        do {
+            de = (d != NULL) ? readdir(d) : NULL;
+            if ((d != NULL) && (de == NULL)) {
+                break;
+            }
+            if (de != NULL) {
+                snprintf(path, sizeof(path), "%s/%s", p, de->d_name);
+                if ((de->d_name[0] == '.') || (stat(path, &st) != 0) ||
+                    !S_ISREG(st.st_mode)) {
+                    continue;
+                }
+            }
+            if (n == cap) {
+                cap = cap ? 2 * cap : 64;
+                nv = realloc(v, cap * sizeof(*v));
+                if (nv == NULL) {
+                    free(v);
+                    return -1;
+                }
+                v = nv;
+            }
+            memset(&v[n], 0, sizeof(v[n]));
+            if (de != NULL) {
+                snprintf(v[n].path, sizeof(v[n].path), "%s", path);
+                snprintf(v[n].uri, sizeof(v[n].uri), "file://%s", path);
+                v[n].size = (uint64_t)st.st_size;
+            } else {
+                snprintf(v[n].uri, sizeof(v[n].uri), "%s", argv[i]);
+                if ((p != NULL) && (stat(p, &st) == 0)) {
+                    snprintf(v[n].path, sizeof(v[n].path), "%s", p);
+                    v[n].size = (uint64_t)st.st_size;
+                }
+            }
+            n++;
+        } while (d != NULL);
+        if (d != NULL) {
+            closedir(d);
+        }
+    }
+    qsort(v, n, sizeof(*v), ds_cmp);
+    *files_p = v;
+    *n_p = n;
+    return 0;
+}
+
+/* Compare @p len bytes at @p off of a file:// object with the file. */
+static int ds_verify(const ds_file_t *f, uint64_t off, const char *buf, size_t len)
+{
+    char *want = malloc(len + 1);
+    ssize_t n = -1;
+    int fd, bad;
+
+    fd = (want != NULL) ? open(f->path, O_RDONLY) : -1;
+    if (fd >= 0) {
+        n = pread(fd, want, len, (off_t)off);
+        close(fd);
+    }
+    bad = (n != (ssize_t)len) || (memcmp(want, buf, len) != 0);
+    free(want);
+    return bad;
+}
+
+static int cmd_read(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"epochs", required_argument, NULL, 'e'},
+        {"depth", required_argument, NULL, 'd'},
+        {"members", required_argument, NULL, 'M'},
+        {"verify", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}
+    };
+    ucache_params_t p = { .field_mask = 0 };
+    unsigned epochs = 2, depth = 8, nfiles, next, e, i, k, active;
+    ucache_stats_t s0, s1;
+    ucache_read_req_t *reqs;
+    uint64_t total = 0, done, v, wrong = 0, failed = 0;
+    char **bufs, line[160];
+    ds_file_t *files;
+    double t0, t, last;
+    int c, verify = 0, tty = isatty(STDERR_FILENO);
+    ucache_status_t status;
+    size_t bufsize;
+    ucache_h ctx;
+
+    optind = 2;
+    while ((c = getopt_long(argc, argv, "e:d:M:vh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'e':
+        case 'd':
+            if ((uc_parse_size(optarg, &v) != UCACHE_OK) || (v == 0) || (v > 1024)) {
+                fprintf(stderr, "ucache read: bad --%s '%s'\n",
+                        (c == 'e') ? "epochs" : "depth", optarg);
+                return 2;
+            }
+            *((c == 'e') ? &epochs : &depth) = (unsigned)v;
+            break;
+        case 'M':
+            p.members = optarg;
+            p.field_mask |= UCACHE_PARAM_FIELD_MEMBERS;
+            break;
+        case 'v':
+            verify = 1;
+            break;
+        case 'h':
+            printf("usage: ucache read URI... [--epochs N] [--depth K] [--verify]\n"
+                   "Reads every object (file:///dir/ means every file in dir) through\n"
+                   "the cache, whole, --epochs times (default 2), K reads in flight\n"
+                   "(default 8), and prints per epoch the throughput and where the\n"
+                   "chunks came from.  --verify compares file:// bytes with the files.\n");
+            return 0;
+        default:
+            return 2;
+        }
+    }
+    if ((optind >= argc) || (ds_collect(argc - optind, argv + optind, &files, &nfiles) != 0) ||
+        (nfiles == 0)) {
+        fprintf(stderr, "usage: ucache read URI... [--epochs N] [--depth K] [--verify]\n");
+        return 2;
+    }
+    for (i = 0; i < nfiles; i++) {
+        total += files[i].size;
+    }
+    bufsize = 8u << 20;
+    reqs = calloc(depth, sizeof(*reqs));
+    bufs = calloc(depth, sizeof(*bufs));
+    for (k = 0; (reqs != NULL) && (bufs != NULL) && (k < depth); k++) {
+        bufs[k] = malloc(bufsize);
+        if (bufs[k] == NULL) {
+            return 1;
+        }
+    }
+    status = ucache_init(&p, &ctx);
+    if (status != UCACHE_OK) {
+        fprintf(stderr, "ucache read: %s\n", ucache_strerror(status));
+        return 1;
+    }
+    ucache_stats_get(ctx, &s0);
+    printf("dataset: %u objects, %.1f MiB; fabric: %llu nodes (view epoch %llu)\n",
+           nfiles, total / 1048576.0, (unsigned long long)s0.view_nodes,
+           (unsigned long long)s0.view_epoch);
+    for (e = 1; e <= epochs; e++) {
+        ucache_stats_get(ctx, &s0);
+        t0 = last = now_s();
+        done = 0;
+        next = 0;
+        /* one read per object of up to 8 MiB; larger objects in pieces */
+        uint64_t *offs = calloc(depth, sizeof(*offs));
+        unsigned *fidx = calloc(depth, sizeof(*fidx));
+        uint64_t cursor = 0;
+        active = 0;
+        for (;;) {
+            for (k = 0; k < depth; k++) {
+                if ((reqs[k].uri == NULL) && (next < nfiles)) {
+                    fidx[k] = next;
+                    offs[k] = cursor;
+                    reqs[k].uri = files[next].uri;
+                    reqs[k].offset = cursor;
+                    reqs[k].len = bufsize;
+                    reqs[k].buf = bufs[k];
+                    if (ucache_read_post(ctx, &reqs[k], 1) != UCACHE_OK) {
+                        reqs[k].uri = NULL;
+                        failed++;
+                    } else {
+                        active++;
+                    }
+                    cursor += bufsize;
+                    if (cursor >= files[next].size) {
+                        next++;
+                        cursor = 0;
+                    }
+                }
+            }
+            if (active == 0) {
+                break;
+            }
+            for (k = 0; k < depth; k++) {
+                if ((reqs[k].uri == NULL) ||
+                    (ucache_wait(ctx, &reqs[k], 1, 0) == UCACHE_INPROGRESS)) {
+                    continue;
+                }
+                if (reqs[k].status != UCACHE_OK) {
+                    fprintf(stderr, "ucache read: %s at %llu: %s\n", reqs[k].uri,
+                            (unsigned long long)offs[k], ucache_strerror(reqs[k].status));
+                    failed++;
+                } else {
+                    done += reqs[k].nread;
+                    if (verify && files[fidx[k]].path[0] &&
+                        ds_verify(&files[fidx[k]], offs[k], bufs[k], reqs[k].nread)) {
+                        wrong++;
+                    }
+                }
+                reqs[k].uri = NULL;
+                active--;
+            }
+            t = now_s();
+            if (t - last > (tty ? 0.1 : 1.0)) {
+                snprintf(line, sizeof(line), "  epoch %u: %6.1f / %.1f MiB  %7.1f MiB/s",
+                         e, done / 1048576.0, total / 1048576.0,
+                         done / 1048576.0 / (t - t0));
+                fprintf(stderr, tty ? "\r%s" : "%s\n", line);
+                last = t;
+            }
+            for (k = 0; (k < depth) && (reqs[k].uri == NULL); k++) {
+            }
+            if ((k < depth) && ((active == depth) || (next >= nfiles))) {
+                ucache_wait(ctx, &reqs[k], 1, 50000000); /* sleep until one is done */
+            }
+        }
+        free(offs);
+        free(fidx);
+        t = now_s() - t0;
+        if (tty) {
+            fprintf(stderr, "\r%70s\r", "");
+        }
+        ucache_stats_get(ctx, &s1);
+        uint64_t cr = s1.chunk_reads - s0.chunk_reads, hits = s1.chunk_hits - s0.chunk_hits;
+        printf("epoch %u: %.1f MiB in %.2f s = %.1f MiB/s; chunks %llu: %llu hits "
+               "(%.0f%%), %llu filled by owners, %llu read from the origin directly%s\n",
+               e, done / 1048576.0, t, done / 1048576.0 / t, (unsigned long long)cr,
+               (unsigned long long)hits, cr ? 100.0 * hits / cr : 0.0,
+               (unsigned long long)(s1.chunk_misses - s0.chunk_misses),
+               (unsigned long long)(s1.origin_direct - s0.origin_direct),
+               verify ? (wrong ? "; WRONG BYTES" : "; bytes verified") : "");
+        fflush(stdout);
+    }
+    ucache_finalize(ctx);
+    for (k = 0; k < depth; k++) {
+        free(bufs[k]);
+    }
+    free(bufs);
+    free(reqs);
+    free(files);
+    return (wrong || failed) ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     static const char *const later[] = {
@@ -185,6 +466,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "cat") == 0) {
         return cmd_cat(argc, argv);
+    }
+    if (strcmp(argv[1], "read") == 0) {
+        return cmd_read(argc, argv);
     }
     if ((strcmp(argv[1], "version") == 0) || (strcmp(argv[1], "--version") == 0)) {
         printf("ucache %s\n", UCACHE_VERSION_STRING);
