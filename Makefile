@@ -39,7 +39,7 @@ TEST_OBJS_util   = tests/util/test_util.o
 TEST_OBJS_ucx    = tests/transport/test_ucx.o perf/exporter.o
 TEST_OBJS_store  = tests/store/test_store.o
 TEST_OBJS_ucperf = tests/perf/test_ucperf.o $(PERF_SRCS:.c=.o)
-TEST_OBJS_fabric = tests/fabric/test_fabric.o tests/fabric/test_place.o
+TEST_OBJS_fabric = tests/fabric/test_fabric.o tests/fabric/test_place.o tests/fabric/test_member.o
 TESTS    = $(TEST_NAMES:%=$(BUILD)/tests/test_%)
 # Programs the multi-process suites (shell scripts) drive.
 TEST_HELPERS = $(BUILD)/tests/fabric_client $(BUILD)/tests/fake_owner

@@ -410,7 +410,9 @@ ucache_status_t uf_dir_register(const char *dir, uf_member_t *m, uint64_t ttl_ns
         goto out;
     }
     /* lowest run of m->weight free slots */
-    qsort(v, n, sizeof(*v), uf_slot_cmp);
+    if (n > 1) {
+        qsort(v, n, sizeof(*v), uf_slot_cmp);
+    }
     for (i = 0; i < n; i++) {
         if (v[i].id == m->id) {
             continue;

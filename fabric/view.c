@@ -40,7 +40,9 @@ ucache_status_t uf_view_build(struct ucache_context *ctx, uf_member_t *members,
         uf_members_free(members, n);
         return UCACHE_ERR_NO_MEMORY;
     }
-    qsort(members, n, sizeof(*members), uf_member_slot_cmp);
+    if (n > 1) {
+        qsort(members, n, sizeof(*members), uf_member_slot_cmp);
+    }
     /* drop members whose slots overlap an earlier one (a torn directory) */
     for (i = 0; i < n; i++) {
         if ((kept > 0) && (members[i].slot0 < members[kept - 1].slot0 +

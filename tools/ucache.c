@@ -248,7 +248,9 @@ static int ds_collect(int argc, char **argv, ds_file_t **files_p, unsigned *n_p)
             closedir(d);
         }
     }
-    qsort(v, n, sizeof(*v), ds_cmp);
+    if (n > 1) {
+        qsort(v, n, sizeof(*v), ds_cmp);
+    }
     *files_p = v;
     *n_p = n;
     return 0;

@@ -1,17 +1,19 @@
 /*
- * test_fabric.c - the fabric's unit suites (placement, view, origins),
+ * test_fabric.c - the fabric's unit suites (placement, members, origins),
  * one binary; the multi-process suites are the shell scripts beside it.
  */
 #include "tests/common.h"
 
 extern const uct_test_t place_tests[];
+extern const uct_test_t member_tests[];
 
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS) {
         return 1;
     }
-    if (uct_add_suite("place", place_tests) != 0) {
+    if ((uct_add_suite("place", place_tests) != 0) ||
+        (uct_add_suite("member", member_tests) != 0)) {
         CU_cleanup_registry();
         return 1;
     }

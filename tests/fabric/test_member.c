@@ -1,0 +1,254 @@
+/*
+ * test_member.c - node records (fabric/member.c), the dir: source, origins
+ * (store/origin*.c) and an in-process fabric of two serving contexts joined
+ * with ucache_members_set().
+ */
+#include "tests/common.h"
+#include "fabric/fabric.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char tdir[] = "/tmp/ucache-tmember.XXXXXX";
+
+static void tdir_make(void)
+{
+    strcpy(tdir, "/tmp/ucache-tmember.XXXXXX");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(tdir));
+}
+
+static void tdir_remove(void)
+{
+    char cmd[128];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tdir);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
+static uf_member_t tmember(uint64_t id, uint32_t weight, uint32_t pid)
+{
+    static char addr[] = "address-bytes", rkey[] = "rkey";
+    uf_member_t m;
+
+    memset(&m, 0, sizeof(m));
+    m.id = id;
+    m.weight = weight;
+    m.pid = pid;
+    m.mem_bytes = 1u << 30;
+    strcpy(m.zone, "rack-7");
+    gethostname(m.host, sizeof(m.host) - 1);
+    m.addr = addr;
+    m.addr_len = sizeof(addr);
+    m.rkey = rkey;
+    m.rkey_len = sizeof(rkey);
+    return m;
+}
+
+/* Encode, decode; every single-bit flip and every truncation is refused. */
+static void test_member_record(void)
+{
+    uf_member_t m = tmember(0x1234, 3, 99), d;
+    size_t len, i;
+    void *rec;
+    uint8_t *r;
+
+    CU_ASSERT_EQUAL_FATAL(uf_member_encode(&m, &rec, &len), UCACHE_OK);
+    CU_ASSERT_EQUAL_FATAL(uf_member_decode(rec, len, &d), UCACHE_OK);
+    CU_ASSERT_EQUAL(d.id, 0x1234);
+    CU_ASSERT_EQUAL(d.weight, 3);
+    CU_ASSERT_EQUAL(d.pid, 99);
+    CU_ASSERT_STRING_EQUAL(d.zone, "rack-7");
+    CU_ASSERT_EQUAL(d.addr_len, m.addr_len);
+    CU_ASSERT(memcmp(d.addr, m.addr, m.addr_len) == 0);
+    CU_ASSERT(memcmp(d.rkey, m.rkey, m.rkey_len) == 0);
+    uf_member_clear(&d);
+    r = rec;
+    for (i = 0; i < len * 8; i += 3) {
+        r[i / 8] ^= (uint8_t)(1u << (i % 8));
+        CU_ASSERT_EQUAL(uf_member_decode(rec, len, &d), UCACHE_ERR_CORRUPT);
+        r[i / 8] ^= (uint8_t)(1u << (i % 8));
+    }
+    for (i = 0; i < len; i += 7) {
+        CU_ASSERT_EQUAL(uf_member_decode(rec, i, &d), UCACHE_ERR_CORRUPT);
+    }
+    free(rec);
+    m.weight = 0;
+    CU_ASSERT_EQUAL(uf_member_encode(&m, &rec, &len), UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(uf_member_weight(0), 1);
+    CU_ASSERT_EQUAL(uf_member_weight(64ull << 30), 16);
+}
+
+/* Register (lowest free slots), scan, heartbeat-reap a dead process,
+ * unregister; the epoch counts every change; junk files are skipped. */
+static void test_member_dir(void)
+{
+    uf_member_t a = tmember(1, 2, (uint32_t)getpid()), b = tmember(2, 1, (uint32_t)getpid());
+    uf_member_t c = tmember(3, 2, (uint32_t)getpid()), dead = tmember(4, 1, 0);
+    uf_member_t *v;
+    uint64_t epoch, bad = 0;
+    char path[128];
+    uint32_t n;
+    pid_t child;
+    int fd;
+
+    tdir_make();
+    CU_ASSERT_EQUAL(uf_dir_epoch(tdir), 0);
+    CU_ASSERT_EQUAL(uf_dir_register(tdir, &a, 0), UCACHE_OK);
+    CU_ASSERT_EQUAL(uf_dir_register(tdir, &b, 0), UCACHE_OK);
+    CU_ASSERT_EQUAL(a.slot0, 0);
+    CU_ASSERT_EQUAL(b.slot0, 2);
+    CU_ASSERT_EQUAL(uf_dir_unregister(tdir, 1), UCACHE_OK);
+    CU_ASSERT_EQUAL(uf_dir_unregister(tdir, 1), UCACHE_ERR_NOT_FOUND);
+    CU_ASSERT_EQUAL(uf_dir_register(tdir, &c, 0), UCACHE_OK);
+    CU_ASSERT_EQUAL(c.slot0, 0);                 /* a's freed slots, reused */
+    child = fork();                              /* a pid that is gone */
+    if (child == 0) {
+        _exit(0);
+    }
+    waitpid(child, NULL, 0);
+    dead.pid = (uint32_t)child;
+    CU_ASSERT_EQUAL(uf_dir_register(tdir, &dead, 0), UCACHE_OK);
+    CU_ASSERT_EQUAL(dead.slot0, 3);
+    snprintf(path, sizeof(path), "%s/node-00000000000000ff.rec", tdir);
+    fd = open(path, O_WRONLY | O_CREAT, 0644);     /* junk */
+    CU_ASSERT(write(fd, "junk", 4) == 4);
+    close(fd);
+    CU_ASSERT_EQUAL(uf_dir_scan(tdir, &v, &n, &epoch, &bad), UCACHE_OK);
+    CU_ASSERT_EQUAL(n, 3);
+    CU_ASSERT_EQUAL(bad, 1);
+    CU_ASSERT_EQUAL(epoch, 5);
+    uf_members_free(v, n);
+    /* b's heartbeat reaps the dead process's record */
+    CU_ASSERT_EQUAL(uf_dir_heartbeat(tdir, 2, 0), UCACHE_OK);
+    CU_ASSERT_EQUAL(uf_dir_scan(tdir, &v, &n, &epoch, &bad), UCACHE_OK);
+    CU_ASSERT_EQUAL(n, 2);
+    CU_ASSERT_EQUAL(epoch, 6);
+    uf_members_free(v, n);
+    CU_ASSERT_EQUAL(uf_dir_heartbeat(tdir, 77, 0), UCACHE_ERR_NOT_FOUND);
+    tdir_remove();
+}
+
+static void write_file(const char *path, const char *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT(write(fd, data, len) == (ssize_t)len);
+    close(fd);
+}
+
+/* file:// origins: stat, read, a changed file is STALE, bad URIs. */
+static void test_origin_file(void)
+{
+    char path[128], uri[160], buf[64];
+    us_object_t o, o2;
+    us_origin_stats_t s0, s1;
+
+    tdir_make();
+    snprintf(path, sizeof(path), "%s/obj", tdir);
+    snprintf(uri, sizeof(uri), "file://%s", path);
+    write_file(path, "0123456789", 10);
+    us_origin_stats(&s0);
+    CU_ASSERT_EQUAL_FATAL(us_origin_stat(uri, &o), UCACHE_OK);
+    CU_ASSERT_EQUAL(o.size, 10);
+    CU_ASSERT_EQUAL(us_origin_read(uri, &o, 3, buf, 4), UCACHE_OK);
+    CU_ASSERT(memcmp(buf, "3456", 4) == 0);
+    CU_ASSERT_EQUAL(us_origin_read(uri, &o, 8, buf, 4), UCACHE_ERR_OUT_OF_RANGE);
+    usleep(20000);
+    write_file(path, "abcdefghij", 10);          /* same size, new mtime */
+    CU_ASSERT_EQUAL(us_origin_read(uri, &o, 0, buf, 4), UCACHE_ERR_STALE);
+    CU_ASSERT_EQUAL(us_origin_stat(uri, &o2), UCACHE_OK);
+    CU_ASSERT(o2.version != o.version);
+    CU_ASSERT_EQUAL(us_origin_read(uri, &o2, 0, buf, 4), UCACHE_OK);
+    CU_ASSERT(memcmp(buf, "abcd", 4) == 0);
+    snprintf(uri, sizeof(uri), "file://localhost%s", path);
+    CU_ASSERT_EQUAL(us_origin_stat(uri, &o), UCACHE_OK);
+    CU_ASSERT_EQUAL(us_origin_stat("file:///no/such/file", &o), UCACHE_ERR_NOT_FOUND);
+    CU_ASSERT_EQUAL(us_origin_stat("file://host/x", &o), UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(us_origin_stat("ftp://x/y", &o), UCACHE_ERR_UNSUPPORTED);
+    CU_ASSERT_EQUAL(us_origin_stat("nothing", &o), UCACHE_ERR_UNSUPPORTED);
+    CU_ASSERT_EQUAL(us_origin_stat(NULL, &o), UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(us_origin_stat("file:///tmp", &o), UCACHE_ERR_INVALID);
+    us_origin_stats(&s1);
+    CU_ASSERT_EQUAL(s1.reads - s0.reads, 3);     /* the out-of-range one never went out */
+    CU_ASSERT(s1.errors - s0.errors >= 7);
+    tdir_remove();
+}
+
+/* Two serving contexts in one process joined with ucache_members_set():
+ * both read a 5-chunk object exactly; each chunk is filled once. */
+static void test_members_set(void)
+{
+    ucache_params_t p = { .field_mask = UCACHE_PARAM_FIELD_SERVE |
+                                        UCACHE_PARAM_FIELD_MEMBERS |
+                                        UCACHE_PARAM_FIELD_MEM_BYTES |
+                                        UCACHE_PARAM_FIELD_CHUNK_SIZE,
+                          .serve = 1, .members = "mpi", .mem_bytes = 16u << 20,
+                          .chunk_size = 64u << 10 };
+    const void *recs[2];
+    size_t lens[2], got;
+    char path[128], uri[160], *data, *buf, junk[100] = { 0 };
+    ucache_stats_t s[2];
+    ucache_h c[2] = { NULL, NULL }, reader;
+    unsigned i, k;
+
+    tdir_make();
+    snprintf(path, sizeof(path), "%s/obj", tdir);
+    snprintf(uri, sizeof(uri), "file://%s", path);
+    data = malloc(300000);
+    buf = malloc(300000);
+    for (i = 0; i < 300000; i++) {
+        data[i] = (char)(i * 7 + i / 251);
+    }
+    write_file(path, data, 300000);
+    for (k = 0; k < 2; k++) {
+        CU_ASSERT_EQUAL_FATAL(ucache_init(&p, &c[k]), UCACHE_OK);
+        CU_ASSERT_EQUAL_FATAL(ucache_member_record(c[k], &recs[k], &lens[k]), UCACHE_OK);
+    }
+    recs[1] = junk;                              /* a malformed record */
+    CU_ASSERT_EQUAL(ucache_members_set(c[0], recs, lens, 2, 1), UCACHE_ERR_CORRUPT);
+    ucache_member_record(c[1], &recs[1], &lens[1]);
+    CU_ASSERT_EQUAL(ucache_members_set(c[0], recs, lens, 2, 0), UCACHE_ERR_INVALID);
+    for (k = 0; k < 2; k++) {
+        CU_ASSERT_EQUAL(ucache_members_set(c[k], recs, lens, 2, 1), UCACHE_OK);
+    }
+    CU_ASSERT_EQUAL(ucache_members_set(c[0], recs, lens, 2, 1), UCACHE_ERR_INVALID);
+    for (k = 0; k < 2; k++) {
+        memset(buf, 0, 300000);
+        CU_ASSERT_EQUAL(ucache_read(c[k], uri, 0, 300000, buf, &got), UCACHE_OK);
+        CU_ASSERT_EQUAL(got, 300000);
+        CU_ASSERT(memcmp(buf, data, 300000) == 0);
+        CU_ASSERT_EQUAL(ucache_read(c[k], uri, 70000, 1000, buf, &got), UCACHE_OK);
+        CU_ASSERT(memcmp(buf, data + 70000, 1000) == 0);
+    }
+    for (k = 0; k < 2; k++) {
+        ucache_stats_get(c[k], &s[k]);
+        CU_ASSERT_EQUAL(s[k].view_nodes, 2);
+        CU_ASSERT_EQUAL(s[k].origin_direct, 0);
+    }
+    CU_ASSERT_EQUAL(s[0].fills + s[1].fills, 5);  /* 300000 / 64K: 5 chunks */
+    CU_ASSERT_EQUAL(s[0].chunk_misses + s[1].chunk_misses, 5);
+    /* a reader context with "mpi" members and no view reads the origin */
+    p.field_mask = UCACHE_PARAM_FIELD_MEMBERS;
+    CU_ASSERT_EQUAL_FATAL(ucache_init(&p, &reader), UCACHE_OK);
+    CU_ASSERT_EQUAL(ucache_read(reader, uri, 299990, 100, buf, &got), UCACHE_OK);
+    CU_ASSERT_EQUAL(got, 10);
+    CU_ASSERT(memcmp(buf, data + 299990, 10) == 0);
+    ucache_finalize(reader);
+    for (k = 0; k < 2; k++) {
+        ucache_finalize(c[k]);
+    }
+    free(data);
+    free(buf);
+    tdir_remove();
+}
+
+const uct_test_t member_tests[] = {
+    { "member_record", test_member_record },
+    { "member_dir", test_member_dir },
+    { "origin_file", test_origin_file },
+    { "members_set", test_members_set },
+    { NULL, NULL }
+};
