@@ -58,9 +58,9 @@ static void do_meta_clear(struct ucache_context *ctx)
 
 void uf_meta_clear(struct ucache_context *ctx)
 {
-    pthread_mutex_lock(&ctx->lock);
+    pthread_mutex_lock(&ctx->meta_lock);
     do_meta_clear(ctx);
-    pthread_mutex_unlock(&ctx->lock);
+    pthread_mutex_unlock(&ctx->meta_lock);
 }
 
 /* The object's size and version: cached for UCACHE_META_TTL, else asked. */
@@ -73,7 +73,7 @@ static ucache_status_t uf_meta_get(struct ucache_context *ctx, const char *uri,
     ucache_status_t status;
     uf_meta_t *m;
 
-    pthread_mutex_lock(&ctx->lock);
+    pthread_mutex_lock(&ctx->meta_lock);
     for (m = ctx->meta[b]; m != NULL; m = m->next) {
         if ((m->hash == h) && (strcmp(m->uri, uri) == 0)) {
             break;
@@ -81,16 +81,16 @@ static ucache_status_t uf_meta_get(struct ucache_context *ctx, const char *uri,
     }
     if ((m != NULL) && !refresh && (now - m->fetched_ns < ctx->cfg.meta_ttl_ns)) {
         *obj = m->obj;
-        pthread_mutex_unlock(&ctx->lock);
+        pthread_mutex_unlock(&ctx->meta_lock);
         return UCACHE_OK;
     }
-    pthread_mutex_unlock(&ctx->lock);
+    pthread_mutex_unlock(&ctx->meta_lock);
 
     status = us_origin_stat(uri, obj);
     if (status != UCACHE_OK) {
         return status;
     }
-    pthread_mutex_lock(&ctx->lock);
+    pthread_mutex_lock(&ctx->meta_lock);
     for (m = ctx->meta[b]; m != NULL; m = m->next) {
         if ((m->hash == h) && (strcmp(m->uri, uri) == 0)) {
             break;
@@ -113,7 +113,7 @@ static ucache_status_t uf_meta_get(struct ucache_context *ctx, const char *uri,
         m->obj        = *obj;
         m->fetched_ns = uc_time_ns();
     }
-    pthread_mutex_unlock(&ctx->lock);
+    pthread_mutex_unlock(&ctx->meta_lock);
     return UCACHE_OK;
 }
 
@@ -125,22 +125,22 @@ static void *uf_bounce_get(struct ucache_context *ctx)
 {
     void *b = NULL;
 
-    pthread_mutex_lock(&ctx->lock);
+    pthread_mutex_lock(&ctx->meta_lock);
     if (ctx->nbounce > 0) {
         b = ctx->bounce[--ctx->nbounce];
     }
-    pthread_mutex_unlock(&ctx->lock);
+    pthread_mutex_unlock(&ctx->meta_lock);
     return (b != NULL) ? b : malloc(ctx->cfg.chunk_size);
 }
 
 static void uf_bounce_put(struct ucache_context *ctx, void *b)
 {
-    pthread_mutex_lock(&ctx->lock);
+    pthread_mutex_lock(&ctx->meta_lock);
     if (ctx->nbounce < UF_BOUNCE_MAX) {
         ctx->bounce[ctx->nbounce++] = b;
         b = NULL;
     }
-    pthread_mutex_unlock(&ctx->lock);
+    pthread_mutex_unlock(&ctx->meta_lock);
     free(b);
 }
 
@@ -249,6 +249,9 @@ static ucache_status_t uf_read_mapped(struct ucache_context *ctx, uf_view_t *v,
         }
         if (status == UCACHE_OK) {
             uf_count_how(ctx, how);
+            if (how == UF_HOW_HIT) {
+                uf_touch_sample(ctx, p, &c->key);
+            }
             break;
         }
         if (status != UCACHE_ERR_NOT_FOUND) {
@@ -374,6 +377,9 @@ static ucache_status_t uf_read_get(struct ucache_context *ctx, uf_view_t *v,
         }
         if (status == UCACHE_OK) {
             uf_count_how(ctx, how);
+            if (how == UF_HOW_HIT) {
+                uf_touch_sample(ctx, p, &c->key);
+            }
             if (!whole) {
                 memcpy(c->dst, target + c->off, c->len);
             }

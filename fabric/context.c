@@ -173,6 +173,7 @@ static void *uf_ctx_thread(void *arg)
             }
             uf_dir_refresh(ctx, false);
         }
+        uf_touch_flush(ctx);
         uf_view_reap(ctx, false);
         pthread_mutex_lock(&ctx->lock);
     }
@@ -237,6 +238,7 @@ ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p)
         return UCACHE_ERR_NO_MEMORY;
     }
     pthread_mutex_init(&ctx->lock, NULL);
+    pthread_mutex_init(&ctx->meta_lock, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&ctx->cond, &ca);
@@ -321,6 +323,7 @@ void ucache_finalize(ucache_h ctx)
         pthread_mutex_unlock(&ctx->lock);
         pthread_join(ctx->thread, NULL);
     }
+    uf_touch_flush(ctx);   /* the last sampled hits */
     if (ctx->registered) { /* readers stop sending here at their next poll */
         uf_dir_unregister(ctx->members_dir, ctx->self.id);
         uf_node_drain(ctx->node, UF_DRAIN_NS);
@@ -341,6 +344,7 @@ void ucache_finalize(ucache_h ctx)
     pthread_cond_destroy(&ctx->rq_done);
     pthread_mutex_destroy(&ctx->rq_lock);
     pthread_cond_destroy(&ctx->cond);
+    pthread_mutex_destroy(&ctx->meta_lock);
     pthread_mutex_destroy(&ctx->lock);
     free(ctx);
 }
@@ -434,6 +438,7 @@ ucache_status_t ucache_stats_get(ucache_h ctx, ucache_stats_t *s)
     s->bad_replies    = atomic_load(&ctx->st.bad_replies);
     s->stale_objects  = atomic_load(&ctx->st.stale_objects);
     s->bytes_returned = atomic_load(&ctx->st.bytes);
+    s->hits_sampled   = atomic_load(&ctx->st.touch_sent);
     if (ctx->node != NULL) {
         uf_node_stats(ctx->node, &ns);
         us_store_stats(uf_node_store(ctx->node), &ss);
@@ -443,6 +448,7 @@ ucache_status_t ucache_stats_get(ucache_h ctx, ucache_stats_t *s)
         s->fills_coalesced = ns.coalesced;
         s->fill_errors     = ns.fill_errors;
         s->bad_requests    = ns.bad_requests;
+        s->hits_reported   = ns.touches;
         s->chunks_cached   = ss.chunks;
         s->bytes_cached    = ss.bytes_cached;
     }

@@ -25,6 +25,7 @@
 /* ------------------------------------------------------------------------ */
 
 #define UF_RPC_FETCH      1          /* find or fill one chunk              */
+#define UF_RPC_TOUCH      2          /* sampled hits of one-sided readers   */
 #define UF_PROTO_MAGIC    0x50464355u /* "UCFP" */
 #define UF_PROTO_VERSION  1u
 #define UF_FETCH_DATA     (1u << 0)  /* reply with header + payload (tcp)   */
@@ -55,6 +56,18 @@ typedef struct uf_fetch_rep {
     us_chunk_hdr_t hdr;      /* the chunk header (UF_FETCH_DATA only) */
 } uf_fetch_rep_t;
 
+/* TOUCH request: this header, then count keys (16 bytes each). */
+typedef struct uf_touch_req {
+    uint32_t magic;
+    uint16_t version;
+    uint16_t count;          /* 1 .. UF_TOUCH_MAX */
+    uint32_t weight;         /* hits each key stands for (the sampling rate) */
+    uint32_t reserved;
+} uf_touch_req_t;
+
+#define UF_TOUCH_MAX      1024       /* keys per TOUCH (16 KiB)             */
+#define UF_TOUCH_SAMPLE   16         /* a reader reports 1 in this many hits */
+
 /** The 128-bit key of chunk @p idx of (uri, version, size, chunk size). */
 us_key_t uf_chunk_key(const char *uri, const us_object_t *obj, uint64_t idx,
                       size_t chunk_size);
@@ -78,6 +91,7 @@ typedef struct uf_node_stats {
     uint64_t coalesced;      /* requests that joined a fill in progress */
     uint64_t fill_errors;
     uint64_t bad_requests;
+    uint64_t touches;        /* sampled hit keys received from readers */
 } uf_node_stats_t;
 
 /** Export @p cfg->mem_bytes through @p tr, build the store in it, serve
@@ -120,6 +134,9 @@ typedef struct uf_peer {
     const char      *mapped;      /* base of the region, MAPPED only     */
     us_layout_t      layout;      /* MAPPED and GET                      */
     _Atomic uint64_t suspect_until; /* skip it until then (monotonic ns) */
+    pthread_mutex_t  touch_lock;  /* sampled hits waiting to be sent     */
+    us_key_t        *touch;       /* UF_TOUCH_MAX keys, allocated on use */
+    _Atomic unsigned ntouch;      /* written under touch_lock            */
     struct uf_peer  *next;        /* context's table chain               */
 } uf_peer_t;
 
@@ -164,11 +181,12 @@ struct ucache_context {
     uf_member_t        self;          /* own record (serving)             */
     bool               registered;
 
-    pthread_mutex_t    lock;          /* peers, views, bounce, meta       */
+    pthread_mutex_t    lock;          /* peers, views                     */
+    pthread_mutex_t    meta_lock;     /* meta, bounce: readers' caches    */
     pthread_cond_t     cond;
     _Atomic(uf_view_t *) view;
     uf_view_t         *retired;
-    uf_peer_t         *peers[UF_PEER_BUCKETS];
+    _Atomic(uf_peer_t *) peers[UF_PEER_BUCKETS]; /* chains grow at the head */
     uf_meta_t         *meta[UF_META_BUCKETS];
     unsigned           nmeta;
     void              *bounce[UF_BOUNCE_MAX];
@@ -191,7 +209,7 @@ struct ucache_context {
     struct {
         _Atomic uint64_t chunk_reads, hits, misses, origin_direct;
         _Atomic uint64_t verify_retries, failovers, bad_replies, stale_objects;
-        _Atomic uint64_t bytes;
+        _Atomic uint64_t bytes, touch_sent, touch_dropped;
     } st;
 };
 
@@ -210,6 +228,10 @@ uf_peer_t *uf_view_peer(struct ucache_context *ctx, uf_view_t *view, uint32_t id
 void uf_peer_suspect(struct ucache_context *ctx, uf_peer_t *peer, const char *why);
 bool uf_peer_is_suspect(const uf_peer_t *peer, uint64_t now);
 void uf_peers_destroy(struct ucache_context *ctx);
+/** Maybe record a hit of @p key at @p peer (1 in UF_TOUCH_SAMPLE). */
+void uf_touch_sample(struct ucache_context *ctx, uf_peer_t *peer, const us_key_t *key);
+/** Send every peer's sampled hits (the context's thread calls it). */
+void uf_touch_flush(struct ucache_context *ctx);
 
 /* client.c */
 ucache_status_t uf_read(struct ucache_context *ctx, const char *uri, uint64_t offset,

@@ -61,7 +61,7 @@ struct uf_node {
     unsigned         nthreads;
     struct {
         _Atomic uint64_t fetches, fetch_hits, fills, fill_bytes, coalesced;
-        _Atomic uint64_t fill_errors, bad_requests;
+        _Atomic uint64_t fill_errors, bad_requests, touches;
     } st;
 };
 
@@ -263,6 +263,30 @@ static void uf_fetch_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t l
     pthread_mutex_unlock(&node->lock);
 }
 
+static void uf_touch_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
+{
+    us_key_t keys[UF_TOUCH_MAX];
+    uf_node_t *node = arg;
+    uf_touch_req_t req;
+
+    if (len >= sizeof(req)) {
+        memcpy(&req, msg, sizeof(req));
+    }
+    if ((len < sizeof(req)) || (req.magic != UF_PROTO_MAGIC) ||
+        (req.version != UF_PROTO_VERSION) || (req.count == 0) ||
+        (req.count > UF_TOUCH_MAX) || (req.weight == 0) || (req.weight > 1024) ||
+        (len != sizeof(req) + (size_t)req.count * sizeof(us_key_t))) {
+        UF_NODE_ADD(node, bad_requests, 1);
+        UC_WARN("refused a malformed TOUCH request (%zu bytes)", len);
+        ut_rpc_reply(rpc, UCACHE_ERR_INVALID, NULL, 0, NULL, 0, 0);
+        return;
+    }
+    memcpy(keys, (const char *)msg + sizeof(req), req.count * sizeof(us_key_t));
+    us_store_touch(node->store, keys, req.count, req.weight);
+    UF_NODE_ADD(node, touches, req.count);
+    ut_rpc_reply(rpc, UCACHE_OK, NULL, 0, NULL, 0, 0);
+}
+
 /* Fill one chunk: reserve (waiting out grace periods), read, publish. */
 static ucache_status_t uf_fill(uf_node_t *node, uf_job_t *job, us_loc_t *loc_p,
                                uint32_t *how_p)
@@ -452,6 +476,9 @@ ucache_status_t uf_node_create(ut_ctx_t *tr, const uc_config_t *cfg,
         node->nthreads++;
     }
     status = ut_rpc_handler_set(tr, UF_RPC_FETCH, uf_fetch_handler, node);
+    if (status == UCACHE_OK) {
+        status = ut_rpc_handler_set(tr, UF_RPC_TOUCH, uf_touch_handler, node);
+    }
     if (status != UCACHE_OK) {
         goto err;
     }
@@ -488,6 +515,7 @@ void uf_node_destroy(uf_node_t *node)
         return;
     }
     ut_rpc_handler_set(node->tr, UF_RPC_FETCH, NULL, NULL);
+    ut_rpc_handler_set(node->tr, UF_RPC_TOUCH, NULL, NULL);
     pthread_mutex_lock(&node->lock);
     node->stop = true;
     pthread_cond_broadcast(&node->work);
@@ -532,4 +560,5 @@ void uf_node_stats(uf_node_t *node, uf_node_stats_t *s)
     s->coalesced    = atomic_load(&node->st.coalesced);
     s->fill_errors  = atomic_load(&node->st.fill_errors);
     s->bad_requests = atomic_load(&node->st.bad_requests);
+    s->touches      = atomic_load(&node->st.touches);
 }

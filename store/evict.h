@@ -9,11 +9,10 @@
  * Where the hits come from (the owner never sees a one-sided hit):
  *  - the owner's own service path (RPC reads, the tcp bulk-read path, misses
  *    answered from memory) calls us_store_touch() for each chunk it serves;
- *  - readers sample their one-sided hits (the fabric's client, issue [3/6]:
- *    1 in N hits, chosen by a per-thread random draw so no key pattern can
- *    hide from it), batch the keys and send them to the owner with their
- *    next request, and the owner calls us_store_touch(keys, n, weight) on the
- *    batch.  Frequencies saturate at US_FREQ_MAX, so a sampled hot chunk
+ *  - readers sample their one-sided hits (fabric/view.c: 1 in 16 hits,
+ *    chosen by a per-thread random draw so no key pattern can hide from it),
+ *    batch the keys per owner and send them from a background thread (a
+ *    TOUCH request), and the owner calls us_store_touch(keys, n, 16).  Frequencies saturate at US_FREQ_MAX, so a sampled hot chunk
  *    stays hot even though most of its hits were never reported.
  */
 #ifndef US_EVICT_H

@@ -183,6 +183,12 @@ else
     if [ -n "$tid" ] && [ "$extra" -lt 10 ] && grep -q "wrong 0 failed 0" "$W/hits.20000"; then
         ok "same-host hits: ${calls[10000]} calls in 10k, ${calls[20000]} in 20k (other threads: ${others% , })"
     else bad "syscalls: 10k ${calls[10000]}, 20k ${calls[20000]}"; tail -3 "$W/hits.20000"; fi
+    reported=$(counter hits_reported)
+    # 30k one-sided hits sampled 1 in 16: ~1900 reports (some are dropped
+    # rather than wait for a lock); accept anything from a third of that
+    if [ "$reported" -gt 600 ]; then
+        ok "one-sided hits reach the owners' eviction: $reported of 30k hits reported (1 in 16 sampled)"
+    else bad "hit sampling: owners received $reported reports"; fi
 fi
 
 # --- bad input ---------------------------------------------------------------
