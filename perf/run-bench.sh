@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make bench: ucperf store (the node store alone) at 4K and 1M, ucperf raw
+# make bench: ucperf placement (DxHash vs a 100-vnode ring at 1k/10k/100k
+# nodes), ucperf store (the node store alone) at 4K and 1M, ucperf raw
 # over shared memory and tcp at 4K/64K/1M/4M, and in
 # the same run the baselines it is judged against: ucx_perftest on the same
 # transport and size, and mbw's memcpy.  Writes perf/results/latest.json
@@ -81,6 +82,30 @@ for spec in 4K:1G 1M:1G 4K:64M; do
         "owner-private metadata $(field "$ix" owner_meta_bytes_per_chunk) B/chunk"
 done
 
+# Placement (issue [3/6]): DxHash against a ring with 100 virtual nodes per
+# node, measured in the same run, at 1k, 10k and 100k nodes.
+echo "== placement: DxHash vs a 100-vnode ring"
+"$ucperf" placement --json | tee -a "$json" > "$out/placement.tmp"
+while read -r l; do
+    n=$(field "$l" nodes)
+    r=$(field "$l" ratio)
+    add "placement $n nodes: median lookup (ns)" "$(field "$l" dx_lookup_ns)" \
+        "ring, 100 vnodes/node: $(field "$l" ring_lookup_ns)" "$r" "$(verdict "$r" 0.25 "<=")" \
+        "target <= 0.25x the ring"
+    add "placement $n nodes: keys moved on a leave / a join (x 1/N)" \
+        "$(field "$l" dx_moved_leave_x_1_over_n) / $(field "$l" dx_moved_join_x_1_over_n)" \
+        "ring leave $(field "$l" ring_moved_leave_x_1_over_n)" "" \
+        "$(verdict "$(awk -v a="$(field "$l" dx_moved_leave_x_1_over_n)" -v b="$(field "$l" dx_moved_join_x_1_over_n)" 'BEGIN {print (a > b) ? a : b}')" 1.1 "<=")" \
+        "wrong moves: $(field "$l" wrong_moves) (must be 0)"
+    add "placement $n nodes: max/mean load, equal weights" "$(field "$l" dx_max_over_mean)" \
+        "ring (exact arcs) $(field "$l" ring_max_over_mean)" "" \
+        "$(verdict "$(field "$l" dx_max_over_mean)" 1.05 "<=")" \
+        "counted over $(field "$l" dx_balance_keys) keys; uniform-random floor $(field "$l" uniform_floor)"
+    add "placement $n nodes: memory (MB)" "$(field "$l" dx_mb)" "ring $(field "$l" ring_mb)" \
+        "" "$([ "$n" = 100000 ] && verdict "$(field "$l" dx_mb)" 16 "<=" || echo report)" ""
+done < "$out/placement.tmp"
+rm -f "$out/placement.tmp"
+
 for size in 4K 64K 1M 4M; do
     bytes=$(numfmt --from=iec "$size")
     iters=$(( bytes >= 1048576 ? 1000 : 20000 ))
@@ -130,7 +155,7 @@ add "tcp 1M read bandwidth via ucp_get (GB/s)" "$(field "$get" gbps)" "same run,
     "" "report" "why reads use am on tcp"
 
 {
-    echo "# ucperf store and raw — $(date -u +%Y-%m-%dT%H:%MZ) on $(hostname) ($(nproc) cores)"
+    echo "# ucperf placement, store and raw — $(date -u +%Y-%m-%dT%H:%MZ) on $(hostname) ($(nproc) cores)"
     echo
     echo "Every baseline was measured in the same run. UCX $(ucx_info -v | sed -n 's/# Version //p')."
     echo

@@ -196,6 +196,10 @@ static ucache_status_t us_copy_chunk(const char *src, const us_read_op_t *op,
         pend->checksum = hdr.checksum;
         return UCACHE_INPROGRESS;
     }
+    /* libxxhash 0.8.1 skips deriving the seeded secret when the state's
+     * stale seed field equals the new seed: a reused stack slot then hashes
+     * with whatever overwrote the old secret.  Clear the seed first. */
+    XXH3_INITSTATE(&state);
     XXH3_64bits_reset_withSeed(&state, us_hdr_seed(&hdr));
     for (off = 0; off < loc->length; off += n) {
         n = loc->length - off;

@@ -89,18 +89,25 @@ fi
 ok "three ucached daemons register"
 
 # --- reads ------------------------------------------------------------------
-if $T/fabric_client verify 300 $FILES >"$W/v1" 2>&1; then
-    ok "shm: 300 random reads + 8 posted reads, bytes equal the origin"
+# clean FILE: nothing retried, nothing failed over, no origin read by the
+# reader (no owner is down and nothing is evicted in these runs)
+clean() {
+    [ "$(client_stat "$1" verify_retries)" = 0 ] && [ "$(client_stat "$1" failovers)" = 0 ] &&
+        [ "$(client_stat "$1" origin_direct)" = 0 ]
+}
+
+if $T/fabric_client verify 300 $FILES >"$W/v1" 2>&1 && clean "$W/v1"; then
+    ok "shm: 300 random reads + 8 posted reads, bytes equal the origin, none retried"
 else bad "shm random reads"; tail -5 "$W/v1"; fi
 
-if UCX_TLS=tcp $T/fabric_client verify 200 $FILES >"$W/v2" 2>&1 &&
+if UCX_TLS=tcp $T/fabric_client verify 200 $FILES >"$W/v2" 2>&1 && clean "$W/v2" &&
    [ "$(client_stat "$W/v2" rpcs)" -gt 0 ]; then
-    ok "tcp (owner replies with the chunk): 200 random reads equal the origin"
+    ok "tcp (owner replies with the chunk): 200 random reads equal the origin, none retried"
 else bad "tcp random reads"; tail -5 "$W/v2"; fi
 
 if UCX_TLS=tcp UCACHE_READ_PATH=get $T/fabric_client verify 100 $FILES >"$W/v3" 2>&1 &&
-   [ "$(client_stat "$W/v3" get_reads)" -gt 0 ]; then
-    ok "tcp one-sided gets (index, then chunk): 100 random reads equal the origin"
+   clean "$W/v3" && [ "$(client_stat "$W/v3" get_reads)" -gt 0 ]; then
+    ok "tcp one-sided gets (index, then chunk): 100 random reads equal the origin, none retried"
 else bad "tcp get reads"; tail -5 "$W/v3"; fi
 
 cat_ok=1

@@ -208,6 +208,7 @@ static void test_members_set(void)
         CU_ASSERT_EQUAL_FATAL(ucache_member_record(c[k], &recs[k], &lens[k]), UCACHE_OK);
     }
     recs[1] = junk;                              /* a malformed record */
+    lens[1] = sizeof(junk);
     CU_ASSERT_EQUAL(ucache_members_set(c[0], recs, lens, 2, 1), UCACHE_ERR_CORRUPT);
     ucache_member_record(c[1], &recs[1], &lens[1]);
     CU_ASSERT_EQUAL(ucache_members_set(c[0], recs, lens, 2, 0), UCACHE_ERR_INVALID);
