@@ -174,6 +174,7 @@ static ucache_status_t uf_fetch(struct ucache_context *ctx, uf_view_t *v,
     req.chunk_size  = (uint32_t)ctx->cfg.chunk_size;
     req.uri_len     = (uint16_t)uri_len;
     memset(rep, 0, sizeof(*rep));
+    UF_ADD(ctx, fetches, 1);
     if (p->self) {
         status = uf_node_fetch_local(ctx->node, &req, c->uri, &loc);
         rep->version = loc.version;

@@ -209,7 +209,7 @@ struct ucache_context {
     struct {
         _Atomic uint64_t chunk_reads, hits, misses, origin_direct;
         _Atomic uint64_t verify_retries, failovers, bad_replies, stale_objects;
-        _Atomic uint64_t bytes, touch_sent, touch_dropped;
+        _Atomic uint64_t bytes, touch_sent, touch_dropped, fetches;
     } st;
 };
 

@@ -251,12 +251,12 @@ static int mode_pause(const char *flag)
         check_read(f, 0, (size_t)file_size(paths[f]) + 1, a, b);
     }
     ucache_stats_get(ctx, &s1);
-    printf("second pass: chunks %llu hits %llu misses %llu failovers %llu rpcs %llu\n",
+    printf("second pass: chunks %llu hits %llu misses %llu failovers %llu fetches %llu\n",
            (unsigned long long)(s1.chunk_reads - s0.chunk_reads),
            (unsigned long long)(s1.chunk_hits - s0.chunk_hits),
            (unsigned long long)(s1.chunk_misses - s0.chunk_misses),
            (unsigned long long)(s1.failovers - s0.failovers),
-           (unsigned long long)(s1.rpcs - s0.rpcs));
+           (unsigned long long)(s1.fetch_requests - s0.fetch_requests));
     free(a);
     free(b);
     return 0;
