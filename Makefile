@@ -142,7 +142,7 @@ tsan: deps
 	    OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=thread" \
 	    LDFLAGS="-fsanitize=thread" all tests
 	@UCX_MEM_EVENTS=no UCX_MEM_MALLOC_HOOKS=no UCX_MEM_MMAP_HOOK_MODE=none \
-	 TSAN_OPTIONS=halt_on_error=1:exitcode=66 \
+	 TSAN_OPTIONS=halt_on_error=1:exitcode=66 UCT_SANITIZER=thread \
 	 BUILD=build/tsan tests/run.sh $(TEST_NAMES:%=build/tsan/tests/test_%) $(TEST_SCRIPTS)
 
 # The main job: a local fabric of three daemons reading a sample dataset.
