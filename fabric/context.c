@@ -181,6 +181,19 @@ static void *uf_ctx_thread(void *arg)
     return NULL;
 }
 
+/* *copy_p: a malloc'd copy of the @p len bytes at @p blob. */
+static ucache_status_t uf_blob_copy(const void *blob, size_t len, void **copy_p,
+                                    size_t *len_p)
+{
+    *copy_p = malloc(len);
+    if (*copy_p == NULL) {
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    memcpy(*copy_p, blob, len);
+    *len_p = len;
+    return UCACHE_OK;
+}
+
 static ucache_status_t uf_self_init(struct ucache_context *ctx)
 {
     const void *blob;
@@ -199,25 +212,18 @@ static ucache_status_t uf_self_init(struct ucache_context *ctx)
     snprintf(ctx->self.zone, sizeof(ctx->self.zone), "%s", ctx->cfg.zone);
     gethostname(ctx->self.host, sizeof(ctx->self.host) - 1);
     status = ut_address(ctx->transport, &blob, &len);
+    if (status == UCACHE_OK) {
+        status = uf_blob_copy(blob, len, &ctx->self.addr, &ctx->self.addr_len);
+    }
+    if (status == UCACHE_OK) {
+        status = uf_node_rkey(ctx->node, &blob, &len);
+    }
+    if (status == UCACHE_OK) {
+        status = uf_blob_copy(blob, len, &ctx->self.rkey, &ctx->self.rkey_len);
+    }
     if (status != UCACHE_OK) {
         return status;
     }
-    ctx->self.addr = malloc(len);
-    if (ctx->self.addr == NULL) {
-        return UCACHE_ERR_NO_MEMORY;
-    }
-    memcpy(ctx->self.addr, blob, len);
-    ctx->self.addr_len = len;
-    status = uf_node_rkey(ctx->node, &blob, &len);
-    if (status != UCACHE_OK) {
-        return status;
-    }
-    ctx->self.rkey = malloc(len);
-    if (ctx->self.rkey == NULL) {
-        return UCACHE_ERR_NO_MEMORY;
-    }
-    memcpy(ctx->self.rkey, blob, len);
-    ctx->self.rkey_len = len;
     return uf_member_encode(&ctx->self, &ctx->self_rec, &ctx->self_rec_len);
 }
 

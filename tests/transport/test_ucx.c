@@ -615,7 +615,9 @@ static void test_region_destroy_inflight(void)
  * and parks the region (still mapped) until the context goes. */
 static void test_region_destroy_stalled_reader(void)
 {
-    enum { N = 4, SZ = 4u << 20 };
+    /* 32 MiB of replies: more than loopback's socket buffers can absorb
+     * while the reader does not progress, so some sends must be stuck */
+    enum { N = 8, SZ = 4u << 20 };
     uc_config_t ccfg = test_config(20 * UC_NSEC_PER_SEC); /* outlives the stall */
     ut_req_t reqs[N];
     uint8_t *buf = malloc((size_t)N * SZ);
