@@ -95,28 +95,36 @@ static ucache_status_t uf_members_parse(struct ucache_context *ctx)
         ctx->members_kind = UF_MEMBERS_EXTERNAL;
         return UCACHE_OK;
     }
-    if (strncmp(m, "file:", 5) == 0) {
-        UC_ERROR("members source file: (a static list) is not built yet; use "
-                 "dir:PATH or mpi");
-        return UCACHE_ERR_UNSUPPORTED;
+    if ((strncmp(m, "file:", 5) == 0) && (m[5] != '\0')) {
+        ctx->members_kind = UF_MEMBERS_FILE;
+        snprintf(ctx->members_dir, sizeof(ctx->members_dir), "%s", m + 5);
+        if (ctx->serve && (ctx->cfg.listen[0] == '\0')) {
+            UC_ERROR("a serving node with file: members needs UCACHE_LISTEN "
+                     "(ucached --listen HOST:PORT): its line in %s", m + 5);
+            return UCACHE_ERR_INVALID;
+        }
+        return UCACHE_OK;
     }
-    UC_ERROR("UCACHE_MEMBERS '%s' is neither dir:PATH nor mpi", m);
+    UC_ERROR("UCACHE_MEMBERS '%s' is none of dir:PATH, file:PATH, mpi", m);
     return UCACHE_ERR_INVALID;
 }
 
-/* Scan the dir: source and install its view if its epoch is new. */
-static ucache_status_t uf_dir_refresh(struct ucache_context *ctx, bool force)
+/* Read the dir: or file: source and install its view if its epoch is new. */
+static ucache_status_t uf_source_refresh(struct ucache_context *ctx, bool force)
 {
     uf_view_t *cur = atomic_load(&ctx->view), *v;
+    bool file = (ctx->members_kind == UF_MEMBERS_FILE);
     uf_member_t *members;
     uint64_t epoch, bad = 0;
     ucache_status_t status;
     uint32_t n;
 
-    if (!force && (cur != NULL) && (uf_dir_epoch(ctx->members_dir) == cur->epoch)) {
+    epoch = file ? uf_file_epoch(ctx->members_dir) : uf_dir_epoch(ctx->members_dir);
+    if (!force && (cur != NULL) && (epoch == cur->epoch)) {
         return UCACHE_OK;
     }
-    status = uf_dir_scan(ctx->members_dir, &members, &n, &epoch, &bad);
+    status = file ? uf_file_scan(ctx->members_dir, &members, &n, &epoch) :
+                    uf_dir_scan(ctx->members_dir, &members, &n, &epoch, &bad);
     if (status != UCACHE_OK) {
         UC_ERROR("members: cannot read %s: %s", ctx->members_dir,
                  ucache_strerror(status));
@@ -163,7 +171,7 @@ static void *uf_ctx_thread(void *arg)
             break;
         }
         pthread_mutex_unlock(&ctx->lock);
-        if (ctx->members_kind == UF_MEMBERS_DIR) {
+        if (ctx->members_kind != UF_MEMBERS_EXTERNAL) {
             if (ctx->registered &&
                 (uf_dir_heartbeat(ctx->members_dir, ctx->self.id,
                                   ctx->cfg.members_ttl_ns) == UCACHE_ERR_NOT_FOUND)) {
@@ -171,7 +179,7 @@ static void *uf_ctx_thread(void *arg)
                         "registering again", ctx->self.id, ctx->members_dir);
                 uf_register(ctx);
             }
-            uf_dir_refresh(ctx, false);
+            uf_source_refresh(ctx, false);
         }
         uf_touch_flush(ctx);
         uf_view_reap(ctx, false);
@@ -194,12 +202,52 @@ static ucache_status_t uf_blob_copy(const void *blob, size_t len, void **copy_p,
     return UCACHE_OK;
 }
 
+/* HELLO: this node's record, for readers that know only its host:port. */
+static void uf_hello_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
+{
+    struct ucache_context *ctx = arg;
+
+    (void)msg;
+    (void)len;
+    ut_rpc_reply(rpc, UCACHE_OK, NULL, 0, ctx->self_rec, ctx->self_rec_len, 0);
+}
+
+/* Listen on UCACHE_LISTEN ("HOST:PORT", "[V6]:PORT" or ":PORT"). */
+static ucache_status_t uf_listen(struct ucache_context *ctx)
+{
+    char host[128], *colon, *end;
+    unsigned long port;
+    uint16_t bound = 0;
+    ucache_status_t status;
+
+    snprintf(host, sizeof(host), "%s", ctx->cfg.listen);
+    colon = strrchr(host, ':');
+    port  = (colon != NULL) ? strtoul(colon + 1, &end, 10) : 0;
+    if ((colon == NULL) || (*end != '\0') || (port > 65535)) {
+        UC_ERROR("UCACHE_LISTEN '%s' is not HOST:PORT", ctx->cfg.listen);
+        return UCACHE_ERR_INVALID;
+    }
+    *colon = '\0';
+    if ((host[0] == '[') && (colon[-1] == ']')) {
+        colon[-1] = '\0';
+        memmove(host, host + 1, strlen(host));
+    }
+    status = ut_listen(ctx->transport, host, (uint16_t)port, &bound);
+    if (status == UCACHE_OK) {
+        UC_INFO("listening on %s:%u", host[0] ? host : "*", bound);
+    }
+    return status;
+}
+
 static ucache_status_t uf_self_init(struct ucache_context *ctx)
 {
     const void *blob;
     size_t len;
     ucache_status_t status;
 
+    if (ctx->members_kind == UF_MEMBERS_FILE) {
+        ctx->self.id = uf_member_id_of(ctx->cfg.listen); /* its line in the list */
+    }
     while (ctx->self.id == 0) {
         if (getrandom(&ctx->self.id, sizeof(ctx->self.id), 0) != sizeof(ctx->self.id)) {
             UC_ERROR("getrandom: %m");
@@ -277,22 +325,28 @@ ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p)
     }
     if (ctx->serve) {
         status = uf_node_create(ctx->transport, &ctx->cfg, &ctx->node);
-        if (status != UCACHE_OK) {
-            goto err;
+        if (status == UCACHE_OK) {
+            status = uf_self_init(ctx);
         }
-        status = uf_self_init(ctx);
+        if (status == UCACHE_OK) {
+            status = ut_rpc_handler_set(ctx->transport, UF_RPC_HELLO, uf_hello_handler,
+                                        ctx);
+        }
+        if ((status == UCACHE_OK) && (ctx->cfg.listen[0] != '\0')) {
+            status = uf_listen(ctx);
+        }
         if (status != UCACHE_OK) {
             goto err;
         }
     }
-    if (ctx->members_kind == UF_MEMBERS_DIR) {
-        if (ctx->serve) {
-            status = uf_register(ctx);
-            if (status != UCACHE_OK) {
-                goto err;
-            }
+    if ((ctx->members_kind == UF_MEMBERS_DIR) && ctx->serve) {
+        status = uf_register(ctx);
+        if (status != UCACHE_OK) {
+            goto err;
         }
-        status = uf_dir_refresh(ctx, true);
+    }
+    if (ctx->members_kind != UF_MEMBERS_EXTERNAL) {
+        status = uf_source_refresh(ctx, true);
         if (status != UCACHE_OK) {
             goto err;
         }
@@ -322,6 +376,9 @@ void ucache_finalize(ucache_h ctx)
         return;
     }
     uf_readers_stop(ctx);
+    if (ctx->transport != NULL) {
+        ut_rpc_handler_set(ctx->transport, UF_RPC_HELLO, NULL, NULL);
+    }
     if (ctx->thread_running) {
         pthread_mutex_lock(&ctx->lock);
         ctx->thread_stop = true;

@@ -26,6 +26,7 @@
 
 #define UF_RPC_FETCH      1          /* find or fill one chunk              */
 #define UF_RPC_TOUCH      2          /* sampled hits of one-sided readers   */
+#define UF_RPC_HELLO      3          /* the node's record (bootstrap)       */
 #define UF_PROTO_MAGIC    0x50464355u /* "UCFP" */
 #define UF_PROTO_VERSION  1u
 #define UF_FETCH_DATA     (1u << 0)  /* reply with header + payload (tcp)   */
@@ -161,7 +162,7 @@ typedef struct uf_view {
 #define UF_META_MAX      65536
 #define UF_BOUNCE_MAX    16
 
-enum { UF_MEMBERS_DIR = 1, UF_MEMBERS_EXTERNAL = 2 };
+enum { UF_MEMBERS_DIR = 1, UF_MEMBERS_EXTERNAL = 2, UF_MEMBERS_FILE = 3 };
 
 typedef struct uf_meta {
     struct uf_meta *next;
@@ -177,7 +178,7 @@ struct ucache_context {
     uf_node_t         *node;          /* serving contexts only            */
     bool               serve;
     int                members_kind;
-    char               members_dir[512];
+    char               members_dir[512];  /* dir: or file: path         */
     uf_member_t        self;          /* own record (serving)             */
     bool               registered;
 

@@ -497,3 +497,125 @@ ucache_status_t uf_dir_heartbeat(const char *dir, uint64_t id, uint64_t ttl_ns)
     uf_dir_unlock(fd);
     return status;
 }
+
+/* ------------------------------------------------------------------------ */
+/* file: source                                                              */
+/* ------------------------------------------------------------------------ */
+
+uint64_t uf_member_id_of(const char *hostport)
+{
+    uint64_t id = XXH64(hostport, strlen(hostport), 0x55434d46ull);
+
+    return (id == 0) ? 1 : id;
+}
+
+uint64_t uf_file_epoch(const char *path)
+{
+    struct stat st;
+
+    if (stat(path, &st) != 0) {
+        return 0;
+    }
+    return (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec + 1;
+}
+
+/* One line: HOST:PORT [zone=Z] [weight=W]; @p m gets host, port, id. */
+static ucache_status_t uf_file_line(char *line, uf_member_t *m)
+{
+    char *save = NULL, *tok, *colon, *end;
+    unsigned long v;
+
+    memset(m, 0, sizeof(*m));
+    m->weight = 1;
+    tok = strtok_r(line, " \t", &save);
+    colon = (tok != NULL) ? strrchr(tok, ':') : NULL;
+    if ((colon == NULL) || (colon == tok) || ((size_t)(colon - tok) >= UF_HOST_MAX)) {
+        return UCACHE_ERR_INVALID;
+    }
+    v = strtoul(colon + 1, &end, 10);
+    if ((*end != '\0') || (v == 0) || (v > 65535)) {
+        return UCACHE_ERR_INVALID;
+    }
+    m->id   = uf_member_id_of(tok);
+    m->port = (uint16_t)v;
+    memcpy(m->host, tok, (size_t)(colon - tok));
+    while ((tok = strtok_r(NULL, " \t", &save)) != NULL) {
+        if ((strncmp(tok, "zone=", 5) == 0) && (strlen(tok + 5) < UF_ZONE_MAX)) {
+            strcpy(m->zone, tok + 5);
+        } else if (strncmp(tok, "weight=", 7) == 0) {
+            v = strtoul(tok + 7, &end, 10);
+            if ((*end != '\0') || (v == 0) || (v > UF_MAX_WEIGHT)) {
+                return UCACHE_ERR_INVALID;
+            }
+            m->weight = (uint32_t)v;
+        } else {
+            return UCACHE_ERR_INVALID;
+        }
+    }
+    return UCACHE_OK;
+}
+
+ucache_status_t uf_file_scan(const char *path, uf_member_t **members_p, uint32_t *n_p,
+                             uint64_t *epoch_p)
+{
+    uf_member_t *v = NULL, *nv;
+    uint32_t n = 0, cap = 0, slot = 0, i;
+    unsigned lineno = 0;
+    char line[512], *p;
+    FILE *f;
+
+    f = fopen(path, "r");
+    if (f == NULL) {
+        UC_ERROR("members: cannot read %s: %m", path);
+        return (errno == ENOENT) ? UCACHE_ERR_NOT_FOUND : UCACHE_ERR_IO;
+    }
+    *epoch_p = uf_file_epoch(path);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        lineno++;
+        line[strcspn(line, "#\r\n")] = '\0';
+        for (p = line; (*p == ' ') || (*p == '\t'); p++) {
+        }
+        if (*p == '\0') {
+            continue;
+        }
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            nv = realloc(v, sizeof(*v) * cap);
+            if (nv == NULL) {
+                goto err_nomem;
+            }
+            v = nv;
+        }
+        if (uf_file_line(p, &v[n]) != UCACHE_OK) {
+            UC_ERROR("members: %s line %u is not HOST:PORT [zone=Z] [weight=W]",
+                     path, lineno);
+            fclose(f);
+            uf_members_free(v, n);
+            return UCACHE_ERR_INVALID;
+        }
+        for (i = 0; i < n; i++) {
+            if (v[i].id == v[n].id) {
+                UC_ERROR("members: %s line %u repeats %s:%u", path, lineno,
+                         v[n].host, v[n].port);
+                fclose(f);
+                uf_members_free(v, n);
+                return UCACHE_ERR_INVALID;
+            }
+        }
+        v[n].slot0 = slot;
+        slot += v[n].weight;
+        if (slot > UF_MAX_SLOTS / 2) {
+            goto err_nomem;
+        }
+        n++;
+    }
+    fclose(f);
+    *members_p = v;
+    *n_p = n;
+    return UCACHE_OK;
+
+err_nomem:
+    fclose(f);
+    uf_members_free(v, n);
+    return UCACHE_ERR_NO_MEMORY;
+}

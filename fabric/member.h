@@ -7,6 +7,10 @@
  *             shared filesystem); an epoch file counts every change;
  *             records whose daemon died (same host: its pid is gone;
  *             anywhere: no heartbeat for UCACHE_MEMBERS_TTL) are reaped.
+ *   file:PATH a static list, one node per line: HOST:PORT [zone=Z]
+ *             [weight=W]; slots in line order.  Only host and port are
+ *             known: a reader fetches the node's record (address, key) from
+ *             its listener on first contact (fabric/view.c).
  *   external  records handed in by the application (ucache_mpi.h does it
  *             with an MPI allgather), slots assigned in the order given.
  * Invariant: every member of one epoch holds distinct slots.
@@ -32,7 +36,8 @@ typedef struct uf_member {
     uint64_t heartbeat_ns;  /* dir: CLOCK_REALTIME of the last heartbeat */
     char     zone[UF_ZONE_MAX];
     char     host[UF_HOST_MAX];
-    void    *addr;          /* worker address blob (owned) */
+    uint16_t port;          /* file: its listener; 0 for records */
+    void    *addr;          /* worker address blob (owned), NULL for file: */
     size_t   addr_len;
     void    *rkey;          /* store region's rkey blob (owned) */
     size_t   rkey_len;
@@ -78,5 +83,21 @@ ucache_status_t uf_dir_scan(const char *dir, uf_member_t **members_p, uint32_t *
                             uint64_t *epoch_p, uint64_t *bad_p);
 
 void uf_members_free(uf_member_t *members, uint32_t n);
+
+/* file: source ----------------------------------------------------------- */
+
+/** The id of the node listening on @p hostport (as the list spells it). */
+uint64_t uf_member_id_of(const char *hostport);
+
+/**
+ * Parse the static list @p path; *epoch_p is its modification time (ns), so
+ * an edited list is a new epoch.  UCACHE_ERR_INVALID (logged with the line
+ * number) for a malformed line, UCACHE_ERR_NOT_FOUND for a missing file.
+ */
+ucache_status_t uf_file_scan(const char *path, uf_member_t **members_p, uint32_t *n_p,
+                             uint64_t *epoch_p);
+
+/** The list's epoch (modification time, ns; 0 if it cannot be read). */
+uint64_t uf_file_epoch(const char *path);
 
 #endif

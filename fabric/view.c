@@ -172,13 +172,50 @@ void uf_peer_suspect(struct ucache_context *ctx, uf_peer_t *peer, const char *wh
     atomic_store(&peer->suspect_until, now + ctx->cfg.peer_retry_ns);
 }
 
+static ucache_status_t uf_peer_setup_blobs(struct ucache_context *ctx, uf_peer_t *p,
+                                           const uf_member_t *m);
+
+/* A node known only as host:port (file: members): ask its listener for its
+ * record (worker address, store key) over a connection made for that. */
+static ucache_status_t uf_peer_hello(struct ucache_context *ctx, const uf_member_t *m,
+                                     uf_member_t *rec)
+{
+    size_t cap = 3 * UF_BLOB_MAX;
+    ucache_status_t status;
+    ut_peer_t *boot;
+    void *buf;
+    ut_req_t r;
+
+    buf = malloc(cap);
+    if (buf == NULL) {
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    status = ut_peer_create_sockaddr(ctx->transport, m->host, m->port, &boot);
+    if (status == UCACHE_OK) {
+        status = ut_rpc_post(&r, boot, UF_RPC_HELLO, NULL, 0, NULL, 0, buf, cap);
+        if (status == UCACHE_OK) {
+            status = ut_wait(ctx->transport, &r, 1, 2 * ctx->cfg.timeout_ns);
+        }
+        if (status == UCACHE_OK) {
+            status = uf_member_decode(buf, r.length, rec);
+            if (status != UCACHE_OK) {
+                atomic_fetch_add(&ctx->st.bad_replies, 1);
+                UC_WARN("%s:%u answered HELLO with a malformed record", m->host,
+                        m->port);
+            }
+        }
+        ut_peer_destroy(boot);
+    }
+    free(buf);
+    return status;
+}
+
 /* Connect, unpack the store's key, learn its layout (ctx->lock not held). */
 static ucache_status_t uf_peer_setup(struct ucache_context *ctx, uf_peer_t *p,
                                      const uf_member_t *m)
 {
-    _Alignas(64) char super[US_SUPER_SIZE];
+    uf_member_t rec = { 0 };
     ucache_status_t status;
-    ut_req_t req;
 
     if (p->self) {
         p->path   = UT_PATH_MAPPED;
@@ -186,6 +223,26 @@ static ucache_status_t uf_peer_setup(struct ucache_context *ctx, uf_peer_t *p,
         p->layout = *us_store_layout(uf_node_store(ctx->node));
         return UCACHE_OK;
     }
+    if ((m->addr_len == 0) && (m->port != 0)) {
+        status = uf_peer_hello(ctx, m, &rec);
+        if (status != UCACHE_OK) {
+            return status;
+        }
+        m = &rec;
+    }
+    status = uf_peer_setup_blobs(ctx, p, m);
+    uf_member_clear(&rec);
+    return status;
+}
+
+/* The rest of the setup, from a member with address and key blobs. */
+static ucache_status_t uf_peer_setup_blobs(struct ucache_context *ctx, uf_peer_t *p,
+                                           const uf_member_t *m)
+{
+    _Alignas(64) char super[US_SUPER_SIZE];
+    ucache_status_t status;
+    ut_req_t req;
+
     status = ut_peer_create(ctx->transport, m->addr, m->addr_len, &p->tp);
     if (status != UCACHE_OK) {
         return status;

@@ -23,7 +23,9 @@ static void usage(FILE *out)
     fprintf(out,
         "usage: ucached [options]\n"
         "  -m, --mem BYTES         cache memory to export (K/M/G)    [UCACHE_MEM]\n"
-        "  -M, --members SOURCE    dir:PATH or mpi                   [UCACHE_MEMBERS]\n"
+        "  -M, --members SOURCE    dir:PATH or file:PATH            [UCACHE_MEMBERS]\n"
+        "  -L, --listen HOST:PORT  accept bootstrap connections here (file: members:\n"
+        "                          the node's line in the list)      [UCACHE_LISTEN]\n"
         "  -z, --zone NAME         failure domain of this node       [UCACHE_ZONE]\n"
         "  -c, --chunk-size BYTES  chunk size of objects    [UCACHE_CHUNK_SIZE]\n"
         "  -l, --log-level LEVEL   none error warn info debug trace [UCACHE_LOG_LEVEL]\n"
@@ -59,6 +61,7 @@ int main(int argc, char **argv)
         {"mem", required_argument, NULL, 'm'},
         {"members", required_argument, NULL, 'M'},
         {"zone", required_argument, NULL, 'z'},
+        {"listen", required_argument, NULL, 'L'},
         {"chunk-size", required_argument, NULL, 'c'},
         {"log-level", required_argument, NULL, 'l'},
         {"syslog", no_argument, NULL, 's'},
@@ -74,7 +77,7 @@ int main(int argc, char **argv)
     ucache_h ctx;
     int c, sig, i;
 
-    while ((c = getopt_long(argc, argv, "m:M:z:c:l:sh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:M:z:L:c:l:sh", opts, NULL)) != -1) {
         switch (c) {
         case 'm':
             if (parse_size(optarg, &p.mem_bytes) != 0) {
@@ -90,6 +93,11 @@ int main(int argc, char **argv)
         case 'z':
             p.zone = optarg;
             p.field_mask |= UCACHE_PARAM_FIELD_ZONE;
+            break;
+        case 'L':
+            if (setenv("UCACHE_LISTEN", optarg, 1) != 0) {
+                return 1;
+            }
             break;
         case 'c':
             if (parse_size(optarg, &p.chunk_size) != 0) {

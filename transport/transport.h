@@ -143,6 +143,10 @@ struct ucache_transport_ops {
                                 size_t meta_cap, void *data, size_t data_cap,
                                 uint64_t timeout_ns);
     ut_path_t       (*rkey_path)(ut_rkey_t *rkey);
+    ucache_status_t (*peer_create_sockaddr)(ut_ctx_t *ctx, const char *host,
+                                            uint16_t port, ut_peer_t **peer_p);
+    ucache_status_t (*listen)(ut_ctx_t *ctx, const char *ip, uint16_t port,
+                              uint16_t *port_p);
     ucache_status_t (*wait)(ut_ctx_t *ctx, ut_req_t *reqs, size_t n,
                             uint64_t timeout_ns);
     unsigned        (*progress)(ut_ctx_t *ctx);
@@ -242,6 +246,29 @@ static inline ucache_status_t ut_peer_create(ut_ctx_t *ctx, const void *addr,
                                              size_t len, ut_peer_t **peer_p)
 {
     return ctx->ops->peer_create(ctx, addr, len, peer_p);
+}
+
+/**
+ * A peer known only by a listener's address (ut_listen() on its side):
+ * RPCs work as with any peer (client-server mode), which is how a reader
+ * fetches a node's record when all it has is a static host:port list.
+ * Remote keys are for peers made from address blobs.
+ */
+static inline ucache_status_t ut_peer_create_sockaddr(ut_ctx_t *ctx, const char *host,
+                                                      uint16_t port, ut_peer_t **peer_p)
+{
+    return ctx->ops->peer_create_sockaddr(ctx, host, port, peer_p);
+}
+
+/**
+ * Accept connections on @p ip:@p port (port 0: any free one, written to
+ * *port_p) whose requests the RPC handlers answer.  One listener per
+ * context; it lives until the context is destroyed.
+ */
+static inline ucache_status_t ut_listen(ut_ctx_t *ctx, const char *ip, uint16_t port,
+                                        uint16_t *port_p)
+{
+    return ctx->ops->listen(ctx, ip, port, port_p);
 }
 
 /** Close the peer; its rkeys must be destroyed first.  Accepts NULL. */

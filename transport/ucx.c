@@ -50,7 +50,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/eventfd.h>
@@ -148,8 +151,10 @@ struct ut_ucx_mem {
 
 struct ut_ucx_peer {
     ut_peer_t        super;
-    void            *ucp_addr;   /* copy of the UCX worker address */
+    void            *ucp_addr;   /* copy of the UCX worker address, or NULL */
     size_t           ucp_addr_len;
+    struct sockaddr_storage sa;  /* ... or a listener's address (bootstrap) */
+    socklen_t        salen;
     uint64_t         uuid;
     char             name[UT_HOST_MAX + 16];
     ucp_ep_h         ep;         /* NULL unless CONNECTED */
@@ -198,6 +203,13 @@ typedef struct ut_ucx_handler {
     void            *arg;
 } ut_ucx_handler_t;
 
+/* An endpoint a listener accepted: it only answers requests. */
+typedef struct ut_ucx_accepted {
+    ucp_ep_h                ep;
+    struct ut_ucx_ctx      *ctx;
+    struct ut_ucx_accepted *next;
+} ut_ucx_accepted_t;
+
 typedef struct ut_ucx_closing {
     void                  *req;
     struct ut_ucx_closing *next;
@@ -231,6 +243,8 @@ struct ut_ucx_ctx {
     unsigned          deferred;     /* deferred RPCs not yet answered   */
     ut_ucx_closing_t *closing;
     ut_ucx_mem_t     *parked;       /* destroyed regions with replies stuck in flight */
+    ucp_listener_h    listener;     /* bootstrap connections (ut_listen) */
+    struct ut_ucx_accepted *accepted; /* endpoints the listener accepted */
 
     _Atomic uint64_t  last_progress;
     pthread_t         thread;
@@ -711,6 +725,15 @@ static ucache_status_t do_peer_connect(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer)
         .err_handler     = { .cb = ut_ucx_ep_err_cb, .arg = peer }
     };
     ut_ucx_peer_t *victim;
+
+    if (peer->ucp_addr == NULL) { /* a listener's address: client-server mode */
+        params.field_mask = UCP_EP_PARAM_FIELD_FLAGS | UCP_EP_PARAM_FIELD_SOCK_ADDR |
+                            UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
+                            UCP_EP_PARAM_FIELD_ERR_HANDLER;
+        params.flags            = UCP_EP_PARAMS_FLAGS_CLIENT_SERVER;
+        params.sockaddr.addr    = (const struct sockaddr *)&peer->sa;
+        params.sockaddr.addrlen = peer->salen;
+    }
     ucs_status_t status;
     ucp_ep_h ep;
 
@@ -1791,6 +1814,16 @@ static void ut_ucx_ctx_destroy(ut_ctx_t *c)
                 ctx->peers->name);
         ut_ucx_peer_destroy(&ctx->peers->super);
     }
+    if (ctx->listener != NULL) {
+        ucp_listener_destroy(ctx->listener);
+        ctx->listener = NULL;
+    }
+    while (ctx->accepted != NULL) {
+        ut_ucx_accepted_t *a = ctx->accepted;
+        ctx->accepted = a->next;
+        do_ep_close(ctx, a->ep);
+        free(a);
+    }
     for (i = 0; i < UT_MAX_REGIONS; i++) {
         if (ctx->regions[i] != NULL) {
             ut_ucx_mem_destroy(&ctx->regions[i]->super);
@@ -2044,6 +2077,145 @@ static ucache_status_t ut_ucx_peer_create(ut_ctx_t *c, const void *blob,
     return UCACHE_OK;
 }
 
+static ucache_status_t ut_ucx_peer_create_sockaddr(ut_ctx_t *c, const char *host,
+                                                   uint16_t port, ut_peer_t **peer_p)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_NUMERICSERV }, *res = NULL;
+    ut_ucx_ctx_t *ctx = ut_ctx_of(c);
+    ut_ucx_peer_t *peer;
+    char service[8];
+    int rc;
+
+    snprintf(service, sizeof(service), "%u", port);
+    rc = (host != NULL) ? getaddrinfo(host, service, &hints, &res) : EAI_NONAME;
+    if ((rc != 0) || (res == NULL) || (res->ai_addrlen > sizeof(peer->sa))) {
+        UC_ERROR("cannot resolve %s:%u: %s", host ? host : "(null)", port,
+                 (rc != 0) ? gai_strerror(rc) : "no address");
+        if (res != NULL) {
+            freeaddrinfo(res);
+        }
+        UT_STAT_ADD(ctx, bad_input, 1);
+        return UCACHE_ERR_INVALID;
+    }
+    peer = calloc(1, sizeof(*peer));
+    if (peer == NULL) {
+        freeaddrinfo(res);
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    memcpy(&peer->sa, res->ai_addr, res->ai_addrlen);
+    peer->salen      = res->ai_addrlen;
+    freeaddrinfo(res);
+    peer->super.ctx  = c;
+    peer->native_get = -1;
+    atomic_init(&peer->state, UT_PEER_IDLE);
+    snprintf(peer->name, sizeof(peer->name), "%.*s:%u", UT_HOST_MAX - 1, host, port);
+    pthread_mutex_lock(&ctx->lock);
+    peer->all_next = ctx->peers;
+    ctx->peers     = peer;
+    pthread_mutex_unlock(&ctx->lock);
+    *peer_p = &peer->super;
+    return UCACHE_OK;
+}
+
+static void ut_ucx_accepted_err_cb(void *arg, ucp_ep_h ep, ucs_status_t status)
+{
+    ut_ucx_accepted_t *a = arg, **pp;
+    ut_ucx_ctx_t *ctx = a->ctx;
+
+    UC_DEBUG("an accepted connection ended: %s", ucs_status_string(status));
+    for (pp = &ctx->accepted; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == a) {
+            *pp = a->next;
+            break;
+        }
+    }
+    do_ep_close(ctx, ep);
+    free(a);
+}
+
+/* A client connects to the listener (progress, lock held): accept it. */
+static void ut_ucx_conn_cb(ucp_conn_request_h conn_request, void *arg)
+{
+    ut_ucx_ctx_t *ctx = arg;
+    ucp_ep_params_t params = {
+        .field_mask   = UCP_EP_PARAM_FIELD_CONN_REQUEST |
+                        UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
+                        UCP_EP_PARAM_FIELD_ERR_HANDLER,
+        .conn_request = conn_request,
+        .err_mode     = UCP_ERR_HANDLING_MODE_PEER
+    };
+    ut_ucx_accepted_t *a = calloc(1, sizeof(*a));
+    ucs_status_t status;
+
+    if (a == NULL) {
+        ucp_listener_reject(ctx->listener, conn_request);
+        return;
+    }
+    a->ctx = ctx;
+    params.err_handler.cb  = ut_ucx_accepted_err_cb;
+    params.err_handler.arg = a;
+    status = ucp_ep_create(ctx->worker, &params, &a->ep);
+    if (status != UCS_OK) {
+        UC_WARN("cannot accept a connection: %s", ucs_status_string(status));
+        free(a);
+        return;
+    }
+    a->next       = ctx->accepted;
+    ctx->accepted = a;
+}
+
+static ucache_status_t ut_ucx_listen(ut_ctx_t *c, const char *ip, uint16_t port,
+                                     uint16_t *port_p)
+{
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_NUMERICSERV | AI_PASSIVE }, *res = NULL;
+    ut_ucx_ctx_t *ctx = ut_ctx_of(c);
+    ucp_listener_params_t params;
+    ucp_listener_attr_t attr = { .field_mask = UCP_LISTENER_ATTR_FIELD_SOCKADDR };
+    ucs_status_t status;
+    char service[8];
+    int rc;
+
+    snprintf(service, sizeof(service), "%u", port);
+    rc = getaddrinfo((ip != NULL) && (ip[0] != '\0') ? ip : NULL, service, &hints, &res);
+    if ((rc != 0) || (res == NULL)) {
+        UC_ERROR("cannot listen on %s:%u: %s", ip ? ip : "*", port, gai_strerror(rc));
+        return UCACHE_ERR_INVALID;
+    }
+    memset(&params, 0, sizeof(params));
+    params.field_mask       = UCP_LISTENER_PARAM_FIELD_SOCK_ADDR |
+                              UCP_LISTENER_PARAM_FIELD_CONN_HANDLER;
+    params.sockaddr.addr    = res->ai_addr;
+    params.sockaddr.addrlen = res->ai_addrlen;
+    params.conn_handler.cb  = ut_ucx_conn_cb;
+    params.conn_handler.arg = ctx;
+    pthread_mutex_lock(&ctx->lock);
+    if (ctx->listener != NULL) {
+        pthread_mutex_unlock(&ctx->lock);
+        freeaddrinfo(res);
+        return UCACHE_ERR_EXISTS;
+    }
+    status = ucp_listener_create(ctx->worker, &params, &ctx->listener);
+    if ((status == UCS_OK) && (port_p != NULL)) {
+        if (ucp_listener_query(ctx->listener, &attr) == UCS_OK) {
+            *port_p = ntohs((attr.sockaddr.ss_family == AF_INET6) ?
+                            ((struct sockaddr_in6 *)&attr.sockaddr)->sin6_port :
+                            ((struct sockaddr_in *)&attr.sockaddr)->sin_port);
+        } else {
+            *port_p = port;
+        }
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    freeaddrinfo(res);
+    if (status != UCS_OK) {
+        UC_ERROR("cannot listen on %s:%u: %s", ip ? ip : "*", port,
+                 ucs_status_string(status));
+        return (status == UCS_ERR_BUSY) ? UCACHE_ERR_BUSY : UCACHE_ERR_TRANSPORT;
+    }
+    return UCACHE_OK;
+}
+
 static void ut_ucx_peer_destroy(ut_peer_t *p)
 {
     ut_ucx_peer_t *peer = (ut_ucx_peer_t *)p, **pp;
@@ -2244,5 +2416,7 @@ const ut_ops_t ut_ucx_ops = {
     .rpc_reply       = ut_ucx_rpc_reply,
     .rpc_defer       = ut_ucx_rpc_defer,
     .rkey_path       = ut_ucx_rkey_path,
+    .peer_create_sockaddr = ut_ucx_peer_create_sockaddr,
+    .listen          = ut_ucx_listen,
     .stats           = ut_ucx_stats,
 };

@@ -35,9 +35,15 @@ const uc_config_entry_t uc_config_table[] = {
      "Bytes per chunk of an object. Used by the fabric's read path.",
      UC_CFG_FIELD(chunk_size), UC_CFG_SIZE, NULL, 4096, 1ull << 30},
     {"MEMBERS", "dir:/tmp/ucache-members",
-     "Membership source: dir:PATH (daemons register record files in PATH) or mpi "
-     "(the ranks of an MPI job, joined with ucache_mpi_init() from ucache_mpi.h).",
+     "Membership source: dir:PATH (daemons register record files in PATH), file:PATH (a "
+     "static list of HOST:PORT [zone=Z] [weight=W] lines) or mpi (the ranks of an MPI "
+     "job, joined with ucache_mpi_init() from ucache_mpi.h).",
      UC_CFG_FIELD(members), UC_CFG_STRING, NULL, 0, 0},
+    {"LISTEN", "",
+     "HOST:PORT a serving node accepts bootstrap connections on (a reader that knows only "
+     "host:port fetches the node's record there); needed with file: members, where it "
+     "is the node's line in the list. Empty: no listener.",
+     UC_CFG_FIELD(listen), UC_CFG_STRING, NULL, 0, 0},
     {"MEMBERS_POLL", "500ms",
      "How often a context checks its membership source for a new epoch (and a serving "
      "node refreshes its heartbeat); a background thread does it, never a read.",

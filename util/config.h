@@ -31,6 +31,7 @@ typedef struct uc_config {
     size_t   mem_bytes;
     size_t   chunk_size;
     char     members[512];
+    char     listen[128];
     uint64_t members_poll_ns;
     uint64_t members_ttl_ns;
     char     zone[32];

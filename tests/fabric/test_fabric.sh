@@ -262,6 +262,43 @@ DPID=()
 [ $term_ok = 1 ] && [ "$(nodes)" -eq 0 ] && ok "SIGTERM: every daemon unregistered and exited 0" ||
     bad "SIGTERM shutdown ($(nodes) records left)"
 
+# --- file: a static list; daemons listen, readers fetch records lazily ------
+base=0
+for try in $(seq 20); do          # four free consecutive ports on 127.0.0.1
+    b=$((30000 + RANDOM % 20000))
+    used=$(ss -ltnH 2>/dev/null | awk '{print $4}' | grep -cE ":($b|$((b+1))|$((b+2))|$((b+3)))\$")
+    [ "$used" = 0 ] && { base=$b; break; }
+done
+{
+    echo "# test fabric: three daemons and one line nobody listens on"
+    echo "127.0.0.1:$base zone=a"
+    echo "127.0.0.1:$((base + 1)) zone=b weight=2"
+    echo "127.0.0.1:$((base + 2)) zone=c"
+    echo "127.0.0.1:$((base + 3)) zone=d"
+} >"$W/list"
+export UCACHE_MEMBERS=file:$W/list
+for i in 0 1 2; do
+    $BIN/ucached --mem 64M --listen 127.0.0.1:$((base + i)) 2>>"$W/f$i.log" &
+    DPID[$((10 + i))]=$!
+done
+up=0
+for t in $(seq 100); do                # all three listening
+    n=$(ss -ltnH 2>/dev/null | awk '{print $4}' | grep -cE ":($base|$((base+1))|$((base+2)))\$")
+    [ "$n" -ge 3 ] && { up=1; break; }
+    sleep 0.1
+done
+if [ $up = 1 ] && $T/fabric_client verify 150 $FILES >"$W/fv1" 2>&1 &&
+   UCX_TLS=tcp $T/fabric_client verify 100 $FILES >"$W/fv2" 2>&1 &&
+   [ "$(client_stat "$W/fv1" origin_direct)" = 0 ]; then
+    ok "file: list (4 lines, 1 dead): records fetched from listeners, 250 reads over shm and tcp exact, $(client_stat "$W/fv1" failovers) failover(s) for the dead line"
+else bad "file: members"; tail -3 "$W/fv1" "$W/fv2" 2>/dev/null; fi
+kill -9 "${DPID[11]}"; wait "${DPID[11]}" 2>/dev/null; unset 'DPID[11]'
+if $T/fabric_client verify 100 $FILES >"$W/fv3" 2>&1; then
+    ok "file: list with a daemon killed: 100 reads exact ($(client_stat "$W/fv3" failovers) failovers, $(client_stat "$W/fv3" origin_direct) chunks from the origin)"
+else bad "file: members with a dead daemon"; tail -3 "$W/fv3"; fi
+for i in 10 12; do kill -TERM "${DPID[$i]}"; wait "${DPID[$i]}"; done
+DPID=()
+
 echo
 echo "$pass passed, $fail failed, $skip skipped"
 [ $fail -eq 0 ]

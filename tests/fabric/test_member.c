@@ -130,6 +130,55 @@ static void test_member_dir(void)
     tdir_remove();
 }
 
+static void write_file(const char *path, const char *data, size_t len);
+
+/* file: lists: slots in line order, zones, weights, comments; malformed
+ * lines and repeats refused with their line; an edit is a new epoch. */
+static void test_member_file(void)
+{
+    static const char *const bad[] = {
+        "nohost\n", "host:0\n", "host:70000\n", ":5\n", "h:5 weight=0\n",
+        "h:5 weight=2000\n", "h:5 color=red\n", "h:5\nh:5\n", NULL
+    };
+    const char *good = "# fabric\n\n10.0.0.1:7000 zone=r1\n  10.0.0.2:7000 zone=r2 "
+                       "weight=3  # big\n[::1]:7001\n";
+    uf_member_t *v;
+    uint64_t e1, e2;
+    char path[128];
+    uint32_t n;
+    unsigned i;
+
+    tdir_make();
+    snprintf(path, sizeof(path), "%s/list", tdir);
+    write_file(path, good, strlen(good));
+    CU_ASSERT_EQUAL_FATAL(uf_file_scan(path, &v, &n, &e1), UCACHE_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 3);
+    CU_ASSERT_STRING_EQUAL(v[0].host, "10.0.0.1");
+    CU_ASSERT_EQUAL(v[0].port, 7000);
+    CU_ASSERT_STRING_EQUAL(v[0].zone, "r1");
+    CU_ASSERT_EQUAL(v[0].slot0, 0);
+    CU_ASSERT_EQUAL(v[1].weight, 3);
+    CU_ASSERT_EQUAL(v[1].slot0, 1);
+    CU_ASSERT_EQUAL(v[2].slot0, 4);
+    CU_ASSERT_STRING_EQUAL(v[2].host, "[::1]");
+    CU_ASSERT_EQUAL(v[0].id, uf_member_id_of("10.0.0.1:7000"));
+    CU_ASSERT(v[0].addr == NULL);
+    uf_members_free(v, n);
+    CU_ASSERT_EQUAL(uf_file_epoch(path), e1);
+    usleep(20000);
+    write_file(path, good, strlen(good));
+    CU_ASSERT_EQUAL(uf_file_scan(path, &v, &n, &e2), UCACHE_OK);
+    CU_ASSERT(e2 != e1);
+    uf_members_free(v, n);
+    for (i = 0; bad[i] != NULL; i++) {
+        write_file(path, bad[i], strlen(bad[i]));
+        CU_ASSERT_EQUAL(uf_file_scan(path, &v, &n, &e1), UCACHE_ERR_INVALID);
+    }
+    CU_ASSERT_EQUAL(uf_file_scan("/nonexistent/list", &v, &n, &e1),
+                    UCACHE_ERR_NOT_FOUND);
+    tdir_remove();
+}
+
 static void write_file(const char *path, const char *data, size_t len)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -249,6 +298,7 @@ static void test_members_set(void)
 const uct_test_t member_tests[] = {
     { "member_record", test_member_record },
     { "member_dir", test_member_dir },
+    { "member_file", test_member_file },
     { "origin_file", test_origin_file },
     { "members_set", test_members_set },
     { NULL, NULL }
