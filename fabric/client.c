@@ -305,78 +305,142 @@ static ucache_status_t uf_read_am(struct ucache_context *ctx, uf_view_t *v,
     return status;
 }
 
-/* Post a one-sided read and wait for it. */
-static ucache_status_t uf_get(struct ucache_context *ctx, uf_peer_t *p,
-                              uint64_t off, void *buf, size_t len)
+/* Post @p n one-sided reads of @p p's region at once and wait for them all
+ * (one round trip).  The first failure, if any. */
+static ucache_status_t uf_gets(struct ucache_context *ctx, uf_peer_t *p, unsigned n,
+                               const uint64_t *offs, void *const *bufs,
+                               const size_t *lens)
 {
-    ut_req_t r;
+    ucache_status_t status = UCACHE_OK, st;
+    ut_req_t r[4];
+    unsigned i, posted = 0;
 
-    if (ut_get_post(&r, p->rkey, p->rkey->base + off, buf, len) != UCACHE_OK) {
-        return r.status;
+    for (i = 0; (i < n) && (status == UCACHE_OK); i++) {
+        status = ut_get_post(&r[i], p->rkey, p->rkey->base + offs[i], bufs[i], lens[i]);
+        posted += (status == UCACHE_OK);
     }
-    return ut_wait(ctx->transport, &r, 1, ctx->cfg.timeout_ns);
+    if (posted > 0) { /* the posted ones own their buffers until they end */
+        st = ut_wait(ctx->transport, r, posted, ctx->cfg.timeout_ns);
+        status = (status == UCACHE_OK) ? st : status;
+    }
+    return status;
+}
+
+/* The location cache: where a key was last found at an owner, so a
+ * repeated one-sided hit needs one round trip instead of two. */
+static bool uf_loc_get(struct ucache_context *ctx, uint64_t owner, const us_key_t *key,
+                       us_loc_t *loc)
+{
+    uf_loc_entry_t *e = &ctx->locs[key->lo % UF_LOC_ENTRIES];
+    bool hit;
+
+    pthread_mutex_lock(&ctx->meta_lock);
+    hit = (e->owner == owner) && (e->key.hi == key->hi) && (e->key.lo == key->lo);
+    if (hit) {
+        *loc = e->loc;
+    }
+    pthread_mutex_unlock(&ctx->meta_lock);
+    return hit;
+}
+
+static void uf_loc_put(struct ucache_context *ctx, uint64_t owner, const us_key_t *key,
+                       const us_loc_t *loc)
+{
+    uf_loc_entry_t *e = &ctx->locs[key->lo % UF_LOC_ENTRIES];
+
+    pthread_mutex_lock(&ctx->meta_lock);
+    e->owner = (loc != NULL) ? owner : 0;
+    e->key   = *key;
+    if (loc != NULL) {
+        e->loc = *loc;
+    }
+    pthread_mutex_unlock(&ctx->meta_lock);
+}
+
+/*
+ * One attempt at a chunk over one-sided gets.  With a cached location the
+ * two buckets, the header and the payload are read at once; otherwise the
+ * buckets first, then header and payload of the matching slot.  Either
+ * way the bytes count only if the buckets still show that slot (same
+ * version, place, length), the whole attempt took less than the owner's
+ * grace period (so the block cannot have been reused meanwhile), and the
+ * chunk verifies.  UCACHE_ERR_NOT_FOUND if no slot holds the key.
+ */
+static ucache_status_t uf_get_attempt(struct ucache_context *ctx, uf_peer_t *p,
+                                      const uf_chunk_t *c, char *target,
+                                      const us_loc_t *cached)
+{
+    _Alignas(64) uint8_t bkt[2 * US_BUCKET_SIZE];
+    us_loc_t locs[2 * US_BUCKET_SLOTS];
+    ucache_status_t status;
+    us_chunk_hdr_t hdr;
+    uint64_t b[2], offs[4], t0 = uc_time_ns();
+    void *bufs[4] = { bkt, bkt + US_BUCKET_SIZE, &hdr, target };
+    size_t lens[4] = { US_BUCKET_SIZE, US_BUCKET_SIZE, sizeof(hdr), c->length };
+    unsigned nloc, i;
+
+    us_key_buckets(&c->key, p->layout.nbuckets, b);
+    offs[0] = us_layout_bucket_off(&p->layout, b[0]);
+    offs[1] = us_layout_bucket_off(&p->layout, b[1]);
+    if (cached != NULL) {
+        offs[2] = cached->hdr_off;
+        offs[3] = cached->hdr_off + US_CHUNK_HDR;
+    }
+    status = uf_gets(ctx, p, (cached != NULL) ? 4 : 2, offs, bufs, lens);
+    if (status != UCACHE_OK) {
+        return status;
+    }
+    nloc = us_index_match(&p->layout, bkt, &c->key, locs);
+    if (nloc == 0) {
+        return UCACHE_ERR_NOT_FOUND;
+    }
+    status = UCACHE_ERR_STALE;
+    for (i = 0; (i < nloc) && (status == UCACHE_ERR_STALE); i++) {
+        if ((locs[i].length != c->length) ||
+            (locs[i].hdr_off + US_CHUNK_HDR + c->length > p->layout.region_len)) {
+            continue;
+        }
+        if (cached != NULL) {
+            if ((locs[i].version != cached->version) ||
+                (locs[i].hdr_off != cached->hdr_off)) {
+                continue; /* not the slot we read: this attempt is stale */
+            }
+        } else {
+            offs[2] = locs[i].hdr_off;
+            offs[3] = locs[i].hdr_off + US_CHUNK_HDR;
+            status = uf_gets(ctx, p, 2, offs + 2, bufs + 2, lens + 2);
+            if (status != UCACHE_OK) {
+                return status;
+            }
+        }
+        status = (uc_time_ns() - t0 > p->layout.grace_ns) ? UCACHE_ERR_TIMEOUT :
+                 us_chunk_verify(&hdr, target, &c->key, &locs[i]);
+        if (status == UCACHE_OK) {
+            uf_loc_put(ctx, p->id, &c->key, &locs[i]);
+        }
+    }
+    return status;
 }
 
 static ucache_status_t uf_read_get(struct ucache_context *ctx, uf_view_t *v,
                                    uf_peer_t *p, const uf_chunk_t *c)
 {
-    _Alignas(64) uint8_t bkt[2 * US_BUCKET_SIZE];
-    us_loc_t locs[2 * US_BUCKET_SLOTS];
-    bool whole = (c->len == c->length);
+    bool whole = (c->len == c->length), cached;
     char *target = whole ? c->dst : uf_bounce_get(ctx);
     ucache_status_t status = UCACHE_ERR_CORRUPT;
     uint32_t how = UF_HOW_HIT;
     uf_fetch_rep_t rep;
-    us_chunk_hdr_t hdr;
-    unsigned a, i, nloc;
-    uint64_t b[2], t0;
+    us_loc_t loc;
+    unsigned a;
 
     if (target == NULL) {
         return UCACHE_ERR_NO_MEMORY;
     }
     for (a = 0; a < UF_CHUNK_ATTEMPTS; a++) {
-        t0 = uc_time_ns();
-        us_key_buckets(&c->key, p->layout.nbuckets, b);
-        status = uf_get(ctx, p, us_layout_bucket_off(&p->layout, b[0]), bkt,
-                        US_BUCKET_SIZE);
+        cached = (a == 0) && uf_loc_get(ctx, p->id, &c->key, &loc);
+        status = uf_get_attempt(ctx, p, c, target, cached ? &loc : NULL);
         if (status == UCACHE_OK) {
-            status = uf_get(ctx, p, us_layout_bucket_off(&p->layout, b[1]),
-                            bkt + US_BUCKET_SIZE, US_BUCKET_SIZE);
-        }
-        if (status != UCACHE_OK) {
-            break;
-        }
-        nloc = us_index_match(&p->layout, bkt, &c->key, locs);
-        if (nloc == 0) {
-            status = uf_fetch(ctx, v, p, c, 0, &rep, NULL);
-            if (status != UCACHE_OK) {
-                break;
-            }
-            how = UF_HOW_FILLED;
-            locs[0].version = rep.version;
-            locs[0].hdr_off = rep.hdr_off;
-            locs[0].length  = rep.length;
-            nloc = 1;
-            t0 = uc_time_ns();
-        }
-        status = UCACHE_ERR_STALE;
-        for (i = 0; (i < nloc) && (status == UCACHE_ERR_STALE); i++) {
-            if ((locs[i].length != c->length) ||
-                (locs[i].hdr_off + US_CHUNK_HDR + c->length > p->layout.region_len)) {
-                continue;
-            }
-            status = uf_get(ctx, p, locs[i].hdr_off, &hdr, sizeof(hdr));
-            if (status == UCACHE_OK) {
-                status = uf_get(ctx, p, locs[i].hdr_off + US_CHUNK_HDR, target,
-                                c->length);
-            }
-            if (status == UCACHE_OK) {
-                status = (uc_time_ns() - t0 > p->layout.grace_ns) ?
-                         UCACHE_ERR_TIMEOUT : us_chunk_verify(&hdr, target, &c->key,
-                                                              &locs[i]);
-            }
-        }
-        if (status == UCACHE_OK) {
+            UF_ADD(ctx, loc_hits, cached);
             uf_count_how(ctx, how);
             if (how == UF_HOW_HIT) {
                 uf_touch_sample(ctx, p, &c->key);
@@ -385,6 +449,19 @@ static ucache_status_t uf_read_get(struct ucache_context *ctx, uf_view_t *v,
                 memcpy(c->dst, target + c->off, c->len);
             }
             break;
+        }
+        if (cached) {
+            uf_loc_put(ctx, p->id, &c->key, NULL); /* moved or evicted: forget it */
+        }
+        if (status == UCACHE_ERR_NOT_FOUND) {
+            /* a miss: the owner fills it, then the buckets are read again
+             * (the reply's location alone is not proof within the grace) */
+            status = uf_fetch(ctx, v, p, c, 0, &rep, NULL);
+            if (status != UCACHE_OK) {
+                break;
+            }
+            how = UF_HOW_FILLED;
+            continue;
         }
         if ((status != UCACHE_ERR_STALE) && (status != UCACHE_ERR_CORRUPT) &&
             (status != UCACHE_ERR_TIMEOUT)) {

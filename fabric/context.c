@@ -503,6 +503,7 @@ ucache_status_t ucache_stats_get(ucache_h ctx, ucache_stats_t *s)
     s->bytes_returned = atomic_load(&ctx->st.bytes);
     s->hits_sampled   = atomic_load(&ctx->st.touch_sent);
     s->fetch_requests = atomic_load(&ctx->st.fetches);
+    s->location_hits  = atomic_load(&ctx->st.loc_hits);
     if (ctx->node != NULL) {
         uf_node_stats(ctx->node, &ns);
         us_store_stats(uf_node_store(ctx->node), &ss);

@@ -161,6 +161,14 @@ typedef struct uf_view {
 #define UF_META_BUCKETS  1024
 #define UF_META_MAX      65536
 #define UF_BOUNCE_MAX    16
+#define UF_LOC_ENTRIES   4096
+
+/* A location-cache entry: where key was at owner (0: empty). */
+typedef struct uf_loc_entry {
+    uint64_t owner;
+    us_key_t key;
+    us_loc_t loc;
+} uf_loc_entry_t;
 
 enum { UF_MEMBERS_DIR = 1, UF_MEMBERS_EXTERNAL = 2, UF_MEMBERS_FILE = 3 };
 
@@ -191,6 +199,7 @@ struct ucache_context {
     uf_meta_t         *meta[UF_META_BUCKETS];
     unsigned           nmeta;
     void              *bounce[UF_BOUNCE_MAX];
+    uf_loc_entry_t     locs[UF_LOC_ENTRIES];  /* one-sided hits (meta_lock) */
     unsigned           nbounce;
 
     pthread_t          thread;
@@ -210,7 +219,7 @@ struct ucache_context {
     struct {
         _Atomic uint64_t chunk_reads, hits, misses, origin_direct;
         _Atomic uint64_t verify_retries, failovers, bad_replies, stale_objects;
-        _Atomic uint64_t bytes, touch_sent, touch_dropped, fetches;
+        _Atomic uint64_t bytes, touch_sent, touch_dropped, fetches, loc_hits;
     } st;
 };
 

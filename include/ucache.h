@@ -184,6 +184,8 @@ typedef struct ucache_stats {
     uint64_t chunk_misses;     /**< chunks an owner filled (or was filling)  */
     uint64_t fetch_requests;   /**< FETCH requests sent to owners (misses;
                                     every read of a tcp owner)             */
+    uint64_t location_hits;    /**< one-sided hits served from the location
+                                    cache in one round trip                */
     uint64_t origin_direct;    /**< chunks read from the origin by this
                                     process because no owner could serve   */
     uint64_t verify_retries;   /**< torn, stale or late reads retried        */

@@ -7,7 +7,7 @@
     X(reads) X(read_bytes) X(mapped_reads) X(get_reads) X(am_reads) X(rpcs)   \
     X(rpcs_served) X(timeouts) X(peer_failures) X(bad_input) X(eps_open)      \
     X(eps_evicted) X(chunk_reads) X(chunk_hits) X(chunk_misses) X(fetch_requests) \
-    X(origin_direct) X(verify_retries) X(failovers) X(bad_replies)            \
+    X(location_hits) X(origin_direct) X(verify_retries) X(failovers) X(bad_replies)            \
     X(stale_objects) X(bytes_returned) X(hits_sampled) X(fetches_served) X(fills)             \
     X(fill_bytes) X(fills_coalesced) X(fill_errors) X(bad_requests) X(hits_reported)           \
     X(chunks_cached) X(bytes_cached) X(origin_reads) X(origin_bytes)          \

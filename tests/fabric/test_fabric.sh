@@ -109,8 +109,8 @@ else bad "tcp random reads"; tail -5 "$W/v2"; fi
 # 1 MiB chunk can take longer than the owner's grace period, and the reader
 # then discards and retries it, so retries are reported, not refused)
 if UCX_TLS=tcp UCACHE_READ_PATH=get $T/fabric_client verify 100 $FILES >"$W/v3" 2>&1 &&
-   [ "$(client_stat "$W/v3" get_reads)" -gt 0 ]; then
-    ok "tcp one-sided gets (index, then chunk): 100 random reads equal the origin ($(client_stat "$W/v3" verify_retries) late reads retried)"
+   [ "$(client_stat "$W/v3" get_reads)" -gt 0 ] && [ "$(client_stat "$W/v3" location_hits)" -gt 0 ]; then
+    ok "tcp one-sided gets: 100 random reads equal the origin ($(client_stat "$W/v3" location_hits) of $(client_stat "$W/v3" chunk_hits) hits in one round trip from the location cache, $(client_stat "$W/v3" verify_retries) late reads retried)"
 else bad "tcp get reads"; tail -5 "$W/v3"; fi
 
 cat_ok=1
