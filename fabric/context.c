@@ -86,52 +86,45 @@ static ucache_status_t uf_members_parse(struct ucache_context *ctx)
 {
     const char *m = ctx->cfg.members;
 
-    if ((strncmp(m, "dir:", 4) == 0) && (m[4] != '\0')) {
-        ctx->members_kind = UF_MEMBERS_DIR;
-        snprintf(ctx->members_dir, sizeof(ctx->members_dir), "%s", m + 4);
-        return UCACHE_OK;
-    }
     if (strcmp(m, "mpi") == 0) {
-        ctx->members_kind = UF_MEMBERS_EXTERNAL;
+        ctx->source = NULL; /* ucache_members_set() supplies the views */
         return UCACHE_OK;
     }
-    if ((strncmp(m, "file:", 5) == 0) && (m[5] != '\0')) {
-        ctx->members_kind = UF_MEMBERS_FILE;
-        snprintf(ctx->members_dir, sizeof(ctx->members_dir), "%s", m + 5);
-        if (ctx->serve && (ctx->cfg.listen[0] == '\0')) {
-            UC_ERROR("a serving node with file: members needs UCACHE_LISTEN "
-                     "(ucached --listen HOST:PORT): its line in %s", m + 5);
-            return UCACHE_ERR_INVALID;
-        }
-        return UCACHE_OK;
+    ctx->source = uf_source_find(m, &ctx->source_arg);
+    if (ctx->source == NULL) {
+        UC_ERROR("UCACHE_MEMBERS '%s' is none of dir:PATH, file:PATH, mpi", m);
+        return UCACHE_ERR_INVALID;
     }
-    UC_ERROR("UCACHE_MEMBERS '%s' is none of dir:PATH, file:PATH, mpi", m);
-    return UCACHE_ERR_INVALID;
+    if (ctx->serve && ctx->source->listens && (ctx->cfg.listen[0] == '\0')) {
+        UC_ERROR("a serving node with %s members needs UCACHE_LISTEN "
+                 "(ucached --listen HOST:PORT): its line in %s", ctx->source->prefix,
+                 ctx->source_arg);
+        return UCACHE_ERR_INVALID;
+    }
+    return UCACHE_OK;
 }
 
-/* Read the dir: or file: source and install its view if its epoch is new. */
+/* Read the members source and install its view if its epoch is new. */
 static ucache_status_t uf_source_refresh(struct ucache_context *ctx, bool force)
 {
     uf_view_t *cur = atomic_load(&ctx->view), *v;
-    bool file = (ctx->members_kind == UF_MEMBERS_FILE);
     uf_member_t *members;
     uint64_t epoch, bad = 0;
     ucache_status_t status;
     uint32_t n;
 
-    epoch = file ? uf_file_epoch(ctx->members_dir) : uf_dir_epoch(ctx->members_dir);
+    epoch = ctx->source->epoch(ctx->source_arg);
     if (!force && (cur != NULL) && (epoch == cur->epoch)) {
         return UCACHE_OK;
     }
-    status = file ? uf_file_scan(ctx->members_dir, &members, &n, &epoch) :
-                    uf_dir_scan(ctx->members_dir, &members, &n, &epoch, &bad);
+    status = ctx->source->scan(ctx->source_arg, &members, &n, &epoch, &bad);
     if (status != UCACHE_OK) {
-        UC_ERROR("members: cannot read %s: %s", ctx->members_dir,
-                 ucache_strerror(status));
+        UC_ERROR("members: cannot read %s%s: %s", ctx->source->prefix,
+                 ctx->source_arg, ucache_strerror(status));
         return status;
     }
     if (bad > 0) {
-        UC_WARN("members: %" PRIu64 " malformed records in %s", bad, ctx->members_dir);
+        UC_WARN("members: %" PRIu64 " malformed records in %s", bad, ctx->source_arg);
     }
     status = uf_view_build(ctx, members, n, epoch, &v);
     if (status == UCACHE_OK) {
@@ -144,11 +137,11 @@ static ucache_status_t uf_register(struct ucache_context *ctx)
 {
     ucache_status_t status;
 
-    status = uf_dir_register(ctx->members_dir, &ctx->self, ctx->cfg.members_ttl_ns);
+    status = ctx->source->join(ctx->source_arg, &ctx->self, ctx->cfg.members_ttl_ns);
     if (status == UCACHE_OK) {
         ctx->registered = true;
-        UC_INFO("registered node %016" PRIx64 " in %s (slots %u..%u)", ctx->self.id,
-                ctx->members_dir, ctx->self.slot0,
+        UC_INFO("registered node %016" PRIx64 " in %s%s (slots %u..%u)", ctx->self.id,
+                ctx->source->prefix, ctx->source_arg, ctx->self.slot0,
                 ctx->self.slot0 + ctx->self.weight - 1);
     }
     return status;
@@ -171,12 +164,12 @@ static void *uf_ctx_thread(void *arg)
             break;
         }
         pthread_mutex_unlock(&ctx->lock);
-        if (ctx->members_kind != UF_MEMBERS_EXTERNAL) {
+        if (ctx->source != NULL) {
             if (ctx->registered &&
-                (uf_dir_heartbeat(ctx->members_dir, ctx->self.id,
-                                  ctx->cfg.members_ttl_ns) == UCACHE_ERR_NOT_FOUND)) {
+                (ctx->source->heartbeat(ctx->source_arg, ctx->self.id,
+                                        ctx->cfg.members_ttl_ns) == UCACHE_ERR_NOT_FOUND)) {
                 UC_WARN("node %016" PRIx64 " was reaped from %s (stalled?); "
-                        "registering again", ctx->self.id, ctx->members_dir);
+                        "registering again", ctx->self.id, ctx->source_arg);
                 uf_register(ctx);
             }
             uf_source_refresh(ctx, false);
@@ -245,7 +238,7 @@ static ucache_status_t uf_self_init(struct ucache_context *ctx)
     size_t len;
     ucache_status_t status;
 
-    if (ctx->members_kind == UF_MEMBERS_FILE) {
+    if ((ctx->source != NULL) && ctx->source->listens) {
         ctx->self.id = uf_member_id_of(ctx->cfg.listen); /* its line in the list */
     }
     while (ctx->self.id == 0) {
@@ -339,13 +332,13 @@ ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p)
             goto err;
         }
     }
-    if ((ctx->members_kind == UF_MEMBERS_DIR) && ctx->serve) {
+    if ((ctx->source != NULL) && (ctx->source->join != NULL) && ctx->serve) {
         status = uf_register(ctx);
         if (status != UCACHE_OK) {
             goto err;
         }
     }
-    if (ctx->members_kind != UF_MEMBERS_EXTERNAL) {
+    if (ctx->source != NULL) {
         status = uf_source_refresh(ctx, true);
         if (status != UCACHE_OK) {
             goto err;
@@ -388,7 +381,7 @@ void ucache_finalize(ucache_h ctx)
     }
     uf_touch_flush(ctx);   /* the last sampled hits */
     if (ctx->registered) { /* readers stop sending here at their next poll */
-        uf_dir_unregister(ctx->members_dir, ctx->self.id);
+        ctx->source->leave(ctx->source_arg, ctx->self.id);
         uf_node_drain(ctx->node, UF_DRAIN_NS);
     }
     uf_node_destroy(ctx->node);
@@ -430,7 +423,7 @@ ucache_status_t ucache_members_set(ucache_h ctx, const void *const *recs,
     ucache_status_t status;
     uint32_t i, slot = 0;
 
-    if ((ctx == NULL) || (ctx->members_kind != UF_MEMBERS_EXTERNAL) ||
+    if ((ctx == NULL) || (ctx->source != NULL) ||
         ((n > 0) && ((recs == NULL) || (lens == NULL))) || (epoch == 0)) {
         UC_ERROR("ucache_members_set needs a context with members \"mpi\", "
                  "records and a nonzero epoch");

@@ -170,7 +170,6 @@ typedef struct uf_loc_entry {
     us_loc_t loc;
 } uf_loc_entry_t;
 
-enum { UF_MEMBERS_DIR = 1, UF_MEMBERS_EXTERNAL = 2, UF_MEMBERS_FILE = 3 };
 
 typedef struct uf_meta {
     struct uf_meta *next;
@@ -185,8 +184,8 @@ struct ucache_context {
     ut_ctx_t          *transport;
     uf_node_t         *node;          /* serving contexts only            */
     bool               serve;
-    int                members_kind;
-    char               members_dir[512];  /* dir: or file: path         */
+    const uf_source_ops_t *source;    /* NULL: members "mpi" (external) */
+    const char        *source_arg;    /* in cfg.members, after the prefix */
     uf_member_t        self;          /* own record (serving)             */
     bool               registered;
 

@@ -619,3 +619,46 @@ err_nomem:
     uf_members_free(v, n);
     return UCACHE_ERR_NO_MEMORY;
 }
+
+/* ------------------------------------------------------------------------ */
+/* Sources                                                                   */
+/* ------------------------------------------------------------------------ */
+
+static ucache_status_t uf_file_scan4(const char *path, uf_member_t **members_p,
+                                     uint32_t *n_p, uint64_t *epoch_p, uint64_t *bad_p)
+{
+    (void)bad_p; /* a malformed list is refused whole, not skipped */
+    return uf_file_scan(path, members_p, n_p, epoch_p);
+}
+
+static const uf_source_ops_t uf_source_dir = {
+    .prefix    = "dir:",
+    .epoch     = uf_dir_epoch,
+    .scan      = uf_dir_scan,
+    .join      = uf_dir_register,
+    .heartbeat = uf_dir_heartbeat,
+    .leave     = uf_dir_unregister,
+    .listens   = false,
+};
+
+static const uf_source_ops_t uf_source_file = {
+    .prefix    = "file:",
+    .epoch     = uf_file_epoch,
+    .scan      = uf_file_scan4,
+    .listens   = true,
+};
+
+const uf_source_ops_t *uf_source_find(const char *members, const char **arg_p)
+{
+    static const uf_source_ops_t *const all[] = { &uf_source_dir, &uf_source_file };
+    size_t i, n;
+
+    for (i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        n = strlen(all[i]->prefix);
+        if ((strncmp(members, all[i]->prefix, n) == 0) && (members[n] != '\0')) {
+            *arg_p = members + n;
+            return all[i];
+        }
+    }
+    return NULL;
+}

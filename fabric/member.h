@@ -100,4 +100,26 @@ ucache_status_t uf_file_scan(const char *path, uf_member_t **members_p, uint32_t
 /** The list's epoch (modification time, ns; 0 if it cannot be read). */
 uint64_t uf_file_epoch(const char *path);
 
+/* Sources, by UCACHE_MEMBERS prefix ------------------------------------- */
+
+/*
+ * A membership source: where views come from, and (for sources nodes join
+ * themselves) how a serving node joins, stays and leaves.  A new source
+ * (etcd) is one more table.  `arg` is what follows the prefix.
+ */
+typedef struct uf_source_ops {
+    const char *prefix;                                   /* "dir:" */
+    uint64_t        (*epoch)(const char *arg);            /* cheap: polled */
+    ucache_status_t (*scan)(const char *arg, uf_member_t **members_p, uint32_t *n_p,
+                            uint64_t *epoch_p, uint64_t *bad_p);
+    /* NULL where nodes do not register (file: lists name them) */
+    ucache_status_t (*join)(const char *arg, uf_member_t *self, uint64_t ttl_ns);
+    ucache_status_t (*heartbeat)(const char *arg, uint64_t id, uint64_t ttl_ns);
+    ucache_status_t (*leave)(const char *arg, uint64_t id);
+    bool            listens;  /* nodes are named by their listener (HOST:PORT) */
+} uf_source_ops_t;
+
+/** The source @p members names, *arg_p pointing into it; NULL if none. */
+const uf_source_ops_t *uf_source_find(const char *members, const char **arg_p);
+
 #endif
