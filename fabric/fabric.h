@@ -141,12 +141,25 @@ typedef struct uf_peer {
     struct uf_peer  *next;        /* context's table chain               */
 } uf_peer_t;
 
+/* A node as a view holds it: 16 bytes; slots, weight and zone live in the
+ * placement.  The rest (address, key) is in recs (dir:, mpi) or fetched from
+ * the node's listener on first contact (file:). */
+typedef struct uf_vnode {
+    uint64_t id;
+    uint32_t host;           /* offset of its host name in view->strings */
+    uint16_t port;           /* its listener (file:), else 0             */
+    uint16_t reserved;
+} uf_vnode_t;
+
 /* One epoch of membership: nodes by slot, their placement. */
 typedef struct uf_view {
     _Atomic unsigned      refs;
     uint64_t              epoch;
     uint32_t              n;
-    uf_member_t          *nodes;
+    uf_vnode_t           *nodes;
+    uf_member_t          *recs;   /* full records, same order; NULL for file: */
+    char                 *strings; /* host names */
+    size_t                strings_len;
     _Atomic(uf_peer_t *) *peers;  /* per node, resolved lazily           */
     uf_place_t           *place;
     uint64_t              retired_ns;
@@ -226,6 +239,8 @@ struct ucache_context {
 ucache_status_t uf_view_build(struct ucache_context *ctx, uf_member_t *members,
                               uint32_t n, uint64_t epoch, uf_view_t **view_p);
 void uf_view_free(uf_view_t *view);
+/** Bytes a view holds (nodes, names, records, placement, peer pointers). */
+size_t uf_view_bytes(const uf_view_t *view);
 uf_view_t *uf_view_acquire(struct ucache_context *ctx);
 void uf_view_release(uf_view_t *view);
 /** Install @p view as current; the old one is freed once unused. */

@@ -18,6 +18,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 static int uf_member_slot_cmp(const void *a, const void *b)
 {
@@ -26,12 +27,49 @@ static int uf_member_slot_cmp(const void *a, const void *b)
     return (x->slot0 > y->slot0) - (x->slot0 < y->slot0);
 }
 
+/* Zone name -> index, for placement (names themselves are not kept). */
+static ucache_status_t uf_zones_index(const uf_member_t *m, uint32_t n,
+                                      uf_place_node_t *pn)
+{
+    uint32_t cap = 16, mask, i, h, nzones = 0;
+    const char **names;
+    uint32_t *idx;
+
+    while (cap < 2 * n) {
+        cap <<= 1;
+    }
+    mask  = cap - 1;
+    names = calloc(cap, sizeof(*names));
+    idx   = calloc(cap, sizeof(*idx));
+    if ((names == NULL) || (idx == NULL)) {
+        free(names);
+        free(idx);
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    for (i = 0; i < n; i++) {
+        h = (uint32_t)XXH3_64bits(m[i].zone, strlen(m[i].zone)) & mask;
+        while ((names[h] != NULL) && (strcmp(names[h], m[i].zone) != 0)) {
+            h = (h + 1) & mask;
+        }
+        if (names[h] == NULL) {
+            names[h] = m[i].zone;
+            idx[h]   = nzones++;
+        }
+        pn[i].zone = idx[h];
+    }
+    free(names);
+    free(idx);
+    return UCACHE_OK;
+}
+
 ucache_status_t uf_view_build(struct ucache_context *ctx, uf_member_t *members,
                               uint32_t n, uint64_t epoch, uf_view_t **view_p)
 {
     uf_place_node_t *pn = NULL;
-    ucache_status_t status;
-    uint32_t i, j, kept = 0, end = 0, nzones = 0;
+    ucache_status_t status = UCACHE_ERR_NO_MEMORY;
+    uint32_t i, kept = 0, end = 0;
+    bool blobs = false;
+    size_t len, off = 0;
     uf_view_t *v;
 
     (void)ctx;
@@ -54,32 +92,40 @@ ucache_status_t uf_view_build(struct ucache_context *ctx, uf_member_t *members,
             continue;
         }
         members[kept++] = members[i];
+        blobs |= (members[i].addr_len > 0);
+        v->strings_len += strlen(members[i].host) + 1;
     }
     n = kept;
-    v->epoch = epoch;
-    v->n     = n;
-    v->nodes = members;
-    v->peers = calloc(n + 1, sizeof(*v->peers));
-    pn = calloc(n + 1, sizeof(*pn));
-    if ((v->peers == NULL) || (pn == NULL)) {
-        status = UCACHE_ERR_NO_MEMORY;
+    v->epoch   = epoch;
+    v->n       = n;
+    v->recs    = members;        /* until the end: freed below if not needed */
+    v->nodes   = calloc(n + 1, sizeof(*v->nodes));
+    v->strings = malloc(v->strings_len + 1);
+    v->peers   = calloc(n + 1, sizeof(*v->peers));
+    pn         = calloc(n + 1, sizeof(*pn));
+    if ((v->nodes == NULL) || (v->strings == NULL) || (v->peers == NULL) ||
+        (pn == NULL) || (uf_zones_index(members, n, pn) != UCACHE_OK)) {
         goto err;
     }
     for (i = 0; i < n; i++) {
+        v->nodes[i].id   = members[i].id;
+        v->nodes[i].port = members[i].port;
+        v->nodes[i].host = (uint32_t)off;
+        len = strlen(members[i].host) + 1;
+        memcpy(v->strings + off, members[i].host, len);
+        off += len;
         pn[i].slot0  = members[i].slot0;
         pn[i].weight = members[i].weight;
         pn[i].alive  = true;
-        for (j = 0; j < i; j++) { /* zones are few; nodes share them */
-            if (strcmp(members[j].zone, members[i].zone) == 0) {
-                break;
-            }
-        }
-        pn[i].zone = (j < i) ? pn[j].zone : nzones++;
         end = members[i].slot0 + members[i].weight;
     }
     status = uf_place_create(pn, n, uf_place_capacity(end), &v->place);
     if (status != UCACHE_OK) {
         goto err;
+    }
+    if (!blobs) { /* file: nothing beyond host and port to keep */
+        uf_members_free(members, n);
+        v->recs = NULL;
     }
     free(pn);
     *view_p = v;
@@ -96,10 +142,24 @@ void uf_view_free(uf_view_t *v)
     if (v == NULL) {
         return;
     }
-    uf_members_free(v->nodes, v->n);
+    uf_members_free(v->recs, v->n);
+    free(v->nodes);
+    free(v->strings);
     free(v->peers);
     uf_place_destroy(v->place);
     free(v);
+}
+
+size_t uf_view_bytes(const uf_view_t *v)
+{
+    size_t bytes = sizeof(*v) + (size_t)v->n * (sizeof(*v->nodes) + sizeof(*v->peers)) +
+                   v->strings_len + uf_place_bytes(v->place);
+    uint32_t i;
+
+    for (i = 0; (v->recs != NULL) && (i < v->n); i++) {
+        bytes += sizeof(v->recs[i]) + v->recs[i].addr_len + v->recs[i].rkey_len;
+    }
+    return bytes;
 }
 
 uf_view_t *uf_view_acquire(struct ucache_context *ctx)
@@ -177,8 +237,8 @@ static ucache_status_t uf_peer_setup_blobs(struct ucache_context *ctx, uf_peer_t
 
 /* A node known only as host:port (file: members): ask its listener for its
  * record (worker address, store key) over a connection made for that. */
-static ucache_status_t uf_peer_hello(struct ucache_context *ctx, const uf_member_t *m,
-                                     uf_member_t *rec)
+static ucache_status_t uf_peer_hello(struct ucache_context *ctx, const char *host,
+                                     uint16_t port, uf_member_t *rec)
 {
     size_t cap = 3 * UF_BLOB_MAX;
     ucache_status_t status;
@@ -190,7 +250,7 @@ static ucache_status_t uf_peer_hello(struct ucache_context *ctx, const uf_member
     if (buf == NULL) {
         return UCACHE_ERR_NO_MEMORY;
     }
-    status = ut_peer_create_sockaddr(ctx->transport, m->host, m->port, &boot);
+    status = ut_peer_create_sockaddr(ctx->transport, host, port, &boot);
     if (status == UCACHE_OK) {
         status = ut_rpc_post(&r, boot, UF_RPC_HELLO, NULL, 0, NULL, 0, buf, cap);
         if (status == UCACHE_OK) {
@@ -200,8 +260,7 @@ static ucache_status_t uf_peer_hello(struct ucache_context *ctx, const uf_member
             status = uf_member_decode(buf, r.length, rec);
             if (status != UCACHE_OK) {
                 atomic_fetch_add(&ctx->st.bad_replies, 1);
-                UC_WARN("%s:%u answered HELLO with a malformed record", m->host,
-                        m->port);
+                UC_WARN("%s:%u answered HELLO with a malformed record", host, port);
             }
         }
         ut_peer_destroy(boot);
@@ -212,8 +271,9 @@ static ucache_status_t uf_peer_hello(struct ucache_context *ctx, const uf_member
 
 /* Connect, unpack the store's key, learn its layout (ctx->lock not held). */
 static ucache_status_t uf_peer_setup(struct ucache_context *ctx, uf_peer_t *p,
-                                     const uf_member_t *m)
+                                     const uf_view_t *v, uint32_t idx)
 {
+    const uf_member_t *m = (v->recs != NULL) ? &v->recs[idx] : NULL;
     uf_member_t rec = { 0 };
     ucache_status_t status;
 
@@ -223,8 +283,12 @@ static ucache_status_t uf_peer_setup(struct ucache_context *ctx, uf_peer_t *p,
         p->layout = *us_store_layout(uf_node_store(ctx->node));
         return UCACHE_OK;
     }
-    if ((m->addr_len == 0) && (m->port != 0)) {
-        status = uf_peer_hello(ctx, m, &rec);
+    if ((m == NULL) || (m->addr_len == 0)) {
+        if (v->nodes[idx].port == 0) {
+            return UCACHE_ERR_PEER; /* nothing to reach it by */
+        }
+        status = uf_peer_hello(ctx, v->strings + v->nodes[idx].host,
+                               v->nodes[idx].port, &rec);
         if (status != UCACHE_OK) {
             return status;
         }
@@ -282,7 +346,7 @@ err:
 
 uf_peer_t *uf_view_peer(struct ucache_context *ctx, uf_view_t *v, uint32_t idx)
 {
-    const uf_member_t *m = &v->nodes[idx];
+    const uf_vnode_t *m = &v->nodes[idx];
     uf_peer_t *p = atomic_load_explicit(&v->peers[idx], memory_order_acquire);
     ucache_status_t status;
     unsigned b;
@@ -317,7 +381,7 @@ uf_peer_t *uf_view_peer(struct ucache_context *ctx, uf_view_t *v, uint32_t idx)
     pthread_mutex_lock(&p->lock);
     status = UCACHE_OK;
     if (!atomic_load(&p->ready)) {
-        status = uf_peer_setup(ctx, p, m);
+        status = uf_peer_setup(ctx, p, v, idx);
         if (status == UCACHE_OK) {
             atomic_store_explicit(&p->ready, 1, memory_order_release);
         }

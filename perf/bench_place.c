@@ -7,6 +7,7 @@
  * is counted over keys_per_node * N keys, sampling noise included.
  */
 #include "perf/ucperf.h"
+#include "fabric/fabric.h"
 #include "fabric/place.h"
 #include "util/time.h"
 
@@ -231,8 +232,36 @@ typedef struct place_row {
     uint64_t wrong_moves;   /* keys that moved but need not have */
     double   dx_bal, ring_bal, bal_floor;
     uint64_t bal_keys;
-    double   dx_mb, ring_mb;
+    double   dx_mb, ring_mb, view_mb;
 } place_row_t;
+
+/* The whole view of @p n nodes as a file: list gives it (host:port and a
+ * zone each, 8 zones): nodes, names, placement, peer pointers. */
+static double view_mb(uint32_t n)
+{
+    uf_member_t *m = calloc(n, sizeof(*m));
+    uf_view_t *v = NULL;
+    double mb = -1;
+    uint32_t i;
+
+    if (m == NULL) {
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        snprintf(m[i].host, sizeof(m[i].host), "10.%u.%u.%u", (i >> 16) & 255,
+                 (i >> 8) & 255, i & 255);
+        snprintf(m[i].zone, sizeof(m[i].zone), "zone-%u", i % PLACE_ZONES);
+        m[i].port   = 7000;
+        m[i].id     = (uint64_t)i + 1;
+        m[i].slot0  = i;
+        m[i].weight = 1;
+    }
+    if (uf_view_build(NULL, m, n, 1, &v) == UCACHE_OK) { /* takes m */
+        mb = uf_view_bytes(v) / 1e6;
+        uf_view_free(v);
+    }
+    return mb;
+}
 
 static ucache_status_t run_one(uint32_t n, uint64_t keys_per_node, uint64_t *sink,
                                place_row_t *row)
@@ -324,6 +353,7 @@ static ucache_status_t run_one(uint32_t n, uint64_t keys_per_node, uint64_t *sin
     /* What a perfectly uniform random assignment of as many keys gives. */
     row->bal_floor = 1.0 + sqrt(2.0 * log((double)n) / (double)keys_per_node);
     row->dx_mb     = uf_place_bytes(place) / 1e6;
+    row->view_mb   = view_mb(n);
     row->ring_mb   = (double)ring.n * sizeof(ring_point_t) / 1e6;
 
 out:
@@ -353,10 +383,10 @@ ucache_status_t ucperf_place_run(const ucperf_opts_t *o, FILE *out)
         nc = 3;
     }
     if (!o->json) {
-        fprintf(out, "%-9s %8s %8s %6s %9s %9s %9s %8s %8s %8s %10s %7s %7s\n",
+        fprintf(out, "%-9s %8s %8s %6s %9s %9s %9s %8s %8s %8s %10s %7s %7s %7s\n",
                 "mode", "nodes", "dx_ns", "ring_ns", "ratio", "leave/N",
                 "join/N", "ring/N", "dx_max", "ring_max", "dx_keys", "dx_MB",
-                "ring_MB");
+                "view_MB", "ring_MB");
     }
     for (k = 0; k < nc; k++) {
         status = run_one(counts[k], o->keys_per_node, &sink, &r);
@@ -371,18 +401,18 @@ ucache_status_t ucperf_place_run(const ucperf_opts_t *o, FILE *out)
                     "\"ring_moved_leave_x_1_over_n\":%.4f,\"wrong_moves\":%llu,"
                     "\"dx_max_over_mean\":%.4f,\"ring_max_over_mean\":%.4f,"
                     "\"uniform_floor\":%.4f,\"dx_balance_keys\":%llu,"
-                    "\"dx_mb\":%.3f,\"ring_mb\":%.3f}\n",
+                    "\"dx_mb\":%.3f,\"view_mb\":%.3f,\"ring_mb\":%.3f}\n",
                     r.nodes, r.dx_ns, r.ring_ns, r.dx_ns / r.ring_ns,
                     r.dx_moved_leave, r.dx_moved_join, r.ring_moved_leave,
                     (unsigned long long)r.wrong_moves, r.dx_bal, r.ring_bal,
                     r.bal_floor, (unsigned long long)r.bal_keys, r.dx_mb,
-                    r.ring_mb);
+                    r.view_mb, r.ring_mb);
         } else {
             fprintf(out, "%-9s %8u %8.1f %6.1f %9.3f %9.3f %9.3f %8.3f %8.3f %8.3f "
-                    "%10llu %7.2f %7.1f\n", "placement", r.nodes, r.dx_ns,
+                    "%10llu %7.2f %7.2f %7.1f\n", "placement", r.nodes, r.dx_ns,
                     r.ring_ns, r.dx_ns / r.ring_ns, r.dx_moved_leave,
                     r.dx_moved_join, r.ring_moved_leave, r.dx_bal, r.ring_bal,
-                    (unsigned long long)r.bal_keys, r.dx_mb, r.ring_mb);
+                    (unsigned long long)r.bal_keys, r.dx_mb, r.view_mb, r.ring_mb);
         }
         if (r.wrong_moves != 0) {
             fprintf(stderr, "ucperf: placement moved %llu keys that should not "

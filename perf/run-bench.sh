@@ -101,8 +101,9 @@ while read -r l; do
         "ring (exact arcs) $(field "$l" ring_max_over_mean)" "" \
         "$(verdict "$(field "$l" dx_max_over_mean)" 1.05 "<=")" \
         "counted over $(field "$l" dx_balance_keys) keys; uniform-random floor $(field "$l" uniform_floor)"
-    add "placement $n nodes: memory (MB)" "$(field "$l" dx_mb)" "ring $(field "$l" ring_mb)" \
-        "" "$([ "$n" = 100000 ] && verdict "$(field "$l" dx_mb)" 16 "<=" || echo report)" ""
+    add "placement $n nodes: view memory (MB)" "$(field "$l" view_mb)" "ring $(field "$l" ring_mb)" \
+        "" "$([ "$n" = 100000 ] && verdict "$(field "$l" view_mb)" 16 "<=" || echo report)" \
+        "nodes, names, placement ($(field "$l" dx_mb) MB), peer pointers"
 done < "$out/placement.tmp"
 rm -f "$out/placement.tmp"
 
