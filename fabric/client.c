@@ -215,12 +215,36 @@ static ucache_status_t uf_fetch(struct ucache_context *ctx, uf_view_t *v,
 /* One chunk from one owner                                                  */
 /* ------------------------------------------------------------------------ */
 
-static void uf_count_how(struct ucache_context *ctx, uint32_t how)
+/* Where a chunk read through GET or AM lands: the caller's buffer when the
+ * caller wants the whole chunk, else a bounce buffer (NULL: no memory). */
+static char *uf_chunk_target(struct ucache_context *ctx, const uf_chunk_t *c)
+{
+    return (c->len == c->length) ? c->dst : uf_bounce_get(ctx);
+}
+
+static void uf_chunk_target_put(struct ucache_context *ctx, const uf_chunk_t *c,
+                                char *target)
+{
+    if (target != c->dst) {
+        uf_bounce_put(ctx, target);
+    }
+}
+
+/* A chunk verified at @p target: count how it was found, report a sampled
+ * one-sided hit to its owner (@p sample), hand the caller its part. */
+static void uf_chunk_done(struct ucache_context *ctx, uf_peer_t *p, const uf_chunk_t *c,
+                          const char *target, uint32_t how, bool sample)
 {
     if (how == UF_HOW_HIT) {
         UF_ADD(ctx, hits, 1);
+        if (sample) {
+            uf_touch_sample(ctx, p, &c->key);
+        }
     } else {
         UF_ADD(ctx, misses, 1);
+    }
+    if ((target != NULL) && (target != c->dst)) {
+        memcpy(c->dst, target + c->off, c->len);
     }
 }
 
@@ -249,10 +273,7 @@ static ucache_status_t uf_read_mapped(struct ucache_context *ctx, uf_view_t *v,
             status = UCACHE_ERR_CORRUPT;
         }
         if (status == UCACHE_OK) {
-            uf_count_how(ctx, how);
-            if (how == UF_HOW_HIT) {
-                uf_touch_sample(ctx, p, &c->key);
-            }
+            uf_chunk_done(ctx, p, c, NULL, how, true); /* copied in place */
             break;
         }
         if (status != UCACHE_ERR_NOT_FOUND) {
@@ -271,8 +292,7 @@ static ucache_status_t uf_read_mapped(struct ucache_context *ctx, uf_view_t *v,
 static ucache_status_t uf_read_am(struct ucache_context *ctx, uf_view_t *v,
                                   uf_peer_t *p, const uf_chunk_t *c)
 {
-    bool whole = (c->len == c->length);
-    char *target = whole ? c->dst : uf_bounce_get(ctx);
+    char *target = uf_chunk_target(ctx, c);
     ucache_status_t status = UCACHE_ERR_CORRUPT;
     uf_fetch_rep_t rep;
     us_loc_t loc;
@@ -290,18 +310,13 @@ static ucache_status_t uf_read_am(struct ucache_context *ctx, uf_view_t *v,
         loc.hdr_off = rep.hdr_off;
         loc.length  = rep.length;
         status = us_chunk_verify(&rep.hdr, target, &c->key, &loc);
-        if (status == UCACHE_OK) {
-            uf_count_how(ctx, rep.how);
-            if (!whole) {
-                memcpy(c->dst, target + c->off, c->len);
-            }
+        if (status == UCACHE_OK) { /* the owner saw this hit itself */
+            uf_chunk_done(ctx, p, c, target, rep.how, false);
             break;
         }
         UF_ADD(ctx, verify_retries, 1); /* evicted and reused while in flight */
     }
-    if (!whole) {
-        uf_bounce_put(ctx, target);
-    }
+    uf_chunk_target_put(ctx, c, target);
     return status;
 }
 
@@ -425,9 +440,9 @@ static ucache_status_t uf_get_attempt(struct ucache_context *ctx, uf_peer_t *p,
 static ucache_status_t uf_read_get(struct ucache_context *ctx, uf_view_t *v,
                                    uf_peer_t *p, const uf_chunk_t *c)
 {
-    bool whole = (c->len == c->length), cached;
-    char *target = whole ? c->dst : uf_bounce_get(ctx);
+    char *target = uf_chunk_target(ctx, c);
     ucache_status_t status = UCACHE_ERR_CORRUPT;
+    bool cached;
     uint32_t how = UF_HOW_HIT;
     uf_fetch_rep_t rep;
     us_loc_t loc;
@@ -441,13 +456,7 @@ static ucache_status_t uf_read_get(struct ucache_context *ctx, uf_view_t *v,
         status = uf_get_attempt(ctx, p, c, target, cached ? &loc : NULL);
         if (status == UCACHE_OK) {
             UF_ADD(ctx, loc_hits, cached);
-            uf_count_how(ctx, how);
-            if (how == UF_HOW_HIT) {
-                uf_touch_sample(ctx, p, &c->key);
-            }
-            if (!whole) {
-                memcpy(c->dst, target + c->off, c->len);
-            }
+            uf_chunk_done(ctx, p, c, target, how, true);
             break;
         }
         if (cached) {
@@ -469,9 +478,7 @@ static ucache_status_t uf_read_get(struct ucache_context *ctx, uf_view_t *v,
         }
         UF_ADD(ctx, verify_retries, 1);
     }
-    if (!whole) {
-        uf_bounce_put(ctx, target);
-    }
+    uf_chunk_target_put(ctx, c, target);
     return status;
 }
 

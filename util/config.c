@@ -62,7 +62,7 @@ const uc_config_entry_t uc_config_table[] = {
     {"FETCH_THREADS", "4",
      "Threads a serving node fills missing chunks from origins with.",
      UC_CFG_FIELD(fetch_threads), UC_CFG_UINT, NULL, 1, 256},
-    {"FETCH_TIMEOUT", "60s",
+    {"FETCH_TIMEOUT", "30s",
      "Deadline of a miss: the owner's origin fetch plus its reply. Past it the reader "
      "reads the origin itself.",
      UC_CFG_FIELD(fetch_timeout_ns), UC_CFG_TIME, NULL, 1000000, 3600ull * 1000000000ull},
