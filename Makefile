@@ -7,7 +7,7 @@ DESTDIR ?=
 BUILD   ?= build
 
 CC      ?= cc
-PKGS     = ucx libxxhash
+PKGS     = ucx libxxhash libcurl
 TEST_PKGS = cunit
 
 CSTD     = -std=c11 -D_GNU_SOURCE
@@ -23,7 +23,7 @@ TEST_LIBS   = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 LIB_SRCS = util/status.c util/log.c util/config.c \
            transport/transport.c transport/ucx.c \
            store/layout.c store/alloc.c store/evict.c store/store.c \
-           store/origin.c store/origin_file.c \
+           store/origin.c store/origin_file.c store/origin_http.c \
            fabric/place.c fabric/member.c fabric/view.c fabric/node.c fabric/client.c \
            fabric/context.c
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -42,8 +42,8 @@ TEST_OBJS_ucperf = tests/perf/test_ucperf.o $(PERF_SRCS:.c=.o)
 TEST_OBJS_fabric = tests/fabric/test_fabric.o tests/fabric/test_place.o tests/fabric/test_member.o
 TESTS    = $(TEST_NAMES:%=$(BUILD)/tests/test_%)
 # Programs the multi-process suites (shell scripts) drive.
-TEST_HELPERS = $(BUILD)/tests/fabric_client $(BUILD)/tests/fake_owner
-TEST_SCRIPTS = tests/fabric/test_fabric.sh tests/fabric/test_mpi.sh
+TEST_HELPERS = $(BUILD)/tests/fabric_client $(BUILD)/tests/fake_owner $(BUILD)/tests/http_origin
+TEST_SCRIPTS = tests/fabric/test_fabric.sh tests/fabric/test_mpi.sh tests/origin/test_http.sh
 # The MPI job test is built with mpicc when Open MPI is installed (make deps).
 MPICC ?= mpicc
 ifneq ($(shell command -v $(MPICC) 2>/dev/null),)
@@ -55,7 +55,8 @@ LIB_A    = $(BUILD)/lib/libucache-rdma.a
 
 # Debian packages the project needs (make deps installs the missing ones).
 DEB_PKGS = gcc make pkg-config libucx-dev ucx-utils libxxhash-dev \
-           libcunit1-dev mbw iproute2 procps strace openmpi-bin libopenmpi-dev
+           libcunit1-dev mbw iproute2 procps strace openmpi-bin libopenmpi-dev \
+           libcurl4-openssl-dev libmicrohttpd-dev curl
 
 .PHONY: all tests test bench asan tsan demo install uninstall clean deps
 all: $(LIB_SO) $(LIB_A) $(PROGS)
@@ -117,6 +118,10 @@ $(BUILD)/tests/fake_owner: $(BUILD)/obj/tests/fabric/fake_owner.o $(LIB_A)
 $(BUILD)/tests/mpi_job: tests/fabric/mpi_job.c include/ucache_mpi.h $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(MPICC) $(CSTD) $(WARN) $(OPT) -pthread -Iinclude $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
+
+$(BUILD)/tests/http_origin: $(BUILD)/obj/tests/origin/http_origin.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(shell pkg-config --libs libmicrohttpd) -pthread
 
 tests: $(TESTS) $(TEST_HELPERS)
 

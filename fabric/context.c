@@ -273,6 +273,7 @@ ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p)
     ut_params_t tparams = { .field_mask = UT_PARAM_FIELD_CONFIG |
                                           UT_PARAM_FIELD_PROGRESS };
     struct ucache_context *ctx;
+    us_origin_params_t oparams;
     pthread_condattr_t ca;
     ucache_status_t status;
 
@@ -310,6 +311,11 @@ ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p)
     if (status != UCACHE_OK) {
         goto err;
     }
+    oparams.retries     = ctx->cfg.origin_retries;
+    oparams.backoff_ns  = ctx->cfg.origin_backoff_ns;
+    oparams.timeout_ns  = ctx->cfg.origin_timeout_ns;
+    oparams.meta_ttl_ns = ctx->cfg.meta_ttl_ns;
+    us_origin_configure(&oparams);
     tparams.config   = &ctx->cfg;
     tparams.progress = ctx->serve ? UC_PROGRESS_THREAD : UC_PROGRESS_POLL;
     status = ut_ctx_create(ctx->cfg.transport, &tparams, &ctx->transport);

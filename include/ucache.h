@@ -47,7 +47,8 @@ extern "C" {
     X(UCACHE_ERR_TRANSPORT,     -14, "transport error")                        \
     X(UCACHE_ERR_STALE,         -15, "stale handle or key")                    \
     X(UCACHE_ERR_MOVED,         -16, "key moved to another owner")            \
-    X(UCACHE_ERR_EXISTS,        -17, "already exists")
+    X(UCACHE_ERR_EXISTS,        -17, "already exists")                        \
+    X(UCACHE_ERR_DENIED,        -18, "access denied by the origin")
 
 typedef enum ucache_status {
 #define UCACHE_STATUS_ENUM(name, value, msg) name = (value),

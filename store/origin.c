@@ -5,12 +5,35 @@
 #include "store/origin.h"
 #include "util/log.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 
 static const us_origin_ops_t *const us_origins[] = {
     &us_origin_file_ops,
+    &us_origin_http_ops,
+    &us_origin_https_ops,
 };
+
+static us_origin_params_t us_origin_cfg = {
+    .retries = 5, .backoff_ns = 50000000ull, .timeout_ns = 30000000000ull,
+    .meta_ttl_ns = 2000000000ull
+};
+static pthread_mutex_t us_origin_cfg_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void us_origin_configure(const us_origin_params_t *params)
+{
+    pthread_mutex_lock(&us_origin_cfg_lock);
+    us_origin_cfg = *params;
+    pthread_mutex_unlock(&us_origin_cfg_lock);
+}
+
+void us_origin_params(us_origin_params_t *params_p)
+{
+    pthread_mutex_lock(&us_origin_cfg_lock);
+    *params_p = us_origin_cfg;
+    pthread_mutex_unlock(&us_origin_cfg_lock);
+}
 
 static struct {
     _Atomic uint64_t stats, reads, bytes, errors;
@@ -45,7 +68,7 @@ static ucache_status_t us_origin_unknown(const char *uri)
         UC_ERROR("URI is missing or longer than %u bytes", US_URI_MAX - 1);
         return UCACHE_ERR_INVALID;
     }
-    UC_ERROR("no origin serves '%.64s' (schemes: file://)", uri);
+    UC_ERROR("no origin serves '%.64s' (schemes: file://, http://, https://)", uri);
     return UCACHE_ERR_UNSUPPORTED;
 }
 

@@ -1,6 +1,6 @@
 /*
  * origin.h - where a missing chunk comes from: one backend per URI scheme
- * (file:// here; http(s)://, Azure Blob and S3 arrive with issue [4/6]).
+ * (file://, http:// and https://; Azure Blob and S3 come next).
  * The owner fills chunks through us_origin_read(); clients read an origin
  * themselves only when every owner of a chunk has failed.
  * Invariant: bytes read for an object are the bytes of the version given;
@@ -18,10 +18,15 @@
 #define US_URI_MAX 1024u    /* bytes of a URI, terminator included */
 
 /* An object's identity at its origin. */
+#define US_ETAG_MAX 128u
+
 typedef struct us_object {
     uint64_t size;
     uint64_t version;       /* digest of the origin's version: file (dev,
-                               inode, size, mtime), later the ETag */
+                               inode, size, mtime); http: the ETag, else
+                               Last-Modified and size */
+    char     etag[US_ETAG_MAX]; /* http: the ETag as sent, for If-Match
+                               ("" if unknown: the backend looks it up) */
 } us_object_t;
 
 typedef struct us_origin_ops {
@@ -53,6 +58,20 @@ ucache_status_t us_origin_read(const char *uri, const us_object_t *obj,
 /** This process's origin counters. */
 void us_origin_stats(us_origin_stats_t *stats_p);
 
+/* How origins behave (from the configuration; process-wide). */
+typedef struct us_origin_params {
+    unsigned retries;       /* attempts after the first on 429/5xx/network */
+    uint64_t backoff_ns;    /* first retry delay; doubles, with jitter     */
+    uint64_t timeout_ns;    /* a transfer that moves nothing this long fails */
+    uint64_t meta_ttl_ns;   /* how long an object's ETag/size is reused     */
+} us_origin_params_t;
+
+/** Set the origins' parameters (ucache_init does, from UCACHE_ORIGIN_*). */
+void us_origin_configure(const us_origin_params_t *params);
+void us_origin_params(us_origin_params_t *params_p);
+
 extern const us_origin_ops_t us_origin_file_ops;
+extern const us_origin_ops_t us_origin_http_ops;
+extern const us_origin_ops_t us_origin_https_ops;
 
 #endif

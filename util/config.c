@@ -69,6 +69,17 @@ const uc_config_entry_t uc_config_table[] = {
     {"READ_THREADS", "4",
      "Threads that run reads posted with ucache_read_post() (started on first use).",
      UC_CFG_FIELD(read_threads), UC_CFG_UINT, NULL, 1, 256},
+    {"ORIGIN_RETRIES", "5",
+     "Retries of an origin request that failed with 429, 5xx or a network error "
+     "(exponential backoff with jitter; Retry-After is honoured).",
+     UC_CFG_FIELD(origin_retries), UC_CFG_UINT, NULL, 0, 100},
+    {"ORIGIN_BACKOFF", "50ms",
+     "Delay before the first retry of an origin request; it doubles each time (at most 5s).",
+     UC_CFG_FIELD(origin_backoff_ns), UC_CFG_TIME, NULL, 1000, 60ull * 1000000000ull},
+    {"ORIGIN_TIMEOUT", "30s",
+     "An origin connection that cannot be made, or a transfer that moves no data, "
+     "for this long fails (and is retried).",
+     UC_CFG_FIELD(origin_timeout_ns), UC_CFG_TIME, NULL, 1000000000ull, 3600ull * 1000000000ull},
     {"META_TTL", "2s",
      "How long a reader trusts an object's size and version (ETag, mtime) before it asks "
      "the origin again; a changed object is never served from old chunks once seen.",

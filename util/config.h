@@ -40,6 +40,9 @@ typedef struct uc_config {
     unsigned read_threads;
     uint64_t fetch_timeout_ns;
     uint64_t meta_ttl_ns;
+    unsigned origin_retries;
+    uint64_t origin_backoff_ns;
+    uint64_t origin_timeout_ns;
     char     transport[16];
     int      read_path;        /* uc_read_path_t */
     uint64_t timeout_ns;

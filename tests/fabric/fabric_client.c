@@ -310,6 +310,7 @@ static int mode_bad(void)
 
 int main(int argc, char **argv)
 {
+    const char *origin, *root;
     ucache_stats_t st;
     ucache_status_t status;
     int rc = 2, first, i;
@@ -319,9 +320,19 @@ int main(int argc, char **argv)
         return 2;
     }
     first = (strcmp(argv[1], "bad") == 0) ? 2 : (strcmp(argv[1], "same") == 0) ? 4 : 3;
+    /* FC_ORIGIN=http://host:port with FC_ROOT=/dir: the files are read
+     * through that origin (FC_ROOT/a/b is FC_ORIGIN/a/b), else file:// */
+    origin = getenv("FC_ORIGIN");
+    root   = getenv("FC_ROOT");
     for (i = first; (i < argc) && (nfiles < MAX_FILES); i++) {
         paths[nfiles] = argv[i];
-        snprintf(uris[nfiles], sizeof(uris[0]), "file://%s", argv[i]);
+        if ((origin != NULL) && (root != NULL) &&
+            (strncmp(argv[i], root, strlen(root)) == 0)) {
+            snprintf(uris[nfiles], sizeof(uris[0]), "%s%s", origin,
+                     argv[i] + strlen(root));
+        } else {
+            snprintf(uris[nfiles], sizeof(uris[0]), "file://%s", argv[i]);
+        }
         nfiles++;
     }
     if (nfiles == 0) {

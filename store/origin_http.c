@@ -1,0 +1,433 @@
+/*
+ * origin_http.c - http:// and https:// origins through libcurl: HEAD for an
+ * object's size and version (ETag, else Last-Modified and size), ranged GETs
+ * with If-Match so bytes of a changed object are never mixed with the old
+ * version's (412 -> UCACHE_ERR_STALE), retries with exponential backoff and
+ * jitter on 429, 5xx and network errors (Retry-After honoured), and a
+ * transfer that stalls for the configured timeout fails.  Each thread keeps
+ * one easy handle, so connections (and TLS sessions) are reused.  The
+ * object metadata is cached per process for the configured TTL, so an owner
+ * asked for a chunk by version finds the ETag to send without a HEAD each
+ * time.  Credentials never appear in logs: URIs are logged up to the query.
+ */
+#include "store/origin.h"
+#include "util/log.h"
+#include "util/time.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <xxhash.h>
+
+#define UO_META_BUCKETS 256
+#define UO_META_MAX     4096
+#define UO_RETRY_CAP_NS (5ull * UC_NSEC_PER_SEC)
+
+typedef struct uo_meta {
+    struct uo_meta *next;
+    uint64_t        fetched_ns;
+    us_object_t     obj;
+    char            uri[];
+} uo_meta_t;
+
+static pthread_once_t  uo_once = PTHREAD_ONCE_INIT;
+static pthread_key_t   uo_handle_key;
+static bool            uo_ready;
+static pthread_mutex_t uo_meta_lock = PTHREAD_MUTEX_INITIALIZER;
+static uo_meta_t      *uo_meta[UO_META_BUCKETS];
+static unsigned        uo_nmeta;
+
+static void uo_handle_free(void *h)
+{
+    curl_easy_cleanup(h);
+}
+
+static void uo_init_once(void)
+{
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        UC_ERROR("curl_global_init failed");
+        return;
+    }
+    uo_ready = (pthread_key_create(&uo_handle_key, uo_handle_free) == 0);
+}
+
+/* This thread's easy handle, reset for a new request. */
+static CURL *uo_handle(void)
+{
+    CURL *h;
+
+    pthread_once(&uo_once, uo_init_once);
+    if (!uo_ready) {
+        return NULL;
+    }
+    h = pthread_getspecific(uo_handle_key);
+    if (h == NULL) {
+        h = curl_easy_init();
+        if ((h == NULL) || (pthread_setspecific(uo_handle_key, h) != 0)) {
+            curl_easy_cleanup(h);
+            return NULL;
+        }
+    } else {
+        curl_easy_reset(h); /* keeps its connections and sessions */
+    }
+    return h;
+}
+
+/* The URI as it may be logged: up to its query (SAS tokens live there). */
+static int uo_loglen(const char *uri)
+{
+    size_t n = strcspn(uri, "?#");
+
+    return (int)((n > 200) ? 200 : n);
+}
+
+typedef struct uo_xfer {
+    char       *buf;        /* GET: where the body goes                   */
+    size_t      cap, got;
+    bool        overflow;
+    uint64_t    length;     /* HEAD: Content-Length                        */
+    bool        has_length;
+    char        etag[US_ETAG_MAX];
+    char        last_modified[64];
+    uint64_t    retry_after_ns;
+} uo_xfer_t;
+
+static size_t uo_body(char *data, size_t size, size_t n, void *arg)
+{
+    uo_xfer_t *x = arg;
+    size_t len = size * n;
+
+    if (len > x->cap - x->got) {
+        x->overflow = true;   /* more than asked for: not what we want */
+        return 0;
+    }
+    memcpy(x->buf + x->got, data, len);
+    x->got += len;
+    return len;
+}
+
+/* Copy header @p name's value (trimmed) from @p line into @p out. */
+static bool uo_header(const char *line, size_t len, const char *name, char *out,
+                      size_t cap)
+{
+    size_t nl = strlen(name), v;
+
+    if ((len <= nl) || (strncasecmp(line, name, nl) != 0) || (line[nl] != ':')) {
+        return false;
+    }
+    for (v = nl + 1; (v < len) && ((line[v] == ' ') || (line[v] == '\t')); v++) {
+    }
+    while ((len > v) && ((line[len - 1] == '\r') || (line[len - 1] == '\n') ||
+                         (line[len - 1] == ' '))) {
+        len--;
+    }
+    if (len - v >= cap) {
+        return false;
+    }
+    memcpy(out, line + v, len - v);
+    out[len - v] = '\0';
+    return true;
+}
+
+static size_t uo_headers(char *line, size_t size, size_t n, void *arg)
+{
+    uo_xfer_t *x = arg;
+    size_t len = size * n;
+    char value[64];
+
+    if ((len >= 5) && (strncmp(line, "HTTP/", 5) == 0)) { /* a new response */
+        x->etag[0] = x->last_modified[0] = '\0';
+        x->has_length = false;
+        x->retry_after_ns = 0;
+    } else if (uo_header(line, len, "content-length", value, sizeof(value))) {
+        x->length = strtoull(value, NULL, 10);
+        x->has_length = true;
+    } else if (uo_header(line, len, "retry-after", value, sizeof(value))) {
+        x->retry_after_ns = strtoull(value, NULL, 10) * UC_NSEC_PER_SEC;
+    } else {
+        (void)(uo_header(line, len, "etag", x->etag, sizeof(x->etag)) ||
+               uo_header(line, len, "last-modified", x->last_modified,
+                         sizeof(x->last_modified)));
+    }
+    return len;
+}
+
+static bool uo_retryable(CURLcode rc, long code)
+{
+    if (rc != CURLE_OK) {
+        return (rc == CURLE_COULDNT_CONNECT) || (rc == CURLE_OPERATION_TIMEDOUT) ||
+               (rc == CURLE_RECV_ERROR) || (rc == CURLE_SEND_ERROR) ||
+               (rc == CURLE_GOT_NOTHING) || (rc == CURLE_PARTIAL_FILE) ||
+               (rc == CURLE_COULDNT_RESOLVE_HOST);
+    }
+    return (code == 429) || (code == 500) || (code == 502) || (code == 503) ||
+           (code == 504);
+}
+
+static ucache_status_t uo_status(const char *uri, CURLcode rc, long code)
+{
+    if (rc == CURLE_OPERATION_TIMEDOUT) {
+        UC_ERROR("%.*s: the origin stalled past UCACHE_ORIGIN_TIMEOUT", uo_loglen(uri),
+                 uri);
+        return UCACHE_ERR_TIMEOUT;
+    }
+    if (rc != CURLE_OK) {
+        UC_ERROR("%.*s: %s", uo_loglen(uri), uri, curl_easy_strerror(rc));
+        return UCACHE_ERR_IO;
+    }
+    switch (code) {
+    case 404: case 410:
+        UC_DEBUG("%.*s: HTTP %ld", uo_loglen(uri), uri, code);
+        return UCACHE_ERR_NOT_FOUND;
+    case 401: case 403:
+        UC_ERROR("%.*s: HTTP %ld: the origin refused the credentials", uo_loglen(uri),
+                 uri, code);
+        return UCACHE_ERR_DENIED;
+    case 412:
+        UC_INFO("%.*s changed at the origin (HTTP 412)", uo_loglen(uri), uri);
+        return UCACHE_ERR_STALE;
+    case 416:
+        return UCACHE_ERR_OUT_OF_RANGE;
+    default:
+        UC_ERROR("%.*s: HTTP %ld", uo_loglen(uri), uri, code);
+        return UCACHE_ERR_IO;
+    }
+}
+
+/*
+ * One request, retried: HEAD if @p x->buf is NULL, else a GET of
+ * [off, off + len) with If-Match @p etag (if any).  Returns the final
+ * status; the response code in *code_p.
+ */
+static ucache_status_t uo_request(const char *uri, const char *etag, uint64_t off,
+                                  size_t len, uo_xfer_t *x, long *code_p)
+{
+    char range[64], ifmatch[US_ETAG_MAX + 16];
+    struct curl_slist *hdrs = NULL;
+    us_origin_params_t prm;
+    uint64_t delay, jitter;
+    struct timespec ts;
+    unsigned attempt;
+    CURLcode rc = CURLE_OK;
+    long code = 0;
+    CURL *h;
+
+    us_origin_params(&prm);
+    delay = prm.backoff_ns;
+    for (attempt = 0;; attempt++) {
+        h = uo_handle();
+        if (h == NULL) {
+            return UCACHE_ERR_NO_MEMORY;
+        }
+        x->got = 0;
+        x->overflow = false;
+        curl_easy_setopt(h, CURLOPT_URL, uri);
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                         (long)(prm.timeout_ns / UC_NSEC_PER_MSEC));
+        curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
+                         (long)((prm.timeout_ns + UC_NSEC_PER_SEC - 1) / UC_NSEC_PER_SEC));
+        curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+        curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, uo_headers);
+        curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
+        if (x->buf == NULL) {
+            curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+        } else {
+            snprintf(range, sizeof(range), "%llu-%llu", (unsigned long long)off,
+                     (unsigned long long)(off + len - 1));
+            curl_easy_setopt(h, CURLOPT_RANGE, range);
+            curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, uo_body);
+            curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
+            if ((etag != NULL) && (etag[0] != '\0') && (hdrs == NULL)) {
+                snprintf(ifmatch, sizeof(ifmatch), "If-Match: %s", etag);
+                hdrs = curl_slist_append(NULL, ifmatch);
+            }
+            curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+        }
+        rc = curl_easy_perform(h);
+        code = 0;
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+        if ((rc == CURLE_WRITE_ERROR) && x->overflow) {
+            break; /* not retryable: the server sends more than a range */
+        }
+        if ((attempt >= prm.retries) || !uo_retryable(rc, code)) {
+            break;
+        }
+        /* backoff: delay * [0.5, 1.5), or what Retry-After asks, capped */
+        jitter = (delay / 2) + ((uc_time_ns() * 0x9e3779b97f4a7c15ull) >> 11) % (delay + 1);
+        jitter = (x->retry_after_ns > 0) ? x->retry_after_ns : jitter;
+        jitter = (jitter > UO_RETRY_CAP_NS) ? UO_RETRY_CAP_NS : jitter;
+        UC_INFO("%.*s: %s%ld, retry %u of %u in %llu ms", uo_loglen(uri), uri,
+                (rc != CURLE_OK) ? curl_easy_strerror(rc) : "HTTP ",
+                (rc != CURLE_OK) ? 0L : code, attempt + 1, prm.retries,
+                (unsigned long long)(jitter / UC_NSEC_PER_MSEC));
+        ts.tv_sec  = (time_t)(jitter / UC_NSEC_PER_SEC);
+        ts.tv_nsec = (long)(jitter % UC_NSEC_PER_SEC);
+        nanosleep(&ts, NULL);
+        delay = (delay > UO_RETRY_CAP_NS / 2) ? UO_RETRY_CAP_NS : 2 * delay;
+    }
+    curl_slist_free_all(hdrs);
+    *code_p = code;
+    if ((rc == CURLE_OK) && ((code == 200) || (code == 206))) {
+        return UCACHE_OK;
+    }
+    if ((rc == CURLE_WRITE_ERROR) && x->overflow) {
+        UC_ERROR("%.*s: the origin sent more than the %zu bytes asked for",
+                 uo_loglen(uri), uri, len);
+        return UCACHE_ERR_IO;
+    }
+    return uo_status(uri, rc, code);
+}
+
+static uint64_t uo_version(const uo_xfer_t *x)
+{
+    char v[US_ETAG_MAX + 96];
+    int n;
+
+    if (x->etag[0] != '\0') {
+        n = snprintf(v, sizeof(v), "etag:%s", x->etag);
+    } else {
+        n = snprintf(v, sizeof(v), "lm:%s:%llu", x->last_modified,
+                     (unsigned long long)x->length);
+    }
+    return XXH3_64bits(v, (size_t)n);
+}
+
+static void uo_meta_put(const char *uri, const us_object_t *obj)
+{
+    size_t len = strlen(uri);
+    unsigned b = (unsigned)(XXH3_64bits(uri, len) % UO_META_BUCKETS), i;
+    uo_meta_t *m;
+
+    pthread_mutex_lock(&uo_meta_lock);
+    for (m = uo_meta[b]; (m != NULL) && strcmp(m->uri, uri); m = m->next) {
+    }
+    if ((m == NULL) && (uo_nmeta >= UO_META_MAX)) {
+        for (i = 0; i < UO_META_BUCKETS; i++) { /* full: start over */
+            while ((m = uo_meta[i]) != NULL) {
+                uo_meta[i] = m->next;
+                free(m);
+            }
+        }
+        uo_nmeta = 0;
+    }
+    if (m == NULL) {
+        m = malloc(sizeof(*m) + len + 1);
+        if (m == NULL) {
+            pthread_mutex_unlock(&uo_meta_lock);
+            return;
+        }
+        memcpy(m->uri, uri, len + 1);
+        m->next = uo_meta[b];
+        uo_meta[b] = m;
+        uo_nmeta++;
+    }
+    m->obj = *obj;
+    m->fetched_ns = uc_time_ns();
+    pthread_mutex_unlock(&uo_meta_lock);
+}
+
+static bool uo_meta_get(const char *uri, uint64_t ttl_ns, us_object_t *obj)
+{
+    unsigned b = (unsigned)(XXH3_64bits(uri, strlen(uri)) % UO_META_BUCKETS);
+    bool hit = false;
+    uo_meta_t *m;
+
+    pthread_mutex_lock(&uo_meta_lock);
+    for (m = uo_meta[b]; (m != NULL) && strcmp(m->uri, uri); m = m->next) {
+    }
+    if ((m != NULL) && (uc_time_ns() - m->fetched_ns < ttl_ns)) {
+        *obj = m->obj;
+        hit = true;
+    }
+    pthread_mutex_unlock(&uo_meta_lock);
+    return hit;
+}
+
+static ucache_status_t uo_stat(const char *uri, us_object_t *obj_p)
+{
+    uo_xfer_t x;
+    ucache_status_t status;
+    long code;
+
+    memset(&x, 0, sizeof(x));
+    status = uo_request(uri, NULL, 0, 0, &x, &code);
+    if (status != UCACHE_OK) {
+        return status;
+    }
+    if (!x.has_length) {
+        UC_ERROR("%.*s: the origin did not give the object's size", uo_loglen(uri), uri);
+        return UCACHE_ERR_IO;
+    }
+    memset(obj_p, 0, sizeof(*obj_p));
+    obj_p->size    = x.length;
+    obj_p->version = uo_version(&x);
+    snprintf(obj_p->etag, sizeof(obj_p->etag), "%s", x.etag);
+    uo_meta_put(uri, obj_p);
+    return UCACHE_OK;
+}
+
+static ucache_status_t uo_read(const char *uri, const us_object_t *obj, uint64_t off,
+                               void *buf, size_t len)
+{
+    us_origin_params_t prm;
+    us_object_t cur;
+    ucache_status_t status;
+    const char *etag = obj->etag;
+    uo_xfer_t x;
+    long code;
+
+    if (len == 0) {
+        return UCACHE_OK;
+    }
+    if (etag[0] == '\0') {
+        /* asked by version only (an owner filling a chunk): find the ETag
+         * that version has, or learn that the object has changed */
+        us_origin_params(&prm);
+        if (!uo_meta_get(uri, prm.meta_ttl_ns, &cur) || (cur.version != obj->version)) {
+            status = uo_stat(uri, &cur);
+            if (status != UCACHE_OK) {
+                return status;
+            }
+        }
+        if ((cur.version != obj->version) || (cur.size != obj->size)) {
+            UC_INFO("%.*s changed at the origin since it was asked for",
+                    uo_loglen(uri), uri);
+            return UCACHE_ERR_STALE;
+        }
+        etag = cur.etag;
+    }
+    memset(&x, 0, sizeof(x));
+    x.buf = buf;
+    x.cap = len;
+    status = uo_request(uri, etag, off, len, &x, &code);
+    if (status != UCACHE_OK) {
+        return status;
+    }
+    if ((code == 200) && ((off != 0) || (len != obj->size))) {
+        UC_ERROR("%.*s: the origin ignored the Range header", uo_loglen(uri), uri);
+        return UCACHE_ERR_IO;
+    }
+    if (x.got != len) {
+        UC_ERROR("%.*s: %zu of %zu bytes arrived", uo_loglen(uri), uri, x.got, len);
+        return UCACHE_ERR_IO;
+    }
+    return UCACHE_OK;
+}
+
+const us_origin_ops_t us_origin_http_ops = {
+    .scheme = "http",
+    .stat   = uo_stat,
+    .read   = uo_read,
+};
+
+const us_origin_ops_t us_origin_https_ops = {
+    .scheme = "https",
+    .stat   = uo_stat,
+    .read   = uo_read,
+};

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# test_http.sh - the http:// origin against a real server the test starts on
+# 127.0.0.1 (tests/origin/http_origin.c: ranges, ETag, If-Match, injected
+# faults, request counters), through three ucached daemons: random reads
+# compared byte for byte; concurrent cold readers of one chunk make one
+# ranged GET; 503s are retried; a changed object returns its new bytes;
+# wrong credentials (403) fail at once with a clear status; a transfer cut
+# mid-body is retried; a dead origin gives a clear error and nothing is
+# cached.  Last line: "N passed, N failed, N skipped".
+set -u
+BUILD=${BUILD:-build}
+BIN=$BUILD/bin
+T=$BUILD/tests
+W=$(mktemp -d /tmp/ucache-http.XXXXXX)
+export UCACHE_MEMBERS=dir:$W/members UCACHE_CHUNK_SIZE=1M UCACHE_MEMBERS_POLL=100ms
+export UCACHE_LOG_LEVEL=${UCACHE_LOG_LEVEL:-warn} UCACHE_MEM_LOCK=no
+pass=0 fail=0 skip=0
+DPIDS=() SRV=
+
+ok()  { echo "PASS $1"; pass=$((pass + 1)); }
+bad() { echo "FAIL $1"; fail=$((fail + 1)); }
+
+cleanup() {
+    local p
+    for p in "${DPIDS[@]}" $SRV; do kill -9 "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    if [ "${KEEP:-0}" = 1 ]; then echo "kept $W"; else rm -rf "$W"; fi
+}
+trap cleanup EXIT
+
+start_origin() {
+    $T/http_origin "$W/data" "${1:-0}" >"$W/origin.port" 2>>"$W/origin.log" &
+    SRV=$!
+    for i in $(seq 50); do [ -s "$W/origin.port" ] && break; sleep 0.1; done
+    PORT=$(awk '{print $2}' "$W/origin.port")
+    URL=http://127.0.0.1:$PORT
+}
+ostat() { curl -s "$URL/_ctl/stats" | sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p"; }
+client_stat() { sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p" "$1" | tail -n 1; }
+
+mkdir -p "$W/data/private"
+head -c 1 /dev/urandom >"$W/data/one"
+head -c 100000 /dev/urandom >"$W/data/small"
+head -c 1048576 /dev/urandom >"$W/data/chunk"
+head -c 5242883 /dev/urandom >"$W/data/five"
+head -c 1000 /dev/urandom >"$W/data/private/secret"
+FILES="$W/data/one $W/data/small $W/data/chunk $W/data/five"
+
+start_origin
+if [ -z "${PORT:-}" ] || [ "$PORT" = 0 ]; then
+    bad "the test origin starts"; echo; echo "$pass passed, $((fail)) failed, $skip skipped"; exit 1
+fi
+for i in 1 2 3; do
+    $BIN/ucached --mem 64M 2>>"$W/d$i.log" &
+    DPIDS+=($!)
+done
+for i in $(seq 100); do
+    [ "$(ls "$W"/members/node-*.rec 2>/dev/null | wc -l)" -ge 3 ] && break
+    sleep 0.1
+done
+export FC_ORIGIN=$URL FC_ROOT=$W/data
+
+# --- reads --------------------------------------------------------------------
+if $T/fabric_client verify 200 $FILES >"$W/v1" 2>&1 &&
+   [ "$(client_stat "$W/v1" origin_direct)" = 0 ] && [ "$(client_stat "$W/v1" chunk_misses)" -gt 0 ]; then
+    ok "http origin: 200 random reads + 8 posted reads through 3 owners equal the files ($(ostat gets) ranged GETs, $(ostat heads) HEADs)"
+else bad "http random reads"; tail -5 "$W/v1"; fi
+if UCX_TLS=tcp $T/fabric_client verify 100 $FILES >"$W/v2" 2>&1; then
+    ok "http origin over tcp: 100 random reads equal the files"
+else bad "http reads over tcp"; tail -5 "$W/v2"; fi
+
+# --- coalescing: 3 processes x 4 threads, one cold chunk -> one GET ------------
+head -c 700000 /dev/urandom >"$W/data/hot"
+g0=$(ostat gets)
+start=$(( $(date +%s) + 2 ))
+for k in 1 2 3; do $T/fabric_client same 4 $start "$W/data/hot" >"$W/same$k" 2>&1 & S[$k]=$!; done
+same_ok=1
+for k in 1 2 3; do wait ${S[$k]} || same_ok=0; done
+g1=$(ostat gets)
+if [ $same_ok = 1 ] && [ $((g1 - g0)) = 1 ]; then
+    ok "12 concurrent cold readers of one chunk: 1 ranged GET at the origin"
+else bad "coalescing at the origin: $((g1 - g0)) GETs, readers ok=$same_ok"; fi
+
+# --- 503 three times, then success ----------------------------------------------
+head -c 300000 /dev/urandom >"$W/data/flaky"
+f0=$(ostat faults)
+curl -s "$URL/_ctl/fail?n=3&code=503" >/dev/null
+t0=$(date +%s%N)
+if $BIN/ucache cat "$URL/flaky" >"$W/out" 2>"$W/err" && cmp -s "$W/out" "$W/data/flaky" &&
+   [ $(( $(ostat faults) - f0 )) = 3 ]; then
+    ok "3 x HTTP 503 then success: retried with backoff, exact bytes in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+else bad "retries on 503"; cat "$W/err"; fi
+
+# --- the object changes between two reads -----------------------------------------
+$BIN/ucache cat "$URL/five" >/dev/null 2>&1
+sleep 0.05
+head -c 5242883 /dev/urandom >"$W/data/five.new" && mv "$W/data/five.new" "$W/data/five"
+if UCACHE_META_TTL=0 $BIN/ucache cat "$URL/five" >"$W/out" 2>"$W/err" &&
+   cmp -s "$W/out" "$W/data/five"; then
+    ok "an object changed at the origin: its new bytes, never the old chunks"
+else bad "changed object"; cat "$W/err"; fi
+
+# --- wrong credentials: 403, at once, no retry storm --------------------------------
+h0=$(ostat heads); g0=$(ostat gets)
+$BIN/ucache cat "$URL/private/secret" >/dev/null 2>"$W/err"; rc=$?
+dh=$(( $(ostat heads) - h0 )); dg=$(( $(ostat gets) - g0 ))
+if [ $rc = 1 ] && grep -q "access denied" "$W/err" && [ $((dh + dg)) -le 2 ]; then
+    ok "HTTP 403: 'access denied by the origin' at once ($dh HEAD, $dg GET)"
+else bad "403 handling (rc $rc, $dh HEADs, $dg GETs)"; cat "$W/err"; fi
+
+# --- a transfer cut mid-body is retried -------------------------------------------
+head -c 900000 /dev/urandom >"$W/data/cut"
+curl -s "$URL/_ctl/cut?bytes=100000" >/dev/null
+if $BIN/ucache cat "$URL/cut" >"$W/out" 2>"$W/err" && cmp -s "$W/out" "$W/data/cut"; then
+    ok "a transfer cut after 100 KB: retried, exact bytes"
+else bad "cut transfer"; cat "$W/err"; fi
+
+# --- the origin dies: a clear error, nothing cached ---------------------------------
+head -c 400000 /dev/urandom >"$W/data/late"
+kill "$SRV"; wait "$SRV" 2>/dev/null; SRV=
+UCACHE_ORIGIN_RETRIES=1 UCACHE_ORIGIN_BACKOFF=10ms $BIN/ucache cat "$URL/late" >"$W/out" 2>"$W/err"; rc=$?
+if [ $rc = 1 ] && grep -q "input/output error\|timed out" "$W/err" && [ ! -s "$W/out" ]; then
+    ok "the origin is down: a clear error ($(grep -o 'late at offset 0: .*' "$W/err" | head -1))"
+else bad "dead origin (rc $rc)"; cat "$W/err"; fi
+start_origin "$PORT"
+if $BIN/ucache cat "$URL/late" >"$W/out" 2>"$W/err" && cmp -s "$W/out" "$W/data/late"; then
+    ok "the origin back: the object reads exact (nothing half-cached before)"
+else bad "origin restart"; cat "$W/err"; fi
+
+for p in "${DPIDS[@]}"; do kill -TERM "$p"; wait "$p"; done
+DPIDS=()
+echo
+echo "$pass passed, $fail failed, $skip skipped"
+[ $fail -eq 0 ]
