@@ -15,13 +15,8 @@ T=$BUILD/tests
 W=$(mktemp -d /tmp/ucache-fabric.XXXXXX)
 export UCACHE_MEMBERS=dir:$W/members UCACHE_CHUNK_SIZE=1M UCACHE_MEMBERS_POLL=100ms
 export UCACHE_LOG_LEVEL=${UCACHE_LOG_LEVEL:-warn} UCACHE_MEM_LOCK=no
-pass=0 fail=0 skip=0
+. "$(dirname "$0")/../lib.sh"
 declare -a DPID
-
-ok()   { echo "PASS $1"; pass=$((pass + 1)); }
-bad()  { echo "FAIL $1"; fail=$((fail + 1)); }
-skp()  { echo "SKIP $1: $2"; skip=$((skip + 1)); }
-check() { if "$@" >/dev/null 2>&1; then return 0; fi; return 1; }
 
 cleanup() {
     local p
@@ -33,18 +28,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-nodes() { ls "$W"/members/node-*.rec 2>/dev/null | wc -l; }
-
-# wait_nodes N: until N records are registered (20 s at most)
-wait_nodes() {
-    local i
-    for i in $(seq 200); do
-        [ "$(nodes)" -eq "$1" ] && return 0
-        sleep 0.1
-    done
-    echo "members: $(nodes) records, want $1" >&2
-    return 1
-}
+nodes() { registered "$W/members"; }
+wait_nodes() { wait_registered "$W/members" "$1"; }
 
 start_daemon() { # start_daemon I [extra args]
     local i=$1; shift
@@ -69,9 +54,6 @@ counter() {
     echo $sum
 }
 
-# client_stat FILE NAME: a counter from a fabric_client's stats line
-client_stat() { sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p" "$1" | tail -n 1; }
-
 mkdir -p "$W/data"
 head -c 0 /dev/urandom >"$W/data/empty"
 head -c 1 /dev/urandom >"$W/data/one"
@@ -84,7 +66,7 @@ FILES="$W/data/empty $W/data/one $W/data/small $W/data/chunk $W/data/three $W/da
 for i in 1 2 3; do start_daemon $i; done
 if ! wait_nodes 3; then
     bad "three ucached daemons register"; cat "$W"/d*.log
-    echo; echo "$pass passed, $((fail + 1)) failed, $skip skipped"; exit 1
+    summary; exit 1
 fi
 ok "three ucached daemons register"
 
@@ -299,6 +281,4 @@ else bad "file: members with a dead daemon"; tail -3 "$W/fv3"; fi
 for i in 10 12; do kill -TERM "${DPID[$i]}"; wait "${DPID[$i]}"; done
 DPID=()
 
-echo
-echo "$pass passed, $fail failed, $skip skipped"
-[ $fail -eq 0 ]
+summary

@@ -14,11 +14,8 @@ T=$BUILD/tests
 W=$(mktemp -d /tmp/ucache-http.XXXXXX)
 export UCACHE_MEMBERS=dir:$W/members UCACHE_CHUNK_SIZE=1M UCACHE_MEMBERS_POLL=100ms
 export UCACHE_LOG_LEVEL=${UCACHE_LOG_LEVEL:-warn} UCACHE_MEM_LOCK=no
-pass=0 fail=0 skip=0
+. "$(dirname "$0")/../lib.sh"
 DPIDS=() SRV=
-
-ok()  { echo "PASS $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1"; fail=$((fail + 1)); }
 
 cleanup() {
     local p
@@ -36,7 +33,6 @@ start_origin() {
     URL=http://127.0.0.1:$PORT
 }
 ostat() { curl -s "$URL/_ctl/stats" | sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p"; }
-client_stat() { sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p" "$1" | tail -n 1; }
 
 mkdir -p "$W/data/private"
 head -c 1 /dev/urandom >"$W/data/one"
@@ -48,16 +44,13 @@ FILES="$W/data/one $W/data/small $W/data/chunk $W/data/five"
 
 start_origin
 if [ -z "${PORT:-}" ] || [ "$PORT" = 0 ]; then
-    bad "the test origin starts"; echo; echo "$pass passed, $((fail)) failed, $skip skipped"; exit 1
+    bad "the test origin starts"; summary; exit 1
 fi
 for i in 1 2 3; do
     $BIN/ucached --mem 64M 2>>"$W/d$i.log" &
     DPIDS+=($!)
 done
-for i in $(seq 100); do
-    [ "$(ls "$W"/members/node-*.rec 2>/dev/null | wc -l)" -ge 3 ] && break
-    sleep 0.1
-done
+wait_registered "$W/members" 3 || bad "three ucached daemons register"
 export FC_ORIGIN=$URL FC_ROOT=$W/data
 
 # --- reads --------------------------------------------------------------------
@@ -129,6 +122,4 @@ else bad "origin restart"; cat "$W/err"; fi
 
 for p in "${DPIDS[@]}"; do kill -TERM "$p"; wait "$p"; done
 DPIDS=()
-echo
-echo "$pass passed, $fail failed, $skip skipped"
-[ $fail -eq 0 ]
+summary

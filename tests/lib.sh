@@ -1,0 +1,32 @@
+# lib.sh - what the multi-process test scripts share (sourced, not run):
+# the PASS/FAIL/SKIP lines and their counts, reading a counter from a
+# stats JSON line, waiting for daemons to register, the closing summary.
+pass=0 fail=0 skip=0
+
+ok()  { echo "PASS $1"; pass=$((pass + 1)); }
+bad() { echo "FAIL $1"; fail=$((fail + 1)); }
+skp() { echo "SKIP $1: $2"; skip=$((skip + 1)); }
+
+# client_stat FILE NAME: the last value of counter NAME in FILE's JSON lines
+client_stat() { sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p" "$1" | tail -n 1; }
+
+# registered DIR: how many node records a dir: members source holds
+registered() { ls "$1"/node-*.rec 2>/dev/null | wc -l; }
+
+# wait_registered DIR N: until DIR holds N records (20 s at most)
+wait_registered() {
+    local i
+    for i in $(seq 200); do
+        [ "$(registered "$1")" -eq "$2" ] && return 0
+        sleep 0.1
+    done
+    echo "members: $(registered "$1") records in $1, want $2" >&2
+    return 1
+}
+
+# summary: the line tests/run.sh adds up; the exit status of the script
+summary() {
+    echo
+    echo "$pass passed, $fail failed, $skip skipped"
+    [ "$fail" -eq 0 ]
+}
