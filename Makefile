@@ -7,7 +7,7 @@ DESTDIR ?=
 BUILD   ?= build
 
 CC      ?= cc
-PKGS     = ucx libxxhash libcurl
+PKGS     = ucx libxxhash libcurl libcrypto
 TEST_PKGS = cunit
 
 CSTD     = -std=c11 -D_GNU_SOURCE
@@ -23,7 +23,7 @@ TEST_LIBS   = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 LIB_SRCS = util/status.c util/log.c util/config.c \
            transport/transport.c transport/ucx.c \
            store/layout.c store/alloc.c store/evict.c store/store.c \
-           store/origin.c store/origin_file.c store/origin_http.c \
+           store/origin.c store/origin_file.c store/origin_http.c store/origin_azure.c \
            fabric/place.c fabric/member.c fabric/view.c fabric/node.c fabric/client.c \
            fabric/context.c
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -42,8 +42,10 @@ TEST_OBJS_ucperf = tests/perf/test_ucperf.o $(PERF_SRCS:.c=.o)
 TEST_OBJS_fabric = tests/fabric/test_fabric.o tests/fabric/test_place.o tests/fabric/test_member.o
 TESTS    = $(TEST_NAMES:%=$(BUILD)/tests/test_%)
 # Programs the multi-process suites (shell scripts) drive.
-TEST_HELPERS = $(BUILD)/tests/fabric_client $(BUILD)/tests/fake_owner $(BUILD)/tests/http_origin
-TEST_SCRIPTS = tests/fabric/test_fabric.sh tests/fabric/test_mpi.sh tests/origin/test_http.sh
+TEST_HELPERS = $(BUILD)/tests/fabric_client $(BUILD)/tests/fake_owner $(BUILD)/tests/http_origin \
+               $(BUILD)/tests/az_put
+TEST_SCRIPTS = tests/fabric/test_fabric.sh tests/fabric/test_mpi.sh tests/origin/test_http.sh \
+               tests/origin/test_azure.sh
 # The MPI job test is built with mpicc when Open MPI is installed (make deps).
 MPICC ?= mpicc
 ifneq ($(shell command -v $(MPICC) 2>/dev/null),)
@@ -56,9 +58,9 @@ LIB_A    = $(BUILD)/lib/libucache-rdma.a
 # Debian packages the project needs (make deps installs the missing ones).
 DEB_PKGS = gcc make pkg-config libucx-dev ucx-utils libxxhash-dev \
            libcunit1-dev mbw iproute2 procps strace openmpi-bin libopenmpi-dev \
-           libcurl4-openssl-dev libmicrohttpd-dev curl
+           libcurl4-openssl-dev libssl-dev libmicrohttpd-dev curl
 
-.PHONY: all tests test bench asan tsan demo install uninstall clean deps
+.PHONY: npm-deps all tests test bench asan tsan demo install uninstall clean deps
 all: $(LIB_SO) $(LIB_A) $(PROGS)
 
 deps:
@@ -73,6 +75,24 @@ deps:
 	export DEBIAN_FRONTEND=noninteractive; \
 	apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
 	    || { echo "deps: apt-get install failed"; exit 1; }
+
+# npm packages the tests use (the Azurite emulator), under build/npm.  With
+# no Node.js on the machine, Debian's nodejs and npm are installed first.
+AZURITE = build/npm/node_modules/.bin/azurite-blob
+npm-deps:
+	@if [ -x $(AZURITE) ]; then exit 0; fi; \
+	if ! command -v npm >/dev/null; then \
+	    if [ "$$(id -u)" = 0 ] && ! command -v node >/dev/null; then \
+	        echo "deps: installing nodejs npm"; \
+	        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	            nodejs npm >/dev/null || true; \
+	    fi; \
+	fi; \
+	if command -v npm >/dev/null; then \
+	    echo "deps: npm install azurite@3 (into build/npm)"; \
+	    npm install --no-audit --no-fund --loglevel=error --prefix build/npm azurite@3 \
+	        >/dev/null || echo "deps: npm install azurite failed; the Azure tests will SKIP"; \
+	else echo "deps: no npm; the Azure tests will SKIP"; fi
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -123,15 +143,19 @@ $(BUILD)/tests/http_origin: $(BUILD)/obj/tests/origin/http_origin.o
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(shell pkg-config --libs libmicrohttpd) -pthread
 
+$(BUILD)/tests/az_put: $(BUILD)/obj/tests/origin/az_put.o $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
 tests: $(TESTS) $(TEST_HELPERS)
 
 # make test: install what is missing, build everything, run every suite.
-test: deps
+test: deps npm-deps
 	@$(MAKE) --no-print-directory all tests
 	@BUILD=$(BUILD) tests/run.sh $(TESTS) $(TEST_SCRIPTS)
 
 # The whole suite under AddressSanitizer + UBSan, in its own build tree.
-asan: deps
+asan: deps npm-deps
 	@$(MAKE) --no-print-directory BUILD=build/asan \
 	    OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	    LDFLAGS="-fsanitize=address,undefined" all tests
@@ -142,7 +166,7 @@ asan: deps
 
 # The suite under ThreadSanitizer.  UCX's malloc/mmap hooks fight TSan's
 # interceptors, so they are off for this run (UCX is not instrumented).
-tsan: deps
+tsan: deps npm-deps
 	@$(MAKE) --no-print-directory BUILD=build/tsan \
 	    OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=thread" \
 	    LDFLAGS="-fsanitize=thread" all tests

@@ -10,6 +10,7 @@
 #include <string.h>
 
 static const us_origin_ops_t *const us_origins[] = {
+    &us_origin_azure_ops,   /* claims some https:// URIs: before https */
     &us_origin_file_ops,
     &us_origin_http_ops,
     &us_origin_https_ops,
@@ -53,8 +54,9 @@ static const us_origin_ops_t *us_origin_find(const char *uri)
     }
     n = (size_t)(colon - uri);
     for (i = 0; i < sizeof(us_origins) / sizeof(us_origins[0]); i++) {
-        if ((strlen(us_origins[i]->scheme) == n) &&
-            (strncmp(us_origins[i]->scheme, uri, n) == 0)) {
+        if ((us_origins[i]->match != NULL) ? us_origins[i]->match(uri) :
+            ((strlen(us_origins[i]->scheme) == n) &&
+             (strncmp(us_origins[i]->scheme, uri, n) == 0))) {
             return us_origins[i];
         }
     }
@@ -68,7 +70,7 @@ static ucache_status_t us_origin_unknown(const char *uri)
         UC_ERROR("URI is missing or longer than %u bytes", US_URI_MAX - 1);
         return UCACHE_ERR_INVALID;
     }
-    UC_ERROR("no origin serves '%.64s' (schemes: file://, http://, https://)", uri);
+    UC_ERROR("no origin serves '%.64s' (schemes: file://, http(s)://, az://)", uri);
     return UCACHE_ERR_UNSUPPORTED;
 }
 

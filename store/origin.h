@@ -1,6 +1,7 @@
 /*
  * origin.h - where a missing chunk comes from: one backend per URI scheme
- * (file://, http:// and https://; Azure Blob and S3 come next).
+ * (file://, http(s)://, az:// and https://ACCOUNT.blob.core.windows.net;
+ * S3 comes next).
  * The owner fills chunks through us_origin_read(); clients read an origin
  * themselves only when every owner of a chunk has failed.
  * Invariant: bytes read for an object are the bytes of the version given;
@@ -12,6 +13,7 @@
 
 #include "ucache.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +33,7 @@ typedef struct us_object {
 
 typedef struct us_origin_ops {
     const char *scheme;     /* "file" */
+    bool      (*match)(const char *uri); /* NULL: by scheme alone */
     ucache_status_t (*stat)(const char *uri, us_object_t *obj_p);
     /* Exactly @p len bytes at @p off of version @p obj, or an error. */
     ucache_status_t (*read)(const char *uri, const us_object_t *obj,
@@ -73,5 +76,6 @@ void us_origin_params(us_origin_params_t *params_p);
 extern const us_origin_ops_t us_origin_file_ops;
 extern const us_origin_ops_t us_origin_http_ops;
 extern const us_origin_ops_t us_origin_https_ops;
+extern const us_origin_ops_t us_origin_azure_ops;
 
 #endif

@@ -10,7 +10,7 @@
  * asked for a chunk by version finds the ETag to send without a HEAD each
  * time.  Credentials never appear in logs: URIs are logged up to the query.
  */
-#include "store/origin.h"
+#include "store/origin_http.h"
 #include "util/log.h"
 #include "util/time.h"
 
@@ -203,11 +203,13 @@ static ucache_status_t uo_status(const char *uri, CURLcode rc, long code)
  * [off, off + len) with If-Match @p etag (if any).  Returns the final
  * status; the response code in *code_p.
  */
-static ucache_status_t uo_request(const char *uri, const char *etag, uint64_t off,
-                                  size_t len, uo_xfer_t *x, long *code_p)
+static ucache_status_t uo_request(const char *uri, const char *url,
+                                  const us_http_auth_t *auth, const char *etag,
+                                  uint64_t off, size_t len, uo_xfer_t *x, long *code_p)
 {
-    char range[64], ifmatch[US_ETAG_MAX + 16];
+    char range[64], ranges[80], ifmatch[US_ETAG_MAX + 16];
     struct curl_slist *hdrs = NULL;
+    ucache_status_t status;
     us_origin_params_t prm;
     uint64_t delay, jitter;
     struct timespec ts;
@@ -225,7 +227,10 @@ static ucache_status_t uo_request(const char *uri, const char *etag, uint64_t of
         }
         x->got = 0;
         x->overflow = false;
-        curl_easy_setopt(h, CURLOPT_URL, uri);
+        curl_slist_free_all(hdrs);
+        hdrs = NULL;
+        ranges[0] = '\0';
+        curl_easy_setopt(h, CURLOPT_URL, url);
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
                          (long)(prm.timeout_ns / UC_NSEC_PER_MSEC));
@@ -240,15 +245,24 @@ static ucache_status_t uo_request(const char *uri, const char *etag, uint64_t of
         } else {
             snprintf(range, sizeof(range), "%llu-%llu", (unsigned long long)off,
                      (unsigned long long)(off + len - 1));
+            snprintf(ranges, sizeof(ranges), "bytes=%s", range);
             curl_easy_setopt(h, CURLOPT_RANGE, range);
             curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, uo_body);
             curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
-            if ((etag != NULL) && (etag[0] != '\0') && (hdrs == NULL)) {
+            if ((etag != NULL) && (etag[0] != '\0')) {
                 snprintf(ifmatch, sizeof(ifmatch), "If-Match: %s", etag);
-                hdrs = curl_slist_append(NULL, ifmatch);
+                hdrs = curl_slist_append(hdrs, ifmatch);
             }
-            curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
         }
+        if (auth != NULL) {
+            status = auth->sign(auth->arg, (x->buf == NULL) ? "HEAD" : "GET", ranges,
+                                ((x->buf != NULL) && (etag != NULL)) ? etag : "", &hdrs);
+            if (status != UCACHE_OK) {
+                curl_slist_free_all(hdrs);
+                return status;
+            }
+        }
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
         rc = curl_easy_perform(h);
         code = 0;
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
@@ -349,14 +363,15 @@ static bool uo_meta_get(const char *uri, uint64_t ttl_ns, us_object_t *obj)
     return hit;
 }
 
-static ucache_status_t uo_stat(const char *uri, us_object_t *obj_p)
+ucache_status_t us_http_stat(const char *uri, const char *url,
+                             const us_http_auth_t *auth, us_object_t *obj_p)
 {
     uo_xfer_t x;
     ucache_status_t status;
     long code;
 
     memset(&x, 0, sizeof(x));
-    status = uo_request(uri, NULL, 0, 0, &x, &code);
+    status = uo_request(uri, url, auth, NULL, 0, 0, &x, &code);
     if (status != UCACHE_OK) {
         return status;
     }
@@ -372,8 +387,9 @@ static ucache_status_t uo_stat(const char *uri, us_object_t *obj_p)
     return UCACHE_OK;
 }
 
-static ucache_status_t uo_read(const char *uri, const us_object_t *obj, uint64_t off,
-                               void *buf, size_t len)
+ucache_status_t us_http_read(const char *uri, const char *url,
+                             const us_http_auth_t *auth, const us_object_t *obj,
+                             uint64_t off, void *buf, size_t len)
 {
     us_origin_params_t prm;
     us_object_t cur;
@@ -390,7 +406,7 @@ static ucache_status_t uo_read(const char *uri, const us_object_t *obj, uint64_t
          * that version has, or learn that the object has changed */
         us_origin_params(&prm);
         if (!uo_meta_get(uri, prm.meta_ttl_ns, &cur) || (cur.version != obj->version)) {
-            status = uo_stat(uri, &cur);
+            status = us_http_stat(uri, url, auth, &cur);
             if (status != UCACHE_OK) {
                 return status;
             }
@@ -405,7 +421,7 @@ static ucache_status_t uo_read(const char *uri, const us_object_t *obj, uint64_t
     memset(&x, 0, sizeof(x));
     x.buf = buf;
     x.cap = len;
-    status = uo_request(uri, etag, off, len, &x, &code);
+    status = uo_request(uri, url, auth, etag, off, len, &x, &code);
     if (status != UCACHE_OK) {
         return status;
     }
@@ -418,6 +434,17 @@ static ucache_status_t uo_read(const char *uri, const us_object_t *obj, uint64_t
         return UCACHE_ERR_IO;
     }
     return UCACHE_OK;
+}
+
+static ucache_status_t uo_stat(const char *uri, us_object_t *obj_p)
+{
+    return us_http_stat(uri, uri, NULL, obj_p);
+}
+
+static ucache_status_t uo_read(const char *uri, const us_object_t *obj, uint64_t off,
+                               void *buf, size_t len)
+{
+    return us_http_read(uri, uri, NULL, obj, off, buf, len);
 }
 
 const us_origin_ops_t us_origin_http_ops = {

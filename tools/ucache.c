@@ -147,7 +147,8 @@ static int cmd_cat(int argc, char **argv)
         want = (length < bufsize) ? (size_t)length : bufsize;
         status = ucache_read(ctx, uri, offset, want, buf, &got);
         if (status != UCACHE_OK) {
-            fprintf(stderr, "ucache cat: %s at offset %llu: %s\n", uri,
+            fprintf(stderr, "ucache cat: %.*s at offset %llu: %s\n",
+                    (int)strcspn(uri, "?#"), uri, /* a SAS token is a secret */
                     (unsigned long long)offset, ucache_strerror(status));
             rc = 1;
             break;
@@ -393,7 +394,8 @@ static int cmd_read(int argc, char **argv)
                     continue;
                 }
                 if (reqs[k].status != UCACHE_OK) {
-                    fprintf(stderr, "ucache read: %s at %llu: %s\n", reqs[k].uri,
+                    fprintf(stderr, "ucache read: %.*s at %llu: %s\n",
+                            (int)strcspn(reqs[k].uri, "?#"), reqs[k].uri,
                             (unsigned long long)offs[k], ucache_strerror(reqs[k].status));
                     failed++;
                 } else {

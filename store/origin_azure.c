@@ -1,0 +1,256 @@
+/*
+ * origin_azure.c - Azure Blob origins (see origin_azure.h) on the HTTP
+ * machinery of origin_http.c: this file turns a blob URI and the
+ * environment's credentials into a request URL and, with an account key,
+ * a Shared Key signature for every attempt (a fresh x-ms-date each time).
+ * The canonicalized resource is "/" + account + the request's path, which
+ * covers the emulator's path-style endpoints (account named twice) too.
+ */
+#include "store/origin_azure.h"
+#include "store/origin_http.h"
+#include "util/log.h"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define UA_URL_MAX 2048
+
+/* One blob: where to send requests and how to sign them. */
+typedef struct ua_blob {
+    us_az_cred_t cred;
+    char         url[UA_URL_MAX];
+    char         resource[UA_URL_MAX];  /* canonicalized resource */
+} ua_blob_t;
+
+static void ua_copy(char *dst, size_t cap, const char *src, size_t n)
+{
+    if (n >= cap) {
+        n = cap - 1;
+    }
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* "Key=value;Key=value" lookup of a connection string. */
+static bool ua_conn_get(const char *conn, const char *name, char *out, size_t cap)
+{
+    size_t nl = strlen(name);
+    const char *p = conn, *end;
+
+    while ((p != NULL) && (*p != '\0')) {
+        end = strchr(p, ';');
+        if ((strncmp(p, name, nl) == 0) && (p[nl] == '=')) {
+            p += nl + 1;
+            ua_copy(out, cap, p, end ? (size_t)(end - p) : strlen(p));
+            return true;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return false;
+}
+
+void us_az_cred_load(const char *account, us_az_cred_t *c)
+{
+    const char *conn = getenv("AZURE_STORAGE_CONNECTION_STRING"), *v;
+    char name[64] = "";
+
+    memset(c, 0, sizeof(*c));
+    snprintf(c->account, sizeof(c->account), "%s", account);
+    if (conn != NULL) {
+        ua_conn_get(conn, "AccountName", name, sizeof(name));
+        if ((name[0] == '\0') || (strcmp(name, account) == 0)) {
+            ua_conn_get(conn, "AccountKey", c->key, sizeof(c->key));
+            ua_conn_get(conn, "BlobEndpoint", c->endpoint, sizeof(c->endpoint));
+            ua_conn_get(conn, "SharedAccessSignature", c->sas, sizeof(c->sas));
+        }
+    }
+    v = getenv("AZURE_STORAGE_ACCOUNT");
+    if ((v == NULL) || (strcmp(v, account) == 0)) {
+        if ((c->key[0] == '\0') && ((v = getenv("AZURE_STORAGE_KEY")) != NULL)) {
+            snprintf(c->key, sizeof(c->key), "%s", v);
+        }
+        if ((c->sas[0] == '\0') && ((v = getenv("AZURE_STORAGE_SAS_TOKEN")) != NULL)) {
+            snprintf(c->sas, sizeof(c->sas), "%s", (v[0] == '?') ? v + 1 : v);
+        }
+    }
+    while ((c->endpoint[0] != '\0') && (c->endpoint[strlen(c->endpoint) - 1] == '/')) {
+        c->endpoint[strlen(c->endpoint) - 1] = '\0';
+    }
+}
+
+ucache_status_t us_az_sign(const char *key, const char *sts, char *out, size_t cap)
+{
+    unsigned char raw[128], mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    size_t klen = strlen(key);
+    int n;
+
+    if ((klen == 0) || (klen > 4 * sizeof(raw) / 3) || (cap < 4 * (EVP_MAX_MD_SIZE / 3 + 1) + 1)) {
+        return UCACHE_ERR_INVALID;
+    }
+    n = EVP_DecodeBlock(raw, (const unsigned char *)key, (int)klen);
+    if (n < 0) {
+        UC_ERROR("the Azure account key is not base64");
+        return UCACHE_ERR_INVALID;
+    }
+    n -= (klen >= 1 && key[klen - 1] == '=') + (klen >= 2 && key[klen - 2] == '=');
+    if (HMAC(EVP_sha256(), raw, n, (const unsigned char *)sts, strlen(sts), mac,
+             &maclen) == NULL) {
+        return UCACHE_ERR_INVALID;
+    }
+    EVP_EncodeBlock((unsigned char *)out, mac, (int)maclen);
+    return UCACHE_OK;
+}
+
+void us_az_date(char *out, size_t cap)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+
+    gmtime_r(&now, &tm);
+    strftime(out, cap, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+/* Per attempt: x-ms-version, and with a key x-ms-date + the signature. */
+static ucache_status_t ua_sign(void *arg, const char *verb, const char *range,
+                               const char *if_match, struct curl_slist **hdrs)
+{
+    const ua_blob_t *b = arg;
+    char date[64], sts[UA_URL_MAX + 512], sig[128], line[256];
+
+    *hdrs = curl_slist_append(*hdrs, "x-ms-version: " US_AZ_VERSION);
+    if ((b->cred.key[0] == '\0') || (b->cred.sas[0] != '\0')) {
+        return UCACHE_OK; /* SAS in the URL, or anonymous */
+    }
+    us_az_date(date, sizeof(date));
+    snprintf(sts, sizeof(sts),
+             "%s\n\n\n\n\n\n\n\n%s\n\n\n%s\nx-ms-date:%s\nx-ms-version:%s\n%s", verb,
+             if_match, range, date, US_AZ_VERSION, b->resource);
+    if (us_az_sign(b->cred.key, sts, sig, sizeof(sig)) != UCACHE_OK) {
+        return UCACHE_ERR_INVALID;
+    }
+    snprintf(line, sizeof(line), "x-ms-date: %s", date);
+    *hdrs = curl_slist_append(*hdrs, line);
+    snprintf(line, sizeof(line), "Authorization: SharedKey %s:%s", b->cred.account, sig);
+    *hdrs = curl_slist_append(*hdrs, line);
+    return UCACHE_OK;
+}
+
+/* az://ACCOUNT/PATH or https://ACCOUNT.blob.core.windows.net/PATH[?q] */
+static ucache_status_t ua_parse(const char *uri, ua_blob_t *b)
+{
+    char account[64], path[UA_URL_MAX], query[1024] = "", eppath[512] = "";
+    const char *p, *slash, *q, *ep;
+
+    if (strncmp(uri, "az://", 5) == 0) {
+        p = uri + 5;
+        slash = strchr(p, '/');
+        if ((slash == NULL) || (slash == p) || ((size_t)(slash - p) >= sizeof(account))) {
+            goto bad;
+        }
+        ua_copy(account, sizeof(account), p, (size_t)(slash - p));
+    } else {
+        p = uri + strlen("https://");
+        slash = strchr(p, '/');
+        q = strchr(p, '.');
+        if ((slash == NULL) || (q == NULL) || (q > slash) ||
+            ((size_t)(q - p) >= sizeof(account))) {
+            goto bad;
+        }
+        ua_copy(account, sizeof(account), p, (size_t)(q - p));
+    }
+    q = strchr(slash, '?');
+    ua_copy(path, sizeof(path), slash, q ? (size_t)(q - slash) : strlen(slash));
+    if (q != NULL) {
+        snprintf(query, sizeof(query), "%s", q + 1);
+    }
+    if ((strchr(path + 1, '/') == NULL) || (path[strlen(path) - 1] == '/')) {
+        goto bad; /* need /CONTAINER/BLOB */
+    }
+    us_az_cred_load(account, &b->cred);
+    if (query[0] != '\0') {
+        snprintf(b->cred.sas, sizeof(b->cred.sas), "%s", query);
+    }
+    if (b->cred.endpoint[0] == '\0') {
+        snprintf(b->cred.endpoint, sizeof(b->cred.endpoint),
+                 "https://%s.blob.core.windows.net", account);
+    }
+    ep = strstr(b->cred.endpoint, "://");
+    ep = (ep != NULL) ? strchr(ep + 3, '/') : NULL;
+    if (ep != NULL) {
+        snprintf(eppath, sizeof(eppath), "%s", ep); /* emulator: /ACCOUNT */
+    }
+    snprintf(b->url, sizeof(b->url), "%s%s%s%s", b->cred.endpoint, path,
+             b->cred.sas[0] ? "?" : "", b->cred.sas);
+    snprintf(b->resource, sizeof(b->resource), "/%s%s%s", account, eppath, path);
+    return UCACHE_OK;
+bad:
+    UC_ERROR("'%.64s' is not az://ACCOUNT/CONTAINER/BLOB or "
+             "https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB", uri);
+    return UCACHE_ERR_INVALID;
+}
+
+static bool ua_match(const char *uri)
+{
+    const char *host, *end;
+
+    if (strncmp(uri, "az://", 5) == 0) {
+        return true;
+    }
+    if (strncmp(uri, "https://", 8) != 0) {
+        return false;
+    }
+    host = uri + 8;
+    end  = host + strcspn(host, "/?");
+    return ((size_t)(end - host) > 22) &&
+           (strncmp(end - 22, ".blob.core.windows.net", 22) == 0);
+}
+
+static ucache_status_t ua_stat(const char *uri, us_object_t *obj_p)
+{
+    us_http_auth_t auth = { .sign = ua_sign };
+    ua_blob_t *b = malloc(sizeof(*b));
+    ucache_status_t status;
+
+    if (b == NULL) {
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    status = ua_parse(uri, b);
+    if (status == UCACHE_OK) {
+        auth.arg = b;
+        status = us_http_stat(uri, b->url, &auth, obj_p);
+    }
+    free(b);
+    return status;
+}
+
+static ucache_status_t ua_read(const char *uri, const us_object_t *obj, uint64_t off,
+                               void *buf, size_t len)
+{
+    us_http_auth_t auth = { .sign = ua_sign };
+    ua_blob_t *b = malloc(sizeof(*b));
+    ucache_status_t status;
+
+    if (b == NULL) {
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    status = ua_parse(uri, b);
+    if (status == UCACHE_OK) {
+        auth.arg = b;
+        status = us_http_read(uri, b->url, &auth, obj, off, buf, len);
+    }
+    free(b);
+    return status;
+}
+
+const us_origin_ops_t us_origin_azure_ops = {
+    .scheme = "az",
+    .match  = ua_match,
+    .stat   = ua_stat,
+    .read   = ua_read,
+};
