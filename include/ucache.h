@@ -257,7 +257,8 @@ ucache_status_t ucache_members_set(ucache_h ctx, const void *const *recs,
  * @return UCACHE_ERR_INVALID (NULL arguments, @p len 0, malformed URI),
  *         UCACHE_ERR_UNSUPPORTED (no origin serves the URI's scheme),
  *         UCACHE_ERR_NOT_FOUND (no such object), UCACHE_ERR_OUT_OF_RANGE
- *         (@p offset past the end), UCACHE_ERR_IO (the origin failed).
+ *         (@p offset past the end), UCACHE_ERR_DENIED (the origin refused
+ *         the credentials), UCACHE_ERR_IO (the origin failed).
  */
 ucache_status_t ucache_read(ucache_h ctx, const char *uri, uint64_t offset,
                             size_t len, void *buf, size_t *nread_p);

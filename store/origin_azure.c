@@ -122,21 +122,27 @@ static ucache_status_t ua_sign(void *arg, const char *verb, const char *range,
 {
     const ua_blob_t *b = arg;
     char date[64], sts[UA_URL_MAX + 512], sig[128], line[256];
+    int n;
 
     *hdrs = curl_slist_append(*hdrs, "x-ms-version: " US_AZ_VERSION);
     if ((b->cred.key[0] == '\0') || (b->cred.sas[0] != '\0')) {
         return UCACHE_OK; /* SAS in the URL, or anonymous */
     }
     us_az_date(date, sizeof(date));
-    snprintf(sts, sizeof(sts),
-             "%s\n\n\n\n\n\n\n\n%s\n\n\n%s\nx-ms-date:%s\nx-ms-version:%s\n%s", verb,
-             if_match, range, date, US_AZ_VERSION, b->resource);
-    if (us_az_sign(b->cred.key, sts, sig, sizeof(sig)) != UCACHE_OK) {
+    n = snprintf(sts, sizeof(sts),
+                 "%s\n\n\n\n\n\n\n\n%s\n\n\n%s\nx-ms-date:%s\nx-ms-version:%s\n%s", verb,
+                 if_match, range, date, US_AZ_VERSION, b->resource);
+    if ((n < 0) || ((size_t)n >= sizeof(sts)) ||
+        (us_az_sign(b->cred.key, sts, sig, sizeof(sig)) != UCACHE_OK)) {
         return UCACHE_ERR_INVALID;
     }
-    snprintf(line, sizeof(line), "x-ms-date: %s", date);
+    n = snprintf(line, sizeof(line), "x-ms-date: %s", date);
     *hdrs = curl_slist_append(*hdrs, line);
-    snprintf(line, sizeof(line), "Authorization: SharedKey %s:%s", b->cred.account, sig);
+    n = snprintf(line, sizeof(line), "Authorization: SharedKey %s:%s", b->cred.account,
+                 sig);
+    if ((n < 0) || ((size_t)n >= sizeof(line))) {
+        return UCACHE_ERR_INVALID;
+    }
     *hdrs = curl_slist_append(*hdrs, line);
     return UCACHE_OK;
 }
@@ -146,6 +152,7 @@ static ucache_status_t ua_parse(const char *uri, ua_blob_t *b)
 {
     char account[64], path[UA_URL_MAX], query[1024] = "", eppath[512] = "";
     const char *p, *slash, *q, *ep;
+    int n, m;
 
     if (strncmp(uri, "az://", 5) == 0) {
         p = uri + 5;
@@ -185,9 +192,13 @@ static ucache_status_t ua_parse(const char *uri, ua_blob_t *b)
     if (ep != NULL) {
         snprintf(eppath, sizeof(eppath), "%s", ep); /* emulator: /ACCOUNT */
     }
-    snprintf(b->url, sizeof(b->url), "%s%s%s%s", b->cred.endpoint, path,
-             b->cred.sas[0] ? "?" : "", b->cred.sas);
-    snprintf(b->resource, sizeof(b->resource), "/%s%s%s", account, eppath, path);
+    n = snprintf(b->url, sizeof(b->url), "%s%s%s%s", b->cred.endpoint, path,
+                 b->cred.sas[0] ? "?" : "", b->cred.sas);
+    m = snprintf(b->resource, sizeof(b->resource), "/%s%s%s", account, eppath, path);
+    if ((n < 0) || ((size_t)n >= sizeof(b->url)) || (m < 0) ||
+        ((size_t)m >= sizeof(b->resource))) {
+        goto bad; /* too long to be a blob URL */
+    }
     return UCACHE_OK;
 bad:
     UC_ERROR("'%.64s' is not az://ACCOUNT/CONTAINER/BLOB or "

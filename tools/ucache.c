@@ -27,7 +27,7 @@ static void usage(FILE *out)
         "commands:\n"
         "  cat URI [--offset N] [--length N] [--members SRC] [--stats]\n"
         "                                  write the object's bytes, read through the\n"
-        "                                  cache, to stdout (file://, http(s):// URIs)\n"
+        "                                  cache, to stdout (file://, http(s)://, az://)\n"
         "  read URI... [--epochs N] [--depth K] [--verify]\n"
         "                                  read a dataset (file:///dir/ = its files)\n"
         "                                  epoch by epoch: throughput, hit rate\n"
