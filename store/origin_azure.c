@@ -222,7 +222,10 @@ static bool ua_match(const char *uri)
            (strncmp(end - 22, ".blob.core.windows.net", 22) == 0);
 }
 
-static ucache_status_t ua_stat(const char *uri, us_object_t *obj_p)
+/* Parse, then HEAD (@p stat_p) or a ranged GET of @p obj, signed. */
+static ucache_status_t ua_request(const char *uri, us_object_t *stat_p,
+                                  const us_object_t *obj, uint64_t off, void *buf,
+                                  size_t len)
 {
     us_http_auth_t auth = { .sign = ua_sign };
     ua_blob_t *b = malloc(sizeof(*b));
@@ -234,29 +237,22 @@ static ucache_status_t ua_stat(const char *uri, us_object_t *obj_p)
     status = ua_parse(uri, b);
     if (status == UCACHE_OK) {
         auth.arg = b;
-        status = us_http_stat(uri, b->url, &auth, obj_p);
+        status = (stat_p != NULL) ? us_http_stat(uri, b->url, &auth, stat_p) :
+                 us_http_read(uri, b->url, &auth, obj, off, buf, len);
     }
     free(b);
     return status;
 }
 
+static ucache_status_t ua_stat(const char *uri, us_object_t *obj_p)
+{
+    return ua_request(uri, obj_p, NULL, 0, NULL, 0);
+}
+
 static ucache_status_t ua_read(const char *uri, const us_object_t *obj, uint64_t off,
                                void *buf, size_t len)
 {
-    us_http_auth_t auth = { .sign = ua_sign };
-    ua_blob_t *b = malloc(sizeof(*b));
-    ucache_status_t status;
-
-    if (b == NULL) {
-        return UCACHE_ERR_NO_MEMORY;
-    }
-    status = ua_parse(uri, b);
-    if (status == UCACHE_OK) {
-        auth.arg = b;
-        status = us_http_read(uri, b->url, &auth, obj, off, buf, len);
-    }
-    free(b);
-    return status;
+    return ua_request(uri, NULL, obj, off, buf, len);
 }
 
 const us_origin_ops_t us_origin_azure_ops = {
