@@ -116,6 +116,7 @@ typedef struct ut_stats {
     uint64_t mapped_reads, get_reads, am_reads;
     uint64_t rpcs, rpcs_served, am_reads_served, served_bytes;
     uint64_t timeouts, peer_failures, bad_input, late_replies;
+    uint64_t regions_parked;  /* destroyed regions kept mapped for stuck sends */
     uint64_t eps_open, eps_evicted, connects;
 } ut_stats_t;
 

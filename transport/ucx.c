@@ -256,6 +256,7 @@ struct ut_ucx_ctx {
         _Atomic uint64_t read_bytes, mapped_reads, get_reads, am_reads;
         _Atomic uint64_t rpcs, rpcs_served, am_reads_served, served_bytes;
         _Atomic uint64_t timeouts, peer_failures, bad_input, late_replies;
+        _Atomic uint64_t regions_parked;
         _Atomic uint64_t eps_evicted, connects;
     } st;
 };
@@ -2014,6 +2015,7 @@ static void ut_ucx_mem_destroy(ut_mem_t *m)
                     mem->region_id, mem->sends);
             mem->parked_next = ctx->parked;
             ctx->parked      = mem;
+            UT_STAT_ADD(ctx, regions_parked, 1);
             pthread_mutex_unlock(&ctx->lock);
             return;
         }
@@ -2384,6 +2386,7 @@ static void ut_ucx_stats(ut_ctx_t *c, ut_stats_t *s)
     UT_STAT_COPY(peer_failures);
     UT_STAT_COPY(bad_input);
     UT_STAT_COPY(late_replies);
+    UT_STAT_COPY(regions_parked);
     UT_STAT_COPY(eps_evicted);
     UT_STAT_COPY(connects);
 #undef UT_STAT_COPY
