@@ -19,7 +19,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
 
 #define UF_CHUNK_ATTEMPTS 3
 #define UF_READ_ATTEMPTS  3
@@ -39,85 +38,6 @@ typedef struct uf_chunk {
 } uf_chunk_t;
 
 /* ------------------------------------------------------------------------ */
-/* Object metadata                                                           */
-/* ------------------------------------------------------------------------ */
-
-static void do_meta_clear(struct ucache_context *ctx)
-{
-    uf_meta_t *m;
-    unsigned b;
-
-    for (b = 0; b < UF_META_BUCKETS; b++) {
-        while ((m = ctx->meta[b]) != NULL) {
-            ctx->meta[b] = m->next;
-            free(m);
-        }
-    }
-    ctx->nmeta = 0;
-}
-
-void uf_meta_clear(struct ucache_context *ctx)
-{
-    pthread_mutex_lock(&ctx->meta_lock);
-    do_meta_clear(ctx);
-    pthread_mutex_unlock(&ctx->meta_lock);
-}
-
-/* The object's size and version: cached for UCACHE_META_TTL, else asked. */
-static ucache_status_t uf_meta_get(struct ucache_context *ctx, const char *uri,
-                                   bool refresh, us_object_t *obj)
-{
-    size_t len = strlen(uri);
-    uint64_t h = XXH3_64bits(uri, len), now = uc_time_ns();
-    unsigned b = (unsigned)(h % UF_META_BUCKETS);
-    ucache_status_t status;
-    uf_meta_t *m;
-
-    pthread_mutex_lock(&ctx->meta_lock);
-    for (m = ctx->meta[b]; m != NULL; m = m->next) {
-        if ((m->hash == h) && (strcmp(m->uri, uri) == 0)) {
-            break;
-        }
-    }
-    if ((m != NULL) && !refresh && (now - m->fetched_ns < ctx->cfg.meta_ttl_ns)) {
-        *obj = m->obj;
-        pthread_mutex_unlock(&ctx->meta_lock);
-        return UCACHE_OK;
-    }
-    pthread_mutex_unlock(&ctx->meta_lock);
-
-    status = us_origin_stat(uri, obj);
-    if (status != UCACHE_OK) {
-        return status;
-    }
-    pthread_mutex_lock(&ctx->meta_lock);
-    for (m = ctx->meta[b]; m != NULL; m = m->next) {
-        if ((m->hash == h) && (strcmp(m->uri, uri) == 0)) {
-            break;
-        }
-    }
-    if (m == NULL) {
-        if (ctx->nmeta >= UF_META_MAX) {
-            do_meta_clear(ctx);
-        }
-        m = malloc(sizeof(*m) + len + 1);
-        if (m != NULL) {
-            memcpy(m->uri, uri, len + 1);
-            m->hash = h;
-            m->next = ctx->meta[b];
-            ctx->meta[b] = m;
-            ctx->nmeta++;
-        }
-    }
-    if (m != NULL) {
-        m->obj        = *obj;
-        m->fetched_ns = uc_time_ns();
-    }
-    pthread_mutex_unlock(&ctx->meta_lock);
-    return UCACHE_OK;
-}
-
-/* ------------------------------------------------------------------------ */
 /* Bounce buffers (a part of a chunk read through GET or AM)                 */
 /* ------------------------------------------------------------------------ */
 
@@ -125,22 +45,22 @@ static void *uf_bounce_get(struct ucache_context *ctx)
 {
     void *b = NULL;
 
-    pthread_mutex_lock(&ctx->meta_lock);
+    pthread_mutex_lock(&ctx->cache_lock);
     if (ctx->nbounce > 0) {
         b = ctx->bounce[--ctx->nbounce];
     }
-    pthread_mutex_unlock(&ctx->meta_lock);
+    pthread_mutex_unlock(&ctx->cache_lock);
     return (b != NULL) ? b : malloc(ctx->cfg.chunk_size);
 }
 
 static void uf_bounce_put(struct ucache_context *ctx, void *b)
 {
-    pthread_mutex_lock(&ctx->meta_lock);
+    pthread_mutex_lock(&ctx->cache_lock);
     if (ctx->nbounce < UF_BOUNCE_MAX) {
         ctx->bounce[ctx->nbounce++] = b;
         b = NULL;
     }
-    pthread_mutex_unlock(&ctx->meta_lock);
+    pthread_mutex_unlock(&ctx->cache_lock);
     free(b);
 }
 
@@ -349,12 +269,12 @@ static bool uf_loc_get(struct ucache_context *ctx, uint64_t owner, const us_key_
     uf_loc_entry_t *e = &ctx->locs[key->lo % UF_LOC_ENTRIES];
     bool hit;
 
-    pthread_mutex_lock(&ctx->meta_lock);
+    pthread_mutex_lock(&ctx->cache_lock);
     hit = (e->owner == owner) && (e->key.hi == key->hi) && (e->key.lo == key->lo);
     if (hit) {
         *loc = e->loc;
     }
-    pthread_mutex_unlock(&ctx->meta_lock);
+    pthread_mutex_unlock(&ctx->cache_lock);
     return hit;
 }
 
@@ -363,13 +283,13 @@ static void uf_loc_put(struct ucache_context *ctx, uint64_t owner, const us_key_
 {
     uf_loc_entry_t *e = &ctx->locs[key->lo % UF_LOC_ENTRIES];
 
-    pthread_mutex_lock(&ctx->meta_lock);
+    pthread_mutex_lock(&ctx->cache_lock);
     e->owner = (loc != NULL) ? owner : 0;
     e->key   = *key;
     if (loc != NULL) {
         e->loc = *loc;
     }
-    pthread_mutex_unlock(&ctx->meta_lock);
+    pthread_mutex_unlock(&ctx->cache_lock);
 }
 
 /*
@@ -430,7 +350,7 @@ static ucache_status_t uf_get_attempt(struct ucache_context *ctx, uf_peer_t *p,
         }
         status = (uc_time_ns() - t0 > p->layout.grace_ns) ? UCACHE_ERR_TIMEOUT :
                  us_chunk_verify(&hdr, target, &c->key, &locs[i]);
-        if (status == UCACHE_OK) {
+        if ((status == UCACHE_OK) && (cached == NULL)) { /* a cached one stays */
             uf_loc_put(ctx, p->id, &c->key, &locs[i]);
         }
     }
@@ -552,7 +472,8 @@ ucache_status_t uf_read(struct ucache_context *ctx, const char *uri, uint64_t of
     unsigned attempt;
 
     for (attempt = 0; attempt < UF_READ_ATTEMPTS; attempt++) {
-        status = uf_meta_get(ctx, uri, attempt > 0, &obj);
+        /* size and version: cached for UCACHE_META_TTL (no call on a hit) */
+        status = us_origin_stat_cached(uri, attempt > 0, &obj);
         if (status != UCACHE_OK) {
             return status;
         }

@@ -286,7 +286,7 @@ ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p)
         return UCACHE_ERR_NO_MEMORY;
     }
     pthread_mutex_init(&ctx->lock, NULL);
-    pthread_mutex_init(&ctx->meta_lock, NULL);
+    pthread_mutex_init(&ctx->cache_lock, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&ctx->cond, &ca);
@@ -396,7 +396,6 @@ void ucache_finalize(ucache_h ctx)
     uf_view_reap(ctx, true);
     uf_peers_destroy(ctx);
     ut_ctx_destroy(ctx->transport);
-    uf_meta_clear(ctx);
     for (i = 0; i < ctx->nbounce; i++) {
         free(ctx->bounce[i]);
     }
@@ -406,7 +405,7 @@ void ucache_finalize(ucache_h ctx)
     pthread_cond_destroy(&ctx->rq_done);
     pthread_mutex_destroy(&ctx->rq_lock);
     pthread_cond_destroy(&ctx->cond);
-    pthread_mutex_destroy(&ctx->meta_lock);
+    pthread_mutex_destroy(&ctx->cache_lock);
     pthread_mutex_destroy(&ctx->lock);
     free(ctx);
 }

@@ -171,8 +171,6 @@ typedef struct uf_view {
 /* ------------------------------------------------------------------------ */
 
 #define UF_PEER_BUCKETS  1024
-#define UF_META_BUCKETS  1024
-#define UF_META_MAX      65536
 #define UF_BOUNCE_MAX    16
 #define UF_LOC_ENTRIES   4096
 
@@ -184,13 +182,6 @@ typedef struct uf_loc_entry {
 } uf_loc_entry_t;
 
 
-typedef struct uf_meta {
-    struct uf_meta *next;
-    uint64_t        hash;
-    uint64_t        fetched_ns;
-    us_object_t     obj;
-    char            uri[];
-} uf_meta_t;
 
 struct ucache_context {
     uc_config_t        cfg;
@@ -203,15 +194,13 @@ struct ucache_context {
     bool               registered;
 
     pthread_mutex_t    lock;          /* peers, views                     */
-    pthread_mutex_t    meta_lock;     /* meta, bounce: readers' caches    */
+    pthread_mutex_t    cache_lock;    /* bounce buffers, location cache   */
     pthread_cond_t     cond;
     _Atomic(uf_view_t *) view;
     uf_view_t         *retired;
     _Atomic(uf_peer_t *) peers[UF_PEER_BUCKETS]; /* chains grow at the head */
-    uf_meta_t         *meta[UF_META_BUCKETS];
-    unsigned           nmeta;
     void              *bounce[UF_BOUNCE_MAX];
-    uf_loc_entry_t     locs[UF_LOC_ENTRIES];  /* one-sided hits (meta_lock) */
+    uf_loc_entry_t     locs[UF_LOC_ENTRIES];  /* one-sided hits (cache_lock) */
     unsigned           nbounce;
 
     pthread_t          thread;
@@ -260,6 +249,5 @@ void uf_touch_flush(struct ucache_context *ctx);
 /* client.c */
 ucache_status_t uf_read(struct ucache_context *ctx, const char *uri, uint64_t offset,
                         size_t len, void *buf, size_t *nread_p);
-void uf_meta_clear(struct ucache_context *ctx);
 
 #endif

@@ -7,7 +7,27 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
+
+#include "util/time.h"
+
+#define US_META_BUCKETS 1024
+#define US_META_MAX     65536
+
+/* An object's metadata as last asked of its origin. */
+typedef struct us_meta {
+    struct us_meta *next;
+    uint64_t        hash;
+    uint64_t        fetched_ns;
+    us_object_t     obj;
+    char            uri[];
+} us_meta_t;
+
+static pthread_mutex_t us_meta_lock = PTHREAD_MUTEX_INITIALIZER;
+static us_meta_t      *us_meta[US_META_BUCKETS];
+static unsigned        us_nmeta;
 
 static const us_origin_ops_t *const us_origins[] = {
     &us_origin_azure_ops,   /* claims some https:// URIs: before https */
@@ -74,6 +94,54 @@ static ucache_status_t us_origin_unknown(const char *uri)
     return UCACHE_ERR_UNSUPPORTED;
 }
 
+/* us_meta_lock held: the entry of @p uri (hash @p h), or NULL. */
+static us_meta_t *do_meta_find(const char *uri, uint64_t h)
+{
+    us_meta_t *m;
+
+    for (m = us_meta[h % US_META_BUCKETS]; m != NULL; m = m->next) {
+        if ((m->hash == h) && (strcmp(m->uri, uri) == 0)) {
+            return m;
+        }
+    }
+    return NULL;
+}
+
+static void us_meta_put(const char *uri, const us_object_t *obj)
+{
+    size_t len = strlen(uri);
+    uint64_t h = XXH3_64bits(uri, len);
+    us_meta_t *m;
+    unsigned b;
+
+    pthread_mutex_lock(&us_meta_lock);
+    m = do_meta_find(uri, h);
+    if ((m == NULL) && (us_nmeta >= US_META_MAX)) {
+        for (b = 0; b < US_META_BUCKETS; b++) { /* full: start over */
+            while ((m = us_meta[b]) != NULL) {
+                us_meta[b] = m->next;
+                free(m);
+            }
+        }
+        us_nmeta = 0;
+    }
+    if (m == NULL) {
+        m = malloc(sizeof(*m) + len + 1);
+        if (m == NULL) {
+            pthread_mutex_unlock(&us_meta_lock);
+            return;
+        }
+        memcpy(m->uri, uri, len + 1);
+        m->hash = h;
+        m->next = us_meta[h % US_META_BUCKETS];
+        us_meta[h % US_META_BUCKETS] = m;
+        us_nmeta++;
+    }
+    m->obj        = *obj;
+    m->fetched_ns = uc_time_ns();
+    pthread_mutex_unlock(&us_meta_lock);
+}
+
 ucache_status_t us_origin_stat(const char *uri, us_object_t *obj_p)
 {
     const us_origin_ops_t *ops = us_origin_find(uri);
@@ -86,8 +154,31 @@ ucache_status_t us_origin_stat(const char *uri, us_object_t *obj_p)
     status = ops->stat(uri, obj_p);
     if (status != UCACHE_OK) {
         atomic_fetch_add(&us_origin_st.errors, 1);
+    } else {
+        us_meta_put(uri, obj_p);
     }
     return status;
+}
+
+ucache_status_t us_origin_stat_cached(const char *uri, bool refresh, us_object_t *obj_p)
+{
+    us_origin_params_t prm;
+    us_meta_t *m;
+    uint64_t h;
+
+    if (!refresh && (uri != NULL)) {
+        us_origin_params(&prm);
+        h = XXH3_64bits(uri, strlen(uri));
+        pthread_mutex_lock(&us_meta_lock);
+        m = do_meta_find(uri, h);
+        if ((m != NULL) && (uc_time_ns() - m->fetched_ns < prm.meta_ttl_ns)) {
+            *obj_p = m->obj;
+            pthread_mutex_unlock(&us_meta_lock);
+            return UCACHE_OK;
+        }
+        pthread_mutex_unlock(&us_meta_lock);
+    }
+    return us_origin_stat(uri, obj_p);
 }
 
 ucache_status_t us_origin_read(const char *uri, const us_object_t *obj,

@@ -54,6 +54,14 @@ typedef struct us_origin_stats {
  */
 ucache_status_t us_origin_stat(const char *uri, us_object_t *obj_p);
 
+/**
+ * us_origin_stat() through this process's metadata cache: an answer younger
+ * than the configured meta TTL is reused (no request, no system call);
+ * @p refresh asks the origin regardless.  Every us_origin_stat() answer
+ * lands in the cache.
+ */
+ucache_status_t us_origin_stat_cached(const char *uri, bool refresh, us_object_t *obj_p);
+
 /** Read @p len bytes at @p off of version @p obj (see the invariant). */
 ucache_status_t us_origin_read(const char *uri, const us_object_t *obj,
                                uint64_t off, void *buf, size_t len);
@@ -66,7 +74,7 @@ typedef struct us_origin_params {
     unsigned retries;       /* attempts after the first on 429/5xx/network */
     uint64_t backoff_ns;    /* first retry delay; doubles, with jitter     */
     uint64_t timeout_ns;    /* a transfer that moves nothing this long fails */
-    uint64_t meta_ttl_ns;   /* how long an object's ETag/size is reused     */
+    uint64_t meta_ttl_ns;   /* how long an object's size/version is reused  */
 } us_origin_params_t;
 
 /** Set the origins' parameters (ucache_init does, from UCACHE_ORIGIN_*). */

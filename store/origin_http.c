@@ -5,10 +5,10 @@
  * version's (412 -> UCACHE_ERR_STALE), retries with exponential backoff and
  * jitter on 429, 5xx and network errors (Retry-After honoured), and a
  * transfer that stalls for the configured timeout fails.  Each thread keeps
- * one easy handle, so connections (and TLS sessions) are reused.  The
- * object metadata is cached per process for the configured TTL, so an owner
- * asked for a chunk by version finds the ETag to send without a HEAD each
- * time.  Credentials never appear in logs: URIs are logged up to the query.
+ * one easy handle, so connections (and TLS sessions) are reused.  An owner
+ * asked for a chunk by version finds the ETag to send in the process's
+ * metadata cache (origin.c), not with a HEAD each time.  Credentials never
+ * appear in logs: URIs are logged up to the query.
  */
 #include "store/origin_http.h"
 #include "util/log.h"
@@ -23,23 +23,11 @@
 #include <time.h>
 #include <xxhash.h>
 
-#define UO_META_BUCKETS 256
-#define UO_META_MAX     4096
 #define UO_RETRY_CAP_NS (5ull * UC_NSEC_PER_SEC)
-
-typedef struct uo_meta {
-    struct uo_meta *next;
-    uint64_t        fetched_ns;
-    us_object_t     obj;
-    char            uri[];
-} uo_meta_t;
 
 static pthread_once_t  uo_once = PTHREAD_ONCE_INIT;
 static pthread_key_t   uo_handle_key;
 static bool            uo_ready;
-static pthread_mutex_t uo_meta_lock = PTHREAD_MUTEX_INITIALIZER;
-static uo_meta_t      *uo_meta[UO_META_BUCKETS];
-static unsigned        uo_nmeta;
 
 static void uo_handle_free(void *h)
 {
@@ -312,57 +300,6 @@ static uint64_t uo_version(const uo_xfer_t *x)
     return XXH3_64bits(v, (size_t)n);
 }
 
-static void uo_meta_put(const char *uri, const us_object_t *obj)
-{
-    size_t len = strlen(uri);
-    unsigned b = (unsigned)(XXH3_64bits(uri, len) % UO_META_BUCKETS), i;
-    uo_meta_t *m;
-
-    pthread_mutex_lock(&uo_meta_lock);
-    for (m = uo_meta[b]; (m != NULL) && strcmp(m->uri, uri); m = m->next) {
-    }
-    if ((m == NULL) && (uo_nmeta >= UO_META_MAX)) {
-        for (i = 0; i < UO_META_BUCKETS; i++) { /* full: start over */
-            while ((m = uo_meta[i]) != NULL) {
-                uo_meta[i] = m->next;
-                free(m);
-            }
-        }
-        uo_nmeta = 0;
-    }
-    if (m == NULL) {
-        m = malloc(sizeof(*m) + len + 1);
-        if (m == NULL) {
-            pthread_mutex_unlock(&uo_meta_lock);
-            return;
-        }
-        memcpy(m->uri, uri, len + 1);
-        m->next = uo_meta[b];
-        uo_meta[b] = m;
-        uo_nmeta++;
-    }
-    m->obj = *obj;
-    m->fetched_ns = uc_time_ns();
-    pthread_mutex_unlock(&uo_meta_lock);
-}
-
-static bool uo_meta_get(const char *uri, uint64_t ttl_ns, us_object_t *obj)
-{
-    unsigned b = (unsigned)(XXH3_64bits(uri, strlen(uri)) % UO_META_BUCKETS);
-    bool hit = false;
-    uo_meta_t *m;
-
-    pthread_mutex_lock(&uo_meta_lock);
-    for (m = uo_meta[b]; (m != NULL) && strcmp(m->uri, uri); m = m->next) {
-    }
-    if ((m != NULL) && (uc_time_ns() - m->fetched_ns < ttl_ns)) {
-        *obj = m->obj;
-        hit = true;
-    }
-    pthread_mutex_unlock(&uo_meta_lock);
-    return hit;
-}
-
 ucache_status_t us_http_stat(const char *uri, const char *url,
                              const us_http_auth_t *auth, us_object_t *obj_p)
 {
@@ -383,7 +320,6 @@ ucache_status_t us_http_stat(const char *uri, const char *url,
     obj_p->size    = x.length;
     obj_p->version = uo_version(&x);
     snprintf(obj_p->etag, sizeof(obj_p->etag), "%s", x.etag);
-    uo_meta_put(uri, obj_p);
     return UCACHE_OK;
 }
 
@@ -391,7 +327,6 @@ ucache_status_t us_http_read(const char *uri, const char *url,
                              const us_http_auth_t *auth, const us_object_t *obj,
                              uint64_t off, void *buf, size_t len)
 {
-    us_origin_params_t prm;
     us_object_t cur;
     ucache_status_t status;
     const char *etag = obj->etag;
@@ -404,12 +339,12 @@ ucache_status_t us_http_read(const char *uri, const char *url,
     if (etag[0] == '\0') {
         /* asked by version only (an owner filling a chunk): find the ETag
          * that version has, or learn that the object has changed */
-        us_origin_params(&prm);
-        if (!uo_meta_get(uri, prm.meta_ttl_ns, &cur) || (cur.version != obj->version)) {
-            status = us_http_stat(uri, url, auth, &cur);
-            if (status != UCACHE_OK) {
-                return status;
-            }
+        status = us_origin_stat_cached(uri, false, &cur);
+        if ((status == UCACHE_OK) && (cur.version != obj->version)) {
+            status = us_origin_stat_cached(uri, true, &cur);
+        }
+        if (status != UCACHE_OK) {
+            return status;
         }
         if ((cur.version != obj->version) || (cur.size != obj->size)) {
             UC_INFO("%.*s changed at the origin since it was asked for",

@@ -24,6 +24,19 @@ wait_registered() {
     return 1
 }
 
+# stop_all DIR PID...: the EXIT trap of a script: stop (and resume, if
+# stopped) every process it started, then remove its work directory DIR
+# unless KEEP=1
+stop_all() {
+    local dir=$1 p
+    shift
+    for p in "$@"; do
+        kill -CONT "$p" 2>/dev/null; kill -9 "$p" 2>/dev/null
+    done
+    wait 2>/dev/null
+    if [ "${KEEP:-0}" = 1 ]; then echo "kept $dir"; else rm -rf "$dir"; fi
+}
+
 # summary: the line tests/run.sh adds up; the exit status of the script
 summary() {
     echo

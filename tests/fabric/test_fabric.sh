@@ -18,15 +18,7 @@ export UCACHE_LOG_LEVEL=${UCACHE_LOG_LEVEL:-warn} UCACHE_MEM_LOCK=no
 . "$(dirname "$0")/../lib.sh"
 declare -a DPID
 
-cleanup() {
-    local p
-    for p in "${DPID[@]}" ${FAKE:-}; do
-        kill -CONT "$p" 2>/dev/null; kill -9 "$p" 2>/dev/null
-    done
-    wait 2>/dev/null
-    if [ "${KEEP:-0}" = 1 ]; then echo "kept $W"; else rm -rf "$W"; fi
-}
-trap cleanup EXIT
+trap 'stop_all "$W" "${DPID[@]}" ${FAKE:-}' EXIT
 
 nodes() { registered "$W/members"; }
 wait_nodes() { wait_registered "$W/members" "$1"; }

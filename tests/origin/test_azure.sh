@@ -20,13 +20,7 @@ W=$(mktemp -d /tmp/ucache-azure.XXXXXX)
 export UCACHE_MEMBERS=dir:$W/members UCACHE_CHUNK_SIZE=1M UCACHE_MEMBERS_POLL=100ms
 export UCACHE_LOG_LEVEL=${UCACHE_LOG_LEVEL:-warn} UCACHE_MEM_LOCK=no
 DPIDS=() AZ=
-cleanup() {
-    local p
-    for p in "${DPIDS[@]}" $AZ; do kill -9 "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    if [ "${KEEP:-0}" = 1 ]; then echo "kept $W"; else rm -rf "$W"; fi
-}
-trap cleanup EXIT
+trap 'stop_all "$W" "${DPIDS[@]}" $AZ' EXIT
 
 KEY="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 ACCT=devstoreaccount1

@@ -17,13 +17,7 @@ export UCACHE_LOG_LEVEL=${UCACHE_LOG_LEVEL:-warn} UCACHE_MEM_LOCK=no
 . "$(dirname "$0")/../lib.sh"
 DPIDS=() SRV=
 
-cleanup() {
-    local p
-    for p in "${DPIDS[@]}" $SRV; do kill -9 "$p" 2>/dev/null; done
-    wait 2>/dev/null
-    if [ "${KEEP:-0}" = 1 ]; then echo "kept $W"; else rm -rf "$W"; fi
-}
-trap cleanup EXIT
+trap 'stop_all "$W" "${DPIDS[@]}" $SRV' EXIT
 
 start_origin() {
     $T/http_origin "$W/data" "${1:-0}" >"$W/origin.port" 2>>"$W/origin.log" &
