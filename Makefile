@@ -7,7 +7,7 @@ DESTDIR ?=
 BUILD   ?= build
 
 CC      ?= cc
-PKGS     = ucx libxxhash libcurl libcrypto
+PKGS     = ucx libxxhash libcurl libcrypto libxml-2.0
 TEST_PKGS = cunit
 
 CSTD     = -std=c11 -D_GNU_SOURCE
@@ -23,7 +23,8 @@ TEST_LIBS   = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 LIB_SRCS = util/status.c util/log.c util/config.c \
            transport/transport.c transport/ucx.c \
            store/layout.c store/alloc.c store/evict.c store/store.c \
-           store/origin.c store/origin_file.c store/origin_http.c store/origin_azure.c \
+           store/cred.c store/origin.c store/origin_file.c store/origin_http.c \
+           store/origin_azure.c store/origin_s3.c \
            fabric/place.c fabric/member.c fabric/view.c fabric/node.c fabric/client.c \
            fabric/context.c
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -34,17 +35,18 @@ PERF_SRCS = perf/options.c perf/bench_raw.c perf/bench_store.c perf/bench_place.
 PERF_OBJS = $(PERF_SRCS:%.c=$(BUILD)/obj/%.o)
 
 # Test binaries: test_NAME is linked from TEST_OBJS_NAME and the library.
-TEST_NAMES = util ucx store ucperf fabric
+TEST_NAMES = util ucx store ucperf fabric origin
 TEST_OBJS_util   = tests/util/test_util.o
 TEST_OBJS_ucx    = tests/transport/test_ucx.o perf/exporter.o
 TEST_OBJS_store  = tests/store/test_store.o
 TEST_OBJS_ucperf = tests/perf/test_ucperf.o $(PERF_SRCS:.c=.o)
 TEST_OBJS_fabric = tests/fabric/test_fabric.o tests/fabric/test_place.o tests/fabric/test_member.o
+TEST_OBJS_origin = tests/origin/test_origin.o
 TESTS    = $(TEST_NAMES:%=$(BUILD)/tests/test_%)
 # Programs the multi-process suites (shell scripts) drive.
 TEST_HELPERS = $(BUILD)/tests/fabric_client $(BUILD)/tests/fake_owner $(BUILD)/tests/http_origin \
                $(BUILD)/tests/az_put
-TEST_SCRIPTS = tests/fabric/test_fabric.sh tests/fabric/test_mpi.sh tests/origin/test_http.sh \
+TEST_SCRIPTS = tests/fabric/test_fabric.sh tests/fabric/test_mpi.sh tests/origin/test_http.sh tests/origin/test_s3.sh \
                tests/origin/test_azure.sh
 # The MPI job test is built with mpicc when Open MPI is installed (make deps).
 MPICC ?= mpicc
@@ -58,7 +60,7 @@ LIB_A    = $(BUILD)/lib/libucache-rdma.a
 # Debian packages the project needs (make deps installs the missing ones).
 DEB_PKGS = gcc make pkg-config libucx-dev ucx-utils libxxhash-dev \
            libcunit1-dev mbw iproute2 procps strace openmpi-bin libopenmpi-dev \
-           libcurl4-openssl-dev libssl-dev libmicrohttpd-dev curl
+           libcurl4-openssl-dev libssl-dev libxml2-dev libmicrohttpd-dev curl
 
 .PHONY: npm-deps all tests test bench asan tsan demo install uninstall clean deps
 all: $(LIB_SO) $(LIB_A) $(PROGS)
@@ -76,11 +78,14 @@ deps:
 	apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
 	    || { echo "deps: apt-get install failed"; exit 1; }
 
-# npm packages the tests use (the Azurite emulator), under build/npm.  With
-# no Node.js on the machine, Debian's nodejs and npm are installed first.
+# npm packages the tests use (the Azurite emulator; an S3 server that checks
+# SigV4 signatures), under build/npm.  With no Node.js on the machine,
+# Debian's nodejs and npm are installed first.
 AZURITE = build/npm/node_modules/.bin/azurite-blob
+S3RVER  = build/npm/node_modules/@20minutes/s3rver
+NPM_PKGS = azurite@3 @20minutes/s3rver@5
 npm-deps:
-	@if [ -x $(AZURITE) ]; then exit 0; fi; \
+	@if [ -x $(AZURITE) ] && [ -d $(S3RVER) ]; then exit 0; fi; \
 	if ! command -v npm >/dev/null; then \
 	    if [ "$$(id -u)" = 0 ] && ! command -v node >/dev/null; then \
 	        echo "deps: installing nodejs npm"; \
@@ -89,10 +94,10 @@ npm-deps:
 	    fi; \
 	fi; \
 	if command -v npm >/dev/null; then \
-	    echo "deps: npm install azurite@3 (into build/npm)"; \
-	    npm install --no-audit --no-fund --loglevel=error --prefix build/npm azurite@3 \
-	        >/dev/null || echo "deps: npm install azurite failed; the Azure tests will SKIP"; \
-	else echo "deps: no npm; the Azure tests will SKIP"; fi
+	    echo "deps: npm install $(NPM_PKGS) (into build/npm)"; \
+	    npm install --no-audit --no-fund --loglevel=error --prefix build/npm $(NPM_PKGS) \
+	        >/dev/null || echo "deps: npm install failed; the Azure and S3 tests will SKIP"; \
+	else echo "deps: no npm; the Azure and S3 tests will SKIP"; fi
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

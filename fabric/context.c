@@ -6,6 +6,7 @@
  * Invariant: a context is fully built or not returned at all.
  */
 #include "fabric/fabric.h"
+#include "store/cred.h"
 #include "util/log.h"
 #include "util/time.h"
 
@@ -25,6 +26,24 @@
 #define UF_DRAIN_NS (5 * UC_NSEC_PER_SEC)
 
 /* Apply explicit parameters over defaults + environment. */
+/* The credentials file, "~/" expanded (nothing if HOME is unset). */
+static void ucc_credentials(const char *path)
+{
+    const char *home = getenv("HOME");
+    char full[512];
+
+    if (strncmp(path, "~/", 2) == 0) {
+        if (home == NULL) {
+            us_cred_configure("");
+            return;
+        }
+        snprintf(full, sizeof(full), "%s/%s", home, path + 2);
+        us_cred_configure(full);
+    } else {
+        us_cred_configure(path);
+    }
+}
+
 static ucache_status_t uf_params_apply(uc_config_t *cfg, const ucache_params_t *p,
                                        bool *serve_p)
 {
@@ -316,6 +335,7 @@ ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p)
     oparams.timeout_ns  = ctx->cfg.origin_timeout_ns;
     oparams.meta_ttl_ns = ctx->cfg.meta_ttl_ns;
     us_origin_configure(&oparams);
+    ucc_credentials(ctx->cfg.credentials);
     tparams.config   = &ctx->cfg;
     tparams.progress = ctx->serve ? UC_PROGRESS_THREAD : UC_PROGRESS_POLL;
     status = ut_ctx_create(ctx->cfg.transport, &tparams, &ctx->transport);

@@ -240,6 +240,30 @@ ucache_status_t ucache_members_set(ucache_h ctx, const void *const *recs,
                                    const size_t *lens, uint32_t n, uint64_t epoch);
 
 /* ------------------------------------------------------------------------ */
+/* Origin credentials                                                        */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * @brief Gives a bearer token (Azure managed identity / Entra ID, ...) for
+ *        @p resource (e.g. "https://storage.azure.com/").
+ * @param token    Where the token goes ('\0'-terminated, at most @p cap).
+ * @param ttl_s_p  How long it stays valid, in seconds.
+ * @return UCACHE_OK, or an error the failing read returns (NOT_FOUND becomes
+ *         UCACHE_ERR_DENIED).  Called with a lock held: it must not call
+ *         back into ucache; it runs again a minute before the token expires.
+ */
+typedef ucache_status_t (*ucache_token_fn_t)(void *arg, const char *resource,
+                                             char *token, size_t cap,
+                                             uint64_t *ttl_s_p);
+
+/**
+ * @brief Register the process's bearer-token provider (NULL removes it).
+ *        Azure origins with neither an account key nor a SAS then send
+ *        "Authorization: Bearer TOKEN".
+ */
+void ucache_token_provider_set(ucache_token_fn_t fn, void *arg);
+
+/* ------------------------------------------------------------------------ */
 /* Reads                                                                     */
 /* ------------------------------------------------------------------------ */
 

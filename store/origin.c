@@ -32,6 +32,7 @@ static unsigned        us_nmeta;
 static const us_origin_ops_t *const us_origins[] = {
     &us_origin_azure_ops,   /* claims some https:// URIs: before https */
     &us_origin_file_ops,
+    &us_origin_s3_ops,
     &us_origin_http_ops,
     &us_origin_https_ops,
 };
@@ -90,7 +91,7 @@ static ucache_status_t us_origin_unknown(const char *uri)
         UC_ERROR("URI is missing or longer than %u bytes", US_URI_MAX - 1);
         return UCACHE_ERR_INVALID;
     }
-    UC_ERROR("no origin serves '%.64s' (schemes: file://, http(s)://, az://)", uri);
+    UC_ERROR("no origin serves '%.64s' (schemes: file://, http(s)://, az://, s3://)", uri);
     return UCACHE_ERR_UNSUPPORTED;
 }
 
@@ -201,6 +202,42 @@ ucache_status_t us_origin_read(const char *uri, const us_object_t *obj,
     if (status == UCACHE_OK) {
         atomic_fetch_add(&us_origin_st.bytes, len);
     } else {
+        atomic_fetch_add(&us_origin_st.errors, 1);
+    }
+    return status;
+}
+
+typedef struct us_list_arg {
+    us_origin_list_fn_t fn;
+    void               *arg;
+} us_list_arg_t;
+
+static ucache_status_t us_origin_listed(void *arg, const char *uri, const us_object_t *obj)
+{
+    const us_list_arg_t *la = arg;
+
+    us_meta_put(uri, obj);
+    return la->fn(la->arg, uri, obj);
+}
+
+ucache_status_t us_origin_list(const char *prefix, us_origin_list_fn_t fn, void *arg)
+{
+    const us_origin_ops_t *ops = us_origin_find(prefix);
+    us_list_arg_t la = { fn, arg };
+    ucache_status_t status;
+
+    if (ops == NULL) {
+        return us_origin_unknown(prefix);
+    }
+    if (ops->list == NULL) {
+        atomic_fetch_add(&us_origin_st.errors, 1);
+        UC_ERROR("%s:// origins cannot be listed; name the objects one by one "
+                 "(a manifest of URIs)", ops->scheme);
+        return UCACHE_ERR_UNSUPPORTED;
+    }
+    atomic_fetch_add(&us_origin_st.stats, 1);
+    status = ops->list(prefix, us_origin_listed, &la);
+    if (status != UCACHE_OK) {
         atomic_fetch_add(&us_origin_st.errors, 1);
     }
     return status;

@@ -1,7 +1,7 @@
 /*
  * origin.h - where a missing chunk comes from: one backend per URI scheme
- * (file://, http(s)://, az:// and https://ACCOUNT.blob.core.windows.net;
- * S3 comes next).
+ * (file://, http(s)://, az:// and https://ACCOUNT.blob.core.windows.net,
+ * s3://).
  * The owner fills chunks through us_origin_read(); clients read an origin
  * themselves only when every owner of a chunk has failed.
  * Invariant: bytes read for an object are the bytes of the version given;
@@ -31,6 +31,10 @@ typedef struct us_object {
                                ("" if unknown: the backend looks it up) */
 } us_object_t;
 
+/* One object of a listing; return non-OK to stop the listing with it. */
+typedef ucache_status_t (*us_origin_list_fn_t)(void *arg, const char *uri,
+                                               const us_object_t *obj);
+
 typedef struct us_origin_ops {
     const char *scheme;     /* "file" */
     bool      (*match)(const char *uri); /* NULL: by scheme alone */
@@ -38,6 +42,9 @@ typedef struct us_origin_ops {
     /* Exactly @p len bytes at @p off of version @p obj, or an error. */
     ucache_status_t (*read)(const char *uri, const us_object_t *obj,
                             uint64_t off, void *buf, size_t len);
+    /* Every object whose URI starts with @p prefix, in the origin's order;
+     * NULL if the origin cannot list. */
+    ucache_status_t (*list)(const char *prefix, us_origin_list_fn_t fn, void *arg);
 } us_origin_ops_t;
 
 typedef struct us_origin_stats {
@@ -66,6 +73,14 @@ ucache_status_t us_origin_stat_cached(const char *uri, bool refresh, us_object_t
 ucache_status_t us_origin_read(const char *uri, const us_object_t *obj,
                                uint64_t off, void *buf, size_t len);
 
+/**
+ * Call @p fn for every object under @p prefix (file:// a directory, walked
+ * recursively; az:// and s3:// a name prefix, listed page by page).  Each
+ * object's metadata lands in the metadata cache.  UCACHE_ERR_UNSUPPORTED
+ * for an origin that cannot list (plain http).
+ */
+ucache_status_t us_origin_list(const char *prefix, us_origin_list_fn_t fn, void *arg);
+
 /** This process's origin counters. */
 void us_origin_stats(us_origin_stats_t *stats_p);
 
@@ -85,5 +100,6 @@ extern const us_origin_ops_t us_origin_file_ops;
 extern const us_origin_ops_t us_origin_http_ops;
 extern const us_origin_ops_t us_origin_https_ops;
 extern const us_origin_ops_t us_origin_azure_ops;
+extern const us_origin_ops_t us_origin_s3_ops;
 
 #endif

@@ -7,6 +7,7 @@
  * covers the emulator's path-style endpoints (account named twice) too.
  */
 #include "store/origin_azure.h"
+#include "store/cred.h"
 #include "store/origin_http.h"
 #include "util/log.h"
 
@@ -20,11 +21,13 @@
 
 #define UA_URL_MAX 2048
 
-/* One blob: where to send requests and how to sign them. */
+#define UA_TOKEN_RESOURCE "https://storage.azure.com/"
+
+/* One blob (or a container's listing): where requests go, how to sign. */
 typedef struct ua_blob {
     us_az_cred_t cred;
-    char         url[UA_URL_MAX];
-    char         resource[UA_URL_MAX];  /* canonicalized resource */
+    char         url[UA_URL_MAX + 1024];
+    char         resource[UA_URL_MAX + 1024]; /* canonicalized resource */
 } ua_blob_t;
 
 static void ua_copy(char *dst, size_t cap, const char *src, size_t n)
@@ -56,12 +59,11 @@ static bool ua_conn_get(const char *conn, const char *name, char *out, size_t ca
 
 void us_az_cred_load(const char *account, us_az_cred_t *c)
 {
-    const char *conn = getenv("AZURE_STORAGE_CONNECTION_STRING"), *v;
-    char name[64] = "";
+    char conn[2048], name[64] = "", v[1024];
 
     memset(c, 0, sizeof(*c));
     snprintf(c->account, sizeof(c->account), "%s", account);
-    if (conn != NULL) {
+    if (us_cred_get("AZURE_STORAGE_CONNECTION_STRING", conn, sizeof(conn))) {
         ua_conn_get(conn, "AccountName", name, sizeof(name));
         if ((name[0] == '\0') || (strcmp(name, account) == 0)) {
             ua_conn_get(conn, "AccountKey", c->key, sizeof(c->key));
@@ -69,12 +71,11 @@ void us_az_cred_load(const char *account, us_az_cred_t *c)
             ua_conn_get(conn, "SharedAccessSignature", c->sas, sizeof(c->sas));
         }
     }
-    v = getenv("AZURE_STORAGE_ACCOUNT");
-    if ((v == NULL) || (strcmp(v, account) == 0)) {
-        if ((c->key[0] == '\0') && ((v = getenv("AZURE_STORAGE_KEY")) != NULL)) {
-            snprintf(c->key, sizeof(c->key), "%s", v);
+    if (!us_cred_get("AZURE_STORAGE_ACCOUNT", v, sizeof(v)) || (strcmp(v, account) == 0)) {
+        if (c->key[0] == '\0') {
+            us_cred_get("AZURE_STORAGE_KEY", c->key, sizeof(c->key));
         }
-        if ((c->sas[0] == '\0') && ((v = getenv("AZURE_STORAGE_SAS_TOKEN")) != NULL)) {
+        if ((c->sas[0] == '\0') && us_cred_get("AZURE_STORAGE_SAS_TOKEN", v, sizeof(v))) {
             snprintf(c->sas, sizeof(c->sas), "%s", (v[0] == '?') ? v + 1 : v);
         }
     }
@@ -121,10 +122,24 @@ static ucache_status_t ua_sign(void *arg, const char *verb, const char *range,
                                const char *if_match, struct curl_slist **hdrs)
 {
     const ua_blob_t *b = arg;
-    char date[64], sts[UA_URL_MAX + 512], sig[128], line[256];
+    char date[64], sts[UA_URL_MAX + 1536], sig[128], line[256], *bearer;
+    ucache_status_t status;
     int n;
 
     *hdrs = curl_slist_append(*hdrs, "x-ms-version: " US_AZ_VERSION);
+    if ((b->cred.key[0] == '\0') && (b->cred.sas[0] == '\0') && us_token_enabled()) {
+        bearer = malloc(8192 + 32);
+        if (bearer == NULL) {
+            return UCACHE_ERR_NO_MEMORY;
+        }
+        memcpy(bearer, "Authorization: Bearer ", 22);
+        status = us_token_get(UA_TOKEN_RESOURCE, bearer + 22, 8192);
+        if (status == UCACHE_OK) {
+            *hdrs = curl_slist_append(*hdrs, bearer);
+        }
+        free(bearer);
+        return status;
+    }
     if ((b->cred.key[0] == '\0') || (b->cred.sas[0] != '\0')) {
         return UCACHE_OK; /* SAS in the URL, or anonymous */
     }
@@ -147,11 +162,17 @@ static ucache_status_t ua_sign(void *arg, const char *verb, const char *range,
     return UCACHE_OK;
 }
 
-/* az://ACCOUNT/PATH or https://ACCOUNT.blob.core.windows.net/PATH[?q] */
-static ucache_status_t ua_parse(const char *uri, ua_blob_t *b)
+/*
+ * az://ACCOUNT/PATH or https://ACCOUNT.blob.core.windows.net/PATH[?q]: a
+ * blob, or with @p list a listing page of /CONTAINER[/PREFIX] from
+ * @p marker ("" first); *prefix_p then points into @p uri at the prefix.
+ */
+static ucache_status_t ua_parse(const char *uri, bool list, const char *marker,
+                                ua_blob_t *b, const char **prefix_p)
 {
     char account[64], path[UA_URL_MAX], query[1024] = "", eppath[512] = "";
-    const char *p, *slash, *q, *ep;
+    char lq[UA_URL_MAX] = "", lr[UA_URL_MAX] = "", epfx[UA_URL_MAX], emark[1024];
+    const char *p, *slash, *q, *ep, *pfx = "";
     int n, m;
 
     if (strncmp(uri, "az://", 5) == 0) {
@@ -176,7 +197,35 @@ static ucache_status_t ua_parse(const char *uri, ua_blob_t *b)
     if (q != NULL) {
         snprintf(query, sizeof(query), "%s", q + 1);
     }
-    if ((strchr(path + 1, '/') == NULL) || (path[strlen(path) - 1] == '/')) {
+    if (list) {
+        /* /CONTAINER[/PREFIX]: the container is listed, by prefix */
+        pfx = strchr(path + 1, '/');
+        if (pfx != NULL) {
+            *prefix_p = slash + (pfx - path) + 1;
+            path[pfx - path] = '\0';
+            pfx = *prefix_p;
+            n = (int)(q ? (size_t)(q - pfx) : strlen(pfx));
+        } else {
+            *prefix_p = "";
+            pfx = "";
+            n = 0;
+        }
+        if ((path[1] == '\0') || !us_uri_encode(pfx, (size_t)n, false, epfx, sizeof(epfx)) ||
+            !us_uri_encode(marker, strlen(marker), false, emark, sizeof(emark))) {
+            goto bad;
+        }
+        /* URL query; and its canonical form (names sorted, values decoded) */
+        m = snprintf(lq, sizeof(lq), "restype=container&comp=list%s%s%s%s",
+                     marker[0] ? "&marker=" : "", emark, n ? "&prefix=" : "", epfx);
+        if ((m < 0) || ((size_t)m >= sizeof(lq))) {
+            goto bad;
+        }
+        m = snprintf(lr, sizeof(lr), "\ncomp:list%s%s%s%.*s\nrestype:container",
+                     marker[0] ? "\nmarker:" : "", marker, n ? "\nprefix:" : "", n, pfx);
+        if ((m < 0) || ((size_t)m >= sizeof(lr))) {
+            goto bad;
+        }
+    } else if ((strchr(path + 1, '/') == NULL) || (path[strlen(path) - 1] == '/')) {
         goto bad; /* need /CONTAINER/BLOB */
     }
     us_az_cred_load(account, &b->cred);
@@ -192,17 +241,19 @@ static ucache_status_t ua_parse(const char *uri, ua_blob_t *b)
     if (ep != NULL) {
         snprintf(eppath, sizeof(eppath), "%s", ep); /* emulator: /ACCOUNT */
     }
-    n = snprintf(b->url, sizeof(b->url), "%s%s%s%s", b->cred.endpoint, path,
-                 b->cred.sas[0] ? "?" : "", b->cred.sas);
-    m = snprintf(b->resource, sizeof(b->resource), "/%s%s%s", account, eppath, path);
+    n = snprintf(b->url, sizeof(b->url), "%s%s%s%s%s%s", b->cred.endpoint, path,
+                 (lq[0] || b->cred.sas[0]) ? "?" : "", lq,
+                 (lq[0] && b->cred.sas[0]) ? "&" : "", b->cred.sas);
+    m = snprintf(b->resource, sizeof(b->resource), "/%s%s%s%s", account, eppath, path, lr);
     if ((n < 0) || ((size_t)n >= sizeof(b->url)) || (m < 0) ||
         ((size_t)m >= sizeof(b->resource))) {
         goto bad; /* too long to be a blob URL */
     }
     return UCACHE_OK;
 bad:
-    UC_ERROR("'%.64s' is not az://ACCOUNT/CONTAINER/BLOB or "
-             "https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB", uri);
+    UC_ERROR("'%.64s' is not az://ACCOUNT/CONTAINER/%s or "
+             "https://ACCOUNT.blob.core.windows.net/CONTAINER/%s", uri,
+             list ? "[PREFIX]" : "BLOB", list ? "[PREFIX]" : "BLOB");
     return UCACHE_ERR_INVALID;
 }
 
@@ -234,7 +285,7 @@ static ucache_status_t ua_request(const char *uri, us_object_t *stat_p,
     if (b == NULL) {
         return UCACHE_ERR_NO_MEMORY;
     }
-    status = ua_parse(uri, b);
+    status = ua_parse(uri, false, "", b, NULL);
     if (status == UCACHE_OK) {
         auth.arg = b;
         status = (stat_p != NULL) ? us_http_stat(uri, b->url, &auth, stat_p) :
@@ -255,9 +306,85 @@ static ucache_status_t ua_read(const char *uri, const us_object_t *obj, uint64_t
     return ua_request(uri, NULL, obj, off, buf, len);
 }
 
+/* A page of List Blobs, item by item. */
+typedef struct ua_list {
+    char                base[US_URI_MAX];  /* the URI up to the container */
+    us_origin_list_fn_t fn;
+    void               *arg;
+    char                name[1024], size[32], etag[US_ETAG_MAX], mtime[64];
+} ua_list_t;
+
+static ucache_status_t ua_list_item(void *arg)
+{
+    ua_list_t *l = arg;
+    char uri[US_URI_MAX];
+    us_object_t obj;
+    int n;
+
+    if (l->name[0] == '\0') {
+        return UCACHE_OK;
+    }
+    n = snprintf(uri, sizeof(uri), "%s/%s", l->base, l->name);
+    if ((n < 0) || ((size_t)n >= sizeof(uri))) {
+        UC_WARN("%s/%.64s...: URI too long, skipped", l->base, l->name);
+        return UCACHE_OK;
+    }
+    us_http_object(l->etag, l->mtime, strtoull(l->size, NULL, 10), &obj);
+    return l->fn(l->arg, uri, &obj);
+}
+
+static ucache_status_t ua_list(const char *prefix, us_origin_list_fn_t fn, void *arg)
+{
+    us_http_auth_t auth = { .sign = ua_sign };
+    ua_blob_t *b = malloc(sizeof(*b));
+    ua_list_t *l = calloc(1, sizeof(*l));
+    char marker[1024] = "", *body = NULL;
+    ucache_status_t status = UCACHE_ERR_NO_MEMORY;
+    us_xml_field_t f[4];
+    const char *pfx;
+    size_t len;
+
+    if ((b == NULL) || (l == NULL) || (strchr(prefix, '?') != NULL)) {
+        if ((b != NULL) && (l != NULL)) {
+            UC_ERROR("list az:// prefixes with the SAS in AZURE_STORAGE_SAS_TOKEN, "
+                     "not in the URI");
+            status = UCACHE_ERR_INVALID;
+        }
+        goto out;
+    }
+    auth.arg = b;
+    l->fn  = fn;
+    l->arg = arg;
+    f[0] = (us_xml_field_t){ "Name", l->name, sizeof(l->name) };
+    f[1] = (us_xml_field_t){ "Content-Length", l->size, sizeof(l->size) };
+    f[2] = (us_xml_field_t){ "Etag", l->etag, sizeof(l->etag) };
+    f[3] = (us_xml_field_t){ "Last-Modified", l->mtime, sizeof(l->mtime) };
+    do {
+        status = ua_parse(prefix, true, marker, b, &pfx);
+        if (status != UCACHE_OK) {
+            break;
+        }
+        snprintf(l->base, sizeof(l->base), "%.*s",
+                 (int)((pfx[0] || prefix[strlen(prefix) - 1] == '/') ?
+                       (size_t)(pfx - prefix) - 1 : strlen(prefix)), prefix);
+        status = us_http_get(prefix, b->url, &auth, &body, &len);
+        if (status == UCACHE_OK) {
+            status = us_xml_items(prefix, body, len, "Blob", f, 4, ua_list_item, l,
+                                  "NextMarker", marker, sizeof(marker));
+            free(body);
+            body = NULL;
+        }
+    } while ((status == UCACHE_OK) && (marker[0] != '\0'));
+out:
+    free(l);
+    free(b);
+    return status;
+}
+
 const us_origin_ops_t us_origin_azure_ops = {
     .scheme = "az",
     .match  = ua_match,
     .stat   = ua_stat,
     .read   = ua_read,
+    .list   = ua_list,
 };

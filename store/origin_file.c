@@ -7,8 +7,11 @@
 #include "store/origin.h"
 #include "util/log.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -110,8 +113,88 @@ out:
     return status;
 }
 
+/* Every regular file under @p dir (path length @p len in @p path), sorted
+ * by name, depth first; symbolic links are not followed. */
+static ucache_status_t uo_file_walk(char *path, size_t len, us_origin_list_fn_t fn,
+                                    void *arg)
+{
+    ucache_status_t status = UCACHE_OK;
+    struct dirent **ents = NULL;
+    char uri[US_URI_MAX];
+    us_object_t obj;
+    struct stat st;
+    int i, n;
+
+    n = scandir(path, &ents, NULL, alphasort);
+    if (n < 0) {
+        return uo_errno_status(errno, path);
+    }
+    for (i = 0; i < n; i++) {
+        const char *name = ents[i]->d_name;
+
+        if ((status != UCACHE_OK) || (strcmp(name, ".") == 0) ||
+            (strcmp(name, "..") == 0)) {
+            continue;
+        }
+        if (len + 1 + strlen(name) + 1 + 7 > US_URI_MAX) {
+            UC_WARN("%s/%.32s...: path too long, skipped", path, name);
+            continue;
+        }
+        snprintf(path + len, US_URI_MAX - len, "/%s", name);
+        if (lstat(path, &st) != 0) {
+            continue; /* gone meanwhile */
+        }
+        if (S_ISDIR(st.st_mode)) {
+            status = uo_file_walk(path, len + 1 + strlen(name), fn, arg);
+        } else if (S_ISREG(st.st_mode)) {
+            snprintf(uri, sizeof(uri), "file://%s", path);
+            obj.size    = (uint64_t)st.st_size;
+            obj.version = uo_file_version(&st);
+            obj.etag[0] = '\0';
+            status = fn(arg, uri, &obj);
+        }
+        path[len] = '\0';
+    }
+    for (i = 0; i < n; i++) {
+        free(ents[i]);
+    }
+    free(ents);
+    return status;
+}
+
+/* file:///dir/ (a directory, walked) or file:///file (that file alone) */
+static ucache_status_t uo_file_list(const char *prefix, us_origin_list_fn_t fn, void *arg)
+{
+    const char *path = uo_file_path(prefix);
+    char buf[US_URI_MAX];
+    us_object_t obj;
+    struct stat st;
+    size_t len;
+
+    if (path == NULL) {
+        return UCACHE_ERR_INVALID;
+    }
+    if (stat(path, &st) != 0) {
+        return uo_errno_status(errno, path);
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        if (uo_file_stat(prefix, &obj) != UCACHE_OK) {
+            return UCACHE_ERR_INVALID;
+        }
+        return fn(arg, prefix, &obj);
+    }
+    len = strlen(path);
+    while ((len > 1) && (path[len - 1] == '/')) {
+        len--;
+    }
+    memcpy(buf, path, len);
+    buf[len] = '\0';
+    return uo_file_walk(buf, len, fn, arg);
+}
+
 const us_origin_ops_t us_origin_file_ops = {
     .scheme = "file",
     .stat   = uo_file_stat,
     .read   = uo_file_read,
+    .list   = uo_file_list,
 };

@@ -15,6 +15,8 @@
 #include "util/time.h"
 
 #include <curl/curl.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -40,6 +42,7 @@ static void uo_init_once(void)
         UC_ERROR("curl_global_init failed");
         return;
     }
+    xmlInitParser();
     uo_ready = (pthread_key_create(&uo_handle_key, uo_handle_free) == 0);
 }
 
@@ -73,7 +76,11 @@ static int uo_loglen(const char *uri)
     return (int)((n > 200) ? 200 : n);
 }
 
+#define UO_BODY_MAX (64u << 20) /* a whole-body GET (a listing page) */
+
 typedef struct uo_xfer {
+    bool        head;       /* HEAD, else GET                             */
+    bool        grow;       /* GET of a whole body into a growing buffer  */
     char       *buf;        /* GET: where the body goes                   */
     size_t      cap, got;
     bool        overflow;
@@ -87,8 +94,18 @@ typedef struct uo_xfer {
 static size_t uo_body(char *data, size_t size, size_t n, void *arg)
 {
     uo_xfer_t *x = arg;
-    size_t len = size * n;
+    size_t len = size * n, cap;
+    char *nb;
 
+    if (x->grow && (len > x->cap - x->got) && (x->got + len <= UO_BODY_MAX)) {
+        for (cap = (x->cap > 0) ? x->cap : 65536; cap < x->got + len; cap *= 2) {
+        }
+        nb = realloc(x->buf, cap);
+        if (nb != NULL) {
+            x->buf = nb;
+            x->cap = cap;
+        }
+    }
     if (len > x->cap - x->got) {
         x->overflow = true;   /* more than asked for: not what we want */
         return 0;
@@ -187,8 +204,8 @@ static ucache_status_t uo_status(const char *uri, CURLcode rc, long code)
 }
 
 /*
- * One request, retried: HEAD if @p x->buf is NULL, else a GET of
- * [off, off + len) with If-Match @p etag (if any).  Returns the final
+ * One request, retried: HEAD if @p x->head, a GET of the whole body if
+ * @p x->grow, else a GET of [off, off + len) with If-Match @p etag (if any).  Returns the final
  * status; the response code in *code_p.
  */
 static ucache_status_t uo_request(const char *uri, const char *url,
@@ -228,8 +245,11 @@ static ucache_status_t uo_request(const char *uri, const char *url,
         curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
         curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, uo_headers);
         curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
-        if (x->buf == NULL) {
+        if (x->head) {
             curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+        } else if (x->grow) {
+            curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, uo_body);
+            curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
         } else {
             snprintf(range, sizeof(range), "%llu-%llu", (unsigned long long)off,
                      (unsigned long long)(off + len - 1));
@@ -243,8 +263,8 @@ static ucache_status_t uo_request(const char *uri, const char *url,
             }
         }
         if (auth != NULL) {
-            status = auth->sign(auth->arg, (x->buf == NULL) ? "HEAD" : "GET", ranges,
-                                ((x->buf != NULL) && (etag != NULL)) ? etag : "", &hdrs);
+            status = auth->sign(auth->arg, x->head ? "HEAD" : "GET", ranges,
+                                (!x->head && (etag != NULL)) ? etag : "", &hdrs);
             if (status != UCACHE_OK) {
                 curl_slist_free_all(hdrs);
                 return status;
@@ -286,18 +306,28 @@ static ucache_status_t uo_request(const char *uri, const char *url,
     return uo_status(uri, rc, code);
 }
 
-static uint64_t uo_version(const uo_xfer_t *x)
+void us_http_object(const char *etag, const char *last_modified, uint64_t size,
+                    us_object_t *obj_p)
 {
     char v[US_ETAG_MAX + 96];
     int n;
 
-    if (x->etag[0] != '\0') {
-        n = snprintf(v, sizeof(v), "etag:%s", x->etag);
+    memset(obj_p, 0, sizeof(*obj_p));
+    if ((etag != NULL) && (etag[0] != '\0')) {
+        /* quoted as in an ETag header, whichever way it arrived */
+        if (etag[0] == '"' || strncmp(etag, "W/", 2) == 0) {
+            snprintf(obj_p->etag, sizeof(obj_p->etag), "%s", etag);
+        } else {
+            snprintf(obj_p->etag, sizeof(obj_p->etag), "\"%.*s\"",
+                     (int)sizeof(obj_p->etag) - 3, etag);
+        }
+        n = snprintf(v, sizeof(v), "etag:%s", obj_p->etag);
     } else {
-        n = snprintf(v, sizeof(v), "lm:%s:%llu", x->last_modified,
-                     (unsigned long long)x->length);
+        n = snprintf(v, sizeof(v), "lm:%s:%llu", last_modified ? last_modified : "",
+                     (unsigned long long)size);
     }
-    return XXH3_64bits(v, (size_t)n);
+    obj_p->size    = size;
+    obj_p->version = XXH3_64bits(v, (size_t)((n < (int)sizeof(v)) ? n : (int)sizeof(v) - 1));
 }
 
 ucache_status_t us_http_stat(const char *uri, const char *url,
@@ -308,6 +338,7 @@ ucache_status_t us_http_stat(const char *uri, const char *url,
     long code;
 
     memset(&x, 0, sizeof(x));
+    x.head = true;
     status = uo_request(uri, url, auth, NULL, 0, 0, &x, &code);
     if (status != UCACHE_OK) {
         return status;
@@ -316,10 +347,33 @@ ucache_status_t us_http_stat(const char *uri, const char *url,
         UC_ERROR("%.*s: the origin did not give the object's size", uo_loglen(uri), uri);
         return UCACHE_ERR_IO;
     }
-    memset(obj_p, 0, sizeof(*obj_p));
-    obj_p->size    = x.length;
-    obj_p->version = uo_version(&x);
-    snprintf(obj_p->etag, sizeof(obj_p->etag), "%s", x.etag);
+    us_http_object(x.etag, x.last_modified, x.length, obj_p);
+    return UCACHE_OK;
+}
+
+ucache_status_t us_http_get(const char *uri, const char *url, const us_http_auth_t *auth,
+                            char **body_p, size_t *len_p)
+{
+    ucache_status_t status;
+    uo_xfer_t x;
+    long code;
+
+    memset(&x, 0, sizeof(x));
+    x.grow = true;
+    status = uo_request(uri, url, auth, NULL, 0, 0, &x, &code);
+    if ((status == UCACHE_OK) && (x.got == x.cap)) {
+        char *nb = realloc(x.buf, x.got + 1);   /* room for a terminator */
+
+        status = (nb != NULL) ? UCACHE_OK : UCACHE_ERR_NO_MEMORY;
+        x.buf = (nb != NULL) ? nb : x.buf;
+    }
+    if (status != UCACHE_OK) {
+        free(x.buf);
+        return status;
+    }
+    x.buf[x.got] = '\0';
+    *body_p = x.buf;
+    *len_p  = x.got;
     return UCACHE_OK;
 }
 
@@ -369,6 +423,118 @@ ucache_status_t us_http_read(const char *uri, const char *url,
         return UCACHE_ERR_IO;
     }
     return UCACHE_OK;
+}
+
+bool us_uri_encode(const char *src, size_t n, bool keep_slash, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t i, o = 0;
+    unsigned char c;
+
+    for (i = 0; i < n; i++) {
+        c = (unsigned char)src[i];
+        if (((c >= 'A') && (c <= 'Z')) || ((c >= 'a') && (c <= 'z')) ||
+            ((c >= '0') && (c <= '9')) || (c == '-') || (c == '.') || (c == '_') ||
+            (c == '~') || (keep_slash && (c == '/'))) {
+            if (o + 1 >= cap) {
+                return false;
+            }
+            out[o++] = (char)c;
+        } else {
+            if (o + 3 >= cap) {
+                return false;
+            }
+            out[o++] = '%';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        }
+    }
+    if (o >= cap) {
+        return false;
+    }
+    out[o] = '\0';
+    return true;
+}
+
+/* The text of the first element named @p name at or below @p n. */
+static bool uo_xml_find(xmlNode *n, const char *name, char *out, size_t cap)
+{
+    xmlChar *text;
+    bool ok;
+
+    for (; n != NULL; n = n->next) {
+        if (n->type != XML_ELEMENT_NODE) {
+            continue;
+        }
+        if (xmlStrcmp(n->name, (const xmlChar *)name) == 0) {
+            text = xmlNodeGetContent(n);
+            ok = (text != NULL) && (strlen((const char *)text) < cap);
+            snprintf(out, cap, "%s", ok ? (const char *)text : "");
+            xmlFree(text);
+            return ok;
+        }
+        if (uo_xml_find(n->children, name, out, cap)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Every element named @p item at or below @p n, in document order. */
+static ucache_status_t uo_xml_walk(xmlNode *n, const char *item, us_xml_field_t *fields,
+                                   size_t nfields, us_xml_item_fn_t fn, void *arg)
+{
+    ucache_status_t status;
+    size_t i;
+
+    for (; n != NULL; n = n->next) {
+        if (n->type != XML_ELEMENT_NODE) {
+            continue;
+        }
+        if (xmlStrcmp(n->name, (const xmlChar *)item) == 0) {
+            for (i = 0; i < nfields; i++) {
+                fields[i].out[0] = '\0';
+                uo_xml_find(n->children, fields[i].name, fields[i].out, fields[i].cap);
+            }
+            status = fn(arg);
+        } else {
+            status = uo_xml_walk(n->children, item, fields, nfields, fn, arg);
+        }
+        if (status != UCACHE_OK) {
+            return status;
+        }
+    }
+    return UCACHE_OK;
+}
+
+ucache_status_t us_xml_items(const char *uri, const char *body, size_t len,
+                             const char *item, us_xml_field_t *fields, size_t nfields,
+                             us_xml_item_fn_t fn, void *arg, const char *next_name,
+                             char *next, size_t next_cap)
+{
+    xmlDoc *doc;
+    xmlNode *root;
+    ucache_status_t status;
+
+    pthread_once(&uo_once, uo_init_once);
+    if (len > INT32_MAX) {
+        return UCACHE_ERR_IO;
+    }
+    doc = xmlReadMemory(body, (int)len, "listing.xml", NULL,
+                        XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    root = (doc != NULL) ? xmlDocGetRootElement(doc) : NULL;
+    if (root == NULL) {
+        UC_ERROR("%.*s: the origin's listing is not XML", uo_loglen(uri), uri);
+        xmlFreeDoc(doc);
+        return UCACHE_ERR_IO;
+    }
+    status = uo_xml_walk(root, item, fields, nfields, fn, arg);
+    if ((status == UCACHE_OK) && (next != NULL)) {
+        next[0] = '\0';
+        uo_xml_find(root->children, next_name, next, next_cap);
+    }
+    xmlFreeDoc(doc);
+    return status;
 }
 
 static ucache_status_t uo_stat(const char *uri, us_object_t *obj_p)

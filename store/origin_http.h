@@ -28,4 +28,45 @@ ucache_status_t us_http_read(const char *uri, const char *url,
                              const us_http_auth_t *auth, const us_object_t *obj,
                              uint64_t off, void *buf, size_t len);
 
+/**
+ * GET the whole body at @p url (a listing page: at most 64 MiB) into a
+ * malloc'ed, '\0'-terminated buffer the caller frees.
+ */
+ucache_status_t us_http_get(const char *uri, const char *url, const us_http_auth_t *auth,
+                            char **body_p, size_t *len_p);
+
+/**
+ * Percent-encode @p n bytes of @p src as RFC 3986 (and SigV4) want: all but
+ * A-Z a-z 0-9 - . _ ~ (and '/' if @p keep_slash).  False if it won't fit.
+ */
+bool us_uri_encode(const char *src, size_t n, bool keep_slash, char *out, size_t cap);
+
+/* One field of a listing's items: the first element @p name in the item. */
+typedef struct us_xml_field {
+    const char *name;
+    char       *out;       /* "" if the item has no such element */
+    size_t      cap;
+} us_xml_field_t;
+
+typedef ucache_status_t (*us_xml_item_fn_t)(void *arg);
+
+/**
+ * Parse a listing page (libxml2): for every element named @p item, fill
+ * @p fields and call @p fn (which stops the walk by returning non-OK);
+ * then the text of the first @p next_name element into @p next ("" if
+ * none: the last page).  UCACHE_ERR_IO if @p body is not XML.
+ */
+ucache_status_t us_xml_items(const char *uri, const char *body, size_t len,
+                             const char *item, us_xml_field_t *fields, size_t nfields,
+                             us_xml_item_fn_t fn, void *arg, const char *next_name,
+                             char *next, size_t next_cap);
+
+/**
+ * The object (size, version, ETag) an origin describes by @p etag (quoted
+ * or not: it is quoted as in headers) or else @p last_modified and
+ * @p size; HEADs and listings give the same version for the same object.
+ */
+void us_http_object(const char *etag, const char *last_modified, uint64_t size,
+                    us_object_t *obj_p);
+
 #endif

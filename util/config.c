@@ -80,6 +80,11 @@ const uc_config_entry_t uc_config_table[] = {
      "An origin connection that cannot be made, or a transfer that moves no data, "
      "for this long fails (and is retried).",
      UC_CFG_FIELD(origin_timeout_ns), UC_CFG_TIME, NULL, 1000000000ull, 3600ull * 1000000000ull},
+    {"CREDENTIALS", "~/.config/ucache/credentials",
+     "File of origin credentials by their conventional names (AZURE_STORAGE_*, AWS_*), "
+     "one NAME = value a line, read when the environment lacks a name; keep it mode "
+     "600. AWS also reads ~/.aws/credentials and ~/.aws/config.",
+     UC_CFG_FIELD(credentials), UC_CFG_STRING, NULL, 0, 0},
     {"META_TTL", "2s",
      "How long a reader trusts an object's size and version (ETag, mtime) before it asks "
      "the origin again; a changed object is never served from old chunks once seen.",

@@ -40,6 +40,7 @@ typedef struct uc_config {
     unsigned read_threads;
     uint64_t fetch_timeout_ns;
     uint64_t meta_ttl_ns;
+    char     credentials[256];
     unsigned origin_retries;
     uint64_t origin_backoff_ns;
     uint64_t origin_timeout_ns;

@@ -1,0 +1,193 @@
+/*
+ * cred.c - credentials for the origins (see cred.h): the environment, the
+ * ucache credentials file, the AWS shared files through us_ini_get(), and
+ * the application's bearer-token provider with its cached token.
+ */
+#include "store/cred.h"
+#include "util/log.h"
+#include "util/time.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static pthread_mutex_t us_cred_lock = PTHREAD_MUTEX_INITIALIZER;
+static char            us_cred_path[256];
+static bool            us_cred_warned;
+
+void us_cred_configure(const char *path)
+{
+    pthread_mutex_lock(&us_cred_lock);
+    snprintf(us_cred_path, sizeof(us_cred_path), "%s", (path != NULL) ? path : "");
+    us_cred_warned = false;
+    pthread_mutex_unlock(&us_cred_lock);
+}
+
+/* Trim blanks at both ends of [*s, *e). */
+static void us_trim(const char **s, const char **e)
+{
+    while ((*s < *e) && ((**s == ' ') || (**s == '\t'))) {
+        (*s)++;
+    }
+    while ((*e > *s) && (((*e)[-1] == ' ') || ((*e)[-1] == '\t') || ((*e)[-1] == '\r') ||
+                         ((*e)[-1] == '\n'))) {
+        (*e)--;
+    }
+}
+
+bool us_ini_get(const char *path, const char *section, const char *key, char *out,
+                size_t cap)
+{
+    char line[4096];
+    const char *s, *e, *eq;
+    bool in = (section[0] == '\0'), found = false;
+    FILE *f;
+
+    out[0] = '\0';
+    if ((path[0] == '\0') || ((f = fopen(path, "re")) == NULL)) {
+        return false;
+    }
+    while (!found && (fgets(line, sizeof(line), f) != NULL)) {
+        s = line;
+        e = line + strlen(line);
+        us_trim(&s, &e);
+        if ((s == e) || (*s == '#') || (*s == ';')) {
+            continue;
+        }
+        if (*s == '[') {
+            s++;
+            e = (e > s && e[-1] == ']') ? e - 1 : e;
+            us_trim(&s, &e);
+            in = ((size_t)(e - s) == strlen(section)) &&
+                 (strncmp(s, section, (size_t)(e - s)) == 0);
+            continue;
+        }
+        eq = memchr(s, '=', (size_t)(e - s));
+        if (!in || (eq == NULL)) {
+            continue;
+        }
+        {
+            const char *ks = s, *ke = eq, *vs = eq + 1, *ve = e;
+
+            us_trim(&ks, &ke);
+            us_trim(&vs, &ve);
+            if (((size_t)(ke - ks) == strlen(key)) &&
+                (strncmp(ks, key, (size_t)(ke - ks)) == 0) && ((size_t)(ve - vs) < cap)) {
+                memcpy(out, vs, (size_t)(ve - vs));
+                out[ve - vs] = '\0';
+                found = true;
+            }
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+bool us_cred_get(const char *name, char *out, size_t cap)
+{
+    const char *v = getenv(name);
+    char path[256];
+    struct stat st;
+    bool warn;
+
+    out[0] = '\0';
+    if (v != NULL) {
+        if (strlen(v) >= cap) {
+            UC_ERROR("%s is longer than %zu bytes; ignored", name, cap - 1);
+            return false;
+        }
+        memcpy(out, v, strlen(v) + 1);
+        return true;
+    }
+    pthread_mutex_lock(&us_cred_lock);
+    memcpy(path, us_cred_path, sizeof(path));
+    pthread_mutex_unlock(&us_cred_lock);
+    if ((path[0] == '\0') || (stat(path, &st) != 0)) {
+        return false;
+    }
+    if ((st.st_mode & 077) != 0) {
+        pthread_mutex_lock(&us_cred_lock);
+        warn = !us_cred_warned;
+        us_cred_warned = true;
+        pthread_mutex_unlock(&us_cred_lock);
+        if (warn) {
+            UC_WARN("%s can be read by others (mode %o); chmod 600 it", path,
+                    (unsigned)(st.st_mode & 0777));
+        }
+    }
+    return us_ini_get(path, "", name, out, cap);
+}
+
+/* The registered provider and its last token. */
+static struct {
+    pthread_mutex_t    lock;
+    ucache_token_fn_t  fn;
+    void              *arg;
+    char               resource[256];
+    char               token[8192];
+    uint64_t           expires_ns;   /* monotonic */
+} us_tok = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+#define US_TOKEN_MARGIN_NS (60ull * UC_NSEC_PER_SEC)
+
+void ucache_token_provider_set(ucache_token_fn_t fn, void *arg)
+{
+    pthread_mutex_lock(&us_tok.lock);
+    us_tok.fn  = fn;
+    us_tok.arg = arg;
+    us_tok.token[0] = '\0';
+    us_tok.expires_ns = 0;
+    pthread_mutex_unlock(&us_tok.lock);
+}
+
+bool us_token_enabled(void)
+{
+    bool on;
+
+    pthread_mutex_lock(&us_tok.lock);
+    on = (us_tok.fn != NULL);
+    pthread_mutex_unlock(&us_tok.lock);
+    return on;
+}
+
+ucache_status_t us_token_get(const char *resource, char *out, size_t cap)
+{
+    ucache_status_t status = UCACHE_OK;
+    uint64_t now = uc_time_ns(), ttl_s = 0;
+    size_t len;
+
+    pthread_mutex_lock(&us_tok.lock);
+    if (us_tok.fn == NULL) {
+        pthread_mutex_unlock(&us_tok.lock);
+        return UCACHE_ERR_NOT_FOUND;
+    }
+    if ((us_tok.token[0] == '\0') || (strcmp(us_tok.resource, resource) != 0) ||
+        (now + US_TOKEN_MARGIN_NS >= us_tok.expires_ns)) {
+        us_tok.token[0] = '\0';
+        status = us_tok.fn(us_tok.arg, resource, us_tok.token, sizeof(us_tok.token),
+                           &ttl_s);
+        len = strnlen(us_tok.token, sizeof(us_tok.token));
+        if ((status == UCACHE_OK) && ((len == 0) || (len >= sizeof(us_tok.token)))) {
+            status = UCACHE_ERR_INVALID;
+        }
+        if (status != UCACHE_OK) {
+            us_tok.token[0] = '\0';
+            pthread_mutex_unlock(&us_tok.lock);
+            UC_ERROR("the bearer-token provider failed for %s: %s", resource,
+                     ucache_strerror(status));
+            return (status == UCACHE_ERR_NOT_FOUND) ? UCACHE_ERR_DENIED : status;
+        }
+        snprintf(us_tok.resource, sizeof(us_tok.resource), "%s", resource);
+        us_tok.expires_ns = now + ttl_s * UC_NSEC_PER_SEC;
+    }
+    len = strlen(us_tok.token);
+    if (len >= cap) {
+        status = UCACHE_ERR_MSG_TRUNCATED;
+    } else {
+        memcpy(out, us_tok.token, len + 1);
+    }
+    pthread_mutex_unlock(&us_tok.lock);
+    return status;
+}

@@ -1,0 +1,46 @@
+/*
+ * cred.h - where origins find their credentials, by the conventional names
+ * of each cloud (AZURE_STORAGE_*, AWS_*): the environment first, then the
+ * ucache credentials file (UCACHE_CREDENTIALS: "NAME = value" lines, the
+ * same names), then - for AWS - the shared ~/.aws/credentials and
+ * ~/.aws/config files of the profile in AWS_PROFILE.  Bearer tokens (Azure
+ * managed identity / Entra ID) come from a provider the application
+ * registers.  Nothing here logs a value.
+ */
+#ifndef US_CRED_H
+#define US_CRED_H
+
+#include "ucache.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/** Set the ucache credentials file ("" for none; ucache_init does). */
+void us_cred_configure(const char *path);
+
+/**
+ * Credential @p name: the environment, else the credentials file.  Returns
+ * false (and "" in @p out) if neither has it or it does not fit @p cap.
+ */
+bool us_cred_get(const char *name, char *out, size_t cap);
+
+/**
+ * Key @p key of section @p section ("" for lines before any section) in the
+ * ini-style file @p path ("name = value", '#' and ';' comments).  False if
+ * the file, section or key is missing or the value does not fit.
+ */
+bool us_ini_get(const char *path, const char *section, const char *key, char *out,
+                size_t cap);
+
+/**
+ * A bearer token for @p resource (e.g. "https://storage.azure.com/") from
+ * the registered provider (ucache_token_provider_set), reused until a
+ * minute before it expires.  UCACHE_ERR_NOT_FOUND if none is registered.
+ */
+ucache_status_t us_token_get(const char *resource, char *out, size_t cap);
+
+/** Whether a token provider is registered. */
+bool us_token_enabled(void);
+
+#endif
