@@ -35,6 +35,7 @@ typedef struct uf_chunk {
     uint32_t           length;   /* the chunk's payload bytes */
     uint32_t           off, len; /* the part the caller wants */
     char              *dst;
+    uint32_t           how;      /* warm-up: UF_HOW_*, 0 unpinned, ~0 absent */
 } uf_chunk_t;
 
 /* ------------------------------------------------------------------------ */
@@ -96,11 +97,10 @@ static ucache_status_t uf_fetch(struct ucache_context *ctx, uf_view_t *v,
     memset(rep, 0, sizeof(*rep));
     UF_ADD(ctx, fetches, 1);
     if (p->self) {
-        status = uf_node_fetch_local(ctx->node, &req, c->uri, &loc);
+        status = uf_node_fetch_local(ctx->node, &req, c->uri, &loc, &rep->how);
         rep->version = loc.version;
         rep->hdr_off = loc.hdr_off;
         rep->length  = loc.length;
-        rep->how     = UF_HOW_FILLED;
         return status;
     }
     memcpy(msg, &req, sizeof(req));
@@ -414,16 +414,25 @@ static bool uf_owner_failed(ucache_status_t status)
            (status == UCACHE_ERR_MOVED);
 }
 
-static ucache_status_t uf_read_chunk(struct ucache_context *ctx, uf_view_t *v,
-                                     uf_chunk_t *c)
+/* One attempt at chunk @p c with owner @p p. */
+typedef ucache_status_t (*uf_attempt_fn_t)(struct ucache_context *ctx, uf_view_t *v,
+                                           uf_peer_t *p, uf_chunk_t *c, void *arg);
+
+/*
+ * Try @p c's owners in placement order until one serves it: UCACHE_OK, an
+ * answer about the object itself (NOT_FOUND, OUT_OF_RANGE, DENIED, ...), or
+ * - when every owner failed or none is known - the last owner's failure
+ * (UCACHE_ERR_PEER if none was tried).  Failed owners turn suspect.
+ */
+static ucache_status_t uf_owners_try(struct ucache_context *ctx, uf_view_t *v,
+                                     uf_chunk_t *c, uf_attempt_fn_t fn, void *arg)
 {
     uint32_t owners[UF_MAX_REPLICAS];
     uint64_t now = uc_time_ns();
-    ucache_status_t status;
+    ucache_status_t status = UCACHE_ERR_PEER;
     unsigned n = 0, i;
     uf_peer_t *p;
 
-    UF_ADD(ctx, chunk_reads, 1);
     c->key = uf_chunk_key(c->uri, c->obj, c->idx, ctx->cfg.chunk_size);
     if ((v != NULL) && (v->n > 0)) {
         n = uf_place_owners(v->place, &c->key, ctx->cfg.replicas, owners);
@@ -437,28 +446,119 @@ static ucache_status_t uf_read_chunk(struct ucache_context *ctx, uf_view_t *v,
         if (p == NULL) {
             continue;
         }
-        switch (p->path) {
-        case UT_PATH_MAPPED: status = uf_read_mapped(ctx, v, p, c); break;
-        case UT_PATH_GET:    status = uf_read_get(ctx, v, p, c);    break;
-        default:             status = uf_read_am(ctx, v, p, c);     break;
-        }
-        if (status == UCACHE_OK) {
-            return UCACHE_OK;
-        }
-        if ((status == UCACHE_ERR_NOT_FOUND) || (status == UCACHE_ERR_OUT_OF_RANGE)) {
-            return status; /* the owner's origin says the object is gone */
-        }
-        if (!uf_owner_failed(status)) {
-            return status;
+        status = fn(ctx, v, p, c, arg);
+        if ((status == UCACHE_OK) || (status == UCACHE_ERR_NOT_FOUND) ||
+            (status == UCACHE_ERR_OUT_OF_RANGE) || !uf_owner_failed(status)) {
+            return status; /* served, or the owner's origin answered for the object */
         }
         if ((status != UCACHE_ERR_STALE) && (status != UCACHE_ERR_NO_MEMORY)) {
             uf_peer_suspect(ctx, p, ucache_strerror(status));
         }
     }
+    return status;
+}
+
+static ucache_status_t uf_read_attempt(struct ucache_context *ctx, uf_view_t *v,
+                                       uf_peer_t *p, uf_chunk_t *c, void *arg)
+{
+    (void)arg;
+    switch (p->path) {
+    case UT_PATH_MAPPED: return uf_read_mapped(ctx, v, p, c);
+    case UT_PATH_GET:    return uf_read_get(ctx, v, p, c);
+    default:             return uf_read_am(ctx, v, p, c);
+    }
+}
+
+static ucache_status_t uf_read_chunk(struct ucache_context *ctx, uf_view_t *v,
+                                     uf_chunk_t *c)
+{
+    ucache_status_t status;
+
+    UF_ADD(ctx, chunk_reads, 1);
+    status = uf_owners_try(ctx, v, c, uf_read_attempt, NULL);
+    if ((status == UCACHE_OK) || !uf_owner_failed(status) ||
+        (status == UCACHE_ERR_NOT_FOUND) || (status == UCACHE_ERR_OUT_OF_RANGE)) {
+        return status;
+    }
     /* No owner could serve it: read the origin ourselves. */
     UF_ADD(ctx, origin_direct, 1);
     return us_origin_read(c->uri, c->obj, c->idx * ctx->cfg.chunk_size + c->off,
                           c->dst, c->len);
+}
+
+/* Warm-up: a FETCH without data; the owner fills (and pins) the chunk. */
+static ucache_status_t uf_warm_attempt(struct ucache_context *ctx, uf_view_t *v,
+                                       uf_peer_t *p, uf_chunk_t *c, void *arg)
+{
+    unsigned *flags = arg;
+    uf_fetch_rep_t rep;
+    ucache_status_t status;
+
+    status = uf_fetch(ctx, v, p, c, *flags, &rep, NULL);
+    if (status == UCACHE_OK) {
+        c->how = rep.how; /* how the owner had it, for the caller */
+    } else if ((status == UCACHE_ERR_NO_MEMORY) && (*flags & UF_FETCH_PIN)) {
+        c->how = 0;       /* cached there, but past the pin limit */
+        status = UCACHE_OK;
+    }
+    return status;
+}
+
+ucache_status_t uf_warm(struct ucache_context *ctx, const char *uri, uint64_t offset,
+                        uint64_t len, unsigned flags, ucache_warm_result_t *res)
+{
+    uint64_t cs = ctx->cfg.chunk_size, end, pos;
+    unsigned fflags = ((flags & UCACHE_WARM_PIN) ? UF_FETCH_PIN : 0) |
+                      ((flags & UCACHE_WARM_UNPIN) ? UF_FETCH_UNPIN : 0);
+    ucache_status_t status;
+    us_object_t obj;
+    unsigned attempt;
+    uf_view_t *v;
+    uf_chunk_t c;
+
+    for (attempt = 0; attempt < UF_READ_ATTEMPTS; attempt++) {
+        status = us_origin_stat_cached(uri, attempt > 0, &obj);
+        if (status != UCACHE_OK) {
+            return status;
+        }
+        if (offset >= obj.size) {
+            return (offset == obj.size) ? UCACHE_OK : UCACHE_ERR_OUT_OF_RANGE;
+        }
+        end = (len > obj.size - offset) ? obj.size : offset + len;
+        v = uf_view_acquire(ctx);
+        pos = (offset + cs - 1) / cs * cs;  /* the chunks that begin in the range */
+        for (; (pos < end) && (status == UCACHE_OK); pos += cs) {
+            memset(&c, 0, sizeof(c));
+            c.uri    = uri;
+            c.obj    = &obj;
+            c.idx    = pos / cs;
+            c.length = (uint32_t)((obj.size - pos < cs) ? obj.size - pos : cs);
+            status = uf_owners_try(ctx, v, &c, uf_warm_attempt, &fflags);
+            if ((status == UCACHE_ERR_NOT_FOUND) && (flags & UCACHE_WARM_UNPIN)) {
+                status = UCACHE_OK; /* not cached: nothing to unpin */
+                c.how  = UINT32_MAX;
+            }
+            if (status != UCACHE_OK) {
+                break;
+            }
+            res->chunks++;
+            res->bytes += c.length;
+            res->hits     += (c.how == UF_HOW_HIT);
+            res->filled   += (c.how == UF_HOW_FILLED) || (c.how == UF_HOW_COALESCED);
+            res->unpinned += (c.how == 0);
+        }
+        uf_view_release(v);
+        if (status != UCACHE_ERR_STALE) {
+            if (status == UCACHE_ERR_PEER) {
+                UC_ERROR("%s: no owner took chunk %llu (the fabric has no live node?)",
+                         uri, (unsigned long long)c.idx);
+            }
+            return status;
+        }
+        UF_ADD(ctx, stale_objects, 1);
+        offset = pos; /* the chunks before are warm; go on from here */
+    }
+    return status;
 }
 
 ucache_status_t uf_read(struct ucache_context *ctx, const char *uri, uint64_t offset,

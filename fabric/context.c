@@ -334,6 +334,7 @@ ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p)
     oparams.backoff_ns  = ctx->cfg.origin_backoff_ns;
     oparams.timeout_ns  = ctx->cfg.origin_timeout_ns;
     oparams.meta_ttl_ns = ctx->cfg.meta_ttl_ns;
+    oparams.list_page   = ctx->cfg.list_page;
     us_origin_configure(&oparams);
     ucc_credentials(ctx->cfg.credentials);
     tparams.config   = &ctx->cfg;
@@ -563,6 +564,58 @@ ucache_status_t ucache_read(ucache_h ctx, const char *uri, uint64_t offset,
         return UCACHE_ERR_INVALID;
     }
     return uf_read(ctx, uri, offset, len, buf, nread_p);
+}
+
+ucache_status_t ucache_stat(ucache_h ctx, const char *uri, uint64_t *size_p)
+{
+    us_object_t obj;
+    ucache_status_t status;
+
+    if ((ctx == NULL) || (uri == NULL) || (size_p == NULL)) {
+        return UCACHE_ERR_INVALID;
+    }
+    status = us_origin_stat_cached(uri, false, &obj);
+    if (status == UCACHE_OK) {
+        *size_p = obj.size;
+    }
+    return status;
+}
+
+typedef struct ucc_list {
+    ucache_list_fn_t fn;
+    void            *arg;
+} ucc_list_t;
+
+static ucache_status_t ucc_listed(void *arg, const char *uri, const us_object_t *obj)
+{
+    const ucc_list_t *l = arg;
+
+    return l->fn(l->arg, uri, obj->size);
+}
+
+ucache_status_t ucache_list(ucache_h ctx, const char *prefix, ucache_list_fn_t fn,
+                            void *arg)
+{
+    ucc_list_t l = { fn, arg };
+
+    if ((ctx == NULL) || (prefix == NULL) || (fn == NULL)) {
+        return UCACHE_ERR_INVALID;
+    }
+    return us_origin_list(prefix, ucc_listed, &l);
+}
+
+ucache_status_t ucache_warm(ucache_h ctx, const char *uri, uint64_t offset, uint64_t len,
+                            unsigned flags, ucache_warm_result_t *res)
+{
+    if ((ctx == NULL) || (uri == NULL) || (res == NULL) || (len == 0) ||
+        (flags & ~(UCACHE_WARM_PIN | UCACHE_WARM_UNPIN)) ||
+        ((flags & UCACHE_WARM_PIN) && (flags & UCACHE_WARM_UNPIN))) {
+        if (ctx != NULL) {
+            UC_ERROR("ucache_warm: a NULL argument, length 0 or bad flags");
+        }
+        return UCACHE_ERR_INVALID;
+    }
+    return uf_warm(ctx, uri, offset, len, flags, res);
 }
 
 /* Posted reads: priv[0] links the queue. */

@@ -30,6 +30,8 @@
 #define UF_PROTO_MAGIC    0x50464355u /* "UCFP" */
 #define UF_PROTO_VERSION  1u
 #define UF_FETCH_DATA     (1u << 0)  /* reply with header + payload (tcp)   */
+#define UF_FETCH_PIN      (1u << 1)  /* pin the chunk once found or filled  */
+#define UF_FETCH_UNPIN    (1u << 2)  /* unpin it if present; never fill     */
 
 /* FETCH request: this header, then uri_len bytes of URI (no terminator). */
 typedef struct uf_fetch_req {
@@ -112,9 +114,10 @@ us_store_t *uf_node_store(uf_node_t *node);
 /** The exported region's rkey blob (owned by the node). */
 ucache_status_t uf_node_rkey(uf_node_t *node, const void **blob_p, size_t *len_p);
 
-/** The self-owner path: find or fill a chunk in this process, blocking. */
+/** The self-owner path: find or fill a chunk in this process, blocking;
+ *  *how_p says how (UF_HOW_*).  Pin flags as for a FETCH. */
 ucache_status_t uf_node_fetch_local(uf_node_t *node, const uf_fetch_req_t *req,
-                                    const char *uri, us_loc_t *loc_p);
+                                    const char *uri, us_loc_t *loc_p, uint32_t *how_p);
 
 void uf_node_stats(uf_node_t *node, uf_node_stats_t *stats);
 
@@ -247,6 +250,10 @@ void uf_touch_sample(struct ucache_context *ctx, uf_peer_t *peer, const us_key_t
 void uf_touch_flush(struct ucache_context *ctx);
 
 /* client.c */
+/** Warm one range of an object in its owners (see ucache_warm). */
+ucache_status_t uf_warm(struct ucache_context *ctx, const char *uri, uint64_t offset,
+                        uint64_t len, unsigned flags, ucache_warm_result_t *res);
+
 ucache_status_t uf_read(struct ucache_context *ctx, const char *uri, uint64_t offset,
                         size_t len, void *buf, size_t *nread_p);
 

@@ -93,7 +93,9 @@ ucache_status_t uf_fetch_req_check(const void *msg, size_t len, uf_fetch_req_t *
     }
     memcpy(req, msg, sizeof(*req));
     if ((req->magic != UF_PROTO_MAGIC) || (req->version != UF_PROTO_VERSION) ||
-        (req->flags & ~UF_FETCH_DATA) || (req->uri_len == 0) ||
+        (req->flags & ~(UF_FETCH_DATA | UF_FETCH_PIN | UF_FETCH_UNPIN)) ||
+        ((req->flags & UF_FETCH_PIN) && (req->flags & UF_FETCH_UNPIN)) ||
+        (req->uri_len == 0) ||
         (req->uri_len >= US_URI_MAX) || (len != sizeof(*req) + req->uri_len) ||
         (req->chunk_size < 4096) || (req->chunk_size > US_MAX_PAYLOAD) ||
         (req->obj_size == 0) || (req->chunk_idx >= req->obj_size / req->chunk_size +
@@ -203,6 +205,21 @@ static ucache_status_t uf_reply_loc(uf_node_t *node, ut_rpc_t *rpc, unsigned fla
                         UT_REPLY_DATA_STABLE);
 }
 
+/* What a FETCH's pin flags ask of a chunk that is present (warm-up). */
+static ucache_status_t uf_pin_apply(uf_node_t *node, unsigned flags, const us_key_t *key)
+{
+    ucache_status_t status;
+
+    if (!(flags & (UF_FETCH_PIN | UF_FETCH_UNPIN))) {
+        return UCACHE_OK;
+    }
+    status = us_store_pin(node->store, key, (flags & UF_FETCH_PIN) ? 1 : 0);
+    if ((status == UCACHE_ERR_NO_MEMORY) && (flags & UF_FETCH_PIN)) {
+        UC_WARN("a chunk stays unpinned: pins may take 90%% of the memory at most");
+    }
+    return status;
+}
+
 static void uf_fetch_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
 {
     uf_node_t *node = arg;
@@ -235,7 +252,12 @@ static void uf_fetch_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t l
     }
     if (us_store_lookup(node->store, &key, &loc) == UCACHE_OK) {
         UF_NODE_ADD(node, fetch_hits, 1);
-        uf_reply_loc(node, rpc, req.flags, UCACHE_OK, &loc, UF_HOW_HIT);
+        status = uf_pin_apply(node, req.flags, &key);
+        uf_reply_loc(node, rpc, req.flags, status, &loc, UF_HOW_HIT);
+        return;
+    }
+    if (req.flags & UF_FETCH_UNPIN) {
+        uf_reply_loc(node, rpc, 0, UCACHE_ERR_NOT_FOUND, NULL, 0); /* not cached */
         return;
     }
     w = calloc(1, sizeof(*w));
@@ -344,7 +366,9 @@ static void uf_job_finish(uf_node_t *node, uf_job_t *job)
     pthread_mutex_unlock(&node->lock);
     for (; w != NULL; w = next) {
         next = w->next;
-        uf_reply_loc(node, w->rpc, w->flags, job->status, &job->loc,
+        uf_reply_loc(node, w->rpc, w->flags,
+                     (job->status == UCACHE_OK) ? uf_pin_apply(node, w->flags, &job->key) :
+                                                  job->status, &job->loc,
                      (w->next == NULL) ? job->how : UF_HOW_COALESCED);
         free(w);
     }
@@ -393,23 +417,29 @@ static void *uf_fill_thread(void *arg)
     }
 }
 
-ucache_status_t uf_node_fetch_local(uf_node_t *node, const uf_fetch_req_t *req,
-                                    const char *uri, us_loc_t *loc_p)
+static ucache_status_t uf_fetch_local(uf_node_t *node, const uf_fetch_req_t *req,
+                                      const char *uri, us_loc_t *loc_p, uint32_t *how_p)
 {
     ucache_status_t status;
     us_key_t key = { req->key_hi, req->key_lo };
     uf_job_t *job;
     bool free_now;
 
+    *how_p = UF_HOW_HIT;
     if (us_store_lookup(node->store, &key, loc_p) == UCACHE_OK) {
         return UCACHE_OK;
     }
+    if (req->flags & UF_FETCH_UNPIN) {
+        return UCACHE_ERR_NOT_FOUND;
+    }
     pthread_mutex_lock(&node->lock);
     job = node->stop ? NULL : do_job_find(node, &key);
+    *how_p = UF_HOW_COALESCED;
     if (job != NULL) {
         UF_NODE_ADD(node, coalesced, 1);
     } else if (!node->stop) {
         job = do_job_create(node, req, uri, strlen(uri));
+        *how_p = UF_HOW_FILLED;
     }
     if (job == NULL) {
         pthread_mutex_unlock(&node->lock);
@@ -427,6 +457,15 @@ ucache_status_t uf_node_fetch_local(uf_node_t *node, const uf_fetch_req_t *req,
         free(job);
     }
     return status;
+}
+
+ucache_status_t uf_node_fetch_local(uf_node_t *node, const uf_fetch_req_t *req,
+                                    const char *uri, us_loc_t *loc_p, uint32_t *how_p)
+{
+    us_key_t key = { req->key_hi, req->key_lo };
+    ucache_status_t status = uf_fetch_local(node, req, uri, loc_p, how_p);
+
+    return (status == UCACHE_OK) ? uf_pin_apply(node, req->flags, &key) : status;
 }
 
 ucache_status_t uf_node_create(ut_ctx_t *tr, const uc_config_t *cfg,

@@ -318,6 +318,53 @@ ucache_status_t ucache_read_post(ucache_h ctx, ucache_read_req_t *reqs,
 ucache_status_t ucache_wait(ucache_h ctx, ucache_read_req_t *reqs, size_t n,
                             uint64_t timeout_ns);
 
+/* ------------------------------------------------------------------------ */
+/* Objects and warm-up                                                       */
+/* ------------------------------------------------------------------------ */
+
+/** @brief The size of object @p uri (as cached for UCACHE_META_TTL).
+ *  @return as ucache_read() for a bad or missing object. */
+ucache_status_t ucache_stat(ucache_h ctx, const char *uri, uint64_t *size_p);
+
+/** @brief Called for each object a listing finds; non-OK stops the listing
+ *         and ucache_list() returns it. */
+typedef ucache_status_t (*ucache_list_fn_t)(void *arg, const char *uri, uint64_t size);
+
+/**
+ * @brief Every object under @p prefix, in the origin's order: file:///DIR/
+ *        (walked recursively, links not followed), az://ACCOUNT/CONTAINER/
+ *        [PREFIX] (List Blobs), s3://BUCKET/[PREFIX] (ListObjectsV2).
+ * @return UCACHE_ERR_UNSUPPORTED for an origin that cannot list (http).
+ */
+ucache_status_t ucache_list(ucache_h ctx, const char *prefix, ucache_list_fn_t fn,
+                            void *arg);
+
+#define UCACHE_WARM_PIN    (1u << 0) /**< pin the chunks against eviction    */
+#define UCACHE_WARM_UNPIN  (1u << 1) /**< unpin them instead (fills nothing) */
+
+/** @brief What ucache_warm() did; it adds to the fields (sum over calls). */
+typedef struct ucache_warm_result {
+    uint64_t chunks;    /**< chunks covered                                 */
+    uint64_t bytes;     /**< their bytes                                    */
+    uint64_t hits;      /**< already cached at their owners                 */
+    uint64_t filled;    /**< filled from the origin by their owners now     */
+    uint64_t unpinned;  /**< with UCACHE_WARM_PIN: cached but left unpinned
+                             (pins may take 90% of an owner's memory)       */
+} ucache_warm_result_t;
+
+/**
+ * @brief Load the chunks of @p uri that begin in [@p offset, @p offset +
+ *        @p len) into their owners (so ranges that split an object between
+ *        callers cover each chunk once), without moving their bytes here:
+ *        each owner fills its chunks from the origin (once, however many
+ *        callers warm or read them at the same time).  @p len may run past
+ *        the end (UINT64_MAX: to the end).  Safe from many threads.
+ * @return UCACHE_OK, an origin error (as ucache_read()), or UCACHE_ERR_PEER
+ *         when no owner could take a chunk (no live node).
+ */
+ucache_status_t ucache_warm(ucache_h ctx, const char *uri, uint64_t offset, uint64_t len,
+                            unsigned flags, ucache_warm_result_t *res);
+
 #ifdef __cplusplus
 }
 #endif

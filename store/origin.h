@@ -90,6 +90,7 @@ typedef struct us_origin_params {
     uint64_t backoff_ns;    /* first retry delay; doubles, with jitter     */
     uint64_t timeout_ns;    /* a transfer that moves nothing this long fails */
     uint64_t meta_ttl_ns;   /* how long an object's size/version is reused  */
+    unsigned list_page;     /* objects per listing page                     */
 } us_origin_params_t;
 
 /** Set the origins' parameters (ucache_init does, from UCACHE_ORIGIN_*). */

@@ -173,6 +173,7 @@ static ucache_status_t ua_parse(const char *uri, bool list, const char *marker,
     char account[64], path[UA_URL_MAX], query[1024] = "", eppath[512] = "";
     char lq[UA_URL_MAX] = "", lr[UA_URL_MAX] = "", epfx[UA_URL_MAX], emark[1024];
     const char *p, *slash, *q, *ep, *pfx = "";
+    us_origin_params_t prm;
     int n, m;
 
     if (strncmp(uri, "az://", 5) == 0) {
@@ -215,13 +216,16 @@ static ucache_status_t ua_parse(const char *uri, bool list, const char *marker,
             goto bad;
         }
         /* URL query; and its canonical form (names sorted, values decoded) */
-        m = snprintf(lq, sizeof(lq), "restype=container&comp=list%s%s%s%s",
-                     marker[0] ? "&marker=" : "", emark, n ? "&prefix=" : "", epfx);
+        us_origin_params(&prm);
+        m = snprintf(lq, sizeof(lq), "restype=container&comp=list%s%s&maxresults=%u%s%s",
+                     marker[0] ? "&marker=" : "", emark, prm.list_page,
+                     n ? "&prefix=" : "", epfx);
         if ((m < 0) || ((size_t)m >= sizeof(lq))) {
             goto bad;
         }
-        m = snprintf(lr, sizeof(lr), "\ncomp:list%s%s%s%.*s\nrestype:container",
-                     marker[0] ? "\nmarker:" : "", marker, n ? "\nprefix:" : "", n, pfx);
+        m = snprintf(lr, sizeof(lr), "\ncomp:list%s%s\nmaxresults:%u%s%.*s\nrestype:container",
+                     marker[0] ? "\nmarker:" : "", marker, prm.list_page,
+                     n ? "\nprefix:" : "", n, pfx);
         if ((m < 0) || ((size_t)m >= sizeof(lr))) {
             goto bad;
         }

@@ -351,9 +351,11 @@ static ucache_status_t u3_list(const char *prefix, us_origin_list_fn_t fn, void 
     us_xml_field_t f[4];
     us_http_auth_t auth = { .sign = u3_sign, .arg = r };
     ucache_status_t status = UCACHE_ERR_NO_MEMORY;
+    us_origin_params_t prm;
     size_t len;
     int n;
 
+    us_origin_params(&prm);
     if ((l == NULL) || (r == NULL)) {
         goto out;
     }
@@ -365,7 +367,7 @@ static ucache_status_t u3_list(const char *prefix, us_origin_list_fn_t fn, void 
     f[2] = (us_xml_field_t){ "ETag", l->etag, sizeof(l->etag) };
     f[3] = (us_xml_field_t){ "LastModified", l->mtime, sizeof(l->mtime) };
     do {
-        /* names sorted: continuation-token < list-type < prefix */
+        /* names sorted: continuation-token < list-type < max-keys < prefix */
         status = u3_parse(prefix, true, "", r, bucket, sizeof(bucket), l->key,
                           sizeof(l->key));
         if ((status != UCACHE_OK) ||
@@ -374,8 +376,9 @@ static ucache_status_t u3_list(const char *prefix, us_origin_list_fn_t fn, void 
             status = UCACHE_ERR_INVALID;
             break;
         }
-        n = snprintf(query, sizeof(query), "%s%s%slist-type=2&prefix=%s",
-                     tok[0] ? "continuation-token=" : "", etok, tok[0] ? "&" : "", pfx);
+        n = snprintf(query, sizeof(query), "%s%s%slist-type=2&max-keys=%u&prefix=%s",
+                     tok[0] ? "continuation-token=" : "", etok, tok[0] ? "&" : "",
+                     prm.list_page, pfx);
         if ((n < 0) || ((size_t)n >= sizeof(query))) {
             status = UCACHE_ERR_INVALID;
             break;

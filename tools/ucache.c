@@ -1,10 +1,13 @@
 /*
- * ucache.c - the admin CLI.  Subcommands in this build: cat, read, config,
- * version.  The admin subcommands (status, health, stat, devices, warmup,
- * ...) arrive with the operations issue; asking for one says so.
+ * ucache.c - the admin CLI.  Subcommands in this build: cat, read, warmup
+ * (warmup.c), config, version.  The admin subcommands (status, health,
+ * stat, devices, ...) arrive with the operations issue; asking for one
+ * says so.
  * Exit codes: 0 ok, 1 the command failed, 2 bad command line.
  */
 #include "ucache.h"
+#include "tools/commands.h"
+#include "tools/dataset.h"
 #include "tools/stats.h"
 #include "util/config.h"
 
@@ -27,16 +30,19 @@ static void usage(FILE *out)
         "commands:\n"
         "  cat URI [--offset N] [--length N] [--members SRC] [--stats]\n"
         "                                  write the object's bytes, read through the\n"
-        "                                  cache, to stdout (file://, http(s)://, az://)\n"
-        "  read URI... [--epochs N] [--depth K] [--verify]\n"
-        "                                  read a dataset (file:///dir/ = its files)\n"
-        "                                  epoch by epoch: throughput, hit rate\n"
+        "                                  cache, to stdout (file://, http(s)://, az://,\n"
+        "                                  s3://)\n"
+        "  read URI|PREFIX/... [--manifest FILE] [--epochs N] [--depth K] [--verify]\n"
+        "                                  read a dataset epoch by epoch: throughput,\n"
+        "                                  hit rate (PREFIX/: every object under it)\n"
+        "  warmup URI|PREFIX/... [--manifest FILE] [--pin|--unpin] [--parallel N] [--json]\n"
+        "                                  load a dataset into its owners, in parallel\n"
         "  config [--json] [--help-text]   every UCACHE_* variable: value, default, help\n"
         "  version                         library version\n"
         "  help                            this text\n"
         "\n"
-        "Coming with the operations issue: status, health, stat, devices, warmup, pin,\n"
-        "evict, drain.\n");
+        "Coming with the operations issue: status, health, stat, devices, pin, evict,\n"
+        "drain.\n");
 }
 
 static int cmd_config(int argc, char **argv)
@@ -176,87 +182,6 @@ static int cmd_cat(int argc, char **argv)
 /* ucache read: a dataset, epoch by epoch                                    */
 /* ------------------------------------------------------------------------ */
 
-typedef struct ds_file {
-    char     uri[1100];
-    char     path[1024];  /* file:// only, for --verify */
-    uint64_t size;
-} ds_file_t;
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int ds_cmp(const void *a, const void *b)
-{
-    return strcmp(((const ds_file_t *)a)->uri, ((const ds_file_t *)b)->uri);
-}
-
-/* Expand the arguments: file:///dir/ (every regular file in it) or URIs. */
-static int ds_collect(int argc, char **argv, ds_file_t **files_p, unsigned *n_p)
-{
-    ds_file_t *v = NULL, *nv;
-    unsigned n = 0, cap = 0;
-    struct dirent *de;
-    struct stat st;
-    char path[1024];
-    const char *p;
-    DIR *d;
-    int i;
-
-    for (i = 0; i < argc; i++) {
-        p = (strncmp(argv[i], "file://", 7) == 0) ? argv[i] + 7 : NULL;
-        d = ((p != NULL) && (stat(p, &st) == 0) && S_ISDIR(st.st_mode)) ? opendir(p) : NULL;
-        do {
-            de = (d != NULL) ? readdir(d) : NULL;
-            if ((d != NULL) && (de == NULL)) {
-                break;
-            }
-            if (de != NULL) {
-                snprintf(path, sizeof(path), "%s/%s", p, de->d_name);
-                if ((de->d_name[0] == '.') || (stat(path, &st) != 0) ||
-                    !S_ISREG(st.st_mode)) {
-                    continue;
-                }
-            }
-            if (n == cap) {
-                cap = cap ? 2 * cap : 64;
-                nv = realloc(v, cap * sizeof(*v));
-                if (nv == NULL) {
-                    free(v);
-                    return -1;
-                }
-                v = nv;
-            }
-            memset(&v[n], 0, sizeof(v[n]));
-            if (de != NULL) {
-                snprintf(v[n].path, sizeof(v[n].path), "%s", path);
-                snprintf(v[n].uri, sizeof(v[n].uri), "file://%s", path);
-                v[n].size = (uint64_t)st.st_size;
-            } else {
-                snprintf(v[n].uri, sizeof(v[n].uri), "%s", argv[i]);
-                if ((p != NULL) && (stat(p, &st) == 0)) {
-                    snprintf(v[n].path, sizeof(v[n].path), "%s", p);
-                    v[n].size = (uint64_t)st.st_size;
-                }
-            }
-            n++;
-        } while (d != NULL);
-        if (d != NULL) {
-            closedir(d);
-        }
-    }
-    if (n > 1) {
-        qsort(v, n, sizeof(*v), ds_cmp);
-    }
-    *files_p = v;
-    *n_p = n;
-    return 0;
-}
-
 /* Compare @p len bytes at @p off of a file:// object with the file. */
 static int ds_verify(const ds_file_t *f, uint64_t off, const char *buf, size_t len)
 {
@@ -281,10 +206,12 @@ static int cmd_read(int argc, char **argv)
         {"depth", required_argument, NULL, 'd'},
         {"members", required_argument, NULL, 'M'},
         {"verify", no_argument, NULL, 'v'},
+        {"manifest", required_argument, NULL, 'm'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}
     };
     ucache_params_t p = { .field_mask = 0 };
+    const char *manifest = NULL;
     unsigned epochs = 2, depth = 8, nfiles, next, e, i, k, active;
     ucache_stats_t s0, s1;
     ucache_read_req_t *reqs;
@@ -298,7 +225,7 @@ static int cmd_read(int argc, char **argv)
     ucache_h ctx;
 
     optind = 2;
-    while ((c = getopt_long(argc, argv, "e:d:M:vh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "e:d:M:vm:h", opts, NULL)) != -1) {
         switch (c) {
         case 'e':
         case 'd':
@@ -316,21 +243,40 @@ static int cmd_read(int argc, char **argv)
         case 'v':
             verify = 1;
             break;
+        case 'm':
+            manifest = optarg;
+            break;
         case 'h':
-            printf("usage: ucache read URI... [--epochs N] [--depth K] [--verify]\n"
-                   "Reads every object (file:///dir/ means every file in dir) through\n"
-                   "the cache, whole, --epochs times (default 2), K reads in flight\n"
-                   "(default 8), and prints per epoch the throughput and where the\n"
-                   "chunks came from.  --verify compares file:// bytes with the files.\n");
+            printf("usage: ucache read URI|PREFIX/... [--manifest FILE] [--epochs N] "
+                   "[--depth K] [--verify]\n"
+                   "Reads every object through the cache, whole, --epochs times (default\n"
+                   "2), K reads in flight (default 8), and prints per epoch the throughput\n"
+                   "and where the chunks came from.  A URI ending in '/' (or a file://\n"
+                   "directory) is a prefix: every object under it, listed at the origin;\n"
+                   "a manifest holds one URI or prefix a line.  --verify compares file://\n"
+                   "bytes with the files.\n");
             return 0;
         default:
             return 2;
         }
     }
-    if ((optind >= argc) || (ds_collect(argc - optind, argv + optind, &files, &nfiles) != 0) ||
-        (nfiles == 0)) {
-        fprintf(stderr, "usage: ucache read URI... [--epochs N] [--depth K] [--verify]\n");
+    if ((optind >= argc) && (manifest == NULL)) {
+        fprintf(stderr, "usage: ucache read URI|PREFIX/... [--manifest FILE] [--epochs N] "
+                "[--depth K] [--verify]\n");
         return 2;
+    }
+    status = ucache_init(&p, &ctx);
+    if (status != UCACHE_OK) {
+        fprintf(stderr, "ucache read: %s\n", ucache_strerror(status));
+        return 1;
+    }
+    if ((ds_collect(ctx, "ucache read", argc - optind, argv + optind, manifest, &files,
+                    &nfiles) != 0) || (nfiles == 0)) {
+        if (nfiles == 0) {
+            fprintf(stderr, "ucache read: no objects\n");
+        }
+        ucache_finalize(ctx);
+        return 1;
     }
     for (i = 0; i < nfiles; i++) {
         total += files[i].size;
@@ -344,18 +290,13 @@ static int cmd_read(int argc, char **argv)
             return 1;
         }
     }
-    status = ucache_init(&p, &ctx);
-    if (status != UCACHE_OK) {
-        fprintf(stderr, "ucache read: %s\n", ucache_strerror(status));
-        return 1;
-    }
     ucache_stats_get(ctx, &s0);
     printf("dataset: %u objects, %.1f MiB; fabric: %llu nodes (view epoch %llu)\n",
            nfiles, total / 1048576.0, (unsigned long long)s0.view_nodes,
            (unsigned long long)s0.view_epoch);
     for (e = 1; e <= epochs; e++) {
         ucache_stats_get(ctx, &s0);
-        t0 = last = now_s();
+        t0 = last = ds_now();
         done = 0;
         next = 0;
         /* one read per object of up to 8 MiB; larger objects in pieces */
@@ -408,7 +349,7 @@ static int cmd_read(int argc, char **argv)
                 reqs[k].uri = NULL;
                 active--;
             }
-            t = now_s();
+            t = ds_now();
             if (t - last > (tty ? 0.1 : 1.0)) {
                 snprintf(line, sizeof(line), "  epoch %u: %6.1f / %.1f MiB  %7.1f MiB/s",
                          e, done / 1048576.0, total / 1048576.0,
@@ -424,7 +365,7 @@ static int cmd_read(int argc, char **argv)
         }
         free(offs);
         free(fidx);
-        t = now_s() - t0;
+        t = ds_now() - t0;
         if (tty) {
             fprintf(stderr, "\r%70s\r", "");
         }
@@ -452,7 +393,7 @@ static int cmd_read(int argc, char **argv)
 int main(int argc, char **argv)
 {
     static const char *const later[] = {
-        "status", "health", "stat", "devices", "warmup", "pin", "evict",
+        "status", "health", "stat", "devices", "pin", "evict",
         "drain", NULL
     };
     int i;
@@ -473,6 +414,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "read") == 0) {
         return cmd_read(argc, argv);
+    }
+    if (strcmp(argv[1], "warmup") == 0) {
+        return cmd_warmup(argc, argv);
     }
     if ((strcmp(argv[1], "version") == 0) || (strcmp(argv[1], "--version") == 0)) {
         printf("ucache %s\n", UCACHE_VERSION_STRING);

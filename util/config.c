@@ -80,6 +80,10 @@ const uc_config_entry_t uc_config_table[] = {
      "An origin connection that cannot be made, or a transfer that moves no data, "
      "for this long fails (and is retried).",
      UC_CFG_FIELD(origin_timeout_ns), UC_CFG_TIME, NULL, 1000000000ull, 3600ull * 1000000000ull},
+    {"LIST_PAGE", "1000",
+     "Objects asked for per page when a prefix is listed (Azure List Blobs maxresults, "
+     "S3 ListObjectsV2 max-keys).",
+     UC_CFG_FIELD(list_page), UC_CFG_UINT, NULL, 1, 5000},
     {"CREDENTIALS", "~/.config/ucache/credentials",
      "File of origin credentials by their conventional names (AZURE_STORAGE_*, AWS_*), "
      "one NAME = value a line, read when the environment lacks a name; keep it mode "

@@ -62,6 +62,14 @@ if $T/fabric_client verify 150 $FILES >"$W/v1" 2>&1 &&
     ok "Azure Shared Key (az:// URIs): 150 random reads + 8 posted through 3 owners equal the blobs"
 else bad "Azure Shared Key reads"; tail -5 "$W/v1"; fi
 
+UCACHE_LIST_PAGE=2 $BIN/ucache warmup --json "az://$ACCT/data/" >"$W/w1" 2>"$W/e1"; rc=$?
+if [ $rc = 0 ] && grep -q '"objects":4,' "$W/w1" && grep -q '"ok":true' "$W/w1"; then
+    ok "warmup az://$ACCT/data/: List Blobs in pages of 2 finds the 4 blobs, all warm ($(grep -o '"chunks":[0-9]*' "$W/w1"))"
+else bad "Azure listing + warmup (rc $rc)"; cat "$W/w1" "$W/e1"; fi
+if $T/fabric_client verify 50 $FILES >"$W/v2" 2>&1 && [ "$(client_stat "$W/v2" chunk_misses)" = 0 ]; then
+    ok "after warmup: 50 random reads of the blobs, all hits, exact"
+else bad "Azure reads after warmup"; tail -3 "$W/v2"; fi
+
 SAS=$($T/az_put --sas)
 if [ -n "$SAS" ] &&
    AZURE_STORAGE_CONNECTION_STRING="BlobEndpoint=$EP;SharedAccessSignature=$SAS" \

@@ -1,0 +1,10 @@
+/*
+ * commands.h - the ucache CLI's subcommands that live in files of their
+ * own (ucache.c dispatches).  Each returns the process exit code.
+ */
+#ifndef UCACHE_TOOLS_COMMANDS_H
+#define UCACHE_TOOLS_COMMANDS_H
+
+int cmd_warmup(int argc, char **argv);
+
+#endif

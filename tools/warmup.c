@@ -1,0 +1,307 @@
+/*
+ * warmup.c - `ucache warmup`: load a dataset's chunks into their owners
+ * before training reads it.  The objects (URIs, listed prefixes, a
+ * manifest) are cut into 64 MiB units; --parallel threads take units from
+ * one queue and call ucache_warm() on them, so owners fill in parallel and
+ * no bytes travel to this process.  Progress: a bar on a terminal, plain
+ * lines otherwise; then a summary (or one JSON object with --json).
+ * Exit codes: 0 every chunk warm (and pinned with --pin), 1 some failed,
+ * 2 bad command line.
+ */
+#include "tools/commands.h"
+#include "tools/dataset.h"
+#include "util/config.h"
+
+#include <getopt.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define WU_UNIT (64ull << 20)   /* bytes of an object per ucache_warm() call */
+
+typedef struct wu_state {
+    ucache_h             ctx;
+    const ds_file_t     *files;
+    unsigned             nfiles;
+    unsigned             flags;
+    pthread_mutex_t      lock;
+    unsigned             next;      /* next file to cut units from */
+    uint64_t             cursor;    /* its next unit's offset      */
+    ucache_warm_result_t res;
+    uint64_t             failed_units, failed_bytes;
+    unsigned             running;
+} wu_state_t;
+
+static void *wu_worker(void *arg)
+{
+    wu_state_t *w = arg;
+    ucache_warm_result_t r;
+    ucache_status_t status;
+    const ds_file_t *f;
+    uint64_t off, len;
+
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        while ((w->next < w->nfiles) && (w->cursor >= w->files[w->next].size)) {
+            w->next++;            /* done with it (or empty) */
+            w->cursor = 0;
+        }
+        if (w->next >= w->nfiles) {
+            break;
+        }
+        f   = &w->files[w->next];
+        off = w->cursor;
+        len = WU_UNIT;
+        w->cursor += WU_UNIT;
+        pthread_mutex_unlock(&w->lock);
+        memset(&r, 0, sizeof(r));
+        status = ucache_warm(w->ctx, f->uri, off, len, w->flags, &r);
+        pthread_mutex_lock(&w->lock);
+        w->res.chunks   += r.chunks;
+        w->res.bytes    += r.bytes;
+        w->res.hits     += r.hits;
+        w->res.filled   += r.filled;
+        w->res.unpinned += r.unpinned;
+        if (status != UCACHE_OK) {
+            w->failed_units++;
+            w->failed_bytes += ((f->size - off < len) ? f->size - off : len) - r.bytes;
+            fprintf(stderr, "%sucache warmup: %.*s at %llu: %s\n",
+                    isatty(STDERR_FILENO) ? "\r\033[K" : "",
+                    (int)strcspn(f->uri, "?#"), f->uri, (unsigned long long)off,
+                    ucache_strerror(status));
+        }
+    }
+    w->running--;
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+/* "1.5 GiB" */
+static const char *wu_bytes(double b, char *out, size_t cap)
+{
+    static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+    unsigned u = 0;
+
+    while ((b >= 1024.0) && (u < 5)) {
+        b /= 1024.0;
+        u++;
+    }
+    snprintf(out, cap, (u == 0) ? "%.0f %s" : "%.1f %s", b, unit[u]);
+    return out;
+}
+
+static void wu_progress(wu_state_t *w, uint64_t total, double t, int tty)
+{
+    ucache_warm_result_t r;
+    char a[32], b[32], rate[32], eta[32], bar[41];
+    uint64_t done, failed;
+    double frac, bps;
+    unsigned i, fill;
+
+    pthread_mutex_lock(&w->lock);
+    r = w->res;
+    failed = w->failed_bytes;
+    pthread_mutex_unlock(&w->lock);
+    done = r.bytes + failed;
+    frac = total ? (double)done / (double)total : 1.0;
+    bps  = (t > 0) ? r.bytes / t : 0;
+    if ((bps > 0) && (done < total)) {
+        double s = (double)(total - done) / bps;
+        snprintf(eta, sizeof(eta), "%u:%02u", (unsigned)(s / 60), (unsigned)s % 60);
+    } else {
+        snprintf(eta, sizeof(eta), "-");
+    }
+    wu_bytes(bps, rate, sizeof(rate));
+    if (tty) {
+        fill = (unsigned)(frac * 40);
+        for (i = 0; i < 40; i++) {
+            bar[i] = (i < fill) ? '#' : '-';
+        }
+        bar[40] = '\0';
+        fprintf(stderr, "\r\033[K[%s] %3.0f%%  %s / %s  %llu chunks  %s/s  ETA %s", bar,
+                100 * frac, wu_bytes((double)done, a, sizeof(a)),
+                wu_bytes((double)total, b, sizeof(b)), (unsigned long long)r.chunks, rate,
+                eta);
+    } else {
+        fprintf(stderr, "warmup: %.0f%% %s / %s, %llu chunks, %s/s, ETA %s\n", 100 * frac,
+                wu_bytes((double)done, a, sizeof(a)), wu_bytes((double)total, b, sizeof(b)),
+                (unsigned long long)r.chunks, rate, eta);
+    }
+}
+
+static void wu_usage(FILE *out)
+{
+    fprintf(out,
+        "usage: ucache warmup [URI|PREFIX/]... [--manifest FILE] [--pin | --unpin]\n"
+        "                     [--parallel N] [--members SRC] [--json]\n"
+        "Loads every chunk of the objects into its owner node, owners filling from\n"
+        "the origin in parallel; no data comes to this machine.  A URI ending in '/'\n"
+        "(or a file:// directory) is a prefix: every object under it is listed\n"
+        "(file://, az:// List Blobs, s3:// ListObjectsV2).  A manifest (- for stdin)\n"
+        "holds one URI or prefix a line ('#' comments).\n"
+        "  --pin          pin the chunks against eviction (up to 90%% of each node)\n"
+        "  --unpin        unpin them instead (fills nothing)\n"
+        "  --parallel N   chunks being warmed at once, in 64 MiB units (default 16)\n"
+        "  --json         the summary as one JSON object on stdout\n"
+        "Progress goes to stderr: a bar on a terminal, else a line a second.\n"
+        "Exit: 0 all warm (and pinned), 1 something failed, 2 bad command line.\n");
+}
+
+int cmd_warmup(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"manifest", required_argument, NULL, 'm'},
+        {"pin", no_argument, NULL, 'p'},
+        {"unpin", no_argument, NULL, 'u'},
+        {"parallel", required_argument, NULL, 'P'},
+        {"members", required_argument, NULL, 'M'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}
+    };
+    ucache_params_t p = { .field_mask = 0 };
+    const char *manifest = NULL;
+    unsigned nthreads = 16, nfiles = 0, i, started = 0;
+    int c, json = 0, tty = isatty(STDERR_FILENO), rc;
+    char a[32], b[32];
+    uint64_t total = 0, v;
+    double t0, t, last;
+    ucache_status_t status;
+    pthread_t *threads;
+    ds_file_t *files;
+    wu_state_t w;
+
+    memset(&w, 0, sizeof(w));
+    optind = 2;
+    while ((c = getopt_long(argc, argv, "m:puP:M:jh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            manifest = optarg;
+            break;
+        case 'p':
+            w.flags |= UCACHE_WARM_PIN;
+            break;
+        case 'u':
+            w.flags |= UCACHE_WARM_UNPIN;
+            break;
+        case 'P':
+            if ((uc_parse_size(optarg, &v) != UCACHE_OK) || (v == 0) || (v > 1024)) {
+                fprintf(stderr, "ucache warmup: bad --parallel '%s' (1..1024)\n", optarg);
+                return 2;
+            }
+            nthreads = (unsigned)v;
+            break;
+        case 'M':
+            p.members = optarg;
+            p.field_mask |= UCACHE_PARAM_FIELD_MEMBERS;
+            break;
+        case 'j':
+            json = 1;
+            break;
+        case 'h':
+            wu_usage(stdout);
+            return 0;
+        default:
+            wu_usage(stderr);
+            return 2;
+        }
+    }
+    if (((optind >= argc) && (manifest == NULL)) ||
+        (w.flags == (UCACHE_WARM_PIN | UCACHE_WARM_UNPIN))) {
+        wu_usage(stderr);
+        return 2;
+    }
+    status = ucache_init(&p, &w.ctx);
+    if (status != UCACHE_OK) {
+        fprintf(stderr, "ucache warmup: %s\n", ucache_strerror(status));
+        return 1;
+    }
+    if (ds_collect(w.ctx, "ucache warmup", argc - optind, argv + optind, manifest, &files,
+                   &nfiles) != 0) {
+        ucache_finalize(w.ctx);
+        return 1;
+    }
+    for (i = 0; i < nfiles; i++) {
+        total += files[i].size;
+    }
+    if (!json) {
+        printf("warmup: %u objects, %s%s\n", nfiles, wu_bytes((double)total, a, sizeof(a)),
+               (w.flags & UCACHE_WARM_PIN) ? ", pinning" :
+               (w.flags & UCACHE_WARM_UNPIN) ? ", unpinning" : "");
+        fflush(stdout);
+    }
+    w.files  = files;
+    w.nfiles = nfiles;
+    pthread_mutex_init(&w.lock, NULL);
+    threads = calloc(nthreads, sizeof(*threads));
+    t0 = last = ds_now();
+    w.running = nthreads;
+    for (i = 0; (threads != NULL) && (i < nthreads); i++) {
+        if (pthread_create(&threads[i], NULL, wu_worker, &w) != 0) {
+            break;
+        }
+        started++;
+    }
+    pthread_mutex_lock(&w.lock);
+    w.running -= nthreads - started;
+    pthread_mutex_unlock(&w.lock);
+    if (started == 0) {
+        wu_worker(&w); /* no threads: do it here */
+    }
+    for (;;) {
+        usleep(50000);
+        pthread_mutex_lock(&w.lock);
+        rc = (w.running == 0);
+        pthread_mutex_unlock(&w.lock);
+        t = ds_now();
+        if (rc || (t - last >= (tty ? 0.2 : 1.0))) {
+            wu_progress(&w, total, t - t0, tty);
+            last = t;
+        }
+        if (rc) {
+            break;
+        }
+    }
+    if (tty) {
+        fputc('\n', stderr);
+    }
+    for (i = 0; i < started; i++) {
+        pthread_join(threads[i], NULL);
+    }
+    t = ds_now() - t0;
+    rc = (w.failed_units > 0) || (w.res.unpinned > 0);
+    if (json) {
+        printf("{\"objects\":%u,\"bytes\":%llu,\"chunks\":%llu,\"hits\":%llu,"
+               "\"filled\":%llu,\"unpinned\":%llu,\"failed_bytes\":%llu,"
+               "\"seconds\":%.3f,\"mib_per_s\":%.1f,\"pin\":%s,\"ok\":%s}\n",
+               nfiles, (unsigned long long)w.res.bytes, (unsigned long long)w.res.chunks,
+               (unsigned long long)w.res.hits, (unsigned long long)w.res.filled,
+               (unsigned long long)w.res.unpinned, (unsigned long long)w.failed_bytes, t,
+               (t > 0) ? w.res.bytes / 1048576.0 / t : 0.0,
+               (w.flags & UCACHE_WARM_PIN) ? "true" : "false", rc ? "false" : "true");
+    } else {
+        printf("warmup: %s in %llu chunks in %.2f s (%s/s): %llu filled from the origin, "
+               "%llu already cached%s",
+               wu_bytes((double)w.res.bytes, a, sizeof(a)), (unsigned long long)w.res.chunks,
+               t, wu_bytes((t > 0) ? w.res.bytes / t : 0, b, sizeof(b)),
+               (unsigned long long)w.res.filled, (unsigned long long)w.res.hits,
+               (w.flags & UCACHE_WARM_UNPIN) ? " (unpinned)" : "");
+        if (w.res.unpinned > 0) {
+            printf("; %llu NOT pinned (pins are capped at 90%% of a node's memory)",
+                   (unsigned long long)w.res.unpinned);
+        }
+        if (w.failed_units > 0) {
+            printf("; FAILED: %s in %llu ranges (see above)",
+                   wu_bytes((double)w.failed_bytes, a, sizeof(a)),
+                   (unsigned long long)w.failed_units);
+        }
+        printf("\n");
+    }
+    free(threads);
+    free(files);
+    pthread_mutex_destroy(&w.lock);
+    ucache_finalize(w.ctx);
+    return rc;
+}
