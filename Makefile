@@ -47,6 +47,7 @@ TESTS    = $(TEST_NAMES:%=$(BUILD)/tests/test_%)
 TEST_HELPERS = $(BUILD)/tests/fabric_client $(BUILD)/tests/fake_owner $(BUILD)/tests/http_origin \
                $(BUILD)/tests/az_put
 TEST_SCRIPTS = tests/fabric/test_fabric.sh tests/fabric/test_mpi.sh tests/origin/test_http.sh tests/origin/test_s3.sh tests/origin/test_warmup.sh \
+               tests/origin/test_h2.sh \
                tests/origin/test_azure.sh
 # The MPI job test is built with mpicc when Open MPI is installed (make deps).
 MPICC ?= mpicc
@@ -60,7 +61,7 @@ LIB_A    = $(BUILD)/lib/libucache-rdma.a
 # Debian packages the project needs (make deps installs the missing ones).
 DEB_PKGS = gcc make pkg-config libucx-dev ucx-utils libxxhash-dev \
            libcunit1-dev mbw iproute2 procps strace openmpi-bin libopenmpi-dev \
-           libcurl4-openssl-dev libssl-dev libxml2-dev libmicrohttpd-dev curl
+           libcurl4-openssl-dev libssl-dev libxml2-dev libmicrohttpd-dev curl openssl bsdutils
 
 .PHONY: npm-deps all tests test bench asan tsan demo install uninstall clean deps
 all: $(LIB_SO) $(LIB_A) $(PROGS)

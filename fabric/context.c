@@ -335,6 +335,8 @@ ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p)
     oparams.timeout_ns  = ctx->cfg.origin_timeout_ns;
     oparams.meta_ttl_ns = ctx->cfg.meta_ttl_ns;
     oparams.list_page   = ctx->cfg.list_page;
+    oparams.part_bytes  = ctx->cfg.origin_part;
+    snprintf(oparams.ca_file, sizeof(oparams.ca_file), "%s", ctx->cfg.origin_ca);
     us_origin_configure(&oparams);
     ucc_credentials(ctx->cfg.credentials);
     tparams.config   = &ctx->cfg;

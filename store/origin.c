@@ -39,7 +39,7 @@ static const us_origin_ops_t *const us_origins[] = {
 
 static us_origin_params_t us_origin_cfg = {
     .retries = 5, .backoff_ns = 50000000ull, .timeout_ns = 30000000000ull,
-    .meta_ttl_ns = 2000000000ull, .list_page = 1000
+    .meta_ttl_ns = 2000000000ull, .list_page = 1000, .part_bytes = 16ull << 20
 };
 static pthread_mutex_t us_origin_cfg_lock = PTHREAD_MUTEX_INITIALIZER;
 

@@ -91,6 +91,9 @@ typedef struct us_origin_params {
     uint64_t timeout_ns;    /* a transfer that moves nothing this long fails */
     uint64_t meta_ttl_ns;   /* how long an object's size/version is reused  */
     unsigned list_page;     /* objects per listing page                     */
+    uint64_t part_bytes;    /* a chunk larger than this is fetched as
+                               parallel ranged GETs of about this size (0: never) */
+    char     ca_file[256];  /* CA bundle for https origins ("": the system's) */
 } us_origin_params_t;
 
 /** Set the origins' parameters (ucache_init does, from UCACHE_ORIGIN_*). */

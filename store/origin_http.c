@@ -18,6 +18,7 @@
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,13 +28,38 @@
 
 #define UO_RETRY_CAP_NS (5ull * UC_NSEC_PER_SEC)
 
+#define UO_PARTS_MAX    16      /* ranged GETs of one chunk in parallel */
+
+static _Atomic uint64_t uo_parallel_reads; /* chunks fetched in parts */
+
+uint64_t us_http_parallel_reads(void)
+{
+    return atomic_load_explicit(&uo_parallel_reads, memory_order_relaxed);
+}
+
 static pthread_once_t  uo_once = PTHREAD_ONCE_INIT;
-static pthread_key_t   uo_handle_key;
+static pthread_key_t   uo_thread_key;
 static bool            uo_ready;
 
-static void uo_handle_free(void *h)
+/* A thread's transfers: one multi handle and its easy handles, kept, so
+ * connections (and TLS sessions, HTTP/2 streams) are reused. */
+typedef struct uo_thread {
+    CURLM *multi;
+    CURL  *easy[UO_PARTS_MAX];
+} uo_thread_t;
+
+static void uo_thread_free(void *arg)
 {
-    curl_easy_cleanup(h);
+    uo_thread_t *t = arg;
+    unsigned i;
+
+    for (i = 0; i < UO_PARTS_MAX; i++) {
+        if (t->easy[i] != NULL) {
+            curl_easy_cleanup(t->easy[i]);
+        }
+    }
+    curl_multi_cleanup(t->multi);
+    free(t);
 }
 
 static void uo_init_once(void)
@@ -43,29 +69,43 @@ static void uo_init_once(void)
         return;
     }
     xmlInitParser();
-    uo_ready = (pthread_key_create(&uo_handle_key, uo_handle_free) == 0);
+    uo_ready = (pthread_key_create(&uo_thread_key, uo_thread_free) == 0);
 }
 
-/* This thread's easy handle, reset for a new request. */
-static CURL *uo_handle(void)
+/* This thread's multi handle with @p n easy handles, reset for new requests. */
+static uo_thread_t *uo_thread(unsigned n)
 {
-    CURL *h;
+    uo_thread_t *t;
+    unsigned i;
 
     pthread_once(&uo_once, uo_init_once);
     if (!uo_ready) {
         return NULL;
     }
-    h = pthread_getspecific(uo_handle_key);
-    if (h == NULL) {
-        h = curl_easy_init();
-        if ((h == NULL) || (pthread_setspecific(uo_handle_key, h) != 0)) {
-            curl_easy_cleanup(h);
+    t = pthread_getspecific(uo_thread_key);
+    if (t == NULL) {
+        t = calloc(1, sizeof(*t));
+        if ((t == NULL) || ((t->multi = curl_multi_init()) == NULL) ||
+            (pthread_setspecific(uo_thread_key, t) != 0)) {
+            if (t != NULL) {
+                curl_multi_cleanup(t->multi);
+            }
+            free(t);
             return NULL;
         }
-    } else {
-        curl_easy_reset(h); /* keeps its connections and sessions */
+        curl_multi_setopt(t->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     }
-    return h;
+    for (i = 0; i < n; i++) {
+        if (t->easy[i] == NULL) {
+            t->easy[i] = curl_easy_init();
+            if (t->easy[i] == NULL) {
+                return NULL;
+            }
+        } else {
+            curl_easy_reset(t->easy[i]); /* keeps its connections and sessions */
+        }
+    }
+    return t;
 }
 
 /* The URI as it may be logged: up to its query (SAS tokens live there). */
@@ -203,107 +243,202 @@ static ucache_status_t uo_status(const char *uri, CURLcode rc, long code)
     }
 }
 
+/* One transfer of a request: the whole thing, or one range of a chunk. */
+typedef struct uo_part {
+    uo_xfer_t x;
+    uint64_t  off;
+    size_t    len;
+    CURLcode  rc;
+    long      code;
+    bool      done;
+} uo_part_t;
+
+/* Set up easy handle @p h for part @p p (a fresh attempt). */
+static ucache_status_t uo_setup(CURL *h, const char *url, const us_http_auth_t *auth,
+                                const char *etag, uo_part_t *p, const us_origin_params_t *prm,
+                                struct curl_slist **hdrs)
+{
+    char range[64], ranges[80] = "", ifmatch[US_ETAG_MAX + 16];
+    uo_xfer_t *x = &p->x;
+
+    x->got = 0;
+    x->overflow = false;
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_PRIVATE, p);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)(prm->timeout_ns / UC_NSEC_PER_MSEC));
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
+                     (long)((prm->timeout_ns + UC_NSEC_PER_SEC - 1) / UC_NSEC_PER_SEC));
+    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);  /* share an HTTP/2 connection */
+    if (prm->ca_file[0] != '\0') {
+        curl_easy_setopt(h, CURLOPT_CAINFO, prm->ca_file);
+    }
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, uo_headers);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
+    if (x->head) {
+        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    } else {
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, uo_body);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
+    }
+    if (!x->head && !x->grow) {
+        snprintf(range, sizeof(range), "%llu-%llu", (unsigned long long)p->off,
+                 (unsigned long long)(p->off + p->len - 1));
+        snprintf(ranges, sizeof(ranges), "bytes=%s", range);
+        curl_easy_setopt(h, CURLOPT_RANGE, range);
+        if ((etag != NULL) && (etag[0] != '\0')) {
+            snprintf(ifmatch, sizeof(ifmatch), "If-Match: %s", etag);
+            *hdrs = curl_slist_append(*hdrs, ifmatch);
+        }
+    }
+    if (auth != NULL) {
+        ucache_status_t status = auth->sign(auth->arg, x->head ? "HEAD" : "GET", ranges,
+                                            (!x->head && (etag != NULL)) ? etag : "", hdrs);
+        if (status != UCACHE_OK) {
+            return status;
+        }
+    }
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, *hdrs);
+    return UCACHE_OK;
+}
+
+/* Run the parts not yet done, all at once, on this thread's multi handle. */
+static ucache_status_t uo_round(uo_thread_t *t, const char *url, const us_http_auth_t *auth,
+                                const char *etag, uo_part_t *parts, unsigned n,
+                                const us_origin_params_t *prm)
+{
+    struct curl_slist *hdrs[UO_PARTS_MAX] = { NULL };
+    ucache_status_t status = UCACHE_OK;
+    unsigned i, added = 0;
+    int running = 0, left;
+    CURLMcode mc = CURLM_OK;
+    CURLMsg *msg;
+    uo_part_t *p;
+
+    for (i = 0; (i < n) && (status == UCACHE_OK); i++) {
+        if (parts[i].done) {
+            continue;
+        }
+        status = uo_setup(t->easy[i], url, auth, etag, &parts[i], prm, &hdrs[i]);
+        if ((status == UCACHE_OK) && (curl_multi_add_handle(t->multi, t->easy[i]) != CURLM_OK)) {
+            status = UCACHE_ERR_NO_MEMORY;
+        }
+        parts[i].rc   = CURLE_FAILED_INIT;
+        parts[i].code = 0;
+        added += (status == UCACHE_OK);
+    }
+    if (status == UCACHE_OK) {
+        do {
+            mc = curl_multi_perform(t->multi, &running);
+            if ((mc == CURLM_OK) && (running > 0)) {
+                mc = curl_multi_poll(t->multi, NULL, 0, 1000, NULL);
+            }
+        } while ((mc == CURLM_OK) && (running > 0));
+        while ((msg = curl_multi_info_read(t->multi, &left)) != NULL) {
+            if (msg->msg == CURLMSG_DONE) {
+                curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&p);
+                p->rc = msg->data.result;
+                curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &p->code);
+            }
+        }
+    }
+    for (i = 0; i < n; i++) {
+        if (!parts[i].done && (added > 0)) {
+            curl_multi_remove_handle(t->multi, t->easy[i]);
+        }
+        curl_slist_free_all(hdrs[i]);
+    }
+    if ((status == UCACHE_OK) && (mc != CURLM_OK)) {
+        UC_ERROR("libcurl: %s", curl_multi_strerror(mc));
+        status = UCACHE_ERR_IO;
+    }
+    return status;
+}
+
+static bool uo_part_ok(const uo_part_t *p)
+{
+    return (p->rc == CURLE_OK) && ((p->code == 200) || (p->code == 206));
+}
+
 /*
- * One request, retried: HEAD if @p x->head, a GET of the whole body if
- * @p x->grow, else a GET of [off, off + len) with If-Match @p etag (if any).  Returns the final
- * status; the response code in *code_p.
+ * A request in @p n parts (n > 1 only for ranges of one chunk), retried:
+ * each round runs the parts not yet done in parallel; parts that failed
+ * with 429, 5xx or a network error run again after a backoff with jitter
+ * (or what Retry-After asks), up to the configured retries.  Each part is
+ * HEAD if x.head, the whole body if x.grow, else a GET of its range with
+ * If-Match @p etag (if any).
  */
 static ucache_status_t uo_request(const char *uri, const char *url,
                                   const us_http_auth_t *auth, const char *etag,
-                                  uint64_t off, size_t len, uo_xfer_t *x, long *code_p)
+                                  uo_part_t *parts, unsigned n)
 {
-    char range[64], ranges[80], ifmatch[US_ETAG_MAX + 16];
-    struct curl_slist *hdrs = NULL;
     ucache_status_t status;
     us_origin_params_t prm;
-    uint64_t delay, jitter;
+    uint64_t delay, jitter, wait;
     struct timespec ts;
-    unsigned attempt;
-    CURLcode rc = CURLE_OK;
-    long code = 0;
-    CURL *h;
+    unsigned attempt, i, retry;
+    uo_part_t *bad;
+    uo_thread_t *t;
 
     us_origin_params(&prm);
     delay = prm.backoff_ns;
     for (attempt = 0;; attempt++) {
-        h = uo_handle();
-        if (h == NULL) {
+        t = uo_thread(n);
+        if (t == NULL) {
             return UCACHE_ERR_NO_MEMORY;
         }
-        x->got = 0;
-        x->overflow = false;
-        curl_slist_free_all(hdrs);
-        hdrs = NULL;
-        ranges[0] = '\0';
-        curl_easy_setopt(h, CURLOPT_URL, url);
-        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                         (long)(prm.timeout_ns / UC_NSEC_PER_MSEC));
-        curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-        curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
-                         (long)((prm.timeout_ns + UC_NSEC_PER_SEC - 1) / UC_NSEC_PER_SEC));
-        curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-        curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, uo_headers);
-        curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
-        if (x->head) {
-            curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-        } else if (x->grow) {
-            curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, uo_body);
-            curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
-        } else {
-            snprintf(range, sizeof(range), "%llu-%llu", (unsigned long long)off,
-                     (unsigned long long)(off + len - 1));
-            snprintf(ranges, sizeof(ranges), "bytes=%s", range);
-            curl_easy_setopt(h, CURLOPT_RANGE, range);
-            curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, uo_body);
-            curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
-            if ((etag != NULL) && (etag[0] != '\0')) {
-                snprintf(ifmatch, sizeof(ifmatch), "If-Match: %s", etag);
-                hdrs = curl_slist_append(hdrs, ifmatch);
+        status = uo_round(t, url, auth, etag, parts, n, &prm);
+        if (status != UCACHE_OK) {
+            return status;
+        }
+        bad = NULL;
+        retry = 0;
+        wait = 0;
+        for (i = 0; i < n; i++) {
+            uo_part_t *p = &parts[i];
+
+            if (p->done) {
+                continue;
+            }
+            if (uo_part_ok(p)) {
+                p->done = true;
+            } else if (((p->rc == CURLE_WRITE_ERROR) && p->x.overflow) ||
+                       (attempt >= prm.retries) || !uo_retryable(p->rc, p->code)) {
+                bad = p; /* not retryable: the server sends more than a range, ... */
+            } else {
+                retry++;
+                wait = (p->x.retry_after_ns > wait) ? p->x.retry_after_ns : wait;
             }
         }
-        if (auth != NULL) {
-            status = auth->sign(auth->arg, x->head ? "HEAD" : "GET", ranges,
-                                (!x->head && (etag != NULL)) ? etag : "", &hdrs);
-            if (status != UCACHE_OK) {
-                curl_slist_free_all(hdrs);
-                return status;
-            }
-        }
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-        rc = curl_easy_perform(h);
-        code = 0;
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-        if ((rc == CURLE_WRITE_ERROR) && x->overflow) {
-            break; /* not retryable: the server sends more than a range */
-        }
-        if ((attempt >= prm.retries) || !uo_retryable(rc, code)) {
+        if (bad != NULL) {
             break;
+        }
+        if (retry == 0) {
+            return UCACHE_OK;
         }
         /* backoff: delay * [0.5, 1.5), or what Retry-After asks, capped */
         jitter = (delay / 2) + ((uc_time_ns() * 0x9e3779b97f4a7c15ull) >> 11) % (delay + 1);
-        jitter = (x->retry_after_ns > 0) ? x->retry_after_ns : jitter;
+        jitter = (wait > 0) ? wait : jitter;
         jitter = (jitter > UO_RETRY_CAP_NS) ? UO_RETRY_CAP_NS : jitter;
-        UC_INFO("%.*s: %s%ld, retry %u of %u in %llu ms", uo_loglen(uri), uri,
-                (rc != CURLE_OK) ? curl_easy_strerror(rc) : "HTTP ",
-                (rc != CURLE_OK) ? 0L : code, attempt + 1, prm.retries,
-                (unsigned long long)(jitter / UC_NSEC_PER_MSEC));
+        for (i = 0; (i < n) && parts[i].done; i++) {
+        }
+        UC_INFO("%.*s: %s%ld, retry %u of %u in %llu ms (%u of %u parts)", uo_loglen(uri),
+                uri, (parts[i].rc != CURLE_OK) ? curl_easy_strerror(parts[i].rc) : "HTTP ",
+                (parts[i].rc != CURLE_OK) ? 0L : parts[i].code, attempt + 1, prm.retries,
+                (unsigned long long)(jitter / UC_NSEC_PER_MSEC), retry, n);
         ts.tv_sec  = (time_t)(jitter / UC_NSEC_PER_SEC);
         ts.tv_nsec = (long)(jitter % UC_NSEC_PER_SEC);
         nanosleep(&ts, NULL);
         delay = (delay > UO_RETRY_CAP_NS / 2) ? UO_RETRY_CAP_NS : 2 * delay;
     }
-    curl_slist_free_all(hdrs);
-    *code_p = code;
-    if ((rc == CURLE_OK) && ((code == 200) || (code == 206))) {
-        return UCACHE_OK;
-    }
-    if ((rc == CURLE_WRITE_ERROR) && x->overflow) {
+    if ((bad->rc == CURLE_WRITE_ERROR) && bad->x.overflow) {
         UC_ERROR("%.*s: the origin sent more than the %zu bytes asked for",
-                 uo_loglen(uri), uri, len);
+                 uo_loglen(uri), uri, bad->len);
         return UCACHE_ERR_IO;
     }
-    return uo_status(uri, rc, code);
+    return uo_status(uri, bad->rc, bad->code);
 }
 
 void us_http_object(const char *etag, const char *last_modified, uint64_t size,
@@ -333,21 +468,20 @@ void us_http_object(const char *etag, const char *last_modified, uint64_t size,
 ucache_status_t us_http_stat(const char *uri, const char *url,
                              const us_http_auth_t *auth, us_object_t *obj_p)
 {
-    uo_xfer_t x;
     ucache_status_t status;
-    long code;
+    uo_part_t p;
 
-    memset(&x, 0, sizeof(x));
-    x.head = true;
-    status = uo_request(uri, url, auth, NULL, 0, 0, &x, &code);
+    memset(&p, 0, sizeof(p));
+    p.x.head = true;
+    status = uo_request(uri, url, auth, NULL, &p, 1);
     if (status != UCACHE_OK) {
         return status;
     }
-    if (!x.has_length) {
+    if (!p.x.has_length) {
         UC_ERROR("%.*s: the origin did not give the object's size", uo_loglen(uri), uri);
         return UCACHE_ERR_IO;
     }
-    us_http_object(x.etag, x.last_modified, x.length, obj_p);
+    us_http_object(p.x.etag, p.x.last_modified, p.x.length, obj_p);
     return UCACHE_OK;
 }
 
@@ -355,25 +489,25 @@ ucache_status_t us_http_get(const char *uri, const char *url, const us_http_auth
                             char **body_p, size_t *len_p)
 {
     ucache_status_t status;
-    uo_xfer_t x;
-    long code;
+    uo_part_t p;
+    uo_xfer_t *x = &p.x;
 
-    memset(&x, 0, sizeof(x));
-    x.grow = true;
-    status = uo_request(uri, url, auth, NULL, 0, 0, &x, &code);
-    if ((status == UCACHE_OK) && (x.got == x.cap)) {
-        char *nb = realloc(x.buf, x.got + 1);   /* room for a terminator */
+    memset(&p, 0, sizeof(p));
+    x->grow = true;
+    status = uo_request(uri, url, auth, NULL, &p, 1);
+    if ((status == UCACHE_OK) && (x->got == x->cap)) {
+        char *nb = realloc(x->buf, x->got + 1);   /* room for a terminator */
 
         status = (nb != NULL) ? UCACHE_OK : UCACHE_ERR_NO_MEMORY;
-        x.buf = (nb != NULL) ? nb : x.buf;
+        x->buf = (nb != NULL) ? nb : x->buf;
     }
     if (status != UCACHE_OK) {
-        free(x.buf);
+        free(x->buf);
         return status;
     }
-    x.buf[x.got] = '\0';
-    *body_p = x.buf;
-    *len_p  = x.got;
+    x->buf[x->got] = '\0';
+    *body_p = x->buf;
+    *len_p  = x->got;
     return UCACHE_OK;
 }
 
@@ -381,11 +515,13 @@ ucache_status_t us_http_read(const char *uri, const char *url,
                              const us_http_auth_t *auth, const us_object_t *obj,
                              uint64_t off, void *buf, size_t len)
 {
+    uo_part_t parts[UO_PARTS_MAX];
+    us_origin_params_t prm;
     us_object_t cur;
     ucache_status_t status;
     const char *etag = obj->etag;
-    uo_xfer_t x;
-    long code;
+    unsigned n, i;
+    size_t step;
 
     if (len == 0) {
         return UCACHE_OK;
@@ -407,22 +543,33 @@ ucache_status_t us_http_read(const char *uri, const char *url,
         }
         etag = cur.etag;
     }
-    memset(&x, 0, sizeof(x));
-    x.buf = buf;
-    x.cap = len;
-    status = uo_request(uri, url, auth, etag, off, len, &x, &code);
-    if (status != UCACHE_OK) {
-        return status;
+    /* a large chunk: ranges of UCACHE_ORIGIN_PART bytes, fetched in parallel */
+    us_origin_params(&prm);
+    n = (prm.part_bytes > 0) ? (unsigned)((len + prm.part_bytes - 1) / prm.part_bytes) : 1;
+    n = (n < 1) ? 1 : (n > UO_PARTS_MAX) ? UO_PARTS_MAX : n;
+    step = (len + n - 1) / n;
+    memset(parts, 0, sizeof(parts[0]) * n);
+    for (i = 0; i < n; i++) {
+        parts[i].off   = off + i * step;
+        parts[i].len   = (i + 1 < n) ? step : len - i * step;
+        parts[i].x.buf = (char *)buf + i * step;
+        parts[i].x.cap = parts[i].len;
     }
-    if ((code == 200) && ((off != 0) || (len != obj->size))) {
-        UC_ERROR("%.*s: the origin ignored the Range header", uo_loglen(uri), uri);
-        return UCACHE_ERR_IO;
+    status = uo_request(uri, url, auth, etag, parts, n);
+    for (i = 0; (status == UCACHE_OK) && (i < n); i++) {
+        if ((parts[i].code == 200) && ((off != 0) || (len != obj->size))) {
+            UC_ERROR("%.*s: the origin ignored the Range header", uo_loglen(uri), uri);
+            status = UCACHE_ERR_IO;
+        } else if (parts[i].x.got != parts[i].len) {
+            UC_ERROR("%.*s: %zu of %zu bytes arrived", uo_loglen(uri), uri,
+                     parts[i].x.got, parts[i].len);
+            status = UCACHE_ERR_IO;
+        }
     }
-    if (x.got != len) {
-        UC_ERROR("%.*s: %zu of %zu bytes arrived", uo_loglen(uri), uri, x.got, len);
-        return UCACHE_ERR_IO;
+    if (n > 1) {
+        atomic_fetch_add_explicit(&uo_parallel_reads, 1, memory_order_relaxed);
     }
-    return UCACHE_OK;
+    return status;
 }
 
 bool us_uri_encode(const char *src, size_t n, bool keep_slash, char *out, size_t cap)

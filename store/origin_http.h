@@ -35,6 +35,9 @@ ucache_status_t us_http_read(const char *uri, const char *url,
 ucache_status_t us_http_get(const char *uri, const char *url, const us_http_auth_t *auth,
                             char **body_p, size_t *len_p);
 
+/** Chunks this process fetched as parallel ranged GETs (UCACHE_ORIGIN_PART). */
+uint64_t us_http_parallel_reads(void);
+
 /**
  * Percent-encode @p n bytes of @p src as RFC 3986 (and SigV4) want: all but
  * A-Z a-z 0-9 - . _ ~ (and '/' if @p keep_slash).  False if it won't fit.

@@ -89,6 +89,15 @@ const uc_config_entry_t uc_config_table[] = {
      "one NAME = value a line, read when the environment lacks a name; keep it mode "
      "600. AWS also reads ~/.aws/credentials and ~/.aws/config.",
      UC_CFG_FIELD(credentials), UC_CFG_STRING, NULL, 0, 0},
+    {"ORIGIN_PART", "16M",
+     "A chunk larger than this is fetched from its origin as parallel ranged GETs of about "
+     "this size (at most 16, on one HTTP/2 connection where the origin speaks it); 0 never "
+     "splits.",
+     UC_CFG_FIELD(origin_part), UC_CFG_SIZE, NULL, 0, 1ull << 30},
+    {"ORIGIN_CA", "",
+     "CA bundle (PEM file) that https origins are verified against, for a private CA; "
+     "empty: the system's.",
+     UC_CFG_FIELD(origin_ca), UC_CFG_STRING, NULL, 0, 0},
     {"META_TTL", "2s",
      "How long a reader trusts an object's size and version (ETag, mtime) before it asks "
      "the origin again; a changed object is never served from old chunks once seen.",

@@ -45,6 +45,8 @@ typedef struct uc_config {
     unsigned origin_retries;
     uint64_t origin_backoff_ns;
     uint64_t origin_timeout_ns;
+    size_t   origin_part;
+    char     origin_ca[256];
     char     transport[16];
     int      read_path;        /* uc_read_path_t */
     uint64_t timeout_ns;
