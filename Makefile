@@ -183,11 +183,11 @@ tsan: deps npm-deps
 
 # The main job: a local fabric of three daemons reading a sample dataset.
 demo: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(BUILD)/tests/http_origin
 	@tools/demo.sh $(BUILD)/bin
 
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(BUILD)/tests/http_origin
 	@perf/run-bench.sh $(BUILD)/bin/ucperf
 
 $(BUILD)/ucache.pc: Makefile

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make bench: ucperf placement (DxHash vs a 100-vnode ring at 1k/10k/100k
 # nodes), ucperf store (the node store alone) at 4K and 1M, ucperf raw
-# over shared memory and tcp at 4K/64K/1M/4M, and in
+# over shared memory and tcp at 4K/64K/1M/4M, the origin path
+# (perf/bench_origin.sh: a 2 GiB http dataset through a 3-node fabric vs
+# curl), and in
 # the same run the baselines it is judged against: ucx_perftest on the same
 # transport and size, and mbw's memcpy.  Writes perf/results/latest.json
 # (ucperf's JSON lines plus baselines) and perf/results/latest.md (a table of
@@ -154,6 +156,28 @@ echo "== tcp one-sided get (UCX emulates it over tcp), 1M"
 get=$(ucperf_json -T tcp -s 1M -n 500 -o 8 -p get)
 add "tcp 1M read bandwidth via ucp_get (GB/s)" "$(field "$get" gbps)" "same run, am path above" \
     "" "report" "why reads use am on tcp"
+
+# Origins (issue [4/6]): a 2 GiB dataset over http from a local origin,
+# cold through a 3-node fabric and warm, against curl reading the same
+# objects from the same origin in the same run; origin requests and bytes
+# per dataset byte with 4 concurrent cold clients.
+echo "== origin: 2 GiB over http, fabric vs curl"
+perf/bench_origin.sh 2048 "$(dirname "$(dirname "$ucperf")")" | tee -a "$json" > "$out/origin.tmp"
+og() { grep "\"name\":\"$1\"" "$out/origin.tmp"; }
+cu=$(og curl_direct); co=$(og fabric_cold); wa=$(og fabric_warm); fc=$(og four_clients_cold)
+add "origin cold epoch, 2 GiB http through 3 owners (MiB/s)" "$(field "$co" mib_per_s)" \
+    "curl, same objects, same origin: $(field "$cu" mib_per_s)" "$(field "$co" vs_curl)" \
+    "$(verdict "$(field "$co" vs_curl)" 0.9 ">=")" "ucache read, 8 reads in flight; owners fill each chunk once"
+add "origin warm epoch (MiB/s)" "$(field "$wa" mib_per_s)" "curl $(field "$cu" mib_per_s)" \
+    "$(field "$wa" vs_curl)" "report" "speed-up over reading the origin; $(field "$wa" hit_pct)% hits"
+add "origin GETs per chunk, 4 concurrent cold clients" "$(field "$fc" gets_per_chunk)" \
+    "$(field "$fc" chunks) chunks" "" "$(verdict "$(field "$fc" gets_per_chunk)" 1.0 "<=")" \
+    "$(field "$fc" origin_gets) GETs, $(field "$fc" origin_heads) HEADs"
+add "origin bytes per dataset byte, 4 concurrent cold clients" \
+    "$(field "$fc" origin_bytes_per_dataset_byte)" "" "" \
+    "$(verdict "$(field "$fc" origin_bytes_per_dataset_byte)" 1.0 "<=")" \
+    "aggregate $(field "$fc" aggregate_mib_per_s) MiB/s for the 4 clients"
+rm -f "$out/origin.tmp"
 
 {
     echo "# ucperf placement, store and raw — $(date -u +%Y-%m-%dT%H:%MZ) on $(hostname) ($(nproc) cores)"

@@ -29,6 +29,7 @@
 #define UO_RETRY_CAP_NS (5ull * UC_NSEC_PER_SEC)
 
 #define UO_PARTS_MAX    16      /* ranged GETs of one chunk in parallel */
+#define UO_RECV_BUFFER  (512L << 10) /* libcurl's receive buffer (default 16 KiB) */
 
 static _Atomic uint64_t uo_parallel_reads; /* chunks fetched in parts */
 
@@ -272,6 +273,7 @@ static ucache_status_t uo_setup(CURL *h, const char *url, const us_http_auth_t *
                      (long)((prm->timeout_ns + UC_NSEC_PER_SEC - 1) / UC_NSEC_PER_SEC));
     curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);  /* share an HTTP/2 connection */
+    curl_easy_setopt(h, CURLOPT_BUFFERSIZE, UO_RECV_BUFFER); /* fewer, larger recv() */
     if (prm->ca_file[0] != '\0') {
         curl_easy_setopt(h, CURLOPT_CAINFO, prm->ca_file);
     }

@@ -52,6 +52,7 @@
 #include <string.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/mman.h>
@@ -251,6 +252,7 @@ struct ut_ucx_ctx {
     bool              thread_running;
     _Atomic bool      thread_stop;
     int               epfd, stopfd;
+    int               wakefd;       /* the worker's event fd (waiters), or -1 */
 
     struct {
         _Atomic uint64_t read_bytes, mapped_reads, get_reads, am_reads;
@@ -1470,13 +1472,58 @@ static bool do_req_done(const ut_req_t *req)
     return req->status != UCACHE_INPROGRESS;
 }
 
+/*
+ * ctx->lock held, nothing happened for UCACHE_PROGRESS_SPIN: sleep on the
+ * worker's event fd (lock released) until an event, the nearest deadline of
+ * @p reqs, or 1 ms - so a reader waiting for a miss to be filled leaves the
+ * CPU to the owners and the origin.  Another waiter may take the event; the
+ * 1 ms bound covers that.  Contexts with a progress thread keep polling.
+ */
+static void do_wait_event(ut_ucx_ctx_t *ctx, const ut_req_t *reqs, size_t n,
+                          uint64_t deadline, uint64_t now)
+{
+    uint64_t until = now + UC_NSEC_PER_MSEC;
+    struct timespec ts;
+    struct pollfd pfd;
+    size_t i;
+
+    if (ctx->thread_running) {
+        return;
+    }
+    if ((ctx->wakefd < 0) && (ucp_worker_get_efd(ctx->worker, &ctx->wakefd) != UCS_OK)) {
+        ctx->wakefd = -1;
+        return;
+    }
+    if (ucp_worker_arm(ctx->worker) != UCS_OK) {
+        return; /* UCS_ERR_BUSY: events are pending; progress them */
+    }
+    until = (deadline < until) ? deadline : until;
+    for (i = 0; i < n; i++) {
+        if (!do_req_done(&reqs[i]) && (reqs[i].priv.deadline < until)) {
+            until = reqs[i].priv.deadline;
+        }
+    }
+    if (until <= now) {
+        return;
+    }
+    pfd.fd      = ctx->wakefd;
+    pfd.events  = POLLIN;
+    pfd.revents = 0;
+    ts.tv_sec   = 0;
+    ts.tv_nsec  = (long)(until - now);
+    pthread_mutex_unlock(&ctx->lock);
+    ppoll(&pfd, 1, &ts, NULL);
+    pthread_mutex_lock(&ctx->lock);
+}
+
 static ucache_status_t ut_ucx_wait(ut_ctx_t *c, ut_req_t *reqs, size_t n,
                                    uint64_t timeout_ns)
 {
     ut_ucx_ctx_t *ctx = ut_ctx_of(c);
-    uint64_t deadline = 0, now;
+    uint64_t deadline = 0, now, idle_since = uc_time_ns();
     ucache_status_t ret = UCACHE_OK;
     size_t i, first = 0;
+    bool progressed;
     ut_req_t *req;
 
     /* Fast path: a batch of mapped reads needs neither lock nor progress. */
@@ -1493,7 +1540,7 @@ static ucache_status_t ut_ucx_wait(ut_ctx_t *c, ut_req_t *reqs, size_t n,
             if (first == n) {
                 break;
             }
-            do_progress(ctx);
+            progressed = (do_progress(ctx) > 0);
             now = uc_time_ns();
             for (i = first; i < n; i++) {
                 req = &reqs[i];
@@ -1511,6 +1558,13 @@ static ucache_status_t ut_ucx_wait(ut_ctx_t *c, ut_req_t *reqs, size_t n,
             }
             if (now > deadline) {
                 break;
+            }
+            if (progressed) {
+                idle_since = now;
+            } else if (now - idle_since > ctx->cfg.progress_spin_ns) {
+                do_wait_event(ctx, reqs + first, n - first, deadline, now);
+                idle_since = uc_time_ns();
+                continue;
             }
             /* Give a progress thread or other callers a chance at the
              * lock between polls. */
@@ -1714,6 +1768,7 @@ static ucache_status_t ut_ucx_ctx_create(const ut_params_t *params,
     }
     ctx->super.ops = &ut_ucx_ops;
     ctx->epfd = ctx->stopfd = -1;
+    ctx->wakefd = -1;
     pthread_mutex_init(&ctx->lock, NULL);
     if ((params != NULL) && (params->field_mask & UT_PARAM_FIELD_CONFIG) &&
         (params->config != NULL)) {
