@@ -339,6 +339,7 @@ ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p)
     snprintf(oparams.ca_file, sizeof(oparams.ca_file), "%s", ctx->cfg.origin_ca);
     us_origin_configure(&oparams);
     ucc_credentials(ctx->cfg.credentials);
+    us_token_command_configure(ctx->cfg.token_command);
     tparams.config   = &ctx->cfg;
     tparams.progress = ctx->serve ? UC_PROGRESS_THREAD : UC_PROGRESS_POLL;
     status = ut_ctx_create(ctx->cfg.transport, &tparams, &ctx->transport);

@@ -142,6 +142,59 @@ void ucache_token_provider_set(ucache_token_fn_t fn, void *arg)
     pthread_mutex_unlock(&us_tok.lock);
 }
 
+/* UCACHE_TOKEN_COMMAND: a shell command printing the token on its first
+ * line and, optionally, its lifetime in seconds on the second. */
+static char us_token_cmd[1024];
+
+static ucache_status_t us_token_run(void *arg, const char *resource, char *token,
+                                    size_t cap, uint64_t *ttl_s_p)
+{
+    char line[64];
+    size_t len;
+    FILE *f;
+    int rc;
+
+    (void)arg;
+    (void)resource;
+    f = popen(us_token_cmd, "r");
+    if (f == NULL) {
+        UC_ERROR("UCACHE_TOKEN_COMMAND: cannot run it: %m");
+        return UCACHE_ERR_IO;
+    }
+    token[0] = '\0';
+    if (fgets(token, (int)cap, f) == NULL) {
+        token[0] = '\0';
+    }
+    *ttl_s_p = (fgets(line, sizeof(line), f) != NULL) ? strtoull(line, NULL, 10) : 0;
+    *ttl_s_p = (*ttl_s_p == 0) ? 300 : *ttl_s_p;
+    rc = pclose(f);
+    len = strlen(token);
+    while ((len > 0) && ((token[len - 1] == '\n') || (token[len - 1] == '\r'))) {
+        token[--len] = '\0';
+    }
+    if ((rc != 0) || (len == 0)) {
+        UC_ERROR("UCACHE_TOKEN_COMMAND failed (exit status %d, %zu bytes of token)", rc, len);
+        return UCACHE_ERR_DENIED;
+    }
+    return UCACHE_OK;
+}
+
+void us_token_command_configure(const char *cmd)
+{
+    pthread_mutex_lock(&us_tok.lock);
+    if ((cmd != NULL) && (cmd[0] != '\0') &&
+        ((us_tok.fn == NULL) || (us_tok.fn == us_token_run))) {
+        if (strcmp(us_token_cmd, cmd) != 0) {
+            snprintf(us_token_cmd, sizeof(us_token_cmd), "%s", cmd);
+            us_tok.token[0]   = '\0';
+            us_tok.expires_ns = 0;
+        }
+        us_tok.fn  = us_token_run;
+        us_tok.arg = NULL;
+    }
+    pthread_mutex_unlock(&us_tok.lock);
+}
+
 bool us_token_enabled(void)
 {
     bool on;

@@ -40,6 +40,14 @@ bool us_ini_get(const char *path, const char *section, const char *key, char *ou
  */
 ucache_status_t us_token_get(const char *resource, char *out, size_t cap);
 
+/**
+ * Use the shell command @p cmd (UCACHE_TOKEN_COMMAND; "" for none) as the
+ * token provider unless the application registered one: its first line of
+ * output is the token, an optional second line its lifetime in seconds
+ * (default 300).  It runs with the token lock held, so it should be quick.
+ */
+void us_token_command_configure(const char *cmd);
+
 /** Whether a token provider is registered. */
 bool us_token_enabled(void);
 

@@ -80,6 +80,12 @@ const uc_config_entry_t uc_config_table[] = {
      "An origin connection that cannot be made, or a transfer that moves no data, "
      "for this long fails (and is retried).",
      UC_CFG_FIELD(origin_timeout_ns), UC_CFG_TIME, NULL, 1000000000ull, 3600ull * 1000000000ull},
+    {"TOKEN_COMMAND", "",
+     "Shell command that prints a bearer token (Azure managed identity / Entra ID) for "
+     "origins with neither key nor SAS: line 1 the token, line 2 its lifetime in seconds "
+     "(default 300); run again a minute before it expires. An application's "
+     "ucache_token_provider_set() wins.",
+     UC_CFG_FIELD(token_command), UC_CFG_STRING, NULL, 0, 0},
     {"LIST_PAGE", "1000",
      "Objects asked for per page when a prefix is listed (Azure List Blobs maxresults, "
      "S3 ListObjectsV2 max-keys).",

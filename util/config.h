@@ -41,6 +41,7 @@ typedef struct uc_config {
     uint64_t fetch_timeout_ns;
     uint64_t meta_ttl_ns;
     char     credentials[256];
+    char     token_command[512];
     unsigned list_page;
     unsigned origin_retries;
     uint64_t origin_backoff_ns;

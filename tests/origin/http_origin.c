@@ -9,7 +9,9 @@
  *   GET /_ctl/cut?bytes=B        the next GET ends the connection after B
  *                                bytes of its body (a dying origin)
  *   GET /_ctl/stats              {"heads":H,"gets":G,"bytes":B,"faults":F}
- * Paths under /private/ always answer 403.  Usage: http_origin DIR PORT
+ * Paths under /private/ always answer 403; paths under /bearer/ answer 401
+ * unless the request carries "Authorization: Bearer good-token" (an
+ * origin behind Entra ID).  Usage: http_origin DIR PORT
  * (PORT 0: any); prints "port N" when it listens.  Runs until SIGTERM.
  */
 #include <microhttpd.h>
@@ -164,6 +166,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     }
     if (strncmp(url, "/private/", 9) == 0) {
         return reply_text(c, 403, "forbidden\n");
+    }
+    if (strncmp(url, "/bearer/", 8) == 0) {
+        const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                       MHD_HTTP_HEADER_AUTHORIZATION);
+
+        if ((auth == NULL) || (strcmp(auth, "Bearer good-token") != 0)) {
+            return reply_text(c, 401, "no valid bearer token\n");
+        }
     }
     if (strstr(url, "..") != NULL) {
         return reply_text(c, 400, "bad path\n");

@@ -95,6 +95,27 @@ if [ $rc = 1 ] && grep -q "access denied" "$W/err" && [ $((dh + dg)) -le 2 ]; th
     ok "HTTP 403: 'access denied by the origin' at once ($dh HEAD, $dg GET)"
 else bad "403 handling (rc $rc, $dh HEADs, $dg GETs)"; cat "$W/err"; fi
 
+# --- a bearer token from UCACHE_TOKEN_COMMAND (Azure managed identity) -----------
+mkdir -p "$W/data/bearer/cont" "$W/nobody"
+head -c 2500000 /dev/urandom >"$W/data/bearer/cont/blob"
+printf '#!/bin/sh\necho x >>"%s/tok.count"\nprintf "good-token\\n3600\\n"\n' "$W" >"$W/tok.sh"
+chmod +x "$W/tok.sh"
+export AZURE_STORAGE_CONNECTION_STRING="BlobEndpoint=$URL/bearer;"
+if UCACHE_MEMBERS=dir:$W/nobody UCACHE_TOKEN_COMMAND=$W/tok.sh \
+       $BIN/ucache cat az://acct/cont/blob >"$W/out" 2>"$W/err" &&
+   cmp -s "$W/out" "$W/data/bearer/cont/blob" && [ "$(wc -l <"$W/tok.count")" = 1 ]; then
+    ok "Azure with a bearer token from UCACHE_TOKEN_COMMAND: exact bytes, the command ran once for a HEAD and 3 GETs"
+else bad "bearer token"; cat "$W/err"; fi
+UCACHE_MEMBERS=dir:$W/nobody UCACHE_TOKEN_COMMAND="echo bad-token" \
+    $BIN/ucache cat az://acct/cont/blob >/dev/null 2>"$W/err"; rc1=$?
+UCACHE_MEMBERS=dir:$W/nobody UCACHE_TOKEN_COMMAND=false \
+    $BIN/ucache cat az://acct/cont/blob >/dev/null 2>"$W/err2"; rc2=$?
+if [ $rc1 = 1 ] && grep -q "access denied" "$W/err" && ! grep -q bad-token "$W/err" &&
+   [ $rc2 = 1 ] && grep -q "UCACHE_TOKEN_COMMAND failed" "$W/err2"; then
+    ok "a refused token (401) and a failing token command: 'access denied', the token never logged"
+else bad "bad bearer tokens ($rc1, $rc2)"; cat "$W/err" "$W/err2"; fi
+unset AZURE_STORAGE_CONNECTION_STRING
+
 # --- a transfer cut mid-body is retried -------------------------------------------
 head -c 900000 /dev/urandom >"$W/data/cut"
 curl -s "$URL/_ctl/cut?bytes=100000" >/dev/null
