@@ -292,8 +292,7 @@ static ucache_status_t ua_request(const char *uri, us_object_t *stat_p,
     status = ua_parse(uri, false, "", b, NULL);
     if (status == UCACHE_OK) {
         auth.arg = b;
-        status = (stat_p != NULL) ? us_http_stat(uri, b->url, &auth, stat_p) :
-                 us_http_read(uri, b->url, &auth, obj, off, buf, len);
+        status = us_http_do(uri, b->url, &auth, stat_p, obj, off, buf, len);
     }
     free(b);
     return status;
@@ -310,77 +309,40 @@ static ucache_status_t ua_read(const char *uri, const us_object_t *obj, uint64_t
     return ua_request(uri, NULL, obj, off, buf, len);
 }
 
-/* A page of List Blobs, item by item. */
-typedef struct ua_list {
-    char                base[US_URI_MAX];  /* the URI up to the container */
-    us_origin_list_fn_t fn;
-    void               *arg;
-    char                name[1024], size[32], etag[US_ETAG_MAX], mtime[64];
-} ua_list_t;
-
-static ucache_status_t ua_list_item(void *arg)
-{
-    ua_list_t *l = arg;
-    char uri[US_URI_MAX];
-    us_object_t obj;
-    int n;
-
-    if (l->name[0] == '\0') {
-        return UCACHE_OK;
-    }
-    n = snprintf(uri, sizeof(uri), "%s/%s", l->base, l->name);
-    if ((n < 0) || ((size_t)n >= sizeof(uri))) {
-        UC_WARN("%s/%.64s...: URI too long, skipped", l->base, l->name);
-        return UCACHE_OK;
-    }
-    us_http_object(l->etag, l->mtime, strtoull(l->size, NULL, 10), &obj);
-    return l->fn(l->arg, uri, &obj);
-}
+static const us_list_names_t ua_list_names = {
+    "Blob", "Name", "Content-Length", "Etag", "Last-Modified", "NextMarker"
+};
 
 static ucache_status_t ua_list(const char *prefix, us_origin_list_fn_t fn, void *arg)
 {
     us_http_auth_t auth = { .sign = ua_sign };
     ua_blob_t *b = malloc(sizeof(*b));
-    ua_list_t *l = calloc(1, sizeof(*l));
-    char marker[1024] = "", *body = NULL;
-    ucache_status_t status = UCACHE_ERR_NO_MEMORY;
-    us_xml_field_t f[4];
+    char marker[1024] = "", base[US_URI_MAX];
+    ucache_status_t status;
     const char *pfx;
-    size_t len;
 
-    if ((b == NULL) || (l == NULL) || (strchr(prefix, '?') != NULL)) {
-        if ((b != NULL) && (l != NULL)) {
-            UC_ERROR("list az:// prefixes with the SAS in AZURE_STORAGE_SAS_TOKEN, "
-                     "not in the URI");
-            status = UCACHE_ERR_INVALID;
-        }
-        goto out;
+    if (b == NULL) {
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    if (strchr(prefix, '?') != NULL) {
+        UC_ERROR("list az:// prefixes with the SAS in AZURE_STORAGE_SAS_TOKEN, "
+                 "not in the URI");
+        free(b);
+        return UCACHE_ERR_INVALID;
     }
     auth.arg = b;
-    l->fn  = fn;
-    l->arg = arg;
-    f[0] = (us_xml_field_t){ "Name", l->name, sizeof(l->name) };
-    f[1] = (us_xml_field_t){ "Content-Length", l->size, sizeof(l->size) };
-    f[2] = (us_xml_field_t){ "Etag", l->etag, sizeof(l->etag) };
-    f[3] = (us_xml_field_t){ "Last-Modified", l->mtime, sizeof(l->mtime) };
     do {
         status = ua_parse(prefix, true, marker, b, &pfx);
         if (status != UCACHE_OK) {
             break;
         }
-        snprintf(l->base, sizeof(l->base), "%.*s",
+        /* the objects' URIs: the prefix's URI up to the container */
+        snprintf(base, sizeof(base), "%.*s",
                  (int)((pfx[0] || prefix[strlen(prefix) - 1] == '/') ?
                        (size_t)(pfx - prefix) - 1 : strlen(prefix)), prefix);
-        status = us_http_get(prefix, b->url, &auth, &body, &len);
-        if (status == UCACHE_OK) {
-            status = us_xml_items(prefix, body, len, "Blob", f, 4, ua_list_item, l,
-                                  "NextMarker", marker, sizeof(marker));
-            free(body);
-            body = NULL;
-        }
+        status = us_http_list_page(prefix, b->url, &auth, &ua_list_names, base, fn, arg,
+                                   marker, sizeof(marker));
     } while ((status == UCACHE_OK) && (marker[0] != '\0'));
-out:
-    free(l);
     free(b);
     return status;
 }

@@ -656,10 +656,16 @@ static ucache_status_t uo_xml_walk(xmlNode *n, const char *item, us_xml_field_t 
     return UCACHE_OK;
 }
 
-ucache_status_t us_xml_items(const char *uri, const char *body, size_t len,
-                             const char *item, us_xml_field_t *fields, size_t nfields,
-                             us_xml_item_fn_t fn, void *arg, const char *next_name,
-                             char *next, size_t next_cap)
+/*
+ * Parse a listing page (libxml2): for every element named @p item, fill
+ * @p fields and call @p fn (which stops the walk by returning non-OK);
+ * then the text of the first @p next_name element into @p next ("" if
+ * none: the last page).  UCACHE_ERR_IO if @p body is not XML.
+ */
+static ucache_status_t uo_xml_items(const char *uri, const char *body, size_t len,
+                                    const char *item, us_xml_field_t *fields,
+                                    size_t nfields, us_xml_item_fn_t fn, void *arg,
+                                    const char *next_name, char *next, size_t next_cap)
 {
     xmlDoc *doc;
     xmlNode *root;
@@ -686,15 +692,81 @@ ucache_status_t us_xml_items(const char *uri, const char *body, size_t len,
     return status;
 }
 
+/* One page's items as the listing callback wants them. */
+typedef struct uo_list {
+    const char         *base;
+    us_origin_list_fn_t fn;
+    void               *arg;
+    char                name[1024], size[32], etag[US_ETAG_MAX], mtime[64];
+} uo_list_t;
+
+static ucache_status_t uo_list_item(void *arg)
+{
+    uo_list_t *l = arg;
+    char uri[US_URI_MAX];
+    us_object_t obj;
+    int n;
+
+    if ((l->name[0] == '\0') || (l->name[strlen(l->name) - 1] == '/')) {
+        return UCACHE_OK; /* a "directory" marker */
+    }
+    n = snprintf(uri, sizeof(uri), "%s/%s", l->base, l->name);
+    if ((n < 0) || ((size_t)n >= sizeof(uri))) {
+        UC_WARN("%s/%.64s...: URI too long, skipped", l->base, l->name);
+        return UCACHE_OK;
+    }
+    us_http_object(l->etag, l->mtime, strtoull(l->size, NULL, 10), &obj);
+    return l->fn(l->arg, uri, &obj);
+}
+
+ucache_status_t us_http_list_page(const char *uri, const char *url,
+                                  const us_http_auth_t *auth, const us_list_names_t *names,
+                                  const char *base, us_origin_list_fn_t fn, void *arg,
+                                  char *next, size_t next_cap)
+{
+    uo_list_t *l = calloc(1, sizeof(*l));
+    us_xml_field_t f[4];
+    ucache_status_t status;
+    char *body = NULL;
+    size_t len;
+
+    if (l == NULL) {
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    l->base = base;
+    l->fn   = fn;
+    l->arg  = arg;
+    f[0] = (us_xml_field_t){ names->name, l->name, sizeof(l->name) };
+    f[1] = (us_xml_field_t){ names->size, l->size, sizeof(l->size) };
+    f[2] = (us_xml_field_t){ names->etag, l->etag, sizeof(l->etag) };
+    f[3] = (us_xml_field_t){ names->mtime, l->mtime, sizeof(l->mtime) };
+    status = us_http_get(uri, url, auth, &body, &len);
+    if (status == UCACHE_OK) {
+        status = uo_xml_items(uri, body, len, names->item, f, 4, uo_list_item, l,
+                              names->next, next, next_cap);
+        free(body);
+    }
+    free(l);
+    return status;
+}
+
+ucache_status_t us_http_do(const char *uri, const char *url, const us_http_auth_t *auth,
+                           us_object_t *stat_p, const us_object_t *obj, uint64_t off,
+                           void *buf, size_t len)
+{
+    return (stat_p != NULL) ? us_http_stat(uri, url, auth, stat_p) :
+           us_http_read(uri, url, auth, obj, off, buf, len);
+}
+
 static ucache_status_t uo_stat(const char *uri, us_object_t *obj_p)
 {
-    return us_http_stat(uri, uri, NULL, obj_p);
+    return us_http_do(uri, uri, NULL, obj_p, NULL, 0, NULL, 0);
 }
 
 static ucache_status_t uo_read(const char *uri, const us_object_t *obj, uint64_t off,
                                void *buf, size_t len)
 {
-    return us_http_read(uri, uri, NULL, obj, off, buf, len);
+    return us_http_do(uri, uri, NULL, NULL, obj, off, buf, len);
 }
 
 const us_origin_ops_t us_origin_http_ops = {

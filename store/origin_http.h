@@ -53,16 +53,27 @@ typedef struct us_xml_field {
 
 typedef ucache_status_t (*us_xml_item_fn_t)(void *arg);
 
+/* The element names of an XML listing (Azure List Blobs, S3 ListObjectsV2). */
+typedef struct us_list_names {
+    const char *item;      /* one object: "Blob", "Contents"              */
+    const char *name, *size, *etag, *mtime;  /* its fields               */
+    const char *next;      /* the next page's marker or token            */
+} us_list_names_t;
+
 /**
- * Parse a listing page (libxml2): for every element named @p item, fill
- * @p fields and call @p fn (which stops the walk by returning non-OK);
- * then the text of the first @p next_name element into @p next ("" if
- * none: the last page).  UCACHE_ERR_IO if @p body is not XML.
+ * GET one listing page at @p url and call @p fn for each object in it, as
+ * @p base + "/" + its name (names ending in '/' are skipped); the next
+ * page's marker goes to @p next ("" after the last page).
  */
-ucache_status_t us_xml_items(const char *uri, const char *body, size_t len,
-                             const char *item, us_xml_field_t *fields, size_t nfields,
-                             us_xml_item_fn_t fn, void *arg, const char *next_name,
-                             char *next, size_t next_cap);
+ucache_status_t us_http_list_page(const char *uri, const char *url,
+                                  const us_http_auth_t *auth, const us_list_names_t *names,
+                                  const char *base, us_origin_list_fn_t fn, void *arg,
+                                  char *next, size_t next_cap);
+
+/** HEAD into @p stat_p if it is not NULL, else the ranged GET of @p obj. */
+ucache_status_t us_http_do(const char *uri, const char *url, const us_http_auth_t *auth,
+                           us_object_t *stat_p, const us_object_t *obj, uint64_t off,
+                           void *buf, size_t len);
 
 /**
  * The object (size, version, ETag) an origin describes by @p etag (quoted

@@ -297,8 +297,7 @@ static ucache_status_t u3_request(const char *uri, us_object_t *stat_p,
     status = u3_parse(uri, false, "", r, bucket, sizeof(bucket), key, sizeof(key));
     if (status == UCACHE_OK) {
         auth.arg = r;
-        status = (stat_p != NULL) ? us_http_stat(uri, r->url, &auth, stat_p) :
-                 us_http_read(uri, r->url, &auth, obj, off, buf, len);
+        status = us_http_do(uri, r->url, &auth, stat_p, obj, off, buf, len);
     }
     free(r);
     return status;
@@ -315,67 +314,30 @@ static ucache_status_t u3_read(const char *uri, const us_object_t *obj, uint64_t
     return u3_request(uri, NULL, obj, off, buf, len);
 }
 
-/* A page of ListObjectsV2, item by item. */
-typedef struct u3_list {
-    const char         *bucket;
-    us_origin_list_fn_t fn;
-    void               *arg;
-    char                key[U3_KEY_MAX], size[32], etag[US_ETAG_MAX], mtime[64];
-} u3_list_t;
-
-static ucache_status_t u3_list_item(void *arg)
-{
-    u3_list_t *l = arg;
-    char uri[US_URI_MAX];
-    us_object_t obj;
-    int n;
-
-    if ((l->key[0] == '\0') || (l->key[strlen(l->key) - 1] == '/')) {
-        return UCACHE_OK; /* a "directory" marker */
-    }
-    n = snprintf(uri, sizeof(uri), "s3://%s/%s", l->bucket, l->key);
-    if ((n < 0) || ((size_t)n >= sizeof(uri))) {
-        UC_WARN("s3://%s/%.64s...: URI too long, skipped", l->bucket, l->key);
-        return UCACHE_OK;
-    }
-    us_http_object(l->etag, l->mtime, strtoull(l->size, NULL, 10), &obj);
-    return l->fn(l->arg, uri, &obj);
-}
+static const us_list_names_t u3_list_names = {
+    "Contents", "Key", "Size", "ETag", "LastModified", "NextContinuationToken"
+};
 
 static ucache_status_t u3_list(const char *prefix, us_origin_list_fn_t fn, void *arg)
 {
     char query[U3_URL_MAX], pfx[U3_URL_MAX], tok[1024] = "", etok[U3_URL_MAX] = "";
-    char bucket[64], *body = NULL;
-    u3_list_t *l = calloc(1, sizeof(*l));
+    char bucket[64], key[U3_KEY_MAX], base[80];
     u3_req_t *r = malloc(sizeof(*r));
-    us_xml_field_t f[4];
     us_http_auth_t auth = { .sign = u3_sign, .arg = r };
     ucache_status_t status = UCACHE_ERR_NO_MEMORY;
     us_origin_params_t prm;
-    size_t len;
     int n;
 
     us_origin_params(&prm);
-    if ((l == NULL) || (r == NULL)) {
-        goto out;
-    }
-    l->bucket = bucket;
-    l->fn = fn;
-    l->arg = arg;
-    f[0] = (us_xml_field_t){ "Key", l->key, sizeof(l->key) };
-    f[1] = (us_xml_field_t){ "Size", l->size, sizeof(l->size) };
-    f[2] = (us_xml_field_t){ "ETag", l->etag, sizeof(l->etag) };
-    f[3] = (us_xml_field_t){ "LastModified", l->mtime, sizeof(l->mtime) };
-    do {
-        /* names sorted: continuation-token < list-type < max-keys < prefix */
-        status = u3_parse(prefix, true, "", r, bucket, sizeof(bucket), l->key,
-                          sizeof(l->key));
+    while (r != NULL) {
+        status = u3_parse(prefix, true, "", r, bucket, sizeof(bucket), key, sizeof(key));
         if ((status != UCACHE_OK) ||
-            !us_uri_encode(l->key, strlen(l->key), false, pfx, sizeof(pfx)) ||
+            !us_uri_encode(key, strlen(key), false, pfx, sizeof(pfx)) ||
             !us_uri_encode(tok, strlen(tok), false, etok, sizeof(etok))) {
             status = UCACHE_ERR_INVALID;
             break;
         }
+        /* names sorted: continuation-token < list-type < max-keys < prefix */
         n = snprintf(query, sizeof(query), "%s%s%slist-type=2&max-keys=%u&prefix=%s",
                      tok[0] ? "continuation-token=" : "", etok, tok[0] ? "&" : "",
                      prm.list_page, pfx);
@@ -383,21 +345,17 @@ static ucache_status_t u3_list(const char *prefix, us_origin_list_fn_t fn, void 
             status = UCACHE_ERR_INVALID;
             break;
         }
-        status = u3_parse(prefix, true, query, r, bucket, sizeof(bucket), l->key,
-                          sizeof(l->key));
+        status = u3_parse(prefix, true, query, r, bucket, sizeof(bucket), key, sizeof(key));
         if (status == UCACHE_OK) {
-            status = us_http_get(prefix, r->url, &auth, &body, &len);
+            snprintf(base, sizeof(base), "s3://%s", bucket);
+            status = us_http_list_page(prefix, r->url, &auth, &u3_list_names, base, fn, arg,
+                                       tok, sizeof(tok));
         }
-        if (status == UCACHE_OK) {
-            status = us_xml_items(prefix, body, len, "Contents", f, 4, u3_list_item, l,
-                                  "NextContinuationToken", tok, sizeof(tok));
-            free(body);
-            body = NULL;
+        if ((status != UCACHE_OK) || (tok[0] == '\0')) {
+            break;
         }
-    } while ((status == UCACHE_OK) && (tok[0] != '\0'));
-out:
+    }
     free(r);
-    free(l);
     return status;
 }
 

@@ -30,10 +30,12 @@ wait_registered() {
 stop_all() {
     local dir=$1 p
     shift
-    for p in "$@"; do
-        kill -CONT "$p" 2>/dev/null; kill -9 "$p" 2>/dev/null
-    done
-    wait 2>/dev/null
+    {   # (bash reports each killed job on stderr: not news here)
+        for p in "$@"; do
+            kill -CONT "$p"; kill -9 "$p"
+        done
+        wait
+    } 2>/dev/null
     if [ "${KEEP:-0}" = 1 ]; then echo "kept $dir"; else rm -rf "$dir"; fi
 }
 
@@ -42,4 +44,29 @@ summary() {
     echo
     echo "$pass passed, $fail failed, $skip skipped"
     [ "$fail" -eq 0 ]
+}
+
+# test_setup NAME: what every multi-process suite sets up - BUILD, BIN, T,
+# a work directory W (/tmp/ucache-NAME.XXXXXX), DPIDS (the daemons it
+# starts) and the environment of a local fabric in W: dir: members, 1 MiB
+# chunks, fast member polling, warn logs, no mlock
+test_setup() {
+    BUILD=${BUILD:-build}
+    BIN=$BUILD/bin
+    T=$BUILD/tests
+    W=$(mktemp -d "/tmp/ucache-$1.XXXXXX")
+    export UCACHE_MEMBERS=dir:$W/members UCACHE_CHUNK_SIZE=1M UCACHE_MEMBERS_POLL=100ms
+    export UCACHE_LOG_LEVEL=${UCACHE_LOG_LEVEL:-warn} UCACHE_MEM_LOCK=no
+    DPIDS=()
+}
+
+# start_daemons N MEM: N more `ucached --mem MEM` in the background (their
+# pids in DPIDS, logs in $W/dI.log), then wait until all are registered
+start_daemons() {
+    local i
+    for i in $(seq "$1"); do
+        $BIN/ucached --mem "$2" 2>>"$W/d$i.log" &
+        DPIDS+=($!)
+    done
+    wait_registered "$W/members" "${#DPIDS[@]}" || bad "${#DPIDS[@]} ucached daemons register"
 }

@@ -7,19 +7,14 @@
 # a wrong key gives UCACHE_ERR_DENIED at once.  SKIP (counted) if Azurite
 # is not installed.  Last line: "N passed, N failed, N skipped".
 set -u
-BUILD=${BUILD:-build}
-BIN=$BUILD/bin
-T=$BUILD/tests
 . "$(dirname "$0")/../lib.sh"
 AZURITE=${AZURITE:-build/npm/node_modules/.bin/azurite-blob}
 if [ ! -x "$AZURITE" ] || ! command -v node >/dev/null; then
     skp "Azure Blob through Azurite" "Azurite is not installed ($AZURITE; make deps installs it with npm)"
     summary; exit
 fi
-W=$(mktemp -d /tmp/ucache-azure.XXXXXX)
-export UCACHE_MEMBERS=dir:$W/members UCACHE_CHUNK_SIZE=1M UCACHE_MEMBERS_POLL=100ms
-export UCACHE_LOG_LEVEL=${UCACHE_LOG_LEVEL:-warn} UCACHE_MEM_LOCK=no
-DPIDS=() AZ=
+test_setup azure
+AZ=
 trap 'stop_all "$W" "${DPIDS[@]}" $AZ' EXIT
 
 KEY="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
@@ -50,11 +45,7 @@ if ! $T/az_put data $FILES >"$W/put.log" 2>&1; then
     bad "upload the test blobs to Azurite"; cat "$W/put.log" "$W/azurite.log" | tail -5
     summary; exit 1
 fi
-for i in 1 2 3; do
-    $BIN/ucached --mem 64M 2>>"$W/d$i.log" &
-    DPIDS+=($!)
-done
-wait_registered "$W/members" 3 || bad "three ucached daemons register"
+start_daemons 3 64M
 
 export FC_ORIGIN=az://$ACCT/data FC_ROOT=$W/data
 if $T/fabric_client verify 150 $FILES >"$W/v1" 2>&1 &&

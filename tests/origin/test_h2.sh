@@ -9,18 +9,13 @@
 # retried alone; without the CA the TLS error is clear and not retried.
 # SKIP (counted) without node or openssl.  Last line: "N passed, ...".
 set -u
-BUILD=${BUILD:-build}
-BIN=$BUILD/bin
-T=$BUILD/tests
 . "$(dirname "$0")/../lib.sh"
 if ! command -v node >/dev/null || ! command -v openssl >/dev/null; then
     skp "HTTP/2 origin" "node or openssl is not installed (make deps installs them)"
     summary; exit
 fi
-W=$(mktemp -d /tmp/ucache-h2.XXXXXX)
-export UCACHE_MEMBERS=dir:$W/members UCACHE_CHUNK_SIZE=1M UCACHE_MEMBERS_POLL=100ms
-export UCACHE_LOG_LEVEL=${UCACHE_LOG_LEVEL:-warn} UCACHE_MEM_LOCK=no
-DPIDS=() SRV=
+test_setup h2
+SRV=
 trap 'stop_all "$W" "${DPIDS[@]}" $SRV' EXIT
 
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$W/key.pem" -out "$W/cert.pem" -days 2 \
@@ -38,11 +33,7 @@ URL=https://127.0.0.1:$(awk '{print $2}' "$W/port")
 hstat() { curl -s --cacert "$W/cert.pem" "$URL/_ctl/stats" | sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p"; }
 
 export UCACHE_ORIGIN_CA=$W/cert.pem UCACHE_ORIGIN_PART=256K
-for i in 1 2 3; do
-    $BIN/ucached --mem 64M 2>>"$W/d$i.log" &
-    DPIDS+=($!)
-done
-wait_registered "$W/members" 3 || bad "three ucached daemons register"
+start_daemons 3 64M
 
 export FC_ORIGIN=$URL FC_ROOT=$W/data
 if $T/fabric_client verify 150 $FILES >"$W/v1" 2>&1 && [ "$(client_stat "$W/v1" origin_direct)" = 0 ]; then

@@ -8,14 +8,9 @@
 # mid-body is retried; a dead origin gives a clear error and nothing is
 # cached.  Last line: "N passed, N failed, N skipped".
 set -u
-BUILD=${BUILD:-build}
-BIN=$BUILD/bin
-T=$BUILD/tests
-W=$(mktemp -d /tmp/ucache-http.XXXXXX)
-export UCACHE_MEMBERS=dir:$W/members UCACHE_CHUNK_SIZE=1M UCACHE_MEMBERS_POLL=100ms
-export UCACHE_LOG_LEVEL=${UCACHE_LOG_LEVEL:-warn} UCACHE_MEM_LOCK=no
 . "$(dirname "$0")/../lib.sh"
-DPIDS=() SRV=
+test_setup http
+SRV=
 
 trap 'stop_all "$W" "${DPIDS[@]}" $SRV' EXIT
 
@@ -40,11 +35,7 @@ start_origin
 if [ -z "${PORT:-}" ] || [ "$PORT" = 0 ]; then
     bad "the test origin starts"; summary; exit 1
 fi
-for i in 1 2 3; do
-    $BIN/ucached --mem 64M 2>>"$W/d$i.log" &
-    DPIDS+=($!)
-done
-wait_registered "$W/members" 3 || bad "three ucached daemons register"
+start_daemons 3 64M
 export FC_ORIGIN=$URL FC_ROOT=$W/data
 
 # --- reads --------------------------------------------------------------------

@@ -9,20 +9,15 @@
 # once (no retries) and is never logged.  SKIP (counted) if the server is
 # not installed.  Last line: "N passed, N failed, N skipped".
 set -u
-BUILD=${BUILD:-build}
-BIN=$BUILD/bin
-T=$BUILD/tests
 . "$(dirname "$0")/../lib.sh"
 NPM=${NPM:-build/npm}
 if [ ! -d "$NPM/node_modules/@20minutes/s3rver" ] || ! command -v node >/dev/null; then
     skp "S3 through s3rver" "the S3 test server is not installed ($NPM; make deps installs it with npm)"
     summary; exit
 fi
-W=$(mktemp -d /tmp/ucache-s3.XXXXXX)
-export UCACHE_MEMBERS=dir:$W/members UCACHE_CHUNK_SIZE=1M UCACHE_MEMBERS_POLL=100ms
-export UCACHE_LOG_LEVEL=${UCACHE_LOG_LEVEL:-warn} UCACHE_MEM_LOCK=no UCACHE_META_TTL=200ms
-export UCACHE_CREDENTIALS=$W/none HOME=$W
-DPIDS=() S3=
+test_setup s3
+export UCACHE_META_TTL=200ms UCACHE_CREDENTIALS=$W/none HOME=$W
+S3=
 trap 'stop_all "$W" "${DPIDS[@]}" $S3' EXIT
 
 for try in $(seq 10); do
@@ -58,11 +53,7 @@ put "$W/data/dir/a b+c" "dir/a%20b%2Bc" || bad "upload 'dir/a b+c'"
 
 export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1
 export AWS_ENDPOINT_URL=$EP
-for i in 1 2 3; do
-    $BIN/ucached --mem 64M 2>>"$W/d$i.log" &
-    DPIDS+=($!)
-done
-wait_registered "$W/members" 3 || bad "three ucached daemons register"
+start_daemons 3 64M
 
 export FC_ORIGIN=s3://data FC_ROOT=$W/data
 if $T/fabric_client verify 150 $FILES >"$W/v1" 2>&1 &&

@@ -9,14 +9,9 @@
 # and lines otherwise; bad input gives clear messages and exit codes.
 # Last line: "N passed, N failed, N skipped".
 set -u
-BUILD=${BUILD:-build}
-BIN=$BUILD/bin
-T=$BUILD/tests
-W=$(mktemp -d /tmp/ucache-warmup.XXXXXX)
-export UCACHE_MEMBERS=dir:$W/members UCACHE_CHUNK_SIZE=1M UCACHE_MEMBERS_POLL=100ms
-export UCACHE_LOG_LEVEL=${UCACHE_LOG_LEVEL:-warn} UCACHE_MEM_LOCK=no
 . "$(dirname "$0")/../lib.sh"
-DPIDS=() SRV=
+test_setup warmup
+SRV=
 trap 'stop_all "$W" "${DPIDS[@]}" $SRV' EXIT
 
 json() { sed -n "s/.*\"$2\":\([0-9a-z]*\).*/\1/p" "$1" | tail -n 1; }
@@ -37,11 +32,7 @@ if [ $rc = 1 ] && grep -q "no owner\|peer unreachable" "$W/err"; then
     ok "no live node: warmup fails with a clear message (rc 1)"
 else bad "warmup without a fabric (rc $rc)"; cat "$W/out" "$W/err"; fi
 
-for i in 1 2 3; do
-    $BIN/ucached --mem 48M 2>>"$W/d$i.log" &
-    DPIDS+=($!)
-done
-wait_registered "$W/members" 3 || bad "three ucached daemons register"
+start_daemons 3 48M
 
 # --- a manifest of http objects: each chunk fetched once ----------------------
 { echo "# the training set"; echo
