@@ -61,7 +61,7 @@ LIB_A    = $(BUILD)/lib/libucache-rdma.a
 # Debian packages the project needs (make deps installs the missing ones).
 DEB_PKGS = gcc make pkg-config libucx-dev ucx-utils libxxhash-dev \
            libcunit1-dev mbw iproute2 procps strace openmpi-bin libopenmpi-dev \
-           libcurl4-openssl-dev libssl-dev libxml2-dev libmicrohttpd-dev curl openssl bsdutils
+           libcurl4-openssl-dev libssl-dev libxml2-dev libmicrohttpd-dev curl openssl bsdutils time
 
 .PHONY: npm-deps all tests test bench asan tsan demo install uninstall clean deps
 all: $(LIB_SO) $(LIB_A) $(PROGS)

@@ -159,17 +159,27 @@ add "tcp 1M read bandwidth via ucp_get (GB/s)" "$(field "$get" gbps)" "same run,
 
 # Origins (issue [4/6]): a 2 GiB dataset over http from a local origin,
 # cold through a 3-node fabric and warm, against curl reading the same
-# objects from the same origin in the same run; origin requests and bytes
-# per dataset byte with 4 concurrent cold clients.
+# objects from the same origin in the same run (and the CPU each path
+# costs); origin requests and bytes per dataset byte with 4 concurrent cold
+# clients; then 1 GiB from an origin that gives each connection 100 MB/s.
 echo "== origin: 2 GiB over http, fabric vs curl"
 perf/bench_origin.sh 2048 "$(dirname "$(dirname "$ucperf")")" | tee -a "$json" > "$out/origin.tmp"
 og() { grep "\"name\":\"$1\"" "$out/origin.tmp"; }
-cu=$(og curl_direct); co=$(og fabric_cold); wa=$(og fabric_warm); fc=$(og four_clients_cold)
-add "origin cold epoch, 2 GiB http through 3 owners (MiB/s)" "$(field "$co" mib_per_s)" \
-    "curl, same objects, same origin: $(field "$cu" mib_per_s)" "$(field "$co" vs_curl)" \
-    "$(verdict "$(field "$co" vs_curl)" 0.9 ">=")" "ucache read, 8 reads in flight; owners fill each chunk once"
-add "origin warm epoch (MiB/s)" "$(field "$wa" mib_per_s)" "curl $(field "$cu" mib_per_s)" \
-    "$(field "$wa" vs_curl)" "report" "speed-up over reading the origin; $(field "$wa" hit_pct)% hits"
+for pre in "" paced_; do
+    cu=$(og ${pre}curl_direct); co=$(og ${pre}fabric_cold); wa=$(og ${pre}fabric_warm)
+    what=$([ -z "$pre" ] && echo "2 GiB, local origin" || echo "1 GiB, origin at 100 MB/s a connection")
+    add "origin cold epoch, $what, 3 owners (MiB/s)" "$(field "$co" mib_per_s)" \
+        "curl, same objects and origin: $(field "$cu" mib_per_s)" "$(field "$co" vs_curl)" \
+        "$(verdict "$(field "$co" vs_curl)" "$([ -z "$pre" ] && echo 0.9)" ">=")" \
+        "CPU s/GB, all processes: fabric $(field "$co" cpu_s_per_gb), curl path $(field "$cu" cpu_s_per_gb)"
+    add "origin warm epoch, $what (MiB/s)" "$(field "$wa" mib_per_s)" "curl $(field "$cu" mib_per_s)" \
+        "$(field "$wa" vs_curl)" "report" "speed-up over the origin; $(field "$wa" hit_pct)% hits"
+done
+pw=$(og paced_warmup)
+add "ucache warmup, 1 GiB, origin at 100 MB/s a connection (MiB/s)" "$(field "$pw" mib_per_s)" \
+    "curl $(field "$(og paced_curl_direct)" mib_per_s)" "$(field "$pw" vs_curl)" "report" \
+    "16 units in flight; owners fill in parallel"
+fc=$(og four_clients_cold)
 add "origin GETs per chunk, 4 concurrent cold clients" "$(field "$fc" gets_per_chunk)" \
     "$(field "$fc" chunks) chunks" "" "$(verdict "$(field "$fc" gets_per_chunk)" 1.0 "<=")" \
     "$(field "$fc" origin_gets) GETs, $(field "$fc" origin_heads) HEADs"

@@ -289,6 +289,8 @@ static int cmd_read(int argc, char **argv)
         if (bufs[k] == NULL) {
             return 1;
         }
+        memset(bufs[k], 0xa5, bufsize); /* fault them in before the clock runs (not 0:
+                                          * malloc + memset 0 may become calloc) */
     }
     ucache_stats_get(ctx, &s0);
     printf("dataset: %u objects, %.1f MiB; fabric: %llu nodes (view epoch %llu)\n",

@@ -11,7 +11,9 @@
  *   GET /_ctl/stats              {"heads":H,"gets":G,"bytes":B,"faults":F}
  * Paths under /private/ always answer 403; paths under /bearer/ answer 401
  * unless the request carries "Authorization: Bearer good-token" (an
- * origin behind Entra ID).  Usage: http_origin DIR PORT
+ * origin behind Entra ID).  Usage: http_origin DIR PORT [RATE]: with RATE
+ * (bytes/s), each response body is paced to it, as one connection to a
+ * cloud object store is (benchmarks).
  * (PORT 0: any); prints "port N" when it listens.  Runs until SIGTERM.
  */
 #include <microhttpd.h>
@@ -27,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *root;
@@ -34,13 +37,39 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned fail_n, fail_code, heads, gets, faults;
 static long cut_bytes = -1;
 static uint64_t bytes_sent;
+static uint64_t rate;      /* bytes/s per response body, 0: as fast as it goes */
 static volatile sig_atomic_t stop;
 
 typedef struct body {
     int      fd;
     uint64_t off, len, sent;
     long     cut;          /* end the connection after this many bytes, or -1 */
+    struct timespec start; /* first byte, for pacing */
 } body_t;
+
+/* With a rate: sleep until @p pos bytes are due since the body started. */
+static void body_pace(body_t *b, uint64_t pos)
+{
+    struct timespec now, ts;
+    uint64_t due_ns, spent_ns;
+
+    if (rate == 0) {
+        return;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (pos == 0) {
+        b->start = now;
+        return;
+    }
+    due_ns   = pos * 1000000000ull / rate;
+    spent_ns = (uint64_t)(now.tv_sec - b->start.tv_sec) * 1000000000ull +
+               (uint64_t)(now.tv_nsec - b->start.tv_nsec);
+    if (due_ns > spent_ns) {
+        ts.tv_sec  = (time_t)((due_ns - spent_ns) / 1000000000ull);
+        ts.tv_nsec = (long)((due_ns - spent_ns) % 1000000000ull);
+        nanosleep(&ts, NULL);
+    }
+}
 
 static ssize_t body_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
@@ -59,6 +88,7 @@ static ssize_t body_read(void *cls, uint64_t pos, char *buf, size_t max)
     if ((b->cut >= 0) && (max > (uint64_t)b->cut - pos)) {
         max = (size_t)((uint64_t)b->cut - pos);
     }
+    body_pace(b, pos);
     n = pread(b->fd, buf, max, (off_t)(b->off + pos));
     if (n <= 0) {
         return MHD_CONTENT_READER_END_WITH_ERROR;
@@ -249,11 +279,12 @@ int main(int argc, char **argv)
     struct sockaddr_in sa;
     struct MHD_Daemon *d;
 
-    if (argc != 3) {
-        fprintf(stderr, "usage: http_origin DIR PORT\n");
+    if ((argc != 3) && (argc != 4)) {
+        fprintf(stderr, "usage: http_origin DIR PORT [RATE]\n");
         return 2;
     }
     root = argv[1];
+    rate = (argc == 4) ? strtoull(argv[3], NULL, 10) : 0;
     memset(&sa, 0, sizeof(sa));
     sa.sin_family      = AF_INET;
     sa.sin_port        = htons((uint16_t)atoi(argv[2]));
