@@ -6,8 +6,9 @@
  * server.  Control (answered, never counted as data requests):
  *   GET /_ctl/fail?n=N&code=C    the next N data requests answer C (with
  *                                Retry-After: 0 for 429/503)
- *   GET /_ctl/cut?bytes=B        the next GET ends the connection after B
- *                                bytes of its body (a dying origin)
+ *   GET /_ctl/cut?bytes=B&n=N    the next N GETs (default 1) end the
+ *                                connection after B bytes of their body (a
+ *                                dying origin); n=0 cancels
  *   GET /_ctl/stats              {"heads":H,"gets":G,"bytes":B,"faults":F}
  * Paths under /private/ always answer 403; paths under /bearer/ answer 401
  * unless the request carries "Authorization: Bearer good-token" (an
@@ -36,6 +37,7 @@ static const char *root;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned fail_n, fail_code, heads, gets, faults;
 static long cut_bytes = -1;
+static unsigned cut_n;
 static uint64_t bytes_sent;
 static uint64_t rate;      /* bytes/s per response body, 0: as fast as it goes */
 static volatile sig_atomic_t stop;
@@ -138,9 +140,12 @@ static enum MHD_Result control(struct MHD_Connection *c, const char *url)
         return reply_text(c, 200, "ok\n");
     }
     if (strcmp(url, "/_ctl/cut") == 0) {
+        const char *n = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "n");
+
         v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "bytes");
         pthread_mutex_lock(&lock);
-        cut_bytes = v ? atol(v) : 0;
+        cut_n     = n ? (unsigned)atoi(n) : 1;
+        cut_bytes = (cut_n == 0) ? -1 : v ? atol(v) : 0;  /* n=0 cancels */
         pthread_mutex_unlock(&lock);
         return reply_text(c, 200, "ok\n");
     }
@@ -250,7 +255,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     if (!head) {
         pthread_mutex_lock(&lock);
         body->cut = cut_bytes;
-        cut_bytes = -1;
+        if ((cut_n > 0) && (--cut_n == 0)) {
+            cut_bytes = -1;
+        }
         pthread_mutex_unlock(&lock);
     }
     /* for HEAD, MHD sends the headers (Content-Length: the size) only */

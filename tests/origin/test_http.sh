@@ -114,6 +114,21 @@ if $BIN/ucache cat "$URL/cut" >"$W/out" 2>"$W/err" && cmp -s "$W/out" "$W/data/c
     ok "a transfer cut after 100 KB: retried, exact bytes"
 else bad "cut transfer"; cat "$W/err"; fi
 
+# --- the origin dies mid-transfer, every retry: a clear error, nothing published --
+head -c 1048576 /dev/urandom >"$W/data/dying"
+e0=$(ostat gets)
+curl -s "$URL/_ctl/cut?bytes=300000&n=100" >/dev/null
+$BIN/ucache cat "$URL/dying" >"$W/out" 2>"$W/err"; rc=$?
+cuts=$(( $(ostat gets) - e0 ))
+curl -s "$URL/_ctl/cut?n=0" >/dev/null     # heal it
+for p in "${DPIDS[@]}"; do kill -USR1 "$p"; done; sleep 0.3
+ferr=0; for i in 1 2 3; do ferr=$((ferr + $(client_stat "$W/d$i.log" fill_errors))); done
+if [ $rc = 1 ] && grep -q "input/output error" "$W/err" && [ ! -s "$W/out" ] && [ $ferr -ge 1 ] &&
+   [ $cuts = 6 ] &&
+   $BIN/ucache cat "$URL/dying" >"$W/out" 2>"$W/err2" && cmp -s "$W/out" "$W/data/dying"; then
+    ok "the origin dies mid-transfer on every retry ($cuts GETs cut at 300 KB: 1 + 5 retries): a clear error, the owner's fill failed ($ferr), nothing published: the next read is exact"
+else bad "origin dying mid-transfer (rc $rc, fill errors $ferr)"; cat "$W/err" "$W/err2" 2>/dev/null; fi
+
 # --- the origin dies: a clear error, nothing cached ---------------------------------
 head -c 400000 /dev/urandom >"$W/data/late"
 kill "$SRV"; wait "$SRV" 2>/dev/null; SRV=
