@@ -30,7 +30,8 @@ LIB_SRCS = util/status.c util/log.c util/config.c \
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 
 PROGS    = $(BUILD)/bin/ucache $(BUILD)/bin/ucached $(BUILD)/bin/ucperf
-PERF_SRCS = perf/options.c perf/bench_raw.c perf/bench_store.c perf/bench_place.c \
+PERF_SRCS = perf/options.c perf/bench_raw.c perf/bench_store.c perf/bench_place.c perf/bench_fabric.c \
+            perf/compare.c perf/plot.c \
             perf/exporter.c
 PERF_OBJS = $(PERF_SRCS:%.c=$(BUILD)/obj/%.o)
 

@@ -92,6 +92,7 @@ ucache_status_t ucperf_raw_run(const ucperf_opts_t *o, ucperf_result_t *res)
 
     memset(res, 0, sizeof(*res));
     res->path = "none";
+    res->hit_ratio = -1;
     if (strcmp(o->transport, "tcp") == 0) {
         setenv("UCX_TLS", "tcp", 1);
         setenv("UCX_NET_DEVICES", "lo", 1);
@@ -221,11 +222,7 @@ ucache_status_t ucperf_raw_run(const ucperf_opts_t *o, ucperf_result_t *res)
         res->owner_cpu_s_per_gb = ((own0 >= 0) && (own1 >= 0)) ? (own1 - own0) / gb : -1;
     }
     ucperf_sort(lat, nsamples);
-    res->p50_us  = ucperf_percentile(lat, nsamples, 0.50) / 1e3;
-    res->p90_us  = ucperf_percentile(lat, nsamples, 0.90) / 1e3;
-    res->p99_us  = ucperf_percentile(lat, nsamples, 0.99) / 1e3;
-    res->p999_us = ucperf_percentile(lat, nsamples, 0.999) / 1e3;
-    res->max_us  = (nsamples > 0) ? lat[nsamples - 1] / 1e3 : 0;
+    ucperf_latencies(lat, nsamples, res);
     status = UCACHE_OK;
 
 out:

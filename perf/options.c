@@ -38,15 +38,26 @@ void ucperf_usage(FILE *out)
         "             consistent-hash ring with 100 virtual nodes per node: lookup\n"
         "             time, keys moved on a leave/join, max/mean load, memory, at\n"
         "             1k, 10k and 100k nodes (or --nodes N)\n"
-        "  hit, miss, mixed\n"
-        "             need the fabric's benchmark engine (issue [5/6])\n"
+        "  hit        reads of cached chunks through libucache-rdma: placement,\n"
+        "             index read, chunk read, verification (the dataset, half the\n"
+        "             cache by default, is warmed first)\n"
+        "  miss       cold reads: every read is a chunk its owner fills from the\n"
+        "             origin (each pass over the dataset gives the files new versions)\n"
+        "  mixed      a training-like epoch: a dataset (--dataset, default 4/3 of the\n"
+        "             cache) read once in shuffled chunk order by --threads readers,\n"
+        "             a --hit-ratio share of it warmed first\n"
+        "             hit/miss/mixed start --nodes owner processes on this host\n"
+        "             (dir: members in a temporary directory) unless --members or\n"
+        "             UCACHE_MEMBERS names a fabric; reads are file:// objects of a\n"
+        "             known pattern, one chunk (UCACHE_CHUNK_SIZE = --size) each\n"
         "\n"
         "options:\n"
-        "  -s, --size BYTES        bytes per read (4K, 64K, 1M, 4M ...)   [4K]\n"
+        "  -s, --size BYTES[,BYTES...]  bytes per read (4K, 64K, 1M, 4M ...);\n"
+        "                          a list runs each size in turn         [4K]\n"
         "  -n, --iters N           reads to measure                      [10000]\n"
         "  -d, --duration SECONDS  measure for this long instead of --iters\n"
         "  -o, --outstanding K     reads in flight                       [1]\n"
-        "  -t, --threads T         reader threads (raw: 1)               [1]\n"
+        "  -t, --threads T         reader threads (raw: 1)    [1; mixed: 4]\n"
         "  -T, --transport shm|tcp transport between the processes       [shm]\n"
         "  -p, --path auto|get|am  read primitive off the mapped path    [auto]\n"
         "  -w, --warmup N          reads before measuring                [200]\n"
@@ -54,10 +65,21 @@ void ucperf_usage(FILE *out)
         "                          (default: 4 x size x outstanding, 64M .. 1G;\n"
         "                          a region of one read's size stays cache-hot)\n"
         "      --nodes N           placement: one node count      [1k,10k,100k]\n"
+        "                          hit/miss/mixed: owner processes (1..16)  [3]\n"
         "      --keys-per-node K   placement: keys counted per node       [10000]\n"
+        "      --cache BYTES       hit/miss/mixed: the owners' memory in all\n"
+        "                          [256M per owner]\n"
+        "      --dataset BYTES     hit/miss/mixed: dataset size [hit: cache/2,\n"
+        "                          miss: 64M, mixed: 4/3 of the cache]\n"
+        "      --hit-ratio R       mixed: share of the dataset warmed first [0.5]\n"
+        "  -M, --members SRC       hit/miss/mixed: use this fabric (dir:, file:)\n"
+        "                          instead of starting owners\n"
         "  -j, --json              one JSON object per result line\n"
         "  -c, --compare ucx_perftest\n"
-        "                          (run by `make bench` / perf/run-bench.sh)\n"
+        "                          raw/hit: also run ucx_perftest with the matching\n"
+        "                          test, size and transport, and print the ratio\n"
+        "      --plot FILE.svg     an SVG of GB/s and p99 against size (use a --size\n"
+        "                          list) and each size's latency histogram\n"
         "  -h, --help\n");
 }
 
@@ -104,8 +126,15 @@ int ucperf_parse(int argc, char **argv, ucperf_opts_t *o, char *err,
         {"help", no_argument, NULL, 'h'},
         {"nodes", required_argument, NULL, 'N'},
         {"keys-per-node", required_argument, NULL, 'K'},
+        {"cache", required_argument, NULL, 'C'},
+        {"dataset", required_argument, NULL, 'D'},
+        {"hit-ratio", required_argument, NULL, 'H'},
+        {"members", required_argument, NULL, 'M'},
+        {"plot", required_argument, NULL, 'P'},
         {NULL, 0, NULL, 0}
     };
+    char list[256], *tok, *save;
+    bool threads_set = false;
     uint64_t v;
     char *end;
     int c, i;
@@ -117,6 +146,8 @@ int ucperf_parse(int argc, char **argv, ucperf_opts_t *o, char *err,
     o->threads     = 1;
     o->warmup      = 200;
     o->keys_per_node = 10000;
+    o->owners      = 3;
+    o->hit_ratio   = 0.5;
     strcpy(o->transport, "shm");
     strcpy(o->path, "auto");
 
@@ -138,15 +169,30 @@ int ucperf_parse(int argc, char **argv, ucperf_opts_t *o, char *err,
     }
     o->mode = (ucperf_mode_t)i;
 
-    optind = 2;
+    /* getopt over argv[1..] (the mode is its argv[0]); optind 0 makes glibc
+     * start afresh even if an earlier parse left it inside an option cluster */
+    argc--;
+    argv++;
+    optind = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":s:n:d:o:t:T:p:w:r:jc:hN:K:", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":s:n:d:o:t:T:p:w:r:jc:hN:K:C:D:H:M:P:", longopts,
+                            NULL)) != -1) {
         switch (c) {
         case 's':
-            if (!ucperf_size(optarg, 1, 1ull << 30, &v)) {
-                return ucperf_fail(err, err_len, "bad --size (1 .. 1G)", optarg);
+            snprintf(list, sizeof(list), "%s", optarg);
+            o->nsizes = 0;
+            for (tok = strtok_r(list, ",", &save); tok != NULL;
+                 tok = strtok_r(NULL, ",", &save)) {
+                if ((o->nsizes == 16) || !ucperf_size(tok, 1, 1ull << 30, &v)) {
+                    return ucperf_fail(err, err_len, "bad --size (1 .. 1G, at most 16)",
+                                       optarg);
+                }
+                o->sizes[o->nsizes++] = v;
             }
-            o->size = v;
+            if (o->nsizes == 0) {
+                return ucperf_fail(err, err_len, "bad --size", optarg);
+            }
+            o->size = o->sizes[0];
             break;
         case 'n':
             if (!ucperf_uint(optarg, 1, UINT64_MAX / 4, &v)) {
@@ -172,6 +218,7 @@ int ucperf_parse(int argc, char **argv, ucperf_opts_t *o, char *err,
                 return ucperf_fail(err, err_len, "bad --threads (1 .. 256)", optarg);
             }
             o->threads = (unsigned)v;
+            threads_set = true;
             break;
         case 'T':
             if (strcmp(optarg, "shm") && strcmp(optarg, "tcp")) {
@@ -210,7 +257,32 @@ int ucperf_parse(int argc, char **argv, ucperf_opts_t *o, char *err,
             if (!ucperf_uint(optarg, 1, 1000000, &v)) {
                 return ucperf_fail(err, err_len, "bad --nodes (1 .. 1000000)", optarg);
             }
-            o->nodes = (uint32_t)v;
+            o->nodes  = (uint32_t)v;
+            o->owners = (unsigned)((v > 16) ? 0 : v); /* checked below */
+            break;
+        case 'C':
+        case 'D':
+            if (!ucperf_size(optarg, 1u << 20, 1ull << 40, &v)) {
+                return ucperf_fail(err, err_len, (c == 'C') ? "bad --cache (1M .. 1T)" :
+                                   "bad --dataset (1M .. 1T)", optarg);
+            }
+            if (c == 'C') {
+                o->cache = v;
+            } else {
+                o->dataset = v;
+            }
+            break;
+        case 'H':
+            o->hit_ratio = strtod(optarg, &end);
+            if ((*end != '\0') || !(o->hit_ratio >= 0) || (o->hit_ratio > 1)) {
+                return ucperf_fail(err, err_len, "bad --hit-ratio (0 .. 1)", optarg);
+            }
+            break;
+        case 'M':
+            o->members = optarg;
+            break;
+        case 'P':
+            o->plot = optarg;
             break;
         case 'K':
             if (!ucperf_uint(optarg, 1, 1000000, &v)) {
@@ -239,6 +311,29 @@ int ucperf_parse(int argc, char **argv, ucperf_opts_t *o, char *err,
         snprintf(err, err_len, "mode raw runs one reader thread (use --outstanding)");
         return -1;
     }
+    if (o->nsizes == 0) {
+        o->sizes[o->nsizes++] = o->size;
+    }
+    if ((o->mode == UCPERF_MODE_HIT) || (o->mode == UCPERF_MODE_MISS) ||
+        (o->mode == UCPERF_MODE_MIXED)) {
+        if (o->owners == 0) {
+            snprintf(err, err_len, "--nodes: 1 .. 16 owner processes for mode %s",
+                     ucperf_mode_name(o->mode));
+            return -1;
+        }
+        if ((o->mode == UCPERF_MODE_MIXED) && !threads_set) {
+            o->threads = 4;
+        }
+    }
+    if ((o->compare != NULL) && (o->mode != UCPERF_MODE_RAW) && (o->mode != UCPERF_MODE_HIT)) {
+        snprintf(err, err_len, "--compare ucx_perftest goes with modes raw and hit");
+        return -1;
+    }
+    if ((o->plot != NULL) && ((o->mode == UCPERF_MODE_PLACEMENT) ||
+                              (o->mode == UCPERF_MODE_STORE))) {
+        snprintf(err, err_len, "--plot goes with modes raw, hit, miss and mixed");
+        return -1;
+    }
     return 0;
 }
 
@@ -250,7 +345,7 @@ static double ucperf_num(double v)
 void ucperf_print(FILE *out, const ucperf_opts_t *o, const ucperf_result_t *r,
                   int header)
 {
-    char size[32];
+    char size[32], hit[16], own[16];
 
     if (o->json) {
         fprintf(out,
@@ -259,29 +354,40 @@ void ucperf_print(FILE *out, const ucperf_opts_t *o, const ucperf_result_t *r,
                 "\"ops\":%llu,\"errors\":%llu,\"seconds\":%.6f,\"gbps\":%.4f,"
                 "\"mops\":%.4f,\"p50_us\":%.3f,\"p90_us\":%.3f,\"p99_us\":%.3f,"
                 "\"p999_us\":%.3f,\"max_us\":%.3f,\"client_cpu_s_per_gb\":%.4f,"
-                "\"owner_cpu_s_per_gb\":%.4f}\n",
+                "\"owner_cpu_s_per_gb\":%.4f,\"hit_ratio\":%.4f}\n",
                 ucperf_mode_name(o->mode), o->transport, r->path, o->size,
                 o->threads, o->outstanding, (unsigned long long)r->ops,
                 (unsigned long long)r->errors, ucperf_num(r->seconds),
                 ucperf_num(r->gbps), ucperf_num(r->mops), ucperf_num(r->p50_us),
                 ucperf_num(r->p90_us), ucperf_num(r->p99_us),
                 ucperf_num(r->p999_us), ucperf_num(r->max_us),
-                ucperf_num(r->client_cpu_s_per_gb), ucperf_num(r->owner_cpu_s_per_gb));
+                ucperf_num(r->client_cpu_s_per_gb), ucperf_num(r->owner_cpu_s_per_gb),
+                ucperf_num(r->hit_ratio));
         return;
     }
     if (header) {
-        fprintf(out, "%-5s %-4s %-6s %7s %4s %9s %9s %8s %8s %8s %8s %9s %9s %7s %7s %6s\n",
-                "mode", "tl", "path", "size", "out", "ops", "Mops/s", "GB/s",
-                "p50us", "p90us", "p99us", "p99.9us", "max_us", "cli_s/GB",
-                "own_s/GB", "errors");
+        fprintf(out, "%-5s %-4s %-6s %7s %3s %4s %9s %9s %8s %8s %8s %8s %9s %9s %7s %7s "
+                "%5s %6s\n", "mode", "tl", "path", "size", "thr", "out", "ops", "Mops/s",
+                "GB/s", "p50us", "p90us", "p99us", "p99.9us", "max_us", "cli_s/GB",
+                "own_s/GB", "hit%", "errors");
     }
     uc_format_size(o->size, size, sizeof(size));
-    fprintf(out, "%-5s %-4s %-6s %7s %4u %9llu %9.3f %8.3f %8.2f %8.2f %8.2f %9.2f %9.2f "
-            "%7.3f %7.3f %6llu\n",
-            ucperf_mode_name(o->mode), o->transport, r->path, size, o->outstanding,
-            (unsigned long long)r->ops, r->mops, r->gbps, r->p50_us, r->p90_us,
-            r->p99_us, r->p999_us, r->max_us, r->client_cpu_s_per_gb,
-            r->owner_cpu_s_per_gb, (unsigned long long)r->errors);
+    if (r->hit_ratio >= 0) {
+        snprintf(hit, sizeof(hit), "%.1f", 100 * r->hit_ratio);
+    } else {
+        snprintf(hit, sizeof(hit), "-");
+    }
+    if (r->owner_cpu_s_per_gb >= 0) {
+        snprintf(own, sizeof(own), "%.3f", r->owner_cpu_s_per_gb);
+    } else {
+        snprintf(own, sizeof(own), "-");
+    }
+    fprintf(out, "%-5s %-4s %-6s %7s %3u %4u %9llu %9.3f %8.3f %8.2f %8.2f %8.2f %9.2f "
+            "%9.2f %7.3f %7s %5s %6llu\n",
+            ucperf_mode_name(o->mode), o->transport, r->path, size, o->threads,
+            o->outstanding, (unsigned long long)r->ops, r->mops, r->gbps, r->p50_us,
+            r->p90_us, r->p99_us, r->p999_us, r->max_us, r->client_cpu_s_per_gb, own, hit,
+            (unsigned long long)r->errors);
 }
 
 static int ucperf_cmp_u64(const void *a, const void *b)
@@ -307,6 +413,24 @@ void ucperf_sort(uint64_t *v, size_t n);
 void ucperf_sort(uint64_t *v, size_t n)
 {
     qsort(v, n, sizeof(*v), ucperf_cmp_u64);
+}
+
+void ucperf_latencies(const uint64_t *sorted, size_t n, ucperf_result_t *res)
+{
+    size_t i;
+    int b;
+
+    res->p50_us  = ucperf_percentile(sorted, n, 0.50) / 1e3;
+    res->p90_us  = ucperf_percentile(sorted, n, 0.90) / 1e3;
+    res->p99_us  = ucperf_percentile(sorted, n, 0.99) / 1e3;
+    res->p999_us = ucperf_percentile(sorted, n, 0.999) / 1e3;
+    res->max_us  = (n > 0) ? sorted[n - 1] / 1e3 : 0;
+    memset(res->hist, 0, sizeof(res->hist));
+    for (i = 0; i < n; i++) {
+        b = (sorted[i] > 1) ? (int)floor(2.0 * log2((double)sorted[i])) : 0;
+        b = (b >= UCPERF_HIST_BINS) ? UCPERF_HIST_BINS - 1 : b;
+        res->hist[b]++;
+    }
 }
 
 double ucperf_proc_stat_cpu(const char *line, double ticks_per_sec)

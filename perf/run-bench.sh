@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make bench: ucperf placement (DxHash vs a 100-vnode ring at 1k/10k/100k
-# nodes), ucperf store (the node store alone) at 4K and 1M, ucperf raw
-# over shared memory and tcp at 4K/64K/1M/4M, the origin path
+# nodes), ucperf store (the node store alone) at 4K and 1M, ucperf raw,
+# hit and miss over shared memory and tcp at 4K/64K/1M/4M, a mixed epoch,
+# the origin path
 # (perf/bench_origin.sh: a 2 GiB http dataset through a 3-node fabric vs
 # curl), and in
 # the same run the baselines it is judged against: ucx_perftest on the same
@@ -33,6 +34,14 @@ perftest() {
 }
 
 ucperf_json() { "$ucperf" raw --json "$@" | tee -a "$json"; }
+# ucperf hit|miss|mixed: reads through libucache-rdma against owner processes
+fabric_json() { "$ucperf" "$@" --json | tee -a "$json"; }
+iters_for() { # MODE SIZE -> a count that keeps each run near a second
+    case "$1:$2" in
+        hit:4K) echo 20000 ;; hit:64K) echo 10000 ;; hit:1M) echo 2000 ;; hit:4M) echo 500 ;;
+        miss:4K) echo 4000 ;; miss:64K) echo 2000 ;; miss:1M) echo 400 ;; *) echo 100 ;;
+    esac
+}
 field() { sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p" <<<"$1"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 verdict() { # value target op
@@ -129,6 +138,19 @@ for size in 4K 64K 1M 4M; do
     [ $size = 1M ] && add "shm 1M CPU seconds per GB: reader / owner" \
         "$(field "$cold" client_cpu_s_per_gb) / $(field "$cold" owner_cpu_s_per_gb)" "" "" "report" \
         "owner 0 = one-sided"
+    echo "== fabric hit and miss over shared memory, $size"
+    hit=$(fabric_json hit -T shm -s $size -n "$(iters_for hit $size)" --nodes 1)
+    r=$(ratio "$(field "$hit" gbps)" "$mbw_gbps")
+    add "shm $size hit: libucache-rdma read, verified (GB/s)" "$(field "$hit" gbps)" \
+        "mbw memcpy $mbw_gbps" "$r" "$(verdict "$r" "$([ $size = 1M ] && echo 0.6)" ">=")" \
+        "placement + index + chunk + XXH3 verify + copy; p99 $(field "$hit" p99_us) us; target at 1M: >= 0.6x memcpy"
+    add "shm $size hit p50 latency (us)" "$(field "$hit" p50_us)" \
+        "ucx_perftest ucp_get posix p50 $pt_lat" "$(ratio "$(field "$hit" p50_us)" "$pt_lat")" \
+        "report" "the get alone, cache-hot, no verification; owner CPU $(field "$hit" owner_cpu_s_per_gb) s/GB"
+    miss=$(fabric_json miss -T shm -s $size -n "$(iters_for miss $size)")
+    add "shm $size miss: filled by 3 owners from a file origin (GB/s)" "$(field "$miss" gbps)" \
+        "hit above $(field "$hit" gbps)" "$(ratio "$(field "$miss" gbps)" "$(field "$hit" gbps)")" \
+        "report" "p50 $(field "$miss" p50_us) us, p99 $(field "$miss" p99_us) us; hits $(field "$miss" hit_ratio)"
 done
 
 echo "== tcp latency, 4K"
@@ -138,6 +160,10 @@ two=$(awk -v l="$am_lat" 'BEGIN { printf "%.3f", 2*l }')
 r=$(ratio "$(field "$lat" p50_us)" "$two")
 add "tcp 4K read p50 latency (us)" "$(field "$lat" p50_us)" "2 x ucp_am_lat one-way = $two" \
     "$r" "$(verdict "$r" 1.3 "<=")" "target <= 1.3x"
+hit=$(fabric_json hit -T tcp -s 4K -n 20000 --nodes 1)
+r=$(ratio "$(field "$hit" p50_us)" "$two")
+add "tcp 4K hit p50 latency (us)" "$(field "$hit" p50_us)" "2 x ucp_am_lat one-way = $two" \
+    "$r" "$(verdict "$r" 1.3 "<=")" "libucache-rdma read: FETCH with the chunk in the reply, verified; target <= 1.3x"
 for size in 4K 64K 1M 4M; do
     bytes=$(numfmt --from=iec "$size")
     iters=$(( bytes >= 1048576 ? 1000 : 10000 ))
@@ -151,7 +177,22 @@ for size in 4K 64K 1M 4M; do
     [ $size = 1M ] && add "tcp 1M CPU seconds per GB: reader / owner" \
         "$(field "$bw" client_cpu_s_per_gb) / $(field "$bw" owner_cpu_s_per_gb)" "" "" "report" \
         "the owner answers each read"
+    echo "== fabric hit and miss over tcp, $size"
+    hit=$(fabric_json hit -T tcp -s $size -n "$(iters_for hit $size)" --nodes 1)
+    r=$(ratio "$(field "$hit" gbps)" "$am_bw")
+    add "tcp $size hit: libucache-rdma read, verified (GB/s)" "$(field "$hit" gbps)" \
+        "ucx_perftest ucp_am_bw $am_bw" "$r" "$(verdict "$r" "$([ $size = 1M ] && echo 0.8)" ">=")" \
+        "one reader thread, one read at a time; p50 $(field "$hit" p50_us) us; target at 1M: >= 0.8x"
+    miss=$(fabric_json miss -T tcp -s $size -n "$(iters_for miss $size)")
+    add "tcp $size miss: filled by 3 owners from a file origin (GB/s)" "$(field "$miss" gbps)" \
+        "hit above $(field "$hit" gbps)" "$(ratio "$(field "$miss" gbps)" "$(field "$hit" gbps)")" \
+        "report" "p50 $(field "$miss" p50_us) us, p99 $(field "$miss" p99_us) us"
 done
+echo "== fabric mixed epoch"
+mx=$(fabric_json mixed -T shm -s 1M)
+add "mixed epoch, 1M reads, dataset 4/3 of the cache, half warmed, 4 threads (GB/s)" \
+    "$(field "$mx" gbps)" "" "" "report" \
+    "hit ratio $(field "$mx" hit_ratio); p50 $(field "$mx" p50_us) us, p99 $(field "$mx" p99_us) us"
 echo "== tcp one-sided get (UCX emulates it over tcp), 1M"
 get=$(ucperf_json -T tcp -s 1M -n 500 -o 8 -p get)
 add "tcp 1M read bandwidth via ucp_get (GB/s)" "$(field "$get" gbps)" "same run, am path above" \

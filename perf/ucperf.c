@@ -1,5 +1,6 @@
 /*
- * ucperf.c - the ucperf command: parse, run the mode's engine, print.
+ * ucperf.c - the ucperf command: parse, run the mode's engine once per
+ * --size, print (and compare with ucx_perftest, and plot).
  * Exit codes: 0 ok, 1 the run failed or saw wrong bytes, 2 bad command line.
  */
 #include "perf/ucperf.h"
@@ -9,10 +10,11 @@
 
 int main(int argc, char **argv)
 {
-    ucperf_result_t res;
+    ucperf_result_t res[16];
     ucperf_opts_t opts;
     ucache_status_t status;
     char err[256];
+    unsigned i;
     int rc;
 
     rc = ucperf_parse(argc, argv, &opts, err, sizeof(err), stdout);
@@ -39,27 +41,32 @@ int main(int argc, char **argv)
         }
         return 0;
     }
-    if (opts.mode != UCPERF_MODE_RAW) {
-        fprintf(stderr, "ucperf: mode '%s' needs the fabric (issues [3/6], [5/6]); "
-                "this build has modes raw and store\n", ucperf_mode_name(opts.mode));
-        return 2;
-    }
-    if (opts.compare != NULL) {
-        fprintf(stderr, "ucperf: --compare is run by perf/run-bench.sh (make bench) "
-                "in this build\n");
-        return 2;
-    }
     signal(SIGPIPE, SIG_IGN);
-    status = ucperf_raw_run(&opts, &res);
-    if (status != UCACHE_OK) {
-        fprintf(stderr, "ucperf: %s\n", ucache_strerror(status));
-        return 1;
+    rc = 0;
+    for (i = 0; i < opts.nsizes; i++) {
+        opts.size = opts.sizes[i];
+        status = (opts.mode == UCPERF_MODE_RAW) ? ucperf_raw_run(&opts, &res[i]) :
+                 ucperf_fabric_run(&opts, &res[i]);
+        if (status != UCACHE_OK) {
+            fprintf(stderr, "ucperf: %s: %s\n", ucperf_mode_name(opts.mode),
+                    ucache_strerror(status));
+            return 1;
+        }
+        ucperf_print(stdout, &opts, &res[i], i == 0);
+        fflush(stdout);
+        if (res[i].errors > 0) {
+            fprintf(stderr, "ucperf: %llu reads failed or returned wrong bytes\n",
+                    (unsigned long long)res[i].errors);
+            rc = 1;
+        }
+        if (opts.compare != NULL) {
+            ucperf_compare(stdout, &opts, &res[i]);
+            fflush(stdout);
+        }
     }
-    ucperf_print(stdout, &opts, &res, 1);
-    if (res.errors > 0) {
-        fprintf(stderr, "ucperf: %llu reads failed or returned wrong bytes\n",
-                (unsigned long long)res.errors);
-        return 1;
+    if ((opts.plot != NULL) && (ucperf_plot(opts.plot, &opts, res, opts.nsizes) != 0)) {
+        fprintf(stderr, "ucperf: cannot write the plot %s\n", opts.plot);
+        rc = 1;
     }
-    return 0;
+    return rc;
 }

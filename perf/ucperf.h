@@ -2,7 +2,9 @@
  * ucperf.h - the benchmark engine behind the ucperf CLI (and, later, the
  * health tools).  Options are parsed into ucperf_opts_t; each mode's engine
  * fills a ucperf_result_t; one printer writes the human table or one JSON
- * object per result line.  Today: mode raw (the transport primitive alone).
+ * object per result line.  Modes: raw (the transport primitive alone),
+ * hit / miss / mixed (reads through libucache-rdma against a fabric of
+ * owner processes), placement, store.
  */
 #ifndef UCPERF_H
 #define UCPERF_H
@@ -37,7 +39,17 @@ typedef struct ucperf_opts {
     const char   *compare;     /* "ucx_perftest" or NULL                 */
     uint32_t      nodes;       /* placement: one node count (0: 1k,10k,100k) */
     uint64_t      keys_per_node; /* placement: keys counted per node for load */
+    unsigned      owners;      /* hit/miss/mixed: owner processes started   */
+    size_t        cache;       /* hit/miss/mixed: their memory, in all (0: 256M each) */
+    uint64_t      dataset;     /* hit/miss/mixed: dataset bytes (0: per mode) */
+    double        hit_ratio;   /* mixed: share of the dataset warmed first  */
+    const char   *members;     /* an existing fabric (else UCACHE_MEMBERS, else ours) */
+    const char   *plot;        /* write an SVG plot here, or NULL           */
+    size_t        sizes[16];   /* --size A,B,...: one run per size           */
+    unsigned      nsizes;
 } ucperf_opts_t;
+
+#define UCPERF_HIST_BINS 48    /* latency bins: [2^(i/2), 2^((i+1)/2)) ns */
 
 typedef struct ucperf_result {
     const char *path;          /* primitive that served the reads        */
@@ -49,6 +61,8 @@ typedef struct ucperf_result {
     double      p50_us, p90_us, p99_us, p999_us, max_us;
     double      client_cpu_s_per_gb;
     double      owner_cpu_s_per_gb; /* < 0 if it could not be measured   */
+    double      hit_ratio;     /* hit/miss/mixed: chunk hits / chunk reads, else -1 */
+    uint64_t    hist[UCPERF_HIST_BINS]; /* latency histogram               */
 } ucperf_result_t;
 
 /**
@@ -68,6 +82,22 @@ void ucperf_print(FILE *out, const ucperf_opts_t *opts,
 
 /** Run mode raw: an exporter process and this reader. */
 ucache_status_t ucperf_raw_run(const ucperf_opts_t *opts, ucperf_result_t *res);
+
+/** Run mode hit, miss or mixed: owner processes, a dataset, and reads
+ *  through libucache-rdma (see bench_fabric.c). */
+ucache_status_t ucperf_fabric_run(const ucperf_opts_t *opts, ucperf_result_t *res);
+
+/** p50 .. max and the histogram of @p n sorted latencies (ns) into @p res. */
+void ucperf_latencies(const uint64_t *sorted, size_t n, ucperf_result_t *res);
+
+/** Write an SVG of bandwidth and p99 against size, and the latency
+ *  histograms, for @p n results of one mode (one per size). */
+int ucperf_plot(const char *path, const ucperf_opts_t *opts,
+                const ucperf_result_t *res, unsigned n);
+
+/** --compare ucx_perftest: run the matching ucx_perftest test, print it and
+ *  the ratios to @p res.  @return 0, or -1 if it is missing or failed. */
+int ucperf_compare(FILE *out, const ucperf_opts_t *opts, const ucperf_result_t *res);
 
 /** Run mode store: the node store alone (fill, lookup+verify+copy, memcpy
  *  baseline); prints its own rows to @p out. */

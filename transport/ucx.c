@@ -253,6 +253,9 @@ struct ut_ucx_ctx {
     _Atomic bool      thread_stop;
     int               epfd, stopfd;
     int               wakefd;       /* the worker's event fd (waiters), or -1 */
+    int               kickfd;       /* eventfd: wakes the sleeping waiter    */
+    bool              sleeper;      /* a waiter sleeps on wakefd + kickfd    */
+    pthread_cond_t    progressed;   /* other idle waiters sleep on it        */
 
     struct {
         _Atomic uint64_t read_bytes, mapped_reads, get_reads, am_reads;
@@ -1169,6 +1172,14 @@ static unsigned do_progress(ut_ucx_ctx_t *ctx)
         do_closing_reap(ctx);
     }
     atomic_store_explicit(&ctx->last_progress, uc_time_ns(), memory_order_relaxed);
+    if (n > 0) { /* requests may have completed: wake those who wait for them */
+        uint64_t one = 1;
+
+        pthread_cond_broadcast(&ctx->progressed);
+        if (ctx->sleeper && (write(ctx->kickfd, &one, sizeof(one)) < 0)) {
+            UC_DEBUG("waking the sleeping waiter: %m"); /* it wakes within 1 ms */
+        }
+    }
     return n;
 }
 
@@ -1473,29 +1484,25 @@ static bool do_req_done(const ut_req_t *req)
 }
 
 /*
- * ctx->lock held, nothing happened for UCACHE_PROGRESS_SPIN: sleep on the
- * worker's event fd (lock released) until an event, the nearest deadline of
- * @p reqs, or 1 ms - so a reader waiting for a miss to be filled leaves the
- * CPU to the owners and the origin.  Another waiter may take the event; the
- * 1 ms bound covers that.  Contexts with a progress thread keep polling.
+ * ctx->lock held, nothing happened for UCACHE_PROGRESS_SPIN: sleep (lock
+ * released) until progress, the nearest deadline of @p reqs, or 1 ms - so
+ * a reader waiting for a miss to be filled leaves the CPU to the owners and
+ * the origin.  One waiter sleeps on the worker's event fd and the kick fd;
+ * the others on the `progressed` condition.  Whoever progresses the worker
+ * and completes something broadcasts the condition and kicks the sleeper,
+ * so no waiter sleeps past its request's completion.  Contexts with a
+ * progress thread keep polling.
  */
 static void do_wait_event(ut_ucx_ctx_t *ctx, const ut_req_t *reqs, size_t n,
                           uint64_t deadline, uint64_t now)
 {
-    uint64_t until = now + UC_NSEC_PER_MSEC;
+    uint64_t until = now + UC_NSEC_PER_MSEC, drain;
+    struct pollfd pfd[2];
     struct timespec ts;
-    struct pollfd pfd;
     size_t i;
 
-    if (ctx->thread_running) {
+    if (ctx->thread_running || (ctx->kickfd < 0)) {
         return;
-    }
-    if ((ctx->wakefd < 0) && (ucp_worker_get_efd(ctx->worker, &ctx->wakefd) != UCS_OK)) {
-        ctx->wakefd = -1;
-        return;
-    }
-    if (ucp_worker_arm(ctx->worker) != UCS_OK) {
-        return; /* UCS_ERR_BUSY: events are pending; progress them */
     }
     until = (deadline < until) ? deadline : until;
     for (i = 0; i < n; i++) {
@@ -1506,14 +1513,35 @@ static void do_wait_event(ut_ucx_ctx_t *ctx, const ut_req_t *reqs, size_t n,
     if (until <= now) {
         return;
     }
-    pfd.fd      = ctx->wakefd;
-    pfd.events  = POLLIN;
-    pfd.revents = 0;
-    ts.tv_sec   = 0;
-    ts.tv_nsec  = (long)(until - now);
+    if (ctx->sleeper) {
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)(until - now);
+        ts.tv_sec  += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&ctx->progressed, &ctx->lock, &ts);
+        return;
+    }
+    if ((ctx->wakefd < 0) && (ucp_worker_get_efd(ctx->worker, &ctx->wakefd) != UCS_OK)) {
+        ctx->wakefd = -1;
+        return;
+    }
+    if (ucp_worker_arm(ctx->worker) != UCS_OK) {
+        return; /* UCS_ERR_BUSY: events are pending; progress them */
+    }
+    pfd[0].fd     = ctx->wakefd;
+    pfd[1].fd     = ctx->kickfd;
+    pfd[0].events = pfd[1].events = POLLIN;
+    pfd[0].revents = pfd[1].revents = 0;
+    ts.tv_sec  = 0;
+    ts.tv_nsec = (long)(until - now);
+    ctx->sleeper = true;
     pthread_mutex_unlock(&ctx->lock);
-    ppoll(&pfd, 1, &ts, NULL);
+    ppoll(pfd, 2, &ts, NULL);
     pthread_mutex_lock(&ctx->lock);
+    ctx->sleeper = false;
+    if (read(ctx->kickfd, &drain, sizeof(drain)) < 0) {
+        /* EAGAIN: nobody kicked */
+    }
 }
 
 static ucache_status_t ut_ucx_wait(ut_ctx_t *c, ut_req_t *reqs, size_t n,
@@ -1769,6 +1797,8 @@ static ucache_status_t ut_ucx_ctx_create(const ut_params_t *params,
     ctx->super.ops = &ut_ucx_ops;
     ctx->epfd = ctx->stopfd = -1;
     ctx->wakefd = -1;
+    ctx->kickfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); /* -1: waiters poll */
+    pthread_cond_init(&ctx->progressed, NULL);
     pthread_mutex_init(&ctx->lock, NULL);
     if ((params != NULL) && (params->field_mask & UT_PARAM_FIELD_CONFIG) &&
         (params->config != NULL)) {
@@ -1909,6 +1939,10 @@ static void ut_ucx_ctx_destroy(ut_ctx_t *c)
     free(ctx->slot_gen);
     free(ctx->free_slots);
     pthread_mutex_destroy(&ctx->lock);
+    pthread_cond_destroy(&ctx->progressed);
+    if (ctx->kickfd >= 0) {
+        close(ctx->kickfd);
+    }
     free(ctx);
 }
 

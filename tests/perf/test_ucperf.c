@@ -1,7 +1,9 @@
 /*
  * test_ucperf.c - tests of perf/: ucperf's option parsing, its --json output
- * (parsed back and checked), short raw runs over shm and tcp, and the
- * command-line programs' exit codes (ucperf, ucache).
+ * (parsed back and checked), short raw runs over shm and tcp, short hit,
+ * miss and mixed runs against owner processes (every mode runs, its JSON
+ * parses, no wrong bytes, the hit ratio each mode implies), the SVG plot,
+ * --compare, and the command-line programs' exit codes (ucperf, ucache).
  */
 #include "tests/common.h"
 #include "perf/ucperf.h"
@@ -84,6 +86,41 @@ static void test_options(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "needs a value"));
     CU_ASSERT_EQUAL(parse(&o, err, "ucperf raw extra"), -1);
     CU_ASSERT_EQUAL(parse(&o, err, "ucperf raw -s 1M -r 64K"), -1);
+
+    /* the fabric modes' options */
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf hit --nodes 2 --cache 64M --dataset 16M "
+                                   "-s 4K,64K,1M --plot /tmp/x.svg -M dir:/x -c ucx_perftest"), 0);
+    CU_ASSERT_EQUAL(o.owners, 2);
+    CU_ASSERT_EQUAL(o.cache, 64u << 20);
+    CU_ASSERT_EQUAL(o.dataset, 16u << 20);
+    CU_ASSERT_EQUAL(o.nsizes, 3);
+    CU_ASSERT_EQUAL(o.sizes[1], 65536);
+    CU_ASSERT_EQUAL(o.size, 4096);
+    CU_ASSERT_STRING_EQUAL(o.plot, "/tmp/x.svg");
+    CU_ASSERT_STRING_EQUAL(o.members, "dir:/x");
+    CU_ASSERT_PTR_NOT_NULL(o.compare);
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf mixed"), 0);
+    CU_ASSERT_EQUAL(o.threads, 4);
+    CU_ASSERT_EQUAL(o.owners, 3);
+    CU_ASSERT_DOUBLE_EQUAL(o.hit_ratio, 0.5, 1e-9);
+    CU_ASSERT_EQUAL(o.nsizes, 1);
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf mixed -t 2 --hit-ratio 0.25"), 0);
+    CU_ASSERT_EQUAL(o.threads, 2);
+    CU_ASSERT_DOUBLE_EQUAL(o.hit_ratio, 0.25, 1e-9);
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf hit --nodes 17"), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "owner processes"));
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf placement --nodes 100000"), 0);
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf mixed --hit-ratio 2"), -1);
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf mixed --hit-ratio x"), -1);
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf hit --cache 1K"), -1);
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf hit --dataset 2X"), -1);
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf miss --compare ucx_perftest"), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "raw and hit"));
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf placement --plot /tmp/x.svg"), -1);
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf hit -s 4K,,8K"), 0);   /* empty items skipped */
+    CU_ASSERT_EQUAL(o.nsizes, 2);
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf hit -s 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17"), -1);
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf hit -s 4K,nope"), -1);
 }
 
 static void test_percentile(void)
@@ -141,8 +178,11 @@ static const char *json_get(const char *json, const char *key, char *val, size_t
     return val;
 }
 
-static void run_raw_json(const char *cmd, const char *transport,
-                         const char *expect_path, size_t size, unsigned iters)
+/* Run @p cmd (raw or a fabric mode) in process; its --json line must carry
+ * every key, no errors, @p iters reads of @p size over @p transport /
+ * @p expect_path; the hit ratio is returned (-1 for raw). */
+static double run_json(const char *cmd, const char *mode, const char *transport,
+                       const char *expect_path, size_t size, unsigned iters)
 {
     static const char *const keys[] = {
         "bench", "mode", "transport", "size", "threads", "ops", "gbps", "p50_us",
@@ -151,12 +191,21 @@ static void run_raw_json(const char *cmd, const char *transport,
     ucperf_result_t res;
     ucperf_opts_t o;
     char err[256], *text = NULL, val[64];
+    double hit;
     size_t tlen = 0;
     FILE *f;
     int i;
 
-    CU_ASSERT_EQUAL_FATAL(parse(&o, err, cmd), 0);
-    CU_ASSERT_EQUAL_FATAL(ucperf_raw_run(&o, &res), UCACHE_OK);
+    if (parse(&o, err, cmd) != 0) {
+        fprintf(stderr, "parse: %s\n", err);
+        CU_FAIL("the command line parses");
+        return -2;
+    }
+    if (((o.mode == UCPERF_MODE_RAW) ? ucperf_raw_run(&o, &res) :
+         ucperf_fabric_run(&o, &res)) != UCACHE_OK) {
+        CU_FAIL("the run succeeds");
+        return -2;
+    }
     f = open_memstream(&text, &tlen);
     ucperf_print(f, &o, &res, 1);
     fclose(f);
@@ -167,7 +216,7 @@ static void run_raw_json(const char *cmd, const char *transport,
         CU_ASSERT_PTR_NOT_NULL(json_get(text, keys[i], val, sizeof(val)));
     }
     CU_ASSERT_STRING_EQUAL(json_get(text, "bench", val, sizeof(val)), "ucperf");
-    CU_ASSERT_STRING_EQUAL(json_get(text, "mode", val, sizeof(val)), "raw");
+    CU_ASSERT_STRING_EQUAL(json_get(text, "mode", val, sizeof(val)), mode);
     CU_ASSERT_STRING_EQUAL(json_get(text, "transport", val, sizeof(val)), transport);
     CU_ASSERT_STRING_EQUAL(json_get(text, "path", val, sizeof(val)), expect_path);
     CU_ASSERT_EQUAL(strtoull(json_get(text, "size", val, sizeof(val)), NULL, 10), size);
@@ -177,18 +226,92 @@ static void run_raw_json(const char *cmd, const char *transport,
     CU_ASSERT(strtod(json_get(text, "p50_us", val, sizeof(val)), NULL) > 0);
     CU_ASSERT(strtod(json_get(text, "p99_us", val, sizeof(val)), NULL) >=
               strtod(json_get(text, "p50_us", val, sizeof(val)), NULL));
+    hit = strtod(json_get(text, "hit_ratio", val, sizeof(val)), NULL);
     free(text);
+    return hit;
 }
 
 static void test_raw_shm(void)
 {
-    run_raw_json("ucperf raw -s 64K -n 300 -o 4 --json", "shm", "mapped", 65536, 300);
+    run_json("ucperf raw -s 64K -n 300 -o 4 --json", "raw", "shm", "mapped", 65536, 300);
 }
 
 static void test_raw_tcp(void)
 {
-    run_raw_json("ucperf raw -s 1M -n 40 -o 4 -T tcp --json", "tcp", "am", 1u << 20, 40);
-    run_raw_json("ucperf raw -s 4K -n 100 -T tcp -p get --json", "tcp", "get", 4096, 100);
+    run_json("ucperf raw -s 1M -n 40 -o 4 -T tcp --json", "raw", "tcp", "am", 1u << 20, 40);
+    run_json("ucperf raw -s 4K -n 100 -T tcp -p get --json", "raw", "tcp", "get", 4096, 100);
+}
+
+/* hit: every read a hit (shm: mapped; tcp: the owner's reply), posted too */
+static void test_hit(void)
+{
+    CU_ASSERT_DOUBLE_EQUAL(run_json("ucperf hit -s 64K -n 300 --nodes 2 --cache 64M -j",
+                                    "hit", "shm", "mapped", 65536, 300), 1.0, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(run_json("ucperf hit -s 4K -n 200 -o 4 -t 2 --nodes 2 "
+                                    "--cache 32M -j", "hit", "shm", "mapped", 4096, 200),
+                           1.0, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(run_json("ucperf hit -s 4K -n 200 -T tcp --nodes 1 --cache 32M -j",
+                                    "hit", "tcp", "am", 4096, 200), 1.0, 1e-9);
+}
+
+/* miss: every read filled by an owner, over passes with new versions */
+static void test_miss(void)
+{
+    CU_ASSERT_DOUBLE_EQUAL(run_json("ucperf miss -s 64K -n 100 --nodes 2 --cache 64M "
+                                    "--dataset 2M -j", "miss", "shm", "mapped", 65536, 100),
+                           0.0, 1e-9);
+}
+
+/* mixed: half the dataset warmed, one shuffled epoch by 2 threads */
+static void test_mixed(void)
+{
+    double hit = run_json("ucperf mixed -s 64K -t 2 --nodes 2 --cache 32M --dataset 8M "
+                          "--hit-ratio 0.5 -j", "mixed", "shm", "mapped", 65536, 128);
+
+    CU_ASSERT(fabs(hit - 0.5) < 0.1);
+}
+
+/* the SVG: three panels, a line per panel and per size, valid enough */
+static void test_plot(void)
+{
+    ucperf_result_t r[2];
+    ucperf_opts_t o;
+    char err[256], *buf = NULL, path[] = "/tmp/ucperf-plot.XXXXXX";
+    size_t len = 0, n;
+    unsigned i, lines = 0;
+    FILE *f;
+    int fd;
+
+    CU_ASSERT_EQUAL_FATAL(parse(&o, err, "ucperf hit -s 4K,1M --plot x.svg"), 0);
+    memset(r, 0, sizeof(r));
+    r[0].gbps = 2.5;  r[0].p50_us = 1.2;  r[0].p99_us = 2.0;  r[0].hist[20] = 90;
+    r[0].hist[22] = 10;
+    r[1].gbps = 8.0;  r[1].p50_us = 126;  r[1].p99_us = 200;  r[1].hist[34] = 100;
+    fd = mkstemp(path);
+    CU_ASSERT_FATAL(fd >= 0);
+    close(fd);
+    CU_ASSERT_EQUAL(ucperf_plot(path, &o, r, 2), 0);
+    f = fopen(path, "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    buf = malloc(1 << 16);
+    n = fread(buf, 1, (1 << 16) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    len = n;
+    CU_ASSERT(len > 1000);
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "<svg xmlns=\"http://www.w3.org/2000/svg\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "bandwidth"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "p50 (blue), p99 (red)"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "latency histogram"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, ">1M<"));   /* a size tick label */
+    for (i = 0; i + 9 < len; i++) {
+        lines += (strncmp(buf + i, "<polyline", 9) == 0);
+    }
+    CU_ASSERT_EQUAL(lines, 5); /* bandwidth, p50, p99, 2 histograms */
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "</svg>"));
+    CU_ASSERT_EQUAL(ucperf_plot("/nonexistent/dir/x.svg", &o, r, 2), -1);
+    free(buf);
+    unlink(path);
 }
 
 static void test_raw_duration(void)
@@ -250,6 +373,25 @@ static int sh(const char *fmt, const char *arg)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* --compare: the matching ucx_perftest runs and its ratio is printed */
+static void test_compare(void)
+{
+    const char *build = getenv("BUILD");
+    char bin[256];
+
+    if (system("command -v ucx_perftest > /dev/null 2>&1") != 0) {
+        UCT_SKIP("ucx_perftest is not installed (Debian: ucx-utils)");
+        return;
+    }
+    snprintf(bin, sizeof(bin), "%s/bin", build ? build : "build");
+    CU_ASSERT_EQUAL(sh("%s/ucperf raw -s 4K -n 500 --compare ucx_perftest | "
+                       "grep -q 'vs ucx_perftest ucp_get: .* p50 latency .*x, bandwidth'", bin), 0);
+    CU_ASSERT_EQUAL(sh("%s/ucperf hit -T tcp -s 4K -n 300 --nodes 1 --cache 16M -j "
+                       "--compare ucx_perftest | grep -q "
+                       "'\"bench\":\"ucx_perftest\".*\"test\":\"ucp_am_lat+ucp_am_bw\".*"
+                       "\"ratio_p50\":[0-9]'", bin), 0);
+}
+
 static void test_cli(void)
 {
     const char *build = getenv("BUILD");
@@ -260,7 +402,12 @@ static void test_cli(void)
     CU_ASSERT_EQUAL(sh("%s/ucperf raw -s 4K -n 50 --json | grep -q '\"errors\":0'", bin), 0);
     CU_ASSERT_EQUAL(sh("%s/ucperf raw --size nope 2> /dev/null", bin), 2);
     CU_ASSERT_EQUAL(sh("%s/ucperf 2> /dev/null", bin), 2);
-    CU_ASSERT_EQUAL(sh("%s/ucperf hit 2> /dev/null", bin), 2);
+    CU_ASSERT_EQUAL(sh("%s/ucperf hit --nodes 99 2> /dev/null", bin), 2);
+    CU_ASSERT_EQUAL(sh("%s/ucperf mixed -s 64K --nodes 1 --cache 16M --dataset 4M "
+                       "| grep -q '^mixed shm  mapped'", bin), 0);
+    CU_ASSERT_EQUAL(sh("%s/ucperf hit -s 4K,64K -n 100 --nodes 1 --cache 16M "
+                       "--plot /tmp/ucperf-cli.svg > /dev/null && grep -q '</svg>' "
+                       "/tmp/ucperf-cli.svg && rm /tmp/ucperf-cli.svg", bin), 0);
     CU_ASSERT_EQUAL(sh("%s/ucperf store -s 4K -r 16M -n 1000 | grep -q '^store read-verify'",
                        bin), 0);
     CU_ASSERT_EQUAL(sh("%s/ucperf raw --help | grep -q outstanding", bin), 0);
@@ -289,15 +436,25 @@ int main(void)
         {"store_json", test_store_mode},
         {NULL, NULL}
     };
+    static const uct_test_t fabric_tests[] = {
+        {"hit_json", test_hit},
+        {"miss_json", test_miss},
+        {"mixed_json", test_mixed},
+        {"plot_svg", test_plot},
+        {NULL, NULL}
+    };
     static const uct_test_t cli_tests[] = {
         {"exit_codes_and_output", test_cli},
+        {"compare_ucx_perftest", test_compare},
         {NULL, NULL}
     };
 
     setenv("UCACHE_LOG_LEVEL", "error", 0);
+    unsetenv("UCACHE_MEMBERS"); /* the fabric modes start their own owners */
     if ((CU_initialize_registry() != CUE_SUCCESS) ||
         uct_add_suite("ucperf_options", option_tests) ||
         uct_add_suite("ucperf_raw", raw_tests) ||
+        uct_add_suite("ucperf_fabric", fabric_tests) ||
         uct_add_suite("cli", cli_tests)) {
         return 2;
     }
