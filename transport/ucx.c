@@ -255,6 +255,8 @@ struct ut_ucx_ctx {
     int               wakefd;       /* the worker's event fd (waiters), or -1 */
     int               kickfd;       /* eventfd: wakes the sleeping waiter    */
     bool              sleeper;      /* a waiter sleeps on wakefd + kickfd    */
+    bool              leader;       /* a waiter progresses the worker; the
+                                       others follow on `progressed`       */
     pthread_cond_t    progressed;   /* other idle waiters sleep on it        */
 
     struct {
@@ -1483,6 +1485,28 @@ static bool do_req_done(const ut_req_t *req)
     return req->status != UCACHE_INPROGRESS;
 }
 
+/* ctx->lock held, a follower: wait on `progressed` until the nearest of
+ * @p deadline, the requests' deadlines and 1 ms. */
+static void do_wait_follow(ut_ucx_ctx_t *ctx, const ut_req_t *reqs, size_t n,
+                           uint64_t deadline, uint64_t now)
+{
+    uint64_t until = now + UC_NSEC_PER_MSEC;
+    struct timespec ts;
+    size_t i;
+
+    until = (deadline < until) ? deadline : until;
+    for (i = 0; i < n; i++) {
+        if (!do_req_done(&reqs[i]) && (reqs[i].priv.deadline < until)) {
+            until = reqs[i].priv.deadline;
+        }
+    }
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += (long)((until > now) ? until - now : 0);
+    ts.tv_sec  += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    pthread_cond_timedwait(&ctx->progressed, &ctx->lock, &ts);
+}
+
 /*
  * ctx->lock held, nothing happened for UCACHE_PROGRESS_SPIN: sleep (lock
  * released) until progress, the nearest deadline of @p reqs, or 1 ms - so
@@ -1514,11 +1538,7 @@ static void do_wait_event(ut_ucx_ctx_t *ctx, const ut_req_t *reqs, size_t n,
         return;
     }
     if (ctx->sleeper) {
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (long)(until - now);
-        ts.tv_sec  += ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
-        pthread_cond_timedwait(&ctx->progressed, &ctx->lock, &ts);
+        do_wait_follow(ctx, reqs, n, deadline, now);
         return;
     }
     if ((ctx->wakefd < 0) && (ucp_worker_get_efd(ctx->worker, &ctx->wakefd) != UCS_OK)) {
@@ -1544,6 +1564,26 @@ static void do_wait_event(ut_ucx_ctx_t *ctx, const ut_req_t *reqs, size_t n,
     }
 }
 
+/* ctx->lock held: fail the peers of requests past their deadline. */
+static void do_req_deadlines(ut_ucx_ctx_t *ctx, ut_req_t *reqs, size_t n, uint64_t now)
+{
+    ut_ucx_peer_t *peer;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (do_req_done(&reqs[i]) || (now <= reqs[i].priv.deadline)) {
+            continue;
+        }
+        peer = (ut_ucx_peer_t *)reqs[i].priv.peer;
+        if (atomic_load(&peer->state) == UT_PEER_CONNECTED) {
+            UC_WARN("%s read/RPC of %zu bytes from %s passed its %llu ms deadline",
+                    ut_path_name(reqs[i].path), reqs[i].priv.cap, peer->name,
+                    (unsigned long long)(ctx->cfg.timeout_ns / UC_NSEC_PER_MSEC));
+            do_peer_fail(ctx, peer, UCACHE_ERR_TIMEOUT);
+        }
+    }
+}
+
 static ucache_status_t ut_ucx_wait(ut_ctx_t *c, ut_req_t *reqs, size_t n,
                                    uint64_t timeout_ns)
 {
@@ -1551,8 +1591,7 @@ static ucache_status_t ut_ucx_wait(ut_ctx_t *c, ut_req_t *reqs, size_t n,
     uint64_t deadline = 0, now, idle_since = uc_time_ns();
     ucache_status_t ret = UCACHE_OK;
     size_t i, first = 0;
-    bool progressed;
-    ut_req_t *req;
+    bool progressed, lead = false;
 
     /* Fast path: a batch of mapped reads needs neither lock nor progress. */
     while ((first < n) && (reqs[first].path == UT_PATH_MAPPED)) {
@@ -1568,22 +1607,22 @@ static ucache_status_t ut_ucx_wait(ut_ctx_t *c, ut_req_t *reqs, size_t n,
             if (first == n) {
                 break;
             }
+            now = uc_time_ns();
+            if (ctx->leader && !lead) {
+                /* Another waiter progresses the worker: sleep until it
+                 * completes something (it broadcasts), a deadline, or 1 ms,
+                 * rather than fight it for the lock. */
+                if (now >= deadline) {
+                    break;
+                }
+                do_wait_follow(ctx, reqs + first, n - first, deadline, now);
+                do_req_deadlines(ctx, reqs + first, n - first, uc_time_ns());
+                continue;
+            }
+            lead = ctx->leader = true;
             progressed = (do_progress(ctx) > 0);
             now = uc_time_ns();
-            for (i = first; i < n; i++) {
-                req = &reqs[i];
-                if (!do_req_done(req) && (now > req->priv.deadline)) {
-                    ut_ucx_peer_t *peer = (ut_ucx_peer_t *)req->priv.peer;
-                    if (atomic_load(&peer->state) == UT_PEER_CONNECTED) {
-                        UC_WARN("%s read/RPC of %zu bytes from %s passed its "
-                                "%llu ms deadline", ut_path_name(req->path),
-                                req->priv.cap, peer->name,
-                                (unsigned long long)(ctx->cfg.timeout_ns /
-                                                     UC_NSEC_PER_MSEC));
-                        do_peer_fail(ctx, peer, UCACHE_ERR_TIMEOUT);
-                    }
-                }
-            }
+            do_req_deadlines(ctx, reqs + first, n - first, now);
             if (now > deadline) {
                 break;
             }
@@ -1598,6 +1637,10 @@ static ucache_status_t ut_ucx_wait(ut_ctx_t *c, ut_req_t *reqs, size_t n,
              * lock between polls. */
             pthread_mutex_unlock(&ctx->lock);
             pthread_mutex_lock(&ctx->lock);
+        }
+        if (lead) { /* hand the worker to a waiting follower */
+            ctx->leader = false;
+            pthread_cond_broadcast(&ctx->progressed);
         }
         pthread_mutex_unlock(&ctx->lock);
     }
