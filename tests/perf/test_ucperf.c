@@ -403,6 +403,8 @@ static void test_cli(void)
     CU_ASSERT_EQUAL(sh("%s/ucperf raw --size nope 2> /dev/null", bin), 2);
     CU_ASSERT_EQUAL(sh("%s/ucperf 2> /dev/null", bin), 2);
     CU_ASSERT_EQUAL(sh("%s/ucperf hit --nodes 99 2> /dev/null", bin), 2);
+    CU_ASSERT_EQUAL(sh("%s/ucperf placement --nodes 1000 --keys-per-node 100 --json | "
+                       "grep -q '\"nodes\":1000,.*\"wrong_moves\":0'", bin), 0);
     CU_ASSERT_EQUAL(sh("%s/ucperf mixed -s 64K --nodes 1 --cache 16M --dataset 4M "
                        "| grep -q '^mixed shm  mapped'", bin), 0);
     CU_ASSERT_EQUAL(sh("%s/ucperf hit -s 4K,64K -n 100 --nodes 1 --cache 16M "
