@@ -61,6 +61,9 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#ifndef UT_WAIT_CAP_NS
+#define UT_WAIT_CAP_NS UC_NSEC_PER_MSEC /* the longest a waiter sleeps unwoken */
+#endif
 #define UT_ADDR_MAGIC     0x44414355u /* "UCAD" */
 #define UT_RKEY_MAGIC     0x4b524355u /* "UCRK" */
 #define UT_AM_MAGIC       0x4d414355u /* "UCAM" */
@@ -1490,7 +1493,7 @@ static bool do_req_done(const ut_req_t *req)
 static void do_wait_follow(ut_ucx_ctx_t *ctx, const ut_req_t *reqs, size_t n,
                            uint64_t deadline, uint64_t now)
 {
-    uint64_t until = now + UC_NSEC_PER_MSEC;
+    uint64_t until = now + UT_WAIT_CAP_NS;
     struct timespec ts;
     size_t i;
 
@@ -1520,7 +1523,7 @@ static void do_wait_follow(ut_ucx_ctx_t *ctx, const ut_req_t *reqs, size_t n,
 static void do_wait_event(ut_ucx_ctx_t *ctx, const ut_req_t *reqs, size_t n,
                           uint64_t deadline, uint64_t now)
 {
-    uint64_t until = now + UC_NSEC_PER_MSEC, drain;
+    uint64_t until = now + UT_WAIT_CAP_NS, drain;
     struct pollfd pfd[2];
     struct timespec ts;
     size_t i;
