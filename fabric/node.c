@@ -214,6 +214,9 @@ static ucache_status_t uf_pin_apply(uf_node_t *node, unsigned flags, const us_ke
         return UCACHE_OK;
     }
     status = us_store_pin(node->store, key, (flags & UF_FETCH_PIN) ? 1 : 0);
+    if ((status == UCACHE_ERR_NOT_FOUND) && (flags & UF_FETCH_PIN)) {
+        status = UCACHE_ERR_NO_MEMORY; /* evicted before it could be pinned */
+    }
     if ((status == UCACHE_ERR_NO_MEMORY) && (flags & UF_FETCH_PIN)) {
         UC_WARN("a chunk stays unpinned: pins may take 90%% of the memory at most");
     }
@@ -326,7 +329,11 @@ static ucache_status_t uf_fill(uf_node_t *node, uf_job_t *job, us_loc_t *loc_p,
         }
         if (status == UCACHE_ERR_EXISTS) {
             *how_p = UF_HOW_HIT;
-            return us_store_lookup(node->store, &job->key, loc_p);
+            status = us_store_lookup(node->store, &job->key, loc_p);
+            if (status != UCACHE_ERR_NOT_FOUND) {
+                return status;
+            }
+            continue; /* evicted since: fill it after all */
         }
         if (((status != UCACHE_ERR_AGAIN) && (status != UCACHE_INPROGRESS)) ||
             (uc_time_ns() > deadline)) {
@@ -346,12 +353,9 @@ static ucache_status_t uf_fill(uf_node_t *node, uf_job_t *job, us_loc_t *loc_p,
     }
     UF_NODE_ADD(node, fills, 1);
     UF_NODE_ADD(node, fill_bytes, length);
-    status = us_store_publish(node->store, &fill);
-    if (status != UCACHE_OK) {
-        return status;
-    }
+    status = us_store_publish_at(node->store, &fill, loc_p);
     *how_p = UF_HOW_FILLED;
-    return us_store_lookup(node->store, &job->key, loc_p);
+    return status;
 }
 
 /* The job is out of the table: answer its waiters, wake local ones. */

@@ -592,6 +592,11 @@ static int fill_valid(const us_store_t *s, const us_fill_t *f)
 
 ucache_status_t us_store_publish(us_store_t *s, const us_fill_t *f)
 {
+    return us_store_publish_at(s, f, NULL);
+}
+
+ucache_status_t us_store_publish_at(us_store_t *s, const us_fill_t *f, us_loc_t *loc_p)
+{
     us_chunk_hdr_t hdr = { .magic = US_CHUNK_MAGIC }, *dst;
     us_desc_t *d;
     uint64_t *w;
@@ -625,6 +630,11 @@ ucache_status_t us_store_publish(us_store_t *s, const us_fill_t *f)
     __atomic_store_n(&w[0], us_slot_word0(d->version, us_key_fp(&d->key)),
                      __ATOMIC_RELEASE);
     d->state = US_SLOT_PUBLISHED;
+    if (loc_p != NULL) { /* where it is now: a lookup later could race an eviction */
+        loc_p->version = d->version;
+        loc_p->hdr_off = s->layout.data_off + d->block + US_BLOCK_HDR;
+        loc_p->length  = d->length;
+    }
     us_evict_insert(&s->ev, f->slot, d->bsize, key_tag(&d->key), is_pinned(s, d));
     ns_link(s, f->slot);
     if (is_pinned(s, d)) {

@@ -89,6 +89,11 @@ ucache_status_t us_store_reserve(us_store_t *store, const us_key_t *key,
  *  chunk from here on; its bytes must not change any more. */
 ucache_status_t us_store_publish(us_store_t *store, const us_fill_t *fill);
 
+/** us_store_publish(), and where the chunk was published into @p loc_p (a
+ *  lookup afterwards may already miss it: memory pressure can evict it). */
+ucache_status_t us_store_publish_at(us_store_t *store, const us_fill_t *fill,
+                                    us_loc_t *loc_p);
+
 /** Give a reservation back (the fill failed); its memory is reused at once. */
 void us_store_abort(us_store_t *store, const us_fill_t *fill);
 
