@@ -166,6 +166,8 @@ static ucache_status_t uf_register(struct ucache_context *ctx)
     return status;
 }
 
+static void uf_stats_answer(struct ucache_context *ctx, ucache_status_t status);
+
 static void *uf_ctx_thread(void *arg)
 {
     struct ucache_context *ctx = arg;
@@ -193,6 +195,7 @@ static void *uf_ctx_thread(void *arg)
             }
             uf_source_refresh(ctx, false);
         }
+        uf_stats_answer(ctx, UCACHE_OK);
         uf_touch_flush(ctx);
         uf_view_reap(ctx, false);
         pthread_mutex_lock(&ctx->lock);
@@ -222,6 +225,60 @@ static void uf_hello_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t l
     (void)msg;
     (void)len;
     ut_rpc_reply(rpc, UCACHE_OK, NULL, 0, ctx->self_rec, ctx->self_rec_len, 0);
+}
+
+/* Answer deferred STATS requests with this node's counters (@p status OK),
+ * or refuse them.  Called without any lock held: the counters take the
+ * transport's lock, which a handler already holds. */
+static void uf_stats_answer(struct ucache_context *ctx, ucache_status_t status)
+{
+    struct {
+        uf_stats_rep_t hdr;
+        ucache_stats_t st;
+    } rep;
+    ut_rpc_t *rpcs[8];
+    unsigned n, i;
+
+    pthread_mutex_lock(&ctx->stats_lock);
+    n = ctx->nstats;
+    memcpy(rpcs, ctx->stats_rpcs, n * sizeof(rpcs[0]));
+    ctx->nstats = 0;
+    pthread_mutex_unlock(&ctx->stats_lock);
+    if (n == 0) {
+        return;
+    }
+    memset(&rep, 0, sizeof(rep));
+    rep.hdr.magic   = UF_PROTO_MAGIC;
+    rep.hdr.version = UF_PROTO_VERSION;
+    rep.hdr.count   = (uint16_t)(sizeof(rep.st) / sizeof(uint64_t));
+    if (status == UCACHE_OK) {
+        ucache_stats_get(ctx, &rep.st);
+    }
+    for (i = 0; i < n; i++) {
+        ut_rpc_reply(rpcs[i], status, NULL, 0, &rep, (status == UCACHE_OK) ? sizeof(rep) : 0,
+                     0);
+    }
+}
+
+/* STATS: this node's counters, for the admin tools.  The handler runs with
+ * the transport's lock held, so the answer comes from the background thread. */
+static void uf_stats_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
+{
+    struct ucache_context *ctx = arg;
+    ut_rpc_t *d;
+
+    (void)msg;
+    (void)len;
+    pthread_mutex_lock(&ctx->stats_lock);
+    if ((ctx->nstats >= sizeof(ctx->stats_rpcs) / sizeof(ctx->stats_rpcs[0])) ||
+        (ut_rpc_defer(rpc, &d) != UCACHE_OK)) {
+        pthread_mutex_unlock(&ctx->stats_lock);
+        ut_rpc_reply(rpc, UCACHE_ERR_BUSY, NULL, 0, NULL, 0, 0);
+        return;
+    }
+    ctx->stats_rpcs[ctx->nstats++] = d;
+    pthread_mutex_unlock(&ctx->stats_lock);
+    pthread_cond_signal(&ctx->cond); /* missed, it is answered within a poll */
 }
 
 /* Listen on UCACHE_LISTEN ("HOST:PORT", "[V6]:PORT" or ":PORT"). */
@@ -305,6 +362,7 @@ ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p)
         return UCACHE_ERR_NO_MEMORY;
     }
     pthread_mutex_init(&ctx->lock, NULL);
+    pthread_mutex_init(&ctx->stats_lock, NULL);
     pthread_mutex_init(&ctx->cache_lock, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -352,6 +410,7 @@ ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p)
             status = uf_self_init(ctx);
         }
         if (status == UCACHE_OK) {
+            ut_rpc_handler_set(ctx->transport, UF_RPC_STATS, uf_stats_handler, ctx);
             status = ut_rpc_handler_set(ctx->transport, UF_RPC_HELLO, uf_hello_handler,
                                         ctx);
         }
@@ -401,6 +460,7 @@ void ucache_finalize(ucache_h ctx)
     uf_readers_stop(ctx);
     if (ctx->transport != NULL) {
         ut_rpc_handler_set(ctx->transport, UF_RPC_HELLO, NULL, NULL);
+        ut_rpc_handler_set(ctx->transport, UF_RPC_STATS, NULL, NULL);
     }
     if (ctx->thread_running) {
         pthread_mutex_lock(&ctx->lock);
@@ -409,6 +469,10 @@ void ucache_finalize(ucache_h ctx)
         pthread_mutex_unlock(&ctx->lock);
         pthread_join(ctx->thread, NULL);
     }
+    if (ctx->transport != NULL) {
+        ut_rpc_handler_set(ctx->transport, UF_RPC_STATS, NULL, NULL);
+    }
+    uf_stats_answer(ctx, UCACHE_ERR_CANCELED); /* requests still waiting */
     uf_touch_flush(ctx);   /* the last sampled hits */
     if (ctx->registered) { /* readers stop sending here at their next poll */
         ctx->source->leave(ctx->source_arg, ctx->self.id);
@@ -431,6 +495,7 @@ void ucache_finalize(ucache_h ctx)
     pthread_cond_destroy(&ctx->cond);
     pthread_mutex_destroy(&ctx->cache_lock);
     pthread_mutex_destroy(&ctx->lock);
+    pthread_mutex_destroy(&ctx->stats_lock);
     free(ctx);
 }
 
@@ -538,10 +603,19 @@ ucache_status_t ucache_stats_get(ucache_h ctx, ucache_stats_t *s)
         s->hits_reported   = ns.touches;
         s->chunks_cached   = ss.chunks;
         s->bytes_cached    = ss.bytes_cached;
+        s->mem_bytes       = ss.data_bytes;
+        s->bytes_used      = ss.bytes_used;
+        s->bytes_pinned    = ss.bytes_pinned;
+        s->evictions       = ss.evict_capacity + ss.evict_index + ss.evict_quota +
+                             ss.evict_explicit;
+        s->fetch_hits      = ns.fetch_hits;
+        memcpy(s->fill_us_bucket, ns.fill_us_bucket, sizeof(s->fill_us_bucket));
+        s->fill_us_sum     = ns.fill_us_sum;
     }
     us_origin_stats(&os);
     s->origin_reads = os.reads;
     s->origin_bytes = os.bytes;
+    s->origin_errors = os.errors;
     v = uf_view_acquire(ctx);
     if (v != NULL) {
         s->view_epoch = v->epoch;
@@ -567,6 +641,97 @@ ucache_status_t ucache_read(ucache_h ctx, const char *uri, uint64_t offset,
         return UCACHE_ERR_INVALID;
     }
     return uf_read(ctx, uri, offset, len, buf, nread_p);
+}
+
+ucache_status_t ucache_nodes(ucache_h ctx, ucache_node_info_t *nodes, size_t cap,
+                             size_t *count_p)
+{
+    uint64_t now = uc_time_ns();
+    ucache_node_info_t *d;
+    uf_view_t *v;
+    uf_peer_t *p;
+    uint32_t i;
+
+    if ((ctx == NULL) || (count_p == NULL) || ((cap > 0) && (nodes == NULL))) {
+        return UCACHE_ERR_INVALID;
+    }
+    v = uf_view_acquire(ctx);
+    *count_p = (v != NULL) ? v->n : 0;
+    for (i = 0; (v != NULL) && (i < v->n) && (i < cap); i++) {
+        d = &nodes[i];
+        memset(d, 0, sizeof(*d));
+        d->id   = v->nodes[i].id;
+        d->port = v->nodes[i].port;
+        snprintf(d->host, sizeof(d->host), "%s", v->strings + v->nodes[i].host);
+        if (v->recs != NULL) {
+            snprintf(d->zone, sizeof(d->zone), "%s", v->recs[i].zone);
+            d->weight       = v->recs[i].weight;
+            d->mem_bytes    = v->recs[i].mem_bytes;
+            d->heartbeat_ns = v->recs[i].heartbeat_ns;
+            d->pid          = v->recs[i].pid;
+        }
+        p = atomic_load_explicit(&v->peers[i], memory_order_acquire);
+        d->suspect = (p != NULL) && uf_peer_is_suspect(p, now);
+        d->self    = ctx->serve && (d->id == ctx->self.id);
+    }
+    uf_view_release(v);
+    return UCACHE_OK;
+}
+
+ucache_status_t ucache_node_stats(ucache_h ctx, uint64_t id, uint64_t timeout_ns,
+                                  ucache_stats_t *stats_p)
+{
+    struct {
+        uf_stats_rep_t hdr;
+        uint64_t       v[sizeof(ucache_stats_t) / sizeof(uint64_t) + 64];
+    } rep;
+    uf_stats_rep_t req = { UF_PROTO_MAGIC, UF_PROTO_VERSION, 0 };
+    ucache_status_t status = UCACHE_ERR_NOT_FOUND;
+    uf_view_t *v;
+    uf_peer_t *p = NULL;
+    uint32_t i;
+    size_t n;
+    ut_req_t r;
+
+    if ((ctx == NULL) || (stats_p == NULL)) {
+        return UCACHE_ERR_INVALID;
+    }
+    v = uf_view_acquire(ctx);
+    for (i = 0; (v != NULL) && (i < v->n); i++) {
+        if (v->nodes[i].id == id) {
+            p = uf_view_peer(ctx, v, i);
+            status = (p != NULL) ? UCACHE_OK : UCACHE_ERR_PEER;
+            break;
+        }
+    }
+    if ((status == UCACHE_OK) && p->self) {
+        uf_view_release(v);
+        return ucache_stats_get(ctx, stats_p);
+    }
+    if (status == UCACHE_OK) {
+        status = ut_rpc_post_timeout(&r, p->tp, UF_RPC_STATS, &req, sizeof(req), NULL, 0,
+                                     &rep, sizeof(rep), timeout_ns);
+    }
+    if (status == UCACHE_OK) {
+        status = ut_wait(ctx->transport, &r, 1, timeout_ns + ctx->cfg.timeout_ns);
+        status = (status == UCACHE_INPROGRESS) ? UCACHE_ERR_TIMEOUT : status;
+    }
+    uf_view_release(v);
+    if (status != UCACHE_OK) {
+        return status;
+    }
+    if ((r.length < sizeof(rep.hdr)) || (rep.hdr.magic != UF_PROTO_MAGIC) ||
+        (rep.hdr.version != UF_PROTO_VERSION) ||
+        (r.length != sizeof(rep.hdr) + (size_t)rep.hdr.count * sizeof(uint64_t))) {
+        UC_WARN("node %016llx sent a malformed STATS reply (%zu bytes)",
+                (unsigned long long)id, r.length);
+        return UCACHE_ERR_CORRUPT;
+    }
+    memset(stats_p, 0, sizeof(*stats_p));
+    n = (rep.hdr.count < sizeof(*stats_p) / sizeof(uint64_t)) ? rep.hdr.count :
+        sizeof(*stats_p) / sizeof(uint64_t);
+    memcpy(stats_p, rep.v, n * sizeof(uint64_t));
+    return UCACHE_OK;
 }
 
 ucache_status_t ucache_stat(ucache_h ctx, const char *uri, uint64_t *size_p)

@@ -27,6 +27,7 @@
 #define UF_RPC_FETCH      1          /* find or fill one chunk              */
 #define UF_RPC_TOUCH      2          /* sampled hits of one-sided readers   */
 #define UF_RPC_HELLO      3          /* the node's record (bootstrap)       */
+#define UF_RPC_STATS      4          /* the node's counters (admin tools)   */
 #define UF_PROTO_MAGIC    0x50464355u /* "UCFP" */
 #define UF_PROTO_VERSION  1u
 #define UF_FETCH_DATA     (1u << 0)  /* reply with header + payload (tcp)   */
@@ -68,6 +69,14 @@ typedef struct uf_touch_req {
     uint32_t reserved;
 } uf_touch_req_t;
 
+/* STATS reply: this header, then count little-endian uint64 counters in
+ * ucache_stats_t order (a newer node may send more, an older fewer). */
+typedef struct uf_stats_rep {
+    uint32_t magic;
+    uint16_t version;
+    uint16_t count;
+} uf_stats_rep_t;
+
 #define UF_TOUCH_MAX      1024       /* keys per TOUCH (16 KiB)             */
 #define UF_TOUCH_SAMPLE   16         /* a reader reports 1 in this many hits */
 
@@ -95,6 +104,8 @@ typedef struct uf_node_stats {
     uint64_t fill_errors;
     uint64_t bad_requests;
     uint64_t touches;        /* sampled hit keys received from readers */
+    uint64_t fill_us_bucket[UCACHE_FILL_BUCKETS]; /* fill durations */
+    uint64_t fill_us_sum;
 } uf_node_stats_t;
 
 /** Export @p cfg->mem_bytes through @p tr, build the store in it, serve
@@ -209,6 +220,9 @@ struct ucache_context {
     pthread_t          thread;
     bool               thread_running;
     bool               thread_stop;
+    pthread_mutex_t    stats_lock;    /* deferred STATS requests (a leaf lock) */
+    ut_rpc_t          *stats_rpcs[8]; /* answered by the background thread */
+    unsigned           nstats;
     void              *self_rec;      /* encoded own record (serving)     */
     size_t             self_rec_len;
 

@@ -62,6 +62,7 @@ struct uf_node {
     struct {
         _Atomic uint64_t fetches, fetch_hits, fills, fill_bytes, coalesced;
         _Atomic uint64_t fill_errors, bad_requests, touches;
+        _Atomic uint64_t fill_us_bucket[UCACHE_FILL_BUCKETS], fill_us_sum;
     } st;
 };
 
@@ -386,10 +387,23 @@ static void uf_job_finish(uf_node_t *node, uf_job_t *job)
     }
 }
 
+/* A fill of @p us microseconds, into the histogram. */
+static void uf_fill_timed(uf_node_t *node, uint64_t us)
+{
+    unsigned b = 0;
+
+    while ((b + 1 < UCACHE_FILL_BUCKETS) && (us > UCACHE_FILL_BUCKET_US(b))) {
+        b++;
+    }
+    UF_NODE_ADD(node, fill_us_bucket[b], 1);
+    UF_NODE_ADD(node, fill_us_sum, us);
+}
+
 static void *uf_fill_thread(void *arg)
 {
     uf_node_t *node = arg;
     uf_job_t *job;
+    uint64_t t0;
 
     for (;;) {
         pthread_mutex_lock(&node->lock);
@@ -407,7 +421,11 @@ static void *uf_fill_thread(void *arg)
         }
         pthread_mutex_unlock(&node->lock);
 
+        t0 = uc_time_ns();
         job->status = uf_fill(node, job, &job->loc, &job->how);
+        if (job->status == UCACHE_OK) {
+            uf_fill_timed(node, (uc_time_ns() - t0) / 1000);
+        }
         if (job->status != UCACHE_OK) {
             UF_NODE_ADD(node, fill_errors, 1);
             UC_INFO("fill of chunk %llu of %s failed: %s",
@@ -598,6 +616,10 @@ void uf_node_stats(uf_node_t *node, uf_node_stats_t *s)
 {
     s->fetches      = atomic_load(&node->st.fetches);
     s->fetch_hits   = atomic_load(&node->st.fetch_hits);
+    for (unsigned b = 0; b < UCACHE_FILL_BUCKETS; b++) {
+        s->fill_us_bucket[b] = atomic_load(&node->st.fill_us_bucket[b]);
+    }
+    s->fill_us_sum  = atomic_load(&node->st.fill_us_sum);
     s->fills        = atomic_load(&node->st.fills);
     s->fill_bytes   = atomic_load(&node->st.fill_bytes);
     s->coalesced    = atomic_load(&node->st.coalesced);

@@ -211,6 +211,20 @@ typedef struct ucache_stats {
     uint64_t origin_bytes;
     uint64_t view_epoch;
     uint64_t view_nodes;
+    /* the owner's store (serving contexts) */
+    uint64_t mem_bytes;        /**< gauge: bytes its data area holds        */
+    uint64_t bytes_used;       /**< gauge: held by chunks, fills and grace  */
+    uint64_t bytes_pinned;     /**< gauge */
+    uint64_t evictions;        /**< chunks evicted (capacity, index, quota,
+                                    explicit)                              */
+    uint64_t fetch_hits;       /**< FETCH requests found in the store       */
+    uint64_t origin_errors;    /**< failed origin requests, this process    */
+    /** Fills (origin read + publish) by duration: bucket i counts those of at
+     *  most UCACHE_FILL_BUCKET_US(i) microseconds; the last one the rest. */
+#define UCACHE_FILL_BUCKETS 16
+#define UCACHE_FILL_BUCKET_US(i) (100ull << (i))
+    uint64_t fill_us_bucket[UCACHE_FILL_BUCKETS];
+    uint64_t fill_us_sum;      /**< their total duration, microseconds      */
 } ucache_stats_t;
 
 /** @brief Copy the context's counters into @p stats_p. */
@@ -238,6 +252,40 @@ ucache_status_t ucache_member_record(ucache_h ctx, const void **rec_p,
  */
 ucache_status_t ucache_members_set(ucache_h ctx, const void *const *recs,
                                    const size_t *lens, uint32_t n, uint64_t epoch);
+
+/* ------------------------------------------------------------------------ */
+/* The fabric's nodes (admin tools)                                          */
+/* ------------------------------------------------------------------------ */
+
+/** @brief One node of the current view, as this process sees it. */
+typedef struct ucache_node_info {
+    uint64_t id;               /**< the node's incarnation id              */
+    char     host[64];
+    uint16_t port;             /**< its listener (file: members), else 0   */
+    char     zone[32];         /**< "" if unknown (file: without zone=)     */
+    uint32_t weight;           /**< slots it holds in placement            */
+    uint64_t mem_bytes;        /**< as registered (0 if unknown)           */
+    uint64_t heartbeat_ns;     /**< dir: CLOCK_REALTIME of its last heartbeat, else 0 */
+    uint32_t pid;              /**< dir:/mpi: its process id, else 0       */
+    int      suspect;          /**< this process saw it fail recently      */
+    int      self;             /**< this process's own store               */
+} ucache_node_info_t;
+
+/**
+ * @brief The nodes of the current view, in slot order: up to @p cap into
+ *        @p nodes; *count_p is how many there are (call again if more).
+ */
+ucache_status_t ucache_nodes(ucache_h ctx, ucache_node_info_t *nodes, size_t cap,
+                             size_t *count_p);
+
+/**
+ * @brief Node @p id's own counters (its ucache_stats_get()), asked over the
+ *        fabric (a STATS request) within @p timeout_ns.
+ * @return UCACHE_ERR_NOT_FOUND if no node of the view has that id,
+ *         UCACHE_ERR_PEER / UCACHE_ERR_TIMEOUT if it does not answer.
+ */
+ucache_status_t ucache_node_stats(ucache_h ctx, uint64_t id, uint64_t timeout_ns,
+                                  ucache_stats_t *stats_p);
 
 /* ------------------------------------------------------------------------ */
 /* Origin credentials                                                        */

@@ -6,5 +6,7 @@
 #define UCACHE_TOOLS_COMMANDS_H
 
 int cmd_warmup(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_stat(int argc, char **argv);
 
 #endif

@@ -24,6 +24,19 @@ double ds_now(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+const char *ds_bytes(double b, char *out, size_t cap)
+{
+    static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+    unsigned u = 0;
+
+    while ((b >= 1024.0) && (u < 5)) {
+        b /= 1024.0;
+        u++;
+    }
+    snprintf(out, cap, (u == 0) ? "%.0f %s" : "%.1f %s", b, unit[u]);
+    return out;
+}
+
 static ucache_status_t ds_add(void *arg, const char *uri, uint64_t size)
 {
     ds_vec_t *d = arg;

@@ -26,6 +26,9 @@ typedef struct ds_file {
 int ds_collect(ucache_h ctx, const char *cmd, int nargs, char **args, const char *manifest,
                ds_file_t **files_p, unsigned *n_p);
 
+/** @p b bytes for people: "1.5 GiB" (into @p out). */
+const char *ds_bytes(double b, char *out, size_t cap);
+
 /** Monotonic seconds. */
 double ds_now(void);
 

@@ -1,8 +1,8 @@
 /*
  * ucache.c - the admin CLI.  Subcommands in this build: cat, read, warmup
- * (warmup.c), config, version.  The admin subcommands (status, health,
- * stat, devices, ...) arrive with the operations issue; asking for one
- * says so.
+ * (warmup.c), status and stat (admin.c), config, version.  The other admin
+ * subcommands (health, devices, pin, evict, drain) arrive with the rest of
+ * the operations issue; asking for one says so.
  * Exit codes: 0 ok, 1 the command failed, 2 bad command line.
  */
 #include "ucache.h"
@@ -37,12 +37,15 @@ static void usage(FILE *out)
         "                                  hit rate (PREFIX/: every object under it)\n"
         "  warmup URI|PREFIX/... [--manifest FILE] [--pin|--unpin] [--parallel N] [--json]\n"
         "                                  load a dataset into its owners, in parallel\n"
+        "  status [--json]                 the fabric on one screen: view, capacity,\n"
+        "                                  hit ratio, origin bytes saved\n"
+        "  stat [--watch[=S]] [--count N] [--json]\n"
+        "                                  every node's counters (and rates)\n"
         "  config [--json] [--help-text]   every UCACHE_* variable: value, default, help\n"
         "  version                         library version\n"
         "  help                            this text\n"
         "\n"
-        "Coming with the operations issue: status, health, stat, devices, pin, evict,\n"
-        "drain.\n");
+        "Coming with the operations issue: health, devices, pin, evict, drain.\n");
 }
 
 static int cmd_config(int argc, char **argv)
@@ -395,7 +398,7 @@ static int cmd_read(int argc, char **argv)
 int main(int argc, char **argv)
 {
     static const char *const later[] = {
-        "status", "health", "stat", "devices", "pin", "evict",
+        "health", "devices", "pin", "evict",
         "drain", NULL
     };
     int i;
@@ -419,6 +422,12 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "warmup") == 0) {
         return cmd_warmup(argc, argv);
+    }
+    if (strcmp(argv[1], "status") == 0) {
+        return cmd_status(argc, argv);
+    }
+    if (strcmp(argv[1], "stat") == 0) {
+        return cmd_stat(argc, argv);
     }
     if ((strcmp(argv[1], "version") == 0) || (strcmp(argv[1], "--version") == 0)) {
         printf("ucache %s\n", UCACHE_VERSION_STRING);

@@ -78,20 +78,6 @@ static void *wu_worker(void *arg)
     return NULL;
 }
 
-/* "1.5 GiB" */
-static const char *wu_bytes(double b, char *out, size_t cap)
-{
-    static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
-    unsigned u = 0;
-
-    while ((b >= 1024.0) && (u < 5)) {
-        b /= 1024.0;
-        u++;
-    }
-    snprintf(out, cap, (u == 0) ? "%.0f %s" : "%.1f %s", b, unit[u]);
-    return out;
-}
-
 static void wu_progress(wu_state_t *w, uint64_t total, double t, int tty)
 {
     ucache_warm_result_t r;
@@ -113,7 +99,7 @@ static void wu_progress(wu_state_t *w, uint64_t total, double t, int tty)
     } else {
         snprintf(eta, sizeof(eta), "-");
     }
-    wu_bytes(bps, rate, sizeof(rate));
+    ds_bytes(bps, rate, sizeof(rate));
     if (tty) {
         fill = (unsigned)(frac * 40);
         for (i = 0; i < 40; i++) {
@@ -121,12 +107,12 @@ static void wu_progress(wu_state_t *w, uint64_t total, double t, int tty)
         }
         bar[40] = '\0';
         fprintf(stderr, "\r\033[K[%s] %3.0f%%  %s / %s  %llu chunks  %s/s  ETA %s", bar,
-                100 * frac, wu_bytes((double)done, a, sizeof(a)),
-                wu_bytes((double)total, b, sizeof(b)), (unsigned long long)r.chunks, rate,
+                100 * frac, ds_bytes((double)done, a, sizeof(a)),
+                ds_bytes((double)total, b, sizeof(b)), (unsigned long long)r.chunks, rate,
                 eta);
     } else {
         fprintf(stderr, "warmup: %.0f%% %s / %s, %llu chunks, %s/s, ETA %s\n", 100 * frac,
-                wu_bytes((double)done, a, sizeof(a)), wu_bytes((double)total, b, sizeof(b)),
+                ds_bytes((double)done, a, sizeof(a)), ds_bytes((double)total, b, sizeof(b)),
                 (unsigned long long)r.chunks, rate, eta);
     }
 }
@@ -227,7 +213,7 @@ int cmd_warmup(int argc, char **argv)
         total += files[i].size;
     }
     if (!json) {
-        printf("warmup: %u objects, %s%s\n", nfiles, wu_bytes((double)total, a, sizeof(a)),
+        printf("warmup: %u objects, %s%s\n", nfiles, ds_bytes((double)total, a, sizeof(a)),
                (w.flags & UCACHE_WARM_PIN) ? ", pinning" :
                (w.flags & UCACHE_WARM_UNPIN) ? ", unpinning" : "");
         fflush(stdout);
@@ -284,8 +270,8 @@ int cmd_warmup(int argc, char **argv)
     } else {
         printf("warmup: %s in %llu chunks in %.2f s (%s/s): %llu filled from the origin, "
                "%llu already cached%s",
-               wu_bytes((double)w.res.bytes, a, sizeof(a)), (unsigned long long)w.res.chunks,
-               t, wu_bytes((t > 0) ? w.res.bytes / t : 0, b, sizeof(b)),
+               ds_bytes((double)w.res.bytes, a, sizeof(a)), (unsigned long long)w.res.chunks,
+               t, ds_bytes((t > 0) ? w.res.bytes / t : 0, b, sizeof(b)),
                (unsigned long long)w.res.filled, (unsigned long long)w.res.hits,
                (w.flags & UCACHE_WARM_UNPIN) ? " (unpinned)" : "");
         if (w.res.unpinned > 0) {
@@ -294,7 +280,7 @@ int cmd_warmup(int argc, char **argv)
         }
         if (w.failed_units > 0) {
             printf("; FAILED: %s in %llu ranges (see above)",
-                   wu_bytes((double)w.failed_bytes, a, sizeof(a)),
+                   ds_bytes((double)w.failed_bytes, a, sizeof(a)),
                    (unsigned long long)w.failed_units);
         }
         printf("\n");
