@@ -72,34 +72,16 @@ typedef struct fb_thread {
     pthread_t            tid;
 } fb_thread_t;
 
-static double fb_self_cpu(void)
-{
-    struct rusage ru;
-
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-}
-
 static double fb_owner_cpu(const fb_fabric_t *fb)
 {
-    char path[64], buf[1024];
     double sum = 0, c;
     unsigned i;
-    FILE *f;
 
     if (fb->nowners == 0) {
         return -1; /* an external fabric: not ours to measure */
     }
     for (i = 0; i < fb->nowners; i++) {
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int)fb->owner[i]);
-        f = fopen(path, "re");
-        if (f == NULL) {
-            return -1;
-        }
-        c = (fgets(buf, sizeof(buf), f) != NULL) ?
-            ucperf_proc_stat_cpu(buf, (double)sysconf(_SC_CLK_TCK)) : -1;
-        fclose(f);
+        c = ucperf_pid_cpu(fb->owner[i]);
         if (c < 0) {
             return -1;
         }
@@ -113,27 +95,6 @@ static void fb_locate(const fb_fabric_t *fb, uint64_t c, unsigned *obj, uint64_t
 {
     *obj = (unsigned)(c / fb->per_obj);
     *off = (c % fb->per_obj) * fb->chunk;
-}
-
-/* Three words of a read at @p off of object @p obj against the pattern. */
-static int fb_check(const uint8_t *buf, unsigned obj, uint64_t off, size_t len)
-{
-    uint64_t first = (off + 7) / 8, last = (off + len) / 8, idx[3], w;
-    int i;
-
-    if (last <= first) {
-        return 0;
-    }
-    idx[0] = first;
-    idx[1] = first + (last - first) / 2;
-    idx[2] = last - 1;
-    for (i = 0; i < 3; i++) {
-        memcpy(&w, buf + (idx[i] * 8 - off), sizeof(w));
-        if (w != ucperf_pattern_word(idx[i], FB_SEED + obj)) {
-            return 1;
-        }
-    }
-    return 0;
 }
 
 static void fb_owner_main(const fb_fabric_t *fb, int ctl, size_t mem)
@@ -342,7 +303,7 @@ static void fb_done(fb_thread_t *t, const ucache_read_req_t *r, unsigned obj, ui
 
     t->ops++;
     if ((r->status != UCACHE_OK) || (r->nread != t->o->size) ||
-        fb_check(r->buf, obj, off, r->nread)) {
+        ucperf_pattern_check3(r->buf, off, r->nread, FB_SEED + obj)) {
         t->errors++;
     } else {
         t->bytes += r->nread;
@@ -515,7 +476,7 @@ static ucache_status_t fb_measure(const ucperf_opts_t *o, fb_fabric_t *fb,
         }
     }
     ucache_stats_get(fb->ctx, &s0);
-    cpu0 = fb_self_cpu();
+    cpu0 = ucperf_self_cpu();
     own0 = fb_owner_cpu(fb);
     t_start = uc_time_ns();
     for (i = 0; i < o->threads; i++) {
@@ -538,7 +499,7 @@ static ucache_status_t fb_measure(const ucperf_opts_t *o, fb_fabric_t *fb,
     }
     acc->seconds += (uc_time_ns() - t_start) / 1e9;
     own1 = fb_owner_cpu(fb);
-    acc->cpu += fb_self_cpu() - cpu0;
+    acc->cpu += ucperf_self_cpu() - cpu0;
     acc->own  = ((acc->own >= 0) && (own0 >= 0) && (own1 >= 0)) ? acc->own + own1 - own0 : -1;
     ucache_stats_get(fb->ctx, &s1);
     acc->chunk_reads += s1.chunk_reads - s0.chunk_reads;

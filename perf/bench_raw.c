@@ -23,54 +23,6 @@ void ucperf_sort(uint64_t *v, size_t n);
 
 #define RAW_SEED 0x5bd1e995ull
 
-/* utime+stime of a process in seconds, from /proc (-1 if unreadable). */
-static double raw_proc_cpu(pid_t pid)
-{
-    char path[64], buf[1024];
-    double cpu;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    f = fopen(path, "re");
-    if (f == NULL) {
-        return -1;
-    }
-    cpu = (fgets(buf, sizeof(buf), f) != NULL) ?
-          ucperf_proc_stat_cpu(buf, (double)sysconf(_SC_CLK_TCK)) : -1;
-    fclose(f);
-    return cpu;
-}
-
-static double raw_self_cpu(void)
-{
-    struct rusage ru;
-
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-}
-
-/* Check the first, middle and last whole words of a read at @p off. */
-static int raw_check(const uint8_t *buf, uint64_t off, size_t len)
-{
-    uint64_t first = (off + 7) / 8, last = (off + len) / 8, idx[3], w;
-    int i;
-
-    if (last <= first) {
-        return 0; /* no whole word inside: nothing to check */
-    }
-    idx[0] = first;
-    idx[1] = first + (last - first) / 2;
-    idx[2] = last - 1;
-    for (i = 0; i < 3; i++) {
-        memcpy(&w, buf + (idx[i] * 8 - off), sizeof(w));
-        if (w != ucperf_pattern_word(idx[i], RAW_SEED)) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 ucache_status_t ucperf_raw_run(const ucperf_opts_t *o, ucperf_result_t *res)
 {
     const unsigned k = o->outstanding;
@@ -166,8 +118,8 @@ ucache_status_t ucperf_raw_run(const ucperf_opts_t *o, ucperf_result_t *res)
     measuring = (o->warmup == 0);
     if (measuring) {
         t_start = uc_time_ns();
-        cpu0    = raw_self_cpu();
-        own0    = raw_proc_cpu(ex.pid);
+        cpu0    = ucperf_self_cpu();
+        own0    = ucperf_pid_cpu(ex.pid);
     }
     while (done < posted) {
         ut_wait(ctx, reqs, k, 0);
@@ -182,7 +134,8 @@ ucache_status_t ucperf_raw_run(const ucperf_opts_t *o, ucperf_result_t *res)
                 if (reqs[i].status != UCACHE_OK) {
                     res->errors++;
                 } else {
-                    res->errors += raw_check(bufs + (size_t)i * o->size, off[i], o->size);
+                    res->errors += ucperf_pattern_check3(bufs + (size_t)i * o->size, off[i], o->size,
+                                                         RAW_SEED);
                 }
                 if (nsamples < cap) {
                     lat[nsamples++] = now - t_post[i];
@@ -198,8 +151,8 @@ ucache_status_t ucperf_raw_run(const ucperf_opts_t *o, ucperf_result_t *res)
                 /* Start the clock when the warm-up reads are all in. */
                 measuring = true;
                 t_start   = uc_time_ns();
-                cpu0      = raw_self_cpu();
-                own0      = raw_proc_cpu(ex.pid);
+                cpu0      = ucperf_self_cpu();
+                own0      = ucperf_pid_cpu(ex.pid);
             }
             if ((o->iters == 0) && measuring && (now > t_start) &&
                 (now - t_start >= (uint64_t)(o->duration * 1e9))) {
@@ -217,8 +170,8 @@ ucache_status_t ucperf_raw_run(const ucperf_opts_t *o, ucperf_result_t *res)
 
         res->gbps = gb / res->seconds;
         res->mops = (double)measured / res->seconds / 1e6;
-        res->client_cpu_s_per_gb = (raw_self_cpu() - cpu0) / gb;
-        own1 = raw_proc_cpu(ex.pid);
+        res->client_cpu_s_per_gb = (ucperf_self_cpu() - cpu0) / gb;
+        own1 = ucperf_pid_cpu(ex.pid);
         res->owner_cpu_s_per_gb = ((own0 >= 0) && (own1 >= 0)) ? (own1 - own0) / gb : -1;
     }
     ucperf_sort(lat, nsamples);

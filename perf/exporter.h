@@ -46,6 +46,11 @@ void ucperf_pattern_fill(void *buf, size_t len, uint64_t seed);
 size_t ucperf_pattern_mismatches(const void *buf, uint64_t off, size_t len,
                                  uint64_t seed);
 
+/** Check three words (first, middle, last whole one) of @p len bytes read
+ *  at offset @p off against the pattern: 0 if they match (a full byte
+ *  comparison would swamp a benchmark's memcpy). */
+int ucperf_pattern_check3(const void *buf, uint64_t off, size_t len, uint64_t seed);
+
 /** Fork and start an exporter of @p region bytes (a multiple of 8). */
 ucache_status_t ucperf_exporter_start(ucperf_exporter_t *ex, size_t region,
                                       uint64_t seed, ucperf_exporter_setup_t setup);

@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <stdbool.h>
 #include <math.h>
 #include <stdlib.h>
@@ -448,4 +450,30 @@ double ucperf_proc_stat_cpu(const char *line, double ticks_per_sec)
         return -1;
     }
     return (double)(ut + st) / ticks_per_sec;
+}
+
+double ucperf_pid_cpu(pid_t pid)
+{
+    char path[64], buf[1024];
+    double cpu;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    f = fopen(path, "re");
+    if (f == NULL) {
+        return -1;
+    }
+    cpu = (fgets(buf, sizeof(buf), f) != NULL) ?
+          ucperf_proc_stat_cpu(buf, (double)sysconf(_SC_CLK_TCK)) : -1;
+    fclose(f);
+    return cpu;
+}
+
+double ucperf_self_cpu(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 typedef enum ucperf_mode {
     UCPERF_MODE_RAW = 0,
@@ -105,6 +106,12 @@ ucache_status_t ucperf_store_run(const ucperf_opts_t *opts, FILE *out);
 
 /** Run mode placement: DxHash against a 100-vnode ring, in one run. */
 ucache_status_t ucperf_place_run(const ucperf_opts_t *opts, FILE *out);
+
+/** utime+stime of process @p pid in seconds, from /proc (-1 if unreadable). */
+double ucperf_pid_cpu(pid_t pid);
+
+/** This process's CPU seconds (user + system, every thread). */
+double ucperf_self_cpu(void);
 
 /** utime+stime in seconds from a /proc/PID/stat line (-1 if malformed). */
 double ucperf_proc_stat_cpu(const char *line, double ticks_per_sec);
