@@ -26,7 +26,8 @@ static int cmp_run(const char *test, size_t size, uint64_t iters, const char *tl
     FILE *f;
     int rc = -1, i;
 
-    snprintf(port, sizeof(port), "%d", 20000 + (int)((getpid() * 7919u + time(NULL)) % 20000));
+    /* below the ephemeral range (32768 and up), where outgoing connections live */
+    snprintf(port, sizeof(port), "%d", 20000 + (int)((getpid() * 7919u + time(NULL)) % 12000));
     setenv("UCX_TLS", tls, 1);
     setenv("UCX_NET_DEVICES", "lo", 1);
     fflush(NULL);

@@ -16,7 +16,7 @@ mkdir -p "$out"
 json=$out/latest.json.tmp
 md=$out/latest.md
 : > "$json"
-port=$((20000 + RANDOM % 20000))
+port=$((20000 + RANDOM % 12000))   # below the ephemeral range (32768+)
 
 # ucx_perftest TEST SIZE ITERS TLS [extra...] -> "typical_lat_us overall_GBps"
 perftest() {

@@ -238,9 +238,11 @@ DPID=()
 
 # --- file: a static list; daemons listen, readers fetch records lazily ------
 base=0
-for try in $(seq 20); do          # four free consecutive ports on 127.0.0.1
-    b=$((30000 + RANDOM % 20000))
-    used=$(ss -ltnH 2>/dev/null | awk '{print $4}' | grep -cE ":($b|$((b+1))|$((b+2))|$((b+3)))\$")
+# four free consecutive ports on 127.0.0.1, below the kernel's ephemeral
+# range (32768 and up), where outgoing connections would take them
+for try in $(seq 20); do
+    b=$((20000 + RANDOM % 12000))
+    used=$(ss -tanH 2>/dev/null | awk '{print $4}' | grep -cE ":($b|$((b+1))|$((b+2))|$((b+3)))\$")
     [ "$used" = 0 ] && { base=$b; break; }
 done
 {

@@ -20,7 +20,7 @@ trap 'stop_all "$W" "${DPIDS[@]}" $AZ' EXIT
 KEY="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 ACCT=devstoreaccount1
 for try in $(seq 10); do
-    port=$((30000 + RANDOM % 20000))
+    port=$((20000 + RANDOM % 12000))   # below the ephemeral range
     mkdir -p "$W/azurite"
     "$AZURITE" --blobHost 127.0.0.1 --blobPort $port --location "$W/azurite" --silent \
         --skipApiVersionCheck --loose >"$W/azurite.log" 2>&1 &

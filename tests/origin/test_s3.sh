@@ -21,7 +21,7 @@ S3=
 trap 'stop_all "$W" "${DPIDS[@]}" $S3' EXIT
 
 for try in $(seq 10); do
-    port=$((30000 + RANDOM % 20000))
+    port=$((20000 + RANDOM % 12000))   # below the ephemeral range
     mkdir -p "$W/s3"
     # the legacy provider: s3rver's continuation tokens use DES, which
     # OpenSSL 3 leaves out by default
