@@ -123,9 +123,10 @@ $(BUILD)/bin/ucache: $(BUILD)/obj/tools/ucache.o $(BUILD)/obj/tools/stats.o \
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-$(BUILD)/bin/ucached: $(BUILD)/obj/tools/ucached.o $(BUILD)/obj/tools/stats.o $(LIB_A)
+$(BUILD)/bin/ucached: $(BUILD)/obj/tools/ucached.o $(BUILD)/obj/tools/stats.o \
+                      $(BUILD)/obj/tools/metrics.o $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) $(shell pkg-config --libs libmicrohttpd)
 
 $(BUILD)/bin/ucperf: $(BUILD)/obj/perf/ucperf.o $(PERF_OBJS) $(LIB_A)
 	@mkdir -p $(dir $@)

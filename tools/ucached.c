@@ -7,6 +7,7 @@
  * stderr, or to syslog with --syslog.  Exit: 0 clean stop, 1 failed, 2 usage.
  */
 #include "ucache.h"
+#include "tools/metrics.h"
 #include "tools/stats.h"
 #include "util/config.h"
 
@@ -30,6 +31,8 @@ static void usage(FILE *out)
         "  -c, --chunk-size BYTES  chunk size of objects    [UCACHE_CHUNK_SIZE]\n"
         "  -l, --log-level LEVEL   none error warn info debug trace [UCACHE_LOG_LEVEL]\n"
         "  -s, --syslog            log to syslog instead of stderr\n"
+        "      --metrics-port N    serve Prometheus metrics on /metrics at this port\n"
+        "      --metrics-addr A    ... bound to this IPv4 address      [127.0.0.1]\n"
         "  -h, --help\n"
         "Every UCACHE_* variable applies too (ucache config lists them).\n"
         "Signals: TERM/INT stop cleanly (unregister, drain); USR1 prints counters.\n");
@@ -65,6 +68,8 @@ int main(int argc, char **argv)
         {"chunk-size", required_argument, NULL, 'c'},
         {"log-level", required_argument, NULL, 'l'},
         {"syslog", no_argument, NULL, 's'},
+        {"metrics-port", required_argument, NULL, 'P'},
+        {"metrics-addr", required_argument, NULL, 'A'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}
     };
@@ -74,7 +79,11 @@ int main(int argc, char **argv)
     ucache_status_t status;
     ucache_stats_t st;
     sigset_t set;
+    const char *maddr = "127.0.0.1";
+    struct tool_metrics *metrics = NULL;
+    unsigned long mport = 0;
     ucache_h ctx;
+    char *end;
     int c, sig, i;
 
     while ((c = getopt_long(argc, argv, "m:M:z:L:c:l:sh", opts, NULL)) != -1) {
@@ -116,6 +125,16 @@ int main(int argc, char **argv)
             p.log_level = (ucache_log_level_t)i;
             p.field_mask |= UCACHE_PARAM_FIELD_LOG_LEVEL;
             break;
+        case 'P':
+            mport = strtoul(optarg, &end, 10);
+            if ((*end != '\0') || (mport == 0) || (mport > 65535)) {
+                fprintf(stderr, "ucached: bad --metrics-port '%s' (1 .. 65535)\n", optarg);
+                return 2;
+            }
+            break;
+        case 'A':
+            maddr = optarg;
+            break;
         case 's':
             openlog("ucached", LOG_PID, LOG_DAEMON);
             ucache_log_set_sink(syslog_sink, NULL);
@@ -145,6 +164,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "ucached: cannot start: %s\n", ucache_strerror(status));
         return 1;
     }
+    if (mport != 0) {
+        metrics = tool_metrics_start(ctx, maddr, (unsigned)mport);
+        if (metrics == NULL) {
+            ucache_finalize(ctx);
+            return 1;
+        }
+    }
     fprintf(stderr, "ucached: serving (pid %d)\n", (int)getpid());
     for (;;) {
         if (sigwait(&set, &sig) != 0) {
@@ -159,6 +185,7 @@ int main(int argc, char **argv)
         break;
     }
     fprintf(stderr, "ucached: %s: unregistering and draining\n", strsignal(sig));
+    tool_metrics_stop(metrics);
     if (ucache_stats_get(ctx, &st) == UCACHE_OK) {
         tool_stats_json(stderr, "ucached", &st);
     }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# test_admin.sh - `ucache status` and `ucache stat` against three ucached
+# test_admin.sh - `ucache status`, `ucache stat` and ucached's Prometheus
+# endpoint (--metrics-port, scraped with curl) against three ucached
 # daemons on loopback (zones a, b, a): outputs parsed and checked - three
 # nodes ok in two zones, capacity and chunks that add up to what was read,
 # counters and hit ratio that move as reads happen, per-second rates with
@@ -17,9 +18,16 @@ sum() { sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p" "$1" | awk '{s += $1} END {print s
 
 mkdir -p "$W/data"
 head -c 5242880 /dev/urandom >"$W/data/five"
+# a free port for the first daemon's metrics, below the ephemeral range
+for try in $(seq 20); do
+    MP=$((20000 + RANDOM % 12000))
+    [ "$(ss -tanH 2>/dev/null | awk '{print $4}' | grep -c ":$MP\$")" = 0 ] && break
+done
+M=(--metrics-port "$MP")
 for z in a b a; do
-    $BIN/ucached --mem 48M --zone $z 2>>"$W/d$z.log" &
+    $BIN/ucached --mem 48M --zone $z "${M[@]}" 2>>"$W/d$z.log" &
     DPIDS+=($!)
+    M=()
 done
 wait_registered "$W/members" 3 || bad "three ucached daemons register"
 
@@ -49,6 +57,37 @@ if grep -q "^fabric: view epoch [0-9]*, 3 nodes: 3 ok, 0 suspect, 0 unreachable;
    grep -q "^capacity: .* used of .* free), .* pinned$" "$W/s2" && [ "$(grep -c ' ok  ' "$W/s2")" = 3 ]; then
     ok "status as a table: the view line, capacity, one row per node"
 else bad "status table"; cat "$W/s2"; fi
+
+# Prometheus metrics of the first daemon, against its own STATS answer
+curl -s "http://127.0.0.1:$MP/metrics" >"$W/m1"; rc=$?
+grep "\"pid\":${DPIDS[0]}," "$W/t1" >"$W/t1a"
+fills=$(json "$W/t1a" fills)
+mfills=$(sed -n 's/^ucache_fills_total \([0-9]*\)$/\1/p' "$W/m1")
+names=$(grep -v '^#' "$W/m1" | sed 's/[{ ].*//' | sed 's/_bucket$\|_sum$\|_count$//' | sort -u)
+undeclared=0
+for n in $names; do grep -q "^# TYPE $n " "$W/m1" || undeclared=$((undeclared + 1)); done
+buckets=$(sed -n 's/^ucache_fill_duration_seconds_bucket{le="[^"]*"} \([0-9]*\)$/\1/p' "$W/m1")
+inf=$(sed -n 's/^ucache_fill_duration_seconds_bucket{le="+Inf"} \([0-9]*\)$/\1/p' "$W/m1")
+count=$(sed -n 's/^ucache_fill_duration_seconds_count \([0-9]*\)$/\1/p' "$W/m1")
+if [ $rc = 0 ] && [ -n "$fills" ] && [ "$mfills" = "$fills" ] && [ $undeclared = 0 ] &&
+   [ "$(echo "$buckets" | sort -n | tr '\n' ' ')" = "$(echo "$buckets" | tr '\n' ' ')" ] &&
+   [ "$inf" = "$fills" ] && [ "$count" = "$fills" ] &&
+   grep -q '^ucache_memory_bytes [1-9]' "$W/m1" && grep -q '^# TYPE ucache_fill_duration_seconds histogram' "$W/m1"; then
+    ok "ucached --metrics-port: /metrics scraped with curl: $(echo "$names" | wc -w) metrics, each with # TYPE; ucache_fills_total $mfills = its STATS answer; fill histogram monotonic, +Inf = count = $count"
+else bad "metrics (rc $rc, fills $fills vs $mfills, $undeclared undeclared, inf $inf count $count)"; head -20 "$W/m1"; fi
+c404=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MP/other")
+c405=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$MP/metrics")
+if [ "$c404" = 404 ] && [ "$c405" = 405 ] && ss -ltnH | grep -q "127.0.0.1:$MP " &&
+   ! ss -ltnH | grep -q "0.0.0.0:$MP "; then
+    ok "metrics endpoint: bound to 127.0.0.1 only; other paths 404, POST 405"
+else bad "metrics endpoint ($c404 $c405)"; ss -ltnH | grep ":$MP"; fi
+$BIN/ucached --mem 16M --metrics-port "$MP" >/dev/null 2>"$W/m2"; r1=$?
+$BIN/ucached --metrics-port 70000 >/dev/null 2>&1; r2=$?
+$BIN/ucached --metrics-port 1 --metrics-addr not-an-ip --mem 16M >/dev/null 2>"$W/m3"; r3=$?
+if [ $r1 = 1 ] && grep -q "cannot serve metrics" "$W/m2" && [ $r2 = 2 ] && [ $r3 = 1 ] &&
+   grep -q "not an IPv4 address" "$W/m3"; then
+    ok "metrics bad input: the port in use (1), --metrics-port 70000 (2), a bad --metrics-addr (1)"
+else bad "metrics bad input ($r1 $r2 $r3)"; cat "$W/m2" "$W/m3"; fi
 
 # --watch: two samples with per-second rates in between
 ( sleep 0.3; for i in $(seq 5); do $BIN/ucache cat "file://$W/data/five" >/dev/null; done ) &
