@@ -334,7 +334,7 @@ static ucache_status_t uf_fill(uf_node_t *node, uf_job_t *job, us_loc_t *loc_p,
             if (status != UCACHE_ERR_NOT_FOUND) {
                 return status;
             }
-            continue; /* evicted since: fill it after all */
+            status = UCACHE_ERR_AGAIN; /* evicted since: fill it after all */
         }
         if (((status != UCACHE_ERR_AGAIN) && (status != UCACHE_INPROGRESS)) ||
             (uc_time_ns() > deadline)) {

@@ -11,10 +11,8 @@
 #include "tools/stats.h"
 #include "util/config.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <stdlib.h>
 #include <unistd.h>

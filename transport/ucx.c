@@ -1511,11 +1511,11 @@ static void do_wait_follow(ut_ucx_ctx_t *ctx, const ut_req_t *reqs, size_t n,
 }
 
 /*
- * ctx->lock held, nothing happened for UCACHE_PROGRESS_SPIN: sleep (lock
- * released) until progress, the nearest deadline of @p reqs, or 1 ms - so
+ * ctx->lock held, the leading waiter, nothing happened for
+ * UCACHE_PROGRESS_SPIN: sleep (lock released) on the worker's event fd and
+ * the kick fd until progress, the nearest deadline of @p reqs, or 1 ms - so
  * a reader waiting for a miss to be filled leaves the CPU to the owners and
- * the origin.  One waiter sleeps on the worker's event fd and the kick fd;
- * the others on the `progressed` condition.  Whoever progresses the worker
+ * the origin (the followers sleep on `progressed`).  Whoever progresses the worker
  * and completes something broadcasts the condition and kicks the sleeper,
  * so no waiter sleeps past its request's completion.  Contexts with a
  * progress thread keep polling.
@@ -1538,10 +1538,6 @@ static void do_wait_event(ut_ucx_ctx_t *ctx, const ut_req_t *reqs, size_t n,
         }
     }
     if (until <= now) {
-        return;
-    }
-    if (ctx->sleeper) {
-        do_wait_follow(ctx, reqs, n, deadline, now);
         return;
     }
     if ((ctx->wakefd < 0) && (ucp_worker_get_efd(ctx->worker, &ctx->wakefd) != UCS_OK)) {
