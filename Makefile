@@ -7,7 +7,7 @@ DESTDIR ?=
 BUILD   ?= build
 
 CC      ?= cc
-PKGS     = ucx libxxhash libcurl libcrypto libxml-2.0
+PKGS     = ucx libxxhash libcurl libcrypto libxml-2.0 libibverbs
 TEST_PKGS = cunit
 
 CSTD     = -std=c11 -D_GNU_SOURCE
@@ -21,16 +21,16 @@ TEST_LIBS   = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 
 # The library: util (bottom) -> transport -> store -> fabric -> include/ucache.h
 LIB_SRCS = util/status.c util/log.c util/config.c \
-           transport/transport.c transport/ucx.c \
+           transport/transport.c transport/ucx.c transport/devices.c \
            store/layout.c store/alloc.c store/evict.c store/store.c \
            store/cred.c store/origin.c store/origin_file.c store/origin_http.c \
            store/origin_azure.c store/origin_s3.c \
-           fabric/place.c fabric/member.c fabric/view.c fabric/node.c fabric/client.c \
+           fabric/place.c fabric/member.c fabric/view.c fabric/node.c fabric/client.c fabric/probe.c \
            fabric/context.c
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 
 PROGS    = $(BUILD)/bin/ucache $(BUILD)/bin/ucached $(BUILD)/bin/ucperf
-PERF_SRCS = perf/options.c perf/bench_raw.c perf/bench_store.c perf/bench_place.c perf/bench_fabric.c \
+PERF_SRCS = perf/options.c perf/latency.c perf/bench_raw.c perf/bench_store.c perf/bench_place.c perf/bench_fabric.c \
             perf/compare.c perf/plot.c \
             perf/exporter.c
 PERF_OBJS = $(PERF_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -62,7 +62,7 @@ LIB_A    = $(BUILD)/lib/libucache-rdma.a
 # Debian packages the project needs (make deps installs the missing ones).
 DEB_PKGS = gcc make pkg-config libucx-dev ucx-utils libxxhash-dev \
            libcunit1-dev mbw iproute2 procps strace openmpi-bin libopenmpi-dev \
-           libcurl4-openssl-dev libssl-dev libxml2-dev libmicrohttpd-dev curl openssl bsdutils time
+           libcurl4-openssl-dev libssl-dev libxml2-dev libmicrohttpd-dev libibverbs-dev curl openssl bsdutils time
 
 .PHONY: npm-deps all tests test bench asan tsan demo install uninstall clean deps
 all: $(LIB_SO) $(LIB_A) $(PROGS)
@@ -119,9 +119,10 @@ $(LIB_A): $(LIB_OBJS)
 
 $(BUILD)/bin/ucache: $(BUILD)/obj/tools/ucache.o $(BUILD)/obj/tools/stats.o \
                      $(BUILD)/obj/tools/dataset.o $(BUILD)/obj/tools/warmup.o \
-                     $(BUILD)/obj/tools/admin.o $(LIB_A)
+                     $(BUILD)/obj/tools/admin.o $(BUILD)/obj/tools/devices.o \
+                     $(BUILD)/obj/perf/latency.o $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lm
 
 $(BUILD)/bin/ucached: $(BUILD)/obj/tools/ucached.o $(BUILD)/obj/tools/stats.o \
                       $(BUILD)/obj/tools/metrics.o $(LIB_A)

@@ -23,9 +23,6 @@
 #define UF_CHUNK_ATTEMPTS 3
 #define UF_READ_ATTEMPTS  3
 
-#define UF_ADD(_ctx, _f, _v) \
-    atomic_fetch_add_explicit(&(_ctx)->st._f, (_v), memory_order_relaxed)
-
 /* One chunk read: what it is and where its bytes go. */
 typedef struct uf_chunk {
     const char        *uri;
@@ -240,11 +237,8 @@ static ucache_status_t uf_read_am(struct ucache_context *ctx, uf_view_t *v,
     return status;
 }
 
-/* Post @p n one-sided reads of @p p's region at once and wait for them all
- * (one round trip).  The first failure, if any. */
-static ucache_status_t uf_gets(struct ucache_context *ctx, uf_peer_t *p, unsigned n,
-                               const uint64_t *offs, void *const *bufs,
-                               const size_t *lens)
+ucache_status_t uf_gets(struct ucache_context *ctx, uf_peer_t *p, unsigned n,
+                        const uint64_t *offs, void *const *bufs, const size_t *lens)
 {
     ucache_status_t status = UCACHE_OK, st;
     ut_req_t r[4];
@@ -504,6 +498,36 @@ static ucache_status_t uf_warm_attempt(struct ucache_context *ctx, uf_view_t *v,
     return status;
 }
 
+/* Eviction: every owner of @p c drops its copy (pinned or not); an owner
+ * that cannot be reached makes it UCACHE_ERR_PEER, after the others. */
+static ucache_status_t uf_evict_chunk(struct ucache_context *ctx, uf_view_t *v,
+                                      uf_chunk_t *c, uint64_t *evicted)
+{
+    uint32_t owners[UF_MAX_REPLICAS];
+    ucache_status_t status = UCACHE_OK, st;
+    uf_fetch_rep_t rep;
+    unsigned n = 0, i;
+    uf_peer_t *p;
+
+    c->key = uf_chunk_key(c->uri, c->obj, c->idx, ctx->cfg.chunk_size);
+    if ((v != NULL) && (v->n > 0)) {
+        n = uf_place_owners(v->place, &c->key, ctx->cfg.replicas, owners);
+    }
+    if (n == 0) {
+        return UCACHE_ERR_PEER;
+    }
+    for (i = 0; i < n; i++) {
+        p = uf_view_peer(ctx, v, owners[i]);
+        st = (p != NULL) ? uf_fetch(ctx, v, p, c, UF_FETCH_EVICT, &rep, NULL) :
+             UCACHE_ERR_PEER;
+        *evicted += (st == UCACHE_OK);
+        if ((st != UCACHE_OK) && (st != UCACHE_ERR_NOT_FOUND)) {
+            status = st;
+        }
+    }
+    return status;
+}
+
 ucache_status_t uf_warm(struct ucache_context *ctx, const char *uri, uint64_t offset,
                         uint64_t len, unsigned flags, ucache_warm_result_t *res)
 {
@@ -533,7 +557,12 @@ ucache_status_t uf_warm(struct ucache_context *ctx, const char *uri, uint64_t of
             c.obj    = &obj;
             c.idx    = pos / cs;
             c.length = (uint32_t)((obj.size - pos < cs) ? obj.size - pos : cs);
-            status = uf_owners_try(ctx, v, &c, uf_warm_attempt, &fflags);
+            if (flags & UCACHE_WARM_EVICT) {
+                status = uf_evict_chunk(ctx, v, &c, &res->evicted);
+                c.how  = UINT32_MAX;
+            } else {
+                status = uf_owners_try(ctx, v, &c, uf_warm_attempt, &fflags);
+            }
             if ((status == UCACHE_ERR_NOT_FOUND) && (flags & UCACHE_WARM_UNPIN)) {
                 status = UCACHE_OK; /* not cached: nothing to unpin */
                 c.how  = UINT32_MAX;

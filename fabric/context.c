@@ -166,7 +166,7 @@ static ucache_status_t uf_register(struct ucache_context *ctx)
     return status;
 }
 
-static void uf_stats_answer(struct ucache_context *ctx, ucache_status_t status);
+static void uf_admin_answer(struct ucache_context *ctx, ucache_status_t status);
 
 static void *uf_ctx_thread(void *arg)
 {
@@ -195,7 +195,7 @@ static void *uf_ctx_thread(void *arg)
             }
             uf_source_refresh(ctx, false);
         }
-        uf_stats_answer(ctx, UCACHE_OK);
+        uf_admin_answer(ctx, UCACHE_OK);
         uf_touch_flush(ctx);
         uf_view_reap(ctx, false);
         pthread_mutex_lock(&ctx->lock);
@@ -227,23 +227,52 @@ static void uf_hello_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t l
     ut_rpc_reply(rpc, UCACHE_OK, NULL, 0, ctx->self_rec, ctx->self_rec_len, 0);
 }
 
-/* Answer deferred STATS requests with this node's counters (@p status OK),
- * or refuse them.  Called without any lock held: the counters take the
- * transport's lock, which a handler already holds. */
-static void uf_stats_answer(struct ucache_context *ctx, ucache_status_t status)
+/* Drain or return this node (an ADMIN request): leave or rejoin the
+ * members source, refuse or take fills. */
+static void uf_admin_drain(struct ucache_context *ctx, bool drain)
+{
+    if ((ctx->node == NULL) || (uf_node_draining(ctx->node) == drain)) {
+        return;
+    }
+    uf_node_set_draining(ctx->node, drain);
+    UC_INFO("node %016" PRIx64 " %s", ctx->self.id,
+            drain ? "drained: it takes no new chunks" : "back in service");
+    if ((ctx->source == NULL) || (ctx->source->join == NULL)) {
+        return; /* a static list or an external source: readers skip it */
+    }
+    if (drain && ctx->registered) {
+        ctx->source->leave(ctx->source_arg, ctx->self.id);
+        ctx->registered = false;
+    } else if (!drain && !ctx->registered) {
+        uf_register(ctx);
+    }
+}
+
+/* Carry out deferred ADMIN requests and answer each with this node's
+ * counters (@p status OK), or refuse them.  Called by the background thread
+ * without any lock held: the counters take the transport's lock, which a
+ * handler already holds, and leaving a source is file I/O. */
+static void uf_admin_answer(struct ucache_context *ctx, ucache_status_t status)
 {
     struct {
-        uf_stats_rep_t hdr;
+        uf_admin_msg_t hdr;
         ucache_stats_t st;
     } rep;
-    ut_rpc_t *rpcs[8];
+    ut_rpc_t *rpcs[UF_ADMIN_QUEUE];
+    uint16_t ops[UF_ADMIN_QUEUE];
     unsigned n, i;
 
-    pthread_mutex_lock(&ctx->stats_lock);
-    n = ctx->nstats;
-    memcpy(rpcs, ctx->stats_rpcs, n * sizeof(rpcs[0]));
-    ctx->nstats = 0;
-    pthread_mutex_unlock(&ctx->stats_lock);
+    pthread_mutex_lock(&ctx->admin_lock);
+    n = ctx->nadmin;
+    memcpy(rpcs, ctx->admin_rpcs, n * sizeof(rpcs[0]));
+    memcpy(ops, ctx->admin_ops, n * sizeof(ops[0]));
+    ctx->nadmin = 0;
+    pthread_mutex_unlock(&ctx->admin_lock);
+    for (i = 0; (i < n) && (status == UCACHE_OK); i++) {
+        if (ops[i] != UF_ADMIN_STATS) {
+            uf_admin_drain(ctx, ops[i] == UF_ADMIN_DRAIN);
+        }
+    }
     if (n == 0) {
         return;
     }
@@ -260,24 +289,37 @@ static void uf_stats_answer(struct ucache_context *ctx, ucache_status_t status)
     }
 }
 
-/* STATS: this node's counters, for the admin tools.  The handler runs with
- * the transport's lock held, so the answer comes from the background thread. */
-static void uf_stats_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
+/* ADMIN: this node's counters, or drain it, for the admin tools.  The
+ * handler runs with the transport's lock held, so the answer comes from the
+ * background thread. */
+static void uf_admin_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
 {
     struct ucache_context *ctx = arg;
+    uf_admin_msg_t req;
     ut_rpc_t *d;
 
-    (void)msg;
-    (void)len;
-    pthread_mutex_lock(&ctx->stats_lock);
-    if ((ctx->nstats >= sizeof(ctx->stats_rpcs) / sizeof(ctx->stats_rpcs[0])) ||
-        (ut_rpc_defer(rpc, &d) != UCACHE_OK)) {
-        pthread_mutex_unlock(&ctx->stats_lock);
+    memset(&req, 0, sizeof(req));
+    memcpy(&req, msg, (len < sizeof(req)) ? len : sizeof(req));
+    if ((len != sizeof(req)) || (req.magic != UF_PROTO_MAGIC) ||
+        (req.version != UF_PROTO_VERSION) || (req.count > UF_ADMIN_UNDRAIN) ||
+        ((req.count != UF_ADMIN_STATS) && (ctx->node == NULL))) {
+        UC_WARN("refused a malformed ADMIN request (%zu bytes, operation %u)", len,
+                (unsigned)req.count);
+        if (ctx->node != NULL) {
+            uf_node_bad_request(ctx->node);
+        }
+        ut_rpc_reply(rpc, UCACHE_ERR_INVALID, NULL, 0, NULL, 0, 0);
+        return;
+    }
+    pthread_mutex_lock(&ctx->admin_lock);
+    if ((ctx->nadmin >= UF_ADMIN_QUEUE) || (ut_rpc_defer(rpc, &d) != UCACHE_OK)) {
+        pthread_mutex_unlock(&ctx->admin_lock);
         ut_rpc_reply(rpc, UCACHE_ERR_BUSY, NULL, 0, NULL, 0, 0);
         return;
     }
-    ctx->stats_rpcs[ctx->nstats++] = d;
-    pthread_mutex_unlock(&ctx->stats_lock);
+    ctx->admin_ops[ctx->nadmin]    = req.count;
+    ctx->admin_rpcs[ctx->nadmin++] = d;
+    pthread_mutex_unlock(&ctx->admin_lock);
     pthread_cond_signal(&ctx->cond); /* missed, it is answered within a poll */
 }
 
@@ -362,7 +404,7 @@ ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p)
         return UCACHE_ERR_NO_MEMORY;
     }
     pthread_mutex_init(&ctx->lock, NULL);
-    pthread_mutex_init(&ctx->stats_lock, NULL);
+    pthread_mutex_init(&ctx->admin_lock, NULL);
     pthread_mutex_init(&ctx->cache_lock, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -410,7 +452,7 @@ ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p)
             status = uf_self_init(ctx);
         }
         if (status == UCACHE_OK) {
-            ut_rpc_handler_set(ctx->transport, UF_RPC_STATS, uf_stats_handler, ctx);
+            ut_rpc_handler_set(ctx->transport, UF_RPC_ADMIN, uf_admin_handler, ctx);
             status = ut_rpc_handler_set(ctx->transport, UF_RPC_HELLO, uf_hello_handler,
                                         ctx);
         }
@@ -460,7 +502,7 @@ void ucache_finalize(ucache_h ctx)
     uf_readers_stop(ctx);
     if (ctx->transport != NULL) {
         ut_rpc_handler_set(ctx->transport, UF_RPC_HELLO, NULL, NULL);
-        ut_rpc_handler_set(ctx->transport, UF_RPC_STATS, NULL, NULL);
+        ut_rpc_handler_set(ctx->transport, UF_RPC_ADMIN, NULL, NULL);
     }
     if (ctx->thread_running) {
         pthread_mutex_lock(&ctx->lock);
@@ -470,9 +512,9 @@ void ucache_finalize(ucache_h ctx)
         pthread_join(ctx->thread, NULL);
     }
     if (ctx->transport != NULL) {
-        ut_rpc_handler_set(ctx->transport, UF_RPC_STATS, NULL, NULL);
+        ut_rpc_handler_set(ctx->transport, UF_RPC_ADMIN, NULL, NULL);
     }
-    uf_stats_answer(ctx, UCACHE_ERR_CANCELED); /* requests still waiting */
+    uf_admin_answer(ctx, UCACHE_ERR_CANCELED); /* requests still waiting */
     uf_touch_flush(ctx);   /* the last sampled hits */
     if (ctx->registered) { /* readers stop sending here at their next poll */
         ctx->source->leave(ctx->source_arg, ctx->self.id);
@@ -495,7 +537,7 @@ void ucache_finalize(ucache_h ctx)
     pthread_cond_destroy(&ctx->cond);
     pthread_mutex_destroy(&ctx->cache_lock);
     pthread_mutex_destroy(&ctx->lock);
-    pthread_mutex_destroy(&ctx->stats_lock);
+    pthread_mutex_destroy(&ctx->admin_lock);
     free(ctx);
 }
 
@@ -611,6 +653,7 @@ ucache_status_t ucache_stats_get(ucache_h ctx, ucache_stats_t *s)
         s->fetch_hits      = ns.fetch_hits;
         memcpy(s->fill_us_bucket, ns.fill_us_bucket, sizeof(s->fill_us_bucket));
         s->fill_us_sum     = ns.fill_us_sum;
+        s->draining        = uf_node_draining(ctx->node);
     }
     us_origin_stats(&os);
     s->origin_reads = os.reads;
@@ -678,53 +721,51 @@ ucache_status_t ucache_nodes(ucache_h ctx, ucache_node_info_t *nodes, size_t cap
     return UCACHE_OK;
 }
 
-ucache_status_t ucache_node_stats(ucache_h ctx, uint64_t id, uint64_t timeout_ns,
-                                  ucache_stats_t *stats_p)
+uint32_t uf_view_find(const uf_view_t *v, uint64_t id)
+{
+    uint32_t i;
+
+    for (i = 0; (v != NULL) && (i < v->n); i++) {
+        if (v->nodes[i].id == id) {
+            return i;
+        }
+    }
+    return UINT32_MAX;
+}
+
+ucache_status_t uf_admin_call(struct ucache_context *ctx, uf_peer_t *p, unsigned op,
+                              uint64_t timeout_ns, ucache_stats_t *stats_p)
 {
     struct {
-        uf_stats_rep_t hdr;
+        uf_admin_msg_t hdr;
         uint64_t       v[sizeof(ucache_stats_t) / sizeof(uint64_t) + 64];
     } rep;
-    uf_stats_rep_t req = { UF_PROTO_MAGIC, UF_PROTO_VERSION, 0 };
-    ucache_status_t status = UCACHE_ERR_NOT_FOUND;
-    uf_view_t *v;
-    uf_peer_t *p = NULL;
-    uint32_t i;
+    uf_admin_msg_t req = { UF_PROTO_MAGIC, UF_PROTO_VERSION, (uint16_t)op };
+    ucache_status_t status;
     size_t n;
     ut_req_t r;
 
-    if ((ctx == NULL) || (stats_p == NULL)) {
-        return UCACHE_ERR_INVALID;
-    }
-    v = uf_view_acquire(ctx);
-    for (i = 0; (v != NULL) && (i < v->n); i++) {
-        if (v->nodes[i].id == id) {
-            p = uf_view_peer(ctx, v, i);
-            status = (p != NULL) ? UCACHE_OK : UCACHE_ERR_PEER;
-            break;
+    if (p->self) {
+        if (op != UF_ADMIN_STATS) {
+            uf_admin_drain(ctx, op == UF_ADMIN_DRAIN);
         }
-    }
-    if ((status == UCACHE_OK) && p->self) {
-        uf_view_release(v);
         return ucache_stats_get(ctx, stats_p);
     }
-    if (status == UCACHE_OK) {
-        status = ut_rpc_post_timeout(&r, p->tp, UF_RPC_STATS, &req, sizeof(req), NULL, 0,
-                                     &rep, sizeof(rep), timeout_ns);
-    }
+    status = ut_rpc_post_timeout(&r, p->tp, UF_RPC_ADMIN, &req, sizeof(req), NULL, 0,
+                                 &rep, sizeof(rep), timeout_ns);
     if (status == UCACHE_OK) {
         status = ut_wait(ctx->transport, &r, 1, timeout_ns + ctx->cfg.timeout_ns);
         status = (status == UCACHE_INPROGRESS) ? UCACHE_ERR_TIMEOUT : status;
     }
-    uf_view_release(v);
     if (status != UCACHE_OK) {
         return status;
     }
     if ((r.length < sizeof(rep.hdr)) || (rep.hdr.magic != UF_PROTO_MAGIC) ||
         (rep.hdr.version != UF_PROTO_VERSION) ||
         (r.length != sizeof(rep.hdr) + (size_t)rep.hdr.count * sizeof(uint64_t))) {
-        UC_WARN("node %016llx sent a malformed STATS reply (%zu bytes)",
-                (unsigned long long)id, r.length);
+        UF_ADD(ctx, bad_replies, 1);
+        UC_WARN("node %016llx sent a malformed ADMIN reply (%zu bytes)",
+                (unsigned long long)p->id, r.length);
         return UCACHE_ERR_CORRUPT;
     }
     memset(stats_p, 0, sizeof(*stats_p));
@@ -732,6 +773,42 @@ ucache_status_t ucache_node_stats(ucache_h ctx, uint64_t id, uint64_t timeout_ns
         sizeof(*stats_p) / sizeof(uint64_t);
     memcpy(stats_p, rep.v, n * sizeof(uint64_t));
     return UCACHE_OK;
+}
+
+/* Node @p id's counters after ADMIN operation @p op. */
+static ucache_status_t uf_node_admin(ucache_h ctx, uint64_t id, unsigned op,
+                                     uint64_t timeout_ns, ucache_stats_t *stats_p)
+{
+    ucache_status_t status = UCACHE_ERR_NOT_FOUND;
+    uf_view_t *v;
+    uf_peer_t *p;
+    uint32_t i;
+
+    if ((ctx == NULL) || (stats_p == NULL)) {
+        return UCACHE_ERR_INVALID;
+    }
+    v = uf_view_acquire(ctx);
+    i = uf_view_find(v, id);
+    if (i != UINT32_MAX) {
+        p = uf_view_peer(ctx, v, i);
+        status = (p != NULL) ? uf_admin_call(ctx, p, op, timeout_ns, stats_p) :
+                 UCACHE_ERR_PEER;
+    }
+    uf_view_release(v);
+    return status;
+}
+
+ucache_status_t ucache_node_stats(ucache_h ctx, uint64_t id, uint64_t timeout_ns,
+                                  ucache_stats_t *stats_p)
+{
+    return uf_node_admin(ctx, id, UF_ADMIN_STATS, timeout_ns, stats_p);
+}
+
+ucache_status_t ucache_node_drain(ucache_h ctx, uint64_t id, int drain,
+                                  uint64_t timeout_ns, ucache_stats_t *stats_p)
+{
+    return uf_node_admin(ctx, id, drain ? UF_ADMIN_DRAIN : UF_ADMIN_UNDRAIN, timeout_ns,
+                         stats_p);
 }
 
 ucache_status_t ucache_stat(ucache_h ctx, const char *uri, uint64_t *size_p)
@@ -776,8 +853,8 @@ ucache_status_t ucache_warm(ucache_h ctx, const char *uri, uint64_t offset, uint
                             unsigned flags, ucache_warm_result_t *res)
 {
     if ((ctx == NULL) || (uri == NULL) || (res == NULL) || (len == 0) ||
-        (flags & ~(UCACHE_WARM_PIN | UCACHE_WARM_UNPIN)) ||
-        ((flags & UCACHE_WARM_PIN) && (flags & UCACHE_WARM_UNPIN))) {
+        (flags & ~(UCACHE_WARM_PIN | UCACHE_WARM_UNPIN | UCACHE_WARM_EVICT)) ||
+        (__builtin_popcount(flags) > 1)) {
         if (ctx != NULL) {
             UC_ERROR("ucache_warm: a NULL argument, length 0 or bad flags");
         }

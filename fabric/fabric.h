@@ -27,12 +27,13 @@
 #define UF_RPC_FETCH      1          /* find or fill one chunk              */
 #define UF_RPC_TOUCH      2          /* sampled hits of one-sided readers   */
 #define UF_RPC_HELLO      3          /* the node's record (bootstrap)       */
-#define UF_RPC_STATS      4          /* the node's counters (admin tools)   */
+#define UF_RPC_ADMIN      4          /* counters, drain (admin tools)       */
 #define UF_PROTO_MAGIC    0x50464355u /* "UCFP" */
 #define UF_PROTO_VERSION  1u
 #define UF_FETCH_DATA     (1u << 0)  /* reply with header + payload (tcp)   */
 #define UF_FETCH_PIN      (1u << 1)  /* pin the chunk once found or filled  */
 #define UF_FETCH_UNPIN    (1u << 2)  /* unpin it if present; never fill     */
+#define UF_FETCH_EVICT    (1u << 3)  /* unpin and drop it if present; never fill */
 
 /* FETCH request: this header, then uri_len bytes of URI (no terminator). */
 typedef struct uf_fetch_req {
@@ -69,13 +70,18 @@ typedef struct uf_touch_req {
     uint32_t reserved;
 } uf_touch_req_t;
 
-/* STATS reply: this header, then count little-endian uint64 counters in
- * ucache_stats_t order (a newer node may send more, an older fewer). */
-typedef struct uf_stats_rep {
+/* ADMIN request: this header alone, count holding the operation.  Every
+ * operation is answered with this header, then count little-endian uint64
+ * counters in ucache_stats_t order (a newer node may send more, an older
+ * fewer): the node's counters after the operation. */
+typedef struct uf_admin_msg {
     uint32_t magic;
     uint16_t version;
-    uint16_t count;
-} uf_stats_rep_t;
+    uint16_t count;          /* request: UF_ADMIN_*; reply: counters */
+} uf_admin_msg_t;
+
+enum { UF_ADMIN_STATS = 0, UF_ADMIN_DRAIN = 1, UF_ADMIN_UNDRAIN = 2 };
+#define UF_ADMIN_QUEUE    8          /* admin requests waiting for an answer */
 
 #define UF_TOUCH_MAX      1024       /* keys per TOUCH (16 KiB)             */
 #define UF_TOUCH_SAMPLE   16         /* a reader reports 1 in this many hits */
@@ -116,6 +122,14 @@ ucache_status_t uf_node_create(ut_ctx_t *tr, const uc_config_t *cfg,
 /** Stop serving: fail waiting requests (UCACHE_ERR_CANCELED), join the
  *  fill threads, free the store.  Accepts NULL. */
 void uf_node_destroy(uf_node_t *node);
+
+/** Draining: FETCH misses are refused (UCACHE_ERR_MOVED) instead of filled,
+ *  so readers go to the next owner; hits are still served. */
+void uf_node_set_draining(uf_node_t *node, bool draining);
+bool uf_node_draining(uf_node_t *node);
+
+/** Count a malformed request (one the context refused for the node). */
+void uf_node_bad_request(uf_node_t *node);
 
 /** Wait up to @p timeout_ns for fills in progress to finish (drain). */
 void uf_node_drain(uf_node_t *node, uint64_t timeout_ns);
@@ -220,9 +234,10 @@ struct ucache_context {
     pthread_t          thread;
     bool               thread_running;
     bool               thread_stop;
-    pthread_mutex_t    stats_lock;    /* deferred STATS requests (a leaf lock) */
-    ut_rpc_t          *stats_rpcs[8]; /* answered by the background thread */
-    unsigned           nstats;
+    pthread_mutex_t    admin_lock;    /* deferred ADMIN requests (a leaf lock) */
+    ut_rpc_t          *admin_rpcs[UF_ADMIN_QUEUE]; /* answered by the background thread */
+    uint16_t           admin_ops[UF_ADMIN_QUEUE];
+    unsigned           nadmin;
     void              *self_rec;      /* encoded own record (serving)     */
     size_t             self_rec_len;
 
@@ -240,6 +255,10 @@ struct ucache_context {
         _Atomic uint64_t bytes, touch_sent, touch_dropped, fetches, loc_hits;
     } st;
 };
+
+/* Count @p _v on the context's read-path counter @p _f. */
+#define UF_ADD(_ctx, _f, _v) \
+    atomic_fetch_add_explicit(&(_ctx)->st._f, (_v), memory_order_relaxed)
 
 /* view.c; uf_view_build() takes @p members (malloc'd) whatever it returns */
 ucache_status_t uf_view_build(struct ucache_context *ctx, uf_member_t *members,
@@ -264,11 +283,22 @@ void uf_touch_sample(struct ucache_context *ctx, uf_peer_t *peer, const us_key_t
 void uf_touch_flush(struct ucache_context *ctx);
 
 /* client.c */
+/** Post @p n (at most 4) one-sided reads of @p p's region at once and wait
+ *  for them all (one round trip): the first failure, if any. */
+ucache_status_t uf_gets(struct ucache_context *ctx, uf_peer_t *p, unsigned n,
+                        const uint64_t *offs, void *const *bufs, const size_t *lens);
 /** Warm one range of an object in its owners (see ucache_warm). */
 ucache_status_t uf_warm(struct ucache_context *ctx, const char *uri, uint64_t offset,
                         uint64_t len, unsigned flags, ucache_warm_result_t *res);
 
 ucache_status_t uf_read(struct ucache_context *ctx, const char *uri, uint64_t offset,
                         size_t len, void *buf, size_t *nread_p);
+
+/* context.c */
+/** Node @p p's counters by an ADMIN request doing @p op, within @p timeout_ns. */
+ucache_status_t uf_admin_call(struct ucache_context *ctx, uf_peer_t *p, unsigned op,
+                              uint64_t timeout_ns, ucache_stats_t *stats_p);
+/** The index of node @p id in @p v (UINT32_MAX if absent). */
+uint32_t uf_view_find(const uf_view_t *v, uint64_t id);
 
 #endif

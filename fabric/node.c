@@ -59,6 +59,7 @@ struct uf_node {
     bool             stop;
     pthread_t       *threads;
     unsigned         nthreads;
+    _Atomic bool     draining;  /* refuse fills: ucache drain */
     struct {
         _Atomic uint64_t fetches, fetch_hits, fills, fill_bytes, coalesced;
         _Atomic uint64_t fill_errors, bad_requests, touches;
@@ -94,8 +95,10 @@ ucache_status_t uf_fetch_req_check(const void *msg, size_t len, uf_fetch_req_t *
     }
     memcpy(req, msg, sizeof(*req));
     if ((req->magic != UF_PROTO_MAGIC) || (req->version != UF_PROTO_VERSION) ||
-        (req->flags & ~(UF_FETCH_DATA | UF_FETCH_PIN | UF_FETCH_UNPIN)) ||
-        ((req->flags & UF_FETCH_PIN) && (req->flags & UF_FETCH_UNPIN)) ||
+        (req->flags & ~(UF_FETCH_DATA | UF_FETCH_PIN | UF_FETCH_UNPIN | UF_FETCH_EVICT)) ||
+        (__builtin_popcount(req->flags & (UF_FETCH_PIN | UF_FETCH_UNPIN |
+                                          UF_FETCH_EVICT)) > 1) ||
+        ((req->flags & UF_FETCH_EVICT) && (req->flags & UF_FETCH_DATA)) ||
         (req->uri_len == 0) ||
         (req->uri_len >= US_URI_MAX) || (len != sizeof(*req) + req->uri_len) ||
         (req->chunk_size < 4096) || (req->chunk_size > US_MAX_PAYLOAD) ||
@@ -186,7 +189,8 @@ static ucache_status_t uf_reply_loc(uf_node_t *node, ut_rpc_t *rpc, unsigned fla
     const char *base = us_store_base(node->store);
     uf_fetch_rep_t rep;
 
-    UF_NODE_ADD(node, fetches, 1);
+    /* unpin and evict are an admin's, not lookups: they stay out of the hit ratio */
+    UF_NODE_ADD(node, fetches, !(flags & (UF_FETCH_UNPIN | UF_FETCH_EVICT)));
     if (status != UCACHE_OK) {
         return ut_rpc_reply(rpc, status, NULL, 0, NULL, 0, 0);
     }
@@ -211,6 +215,11 @@ static ucache_status_t uf_pin_apply(uf_node_t *node, unsigned flags, const us_ke
 {
     ucache_status_t status;
 
+    if (flags & UF_FETCH_EVICT) { /* an admin's word: unpin it and drop it */
+        us_store_pin(node->store, key, 0);
+        status = us_store_evict(node->store, key);
+        return (status == UCACHE_ERR_NOT_FOUND) ? UCACHE_OK : status; /* raced */
+    }
     if (!(flags & (UF_FETCH_PIN | UF_FETCH_UNPIN))) {
         return UCACHE_OK;
     }
@@ -255,13 +264,17 @@ static void uf_fetch_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t l
         return;
     }
     if (us_store_lookup(node->store, &key, &loc) == UCACHE_OK) {
-        UF_NODE_ADD(node, fetch_hits, 1);
+        UF_NODE_ADD(node, fetch_hits, !(req.flags & (UF_FETCH_UNPIN | UF_FETCH_EVICT)));
         status = uf_pin_apply(node, req.flags, &key);
         uf_reply_loc(node, rpc, req.flags, status, &loc, UF_HOW_HIT);
         return;
     }
-    if (req.flags & UF_FETCH_UNPIN) {
-        uf_reply_loc(node, rpc, 0, UCACHE_ERR_NOT_FOUND, NULL, 0); /* not cached */
+    if (req.flags & (UF_FETCH_UNPIN | UF_FETCH_EVICT)) { /* not cached */
+        uf_reply_loc(node, rpc, req.flags, UCACHE_ERR_NOT_FOUND, NULL, 0);
+        return;
+    }
+    if (atomic_load_explicit(&node->draining, memory_order_relaxed)) {
+        uf_reply_loc(node, rpc, 0, UCACHE_ERR_MOVED, NULL, 0); /* drained: go elsewhere */
         return;
     }
     w = calloc(1, sizeof(*w));
@@ -451,8 +464,11 @@ static ucache_status_t uf_fetch_local(uf_node_t *node, const uf_fetch_req_t *req
     if (us_store_lookup(node->store, &key, loc_p) == UCACHE_OK) {
         return UCACHE_OK;
     }
-    if (req->flags & UF_FETCH_UNPIN) {
+    if (req->flags & (UF_FETCH_UNPIN | UF_FETCH_EVICT)) {
         return UCACHE_ERR_NOT_FOUND;
+    }
+    if (atomic_load_explicit(&node->draining, memory_order_relaxed)) {
+        return UCACHE_ERR_MOVED;
     }
     pthread_mutex_lock(&node->lock);
     job = node->stop ? NULL : do_job_find(node, &key);
@@ -549,6 +565,21 @@ ucache_status_t uf_node_create(ut_ctx_t *tr, const uc_config_t *cfg,
 err:
     uf_node_destroy(node);
     return status;
+}
+
+void uf_node_set_draining(uf_node_t *node, bool draining)
+{
+    atomic_store(&node->draining, draining);
+}
+
+bool uf_node_draining(uf_node_t *node)
+{
+    return atomic_load(&node->draining);
+}
+
+void uf_node_bad_request(uf_node_t *node)
+{
+    UF_NODE_ADD(node, bad_requests, 1);
 }
 
 void uf_node_drain(uf_node_t *node, uint64_t timeout_ns)

@@ -225,6 +225,7 @@ typedef struct ucache_stats {
 #define UCACHE_FILL_BUCKET_US(i) (100ull << (i))
     uint64_t fill_us_bucket[UCACHE_FILL_BUCKETS];
     uint64_t fill_us_sum;      /**< their total duration, microseconds      */
+    uint64_t draining;         /**< gauge: 1 while drained (ucache drain)   */
 } ucache_stats_t;
 
 /** @brief Copy the context's counters into @p stats_p. */
@@ -286,6 +287,141 @@ ucache_status_t ucache_nodes(ucache_h ctx, ucache_node_info_t *nodes, size_t cap
  */
 ucache_status_t ucache_node_stats(ucache_h ctx, uint64_t id, uint64_t timeout_ns,
                                   ucache_stats_t *stats_p);
+
+/**
+ * @brief Drain node @p id (@p drain nonzero) or return it to service.  A
+ *        drained node fills no more chunks (a miss sent to it is refused
+ *        with UCACHE_ERR_MOVED, so readers go to the next owner or the
+ *        origin) but still serves what it holds; on a source nodes join
+ *        (dir:) it also leaves the membership, so every view stops placing
+ *        chunks on it and it can be stopped without a miss storm.
+ * @param stats_p  The node's counters afterwards (draining is 1 or 0).
+ * @return as ucache_node_stats(); UCACHE_ERR_INVALID for a reader-only node.
+ */
+ucache_status_t ucache_node_drain(ucache_h ctx, uint64_t id, int drain,
+                                  uint64_t timeout_ns, ucache_stats_t *stats_p);
+
+enum ucache_probe_field {
+    UCACHE_PROBE_FIELD_SIZE       = 1u << 0,
+    UCACHE_PROBE_FIELD_ITERS      = 1u << 1,
+    UCACHE_PROBE_FIELD_TIMEOUT_NS = 1u << 2,
+    UCACHE_PROBE_FIELD_DEEP       = 1u << 3,
+    UCACHE_PROBE_FIELD_LAT_NS     = 1u << 4
+};
+
+/** @brief What ucache_node_probe() measures (unset fields: defaults). */
+typedef struct ucache_probe_params {
+    uint64_t  field_mask;  /**< UCACHE_PROBE_FIELD_* bits that are valid      */
+    size_t    size;        /**< bytes per bandwidth read (1 MiB), at most the
+                                node's data area                           */
+    unsigned  iters;       /**< reads in each pass (32), 1 .. 100000        */
+    uint64_t  timeout_ns;  /**< deadline of the whole probe (2 s)           */
+    unsigned  deep;        /**< chunks to sample from the node's index, read
+                                and verify (0: no index check)             */
+    uint64_t *lat_ns;      /**< if set: the latency pass's iters latencies   */
+} ucache_probe_params_t;
+
+/** @brief One node's health, as this process reaches it. */
+typedef struct ucache_probe_result {
+    ucache_status_t status;    /**< OK: it answered its ADMIN request and the
+                                    one-sided reads; else why not          */
+    char     path[8];          /**< "mapped", "get", "am": how one-sided
+                                    reads reach it from here               */
+    uint64_t connect_ns;       /**< setting up the peer (connect, key,
+                                    superblock), 0 if it was set up already */
+    uint64_t rpc_ns;           /**< its counters' round trip (owner CPU)     */
+    uint64_t lat_reads;        /**< 64-byte one-sided reads timed, one at a time */
+    uint64_t lat_ns_sum;
+    uint64_t bw_reads;         /**< size-byte reads, 4 in flight             */
+    uint64_t bw_bytes;
+    uint64_t bw_ns;            /**< wall time of the bandwidth pass          */
+    /* the index check (params deep > 0) */
+    uint64_t buckets_scanned;
+    uint64_t chunks_checked;   /**< published chunks read and verified       */
+    uint64_t chunks_bad;       /**< failed verification twice at an unchanged
+                                    slot: the index and data disagree      */
+    uint64_t chunks_changed;   /**< evicted or replaced while being checked  */
+    uint64_t chunks_misplaced; /**< cached there, owned elsewhere in this view
+                                    (left from an older view; they age out) */
+    ucache_stats_t stats;      /**< the node's counters                     */
+} ucache_probe_result_t;
+
+/**
+ * @brief Probe node @p id of the view (`ucache health`): ask its counters,
+ *        time one-sided reads of its exported memory (latency: 64-byte
+ *        reads one at a time; bandwidth: params->size reads, 4 in flight)
+ *        and, with params->deep, walk its index from a random bucket and
+ *        verify that many chunks (key, version, checksum, bucket) the way a
+ *        reader does.  The bytes read are never handed out.  Safe from many
+ *        threads at once (one probe per node).
+ * @return res->status: UCACHE_ERR_NOT_FOUND (no such node in the view),
+ *         UCACHE_ERR_PEER / UCACHE_ERR_TIMEOUT (it does not answer),
+ *         UCACHE_ERR_INVALID (bad parameters).
+ */
+ucache_status_t ucache_node_probe(ucache_h ctx, uint64_t id,
+                                  const ucache_probe_params_t *params,
+                                  ucache_probe_result_t *res);
+
+/* ------------------------------------------------------------------------ */
+/* This machine's devices (ucache devices)                                   */
+/* ------------------------------------------------------------------------ */
+
+#define UCACHE_DEV_PORTS   4
+#define UCACHE_DEV_GIDS    8
+
+/** @brief One port of an RDMA device (rdma-core, ibv_query_port). */
+typedef struct ucache_rdma_port {
+    uint32_t num;              /**< port number (from 1)                    */
+    char     state[16];        /**< "PORT_ACTIVE", "PORT_DOWN", ...          */
+    char     link_layer[16];   /**< "InfiniBand", "Ethernet"                 */
+    double   gbps;             /**< active width x lane speed, Gb/s          */
+    char     width_speed[24];  /**< "4X EDR"                                 */
+    uint32_t mtu;              /**< active MTU, bytes                        */
+    uint32_t lid;
+    unsigned ngids;            /**< non-zero GIDs, at most UCACHE_DEV_GIDS   */
+    char     gids[UCACHE_DEV_GIDS][40];
+} ucache_rdma_port_t;
+
+typedef struct ucache_rdma_device {
+    char     name[64];         /**< "mlx5_0"                                 */
+    char     node_guid[20];    /**< "0c42:a103:0065:2a4e"                    */
+    char     node_type[16];    /**< "CA", "RNIC", ...                        */
+    char     fw_ver[64];
+    unsigned nports;           /**< ports listed (at most UCACHE_DEV_PORTS)  */
+    ucache_rdma_port_t ports[UCACHE_DEV_PORTS];
+} ucache_rdma_device_t;
+
+/** @brief One UCX transport resource (UCT) of this machine. */
+typedef struct ucache_ucx_tl {
+    char     tl[16];           /**< "rc_mlx5", "tcp", "posix", ...           */
+    char     dev[32];          /**< "mlx5_0:1", "eth0", "memory"             */
+    char     type[8];          /**< "net", "shm", "self", "acc"              */
+    int      get;              /**< one-sided get (zero-copy or buffered)    */
+    int      rdma;             /**< through an RDMA device (verbs)           */
+    double   latency_us;       /**< UCX's own estimate                       */
+    double   bandwidth_gbs;    /**< UCX's own estimate, GB/s (10^9 bytes)    */
+} ucache_ucx_tl_t;
+
+#define UCACHE_DEV_MAX 32
+#define UCACHE_TL_MAX  64
+
+typedef struct ucache_devices {
+    int                  rdma_errno;   /**< 0, or why rdma-core could not list
+                                            devices (ENOSYS: no kernel RDMA) */
+    size_t               nrdma;
+    ucache_rdma_device_t rdma[UCACHE_DEV_MAX];
+    size_t               ntls;
+    ucache_ucx_tl_t      tls[UCACHE_TL_MAX];
+    char                 ucx_version[16];
+} ucache_devices_t;
+
+/**
+ * @brief This machine's RDMA devices and ports (rdma-core) and the UCX
+ *        transports usable here.  Needs no context.  A machine without RDMA
+ *        devices is not an error: nrdma is 0 and rdma_errno says why.
+ * @return UCACHE_ERR_TRANSPORT if UCX cannot list its transports.
+ */
+ucache_status_t ucache_devices_query(ucache_devices_t *devs);
 
 /* ------------------------------------------------------------------------ */
 /* Origin credentials                                                        */
@@ -389,6 +525,8 @@ ucache_status_t ucache_list(ucache_h ctx, const char *prefix, ucache_list_fn_t f
 
 #define UCACHE_WARM_PIN    (1u << 0) /**< pin the chunks against eviction    */
 #define UCACHE_WARM_UNPIN  (1u << 1) /**< unpin them instead (fills nothing) */
+#define UCACHE_WARM_EVICT  (1u << 2) /**< drop them from every owner, pinned
+                                          or not (fills nothing)            */
 
 /** @brief What ucache_warm() did; it adds to the fields (sum over calls). */
 typedef struct ucache_warm_result {
@@ -398,6 +536,7 @@ typedef struct ucache_warm_result {
     uint64_t filled;    /**< filled from the origin by their owners now     */
     uint64_t unpinned;  /**< with UCACHE_WARM_PIN: cached but left unpinned
                              (pins may take 90% of an owner's memory)       */
+    uint64_t evicted;   /**< with UCACHE_WARM_EVICT: copies dropped          */
 } ucache_warm_result_t;
 
 /**

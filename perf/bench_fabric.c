@@ -38,7 +38,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-void ucperf_sort(uint64_t *v, size_t n);
 
 #define FB_SEED        0x7f4a7c15ull
 #define FB_OBJ_MAX     (64ull << 20)     /* bytes per dataset file       */

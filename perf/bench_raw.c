@@ -17,7 +17,6 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-void ucperf_sort(uint64_t *v, size_t n);
 
 #define UCPERF_MAX_SAMPLES (20u * 1000u * 1000u)
 

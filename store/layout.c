@@ -72,30 +72,42 @@ ucache_status_t us_layout_parse(const void *buf, size_t len, us_layout_t *layout
     return UCACHE_OK;
 }
 
+bool us_slot_decode(const us_layout_t *layout, const void *slot, us_loc_t *loc,
+                    uint16_t *fp_p)
+{
+    uint64_t w[2], granule, block_end;
+    uint32_t length;
+
+    memcpy(w, slot, sizeof(w));
+    if (w[0] == 0) {
+        return false;
+    }
+    granule   = w[1] >> 26;
+    length    = (uint32_t)(w[1] & US_MAX_PAYLOAD);
+    block_end = (granule * US_GRANULE) + US_CHUNK_OVERHEAD + length;
+    if ((length > layout->max_payload) || (granule >= US_MAX_GRANULES) ||
+        (block_end > layout->data_len)) {
+        return false; /* torn or garbage slot: it can only point outside */
+    }
+    loc->version = w[0] >> 16;
+    loc->hdr_off = layout->data_off + granule * US_GRANULE + US_BLOCK_HDR;
+    loc->length  = length;
+    *fp_p = (uint16_t)w[0];
+    return true;
+}
+
 unsigned us_index_match(const us_layout_t *layout, const void *buckets,
                         const us_key_t *key, us_loc_t *locs)
 {
     const uint16_t fp = us_key_fp(key);
     unsigned i, n = 0;
-    uint64_t w[2], granule, block_end;
-    uint32_t length;
+    uint16_t slot_fp;
 
     for (i = 0; i < 2 * US_BUCKET_SLOTS; i++) {
-        memcpy(w, (const char *)buckets + i * US_SLOT_SIZE, sizeof(w));
-        if ((w[0] == 0) || ((uint16_t)w[0] != fp)) {
-            continue;
+        if (us_slot_decode(layout, (const char *)buckets + i * US_SLOT_SIZE, &locs[n],
+                           &slot_fp) && (slot_fp == fp)) {
+            n++;
         }
-        granule   = w[1] >> 26;
-        length    = (uint32_t)(w[1] & US_MAX_PAYLOAD);
-        block_end = (granule * US_GRANULE) + US_CHUNK_OVERHEAD + length;
-        if ((length > layout->max_payload) || (granule >= US_MAX_GRANULES) ||
-            (block_end > layout->data_len)) {
-            continue; /* torn or garbage slot: it can only point outside */
-        }
-        locs[n].version = w[0] >> 16;
-        locs[n].hdr_off = layout->data_off + granule * US_GRANULE + US_BLOCK_HDR;
-        locs[n].length  = length;
-        n++;
     }
     return n;
 }

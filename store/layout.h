@@ -28,6 +28,7 @@
 
 #include "ucache.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -155,6 +156,14 @@ static inline uint64_t us_layout_bucket_off(const us_layout_t *l, uint64_t b)
 {
     return l->index_off + b * US_BUCKET_SIZE;
 }
+
+/**
+ * Decode one slot (US_SLOT_SIZE bytes copied from an owner's index): false
+ * if it is empty or points outside the data area (torn or garbage), else
+ * its location and fingerprint.
+ */
+bool us_slot_decode(const us_layout_t *layout, const void *slot, us_loc_t *loc,
+                    uint16_t *fp_p);
 
 /**
  * Find the slots of @p buckets (two copied buckets, 2 * US_BUCKET_SIZE bytes,

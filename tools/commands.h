@@ -8,5 +8,10 @@
 int cmd_warmup(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_stat(int argc, char **argv);
+int cmd_pin(int argc, char **argv);
+int cmd_evict(int argc, char **argv);
+int cmd_drain(int argc, char **argv);
+int cmd_health(int argc, char **argv);
+int cmd_devices(int argc, char **argv);
 
 #endif

@@ -1,8 +1,7 @@
 /*
- * ucache.c - the admin CLI.  Subcommands in this build: cat, read, warmup
- * (warmup.c), status and stat (admin.c), config, version.  The other admin
- * subcommands (health, devices, pin, evict, drain) arrive with the rest of
- * the operations issue; asking for one says so.
+ * ucache.c - the admin CLI: cat, read, config and version here; warmup,
+ * pin and evict (warmup.c); status, stat, health and drain (admin.c);
+ * devices (devices.c).
  * Exit codes: 0 ok, 1 the command failed, 2 bad command line.
  */
 #include "ucache.h"
@@ -39,11 +38,20 @@ static void usage(FILE *out)
         "                                  hit ratio, origin bytes saved\n"
         "  stat [--watch[=S]] [--count N] [--json]\n"
         "                                  every node's counters (and rates)\n"
+        "  health [--deep[=N]] [--json]    probe every node: reachable/suspect/dead,\n"
+        "                                  one-sided latency and bandwidth, index check;\n"
+        "                                  exit 0 healthy, 1 degraded, 2 broken\n"
+        "  devices [--json]                RDMA devices and ports (rdma-core), UCX\n"
+        "                                  transports usable here\n"
+        "  drain NODE [--undo] [--json]    take a node out of service (and back)\n"
+        "  pin URI|PREFIX/... [--unpin]    pin a dataset's chunks in their owners\n"
+        "  evict URI|PREFIX/...            drop a dataset's chunks from every owner\n"
         "  config [--json] [--help-text]   every UCACHE_* variable: value, default, help\n"
         "  version                         library version\n"
         "  help                            this text\n"
         "\n"
-        "Coming with the operations issue: health, devices, pin, evict, drain.\n");
+        "Every command takes --help; the fabric commands take --members SRC (else\n"
+        "UCACHE_MEMBERS) and --timeout T.\n");
 }
 
 static int cmd_config(int argc, char **argv)
@@ -395,12 +403,6 @@ static int cmd_read(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    static const char *const later[] = {
-        "health", "devices", "pin", "evict",
-        "drain", NULL
-    };
-    int i;
-
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -427,16 +429,24 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "stat") == 0) {
         return cmd_stat(argc, argv);
     }
+    if (strcmp(argv[1], "health") == 0) {
+        return cmd_health(argc, argv);
+    }
+    if (strcmp(argv[1], "devices") == 0) {
+        return cmd_devices(argc, argv);
+    }
+    if (strcmp(argv[1], "drain") == 0) {
+        return cmd_drain(argc, argv);
+    }
+    if (strcmp(argv[1], "pin") == 0) {
+        return cmd_pin(argc, argv);
+    }
+    if (strcmp(argv[1], "evict") == 0) {
+        return cmd_evict(argc, argv);
+    }
     if ((strcmp(argv[1], "version") == 0) || (strcmp(argv[1], "--version") == 0)) {
         printf("ucache %s\n", UCACHE_VERSION_STRING);
         return 0;
-    }
-    for (i = 0; later[i] != NULL; i++) {
-        if (strcmp(argv[1], later[i]) == 0) {
-            fprintf(stderr, "ucache %s: comes with the operations issue [6/6]; not in "
-                    "this build\n", argv[1]);
-            return 1;
-        }
     }
     fprintf(stderr, "ucache: unknown command '%s'\n", argv[1]);
     usage(stderr);

@@ -1,6 +1,7 @@
 /*
  * warmup.c - `ucache warmup`: load a dataset's chunks into their owners
- * before training reads it.  The objects (URIs, listed prefixes, a
+ * before training reads it; `ucache pin` (warmup --pin) and `ucache evict`
+ * (every owner drops the chunks) are the same walk with other flags.  The objects (URIs, listed prefixes, a
  * manifest) are cut into 64 MiB units; --parallel threads take units from
  * one queue and call ucache_warm() on them, so owners fill in parallel and
  * no bytes travel to this process.  Progress: a bar on a terminal, plain
@@ -32,6 +33,7 @@ typedef struct wu_state {
     ucache_warm_result_t res;
     uint64_t             failed_units, failed_bytes;
     unsigned             running;
+    const char          *cmd;       /* "warmup", "pin", "evict" */
 } wu_state_t;
 
 static void *wu_worker(void *arg)
@@ -64,11 +66,12 @@ static void *wu_worker(void *arg)
         w->res.hits     += r.hits;
         w->res.filled   += r.filled;
         w->res.unpinned += r.unpinned;
+        w->res.evicted  += r.evicted;
         if (status != UCACHE_OK) {
             w->failed_units++;
             w->failed_bytes += ((f->size - off < len) ? f->size - off : len) - r.bytes;
-            fprintf(stderr, "%sucache warmup: %.*s at %llu: %s\n",
-                    isatty(STDERR_FILENO) ? "\r\033[K" : "",
+            fprintf(stderr, "%sucache %s: %.*s at %llu: %s\n",
+                    isatty(STDERR_FILENO) ? "\r\033[K" : "", w->cmd,
                     (int)strcspn(f->uri, "?#"), f->uri, (unsigned long long)off,
                     ucache_strerror(status));
         }
@@ -111,14 +114,35 @@ static void wu_progress(wu_state_t *w, uint64_t total, double t, int tty)
                 ds_bytes((double)total, b, sizeof(b)), (unsigned long long)r.chunks, rate,
                 eta);
     } else {
-        fprintf(stderr, "warmup: %.0f%% %s / %s, %llu chunks, %s/s, ETA %s\n", 100 * frac,
+        fprintf(stderr, "%s: %.0f%% %s / %s, %llu chunks, %s/s, ETA %s\n", w->cmd, 100 * frac,
                 ds_bytes((double)done, a, sizeof(a)), ds_bytes((double)total, b, sizeof(b)),
                 (unsigned long long)r.chunks, rate, eta);
     }
 }
 
-static void wu_usage(FILE *out)
+static void wu_usage(FILE *out, const char *cmd)
 {
+    if (strcmp(cmd, "pin") == 0) {
+        fprintf(out,
+            "usage: ucache pin [URI|PREFIX/]... [--manifest FILE] [--unpin] [--parallel N]\n"
+            "                  [--members SRC] [--json]\n"
+            "Pins every chunk of the objects in its owner (filling it from the origin\n"
+            "first if it is not cached), so eviction never drops it; pins may take 90%%\n"
+            "of a node's memory.  --unpin releases them.  The same as `ucache warmup\n"
+            "--pin`; prefixes and manifests as for warmup.\n"
+            "Exit: 0 all pinned, 1 something failed or stayed unpinned, 2 bad command line.\n");
+        return;
+    }
+    if (strcmp(cmd, "evict") == 0) {
+        fprintf(out,
+            "usage: ucache evict [URI|PREFIX/]... [--manifest FILE] [--parallel N]\n"
+            "                    [--members SRC] [--json]\n"
+            "Drops every chunk of the objects' current versions from every owner that\n"
+            "holds one, pinned or not (the next read fills it again from the origin).\n"
+            "Prefixes and manifests as for warmup.\n"
+            "Exit: 0 done, 1 an owner could not be reached or refused, 2 bad command line.\n");
+        return;
+    }
     fprintf(out,
         "usage: ucache warmup [URI|PREFIX/]... [--manifest FILE] [--pin | --unpin]\n"
         "                     [--parallel N] [--members SRC] [--json]\n"
@@ -135,7 +159,8 @@ static void wu_usage(FILE *out)
         "Exit: 0 all warm (and pinned), 1 something failed, 2 bad command line.\n");
 }
 
-int cmd_warmup(int argc, char **argv)
+/* warmup, pin and evict: @p flags preset by the command. */
+static int wu_main(int argc, char **argv, const char *cmd, unsigned flags)
 {
     static const struct option opts[] = {
         {"manifest", required_argument, NULL, 'm'},
@@ -160,6 +185,8 @@ int cmd_warmup(int argc, char **argv)
     wu_state_t w;
 
     memset(&w, 0, sizeof(w));
+    w.cmd   = cmd;
+    w.flags = flags;
     optind = 2;
     while ((c = getopt_long(argc, argv, "m:puP:M:jh", opts, NULL)) != -1) {
         switch (c) {
@@ -167,14 +194,22 @@ int cmd_warmup(int argc, char **argv)
             manifest = optarg;
             break;
         case 'p':
+            if (flags != 0) { /* pin and evict say it by their name */
+                wu_usage(stderr, cmd);
+                return 2;
+            }
             w.flags |= UCACHE_WARM_PIN;
             break;
         case 'u':
-            w.flags |= UCACHE_WARM_UNPIN;
+            if (flags == UCACHE_WARM_EVICT) {
+                wu_usage(stderr, cmd);
+                return 2;
+            }
+            w.flags = (flags == UCACHE_WARM_PIN) ? UCACHE_WARM_UNPIN : (w.flags | UCACHE_WARM_UNPIN);
             break;
         case 'P':
             if ((uc_parse_size(optarg, &v) != UCACHE_OK) || (v == 0) || (v > 1024)) {
-                fprintf(stderr, "ucache warmup: bad --parallel '%s' (1..1024)\n", optarg);
+                fprintf(stderr, "ucache %s: bad --parallel '%s' (1..1024)\n", cmd, optarg);
                 return 2;
             }
             nthreads = (unsigned)v;
@@ -187,24 +222,25 @@ int cmd_warmup(int argc, char **argv)
             json = 1;
             break;
         case 'h':
-            wu_usage(stdout);
+            wu_usage(stdout, cmd);
             return 0;
         default:
-            wu_usage(stderr);
+            wu_usage(stderr, cmd);
             return 2;
         }
     }
     if (((optind >= argc) && (manifest == NULL)) ||
         (w.flags == (UCACHE_WARM_PIN | UCACHE_WARM_UNPIN))) {
-        wu_usage(stderr);
+        wu_usage(stderr, cmd);
         return 2;
     }
     status = ucache_init(&p, &w.ctx);
     if (status != UCACHE_OK) {
-        fprintf(stderr, "ucache warmup: %s\n", ucache_strerror(status));
+        fprintf(stderr, "ucache %s: %s\n", cmd, ucache_strerror(status));
         return 1;
     }
-    if (ds_collect(w.ctx, "ucache warmup", argc - optind, argv + optind, manifest, &files,
+    snprintf(a, sizeof(a), "ucache %s", cmd);
+    if (ds_collect(w.ctx, a, argc - optind, argv + optind, manifest, &files,
                    &nfiles) != 0) {
         ucache_finalize(w.ctx);
         return 1;
@@ -213,9 +249,10 @@ int cmd_warmup(int argc, char **argv)
         total += files[i].size;
     }
     if (!json) {
-        printf("warmup: %u objects, %s%s\n", nfiles, ds_bytes((double)total, a, sizeof(a)),
+        printf("%s: %u objects, %s%s\n", cmd, nfiles, ds_bytes((double)total, a, sizeof(a)),
                (w.flags & UCACHE_WARM_PIN) ? ", pinning" :
-               (w.flags & UCACHE_WARM_UNPIN) ? ", unpinning" : "");
+               (w.flags & UCACHE_WARM_UNPIN) ? ", unpinning" :
+               (w.flags & UCACHE_WARM_EVICT) ? ", evicting" : "");
         fflush(stdout);
     }
     w.files  = files;
@@ -260,20 +297,27 @@ int cmd_warmup(int argc, char **argv)
     rc = (w.failed_units > 0) || (w.res.unpinned > 0);
     if (json) {
         printf("{\"objects\":%u,\"bytes\":%llu,\"chunks\":%llu,\"hits\":%llu,"
-               "\"filled\":%llu,\"unpinned\":%llu,\"failed_bytes\":%llu,"
+               "\"filled\":%llu,\"unpinned\":%llu,\"evicted\":%llu,\"failed_bytes\":%llu,"
                "\"seconds\":%.3f,\"mib_per_s\":%.1f,\"pin\":%s,\"ok\":%s}\n",
                nfiles, (unsigned long long)w.res.bytes, (unsigned long long)w.res.chunks,
                (unsigned long long)w.res.hits, (unsigned long long)w.res.filled,
-               (unsigned long long)w.res.unpinned, (unsigned long long)w.failed_bytes, t,
+               (unsigned long long)w.res.unpinned, (unsigned long long)w.res.evicted,
+               (unsigned long long)w.failed_bytes, t,
                (t > 0) ? w.res.bytes / 1048576.0 / t : 0.0,
                (w.flags & UCACHE_WARM_PIN) ? "true" : "false", rc ? "false" : "true");
+    } else if (w.flags & UCACHE_WARM_EVICT) {
+        printf("evict: %s in %llu chunks in %.2f s: %llu cached copies dropped",
+               ds_bytes((double)w.res.bytes, a, sizeof(a)), (unsigned long long)w.res.chunks,
+               t, (unsigned long long)w.res.evicted);
     } else {
-        printf("warmup: %s in %llu chunks in %.2f s (%s/s): %llu filled from the origin, "
-               "%llu already cached%s",
+        printf("%s: %s in %llu chunks in %.2f s (%s/s): %llu filled from the origin, "
+               "%llu already cached%s", cmd,
                ds_bytes((double)w.res.bytes, a, sizeof(a)), (unsigned long long)w.res.chunks,
                t, ds_bytes((t > 0) ? w.res.bytes / t : 0, b, sizeof(b)),
                (unsigned long long)w.res.filled, (unsigned long long)w.res.hits,
                (w.flags & UCACHE_WARM_UNPIN) ? " (unpinned)" : "");
+    }
+    if (!json) {
         if (w.res.unpinned > 0) {
             printf("; %llu NOT pinned (pins are capped at 90%% of a node's memory)",
                    (unsigned long long)w.res.unpinned);
@@ -290,4 +334,19 @@ int cmd_warmup(int argc, char **argv)
     pthread_mutex_destroy(&w.lock);
     ucache_finalize(w.ctx);
     return rc;
+}
+
+int cmd_warmup(int argc, char **argv)
+{
+    return wu_main(argc, argv, "warmup", 0);
+}
+
+int cmd_pin(int argc, char **argv)
+{
+    return wu_main(argc, argv, "pin", UCACHE_WARM_PIN);
+}
+
+int cmd_evict(int argc, char **argv)
+{
+    return wu_main(argc, argv, "evict", UCACHE_WARM_EVICT);
 }

@@ -42,6 +42,7 @@
 #include "util/time.h"
 
 #include <ucp/api/ucp.h>
+#include <ucs/debug/log_def.h>
 
 #include <errno.h>
 #include <pthread.h>
@@ -1799,6 +1800,34 @@ static uint64_t ut_random64(void)
 
 static void ut_ucx_ctx_destroy(ut_ctx_t *c);
 
+/* UCX's own log lines go through ours (stderr or UCACHE_LOG_FILE), never
+ * to stdout where UCX prints them by default: the library owns no stdout.
+ * Its errors are mostly the far side of failures we report ourselves
+ * (a refused connect), so they come one level down. */
+static ucs_log_func_rc_t ut_ucx_log(const char *file, unsigned line, const char *function,
+                                    ucs_log_level_t level,
+                                    const ucs_log_component_config_t *comp_conf,
+                                    const char *message, va_list ap)
+{
+    ucache_log_level_t ours = (level <= UCS_LOG_LEVEL_ERROR) ? UCACHE_LOG_WARN :
+                              (level == UCS_LOG_LEVEL_WARN) ? UCACHE_LOG_INFO :
+                              UCACHE_LOG_DEBUG;
+    char buf[512];
+
+    (void)function;
+    (void)comp_conf;
+    if (UC_LOG_ENABLED(ours)) {
+        vsnprintf(buf, sizeof(buf), message, ap);
+        uc_log_emit(ours, file, (int)line, "UCX %s", buf);
+    }
+    return UCS_LOG_FUNC_RC_STOP;
+}
+
+static void ut_ucx_log_setup(void)
+{
+    ucs_log_push_handler(ut_ucx_log);
+}
+
 static ucache_status_t ut_ucx_ctx_create(const ut_params_t *params,
                                          ut_ctx_t **ctx_p)
 {
@@ -1867,6 +1896,11 @@ static ucache_status_t ut_ucx_ctx_create(const ut_params_t *params,
     ctx->nfree = ctx->cfg.max_outstanding;
 
     ret = UCACHE_ERR_TRANSPORT;
+    {
+        static pthread_once_t log_once = PTHREAD_ONCE_INIT;
+
+        pthread_once(&log_once, ut_ucx_log_setup);
+    }
     status = ucp_config_read(NULL, NULL, &ucfg);
     if (status != UCS_OK) {
         UC_ERROR("ucp_config_read: %s", ucs_status_string(status));

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# test_admin.sh - `ucache status`, `ucache stat` and ucached's Prometheus
-# endpoint (--metrics-port, scraped with curl) against three ucached
-# daemons on loopback (zones a, b, a): outputs parsed and checked - three
-# nodes ok in two zones, capacity and chunks that add up to what was read,
-# counters and hit ratio that move as reads happen, per-second rates with
-# --watch; a node killed with -9 shows as unreachable (exit 1) until the
-# members source reaps it; bad input gives clear messages and exit codes.
+# test_admin.sh - the admin CLI and ucached's Prometheus endpoint
+# (--metrics-port, scraped with curl) against three ucached daemons on
+# loopback (zones a, b, a): outputs parsed and checked - status: three
+# nodes ok in two zones, capacity and chunks that add up to what was read;
+# stat: counters and hit ratio that move as reads happen, per-second rates
+# with --watch; health (--deep): every node probed, every chunk verified;
+# pin / evict: pinned bytes and cached chunks as asked; devices: no RDMA
+# here, said plainly; a node killed with -9 shows as unreachable (exit 1)
+# until the members source reaps it.  Then a static file: fabric, where
+# nodes stay listed: drain (and --undo) keeps bytes exact and fills off the
+# drained node; health shows a killed node dead (exit 1, degraded) and two
+# of three dead as broken (exit 2).  Bad input gives clear messages and
+# exit codes.
 # Last line: "N passed, N failed, N skipped".
 set -u
 . "$(dirname "$0")/../lib.sh"
@@ -103,6 +109,55 @@ if [ "$(grep -c '^node ' "$W/t3")" = 2 ] && grep -q '/s' "$W/t3"; then
     ok "stat --watch as tables: rates after the first sample"
 else bad "stat --watch table"; cat "$W/t3"; fi
 
+# health: every node probed; --deep verifies every cached chunk
+$BIN/ucache status --json >"$W/h0" 2>/dev/null
+$BIN/ucache health --json --iters 16 --size 256K >"$W/h1" 2>"$W/he1"; rc=$?
+if [ $rc = 0 ] && [ "$(grep -c '"state":"ok"' "$W/h1")" = 3 ] && [ "$(json "$W/h1" health)" = healthy ] &&
+   [ "$(grep -c '"lat_reads":16,' "$W/h1")" = 3 ] && [ "$(grep -c '"path":"mapped"' "$W/h1")" = 3 ] &&
+   [ "$(sum "$W/h1" bw_bytes)" = $((3 * 16 * 262144)) ] && [ ! -s "$W/he1" ]; then
+    ok "health: 3 nodes ok over mapped memory, 16 timed reads each (p50 $(json "$W/h1" lat_p50_us) us), 3 x 4 MiB bandwidth pass, exit 0"
+else bad "health (rc $rc)"; cat "$W/h1" "$W/he1"; fi
+$BIN/ucache health --deep --json >"$W/h2" 2>&1; rc=$?
+grep '^{"node"' "$W/h2" >"$W/h2n"
+if [ $rc = 0 ] && [ "$(sum "$W/h2n" chunks_checked)" = "$(sum "$W/h0" chunks)" ] &&
+   [ "$(json "$W/h2" chunks_checked)" = "$(sum "$W/h0" chunks)" ] &&
+   [ "$(sum "$W/h2n" chunks_checked)" -ge 5 ] && [ "$(sum "$W/h2n" chunks_bad)" = 0 ]; then
+    ok "health --deep: all $(sum "$W/h2n" chunks_checked) cached chunks read one-sidedly and verified, none bad"
+else bad "health --deep (rc $rc, status says $(sum "$W/h0" chunks) chunks)"; cat "$W/h2"; fi
+$BIN/ucache health --deep=8 >"$W/h3" 2>&1; rc=$?
+if [ $rc = 0 ] && grep -q "^fabric: view epoch [0-9]*, 3 nodes: 3 ok, 0 suspect, 0 dead: HEALTHY$" "$W/h3" &&
+   grep -q "^index check: [0-9]* chunks read and verified, 0 bad$" "$W/h3" && [ "$(grep -c ' ok  *mapped ' "$W/h3")" = 3 ]; then
+    ok "health as a table: the verdict line, the index check, one row per node"
+else bad "health table"; cat "$W/h3"; fi
+
+# pin and evict
+$BIN/ucache pin "file://$W/data/five" >"$W/p1" 2>&1; r1=$?
+$BIN/ucache status --json >"$W/p2" 2>/dev/null
+$BIN/ucache evict "file://$W/data/five" --json >"$W/p3" 2>/dev/null; r3=$?
+$BIN/ucache status --json >"$W/p4" 2>/dev/null
+$BIN/ucache cat "file://$W/data/five" | cmp -s - "$W/data/five"; r5=$?
+$BIN/ucache status --json >"$W/p5" 2>/dev/null
+if [ $r1 = 0 ] && [ "$(json "$W/p2" pinned_bytes)" -ge 5242880 ] && [ $r3 = 0 ] &&
+   [ "$(json "$W/p3" evicted)" -ge 5 ] && [ "$(json "$W/p3" chunks)" = 5 ] &&
+   [ "$(sum "$W/p4" chunks)" = 0 ] && [ "$(json "$W/p4" pinned_bytes)" = 0 ] &&
+   [ $r5 = 0 ] && [ "$(sum "$W/p5" chunks)" = 5 ]; then
+    ok "pin: 5 MiB pinned; evict: $(json "$W/p3" evicted) copies dropped, pinned or not, 0 chunks left; the next read is exact and fills 5 again"
+else bad "pin/evict ($r1 $r3 $r5)"; cat "$W/p1" "$W/p2" "$W/p3" "$W/p4"; fi
+
+# devices: this machine has no RDMA device; UCX's transports are listed
+$BIN/ucache devices >"$W/v1" 2>&1; r1=$?
+$BIN/ucache devices --json >"$W/v2" 2>/dev/null; r2=$?
+$BIN/ucache devices --bogus >/dev/null 2>&1; r3=$?
+if [ -e /sys/class/infiniband ] && [ -n "$(ls /sys/class/infiniband 2>/dev/null)" ]; then
+    if [ $r2 -le 1 ] && grep -q '"rdma_devices":\[{"name"' "$W/v2"; then
+        ok "devices: $(ls /sys/class/infiniband | wc -l) RDMA devices listed"
+    else bad "devices with RDMA hardware ($r2)"; cat "$W/v2"; fi
+elif [ $r1 = 1 ] && grep -q "^RDMA devices: none (rdma-core: " "$W/v1" && grep -q "^tcp  *lo  *net " "$W/v1" &&
+     grep -q '"rdma_devices":\[\],"rdma_error":"[^"]' "$W/v2" && grep -q '"tl":"posix","dev":"memory","type":"shm","get":true' "$W/v2" &&
+     [ $r2 = 1 ] && [ $r3 = 2 ]; then
+    ok "devices: no RDMA device here, said plainly ($(sed -n 's/.*rdma-core: \(.*\))\./\1/p' "$W/v1")), exit 1; UCX transports listed ($(grep -o '"tl":"[a-z]*"' "$W/v2" | wc -l)), shm ones with one-sided get"
+else bad "devices ($r1 $r2 $r3)"; cat "$W/v1" "$W/v2"; fi
+
 # a node killed: unreachable (exit 1) until reaped, then gone from the view
 kill -9 "${DPIDS[1]}"; wait "${DPIDS[1]}" 2>/dev/null
 $BIN/ucache status --json --timeout 500ms >"$W/s3" 2>/dev/null; rc=$?
@@ -120,6 +175,19 @@ if [ $rc = 0 ] && [ "$(json "$W/s4" nodes)" = 2 ] && [ "$(json "$W/s4" ok)" = 2 
     ok "after it is reaped: 2 nodes, all ok, exit 0"
 else bad "after reaping (rc $rc)"; cat "$W/s4"; fi
 
+# drain on dir:: the node leaves the membership; reads stay exact
+keep=$(grep -o '"node":"[0-9a-f]*"' "$W/s4" | head -1 | cut -d'"' -f4)
+gone=$(grep -o '"node":"[0-9a-f]*"' "$W/s4" | tail -1 | cut -d'"' -f4)
+$BIN/ucache drain "${gone:0:8}" >"$W/r1" 2>&1; r1=$?
+$BIN/ucache status --json >"$W/r2" 2>/dev/null; r2=$?
+$BIN/ucache cat "file://$W/data/five" | cmp -s - "$W/data/five"; r3=$?
+$BIN/ucache drain "$gone" --undo >/dev/null 2>"$W/r4"; r4=$?
+if [ $r1 = 0 ] && grep -q "drained: .* it left the view: it can be stopped" "$W/r1" && [ $r2 = 0 ] &&
+   [ "$(json "$W/r2" nodes)" = 1 ] && grep -q "\"node\":\"$keep\"" "$W/r2" && [ $r3 = 0 ] &&
+   [ $r4 = 1 ] && grep -q "has left the view; restart its ucached" "$W/r4"; then
+    ok "drain by an id prefix on dir:: the node leaves the view (1 node left), reads stay exact; --undo says how to bring it back"
+else bad "drain on dir: ($r1 $r2 $r3 $r4)"; cat "$W/r1" "$W/r2" "$W/r4"; fi
+
 # bad input
 $BIN/ucache stat --bogus >/dev/null 2>&1; r1=$?
 $BIN/ucache stat --watch=0 >/dev/null 2>"$W/b2"; r2=$?
@@ -135,6 +203,73 @@ if [ $r1 = 2 ] && [ $r2 = 2 ] && grep -q "bad --watch" "$W/b2" && [ $r3 = 2 ] &&
     ok "bad input: unknown flag, --watch=0, --timeout soon, status --watch, an extra word (2); a missing members list, an empty fabric (1)"
 else bad "bad input ($r1 $r2 $r3 $r4 $r5 $r6 $r7)"; cat "$W/b2" "$W/b3" "$W/b6" "$W/b7"; fi
 
+$BIN/ucache health --deep=x >/dev/null 2>"$W/b8"; r8=$?
+$BIN/ucache health --size 1 >/dev/null 2>"$W/b9"; r9=$?
+$BIN/ucache drain >/dev/null 2>"$W/b10"; r10=$?
+$BIN/ucache drain 0123456789abcdef >/dev/null 2>"$W/b11"; r11=$?
+$BIN/ucache pin >/dev/null 2>&1; r12=$?
+$BIN/ucache evict --pin "file://$W/data/five" >/dev/null 2>&1; r13=$?
+$BIN/ucache health --members file:$W/none >"$W/b14" 2>&1; r14=$?
+$BIN/ucache health --json --members dir:$W/empty >"$W/b15" 2>&1; r15=$?
+$BIN/ucache stat --deep >/dev/null 2>"$W/b16"; r16=$?
+if [ $r8 = 2 ] && grep -q "bad --deep 'x'" "$W/b8" && [ $r9 = 2 ] && grep -q "bad --size" "$W/b9" &&
+   [ $r10 = 2 ] && grep -q "which node?" "$W/b10" && [ $r11 = 1 ] && grep -q "no node '0123456789abcdef'" "$W/b11" &&
+   [ $r12 = 2 ] && [ $r13 = 2 ] && [ $r14 = 2 ] && grep -q "cannot reach the members source" "$W/b14" &&
+   [ $r15 = 2 ] && grep -q '"health":"broken"' "$W/b15" && [ $r16 = 2 ] && grep -q "unknown or malformed option '--deep'" "$W/b16"; then
+    ok "bad input: --deep=x, --size 1, drain without a node, evict --pin, stat --deep (2); an unknown node (1); health on a missing list or an empty fabric (2, broken)"
+else bad "bad input 2 ($r8 $r9 $r10 $r11 $r12 $r13 $r14 $r15 $r16)"; cat "$W/b8" "$W/b10" "$W/b11" "$W/b14" "$W/b15" "$W/b16"; fi
+
+for p in "${DPIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+DPIDS=()
+
+# --- a static file: fabric: drained and dead nodes stay listed -------------
+base=0
+for try in $(seq 20); do
+    b=$((20000 + RANDOM % 12000))
+    used=$(ss -tanH 2>/dev/null | awk '{print $4}' | grep -cE ":($b|$((b+1))|$((b+2)))\$")
+    [ "$used" = 0 ] && { base=$b; break; }
+done
+for i in 0 1 2; do echo "127.0.0.1:$((base + i)) zone=z$i"; done >"$W/list"
+export UCACHE_MEMBERS=file:$W/list
+for i in 0 1 2; do
+    $BIN/ucached --mem 48M --listen 127.0.0.1:$((base + i)) 2>>"$W/f$i.log" &
+    DPIDS+=($!)
+done
+for t in $(seq 100); do
+    [ "$(ss -ltnH 2>/dev/null | awk '{print $4}' | grep -cE ":($base|$((base+1))|$((base+2)))\$")" -ge 3 ] && break
+    sleep 0.1
+done
+$BIN/ucache health --json >"$W/g1" 2>&1; rc=$?
+if [ $rc = 0 ] && [ "$(grep -c '"state":"ok"' "$W/g1")" = 3 ]; then
+    ok "file: fabric: health finds 3 listeners ok"
+else bad "file: health (rc $rc)"; cat "$W/g1"; fi
+$BIN/ucache drain 127.0.0.1:$((base + 1)) --json >"$W/g2" 2>&1; r1=$?
+$BIN/ucache health --json >"$W/g3" 2>&1; r2=$?
+$BIN/ucache stat --json >"$W/g4" 2>/dev/null
+$BIN/ucache cat "file://$W/data/five" | cmp -s - "$W/data/five"; r3=$?
+$BIN/ucache stat --json >"$W/g5" 2>/dev/null
+dn=$(json "$W/g2" node)
+f4=$(grep "\"node\":\"$dn\"" "$W/g4" | sed -n 's/.*"fills":\([0-9]*\).*/\1/p')
+f5=$(grep "\"node\":\"$dn\"" "$W/g5" | sed -n 's/.*"fills":\([0-9]*\).*/\1/p')
+$BIN/ucache drain 127.0.0.1:$((base + 1)) --undo >"$W/g6" 2>&1; r4=$?
+$BIN/ucache health --json >"$W/g7" 2>&1; r5=$?
+if [ $r1 = 0 ] && grep -q '"draining":true,"in_view":true' "$W/g2" && [ $r2 = 1 ] &&
+   grep -q '"state":"suspect","why":"drained' "$W/g3" && [ "$(json "$W/g3" health)" = degraded ] &&
+   grep -q '"state":"draining"' "$W/g4" && [ $r3 = 0 ] && [ -n "$f4" ] && [ "$f4" = "$f5" ] &&
+   [ "$(sum "$W/g5" fills)" -ge 5 ] && [ $r4 = 0 ] && grep -q "back in service" "$W/g6" && [ $r5 = 0 ]; then
+    ok "drain HOST:PORT on a static list: listed as draining, health degraded (exit 1); reads exact, the drained node filled none of them ($f4 before and after); --undo: healthy again"
+else bad "drain on file: ($r1 $r2 $r3 $r4 $r5, fills $f4 -> $f5)"; cat "$W/g2" "$W/g3" "$W/g6"; fi
+kill -9 "${DPIDS[2]}"; wait "${DPIDS[2]}" 2>/dev/null
+$BIN/ucache health --json --timeout 1s >"$W/g8" 2>"$W/g8e"; r1=$?
+$BIN/ucache health --timeout 1s >"$W/g9" 2>/dev/null; r2=$?
+kill -9 "${DPIDS[1]}"; wait "${DPIDS[1]}" 2>/dev/null
+$BIN/ucache health --json --timeout 1s >"$W/g10" 2>/dev/null; r3=$?
+if [ $r1 = 1 ] && [ "$(json "$W/g8" health)" = degraded ] && [ "$(json "$W/g8" dead)" = 1 ] &&
+   [ "$(grep -c '"state":"dead"' "$W/g8")" = 1 ] && ! grep -q "UCX" "$W/g9" && [ $r2 = 1 ] &&
+   grep -q "^fabric: .* 3 nodes: 2 ok, 0 suspect, 1 dead: DEGRADED$" "$W/g9" &&
+   [ $r3 = 2 ] && [ "$(json "$W/g10" health)" = broken ] && [ "$(json "$W/g10" dead)" = 2 ]; then
+    ok "a listed node killed with -9: health shows it dead, degraded (exit 1, nothing on stdout but the report); two of three dead: broken (exit 2)"
+else bad "health with dead nodes ($r1 $r2 $r3)"; cat "$W/g8" "$W/g9" "$W/g10"; fi
 for p in "${DPIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
 DPIDS=()
 summary

@@ -419,7 +419,9 @@ static void test_cli(void)
     CU_ASSERT_EQUAL(sh("UCACHE_TIMEOUT=soon %s/ucache config > /dev/null 2>&1", bin), 1);
     CU_ASSERT_EQUAL(sh("%s/ucache config --bogus 2> /dev/null", bin), 2);
     CU_ASSERT_EQUAL(sh("%s/ucache frobnicate 2> /dev/null", bin), 2);
-    CU_ASSERT_EQUAL(sh("%s/ucache health 2> /dev/null", bin), 1);
+    CU_ASSERT_EQUAL(sh("%s/ucache health --members file:/nonexistent/list 2> /dev/null "
+                       "> /dev/null", bin), 2);
+    CU_ASSERT_EQUAL(sh("%s/ucache health --help | grep -q '2 broken'", bin), 0);
     CU_ASSERT_EQUAL(sh("%s/ucache version | grep -q '^ucache 0.1.0$'", bin), 0);
 }
 
