@@ -28,6 +28,7 @@ typedef struct uf_probe {
     uf_peer_t             *p;
     uint64_t               deadline;
     ucache_probe_result_t *res;
+    us_layout_t            layout;        /* the node's region geometry */
     char                  *payload;       /* index check: one chunk */
     size_t                 payload_cap;
 } uf_probe_t;
@@ -49,6 +50,31 @@ static uint64_t uf_probe_off(const us_layout_t *l, uint64_t i, size_t len)
     return l->data_off + (i % n) * len;
 }
 
+/* The node's geometry: known to readers that read it one-sidedly; read
+ * here from its superblock for the others (the am path). */
+static ucache_status_t uf_probe_layout(uf_probe_t *pr)
+{
+    uint64_t off = 0;
+    ucache_status_t status;
+    size_t len = US_SUPER_SIZE;
+    void *buf;
+
+    if (pr->p->layout.region_len > 0) {
+        pr->layout = pr->p->layout;
+        return UCACHE_OK;
+    }
+    buf = malloc(US_SUPER_SIZE);
+    if (buf == NULL) {
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    status = uf_gets(pr->ctx, pr->p, 1, &off, &buf, &len);
+    if (status == UCACHE_OK) {
+        status = us_layout_parse(buf, US_SUPER_SIZE, &pr->layout);
+    }
+    free(buf);
+    return status;
+}
+
 /* Latency: 64-byte reads, one at a time. */
 static ucache_status_t uf_probe_latency(uf_probe_t *pr, unsigned iters, uint64_t *lat)
 {
@@ -60,7 +86,7 @@ static ucache_status_t uf_probe_latency(uf_probe_t *pr, unsigned iters, uint64_t
     unsigned i;
 
     for (i = 0; (i < iters) && (uc_time_ns() < pr->deadline); i++) {
-        off = uf_probe_off(&pr->p->layout, i * 4099u, sizeof(buf));
+        off = uf_probe_off(&pr->layout, i * 4099u, sizeof(buf));
         t0 = uc_time_ns();
         status = uf_gets(pr->ctx, pr->p, 1, &off, bufs, lens);
         dt = uc_time_ns() - t0;
@@ -79,7 +105,7 @@ static ucache_status_t uf_probe_latency(uf_probe_t *pr, unsigned iters, uint64_t
 /* Bandwidth: @p size-byte reads, UF_PROBE_BW_DEPTH in flight. */
 static ucache_status_t uf_probe_bandwidth(uf_probe_t *pr, size_t size, unsigned iters)
 {
-    const us_layout_t *l = &pr->p->layout;
+    const us_layout_t *l = &pr->layout;
     uint64_t offs[UF_PROBE_BW_DEPTH], t0;
     void *bufs[UF_PROBE_BW_DEPTH];
     size_t lens[UF_PROBE_BW_DEPTH];
@@ -119,7 +145,7 @@ static ucache_status_t uf_probe_bandwidth(uf_probe_t *pr, size_t size, unsigned 
 static ucache_status_t uf_probe_chunk(uf_probe_t *pr, uint64_t bucket, const us_loc_t *loc,
                                       uint16_t fp, uint64_t t_bucket)
 {
-    const us_layout_t *l = &pr->p->layout;
+    const us_layout_t *l = &pr->layout;
     ucache_status_t status;
     us_chunk_hdr_t hdr;
     us_key_t key;
@@ -172,7 +198,7 @@ static ucache_status_t uf_probe_chunk(uf_probe_t *pr, uint64_t bucket, const us_
  * settled (checked, bad or changed), the index ends or time runs out. */
 static ucache_status_t uf_probe_index(uf_probe_t *pr, unsigned want)
 {
-    const us_layout_t *l = &pr->p->layout;
+    const us_layout_t *l = &pr->layout;
     uint8_t bkts[UF_PROBE_SCAN * US_BUCKET_SIZE];
     uint64_t seed = uc_time_ns() ^ pr->p->id, start, b, n, off, t, w0[2], w1[2];
     ucache_probe_result_t *res = pr->res;
@@ -297,12 +323,20 @@ ucache_status_t ucache_node_probe(ucache_h ctx, uint64_t id,
         res->rpc_ns = uc_time_ns() - t0;
     }
     if ((status == UCACHE_OK) && !pr.p->self) {
+        status = uf_probe_layout(&pr);
+    }
+    if ((status == UCACHE_OK) && !pr.p->self) {
         status = uf_probe_latency(&pr, prm.iters, prm.lat_ns);
         if (status == UCACHE_OK) {
             status = uf_probe_bandwidth(&pr, prm.size, prm.iters);
         }
         if ((status == UCACHE_OK) && (prm.deep > 0)) {
             status = uf_probe_index(&pr, prm.deep);
+        }
+        if (pr.p->path == UT_PATH_MAPPED) {
+            snprintf(res->transport, sizeof(res->transport), "shm");
+        } else {
+            ut_peer_transports(pr.p->tp, res->transport, sizeof(res->transport));
         }
         if ((status == UCACHE_OK) && (res->lat_reads == 0)) {
             status = UCACHE_ERR_TIMEOUT;

@@ -281,7 +281,7 @@ ucache_status_t ucache_nodes(ucache_h ctx, ucache_node_info_t *nodes, size_t cap
 
 /**
  * @brief Node @p id's own counters (its ucache_stats_get()), asked over the
- *        fabric (a STATS request) within @p timeout_ns.
+ *        fabric (an ADMIN request) within @p timeout_ns.
  * @return UCACHE_ERR_NOT_FOUND if no node of the view has that id,
  *         UCACHE_ERR_PEER / UCACHE_ERR_TIMEOUT if it does not answer.
  */
@@ -327,6 +327,9 @@ typedef struct ucache_probe_result {
                                     one-sided reads; else why not          */
     char     path[8];          /**< "mapped", "get", "am": how one-sided
                                     reads reach it from here               */
+    char     transport[64];    /**< UCX transports of its endpoint
+                                    ("rc_mlx5/mlx5_0:1,..."), or "shm" when
+                                    its memory is mapped here              */
     uint64_t connect_ns;       /**< setting up the peer (connect, key,
                                     superblock), 0 if it was set up already */
     uint64_t rpc_ns;           /**< its counters' round trip (owner CPU)     */
@@ -541,7 +544,8 @@ typedef struct ucache_warm_result {
 
 /**
  * @brief Load the chunks of @p uri that begin in [@p offset, @p offset +
- *        @p len) into their owners (so ranges that split an object between
+ *        @p len) into their owners (with UCACHE_WARM_EVICT: make every owner
+ *        of each drop its copy, and fill nothing) (so ranges that split an object between
  *        callers cover each chunk once), without moving their bytes here:
  *        each owner fills its chunks from the origin (once, however many
  *        callers warm or read them at the same time).  @p len may run past

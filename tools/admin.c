@@ -28,7 +28,7 @@
 typedef struct ad_node {
     ucache_node_info_t info;
     ucache_stats_t     st;
-    ucache_status_t    status;   /* of its STATS request */
+    ucache_status_t    status;   /* of its ADMIN request */
 } ad_node_t;
 
 typedef struct ad_opts {
@@ -777,7 +777,8 @@ int cmd_health(int argc, char **argv)
         printf("\n%-16s %-20s %-7s %-6s %9s %8s %8s %8s %10s",
                "node", "host:pid", "state", "path", "heartbeat", "rpc", "lat p50",
                "lat p99", "bandwidth");
-        printf(o.deep ? " %14s\n" : "\n", "chunks ok/bad");
+        printf(o.deep ? " %14s" : "%s", o.deep ? "chunks ok/bad" : "");
+        printf("  transport\n");
     }
     for (i = 0; (h.nodes != NULL) && (i < n); i++) {
         const hp_node_t *d = &h.nodes[i];
@@ -790,6 +791,7 @@ int cmd_health(int argc, char **argv)
         if (o.json) {
             printf("{\"node\":\"%016" PRIx64 "\",\"host\":\"%s\",\"pid\":%u,"
                    "\"zone\":\"%s\",\"state\":\"%s\",\"why\":\"%s\",\"path\":\"%s\","
+                   "\"transport\":\"%s\","
                    "\"heartbeat_age_s\":%.3f,\"connect_us\":%.1f,\"rpc_us\":%.1f,"
                    "\"lat_reads\":%" PRIu64 ",\"lat_p50_us\":%.2f,\"lat_p99_us\":%.2f,"
                    "\"lat_max_us\":%.2f,\"bw_bytes\":%" PRIu64 ",\"bw_gbs\":%.3f,"
@@ -797,7 +799,7 @@ int cmd_health(int argc, char **argv)
                    "\"chunks_bad\":%" PRIu64 ",\"chunks_changed\":%" PRIu64 ","
                    "\"chunks_misplaced\":%" PRIu64 ",\"chunks_cached\":%" PRIu64 "}\n",
                    d->info.id, d->info.host, d->info.pid, d->info.zone, d->state, d->why,
-                   r->path, hb, r->connect_ns / 1e3, r->rpc_ns / 1e3, r->lat_reads,
+                   r->path, r->transport, hb, r->connect_ns / 1e3, r->rpc_ns / 1e3, r->lat_reads,
                    d->lat.p50_us, d->lat.p99_us, d->lat.max_us, r->bw_bytes, gbs,
                    r->buckets_scanned, r->chunks_checked, r->chunks_bad, r->chunks_changed,
                    r->chunks_misplaced, r->stats.chunks_cached);
@@ -819,9 +821,10 @@ int cmd_health(int argc, char **argv)
                hp, d->state, r->path, hbs, r->rpc_ns / 1e3, d->lat.p50_us, d->lat.p99_us,
                r->bw_bytes ? bw : "-");
         if (o.deep) {
-            printf(" %9" PRIu64 "/%" PRIu64, r->chunks_checked, r->chunks_bad);
+            printf(" %9" PRIu64 "/%-4" PRIu64, r->chunks_checked, r->chunks_bad);
         }
-        printf("%s%s%s\n", d->why[0] ? "  (" : "", d->why, d->why[0] ? ")" : "");
+        printf("  %s%s%s%s\n", r->transport[0] ? r->transport : "-", d->why[0] ? "  (" : "",
+               d->why, d->why[0] ? ")" : "");
     }
     if (o.json) {
         printf("{\"fabric\":\"health\",\"health\":\"%s\",\"exit\":%d,\"epoch\":%"

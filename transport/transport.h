@@ -160,6 +160,7 @@ struct ucache_transport_ops {
     ucache_status_t (*rpc_defer)(ut_rpc_t *rpc, ut_rpc_t **deferred_p);
     void            (*stats)(ut_ctx_t *ctx, ut_stats_t *stats);
     const char     *(*peer_name)(ut_peer_t *peer);
+    void            (*peer_transports)(ut_peer_t *peer, char *buf, size_t cap);
 };
 
 /* Base objects; a backend's objects embed these as their first member. */
@@ -409,6 +410,12 @@ static inline ucache_status_t ut_rpc_defer(ut_rpc_t *rpc, ut_rpc_t **deferred_p)
 static inline void ut_stats(ut_ctx_t *ctx, ut_stats_t *stats)
 {
     ctx->ops->stats(ctx, stats);
+}
+
+/** The transports the peer's endpoint uses ("tcp/lo,..."; "" until known). */
+static inline void ut_peer_transports(ut_peer_t *peer, char *buf, size_t cap)
+{
+    peer->ctx->ops->peer_transports(peer, buf, cap);
 }
 
 const char *ut_path_name(ut_path_t path);

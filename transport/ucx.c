@@ -169,6 +169,7 @@ struct ut_ucx_peer {
     _Atomic uint64_t failed_at;
     unsigned         inflight;   /* requests holding slots on this peer */
     int              native_get; /* -1 unknown */
+    char             tls[64];    /* its lanes' transport/device (ucp_ep_print_info) */
     ut_ucx_peer_t   *lru_prev, *lru_next; /* connected peers, MRU first */
     ut_ucx_peer_t   *all_next;
     unsigned         nrkeys;
@@ -638,16 +639,18 @@ static void ut_ucx_ep_err_cb(void *arg, ucp_ep_h ep, ucs_status_t status)
 
 /*
  * Whether the endpoint's RMA lanes are native one-sided (verbs rc/dc, ugni,
- * ...) rather than tcp's message-based emulation.  UCX 1.13 has no query for
- * an endpoint's transports, so this reads ucp_ep_print_info().
+ * ...) rather than tcp's message-based emulation, and the distinct
+ * "transport/device" of all its lanes into @p tls.  UCX 1.13 has no query
+ * for an endpoint's transports, so this reads ucp_ep_print_info().
  */
-static int do_ep_native_rma(ucp_ep_h ep)
+static int do_ep_native_rma(ucp_ep_h ep, char *tls, size_t cap)
 {
     static const char *const emulated[] = { "tcp", "sockcm", "self", NULL };
     char *text = NULL, *line, *save = NULL, *tl, *end;
     size_t size = 0;
     int native = 0;
     unsigned i;
+    bool more;
     FILE *f;
 
     f = open_memstream(&text, &size);
@@ -656,17 +659,32 @@ static int do_ep_native_rma(ucp_ep_h ep)
     }
     ucp_ep_print_info(ep, f);
     fclose(f);
+    tls[0] = '\0';
     for (line = strtok_r(text, "\n", &save); line != NULL;
          line = strtok_r(NULL, "\n", &save)) {
-        if ((strstr(line, "rma_bw") == NULL) || (strstr(line, "lane[") == NULL)) {
+        if (strstr(line, "lane[") == NULL) {
             continue;
         }
-        /* "lane[1]:  2:rc_mlx5/mlx5_0:1.0 md[1] ... rma_bw#0" */
-        tl = strchr(strchr(line, ']') + 1, ':');
-        if (tl == NULL) {
+        /* "#   lane[1]:  2:rc_mlx5/mlx5_0:1.0 md[1] ... rma_bw#0" */
+        tl = strchr(strstr(line, "lane["), ']');
+        if ((tl == NULL) || (tl[1] != ':')) {
             continue;
         }
-        tl++;
+        tl += 2;
+        tl += strspn(tl, " ");
+        tl += strspn(tl, "0123456789");
+        if (*tl++ != ':') {
+            continue;
+        }
+        end = tl + strcspn(tl, " \t");
+        more = (*end != '\0');
+        *end = '\0';
+        if ((strstr(tls, tl) == NULL) && (strlen(tls) + strlen(tl) + 2 < cap)) {
+            snprintf(tls + strlen(tls), cap - strlen(tls), "%s%s", tls[0] ? "," : "", tl);
+        }
+        if (!more || (strstr(end + 1, "rma_bw") == NULL)) {
+            continue;
+        }
         end = strchr(tl, '/');
         if (end == NULL) {
             continue;
@@ -1285,7 +1303,7 @@ static ucache_status_t ut_ucx_get_post(ut_req_t *req, ut_rkey_t *rkey,
         goto out_fail;
     }
     if (peer->native_get < 0) {
-        peer->native_get = do_ep_native_rma(peer->ep);
+        peer->native_get = do_ep_native_rma(peer->ep, peer->tls, sizeof(peer->tls));
         UC_DEBUG("reads from %s use %s", peer->name,
                  peer->native_get ? "native get" : "active messages");
     }
@@ -1399,7 +1417,7 @@ static ut_path_t ut_ucx_rkey_path(ut_rkey_t *rkey)
     pthread_mutex_lock(&ctx->lock);
     if (do_peer_ensure(ctx, peer) == UCACHE_OK) {
         if (peer->native_get < 0) {
-            peer->native_get = do_ep_native_rma(peer->ep);
+            peer->native_get = do_ep_native_rma(peer->ep, peer->tls, sizeof(peer->tls));
         }
         path = ((ctx->cfg.read_path == UC_READ_PATH_GET) ||
                 ((ctx->cfg.read_path == UC_READ_PATH_AUTO) && peer->native_get)) ?
@@ -2432,6 +2450,16 @@ static ut_peer_state_t ut_ucx_peer_state(ut_peer_t *p)
     return (ut_peer_state_t)atomic_load(&((ut_ucx_peer_t *)p)->state);
 }
 
+static void ut_ucx_peer_transports(ut_peer_t *p, char *buf, size_t cap)
+{
+    ut_ucx_peer_t *peer = (ut_ucx_peer_t *)p;
+    ut_ucx_ctx_t *ctx = (ut_ucx_ctx_t *)p->ctx;
+
+    pthread_mutex_lock(&ctx->lock);
+    snprintf(buf, cap, "%s", peer->tls);
+    pthread_mutex_unlock(&ctx->lock);
+}
+
 static const char *ut_ucx_peer_name(ut_peer_t *p)
 {
     return ((ut_ucx_peer_t *)p)->name;
@@ -2574,6 +2602,7 @@ const ut_ops_t ut_ucx_ops = {
     .peer_destroy    = ut_ucx_peer_destroy,
     .peer_state      = ut_ucx_peer_state,
     .peer_name       = ut_ucx_peer_name,
+    .peer_transports = ut_ucx_peer_transports,
     .rkey_unpack     = ut_ucx_rkey_unpack,
     .rkey_destroy    = ut_ucx_rkey_destroy,
     .get_post        = ut_ucx_get_post,

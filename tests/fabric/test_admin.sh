@@ -64,7 +64,7 @@ if grep -q "^fabric: view epoch [0-9]*, 3 nodes: 3 ok, 0 suspect, 0 unreachable;
     ok "status as a table: the view line, capacity, one row per node"
 else bad "status table"; cat "$W/s2"; fi
 
-# Prometheus metrics of the first daemon, against its own STATS answer
+# Prometheus metrics of the first daemon, against its own counters (its ADMIN answer)
 curl -s "http://127.0.0.1:$MP/metrics" >"$W/m1"; rc=$?
 grep "\"pid\":${DPIDS[0]}," "$W/t1" >"$W/t1a"
 fills=$(json "$W/t1a" fills)
@@ -79,7 +79,7 @@ if [ $rc = 0 ] && [ -n "$fills" ] && [ "$mfills" = "$fills" ] && [ $undeclared =
    [ "$(echo "$buckets" | sort -n | tr '\n' ' ')" = "$(echo "$buckets" | tr '\n' ' ')" ] &&
    [ "$inf" = "$fills" ] && [ "$count" = "$fills" ] &&
    grep -q '^ucache_memory_bytes [1-9]' "$W/m1" && grep -q '^# TYPE ucache_fill_duration_seconds histogram' "$W/m1"; then
-    ok "ucached --metrics-port: /metrics scraped with curl: $(echo "$names" | wc -w) metrics, each with # TYPE; ucache_fills_total $mfills = its STATS answer; fill histogram monotonic, +Inf = count = $count"
+    ok "ucached --metrics-port: /metrics scraped with curl: $(echo "$names" | wc -w) metrics, each with # TYPE; ucache_fills_total $mfills = its ADMIN answer; fill histogram monotonic, +Inf = count = $count"
 else bad "metrics (rc $rc, fills $fills vs $mfills, $undeclared undeclared, inf $inf count $count)"; head -20 "$W/m1"; fi
 c404=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$MP/other")
 c405=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$MP/metrics")
@@ -129,6 +129,13 @@ if [ $rc = 0 ] && grep -q "^fabric: view epoch [0-9]*, 3 nodes: 3 ok, 0 suspect,
    grep -q "^index check: [0-9]* chunks read and verified, 0 bad$" "$W/h3" && [ "$(grep -c ' ok  *mapped ' "$W/h3")" = 3 ]; then
     ok "health as a table: the verdict line, the index check, one row per node"
 else bad "health table"; cat "$W/h3"; fi
+
+UCX_TLS=tcp,self $BIN/ucache health --deep --json >"$W/h4" 2>&1; rc=$?
+grep '^{"node"' "$W/h4" >"$W/h4n"
+if [ $rc = 0 ] && [ "$(grep -c '"path":"am","transport":"tcp/' "$W/h4n")" = 3 ] &&
+   [ "$(sum "$W/h4n" chunks_checked)" = "$(sum "$W/h0" chunks)" ] && [ "$(sum "$W/h4n" chunks_bad)" = 0 ]; then
+    ok "health over tcp (UCX_TLS=tcp,self): 3 nodes read by active messages on tcp/lo, the index check verifies all $(sum "$W/h4n" chunks_checked) chunks again"
+else bad "health over tcp (rc $rc)"; cat "$W/h4"; fi
 
 # pin and evict
 $BIN/ucache pin "file://$W/data/five" >"$W/p1" 2>&1; r1=$?
