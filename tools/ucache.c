@@ -29,7 +29,7 @@ static void usage(FILE *out)
         "                                  write the object's bytes, read through the\n"
         "                                  cache, to stdout (file://, http(s)://, az://,\n"
         "                                  s3://)\n"
-        "  read URI|PREFIX/... [--manifest FILE] [--epochs N] [--depth K] [--verify]\n"
+        "  read URI|PREFIX/... [--manifest FILE] [--epochs N] [--depth K] [--verify] [--json]\n"
         "                                  read a dataset epoch by epoch: throughput,\n"
         "                                  hit rate (PREFIX/: every object under it)\n"
         "  warmup URI|PREFIX/... [--manifest FILE] [--pin|--unpin] [--parallel N] [--json]\n"
@@ -47,7 +47,7 @@ static void usage(FILE *out)
         "  pin URI|PREFIX/... [--unpin]    pin a dataset's chunks in their owners\n"
         "  evict URI|PREFIX/...            drop a dataset's chunks from every owner\n"
         "  config [--json] [--help-text]   every UCACHE_* variable: value, default, help\n"
-        "  version                         library version\n"
+        "  version [--json]                library version\n"
         "  help                            this text\n"
         "\n"
         "Every command takes --help; the fabric commands take --members SRC (else\n"
@@ -216,12 +216,14 @@ static int cmd_read(int argc, char **argv)
         {"members", required_argument, NULL, 'M'},
         {"verify", no_argument, NULL, 'v'},
         {"manifest", required_argument, NULL, 'm'},
+        {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}
     };
     ucache_params_t p = { .field_mask = 0 };
     const char *manifest = NULL;
     unsigned epochs = 2, depth = 8, nfiles, next, e, i, k, active;
+    int json = 0;
     ucache_stats_t s0, s1;
     ucache_read_req_t *reqs;
     uint64_t total = 0, done, v, wrong = 0, failed = 0;
@@ -234,7 +236,7 @@ static int cmd_read(int argc, char **argv)
     ucache_h ctx;
 
     optind = 2;
-    while ((c = getopt_long(argc, argv, "e:d:M:vm:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "e:d:M:vm:jh", opts, NULL)) != -1) {
         switch (c) {
         case 'e':
         case 'd':
@@ -255,15 +257,18 @@ static int cmd_read(int argc, char **argv)
         case 'm':
             manifest = optarg;
             break;
+        case 'j':
+            json = 1;
+            break;
         case 'h':
             printf("usage: ucache read URI|PREFIX/... [--manifest FILE] [--epochs N] "
-                   "[--depth K] [--verify]\n"
+                   "[--depth K] [--verify] [--json]\n"
                    "Reads every object through the cache, whole, --epochs times (default\n"
                    "2), K reads in flight (default 8), and prints per epoch the throughput\n"
                    "and where the chunks came from.  A URI ending in '/' (or a file://\n"
                    "directory) is a prefix: every object under it, listed at the origin;\n"
                    "a manifest holds one URI or prefix a line.  --verify compares file://\n"
-                   "bytes with the files.\n");
+                   "bytes with the files.  --json: one object per epoch.\n");
             return 0;
         default:
             return 2;
@@ -302,7 +307,8 @@ static int cmd_read(int argc, char **argv)
                                           * malloc + memset 0 may become calloc) */
     }
     ucache_stats_get(ctx, &s0);
-    printf("dataset: %u objects, %.1f MiB; fabric: %llu nodes (view epoch %llu)\n",
+    printf(json ? "{\"objects\":%u,\"mib\":%.1f,\"nodes\":%llu,\"view_epoch\":%llu}\n" :
+           "dataset: %u objects, %.1f MiB; fabric: %llu nodes (view epoch %llu)\n",
            nfiles, total / 1048576.0, (unsigned long long)s0.view_nodes,
            (unsigned long long)s0.view_epoch);
     for (e = 1; e <= epochs; e++) {
@@ -382,6 +388,19 @@ static int cmd_read(int argc, char **argv)
         }
         ucache_stats_get(ctx, &s1);
         uint64_t cr = s1.chunk_reads - s0.chunk_reads, hits = s1.chunk_hits - s0.chunk_hits;
+        if (json) {
+            printf("{\"epoch\":%u,\"bytes\":%llu,\"seconds\":%.3f,\"mib_per_s\":%.1f,"
+                   "\"chunks\":%llu,\"hits\":%llu,\"filled\":%llu,\"origin_direct\":%llu,"
+                   "\"failed\":%llu,\"verified\":%s,\"wrong\":%llu}\n", e,
+                   (unsigned long long)done, t, done / 1048576.0 / t, (unsigned long long)cr,
+                   (unsigned long long)hits,
+                   (unsigned long long)(s1.chunk_misses - s0.chunk_misses),
+                   (unsigned long long)(s1.origin_direct - s0.origin_direct),
+                   (unsigned long long)failed, verify ? "true" : "false",
+                   (unsigned long long)wrong);
+            fflush(stdout);
+            continue;
+        }
         printf("epoch %u: %.1f MiB in %.2f s = %.1f MiB/s; chunks %llu: %llu hits "
                "(%.0f%%), %llu filled by owners, %llu read from the origin directly%s\n",
                e, done / 1048576.0, t, done / 1048576.0 / t, (unsigned long long)cr,
@@ -445,7 +464,17 @@ int main(int argc, char **argv)
         return cmd_evict(argc, argv);
     }
     if ((strcmp(argv[1], "version") == 0) || (strcmp(argv[1], "--version") == 0)) {
-        printf("ucache %s\n", UCACHE_VERSION_STRING);
+        if ((argc > 2) && (strcmp(argv[2], "--json") == 0)) {
+            printf("{\"version\":\"%s\"}\n", UCACHE_VERSION_STRING);
+        } else if ((argc > 2) && ((strcmp(argv[2], "--help") == 0) ||
+                                  (strcmp(argv[2], "-h") == 0))) {
+            printf("usage: ucache version [--json]\nThe library's version.\n");
+        } else if (argc > 2) {
+            fprintf(stderr, "ucache version: unknown option '%s'\n", argv[2]);
+            return 2;
+        } else {
+            printf("ucache %s\n", UCACHE_VERSION_STRING);
+        }
         return 0;
     }
     fprintf(stderr, "ucache: unknown command '%s'\n", argv[1]);

@@ -151,6 +151,13 @@ if [ $r1 = 0 ] && [ "$(json "$W/p2" pinned_bytes)" -ge 5242880 ] && [ $r3 = 0 ] 
     ok "pin: 5 MiB pinned; evict: $(json "$W/p3" evicted) copies dropped, pinned or not, 0 chunks left; the next read is exact and fills 5 again"
 else bad "pin/evict ($r1 $r3 $r5)"; cat "$W/p1" "$W/p2" "$W/p3" "$W/p4"; fi
 
+$BIN/ucache read "file://$W/data/five" --verify --json >"$W/q1" 2>/dev/null; r1=$?
+$BIN/ucache version --json >"$W/q2"; r2=$?
+if [ $r1 = 0 ] && [ "$(grep -c '"wrong":0}' "$W/q1")" = 2 ] && grep -q '"epoch":2,.*"chunks":5,"hits":5,' "$W/q1" &&
+   [ "$(json "$W/q1" objects)" = 1 ] && [ $r2 = 0 ] && grep -q '^{"version":"[0-9.]*"}$' "$W/q2"; then
+    ok "read --json: one object per epoch, bytes verified, epoch 2 all 5 chunks hits; version --json"
+else bad "read/version --json ($r1 $r2)"; cat "$W/q1" "$W/q2"; fi
+
 # devices: this machine has no RDMA device; UCX's transports are listed
 $BIN/ucache devices >"$W/v1" 2>&1; r1=$?
 $BIN/ucache devices --json >"$W/v2" 2>/dev/null; r2=$?
