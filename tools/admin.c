@@ -205,6 +205,32 @@ static int ad_parse(int argc, char **argv, const char *cmd, unsigned accept, ad_
     return 0;
 }
 
+/* Parse the command line (--help prints @p usage) and open a reader
+ * context: -1 to go on, else the exit code (@p fail_rc if the members
+ * source cannot be reached). */
+static int ad_begin(int argc, char **argv, const char *cmd, unsigned accept,
+                    const char *usage, int fail_rc, ad_opts_t *o, ucache_h *ctx_p)
+{
+    int rc = ad_parse(argc, argv, cmd, accept, o);
+
+    if (rc != 0) {
+        if (rc == 1) {
+            fputs(usage, stdout);
+        }
+        return (rc == 1) ? 0 : 2;
+    }
+    if (ucache_init(&o->p, ctx_p) != UCACHE_OK) {
+        fprintf(stderr, "ucache %s: cannot reach the members source%s\n", cmd,
+                (fail_rc == 2) ? ": BROKEN" : "");
+        if (o->json) {
+            printf("{\"fabric\":\"%s\",%s\"error\":\"members source unreachable\"}\n",
+                   cmd, (fail_rc == 2) ? "\"health\":\"broken\"," : "");
+        }
+        return fail_rc;
+    }
+    return -1;
+}
+
 /* ------------------------------------------------------------------------ */
 /* ucache status                                                             */
 /* ------------------------------------------------------------------------ */
@@ -222,20 +248,15 @@ int cmd_status(int argc, char **argv)
     size_t n = 0, i;
     int rc;
 
-    rc = ad_parse(argc, argv, "status", 0, &o);
-    if (rc != 0) {
-        if (rc == 1) {
-            printf("usage: ucache status [--members SRC] [--timeout T] [--json]\n"
+    rc = ad_begin(argc, argv, "status", 0,
+                  "usage: ucache status [--members SRC] [--timeout T] [--json]\n"
                    "The fabric on one screen: the view (epoch, nodes by state and zone),\n"
                    "capacity used and free per node and in all, pinned bytes, the hit\n"
                    "ratio and the origin bytes the cache saved.  Exit 0 when every node\n"
-                   "answered, 1 otherwise.\n");
-        }
-        return (rc == 1) ? 0 : 2;
-    }
-    if (ucache_init(&o.p, &ctx) != UCACHE_OK) {
-        fprintf(stderr, "ucache status: cannot reach the members source\n");
-        return 1;
+                   "answered, 1 otherwise.\n",
+                  1, &o, &ctx);
+    if (rc >= 0) {
+        return rc;
     }
     if (ad_sample(ctx, &o, &nodes, &n) != 0) {
         ucache_finalize(ctx);
@@ -352,23 +373,18 @@ int cmd_stat(int argc, char **argv)
     ad_opts_t o;
     int rc;
 
-    rc = ad_parse(argc, argv, "stat", AD_WATCH, &o);
-    if (rc != 0) {
-        if (rc == 1) {
-            printf("usage: ucache stat [--watch[=SECONDS]] [--count N] [--members SRC] "
+    rc = ad_begin(argc, argv, "stat", AD_WATCH,
+                  "usage: ucache stat [--watch[=SECONDS]] [--count N] [--members SRC] "
                    "[--timeout T] [--json]\n"
                    "Every node's counters: FETCH requests served and their hits, fills\n"
                    "from origins (coalesced, failed), evictions, origin requests, bytes\n"
                    "and errors, malformed requests, sampled one-sided hits.  --watch\n"
                    "repeats every SECONDS (default 2) with per-second rates, --count N\n"
                    "times (default: until interrupted).  Exit 0 when every node\n"
-                   "answered, 1 otherwise.\n");
-        }
-        return (rc == 1) ? 0 : 2;
-    }
-    if (ucache_init(&o.p, &ctx) != UCACHE_OK) {
-        fprintf(stderr, "ucache stat: cannot reach the members source\n");
-        return 1;
+                   "answered, 1 otherwise.\n",
+                  1, &o, &ctx);
+    if (rc >= 0) {
+        return rc;
     }
     rc = 0;
     for (round = 0; (o.watch == 0) ? (round < 1) : ((o.count == 0) || (round < o.count));
@@ -528,22 +544,17 @@ int cmd_drain(int argc, char **argv)
     ucache_h ctx;
     ad_opts_t o;
 
-    rc = ad_parse(argc, argv, "drain", AD_NODE, &o);
-    if (rc != 0) {
-        if (rc == 1) {
-            printf("usage: ucache drain NODE [--undo] [--members SRC] [--timeout T] [--json]\n"
+    rc = ad_begin(argc, argv, "drain", AD_NODE,
+                  "usage: ucache drain NODE [--undo] [--members SRC] [--timeout T] [--json]\n"
                    "Takes NODE (an id, an id prefix, HOST:PID or HOST:PORT) out of service:\n"
                    "it fills no new chunks (readers go to the next owner or the origin)\n"
                    "but still serves the ones it holds, and on a dir: source it leaves the\n"
                    "membership, so every view stops placing chunks on it; then it can be\n"
                    "stopped.  Waits up to --timeout for the view to drop it.  --undo puts\n"
-                   "it back.  Exit 0 done, 1 no such node or it did not answer.\n");
-        }
-        return (rc == 1) ? 0 : 2;
-    }
-    if (ucache_init(&o.p, &ctx) != UCACHE_OK) {
-        fprintf(stderr, "ucache drain: cannot reach the members source\n");
-        return 1;
+                   "it back.  Exit 0 done, 1 no such node or it did not answer.\n",
+                  1, &o, &ctx);
+    if (rc >= 0) {
+        return rc;
     }
     if (ad_find(ctx, "drain", o.node, &node) != 0) {
         if (o.undo) {
@@ -692,10 +703,8 @@ int cmd_health(int argc, char **argv)
     size_t n = 0;
     int rc;
 
-    rc = ad_parse(argc, argv, "health", AD_PROBE, &o);
-    if (rc != 0) {
-        if (rc == 1) {
-            printf("usage: ucache health [--deep[=N]] [--size S] [--iters N] [--parallel N]\n"
+    rc = ad_begin(argc, argv, "health", AD_PROBE,
+                  "usage: ucache health [--deep[=N]] [--size S] [--iters N] [--parallel N]\n"
                    "                     [--members SRC] [--timeout T] [--json]\n"
                    "Probes every node of the view, --parallel at a time (default 32), each\n"
                    "within --timeout (default 2s): its counters over the fabric, --iters\n"
@@ -707,20 +716,13 @@ int cmd_health(int argc, char **argv)
                    "if it is drained, its heartbeat is late or a chunk fails.\n"
                    "Exit: 0 healthy (all ok), 1 degraded (some suspect or dead, most\n"
                    "alive), 2 broken (no view, or half the nodes or more dead), 2 also for\n"
-                   "a bad command line.\n");
-        }
-        return (rc == 1) ? 0 : 2;
+                   "a bad command line.\n",
+                  2, &o, &ctx);
+    if (rc >= 0) {
+        return rc;
     }
     if (uc_config_load(&cfg) == UCACHE_OK) {
         ttl_ns = cfg.members_ttl_ns;
-    }
-    if (ucache_init(&o.p, &ctx) != UCACHE_OK) {
-        fprintf(stderr, "ucache health: cannot reach the members source: BROKEN\n");
-        if (o.json) {
-            printf("{\"fabric\":\"health\",\"health\":\"broken\",\"nodes\":0,"
-                   "\"error\":\"members source unreachable\"}\n");
-        }
-        return 2;
     }
     if (ad_nodes(ctx, "health", &info, &n) != 0) {
         ucache_finalize(ctx);

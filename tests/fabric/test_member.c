@@ -226,6 +226,29 @@ static void test_origin_file(void)
     tdir_remove();
 }
 
+/* A 300000-byte object of pattern i * @p mul + i / @p div at @p uri, and
+ * two serving contexts of @p p with their records (not yet joined). */
+static char *pair_start(const ucache_params_t *p, unsigned mul, unsigned div, char *uri,
+                        size_t cap, ucache_h c[2], const void *recs[2], size_t lens[2])
+{
+    char path[128], *data = malloc(300000);
+    unsigned i, k;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(data);
+    tdir_make();
+    snprintf(path, sizeof(path), "%s/obj", tdir);
+    snprintf(uri, cap, "file://%s", path);
+    for (i = 0; i < 300000; i++) {
+        data[i] = (char)(i * mul + i / div);
+    }
+    write_file(path, data, 300000);
+    for (k = 0; k < 2; k++) {
+        CU_ASSERT_EQUAL_FATAL(ucache_init(p, &c[k]), UCACHE_OK);
+        CU_ASSERT_EQUAL_FATAL(ucache_member_record(c[k], &recs[k], &lens[k]), UCACHE_OK);
+    }
+    return data;
+}
+
 /* Two serving contexts in one process joined with ucache_members_set():
  * both read a 5-chunk object exactly; each chunk is filled once. */
 static void test_members_set(void)
@@ -238,24 +261,13 @@ static void test_members_set(void)
                           .chunk_size = 64u << 10 };
     const void *recs[2];
     size_t lens[2], got;
-    char path[128], uri[160], *data, *buf, junk[100] = { 0 };
+    char uri[160], *data, *buf, junk[100] = { 0 };
     ucache_stats_t s[2];
     ucache_h c[2] = { NULL, NULL }, reader;
-    unsigned i, k;
+    unsigned k;
 
-    tdir_make();
-    snprintf(path, sizeof(path), "%s/obj", tdir);
-    snprintf(uri, sizeof(uri), "file://%s", path);
-    data = malloc(300000);
+    data = pair_start(&p, 7, 251, uri, sizeof(uri), c, recs, lens);
     buf = malloc(300000);
-    for (i = 0; i < 300000; i++) {
-        data[i] = (char)(i * 7 + i / 251);
-    }
-    write_file(path, data, 300000);
-    for (k = 0; k < 2; k++) {
-        CU_ASSERT_EQUAL_FATAL(ucache_init(&p, &c[k]), UCACHE_OK);
-        CU_ASSERT_EQUAL_FATAL(ucache_member_record(c[k], &recs[k], &lens[k]), UCACHE_OK);
-    }
     recs[1] = junk;                              /* a malformed record */
     lens[1] = sizeof(junk);
     CU_ASSERT_EQUAL(ucache_members_set(c[0], recs, lens, 2, 1), UCACHE_ERR_CORRUPT);
@@ -316,7 +328,7 @@ static void test_node_admin(void)
     const void *recs[2];
     size_t lens[2], got, n;
     uint64_t lat[8] = { 0 };
-    char path[128], uri[160], *data, *buf, *base, *hit;
+    char uri[160], *data, *buf, *base, *hit;
     ucache_node_info_t nodes[2];
     ucache_probe_result_t r;
     ucache_warm_result_t w;
@@ -325,19 +337,8 @@ static void test_node_admin(void)
     unsigned i, k, other, o, q;
 
     prm.lat_ns = lat;
-    tdir_make();
-    snprintf(path, sizeof(path), "%s/obj", tdir);
-    snprintf(uri, sizeof(uri), "file://%s", path);
-    data = malloc(300000);
+    data = pair_start(&p, 13, 241, uri, sizeof(uri), c, recs, lens);
     buf = malloc(300000);
-    for (i = 0; i < 300000; i++) {
-        data[i] = (char)(i * 13 + i / 241);
-    }
-    write_file(path, data, 300000);
-    for (k = 0; k < 2; k++) {
-        CU_ASSERT_EQUAL_FATAL(ucache_init(&p, &c[k]), UCACHE_OK);
-        CU_ASSERT_EQUAL_FATAL(ucache_member_record(c[k], &recs[k], &lens[k]), UCACHE_OK);
-    }
     for (k = 0; k < 2; k++) {
         CU_ASSERT_EQUAL(ucache_members_set(c[k], recs, lens, 2, 1), UCACHE_OK);
     }
