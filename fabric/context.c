@@ -186,6 +186,7 @@ static void *uf_ctx_thread(void *arg)
         }
         pthread_mutex_unlock(&ctx->lock);
         if (ctx->source != NULL) {
+            pthread_mutex_lock(&ctx->member_lock);
             if (ctx->registered &&
                 (ctx->source->heartbeat(ctx->source_arg, ctx->self.id,
                                         ctx->cfg.members_ttl_ns) == UCACHE_ERR_NOT_FOUND)) {
@@ -193,6 +194,7 @@ static void *uf_ctx_thread(void *arg)
                         "registering again", ctx->self.id, ctx->source_arg);
                 uf_register(ctx);
             }
+            pthread_mutex_unlock(&ctx->member_lock);
             uf_source_refresh(ctx, false);
         }
         uf_admin_answer(ctx, UCACHE_OK);
@@ -227,25 +229,29 @@ static void uf_hello_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t l
     ut_rpc_reply(rpc, UCACHE_OK, NULL, 0, ctx->self_rec, ctx->self_rec_len, 0);
 }
 
-/* Drain or return this node (an ADMIN request): leave or rejoin the
- * members source, refuse or take fills. */
+/* Drain or return this node (an ADMIN request, or the node's own call):
+ * leave or rejoin the members source, refuse or take fills. */
 static void uf_admin_drain(struct ucache_context *ctx, bool drain)
 {
-    if ((ctx->node == NULL) || (uf_node_draining(ctx->node) == drain)) {
+    if (ctx->node == NULL) {
         return;
     }
-    uf_node_set_draining(ctx->node, drain);
-    UC_INFO("node %016" PRIx64 " %s", ctx->self.id,
-            drain ? "drained: it takes no new chunks" : "back in service");
-    if ((ctx->source == NULL) || (ctx->source->join == NULL)) {
-        return; /* a static list or an external source: readers skip it */
+    pthread_mutex_lock(&ctx->member_lock);
+    if (uf_node_draining(ctx->node) != drain) {
+        uf_node_set_draining(ctx->node, drain);
+        UC_INFO("node %016" PRIx64 " %s", ctx->self.id,
+                drain ? "drained: it takes no new chunks" : "back in service");
+        /* a static list or an external source cannot be left: readers skip it */
+        if ((ctx->source != NULL) && (ctx->source->join != NULL)) {
+            if (drain && ctx->registered) {
+                ctx->source->leave(ctx->source_arg, ctx->self.id);
+                ctx->registered = false;
+            } else if (!drain && !ctx->registered) {
+                uf_register(ctx);
+            }
+        }
     }
-    if (drain && ctx->registered) {
-        ctx->source->leave(ctx->source_arg, ctx->self.id);
-        ctx->registered = false;
-    } else if (!drain && !ctx->registered) {
-        uf_register(ctx);
-    }
+    pthread_mutex_unlock(&ctx->member_lock);
 }
 
 /* Carry out deferred ADMIN requests and answer each with this node's
@@ -405,6 +411,7 @@ ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p)
     }
     pthread_mutex_init(&ctx->lock, NULL);
     pthread_mutex_init(&ctx->admin_lock, NULL);
+    pthread_mutex_init(&ctx->member_lock, NULL);
     pthread_mutex_init(&ctx->cache_lock, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -538,6 +545,7 @@ void ucache_finalize(ucache_h ctx)
     pthread_mutex_destroy(&ctx->cache_lock);
     pthread_mutex_destroy(&ctx->lock);
     pthread_mutex_destroy(&ctx->admin_lock);
+    pthread_mutex_destroy(&ctx->member_lock);
     free(ctx);
 }
 
@@ -719,18 +727,6 @@ ucache_status_t ucache_nodes(ucache_h ctx, ucache_node_info_t *nodes, size_t cap
     }
     uf_view_release(v);
     return UCACHE_OK;
-}
-
-uint32_t uf_view_find(const uf_view_t *v, uint64_t id)
-{
-    uint32_t i;
-
-    for (i = 0; (v != NULL) && (i < v->n); i++) {
-        if (v->nodes[i].id == id) {
-            return i;
-        }
-    }
-    return UINT32_MAX;
 }
 
 ucache_status_t uf_admin_call(struct ucache_context *ctx, uf_peer_t *p, unsigned op,

@@ -189,6 +189,7 @@ typedef struct uf_view {
     char                 *strings; /* host names */
     size_t                strings_len;
     _Atomic(uf_peer_t *) *peers;  /* per node, resolved lazily           */
+    uint32_t             *by_id;  /* node indices in id order (uf_view_find) */
     uf_place_t           *place;
     uint64_t              retired_ns;
     struct uf_view       *retired_next;
@@ -219,7 +220,8 @@ struct ucache_context {
     const uf_source_ops_t *source;    /* NULL: members "mpi" (external) */
     const char        *source_arg;    /* in cfg.members, after the prefix */
     uf_member_t        self;          /* own record (serving)             */
-    bool               registered;
+    bool               registered;    /* in the source (member_lock)      */
+    pthread_mutex_t    member_lock;   /* registration: join, heartbeat, leave */
 
     pthread_mutex_t    lock;          /* peers, views                     */
     pthread_mutex_t    cache_lock;    /* bounce buffers, location cache   */
@@ -264,6 +266,8 @@ struct ucache_context {
 ucache_status_t uf_view_build(struct ucache_context *ctx, uf_member_t *members,
                               uint32_t n, uint64_t epoch, uf_view_t **view_p);
 void uf_view_free(uf_view_t *view);
+/** The index of node @p id in @p v (UINT32_MAX if absent): a binary search. */
+uint32_t uf_view_find(const uf_view_t *v, uint64_t id);
 /** Bytes a view holds (nodes, names, records, placement, peer pointers). */
 size_t uf_view_bytes(const uf_view_t *view);
 uf_view_t *uf_view_acquire(struct ucache_context *ctx);
@@ -298,7 +302,6 @@ ucache_status_t uf_read(struct ucache_context *ctx, const char *uri, uint64_t of
 /** Node @p p's counters by an ADMIN request doing @p op, within @p timeout_ns. */
 ucache_status_t uf_admin_call(struct ucache_context *ctx, uf_peer_t *p, unsigned op,
                               uint64_t timeout_ns, ucache_stats_t *stats_p);
-/** The index of node @p id in @p v (UINT32_MAX if absent). */
-uint32_t uf_view_find(const uf_view_t *v, uint64_t id);
+
 
 #endif

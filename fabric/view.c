@@ -62,6 +62,31 @@ static ucache_status_t uf_zones_index(const uf_member_t *m, uint32_t n,
     return UCACHE_OK;
 }
 
+/* Order of view node indices by node id (qsort_r over the view's nodes). */
+static int uf_vnode_id_cmp(const void *a, const void *b, void *arg)
+{
+    const uf_vnode_t *nodes = arg;
+    uint64_t x = nodes[*(const uint32_t *)a].id, y = nodes[*(const uint32_t *)b].id;
+
+    return (x > y) - (x < y);
+}
+
+uint32_t uf_view_find(const uf_view_t *v, uint64_t id)
+{
+    uint32_t lo = 0, hi = (v != NULL) ? v->n : 0, mid;
+
+    while (lo < hi) { /* binary search of by_id */
+        mid = lo + (hi - lo) / 2;
+        if (v->nodes[v->by_id[mid]].id < id) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return ((v != NULL) && (lo < v->n) && (v->nodes[v->by_id[lo]].id == id)) ?
+           v->by_id[lo] : UINT32_MAX;
+}
+
 ucache_status_t uf_view_build(struct ucache_context *ctx, uf_member_t *members,
                               uint32_t n, uint64_t epoch, uf_view_t **view_p)
 {
@@ -102,8 +127,10 @@ ucache_status_t uf_view_build(struct ucache_context *ctx, uf_member_t *members,
     v->nodes   = calloc(n + 1, sizeof(*v->nodes));
     v->strings = malloc(v->strings_len + 1);
     v->peers   = calloc(n + 1, sizeof(*v->peers));
+    v->by_id   = calloc(n + 1, sizeof(*v->by_id));
     pn         = calloc(n + 1, sizeof(*pn));
     if ((v->nodes == NULL) || (v->strings == NULL) || (v->peers == NULL) ||
+        (v->by_id == NULL) ||
         (pn == NULL) || (uf_zones_index(members, n, pn) != UCACHE_OK)) {
         goto err;
     }
@@ -118,7 +145,9 @@ ucache_status_t uf_view_build(struct ucache_context *ctx, uf_member_t *members,
         pn[i].weight = members[i].weight;
         pn[i].alive  = true;
         end = members[i].slot0 + members[i].weight;
+        v->by_id[i] = i;
     }
+    qsort_r(v->by_id, n, sizeof(*v->by_id), uf_vnode_id_cmp, v->nodes);
     status = uf_place_create(pn, n, uf_place_capacity(end), &v->place);
     if (status != UCACHE_OK) {
         goto err;
@@ -146,13 +175,15 @@ void uf_view_free(uf_view_t *v)
     free(v->nodes);
     free(v->strings);
     free(v->peers);
+    free(v->by_id);
     uf_place_destroy(v->place);
     free(v);
 }
 
 size_t uf_view_bytes(const uf_view_t *v)
 {
-    size_t bytes = sizeof(*v) + (size_t)v->n * (sizeof(*v->nodes) + sizeof(*v->peers)) +
+    size_t bytes = sizeof(*v) + (size_t)v->n * (sizeof(*v->nodes) + sizeof(*v->peers) +
+                                                 sizeof(*v->by_id)) +
                    v->strings_len + uf_place_bytes(v->place);
     uint32_t i;
 

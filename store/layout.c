@@ -104,9 +104,12 @@ unsigned us_index_match(const us_layout_t *layout, const void *buckets,
     uint16_t slot_fp;
 
     for (i = 0; i < 2 * US_BUCKET_SLOTS; i++) {
-        if (us_slot_decode(layout, (const char *)buckets + i * US_SLOT_SIZE, &locs[n],
-                           &slot_fp) && (slot_fp == fp)) {
-            n++;
+        const char *slot = (const char *)buckets + i * US_SLOT_SIZE;
+        uint64_t w0;
+
+        memcpy(&w0, slot, sizeof(w0));
+        if ((w0 != 0) && ((uint16_t)w0 == fp)) { /* decode only a fingerprint match */
+            n += us_slot_decode(layout, slot, &locs[n], &slot_fp);
         }
     }
     return n;

@@ -48,12 +48,11 @@ typedef struct ad_opts {
 /* What a command accepts beyond --members, --timeout, --json, --help. */
 enum { AD_WATCH = 1, AD_NODE = 2, AD_PROBE = 4 };
 
-/* Every node and its counters; the caller frees *nodes_p. */
-static int ad_sample(ucache_h ctx, const ad_opts_t *o, ad_node_t **nodes_p, size_t *n_p)
+/* The view's nodes (caller frees *info_p), or -1 with a message. */
+static int ad_nodes(ucache_h ctx, const char *cmd, ucache_node_info_t **info_p, size_t *n_p)
 {
     ucache_node_info_t *info = NULL;
-    ad_node_t *nodes;
-    size_t n = 0, i, cap = 0;
+    size_t n = 0, cap;
 
     do {
         free(info);
@@ -61,9 +60,26 @@ static int ad_sample(ucache_h ctx, const ad_opts_t *o, ad_node_t **nodes_p, size
         info = calloc(cap, sizeof(*info));
         if ((info == NULL) || (ucache_nodes(ctx, info, cap, &n) != UCACHE_OK)) {
             free(info);
+            fprintf(stderr, "ucache %s: out of memory\n", cmd);
             return -1;
         }
     } while (n > cap);
+    *info_p = info;
+    *n_p = n;
+    return 0;
+}
+
+/* Every node and its counters; the caller frees *nodes_p. */
+static int ad_sample(ucache_h ctx, const char *cmd, const ad_opts_t *o, ad_node_t **nodes_p,
+                     size_t *n_p)
+{
+    ucache_node_info_t *info;
+    ad_node_t *nodes;
+    size_t n, i;
+
+    if (ad_nodes(ctx, cmd, &info, &n) != 0) {
+        return -1;
+    }
     nodes = calloc(n + 1, sizeof(*nodes));
     for (i = 0; (nodes != NULL) && (i < n); i++) {
         nodes[i].info   = info[i];
@@ -71,6 +87,7 @@ static int ad_sample(ucache_h ctx, const ad_opts_t *o, ad_node_t **nodes_p, size
     }
     free(info);
     if (nodes == NULL) {
+        fprintf(stderr, "ucache %s: out of memory\n", cmd);
         return -1;
     }
     *nodes_p = nodes;
@@ -258,7 +275,7 @@ int cmd_status(int argc, char **argv)
     if (rc >= 0) {
         return rc;
     }
-    if (ad_sample(ctx, &o, &nodes, &n) != 0) {
+    if (ad_sample(ctx, "status", &o, &nodes, &n) != 0) {
         ucache_finalize(ctx);
         return 1;
     }
@@ -393,7 +410,7 @@ int cmd_stat(int argc, char **argv)
             usleep((useconds_t)(o.watch * 1e6));
         }
         t = ds_now();
-        if (ad_sample(ctx, &o, &cur, &n) != 0) {
+        if (ad_sample(ctx, "stat", &o, &cur, &n) != 0) {
             rc = 1;
             break;
         }
@@ -462,27 +479,6 @@ int cmd_stat(int argc, char **argv)
 /* ------------------------------------------------------------------------ */
 /* Naming a node                                                             */
 /* ------------------------------------------------------------------------ */
-
-/* The view's nodes (caller frees *info_p), or -1 with a message. */
-static int ad_nodes(ucache_h ctx, const char *cmd, ucache_node_info_t **info_p, size_t *n_p)
-{
-    ucache_node_info_t *info = NULL;
-    size_t n = 0, cap;
-
-    do {
-        free(info);
-        cap = n + 16;
-        info = calloc(cap, sizeof(*info));
-        if ((info == NULL) || (ucache_nodes(ctx, info, cap, &n) != UCACHE_OK)) {
-            free(info);
-            fprintf(stderr, "ucache %s: out of memory\n", cmd);
-            return -1;
-        }
-    } while (n > cap);
-    *info_p = info;
-    *n_p = n;
-    return 0;
-}
 
 /* Does @p spec name node @p d: its id or a prefix of it (4 hex digits at
  * least), HOST:PID or HOST:PORT? */

@@ -8,6 +8,7 @@
 #include "tools/commands.h"
 #include "ucache.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,7 +96,7 @@ int cmd_devices(int argc, char **argv)
             printf("RDMA devices: none (rdma-core: %s).\n"
                    "  This machine has no usable RDMA NIC (or its kernel has no RDMA\n"
                    "  support); the fabric runs over the UCX transports below.\n",
-                   strerror(d->rdma_errno ? d->rdma_errno : 19 /* ENODEV */));
+                   strerror(d->rdma_errno ? d->rdma_errno : ENODEV));
         }
         for (i = 0; i < d->nrdma; i++) {
             const ucache_rdma_device_t *r = &d->rdma[i];

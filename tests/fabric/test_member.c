@@ -422,6 +422,36 @@ static void test_node_admin(void)
     tdir_remove();
 }
 
+/* A view finds each of 1000 nodes by id (its index in slot order), and no
+ * other id. */
+static void test_view_find(void)
+{
+    uf_member_t *m = calloc(1000, sizeof(*m));
+    uint64_t ids[1000];
+    uf_view_t *v = NULL;
+    uint32_t i;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    for (i = 0; i < 1000; i++) {
+        ids[i] = ((uint64_t)(i * 2654435761u) << 20) | 1;  /* not in slot order */
+        m[i] = tmember(ids[i], 1, 100 + i);
+        m[i].addr = m[i].rkey = NULL;
+        m[i].addr_len = m[i].rkey_len = 0;
+        m[i].slot0 = 999 - i;
+    }
+    CU_ASSERT_EQUAL_FATAL(uf_view_build(NULL, m, 1000, 1, &v), UCACHE_OK);
+    for (i = 0; i < 1000; i++) {
+        uint32_t k = uf_view_find(v, ids[i]);
+
+        CU_ASSERT_FATAL(k < 1000);
+        CU_ASSERT_EQUAL(v->nodes[k].id, ids[i]);
+    }
+    CU_ASSERT_EQUAL(uf_view_find(v, 2), UINT32_MAX);
+    CU_ASSERT_EQUAL(uf_view_find(v, UINT64_MAX), UINT32_MAX);
+    CU_ASSERT_EQUAL(uf_view_find(NULL, ids[0]), UINT32_MAX);
+    uf_view_free(v);
+}
+
 const uct_test_t member_tests[] = {
     { "member_record", test_member_record },
     { "member_dir", test_member_dir },
@@ -429,5 +459,6 @@ const uct_test_t member_tests[] = {
     { "origin_file", test_origin_file },
     { "members_set", test_members_set },
     { "node_admin", test_node_admin },
+    { "view_find", test_view_find },
     { NULL, NULL }
 };
