@@ -291,9 +291,9 @@ static void uf_loc_put(struct ucache_context *ctx, uint64_t owner, const us_key_
  * two buckets, the header and the payload are read at once; otherwise the
  * buckets first, then header and payload of the matching slot.  Either
  * way the bytes count only if the buckets still show that slot (same
- * version, place, length), the whole attempt took less than the owner's
- * grace period (so the block cannot have been reused meanwhile), and the
- * chunk verifies.  UCACHE_ERR_NOT_FOUND if no slot holds the key.
+ * version, place, length), the chunk verifies, and the whole attempt took
+ * less than the owner's grace period or the buckets, read once more after
+ * it, still hold the slot (so the block cannot have been reused meanwhile).  UCACHE_ERR_NOT_FOUND if no slot holds the key.
  */
 static ucache_status_t uf_get_attempt(struct ucache_context *ctx, uf_peer_t *p,
                                       const uf_chunk_t *c, char *target,
@@ -342,8 +342,18 @@ static ucache_status_t uf_get_attempt(struct ucache_context *ctx, uf_peer_t *p,
                 return status;
             }
         }
-        status = (uc_time_ns() - t0 > p->layout.grace_ns) ? UCACHE_ERR_TIMEOUT :
-                 us_chunk_verify(&hdr, target, &c->key, &locs[i]);
+        status = us_chunk_verify(&hdr, target, &c->key, &locs[i]);
+        if ((status == UCACHE_OK) && (uc_time_ns() - t0 > p->layout.grace_ns)) {
+            /* late: the bytes count only if the slot still holds them */
+            atomic_thread_fence(memory_order_acquire);
+            status = uf_gets(ctx, p, 2, offs, bufs, lens);
+            if (status != UCACHE_OK) {
+                return status;
+            }
+            if (!us_index_holds(&p->layout, bkt, &c->key, &locs[i])) {
+                status = UCACHE_ERR_TIMEOUT;
+            }
+        }
         if ((status == UCACHE_OK) && (cached == NULL)) { /* a cached one stays */
             uf_loc_put(ctx, p->id, &c->key, &locs[i]);
         }

@@ -12,6 +12,7 @@
 #include "util/log.h"
 #include "util/time.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -138,11 +139,31 @@ static ucache_status_t uf_probe_bandwidth(uf_probe_t *pr, size_t size, unsigned 
     return status;
 }
 
-/* Read and verify the chunk of one slot (copied at @p t_bucket): OK,
- * UCACHE_ERR_STALE (gone or replaced), UCACHE_ERR_CORRUPT (wrong),
- * UCACHE_ERR_TIMEOUT (late: the block may have been reused), or the peer's
- * failure. */
-static ucache_status_t uf_probe_chunk(uf_probe_t *pr, uint64_t bucket, const us_loc_t *loc,
+/* Whether slot @p s of @p bucket still holds the words @p w0: OK (the same
+ * words are the same chunk: versions are never reused), UCACHE_ERR_STALE
+ * (replaced or gone), or the peer's failure. */
+static ucache_status_t uf_probe_slot_same(uf_probe_t *pr, uint64_t bucket, unsigned s,
+                                          const uint64_t w0[2])
+{
+    uint64_t w1[2], off = us_layout_bucket_off(&pr->layout, bucket) +
+                          (uint64_t)s * US_SLOT_SIZE;
+    ucache_status_t status;
+
+    atomic_thread_fence(memory_order_acquire); /* after the chunk's copy */
+    status = uf_gets(pr->ctx, pr->p, 1, &off, (void *const[]){ w1 },
+                     (const size_t[]){ sizeof(w1) });
+    if (status != UCACHE_OK) {
+        return status;
+    }
+    return (memcmp(w0, w1, sizeof(w1)) == 0) ? UCACHE_OK : UCACHE_ERR_STALE;
+}
+
+/* Read and verify the chunk of slot @p s of @p bucket, whose words @p w0
+ * were copied at @p t_bucket: OK, UCACHE_ERR_STALE (gone or replaced),
+ * UCACHE_ERR_CORRUPT (wrong), or the peer's failure.  A read that outlasts
+ * the grace period counts only if the slot still holds the same words. */
+static ucache_status_t uf_probe_chunk(uf_probe_t *pr, uint64_t bucket, unsigned s,
+                                      const uint64_t w0[2], const us_loc_t *loc,
                                       uint16_t fp, uint64_t t_bucket)
 {
     const us_layout_t *l = &pr->layout;
@@ -169,7 +190,10 @@ static ucache_status_t uf_probe_chunk(uf_probe_t *pr, uint64_t bucket, const us_
         return status;
     }
     if (uc_time_ns() - t_bucket > l->grace_ns) {
-        return UCACHE_ERR_TIMEOUT;
+        status = uf_probe_slot_same(pr, bucket, s, w0);
+        if (status != UCACHE_OK) {
+            return status;
+        }
     }
     if (hdr.version == 0) {
         return UCACHE_ERR_STALE; /* unpublished since the bucket was read */
@@ -200,10 +224,10 @@ static ucache_status_t uf_probe_index(uf_probe_t *pr, unsigned want)
 {
     const us_layout_t *l = &pr->layout;
     uint8_t bkts[UF_PROBE_SCAN * US_BUCKET_SIZE];
-    uint64_t seed = uc_time_ns() ^ pr->p->id, start, b, n, off, t, w0[2], w1[2];
+    uint64_t seed = uc_time_ns() ^ pr->p->id, start, b, n, off, t, w0[2];
     ucache_probe_result_t *res = pr->res;
     ucache_status_t status = UCACHE_OK, st;
-    unsigned reads = 0, s, attempt;
+    unsigned reads = 0, s;
     void *bufs[1] = { bkts };
     size_t lens[1];
     uint16_t fp;
@@ -237,23 +261,15 @@ static ucache_status_t uf_probe_index(uf_probe_t *pr, unsigned want)
                 continue;
             }
             memcpy(w0, slot, sizeof(w0));
-            for (attempt = 0; attempt < 2; attempt++) {
-                st = uf_probe_chunk(pr, bucket, &loc, fp, t);
-                if ((st == UCACHE_OK) || (st == UCACHE_ERR_STALE) || (attempt == 1) ||
-                    ((st != UCACHE_ERR_CORRUPT) && (st != UCACHE_ERR_TIMEOUT))) {
-                    break;
-                }
-                /* read the slot again: the same words mean the same chunk */
-                off = us_layout_bucket_off(l, bucket) +
-                      (s % US_BUCKET_SLOTS) * US_SLOT_SIZE;
-                t = uc_time_ns();
-                if (uf_gets(pr->ctx, pr->p, 1, &off, (void *const[]){ w1 },
-                            (const size_t[]){ sizeof(w1) }) != UCACHE_OK) {
-                    break;
-                }
-                if (memcmp(w0, w1, sizeof(w0)) != 0) {
-                    st = UCACHE_ERR_STALE; /* replaced in between */
-                    break;
+            st = uf_probe_chunk(pr, bucket, s % US_BUCKET_SLOTS, w0, &loc, fp, t);
+            if (st == UCACHE_ERR_CORRUPT) {
+                /* once more at an unchanged slot: the same words are the
+                 * same chunk, so a second failure is a bad chunk */
+                uint64_t t1 = uc_time_ns();
+
+                st = uf_probe_slot_same(pr, bucket, s % US_BUCKET_SLOTS, w0);
+                if (st == UCACHE_OK) {
+                    st = uf_probe_chunk(pr, bucket, s % US_BUCKET_SLOTS, w0, &loc, fp, t1);
                 }
             }
             if (st == UCACHE_OK) {

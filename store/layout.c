@@ -7,6 +7,7 @@
 #include "layout.h"
 #include "util/time.h"
 
+#include <stdatomic.h>
 #include <string.h>
 /* XXH3_state_t on the stack: its layout is that of the libxxhash we build
  * against (Debian pins it), so the static-linking-only API is safe here */
@@ -113,6 +114,21 @@ unsigned us_index_match(const us_layout_t *layout, const void *buckets,
         }
     }
     return n;
+}
+
+bool us_index_holds(const us_layout_t *layout, const void *buckets,
+                    const us_key_t *key, const us_loc_t *loc)
+{
+    us_loc_t locs[2 * US_BUCKET_SLOTS];
+    unsigned i, n = us_index_match(layout, buckets, key, locs);
+
+    for (i = 0; i < n; i++) {
+        if ((locs[i].version == loc->version) && (locs[i].hdr_off == loc->hdr_off) &&
+            (locs[i].length == loc->length)) {
+            return true;
+        }
+    }
+    return false;
 }
 
 static inline uint64_t us_hdr_seed(const us_chunk_hdr_t *hdr)
@@ -259,18 +275,34 @@ static inline void us_prefetch_chunk(const char *base, const us_loc_t *loc)
     }
 }
 
+/* Copy both buckets of @p key out of the region at @p base into @p bkt. */
+static void us_copy_buckets(const us_layout_t *layout, const char *base,
+                            const us_key_t *key, void *bkt)
+{
+    uint64_t b[2];
+    unsigned j;
+
+    us_key_buckets(key, layout->nbuckets, b);
+    for (j = 0; j < 2; j++) {
+        us_copy_racy((char *)bkt + j * US_BUCKET_SIZE,
+                     base + us_layout_bucket_off(layout, b[j]), US_BUCKET_SIZE);
+    }
+}
+
 /* One attempt over a group of at most US_READ_BATCH ops, in passes so the
  * memory latencies of different keys overlap: prefetch every bucket pair;
  * match slots and prefetch each first candidate's header; copy the chunks
  * (prefetching a few ahead); check the group finished its copies within
- * the grace period; verify the copies. */
+ * the grace period, or else that each copied chunk is still published
+ * where it was found (the slot again, after the copies); verify the
+ * copies. */
 static void us_read_group(const us_layout_t *layout, const char *base,
                           us_read_op_t *ops, unsigned n)
 {
     _Alignas(64) uint64_t bkt[US_READ_BATCH][2 * US_BUCKET_SIZE / sizeof(uint64_t)];
     us_loc_t locs[US_READ_BATCH][2 * US_BUCKET_SLOTS];
     us_pending_t pend[US_READ_BATCH];
-    unsigned nloc[US_READ_BATCH], i, j;
+    unsigned nloc[US_READ_BATCH], used[US_READ_BATCH], i, j;
     uint64_t b[US_READ_BATCH][2], t0 = uc_time_ns();
     ucache_status_t st;
     int late;
@@ -281,10 +313,7 @@ static void us_read_group(const us_layout_t *layout, const char *base,
         __builtin_prefetch(base + us_layout_bucket_off(layout, b[i][1]));
     }
     for (i = 0; i < n; i++) {
-        for (j = 0; j < 2; j++) {
-            us_copy_racy((char *)bkt[i] + j * US_BUCKET_SIZE,
-                         base + us_layout_bucket_off(layout, b[i][j]), US_BUCKET_SIZE);
-        }
+        us_copy_buckets(layout, base, &ops[i].key, bkt[i]);
         nloc[i] = us_index_match(layout, bkt[i], &ops[i].key, locs[i]);
         if (nloc[i] > 0) {
             __builtin_prefetch(base + locs[i][0].hdr_off);
@@ -295,7 +324,9 @@ static void us_read_group(const us_layout_t *layout, const char *base,
             us_prefetch_chunk(base, &locs[i + US_PREFETCH_AHEAD][0]);
         }
         st = UCACHE_ERR_NOT_FOUND;
+        used[i] = 0;
         for (j = 0; j < nloc[i]; j++) {
+            used[i] = j;
             if (((ops[i].range_len > 0) ? ops[i].range_len : locs[i][j].length) >
                 ops[i].cap) {
                 st = UCACHE_ERR_MSG_TRUNCATED;
@@ -311,15 +342,27 @@ static void us_read_group(const us_layout_t *layout, const char *base,
         }
         ops[i].status = st;
     }
-    /* every copy is done: a group that took longer than the grace period
-     * may have read reused memory, so none of it counts (not even as torn) */
+    /* Every copy is done.  A group that took longer than the grace period
+     * (a first touch of the mapping, a preempted or sanitized reader) may
+     * have read reused memory: a chunk counts only if its slot still holds
+     * the version it was read at.  Versions are never reused, so the chunk
+     * was not unpublished before the slot's second copy, and its memory not
+     * reused during the first (the loads are ordered by the fence). */
     late = (uc_time_ns() - t0 > layout->grace_ns);
+    if (late) {
+        atomic_thread_fence(memory_order_acquire);
+    }
     for (i = 0; i < n; i++) {
-        if (late && ((ops[i].status == UCACHE_INPROGRESS) ||
-                     (ops[i].status == UCACHE_OK) || (ops[i].status == UCACHE_ERR_CORRUPT) ||
-                     (ops[i].status == UCACHE_ERR_STALE))) {
-            ops[i].status = UCACHE_ERR_TIMEOUT;
-        } else if (ops[i].status == UCACHE_INPROGRESS) {
+        if (late && ((ops[i].status == UCACHE_INPROGRESS) || (ops[i].status == UCACHE_OK))) {
+            us_copy_buckets(layout, base, &ops[i].key, bkt[i]);
+            if (!us_index_holds(layout, bkt[i], &ops[i].key, &locs[i][used[i]])) {
+                ops[i].status = UCACHE_ERR_TIMEOUT;
+            }
+        } else if (late && ((ops[i].status == UCACHE_ERR_CORRUPT) ||
+                            (ops[i].status == UCACHE_ERR_STALE))) {
+            ops[i].status = UCACHE_ERR_TIMEOUT; /* may have been reused: not torn */
+        }
+        if (ops[i].status == UCACHE_INPROGRESS) {
             ops[i].status = (XXH3_64bits_withSeed_dispatch(ops[i].dst, ops[i].length,
                                                            pend[i].seed) ==
                              pend[i].checksum) ? UCACHE_OK : UCACHE_ERR_CORRUPT;

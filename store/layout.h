@@ -66,7 +66,8 @@ typedef struct us_super {
     uint64_t data_len;        /* multiple of US_GRANULE                    */
     uint64_t grace_ns;        /* a lookup + chunk read must complete within
                                  this, measured by the reader from before
-                                 its bucket read, or be discarded          */
+                                 its bucket read, or see its slot unchanged
+                                 after it (us_index_holds), or be discarded */
     uint32_t bucket_size;
     uint32_t bucket_slots;
     uint32_t max_payload;
@@ -115,7 +116,8 @@ typedef struct us_read_stats {
     uint64_t not_found;
     uint64_t torn;            /* checksum mismatch: bytes changed under us */
     uint64_t stale;           /* key/version/length mismatch, tombstone    */
-    uint64_t late;            /* read exceeded the grace period: discarded */
+    uint64_t late;            /* read exceeded the grace period and its
+                                 slot changed: discarded                    */
 } us_read_stats_t;
 
 static inline uint16_t us_key_fp(const us_key_t *key)
@@ -175,6 +177,17 @@ unsigned us_index_match(const us_layout_t *layout, const void *buckets,
                         const us_key_t *key, us_loc_t *locs);
 
 /**
+ * Whether @p buckets (both of @p key's buckets, copied after its chunk
+ * was) still hold the slot @p loc was decoded from: the same version at the
+ * same place.  Versions are never reused, so a chunk whose slot still holds
+ * it was not unpublished before this copy, and its memory was not reused
+ * while it was read before: how a read that outlasted the grace period is
+ * still accepted (a seqlock's second look).
+ */
+bool us_index_holds(const us_layout_t *layout, const void *buckets,
+                    const us_key_t *key, const us_loc_t *loc);
+
+/**
  * Verify a chunk read one-sidedly: @p hdr and @p payload are the reader's
  * copies.  OK only if magic, key, version and length match @p loc and the
  * checksum over the payload matches.  UCACHE_ERR_STALE for a different or
@@ -215,7 +228,8 @@ ucache_status_t us_read_raw_batch(const us_layout_t *layout, const void *base,
  * The raw-memory read path: what a remote reader does, over a mapped copy
  * of an owner's region at @p base.  Copies both buckets, then the header
  * and payload (payload straight into @p dst), then verifies the copies;
- * a read that took longer than the grace period is discarded.  Torn or
+ * a read that took longer than the grace period counts only if its slot
+ * still holds it afterwards, and is discarded otherwise.  Torn or
  * stale reads are retried (@p attempts in all).  On UCACHE_OK *len_p is the
  * payload length.  UCACHE_ERR_NOT_FOUND if no slot holds the key,
  * UCACHE_ERR_MSG_TRUNCATED if @p cap is too small, UCACHE_ERR_TIMEOUT if

@@ -422,6 +422,71 @@ static void test_node_admin(void)
     tdir_remove();
 }
 
+/* Owners whose grace period (1 us) every read outlasts, as a fresh reader's
+ * first touch of a mapping or a sanitizer's copy does: the reads still
+ * count at once, none retried, on the mapped path and over one-sided gets
+ * (tcp), because the slot still holds each chunk after its copy; the
+ * index check verifies every chunk the same way. */
+static void test_late_reads(void)
+{
+    ucache_params_t p = { .field_mask = UCACHE_PARAM_FIELD_SERVE |
+                                        UCACHE_PARAM_FIELD_MEMBERS |
+                                        UCACHE_PARAM_FIELD_MEM_BYTES |
+                                        UCACHE_PARAM_FIELD_CHUNK_SIZE,
+                          .serve = 1, .members = "mpi", .mem_bytes = 16u << 20,
+                          .chunk_size = 64u << 10 };
+    ucache_probe_params_t prm = { .field_mask = UCACHE_PROBE_FIELD_DEEP, .deep = 64 };
+    const void *recs[2];
+    size_t lens[2], got, n;
+    char uri[160], *data, *buf;
+    ucache_node_info_t nodes[2];
+    ucache_probe_result_t r;
+    ucache_stats_t s[2];
+    ucache_h c[2];
+    unsigned k, pass, other;
+
+    buf = malloc(300000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+    setenv("UCACHE_GRACE", "1us", 1);
+    for (pass = 0; pass < 2; pass++) {        /* mapped, then gets over tcp */
+        if (pass == 1) {
+            setenv("UCX_TLS", "tcp", 1);
+            setenv("UCACHE_READ_PATH", "get", 1);
+        }
+        data = pair_start(&p, 11, 239, uri, sizeof(uri), c, recs, lens);
+        for (k = 0; k < 2; k++) {
+            CU_ASSERT_EQUAL(ucache_members_set(c[k], recs, lens, 2, 1), UCACHE_OK);
+        }
+        for (k = 0; k < 4; k++) {             /* misses, then hits */
+            memset(buf, 0, 300000);
+            CU_ASSERT_EQUAL(ucache_read(c[k % 2], uri, 0, 300000, buf, &got), UCACHE_OK);
+            CU_ASSERT(memcmp(buf, data, 300000) == 0);
+        }
+        for (k = 0; k < 2; k++) {
+            ucache_stats_get(c[k], &s[k]);
+            CU_ASSERT_EQUAL(s[k].verify_retries, 0);
+            CU_ASSERT_EQUAL(s[k].origin_direct, 0);
+        }
+        CU_ASSERT(s[0].chunk_hits + s[1].chunk_hits > 0);
+        CU_ASSERT_EQUAL_FATAL(ucache_nodes(c[0], nodes, 2, &n), UCACHE_OK);
+        other = nodes[0].self ? 1 : 0;
+        CU_ASSERT_EQUAL(ucache_node_probe(c[0], nodes[other].id, &prm, &r), UCACHE_OK);
+        CU_ASSERT_STRING_EQUAL(r.path, (pass == 0) ? "mapped" : "get");
+        CU_ASSERT_EQUAL(r.chunks_checked, r.stats.chunks_cached);
+        CU_ASSERT(r.chunks_checked > 0);
+        CU_ASSERT_EQUAL(r.chunks_bad + r.chunks_changed, 0);
+        for (k = 0; k < 2; k++) {
+            ucache_finalize(c[k]);
+        }
+        free(data);
+        tdir_remove();
+    }
+    unsetenv("UCACHE_GRACE");
+    unsetenv("UCX_TLS");
+    unsetenv("UCACHE_READ_PATH");
+    free(buf);
+}
+
 /* A view finds each of 1000 nodes by id (its index in slot order), and no
  * other id. */
 static void test_view_find(void)
@@ -459,6 +524,7 @@ const uct_test_t member_tests[] = {
     { "origin_file", test_origin_file },
     { "members_set", test_members_set },
     { "node_admin", test_node_admin },
+    { "late_reads", test_late_reads },
     { "view_find", test_view_find },
     { NULL, NULL }
 };
