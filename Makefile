@@ -133,6 +133,8 @@ $(BUILD)/bin/ucperf: $(BUILD)/obj/perf/ucperf.o $(PERF_OBJS) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lm
 
+# keep the test objects (intermediates of the rule below) between builds
+.SECONDARY:
 .SECONDEXPANSION:
 $(BUILD)/tests/test_%: $$(addprefix $(BUILD)/obj/,$$(TEST_OBJS_$$*)) $(LIB_A)
 	@mkdir -p $(dir $@)
@@ -165,25 +167,42 @@ test: deps npm-deps
 	@$(MAKE) --no-print-directory all tests
 	@BUILD=$(BUILD) tests/run.sh $(TESTS) $(TEST_SCRIPTS)
 
-# The whole suite under AddressSanitizer + UBSan, in its own build tree.
-asan: deps npm-deps
-	@$(MAKE) --no-print-directory BUILD=build/asan \
-	    OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
-	    LDFLAGS="-fsanitize=address,undefined" all tests
-	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
-	 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
-	 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	 BUILD=build/asan tests/run.sh $(TEST_NAMES:%=build/asan/tests/test_%) $(TEST_SCRIPTS)
+# The sanitizer builds, each in its own tree (build/asan, build/tsan): the
+# flags, and the environment their suites run in.  UCACHE_TEST_SLOW is how
+# much slower than a plain build a sanitizer may make a test: the one
+# allowance every bound a test puts on time is multiplied by (tests/lib.sh,
+# tests/common.h).  UCX's malloc/mmap hooks fight TSan's interceptors, so
+# they are off under TSan (UCX is not instrumented).  tests/run.sh sends
+# every process's sanitizer report (daemons included) to a file and fails
+# the suite that left one.
+SAN_OPT_asan = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+SAN_LD_asan  = -fsanitize=address,undefined
+SAN_ENV_asan = UCACHE_TEST_SLOW=3 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+               LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
+               UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+SAN_OPT_tsan = -O1 -g -fno-omit-frame-pointer -fsanitize=thread
+SAN_LD_tsan  = -fsanitize=thread
+SAN_ENV_tsan = UCACHE_TEST_SLOW=10 UCX_MEM_EVENTS=no UCX_MEM_MALLOC_HOOKS=no \
+               UCX_MEM_MMAP_HOOK_MODE=none TSAN_OPTIONS=halt_on_error=1:exitcode=66 \
+               UCT_SANITIZER=thread
 
-# The suite under ThreadSanitizer.  UCX's malloc/mmap hooks fight TSan's
-# interceptors, so they are off for this run (UCX is not instrumented).
-tsan: deps npm-deps
-	@$(MAKE) --no-print-directory BUILD=build/tsan \
-	    OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=thread" \
-	    LDFLAGS="-fsanitize=thread" all tests
-	@UCX_MEM_EVENTS=no UCX_MEM_MALLOC_HOOKS=no UCX_MEM_MMAP_HOOK_MODE=none \
-	 TSAN_OPTIONS=halt_on_error=1:exitcode=66 UCT_SANITIZER=thread \
-	 BUILD=build/tsan tests/run.sh $(TEST_NAMES:%=build/tsan/tests/test_%) $(TEST_SCRIPTS)
+.PHONY: build-asan build-tsan loop
+build-asan build-tsan: build-%: deps npm-deps
+	@$(MAKE) --no-print-directory BUILD=build/$* OPT="$(SAN_OPT_$*)" LDFLAGS="$(SAN_LD_$*)" \
+	    all tests
+
+# make asan / make tsan: the whole suite under AddressSanitizer + UBSan, or
+# under ThreadSanitizer.
+asan tsan: %: build-%
+	@$(SAN_ENV_$*) BUILD=build/$* tests/run.sh $(TEST_NAMES:%=build/$*/tests/test_%) $(TEST_SCRIPTS)
+
+# make loop [SAN=asan|tsan] [N=20] [SCRIPTS="..."]: the flake hunt - every
+# multi-process suite N times in a row (plain build without SAN).
+N ?= 20
+SCRIPTS ?= $(TEST_SCRIPTS)
+loop: $(if $(SAN),build-$(SAN),deps npm-deps)
+	@$(if $(SAN),,$(MAKE) --no-print-directory all tests &&) \
+	 $(SAN_ENV_$(SAN)) BUILD=$(if $(SAN),build/$(SAN),$(BUILD)) tests/loop.sh $(N) $(SCRIPTS)
 
 # The main job: a local fabric of three daemons reading a sample dataset.
 demo: deps

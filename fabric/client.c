@@ -345,7 +345,7 @@ static ucache_status_t uf_get_attempt(struct ucache_context *ctx, uf_peer_t *p,
         status = us_chunk_verify(&hdr, target, &c->key, &locs[i]);
         if ((status == UCACHE_OK) && (uc_time_ns() - t0 > p->layout.grace_ns)) {
             /* late: the bytes count only if the slot still holds them */
-            atomic_thread_fence(memory_order_acquire);
+            us_read_fence();
             status = uf_gets(ctx, p, 2, offs, bufs, lens);
             if (status != UCACHE_OK) {
                 return status;

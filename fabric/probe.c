@@ -12,7 +12,6 @@
 #include "util/log.h"
 #include "util/time.h"
 
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -149,7 +148,7 @@ static ucache_status_t uf_probe_slot_same(uf_probe_t *pr, uint64_t bucket, unsig
                           (uint64_t)s * US_SLOT_SIZE;
     ucache_status_t status;
 
-    atomic_thread_fence(memory_order_acquire); /* after the chunk's copy */
+    us_read_fence(); /* after the chunk's copy */
     status = uf_gets(pr->ctx, pr->p, 1, &off, (void *const[]){ w1 },
                      (const size_t[]){ sizeof(w1) });
     if (status != UCACHE_OK) {
@@ -286,6 +285,8 @@ static ucache_status_t uf_probe_index(uf_probe_t *pr, unsigned want)
             }
         }
     }
+    res->index_cut = (b < l->nbuckets) && (reads < UF_PROBE_SCAN_READS) &&
+                     (res->chunks_checked + res->chunks_bad + res->chunks_changed < want);
     return UCACHE_OK;
 }
 

@@ -347,6 +347,9 @@ typedef struct ucache_probe_result {
     uint64_t chunks_misplaced; /**< cached there, owned elsewhere in this view
                                     (left from an older view; they age out) */
     ucache_stats_t stats;      /**< the node's counters                     */
+    uint32_t index_cut;        /**< 1: the deadline ended the index check
+                                    before it settled deep chunks or walked
+                                    the whole index (the counts are partial) */
 } ucache_probe_result_t;
 
 /**

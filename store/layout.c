@@ -7,7 +7,6 @@
 #include "layout.h"
 #include "util/time.h"
 
-#include <stdatomic.h>
 #include <string.h>
 /* XXH3_state_t on the stack: its layout is that of the libxxhash we build
  * against (Debian pins it), so the static-linking-only API is safe here */
@@ -350,7 +349,7 @@ static void us_read_group(const us_layout_t *layout, const char *base,
      * reused during the first (the loads are ordered by the fence). */
     late = (uc_time_ns() - t0 > layout->grace_ns);
     if (late) {
-        atomic_thread_fence(memory_order_acquire);
+        us_read_fence();
     }
     for (i = 0; i < n; i++) {
         if (late && ((ops[i].status == UCACHE_INPROGRESS) || (ops[i].status == UCACHE_OK))) {

@@ -176,6 +176,19 @@ bool us_slot_decode(const us_layout_t *layout, const void *slot, us_loc_t *loc,
 unsigned us_index_match(const us_layout_t *layout, const void *buckets,
                         const us_key_t *key, us_loc_t *locs);
 
+/* Orders a reader's copy of a chunk before its second look at the slot
+ * (a seqlock reader's load-load fence).  GCC's ThreadSanitizer rejects
+ * fences; its builds copy racy memory under ignore-reads annotations, and
+ * a compiler barrier keeps the order on x86, the only target it runs on. */
+static inline void us_read_fence(void)
+{
+#if defined(__SANITIZE_THREAD__)
+    __asm__ __volatile__("" ::: "memory");
+#else
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+#endif
+}
+
 /**
  * Whether @p buckets (both of @p key's buckets, copied after its chunk
  * was) still hold the slot @p loc was decoded from: the same version at the

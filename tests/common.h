@@ -8,6 +8,7 @@
 #define UCACHE_TESTS_COMMON_H
 
 #include <CUnit/Basic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,21 @@ static unsigned uct_skipped;
         fprintf(stderr, __VA_ARGS__);                                         \
         fputc('\n', stderr);                                                  \
     } while (0)
+
+/*
+ * The allowance for speed, stated once for every suite: UCACHE_TEST_SLOW
+ * (make asan sets 3, make tsan 10; 1 otherwise) multiplies every bound a
+ * test puts on how long something may take (an upper bound on an elapsed
+ * time, a deadline that must not expire).  Lower bounds (a deadline must
+ * have passed) are the product's and are never scaled.
+ */
+static inline uint64_t uct_slow(uint64_t ns)
+{
+    const char *env = getenv("UCACHE_TEST_SLOW");
+    unsigned long k = (env != NULL) ? strtoul(env, NULL, 10) : 1;
+
+    return ns * ((k >= 1 && k <= 100) ? k : 1);
+}
 
 typedef struct uct_test {
     const char *name;

@@ -3,6 +3,25 @@
 # stats JSON line, waiting for daemons to register, the closing summary.
 pass=0 fail=0 skip=0
 
+# The allowance for speed, stated once: UCACHE_TEST_SLOW (make asan sets 3,
+# make tsan 10; 1 otherwise) multiplies every bound a suite puts on time -
+# how long to wait for a condition, a deadline that must not expire, a
+# TTL that must not lapse.  slow N: N seconds (or any number) scaled.
+SLOW=${UCACHE_TEST_SLOW:-1}
+slow() { awk -v n="$1" -v k="$SLOW" 'BEGIN { print n * k }'; }
+
+# wait_for SECONDS CMD...: run CMD every 0.1 s until it succeeds, for
+# SECONDS (scaled) at most; the status of its last run
+wait_for() {
+    local end
+    end=$(( $(date +%s%N) + $(awk -v n="$1" -v k="$SLOW" 'BEGIN { printf "%d", n * k * 1e9 }') ))
+    shift
+    until "$@"; do
+        [ "$(date +%s%N)" -lt "$end" ] || { "$@"; return; }
+        sleep 0.1
+    done
+}
+
 ok()  { echo "PASS $1"; pass=$((pass + 1)); }
 bad() { echo "FAIL $1"; fail=$((fail + 1)); }
 skp() { echo "SKIP $1: $2"; skip=$((skip + 1)); }
@@ -13,15 +32,33 @@ client_stat() { sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p" "$1" | tail -n 1; }
 # registered DIR: how many node records a dir: members source holds
 registered() { ls "$1"/node-*.rec 2>/dev/null | wc -l; }
 
-# wait_registered DIR N: until DIR holds N records (20 s at most)
+# wait_registered DIR N: until DIR holds N records (20 s at most, scaled)
+holds_records() { [ "$(registered "$1")" -eq "$2" ]; }
 wait_registered() {
-    local i
-    for i in $(seq 200); do
-        [ "$(registered "$1")" -eq "$2" ] && return 0
-        sleep 0.1
-    done
+    wait_for 20 holds_records "$1" "$2" && return 0
     echo "members: $(registered "$1") records in $1, want $2" >&2
     return 1
+}
+
+# listening PORT...: every PORT has a listener on this host
+listening() {
+    local p
+    for p in "$@"; do
+        ss -ltnH 2>/dev/null | awk '{print $4}' | grep -q ":$p\$" || return 1
+    done
+}
+
+# stats_lines LOG: how many counter lines (SIGUSR1 answers) LOG holds
+stats_lines() { grep -c '"stats":"ucached"' "$1" 2>/dev/null; }
+more_stats() { [ "$(stats_lines "$1")" -gt "$2" ]; }
+
+# daemon_stats PID LOG: ask a running daemon for its counters (SIGUSR1) and
+# wait until its log LOG holds the answer (5 s at most, scaled)
+daemon_stats() {
+    local n
+    n=$(stats_lines "$2")
+    kill -USR1 "$1" 2>/dev/null || return 1
+    wait_for 5 more_stats "$2" "${n:-0}"
 }
 
 # stop_all DIR PID...: the EXIT trap of a script: stop (and resume, if
@@ -49,12 +86,14 @@ summary() {
 # test_setup NAME: what every multi-process suite sets up - BUILD, BIN, T,
 # a work directory W (/tmp/ucache-NAME.XXXXXX), DPIDS (the daemons it
 # starts) and the environment of a local fabric in W: dir: members, 1 MiB
-# chunks, fast member polling, warn logs, no mlock
+# chunks, fast member polling, warn logs, no mlock, the default deadline
+# of a remote operation (2 s) scaled
 test_setup() {
     BUILD=${BUILD:-build}
     BIN=$BUILD/bin
     T=$BUILD/tests
     W=$(mktemp -d "/tmp/ucache-$1.XXXXXX")
+    export UCACHE_TIMEOUT=$(slow 2)s
     export UCACHE_MEMBERS=dir:$W/members UCACHE_CHUNK_SIZE=1M UCACHE_MEMBERS_POLL=100ms
     export UCACHE_LOG_LEVEL=${UCACHE_LOG_LEVEL:-warn} UCACHE_MEM_LOCK=no
     DPIDS=()

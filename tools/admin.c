@@ -134,12 +134,14 @@ static int ad_parse(int argc, char **argv, const char *cmd, unsigned accept, ad_
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}
     };
+    uc_config_t cfg;
     uint64_t v;
     char *end;
     int c;
 
     memset(o, 0, sizeof(*o));
-    o->timeout_ns = 2000000000ull;
+    /* the deadline of one remote operation, as for every other request */
+    o->timeout_ns = (uc_config_load(&cfg) == UCACHE_OK) ? cfg.timeout_ns : 2000000000ull;
     o->size       = 1u << 20;
     o->iters      = 32;
     o->parallel   = 32;
@@ -674,6 +676,10 @@ static void hp_judge(hp_node_t *d, uint64_t now_real, uint64_t ttl_ns)
         d->state = "suspect";
         snprintf(d->why, sizeof(d->why), "%" PRIu64 " chunks fail verification",
                  r->chunks_bad);
+    } else if (r->index_cut) {
+        d->state = "suspect";
+        snprintf(d->why, sizeof(d->why), "index check cut short by --timeout (%" PRIu64
+                 " chunks verified)", r->chunks_checked);
     } else if (r->stats.draining) {
         d->state = "suspect";
         snprintf(d->why, sizeof(d->why), "drained (ucache drain --undo returns it)");
@@ -703,13 +709,14 @@ int cmd_health(int argc, char **argv)
                   "usage: ucache health [--deep[=N]] [--size S] [--iters N] [--parallel N]\n"
                    "                     [--members SRC] [--timeout T] [--json]\n"
                    "Probes every node of the view, --parallel at a time (default 32), each\n"
-                   "within --timeout (default 2s): its counters over the fabric, --iters\n"
+                   "within --timeout (default UCACHE_TIMEOUT, 2s): its counters over the fabric, --iters\n"
                    "64-byte one-sided reads one at a time (latency p50/p99) and --iters\n"
                    "reads of --size bytes, 4 in flight (bandwidth; default 32 x 1M), the\n"
                    "path reads take (mapped / get / am) and its last heartbeat.  --deep\n"
                    "also walks each node's index and reads and verifies N chunks (default\n"
                    "64) as a reader would.  A node is dead if it does not answer, suspect\n"
-                   "if it is drained, its heartbeat is late or a chunk fails.\n"
+                   "if it is drained, its heartbeat is late, a chunk fails or --timeout\n"
+                   "ends its index check early.\n"
                    "Exit: 0 healthy (all ok), 1 degraded (some suspect or dead, most\n"
                    "alive), 2 broken (no view, or half the nodes or more dead), 2 also for\n"
                    "a bad command line.\n",
@@ -795,12 +802,14 @@ int cmd_health(int argc, char **argv)
                    "\"lat_max_us\":%.2f,\"bw_bytes\":%" PRIu64 ",\"bw_gbs\":%.3f,"
                    "\"buckets_scanned\":%" PRIu64 ",\"chunks_checked\":%" PRIu64 ","
                    "\"chunks_bad\":%" PRIu64 ",\"chunks_changed\":%" PRIu64 ","
-                   "\"chunks_misplaced\":%" PRIu64 ",\"chunks_cached\":%" PRIu64 "}\n",
+                   "\"chunks_misplaced\":%" PRIu64 ",\"index_cut\":%s,"
+                   "\"chunks_cached\":%" PRIu64 "}\n",
                    d->info.id, d->info.host, d->info.pid, d->info.zone, d->state, d->why,
                    r->path, r->transport, hb, r->connect_ns / 1e3, r->rpc_ns / 1e3, r->lat_reads,
                    d->lat.p50_us, d->lat.p99_us, d->lat.max_us, r->bw_bytes, gbs,
                    r->buckets_scanned, r->chunks_checked, r->chunks_bad, r->chunks_changed,
-                   r->chunks_misplaced, r->stats.chunks_cached);
+                   r->chunks_misplaced, r->index_cut ? "true" : "false",
+                   r->stats.chunks_cached);
             continue;
         }
         snprintf(hp, sizeof(hp), "%.28s:%u", d->info.host, d->info.pid);

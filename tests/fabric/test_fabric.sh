@@ -9,13 +9,8 @@
 # malformed replies or requests; the daemon's memory budget; SIGTERM.
 # Prints PASS/FAIL/SKIP per case and "N passed, N failed, N skipped" last.
 set -u
-BUILD=${BUILD:-build}
-BIN=$BUILD/bin
-T=$BUILD/tests
-W=$(mktemp -d /tmp/ucache-fabric.XXXXXX)
-export UCACHE_MEMBERS=dir:$W/members UCACHE_CHUNK_SIZE=1M UCACHE_MEMBERS_POLL=100ms
-export UCACHE_LOG_LEVEL=${UCACHE_LOG_LEVEL:-warn} UCACHE_MEM_LOCK=no
 . "$(dirname "$0")/../lib.sh"
+test_setup fabric
 declare -a DPID
 
 trap 'stop_all "$W" "${DPID[@]}" ${FAKE:-}' EXIT
@@ -34,9 +29,8 @@ counter() {
     local i sum=0 v
     for i in "${!DPID[@]}"; do
         kill -0 "${DPID[$i]}" 2>/dev/null || continue
-        kill -USR1 "${DPID[$i]}"
+        daemon_stats "${DPID[$i]}" "$W/d$i.log"
     done
-    sleep 0.5
     for i in "${!DPID[@]}"; do
         kill -0 "${DPID[$i]}" 2>/dev/null || continue
         v=$(grep '"stats":"ucached"' "$W/d$i.log" | tail -n 1 |
@@ -140,12 +134,12 @@ else bad "coalescing: fills $before -> $after, direct $direct, readers ok=$same_
 # finish a handshake with it and gets the bytes through the next owner.
 rm -f "$W/flag"
 $T/fabric_client pause "$W/flag" $FILES >"$W/pause" 2>&1 & P=$!
-for i in $(seq 300); do grep -q warm "$W/pause" && break; sleep 0.1; done
+wait_for 30 grep -q warm "$W/pause"
 kill -STOP "${DPID[1]}"
 touch "$W/flag"
 wait $P; rp=$?
 t0=$(date +%s%N)
-UCACHE_TIMEOUT=1s $BIN/ucache cat "file://$W/data/ten" >"$W/cat" 2>"$W/stop.err"; rc=$?
+UCACHE_TIMEOUT=$(slow 1)s $BIN/ucache cat "file://$W/data/ten" >"$W/cat" 2>"$W/stop.err"; rc=$?
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 kill -CONT "${DPID[1]}"
 if [ $rp = 0 ] && grep -q "second pass: chunks \([0-9]*\) hits \1 misses 0 failovers 0 fetches 0" "$W/pause"; then
@@ -212,7 +206,7 @@ done
 
 # --- kill -9 of an owner during reads ---------------------------------------
 $T/fabric_client loop 6 $FILES >"$W/l1" 2>&1 & L1=$!
-UCX_TLS=tcp UCACHE_TIMEOUT=1s $T/fabric_client loop 6 $FILES >"$W/l2" 2>&1 & L2=$!
+UCX_TLS=tcp UCACHE_TIMEOUT=$(slow 1)s $T/fabric_client loop 6 $FILES >"$W/l2" 2>&1 & L2=$!
 sleep 2
 kill -9 "${DPID[2]}"; wait "${DPID[2]}" 2>/dev/null; unset 'DPID[2]'
 r1=0; r2=0
@@ -269,11 +263,7 @@ for i in 0 1 2; do
     DPID[$((10 + i))]=$!
 done
 up=0
-for t in $(seq 100); do                # all three listening
-    n=$(ss -ltnH 2>/dev/null | awk '{print $4}' | grep -cE ":($base|$((base+1))|$((base+2)))\$")
-    [ "$n" -ge 3 ] && { up=1; break; }
-    sleep 0.1
-done
+wait_for 10 listening $base $((base + 1)) $((base + 2)) && up=1
 if [ $up = 1 ] && $T/fabric_client verify 150 $FILES >"$W/fv1" 2>&1 &&
    UCX_TLS=tcp $T/fabric_client verify 100 $FILES >"$W/fv2" 2>&1 &&
    [ "$(client_stat "$W/fv1" origin_direct)" = 0 ]; then

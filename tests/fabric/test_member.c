@@ -366,6 +366,23 @@ static void test_node_admin(void)
     CU_ASSERT_EQUAL(r.chunks_bad, 0);
     CU_ASSERT_EQUAL(r.chunks_misplaced, 0);
     CU_ASSERT(r.buckets_scanned > 0);
+    CU_ASSERT_EQUAL(r.index_cut, 0);
+
+    /* a deadline that ends in the timed reads leaves the index check
+     * undone, and the result says so (not a clean "0 chunks checked") */
+    {
+        ucache_probe_params_t cut = prm;
+
+        cut.field_mask |= UCACHE_PROBE_FIELD_TIMEOUT_NS;
+        cut.iters      = 100000;
+        cut.timeout_ns = 20 * 1000000ull;
+        cut.lat_ns     = NULL;
+        CU_ASSERT_EQUAL(ucache_node_probe(c[q], nodes[other].id, &cut, &r), UCACHE_OK);
+        CU_ASSERT(r.lat_reads > 0);
+        CU_ASSERT(r.lat_reads + r.bw_reads < 200000);  /* the deadline ended them */
+        CU_ASSERT_EQUAL(r.index_cut, 1);
+        CU_ASSERT(r.chunks_checked < s[o].chunks_cached);
+    }
 
     /* one payload byte flipped in the other node's memory */
     base = us_store_base(uf_node_store(c[o]->node));

@@ -25,11 +25,9 @@ for try in $(seq 10); do
     "$AZURITE" --blobHost 127.0.0.1 --blobPort $port --location "$W/azurite" --silent \
         --skipApiVersionCheck --loose >"$W/azurite.log" 2>&1 &
     AZ=$!
-    for i in $(seq 100); do
-        curl -s -o /dev/null "http://127.0.0.1:$port/" && break
-        kill -0 $AZ 2>/dev/null || break
-        sleep 0.1
-    done
+    # up, or gone (a port someone took): then another port
+    az_settled() { curl -s -o /dev/null "http://127.0.0.1:$port/" || ! kill -0 $AZ 2>/dev/null; }
+    wait_for 10 az_settled
     kill -0 $AZ 2>/dev/null && break
 done
 EP=http://127.0.0.1:$port/$ACCT

@@ -28,7 +28,7 @@ head -c 5767171 /dev/urandom >"$W/data/odd"
 FILES="$W/data/one $W/data/small $W/data/four $W/data/odd"
 node "$(dirname "$0")/h2_origin.js" 0 "$W/data" "$W/key.pem" "$W/cert.pem" >"$W/port" 2>"$W/h2.log" &
 SRV=$!
-for i in $(seq 50); do [ -s "$W/port" ] && break; sleep 0.1; done
+wait_for 5 test -s "$W/port"
 URL=https://127.0.0.1:$(awk '{print $2}' "$W/port")
 hstat() { curl -s --cacert "$W/cert.pem" "$URL/_ctl/stats" | sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p"; }
 

@@ -17,7 +17,7 @@ trap 'stop_all "$W" "${DPIDS[@]}" $SRV' EXIT
 start_origin() {
     $T/http_origin "$W/data" "${1:-0}" >"$W/origin.port" 2>>"$W/origin.log" &
     SRV=$!
-    for i in $(seq 50); do [ -s "$W/origin.port" ] && break; sleep 0.1; done
+    wait_for 5 test -s "$W/origin.port"
     PORT=$(awk '{print $2}' "$W/origin.port")
     URL=http://127.0.0.1:$PORT
 }
@@ -121,7 +121,7 @@ curl -s "$URL/_ctl/cut?bytes=300000&n=100" >/dev/null
 $BIN/ucache cat "$URL/dying" >"$W/out" 2>"$W/err"; rc=$?
 cuts=$(( $(ostat gets) - e0 ))
 curl -s "$URL/_ctl/cut?n=0" >/dev/null     # heal it
-for p in "${DPIDS[@]}"; do kill -USR1 "$p"; done; sleep 0.3
+for i in 1 2 3; do daemon_stats "${DPIDS[$((i - 1))]}" "$W/d$i.log"; done
 ferr=0; for i in 1 2 3; do ferr=$((ferr + $(client_stat "$W/d$i.log" fill_errors))); done
 if [ $rc = 1 ] && grep -q "input/output error" "$W/err" && [ ! -s "$W/out" ] && [ $ferr -ge 1 ] &&
    [ $cuts = 6 ] &&

@@ -29,11 +29,9 @@ for try in $(seq 10); do
         $port "$W/s3" data \
         >"$W/s3.log" 2>&1 &
     S3=$!
-    for i in $(seq 100); do
-        grep -q ready "$W/s3.log" && break
-        kill -0 $S3 2>/dev/null || break
-        sleep 0.1
-    done
+    # ready, or gone (a port someone took): then another port
+    s3_settled() { grep -q ready "$W/s3.log" || ! kill -0 $S3 2>/dev/null; }
+    wait_for 10 s3_settled
     grep -q ready "$W/s3.log" && break
 done
 EP=http://127.0.0.1:$port

@@ -21,7 +21,7 @@ for i in 1 2 3 4 5; do head -c $((i * 1500000 + 17)) /dev/urandom >"$W/data/obj$
 : >"$W/data/empty"
 $T/http_origin "$W/data" 0 >"$W/origin.port" 2>>"$W/origin.log" &
 SRV=$!
-for i in $(seq 50); do [ -s "$W/origin.port" ] && break; sleep 0.1; done
+wait_for 5 test -s "$W/origin.port"
 URL=http://127.0.0.1:$(awk '{print $2}' "$W/origin.port")
 ostat() { curl -s "$URL/_ctl/stats" | sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p"; }
 
