@@ -18,11 +18,13 @@ for t in "$@"; do
     out=$(mktemp)
     san=$san_root/$(basename "$t")
     mkdir -p "$san"
+    t0=$(date +%s)
     ASAN_OPTIONS=$(with_log_path "${ASAN_OPTIONS:-}" "$san/asan") \
     UBSAN_OPTIONS=$(with_log_path "${UBSAN_OPTIONS:-}" "$san/ubsan") \
     TSAN_OPTIONS=$(with_log_path "${TSAN_OPTIONS:-}" "$san/tsan") \
         "$t" 2>&1 | tee "$out"
     rc=${PIPESTATUS[0]}
+    echo "--- $t: $(( $(date +%s) - t0 )) s"
     line=$(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$out" | tail -n 1)
     rm -f "$out"
     reports=$(ls "$san" 2>/dev/null | wc -l)

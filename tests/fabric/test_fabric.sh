@@ -151,7 +151,7 @@ else bad "a new reader with a stopped owner"; cat "$W/stop.err"; fi
 
 # --- no kernel crossing on same-host hits -----------------------------------
 if ! command -v strace >/dev/null; then
-    skp "system calls of same-host hits" "strace is not installed"
+    skp_dep "system calls of same-host hits" "strace is not installed"
 else
     declare -A calls
     for n in 10000 20000; do

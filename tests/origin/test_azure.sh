@@ -10,7 +10,7 @@ set -u
 . "$(dirname "$0")/../lib.sh"
 AZURITE=${AZURITE:-build/npm/node_modules/.bin/azurite-blob}
 if [ ! -x "$AZURITE" ] || ! command -v node >/dev/null; then
-    skp "Azure Blob through Azurite" "Azurite is not installed ($AZURITE; make deps installs it with npm)"
+    skp_dep "Azure Blob through Azurite" "Azurite is not installed ($AZURITE; make deps installs it with npm)"
     summary; exit
 fi
 test_setup azure

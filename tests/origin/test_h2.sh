@@ -11,7 +11,7 @@
 set -u
 . "$(dirname "$0")/../lib.sh"
 if ! command -v node >/dev/null || ! command -v openssl >/dev/null; then
-    skp "HTTP/2 origin" "node or openssl is not installed (make deps installs them)"
+    skp_dep "HTTP/2 origin" "node or openssl is not installed (make deps installs them)"
     summary; exit
 fi
 test_setup h2

@@ -12,7 +12,7 @@ set -u
 . "$(dirname "$0")/../lib.sh"
 NPM=${NPM:-build/npm}
 if [ ! -d "$NPM/node_modules/@20minutes/s3rver" ] || ! command -v node >/dev/null; then
-    skp "S3 through s3rver" "the S3 test server is not installed ($NPM; make deps installs it with npm)"
+    skp_dep "S3 through s3rver" "the S3 test server is not installed ($NPM; make deps installs it with npm)"
     summary; exit
 fi
 test_setup s3

@@ -97,7 +97,7 @@ if command -v script >/dev/null; then
     if grep -q '\[########################################\] 100%' "$W/tty"; then
         ok "on a terminal: a progress bar with bytes, chunks, rate and ETA"
     else bad "progress bar"; tail -c 300 "$W/tty"; fi
-else skp "progress bar" "script(1) is not installed"; fi
+else skp_dep "progress bar" "script(1) is not installed"; fi
 
 # --- bad input -----------------------------------------------------------------
 $BIN/ucache warmup "file://$W/none" >/dev/null 2>"$W/err"; rc1=$?

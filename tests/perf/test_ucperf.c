@@ -380,7 +380,7 @@ static void test_compare(void)
     char bin[256];
 
     if (system("command -v ucx_perftest > /dev/null 2>&1") != 0) {
-        UCT_SKIP("ucx_perftest is not installed (Debian: ucx-utils)");
+        UCT_SKIP_DEP("ucx_perftest is not installed (Debian: ucx-utils)");
         return;
     }
     snprintf(bin, sizeof(bin), "%s/bin", build ? build : "build");
