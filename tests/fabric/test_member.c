@@ -226,6 +226,13 @@ static void test_origin_file(void)
     tdir_remove();
 }
 
+/* Serving contexts of 16 MiB in 64 KiB chunks, joined by "mpi" records. */
+static const ucache_params_t pair_params = {
+    .field_mask = UCACHE_PARAM_FIELD_SERVE | UCACHE_PARAM_FIELD_MEMBERS |
+                  UCACHE_PARAM_FIELD_MEM_BYTES | UCACHE_PARAM_FIELD_CHUNK_SIZE,
+    .serve = 1, .members = "mpi", .mem_bytes = 16u << 20, .chunk_size = 64u << 10
+};
+
 /* A 300000-byte object of pattern i * @p mul + i / @p div at @p uri, and
  * two serving contexts of @p p with their records (not yet joined). */
 static char *pair_start(const ucache_params_t *p, unsigned mul, unsigned div, char *uri,
@@ -253,12 +260,7 @@ static char *pair_start(const ucache_params_t *p, unsigned mul, unsigned div, ch
  * both read a 5-chunk object exactly; each chunk is filled once. */
 static void test_members_set(void)
 {
-    ucache_params_t p = { .field_mask = UCACHE_PARAM_FIELD_SERVE |
-                                        UCACHE_PARAM_FIELD_MEMBERS |
-                                        UCACHE_PARAM_FIELD_MEM_BYTES |
-                                        UCACHE_PARAM_FIELD_CHUNK_SIZE,
-                          .serve = 1, .members = "mpi", .mem_bytes = 16u << 20,
-                          .chunk_size = 64u << 10 };
+    ucache_params_t p = pair_params;
     const void *recs[2];
     size_t lens[2], got;
     char uri[160], *data, *buf, junk[100] = { 0 };
@@ -314,12 +316,7 @@ static void test_members_set(void)
  * node fills nothing, and comes back. */
 static void test_node_admin(void)
 {
-    ucache_params_t p = { .field_mask = UCACHE_PARAM_FIELD_SERVE |
-                                        UCACHE_PARAM_FIELD_MEMBERS |
-                                        UCACHE_PARAM_FIELD_MEM_BYTES |
-                                        UCACHE_PARAM_FIELD_CHUNK_SIZE,
-                          .serve = 1, .members = "mpi", .mem_bytes = 16u << 20,
-                          .chunk_size = 64u << 10 };
+    ucache_params_t p = pair_params;
     ucache_probe_params_t prm = { .field_mask = UCACHE_PROBE_FIELD_ITERS |
                                                 UCACHE_PROBE_FIELD_DEEP |
                                                 UCACHE_PROBE_FIELD_SIZE |
@@ -446,12 +443,7 @@ static void test_node_admin(void)
  * index check verifies every chunk the same way. */
 static void test_late_reads(void)
 {
-    ucache_params_t p = { .field_mask = UCACHE_PARAM_FIELD_SERVE |
-                                        UCACHE_PARAM_FIELD_MEMBERS |
-                                        UCACHE_PARAM_FIELD_MEM_BYTES |
-                                        UCACHE_PARAM_FIELD_CHUNK_SIZE,
-                          .serve = 1, .members = "mpi", .mem_bytes = 16u << 20,
-                          .chunk_size = 64u << 10 };
+    ucache_params_t p = pair_params;
     ucache_probe_params_t prm = { .field_mask = UCACHE_PROBE_FIELD_DEEP, .deep = 64 };
     const void *recs[2];
     size_t lens[2], got, n;

@@ -1075,6 +1075,15 @@ static void run_stress(uint64_t grace_ns, int readers_honor_grace, uint64_t run_
     free(src);
 }
 
+static void stress_print(const char *name, const stress_t *x)
+{
+    printf("  %s: %llu fills, %llu ok, %llu torn, %llu stale, %llu late, %llu missing, "
+           "%llu wrong\n", name, (unsigned long long)x->fills, (unsigned long long)x->ok,
+           (unsigned long long)x->torn, (unsigned long long)x->stale,
+           (unsigned long long)x->late, (unsigned long long)x->missing,
+           (unsigned long long)x->wrong);
+}
+
 static void test_store_stress(void)
 {
     stress_t a, b, c;
@@ -1082,20 +1091,14 @@ static void test_store_stress(void)
     /* memory reused at once and readers that ignore the grace period: the
      * checksum alone must catch every torn read */
     run_stress(1, 0, UC_NSEC_PER_SEC, &a);
-    printf("\n  no grace : %llu fills, %llu ok, %llu torn, %llu stale, %llu missing, "
-           "%llu wrong\n", (unsigned long long)a.fills, (unsigned long long)a.ok,
-           (unsigned long long)a.torn, (unsigned long long)a.stale,
-           (unsigned long long)a.missing, (unsigned long long)a.wrong);
+    printf("\n");
+    stress_print("no grace ", &a);
     CU_ASSERT_EQUAL(a.wrong, 0);
     CU_ASSERT(a.ok > 100);
     CU_ASSERT(a.torn + a.stale > 0);           /* the races did happen */
     /* the real protocol: a grace period, readers that honour it */
     run_stress(2 * UC_NSEC_PER_MSEC, 1, UC_NSEC_PER_SEC, &b);
-    printf("  grace 2ms: %llu fills, %llu ok, %llu torn, %llu stale, %llu late, "
-           "%llu missing, %llu wrong\n", (unsigned long long)b.fills,
-           (unsigned long long)b.ok, (unsigned long long)b.torn,
-           (unsigned long long)b.stale, (unsigned long long)b.late,
-           (unsigned long long)b.missing, (unsigned long long)b.wrong);
+    stress_print("grace 2ms", &b);
     CU_ASSERT_EQUAL(b.wrong, 0);
     CU_ASSERT(b.ok > 100);
     /* a read that kept to the grace period never sees reused memory: what
@@ -1105,11 +1108,7 @@ static void test_store_stress(void)
      * through the slot's second look, which must discard the ones that
      * raced a reuse (late) and accept the others, all exact */
     run_stress(1, 2, UC_NSEC_PER_SEC, &c);
-    printf("  all late : %llu fills, %llu ok, %llu torn, %llu stale, %llu late, "
-           "%llu missing, %llu wrong\n", (unsigned long long)c.fills,
-           (unsigned long long)c.ok, (unsigned long long)c.torn,
-           (unsigned long long)c.stale, (unsigned long long)c.late,
-           (unsigned long long)c.missing, (unsigned long long)c.wrong);
+    stress_print("all late ", &c);
     CU_ASSERT_EQUAL(c.wrong, 0);
     CU_ASSERT(c.ok > 100);
     CU_ASSERT(c.late > 0);
