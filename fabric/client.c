@@ -293,7 +293,8 @@ static void uf_loc_put(struct ucache_context *ctx, uint64_t owner, const us_key_
  * way the bytes count only if the buckets still show that slot (same
  * version, place, length), the chunk verifies, and the whole attempt took
  * less than the owner's grace period or the buckets, read once more after
- * it, still hold the slot (so the block cannot have been reused meanwhile).  UCACHE_ERR_NOT_FOUND if no slot holds the key.
+ * it, still hold the slot (so the block cannot have been reused meanwhile).
+ * UCACHE_ERR_NOT_FOUND if no slot holds the key.
  */
 static ucache_status_t uf_get_attempt(struct ucache_context *ctx, uf_peer_t *p,
                                       const uf_chunk_t *c, char *target,
