@@ -274,14 +274,12 @@ static inline void us_prefetch_chunk(const char *base, const us_loc_t *loc)
     }
 }
 
-/* Copy both buckets of @p key out of the region at @p base into @p bkt. */
+/* Copy buckets @p b (a key's pair) out of the region at @p base into @p bkt. */
 static void us_copy_buckets(const us_layout_t *layout, const char *base,
-                            const us_key_t *key, void *bkt)
+                            const uint64_t b[2], void *bkt)
 {
-    uint64_t b[2];
     unsigned j;
 
-    us_key_buckets(key, layout->nbuckets, b);
     for (j = 0; j < 2; j++) {
         us_copy_racy((char *)bkt + j * US_BUCKET_SIZE,
                      base + us_layout_bucket_off(layout, b[j]), US_BUCKET_SIZE);
@@ -312,7 +310,7 @@ static void us_read_group(const us_layout_t *layout, const char *base,
         __builtin_prefetch(base + us_layout_bucket_off(layout, b[i][1]));
     }
     for (i = 0; i < n; i++) {
-        us_copy_buckets(layout, base, &ops[i].key, bkt[i]);
+        us_copy_buckets(layout, base, b[i], bkt[i]);
         nloc[i] = us_index_match(layout, bkt[i], &ops[i].key, locs[i]);
         if (nloc[i] > 0) {
             __builtin_prefetch(base + locs[i][0].hdr_off);
@@ -353,7 +351,7 @@ static void us_read_group(const us_layout_t *layout, const char *base,
     }
     for (i = 0; i < n; i++) {
         if (late && ((ops[i].status == UCACHE_INPROGRESS) || (ops[i].status == UCACHE_OK))) {
-            us_copy_buckets(layout, base, &ops[i].key, bkt[i]);
+            us_copy_buckets(layout, base, b[i], bkt[i]);
             if (!us_index_holds(layout, bkt[i], &ops[i].key, &locs[i][used[i]])) {
                 ops[i].status = UCACHE_ERR_TIMEOUT;
             }

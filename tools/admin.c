@@ -34,6 +34,7 @@ typedef struct ad_node {
 typedef struct ad_opts {
     ucache_params_t p;
     uint64_t        timeout_ns;
+    uint64_t        members_ttl_ns; /* UCACHE_MEMBERS_TTL (health: heartbeats) */
     double          watch;       /* seconds between samples, 0: one sample */
     unsigned        count;       /* samples with --watch (0: until killed)  */
     int             json;
@@ -141,7 +142,12 @@ static int ad_parse(int argc, char **argv, const char *cmd, unsigned accept, ad_
 
     memset(o, 0, sizeof(*o));
     /* the deadline of one remote operation, as for every other request */
-    o->timeout_ns = (uc_config_load(&cfg) == UCACHE_OK) ? cfg.timeout_ns : 2000000000ull;
+    o->timeout_ns     = 2000000000ull;
+    o->members_ttl_ns = 10000000000ull;
+    if (uc_config_load(&cfg) == UCACHE_OK) {
+        o->timeout_ns     = cfg.timeout_ns;
+        o->members_ttl_ns = cfg.members_ttl_ns;
+    }
     o->size       = 1u << 20;
     o->iters      = 32;
     o->parallel   = 32;
@@ -693,11 +699,10 @@ static void hp_judge(hp_node_t *d, uint64_t now_real, uint64_t ttl_ns)
 int cmd_health(int argc, char **argv)
 {
     unsigned ok = 0, suspect = 0, dead = 0, i, nthreads, started = 0;
-    uint64_t ttl_ns = 10000000000ull, epoch, now_real, checked = 0, bad = 0;
+    uint64_t epoch, now_real, checked = 0, bad = 0;
     ucache_node_info_t *info = NULL;
     const char *verdict;
     ucache_stats_t self;
-    uc_config_t cfg;
     pthread_t *threads;
     hp_state_t h;
     ucache_h ctx;
@@ -723,9 +728,6 @@ int cmd_health(int argc, char **argv)
                   2, &o, &ctx);
     if (rc >= 0) {
         return rc;
-    }
-    if (uc_config_load(&cfg) == UCACHE_OK) {
-        ttl_ns = cfg.members_ttl_ns;
     }
     if (ad_nodes(ctx, "health", &info, &n) != 0) {
         ucache_finalize(ctx);
@@ -762,7 +764,7 @@ int cmd_health(int argc, char **argv)
         now_real = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
     }
     for (i = 0; (h.nodes != NULL) && (i < n); i++) {
-        hp_judge(&h.nodes[i], now_real, ttl_ns);
+        hp_judge(&h.nodes[i], now_real, o.members_ttl_ns);
         ok      += (strcmp(h.nodes[i].state, "ok") == 0);
         suspect += (strcmp(h.nodes[i].state, "suspect") == 0);
         dead    += (strcmp(h.nodes[i].state, "dead") == 0);
