@@ -23,7 +23,7 @@ TEST_LIBS   = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 LIB_SRCS = util/status.c util/log.c util/config.c \
            transport/transport.c transport/ucx.c transport/devices.c \
            store/layout.c store/alloc.c store/evict.c store/store.c \
-           store/cred.c store/origin.c store/origin_file.c store/origin_http.c \
+           store/allow.c store/cred.c store/origin.c store/origin_file.c store/origin_http.c \
            store/origin_azure.c store/origin_s3.c \
            fabric/place.c fabric/member.c fabric/view.c fabric/node.c fabric/client.c fabric/probe.c \
            fabric/context.c
@@ -42,7 +42,7 @@ TEST_OBJS_ucx    = tests/transport/test_ucx.o perf/exporter.o
 TEST_OBJS_store  = tests/store/test_store.o
 TEST_OBJS_ucperf = tests/perf/test_ucperf.o $(PERF_SRCS:.c=.o)
 TEST_OBJS_fabric = tests/fabric/test_fabric.o tests/fabric/test_place.o tests/fabric/test_member.o
-TEST_OBJS_origin = tests/origin/test_origin.o
+TEST_OBJS_origin = tests/origin/test_origin.o tests/origin/test_allow.o
 TESTS    = $(TEST_NAMES:%=$(BUILD)/tests/test_%)
 # Programs the multi-process suites (shell scripts) drive.
 TEST_HELPERS = $(BUILD)/tests/fabric_client $(BUILD)/tests/fake_owner $(BUILD)/tests/http_origin \

@@ -19,6 +19,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define UF_CHUNK_ATTEMPTS 3
 #define UF_READ_ATTEMPTS  3
@@ -423,6 +424,30 @@ static bool uf_owner_failed(ucache_status_t status)
 typedef ucache_status_t (*uf_attempt_fn_t)(struct ucache_context *ctx, uf_view_t *v,
                                            uf_peer_t *p, uf_chunk_t *c, void *arg);
 
+#define UF_BUSY_TRIES    3
+#define UF_BUSY_BACKOFF  (5ull * UC_NSEC_PER_MSEC)
+
+/* @p fn with owner @p p; an owner whose fill queue is full (UCACHE_ERR_BUSY)
+ * is asked again after a backoff (5, 10 ms), never marked suspect. */
+static ucache_status_t uf_owner_attempt(struct ucache_context *ctx, uf_view_t *v,
+                                        uf_peer_t *p, uf_chunk_t *c, uf_attempt_fn_t fn,
+                                        void *arg)
+{
+    ucache_status_t status = UCACHE_ERR_BUSY;
+    struct timespec ts;
+    unsigned t;
+
+    for (t = 0; (t < UF_BUSY_TRIES) && (status == UCACHE_ERR_BUSY); t++) {
+        if (t > 0) {
+            ts.tv_sec  = 0;
+            ts.tv_nsec = (long)(UF_BUSY_BACKOFF << (t - 1));
+            nanosleep(&ts, NULL);
+        }
+        status = fn(ctx, v, p, c, arg);
+    }
+    return status;
+}
+
 /*
  * Try @p c's owners in placement order until one serves it: UCACHE_OK, an
  * answer about the object itself (NOT_FOUND, OUT_OF_RANGE, DENIED, ...), or
@@ -451,12 +476,13 @@ static ucache_status_t uf_owners_try(struct ucache_context *ctx, uf_view_t *v,
         if (p == NULL) {
             continue;
         }
-        status = fn(ctx, v, p, c, arg);
+        status = uf_owner_attempt(ctx, v, p, c, fn, arg);
         if ((status == UCACHE_OK) || (status == UCACHE_ERR_NOT_FOUND) ||
             (status == UCACHE_ERR_OUT_OF_RANGE) || !uf_owner_failed(status)) {
             return status; /* served, or the owner's origin answered for the object */
         }
-        if ((status != UCACHE_ERR_STALE) && (status != UCACHE_ERR_NO_MEMORY)) {
+        if ((status != UCACHE_ERR_STALE) && (status != UCACHE_ERR_NO_MEMORY) &&
+            (status != UCACHE_ERR_BUSY)) {
             uf_peer_suspect(ctx, p, ucache_strerror(status));
         }
     }
@@ -481,8 +507,10 @@ static ucache_status_t uf_read_chunk(struct ucache_context *ctx, uf_view_t *v,
 
     UF_ADD(ctx, chunk_reads, 1);
     status = uf_owners_try(ctx, v, c, uf_read_attempt, NULL);
-    if ((status == UCACHE_OK) || !uf_owner_failed(status) ||
-        (status == UCACHE_ERR_NOT_FOUND) || (status == UCACHE_ERR_OUT_OF_RANGE)) {
+    if (status == UCACHE_ERR_REFUSED) {
+        UF_ADD(ctx, owner_refusals, 1); /* not its origin to read: ours, with our rights */
+    } else if ((status == UCACHE_OK) || !uf_owner_failed(status) ||
+               (status == UCACHE_ERR_NOT_FOUND) || (status == UCACHE_ERR_OUT_OF_RANGE)) {
         return status;
     }
     /* No owner could serve it: read the origin ourselves. */

@@ -21,7 +21,7 @@
     (UCACHE_PARAM_FIELD_MEM_BYTES | UCACHE_PARAM_FIELD_MEMBERS |              \
      UCACHE_PARAM_FIELD_LOG_LEVEL | UCACHE_PARAM_FIELD_TIMEOUT_NS |           \
      UCACHE_PARAM_FIELD_CHUNK_SIZE | UCACHE_PARAM_FIELD_SERVE |               \
-     UCACHE_PARAM_FIELD_ZONE)
+     UCACHE_PARAM_FIELD_ZONE | UCACHE_PARAM_FIELD_ALLOW)
 
 #define UF_DRAIN_NS (5 * UC_NSEC_PER_SEC)
 
@@ -97,6 +97,13 @@ static ucache_status_t uf_params_apply(uc_config_t *cfg, const ucache_params_t *
             return UCACHE_ERR_INVALID;
         }
         strcpy(cfg->zone, p->zone);
+    }
+    if (p->field_mask & UCACHE_PARAM_FIELD_ALLOW) {
+        if ((p->allow == NULL) || (strlen(p->allow) >= sizeof(cfg->allow))) {
+            UC_ERROR("allow must be a string shorter than %zu bytes", sizeof(cfg->allow));
+            return UCACHE_ERR_INVALID;
+        }
+        strcpy(cfg->allow, p->allow);
     }
     return UCACHE_OK;
 }
@@ -443,6 +450,7 @@ ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p)
     oparams.meta_ttl_ns = ctx->cfg.meta_ttl_ns;
     oparams.list_page   = ctx->cfg.list_page;
     oparams.part_bytes  = ctx->cfg.origin_part;
+    oparams.deadline_ns = ctx->cfg.origin_deadline_ns;
     snprintf(oparams.ca_file, sizeof(oparams.ca_file), "%s", ctx->cfg.origin_ca);
     us_origin_configure(&oparams);
     ucc_credentials(ctx->cfg.credentials);
@@ -641,6 +649,7 @@ ucache_status_t ucache_stats_get(ucache_h ctx, ucache_stats_t *s)
     s->hits_sampled   = atomic_load(&ctx->st.touch_sent);
     s->fetch_requests = atomic_load(&ctx->st.fetches);
     s->location_hits  = atomic_load(&ctx->st.loc_hits);
+    s->owner_refusals = atomic_load(&ctx->st.owner_refusals);
     if (ctx->node != NULL) {
         uf_node_stats(ctx->node, &ns);
         us_store_stats(uf_node_store(ctx->node), &ss);
@@ -662,6 +671,8 @@ ucache_status_t ucache_stats_get(ucache_h ctx, ucache_stats_t *s)
         memcpy(s->fill_us_bucket, ns.fill_us_bucket, sizeof(s->fill_us_bucket));
         s->fill_us_sum     = ns.fill_us_sum;
         s->draining        = uf_node_draining(ctx->node);
+        s->fills_refused   = ns.refused;
+        s->fills_busy      = ns.busy;
     }
     us_origin_stats(&os);
     s->origin_reads = os.reads;

@@ -110,6 +110,8 @@ typedef struct uf_node_stats {
     uint64_t fill_errors;
     uint64_t bad_requests;
     uint64_t touches;        /* sampled hit keys received from readers */
+    uint64_t refused;        /* fills refused: UCACHE_ALLOW does not allow them */
+    uint64_t busy;           /* FETCHes refused: the fill queue was full */
     uint64_t fill_us_bucket[UCACHE_FILL_BUCKETS]; /* fill durations */
     uint64_t fill_us_sum;
 } uf_node_stats_t;
@@ -255,6 +257,7 @@ struct ucache_context {
         _Atomic uint64_t chunk_reads, hits, misses, origin_direct;
         _Atomic uint64_t verify_retries, failovers, bad_replies, stale_objects;
         _Atomic uint64_t bytes, touch_sent, touch_dropped, fetches, loc_hits;
+        _Atomic uint64_t owner_refusals;
     } st;
 };
 

@@ -572,6 +572,13 @@ ucache_status_t uf_file_scan(const char *path, uf_member_t **members_p, uint32_t
     *epoch_p = uf_file_epoch(path);
     while (fgets(line, sizeof(line), f) != NULL) {
         lineno++;
+        if ((strchr(line, '\n') == NULL) && !feof(f)) {
+            UC_ERROR("members: %s line %u is longer than %zu bytes", path, lineno,
+                     sizeof(line) - 2);
+            fclose(f);
+            uf_members_free(v, n);
+            return UCACHE_ERR_INVALID;  /* never its tail as a line of its own */
+        }
         line[strcspn(line, "#\r\n")] = '\0';
         for (p = line; (*p == ' ') || (*p == '\t'); p++) {
         }

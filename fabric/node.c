@@ -60,9 +60,10 @@ struct uf_node {
     pthread_t       *threads;
     unsigned         nthreads;
     _Atomic bool     draining;  /* refuse fills: ucache drain */
+    us_allow_t       allow;     /* the origins it fills from (UCACHE_ALLOW) */
     struct {
         _Atomic uint64_t fetches, fetch_hits, fills, fill_bytes, coalesced;
-        _Atomic uint64_t fill_errors, bad_requests, touches;
+        _Atomic uint64_t fill_errors, bad_requests, touches, refused, busy;
         _Atomic uint64_t fill_us_bucket[UCACHE_FILL_BUCKETS], fill_us_sum;
     } st;
 };
@@ -233,6 +234,20 @@ static ucache_status_t uf_pin_apply(uf_node_t *node, unsigned flags, const us_ke
     return status;
 }
 
+/* Whether this node's own configuration lets it fill from @p uri. */
+static ucache_status_t uf_fill_allowed(uf_node_t *node, const char *uri)
+{
+    bool named;
+
+    if (us_allow_uri(&node->allow, uri, &named) != UCACHE_OK) {
+        UF_NODE_ADD(node, refused, 1);
+        UC_INFO("refused a fill from '%.*s': no UCACHE_ALLOW rule allows it",
+                us_uri_loglen(uri), uri);
+        return UCACHE_ERR_REFUSED;
+    }
+    return UCACHE_OK;
+}
+
 static void uf_fetch_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
 {
     uf_node_t *node = arg;
@@ -277,6 +292,11 @@ static void uf_fetch_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t l
         uf_reply_loc(node, rpc, 0, UCACHE_ERR_MOVED, NULL, 0); /* drained: go elsewhere */
         return;
     }
+    status = uf_fill_allowed(node, uri);
+    if (status != UCACHE_OK) {
+        uf_reply_loc(node, rpc, 0, status, NULL, 0);
+        return;
+    }
     w = calloc(1, sizeof(*w));
     if (w == NULL) {
         uf_reply_loc(node, rpc, 0, UCACHE_ERR_NO_MEMORY, NULL, 0);
@@ -284,16 +304,19 @@ static void uf_fetch_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t l
     }
     pthread_mutex_lock(&node->lock);
     job = node->stop ? NULL : do_job_find(node, &key);
+    status = node->stop ? UCACHE_ERR_CANCELED : UCACHE_ERR_NO_MEMORY;
     if (job != NULL) {
         UF_NODE_ADD(node, coalesced, 1);
+    } else if (!node->stop && (node->active >= node->cfg.fill_queue)) {
+        UF_NODE_ADD(node, busy, 1);   /* the queue is full: the reader backs off */
+        status = UCACHE_ERR_BUSY;
     } else if (!node->stop) {
         job = do_job_create(node, &req, uri, req.uri_len);
     }
     if ((job == NULL) || (ut_rpc_defer(rpc, &w->rpc) != UCACHE_OK)) {
         pthread_mutex_unlock(&node->lock);
         free(w);
-        uf_reply_loc(node, rpc, 0, node->stop ? UCACHE_ERR_CANCELED :
-                                               UCACHE_ERR_NO_MEMORY, NULL, 0);
+        uf_reply_loc(node, rpc, 0, status, NULL, 0);
         return;
     }
     w->flags = req.flags;
@@ -359,8 +382,8 @@ static ucache_status_t uf_fill(uf_node_t *node, uf_job_t *job, us_loc_t *loc_p,
         ts.tv_nsec = (long)wait;
         nanosleep(&ts, NULL);
     }
-    status = us_origin_read(job->uri, &job->obj, job->idx * job->chunk_size,
-                            fill.payload, length);
+    status = us_origin_fill(&node->allow, job->uri, &job->obj,
+                            job->idx * job->chunk_size, fill.payload, length);
     if (status != UCACHE_OK) {
         us_store_abort(node->store, &fill);
         return status;
@@ -439,10 +462,12 @@ static void *uf_fill_thread(void *arg)
         if (job->status == UCACHE_OK) {
             uf_fill_timed(node, (uc_time_ns() - t0) / 1000);
         }
-        if (job->status != UCACHE_OK) {
+        if (job->status == UCACHE_ERR_REFUSED) {
+            UF_NODE_ADD(node, refused, 1);  /* not a regular file, a private address */
+        } else if (job->status != UCACHE_OK) {
             UF_NODE_ADD(node, fill_errors, 1);
-            UC_INFO("fill of chunk %llu of %s failed: %s",
-                    (unsigned long long)job->idx, job->uri,
+            UC_INFO("fill of chunk %llu of %.*s failed: %s",
+                    (unsigned long long)job->idx, us_uri_loglen(job->uri), job->uri,
                     ucache_strerror(job->status));
         }
         pthread_mutex_lock(&node->lock);
@@ -470,18 +495,26 @@ static ucache_status_t uf_fetch_local(uf_node_t *node, const uf_fetch_req_t *req
     if (atomic_load_explicit(&node->draining, memory_order_relaxed)) {
         return UCACHE_ERR_MOVED;
     }
+    status = uf_fill_allowed(node, uri);
+    if (status != UCACHE_OK) {
+        return status;
+    }
     pthread_mutex_lock(&node->lock);
     job = node->stop ? NULL : do_job_find(node, &key);
     *how_p = UF_HOW_COALESCED;
+    status = node->stop ? UCACHE_ERR_CANCELED : UCACHE_ERR_NO_MEMORY;
     if (job != NULL) {
         UF_NODE_ADD(node, coalesced, 1);
+    } else if (!node->stop && (node->active >= node->cfg.fill_queue)) {
+        UF_NODE_ADD(node, busy, 1);
+        status = UCACHE_ERR_BUSY;
     } else if (!node->stop) {
         job = do_job_create(node, req, uri, strlen(uri));
         *how_p = UF_HOW_FILLED;
     }
     if (job == NULL) {
         pthread_mutex_unlock(&node->lock);
-        return node->stop ? UCACHE_ERR_CANCELED : UCACHE_ERR_NO_MEMORY;
+        return status;
     }
     job->local_waiters++;
     while (!job->done) {
@@ -520,6 +553,11 @@ ucache_status_t uf_node_create(ut_ctx_t *tr, const uc_config_t *cfg,
     }
     node->tr  = tr;
     node->cfg = *cfg;
+    status = us_allow_parse(cfg->allow, &node->allow);
+    if (status != UCACHE_OK) {
+        free(node);
+        return status;
+    }
     pthread_mutex_init(&node->lock, NULL);
     pthread_cond_init(&node->work, NULL);
     pthread_cond_init(&node->done, NULL);
@@ -657,4 +695,6 @@ void uf_node_stats(uf_node_t *node, uf_node_stats_t *s)
     s->fill_errors  = atomic_load(&node->st.fill_errors);
     s->bad_requests = atomic_load(&node->st.bad_requests);
     s->touches      = atomic_load(&node->st.touches);
+    s->refused      = atomic_load(&node->st.refused);
+    s->busy         = atomic_load(&node->st.busy);
 }

@@ -364,6 +364,12 @@ static ucache_status_t uf_peer_setup_blobs(struct ucache_context *ctx, uf_peer_t
             status = us_layout_parse(super, sizeof(super), &p->layout);
         }
     }
+    if ((status == UCACHE_OK) && (p->layout.region_len > p->rkey->len)) {
+        UC_WARN("node %016llx: its superblock claims %llu bytes, its key %zu",
+                (unsigned long long)p->id, (unsigned long long)p->layout.region_len,
+                p->rkey->len);
+        status = UCACHE_ERR_CORRUPT;    /* reads would run past the region */
+    }
     if (status == UCACHE_OK) {
         return UCACHE_OK;
     }

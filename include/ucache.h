@@ -48,7 +48,8 @@ extern "C" {
     X(UCACHE_ERR_STALE,         -15, "stale handle or key")                    \
     X(UCACHE_ERR_MOVED,         -16, "key moved to another owner")            \
     X(UCACHE_ERR_EXISTS,        -17, "already exists")                        \
-    X(UCACHE_ERR_DENIED,        -18, "access denied by the origin")
+    X(UCACHE_ERR_DENIED,        -18, "access denied by the origin")            \
+    X(UCACHE_ERR_REFUSED,       -19, "origin not allowed by the owner's configuration")
 
 typedef enum ucache_status {
 #define UCACHE_STATUS_ENUM(name, value, msg) name = (value),
@@ -130,7 +131,8 @@ enum ucache_param_field {
     UCACHE_PARAM_FIELD_TIMEOUT_NS = 1u << 3,
     UCACHE_PARAM_FIELD_CHUNK_SIZE = 1u << 4,
     UCACHE_PARAM_FIELD_SERVE      = 1u << 5,
-    UCACHE_PARAM_FIELD_ZONE       = 1u << 6
+    UCACHE_PARAM_FIELD_ZONE       = 1u << 6,
+    UCACHE_PARAM_FIELD_ALLOW      = 1u << 7
 };
 
 typedef struct ucache_params {
@@ -145,6 +147,9 @@ typedef struct ucache_params {
                                         join the members source (ucached, MPI
                                         ranks); zero: a reader only          */
     const char        *zone;       /**< failure domain of this node; copied    */
+    const char        *allow;      /**< origins this node fills from, replacing
+                                        UCACHE_ALLOW: rules separated by commas
+                                        (docs/security.md); copied          */
 } ucache_params_t;
 
 /**
@@ -226,6 +231,12 @@ typedef struct ucache_stats {
     uint64_t fill_us_bucket[UCACHE_FILL_BUCKETS];
     uint64_t fill_us_sum;      /**< their total duration, microseconds      */
     uint64_t draining;         /**< gauge: 1 while drained (ucache drain)   */
+    uint64_t fills_refused;    /**< FETCHes for an origin UCACHE_ALLOW does not
+                                    allow (the reader reads it itself)      */
+    uint64_t fills_busy;       /**< FETCHes refused with UCACHE_ERR_BUSY: the
+                                    fill queue (UCACHE_FILL_QUEUE) was full */
+    uint64_t owner_refusals;   /**< chunks this reader read itself because
+                                    their owner refused the origin          */
 } ucache_stats_t;
 
 /** @brief Copy the context's counters into @p stats_p. */

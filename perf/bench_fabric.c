@@ -98,13 +98,18 @@ static void fb_locate(const fb_fabric_t *fb, uint64_t c, unsigned *obj, uint64_t
 
 static void fb_owner_main(const fb_fabric_t *fb, int ctl, size_t mem)
 {
+    char allow[sizeof(fb->dir) + 16];
     ucache_params_t p = {
         .field_mask = UCACHE_PARAM_FIELD_SERVE | UCACHE_PARAM_FIELD_MEM_BYTES |
-                      UCACHE_PARAM_FIELD_MEMBERS | UCACHE_PARAM_FIELD_CHUNK_SIZE,
-        .serve = 1, .mem_bytes = mem, .members = fb->members, .chunk_size = fb->chunk
+                      UCACHE_PARAM_FIELD_MEMBERS | UCACHE_PARAM_FIELD_CHUNK_SIZE |
+                      UCACHE_PARAM_FIELD_ALLOW,
+        .serve = 1, .mem_bytes = mem, .members = fb->members, .chunk_size = fb->chunk,
+        .allow = allow           /* the benchmark's own objects, file:// */
     };
     ucache_h ctx;
     char c;
+
+    snprintf(allow, sizeof(allow), "file://%s/data/", fb->dir);
 
     if (ucache_init(&p, &ctx) != UCACHE_OK) {
         _exit(3);

@@ -76,7 +76,7 @@ daemons() {
     pids=()
     rm -rf "$W/members"
     for i in 1 2 3; do
-        $bin/ucached --mem $(( (mib / 3 + 256) ))M 2>>"$W/d$i.log" &
+        $bin/ucached --mem $(( (mib / 3 + 256) ))M --allow "$url" 2>>"$W/d$i.log" &
         pids+=($!)
     done
     for i in $(seq 100); do

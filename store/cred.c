@@ -7,11 +7,22 @@
 #include "util/log.h"
 #include "util/time.h"
 
+#include "store/origin.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
 
 static pthread_mutex_t us_cred_lock = PTHREAD_MUTEX_INITIALIZER;
 static char            us_cred_path[256];
@@ -50,6 +61,13 @@ bool us_ini_get(const char *path, const char *section, const char *key, char *ou
         return false;
     }
     while (!found && (fgets(line, sizeof(line), f) != NULL)) {
+        if ((strchr(line, '\n') == NULL) && !feof(f)) {
+            /* longer than the buffer: skip all of it, never read its tail
+             * as a line of its own */
+            for (int c = fgetc(f); (c != EOF) && (c != '\n'); c = fgetc(f)) {
+            }
+            continue;
+        }
         s = line;
         e = line + strlen(line);
         us_trim(&s, &e);
@@ -146,36 +164,101 @@ void ucache_token_provider_set(ucache_token_fn_t fn, void *arg)
  * line and, optionally, its lifetime in seconds on the second. */
 static char us_token_cmd[1024];
 
+#define US_TOKEN_TTL_MAX (24ull * 3600)   /* a lifetime longer is taken as a day */
+
+/*
+ * Run the command (sh -c, in its own process group) and read what it
+ * prints, up to @p cap - 1 bytes, within the origin deadline: a command
+ * that takes longer is killed, group and all.  The bytes read, or -1.
+ */
+static ssize_t us_token_exec(const char *cmd, char *out, size_t cap, int *rc_p)
+{
+    us_origin_params_t prm;
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    char *argv[] = { "sh", "-c", (char *)cmd, NULL };
+    uint64_t deadline;
+    struct pollfd pfd;
+    size_t got = 0;
+    ssize_t n;
+    pid_t pid;
+    int fds[2], wst = 0, ms, err;
+    bool timed_out = false;
+
+    us_origin_params(&prm);
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        return -1;
+    }
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
+    posix_spawnattr_init(&at);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&at, 0);
+    err = posix_spawn(&pid, "/bin/sh", &fa, &at, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    close(fds[1]);
+    if (err != 0) {
+        close(fds[0]);
+        errno = err;
+        return -1;
+    }
+    deadline = uc_deadline(prm.deadline_ns);
+    pfd.fd = fds[0];
+    pfd.events = POLLIN;
+    while (got + 1 < cap) {
+        ms = (int)((deadline > uc_time_ns()) ? (deadline - uc_time_ns()) / UC_NSEC_PER_MSEC + 1 : 0);
+        if ((ms == 0) || (poll(&pfd, 1, ms) == 0)) {
+            timed_out = true;
+            break;
+        }
+        n = read(fds[0], out + got, cap - 1 - got);
+        if ((n < 0) && (errno == EINTR)) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        got += (size_t)n;
+    }
+    out[got] = '\0';
+    close(fds[0]);
+    if (timed_out) {
+        kill(-pid, SIGKILL);
+        UC_ERROR("UCACHE_TOKEN_COMMAND ran past UCACHE_ORIGIN_DEADLINE; killed");
+    }
+    while ((waitpid(pid, &wst, 0) < 0) && (errno == EINTR)) {
+    }
+    *rc_p = timed_out ? -1 : (WIFEXITED(wst) ? WEXITSTATUS(wst) : -1);
+    return (ssize_t)got;
+}
+
 static ucache_status_t us_token_run(void *arg, const char *resource, char *token,
                                     size_t cap, uint64_t *ttl_s_p)
 {
-    char line[64];
+    char out[8192 + 64], *nl;
     size_t len;
-    FILE *f;
+    ssize_t n;
     int rc;
 
     (void)arg;
     (void)resource;
-    f = popen(us_token_cmd, "r");
-    if (f == NULL) {
+    n = us_token_exec(us_token_cmd, out, sizeof(out), &rc);
+    if (n < 0) {
         UC_ERROR("UCACHE_TOKEN_COMMAND: cannot run it: %m");
         return UCACHE_ERR_IO;
     }
-    token[0] = '\0';
-    if (fgets(token, (int)cap, f) == NULL) {
-        token[0] = '\0';
-    }
-    *ttl_s_p = (fgets(line, sizeof(line), f) != NULL) ? strtoull(line, NULL, 10) : 0;
-    *ttl_s_p = (*ttl_s_p == 0) ? 300 : *ttl_s_p;
-    rc = pclose(f);
-    len = strlen(token);
-    while ((len > 0) && ((token[len - 1] == '\n') || (token[len - 1] == '\r'))) {
-        token[--len] = '\0';
-    }
-    if ((rc != 0) || (len == 0)) {
+    nl  = strchr(out, '\n');
+    len = (nl != NULL) ? (size_t)(nl - out) : strlen(out);
+    len -= ((len > 0) && (out[len - 1] == '\r'));
+    *ttl_s_p = (nl != NULL) ? strtoull(nl + 1, NULL, 10) : 0;
+    *ttl_s_p = (*ttl_s_p == 0) ? 300 : (*ttl_s_p > US_TOKEN_TTL_MAX) ? US_TOKEN_TTL_MAX : *ttl_s_p;
+    if ((rc != 0) || (len == 0) || (len >= cap)) {
         UC_ERROR("UCACHE_TOKEN_COMMAND failed (exit status %d, %zu bytes of token)", rc, len);
         return UCACHE_ERR_DENIED;
     }
+    memcpy(token, out, len);
+    token[len] = '\0';
     return UCACHE_OK;
 }
 
@@ -233,6 +316,7 @@ ucache_status_t us_token_get(const char *resource, char *out, size_t cap)
             return (status == UCACHE_ERR_NOT_FOUND) ? UCACHE_ERR_DENIED : status;
         }
         snprintf(us_tok.resource, sizeof(us_tok.resource), "%s", resource);
+        ttl_s = (ttl_s > US_TOKEN_TTL_MAX) ? US_TOKEN_TTL_MAX : ttl_s; /* no overflow */
         us_tok.expires_ns = now + ttl_s * UC_NSEC_PER_SEC;
     }
     len = strlen(us_tok.token);

@@ -56,6 +56,10 @@ ucache_status_t us_layout_parse(const void *buf, size_t len, us_layout_t *layout
         (sb.max_payload > US_MAX_PAYLOAD) || (sb.grace_ns == 0)) {
         return UCACHE_ERR_INVALID;
     }
+    if ((sb.index_off > sb.region_len) ||
+        (sb.nbuckets > (sb.region_len - sb.index_off) / US_BUCKET_SIZE)) {
+        return UCACHE_ERR_INVALID;      /* (index_off + the index would wrap) */
+    }
     index_end = sb.index_off + sb.nbuckets * US_BUCKET_SIZE;
     if ((index_end > sb.data_off) || (sb.data_off > sb.region_len) ||
         (sb.data_len > sb.region_len - sb.data_off)) {

@@ -39,7 +39,8 @@ static const us_origin_ops_t *const us_origins[] = {
 
 static us_origin_params_t us_origin_cfg = {
     .retries = 5, .backoff_ns = 50000000ull, .timeout_ns = 30000000000ull,
-    .meta_ttl_ns = 2000000000ull, .list_page = 1000, .part_bytes = 16ull << 20
+    .meta_ttl_ns = 2000000000ull, .list_page = 1000, .part_bytes = 16ull << 20,
+    .deadline_ns = 60000000000ull
 };
 static pthread_mutex_t us_origin_cfg_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -91,7 +92,8 @@ static ucache_status_t us_origin_unknown(const char *uri)
         UC_ERROR("URI is missing or longer than %u bytes", US_URI_MAX - 1);
         return UCACHE_ERR_INVALID;
     }
-    UC_ERROR("no origin serves '%.64s' (schemes: file://, http(s)://, az://, s3://)", uri);
+    UC_ERROR("no origin serves '%.*s' (schemes: file://, http(s)://, az://, s3://)",
+             us_uri_loglen(uri) < 64 ? us_uri_loglen(uri) : 64, uri);
     return UCACHE_ERR_UNSUPPORTED;
 }
 
@@ -193,8 +195,9 @@ ucache_status_t us_origin_read(const char *uri, const us_object_t *obj,
     }
     if ((off > obj->size) || (len > obj->size - off) || ((len > 0) && (buf == NULL))) {
         atomic_fetch_add(&us_origin_st.errors, 1);
-        UC_ERROR("read of %zu bytes at %llu is outside %s (%llu bytes)", len,
-                 (unsigned long long)off, uri, (unsigned long long)obj->size);
+        UC_ERROR("read of %zu bytes at %llu is outside %.*s (%llu bytes)", len,
+                 (unsigned long long)off, us_uri_loglen(uri), uri,
+                 (unsigned long long)obj->size);
         return UCACHE_ERR_OUT_OF_RANGE;
     }
     atomic_fetch_add(&us_origin_st.reads, 1);
@@ -204,6 +207,39 @@ ucache_status_t us_origin_read(const char *uri, const us_object_t *obj,
     } else {
         atomic_fetch_add(&us_origin_st.errors, 1);
     }
+    return status;
+}
+
+int us_uri_loglen(const char *uri)
+{
+    size_t n = strcspn(uri, "?#");
+
+    return (int)((n > 200) ? 200 : n);
+}
+
+static _Thread_local const us_origin_scope_t *us_scope;
+
+const us_origin_scope_t *us_origin_scope(void)
+{
+    return us_scope;
+}
+
+ucache_status_t us_origin_fill(const us_allow_t *allow, const char *uri,
+                               const us_object_t *obj, uint64_t off, void *buf,
+                               size_t len)
+{
+    us_origin_scope_t scope = { .allow = allow };
+    ucache_status_t status;
+
+    if ((uri == NULL) || (strnlen(uri, US_URI_MAX) >= US_URI_MAX) ||
+        (us_allow_uri(allow, uri, &scope.named) != UCACHE_OK)) {
+        UC_INFO("refused to fill from '%.*s': no UCACHE_ALLOW rule allows it",
+                (uri != NULL) ? us_uri_loglen(uri) : 0, (uri != NULL) ? uri : "");
+        return UCACHE_ERR_REFUSED;
+    }
+    us_scope = &scope;
+    status = us_origin_read(uri, obj, off, buf, len);
+    us_scope = NULL;
     return status;
 }
 

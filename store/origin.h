@@ -12,6 +12,7 @@
 #define US_ORIGIN_H
 
 #include "ucache.h"
+#include "store/allow.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -74,6 +75,34 @@ ucache_status_t us_origin_read(const char *uri, const us_object_t *obj,
                                uint64_t off, void *buf, size_t len);
 
 /**
+ * us_origin_read() for an owner filling its exported memory on anyone's
+ * request: only what @p allow allows, else UCACHE_ERR_REFUSED before any
+ * connection is made or byte read.  While it runs, the backends see the
+ * confinement (us_origin_scope()): file:// opens regular files only, whose
+ * canonical path an allow rule covers; http(s) connects only to public
+ * addresses unless a rule names the host or the host is the configured
+ * endpoint, uses no proxy and follows no redirect.
+ */
+ucache_status_t us_origin_fill(const us_allow_t *allow, const char *uri,
+                               const us_object_t *obj, uint64_t off, void *buf,
+                               size_t len);
+
+/* The confinement of the fill running on this thread. */
+typedef struct us_origin_scope {
+    const us_allow_t *allow;
+    bool              named;   /* a rule names the URI's host: private
+                                  addresses may be reached             */
+} us_origin_scope_t;
+
+/** The fill running on this thread, or NULL: a reader's own read, with its
+ *  own rights (unconfined). */
+const us_origin_scope_t *us_origin_scope(void);
+
+/** How many bytes of @p uri may be logged: up to its query (SAS tokens
+ *  live there), 200 at most.  Use as "%.*s", us_uri_loglen(uri), uri. */
+int us_uri_loglen(const char *uri);
+
+/**
  * Call @p fn for every object under @p prefix (file:// a directory, walked
  * recursively; az:// and s3:// a name prefix, listed page by page).  Each
  * object's metadata lands in the metadata cache.  UCACHE_ERR_UNSUPPORTED
@@ -94,6 +123,7 @@ typedef struct us_origin_params {
     uint64_t part_bytes;    /* a chunk larger than this is fetched as
                                parallel ranged GETs of about this size (0: never) */
     char     ca_file[256];  /* CA bundle for https origins ("": the system's) */
+    uint64_t deadline_ns;   /* longest one transfer (and the token command) may take */
 } us_origin_params_t;
 
 /** Set the origins' parameters (ucache_init does, from UCACHE_ORIGIN_*). */

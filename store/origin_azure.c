@@ -26,6 +26,7 @@
 /* One blob (or a container's listing): where requests go, how to sign. */
 typedef struct ua_blob {
     us_az_cred_t cred;
+    bool         configured;   /* cred.endpoint is the configured BlobEndpoint */
     char         url[UA_URL_MAX + 1024];
     char         resource[UA_URL_MAX + 1024]; /* canonicalized resource */
 } ua_blob_t;
@@ -65,13 +66,16 @@ void us_az_cred_load(const char *account, us_az_cred_t *c)
     snprintf(c->account, sizeof(c->account), "%s", account);
     if (us_cred_get("AZURE_STORAGE_CONNECTION_STRING", conn, sizeof(conn))) {
         ua_conn_get(conn, "AccountName", name, sizeof(name));
-        if ((name[0] == '\0') || (strcmp(name, account) == 0)) {
+        /* a connection string's secrets go to its account, or with no
+         * account named (a SAS string) to its BlobEndpoint alone */
+        if ((strcmp(name, account) == 0) ||
+            ((name[0] == '\0') && ua_conn_get(conn, "BlobEndpoint", v, sizeof(v)))) {
             ua_conn_get(conn, "AccountKey", c->key, sizeof(c->key));
             ua_conn_get(conn, "BlobEndpoint", c->endpoint, sizeof(c->endpoint));
             ua_conn_get(conn, "SharedAccessSignature", c->sas, sizeof(c->sas));
         }
     }
-    if (!us_cred_get("AZURE_STORAGE_ACCOUNT", v, sizeof(v)) || (strcmp(v, account) == 0)) {
+    if (us_cred_get("AZURE_STORAGE_ACCOUNT", v, sizeof(v)) && (strcmp(v, account) == 0)) {
         if (c->key[0] == '\0') {
             us_cred_get("AZURE_STORAGE_KEY", c->key, sizeof(c->key));
         }
@@ -162,6 +166,69 @@ static ucache_status_t ua_sign(void *arg, const char *verb, const char *range,
     return UCACHE_OK;
 }
 
+/* An account name: 3 to 24 lower-case letters and digits (so never a host). */
+static bool ua_account_ok(const char *s, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (!(((s[i] >= 'a') && (s[i] <= 'z')) || ((s[i] >= '0') && (s[i] <= '9')))) {
+            return false;
+        }
+    }
+    return (n >= 3) && (n <= 24);
+}
+
+/* A container name: 3 to 63 of a-z 0-9 '-', starting and ending with a
+ * letter or digit, no "--"; or $root, $web, $logs. */
+static bool ua_container_ok(const char *s, size_t n)
+{
+    size_t i;
+
+    if (((n == 5) && (strncmp(s, "$root", 5) == 0)) ||
+        ((n == 4) && (strncmp(s, "$web", 4) == 0)) ||
+        ((n == 5) && (strncmp(s, "$logs", 5) == 0))) {
+        return true;
+    }
+    if ((n < 3) || (n > 63) || (s[0] == '-') || (s[n - 1] == '-')) {
+        return false;
+    }
+    for (i = 0; i < n; i++) {
+        if (!(((s[i] >= 'a') && (s[i] <= 'z')) || ((s[i] >= '0') && (s[i] <= '9')) ||
+              ((s[i] == '-') && (s[i + 1] != '-')))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A blob name (the path after the container, still percent-encoded as in
+ * the URI): 1 to 1024 bytes, no control character, no "." or ".." segment
+ * (HTTP clients resolve them: another blob would be read). */
+static bool ua_blob_ok(const char *s, size_t n)
+{
+    const char *seg = s, *end = s + n;
+    size_t i, k;
+
+    if ((n == 0) || (n > 1024)) {
+        return false;
+    }
+    for (i = 0; i < n; i++) {
+        if (((unsigned char)s[i] < 0x20) || (s[i] == 0x7f) || (s[i] == '\\')) {
+            return false;
+        }
+    }
+    while (seg <= end) {
+        k = strcspn(seg, "/");
+        k = ((size_t)(end - seg) < k) ? (size_t)(end - seg) : k;
+        if (((k == 1) && (seg[0] == '.')) || ((k == 2) && (seg[0] == '.') && (seg[1] == '.'))) {
+            return false;
+        }
+        seg += k + 1;
+    }
+    return true;
+}
+
 /*
  * az://ACCOUNT/PATH or https://ACCOUNT.blob.core.windows.net/PATH[?q]: a
  * blob, or with @p list a listing page of /CONTAINER[/PREFIX] from
@@ -179,7 +246,7 @@ static ucache_status_t ua_parse(const char *uri, bool list, const char *marker,
     if (strncmp(uri, "az://", 5) == 0) {
         p = uri + 5;
         slash = strchr(p, '/');
-        if ((slash == NULL) || (slash == p) || ((size_t)(slash - p) >= sizeof(account))) {
+        if ((slash == NULL) || !ua_account_ok(p, (size_t)(slash - p))) {
             goto bad;
         }
         ua_copy(account, sizeof(account), p, (size_t)(slash - p));
@@ -188,12 +255,26 @@ static ucache_status_t ua_parse(const char *uri, bool list, const char *marker,
         slash = strchr(p, '/');
         q = strchr(p, '.');
         if ((slash == NULL) || (q == NULL) || (q > slash) ||
-            ((size_t)(q - p) >= sizeof(account))) {
-            goto bad;
+            !ua_account_ok(p, (size_t)(q - p)) ||
+            ((size_t)(slash - q) != strlen(".blob.core.windows.net")) ||
+            (strncmp(q, ".blob.core.windows.net", (size_t)(slash - q)) != 0)) {
+            goto bad;       /* the host is exactly ACCOUNT.blob.core.windows.net */
         }
         ua_copy(account, sizeof(account), p, (size_t)(q - p));
     }
-    q = strchr(slash, '?');
+    q = slash + strcspn(slash, "?#");
+    if (*q == '#') {
+        goto bad;
+    }
+    {   /* /CONTAINER[/BLOB] by their rules */
+        const char *cs = slash + 1, *ce = cs + strcspn(cs, "/?");
+
+        if (!ua_container_ok(cs, (size_t)(ce - cs)) ||
+            ((*ce == '/') && (ce + 1 < q) && !ua_blob_ok(ce + 1, (size_t)(q - ce - 1)))) {
+            goto bad;
+        }
+    }
+    q = (*q == '?') ? q : NULL;
     ua_copy(path, sizeof(path), slash, q ? (size_t)(q - slash) : strlen(slash));
     if (q != NULL) {
         snprintf(query, sizeof(query), "%s", q + 1);
@@ -236,6 +317,7 @@ static ucache_status_t ua_parse(const char *uri, bool list, const char *marker,
     if (query[0] != '\0') {
         snprintf(b->cred.sas, sizeof(b->cred.sas), "%s", query);
     }
+    b->configured = (b->cred.endpoint[0] != '\0');
     if (b->cred.endpoint[0] == '\0') {
         snprintf(b->cred.endpoint, sizeof(b->cred.endpoint),
                  "https://%s.blob.core.windows.net", account);
@@ -255,8 +337,9 @@ static ucache_status_t ua_parse(const char *uri, bool list, const char *marker,
     }
     return UCACHE_OK;
 bad:
-    UC_ERROR("'%.64s' is not az://ACCOUNT/CONTAINER/%s or "
-             "https://ACCOUNT.blob.core.windows.net/CONTAINER/%s", uri,
+    UC_ERROR("'%.*s' is not az://ACCOUNT/CONTAINER/%s or "
+             "https://ACCOUNT.blob.core.windows.net/CONTAINER/%s (Azure's naming rules)",
+             (us_uri_loglen(uri) < 64) ? us_uri_loglen(uri) : 64, uri,
              list ? "[PREFIX]" : "BLOB", list ? "[PREFIX]" : "BLOB");
     return UCACHE_ERR_INVALID;
 }
@@ -292,6 +375,7 @@ static ucache_status_t ua_request(const char *uri, us_object_t *stat_p,
     status = ua_parse(uri, false, "", b, NULL);
     if (status == UCACHE_OK) {
         auth.arg = b;
+        auth.endpoint_configured = b->configured;
         status = us_http_do(uri, b->url, &auth, stat_p, obj, off, buf, len);
     }
     free(b);
@@ -340,6 +424,7 @@ static ucache_status_t ua_list(const char *prefix, us_origin_list_fn_t fn, void 
         snprintf(base, sizeof(base), "%.*s",
                  (int)((pfx[0] || prefix[strlen(prefix) - 1] == '/') ?
                        (size_t)(pfx - prefix) - 1 : strlen(prefix)), prefix);
+        auth.endpoint_configured = b->configured;
         status = us_http_list_page(prefix, b->url, &auth, &ua_list_names, base, fn, arg,
                                    marker, sizeof(marker));
     } while ((status == UCACHE_OK) && (marker[0] != '\0'));

@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +27,8 @@ static const char *uo_file_path(const char *uri)
         p += 9;
     }
     if (p[0] != '/') {
-        UC_ERROR("'%.64s' is not file:///absolute/path", uri);
+        UC_ERROR("'%.*s' is not file:///absolute/path",
+                 (us_uri_loglen(uri) < 64) ? us_uri_loglen(uri) : 64, uri);
         return NULL;
     }
     return p;
@@ -71,6 +73,49 @@ static ucache_status_t uo_file_stat(const char *uri, us_object_t *obj_p)
     return UCACHE_OK;
 }
 
+/*
+ * Open @p path for a read.  Within a fill (us_origin_scope()) only a
+ * regular file whose canonical path an allow rule covers: it is checked
+ * before it is opened (so no device or FIFO is ever opened) and again on
+ * the descriptor (so a path swapped meanwhile, or a symbolic link out of
+ * the prefix, is caught on what was actually opened).  -1 with *status_p.
+ */
+static int uo_file_open(const char *path, ucache_status_t *status_p)
+{
+    const us_origin_scope_t *scope = us_origin_scope();
+    char link[64], real[PATH_MAX];
+    struct stat st;
+    ssize_t n;
+    int fd;
+
+    if ((scope != NULL) && ((stat(path, &st) != 0) || !S_ISREG(st.st_mode))) {
+        UC_INFO("refused to fill from %s: not a regular file", path);
+        *status_p = UCACHE_ERR_REFUSED;
+        return -1;
+    }
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | ((scope != NULL) ? O_NONBLOCK : 0));
+    if (fd < 0) {
+        *status_p = uo_errno_status(errno, path);
+        return -1;
+    }
+    if (scope == NULL) {
+        return fd;
+    }
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    n = readlink(link, real, sizeof(real) - 1);
+    if ((n > 0) && ((size_t)n < sizeof(real) - 1)) {
+        real[n] = '\0';
+    }
+    if ((fstat(fd, &st) != 0) || !S_ISREG(st.st_mode) || (n <= 0) ||
+        ((size_t)n >= sizeof(real) - 1) || !us_allow_path(scope->allow, real)) {
+        UC_INFO("refused to fill from %s: its canonical path is outside UCACHE_ALLOW", path);
+        close(fd);
+        *status_p = UCACHE_ERR_REFUSED;
+        return -1;
+    }
+    return fd;
+}
+
 static ucache_status_t uo_file_read(const char *uri, const us_object_t *obj,
                                     uint64_t off, void *buf, size_t len)
 {
@@ -84,9 +129,9 @@ static ucache_status_t uo_file_read(const char *uri, const us_object_t *obj,
     if (path == NULL) {
         return UCACHE_ERR_INVALID;
     }
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    fd = uo_file_open(path, &status);
     if (fd < 0) {
-        return uo_errno_status(errno, path);
+        return status;
     }
     while (done < len) {
         n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));

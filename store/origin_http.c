@@ -14,6 +14,7 @@
 #include "util/log.h"
 #include "util/time.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
@@ -107,14 +108,6 @@ static uo_thread_t *uo_thread(unsigned n)
         }
     }
     return t;
-}
-
-/* The URI as it may be logged: up to its query (SAS tokens live there). */
-static int uo_loglen(const char *uri)
-{
-    size_t n = strcspn(uri, "?#");
-
-    return (int)((n > 200) ? 200 : n);
 }
 
 #define UO_BODY_MAX (64u << 20) /* a whole-body GET (a listing page) */
@@ -217,29 +210,29 @@ static bool uo_retryable(CURLcode rc, long code)
 static ucache_status_t uo_status(const char *uri, CURLcode rc, long code)
 {
     if (rc == CURLE_OPERATION_TIMEDOUT) {
-        UC_ERROR("%.*s: the origin stalled past UCACHE_ORIGIN_TIMEOUT", uo_loglen(uri),
+        UC_ERROR("%.*s: the origin stalled past UCACHE_ORIGIN_TIMEOUT", us_uri_loglen(uri),
                  uri);
         return UCACHE_ERR_TIMEOUT;
     }
     if (rc != CURLE_OK) {
-        UC_ERROR("%.*s: %s", uo_loglen(uri), uri, curl_easy_strerror(rc));
+        UC_ERROR("%.*s: %s", us_uri_loglen(uri), uri, curl_easy_strerror(rc));
         return UCACHE_ERR_IO;
     }
     switch (code) {
     case 404: case 410:
-        UC_DEBUG("%.*s: HTTP %ld", uo_loglen(uri), uri, code);
+        UC_DEBUG("%.*s: HTTP %ld", us_uri_loglen(uri), uri, code);
         return UCACHE_ERR_NOT_FOUND;
     case 401: case 403:
-        UC_ERROR("%.*s: HTTP %ld: the origin refused the credentials", uo_loglen(uri),
+        UC_ERROR("%.*s: HTTP %ld: the origin refused the credentials", us_uri_loglen(uri),
                  uri, code);
         return UCACHE_ERR_DENIED;
     case 412:
-        UC_INFO("%.*s changed at the origin (HTTP 412)", uo_loglen(uri), uri);
+        UC_INFO("%.*s changed at the origin (HTTP 412)", us_uri_loglen(uri), uri);
         return UCACHE_ERR_STALE;
     case 416:
         return UCACHE_ERR_OUT_OF_RANGE;
     default:
-        UC_ERROR("%.*s: HTTP %ld", uo_loglen(uri), uri, code);
+        UC_ERROR("%.*s: HTTP %ld", us_uri_loglen(uri), uri, code);
         return UCACHE_ERR_IO;
     }
 }
@@ -252,7 +245,37 @@ typedef struct uo_part {
     CURLcode  rc;
     long      code;
     bool      done;
+    bool      private_ok; /* a fill may reach a private address (named host) */
+    bool      refused;    /* a fill's socket to a private address was refused */
 } uo_part_t;
+
+/*
+ * libcurl's open-socket callback for fills: the address about to be
+ * connected to - after name resolution, for the origin or a proxy alike -
+ * must be public unless the allow rule named the host (or it is the
+ * configured endpoint).  A refusal is remembered so the request fails with
+ * UCACHE_ERR_REFUSED, never retried.
+ */
+static curl_socket_t uo_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    uo_part_t *p = arg;
+    char host[INET6_ADDRSTRLEN] = "?";
+
+    (void)purpose;
+    if (!p->private_ok && !us_addr_public(&a->addr)) {
+        if (a->family == AF_INET) {
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&a->addr)->sin_addr, host, sizeof(host));
+        } else if (a->family == AF_INET6) {
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&a->addr)->sin6_addr, host,
+                      sizeof(host));
+        }
+        UC_WARN("refused to connect a fill to %s: not a public address, and no UCACHE_ALLOW "
+                "rule names the host", host);
+        p->refused = true;
+        return CURL_SOCKET_BAD;
+    }
+    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+}
 
 /* Set up easy handle @p h for part @p p (a fresh attempt). */
 static ucache_status_t uo_setup(CURL *h, const char *url, const us_http_auth_t *auth,
@@ -260,6 +283,7 @@ static ucache_status_t uo_setup(CURL *h, const char *url, const us_http_auth_t *
                                 struct curl_slist **hdrs)
 {
     char range[64], ranges[80] = "", ifmatch[US_ETAG_MAX + 16];
+    const us_origin_scope_t *scope = us_origin_scope();
     uo_xfer_t *x = &p->x;
 
     x->got = 0;
@@ -274,6 +298,16 @@ static ucache_status_t uo_setup(CURL *h, const char *url, const us_http_auth_t *
     curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);  /* share an HTTP/2 connection */
     curl_easy_setopt(h, CURLOPT_BUFFERSIZE, UO_RECV_BUFFER); /* fewer, larger recv() */
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)(prm->deadline_ns / UC_NSEC_PER_MSEC));
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (scope != NULL) {          /* a fill: only the addresses its rule allows */
+        p->private_ok = scope->named || ((auth != NULL) && auth->endpoint_configured);
+        p->refused    = false;
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, uo_open_socket);
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, p);
+        curl_easy_setopt(h, CURLOPT_PROXY, ""); /* no proxy from the environment */
+    }
     if (prm->ca_file[0] != '\0') {
         curl_easy_setopt(h, CURLOPT_CAINFO, prm->ca_file);
     }
@@ -406,7 +440,7 @@ static ucache_status_t uo_request(const char *uri, const char *url,
             }
             if (uo_part_ok(p)) {
                 p->done = true;
-            } else if (((p->rc == CURLE_WRITE_ERROR) && p->x.overflow) ||
+            } else if (p->refused || ((p->rc == CURLE_WRITE_ERROR) && p->x.overflow) ||
                        (attempt >= prm.retries) || !uo_retryable(p->rc, p->code)) {
                 bad = p; /* not retryable: the server sends more than a range, ... */
             } else {
@@ -426,7 +460,7 @@ static ucache_status_t uo_request(const char *uri, const char *url,
         jitter = (jitter > UO_RETRY_CAP_NS) ? UO_RETRY_CAP_NS : jitter;
         for (i = 0; (i < n) && parts[i].done; i++) {
         }
-        UC_INFO("%.*s: %s%ld, retry %u of %u in %llu ms (%u of %u parts)", uo_loglen(uri),
+        UC_INFO("%.*s: %s%ld, retry %u of %u in %llu ms (%u of %u parts)", us_uri_loglen(uri),
                 uri, (parts[i].rc != CURLE_OK) ? curl_easy_strerror(parts[i].rc) : "HTTP ",
                 (parts[i].rc != CURLE_OK) ? 0L : parts[i].code, attempt + 1, prm.retries,
                 (unsigned long long)(jitter / UC_NSEC_PER_MSEC), retry, n);
@@ -435,9 +469,12 @@ static ucache_status_t uo_request(const char *uri, const char *url,
         nanosleep(&ts, NULL);
         delay = (delay > UO_RETRY_CAP_NS / 2) ? UO_RETRY_CAP_NS : 2 * delay;
     }
+    if (bad->refused) {
+        return UCACHE_ERR_REFUSED;
+    }
     if ((bad->rc == CURLE_WRITE_ERROR) && bad->x.overflow) {
         UC_ERROR("%.*s: the origin sent more than the %zu bytes asked for",
-                 uo_loglen(uri), uri, bad->len);
+                 us_uri_loglen(uri), uri, bad->len);
         return UCACHE_ERR_IO;
     }
     return uo_status(uri, bad->rc, bad->code);
@@ -480,7 +517,7 @@ ucache_status_t us_http_stat(const char *uri, const char *url,
         return status;
     }
     if (!p.x.has_length) {
-        UC_ERROR("%.*s: the origin did not give the object's size", uo_loglen(uri), uri);
+        UC_ERROR("%.*s: the origin did not give the object's size", us_uri_loglen(uri), uri);
         return UCACHE_ERR_IO;
     }
     us_http_object(p.x.etag, p.x.last_modified, p.x.length, obj_p);
@@ -540,7 +577,7 @@ ucache_status_t us_http_read(const char *uri, const char *url,
         }
         if ((cur.version != obj->version) || (cur.size != obj->size)) {
             UC_INFO("%.*s changed at the origin since it was asked for",
-                    uo_loglen(uri), uri);
+                    us_uri_loglen(uri), uri);
             return UCACHE_ERR_STALE;
         }
         etag = cur.etag;
@@ -560,10 +597,10 @@ ucache_status_t us_http_read(const char *uri, const char *url,
     status = uo_request(uri, url, auth, etag, parts, n);
     for (i = 0; (status == UCACHE_OK) && (i < n); i++) {
         if ((parts[i].code == 200) && ((off != 0) || (len != obj->size))) {
-            UC_ERROR("%.*s: the origin ignored the Range header", uo_loglen(uri), uri);
+            UC_ERROR("%.*s: the origin ignored the Range header", us_uri_loglen(uri), uri);
             status = UCACHE_ERR_IO;
         } else if (parts[i].x.got != parts[i].len) {
-            UC_ERROR("%.*s: %zu of %zu bytes arrived", uo_loglen(uri), uri,
+            UC_ERROR("%.*s: %zu of %zu bytes arrived", us_uri_loglen(uri), uri,
                      parts[i].x.got, parts[i].len);
             status = UCACHE_ERR_IO;
         }
@@ -675,11 +712,23 @@ static ucache_status_t uo_xml_items(const char *uri, const char *body, size_t le
     if (len > INT32_MAX) {
         return UCACHE_ERR_IO;
     }
+    /* listings never carry a DTD: one could only declare entities (a
+     * "billion laughs" expansion, external files), so none is parsed */
+    if ((memmem(body, len, "<!DOCTYPE", 9) != NULL) || (memmem(body, len, "<!ENTITY", 8) != NULL)) {
+        UC_ERROR("%.*s: the origin's listing has a DTD: refused", us_uri_loglen(uri), uri);
+        return UCACHE_ERR_IO;
+    }
     doc = xmlReadMemory(body, (int)len, "listing.xml", NULL,
                         XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    if ((doc != NULL) && ((doc->intSubset != NULL) || (doc->extSubset != NULL))) {
+        UC_ERROR("%.*s: the origin's listing has a DTD (entities): refused",
+                 us_uri_loglen(uri), uri);
+        xmlFreeDoc(doc);
+        return UCACHE_ERR_IO;
+    }
     root = (doc != NULL) ? xmlDocGetRootElement(doc) : NULL;
     if (root == NULL) {
-        UC_ERROR("%.*s: the origin's listing is not XML", uo_loglen(uri), uri);
+        UC_ERROR("%.*s: the origin's listing is not XML", us_uri_loglen(uri), uri);
         xmlFreeDoc(doc);
         return UCACHE_ERR_IO;
     }

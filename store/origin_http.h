@@ -19,6 +19,10 @@ typedef struct us_http_auth {
     ucache_status_t (*sign)(void *arg, const char *verb, const char *range,
                             const char *if_match, struct curl_slist **hdrs_p);
     void *arg;
+    bool  endpoint_configured; /* the request goes to an endpoint of the
+                                  owner's own configuration (BlobEndpoint,
+                                  AWS_ENDPOINT_URL): a fill may reach it at
+                                  a private address */
 } us_http_auth_t;
 
 ucache_status_t us_http_stat(const char *uri, const char *url,

@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
+#include <ctype.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -209,6 +210,62 @@ static ucache_status_t u3_sign(void *arg, const char *verb, const char *range,
 }
 
 /*
+ * A bucket name by S3's rules: 3 to 63 of a-z 0-9 '.' '-', starting and
+ * ending with a letter or digit, no "..", not an IPv4 address, none of the
+ * reserved prefixes and suffixes.  So it is never a host, port or address.
+ */
+static bool u3_bucket_ok(const char *b, size_t n)
+{
+    unsigned dots = 0, digits_only = 1;
+    size_t i;
+
+    if ((n < 3) || (n > 63) || !isalnum((unsigned char)b[0]) ||
+        !isalnum((unsigned char)b[n - 1]) || (strncmp(b, "xn--", 4) == 0) ||
+        (strncmp(b, "sthree-", 7) == 0) ||
+        ((n > 8) && (strncmp(b + n - 8, "-s3alias", 8) == 0)) ||
+        ((n > 7) && (strncmp(b + n - 7, "--ol-s3", 7) == 0))) {
+        return false;
+    }
+    for (i = 0; i < n; i++) {
+        if (b[i] == '.') {
+            if (b[i + 1] == '.') {
+                return false;
+            }
+            dots++;
+        } else if (!isdigit((unsigned char)b[i])) {
+            digits_only = 0;
+            if (!(((b[i] >= 'a') && (b[i] <= 'z')) || (b[i] == '-'))) {
+                return false;
+            }
+        }
+    }
+    return !((dots == 3) && digits_only);   /* 192.168.5.4 */
+}
+
+/* A key: 1 to 1024 bytes, no control character, no "." or ".." segment
+ * (an HTTP client would resolve it and read another object). */
+static bool u3_key_ok(const char *k, bool listing)
+{
+    size_t n = strlen(k), i, seg;
+
+    if ((n > 1024) || ((n == 0) && !listing)) {
+        return false;
+    }
+    for (i = 0; i < n; i++) {
+        if (((unsigned char)k[i] < 0x20) || (k[i] == 0x7f)) {
+            return false;
+        }
+    }
+    for (i = 0; i <= n; i += seg + 1) {
+        seg = strcspn(k + i, "/");
+        if (((seg == 1) && (k[i] == '.')) || ((seg == 2) && (k[i] == '.') && (k[i + 1] == '.'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
  * s3://BUCKET/KEY -> the request for the object (@p query "" ) or, for a
  * listing, the bucket with @p query (canonical, already encoded).
  */
@@ -222,14 +279,14 @@ static ucache_status_t u3_parse(const char *uri, bool listing, const char *query
     bool vhost;
     int n;
 
-    if ((strncmp(uri, "s3://", 5) != 0) || (blen < 3) || (blen >= bcap) ||
+    if ((strncmp(uri, "s3://", 5) != 0) || (blen >= bcap) || !u3_bucket_ok(p, blen) ||
         (!listing && ((slash == NULL) || (slash[1] == '\0')))) {
         goto bad;
     }
     memcpy(bucket, p, blen);
     bucket[blen] = '\0';
     snprintf(key, kcap, "%s", slash ? slash + 1 : "");
-    if (strlen(slash ? slash + 1 : "") >= kcap) {
+    if ((strlen(slash ? slash + 1 : "") >= kcap) || !u3_key_ok(key, listing)) {
         goto bad;
     }
     us_s3_cred_load(&r->cred);
@@ -278,7 +335,8 @@ static ucache_status_t u3_parse(const char *uri, bool listing, const char *query
     }
     return UCACHE_OK;
 bad:
-    UC_ERROR("'%.64s' is not s3://BUCKET/KEY (or too long)", uri);
+    UC_ERROR("'%.*s' is not s3://BUCKET/KEY by S3's naming rules (or too long)",
+             (us_uri_loglen(uri) < 64) ? us_uri_loglen(uri) : 64, uri);
     return UCACHE_ERR_INVALID;
 }
 
@@ -297,6 +355,7 @@ static ucache_status_t u3_request(const char *uri, us_object_t *stat_p,
     status = u3_parse(uri, false, "", r, bucket, sizeof(bucket), key, sizeof(key));
     if (status == UCACHE_OK) {
         auth.arg = r;
+        auth.endpoint_configured = (r->cred.endpoint[0] != '\0');
         status = us_http_do(uri, r->url, &auth, stat_p, obj, off, buf, len);
     }
     free(r);
@@ -348,6 +407,7 @@ static ucache_status_t u3_list(const char *prefix, us_origin_list_fn_t fn, void 
         status = u3_parse(prefix, true, query, r, bucket, sizeof(bucket), key, sizeof(key));
         if (status == UCACHE_OK) {
             snprintf(base, sizeof(base), "s3://%s", bucket);
+            auth.endpoint_configured = (r->cred.endpoint[0] != '\0');
             status = us_http_list_page(prefix, r->url, &auth, &u3_list_names, base, fn, arg,
                                        tok, sizeof(tok));
         }

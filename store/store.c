@@ -653,6 +653,7 @@ void us_store_abort(us_store_t *s, const us_fill_t *f)
     pthread_mutex_lock(&s->lock);
     if (fill_valid(s, f)) {
         d = &s->desc[f->slot];
+        memset(f->payload, 0, f->length); /* no byte of a failed fill stays exported */
         us_alloc_put(&s->alloc, d->block);
         s->ns[d->ns].used -= d->bsize;
         d->state = US_SLOT_FREE;

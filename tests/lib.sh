@@ -90,7 +90,8 @@ summary() {
 # a work directory W (/tmp/ucache-NAME.XXXXXX), DPIDS (the daemons it
 # starts) and the environment of a local fabric in W: dir: members, 1 MiB
 # chunks, fast member polling, warn logs, no mlock, the default deadline
-# of a remote operation (2 s) scaled
+# of a remote operation (2 s) scaled, and UCACHE_ALLOW: the origins the
+# daemons fill from (W's files, origins on loopback)
 test_setup() {
     BUILD=${BUILD:-build}
     BIN=$BUILD/bin
@@ -99,6 +100,9 @@ test_setup() {
     export UCACHE_TIMEOUT=$(slow 2)s
     export UCACHE_MEMBERS=dir:$W/members UCACHE_CHUNK_SIZE=1M UCACHE_MEMBERS_POLL=100ms
     export UCACHE_LOG_LEVEL=${UCACHE_LOG_LEVEL:-warn} UCACHE_MEM_LOCK=no
+    # the origins its daemons fill from: its own files and origins on loopback
+    # (Azurite and the S3 server are configured endpoints: az:// and s3:// do)
+    export UCACHE_ALLOW="file://$W/,http://127.0.0.1,https://127.0.0.1,az://,s3://"
     DPIDS=()
 }
 

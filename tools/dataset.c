@@ -114,6 +114,12 @@ int ds_collect(ucache_h ctx, const char *cmd, int nargs, char **args, const char
             rc = -1;
         }
         while ((rc == 0) && (f != NULL) && (fgets(line, sizeof(line), f) != NULL)) {
+            if ((strchr(line, '\n') == NULL) && !feof(f)) {
+                fprintf(stderr, "%s: a line of the manifest is longer than %zu bytes\n",
+                        cmd, sizeof(line) - 2);
+                rc = -1;
+                break;
+            }
             for (s = line; (*s == ' ') || (*s == '\t'); s++) {
             }
             for (e = s + strlen(s); (e > s) && ((e[-1] == '\n') || (e[-1] == '\r') ||

@@ -32,7 +32,7 @@ fi
 data=$(cd "$DATA" && pwd)
 before=$(ls "$dir"/node-*.rec 2>/dev/null | wc -l || true)
 for i in $(seq $NODES); do
-    "$BIN/ucached" --mem "$MEM" 2>"build/ucached-$i.log" &
+    "$BIN/ucached" --mem "$MEM" --allow "file://$data/" 2>"build/ucached-$i.log" &
     pids+=($!)
 done
 for i in $(seq 100); do

@@ -28,6 +28,10 @@ static void usage(FILE *out)
         "  -L, --listen HOST:PORT  accept bootstrap connections here (file: members:\n"
         "                          the node's line in the list)      [UCACHE_LISTEN]\n"
         "  -z, --zone NAME         failure domain of this node       [UCACHE_ZONE]\n"
+        "  -a, --allow PREFIX      an origin this node fills from, whoever asks\n"
+        "                          (repeatable; replaces UCACHE_ALLOW, whose\n"
+        "                          default is az://,s3://,https:// at public\n"
+        "                          addresses; see docs/security.md)  [UCACHE_ALLOW]\n"
         "  -c, --chunk-size BYTES  chunk size of objects    [UCACHE_CHUNK_SIZE]\n"
         "  -l, --log-level LEVEL   none error warn info debug trace [UCACHE_LOG_LEVEL]\n"
         "  -s, --syslog            log to syslog instead of stderr\n"
@@ -64,6 +68,7 @@ int main(int argc, char **argv)
         {"mem", required_argument, NULL, 'm'},
         {"members", required_argument, NULL, 'M'},
         {"zone", required_argument, NULL, 'z'},
+        {"allow", required_argument, NULL, 'a'},
         {"listen", required_argument, NULL, 'L'},
         {"chunk-size", required_argument, NULL, 'c'},
         {"log-level", required_argument, NULL, 'l'},
@@ -82,11 +87,12 @@ int main(int argc, char **argv)
     const char *maddr = "127.0.0.1";
     struct tool_metrics *metrics = NULL;
     unsigned long mport = 0;
+    char allow[1024] = "";
     ucache_h ctx;
     char *end;
     int c, sig, i;
 
-    while ((c = getopt_long(argc, argv, "m:M:z:L:c:l:sh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:M:z:a:L:c:l:sh", opts, NULL)) != -1) {
         switch (c) {
         case 'm':
             if (parse_size(optarg, &p.mem_bytes) != 0) {
@@ -102,6 +108,15 @@ int main(int argc, char **argv)
         case 'z':
             p.zone = optarg;
             p.field_mask |= UCACHE_PARAM_FIELD_ZONE;
+            break;
+        case 'a':
+            if (strlen(allow) + strlen(optarg) + 2 > sizeof(allow)) {
+                fprintf(stderr, "ucached: --allow rules exceed %zu bytes\n", sizeof(allow) - 1);
+                return 2;
+            }
+            strcat(strcat(allow, (allow[0] != '\0') ? "," : ""), optarg);
+            p.allow = allow;
+            p.field_mask |= UCACHE_PARAM_FIELD_ALLOW;
             break;
         case 'L':
             if (setenv("UCACHE_LISTEN", optarg, 1) != 0) {

@@ -49,6 +49,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <netdb.h>
@@ -240,7 +241,9 @@ struct ut_ucx_ctx {
     unsigned          nopen;
 
     ut_req_t        **slots;        /* outstanding requests, by slot     */
-    uint32_t         *slot_gen;
+    uint64_t         *slot_gen;     /* each one's random tag (its id's high bits) */
+    uint64_t          rnd[64];      /* random words for tags, from getrandom() */
+    unsigned          nrnd;
     uint32_t         *free_slots;
     uint32_t          nfree;
 
@@ -420,6 +423,32 @@ static void do_req_start(ut_req_t *req, ut_peer_t *peer, ut_path_t path)
     req->priv.error  = UCACHE_OK;
 }
 
+/*
+ * A request's id: its slot in the low UT_SLOT_BITS bits, a random tag in
+ * the other 44.  Only the peer asked ever sees the id, so a reply is taken
+ * only from the peer that knows it: another peer cannot answer (or cut
+ * short) a request it was not sent by guessing a slot number.
+ */
+static uint64_t ut_random64(void);
+
+#define UT_SLOT_BITS 20
+#define UT_SLOT_MASK ((1ull << UT_SLOT_BITS) - 1)
+
+static uint64_t do_random_tag(ut_ucx_ctx_t *ctx)
+{
+    unsigned i;
+
+    if (ctx->nrnd == 0) {
+        if (getrandom(ctx->rnd, sizeof(ctx->rnd), 0) != (ssize_t)sizeof(ctx->rnd)) {
+            for (i = 0; i < 64; i++) {
+                ctx->rnd[i] = ut_random64();
+            }
+        }
+        ctx->nrnd = 64;
+    }
+    return ctx->rnd[--ctx->nrnd] >> UT_SLOT_BITS;
+}
+
 static ucache_status_t do_slot_alloc(ut_ucx_ctx_t *ctx, ut_req_t *req)
 {
     uint32_t idx;
@@ -429,8 +458,9 @@ static ucache_status_t do_slot_alloc(ut_ucx_ctx_t *ctx, ut_req_t *req)
     }
     idx = ctx->free_slots[--ctx->nfree];
     ctx->slots[idx] = req;
+    ctx->slot_gen[idx] = do_random_tag(ctx);
     req->priv.deadline = uc_deadline(ctx->cfg.timeout_ns);
-    req->priv.id    = ((uint64_t)ctx->slot_gen[idx] << 32) | idx;
+    req->priv.id    = (ctx->slot_gen[idx] << UT_SLOT_BITS) | idx;
     req->priv.flags |= UT_REQF_SLOT;
     ((ut_ucx_peer_t *)req->priv.peer)->inflight++;
     return UCACHE_OK;
@@ -438,10 +468,10 @@ static ucache_status_t do_slot_alloc(ut_ucx_ctx_t *ctx, ut_req_t *req)
 
 static ut_req_t *do_slot_find(ut_ucx_ctx_t *ctx, uint64_t id)
 {
-    uint32_t idx = (uint32_t)id;
+    uint64_t idx = id & UT_SLOT_MASK;
 
     if ((idx >= ctx->cfg.max_outstanding) || (ctx->slots[idx] == NULL) ||
-        (ctx->slot_gen[idx] != (uint32_t)(id >> 32))) {
+        (ctx->slot_gen[idx] != (id >> UT_SLOT_BITS))) {
         return NULL;
     }
     return ctx->slots[idx];
@@ -467,9 +497,9 @@ static void do_req_clear(ut_ucx_ctx_t *ctx, ut_req_t *req, uint32_t bits)
         return;
     }
     if (req->priv.flags & UT_REQF_SLOT) {
-        idx = (uint32_t)req->priv.id;
+        idx = (uint32_t)(req->priv.id & UT_SLOT_MASK);
         ctx->slots[idx] = NULL;
-        ctx->slot_gen[idx]++;
+        ctx->slot_gen[idx] = 0;
         ctx->free_slots[ctx->nfree++] = idx;
         req->priv.flags &= ~UT_REQF_SLOT;
         peer->inflight--;
@@ -1061,6 +1091,14 @@ static ucs_status_t ut_ucx_am_rep_cb(void *arg, const void *header,
     req = do_slot_find(ctx, hdr.id);
     if ((req == NULL) || !(req->priv.pending & UT_PEND_REPLY)) {
         UT_STAT_ADD(ctx, late_replies, 1); /* its request timed out or failed */
+        goto drop;
+    }
+    if ((hdr.status > UCACHE_OK) ||
+        (strcmp(ucache_status_name((ucache_status_t)hdr.status), "UCACHE_ERR_UNKNOWN") == 0)) {
+        UT_STAT_ADD(ctx, bad_input, 1);   /* INPROGRESS or no status at all */
+        UC_WARN("a reply carried status %d, which no request ends with", (int)hdr.status);
+        do_req_set_status(req, UCACHE_ERR_TRANSPORT);
+        do_req_clear(ctx, req, UT_PEND_REPLY);
         goto drop;
     }
     if (hdr.status != UCACHE_OK) {
@@ -1909,7 +1947,6 @@ static ucache_status_t ut_ucx_ctx_create(const ut_params_t *params,
     }
     for (i = 0; i < ctx->cfg.max_outstanding; i++) {
         ctx->free_slots[i] = ctx->cfg.max_outstanding - 1 - i;
-        ctx->slot_gen[i]   = 1;
     }
     ctx->nfree = ctx->cfg.max_outstanding;
 
@@ -2465,6 +2502,41 @@ static const char *ut_ucx_peer_name(ut_peer_t *p)
     return ((ut_ucx_peer_t *)p)->name;
 }
 
+/*
+ * Whether [ptr, ptr + len) lies in this process's mappings, one adjacent
+ * mapping after another (/proc/self/maps).  A peer's blob claims the
+ * region's length; UCX maps what its own key describes.  A claim longer
+ * than the mapping would make mapped reads run off its end, so such a
+ * region is read with gets instead.
+ */
+static bool ut_mapped_span_ok(const void *ptr, size_t len)
+{
+    uintptr_t cur = (uintptr_t)ptr, end, lo, hi;
+    char line[512];
+    FILE *f;
+
+    if ((len == 0) || (cur + len < cur)) {
+        return false;
+    }
+    end = cur + len;
+    f = fopen("/proc/self/maps", "re");
+    if (f == NULL) {
+        return false;
+    }
+    while ((cur < end) && (fgets(line, sizeof(line), f) != NULL)) {
+        if ((sscanf(line, "%" SCNxPTR "-%" SCNxPTR, &lo, &hi) == 2) && (lo <= cur) &&
+            (cur < hi)) {
+            cur = hi;
+        }
+    }
+    fclose(f);
+    if (cur < end) {
+        UC_WARN("a peer's key claims %zu bytes its mapping does not hold: read with gets",
+                len);
+    }
+    return cur >= end;
+}
+
 /* Fault a mapped region in once, in one call, instead of one fault per page
  * on the read path (5-8 us per 4 KiB page on some VMs). */
 static void do_map_populate(void *ptr, size_t len)
@@ -2526,8 +2598,10 @@ static ucache_status_t ut_ucx_rkey_unpack(ut_peer_t *p, const void *blob,
         free(rk);
         return status;
     }
-    /* Same host: map the owner's region once; reads become plain copies. */
-    if (ucp_rkey_ptr(rk->rkey, rk->super.base, &ptr) == UCS_OK) {
+    /* Same host: map the owner's region once; reads become plain copies -
+     * if this process's mappings really cover the length the blob claims. */
+    if ((ucp_rkey_ptr(rk->rkey, rk->super.base, &ptr) == UCS_OK) &&
+        ut_mapped_span_ok(ptr, rk->super.len)) {
         rk->super.mapped = ptr;
         rk->map_rkey     = rk->rkey; /* never re-unpacked: the mapping stays */
         rk->rkey         = NULL;

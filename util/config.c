@@ -104,6 +104,21 @@ const uc_config_entry_t uc_config_table[] = {
      "CA bundle (PEM file) that https origins are verified against, for a private CA; "
      "empty: the system's.",
      UC_CFG_FIELD(origin_ca), UC_CFG_STRING, NULL, 0, 0},
+    {"ORIGIN_DEADLINE", "60s",
+     "Longest one origin transfer may take, however steadily it moves (a slow-drip origin "
+     "cannot hold a fill thread); also the longest UCACHE_TOKEN_COMMAND may run.",
+     UC_CFG_FIELD(origin_deadline_ns), UC_CFG_TIME, NULL, 1000000000ull, 3600ull * 1000000000ull},
+    {"ALLOW", "az://,s3://,https://",
+     "Origins a serving node fills from, whoever asks: rules separated by commas. az://, "
+     "s3://, https:// (http://) alone allow any account, bucket or host at public "
+     "addresses only; az://ACCOUNT, s3://BUCKET, https://HOST[:PORT][/PATH] name one, which "
+     "may be private; file:///DIR/ allows regular files under DIR; none allows nothing. "
+     "A refused FETCH is read by the reader itself (docs/security.md).",
+     UC_CFG_FIELD(allow), UC_CFG_STRING, NULL, 0, 0},
+    {"FILL_QUEUE", "1024",
+     "Fills a serving node holds queued or running; a FETCH past it is answered "
+     "UCACHE_ERR_BUSY (the reader backs off, then reads the origin itself).",
+     UC_CFG_FIELD(fill_queue), UC_CFG_UINT, NULL, 1, 1u << 20},
     {"META_TTL", "2s",
      "How long a reader trusts an object's size and version (ETag, mtime) before it asks "
      "the origin again; a changed object is never served from old chunks once seen.",

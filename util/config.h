@@ -48,6 +48,9 @@ typedef struct uc_config {
     uint64_t origin_timeout_ns;
     size_t   origin_part;
     char     origin_ca[256];
+    uint64_t origin_deadline_ns;
+    char     allow[1024];
+    unsigned fill_queue;
     char     transport[16];
     int      read_path;        /* uc_read_path_t */
     uint64_t timeout_ns;

@@ -5,8 +5,10 @@
  */
 #include "tests/common.h"
 #include "fabric/fabric.h"
+#include "util/time.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -229,8 +231,10 @@ static void test_origin_file(void)
 /* Serving contexts of 16 MiB in 64 KiB chunks, joined by "mpi" records. */
 static const ucache_params_t pair_params = {
     .field_mask = UCACHE_PARAM_FIELD_SERVE | UCACHE_PARAM_FIELD_MEMBERS |
-                  UCACHE_PARAM_FIELD_MEM_BYTES | UCACHE_PARAM_FIELD_CHUNK_SIZE,
-    .serve = 1, .members = "mpi", .mem_bytes = 16u << 20, .chunk_size = 64u << 10
+                  UCACHE_PARAM_FIELD_MEM_BYTES | UCACHE_PARAM_FIELD_CHUNK_SIZE |
+                  UCACHE_PARAM_FIELD_ALLOW,
+    .serve = 1, .members = "mpi", .mem_bytes = 16u << 20, .chunk_size = 64u << 10,
+    .allow = "file:///tmp/"      /* the tests' objects live in /tmp/ucache-* */
 };
 
 /* A 300000-byte object of pattern i * @p mul + i / @p div at @p uri, and
@@ -452,7 +456,7 @@ static void test_late_reads(void)
     ucache_probe_result_t r;
     ucache_stats_t s[2];
     ucache_h c[2];
-    unsigned k, pass, other;
+    unsigned k, pass, other, o;
 
     buf = malloc(300000);
     CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
@@ -477,9 +481,11 @@ static void test_late_reads(void)
             CU_ASSERT_EQUAL(s[k].origin_direct, 0);
         }
         CU_ASSERT(s[0].chunk_hits + s[1].chunk_hits > 0);
-        CU_ASSERT_EQUAL_FATAL(ucache_nodes(c[0], nodes, 2, &n), UCACHE_OK);
+        /* probe the node that holds chunks (placement may give one all 5) */
+        o = (s[1].chunks_cached > 0) ? 1 : 0;
+        CU_ASSERT_EQUAL_FATAL(ucache_nodes(c[1 - o], nodes, 2, &n), UCACHE_OK);
         other = nodes[0].self ? 1 : 0;
-        CU_ASSERT_EQUAL(ucache_node_probe(c[0], nodes[other].id, &prm, &r), UCACHE_OK);
+        CU_ASSERT_EQUAL(ucache_node_probe(c[1 - o], nodes[other].id, &prm, &r), UCACHE_OK);
         CU_ASSERT_STRING_EQUAL(r.path, (pass == 0) ? "mapped" : "get");
         CU_ASSERT_EQUAL(r.chunks_checked, r.stats.chunks_cached);
         CU_ASSERT(r.chunks_checked > 0);
@@ -494,6 +500,161 @@ static void test_late_reads(void)
     unsetenv("UCX_TLS");
     unsetenv("UCACHE_READ_PATH");
     free(buf);
+}
+
+/* Whether @p len bytes of @p pat appear in either context's exported region. */
+static bool regions_hold(ucache_h c[2], const char *pat, size_t len)
+{
+    unsigned k;
+
+    for (k = 0; k < 2; k++) {
+        us_store_t *st = uf_node_store(c[k]->node);
+
+        if (memmem(us_store_base(st), us_store_len(st), pat, len) != NULL) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A FETCH as a requester crafts it: chunk 0 of @p uri, claimed @p size
+ * bytes and version 1 (the key matches; nothing else is true). */
+static ucache_status_t crafted_fill(ucache_h ctx, const char *uri, uint64_t size)
+{
+    us_object_t obj = { .size = size, .version = 1 };
+    us_key_t key = uf_chunk_key(uri, &obj, 0, ctx->cfg.chunk_size);
+    uf_fetch_req_t req = { .magic = UF_PROTO_MAGIC, .version = UF_PROTO_VERSION,
+                           .key_hi = key.hi, .key_lo = key.lo, .obj_size = size,
+                           .obj_version = 1, .chunk_size = (uint32_t)ctx->cfg.chunk_size,
+                           .uri_len = (uint16_t)strlen(uri) };
+    uint32_t how;
+    us_loc_t loc;
+
+    return uf_node_fetch_local(ctx->node, &req, uri, &loc, &how);
+}
+
+/* Writes a secret into a FIFO once someone opens it for reading (1 s at most). */
+static void *fifo_writer(void *arg)
+{
+    const char *path = arg;
+    unsigned i;
+    int fd = -1;
+
+    for (i = 0; (i < 100) && (fd < 0); i++) {
+        fd = open(path, O_WRONLY | O_NONBLOCK);
+        if (fd < 0) {
+            usleep(10000);
+        }
+    }
+    if (fd >= 0) {
+        (void)!write(fd, "FIFO-SECRET-FIFO-SECRET-FIFO-SECRET", 35);
+        close(fd);
+    }
+    return NULL;
+}
+
+/*
+ * Issue [2/11] #1, the owner as a confused deputy: a URI its configuration
+ * does not allow is never read into its exported memory.  With the default
+ * allow list (az://, s3://, https:// to public hosts) a file:// object is
+ * refused by both owners, the reader reads it itself with its own rights
+ * (exact bytes, no owner turns suspect), and no byte of it is in either
+ * region.  With file://DIR/ok/ allowed, crafted FETCHes for a FIFO, a
+ * symlink out of the prefix, a ".." path, /proc/self/environ and a file
+ * next to the prefix are refused at once; a plain file inside it fills.
+ */
+static void test_confinement(void)
+{
+    ucache_params_t p = pair_params;
+    const void *recs[2];
+    size_t lens[2], got;
+    char uri[200], path[160], allow[200], *data, *buf;
+    char secret[64] = "SECRET-0123456789-SECRET-0123456789-SECRET-0123456789-SECRET!!";
+    ucache_stats_t s[2];
+    ucache_h c[2] = { NULL, NULL };
+    char env[4096];
+    pthread_t writer;
+    uint64_t t0;
+    unsigned k;
+    ssize_t n;
+    int fd;
+
+    unsetenv("UCACHE_ALLOW");
+    p.field_mask &= ~(uint64_t)UCACHE_PARAM_FIELD_ALLOW;  /* the default list */
+    data = pair_start(&p, 29, 233, uri, sizeof(uri), c, recs, lens);
+    buf = malloc(300000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+    for (k = 0; k < 2; k++) {
+        CU_ASSERT_EQUAL(ucache_members_set(c[k], recs, lens, 2, 1), UCACHE_OK);
+    }
+    CU_ASSERT_EQUAL(ucache_read(c[0], uri, 0, 300000, buf, &got), UCACHE_OK);
+    CU_ASSERT(memcmp(buf, data, 300000) == 0);
+    for (k = 0; k < 2; k++) {
+        ucache_stats_get(c[k], &s[k]);
+        CU_ASSERT_EQUAL(s[k].fills, 0);
+        CU_ASSERT_EQUAL(s[k].failovers, 0);
+    }
+    CU_ASSERT_EQUAL(s[0].origin_direct, 5);
+    CU_ASSERT(s[0].fills_refused + s[1].fills_refused >= 5);
+    CU_ASSERT_FALSE(regions_hold(c, data + 4096, 64));
+    for (k = 0; k < 2; k++) {
+        ucache_finalize(c[k]);
+    }
+
+    /* file://DIR/ok/ allowed: what is outside it, or not a regular file, is not */
+    snprintf(allow, sizeof(allow), "file://%s/ok/", tdir);
+    setenv("UCACHE_ALLOW", allow, 1);
+    for (k = 0; k < 2; k++) {
+        CU_ASSERT_EQUAL_FATAL(ucache_init(&p, &c[k]), UCACHE_OK);
+    }
+    snprintf(path, sizeof(path), "%s/ok", tdir);
+    CU_ASSERT_EQUAL(mkdir(path, 0700), 0);
+    snprintf(path, sizeof(path), "%s/secret", tdir);
+    write_file(path, secret, sizeof(secret));
+    snprintf(path, sizeof(path), "%s/ok/link", tdir);
+    CU_ASSERT_EQUAL(symlink("../secret", path), 0);
+    snprintf(path, sizeof(path), "%s/ok/fifo", tdir);
+    CU_ASSERT_EQUAL(mkfifo(path, 0600), 0);
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&writer, NULL, fifo_writer, path), 0);
+    t0 = uc_time_ns();
+    snprintf(uri, sizeof(uri), "file://%s/ok/fifo", tdir);
+    CU_ASSERT_EQUAL(crafted_fill(c[0], uri, 4096), UCACHE_ERR_REFUSED);
+    CU_ASSERT(uc_time_ns() - t0 < uct_slow(500000000ull)); /* not blocked on the FIFO */
+    pthread_join(writer, NULL);
+    CU_ASSERT_FALSE(regions_hold(c, "FIFO-SECRET", 11));
+    snprintf(uri, sizeof(uri), "file://%s/ok/link", tdir);
+    CU_ASSERT_EQUAL(crafted_fill(c[0], uri, sizeof(secret)), UCACHE_ERR_REFUSED);
+    CU_ASSERT_FALSE(regions_hold(c, secret, sizeof(secret)));
+    snprintf(uri, sizeof(uri), "file://%s/ok/../secret", tdir);
+    CU_ASSERT_EQUAL(crafted_fill(c[0], uri, sizeof(secret)), UCACHE_ERR_REFUSED);
+    CU_ASSERT_FALSE(regions_hold(c, secret, sizeof(secret)));
+    snprintf(path, sizeof(path), "%s/ok.secret", tdir);
+    write_file(path, secret, sizeof(secret));
+    snprintf(uri, sizeof(uri), "file://%s", path);
+    CU_ASSERT_EQUAL(crafted_fill(c[0], uri, sizeof(secret)), UCACHE_ERR_REFUSED);
+    CU_ASSERT_FALSE(regions_hold(c, secret, sizeof(secret)));
+    fd = open("/proc/self/environ", O_RDONLY);
+    n = (fd >= 0) ? read(fd, env, sizeof(env)) : -1;
+    if (fd >= 0) {
+        close(fd);
+    }
+    CU_ASSERT_EQUAL(crafted_fill(c[0], "file:///proc/self/environ", 4096),
+                    UCACHE_ERR_REFUSED);
+    CU_ASSERT((n < 16) || !regions_hold(c, env, (size_t)n));
+    /* inside the prefix, a regular file fills (its real version, not 1: STALE) */
+    snprintf(path, sizeof(path), "%s/ok/plain", tdir);
+    write_file(path, secret, sizeof(secret));
+    snprintf(uri, sizeof(uri), "file://%s/ok/plain", tdir);
+    CU_ASSERT_EQUAL(crafted_fill(c[0], uri, sizeof(secret)), UCACHE_ERR_STALE);
+    ucache_stats_get(c[0], &s[0]);
+    CU_ASSERT_EQUAL(s[0].fills_refused, 5);
+    for (k = 0; k < 2; k++) {
+        ucache_finalize(c[k]);
+    }
+    unsetenv("UCACHE_ALLOW");
+    free(data);
+    free(buf);
+    tdir_remove();
 }
 
 /* A view finds each of 1000 nodes by id (its index in slot order), and no
@@ -534,6 +695,7 @@ const uct_test_t member_tests[] = {
     { "members_set", test_members_set },
     { "node_admin", test_node_admin },
     { "late_reads", test_late_reads },
+    { "confinement", test_confinement },
     { "view_find", test_view_find },
     { NULL, NULL }
 };

@@ -16,12 +16,13 @@ head -c 5000000 /dev/urandom >"$W/a"
 head -c 3145728 /dev/urandom >"$W/b"
 head -c 777 /dev/urandom >"$W/c"
 export UCACHE_MEM_LOCK=no UCACHE_LOG_LEVEL=${UCACHE_LOG_LEVEL:-warn}
+export UCACHE_ALLOW="file://$W/"       # the ranks fill from the job's own files
 # Open MPI leaks from components it dlcloses (frames "<unknown module>"), so
 # LeakSanitizer is off for this job; the same library paths (serving
 # contexts, ucache_members_set) are leak-checked in test_fabric (members_set).
 export ASAN_OPTIONS=${ASAN_OPTIONS:-}:detect_leaks=0
 if timeout 120 mpirun --allow-run-as-root --oversubscribe -np 4 \
-        -x UCACHE_MEM_LOCK -x UCACHE_LOG_LEVEL -x LSAN_OPTIONS -x ASAN_OPTIONS \
+        -x UCACHE_MEM_LOCK -x UCACHE_LOG_LEVEL -x UCACHE_ALLOW -x LSAN_OPTIONS -x ASAN_OPTIONS \
         "$T/mpi_job" "$W/a" "$W/b" "$W/c" >"$W/out" 2>&1; then
     echo "PASS $(grep 'mpi job' "$W/out")"
     echo; echo "1 passed, 0 failed, 0 skipped"

@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+extern const uct_test_t allow_tests[];
+
 static char uct_dir[64];
 
 static void uct_write(const char *name, const char *text, mode_t mode)
@@ -325,7 +327,8 @@ int main(void)
         {NULL, NULL}
     };
 
-    if ((CU_initialize_registry() != CUE_SUCCESS) || uct_add_suite("origin", tests)) {
+    if ((CU_initialize_registry() != CUE_SUCCESS) || uct_add_suite("origin", tests) ||
+        uct_add_suite("allow", allow_tests)) {
         return 2;
     }
     return uct_run();
