@@ -210,8 +210,8 @@ static bool uo_retryable(CURLcode rc, long code)
 static ucache_status_t uo_status(const char *uri, CURLcode rc, long code)
 {
     if (rc == CURLE_OPERATION_TIMEDOUT) {
-        UC_ERROR("%.*s: the origin stalled past UCACHE_ORIGIN_TIMEOUT", us_uri_loglen(uri),
-                 uri);
+        UC_ERROR("%.*s: the origin stalled past UCACHE_ORIGIN_TIMEOUT or ran past "
+                 "UCACHE_ORIGIN_DEADLINE", us_uri_loglen(uri), uri);
         return UCACHE_ERR_TIMEOUT;
     }
     if (rc != CURLE_OK) {
@@ -412,7 +412,7 @@ static ucache_status_t uo_request(const char *uri, const char *url,
 {
     ucache_status_t status;
     us_origin_params_t prm;
-    uint64_t delay, jitter, wait;
+    uint64_t delay, jitter, wait, deadline, now;
     struct timespec ts;
     unsigned attempt, i, retry;
     uo_part_t *bad;
@@ -420,11 +420,14 @@ static ucache_status_t uo_request(const char *uri, const char *url,
 
     us_origin_params(&prm);
     delay = prm.backoff_ns;
+    deadline = uc_deadline(prm.deadline_ns);   /* the whole request, retries too */
     for (attempt = 0;; attempt++) {
         t = uo_thread(n);
         if (t == NULL) {
             return UCACHE_ERR_NO_MEMORY;
         }
+        now = uc_time_ns();
+        prm.deadline_ns = (deadline > now + UC_NSEC_PER_MSEC) ? deadline - now : UC_NSEC_PER_MSEC;
         status = uo_round(t, url, auth, etag, parts, n, &prm);
         if (status != UCACHE_OK) {
             return status;
@@ -458,6 +461,11 @@ static ucache_status_t uo_request(const char *uri, const char *url,
         jitter = (delay / 2) + ((uc_time_ns() * 0x9e3779b97f4a7c15ull) >> 11) % (delay + 1);
         jitter = (wait > 0) ? wait : jitter;
         jitter = (jitter > UO_RETRY_CAP_NS) ? UO_RETRY_CAP_NS : jitter;
+        if (uc_time_ns() + jitter >= deadline) {
+            UC_ERROR("%.*s: no answer within UCACHE_ORIGIN_DEADLINE, retries included",
+                     us_uri_loglen(uri), uri);
+            return UCACHE_ERR_TIMEOUT;
+        }
         for (i = 0; (i < n) && parts[i].done; i++) {
         }
         UC_INFO("%.*s: %s%ld, retry %u of %u in %llu ms (%u of %u parts)", us_uri_loglen(uri),
@@ -768,16 +776,14 @@ static ucache_status_t uo_list_item(void *arg)
     return l->fn(l->arg, uri, &obj);
 }
 
-ucache_status_t us_http_list_page(const char *uri, const char *url,
-                                  const us_http_auth_t *auth, const us_list_names_t *names,
-                                  const char *base, us_origin_list_fn_t fn, void *arg,
-                                  char *next, size_t next_cap)
+ucache_status_t us_http_list_parse(const char *uri, const char *body, size_t len,
+                                   const us_list_names_t *names, const char *base,
+                                   us_origin_list_fn_t fn, void *arg, char *next,
+                                   size_t next_cap)
 {
     uo_list_t *l = calloc(1, sizeof(*l));
     us_xml_field_t f[4];
     ucache_status_t status;
-    char *body = NULL;
-    size_t len;
 
     if (l == NULL) {
         return UCACHE_ERR_NO_MEMORY;
@@ -789,13 +795,26 @@ ucache_status_t us_http_list_page(const char *uri, const char *url,
     f[1] = (us_xml_field_t){ names->size, l->size, sizeof(l->size) };
     f[2] = (us_xml_field_t){ names->etag, l->etag, sizeof(l->etag) };
     f[3] = (us_xml_field_t){ names->mtime, l->mtime, sizeof(l->mtime) };
+    status = uo_xml_items(uri, body, len, names->item, f, 4, uo_list_item, l,
+                          names->next, next, next_cap);
+    free(l);
+    return status;
+}
+
+ucache_status_t us_http_list_page(const char *uri, const char *url,
+                                  const us_http_auth_t *auth, const us_list_names_t *names,
+                                  const char *base, us_origin_list_fn_t fn, void *arg,
+                                  char *next, size_t next_cap)
+{
+    ucache_status_t status;
+    char *body = NULL;
+    size_t len;
+
     status = us_http_get(uri, url, auth, &body, &len);
     if (status == UCACHE_OK) {
-        status = uo_xml_items(uri, body, len, names->item, f, 4, uo_list_item, l,
-                              names->next, next, next_cap);
+        status = us_http_list_parse(uri, body, len, names, base, fn, arg, next, next_cap);
         free(body);
     }
-    free(l);
     return status;
 }
 

@@ -74,6 +74,16 @@ ucache_status_t us_http_list_page(const char *uri, const char *url,
                                   const char *base, us_origin_list_fn_t fn, void *arg,
                                   char *next, size_t next_cap);
 
+/**
+ * The objects of one listing page in @p body (@p len bytes of untrusted
+ * XML: a document with a DTD is refused, so no entity is ever expanded),
+ * as us_http_list_page() hands them on.  UCACHE_ERR_IO if it is not XML.
+ */
+ucache_status_t us_http_list_parse(const char *uri, const char *body, size_t len,
+                                   const us_list_names_t *names, const char *base,
+                                   us_origin_list_fn_t fn, void *arg, char *next,
+                                   size_t next_cap);
+
 /** HEAD into @p stat_p if it is not NULL, else the ranged GET of @p obj. */
 ucache_status_t us_http_do(const char *uri, const char *url, const us_http_auth_t *auth,
                            us_object_t *stat_p, const us_object_t *obj, uint64_t off,

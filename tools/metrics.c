@@ -27,6 +27,9 @@ struct tool_metrics {
     X("ucache_fills_coalesced_total", "misses that joined a fill in progress", \
       fills_coalesced)                                                        \
     X("ucache_fill_errors_total", "fills that failed", fill_errors)          \
+    X("ucache_fills_refused_total", "fills of origins UCACHE_ALLOW does not allow", \
+      fills_refused)                                                          \
+    X("ucache_fills_busy_total", "FETCHes refused: the fill queue was full", fills_busy) \
     X("ucache_evictions_total", "chunks evicted", evictions)                 \
     X("ucache_hits_reported_total", "sampled one-sided hits reported by readers " \
       "(each stands for 16)", hits_reported)                                  \

@@ -105,8 +105,9 @@ const uc_config_entry_t uc_config_table[] = {
      "empty: the system's.",
      UC_CFG_FIELD(origin_ca), UC_CFG_STRING, NULL, 0, 0},
     {"ORIGIN_DEADLINE", "60s",
-     "Longest one origin transfer may take, however steadily it moves (a slow-drip origin "
-     "cannot hold a fill thread); also the longest UCACHE_TOKEN_COMMAND may run.",
+     "Longest one origin request may take, retries included, however steadily it moves "
+     "(a slow-drip origin cannot hold a fill thread); also the longest UCACHE_TOKEN_COMMAND "
+     "may run.",
      UC_CFG_FIELD(origin_deadline_ns), UC_CFG_TIME, NULL, 1000000000ull, 3600ull * 1000000000ull},
     {"ALLOW", "az://,s3://,https://",
      "Origins a serving node fills from, whoever asks: rules separated by commas. az://, "

@@ -101,6 +101,22 @@ if $BIN/ucache cat "file://$W/data/ten" --stats >"$W/cat" 2>"$W/cat.stats" &&
     ok "a fresh reader's first same-host reads: exact, none retried"
 else bad "a fresh reader's first reads"; tail -2 "$W/cat.stats"; fi
 
+# --- owners act only within their own rights (UCACHE_ALLOW) -----------------
+# A file outside every allow rule (test_setup allows W's files): no owner
+# reads it into its exported memory, whoever asks; the reader reads it
+# itself with its own rights, and no owner turns suspect.
+S=$(mktemp -d /tmp/ucache-outside.XXXXXX)
+head -c 2500000 /dev/urandom >"$S/secret"
+f0=$(counter fills); r0=$(counter fills_refused)
+if $BIN/ucache cat "file://$S/secret" --stats >"$W/cat" 2>"$W/cat.stats" &&
+   cmp -s "$W/cat" "$S/secret" && [ "$(client_stat "$W/cat.stats" owner_refusals)" = 3 ] &&
+   [ "$(client_stat "$W/cat.stats" origin_direct)" = 3 ] &&
+   [ "$(client_stat "$W/cat.stats" failovers)" = 0 ] &&
+   [ "$(counter fills)" = "$f0" ] && [ "$(counter fills_refused)" -ge $((r0 + 3)) ]; then
+    ok "a file outside UCACHE_ALLOW: refused by its owners (no fill), read exact by the reader itself, no owner suspect"
+else bad "a file outside UCACHE_ALLOW"; tail -3 "$W/cat.stats"; fi
+rm -rf "$S"
+
 # --- a modified object ------------------------------------------------------
 $BIN/ucache cat "file://$W/data/three" >/dev/null 2>&1      # cached, old version
 head -c 3670016 /dev/urandom >"$W/data/three.new" && mv "$W/data/three.new" "$W/data/three"

@@ -5,10 +5,14 @@
  * a host of its choosing.  Loopback listeners count every connection made
  * to them, so "refused before any connection" is checked, not assumed.
  */
+#include "store/cred.h"
 #include "store/origin.h"
+#include "store/origin_http.h"
 #include "tests/common.h"
+#include "util/time.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -146,7 +150,333 @@ static void test_injected_hosts(void)
     us_origin_configure(&saved);
 }
 
+/* Rules parse by their parts and match by them, not as strings. */
+static void test_rules(void)
+{
+    us_allow_t a;
+    bool named;
+
+    CU_ASSERT_EQUAL_FATAL(us_allow_parse(US_ALLOW_DEFAULT, &a), UCACHE_OK);
+    CU_ASSERT_EQUAL(a.n, 3);
+    CU_ASSERT_EQUAL(us_allow_uri(&a, "az://acct/c/b", &named), UCACHE_OK);
+    CU_ASSERT_FALSE(named);
+    CU_ASSERT_EQUAL(us_allow_uri(&a, "s3://bucket/k", &named), UCACHE_OK);
+    CU_ASSERT_EQUAL(us_allow_uri(&a, "https://data.example/x", &named), UCACHE_OK);
+    CU_ASSERT_EQUAL(us_allow_uri(&a, "http://data.example/x", &named), UCACHE_ERR_REFUSED);
+    CU_ASSERT_EQUAL(us_allow_uri(&a, "file:///etc/passwd", &named), UCACHE_ERR_REFUSED);
+    CU_ASSERT_EQUAL(us_allow_uri(&a, "https://user@data.example/x", &named),
+                    UCACHE_ERR_REFUSED);
+    CU_ASSERT_EQUAL(us_allow_uri(&a, "https://data.example/a/../b", &named),
+                    UCACHE_ERR_REFUSED);
+    CU_ASSERT_EQUAL(us_allow_uri(&a, "https://data.example/a/%2E%2e/b", &named),
+                    UCACHE_ERR_REFUSED);
+
+    CU_ASSERT_EQUAL_FATAL(us_allow_parse("https://a.example/data/, az://acct "
+                                         "http://10.1.2.3:8080,file:///srv/ds", &a), UCACHE_OK);
+    CU_ASSERT_EQUAL(a.n, 4);
+    CU_ASSERT_EQUAL(us_allow_uri(&a, "https://a.example/data/x", &named), UCACHE_OK);
+    CU_ASSERT_TRUE(named);
+    CU_ASSERT_EQUAL(us_allow_uri(&a, "https://A.Example:443/data/x", &named), UCACHE_OK);
+    CU_ASSERT_EQUAL(us_allow_uri(&a, "https://a.example:8443/data/x", &named), UCACHE_OK);
+    CU_ASSERT_EQUAL(us_allow_uri(&a, "https://a.example/other", &named), UCACHE_ERR_REFUSED);
+    CU_ASSERT_EQUAL(us_allow_uri(&a, "https://a.example.evil.test/data/x", &named),
+                    UCACHE_ERR_REFUSED);
+    CU_ASSERT_EQUAL(us_allow_uri(&a, "https://b.example/data/x", &named), UCACHE_ERR_REFUSED);
+    CU_ASSERT_EQUAL(us_allow_uri(&a, "az://acct/c/b", &named), UCACHE_OK);
+    CU_ASSERT_TRUE(named);
+    CU_ASSERT_EQUAL(us_allow_uri(&a, "az://other/c/b", &named), UCACHE_ERR_REFUSED);
+    CU_ASSERT_EQUAL(us_allow_uri(&a, "http://10.1.2.3:8080/x", &named), UCACHE_OK);
+    CU_ASSERT_EQUAL(us_allow_uri(&a, "http://10.1.2.3/x", &named), UCACHE_ERR_REFUSED);
+    CU_ASSERT_EQUAL(us_allow_uri(&a, "http://10.1.2.3:80/x", &named), UCACHE_ERR_REFUSED);
+    CU_ASSERT_EQUAL(us_allow_uri(&a, "file:///srv/ds", &named), UCACHE_OK);
+    CU_ASSERT_EQUAL(us_allow_uri(&a, "file:///srv/ds/a/b", &named), UCACHE_OK);
+    CU_ASSERT_EQUAL(us_allow_uri(&a, "file://localhost/srv/ds/a", &named), UCACHE_OK);
+    CU_ASSERT_EQUAL(us_allow_uri(&a, "file:///srv/dsx/a", &named), UCACHE_ERR_REFUSED);
+    CU_ASSERT_EQUAL(us_allow_uri(&a, "file:///srv/ds/../x", &named), UCACHE_ERR_REFUSED);
+    CU_ASSERT_EQUAL(us_allow_uri(&a, "file://host/srv/ds/a", &named), UCACHE_ERR_REFUSED);
+    CU_ASSERT_TRUE(us_allow_path(&a, "/srv/ds/a"));
+    CU_ASSERT_FALSE(us_allow_path(&a, "/srv/dsa"));
+
+    CU_ASSERT_EQUAL(us_allow_parse("none", &a), UCACHE_OK);
+    CU_ASSERT_EQUAL(a.n, 0);
+    CU_ASSERT_EQUAL(us_allow_uri(&a, "az://acct/c/b", &named), UCACHE_ERR_REFUSED);
+    CU_ASSERT_EQUAL(us_allow_parse("ftp://x", &a), UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(us_allow_parse("https://:8080/", &a), UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(us_allow_parse("file://host/x", &a), UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(us_allow_parse("https://a.example/?sig=1", &a), UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(us_allow_parse("https://a.example:99999", &a), UCACHE_ERR_INVALID);
+}
+
+static bool uct_public(const char *addr)
+{
+    struct sockaddr_in6 s6 = { .sin6_family = AF_INET6 };
+    struct sockaddr_in s4 = { .sin_family = AF_INET };
+
+    if (inet_pton(AF_INET, addr, &s4.sin_addr) == 1) {
+        return us_addr_public((struct sockaddr *)&s4);
+    }
+    CU_ASSERT_FATAL(inet_pton(AF_INET6, addr, &s6.sin6_addr) == 1);
+    return us_addr_public((struct sockaddr *)&s6);
+}
+
+/* Metadata services, loopback, private and reserved ranges are not public,
+ * in every IPv6 form that embeds an IPv4 address too. */
+static void test_public_addresses(void)
+{
+    static const char *const no[] = {
+        "169.254.169.254", "127.0.0.1", "127.255.0.3", "10.0.0.5", "172.16.0.1",
+        "172.31.255.255", "192.168.1.1", "100.64.0.1", "0.0.0.0", "224.0.0.1",
+        "255.255.255.255", "192.0.2.1", "::1", "::", "fe80::1", "fd00:ec2::254",
+        "fc00::1", "::ffff:169.254.169.254", "::ffff:127.0.0.1", "::127.0.0.1",
+        "64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::1", "2001:db8::1", "ff02::1",
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+    };
+    static const char *const yes[] = {
+        "20.60.1.1", "52.239.0.1", "8.8.8.8", "172.32.0.1", "100.128.0.1",
+        "2603:1030::1", "2a01:111:f100::1", "::ffff:20.60.1.1",
+    };
+    unsigned i;
+
+    for (i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+        if (uct_public(no[i])) {
+            fprintf(stderr, "%s taken for public\n", no[i]);
+            CU_FAIL("a non-public address taken for public");
+        }
+    }
+    for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        if (!uct_public(yes[i])) {
+            fprintf(stderr, "%s taken for private\n", yes[i]);
+            CU_FAIL("a public address refused");
+        }
+    }
+    CU_ASSERT_FALSE(us_addr_public(NULL));
+}
+
+/* A fill through @p rules of @p fmt (with @p port): its status. */
+static ucache_status_t uct_fill(const char *rules, const char *fmt, unsigned port)
+{
+    us_object_t obj = { .size = 100, .version = 7 };
+    char uri[256], buf[100];
+    us_allow_t a;
+
+    CU_ASSERT_EQUAL_FATAL(us_allow_parse(rules, &a), UCACHE_OK);
+    snprintf(uri, sizeof(uri), fmt, port);
+    return us_origin_fill(&a, uri, &obj, 0, buf, sizeof(buf));
+}
+
+/*
+ * Issue [2/11] #1 over HTTP: a fill reaches a loopback listener only through
+ * a rule naming that host.  A URI no rule allows, and a name that resolves
+ * (or a number that parses) to a private address under a rule that allows
+ * public hosts only, are refused - by the rule, or by the open-socket check
+ * on the address actually connected to - and the listener sees nothing.
+ */
+static void test_confined_http(void)
+{
+    us_origin_params_t saved = uct_fast_origins();
+    uct_listener_t l4, l6;
+    unsigned before;
+    bool v6;
+
+    CU_ASSERT_FATAL(uct_listen(&l4, false));
+    v6 = uct_listen(&l6, true);
+    CU_ASSERT_EQUAL(uct_fill(US_ALLOW_DEFAULT, "http://127.0.0.1:%u/x", l4.port),
+                    UCACHE_ERR_REFUSED);
+    CU_ASSERT_EQUAL(uct_fill(US_ALLOW_DEFAULT, "https://127.0.0.1:%u/x", l4.port),
+                    UCACHE_ERR_REFUSED);
+    CU_ASSERT_EQUAL(uct_fill("http://", "http://localhost:%u/x", l4.port), UCACHE_ERR_REFUSED);
+    CU_ASSERT_EQUAL(uct_fill("http://", "http://2130706433:%u/x", l4.port), UCACHE_ERR_REFUSED);
+    CU_ASSERT_EQUAL(uct_fill("http://", "http://0x7f.1:%u/x", l4.port), UCACHE_ERR_REFUSED);
+    CU_ASSERT_EQUAL(uct_fill("http://,file:///", "http://127.1:%u/x", l4.port),
+                    UCACHE_ERR_REFUSED);
+    if (v6) {
+        CU_ASSERT_EQUAL(uct_fill("http://", "http://[::1]:%u/x", l6.port), UCACHE_ERR_REFUSED);
+        CU_ASSERT_EQUAL(uct_fill("http://", "http://[::ffff:127.0.0.1]:%u/x", l4.port),
+                        UCACHE_ERR_REFUSED);
+    }
+    CU_ASSERT_EQUAL(uct_fill("http://localhost/only/", "http://localhost:%u/other", l4.port),
+                    UCACHE_ERR_REFUSED);
+    CU_ASSERT_EQUAL(atomic_load(&l4.accepts), 0);
+    /* named: the operator said so; the listener hangs up, so IO */
+    before = atomic_load(&l4.accepts);
+    CU_ASSERT_EQUAL(uct_fill("http://127.0.0.1", "http://127.0.0.1:%u/x", l4.port),
+                    UCACHE_ERR_IO);
+    CU_ASSERT_EQUAL(uct_fill("http://localhost/only/", "http://localhost:%u/only/x",
+                             l4.port), UCACHE_ERR_IO);
+    CU_ASSERT(atomic_load(&l4.accepts) >= before + 2);
+    uct_unlisten(&l4);
+    if (v6) {
+        CU_ASSERT_EQUAL(uct_unlisten(&l6), 0);
+    }
+    us_origin_configure(&saved);
+}
+
+/* An origin that answers a ranged GET with 100 bytes, one per 600 ms. */
+static void *uct_drip(void *arg)
+{
+    uct_listener_t *l = arg;
+    struct pollfd pfd = { .fd = l->fd, .events = POLLIN };
+    static const char hdr[] = "HTTP/1.1 206 Partial Content\r\nContent-Length: 100\r\n"
+                              "Content-Range: bytes 0-99/100\r\nETag: \"d\"\r\n\r\n";
+    char req[4096];
+    unsigned i;
+    int c;
+
+    if (poll(&pfd, 1, 5000) <= 0) {
+        return NULL;
+    }
+    c = accept(l->fd, NULL, NULL);
+    if (c < 0) {
+        return NULL;
+    }
+    atomic_fetch_add(&l->accepts, 1);
+    (void)!recv(c, req, sizeof(req), 0);
+    if (send(c, hdr, sizeof(hdr) - 1, MSG_NOSIGNAL) > 0) {
+        for (i = 0; (i < 100) && !atomic_load(&l->stop); i++) {
+            if (send(c, "x", 1, MSG_NOSIGNAL) != 1) {
+                break;          /* the client gave up */
+            }
+            usleep(600000);
+        }
+    }
+    close(c);
+    return NULL;
+}
+
+/*
+ * A slow-drip origin (1.7 bytes/s: never "stalled" for UCACHE_ORIGIN_TIMEOUT)
+ * cannot hold a fill thread: UCACHE_ORIGIN_DEADLINE (1 s here) ends the
+ * request, which would take 60 s, with UCACHE_ERR_TIMEOUT - retries and
+ * all.
+ */
+static void test_slow_drip(void)
+{
+    us_origin_params_t saved = uct_fast_origins(), prm;
+    us_object_t obj = { .size = 100, .version = 1, .etag = "\"d\"" };
+    uct_listener_t l;
+    char uri[128], buf[100];
+    uint64_t t0, took;
+
+    us_origin_params(&prm);
+    prm.deadline_ns = 1000000000ull;
+    prm.timeout_ns  = 2000000000ull;
+    prm.retries     = 3;                       /* the deadline covers them too */
+    us_origin_configure(&prm);
+    memset(&l, 0, sizeof(l));
+    CU_ASSERT_FATAL(uct_listen(&l, false));
+    atomic_store(&l.stop, true);               /* the accept loop ends at once */
+    pthread_join(l.thread, NULL);
+    atomic_store(&l.stop, false);
+    CU_ASSERT_FATAL(pthread_create(&l.thread, NULL, uct_drip, &l) == 0);
+    snprintf(uri, sizeof(uri), "http://127.0.0.1:%u/slow", l.port);
+    t0 = uc_time_ns();
+    CU_ASSERT_EQUAL(us_origin_read(uri, &obj, 0, buf, sizeof(buf)), UCACHE_ERR_TIMEOUT);
+    took = uc_time_ns() - t0;
+    CU_ASSERT(took >= 900000000ull);
+    CU_ASSERT(took < uct_slow(5000000000ull));
+    atomic_store(&l.stop, true);
+    pthread_join(l.thread, NULL);
+    close(l.fd);
+    CU_ASSERT_EQUAL(atomic_load(&l.accepts), 1);
+    us_origin_configure(&saved);
+}
+
+/* A token command that hangs is killed at the deadline, its whole group. */
+static void test_token_deadline(void)
+{
+    us_origin_params_t saved = uct_fast_origins(), prm;
+    char tok[64];
+    uint64_t t0, took;
+
+    us_origin_params(&prm);
+    prm.deadline_ns = 1000000000ull;
+    us_origin_configure(&prm);
+    ucache_token_provider_set(NULL, NULL);
+    us_token_command_configure("sleep 30; echo late");
+    t0 = uc_time_ns();
+    CU_ASSERT_NOT_EQUAL(us_token_get("https://storage.azure.com/", tok, sizeof(tok)), UCACHE_OK);
+    took = uc_time_ns() - t0;
+    CU_ASSERT(took >= 900000000ull);
+    CU_ASSERT(took < uct_slow(5000000000ull));
+    us_token_command_configure("printf 'tok-1\\n999999999999999999\\n'");
+    CU_ASSERT_EQUAL(us_token_get("https://storage.azure.com/", tok, sizeof(tok)), UCACHE_OK);
+    CU_ASSERT_STRING_EQUAL(tok, "tok-1");
+    ucache_token_provider_set(NULL, NULL);
+    us_origin_configure(&saved);
+}
+
+static unsigned uct_listed;
+
+static ucache_status_t uct_count(void *arg, const char *uri, const us_object_t *obj)
+{
+    (void)arg;
+    (void)uri;
+    (void)obj;
+    uct_listed++;
+    return UCACHE_OK;
+}
+
+/* A listing with a DTD ("billion laughs") is refused before any entity
+ * could expand; a plain one lists its objects. */
+static void test_listing_entities(void)
+{
+    static const us_list_names_t names = {
+        "Contents", "Key", "Size", "ETag", "LastModified", "NextContinuationToken"
+    };
+    static const char laughs[] =
+        "<?xml version=\"1.0\"?><!DOCTYPE l [<!ENTITY a \"aaaaaaaaaa\">"
+        "<!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\"><!ENTITY c \"&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;\">"
+        "<!ENTITY d \"&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;\"><!ENTITY e \"&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;\">"
+        "<!ENTITY f \"&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;\"><!ENTITY g \"&f;&f;&f;&f;&f;&f;&f;&f;&f;&f;\">"
+        "<!ENTITY h \"&g;&g;&g;&g;&g;&g;&g;&g;&g;&g;\"><!ENTITY i \"&h;&h;&h;&h;&h;&h;&h;&h;&h;&h;\">]>"
+        "<ListBucketResult><Contents><Key>&i;</Key><Size>1</Size></Contents></ListBucketResult>";
+    static const char plain[] =
+        "<ListBucketResult><Contents><Key>a</Key><Size>1</Size></Contents>"
+        "<Contents><Key>b/</Key><Size>0</Size></Contents>"
+        "<Contents><Key>c</Key><Size>2</Size></Contents></ListBucketResult>";
+    char next[64];
+
+    uct_listed = 0;
+    CU_ASSERT_EQUAL(us_http_list_parse("s3://b/", laughs, sizeof(laughs) - 1, &names, "s3://b",
+                                       uct_count, NULL, next, sizeof(next)), UCACHE_ERR_IO);
+    CU_ASSERT_EQUAL(uct_listed, 0);
+    CU_ASSERT_EQUAL(us_http_list_parse("s3://b/", plain, sizeof(plain) - 1, &names, "s3://b",
+                                       uct_count, NULL, next, sizeof(next)), UCACHE_OK);
+    CU_ASSERT_EQUAL(uct_listed, 2);             /* "b/" is a directory marker */
+    CU_ASSERT_STRING_EQUAL(next, "");
+}
+
+/* A credentials-file line longer than the buffer is skipped whole: its
+ * tail never reads as a line of its own. */
+static void test_long_lines(void)
+{
+    char path[] = "/tmp/ucache-cred.XXXXXX", v[64];
+    FILE *f;
+    int fd = mkstemp(path), i;
+
+    CU_ASSERT_FATAL(fd >= 0);
+    f = fdopen(fd, "w");
+    CU_ASSERT_FATAL(f != NULL);
+    fputs("NOTE = ", f);
+    for (i = 0; i < 4096 - 7; i++) {
+        fputc('x', f);
+    }
+    fputs("AWS_SECRET_ACCESS_KEY = injected\nAWS_REGION = eu-west-1\n", f);
+    fclose(f);
+    CU_ASSERT_FALSE(us_ini_get(path, "", "AWS_SECRET_ACCESS_KEY", v, sizeof(v)));
+    CU_ASSERT_TRUE(us_ini_get(path, "", "AWS_REGION", v, sizeof(v)));
+    CU_ASSERT_STRING_EQUAL(v, "eu-west-1");
+    unlink(path);
+}
+
 const uct_test_t allow_tests[] = {
+    { "rules", test_rules },
+    { "public_addresses", test_public_addresses },
+    { "confined_http", test_confined_http },
+    { "slow_drip", test_slow_drip },
+    { "token_deadline", test_token_deadline },
+    { "listing_entities", test_listing_entities },
+    { "long_lines", test_long_lines },
     { "injected_hosts", test_injected_hosts },
     { NULL, NULL }
 };

@@ -143,4 +143,37 @@ else bad "origin restart"; cat "$W/err"; fi
 
 for p in "${DPIDS[@]}"; do kill -TERM "$p"; wait "$p"; done
 DPIDS=()
+
+# --- a full fill queue: BUSY, the readers back off, nobody turns suspect -------
+# Two owners with one fill slot each (UCACHE_FILL_QUEUE=1) and a slow origin
+# (2 MB/s per response): six readers of six cold 1 MiB objects at once.
+# Owners past their queue answer UCACHE_ERR_BUSY; readers back off, try the
+# next owner, then read the origin themselves - exact bytes, no failover.
+kill "$SRV"; wait "$SRV" 2>/dev/null
+$T/http_origin "$W/data" 0 2000000 >"$W/origin.port" 2>>"$W/origin.log" &
+SRV=$!
+wait_for 5 test -s "$W/origin.port"
+URL=http://127.0.0.1:$(awk '{print $2}' "$W/origin.port")
+for k in 1 2 3 4 5 6; do head -c 1048576 /dev/urandom >"$W/data/q$k"; done
+rm -rf "$W/members"
+UCACHE_FILL_QUEUE=1 UCACHE_FETCH_THREADS=1 start_daemons 2 64M
+busy_ok=1
+for k in 1 2 3 4 5 6; do
+    $BIN/ucache cat "$URL/q$k" --stats >"$W/q$k.out" 2>"$W/q$k.err" & Q[$k]=$!
+done
+for k in 1 2 3 4 5 6; do
+    wait ${Q[$k]} && cmp -s "$W/q$k.out" "$W/data/q$k" &&
+        [ "$(client_stat "$W/q$k.err" failovers)" = 0 ] || busy_ok=0
+done
+busy=0
+for i in 1 2; do
+    daemon_stats "${DPIDS[$((i - 1))]}" "$W/d$i.log"
+    busy=$((busy + $(grep '"stats":"ucached"' "$W/d$i.log" | tail -n 1 |
+                     sed -n 's/.*"fills_busy":\([0-9]*\).*/\1/p')))
+done
+if [ $busy_ok = 1 ] && [ $busy -ge 1 ]; then
+    ok "fill queues of 1, six cold readers: $busy FETCHes answered BUSY, every reader exact, no owner suspect"
+else bad "a full fill queue (busy $busy, readers ok $busy_ok)"; tail -3 "$W"/q*.err; fi
+for p in "${DPIDS[@]}"; do kill -TERM "$p"; wait "$p"; done
+DPIDS=()
 summary
