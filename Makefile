@@ -25,7 +25,7 @@ LIB_SRCS = util/status.c util/log.c util/config.c \
            store/layout.c store/alloc.c store/evict.c store/store.c \
            store/allow.c store/cred.c store/origin.c store/origin_file.c store/origin_http.c \
            store/origin_azure.c store/origin_s3.c \
-           fabric/place.c fabric/member.c fabric/view.c fabric/node.c fabric/client.c fabric/probe.c \
+           fabric/place.c fabric/member.c fabric/view.c fabric/proto.c fabric/node.c fabric/client.c fabric/probe.c \
            fabric/context.c
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 

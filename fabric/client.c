@@ -117,9 +117,7 @@ static ucache_status_t uf_fetch(struct ucache_context *ctx, uf_view_t *v,
     if (status != UCACHE_OK) {
         return status;
     }
-    if ((r.meta_length != sizeof(*rep)) || (rep->length != c->length) ||
-        ((flags & UF_FETCH_DATA) && (r.length != c->length)) ||
-        (rep->how < UF_HOW_HIT) || (rep->how > UF_HOW_COALESCED)) {
+    if (uf_fetch_rep_check(rep, r.meta_length, r.length, c->length, flags) != UCACHE_OK) {
         UF_ADD(ctx, bad_replies, 1);
         UC_WARN("owner %016llx sent a malformed FETCH reply (%zu+%zu bytes, "
                 "length %u, want %u)", (unsigned long long)p->id, r.meta_length,

@@ -311,10 +311,7 @@ static void uf_admin_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t l
     uf_admin_msg_t req;
     ut_rpc_t *d;
 
-    memset(&req, 0, sizeof(req));
-    memcpy(&req, msg, (len < sizeof(req)) ? len : sizeof(req));
-    if ((len != sizeof(req)) || (req.magic != UF_PROTO_MAGIC) ||
-        (req.version != UF_PROTO_VERSION) || (req.count > UF_ADMIN_UNDRAIN) ||
+    if ((uf_admin_req_check(msg, len, &req) != UCACHE_OK) ||
         ((req.count != UF_ADMIN_STATS) && (ctx->node == NULL))) {
         UC_WARN("refused a malformed ADMIN request (%zu bytes, operation %u)", len,
                 (unsigned)req.count);
@@ -749,7 +746,6 @@ ucache_status_t uf_admin_call(struct ucache_context *ctx, uf_peer_t *p, unsigned
     } rep;
     uf_admin_msg_t req = { UF_PROTO_MAGIC, UF_PROTO_VERSION, (uint16_t)op };
     ucache_status_t status;
-    size_t n;
     ut_req_t r;
 
     if (p->self) {
@@ -767,19 +763,13 @@ ucache_status_t uf_admin_call(struct ucache_context *ctx, uf_peer_t *p, unsigned
     if (status != UCACHE_OK) {
         return status;
     }
-    if ((r.length < sizeof(rep.hdr)) || (rep.hdr.magic != UF_PROTO_MAGIC) ||
-        (rep.hdr.version != UF_PROTO_VERSION) ||
-        (r.length != sizeof(rep.hdr) + (size_t)rep.hdr.count * sizeof(uint64_t))) {
+    status = uf_admin_rep_parse(&rep, r.length, stats_p);
+    if (status != UCACHE_OK) {
         UF_ADD(ctx, bad_replies, 1);
         UC_WARN("node %016llx sent a malformed ADMIN reply (%zu bytes)",
                 (unsigned long long)p->id, r.length);
-        return UCACHE_ERR_CORRUPT;
     }
-    memset(stats_p, 0, sizeof(*stats_p));
-    n = (rep.hdr.count < sizeof(*stats_p) / sizeof(uint64_t)) ? rep.hdr.count :
-        sizeof(*stats_p) / sizeof(uint64_t);
-    memcpy(stats_p, rep.v, n * sizeof(uint64_t));
-    return UCACHE_OK;
+    return status;
 }
 
 /* Node @p id's counters after ADMIN operation @p op. */

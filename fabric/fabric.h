@@ -90,10 +90,29 @@ enum { UF_ADMIN_STATS = 0, UF_ADMIN_DRAIN = 1, UF_ADMIN_UNDRAIN = 2 };
 us_key_t uf_chunk_key(const char *uri, const us_object_t *obj, uint64_t idx,
                       size_t chunk_size);
 
+/* proto.c: the checks of every message that crosses a trust boundary */
+
 /** Check a FETCH request; on success *uri_p points into @p msg (not
- *  terminated, *uri_len_p bytes). */
+ *  terminated, req->uri_len bytes).  UCACHE_ERR_INVALID else. */
 ucache_status_t uf_fetch_req_check(const void *msg, size_t len, uf_fetch_req_t *req,
                                    const char **uri_p);
+
+/** Check a TOUCH request: its header, then exactly req->count keys. */
+ucache_status_t uf_touch_req_check(const void *msg, size_t len, uf_touch_req_t *req);
+
+/** Check an ADMIN request (exactly one header; any other length, zero
+ *  included, is UCACHE_ERR_INVALID). */
+ucache_status_t uf_admin_req_check(const void *msg, size_t len, uf_admin_msg_t *req);
+
+/** Check a FETCH reply's shape (not its bytes): @p meta_len bytes of
+ *  metadata in @p rep, @p data_len of data, for a chunk of @p want bytes
+ *  asked with @p flags.  UCACHE_ERR_CORRUPT if it is not what was asked. */
+ucache_status_t uf_fetch_rep_check(const uf_fetch_rep_t *rep, size_t meta_len,
+                                   size_t data_len, uint32_t want, unsigned flags);
+
+/** The counters of an ADMIN reply of @p len bytes (more or fewer than this
+ *  build knows are fine).  UCACHE_ERR_CORRUPT if it is malformed. */
+ucache_status_t uf_admin_rep_parse(const void *buf, size_t len, ucache_stats_t *stats_p);
 
 /* ------------------------------------------------------------------------ */
 /* Owner service (node.c)                                                    */

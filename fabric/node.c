@@ -88,30 +88,6 @@ us_key_t uf_chunk_key(const char *uri, const us_object_t *obj, uint64_t idx,
     return k;
 }
 
-ucache_status_t uf_fetch_req_check(const void *msg, size_t len, uf_fetch_req_t *req,
-                                   const char **uri_p)
-{
-    if (len < sizeof(*req)) {
-        return UCACHE_ERR_INVALID;
-    }
-    memcpy(req, msg, sizeof(*req));
-    if ((req->magic != UF_PROTO_MAGIC) || (req->version != UF_PROTO_VERSION) ||
-        (req->flags & ~(UF_FETCH_DATA | UF_FETCH_PIN | UF_FETCH_UNPIN | UF_FETCH_EVICT)) ||
-        (__builtin_popcount(req->flags & (UF_FETCH_PIN | UF_FETCH_UNPIN |
-                                          UF_FETCH_EVICT)) > 1) ||
-        ((req->flags & UF_FETCH_EVICT) && (req->flags & UF_FETCH_DATA)) ||
-        (req->uri_len == 0) ||
-        (req->uri_len >= US_URI_MAX) || (len != sizeof(*req) + req->uri_len) ||
-        (req->chunk_size < 4096) || (req->chunk_size > US_MAX_PAYLOAD) ||
-        (req->obj_size == 0) || (req->chunk_idx >= req->obj_size / req->chunk_size +
-                                 (req->obj_size % req->chunk_size != 0)) ||
-        (memchr((const char *)msg + sizeof(*req), '\0', req->uri_len) != NULL)) {
-        return UCACHE_ERR_INVALID;
-    }
-    *uri_p = (const char *)msg + sizeof(*req);
-    return UCACHE_OK;
-}
-
 static uint32_t uf_job_length(const uf_job_t *job)
 {
     uint64_t left = job->obj.size - job->idx * job->chunk_size;
@@ -331,13 +307,7 @@ static void uf_touch_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t l
     uf_node_t *node = arg;
     uf_touch_req_t req;
 
-    if (len >= sizeof(req)) {
-        memcpy(&req, msg, sizeof(req));
-    }
-    if ((len < sizeof(req)) || (req.magic != UF_PROTO_MAGIC) ||
-        (req.version != UF_PROTO_VERSION) || (req.count == 0) ||
-        (req.count > UF_TOUCH_MAX) || (req.weight == 0) || (req.weight > 1024) ||
-        (len != sizeof(req) + (size_t)req.count * sizeof(us_key_t))) {
+    if (uf_touch_req_check(msg, len, &req) != UCACHE_OK) {
         UF_NODE_ADD(node, bad_requests, 1);
         UC_WARN("refused a malformed TOUCH request (%zu bytes)", len);
         ut_rpc_reply(rpc, UCACHE_ERR_INVALID, NULL, 0, NULL, 0, 0);

@@ -66,7 +66,9 @@ static void bad_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
     }
 }
 
-/* Send malformed FETCH requests to every member; each must be refused. */
+/* Send malformed FETCH, ADMIN and TOUCH requests to every member, and a
+ * well-formed FETCH of a file no owner's UCACHE_ALLOW allows: each must be
+ * refused, the last with UCACHE_ERR_REFUSED. */
 static int bad_client(ut_ctx_t *tr, uf_member_t *v, uint32_t n)
 {
     uint8_t msg[256];
@@ -81,13 +83,24 @@ static int bad_client(ut_ctx_t *tr, uf_member_t *v, uint32_t n)
             fails++;
             continue;
         }
-        for (k = 0; k < 4; k++) {
+        for (k = 0; k < 7; k++) {
+            us_object_t obj = { .size = 100, .version = 1 };
+            us_key_t key = uf_chunk_key("file:///etc/hosts", &obj, 0, 4096);
+            ucache_status_t want = UCACHE_ERR_INVALID;
+            unsigned rpc = UF_RPC_FETCH;
+
             memset(&req, 0, sizeof(req));
             req.magic = UF_PROTO_MAGIC;
             req.version = UF_PROTO_VERSION;
             req.obj_size = 100;
+            req.obj_version = 1;
             req.chunk_size = 4096;
             req.uri_len = 17;
+            if (k == 6) {                    /* well formed: a file it may not read */
+                req.key_hi = key.hi;
+                req.key_lo = key.lo;
+                want = UCACHE_ERR_REFUSED;
+            }
             memcpy(msg, &req, sizeof(req));
             memcpy(msg + sizeof(req), "file:///etc/hosts", 17);
             size_t len = sizeof(req) + 17;
@@ -97,13 +110,18 @@ static int bad_client(ut_ctx_t *tr, uf_member_t *v, uint32_t n)
                 len = 5;                     /* truncated */
             } else if (k == 2) {
                 len -= 3;                    /* uri shorter than it says */
+            } else if (k == 4) {
+                rpc = UF_RPC_ADMIN;          /* a zero-length ADMIN request */
+                len = 0;
+            } else if (k == 5) {
+                rpc = UF_RPC_TOUCH;          /* a zero-length TOUCH request */
+                len = 0;
             }                                /* k == 3: key does not match */
-            ut_rpc_post(&r, peer, UF_RPC_FETCH, msg, len, NULL, 0, NULL, 0);
+            ut_rpc_post(&r, peer, rpc, (len > 0) ? msg : NULL, len, NULL, 0, NULL, 0);
             ut_wait(tr, &r, 1, 5000000000ull);
-            if (r.status != UCACHE_ERR_INVALID) {
-                fprintf(stderr, "malformed request %d to %s: %s, want "
-                        "UCACHE_ERR_INVALID\n", k, v[i].host,
-                        ucache_status_name(r.status));
+            if (r.status != want) {
+                fprintf(stderr, "malformed request %d to %s: %s, want %s\n", k, v[i].host,
+                        ucache_status_name(r.status), ucache_status_name(want));
                 fails++;
             }
         }

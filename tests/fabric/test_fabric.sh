@@ -201,8 +201,10 @@ else bad "bad input"; cat "$W/bad"; fi
 # all three registered (a daemon stopped above may have been reaped and be
 # registering again, which a sanitizer build can make take a while)
 wait_nodes 3 >/dev/null 2>&1
-if $T/fake_owner client "$W/members" >"$W/fc" 2>&1 && [ "$(counter bad_requests)" -ge 12 ]; then
-    ok "malformed FETCH requests: refused by every daemon, counted"
+r0=$(counter fills_refused)
+if $T/fake_owner client "$W/members" >"$W/fc" 2>&1 && [ "$(counter bad_requests)" -ge 18 ] &&
+   [ "$(counter fills_refused)" -ge $((r0 + 3)) ]; then
+    ok "malformed FETCH, ADMIN and TOUCH requests (zero-length ones too) and a FETCH of file:///etc/hosts: refused by every daemon, counted"
 else bad "malformed requests"; cat "$W/fc"; fi
 
 for m in short length corrupt; do
