@@ -21,7 +21,7 @@ TEST_LIBS   = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 
 # The library: util (bottom) -> transport -> store -> fabric -> include/ucache.h
 LIB_SRCS = util/status.c util/log.c util/config.c \
-           transport/transport.c transport/ucx.c transport/devices.c \
+           transport/transport.c transport/blob.c transport/ucx.c transport/devices.c \
            store/layout.c store/alloc.c store/evict.c store/store.c \
            store/allow.c store/cred.c store/origin.c store/origin_file.c store/origin_http.c \
            store/origin_azure.c store/origin_s3.c \
@@ -60,7 +60,7 @@ LIB_SO   = $(BUILD)/lib/libucache-rdma.so
 LIB_A    = $(BUILD)/lib/libucache-rdma.a
 
 # Debian packages the project needs (make deps installs the missing ones).
-DEB_PKGS = gcc make pkg-config libucx-dev ucx-utils libxxhash-dev \
+DEB_PKGS = gcc clang libclang-rt-dev make pkg-config libucx-dev ucx-utils libxxhash-dev \
            libcunit1-dev mbw iproute2 procps strace openmpi-bin libopenmpi-dev \
            libcurl4-openssl-dev libssl-dev libxml2-dev libmicrohttpd-dev libibverbs-dev curl openssl bsdutils time
 
@@ -203,6 +203,39 @@ SCRIPTS ?= $(TEST_SCRIPTS)
 loop: $(if $(SAN),build-$(SAN),deps npm-deps)
 	@$(if $(SAN),,$(MAKE) --no-print-directory all tests &&) \
 	 $(SAN_ENV_$(SAN)) BUILD=$(if $(SAN),build/$(SAN),$(BUILD)) tests/loop.sh $(N) $(SCRIPTS)
+
+# make fuzz [FUZZ_SECONDS=10] [FUZZ_TARGETS="..."]: libFuzzer harnesses
+# (clang, -fsanitize=fuzzer,address,undefined; build/fuzz/) for every parser
+# of bytes that cross a trust boundary, each run FUZZ_SECONDS from its seed
+# corpus (tests/fuzz/corpus/NAME) plus what earlier runs found
+# (build/fuzz/corpus/NAME); a crash saves its input under build/fuzz/crashes/
+# and fails.  tests/fuzz/run.sh prints runs and coverage per target.
+FUZZ_TARGETS ?= proto member member_list layout listing headers uri config cred blob
+FUZZ_SECONDS ?= 10
+FUZZ_CC      ?= clang
+FUZZ_OPT      = -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+                -fno-sanitize-recover=undefined
+.PHONY: fuzz build-fuzz
+build-fuzz: deps
+	@$(MAKE) --no-print-directory BUILD=build/fuzz CC=$(FUZZ_CC) OPT="$(FUZZ_OPT)" \
+	    LDFLAGS="-fsanitize=address,undefined" $(FUZZ_TARGETS:%=build/fuzz/fuzz/fuzz_%)
+
+$(BUILD)/fuzz/fuzz_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+fuzz: build-fuzz
+	@tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# make fuzz-seeds: rewrite the binary seeds (real messages, records, blobs,
+# a store region) in tests/fuzz/corpus/ from this build
+.PHONY: fuzz-seeds
+fuzz-seeds: $(BUILD)/tests/fuzz_seeds
+	@$(BUILD)/tests/fuzz_seeds
+
+$(BUILD)/tests/fuzz_seeds: $(BUILD)/obj/tests/fuzz/seeds.o $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 # The main job: a local fabric of three daemons reading a sample dataset.
 demo: deps

@@ -144,6 +144,17 @@ ucache_status_t uf_member_decode(const void *rec, size_t len, uf_member_t *m)
     return UCACHE_OK;
 }
 
+void uf_member_seal(void *rec, size_t len)
+{
+    uf_rec_hdr_t h;
+
+    if (len >= sizeof(h)) {
+        memcpy(&h, rec, sizeof(h));
+        h.checksum = uf_rec_sum(rec, len);
+        memcpy(rec, &h, sizeof(h));
+    }
+}
+
 void uf_member_clear(uf_member_t *m)
 {
     free(m->addr);
@@ -561,7 +572,9 @@ ucache_status_t uf_file_scan(const char *path, uf_member_t **members_p, uint32_t
     uf_member_t *v = NULL, *nv;
     uint32_t n = 0, cap = 0, slot = 0, i;
     unsigned lineno = 0;
-    char line[512], *p;
+    char line[512], *p, *raw = NULL;
+    size_t rawcap = 0;
+    ssize_t len;
     FILE *f;
 
     f = fopen(path, "r");
@@ -570,15 +583,17 @@ ucache_status_t uf_file_scan(const char *path, uf_member_t **members_p, uint32_t
         return (errno == ENOENT) ? UCACHE_ERR_NOT_FOUND : UCACHE_ERR_IO;
     }
     *epoch_p = uf_file_epoch(path);
-    while (fgets(line, sizeof(line), f) != NULL) {
+    while ((len = getline(&raw, &rawcap, f)) != -1) {
         lineno++;
-        if ((strchr(line, '\n') == NULL) && !feof(f)) {
-            UC_ERROR("members: %s line %u is longer than %zu bytes", path, lineno,
-                     sizeof(line) - 2);
+        if (((size_t)len >= sizeof(line)) || (memchr(raw, '\0', (size_t)len) != NULL)) {
+            UC_ERROR("members: %s line %u is longer than %zu bytes, or binary", path,
+                     lineno, sizeof(line) - 1);
+            free(raw);
             fclose(f);
             uf_members_free(v, n);
             return UCACHE_ERR_INVALID;  /* never its tail as a line of its own */
         }
+        memcpy(line, raw, (size_t)len + 1);
         line[strcspn(line, "#\r\n")] = '\0';
         for (p = line; (*p == ' ') || (*p == '\t'); p++) {
         }
@@ -596,6 +611,7 @@ ucache_status_t uf_file_scan(const char *path, uf_member_t **members_p, uint32_t
         if (uf_file_line(p, &v[n]) != UCACHE_OK) {
             UC_ERROR("members: %s line %u is not HOST:PORT [zone=Z] [weight=W]",
                      path, lineno);
+            free(raw);
             fclose(f);
             uf_members_free(v, n);
             return UCACHE_ERR_INVALID;
@@ -604,6 +620,7 @@ ucache_status_t uf_file_scan(const char *path, uf_member_t **members_p, uint32_t
             if (v[i].id == v[n].id) {
                 UC_ERROR("members: %s line %u repeats %s:%u", path, lineno,
                          v[n].host, v[n].port);
+                free(raw);
                 fclose(f);
                 uf_members_free(v, n);
                 return UCACHE_ERR_INVALID;
@@ -616,12 +633,14 @@ ucache_status_t uf_file_scan(const char *path, uf_member_t **members_p, uint32_t
         }
         n++;
     }
+    free(raw);
     fclose(f);
     *members_p = v;
     *n_p = n;
     return UCACHE_OK;
 
 err_nomem:
+    free(raw);
     fclose(f);
     uf_members_free(v, n);
     return UCACHE_ERR_NO_MEMORY;

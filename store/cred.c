@@ -36,6 +36,21 @@ void us_cred_configure(const char *path)
     pthread_mutex_unlock(&us_cred_lock);
 }
 
+#define US_INI_LINE_MAX 4096   /* longer lines are skipped whole */
+
+/* Whether [s, s + n) holds a control character (a value never does). */
+static bool us_has_ctl(const char *s, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (((unsigned char)s[i] < 0x20) || (s[i] == 0x7f)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Trim blanks at both ends of [*s, *e). */
 static void us_trim(const char **s, const char **e)
 {
@@ -51,25 +66,23 @@ static void us_trim(const char **s, const char **e)
 bool us_ini_get(const char *path, const char *section, const char *key, char *out,
                 size_t cap)
 {
-    char line[4096];
+    char *line = NULL;
     const char *s, *e, *eq;
     bool in = (section[0] == '\0'), found = false;
+    size_t lcap = 0;
+    ssize_t n;
     FILE *f;
 
     out[0] = '\0';
     if ((path[0] == '\0') || ((f = fopen(path, "re")) == NULL)) {
         return false;
     }
-    while (!found && (fgets(line, sizeof(line), f) != NULL)) {
-        if ((strchr(line, '\n') == NULL) && !feof(f)) {
-            /* longer than the buffer: skip all of it, never read its tail
-             * as a line of its own */
-            for (int c = fgetc(f); (c != EOF) && (c != '\n'); c = fgetc(f)) {
-            }
-            continue;
+    while (!found && ((n = getline(&line, &lcap, f)) != -1)) {
+        if ((n > US_INI_LINE_MAX) || (memchr(line, '\0', (size_t)n) != NULL)) {
+            continue;   /* over-long or binary: skipped whole, never split */
         }
         s = line;
-        e = line + strlen(line);
+        e = line + n;
         us_trim(&s, &e);
         if ((s == e) || (*s == '#') || (*s == ';')) {
             continue;
@@ -92,13 +105,15 @@ bool us_ini_get(const char *path, const char *section, const char *key, char *ou
             us_trim(&ks, &ke);
             us_trim(&vs, &ve);
             if (((size_t)(ke - ks) == strlen(key)) &&
-                (strncmp(ks, key, (size_t)(ke - ks)) == 0) && ((size_t)(ve - vs) < cap)) {
+                (strncmp(ks, key, (size_t)(ke - ks)) == 0) && ((size_t)(ve - vs) < cap) &&
+                !us_has_ctl(vs, (size_t)(ve - vs))) {
                 memcpy(out, vs, (size_t)(ve - vs));
                 out[ve - vs] = '\0';
                 found = true;
             }
         }
     }
+    free(line);
     fclose(f);
     return found;
 }

@@ -11,6 +11,7 @@
 #include "store/origin_http.h"
 #include "util/log.h"
 
+#include <ctype.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <stdbool.h>
@@ -43,14 +44,27 @@ static void ua_copy(char *dst, size_t cap, const char *src, size_t n)
 /* "Key=value;Key=value" lookup of a connection string. */
 static bool ua_conn_get(const char *conn, const char *name, char *out, size_t cap)
 {
-    size_t nl = strlen(name);
+    size_t nl = strlen(name), n, i;
     const char *p = conn, *end;
 
     while ((p != NULL) && (*p != '\0')) {
         end = strchr(p, ';');
         if ((strncmp(p, name, nl) == 0) && (p[nl] == '=')) {
             p += nl + 1;
-            ua_copy(out, cap, p, end ? (size_t)(end - p) : strlen(p));
+            n = end ? (size_t)(end - p) : strlen(p);
+            for (i = 0; i < n; i++) {
+                if (((unsigned char)p[i] < 0x20) || (p[i] == 0x7f)) {
+                    UC_ERROR("AZURE_STORAGE_CONNECTION_STRING: %s has a control "
+                             "character; ignored", name);
+                    return false;
+                }
+            }
+            if (n >= cap) {
+                UC_ERROR("AZURE_STORAGE_CONNECTION_STRING: %s is longer than %zu bytes; "
+                         "ignored", name, cap - 1);
+                return false;   /* never a truncated key or endpoint */
+            }
+            ua_copy(out, cap, p, n);
             return true;
         }
         p = end ? end + 1 : NULL;
@@ -58,9 +72,46 @@ static bool ua_conn_get(const char *conn, const char *name, char *out, size_t ca
     return false;
 }
 
+static bool ua_hex(char c)
+{
+    return ((c >= '0') && (c <= '9')) || ((c >= 'a') && (c <= 'f')) ||
+           ((c >= 'A') && (c <= 'F'));
+}
+
+/* Whether [s, s + n) is RFC 3986 path characters (pchar), the characters
+ * of @p extra and %HH escapes: what goes into a request URL as it is. */
+static bool ua_uri_chars(const char *s, size_t n, const char *extra)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (s[i] == '%') {
+            if ((i + 2 >= n) || !ua_hex(s[i + 1]) || !ua_hex(s[i + 2])) {
+                return false;
+            }
+        } else if (!isalnum((unsigned char)s[i]) && ((s[i] == '\0') ||
+                   ((strchr("-._~!$&'()*+,;=:@", s[i]) == NULL) &&
+                    (strchr(extra, s[i]) == NULL)))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A BlobEndpoint: http(s)://HOST[:PORT][/PATH], nothing else. */
+static bool ua_endpoint_ok(const char *ep)
+{
+    us_uri_parts_t u;
+
+    return ((strncmp(ep, "http://", 7) == 0) || (strncmp(ep, "https://", 8) == 0)) &&
+           (strpbrk(ep, "?# ") == NULL) && (us_uri_split(ep, &u) == UCACHE_OK) &&
+           (u.host[0] != '\0');
+}
+
 void us_az_cred_load(const char *account, us_az_cred_t *c)
 {
     char conn[2048], name[64] = "", v[1024];
+    bool anon = false;    /* a connection string naming no account (a SAS one) */
 
     memset(c, 0, sizeof(*c));
     snprintf(c->account, sizeof(c->account), "%s", account);
@@ -70,6 +121,7 @@ void us_az_cred_load(const char *account, us_az_cred_t *c)
          * account named (a SAS string) to its BlobEndpoint alone */
         if ((strcmp(name, account) == 0) ||
             ((name[0] == '\0') && ua_conn_get(conn, "BlobEndpoint", v, sizeof(v)))) {
+            anon = (name[0] == '\0');
             ua_conn_get(conn, "AccountKey", c->key, sizeof(c->key));
             ua_conn_get(conn, "BlobEndpoint", c->endpoint, sizeof(c->endpoint));
             ua_conn_get(conn, "SharedAccessSignature", c->sas, sizeof(c->sas));
@@ -85,6 +137,14 @@ void us_az_cred_load(const char *account, us_az_cred_t *c)
     }
     while ((c->endpoint[0] != '\0') && (c->endpoint[strlen(c->endpoint) - 1] == '/')) {
         c->endpoint[strlen(c->endpoint) - 1] = '\0';
+    }
+    if ((anon && (c->endpoint[0] == '\0')) ||
+        ((c->endpoint[0] != '\0') && !ua_endpoint_ok(c->endpoint)) ||
+        !ua_uri_chars(c->sas, strlen(c->sas), "/?")) {
+        UC_ERROR("Azure credentials of %s: BlobEndpoint is not http(s)://HOST[:PORT][/PATH], "
+                 "or the SAS is not URL query characters; they are not used", account);
+        memset(c, 0, sizeof(*c));
+        snprintf(c->account, sizeof(c->account), "%s", account);
     }
 }
 
@@ -202,21 +262,17 @@ static bool ua_container_ok(const char *s, size_t n)
     return true;
 }
 
-/* A blob name (the path after the container, still percent-encoded as in
- * the URI): 1 to 1024 bytes, no control character, no "." or ".." segment
- * (HTTP clients resolve them: another blob would be read). */
+/* A blob name (the path after the container, percent-encoded as in the
+ * URI, which goes into the request URL as it is): 1 to 1024 bytes of
+ * RFC 3986 path characters and %HH escapes, no "." or ".." segment (HTTP
+ * clients resolve them: another blob would be read). */
 static bool ua_blob_ok(const char *s, size_t n)
 {
     const char *seg = s, *end = s + n;
-    size_t i, k;
+    size_t k;
 
-    if ((n == 0) || (n > 1024)) {
+    if ((n == 0) || (n > 1024) || !ua_uri_chars(s, n, "/")) {
         return false;
-    }
-    for (i = 0; i < n; i++) {
-        if (((unsigned char)s[i] < 0x20) || (s[i] == 0x7f) || (s[i] == '\\')) {
-            return false;
-        }
     }
     while (seg <= end) {
         k = strcspn(seg, "/");
@@ -277,6 +333,9 @@ static ucache_status_t ua_parse(const char *uri, bool list, const char *marker,
     q = (*q == '?') ? q : NULL;
     ua_copy(path, sizeof(path), slash, q ? (size_t)(q - slash) : strlen(slash));
     if (q != NULL) {
+        if (!ua_uri_chars(q + 1, strlen(q + 1), "/?") || (strlen(q + 1) >= sizeof(query))) {
+            goto bad;   /* the SAS goes into the request URL as it is */
+        }
         snprintf(query, sizeof(query), "%s", q + 1);
     }
     if (list) {
@@ -378,6 +437,24 @@ static ucache_status_t ua_request(const char *uri, us_object_t *stat_p,
         auth.endpoint_configured = b->configured;
         status = us_http_do(uri, b->url, &auth, stat_p, obj, off, buf, len);
     }
+    free(b);
+    return status;
+}
+
+ucache_status_t us_az_request_url(const char *uri, char *url, size_t cap,
+                                  bool *configured_p)
+{
+    ua_blob_t *b = malloc(sizeof(*b));
+    ucache_status_t status;
+
+    if (b == NULL) {
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    status = ua_match(uri) ? ua_parse(uri, false, "", b, NULL) : UCACHE_ERR_INVALID;
+    if ((status == UCACHE_OK) && (snprintf(url, cap, "%s", b->url) >= (int)cap)) {
+        status = UCACHE_ERR_MSG_TRUNCATED;
+    }
+    *configured_p = (status == UCACHE_OK) && b->configured;
     free(b);
     return status;
 }

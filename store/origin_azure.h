@@ -14,6 +14,7 @@
 
 #include "ucache.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define US_AZ_VERSION "2021-08-06"   /* x-ms-version we speak */
@@ -33,5 +34,14 @@ ucache_status_t us_az_sign(const char *key, const char *sts, char *out, size_t c
 
 /** RFC 1123 time of now, as x-ms-date wants it. */
 void us_az_date(char *out, size_t cap);
+
+/**
+ * The URL a request for blob @p uri goes to (credentials of the
+ * environment and the credentials file applied; a SAS in it), and whether
+ * its endpoint is a configured BlobEndpoint.  UCACHE_ERR_INVALID for a URI
+ * that breaks Azure's naming rules.  (The fuzz target's oracle.)
+ */
+ucache_status_t us_az_request_url(const char *uri, char *url, size_t cap,
+                                  bool *configured_p);
 
 #endif

@@ -118,11 +118,7 @@ typedef struct uo_xfer {
     char       *buf;        /* GET: where the body goes                   */
     size_t      cap, got;
     bool        overflow;
-    uint64_t    length;     /* HEAD: Content-Length                        */
-    bool        has_length;
-    char        etag[US_ETAG_MAX];
-    char        last_modified[64];
-    uint64_t    retry_after_ns;
+    us_http_meta_t meta;    /* what the response's headers said            */
 } uo_xfer_t;
 
 static size_t uo_body(char *data, size_t size, size_t n, void *arg)
@@ -167,32 +163,60 @@ static bool uo_header(const char *line, size_t len, const char *name, char *out,
     if (len - v >= cap) {
         return false;
     }
+    for (nl = v; nl < len; nl++) {
+        if (((unsigned char)line[nl] < 0x20) || (line[nl] == 0x7f)) {
+            return false;       /* never into a header of ours (If-Match) */
+        }
+    }
     memcpy(out, line + v, len - v);
     out[len - v] = '\0';
     return true;
 }
 
+/* A decimal number and nothing else (no sign, no overflow). */
+static bool uo_number(const char *s, uint64_t *v_p)
+{
+    uint64_t v = 0;
+
+    if (*s == '\0') {
+        return false;
+    }
+    for (; *s != '\0'; s++) {
+        if ((*s < '0') || (*s > '9') || (v > (UINT64_MAX - 9) / 10)) {
+            return false;
+        }
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    *v_p = v;
+    return true;
+}
+
+void us_http_header(const char *line, size_t len, us_http_meta_t *m)
+{
+    char value[64];
+    uint64_t v;
+
+    if ((len >= 5) && (strncmp(line, "HTTP/", 5) == 0)) { /* a new response */
+        memset(m, 0, sizeof(*m));
+    } else if (uo_header(line, len, "content-length", value, sizeof(value))) {
+        m->has_length = uo_number(value, &m->length);
+    } else if (uo_header(line, len, "retry-after", value, sizeof(value))) {
+        /* seconds (an HTTP date is taken as "now"), capped before scaling */
+        m->retry_after_ns = uo_number(value, &v) ?
+                            ((v > 3600) ? 3600 : v) * UC_NSEC_PER_SEC : 0;
+    } else {
+        (void)(uo_header(line, len, "etag", m->etag, sizeof(m->etag)) ||
+               uo_header(line, len, "last-modified", m->last_modified,
+                         sizeof(m->last_modified)));
+    }
+}
+
 static size_t uo_headers(char *line, size_t size, size_t n, void *arg)
 {
     uo_xfer_t *x = arg;
-    size_t len = size * n;
-    char value[64];
 
-    if ((len >= 5) && (strncmp(line, "HTTP/", 5) == 0)) { /* a new response */
-        x->etag[0] = x->last_modified[0] = '\0';
-        x->has_length = false;
-        x->retry_after_ns = 0;
-    } else if (uo_header(line, len, "content-length", value, sizeof(value))) {
-        x->length = strtoull(value, NULL, 10);
-        x->has_length = true;
-    } else if (uo_header(line, len, "retry-after", value, sizeof(value))) {
-        x->retry_after_ns = strtoull(value, NULL, 10) * UC_NSEC_PER_SEC;
-    } else {
-        (void)(uo_header(line, len, "etag", x->etag, sizeof(x->etag)) ||
-               uo_header(line, len, "last-modified", x->last_modified,
-                         sizeof(x->last_modified)));
-    }
-    return len;
+    us_http_header(line, size * n, &x->meta);
+    return size * n;
 }
 
 static bool uo_retryable(CURLcode rc, long code)
@@ -448,7 +472,7 @@ static ucache_status_t uo_request(const char *uri, const char *url,
                 bad = p; /* not retryable: the server sends more than a range, ... */
             } else {
                 retry++;
-                wait = (p->x.retry_after_ns > wait) ? p->x.retry_after_ns : wait;
+                wait = (p->x.meta.retry_after_ns > wait) ? p->x.meta.retry_after_ns : wait;
             }
         }
         if (bad != NULL) {
@@ -495,6 +519,12 @@ void us_http_object(const char *etag, const char *last_modified, uint64_t size,
     int n;
 
     memset(obj_p, 0, sizeof(*obj_p));
+    for (n = 0; (etag != NULL) && (etag[n] != '\0'); n++) {
+        if (((unsigned char)etag[n] < 0x20) || (etag[n] == 0x7f)) {
+            etag = NULL;        /* not an ETag: never sent in If-Match */
+            break;
+        }
+    }
     if ((etag != NULL) && (etag[0] != '\0')) {
         /* quoted as in an ETag header, whichever way it arrived */
         if (etag[0] == '"' || strncmp(etag, "W/", 2) == 0) {
@@ -524,11 +554,11 @@ ucache_status_t us_http_stat(const char *uri, const char *url,
     if (status != UCACHE_OK) {
         return status;
     }
-    if (!p.x.has_length) {
+    if (!p.x.meta.has_length) {
         UC_ERROR("%.*s: the origin did not give the object's size", us_uri_loglen(uri), uri);
         return UCACHE_ERR_IO;
     }
-    us_http_object(p.x.etag, p.x.last_modified, p.x.length, obj_p);
+    us_http_object(p.x.meta.etag, p.x.meta.last_modified, p.x.meta.length, obj_p);
     return UCACHE_OK;
 }
 

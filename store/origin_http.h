@@ -25,6 +25,23 @@ typedef struct us_http_auth {
                                   a private address */
 } us_http_auth_t;
 
+/* What a response's headers say (us_http_header). */
+typedef struct us_http_meta {
+    uint64_t length;          /* Content-Length, if has_length            */
+    bool     has_length;
+    char     etag[US_ETAG_MAX];
+    char     last_modified[64];
+    uint64_t retry_after_ns;  /* Retry-After in seconds, at most an hour  */
+} us_http_meta_t;
+
+/**
+ * Take one header line of a response, as libcurl hands it over (untrusted
+ * bytes, @p len of them, not terminated), into @p m: a status line starts
+ * a new response; values too long, with control characters or numbers that
+ * do not parse are not taken.
+ */
+void us_http_header(const char *line, size_t len, us_http_meta_t *m);
+
 ucache_status_t us_http_stat(const char *uri, const char *url,
                              const us_http_auth_t *auth, us_object_t *obj_p);
 

@@ -362,6 +362,27 @@ static ucache_status_t u3_request(const char *uri, us_object_t *stat_p,
     return status;
 }
 
+ucache_status_t us_s3_request_url(const char *uri, char *url, size_t cap,
+                                  bool *configured_p)
+{
+    char bucket[64], key[U3_KEY_MAX];
+    u3_req_t *r = malloc(sizeof(*r));
+    ucache_status_t status;
+
+    if (r == NULL) {
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    status = (strncmp(uri, "s3://", 5) == 0) ?
+             u3_parse(uri, false, "", r, bucket, sizeof(bucket), key, sizeof(key)) :
+             UCACHE_ERR_INVALID;
+    if ((status == UCACHE_OK) && (snprintf(url, cap, "%s", r->url) >= (int)cap)) {
+        status = UCACHE_ERR_MSG_TRUNCATED;
+    }
+    *configured_p = (status == UCACHE_OK) && (r->cred.endpoint[0] != '\0');
+    free(r);
+    return status;
+}
+
 static ucache_status_t u3_stat(const char *uri, us_object_t *obj_p)
 {
     return u3_request(uri, obj_p, NULL, 0, NULL, 0);

@@ -16,6 +16,7 @@
 
 #include "ucache.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct us_s3_cred {
@@ -44,5 +45,14 @@ ucache_status_t us_s3_sign(const us_s3_cred_t *cred, const char *verb, const cha
                            const char *query, const char *const *hdrs, size_t nhdrs,
                            const char *payload_sha256, const char *amzdate, char *out,
                            size_t cap);
+
+/**
+ * The URL a request for object @p uri goes to (the bucket's own host, or
+ * the configured endpoint), and whether that endpoint is configured.
+ * UCACHE_ERR_INVALID for a URI that breaks S3's naming rules.  (The fuzz
+ * target's oracle.)
+ */
+ucache_status_t us_s3_request_url(const char *uri, char *url, size_t cap,
+                                  bool *configured_p);
 
 #endif

@@ -37,6 +37,7 @@
  * Blobs carry an xxHash64 checksum over all their bytes, so a truncated or
  * corrupted blob is rejected before UCX ever parses it.
  */
+#include "transport/blob.h"
 #include "transport.h"
 #include "util/log.h"
 #include "util/time.h"
@@ -69,7 +70,6 @@
 #define UT_ADDR_MAGIC     0x44414355u /* "UCAD" */
 #define UT_RKEY_MAGIC     0x4b524355u /* "UCRK" */
 #define UT_AM_MAGIC       0x4d414355u /* "UCAM" */
-#define UT_BLOB_VERSION   1
 #define UT_AM_ID_REQ      10
 #define UT_AM_ID_REP      11
 #define UT_OP_READ        0          /* built-in AM read; RPC ids are 1..63 */
@@ -89,14 +89,6 @@
 /* ut_req_t.priv.flags */
 #define UT_REQF_SLOT      (1u << 0)  /* holds a slot in ctx->slots */
 
-typedef struct ut_blob_hdr {
-    uint32_t magic;
-    uint16_t version;
-    uint16_t hdr_len;     /* sizeof(ut_blob_hdr) + body struct            */
-    uint32_t total_len;   /* whole blob, header included                  */
-    uint32_t reserved;
-    uint64_t checksum;    /* ut_blob_sum(): header (this field zero), rest */
-} ut_blob_hdr;
 
 typedef struct ut_addr_body {
     uint64_t uuid;        /* random per context                           */
@@ -310,72 +302,6 @@ static ucache_status_t ut_ucs_status(ucs_status_t status)
 /* ------------------------------------------------------------------------ */
 /* Self-checking blobs                                                       */
 /* ------------------------------------------------------------------------ */
-
-/* The checksum: XXH64 of the bytes after the header, seeded with XXH64 of
- * the header whose checksum field is zero. */
-static uint64_t ut_blob_sum(ut_blob_hdr hdr, const void *rest, size_t rest_len)
-{
-    hdr.checksum = 0;
-    return XXH64(rest, rest_len, XXH64(&hdr, sizeof(hdr), 0));
-}
-
-static void *ut_blob_build(uint32_t magic, const void *body, size_t body_len,
-                           const void *payload, size_t payload_len,
-                           size_t *len_p)
-{
-    size_t total = sizeof(ut_blob_hdr) + body_len + payload_len;
-    ut_blob_hdr *hdr;
-    uint8_t *blob;
-
-    if (total > UINT32_MAX) {
-        return NULL;
-    }
-    blob = calloc(1, total);
-    if (blob == NULL) {
-        return NULL;
-    }
-    hdr            = (ut_blob_hdr *)blob;
-    hdr->magic     = magic;
-    hdr->version   = UT_BLOB_VERSION;
-    hdr->hdr_len   = (uint16_t)(sizeof(*hdr) + body_len);
-    hdr->total_len = (uint32_t)total;
-    memcpy(blob + sizeof(*hdr), body, body_len);
-    memcpy(blob + sizeof(*hdr) + body_len, payload, payload_len);
-    hdr->checksum  = ut_blob_sum(*hdr, blob + sizeof(*hdr), total - sizeof(*hdr));
-    *len_p = total;
-    return blob;
-}
-
-/*
- * Validate a blob; on success its body is copied to @p body (body_len bytes:
- * a blob may sit at any alignment) and *payload_p, *payload_len_p name the
- * UCX part.
- */
-static ucache_status_t ut_blob_check(const void *blob, size_t len,
-                                     uint32_t magic, size_t body_len,
-                                     void *body, const void **payload_p,
-                                     size_t *payload_len_p)
-{
-    ut_blob_hdr hdr;
-
-    if ((blob == NULL) || (len < sizeof(hdr) + body_len)) {
-        return UCACHE_ERR_INVALID;
-    }
-    memcpy(&hdr, blob, sizeof(hdr));
-    if ((hdr.magic != magic) || (hdr.version != UT_BLOB_VERSION) ||
-        (hdr.hdr_len != sizeof(hdr) + body_len) || (hdr.total_len != len) ||
-        (len == sizeof(hdr) + body_len)) {
-        return UCACHE_ERR_INVALID;
-    }
-    if (ut_blob_sum(hdr, (const uint8_t *)blob + sizeof(hdr), len - sizeof(hdr)) !=
-        hdr.checksum) {
-        return UCACHE_ERR_CORRUPT;
-    }
-    memcpy(body, (const uint8_t *)blob + sizeof(hdr), body_len);
-    *payload_p     = (const uint8_t *)blob + hdr.hdr_len;
-    *payload_len_p = len - hdr.hdr_len;
-    return UCACHE_OK;
-}
 
 /*
  * Take a blob from outside: validate it (a refusal is counted and logged
@@ -2565,6 +2491,13 @@ static ucache_status_t ut_ucx_rkey_unpack(ut_peer_t *p, const void *blob,
                           "a remote key", &body, sizeof(body), &ucp_blob, &plen);
     if (status != UCACHE_OK) {
         return status;
+    }
+    if ((body.len == 0) || (body.base + body.len < body.base)) {
+        UT_STAT_ADD(ctx, bad_input, 1);
+        UC_ERROR("refused a remote key for %s: its region wraps the address space",
+                 peer->name);
+        free(ucp_blob);
+        return UCACHE_ERR_INVALID;
     }
     if (body.ctx_uuid != peer->uuid) {
         UT_STAT_ADD(ctx, bad_input, 1);

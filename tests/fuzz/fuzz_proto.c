@@ -1,0 +1,76 @@
+/*
+ * fuzz_proto.c - the fabric's message checks (fabric/proto.c): FETCH, TOUCH
+ * and ADMIN requests as an owner receives them from any peer, FETCH and
+ * ADMIN replies as a reader receives them.  The first byte picks the
+ * parser; the rest is the message, in a buffer of exactly its size (so an
+ * over-read is an ASan report).  Properties: what a check accepts is
+ * exactly as long as it says, and its numbers are in range.
+ */
+#include "fabric/fabric.h"
+#include "tests/fuzz/fuzz.h"
+
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    uf_fetch_req_t freq;
+    uf_touch_req_t treq;
+    uf_admin_msg_t areq;
+    uf_fetch_rep_t rep;
+    ucache_stats_t st;
+    const char *uri;
+    uint8_t *msg;
+    uint32_t want;
+    unsigned flags;
+
+    fz_quiet();
+    if (size < 1) {
+        return 0;
+    }
+    msg = malloc(size - 1);
+    memcpy(msg, data + 1, size - 1);
+    size--;
+    switch (data[0] % 5) {
+    case 0:
+        if (uf_fetch_req_check((size > 0) ? msg : NULL, size, &freq, &uri) == UCACHE_OK) {
+            FZ_CHECK(uri == (const char *)msg + sizeof(freq));
+            FZ_CHECK(sizeof(freq) + freq.uri_len == size);
+            FZ_CHECK((freq.uri_len > 0) && (freq.uri_len < US_URI_MAX));
+            FZ_CHECK(memchr(uri, '\0', freq.uri_len) == NULL);
+            FZ_CHECK(freq.chunk_idx * (uint64_t)freq.chunk_size < freq.obj_size);
+        }
+        break;
+    case 1:
+        if (uf_touch_req_check((size > 0) ? msg : NULL, size, &treq) == UCACHE_OK) {
+            FZ_CHECK(size == sizeof(treq) + (size_t)treq.count * sizeof(us_key_t));
+            FZ_CHECK((treq.count > 0) && (treq.count <= UF_TOUCH_MAX));
+        }
+        break;
+    case 2:
+        if (uf_admin_req_check((size > 0) ? msg : NULL, size, &areq) == UCACHE_OK) {
+            FZ_CHECK((size == sizeof(areq)) && (areq.count <= UF_ADMIN_UNDRAIN));
+        }
+        break;
+    case 3:   /* a reply's metadata (as received), then data length, want, flags */
+        if (size < sizeof(rep) + 10) {
+            break;
+        }
+        memcpy(&rep, msg, sizeof(rep));
+        memcpy(&want, msg + sizeof(rep), 4);
+        flags = msg[sizeof(rep) + 4];
+        if (uf_fetch_rep_check(&rep, msg[sizeof(rep) + 5] ? sizeof(rep) : msg[sizeof(rep) + 6],
+                               (size_t)msg[sizeof(rep) + 7] << 8 | msg[sizeof(rep) + 8], want,
+                               flags) == UCACHE_OK) {
+            FZ_CHECK(rep.length == want);
+            FZ_CHECK((rep.how >= UF_HOW_HIT) && (rep.how <= UF_HOW_COALESCED));
+        }
+        break;
+    default:
+        if (uf_admin_rep_parse((size > 0) ? msg : NULL, size, &st) == UCACHE_OK) {
+            FZ_CHECK((size - sizeof(uf_admin_msg_t)) % sizeof(uint64_t) == 0);
+        }
+        break;
+    }
+    free(msg);
+    return 0;
+}

@@ -1,0 +1,134 @@
+/*
+ * seeds.c - writes the binary seed inputs of the fuzz targets into
+ * tests/fuzz/corpus/ (make fuzz-seeds; the files are committed): real
+ * messages, records, blobs and a real store region, in each harness's
+ * input format, so fuzzing starts from what the parsers accept.
+ */
+#include "fabric/fabric.h"
+#include "transport/blob.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char *root = "tests/fuzz/corpus";
+
+static void seed(const char *target, const char *name, const void *a, size_t alen,
+                 const void *b, size_t blen)
+{
+    char path[256];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", root, target);
+    mkdir(path, 0755);
+    snprintf(path, sizeof(path), "%s/%s/%s", root, target, name);
+    f = fopen(path, "wb");
+    if ((f == NULL) || (fwrite(a, 1, alen, f) != alen) ||
+        ((blen > 0) && (fwrite(b, 1, blen, f) != blen))) {
+        fprintf(stderr, "seeds: cannot write %s\n", path);
+        exit(1);
+    }
+    fclose(f);
+}
+
+static void proto_seeds(void)
+{
+    static const char uri[] = "az://acct1/data/train-00001.tar";
+    uint8_t msg[512];
+    uf_fetch_req_t req = { UF_PROTO_MAGIC, UF_PROTO_VERSION, UF_FETCH_DATA, 1, 0, 0,
+                           10000000, 42, 2, 4u << 20, sizeof(uri) - 1, 0 };
+    uf_touch_req_t t = { UF_PROTO_MAGIC, UF_PROTO_VERSION, 2, 16, 0 };
+    uf_admin_msg_t a = { UF_PROTO_MAGIC, UF_PROTO_VERSION, UF_ADMIN_DRAIN };
+    us_object_t obj = { .size = 10000000, .version = 42 };
+    us_key_t k = uf_chunk_key(uri, &obj, 2, 4u << 20), keys[2] = { k, k };
+    uint64_t counters[4] = { 1, 2, 3, 4 };
+    uf_fetch_rep_t rep;
+
+    req.key_hi = k.hi;
+    req.key_lo = k.lo;
+    msg[0] = 0;
+    memcpy(msg + 1, &req, sizeof(req));
+    memcpy(msg + 1 + sizeof(req), uri, sizeof(uri) - 1);
+    seed("proto", "fetch", msg, 1 + sizeof(req) + sizeof(uri) - 1, NULL, 0);
+    msg[0] = 1;
+    memcpy(msg + 1, &t, sizeof(t));
+    memcpy(msg + 1 + sizeof(t), keys, sizeof(keys));
+    seed("proto", "touch", msg, 1 + sizeof(t) + sizeof(keys), NULL, 0);
+    msg[0] = 2;
+    memcpy(msg + 1, &a, sizeof(a));
+    seed("proto", "admin", msg, 1 + sizeof(a), NULL, 0);
+    memset(&rep, 0, sizeof(rep));
+    rep.length = 4096;
+    rep.how = UF_HOW_HIT;
+    msg[0] = 3;
+    memcpy(msg + 1, &rep, sizeof(rep));
+    memcpy(msg + 1 + sizeof(rep), "\x00\x10\x00\x00\x01\x01\x00\x10\x00\x00", 10);
+    seed("proto", "fetch_reply", msg, 1 + sizeof(rep) + 10, NULL, 0);
+    a.count = 4;
+    msg[0] = 4;
+    memcpy(msg + 1, &a, sizeof(a));
+    memcpy(msg + 1 + sizeof(a), counters, sizeof(counters));
+    seed("proto", "admin_reply", msg, 1 + sizeof(a) + sizeof(counters), NULL, 0);
+}
+
+static void member_seeds(void)
+{
+    uf_member_t m = { .id = 0x1234567890abcdefull, .weight = 4, .pid = 77,
+                      .mem_bytes = 16ull << 30, .zone = "rack7", .host = "node-17" };
+    uint8_t addr[40], rkey[24];
+    void *rec, *blob;
+    size_t len, blen;
+
+    memset(addr, 0xa5, sizeof(addr));
+    memset(rkey, 0x5a, sizeof(rkey));
+    m.addr = addr;
+    m.addr_len = sizeof(addr);
+    m.rkey = rkey;
+    m.rkey_len = sizeof(rkey);
+    if (uf_member_encode(&m, &rec, &len) == UCACHE_OK) {
+        seed("member", "record", rec, len, NULL, 0);
+        free(rec);
+    }
+    blob = ut_blob_build(0x52444441u, rkey, 16, addr, sizeof(addr), &blen);
+    if (blob != NULL) {
+        uint8_t pre = 16;            /* body length byte (even: sum as is) */
+
+        seed("blob", "blob", &pre, 1, blob, blen);
+        free(blob);
+    }
+}
+
+static void layout_seeds(void)
+{
+    us_store_params_t sp = { .len = 64u << 10, .grace_ns = 10000000, .index_chunk = 4096,
+                             .max_payload = 4096 };
+    us_object_t obj = { .size = 3000, .version = 9 };
+    us_key_t k;
+    char data[3000];
+    us_store_t *st;
+    uint8_t pre[16];
+
+    do {                             /* a key whose first byte is even: the */
+        obj.version++;               /* superblock's sum is taken as it is  */
+        k = uf_chunk_key("file:///srv/ds/a", &obj, 0, 4096);
+        memcpy(pre, &k, sizeof(k));
+    } while (pre[0] & 1);
+    memset(data, 'd', sizeof(data));
+    if (us_store_create(&sp, &st) != UCACHE_OK) {
+        fprintf(stderr, "seeds: no store\n");
+        exit(1);
+    }
+    us_store_put(st, &k, 0, data, sizeof(data), 1000000000ull);
+    seed("layout", "region", pre, sizeof(pre), us_store_base(st), us_store_len(st));
+    us_store_destroy(st);
+}
+
+int main(void)
+{
+    proto_seeds();
+    member_seeds();
+    layout_seeds();
+    printf("seeds written under %s\n", root);
+    return 0;
+}
