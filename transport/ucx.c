@@ -2429,38 +2429,50 @@ static const char *ut_ucx_peer_name(ut_peer_t *p)
 }
 
 /*
- * Whether [ptr, ptr + len) lies in this process's mappings, one adjacent
- * mapping after another (/proc/self/maps).  A peer's blob claims the
- * region's length; UCX maps what its own key describes.  A claim longer
- * than the mapping would make mapped reads run off its end, so such a
- * region is read with gets instead.
+ * Whether [ptr, ptr + len) is one mapping of this process (/proc/self/maps):
+ * adjacent pieces of the same file at contiguous offsets (a shared-memory
+ * segment, however the kernel split it), or a single anonymous one.  A
+ * peer's blob claims the region's length; UCX maps what its own key
+ * describes.  A claim longer than that mapping would make mapped reads run
+ * off its end into whatever lies next, so such a region is read with gets.
  */
 static bool ut_mapped_span_ok(const void *ptr, size_t len)
 {
-    uintptr_t cur = (uintptr_t)ptr, end, lo, hi;
+    unsigned long long lo, hi, off, ino, off0 = 0, ino0 = 0, lo0 = 0;
+    uintptr_t cur = (uintptr_t)ptr, end = cur + len;
+    unsigned dmaj, dmin, dmaj0 = 0, dmin0 = 0;
+    bool first = true, ok = true;
     char line[512];
     FILE *f;
 
-    if ((len == 0) || (cur + len < cur)) {
+    if ((len == 0) || (end < cur)) {
         return false;
     }
-    end = cur + len;
     f = fopen("/proc/self/maps", "re");
     if (f == NULL) {
         return false;
     }
-    while ((cur < end) && (fgets(line, sizeof(line), f) != NULL)) {
-        if ((sscanf(line, "%" SCNxPTR "-%" SCNxPTR, &lo, &hi) == 2) && (lo <= cur) &&
-            (cur < hi)) {
-            cur = hi;
+    while (ok && (cur < end) && (fgets(line, sizeof(line), f) != NULL)) {
+        if ((sscanf(line, "%llx-%llx %*s %llx %x:%x %llu", &lo, &hi, &off, &dmaj, &dmin,
+                    &ino) != 6) || (hi <= cur) || (lo > cur)) {
+            continue;
         }
+        if (first) {
+            lo0 = lo, off0 = off, ino0 = ino, dmaj0 = dmaj, dmin0 = dmin;
+            first = false;
+        } else {
+            ok = (ino0 != 0) && (ino == ino0) && (dmaj == dmaj0) && (dmin == dmin0) &&
+                 (off == off0 + (lo - lo0));  /* the same file, the next bytes */
+        }
+        cur = (uintptr_t)hi;
     }
     fclose(f);
-    if (cur < end) {
+    ok = ok && (cur >= end);
+    if (!ok) {
         UC_WARN("a peer's key claims %zu bytes its mapping does not hold: read with gets",
                 len);
     }
-    return cur >= end;
+    return ok;
 }
 
 /* Fault a mapped region in once, in one call, instead of one fault per page

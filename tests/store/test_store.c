@@ -195,6 +195,13 @@ static void test_layout_super(void)
     h->nbuckets = 3;
     h->checksum = XXH64(h, offsetof(us_super_t, checksum), 0);
     CU_ASSERT_EQUAL(us_layout_parse(sb, sizeof(sb), &l), UCACHE_ERR_INVALID);
+    /* an index offset near 2^64: index_off + nbuckets * 64 wraps to 0, so
+     * every older check passed and readers indexed far outside the region
+     * (issue [2/11] #3) */
+    memcpy(sb, us_store_base(s), sizeof(sb));
+    h->index_off = (uint64_t)0 - h->nbuckets * US_BUCKET_SIZE;  /* index_end: 0 */
+    h->checksum = XXH64(h, offsetof(us_super_t, checksum), 0);
+    CU_ASSERT_EQUAL(us_layout_parse(sb, sizeof(sb), &l), UCACHE_ERR_INVALID);
     us_store_destroy(s);
 }
 

@@ -21,6 +21,7 @@
 #define RPC_FAIL      6
 #define RPC_BULK      7
 #define RPC_NOREPLY   8
+#define RPC_INPROG    9
 
 /* ------------------------------------------------------------------------ */
 /* Pattern and helpers                                                       */
@@ -106,12 +107,21 @@ static void rpc_noreply(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
     (void)arg; (void)rpc; (void)msg; (void)len; /* a buggy handler */
 }
 
+/* A peer answering with a status no request ends with: INPROGRESS, or none. */
+static void rpc_inprogress(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
+{
+    (void)arg;
+    ut_rpc_reply(rpc, ((len > 0) && (((const char *)msg)[0] == 'x')) ? (ucache_status_t)4242 :
+                      UCACHE_INPROGRESS, NULL, 0, NULL, 0, 0);
+}
+
 static void set_handlers(ut_ctx_t *ctx)
 {
     CU_ASSERT_EQUAL(ut_rpc_handler_set(ctx, RPC_ECHO, rpc_echo, NULL), UCACHE_OK);
     CU_ASSERT_EQUAL(ut_rpc_handler_set(ctx, RPC_FAIL, rpc_fail, NULL), UCACHE_OK);
     CU_ASSERT_EQUAL(ut_rpc_handler_set(ctx, RPC_BULK, rpc_bulk, NULL), UCACHE_OK);
     CU_ASSERT_EQUAL(ut_rpc_handler_set(ctx, RPC_NOREPLY, rpc_noreply, NULL), UCACHE_OK);
+    CU_ASSERT_EQUAL(ut_rpc_handler_set(ctx, RPC_INPROG, rpc_inprogress, NULL), UCACHE_OK);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -344,8 +354,36 @@ static void test_bad_blobs(void)
     CU_ASSERT_EQUAL(ut_rkey_unpack(peer, addr, addr_len, &rk), UCACHE_ERR_INVALID);
     CU_ASSERT_PTR_NULL(rk);
 
+    /* A key that claims twice its region (resealed, so only the length
+     * lies): never read as mapped memory past the mapping (issue [2/11] #3);
+     * a region that wraps the address space is refused. */
+    {
+        ut_rkey_body body;
+
+        memcpy(copy, rkey, rkey_len);
+        memcpy(&body, copy + sizeof(ut_blob_hdr), sizeof(body));
+        body.len *= 2;
+        memcpy(copy + sizeof(ut_blob_hdr), &body, sizeof(body));
+        ut_blob_seal(copy, rkey_len);
+        CU_ASSERT_EQUAL_FATAL(ut_rkey_unpack(peer, copy, rkey_len, &rk), UCACHE_OK);
+        CU_ASSERT_PTR_NULL(rk->mapped);
+        CU_ASSERT_EQUAL(rk->len, 2u << 20);
+        ut_rkey_destroy(rk);
+        rk = NULL;
+        body.base = UINT64_MAX - 4095;
+        memcpy(copy + sizeof(ut_blob_hdr), &body, sizeof(body));
+        ut_blob_seal(copy, rkey_len);
+        CU_ASSERT_EQUAL(ut_rkey_unpack(peer, copy, rkey_len, &rk), UCACHE_ERR_INVALID);
+        CU_ASSERT_PTR_NULL(rk);
+        /* the honest key maps */
+        CU_ASSERT_EQUAL_FATAL(ut_rkey_unpack(peer, rkey, rkey_len, &rk), UCACHE_OK);
+        CU_ASSERT_PTR_NOT_NULL(rk->mapped);
+        ut_rkey_destroy(rk);
+        rk = NULL;
+    }
+
     ut_stats(ctx, &st);
-    CU_ASSERT_EQUAL(st.bad_input, 11);
+    CU_ASSERT_EQUAL(st.bad_input, 12);
 
     /* Memory registered for local use only has no rkey to give. */
     {
@@ -445,6 +483,7 @@ static void test_rpc(void)
     uint8_t *big = malloc(4u << 20);
     uint32_t magic;
     ut_stats_t st;
+    uint64_t t0;
 
     pair_open(&p, "tcp", NULL);
     CU_ASSERT_EQUAL(ut_rpc_post(&req, p.peer, RPC_ECHO, msg, sizeof(msg), meta,
@@ -468,6 +507,16 @@ static void test_rpc(void)
                     UCACHE_OK);
     CU_ASSERT_EQUAL(ut_wait(p.client, &req, 1, UC_NSEC_PER_SEC * 5),
                     UCACHE_ERR_TRANSPORT);
+    /* A reply whose status is INPROGRESS, or no status at all (issue [2/11]
+     * #3): the request ends at once with a transport error, never pending. */
+    t0 = uc_time_ns();
+    CU_ASSERT_EQUAL(ut_rpc_post(&req, p.peer, RPC_INPROG, msg, 4, NULL, 0, NULL, 0),
+                    UCACHE_OK);
+    CU_ASSERT_EQUAL(ut_wait(p.client, &req, 1, UC_NSEC_PER_SEC * 5), UCACHE_ERR_TRANSPORT);
+    CU_ASSERT_EQUAL(ut_rpc_post(&req, p.peer, RPC_INPROG, "xyz", 4, NULL, 0, NULL, 0),
+                    UCACHE_OK);
+    CU_ASSERT_EQUAL(ut_wait(p.client, &req, 1, UC_NSEC_PER_SEC * 5), UCACHE_ERR_TRANSPORT);
+    CU_ASSERT(uc_time_ns() - t0 < uct_slow(UC_NSEC_PER_SEC));
     /* A reply larger than the caller's buffers. */
     CU_ASSERT_EQUAL(ut_rpc_post(&req, p.peer, RPC_ECHO, msg, sizeof(msg), meta,
                                 sizeof(meta), data, 8), UCACHE_OK);
@@ -494,9 +543,9 @@ static void test_rpc(void)
 
     ut_stats(p.client, &st);
     CU_ASSERT_EQUAL(st.rpcs, 2);
-    CU_ASSERT_EQUAL(st.bad_input, 3);
+    CU_ASSERT_EQUAL(st.bad_input, 5);   /* 3 refused locally, 2 statuses */
     ut_stats(p.server, &st);
-    CU_ASSERT_EQUAL(st.rpcs_served, 5); /* echo, fail, noreply, truncated echo, bulk */
+    CU_ASSERT_EQUAL(st.rpcs_served, 7); /* echo, fail, noreply, 2 inprogress, truncated, bulk */
     CU_ASSERT_EQUAL(st.bad_input, 1);   /* the unknown handler */
     pair_close(&p);
     free(big);
