@@ -418,7 +418,7 @@ ucache_status_t ucache_config_print(FILE *out, unsigned flags)
 {
     ucache_status_t status;
     uc_config_t cfg, dflt;
-    char val[600], def[600];
+    char val[1100], def[1100];
     size_t i;
 
     if ((out == NULL) ||
@@ -442,6 +442,11 @@ ucache_status_t ucache_config_print(FILE *out, unsigned flags)
         snprintf(var, sizeof(var), "UCACHE_%s", e->name);
         uc_config_format(&cfg, e, val, sizeof(val));
         uc_config_format(&dflt, e, def, sizeof(def));
+        if ((strcmp(e->name, "TOKEN_COMMAND") == 0) && (val[0] != '\0')) {
+            /* a command line may carry a secret (a client secret, a token) */
+            snprintf(val, sizeof(val), "(set, %zu bytes; not shown: it may hold a secret)",
+                     strlen(cfg.token_command));
+        }
         if (flags & UCACHE_CONFIG_PRINT_JSON) {
             fputs(i ? ",{\"name\":" : "{\"name\":", out);
             uc_json_string(out, var);

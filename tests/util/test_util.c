@@ -167,6 +167,17 @@ static void test_config_print(void)
     free(text);
     unsetenv("UCACHE_MEM");
 
+    /* a token command may hold a secret: never printed */
+    setenv("UCACHE_TOKEN_COMMAND", "get-token --client-secret s3cr3t-v4lue", 1);
+    text = print_config(0, &status);
+    CU_ASSERT_PTR_NULL(strstr(text, "s3cr3t-v4lue"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "UCACHE_TOKEN_COMMAND=(set, 38 bytes; not shown"));
+    free(text);
+    text = print_config(UCACHE_CONFIG_PRINT_JSON, &status);
+    CU_ASSERT_PTR_NULL(strstr(text, "s3cr3t-v4lue"));
+    free(text);
+    unsetenv("UCACHE_TOKEN_COMMAND");
+
     CU_ASSERT_EQUAL(ucache_config_print(NULL, 0), UCACHE_ERR_INVALID);
     CU_ASSERT_EQUAL(ucache_config_print(stderr, 1u << 7), UCACHE_ERR_INVALID);
 }
