@@ -22,6 +22,7 @@
 #define RPC_BULK      7
 #define RPC_NOREPLY   8
 #define RPC_INPROG    9
+#define RPC_KEEP      10
 
 /* ------------------------------------------------------------------------ */
 /* Pattern and helpers                                                       */
@@ -611,6 +612,105 @@ static void test_malformed_messages(void)
     pair_close(&p);
 }
 
+/* The RPC a deferring handler keeps, answered later by the test. */
+static ut_rpc_t *kept_rpc;
+
+static void rpc_keep(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
+{
+    (void)arg; (void)msg; (void)len;
+    CU_ASSERT_EQUAL(ut_rpc_defer(rpc, &kept_rpc), UCACHE_OK);
+}
+
+/* A client waiting on its request (and so progressing its worker: it
+ * answers connection handshakes and takes in replies) for 1 s. */
+typedef struct waiter {
+    ut_ctx_t       *ctx;
+    ut_req_t       *req;
+    ucache_status_t status;
+} waiter_t;
+
+static void *wait_thread(void *arg)
+{
+    waiter_t *w = arg;
+
+    w->status = ut_wait(w->ctx, w->req, 1, uct_slow(UC_NSEC_PER_SEC));
+    return NULL;
+}
+
+/*
+ * Issue [2/11] #3, replies matched by slot id only: a third process that
+ * knows the client's address sends it replies for the ids a request would
+ * have had when ids were (generation << 32 | slot) - every generation 1..4
+ * of slots 0..3.  None completes the request the client is waiting for
+ * (they are late replies); the real answer still does.
+ */
+static void test_forged_replies(void)
+{
+    ucp_request_param_t prm = { .op_attr_mask = 0 };
+    uc_config_t cfg = test_config(2 * UC_NSEC_PER_SEC);
+    ut_am_rep_hdr rep = { .magic = UT_AM_MAGIC, .status = UCACHE_OK };
+    uint8_t data[64];
+    const void *caddr;
+    size_t caddr_len;
+    ut_ctx_t *forger;
+    ut_ucx_peer_t *victim;
+    ut_peer_t *vp;
+    ut_stats_t st;
+    ut_req_t req;
+    void *sreq;
+    unsigned gen, slot;
+    waiter_t w;
+    pthread_t t;
+    pair_t p;
+
+    pair_open(&p, "tcp", NULL);
+    CU_ASSERT_EQUAL(ut_rpc_handler_set(p.server, RPC_KEEP, rpc_keep, NULL), UCACHE_OK);
+    kept_rpc = NULL;
+    CU_ASSERT_EQUAL_FATAL(ut_rpc_post_timeout(&req, p.peer, RPC_KEEP, "ask", 4, NULL, 0, data,
+                                              sizeof(data), uct_slow(20 * UC_NSEC_PER_SEC)),
+                          UCACHE_OK);
+    CU_ASSERT_EQUAL(ut_wait(p.client, &req, 1, 300 * UC_NSEC_PER_MSEC), UCACHE_INPROGRESS);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(kept_rpc);
+
+    w.ctx = p.client;
+    w.req = &req;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, wait_thread, &w), 0);
+    forger = make_ctx(&cfg, UC_PROGRESS_POLL);
+    ut_address(p.client, &caddr, &caddr_len);
+    CU_ASSERT_EQUAL_FATAL(ut_peer_create(forger, caddr, caddr_len, &vp), UCACHE_OK);
+    victim = (ut_ucx_peer_t *)vp;
+    pthread_mutex_lock(&ut_ctx_of(forger)->lock);
+    CU_ASSERT_EQUAL_FATAL(do_peer_ensure(ut_ctx_of(forger), victim), UCACHE_OK);
+    for (gen = 1; gen <= 4; gen++) {
+        for (slot = 0; slot < 4; slot++) {
+            rep.id = ((uint64_t)gen << 32) | slot;
+            sreq = ucp_am_send_nbx(victim->ep, UT_AM_ID_REP, &rep, sizeof(rep), NULL, 0,
+                                   &prm);
+            while ((sreq != NULL) && !UCS_PTR_IS_ERR(sreq) &&
+                   (ucp_request_check_status(sreq) == UCS_INPROGRESS)) {
+                do_progress(ut_ctx_of(forger));
+            }
+            if ((sreq != NULL) && !UCS_PTR_IS_ERR(sreq)) {
+                ucp_request_free(sreq);
+            }
+        }
+    }
+    pthread_mutex_unlock(&ut_ctx_of(forger)->lock);
+    /* the client took them all in (and dropped them) while it waited */
+    pthread_join(t, NULL);
+    CU_ASSERT_EQUAL(w.status, UCACHE_INPROGRESS);
+    ut_stats(p.client, &st);
+    CU_ASSERT_EQUAL(st.late_replies, 16);
+    /* the owner's own answer completes it */
+    CU_ASSERT_EQUAL(ut_rpc_reply(kept_rpc, UCACHE_OK, NULL, 0, "answer", 7, 0), UCACHE_OK);
+    CU_ASSERT_EQUAL(ut_wait(p.client, &req, 1, 5 * UC_NSEC_PER_SEC), UCACHE_OK);
+    CU_ASSERT_EQUAL(req.length, 7);
+    CU_ASSERT_STRING_EQUAL((char *)data, "answer");
+    ut_peer_destroy(vp);
+    ut_ctx_destroy(forger);
+    pair_close(&p);
+}
+
 /* Destroying a region while bulk replies out of it are in flight: the
  * replies finish first (exact bytes), later reads are refused as stale. */
 static void *destroy_mem_thread(void *mem)
@@ -1022,6 +1122,7 @@ int main(void)
         {"bad_reads", test_bad_reads},
         {"rpc", test_rpc},
         {"malformed_messages", test_malformed_messages},
+        {"forged_replies", test_forged_replies},
         {"max_outstanding", test_max_outstanding},
         {"region_destroy_inflight", test_region_destroy_inflight},
         {"region_destroy_stalled_reader", test_region_destroy_stalled_reader},
