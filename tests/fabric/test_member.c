@@ -176,6 +176,19 @@ static void test_member_file(void)
         write_file(path, bad[i], strlen(bad[i]));
         CU_ASSERT_EQUAL(uf_file_scan(path, &v, &n, &e1), UCACHE_ERR_INVALID);
     }
+    /* a line longer than the reader's 512 bytes whose tail is a node of
+     * someone's choosing: refused whole, never read as two lines; a NUL too */
+    {
+        char longl[700];
+
+        memset(longl, ' ', sizeof(longl));
+        memcpy(longl, "10.0.0.1:7000 zone=", 19);
+        memcpy(longl + 511, "10.6.6.6:7000\n", 14);
+        write_file(path, longl, 511 + 14);
+        CU_ASSERT_EQUAL(uf_file_scan(path, &v, &n, &e1), UCACHE_ERR_INVALID);
+        write_file(path, "10.0.0.1:7000\0\n10.0.0.2:7000\n", 29);
+        CU_ASSERT_EQUAL(uf_file_scan(path, &v, &n, &e1), UCACHE_ERR_INVALID);
+    }
     CU_ASSERT_EQUAL(uf_file_scan("/nonexistent/list", &v, &n, &e1),
                     UCACHE_ERR_NOT_FOUND);
     tdir_remove();

@@ -416,8 +416,8 @@ static ucache_status_t uct_count(void *arg, const char *uri, const us_object_t *
     return UCACHE_OK;
 }
 
-/* A listing with a DTD ("billion laughs") is refused before any entity
- * could expand; a plain one lists its objects. */
+/* A listing with a DTD ("billion laughs", or the quadratic blowup) is
+ * refused before any entity could expand; a plain one lists its objects. */
 static void test_listing_entities(void)
 {
     static const us_list_names_t names = {
@@ -436,10 +436,31 @@ static void test_listing_entities(void)
         "<Contents><Key>c</Key><Size>2</Size></Contents></ListBucketResult>";
     char next[64];
 
+    char *quad, *q;
+    size_t qlen;
+    unsigned i;
+
     uct_listed = 0;
     CU_ASSERT_EQUAL(us_http_list_parse("s3://b/", laughs, sizeof(laughs) - 1, &names, "s3://b",
                                        uct_count, NULL, next, sizeof(next)), UCACHE_ERR_IO);
     CU_ASSERT_EQUAL(uct_listed, 0);
+    /* the quadratic one, which libxml2's own amplification check lets
+     * through: 150 KB that expand to 100 MB */
+    quad = malloc(200000);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(quad);
+    q = quad + sprintf(quad, "<?xml version=\"1.0\"?><!DOCTYPE l [<!ENTITY x \"");
+    memset(q, 'a', 50000);
+    q += 50000;
+    q += sprintf(q, "\">]><ListBucketResult><Contents><Key>");
+    for (i = 0; i < 2000; i++) {
+        q += sprintf(q, "&x;");
+    }
+    q += sprintf(q, "</Key><Size>1</Size></Contents></ListBucketResult>");
+    qlen = (size_t)(q - quad);
+    CU_ASSERT_EQUAL(us_http_list_parse("s3://b/", quad, qlen, &names, "s3://b", uct_count,
+                                       NULL, next, sizeof(next)), UCACHE_ERR_IO);
+    CU_ASSERT_EQUAL(uct_listed, 0);
+    free(quad);
     CU_ASSERT_EQUAL(us_http_list_parse("s3://b/", plain, sizeof(plain) - 1, &names, "s3://b",
                                        uct_count, NULL, next, sizeof(next)), UCACHE_OK);
     CU_ASSERT_EQUAL(uct_listed, 2);             /* "b/" is a directory marker */
@@ -458,7 +479,7 @@ static void test_long_lines(void)
     f = fdopen(fd, "w");
     CU_ASSERT_FATAL(f != NULL);
     fputs("NOTE = ", f);
-    for (i = 0; i < 4096 - 7; i++) {
+    for (i = 0; i < 4095 - 7; i++) {   /* fgets(4096) took 4095 bytes: the split */
         fputc('x', f);
     }
     fputs("AWS_SECRET_ACCESS_KEY = injected\nAWS_REGION = eu-west-1\n", f);
