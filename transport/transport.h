@@ -98,7 +98,7 @@ typedef struct ut_req {
         uint32_t   pending;
         uint32_t   flags;
         int32_t    error;    /* first error; becomes status on completion */
-        uint8_t    wire[48] __attribute__((aligned(8)));
+        uint8_t    wire[56] __attribute__((aligned(8)));
     } priv;
 } ut_req_t;
 
@@ -117,6 +117,7 @@ typedef struct ut_stats {
     uint64_t rpcs, rpcs_served, am_reads_served, served_bytes;
     uint64_t timeouts, peer_failures, bad_input, late_replies;
     uint64_t regions_parked;  /* destroyed regions kept mapped for stuck sends */
+    uint64_t replies_dropped; /* deferred replies to a requester that failed */
     uint64_t eps_open, eps_evicted, connects;
 } ut_stats_t;
 

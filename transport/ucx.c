@@ -74,6 +74,8 @@
 #define UT_AM_ID_REP      11
 #define UT_OP_READ        0          /* built-in AM read; RPC ids are 1..63 */
 #define UT_OP_PING        64         /* built-in round trip that ends a connect */
+#define UT_CLIENT_BUCKETS 1024       /* requesters a node knows, by uuid      */
+#define UT_CLIENTS_MAX    65536
 #define UT_MAX_REGIONS    4096
 #define UT_HOST_MAX       64
 #ifndef MADV_POPULATE_READ
@@ -111,6 +113,8 @@ typedef struct ut_am_req_hdr {
     uint16_t op;          /* UT_OP_READ or an RPC handler id              */
     uint16_t reserved;
     uint64_t id;          /* the requester's id, echoed in the reply      */
+    uint64_t from;        /* the requester's context uuid (its address
+                             blob, sent with its PING, says where it is) */
 } ut_am_req_hdr;
 
 typedef struct ut_am_read_desc {
@@ -166,6 +170,10 @@ struct ut_ucx_peer {
     ut_ucx_peer_t   *lru_prev, *lru_next; /* connected peers, MRU first */
     ut_ucx_peer_t   *all_next;
     unsigned         nrkeys;
+    bool             client;     /* a requester this node may owe a deferred
+                                    reply (learnt from its PING; the node's
+                                    own, never a user's)              */
+    ut_ucx_peer_t   *cnext;      /* ctx->clients chain                */
 };
 
 typedef struct ut_ucx_rkey {
@@ -181,7 +189,9 @@ typedef struct ut_ucx_rkey {
 
 typedef struct ut_ucx_rpc {
     ut_rpc_t        super;
-    ucp_ep_h        reply_ep;
+    ucp_ep_h        reply_ep;    /* UCX's: valid during the handler only  */
+    ut_ucx_peer_t  *client;      /* the requester, for a deferred reply   */
+    uint64_t        from;
     uint64_t        id;
     bool            replied;
     bool            deferred;    /* heap copy: reply takes the lock, frees */
@@ -222,6 +232,8 @@ struct ut_ucx_ctx {
     ucp_context_h     ucp;
     ucp_worker_h      worker;
     size_t            max_am_header;
+    ut_ucx_peer_t    *clients[UT_CLIENT_BUCKETS]; /* requesters, by uuid */
+    unsigned          nclients;
     void             *addr_blob;
     size_t            addr_blob_len;
     uint64_t          uuid;
@@ -263,6 +275,7 @@ struct ut_ucx_ctx {
         _Atomic uint64_t read_bytes, mapped_reads, get_reads, am_reads;
         _Atomic uint64_t rpcs, rpcs_served, am_reads_served, served_bytes;
         _Atomic uint64_t timeouts, peer_failures, bad_input, late_replies;
+        _Atomic uint64_t replies_dropped;
         _Atomic uint64_t regions_parked;
         _Atomic uint64_t eps_evicted, connects;
     } st;
@@ -679,7 +692,9 @@ static ucache_status_t do_peer_ping(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer)
     do_req_start(&req, &peer->super, UT_PATH_NONE);
     req.priv.buf      = req.priv.meta = NULL;
     req.priv.cap      = req.priv.meta_cap = 0;
-    status = do_am_request(ctx, &req, peer, UT_OP_PING, NULL, 0);
+    /* our address goes with it: the peer answers deferred requests on an
+     * endpoint of its own to us (do_client_learn) */
+    status = do_am_request(ctx, &req, peer, UT_OP_PING, ctx->addr_blob, ctx->addr_blob_len);
     if (status != UCACHE_OK) {
         do_peer_fail(ctx, peer, status);
         return status;
@@ -755,7 +770,9 @@ static ucache_status_t do_peer_connect(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer)
     do_lru_push(ctx, peer);
     atomic_store(&peer->state, UT_PEER_CONNECTED);
     UT_STAT_ADD(ctx, connects, 1);
-    return do_peer_ping(ctx, peer);
+    /* a requester is waiting for our reply, progressing: the reply itself
+     * ends the handshake, and no lock is held for a round trip */
+    return peer->client ? UCACHE_OK : do_peer_ping(ctx, peer);
 }
 
 /* Make sure the peer has an endpoint; fail fast within PEER_RETRY of a failure. */
@@ -875,6 +892,91 @@ static ucache_status_t do_reply_send(ut_ucx_ctx_t *ctx, ucp_ep_h ep,
     return UCACHE_OK;
 }
 
+/* ------------------------------------------------------------------------ */
+/* Requesters a node may owe a deferred reply                                */
+/* ------------------------------------------------------------------------ */
+
+/* ctx->lock held: the requester of uuid @p uuid, if it introduced itself. */
+static ut_ucx_peer_t *do_client_find(ut_ucx_ctx_t *ctx, uint64_t uuid)
+{
+    ut_ucx_peer_t *c;
+
+    for (c = ctx->clients[uuid % UT_CLIENT_BUCKETS]; c != NULL; c = c->cnext) {
+        if (c->uuid == uuid) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * ctx->lock held: a requester's PING carries its address blob (checked
+ * here like any blob from outside; it must name the uuid the request came
+ * with).  The node keeps it as a peer of its own, connected only when a
+ * deferred reply is due: UCX's reply endpoint is valid only during the
+ * request's handler, and is destroyed by UCX when the requester fails.
+ */
+static void do_client_learn(ut_ucx_ctx_t *ctx, uint64_t uuid, const void *blob,
+                            size_t len)
+{
+    const void *payload;
+    ut_addr_body body;
+    ut_ucx_peer_t *c;
+    size_t plen;
+
+    if ((uuid == 0) || (len == 0) || (do_client_find(ctx, uuid) != NULL)) {
+        return;
+    }
+    if ((ut_blob_check(blob, len, UT_ADDR_MAGIC, sizeof(body), &body, &payload,
+                       &plen) != UCACHE_OK) || (body.uuid != uuid)) {
+        UT_STAT_ADD(ctx, bad_input, 1);
+        UC_WARN("a requester's address does not check out; its requests are not "
+                "deferred");
+        return;
+    }
+    if (ctx->nclients >= UT_CLIENTS_MAX) {
+        UC_WARN("%u requesters known; no more are (their misses are answered "
+                "at once)", UT_CLIENTS_MAX);
+        return;
+    }
+    c = calloc(1, sizeof(*c));
+    if ((c == NULL) || ((c->ucp_addr = malloc(plen)) == NULL)) {
+        free(c);
+        return;
+    }
+    memcpy(c->ucp_addr, payload, plen);
+    c->ucp_addr_len = plen;
+    c->uuid         = uuid;
+    c->client       = true;
+    c->super.ctx    = &ctx->super;
+    c->native_get   = -1;
+    atomic_init(&c->state, UT_PEER_IDLE);
+    snprintf(c->name, sizeof(c->name), "requester %.*s:%u", UT_HOST_MAX - 1, body.host,
+             body.pid);
+    c->cnext = ctx->clients[uuid % UT_CLIENT_BUCKETS];
+    ctx->clients[uuid % UT_CLIENT_BUCKETS] = c;
+    ctx->nclients++;
+}
+
+/* ctx->lock held, at context destroy: every requester's endpoint closed. */
+static void do_clients_free(ut_ucx_ctx_t *ctx)
+{
+    ut_ucx_peer_t *c;
+    unsigned b;
+
+    for (b = 0; b < UT_CLIENT_BUCKETS; b++) {
+        while ((c = ctx->clients[b]) != NULL) {
+            ctx->clients[b] = c->cnext;
+            if (atomic_load(&c->state) == UT_PEER_CONNECTED) {
+                do_peer_disconnect(ctx, c, UT_PEER_IDLE);
+            }
+            free(c->ucp_addr);
+            free(c);
+        }
+    }
+    ctx->nclients = 0;
+}
+
 /* Serve a built-in read: bounds-checked against the exported region. */
 static void do_serve_read(ut_ucx_ctx_t *ctx, ucp_ep_h ep, uint64_t id,
                           const void *data, size_t length)
@@ -933,6 +1035,16 @@ static ucs_status_t ut_ucx_am_req_cb(void *arg, const void *header,
         UC_WARN("dropped a request with a bad magic 0x%x", hdr.magic);
         return UCS_OK;
     }
+    if (hdr.op == UT_OP_PING) {
+        if (!(param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV)) {
+            do_client_learn(ctx, hdr.from, data, length);
+        } else {
+            ucp_am_data_release(ctx->worker, data);
+        }
+        do_reply_send(ctx, param->reply_ep, hdr.id, UCACHE_OK, NULL, 0, NULL, 0,
+                      false, NULL);
+        return UCS_OK;
+    }
     if ((param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) ||
         (length > ctx->cfg.rpc_max)) {
         UT_STAT_ADD(ctx, bad_input, 1);
@@ -949,11 +1061,6 @@ static ucs_status_t ut_ucx_am_req_cb(void *arg, const void *header,
         do_serve_read(ctx, param->reply_ep, hdr.id, data, length);
         return UCS_OK;
     }
-    if (hdr.op == UT_OP_PING) {
-        do_reply_send(ctx, param->reply_ep, hdr.id, UCACHE_OK, NULL, 0, NULL, 0,
-                      false, NULL);
-        return UCS_OK;
-    }
     h = (hdr.op <= UT_RPC_MAX_ID) ? &ctx->handlers[hdr.op] : NULL;
     if ((h == NULL) || (h->cb == NULL)) {
         UT_STAT_ADD(ctx, bad_input, 1);
@@ -964,6 +1071,8 @@ static ucs_status_t ut_ucx_am_req_cb(void *arg, const void *header,
     }
     rpc.super.ctx = &ctx->super;
     rpc.reply_ep  = param->reply_ep;
+    rpc.client    = NULL;
+    rpc.from      = hdr.from;
     rpc.id        = hdr.id;
     rpc.replied   = false;
     rpc.deferred  = false;
@@ -1117,6 +1226,7 @@ static ucache_status_t do_am_request(ut_ucx_ctx_t *ctx, ut_req_t *req,
     hdr->op       = op;
     hdr->reserved = 0;
     hdr->id       = req->priv.id;
+    hdr->from     = ctx->uuid;
     req->priv.pending = UT_PEND_SEND | UT_PEND_REPLY;
     sreq = ucp_am_send_nbx(peer->ep, UT_AM_ID_REQ, hdr, sizeof(*hdr), payload,
                            len, &param);
@@ -1420,8 +1530,18 @@ static ucache_status_t ut_ucx_rpc_reply(ut_rpc_t *r, ucache_status_t status,
                              data, data_len, !!(flags & UT_REPLY_DATA_STABLE), NULL);
     }
     pthread_mutex_lock(&ctx->lock);
-    ret = do_reply_send(ctx, rpc->reply_ep, rpc->id, status, meta, meta_len,
-                        data, data_len, !!(flags & UT_REPLY_DATA_STABLE), NULL);
+    /* Never UCX's reply endpoint: UCX destroys it when the requester fails,
+     * which may have happened meanwhile.  Our own endpoint to the requester
+     * reports a failure instead (the reply is dropped, counted). */
+    ret = do_peer_ensure(ctx, rpc->client);
+    if (ret == UCACHE_OK) {
+        ret = do_reply_send(ctx, rpc->client->ep, rpc->id, status, meta, meta_len,
+                            data, data_len, !!(flags & UT_REPLY_DATA_STABLE), NULL);
+    } else {
+        UT_STAT_ADD(ctx, replies_dropped, 1);
+        UC_DEBUG("deferred reply to %s dropped: %s", rpc->client->name,
+                 ucache_strerror(ret));
+    }
     ctx->deferred--;
     pthread_mutex_unlock(&ctx->lock);
     free(rpc);
@@ -1437,11 +1557,20 @@ static ucache_status_t ut_ucx_rpc_defer(ut_rpc_t *r, ut_rpc_t **deferred_p)
         UC_ERROR("an RPC can be deferred once, inside its handler, before a reply");
         return UCACHE_ERR_INVALID;
     }
+    rpc->client = do_client_find(ctx, rpc->from);
+    if (rpc->client == NULL) {
+        /* not a requester that introduced itself (every ucache one does, on
+         * connect): it cannot be answered later, so not at all later */
+        UT_STAT_ADD(ctx, bad_input, 1);
+        UC_WARN("cannot defer a request from an unknown requester");
+        return UCACHE_ERR_UNSUPPORTED;
+    }
     copy = malloc(sizeof(*copy));
     if (copy == NULL) {
         return UCACHE_ERR_NO_MEMORY;
     }
     *copy          = *rpc;
+    copy->reply_ep = NULL;     /* UCX's, valid during the handler only */
     copy->deferred = true;
     rpc->replied   = true; /* the handler's frame no longer answers it */
     ctx->deferred++;       /* the lock is held inside handlers */
@@ -1957,6 +2086,9 @@ static void ut_ucx_ctx_destroy(ut_ctx_t *c)
                 ctx->peers->name);
         ut_ucx_peer_destroy(&ctx->peers->super);
     }
+    pthread_mutex_lock(&ctx->lock);
+    do_clients_free(ctx);
+    pthread_mutex_unlock(&ctx->lock);
     if (ctx->listener != NULL) {
         ucp_listener_destroy(ctx->listener);
         ctx->listener = NULL;
@@ -2598,6 +2730,7 @@ static void ut_ucx_stats(ut_ctx_t *c, ut_stats_t *s)
     UT_STAT_COPY(peer_failures);
     UT_STAT_COPY(bad_input);
     UT_STAT_COPY(late_replies);
+    UT_STAT_COPY(replies_dropped);
     UT_STAT_COPY(regions_parked);
     UT_STAT_COPY(eps_evicted);
     UT_STAT_COPY(connects);

@@ -22,6 +22,12 @@ start_origin() {
     URL=http://127.0.0.1:$PORT
 }
 ostat() { curl -s "$URL/_ctl/stats" | sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p"; }
+# the only daemon's fill is done (or the daemon is gone)
+more_stats_after_fill() {
+    kill -0 "${DPIDS[0]}" 2>/dev/null || return 0
+    daemon_stats "${DPIDS[0]}" "$W/d1.log" >/dev/null 2>&1
+    [ "$(grep '"stats":"ucached"' "$W/d1.log" | tail -n 1 | sed -n 's/.*"fills":\([0-9]*\).*/\1/p')" = 1 ]
+}
 
 mkdir -p "$W/data/private"
 head -c 1 /dev/urandom >"$W/data/one"
@@ -175,5 +181,30 @@ if [ $busy_ok = 1 ] && [ $busy -ge 1 ]; then
     ok "fill queues of 1, six cold readers: $busy FETCHes answered BUSY, every reader exact, no owner suspect"
 else bad "a full fill queue (busy $busy, readers ok $busy_ok)"; tail -3 "$W"/q*.err; fi
 for p in "${DPIDS[@]}"; do kill -TERM "$p"; wait "$p"; done
+DPIDS=()
+
+# --- a reader killed while its owner fills ------------------------------------
+# The owner answers a miss after the fill, on the way back to the reader. A
+# reader killed meanwhile (a training worker stopped) must cost the owner
+# nothing: the fill completes, the owner stays up and serves the next read.
+# (The endpoint UCX handed the owner with the request is destroyed by UCX when
+# the reader dies; replying on it crashed the owner - issue [2/11] #3.)
+kill "$SRV"; wait "$SRV" 2>/dev/null
+$T/http_origin "$W/data" 0 400000 >"$W/origin.port" 2>>"$W/origin.log" &
+SRV=$!
+wait_for 5 test -s "$W/origin.port"
+URL=http://127.0.0.1:$(awk '{print $2}' "$W/origin.port")
+head -c 1048576 /dev/urandom >"$W/data/slowfill"
+rm -rf "$W/members"
+UCX_TLS=tcp UCACHE_REPLICAS=1 start_daemons 1 64M
+UCX_TLS=tcp UCACHE_REPLICAS=1 $BIN/ucache cat "$URL/slowfill" >/dev/null 2>&1 & K=$!
+sleep 0.5; kill -9 $K; wait $K 2>/dev/null
+wait_for $(slow 10) more_stats_after_fill
+alive=0; kill -0 "${DPIDS[0]}" 2>/dev/null && alive=1
+if [ $alive = 1 ] && UCX_TLS=tcp UCACHE_REPLICAS=1 $BIN/ucache cat "$URL/slowfill" --stats >"$W/out" 2>"$W/err" &&
+   cmp -s "$W/out" "$W/data/slowfill" && [ "$(client_stat "$W/err" chunk_hits)" = 1 ]; then
+    ok "a reader killed while its owner filled (tcp): the owner stays up, the fill lands, the next read hits it"
+else bad "a reader killed mid-fill (owner alive $alive)"; tail -5 "$W/d1.log"; fi
+for p in "${DPIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p"; done
 DPIDS=()
 summary
