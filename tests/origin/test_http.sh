@@ -14,8 +14,9 @@ SRV=
 
 trap 'stop_all "$W" "${DPIDS[@]}" $SRV' EXIT
 
+# start_origin [PORT [RATE]]: the test origin (any port; RATE bytes/s per body)
 start_origin() {
-    $T/http_origin "$W/data" "${1:-0}" >"$W/origin.port" 2>>"$W/origin.log" &
+    $T/http_origin "$W/data" "${1:-0}" ${2:-} >"$W/origin.port" 2>>"$W/origin.log" &
     SRV=$!
     wait_for 5 test -s "$W/origin.port"
     PORT=$(awk '{print $2}' "$W/origin.port")
@@ -156,10 +157,7 @@ DPIDS=()
 # Owners past their queue answer UCACHE_ERR_BUSY; readers back off, try the
 # next owner, then read the origin themselves - exact bytes, no failover.
 kill "$SRV"; wait "$SRV" 2>/dev/null
-$T/http_origin "$W/data" 0 2000000 >"$W/origin.port" 2>>"$W/origin.log" &
-SRV=$!
-wait_for 5 test -s "$W/origin.port"
-URL=http://127.0.0.1:$(awk '{print $2}' "$W/origin.port")
+start_origin 0 2000000
 for k in 1 2 3 4 5 6; do head -c 1048576 /dev/urandom >"$W/data/q$k"; done
 rm -rf "$W/members"
 UCACHE_FILL_QUEUE=1 UCACHE_FETCH_THREADS=1 start_daemons 2 64M
@@ -190,10 +188,7 @@ DPIDS=()
 # (The endpoint UCX handed the owner with the request is destroyed by UCX when
 # the reader dies; replying on it crashed the owner - issue [2/11] #3.)
 kill "$SRV"; wait "$SRV" 2>/dev/null
-$T/http_origin "$W/data" 0 400000 >"$W/origin.port" 2>>"$W/origin.log" &
-SRV=$!
-wait_for 5 test -s "$W/origin.port"
-URL=http://127.0.0.1:$(awk '{print $2}' "$W/origin.port")
+start_origin 0 400000
 head -c 1048576 /dev/urandom >"$W/data/slowfill"
 rm -rf "$W/members"
 UCX_TLS=tcp UCACHE_REPLICAS=1 start_daemons 1 64M
