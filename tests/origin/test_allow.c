@@ -395,10 +395,10 @@ static void test_token_deadline(void)
     took = uc_time_ns() - t0;
     CU_ASSERT(took >= 900000000ull);
     CU_ASSERT(took < uct_slow(5000000000ull));
-    /* a lifetime of 10^18 s: capped, not overflowed into "already expired"
+    /* a lifetime of 2^64 ns + 0.29 s: capped, not wrapped into "expires now"
      * (each run of the command prints another token: the second get must
      * be the cached first one) */
-    us_token_command_configure("printf 'tok-%s\\n999999999999999999\\n' $$");
+    us_token_command_configure("printf 'tok-%s\\n18446744074\\n' $$");
     CU_ASSERT_EQUAL(us_token_get("https://storage.azure.com/", tok, sizeof(tok)), UCACHE_OK);
     CU_ASSERT(strncmp(tok, "tok-", 4) == 0);
     CU_ASSERT_EQUAL(us_token_get("https://storage.azure.com/", tok2, sizeof(tok2)), UCACHE_OK);
