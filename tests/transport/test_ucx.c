@@ -612,13 +612,22 @@ static void test_malformed_messages(void)
     pair_close(&p);
 }
 
-/* The RPC a deferring handler keeps, answered later by the test. */
-static ut_rpc_t *kept_rpc;
+/* The RPC a deferring handler keeps (on the server's progress thread),
+ * answered later by the test. */
+static ut_rpc_t *_Atomic kept_rpc;
 
 static void rpc_keep(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
 {
+    ut_rpc_t *d = NULL;
+
     (void)arg; (void)msg; (void)len;
-    CU_ASSERT_EQUAL(ut_rpc_defer(rpc, &kept_rpc), UCACHE_OK);
+    CU_ASSERT_EQUAL(ut_rpc_defer(rpc, &d), UCACHE_OK);
+    atomic_store(&kept_rpc, d);
+}
+
+static bool rpc_kept(void)
+{
+    return atomic_load(&kept_rpc) != NULL;
 }
 
 /* A client waiting on its request (and so progressing its worker: it
@@ -665,12 +674,15 @@ static void test_forged_replies(void)
 
     pair_open(&p, "tcp", NULL);
     CU_ASSERT_EQUAL(ut_rpc_handler_set(p.server, RPC_KEEP, rpc_keep, NULL), UCACHE_OK);
-    kept_rpc = NULL;
+    atomic_store(&kept_rpc, NULL);
     CU_ASSERT_EQUAL_FATAL(ut_rpc_post_timeout(&req, p.peer, RPC_KEEP, "ask", 4, NULL, 0, data,
                                               sizeof(data), uct_slow(20 * UC_NSEC_PER_SEC)),
                           UCACHE_OK);
     CU_ASSERT_EQUAL(ut_wait(p.client, &req, 1, 300 * UC_NSEC_PER_MSEC), UCACHE_INPROGRESS);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(kept_rpc);
+    for (gen = 0; (gen < 500) && !rpc_kept(); gen++) {      /* 5 s at most */
+        ut_wait(p.client, &req, 1, 10 * UC_NSEC_PER_MSEC);
+    }
+    CU_ASSERT_FATAL(rpc_kept());
 
     w.ctx = p.client;
     w.req = &req;
@@ -702,7 +714,8 @@ static void test_forged_replies(void)
     ut_stats(p.client, &st);
     CU_ASSERT_EQUAL(st.late_replies, 16);
     /* the owner's own answer completes it */
-    CU_ASSERT_EQUAL(ut_rpc_reply(kept_rpc, UCACHE_OK, NULL, 0, "answer", 7, 0), UCACHE_OK);
+    CU_ASSERT_EQUAL(ut_rpc_reply(atomic_load(&kept_rpc), UCACHE_OK, NULL, 0, "answer", 7, 0),
+                    UCACHE_OK);
     CU_ASSERT_EQUAL(ut_wait(p.client, &req, 1, 5 * UC_NSEC_PER_SEC), UCACHE_OK);
     CU_ASSERT_EQUAL(req.length, 7);
     CU_ASSERT_STRING_EQUAL((char *)data, "answer");
