@@ -14,7 +14,8 @@ slow() { awk -v n="$1" -v k="$SLOW" 'BEGIN { print n * k }'; }
 # SECONDS (scaled) at most; the status of its last run
 wait_for() {
     local end
-    end=$(( $(date +%s%N) + $(awk -v n="$1" -v k="$SLOW" 'BEGIN { printf "%d", n * k * 1e9 }') ))
+    # milliseconds from awk (mawk's %d stops at 2^31: 2.1 s in ns), ns in bash
+    end=$(( $(date +%s%N) + $(awk -v n="$1" -v k="$SLOW" 'BEGIN { printf "%d", n * k * 1000 }') * 1000000 ))
     shift
     until "$@"; do
         [ "$(date +%s%N)" -lt "$end" ] || { "$@"; return; }

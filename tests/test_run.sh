@@ -2,7 +2,8 @@
 # test_run.sh - the harness itself (tests/run.sh, tests/lib.sh): a suite
 # whose background process leaves a sanitizer report fails even though
 # its own checks passed; a clean one passes; under CI=true a skip for a
-# missing dependency fails; wait_for gives up at its (scaled) bound.
+# missing dependency fails; wait_for gives up at its (scaled) bound, long
+# bounds included.
 # Last line: "N passed, N failed, N skipped".
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -46,5 +47,12 @@ ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 if [ $rw != 0 ] && [ $ms -ge 300 ] && wait_for 5 true; then
     ok "wait_for: gives up after its bound (${ms} ms for 0.3 s x $SLOW), returns at once on success"
 else bad "wait_for (rc $rw, $ms ms)"; fi
+# a bound past 2^31 ns (mawk's printf %d stops there: every wait was cut to 2.1 s)
+t0=$(date +%s%N)
+wait_for $(awk -v k="$SLOW" 'BEGIN { print 2.5 / k }') false
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+if [ $ms -ge 2500 ]; then
+    ok "wait_for: a 2.5 s bound holds 2.5 s (${ms} ms), not 2.1"
+else bad "wait_for cut a 2.5 s bound to $ms ms"; fi
 
 summary
