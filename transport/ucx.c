@@ -75,7 +75,7 @@
 #define UT_OP_READ        0          /* built-in AM read; RPC ids are 1..63 */
 #define UT_OP_PING        64         /* built-in round trip that ends a connect */
 #define UT_CLIENT_BUCKETS 1024       /* requesters a node knows, by uuid      */
-#define UT_CLIENTS_MAX    65536
+#define UT_CLIENTS_MAX    65536      /* past it, one owed nothing is forgotten */
 #define UT_MAX_REGIONS    4096
 #define UT_HOST_MAX       64
 #ifndef MADV_POPULATE_READ
@@ -173,6 +173,7 @@ struct ut_ucx_peer {
     bool             client;     /* a requester this node may owe a deferred
                                     reply (learnt from its PING; the node's
                                     own, never a user's)              */
+    unsigned         owed;       /* client: deferred replies still due */
     ut_ucx_peer_t   *cnext;      /* ctx->clients chain                */
 };
 
@@ -553,8 +554,10 @@ static void do_peer_disconnect(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer,
         return;
     }
     peer->ep = NULL;
-    do_lru_unlink(ctx, peer);
-    ctx->nopen--;
+    if (!peer->client) {
+        do_lru_unlink(ctx, peer);
+        ctx->nopen--;
+    }
     atomic_store(&peer->state, new_state);
     do_ep_close(ctx, ep);
 }
@@ -738,7 +741,10 @@ static ucache_status_t do_peer_connect(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer)
     ucs_status_t status;
     ucp_ep_h ep;
 
-    while (ctx->nopen >= ctx->cfg.max_eps) {
+    /* A requester's endpoint is outside the cap: UCX matches it to the
+     * connection the requester made (no new socket or queue pair), and
+     * closing it would cut that connection; UT_CLIENTS_MAX bounds them. */
+    while (!peer->client && (ctx->nopen >= ctx->cfg.max_eps)) {
         for (victim = ctx->lru_tail; victim != NULL; victim = victim->lru_prev) {
             if (victim->inflight == 0) {
                 break;
@@ -766,8 +772,10 @@ static ucache_status_t do_peer_connect(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer)
     peer->ep         = ep;
     peer->gen++;
     peer->native_get = -1;
-    ctx->nopen++;
-    do_lru_push(ctx, peer);
+    if (!peer->client) {
+        ctx->nopen++;
+        do_lru_push(ctx, peer);
+    }
     atomic_store(&peer->state, UT_PEER_CONNECTED);
     UT_STAT_ADD(ctx, connects, 1);
     /* a requester is waiting for our reply, progressing: the reply itself
@@ -780,7 +788,9 @@ static ucache_status_t do_peer_ensure(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer)
 {
     switch (atomic_load(&peer->state)) {
     case UT_PEER_CONNECTED:
-        do_lru_touch(ctx, peer);
+        if (!peer->client) {
+            do_lru_touch(ctx, peer);
+        }
         return UCACHE_OK;
     case UT_PEER_FAILED:
         if (uc_time_ns() - atomic_load(&peer->failed_at) < ctx->cfg.peer_retry_ns) {
@@ -909,6 +919,32 @@ static ut_ucx_peer_t *do_client_find(ut_ucx_ctx_t *ctx, uint64_t uuid)
     return NULL;
 }
 
+/* ctx->lock held: forget one requester owed nothing (its endpoint closed),
+ * from @p uuid's bucket on, to make room.  False if every one is owed. */
+static bool do_client_evict(ut_ucx_ctx_t *ctx, uint64_t uuid)
+{
+    ut_ucx_peer_t **pp, *c;
+    unsigned i, b;
+
+    for (i = 0; i < UT_CLIENT_BUCKETS; i++) {
+        b = (unsigned)((uuid + i) % UT_CLIENT_BUCKETS);
+        for (pp = &ctx->clients[b]; (c = *pp) != NULL; pp = &c->cnext) {
+            if (c->owed > 0) {
+                continue;
+            }
+            *pp = c->cnext;
+            if (atomic_load(&c->state) == UT_PEER_CONNECTED) {
+                do_peer_disconnect(ctx, c, UT_PEER_IDLE);
+            }
+            free(c->ucp_addr);
+            free(c);
+            ctx->nclients--;
+            return true;
+        }
+    }
+    return false;
+}
+
 /*
  * ctx->lock held: a requester's PING carries its address blob (checked
  * here like any blob from outside; it must name the uuid the request came
@@ -934,9 +970,9 @@ static void do_client_learn(ut_ucx_ctx_t *ctx, uint64_t uuid, const void *blob,
                 "deferred");
         return;
     }
-    if (ctx->nclients >= UT_CLIENTS_MAX) {
-        UC_WARN("%u requesters known; no more are (their misses are answered "
-                "at once)", UT_CLIENTS_MAX);
+    if ((ctx->nclients >= UT_CLIENTS_MAX) && !do_client_evict(ctx, uuid)) {
+        UC_WARN("%u requesters known, each owed a reply; no more are (their "
+                "misses are answered at once)", UT_CLIENTS_MAX);
         return;
     }
     c = calloc(1, sizeof(*c));
@@ -1542,6 +1578,7 @@ static ucache_status_t ut_ucx_rpc_reply(ut_rpc_t *r, ucache_status_t status,
         UC_DEBUG("deferred reply to %s dropped: %s", rpc->client->name,
                  ucache_strerror(ret));
     }
+    rpc->client->owed--;
     ctx->deferred--;
     pthread_mutex_unlock(&ctx->lock);
     free(rpc);
@@ -1569,6 +1606,7 @@ static ucache_status_t ut_ucx_rpc_defer(ut_rpc_t *r, ut_rpc_t **deferred_p)
     if (copy == NULL) {
         return UCACHE_ERR_NO_MEMORY;
     }
+    rpc->client->owed++;       /* kept while the reply is due */
     *copy          = *rpc;
     copy->reply_ep = NULL;     /* UCX's, valid during the handler only */
     copy->deferred = true;
