@@ -144,6 +144,38 @@ static uf_job_t *do_job_create(uf_node_t *node, const uf_fetch_req_t *req,
     return job;
 }
 
+/*
+ * node->lock held: the fill job of @p req's key - the one under way
+ * (*how_p UF_HOW_COALESCED), or a new one (UF_HOW_FILLED).  NULL with
+ * *status_p: UCACHE_ERR_CANCELED (stopping), UCACHE_ERR_BUSY (the fill
+ * queue is full: the reader backs off), UCACHE_ERR_NO_MEMORY.
+ */
+static uf_job_t *do_job_get(uf_node_t *node, const uf_fetch_req_t *req, const char *uri,
+                            size_t uri_len, uint32_t *how_p, ucache_status_t *status_p)
+{
+    us_key_t key = { req->key_hi, req->key_lo };
+    uf_job_t *job;
+
+    *status_p = UCACHE_ERR_CANCELED;
+    if (node->stop) {
+        return NULL;
+    }
+    job = do_job_find(node, &key);
+    if (job != NULL) {
+        UF_NODE_ADD(node, coalesced, 1);
+        *how_p = UF_HOW_COALESCED;
+        return job;
+    }
+    if (node->active >= node->cfg.fill_queue) {
+        UF_NODE_ADD(node, busy, 1);
+        *status_p = UCACHE_ERR_BUSY;
+        return NULL;
+    }
+    *how_p    = UF_HOW_FILLED;
+    *status_p = UCACHE_ERR_NO_MEMORY;
+    return do_job_create(node, req, uri, uri_len);
+}
+
 /* node->lock held */
 static void do_job_unlink(uf_node_t *node, uf_job_t *job)
 {
@@ -236,6 +268,7 @@ static void uf_fetch_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t l
     us_key_t key;
     us_loc_t loc;
     uf_job_t *job;
+    uint32_t how;
 
     status = uf_fetch_req_check(msg, len, &req, &u);
     if (status == UCACHE_OK) {
@@ -279,16 +312,7 @@ static void uf_fetch_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t l
         return;
     }
     pthread_mutex_lock(&node->lock);
-    job = node->stop ? NULL : do_job_find(node, &key);
-    status = node->stop ? UCACHE_ERR_CANCELED : UCACHE_ERR_NO_MEMORY;
-    if (job != NULL) {
-        UF_NODE_ADD(node, coalesced, 1);
-    } else if (!node->stop && (node->active >= node->cfg.fill_queue)) {
-        UF_NODE_ADD(node, busy, 1);   /* the queue is full: the reader backs off */
-        status = UCACHE_ERR_BUSY;
-    } else if (!node->stop) {
-        job = do_job_create(node, &req, uri, req.uri_len);
-    }
+    job = do_job_get(node, &req, uri, req.uri_len, &how, &status);
     if ((job == NULL) || (ut_rpc_defer(rpc, &w->rpc) != UCACHE_OK)) {
         pthread_mutex_unlock(&node->lock);
         free(w);
@@ -470,18 +494,7 @@ static ucache_status_t uf_fetch_local(uf_node_t *node, const uf_fetch_req_t *req
         return status;
     }
     pthread_mutex_lock(&node->lock);
-    job = node->stop ? NULL : do_job_find(node, &key);
-    *how_p = UF_HOW_COALESCED;
-    status = node->stop ? UCACHE_ERR_CANCELED : UCACHE_ERR_NO_MEMORY;
-    if (job != NULL) {
-        UF_NODE_ADD(node, coalesced, 1);
-    } else if (!node->stop && (node->active >= node->cfg.fill_queue)) {
-        UF_NODE_ADD(node, busy, 1);
-        status = UCACHE_ERR_BUSY;
-    } else if (!node->stop) {
-        job = do_job_create(node, req, uri, strlen(uri));
-        *how_p = UF_HOW_FILLED;
-    }
+    job = do_job_get(node, req, uri, strlen(uri), how_p, &status);
     if (job == NULL) {
         pthread_mutex_unlock(&node->lock);
         return status;
