@@ -149,7 +149,7 @@ static size_t uo_body(char *data, size_t size, size_t n, void *arg)
 static bool uo_header(const char *line, size_t len, const char *name, char *out,
                       size_t cap)
 {
-    size_t nl = strlen(name), v;
+    size_t nl = strlen(name), v, i;
 
     if ((len <= nl) || (strncasecmp(line, name, nl) != 0) || (line[nl] != ':')) {
         return false;
@@ -163,8 +163,8 @@ static bool uo_header(const char *line, size_t len, const char *name, char *out,
     if (len - v >= cap) {
         return false;
     }
-    for (nl = v; nl < len; nl++) {
-        if (((unsigned char)line[nl] < 0x20) || (line[nl] == 0x7f)) {
+    for (i = v; i < len; i++) {
+        if (((unsigned char)line[i] < 0x20) || (line[i] == 0x7f)) {
             return false;       /* never into a header of ours (If-Match) */
         }
     }
