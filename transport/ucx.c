@@ -231,6 +231,7 @@ struct ut_ucx_ctx {
     uc_progress_mode_t progress_mode;
     pthread_mutex_t   lock;
     ucp_context_h     ucp;
+    bool              rma;       /* UCP_FEATURE_RMA on (native, or the test mode) */
     ucp_worker_h      worker;
     size_t            max_am_header;
     ut_ucx_peer_t    *clients[UT_CLIENT_BUCKETS]; /* requesters, by uuid */
@@ -1364,6 +1365,19 @@ static ucache_status_t do_rkey_ready(ut_ucx_ctx_t *ctx, ut_ucx_rkey_t *rk,
     return UCACHE_OK;
 }
 
+/* Whether reads of @p peer's memory are gets (the endpoint is open): only
+ * with RMA on, where asked or where the endpoint's RMA lanes are native. */
+static bool do_use_get(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer)
+{
+    if (peer->native_get < 0) {
+        peer->native_get = do_ep_native_rma(peer->ep, peer->tls, sizeof(peer->tls));
+        UC_DEBUG("reads from %s use %s", peer->name,
+                 peer->native_get ? "native get" : "active messages");
+    }
+    return ctx->rma && ((ctx->cfg.read_path == UC_READ_PATH_GET) ||
+                        ((ctx->cfg.read_path == UC_READ_PATH_AUTO) && peer->native_get));
+}
+
 static ucache_status_t ut_ucx_get_post(ut_req_t *req, ut_rkey_t *rkey,
                                        uint64_t raddr, void *buf, size_t len)
 {
@@ -1412,13 +1426,7 @@ static ucache_status_t ut_ucx_get_post(ut_req_t *req, ut_rkey_t *rkey,
     if (status != UCACHE_OK) {
         goto out_fail;
     }
-    if (peer->native_get < 0) {
-        peer->native_get = do_ep_native_rma(peer->ep, peer->tls, sizeof(peer->tls));
-        UC_DEBUG("reads from %s use %s", peer->name,
-                 peer->native_get ? "native get" : "active messages");
-    }
-    use_get = (ctx->cfg.read_path == UC_READ_PATH_GET) ||
-              ((ctx->cfg.read_path == UC_READ_PATH_AUTO) && peer->native_get);
+    use_get = do_use_get(ctx, peer);
     req->priv.buf = buf;
     req->priv.cap = len;
 
@@ -1526,12 +1534,7 @@ static ut_path_t ut_ucx_rkey_path(ut_rkey_t *rkey)
     }
     pthread_mutex_lock(&ctx->lock);
     if (do_peer_ensure(ctx, peer) == UCACHE_OK) {
-        if (peer->native_get < 0) {
-            peer->native_get = do_ep_native_rma(peer->ep, peer->tls, sizeof(peer->tls));
-        }
-        path = ((ctx->cfg.read_path == UC_READ_PATH_GET) ||
-                ((ctx->cfg.read_path == UC_READ_PATH_AUTO) && peer->native_get)) ?
-               UT_PATH_GET : UT_PATH_AM;
+        path = do_use_get(ctx, peer) ? UT_PATH_GET : UT_PATH_AM;
     }
     pthread_mutex_unlock(&ctx->lock);
     return path;
@@ -1977,14 +1980,97 @@ static void ut_ucx_log_setup(void)
     ucs_log_push_handler(ut_ucx_log);
 }
 
-static ucache_status_t ut_ucx_ctx_create(const ut_params_t *params,
-                                         ut_ctx_t **ctx_p)
+/*
+ * Whether UCX selected a transport with native one-sided RMA (verbs rc/dc,
+ * ugni) for @p ucp: such transports read remote memory without the target's
+ * CPU.  UCX 1.13 has no query for it, so this reads the resource lines of
+ * ucp_context_print_info() ("resource 2 : md 1 dev 2 flags -- rc_mlx5/mlx5_0:1"),
+ * which honour UCX_TLS.  Unknown transports count as not native.
+ */
+static bool do_native_rma(ucp_context_h ucp)
+{
+    static const char *const native[] = { "rc_", "dc_", "ugni_rdma", NULL };
+    char *text = NULL, *line, *save = NULL, *tl;
+    size_t size = 0;
+    bool found = false;
+    unsigned i;
+    FILE *f;
+
+    f = open_memstream(&text, &size);
+    if (f == NULL) {
+        return false;
+    }
+    ucp_context_print_info(ucp, f);
+    fclose(f);
+    for (line = strtok_r(text, "\n", &save); (line != NULL) && !found;
+         line = strtok_r(NULL, "\n", &save)) {
+        if ((strstr(line, "resource") == NULL) || ((tl = strstr(line, "-- ")) == NULL)) {
+            continue;
+        }
+        for (i = 0; native[i] != NULL; i++) {
+            found = found || (strncmp(tl + 3, native[i], strlen(native[i])) == 0);
+        }
+    }
+    free(text);
+    return found;
+}
+
+/*
+ * The UCP context, with UCP_FEATURE_RMA only where it is safe and useful.
+ * That feature turns on UCX's software RMA on every transport that lacks
+ * native RMA (tcp): its put and get handlers copy to and from any address
+ * a connected peer names.  So RMA is requested only when UCX selected a
+ * native-RMA transport (reads then go one-sided on it), or when
+ * UCACHE_EMULATED_RMA asks for the test mode, which says so loudly.
+ */
+static ucache_status_t do_ucp_init(ut_ucx_ctx_t *ctx)
 {
     ucp_params_t uparams = {
         .field_mask = UCP_PARAM_FIELD_FEATURES | UCP_PARAM_FIELD_MT_WORKERS_SHARED,
-        .features   = UCP_FEATURE_RMA | UCP_FEATURE_AM | UCP_FEATURE_WAKEUP,
+        .features   = UCP_FEATURE_AM | UCP_FEATURE_WAKEUP,
         .mt_workers_shared = 0
     };
+    ucp_config_t *ucfg = NULL;
+    ucs_status_t status;
+    bool native;
+
+    status = ucp_config_read(NULL, NULL, &ucfg);
+    if (status != UCS_OK) {
+        UC_ERROR("ucp_config_read: %s", ucs_status_string(status));
+        return UCACHE_ERR_TRANSPORT;
+    }
+    status = ucp_init(&uparams, ucfg, &ctx->ucp);
+    if (status == UCS_OK) {
+        native = do_native_rma(ctx->ucp);
+        if (native || ctx->cfg.emulated_rma) {
+            ucp_cleanup(ctx->ucp);
+            ctx->ucp = NULL;
+            uparams.features |= UCP_FEATURE_RMA;
+            status = ucp_init(&uparams, ucfg, &ctx->ucp);
+            ctx->rma = (status == UCS_OK);
+        }
+        if ((status == UCS_OK) && !ctx->rma && (ctx->cfg.read_path == UC_READ_PATH_GET)) {
+            UC_WARN("UCACHE_READ_PATH=get needs a native-RMA transport or "
+                    "UCACHE_EMULATED_RMA=yes; reads use active messages");
+        }
+        if ((status == UCS_OK) && !native && ctx->cfg.emulated_rma) {
+            UC_WARN("UCACHE_EMULATED_RMA=yes (a test mode): UCX's software RMA is on, so "
+                    "any peer that reaches this process can read and write its memory");
+        }
+    }
+    ucp_config_release(ucfg);
+    if (status != UCS_OK) {
+        ctx->ucp = NULL;
+        UC_ERROR("ucp_init: %s (check UCX_TLS / UCX_NET_DEVICES)",
+                 ucs_status_string(status));
+        return UCACHE_ERR_TRANSPORT;
+    }
+    return UCACHE_OK;
+}
+
+static ucache_status_t ut_ucx_ctx_create(const ut_params_t *params,
+                                         ut_ctx_t **ctx_p)
+{
     ucp_worker_params_t wparams = {
         .field_mask  = UCP_WORKER_PARAM_FIELD_THREAD_MODE,
         .thread_mode = UCS_THREAD_MODE_SERIALIZED
@@ -1997,7 +2083,6 @@ static ucache_status_t ut_ucx_ctx_create(const ut_params_t *params,
                       UCP_AM_HANDLER_PARAM_FIELD_ARG | UCP_AM_HANDLER_PARAM_FIELD_FLAGS,
         .flags      = UCP_AM_FLAG_WHOLE_MSG
     };
-    ucp_config_t *ucfg = NULL;
     ucache_status_t ret;
     ucs_status_t status;
     ut_ucx_ctx_t *ctx;
@@ -2049,18 +2134,11 @@ static ucache_status_t ut_ucx_ctx_create(const ut_params_t *params,
 
         pthread_once(&log_once, ut_ucx_log_setup);
     }
-    status = ucp_config_read(NULL, NULL, &ucfg);
-    if (status != UCS_OK) {
-        UC_ERROR("ucp_config_read: %s", ucs_status_string(status));
+    ret = do_ucp_init(ctx);
+    if (ret != UCACHE_OK) {
         goto err;
     }
-    status = ucp_init(&uparams, ucfg, &ctx->ucp);
-    ucp_config_release(ucfg);
-    if (status != UCS_OK) {
-        UC_ERROR("ucp_init: %s (check UCX_TLS / UCX_NET_DEVICES)",
-                 ucs_status_string(status));
-        goto err;
-    }
+    ret = UCACHE_ERR_TRANSPORT;
     status = ucp_worker_create(ctx->ucp, &wparams, &ctx->worker);
     if (status != UCS_OK) {
         UC_ERROR("ucp_worker_create: %s", ucs_status_string(status));

@@ -165,6 +165,24 @@ const uc_config_entry_t uc_config_table[] = {
      "Prefault a same-host peer's mapped region once when its key is unpacked, so reads "
      "never take page faults (yes/no).",
      UC_CFG_FIELD(map_populate), UC_CFG_ENUM, uc_bool_names, 0, 0},
+    {"CLUSTER_KEY_FILE", "",
+     "File holding the fabric's cluster key (32 bytes, `ucache keygen FILE`; no access for "
+     "others). Every control message is signed with it (HMAC-SHA256, replay window) and "
+     "every unsigned, wrongly signed or replayed one is refused. Empty: an open fabric.",
+     UC_CFG_FIELD(cluster_key_file), UC_CFG_STRING, NULL, 0, 0},
+    {"ADMIN_KEY_FILE", "",
+     "File holding the admin key. An admin tool signs with it; a daemon that has it "
+     "accepts evict, unpin and drain/undrain only when signed with it.",
+     UC_CFG_FIELD(admin_key_file), UC_CFG_STRING, NULL, 0, 0},
+    {"AUTH_WINDOW", "30s",
+     "How far a signed message's timestamp may be from the receiver's clock; replays "
+     "inside the window are refused by sequence number.",
+     UC_CFG_FIELD(auth_window_ns), UC_CFG_TIME, NULL, 1000000000ull, 3600ull * 1000000000ull},
+    {"EMULATED_RMA", "no",
+     "A test mode: turn on UCX's software RMA where no transport has native RMA, so "
+     "UCACHE_READ_PATH=get works over tcp. Any peer that reaches the process can then "
+     "write its memory; a context in this mode says so when it starts.",
+     UC_CFG_FIELD(emulated_rma), UC_CFG_ENUM, uc_bool_names, 0, 0},
 };
 
 const size_t uc_config_table_len = sizeof(uc_config_table) / sizeof(uc_config_table[0]);

@@ -63,6 +63,10 @@ typedef struct uc_config {
     size_t   index_chunk;
     int      mem_lock;         /* bool */
     int      map_populate;     /* bool */
+    int      emulated_rma;     /* bool: UCX's software RMA (a test mode) */
+    char     cluster_key_file[256];
+    char     admin_key_file[256];
+    uint64_t auth_window_ns;
 } uc_config_t;
 
 typedef enum uc_config_type {

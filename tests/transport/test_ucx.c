@@ -47,6 +47,17 @@ static void use_tls(const char *tls)
     }
 }
 
+/* Gets over tcp need UCX's software RMA on both sides: the test mode that
+ * UCACHE_EMULATED_RMA asks for (exporters are forked with this env). */
+static void emulated_rma(bool on)
+{
+    if (on) {
+        setenv("UCACHE_EMULATED_RMA", "yes", 1);
+    } else {
+        unsetenv("UCACHE_EMULATED_RMA");
+    }
+}
+
 static uc_config_t test_config(uint64_t timeout_ns)
 {
     uc_config_t cfg;
@@ -228,6 +239,7 @@ static void run_read_sizes(const char *tls, int read_path, ut_path_t expect)
     unsigned i, total = 0;
 
     use_tls(tls);
+    emulated_rma(read_path == UC_READ_PATH_GET);
     CU_ASSERT_EQUAL_FATAL(exporter_start(&ex, 0x5a), 0);
     cfg = test_config(5 * UC_NSEC_PER_SEC);
     cfg.read_path = read_path;
@@ -248,6 +260,7 @@ static void run_read_sizes(const char *tls, int read_path, ut_path_t expect)
     reader_close(&r);
     ut_ctx_destroy(ctx);
     CU_ASSERT_EQUAL(exporter_stop(&ex, 0), 0);
+    emulated_rma(false);
     use_tls(NULL);
 }
 
@@ -724,6 +737,127 @@ static void test_forged_replies(void)
     pair_close(&p);
 }
 
+/*
+ * An attacker outside the fabric: a raw UCX context of its own with
+ * UCP_FEATURE_RMA (UCX's software put/get over tcp), connected to a
+ * serving context's worker address.  It tries @p len bytes of 0xEE at
+ * @p off of the region whose key it holds.  @return 0 if UCX reported the
+ * put complete (flushed to the target) within 1 s, -1 otherwise.
+ */
+static int attack_put(ut_ctx_t *server, ut_mem_t *mem, size_t off, size_t len)
+{
+    ucp_params_t up = { .field_mask = UCP_PARAM_FIELD_FEATURES,
+                        .features = UCP_FEATURE_RMA | UCP_FEATURE_AM };
+    ucp_worker_params_t wp = { .field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE,
+                               .thread_mode = UCS_THREAD_MODE_SINGLE };
+    ucp_request_param_t rp = { .op_attr_mask = 0 };
+    const void *ablob, *rblob, *apay, *rpay;
+    size_t alen, rlen, aplen, rplen;
+    ut_addr_body abody;
+    ut_rkey_body rbody;
+    ucp_ep_params_t ep = { .field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS };
+    ucp_context_h uctx;
+    ucp_worker_h worker;
+    ucp_config_t *ucfg;
+    ucp_ep_h uep;
+    ucp_rkey_h rkey;
+    uint8_t bytes[4096];
+    void *sreq;
+    uint64_t deadline;
+    int rc = -1;
+
+    memset(bytes, 0xee, sizeof(bytes));
+    CU_ASSERT_FATAL(len <= sizeof(bytes));
+    ut_address(server, &ablob, &alen);
+    ut_mem_pack(mem, &rblob, &rlen);
+    CU_ASSERT_EQUAL_FATAL(ut_blob_check(ablob, alen, UT_ADDR_MAGIC, sizeof(abody), &abody,
+                                        &apay, &aplen), UCACHE_OK);
+    CU_ASSERT_EQUAL_FATAL(ut_blob_check(rblob, rlen, UT_RKEY_MAGIC, sizeof(rbody), &rbody,
+                                        &rpay, &rplen), UCACHE_OK);
+    CU_ASSERT_EQUAL_FATAL(ucp_config_read(NULL, NULL, &ucfg), UCS_OK);
+    CU_ASSERT_EQUAL_FATAL(ucp_init(&up, ucfg, &uctx), UCS_OK);
+    ucp_config_release(ucfg);
+    CU_ASSERT_EQUAL_FATAL(ucp_worker_create(uctx, &wp, &worker), UCS_OK);
+    ep.address = apay;
+    CU_ASSERT_EQUAL_FATAL(ucp_ep_create(worker, &ep, &uep), UCS_OK);
+    CU_ASSERT_EQUAL_FATAL(ucp_ep_rkey_unpack(uep, rpay, &rkey), UCS_OK);
+    deadline = uc_deadline(uct_slow(UC_NSEC_PER_SEC));
+    sreq = ucp_put_nbx(uep, bytes, len, rbody.base + off, rkey, &rp);
+    if (!UCS_PTR_IS_ERR(sreq)) {
+        if (sreq != NULL) {
+            while ((ucp_request_check_status(sreq) == UCS_INPROGRESS) &&
+                   (uc_time_ns() < deadline)) {
+                ucp_worker_progress(worker);
+            }
+            ucp_request_free(sreq);   /* (UCX completes or drops it at cleanup) */
+        }
+        sreq = ucp_ep_flush_nbx(uep, &rp);
+        rc = UCS_PTR_IS_ERR(sreq) ? -1 : 0;
+        while ((rc == 0) && (sreq != NULL) &&
+               (ucp_request_check_status(sreq) == UCS_INPROGRESS)) {
+            if (uc_time_ns() > deadline) {
+                rc = -1;
+                break;
+            }
+            ucp_worker_progress(worker);
+        }
+        if ((rc == 0) && (sreq != NULL) && (ucp_request_check_status(sreq) != UCS_OK)) {
+            rc = -1;
+        }
+        if ((sreq != NULL) && !UCS_PTR_IS_ERR(sreq)) {
+            ucp_request_free(sreq);
+        }
+    }
+    ucp_rkey_destroy(rkey);
+    sreq = ucp_ep_close_nbx(uep, &(ucp_request_param_t){
+        .op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS, .flags = UCP_EP_CLOSE_FLAG_FORCE });
+    while ((sreq != NULL) && !UCS_PTR_IS_ERR(sreq) &&
+           (ucp_request_check_status(sreq) == UCS_INPROGRESS)) {
+        ucp_worker_progress(worker);
+    }
+    if ((sreq != NULL) && !UCS_PTR_IS_ERR(sreq)) {
+        ucp_request_free(sreq);
+    }
+    ucp_worker_destroy(worker);
+    ucp_cleanup(uctx);
+    return rc;
+}
+
+/*
+ * Issue [3/11], remote writes: UCP_FEATURE_RMA turns on UCX's software RMA
+ * over tcp, whose put handler copies to any address a peer names.  A
+ * serving context in its default configuration must not let a peer write
+ * its exported region (or anything else): the put does not complete and
+ * the region holds exactly its pattern afterwards.  With
+ * UCACHE_EMULATED_RMA (the explicit test mode) the same put lands - which
+ * is why that mode is a test mode.
+ */
+static void test_remote_put(void)
+{
+    uc_config_t cfg = test_config(2 * UC_NSEC_PER_SEC);
+    ut_mem_t *mem;
+    ut_ctx_t *srv;
+    int i;
+
+    use_tls("tcp");
+    for (i = 0; i < 2; i++) {
+        cfg.emulated_rma = i;
+        srv = make_ctx(&cfg, UC_PROGRESS_THREAD);
+        CU_ASSERT_EQUAL_FATAL(ut_mem_export(srv, REGION_SIZE, &mem), UCACHE_OK);
+        fill_pattern(mem->base, REGION_SIZE, 0x33);
+        if (i == 0) {
+            CU_ASSERT_EQUAL(attack_put(srv, mem, 4096, 64), -1);
+            CU_ASSERT_EQUAL(pattern_mismatches(mem->base, 0, REGION_SIZE, 0x33), 0);
+        } else {
+            CU_ASSERT_EQUAL(attack_put(srv, mem, 4096, 64), 0);
+            CU_ASSERT_EQUAL(pattern_mismatches(mem->base, 0, REGION_SIZE, 0x33), 64);
+        }
+        ut_mem_destroy(mem);
+        ut_ctx_destroy(srv);
+    }
+    use_tls(NULL);
+}
+
 /* Destroying a region while bulk replies out of it are in flight: the
  * replies finish first (exact bytes), later reads are refused as stale. */
 static void *destroy_mem_thread(void *mem)
@@ -957,7 +1091,7 @@ static void test_tcp_silent_peer(void)
 static void run_peer_death(int read_path, ut_path_t path)
 {
     enum { N = 128, SZ = 1u << 20 };
-    uc_config_t cfg = test_config(uct_slow(3 * UC_NSEC_PER_SEC));
+    uc_config_t cfg;
     uint64_t t0, elapsed;
     ut_req_t *reqs = calloc(N, sizeof(*reqs));
     uint8_t *buf = malloc((size_t)N * SZ);
@@ -968,6 +1102,8 @@ static void run_peer_death(int read_path, ut_path_t path)
     size_t bad = 0;
 
     use_tls("tcp");
+    emulated_rma(read_path == UC_READ_PATH_GET);
+    cfg = test_config(uct_slow(3 * UC_NSEC_PER_SEC));
     cfg.read_path = read_path;
     CU_ASSERT_EQUAL_FATAL(exporter_start(&a, 0x61), 0);
     CU_ASSERT_EQUAL_FATAL(exporter_start(&b, 0x62), 0);
@@ -1016,6 +1152,7 @@ static void run_peer_death(int read_path, ut_path_t path)
     CU_ASSERT_EQUAL(exporter_stop(&b, 0), 0);
     free(reqs);
     free(buf);
+    emulated_rma(false);
     use_tls(NULL);
 }
 
@@ -1136,6 +1273,7 @@ int main(void)
         {"rpc", test_rpc},
         {"malformed_messages", test_malformed_messages},
         {"forged_replies", test_forged_replies},
+        {"remote_put", test_remote_put},
         {"max_outstanding", test_max_outstanding},
         {"region_destroy_inflight", test_region_destroy_inflight},
         {"region_destroy_stalled_reader", test_region_destroy_stalled_reader},
