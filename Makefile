@@ -20,8 +20,8 @@ TEST_CFLAGS = $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
 TEST_LIBS   = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 
 # The library: util (bottom) -> transport -> store -> fabric -> include/ucache.h
-LIB_SRCS = util/status.c util/log.c util/config.c \
-           transport/transport.c transport/blob.c transport/ucx.c transport/devices.c \
+LIB_SRCS = util/status.c util/log.c util/config.c util/key.c \
+           transport/transport.c transport/auth.c transport/blob.c transport/ucx.c transport/devices.c \
            store/layout.c store/alloc.c store/evict.c store/store.c \
            store/allow.c store/cred.c store/origin.c store/origin_file.c store/origin_http.c \
            store/origin_azure.c store/origin_s3.c \
@@ -36,8 +36,9 @@ PERF_SRCS = perf/options.c perf/latency.c perf/bench_raw.c perf/bench_store.c pe
 PERF_OBJS = $(PERF_SRCS:%.c=$(BUILD)/obj/%.o)
 
 # Test binaries: test_NAME is linked from TEST_OBJS_NAME and the library.
-TEST_NAMES = util ucx store ucperf fabric origin
+TEST_NAMES = util auth ucx store ucperf fabric origin
 TEST_OBJS_util   = tests/util/test_util.o
+TEST_OBJS_auth   = tests/transport/test_auth.o
 TEST_OBJS_ucx    = tests/transport/test_ucx.o perf/exporter.o
 TEST_OBJS_store  = tests/store/test_store.o
 TEST_OBJS_ucperf = tests/perf/test_ucperf.o $(PERF_SRCS:.c=.o)

@@ -7,6 +7,7 @@
  */
 #include "fabric/fabric.h"
 #include "store/cred.h"
+#include "util/key.h"
 #include "util/log.h"
 #include "util/time.h"
 
@@ -311,6 +312,13 @@ static void uf_admin_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t l
     uf_admin_msg_t req;
     ut_rpc_t *d;
 
+    if ((uf_admin_req_check(msg, len, &req) == UCACHE_OK) &&
+        (req.count != UF_ADMIN_STATS) && (ctx->node != NULL) &&
+        (rpc->role < UT_ROLE_ADMIN)) {
+        uf_node_denied(ctx->node, (req.count == UF_ADMIN_DRAIN) ? "drain" : "undrain");
+        ut_rpc_reply(rpc, UCACHE_ERR_AUTH, NULL, 0, NULL, 0, 0);
+        return;
+    }
     if ((uf_admin_req_check(msg, len, &req) != UCACHE_OK) ||
         ((req.count != UF_ADMIN_STATS) && (ctx->node == NULL))) {
         UC_WARN("refused a malformed ADMIN request (%zu bytes, operation %u)", len,
@@ -331,6 +339,30 @@ static void uf_admin_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t l
     ctx->admin_rpcs[ctx->nadmin++] = d;
     pthread_mutex_unlock(&ctx->admin_lock);
     pthread_cond_signal(&ctx->cond); /* missed, it is answered within a poll */
+}
+
+/*
+ * A serving node with no cluster key that others can reach says so loudly:
+ * any process that reaches it may read its cache, fill it and drain it.
+ * Reachable unless UCX is kept to loopback (UCX_NET_DEVICES=lo) and the
+ * listener, if any, is on a loopback address.
+ */
+static void uf_warn_open(const uc_config_t *cfg)
+{
+    const char *devs = getenv("UCX_NET_DEVICES");
+    const char *l = cfg->listen;
+
+    if (cfg->cluster_key_file[0] != '\0') {
+        return;
+    }
+    if ((devs != NULL) && (strcmp(devs, "lo") == 0) &&
+        ((l[0] == '\0') || !strncmp(l, "127.", 4) || !strncmp(l, "[::1]", 5) ||
+         !strncmp(l, "localhost:", 10))) {
+        return;
+    }
+    UC_WARN("THIS FABRIC IS OPEN: no UCACHE_CLUSTER_KEY_FILE (ucached --key-file), so any "
+            "process that reaches this node can read its cache, fill it, evict and drain "
+            "it; create a key with `ucache keygen FILE` (docs/security.md)");
 }
 
 /* Listen on UCACHE_LISTEN ("HOST:PORT", "[V6]:PORT" or ":PORT"). */
@@ -459,6 +491,7 @@ ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p)
         goto err;
     }
     if (ctx->serve) {
+        uf_warn_open(&ctx->cfg);
         status = uf_node_create(ctx->transport, &ctx->cfg, &ctx->node);
         if (status == UCACHE_OK) {
             status = uf_self_init(ctx);
@@ -609,6 +642,15 @@ ucache_status_t ucache_members_set(ucache_h ctx, const void *const *recs,
     return status;
 }
 
+ucache_status_t ucache_keygen(const char *path)
+{
+    if ((path == NULL) || (path[0] == '\0')) {
+        return UCACHE_ERR_INVALID;
+    }
+    uc_log_init();
+    return uc_key_generate(path);
+}
+
 ucache_status_t ucache_stats_get(ucache_h ctx, ucache_stats_t *s)
 {
     us_store_stats_t ss;
@@ -634,6 +676,7 @@ ucache_status_t ucache_stats_get(ucache_h ctx, ucache_stats_t *s)
     s->bad_input      = ts.bad_input;
     s->eps_open       = ts.eps_open;
     s->eps_evicted    = ts.eps_evicted;
+    s->auth_failures  = ts.auth_failures;
     s->chunk_reads    = atomic_load(&ctx->st.chunk_reads);
     s->chunk_hits     = atomic_load(&ctx->st.hits);
     s->chunk_misses   = atomic_load(&ctx->st.misses);
@@ -670,6 +713,7 @@ ucache_status_t ucache_stats_get(ucache_h ctx, ucache_stats_t *s)
         s->draining        = uf_node_draining(ctx->node);
         s->fills_refused   = ns.refused;
         s->fills_busy      = ns.busy;
+        s->auth_failures  += ns.denied;
     }
     us_origin_stats(&os);
     s->origin_reads = os.reads;

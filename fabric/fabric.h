@@ -131,6 +131,7 @@ typedef struct uf_node_stats {
     uint64_t touches;        /* sampled hit keys received from readers */
     uint64_t refused;        /* fills refused: UCACHE_ALLOW does not allow them */
     uint64_t busy;           /* FETCHes refused: the fill queue was full */
+    uint64_t denied;         /* admin operations without the admin key  */
     uint64_t fill_us_bucket[UCACHE_FILL_BUCKETS]; /* fill durations */
     uint64_t fill_us_sum;
 } uf_node_stats_t;
@@ -148,6 +149,10 @@ void uf_node_destroy(uf_node_t *node);
  *  so readers go to the next owner; hits are still served. */
 void uf_node_set_draining(uf_node_t *node, bool draining);
 bool uf_node_draining(uf_node_t *node);
+
+/** Count (and log, rate-limited) an admin operation @p what refused for a
+ *  request without the admin key. */
+void uf_node_denied(uf_node_t *node, const char *what);
 
 /** Count a malformed request (one the context refused for the node). */
 void uf_node_bad_request(uf_node_t *node);

@@ -61,9 +61,10 @@ struct uf_node {
     unsigned         nthreads;
     _Atomic bool     draining;  /* refuse fills: ucache drain */
     us_allow_t       allow;     /* the origins it fills from (UCACHE_ALLOW) */
+    _Atomic uint64_t denied_logged; /* when a refused admin operation was logged */
     struct {
         _Atomic uint64_t fetches, fetch_hits, fills, fill_bytes, coalesced;
-        _Atomic uint64_t fill_errors, bad_requests, touches, refused, busy;
+        _Atomic uint64_t fill_errors, bad_requests, touches, refused, busy, denied;
         _Atomic uint64_t fill_us_bucket[UCACHE_FILL_BUCKETS], fill_us_sum;
     } st;
 };
@@ -285,6 +286,11 @@ static void uf_fetch_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t l
         UF_NODE_ADD(node, bad_requests, 1);
         UC_WARN("refused a malformed FETCH request (%zu bytes)", len);
         uf_reply_loc(node, rpc, 0, status, NULL, 0);
+        return;
+    }
+    if ((req.flags & (UF_FETCH_UNPIN | UF_FETCH_EVICT)) && (rpc->role < UT_ROLE_ADMIN)) {
+        uf_node_denied(node, (req.flags & UF_FETCH_EVICT) ? "evict" : "unpin");
+        uf_reply_loc(node, rpc, req.flags, UCACHE_ERR_AUTH, NULL, 0);
         return;
     }
     if (us_store_lookup(node->store, &key, &loc) == UCACHE_OK) {
@@ -598,6 +604,19 @@ bool uf_node_draining(uf_node_t *node)
     return atomic_load(&node->draining);
 }
 
+void uf_node_denied(uf_node_t *node, const char *what)
+{
+    uint64_t now = uc_time_ns(), last = atomic_load(&node->denied_logged);
+
+    UF_NODE_ADD(node, denied, 1);
+    if ((now - last >= UC_NSEC_PER_SEC) &&
+        atomic_compare_exchange_strong(&node->denied_logged, &last, now)) {
+        UC_WARN("refused %s: it needs the admin key (UCACHE_ADMIN_KEY_FILE); %llu "
+                "admin operations refused so far", what,
+                (unsigned long long)atomic_load(&node->st.denied));
+    }
+}
+
 void uf_node_bad_request(uf_node_t *node)
 {
     UF_NODE_ADD(node, bad_requests, 1);
@@ -680,4 +699,5 @@ void uf_node_stats(uf_node_t *node, uf_node_stats_t *s)
     s->touches      = atomic_load(&node->st.touches);
     s->refused      = atomic_load(&node->st.refused);
     s->busy         = atomic_load(&node->st.busy);
+    s->denied       = atomic_load(&node->st.denied);
 }

@@ -49,7 +49,8 @@ extern "C" {
     X(UCACHE_ERR_MOVED,         -16, "key moved to another owner")            \
     X(UCACHE_ERR_EXISTS,        -17, "already exists")                        \
     X(UCACHE_ERR_DENIED,        -18, "access denied by the origin")            \
-    X(UCACHE_ERR_REFUSED,       -19, "origin not allowed by the owner's configuration")
+    X(UCACHE_ERR_REFUSED,       -19, "origin not allowed by the owner's configuration") \
+    X(UCACHE_ERR_AUTH,          -20, "refused by the fabric: not signed with its key, replayed, or not an admin")
 
 typedef enum ucache_status {
 #define UCACHE_STATUS_ENUM(name, value, msg) name = (value),
@@ -116,6 +117,15 @@ typedef enum ucache_config_print_flags {
  *         (the line says which), else UCACHE_OK.
  */
 ucache_status_t ucache_config_print(FILE *stream, unsigned flags);
+
+/**
+ * @brief Write a new fabric key (32 random bytes) to a new file @p path,
+ *        mode 0600: the cluster key (UCACHE_CLUSTER_KEY_FILE) or the admin
+ *        key (UCACHE_ADMIN_KEY_FILE).  See docs/security.md.
+ * @return UCACHE_ERR_EXISTS if something (a symlink included) is at @p path,
+ *         UCACHE_ERR_IO if it cannot be written.
+ */
+ucache_status_t ucache_keygen(const char *path);
 
 /* ------------------------------------------------------------------------ */
 /* Context                                                                   */
@@ -237,6 +247,10 @@ typedef struct ucache_stats {
                                     fill queue (UCACHE_FILL_QUEUE) was full */
     uint64_t owner_refusals;   /**< chunks this reader read itself because
                                     their owner refused the origin          */
+    uint64_t auth_failures;    /**< requests refused: unsigned, signed with
+                                    another key, replayed, addressed to
+                                    another node, or an admin operation
+                                    without the admin key                   */
 } ucache_stats_t;
 
 /** @brief Copy the context's counters into @p stats_p. */

@@ -248,6 +248,9 @@ static ucache_status_t fb_start(const ucperf_opts_t *o, fb_fabric_t *fb, uint64_
     if (strcmp(o->path, "auto") != 0) {
         setenv("UCACHE_READ_PATH", o->path, 1);
     }
+    if (strcmp(o->path, "get") == 0) {
+        setenv("UCACHE_EMULATED_RMA", "yes", 1); /* the test mode gets need on tcp */
+    }
     status = fb_dataset(fb, dataset);
     if (status != UCACHE_OK) {
         return status;

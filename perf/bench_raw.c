@@ -51,6 +51,11 @@ ucache_status_t ucperf_raw_run(const ucperf_opts_t *o, ucperf_result_t *res)
         setenv("UCX_TLS", "posix,sysv,self,tcp", 1); /* tcp: the wireup lane */
         unsetenv("UCX_NET_DEVICES");
     }
+    /* gets where no transport has native RMA need UCX's software RMA on
+     * both sides: a test mode, which a benchmark asking for gets is */
+    if (strcmp(o->path, "get") == 0) {
+        setenv("UCACHE_EMULATED_RMA", "yes", 1);
+    }
     status = uc_config_load(&cfg);
     if (status != UCACHE_OK) {
         return status;

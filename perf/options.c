@@ -62,6 +62,7 @@ void ucperf_usage(FILE *out)
         "  -t, --threads T         reader threads (raw: 1)    [1; mixed: 4]\n"
         "  -T, --transport shm|tcp transport between the processes       [shm]\n"
         "  -p, --path auto|get|am  read primitive off the mapped path    [auto]\n"
+        "                          (get turns on UCACHE_EMULATED_RMA, a test mode)\n"
         "  -w, --warmup N          reads before measuring                [200]\n"
         "  -r, --region BYTES      exported region the reads rotate over\n"
         "                          (default: 4 x size x outstanding, 64M .. 1G;\n"

@@ -10,6 +10,17 @@ passed=0 failed=0 skipped=0 broken=0
 san_root=$(mktemp -d /tmp/ucache-san.XXXXXX)
 trap 'rm -rf "$san_root"' EXIT
 
+# Every suite runs with a fabric key, as a deployment does: the cluster key
+# and the admin key, made with `ucache keygen` (a suite that tests the
+# reader role or an open fabric unsets them for the process at hand).
+if [ -z "${UCACHE_CLUSTER_KEY_FILE:-}" ]; then
+    "${BUILD:-build}/bin/ucache" keygen "$san_root/cluster.key" &&
+        "${BUILD:-build}/bin/ucache" keygen "$san_root/admin.key" || {
+        echo "!!! cannot make the test keys with ${BUILD:-build}/bin/ucache keygen"; exit 1; }
+    export UCACHE_CLUSTER_KEY_FILE=$san_root/cluster.key
+    export UCACHE_ADMIN_KEY_FILE=$san_root/admin.key
+fi
+
 # with_log_path OPTIONS DIR: OPTIONS with log_path=DIR/NAME added, if set
 with_log_path() { [ -n "$1" ] && echo "$1:log_path=$2"; }
 

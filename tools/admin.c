@@ -387,7 +387,7 @@ int cmd_status(int argc, char **argv)
     X("refused", fills_refused) X("busy", fills_busy)                         \
     X("evictions", evictions) X("origin_req", origin_reads)                   \
     X("origin_MB", origin_bytes) X("origin_err", origin_errors)               \
-    X("rpc_err", bad_requests) X("1s_hits", hits_reported)
+    X("rpc_err", bad_requests) X("auth_err", auth_failures) X("1s_hits", hits_reported)
 
 int cmd_stat(int argc, char **argv)
 {

@@ -46,12 +46,37 @@ static void usage(FILE *out)
         "  drain NODE [--undo] [--json]    take a node out of service (and back)\n"
         "  pin URI|PREFIX/... [--unpin]    pin a dataset's chunks in their owners\n"
         "  evict URI|PREFIX/...            drop a dataset's chunks from every owner\n"
+        "  keygen FILE                     write a new fabric key (cluster or admin) to\n"
+        "                                  FILE, mode 0600\n"
         "  config [--json] [--help-text]   every UCACHE_* variable: value, default, help\n"
         "  version [--json]                library version\n"
         "  help                            this text\n"
         "\n"
         "Every command takes --help; the fabric commands take --members SRC (else\n"
         "UCACHE_MEMBERS) and --timeout T.\n");
+}
+
+static int cmd_keygen(int argc, char **argv)
+{
+    ucache_status_t status;
+
+    if ((argc == 3) && (strcmp(argv[2], "--help") == 0)) {
+        printf("usage: ucache keygen FILE\n"
+               "Write a new fabric key (32 random bytes) to FILE, mode 0600. Give the\n"
+               "cluster key to every daemon and reader (UCACHE_CLUSTER_KEY_FILE), the\n"
+               "admin key to daemons and admins only (UCACHE_ADMIN_KEY_FILE).\n");
+        return 0;
+    }
+    if (argc != 3) {
+        fprintf(stderr, "usage: ucache keygen FILE\n");
+        return 2;
+    }
+    status = ucache_keygen(argv[2]);
+    if (status != UCACHE_OK) {
+        fprintf(stderr, "ucache keygen: %s: %s\n", argv[2], ucache_strerror(status));
+        return 1;
+    }
+    return 0;
 }
 
 static int cmd_config(int argc, char **argv)
@@ -429,6 +454,9 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(stdout);
         return 0;
+    }
+    if (strcmp(argv[1], "keygen") == 0) {
+        return cmd_keygen(argc, argv);
     }
     if (strcmp(argv[1], "config") == 0) {
         return cmd_config(argc, argv);

@@ -28,6 +28,10 @@ static void usage(FILE *out)
         "  -L, --listen HOST:PORT  accept bootstrap connections here (file: members:\n"
         "                          the node's line in the list)      [UCACHE_LISTEN]\n"
         "  -z, --zone NAME         failure domain of this node       [UCACHE_ZONE]\n"
+        "      --key-file FILE     the cluster key: sign and check every control\n"
+        "                          message (ucache keygen)  [UCACHE_CLUSTER_KEY_FILE]\n"
+        "      --admin-key-file F  the admin key: evict, unpin, drain need it\n"
+        "                                                   [UCACHE_ADMIN_KEY_FILE]\n"
         "  -a, --allow PREFIX      an origin this node fills from, whoever asks\n"
         "                          (repeatable; replaces UCACHE_ALLOW, whose\n"
         "                          default is az://,s3://,https:// at public\n"
@@ -70,6 +74,8 @@ int main(int argc, char **argv)
         {"zone", required_argument, NULL, 'z'},
         {"allow", required_argument, NULL, 'a'},
         {"listen", required_argument, NULL, 'L'},
+        {"key-file", required_argument, NULL, 'k'},
+        {"admin-key-file", required_argument, NULL, 'K'},
         {"chunk-size", required_argument, NULL, 'c'},
         {"log-level", required_argument, NULL, 'l'},
         {"syslog", no_argument, NULL, 's'},
@@ -120,6 +126,16 @@ int main(int argc, char **argv)
             break;
         case 'L':
             if (setenv("UCACHE_LISTEN", optarg, 1) != 0) {
+                return 1;
+            }
+            break;
+        case 'k':
+            if (setenv("UCACHE_CLUSTER_KEY_FILE", optarg, 1) != 0) {
+                return 1;
+            }
+            break;
+        case 'K':
+            if (setenv("UCACHE_ADMIN_KEY_FILE", optarg, 1) != 0) {
                 return 1;
             }
             break;

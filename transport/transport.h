@@ -65,6 +65,13 @@ typedef struct ut_params {
     uc_progress_mode_t  progress;  /* default UC_PROGRESS_POLL                 */
 } ut_params_t;
 
+/* What a request's signature lets it do (ut_rpc_t.role; transport/auth.h). */
+typedef enum ut_role {
+    UT_ROLE_NONE   = 0,
+    UT_ROLE_READER = 1,   /* the cluster key: read, fill, pin, touch      */
+    UT_ROLE_ADMIN  = 2    /* the admin key (or an open fabric): all       */
+} ut_role_t;
+
 /* Register flags for ut_mem_register(). */
 enum ut_mem_flags {
     UT_MEM_EXPORT = 1u << 0   /* remote read-only access (packable rkey) */
@@ -98,7 +105,7 @@ typedef struct ut_req {
         uint32_t   pending;
         uint32_t   flags;
         int32_t    error;    /* first error; becomes status on completion */
-        uint8_t    wire[56] __attribute__((aligned(8)));
+        uint8_t    wire[120] __attribute__((aligned(8)));
     } priv;
 } ut_req_t;
 
@@ -119,6 +126,7 @@ typedef struct ut_stats {
     uint64_t regions_parked;  /* destroyed regions kept mapped for stuck sends */
     uint64_t replies_dropped; /* deferred replies to a requester that failed */
     uint64_t eps_open, eps_evicted, connects;
+    uint64_t auth_failures;   /* requests refused: unsigned, bad key, replayed */
 } ut_stats_t;
 
 struct ucache_transport_ops {
@@ -189,6 +197,7 @@ struct ut_rkey {
 
 struct ut_rpc {
     ut_ctx_t *ctx;    /* the serving context; valid during the handler */
+    unsigned  role;   /* ut_role_t of the request's signature (auth.h)  */
 };
 
 extern const ut_ops_t ut_ucx_ops;

@@ -37,6 +37,7 @@
  * Blobs carry an xxHash64 checksum over all their bytes, so a truncated or
  * corrupted blob is rejected before UCX ever parses it.
  */
+#include "transport/auth.h"
 #include "transport/blob.h"
 #include "transport.h"
 #include "util/log.h"
@@ -69,7 +70,7 @@
 #endif
 #define UT_ADDR_MAGIC     0x44414355u /* "UCAD" */
 #define UT_RKEY_MAGIC     0x4b524355u /* "UCRK" */
-#define UT_AM_MAGIC       0x4d414355u /* "UCAM" */
+#define UT_AM_MAGIC       0x32414355u /* "UCA2": requests carry a signature */
 #define UT_AM_ID_REQ      10
 #define UT_AM_ID_REP      11
 #define UT_OP_READ        0          /* built-in AM read; RPC ids are 1..63 */
@@ -115,6 +116,7 @@ typedef struct ut_am_req_hdr {
     uint64_t id;          /* the requester's id, echoed in the reply      */
     uint64_t from;        /* the requester's context uuid (its address
                              blob, sent with its PING, says where it is) */
+    ut_auth_tag_t auth;   /* signature over this header and the payload  */
 } ut_am_req_hdr;
 
 typedef struct ut_am_read_desc {
@@ -231,6 +233,7 @@ struct ut_ucx_ctx {
     uc_progress_mode_t progress_mode;
     pthread_mutex_t   lock;
     ucp_context_h     ucp;
+    ut_auth_t        *auth;      /* keys, and what each sender has sent */
     bool              rma;       /* UCP_FEATURE_RMA on (native, or the test mode) */
     ucp_worker_h      worker;
     size_t            max_am_header;
@@ -690,12 +693,15 @@ static unsigned do_progress(ut_ucx_ctx_t *ctx);
  */
 static ucache_status_t do_peer_ping(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer)
 {
+    uint64_t uuid = 0;
     ut_req_t req;
     ucache_status_t status;
 
     do_req_start(&req, &peer->super, UT_PATH_NONE);
-    req.priv.buf      = req.priv.meta = NULL;
-    req.priv.cap      = req.priv.meta_cap = 0;
+    req.priv.buf      = NULL;
+    req.priv.cap      = 0;
+    req.priv.meta     = &uuid;
+    req.priv.meta_cap = sizeof(uuid);
     /* our address goes with it: the peer answers deferred requests on an
      * endpoint of its own to us (do_client_learn) */
     status = do_am_request(ctx, &req, peer, UT_OP_PING, ctx->addr_blob, ctx->addr_blob_len);
@@ -711,6 +717,14 @@ static ucache_status_t do_peer_ping(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer)
                     peer->name, (unsigned long long)(ctx->cfg.timeout_ns /
                                                      UC_NSEC_PER_MSEC));
             do_peer_fail(ctx, peer, UCACHE_ERR_TIMEOUT);
+        }
+    }
+    if ((req.status == UCACHE_OK) && (req.meta_length == sizeof(uuid))) {
+        if (peer->uuid == 0) {
+            peer->uuid = uuid;      /* a listener's context: now we know it */
+        } else if (peer->uuid != uuid) {
+            UC_WARN("%s answered as another context (restarted?)", peer->name);
+            req.status = UCACHE_ERR_STALE;
         }
     }
     if (req.status != UCACHE_OK) {
@@ -1056,6 +1070,8 @@ static ucs_status_t ut_ucx_am_req_cb(void *arg, const void *header,
                                      const ucp_am_recv_param_t *param)
 {
     ut_ucx_ctx_t *ctx = arg;
+    bool rndv = !!(param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV);
+    ut_role_t role = UT_ROLE_NONE;
     ut_ucx_handler_t *h;
     ut_am_req_hdr hdr;
     ut_ucx_rpc_t rpc;
@@ -1072,14 +1088,28 @@ static ucs_status_t ut_ucx_am_req_cb(void *arg, const void *header,
         UC_WARN("dropped a request with a bad magic 0x%x", hdr.magic);
         return UCS_OK;
     }
+    /* Signed, to us, fresh, never seen: before anything else is done for
+     * it (a rendezvous payload is not here to check, so it is refused). */
+    if (ut_auth_check(ctx->auth, header, header_length, offsetof(ut_am_req_hdr, auth),
+                      hdr.from, ctx->uuid, hdr.op == UT_OP_PING, rndv ? NULL : data,
+                      length, &role) != UCACHE_OK) {
+        if (rndv) {
+            ucp_am_data_release(ctx->worker, data);
+        }
+        do_reply_send(ctx, param->reply_ep, hdr.id, UCACHE_ERR_AUTH, NULL, 0, NULL, 0,
+                      false, NULL);
+        return UCS_OK;
+    }
     if (hdr.op == UT_OP_PING) {
         if (!(param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV)) {
             do_client_learn(ctx, hdr.from, data, length);
         } else {
             ucp_am_data_release(ctx->worker, data);
         }
-        do_reply_send(ctx, param->reply_ep, hdr.id, UCACHE_OK, NULL, 0, NULL, 0,
-                      false, NULL);
+        /* our uuid: a requester that knew only our listener addresses its
+         * later requests to it */
+        do_reply_send(ctx, param->reply_ep, hdr.id, UCACHE_OK, &ctx->uuid,
+                      sizeof(ctx->uuid), NULL, 0, false, NULL);
         return UCS_OK;
     }
     if ((param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) ||
@@ -1106,8 +1136,9 @@ static ucs_status_t ut_ucx_am_req_cb(void *arg, const void *header,
                       NULL, 0, NULL, 0, false, NULL);
         return UCS_OK;
     }
-    rpc.super.ctx = &ctx->super;
-    rpc.reply_ep  = param->reply_ep;
+    rpc.super.ctx  = &ctx->super;
+    rpc.super.role = role;
+    rpc.reply_ep   = param->reply_ep;
     rpc.client    = NULL;
     rpc.from      = hdr.from;
     rpc.id        = hdr.id;
@@ -1264,6 +1295,8 @@ static ucache_status_t do_am_request(ut_ucx_ctx_t *ctx, ut_req_t *req,
     hdr->reserved = 0;
     hdr->id       = req->priv.id;
     hdr->from     = ctx->uuid;
+    ut_auth_sign(ctx->auth, hdr, sizeof(*hdr), offsetof(ut_am_req_hdr, auth), peer->uuid,
+                 payload, len);
     req->priv.pending = UT_PEND_SEND | UT_PEND_REPLY;
     sreq = ucp_am_send_nbx(peer->ep, UT_AM_ID_REQ, hdr, sizeof(*hdr), payload,
                            len, &param);
@@ -2115,6 +2148,10 @@ static ucache_status_t ut_ucx_ctx_create(const ut_params_t *params,
                           (params->field_mask & UT_PARAM_FIELD_PROGRESS)) ?
                          params->progress : UC_PROGRESS_POLL;
     ctx->uuid = ut_random64();
+    ret = ut_auth_create(&ctx->cfg, &ctx->auth);
+    if (ret != UCACHE_OK) {
+        goto err;
+    }
 
     ret = UCACHE_ERR_NO_MEMORY;
     ctx->slots      = calloc(ctx->cfg.max_outstanding, sizeof(*ctx->slots));
@@ -2204,6 +2241,7 @@ static void ut_ucx_ctx_destroy(ut_ctx_t *c)
     }
     pthread_mutex_lock(&ctx->lock);
     do_clients_free(ctx);
+    ut_auth_destroy(ctx->auth);
     pthread_mutex_unlock(&ctx->lock);
     if (ctx->listener != NULL) {
         ucp_listener_destroy(ctx->listener);
@@ -2854,6 +2892,7 @@ static void ut_ucx_stats(ut_ctx_t *c, ut_stats_t *s)
     s->reads = s->mapped_reads + s->get_reads + s->am_reads; /* derived */
     pthread_mutex_lock(&ctx->lock);
     s->eps_open = ctx->nopen;
+    s->auth_failures = ut_auth_failures(ctx->auth);
     pthread_mutex_unlock(&ctx->lock);
 }
 

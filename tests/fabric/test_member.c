@@ -478,6 +478,7 @@ static void test_late_reads(void)
         if (pass == 1) {
             setenv("UCX_TLS", "tcp", 1);
             setenv("UCACHE_READ_PATH", "get", 1);
+            setenv("UCACHE_EMULATED_RMA", "yes", 1);   /* both nodes: the test mode */
         }
         data = pair_start(&p, 11, 239, uri, sizeof(uri), c, recs, lens);
         for (k = 0; k < 2; k++) {
@@ -512,6 +513,7 @@ static void test_late_reads(void)
     unsetenv("UCACHE_GRACE");
     unsetenv("UCX_TLS");
     unsetenv("UCACHE_READ_PATH");
+    unsetenv("UCACHE_EMULATED_RMA");
     free(buf);
 }
 

@@ -595,6 +595,11 @@ static void test_malformed_messages(void)
         {junk, 2, NULL, 0, UT_AM_ID_REP},                /* short reply header */
     };
     for (i = 0; i < (int)(sizeof(msgs) / sizeof(msgs[0])); i++) {
+        if (msgs[i].h == &hdr) {  /* well signed, malformed inside */
+            hdr.from = ut_ctx_of(p.client)->uuid;
+            ut_auth_sign(ut_ctx_of(p.client)->auth, &hdr, sizeof(hdr),
+                         offsetof(ut_am_req_hdr, auth), peer->uuid, msgs[i].d, msgs[i].dl);
+        }
         sreq = ucp_am_send_nbx(peer->ep, msgs[i].id, msgs[i].h, msgs[i].hl,
                                msgs[i].d, msgs[i].dl, &prm);
         while ((sreq != NULL) && !UCS_PTR_IS_ERR(sreq) &&
@@ -614,6 +619,7 @@ static void test_malformed_messages(void)
      * with no request behind it (late) and the short reply header (bad). */
     ut_stats(p.server, &st);
     CU_ASSERT_EQUAL(st.bad_input, 5);
+    CU_ASSERT_EQUAL(st.auth_failures, 0);
     CU_ASSERT_EQUAL(st.late_replies, 1);
     CU_ASSERT_EQUAL(st.am_reads_served, 20);
     /* The error replies to the short descriptor and the stale region come
@@ -856,6 +862,171 @@ static void test_remote_put(void)
         ut_ctx_destroy(srv);
     }
     use_tls(NULL);
+}
+
+/* The role the transport gave a request (the handler's answer). */
+static void rpc_role(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
+{
+    uint32_t role = rpc->role;
+
+    (void)arg; (void)msg; (void)len;
+    ut_rpc_reply(rpc, UCACHE_OK, &role, sizeof(role), NULL, 0, 0);
+}
+
+/* Send the request @p hdr + @p payload on @p peer's endpoint as it is
+ * (signed or not), and progress until UCX has sent it. */
+static void send_raw(ut_ctx_t *c, ut_ucx_peer_t *peer, const ut_am_req_hdr *hdr,
+                     const void *payload, size_t len)
+{
+    ucp_request_param_t prm = { .op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS,
+                                .flags = UCP_AM_SEND_FLAG_REPLY | UCP_AM_SEND_FLAG_EAGER };
+    void *sreq;
+
+    pthread_mutex_lock(&ut_ctx_of(c)->lock);
+    sreq = ucp_am_send_nbx(peer->ep, UT_AM_ID_REQ, hdr, sizeof(*hdr), payload, len, &prm);
+    while ((sreq != NULL) && !UCS_PTR_IS_ERR(sreq) &&
+           (ucp_request_check_status(sreq) == UCS_INPROGRESS)) {
+        do_progress(ut_ctx_of(c));
+    }
+    if ((sreq != NULL) && !UCS_PTR_IS_ERR(sreq)) {
+        ucp_request_free(sreq);
+    }
+    pthread_mutex_unlock(&ut_ctx_of(c)->lock);
+}
+
+/* Wait (bounded) until the server's counter @p f reaches @p want. */
+#define WAIT_STAT(_ctx, _f, _want)                                            \
+    do {                                                                      \
+        ut_stats_t st_;                                                       \
+        uint64_t dl_ = uc_deadline(uct_slow(2 * UC_NSEC_PER_SEC));            \
+        do {                                                                  \
+            ut_stats(_ctx, &st_);                                             \
+        } while ((st_._f < (_want)) && (uc_time_ns() < dl_) && !usleep(1000)); \
+    } while (0)
+
+/*
+ * Issue [3/11]: a serving context with the cluster and admin keys refuses
+ * the connection handshake, RPCs and raw reads of a peer with no key or
+ * another fabric's key (UCACHE_ERR_AUTH, counted); a peer with the cluster
+ * key reads and calls as a reader, one with the admin key as an admin; a
+ * signed read or RPC sent again byte for byte is refused, so is one
+ * addressed to another node.
+ */
+static void test_auth_wire(void)
+{
+    char dir[] = "/tmp/ucache-authw.XXXXXX", cluster[64], admin[64], other[64], cmd[64];
+    uc_config_t scfg = test_config(2 * UC_NSEC_PER_SEC), ccfg;
+    const char *keys[4][2] = { { "", "" }, { other, "" }, { cluster, "" }, { cluster, admin } };
+    const ucache_status_t want[4] = { UCACHE_ERR_AUTH, UCACHE_ERR_AUTH, UCACHE_OK, UCACHE_OK };
+    const uint32_t want_role[4] = { 0, 0, UT_ROLE_READER, UT_ROLE_ADMIN };
+    const void *addr, *rblob;
+    size_t addr_len, rlen;
+    ut_ctx_t *srv, *cli[4];
+    ut_peer_t *peer[4];
+    ut_rkey_t *rkey[4];
+    ut_ucx_rkey_t *rk;
+    ut_am_req_hdr hdr;
+    ut_am_read_desc desc;
+    ut_stats_t st0, st;
+    ut_mem_t *mem;
+    uint32_t role;
+    ut_req_t req;
+    unsigned i;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    snprintf(cluster, sizeof(cluster), "%s/cluster", dir);
+    snprintf(admin, sizeof(admin), "%s/admin", dir);
+    snprintf(other, sizeof(other), "%s/other", dir);
+    CU_ASSERT_EQUAL_FATAL(ucache_keygen(cluster), UCACHE_OK);
+    CU_ASSERT_EQUAL_FATAL(ucache_keygen(admin), UCACHE_OK);
+    CU_ASSERT_EQUAL_FATAL(ucache_keygen(other), UCACHE_OK);
+    use_tls("tcp");
+    snprintf(scfg.cluster_key_file, sizeof(scfg.cluster_key_file), "%s", cluster);
+    snprintf(scfg.admin_key_file, sizeof(scfg.admin_key_file), "%s", admin);
+    srv = make_ctx(&scfg, UC_PROGRESS_THREAD);
+    CU_ASSERT_EQUAL_FATAL(ut_mem_export(srv, REGION_SIZE, &mem), UCACHE_OK);
+    fill_pattern(mem->base, REGION_SIZE, 0x27);
+    handler_region = mem;
+    set_handlers(srv);
+    CU_ASSERT_EQUAL(ut_rpc_handler_set(srv, RPC_KEEP, rpc_role, NULL), UCACHE_OK);
+    ut_address(srv, &addr, &addr_len);
+    ut_mem_pack(mem, &rblob, &rlen);
+
+    for (i = 0; i < 4; i++) {
+        ccfg = test_config(2 * UC_NSEC_PER_SEC);
+        snprintf(ccfg.cluster_key_file, sizeof(ccfg.cluster_key_file), "%s", keys[i][0]);
+        snprintf(ccfg.admin_key_file, sizeof(ccfg.admin_key_file), "%s", keys[i][1]);
+        cli[i] = make_ctx(&ccfg, UC_PROGRESS_POLL);
+        CU_ASSERT_EQUAL_FATAL(ut_peer_create(cli[i], addr, addr_len, &peer[i]), UCACHE_OK);
+        rkey[i] = NULL;
+        CU_ASSERT_EQUAL(ut_rkey_unpack(peer[i], rblob, rlen, &rkey[i]), want[i]);
+        role = 99;
+        ut_rpc_post(&req, peer[i], RPC_KEEP, "who", 3, &role, sizeof(role), NULL, 0);
+        CU_ASSERT_EQUAL(ut_wait(cli[i], &req, 1, uct_slow(2 * UC_NSEC_PER_SEC)), want[i]);
+        CU_ASSERT_EQUAL(req.status, want[i]);
+        if (want[i] == UCACHE_OK) {
+            CU_ASSERT_EQUAL(role, want_role[i]);
+            CU_ASSERT_EQUAL(read_batch(&(reader_t){cli[i], peer[i], rkey[i]}, 4096, 8, 0x27,
+                                       UT_PATH_AM), 0);
+        }
+    }
+    ut_stats(srv, &st);
+    CU_ASSERT_EQUAL(st.auth_failures, 2);     /* the two handshakes; nothing after */
+    CU_ASSERT_EQUAL(st.am_reads_served, 16);
+
+    /* replays: a signed raw read and a signed RPC, each sent twice */
+    ut_stats(srv, &st0);
+    rk = (ut_ucx_rkey_t *)rkey[2];
+    memset(&desc, 0, sizeof(desc));
+    desc.region_id = rk->region_id;
+    desc.cookie    = rk->cookie;
+    desc.raddr     = rkey[2]->base;
+    desc.len       = 4096;
+    memset(&hdr, 0, sizeof(hdr));
+    hdr.magic = UT_AM_MAGIC;
+    hdr.op    = UT_OP_READ;
+    hdr.id    = 12345;
+    hdr.from  = ut_ctx_of(cli[2])->uuid;
+    pthread_mutex_lock(&ut_ctx_of(cli[2])->lock);
+    ut_auth_sign(ut_ctx_of(cli[2])->auth, &hdr, sizeof(hdr), offsetof(ut_am_req_hdr, auth),
+                 ((ut_ucx_peer_t *)peer[2])->uuid, &desc, sizeof(desc));
+    pthread_mutex_unlock(&ut_ctx_of(cli[2])->lock);
+    send_raw(cli[2], (ut_ucx_peer_t *)peer[2], &hdr, &desc, sizeof(desc));
+    WAIT_STAT(srv, am_reads_served, st0.am_reads_served + 1);
+    send_raw(cli[2], (ut_ucx_peer_t *)peer[2], &hdr, &desc, sizeof(desc));
+    WAIT_STAT(srv, auth_failures, st0.auth_failures + 1);
+    hdr.op = RPC_ECHO;
+    pthread_mutex_lock(&ut_ctx_of(cli[2])->lock);
+    ut_auth_sign(ut_ctx_of(cli[2])->auth, &hdr, sizeof(hdr), offsetof(ut_am_req_hdr, auth),
+                 ((ut_ucx_peer_t *)peer[2])->uuid, "echo", 4);
+    pthread_mutex_unlock(&ut_ctx_of(cli[2])->lock);
+    send_raw(cli[2], (ut_ucx_peer_t *)peer[2], &hdr, "echo", 4);
+    WAIT_STAT(srv, rpcs_served, st0.rpcs_served + 1);
+    send_raw(cli[2], (ut_ucx_peer_t *)peer[2], &hdr, "echo", 4);
+    WAIT_STAT(srv, auth_failures, st0.auth_failures + 2);
+    /* addressed to another node: refused though signed and fresh */
+    pthread_mutex_lock(&ut_ctx_of(cli[2])->lock);
+    ut_auth_sign(ut_ctx_of(cli[2])->auth, &hdr, sizeof(hdr), offsetof(ut_am_req_hdr, auth),
+                 ((ut_ucx_peer_t *)peer[2])->uuid + 1, "echo", 4);
+    pthread_mutex_unlock(&ut_ctx_of(cli[2])->lock);
+    send_raw(cli[2], (ut_ucx_peer_t *)peer[2], &hdr, "echo", 4);
+    WAIT_STAT(srv, auth_failures, st0.auth_failures + 3);
+    ut_stats(srv, &st);
+    CU_ASSERT_EQUAL(st.am_reads_served, st0.am_reads_served + 1);
+    CU_ASSERT_EQUAL(st.rpcs_served, st0.rpcs_served + 1);
+    CU_ASSERT_EQUAL(st.auth_failures, st0.auth_failures + 3);
+
+    for (i = 0; i < 4; i++) {
+        ut_rkey_destroy(rkey[i]);
+        ut_peer_destroy(peer[i]);
+        ut_ctx_destroy(cli[i]);
+    }
+    handler_region = NULL;
+    ut_mem_destroy(mem);
+    ut_ctx_destroy(srv);
+    use_tls(NULL);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    CU_ASSERT_EQUAL(system(cmd), 0);
 }
 
 /* Destroying a region while bulk replies out of it are in flight: the
@@ -1274,6 +1445,7 @@ int main(void)
         {"malformed_messages", test_malformed_messages},
         {"forged_replies", test_forged_replies},
         {"remote_put", test_remote_put},
+        {"auth_wire", test_auth_wire},
         {"max_outstanding", test_max_outstanding},
         {"region_destroy_inflight", test_region_destroy_inflight},
         {"region_destroy_stalled_reader", test_region_destroy_stalled_reader},
