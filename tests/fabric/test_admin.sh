@@ -170,6 +170,40 @@ if [ $r1 = 0 ] && [ "$(grep -c '"wrong":0}' "$W/q1")" = 2 ] && grep -q '"epoch":
     ok "read --json: one object per epoch, bytes verified, epoch 2 all 5 chunks hits; version --json"
 else bad "read/version --json ($r1 $r2)"; cat "$W/q1" "$W/q2"; fi
 
+# keys and roles: the daemons and the tools hold the cluster and the admin
+# key (tests/run.sh).  With the cluster key alone a tool is a reader: it may
+# read and pin, not evict, unpin or drain.  Without the key, or with another
+# fabric's, every request is refused: such a reader reads the origin itself.
+rk() { UCACHE_ADMIN_KEY_FILE= "$@"; }
+$BIN/ucache status --json >"$W/k0" 2>/dev/null
+$BIN/ucache stat --json >"$W/k0s" 2>/dev/null
+a0=$(sum "$W/k0s" auth_failures)
+n1=$(grep -o '"node":"[0-9a-f]*"' "$W/k0" | head -1 | cut -d'"' -f4)
+rk $BIN/ucache evict "file://$W/data/five" --json >"$W/k1" 2>"$W/k1e"; r1=$?
+rk $BIN/ucache pin --unpin "file://$W/data/five" >"$W/k2" 2>&1; r2=$?
+rk $BIN/ucache drain "$n1" >"$W/k3" 2>&1; r3=$?
+rk $BIN/ucache pin "file://$W/data/five" >"$W/k4" 2>&1; r4=$?
+rk $BIN/ucache cat "file://$W/data/five" --stats 2>"$W/k5e" | cmp -s - "$W/data/five"; r5=$?
+$BIN/ucache status --json >"$W/k5" 2>/dev/null
+UCACHE_CLUSTER_KEY_FILE= UCACHE_ADMIN_KEY_FILE= $BIN/ucache cat "file://$W/data/five" \
+    --stats 2>"$W/k6e" | cmp -s - "$W/data/five"; r6=$?
+$BIN/ucache keygen "$W/other.key"
+UCACHE_CLUSTER_KEY_FILE="$W/other.key" UCACHE_ADMIN_KEY_FILE= $BIN/ucache cat \
+    "file://$W/data/five" --stats 2>"$W/k7e" | cmp -s - "$W/data/five"; r7=$?
+$BIN/ucache stat --json >"$W/k8" 2>/dev/null
+a1=$(sum "$W/k8" auth_failures)
+if [ $r1 != 0 ] && [ $r2 != 0 ] && [ $r3 != 0 ] && grep -q "refused by the fabric" "$W/k3" &&
+   [ $r4 = 0 ] && [ $r5 = 0 ] && [ "$(client_stat "$W/k5e" origin_direct)" = 0 ] &&
+   [ "$(sum "$W/k5" chunks)" = 5 ] && [ "$(json "$W/k5" pinned_bytes)" -ge 5242880 ] &&
+   [ "$(json "$W/k5" ok)" = 3 ] && ! grep -q '"state":"draining"' "$W/k8" &&
+   [ $r6 = 0 ] && [ "$(client_stat "$W/k6e" origin_direct)" = 5 ] &&
+   [ $r7 = 0 ] && [ "$(client_stat "$W/k7e" origin_direct)" = 5 ] &&
+   grep -q "refused by the fabric" "$W/k6e" && [ $((a1 - a0)) -ge 5 ]; then
+    ok "roles: with the cluster key alone evict, unpin and drain are refused (nothing evicted, unpinned or drained) while pin and reads work; a reader with no key or another fabric's is refused by every owner and reads the origin itself, exact; the daemons counted $((a1 - a0)) auth failures"
+else bad "keys and roles ($r1 $r2 $r3 $r4 $r5 $r6 $r7, auth failures $a0 -> $a1)"
+     cat "$W/k1e" "$W/k3" "$W/k5" "$W/k6e" | tail -20; fi
+$BIN/ucache pin --unpin "file://$W/data/five" >/dev/null 2>&1
+
 # devices: this machine has no RDMA device; UCX's transports are listed
 $BIN/ucache devices >"$W/v1" 2>&1; r1=$?
 $BIN/ucache devices --json >"$W/v2" 2>/dev/null; r2=$?

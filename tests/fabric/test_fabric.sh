@@ -49,6 +49,18 @@ head -c 3670016 /dev/urandom >"$W/data/three"
 head -c 10485777 /dev/urandom >"$W/data/ten"
 FILES="$W/data/empty $W/data/one $W/data/small $W/data/chunk $W/data/three $W/data/ten"
 
+# a serving node without the cluster key that others can reach says so
+# loudly; kept to loopback (UCX_NET_DEVICES=lo, no listener) it need not
+UCACHE_CLUSTER_KEY_FILE= UCX_NET_DEVICES= UCACHE_MEMBERS=dir:$W/open \
+    $BIN/ucached --mem 16M 2>"$W/open1.log" & op1=$!
+UCACHE_CLUSTER_KEY_FILE= UCX_NET_DEVICES=lo UCACHE_MEMBERS=dir:$W/open2 \
+    $BIN/ucached --mem 16M 2>"$W/open2.log" & op2=$!
+wait_registered "$W/open" 1; wait_registered "$W/open2" 1
+kill -TERM $op1 $op2; wait $op1 $op2
+if grep -q "THIS FABRIC IS OPEN" "$W/open1.log" && ! grep -q "FABRIC IS OPEN" "$W/open2.log"; then
+    ok "a reachable daemon without a cluster key says the fabric is open; one kept to loopback does not"
+else bad "open fabric warning"; cat "$W/open1.log" "$W/open2.log"; fi
+
 for i in 1 2 3; do start_daemon $i; done
 if ! wait_nodes 3; then
     bad "three ucached daemons register"; cat "$W"/d*.log
@@ -291,6 +303,14 @@ if UCX_TLS=tcp UCACHE_READ_PATH=get UCACHE_EMULATED_RMA=yes $T/fabric_client ver
    grep -q "UCACHE_EMULATED_RMA=yes (a test mode)" "$W/f0.log"; then
     ok "tcp one-sided gets (owners in the UCACHE_EMULATED_RMA test mode, which they say at start): 100 random reads equal the origin ($(client_stat "$W/v3" location_hits) of $(client_stat "$W/v3" chunk_hits) hits in one round trip from the location cache, $(client_stat "$W/v3" verify_retries) late reads retried)"
 else bad "tcp get reads"; tail -5 "$W/v3"; fi
+# a reader without the cluster key: every listener refuses it (its record
+# fetch never happens), it reads the origin itself, exact, and says why
+UCACHE_CLUSTER_KEY_FILE= UCACHE_ADMIN_KEY_FILE= $T/fabric_client verify 20 $FILES \
+    >"$W/fv4" 2>&1; r=$?
+if [ $r = 0 ] && [ "$(client_stat "$W/fv4" chunk_hits)" = 0 ] &&
+   [ "$(client_stat "$W/fv4" origin_direct)" -gt 0 ] && grep -q "refused by the fabric" "$W/fv4"; then
+    ok "file: list, a reader without the cluster key: the listeners refuse it; $(client_stat "$W/fv4" origin_direct) chunks read from the origin itself, exact"
+else bad "file: list, unkeyed reader ($r)"; tail -5 "$W/fv4"; fi
 kill -9 "${DPID[11]}"; wait "${DPID[11]}" 2>/dev/null; unset 'DPID[11]'
 if $T/fabric_client verify 100 $FILES >"$W/fv3" 2>&1; then
     ok "file: list with a daemon killed: 100 reads exact ($(client_stat "$W/fv3" failovers) failovers, $(client_stat "$W/fv3" origin_direct) chunks from the origin)"
