@@ -177,24 +177,75 @@ void uf_members_free(uf_member_t *members, uint32_t n)
 /* dir: source                                                               */
 /* ------------------------------------------------------------------------ */
 
-static int uf_dir_lock(const char *dir, int how)
+/*
+ * The members directory holds what lets a process connect to the nodes and
+ * map their memory: it must be this user's alone.  Made 0700 if missing;
+ * refused if it is a symlink or another user's (who could plant or read
+ * records); closed to others (0700) if it is ours and was open.
+ */
+static int uf_dir_open(const char *dir)
 {
-    char path[4096];
-    int fd;
+    struct stat st;
+    int dfd;
 
-    if ((mkdir(dir, 0755) != 0) && (errno != EEXIST)) {
+    if ((mkdir(dir, 0700) != 0) && (errno != EEXIST)) {
         UC_ERROR("cannot create members directory %s: %m", dir);
         return -1;
     }
-    snprintf(path, sizeof(path), "%s/lock", dir);
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0) {
+        UC_ERROR("cannot open members directory %s: %m (a symlink is refused)", dir);
+        return -1;
+    }
+    if ((fstat(dfd, &st) != 0) || (st.st_uid != geteuid())) {
+        UC_ERROR("members directory %s belongs to uid %u, not to this user (%u): refused",
+                 dir, (unsigned)st.st_uid, (unsigned)geteuid());
+        close(dfd);
+        return -1;
+    }
+    if (st.st_mode & 077) {
+        if (fchmod(dfd, 0700) != 0) {
+            UC_ERROR("members directory %s is open to others and cannot be closed: %m", dir);
+            close(dfd);
+            return -1;
+        }
+        UC_WARN("members directory %s was open to others (mode %03o): made 0700", dir,
+                (unsigned)(st.st_mode & 0777));
+    }
+    return dfd;
+}
+
+/* Create (or replace) a file of the members directory, mode 0600, never
+ * through a symlink.  @return an fd for writing, or -1. */
+static int uf_dir_create(const char *path)
+{
+    int fd;
+
+    unlink(path);    /* a leftover of a crash; we hold the directory's lock */
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
-        UC_ERROR("cannot open %s: %m", path);
+        UC_ERROR("cannot create %s: %m", path);
+    }
+    return fd;
+}
+
+static int uf_dir_lock(const char *dir, int how)
+{
+    int dfd, fd;
+
+    dfd = uf_dir_open(dir);
+    if (dfd < 0) {
+        return -1;
+    }
+    fd = openat(dfd, "lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    close(dfd);
+    if (fd < 0) {
+        UC_ERROR("cannot open %s/lock: %m", dir);
         return -1;
     }
     while (flock(fd, how) != 0) {
         if (errno != EINTR) {
-            UC_ERROR("flock %s: %m", path);
+            UC_ERROR("flock %s/lock: %m", dir);
             close(fd);
             return -1;
         }
@@ -215,7 +266,7 @@ uint64_t uf_dir_epoch(const char *dir)
     int fd;
 
     snprintf(path, sizeof(path), "%s/epoch", dir);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         return 0;
     }
@@ -228,19 +279,18 @@ uint64_t uf_dir_epoch(const char *dir)
 /* Lock held: epoch + 1, written atomically (tmp + rename). */
 static ucache_status_t uf_dir_bump(const char *dir)
 {
-    char path[4096], tmp[4200];
+    char path[4096], tmp[4200], text[32];
     uint64_t e = uf_dir_epoch(dir) + 1;
-    FILE *f;
+    int fd, n;
 
     snprintf(path, sizeof(path), "%s/epoch", dir);
     snprintf(tmp, sizeof(tmp), "%s.%d", path, (int)getpid());
-    f = fopen(tmp, "w");
-    if (f == NULL) {
-        UC_ERROR("cannot write %s: %m", tmp);
+    fd = uf_dir_create(tmp);
+    if (fd < 0) {
         return UCACHE_ERR_IO;
     }
-    fprintf(f, "%" PRIu64 "\n", e);
-    if ((fclose(f) != 0) || (rename(tmp, path) != 0)) {
+    n = snprintf(text, sizeof(text), "%" PRIu64 "\n", e);
+    if ((write(fd, text, (size_t)n) != n) | (close(fd) != 0) || (rename(tmp, path) != 0)) {
         UC_ERROR("cannot update %s: %m", path);
         unlink(tmp);
         return UCACHE_ERR_IO;
@@ -261,13 +311,14 @@ static ucache_status_t uf_read_file(const char *path, void **buf_p, size_t *len_
     void *buf;
     int fd;
 
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         return (errno == ENOENT) ? UCACHE_ERR_NOT_FOUND : UCACHE_ERR_IO;
     }
-    if ((fstat(fd, st) != 0) || (st->st_size > 4 * UF_BLOB_MAX)) {
+    if ((fstat(fd, st) != 0) || !S_ISREG(st->st_mode) || (st->st_uid != geteuid()) ||
+        (st->st_size > 4 * UF_BLOB_MAX)) {
         close(fd);
-        return UCACHE_ERR_CORRUPT;
+        return UCACHE_ERR_CORRUPT;   /* not a record of this user's */
     }
     buf = malloc((size_t)st->st_size + 1);
     if (buf == NULL) {
@@ -409,7 +460,7 @@ ucache_status_t uf_dir_register(const char *dir, uf_member_t *m, uint64_t ttl_ns
     bool reaped = false;
     size_t len;
     void *rec;
-    FILE *f;
+    int wfd;
     int fd;
 
     fd = uf_dir_lock(dir, LOCK_EX);
@@ -447,8 +498,8 @@ ucache_status_t uf_dir_register(const char *dir, uf_member_t *m, uint64_t ttl_ns
     }
     uf_rec_path(dir, m->id, path, sizeof(path));
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    f = fopen(tmp, "w");
-    if ((f == NULL) || (fwrite(rec, 1, len, f) != len) || (fclose(f) != 0) ||
+    wfd = uf_dir_create(tmp);
+    if ((wfd < 0) || (write(wfd, rec, len) != (ssize_t)len) | (close(wfd) != 0) ||
         (rename(tmp, path) != 0)) {
         UC_ERROR("members: cannot write %s: %m", path);
         unlink(tmp);

@@ -23,6 +23,14 @@ cleanup() {
 trap cleanup EXIT
 
 echo "ucache demo: $NODES ucached daemons x $MEM on this host, members $members"
+# the fabric runs with a cluster key, as every deployment should: the
+# daemons and the readers below sign every control message with it
+if [ -z "${UCACHE_CLUSTER_KEY_FILE:-}" ]; then
+    key=build/demo-cluster.key
+    [ -f "$key" ] || "$BIN/ucache" keygen "$key"
+    export UCACHE_CLUSTER_KEY_FILE=$key
+fi
+echo "cluster key: $UCACHE_CLUSTER_KEY_FILE (ucache keygen; every request is signed with it)"
 if [ ! -f "$DATA/.complete" ]; then
     echo "creating the sample dataset in $DATA (32 files x 8 MiB)"
     mkdir -p "$DATA"

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #define UC_CFG_FIELD(_f) offsetof(uc_config_t, _f), sizeof(((uc_config_t *)0)->_f)
 
@@ -34,8 +35,10 @@ const uc_config_entry_t uc_config_table[] = {
     {"CHUNK_SIZE", "4M",
      "Bytes per chunk of an object. Used by the fabric's read path.",
      UC_CFG_FIELD(chunk_size), UC_CFG_SIZE, NULL, 4096, 1ull << 30},
-    {"MEMBERS", "dir:/tmp/ucache-members",
-     "Membership source: dir:PATH (daemons register record files in PATH), file:PATH (a "
+    {"MEMBERS", "",
+     "Membership source (empty: dir:/run/ucache for root, dir:$XDG_RUNTIME_DIR/ucache "
+     "otherwise, dir:/tmp/ucache-UID without it): dir:PATH (daemons register record files "
+     "in PATH, a directory of their user's alone), file:PATH (a "
      "static list of HOST:PORT [zone=Z] [weight=W] lines) or mpi (the ranks of an MPI "
      "job, joined with ucache_mpi_init() from ucache_mpi.h).",
      UC_CFG_FIELD(members), UC_CFG_STRING, NULL, 0, 0},
@@ -367,6 +370,22 @@ ucache_status_t uc_config_set(uc_config_t *cfg, const char *name,
     return status;
 }
 
+/* The default members directory: a runtime directory of this user's, never
+ * a name in /tmp that another user could have made first (the dir: source
+ * checks the directory's owner and mode either way). */
+static void uc_members_default(char *buf, size_t len)
+{
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+
+    if (geteuid() == 0) {
+        snprintf(buf, len, "dir:/run/ucache");
+    } else if ((xdg != NULL) && (xdg[0] == '/') && (strlen(xdg) + 12 < len)) {
+        snprintf(buf, len, "dir:%s/ucache", xdg);
+    } else {
+        snprintf(buf, len, "dir:/tmp/ucache-%u", (unsigned)geteuid());
+    }
+}
+
 ucache_status_t uc_config_load(uc_config_t *cfg)
 {
     ucache_status_t status, ret = UCACHE_OK;
@@ -393,6 +412,9 @@ ucache_status_t uc_config_load(uc_config_t *cfg)
         if (status != UCACHE_OK) {
             ret = status; /* keep going: report every bad variable once */
         }
+    }
+    if (cfg->members[0] == '\0') {
+        uc_members_default(cfg->members, sizeof(cfg->members));
     }
     return ret;
 }

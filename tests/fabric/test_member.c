@@ -132,6 +132,81 @@ static void test_member_dir(void)
     tdir_remove();
 }
 
+/*
+ * Issue [3/11]: the dir: registry holds what lets a process connect to the
+ * nodes and map their memory.  Its directory is made 0700 and its records
+ * 0600; a directory open to others is closed; a symlinked directory, one of
+ * another user, and symlinked or foreign records are refused.
+ */
+static void test_member_dir_safety(void)
+{
+    uf_member_t a = tmember(1, 1, (uint32_t)getpid()), b = tmember(2, 1, (uint32_t)getpid());
+    uf_member_t *v;
+    uint64_t epoch, bad = 0;
+    char dir[96], link[256], path[256];
+    struct stat st;
+    uint32_t n;
+    int fd;
+
+    tdir_make();
+    snprintf(dir, sizeof(dir), "%s/members", tdir);
+    CU_ASSERT_EQUAL(uf_dir_register(dir, &a, 0), UCACHE_OK);
+    CU_ASSERT_EQUAL(stat(dir, &st), 0);
+    CU_ASSERT_EQUAL(st.st_mode & 0777, 0700);
+    snprintf(path, sizeof(path), "%s/node-0000000000000001.rec", dir);
+    CU_ASSERT_EQUAL(stat(path, &st), 0);
+    CU_ASSERT_EQUAL(st.st_mode & 0777, 0600);
+    snprintf(path, sizeof(path), "%s/epoch", dir);
+    CU_ASSERT_EQUAL(stat(path, &st), 0);
+    CU_ASSERT_EQUAL(st.st_mode & 0077, 0);
+    snprintf(path, sizeof(path), "%s/lock", dir);
+    CU_ASSERT_EQUAL(stat(path, &st), 0);
+    CU_ASSERT_EQUAL(st.st_mode & 0077, 0);
+
+    /* opened to others (an older build made it 0755): closed again */
+    CU_ASSERT_EQUAL(chmod(dir, 0755), 0);
+    CU_ASSERT_EQUAL(uf_dir_scan(dir, &v, &n, &epoch, &bad), UCACHE_OK);
+    CU_ASSERT_EQUAL(n, 1);
+    uf_members_free(v, n);
+    CU_ASSERT_EQUAL(stat(dir, &st), 0);
+    CU_ASSERT_EQUAL(st.st_mode & 0777, 0700);
+
+    /* a record planted as a symlink (to a file of ours) is not a record */
+    snprintf(path, sizeof(path), "%s/node-00000000000000aa.rec", dir);
+    snprintf(link, sizeof(link), "%s/node-0000000000000001.rec", dir);
+    CU_ASSERT_EQUAL(symlink(link, path), 0);
+    CU_ASSERT_EQUAL(uf_dir_scan(dir, &v, &n, &epoch, &bad), UCACHE_OK);
+    CU_ASSERT_EQUAL(n, 1);
+    uf_members_free(v, n);
+    unlink(path);
+
+    /* the directory as a symlink: refused, for readers and writers */
+    snprintf(link, sizeof(link), "%s/alias", tdir);
+    CU_ASSERT_EQUAL(symlink(dir, link), 0);
+    CU_ASSERT_EQUAL(uf_dir_scan(link, &v, &n, &epoch, &bad), UCACHE_ERR_IO);
+    CU_ASSERT_EQUAL(uf_dir_register(link, &b, 0), UCACHE_ERR_IO);
+
+    /* another user's directory, and another user's record in ours */
+    if (geteuid() == 0) {
+        CU_ASSERT_EQUAL(chown(dir, 65534, 65534), 0);
+        CU_ASSERT_EQUAL(uf_dir_scan(dir, &v, &n, &epoch, &bad), UCACHE_ERR_IO);
+        CU_ASSERT_EQUAL(uf_dir_register(dir, &b, 0), UCACHE_ERR_IO);
+        CU_ASSERT_EQUAL(chown(dir, 0, 0), 0);
+        CU_ASSERT_EQUAL(uf_dir_register(dir, &b, 0), UCACHE_OK);
+        snprintf(path, sizeof(path), "%s/node-0000000000000002.rec", dir);
+        CU_ASSERT_EQUAL(chown(path, 65534, 65534), 0);
+        CU_ASSERT_EQUAL(uf_dir_scan(dir, &v, &n, &epoch, &bad), UCACHE_OK);
+        CU_ASSERT_EQUAL(n, 1);               /* b's record is not ours: ignored */
+        uf_members_free(v, n);
+    } else {
+        UCT_SKIP("another user's members directory: needs root to chown");
+    }
+    fd = open(dir, O_RDONLY);
+    CU_ASSERT(fd >= 0);
+    close(fd);
+    tdir_remove();
+}
+
 static void write_file(const char *path, const char *data, size_t len);
 
 /* file: lists: slots in line order, zones, weights, comments; malformed
@@ -705,6 +780,7 @@ static void test_view_find(void)
 const uct_test_t member_tests[] = {
     { "member_record", test_member_record },
     { "member_dir", test_member_dir },
+    { "member_dir_safety", test_member_dir_safety },
     { "member_file", test_member_file },
     { "origin_file", test_origin_file },
     { "members_set", test_members_set },
