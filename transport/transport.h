@@ -127,6 +127,9 @@ typedef struct ut_stats {
     uint64_t replies_dropped; /* deferred replies to a requester that failed */
     uint64_t eps_open, eps_evicted, connects;
     uint64_t auth_failures;   /* requests refused: unsigned, bad key, replayed */
+    uint64_t conns_open;      /* gauge: connections the listener holds        */
+    uint64_t conns_refused;   /* listener connections past the caps           */
+    uint64_t conns_unauth_closed; /* closed: no authenticated request in time */
 } ut_stats_t;
 
 struct ucache_transport_ops {

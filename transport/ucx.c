@@ -78,6 +78,7 @@
 #define UT_CLIENT_BUCKETS 1024       /* requesters a node knows, by uuid      */
 #define UT_CLIENTS_MAX    65536      /* past it, one owed nothing is forgotten */
 #define UT_MAX_REGIONS    4096
+#define UT_ACCEPT_PER_HOST 64        /* listener connections from one address */
 #define UT_HOST_MAX       64
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22 /* Linux 5.14 */
@@ -220,6 +221,9 @@ typedef struct ut_ucx_accepted {
     ucp_ep_h                ep;
     struct ut_ucx_ctx      *ctx;
     struct ut_ucx_accepted *next;
+    struct sockaddr_storage from;      /* the client's address          */
+    uint64_t                deadline;  /* closed if still unauthenticated */
+    bool                    authed;    /* an authenticated request came */
 } ut_ucx_accepted_t;
 
 typedef struct ut_ucx_closing {
@@ -263,6 +267,8 @@ struct ut_ucx_ctx {
     ut_ucx_mem_t     *parked;       /* destroyed regions with replies stuck in flight */
     ucp_listener_h    listener;     /* bootstrap connections (ut_listen) */
     struct ut_ucx_accepted *accepted; /* endpoints the listener accepted */
+    unsigned          naccepted, nunauthed;
+    uint64_t          accept_check_ns;  /* when unauthenticated ones were last checked */
 
     _Atomic uint64_t  last_progress;
     pthread_t         thread;
@@ -281,6 +287,7 @@ struct ut_ucx_ctx {
         _Atomic uint64_t rpcs, rpcs_served, am_reads_served, served_bytes;
         _Atomic uint64_t timeouts, peer_failures, bad_input, late_replies;
         _Atomic uint64_t replies_dropped;
+        _Atomic uint64_t conns_refused, conns_unauth_closed;
         _Atomic uint64_t regions_parked;
         _Atomic uint64_t eps_evicted, connects;
     } st;
@@ -288,6 +295,9 @@ struct ut_ucx_ctx {
 
 #define UT_STAT_ADD(_ctx, _f, _v) \
     atomic_fetch_add_explicit(&(_ctx)->st._f, (_v), memory_order_relaxed)
+
+static void do_accepted_reap(ut_ucx_ctx_t *ctx);
+static void do_accepted_authed(ut_ucx_ctx_t *ctx, ucp_ep_h ep);
 
 static inline ut_ucx_ctx_t *ut_ctx_of(ut_ctx_t *ctx)
 {
@@ -1100,6 +1110,9 @@ static ucs_status_t ut_ucx_am_req_cb(void *arg, const void *header,
                       false, NULL);
         return UCS_OK;
     }
+    if (ctx->nunauthed > 0) {
+        do_accepted_authed(ctx, param->reply_ep);
+    }
     if (hdr.op == UT_OP_PING) {
         if (!(param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV)) {
             do_client_learn(ctx, hdr.from, data, length);
@@ -1339,6 +1352,7 @@ static unsigned do_progress(ut_ucx_ctx_t *ctx)
     if (ctx->closing != NULL) {
         do_closing_reap(ctx);
     }
+    do_accepted_reap(ctx);
     atomic_store_explicit(&ctx->last_progress, uc_time_ns(), memory_order_relaxed);
     if (n > 0) { /* requests may have completed: wake those who wait for them */
         uint64_t one = 1;
@@ -2552,20 +2566,82 @@ static ucache_status_t ut_ucx_peer_create_sockaddr(ut_ctx_t *c, const char *host
     return UCACHE_OK;
 }
 
-static void ut_ucx_accepted_err_cb(void *arg, ucp_ep_h ep, ucs_status_t status)
+/* Forget an accepted connection and close its endpoint (lock held). */
+static void do_accepted_close(ut_ucx_ctx_t *ctx, ut_ucx_accepted_t *a)
 {
-    ut_ucx_accepted_t *a = arg, **pp;
-    ut_ucx_ctx_t *ctx = a->ctx;
+    ut_ucx_accepted_t **pp;
 
-    UC_DEBUG("an accepted connection ended: %s", ucs_status_string(status));
     for (pp = &ctx->accepted; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == a) {
             *pp = a->next;
             break;
         }
     }
-    do_ep_close(ctx, ep);
+    ctx->naccepted--;
+    ctx->nunauthed -= !a->authed;
+    do_ep_close(ctx, a->ep);
     free(a);
+}
+
+static void ut_ucx_accepted_err_cb(void *arg, ucp_ep_h ep, ucs_status_t status)
+{
+    ut_ucx_accepted_t *a = arg;
+
+    (void)ep;
+    UC_DEBUG("an accepted connection ended: %s", ucs_status_string(status));
+    do_accepted_close(a->ctx, a);
+}
+
+/* An authenticated request came on @p ep: if the listener accepted it, the
+ * connection has proved itself and stays (lock held). */
+static void do_accepted_authed(ut_ucx_ctx_t *ctx, ucp_ep_h ep)
+{
+    ut_ucx_accepted_t *a;
+
+    for (a = ctx->accepted; (a != NULL) && (ctx->nunauthed > 0); a = a->next) {
+        if ((a->ep == ep) && !a->authed) {
+            a->authed = true;
+            ctx->nunauthed--;
+            return;
+        }
+    }
+}
+
+/* Close the listener's connections that sent no authenticated request
+ * within UCACHE_TIMEOUT of their accept; checked at most every 10 ms. */
+static void do_accepted_reap(ut_ucx_ctx_t *ctx)
+{
+    ut_ucx_accepted_t *a, *next;
+    uint64_t now = uc_time_ns();
+
+    if ((ctx->nunauthed == 0) || (now - ctx->accept_check_ns < 10 * UC_NSEC_PER_MSEC)) {
+        return;
+    }
+    ctx->accept_check_ns = now;
+    for (a = ctx->accepted; a != NULL; a = next) {
+        next = a->next;
+        if (!a->authed && (now > a->deadline)) {
+            UT_STAT_ADD(ctx, conns_unauth_closed, 1);
+            UC_DEBUG("closing a listener connection that sent no authenticated request");
+            do_accepted_close(ctx, a);
+        }
+    }
+}
+
+static bool ut_same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family) {
+        return false;
+    }
+    if (a->ss_family == AF_INET) {
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    }
+    if (a->ss_family == AF_INET6) {
+        return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                      &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+    }
+    return false;
 }
 
 /* A client connects to the listener (progress, lock held): accept it. */
@@ -2579,14 +2655,36 @@ static void ut_ucx_conn_cb(ucp_conn_request_h conn_request, void *arg)
         .conn_request = conn_request,
         .err_mode     = UCP_ERR_HANDLING_MODE_PEER
     };
-    ut_ucx_accepted_t *a = calloc(1, sizeof(*a));
+    ucp_conn_request_attr_t attr = { .field_mask = UCP_CONN_REQUEST_ATTR_FIELD_CLIENT_ADDR };
+    ut_ucx_accepted_t *a = NULL, *o;
     ucs_status_t status;
+    unsigned same = 0;
 
+    /* Bounded: UCACHE_MAX_EPS connections in all, UT_ACCEPT_PER_HOST from
+     * one address; each must authenticate within UCACHE_TIMEOUT. */
+    do_accepted_reap(ctx);
+    if (ucp_conn_request_query(conn_request, &attr) == UCS_OK) {
+        for (o = ctx->accepted; o != NULL; o = o->next) {
+            same += ut_same_host(&o->from, &attr.client_address);
+        }
+    } else {
+        memset(&attr.client_address, 0, sizeof(attr.client_address));
+    }
+    if ((ctx->naccepted < ctx->cfg.max_eps) && (same < UT_ACCEPT_PER_HOST)) {
+        a = calloc(1, sizeof(*a));
+    }
     if (a == NULL) {
+        UT_STAT_ADD(ctx, conns_refused, 1);
+        UC_WARN("refused a listener connection: %u open (UCACHE_MAX_EPS %u), %u from its "
+                "address (at most %u)", ctx->naccepted, ctx->cfg.max_eps, same,
+                UT_ACCEPT_PER_HOST);
         ucp_listener_reject(ctx->listener, conn_request);
         return;
     }
-    a->ctx = ctx;
+    a->ctx      = ctx;
+    a->from     = attr.client_address;
+    a->deadline = uc_deadline(ctx->cfg.timeout_ns);
+    a->authed   = !ut_auth_keyed(ctx->auth);   /* an open node trusts all */
     params.err_handler.cb  = ut_ucx_accepted_err_cb;
     params.err_handler.arg = a;
     status = ucp_ep_create(ctx->worker, &params, &a->ep);
@@ -2597,6 +2695,8 @@ static void ut_ucx_conn_cb(ucp_conn_request_h conn_request, void *arg)
     }
     a->next       = ctx->accepted;
     ctx->accepted = a;
+    ctx->naccepted++;
+    ctx->nunauthed += !a->authed;
 }
 
 static ucache_status_t ut_ucx_listen(ut_ctx_t *c, const char *ip, uint16_t port,
@@ -2885,6 +2985,8 @@ static void ut_ucx_stats(ut_ctx_t *c, ut_stats_t *s)
     UT_STAT_COPY(bad_input);
     UT_STAT_COPY(late_replies);
     UT_STAT_COPY(replies_dropped);
+    UT_STAT_COPY(conns_refused);
+    UT_STAT_COPY(conns_unauth_closed);
     UT_STAT_COPY(regions_parked);
     UT_STAT_COPY(eps_evicted);
     UT_STAT_COPY(connects);
@@ -2893,6 +2995,7 @@ static void ut_ucx_stats(ut_ctx_t *c, ut_stats_t *s)
     pthread_mutex_lock(&ctx->lock);
     s->eps_open = ctx->nopen;
     s->auth_failures = ut_auth_failures(ctx->auth);
+    s->conns_open    = ctx->naccepted;
     pthread_mutex_unlock(&ctx->lock);
 }
 
