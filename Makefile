@@ -21,7 +21,7 @@ TEST_LIBS   = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 
 # The library: util (bottom) -> transport -> store -> fabric -> include/ucache.h
 LIB_SRCS = util/status.c util/log.c util/config.c util/key.c \
-           transport/transport.c transport/auth.c transport/blob.c transport/ucx.c transport/devices.c \
+           transport/transport.c transport/auth.c transport/blob.c transport/mapfd.c transport/ucx.c transport/devices.c \
            store/layout.c store/alloc.c store/evict.c store/store.c \
            store/allow.c store/cred.c store/origin.c store/origin_file.c store/origin_http.c \
            store/origin_azure.c store/origin_s3.c \

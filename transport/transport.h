@@ -130,6 +130,7 @@ typedef struct ut_stats {
     uint64_t conns_open;      /* gauge: connections the listener holds        */
     uint64_t conns_refused;   /* listener connections past the caps           */
     uint64_t conns_unauth_closed; /* closed: no authenticated request in time */
+    uint64_t maps_served;     /* read-only descriptors given to same-host readers */
 } ut_stats_t;
 
 struct ucache_transport_ops {

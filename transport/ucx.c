@@ -39,6 +39,7 @@
  */
 #include "transport/auth.h"
 #include "transport/blob.h"
+#include "transport/mapfd.h"
 #include "transport.h"
 #include "util/log.h"
 #include "util/time.h"
@@ -75,6 +76,7 @@
 #define UT_AM_ID_REP      11
 #define UT_OP_READ        0          /* built-in AM read; RPC ids are 1..63 */
 #define UT_OP_PING        64         /* built-in round trip that ends a connect */
+#define UT_OP_MAP         65         /* a read-only descriptor (unix socket)   */
 #define UT_CLIENT_BUCKETS 1024       /* requesters a node knows, by uuid      */
 #define UT_CLIENTS_MAX    65536      /* past it, one owed nothing is forgotten */
 #define UT_MAX_REGIONS    4096
@@ -99,6 +101,7 @@ typedef struct ut_addr_body {
     uint32_t pid;
     uint32_t reserved;
     char     host[UT_HOST_MAX];
+    char     mapname[UT_MAPFD_NAME_MAX]; /* its read-only mapping service */
 } ut_addr_body;
 
 typedef struct ut_rkey_body {
@@ -119,6 +122,13 @@ typedef struct ut_am_req_hdr {
                              blob, sent with its PING, says where it is) */
     ut_auth_tag_t auth;   /* signature over this header and the payload  */
 } ut_am_req_hdr;
+
+/* UT_OP_MAP's payload: which region a same-host reader would map. */
+typedef struct ut_am_map_desc {
+    uint32_t region_id;
+    uint32_t reserved;
+    uint64_t cookie;
+} ut_am_map_desc;
 
 typedef struct ut_am_read_desc {
     uint32_t region_id;
@@ -146,6 +156,7 @@ typedef struct ut_ucx_mem ut_ucx_mem_t;
 struct ut_ucx_mem {
     ut_mem_t      super;
     ucp_mem_h     memh;
+    int           memfd;      /* exported: its sealed memfd (mapfd.h); else -1 */
     void         *blob;       /* packed rkey blob (exported regions) */
     size_t        blob_len;
     uint64_t      cookie;
@@ -170,6 +181,7 @@ struct ut_ucx_peer {
     unsigned         inflight;   /* requests holding slots on this peer */
     int              native_get; /* -1 unknown */
     char             tls[64];    /* its lanes' transport/device (ucp_ep_print_info) */
+    char             mapname[UT_MAPFD_NAME_MAX]; /* same host: its mapping service */
     ut_ucx_peer_t   *lru_prev, *lru_next; /* connected peers, MRU first */
     ut_ucx_peer_t   *all_next;
     unsigned         nrkeys;
@@ -188,7 +200,7 @@ typedef struct ut_ucx_rkey {
     size_t          blob_len;
     uint64_t        cookie;
     uint32_t        region_id;
-    ucp_rkey_h      map_rkey;    /* keeps the mapping alive (mapped only) */
+    uint64_t        map_len;     /* bytes mapped read-only (mapped only) */
 } ut_ucx_rkey_t;
 
 typedef struct ut_ucx_rpc {
@@ -238,7 +250,11 @@ struct ut_ucx_ctx {
     pthread_mutex_t   lock;
     ucp_context_h     ucp;
     ut_auth_t        *auth;      /* keys, and what each sender has sent */
+    char              host[UT_HOST_MAX];
+    char              mapname[UT_MAPFD_NAME_MAX];
+    ut_mapfd_srv_t   *mapsrv;    /* started with the first exported region */
     bool              rma;       /* UCP_FEATURE_RMA on (native, or the test mode) */
+    bool              shm;       /* UCX uses shared memory: same-host peers map */
     ucp_worker_h      worker;
     size_t            max_am_header;
     ut_ucx_peer_t    *clients[UT_CLIENT_BUCKETS]; /* requesters, by uuid */
@@ -287,7 +303,7 @@ struct ut_ucx_ctx {
         _Atomic uint64_t rpcs, rpcs_served, am_reads_served, served_bytes;
         _Atomic uint64_t timeouts, peer_failures, bad_input, late_replies;
         _Atomic uint64_t replies_dropped;
-        _Atomic uint64_t conns_refused, conns_unauth_closed;
+        _Atomic uint64_t conns_refused, conns_unauth_closed, maps_served;
         _Atomic uint64_t regions_parked;
         _Atomic uint64_t eps_evicted, connects;
     } st;
@@ -1981,6 +1997,10 @@ static ucache_status_t ut_ucx_make_address(ut_ucx_ctx_t *ctx)
     if (gethostname(body.host, sizeof(body.host) - 1) != 0) {
         snprintf(body.host, sizeof(body.host), "unknown");
     }
+    memcpy(ctx->host, body.host, sizeof(ctx->host));
+    snprintf(ctx->mapname, sizeof(ctx->mapname), "ucache-%016llx",
+             (unsigned long long)ctx->uuid);
+    memcpy(body.mapname, ctx->mapname, sizeof(body.mapname));
     ctx->addr_blob = ut_blob_build(UT_ADDR_MAGIC, &body, sizeof(body), addr,
                                    addr_len, &ctx->addr_blob_len);
     ucp_worker_release_address(ctx->worker, addr);
@@ -2028,15 +2048,13 @@ static void ut_ucx_log_setup(void)
 }
 
 /*
- * Whether UCX selected a transport with native one-sided RMA (verbs rc/dc,
- * ugni) for @p ucp: such transports read remote memory without the target's
- * CPU.  UCX 1.13 has no query for it, so this reads the resource lines of
- * ucp_context_print_info() ("resource 2 : md 1 dev 2 flags -- rc_mlx5/mlx5_0:1"),
- * which honour UCX_TLS.  Unknown transports count as not native.
+ * Whether UCX selected, for @p ucp, a transport whose name starts with one
+ * of @p prefixes.  UCX 1.13 has no query for it, so this reads the resource
+ * lines of ucp_context_print_info() ("resource 2 : md 1 dev 2 flags --
+ * rc_mlx5/mlx5_0:1"), which honour UCX_TLS.
  */
-static bool do_native_rma(ucp_context_h ucp)
+static bool do_has_tl(ucp_context_h ucp, const char *const *prefixes)
 {
-    static const char *const native[] = { "rc_", "dc_", "ugni_rdma", NULL };
     char *text = NULL, *line, *save = NULL, *tl;
     size_t size = 0;
     bool found = false;
@@ -2054,8 +2072,8 @@ static bool do_native_rma(ucp_context_h ucp)
         if ((strstr(line, "resource") == NULL) || ((tl = strstr(line, "-- ")) == NULL)) {
             continue;
         }
-        for (i = 0; native[i] != NULL; i++) {
-            found = found || (strncmp(tl + 3, native[i], strlen(native[i])) == 0);
+        for (i = 0; prefixes[i] != NULL; i++) {
+            found = found || (strncmp(tl + 3, prefixes[i], strlen(prefixes[i])) == 0);
         }
     }
     free(text);
@@ -2077,6 +2095,11 @@ static ucache_status_t do_ucp_init(ut_ucx_ctx_t *ctx)
         .features   = UCP_FEATURE_AM | UCP_FEATURE_WAKEUP,
         .mt_workers_shared = 0
     };
+    /* native one-sided RMA (reads without the target's CPU); unknown
+     * transports count as not native */
+    static const char *const native_tls[] = { "rc_", "dc_", "ugni_rdma", NULL };
+    /* shared memory: same-host peers are reached, and mapped, directly */
+    static const char *const shm_tls[] = { "posix", "sysv", "xpmem", NULL };
     ucp_config_t *ucfg = NULL;
     ucs_status_t status;
     bool native;
@@ -2088,7 +2111,8 @@ static ucache_status_t do_ucp_init(ut_ucx_ctx_t *ctx)
     }
     status = ucp_init(&uparams, ucfg, &ctx->ucp);
     if (status == UCS_OK) {
-        native = do_native_rma(ctx->ucp);
+        native   = do_has_tl(ctx->ucp, native_tls);
+        ctx->shm = do_has_tl(ctx->ucp, shm_tls);
         if (native || ctx->cfg.emulated_rma) {
             ucp_cleanup(ctx->ucp);
             ctx->ucp = NULL;
@@ -2261,6 +2285,8 @@ static void ut_ucx_ctx_destroy(ut_ctx_t *c)
         ucp_listener_destroy(ctx->listener);
         ctx->listener = NULL;
     }
+    ut_mapfd_stop(ctx->mapsrv);     /* before the regions it hands out go */
+    ctx->mapsrv = NULL;
     while (ctx->accepted != NULL) {
         ut_ucx_accepted_t *a = ctx->accepted;
         ctx->accepted = a->next;
@@ -2317,6 +2343,49 @@ static ucache_status_t ut_ucx_address(ut_ctx_t *c, const void **blob_p,
 /* Memory                                                                    */
 /* ------------------------------------------------------------------------ */
 
+/*
+ * The mapping service's answer to a same-host reader (its thread, not the
+ * progress path): a signed UT_OP_MAP request for a region of ours gets a
+ * new read-only open of the region's memfd.
+ */
+static ucache_status_t ut_ucx_mapfd_open(void *arg, const void *req, size_t len,
+                                         int *fd_p, uint64_t *len_p)
+{
+    ut_ucx_ctx_t *ctx = arg;
+    ut_role_t role = UT_ROLE_NONE;
+    ucache_status_t status;
+    ut_am_map_desc d;
+    ut_am_req_hdr hdr;
+    ut_ucx_mem_t *mem;
+
+    if (len != sizeof(hdr) + sizeof(d)) {
+        UT_STAT_ADD(ctx, bad_input, 1);
+        return UCACHE_ERR_INVALID;
+    }
+    memcpy(&hdr, req, sizeof(hdr));
+    memcpy(&d, (const uint8_t *)req + sizeof(hdr), sizeof(d));
+    if ((hdr.magic != UT_AM_MAGIC) || (hdr.op != UT_OP_MAP)) {
+        UT_STAT_ADD(ctx, bad_input, 1);
+        return UCACHE_ERR_INVALID;
+    }
+    pthread_mutex_lock(&ctx->lock);
+    status = ut_auth_check(ctx->auth, req, sizeof(hdr), offsetof(ut_am_req_hdr, auth),
+                           hdr.from, ctx->uuid, false, &d, sizeof(d), &role);
+    mem = (d.region_id < UT_MAX_REGIONS) ? ctx->regions[d.region_id] : NULL;
+    if ((status == UCACHE_OK) && ((mem == NULL) || (mem->cookie != d.cookie) ||
+                                  (mem->memfd < 0))) {
+        status = UCACHE_ERR_STALE;
+    }
+    if (status == UCACHE_OK) {
+        *fd_p  = ut_memfd_reopen_ro(mem->memfd);
+        *len_p = mem->super.len;
+        status = (*fd_p >= 0) ? UCACHE_OK : UCACHE_ERR_TRANSPORT;
+        UT_STAT_ADD(ctx, maps_served, status == UCACHE_OK);
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    return status;
+}
+
 static ucache_status_t do_mem_map(ut_ucx_ctx_t *ctx, void *addr, size_t len,
                                   bool allocate, bool exported,
                                   ut_mem_t **mem_p)
@@ -2324,11 +2393,9 @@ static ucache_status_t do_mem_map(ut_ucx_ctx_t *ctx, void *addr, size_t len,
     ucp_mem_map_params_t mp = {
         .field_mask = UCP_MEM_MAP_PARAM_FIELD_LENGTH |
                       UCP_MEM_MAP_PARAM_FIELD_PROT |
-                      (allocate ? UCP_MEM_MAP_PARAM_FIELD_FLAGS :
-                                  UCP_MEM_MAP_PARAM_FIELD_ADDRESS),
+                      UCP_MEM_MAP_PARAM_FIELD_ADDRESS,
         .address    = addr,
         .length     = len,
-        .flags      = allocate ? UCP_MEM_MAP_ALLOCATE : 0,
         .prot       = UCP_MEM_MAP_PROT_LOCAL_READ | UCP_MEM_MAP_PROT_LOCAL_WRITE |
                       (exported ? UCP_MEM_MAP_PROT_REMOTE_READ : 0)
     };
@@ -2352,6 +2419,15 @@ static ucache_status_t do_mem_map(ut_ucx_ctx_t *ctx, void *addr, size_t len,
         return UCACHE_ERR_NO_MEMORY;
     }
     mem->region_id = UINT32_MAX;
+    mem->memfd     = -1;
+    /* Our own sealed memfd, not UCX's allocation: UCX maps its posix
+     * segments writable in every same-host peer that unpacks the key. */
+    if (allocate) {
+        ret = ut_memfd_alloc(len, &mem->memfd, &mp.address);
+        if (ret != UCACHE_OK) {
+            goto err_free;
+        }
+    }
     status = ucp_mem_map(ctx->ucp, &mp, &mem->memh);
     if (status != UCS_OK) {
         UC_ERROR("ucp_mem_map of %zu bytes: %s", len, ucs_status_string(status));
@@ -2371,6 +2447,12 @@ static ucache_status_t do_mem_map(ut_ucx_ctx_t *ctx, void *addr, size_t len,
     }
 
     pthread_mutex_lock(&ctx->lock);
+    if ((mem->memfd >= 0) && (ctx->mapsrv == NULL) &&
+        (ut_mapfd_start(ctx->mapname, ctx->cfg.timeout_ns, ut_ucx_mapfd_open, ctx,
+                        &ctx->mapsrv) != UCACHE_OK)) {
+        UC_WARN("same-host readers cannot map this context's memory; they read it "
+                "with requests");
+    }
     for (id = 0; (id < UT_MAX_REGIONS) && (ctx->regions[id] != NULL); id++) {
     }
     if (id == UT_MAX_REGIONS) {
@@ -2409,6 +2491,10 @@ static ucache_status_t do_mem_map(ut_ucx_ctx_t *ctx, void *addr, size_t len,
 err_unmap:
     ucp_mem_unmap(ctx->ucp, mem->memh);
 err_free:
+    if (mem->memfd >= 0) {
+        munmap(mp.address, len);
+        close(mem->memfd);
+    }
     free(mem);
     return ret;
 }
@@ -2431,6 +2517,10 @@ static ucache_status_t ut_ucx_mem_register(ut_ctx_t *c, void *addr, size_t len,
 static void do_mem_free(ut_ucx_ctx_t *ctx, ut_ucx_mem_t *mem)
 {
     ucp_mem_unmap(ctx->ucp, mem->memh);
+    if (mem->memfd >= 0) {
+        munmap(mem->super.base, mem->super.len);
+        close(mem->memfd);
+    }
     free(mem->blob);
     free(mem);
 }
@@ -2516,6 +2606,10 @@ static ucache_status_t ut_ucx_peer_create(ut_ctx_t *c, const void *blob,
     atomic_init(&peer->state, UT_PEER_IDLE);
     snprintf(peer->name, sizeof(peer->name), "%.*s:%u", UT_HOST_MAX - 1,
              body.host, body.pid);
+    if ((strncmp(body.host, ctx->host, sizeof(body.host)) == 0) &&
+        (memchr(body.mapname, '\0', sizeof(body.mapname)) != NULL)) {
+        memcpy(peer->mapname, body.mapname, sizeof(peer->mapname)); /* same host */
+    }
 
     pthread_mutex_lock(&ctx->lock);
     peer->all_next = ctx->peers;
@@ -2814,53 +2908,6 @@ static const char *ut_ucx_peer_name(ut_peer_t *p)
     return ((ut_ucx_peer_t *)p)->name;
 }
 
-/*
- * Whether [ptr, ptr + len) is one mapping of this process (/proc/self/maps):
- * adjacent pieces of the same file at contiguous offsets (a shared-memory
- * segment, however the kernel split it), or a single anonymous one.  A
- * peer's blob claims the region's length; UCX maps what its own key
- * describes.  A claim longer than that mapping would make mapped reads run
- * off its end into whatever lies next, so such a region is read with gets.
- */
-static bool ut_mapped_span_ok(const void *ptr, size_t len)
-{
-    unsigned long long lo, hi, off, ino, off0 = 0, ino0 = 0, lo0 = 0;
-    uintptr_t cur = (uintptr_t)ptr, end = cur + len;
-    unsigned dmaj, dmin, dmaj0 = 0, dmin0 = 0;
-    bool first = true, ok = true;
-    char line[512];
-    FILE *f;
-
-    if ((len == 0) || (end < cur)) {
-        return false;
-    }
-    f = fopen("/proc/self/maps", "re");
-    if (f == NULL) {
-        return false;
-    }
-    while (ok && (cur < end) && (fgets(line, sizeof(line), f) != NULL)) {
-        if ((sscanf(line, "%llx-%llx %*s %llx %x:%x %llu", &lo, &hi, &off, &dmaj, &dmin,
-                    &ino) != 6) || (hi <= cur) || (lo > cur)) {
-            continue;
-        }
-        if (first) {
-            lo0 = lo, off0 = off, ino0 = ino, dmaj0 = dmaj, dmin0 = dmin;
-            first = false;
-        } else {
-            ok = (ino0 != 0) && (ino == ino0) && (dmaj == dmaj0) && (dmin == dmin0) &&
-                 (off == off0 + (lo - lo0));  /* the same file, the next bytes */
-        }
-        cur = (uintptr_t)hi;
-    }
-    fclose(f);
-    ok = ok && (cur >= end);
-    if (!ok) {
-        UC_WARN("a peer's key claims %zu bytes its mapping does not hold: read with gets",
-                len);
-    }
-    return ok;
-}
-
 /* Fault a mapped region in once, in one call, instead of one fault per page
  * on the read path (5-8 us per 4 KiB page on some VMs). */
 static void do_map_populate(void *ptr, size_t len)
@@ -2879,12 +2926,18 @@ static ucache_status_t ut_ucx_rkey_unpack(ut_peer_t *p, const void *blob,
 {
     ut_ucx_peer_t *peer = (ut_ucx_peer_t *)p;
     ut_ucx_ctx_t *ctx   = ut_ctx_of(p->ctx);
+    struct {
+        ut_am_req_hdr  hdr;
+        ut_am_map_desc desc;
+    } mreq;
     ut_rkey_body body;
     ucache_status_t status;
     ut_ucx_rkey_t *rk;
     void *ptr, *ucp_blob;
     size_t plen;
 
+    _Static_assert(sizeof(mreq) == sizeof(ut_am_req_hdr) + sizeof(ut_am_map_desc),
+                   "the mapping request has no padding");
     status = ut_blob_take(&ctx->st.bad_input, blob, len, UT_RKEY_MAGIC,
                           "a remote key", &body, sizeof(body), &ucp_blob, &plen);
     if (status != UCACHE_OK) {
@@ -2929,16 +2982,35 @@ static ucache_status_t ut_ucx_rkey_unpack(ut_peer_t *p, const void *blob,
         free(rk);
         return status;
     }
-    /* Same host: map the owner's region once; reads become plain copies -
-     * if this process's mappings really cover the length the blob claims. */
-    if ((ucp_rkey_ptr(rk->rkey, rk->super.base, &ptr) == UCS_OK) &&
-        ut_mapped_span_ok(ptr, rk->super.len)) {
-        rk->super.mapped = ptr;
-        rk->map_rkey     = rk->rkey; /* never re-unpacked: the mapping stays */
-        rk->rkey         = NULL;
+    /* Same host: ask the owner for a read-only descriptor of the region
+     * (signed, like any request) and map it once; reads become plain
+     * copies - if the mapping holds the length the blob claims. */
+    if ((peer->mapname[0] != '\0') && ctx->shm) {
+        memset(&mreq, 0, sizeof(mreq));
+        mreq.hdr.magic      = UT_AM_MAGIC;
+        mreq.hdr.op         = UT_OP_MAP;
+        mreq.hdr.from       = ctx->uuid;
+        mreq.desc.region_id = rk->region_id;
+        mreq.desc.cookie    = rk->cookie;
+        ut_auth_sign(ctx->auth, &mreq.hdr, sizeof(mreq.hdr), offsetof(ut_am_req_hdr, auth),
+                     peer->uuid, &mreq.desc, sizeof(mreq.desc));
     }
     peer->nrkeys++;
     pthread_mutex_unlock(&ctx->lock);
+    if ((peer->mapname[0] != '\0') && ctx->shm) {
+        status = ut_mapfd_map(peer->mapname, &mreq, sizeof(mreq), ctx->cfg.timeout_ns, &ptr,
+                              &rk->map_len);
+        if ((status == UCACHE_OK) && (rk->map_len >= rk->super.len)) {
+            rk->super.mapped = ptr;
+        } else if (status == UCACHE_OK) {
+            UC_WARN("a key of %s claims %zu bytes its mapping does not hold: read with "
+                    "requests", peer->name, rk->super.len);
+            munmap(ptr, rk->map_len);
+        } else {
+            UC_DEBUG("%s's memory is not mapped here: %s", peer->name,
+                     ucache_strerror(status));
+        }
+    }
     if ((rk->super.mapped != NULL) && ctx->cfg.map_populate) {
         do_map_populate(rk->super.mapped, rk->super.len);
     }
@@ -2958,8 +3030,8 @@ static void ut_ucx_rkey_destroy(ut_rkey_t *rkey)
     if (rk->rkey != NULL) {
         ucp_rkey_destroy(rk->rkey);
     }
-    if (rk->map_rkey != NULL) {
-        ucp_rkey_destroy(rk->map_rkey);
+    if (rk->super.mapped != NULL) {
+        munmap(rk->super.mapped, rk->map_len);
     }
     peer->nrkeys--;
     pthread_mutex_unlock(&ctx->lock);
@@ -2987,6 +3059,7 @@ static void ut_ucx_stats(ut_ctx_t *c, ut_stats_t *s)
     UT_STAT_COPY(replies_dropped);
     UT_STAT_COPY(conns_refused);
     UT_STAT_COPY(conns_unauth_closed);
+    UT_STAT_COPY(maps_served);
     UT_STAT_COPY(regions_parked);
     UT_STAT_COPY(eps_evicted);
     UT_STAT_COPY(connects);

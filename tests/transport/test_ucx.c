@@ -12,6 +12,7 @@
 #include "transport/ucx.c" /* to reach the wire formats for malformed messages */
 #include "perf/exporter.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1173,10 +1174,11 @@ static void test_region_destroy_inflight(void)
         CU_ASSERT_EQUAL(ut_get_post(&reqs[i], p.rkey, p.rkey->base + (uint64_t)i * 65536,
                                     buf + (size_t)i * SZ, SZ), UCACHE_OK);
     }
-    do { /* until the server is answering */
+    do { /* until the server is answering (10 s at most) */
         ut_progress(p.client);
         ut_stats(p.server, &st);
-    } while (st.am_reads_served == 0);
+    } while ((st.am_reads_served == 0) && (reqs[0].status == UCACHE_INPROGRESS));
+    CU_ASSERT_EQUAL_FATAL(reqs[0].path, UT_PATH_AM);
     /* Destroy it from another thread while this one keeps the client going. */
     handler_region = NULL;
     CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, destroy_mem_thread, p.mem), 0);
@@ -1322,6 +1324,125 @@ static void test_shm_sigstop(void)
         CU_ASSERT_EQUAL(st.mapped_reads, 528);
         CU_ASSERT_EQUAL(kill(ex.pid, SIGCONT), 0);
     }
+    reader_close(&r);
+    ut_ctx_destroy(ctx);
+    CU_ASSERT_EQUAL(exporter_stop(&ex, 0), 0);
+}
+
+/* In a child: write one byte through @p p; the exit status says how it went. */
+static int child_write(volatile uint8_t *p)
+{
+    pid_t pid = fork();
+    int st = 0;
+
+    if (pid == 0) {
+        struct sigaction sa = { .sa_handler = SIG_DFL };
+
+        sigaction(SIGSEGV, &sa, NULL);  /* no handler of UCX's or a sanitizer's */
+        sigaction(SIGBUS, &sa, NULL);
+        p[0] ^= 0xff;
+        _exit(0);                       /* the write went through */
+    }
+    waitpid(pid, &st, 0);
+    return WIFSIGNALED(st) ? WTERMSIG(st) : -WEXITSTATUS(st);
+}
+
+/*
+ * Issue [3/11], same-host memory is read-only to readers.  A reader maps an
+ * exporter's region (another process) through the read-only descriptor it
+ * was handed: a write through that mapping faults (SIGSEGV, in a child),
+ * mprotect cannot make it writable.  The memfd behind it is sealed: a new
+ * writable shared mapping, write(2) and a resize are refused whoever holds
+ * a descriptor, even one reopened read-write.  UCX's own same-host mapping,
+ * which a raw UCX peer with the key would get from ucp_rkey_ptr (writable),
+ * does not exist for the region.  The region holds its pattern throughout.
+ */
+static void test_shm_readonly(void)
+{
+    uc_config_t cfg = test_config(UC_NSEC_PER_SEC);
+    ucp_params_t up = { .field_mask = UCP_PARAM_FIELD_FEATURES, .features = UCP_FEATURE_AM };
+    ucp_worker_params_t wp = { .field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE,
+                               .thread_mode = UCS_THREAD_MODE_SINGLE };
+    ucp_ep_params_t ep = { .field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS };
+    const void *apay, *rpay;
+    size_t aplen, rplen;
+    ut_addr_body abody;
+    ut_rkey_body rbody;
+    ucp_context_h uctx;
+    ucp_worker_h worker;
+    ucp_config_t *ucfg;
+    ucp_ep_h uep;
+    ucp_rkey_h urkey;
+    char path[64];
+    void *ptr, *w;
+    uint8_t *base;
+    exporter_t ex;
+    ut_ctx_t *ctx;
+    reader_t r;
+    int fd, rw;
+
+    use_tls(NULL);
+    CU_ASSERT_EQUAL_FATAL(exporter_start(&ex, 0x3c), 0);
+    ctx = make_ctx(&cfg, UC_PROGRESS_POLL);
+    reader_open(&r, ctx, &ex);
+    CU_ASSERT_FATAL(ut_rkey_is_mapped(r.rkey));
+    base = r.rkey->mapped;
+    CU_ASSERT_EQUAL(child_write(base + 4096), SIGSEGV);
+    CU_ASSERT_EQUAL(child_write(base + REGION_SIZE - 1), SIGSEGV);
+    CU_ASSERT_EQUAL(mprotect(base, 4096, PROT_READ | PROT_WRITE), -1);
+    CU_ASSERT_EQUAL(errno, EACCES);
+    CU_ASSERT_EQUAL(read_batch(&r, 65536, 64, ex.seed, UT_PATH_MAPPED), 0);
+
+    /* UCX's own route to the same memory: a raw UCX peer with the key */
+    CU_ASSERT_EQUAL_FATAL(ut_blob_check(ex.addr, ex.addr_len, UT_ADDR_MAGIC, sizeof(abody),
+                                        &abody, &apay, &aplen), UCACHE_OK);
+    CU_ASSERT_EQUAL_FATAL(ut_blob_check(ex.rkey, ex.rkey_len, UT_RKEY_MAGIC, sizeof(rbody),
+                                        &rbody, &rpay, &rplen), UCACHE_OK);
+    CU_ASSERT_EQUAL_FATAL(ucp_config_read(NULL, NULL, &ucfg), UCS_OK);
+    CU_ASSERT_EQUAL_FATAL(ucp_init(&up, ucfg, &uctx), UCS_OK);
+    ucp_config_release(ucfg);
+    CU_ASSERT_EQUAL_FATAL(ucp_worker_create(uctx, &wp, &worker), UCS_OK);
+    ep.address = apay;
+    CU_ASSERT_EQUAL_FATAL(ucp_ep_create(worker, &ep, &uep), UCS_OK);
+    if (ucp_ep_rkey_unpack(uep, rpay, &urkey) == UCS_OK) {
+        CU_ASSERT_NOT_EQUAL(ucp_rkey_ptr(urkey, rbody.base, &ptr), UCS_OK);
+        ucp_rkey_destroy(urkey);
+    }
+    {
+        void *creq = ucp_ep_close_nbx(uep, &(ucp_request_param_t){
+            .op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS, .flags = UCP_EP_CLOSE_FLAG_FORCE });
+
+        while ((creq != NULL) && !UCS_PTR_IS_ERR(creq) &&
+               (ucp_request_check_status(creq) == UCS_INPROGRESS)) {
+            ucp_worker_progress(worker);
+        }
+        if ((creq != NULL) && !UCS_PTR_IS_ERR(creq)) {
+            ucp_request_free(creq);
+        }
+    }
+    ucp_worker_destroy(worker);
+    ucp_cleanup(uctx);
+
+    /* the seals, on a region of our own: nobody gets a writable mapping */
+    CU_ASSERT_EQUAL_FATAL(ut_memfd_alloc(1u << 20, &fd, &w), UCACHE_OK);
+    memset(w, 0x5a, 1u << 20);                            /* the owner writes */
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    rw = open(path, O_RDWR);
+    CU_ASSERT(rw >= 0);
+    CU_ASSERT_EQUAL(mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, rw, 0), MAP_FAILED);
+    CU_ASSERT_EQUAL(errno, EPERM);
+    CU_ASSERT_EQUAL(write(rw, "x", 1), -1);
+    CU_ASSERT_EQUAL(ftruncate(rw, 1u << 21), -1);
+    CU_ASSERT_EQUAL(fcntl(rw, F_ADD_SEALS, 0), -1);      /* sealed for good */
+    ptr = mmap(NULL, 4096, PROT_READ, MAP_SHARED, rw, 0);
+    CU_ASSERT_NOT_EQUAL_FATAL(ptr, MAP_FAILED);
+    CU_ASSERT_EQUAL(((uint8_t *)ptr)[100], 0x5a);
+    CU_ASSERT_EQUAL(mprotect(ptr, 4096, PROT_READ | PROT_WRITE), -1);
+    munmap(ptr, 4096);
+    close(rw);
+    munmap(w, 1u << 20);
+    close(fd);
+
     reader_close(&r);
     ut_ctx_destroy(ctx);
     CU_ASSERT_EQUAL(exporter_stop(&ex, 0), 0);
@@ -1576,6 +1697,7 @@ int main(void)
     static const uct_test_t shm_tests[] = {
         {"read_sizes_mapped", test_shm_read_sizes},
         {"one_sided_under_sigstop", test_shm_sigstop},
+        {"readonly_mapping", test_shm_readonly},
         {"reader_threads_mapped", test_shm_threads},
         {NULL, NULL}
     };
