@@ -699,7 +699,7 @@ static void hp_judge(hp_node_t *d, uint64_t now_real, uint64_t ttl_ns)
 
 int cmd_health(int argc, char **argv)
 {
-    unsigned ok = 0, suspect = 0, dead = 0, i, nthreads, started = 0;
+    unsigned ok = 0, suspect = 0, dead = 0, i, nthreads, started = 0, writable = 0;
     uint64_t epoch, now_real, checked = 0, bad = 0;
     ucache_node_info_t *info = NULL;
     const char *verdict;
@@ -799,7 +799,7 @@ int cmd_health(int argc, char **argv)
         if (o.json) {
             printf("{\"node\":\"%016" PRIx64 "\",\"host\":\"%s\",\"pid\":%u,"
                    "\"zone\":\"%s\",\"state\":\"%s\",\"why\":\"%s\",\"path\":\"%s\","
-                   "\"transport\":\"%s\","
+                   "\"transport\":\"%s\",\"memory\":\"%s\","
                    "\"heartbeat_age_s\":%.3f,\"connect_us\":%.1f,\"rpc_us\":%.1f,"
                    "\"lat_reads\":%" PRIu64 ",\"lat_p50_us\":%.2f,\"lat_p99_us\":%.2f,"
                    "\"lat_max_us\":%.2f,\"bw_bytes\":%" PRIu64 ",\"bw_gbs\":%.3f,"
@@ -808,7 +808,9 @@ int cmd_health(int argc, char **argv)
                    "\"chunks_misplaced\":%" PRIu64 ",\"index_cut\":%s,"
                    "\"chunks_cached\":%" PRIu64 "}\n",
                    d->info.id, d->info.host, d->info.pid, d->info.zone, d->state, d->why,
-                   r->path, r->transport, hb, r->connect_ns / 1e3, r->rpc_ns / 1e3, r->lat_reads,
+                   r->path, r->transport,
+                   dv_memory_writable(r->transport) ? "writable" : "read-only", hb,
+                   r->connect_ns / 1e3, r->rpc_ns / 1e3, r->lat_reads,
                    d->lat.p50_us, d->lat.p99_us, d->lat.max_us, r->bw_bytes, gbs,
                    r->buckets_scanned, r->chunks_checked, r->chunks_bad, r->chunks_changed,
                    r->chunks_misplaced, r->index_cut ? "true" : "false",
@@ -833,8 +835,14 @@ int cmd_health(int argc, char **argv)
         if (o.deep) {
             printf(" %9" PRIu64 "/%-4" PRIu64, r->chunks_checked, r->chunks_bad);
         }
-        printf("  %s%s%s%s\n", r->transport[0] ? r->transport : "-", d->why[0] ? "  (" : "",
-               d->why, d->why[0] ? ")" : "");
+        printf("  %s%s%s%s%s\n", r->transport[0] ? r->transport : "-",
+               dv_memory_writable(r->transport) ? " (memory WRITABLE)" : "",
+               d->why[0] ? "  (" : "", d->why, d->why[0] ? ")" : "");
+        writable += (dv_memory_writable(r->transport) != NULL);
+    }
+    if (!o.json && (writable > 0)) {
+        printf("\n%u node(s) reached over RDMA have memory WRITABLE by peers: %s\n", writable,
+               dv_memory_writable("rc_"));
     }
     if (o.json) {
         printf("{\"fabric\":\"health\",\"health\":\"%s\",\"exit\":%d,\"epoch\":%"

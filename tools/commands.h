@@ -14,4 +14,12 @@ int cmd_drain(int argc, char **argv);
 int cmd_health(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
 
+/**
+ * How the cache's exported memory is exposed to peers over the UCX
+ * transports in @p tls ("rc_mlx5/mlx5_0:1,tcp/eth0", or one name): NULL if
+ * read-only over all of them, else why not (UCX 1.13's IB memory domain
+ * registers memory with remote write whatever is asked).
+ */
+const char *dv_memory_writable(const char *tls);
+
 #endif

@@ -24,10 +24,29 @@ static void dv_json_str_list(char (*v)[40], unsigned n)
     printf("]");
 }
 
+const char *dv_memory_writable(const char *tls)
+{
+    static const char *const ib[] = { "rc_", "dc_", "ud_", NULL };
+    const char *t = tls;
+    unsigned i;
+
+    while ((t != NULL) && (*t != '\0')) {
+        for (i = 0; ib[i] != NULL; i++) {
+            if (strncmp(t, ib[i], strlen(ib[i])) == 0) {
+                return "UCX 1.13 registers IB memory with remote write whatever is asked: "
+                       "a peer with the key can write it (docs/security.md)";
+            }
+        }
+        t = strchr(t, ',');
+        t = (t != NULL) ? t + 1 : NULL;
+    }
+    return NULL;
+}
+
 int cmd_devices(int argc, char **argv)
 {
     ucache_devices_t *d;
-    unsigned active = 0;
+    unsigned active = 0, writable = 0;
     size_t i, p;
     int json = 0, a;
 
@@ -38,7 +57,8 @@ int cmd_devices(int argc, char **argv)
             printf("usage: ucache devices [--json]\n"
                    "This machine's RDMA devices and ports through rdma-core (state, link\n"
                    "layer, speed, MTU, GIDs), and the UCX transports usable here (type,\n"
-                   "one-sided get, UCX's latency and bandwidth estimates).  Exit 0 when an\n"
+                   "one-sided get, UCX's latency and bandwidth estimates, whether the\n"
+                   "cache's exported memory is read-only to peers over it).  Exit 0 when an\n"
                    "RDMA port is active, 1 when none is (the fabric then runs over tcp and\n"
                    "shared memory).\n");
             return 0;
@@ -86,11 +106,14 @@ int cmd_devices(int argc, char **argv)
             const ucache_ucx_tl_t *t = &d->tls[i];
 
             printf("%s{\"tl\":\"%s\",\"dev\":\"%s\",\"type\":\"%s\",\"get\":%s,"
-                   "\"rdma\":%s,\"latency_us\":%.3f,\"bandwidth_gbs\":%.2f}", i ? "," : "",
+                   "\"rdma\":%s,\"latency_us\":%.3f,\"bandwidth_gbs\":%.2f,"
+                   "\"memory\":\"%s\"}", i ? "," : "",
                    t->tl, t->dev, t->type, t->get ? "true" : "false",
-                   t->rdma ? "true" : "false", t->latency_us, t->bandwidth_gbs);
+                   t->rdma ? "true" : "false", t->latency_us, t->bandwidth_gbs,
+                   dv_memory_writable(t->tl) ? "writable" : "read-only");
+            writable += (dv_memory_writable(t->tl) != NULL);
         }
-        printf("]}\n");
+        printf("],\"exported_memory\":\"%s\"}\n", writable ? "writable over rdma" : "read-only");
     } else {
         if (d->nrdma == 0) {
             printf("RDMA devices: none (rdma-core: %s).\n"
@@ -114,14 +137,23 @@ int cmd_devices(int argc, char **argv)
                 }
             }
         }
-        printf("\nUCX %s transports:\n%-12s %-16s %-5s %-4s %-5s %10s %12s\n", d->ucx_version,
-               "transport", "device", "type", "get", "rdma", "latency", "bandwidth");
+        printf("\nUCX %s transports:\n%-12s %-16s %-5s %-4s %-5s %10s %12s  %s\n",
+               d->ucx_version, "transport", "device", "type", "get", "rdma", "latency",
+               "bandwidth", "memory");
         for (i = 0; i < d->ntls; i++) {
             const ucache_ucx_tl_t *t = &d->tls[i];
 
-            printf("%-12s %-16s %-5s %-4s %-5s %8.2fus %7.2f GB/s\n", t->tl, t->dev, t->type,
-                   t->get ? "yes" : "no", t->rdma ? "yes" : "no", t->latency_us,
-                   t->bandwidth_gbs);
+            printf("%-12s %-16s %-5s %-4s %-5s %8.2fus %7.2f GB/s  %s\n", t->tl, t->dev,
+                   t->type, t->get ? "yes" : "no", t->rdma ? "yes" : "no", t->latency_us,
+                   t->bandwidth_gbs, dv_memory_writable(t->tl) ? "WRITABLE" : "read-only");
+            writable += (dv_memory_writable(t->tl) != NULL);
+        }
+        if (writable > 0) {
+            printf("\nExported memory is WRITABLE by peers over the transports marked so: %s.\n",
+                   dv_memory_writable("rc_"));
+        } else {
+            printf("\nExported memory is read-only to peers over every transport here "
+                   "(shared memory: a sealed, read-only mapping; tcp: requests only).\n");
         }
     }
     free(d);

@@ -126,8 +126,9 @@ $BIN/ucache status --json >"$W/h0" 2>/dev/null
 health --json --iters 16 --size 256K >"$W/h1" 2>"$W/he1"; rc=$?
 if [ $rc = 0 ] && [ "$(grep -c '"state":"ok"' "$W/h1")" = 3 ] && [ "$(json "$W/h1" health)" = healthy ] &&
    [ "$(grep -c '"lat_reads":16,' "$W/h1")" = 3 ] && [ "$(grep -c '"path":"mapped"' "$W/h1")" = 3 ] &&
+   [ "$(grep -c '"memory":"read-only"' "$W/h1")" = 3 ] &&
    [ "$(sum "$W/h1" bw_bytes)" = $((3 * 16 * 262144)) ] && [ ! -s "$W/he1" ]; then
-    ok "health: 3 nodes ok over mapped memory, 16 timed reads each (p50 $(json "$W/h1" lat_p50_us) us), 3 x 4 MiB bandwidth pass, exit 0"
+    ok "health: 3 nodes ok over mapped (read-only) memory, 16 timed reads each (p50 $(json "$W/h1" lat_p50_us) us), 3 x 4 MiB bandwidth pass, exit 0"
 else bad "health (rc $rc)"; cat "$W/h1" "$W/he1"; fi
 health --deep --json >"$W/h2" 2>&1; rc=$?
 grep '^{"node"' "$W/h2" >"$W/h2n"
@@ -144,7 +145,7 @@ else bad "health table"; cat "$W/h3"; fi
 
 UCX_TLS=tcp,self health --deep --json >"$W/h4" 2>&1; rc=$?
 grep '^{"node"' "$W/h4" >"$W/h4n"
-if [ $rc = 0 ] && [ "$(grep -c '"path":"am","transport":"tcp/' "$W/h4n")" = 3 ] &&
+if [ $rc = 0 ] && [ "$(grep -c '"path":"am","transport":"tcp/[^"]*","memory":"read-only"' "$W/h4n")" = 3 ] &&
    deep_covers "$W/h4n" "$(sum "$W/h0" chunks)"; then
     ok "health over tcp (UCX_TLS=tcp,self): 3 nodes read by active messages on tcp/lo, the index check verifies all $(sum "$W/h4n" chunks_checked) chunks again"
 else bad "health over tcp (rc $rc)"; cat "$W/h4"; fi
@@ -214,8 +215,10 @@ if [ -e /sys/class/infiniband ] && [ -n "$(ls /sys/class/infiniband 2>/dev/null)
     else bad "devices with RDMA hardware ($r2)"; cat "$W/v2"; fi
 elif [ $r1 = 1 ] && grep -q "^RDMA devices: none (rdma-core: " "$W/v1" && grep -q "^tcp  *lo  *net " "$W/v1" &&
      grep -q '"rdma_devices":\[\],"rdma_error":"[^"]' "$W/v2" && grep -q '"tl":"posix","dev":"memory","type":"shm","get":true' "$W/v2" &&
+     grep -q "^Exported memory is read-only to peers over every transport here" "$W/v1" &&
+     grep -q '"exported_memory":"read-only"}$' "$W/v2" && ! grep -q '"memory":"writable"' "$W/v2" &&
      [ $r2 = 1 ] && [ $r3 = 2 ]; then
-    ok "devices: no RDMA device here, said plainly ($(sed -n 's/.*rdma-core: \(.*\))\./\1/p' "$W/v1")), exit 1; UCX transports listed ($(grep -o '"tl":"[a-z]*"' "$W/v2" | wc -l)), shm ones with one-sided get"
+    ok "devices: no RDMA device here, said plainly ($(sed -n 's/.*rdma-core: \(.*\))\./\1/p' "$W/v1")), exit 1; UCX transports listed ($(grep -o '"tl":"[a-z]*"' "$W/v2" | wc -l)), shm ones with one-sided get; exported memory read-only over each"
 else bad "devices ($r1 $r2 $r3)"; cat "$W/v1" "$W/v2"; fi
 
 # a node killed: unreachable (exit 1) until reaped, then gone from the view
