@@ -431,7 +431,7 @@ static ucache_status_t uf_self_init(struct ucache_context *ctx)
 ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p)
 {
     ut_params_t tparams = { .field_mask = UT_PARAM_FIELD_CONFIG |
-                                          UT_PARAM_FIELD_PROGRESS };
+                                          UT_PARAM_FIELD_PROGRESS | UT_PARAM_FIELD_SERVE };
     struct ucache_context *ctx;
     us_origin_params_t oparams;
     pthread_condattr_t ca;
@@ -486,6 +486,7 @@ ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p)
     us_token_command_configure(ctx->cfg.token_command);
     tparams.config   = &ctx->cfg;
     tparams.progress = ctx->serve ? UC_PROGRESS_THREAD : UC_PROGRESS_POLL;
+    tparams.serve    = ctx->serve;
     status = ut_ctx_create(ctx->cfg.transport, &tparams, &ctx->transport);
     if (status != UCACHE_OK) {
         goto err;

@@ -73,8 +73,8 @@ static int exporter_io(int fd, void *buf, size_t len, int writing)
 static void exporter_main(int up, int ctl, size_t region, uint64_t seed,
                           ucperf_exporter_setup_t setup)
 {
-    ut_params_t p = { .field_mask = UT_PARAM_FIELD_PROGRESS,
-                      .progress = UC_PROGRESS_THREAD };
+    ut_params_t p = { .field_mask = UT_PARAM_FIELD_PROGRESS | UT_PARAM_FIELD_SERVE,
+                      .progress = UC_PROGRESS_THREAD, .serve = true };
     const void *addr, *rkey;
     size_t addr_len, rkey_len;
     ut_ctx_t *ctx;

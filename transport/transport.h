@@ -56,13 +56,16 @@ typedef enum ut_peer_state {
 
 enum ut_params_field {
     UT_PARAM_FIELD_CONFIG   = 1u << 0,
-    UT_PARAM_FIELD_PROGRESS = 1u << 1
+    UT_PARAM_FIELD_PROGRESS = 1u << 1,
+    UT_PARAM_FIELD_SERVE    = 1u << 2
 };
 
 typedef struct ut_params {
     uint64_t            field_mask;
     const uc_config_t  *config;    /* copied; defaults + environment if absent */
     uc_progress_mode_t  progress;  /* default UC_PROGRESS_POLL                 */
+    bool                serve;     /* it exports memory to peers: it never
+                                      turns on UCX's software RMA (below)    */
 } ut_params_t;
 
 /* What a request's signature lets it do (ut_rpc_t.role; transport/auth.h). */

@@ -255,6 +255,7 @@ struct ut_ucx_ctx {
     ut_mapfd_srv_t   *mapsrv;    /* started with the first exported region */
     bool              rma;       /* UCP_FEATURE_RMA on (native, or the test mode) */
     bool              shm;       /* UCX uses shared memory: same-host peers map */
+    bool              serve;     /* exports memory to peers (ut_params_t.serve) */
     ucp_worker_h      worker;
     size_t            max_am_header;
     ut_ucx_peer_t    *clients[UT_CLIENT_BUCKETS]; /* requesters, by uuid */
@@ -2083,10 +2084,13 @@ static bool do_has_tl(ucp_context_h ucp, const char *const *prefixes)
 /*
  * The UCP context, with UCP_FEATURE_RMA only where it is safe and useful.
  * That feature turns on UCX's software RMA on every transport that lacks
- * native RMA (tcp): its put and get handlers copy to and from any address
- * a connected peer names.  So RMA is requested only when UCX selected a
- * native-RMA transport (reads then go one-sided on it), or when
- * UCACHE_EMULATED_RMA asks for the test mode, which says so loudly.
+ * native RMA (tcp) - even beside native ones: its put and get handlers copy
+ * to and from any address a connected peer names.  So RMA is requested by
+ * a context that exports no memory when UCX selected a native-RMA transport
+ * (its reads then go one-sided on it); by a serving context never (peers'
+ * native gets of its memory need nothing of it; its own reads of other
+ * nodes use requests); and by any context when UCACHE_EMULATED_RMA asks for
+ * the test mode, which says so loudly.
  */
 static ucache_status_t do_ucp_init(ut_ucx_ctx_t *ctx)
 {
@@ -2113,7 +2117,7 @@ static ucache_status_t do_ucp_init(ut_ucx_ctx_t *ctx)
     if (status == UCS_OK) {
         native   = do_has_tl(ctx->ucp, native_tls);
         ctx->shm = do_has_tl(ctx->ucp, shm_tls);
-        if (native || ctx->cfg.emulated_rma) {
+        if ((native && !ctx->serve) || ctx->cfg.emulated_rma) {
             ucp_cleanup(ctx->ucp);
             ctx->ucp = NULL;
             uparams.features |= UCP_FEATURE_RMA;
@@ -2124,7 +2128,7 @@ static ucache_status_t do_ucp_init(ut_ucx_ctx_t *ctx)
             UC_WARN("UCACHE_READ_PATH=get needs a native-RMA transport or "
                     "UCACHE_EMULATED_RMA=yes; reads use active messages");
         }
-        if ((status == UCS_OK) && !native && ctx->cfg.emulated_rma) {
+        if ((status == UCS_OK) && (!native || ctx->serve) && ctx->cfg.emulated_rma) {
             UC_WARN("UCACHE_EMULATED_RMA=yes (a test mode): UCX's software RMA is on, so "
                     "any peer that reaches this process can read and write its memory");
         }
@@ -2160,7 +2164,8 @@ static ucache_status_t ut_ucx_ctx_create(const ut_params_t *params,
     uint32_t i;
 
     if ((params != NULL) &&
-        (params->field_mask & ~(uint64_t)(UT_PARAM_FIELD_CONFIG | UT_PARAM_FIELD_PROGRESS))) {
+        (params->field_mask & ~(uint64_t)(UT_PARAM_FIELD_CONFIG | UT_PARAM_FIELD_PROGRESS |
+                                          UT_PARAM_FIELD_SERVE))) {
         UC_ERROR("unknown transport parameter bits 0x%llx",
                  (unsigned long long)params->field_mask);
         return UCACHE_ERR_INVALID;
@@ -2185,6 +2190,8 @@ static ucache_status_t ut_ucx_ctx_create(const ut_params_t *params,
     ctx->progress_mode = ((params != NULL) &&
                           (params->field_mask & UT_PARAM_FIELD_PROGRESS)) ?
                          params->progress : UC_PROGRESS_POLL;
+    ctx->serve = (params != NULL) && (params->field_mask & UT_PARAM_FIELD_SERVE) &&
+                 params->serve;
     ctx->uuid = ut_random64();
     ret = ut_auth_create(&ctx->cfg, &ctx->auth);
     if (ret != UCACHE_OK) {
