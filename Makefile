@@ -46,7 +46,8 @@ TEST_OBJS_fabric = tests/fabric/test_fabric.o tests/fabric/test_place.o tests/fa
 TEST_OBJS_origin = tests/origin/test_origin.o tests/origin/test_allow.o
 TESTS    = $(TEST_NAMES:%=$(BUILD)/tests/test_%)
 # Programs the multi-process suites (shell scripts) drive.
-TEST_HELPERS = $(BUILD)/tests/fabric_client $(BUILD)/tests/fake_owner $(BUILD)/tests/http_origin \
+TEST_HELPERS = $(BUILD)/tests/fabric_client $(BUILD)/tests/fake_owner $(BUILD)/tests/replayer \
+               $(BUILD)/tests/http_origin \
                $(BUILD)/tests/az_put
 TEST_SCRIPTS = tests/test_run.sh tests/fabric/test_fabric.sh tests/fabric/test_mpi.sh tests/fabric/test_admin.sh tests/origin/test_http.sh tests/origin/test_s3.sh tests/origin/test_warmup.sh \
                tests/origin/test_h2.sh \
@@ -146,6 +147,10 @@ $(BUILD)/tests/fabric_client: $(BUILD)/obj/tests/fabric/fabric_client.o $(BUILD)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/tests/fake_owner: $(BUILD)/obj/tests/fabric/fake_owner.o $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/tests/replayer: $(BUILD)/obj/tests/fabric/replayer.o $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 

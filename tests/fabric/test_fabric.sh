@@ -212,6 +212,15 @@ if $T/fake_owner client "$W/members" >"$W/fc" 2>&1 && [ "$(counter bad_requests)
     ok "malformed FETCH, ADMIN and TOUCH requests (zero-length ones too) and a FETCH of file:///etc/hosts: refused by every daemon, counted"
 else bad "malformed requests"; cat "$W/fc"; fi
 
+# replays: every daemon answers a signed FETCH, TOUCH, ADMIN and HELLO once,
+# and refuses the same bytes sent again and an unsigned copy of each (8 each)
+a0=$(counter auth_failures)
+if $T/replayer "$W/members" "file://$W/data/one" 1 1 >"$W/rp" 2>&1 &&
+   [ "$(grep -c 'FETCH .* TOUCH UCACHE_OK ADMIN UCACHE_OK HELLO UCACHE_OK' "$W/rp")" = 3 ] &&
+   [ "$(counter auth_failures)" = $((a0 + 24)) ]; then
+    ok "signed FETCH, TOUCH, ADMIN and HELLO answered by each of 3 daemons; the same bytes replayed and unsigned copies: all 24 refused, counted"
+else bad "replayed and unsigned requests (auth failures $a0 -> $(counter auth_failures))"; cat "$W/rp"; fi
+
 for m in short length corrupt; do
     $T/fake_owner $m "$W/members" >"$W/fake.$m" 2>&1 &
     FAKE=$!
