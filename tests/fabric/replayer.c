@@ -11,28 +11,10 @@
  */
 #include "fabric/fabric.h"
 #include "transport/ucx.c"
+#include "tests/transport/ucx_raw.h"
 
 #include <stdio.h>
 
-/* Send a request header and payload on @p peer's endpoint as they are. */
-static void send_raw(ut_ctx_t *c, ut_ucx_peer_t *peer, const ut_am_req_hdr *hdr,
-                     const void *payload, size_t len)
-{
-    ucp_request_param_t prm = { .op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS,
-                                .flags = UCP_AM_SEND_FLAG_REPLY | UCP_AM_SEND_FLAG_EAGER };
-    void *sreq;
-
-    pthread_mutex_lock(&ut_ctx_of(c)->lock);
-    sreq = ucp_am_send_nbx(peer->ep, UT_AM_ID_REQ, hdr, sizeof(*hdr), payload, len, &prm);
-    while ((sreq != NULL) && !UCS_PTR_IS_ERR(sreq) &&
-           (ucp_request_check_status(sreq) == UCS_INPROGRESS)) {
-        do_progress(ut_ctx_of(c));
-    }
-    if ((sreq != NULL) && !UCS_PTR_IS_ERR(sreq)) {
-        ucp_request_free(sreq);
-    }
-    pthread_mutex_unlock(&ut_ctx_of(c)->lock);
-}
 
 int main(int argc, char **argv)
 {
@@ -103,10 +85,10 @@ int main(int argc, char **argv)
             printf(" %s %s", ops[k].name, ucache_status_name(r.status));
             fails += (r.status == UCACHE_ERR_AUTH) || (r.status == UCACHE_INPROGRESS);
             memcpy(&hdr, r.priv.wire, sizeof(hdr));        /* what went on the wire */
-            send_raw(tr, (ut_ucx_peer_t *)peer, &hdr, ops[k].msg, ops[k].len);  /* replay */
+            raw_send(tr, (ut_ucx_peer_t *)peer, &hdr, ops[k].msg, ops[k].len);  /* replay */
             hdr.id ^= 1;                                   /* and unsigned */
             memset(&hdr.auth, 0, sizeof(hdr.auth));
-            send_raw(tr, (ut_ucx_peer_t *)peer, &hdr, ops[k].msg, ops[k].len);
+            raw_send(tr, (ut_ucx_peer_t *)peer, &hdr, ops[k].msg, ops[k].len);
         }
         printf("\n");
         for (k = 0; k < 100; k++) {       /* take in the refusals (late replies) */

@@ -11,6 +11,7 @@
  * the time window, and the same bytes are refused when they come again.
  */
 #include "transport/auth.h"
+#include "transport/ucx_wire.h"
 #include "tests/fuzz/fuzz.h"
 #include "util/time.h"
 
@@ -19,14 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-typedef struct fz_req {
-    uint32_t      magic;
-    uint16_t      op;
-    uint16_t      reserved;
-    uint64_t      id;
-    uint64_t      from;
-    ut_auth_tag_t auth;
-} fz_req_t;
+typedef ut_am_req_hdr fz_req_t;   /* as the UCX backend frames a request */
 
 #define FZ_SELF 0x0123456789abcdefull
 

@@ -6,6 +6,7 @@
  */
 #include "tests/common.h"
 #include "transport/auth.h"
+#include "transport/ucx_wire.h"
 #include "util/time.h"
 
 #include <fcntl.h>
@@ -13,15 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
-/* A request as the UCX backend frames one: a header ending in the tag. */
-typedef struct msg {
-    uint32_t      magic;
-    uint16_t      op;
-    uint16_t      reserved;
-    uint64_t      id;
-    uint64_t      from;
-    ut_auth_tag_t auth;
-} msg_t;
+/* A request as the UCX backend frames one (transport/ucx_wire.h). */
+typedef ut_am_req_hdr msg_t;
 
 #define TAG_OFF offsetof(msg_t, auth)
 #define SENDER  0x5e11de5ull
@@ -63,7 +57,7 @@ static ut_auth_t *make(const char *cluster, const char *admin)
 static void sign(ut_auth_t *a, msg_t *m, uint64_t to, const char *payload)
 {
     memset(m, 0, sizeof(*m));
-    m->magic = 0x32414355u;
+    m->magic = UT_AM_MAGIC;
     m->op    = 5;
     m->id    = 77;
     m->from  = SENDER ^ (uint64_t)(uintptr_t)a;  /* one sender per context */

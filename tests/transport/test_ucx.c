@@ -11,6 +11,7 @@
 #include "tests/common.h"
 #include "transport/ucx.c" /* to reach the wire formats for malformed messages */
 #include "perf/exporter.h"
+#include "tests/transport/ucx_raw.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -753,80 +754,28 @@ static void test_forged_replies(void)
  */
 static int attack_put(ut_ctx_t *server, ut_mem_t *mem, size_t off, size_t len)
 {
-    ucp_params_t up = { .field_mask = UCP_PARAM_FIELD_FEATURES,
-                        .features = UCP_FEATURE_RMA | UCP_FEATURE_AM };
-    ucp_worker_params_t wp = { .field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE,
-                               .thread_mode = UCS_THREAD_MODE_SINGLE };
     ucp_request_param_t rp = { .op_attr_mask = 0 };
-    const void *ablob, *rblob, *apay, *rpay;
-    size_t alen, rlen, aplen, rplen;
-    ut_addr_body abody;
-    ut_rkey_body rbody;
-    ucp_ep_params_t ep = { .field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS };
-    ucp_context_h uctx;
-    ucp_worker_h worker;
-    ucp_config_t *ucfg;
-    ucp_ep_h uep;
-    ucp_rkey_h rkey;
+    const void *ablob, *rblob;
+    size_t alen, rlen;
     uint8_t bytes[4096];
-    void *sreq;
     uint64_t deadline;
+    raw_peer_t peer;
     int rc = -1;
 
     memset(bytes, 0xee, sizeof(bytes));
     CU_ASSERT_FATAL(len <= sizeof(bytes));
     ut_address(server, &ablob, &alen);
     ut_mem_pack(mem, &rblob, &rlen);
-    CU_ASSERT_EQUAL_FATAL(ut_blob_check(ablob, alen, UT_ADDR_MAGIC, sizeof(abody), &abody,
-                                        &apay, &aplen), UCACHE_OK);
-    CU_ASSERT_EQUAL_FATAL(ut_blob_check(rblob, rlen, UT_RKEY_MAGIC, sizeof(rbody), &rbody,
-                                        &rpay, &rplen), UCACHE_OK);
-    CU_ASSERT_EQUAL_FATAL(ucp_config_read(NULL, NULL, &ucfg), UCS_OK);
-    CU_ASSERT_EQUAL_FATAL(ucp_init(&up, ucfg, &uctx), UCS_OK);
-    ucp_config_release(ucfg);
-    CU_ASSERT_EQUAL_FATAL(ucp_worker_create(uctx, &wp, &worker), UCS_OK);
-    ep.address = apay;
-    CU_ASSERT_EQUAL_FATAL(ucp_ep_create(worker, &ep, &uep), UCS_OK);
-    CU_ASSERT_EQUAL_FATAL(ucp_ep_rkey_unpack(uep, rpay, &rkey), UCS_OK);
+    CU_ASSERT_EQUAL_FATAL(raw_peer_open(&peer, UCP_FEATURE_RMA | UCP_FEATURE_AM, ablob, alen,
+                                        rblob, rlen), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(peer.rkey);
     deadline = uc_deadline(uct_slow(UC_NSEC_PER_SEC));
-    sreq = ucp_put_nbx(uep, bytes, len, rbody.base + off, rkey, &rp);
-    if (!UCS_PTR_IS_ERR(sreq)) {
-        if (sreq != NULL) {
-            while ((ucp_request_check_status(sreq) == UCS_INPROGRESS) &&
-                   (uc_time_ns() < deadline)) {
-                ucp_worker_progress(worker);
-            }
-            ucp_request_free(sreq);   /* (UCX completes or drops it at cleanup) */
-        }
-        sreq = ucp_ep_flush_nbx(uep, &rp);
-        rc = UCS_PTR_IS_ERR(sreq) ? -1 : 0;
-        while ((rc == 0) && (sreq != NULL) &&
-               (ucp_request_check_status(sreq) == UCS_INPROGRESS)) {
-            if (uc_time_ns() > deadline) {
-                rc = -1;
-                break;
-            }
-            ucp_worker_progress(worker);
-        }
-        if ((rc == 0) && (sreq != NULL) && (ucp_request_check_status(sreq) != UCS_OK)) {
-            rc = -1;
-        }
-        if ((sreq != NULL) && !UCS_PTR_IS_ERR(sreq)) {
-            ucp_request_free(sreq);
-        }
+    if ((raw_wait(peer.worker, ucp_put_nbx(peer.ep, bytes, len, peer.base + off, peer.rkey,
+                                          &rp), deadline) == UCS_OK) &&
+        (raw_wait(peer.worker, ucp_ep_flush_nbx(peer.ep, &rp), deadline) == UCS_OK)) {
+        rc = 0;
     }
-    ucp_rkey_destroy(rkey);
-    sreq = ucp_ep_close_nbx(uep, &(ucp_request_param_t){
-        .op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS, .flags = UCP_EP_CLOSE_FLAG_FORCE });
-    while ((sreq != NULL) && !UCS_PTR_IS_ERR(sreq) &&
-           (ucp_request_check_status(sreq) == UCS_INPROGRESS)) {
-        ucp_worker_progress(worker);
-    }
-    if ((sreq != NULL) && !UCS_PTR_IS_ERR(sreq)) {
-        ucp_request_free(sreq);
-    }
-    ucp_worker_destroy(worker);
-    ucp_cleanup(uctx);
+    raw_peer_close(&peer);
     return rc;
 }
 
@@ -874,26 +823,6 @@ static void rpc_role(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
     ut_rpc_reply(rpc, UCACHE_OK, &role, sizeof(role), NULL, 0, 0);
 }
 
-/* Send the request @p hdr + @p payload on @p peer's endpoint as it is
- * (signed or not), and progress until UCX has sent it. */
-static void send_raw(ut_ctx_t *c, ut_ucx_peer_t *peer, const ut_am_req_hdr *hdr,
-                     const void *payload, size_t len)
-{
-    ucp_request_param_t prm = { .op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS,
-                                .flags = UCP_AM_SEND_FLAG_REPLY | UCP_AM_SEND_FLAG_EAGER };
-    void *sreq;
-
-    pthread_mutex_lock(&ut_ctx_of(c)->lock);
-    sreq = ucp_am_send_nbx(peer->ep, UT_AM_ID_REQ, hdr, sizeof(*hdr), payload, len, &prm);
-    while ((sreq != NULL) && !UCS_PTR_IS_ERR(sreq) &&
-           (ucp_request_check_status(sreq) == UCS_INPROGRESS)) {
-        do_progress(ut_ctx_of(c));
-    }
-    if ((sreq != NULL) && !UCS_PTR_IS_ERR(sreq)) {
-        ucp_request_free(sreq);
-    }
-    pthread_mutex_unlock(&ut_ctx_of(c)->lock);
-}
 
 /* Wait (bounded) until the server's counter @p f reaches @p want. */
 #define WAIT_STAT(_ctx, _f, _want)                                            \
@@ -992,25 +921,25 @@ static void test_auth_wire(void)
     ut_auth_sign(ut_ctx_of(cli[2])->auth, &hdr, sizeof(hdr), offsetof(ut_am_req_hdr, auth),
                  ((ut_ucx_peer_t *)peer[2])->uuid, &desc, sizeof(desc));
     pthread_mutex_unlock(&ut_ctx_of(cli[2])->lock);
-    send_raw(cli[2], (ut_ucx_peer_t *)peer[2], &hdr, &desc, sizeof(desc));
+    raw_send(cli[2], (ut_ucx_peer_t *)peer[2], &hdr, &desc, sizeof(desc));
     WAIT_STAT(srv, am_reads_served, st0.am_reads_served + 1);
-    send_raw(cli[2], (ut_ucx_peer_t *)peer[2], &hdr, &desc, sizeof(desc));
+    raw_send(cli[2], (ut_ucx_peer_t *)peer[2], &hdr, &desc, sizeof(desc));
     WAIT_STAT(srv, auth_failures, st0.auth_failures + 1);
     hdr.op = RPC_ECHO;
     pthread_mutex_lock(&ut_ctx_of(cli[2])->lock);
     ut_auth_sign(ut_ctx_of(cli[2])->auth, &hdr, sizeof(hdr), offsetof(ut_am_req_hdr, auth),
                  ((ut_ucx_peer_t *)peer[2])->uuid, "echo", 4);
     pthread_mutex_unlock(&ut_ctx_of(cli[2])->lock);
-    send_raw(cli[2], (ut_ucx_peer_t *)peer[2], &hdr, "echo", 4);
+    raw_send(cli[2], (ut_ucx_peer_t *)peer[2], &hdr, "echo", 4);
     WAIT_STAT(srv, rpcs_served, st0.rpcs_served + 1);
-    send_raw(cli[2], (ut_ucx_peer_t *)peer[2], &hdr, "echo", 4);
+    raw_send(cli[2], (ut_ucx_peer_t *)peer[2], &hdr, "echo", 4);
     WAIT_STAT(srv, auth_failures, st0.auth_failures + 2);
     /* addressed to another node: refused though signed and fresh */
     pthread_mutex_lock(&ut_ctx_of(cli[2])->lock);
     ut_auth_sign(ut_ctx_of(cli[2])->auth, &hdr, sizeof(hdr), offsetof(ut_am_req_hdr, auth),
                  ((ut_ucx_peer_t *)peer[2])->uuid + 1, "echo", 4);
     pthread_mutex_unlock(&ut_ctx_of(cli[2])->lock);
-    send_raw(cli[2], (ut_ucx_peer_t *)peer[2], &hdr, "echo", 4);
+    raw_send(cli[2], (ut_ucx_peer_t *)peer[2], &hdr, "echo", 4);
     WAIT_STAT(srv, auth_failures, st0.auth_failures + 3);
     ut_stats(srv, &st);
     CU_ASSERT_EQUAL(st.am_reads_served, st0.am_reads_served + 1);
@@ -1360,21 +1289,9 @@ static int child_write(volatile uint8_t *p)
 static void test_shm_readonly(void)
 {
     uc_config_t cfg = test_config(UC_NSEC_PER_SEC);
-    ucp_params_t up = { .field_mask = UCP_PARAM_FIELD_FEATURES, .features = UCP_FEATURE_AM };
-    ucp_worker_params_t wp = { .field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE,
-                               .thread_mode = UCS_THREAD_MODE_SINGLE };
-    ucp_ep_params_t ep = { .field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS };
-    const void *apay, *rpay;
-    size_t aplen, rplen;
-    ut_addr_body abody;
-    ut_rkey_body rbody;
-    ucp_context_h uctx;
-    ucp_worker_h worker;
-    ucp_config_t *ucfg;
-    ucp_ep_h uep;
-    ucp_rkey_h urkey;
     char path[64];
     void *ptr, *w;
+    raw_peer_t raw;
     uint8_t *base;
     exporter_t ex;
     ut_ctx_t *ctx;
@@ -1394,34 +1311,12 @@ static void test_shm_readonly(void)
     CU_ASSERT_EQUAL(read_batch(&r, 65536, 64, ex.seed, UT_PATH_MAPPED), 0);
 
     /* UCX's own route to the same memory: a raw UCX peer with the key */
-    CU_ASSERT_EQUAL_FATAL(ut_blob_check(ex.addr, ex.addr_len, UT_ADDR_MAGIC, sizeof(abody),
-                                        &abody, &apay, &aplen), UCACHE_OK);
-    CU_ASSERT_EQUAL_FATAL(ut_blob_check(ex.rkey, ex.rkey_len, UT_RKEY_MAGIC, sizeof(rbody),
-                                        &rbody, &rpay, &rplen), UCACHE_OK);
-    CU_ASSERT_EQUAL_FATAL(ucp_config_read(NULL, NULL, &ucfg), UCS_OK);
-    CU_ASSERT_EQUAL_FATAL(ucp_init(&up, ucfg, &uctx), UCS_OK);
-    ucp_config_release(ucfg);
-    CU_ASSERT_EQUAL_FATAL(ucp_worker_create(uctx, &wp, &worker), UCS_OK);
-    ep.address = apay;
-    CU_ASSERT_EQUAL_FATAL(ucp_ep_create(worker, &ep, &uep), UCS_OK);
-    if (ucp_ep_rkey_unpack(uep, rpay, &urkey) == UCS_OK) {
-        CU_ASSERT_NOT_EQUAL(ucp_rkey_ptr(urkey, rbody.base, &ptr), UCS_OK);
-        ucp_rkey_destroy(urkey);
+    CU_ASSERT_EQUAL_FATAL(raw_peer_open(&raw, UCP_FEATURE_AM, ex.addr, ex.addr_len, ex.rkey,
+                                        ex.rkey_len), 0);
+    if (raw.rkey != NULL) {
+        CU_ASSERT_NOT_EQUAL(ucp_rkey_ptr(raw.rkey, raw.base, &ptr), UCS_OK);
     }
-    {
-        void *creq = ucp_ep_close_nbx(uep, &(ucp_request_param_t){
-            .op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS, .flags = UCP_EP_CLOSE_FLAG_FORCE });
-
-        while ((creq != NULL) && !UCS_PTR_IS_ERR(creq) &&
-               (ucp_request_check_status(creq) == UCS_INPROGRESS)) {
-            ucp_worker_progress(worker);
-        }
-        if ((creq != NULL) && !UCS_PTR_IS_ERR(creq)) {
-            ucp_request_free(creq);
-        }
-    }
-    ucp_worker_destroy(worker);
-    ucp_cleanup(uctx);
+    raw_peer_close(&raw);
 
     /* the seals, on a region of our own: nobody gets a writable mapping */
     CU_ASSERT_EQUAL_FATAL(ut_memfd_alloc(1u << 20, &fd, &w), UCACHE_OK);

@@ -1,0 +1,76 @@
+/*
+ * ucx_wire.h - the UCX backend's wire formats (all little-endian, this
+ * host's layout; versioned by magic): the bodies of its self-checking
+ * address and key blobs, and the headers of its active-message requests
+ * and replies.  transport/ucx.c is their one writer and reader; the tests
+ * and fuzz targets that forge or replay messages use them from here.
+ */
+#ifndef UT_UCX_WIRE_H
+#define UT_UCX_WIRE_H
+
+#include "transport/auth.h"
+#include "transport/mapfd.h"
+
+#include <stdint.h>
+
+#define UT_ADDR_MAGIC     0x44414355u /* "UCAD" */
+#define UT_RKEY_MAGIC     0x4b524355u /* "UCRK" */
+#define UT_AM_MAGIC       0x32414355u /* "UCA2": requests carry a signature */
+#define UT_AM_ID_REQ      10
+#define UT_AM_ID_REP      11
+#define UT_OP_READ        0          /* built-in AM read; RPC ids are 1..63 */
+#define UT_OP_PING        64         /* built-in round trip that ends a connect */
+#define UT_OP_MAP         65         /* a read-only descriptor (unix socket)   */
+#define UT_HOST_MAX       64
+
+typedef struct ut_addr_body {
+    uint64_t uuid;        /* random per context                           */
+    uint32_t pid;
+    uint32_t reserved;
+    char     host[UT_HOST_MAX];
+    char     mapname[UT_MAPFD_NAME_MAX]; /* its read-only mapping service */
+} ut_addr_body;
+
+typedef struct ut_rkey_body {
+    uint64_t base;        /* remote address of the region                 */
+    uint64_t len;
+    uint64_t cookie;      /* random per region: stale rkeys are refused   */
+    uint64_t ctx_uuid;
+    uint32_t region_id;
+    uint32_t reserved;
+} ut_rkey_body;
+
+typedef struct ut_am_req_hdr {
+    uint32_t magic;
+    uint16_t op;          /* UT_OP_READ or an RPC handler id              */
+    uint16_t reserved;
+    uint64_t id;          /* the requester's id, echoed in the reply      */
+    uint64_t from;        /* the requester's context uuid (its address
+                             blob, sent with its PING, says where it is) */
+    ut_auth_tag_t auth;   /* signature over this header and the payload  */
+} ut_am_req_hdr;
+
+/* UT_OP_MAP's payload: which region a same-host reader would map. */
+typedef struct ut_am_map_desc {
+    uint32_t region_id;
+    uint32_t reserved;
+    uint64_t cookie;
+} ut_am_map_desc;
+
+typedef struct ut_am_read_desc {
+    uint32_t region_id;
+    uint32_t reserved;
+    uint64_t cookie;
+    uint64_t raddr;
+    uint64_t len;
+} ut_am_read_desc;
+
+typedef struct ut_am_rep_hdr {
+    uint32_t magic;
+    int32_t  status;      /* ucache_status_t                              */
+    uint64_t id;
+    uint32_t meta_len;    /* bytes of metadata following this header      */
+    uint32_t reserved;
+} ut_am_rep_hdr;
+
+#endif
