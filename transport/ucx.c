@@ -2217,6 +2217,8 @@ static void ut_ucx_ctx_destroy(ut_ctx_t *c)
     unsigned i;
 
     ut_ucx_thread_stop(ctx);
+    ut_mapfd_stop(ctx->mapsrv);     /* before the regions it hands out go */
+    ctx->mapsrv = NULL;
     if (ctx->deferred > 0) {
         UC_ERROR("%u deferred RPCs were never answered (their handles leak)",
                  ctx->deferred);
@@ -2228,14 +2230,11 @@ static void ut_ucx_ctx_destroy(ut_ctx_t *c)
     }
     pthread_mutex_lock(&ctx->lock);
     do_clients_free(ctx);
-    ut_auth_destroy(ctx->auth);
     pthread_mutex_unlock(&ctx->lock);
     if (ctx->listener != NULL) {
         ucp_listener_destroy(ctx->listener);
         ctx->listener = NULL;
     }
-    ut_mapfd_stop(ctx->mapsrv);     /* before the regions it hands out go */
-    ctx->mapsrv = NULL;
     while (ctx->accepted != NULL) {
         ut_ucx_accepted_t *a = ctx->accepted;
         ctx->accepted = a->next;
@@ -2254,6 +2253,8 @@ static void ut_ucx_ctx_destroy(ut_ctx_t *c)
         }
         ucp_worker_destroy(ctx->worker); /* ends every send still in flight */
     }
+    ut_auth_destroy(ctx->auth);          /* no request can arrive any more */
+    ctx->auth = NULL;
     while (ctx->parked != NULL) {
         ut_ucx_mem_t *mem = ctx->parked;
         ctx->parked = mem->parked_next;
