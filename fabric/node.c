@@ -62,6 +62,7 @@ struct uf_node {
     _Atomic bool     draining;  /* refuse fills: ucache drain */
     us_allow_t       allow;     /* the origins it fills from (UCACHE_ALLOW) */
     _Atomic uint64_t denied_logged; /* when a refused admin operation was logged */
+    uint64_t         pin_quota; /* bytes a reader's pins may hold per namespace */
     struct {
         _Atomic uint64_t fetches, fetch_hits, fills, fill_bytes, coalesced;
         _Atomic uint64_t fill_errors, bad_requests, touches, refused, busy, denied;
@@ -220,8 +221,33 @@ static ucache_status_t uf_reply_loc(uf_node_t *node, ut_rpc_t *rpc, unsigned fla
                         UT_REPLY_DATA_STABLE);
 }
 
-/* What a FETCH's pin flags ask of a chunk that is present (warm-up). */
-static ucache_status_t uf_pin_apply(uf_node_t *node, unsigned flags, const us_key_t *key)
+/*
+ * The namespace of @p uri in the node store: its dataset, as far as the URI
+ * says - scheme, host (an Azure account, an S3 bucket) and port, and the
+ * first path segment (a container, a top-level prefix) - hashed into the
+ * store's namespaces 1 .. US_MAX_NS - 1 (0: a URI that does not split).
+ * Quotas and pins of readers are per namespace.
+ */
+static uint16_t uf_ns_of(const char *uri)
+{
+    us_uri_parts_t u;
+    char root[1400];
+    size_t seg;
+
+    if (us_uri_split(uri, &u) != UCACHE_OK) {
+        return 0;
+    }
+    seg = strcspn(u.path + (u.path[0] == '/'), "/");
+    snprintf(root, sizeof(root), "%s://%s:%u/%.*s", u.scheme, u.host, u.port, (int)seg,
+             u.path + (u.path[0] == '/'));
+    return (uint16_t)(1 + XXH3_64bits(root, strlen(root)) % (US_MAX_NS - 1));
+}
+
+/* What a FETCH's pin flags ask of a chunk that is present (warm-up).  A
+ * reader's pins stay within its namespace's pin quota (UCACHE_PIN_QUOTA);
+ * an admin's, and the node's own, only within the store's limit. */
+static ucache_status_t uf_pin_apply(uf_node_t *node, unsigned flags, const us_key_t *key,
+                                    unsigned role)
 {
     ucache_status_t status;
 
@@ -233,12 +259,14 @@ static ucache_status_t uf_pin_apply(uf_node_t *node, unsigned flags, const us_ke
     if (!(flags & (UF_FETCH_PIN | UF_FETCH_UNPIN))) {
         return UCACHE_OK;
     }
-    status = us_store_pin(node->store, key, (flags & UF_FETCH_PIN) ? 1 : 0);
+    status = us_store_pin_quota(node->store, key, (flags & UF_FETCH_PIN) ? 1 : 0,
+                                (role >= UT_ROLE_ADMIN) ? 0 : node->pin_quota);
     if ((status == UCACHE_ERR_NOT_FOUND) && (flags & UF_FETCH_PIN)) {
         status = UCACHE_ERR_NO_MEMORY; /* evicted before it could be pinned */
     }
     if ((status == UCACHE_ERR_NO_MEMORY) && (flags & UF_FETCH_PIN)) {
-        UC_WARN("a chunk stays unpinned: pins may take 90%% of the memory at most");
+        UC_WARN("a chunk stays unpinned: pins may take 90%% of the memory at most, a "
+                "reader's %u%% per dataset (UCACHE_PIN_QUOTA)", node->cfg.pin_quota_pct);
     }
     return status;
 }
@@ -295,7 +323,7 @@ static void uf_fetch_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t l
     }
     if (us_store_lookup(node->store, &key, &loc) == UCACHE_OK) {
         UF_NODE_ADD(node, fetch_hits, !(req.flags & (UF_FETCH_UNPIN | UF_FETCH_EVICT)));
-        status = uf_pin_apply(node, req.flags, &key);
+        status = uf_pin_apply(node, req.flags, &key, rpc->role);
         uf_reply_loc(node, rpc, req.flags, status, &loc, UF_HOW_HIT);
         return;
     }
@@ -360,7 +388,8 @@ static ucache_status_t uf_fill(uf_node_t *node, uf_job_t *job, us_loc_t *loc_p,
     us_fill_t fill;
 
     for (;;) {
-        status = us_store_reserve(node->store, &job->key, 0, length, &fill);
+        status = us_store_reserve(node->store, &job->key, uf_ns_of(job->uri), length,
+                                  &fill);
         if (status == UCACHE_OK) {
             break;
         }
@@ -408,8 +437,9 @@ static void uf_job_finish(uf_node_t *node, uf_job_t *job)
     for (; w != NULL; w = next) {
         next = w->next;
         uf_reply_loc(node, w->rpc, w->flags,
-                     (job->status == UCACHE_OK) ? uf_pin_apply(node, w->flags, &job->key) :
-                                                  job->status, &job->loc,
+                     (job->status == UCACHE_OK) ?
+                         uf_pin_apply(node, w->flags, &job->key, w->rpc->role) : job->status,
+                     &job->loc,
                      (w->next == NULL) ? job->how : UF_HOW_COALESCED);
         free(w);
     }
@@ -525,7 +555,9 @@ ucache_status_t uf_node_fetch_local(uf_node_t *node, const uf_fetch_req_t *req,
     us_key_t key = { req->key_hi, req->key_lo };
     ucache_status_t status = uf_fetch_local(node, req, uri, loc_p, how_p);
 
-    return (status == UCACHE_OK) ? uf_pin_apply(node, req->flags, &key) : status;
+    /* the node's own reads: its own rights */
+    return (status == UCACHE_OK) ? uf_pin_apply(node, req->flags, &key, UT_ROLE_ADMIN) :
+                                   status;
 }
 
 ucache_status_t uf_node_create(ut_ctx_t *tr, const uc_config_t *cfg,
@@ -542,6 +574,7 @@ ucache_status_t uf_node_create(ut_ctx_t *tr, const uc_config_t *cfg,
     }
     node->tr  = tr;
     node->cfg = *cfg;
+    node->pin_quota = cfg->mem_bytes / 100 * cfg->pin_quota_pct;
     status = us_allow_parse(cfg->allow, &node->allow);
     if (status != UCACHE_OK) {
         free(node);

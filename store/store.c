@@ -65,6 +65,7 @@ typedef struct us_desc {
 typedef struct us_ns {
     uint64_t used;           /* block bytes, published + reserved */
     uint64_t quota;          /* 0 = none */
+    uint64_t bytes_pinned;   /* block bytes of its published pinned chunks */
     us_ilist_t chunks;       /* published chunks, newest at head */
     uint8_t  pinned;
 } us_ns_t;
@@ -338,6 +339,19 @@ static uint32_t do_find(const us_store_t *s, const us_key_t *key)
     return US_NONE;
 }
 
+/* A published chunk @p d turned pinned (@p on) or unpinned: its bytes, in
+ * the store's and its namespace's pinned totals. */
+static void pin_account(us_store_t *s, const us_desc_t *d, bool on)
+{
+    if (on) {
+        s->bytes_pinned            += d->bsize;
+        s->ns[d->ns].bytes_pinned += d->bsize;
+    } else {
+        s->bytes_pinned            -= d->bsize;
+        s->ns[d->ns].bytes_pinned -= d->bsize;
+    }
+}
+
 static int is_pinned(const us_store_t *s, const us_desc_t *d)
 {
     return d->pinned || s->ns[d->ns].pinned;
@@ -370,7 +384,7 @@ static void do_unpublish(us_store_t *s, uint32_t slot, us_evict_reason_t why)
     us_evict_remove(&s->ev, slot);
     ns_unlink(s, slot);
     if (is_pinned(s, d)) {
-        s->bytes_pinned -= d->bsize;
+        pin_account(s, d, false);
     }
     s->ns[d->ns].used -= d->bsize;
     s->bytes_cached   -= d->length;
@@ -638,7 +652,7 @@ ucache_status_t us_store_publish_at(us_store_t *s, const us_fill_t *f, us_loc_t 
     us_evict_insert(&s->ev, f->slot, d->bsize, key_tag(&d->key), is_pinned(s, d));
     ns_link(s, f->slot);
     if (is_pinned(s, d)) {
-        s->bytes_pinned += d->bsize;
+        pin_account(s, d, true);
     }
     s->bytes_cached += d->length;
     s->stats.publishes++;
@@ -707,7 +721,7 @@ static void do_pin_changed(us_store_t *s, uint32_t slot, int was, int now)
     if (was == now) {
         return;
     }
-    s->bytes_pinned = now ? s->bytes_pinned + d->bsize : s->bytes_pinned - d->bsize;
+    pin_account(s, d, now);
     us_evict_pin(&s->ev, slot, now);
 }
 
@@ -717,6 +731,12 @@ static int pin_fits(const us_store_t *s, uint64_t more)
 }
 
 ucache_status_t us_store_pin(us_store_t *s, const us_key_t *key, int pin)
+{
+    return us_store_pin_quota(s, key, pin, 0);
+}
+
+ucache_status_t us_store_pin_quota(us_store_t *s, const us_key_t *key, int pin,
+                                   uint64_t ns_limit)
 {
     ucache_status_t st = UCACHE_OK;
     uint32_t slot;
@@ -732,6 +752,11 @@ ucache_status_t us_store_pin(us_store_t *s, const us_key_t *key, int pin)
     d   = &s->desc[slot];
     was = is_pinned(s, d);
     if (pin && !was && !pin_fits(s, d->bsize)) {
+        st = UCACHE_ERR_NO_MEMORY;
+        goto out;
+    }
+    if (pin && !was && (ns_limit > 0) && (s->ns[d->ns].bytes_pinned + d->bsize > ns_limit)) {
+        s->stats.pin_quota_denied++;
         st = UCACHE_ERR_NO_MEMORY;
         goto out;
     }
@@ -796,6 +821,19 @@ uint64_t us_store_ns_used(us_store_t *s, uint16_t ns)
     used = s->ns[ns].used;
     pthread_mutex_unlock(&s->lock);
     return used;
+}
+
+uint64_t us_store_ns_pinned(us_store_t *s, uint16_t ns)
+{
+    uint64_t v;
+
+    if (ns >= US_MAX_NS) {
+        return 0;
+    }
+    pthread_mutex_lock(&s->lock);
+    v = s->ns[ns].bytes_pinned;
+    pthread_mutex_unlock(&s->lock);
+    return v;
 }
 
 ucache_status_t us_store_evict(us_store_t *s, const us_key_t *key)

@@ -56,6 +56,7 @@ typedef struct us_store_stats {
     uint64_t reserve_again;        /* memory was all in its grace period */
     uint64_t reserve_nomem;        /* nothing evictable (pinned / reserved) */
     uint64_t quota_denied;
+    uint64_t pin_quota_denied;     /* pins refused: the namespace's pin quota */
     uint64_t hits, promotions, reinsertions, ghost_hits;
     uint64_t locked;               /* 1 if the region is mlock'ed */
     uint64_t bytes_huge;           /* bytes of the region in huge pages (smaps,
@@ -110,6 +111,12 @@ void us_store_touch(us_store_t *store, const us_key_t *keys, unsigned n,
  *  never evicted.  UCACHE_ERR_NO_MEMORY past 90% of the data area pinned. */
 ucache_status_t us_store_pin(us_store_t *store, const us_key_t *key, int pin);
 
+/** us_store_pin(), and a new pin is refused (UCACHE_ERR_NO_MEMORY, counted
+ *  as pin_quota_denied) if it would take the pinned bytes of the chunk's
+ *  namespace past @p ns_limit (0: no limit but the store's). */
+ucache_status_t us_store_pin_quota(us_store_t *store, const us_key_t *key, int pin,
+                                   uint64_t ns_limit);
+
 /** Pin or unpin a whole namespace (a dataset), present and future chunks. */
 ucache_status_t us_store_pin_ns(us_store_t *store, uint16_t ns, int pin);
 
@@ -118,6 +125,9 @@ ucache_status_t us_store_quota_set(us_store_t *store, uint16_t ns, uint64_t byte
 
 /** Bytes of blocks namespace @p ns holds (published and reserved). */
 uint64_t us_store_ns_used(us_store_t *store, uint16_t ns);
+
+/** Bytes of blocks of namespace @p ns's published chunks that are pinned. */
+uint64_t us_store_ns_pinned(us_store_t *store, uint16_t ns);
 
 /** Unpublish a chunk now.  UCACHE_ERR_BUSY if it is pinned. */
 ucache_status_t us_store_evict(us_store_t *store, const us_key_t *key);

@@ -319,7 +319,8 @@ static int wu_main(int argc, char **argv, const char *cmd, unsigned flags)
     }
     if (!json) {
         if (w.res.unpinned > 0) {
-            printf("; %llu NOT pinned (pins are capped at 90%% of a node's memory)",
+            printf("; %llu NOT pinned (pins are capped at 90%% of a node's memory, a "
+                   "reader's at UCACHE_PIN_QUOTA per dataset)",
                    (unsigned long long)w.res.unpinned);
         }
         if (w.failed_units > 0) {

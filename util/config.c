@@ -181,6 +181,11 @@ const uc_config_entry_t uc_config_table[] = {
      "How far a signed message's timestamp may be from the receiver's clock; replays "
      "inside the window are refused by sequence number.",
      UC_CFG_FIELD(auth_window_ns), UC_CFG_TIME, NULL, 1000000000ull, 3600ull * 1000000000ull},
+    {"PIN_QUOTA", "50",
+     "Percent of a serving node's memory that the pins of readers (cluster-key holders) "
+     "may hold per dataset namespace (scheme, account or bucket, container or first "
+     "path segment); pins signed with the admin key are bounded only by the 90% limit.",
+     UC_CFG_FIELD(pin_quota_pct), UC_CFG_UINT, NULL, 1, 90},
     {"EMULATED_RMA", "no",
      "A test mode: turn on UCX's software RMA where no transport has native RMA, so "
      "UCACHE_READ_PATH=get works over tcp. Any peer that reaches the process can then "

@@ -67,6 +67,7 @@ typedef struct uc_config {
     char     cluster_key_file[256];
     char     admin_key_file[256];
     uint64_t auth_window_ns;
+    unsigned pin_quota_pct;
 } uc_config_t;
 
 typedef enum uc_config_type {

@@ -39,8 +39,10 @@ for try in $(seq 20); do
     [ "$(ss -tanH 2>/dev/null | awk '{print $4}' | grep -c ":$MP\$")" = 0 ] && break
 done
 M=(--metrics-port "$MP")
+# a reader's pins may hold 1% of a node's memory per dataset (480 KiB: less
+# than one 1 MiB chunk); the admin's, 90%
 for z in a b a; do
-    $BIN/ucached --mem 48M --zone $z "${M[@]}" 2>>"$W/d$z.log" &
+    UCACHE_PIN_QUOTA=1 $BIN/ucached --mem 48M --zone $z "${M[@]}" 2>>"$W/d$z.log" &
     DPIDS+=($!)
     M=()
 done
@@ -173,8 +175,9 @@ else bad "read/version --json ($r1 $r2)"; cat "$W/q1" "$W/q2"; fi
 
 # keys and roles: the daemons and the tools hold the cluster and the admin
 # key (tests/run.sh).  With the cluster key alone a tool is a reader: it may
-# read and pin, not evict, unpin or drain.  Without the key, or with another
-# fabric's, every request is refused: such a reader reads the origin itself.
+# read and pin within its dataset's pin quota, not evict, unpin or drain.
+# Without the key, or with another fabric's, every request is refused: such
+# a reader reads the origin itself.
 rk() { UCACHE_ADMIN_KEY_FILE= "$@"; }
 $BIN/ucache status --json >"$W/k0" 2>/dev/null
 $BIN/ucache stat --json >"$W/k0s" 2>/dev/null
@@ -184,6 +187,11 @@ rk $BIN/ucache evict "file://$W/data/five" --json >"$W/k1" 2>"$W/k1e"; r1=$?
 rk $BIN/ucache pin --unpin "file://$W/data/five" >"$W/k2" 2>&1; r2=$?
 rk $BIN/ucache drain "$n1" >"$W/k3" 2>&1; r3=$?
 rk $BIN/ucache pin "file://$W/data/five" >"$W/k4" 2>&1; r4=$?
+$BIN/ucache status --json >"$W/k4s" 2>/dev/null        # past the quota: nothing pinned
+head -c 4000 /dev/urandom >"$W/data/tiny"
+rk $BIN/ucache pin "file://$W/data/tiny" >"$W/k4t" 2>&1; r4t=$?
+$BIN/ucache status --json >"$W/k4u" 2>/dev/null        # within it: pinned
+$BIN/ucache pin "file://$W/data/five" >"$W/k4a" 2>&1; r4a=$?    # the admin: pinned
 rk $BIN/ucache cat "file://$W/data/five" --stats 2>"$W/k5e" | cmp -s - "$W/data/five"; r5=$?
 $BIN/ucache status --json >"$W/k5" 2>/dev/null
 UCACHE_CLUSTER_KEY_FILE= UCACHE_ADMIN_KEY_FILE= $BIN/ucache cat "file://$W/data/five" \
@@ -194,16 +202,21 @@ UCACHE_CLUSTER_KEY_FILE="$W/other.key" UCACHE_ADMIN_KEY_FILE= $BIN/ucache cat \
 $BIN/ucache stat --json >"$W/k8" 2>/dev/null
 a1=$(sum "$W/k8" auth_failures)
 if [ $r1 != 0 ] && [ $r2 != 0 ] && [ $r3 != 0 ] && grep -q "refused by the fabric" "$W/k3" &&
-   [ $r4 = 0 ] && [ $r5 = 0 ] && [ "$(client_stat "$W/k5e" origin_direct)" = 0 ] &&
-   [ "$(sum "$W/k5" chunks)" = 5 ] && [ "$(json "$W/k5" pinned_bytes)" -ge 5242880 ] &&
+   [ $r4 = 1 ] && grep -q "5 NOT pinned" "$W/k4" && [ "$(json "$W/k4s" pinned_bytes)" = 0 ] &&
+   [ $r4t = 0 ] && [ "$(json "$W/k4u" pinned_bytes)" -ge 4000 ] &&
+   [ "$(json "$W/k4u" pinned_bytes)" -lt 65536 ] && [ $r4a = 0 ] &&
+   [ $r5 = 0 ] && [ "$(client_stat "$W/k5e" origin_direct)" = 0 ] &&
+   [ "$(sum "$W/k5" chunks)" = 6 ] && [ "$(json "$W/k5" pinned_bytes)" -ge 5242880 ] &&
    [ "$(json "$W/k5" ok)" = 3 ] && ! grep -q '"state":"draining"' "$W/k8" &&
    [ $r6 = 0 ] && [ "$(client_stat "$W/k6e" origin_direct)" = 5 ] &&
    [ $r7 = 0 ] && [ "$(client_stat "$W/k7e" origin_direct)" = 5 ] &&
    grep -q "refused by the fabric" "$W/k6e" && [ $((a1 - a0)) -ge 5 ]; then
-    ok "roles: with the cluster key alone evict, unpin and drain are refused (nothing evicted, unpinned or drained) while pin and reads work; a reader with no key or another fabric's is refused by every owner and reads the origin itself, exact; the daemons counted $((a1 - a0)) auth failures"
-else bad "keys and roles ($r1 $r2 $r3 $r4 $r5 $r6 $r7, auth failures $a0 -> $a1)"
+    ok "roles: with the cluster key alone evict, unpin and drain are refused (nothing evicted, unpinned or drained) and reads work; its pins stay within the dataset's pin quota (1 MiB chunks past 1% of a node not pinned, exit 1; a 4 KB one pinned) while the admin pins all 5 MiB; a reader with no key or another fabric's is refused by every owner and reads the origin itself, exact; the daemons counted $((a1 - a0)) auth failures"
+else bad "keys and roles ($r1 $r2 $r3 $r4 $r4t $r4a $r5 $r6 $r7, auth failures $a0 -> $a1)"
+     cat "$W/k4s" "$W/k4u" | grep pinned
      cat "$W/k1e" "$W/k3" "$W/k5" "$W/k6e" | tail -20; fi
 $BIN/ucache pin --unpin "file://$W/data/five" >/dev/null 2>&1
+$BIN/ucache pin --unpin "file://$W/data/tiny" >/dev/null 2>&1
 
 # devices: this machine has no RDMA device; UCX's transports are listed
 $BIN/ucache devices >"$W/v1" 2>&1; r1=$?

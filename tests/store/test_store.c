@@ -809,6 +809,50 @@ static void test_store_pins_survive(void)
     us_store_destroy(s);
 }
 
+/* Issue [3/11], a reader's pins within its namespace's pin quota: pins by
+ * key count per namespace; past the limit a new pin is refused (counted),
+ * another namespace is not affected, no limit (an admin) pins on, and
+ * unpinning or evicting gives the bytes back. */
+static void test_store_pin_quota(void)
+{
+    const size_t mem = 16 * MiB, csz = 32 * KiB;
+    us_store_t *s = make_store(mem, 100 * UC_NSEC_PER_USEC, csz, csz);
+    uint64_t bsz = us_alloc_block_size(csz + 64), limit = 3 * bsz;
+    us_store_stats_t st;
+    us_key_t k[6];
+    unsigned i;
+
+    for (i = 0; i < 6; i++) {
+        CU_ASSERT_EQUAL_FATAL(put_id(s, 100 + i, (i < 5) ? 3 : 4, csz), UCACHE_OK);
+        k[i] = key_of(100 + i);
+    }
+    for (i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL(us_store_pin_quota(s, &k[i], 1, limit), UCACHE_OK);
+    }
+    CU_ASSERT_EQUAL(us_store_pin_quota(s, &k[1], 1, limit), UCACHE_OK); /* again: no cost */
+    CU_ASSERT_EQUAL(us_store_ns_pinned(s, 3), limit);
+    CU_ASSERT_EQUAL(us_store_pin_quota(s, &k[3], 1, limit), UCACHE_ERR_NO_MEMORY);
+    CU_ASSERT_EQUAL(us_store_pin_quota(s, &k[5], 1, limit), UCACHE_OK); /* ns 4 */
+    CU_ASSERT_EQUAL(us_store_ns_pinned(s, 4), bsz);
+    CU_ASSERT_EQUAL(us_store_pin_quota(s, &k[3], 1, 0), UCACHE_OK);     /* an admin */
+    CU_ASSERT_EQUAL(us_store_ns_pinned(s, 3), limit + bsz);
+    CU_ASSERT_EQUAL(us_store_pin_quota(s, &k[4], 1, limit), UCACHE_ERR_NO_MEMORY);
+    us_store_stats(s, &st);
+    CU_ASSERT_EQUAL(st.pin_quota_denied, 2);
+    CU_ASSERT_EQUAL(st.bytes_pinned, limit + 2 * bsz);
+    CU_ASSERT_EQUAL(us_store_pin(s, &k[0], 0), UCACHE_OK);
+    CU_ASSERT_EQUAL(us_store_pin(s, &k[3], 0), UCACHE_OK);
+    CU_ASSERT_EQUAL(us_store_pin_quota(s, &k[4], 1, limit), UCACHE_OK);  /* room again */
+    CU_ASSERT_EQUAL(us_store_ns_pinned(s, 3), limit);
+    CU_ASSERT_EQUAL(us_store_pin(s, &k[4], 0), UCACHE_OK);
+    CU_ASSERT_EQUAL(us_store_pin(s, &k[5], 0), UCACHE_OK);
+    CU_ASSERT_EQUAL(us_store_evict(s, &k[5]), UCACHE_OK);
+    CU_ASSERT_EQUAL(us_store_ns_pinned(s, 4), 0);
+    CU_ASSERT_EQUAL(us_store_ns_pinned(s, 3), 2 * bsz);
+    CU_ASSERT_EQUAL(us_store_ns_pinned(s, US_MAX_NS), 0);
+    us_store_destroy(s);
+}
+
 /* Namespace quotas hold while a namespace streams, and other namespaces
  * keep their chunks. */
 static void test_store_quotas(void)
@@ -1253,6 +1297,7 @@ int main(void)
         {"bad_params", test_store_bad_params},
         {"fill_past_capacity", test_store_fill_past_capacity},
         {"pins_survive", test_store_pins_survive},
+        {"pin_quota", test_store_pin_quota},
         {"quotas", test_store_quotas},
         {"scan_resistance", test_store_scan_resistance},
         {"index_conflicts", test_store_index_conflicts},
