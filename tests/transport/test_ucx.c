@@ -576,7 +576,7 @@ static void test_malformed_messages(void)
     ut_am_read_desc desc = { 0 };
     ut_am_req_hdr hdr = { .magic = UT_AM_MAGIC, .op = UT_OP_READ, .id = 1 };
     ut_am_rep_hdr rep = { .magic = UT_AM_MAGIC, .id = 999999 };
-    uint8_t junk[64] = { 1, 2, 3 };
+    uint8_t junk[sizeof(ut_am_req_hdr) + 32] = { 1, 2, 3 };
     ut_ucx_peer_t *peer;
     ut_stats_t st;
     pair_t p;
