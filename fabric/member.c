@@ -282,6 +282,7 @@ static ucache_status_t uf_dir_bump(const char *dir)
     char path[4096], tmp[4200], text[32];
     uint64_t e = uf_dir_epoch(dir) + 1;
     int fd, n;
+    bool ok;
 
     snprintf(path, sizeof(path), "%s/epoch", dir);
     snprintf(tmp, sizeof(tmp), "%s.%d", path, (int)getpid());
@@ -290,7 +291,9 @@ static ucache_status_t uf_dir_bump(const char *dir)
         return UCACHE_ERR_IO;
     }
     n = snprintf(text, sizeof(text), "%" PRIu64 "\n", e);
-    if ((write(fd, text, (size_t)n) != n) | (close(fd) != 0) || (rename(tmp, path) != 0)) {
+    ok = (write(fd, text, (size_t)n) == n);
+    ok = (close(fd) == 0) && ok;              /* closed whatever the write did */
+    if (!ok || (rename(tmp, path) != 0)) {
         UC_ERROR("cannot update %s: %m", path);
         unlink(tmp);
         return UCACHE_ERR_IO;
@@ -461,6 +464,7 @@ ucache_status_t uf_dir_register(const char *dir, uf_member_t *m, uint64_t ttl_ns
     size_t len;
     void *rec;
     int wfd;
+    bool ok;
     int fd;
 
     fd = uf_dir_lock(dir, LOCK_EX);
@@ -499,8 +503,9 @@ ucache_status_t uf_dir_register(const char *dir, uf_member_t *m, uint64_t ttl_ns
     uf_rec_path(dir, m->id, path, sizeof(path));
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     wfd = uf_dir_create(tmp);
-    if ((wfd < 0) || (write(wfd, rec, len) != (ssize_t)len) | (close(wfd) != 0) ||
-        (rename(tmp, path) != 0)) {
+    ok = (wfd >= 0) && (write(wfd, rec, len) == (ssize_t)len);
+    ok = ((wfd < 0) || (close(wfd) == 0)) && ok;
+    if (!ok || (rename(tmp, path) != 0)) {
         UC_ERROR("members: cannot write %s: %m", path);
         unlink(tmp);
         status = UCACHE_ERR_IO;
