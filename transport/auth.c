@@ -188,6 +188,9 @@ static bool ut_sender_accept(ut_sender_t *s, uint64_t seq)
     uint64_t d, shift;
     unsigned w;
 
+    if (seq == 0) {
+        return false;         /* senders count from 1: 0 is no one's */
+    }
     if ((s->max_seq == 0) || (seq > s->max_seq)) {
         shift = (s->max_seq == 0) ? UT_AUTH_WINBITS : seq - s->max_seq;
         if (shift >= UT_AUTH_WINBITS) {
@@ -207,7 +210,7 @@ static bool ut_sender_accept(ut_sender_t *s, uint64_t seq)
         return true;
     }
     d = s->max_seq - seq;
-    if ((seq == 0) || (d >= UT_AUTH_WINBITS) || (s->win[d / 64] & (1ull << (d % 64)))) {
+    if ((d >= UT_AUTH_WINBITS) || (s->win[d / 64] & (1ull << (d % 64)))) {
         return false;
     }
     s->win[d / 64] |= 1ull << (d % 64);

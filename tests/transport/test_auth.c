@@ -221,7 +221,14 @@ static void test_sign_check(void)
                                   4096, &role), UCACHE_OK);   /* an open node takes all */
     CU_ASSERT_EQUAL(role, UT_ROLE_ADMIN);
 
-    CU_ASSERT_EQUAL(ut_auth_failures(owner), 13);
+    /* sequence number 0 (senders count from 1), twice: never accepted */
+    sign(reader, &m, SELF, "S");
+    m.auth.seq = 0;
+    resign(&m, "a", "S");
+    CU_ASSERT_EQUAL(check(owner, &m, "S", &role), UCACHE_ERR_AUTH);
+    CU_ASSERT_EQUAL(check(owner, &m, "S", &role), UCACHE_ERR_AUTH);
+
+    CU_ASSERT_EQUAL(ut_auth_failures(owner), 15);
     CU_ASSERT_EQUAL(ut_auth_failures(owner_noadmin), 1);
     ut_auth_destroy(reader);
     ut_auth_destroy(admin);
