@@ -571,8 +571,6 @@ static void test_rpc(void)
  * error, counted, and the server keeps serving. */
 static void test_malformed_messages(void)
 {
-    ucp_request_param_t prm = { .op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS,
-                                .flags = UCP_AM_SEND_FLAG_REPLY };
     ut_am_read_desc desc = { 0 };
     ut_am_req_hdr hdr = { .magic = UT_AM_MAGIC, .op = UT_OP_READ, .id = 1 };
     ut_am_rep_hdr rep = { .magic = UT_AM_MAGIC, .id = 999999 };
@@ -580,14 +578,12 @@ static void test_malformed_messages(void)
     ut_ucx_peer_t *peer;
     ut_stats_t st;
     pair_t p;
-    void *sreq;
     int i;
 
     pair_open(&p, "tcp", NULL);
     peer = (ut_ucx_peer_t *)p.peer;
     CU_ASSERT_EQUAL(read_batch(&(reader_t){p.client, p.peer, p.rkey}, 4096, 4, 0x11,
                                UT_PATH_AM), 0);
-    pthread_mutex_lock(&ut_ctx_of(p.client)->lock);
     struct { const void *h; size_t hl; const void *d; size_t dl; unsigned id; } msgs[] = {
         {junk, 3, NULL, 0, UT_AM_ID_REQ},                /* short header      */
         {junk, sizeof(hdr), NULL, 0, UT_AM_ID_REQ},      /* bad magic         */
@@ -599,20 +595,14 @@ static void test_malformed_messages(void)
     for (i = 0; i < (int)(sizeof(msgs) / sizeof(msgs[0])); i++) {
         if (msgs[i].h == &hdr) {  /* well signed, malformed inside */
             hdr.from = ut_ctx_of(p.client)->uuid;
+            pthread_mutex_lock(&ut_ctx_of(p.client)->lock);   /* the signer's state */
             ut_auth_sign(ut_ctx_of(p.client)->auth, &hdr, sizeof(hdr),
                          offsetof(ut_am_req_hdr, auth), peer->uuid, msgs[i].d, msgs[i].dl);
+            pthread_mutex_unlock(&ut_ctx_of(p.client)->lock);
         }
-        sreq = ucp_am_send_nbx(peer->ep, msgs[i].id, msgs[i].h, msgs[i].hl,
-                               msgs[i].d, msgs[i].dl, &prm);
-        while ((sreq != NULL) && !UCS_PTR_IS_ERR(sreq) &&
-               (ucp_request_check_status(sreq) == UCS_INPROGRESS)) {
-            do_progress(ut_ctx_of(p.client));
-        }
-        if ((sreq != NULL) && !UCS_PTR_IS_ERR(sreq)) {
-            ucp_request_free(sreq);
-        }
+        raw_send_am(p.client, peer, msgs[i].id, msgs[i].h, msgs[i].hl, msgs[i].d,
+                    msgs[i].dl);
     }
-    pthread_mutex_unlock(&ut_ctx_of(p.client)->lock);
     /* Replies to junk requests land on the client as late replies; the server
      * went on serving: these reads must still be exact. */
     CU_ASSERT_EQUAL(read_batch(&(reader_t){p.client, p.peer, p.rkey}, 65536, 16, 0x11,
@@ -676,7 +666,6 @@ static void *wait_thread(void *arg)
  */
 static void test_forged_replies(void)
 {
-    ucp_request_param_t prm = { .op_attr_mask = 0 };
     uc_config_t cfg = test_config(2 * UC_NSEC_PER_SEC);
     ut_am_rep_hdr rep = { .magic = UT_AM_MAGIC, .status = UCACHE_OK };
     uint8_t data[64];
@@ -687,7 +676,6 @@ static void test_forged_replies(void)
     ut_peer_t *vp;
     ut_stats_t st;
     ut_req_t req;
-    void *sreq;
     unsigned gen, slot;
     waiter_t w;
     pthread_t t;
@@ -714,21 +702,13 @@ static void test_forged_replies(void)
     victim = (ut_ucx_peer_t *)vp;
     pthread_mutex_lock(&ut_ctx_of(forger)->lock);
     CU_ASSERT_EQUAL_FATAL(do_peer_ensure(ut_ctx_of(forger), victim), UCACHE_OK);
+    pthread_mutex_unlock(&ut_ctx_of(forger)->lock);
     for (gen = 1; gen <= 4; gen++) {
         for (slot = 0; slot < 4; slot++) {
             rep.id = ((uint64_t)gen << 32) | slot;
-            sreq = ucp_am_send_nbx(victim->ep, UT_AM_ID_REP, &rep, sizeof(rep), NULL, 0,
-                                   &prm);
-            while ((sreq != NULL) && !UCS_PTR_IS_ERR(sreq) &&
-                   (ucp_request_check_status(sreq) == UCS_INPROGRESS)) {
-                do_progress(ut_ctx_of(forger));
-            }
-            if ((sreq != NULL) && !UCS_PTR_IS_ERR(sreq)) {
-                ucp_request_free(sreq);
-            }
+            raw_send_am(forger, victim, UT_AM_ID_REP, &rep, sizeof(rep), NULL, 0);
         }
     }
-    pthread_mutex_unlock(&ut_ctx_of(forger)->lock);
     /* the client took them all in (and dropped them) while it waited */
     pthread_join(t, NULL);
     CU_ASSERT_EQUAL(w.status, UCACHE_INPROGRESS);

@@ -95,17 +95,19 @@ static inline void raw_peer_close(raw_peer_t *rp)
     }
 }
 
-/* Send a request header and payload on @p peer's endpoint of context @p c
- * as they are (signed or not), and progress until UCX has sent it. */
-static inline void raw_send(ut_ctx_t *c, ut_ucx_peer_t *peer, const ut_am_req_hdr *hdr,
-                            const void *payload, size_t len)
+/* Send active message @p am_id (a header of @p hdr_len bytes and a payload)
+ * on @p peer's endpoint of context @p c as it is (signed or not, well
+ * formed or not), and progress until UCX has sent it. */
+static inline void raw_send_am(ut_ctx_t *c, ut_ucx_peer_t *peer, unsigned am_id,
+                               const void *hdr, size_t hdr_len, const void *payload,
+                               size_t len)
 {
     ucp_request_param_t prm = { .op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS,
                                 .flags = UCP_AM_SEND_FLAG_REPLY | UCP_AM_SEND_FLAG_EAGER };
     void *sreq;
 
     pthread_mutex_lock(&ut_ctx_of(c)->lock);
-    sreq = ucp_am_send_nbx(peer->ep, UT_AM_ID_REQ, hdr, sizeof(*hdr), payload, len, &prm);
+    sreq = ucp_am_send_nbx(peer->ep, am_id, hdr, hdr_len, payload, len, &prm);
     while ((sreq != NULL) && !UCS_PTR_IS_ERR(sreq) &&
            (ucp_request_check_status(sreq) == UCS_INPROGRESS)) {
         do_progress(ut_ctx_of(c));
@@ -114,6 +116,13 @@ static inline void raw_send(ut_ctx_t *c, ut_ucx_peer_t *peer, const ut_am_req_hd
         ucp_request_free(sreq);
     }
     pthread_mutex_unlock(&ut_ctx_of(c)->lock);
+}
+
+/* A request header and payload, as they are (a replay, an unsigned copy). */
+static inline void raw_send(ut_ctx_t *c, ut_ucx_peer_t *peer, const ut_am_req_hdr *hdr,
+                            const void *payload, size_t len)
+{
+    raw_send_am(c, peer, UT_AM_ID_REQ, hdr, sizeof(*hdr), payload, len);
 }
 
 #endif
