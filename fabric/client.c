@@ -475,6 +475,9 @@ static ucache_status_t uf_owners_try(struct ucache_context *ctx, uf_view_t *v,
             continue;
         }
         status = uf_owner_attempt(ctx, v, p, c, fn, arg);
+        if (status == UCACHE_OK) {
+            uf_peer_ok(p);
+        }
         if ((status == UCACHE_OK) || (status == UCACHE_ERR_NOT_FOUND) ||
             (status == UCACHE_ERR_OUT_OF_RANGE) || !uf_owner_failed(status)) {
             return status; /* served, or the owner's origin answered for the object */

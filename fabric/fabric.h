@@ -180,6 +180,11 @@ void uf_node_stats(uf_node_t *node, uf_node_stats_t *stats);
  * context goes.  Set up under `lock` once; immutable after `ready`. */
 typedef struct uf_peer {
     uint64_t         id;
+    uint64_t         inc;         /* its incarnation: a hash of the address
+                                     and key it published (0: file:).  A
+                                     node restarted under the same id is a
+                                     new peer: the old address and key are
+                                     never used for it                   */
     pthread_mutex_t  lock;
     _Atomic int      ready;
     bool             self;        /* this process's own store            */
@@ -189,6 +194,9 @@ typedef struct uf_peer {
     const char      *mapped;      /* base of the region, MAPPED only     */
     us_layout_t      layout;      /* MAPPED and GET                      */
     _Atomic uint64_t suspect_until; /* skip it until then (monotonic ns) */
+    _Atomic uint64_t backoff_ns;  /* the last suspicion's length: doubles
+                                     per failure in a row (PEER_RETRY up to
+                                     PEER_RETRY_MAX), 0 after a success  */
     pthread_mutex_t  touch_lock;  /* sampled hits waiting to be sent     */
     us_key_t        *touch;       /* UF_TOUCH_MAX keys, allocated on use */
     _Atomic unsigned ntouch;      /* written under touch_lock            */
@@ -306,6 +314,8 @@ void uf_view_reap(struct ucache_context *ctx, bool all);
  *  first use.  NULL (and the peer marked suspect) if it cannot be. */
 uf_peer_t *uf_view_peer(struct ucache_context *ctx, uf_view_t *view, uint32_t idx);
 void uf_peer_suspect(struct ucache_context *ctx, uf_peer_t *peer, const char *why);
+/** An operation on @p peer succeeded: its back-off starts over. */
+void uf_peer_ok(uf_peer_t *peer);
 bool uf_peer_is_suspect(const uf_peer_t *peer, uint64_t now);
 void uf_peers_destroy(struct ucache_context *ctx);
 /** Maybe record a hit of @p key at @p peer (1 in UF_TOUCH_SAMPLE). */

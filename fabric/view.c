@@ -250,17 +250,36 @@ bool uf_peer_is_suspect(const uf_peer_t *peer, uint64_t now)
     return now < atomic_load_explicit(&peer->suspect_until, memory_order_relaxed);
 }
 
+/*
+ * A failed owner is skipped for a back-off that doubles with every failure
+ * in a row (PEER_RETRY, then 2x, 4x ... up to PEER_RETRY_MAX) and starts
+ * over after a success, so a long-lived reader pays a dead owner's
+ * deadline a few times, not once per PEER_RETRY.  (Its transport peer
+ * backs off the same way, and retries it by a probe nobody waits for.)
+ */
 void uf_peer_suspect(struct ucache_context *ctx, uf_peer_t *peer, const char *why)
 {
-    uint64_t now = uc_time_ns();
+    uint64_t now = uc_time_ns(), b;
 
-    if (!uf_peer_is_suspect(peer, now)) {
-        UC_WARN("owner %016" PRIx64 " is suspect (%s); its reads go to the next "
-                "owner or the origin for %llu ms", peer->id, why,
-                (unsigned long long)(ctx->cfg.peer_retry_ns / UC_NSEC_PER_MSEC));
-        atomic_fetch_add(&ctx->st.failovers, 1);
+    if (uf_peer_is_suspect(peer, now)) {
+        return;
     }
-    atomic_store(&peer->suspect_until, now + ctx->cfg.peer_retry_ns);
+    b = atomic_load(&peer->backoff_ns);
+    b = (b == 0) ? ctx->cfg.peer_retry_ns :
+        (2 * b < ctx->cfg.peer_retry_max_ns) ? 2 * b : ctx->cfg.peer_retry_max_ns;
+    atomic_store(&peer->backoff_ns, b);
+    atomic_store(&peer->suspect_until, now + b);
+    UC_WARN("owner %016" PRIx64 " is suspect (%s); its reads go to the next "
+            "owner or the origin for %llu ms", peer->id, why,
+            (unsigned long long)(b / UC_NSEC_PER_MSEC));
+    atomic_fetch_add(&ctx->st.failovers, 1);
+}
+
+void uf_peer_ok(uf_peer_t *peer)
+{
+    if (atomic_load_explicit(&peer->backoff_ns, memory_order_relaxed) != 0) {
+        atomic_store(&peer->backoff_ns, 0);
+    }
 }
 
 static ucache_status_t uf_peer_setup_blobs(struct ucache_context *ctx, uf_peer_t *p,
@@ -381,17 +400,33 @@ err:
     return status;
 }
 
+/* A node's incarnation in view @p v: what it published (dir:, mpi), hashed;
+ * 0 if the view has only its host:port (file:). */
+static uint64_t uf_peer_inc(const uf_view_t *v, uint32_t idx)
+{
+    const uf_member_t *r;
+
+    if (v->recs == NULL) {
+        return 0;
+    }
+    r = &v->recs[idx];
+    return XXH64(r->rkey, r->rkey_len, XXH64(r->addr, r->addr_len, 0x55434950ull));
+}
+
 uf_peer_t *uf_view_peer(struct ucache_context *ctx, uf_view_t *v, uint32_t idx)
 {
     const uf_vnode_t *m = &v->nodes[idx];
     uf_peer_t *p = atomic_load_explicit(&v->peers[idx], memory_order_acquire);
     ucache_status_t status;
+    uint64_t inc;
     unsigned b;
 
     if (p == NULL) {
         b = (unsigned)(m->id % UF_PEER_BUCKETS);
+        inc = uf_peer_inc(v, idx);
         pthread_mutex_lock(&ctx->lock);
-        for (p = ctx->peers[b]; (p != NULL) && (p->id != m->id); p = p->next) {
+        for (p = ctx->peers[b]; (p != NULL) && ((p->id != m->id) || (p->inc != inc));
+             p = p->next) {
         }
         if (p == NULL) {
             p = calloc(1, sizeof(*p));
@@ -400,6 +435,7 @@ uf_peer_t *uf_view_peer(struct ucache_context *ctx, uf_view_t *v, uint32_t idx)
                 return NULL;
             }
             p->id   = m->id;
+            p->inc  = inc;
             p->self = ctx->serve && (m->id == ctx->self.id);
             pthread_mutex_init(&p->lock, NULL);
             pthread_mutex_init(&p->touch_lock, NULL);

@@ -51,7 +51,8 @@ typedef enum ut_path {
 typedef enum ut_peer_state {
     UT_PEER_IDLE      = 0, /* known address, no endpoint open            */
     UT_PEER_CONNECTED = 1, /* endpoint open                              */
-    UT_PEER_FAILED    = 2  /* error callback or deadline; retried later  */
+    UT_PEER_FAILED    = 2, /* error callback or deadline; retried later  */
+    UT_PEER_CONNECTING = 3 /* endpoint open, handshake not yet answered  */
 } ut_peer_state_t;
 
 enum ut_params_field {
@@ -105,6 +106,7 @@ typedef struct ut_req {
         size_t     meta_cap;
         uint64_t   id;
         uint64_t   deadline;
+        uint64_t   posted;   /* when its slot was taken (monotonic ns) */
         uint32_t   pending;
         uint32_t   flags;
         int32_t    error;    /* first error; becomes status on completion */
@@ -134,6 +136,8 @@ typedef struct ut_stats {
     uint64_t conns_refused;   /* listener connections past the caps           */
     uint64_t conns_unauth_closed; /* closed: no authenticated request in time */
     uint64_t maps_served;     /* read-only descriptors given to same-host readers */
+    uint64_t keepalives;      /* KEEPALIVEs to a peer while a long request waited */
+    uint64_t replies_lost;    /* requests its answer said were no longer owed */
 } ut_stats_t;
 
 struct ucache_transport_ops {

@@ -19,15 +19,22 @@
  *          peer_create()
  *               |
  *               v
- *   +-------> IDLE ---------- do_peer_connect() ---------> CONNECTED
- *   |          ^                                            |    |
- *   |          +-- do_peer_disconnect(): LRU cap, idle ep --+    |
- *   |                                                            | do_peer_fail():
- *   |                                                            | error callback,
- *   |                                                            | op deadline
- *   |                                                            v
- *   +-- do_peer_connect() once PEER_RETRY has passed ---------- FAILED
- *       (until then every operation on the peer fails fast)
+ *   +-------> IDLE -- do_peer_connect() --> CONNECTING -- PING answered --> CONNECTED
+ *   |          ^                              |                                |  |
+ *   |          |                              | no answer by the deadline,     |  |
+ *   |          |                              | error callback                 |  |
+ *   |          +-- do_peer_disconnect(): LRU cap, idle ep ---------------------+  |
+ *   |                                         v                                   |
+ *   +-- do_peer_connect() once retry_ns --- FAILED <-- do_peer_fail(): error -----+
+ *       has passed (a probe: nobody          callback, an operation's deadline
+ *       waits for it)
+ *
+ * The handshake runs with the lock released: a peer that does not answer
+ * holds up only those who wait for it, never the other peers' operations.
+ * A first contact is waited for (within UCACHE_TIMEOUT); a retry of a
+ * failed peer is a probe that nobody waits for - operations keep failing
+ * fast until it has succeeded.  retry_ns doubles with every failure in a
+ * row (up to PEER_RETRY_MAX) and is reset by a handshake that succeeds.
  *
  * Wire formats (all little-endian, this host's layout; versioned by magic):
  *   address blob: ut_blob_hdr + ut_addr_body + UCX worker address
@@ -120,6 +127,21 @@ struct ut_ucx_peer {
     _Atomic int      state;      /* ut_peer_state_t */
     ucache_status_t  fail_status;
     _Atomic uint64_t failed_at;
+    uint64_t         retry_ns;   /* back-off: PEER_RETRY doubled per failure in
+                                    a row, up to PEER_RETRY_MAX; reset by a
+                                    handshake that succeeds             */
+    ut_req_t         hs;         /* CONNECTING: the handshake's PING     */
+    ut_req_t         ka;         /* CONNECTED: a keepalive PING, sent when
+                                    a long request (a miss being filled)
+                                    waits and we have not heard from the
+                                    peer for UCACHE_TIMEOUT / 2          */
+    ut_ka_rep        ka_rep;     /* ... its answer                       */
+    uint64_t         ka_ids[UT_KA_IDS]; /* ... the requests it asked about */
+    unsigned         ka_n;       /* ... how many (0: answer processed)  */
+    uint64_t         heard_at;   /* the last reply from it (monotonic ns) */
+    uint64_t         hs_uuid;    /* ... and the context it answers as    */
+    bool             hs_wait;    /* ... callers wait for it (first contact);
+                                    else it is a retry that nobody waits for */
     unsigned         inflight;   /* requests holding slots on this peer */
     int              native_get; /* -1 unknown */
     char             tls[64];    /* its lanes' transport/device (ucp_ep_print_info) */
@@ -153,6 +175,7 @@ typedef struct ut_ucx_rpc {
     uint64_t        id;
     bool            replied;
     bool            deferred;    /* heap copy: reply takes the lock, frees */
+    struct ut_ucx_rpc *dnext, *dprev; /* deferred: ctx->dlist (keepalives) */
 } ut_ucx_rpc_t;
 
 /* A reply in flight: keeps header, metadata and (if copied) data alive. */
@@ -222,6 +245,7 @@ struct ut_ucx_ctx {
     ut_ucx_handler_t  handlers[UT_RPC_MAX_ID + 1];
     ut_ucx_reply_t   *reply_free;
     unsigned          deferred;     /* deferred RPCs not yet answered   */
+    ut_ucx_rpc_t     *dlist;        /* ... them                          */
     ut_ucx_closing_t *closing;
     ut_ucx_mem_t     *parked;       /* destroyed regions with replies stuck in flight */
     ucp_listener_h    listener;     /* bootstrap connections (ut_listen) */
@@ -248,7 +272,7 @@ struct ut_ucx_ctx {
         _Atomic uint64_t replies_dropped;
         _Atomic uint64_t conns_refused, conns_unauth_closed, maps_served;
         _Atomic uint64_t regions_parked;
-        _Atomic uint64_t eps_evicted, connects;
+        _Atomic uint64_t eps_evicted, connects, keepalives, replies_lost;
     } st;
 };
 
@@ -372,7 +396,8 @@ static ucache_status_t do_slot_alloc(ut_ucx_ctx_t *ctx, ut_req_t *req)
     idx = ctx->free_slots[--ctx->nfree];
     ctx->slots[idx] = req;
     ctx->slot_gen[idx] = do_random_tag(ctx);
-    req->priv.deadline = uc_deadline(ctx->cfg.timeout_ns);
+    req->priv.posted   = uc_time_ns();
+    req->priv.deadline = req->priv.posted + ctx->cfg.timeout_ns;
     req->priv.id    = (ctx->slot_gen[idx] << UT_SLOT_BITS) | idx;
     req->priv.flags |= UT_REQF_SLOT;
     ((ut_ucx_peer_t *)req->priv.peer)->inflight++;
@@ -546,15 +571,26 @@ static void do_peer_fail(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer,
     uint32_t i;
     ut_req_t *req;
 
-    if (atomic_load(&peer->state) != UT_PEER_CONNECTED) {
+    int state = atomic_load(&peer->state);
+
+    if ((state != UT_PEER_CONNECTED) && (state != UT_PEER_CONNECTING)) {
         return;
     }
     peer->fail_status = status;
     atomic_store(&peer->failed_at, uc_time_ns());
+    peer->retry_ns = (peer->retry_ns == 0) ? ctx->cfg.peer_retry_ns :
+                     (2 * peer->retry_ns < ctx->cfg.peer_retry_max_ns) ?
+                     2 * peer->retry_ns : ctx->cfg.peer_retry_max_ns;
     UT_STAT_ADD(ctx, peer_failures, 1);
-    UC_WARN("peer %s failed: %s; its operations fail for %llu ms, then it is "
-            "retried", peer->name, ucache_strerror(status),
-            (unsigned long long)(ctx->cfg.peer_retry_ns / UC_NSEC_PER_MSEC));
+    if ((state == UT_PEER_CONNECTED) || peer->hs_wait) {
+        UC_WARN("peer %s failed: %s; its operations fail for %llu ms, then it is "
+                "probed", peer->name, ucache_strerror(status),
+                (unsigned long long)(peer->retry_ns / UC_NSEC_PER_MSEC));
+    } else {
+        UC_DEBUG("probe of %s failed: %s; next in %llu ms", peer->name,
+                 ucache_strerror(status),
+                 (unsigned long long)(peer->retry_ns / UC_NSEC_PER_MSEC));
+    }
 
     for (i = 0; (i < ctx->cfg.max_outstanding) && (peer->inflight > 0); i++) {
         req = ctx->slots[i];
@@ -654,55 +690,95 @@ static ucache_status_t do_am_request(ut_ucx_ctx_t *ctx, ut_req_t *req,
 static unsigned do_progress(ut_ucx_ctx_t *ctx);
 
 /*
- * One round trip on a new endpoint.  When the reply is in, UCX's wireup
- * handshake has finished on both sides; a peer that does not answer within
- * the deadline is failed.  (UCX 1.13 aborts a server that must answer a
- * wireup from a client that already left: finishing the handshake before
- * anything else is done on the endpoint keeps that window closed.)
+ * Post the handshake of a new endpoint: one round trip (a PING that
+ * carries our address; the answer carries the peer's context id).  When
+ * the answer is in, UCX's wireup has finished on both sides.  (UCX 1.13
+ * aborts a server that must answer a wireup from a client that already
+ * left: finishing the handshake before anything else is done on the
+ * endpoint keeps that window small.)
  */
-static ucache_status_t do_peer_ping(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer)
+static ucache_status_t do_hs_post(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer)
 {
-    uint64_t uuid = 0;
-    ut_req_t req;
-    ucache_status_t status;
+    ut_req_t *req = &peer->hs;
 
-    do_req_start(&req, &peer->super, UT_PATH_NONE);
-    req.priv.buf      = NULL;
-    req.priv.cap      = 0;
-    req.priv.meta     = &uuid;
-    req.priv.meta_cap = sizeof(uuid);
+    do_req_start(req, &peer->super, UT_PATH_NONE);
+    req->priv.buf      = NULL;
+    req->priv.cap      = 0;
+    peer->hs_uuid      = 0;
+    req->priv.meta     = &peer->hs_uuid;
+    req->priv.meta_cap = sizeof(peer->hs_uuid);
     /* our address goes with it: the peer answers deferred requests on an
      * endpoint of its own to us (do_client_learn) */
-    status = do_am_request(ctx, &req, peer, UT_OP_PING, ctx->addr_blob, ctx->addr_blob_len);
-    if (status != UCACHE_OK) {
-        do_peer_fail(ctx, peer, status);
-        return status;
+    return do_am_request(ctx, req, peer, UT_OP_PING, ctx->addr_blob, ctx->addr_blob_len);
+}
+
+/*
+ * CONNECTING: end the handshake if its answer is in or its deadline has
+ * passed (then the peer is CONNECTED or FAILED); else leave it.
+ */
+static void do_hs_check(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer)
+{
+    ucache_status_t status = peer->hs.status;
+
+    if (atomic_load(&peer->state) != UT_PEER_CONNECTING) {
+        return;
     }
-    while (req.status == UCACHE_INPROGRESS) {
-        do_progress(ctx);
-        if ((req.status == UCACHE_INPROGRESS) && (uc_time_ns() > req.priv.deadline) &&
-            (atomic_load(&peer->state) == UT_PEER_CONNECTED)) {
+    if (status == UCACHE_INPROGRESS) {
+        if (uc_time_ns() <= peer->hs.priv.deadline) {
+            return;
+        }
+        if (peer->hs_wait) {
             UC_WARN("%s did not answer the connection handshake within %llu ms",
                     peer->name, (unsigned long long)(ctx->cfg.timeout_ns /
                                                      UC_NSEC_PER_MSEC));
-            do_peer_fail(ctx, peer, UCACHE_ERR_TIMEOUT);
         }
+        do_peer_fail(ctx, peer, UCACHE_ERR_TIMEOUT);
+        return;
     }
-    if ((req.status == UCACHE_OK) && (req.meta_length == sizeof(uuid))) {
+    if ((status == UCACHE_OK) && (peer->hs.meta_length == sizeof(peer->hs_uuid))) {
         if (peer->uuid == 0) {
-            peer->uuid = uuid;      /* a listener's context: now we know it */
-        } else if (peer->uuid != uuid) {
+            peer->uuid = peer->hs_uuid; /* a listener's context: now we know it */
+        } else if (peer->uuid != peer->hs_uuid) {
             UC_WARN("%s answered as another context (restarted?)", peer->name);
-            req.status = UCACHE_ERR_STALE;
+            status = UCACHE_ERR_STALE;
         }
     }
-    if (req.status != UCACHE_OK) {
-        do_peer_fail(ctx, peer, req.status);
+    if (status != UCACHE_OK) {
+        do_peer_fail(ctx, peer, status);
+        return;
     }
-    return req.status;
+    if (!peer->hs_wait || (peer->retry_ns != 0)) {
+        UC_INFO("peer %s answers again", peer->name);
+    }
+    peer->retry_ns = 0;
+    peer->heard_at = uc_time_ns();
+    atomic_store(&peer->state, UT_PEER_CONNECTED);
 }
 
-static ucache_status_t do_peer_connect(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer)
+/*
+ * ctx->lock held: wait until @p peer's handshake ends, with the lock
+ * released while waiting (other threads post and progress meanwhile).
+ * The handshake's own deadline bounds the wait.
+ */
+static ucache_status_t ut_ucx_wait(ut_ctx_t *c, ut_req_t *reqs, size_t n,
+                                   uint64_t timeout_ns);
+
+static void do_hs_await(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer)
+{
+    uint32_t gen = peer->gen;
+
+    for (;;) {
+        do_hs_check(ctx, peer);
+        if ((atomic_load(&peer->state) != UT_PEER_CONNECTING) || (peer->gen != gen)) {
+            return;
+        }
+        pthread_mutex_unlock(&ctx->lock);
+        ut_ucx_wait(&ctx->super, &peer->hs, 1, UT_WAIT_CAP_NS * 10);
+        pthread_mutex_lock(&ctx->lock);
+    }
+}
+
+static ucache_status_t do_peer_connect(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer, bool wait)
 {
     ucp_ep_params_t params = {
         .field_mask      = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS |
@@ -722,15 +798,23 @@ static ucache_status_t do_peer_connect(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer)
         params.sockaddr.addr    = (const struct sockaddr *)&peer->sa;
         params.sockaddr.addrlen = peer->salen;
     }
+    ucache_status_t ret;
     ucs_status_t status;
     ucp_ep_h ep;
 
+    if (peer->hs.priv.pending != 0) {
+        /* the last handshake's send is still held by UCX (its endpoint is
+         * closing): not yet */
+        return (atomic_load(&peer->state) == UT_PEER_FAILED) ? peer->fail_status :
+               UCACHE_ERR_AGAIN;
+    }
     /* A requester's endpoint is outside the cap: UCX matches it to the
      * connection the requester made (no new socket or queue pair), and
      * closing it would cut that connection; UT_CLIENTS_MAX bounds them. */
     while (!peer->client && (ctx->nopen >= ctx->cfg.max_eps)) {
         for (victim = ctx->lru_tail; victim != NULL; victim = victim->lru_prev) {
-            if (victim->inflight == 0) {
+            if ((victim->inflight == 0) &&
+                (atomic_load(&victim->state) == UT_PEER_CONNECTED)) {
                 break;
             }
         }
@@ -760,30 +844,64 @@ static ucache_status_t do_peer_connect(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer)
         ctx->nopen++;
         do_lru_push(ctx, peer);
     }
-    atomic_store(&peer->state, UT_PEER_CONNECTED);
     UT_STAT_ADD(ctx, connects, 1);
-    /* a requester is waiting for our reply, progressing: the reply itself
-     * ends the handshake, and no lock is held for a round trip */
-    return peer->client ? UCACHE_OK : do_peer_ping(ctx, peer);
+    if (peer->client) {
+        /* a requester is waiting for our reply, progressing: the reply
+         * itself ends the handshake */
+        atomic_store(&peer->state, UT_PEER_CONNECTED);
+        return UCACHE_OK;
+    }
+    atomic_store(&peer->state, UT_PEER_CONNECTING);
+    peer->hs_wait = wait;
+    ret = do_hs_post(ctx, peer);
+    if (ret != UCACHE_OK) {
+        do_peer_fail(ctx, peer, ret);
+        return ret;
+    }
+    if (!wait) {
+        return peer->fail_status; /* a probe: this operation fails fast */
+    }
+    do_hs_await(ctx, peer);
+    switch (atomic_load(&peer->state)) {
+    case UT_PEER_CONNECTED: return UCACHE_OK;
+    case UT_PEER_FAILED:    return peer->fail_status;
+    default:                return UCACHE_ERR_AGAIN; /* closed meanwhile (LRU) */
+    }
 }
 
-/* Make sure the peer has an endpoint; fail fast within PEER_RETRY of a failure. */
+/*
+ * Make sure the peer has an endpoint that finished its handshake.  A first
+ * contact waits for the handshake; a failed peer fails fast for retry_ns,
+ * then a probe is started that this operation does not wait for.
+ */
 static ucache_status_t do_peer_ensure(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer)
 {
+    do_hs_check(ctx, peer);
     switch (atomic_load(&peer->state)) {
     case UT_PEER_CONNECTED:
         if (!peer->client) {
             do_lru_touch(ctx, peer);
         }
         return UCACHE_OK;
+    case UT_PEER_CONNECTING:
+        if (!peer->hs_wait) {
+            do_progress(ctx);   /* a probe: moved on, never waited for */
+            do_hs_check(ctx, peer);
+            return (atomic_load(&peer->state) == UT_PEER_CONNECTED) ? UCACHE_OK :
+                   (peer->fail_status != UCACHE_OK) ? peer->fail_status : UCACHE_ERR_PEER;
+        }
+        do_hs_await(ctx, peer);
+        return (atomic_load(&peer->state) == UT_PEER_CONNECTED) ? UCACHE_OK :
+               (atomic_load(&peer->state) == UT_PEER_FAILED) ? peer->fail_status :
+               UCACHE_ERR_AGAIN;
     case UT_PEER_FAILED:
-        if (uc_time_ns() - atomic_load(&peer->failed_at) < ctx->cfg.peer_retry_ns) {
+        if (uc_time_ns() - atomic_load(&peer->failed_at) < peer->retry_ns) {
             return peer->fail_status;
         }
-        UC_INFO("retrying failed peer %s", peer->name);
-        /* fall through */
+        UC_DEBUG("probing failed peer %s", peer->name);
+        return do_peer_connect(ctx, peer, false);
     default:
-        return do_peer_connect(ctx, peer);
+        return do_peer_connect(ctx, peer, true);
     }
 }
 
@@ -1033,6 +1151,51 @@ static void do_serve_read(ut_ucx_ctx_t *ctx, ucp_ep_h ep, uint64_t id,
                   d.len, true, mem);
 }
 
+/*
+ * A requester waits long for replies and asks whether we are there and
+ * still owe them (do_peer_liveness).  The answer says which of the asked
+ * ids are deferred replies still due, and takes the path those replies
+ * take - our own endpoint to the requester - behind any that went out, so
+ * the requester never takes a reply in flight for a lost one.  A requester
+ * we never answered on our own endpoint is answered on UCX's reply one.
+ */
+static void do_keepalive_answer(ut_ucx_ctx_t *ctx, ucp_ep_h reply_ep,
+                                const ut_am_req_hdr *hdr, const void *data, size_t len)
+{
+    ut_ucx_peer_t *c = do_client_find(ctx, hdr->from);
+    ut_ka_rep rep = { .uuid = ctx->uuid, .pending = 0 };
+    ucp_ep_h ep = reply_ep;
+    ut_ucx_rpc_t *d;
+    uint64_t id;
+    size_t i;
+
+    if ((len % sizeof(uint64_t) != 0) || (len > UT_KA_IDS * sizeof(uint64_t))) {
+        UT_STAT_ADD(ctx, bad_input, 1);
+        do_reply_send(ctx, reply_ep, hdr->id, UCACHE_ERR_INVALID, NULL, 0, NULL, 0,
+                      false, NULL);
+        return;
+    }
+    for (i = 0; i < len / sizeof(uint64_t); i++) {
+        memcpy(&id, (const uint8_t *)data + i * sizeof(id), sizeof(id));
+        for (d = ctx->dlist; d != NULL; d = d->dnext) {
+            if ((d->from == hdr->from) && (d->id == id)) {
+                rep.pending |= 1ull << i;
+                break;
+            }
+        }
+    }
+    if ((c != NULL) && ((c->owed > 0) || (atomic_load(&c->state) != UT_PEER_IDLE))) {
+        if (atomic_load(&c->state) == UT_PEER_FAILED) {
+            atomic_store(&c->failed_at, 0);
+        }
+        if (do_peer_ensure(ctx, c) != UCACHE_OK) {
+            return; /* no way back to it: no answer, as for the replies */
+        }
+        ep = c->ep;
+    }
+    do_reply_send(ctx, ep, hdr->id, UCACHE_OK, &rep, sizeof(rep), NULL, 0, false, NULL);
+}
+
 static ucs_status_t ut_ucx_am_req_cb(void *arg, const void *header,
                                      size_t header_length, void *data,
                                      size_t length,
@@ -1082,6 +1245,14 @@ static ucs_status_t ut_ucx_am_req_cb(void *arg, const void *header,
          * later requests to it */
         do_reply_send(ctx, param->reply_ep, hdr.id, UCACHE_OK, &ctx->uuid,
                       sizeof(ctx->uuid), NULL, 0, false, NULL);
+        return UCS_OK;
+    }
+    if (hdr.op == UT_OP_KEEPALIVE) {
+        do_keepalive_answer(ctx, param->reply_ep, &hdr, rndv ? NULL : data,
+                            rndv ? UT_KA_IDS * sizeof(uint64_t) + 1 : length);
+        if (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) {
+            ucp_am_data_release(ctx->worker, data);
+        }
         return UCS_OK;
     }
     if ((param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) ||
@@ -1168,6 +1339,7 @@ static ucs_status_t ut_ucx_am_rep_cb(void *arg, const void *header,
         UT_STAT_ADD(ctx, late_replies, 1); /* its request timed out or failed */
         goto drop;
     }
+    ((ut_ucx_peer_t *)req->priv.peer)->heard_at = uc_time_ns();
     if ((hdr.status > UCACHE_OK) ||
         (strcmp(ucache_status_name((ucache_status_t)hdr.status), "UCACHE_ERR_UNKNOWN") == 0)) {
         UT_STAT_ADD(ctx, bad_input, 1);   /* INPROGRESS or no status at all */
@@ -1577,7 +1749,13 @@ static ucache_status_t ut_ucx_rpc_reply(ut_rpc_t *r, ucache_status_t status,
     pthread_mutex_lock(&ctx->lock);
     /* Never UCX's reply endpoint: UCX destroys it when the requester fails,
      * which may have happened meanwhile.  Our own endpoint to the requester
-     * reports a failure instead (the reply is dropped, counted). */
+     * reports a failure instead (the reply is dropped, counted).  One that
+     * failed earlier (a link that was cut and came back) is connected again
+     * now, not after a back-off: the requester waits for this reply, and
+     * answers our keepalives only through its own endpoint. */
+    if (atomic_load(&rpc->client->state) == UT_PEER_FAILED) {
+        atomic_store(&rpc->client->failed_at, 0);
+    }
     ret = do_peer_ensure(ctx, rpc->client);
     if (ret == UCACHE_OK) {
         ret = do_reply_send(ctx, rpc->client->ep, rpc->id, status, meta, meta_len,
@@ -1589,6 +1767,14 @@ static ucache_status_t ut_ucx_rpc_reply(ut_rpc_t *r, ucache_status_t status,
     }
     rpc->client->owed--;
     ctx->deferred--;
+    if (rpc->dprev != NULL) {
+        rpc->dprev->dnext = rpc->dnext;
+    } else {
+        ctx->dlist = rpc->dnext;
+    }
+    if (rpc->dnext != NULL) {
+        rpc->dnext->dprev = rpc->dprev;
+    }
     pthread_mutex_unlock(&ctx->lock);
     free(rpc);
     return ret;
@@ -1619,6 +1805,12 @@ static ucache_status_t ut_ucx_rpc_defer(ut_rpc_t *r, ut_rpc_t **deferred_p)
     *copy          = *rpc;
     copy->reply_ep = NULL;     /* UCX's, valid during the handler only */
     copy->deferred = true;
+    copy->dprev    = NULL;
+    copy->dnext    = ctx->dlist;
+    if (ctx->dlist != NULL) {
+        ctx->dlist->dprev = copy;
+    }
+    ctx->dlist     = copy;
     rpc->replied   = true; /* the handler's frame no longer answers it */
     ctx->deferred++;       /* the lock is held inside handlers */
     *deferred_p = &copy->super;
@@ -1722,17 +1914,107 @@ static void do_wait_event(ut_ucx_ctx_t *ctx, const ut_req_t *reqs, size_t n,
     }
 }
 
-/* ctx->lock held: fail the peers of requests past their deadline. */
+/*
+ * ctx->lock held: a request waits longer than UCACHE_TIMEOUT may take (a
+ * miss the owner fills from the origin: FETCH_TIMEOUT) - is its peer alive,
+ * and still working on it?  Once such a request has waited UCACHE_TIMEOUT
+ * / 2, a KEEPALIVE goes out with the ids of the peer's requests that old
+ * (one round per UCACHE_TIMEOUT / 2).  Unanswered within UCACHE_TIMEOUT /
+ * 2, the peer is failed, and its requests with it; answered, a request the
+ * peer no longer owes (its reply was lost, or the request never arrived)
+ * fails on its own.  The answer travels the path of the peer's deferred
+ * replies, behind them, so a reply in flight is never taken for lost.  A
+ * frozen, cut-off or one-way-broken owner so costs a miss UCACHE_TIMEOUT,
+ * not FETCH_TIMEOUT; a slow origin costs nothing (its owner answers).
+ */
+static void do_ka_answered(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer)
+{
+    unsigned i, n = peer->ka_n;
+    ut_req_t *req;
+
+    peer->ka_n = 0;
+    if ((peer->ka.status != UCACHE_OK) || (peer->ka.meta_length != sizeof(ut_ka_rep))) {
+        return; /* no word on the requests (an error, an older peer) */
+    }
+    for (i = 0; i < n; i++) {
+        req = do_slot_find(ctx, peer->ka_ids[i]);
+        if ((req == NULL) || (req->priv.peer != &peer->super) ||
+            !(req->priv.pending & UT_PEND_REPLY) || (peer->ka_rep.pending & (1ull << i))) {
+            continue;
+        }
+        UC_WARN("%s answers but no longer owes a reply it did not send: its request "
+                "fails (the reply or the request was lost)", peer->name);
+        UT_STAT_ADD(ctx, replies_lost, 1);
+        do_req_set_status(req, UCACHE_ERR_TIMEOUT);
+        do_req_clear(ctx, req, UT_PEND_REPLY);
+    }
+}
+
+static void do_peer_liveness(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer, uint64_t now)
+{
+    uint64_t half = ctx->cfg.timeout_ns / 2;
+    ut_req_t *req;
+    uint32_t i;
+    unsigned n = 0;
+
+    if (peer->ka.priv.pending != 0) {
+        if (now > peer->ka.priv.deadline) {
+            UC_WARN("%s did not answer a keepalive within %llu ms while a request "
+                    "waited", peer->name, (unsigned long long)(half / UC_NSEC_PER_MSEC));
+            do_peer_fail(ctx, peer, UCACHE_ERR_TIMEOUT);
+        }
+        return;
+    }
+    if (peer->ka_n > 0) {
+        do_ka_answered(ctx, peer);
+    }
+    if (now - peer->ka.priv.posted < half) {
+        return; /* one round per UCACHE_TIMEOUT / 2 */
+    }
+    for (i = 0; (i < ctx->cfg.max_outstanding) && (n < UT_KA_IDS); i++) {
+        req = ctx->slots[i];
+        if ((req != NULL) && (req->priv.peer == &peer->super) && (req != &peer->ka) &&
+            (req->priv.pending & UT_PEND_REPLY) && (now - req->priv.posted >= half) &&
+            (req->priv.deadline > req->priv.posted + ctx->cfg.timeout_ns)) {
+            peer->ka_ids[n++] = req->priv.id;
+        }
+    }
+    if (n == 0) {
+        return;
+    }
+    do_req_start(&peer->ka, &peer->super, UT_PATH_NONE);
+    peer->ka.priv.buf      = NULL;
+    peer->ka.priv.cap      = 0;
+    peer->ka.priv.meta     = &peer->ka_rep;
+    peer->ka.priv.meta_cap = sizeof(peer->ka_rep);
+    if (do_am_request(ctx, &peer->ka, peer, UT_OP_KEEPALIVE, peer->ka_ids,
+                      n * sizeof(uint64_t)) == UCACHE_OK) {
+        peer->ka_n = n;
+        peer->ka.priv.deadline = now + half;
+        UT_STAT_ADD(ctx, keepalives, 1);
+        UC_DEBUG("keepalive to %s about %u requests", peer->name, n);
+    }
+}
+
+/* ctx->lock held: fail the peers of requests past their deadline; check
+ * the peers of long requests are alive. */
 static void do_req_deadlines(ut_ucx_ctx_t *ctx, ut_req_t *reqs, size_t n, uint64_t now)
 {
     ut_ucx_peer_t *peer;
     size_t i;
 
     for (i = 0; i < n; i++) {
-        if (do_req_done(&reqs[i]) || (now <= reqs[i].priv.deadline)) {
+        if (do_req_done(&reqs[i])) {
             continue;
         }
         peer = (ut_ucx_peer_t *)reqs[i].priv.peer;
+        if (now <= reqs[i].priv.deadline) {
+            if ((reqs[i].priv.deadline > reqs[i].priv.posted + ctx->cfg.timeout_ns) &&
+                (atomic_load(&peer->state) == UT_PEER_CONNECTED)) {
+                do_peer_liveness(ctx, peer, now);
+            }
+            continue;
+        }
         if (atomic_load(&peer->state) == UT_PEER_CONNECTED) {
             UC_WARN("%s read/RPC of %zu bytes from %s passed its %llu ms deadline",
                     ut_path_name(reqs[i].path), reqs[i].priv.cap, peer->name,
@@ -2048,12 +2330,27 @@ static ucache_status_t do_ucp_init(ut_ucx_ctx_t *ctx)
     static const char *const shm_tls[] = { "posix", "sysv", "xpmem", NULL };
     ucp_config_t *ucfg = NULL;
     ucs_status_t status;
+    const char *tls;
     bool native;
 
     status = ucp_config_read(NULL, NULL, &ucfg);
     if (status != UCS_OK) {
         UC_ERROR("ucp_config_read: %s", ucs_status_string(status));
         return UCACHE_ERR_TRANSPORT;
+    }
+    /* UCX 1.13's tcp connect() blocks (UCX_TCP_CONN_NB=n): to a host that
+     * went dark, for the kernel's SYN retries (minutes), inside
+     * ucp_ep_create where no deadline reaches - with the lock held.
+     * Non-blocking, the handshake's deadline bounds it.  The user's own
+     * setting wins; the key is the tcp table's own name ("CONN_NB"), and
+     * UCX warns of it when no tcp interface is opened (UCX_TLS without tcp). */
+    tls = getenv("UCX_TLS");
+    if ((getenv("UCX_TCP_CONN_NB") == NULL) &&
+        ((tls == NULL) || (tls[0] == '^') || (strstr(tls, "tcp") != NULL) ||
+         (strstr(tls, "all") != NULL)) &&
+        (ucp_config_modify(ucfg, "CONN_NB", "y") != UCS_OK)) {
+        UC_WARN("cannot set UCX_TCP_CONN_NB=y: a tcp connect to a dark host may "
+                "block past UCACHE_TIMEOUT");
     }
     status = ucp_init(&uparams, ucfg, &ctx->ucp);
     if (status == UCS_OK) {
@@ -3013,6 +3310,8 @@ static void ut_ucx_stats(ut_ctx_t *c, ut_stats_t *s)
     UT_STAT_COPY(regions_parked);
     UT_STAT_COPY(eps_evicted);
     UT_STAT_COPY(connects);
+    UT_STAT_COPY(keepalives);
+    UT_STAT_COPY(replies_lost);
 #undef UT_STAT_COPY
     s->reads = s->mapped_reads + s->get_reads + s->am_reads; /* derived */
     pthread_mutex_lock(&ctx->lock);

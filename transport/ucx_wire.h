@@ -21,6 +21,16 @@
 #define UT_OP_READ        0          /* built-in AM read; RPC ids are 1..63 */
 #define UT_OP_PING        64         /* built-in round trip that ends a connect */
 #define UT_OP_MAP         65         /* a read-only descriptor (unix socket)   */
+#define UT_OP_KEEPALIVE   66         /* are you there, and still working on
+                                        these requests?  payload: up to
+                                        UT_KA_IDS request ids (uint64);
+                                        reply meta: ut_ka_rep             */
+#define UT_KA_IDS         16
+
+typedef struct ut_ka_rep {
+    uint64_t uuid;        /* the answering context                        */
+    uint64_t pending;     /* bit i: request i of the keepalive still owed  */
+} ut_ka_rep;
 #define UT_HOST_MAX       64
 
 typedef struct ut_addr_body {

@@ -143,6 +143,10 @@ const uc_config_entry_t uc_config_table[] = {
     {"PEER_RETRY", "1s",
      "After a peer fails, how long operations on it fail fast before a reconnect is tried.",
      UC_CFG_FIELD(peer_retry_ns), UC_CFG_TIME, NULL, 0, 3600ull * 1000000000ull},
+    {"PEER_RETRY_MAX", "30s",
+     "Cap of the back-off: each failure in a row doubles a peer's PEER_RETRY, up to this; "
+     "a success resets it.  Retries are probes off the read path.",
+     UC_CFG_FIELD(peer_retry_max_ns), UC_CFG_TIME, NULL, 0, 3600ull * 1000000000ull},
     {"MAX_OUTSTANDING", "4096",
      "Operations in flight per context; posting more returns UCACHE_ERR_AGAIN.",
      UC_CFG_FIELD(max_outstanding), UC_CFG_UINT, NULL, 1, 1u << 20},

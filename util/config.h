@@ -56,6 +56,7 @@ typedef struct uc_config {
     uint64_t timeout_ns;
     unsigned max_eps;
     uint64_t peer_retry_ns;
+    uint64_t peer_retry_max_ns;
     unsigned max_outstanding;
     size_t   rpc_max;
     uint64_t progress_spin_ns;

@@ -6,6 +6,8 @@
  * bad input got its documented status).
  *   verify N FILE...        N random (offset, length) reads, plain and posted
  *   loop SECONDS FILE...    random reads until SECONDS pass (fault tests)
+ * Every read is timed: the last line gives the longest, and with
+ * FC_BOUND_MS set, a read slower than that is printed and fails the run.
  *   same THREADS START FILE whole-file reads from THREADS threads, all
  *                           starting at CLOCK_REALTIME second START
  *   pause FLAG FILE...      read every file, print "warm", wait for FLAG to
@@ -23,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +41,8 @@ static int nfiles;
 static char *paths[MAX_FILES];
 static char uris[MAX_FILES][1100];
 static unsigned long long wrong, failed, reads;
+static unsigned long long longest_ns, over_bound; /* loop: the slowest read */
+static unsigned long long bound_ns;  /* FC_BOUND_MS: reads slower are counted */
 static pthread_mutex_t count_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static uint64_t rnd(uint64_t *s)
@@ -64,9 +69,25 @@ static void check_read(int f, uint64_t off, size_t len, char *a, char *b)
     ssize_t n;
     int fd;
 
+    struct timespec t0, t1;
+    unsigned long long ns;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     st = ucache_read(ctx, uris[f], off, len, a, &got);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ns = (unsigned long long)(t1.tv_sec - t0.tv_sec) * 1000000000ull +
+         (unsigned long long)t1.tv_nsec - (unsigned long long)t0.tv_nsec;
     pthread_mutex_lock(&count_lock);
     reads++;
+    if (ns > longest_ns) {
+        longest_ns = ns;
+    }
+    if ((bound_ns > 0) && (ns > bound_ns)) {
+        over_bound++;
+        fprintf(stderr, "SLOW READ %s [%llu, +%zu): %.3f s (bound %.3f s), ended at %lld.%06ld\n",
+                uris[f], (unsigned long long)off, len, ns / 1e9, bound_ns / 1e9,
+                (long long)time(NULL), 0L);
+    }
     if (st != UCACHE_OK) {
         failed++;
         fprintf(stderr, "read %s [%llu, +%zu): %s\n", uris[f],
@@ -162,8 +183,18 @@ static int mode_loop(double seconds)
     uint64_t seed = 12345 ^ (uint64_t)getpid();
     struct timespec t0, t;
 
+    const char *mark = getenv("FC_MARK");
+    ucache_stats_t st;
+    bool marked = false;
+
     clock_gettime(CLOCK_MONOTONIC, &t0);
     do {
+        /* FC_MARK=FILE: the counters once FILE exists (a phase ends) */
+        if ((mark != NULL) && !marked && (access(mark, F_OK) == 0) &&
+            (ucache_stats_get(ctx, &st) == UCACHE_OK)) {
+            tool_stats_json(stdout, "mark", &st);
+            marked = true;
+        }
         random_read(&seed, a, b);
         clock_gettime(CLOCK_MONOTONIC, &t);
     } while ((double)(t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) / 1e9 < seconds &&
@@ -339,6 +370,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "fabric_client: no files\n");
         return 2;
     }
+    if (getenv("FC_BOUND_MS") != NULL) {
+        bound_ns = strtoull(getenv("FC_BOUND_MS"), NULL, 10) * 1000000ull;
+    }
     status = ucache_init(NULL, &ctx);
     if (status != UCACHE_OK) {
         fprintf(stderr, "ucache_init: %s\n", ucache_strerror(status));
@@ -362,6 +396,7 @@ int main(int argc, char **argv)
         tool_stats_json(stdout, "fabric_client", &st);
     }
     ucache_finalize(ctx);
-    printf("reads %llu wrong %llu failed %llu\n", reads, wrong, failed);
-    return (rc != 0) ? rc : ((wrong > 0) || (failed > 0)) ? 1 : 0;
+    printf("reads %llu wrong %llu failed %llu longest_ms %llu over_bound %llu\n", reads,
+           wrong, failed, longest_ns / 1000000ull, over_bound);
+    return (rc != 0) ? rc : ((wrong > 0) || (failed > 0) || (over_bound > 0)) ? 1 : 0;
 }
