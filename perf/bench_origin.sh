@@ -102,17 +102,19 @@ versus() { # versus PREFIX NOBJ
     cpu_mark
     t0=$(now)
     /usr/bin/time -f "%U %S" -o "$W/curl.time" curl -sf "${args[@]}" ||
-        echo "bench_origin: curl failed" >&2
+        { echo "bench_origin: the curl baseline failed" >&2; exit 1; }
     t=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { print b - a }')
     c=$(mibps $total "$t")
     emit ${pre}curl_direct "\"bytes\":$total,\"seconds\":$t,\"mib_per_s\":$c,\"cpu_s_per_gb\":$(per_gb "$W/curl.time" "$(cpu_since)")"
     daemons || exit 1
     cpu_mark
     /usr/bin/time -f "%U %S" -o "$W/read.time" \
-        $bin/ucache read --manifest "$W/manifest" --epochs 1 >"$W/read" 2>"$W/read.err"
+        $bin/ucache read --manifest "$W/manifest" --epochs 1 >"$W/read" 2>"$W/read.err" ||
+        { echo "bench_origin: the cold epoch failed: $(tail -n 2 "$W/read.err")" >&2; exit 1; }
     cold=$(sed -n 's/^epoch 1: .* = \([0-9.]*\) MiB\/s.*/\1/p' "$W/read")
     emit ${pre}fabric_cold "\"bytes\":$total,\"mib_per_s\":${cold:-0},\"vs_curl\":$(ratio "${cold:-0}" "$c"),\"cpu_s_per_gb\":$(per_gb "$W/read.time" "$(cpu_since)")"
-    $bin/ucache read --manifest "$W/manifest" --epochs 2 >"$W/read2" 2>>"$W/read.err"
+    $bin/ucache read --manifest "$W/manifest" --epochs 2 >"$W/read2" 2>>"$W/read.err" ||
+        { echo "bench_origin: the warm epochs failed: $(tail -n 2 "$W/read.err")" >&2; exit 1; }
     warm=$(sed -n 's/^epoch 2: .* = \([0-9.]*\) MiB\/s.*/\1/p' "$W/read2")
     hits=$(sed -n 's/^epoch 2: .*chunks [0-9]*: [0-9]* hits (\([0-9]*\)%).*/\1/p' "$W/read2")
     emit ${pre}fabric_warm "\"bytes\":$total,\"mib_per_s\":${warm:-0},\"hit_pct\":${hits:-0},\"vs_curl\":$(ratio "${warm:-0}" "$c")"
@@ -130,7 +132,9 @@ for k in 1 2 3 4; do
     $bin/ucache read --manifest "$W/manifest" --epochs 1 >"$W/c$k" 2>&1 &
     cl[$k]=$!
 done
-for k in 1 2 3 4; do wait ${cl[$k]} || echo "bench_origin: client $k failed" >&2; done
+for k in 1 2 3 4; do
+    wait ${cl[$k]} || { echo "bench_origin: client $k failed: $(tail -n 2 "$W/c$k")" >&2; exit 1; }
+done
 t=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { print b - a }')
 dg=$(( $(ostat gets) - g0 )); db=$(( $(ostat bytes) - b0 )); dh=$(( $(ostat heads) - h0 ))
 chunks=$(( total / (4 << 20) ))
@@ -142,7 +146,8 @@ origin 100000000
 versus paced_ $(( (nobj + 1) / 2 ))
 # ... and loaded by `ucache warmup` (16 units in parallel) on a fresh fabric
 daemons || exit 1
-$bin/ucache warmup --manifest "$W/manifest" --json >"$W/warm.json" 2>/dev/null
+$bin/ucache warmup --manifest "$W/manifest" --json >"$W/warm.json" 2>"$W/warm.err" ||
+    { echo "bench_origin: ucache warmup failed: $(tail -n 2 "$W/warm.err")" >&2; exit 1; }
 wm=$(sed -n 's/.*"mib_per_s":\([0-9.]*\).*/\1/p' "$W/warm.json")
 emit paced_warmup "\"bytes\":$total,\"mib_per_s\":${wm:-0},\"vs_curl\":$(ratio "${wm:-0}" "$c")"
 stop_daemons

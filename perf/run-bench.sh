@@ -15,7 +15,12 @@ out=perf/results
 mkdir -p "$out"
 json=$out/latest.json.tmp
 md=$out/latest.md
+fails=$out/failures.tmp     # one line per failed run (subshells append)
 : > "$json"
+: > "$fails"
+# failed WHAT: a run or baseline that produced no honest figure; make bench
+# fails at the end with every reason
+failed() { echo "$*" >>"$fails"; echo "bench: FAILED: $*" >&2; }
 port=$((20000 + RANDOM % 12000))   # below the ephemeral range (32768+)
 
 # ucx_perftest TEST SIZE ITERS TLS [extra...] -> "typical_lat_us overall_GBps"
@@ -29,13 +34,25 @@ perftest() {
     line=$(UCX_TLS=$tls UCX_NET_DEVICES=lo timeout 120 ucx_perftest 127.0.0.1 -p $port \
            -t "$test" -s "$size" -n "$iters" "$@" 2>/dev/null | awk '/^Final:/ {print $3, $6}')
     wait $srv 2>/dev/null
+    [ -n "$line" ] || failed "baseline ucx_perftest -t $test -s $size over $tls printed no result"
     # perftest prints MB/s as MiB/s
     awk -v l="${line:-0 0}" 'BEGIN { split(l, a, " "); printf "%.3f %.4f\n", a[1], a[2]*1048576/1e9 }'
 }
 
-ucperf_json() { "$ucperf" raw --json "$@" | tee -a "$json"; }
+# run_json WHAT CMD...: CMD's JSON lines (also kept in $json); a failed
+# run, or one that counts errors, is a failure, never a figure
+run_json() {
+    local what=$1 out rc
+    shift
+    out=$("$@"); rc=$?
+    printf '%s\n' "$out" | tee -a "$json"
+    if [ $rc != 0 ] || [ -z "$out" ]; then failed "$what exited $rc"
+    elif grep -q '"errors":[1-9]' <<<"$out"; then
+        failed "$what counted errors: $(grep -o '"errors":[0-9]*' <<<"$out" | head -n 1)"; fi
+}
+ucperf_json() { run_json "ucperf raw $*" "$ucperf" raw --json "$@"; }
 # ucperf hit|miss|mixed: reads through libucache-rdma against owner processes
-fabric_json() { "$ucperf" "$@" --json | tee -a "$json"; }
+fabric_json() { run_json "ucperf $*" "$ucperf" "$@" --json; }
 iters_for() { # MODE SIZE -> a count that keeps each run near a second
     case "$1:$2" in
         hit:4K) echo 20000 ;; hit:64K) echo 10000 ;; hit:1M) echo 2000 ;; hit:4M) echo 500 ;;
@@ -43,10 +60,18 @@ iters_for() { # MODE SIZE -> a count that keeps each run near a second
     esac
 }
 field() { sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p" <<<"$1"; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+num() { [[ "$1" =~ ^[0-9]+([.][0-9]+)?([eE][-+]?[0-9]+)?$ ]]; }
+# a ratio of two figures; FAILED if either is missing (a baseline or a run
+# that failed is never compared as a number)
+ratio() {
+    if num "$1" && num "$2" && awk -v b="$2" 'BEGIN { exit !(b > 0) }'; then
+        awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'
+    else echo "FAILED (figure '$1', baseline '$2')"; fi
+}
 verdict() { # value target op
+    if [ -z "$2" ]; then echo "report"; return; fi
+    if ! num "$1"; then echo "FAILED: no figure ('$1')"; return; fi
     awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN {
-        if (t == "") { print "report"; exit }
         ok = (op == ">=") ? (v >= t) : (v <= t); print ok ? "meets " op " " t : "MISSES " op " " t }'
 }
 
@@ -55,6 +80,7 @@ add() { rows+=("| $1 | $2 | $3 | $4 | $5 | $6 |"); }
 
 echo "== memcpy baseline (mbw, 512 MiB)"
 mbw_mib=$(mbw -q -n 5 -t0 512 2>/dev/null | awk '/^AVG/ {print $(NF-1)}')
+num "${mbw_mib:-}" || failed "baseline mbw printed no average"
 mbw_gbps=$(awk -v m="${mbw_mib:-0}" 'BEGIN { printf "%.3f", m*1048576/1e9 }')
 echo "mbw memcpy: $mbw_gbps GB/s"
 
@@ -226,6 +252,7 @@ add "tcp 1M read bandwidth via ucp_get (GB/s)" "$(field "$get" gbps)" "same run,
 # clients; then 1 GiB from an origin that gives each connection 100 MB/s.
 echo "== origin: 2 GiB over http, fabric vs curl"
 perf/bench_origin.sh 2048 "$(dirname "$(dirname "$ucperf")")" | tee -a "$json" > "$out/origin.tmp"
+[ "${PIPESTATUS[0]}" = 0 ] || failed "perf/bench_origin.sh failed (a client or the origin)"
 og() { grep "\"name\":\"$1\"" "$out/origin.tmp"; }
 for pre in "" paced_; do
     cu=$(og ${pre}curl_direct); co=$(og ${pre}fabric_cold); wa=$(og ${pre}fabric_warm)
@@ -267,3 +294,15 @@ rm -f "$out/origin.tmp"
 rm -f "$json"
 echo
 cat "$md"
+# A figure that failed, a ratio without its baseline or a failed run fails
+# make bench, with every reason; a target missed is reported, not failed
+# (the machine is shared and noisy).
+grep -h "FAILED" "$md" | sed 's/^/bench: FAILED row: /' >>"$fails"
+if [ -s "$fails" ]; then
+    echo
+    echo "make bench FAILED:"
+    sort -u "$fails"
+    rm -f "$fails"
+    exit 1
+fi
+rm -f "$fails"

@@ -117,3 +117,24 @@ start_daemons() {
     done
     wait_registered "$W/members" "${#DPIDS[@]}" || bad "${#DPIDS[@]} ucached daemons register"
 }
+
+# stop_daemons: the end of a suite - SIGTERM to every daemon in DPIDS, then
+# each must exit 0 within 30 s (scaled): a crash, a sanitizer's exit code
+# or a hang at shutdown fails the suite (one PASS or FAIL line).
+stop_daemons() {
+    local p rc n=0 nbad=0
+    for p in "${DPIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    for p in "${DPIDS[@]}"; do
+        n=$((n + 1))
+        if ! wait_for 30 daemon_gone "$p"; then
+            echo "daemon $p did not stop within $(slow 30) s of SIGTERM" >&2
+            kill -9 "$p" 2>/dev/null
+        fi
+        wait "$p"; rc=$?
+        [ $rc = 0 ] || { nbad=$((nbad + 1)); echo "daemon $p exited $rc at SIGTERM" >&2; }
+    done
+    DPIDS=()
+    if [ $nbad = 0 ]; then ok "SIGTERM: all $n daemons stopped and exited 0"
+    else bad "SIGTERM: $nbad of $n daemons did not exit 0"; fi
+}
+daemon_gone() { ! kill -0 "$1" 2>/dev/null || [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" = Z ]; }

@@ -45,6 +45,7 @@
  * corrupted blob is rejected before UCX ever parses it.
  */
 #include "transport/auth.h"
+#include "transport/ucx_guard.h"
 #include "transport/blob.h"
 #include "transport/mapfd.h"
 #include "transport/ucx_wire.h"
@@ -2338,19 +2339,28 @@ static ucache_status_t do_ucp_init(ut_ucx_ctx_t *ctx)
         UC_ERROR("ucp_config_read: %s", ucs_status_string(status));
         return UCACHE_ERR_TRANSPORT;
     }
-    /* UCX 1.13's tcp connect() blocks (UCX_TCP_CONN_NB=n): to a host that
+    /*
+     * UCX 1.13's tcp connect() blocks (UCX_TCP_CONN_NB=n): to a host that
      * went dark, for the kernel's SYN retries (minutes), inside
-     * ucp_ep_create where no deadline reaches - with the lock held.
-     * Non-blocking, the handshake's deadline bounds it.  The user's own
-     * setting wins; the key is the tcp table's own name ("CONN_NB"), and
-     * UCX warns of it when no tcp interface is opened (UCX_TLS without tcp). */
+     * ucp_ep_create with the lock held.  Non-blocking, the handshake's
+     * deadline bounds a connect.  But a non-blocking connect that fails
+     * with the node's half of a wireup pending hits UCX 1.13's wireup abort
+     * far more often (a client killed during its connect: 1 in 3 tries):
+     * without the guard against it (ucx_guard.c), a serving context keeps
+     * the blocking connect, whose connects go to requesters only.  The
+     * user's own UCX_TCP_CONN_NB wins.  The key is the tcp table's own name,
+     * which UCX warns of when no tcp interface is opened (UCX_TLS without
+     * tcp).  (UCX_TCP_SYN_CNT cannot shorten the blocking connect: in UCX
+     * 1.13 setting it breaks the worker, "Invalid memory pool parameter".)
+     */
     tls = getenv("UCX_TLS");
-    if ((getenv("UCX_TCP_CONN_NB") == NULL) &&
-        ((tls == NULL) || (tls[0] == '^') || (strstr(tls, "tcp") != NULL) ||
-         (strstr(tls, "all") != NULL)) &&
-        (ucp_config_modify(ucfg, "CONN_NB", "y") != UCS_OK)) {
-        UC_WARN("cannot set UCX_TCP_CONN_NB=y: a tcp connect to a dark host may "
-                "block past UCACHE_TIMEOUT");
+    if ((tls == NULL) || (tls[0] == '^') || (strstr(tls, "tcp") != NULL) ||
+        (strstr(tls, "all") != NULL)) {
+        if ((!ctx->serve || ut_ucx_guard_active()) && (getenv("UCX_TCP_CONN_NB") == NULL) &&
+            (ucp_config_modify(ucfg, "CONN_NB", "y") != UCS_OK)) {
+            UC_WARN("cannot set UCX_TCP_CONN_NB=y: a tcp connect to a dark host may "
+                    "block past UCACHE_TIMEOUT");
+        }
     }
     status = ucp_init(&uparams, ucfg, &ctx->ucp);
     if (status == UCS_OK) {
@@ -2431,6 +2441,9 @@ static ucache_status_t ut_ucx_ctx_create(const ut_params_t *params,
                          params->progress : UC_PROGRESS_POLL;
     ctx->serve = (params != NULL) && (params->field_mask & UT_PARAM_FIELD_SERVE) &&
                  params->serve;
+    /* every process answers wireups (a serving one most): the guard must be
+     * in before the first */
+    UC_DEBUG("wireup-abort guard (ucx_guard.c): %s", ut_ucx_guard_active() ? "on" : "off");
     ctx->uuid = ut_random64();
     ret = ut_auth_create(&ctx->cfg, &ctx->auth);
     if (ret != UCACHE_OK) {
@@ -3312,6 +3325,7 @@ static void ut_ucx_stats(ut_ctx_t *c, ut_stats_t *s)
     UT_STAT_COPY(connects);
     UT_STAT_COPY(keepalives);
     UT_STAT_COPY(replies_lost);
+    s->wireup_guarded = ut_ucx_guard_count();
 #undef UT_STAT_COPY
     s->reads = s->mapped_reads + s->get_reads + s->am_reads; /* derived */
     pthread_mutex_lock(&ctx->lock);

@@ -96,9 +96,13 @@ static int bad_client(ut_ctx_t *tr, uf_member_t *v, uint32_t n)
             req.obj_version = 1;
             req.chunk_size = 4096;
             req.uri_len = 17;
-            if (k == 6) {                    /* well formed: a file it may not read */
-                req.key_hi = key.hi;
-                req.key_lo = key.lo;
+            /* the key is right for the URI in every case but 3, so each
+             * malformed request is refused for what it is built to test */
+            req.key_hi = key.hi;
+            req.key_lo = key.lo;
+            if (k == 3) {
+                req.key_lo ^= 1;             /* key does not match the URI */
+            } else if (k == 6) {             /* well formed: a file it may not read */
                 want = UCACHE_ERR_REFUSED;
             }
             memcpy(msg, &req, sizeof(req));
@@ -116,7 +120,7 @@ static int bad_client(ut_ctx_t *tr, uf_member_t *v, uint32_t n)
             } else if (k == 5) {
                 rpc = UF_RPC_TOUCH;          /* a zero-length TOUCH request */
                 len = 0;
-            }                                /* k == 3: key does not match */
+            }
             ut_rpc_post(&r, peer, rpc, (len > 0) ? msg : NULL, len, NULL, 0, NULL, 0);
             ut_wait(tr, &r, 1, 5000000000ull);
             if (r.status != want) {

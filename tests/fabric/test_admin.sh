@@ -295,8 +295,7 @@ if [ $r8 = 2 ] && grep -q "bad --deep 'x'" "$W/b8" && [ $r9 = 2 ] && grep -q "ba
     ok "bad input: --deep=x, --size 1, drain without a node, evict --pin, stat --deep (2); an unknown node (1); health on a missing list or an empty fabric (2, broken)"
 else bad "bad input 2 ($r8 $r9 $r10 $r11 $r12 $r13 $r14 $r15 $r16)"; cat "$W/b8" "$W/b10" "$W/b11" "$W/b14" "$W/b15" "$W/b16"; fi
 
-for p in "${DPIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-DPIDS=()
+stop_daemons
 
 # --- a static file: fabric: drained and dead nodes stay listed -------------
 base=0
@@ -343,6 +342,7 @@ if [ $r1 = 1 ] && [ "$(json "$W/g8" health)" = degraded ] && [ "$(json "$W/g8" d
    [ $r3 = 2 ] && [ "$(json "$W/g10" health)" = broken ] && [ "$(json "$W/g10" dead)" = 2 ]; then
     ok "a listed node killed with -9: health shows it dead, degraded (exit 1, nothing on stdout but the report); two of three dead: broken (exit 2)"
 else bad "health with dead nodes ($r1 $r2 $r3)"; cat "$W/g8" "$W/g9" "$W/g10"; fi
-for p in "${DPIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-DPIDS=()
+# the two killed above are not asked to stop
+DPIDS=("${DPIDS[0]}")
+stop_daemons
 summary

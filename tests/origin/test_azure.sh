@@ -78,6 +78,5 @@ if [ $rc = 1 ] && grep -q "access denied" "$W/err" && ! grep -q "$BAD" "$W/err";
     ok "a wrong account key: 'access denied by the origin', the key never logged"
 else bad "wrong key (rc $rc)"; cat "$W/err"; fi
 
-for p in "${DPIDS[@]}"; do kill -TERM "$p"; wait "$p"; done
-DPIDS=()
+stop_daemons
 summary

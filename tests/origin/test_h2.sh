@@ -61,6 +61,5 @@ if [ $rc = 1 ] && grep -qi "certificate\|SSL" "$W/err" && [ "$(hstat gets)" = "$
     ok "without the CA: '$(grep -oi 'SSL[^:]*\|certificate[^:]*' "$W/err" | head -1)', rc 1, no retries"
 else bad "TLS verification (rc $rc)"; cat "$W/err"; fi
 
-for p in "${DPIDS[@]}"; do kill -TERM "$p"; wait "$p"; done
-DPIDS=()
+stop_daemons
 summary

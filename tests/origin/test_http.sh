@@ -149,8 +149,7 @@ if $BIN/ucache cat "$URL/late" >"$W/out" 2>"$W/err" && cmp -s "$W/out" "$W/data/
     ok "the origin back: the object reads exact (nothing half-cached before)"
 else bad "origin restart"; cat "$W/err"; fi
 
-for p in "${DPIDS[@]}"; do kill -TERM "$p"; wait "$p"; done
-DPIDS=()
+stop_daemons
 
 # --- a full fill queue: BUSY, the readers back off, nobody turns suspect -------
 # Two owners with one fill slot each (UCACHE_FILL_QUEUE=1) and a slow origin
@@ -180,8 +179,7 @@ done
 if [ $busy_ok = 1 ] && [ $busy -ge 1 ]; then
     ok "fill queues of 1, six cold readers: $busy FETCHes answered BUSY, every reader exact, no owner suspect"
 else bad "a full fill queue (busy $busy, readers ok $busy_ok)"; tail -3 "$W"/q*.err; fi
-for p in "${DPIDS[@]}"; do kill -TERM "$p"; wait "$p"; done
-DPIDS=()
+stop_daemons
 
 # --- a reader killed while its owner fills ------------------------------------
 # The owner answers a miss after the fill, on the way back to the reader. A
@@ -206,6 +204,5 @@ if [ $alive = 1 ] && UCX_TLS=tcp UCACHE_REPLICAS=1 $BIN/ucache cat "$URL/slowfil
     ok "a reader killed while its owner filled (tcp): the owner stays up, the fill lands, the next read hits it"
 else bad "a reader killed mid-fill (owner alive $alive, origin $(curl -s "$URL/_ctl/stats"), before $g0 GETs)"
      tail -3 "$W/d1.log"; tail -1 "$W/err"; fi
-for p in "${DPIDS[@]}"; do kill -TERM "$p" 2>/dev/null; wait "$p"; done
-DPIDS=()
+stop_daemons
 summary

@@ -94,7 +94,6 @@ else bad "~/.aws files"; cat "$W/err"; fi
 $BIN/ucache cat s3://data/three >/dev/null 2>&1
 head -c 2097152 /dev/urandom >"$W/data/three2"
 put "$W/data/three2" three
-sleep 0.3
 if $BIN/ucache cat s3://data/three >"$W/out" 2>"$W/err" && cmp -s "$W/out" "$W/data/three2"; then
     ok "an object rewritten at the origin: the new 2 MiB read exact, not the cached 3 MiB"
 else bad "rewritten object"; cat "$W/err"; fi
@@ -102,12 +101,12 @@ else bad "rewritten object"; cat "$W/err"; fi
 # a wrong secret: 403 at once, no retry storm, the secret never logged
 before=$(grep -c " 403 " "$W/s3.log")
 AWS_SECRET_ACCESS_KEY=WRONGSECRETxyz $BIN/ucache cat s3://data/one >/dev/null 2>"$W/err"; rc=$?
-sleep 0.2
+more_403() { [ "$(grep -c " 403 " "$W/s3.log")" -gt "$before" ]; }
+wait_for 5 more_403       # the server logs its answers as it goes
 n403=$(( $(grep -c " 403 " "$W/s3.log") - before ))
 if [ $rc = 1 ] && grep -q "access denied" "$W/err" && ! grep -q WRONGSECRET "$W/err" && [ "$n403" -le 2 ]; then
     ok "a wrong secret: 'access denied by the origin' after $n403 refused request(s), never logged"
 else bad "wrong secret (rc $rc, $n403 refusals)"; cat "$W/err"; fi
 
-for p in "${DPIDS[@]}"; do kill -TERM "$p"; wait "$p"; done
-DPIDS=()
+stop_daemons
 summary

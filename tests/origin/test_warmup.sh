@@ -112,6 +112,5 @@ if [ $rc1 = 1 ] && grep -q "not found" "$W/err" && [ $rc2 = 1 ] && grep -q "not 
     ok "bad input: a missing object, an http prefix (cannot list), a missing manifest (1); no URI, --pin --unpin, --parallel 0 (2)"
 else bad "bad input ($rc1 $rc2 $rc3 $rc4 $rc5 $rc6)"; cat "$W/err" "$W/err2" "$W/err3"; fi
 
-for p in "${DPIDS[@]}"; do kill -TERM "$p"; wait "$p"; done
-DPIDS=()
+stop_daemons
 summary

@@ -1364,7 +1364,22 @@ static void test_tcp_silent_peer(void)
     CU_ASSERT_EQUAL(st.peer_failures, 1);
 
     kill(ex.pid, SIGCONT);
-    usleep(250 * 1000); /* past PEER_RETRY (200 ms): the next read reconnects */
+    usleep(250 * 1000); /* past PEER_RETRY (200 ms): the next read starts a probe */
+    t0 = uc_time_ns();
+    CU_ASSERT_EQUAL(ut_get_post(&reqs[0], r.rkey, r.rkey->base, buf, 4096),
+                    UCACHE_ERR_TIMEOUT);
+    elapsed = uc_time_ns() - t0;
+    CU_ASSERT(elapsed < uct_slow(100 * UC_NSEC_PER_MSEC)); /* nobody waits for it */
+    CU_ASSERT_EQUAL(ut_peer_state(r.peer), UT_PEER_CONNECTING);
+    /* reads keep failing fast until the probe's handshake is answered */
+    for (i = 0; (i < 500) && (ut_peer_state(r.peer) != UT_PEER_CONNECTED); i++) {
+        if (ut_get_post(&reqs[0], r.rkey, r.rkey->base, buf, 4096) == UCACHE_OK) {
+            CU_ASSERT_EQUAL(ut_wait(ctx, reqs, 1, UC_NSEC_PER_SEC), UCACHE_OK);
+            break;
+        }
+        usleep(10 * 1000);
+    }
+    CU_ASSERT_EQUAL(ut_peer_state(r.peer), UT_PEER_CONNECTED);
     CU_ASSERT_EQUAL(read_batch(&r, 65536, 8, ex.seed, UT_PATH_AM), 0);
     CU_ASSERT_EQUAL(ut_peer_state(r.peer), UT_PEER_CONNECTED);
     reader_close(&r);
