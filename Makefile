@@ -206,6 +206,16 @@ build-asan build-tsan: build-%: deps npm-deps
 asan tsan: %: build-%
 	@$(SAN_ENV_$*) BUILD=build/$* tests/run.sh $(TEST_NAMES:%=build/$*/tests/test_%) $(TEST_SCRIPTS)
 
+# make soak [SOAK_MINUTES=30]: the multi-host fault scenario of
+# tests/fabric/test_hosts.sh for SOAK_MINUTES (rounds of kill -9 + restart,
+# SIGSTOP, a cut link, SIGTERM + restart under one long-lived verifying
+# reader); prints reads, bytes, wrong bytes, failed reads and the longest
+# read.  Needs root.  Not part of make test or CI.
+SOAK_MINUTES ?= 30
+.PHONY: soak
+soak: all tests
+	@SOAK_MINUTES=$(SOAK_MINUTES) BUILD=$(BUILD) tests/run.sh tests/fabric/test_hosts.sh
+
 # make loop [SAN=asan|tsan] [N=20] [SCRIPTS="..."]: the flake hunt - every
 # multi-process suite N times in a row (plain build without SAN).
 N ?= 20

@@ -782,6 +782,41 @@ ucache_status_t ucache_nodes(ucache_h ctx, ucache_node_info_t *nodes, size_t cap
     return UCACHE_OK;
 }
 
+ucache_status_t ucache_nodes_left(ucache_h ctx, ucache_node_info_t *nodes, size_t cap,
+                                  size_t *count_p)
+{
+    ucache_node_info_t *d;
+    ucache_status_t status;
+    uf_member_t *v = NULL;
+    uint32_t n = 0, i;
+
+    if ((ctx == NULL) || (count_p == NULL) || ((cap > 0) && (nodes == NULL))) {
+        return UCACHE_ERR_INVALID;
+    }
+    *count_p = 0;
+    if ((ctx->source == NULL) || (ctx->source->left == NULL)) {
+        return UCACHE_OK;
+    }
+    status = ctx->source->left(ctx->source_arg, ctx->cfg.members_ttl_ns, &v, &n);
+    if (status != UCACHE_OK) {
+        return status;
+    }
+    *count_p = n;
+    for (i = 0; (i < n) && (i < cap); i++) {
+        d = &nodes[i];
+        memset(d, 0, sizeof(*d));
+        d->id           = v[i].id;
+        d->weight       = v[i].weight;
+        d->mem_bytes    = v[i].mem_bytes;
+        d->heartbeat_ns = v[i].heartbeat_ns;
+        d->pid          = v[i].pid;
+        snprintf(d->host, sizeof(d->host), "%s", v[i].host);
+        snprintf(d->zone, sizeof(d->zone), "%s", v[i].zone);
+    }
+    uf_members_free(v, n);
+    return UCACHE_OK;
+}
+
 ucache_status_t uf_admin_call(struct ucache_context *ctx, uf_peer_t *p, unsigned op,
                               uint64_t timeout_ns, ucache_stats_t *stats_p)
 {

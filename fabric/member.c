@@ -306,6 +306,31 @@ static void uf_rec_path(const char *dir, uint64_t id, char *buf, size_t len)
     snprintf(buf, len, "%s/node-%016" PRIx64 ".rec", dir, id);
 }
 
+/* A node that left (reaped, or unregistered) keeps its record as
+ * left-ID.rec, stamped with when it left, for UF_LEFT_KEEP x the TTL:
+ * `ucache health` lists it (news to an admin); the next heartbeat scan
+ * after that removes it.  Lock held. */
+#define UF_LEFT_KEEP 10
+
+static void uf_left_path(const char *dir, uint64_t id, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/left-%016" PRIx64 ".rec", dir, id);
+}
+
+static int do_dir_retire(const char *dir, const char *path, uint64_t id)
+{
+    char left[4096];
+
+    uf_left_path(dir, id, left, sizeof(left));
+    if (rename(path, left) != 0) {
+        return -1;
+    }
+    if (utimensat(AT_FDCWD, left, NULL, 0) != 0) {
+        UC_DEBUG("members: cannot stamp %s: %m", left);
+    }
+    return 0;
+}
+
 static ucache_status_t uf_read_file(const char *path, void **buf_p, size_t *len_p,
                                     struct stat *st)
 {
@@ -384,6 +409,15 @@ static ucache_status_t do_dir_scan(const char *dir, uint64_t reap_ttl, bool *rea
     }
     while ((de = readdir(d)) != NULL) {
         len = strlen(de->d_name);
+        if ((reap_ttl != UINT64_MAX) && (strncmp(de->d_name, "left-", 5) == 0)) {
+            /* a node that left long enough ago is no longer news */
+            snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+            if ((lstat(path, &st) == 0) && S_ISREG(st.st_mode) &&
+                (now > (uint64_t)st.st_mtim.tv_sec * 1000000000ull + UF_LEFT_KEEP * reap_ttl)) {
+                unlink(path);
+            }
+            continue;
+        }
         if ((strncmp(de->d_name, "node-", 5) != 0) || (len < 9) ||
             (strcmp(de->d_name + len - 4, ".rec") != 0)) {
             continue;
@@ -406,7 +440,9 @@ static ucache_status_t do_dir_scan(const char *dir, uint64_t reap_ttl, bool *rea
         if ((reap_ttl != UINT64_MAX) && uf_member_dead(&m, reap_ttl, now)) {
             UC_WARN("members: reaping node %016" PRIx64 " (%s pid %u): %s", m.id,
                     m.host, m.pid, "no heartbeat or process gone");
-            unlink(path);
+            if (do_dir_retire(dir, path, m.id) != 0) {
+                unlink(path);
+            }
             uf_member_clear(&m);
             *reaped = true;
             continue;
@@ -496,6 +532,8 @@ ucache_status_t uf_dir_register(const char *dir, uf_member_t *m, uint64_t ttl_ns
         goto out;
     }
     m->slot0 = slot;
+    uf_left_path(dir, m->id, path, sizeof(path));
+    unlink(path);           /* back: no longer a node that left */
     status = uf_member_encode(m, &rec, &len);
     if (status != UCACHE_OK) {
         goto out;
@@ -530,7 +568,7 @@ ucache_status_t uf_dir_unregister(const char *dir, uint64_t id)
         return UCACHE_ERR_IO;
     }
     uf_rec_path(dir, id, path, sizeof(path));
-    if (unlink(path) != 0) {
+    if (do_dir_retire(dir, path, id) != 0) {
         status = (errno == ENOENT) ? UCACHE_ERR_NOT_FOUND : UCACHE_ERR_IO;
     } else {
         status = uf_dir_bump(dir);
@@ -713,6 +751,61 @@ static ucache_status_t uf_file_scan4(const char *path, uf_member_t **members_p,
     return uf_file_scan(path, members_p, n_p, epoch_p);
 }
 
+/* The nodes that left @p dir within UF_LEFT_KEEP x @p ttl_ns, their
+ * heartbeat_ns when they left. */
+static ucache_status_t uf_dir_left(const char *dir, uint64_t ttl_ns, uf_member_t **members_p,
+                                   uint32_t *n_p)
+{
+    uf_member_t *v = NULL, *nv, m;
+    uint64_t now = uf_realtime_ns(), at;
+    uint32_t n = 0, cap = 0;
+    char path[4096];
+    struct dirent *de;
+    struct stat st;
+    size_t len;
+    void *buf;
+    DIR *d;
+
+    *members_p = NULL;
+    *n_p = 0;
+    d = opendir(dir);
+    if (d == NULL) {
+        return (errno == ENOENT) ? UCACHE_OK : UCACHE_ERR_IO;
+    }
+    while ((de = readdir(d)) != NULL) {
+        len = strlen(de->d_name);
+        if ((strncmp(de->d_name, "left-", 5) != 0) || (len < 9) ||
+            (strcmp(de->d_name + len - 4, ".rec") != 0)) {
+            continue;
+        }
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        if (uf_read_file(path, &buf, &len, &st) != UCACHE_OK) {
+            continue;
+        }
+        at = (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec;
+        if ((now > at + UF_LEFT_KEEP * ttl_ns) || (uf_member_decode(buf, len, &m) != UCACHE_OK)) {
+            free(buf);
+            continue;
+        }
+        free(buf);
+        m.heartbeat_ns = at;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 8;
+            nv = realloc(v, sizeof(*v) * cap);
+            if (nv == NULL) {
+                uf_member_clear(&m);
+                break;
+            }
+            v = nv;
+        }
+        v[n++] = m;
+    }
+    closedir(d);
+    *members_p = v;
+    *n_p = n;
+    return UCACHE_OK;
+}
+
 static const uf_source_ops_t uf_source_dir = {
     .prefix    = "dir:",
     .epoch     = uf_dir_epoch,
@@ -720,6 +813,7 @@ static const uf_source_ops_t uf_source_dir = {
     .join      = uf_dir_register,
     .heartbeat = uf_dir_heartbeat,
     .leave     = uf_dir_unregister,
+    .left      = uf_dir_left,
     .listens   = false,
 };
 

@@ -120,6 +120,10 @@ typedef struct uf_source_ops {
     ucache_status_t (*join)(const char *arg, uf_member_t *self, uint64_t ttl_ns);
     ucache_status_t (*heartbeat)(const char *arg, uint64_t id, uint64_t ttl_ns);
     ucache_status_t (*leave)(const char *arg, uint64_t id);
+    /* nodes that left within 10 x ttl_ns (reaped or unregistered), their
+     * heartbeat_ns when they left; NULL where the source does not keep them */
+    ucache_status_t (*left)(const char *arg, uint64_t ttl_ns, uf_member_t **members_p,
+                            uint32_t *n_p);
     bool            listens;  /* nodes are named by their listener (HOST:PORT) */
 } uf_source_ops_t;
 

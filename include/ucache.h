@@ -305,6 +305,17 @@ ucache_status_t ucache_nodes(ucache_h ctx, ucache_node_info_t *nodes, size_t cap
                              size_t *count_p);
 
 /**
+ * @brief The nodes that left the fabric recently - reaped (dead, frozen past
+ *        the TTL) or unregistered - within 10 x UCACHE_MEMBERS_TTL, as the
+ *        members source remembers them (dir:; other sources keep none):
+ *        up to @p cap into @p nodes, *count_p how many there are.  Each
+ *        one's heartbeat_ns is when it left.  A node that came back is not
+ *        listed.
+ */
+ucache_status_t ucache_nodes_left(ucache_h ctx, ucache_node_info_t *nodes, size_t cap,
+                                  size_t *count_p);
+
+/**
  * @brief Node @p id's own counters (its ucache_stats_get()), asked over the
  *        fabric (an ADMIN request) within @p timeout_ns.
  * @return UCACHE_ERR_NOT_FOUND if no node of the view has that id,

@@ -697,9 +697,30 @@ static void hp_judge(hp_node_t *d, uint64_t now_real, uint64_t ttl_ns)
     }
 }
 
+/* The nodes that left recently (ucache_nodes_left); the caller frees *left_p. */
+static size_t hp_left(ucache_h ctx, ucache_node_info_t **left_p)
+{
+    ucache_node_info_t *left = NULL;
+    size_t n = 0, cap;
+
+    do {
+        free(left);
+        cap = n + 8;
+        left = calloc(cap, sizeof(*left));
+        if ((left == NULL) || (ucache_nodes_left(ctx, left, cap, &n) != UCACHE_OK)) {
+            n = 0;
+            break;
+        }
+    } while (n > cap);
+    *left_p = left;
+    return n;
+}
+
 int cmd_health(int argc, char **argv)
 {
     unsigned ok = 0, suspect = 0, dead = 0, i, nthreads, started = 0, writable = 0;
+    ucache_node_info_t *left = NULL;
+    size_t nleft;
     uint64_t epoch, now_real, checked = 0, bad = 0;
     ucache_node_info_t *info = NULL;
     const char *verdict;
@@ -722,7 +743,9 @@ int cmd_health(int argc, char **argv)
                    "also walks each node's index and reads and verifies N chunks (default\n"
                    "64) as a reader would.  A node is dead if it does not answer, suspect\n"
                    "if it is drained, its heartbeat is late, a chunk fails or --timeout\n"
-                   "ends its index check early.\n"
+                   "ends its index check early.  Nodes that left the fabric in the last\n"
+                   "10 x UCACHE_MEMBERS_TTL (reaped or stopped; dir: members) are listed as\n"
+                   "left: news, not a fault.\n"
                    "Exit: 0 healthy (all ok), 1 degraded (some suspect or dead, most\n"
                    "alive), 2 broken (no view, or half the nodes or more dead), 2 also for\n"
                    "a bad command line.\n",
@@ -844,11 +867,33 @@ int cmd_health(int argc, char **argv)
         printf("\n%u node(s) reached over RDMA have memory WRITABLE by peers: %s\n", writable,
                dv_memory_writable("rc_"));
     }
+    /* nodes that left recently (reaped or unregistered): news to an admin,
+     * not a fault of the fabric - they count for nothing above */
+    nleft = hp_left(ctx, &left);
+    for (i = 0; i < nleft; i++) {
+        double ago = (now_real > left[i].heartbeat_ns) ?
+                     (now_real - left[i].heartbeat_ns) / 1e9 : 0;
+        char hp[40];
+
+        if (o.json) {
+            printf("{\"node\":\"%016" PRIx64 "\",\"host\":\"%s\",\"pid\":%u,"
+                   "\"zone\":\"%s\",\"state\":\"left\",\"left_s_ago\":%.1f}\n",
+                   left[i].id, left[i].host, left[i].pid, left[i].zone, ago);
+        } else {
+            if (i == 0) {
+                printf("\n");
+            }
+            snprintf(hp, sizeof(hp), "%.28s:%u", left[i].host, left[i].pid);
+            printf("%016" PRIx64 " %-20s %-7s %-6s %8.1fs  (left the fabric: reaped or "
+                   "stopped)\n", left[i].id, hp, "left", "-", ago);
+        }
+    }
+    free(left);
     if (o.json) {
         printf("{\"fabric\":\"health\",\"health\":\"%s\",\"exit\":%d,\"epoch\":%"
-               PRIu64 ",\"nodes\":%zu,\"ok\":%u,\"suspect\":%u,\"dead\":%u,"
+               PRIu64 ",\"nodes\":%zu,\"ok\":%u,\"suspect\":%u,\"dead\":%u,\"left\":%zu,"
                "\"chunks_checked\":%" PRIu64 ",\"chunks_bad\":%" PRIu64 "}\n", verdict, rc,
-               epoch, n, ok, suspect, dead, checked, bad);
+               epoch, n, ok, suspect, dead, nleft, checked, bad);
     }
     pthread_mutex_destroy(&h.lock);
     free(h.nodes);

@@ -40,7 +40,7 @@ static ucache_h ctx;
 static int nfiles;
 static char *paths[MAX_FILES];
 static char uris[MAX_FILES][1100];
-static unsigned long long wrong, failed, reads;
+static unsigned long long wrong, failed, reads, nbytes;
 static unsigned long long longest_ns, over_bound; /* loop: the slowest read */
 static unsigned long long bound_ns;  /* FC_BOUND_MS: reads slower are counted */
 static pthread_mutex_t count_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -79,6 +79,7 @@ static void check_read(int f, uint64_t off, size_t len, char *a, char *b)
          (unsigned long long)t1.tv_nsec - (unsigned long long)t0.tv_nsec;
     pthread_mutex_lock(&count_lock);
     reads++;
+    nbytes += (st == UCACHE_OK) ? got : 0;
     if (ns > longest_ns) {
         longest_ns = ns;
     }
@@ -184,6 +185,8 @@ static int mode_loop(double seconds)
     struct timespec t0, t;
 
     const char *mark = getenv("FC_MARK");
+    unsigned long long max_reads = (getenv("FC_MAX_READS") != NULL) ?
+                                   strtoull(getenv("FC_MAX_READS"), NULL, 10) : 100000;
     ucache_stats_t st;
     bool marked = false;
 
@@ -198,7 +201,7 @@ static int mode_loop(double seconds)
         random_read(&seed, a, b);
         clock_gettime(CLOCK_MONOTONIC, &t);
     } while ((double)(t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) / 1e9 < seconds &&
-             reads < 100000);
+             reads < max_reads);
     free(a);
     free(b);
     return 0;
@@ -396,7 +399,7 @@ int main(int argc, char **argv)
         tool_stats_json(stdout, "fabric_client", &st);
     }
     ucache_finalize(ctx);
-    printf("reads %llu wrong %llu failed %llu longest_ms %llu over_bound %llu\n", reads,
-           wrong, failed, longest_ns / 1000000ull, over_bound);
+    printf("reads %llu wrong %llu failed %llu longest_ms %llu over_bound %llu bytes %llu\n",
+           reads, wrong, failed, longest_ns / 1000000ull, over_bound, nbytes);
     return (rc != 0) ? rc : ((wrong > 0) || (failed > 0) || (over_bound > 0)) ? 1 : 0;
 }

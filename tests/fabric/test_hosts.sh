@@ -123,8 +123,15 @@ kill -9 "${DP[4]}"; wait "${DP[4]}" 2>/dev/null
 health_of "$W/h_kill"; rc=$?
 if [ $rc -le 1 ] && [ "$(node_state "$W/h_kill" 4)" != ok ] &&
    [ "$(awk '$3 == "ok"' "$W/h_kill" | wc -l)" = 3 ]; then
-    ok "health after kill -9 of a node: the 3 live ones ok, exit $rc"
+    ok "health after kill -9 of a node: the 3 live ones ok, the killed one $(node_state "$W/h_kill" 4), exit $rc"
 else bad "health after kill -9 (exit $rc)"; cat "$W/h_kill"; fi
+# once reaped it has left: listed as news, the fabric healthy
+wait_registered "$W/members" $((NOWN - 1)) >/dev/null
+health_of "$W/h_left"; rc=$?
+if [ $rc = 0 ] && [ "$(summary_of "$W/h_left")" = "3 0 0" ] &&
+   [ "$(node_state "$W/h_left" 4)" = left ]; then
+    ok "health once the killed node is reaped: 3 ok, healthy (exit 0), the reaped node listed as left"
+else bad "health with a reaped node (exit $rc)"; cat "$W/h_left"; fi
 start_owner 4
 wait_registered "$W/members" $NOWN || bad "the killed owner restarted under its identity"
 
@@ -137,29 +144,46 @@ wait_registered "$W/members" $NOWN || bad "the killed owner restarted under its 
 FAULT_S=$(slow 3)
 SETTLE_S=$(slow 8)
 TAIL_S=$(slow 4)
-DUR=$(awk -v f="$FAULT_S" -v s="$SETTLE_S" -v t="$TAIL_S" 'BEGIN { print 4 * (f + 2) + s + t + 4 }')
-FC_BOUND_MS=$BOUND_MS FC_MARK=$W/mark UCACHE_LOG_LEVEL=${READER_LOG:-warn} on_host $READER $T/fabric_client loop "$DUR" $FILES \
-    >"$W/loop" 2>"$W/loop.err" & LP=$!
+ROUND_S=$(awk -v f="$FAULT_S" 'BEGIN { print 4 * (f + 2) }')
+# make soak: SOAK_MINUTES of fault rounds (the reader runs through them all)
+SOAK_S=$(( ${SOAK_MINUTES:-0} * 60 ))
+if [ "$SOAK_S" -gt 0 ]; then
+    DUR=$SOAK_S
+else
+    DUR=$(awk -v r="$ROUND_S" -v s="$SETTLE_S" -v t="$TAIL_S" 'BEGIN { print r + s + t + 4 }')
+fi
+FC_BOUND_MS=$BOUND_MS FC_MARK=$W/mark FC_MAX_READS=100000000 UCACHE_LOG_LEVEL=${READER_LOG:-warn} \
+    on_host $READER $T/fabric_client loop "$DUR" $FILES >"$W/loop" 2>"$W/loop.err" & LP=$!
+t_loop=$(date +%s)
 sleep 2
-faults=""
-# 1: kill -9, restart under the same identity
-kill -9 "${DP[1]}"; wait "${DP[1]}" 2>/dev/null; faults="$faults kill-9"
-sleep "$FAULT_S"; start_owner 1; sleep 2
-# 2: frozen
-kill -STOP "${DP[2]}"; faults="$faults stop"
-sleep "$FAULT_S"; kill -CONT "${DP[2]}"; sleep 2
-# 3: link down and up
-link_cut 3; faults="$faults cut"
-sleep "$FAULT_S"; link_heal 3; sleep 2
-# 4: killed (TERM this time: it unregisters), restarted
-kill -TERM "${DP[4]}"; wait "${DP[4]}" 2>/dev/null; faults="$faults term"
-sleep "$FAULT_S"; start_owner 4
+faults="" rounds=0
+# fault_round: each fault once, each lasting FAULT_S, then a pause
+fault_round() {
+    # 1: kill -9, restart under the same identity
+    kill -9 "${DP[1]}"; wait "${DP[1]}" 2>/dev/null; faults="$faults kill-9"
+    sleep "$FAULT_S"; start_owner 1; sleep 2
+    # 2: frozen
+    kill -STOP "${DP[2]}"; faults="$faults stop"
+    sleep "$FAULT_S"; kill -CONT "${DP[2]}"; sleep 2
+    # 3: link down and up
+    link_cut 3; faults="$faults cut"
+    sleep "$FAULT_S"; link_heal 3; sleep 2
+    # 4: killed (TERM this time: it unregisters), restarted
+    kill -TERM "${DP[4]}"; wait "${DP[4]}" 2>/dev/null; faults="$faults term"
+    sleep "$FAULT_S"; start_owner 4; sleep 2
+    rounds=$((rounds + 1))
+}
+fault_round
+while [ $(( $(date +%s) - t_loop + ${ROUND_S%.*} + ${SETTLE_S%.*} + ${TAIL_S%.*} + 2 )) -lt "$SOAK_S" ]; do
+    fault_round
+done
+[ "$rounds" -gt 1 ] && faults="$rounds rounds of kill-9 stop cut term"
 sleep "$SETTLE_S"
 touch "$W/mark"
 rl=0; wait $LP || rl=$?
 last=$(tail -n 1 "$W/loop")
 if [ $rl = 0 ] && echo "$last" | grep -q "wrong 0 failed 0 .*over_bound 0"; then
-    ok "faults during reads ($faults): $(echo "$last" | cut -d' ' -f2) random reads, 0 wrong bytes, 0 failed, longest $(echo "$last" | awk '{print $8}') ms (bound $BOUND_MS ms)"
+    ok "faults during reads ($faults): $(echo "$last" | awk '{print $2}') random reads, $(echo "$last" | awk '{print $12}') bytes, 0 wrong bytes, 0 failed, longest $(echo "$last" | awk '{print $8}') ms (bound $BOUND_MS ms)"
 else bad "faults during reads (rc $rl): $last"; grep -m5 "WRONG\|SLOW\|read " "$W/loop.err"; fi
 
 # the tail: the counters at the mark and at the end
