@@ -504,6 +504,11 @@ static ucache_status_t uo_request(const char *uri, const char *url,
     if (bad->refused) {
         return UCACHE_ERR_REFUSED;
     }
+    if ((bad->rc == CURLE_WRITE_ERROR) && bad->x.overflow && bad->x.grow) {
+        UC_ERROR("%.*s: the origin sent a body larger than %u MiB (the largest page)",
+                 us_uri_loglen(uri), uri, UO_BODY_MAX >> 20);
+        return UCACHE_ERR_IO;
+    }
     if ((bad->rc == CURLE_WRITE_ERROR) && bad->x.overflow) {
         UC_ERROR("%.*s: the origin sent more than the %zu bytes asked for",
                  us_uri_loglen(uri), uri, bad->len);

@@ -720,6 +720,7 @@ int cmd_health(int argc, char **argv)
 {
     unsigned ok = 0, suspect = 0, dead = 0, i, nthreads, started = 0, writable = 0;
     ucache_node_info_t *left = NULL;
+    uint64_t view_real;
     size_t nleft;
     uint64_t epoch, now_real, checked = 0, bad = 0;
     ucache_node_info_t *info = NULL;
@@ -757,6 +758,14 @@ int cmd_health(int argc, char **argv)
         ucache_finalize(ctx);
         return 2;
     }
+    {
+        struct timespec ts; /* heartbeats are CLOCK_REALTIME stamps, read now:
+                               a heartbeat's age is as of the view, not as of
+                               the end of the probes (a dead node's probe takes
+                               a whole --timeout) */
+        clock_gettime(CLOCK_REALTIME, &ts);
+        view_real = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    }
     memset(&h, 0, sizeof(h));
     h.ctx   = ctx;
     h.o     = &o;
@@ -788,7 +797,7 @@ int cmd_health(int argc, char **argv)
         now_real = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
     }
     for (i = 0; (h.nodes != NULL) && (i < n); i++) {
-        hp_judge(&h.nodes[i], now_real, o.members_ttl_ns);
+        hp_judge(&h.nodes[i], view_real, o.members_ttl_ns);
         ok      += (strcmp(h.nodes[i].state, "ok") == 0);
         suspect += (strcmp(h.nodes[i].state, "suspect") == 0);
         dead    += (strcmp(h.nodes[i].state, "dead") == 0);
@@ -814,8 +823,8 @@ int cmd_health(int argc, char **argv)
     for (i = 0; (h.nodes != NULL) && (i < n); i++) {
         const hp_node_t *d = &h.nodes[i];
         const ucache_probe_result_t *r = &d->res;
-        double hb = (d->info.heartbeat_ns && (now_real > d->info.heartbeat_ns)) ?
-                    (now_real - d->info.heartbeat_ns) / 1e9 : -1;
+        double hb = (d->info.heartbeat_ns && (view_real > d->info.heartbeat_ns)) ?
+                    (view_real - d->info.heartbeat_ns) / 1e9 : -1;
         double gbs = r->bw_ns ? (double)r->bw_bytes / (double)r->bw_ns : 0;
         char hp[40], hbs[16], bw[16];
 

@@ -85,9 +85,12 @@ static void check_read(int f, uint64_t off, size_t len, char *a, char *b)
     }
     if ((bound_ns > 0) && (ns > bound_ns)) {
         over_bound++;
-        fprintf(stderr, "SLOW READ %s [%llu, +%zu): %.3f s (bound %.3f s), ended at %lld.%06ld\n",
+        struct timespec now;
+
+        clock_gettime(CLOCK_REALTIME, &now);
+        fprintf(stderr, "SLOW READ %s [%llu, +%zu): %.3f s (bound %.3f s), ended at %lld.%03ld\n",
                 uris[f], (unsigned long long)off, len, ns / 1e9, bound_ns / 1e9,
-                (long long)time(NULL), 0L);
+                (long long)now.tv_sec, now.tv_nsec / 1000000L);
     }
     if (st != UCACHE_OK) {
         failed++;

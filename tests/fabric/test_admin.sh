@@ -235,7 +235,7 @@ elif [ $r1 = 1 ] && grep -q "^RDMA devices: none (rdma-core: " "$W/v1" && grep -
 else bad "devices ($r1 $r2 $r3)"; cat "$W/v1" "$W/v2"; fi
 
 # a node killed: unreachable (exit 1) until reaped, then gone from the view
-kill -9 "${DPIDS[1]}"; wait "${DPIDS[1]}" 2>/dev/null
+kill -9 "${DPIDS[1]}"; wait "${DPIDS[1]}" 2>/dev/null; unset "DPIDS[1]"   # not asked to stop at the end
 $BIN/ucache status --json --timeout "$(slow 500)ms" >"$W/s3" 2>/dev/null; rc=$?
 if [ $rc = 1 ] && [ "$(json "$W/s3" unreachable)" = 1 ] && grep -q '"state":"unreachable"' "$W/s3"; then
     ok "a node killed with -9: status shows it unreachable and exits 1"

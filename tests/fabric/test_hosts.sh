@@ -158,19 +158,24 @@ t_loop=$(date +%s)
 sleep 2
 faults="" rounds=0
 # fault_round: each fault once, each lasting FAULT_S, then a pause
+stamp() { echo "$(date +%s.%N | cut -c1-14) $*" >>"$W/faults.log"; }
 fault_round() {
     # 1: kill -9, restart under the same identity
+    stamp "kill -9 host 1 (pid ${DP[1]})"
     kill -9 "${DP[1]}"; wait "${DP[1]}" 2>/dev/null; faults="$faults kill-9"
-    sleep "$FAULT_S"; start_owner 1; sleep 2
+    sleep "$FAULT_S"; start_owner 1; stamp "host 1 restarted (pid ${DP[1]})"; sleep 2
     # 2: frozen
+    stamp "SIGSTOP host 2 (pid ${DP[2]})"
     kill -STOP "${DP[2]}"; faults="$faults stop"
-    sleep "$FAULT_S"; kill -CONT "${DP[2]}"; sleep 2
+    sleep "$FAULT_S"; kill -CONT "${DP[2]}"; stamp "SIGCONT host 2"; sleep 2
     # 3: link down and up
+    stamp "link of host 3 cut (pid ${DP[3]})"
     link_cut 3; faults="$faults cut"
-    sleep "$FAULT_S"; link_heal 3; sleep 2
+    sleep "$FAULT_S"; link_heal 3; stamp "link of host 3 back"; sleep 2
     # 4: killed (TERM this time: it unregisters), restarted
+    stamp "SIGTERM host 4 (pid ${DP[4]})"
     kill -TERM "${DP[4]}"; wait "${DP[4]}" 2>/dev/null; faults="$faults term"
-    sleep "$FAULT_S"; start_owner 4; sleep 2
+    sleep "$FAULT_S"; start_owner 4; stamp "host 4 restarted (pid ${DP[4]})"; sleep 2
     rounds=$((rounds + 1))
 }
 fault_round
@@ -184,7 +189,9 @@ rl=0; wait $LP || rl=$?
 last=$(tail -n 1 "$W/loop")
 if [ $rl = 0 ] && echo "$last" | grep -q "wrong 0 failed 0 .*over_bound 0"; then
     ok "faults during reads ($faults): $(echo "$last" | awk '{print $2}') random reads, $(echo "$last" | awk '{print $12}') bytes, 0 wrong bytes, 0 failed, longest $(echo "$last" | awk '{print $8}') ms (bound $BOUND_MS ms)"
-else bad "faults during reads (rc $rl): $last"; grep -m5 "WRONG\|SLOW\|read " "$W/loop.err"; fi
+else bad "faults during reads (rc $rl): $last"; grep -m5 "WRONG\|SLOW\|read " "$W/loop.err"
+     echo "--- the reader's warnings, and when each fault began:"; cat "$W/faults.log"
+     grep -v "SLOW\|WRONG" "$W/loop.err" | cut -c1-200 | tail -n 40; fi
 
 # the tail: the counters at the mark and at the end
 m_line=$(grep '"stats":"mark"' "$W/loop" | tail -n 1)

@@ -27,7 +27,39 @@ typedef struct uct_listener {
     _Atomic unsigned accepts;
     _Atomic bool     stop;
     pthread_t        thread;
+    const char      *resp;      /* canned: every connection gets this ...  */
+    size_t           resp_len;
+    size_t           pad;       /* ... then this many filler bytes         */
+    char             req[4096]; /* the first request (headers) received    */
 } uct_listener_t;
+
+/* A canned answer on @p c: the request read, the response and filler sent. */
+static void uct_answer(uct_listener_t *l, int c)
+{
+    struct pollfd cp = { .fd = c, .events = POLLIN };
+    char req[4096], fill[65536];
+    size_t sent = 0, n;
+    ssize_t got = 0;
+
+    if (poll(&cp, 1, 2000) > 0) {
+        got = recv(c, req, sizeof(req) - 1, 0);
+    }
+    if ((got > 0) && (l->req[0] == '\0')) {
+        req[got] = '\0';
+        memcpy(l->req, req, (size_t)got + 1);
+    }
+    if (send(c, l->resp, l->resp_len, MSG_NOSIGNAL) != (ssize_t)l->resp_len) {
+        return;
+    }
+    memset(fill, '<', sizeof(fill));
+    while ((sent < l->pad) && !atomic_load(&l->stop)) {
+        n = (l->pad - sent < sizeof(fill)) ? l->pad - sent : sizeof(fill);
+        if (send(c, fill, n, MSG_NOSIGNAL) <= 0) {
+            break;              /* the client gave up */
+        }
+        sent += n;
+    }
+}
 
 static void *uct_listen_loop(void *arg)
 {
@@ -42,19 +74,27 @@ static void *uct_listen_loop(void *arg)
         c = accept(l->fd, NULL, NULL);
         if (c >= 0) {
             atomic_fetch_add(&l->accepts, 1);
+            if (l->resp != NULL) {
+                uct_answer(l, c);
+            }
             close(c);
         }
     }
     return NULL;
 }
 
-/* Listen on 127.0.0.1 (@p v6: ::1) on a free port; false if it cannot. */
-static bool uct_listen(uct_listener_t *l, bool v6)
+/* Listen on 127.0.0.1 (@p v6: ::1) on a free port; false if it cannot.
+ * With @p resp, every connection is answered with it (and @p pad filler
+ * bytes), else closed at once. */
+static bool uct_listen_canned(uct_listener_t *l, bool v6, const char *resp, size_t pad)
 {
     struct sockaddr_storage ss;
     socklen_t len;
 
     memset(l, 0, sizeof(*l));
+    l->resp     = resp;
+    l->resp_len = (resp != NULL) ? strlen(resp) : 0;
+    l->pad      = pad;
     memset(&ss, 0, sizeof(ss));
     if (v6) {
         struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
@@ -80,6 +120,11 @@ static bool uct_listen(uct_listener_t *l, bool v6)
     l->port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
                          ((struct sockaddr_in *)&ss)->sin_port);
     return pthread_create(&l->thread, NULL, uct_listen_loop, l) == 0;
+}
+
+static bool uct_listen(uct_listener_t *l, bool v6)
+{
+    return uct_listen_canned(l, v6, NULL, 0);
 }
 
 static unsigned uct_unlisten(uct_listener_t *l)
@@ -469,6 +514,86 @@ static void test_listing_entities(void)
     CU_ASSERT_STRING_EQUAL(next, "");
 }
 
+/*
+ * What an origin may answer wrongly, each from a canned loopback origin:
+ * a 206 whose body ends short, a 200 that ignores the Range header (the
+ * first bytes of the object for a later chunk), a 412 for the If-Match the
+ * request carried (the object changed during a read), a listing that is
+ * not XML, and a listing page larger than any page may be (streamed
+ * without end).  Each fill or listing fails with its status; no bytes of
+ * the wrong range are ever returned.
+ */
+static void test_origin_answers(void)
+{
+    static const us_list_names_t names = {
+        "Contents", "Key", "Size", "ETag", "LastModified", "NextContinuationToken"
+    };
+    static const char *const short206 =
+        "HTTP/1.1 206 Partial Content\r\nContent-Length: 100\r\n"
+        "Content-Range: bytes 100-199/200\r\nETag: \"e\"\r\nConnection: close\r\n\r\n"
+        "only fifty bytes of a hundred, then the origin closes the socket.";
+    static const char *const whole200 =
+        "HTTP/1.1 200 OK\r\nContent-Length: 200\r\nETag: \"e\"\r\nConnection: close\r\n\r\n"
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+        "AAAA"
+        "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"
+        "BBBB";
+    static const char *const changed412 =
+        "HTTP/1.1 412 Precondition Failed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    static const char *const notxml =
+        "HTTP/1.1 200 OK\r\nContent-Length: 40\r\nConnection: close\r\n\r\n"
+        "<ListBucketResult><Contents><Key>a</Ke";
+    static const char *const endless =
+        "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n<ListBucketResult>";
+    us_object_t obj = { .size = 200, .version = 7, .etag = "\"e\"" };
+    us_origin_params_t saved = uct_fast_origins();
+    char uri[128], buf[100], next[64];
+    uct_listener_t l;
+    us_allow_t a;
+    uint64_t t0;
+
+    CU_ASSERT_EQUAL_FATAL(us_allow_parse("http://127.0.0.1", &a), UCACHE_OK);
+    /* a 206 that ends short */
+    CU_ASSERT_FATAL(uct_listen_canned(&l, false, short206, 0));
+    snprintf(uri, sizeof(uri), "http://127.0.0.1:%u/obj", l.port);
+    memset(buf, 0, sizeof(buf));
+    CU_ASSERT_EQUAL(us_origin_fill(&a, uri, &obj, 100, buf, 100), UCACHE_ERR_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(l.req, "Range: bytes=100-199"));
+    uct_unlisten(&l);
+    /* a 200 that ignores the Range: its first bytes are not the chunk's */
+    CU_ASSERT_FATAL(uct_listen_canned(&l, false, whole200, 0));
+    snprintf(uri, sizeof(uri), "http://127.0.0.1:%u/obj", l.port);
+    memset(buf, 0, sizeof(buf));
+    CU_ASSERT_EQUAL(us_origin_fill(&a, uri, &obj, 100, buf, 100), UCACHE_ERR_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(l.req, "Range: bytes=100-199"));
+    uct_unlisten(&l);
+    /* the object changed during a read: 412 for the If-Match sent */
+    CU_ASSERT_FATAL(uct_listen_canned(&l, false, changed412, 0));
+    snprintf(uri, sizeof(uri), "http://127.0.0.1:%u/obj", l.port);
+    CU_ASSERT_EQUAL(us_origin_fill(&a, uri, &obj, 100, buf, 100), UCACHE_ERR_STALE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(l.req, "If-Match: \"e\""));
+    uct_unlisten(&l);
+    /* a listing page that is not XML */
+    CU_ASSERT_FATAL(uct_listen_canned(&l, false, notxml, 0));
+    snprintf(uri, sizeof(uri), "http://127.0.0.1:%u/?list", l.port);
+    uct_listed = 0;
+    CU_ASSERT_EQUAL(us_http_list_page("s3://b/", uri, NULL, &names, "s3://b", uct_count, NULL,
+                                      next, sizeof(next)), UCACHE_ERR_IO);
+    CU_ASSERT_EQUAL(uct_listed, 0);
+    uct_unlisten(&l);
+    /* a listing page without end: cut at the largest page (64 MiB), in
+     * bounded time and memory */
+    CU_ASSERT_FATAL(uct_listen_canned(&l, false, endless, 80u << 20));
+    snprintf(uri, sizeof(uri), "http://127.0.0.1:%u/?list", l.port);
+    t0 = uc_time_ns();
+    CU_ASSERT_NOT_EQUAL(us_http_list_page("s3://b/", uri, NULL, &names, "s3://b", uct_count,
+                                          NULL, next, sizeof(next)), UCACHE_OK);
+    CU_ASSERT_EQUAL(uct_listed, 0);
+    CU_ASSERT(uc_time_ns() - t0 < uct_slow(20 * UC_NSEC_PER_SEC));
+    uct_unlisten(&l);
+    us_origin_configure(&saved);
+}
+
 /* A credentials-file line longer than the buffer is skipped whole: its
  * tail never reads as a line of its own. */
 static void test_long_lines(void)
@@ -499,6 +624,7 @@ const uct_test_t allow_tests[] = {
     { "slow_drip", test_slow_drip },
     { "token_deadline", test_token_deadline },
     { "listing_entities", test_listing_entities },
+    { "origin_answers", test_origin_answers },
     { "long_lines", test_long_lines },
     { "injected_hosts", test_injected_hosts },
     { NULL, NULL }
