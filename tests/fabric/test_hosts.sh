@@ -141,10 +141,15 @@ wait_registered "$W/members" $NOWN || bad "the killed owner restarted under its 
 # The reader prints its counters when $W/mark appears (after the faults and
 # a settling time), and again at its end: between the two, every read must
 # be served by an owner again.
+# Each fault lasts FAULT_S, longer than UCACHE_TIMEOUT (so a read meets
+# the deadline); after it ends, PAUSE_S (UCACHE_TIMEOUT + 1 s) passes before
+# the next, so one read meets one fault at most: the bound is one silent
+# owner's cost.
 FAULT_S=$(slow 3)
+PAUSE_S=$(slow 3)
 SETTLE_S=$(slow 8)
 TAIL_S=$(slow 4)
-ROUND_S=$(awk -v f="$FAULT_S" 'BEGIN { print 4 * (f + 2) }')
+ROUND_S=$(awk -v f="$FAULT_S" -v p="$PAUSE_S" 'BEGIN { print 4 * (f + p) }')
 # make soak: SOAK_MINUTES of fault rounds (the reader runs through them all)
 SOAK_S=$(( ${SOAK_MINUTES:-0} * 60 ))
 if [ "$SOAK_S" -gt 0 ]; then
@@ -163,19 +168,19 @@ fault_round() {
     # 1: kill -9, restart under the same identity
     stamp "kill -9 host 1 (pid ${DP[1]})"
     kill -9 "${DP[1]}"; wait "${DP[1]}" 2>/dev/null; faults="$faults kill-9"
-    sleep "$FAULT_S"; start_owner 1; stamp "host 1 restarted (pid ${DP[1]})"; sleep 2
+    sleep "$FAULT_S"; start_owner 1; stamp "host 1 restarted (pid ${DP[1]})"; sleep "$PAUSE_S"
     # 2: frozen
     stamp "SIGSTOP host 2 (pid ${DP[2]})"
     kill -STOP "${DP[2]}"; faults="$faults stop"
-    sleep "$FAULT_S"; kill -CONT "${DP[2]}"; stamp "SIGCONT host 2"; sleep 2
+    sleep "$FAULT_S"; kill -CONT "${DP[2]}"; stamp "SIGCONT host 2"; sleep "$PAUSE_S"
     # 3: link down and up
     stamp "link of host 3 cut (pid ${DP[3]})"
     link_cut 3; faults="$faults cut"
-    sleep "$FAULT_S"; link_heal 3; stamp "link of host 3 back"; sleep 2
+    sleep "$FAULT_S"; link_heal 3; stamp "link of host 3 back"; sleep "$PAUSE_S"
     # 4: killed (TERM this time: it unregisters), restarted
     stamp "SIGTERM host 4 (pid ${DP[4]})"
     kill -TERM "${DP[4]}"; wait "${DP[4]}" 2>/dev/null; faults="$faults term"
-    sleep "$FAULT_S"; start_owner 4; stamp "host 4 restarted (pid ${DP[4]})"; sleep 2
+    sleep "$FAULT_S"; start_owner 4; stamp "host 4 restarted (pid ${DP[4]})"; sleep "$PAUSE_S"
     rounds=$((rounds + 1))
 }
 fault_round
