@@ -164,6 +164,30 @@ static void uf_chunk_done(struct ucache_context *ctx, uf_peer_t *p, const uf_chu
     }
 }
 
+static ucache_status_t uf_read_am(struct ucache_context *ctx, uf_view_t *v,
+                                  uf_peer_t *p, const uf_chunk_t *c);
+
+/*
+ * After UF_CHUNK_ATTEMPTS one-sided attempts that did not end in verified
+ * bytes - the last one a miss the owner filled (status OK from the FETCH,
+ * no bytes read yet), or reads that kept failing verification or came
+ * late while the chunk was evicted and refilled under them - the chunk
+ * comes in the owner's FETCH reply instead, verified the same way (a peer
+ * that failed fails that too, at once).  (A FETCH's OK was
+ * once taken for the chunk's: the caller got whatever its buffer held.)
+ */
+static ucache_status_t uf_read_fallback(struct ucache_context *ctx, uf_view_t *v,
+                                        uf_peer_t *p, const uf_chunk_t *c,
+                                        ucache_status_t status)
+{
+    if ((status == UCACHE_OK) || (status == UCACHE_ERR_STALE) ||
+        (status == UCACHE_ERR_CORRUPT) || (status == UCACHE_ERR_TIMEOUT)) {
+        UF_ADD(ctx, verify_retries, 1);
+        return uf_read_am(ctx, v, p, c);
+    }
+    return status;
+}
+
 static ucache_status_t uf_read_mapped(struct ucache_context *ctx, uf_view_t *v,
                                       uf_peer_t *p, const uf_chunk_t *c)
 {
@@ -190,7 +214,8 @@ static ucache_status_t uf_read_mapped(struct ucache_context *ctx, uf_view_t *v,
         }
         if (status == UCACHE_OK) {
             uf_chunk_done(ctx, p, c, NULL, how, true); /* copied in place */
-            break;
+            UF_ADD(ctx, verify_retries, rs.torn + rs.stale + rs.late);
+            return UCACHE_OK;
         }
         if (status != UCACHE_ERR_NOT_FOUND) {
             continue;
@@ -202,7 +227,7 @@ static ucache_status_t uf_read_mapped(struct ucache_context *ctx, uf_view_t *v,
         how = UF_HOW_FILLED;
     }
     UF_ADD(ctx, verify_retries, rs.torn + rs.stale + rs.late);
-    return status;
+    return uf_read_fallback(ctx, v, p, c, status);
 }
 
 static ucache_status_t uf_read_am(struct ucache_context *ctx, uf_view_t *v,
@@ -381,7 +406,8 @@ static ucache_status_t uf_read_get(struct ucache_context *ctx, uf_view_t *v,
         if (status == UCACHE_OK) {
             UF_ADD(ctx, loc_hits, cached);
             uf_chunk_done(ctx, p, c, target, how, true);
-            break;
+            uf_chunk_target_put(ctx, c, target);
+            return UCACHE_OK;
         }
         if (cached) {
             uf_loc_put(ctx, p->id, &c->key, NULL); /* moved or evicted: forget it */
@@ -403,7 +429,7 @@ static ucache_status_t uf_read_get(struct ucache_context *ctx, uf_view_t *v,
         UF_ADD(ctx, verify_retries, 1);
     }
     uf_chunk_target_put(ctx, c, target);
-    return status;
+    return uf_read_fallback(ctx, v, p, c, status);
 }
 
 /* Errors that mean "this owner cannot serve now": try the next one. */

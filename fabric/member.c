@@ -386,19 +386,74 @@ static bool uf_member_dead(const uf_member_t *m, uint64_t ttl_ns, uint64_t now)
            (kill((pid_t)m->pid, 0) != 0) && (errno == ESRCH);
 }
 
+/*
+ * Directory entry @p name of @p dir, if it is a record named PREFIX-*.rec:
+ * read and decoded into @p m (its heartbeat_ns the file's mtime), its path
+ * in @p path.  UCACHE_ERR_NOT_FOUND if not such a name or gone meanwhile;
+ * UCACHE_ERR_CORRUPT (counted, logged) if not a valid record.
+ */
+static ucache_status_t uf_rec_load(const char *dir, const char *name, const char *prefix,
+                                   uf_member_t *m, char *path, size_t path_cap,
+                                   uint64_t *bad_p)
+{
+    size_t len = strlen(name), plen = strlen(prefix);
+    struct stat st;
+    void *buf;
+
+    if ((strncmp(name, prefix, plen) != 0) || (len < plen + 4) ||
+        (strcmp(name + len - 4, ".rec") != 0)) {
+        return UCACHE_ERR_NOT_FOUND;
+    }
+    snprintf(path, path_cap, "%s/%s", dir, name);
+    if (uf_read_file(path, &buf, &len, &st) != UCACHE_OK) {
+        return UCACHE_ERR_NOT_FOUND; /* removed under us (no lock for readers of old) */
+    }
+    if (uf_member_decode(buf, len, m) != UCACHE_OK) {
+        free(buf);
+        if (bad_p != NULL) {
+            (*bad_p)++;
+        }
+        UC_WARN("members: %s is not a valid node record; ignored", path);
+        return UCACHE_ERR_CORRUPT;
+    }
+    free(buf);
+    m->heartbeat_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec;
+    return UCACHE_OK;
+}
+
+/* Append @p m to the array *v_p of *n_p (capacity *cap_p); on failure @p m
+ * is cleared. */
+static ucache_status_t uf_members_push(uf_member_t **v_p, uint32_t *n_p, uint32_t *cap_p,
+                                       uf_member_t *m)
+{
+    uf_member_t *nv;
+    uint32_t cap;
+
+    if (*n_p == *cap_p) {
+        cap = *cap_p ? 2 * *cap_p : 16;
+        nv = realloc(*v_p, sizeof(*nv) * cap);
+        if (nv == NULL) {
+            uf_member_clear(m);
+            return UCACHE_ERR_NO_MEMORY;
+        }
+        *v_p   = nv;
+        *cap_p = cap;
+    }
+    (*v_p)[(*n_p)++] = *m;
+    return UCACHE_OK;
+}
+
 /* Read every record (lock held); reap dead ones if @p ttl_ns != UINT64_MAX. */
 static ucache_status_t do_dir_scan(const char *dir, uint64_t reap_ttl, bool *reaped,
                                    uf_member_t **members_p, uint32_t *n_p,
                                    uint64_t *bad_p)
 {
-    uf_member_t *v = NULL, *nv, m;
+    uf_member_t *v = NULL, m;
     uint32_t n = 0, cap = 0;
     uint64_t now = uf_realtime_ns();
     char path[4096];
     struct dirent *de;
     struct stat st;
-    size_t len;
-    void *buf;
     DIR *d;
 
     d = opendir(dir);
@@ -408,7 +463,6 @@ static ucache_status_t do_dir_scan(const char *dir, uint64_t reap_ttl, bool *rea
         return (errno == ENOENT) ? UCACHE_OK : UCACHE_ERR_IO;
     }
     while ((de = readdir(d)) != NULL) {
-        len = strlen(de->d_name);
         if ((reap_ttl != UINT64_MAX) && (strncmp(de->d_name, "left-", 5) == 0)) {
             /* a node that left long enough ago is no longer news */
             snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
@@ -418,25 +472,9 @@ static ucache_status_t do_dir_scan(const char *dir, uint64_t reap_ttl, bool *rea
             }
             continue;
         }
-        if ((strncmp(de->d_name, "node-", 5) != 0) || (len < 9) ||
-            (strcmp(de->d_name + len - 4, ".rec") != 0)) {
+        if (uf_rec_load(dir, de->d_name, "node-", &m, path, sizeof(path), bad_p) != UCACHE_OK) {
             continue;
         }
-        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-        if (uf_read_file(path, &buf, &len, &st) != UCACHE_OK) {
-            continue; /* unregistered under us (no lock for readers of old) */
-        }
-        if (uf_member_decode(buf, len, &m) != UCACHE_OK) {
-            free(buf);
-            if (bad_p != NULL) {
-                (*bad_p)++;
-            }
-            UC_WARN("members: %s is not a valid node record; ignored", path);
-            continue;
-        }
-        free(buf);
-        m.heartbeat_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000ull +
-                         (uint64_t)st.st_mtim.tv_nsec;
         if ((reap_ttl != UINT64_MAX) && uf_member_dead(&m, reap_ttl, now)) {
             UC_WARN("members: reaping node %016" PRIx64 " (%s pid %u): %s", m.id,
                     m.host, m.pid, "no heartbeat or process gone");
@@ -447,18 +485,11 @@ static ucache_status_t do_dir_scan(const char *dir, uint64_t reap_ttl, bool *rea
             *reaped = true;
             continue;
         }
-        if (n == cap) {
-            cap = cap ? 2 * cap : 16;
-            nv = realloc(v, sizeof(*v) * cap);
-            if (nv == NULL) {
-                uf_member_clear(&m);
-                closedir(d);
-                uf_members_free(v, n);
-                return UCACHE_ERR_NO_MEMORY;
-            }
-            v = nv;
+        if (uf_members_push(&v, &n, &cap, &m) != UCACHE_OK) {
+            closedir(d);
+            uf_members_free(v, n);
+            return UCACHE_ERR_NO_MEMORY;
         }
-        v[n++] = m;
     }
     closedir(d);
     *members_p = v;
@@ -756,14 +787,11 @@ static ucache_status_t uf_file_scan4(const char *path, uf_member_t **members_p,
 static ucache_status_t uf_dir_left(const char *dir, uint64_t ttl_ns, uf_member_t **members_p,
                                    uint32_t *n_p)
 {
-    uf_member_t *v = NULL, *nv, m;
-    uint64_t now = uf_realtime_ns(), at;
+    uint64_t now = uf_realtime_ns();
+    uf_member_t *v = NULL, m;
     uint32_t n = 0, cap = 0;
     char path[4096];
     struct dirent *de;
-    struct stat st;
-    size_t len;
-    void *buf;
     DIR *d;
 
     *members_p = NULL;
@@ -773,32 +801,14 @@ static ucache_status_t uf_dir_left(const char *dir, uint64_t ttl_ns, uf_member_t
         return (errno == ENOENT) ? UCACHE_OK : UCACHE_ERR_IO;
     }
     while ((de = readdir(d)) != NULL) {
-        len = strlen(de->d_name);
-        if ((strncmp(de->d_name, "left-", 5) != 0) || (len < 9) ||
-            (strcmp(de->d_name + len - 4, ".rec") != 0)) {
+        if (uf_rec_load(dir, de->d_name, "left-", &m, path, sizeof(path), NULL) != UCACHE_OK) {
             continue;
         }
-        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-        if (uf_read_file(path, &buf, &len, &st) != UCACHE_OK) {
-            continue;
+        if (now > m.heartbeat_ns + UF_LEFT_KEEP * ttl_ns) {
+            uf_member_clear(&m);          /* old news: reaped by the next scan */
+        } else if (uf_members_push(&v, &n, &cap, &m) != UCACHE_OK) {
+            break;
         }
-        at = (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec;
-        if ((now > at + UF_LEFT_KEEP * ttl_ns) || (uf_member_decode(buf, len, &m) != UCACHE_OK)) {
-            free(buf);
-            continue;
-        }
-        free(buf);
-        m.heartbeat_ns = at;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 8;
-            nv = realloc(v, sizeof(*v) * cap);
-            if (nv == NULL) {
-                uf_member_clear(&m);
-                break;
-            }
-            v = nv;
-        }
-        v[n++] = m;
     }
     closedir(d);
     *members_p = v;

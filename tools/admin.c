@@ -50,7 +50,13 @@ typedef struct ad_opts {
 enum { AD_WATCH = 1, AD_NODE = 2, AD_PROBE = 4 };
 
 /* The view's nodes (caller frees *info_p), or -1 with a message. */
-static int ad_nodes(ucache_h ctx, const char *cmd, ucache_node_info_t **info_p, size_t *n_p)
+typedef ucache_status_t (*ad_list_fn_t)(ucache_h ctx, ucache_node_info_t *nodes, size_t cap,
+                                        size_t *count_p);
+
+/* All of a node list (ucache_nodes, ucache_nodes_left); *info_p freed by
+ * the caller. */
+static int ad_list(ucache_h ctx, const char *cmd, ad_list_fn_t list,
+                   ucache_node_info_t **info_p, size_t *n_p)
 {
     ucache_node_info_t *info = NULL;
     size_t n = 0, cap;
@@ -59,15 +65,20 @@ static int ad_nodes(ucache_h ctx, const char *cmd, ucache_node_info_t **info_p, 
         free(info);
         cap = n + 16;
         info = calloc(cap, sizeof(*info));
-        if ((info == NULL) || (ucache_nodes(ctx, info, cap, &n) != UCACHE_OK)) {
+        if ((info == NULL) || (list(ctx, info, cap, &n) != UCACHE_OK)) {
             free(info);
-            fprintf(stderr, "ucache %s: out of memory\n", cmd);
+            fprintf(stderr, "ucache %s: cannot list the nodes (out of memory?)\n", cmd);
             return -1;
         }
     } while (n > cap);
     *info_p = info;
     *n_p = n;
     return 0;
+}
+
+static int ad_nodes(ucache_h ctx, const char *cmd, ucache_node_info_t **info_p, size_t *n_p)
+{
+    return ad_list(ctx, cmd, ucache_nodes, info_p, n_p);
 }
 
 /* Every node and its counters; the caller frees *nodes_p. */
@@ -697,25 +708,6 @@ static void hp_judge(hp_node_t *d, uint64_t now_real, uint64_t ttl_ns)
     }
 }
 
-/* The nodes that left recently (ucache_nodes_left); the caller frees *left_p. */
-static size_t hp_left(ucache_h ctx, ucache_node_info_t **left_p)
-{
-    ucache_node_info_t *left = NULL;
-    size_t n = 0, cap;
-
-    do {
-        free(left);
-        cap = n + 8;
-        left = calloc(cap, sizeof(*left));
-        if ((left == NULL) || (ucache_nodes_left(ctx, left, cap, &n) != UCACHE_OK)) {
-            n = 0;
-            break;
-        }
-    } while (n > cap);
-    *left_p = left;
-    return n;
-}
-
 int cmd_health(int argc, char **argv)
 {
     unsigned ok = 0, suspect = 0, dead = 0, i, nthreads, started = 0, writable = 0;
@@ -878,7 +870,9 @@ int cmd_health(int argc, char **argv)
     }
     /* nodes that left recently (reaped or unregistered): news to an admin,
      * not a fault of the fabric - they count for nothing above */
-    nleft = hp_left(ctx, &left);
+    if (ad_list(ctx, "health", ucache_nodes_left, &left, &nleft) != 0) {
+        nleft = 0;
+    }
     for (i = 0; i < nleft; i++) {
         double ago = (now_real > left[i].heartbeat_ns) ?
                      (now_real - left[i].heartbeat_ns) / 1e9 : 0;

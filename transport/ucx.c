@@ -94,6 +94,8 @@
 
 /* ut_req_t.priv.flags */
 #define UT_REQF_SLOT      (1u << 0)  /* holds a slot in ctx->slots */
+#define UT_REQF_UNOWED    (1u << 1)  /* a keepalive answer said its peer no
+                                        longer owes it a reply            */
 
 
 _Static_assert(sizeof(ut_am_req_hdr) + sizeof(ut_am_read_desc) <=
@@ -1922,9 +1924,11 @@ static void do_wait_event(ut_ucx_ctx_t *ctx, const ut_req_t *reqs, size_t n,
  * / 2, a KEEPALIVE goes out with the ids of the peer's requests that old
  * (one round per UCACHE_TIMEOUT / 2).  Unanswered within UCACHE_TIMEOUT /
  * 2, the peer is failed, and its requests with it; answered, a request the
- * peer no longer owes (its reply was lost, or the request never arrived)
- * fails on its own.  The answer travels the path of the peer's deferred
- * replies, behind them, so a reply in flight is never taken for lost.  A
+ * peer says twice in a row it no longer owes (its reply was lost, or the
+ * request never arrived) fails on its own.  The answer travels the path of
+ * the peer's deferred replies, behind them; a reply given at once travels
+ * UCX's reply endpoint, and the second round gives it UCACHE_TIMEOUT / 2 to
+ * land.  A
  * frozen, cut-off or one-way-broken owner so costs a miss UCACHE_TIMEOUT,
  * not FETCH_TIMEOUT; a slow origin costs nothing (its owner answers).
  */
@@ -1940,11 +1944,22 @@ static void do_ka_answered(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer)
     for (i = 0; i < n; i++) {
         req = do_slot_find(ctx, peer->ka_ids[i]);
         if ((req == NULL) || (req->priv.peer != &peer->super) ||
-            !(req->priv.pending & UT_PEND_REPLY) || (peer->ka_rep.pending & (1ull << i))) {
+            !(req->priv.pending & UT_PEND_REPLY)) {
             continue;
         }
-        UC_WARN("%s answers but no longer owes a reply it did not send: its request "
-                "fails (the reply or the request was lost)", peer->name);
+        if (peer->ka_rep.pending & (1ull << i)) {
+            req->priv.flags &= ~UT_REQF_UNOWED;
+            continue;
+        }
+        /* Not owed: the reply may still be on its way on another path (an
+         * answer given at once, on UCX's reply endpoint): lost only if the
+         * next round, UCACHE_TIMEOUT / 2 later, says so again. */
+        if (!(req->priv.flags & UT_REQF_UNOWED)) {
+            req->priv.flags |= UT_REQF_UNOWED;
+            continue;
+        }
+        UC_WARN("%s answers but twice no longer owed a reply it did not send: its "
+                "request fails (the reply or the request was lost)", peer->name);
         UT_STAT_ADD(ctx, replies_lost, 1);
         do_req_set_status(req, UCACHE_ERR_TIMEOUT);
         do_req_clear(ctx, req, UT_PEND_REPLY);

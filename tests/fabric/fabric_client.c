@@ -111,8 +111,17 @@ static void check_read(int f, uint64_t off, size_t len, char *a, char *b)
         pthread_mutex_lock(&count_lock);
         wrong++;
         pthread_mutex_unlock(&count_lock);
-        fprintf(stderr, "WRONG BYTES %s [%llu, +%zu): got %zu want %zu\n", uris[f],
-                (unsigned long long)off, len, got, want);
+        size_t first = 0, last = 0, k;
+
+        for (k = 0; (k < want) && (k < got); k++) {  /* where they differ */
+            if (a[k] != b[k]) {
+                first = (last == 0) ? k : first;
+                last  = k + 1;
+            }
+        }
+        fprintf(stderr, "WRONG BYTES %s [%llu, +%zu): got %zu want %zu; they differ in "
+                "[%llu, %llu) of the object\n", uris[f], (unsigned long long)off, len, got,
+                want, (unsigned long long)(off + first), (unsigned long long)(off + last));
     }
 }
 

@@ -24,20 +24,12 @@ start_daemon() { # start_daemon I [extra args]
     DPID[$i]=$!
 }
 
-# counter NAME: the sum of a counter over the running daemons (SIGUSR1)
+# counter NAME [SRC]: the sum of a counter over the nodes of members source
+# SRC (default: the suite's), asked with `ucache stat --json` (each node's
+# ADMIN answer: no signal, no log scraping, no sleep)
 counter() {
-    local i sum=0 v
-    for i in "${!DPID[@]}"; do
-        kill -0 "${DPID[$i]}" 2>/dev/null || continue
-        daemon_stats "${DPID[$i]}" "$W/d$i.log"
-    done
-    for i in "${!DPID[@]}"; do
-        kill -0 "${DPID[$i]}" 2>/dev/null || continue
-        v=$(grep '"stats":"ucached"' "$W/d$i.log" | tail -n 1 |
-            sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p")
-        sum=$((sum + ${v:-0}))
-    done
-    echo $sum
+    $BIN/ucache stat --json --members "${2:-$UCACHE_MEMBERS}" 2>/dev/null |
+        sed -n "s/^{\"node\".*\"$1\":\([0-9]*\).*/\1/p" | awk '{ s += $1 } END { print s + 0 }'
 }
 
 mkdir -p "$W/data"
@@ -263,6 +255,39 @@ if [ "${UCT_SANITIZER:-}" = thread ]; then
 elif [ "$rss" -le $(( (64 + 48) * 1024 )) ]; then
     ok "ucached --mem 64M after 320 MB of misses through 3 nodes: RSS $((rss / 1024)) MiB (budget 64 MiB + 48 MiB runtime)"
 else bad "ucached RSS $((rss / 1024)) MiB"; fi
+
+# --- eviction racing reads on every path ------------------------------------
+# An owner with 16 MiB (in the test mode that lets readers get over tcp) and
+# a dataset 4x that: fills evict chunks while a mapped reader, an
+# active-message reader and a one-sided get reader with its location cache
+# read them.  Every byte is checked; the owner must have evicted.
+start_ev() {
+    UCACHE_MEMBERS=dir:$W/evict UCACHE_EMULATED_RMA=yes $BIN/ucached --mem 16M \
+        2>>"$W/d20.log" &
+    DPID[20]=$!
+}
+start_ev
+wait_registered "$W/evict" 1 || bad "the small owner registers"
+mkdir -p "$W/ev"
+for f in 1 2 3 4 5 6 7 8; do head -c 8388608 /dev/urandom >"$W/ev/e$f"; done
+EVF=$(ls "$W"/ev/e*)
+ev0=$(counter evictions dir:$W/evict)
+dur=$(slow 5)
+UCACHE_MEMBERS=dir:$W/evict $T/fabric_client loop "$dur" $EVF >"$W/ev1" 2>&1 & E1=$!
+UCACHE_MEMBERS=dir:$W/evict UCX_TLS=tcp $T/fabric_client loop "$dur" $EVF >"$W/ev2" 2>&1 & E2=$!
+UCACHE_MEMBERS=dir:$W/evict UCX_TLS=tcp UCACHE_READ_PATH=get UCACHE_EMULATED_RMA=yes \
+    $T/fabric_client loop "$dur" $EVF >"$W/ev3" 2>&1 & E3=$!
+r1=0 r2=0 r3=0
+wait $E1 || r1=$?; wait $E2 || r2=$?; wait $E3 || r3=$?
+ev1=$(counter evictions dir:$W/evict)
+retries=$(( $(client_stat "$W/ev1" verify_retries) + $(client_stat "$W/ev2" verify_retries) +
+            $(client_stat "$W/ev3" verify_retries) ))
+hits_all=1
+for f in ev1 ev2 ev3; do [ "$(client_stat "$W/$f" chunk_hits)" -gt 0 ] || hits_all=0; done
+if [ $r1$r2$r3 = 000 ] && [ $((ev1 - ev0)) -gt 0 ] && [ $hits_all = 1 ] &&
+   [ "$(client_stat "$W/ev3" get_reads)" -gt 0 ]; then
+    ok "eviction racing reads: $((ev1 - ev0)) evictions under a mapped, an am and a get reader, each with hits ($(client_stat "$W/ev3" location_hits) location-cache hits): $(( $(sed -n 's/^reads \([0-9]*\) .*/\1/p' "$W/ev1") + $(sed -n 's/^reads \([0-9]*\) .*/\1/p' "$W/ev2") + $(sed -n 's/^reads \([0-9]*\) .*/\1/p' "$W/ev3") )) reads exact, $retries retried after a verification failed"
+else bad "eviction racing reads (rc $r1 $r2 $r3, evictions $ev0 -> $ev1)"; tail -3 "$W/ev1" "$W/ev2" "$W/ev3"; fi
 
 # --- SIGTERM: unregister, drain, exit 0 -------------------------------------
 term_ok=1
