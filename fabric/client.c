@@ -180,7 +180,7 @@ static ucache_status_t uf_read_fallback(struct ucache_context *ctx, uf_view_t *v
                                         uf_peer_t *p, const uf_chunk_t *c,
                                         ucache_status_t status)
 {
-    if ((status == UCACHE_OK) || (status == UCACHE_ERR_STALE) ||
+    if ((status == UCACHE_OK) || (status == UCACHE_ERR_STALE) || (status == UCACHE_ERR_AGAIN) ||
         (status == UCACHE_ERR_CORRUPT) || (status == UCACHE_ERR_TIMEOUT)) {
         UF_ADD(ctx, verify_retries, 1);
         return uf_read_am(ctx, v, p, c);
@@ -244,6 +244,9 @@ static ucache_status_t uf_read_am(struct ucache_context *ctx, uf_view_t *v,
     }
     for (a = 0; a < UF_CHUNK_ATTEMPTS; a++) {
         status = uf_fetch(ctx, v, p, c, UF_FETCH_DATA, &rep, target);
+        if (status == UCACHE_ERR_AGAIN) {
+            continue;   /* its reply was lost (the owner said so): ask again */
+        }
         if (status != UCACHE_OK) {
             break;
         }
@@ -509,7 +512,7 @@ static ucache_status_t uf_owners_try(struct ucache_context *ctx, uf_view_t *v,
             return status; /* served, or the owner's origin answered for the object */
         }
         if ((status != UCACHE_ERR_STALE) && (status != UCACHE_ERR_NO_MEMORY) &&
-            (status != UCACHE_ERR_BUSY)) {
+            (status != UCACHE_ERR_BUSY) && (status != UCACHE_ERR_AGAIN)) {
             uf_peer_suspect(ctx, p, ucache_strerror(status));
         }
     }

@@ -1209,6 +1209,7 @@ static ucs_status_t ut_ucx_am_req_cb(void *arg, const void *header,
     ut_role_t role = UT_ROLE_NONE;
     ut_ucx_handler_t *h;
     ut_am_req_hdr hdr;
+    ut_ucx_peer_t *c;
     ut_ucx_rpc_t rpc;
 
     if ((header_length != sizeof(hdr)) ||
@@ -1239,6 +1240,14 @@ static ucs_status_t ut_ucx_am_req_cb(void *arg, const void *header,
         do_accepted_authed(ctx, param->reply_ep);
     }
     if (hdr.op == UT_OP_PING) {
+        c = do_client_find(ctx, hdr.from);
+        if ((c != NULL) && (atomic_load(&c->state) != UT_PEER_IDLE)) {
+            /* A requester we know connects again: its old connection - which
+             * our endpoint to it may share (UCX matches them) - is gone or
+             * going, and a reply sent on that endpoint now would be lost.
+             * The next reply due opens a fresh one. */
+            do_peer_disconnect(ctx, c, UT_PEER_IDLE);
+        }
         if (!(param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV)) {
             do_client_learn(ctx, hdr.from, data, length);
         } else {
@@ -1961,7 +1970,7 @@ static void do_ka_answered(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer)
         UC_WARN("%s answers but twice no longer owed a reply it did not send: its "
                 "request fails (the reply or the request was lost)", peer->name);
         UT_STAT_ADD(ctx, replies_lost, 1);
-        do_req_set_status(req, UCACHE_ERR_TIMEOUT);
+        do_req_set_status(req, UCACHE_ERR_AGAIN); /* the peer is fine: ask again */
         do_req_clear(ctx, req, UT_PEND_REPLY);
     }
 }
