@@ -877,6 +877,13 @@ int cmd_health(int argc, char **argv)
         double ago = (now_real > left[i].heartbeat_ns) ?
                      (now_real - left[i].heartbeat_ns) / 1e9 : 0;
         char hp[40];
+        size_t j;
+
+        for (j = 0; (h.nodes != NULL) && (j < n) && (h.nodes[j].info.id != left[i].id); j++) {
+        }
+        if ((h.nodes != NULL) && (j < n)) {
+            continue; /* reaped while it was probed: listed above already */
+        }
 
         if (o.json) {
             printf("{\"node\":\"%016" PRIx64 "\",\"host\":\"%s\",\"pid\":%u,"

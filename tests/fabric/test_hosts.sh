@@ -39,6 +39,9 @@ start_owner() {
     DP[$1]=$!
 }
 
+# a node frozen for a whole probe is not reaped meanwhile (a probe of a
+# silent node takes UCACHE_TIMEOUT, scaled)
+export UCACHE_MEMBERS_TTL=$(slow 10)s
 hosts_make $ADMIN || { bad "making $ADMIN network namespaces"; exit 1; }
 for i in $(seq $NOWN); do start_owner "$i"; done
 wait_registered "$W/members" $NOWN || bad "$NOWN owners on separate hosts register"
@@ -100,7 +103,7 @@ health_of() { on_host $ADMIN $BIN/ucache health >"$1" 2>>"$W/health.err"; }
 # states OUT: "ok dead ..." counts from the summary line
 summary_of() { sed -n 's/.*nodes: \([0-9]*\) ok, \([0-9]*\) suspect, \([0-9]*\) dead.*/\1 \2 \3/p' "$1"; }
 # node_state OUT HOST: the state health printed for host I's daemon
-node_state() { awk -v p=":${DP[$2]}" '$2 ~ p"$" { print $3 }' "$1"; }
+node_state() { awk -v p=":${DP[$2]}" '$2 ~ p"$" { print $3; exit }' "$1"; }
 
 health_of "$W/h_cut"; rc=$?
 if [ $rc = 1 ] && [ "$(summary_of "$W/h_cut")" = "3 0 1" ] &&
