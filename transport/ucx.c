@@ -188,7 +188,8 @@ typedef struct ut_ucx_reply {
     void                *copy;
     ut_ucx_mem_t        *mem;    /* region the data points into, or NULL */
     ut_ucx_ctx_t        *ctx;
-    struct ut_ucx_reply *next;   /* free list */
+    struct ut_ucx_reply *next;   /* free list, or the list of those in flight */
+    struct ut_ucx_reply *prev;   /* in flight                               */
 } ut_ucx_reply_t;
 
 typedef struct ut_ucx_handler {
@@ -247,6 +248,9 @@ struct ut_ucx_ctx {
 
     ut_ucx_handler_t  handlers[UT_RPC_MAX_ID + 1];
     ut_ucx_reply_t   *reply_free;
+    ut_ucx_reply_t   *reply_out;    /* replies in flight: a send UCX never
+                                       completes (one on an endpoint UCX
+                                       destroyed itself) is freed at the end */
     unsigned          deferred;     /* deferred RPCs not yet answered   */
     ut_ucx_rpc_t     *dlist;        /* ... them                          */
     ut_ucx_closing_t *closing;
@@ -927,17 +931,33 @@ static ut_ucx_reply_t *do_reply_get(ut_ucx_ctx_t *ctx)
     r->copy = NULL;
     r->mem  = NULL;
     r->ctx  = ctx;
+    r->prev = NULL;
+    r->next = ctx->reply_out;
+    if (ctx->reply_out != NULL) {
+        ctx->reply_out->prev = r;
+    }
+    ctx->reply_out = r;
     return r;
 }
 
 static void do_reply_put(ut_ucx_reply_t *r)
 {
+    ut_ucx_ctx_t *ctx = r->ctx;
+
     if (r->mem != NULL) {
         r->mem->sends--;
     }
     free(r->copy);
-    r->next = r->ctx->reply_free;
-    r->ctx->reply_free = r;
+    if (r->prev != NULL) {
+        r->prev->next = r->next;
+    } else {
+        ctx->reply_out = r->next;
+    }
+    if (r->next != NULL) {
+        r->next->prev = r->prev;
+    }
+    r->next = ctx->reply_free;
+    ctx->reply_free = r;
 }
 
 static void ut_ucx_reply_sent_cb(void *request, ucs_status_t status,
@@ -1241,7 +1261,8 @@ static ucs_status_t ut_ucx_am_req_cb(void *arg, const void *header,
     }
     if (hdr.op == UT_OP_PING) {
         c = do_client_find(ctx, hdr.from);
-        if ((c != NULL) && (atomic_load(&c->state) != UT_PEER_IDLE)) {
+        if ((c != NULL) && (atomic_load(&c->state) != UT_PEER_IDLE) &&
+            (c->ep != param->reply_ep)) { /* (the same endpoint: it is live) */
             /* A requester we know connects again: its old connection - which
              * our endpoint to it may share (UCX matches them) - is gone or
              * going, and a reply sent on that endpoint now would be lost.
@@ -2620,6 +2641,11 @@ static void ut_ucx_ctx_destroy(ut_ctx_t *c)
     }
     while ((r = ctx->reply_free) != NULL) {
         ctx->reply_free = r->next;
+        free(r);
+    }
+    while ((r = ctx->reply_out) != NULL) { /* sends UCX dropped uncompleted */
+        ctx->reply_out = r->next;
+        free(r->copy);
         free(r);
     }
     free(ctx->addr_blob);
