@@ -2091,6 +2091,22 @@ static void do_req_deadlines(ut_ucx_ctx_t *ctx, ut_req_t *reqs, size_t n, uint64
     }
 }
 
+/* The status of a batch: INPROGRESS if any is, else the first error. */
+static ucache_status_t do_reqs_status(const ut_req_t *reqs, size_t n)
+{
+    ucache_status_t ret = UCACHE_OK;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (reqs[i].status == UCACHE_INPROGRESS) {
+            ret = UCACHE_INPROGRESS;
+        } else if ((reqs[i].status != UCACHE_OK) && (ret == UCACHE_OK)) {
+            ret = reqs[i].status;
+        }
+    }
+    return ret;
+}
+
 static ucache_status_t ut_ucx_wait(ut_ctx_t *c, ut_req_t *reqs, size_t n,
                                    uint64_t timeout_ns)
 {
@@ -2149,17 +2165,13 @@ static ucache_status_t ut_ucx_wait(ut_ctx_t *c, ut_req_t *reqs, size_t n,
             ctx->leader = false;
             pthread_cond_broadcast(&ctx->progressed);
         }
+        /* read under the lock: a request several threads wait for (a
+         * peer's handshake) may be posted again by one of them right after */
+        ret = do_reqs_status(reqs, n);
         pthread_mutex_unlock(&ctx->lock);
+        return ret;
     }
-
-    for (i = 0; i < n; i++) {
-        if (reqs[i].status == UCACHE_INPROGRESS) {
-            ret = UCACHE_INPROGRESS;
-        } else if ((reqs[i].status != UCACHE_OK) && (ret == UCACHE_OK)) {
-            ret = reqs[i].status;
-        }
-    }
-    return ret;
+    return do_reqs_status(reqs, n);
 }
 
 static unsigned ut_ucx_progress(ut_ctx_t *c)
