@@ -33,6 +33,14 @@ skp_dep() { if [ "${CI:-}" = true ]; then bad "$1: $2 (CI=true)"; else skp "$1" 
 # client_stat FILE NAME: the last value of counter NAME in FILE's JSON lines
 client_stat() { sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p" "$1" | tail -n 1; }
 
+# counter NAME [SRC]: the sum of a counter over the nodes of members source
+# SRC (default: the suite's), asked with `ucache stat --json` (each node's
+# ADMIN answer: no signal, no log scraping, no sleep)
+counter() {
+    $BIN/ucache stat --json --members "${2:-$UCACHE_MEMBERS}" 2>/dev/null |
+        sed -n "s/^{\"node\".*\"$1\":\([0-9]*\).*/\1/p" | awk '{ s += $1 } END { print s + 0 }'
+}
+
 # registered DIR: how many node records a dir: members source holds
 registered() { ls "$1"/node-*.rec 2>/dev/null | wc -l; }
 

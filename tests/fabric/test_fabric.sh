@@ -24,14 +24,6 @@ start_daemon() { # start_daemon I [extra args]
     DPID[$i]=$!
 }
 
-# counter NAME [SRC]: the sum of a counter over the nodes of members source
-# SRC (default: the suite's), asked with `ucache stat --json` (each node's
-# ADMIN answer: no signal, no log scraping, no sleep)
-counter() {
-    $BIN/ucache stat --json --members "${2:-$UCACHE_MEMBERS}" 2>/dev/null |
-        sed -n "s/^{\"node\".*\"$1\":\([0-9]*\).*/\1/p" | awk '{ s += $1 } END { print s + 0 }'
-}
-
 mkdir -p "$W/data"
 head -c 0 /dev/urandom >"$W/data/empty"
 head -c 1 /dev/urandom >"$W/data/one"
@@ -138,10 +130,11 @@ after=$(counter fills)
 direct=0
 for k in 1 2 3; do direct=$((direct + $(client_stat "$W/same$k" origin_direct))); done
 coal=$(counter fills_coalesced)
-# the misses must really have overlapped: FETCHes joined a fill in progress
-if [ $same_ok = 1 ] && [ $((after - before)) -eq 1 ] && [ $direct -eq 0 ] &&
-   [ $((coal - coal0)) -gt 0 ]; then
-    ok "12 concurrent readers of one missing chunk: 1 origin read, $((coal - coal0)) FETCHes joined it"
+# A file fill takes about a millisecond, so whether the misses overlapped
+# (FETCHes joined a fill in progress) is chance here: test_http.sh asserts
+# it with an origin paced to outlast them.
+if [ $same_ok = 1 ] && [ $((after - before)) -eq 1 ] && [ $direct -eq 0 ]; then
+    ok "12 concurrent readers of one missing chunk: 1 origin read ($((coal - coal0)) FETCHes joined it, the rest hit)"
 else bad "coalescing: fills $before -> $after, coalesced $coal0 -> $coal, direct $direct, readers ok=$same_ok"; fi
 
 # --- an owner stopped with SIGSTOP: same-host hits still work -------------

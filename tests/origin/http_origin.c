@@ -9,6 +9,9 @@
  *   GET /_ctl/cut?bytes=B&n=N    the next N GETs (default 1) end the
  *                                connection after B bytes of their body (a
  *                                dying origin); n=0 cancels
+ *   GET /_ctl/rate?bps=R         pace every response body from now on to R
+ *                                bytes/s (0: as fast as it goes), so a fill
+ *                                outlasts the requests that should join it
  *   GET /_ctl/stats              {"heads":H,"gets":G,"bytes":B,"faults":F}
  * Paths under /private/ always answer 403; paths under /bearer/ answer 401
  * unless the request carries "Authorization: Bearer good-token" (an
@@ -39,7 +42,7 @@ static unsigned fail_n, fail_code, heads, gets, faults;
 static long cut_bytes = -1;
 static unsigned cut_n;
 static uint64_t bytes_sent;
-static uint64_t rate;      /* bytes/s per response body, 0: as fast as it goes */
+static _Atomic uint64_t rate; /* bytes/s per response body, 0: as fast as it goes */
 static volatile sig_atomic_t stop;
 
 typedef struct body {
@@ -55,7 +58,9 @@ static void body_pace(body_t *b, uint64_t pos)
     struct timespec now, ts;
     uint64_t due_ns, spent_ns;
 
-    if (rate == 0) {
+    uint64_t bps = rate;
+
+    if (bps == 0) {
         return;
     }
     clock_gettime(CLOCK_MONOTONIC, &now);
@@ -63,7 +68,7 @@ static void body_pace(body_t *b, uint64_t pos)
         b->start = now;
         return;
     }
-    due_ns   = pos * 1000000000ull / rate;
+    due_ns   = pos * 1000000000ull / bps;
     spent_ns = (uint64_t)(now.tv_sec - b->start.tv_sec) * 1000000000ull +
                (uint64_t)(now.tv_nsec - b->start.tv_nsec);
     if (due_ns > spent_ns) {
@@ -147,6 +152,11 @@ static enum MHD_Result control(struct MHD_Connection *c, const char *url)
         cut_n     = n ? (unsigned)atoi(n) : 1;
         cut_bytes = (cut_n == 0) ? -1 : v ? atol(v) : 0;  /* n=0 cancels */
         pthread_mutex_unlock(&lock);
+        return reply_text(c, 200, "ok\n");
+    }
+    if (strcmp(url, "/_ctl/rate") == 0) {
+        v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "bps");
+        rate = v ? strtoull(v, NULL, 10) : 0;
         return reply_text(c, 200, "ok\n");
     }
     if (strcmp(url, "/_ctl/stats") == 0) {
