@@ -230,7 +230,7 @@ loop: $(if $(SAN),build-$(SAN),deps npm-deps)
 # corpus (tests/fuzz/corpus/NAME) plus what earlier runs found
 # (build/fuzz/corpus/NAME); a crash saves its input under build/fuzz/crashes/
 # and fails.  tests/fuzz/run.sh prints runs and coverage per target.
-FUZZ_TARGETS ?= proto member member_list layout listing headers uri config cred blob auth
+FUZZ_TARGETS ?= proto member member_list layout listing headers uri config cred blob auth keepalive
 FUZZ_SECONDS ?= 10
 FUZZ_CC      ?= clang
 FUZZ_OPT      = -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \

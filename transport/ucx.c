@@ -1187,21 +1187,21 @@ static void do_keepalive_answer(ut_ucx_ctx_t *ctx, ucp_ep_h reply_ep,
 {
     ut_ucx_peer_t *c = do_client_find(ctx, hdr->from);
     ut_ka_rep rep = { .uuid = ctx->uuid, .pending = 0 };
+    uint64_t ids[UT_KA_IDS];
     ucp_ep_h ep = reply_ep;
     ut_ucx_rpc_t *d;
-    uint64_t id;
-    size_t i;
+    int i, n;
 
-    if ((len % sizeof(uint64_t) != 0) || (len > UT_KA_IDS * sizeof(uint64_t))) {
+    n = ut_ka_ids_parse(data, len, ids);
+    if (n < 0) {
         UT_STAT_ADD(ctx, bad_input, 1);
         do_reply_send(ctx, reply_ep, hdr->id, UCACHE_ERR_INVALID, NULL, 0, NULL, 0,
                       false, NULL);
         return;
     }
-    for (i = 0; i < len / sizeof(uint64_t); i++) {
-        memcpy(&id, (const uint8_t *)data + i * sizeof(id), sizeof(id));
+    for (i = 0; i < n; i++) {
         for (d = ctx->dlist; d != NULL; d = d->dnext) {
-            if ((d->from == hdr->from) && (d->id == id)) {
+            if ((d->from == hdr->from) && (d->id == ids[i])) {
                 rep.pending |= 1ull << i;
                 break;
             }

@@ -11,7 +11,9 @@
 #include "transport/auth.h"
 #include "transport/mapfd.h"
 
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define UT_ADDR_MAGIC     0x44414355u /* "UCAD" */
 #define UT_RKEY_MAGIC     0x4b524355u /* "UCRK" */
@@ -31,6 +33,26 @@ typedef struct ut_ka_rep {
     uint64_t uuid;        /* the answering context                        */
     uint64_t pending;     /* bit i: request i of the keepalive still owed  */
 } ut_ka_rep;
+
+/*
+ * A KEEPALIVE's payload, as its receiver takes it: whole ids only, at most
+ * UT_KA_IDS of them.  Returns how many ids were copied into @p ids, or -1
+ * for a payload that is not a keepalive's (the sender gets INVALID).
+ */
+static inline int ut_ka_ids_parse(const void *data, size_t len,
+                                  uint64_t ids[UT_KA_IDS])
+{
+    size_t i;
+
+    if ((len % sizeof(uint64_t) != 0) || (len > UT_KA_IDS * sizeof(uint64_t)) ||
+        ((data == NULL) && (len > 0))) {
+        return -1;
+    }
+    for (i = 0; i < len / sizeof(uint64_t); i++) {
+        memcpy(&ids[i], (const uint8_t *)data + i * sizeof(uint64_t), sizeof(uint64_t));
+    }
+    return (int)i;
+}
 #define UT_HOST_MAX       64
 
 typedef struct ut_addr_body {

@@ -25,6 +25,7 @@
 #define RPC_NOREPLY   8
 #define RPC_INPROG    9
 #define RPC_KEEP      10
+#define RPC_HOLD      11
 
 /* ------------------------------------------------------------------------ */
 /* Pattern and helpers                                                       */
@@ -144,12 +145,48 @@ static void set_handlers(ut_ctx_t *ctx)
 
 typedef ucperf_exporter_t exporter_t;
 
-/* The exporters' RPC handlers: echo and bulk, over the exported region. */
+/* An owner busy with a request (a long fill): RPC_HOLD's message is a
+ * delay in ms; the exporter answers it from another thread that long after. */
+typedef struct held {
+    ut_rpc_t *rpc;
+    uint32_t  ms;
+} held_t;
+
+static void *hold_thread(void *arg)
+{
+    held_t *h = arg;
+
+    usleep(h->ms * 1000u);
+    ut_rpc_reply(h->rpc, UCACHE_OK, &h->ms, sizeof(h->ms), NULL, 0, 0);
+    free(h);
+    return NULL;
+}
+
+static void rpc_hold(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
+{
+    held_t *h = calloc(1, sizeof(*h));
+    pthread_t t;
+
+    (void)arg;
+    if ((h == NULL) || (len != sizeof(h->ms)) || (ut_rpc_defer(rpc, &h->rpc) != UCACHE_OK)) {
+        ut_rpc_reply(rpc, UCACHE_ERR_INVALID, NULL, 0, NULL, 0, 0);
+        free(h);
+        return;
+    }
+    memcpy(&h->ms, msg, sizeof(h->ms));
+    if (pthread_create(&t, NULL, hold_thread, h) == 0) {
+        pthread_detach(t);
+    }
+}
+
+/* The exporters' RPC handlers: echo and bulk over the exported region, and
+ * the held request. */
 static void exporter_setup(ut_ctx_t *ctx, ut_mem_t *mem)
 {
     handler_region = mem;
     ut_rpc_handler_set(ctx, RPC_ECHO, rpc_echo, NULL);
     ut_rpc_handler_set(ctx, RPC_BULK, rpc_bulk, NULL);
+    ut_rpc_handler_set(ctx, RPC_HOLD, rpc_hold, NULL);
 }
 
 static int exporter_start(exporter_t *ex, uint64_t seed)
@@ -1389,6 +1426,72 @@ static void test_tcp_silent_peer(void)
     use_tls(NULL);
 }
 
+/*
+ * A request that outlives UCACHE_TIMEOUT (a FETCH waiting for a long fill)
+ * is kept alive by KEEPALIVEs: an owner that is busy with it answers them
+ * (the request still owed), so the request waits to its own deadline and
+ * gets its answer; an owner that froze answers none, so the request fails
+ * within about UCACHE_TIMEOUT, not at its own deadline.
+ */
+static void test_tcp_keepalive(void)
+{
+    const uint64_t T = uct_slow(300 * UC_NSEC_PER_MSEC);
+    uc_config_t cfg = test_config(T);
+    uint32_t ms, got = 0;
+    uint64_t t0, elapsed;
+    ut_stats_t st;
+    exporter_t ex;
+    ut_req_t req;
+    reader_t r;
+    ut_ctx_t *ctx;
+
+    use_tls("tcp");
+    CU_ASSERT_EQUAL_FATAL(exporter_start(&ex, 0x45), 0);
+    ctx = make_ctx(&cfg, UC_PROGRESS_POLL);
+    reader_open(&r, ctx, &ex);
+    CU_ASSERT_EQUAL(read_batch(&r, 65536, 4, ex.seed, UT_PATH_AM), 0);
+
+    /* busy for 3 T: answered, the peer still good */
+    ms = (uint32_t)(3 * T / UC_NSEC_PER_MSEC);
+    t0 = uc_time_ns();
+    CU_ASSERT_EQUAL_FATAL(ut_rpc_post_timeout(&req, r.peer, RPC_HOLD, &ms, sizeof(ms), &got,
+                                              sizeof(got), NULL, 0, 10 * T), UCACHE_OK);
+    CU_ASSERT_EQUAL(ut_wait(ctx, &req, 1, 10 * T), UCACHE_OK);
+    elapsed = uc_time_ns() - t0;
+    CU_ASSERT_EQUAL(got, ms);
+    CU_ASSERT(elapsed >= 3 * T);
+    CU_ASSERT_EQUAL(ut_peer_state(r.peer), UT_PEER_CONNECTED);
+    ut_stats(ctx, &st);
+    CU_ASSERT(st.keepalives >= 2);      /* every T / 2 past the first T / 2 */
+    CU_ASSERT_EQUAL(st.peer_failures, 0);
+    CU_ASSERT_EQUAL(st.replies_lost, 0);
+    printf("\n    busy owner: answered in %.0f ms after %" PRIu64 " keepalives ",
+           elapsed / 1e6, st.keepalives);
+
+    /* frozen while it holds a request with a 30 T deadline: fails in ~T */
+    ms = (uint32_t)(4 * T / UC_NSEC_PER_MSEC);
+    CU_ASSERT_EQUAL_FATAL(ut_rpc_post_timeout(&req, r.peer, RPC_HOLD, &ms, sizeof(ms), NULL,
+                                              0, NULL, 0, 30 * T), UCACHE_OK);
+    CU_ASSERT_EQUAL(ut_wait(ctx, &req, 1, T / 4), UCACHE_INPROGRESS);
+    CU_ASSERT_EQUAL_FATAL(exporter_pause(&ex), 0);
+    t0 = uc_time_ns();
+    ut_wait(ctx, &req, 1, 30 * T);
+    elapsed = uc_time_ns() - t0;
+    CU_ASSERT(req.status != UCACHE_OK);
+    CU_ASSERT(req.status != UCACHE_INPROGRESS);
+    CU_ASSERT(elapsed < 3 * T);
+    CU_ASSERT_EQUAL(ut_peer_state(r.peer), UT_PEER_FAILED);
+    printf("frozen owner: failed (%s) in %.0f ms of a %.0f ms deadline ",
+           ucache_strerror(req.status), elapsed / 1e6, 30 * T / 1e6);
+    kill(ex.pid, SIGCONT);
+    usleep((useconds_t)(5 * T / 1000)); /* its held reply goes out before it stops */
+
+    reader_close(&r);
+    ut_ctx_destroy(ctx);
+    CU_ASSERT_EQUAL(exporter_stop(&ex, 0), 0);
+    use_tls(NULL);
+}
+
 /* kill -9 mid-stream: every outstanding read completes (fails with the peer
  * status) within its deadline, and reads from another peer go on. */
 static void run_peer_death(int read_path, ut_path_t path)
@@ -1595,6 +1698,7 @@ int main(void)
         {"read_sizes_am", test_tcp_read_sizes_am},
         {"read_sizes_get", test_tcp_read_sizes_get},
         {"silent_peer_deadline", test_tcp_silent_peer},
+        {"keepalive_busy_and_frozen", test_tcp_keepalive},
         {"peer_death_am", test_tcp_peer_death_am},
         {"peer_death_get", test_tcp_peer_death_get},
         {"endpoint_cap", test_ep_cap},
