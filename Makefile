@@ -16,9 +16,10 @@ OPT     ?= -O2 -g
 CFLAGS  += $(CSTD) $(WARN) $(OPT) -fPIC -pthread -I. -Iinclude -MMD -MP \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
-# transport/ucx_guard.c replaces one UCX function for libucp's own calls:
-# a program that links libucache-rdma.a must export it (the .so does)
-LDLIBS  += -Wl,--export-dynamic-symbol=ucp_request_send_state_ff
+# transport/ucx_guard.c replaces two UCX functions for libucp and libuct:
+# a program that links libucache-rdma.a must export them (the .so does)
+LDLIBS  += -Wl,--export-dynamic-symbol=ucp_request_send_state_ff \
+           -Wl,--export-dynamic-symbol=uct_tcp_sockcm_ep_send
 TEST_CFLAGS = $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
 TEST_LIBS   = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 

@@ -1091,7 +1091,11 @@ static void test_listener_bounds(void)
         ut_peer_destroy(peers[i]);
     }
     ut_ctx_destroy(cli);
+    ut_stats(srv, &st);
     ut_ctx_destroy(srv);
+    /* UCX 1.13 delivered some closed connection's write event to a new one
+     * on the same descriptor and aborted in 5 of 300 runs of this test */
+    printf("\n    %" PRIu64 " stale listener events dropped (ucx_guard.c) ", st.stale_events);
     use_tls(NULL);
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     CU_ASSERT_EQUAL(system(cmd), 0);
