@@ -22,13 +22,15 @@ LDLIBS  += -Wl,--export-dynamic-symbol=ucp_request_send_state_ff \
            -Wl,--export-dynamic-symbol=uct_tcp_sockcm_ep_send
 TEST_CFLAGS = $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
 TEST_LIBS   = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
+HTTPD_PKGS  = libmicrohttpd
+HTTPD_LIBS  = $(shell pkg-config --libs $(HTTPD_PKGS) 2>/dev/null)
 
-# The library: util (bottom) -> transport -> store -> fabric -> include/ucache.h
+# The library: util (bottom) -> transport -> store, origin -> fabric -> include/ucache.h
 LIB_SRCS = util/status.c util/log.c util/config.c util/key.c \
            transport/transport.c transport/auth.c transport/blob.c transport/mapfd.c transport/ucx.c transport/ucx_guard.c transport/devices.c \
            store/layout.c store/alloc.c store/evict.c store/store.c \
-           store/allow.c store/cred.c store/origin.c store/origin_file.c store/origin_http.c \
-           store/origin_azure.c store/origin_s3.c \
+           origin/allow.c origin/cred.c origin/origin.c origin/origin_file.c origin/origin_http.c \
+           origin/origin_azure.c origin/origin_s3.c \
            fabric/place.c fabric/member.c fabric/view.c fabric/proto.c fabric/node.c fabric/client.c fabric/probe.c \
            fabric/context.c
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -108,11 +110,22 @@ npm-deps:
 	elif [ "$${CI:-}" = true ]; then echo "deps: no npm (CI=true: the Azure and S3 suites must run)"; exit 1; \
 	else echo "deps: no npm; the Azure and S3 tests will SKIP"; fi
 
-$(BUILD)/obj/%.o: %.c
+# The flags above are asked of pkg-config when a rule needs them (after
+# make deps); a library it cannot find stops the build here, with
+# pkg-config's own message, instead of as a compiler error about a header.
+.PHONY: pkg-check pkg-check-tests
+pkg-check:
+	@pkg-config --print-errors --exists $(PKGS) $(HTTPD_PKGS) || \
+	    { echo "make: a library is missing (above); make deps installs them (as root)" >&2; exit 1; }
+pkg-check-tests: pkg-check
+	@pkg-config --print-errors --exists $(TEST_PKGS) || \
+	    { echo "make: a test library is missing (above); make deps installs them (as root)" >&2; exit 1; }
+
+$(BUILD)/obj/%.o: %.c | pkg-check
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/obj/tests/%.o: tests/%.c
+$(BUILD)/obj/tests/%.o: tests/%.c | pkg-check-tests
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(TEST_CFLAGS) -c $< -o $@
 
@@ -126,7 +139,9 @@ $(LIB_A): $(LIB_OBJS)
 
 $(BUILD)/bin/ucache: $(BUILD)/obj/tools/ucache.o $(BUILD)/obj/tools/stats.o \
                      $(BUILD)/obj/tools/dataset.o $(BUILD)/obj/tools/warmup.o \
-                     $(BUILD)/obj/tools/admin.o $(BUILD)/obj/tools/devices.o \
+                     $(BUILD)/obj/tools/admin.o $(BUILD)/obj/tools/status.o \
+                     $(BUILD)/obj/tools/health.o $(BUILD)/obj/tools/drain.o \
+                     $(BUILD)/obj/tools/devices.o \
                      $(BUILD)/obj/perf/latency.o $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lm
@@ -134,7 +149,7 @@ $(BUILD)/bin/ucache: $(BUILD)/obj/tools/ucache.o $(BUILD)/obj/tools/stats.o \
 $(BUILD)/bin/ucached: $(BUILD)/obj/tools/ucached.o $(BUILD)/obj/tools/stats.o \
                       $(BUILD)/obj/tools/metrics.o $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) $(shell pkg-config --libs libmicrohttpd)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) $(HTTPD_LIBS)
 
 $(BUILD)/bin/ucperf: $(BUILD)/obj/perf/ucperf.o $(PERF_OBJS) $(LIB_A)
 	@mkdir -p $(dir $@)
@@ -165,7 +180,7 @@ $(BUILD)/tests/mpi_job: tests/fabric/mpi_job.c include/ucache_mpi.h $(LIB_A)
 
 $(BUILD)/tests/http_origin: $(BUILD)/obj/tests/origin/http_origin.o
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(shell pkg-config --libs libmicrohttpd) -pthread
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(HTTPD_LIBS) -pthread
 
 $(BUILD)/tests/az_put: $(BUILD)/obj/tests/origin/az_put.o $(LIB_A)
 	@mkdir -p $(dir $@)
@@ -289,7 +304,9 @@ uninstall:
 	    $(DESTDIR)$(prefix)/bin/ucache $(DESTDIR)$(prefix)/bin/ucached \
 	    $(DESTDIR)$(prefix)/bin/ucperf
 
+# make clean [BUILD=...]: removes that build's outputs (build/ by default,
+# with the sanitizer, fuzz and npm trees under it)
 clean:
-	rm -rf build
+	rm -rf $(BUILD)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -6,7 +6,7 @@
  * Invariant: a context is fully built or not returned at all.
  */
 #include "fabric/fabric.h"
-#include "store/cred.h"
+#include "origin/cred.h"
 #include "util/key.h"
 #include "util/log.h"
 #include "util/time.h"

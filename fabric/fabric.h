@@ -11,7 +11,7 @@
 #include "fabric/member.h"
 #include "fabric/place.h"
 #include "store/layout.h"
-#include "store/origin.h"
+#include "origin/origin.h"
 #include "store/store.h"
 #include "transport/transport.h"
 #include "util/config.h"

@@ -19,41 +19,76 @@
 #include <stdio.h>
 #include <string.h>
 
+static int cmd_keygen(int argc, char **argv);
+static int cmd_config(int argc, char **argv);
+static int cmd_cat(int argc, char **argv);
+static int cmd_read(int argc, char **argv);
+static int cmd_version(int argc, char **argv);
+static int cmd_help(int argc, char **argv);
+
+/* One subcommand: its name, its arguments and what it does (one line of
+ * help per "\n"), as `ucache help` lists it. */
+typedef struct uc_command {
+    const char *name;
+    const char *args;
+    const char *help;
+    int       (*run)(int argc, char **argv);
+} uc_command_t;
+
+static const uc_command_t uc_commands[] = {
+    { "cat", "URI [--offset N] [--length N] [--members SRC] [--stats]",
+      "write the object's bytes, read through the\ncache, to stdout (file://, http(s)://, az://,\n"
+      "s3://)", cmd_cat },
+    { "read", "URI|PREFIX/... [--manifest FILE] [--epochs N] [--depth K] [--verify] [--json]",
+      "read a dataset epoch by epoch: throughput,\nhit rate (PREFIX/: every object under it)",
+      cmd_read },
+    { "warmup", "URI|PREFIX/... [--manifest FILE] [--pin|--unpin] [--parallel N] [--json]",
+      "load a dataset into its owners, in parallel", cmd_warmup },
+    { "status", "[--json]", "the fabric on one screen: view, capacity,\n"
+      "hit ratio, origin bytes saved", cmd_status },
+    { "stat", "[--watch[=S]] [--count N] [--json]", "every node's counters (and rates)",
+      cmd_stat },
+    { "health", "[--deep[=N]] [--json]", "probe every node: reachable/suspect/dead,\n"
+      "one-sided latency and bandwidth, index check;\nexit 0 healthy, 1 degraded, 2 broken",
+      cmd_health },
+    { "devices", "[--json]", "RDMA devices and ports (rdma-core), UCX\n"
+      "transports usable here", cmd_devices },
+    { "drain", "NODE [--undo] [--json]", "take a node out of service (and back)", cmd_drain },
+    { "pin", "URI|PREFIX/... [--unpin]", "pin a dataset's chunks in their owners", cmd_pin },
+    { "evict", "URI|PREFIX/...", "drop a dataset's chunks from every owner", cmd_evict },
+    { "keygen", "FILE", "write a new fabric key (cluster or admin) to\nFILE, mode 0600",
+      cmd_keygen },
+    { "config", "[--json] [--help-text]", "every UCACHE_* variable: value, default, help",
+      cmd_config },
+    { "version", "[--json]", "library version", cmd_version },
+    { "help", "", "this text", cmd_help },
+};
+
+#define UC_HELP_COL 34   /* where a command's help starts */
+
 static void usage(FILE *out)
 {
-    fprintf(out,
-        "usage: ucache COMMAND [options]\n"
-        "\n"
-        "commands:\n"
-        "  cat URI [--offset N] [--length N] [--members SRC] [--stats]\n"
-        "                                  write the object's bytes, read through the\n"
-        "                                  cache, to stdout (file://, http(s)://, az://,\n"
-        "                                  s3://)\n"
-        "  read URI|PREFIX/... [--manifest FILE] [--epochs N] [--depth K] [--verify] [--json]\n"
-        "                                  read a dataset epoch by epoch: throughput,\n"
-        "                                  hit rate (PREFIX/: every object under it)\n"
-        "  warmup URI|PREFIX/... [--manifest FILE] [--pin|--unpin] [--parallel N] [--json]\n"
-        "                                  load a dataset into its owners, in parallel\n"
-        "  status [--json]                 the fabric on one screen: view, capacity,\n"
-        "                                  hit ratio, origin bytes saved\n"
-        "  stat [--watch[=S]] [--count N] [--json]\n"
-        "                                  every node's counters (and rates)\n"
-        "  health [--deep[=N]] [--json]    probe every node: reachable/suspect/dead,\n"
-        "                                  one-sided latency and bandwidth, index check;\n"
-        "                                  exit 0 healthy, 1 degraded, 2 broken\n"
-        "  devices [--json]                RDMA devices and ports (rdma-core), UCX\n"
-        "                                  transports usable here\n"
-        "  drain NODE [--undo] [--json]    take a node out of service (and back)\n"
-        "  pin URI|PREFIX/... [--unpin]    pin a dataset's chunks in their owners\n"
-        "  evict URI|PREFIX/...            drop a dataset's chunks from every owner\n"
-        "  keygen FILE                     write a new fabric key (cluster or admin) to\n"
-        "                                  FILE, mode 0600\n"
-        "  config [--json] [--help-text]   every UCACHE_* variable: value, default, help\n"
-        "  version [--json]                library version\n"
-        "  help                            this text\n"
-        "\n"
-        "Every command takes --help; the fabric commands take --members SRC (else\n"
-        "UCACHE_MEMBERS) and --timeout T.\n");
+    const uc_command_t *c;
+    const char *h, *nl;
+    int col;
+    size_t i;
+
+    fprintf(out, "usage: ucache COMMAND [options]\n\ncommands:\n");
+    for (i = 0; i < sizeof(uc_commands) / sizeof(uc_commands[0]); i++) {
+        c   = &uc_commands[i];
+        col = fprintf(out, "  %s%s%s", c->name, c->args[0] ? " " : "", c->args);
+        for (h = c->help; *h != '\0'; h = (*nl != '\0') ? nl + 1 : nl) {
+            nl = h + strcspn(h, "\n");
+            if (col >= UC_HELP_COL) { /* the arguments took the line */
+                fputc('\n', out);
+                col = 0;
+            }
+            fprintf(out, "%*s%.*s\n", UC_HELP_COL - col, "", (int)(nl - h), h);
+            col = 0;
+        }
+    }
+    fprintf(out, "\nEvery command takes --help; the fabric commands take --members SRC (else\n"
+                 "UCACHE_MEMBERS) and --timeout T.\n");
 }
 
 static int cmd_keygen(int argc, char **argv)
@@ -445,65 +480,48 @@ static int cmd_read(int argc, char **argv)
     return (wrong || failed) ? 1 : 0;
 }
 
+static int cmd_help(int argc, char **argv)
+{
+    (void)argc; (void)argv;
+    usage(stdout);
+    return 0;
+}
+
+static int cmd_version(int argc, char **argv)
+{
+    if ((argc > 2) && (strcmp(argv[2], "--json") == 0)) {
+        printf("{\"version\":\"%s\"}\n", UCACHE_VERSION_STRING);
+    } else if ((argc > 2) && ((strcmp(argv[2], "--help") == 0) ||
+                              (strcmp(argv[2], "-h") == 0))) {
+        printf("usage: ucache version [--json]\nThe library's version.\n");
+    } else if (argc > 2) {
+        fprintf(stderr, "ucache version: unknown option '%s'\n", argv[2]);
+        return 2;
+    } else {
+        printf("ucache %s\n", UCACHE_VERSION_STRING);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    const char *name;
+    size_t i;
+
     if (argc < 2) {
         usage(stderr);
         return 2;
     }
-    if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        usage(stdout);
-        return 0;
+    name = argv[1];
+    if (!strcmp(name, "--help") || !strcmp(name, "-h")) {
+        name = "help";
+    } else if (!strcmp(name, "--version")) {
+        name = "version";
     }
-    if (strcmp(argv[1], "keygen") == 0) {
-        return cmd_keygen(argc, argv);
-    }
-    if (strcmp(argv[1], "config") == 0) {
-        return cmd_config(argc, argv);
-    }
-    if (strcmp(argv[1], "cat") == 0) {
-        return cmd_cat(argc, argv);
-    }
-    if (strcmp(argv[1], "read") == 0) {
-        return cmd_read(argc, argv);
-    }
-    if (strcmp(argv[1], "warmup") == 0) {
-        return cmd_warmup(argc, argv);
-    }
-    if (strcmp(argv[1], "status") == 0) {
-        return cmd_status(argc, argv);
-    }
-    if (strcmp(argv[1], "stat") == 0) {
-        return cmd_stat(argc, argv);
-    }
-    if (strcmp(argv[1], "health") == 0) {
-        return cmd_health(argc, argv);
-    }
-    if (strcmp(argv[1], "devices") == 0) {
-        return cmd_devices(argc, argv);
-    }
-    if (strcmp(argv[1], "drain") == 0) {
-        return cmd_drain(argc, argv);
-    }
-    if (strcmp(argv[1], "pin") == 0) {
-        return cmd_pin(argc, argv);
-    }
-    if (strcmp(argv[1], "evict") == 0) {
-        return cmd_evict(argc, argv);
-    }
-    if ((strcmp(argv[1], "version") == 0) || (strcmp(argv[1], "--version") == 0)) {
-        if ((argc > 2) && (strcmp(argv[2], "--json") == 0)) {
-            printf("{\"version\":\"%s\"}\n", UCACHE_VERSION_STRING);
-        } else if ((argc > 2) && ((strcmp(argv[2], "--help") == 0) ||
-                                  (strcmp(argv[2], "-h") == 0))) {
-            printf("usage: ucache version [--json]\nThe library's version.\n");
-        } else if (argc > 2) {
-            fprintf(stderr, "ucache version: unknown option '%s'\n", argv[2]);
-            return 2;
-        } else {
-            printf("ucache %s\n", UCACHE_VERSION_STRING);
+    for (i = 0; i < sizeof(uc_commands) / sizeof(uc_commands[0]); i++) {
+        if (strcmp(name, uc_commands[i].name) == 0) {
+            return uc_commands[i].run(argc, argv);
         }
-        return 0;
     }
     fprintf(stderr, "ucache: unknown command '%s'\n", argv[1]);
     usage(stderr);

@@ -1,6 +1,6 @@
 /*
  * test_member.c - node records (fabric/member.c), the dir: source, origins
- * (store/origin*.c) and an in-process fabric of two serving contexts joined
+ * (origin/origin*.c) and an in-process fabric of two serving contexts joined
  * with ucache_members_set().
  */
 #include "tests/common.h"

@@ -1,12 +1,12 @@
 /*
  * fuzz_config.c - configuration values (util/config.c), as an operator
  * writes them in UCACHE_* variables, and the allow list they hold
- * (store/allow.c).  The first byte picks the entry, the rest is the value.
+ * (origin/allow.c).  The first byte picks the entry, the rest is the value.
  * Properties: an accepted number is within its entry's bounds and prints
  * back to a value that parses to the same number; an accepted string fits
  * its field; the rules of an accepted allow list re-parse from their parts.
  */
-#include "store/allow.h"
+#include "origin/allow.h"
 #include "tests/fuzz/fuzz.h"
 #include "util/config.h"
 

@@ -1,5 +1,5 @@
 /*
- * fuzz_cred.c - credential sources (store/cred.c, store/origin_azure.c):
+ * fuzz_cred.c - credential sources (origin/cred.c, origin/origin_azure.c):
  * the ucache credentials file and AWS's shared files (ini: "NAME = value",
  * [sections], comments), from a memfd holding the input; and an Azure
  * connection string ("Key=value;..."), from the environment.  The first
@@ -9,8 +9,8 @@
  * taken only for the account it names (or, naming none, with its own
  * BlobEndpoint).
  */
-#include "store/cred.h"
-#include "store/origin_azure.h"
+#include "origin/cred.h"
+#include "origin/origin_azure.h"
 #include "tests/fuzz/fuzz.h"
 
 #include <stdbool.h>

@@ -1,12 +1,12 @@
 /*
- * fuzz_headers.c - HTTP response header lines (store/origin_http.c
+ * fuzz_headers.c - HTTP response header lines (origin/origin_http.c
  * us_http_header), as an origin sends them: the input split at newlines,
  * each line (newline included, like libcurl hands it over) in a buffer of
  * exactly its size.  Properties: what is taken is terminated, free of
  * control characters (it may go back out in If-Match), and Retry-After
  * stays within an hour.
  */
-#include "store/origin_http.h"
+#include "origin/origin_http.h"
 #include "tests/fuzz/fuzz.h"
 
 #include <string.h>

@@ -1,12 +1,12 @@
 /*
- * fuzz_listing.c - origin listing pages (store/origin_http.c
+ * fuzz_listing.c - origin listing pages (origin/origin_http.c
  * us_http_list_parse): the XML an Azure List Blobs or S3 ListObjectsV2
  * answer holds, untrusted.  The first byte picks Azure's or S3's element
  * names.  Properties: every object handed on has a URI under the base,
  * shorter than US_URI_MAX, not a "directory"; the next-page marker is
  * terminated.
  */
-#include "store/origin_http.h"
+#include "origin/origin_http.h"
 #include "tests/fuzz/fuzz.h"
 
 #include <string.h>

@@ -1,6 +1,6 @@
 /*
- * fuzz_uri.c - URIs from requesters (store/allow.c, store/origin_azure.c,
- * store/origin_s3.c).  The oracle is libcurl's own URL parser - what the
+ * fuzz_uri.c - URIs from requesters (origin/allow.c, origin/origin_azure.c,
+ * origin/origin_s3.c).  The oracle is libcurl's own URL parser - what the
  * request would really connect to:
  *   - an az:// or https://ACCOUNT.blob.core.windows.net URI that Azure's
  *     rules accept goes to ACCOUNT.blob.core.windows.net (3 to 24 of a-z
@@ -11,11 +11,11 @@
  *     on that host (and port, if the rule has one).
  * No credentials are configured (the default endpoints are the oracle's).
  */
-#include "store/allow.h"
-#include "store/cred.h"
-#include "store/origin.h"
-#include "store/origin_azure.h"
-#include "store/origin_s3.h"
+#include "origin/allow.h"
+#include "origin/cred.h"
+#include "origin/origin.h"
+#include "origin/origin_azure.h"
+#include "origin/origin_s3.h"
 #include "tests/fuzz/fuzz.h"
 
 #include <ctype.h>

@@ -4,9 +4,9 @@
  * AZURE_STORAGE_CONNECTION_STRING), or print an account SAS for reading.
  *   az_put CONTAINER FILE...   upload each FILE as CONTAINER/basename(FILE)
  *   az_put --sas               print a read/list account SAS (no '?')
- * Uses the library's signing (store/origin_azure.c); exit 0 on success.
+ * Uses the library's signing (origin/origin_azure.c); exit 0 on success.
  */
-#include "store/origin_azure.h"
+#include "origin/origin_azure.h"
 
 #include <curl/curl.h>
 #include <libgen.h>

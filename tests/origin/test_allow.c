@@ -1,13 +1,13 @@
 /*
- * test_allow.c - origin confinement (store/allow.c) and strict origin
+ * test_allow.c - origin confinement (origin/allow.c) and strict origin
  * names: an owner fills only from what its own configuration allows, and a
  * requester's URI cannot point the owner's credentials or connections at
  * a host of its choosing.  Loopback listeners count every connection made
  * to them, so "refused before any connection" is checked, not assumed.
  */
-#include "store/cred.h"
-#include "store/origin.h"
-#include "store/origin_http.h"
+#include "origin/cred.h"
+#include "origin/origin.h"
+#include "origin/origin_http.h"
 #include "tests/common.h"
 #include "util/time.h"
 

@@ -5,10 +5,10 @@
  * ETag normalisation that makes listings and HEADs agree, file:// listing,
  * and the bearer-token provider's caching.
  */
-#include "store/cred.h"
-#include "store/origin.h"
-#include "store/origin_http.h"
-#include "store/origin_s3.h"
+#include "origin/cred.h"
+#include "origin/origin.h"
+#include "origin/origin_http.h"
+#include "origin/origin_s3.h"
 #include "tests/common.h"
 
 #include <sys/stat.h>

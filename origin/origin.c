@@ -2,7 +2,7 @@
  * origin.c - the origin registry: picks the backend by URI scheme, checks
  * what every backend would otherwise check, and counts requests.
  */
-#include "store/origin.h"
+#include "origin/origin.h"
 #include "util/log.h"
 
 #include <pthread.h>

@@ -12,7 +12,7 @@
 #define US_ORIGIN_H
 
 #include "ucache.h"
-#include "store/allow.h"
+#include "origin/allow.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -9,7 +9,7 @@
 #ifndef US_ORIGIN_HTTP_H
 #define US_ORIGIN_HTTP_H
 
-#include "store/origin.h"
+#include "origin/origin.h"
 
 #include <curl/curl.h>
 

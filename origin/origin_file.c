@@ -4,7 +4,7 @@
  * a rewritten or replaced file is a new version; a read re-checks it after
  * the data is in and answers UCACHE_ERR_STALE if the file changed.
  */
-#include "store/origin.h"
+#include "origin/origin.h"
 #include "util/log.h"
 
 #include <dirent.h>

@@ -3,7 +3,7 @@
  * the public-address test the HTTP origins apply to every socket they open
  * for a fill.
  */
-#include "store/allow.h"
+#include "origin/allow.h"
 #include "util/log.h"
 
 #include <arpa/inet.h>

@@ -10,7 +10,7 @@
  * metadata cache (origin.c), not with a HEAD each time.  Credentials never
  * appear in logs: URIs are logged up to the query.
  */
-#include "store/origin_http.h"
+#include "origin/origin_http.h"
 #include "util/log.h"
 #include "util/time.h"
 

@@ -3,11 +3,11 @@
  * ucache credentials file, the AWS shared files through us_ini_get(), and
  * the application's bearer-token provider with its cached token.
  */
-#include "store/cred.h"
+#include "origin/cred.h"
 #include "util/log.h"
 #include "util/time.h"
 
-#include "store/origin.h"
+#include "origin/origin.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -6,9 +6,9 @@
  * host, x-amz-content-sha256, x-amz-date and x-amz-security-token; Range
  * and If-Match ride unsigned, as S3 allows.
  */
-#include "store/origin_s3.h"
-#include "store/cred.h"
-#include "store/origin_http.h"
+#include "origin/origin_s3.h"
+#include "origin/cred.h"
+#include "origin/origin_http.h"
 #include "util/log.h"
 
 #include <openssl/evp.h>

@@ -6,9 +6,9 @@
  * The canonicalized resource is "/" + account + the request's path, which
  * covers the emulator's path-style endpoints (account named twice) too.
  */
-#include "store/origin_azure.h"
-#include "store/cred.h"
-#include "store/origin_http.h"
+#include "origin/origin_azure.h"
+#include "origin/cred.h"
+#include "origin/origin_http.h"
 #include "util/log.h"
 
 #include <ctype.h>
