@@ -138,6 +138,7 @@ typedef struct ut_stats {
     uint64_t maps_served;     /* read-only descriptors given to same-host readers */
     uint64_t keepalives;      /* KEEPALIVEs to a peer while a long request waited */
     uint64_t replies_lost;    /* requests its answer said were no longer owed */
+    uint64_t stalled_replies; /* reply data not in UCACHE_TIMEOUT after its header */
     uint64_t wireup_guarded;  /* UCX 1.13 wireup aborts averted (ucx_guard.c) */
     uint64_t stale_events;    /* UCX 1.13 stale listener events dropped (ucx_guard.c) */
 } ut_stats_t;

@@ -280,6 +280,7 @@ struct ut_ucx_ctx {
         _Atomic uint64_t conns_refused, conns_unauth_closed, maps_served;
         _Atomic uint64_t regions_parked;
         _Atomic uint64_t eps_evicted, connects, keepalives, replies_lost;
+        _Atomic uint64_t stalled_replies;
     } st;
 };
 
@@ -1405,7 +1406,13 @@ static ucs_status_t ut_ucx_am_rep_cb(void *arg, const void *header,
         do_req_clear(ctx, req, UT_PEND_REPLY);
         return UCS_OK;
     }
-    /* Bulk data: received by UCX straight into the caller's buffer. */
+    /* Bulk data: received by UCX straight into the caller's buffer.  No
+     * reply is owed any more, so no keepalive covers it: like a get, the
+     * transfer has UCACHE_TIMEOUT (a link cut mid-transfer would otherwise
+     * hold it until the link came back, or to the RPC's own deadline). */
+    if (req->priv.deadline > uc_time_ns() + ctx->cfg.timeout_ns) {
+        req->priv.deadline = uc_time_ns() + ctx->cfg.timeout_ns;
+    }
     rparam.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
     rparam.cb.recv_am   = ut_ucx_recv_done_cb;
     rparam.user_data    = req;
@@ -2082,12 +2089,19 @@ static void do_req_deadlines(ut_ucx_ctx_t *ctx, ut_req_t *reqs, size_t n, uint64
             }
             continue;
         }
-        if (atomic_load(&peer->state) == UT_PEER_CONNECTED) {
-            UC_WARN("%s read/RPC of %zu bytes from %s passed its %llu ms deadline",
-                    ut_path_name(reqs[i].path), reqs[i].priv.cap, peer->name,
-                    (unsigned long long)(ctx->cfg.timeout_ns / UC_NSEC_PER_MSEC));
-            do_peer_fail(ctx, peer, UCACHE_ERR_TIMEOUT);
+        if (atomic_load(&peer->state) != UT_PEER_CONNECTED) {
+            continue;
         }
+        if (reqs[i].priv.pending & UT_PEND_RECV) {
+            UT_STAT_ADD(ctx, stalled_replies, 1);
+            UC_WARN("the %zu data bytes of a reply from %s did not arrive within "
+                    "%llu ms of its header", reqs[i].length, peer->name,
+                    (unsigned long long)(ctx->cfg.timeout_ns / UC_NSEC_PER_MSEC));
+        } else {
+            UC_WARN("%s read/RPC of %zu bytes from %s passed its deadline",
+                    ut_path_name(reqs[i].path), reqs[i].priv.cap, peer->name);
+        }
+        do_peer_fail(ctx, peer, UCACHE_ERR_TIMEOUT);
     }
 }
 
@@ -3408,6 +3422,7 @@ static void ut_ucx_stats(ut_ctx_t *c, ut_stats_t *s)
     UT_STAT_COPY(connects);
     UT_STAT_COPY(keepalives);
     UT_STAT_COPY(replies_lost);
+    UT_STAT_COPY(stalled_replies);
     s->wireup_guarded = ut_ucx_guard_count();
     s->stale_events   = ut_ucx_guard_stale_events();
 #undef UT_STAT_COPY

@@ -26,6 +26,7 @@
 #define RPC_INPROG    9
 #define RPC_KEEP      10
 #define RPC_HOLD      11
+#define RPC_STALL     12
 
 /* ------------------------------------------------------------------------ */
 /* Pattern and helpers                                                       */
@@ -179,14 +180,24 @@ static void rpc_hold(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
     }
 }
 
-/* The exporters' RPC handlers: echo and bulk over the exported region, and
- * the held request. */
+/* An owner whose link dies mid-reply: RPC_STALL answers like RPC_BULK, then
+ * the exporter stops itself - the reply's header (a rendezvous RTS) is out,
+ * its data never follows. */
+static void rpc_stall(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
+{
+    rpc_bulk(arg, rpc, msg, len);
+    raise(SIGSTOP);
+}
+
+/* The exporters' RPC handlers: echo and bulk over the exported region, the
+ * held request and the stalled reply. */
 static void exporter_setup(ut_ctx_t *ctx, ut_mem_t *mem)
 {
     handler_region = mem;
     ut_rpc_handler_set(ctx, RPC_ECHO, rpc_echo, NULL);
     ut_rpc_handler_set(ctx, RPC_BULK, rpc_bulk, NULL);
     ut_rpc_handler_set(ctx, RPC_HOLD, rpc_hold, NULL);
+    ut_rpc_handler_set(ctx, RPC_STALL, rpc_stall, NULL);
 }
 
 static int exporter_start(exporter_t *ex, uint64_t seed)
@@ -1496,6 +1507,68 @@ static void test_tcp_keepalive(void)
     use_tls(NULL);
 }
 
+/* A reply whose header came in and whose data stopped (the owner's link cut
+ * mid-transfer; make soak caught reads waiting for the link to come back):
+ * the request is no longer owed a reply, so no keepalive covers it - the
+ * data is bounded by UCACHE_TIMEOUT from the header, like a get. */
+static void test_tcp_reply_stall(void)
+{
+    const uint64_t T = uct_slow(300 * UC_NSEC_PER_MSEC);
+    uc_config_t cfg = test_config(T);
+    uint64_t bulk[2] = { 4096, 4u << 20 }, t0, elapsed;
+    uint8_t *buf = malloc(4u << 20);
+    uint32_t meta = 0;
+    int wst = 0, tries;
+    ut_stats_t st;
+    exporter_t ex;
+    ut_req_t req;
+    reader_t r;
+    ut_ctx_t *ctx;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+    use_tls("tcp");
+    CU_ASSERT_EQUAL_FATAL(exporter_start(&ex, 0x46), 0);
+    ctx = make_ctx(&cfg, UC_PROGRESS_POLL);
+    reader_open(&r, ctx, &ex);
+    CU_ASSERT_EQUAL(read_batch(&r, 65536, 4, ex.seed, UT_PATH_AM), 0);
+
+    /* first a whole one: the path works */
+    CU_ASSERT_EQUAL_FATAL(ut_rpc_post_timeout(&req, r.peer, RPC_BULK, bulk, sizeof(bulk),
+                                              &meta, sizeof(meta), buf, 4u << 20, 30 * T),
+                          UCACHE_OK);
+    CU_ASSERT_EQUAL(ut_wait(ctx, &req, 1, 30 * T), UCACHE_OK);
+    CU_ASSERT_EQUAL(pattern_mismatches(buf, bulk[0], 4u << 20, ex.seed), 0);
+
+    /* then one whose owner stops after the header */
+    CU_ASSERT_EQUAL_FATAL(ut_rpc_post_timeout(&req, r.peer, RPC_STALL, bulk, sizeof(bulk),
+                                              &meta, sizeof(meta), buf, 4u << 20, 30 * T),
+                          UCACHE_OK);
+    for (tries = 0; tries < 500; tries++) { /* progress until the owner stopped */
+        ut_wait(ctx, &req, 1, T / 30);
+        if ((waitpid(ex.pid, &wst, WNOHANG | WUNTRACED) == ex.pid) && WIFSTOPPED(wst)) {
+            break;
+        }
+    }
+    CU_ASSERT_FATAL(WIFSTOPPED(wst));
+    t0 = uc_time_ns();
+    ut_wait(ctx, &req, 1, 30 * T);
+    elapsed = uc_time_ns() - t0;
+    CU_ASSERT_EQUAL(req.status, UCACHE_ERR_TIMEOUT);
+    CU_ASSERT(elapsed < 2 * T);
+    CU_ASSERT_EQUAL(ut_peer_state(r.peer), UT_PEER_FAILED);
+    ut_stats(ctx, &st);
+    CU_ASSERT_EQUAL(st.stalled_replies, 1); /* its header had come: data stalled */
+    printf("\n    reply data stalled after its header: failed (%s) in %.0f ms of a "
+           "%.0f ms deadline ", ucache_strerror(req.status), elapsed / 1e6, 30 * T / 1e6);
+    kill(ex.pid, SIGCONT);
+
+    reader_close(&r);
+    ut_ctx_destroy(ctx);
+    CU_ASSERT_EQUAL(exporter_stop(&ex, 0), 0);
+    use_tls(NULL);
+    free(buf);
+}
+
 /* kill -9 mid-stream: every outstanding read completes (fails with the peer
  * status) within its deadline, and reads from another peer go on. */
 static void run_peer_death(int read_path, ut_path_t path)
@@ -1703,6 +1776,7 @@ int main(void)
         {"read_sizes_get", test_tcp_read_sizes_get},
         {"silent_peer_deadline", test_tcp_silent_peer},
         {"keepalive_busy_and_frozen", test_tcp_keepalive},
+        {"reply_data_stalled", test_tcp_reply_stall},
         {"peer_death_am", test_tcp_peer_death_am},
         {"peer_death_get", test_tcp_peer_death_get},
         {"endpoint_cap", test_ep_cap},
