@@ -27,11 +27,13 @@ HTTPD_LIBS  = $(shell pkg-config --libs $(HTTPD_PKGS) 2>/dev/null)
 
 # The library: util (bottom) -> transport -> store, origin -> fabric -> include/ucache.h
 LIB_SRCS = util/status.c util/log.c util/config.c util/key.c \
-           transport/transport.c transport/auth.c transport/blob.c transport/mapfd.c transport/ucx.c transport/ucx_guard.c transport/devices.c \
+           transport/transport.c transport/auth.c transport/blob.c transport/mapfd.c \
+           transport/ucx.c transport/ucx_peer.c transport/ucx_req.c transport/ucx_am.c \
+           transport/ucx_mem.c transport/ucx_listen.c transport/ucx_guard.c transport/devices.c \
            store/layout.c store/alloc.c store/evict.c store/store.c \
            origin/allow.c origin/cred.c origin/origin.c origin/origin_file.c origin/origin_http.c \
            origin/origin_azure.c origin/origin_s3.c \
-           fabric/place.c fabric/member.c fabric/view.c fabric/proto.c fabric/node.c fabric/client.c fabric/probe.c \
+           fabric/place.c fabric/member.c fabric/member_dir.c fabric/member_file.c fabric/view.c fabric/peer.c fabric/touch.c fabric/proto.c fabric/node.c fabric/client.c fabric/probe.c fabric/admin.c fabric/readq.c \
            fabric/context.c
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 
@@ -46,7 +48,8 @@ TEST_NAMES = util auth ucx store ucperf fabric origin
 TEST_OBJS_util   = tests/util/test_util.o
 TEST_OBJS_auth   = tests/transport/test_auth.o
 TEST_OBJS_ucx    = tests/transport/test_ucx.o perf/exporter.o
-TEST_OBJS_store  = tests/store/test_store.o
+TEST_OBJS_store  = tests/store/test_store.o tests/store/test_layout.o tests/store/test_alloc.o \
+                   tests/store/test_evict.o tests/store/store_util.o
 TEST_OBJS_ucperf = tests/perf/test_ucperf.o $(PERF_SRCS:.c=.o)
 TEST_OBJS_fabric = tests/fabric/test_fabric.o tests/fabric/test_place.o tests/fabric/test_member.o
 TEST_OBJS_origin = tests/origin/test_origin.o tests/origin/test_allow.o
@@ -55,7 +58,7 @@ TESTS    = $(TEST_NAMES:%=$(BUILD)/tests/test_%)
 TEST_HELPERS = $(BUILD)/tests/fabric_client $(BUILD)/tests/fake_owner $(BUILD)/tests/replayer \
                $(BUILD)/tests/http_origin \
                $(BUILD)/tests/az_put
-TEST_SCRIPTS = tests/test_run.sh tests/fabric/test_fabric.sh tests/fabric/test_hosts.sh tests/fabric/test_scale.sh tests/fabric/test_wireup.sh tests/fabric/test_mpi.sh tests/fabric/test_admin.sh tests/origin/test_http.sh tests/origin/test_s3.sh tests/origin/test_warmup.sh \
+TEST_SCRIPTS = tests/test_run.sh tests/test_symbols.sh tests/fabric/test_fabric.sh tests/fabric/test_hosts.sh tests/fabric/test_scale.sh tests/fabric/test_wireup.sh tests/fabric/test_mpi.sh tests/fabric/test_admin.sh tests/origin/test_http.sh tests/origin/test_s3.sh tests/origin/test_warmup.sh \
                tests/origin/test_h2.sh \
                tests/origin/test_azure.sh
 # The MPI job test is built with mpicc when Open MPI is installed (make deps).
@@ -210,7 +213,7 @@ SAN_OPT_tsan = -O1 -g -fno-omit-frame-pointer -fsanitize=thread
 SAN_LD_tsan  = -fsanitize=thread
 SAN_ENV_tsan = UCACHE_TEST_SLOW=10 UCX_MEM_EVENTS=no UCX_MEM_MALLOC_HOOKS=no \
                UCX_MEM_MMAP_HOOK_MODE=none TSAN_OPTIONS=halt_on_error=1:exitcode=66 \
-               UCT_SANITIZER=thread
+               UCACHE_TEST_SANITIZER=thread
 
 .PHONY: build-asan build-tsan loop
 build-asan build-tsan: build-%: deps npm-deps

@@ -2,7 +2,8 @@
  * context.c - the public context (ucache_h): configuration, the transport,
  * the membership source and its views, the owner service of a serving
  * context, the read calls, and a background thread that follows the
- * members source (new epochs, heartbeats) so reads never do.
+ * members source (new epochs, heartbeats) so reads never do.  The ADMIN
+ * service is admin.c, the posted-read queue readq.c.
  * Invariant: a context is fully built or not returned at all.
  */
 #include "fabric/fabric.h"
@@ -160,7 +161,27 @@ static ucache_status_t uf_source_refresh(struct ucache_context *ctx, bool force)
     return status;
 }
 
-static ucache_status_t uf_register(struct ucache_context *ctx)
+/*
+ * A serving node in its members source (ctx->registered, the node's
+ * draining flag; the record's states are the source's - dir: in member.c):
+ *
+ *   ucache_init(serve) --uf_register(): join--> REGISTERED (node-ID.rec;
+ *                                                |  ^  ^   its mtime the
+ *        ADMIN drain: uf_admin_drain(true),      |  |  |   heartbeat, each
+ *        leave (dir:; a static list stays        |  |  |   members_poll)
+ *        listed, draining)                       |  |  |
+ *                 +------------------------------+  |  | heartbeat finds no
+ *                 v                                 |  | record: reaped by a
+ *   DRAINING (serves what it holds, refuses fills   |  | peer (silent past
+ *   with MOVED; no record) --ADMIN undrain:---------+  | MEMBERS_TTL, or its
+ *                             uf_register()            | pid gone):
+ *                                                      | uf_ctx_thread ->
+ *   REAPED (left-ID.rec, listed as `left` by health) --+ uf_register(), a
+ *                                                        new epoch
+ *   REGISTERED --ucache_finalize(): leave (left-ID.rec), fills drained--> gone
+ *   DRAINING   --ucache_finalize()--> gone (it had left already)
+ */
+ucache_status_t uf_register(struct ucache_context *ctx)
 {
     ucache_status_t status;
 
@@ -173,8 +194,6 @@ static ucache_status_t uf_register(struct ucache_context *ctx)
     }
     return status;
 }
-
-static void uf_admin_answer(struct ucache_context *ctx, ucache_status_t status);
 
 static void *uf_ctx_thread(void *arg)
 {
@@ -235,110 +254,6 @@ static void uf_hello_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t l
     (void)msg;
     (void)len;
     ut_rpc_reply(rpc, UCACHE_OK, NULL, 0, ctx->self_rec, ctx->self_rec_len, 0);
-}
-
-/* Drain or return this node (an ADMIN request, or the node's own call):
- * leave or rejoin the members source, refuse or take fills. */
-static void uf_admin_drain(struct ucache_context *ctx, bool drain)
-{
-    if (ctx->node == NULL) {
-        return;
-    }
-    pthread_mutex_lock(&ctx->member_lock);
-    if (uf_node_draining(ctx->node) != drain) {
-        uf_node_set_draining(ctx->node, drain);
-        UC_INFO("node %016" PRIx64 " %s", ctx->self.id,
-                drain ? "drained: it takes no new chunks" : "back in service");
-        /* a static list or an external source cannot be left: readers skip it */
-        if ((ctx->source != NULL) && (ctx->source->join != NULL)) {
-            if (drain && ctx->registered) {
-                ctx->source->leave(ctx->source_arg, ctx->self.id);
-                ctx->registered = false;
-            } else if (!drain && !ctx->registered) {
-                uf_register(ctx);
-            }
-        }
-    }
-    pthread_mutex_unlock(&ctx->member_lock);
-}
-
-/* Carry out deferred ADMIN requests and answer each with this node's
- * counters (@p status OK), or refuse them.  Called by the background thread
- * without any lock held: the counters take the transport's lock, which a
- * handler already holds, and leaving a source is file I/O. */
-static void uf_admin_answer(struct ucache_context *ctx, ucache_status_t status)
-{
-    struct {
-        uf_admin_msg_t hdr;
-        ucache_stats_t st;
-    } rep;
-    ut_rpc_t *rpcs[UF_ADMIN_QUEUE];
-    uint16_t ops[UF_ADMIN_QUEUE];
-    unsigned n, i;
-
-    pthread_mutex_lock(&ctx->admin_lock);
-    n = ctx->nadmin;
-    memcpy(rpcs, ctx->admin_rpcs, n * sizeof(rpcs[0]));
-    memcpy(ops, ctx->admin_ops, n * sizeof(ops[0]));
-    ctx->nadmin = 0;
-    pthread_mutex_unlock(&ctx->admin_lock);
-    for (i = 0; (i < n) && (status == UCACHE_OK); i++) {
-        if (ops[i] != UF_ADMIN_STATS) {
-            uf_admin_drain(ctx, ops[i] == UF_ADMIN_DRAIN);
-        }
-    }
-    if (n == 0) {
-        return;
-    }
-    memset(&rep, 0, sizeof(rep));
-    rep.hdr.magic   = UF_PROTO_MAGIC;
-    rep.hdr.version = UF_PROTO_VERSION;
-    rep.hdr.count   = (uint16_t)(sizeof(rep.st) / sizeof(uint64_t));
-    if (status == UCACHE_OK) {
-        ucache_stats_get(ctx, &rep.st);
-    }
-    for (i = 0; i < n; i++) {
-        ut_rpc_reply(rpcs[i], status, NULL, 0, &rep, (status == UCACHE_OK) ? sizeof(rep) : 0,
-                     0);
-    }
-}
-
-/* ADMIN: this node's counters, or drain it, for the admin tools.  The
- * handler runs with the transport's lock held, so the answer comes from the
- * background thread. */
-static void uf_admin_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
-{
-    struct ucache_context *ctx = arg;
-    uf_admin_msg_t req;
-    ut_rpc_t *d;
-
-    if ((uf_admin_req_check(msg, len, &req) == UCACHE_OK) &&
-        (req.count != UF_ADMIN_STATS) && (ctx->node != NULL) &&
-        (rpc->role < UT_ROLE_ADMIN)) {
-        uf_node_denied(ctx->node, (req.count == UF_ADMIN_DRAIN) ? "drain" : "undrain");
-        ut_rpc_reply(rpc, UCACHE_ERR_AUTH, NULL, 0, NULL, 0, 0);
-        return;
-    }
-    if ((uf_admin_req_check(msg, len, &req) != UCACHE_OK) ||
-        ((req.count != UF_ADMIN_STATS) && (ctx->node == NULL))) {
-        UC_WARN("refused a malformed ADMIN request (%zu bytes, operation %u)", len,
-                (unsigned)req.count);
-        if (ctx->node != NULL) {
-            uf_node_bad_request(ctx->node);
-        }
-        ut_rpc_reply(rpc, UCACHE_ERR_INVALID, NULL, 0, NULL, 0, 0);
-        return;
-    }
-    pthread_mutex_lock(&ctx->admin_lock);
-    if ((ctx->nadmin >= UF_ADMIN_QUEUE) || (ut_rpc_defer(rpc, &d) != UCACHE_OK)) {
-        pthread_mutex_unlock(&ctx->admin_lock);
-        ut_rpc_reply(rpc, UCACHE_ERR_BUSY, NULL, 0, NULL, 0, 0);
-        return;
-    }
-    ctx->admin_ops[ctx->nadmin]    = req.count;
-    ctx->admin_rpcs[ctx->nadmin++] = d;
-    pthread_mutex_unlock(&ctx->admin_lock);
-    pthread_cond_signal(&ctx->cond); /* missed, it is answered within a poll */
 }
 
 /*
@@ -534,8 +449,6 @@ err:
     ucache_finalize(ctx);
     return status;
 }
-
-static void uf_readers_stop(struct ucache_context *ctx);
 
 void ucache_finalize(ucache_h ctx)
 {
@@ -817,77 +730,6 @@ ucache_status_t ucache_nodes_left(ucache_h ctx, ucache_node_info_t *nodes, size_
     return UCACHE_OK;
 }
 
-ucache_status_t uf_admin_call(struct ucache_context *ctx, uf_peer_t *p, unsigned op,
-                              uint64_t timeout_ns, ucache_stats_t *stats_p)
-{
-    struct {
-        uf_admin_msg_t hdr;
-        uint64_t       v[sizeof(ucache_stats_t) / sizeof(uint64_t) + 64];
-    } rep;
-    uf_admin_msg_t req = { UF_PROTO_MAGIC, UF_PROTO_VERSION, (uint16_t)op };
-    ucache_status_t status;
-    ut_req_t r;
-
-    if (p->self) {
-        if (op != UF_ADMIN_STATS) {
-            uf_admin_drain(ctx, op == UF_ADMIN_DRAIN);
-        }
-        return ucache_stats_get(ctx, stats_p);
-    }
-    status = ut_rpc_post_timeout(&r, p->tp, UF_RPC_ADMIN, &req, sizeof(req), NULL, 0,
-                                 &rep, sizeof(rep), timeout_ns);
-    if (status == UCACHE_OK) {
-        status = ut_wait(ctx->transport, &r, 1, timeout_ns + ctx->cfg.timeout_ns);
-        status = (status == UCACHE_INPROGRESS) ? UCACHE_ERR_TIMEOUT : status;
-    }
-    if (status != UCACHE_OK) {
-        return status;
-    }
-    status = uf_admin_rep_parse(&rep, r.length, stats_p);
-    if (status != UCACHE_OK) {
-        UF_ADD(ctx, bad_replies, 1);
-        UC_WARN("node %016llx sent a malformed ADMIN reply (%zu bytes)",
-                (unsigned long long)p->id, r.length);
-    }
-    return status;
-}
-
-/* Node @p id's counters after ADMIN operation @p op. */
-static ucache_status_t uf_node_admin(ucache_h ctx, uint64_t id, unsigned op,
-                                     uint64_t timeout_ns, ucache_stats_t *stats_p)
-{
-    ucache_status_t status = UCACHE_ERR_NOT_FOUND;
-    uf_view_t *v;
-    uf_peer_t *p;
-    uint32_t i;
-
-    if ((ctx == NULL) || (stats_p == NULL)) {
-        return UCACHE_ERR_INVALID;
-    }
-    v = uf_view_acquire(ctx);
-    i = uf_view_find(v, id);
-    if (i != UINT32_MAX) {
-        p = uf_view_peer(ctx, v, i);
-        status = (p != NULL) ? uf_admin_call(ctx, p, op, timeout_ns, stats_p) :
-                 UCACHE_ERR_PEER;
-    }
-    uf_view_release(v);
-    return status;
-}
-
-ucache_status_t ucache_node_stats(ucache_h ctx, uint64_t id, uint64_t timeout_ns,
-                                  ucache_stats_t *stats_p)
-{
-    return uf_node_admin(ctx, id, UF_ADMIN_STATS, timeout_ns, stats_p);
-}
-
-ucache_status_t ucache_node_drain(ucache_h ctx, uint64_t id, int drain,
-                                  uint64_t timeout_ns, ucache_stats_t *stats_p)
-{
-    return uf_node_admin(ctx, id, drain ? UF_ADMIN_DRAIN : UF_ADMIN_UNDRAIN, timeout_ns,
-                         stats_p);
-}
-
 ucache_status_t ucache_stat(ucache_h ctx, const char *uri, uint64_t *size_p)
 {
     us_object_t obj;
@@ -938,137 +780,4 @@ ucache_status_t ucache_warm(ucache_h ctx, const char *uri, uint64_t offset, uint
         return UCACHE_ERR_INVALID;
     }
     return uf_warm(ctx, uri, offset, len, flags, res);
-}
-
-/* Posted reads: priv[0] links the queue. */
-#define UF_RQ_NEXT(r) (*(ucache_read_req_t **)&(r)->priv[0])
-
-static void *uf_reader_thread(void *arg)
-{
-    struct ucache_context *ctx = arg;
-    ucache_read_req_t *r;
-    ucache_status_t status;
-    size_t nread = 0;
-
-    pthread_mutex_lock(&ctx->rq_lock);
-    for (;;) {
-        while (!ctx->rq_stop && (ctx->rq_head == NULL)) {
-            pthread_cond_wait(&ctx->rq_work, &ctx->rq_lock);
-        }
-        if (ctx->rq_head == NULL) {
-            break;
-        }
-        r = ctx->rq_head;
-        ctx->rq_head = UF_RQ_NEXT(r);
-        if (ctx->rq_head == NULL) {
-            ctx->rq_tail = NULL;
-        }
-        pthread_mutex_unlock(&ctx->rq_lock);
-        status = ucache_read(ctx, r->uri, r->offset, r->len, r->buf, &nread);
-        pthread_mutex_lock(&ctx->rq_lock);
-        r->nread  = (status == UCACHE_OK) ? nread : 0;
-        r->status = status;
-        pthread_cond_broadcast(&ctx->rq_done);
-    }
-    pthread_mutex_unlock(&ctx->rq_lock);
-    return NULL;
-}
-
-static void uf_readers_stop(struct ucache_context *ctx)
-{
-    unsigned i;
-
-    pthread_mutex_lock(&ctx->rq_lock);
-    ctx->rq_stop = true; /* queued reads still run: callers own them */
-    pthread_cond_broadcast(&ctx->rq_work);
-    pthread_mutex_unlock(&ctx->rq_lock);
-    for (i = 0; i < ctx->nreaders; i++) {
-        pthread_join(ctx->readers[i], NULL);
-    }
-    free(ctx->readers);
-    ctx->readers  = NULL;
-    ctx->nreaders = 0;
-}
-
-ucache_status_t ucache_read_post(ucache_h ctx, ucache_read_req_t *reqs, size_t n)
-{
-    size_t i;
-
-    if ((ctx == NULL) || ((n > 0) && (reqs == NULL))) {
-        return UCACHE_ERR_INVALID;
-    }
-    for (i = 0; i < n; i++) {
-        if ((reqs[i].uri == NULL) || (reqs[i].buf == NULL) || (reqs[i].len == 0)) {
-            UC_ERROR("ucache_read_post: request %zu has no URI, buffer or length", i);
-            return UCACHE_ERR_INVALID;
-        }
-    }
-    pthread_mutex_lock(&ctx->rq_lock);
-    if (ctx->readers == NULL) {
-        ctx->readers = calloc(ctx->cfg.read_threads, sizeof(*ctx->readers));
-        for (i = 0; (ctx->readers != NULL) && (i < ctx->cfg.read_threads); i++) {
-            if (pthread_create(&ctx->readers[i], NULL, uf_reader_thread, ctx) != 0) {
-                break;
-            }
-            ctx->nreaders++;
-        }
-        if (ctx->nreaders == 0) {
-            free(ctx->readers);
-            ctx->readers = NULL;
-            pthread_mutex_unlock(&ctx->rq_lock);
-            UC_ERROR("cannot start reader threads");
-            return UCACHE_ERR_NO_MEMORY;
-        }
-    }
-    for (i = 0; i < n; i++) {
-        reqs[i].status = UCACHE_INPROGRESS;
-        reqs[i].nread  = 0;
-        UF_RQ_NEXT(&reqs[i]) = NULL;
-        if (ctx->rq_tail != NULL) {
-            UF_RQ_NEXT(ctx->rq_tail) = &reqs[i];
-        } else {
-            ctx->rq_head = &reqs[i];
-        }
-        ctx->rq_tail = &reqs[i];
-    }
-    pthread_cond_broadcast(&ctx->rq_work);
-    pthread_mutex_unlock(&ctx->rq_lock);
-    return UCACHE_OK;
-}
-
-ucache_status_t ucache_wait(ucache_h ctx, ucache_read_req_t *reqs, size_t n,
-                            uint64_t timeout_ns)
-{
-    uint64_t deadline = uc_deadline(timeout_ns), t;
-    ucache_status_t ret;
-    struct timespec ts;
-    size_t i;
-
-    if ((ctx == NULL) || ((n > 0) && (reqs == NULL))) {
-        return UCACHE_ERR_INVALID;
-    }
-    pthread_mutex_lock(&ctx->rq_lock);
-    for (;;) {
-        ret = UCACHE_OK;
-        for (i = 0; i < n; i++) {
-            if (reqs[i].status == UCACHE_INPROGRESS) {
-                ret = UCACHE_INPROGRESS;
-                break;
-            }
-            if ((reqs[i].status != UCACHE_OK) && (ret == UCACHE_OK)) {
-                ret = reqs[i].status;
-            }
-        }
-        if ((ret != UCACHE_INPROGRESS) || (uc_time_ns() >= deadline)) {
-            break;
-        }
-        clock_gettime(CLOCK_REALTIME, &ts);
-        t = (uint64_t)ts.tv_nsec + ((deadline - uc_time_ns() < 100 * UC_NSEC_PER_MSEC) ?
-                                    deadline - uc_time_ns() : 100 * UC_NSEC_PER_MSEC);
-        ts.tv_sec += (time_t)(t / UC_NSEC_PER_SEC);
-        ts.tv_nsec = (long)(t % UC_NSEC_PER_SEC);
-        pthread_cond_timedwait(&ctx->rq_done, &ctx->rq_lock, &ts);
-    }
-    pthread_mutex_unlock(&ctx->rq_lock);
-    return ret;
 }

@@ -127,6 +127,10 @@ typedef struct uf_source_ops {
     bool            listens;  /* nodes are named by their listener (HOST:PORT) */
 } uf_source_ops_t;
 
+/* The sources: member_dir.c, member_file.c. */
+extern const uf_source_ops_t uf_source_dir;
+extern const uf_source_ops_t uf_source_file;
+
 /** The source @p members names, *arg_p pointing into it; NULL if none. */
 const uf_source_ops_t *uf_source_find(const char *members, const char **arg_p);
 

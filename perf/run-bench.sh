@@ -279,7 +279,7 @@ add "origin bytes per dataset byte, 4 concurrent cold clients" \
 rm -f "$out/origin.tmp"
 
 {
-    echo "# ucperf placement, store and raw — $(date -u +%Y-%m-%dT%H:%MZ) on $(hostname) ($(nproc) cores)"
+    echo "# make bench — $(date -u +%Y-%m-%dT%H:%MZ) on $(hostname) ($(nproc) cores)"
     echo
     echo "Every baseline was measured in the same run. UCX $(ucx_info -v | sed -n 's/# Version //p')."
     echo
@@ -287,6 +287,9 @@ rm -f "$out/origin.tmp"
     echo "|---|---|---|---|---|---|"
     printf '%s\n' "${rows[@]}"
 } > "$md"
+# docs/performance.md: the head (what runs, how to read it), then this table
+{ cat perf/performance.head.md; echo; sed '1s/^# make bench — /## The latest run: /' "$md"; } \
+    > docs/performance.md
 {
     cat "$json"
     echo "{\"bench\":\"baseline\",\"name\":\"mbw_memcpy\",\"gbps\":$mbw_gbps}"

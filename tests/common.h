@@ -13,12 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static unsigned uct_skipped;
+static unsigned tc_skipped;
 
 /* Mark the running test skipped, with the reason; the caller returns. */
-#define UCT_SKIP(...)                                                         \
+#define TC_SKIP(...)                                                         \
     do {                                                                      \
-        uct_skipped++;                                                        \
+        tc_skipped++;                                                        \
         fprintf(stderr, "SKIP %s: ", __func__);                               \
         fprintf(stderr, __VA_ARGS__);                                         \
         fputc('\n', stderr);                                                  \
@@ -31,7 +31,7 @@ static unsigned uct_skipped;
  * time, a deadline that must not expire).  Lower bounds (a deadline must
  * have passed) are the product's and are never scaled.
  */
-static inline uint64_t uct_slow(uint64_t ns)
+static inline uint64_t tc_slow(uint64_t ns)
 {
     const char *env = getenv("UCACHE_TEST_SLOW");
     unsigned long k = (env != NULL) ? strtoul(env, NULL, 10) : 1;
@@ -41,7 +41,7 @@ static inline uint64_t uct_slow(uint64_t ns)
 
 /* A skip for a missing dependency that make deps installs: under CI
  * (CI=true) it is a failure, never a skip.  The caller returns. */
-#define UCT_SKIP_DEP(...)                                                     \
+#define TC_SKIP_DEP(...)                                                     \
     do {                                                                      \
         const char *ci_ = getenv("CI");                                       \
         if ((ci_ != NULL) && (strcmp(ci_, "true") == 0)) {                    \
@@ -50,20 +50,20 @@ static inline uint64_t uct_slow(uint64_t ns)
             fputc('\n', stderr);                                              \
             CU_FAIL("a dependency make deps installs is missing");           \
         } else {                                                              \
-            UCT_SKIP(__VA_ARGS__);                                            \
+            TC_SKIP(__VA_ARGS__);                                            \
         }                                                                     \
     } while (0)
 
-typedef struct uct_test {
+typedef struct tc_test {
     const char *name;
     void      (*fn)(void);
-} uct_test_t;
+} tc_test_t;
 
 /* Register one suite of tests; returns 0 on success. */
-static inline int uct_add_suite(const char *name, const uct_test_t *tests)
+static inline int tc_add_suite(const char *name, const tc_test_t *tests)
 {
     CU_pSuite suite = CU_add_suite(name, NULL, NULL);
-    const char *only = getenv("UCT_ONLY"); /* run only tests named like this */
+    const char *only = getenv("UCACHE_TEST_ONLY"); /* run only tests named like this */
 
     if (suite == NULL) {
         return -1;
@@ -80,7 +80,7 @@ static inline int uct_add_suite(const char *name, const uct_test_t *tests)
 }
 
 /* Run everything registered; exit status 0 only if every test passed. */
-static inline int uct_run(void)
+static inline int tc_run(void)
 {
     unsigned run, failed;
 
@@ -88,8 +88,8 @@ static inline int uct_run(void)
     CU_basic_run_tests();
     run    = CU_get_number_of_tests_run();
     failed = CU_get_number_of_tests_failed();
-    printf("\n%u passed, %u failed, %u skipped\n", run - failed - uct_skipped,
-           failed, uct_skipped);
+    printf("\n%u passed, %u failed, %u skipped\n", run - failed - tc_skipped,
+           failed, tc_skipped);
     CU_cleanup_registry();
     return (failed == 0) ? 0 : 1;
 }

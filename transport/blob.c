@@ -3,6 +3,7 @@
  * blob a peer hands over (worker addresses, remote keys).
  */
 #include "transport/blob.h"
+#include "util/log.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -18,8 +19,7 @@ static uint64_t ut_blob_sum(ut_blob_hdr hdr, const void *rest, size_t rest_len)
 }
 
 void *ut_blob_build(uint32_t magic, const void *body, size_t body_len,
-                           const void *payload, size_t payload_len,
-                           size_t *len_p)
+                    const void *payload, size_t payload_len, size_t *len_p)
 {
     size_t total = sizeof(ut_blob_hdr) + body_len + payload_len;
     ut_blob_hdr *hdr;
@@ -84,4 +84,33 @@ void ut_blob_seal(void *blob, size_t len)
     memcpy(&hdr, blob, sizeof(hdr));
     hdr.checksum = ut_blob_sum(hdr, (const uint8_t *)blob + sizeof(hdr), len - sizeof(hdr));
     memcpy(blob, &hdr, sizeof(hdr));
+}
+
+/*
+ * Take a blob from outside: validate it (a refusal is counted and logged
+ * once, naming @p what), copy its body to @p body and its UCX part to a new
+ * buffer *payload_p (the caller frees it).
+ */
+ucache_status_t ut_blob_take(_Atomic uint64_t *bad_input, const void *blob, size_t len,
+                             uint32_t magic, const char *what, void *body,
+                             size_t body_len, void **payload_p, size_t *payload_len_p)
+{
+    const void *payload;
+    ucache_status_t status;
+
+    status = ut_blob_check(blob, len, magic, body_len, body, &payload,
+                           payload_len_p);
+    if (status != UCACHE_OK) {
+        atomic_fetch_add_explicit(bad_input, 1, memory_order_relaxed);
+        UC_ERROR("refused %s of %zu bytes: %s", what, len,
+                 (status == UCACHE_ERR_CORRUPT) ? "checksum mismatch" :
+                                                  "not a ucache blob of that kind");
+        return status;
+    }
+    *payload_p = malloc(*payload_len_p);
+    if (*payload_p == NULL) {
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    memcpy(*payload_p, payload, *payload_len_p);
+    return UCACHE_OK;
 }

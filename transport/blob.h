@@ -10,6 +10,7 @@
 
 #include "ucache.h"
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +40,15 @@ void *ut_blob_build(uint32_t magic, const void *body, size_t body_len,
 ucache_status_t ut_blob_check(const void *blob, size_t len, uint32_t magic,
                               size_t body_len, void *body, const void **payload_p,
                               size_t *payload_len_p);
+
+/**
+ * Take a blob from outside: ut_blob_check(), and a refusal is counted in
+ * @p bad_input and logged once, naming @p what; the payload is copied to a
+ * new buffer *payload_p (the caller frees it).
+ */
+ucache_status_t ut_blob_take(_Atomic uint64_t *bad_input, const void *blob, size_t len,
+                             uint32_t magic, const char *what, void *body,
+                             size_t body_len, void **payload_p, size_t *payload_len_p);
 
 /** Set the checksum of the @p len bytes at @p blob (tests and fuzzing). */
 void ut_blob_seal(void *blob, size_t len);

@@ -10,7 +10,7 @@
  * Built with the UCX backend's source to reach its wire format.
  */
 #include "fabric/fabric.h"
-#include "transport/ucx.c"
+#include "transport/ucx_int.h"
 #include "tests/transport/ucx_raw.h"
 
 #include <stdio.h>

@@ -4,18 +4,18 @@
  */
 #include "tests/common.h"
 
-extern const uct_test_t place_tests[];
-extern const uct_test_t member_tests[];
+extern const tc_test_t place_tests[];
+extern const tc_test_t member_tests[];
 
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS) {
         return 1;
     }
-    if ((uct_add_suite("place", place_tests) != 0) ||
-        (uct_add_suite("member", member_tests) != 0)) {
+    if ((tc_add_suite("place", place_tests) != 0) ||
+        (tc_add_suite("member", member_tests) != 0)) {
         CU_cleanup_registry();
         return 1;
     }
-    return uct_run();
+    return tc_run();
 }

@@ -243,7 +243,7 @@ wait_nodes 3
 for f in 1 2 3 4 5 6 7 8; do head -c 40000000 /dev/urandom >"$W/data/big$f"; done
 for f in 1 2 3 4 5 6 7 8; do $BIN/ucache cat "file://$W/data/big$f" >/dev/null 2>&1; done
 rss=$(awk '/VmRSS/ {print $2}' /proc/${DPID[4]}/status)
-if [ "${UCT_SANITIZER:-}" = thread ]; then
+if [ "${UCACHE_TEST_SANITIZER:-}" = thread ]; then
     skp "ucached memory budget" "ThreadSanitizer's shadow memory inflates RSS ($((rss / 1024)) MiB)"
 elif [ "$rss" -le $(( (64 + 48) * 1024 )) ]; then
     ok "ucached --mem 64M after 320 MB of misses through 3 nodes: RSS $((rss / 1024)) MiB (budget 64 MiB + 48 MiB runtime)"

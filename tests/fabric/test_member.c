@@ -199,7 +199,7 @@ static void test_member_dir_safety(void)
         CU_ASSERT_EQUAL(n, 1);               /* b's record is not ours: ignored */
         uf_members_free(v, n);
     } else {
-        UCT_SKIP("another user's members directory: needs root to chown");
+        TC_SKIP("another user's members directory: needs root to chown");
     }
     fd = open(dir, O_RDONLY);
     CU_ASSERT(fd >= 0);
@@ -709,7 +709,7 @@ static void test_confinement(void)
     t0 = uc_time_ns();
     snprintf(uri, sizeof(uri), "file://%s/ok/fifo", tdir);
     CU_ASSERT_EQUAL(crafted_fill(c[0], uri, 4096), UCACHE_ERR_REFUSED);
-    CU_ASSERT(uc_time_ns() - t0 < uct_slow(500000000ull)); /* not blocked on the FIFO */
+    CU_ASSERT(uc_time_ns() - t0 < tc_slow(500000000ull)); /* not blocked on the FIFO */
     pthread_join(writer, NULL);
     CU_ASSERT_FALSE(regions_hold(c, "FIFO-SECRET", 11));
     snprintf(uri, sizeof(uri), "file://%s/ok/link", tdir);
@@ -777,7 +777,7 @@ static void test_view_find(void)
     uf_view_free(v);
 }
 
-const uct_test_t member_tests[] = {
+const tc_test_t member_tests[] = {
     { "member_record", test_member_record },
     { "member_dir", test_member_dir },
     { "member_dir_safety", test_member_dir_safety },

@@ -223,7 +223,7 @@ static void test_place_dead_and_bad(void)
     CU_ASSERT_EQUAL(uf_place_capacity(100000), 262144);
 }
 
-const uct_test_t place_tests[] = {
+const tc_test_t place_tests[] = {
     { "place_order_independent", test_place_order_independent },
     { "place_minimal_movement", test_place_minimal_movement },
     { "place_replicas_zones", test_place_replicas_zones },

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 /* A listener on loopback that accepts and closes, counting connections. */
-typedef struct uct_listener {
+typedef struct tc_listener {
     int              fd;
     unsigned         port;
     _Atomic unsigned accepts;
@@ -31,10 +31,10 @@ typedef struct uct_listener {
     size_t           resp_len;
     size_t           pad;       /* ... then this many filler bytes         */
     char             req[4096]; /* the first request (headers) received    */
-} uct_listener_t;
+} tc_listener_t;
 
 /* A canned answer on @p c: the request read, the response and filler sent. */
-static void uct_answer(uct_listener_t *l, int c)
+static void tc_answer(tc_listener_t *l, int c)
 {
     struct pollfd cp = { .fd = c, .events = POLLIN };
     char req[4096], fill[65536];
@@ -61,9 +61,9 @@ static void uct_answer(uct_listener_t *l, int c)
     }
 }
 
-static void *uct_listen_loop(void *arg)
+static void *tc_listen_loop(void *arg)
 {
-    uct_listener_t *l = arg;
+    tc_listener_t *l = arg;
     struct pollfd pfd = { .fd = l->fd, .events = POLLIN };
     int c;
 
@@ -75,7 +75,7 @@ static void *uct_listen_loop(void *arg)
         if (c >= 0) {
             atomic_fetch_add(&l->accepts, 1);
             if (l->resp != NULL) {
-                uct_answer(l, c);
+                tc_answer(l, c);
             }
             close(c);
         }
@@ -86,7 +86,7 @@ static void *uct_listen_loop(void *arg)
 /* Listen on 127.0.0.1 (@p v6: ::1) on a free port; false if it cannot.
  * With @p resp, every connection is answered with it (and @p pad filler
  * bytes), else closed at once. */
-static bool uct_listen_canned(uct_listener_t *l, bool v6, const char *resp, size_t pad)
+static bool tc_listen_canned(tc_listener_t *l, bool v6, const char *resp, size_t pad)
 {
     struct sockaddr_storage ss;
     socklen_t len;
@@ -119,15 +119,15 @@ static bool uct_listen_canned(uct_listener_t *l, bool v6, const char *resp, size
     }
     l->port = ntohs(v6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
                          ((struct sockaddr_in *)&ss)->sin_port);
-    return pthread_create(&l->thread, NULL, uct_listen_loop, l) == 0;
+    return pthread_create(&l->thread, NULL, tc_listen_loop, l) == 0;
 }
 
-static bool uct_listen(uct_listener_t *l, bool v6)
+static bool tc_listen(tc_listener_t *l, bool v6)
 {
-    return uct_listen_canned(l, v6, NULL, 0);
+    return tc_listen_canned(l, v6, NULL, 0);
 }
 
-static unsigned uct_unlisten(uct_listener_t *l)
+static unsigned tc_unlisten(tc_listener_t *l)
 {
     atomic_store(&l->stop, true);
     pthread_join(l->thread, NULL);
@@ -136,7 +136,7 @@ static unsigned uct_unlisten(uct_listener_t *l)
 }
 
 /* Origins that fail fast: no retries, a 1 s connect/stall timeout. */
-static us_origin_params_t uct_fast_origins(void)
+static us_origin_params_t tc_fast_origins(void)
 {
     us_origin_params_t prm, fast;
 
@@ -163,8 +163,8 @@ static void test_injected_hosts(void)
     static const char *const s3[] = {
         "s3://[::1]:%u?/k", "s3://[::1]:%u/k", "s3://[::1]:%u#/k", "s3://u@[::1]:%u?/k",
     };
-    us_origin_params_t saved = uct_fast_origins();
-    uct_listener_t l4, l6;
+    us_origin_params_t saved = tc_fast_origins();
+    tc_listener_t l4, l6;
     char uri[256];
     us_object_t o;
     unsigned i;
@@ -173,8 +173,8 @@ static void test_injected_hosts(void)
     setenv("AZURE_STORAGE_SAS_TOKEN", "sv=2021&sig=secret", 1);
     setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE", 1);
     setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", 1);
-    CU_ASSERT_FATAL(uct_listen(&l4, false));
-    v6 = uct_listen(&l6, true);
+    CU_ASSERT_FATAL(tc_listen(&l4, false));
+    v6 = tc_listen(&l6, true);
     for (i = 0; i < sizeof(az) / sizeof(az[0]); i++) {
         snprintf(uri, sizeof(uri), az[i], l4.port);
         CU_ASSERT_EQUAL(us_origin_stat(uri, &o), UCACHE_ERR_INVALID);
@@ -183,11 +183,11 @@ static void test_injected_hosts(void)
         snprintf(uri, sizeof(uri), s3[i], l6.port);
         CU_ASSERT_EQUAL(us_origin_stat(uri, &o), UCACHE_ERR_INVALID);
     }
-    CU_ASSERT_EQUAL(uct_unlisten(&l4), 0);
+    CU_ASSERT_EQUAL(tc_unlisten(&l4), 0);
     if (v6) {
-        CU_ASSERT_EQUAL(uct_unlisten(&l6), 0);
+        CU_ASSERT_EQUAL(tc_unlisten(&l6), 0);
     } else {
-        UCT_SKIP("no IPv6 loopback here: the s3://[::1] cases were not run");
+        TC_SKIP("no IPv6 loopback here: the s3://[::1] cases were not run");
     }
     unsetenv("AZURE_STORAGE_SAS_TOKEN");
     unsetenv("AWS_ACCESS_KEY_ID");
@@ -252,7 +252,7 @@ static void test_rules(void)
     CU_ASSERT_EQUAL(us_allow_parse("https://a.example:99999", &a), UCACHE_ERR_INVALID);
 }
 
-static bool uct_public(const char *addr)
+static bool tc_public(const char *addr)
 {
     struct sockaddr_in6 s6 = { .sin6_family = AF_INET6 };
     struct sockaddr_in s4 = { .sin_family = AF_INET };
@@ -285,7 +285,7 @@ static void test_public_addresses(void)
     unsigned i;
 
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        if (uct_public(cases[i].addr) != cases[i].pub) {
+        if (tc_public(cases[i].addr) != cases[i].pub) {
             fprintf(stderr, "%s taken for %s\n", cases[i].addr,
                     cases[i].pub ? "private" : "public");
             CU_FAIL("an address misjudged");
@@ -295,7 +295,7 @@ static void test_public_addresses(void)
 }
 
 /* A fill through @p rules of @p fmt (with @p port): its status. */
-static ucache_status_t uct_fill(const char *rules, const char *fmt, unsigned port)
+static ucache_status_t tc_fill(const char *rules, const char *fmt, unsigned port)
 {
     us_object_t obj = { .size = 100, .version = 7 };
     char uri[256], buf[100];
@@ -315,48 +315,48 @@ static ucache_status_t uct_fill(const char *rules, const char *fmt, unsigned por
  */
 static void test_confined_http(void)
 {
-    us_origin_params_t saved = uct_fast_origins();
-    uct_listener_t l4, l6;
+    us_origin_params_t saved = tc_fast_origins();
+    tc_listener_t l4, l6;
     unsigned before;
     bool v6;
 
-    CU_ASSERT_FATAL(uct_listen(&l4, false));
-    v6 = uct_listen(&l6, true);
-    CU_ASSERT_EQUAL(uct_fill(US_ALLOW_DEFAULT, "http://127.0.0.1:%u/x", l4.port),
+    CU_ASSERT_FATAL(tc_listen(&l4, false));
+    v6 = tc_listen(&l6, true);
+    CU_ASSERT_EQUAL(tc_fill(US_ALLOW_DEFAULT, "http://127.0.0.1:%u/x", l4.port),
                     UCACHE_ERR_REFUSED);
-    CU_ASSERT_EQUAL(uct_fill(US_ALLOW_DEFAULT, "https://127.0.0.1:%u/x", l4.port),
+    CU_ASSERT_EQUAL(tc_fill(US_ALLOW_DEFAULT, "https://127.0.0.1:%u/x", l4.port),
                     UCACHE_ERR_REFUSED);
-    CU_ASSERT_EQUAL(uct_fill("http://", "http://localhost:%u/x", l4.port), UCACHE_ERR_REFUSED);
-    CU_ASSERT_EQUAL(uct_fill("http://", "http://2130706433:%u/x", l4.port), UCACHE_ERR_REFUSED);
-    CU_ASSERT_EQUAL(uct_fill("http://", "http://0x7f.1:%u/x", l4.port), UCACHE_ERR_REFUSED);
-    CU_ASSERT_EQUAL(uct_fill("http://,file:///", "http://127.1:%u/x", l4.port),
+    CU_ASSERT_EQUAL(tc_fill("http://", "http://localhost:%u/x", l4.port), UCACHE_ERR_REFUSED);
+    CU_ASSERT_EQUAL(tc_fill("http://", "http://2130706433:%u/x", l4.port), UCACHE_ERR_REFUSED);
+    CU_ASSERT_EQUAL(tc_fill("http://", "http://0x7f.1:%u/x", l4.port), UCACHE_ERR_REFUSED);
+    CU_ASSERT_EQUAL(tc_fill("http://,file:///", "http://127.1:%u/x", l4.port),
                     UCACHE_ERR_REFUSED);
     if (v6) {
-        CU_ASSERT_EQUAL(uct_fill("http://", "http://[::1]:%u/x", l6.port), UCACHE_ERR_REFUSED);
-        CU_ASSERT_EQUAL(uct_fill("http://", "http://[::ffff:127.0.0.1]:%u/x", l4.port),
+        CU_ASSERT_EQUAL(tc_fill("http://", "http://[::1]:%u/x", l6.port), UCACHE_ERR_REFUSED);
+        CU_ASSERT_EQUAL(tc_fill("http://", "http://[::ffff:127.0.0.1]:%u/x", l4.port),
                         UCACHE_ERR_REFUSED);
     }
-    CU_ASSERT_EQUAL(uct_fill("http://localhost/only/", "http://localhost:%u/other", l4.port),
+    CU_ASSERT_EQUAL(tc_fill("http://localhost/only/", "http://localhost:%u/other", l4.port),
                     UCACHE_ERR_REFUSED);
     CU_ASSERT_EQUAL(atomic_load(&l4.accepts), 0);
     /* named: the operator said so; the listener hangs up, so IO */
     before = atomic_load(&l4.accepts);
-    CU_ASSERT_EQUAL(uct_fill("http://127.0.0.1", "http://127.0.0.1:%u/x", l4.port),
+    CU_ASSERT_EQUAL(tc_fill("http://127.0.0.1", "http://127.0.0.1:%u/x", l4.port),
                     UCACHE_ERR_IO);
-    CU_ASSERT_EQUAL(uct_fill("http://localhost/only/", "http://localhost:%u/only/x",
+    CU_ASSERT_EQUAL(tc_fill("http://localhost/only/", "http://localhost:%u/only/x",
                              l4.port), UCACHE_ERR_IO);
     CU_ASSERT(atomic_load(&l4.accepts) >= before + 2);
-    uct_unlisten(&l4);
+    tc_unlisten(&l4);
     if (v6) {
-        CU_ASSERT_EQUAL(uct_unlisten(&l6), 0);
+        CU_ASSERT_EQUAL(tc_unlisten(&l6), 0);
     }
     us_origin_configure(&saved);
 }
 
 /* An origin that answers a ranged GET with 100 bytes, one per 600 ms. */
-static void *uct_drip(void *arg)
+static void *tc_drip(void *arg)
 {
-    uct_listener_t *l = arg;
+    tc_listener_t *l = arg;
     struct pollfd pfd = { .fd = l->fd, .events = POLLIN };
     static const char hdr[] = "HTTP/1.1 206 Partial Content\r\nContent-Length: 100\r\n"
                               "Content-Range: bytes 0-99/100\r\nETag: \"d\"\r\n\r\n";
@@ -393,9 +393,9 @@ static void *uct_drip(void *arg)
  */
 static void test_slow_drip(void)
 {
-    us_origin_params_t saved = uct_fast_origins(), prm;
+    us_origin_params_t saved = tc_fast_origins(), prm;
     us_object_t obj = { .size = 100, .version = 1, .etag = "\"d\"" };
-    uct_listener_t l;
+    tc_listener_t l;
     char uri[128], buf[100];
     uint64_t t0, took;
 
@@ -405,17 +405,17 @@ static void test_slow_drip(void)
     prm.retries     = 3;                       /* the deadline covers them too */
     us_origin_configure(&prm);
     memset(&l, 0, sizeof(l));
-    CU_ASSERT_FATAL(uct_listen(&l, false));
+    CU_ASSERT_FATAL(tc_listen(&l, false));
     atomic_store(&l.stop, true);               /* the accept loop ends at once */
     pthread_join(l.thread, NULL);
     atomic_store(&l.stop, false);
-    CU_ASSERT_FATAL(pthread_create(&l.thread, NULL, uct_drip, &l) == 0);
+    CU_ASSERT_FATAL(pthread_create(&l.thread, NULL, tc_drip, &l) == 0);
     snprintf(uri, sizeof(uri), "http://127.0.0.1:%u/slow", l.port);
     t0 = uc_time_ns();
     CU_ASSERT_EQUAL(us_origin_read(uri, &obj, 0, buf, sizeof(buf)), UCACHE_ERR_TIMEOUT);
     took = uc_time_ns() - t0;
     CU_ASSERT(took >= 900000000ull);
-    CU_ASSERT(took < uct_slow(5000000000ull));
+    CU_ASSERT(took < tc_slow(5000000000ull));
     atomic_store(&l.stop, true);
     pthread_join(l.thread, NULL);
     close(l.fd);
@@ -426,7 +426,7 @@ static void test_slow_drip(void)
 /* A token command that hangs is killed at the deadline, its whole group. */
 static void test_token_deadline(void)
 {
-    us_origin_params_t saved = uct_fast_origins(), prm;
+    us_origin_params_t saved = tc_fast_origins(), prm;
     char tok[64], tok2[64];
     uint64_t t0, took;
 
@@ -439,7 +439,7 @@ static void test_token_deadline(void)
     CU_ASSERT_NOT_EQUAL(us_token_get("https://storage.azure.com/", tok, sizeof(tok)), UCACHE_OK);
     took = uc_time_ns() - t0;
     CU_ASSERT(took >= 900000000ull);
-    CU_ASSERT(took < uct_slow(5000000000ull));
+    CU_ASSERT(took < tc_slow(5000000000ull));
     /* a lifetime of 2^64 ns + 0.29 s: capped, not wrapped into "expires now"
      * (each run of the command prints another token: the second get must
      * be the cached first one) */
@@ -452,14 +452,14 @@ static void test_token_deadline(void)
     us_origin_configure(&saved);
 }
 
-static unsigned uct_listed;
+static unsigned tc_listed;
 
-static ucache_status_t uct_count(void *arg, const char *uri, const us_object_t *obj)
+static ucache_status_t tc_count(void *arg, const char *uri, const us_object_t *obj)
 {
     (void)arg;
     (void)uri;
     (void)obj;
-    uct_listed++;
+    tc_listed++;
     return UCACHE_OK;
 }
 
@@ -487,10 +487,10 @@ static void test_listing_entities(void)
     size_t qlen;
     unsigned i;
 
-    uct_listed = 0;
+    tc_listed = 0;
     CU_ASSERT_EQUAL(us_http_list_parse("s3://b/", laughs, sizeof(laughs) - 1, &names, "s3://b",
-                                       uct_count, NULL, next, sizeof(next)), UCACHE_ERR_IO);
-    CU_ASSERT_EQUAL(uct_listed, 0);
+                                       tc_count, NULL, next, sizeof(next)), UCACHE_ERR_IO);
+    CU_ASSERT_EQUAL(tc_listed, 0);
     /* the quadratic one, which libxml2's own amplification check lets
      * through: 150 KB that expand to 100 MB */
     quad = malloc(200000);
@@ -504,13 +504,13 @@ static void test_listing_entities(void)
     }
     q += sprintf(q, "</Key><Size>1</Size></Contents></ListBucketResult>");
     qlen = (size_t)(q - quad);
-    CU_ASSERT_EQUAL(us_http_list_parse("s3://b/", quad, qlen, &names, "s3://b", uct_count,
+    CU_ASSERT_EQUAL(us_http_list_parse("s3://b/", quad, qlen, &names, "s3://b", tc_count,
                                        NULL, next, sizeof(next)), UCACHE_ERR_IO);
-    CU_ASSERT_EQUAL(uct_listed, 0);
+    CU_ASSERT_EQUAL(tc_listed, 0);
     free(quad);
     CU_ASSERT_EQUAL(us_http_list_parse("s3://b/", plain, sizeof(plain) - 1, &names, "s3://b",
-                                       uct_count, NULL, next, sizeof(next)), UCACHE_OK);
-    CU_ASSERT_EQUAL(uct_listed, 2);             /* "b/" is a directory marker */
+                                       tc_count, NULL, next, sizeof(next)), UCACHE_OK);
+    CU_ASSERT_EQUAL(tc_listed, 2);             /* "b/" is a directory marker */
     CU_ASSERT_STRING_EQUAL(next, "");
 }
 
@@ -546,51 +546,51 @@ static void test_origin_answers(void)
     static const char *const endless =
         "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n<ListBucketResult>";
     us_object_t obj = { .size = 200, .version = 7, .etag = "\"e\"" };
-    us_origin_params_t saved = uct_fast_origins();
+    us_origin_params_t saved = tc_fast_origins();
     char uri[128], buf[100], next[64];
-    uct_listener_t l;
+    tc_listener_t l;
     us_allow_t a;
     uint64_t t0;
 
     CU_ASSERT_EQUAL_FATAL(us_allow_parse("http://127.0.0.1", &a), UCACHE_OK);
     /* a 206 that ends short */
-    CU_ASSERT_FATAL(uct_listen_canned(&l, false, short206, 0));
+    CU_ASSERT_FATAL(tc_listen_canned(&l, false, short206, 0));
     snprintf(uri, sizeof(uri), "http://127.0.0.1:%u/obj", l.port);
     memset(buf, 0, sizeof(buf));
     CU_ASSERT_EQUAL(us_origin_fill(&a, uri, &obj, 100, buf, 100), UCACHE_ERR_IO);
     CU_ASSERT_PTR_NOT_NULL(strstr(l.req, "Range: bytes=100-199"));
-    uct_unlisten(&l);
+    tc_unlisten(&l);
     /* a 200 that ignores the Range: its first bytes are not the chunk's */
-    CU_ASSERT_FATAL(uct_listen_canned(&l, false, whole200, 0));
+    CU_ASSERT_FATAL(tc_listen_canned(&l, false, whole200, 0));
     snprintf(uri, sizeof(uri), "http://127.0.0.1:%u/obj", l.port);
     memset(buf, 0, sizeof(buf));
     CU_ASSERT_EQUAL(us_origin_fill(&a, uri, &obj, 100, buf, 100), UCACHE_ERR_IO);
     CU_ASSERT_PTR_NOT_NULL(strstr(l.req, "Range: bytes=100-199"));
-    uct_unlisten(&l);
+    tc_unlisten(&l);
     /* the object changed during a read: 412 for the If-Match sent */
-    CU_ASSERT_FATAL(uct_listen_canned(&l, false, changed412, 0));
+    CU_ASSERT_FATAL(tc_listen_canned(&l, false, changed412, 0));
     snprintf(uri, sizeof(uri), "http://127.0.0.1:%u/obj", l.port);
     CU_ASSERT_EQUAL(us_origin_fill(&a, uri, &obj, 100, buf, 100), UCACHE_ERR_STALE);
     CU_ASSERT_PTR_NOT_NULL(strstr(l.req, "If-Match: \"e\""));
-    uct_unlisten(&l);
+    tc_unlisten(&l);
     /* a listing page that is not XML */
-    CU_ASSERT_FATAL(uct_listen_canned(&l, false, notxml, 0));
+    CU_ASSERT_FATAL(tc_listen_canned(&l, false, notxml, 0));
     snprintf(uri, sizeof(uri), "http://127.0.0.1:%u/?list", l.port);
-    uct_listed = 0;
-    CU_ASSERT_EQUAL(us_http_list_page("s3://b/", uri, NULL, &names, "s3://b", uct_count, NULL,
+    tc_listed = 0;
+    CU_ASSERT_EQUAL(us_http_list_page("s3://b/", uri, NULL, &names, "s3://b", tc_count, NULL,
                                       next, sizeof(next)), UCACHE_ERR_IO);
-    CU_ASSERT_EQUAL(uct_listed, 0);
-    uct_unlisten(&l);
+    CU_ASSERT_EQUAL(tc_listed, 0);
+    tc_unlisten(&l);
     /* a listing page without end: cut at the largest page (64 MiB), in
      * bounded time and memory */
-    CU_ASSERT_FATAL(uct_listen_canned(&l, false, endless, 80u << 20));
+    CU_ASSERT_FATAL(tc_listen_canned(&l, false, endless, 80u << 20));
     snprintf(uri, sizeof(uri), "http://127.0.0.1:%u/?list", l.port);
     t0 = uc_time_ns();
-    CU_ASSERT_NOT_EQUAL(us_http_list_page("s3://b/", uri, NULL, &names, "s3://b", uct_count,
+    CU_ASSERT_NOT_EQUAL(us_http_list_page("s3://b/", uri, NULL, &names, "s3://b", tc_count,
                                           NULL, next, sizeof(next)), UCACHE_OK);
-    CU_ASSERT_EQUAL(uct_listed, 0);
-    CU_ASSERT(uc_time_ns() - t0 < uct_slow(20 * UC_NSEC_PER_SEC));
-    uct_unlisten(&l);
+    CU_ASSERT_EQUAL(tc_listed, 0);
+    CU_ASSERT(uc_time_ns() - t0 < tc_slow(20 * UC_NSEC_PER_SEC));
+    tc_unlisten(&l);
     us_origin_configure(&saved);
 }
 
@@ -617,7 +617,7 @@ static void test_long_lines(void)
     unlink(path);
 }
 
-const uct_test_t allow_tests[] = {
+const tc_test_t allow_tests[] = {
     { "rules", test_rules },
     { "public_addresses", test_public_addresses },
     { "confined_http", test_confined_http },

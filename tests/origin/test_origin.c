@@ -14,16 +14,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-extern const uct_test_t allow_tests[];
+extern const tc_test_t allow_tests[];
 
-static char uct_dir[64];
+static char tc_dir[64];
 
-static void uct_write(const char *name, const char *text, mode_t mode)
+static void tc_write(const char *name, const char *text, mode_t mode)
 {
     char path[256];
     FILE *f;
 
-    snprintf(path, sizeof(path), "%s/%s", uct_dir, name);
+    snprintf(path, sizeof(path), "%s/%s", tc_dir, name);
     f = fopen(path, "w");
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
     fputs(text, f);
@@ -31,17 +31,17 @@ static void uct_write(const char *name, const char *text, mode_t mode)
     chmod(path, mode);
 }
 
-static void uct_mkdir(void)
+static void tc_mkdir(void)
 {
-    snprintf(uct_dir, sizeof(uct_dir), "/tmp/ucache-origin.XXXXXX");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(uct_dir));
+    snprintf(tc_dir, sizeof(tc_dir), "/tmp/ucache-origin.XXXXXX");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(tc_dir));
 }
 
-static void uct_rmdir(void)
+static void tc_rmdir(void)
 {
     char cmd[128];
 
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", uct_dir);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tc_dir);
     CU_ASSERT_EQUAL(system(cmd), 0);
 }
 
@@ -104,10 +104,10 @@ static void test_ini_and_credentials(void)
 {
     char path[128], v[64];
 
-    uct_mkdir();
-    uct_write("ini", "# comment\nTOP = 1\n; other\n[default]\n  key=  value one \n"
+    tc_mkdir();
+    tc_write("ini", "# comment\nTOP = 1\n; other\n[default]\n  key=  value one \n"
                      "[profile dev]\nkey = dev\nempty =\n[x\n", 0600);
-    snprintf(path, sizeof(path), "%s/ini", uct_dir);
+    snprintf(path, sizeof(path), "%s/ini", tc_dir);
     CU_ASSERT_TRUE(us_ini_get(path, "", "TOP", v, sizeof(v)));
     CU_ASSERT_STRING_EQUAL(v, "1");
     CU_ASSERT_TRUE(us_ini_get(path, "default", "key", v, sizeof(v)));
@@ -122,21 +122,21 @@ static void test_ini_and_credentials(void)
     CU_ASSERT_FALSE(us_ini_get("/nonexistent/ini", "", "TOP", v, sizeof(v)));
 
     /* the environment wins over the credentials file; the file fills in */
-    uct_write("cred", "UCT_CRED_A = from-file\nUCT_CRED_B=file-b\n", 0600);
-    snprintf(path, sizeof(path), "%s/cred", uct_dir);
+    tc_write("cred", "TC_CRED_A = from-file\nUCT_CRED_B=file-b\n", 0600);
+    snprintf(path, sizeof(path), "%s/cred", tc_dir);
     us_cred_configure(path);
-    setenv("UCT_CRED_A", "from-env", 1);
-    unsetenv("UCT_CRED_B");
-    CU_ASSERT_TRUE(us_cred_get("UCT_CRED_A", v, sizeof(v)));
+    setenv("TC_CRED_A", "from-env", 1);
+    unsetenv("TC_CRED_B");
+    CU_ASSERT_TRUE(us_cred_get("TC_CRED_A", v, sizeof(v)));
     CU_ASSERT_STRING_EQUAL(v, "from-env");
-    CU_ASSERT_TRUE(us_cred_get("UCT_CRED_B", v, sizeof(v)));
+    CU_ASSERT_TRUE(us_cred_get("TC_CRED_B", v, sizeof(v)));
     CU_ASSERT_STRING_EQUAL(v, "file-b");
-    CU_ASSERT_FALSE(us_cred_get("UCT_CRED_C", v, sizeof(v)));
+    CU_ASSERT_FALSE(us_cred_get("TC_CRED_C", v, sizeof(v)));
     CU_ASSERT_STRING_EQUAL(v, "");
     us_cred_configure("");
-    CU_ASSERT_FALSE(us_cred_get("UCT_CRED_B", v, sizeof(v)));
-    unsetenv("UCT_CRED_A");
-    uct_rmdir();
+    CU_ASSERT_FALSE(us_cred_get("TC_CRED_B", v, sizeof(v)));
+    unsetenv("TC_CRED_A");
+    tc_rmdir();
 }
 
 static void test_s3_credentials(void)
@@ -149,17 +149,17 @@ static void test_s3_credentials(void)
     us_s3_cred_t c;
     size_t i;
 
-    uct_mkdir();
+    tc_mkdir();
     for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
         unsetenv(vars[i]);
     }
-    uct_write("credentials", "[default]\naws_access_key_id = AKDEF\n"
+    tc_write("credentials", "[default]\naws_access_key_id = AKDEF\n"
                              "aws_secret_access_key = SDEF\n[dev]\naws_access_key_id=AKDEV\n"
                              "aws_secret_access_key=SDEV\naws_session_token=TDEV\n", 0600);
-    uct_write("config", "[default]\nregion = eu-west-1\n[profile dev]\nregion = ap-south-1\n"
+    tc_write("config", "[default]\nregion = eu-west-1\n[profile dev]\nregion = ap-south-1\n"
                         "endpoint_url = http://127.0.0.1:9000/\n", 0600);
-    snprintf(path, sizeof(path), "%s/credentials", uct_dir);
-    snprintf(conf, sizeof(conf), "%s/config", uct_dir);
+    snprintf(path, sizeof(path), "%s/credentials", tc_dir);
+    snprintf(conf, sizeof(conf), "%s/config", tc_dir);
     setenv("AWS_SHARED_CREDENTIALS_FILE", path, 1);
     setenv("AWS_CONFIG_FILE", conf, 1);
     us_s3_cred_load(&c);
@@ -187,11 +187,11 @@ static void test_s3_credentials(void)
     for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
         unsetenv(vars[i]);
     }
-    setenv("HOME", uct_dir, 1); /* no ~/.aws: anonymous, us-east-1 */
+    setenv("HOME", tc_dir, 1); /* no ~/.aws: anonymous, us-east-1 */
     us_s3_cred_load(&c);
     CU_ASSERT_STRING_EQUAL(c.akid, "");
     CU_ASSERT_STRING_EQUAL(c.region, "us-east-1");
-    uct_rmdir();
+    tc_rmdir();
 }
 
 /* A listing's ETag (quoted or not) and a HEAD's give the same version. */
@@ -211,15 +211,15 @@ static void test_object_versions(void)
     CU_ASSERT_STRING_EQUAL(c.etag, "");
 }
 
-typedef struct uct_listed {
+typedef struct tc_listed {
     unsigned n;
     char     uris[8][256];
     uint64_t sizes[8];
-} uct_listed_t;
+} tc_listed_t;
 
-static ucache_status_t uct_list_cb(void *arg, const char *uri, const us_object_t *obj)
+static ucache_status_t tc_list_cb(void *arg, const char *uri, const us_object_t *obj)
 {
-    uct_listed_t *l = arg;
+    tc_listed_t *l = arg;
 
     if (l->n < 8) {
         snprintf(l->uris[l->n], sizeof(l->uris[0]), "%s", uri);
@@ -232,26 +232,26 @@ static ucache_status_t uct_list_cb(void *arg, const char *uri, const us_object_t
 static void test_file_listing(void)
 {
     char uri[256], want[256];
-    uct_listed_t l;
+    tc_listed_t l;
     us_object_t obj;
 
-    uct_mkdir();
-    snprintf(uri, sizeof(uri), "%s/sub", uct_dir);
+    tc_mkdir();
+    snprintf(uri, sizeof(uri), "%s/sub", tc_dir);
     CU_ASSERT_EQUAL(mkdir(uri, 0700), 0);
-    uct_write("b", "bb", 0600);
-    uct_write("a", "a", 0600);
-    uct_write("sub/c", "ccc", 0600);
-    snprintf(uri, sizeof(uri), "%s/link", uct_dir);
+    tc_write("b", "bb", 0600);
+    tc_write("a", "a", 0600);
+    tc_write("sub/c", "ccc", 0600);
+    snprintf(uri, sizeof(uri), "%s/link", tc_dir);
     CU_ASSERT_EQUAL(symlink("/etc", uri), 0);  /* not followed */
 
     memset(&l, 0, sizeof(l));
-    snprintf(uri, sizeof(uri), "file://%s/", uct_dir);
-    CU_ASSERT_EQUAL(us_origin_list(uri, uct_list_cb, &l), UCACHE_OK);
+    snprintf(uri, sizeof(uri), "file://%s/", tc_dir);
+    CU_ASSERT_EQUAL(us_origin_list(uri, tc_list_cb, &l), UCACHE_OK);
     CU_ASSERT_EQUAL_FATAL(l.n, 3);
-    snprintf(want, sizeof(want), "file://%s/a", uct_dir);
+    snprintf(want, sizeof(want), "file://%s/a", tc_dir);
     CU_ASSERT_STRING_EQUAL(l.uris[0], want);
     CU_ASSERT_EQUAL(l.sizes[0], 1);
-    snprintf(want, sizeof(want), "file://%s/sub/c", uct_dir);
+    snprintf(want, sizeof(want), "file://%s/sub/c", tc_dir);
     CU_ASSERT_STRING_EQUAL(l.uris[2], want);
     CU_ASSERT_EQUAL(l.sizes[2], 3);
     /* the listing filled the metadata cache with what a stat says */
@@ -259,30 +259,30 @@ static void test_file_listing(void)
     CU_ASSERT_EQUAL(obj.size, 3);
 
     memset(&l, 0, sizeof(l));
-    snprintf(uri, sizeof(uri), "file://%s/b", uct_dir);   /* one file */
-    CU_ASSERT_EQUAL(us_origin_list(uri, uct_list_cb, &l), UCACHE_OK);
+    snprintf(uri, sizeof(uri), "file://%s/b", tc_dir);   /* one file */
+    CU_ASSERT_EQUAL(us_origin_list(uri, tc_list_cb, &l), UCACHE_OK);
     CU_ASSERT_EQUAL(l.n, 1);
     CU_ASSERT_EQUAL(l.sizes[0], 2);
 
-    snprintf(uri, sizeof(uri), "file://%s/none/", uct_dir);
-    CU_ASSERT_EQUAL(us_origin_list(uri, uct_list_cb, &l), UCACHE_ERR_NOT_FOUND);
-    CU_ASSERT_EQUAL(us_origin_list("http://127.0.0.1:1/x/", uct_list_cb, &l),
+    snprintf(uri, sizeof(uri), "file://%s/none/", tc_dir);
+    CU_ASSERT_EQUAL(us_origin_list(uri, tc_list_cb, &l), UCACHE_ERR_NOT_FOUND);
+    CU_ASSERT_EQUAL(us_origin_list("http://127.0.0.1:1/x/", tc_list_cb, &l),
                     UCACHE_ERR_UNSUPPORTED);
-    CU_ASSERT_EQUAL(us_origin_list("gopher://x/", uct_list_cb, &l), UCACHE_ERR_UNSUPPORTED);
-    CU_ASSERT_EQUAL(us_origin_list("s3://x", uct_list_cb, &l), UCACHE_ERR_INVALID);
-    uct_rmdir();
+    CU_ASSERT_EQUAL(us_origin_list("gopher://x/", tc_list_cb, &l), UCACHE_ERR_UNSUPPORTED);
+    CU_ASSERT_EQUAL(us_origin_list("s3://x", tc_list_cb, &l), UCACHE_ERR_INVALID);
+    tc_rmdir();
 }
 
-static unsigned uct_token_calls;
+static unsigned tc_token_calls;
 
-static ucache_status_t uct_token(void *arg, const char *resource, char *token, size_t cap,
+static ucache_status_t tc_token(void *arg, const char *resource, char *token, size_t cap,
                                  uint64_t *ttl_s_p)
 {
-    uct_token_calls++;
+    tc_token_calls++;
     if (arg != NULL) {
         return UCACHE_ERR_NOT_FOUND;
     }
-    snprintf(token, cap, "tok-%u-%s", uct_token_calls, resource);
+    snprintf(token, cap, "tok-%u-%s", tc_token_calls, resource);
     *ttl_s_p = (strcmp(resource, "short") == 0) ? 30 : 3600;
     return UCACHE_OK;
 }
@@ -295,28 +295,28 @@ static void test_token_provider(void)
     CU_ASSERT_FALSE(us_token_enabled());
     CU_ASSERT_EQUAL(us_token_get("r", tok, sizeof(tok)), UCACHE_ERR_NOT_FOUND);
 
-    ucache_token_provider_set(uct_token, NULL);
-    uct_token_calls = 0;
+    ucache_token_provider_set(tc_token, NULL);
+    tc_token_calls = 0;
     CU_ASSERT_TRUE(us_token_enabled());
     CU_ASSERT_EQUAL(us_token_get("r", tok, sizeof(tok)), UCACHE_OK);
     CU_ASSERT_STRING_EQUAL(tok, "tok-1-r");
     CU_ASSERT_EQUAL(us_token_get("r", tok, sizeof(tok)), UCACHE_OK); /* cached */
     CU_ASSERT_STRING_EQUAL(tok, "tok-1-r");
-    CU_ASSERT_EQUAL(uct_token_calls, 1);
+    CU_ASSERT_EQUAL(tc_token_calls, 1);
     /* another resource asks again; a token expiring within a minute too */
     CU_ASSERT_EQUAL(us_token_get("short", tok, sizeof(tok)), UCACHE_OK);
     CU_ASSERT_EQUAL(us_token_get("short", tok, sizeof(tok)), UCACHE_OK);
     CU_ASSERT_STRING_EQUAL(tok, "tok-3-short");
     CU_ASSERT_EQUAL(us_token_get("r", tok, 4), UCACHE_ERR_MSG_TRUNCATED);
 
-    ucache_token_provider_set(uct_token, (void *)1); /* a failing provider */
+    ucache_token_provider_set(tc_token, (void *)1); /* a failing provider */
     CU_ASSERT_EQUAL(us_token_get("r", tok, sizeof(tok)), UCACHE_ERR_DENIED);
     ucache_token_provider_set(NULL, NULL);
 }
 
 int main(void)
 {
-    static const uct_test_t tests[] = {
+    static const tc_test_t tests[] = {
         {"sigv4_known_answers", test_sigv4_known_answers},
         {"uri_encode", test_uri_encode},
         {"ini_and_credentials", test_ini_and_credentials},
@@ -327,9 +327,9 @@ int main(void)
         {NULL, NULL}
     };
 
-    if ((CU_initialize_registry() != CUE_SUCCESS) || uct_add_suite("origin", tests) ||
-        uct_add_suite("allow", allow_tests)) {
+    if ((CU_initialize_registry() != CUE_SUCCESS) || tc_add_suite("origin", tests) ||
+        tc_add_suite("allow", allow_tests)) {
         return 2;
     }
-    return uct_run();
+    return tc_run();
 }

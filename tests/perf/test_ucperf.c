@@ -325,7 +325,7 @@ static void test_raw_duration(void)
     CU_ASSERT(res.ops > 100);
     CU_ASSERT_EQUAL(res.errors, 0);
     CU_ASSERT(res.seconds >= 0.3);
-    CU_ASSERT(res.seconds < 3.0 * (double)uct_slow(1));
+    CU_ASSERT(res.seconds < 3.0 * (double)tc_slow(1));
 }
 
 /* Mode store, in process: every phase reported, no errors, index density. */
@@ -380,7 +380,7 @@ static void test_compare(void)
     char bin[256];
 
     if (system("command -v ucx_perftest > /dev/null 2>&1") != 0) {
-        UCT_SKIP_DEP("ucx_perftest is not installed (Debian: ucx-utils)");
+        TC_SKIP_DEP("ucx_perftest is not installed (Debian: ucx-utils)");
         return;
     }
     snprintf(bin, sizeof(bin), "%s/bin", build ? build : "build");
@@ -427,27 +427,27 @@ static void test_cli(void)
 
 int main(void)
 {
-    static const uct_test_t option_tests[] = {
+    static const tc_test_t option_tests[] = {
         {"options", test_options},
         {"percentile", test_percentile},
         {"proc_stat", test_proc_stat},
         {NULL, NULL}
     };
-    static const uct_test_t raw_tests[] = {
+    static const tc_test_t raw_tests[] = {
         {"raw_shm_json", test_raw_shm},
         {"raw_tcp_json", test_raw_tcp},
         {"raw_duration", test_raw_duration},
         {"store_json", test_store_mode},
         {NULL, NULL}
     };
-    static const uct_test_t fabric_tests[] = {
+    static const tc_test_t fabric_tests[] = {
         {"hit_json", test_hit},
         {"miss_json", test_miss},
         {"mixed_json", test_mixed},
         {"plot_svg", test_plot},
         {NULL, NULL}
     };
-    static const uct_test_t cli_tests[] = {
+    static const tc_test_t cli_tests[] = {
         {"exit_codes_and_output", test_cli},
         {"compare_ucx_perftest", test_compare},
         {NULL, NULL}
@@ -456,11 +456,11 @@ int main(void)
     setenv("UCACHE_LOG_LEVEL", "error", 0);
     unsetenv("UCACHE_MEMBERS"); /* the fabric modes start their own owners */
     if ((CU_initialize_registry() != CUE_SUCCESS) ||
-        uct_add_suite("ucperf_options", option_tests) ||
-        uct_add_suite("ucperf_raw", raw_tests) ||
-        uct_add_suite("ucperf_fabric", fabric_tests) ||
-        uct_add_suite("cli", cli_tests)) {
+        tc_add_suite("ucperf_options", option_tests) ||
+        tc_add_suite("ucperf_raw", raw_tests) ||
+        tc_add_suite("ucperf_fabric", fabric_tests) ||
+        tc_add_suite("cli", cli_tests)) {
         return 2;
     }
-    return uct_run();
+    return tc_run();
 }

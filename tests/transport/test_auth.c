@@ -298,7 +298,7 @@ static void test_cost(void)
 
 int main(void)
 {
-    static const uct_test_t tests[] = {
+    static const tc_test_t tests[] = {
         {"key_files", test_key_files},
         {"sign_check", test_sign_check},
         {"replay_window", test_replay_window},
@@ -313,10 +313,10 @@ int main(void)
     if (mkdtemp(kdir) == NULL) {
         return 2;
     }
-    if ((CU_initialize_registry() != CUE_SUCCESS) || uct_add_suite("auth", tests)) {
+    if ((CU_initialize_registry() != CUE_SUCCESS) || tc_add_suite("auth", tests)) {
         return 2;
     }
-    rc = uct_run();
+    rc = tc_run();
     snprintf(cmd, sizeof(cmd), "rm -rf %s", kdir);
     if (system(cmd) != 0) {
         fprintf(stderr, "cannot remove %s\n", kdir);

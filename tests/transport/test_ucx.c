@@ -9,12 +9,13 @@
  * messages, bad lengths and offsets.
  */
 #include "tests/common.h"
-#include "transport/ucx.c" /* to reach the wire formats for malformed messages */
+#include "transport/ucx_int.h" /* to reach the wire formats for malformed messages */
 #include "perf/exporter.h"
 #include "tests/transport/ucx_raw.h"
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -580,7 +581,7 @@ static void test_rpc(void)
     CU_ASSERT_EQUAL(ut_rpc_post(&req, p.peer, RPC_INPROG, "xyz", 4, NULL, 0, NULL, 0),
                     UCACHE_OK);
     CU_ASSERT_EQUAL(ut_wait(p.client, &req, 1, UC_NSEC_PER_SEC * 5), UCACHE_ERR_TRANSPORT);
-    CU_ASSERT(uc_time_ns() - t0 < uct_slow(UC_NSEC_PER_SEC));
+    CU_ASSERT(uc_time_ns() - t0 < tc_slow(UC_NSEC_PER_SEC));
     /* A reply larger than the caller's buffers. */
     CU_ASSERT_EQUAL(ut_rpc_post(&req, p.peer, RPC_ECHO, msg, sizeof(msg), meta,
                                 sizeof(meta), data, 8), UCACHE_OK);
@@ -701,7 +702,7 @@ static void *wait_thread(void *arg)
 {
     waiter_t *w = arg;
 
-    w->status = ut_wait(w->ctx, w->req, 1, uct_slow(UC_NSEC_PER_SEC));
+    w->status = ut_wait(w->ctx, w->req, 1, tc_slow(UC_NSEC_PER_SEC));
     return NULL;
 }
 
@@ -733,7 +734,7 @@ static void test_forged_replies(void)
     CU_ASSERT_EQUAL(ut_rpc_handler_set(p.server, RPC_KEEP, rpc_keep, NULL), UCACHE_OK);
     atomic_store(&kept_rpc, NULL);
     CU_ASSERT_EQUAL_FATAL(ut_rpc_post_timeout(&req, p.peer, RPC_KEEP, "ask", 4, NULL, 0, data,
-                                              sizeof(data), uct_slow(20 * UC_NSEC_PER_SEC)),
+                                              sizeof(data), tc_slow(20 * UC_NSEC_PER_SEC)),
                           UCACHE_OK);
     CU_ASSERT_EQUAL(ut_wait(p.client, &req, 1, 300 * UC_NSEC_PER_MSEC), UCACHE_INPROGRESS);
     for (gen = 0; (gen < 500) && !rpc_kept(); gen++) {      /* 5 s at most */
@@ -749,7 +750,7 @@ static void test_forged_replies(void)
     CU_ASSERT_EQUAL_FATAL(ut_peer_create(forger, caddr, caddr_len, &vp), UCACHE_OK);
     victim = (ut_ucx_peer_t *)vp;
     pthread_mutex_lock(&ut_ctx_of(forger)->lock);
-    CU_ASSERT_EQUAL_FATAL(do_peer_ensure(ut_ctx_of(forger), victim), UCACHE_OK);
+    CU_ASSERT_EQUAL_FATAL(ut_ucx_do_peer_ensure(ut_ctx_of(forger), victim), UCACHE_OK);
     pthread_mutex_unlock(&ut_ctx_of(forger)->lock);
     for (gen = 1; gen <= 4; gen++) {
         for (slot = 0; slot < 4; slot++) {
@@ -797,7 +798,7 @@ static int attack_put(ut_ctx_t *server, ut_mem_t *mem, size_t off, size_t len)
     CU_ASSERT_EQUAL_FATAL(raw_peer_open(&peer, UCP_FEATURE_RMA | UCP_FEATURE_AM, ablob, alen,
                                         rblob, rlen), 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(peer.rkey);
-    deadline = uc_deadline(uct_slow(UC_NSEC_PER_SEC));
+    deadline = uc_deadline(tc_slow(UC_NSEC_PER_SEC));
     if ((raw_wait(peer.worker, ucp_put_nbx(peer.ep, bytes, len, peer.base + off, peer.rkey,
                                           &rp), deadline) == UCS_OK) &&
         (raw_wait(peer.worker, ucp_ep_flush_nbx(peer.ep, &rp), deadline) == UCS_OK)) {
@@ -856,7 +857,7 @@ static void rpc_role(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
 #define WAIT_STAT(_ctx, _f, _want)                                            \
     do {                                                                      \
         ut_stats_t st_;                                                       \
-        uint64_t dl_ = uc_deadline(uct_slow(2 * UC_NSEC_PER_SEC));            \
+        uint64_t dl_ = uc_deadline(tc_slow(2 * UC_NSEC_PER_SEC));            \
         do {                                                                  \
             ut_stats(_ctx, &st_);                                             \
         } while ((st_._f < (_want)) && (uc_time_ns() < dl_) && !usleep(1000)); \
@@ -920,7 +921,7 @@ static void test_auth_wire(void)
         CU_ASSERT_EQUAL(ut_rkey_unpack(peer[i], rblob, rlen, &rkey[i]), want[i]);
         role = 99;
         ut_rpc_post(&req, peer[i], RPC_KEEP, "who", 3, &role, sizeof(role), NULL, 0);
-        CU_ASSERT_EQUAL(ut_wait(cli[i], &req, 1, uct_slow(2 * UC_NSEC_PER_SEC)), want[i]);
+        CU_ASSERT_EQUAL(ut_wait(cli[i], &req, 1, tc_slow(2 * UC_NSEC_PER_SEC)), want[i]);
         CU_ASSERT_EQUAL(req.status, want[i]);
         if (want[i] == UCACHE_OK) {
             CU_ASSERT_EQUAL(role, want_role[i]);
@@ -998,7 +999,7 @@ static void test_listener_bounds(void)
 {
     enum { FLOOD = UT_ACCEPT_PER_HOST + 6, KEYLESS = 5 };
     char dir[] = "/tmp/ucache-listen.XXXXXX", key[64], cmd[64];
-    uc_config_t scfg = test_config(uct_slow(500 * UC_NSEC_PER_MSEC)), ccfg;
+    uc_config_t scfg = test_config(tc_slow(500 * UC_NSEC_PER_MSEC)), ccfg;
     ut_peer_t *peers[FLOOD], *kl[KEYLESS];
     ucp_ep_h silent[KEYLESS];
     ut_ctx_t *srv, *cli, *anon;
@@ -1019,7 +1020,7 @@ static void test_listener_bounds(void)
     set_handlers(srv);
     CU_ASSERT_EQUAL_FATAL(ut_listen(srv, "127.0.0.1", 0, &port), UCACHE_OK);
     ccfg = scfg;
-    ccfg.timeout_ns = uct_slow(2 * UC_NSEC_PER_SEC);
+    ccfg.timeout_ns = tc_slow(2 * UC_NSEC_PER_SEC);
     ccfg.max_eps = 4 * FLOOD;
     cli = make_ctx(&ccfg, UC_PROGRESS_POLL);
     for (i = 0; i < FLOOD; i++) {
@@ -1028,7 +1029,7 @@ static void test_listener_bounds(void)
         memset(reply, 0, sizeof(reply));
         ut_rpc_post(&req, peers[i], RPC_ECHO, "flood", 6, meta, sizeof(meta), reply,
                     sizeof(reply));
-        if (ut_wait(cli, &req, 1, uct_slow(3 * UC_NSEC_PER_SEC)) == UCACHE_OK) {
+        if (ut_wait(cli, &req, 1, tc_slow(3 * UC_NSEC_PER_SEC)) == UCACHE_OK) {
             ok += (strcmp(reply, "flood") == 0);
         } else {
             refused++;
@@ -1042,12 +1043,12 @@ static void test_listener_bounds(void)
     /* the accepted ones go on working */
     memset(reply, 0, sizeof(reply));
     ut_rpc_post(&req, peers[0], RPC_ECHO, "again", 6, meta, sizeof(meta), reply, sizeof(reply));
-    CU_ASSERT_EQUAL(ut_wait(cli, &req, 1, uct_slow(3 * UC_NSEC_PER_SEC)), UCACHE_OK);
+    CU_ASSERT_EQUAL(ut_wait(cli, &req, 1, tc_slow(3 * UC_NSEC_PER_SEC)), UCACHE_OK);
     CU_ASSERT_STRING_EQUAL(reply, "again");
     for (i = UT_ACCEPT_PER_HOST / 2; i < FLOOD; i++) {   /* room for the keyless ones */
         ut_peer_destroy(peers[i]);
     }
-    dl = uc_deadline(uct_slow(3 * UC_NSEC_PER_SEC));
+    dl = uc_deadline(tc_slow(3 * UC_NSEC_PER_SEC));
     do {
         ut_progress(cli);
         ut_stats(srv, &st);
@@ -1061,7 +1062,7 @@ static void test_listener_bounds(void)
         CU_ASSERT_EQUAL_FATAL(ut_peer_create_sockaddr(anon, "127.0.0.1", port, &kl[i]),
                               UCACHE_OK);
         ut_rpc_post(&req, kl[i], RPC_ECHO, "x", 2, meta, sizeof(meta), reply, sizeof(reply));
-        CU_ASSERT_EQUAL(ut_wait(anon, &req, 1, uct_slow(3 * UC_NSEC_PER_SEC)), UCACHE_ERR_AUTH);
+        CU_ASSERT_EQUAL(ut_wait(anon, &req, 1, tc_slow(3 * UC_NSEC_PER_SEC)), UCACHE_ERR_AUTH);
     }
     /* connections that say nothing at all: closed by the server at their deadline */
     {
@@ -1081,7 +1082,7 @@ static void test_listener_bounds(void)
         }
         pthread_mutex_unlock(&ut_ctx_of(anon)->lock);
     }
-    dl = uc_deadline(uct_slow(5 * UC_NSEC_PER_SEC));
+    dl = uc_deadline(tc_slow(5 * UC_NSEC_PER_SEC));
     do {
         ut_progress(anon);
         ut_progress(cli);
@@ -1094,7 +1095,7 @@ static void test_listener_bounds(void)
     for (i = 0; i < KEYLESS; i++) {
         ut_peer_destroy(kl[i]);
         pthread_mutex_lock(&ut_ctx_of(anon)->lock);
-        do_ep_close(ut_ctx_of(anon), silent[i]);
+        ut_ucx_do_ep_close(ut_ctx_of(anon), silent[i]);
         pthread_mutex_unlock(&ut_ctx_of(anon)->lock);
     }
     ut_ctx_destroy(anon);
@@ -1202,7 +1203,7 @@ static void test_region_destroy_stalled_reader(void)
          * out (bcopy; always so under TSan, whose run turns UCX's memory
          * hooks off) or the socket took it.  Nothing to wait out or park;
          * the bytes below are still checked. */
-        UCT_SKIP("no reply still used the region at its destroy (%.0f ms): UCX "
+        TC_SKIP("no reply still used the region at its destroy (%.0f ms): UCX "
                  "copied them, so parking was not exercised", elapsed / 1e6);
     }
     ut_wait(p.client, reqs, N, 10 * UC_NSEC_PER_SEC);
@@ -1276,7 +1277,7 @@ static void test_shm_sigstop(void)
     ctx = make_ctx(&cfg, UC_PROGRESS_POLL);
     reader_open(&r, ctx, &ex);
     if (!ut_rkey_is_mapped(r.rkey)) {
-        UCT_SKIP("UCX could not map the exporter's region (no posix/sysv shm)");
+        TC_SKIP("UCX could not map the exporter's region (no posix/sysv shm)");
     } else {
         CU_ASSERT_EQUAL_FATAL(exporter_pause(&ex), 0);
         CU_ASSERT_EQUAL(read_batch(&r, 1u << 20, 16, ex.seed, UT_PATH_MAPPED), 0);
@@ -1406,7 +1407,7 @@ static void test_tcp_silent_peer(void)
         CU_ASSERT_EQUAL(reqs[i].status, UCACHE_ERR_TIMEOUT);
     }
     CU_ASSERT(elapsed >= 300 * UC_NSEC_PER_MSEC);
-    CU_ASSERT(elapsed < uct_slow(1500 * UC_NSEC_PER_MSEC));
+    CU_ASSERT(elapsed < tc_slow(1500 * UC_NSEC_PER_MSEC));
     CU_ASSERT_EQUAL(ut_peer_state(r.peer), UT_PEER_FAILED);
     /* Within PEER_RETRY a failed peer fails fast. */
     CU_ASSERT_EQUAL(ut_get_post(&reqs[0], r.rkey, r.rkey->base, buf, 4096),
@@ -1421,7 +1422,7 @@ static void test_tcp_silent_peer(void)
     CU_ASSERT_EQUAL(ut_get_post(&reqs[0], r.rkey, r.rkey->base, buf, 4096),
                     UCACHE_ERR_TIMEOUT);
     elapsed = uc_time_ns() - t0;
-    CU_ASSERT(elapsed < uct_slow(100 * UC_NSEC_PER_MSEC)); /* nobody waits for it */
+    CU_ASSERT(elapsed < tc_slow(100 * UC_NSEC_PER_MSEC)); /* nobody waits for it */
     CU_ASSERT_EQUAL(ut_peer_state(r.peer), UT_PEER_CONNECTING);
     /* reads keep failing fast until the probe's handshake is answered */
     for (i = 0; (i < 500) && (ut_peer_state(r.peer) != UT_PEER_CONNECTED); i++) {
@@ -1450,7 +1451,7 @@ static void test_tcp_silent_peer(void)
  */
 static void test_tcp_keepalive(void)
 {
-    const uint64_t T = uct_slow(300 * UC_NSEC_PER_MSEC);
+    const uint64_t T = tc_slow(300 * UC_NSEC_PER_MSEC);
     uc_config_t cfg = test_config(T);
     uint32_t ms, got = 0;
     uint64_t t0, elapsed;
@@ -1513,7 +1514,7 @@ static void test_tcp_keepalive(void)
  * data is bounded by UCACHE_TIMEOUT from the header, like a get. */
 static void test_tcp_reply_stall(void)
 {
-    const uint64_t T = uct_slow(300 * UC_NSEC_PER_MSEC);
+    const uint64_t T = tc_slow(300 * UC_NSEC_PER_MSEC);
     uc_config_t cfg = test_config(T);
     uint64_t bulk[2] = { 4096, 4u << 20 }, t0, elapsed;
     uint8_t *buf = malloc(4u << 20);
@@ -1586,7 +1587,7 @@ static void run_peer_death(int read_path, ut_path_t path)
 
     use_tls("tcp");
     emulated_rma(read_path == UC_READ_PATH_GET);
-    cfg = test_config(uct_slow(3 * UC_NSEC_PER_SEC));
+    cfg = test_config(tc_slow(3 * UC_NSEC_PER_SEC));
     cfg.read_path = read_path;
     CU_ASSERT_EQUAL_FATAL(exporter_start(&a, 0x61), 0);
     CU_ASSERT_EQUAL_FATAL(exporter_start(&b, 0x62), 0);
@@ -1748,7 +1749,7 @@ static void test_ep_cap(void)
 
 int main(void)
 {
-    static const uct_test_t unit_tests[] = {
+    static const tc_test_t unit_tests[] = {
         {"ctx_lifecycle", test_ctx_lifecycle},
         {"bad_blobs", test_bad_blobs},
         {"register_export", test_register_export},
@@ -1764,14 +1765,14 @@ int main(void)
         {"region_destroy_stalled_reader", test_region_destroy_stalled_reader},
         {NULL, NULL}
     };
-    static const uct_test_t shm_tests[] = {
+    static const tc_test_t shm_tests[] = {
         {"read_sizes_mapped", test_shm_read_sizes},
         {"one_sided_under_sigstop", test_shm_sigstop},
         {"readonly_mapping", test_shm_readonly},
         {"reader_threads_mapped", test_shm_threads},
         {NULL, NULL}
     };
-    static const uct_test_t tcp_tests[] = {
+    static const tc_test_t tcp_tests[] = {
         {"read_sizes_am", test_tcp_read_sizes_am},
         {"read_sizes_get", test_tcp_read_sizes_get},
         {"silent_peer_deadline", test_tcp_silent_peer},
@@ -1787,10 +1788,10 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     setenv("UCACHE_LOG_LEVEL", "error", 0);
     if ((CU_initialize_registry() != CUE_SUCCESS) ||
-        uct_add_suite("transport_unit", unit_tests) ||
-        uct_add_suite("transport_shm_2proc", shm_tests) ||
-        uct_add_suite("transport_tcp_2proc", tcp_tests)) {
+        tc_add_suite("transport_unit", unit_tests) ||
+        tc_add_suite("transport_shm_2proc", shm_tests) ||
+        tc_add_suite("transport_tcp_2proc", tcp_tests)) {
         return 2;
     }
-    return uct_run();
+    return tc_run();
 }

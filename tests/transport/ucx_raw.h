@@ -4,7 +4,7 @@
  * software RMA a ucache context never turns on for a serving node) with the
  * UCX part of a node's address and key blobs, and requests sent on a
  * context's endpoint byte for byte (a replay, an unsigned copy).  Include
- * after "transport/ucx.c".  No CUnit here: callers check the results.
+ * after "transport/ucx_int.h".  No CUnit here: callers check the results.
  */
 #ifndef UCACHE_TESTS_UCX_RAW_H
 #define UCACHE_TESTS_UCX_RAW_H
@@ -110,7 +110,7 @@ static inline void raw_send_am(ut_ctx_t *c, ut_ucx_peer_t *peer, unsigned am_id,
     sreq = ucp_am_send_nbx(peer->ep, am_id, hdr, hdr_len, payload, len, &prm);
     while ((sreq != NULL) && !UCS_PTR_IS_ERR(sreq) &&
            (ucp_request_check_status(sreq) == UCS_INPROGRESS)) {
-        do_progress(ut_ctx_of(c));
+        ut_ucx_do_progress(ut_ctx_of(c));
     }
     if ((sreq != NULL) && !UCS_PTR_IS_ERR(sreq)) {
         ucp_request_free(sreq);

@@ -182,16 +182,17 @@ static void test_config_print(void)
     CU_ASSERT_EQUAL(ucache_config_print(stderr, 1u << 7), UCACHE_ERR_INVALID);
 }
 
-/* The README lists every variable of the table (the table is the source). */
-static void test_readme_lists_every_variable(void)
+/* docs/configuration.md lists every variable of the table (the table is the
+ * source). */
+static void test_docs_list_every_variable(void)
 {
     char *text, var[64];
-    FILE *f = fopen("README.md", "r");
+    FILE *f = fopen("docs/configuration.md", "r");
     long len;
     size_t i;
 
     if (f == NULL) {
-        UCT_SKIP("README.md not found in the working directory (run from the repo root)");
+        TC_SKIP("docs/configuration.md not found in the working directory (run from the repo root)");
         return;
     }
     fseek(f, 0, SEEK_END);
@@ -203,7 +204,7 @@ static void test_readme_lists_every_variable(void)
     for (i = 0; i < uc_config_table_len; i++) {
         snprintf(var, sizeof(var), "| `UCACHE_%s` |", uc_config_table[i].name);
         if (strstr(text, var) == NULL) {
-            fprintf(stderr, "README.md does not list %s\n", var);
+            fprintf(stderr, "docs/configuration.md does not list %s\n", var);
         }
         CU_ASSERT_PTR_NOT_NULL(strstr(text, var));
     }
@@ -299,34 +300,34 @@ static void test_init_params(void)
 
 int main(void)
 {
-    static const uct_test_t status_tests[] = {
+    static const tc_test_t status_tests[] = {
         {"status_strings", test_status_strings},
         {NULL, NULL}
     };
-    static const uct_test_t config_tests[] = {
+    static const tc_test_t config_tests[] = {
         {"parse_size", test_parse_size},
         {"parse_time", test_parse_time},
         {"format", test_format_roundtrip},
         {"defaults_and_env", test_config_defaults_and_env},
         {"print", test_config_print},
-        {"readme_lists_every_variable", test_readme_lists_every_variable},
+        {"docs_list_every_variable", test_docs_list_every_variable},
         {NULL, NULL}
     };
-    static const uct_test_t log_tests[] = {
+    static const tc_test_t log_tests[] = {
         {"levels_and_sink", test_log_levels_and_sink},
         {NULL, NULL}
     };
-    static const uct_test_t context_tests[] = {
+    static const tc_test_t context_tests[] = {
         {"init_params", test_init_params},
         {NULL, NULL}
     };
 
     if ((CU_initialize_registry() != CUE_SUCCESS) ||
-        uct_add_suite("status", status_tests) ||
-        uct_add_suite("config", config_tests) ||
-        uct_add_suite("log", log_tests) ||
-        uct_add_suite("context", context_tests)) {
+        tc_add_suite("status", status_tests) ||
+        tc_add_suite("config", config_tests) ||
+        tc_add_suite("log", log_tests) ||
+        tc_add_suite("context", context_tests)) {
         return 2;
     }
-    return uct_run();
+    return tc_run();
 }

@@ -1,0 +1,281 @@
+/*
+ * peer.c - what a reader knows of each owner (uf_peer_t): set up on first
+ * use (connected, its store key unpacked, its layout learnt), kept across
+ * views while the node keeps its incarnation, skipped while suspect.
+ * Peers are created under ctx->lock and published with release stores;
+ * a peer's setup runs under its own lock, never the context's.
+ */
+#include "fabric/fabric.h"
+#include "util/log.h"
+#include "util/time.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+bool uf_peer_is_suspect(const uf_peer_t *peer, uint64_t now)
+{
+    return now < atomic_load_explicit(&peer->suspect_until, memory_order_relaxed);
+}
+
+/*
+ * A failed owner is skipped for a back-off that doubles with every failure
+ * in a row (PEER_RETRY, then 2x, 4x ... up to PEER_RETRY_MAX) and starts
+ * over after a success, so a long-lived reader pays a dead owner's
+ * deadline a few times, not once per PEER_RETRY.  (Its transport peer
+ * backs off the same way, and retries it by a probe nobody waits for.)
+ *
+ * Two machines, one per layer, side by side: the fabric's suspicion
+ * (uf_peer_t.suspect_until: which owner a read tries) and the transport's
+ * peer state (transport/ucx_peer.c: whether an operation may be posted).
+ *
+ *   fabric (per reader)                  transport (per context)
+ *   -------------------                  -----------------------
+ *   GOOD --uf_owners_try(): an           CONNECTED --deadline, error callback,
+ *     ^    attempt failed (PEER,           ^         unanswered keepalive-->
+ *     |    TIMEOUT, CORRUPT, ...)          |         FAILED (ops fail fast
+ *     |    or uf_view_peer(): setup        |         with fail_status)
+ *     |    failed                          |           |
+ *     |         v                          |           | retry_ns passed:
+ *     |      SUSPECT (now <                |           v a probe, unwaited
+ *     |      suspect_until: reads skip     +---- CONNECTING <-------+
+ *     |      it, uf_view_peer() NULL)           PING answered
+ *     |         |
+ *     +---------+ suspect_until passed: the next read tries it again
+ *                 (backoff_ns reset by uf_peer_ok() on a success)
+ *
+ * They are independent on purpose: a SUSPECT owner whose transport peer is
+ * CONNECTED again is still skipped until its back-off ends (a flapping
+ * owner costs one deadline per back-off); a GOOD owner whose transport peer
+ * is FAILED costs a read nothing (the post fails at once, the owner turns
+ * SUSPECT).  Busy (BUSY, AGAIN), stale and out-of-memory answers come from
+ * a live owner and do not make it suspect.
+ */
+void uf_peer_suspect(struct ucache_context *ctx, uf_peer_t *peer, const char *why)
+{
+    uint64_t now = uc_time_ns(), b;
+
+    if (uf_peer_is_suspect(peer, now)) {
+        return;
+    }
+    b = atomic_load(&peer->backoff_ns);
+    b = (b == 0) ? ctx->cfg.peer_retry_ns :
+        (2 * b < ctx->cfg.peer_retry_max_ns) ? 2 * b : ctx->cfg.peer_retry_max_ns;
+    atomic_store(&peer->backoff_ns, b);
+    atomic_store(&peer->suspect_until, now + b);
+    UC_WARN("owner %016" PRIx64 " is suspect (%s); its reads go to the next "
+            "owner or the origin for %llu ms", peer->id, why,
+            (unsigned long long)(b / UC_NSEC_PER_MSEC));
+    atomic_fetch_add(&ctx->st.failovers, 1);
+}
+
+void uf_peer_ok(uf_peer_t *peer)
+{
+    if (atomic_load_explicit(&peer->backoff_ns, memory_order_relaxed) != 0) {
+        atomic_store(&peer->backoff_ns, 0);
+    }
+}
+
+static ucache_status_t uf_peer_setup_blobs(struct ucache_context *ctx, uf_peer_t *p,
+                                           const uf_member_t *m);
+
+/* A node known only as host:port (file: members): ask its listener for its
+ * record (worker address, store key) over a connection made for that. */
+static ucache_status_t uf_peer_hello(struct ucache_context *ctx, const char *host,
+                                     uint16_t port, uf_member_t *rec)
+{
+    size_t cap = 3 * UF_BLOB_MAX;
+    ucache_status_t status;
+    ut_peer_t *boot;
+    void *buf;
+    ut_req_t r;
+
+    buf = malloc(cap);
+    if (buf == NULL) {
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    status = ut_peer_create_sockaddr(ctx->transport, host, port, &boot);
+    if (status == UCACHE_OK) {
+        status = ut_rpc_post(&r, boot, UF_RPC_HELLO, NULL, 0, NULL, 0, buf, cap);
+        if (status == UCACHE_OK) {
+            status = ut_wait(ctx->transport, &r, 1, 2 * ctx->cfg.timeout_ns);
+        }
+        if (status == UCACHE_OK) {
+            status = uf_member_decode(buf, r.length, rec);
+            if (status != UCACHE_OK) {
+                atomic_fetch_add(&ctx->st.bad_replies, 1);
+                UC_WARN("%s:%u answered HELLO with a malformed record", host, port);
+            }
+        }
+        ut_peer_destroy(boot);
+    }
+    free(buf);
+    return status;
+}
+
+/* Connect, unpack the store's key, learn its layout (ctx->lock not held). */
+static ucache_status_t uf_peer_setup(struct ucache_context *ctx, uf_peer_t *p,
+                                     const uf_view_t *v, uint32_t idx)
+{
+    const uf_member_t *m = (v->recs != NULL) ? &v->recs[idx] : NULL;
+    uf_member_t rec = { 0 };
+    ucache_status_t status;
+
+    if (p->self) {
+        p->path   = UT_PATH_MAPPED;
+        p->mapped = us_store_base(uf_node_store(ctx->node));
+        p->layout = *us_store_layout(uf_node_store(ctx->node));
+        return UCACHE_OK;
+    }
+    if ((m == NULL) || (m->addr_len == 0)) {
+        if (v->nodes[idx].port == 0) {
+            return UCACHE_ERR_PEER; /* nothing to reach it by */
+        }
+        status = uf_peer_hello(ctx, v->strings + v->nodes[idx].host,
+                               v->nodes[idx].port, &rec);
+        if (status != UCACHE_OK) {
+            return status;
+        }
+        m = &rec;
+    }
+    status = uf_peer_setup_blobs(ctx, p, m);
+    uf_member_clear(&rec);
+    return status;
+}
+
+/* The rest of the setup, from a member with address and key blobs. */
+static ucache_status_t uf_peer_setup_blobs(struct ucache_context *ctx, uf_peer_t *p,
+                                           const uf_member_t *m)
+{
+    _Alignas(64) char super[US_SUPER_SIZE];
+    ucache_status_t status;
+    ut_req_t req;
+
+    status = ut_peer_create(ctx->transport, m->addr, m->addr_len, &p->tp);
+    if (status != UCACHE_OK) {
+        return status;
+    }
+    status = ut_rkey_unpack(p->tp, m->rkey, m->rkey_len, &p->rkey);
+    if (status != UCACHE_OK) {
+        goto err;
+    }
+    p->path = ut_rkey_path(p->rkey);
+    if (p->path == UT_PATH_NONE) {
+        status = UCACHE_ERR_PEER;
+        goto err;
+    }
+    if (p->path == UT_PATH_AM) {
+        return UCACHE_OK; /* the owner looks chunks up for us */
+    }
+    if (p->path == UT_PATH_MAPPED) {
+        p->mapped = p->rkey->mapped;
+        status = us_layout_parse(p->mapped, US_SUPER_SIZE, &p->layout);
+    } else {
+        ut_get_post(&req, p->rkey, p->rkey->base, super, sizeof(super));
+        status = ut_wait(ctx->transport, &req, 1, ctx->cfg.timeout_ns);
+        if (status == UCACHE_OK) {
+            status = us_layout_parse(super, sizeof(super), &p->layout);
+        }
+    }
+    if ((status == UCACHE_OK) && (p->layout.region_len > p->rkey->len)) {
+        UC_WARN("node %016llx: its superblock claims %llu bytes, its key %zu",
+                (unsigned long long)p->id, (unsigned long long)p->layout.region_len,
+                p->rkey->len);
+        status = UCACHE_ERR_CORRUPT;    /* reads would run past the region */
+    }
+    if (status == UCACHE_OK) {
+        return UCACHE_OK;
+    }
+err:
+    ut_rkey_destroy(p->rkey);
+    ut_peer_destroy(p->tp);
+    p->rkey = NULL;
+    p->tp   = NULL;
+    return status;
+}
+
+/* A node's incarnation in view @p v: what it published (dir:, mpi), hashed;
+ * 0 if the view has only its host:port (file:). */
+static uint64_t uf_peer_inc(const uf_view_t *v, uint32_t idx)
+{
+    const uf_member_t *r;
+
+    if (v->recs == NULL) {
+        return 0;
+    }
+    r = &v->recs[idx];
+    return XXH64(r->rkey, r->rkey_len, XXH64(r->addr, r->addr_len, 0x55434950ull));
+}
+
+uf_peer_t *uf_view_peer(struct ucache_context *ctx, uf_view_t *v, uint32_t idx)
+{
+    const uf_vnode_t *m = &v->nodes[idx];
+    uf_peer_t *p = atomic_load_explicit(&v->peers[idx], memory_order_acquire);
+    ucache_status_t status;
+    uint64_t inc;
+    unsigned b;
+
+    if (p == NULL) {
+        b = (unsigned)(m->id % UF_PEER_BUCKETS);
+        inc = uf_peer_inc(v, idx);
+        pthread_mutex_lock(&ctx->lock);
+        for (p = ctx->peers[b]; (p != NULL) && ((p->id != m->id) || (p->inc != inc));
+             p = p->next) {
+        }
+        if (p == NULL) {
+            p = calloc(1, sizeof(*p));
+            if (p == NULL) {
+                pthread_mutex_unlock(&ctx->lock);
+                return NULL;
+            }
+            p->id   = m->id;
+            p->inc  = inc;
+            p->self = ctx->serve && (m->id == ctx->self.id);
+            pthread_mutex_init(&p->lock, NULL);
+            pthread_mutex_init(&p->touch_lock, NULL);
+            p->next = atomic_load(&ctx->peers[b]);
+            atomic_store_explicit(&ctx->peers[b], p, memory_order_release);
+        }
+        pthread_mutex_unlock(&ctx->lock);
+        atomic_store_explicit(&v->peers[idx], p, memory_order_release);
+    }
+    if (atomic_load_explicit(&p->ready, memory_order_acquire)) {
+        return p;
+    }
+    if (uf_peer_is_suspect(p, uc_time_ns())) {
+        return NULL;
+    }
+    pthread_mutex_lock(&p->lock);
+    status = UCACHE_OK;
+    if (!atomic_load(&p->ready)) {
+        status = uf_peer_setup(ctx, p, v, idx);
+        if (status == UCACHE_OK) {
+            atomic_store_explicit(&p->ready, 1, memory_order_release);
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (status != UCACHE_OK) {
+        uf_peer_suspect(ctx, p, ucache_strerror(status));
+        return NULL;
+    }
+    return p;
+}
+
+void uf_peers_destroy(struct ucache_context *ctx)
+{
+    uf_peer_t *p;
+    unsigned b;
+
+    for (b = 0; b < UF_PEER_BUCKETS; b++) {
+        while ((p = ctx->peers[b]) != NULL) {
+            ctx->peers[b] = p->next;
+            ut_rkey_destroy(p->rkey);
+            ut_peer_destroy(p->tp);
+            pthread_mutex_destroy(&p->lock);
+            pthread_mutex_destroy(&p->touch_lock);
+            free(p->touch);
+            free(p);
+        }
+    }
+}

@@ -1,0 +1,106 @@
+/*
+ * proto.h - the wire protocol between readers and owners (RPC ids of the
+ * transport; little-endian, this layout) and the checks (proto.c) every
+ * message passes where it crosses a trust boundary.
+ */
+#ifndef UF_PROTO_H
+#define UF_PROTO_H
+
+#include "ucache.h"
+#include "origin/origin.h"
+#include "store/layout.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define UF_RPC_FETCH      1          /* find or fill one chunk              */
+#define UF_RPC_TOUCH      2          /* sampled hits of one-sided readers   */
+#define UF_RPC_HELLO      3          /* the node's record (bootstrap)       */
+#define UF_RPC_ADMIN      4          /* counters, drain (admin tools)       */
+#define UF_PROTO_MAGIC    0x50464355u /* "UCFP" */
+#define UF_PROTO_VERSION  1u
+#define UF_FETCH_DATA     (1u << 0)  /* reply with header + payload (tcp)   */
+#define UF_FETCH_PIN      (1u << 1)  /* pin the chunk once found or filled  */
+#define UF_FETCH_UNPIN    (1u << 2)  /* unpin it if present; never fill     */
+#define UF_FETCH_EVICT    (1u << 3)  /* unpin and drop it if present; never fill */
+
+/* FETCH request: this header, then uri_len bytes of URI (no terminator). */
+typedef struct uf_fetch_req {
+    uint32_t magic;
+    uint16_t version;
+    uint16_t flags;          /* UF_FETCH_* */
+    uint64_t epoch;          /* the reader's view epoch */
+    uint64_t key_hi, key_lo;
+    uint64_t obj_size, obj_version;
+    uint64_t chunk_idx;
+    uint32_t chunk_size;
+    uint16_t uri_len;
+    uint16_t reserved;
+} uf_fetch_req_t;
+
+/* How an owner answered a FETCH (uf_fetch_rep_t.how). */
+enum { UF_HOW_HIT = 1, UF_HOW_FILLED = 2, UF_HOW_COALESCED = 3 };
+
+/* FETCH reply metadata; with UF_FETCH_DATA the data is the payload. */
+typedef struct uf_fetch_rep {
+    uint64_t       version;  /* slot version (us_loc_t) */
+    uint64_t       hdr_off;
+    uint32_t       length;
+    uint32_t       how;
+    us_chunk_hdr_t hdr;      /* the chunk header (UF_FETCH_DATA only) */
+} uf_fetch_rep_t;
+
+/* TOUCH request: this header, then count keys (16 bytes each). */
+typedef struct uf_touch_req {
+    uint32_t magic;
+    uint16_t version;
+    uint16_t count;          /* 1 .. UF_TOUCH_MAX */
+    uint32_t weight;         /* hits each key stands for (the sampling rate) */
+    uint32_t reserved;
+} uf_touch_req_t;
+
+/* ADMIN request: this header alone, count holding the operation.  Every
+ * operation is answered with this header, then count little-endian uint64
+ * counters in ucache_stats_t order (a newer node may send more, an older
+ * fewer): the node's counters after the operation. */
+typedef struct uf_admin_msg {
+    uint32_t magic;
+    uint16_t version;
+    uint16_t count;          /* request: UF_ADMIN_*; reply: counters */
+} uf_admin_msg_t;
+
+enum { UF_ADMIN_STATS = 0, UF_ADMIN_DRAIN = 1, UF_ADMIN_UNDRAIN = 2 };
+#define UF_ADMIN_QUEUE    8          /* admin requests waiting for an answer */
+
+#define UF_TOUCH_MAX      1024       /* keys per TOUCH (16 KiB)             */
+#define UF_TOUCH_SAMPLE   16         /* a reader reports 1 in this many hits */
+
+/** The 128-bit key of chunk @p idx of (uri, version, size, chunk size). */
+us_key_t uf_chunk_key(const char *uri, const us_object_t *obj, uint64_t idx,
+                      size_t chunk_size);
+
+/* proto.c: the checks of every message that crosses a trust boundary */
+
+/** Check a FETCH request; on success *uri_p points into @p msg (not
+ *  terminated, req->uri_len bytes).  UCACHE_ERR_INVALID else. */
+ucache_status_t uf_fetch_req_check(const void *msg, size_t len, uf_fetch_req_t *req,
+                                   const char **uri_p);
+
+/** Check a TOUCH request: its header, then exactly req->count keys. */
+ucache_status_t uf_touch_req_check(const void *msg, size_t len, uf_touch_req_t *req);
+
+/** Check an ADMIN request (exactly one header; any other length, zero
+ *  included, is UCACHE_ERR_INVALID). */
+ucache_status_t uf_admin_req_check(const void *msg, size_t len, uf_admin_msg_t *req);
+
+/** Check a FETCH reply's shape (not its bytes): @p meta_len bytes of
+ *  metadata in @p rep, @p data_len of data, for a chunk of @p want bytes
+ *  asked with @p flags.  UCACHE_ERR_CORRUPT if it is not what was asked. */
+ucache_status_t uf_fetch_rep_check(const uf_fetch_rep_t *rep, size_t meta_len,
+                                   size_t data_len, uint32_t want, unsigned flags);
+
+/** The counters of an ADMIN reply of @p len bytes (more or fewer than this
+ *  build knows are fine).  UCACHE_ERR_CORRUPT if it is malformed. */
+ucache_status_t uf_admin_rep_parse(const void *buf, size_t len, ucache_stats_t *stats_p);
+
+#endif

@@ -1,0 +1,139 @@
+/*
+ * test_alloc.c - the TLSF allocator (store/alloc.c): allocation and
+ * coalescing, a random workload against a model, the grace quarantine.
+ */
+#include "store/alloc.h"
+#include "tests/store/store_util.h"
+
+static void test_alloc_basic(void)
+{
+    const uint64_t len = MiB;
+    void *mem = aligned_alloc(64, len);
+    uint64_t off[4], total;
+    us_alloc_t a;
+    unsigned i;
+
+    CU_ASSERT_EQUAL_FATAL(us_alloc_init(&a, mem, len, 1000), UCACHE_OK);
+    total = a.free_bytes;
+    CU_ASSERT_EQUAL(total, len - 64);
+    CU_ASSERT_EQUAL(us_alloc_get(&a, 0, &off[0]), UCACHE_ERR_NO_MEMORY);
+    CU_ASSERT_EQUAL(us_alloc_get(&a, len, &off[0]), UCACHE_ERR_NO_MEMORY);
+    for (i = 0; i < 4; i++) {
+        CU_ASSERT_EQUAL_FATAL(us_alloc_get(&a, 100 * KiB + i, &off[i]), UCACHE_OK);
+        CU_ASSERT_EQUAL(off[i] % 64, 0);
+        CU_ASSERT(us_alloc_size(&a, off[i]) >= 100 * KiB + i);
+        CU_ASSERT_EQUAL(us_alloc_check(&a), UCACHE_OK);
+    }
+    us_alloc_put(&a, off[1]);
+    us_alloc_put(&a, off[2]);                   /* merges with [1] */
+    CU_ASSERT_EQUAL(us_alloc_check(&a), UCACHE_OK);
+    CU_ASSERT(us_alloc_largest_free(&a) >= 200 * KiB);
+    us_alloc_put(&a, off[0]);
+    us_alloc_put(&a, off[3]);                   /* everything coalesced */
+    CU_ASSERT_EQUAL(us_alloc_check(&a), UCACHE_OK);
+    CU_ASSERT_EQUAL(us_alloc_largest_free(&a), total);
+    CU_ASSERT_EQUAL(a.used_bytes, 0);
+    /* the whole area in one allocation */
+    CU_ASSERT_EQUAL(us_alloc_get(&a, total, &off[0]), UCACHE_OK);
+    CU_ASSERT_EQUAL(us_alloc_get(&a, 64, &off[1]), UCACHE_ERR_NO_MEMORY);
+    us_alloc_put(&a, off[0]);
+    us_alloc_cleanup(&a);
+    free(mem);
+}
+
+/* Random allocate/free: blocks never overlap (each holds its id), the
+ * structure checks out, and all memory comes back. */
+static void test_alloc_random(void)
+{
+    const uint64_t len = 8 * MiB;
+    enum { LIVE = 512 };
+    uint8_t *mem = aligned_alloc(64, len);
+    uint64_t off[LIVE], size[LIVE], x = 88172645463325252ull, total;
+    unsigned i, op, fails = 0, bad = 0;
+    us_alloc_t a;
+
+    CU_ASSERT_EQUAL_FATAL(us_alloc_init(&a, mem, len, 1000), UCACHE_OK);
+    total = a.free_bytes;
+    memset(size, 0, sizeof(size));
+    for (op = 0; op < 60000; op++) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        i = (unsigned)(x % LIVE);
+        if (size[i] != 0) {
+            bad += (mem[off[i] + 16] != (uint8_t)i) ||
+                   (mem[off[i] + 16 + size[i] - 1] != (uint8_t)i);
+            us_alloc_put(&a, off[i]);
+            size[i] = 0;
+        } else {
+            uint64_t want = 1 + (x >> 20) % ((x & 1) ? 4096 : 96 * KiB);
+
+            /* the first 16 bytes of a block are the allocator's */
+            if (us_alloc_get(&a, 16 + want, &off[i]) != UCACHE_OK) {
+                fails++;
+                continue;
+            }
+            size[i] = want;
+            mem[off[i] + 16] = mem[off[i] + 16 + want - 1] = (uint8_t)i;
+            bad += (off[i] + 16 + want > len - 64);
+        }
+        if (op % 1000 == 0) {
+            bad += (us_alloc_check(&a) != UCACHE_OK);
+        }
+    }
+    for (i = 0; i < LIVE; i++) {
+        if (size[i] != 0) {
+            bad += (mem[off[i] + 16] != (uint8_t)i);
+            us_alloc_put(&a, off[i]);
+        }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT(fails < 60000 / 4);
+    CU_ASSERT_EQUAL(us_alloc_check(&a), UCACHE_OK);
+    CU_ASSERT_EQUAL(a.free_bytes, total);
+    CU_ASSERT_EQUAL(us_alloc_largest_free(&a), total);
+    us_alloc_cleanup(&a);
+    free(mem);
+}
+
+/* Retired blocks come back only after the grace period, in order; the
+ * ring grows past its initial size. */
+static void test_alloc_quarantine(void)
+{
+    const uint64_t len = 64 * KiB;
+    void *mem = aligned_alloc(64, len);
+    uint64_t off[256], n = 0, extra;
+    us_alloc_t a;
+    unsigned i;
+
+    CU_ASSERT_EQUAL_FATAL(us_alloc_init(&a, mem, len, 500), UCACHE_OK);
+    while ((n < 256) && (us_alloc_get(&a, 600, &off[n]) == UCACHE_OK)) {
+        n++;
+    }
+    CU_ASSERT(n > 64);                         /* past the ring's first size */
+    for (i = 0; i < n; i++) {
+        CU_ASSERT_EQUAL(us_alloc_retire(&a, off[i], 1000 + i), UCACHE_OK);
+    }
+    CU_ASSERT_EQUAL(a.quarantine_bytes, a.used_bytes);
+    CU_ASSERT_EQUAL(us_alloc_next_expiry(&a), 1500);
+    CU_ASSERT_EQUAL(us_alloc_get(&a, 600, &extra), UCACHE_ERR_NO_MEMORY);
+    CU_ASSERT_EQUAL(us_alloc_reclaim(&a, 1499), 0);
+    CU_ASSERT_EQUAL(us_alloc_get(&a, 600, &extra), UCACHE_ERR_NO_MEMORY);
+    CU_ASSERT_EQUAL(us_alloc_reclaim(&a, 1500 + 9), 10 * us_alloc_block_size(600));
+    CU_ASSERT_EQUAL(us_alloc_next_expiry(&a), 1510);
+    CU_ASSERT_EQUAL(us_alloc_check(&a), UCACHE_OK);
+    CU_ASSERT_EQUAL(us_alloc_get(&a, 600, &extra), UCACHE_OK);
+    CU_ASSERT_EQUAL(extra, off[0]);            /* the oldest came back first */
+    us_alloc_put(&a, extra);
+    us_alloc_reclaim(&a, UINT64_MAX);
+    CU_ASSERT_EQUAL(a.used_bytes, 0);
+    CU_ASSERT_EQUAL(a.q_count, 0);
+    CU_ASSERT_EQUAL(us_alloc_check(&a), UCACHE_OK);
+    us_alloc_cleanup(&a);
+    free(mem);
+}
+
+const tc_test_t alloc_tests[] = {
+    {"basic", test_alloc_basic},
+    {"random", test_alloc_random},
+    {"quarantine", test_alloc_quarantine},
+    {NULL, NULL}
+};
