@@ -50,13 +50,12 @@ static void uf_admin_drain(struct ucache_context *ctx, bool drain)
  * handler already holds, and leaving a source is file I/O. */
 void uf_admin_answer(struct ucache_context *ctx, ucache_status_t status)
 {
-    struct {
-        uf_admin_msg_t hdr;
-        ucache_stats_t st;
-    } rep;
+    _Alignas(8) uint8_t rep[UF_ADMIN_REP_MAX];
     ut_rpc_t *rpcs[UF_ADMIN_QUEUE];
     uint16_t ops[UF_ADMIN_QUEUE];
+    ucache_stats_t st;
     unsigned n, i;
+    size_t len;
 
     pthread_mutex_lock(&ctx->admin_lock);
     n = ctx->nadmin;
@@ -65,23 +64,21 @@ void uf_admin_answer(struct ucache_context *ctx, ucache_status_t status)
     ctx->nadmin = 0;
     pthread_mutex_unlock(&ctx->admin_lock);
     for (i = 0; (i < n) && (status == UCACHE_OK); i++) {
-        if (ops[i] != UF_ADMIN_STATS) {
-            uf_admin_drain(ctx, ops[i] == UF_ADMIN_DRAIN);
+        if ((ops[i] & ~UF_ADMIN_TAGGED) != UF_ADMIN_STATS) {
+            uf_admin_drain(ctx, (ops[i] & ~UF_ADMIN_TAGGED) == UF_ADMIN_DRAIN);
         }
     }
     if (n == 0) {
         return;
     }
-    memset(&rep, 0, sizeof(rep));
-    rep.hdr.magic   = UF_PROTO_MAGIC;
-    rep.hdr.version = UF_PROTO_VERSION;
-    rep.hdr.count   = (uint16_t)(sizeof(rep.st) / sizeof(uint64_t));
+    memset(&st, 0, sizeof(st));
     if (status == UCACHE_OK) {
-        ucache_stats_get(ctx, &rep.st);
+        ucache_stats_get(ctx, &st);
     }
-    for (i = 0; i < n; i++) {
-        ut_rpc_reply(rpcs[i], status, NULL, 0, &rep, (status == UCACHE_OK) ? sizeof(rep) : 0,
-                     0);
+    for (i = 0; i < n; i++) { /* each in the encoding its requester reads */
+        len = (status == UCACHE_OK) ?
+              uf_admin_rep_encode(&st, (ops[i] & UF_ADMIN_TAGGED) != 0, rep, sizeof(rep)) : 0;
+        ut_rpc_reply(rpcs[i], status, NULL, 0, rep, len, 0);
     }
 }
 
@@ -94,15 +91,16 @@ void uf_admin_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
     uf_admin_msg_t req;
     ut_rpc_t *d;
 
-    if ((uf_admin_req_check(msg, len, &req) == UCACHE_OK) &&
-        (req.count != UF_ADMIN_STATS) && (ctx->node != NULL) &&
+    bool ok = (uf_admin_req_check(msg, len, &req) == UCACHE_OK);
+    unsigned op = req.count & ~UF_ADMIN_TAGGED;
+
+    if (ok && (op != UF_ADMIN_STATS) && (ctx->node != NULL) &&
         (rpc->role < UT_ROLE_ADMIN)) {
-        uf_node_denied(ctx->node, (req.count == UF_ADMIN_DRAIN) ? "drain" : "undrain");
+        uf_node_denied(ctx->node, (op == UF_ADMIN_DRAIN) ? "drain" : "undrain");
         ut_rpc_reply(rpc, UCACHE_ERR_AUTH, NULL, 0, NULL, 0, 0);
         return;
     }
-    if ((uf_admin_req_check(msg, len, &req) != UCACHE_OK) ||
-        ((req.count != UF_ADMIN_STATS) && (ctx->node == NULL))) {
+    if (!ok || ((op != UF_ADMIN_STATS) && (ctx->node == NULL))) {
         UC_WARN("refused a malformed ADMIN request (%zu bytes, operation %u)", len,
                 (unsigned)req.count);
         if (ctx->node != NULL) {
@@ -126,12 +124,11 @@ void uf_admin_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
 ucache_status_t uf_admin_call(struct ucache_context *ctx, uf_peer_t *p, unsigned op,
                               uint64_t timeout_ns, ucache_stats_t *stats_p)
 {
-    struct {
-        uf_admin_msg_t hdr;
-        uint64_t       v[sizeof(ucache_stats_t) / sizeof(uint64_t) + 64];
-    } rep;
+    /* room for a newer node's counters too */
+    _Alignas(8) uint8_t rep[UF_ADMIN_REP_MAX + 256 * sizeof(uf_stat_tv_t)];
     uf_admin_msg_t req = { UF_PROTO_MAGIC, UF_PROTO_VERSION, (uint16_t)op };
     ucache_status_t status;
+    bool tagged;
     ut_req_t r;
 
     if (p->self) {
@@ -140,16 +137,26 @@ ucache_status_t uf_admin_call(struct ucache_context *ctx, uf_peer_t *p, unsigned
         }
         return ucache_stats_get(ctx, stats_p);
     }
-    status = ut_rpc_post_timeout(&r, p->tp, UF_RPC_ADMIN, &req, sizeof(req), NULL, 0,
-                                 &rep, sizeof(rep), timeout_ns);
-    if (status == UCACHE_OK) {
-        status = ut_wait(ctx->transport, &r, 1, timeout_ns + ctx->cfg.timeout_ns);
-        status = (status == UCACHE_INPROGRESS) ? UCACHE_ERR_TIMEOUT : status;
-    }
+    do {
+        tagged    = !atomic_load(&p->admin_old);
+        req.count = (uint16_t)(op | (tagged ? UF_ADMIN_TAGGED : 0));
+        status = ut_rpc_post_timeout(&r, p->tp, UF_RPC_ADMIN, &req, sizeof(req), NULL, 0,
+                                     rep, sizeof(rep), timeout_ns);
+        if (status == UCACHE_OK) {
+            status = ut_wait(ctx->transport, &r, 1, timeout_ns + ctx->cfg.timeout_ns);
+            status = (status == UCACHE_INPROGRESS) ? UCACHE_ERR_TIMEOUT : status;
+        }
+        if (tagged && (status == UCACHE_ERR_INVALID)) {
+            /* a node of before tagged counters: ask as it understands */
+            UC_DEBUG("node %016llx reads no tagged ADMIN request; asking again",
+                     (unsigned long long)p->id);
+            atomic_store(&p->admin_old, true);
+        }
+    } while (tagged && (status == UCACHE_ERR_INVALID));
     if (status != UCACHE_OK) {
         return status;
     }
-    status = uf_admin_rep_parse(&rep, r.length, stats_p);
+    status = uf_admin_rep_parse(rep, r.length, stats_p);
     if (status != UCACHE_OK) {
         UF_ADD(ctx, bad_replies, 1);
         UC_WARN("node %016llx sent a malformed ADMIN reply (%zu bytes)",

@@ -1,13 +1,102 @@
 /*
  * proto.c - the checks of every fabric message that crosses a trust
- * boundary (fabric.h's wire protocol): FETCH, TOUCH and ADMIN requests as an
+ * boundary (proto.h's wire protocol): FETCH, TOUCH and ADMIN requests as an
  * owner receives them, FETCH and ADMIN replies as a reader receives them.
  * Each one checks lengths before it reads and never trusts a count; each
  * has a fuzz target (tests/fuzz/fuzz_proto.c).
  */
-#include "fabric/fabric.h"
+#include "fabric/proto.h"
 
+#include <stddef.h>
 #include <string.h>
+
+/*
+ * Every counter of ucache_stats_t and its tag on the wire (tagged ADMIN
+ * replies).  A tag is never reused: a new counter takes the next number,
+ * a counter that goes takes its tag with it.  Tags 1 .. UF_STATS_POSITIONAL
+ * are also the order of a positional reply.
+ */
+#define UF_STATS_FIELDS(X) \
+    X( 1, reads) \
+    X( 2, read_bytes) \
+    X( 3, mapped_reads) \
+    X( 4, get_reads) \
+    X( 5, am_reads) \
+    X( 6, rpcs) \
+    X( 7, rpcs_served) \
+    X( 8, timeouts) \
+    X( 9, peer_failures) \
+    X(10, bad_input) \
+    X(11, eps_open) \
+    X(12, eps_evicted) \
+    X(13, chunk_reads) \
+    X(14, chunk_hits) \
+    X(15, chunk_misses) \
+    X(16, fetch_requests) \
+    X(17, location_hits) \
+    X(18, origin_direct) \
+    X(19, verify_retries) \
+    X(20, failovers) \
+    X(21, bad_replies) \
+    X(22, stale_objects) \
+    X(23, bytes_returned) \
+    X(24, hits_sampled) \
+    X(25, fetches_served) \
+    X(26, fills) \
+    X(27, fill_bytes) \
+    X(28, fills_coalesced) \
+    X(29, fill_errors) \
+    X(30, bad_requests) \
+    X(31, hits_reported) \
+    X(32, chunks_cached) \
+    X(33, bytes_cached) \
+    X(34, origin_reads) \
+    X(35, origin_bytes) \
+    X(36, view_epoch) \
+    X(37, view_nodes) \
+    X(38, mem_bytes) \
+    X(39, bytes_used) \
+    X(40, bytes_pinned) \
+    X(41, evictions) \
+    X(42, fetch_hits) \
+    X(43, origin_errors) \
+    X(44, fill_us_bucket[0]) \
+    X(45, fill_us_bucket[1]) \
+    X(46, fill_us_bucket[2]) \
+    X(47, fill_us_bucket[3]) \
+    X(48, fill_us_bucket[4]) \
+    X(49, fill_us_bucket[5]) \
+    X(50, fill_us_bucket[6]) \
+    X(51, fill_us_bucket[7]) \
+    X(52, fill_us_bucket[8]) \
+    X(53, fill_us_bucket[9]) \
+    X(54, fill_us_bucket[10]) \
+    X(55, fill_us_bucket[11]) \
+    X(56, fill_us_bucket[12]) \
+    X(57, fill_us_bucket[13]) \
+    X(58, fill_us_bucket[14]) \
+    X(59, fill_us_bucket[15]) \
+    X(60, fill_us_sum) \
+    X(61, draining) \
+    X(62, fills_refused) \
+    X(63, fills_busy) \
+    X(64, owner_refusals) \
+    X(65, auth_failures)
+
+static const struct {
+    uint32_t tag;
+    uint32_t off;
+} uf_stat_tags[] = {
+#define UF_STAT_TAG(_tag, _field) { _tag, (uint32_t)offsetof(ucache_stats_t, _field) },
+    UF_STATS_FIELDS(UF_STAT_TAG)
+#undef UF_STAT_TAG
+};
+
+#define UF_NTAGS (sizeof(uf_stat_tags) / sizeof(uf_stat_tags[0]))
+
+_Static_assert(UF_NTAGS == sizeof(ucache_stats_t) / sizeof(uint64_t),
+               "every counter of ucache_stats_t has a tag in UF_STATS_FIELDS");
+_Static_assert(UF_STATS_POSITIONAL <= UF_NTAGS, "positional replies are frozen");
 
 ucache_status_t uf_fetch_req_check(const void *msg, size_t len, uf_fetch_req_t *req,
                                    const char **uri_p)
@@ -55,7 +144,7 @@ ucache_status_t uf_admin_req_check(const void *msg, size_t len, uf_admin_msg_t *
     }
     memcpy(req, msg, sizeof(*req));
     if ((req->magic != UF_PROTO_MAGIC) || (req->version != UF_PROTO_VERSION) ||
-        (req->count > UF_ADMIN_UNDRAIN)) {
+        ((req->count & ~UF_ADMIN_TAGGED) > UF_ADMIN_UNDRAIN)) {
         return UCACHE_ERR_INVALID;
     }
     return UCACHE_OK;
@@ -73,22 +162,103 @@ ucache_status_t uf_fetch_rep_check(const uf_fetch_rep_t *rep, size_t meta_len,
     return UCACHE_OK;
 }
 
+/* The index of @p tag in uf_stat_tags, UF_NTAGS if unknown. */
+static size_t uf_stat_index(uint32_t tag)
+{
+    size_t i;
+
+    for (i = 0; i < UF_NTAGS; i++) {
+        if (uf_stat_tags[i].tag == tag) {
+            return i;
+        }
+    }
+    return UF_NTAGS;
+}
+
+static void uf_stat_set(ucache_stats_t *st, size_t i, uint64_t v)
+{
+    memcpy((char *)st + uf_stat_tags[i].off, &v, sizeof(v));
+}
+
 ucache_status_t uf_admin_rep_parse(const void *buf, size_t len, ucache_stats_t *stats_p)
 {
+    bool seen[UF_NTAGS] = { false };
     uf_admin_msg_t hdr;
-    size_t n;
+    uf_stat_tv_t tv;
+    size_t i, k;
+    uint64_t v;
 
     if ((buf == NULL) || (len < sizeof(hdr))) {
         return UCACHE_ERR_CORRUPT;
     }
     memcpy(&hdr, buf, sizeof(hdr));
-    if ((hdr.magic != UF_PROTO_MAGIC) || (hdr.version != UF_PROTO_VERSION) ||
-        (len != sizeof(hdr) + (size_t)hdr.count * sizeof(uint64_t))) {
-        return UCACHE_ERR_CORRUPT;
-    }
     memset(stats_p, 0, sizeof(*stats_p));
-    n = (hdr.count < sizeof(*stats_p) / sizeof(uint64_t)) ? hdr.count :
-        sizeof(*stats_p) / sizeof(uint64_t);  /* a newer node sends more */
-    memcpy(stats_p, (const char *)buf + sizeof(hdr), n * sizeof(uint64_t));
-    return UCACHE_OK;
+    if ((hdr.magic == UF_STATS_MAGIC) && (hdr.version == UF_STATS_VERSION) &&
+        (len == sizeof(hdr) + (size_t)hdr.count * sizeof(tv))) {
+        for (i = 0; i < hdr.count; i++) {
+            memcpy(&tv, (const char *)buf + sizeof(hdr) + i * sizeof(tv), sizeof(tv));
+            if ((tv.tag == 0) || (tv.reserved != 0)) {
+                return UCACHE_ERR_CORRUPT;
+            }
+            k = uf_stat_index(tv.tag);
+            if (k == UF_NTAGS) {
+                continue;           /* a newer node's counter */
+            }
+            if (seen[k]) {
+                return UCACHE_ERR_CORRUPT;
+            }
+            seen[k] = true;
+            uf_stat_set(stats_p, k, tv.value);
+        }
+        return UCACHE_OK;
+    }
+    if ((hdr.magic == UF_PROTO_MAGIC) && (hdr.version == UF_PROTO_VERSION) &&
+        (len == sizeof(hdr) + (size_t)hdr.count * sizeof(uint64_t))) {
+        for (i = 0; i < hdr.count; i++) { /* tags 1, 2, ... */
+            k = uf_stat_index((uint32_t)(i + 1));
+            if (k < UF_NTAGS) {
+                memcpy(&v, (const char *)buf + sizeof(hdr) + i * sizeof(v), sizeof(v));
+                uf_stat_set(stats_p, k, v);
+            }
+        }
+        return UCACHE_OK;
+    }
+    return UCACHE_ERR_CORRUPT;
+}
+
+size_t uf_admin_rep_encode(const ucache_stats_t *st, bool tagged, void *buf, size_t cap)
+{
+    uf_admin_msg_t hdr;
+    uf_stat_tv_t tv = { 0 };
+    size_t i, k, n, len;
+    uint64_t v;
+    char *p = buf;
+
+    n   = tagged ? UF_NTAGS : UF_STATS_POSITIONAL;
+    len = sizeof(hdr) + n * (tagged ? sizeof(tv) : sizeof(v));
+    if (len > cap) {
+        return 0;
+    }
+    hdr.magic   = tagged ? UF_STATS_MAGIC : UF_PROTO_MAGIC;
+    hdr.version = (uint16_t)(tagged ? UF_STATS_VERSION : UF_PROTO_VERSION);
+    hdr.count   = (uint16_t)n;
+    memcpy(p, &hdr, sizeof(hdr));
+    p += sizeof(hdr);
+    for (i = 0; i < n; i++) {
+        k = tagged ? i : uf_stat_index((uint32_t)(i + 1));
+        v = 0;
+        if (k < UF_NTAGS) {
+            memcpy(&v, (const char *)st + uf_stat_tags[k].off, sizeof(v));
+        }
+        if (tagged) {
+            tv.tag   = uf_stat_tags[k].tag;
+            tv.value = v;
+            memcpy(p, &tv, sizeof(tv));
+            p += sizeof(tv);
+        } else {
+            memcpy(p, &v, sizeof(v));
+            p += sizeof(v);
+        }
+    }
+    return len;
 }

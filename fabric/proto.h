@@ -10,6 +10,7 @@
 #include "origin/origin.h"
 #include "store/layout.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,10 +60,21 @@ typedef struct uf_touch_req {
     uint32_t reserved;
 } uf_touch_req_t;
 
-/* ADMIN request: this header alone, count holding the operation.  Every
- * operation is answered with this header, then count little-endian uint64
- * counters in ucache_stats_t order (a newer node may send more, an older
- * fewer): the node's counters after the operation. */
+/*
+ * ADMIN request: this header alone, count holding the operation
+ * (UF_ADMIN_*), with UF_ADMIN_TAGGED set by a requester that reads tagged
+ * replies.  Every operation is answered with the node's counters after it:
+ *  - tagged (asked for): header {UF_STATS_MAGIC, UF_STATS_VERSION, count},
+ *    then count uf_stat_tv_t.  A counter keeps its tag for ever
+ *    (UF_STATS_FIELDS in proto.c); a reader skips tags it does not know
+ *    and leaves counters it was not sent at 0, so nodes and tools of any
+ *    two versions understand each other;
+ *  - positional (a requester of before tags): header {UF_PROTO_MAGIC,
+ *    UF_PROTO_VERSION, count}, then count uint64, the counters of tags 1,
+ *    2, ... count (frozen at UF_STATS_POSITIONAL).
+ * A node of before tags refuses UF_ADMIN_TAGGED (UCACHE_ERR_INVALID): the
+ * requester asks again without it and remembers (uf_peer_t.admin_old).
+ */
 typedef struct uf_admin_msg {
     uint32_t magic;
     uint16_t version;
@@ -70,6 +82,21 @@ typedef struct uf_admin_msg {
 } uf_admin_msg_t;
 
 enum { UF_ADMIN_STATS = 0, UF_ADMIN_DRAIN = 1, UF_ADMIN_UNDRAIN = 2 };
+#define UF_ADMIN_TAGGED      0x100u       /* request: reply with tagged counters */
+#define UF_STATS_MAGIC       0x54534355u  /* "UCST" */
+#define UF_STATS_VERSION     1u
+#define UF_STATS_POSITIONAL  65           /* counters of a positional reply */
+
+/* One counter of a tagged ADMIN reply. */
+typedef struct uf_stat_tv {
+    uint32_t tag;            /* UF_STATS_FIELDS; never 0 */
+    uint32_t reserved;       /* 0 */
+    uint64_t value;
+} uf_stat_tv_t;
+
+/* The longest ADMIN reply this build sends. */
+#define UF_ADMIN_REP_MAX (sizeof(uf_admin_msg_t) + \
+                          sizeof(ucache_stats_t) / sizeof(uint64_t) * sizeof(uf_stat_tv_t))
 #define UF_ADMIN_QUEUE    8          /* admin requests waiting for an answer */
 
 #define UF_TOUCH_MAX      1024       /* keys per TOUCH (16 KiB)             */
@@ -99,8 +126,15 @@ ucache_status_t uf_admin_req_check(const void *msg, size_t len, uf_admin_msg_t *
 ucache_status_t uf_fetch_rep_check(const uf_fetch_rep_t *rep, size_t meta_len,
                                    size_t data_len, uint32_t want, unsigned flags);
 
-/** The counters of an ADMIN reply of @p len bytes (more or fewer than this
- *  build knows are fine).  UCACHE_ERR_CORRUPT if it is malformed. */
+/** The counters of an ADMIN reply of @p len bytes, tagged or positional
+ *  (counters this build does not know are skipped, those it is not sent
+ *  left at 0).  UCACHE_ERR_CORRUPT if it is malformed (lengths, a tag 0 or
+ *  given twice, reserved bits). */
 ucache_status_t uf_admin_rep_parse(const void *buf, size_t len, ucache_stats_t *stats_p);
+
+/** Encode @p st as an ADMIN reply, tagged or positional, into @p buf of
+ *  @p cap bytes (UF_ADMIN_REP_MAX is enough); its length, 0 if it does
+ *  not fit. */
+size_t uf_admin_rep_encode(const ucache_stats_t *st, bool tagged, void *buf, size_t cap);
 
 #endif

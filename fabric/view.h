@@ -37,6 +37,8 @@ typedef struct uf_peer {
     _Atomic uint64_t backoff_ns;  /* the last suspicion's length: doubles
                                      per failure in a row (PEER_RETRY up to
                                      PEER_RETRY_MAX), 0 after a success  */
+    _Atomic bool     admin_old;   /* refused a tagged ADMIN request: a node
+                                     of before tagged counters (proto.h) */
     pthread_mutex_t  touch_lock;  /* sampled hits waiting to be sent     */
     us_key_t        *touch;       /* UF_TOUCH_MAX keys, allocated on use */
     _Atomic unsigned ntouch;      /* written under touch_lock            */

@@ -5,6 +5,10 @@
  *   length   a well-formed reply whose length is not the chunk's
  *   corrupt  a well-formed reply with header and payload that fail the
  *            checksum (what a torn or forged chunk looks like)
+ *   old      a node of before tagged ADMIN counters: it refuses a request
+ *            asking for them (UCACHE_ERR_INVALID, as its check did) and
+ *            answers with 43 positional counters (fetches_served 4242,
+ *            fills 17): the admin tools must ask again and read them
  * With MODE "client" it is instead a misbehaving reader: it sends malformed
  * FETCH requests to every member and expects an error reply for each.
  * Runs until SIGTERM (owner modes); prints "ready" once registered.
@@ -64,6 +68,29 @@ static void bad_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
                      (req.flags & UF_FETCH_DATA) ? junk : NULL,
                      (req.flags & UF_FETCH_DATA) ? n : 0, 0);
     }
+}
+
+/* ADMIN as a node of before tagged counters answered it. */
+static void old_admin_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
+{
+    struct {
+        uf_admin_msg_t hdr;
+        uint64_t       v[43];          /* tags 1 .. 43, in order */
+    } rep;
+    uf_admin_msg_t req;
+
+    (void)arg;
+    if ((len != sizeof(req)) || (memcpy(&req, msg, sizeof(req)), req.count > UF_ADMIN_UNDRAIN)) {
+        ut_rpc_reply(rpc, UCACHE_ERR_INVALID, NULL, 0, NULL, 0, 0);
+        return;
+    }
+    memset(&rep, 0, sizeof(rep));
+    rep.hdr.magic   = UF_PROTO_MAGIC;
+    rep.hdr.version = UF_PROTO_VERSION;
+    rep.hdr.count   = 43;
+    rep.v[24]       = 4242;            /* fetches_served (tag 25) */
+    rep.v[25]       = 17;              /* fills (tag 26) */
+    ut_rpc_reply(rpc, UCACHE_OK, NULL, 0, &rep, sizeof(rep), 0);
 }
 
 /* Send malformed FETCH, ADMIN and TOUCH requests to every member, and a
@@ -149,7 +176,7 @@ int main(int argc, char **argv)
     int rc;
 
     if (argc != 3) {
-        fprintf(stderr, "usage: fake_owner short|length|corrupt|client MEMBERS_DIR\n");
+        fprintf(stderr, "usage: fake_owner short|length|corrupt|old|client MEMBERS_DIR\n");
         return 2;
     }
     mode = argv[1];
@@ -166,7 +193,9 @@ int main(int argc, char **argv)
         return rc;
     }
     if ((ut_mem_export(tr, 1u << 20, &mem) != UCACHE_OK) ||
-        (ut_rpc_handler_set(tr, UF_RPC_FETCH, bad_handler, NULL) != UCACHE_OK)) {
+        (ut_rpc_handler_set(tr, UF_RPC_FETCH, bad_handler, NULL) != UCACHE_OK) ||
+        ((strcmp(mode, "old") == 0) &&
+         (ut_rpc_handler_set(tr, UF_RPC_ADMIN, old_admin_handler, NULL) != UCACHE_OK))) {
         return 1;
     }
     memset(&m, 0, sizeof(m));

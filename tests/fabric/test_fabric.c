@@ -1,11 +1,13 @@
 /*
- * test_fabric.c - the fabric's unit suites (placement, members, origins),
- * one binary; the multi-process suites are the shell scripts beside it.
+ * test_fabric.c - the fabric's unit suites (placement, members, the wire
+ * protocol), one binary; the multi-process suites are the shell scripts
+ * beside it.
  */
 #include "tests/common.h"
 
 extern const tc_test_t place_tests[];
 extern const tc_test_t member_tests[];
+extern const tc_test_t proto_tests[];
 
 int main(void)
 {
@@ -13,7 +15,8 @@ int main(void)
         return 1;
     }
     if ((tc_add_suite("place", place_tests) != 0) ||
-        (tc_add_suite("member", member_tests) != 0)) {
+        (tc_add_suite("member", member_tests) != 0) ||
+        (tc_add_suite("proto", proto_tests) != 0)) {
         CU_cleanup_registry();
         return 1;
     }

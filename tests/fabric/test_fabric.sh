@@ -223,6 +223,21 @@ for m in short length corrupt; do
     wait_nodes 3 >/dev/null 2>&1
 done
 
+# A node of before tagged ADMIN counters: the admin tools ask it again the
+# old way and read its positional counters (two versions talk).
+$T/fake_owner old "$W/members" >"$W/fake.old" 2>&1 &
+FAKE=$!
+wait_nodes 4 >/dev/null 2>&1
+$BIN/ucache stat --json >"$W/st.old" 2>"$W/st.old.err"; rc=$?
+old_line=$(grep '"node":"bad0' "$W/st.old")
+if [ $rc = 0 ] && echo "$old_line" | grep -q '"fetches_served":4242,' &&
+   echo "$old_line" | grep -q '"fills":17,' && echo "$old_line" | grep -q '"auth_failures":0,' &&
+   [ "$(grep -c '"state":"ok"' "$W/st.old")" = 4 ]; then
+    ok "ucache stat with a node of before tagged counters: asked again, its positional counters read (fetches 4242, fills 17, later ones 0); the 3 others tagged"
+else bad "ucache stat with an old node (exit $rc)"; cat "$W/st.old" "$W/st.old.err"; fi
+kill $FAKE; wait $FAKE 2>/dev/null; FAKE=
+wait_nodes 3 >/dev/null 2>&1
+
 # --- kill -9 of an owner during reads ---------------------------------------
 $T/fabric_client loop 6 $FILES >"$W/l1" 2>&1 & L1=$!
 UCX_TLS=tcp UCACHE_TIMEOUT=$(slow 1)s $T/fabric_client loop 6 $FILES >"$W/l2" 2>&1 & L2=$!

@@ -4,7 +4,8 @@
  * ADMIN replies as a reader receives them.  The first byte picks the
  * parser; the rest is the message, in a buffer of exactly its size (so an
  * over-read is an ASan report).  Properties: what a check accepts is
- * exactly as long as it says, and its numbers are in range.
+ * exactly as long as it says, and its numbers are in range; counters taken
+ * from an ADMIN reply come back the same through our own encodings.
  */
 #include "fabric/fabric.h"
 #include "tests/fuzz/fuzz.h"
@@ -17,8 +18,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uf_touch_req_t treq;
     uf_admin_msg_t areq;
     uf_fetch_rep_t rep;
-    ucache_stats_t st;
+    ucache_stats_t st, st2;
+    _Alignas(8) uint8_t again[UF_ADMIN_REP_MAX];
     const char *uri;
+    size_t len;
+    unsigned k;
     uint8_t *msg;
     uint32_t want;
     unsigned flags;
@@ -48,7 +52,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case 2:
         if (uf_admin_req_check((size > 0) ? msg : NULL, size, &areq) == UCACHE_OK) {
-            FZ_CHECK((size == sizeof(areq)) && (areq.count <= UF_ADMIN_UNDRAIN));
+            FZ_CHECK((size == sizeof(areq)) &&
+                     ((areq.count & ~UF_ADMIN_TAGGED) <= UF_ADMIN_UNDRAIN));
         }
         break;
     case 3:   /* a reply's metadata (as received), then data length, want, flags */
@@ -68,6 +73,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     default:
         if (uf_admin_rep_parse((size > 0) ? msg : NULL, size, &st) == UCACHE_OK) {
             FZ_CHECK((size - sizeof(uf_admin_msg_t)) % sizeof(uint64_t) == 0);
+            /* what was taken survives our own encoding, both ways */
+            for (k = 0; k < 2; k++) {
+                len = uf_admin_rep_encode(&st, k == 0, again, sizeof(again));
+                FZ_CHECK(len > 0);
+                FZ_CHECK(uf_admin_rep_parse(again, len, &st2) == UCACHE_OK);
+                FZ_CHECK((k == 1) || (memcmp(&st, &st2, sizeof(st)) == 0));
+            }
         }
         break;
     }

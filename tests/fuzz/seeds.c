@@ -35,7 +35,7 @@ static void seed(const char *target, const char *name, const void *a, size_t ale
 static void proto_seeds(void)
 {
     static const char uri[] = "az://acct1/data/train-00001.tar";
-    uint8_t msg[512];
+    uint8_t msg[2048];
     uf_fetch_req_t req = { UF_PROTO_MAGIC, UF_PROTO_VERSION, UF_FETCH_DATA, 1, 0, 0,
                            10000000, 42, 2, 4u << 20, sizeof(uri) - 1, 0 };
     uf_touch_req_t t = { UF_PROTO_MAGIC, UF_PROTO_VERSION, 2, 16, 0 };
@@ -44,6 +44,8 @@ static void proto_seeds(void)
     us_key_t k = uf_chunk_key(uri, &obj, 2, 4u << 20), keys[2] = { k, k };
     uint64_t counters[4] = { 1, 2, 3, 4 };
     uf_fetch_rep_t rep;
+    ucache_stats_t st;
+    size_t len;
 
     req.key_hi = k.hi;
     req.key_lo = k.lo;
@@ -70,6 +72,14 @@ static void proto_seeds(void)
     memcpy(msg + 1, &a, sizeof(a));
     memcpy(msg + 1 + sizeof(a), counters, sizeof(counters));
     seed("proto", "admin_reply", msg, 1 + sizeof(a) + sizeof(counters), NULL, 0);
+    memset(&st, 0, sizeof(st));
+    st.reads = 7;
+    st.auth_failures = 3;
+    msg[0] = 4;
+    len = uf_admin_rep_encode(&st, true, msg + 1, sizeof(msg) - 1);
+    if (len > 0) {
+        seed("proto", "admin_reply_tagged", msg, 1 + len, NULL, 0);
+    }
 }
 
 static void member_seeds(void)

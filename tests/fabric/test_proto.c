@@ -1,0 +1,153 @@
+/*
+ * test_proto.c - the fabric's wire checks and encodings (fabric/proto.c):
+ * the ADMIN counters both ways - tagged (any two versions talk: unknown
+ * tags skipped, missing ones 0) and positional (a node of before tags) -
+ * and every malformed reply refused; ADMIN requests with the tagged flag.
+ */
+#include "fabric/proto.h"
+#include "tests/common.h"
+
+/* Counters all different and nonzero, so a misplaced one shows. */
+static void stats_fill(ucache_stats_t *st)
+{
+    uint64_t *v = (uint64_t *)st;
+    size_t i;
+
+    for (i = 0; i < sizeof(*st) / sizeof(uint64_t); i++) {
+        v[i] = 1000 + 7 * i;
+    }
+}
+
+static void test_admin_rep_roundtrip(void)
+{
+    _Alignas(8) uint8_t buf[UF_ADMIN_REP_MAX];
+    ucache_stats_t st, got;
+    size_t len;
+
+    stats_fill(&st);
+    len = uf_admin_rep_encode(&st, true, buf, sizeof(buf));
+    CU_ASSERT_EQUAL(len, sizeof(uf_admin_msg_t) +
+                         sizeof(ucache_stats_t) / sizeof(uint64_t) * sizeof(uf_stat_tv_t));
+    CU_ASSERT_EQUAL(uf_admin_rep_parse(buf, len, &got), UCACHE_OK);
+    CU_ASSERT_EQUAL(memcmp(&st, &got, sizeof(st)), 0);
+
+    len = uf_admin_rep_encode(&st, false, buf, sizeof(buf));
+    CU_ASSERT_EQUAL(len, sizeof(uf_admin_msg_t) + UF_STATS_POSITIONAL * sizeof(uint64_t));
+    CU_ASSERT_EQUAL(uf_admin_rep_parse(buf, len, &got), UCACHE_OK);
+    CU_ASSERT_EQUAL(memcmp(&st, &got, sizeof(st)), 0); /* all 65 are positional */
+    CU_ASSERT_EQUAL(uf_admin_rep_encode(&st, true, buf, 100), 0); /* does not fit */
+}
+
+/* A newer node: a tag this build does not know, some it knows missing, in
+ * any order. */
+static void test_admin_rep_newer_node(void)
+{
+    struct {
+        uf_admin_msg_t hdr;
+        uf_stat_tv_t   tv[3];
+    } rep = { { UF_STATS_MAGIC, UF_STATS_VERSION, 3 },
+              { { 65, 0, 9 }, { 9999, 0, 123 }, { 25, 0, 4242 } } };
+    ucache_stats_t got;
+
+    memset(&got, 0xff, sizeof(got));
+    CU_ASSERT_EQUAL(uf_admin_rep_parse(&rep, sizeof(rep), &got), UCACHE_OK);
+    CU_ASSERT_EQUAL(got.auth_failures, 9);
+    CU_ASSERT_EQUAL(got.fetches_served, 4242);
+    CU_ASSERT_EQUAL(got.reads, 0);
+    CU_ASSERT_EQUAL(got.fills, 0);
+}
+
+/* An older node, positional: fewer counters than this build knows. */
+static void test_admin_rep_older_node(void)
+{
+    struct {
+        uf_admin_msg_t hdr;
+        uint64_t       v[43];
+    } rep;
+    ucache_stats_t got;
+
+    memset(&rep, 0, sizeof(rep));
+    rep.hdr = (uf_admin_msg_t){ UF_PROTO_MAGIC, UF_PROTO_VERSION, 43 };
+    rep.v[0]  = 5;      /* reads */
+    rep.v[24] = 4242;   /* fetches_served */
+    rep.v[42] = 3;      /* origin_errors, tag 43 */
+    CU_ASSERT_EQUAL(uf_admin_rep_parse(&rep, sizeof(rep), &got), UCACHE_OK);
+    CU_ASSERT_EQUAL(got.reads, 5);
+    CU_ASSERT_EQUAL(got.fetches_served, 4242);
+    CU_ASSERT_EQUAL(got.origin_errors, 3);
+    CU_ASSERT_EQUAL(got.fill_us_bucket[0], 0);
+    CU_ASSERT_EQUAL(got.auth_failures, 0);
+}
+
+static void test_admin_rep_malformed(void)
+{
+    struct {
+        uf_admin_msg_t hdr;
+        uf_stat_tv_t   tv[2];
+    } rep;
+    ucache_stats_t got;
+    uf_admin_msg_t hdr = { UF_STATS_MAGIC, UF_STATS_VERSION, 0 };
+
+#define REP_OK(...) do { rep = (__typeof__(rep)){ { UF_STATS_MAGIC, UF_STATS_VERSION, 2 }, \
+                                               { { 1, 0, 1 }, { 2, 0, 2 } } }; } while (0)
+    REP_OK();
+    CU_ASSERT_EQUAL(uf_admin_rep_parse(&rep, sizeof(rep), &got), UCACHE_OK);
+    CU_ASSERT_EQUAL(uf_admin_rep_parse(&rep, sizeof(rep) - 1, &got), UCACHE_ERR_CORRUPT);
+    CU_ASSERT_EQUAL(uf_admin_rep_parse(&rep, sizeof(rep.hdr) - 1, &got), UCACHE_ERR_CORRUPT);
+    CU_ASSERT_EQUAL(uf_admin_rep_parse(NULL, 0, &got), UCACHE_ERR_CORRUPT);
+    REP_OK();
+    rep.hdr.count = 3;                       /* says more than it holds */
+    CU_ASSERT_EQUAL(uf_admin_rep_parse(&rep, sizeof(rep), &got), UCACHE_ERR_CORRUPT);
+    REP_OK();
+    rep.tv[1].tag = 0;                       /* no counter has tag 0 */
+    CU_ASSERT_EQUAL(uf_admin_rep_parse(&rep, sizeof(rep), &got), UCACHE_ERR_CORRUPT);
+    REP_OK();
+    rep.tv[1].reserved = 1;
+    CU_ASSERT_EQUAL(uf_admin_rep_parse(&rep, sizeof(rep), &got), UCACHE_ERR_CORRUPT);
+    REP_OK();
+    rep.tv[1].tag = 1;                       /* the same counter twice */
+    CU_ASSERT_EQUAL(uf_admin_rep_parse(&rep, sizeof(rep), &got), UCACHE_ERR_CORRUPT);
+    REP_OK();
+    rep.hdr.magic ^= 1;
+    CU_ASSERT_EQUAL(uf_admin_rep_parse(&rep, sizeof(rep), &got), UCACHE_ERR_CORRUPT);
+    REP_OK();
+    rep.hdr.version = UF_STATS_VERSION + 1;  /* a layout this build cannot read */
+    CU_ASSERT_EQUAL(uf_admin_rep_parse(&rep, sizeof(rep), &got), UCACHE_ERR_CORRUPT);
+    /* a positional reply whose length is not its count's */
+    rep.hdr = (uf_admin_msg_t){ UF_PROTO_MAGIC, UF_PROTO_VERSION, 3 };
+    CU_ASSERT_EQUAL(uf_admin_rep_parse(&rep, sizeof(rep.hdr) + 16, &got), UCACHE_ERR_CORRUPT);
+    CU_ASSERT_EQUAL(uf_admin_rep_parse(&rep, sizeof(rep.hdr) + 24, &got), UCACHE_OK);
+    /* no counters at all: fine, all 0 */
+    CU_ASSERT_EQUAL(uf_admin_rep_parse(&hdr, sizeof(hdr), &got), UCACHE_OK);
+    CU_ASSERT_EQUAL(got.reads, 0);
+#undef REP_OK
+}
+
+static void test_admin_req_tagged(void)
+{
+    uf_admin_msg_t req = { UF_PROTO_MAGIC, UF_PROTO_VERSION, 0 }, out;
+    unsigned op;
+
+    for (op = 0; op <= UF_ADMIN_UNDRAIN; op++) {
+        req.count = (uint16_t)op;
+        CU_ASSERT_EQUAL(uf_admin_req_check(&req, sizeof(req), &out), UCACHE_OK);
+        req.count = (uint16_t)(op | UF_ADMIN_TAGGED);
+        CU_ASSERT_EQUAL(uf_admin_req_check(&req, sizeof(req), &out), UCACHE_OK);
+        CU_ASSERT_EQUAL(out.count & ~UF_ADMIN_TAGGED, op);
+    }
+    req.count = UF_ADMIN_UNDRAIN + 1;
+    CU_ASSERT_EQUAL(uf_admin_req_check(&req, sizeof(req), &out), UCACHE_ERR_INVALID);
+    req.count = 0x200;
+    CU_ASSERT_EQUAL(uf_admin_req_check(&req, sizeof(req), &out), UCACHE_ERR_INVALID);
+    req.count = UF_ADMIN_TAGGED | 3;
+    CU_ASSERT_EQUAL(uf_admin_req_check(&req, sizeof(req), &out), UCACHE_ERR_INVALID);
+}
+
+const tc_test_t proto_tests[] = {
+    {"admin_reply_roundtrip", test_admin_rep_roundtrip},
+    {"admin_reply_newer_node", test_admin_rep_newer_node},
+    {"admin_reply_older_node", test_admin_rep_older_node},
+    {"admin_reply_malformed", test_admin_rep_malformed},
+    {"admin_request_tagged", test_admin_req_tagged},
+    {NULL, NULL}
+};
