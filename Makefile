@@ -26,14 +26,14 @@ HTTPD_PKGS  = libmicrohttpd
 HTTPD_LIBS  = $(shell pkg-config --libs $(HTTPD_PKGS) 2>/dev/null)
 
 # The library: util (bottom) -> transport -> store, origin -> fabric -> include/ucache.h
-LIB_SRCS = util/status.c util/log.c util/config.c util/key.c \
+LIB_SRCS = util/status.c util/log.c util/config.c util/key.c util/latency.c \
            transport/transport.c transport/auth.c transport/blob.c transport/mapfd.c \
            transport/ucx.c transport/ucx_peer.c transport/ucx_req.c transport/ucx_am.c \
            transport/ucx_mem.c transport/ucx_listen.c transport/ucx_guard.c transport/devices.c \
            store/layout.c store/alloc.c store/evict.c store/store.c \
            origin/allow.c origin/cred.c origin/origin.c origin/origin_file.c origin/origin_http.c \
            origin/origin_azure.c origin/origin_s3.c \
-           fabric/place.c fabric/member.c fabric/member_dir.c fabric/member_file.c fabric/view.c fabric/peer.c fabric/touch.c fabric/proto.c fabric/node.c fabric/client.c fabric/probe.c fabric/admin.c fabric/readq.c \
+           fabric/place.c fabric/member.c fabric/member_dir.c fabric/member_file.c fabric/view.c fabric/peer.c fabric/touch.c fabric/proto.c fabric/node.c fabric/client.c fabric/probe.c fabric/admin.c fabric/readq.c fabric/api.c \
            fabric/context.c
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 
@@ -145,8 +145,7 @@ $(BUILD)/bin/ucache: $(BUILD)/obj/tools/ucache.o $(BUILD)/obj/tools/stats.o \
                      $(BUILD)/obj/tools/dataset.o $(BUILD)/obj/tools/warmup.o \
                      $(BUILD)/obj/tools/admin.o $(BUILD)/obj/tools/status.o \
                      $(BUILD)/obj/tools/health.o $(BUILD)/obj/tools/drain.o \
-                     $(BUILD)/obj/tools/devices.o \
-                     $(BUILD)/obj/perf/latency.o $(LIB_A)
+                     $(BUILD)/obj/tools/devices.o $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lm
 

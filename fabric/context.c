@@ -381,7 +381,7 @@ ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p)
             goto err;
         }
         if (params->field_mask & UCACHE_PARAM_FIELD_LOG_LEVEL) {
-            ucache_log_set_level(params->log_level);
+            uc_log_set_level(params->log_level);
         }
     }
     status = uf_members_parse(ctx);

@@ -165,7 +165,7 @@ static struct {
 
 #define US_TOKEN_MARGIN_NS (60ull * UC_NSEC_PER_SEC)
 
-void ucache_token_provider_set(ucache_token_fn_t fn, void *arg)
+void us_token_provider_set(ucache_token_fn_t fn, void *arg)
 {
     pthread_mutex_lock(&us_tok.lock);
     us_tok.fn  = fn;

@@ -16,6 +16,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/** ucache_token_provider_set() (fabric/api.c): the application's token
+ *  provider (NULL: none), the cached token dropped. */
+void us_token_provider_set(ucache_token_fn_t fn, void *arg);
+
 /** Set the ucache credentials file ("" for none; ucache_init does). */
 void us_cred_configure(const char *path);
 

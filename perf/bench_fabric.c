@@ -21,6 +21,7 @@
  * checked against the pattern; errors count failed reads and wrong bytes.
  */
 #include "perf/ucperf.h"
+#include "util/latency.h"
 #include "perf/exporter.h"
 #include "util/time.h"
 
@@ -546,7 +547,7 @@ static void fb_finish(fb_acc_t *acc, const char *path, ucperf_result_t *res)
     res->path = path;
     res->hit_ratio = (acc->chunk_reads > 0) ?
                      (double)acc->chunk_hits / (double)acc->chunk_reads : -1;
-    ucperf_sort(acc->lat, acc->nlat);
+    uc_lat_sort(acc->lat, acc->nlat);
     ucperf_latencies(acc->lat, acc->nlat, res);
 }
 

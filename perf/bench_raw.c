@@ -7,6 +7,7 @@
  * comparison is the unit tests' job; here it would swamp a memcpy).
  */
 #include "perf/ucperf.h"
+#include "util/latency.h"
 #include "perf/exporter.h"
 #include "transport/transport.h"
 #include "util/log.h"
@@ -178,7 +179,7 @@ ucache_status_t ucperf_raw_run(const ucperf_opts_t *o, ucperf_result_t *res)
         own1 = ucperf_pid_cpu(ex.pid);
         res->owner_cpu_s_per_gb = ((own0 >= 0) && (own1 >= 0)) ? (own1 - own0) / gb : -1;
     }
-    ucperf_sort(lat, nsamples);
+    uc_lat_sort(lat, nsamples);
     ucperf_latencies(lat, nsamples, res);
     status = UCACHE_OK;
 

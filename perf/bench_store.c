@@ -7,6 +7,7 @@
  * in the same arena: the baseline the read figure is judged against.
  */
 #include "perf/ucperf.h"
+#include "util/latency.h"
 #include "store/alloc.h"
 #include "store/store.h"
 #include "util/config.h"
@@ -179,8 +180,8 @@ ucache_status_t ucperf_store_run(const ucperf_opts_t *opts, FILE *out)
         lat[i] = t1 - t0;
     }
     qsort(lat, n, sizeof(*lat), cmp_u64);
-    rows[2].p50_us = ucperf_percentile(lat, n, 0.50) / 1e3;
-    rows[2].p99_us = ucperf_percentile(lat, n, 0.99) / 1e3;
+    rows[2].p50_us = uc_lat_percentile(lat, n, 0.50) / 1e3;
+    rows[2].p99_us = uc_lat_percentile(lat, n, 0.99) / 1e3;
 
     /* the same, US_READ_BATCH keys at a time (a reader with reads in flight) */
     bdst = aligned_alloc(64, US_READ_BATCH * dstride);
@@ -224,8 +225,8 @@ ucache_status_t ucperf_store_run(const ucperf_opts_t *opts, FILE *out)
         lat[i] = uc_time_ns() - t0;
     }
     qsort(lat, n, sizeof(*lat), cmp_u64);
-    rows[4].p50_us = ucperf_percentile(lat, n, 0.50) / 1e3;
-    rows[4].p99_us = ucperf_percentile(lat, n, 0.99) / 1e3;
+    rows[4].p50_us = uc_lat_percentile(lat, n, 0.50) / 1e3;
+    rows[4].p99_us = uc_lat_percentile(lat, n, 0.99) / 1e3;
 
     if (!o->json) {
         fprintf(out, "%-5s %-12s %7s %9s %9s %8s %8s %8s %6s\n", "mode", "phase",

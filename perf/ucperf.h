@@ -116,10 +116,4 @@ double ucperf_self_cpu(void);
 /** utime+stime in seconds from a /proc/PID/stat line (-1 if malformed). */
 double ucperf_proc_stat_cpu(const char *line, double ticks_per_sec);
 
-/** Sort @p n values ascending. */
-void ucperf_sort(uint64_t *v, size_t n);
-
-/** Percentile @p q (0..1) of @p n sorted values. */
-double ucperf_percentile(const uint64_t *sorted, size_t n, double q);
-
 #endif

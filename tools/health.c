@@ -6,7 +6,7 @@
 #include "tools/admin.h"
 #include "tools/commands.h"
 #include "tools/dataset.h"
-#include "perf/ucperf.h"
+#include "util/latency.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -23,7 +23,7 @@
 typedef struct hp_node {
     ucache_node_info_t    info;
     ucache_probe_result_t res;
-    ucperf_result_t       lat;      /* percentiles of the latency pass */
+    uc_lat_t              lat;      /* percentiles of the latency pass */
     const char           *state;    /* ok, suspect, dead */
     char                  why[96];
 } hp_node_t;
@@ -65,8 +65,8 @@ static void *hp_worker(void *arg)
         prm.lat_ns     = lat;
         ucache_node_probe(h->ctx, d->info.id, &prm, &d->res);
         if (lat != NULL) {
-            ucperf_sort(lat, d->res.lat_reads);
-            ucperf_latencies(lat, d->res.lat_reads, &d->lat);
+            uc_lat_sort(lat, d->res.lat_reads);
+            uc_lat_stats(lat, d->res.lat_reads, &d->lat);
         }
     }
     free(lat);

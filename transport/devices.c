@@ -241,7 +241,7 @@ static ucache_status_t ud_ucx(ucache_devices_t *d)
     return UCACHE_OK;
 }
 
-ucache_status_t ucache_devices_query(ucache_devices_t *devs)
+ucache_status_t ut_devices_query(ucache_devices_t *devs)
 {
     if (devs == NULL) {
         return UCACHE_ERR_INVALID;

@@ -444,4 +444,8 @@ static inline void ut_peer_transports(ut_peer_t *peer, char *buf, size_t cap)
 
 const char *ut_path_name(ut_path_t path);
 
+/** ucache_devices_query() (fabric/api.c; devices.c): this machine's RDMA
+ *  devices through rdma-core and the UCX transports usable here. */
+ucache_status_t ut_devices_query(ucache_devices_t *devs);
+
 #endif

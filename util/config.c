@@ -463,7 +463,7 @@ static void uc_json_string(FILE *out, const char *s)
     fputc('"', out);
 }
 
-ucache_status_t ucache_config_print(FILE *out, unsigned flags)
+ucache_status_t uc_config_print(FILE *out, unsigned flags)
 {
     ucache_status_t status;
     uc_config_t cfg, dflt;

@@ -104,6 +104,10 @@ ucache_status_t uc_config_set(uc_config_t *cfg, const char *name,
 void uc_config_format(const uc_config_t *cfg, const uc_config_entry_t *e,
                       char *buf, size_t len);
 
+/** ucache_config_print() (fabric/api.c): every variable, its value, default
+ *  and help, as text or JSON. */
+ucache_status_t uc_config_print(FILE *out, unsigned flags);
+
 ucache_status_t uc_parse_size(const char *s, uint64_t *bytes_p);
 ucache_status_t uc_parse_time(const char *s, uint64_t *ns_p);
 void uc_format_size(uint64_t bytes, char *buf, size_t len);

@@ -88,14 +88,14 @@ void uc_log_init(void)
     pthread_once(&uc_log_once, uc_log_do_init);
 }
 
-void ucache_log_set_level(ucache_log_level_t level)
+void uc_log_set_level(ucache_log_level_t level)
 {
     uc_log_init();
     uc_log_level_set_by_api = 1;
     atomic_store(&uc_log_level_cur, (int)level);
 }
 
-void ucache_log_set_sink(ucache_log_sink_t sink, void *arg)
+void uc_log_set_sink(ucache_log_sink_t sink, void *arg)
 {
     pthread_mutex_lock(&uc_log_lock);
     uc_log_sink     = sink;

@@ -14,6 +14,9 @@
 extern _Atomic int uc_log_level_cur;
 
 void uc_log_init(void);
+/** ucache_log_set_level() and ucache_log_set_sink() (fabric/api.c). */
+void uc_log_set_level(ucache_log_level_t level);
+void uc_log_set_sink(ucache_log_sink_t sink, void *arg);
 void uc_log_emit(ucache_log_level_t level, const char *file, int line,
                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /** Parse "error", "warn", ... or a digit 0-5. @return -1 if unknown. */

@@ -123,21 +123,6 @@ static void test_options(void)
     CU_ASSERT_EQUAL(parse(&o, err, "ucperf hit -s 4K,nope"), -1);
 }
 
-static void test_percentile(void)
-{
-    uint64_t v[100];
-    int i;
-
-    for (i = 0; i < 100; i++) {
-        v[i] = (uint64_t)i + 1;
-    }
-    CU_ASSERT_EQUAL(ucperf_percentile(v, 100, 0.50), 50);
-    CU_ASSERT_EQUAL(ucperf_percentile(v, 100, 0.99), 99);
-    CU_ASSERT_EQUAL(ucperf_percentile(v, 100, 1.0), 100);
-    CU_ASSERT_EQUAL(ucperf_percentile(v, 1, 0.5), 1);
-    CU_ASSERT_EQUAL(ucperf_percentile(v, 0, 0.5), 0);
-}
-
 static void test_proc_stat(void)
 {
     /* A real line (fields 14 and 15, utime 250 and stime 130 ticks), with a
@@ -429,7 +414,6 @@ int main(void)
 {
     static const tc_test_t option_tests[] = {
         {"options", test_options},
-        {"percentile", test_percentile},
         {"proc_stat", test_proc_stat},
         {NULL, NULL}
     };

@@ -5,7 +5,10 @@
 #include "tests/common.h"
 #include "ucache.h"
 #include "util/config.h"
+#include "util/latency.h"
 #include "util/log.h"
+
+#include <math.h>
 
 static void test_status_strings(void)
 {
@@ -298,6 +301,62 @@ static void test_init_params(void)
     CU_ASSERT_EQUAL(system(members), 0);
 }
 
+static void test_lat_percentile(void)
+{
+    uint64_t v[100];
+    int i;
+
+    for (i = 0; i < 100; i++) {
+        v[i] = (uint64_t)i + 1;
+    }
+    CU_ASSERT_EQUAL(uc_lat_percentile(v, 100, 0.50), 50);
+    CU_ASSERT_EQUAL(uc_lat_percentile(v, 100, 0.99), 99);
+    CU_ASSERT_EQUAL(uc_lat_percentile(v, 100, 1.0), 100);
+    CU_ASSERT_EQUAL(uc_lat_percentile(v, 1, 0.5), 1);
+    CU_ASSERT_EQUAL(uc_lat_percentile(v, 0, 0.5), 0);
+}
+
+/* The half-octave bins: exact at their edges, as floor(2 log2 x) is. */
+static void test_lat_histogram(void)
+{
+    uint64_t v[] = { 0, 1, 2, 3, 4, 5, 6, 1000, 1448, 1449, 1ull << 40, UINT64_MAX };
+    uint64_t x = 88172645463325252ull, s[4096];
+    unsigned want[UC_LAT_BINS] = { 0 }, b, i;
+    uc_lat_t lat;
+
+    uc_lat_sort(v, sizeof(v) / sizeof(v[0]));
+    uc_lat_stats(v, sizeof(v) / sizeof(v[0]), &lat);
+    CU_ASSERT_EQUAL(lat.hist[0], 2);       /* 0 and 1 */
+    CU_ASSERT_EQUAL(lat.hist[2], 1);       /* 2: [2, 2.83) */
+    CU_ASSERT_EQUAL(lat.hist[3], 1);       /* 3: [2.83, 4) */
+    CU_ASSERT_EQUAL(lat.hist[4], 2);       /* 4, 5: [4, 5.66) */
+    CU_ASSERT_EQUAL(lat.hist[5], 1);       /* 6 */
+    CU_ASSERT_EQUAL(lat.hist[19], 1);      /* 1000: [724, 1024) */
+    CU_ASSERT_EQUAL(lat.hist[20], 1);      /* 1448 < 1024 * sqrt 2 = 1448.15 */
+    CU_ASSERT_EQUAL(lat.hist[21], 1);      /* 1449 */
+    CU_ASSERT_EQUAL(lat.hist[UC_LAT_BINS - 1], 2); /* the rest */
+    CU_ASSERT_DOUBLE_EQUAL(lat.max_us, (double)UINT64_MAX / 1e3, 1e6);
+    /* random samples against the floating-point formula, away from edges */
+    for (i = 0; i < 4096; i++) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        s[i] = 2 + x % 10000000;
+        b = (unsigned)floor(2.0 * log2((double)s[i]));
+        if (fabs(2.0 * log2((double)s[i]) - round(2.0 * log2((double)s[i]))) > 1e-9) {
+            want[(b >= UC_LAT_BINS) ? UC_LAT_BINS - 1 : b]++;
+        } else {
+            s[i] = 3;      /* on an edge: counted in bin 3 */
+            want[3]++;
+        }
+    }
+    uc_lat_sort(s, 4096);
+    uc_lat_stats(s, 4096, &lat);
+    for (i = 0; i < UC_LAT_BINS; i++) {
+        CU_ASSERT_EQUAL(lat.hist[i], want[i]);
+    }
+    CU_ASSERT(lat.p50_us <= lat.p90_us);
+    CU_ASSERT(lat.p99_us <= lat.max_us);
+}
+
 int main(void)
 {
     static const tc_test_t status_tests[] = {
@@ -317,6 +376,11 @@ int main(void)
         {"levels_and_sink", test_log_levels_and_sink},
         {NULL, NULL}
     };
+    static const tc_test_t latency_tests[] = {
+        {"percentile", test_lat_percentile},
+        {"histogram", test_lat_histogram},
+        {NULL, NULL}
+    };
     static const tc_test_t context_tests[] = {
         {"init_params", test_init_params},
         {NULL, NULL}
@@ -326,6 +390,7 @@ int main(void)
         tc_add_suite("status", status_tests) ||
         tc_add_suite("config", config_tests) ||
         tc_add_suite("log", log_tests) ||
+        tc_add_suite("latency", latency_tests) ||
         tc_add_suite("context", context_tests)) {
         return 2;
     }
