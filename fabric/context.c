@@ -345,6 +345,7 @@ static ucache_status_t uf_self_init(struct ucache_context *ctx)
 
 ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p)
 {
+    ut_config_t tcfg;
     ut_params_t tparams = { .field_mask = UT_PARAM_FIELD_CONFIG |
                                           UT_PARAM_FIELD_PROGRESS | UT_PARAM_FIELD_SERVE };
     struct ucache_context *ctx;
@@ -399,7 +400,8 @@ ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p)
     us_origin_configure(&oparams);
     ucc_credentials(ctx->cfg.credentials);
     us_token_command_configure(ctx->cfg.token_command);
-    tparams.config   = &ctx->cfg;
+    ut_config_from(&tcfg, &ctx->cfg);
+    tparams.config   = &tcfg;
     tparams.progress = ctx->serve ? UC_PROGRESS_THREAD : UC_PROGRESS_POLL;
     tparams.serve    = ctx->serve;
     status = ut_ctx_create(ctx->cfg.transport, &tparams, &ctx->transport);

@@ -30,6 +30,7 @@ ucache_status_t ucperf_raw_run(const ucperf_opts_t *o, ucperf_result_t *res)
     uint64_t t_start = 0, *lat = NULL, *t_post = NULL, *off = NULL;
     uint64_t nsamples = 0, cap;
     double cpu0 = 0, own0 = -1, own1;
+    ut_config_t tcfg;
     ut_params_t tp = { .field_mask = UT_PARAM_FIELD_CONFIG };
     ucperf_exporter_t ex = { .pid = 0, .ctl = -1 };
     ucache_status_t status;
@@ -81,7 +82,8 @@ ucache_status_t ucperf_raw_run(const ucperf_opts_t *o, ucperf_result_t *res)
     if (status != UCACHE_OK) {
         goto out;
     }
-    tp.config = &cfg;
+    ut_config_from(&tcfg, &cfg);
+    tp.config = &tcfg;
     status = ut_ctx_create(NULL, &tp, &ctx);
     if (status != UCACHE_OK) {
         goto out;

@@ -58,7 +58,7 @@ static ucache_status_t ut_auth_key(const char *path, uc_mac_t **mac_p)
     return status;
 }
 
-ucache_status_t ut_auth_create(const uc_config_t *cfg, ut_auth_t **auth_p)
+ucache_status_t ut_auth_create(const ut_config_t *cfg, ut_auth_t **auth_p)
 {
     ut_auth_t *auth = calloc(1, sizeof(*auth));
     ucache_status_t status;

@@ -43,7 +43,7 @@ typedef struct ut_auth_tag {
 
 /** Keys of @p cfg (UCACHE_CLUSTER_KEY_FILE, UCACHE_ADMIN_KEY_FILE); none is
  *  an open context.  UCACHE_ERR_INVALID if a named file does not load. */
-ucache_status_t ut_auth_create(const uc_config_t *cfg, ut_auth_t **auth_p);
+ucache_status_t ut_auth_create(const ut_config_t *cfg, ut_auth_t **auth_p);
 void ut_auth_destroy(ut_auth_t *auth);
 
 /** Whether this context checks what it receives (it holds a key). */

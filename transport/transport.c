@@ -11,6 +11,28 @@ static const ut_ops_t *const ut_backends[] = {
     &ut_ucx_ops,
 };
 
+void ut_config_from(ut_config_t *tc, const uc_config_t *cfg)
+{
+    memset(tc, 0, sizeof(*tc));
+    _Static_assert(sizeof(tc->transport) == sizeof(cfg->transport), "same size");
+    _Static_assert(sizeof(tc->cluster_key_file) == sizeof(cfg->cluster_key_file), "same size");
+    _Static_assert(sizeof(tc->admin_key_file) == sizeof(cfg->admin_key_file), "same size");
+    memcpy(tc->transport, cfg->transport, sizeof(tc->transport));
+    tc->read_path         = cfg->read_path;
+    tc->timeout_ns        = cfg->timeout_ns;
+    tc->max_eps           = cfg->max_eps;
+    tc->peer_retry_ns     = cfg->peer_retry_ns;
+    tc->peer_retry_max_ns = cfg->peer_retry_max_ns;
+    tc->max_outstanding   = cfg->max_outstanding;
+    tc->rpc_max           = cfg->rpc_max;
+    tc->progress_spin_ns  = cfg->progress_spin_ns;
+    tc->map_populate      = cfg->map_populate;
+    tc->emulated_rma      = cfg->emulated_rma;
+    memcpy(tc->cluster_key_file, cfg->cluster_key_file, sizeof(tc->cluster_key_file));
+    memcpy(tc->admin_key_file, cfg->admin_key_file, sizeof(tc->admin_key_file));
+    tc->auth_window_ns    = cfg->auth_window_ns;
+}
+
 ucache_status_t ut_ctx_create(const char *name, const ut_params_t *params,
                               ut_ctx_t **ctx_p)
 {

@@ -55,6 +55,30 @@ typedef enum ut_peer_state {
     UT_PEER_CONNECTING = 3 /* endpoint open, handshake not yet answered  */
 } ut_peer_state_t;
 
+/*
+ * What the transport takes from the configuration: its own parameters, not
+ * the whole of it (ut_config_from() copies them out of a uc_config_t).
+ */
+typedef struct ut_config {
+    char     transport[16];      /* UCACHE_TRANSPORT                       */
+    int      read_path;          /* UCACHE_READ_PATH (uc_read_path_t)      */
+    uint64_t timeout_ns;         /* UCACHE_TIMEOUT                         */
+    unsigned max_eps;            /* UCACHE_MAX_EPS                         */
+    uint64_t peer_retry_ns;      /* UCACHE_PEER_RETRY                      */
+    uint64_t peer_retry_max_ns;  /* UCACHE_PEER_RETRY_MAX                  */
+    unsigned max_outstanding;    /* UCACHE_MAX_OUTSTANDING                 */
+    size_t   rpc_max;            /* UCACHE_RPC_MAX                         */
+    uint64_t progress_spin_ns;   /* UCACHE_PROGRESS_SPIN                   */
+    int      map_populate;       /* UCACHE_MAP_POPULATE (bool)             */
+    int      emulated_rma;       /* UCACHE_EMULATED_RMA (bool; a test mode) */
+    char     cluster_key_file[256]; /* UCACHE_CLUSTER_KEY_FILE             */
+    char     admin_key_file[256];   /* UCACHE_ADMIN_KEY_FILE               */
+    uint64_t auth_window_ns;     /* UCACHE_AUTH_WINDOW                     */
+} ut_config_t;
+
+/** The transport's parameters out of the whole configuration @p cfg. */
+void ut_config_from(ut_config_t *tc, const uc_config_t *cfg);
+
 enum ut_params_field {
     UT_PARAM_FIELD_CONFIG   = 1u << 0,
     UT_PARAM_FIELD_PROGRESS = 1u << 1,
@@ -63,7 +87,7 @@ enum ut_params_field {
 
 typedef struct ut_params {
     uint64_t            field_mask;
-    const uc_config_t  *config;    /* copied; defaults + environment if absent */
+    const ut_config_t  *config;    /* copied; defaults + environment if absent */
     uc_progress_mode_t  progress;  /* default UC_PROGRESS_POLL                 */
     bool                serve;     /* it exports memory to peers: it never
                                       turns on UCX's software RMA (below)    */

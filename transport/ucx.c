@@ -239,6 +239,7 @@ static ucache_status_t ut_ucx_ctx_create(const ut_params_t *params,
     };
     ucache_status_t ret;
     ucs_status_t status;
+    uc_config_t whole;
     ut_ucx_ctx_t *ctx;
     uint32_t i;
 
@@ -263,8 +264,10 @@ static ucache_status_t ut_ucx_ctx_create(const ut_params_t *params,
     if ((params != NULL) && (params->field_mask & UT_PARAM_FIELD_CONFIG) &&
         (params->config != NULL)) {
         ctx->cfg = *params->config;
-    } else if ((ret = uc_config_load(&ctx->cfg)) != UCACHE_OK) {
+    } else if ((ret = uc_config_load(&whole)) != UCACHE_OK) {
         goto err;
+    } else {
+        ut_config_from(&ctx->cfg, &whole);
     }
     ctx->progress_mode = ((params != NULL) &&
                           (params->field_mask & UT_PARAM_FIELD_PROGRESS)) ?

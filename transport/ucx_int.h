@@ -166,7 +166,7 @@ typedef struct ut_ucx_closing {
 
 struct ut_ucx_ctx {
     ut_ctx_t          super;
-    uc_config_t       cfg;
+    ut_config_t       cfg;
     uc_progress_mode_t progress_mode;
     pthread_mutex_t   lock;
     ucp_context_h     ucp;

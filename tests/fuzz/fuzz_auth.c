@@ -31,7 +31,7 @@ static void fz_setup(void)
 {
     static const char key[UC_KEY_LEN] = "fuzzing key of 32 bytes, no more";
     char path[] = "/tmp/ucache-fuzz-auth.XXXXXX";
-    uc_config_t cfg;
+    ut_config_t cfg;
     uc_key_t k;
     int fd;
 

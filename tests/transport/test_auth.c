@@ -33,9 +33,9 @@ static const char *key_path(const char *name)
     return p;
 }
 
-static uc_config_t keyed(const char *cluster, const char *admin)
+static ut_config_t keyed(const char *cluster, const char *admin)
 {
-    uc_config_t cfg;
+    ut_config_t cfg;
 
     memset(&cfg, 0, sizeof(cfg));
     cfg.auth_window_ns = 30 * UC_NSEC_PER_SEC;
@@ -47,7 +47,7 @@ static uc_config_t keyed(const char *cluster, const char *admin)
 
 static ut_auth_t *make(const char *cluster, const char *admin)
 {
-    uc_config_t cfg = keyed(cluster, admin);
+    ut_config_t cfg = keyed(cluster, admin);
     ut_auth_t *a = NULL;
 
     CU_ASSERT_EQUAL_FATAL(ut_auth_create(&cfg, &a), UCACHE_OK);
@@ -139,7 +139,7 @@ static void test_key_files(void)
     CU_ASSERT_EQUAL(uc_key_load(kdir, &k2), UCACHE_ERR_INVALID);
     CU_ASSERT_EQUAL(uc_key_load(key_path("absent"), &k2), UCACHE_ERR_INVALID);
     {
-        uc_config_t cfg = keyed("short", NULL);
+        ut_config_t cfg = keyed("short", NULL);
         ut_auth_t *a = NULL;
 
         CU_ASSERT_EQUAL(ut_auth_create(&cfg, &a), UCACHE_ERR_INVALID); /* no silent open fabric */

@@ -76,9 +76,12 @@ static uc_config_t test_config(uint64_t timeout_ns)
 static ut_ctx_t *make_ctx(const uc_config_t *cfg, uc_progress_mode_t mode)
 {
     ut_params_t p = { .field_mask = UT_PARAM_FIELD_CONFIG | UT_PARAM_FIELD_PROGRESS,
-                      .config = cfg, .progress = mode };
+                      .progress = mode };
     ut_ctx_t *ctx = NULL;
+    ut_config_t tc;
 
+    ut_config_from(&tc, cfg);
+    p.config = &tc;
     CU_ASSERT_EQUAL_FATAL(ut_ctx_create("ucx", &p, &ctx), UCACHE_OK);
     return ctx;
 }
