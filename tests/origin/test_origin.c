@@ -122,7 +122,7 @@ static void test_ini_and_credentials(void)
     CU_ASSERT_FALSE(us_ini_get("/nonexistent/ini", "", "TOP", v, sizeof(v)));
 
     /* the environment wins over the credentials file; the file fills in */
-    tc_write("cred", "TC_CRED_A = from-file\nUCT_CRED_B=file-b\n", 0600);
+    tc_write("cred", "TC_CRED_A = from-file\nTC_CRED_B=file-b\n", 0600);
     snprintf(path, sizeof(path), "%s/cred", tc_dir);
     us_cred_configure(path);
     setenv("TC_CRED_A", "from-env", 1);
