@@ -59,7 +59,7 @@ TESTS    = $(TEST_NAMES:%=$(BUILD)/tests/test_%)
 TEST_HELPERS = $(BUILD)/tests/fabric_client $(BUILD)/tests/fake_owner $(BUILD)/tests/replayer \
                $(BUILD)/tests/http_origin \
                $(BUILD)/tests/az_put
-TEST_SCRIPTS = tests/test_run.sh tests/test_symbols.sh tests/fabric/test_fabric.sh tests/fabric/test_hosts.sh tests/fabric/test_scale.sh tests/fabric/test_wireup.sh tests/fabric/test_mpi.sh tests/fabric/test_admin.sh tests/origin/test_http.sh tests/origin/test_s3.sh tests/origin/test_warmup.sh \
+TEST_SCRIPTS = tests/test_run.sh tests/test_library.sh tests/fabric/test_fabric.sh tests/fabric/test_hosts.sh tests/fabric/test_scale.sh tests/fabric/test_wireup.sh tests/fabric/test_mpi.sh tests/fabric/test_admin.sh tests/origin/test_http.sh tests/origin/test_s3.sh tests/origin/test_warmup.sh \
                tests/origin/test_h2.sh \
                tests/origin/test_azure.sh
 # The MPI job test is built with mpicc when Open MPI is installed (make deps).
@@ -77,7 +77,7 @@ DEB_PKGS = gcc clang libclang-rt-dev make pkg-config libucx-dev ucx-utils libxxh
            libcurl4-openssl-dev libssl-dev libxml2-dev libmicrohttpd-dev libibverbs-dev curl openssl bsdutils time
 
 .PHONY: npm-deps all tests test bench asan tsan demo install uninstall clean deps
-all: $(LIB_SO) $(LIB_A) $(PROGS)
+all: $(LIB_SO) $(LIB_A) $(PROGS) $(BUILD)/include/ucache.h
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
@@ -285,6 +285,12 @@ bench: deps
 	@$(MAKE) --no-print-directory all $(BUILD)/tests/http_origin
 	@perf/run-bench.sh $(BUILD)/bin/ucperf
 
+# The installed ucache.h is one file: util/status.h written in where the
+# source header includes it.
+$(BUILD)/include/ucache.h: include/ucache.h util/status.h
+	@mkdir -p $(dir $@)
+	sed -e '/^#include "\.\.\/util\/status\.h"$$/{r util/status.h' -e 'd' -e '}' $< > $@
+
 $(BUILD)/ucache.pc: Makefile
 	@mkdir -p $(dir $@)
 	@printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: ucache\nDescription: ucache cache fabric client library (libucache-rdma)\nVersion: 0.1.0\nRequires.private: %s\nLibs: -L$${libdir} -lucache-rdma\nCflags: -I$${includedir}\n' \
@@ -296,7 +302,7 @@ install: all $(BUILD)/ucache.pc
 	install -m 0755 $(LIB_SO) $(DESTDIR)$(prefix)/lib/libucache-rdma.so.0
 	ln -sf libucache-rdma.so.0 $(DESTDIR)$(prefix)/lib/libucache-rdma.so
 	install -m 0644 $(LIB_A) $(DESTDIR)$(prefix)/lib/
-	install -m 0644 include/ucache.h include/ucache_mpi.h $(DESTDIR)$(prefix)/include/
+	install -m 0644 $(BUILD)/include/ucache.h include/ucache_mpi.h $(DESTDIR)$(prefix)/include/
 	install -m 0644 $(BUILD)/ucache.pc $(DESTDIR)$(prefix)/lib/pkgconfig/
 	install -m 0755 $(PROGS) $(DESTDIR)$(prefix)/bin/
 

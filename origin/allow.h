@@ -21,7 +21,7 @@
 #ifndef US_ALLOW_H
 #define US_ALLOW_H
 
-#include "ucache.h"
+#include "util/status.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -11,7 +11,7 @@
 #ifndef US_ORIGIN_H
 #define US_ORIGIN_H
 
-#include "ucache.h"
+#include "util/status.h"
 #include "origin/allow.h"
 
 #include <stdbool.h>

@@ -12,7 +12,7 @@
 #ifndef US_ORIGIN_AZURE_H
 #define US_ORIGIN_AZURE_H
 
-#include "ucache.h"
+#include "util/status.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -14,7 +14,7 @@
 #ifndef US_ORIGIN_S3_H
 #define US_ORIGIN_S3_H
 
-#include "ucache.h"
+#include "util/status.h"
 
 #include <stdbool.h>
 #include <stddef.h>

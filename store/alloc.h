@@ -10,7 +10,7 @@
 #ifndef US_ALLOC_H
 #define US_ALLOC_H
 
-#include "ucache.h"
+#include "util/status.h"
 
 #include <stdint.h>
 #include <stddef.h>

@@ -19,7 +19,7 @@
 #define US_EVICT_H
 
 #include "ilist.h"
-#include "ucache.h"
+#include "util/status.h"
 
 #include <stdint.h>
 

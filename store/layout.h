@@ -26,7 +26,7 @@
 #ifndef US_LAYOUT_H
 #define US_LAYOUT_H
 
-#include "ucache.h"
+#include "util/status.h"
 
 #include <stdbool.h>
 #include <stddef.h>

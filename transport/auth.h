@@ -18,7 +18,7 @@
 #ifndef UT_AUTH_H
 #define UT_AUTH_H
 
-#include "ucache.h"
+#include "util/status.h"
 #include "transport/transport.h"
 #include "util/config.h"
 #include "util/key.h"

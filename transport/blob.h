@@ -8,7 +8,7 @@
 #ifndef UT_BLOB_H
 #define UT_BLOB_H
 
-#include "ucache.h"
+#include "util/status.h"
 
 #include <stdatomic.h>
 #include <stddef.h>

@@ -16,7 +16,7 @@
 #ifndef UT_MAPFD_H
 #define UT_MAPFD_H
 
-#include "ucache.h"
+#include "util/status.h"
 
 #include <stddef.h>
 #include <stdint.h>

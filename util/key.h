@@ -8,7 +8,7 @@
 #ifndef UC_KEY_H
 #define UC_KEY_H
 
-#include "ucache.h"
+#include "util/status.h"
 
 #include <stdbool.h>
 #include <stddef.h>

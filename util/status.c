@@ -1,9 +1,9 @@
 /*
  * status.c - ucache_strerror() and ucache_status_name(), generated from the
- * one UCACHE_FOREACH_STATUS list in ucache.h so names, values and messages
+ * one UCACHE_FOREACH_STATUS list in status.h so names, values and messages
  * can never drift apart.
  */
-#include "ucache.h"
+#include "util/status.h"
 
 const char *ucache_strerror(ucache_status_t status)
 {
