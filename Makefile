@@ -285,11 +285,17 @@ bench: deps
 	@$(MAKE) --no-print-directory all $(BUILD)/tests/http_origin
 	@perf/run-bench.sh $(BUILD)/bin/ucperf
 
-# The installed ucache.h is one file: util/status.h written in where the
-# source header includes it.
-$(BUILD)/include/ucache.h: include/ucache.h util/status.h
+# The installed ucache.h is one file: each lower-layer header of the types
+# it shares (util/status.h, util/log_level.h, transport/devices.h,
+# origin/token.h; included as "../DIR/FILE.h") written in where it is
+# included, recursively.
+UCACHE_H_PARTS = util/status.h util/log_level.h transport/devices.h origin/token.h
+$(BUILD)/include/ucache.h: include/ucache.h $(UCACHE_H_PARTS)
 	@mkdir -p $(dir $@)
-	sed -e '/^#include "\.\.\/util\/status\.h"$$/{r util/status.h' -e 'd' -e '}' $< > $@
+	awk 'function inl(f,   l, a) { while ((getline l < f) > 0) { \
+	         if (l ~ /^#include "\.\.\//) { split(l, a, "\""); inl(substr(a[2], 4)) } \
+	         else print l } close(f) } \
+	     BEGIN { inl("include/ucache.h") }' > $@
 
 $(BUILD)/ucache.pc: Makefile
 	@mkdir -p $(dir $@)

@@ -5,10 +5,15 @@
  * goes down to its layer, so the lower layers implement no ucache_*
  * function of their own.
  */
+#include "ucache.h"
 #include "origin/cred.h"
 #include "transport/transport.h"
 #include "util/config.h"
 #include "util/log.h"
+
+_Static_assert(((unsigned)UCACHE_CONFIG_PRINT_HELP == (unsigned)UC_CONFIG_PRINT_HELP) &&
+               ((unsigned)UCACHE_CONFIG_PRINT_JSON == (unsigned)UC_CONFIG_PRINT_JSON),
+               "the same flags");
 
 ucache_status_t ucache_config_print(FILE *out, unsigned flags)
 {

@@ -30,22 +30,8 @@ extern "C" {
 /* Logging                                                                   */
 /* ------------------------------------------------------------------------ */
 
-typedef enum ucache_log_level {
-    UCACHE_LOG_NONE  = 0,
-    UCACHE_LOG_ERROR = 1,
-    UCACHE_LOG_WARN  = 2,
-    UCACHE_LOG_INFO  = 3,
-    UCACHE_LOG_DEBUG = 4,
-    UCACHE_LOG_TRACE = 5
-} ucache_log_level_t;
-
-/**
- * @brief Receives every log line the library emits at or above the level.
- * @param msg  One line without a trailing newline, valid only during the call.
- * The default sink writes to stderr (or to UCACHE_LOG_FILE), never stdout.
- */
-typedef void (*ucache_log_sink_t)(void *arg, ucache_log_level_t level,
-                                  const char *msg);
+/* ucache_log_level_t, ucache_log_sink_t (util/log_level.h) */
+#include "../util/log_level.h"
 
 /** @brief Replace the log sink (NULL restores the default). Thread-safe. */
 void ucache_log_set_sink(ucache_log_sink_t sink, void *arg);
@@ -366,54 +352,8 @@ ucache_status_t ucache_node_probe(ucache_h ctx, uint64_t id,
 /* This machine's devices (ucache devices)                                   */
 /* ------------------------------------------------------------------------ */
 
-#define UCACHE_DEV_PORTS   4
-#define UCACHE_DEV_GIDS    8
-
-/** @brief One port of an RDMA device (rdma-core, ibv_query_port). */
-typedef struct ucache_rdma_port {
-    uint32_t num;              /**< port number (from 1)                    */
-    char     state[16];        /**< "PORT_ACTIVE", "PORT_DOWN", ...          */
-    char     link_layer[16];   /**< "InfiniBand", "Ethernet"                 */
-    double   gbps;             /**< active width x lane speed, Gb/s          */
-    char     width_speed[24];  /**< "4X EDR"                                 */
-    uint32_t mtu;              /**< active MTU, bytes                        */
-    uint32_t lid;
-    unsigned ngids;            /**< non-zero GIDs, at most UCACHE_DEV_GIDS   */
-    char     gids[UCACHE_DEV_GIDS][40];
-} ucache_rdma_port_t;
-
-typedef struct ucache_rdma_device {
-    char     name[64];         /**< "mlx5_0"                                 */
-    char     node_guid[20];    /**< "0c42:a103:0065:2a4e"                    */
-    char     node_type[16];    /**< "CA", "RNIC", ...                        */
-    char     fw_ver[64];
-    unsigned nports;           /**< ports listed (at most UCACHE_DEV_PORTS)  */
-    ucache_rdma_port_t ports[UCACHE_DEV_PORTS];
-} ucache_rdma_device_t;
-
-/** @brief One UCX transport resource (UCT) of this machine. */
-typedef struct ucache_ucx_tl {
-    char     tl[16];           /**< "rc_mlx5", "tcp", "posix", ...           */
-    char     dev[32];          /**< "mlx5_0:1", "eth0", "memory"             */
-    char     type[8];          /**< "net", "shm", "self", "acc"              */
-    int      get;              /**< one-sided get (zero-copy or buffered)    */
-    int      rdma;             /**< through an RDMA device (verbs)           */
-    double   latency_us;       /**< UCX's own estimate                       */
-    double   bandwidth_gbs;    /**< UCX's own estimate, GB/s (10^9 bytes)    */
-} ucache_ucx_tl_t;
-
-#define UCACHE_DEV_MAX 32
-#define UCACHE_TL_MAX  64
-
-typedef struct ucache_devices {
-    int                  rdma_errno;   /**< 0, or why rdma-core could not list
-                                            devices (ENOSYS: no kernel RDMA) */
-    size_t               nrdma;
-    ucache_rdma_device_t rdma[UCACHE_DEV_MAX];
-    size_t               ntls;
-    ucache_ucx_tl_t      tls[UCACHE_TL_MAX];
-    char                 ucx_version[16];
-} ucache_devices_t;
+/* ucache_devices_t and its parts (transport/devices.h) */
+#include "../transport/devices.h"
 
 /**
  * @brief This machine's RDMA devices and ports (rdma-core) and the UCX
@@ -427,18 +367,8 @@ ucache_status_t ucache_devices_query(ucache_devices_t *devs);
 /* Origin credentials                                                        */
 /* ------------------------------------------------------------------------ */
 
-/**
- * @brief Gives a bearer token (Azure managed identity / Entra ID, ...) for
- *        @p resource (e.g. "https://storage.azure.com/").
- * @param token    Where the token goes ('\0'-terminated, at most @p cap).
- * @param ttl_s_p  How long it stays valid, in seconds.
- * @return UCACHE_OK, or an error the failing read returns (NOT_FOUND becomes
- *         UCACHE_ERR_DENIED).  Called with a lock held: it must not call
- *         back into ucache; it runs again a minute before the token expires.
- */
-typedef ucache_status_t (*ucache_token_fn_t)(void *arg, const char *resource,
-                                             char *token, size_t cap,
-                                             uint64_t *ttl_s_p);
+/* ucache_token_fn_t (origin/token.h) */
+#include "../origin/token.h"
 
 /**
  * @brief Register the process's bearer-token provider (NULL removes it).

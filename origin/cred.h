@@ -10,7 +10,8 @@
 #ifndef US_CRED_H
 #define US_CRED_H
 
-#include "ucache.h"
+#include "origin/token.h"
+#include "util/status.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -7,9 +7,12 @@
 # name of its own; the only others are the two UCX 1.13 functions that
 # transport/ucx_guard.c replaces on purpose.  A file split into objects
 # (transport/ucx*.c) shares its internals under these prefixes only.  Its
-# header: `make install` into a scratch DESTDIR gives one ucache.h (the
-# status codes of util/status.h written in) that a C and a C++ program
-# build against alone, and the program runs against the installed .so.
+# header: the one make install copies ($BUILD/include/ucache.h) includes
+# no other of ours (status codes, log levels, the devices and token types
+# written in) and a C and a C++ program build against it alone, the C one
+# run against the .so.
+# The layers below the API (util, transport, store, origin) include no
+# public header.
 # Last line: "N passed, N failed, N skipped".
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -35,6 +38,17 @@ for lib in "$B/lib/libucache-rdma.a" "$B/lib/libucache-rdma.so"; do
     else bad "$(basename "$lib"): $n symbols; without a prefix: $(echo $stray)"; fi
 done
 
+# the layers below the API include no public header: what they share with
+# it (status codes, log levels, the devices and token types) lives with
+# them, and the public header includes that
+root=$(cd "$here/.." && pwd)
+up=$(cd "$root" && grep -ln '#include "ucache\(_mpi\)\?\.h"\|#include <ucache' \
+     util/*.[ch] transport/*.[ch] store/*.[ch] origin/*.[ch] 2>/dev/null)
+below=$(cd "$root" && ls util/*.[ch] transport/*.[ch] store/*.[ch] origin/*.[ch] | wc -l)
+if [ -z "$up" ] && [ "$below" -gt 40 ]; then
+    ok "none of the $below files of util/, transport/, store/ and origin/ includes the public header"
+else bad "lower-layer files that include the public header: $(echo $up)"; fi
+
 # the header as installed ($B/include/ucache.h, what make install copies),
 # alone; linked to the .so and run unless the build is a sanitizer's
 D=$(mktemp -d /tmp/ucache-inst.XXXXXX)
@@ -52,8 +66,8 @@ else
         -Wl,-rpath,"$D" 2>>"$D/cc.log" &&
         [ "$("$D/t")" = "peer unreachable or failed" ] && run="built and run against the .so"
 fi
-if [ -f "$H" ] && ! grep -q 'util/status.h"' "$H" && grep -q 'UCACHE_FOREACH_STATUS(X)' "$H" &&
+if [ -f "$H" ] && ! grep -q '#include "' "$H" && grep -q 'UCACHE_FOREACH_STATUS(X)' "$H" &&
    [ -n "$run" ] && [ $cpp_ok = 1 ]; then
-    ok "the installed ucache.h is one file (status codes written in): a C$(command -v c++ >/dev/null && echo ' and a C++') program against it alone, $run"
+    ok "the installed ucache.h is one file (status codes, log levels, device and token types written in): a C$(command -v c++ >/dev/null && echo ' and a C++') program against it alone, $run"
 else bad "the installed header ($H)"; tail -5 "$D/cc.log" 2>/dev/null; fi
 summary

@@ -6,7 +6,8 @@
  * devices (no hardware, or a kernel without InfiniBand support, where
  * ibv_get_device_list fails with ENOSYS) lists none and says why.
  */
-#include "ucache.h"
+#include "transport/devices.h"
+#include "transport/transport.h"
 #include "util/log.h"
 
 #include <errno.h>

@@ -19,7 +19,8 @@
 #ifndef UT_TRANSPORT_H
 #define UT_TRANSPORT_H
 
-#include "ucache.h"
+#include "transport/devices.h"
+#include "util/status.h"
 #include "util/config.h"
 
 #include <stdbool.h>

@@ -471,7 +471,7 @@ ucache_status_t uc_config_print(FILE *out, unsigned flags)
     size_t i;
 
     if ((out == NULL) ||
-        (flags & ~(unsigned)(UCACHE_CONFIG_PRINT_HELP | UCACHE_CONFIG_PRINT_JSON))) {
+        (flags & ~(unsigned)(UC_CONFIG_PRINT_HELP | UC_CONFIG_PRINT_JSON))) {
         return UCACHE_ERR_INVALID;
     }
     status = uc_config_load(&cfg);
@@ -481,7 +481,7 @@ ucache_status_t uc_config_print(FILE *out, unsigned flags)
         uc_config_parse(&dflt, &uc_config_table[i], uc_config_table[i].dflt);
     }
 
-    if (flags & UCACHE_CONFIG_PRINT_JSON) {
+    if (flags & UC_CONFIG_PRINT_JSON) {
         fputs("{\"variables\":[", out);
     }
     for (i = 0; i < uc_config_table_len; i++) {
@@ -496,7 +496,7 @@ ucache_status_t uc_config_print(FILE *out, unsigned flags)
             snprintf(val, sizeof(val), "(set, %zu bytes; not shown: it may hold a secret)",
                      strlen(cfg.token_command));
         }
-        if (flags & UCACHE_CONFIG_PRINT_JSON) {
+        if (flags & UC_CONFIG_PRINT_JSON) {
             fputs(i ? ",{\"name\":" : "{\"name\":", out);
             uc_json_string(out, var);
             fputs(",\"value\":", out);
@@ -509,12 +509,12 @@ ucache_status_t uc_config_print(FILE *out, unsigned flags)
         } else {
             fprintf(out, "%s=%s%s\n", var, val,
                     getenv(var) ? "" : "    # default");
-            if (flags & UCACHE_CONFIG_PRINT_HELP) {
+            if (flags & UC_CONFIG_PRINT_HELP) {
                 fprintf(out, "    %s (default: '%s')\n", e->help, def);
             }
         }
     }
-    if (flags & UCACHE_CONFIG_PRINT_JSON) {
+    if (flags & UC_CONFIG_PRINT_JSON) {
         fprintf(out, "],\"valid\":%s}\n", (status == UCACHE_OK) ? "true" : "false");
     }
     return status;

@@ -7,10 +7,12 @@
 #ifndef UC_CONFIG_H
 #define UC_CONFIG_H
 
-#include "ucache.h"
+#include "util/log_level.h"
+#include "util/status.h"
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* How a transport reads remote memory (UCACHE_READ_PATH). */
 typedef enum uc_read_path {
@@ -105,7 +107,8 @@ void uc_config_format(const uc_config_t *cfg, const uc_config_entry_t *e,
                       char *buf, size_t len);
 
 /** ucache_config_print() (fabric/api.c): every variable, its value, default
- *  and help, as text or JSON. */
+ *  and help, as text or JSON (the flags are UCACHE_CONFIG_PRINT_*'s). */
+enum { UC_CONFIG_PRINT_HELP = 1u << 0, UC_CONFIG_PRINT_JSON = 1u << 1 };
 ucache_status_t uc_config_print(FILE *out, unsigned flags);
 
 ucache_status_t uc_parse_size(const char *s, uint64_t *bytes_p);

@@ -7,7 +7,8 @@
 #ifndef UC_LOG_H
 #define UC_LOG_H
 
-#include "ucache.h"
+#include "util/log_level.h"
+#include "util/status.h"
 
 #include <stdatomic.h>
 

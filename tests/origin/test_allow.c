@@ -5,6 +5,7 @@
  * a host of its choosing.  Loopback listeners count every connection made
  * to them, so "refused before any connection" is checked, not assumed.
  */
+#include "ucache.h"
 #include "origin/cred.h"
 #include "origin/origin.h"
 #include "origin/origin_http.h"

@@ -5,6 +5,7 @@
  * ETag normalisation that makes listings and HEADs agree, file:// listing,
  * and the bearer-token provider's caching.
  */
+#include "ucache.h"
 #include "origin/cred.h"
 #include "origin/origin.h"
 #include "origin/origin_http.h"

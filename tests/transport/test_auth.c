@@ -5,6 +5,7 @@
  * replayed, altered, late, addressed elsewhere, under the wrong key.
  */
 #include "tests/common.h"
+#include "ucache.h"
 #include "transport/auth.h"
 #include "transport/ucx_wire.h"
 #include "util/time.h"

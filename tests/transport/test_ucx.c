@@ -9,6 +9,7 @@
  * messages, bad lengths and offsets.
  */
 #include "tests/common.h"
+#include "ucache.h"
 #include "transport/ucx_int.h" /* to reach the wire formats for malformed messages */
 #include "perf/exporter.h"
 #include "tests/transport/ucx_raw.h"
