@@ -163,7 +163,7 @@ static ucache_status_t uf_source_refresh(struct ucache_context *ctx, bool force)
 
 /*
  * A serving node in its members source (ctx->registered, the node's
- * draining flag; the record's states are the source's - dir: in member.c):
+ * draining flag; the record's states are the source's - dir: in member_dir.c):
  *
  *   ucache_init(serve) --uf_register(): join--> REGISTERED (node-ID.rec;
  *                                                |  ^  ^   its mtime the

@@ -10,7 +10,7 @@
  *   file:PATH a static list, one node per line: HOST:PORT [zone=Z]
  *             [weight=W]; slots in line order.  Only host and port are
  *             known: a reader fetches the node's record (address, key) from
- *             its listener on first contact (fabric/view.c).
+ *             its listener on first contact (fabric/peer.c).
  *   external  records handed in by the application (ucache_mpi.h does it
  *             with an MPI allgather), slots assigned in the order given.
  * Invariant: every member of one epoch holds distinct slots.

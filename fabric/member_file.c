@@ -3,7 +3,7 @@
  * list, one node a line (HOST:PORT [zone=Z] [weight=W], # comments);
  * slots follow line order and the file's mtime is the epoch.  A node is
  * named by its listener; its record is fetched from there on first
- * contact (fabric/view.c).  A malformed list is refused whole.
+ * contact (fabric/peer.c).  A malformed list is refused whole.
  */
 #include "fabric/member.h"
 #include "fabric/place.h"

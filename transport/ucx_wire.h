@@ -2,8 +2,9 @@
  * ucx_wire.h - the UCX backend's wire formats (all little-endian, this
  * host's layout; versioned by magic): the bodies of its self-checking
  * address and key blobs, and the headers of its active-message requests
- * and replies.  transport/ucx.c is their one writer and reader; the tests
- * and fuzz targets that forge or replay messages use them from here.
+ * and replies.  The UCX backend (transport/ucx*.c) is their one writer
+ * and reader; the tests and fuzz targets that forge or replay messages
+ * use them from here.
  */
 #ifndef UT_UCX_WIRE_H
 #define UT_UCX_WIRE_H

@@ -1,5 +1,5 @@
 /*
- * test_ucx.c - tests of transport/ucx.c through transport.h.
+ * test_ucx.c - tests of the UCX backend (transport/ucx*.c) through transport.h.
  *
  * In-process suites use two contexts in one process (a serving one with a
  * progress thread, a polling client).  Two-process suites fork an exporter
