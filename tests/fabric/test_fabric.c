@@ -9,6 +9,7 @@ extern const tc_test_t place_tests[];
 extern const tc_test_t member_tests[];
 extern const tc_test_t proto_tests[];
 extern const tc_test_t view_tests[];
+extern const tc_test_t node_tests[];
 
 int main(void)
 {
@@ -18,7 +19,8 @@ int main(void)
     if ((tc_add_suite("place", place_tests) != 0) ||
         (tc_add_suite("member", member_tests) != 0) ||
         (tc_add_suite("proto", proto_tests) != 0) ||
-        (tc_add_suite("view", view_tests) != 0)) {
+        (tc_add_suite("view", view_tests) != 0) ||
+        (tc_add_suite("node", node_tests) != 0)) {
         CU_cleanup_registry();
         return 1;
     }
