@@ -545,7 +545,7 @@ static ucache_status_t uf_read_chunk(struct ucache_context *ctx, uf_view_t *v,
     }
     /* No owner could serve it: read the origin ourselves. */
     UF_ADD(ctx, origin_direct, 1);
-    return us_origin_read(c->uri, c->obj, c->idx * ctx->cfg.chunk_size + c->off,
+    return us_origin_read(&ctx->origin, c->uri, c->obj, c->idx * ctx->cfg.chunk_size + c->off,
                           c->dst, c->len);
 }
 
@@ -610,7 +610,7 @@ ucache_status_t uf_warm(struct ucache_context *ctx, const char *uri, uint64_t of
     uf_chunk_t c;
 
     for (attempt = 0; attempt < UF_READ_ATTEMPTS; attempt++) {
-        status = us_origin_stat_cached(uri, attempt > 0, &obj);
+        status = us_origin_stat_cached(&ctx->origin, uri, attempt > 0, &obj);
         if (status != UCACHE_OK) {
             return status;
         }
@@ -671,7 +671,7 @@ ucache_status_t uf_read(struct ucache_context *ctx, const char *uri, uint64_t of
 
     for (attempt = 0; attempt < UF_READ_ATTEMPTS; attempt++) {
         /* size and version: cached for UCACHE_META_TTL (no call on a hit) */
-        status = us_origin_stat_cached(uri, attempt > 0, &obj);
+        status = us_origin_stat_cached(&ctx->origin, uri, attempt > 0, &obj);
         if (status != UCACHE_OK) {
             return status;
         }

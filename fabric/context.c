@@ -27,25 +27,24 @@
 
 #define UF_DRAIN_NS (5 * UC_NSEC_PER_SEC)
 
-/* Apply explicit parameters over defaults + environment. */
-/* The credentials file, "~/" expanded (nothing if HOME is unset). */
-static void ucc_credentials(const char *path)
+/* The credentials file @p path, "~/" expanded (nothing if HOME is unset),
+ * into @p out. */
+static void ucc_credentials(const char *path, char *out, size_t cap)
 {
     const char *home = getenv("HOME");
-    char full[512];
 
     if (strncmp(path, "~/", 2) == 0) {
         if (home == NULL) {
-            us_cred_configure("");
+            out[0] = '\0';
             return;
         }
-        snprintf(full, sizeof(full), "%s/%s", home, path + 2);
-        us_cred_configure(full);
+        snprintf(out, cap, "%s/%s", home, path + 2);
     } else {
-        us_cred_configure(path);
+        snprintf(out, cap, "%s", path);
     }
 }
 
+/* Apply explicit parameters over defaults + environment. */
 static ucache_status_t uf_params_apply(uc_config_t *cfg, const ucache_params_t *p,
                                        bool *serve_p)
 {
@@ -349,7 +348,6 @@ ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p)
     ut_params_t tparams = { .field_mask = UT_PARAM_FIELD_CONFIG |
                                           UT_PARAM_FIELD_PROGRESS | UT_PARAM_FIELD_SERVE };
     struct ucache_context *ctx;
-    us_origin_params_t oparams;
     pthread_condattr_t ca;
     ucache_status_t status;
 
@@ -389,17 +387,19 @@ ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p)
     if (status != UCACHE_OK) {
         goto err;
     }
-    oparams.retries     = ctx->cfg.origin_retries;
-    oparams.backoff_ns  = ctx->cfg.origin_backoff_ns;
-    oparams.timeout_ns  = ctx->cfg.origin_timeout_ns;
-    oparams.meta_ttl_ns = ctx->cfg.meta_ttl_ns;
-    oparams.list_page   = ctx->cfg.list_page;
-    oparams.part_bytes  = ctx->cfg.origin_part;
-    oparams.deadline_ns = ctx->cfg.origin_deadline_ns;
-    snprintf(oparams.ca_file, sizeof(oparams.ca_file), "%s", ctx->cfg.origin_ca);
-    us_origin_configure(&oparams);
-    ucc_credentials(ctx->cfg.credentials);
-    us_token_command_configure(ctx->cfg.token_command);
+    /* this context's origin settings: passed with each of its origin calls */
+    us_origin_params_default(&ctx->origin);
+    ctx->origin.retries     = ctx->cfg.origin_retries;
+    ctx->origin.backoff_ns  = ctx->cfg.origin_backoff_ns;
+    ctx->origin.timeout_ns  = ctx->cfg.origin_timeout_ns;
+    ctx->origin.meta_ttl_ns = ctx->cfg.meta_ttl_ns;
+    ctx->origin.list_page   = ctx->cfg.list_page;
+    ctx->origin.part_bytes  = ctx->cfg.origin_part;
+    ctx->origin.deadline_ns = ctx->cfg.origin_deadline_ns;
+    snprintf(ctx->origin.ca_file, sizeof(ctx->origin.ca_file), "%s", ctx->cfg.origin_ca);
+    ucc_credentials(ctx->cfg.credentials, ctx->origin.cred_path,
+                    sizeof(ctx->origin.cred_path));
+    us_token_command_configure(ctx->cfg.token_command); /* the process's provider */
     ut_config_from(&tcfg, &ctx->cfg);
     tparams.config   = &tcfg;
     tparams.progress = ctx->serve ? UC_PROGRESS_THREAD : UC_PROGRESS_POLL;
@@ -410,7 +410,7 @@ ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p)
     }
     if (ctx->serve) {
         uf_warn_open(&ctx->cfg);
-        status = uf_node_create(ctx->transport, &ctx->cfg, &ctx->node);
+        status = uf_node_create(ctx->transport, &ctx->cfg, &ctx->origin, &ctx->node);
         if (status == UCACHE_OK) {
             status = uf_self_init(ctx);
         }
@@ -740,7 +740,7 @@ ucache_status_t ucache_stat(ucache_h ctx, const char *uri, uint64_t *size_p)
     if ((ctx == NULL) || (uri == NULL) || (size_p == NULL)) {
         return UCACHE_ERR_INVALID;
     }
-    status = us_origin_stat_cached(uri, false, &obj);
+    status = us_origin_stat_cached(&ctx->origin, uri, false, &obj);
     if (status == UCACHE_OK) {
         *size_p = obj.size;
     }
@@ -767,7 +767,7 @@ ucache_status_t ucache_list(ucache_h ctx, const char *prefix, ucache_list_fn_t f
     if ((ctx == NULL) || (prefix == NULL) || (fn == NULL)) {
         return UCACHE_ERR_INVALID;
     }
-    return us_origin_list(prefix, ucc_listed, &l);
+    return us_origin_list(&ctx->origin, prefix, ucc_listed, &l);
 }
 
 ucache_status_t ucache_warm(ucache_h ctx, const char *uri, uint64_t offset, uint64_t len,

@@ -42,6 +42,8 @@ typedef struct uf_loc_entry {
 
 struct ucache_context {
     uc_config_t        cfg;
+    us_origin_params_t origin;        /* this context's origin settings, given
+                                         with each of its origin calls      */
     ut_ctx_t          *transport;
     uf_node_t         *node;          /* serving contexts only            */
     bool               serve;

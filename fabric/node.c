@@ -61,6 +61,7 @@ struct uf_node {
     unsigned         nthreads;
     _Atomic bool     draining;  /* refuse fills: ucache drain */
     us_allow_t       allow;     /* the origins it fills from (UCACHE_ALLOW) */
+    us_origin_params_t origin;  /* how it reads them (its context's settings) */
     _Atomic uint64_t denied_logged; /* when a refused admin operation was logged */
     uint64_t         pin_quota; /* bytes a reader's pins may hold per namespace */
     struct {
@@ -411,7 +412,7 @@ static ucache_status_t uf_fill(uf_node_t *node, uf_job_t *job, us_loc_t *loc_p,
         ts.tv_nsec = (long)wait;
         nanosleep(&ts, NULL);
     }
-    status = us_origin_fill(&node->allow, job->uri, &job->obj,
+    status = us_origin_fill(&node->origin, &node->allow, job->uri, &job->obj,
                             job->idx * job->chunk_size, fill.payload, length);
     if (status != UCACHE_OK) {
         us_store_abort(node->store, &fill);
@@ -561,7 +562,7 @@ ucache_status_t uf_node_fetch_local(uf_node_t *node, const uf_fetch_req_t *req,
 }
 
 ucache_status_t uf_node_create(ut_ctx_t *tr, const uc_config_t *cfg,
-                               uf_node_t **node_p)
+                               const us_origin_params_t *origin, uf_node_t **node_p)
 {
     us_store_params_t sp;
     ucache_status_t status;
@@ -572,8 +573,13 @@ ucache_status_t uf_node_create(ut_ctx_t *tr, const uc_config_t *cfg,
     if (node == NULL) {
         return UCACHE_ERR_NO_MEMORY;
     }
-    node->tr  = tr;
-    node->cfg = *cfg;
+    node->tr     = tr;
+    node->cfg    = *cfg;
+    if (origin != NULL) {
+        node->origin = *origin;
+    } else {
+        us_origin_params_default(&node->origin);
+    }
     node->pin_quota = cfg->mem_bytes / 100 * cfg->pin_quota_pct;
     status = us_allow_parse(cfg->allow, &node->allow);
     if (status != UCACHE_OK) {

@@ -32,9 +32,10 @@ typedef struct uf_node_stats {
 } uf_node_stats_t;
 
 /** Export @p cfg->mem_bytes through @p tr, build the store in it, serve
- *  FETCH with cfg->fetch_threads fill threads. */
+ *  FETCH with cfg->fetch_threads fill threads, which read origins with the
+ *  settings @p origin (copied; NULL: the defaults). */
 ucache_status_t uf_node_create(ut_ctx_t *tr, const uc_config_t *cfg,
-                               uf_node_t **node_p);
+                               const us_origin_params_t *origin, uf_node_t **node_p);
 
 /** Stop serving: fail waiting requests (UCACHE_ERR_CANCELED), join the
  *  fill threads, free the store.  Accepts NULL. */

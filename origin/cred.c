@@ -25,16 +25,7 @@
 extern char **environ;
 
 static pthread_mutex_t us_cred_lock = PTHREAD_MUTEX_INITIALIZER;
-static char            us_cred_path[256];
-static bool            us_cred_warned;
-
-void us_cred_configure(const char *path)
-{
-    pthread_mutex_lock(&us_cred_lock);
-    snprintf(us_cred_path, sizeof(us_cred_path), "%s", (path != NULL) ? path : "");
-    us_cred_warned = false;
-    pthread_mutex_unlock(&us_cred_lock);
-}
+static bool            us_cred_warned;   /* about a file others can read: once */
 
 #define US_INI_LINE_MAX 4096   /* longer lines are skipped whole */
 
@@ -120,8 +111,15 @@ bool us_ini_get(const char *path, const char *section, const char *key, char *ou
 
 bool us_cred_get(const char *name, char *out, size_t cap)
 {
+    us_origin_params_t prm;
+
+    us_origin_params(&prm);       /* the calling context's credentials file */
+    return us_cred_get_in(prm.cred_path, name, out, cap);
+}
+
+bool us_cred_get_in(const char *path, const char *name, char *out, size_t cap)
+{
     const char *v = getenv(name);
-    char path[256];
     struct stat st;
     bool warn;
 
@@ -134,10 +132,7 @@ bool us_cred_get(const char *name, char *out, size_t cap)
         memcpy(out, v, strlen(v) + 1);
         return true;
     }
-    pthread_mutex_lock(&us_cred_lock);
-    memcpy(path, us_cred_path, sizeof(path));
-    pthread_mutex_unlock(&us_cred_lock);
-    if ((path[0] == '\0') || (stat(path, &st) != 0)) {
+    if ((path == NULL) || (path[0] == '\0') || (stat(path, &st) != 0)) {
         return false;
     }
     if ((st.st_mode & 077) != 0) {

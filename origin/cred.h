@@ -21,14 +21,16 @@
  *  provider (NULL: none), the cached token dropped. */
 void us_token_provider_set(ucache_token_fn_t fn, void *arg);
 
-/** Set the ucache credentials file ("" for none; ucache_init does). */
-void us_cred_configure(const char *path);
-
 /**
- * Credential @p name: the environment, else the credentials file.  Returns
- * false (and "" in @p out) if neither has it or it does not fit @p cap.
+ * Credential @p name: the environment, else the credentials file of the
+ * origin call running on this thread (its context's UCACHE_CREDENTIALS).
+ * Returns false (and "" in @p out) if neither has it or it does not fit
+ * @p cap.
  */
 bool us_cred_get(const char *name, char *out, size_t cap);
+
+/** us_cred_get() with the credentials file @p path ("" or NULL: none). */
+bool us_cred_get_in(const char *path, const char *name, char *out, size_t cap);
 
 /**
  * Key @p key of section @p section ("" for lines before any section) in the

@@ -37,25 +37,40 @@ static const us_origin_ops_t *const us_origins[] = {
     &us_origin_https_ops,
 };
 
-static us_origin_params_t us_origin_cfg = {
+/* The defaults (the configuration table's, for callers without one). */
+static const us_origin_params_t us_origin_dflt = {
     .retries = 5, .backoff_ns = 50000000ull, .timeout_ns = 30000000000ull,
     .meta_ttl_ns = 2000000000ull, .list_page = 1000, .part_bytes = 16ull << 20,
     .deadline_ns = 60000000000ull
 };
-static pthread_mutex_t us_origin_cfg_lock = PTHREAD_MUTEX_INITIALIZER;
 
-void us_origin_configure(const us_origin_params_t *params)
+/* The settings of the call running on this thread: each API call below
+ * sets its caller's for its length (and restores what was there, for a
+ * call made inside another), so contexts with different settings share
+ * the backends without sharing settings. */
+static _Thread_local const us_origin_params_t *us_prm;
+
+void us_origin_params_default(us_origin_params_t *params_p)
 {
-    pthread_mutex_lock(&us_origin_cfg_lock);
-    us_origin_cfg = *params;
-    pthread_mutex_unlock(&us_origin_cfg_lock);
+    *params_p = us_origin_dflt;
 }
 
 void us_origin_params(us_origin_params_t *params_p)
 {
-    pthread_mutex_lock(&us_origin_cfg_lock);
-    *params_p = us_origin_cfg;
-    pthread_mutex_unlock(&us_origin_cfg_lock);
+    *params_p = (us_prm != NULL) ? *us_prm : us_origin_dflt;
+}
+
+const us_origin_params_t *us_origin_enter(const us_origin_params_t *prm)
+{
+    const us_origin_params_t *saved = us_prm;
+
+    us_prm = (prm != NULL) ? prm : &us_origin_dflt;
+    return saved;
+}
+
+void us_origin_leave(const us_origin_params_t *saved)
+{
+    us_prm = saved;
 }
 
 static struct {
@@ -145,7 +160,7 @@ static void us_meta_put(const char *uri, const us_object_t *obj)
     pthread_mutex_unlock(&us_meta_lock);
 }
 
-ucache_status_t us_origin_stat(const char *uri, us_object_t *obj_p)
+static ucache_status_t us_stat(const char *uri, us_object_t *obj_p)
 {
     const us_origin_ops_t *ops = us_origin_find(uri);
     ucache_status_t status;
@@ -163,29 +178,39 @@ ucache_status_t us_origin_stat(const char *uri, us_object_t *obj_p)
     return status;
 }
 
-ucache_status_t us_origin_stat_cached(const char *uri, bool refresh, us_object_t *obj_p)
+ucache_status_t us_origin_stat(const us_origin_params_t *prm, const char *uri,
+                               us_object_t *obj_p)
 {
-    us_origin_params_t prm;
+    const us_origin_params_t *saved = us_origin_enter(prm);
+    ucache_status_t status = us_stat(uri, obj_p);
+
+    us_origin_leave(saved);
+    return status;
+}
+
+ucache_status_t us_origin_stat_cached(const us_origin_params_t *prm, const char *uri,
+                                      bool refresh, us_object_t *obj_p)
+{
+    uint64_t ttl = ((prm != NULL) ? prm : &us_origin_dflt)->meta_ttl_ns;
     us_meta_t *m;
     uint64_t h;
 
     if (!refresh && (uri != NULL)) {
-        us_origin_params(&prm);
         h = XXH3_64bits(uri, strlen(uri));
         pthread_mutex_lock(&us_meta_lock);
         m = do_meta_find(uri, h);
-        if ((m != NULL) && (uc_time_ns() - m->fetched_ns < prm.meta_ttl_ns)) {
+        if ((m != NULL) && (uc_time_ns() - m->fetched_ns < ttl)) { /* the caller's TTL */
             *obj_p = m->obj;
             pthread_mutex_unlock(&us_meta_lock);
             return UCACHE_OK;
         }
         pthread_mutex_unlock(&us_meta_lock);
     }
-    return us_origin_stat(uri, obj_p);
+    return us_origin_stat(prm, uri, obj_p);
 }
 
-ucache_status_t us_origin_read(const char *uri, const us_object_t *obj,
-                               uint64_t off, void *buf, size_t len)
+static ucache_status_t us_read(const char *uri, const us_object_t *obj, uint64_t off,
+                               void *buf, size_t len)
 {
     const us_origin_ops_t *ops = us_origin_find(uri);
     ucache_status_t status;
@@ -210,6 +235,17 @@ ucache_status_t us_origin_read(const char *uri, const us_object_t *obj,
     return status;
 }
 
+ucache_status_t us_origin_read(const us_origin_params_t *prm, const char *uri,
+                               const us_object_t *obj, uint64_t off, void *buf,
+                               size_t len)
+{
+    const us_origin_params_t *saved = us_origin_enter(prm);
+    ucache_status_t status = us_read(uri, obj, off, buf, len);
+
+    us_origin_leave(saved);
+    return status;
+}
+
 int us_uri_loglen(const char *uri)
 {
     size_t n = strcspn(uri, "?#");
@@ -224,9 +260,9 @@ const us_origin_scope_t *us_origin_scope(void)
     return us_scope;
 }
 
-ucache_status_t us_origin_fill(const us_allow_t *allow, const char *uri,
-                               const us_object_t *obj, uint64_t off, void *buf,
-                               size_t len)
+ucache_status_t us_origin_fill(const us_origin_params_t *prm, const us_allow_t *allow,
+                               const char *uri, const us_object_t *obj, uint64_t off,
+                               void *buf, size_t len)
 {
     us_origin_scope_t scope = { .allow = allow };
     ucache_status_t status;
@@ -238,7 +274,7 @@ ucache_status_t us_origin_fill(const us_allow_t *allow, const char *uri,
         return UCACHE_ERR_REFUSED;
     }
     us_scope = &scope;
-    status = us_origin_read(uri, obj, off, buf, len);
+    status = us_origin_read(prm, uri, obj, off, buf, len);
     us_scope = NULL;
     return status;
 }
@@ -256,10 +292,12 @@ static ucache_status_t us_origin_listed(void *arg, const char *uri, const us_obj
     return la->fn(la->arg, uri, obj);
 }
 
-ucache_status_t us_origin_list(const char *prefix, us_origin_list_fn_t fn, void *arg)
+ucache_status_t us_origin_list(const us_origin_params_t *prm, const char *prefix,
+                               us_origin_list_fn_t fn, void *arg)
 {
     const us_origin_ops_t *ops = us_origin_find(prefix);
     us_list_arg_t la = { fn, arg };
+    const us_origin_params_t *saved;
     ucache_status_t status;
 
     if (ops == NULL) {
@@ -272,7 +310,9 @@ ucache_status_t us_origin_list(const char *prefix, us_origin_list_fn_t fn, void 
         return UCACHE_ERR_UNSUPPORTED;
     }
     atomic_fetch_add(&us_origin_st.stats, 1);
+    saved  = us_origin_enter(prm);
     status = ops->list(prefix, us_origin_listed, &la);
+    us_origin_leave(saved);
     if (status != UCACHE_OK) {
         atomic_fetch_add(&us_origin_st.errors, 1);
     }

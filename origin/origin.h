@@ -55,12 +55,35 @@ typedef struct us_origin_stats {
     uint64_t errors;        /* failed requests (any status but OK) */
 } us_origin_stats_t;
 
+/*
+ * How origins behave: a context's settings (from its configuration; each
+ * ucache context holds its own and passes them to every call below - NULL
+ * for the defaults).  While a call runs, its backend sees them through
+ * us_origin_params().
+ */
+typedef struct us_origin_params {
+    unsigned retries;       /* attempts after the first on 429/5xx/network */
+    uint64_t backoff_ns;    /* first retry delay; doubles, with jitter     */
+    uint64_t timeout_ns;    /* a transfer that moves nothing this long fails */
+    uint64_t meta_ttl_ns;   /* how long an object's size/version is reused  */
+    unsigned list_page;     /* objects per listing page                     */
+    uint64_t part_bytes;    /* a chunk larger than this is fetched as
+                               parallel ranged GETs of about this size (0: never) */
+    char     ca_file[256];  /* CA bundle for https origins ("": the system's) */
+    uint64_t deadline_ns;   /* longest one transfer (and the token command) may take */
+    char     cred_path[256]; /* the credentials file ("": none; UCACHE_CREDENTIALS) */
+} us_origin_params_t;
+
+/** The defaults of every setting (UCACHE_ORIGIN_* unset, no credentials file). */
+void us_origin_params_default(us_origin_params_t *params_p);
+
 /**
  * The object's size and version.  UCACHE_ERR_UNSUPPORTED for a scheme no
  * backend serves, UCACHE_ERR_INVALID for a malformed URI,
  * UCACHE_ERR_NOT_FOUND if the object does not exist, UCACHE_ERR_IO else.
  */
-ucache_status_t us_origin_stat(const char *uri, us_object_t *obj_p);
+ucache_status_t us_origin_stat(const us_origin_params_t *prm, const char *uri,
+                               us_object_t *obj_p);
 
 /**
  * us_origin_stat() through this process's metadata cache: an answer younger
@@ -68,11 +91,13 @@ ucache_status_t us_origin_stat(const char *uri, us_object_t *obj_p);
  * @p refresh asks the origin regardless.  Every us_origin_stat() answer
  * lands in the cache.
  */
-ucache_status_t us_origin_stat_cached(const char *uri, bool refresh, us_object_t *obj_p);
+ucache_status_t us_origin_stat_cached(const us_origin_params_t *prm, const char *uri,
+                                      bool refresh, us_object_t *obj_p);
 
 /** Read @p len bytes at @p off of version @p obj (see the invariant). */
-ucache_status_t us_origin_read(const char *uri, const us_object_t *obj,
-                               uint64_t off, void *buf, size_t len);
+ucache_status_t us_origin_read(const us_origin_params_t *prm, const char *uri,
+                               const us_object_t *obj, uint64_t off, void *buf,
+                               size_t len);
 
 /**
  * us_origin_read() for an owner filling its exported memory on anyone's
@@ -83,9 +108,9 @@ ucache_status_t us_origin_read(const char *uri, const us_object_t *obj,
  * addresses unless a rule names the host or the host is the configured
  * endpoint, uses no proxy and follows no redirect.
  */
-ucache_status_t us_origin_fill(const us_allow_t *allow, const char *uri,
-                               const us_object_t *obj, uint64_t off, void *buf,
-                               size_t len);
+ucache_status_t us_origin_fill(const us_origin_params_t *prm, const us_allow_t *allow,
+                               const char *uri, const us_object_t *obj, uint64_t off,
+                               void *buf, size_t len);
 
 /* The confinement of the fill running on this thread. */
 typedef struct us_origin_scope {
@@ -108,27 +133,24 @@ int us_uri_loglen(const char *uri);
  * object's metadata lands in the metadata cache.  UCACHE_ERR_UNSUPPORTED
  * for an origin that cannot list (plain http).
  */
-ucache_status_t us_origin_list(const char *prefix, us_origin_list_fn_t fn, void *arg);
+ucache_status_t us_origin_list(const us_origin_params_t *prm, const char *prefix,
+                               us_origin_list_fn_t fn, void *arg);
 
 /** This process's origin counters. */
 void us_origin_stats(us_origin_stats_t *stats_p);
 
-/* How origins behave (from the configuration; process-wide). */
-typedef struct us_origin_params {
-    unsigned retries;       /* attempts after the first on 429/5xx/network */
-    uint64_t backoff_ns;    /* first retry delay; doubles, with jitter     */
-    uint64_t timeout_ns;    /* a transfer that moves nothing this long fails */
-    uint64_t meta_ttl_ns;   /* how long an object's size/version is reused  */
-    unsigned list_page;     /* objects per listing page                     */
-    uint64_t part_bytes;    /* a chunk larger than this is fetched as
-                               parallel ranged GETs of about this size (0: never) */
-    char     ca_file[256];  /* CA bundle for https origins ("": the system's) */
-    uint64_t deadline_ns;   /* longest one transfer (and the token command) may take */
-} us_origin_params_t;
 
-/** Set the origins' parameters (ucache_init does, from UCACHE_ORIGIN_*). */
-void us_origin_configure(const us_origin_params_t *params);
+
+/** The settings of the origin call running on this thread (its caller's;
+ *  the defaults outside a call): what a backend goes by. */
 void us_origin_params(us_origin_params_t *params_p);
+
+/** Run what follows on this thread with the settings @p prm (NULL: the
+ *  defaults), until us_origin_leave() with what this returned: for a
+ *  backend called directly (tests, the token command) rather than through
+ *  the calls above, which do it themselves. */
+const us_origin_params_t *us_origin_enter(const us_origin_params_t *prm);
+void us_origin_leave(const us_origin_params_t *saved);
 
 extern const us_origin_ops_t us_origin_file_ops;
 extern const us_origin_ops_t us_origin_http_ops;

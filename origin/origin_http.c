@@ -611,9 +611,10 @@ ucache_status_t us_http_read(const char *uri, const char *url,
     if (etag[0] == '\0') {
         /* asked by version only (an owner filling a chunk): find the ETag
          * that version has, or learn that the object has changed */
-        status = us_origin_stat_cached(uri, false, &cur);
+        us_origin_params(&prm);          /* this call's caller's settings */
+        status = us_origin_stat_cached(&prm, uri, false, &cur);
         if ((status == UCACHE_OK) && (cur.version != obj->version)) {
-            status = us_origin_stat_cached(uri, true, &cur);
+            status = us_origin_stat_cached(&prm, uri, true, &cur);
         }
         if (status != UCACHE_OK) {
             return status;

@@ -37,7 +37,7 @@ static void req_make(const char *u, uint32_t idx, uint16_t flags, uf_fetch_req_t
     us_object_t obj;
     us_key_t key;
 
-    CU_ASSERT_EQUAL_FATAL(us_origin_stat(u, &obj), UCACHE_OK);
+    CU_ASSERT_EQUAL_FATAL(us_origin_stat(NULL, u, &obj), UCACHE_OK);
     key = uf_chunk_key(u, &obj, idx, CHUNK);
     memset(req, 0, sizeof(*req));
     req->magic       = UF_PROTO_MAGIC;
@@ -106,7 +106,7 @@ static void test_node_fill_hit_refuse_drain(void)
     snprintf(cfg.allow, sizeof(cfg.allow), "file://%s/", dir);
     setenv("UCX_TLS", "posix,sysv,self,tcp", 1);
     CU_ASSERT_EQUAL_FATAL(ut_ctx_create(NULL, &tp, &tr), UCACHE_OK);
-    CU_ASSERT_EQUAL_FATAL(uf_node_create(tr, &cfg, &node), UCACHE_OK);
+    CU_ASSERT_EQUAL_FATAL(uf_node_create(tr, &cfg, NULL, &node), UCACHE_OK);
 
     /* a miss is filled once, then it is a hit; the store holds the bytes */
     req_make(uri, 1, 0, &req);

@@ -43,7 +43,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         unsetenv(unset[i]);
     }
     setenv("HOME", "/nonexistent", 1);
-    us_cred_configure("");
     fz_quiet();
     curl_global_init(CURL_GLOBAL_DEFAULT);
     return (us_allow_parse("https://a.example/data/,http://10.1.2.3:8080,az://acct1,"

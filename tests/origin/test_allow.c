@@ -136,17 +136,16 @@ static unsigned tc_unlisten(tc_listener_t *l)
     return atomic_load(&l->accepts);
 }
 
-/* Origins that fail fast: no retries, a 1 s connect/stall timeout. */
-static us_origin_params_t tc_fast_origins(void)
-{
-    us_origin_params_t prm, fast;
+/* Origins that fail fast: no retries, a 1 s connect/stall timeout (the
+ * settings the tests below give their origin calls). */
+static us_origin_params_t tc_prm;
 
-    us_origin_params(&prm);
-    fast = prm;
-    fast.retries    = 0;
-    fast.timeout_ns = 1000000000ull;
-    us_origin_configure(&fast);
-    return prm;
+static const us_origin_params_t *tc_fast_origins(void)
+{
+    us_origin_params_default(&tc_prm);
+    tc_prm.retries    = 0;
+    tc_prm.timeout_ns = 1000000000ull;
+    return &tc_prm;
 }
 
 /*
@@ -164,7 +163,7 @@ static void test_injected_hosts(void)
     static const char *const s3[] = {
         "s3://[::1]:%u?/k", "s3://[::1]:%u/k", "s3://[::1]:%u#/k", "s3://u@[::1]:%u?/k",
     };
-    us_origin_params_t saved = tc_fast_origins();
+    const us_origin_params_t *fast = tc_fast_origins();
     tc_listener_t l4, l6;
     char uri[256];
     us_object_t o;
@@ -178,11 +177,11 @@ static void test_injected_hosts(void)
     v6 = tc_listen(&l6, true);
     for (i = 0; i < sizeof(az) / sizeof(az[0]); i++) {
         snprintf(uri, sizeof(uri), az[i], l4.port);
-        CU_ASSERT_EQUAL(us_origin_stat(uri, &o), UCACHE_ERR_INVALID);
+        CU_ASSERT_EQUAL(us_origin_stat(fast, uri, &o), UCACHE_ERR_INVALID);
     }
     for (i = 0; v6 && (i < sizeof(s3) / sizeof(s3[0])); i++) {
         snprintf(uri, sizeof(uri), s3[i], l6.port);
-        CU_ASSERT_EQUAL(us_origin_stat(uri, &o), UCACHE_ERR_INVALID);
+        CU_ASSERT_EQUAL(us_origin_stat(fast, uri, &o), UCACHE_ERR_INVALID);
     }
     CU_ASSERT_EQUAL(tc_unlisten(&l4), 0);
     if (v6) {
@@ -193,7 +192,6 @@ static void test_injected_hosts(void)
     unsetenv("AZURE_STORAGE_SAS_TOKEN");
     unsetenv("AWS_ACCESS_KEY_ID");
     unsetenv("AWS_SECRET_ACCESS_KEY");
-    us_origin_configure(&saved);
 }
 
 /* Rules parse by their parts and match by them, not as strings. */
@@ -304,7 +302,7 @@ static ucache_status_t tc_fill(const char *rules, const char *fmt, unsigned port
 
     CU_ASSERT_EQUAL_FATAL(us_allow_parse(rules, &a), UCACHE_OK);
     snprintf(uri, sizeof(uri), fmt, port);
-    return us_origin_fill(&a, uri, &obj, 0, buf, sizeof(buf));
+    return us_origin_fill(&tc_prm, &a, uri, &obj, 0, buf, sizeof(buf));
 }
 
 /*
@@ -316,7 +314,7 @@ static ucache_status_t tc_fill(const char *rules, const char *fmt, unsigned port
  */
 static void test_confined_http(void)
 {
-    us_origin_params_t saved = tc_fast_origins();
+    tc_fast_origins();                   /* tc_fill() gives them */
     tc_listener_t l4, l6;
     unsigned before;
     bool v6;
@@ -351,7 +349,6 @@ static void test_confined_http(void)
     if (v6) {
         CU_ASSERT_EQUAL(tc_unlisten(&l6), 0);
     }
-    us_origin_configure(&saved);
 }
 
 /* An origin that answers a ranged GET with 100 bytes, one per 600 ms. */
@@ -394,17 +391,15 @@ static void *tc_drip(void *arg)
  */
 static void test_slow_drip(void)
 {
-    us_origin_params_t saved = tc_fast_origins(), prm;
+    us_origin_params_t prm = *tc_fast_origins();
     us_object_t obj = { .size = 100, .version = 1, .etag = "\"d\"" };
     tc_listener_t l;
     char uri[128], buf[100];
     uint64_t t0, took;
 
-    us_origin_params(&prm);
     prm.deadline_ns = 1000000000ull;
     prm.timeout_ns  = 2000000000ull;
     prm.retries     = 3;                       /* the deadline covers them too */
-    us_origin_configure(&prm);
     memset(&l, 0, sizeof(l));
     CU_ASSERT_FATAL(tc_listen(&l, false));
     atomic_store(&l.stop, true);               /* the accept loop ends at once */
@@ -413,7 +408,7 @@ static void test_slow_drip(void)
     CU_ASSERT_FATAL(pthread_create(&l.thread, NULL, tc_drip, &l) == 0);
     snprintf(uri, sizeof(uri), "http://127.0.0.1:%u/slow", l.port);
     t0 = uc_time_ns();
-    CU_ASSERT_EQUAL(us_origin_read(uri, &obj, 0, buf, sizeof(buf)), UCACHE_ERR_TIMEOUT);
+    CU_ASSERT_EQUAL(us_origin_read(&prm, uri, &obj, 0, buf, sizeof(buf)), UCACHE_ERR_TIMEOUT);
     took = uc_time_ns() - t0;
     CU_ASSERT(took >= 900000000ull);
     CU_ASSERT(took < tc_slow(5000000000ull));
@@ -421,19 +416,18 @@ static void test_slow_drip(void)
     pthread_join(l.thread, NULL);
     close(l.fd);
     CU_ASSERT_EQUAL(atomic_load(&l.accepts), 1);
-    us_origin_configure(&saved);
 }
 
 /* A token command that hangs is killed at the deadline, its whole group. */
 static void test_token_deadline(void)
 {
-    us_origin_params_t saved = tc_fast_origins(), prm;
+    us_origin_params_t prm = *tc_fast_origins();
+    const us_origin_params_t *saved;
     char tok[64], tok2[64];
     uint64_t t0, took;
 
-    us_origin_params(&prm);
     prm.deadline_ns = 1000000000ull;
-    us_origin_configure(&prm);
+    saved = us_origin_enter(&prm);             /* the token command runs under it */
     ucache_token_provider_set(NULL, NULL);
     us_token_command_configure("sleep 30; echo late");
     t0 = uc_time_ns();
@@ -450,7 +444,7 @@ static void test_token_deadline(void)
     CU_ASSERT_EQUAL(us_token_get("https://storage.azure.com/", tok2, sizeof(tok2)), UCACHE_OK);
     CU_ASSERT_STRING_EQUAL(tok2, tok);
     ucache_token_provider_set(NULL, NULL);
-    us_origin_configure(&saved);
+    us_origin_leave(saved);
 }
 
 static unsigned tc_listed;
@@ -547,7 +541,7 @@ static void test_origin_answers(void)
     static const char *const endless =
         "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n<ListBucketResult>";
     us_object_t obj = { .size = 200, .version = 7, .etag = "\"e\"" };
-    us_origin_params_t saved = tc_fast_origins();
+    const us_origin_params_t *fast = tc_fast_origins(), *saved;
     char uri[128], buf[100], next[64];
     tc_listener_t l;
     us_allow_t a;
@@ -558,23 +552,25 @@ static void test_origin_answers(void)
     CU_ASSERT_FATAL(tc_listen_canned(&l, false, short206, 0));
     snprintf(uri, sizeof(uri), "http://127.0.0.1:%u/obj", l.port);
     memset(buf, 0, sizeof(buf));
-    CU_ASSERT_EQUAL(us_origin_fill(&a, uri, &obj, 100, buf, 100), UCACHE_ERR_IO);
+    CU_ASSERT_EQUAL(us_origin_fill(fast, &a, uri, &obj, 100, buf, 100), UCACHE_ERR_IO);
     CU_ASSERT_PTR_NOT_NULL(strstr(l.req, "Range: bytes=100-199"));
     tc_unlisten(&l);
     /* a 200 that ignores the Range: its first bytes are not the chunk's */
     CU_ASSERT_FATAL(tc_listen_canned(&l, false, whole200, 0));
     snprintf(uri, sizeof(uri), "http://127.0.0.1:%u/obj", l.port);
     memset(buf, 0, sizeof(buf));
-    CU_ASSERT_EQUAL(us_origin_fill(&a, uri, &obj, 100, buf, 100), UCACHE_ERR_IO);
+    CU_ASSERT_EQUAL(us_origin_fill(fast, &a, uri, &obj, 100, buf, 100), UCACHE_ERR_IO);
     CU_ASSERT_PTR_NOT_NULL(strstr(l.req, "Range: bytes=100-199"));
     tc_unlisten(&l);
     /* the object changed during a read: 412 for the If-Match sent */
     CU_ASSERT_FATAL(tc_listen_canned(&l, false, changed412, 0));
     snprintf(uri, sizeof(uri), "http://127.0.0.1:%u/obj", l.port);
-    CU_ASSERT_EQUAL(us_origin_fill(&a, uri, &obj, 100, buf, 100), UCACHE_ERR_STALE);
+    CU_ASSERT_EQUAL(us_origin_fill(fast, &a, uri, &obj, 100, buf, 100), UCACHE_ERR_STALE);
     CU_ASSERT_PTR_NOT_NULL(strstr(l.req, "If-Match: \"e\""));
     tc_unlisten(&l);
-    /* a listing page that is not XML */
+    /* a listing page that is not XML (a backend called directly: under
+     * the same settings) */
+    saved = us_origin_enter(fast);
     CU_ASSERT_FATAL(tc_listen_canned(&l, false, notxml, 0));
     snprintf(uri, sizeof(uri), "http://127.0.0.1:%u/?list", l.port);
     tc_listed = 0;
@@ -591,8 +587,8 @@ static void test_origin_answers(void)
                                           NULL, next, sizeof(next)), UCACHE_OK);
     CU_ASSERT_EQUAL(tc_listed, 0);
     CU_ASSERT(uc_time_ns() - t0 < tc_slow(20 * UC_NSEC_PER_SEC));
+    us_origin_leave(saved);
     tc_unlisten(&l);
-    us_origin_configure(&saved);
 }
 
 /* A credentials-file line longer than the buffer is skipped whole: its

@@ -125,17 +125,27 @@ static void test_ini_and_credentials(void)
     /* the environment wins over the credentials file; the file fills in */
     tc_write("cred", "TC_CRED_A = from-file\nTC_CRED_B=file-b\n", 0600);
     snprintf(path, sizeof(path), "%s/cred", tc_dir);
-    us_cred_configure(path);
     setenv("TC_CRED_A", "from-env", 1);
     unsetenv("TC_CRED_B");
-    CU_ASSERT_TRUE(us_cred_get("TC_CRED_A", v, sizeof(v)));
+    CU_ASSERT_TRUE(us_cred_get_in(path, "TC_CRED_A", v, sizeof(v)));
     CU_ASSERT_STRING_EQUAL(v, "from-env");
-    CU_ASSERT_TRUE(us_cred_get("TC_CRED_B", v, sizeof(v)));
+    CU_ASSERT_TRUE(us_cred_get_in(path, "TC_CRED_B", v, sizeof(v)));
     CU_ASSERT_STRING_EQUAL(v, "file-b");
-    CU_ASSERT_FALSE(us_cred_get("TC_CRED_C", v, sizeof(v)));
+    CU_ASSERT_FALSE(us_cred_get_in(path, "TC_CRED_C", v, sizeof(v)));
     CU_ASSERT_STRING_EQUAL(v, "");
-    us_cred_configure("");
-    CU_ASSERT_FALSE(us_cred_get("TC_CRED_B", v, sizeof(v)));
+    CU_ASSERT_FALSE(us_cred_get_in("", "TC_CRED_B", v, sizeof(v)));
+    CU_ASSERT_FALSE(us_cred_get("TC_CRED_B", v, sizeof(v))); /* outside a call: none */
+    {   /* inside a call: the caller's file */
+        us_origin_params_t prm;
+        const us_origin_params_t *saved;
+
+        us_origin_params_default(&prm);
+        snprintf(prm.cred_path, sizeof(prm.cred_path), "%s", path);
+        saved = us_origin_enter(&prm);
+        CU_ASSERT_TRUE(us_cred_get("TC_CRED_B", v, sizeof(v)));
+        CU_ASSERT_STRING_EQUAL(v, "file-b");
+        us_origin_leave(saved);
+    }
     unsetenv("TC_CRED_A");
     tc_rmdir();
 }
@@ -247,7 +257,7 @@ static void test_file_listing(void)
 
     memset(&l, 0, sizeof(l));
     snprintf(uri, sizeof(uri), "file://%s/", tc_dir);
-    CU_ASSERT_EQUAL(us_origin_list(uri, tc_list_cb, &l), UCACHE_OK);
+    CU_ASSERT_EQUAL(us_origin_list(NULL, uri, tc_list_cb, &l), UCACHE_OK);
     CU_ASSERT_EQUAL_FATAL(l.n, 3);
     snprintf(want, sizeof(want), "file://%s/a", tc_dir);
     CU_ASSERT_STRING_EQUAL(l.uris[0], want);
@@ -256,21 +266,21 @@ static void test_file_listing(void)
     CU_ASSERT_STRING_EQUAL(l.uris[2], want);
     CU_ASSERT_EQUAL(l.sizes[2], 3);
     /* the listing filled the metadata cache with what a stat says */
-    CU_ASSERT_EQUAL(us_origin_stat_cached(want, false, &obj), UCACHE_OK);
+    CU_ASSERT_EQUAL(us_origin_stat_cached(NULL, want, false, &obj), UCACHE_OK);
     CU_ASSERT_EQUAL(obj.size, 3);
 
     memset(&l, 0, sizeof(l));
     snprintf(uri, sizeof(uri), "file://%s/b", tc_dir);   /* one file */
-    CU_ASSERT_EQUAL(us_origin_list(uri, tc_list_cb, &l), UCACHE_OK);
+    CU_ASSERT_EQUAL(us_origin_list(NULL, uri, tc_list_cb, &l), UCACHE_OK);
     CU_ASSERT_EQUAL(l.n, 1);
     CU_ASSERT_EQUAL(l.sizes[0], 2);
 
     snprintf(uri, sizeof(uri), "file://%s/none/", tc_dir);
-    CU_ASSERT_EQUAL(us_origin_list(uri, tc_list_cb, &l), UCACHE_ERR_NOT_FOUND);
-    CU_ASSERT_EQUAL(us_origin_list("http://127.0.0.1:1/x/", tc_list_cb, &l),
+    CU_ASSERT_EQUAL(us_origin_list(NULL, uri, tc_list_cb, &l), UCACHE_ERR_NOT_FOUND);
+    CU_ASSERT_EQUAL(us_origin_list(NULL, "http://127.0.0.1:1/x/", tc_list_cb, &l),
                     UCACHE_ERR_UNSUPPORTED);
-    CU_ASSERT_EQUAL(us_origin_list("gopher://x/", tc_list_cb, &l), UCACHE_ERR_UNSUPPORTED);
-    CU_ASSERT_EQUAL(us_origin_list("s3://x", tc_list_cb, &l), UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(us_origin_list(NULL, "gopher://x/", tc_list_cb, &l), UCACHE_ERR_UNSUPPORTED);
+    CU_ASSERT_EQUAL(us_origin_list(NULL, "s3://x", tc_list_cb, &l), UCACHE_ERR_INVALID);
     tc_rmdir();
 }
 

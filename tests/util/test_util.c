@@ -301,6 +301,48 @@ static void test_init_params(void)
     CU_ASSERT_EQUAL(system(members), 0);
 }
 
+/* Two contexts in one process keep their own origin settings: the second
+ * ucache_init once overwrote the first's (process-wide), so a reader asked
+ * to re-check objects every time (UCACHE_META_TTL=0) trusted a size an
+ * hour old once another context had started. */
+static void test_origin_settings_per_context(void)
+{
+    ucache_params_t p = { .field_mask = UCACHE_PARAM_FIELD_MEMBERS };
+    char dir[] = "/tmp/ucache-test.XXXXXX", members[64], path[64], uri[80];
+    ucache_h a = NULL, b = NULL;
+    uint64_t size = 0;
+    FILE *f;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    snprintf(members, sizeof(members), "dir:%s/m", dir);
+    snprintf(path, sizeof(path), "%s/obj", dir);
+    snprintf(uri, sizeof(uri), "file://%s", path);
+    p.members = members;
+    f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(fwrite("0123456789", 1, 10, f), 10);
+    fclose(f);
+    setenv("UCACHE_META_TTL", "0", 1);          /* a: ask the origin every time */
+    CU_ASSERT_EQUAL_FATAL(ucache_init(&p, &a), UCACHE_OK);
+    setenv("UCACHE_META_TTL", "60m", 1);        /* b: trust an answer for an hour */
+    CU_ASSERT_EQUAL_FATAL(ucache_init(&p, &b), UCACHE_OK);
+    unsetenv("UCACHE_META_TTL");
+    CU_ASSERT_EQUAL(ucache_stat(b, uri, &size), UCACHE_OK);
+    CU_ASSERT_EQUAL(size, 10);
+    f = fopen(path, "a");                        /* the object grows */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(fwrite("abcdefghij", 1, 10, f), 10);
+    fclose(f);
+    CU_ASSERT_EQUAL(ucache_stat(a, uri, &size), UCACHE_OK);
+    CU_ASSERT_EQUAL(size, 20);                   /* a's own TTL: asked again */
+    CU_ASSERT_EQUAL(ucache_stat(b, uri, &size), UCACHE_OK);
+    CU_ASSERT_EQUAL(size, 20);                   /* the shared cache holds a's answer */
+    ucache_finalize(a);
+    ucache_finalize(b);
+    snprintf(members, sizeof(members), "rm -rf '%s'", dir);
+    CU_ASSERT_EQUAL(system(members), 0);
+}
+
 static void test_lat_percentile(void)
 {
     uint64_t v[100];
@@ -383,6 +425,7 @@ int main(void)
     };
     static const tc_test_t context_tests[] = {
         {"init_params", test_init_params},
+        {"origin_settings_per_context", test_origin_settings_per_context},
         {NULL, NULL}
     };
 
