@@ -26,7 +26,7 @@ HTTPD_PKGS  = libmicrohttpd
 HTTPD_LIBS  = $(shell pkg-config --libs $(HTTPD_PKGS) 2>/dev/null)
 
 # The library: util (bottom) -> transport -> store, origin -> fabric -> include/ucache.h
-LIB_SRCS = util/status.c util/log.c util/config.c util/key.c util/latency.c \
+LIB_SRCS = util/status.c util/log.c util/config.c util/key.c util/latency.c util/opt.c \
            transport/transport.c transport/auth.c transport/blob.c transport/mapfd.c \
            transport/ucx.c transport/ucx_peer.c transport/ucx_req.c transport/ucx_am.c \
            transport/ucx_mem.c transport/ucx_listen.c transport/ucx_guard.c transport/devices.c \

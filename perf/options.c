@@ -3,10 +3,10 @@
  * --json lines (one object per result, stable keys for scripts and CI).
  */
 #include "perf/ucperf.h"
+#include "util/opt.h"
 #include "util/config.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <sys/resource.h>
 #include <unistd.h>
 #include <stdbool.h>
@@ -92,20 +92,7 @@ static int ucperf_fail(char *err, size_t len, const char *what, const char *val)
     return -1;
 }
 
-/* A whole decimal number in [min, max] (no sign, no suffix). */
-static bool ucperf_uint(const char *s, uint64_t min, uint64_t max, uint64_t *v_p)
-{
-    char *end;
-
-    if ((*s < '0') || (*s > '9')) {
-        return false;
-    }
-    errno = 0;
-    *v_p = strtoull(s, &end, 10);
-    return (errno == 0) && (*end == '\0') && (*v_p >= min) && (*v_p <= max);
-}
-
-/* A size with K/M/G suffixes in [min, max]. */
+/* A size with K/M/G suffixes in [min, max] (an item of a --size list). */
 static bool ucperf_size(const char *s, uint64_t min, uint64_t max, uint64_t *v_p)
 {
     return (uc_parse_size(s, v_p) == UCACHE_OK) && (*v_p >= min) && (*v_p <= max);
@@ -114,32 +101,36 @@ static bool ucperf_size(const char *s, uint64_t min, uint64_t max, uint64_t *v_p
 int ucperf_parse(int argc, char **argv, ucperf_opts_t *o, char *err,
                  size_t err_len, FILE *out)
 {
-    static const struct option longopts[] = {
-        {"size", required_argument, NULL, 's'},
-        {"iters", required_argument, NULL, 'n'},
-        {"duration", required_argument, NULL, 'd'},
-        {"outstanding", required_argument, NULL, 'o'},
-        {"threads", required_argument, NULL, 't'},
-        {"transport", required_argument, NULL, 'T'},
-        {"path", required_argument, NULL, 'p'},
-        {"warmup", required_argument, NULL, 'w'},
-        {"region", required_argument, NULL, 'r'},
-        {"json", no_argument, NULL, 'j'},
-        {"compare", required_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},
-        {"nodes", required_argument, NULL, 'N'},
-        {"keys-per-node", required_argument, NULL, 'K'},
-        {"cache", required_argument, NULL, 'C'},
-        {"dataset", required_argument, NULL, 'D'},
-        {"hit-ratio", required_argument, NULL, 'H'},
-        {"members", required_argument, NULL, 'M'},
-        {"plot", required_argument, NULL, 'P'},
-        {NULL, 0, NULL, 0}
+    static const uc_opt_t opts[] = {
+        {"size", 's', UC_OPT_STR},                    /* a list: parsed below */
+        {"iters", 'n', UC_OPT_UINT, 1, 4.6e18},
+        {"duration", 'd', UC_OPT_REAL, 1e-9, 3600},
+        {"outstanding", 'o', UC_OPT_UINT, 1, 1024},
+        {"threads", 't', UC_OPT_UINT, 1, 256},
+        {"transport", 'T', UC_OPT_WORD, .words = "shm|tcp"},
+        {"path", 'p', UC_OPT_WORD, .words = "auto|get|am"},
+        {"warmup", 'w', UC_OPT_UINT, 0, 1000000},
+        {"region", 'r', UC_OPT_SIZE, 4096, 16.0 * (1ull << 30)},
+        {"json", 'j', UC_OPT_FLAG},
+        {"compare", 'c', UC_OPT_WORD, .words = "ucx_perftest"},
+        {"help", 'h', UC_OPT_FLAG},
+        {"nodes", 'N', UC_OPT_UINT, 1, 1000000},
+        {"keys-per-node", 'K', UC_OPT_UINT, 1, 1000000},
+        {"cache", 'C', UC_OPT_SIZE, 1u << 20, 1.0 * (1ull << 40)},
+        {"dataset", 'D', UC_OPT_SIZE, 1u << 20, 1.0 * (1ull << 40)},
+        {"hit-ratio", 'H', UC_OPT_REAL, 0, 1},
+        {"members", 'M', UC_OPT_STR},
+        {"plot", 'P', UC_OPT_STR},
+        {NULL, 0, UC_OPT_FLAG}
     };
+    static const char *const transports[] = { "shm", "tcp" }, *const paths[] = {
+        "auto", "get", "am" };
+    const uc_opt_t *opt;
+    uc_optparse_t op;
+    uc_optval_t v;
     char list[256], *tok, *save;
     bool threads_set = false;
-    uint64_t v;
-    char *end;
+    uint64_t n;
     int c, i;
 
     memset(o, 0, sizeof(*o));
@@ -172,139 +163,92 @@ int ucperf_parse(int argc, char **argv, ucperf_opts_t *o, char *err,
     }
     o->mode = (ucperf_mode_t)i;
 
-    /* getopt over argv[1..] (the mode is its argv[0]); optind 0 makes glibc
-     * start afresh even if an earlier parse left it inside an option cluster */
-    argc--;
-    argv++;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":s:n:d:o:t:T:p:w:r:jc:hN:K:C:D:H:M:P:", longopts,
-                            NULL)) != -1) {
+    /* the options after the mode, parsed the one way (util/opt.h) */
+    if (uc_opt_init(&op, argc, argv, 2, opts, err, err_len) != 0) {
+        return -1;
+    }
+    while ((c = uc_opt_next(&op, &v, &opt, err, err_len)) > 0) {
         switch (c) {
         case 's':
-            snprintf(list, sizeof(list), "%s", optarg);
+            snprintf(list, sizeof(list), "%s", v.s);
             o->nsizes = 0;
             for (tok = strtok_r(list, ",", &save); tok != NULL;
                  tok = strtok_r(NULL, ",", &save)) {
-                if ((o->nsizes == 16) || !ucperf_size(tok, 1, 1ull << 30, &v)) {
+                if ((o->nsizes == 16) || !ucperf_size(tok, 1, 1ull << 30, &n)) {
                     return ucperf_fail(err, err_len, "bad --size (1 .. 1G, at most 16)",
-                                       optarg);
+                                       v.s);
                 }
-                o->sizes[o->nsizes++] = v;
+                o->sizes[o->nsizes++] = n;
             }
             if (o->nsizes == 0) {
-                return ucperf_fail(err, err_len, "bad --size", optarg);
+                return ucperf_fail(err, err_len, "bad --size", v.s);
             }
             o->size = o->sizes[0];
             break;
         case 'n':
-            if (!ucperf_uint(optarg, 1, UINT64_MAX / 4, &v)) {
-                return ucperf_fail(err, err_len, "bad --iters", optarg);
-            }
-            o->iters = v;
+            o->iters = v.u;
             break;
         case 'd':
-            o->duration = strtod(optarg, &end);
-            if ((*end != '\0') || !(o->duration > 0) || (o->duration > 3600)) {
-                return ucperf_fail(err, err_len, "bad --duration (0 .. 3600 s)", optarg);
-            }
+            o->duration = v.d;
             o->iters = 0;
             break;
         case 'o':
-            if (!ucperf_uint(optarg, 1, 1024, &v)) {
-                return ucperf_fail(err, err_len, "bad --outstanding (1 .. 1024)", optarg);
-            }
-            o->outstanding = (unsigned)v;
+            o->outstanding = (unsigned)v.u;
             break;
         case 't':
-            if (!ucperf_uint(optarg, 1, 256, &v)) {
-                return ucperf_fail(err, err_len, "bad --threads (1 .. 256)", optarg);
-            }
-            o->threads = (unsigned)v;
+            o->threads = (unsigned)v.u;
             threads_set = true;
             break;
         case 'T':
-            if (strcmp(optarg, "shm") && strcmp(optarg, "tcp")) {
-                return ucperf_fail(err, err_len, "bad --transport (shm|tcp)", optarg);
-            }
-            strcpy(o->transport, optarg);
+            strcpy(o->transport, transports[v.u]);
             break;
         case 'p':
-            if (strcmp(optarg, "auto") && strcmp(optarg, "get") && strcmp(optarg, "am")) {
-                return ucperf_fail(err, err_len, "bad --path (auto|get|am)", optarg);
-            }
-            strcpy(o->path, optarg);
+            strcpy(o->path, paths[v.u]);
             break;
         case 'w':
-            if (!ucperf_uint(optarg, 0, 1000000, &v)) {
-                return ucperf_fail(err, err_len, "bad --warmup", optarg);
-            }
-            o->warmup = (unsigned)v;
+            o->warmup = (unsigned)v.u;
             break;
         case 'r':
-            if (!ucperf_size(optarg, 4096, 16ull << 30, &v)) {
-                return ucperf_fail(err, err_len, "bad --region (4K .. 16G)", optarg);
-            }
-            o->region = v;
+            o->region = v.u;
             break;
         case 'j':
             o->json = 1;
             break;
         case 'c':
-            if (strcmp(optarg, "ucx_perftest") != 0) {
-                return ucperf_fail(err, err_len, "bad --compare (ucx_perftest)", optarg);
-            }
             o->compare = "ucx_perftest";
             break;
         case 'N':
-            if (!ucperf_uint(optarg, 1, 1000000, &v)) {
-                return ucperf_fail(err, err_len, "bad --nodes (1 .. 1000000)", optarg);
-            }
-            o->nodes  = (uint32_t)v;
-            o->owners = (unsigned)((v > 16) ? 0 : v); /* checked below */
+            o->nodes  = (uint32_t)v.u;
+            o->owners = (unsigned)((v.u > 16) ? 0 : v.u); /* checked below */
             break;
         case 'C':
+            o->cache = v.u;
+            break;
         case 'D':
-            if (!ucperf_size(optarg, 1u << 20, 1ull << 40, &v)) {
-                return ucperf_fail(err, err_len, (c == 'C') ? "bad --cache (1M .. 1T)" :
-                                   "bad --dataset (1M .. 1T)", optarg);
-            }
-            if (c == 'C') {
-                o->cache = v;
-            } else {
-                o->dataset = v;
-            }
+            o->dataset = v.u;
             break;
         case 'H':
-            o->hit_ratio = strtod(optarg, &end);
-            if ((*end != '\0') || !(o->hit_ratio >= 0) || (o->hit_ratio > 1)) {
-                return ucperf_fail(err, err_len, "bad --hit-ratio (0 .. 1)", optarg);
-            }
+            o->hit_ratio = v.d;
             break;
         case 'M':
-            o->members = optarg;
+            o->members = v.s;
             break;
         case 'P':
-            o->plot = optarg;
+            o->plot = v.s;
             break;
         case 'K':
-            if (!ucperf_uint(optarg, 1, 1000000, &v)) {
-                return ucperf_fail(err, err_len, "bad --keys-per-node", optarg);
-            }
-            o->keys_per_node = v;
+            o->keys_per_node = v.u;
             break;
         case 'h':
             ucperf_usage(out);
             return 1;
-        case ':':
-            snprintf(err, err_len, "option '%s' needs a value", argv[optind - 1]);
-            return -1;
-        default:
-            return ucperf_fail(err, err_len, "unknown option", argv[optind - 1]);
         }
     }
-    if (optind < argc) {
-        return ucperf_fail(err, err_len, "unexpected argument", argv[optind]);
+    if (c < 0) {
+        return -1;
+    }
+    if (op.optind < argc) {
+        return ucperf_fail(err, err_len, "unexpected argument", argv[op.optind]);
     }
     if ((o->region != 0) && (o->region < o->size)) {
         snprintf(err, err_len, "--region must hold at least one read (--size)");

@@ -13,8 +13,8 @@
 #include "tools/admin.h"
 #include "tools/dataset.h"
 #include "util/config.h"
+#include "util/opt.h"
 
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,23 +50,25 @@ int ad_nodes(ucache_h ctx, const char *cmd, ucache_node_info_t **info_p, size_t 
 
 static int ad_parse(int argc, char **argv, const char *cmd, unsigned accept, ad_opts_t *o)
 {
-    static const struct option opts[] = {
-        {"members", required_argument, NULL, 'M'},
-        {"timeout", required_argument, NULL, 'T'},
-        {"watch", optional_argument, NULL, 'w'},
-        {"count", required_argument, NULL, 'c'},
-        {"undo", no_argument, NULL, 'u'},
-        {"deep", optional_argument, NULL, 'd'},
-        {"size", required_argument, NULL, 's'},
-        {"iters", required_argument, NULL, 'i'},
-        {"parallel", required_argument, NULL, 'P'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}
+    static const uc_opt_t opts[] = {
+        {"members", 'M', UC_OPT_STR},
+        {"timeout", 'T', UC_OPT_TIME, 1, 86400e9},
+        {"watch", 'w', UC_OPT_REAL, 0.001, 3600, .optional = 1, .dflt = 2.0},
+        {"count", 'c', UC_OPT_UINT, 1, 100000},
+        {"undo", 'u', UC_OPT_FLAG},
+        {"deep", 'd', UC_OPT_UINT, 1, 100000, .optional = 1, .dflt = 64},
+        {"size", 's', UC_OPT_SIZE, 64, 256u << 20},
+        {"iters", 'i', UC_OPT_UINT, 1, 100000},
+        {"parallel", 'P', UC_OPT_UINT, 1, 1024},
+        {"json", 'j', UC_OPT_FLAG},
+        {"help", 'h', UC_OPT_FLAG},
+        {NULL, 0, UC_OPT_FLAG}
     };
+    const uc_opt_t *op_o;
+    uc_optparse_t op;
+    uc_optval_t v;
     uc_config_t cfg;
-    uint64_t v;
-    char *end;
+    char err[256];
     int c;
 
     memset(o, 0, sizeof(*o));
@@ -80,55 +82,38 @@ static int ad_parse(int argc, char **argv, const char *cmd, unsigned accept, ad_
     o->size       = 1u << 20;
     o->iters      = 32;
     o->parallel   = 32;
-    optind = 2;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "M:T:jh", opts, NULL)) != -1) {
+    if (uc_opt_init(&op, argc, argv, 2, opts, err, sizeof(err)) != 0) {
+        fprintf(stderr, "ucache %s: %s\n", cmd, err);
+        return 2;
+    }
+    while ((c = uc_opt_next(&op, &v, &op_o, err, sizeof(err))) > 0) {
         if ((((c == 'w') || (c == 'c')) && !(accept & AD_WATCH)) ||
             ((c == 'u') && !(accept & AD_NODE)) ||
             (((c == 'd') || (c == 's') || (c == 'i') || (c == 'P')) && !(accept & AD_PROBE))) {
-            c = '?';
+            snprintf(err, sizeof(err), "unknown option '--%s'", op_o->name);
+            c = -1;
+            break;
         }
         switch (c) {
         case 'M':
-            o->p.members = optarg;
+            o->p.members = v.s;
             o->p.field_mask |= UCACHE_PARAM_FIELD_MEMBERS;
             break;
         case 'T':
-            if ((uc_parse_time(optarg, &v) != UCACHE_OK) || (v == 0)) {
-                fprintf(stderr, "ucache %s: bad --timeout '%s'\n", cmd, optarg);
-                return 2;
-            }
-            o->timeout_ns = v;
+            o->timeout_ns = v.u;
             break;
         case 'w':
-            o->watch = (optarg != NULL) ? strtod(optarg, &end) : 2.0;
-            if (((optarg != NULL) && (*end != '\0')) || !(o->watch > 0) ||
-                (o->watch > 3600)) {
-                fprintf(stderr, "ucache %s: bad --watch '%s'\n", cmd, optarg ? optarg : "");
-                return 2;
-            }
+            o->watch = v.d;
             break;
         case 'c':
         case 'i':
         case 'P':
         case 'd':
-            v = (optarg == NULL) ? 64 : strtoull(optarg, &end, 10);
-            if (((optarg != NULL) && ((*end != '\0') || (*optarg == '-'))) || (v == 0) ||
-                (v > 100000) || ((c == 'P') && (v > 1024))) {
-                fprintf(stderr, "ucache %s: bad --%s '%s'\n", cmd,
-                        (c == 'c') ? "count" : (c == 'i') ? "iters" :
-                        (c == 'P') ? "parallel" : "deep", optarg ? optarg : "");
-                return 2;
-            }
             *((c == 'c') ? &o->count : (c == 'i') ? &o->iters : (c == 'P') ? &o->parallel :
-              &o->deep) = (unsigned)v;
+              &o->deep) = (unsigned)v.u;
             break;
         case 's':
-            if ((uc_parse_size(optarg, &v) != UCACHE_OK) || (v < 64) || (v > (256u << 20))) {
-                fprintf(stderr, "ucache %s: bad --size '%s' (64 .. 256M)\n", cmd, optarg);
-                return 2;
-            }
-            o->size = v;
+            o->size = v.u;
             break;
         case 'u':
             o->undo = 1;
@@ -138,17 +123,17 @@ static int ad_parse(int argc, char **argv, const char *cmd, unsigned accept, ad_
             break;
         case 'h':
             return 1;
-        default:
-            fprintf(stderr, "ucache %s: unknown or malformed option '%s' (see ucache %s "
-                    "--help)\n", cmd, argv[optind - 1], cmd);
-            return 2;
         }
     }
-    if ((accept & AD_NODE) && (optind < argc)) {
-        o->node = argv[optind++];
+    if (c < 0) {
+        fprintf(stderr, "ucache %s: %s (see ucache %s --help)\n", cmd, err, cmd);
+        return 2;
     }
-    if (optind != argc) {
-        fprintf(stderr, "ucache %s: unexpected argument '%s'\n", cmd, argv[optind]);
+    if ((accept & AD_NODE) && (op.optind < argc)) {
+        o->node = argv[op.optind++];
+    }
+    if (op.optind != argc) {
+        fprintf(stderr, "ucache %s: unexpected argument '%s'\n", cmd, argv[op.optind]);
         return 2;
     }
     if ((accept & AD_NODE) && (o->node == NULL)) {

@@ -9,9 +9,9 @@
 #include "tools/dataset.h"
 #include "tools/stats.h"
 #include "util/config.h"
+#include "util/opt.h"
 
 #include <fcntl.h>
-#include <getopt.h>
 #include <time.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -114,25 +114,68 @@ static int cmd_keygen(int argc, char **argv)
     return 0;
 }
 
+/* The options of one command, parsed the one way (util/opt.h): -1 to go
+ * on, else the exit code (the refusal printed). */
+static int cmd_opts(uc_optparse_t *op, int argc, char **argv, const char *cmd,
+                    const uc_opt_t *opts)
+{
+    char err[256];
+
+    if (uc_opt_init(op, argc, argv, 2, opts, err, sizeof(err)) != 0) {
+        fprintf(stderr, "ucache %s: %s\n", cmd, err);
+        return 2;
+    }
+    return -1;
+}
+
+/* The next option of one command (a refusal printed: -1). */
+static int cmd_opt_next(uc_optparse_t *op, const char *cmd, uc_optval_t *v)
+{
+    const uc_opt_t *o;
+    char err[256];
+    int c = uc_opt_next(op, v, &o, err, sizeof(err));
+
+    if (c < 0) {
+        fprintf(stderr, "ucache %s: %s (see ucache %s --help)\n", cmd, err, cmd);
+    }
+    return c;
+}
+
 static int cmd_config(int argc, char **argv)
 {
+    enum { OPT_HELP_TEXT = 256 };
+    static const uc_opt_t opts[] = {
+        {"json", 'j', UC_OPT_FLAG},
+        {"help-text", OPT_HELP_TEXT, UC_OPT_FLAG},
+        {"help", 'h', UC_OPT_FLAG},
+        {NULL, 0, UC_OPT_FLAG}
+    };
     unsigned flags = 0;
-    int i;
+    uc_optparse_t op;
+    uc_optval_t v;
+    int c;
 
-    for (i = 2; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0) {
+    if ((c = cmd_opts(&op, argc, argv, "config", opts)) >= 0) {
+        return c;
+    }
+    while ((c = cmd_opt_next(&op, "config", &v)) > 0) {
+        if (c == 'j') {
             flags |= UCACHE_CONFIG_PRINT_JSON;
-        } else if (strcmp(argv[i], "--help-text") == 0) {
+        } else if (c == OPT_HELP_TEXT) {
             flags |= UCACHE_CONFIG_PRINT_HELP;
-        } else if ((strcmp(argv[i], "--help") == 0) || (strcmp(argv[i], "-h") == 0)) {
+        } else {
             printf("usage: ucache config [--json] [--help-text]\n"
                    "Prints every UCACHE_* variable with its value and default; an\n"
                    "invalid value in the environment is reported and exits 1.\n");
             return 0;
-        } else {
-            fprintf(stderr, "ucache config: unknown option '%s'\n", argv[i]);
-            return 2;
         }
+    }
+    if (c < 0) {
+        return 2;
+    }
+    if (op.optind < argc) {
+        fprintf(stderr, "ucache config: unexpected argument '%s'\n", argv[op.optind]);
+        return 2;
     }
     return (ucache_config_print(stdout, flags) == UCACHE_OK) ? 0 : 1;
 }
@@ -155,16 +198,18 @@ static int write_all(const char *p, size_t len)
 
 static int cmd_cat(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"offset", required_argument, NULL, 'o'},
-        {"length", required_argument, NULL, 'n'},
-        {"members", required_argument, NULL, 'M'},
-        {"stats", no_argument, NULL, 's'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}
+    static const uc_opt_t opts[] = {
+        {"offset", 'o', UC_OPT_SIZE, 0, 9223372036854775807.0},
+        {"length", 'n', UC_OPT_SIZE, 0, 9223372036854775807.0},
+        {"members", 'M', UC_OPT_STR},
+        {"stats", 's', UC_OPT_FLAG},
+        {"help", 'h', UC_OPT_FLAG},
+        {NULL, 0, UC_OPT_FLAG}
     };
+    uc_optparse_t op;
+    uc_optval_t ov;
     ucache_params_t p = { .field_mask = 0 };
-    uint64_t offset = 0, length = UINT64_MAX, v;
+    uint64_t offset = 0, length = UINT64_MAX;
     size_t bufsize = 8u << 20, want, got;
     ucache_status_t status = UCACHE_OK;
     int c, stats = 0, rc = 0;
@@ -173,20 +218,17 @@ static int cmd_cat(int argc, char **argv)
     ucache_h ctx;
     char *buf;
 
-    optind = 2;
-    while ((c = getopt_long(argc, argv, "o:n:M:sh", opts, NULL)) != -1) {
+    if ((c = cmd_opts(&op, argc, argv, "cat", opts)) >= 0) {
+        return c;
+    }
+    while ((c = cmd_opt_next(&op, "cat", &ov)) > 0) {
         switch (c) {
         case 'o':
         case 'n':
-            if (uc_parse_size(optarg, &v) != UCACHE_OK) {
-                fprintf(stderr, "ucache cat: bad --%s '%s'\n",
-                        (c == 'o') ? "offset" : "length", optarg);
-                return 2;
-            }
-            *((c == 'o') ? &offset : &length) = v;
+            *((c == 'o') ? &offset : &length) = ov.u;
             break;
         case 'M':
-            p.members = optarg;
+            p.members = ov.s;
             p.field_mask |= UCACHE_PARAM_FIELD_MEMBERS;
             break;
         case 's':
@@ -199,15 +241,16 @@ static int cmd_cat(int argc, char **argv)
                    "default) to stdout, read through the cache; --stats prints this\n"
                    "reader's counters to stderr as JSON.\n");
             return 0;
-        default:
-            return 2;
         }
     }
-    if (optind != argc - 1) {
+    if (c < 0) {
+        return 2;
+    }
+    if (op.optind != argc - 1) {
         fprintf(stderr, "usage: ucache cat URI [--offset N] [--length N]\n");
         return 2;
     }
-    uri = argv[optind];
+    uri = argv[op.optind];
     buf = malloc(bufsize);
     if (buf == NULL) {
         return 1;
@@ -270,23 +313,25 @@ static int ds_verify(const ds_file_t *f, uint64_t off, const char *buf, size_t l
 
 static int cmd_read(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"epochs", required_argument, NULL, 'e'},
-        {"depth", required_argument, NULL, 'd'},
-        {"members", required_argument, NULL, 'M'},
-        {"verify", no_argument, NULL, 'v'},
-        {"manifest", required_argument, NULL, 'm'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}
+    static const uc_opt_t opts[] = {
+        {"epochs", 'e', UC_OPT_UINT, 1, 1024},
+        {"depth", 'd', UC_OPT_UINT, 1, 1024},
+        {"members", 'M', UC_OPT_STR},
+        {"verify", 'v', UC_OPT_FLAG},
+        {"manifest", 'm', UC_OPT_STR},
+        {"json", 'j', UC_OPT_FLAG},
+        {"help", 'h', UC_OPT_FLAG},
+        {NULL, 0, UC_OPT_FLAG}
     };
+    uc_optparse_t op;
+    uc_optval_t ov;
     ucache_params_t p = { .field_mask = 0 };
     const char *manifest = NULL;
     unsigned epochs = 2, depth = 8, nfiles, next, e, i, k, active;
     int json = 0;
     ucache_stats_t s0, s1;
     ucache_read_req_t *reqs;
-    uint64_t total = 0, done, v, wrong = 0, failed = 0;
+    uint64_t total = 0, done, wrong = 0, failed = 0;
     char **bufs, line[160];
     ds_file_t *files;
     double t0, t, last;
@@ -295,27 +340,24 @@ static int cmd_read(int argc, char **argv)
     size_t bufsize;
     ucache_h ctx;
 
-    optind = 2;
-    while ((c = getopt_long(argc, argv, "e:d:M:vm:jh", opts, NULL)) != -1) {
+    if ((c = cmd_opts(&op, argc, argv, "read", opts)) >= 0) {
+        return c;
+    }
+    while ((c = cmd_opt_next(&op, "read", &ov)) > 0) {
         switch (c) {
         case 'e':
         case 'd':
-            if ((uc_parse_size(optarg, &v) != UCACHE_OK) || (v == 0) || (v > 1024)) {
-                fprintf(stderr, "ucache read: bad --%s '%s'\n",
-                        (c == 'e') ? "epochs" : "depth", optarg);
-                return 2;
-            }
-            *((c == 'e') ? &epochs : &depth) = (unsigned)v;
+            *((c == 'e') ? &epochs : &depth) = (unsigned)ov.u;
             break;
         case 'M':
-            p.members = optarg;
+            p.members = ov.s;
             p.field_mask |= UCACHE_PARAM_FIELD_MEMBERS;
             break;
         case 'v':
             verify = 1;
             break;
         case 'm':
-            manifest = optarg;
+            manifest = ov.s;
             break;
         case 'j':
             json = 1;
@@ -330,11 +372,12 @@ static int cmd_read(int argc, char **argv)
                    "a manifest holds one URI or prefix a line.  --verify compares file://\n"
                    "bytes with the files.  --json: one object per epoch.\n");
             return 0;
-        default:
-            return 2;
         }
     }
-    if ((optind >= argc) && (manifest == NULL)) {
+    if (c < 0) {
+        return 2;
+    }
+    if ((op.optind >= argc) && (manifest == NULL)) {
         fprintf(stderr, "usage: ucache read URI|PREFIX/... [--manifest FILE] [--epochs N] "
                 "[--depth K] [--verify]\n");
         return 2;
@@ -344,7 +387,7 @@ static int cmd_read(int argc, char **argv)
         fprintf(stderr, "ucache read: %s\n", ucache_strerror(status));
         return 1;
     }
-    if ((ds_collect(ctx, "ucache read", argc - optind, argv + optind, manifest, &files,
+    if ((ds_collect(ctx, "ucache read", argc - op.optind, argv + op.optind, manifest, &files,
                     &nfiles) != 0) || (nfiles == 0)) {
         if (nfiles == 0) {
             fprintf(stderr, "ucache read: no objects\n");

@@ -10,8 +10,8 @@
 #include "tools/metrics.h"
 #include "tools/stats.h"
 #include "util/config.h"
+#include "util/opt.h"
 
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,37 +55,25 @@ static void syslog_sink(void *arg, ucache_log_level_t level, const char *msg)
     syslog(prio[(level <= UCACHE_LOG_TRACE) ? level : UCACHE_LOG_TRACE], "%s", msg);
 }
 
-static int parse_size(const char *s, size_t *v)
-{
-    uint64_t n;
-
-    if (uc_parse_size(s, &n) != UCACHE_OK) {
-        return -1;
-    }
-    *v = (size_t)n;
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"mem", required_argument, NULL, 'm'},
-        {"members", required_argument, NULL, 'M'},
-        {"zone", required_argument, NULL, 'z'},
-        {"allow", required_argument, NULL, 'a'},
-        {"listen", required_argument, NULL, 'L'},
-        {"key-file", required_argument, NULL, 'k'},
-        {"admin-key-file", required_argument, NULL, 'K'},
-        {"chunk-size", required_argument, NULL, 'c'},
-        {"log-level", required_argument, NULL, 'l'},
-        {"syslog", no_argument, NULL, 's'},
-        {"metrics-port", required_argument, NULL, 'P'},
-        {"metrics-addr", required_argument, NULL, 'A'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}
+    enum { OPT_METRICS_PORT = 256, OPT_METRICS_ADDR, OPT_KEY, OPT_ADMIN_KEY };
+    static const uc_opt_t opts[] = {
+        {"mem", 'm', UC_OPT_SIZE, 1, 1ull << 50},
+        {"members", 'M', UC_OPT_STR},
+        {"zone", 'z', UC_OPT_STR},
+        {"allow", 'a', UC_OPT_STR},
+        {"listen", 'L', UC_OPT_STR},
+        {"key-file", OPT_KEY, UC_OPT_STR},
+        {"admin-key-file", OPT_ADMIN_KEY, UC_OPT_STR},
+        {"chunk-size", 'c', UC_OPT_SIZE, 1, 1ull << 40},
+        {"log-level", 'l', UC_OPT_WORD, .words = "none|error|warn|info|debug|trace"},
+        {"syslog", 's', UC_OPT_FLAG},
+        {"metrics-port", OPT_METRICS_PORT, UC_OPT_UINT, 1, 65535},
+        {"metrics-addr", OPT_METRICS_ADDR, UC_OPT_STR},
+        {"help", 'h', UC_OPT_FLAG},
+        {NULL, 0, UC_OPT_FLAG}
     };
-    static const char *const levels[] = { "none", "error", "warn", "info", "debug",
-                                          "trace", NULL };
     ucache_params_t p = { .field_mask = UCACHE_PARAM_FIELD_SERVE, .serve = 1 };
     ucache_status_t status;
     ucache_stats_t st;
@@ -93,78 +81,61 @@ int main(int argc, char **argv)
     const char *maddr = "127.0.0.1";
     struct tool_metrics *metrics = NULL;
     unsigned long mport = 0;
-    char allow[1024] = "";
+    char allow[1024] = "", err[256];
+    const uc_opt_t *o;
+    uc_optparse_t op;
+    uc_optval_t v;
     ucache_h ctx;
-    char *end;
-    int c, sig, i;
+    int c, sig;
 
-    while ((c = getopt_long(argc, argv, "m:M:z:a:L:c:l:sh", opts, NULL)) != -1) {
+    if (uc_opt_init(&op, argc, argv, 1, opts, err, sizeof(err)) != 0) {
+        fprintf(stderr, "ucached: %s\n", err);
+        return 2;
+    }
+    while ((c = uc_opt_next(&op, &v, &o, err, sizeof(err))) > 0) {
         switch (c) {
         case 'm':
-            if (parse_size(optarg, &p.mem_bytes) != 0) {
-                fprintf(stderr, "ucached: bad --mem '%s'\n", optarg);
-                return 2;
-            }
+            p.mem_bytes = (size_t)v.u;
             p.field_mask |= UCACHE_PARAM_FIELD_MEM_BYTES;
             break;
         case 'M':
-            p.members = optarg;
+            p.members = v.s;
             p.field_mask |= UCACHE_PARAM_FIELD_MEMBERS;
             break;
         case 'z':
-            p.zone = optarg;
+            p.zone = v.s;
             p.field_mask |= UCACHE_PARAM_FIELD_ZONE;
             break;
         case 'a':
-            if (strlen(allow) + strlen(optarg) + 2 > sizeof(allow)) {
+            if (strlen(allow) + strlen(v.s) + 2 > sizeof(allow)) {
                 fprintf(stderr, "ucached: --allow rules exceed %zu bytes\n", sizeof(allow) - 1);
                 return 2;
             }
-            strcat(strcat(allow, (allow[0] != '\0') ? "," : ""), optarg);
+            strcat(strcat(allow, (allow[0] != '\0') ? "," : ""), v.s);
             p.allow = allow;
             p.field_mask |= UCACHE_PARAM_FIELD_ALLOW;
             break;
         case 'L':
-            if (setenv("UCACHE_LISTEN", optarg, 1) != 0) {
-                return 1;
-            }
-            break;
-        case 'k':
-            if (setenv("UCACHE_CLUSTER_KEY_FILE", optarg, 1) != 0) {
-                return 1;
-            }
-            break;
-        case 'K':
-            if (setenv("UCACHE_ADMIN_KEY_FILE", optarg, 1) != 0) {
+        case OPT_KEY:
+        case OPT_ADMIN_KEY:
+            if (setenv((c == 'L') ? "UCACHE_LISTEN" : (c == OPT_KEY) ?
+                       "UCACHE_CLUSTER_KEY_FILE" : "UCACHE_ADMIN_KEY_FILE", v.s, 1) != 0) {
                 return 1;
             }
             break;
         case 'c':
-            if (parse_size(optarg, &p.chunk_size) != 0) {
-                fprintf(stderr, "ucached: bad --chunk-size '%s'\n", optarg);
-                return 2;
-            }
+            p.chunk_size = (size_t)v.u;
             p.field_mask |= UCACHE_PARAM_FIELD_CHUNK_SIZE;
             break;
         case 'l':
-            for (i = 0; (levels[i] != NULL) && strcmp(levels[i], optarg); i++) {
-            }
-            if (levels[i] == NULL) {
-                fprintf(stderr, "ucached: bad --log-level '%s'\n", optarg);
-                return 2;
-            }
-            p.log_level = (ucache_log_level_t)i;
+            p.log_level = (ucache_log_level_t)v.u;
             p.field_mask |= UCACHE_PARAM_FIELD_LOG_LEVEL;
             break;
-        case 'P':
-            mport = strtoul(optarg, &end, 10);
-            if ((*end != '\0') || (mport == 0) || (mport > 65535)) {
-                fprintf(stderr, "ucached: bad --metrics-port '%s' (1 .. 65535)\n", optarg);
-                return 2;
-            }
+        case OPT_METRICS_PORT:
+            mport = (unsigned long)v.u;
             break;
-        case 'A':
-            maddr = optarg;
+        case OPT_METRICS_ADDR:
+            maddr = v.s;
             break;
         case 's':
             openlog("ucached", LOG_PID, LOG_DAEMON);
@@ -173,13 +144,15 @@ int main(int argc, char **argv)
         case 'h':
             usage(stdout);
             return 0;
-        default:
-            usage(stderr);
-            return 2;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "ucached: unexpected argument '%s'\n", argv[optind]);
+    if (c < 0) {
+        fprintf(stderr, "ucached: %s\n", err);
+        usage(stderr);
+        return 2;
+    }
+    if (op.optind < argc) {
+        fprintf(stderr, "ucached: unexpected argument '%s'\n", argv[op.optind]);
         return 2;
     }
     /* Signals are taken synchronously here; library threads never see them. */

@@ -12,8 +12,8 @@
 #include "tools/commands.h"
 #include "tools/dataset.h"
 #include "util/config.h"
+#include "util/opt.h"
 
-#include <getopt.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,22 +162,25 @@ static void wu_usage(FILE *out, const char *cmd)
 /* warmup, pin and evict: @p flags preset by the command. */
 static int wu_main(int argc, char **argv, const char *cmd, unsigned flags)
 {
-    static const struct option opts[] = {
-        {"manifest", required_argument, NULL, 'm'},
-        {"pin", no_argument, NULL, 'p'},
-        {"unpin", no_argument, NULL, 'u'},
-        {"parallel", required_argument, NULL, 'P'},
-        {"members", required_argument, NULL, 'M'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}
+    static const uc_opt_t opts[] = {
+        {"manifest", 'm', UC_OPT_STR},
+        {"pin", 'p', UC_OPT_FLAG},
+        {"unpin", 'u', UC_OPT_FLAG},
+        {"parallel", 'P', UC_OPT_UINT, 1, 1024},
+        {"members", 'M', UC_OPT_STR},
+        {"json", 'j', UC_OPT_FLAG},
+        {"help", 'h', UC_OPT_FLAG},
+        {NULL, 0, UC_OPT_FLAG}
     };
     ucache_params_t p = { .field_mask = 0 };
     const char *manifest = NULL;
     unsigned nthreads = 16, nfiles = 0, i, started = 0;
     int c, json = 0, tty = isatty(STDERR_FILENO), rc;
-    char a[32], b[32];
-    uint64_t total = 0, v;
+    char a[32], b[32], err[256];
+    uint64_t total = 0;
+    const uc_opt_t *o;
+    uc_optparse_t op;
+    uc_optval_t v;
     double t0, t, last;
     ucache_status_t status;
     pthread_t *threads;
@@ -187,11 +190,14 @@ static int wu_main(int argc, char **argv, const char *cmd, unsigned flags)
     memset(&w, 0, sizeof(w));
     w.cmd   = cmd;
     w.flags = flags;
-    optind = 2;
-    while ((c = getopt_long(argc, argv, "m:puP:M:jh", opts, NULL)) != -1) {
+    if (uc_opt_init(&op, argc, argv, 2, opts, err, sizeof(err)) != 0) {
+        fprintf(stderr, "ucache %s: %s\n", cmd, err);
+        return 2;
+    }
+    while ((c = uc_opt_next(&op, &v, &o, err, sizeof(err))) > 0) {
         switch (c) {
         case 'm':
-            manifest = optarg;
+            manifest = v.s;
             break;
         case 'p':
             if (flags != 0) { /* pin and evict say it by their name */
@@ -208,14 +214,10 @@ static int wu_main(int argc, char **argv, const char *cmd, unsigned flags)
             w.flags = (flags == UCACHE_WARM_PIN) ? UCACHE_WARM_UNPIN : (w.flags | UCACHE_WARM_UNPIN);
             break;
         case 'P':
-            if ((uc_parse_size(optarg, &v) != UCACHE_OK) || (v == 0) || (v > 1024)) {
-                fprintf(stderr, "ucache %s: bad --parallel '%s' (1..1024)\n", cmd, optarg);
-                return 2;
-            }
-            nthreads = (unsigned)v;
+            nthreads = (unsigned)v.u;
             break;
         case 'M':
-            p.members = optarg;
+            p.members = v.s;
             p.field_mask |= UCACHE_PARAM_FIELD_MEMBERS;
             break;
         case 'j':
@@ -224,12 +226,14 @@ static int wu_main(int argc, char **argv, const char *cmd, unsigned flags)
         case 'h':
             wu_usage(stdout, cmd);
             return 0;
-        default:
-            wu_usage(stderr, cmd);
-            return 2;
         }
     }
-    if (((optind >= argc) && (manifest == NULL)) ||
+    if (c < 0) {
+        fprintf(stderr, "ucache %s: %s\n", cmd, err);
+        wu_usage(stderr, cmd);
+        return 2;
+    }
+    if (((op.optind >= argc) && (manifest == NULL)) ||
         (w.flags == (UCACHE_WARM_PIN | UCACHE_WARM_UNPIN))) {
         wu_usage(stderr, cmd);
         return 2;
@@ -240,7 +244,7 @@ static int wu_main(int argc, char **argv, const char *cmd, unsigned flags)
         return 1;
     }
     snprintf(a, sizeof(a), "ucache %s", cmd);
-    if (ds_collect(w.ctx, a, argc - optind, argv + optind, manifest, &files,
+    if (ds_collect(w.ctx, a, argc - op.optind, argv + op.optind, manifest, &files,
                    &nfiles) != 0) {
         ucache_finalize(w.ctx);
         return 1;

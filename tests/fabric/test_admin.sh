@@ -291,7 +291,7 @@ $BIN/ucache stat --deep >/dev/null 2>"$W/b16"; r16=$?
 if [ $r8 = 2 ] && grep -q "bad --deep 'x'" "$W/b8" && [ $r9 = 2 ] && grep -q "bad --size" "$W/b9" &&
    [ $r10 = 2 ] && grep -q "which node?" "$W/b10" && [ $r11 = 1 ] && grep -q "no node '0123456789abcdef'" "$W/b11" &&
    [ $r12 = 2 ] && [ $r13 = 2 ] && [ $r14 = 2 ] && grep -q "cannot reach the members source" "$W/b14" &&
-   [ $r15 = 2 ] && grep -q '"health":"broken"' "$W/b15" && [ $r16 = 2 ] && grep -q "unknown or malformed option '--deep'" "$W/b16"; then
+   [ $r15 = 2 ] && grep -q '"health":"broken"' "$W/b15" && [ $r16 = 2 ] && grep -q "unknown option '--deep'" "$W/b16"; then
     ok "bad input: --deep=x, --size 1, drain without a node, evict --pin, stat --deep (2); an unknown node (1); health on a missing list or an empty fabric (2, broken)"
 else bad "bad input 2 ($r8 $r9 $r10 $r11 $r12 $r13 $r14 $r15 $r16)"; cat "$W/b8" "$W/b10" "$W/b11" "$W/b14" "$W/b15" "$W/b16"; fi
 

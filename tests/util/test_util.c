@@ -6,6 +6,7 @@
 #include "ucache.h"
 #include "util/config.h"
 #include "util/latency.h"
+#include "util/opt.h"
 #include "util/log.h"
 
 #include <math.h>
@@ -343,6 +344,113 @@ static void test_origin_settings_per_context(void)
     CU_ASSERT_EQUAL(system(members), 0);
 }
 
+/* Command-line options, the one way every program parses them. */
+static int opt_run(const char *line, uint64_t *size, double *watch, unsigned *word,
+                   int *flag, const char **operand, char *err)
+{
+    static const uc_opt_t opts[] = {
+        {"size", 's', UC_OPT_SIZE, 64, 1u << 20},
+        {"watch", 'w', UC_OPT_REAL, 0.5, 60, .optional = 1, .dflt = 2.0},
+        {"path", 300, UC_OPT_WORD, .words = "auto|get|am"},
+        {"json", 'j', UC_OPT_FLAG},
+        {"count", 'c', UC_OPT_UINT, 1, 10},
+        {"timeout", 'T', UC_OPT_TIME, 1000, 5e9},
+        {NULL, 0, UC_OPT_FLAG}
+    };
+    char buf[256], *argv[16], *tok, *save;
+    const uc_opt_t *o;
+    uc_optparse_t op;
+    uc_optval_t v;
+    int argc = 0, c;
+
+    snprintf(buf, sizeof(buf), "%s", line);
+    for (tok = strtok_r(buf, " ", &save); (tok != NULL) && (argc < 15);
+         tok = strtok_r(NULL, " ", &save)) {
+        argv[argc++] = tok;
+    }
+    argv[argc] = NULL;
+    *operand = NULL;
+    if (uc_opt_init(&op, argc, argv, 2, opts, err, 128) != 0) {
+        return -2;
+    }
+    while ((c = uc_opt_next(&op, &v, &o, err, 128)) > 0) {
+        CU_ASSERT_EQUAL(o->key, c);
+        switch (c) {
+        case 's': *size = v.u; break;
+        case 'w': *watch = v.d; break;
+        case 300: *word = (unsigned)v.u; break;
+        case 'j': *flag = 1; break;
+        case 'c': *size = v.u; break;
+        case 'T': *size = v.u; break;
+        }
+    }
+    if ((c == 0) && (op.optind < argc)) {
+        *operand = (strcmp(argv[op.optind], "x") == 0) ? "x" : "other";
+    }
+    return c;
+}
+
+static void test_opt(void)
+{
+    uint64_t size = 0;
+    double watch = 0;
+    unsigned word = 9;
+    int flag = 0;
+    const char *operand;
+    char err[128];
+
+    CU_ASSERT_EQUAL(opt_run("prog cmd --size 4K x --path get -j", &size, &watch, &word,
+                            &flag, &operand, err), 0);
+    CU_ASSERT_EQUAL(size, 4096);
+    CU_ASSERT_EQUAL(word, 1);
+    CU_ASSERT_EQUAL(flag, 1);
+    CU_ASSERT_PTR_NOT_NULL(operand);          /* the operand, after the options */
+    CU_ASSERT_STRING_EQUAL(operand, "x");
+    CU_ASSERT_EQUAL(opt_run("prog cmd -s 1M --watch", &size, &watch, &word, &flag, &operand,
+                            err), 0);
+    CU_ASSERT_EQUAL(size, 1u << 20);
+    CU_ASSERT_DOUBLE_EQUAL(watch, 2.0, 1e-9);  /* an optional value left out */
+    CU_ASSERT_EQUAL(opt_run("prog cmd --watch=0.5 -T 2s", &size, &watch, &word, &flag,
+                            &operand, err), 0);
+    CU_ASSERT_DOUBLE_EQUAL(watch, 0.5, 1e-9);
+    CU_ASSERT_EQUAL(size, 2000000000ull);
+    CU_ASSERT_PTR_NULL(operand);
+    /* refusals, each naming the option and the value it wants */
+    CU_ASSERT_EQUAL(opt_run("prog cmd --size 1G", &size, &watch, &word, &flag, &operand,
+                            err), -1);
+    CU_ASSERT_STRING_EQUAL(err, "bad --size '1G' (64 .. 1M)");
+    CU_ASSERT_EQUAL(opt_run("prog cmd --size 3X", &size, &watch, &word, &flag, &operand,
+                            err), -1);
+    CU_ASSERT_EQUAL(opt_run("prog cmd --path rdma", &size, &watch, &word, &flag, &operand,
+                            err), -1);
+    CU_ASSERT_STRING_EQUAL(err, "bad --path 'rdma' (auto|get|am)");
+    CU_ASSERT_EQUAL(opt_run("prog cmd --path au", &size, &watch, &word, &flag, &operand,
+                            err), -1);                          /* no prefixes of words */
+    CU_ASSERT_EQUAL(opt_run("prog cmd --watch=0", &size, &watch, &word, &flag, &operand,
+                            err), -1);
+    CU_ASSERT_EQUAL(opt_run("prog cmd --watch=1x", &size, &watch, &word, &flag, &operand,
+                            err), -1);
+    CU_ASSERT_EQUAL(opt_run("prog cmd -c 0", &size, &watch, &word, &flag, &operand, err),
+                    -1);
+    CU_ASSERT_STRING_EQUAL(err, "bad --count '0' (1 .. 10)");
+    CU_ASSERT_EQUAL(opt_run("prog cmd -c -3", &size, &watch, &word, &flag, &operand, err),
+                    -1);
+    CU_ASSERT_EQUAL(opt_run("prog cmd -c 99999999999999999999999", &size, &watch, &word,
+                            &flag, &operand, err), -1);        /* past uint64 */
+    CU_ASSERT_EQUAL(opt_run("prog cmd -T 1ns", &size, &watch, &word, &flag, &operand, err),
+                    -1);
+    CU_ASSERT_EQUAL(opt_run("prog cmd --bogus", &size, &watch, &word, &flag, &operand, err),
+                    -1);
+    CU_ASSERT_STRING_EQUAL(err, "unknown option '--bogus'");
+    CU_ASSERT_EQUAL(opt_run("prog cmd -q", &size, &watch, &word, &flag, &operand, err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "unknown option"));
+    CU_ASSERT_EQUAL(opt_run("prog cmd --size", &size, &watch, &word, &flag, &operand, err),
+                    -1);
+    CU_ASSERT_STRING_EQUAL(err, "option '--size' needs a value");
+    /* a fresh parse after a refusal starts over */
+    CU_ASSERT_EQUAL(opt_run("prog cmd -j", &size, &watch, &word, &flag, &operand, err), 0);
+}
+
 static void test_lat_percentile(void)
 {
     uint64_t v[100];
@@ -418,6 +526,10 @@ int main(void)
         {"levels_and_sink", test_log_levels_and_sink},
         {NULL, NULL}
     };
+    static const tc_test_t opt_tests[] = {
+        {"options", test_opt},
+        {NULL, NULL}
+    };
     static const tc_test_t latency_tests[] = {
         {"percentile", test_lat_percentile},
         {"histogram", test_lat_histogram},
@@ -434,6 +546,7 @@ int main(void)
         tc_add_suite("config", config_tests) ||
         tc_add_suite("log", log_tests) ||
         tc_add_suite("latency", latency_tests) ||
+        tc_add_suite("opt", opt_tests) ||
         tc_add_suite("context", context_tests)) {
         return 2;
     }
