@@ -53,7 +53,8 @@ TEST_OBJS_store  = tests/store/test_store.o tests/store/test_layout.o tests/stor
 TEST_OBJS_ucperf = tests/perf/test_ucperf.o $(PERF_SRCS:.c=.o)
 TEST_OBJS_fabric = tests/fabric/test_fabric.o tests/fabric/test_place.o tests/fabric/test_member.o \
                    tests/fabric/test_proto.o tests/fabric/test_view.o \
-                   tests/fabric/test_node.o
+                   tests/fabric/test_node.o tests/fabric/test_client.o \
+                   tests/fabric/test_probe.o tests/fabric/fabric_util.o
 TEST_OBJS_origin = tests/origin/test_origin.o tests/origin/test_allow.o
 TESTS    = $(TEST_NAMES:%=$(BUILD)/tests/test_%)
 # Programs the multi-process suites (shell scripts) drive.

@@ -10,6 +10,8 @@ extern const tc_test_t member_tests[];
 extern const tc_test_t proto_tests[];
 extern const tc_test_t view_tests[];
 extern const tc_test_t node_tests[];
+extern const tc_test_t client_tests[];
+extern const tc_test_t probe_tests[];
 
 int main(void)
 {
@@ -20,7 +22,9 @@ int main(void)
         (tc_add_suite("member", member_tests) != 0) ||
         (tc_add_suite("proto", proto_tests) != 0) ||
         (tc_add_suite("view", view_tests) != 0) ||
-        (tc_add_suite("node", node_tests) != 0)) {
+        (tc_add_suite("node", node_tests) != 0) ||
+        (tc_add_suite("client", client_tests) != 0) ||
+        (tc_add_suite("probe", probe_tests) != 0)) {
         CU_cleanup_registry();
         return 1;
     }

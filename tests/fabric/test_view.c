@@ -8,6 +8,7 @@
  */
 #include "fabric/fabric.h"
 #include "tests/common.h"
+#include "tests/fabric/fabric_util.h"
 #include "util/time.h"
 
 static uf_member_t *members_make(const uint64_t *ids, const uint32_t *slot0,
@@ -150,9 +151,40 @@ static void test_peer_suspicion(void)
     free(ctx);
 }
 
+/* A view finds each of 1000 nodes by id (its index in slot order), and no
+ * other id. */
+static void test_view_find(void)
+{
+    uf_member_t *m = calloc(1000, sizeof(*m));
+    uint64_t ids[1000];
+    uf_view_t *v = NULL;
+    uint32_t i;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    for (i = 0; i < 1000; i++) {
+        ids[i] = ((uint64_t)(i * 2654435761u) << 20) | 1;  /* not in slot order */
+        m[i] = tmember(ids[i], 1, 100 + i);
+        m[i].addr = m[i].rkey = NULL;
+        m[i].addr_len = m[i].rkey_len = 0;
+        m[i].slot0 = 999 - i;
+    }
+    CU_ASSERT_EQUAL_FATAL(uf_view_build(NULL, m, 1000, 1, &v), UCACHE_OK);
+    for (i = 0; i < 1000; i++) {
+        uint32_t k = uf_view_find(v, ids[i]);
+
+        CU_ASSERT_FATAL(k < 1000);
+        CU_ASSERT_EQUAL(v->nodes[k].id, ids[i]);
+    }
+    CU_ASSERT_EQUAL(uf_view_find(v, 2), UINT32_MAX);
+    CU_ASSERT_EQUAL(uf_view_find(v, UINT64_MAX), UINT32_MAX);
+    CU_ASSERT_EQUAL(uf_view_find(NULL, ids[0]), UINT32_MAX);
+    uf_view_free(v);
+}
+
 const tc_test_t view_tests[] = {
     {"view_build_find", test_view_build_find},
     {"view_retire", test_view_retire},
     {"peer_suspicion", test_peer_suspicion},
+    {"view_find", test_view_find},
     {NULL, NULL}
 };

@@ -325,6 +325,44 @@ static void test_token_provider(void)
     ucache_token_provider_set(NULL, NULL);
 }
 
+/* file:// origins: stat, read, a changed file is STALE, bad URIs. */
+static void test_origin_file(void)
+{
+    char path[128], uri[160], buf[64];
+    us_object_t o, o2;
+    us_origin_stats_t s0, s1;
+
+    tc_mkdir();
+    snprintf(path, sizeof(path), "%s/obj", tc_dir);
+    snprintf(uri, sizeof(uri), "file://%s", path);
+    tc_write("obj", "0123456789", 0644);
+    us_origin_stats(&s0);
+    CU_ASSERT_EQUAL_FATAL(us_origin_stat(NULL, uri, &o), UCACHE_OK);
+    CU_ASSERT_EQUAL(o.size, 10);
+    CU_ASSERT_EQUAL(us_origin_read(NULL, uri, &o, 3, buf, 4), UCACHE_OK);
+    CU_ASSERT(memcmp(buf, "3456", 4) == 0);
+    CU_ASSERT_EQUAL(us_origin_read(NULL, uri, &o, 8, buf, 4), UCACHE_ERR_OUT_OF_RANGE);
+    usleep(20000);
+    tc_write("obj", "abcdefghij", 0644);         /* same size, new mtime */
+    CU_ASSERT_EQUAL(us_origin_read(NULL, uri, &o, 0, buf, 4), UCACHE_ERR_STALE);
+    CU_ASSERT_EQUAL(us_origin_stat(NULL, uri, &o2), UCACHE_OK);
+    CU_ASSERT(o2.version != o.version);
+    CU_ASSERT_EQUAL(us_origin_read(NULL, uri, &o2, 0, buf, 4), UCACHE_OK);
+    CU_ASSERT(memcmp(buf, "abcd", 4) == 0);
+    snprintf(uri, sizeof(uri), "file://localhost%s", path);
+    CU_ASSERT_EQUAL(us_origin_stat(NULL, uri, &o), UCACHE_OK);
+    CU_ASSERT_EQUAL(us_origin_stat(NULL, "file:///no/such/file", &o), UCACHE_ERR_NOT_FOUND);
+    CU_ASSERT_EQUAL(us_origin_stat(NULL, "file://host/x", &o), UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(us_origin_stat(NULL, "ftp://x/y", &o), UCACHE_ERR_UNSUPPORTED);
+    CU_ASSERT_EQUAL(us_origin_stat(NULL, "nothing", &o), UCACHE_ERR_UNSUPPORTED);
+    CU_ASSERT_EQUAL(us_origin_stat(NULL, NULL, &o), UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(us_origin_stat(NULL, "file:///tmp", &o), UCACHE_ERR_INVALID);
+    us_origin_stats(&s1);
+    CU_ASSERT_EQUAL(s1.reads - s0.reads, 3);     /* the out-of-range one never went out */
+    CU_ASSERT(s1.errors - s0.errors >= 7);
+    tc_rmdir();
+}
+
 int main(void)
 {
     static const tc_test_t tests[] = {
@@ -333,6 +371,7 @@ int main(void)
         {"ini_and_credentials", test_ini_and_credentials},
         {"s3_credentials", test_s3_credentials},
         {"object_versions", test_object_versions},
+        {"file_origin", test_origin_file},
         {"file_listing", test_file_listing},
         {"token_provider", test_token_provider},
         {NULL, NULL}
