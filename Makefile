@@ -47,7 +47,10 @@ PERF_OBJS = $(PERF_SRCS:%.c=$(BUILD)/obj/%.o)
 TEST_NAMES = util auth ucx store ucperf fabric origin
 TEST_OBJS_util   = tests/util/test_util.o
 TEST_OBJS_auth   = tests/transport/test_auth.o
-TEST_OBJS_ucx    = tests/transport/test_ucx.o perf/exporter.o
+TEST_OBJS_ucx    = tests/transport/test_ucx.o tests/transport/test_ucx_mem.o \
+                   tests/transport/test_ucx_am.o tests/transport/test_ucx_listen.o \
+                   tests/transport/test_ucx_peer.o tests/transport/test_ucx_req.o \
+                   tests/transport/ucx_util.o perf/exporter.o
 TEST_OBJS_store  = tests/store/test_store.o tests/store/test_layout.o tests/store/test_alloc.o \
                    tests/store/test_evict.o tests/store/store_util.o
 TEST_OBJS_ucperf = tests/perf/test_ucperf.o $(PERF_SRCS:.c=.o)
