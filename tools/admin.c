@@ -11,6 +11,7 @@
  * 1 degraded, 2 broken; all: 2 bad command line.
  */
 #include "tools/admin.h"
+#include "tools/commands.h"
 #include "tools/dataset.h"
 #include "util/config.h"
 #include "util/opt.h"
@@ -68,7 +69,6 @@ static int ad_parse(int argc, char **argv, const char *cmd, unsigned accept, ad_
     uc_optparse_t op;
     uc_optval_t v;
     uc_config_t cfg;
-    char err[256];
     int c;
 
     memset(o, 0, sizeof(*o));
@@ -82,17 +82,16 @@ static int ad_parse(int argc, char **argv, const char *cmd, unsigned accept, ad_
     o->size       = 1u << 20;
     o->iters      = 32;
     o->parallel   = 32;
-    if (uc_opt_init(&op, argc, argv, 2, opts, err, sizeof(err)) != 0) {
-        fprintf(stderr, "ucache %s: %s\n", cmd, err);
-        return 2;
+    if ((c = cmd_opts(&op, argc, argv, cmd, opts)) >= 0) {
+        return c;
     }
-    while ((c = uc_opt_next(&op, &v, &op_o, err, sizeof(err))) > 0) {
+    while ((c = cmd_opt_next(&op, cmd, &v, &op_o)) > 0) {
         if ((((c == 'w') || (c == 'c')) && !(accept & AD_WATCH)) ||
             ((c == 'u') && !(accept & AD_NODE)) ||
             (((c == 'd') || (c == 's') || (c == 'i') || (c == 'P')) && !(accept & AD_PROBE))) {
-            snprintf(err, sizeof(err), "unknown option '--%s'", op_o->name);
-            c = -1;
-            break;
+            fprintf(stderr, "ucache %s: unknown option '--%s' (see ucache %s --help)\n", cmd,
+                    op_o->name, cmd);
+            return 2;
         }
         switch (c) {
         case 'M':
@@ -126,7 +125,6 @@ static int ad_parse(int argc, char **argv, const char *cmd, unsigned accept, ad_
         }
     }
     if (c < 0) {
-        fprintf(stderr, "ucache %s: %s (see ucache %s --help)\n", cmd, err, cmd);
         return 2;
     }
     if ((accept & AD_NODE) && (op.optind < argc)) {

@@ -114,10 +114,8 @@ static int cmd_keygen(int argc, char **argv)
     return 0;
 }
 
-/* The options of one command, parsed the one way (util/opt.h): -1 to go
- * on, else the exit code (the refusal printed). */
-static int cmd_opts(uc_optparse_t *op, int argc, char **argv, const char *cmd,
-                    const uc_opt_t *opts)
+int cmd_opts(uc_optparse_t *op, int argc, char **argv, const char *cmd,
+             const uc_opt_t *opts)
 {
     char err[256];
 
@@ -128,12 +126,11 @@ static int cmd_opts(uc_optparse_t *op, int argc, char **argv, const char *cmd,
     return -1;
 }
 
-/* The next option of one command (a refusal printed: -1). */
-static int cmd_opt_next(uc_optparse_t *op, const char *cmd, uc_optval_t *v)
+int cmd_opt_next(uc_optparse_t *op, const char *cmd, uc_optval_t *v, const uc_opt_t **o_p)
 {
     const uc_opt_t *o;
     char err[256];
-    int c = uc_opt_next(op, v, &o, err, sizeof(err));
+    int c = uc_opt_next(op, v, (o_p != NULL) ? o_p : &o, err, sizeof(err));
 
     if (c < 0) {
         fprintf(stderr, "ucache %s: %s (see ucache %s --help)\n", cmd, err, cmd);
@@ -158,7 +155,7 @@ static int cmd_config(int argc, char **argv)
     if ((c = cmd_opts(&op, argc, argv, "config", opts)) >= 0) {
         return c;
     }
-    while ((c = cmd_opt_next(&op, "config", &v)) > 0) {
+    while ((c = cmd_opt_next(&op, "config", &v, NULL)) > 0) {
         if (c == 'j') {
             flags |= UCACHE_CONFIG_PRINT_JSON;
         } else if (c == OPT_HELP_TEXT) {
@@ -221,7 +218,7 @@ static int cmd_cat(int argc, char **argv)
     if ((c = cmd_opts(&op, argc, argv, "cat", opts)) >= 0) {
         return c;
     }
-    while ((c = cmd_opt_next(&op, "cat", &ov)) > 0) {
+    while ((c = cmd_opt_next(&op, "cat", &ov, NULL)) > 0) {
         switch (c) {
         case 'o':
         case 'n':
@@ -343,7 +340,7 @@ static int cmd_read(int argc, char **argv)
     if ((c = cmd_opts(&op, argc, argv, "read", opts)) >= 0) {
         return c;
     }
-    while ((c = cmd_opt_next(&op, "read", &ov)) > 0) {
+    while ((c = cmd_opt_next(&op, "read", &ov, NULL)) > 0) {
         switch (c) {
         case 'e':
         case 'd':

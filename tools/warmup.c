@@ -176,9 +176,8 @@ static int wu_main(int argc, char **argv, const char *cmd, unsigned flags)
     const char *manifest = NULL;
     unsigned nthreads = 16, nfiles = 0, i, started = 0;
     int c, json = 0, tty = isatty(STDERR_FILENO), rc;
-    char a[32], b[32], err[256];
+    char a[32], b[32];
     uint64_t total = 0;
-    const uc_opt_t *o;
     uc_optparse_t op;
     uc_optval_t v;
     double t0, t, last;
@@ -190,11 +189,10 @@ static int wu_main(int argc, char **argv, const char *cmd, unsigned flags)
     memset(&w, 0, sizeof(w));
     w.cmd   = cmd;
     w.flags = flags;
-    if (uc_opt_init(&op, argc, argv, 2, opts, err, sizeof(err)) != 0) {
-        fprintf(stderr, "ucache %s: %s\n", cmd, err);
-        return 2;
+    if ((c = cmd_opts(&op, argc, argv, cmd, opts)) >= 0) {
+        return c;
     }
-    while ((c = uc_opt_next(&op, &v, &o, err, sizeof(err))) > 0) {
+    while ((c = cmd_opt_next(&op, cmd, &v, NULL)) > 0) {
         switch (c) {
         case 'm':
             manifest = v.s;
@@ -229,7 +227,6 @@ static int wu_main(int argc, char **argv, const char *cmd, unsigned flags)
         }
     }
     if (c < 0) {
-        fprintf(stderr, "ucache %s: %s\n", cmd, err);
         wu_usage(stderr, cmd);
         return 2;
     }

@@ -16,8 +16,6 @@ int uc_opt_init(uc_optparse_t *p, int argc, char **argv, int first, const uc_opt
     size_t n, k = 0;
 
     memset(p, 0, sizeof(*p));
-    p->argc = argc;
-    p->argv = argv;
     p->opts = opts;
     p->shortopts[k++] = ':';          /* a missing value is ':', not '?' */
     for (n = 0; opts[n].name != NULL; n++) {
