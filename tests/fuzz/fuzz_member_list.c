@@ -1,5 +1,5 @@
 /*
- * fuzz_member_list.c - file: member lists (fabric/member.c uf_file_scan):
+ * fuzz_member_list.c - file: member lists (fabric/member_file.c uf_file_scan):
  * "HOST:PORT [zone=Z] [weight=W]" lines an operator writes, read from a
  * file (here a memfd holding the input).  Properties: every member
  * accepted has a terminated host and zone, a port, a weight in range, and
