@@ -146,15 +146,16 @@ static void uf_chunk_target_put(struct ucache_context *ctx, const uf_chunk_t *c,
     }
 }
 
-/* A chunk verified at @p target: count how it was found, report a sampled
- * one-sided hit to its owner (@p sample), hand the caller its part. */
+/* A chunk verified at @p target: count how it was found, report a
+ * one-sided hit to its owner (@p sample: it did not see it), hand the
+ * caller its part. */
 static void uf_chunk_done(struct ucache_context *ctx, uf_peer_t *p, const uf_chunk_t *c,
                           const char *target, uint32_t how, bool sample)
 {
     if (how == UF_HOW_HIT) {
         UF_ADD(ctx, hits, 1);
         if (sample) {
-            uf_touch_sample(ctx, p, &c->key);
+            uf_touch_note(ctx, p, &c->key);
         }
     } else {
         UF_ADD(ctx, misses, 1);

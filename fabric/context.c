@@ -197,20 +197,27 @@ ucache_status_t uf_register(struct ucache_context *ctx)
 static void *uf_ctx_thread(void *arg)
 {
     struct ucache_context *ctx = arg;
+    uint64_t next = uc_time_ns() + ctx->cfg.members_poll_ns;
     struct timespec ts;
-    uint64_t t;
 
     pthread_mutex_lock(&ctx->lock);
     while (!ctx->thread_stop) {
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        t = (uint64_t)ts.tv_nsec + ctx->cfg.members_poll_ns;
-        ts.tv_sec  += (time_t)(t / UC_NSEC_PER_SEC);
-        ts.tv_nsec  = (long)(t % UC_NSEC_PER_SEC);
+        ts.tv_sec  = (time_t)(next / UC_NSEC_PER_SEC);
+        ts.tv_nsec = (long)(next % UC_NSEC_PER_SEC);
         pthread_cond_timedwait(&ctx->cond, &ctx->lock, &ts);
         if (ctx->thread_stop) {
             break;
         }
         pthread_mutex_unlock(&ctx->lock);
+        if (uc_time_ns() < next) { /* woken early: an ADMIN request, hit reports */
+            uf_admin_answer(ctx, UCACHE_OK);
+            if (atomic_load_explicit(&ctx->touch_wake, memory_order_relaxed)) {
+                uf_touch_flush(ctx, false);
+            }
+            pthread_mutex_lock(&ctx->lock);
+            continue;
+        }
+        next = uc_time_ns() + ctx->cfg.members_poll_ns;
         if (ctx->source != NULL) {
             pthread_mutex_lock(&ctx->member_lock);
             if (ctx->registered &&
@@ -224,7 +231,7 @@ static void *uf_ctx_thread(void *arg)
             uf_source_refresh(ctx, false);
         }
         uf_admin_answer(ctx, UCACHE_OK);
-        uf_touch_flush(ctx);
+        uf_touch_flush(ctx, true);
         uf_view_reap(ctx, false);
         pthread_mutex_lock(&ctx->lock);
     }
@@ -476,7 +483,7 @@ void ucache_finalize(ucache_h ctx)
         ut_rpc_handler_set(ctx->transport, UF_RPC_ADMIN, NULL, NULL);
     }
     uf_admin_answer(ctx, UCACHE_ERR_CANCELED); /* requests still waiting */
-    uf_touch_flush(ctx);   /* the last sampled hits */
+    uf_touch_flush(ctx, false); /* the last hits: short-lived readers' matter most */
     if (ctx->registered) { /* readers stop sending here at their next poll */
         ctx->source->leave(ctx->source_arg, ctx->self.id);
         uf_node_drain(ctx->node, UF_DRAIN_NS);
@@ -603,6 +610,7 @@ ucache_status_t ucache_stats_get(ucache_h ctx, ucache_stats_t *s)
     s->stale_objects  = atomic_load(&ctx->st.stale_objects);
     s->bytes_returned = atomic_load(&ctx->st.bytes);
     s->hits_sampled   = atomic_load(&ctx->st.touch_sent);
+    s->hits_unreported = atomic_load(&ctx->st.touch_dropped);
     s->fetch_requests = atomic_load(&ctx->st.fetches);
     s->location_hits  = atomic_load(&ctx->st.loc_hits);
     s->owner_refusals = atomic_load(&ctx->st.owner_refusals);

@@ -61,6 +61,9 @@ struct ucache_context {
     _Atomic(uf_peer_t *) peers[UF_PEER_BUCKETS]; /* chains grow at the head */
     void              *bounce[UF_BOUNCE_MAX];
     uf_loc_entry_t     locs[UF_LOC_ENTRIES];  /* one-sided hits (cache_lock) */
+    _Atomic uint64_t   touch_seen[UF_TOUCH_SEEN]; /* keys reported this window */
+    _Atomic uint64_t   touch_gen;     /* the window (touch.c)             */
+    _Atomic bool       touch_wake;    /* a report buffer is half full     */
     unsigned           nbounce;
 
     pthread_t          thread;

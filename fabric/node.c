@@ -360,6 +360,13 @@ static void uf_fetch_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t l
     pthread_mutex_unlock(&node->lock);
 }
 
+void uf_node_touch(uf_node_t *node, const us_key_t *keys, unsigned n, unsigned weight,
+                   uint64_t hits)
+{
+    us_store_touch(node->store, keys, n, weight);
+    UF_NODE_ADD(node, touches, hits);
+}
+
 static void uf_touch_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
 {
     us_key_t keys[UF_TOUCH_MAX];
@@ -373,8 +380,8 @@ static void uf_touch_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t l
         return;
     }
     memcpy(keys, (const char *)msg + sizeof(req), req.count * sizeof(us_key_t));
-    us_store_touch(node->store, keys, req.count, req.weight);
-    UF_NODE_ADD(node, touches, req.count);
+    uf_node_touch(node, keys, req.count, req.weight,
+                  (req.hits != 0) ? req.hits : req.count * req.weight);
     ut_rpc_reply(rpc, UCACHE_OK, NULL, 0, NULL, 0, 0);
 }
 

@@ -23,7 +23,7 @@ typedef struct uf_node_stats {
     uint64_t coalesced;      /* requests that joined a fill in progress */
     uint64_t fill_errors;
     uint64_t bad_requests;
-    uint64_t touches;        /* sampled hit keys received from readers */
+    uint64_t touches;        /* one-sided hits readers reported */
     uint64_t refused;        /* fills refused: UCACHE_ALLOW does not allow them */
     uint64_t busy;           /* FETCHes refused: the fill queue was full */
     uint64_t denied;         /* admin operations without the admin key  */
@@ -57,6 +57,12 @@ void uf_node_bad_request(uf_node_t *node);
 void uf_node_drain(uf_node_t *node, uint64_t timeout_ns);
 
 us_store_t *uf_node_store(uf_node_t *node);
+
+/** Hit feedback: @p n keys were hit (each counts @p weight hits in
+ *  eviction), standing for @p hits one-sided hits (the TOUCH handler, and
+ *  a context's reports of hits in its own store). */
+void uf_node_touch(uf_node_t *node, const us_key_t *keys, unsigned n, unsigned weight,
+                   uint64_t hits);
 
 /** The exported region's rkey blob (owned by the node). */
 ucache_status_t uf_node_rkey(uf_node_t *node, const void **blob_p, size_t *len_p);

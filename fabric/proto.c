@@ -81,7 +81,8 @@
     X(62, fills_refused) \
     X(63, fills_busy) \
     X(64, owner_refusals) \
-    X(65, auth_failures)
+    X(65, auth_failures) \
+    X(66, hits_unreported)
 
 static const struct {
     uint32_t tag;
@@ -129,7 +130,8 @@ ucache_status_t uf_touch_req_check(const void *msg, size_t len, uf_touch_req_t *
     }
     memcpy(req, msg, sizeof(*req));
     if ((req->magic != UF_PROTO_MAGIC) || (req->version != UF_PROTO_VERSION) ||
-        (req->count == 0) || (req->count > UF_TOUCH_MAX) || (req->weight == 0) ||
+        ((req->count == 0) && (req->hits == 0)) || (req->count > UF_TOUCH_MAX) ||
+        (req->weight == 0) ||
         (req->weight > 1024) || (len != sizeof(*req) + (size_t)req->count * sizeof(us_key_t))) {
         return UCACHE_ERR_INVALID;
     }

@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #define UF_RPC_FETCH      1          /* find or fill one chunk              */
-#define UF_RPC_TOUCH      2          /* sampled hits of one-sided readers   */
+#define UF_RPC_TOUCH      2          /* one-sided readers' hits (touch.c)  */
 #define UF_RPC_HELLO      3          /* the node's record (bootstrap)       */
 #define UF_RPC_ADMIN      4          /* counters, drain (admin tools)       */
 #define UF_PROTO_MAGIC    0x50464355u /* "UCFP" */
@@ -55,9 +55,11 @@ typedef struct uf_fetch_rep {
 typedef struct uf_touch_req {
     uint32_t magic;
     uint16_t version;
-    uint16_t count;          /* 1 .. UF_TOUCH_MAX */
-    uint32_t weight;         /* hits each key stands for (the sampling rate) */
-    uint32_t reserved;
+    uint16_t count;          /* keys, 0 .. UF_TOUCH_MAX */
+    uint32_t weight;         /* hits each key counts for in eviction (1) */
+    uint32_t hits;           /* one-sided hits this report stands for (for
+                                the owner's hit ratio; 0 from readers that
+                                sampled: count * weight); 0 keys need > 0 */
 } uf_touch_req_t;
 
 /*
@@ -100,7 +102,8 @@ typedef struct uf_stat_tv {
 #define UF_ADMIN_QUEUE    8          /* admin requests waiting for an answer */
 
 #define UF_TOUCH_MAX      1024       /* keys per TOUCH (16 KiB)             */
-#define UF_TOUCH_SAMPLE   16         /* a reader reports 1 in this many hits */
+#define UF_TOUCH_SEEN     8192       /* a reader's table of keys reported
+                                        in the current window            */
 
 /** The 128-bit key of chunk @p idx of (uri, version, size, chunk size). */
 us_key_t uf_chunk_key(const char *uri, const us_object_t *obj, uint64_t idx,

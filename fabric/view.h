@@ -39,9 +39,10 @@ typedef struct uf_peer {
                                      PEER_RETRY_MAX), 0 after a success  */
     _Atomic bool     admin_old;   /* refused a tagged ADMIN request: a node
                                      of before tagged counters (proto.h) */
-    pthread_mutex_t  touch_lock;  /* sampled hits waiting to be sent     */
+    pthread_mutex_t  touch_lock;  /* hit keys waiting to be reported     */
     us_key_t        *touch;       /* UF_TOUCH_MAX keys, allocated on use */
     _Atomic unsigned ntouch;      /* written under touch_lock            */
+    _Atomic uint64_t touch_hits;  /* one-sided hits since the last report */
     struct uf_peer  *next;        /* context's table chain               */
 } uf_peer_t;
 
@@ -94,9 +95,11 @@ void uf_peer_ok(uf_peer_t *peer);
 bool uf_peer_is_suspect(const uf_peer_t *peer, uint64_t now);
 void uf_peers_destroy(struct ucache_context *ctx);
 /* touch.c */
-/** Maybe record a hit of @p key at @p peer (1 in UF_TOUCH_SAMPLE). */
-void uf_touch_sample(struct ucache_context *ctx, uf_peer_t *peer, const us_key_t *key);
-/** Send every peer's sampled hits (the context's thread calls it). */
-void uf_touch_flush(struct ucache_context *ctx);
+/** A one-sided hit of @p key at @p peer: counted, and its key queued for
+ *  the owner unless it was reported in this window already.  No call. */
+void uf_touch_note(struct ucache_context *ctx, uf_peer_t *peer, const us_key_t *key);
+/** Report every peer's queued hits (the context's thread, and finalize);
+ *  @p new_window: a key hit from now on is reported again. */
+void uf_touch_flush(struct ucache_context *ctx, bool new_window);
 
 #endif

@@ -153,8 +153,9 @@ typedef struct ucache_stats {
     uint64_t bad_replies;      /**< malformed replies from owners            */
     uint64_t stale_objects;    /**< objects found changed at their origin    */
     uint64_t bytes_returned;   /**< bytes handed to callers                  */
-    uint64_t hits_sampled;     /**< one-sided hits reported to their owners
-                                    (1 in 16 sampled; each stands for 16)  */
+    uint64_t hits_sampled;     /**< hit keys reported to their owners (each
+                                    distinct key once per UCACHE_MEMBERS_POLL
+                                    window, for their eviction)           */
     /* the owner (serving contexts) */
     uint64_t fetches_served;   /**< FETCH requests answered                  */
     uint64_t fills;            /**< chunks read from an origin into the store */
@@ -162,7 +163,7 @@ typedef struct ucache_stats {
     uint64_t fills_coalesced;  /**< misses that joined a fill in progress    */
     uint64_t fill_errors;
     uint64_t bad_requests;     /**< malformed FETCH/TOUCH requests refused   */
-    uint64_t hits_reported;    /**< sampled hit keys received from readers   */
+    uint64_t hits_reported;    /**< one-sided hits readers reported          */
     uint64_t chunks_cached;    /**< gauge: chunks in this node's store       */
     uint64_t bytes_cached;     /**< gauge */
     /* process-wide origin counters and the view */
@@ -195,6 +196,8 @@ typedef struct ucache_stats {
                                     another key, replayed, addressed to
                                     another node, or an admin operation
                                     without the admin key                   */
+    uint64_t hits_unreported;  /**< hit keys this reader could not report: a
+                                    full report buffer or a busy lock       */
 } ucache_stats_t;
 
 /** @brief Copy the context's counters into @p stats_p. */

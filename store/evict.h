@@ -9,11 +9,10 @@
  * Where the hits come from (the owner never sees a one-sided hit):
  *  - the owner's own service path (RPC reads, the tcp bulk-read path, misses
  *    answered from memory) calls us_store_touch() for each chunk it serves;
- *  - readers sample their one-sided hits (fabric/view.c: 1 in 16 hits,
- *    chosen by a per-thread random draw so no key pattern can hide from it),
- *    batch the keys per owner and send them from a background thread (a
- *    TOUCH request), and the owner calls us_store_touch(keys, n, 16).  Frequencies saturate at US_FREQ_MAX, so a sampled hot chunk
- *    stays hot even though most of its hits were never reported.
+ *  - readers report the keys of their one-sided hits (fabric/touch.c: each
+ *    distinct key once per window), batched per owner and sent from a
+ *    background thread (a TOUCH request), and the owner calls
+ *    us_store_touch(keys, n, 1).  Frequencies saturate at US_FREQ_MAX.
  */
 #ifndef US_EVICT_H
 #define US_EVICT_H

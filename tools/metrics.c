@@ -33,8 +33,8 @@ struct tool_metrics {
     X("ucache_auth_failures_total", "requests refused: not signed with the cluster key, " \
       "replayed, or an admin operation without the admin key", auth_failures) \
     X("ucache_evictions_total", "chunks evicted", evictions)                 \
-    X("ucache_hits_reported_total", "sampled one-sided hits reported by readers " \
-      "(each stands for 16)", hits_reported)                                  \
+    X("ucache_hits_reported_total", "one-sided hits readers reported (their keys " \
+      "count in eviction)", hits_reported)                                    \
     X("ucache_bad_requests_total", "malformed requests refused", bad_requests) \
     X("ucache_origin_requests_total", "data requests to origins", origin_reads) \
     X("ucache_origin_bytes_total", "bytes read from origins", origin_bytes)  \

@@ -50,16 +50,16 @@ static const char *ad_bytes(uint64_t b, char *out, size_t cap)
     return ds_bytes((double)b, out, cap);
 }
 
-/* Hits an owner served or was told of: FETCH hits, and sampled one-sided
- * hits (each reported key stands for UF_TOUCH_SAMPLE = 16). */
+/* Hits an owner served or was told of: FETCH hits, and the one-sided hits
+ * readers reported. */
 static uint64_t ad_hits(const ucache_stats_t *s)
 {
-    return s->fetch_hits + 16 * s->hits_reported;
+    return s->fetch_hits + s->hits_reported;
 }
 
 static uint64_t ad_lookups(const ucache_stats_t *s)
 {
-    return s->fetches_served + 16 * s->hits_reported;
+    return s->fetches_served + s->hits_reported;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -151,7 +151,7 @@ int cmd_status(int argc, char **argv)
                ad_bytes((mem > used) ? mem - used : 0, c, sizeof(c)),
                ad_bytes(pinned, e, sizeof(e)));
         printf("hit ratio: %.1f%% (%" PRIu64 " of %" PRIu64 " chunk lookups at owners, "
-               "one-sided hits sampled 1 in 16); origin: %s read, ~%s saved\n\n",
+               "one-sided hits as readers report them); origin: %s read, ~%s saved\n\n",
                lookups ? 100.0 * (double)hits / (double)lookups : 0.0, hits, lookups,
                ad_bytes(origin, a, sizeof(a)), ad_bytes(saved, b, sizeof(b)));
         printf("%-16s %-20s %-8s %-11s %9s %9s %9s %9s %8s %6s\n", "node", "host:pid", "zone",
@@ -210,7 +210,7 @@ int cmd_stat(int argc, char **argv)
                    "[--timeout T] [--json]\n"
                    "Every node's counters: FETCH requests served and their hits, fills\n"
                    "from origins (coalesced, failed), evictions, origin requests, bytes\n"
-                   "and errors, malformed requests, sampled one-sided hits.  --watch\n"
+                   "and errors, malformed requests, one-sided hits readers reported.  --watch\n"
                    "repeats every SECONDS (default 2) with per-second rates, --count N\n"
                    "times (default: until interrupted).  Exit 0 when every node\n"
                    "answered, 1 otherwise.\n",

@@ -61,7 +61,7 @@ if [ $rc = 0 ] && [ "$(grep -c '"state":"ok"' "$W/t1")" = 3 ] && [ "$(sum "$W/t1
    [ "$(sum "$W/t1" origin_bytes)" = 5242880 ] && [ "$(sum "$W/t1" fill_errors)" = 0 ]; then
     ok "stat after reading a 5-chunk object twice: 3 nodes, 5 fills and 5 MiB from the origin in all"
 else bad "stat counters (rc $rc)"; cat "$W/t1" "$W/e1"; fi
-# one-sided hits reach the owners sampled (1 in 16): read some more
+# one-sided hits reach the owners as readers report them: read some more
 $T/fabric_client hits 400 "$W/data/five" >/dev/null 2>&1
 # status_hits: the owners count hits (their reports arrive in the background)
 status_hits() {

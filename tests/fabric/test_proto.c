@@ -34,7 +34,9 @@ static void test_admin_rep_roundtrip(void)
     len = uf_admin_rep_encode(&st, false, buf, sizeof(buf));
     CU_ASSERT_EQUAL(len, sizeof(uf_admin_msg_t) + UF_STATS_POSITIONAL * sizeof(uint64_t));
     CU_ASSERT_EQUAL(uf_admin_rep_parse(buf, len, &got), UCACHE_OK);
-    CU_ASSERT_EQUAL(memcmp(&st, &got, sizeof(st)), 0); /* all 65 are positional */
+    /* the first 65 are positional; a later counter is 0 in that form */
+    CU_ASSERT_EQUAL(memcmp(&st, &got, UF_STATS_POSITIONAL * sizeof(uint64_t)), 0);
+    CU_ASSERT_EQUAL(got.hits_unreported, 0);
     CU_ASSERT_EQUAL(uf_admin_rep_encode(&st, true, buf, 100), 0); /* does not fit */
 }
 
@@ -143,7 +145,38 @@ static void test_admin_req_tagged(void)
     CU_ASSERT_EQUAL(uf_admin_req_check(&req, sizeof(req), &out), UCACHE_ERR_INVALID);
 }
 
+/* TOUCH: keys with their weight, and the hit count they stand for; a
+ * report of hits alone (no new key in its window) has no keys. */
+static void test_touch_req(void)
+{
+    uint8_t msg[sizeof(uf_touch_req_t) + 2 * sizeof(us_key_t)] = { 0 };
+    uf_touch_req_t req = { UF_PROTO_MAGIC, UF_PROTO_VERSION, 2, 1, 40 }, out;
+
+    memcpy(msg, &req, sizeof(req));
+    CU_ASSERT_EQUAL(uf_touch_req_check(msg, sizeof(msg), &out), UCACHE_OK);
+    CU_ASSERT_EQUAL(out.count, 2);
+    CU_ASSERT_EQUAL(out.hits, 40);
+    req.count = 0;                               /* hits alone */
+    memcpy(msg, &req, sizeof(req));
+    CU_ASSERT_EQUAL(uf_touch_req_check(msg, sizeof(req), &out), UCACHE_OK);
+    req.hits = 0;                                /* nothing at all */
+    memcpy(msg, &req, sizeof(req));
+    CU_ASSERT_EQUAL(uf_touch_req_check(msg, sizeof(req), &out), UCACHE_ERR_INVALID);
+    req.count = 2;                               /* a sampling reader: hits 0 */
+    memcpy(msg, &req, sizeof(req));
+    CU_ASSERT_EQUAL(uf_touch_req_check(msg, sizeof(msg), &out), UCACHE_OK);
+    CU_ASSERT_EQUAL(uf_touch_req_check(msg, sizeof(msg) - 1, &out), UCACHE_ERR_INVALID);
+    req.count = UF_TOUCH_MAX + 1;                /* more keys than a report holds */
+    memcpy(msg, &req, sizeof(req));
+    CU_ASSERT_EQUAL(uf_touch_req_check(msg, sizeof(msg), &out), UCACHE_ERR_INVALID);
+    req.count  = 2;
+    req.weight = 0;
+    memcpy(msg, &req, sizeof(req));
+    CU_ASSERT_EQUAL(uf_touch_req_check(msg, sizeof(msg), &out), UCACHE_ERR_INVALID);
+}
+
 const tc_test_t proto_tests[] = {
+    {"touch_request", test_touch_req},
     {"admin_reply_roundtrip", test_admin_rep_roundtrip},
     {"admin_reply_newer_node", test_admin_rep_newer_node},
     {"admin_reply_older_node", test_admin_rep_older_node},

@@ -47,7 +47,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 1:
         if (uf_touch_req_check((size > 0) ? msg : NULL, size, &treq) == UCACHE_OK) {
             FZ_CHECK(size == sizeof(treq) + (size_t)treq.count * sizeof(us_key_t));
-            FZ_CHECK((treq.count > 0) && (treq.count <= UF_TOUCH_MAX));
+            FZ_CHECK(((treq.count > 0) || (treq.hits > 0)) && (treq.count <= UF_TOUCH_MAX));
+            FZ_CHECK((treq.weight > 0) && (treq.weight <= 1024));
         }
         break;
     case 2:

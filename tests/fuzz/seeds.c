@@ -38,7 +38,7 @@ static void proto_seeds(void)
     uint8_t msg[2048];
     uf_fetch_req_t req = { UF_PROTO_MAGIC, UF_PROTO_VERSION, UF_FETCH_DATA, 1, 0, 0,
                            10000000, 42, 2, 4u << 20, sizeof(uri) - 1, 0 };
-    uf_touch_req_t t = { UF_PROTO_MAGIC, UF_PROTO_VERSION, 2, 16, 0 };
+    uf_touch_req_t t = { UF_PROTO_MAGIC, UF_PROTO_VERSION, 2, 1, 7 };
     uf_admin_msg_t a = { UF_PROTO_MAGIC, UF_PROTO_VERSION, UF_ADMIN_DRAIN };
     us_object_t obj = { .size = 10000000, .version = 42 };
     us_key_t k = uf_chunk_key(uri, &obj, 2, 4u << 20), keys[2] = { k, k };
