@@ -32,6 +32,7 @@ typedef struct uf_chunk {
     us_key_t           key;
     uint32_t           length;   /* the chunk's payload bytes */
     uint32_t           off, len; /* the part the caller wants */
+    uint32_t           span_off, span_len; /* the segments covering it */
     char              *dst;
     uint32_t           how;      /* warm-up: UF_HOW_*, 0 unpinned, ~0 absent */
 } uf_chunk_t;
@@ -67,14 +68,33 @@ static void uf_bounce_put(struct ucache_context *ctx, void *b)
 /* FETCH                                                                     */
 /* ------------------------------------------------------------------------ */
 
+/* Whether a read of @p c moves only part of the chunk: the segments it
+ * touches are fewer than all. */
+static inline bool uf_chunk_partial(const uf_chunk_t *c)
+{
+    return c->span_len < c->length;
+}
+
+/* Bytes of data a FETCH with @p flags brings for @p c. */
+static size_t uf_fetch_data_len(const uf_chunk_t *c, unsigned flags)
+{
+    if (!(flags & UF_FETCH_DATA)) {
+        return 0;
+    }
+    return (flags & UF_FETCH_SPAN) ? us_chunk_table_bytes(c->length) + (size_t)c->span_len :
+                                     c->length;
+}
+
 /* Ask owner @p p for chunk @p c (filling it on a miss); with UF_FETCH_DATA
- * its payload lands in @p data.  Checks the reply's shape, not its bytes. */
+ * its payload lands in @p data - with UF_FETCH_SPAN, its segment table and
+ * then the span of @p c.  Checks the reply's shape, not its bytes. */
 static ucache_status_t uf_fetch(struct ucache_context *ctx, uf_view_t *v,
                                 uf_peer_t *p, const uf_chunk_t *c, unsigned flags,
                                 uf_fetch_rep_t *rep, void *data)
 {
-    uint8_t msg[sizeof(uf_fetch_req_t) + US_URI_MAX];
-    size_t uri_len = strlen(c->uri);
+    uint8_t msg[sizeof(uf_fetch_req_t) + US_URI_MAX + sizeof(uf_fetch_span_t)];
+    uf_fetch_span_t span = { c->span_off, c->span_len };
+    size_t uri_len = strlen(c->uri), len, want = uf_fetch_data_len(c, flags);
     ucache_status_t status;
     uf_fetch_req_t req;
     us_loc_t loc;
@@ -103,10 +123,13 @@ static ucache_status_t uf_fetch(struct ucache_context *ctx, uf_view_t *v,
     }
     memcpy(msg, &req, sizeof(req));
     memcpy(msg + sizeof(req), c->uri, uri_len);
-    status = ut_rpc_post_timeout(&r, p->tp, UF_RPC_FETCH, msg, sizeof(req) + uri_len,
-                                 rep, sizeof(*rep), data,
-                                 (flags & UF_FETCH_DATA) ? c->length : 0,
-                                 ctx->cfg.fetch_timeout_ns);
+    len = sizeof(req) + uri_len;
+    if (flags & UF_FETCH_SPAN) {
+        memcpy(msg + len, &span, sizeof(span));
+        len += sizeof(span);
+    }
+    status = ut_rpc_post_timeout(&r, p->tp, UF_RPC_FETCH, msg, len, rep, sizeof(*rep), data,
+                                 want, ctx->cfg.fetch_timeout_ns);
     if (status == UCACHE_OK) {
         status = ut_wait(ctx->transport, &r, 1,
                          ctx->cfg.fetch_timeout_ns + ctx->cfg.timeout_ns);
@@ -117,7 +140,7 @@ static ucache_status_t uf_fetch(struct ucache_context *ctx, uf_view_t *v,
     if (status != UCACHE_OK) {
         return status;
     }
-    if (uf_fetch_rep_check(rep, r.meta_length, r.length, c->length, flags) != UCACHE_OK) {
+    if (uf_fetch_rep_check(rep, r.meta_length, r.length, c->length, want) != UCACHE_OK) {
         UF_ADD(ctx, bad_replies, 1);
         UC_WARN("owner %016llx sent a malformed FETCH reply (%zu+%zu bytes, "
                 "length %u, want %u)", (unsigned long long)p->id, r.meta_length,
@@ -132,7 +155,10 @@ static ucache_status_t uf_fetch(struct ucache_context *ctx, uf_view_t *v,
 /* ------------------------------------------------------------------------ */
 
 /* Where a chunk read through GET or AM lands: the caller's buffer when the
- * caller wants the whole chunk, else a bounce buffer (NULL: no memory). */
+ * caller wants the whole chunk, else a bounce buffer (NULL: no memory).  A
+ * part's span, with the segment table before it (AM), fits a bounce
+ * buffer: the span leaves out at least one 64 KiB segment, the table is at
+ * most 8 KiB. */
 static char *uf_chunk_target(struct ucache_context *ctx, const uf_chunk_t *c)
 {
     return (c->len == c->length) ? c->dst : uf_bounce_get(ctx);
@@ -146,11 +172,12 @@ static void uf_chunk_target_put(struct ucache_context *ctx, const uf_chunk_t *c,
     }
 }
 
-/* A chunk verified at @p target: count how it was found, report a
- * one-sided hit to its owner (@p sample: it did not see it), hand the
- * caller its part. */
+/* A chunk verified: count how it was found, report a one-sided hit to its
+ * owner (@p sample: it did not see it), hand the caller its part - the
+ * bytes at @p span (the verified span of the chunk, or the whole of it) -
+ * unless they are in place (NULL). */
 static void uf_chunk_done(struct ucache_context *ctx, uf_peer_t *p, const uf_chunk_t *c,
-                          const char *target, uint32_t how, bool sample)
+                          const char *span, uint32_t how, bool sample)
 {
     if (how == UF_HOW_HIT) {
         UF_ADD(ctx, hits, 1);
@@ -160,8 +187,8 @@ static void uf_chunk_done(struct ucache_context *ctx, uf_peer_t *p, const uf_chu
     } else {
         UF_ADD(ctx, misses, 1);
     }
-    if ((target != NULL) && (target != c->dst)) {
-        memcpy(c->dst, target + c->off, c->len);
+    if ((span != NULL) && (span != c->dst)) {
+        memcpy(c->dst, span + (c->off - (uf_chunk_partial(c) ? c->span_off : 0)), c->len);
     }
 }
 
@@ -234,7 +261,9 @@ static ucache_status_t uf_read_mapped(struct ucache_context *ctx, uf_view_t *v,
 static ucache_status_t uf_read_am(struct ucache_context *ctx, uf_view_t *v,
                                   uf_peer_t *p, const uf_chunk_t *c)
 {
-    char *target = uf_chunk_target(ctx, c);
+    char *target = uf_chunk_target(ctx, c), *span;
+    bool part = uf_chunk_partial(c);
+    uint32_t tlen = part ? us_chunk_table_bytes(c->length) : 0;
     ucache_status_t status = UCACHE_ERR_CORRUPT;
     uf_fetch_rep_t rep;
     us_loc_t loc;
@@ -243,8 +272,10 @@ static ucache_status_t uf_read_am(struct ucache_context *ctx, uf_view_t *v,
     if (target == NULL) {
         return UCACHE_ERR_NO_MEMORY;
     }
+    span = target + tlen;
     for (a = 0; a < UF_CHUNK_ATTEMPTS; a++) {
-        status = uf_fetch(ctx, v, p, c, UF_FETCH_DATA, &rep, target);
+        status = uf_fetch(ctx, v, p, c, UF_FETCH_DATA | (part ? UF_FETCH_SPAN : 0), &rep,
+                          target);
         if (status == UCACHE_ERR_AGAIN) {
             continue;   /* its reply was lost (the owner said so): ask again */
         }
@@ -254,9 +285,11 @@ static ucache_status_t uf_read_am(struct ucache_context *ctx, uf_view_t *v,
         loc.version = rep.version;
         loc.hdr_off = rep.hdr_off;
         loc.length  = rep.length;
-        status = us_chunk_verify(&rep.hdr, target, &c->key, &loc);
+        status = us_chunk_verify(&p->layout, &c->key, &loc, &rep.hdr, part ? target : NULL,
+                                 span, NULL, part ? c->span_off : 0,
+                                 part ? c->span_len : c->length, 0);
         if (status == UCACHE_OK) { /* the owner saw this hit itself */
-            uf_chunk_done(ctx, p, c, target, rep.how, false);
+            uf_chunk_done(ctx, p, c, span, rep.how, false);
             break;
         }
         UF_ADD(ctx, verify_retries, 1); /* evicted and reused while in flight */
@@ -316,25 +349,31 @@ static void uf_loc_put(struct ucache_context *ctx, uint64_t owner, const us_key_
 
 /*
  * One attempt at a chunk over one-sided gets.  With a cached location the
- * two buckets, the header and the payload are read at once; otherwise the
- * buckets first, then header and payload of the matching slot.  Either
- * way the bytes count only if the buckets still show that slot (same
- * version, place, length), the chunk verifies, and the whole attempt took
- * less than the owner's grace period or the buckets, read once more after
- * it, still hold the slot (so the block cannot have been reused meanwhile).
- * UCACHE_ERR_NOT_FOUND if no slot holds the key.
+ * two buckets, the header (and segment table) and the payload are read at
+ * once; otherwise the buckets first, then header and payload of the
+ * matching slot.  A read of part of a chunk reads the header with the
+ * segment table and only the span of segments it touches into @p target;
+ * a whole one, the header and the payload.  Either way the bytes count only
+ * if they verify (us_chunk_verify) and, when the attempt outlasted the
+ * owner's grace period, the buckets read once more still hold the slot (so
+ * the block cannot have been reused meanwhile).  UCACHE_ERR_NOT_FOUND if no
+ * slot holds the key.
  */
 static ucache_status_t uf_get_attempt(struct ucache_context *ctx, uf_peer_t *p,
                                       const uf_chunk_t *c, char *target,
                                       const us_loc_t *cached)
 {
     _Alignas(64) uint8_t bkt[2 * US_BUCKET_SIZE];
+    _Alignas(64) uint8_t head[US_CHUNK_HDR + US_MAX_TABLE];
+    bool part = uf_chunk_partial(c);
+    uint64_t span_off = part ? c->span_off : 0, span_len = part ? c->span_len : c->length;
     us_loc_t locs[2 * US_BUCKET_SLOTS];
     ucache_status_t status;
     us_chunk_hdr_t hdr;
     uint64_t b[2], offs[4], t0 = uc_time_ns();
-    void *bufs[4] = { bkt, bkt + US_BUCKET_SIZE, &hdr, target };
-    size_t lens[4] = { US_BUCKET_SIZE, US_BUCKET_SIZE, sizeof(hdr), c->length };
+    void *bufs[4] = { bkt, bkt + US_BUCKET_SIZE, head, target };
+    size_t lens[4] = { US_BUCKET_SIZE, US_BUCKET_SIZE,
+                       US_CHUNK_HDR + (part ? us_chunk_table_bytes(c->length) : 0), span_len };
     unsigned nloc, i;
 
     us_key_buckets(&c->key, p->layout.nbuckets, b);
@@ -342,7 +381,7 @@ static ucache_status_t uf_get_attempt(struct ucache_context *ctx, uf_peer_t *p,
     offs[1] = us_layout_bucket_off(&p->layout, b[1]);
     if (cached != NULL) {
         offs[2] = cached->hdr_off;
-        offs[3] = cached->hdr_off + US_CHUNK_HDR;
+        offs[3] = us_loc_payload_off(cached) + span_off;
     }
     status = uf_gets(ctx, p, (cached != NULL) ? 4 : 2, offs, bufs, lens);
     if (status != UCACHE_OK) {
@@ -355,7 +394,7 @@ static ucache_status_t uf_get_attempt(struct ucache_context *ctx, uf_peer_t *p,
     status = UCACHE_ERR_STALE;
     for (i = 0; (i < nloc) && (status == UCACHE_ERR_STALE); i++) {
         if ((locs[i].length != c->length) ||
-            (locs[i].hdr_off + US_CHUNK_HDR + c->length > p->layout.region_len)) {
+            (us_loc_payload_off(&locs[i]) + c->length > p->layout.region_len)) {
             continue;
         }
         if (cached != NULL) {
@@ -365,23 +404,25 @@ static ucache_status_t uf_get_attempt(struct ucache_context *ctx, uf_peer_t *p,
             }
         } else {
             offs[2] = locs[i].hdr_off;
-            offs[3] = locs[i].hdr_off + US_CHUNK_HDR;
+            offs[3] = us_loc_payload_off(&locs[i]) + span_off;
             status = uf_gets(ctx, p, 2, offs + 2, bufs + 2, lens + 2);
             if (status != UCACHE_OK) {
                 return status;
             }
         }
-        status = us_chunk_verify(&hdr, target, &c->key, &locs[i]);
-        if ((status == UCACHE_OK) && (uc_time_ns() - t0 > p->layout.grace_ns)) {
+        memcpy(&hdr, head, sizeof(hdr));
+        status = us_chunk_verify(&p->layout, &c->key, &locs[i], &hdr,
+                                 part ? head + US_CHUNK_HDR : NULL, target, NULL, span_off,
+                                 span_len, t0);
+        if (status == UCACHE_INPROGRESS) {
             /* late: the bytes count only if the slot still holds them */
             us_read_fence();
             status = uf_gets(ctx, p, 2, offs, bufs, lens);
             if (status != UCACHE_OK) {
                 return status;
             }
-            if (!us_index_holds(&p->layout, bkt, &c->key, &locs[i])) {
-                status = UCACHE_ERR_TIMEOUT;
-            }
+            status = us_index_holds(&p->layout, bkt, &c->key, &locs[i]) ? UCACHE_OK :
+                                                                          UCACHE_ERR_TIMEOUT;
         }
         if ((status == UCACHE_OK) && (cached == NULL)) { /* a cached one stays */
             uf_loc_put(ctx, p->id, &c->key, &locs[i]);
@@ -663,7 +704,7 @@ ucache_status_t uf_warm(struct ucache_context *ctx, const char *uri, uint64_t of
 ucache_status_t uf_read(struct ucache_context *ctx, const char *uri, uint64_t offset,
                         size_t len, void *buf, size_t *nread_p)
 {
-    uint64_t cs = ctx->cfg.chunk_size, end, pos;
+    uint64_t cs = ctx->cfg.chunk_size, end, pos, span_off, span_len;
     ucache_status_t status;
     us_object_t obj;
     uf_view_t *v;
@@ -693,6 +734,9 @@ ucache_status_t uf_read(struct ucache_context *ctx, const char *uri, uint64_t of
             c.len    = (uint32_t)(((end - pos) < c.length - c.off) ? end - pos :
                                                                      c.length - c.off);
             c.dst    = (char *)buf + (pos - offset);
+            us_chunk_span(c.length, c.off, c.len, &span_off, &span_len);
+            c.span_off = (uint32_t)span_off;
+            c.span_len = (uint32_t)span_len;
             status = uf_read_chunk(ctx, v, &c);
         }
         uf_view_release(v);

@@ -27,6 +27,7 @@
 typedef struct uf_waiter {
     ut_rpc_t         *rpc;
     unsigned          flags;   /* the request's UF_FETCH_* */
+    uf_fetch_span_t   span;    /* and the part of the chunk it wants */
     struct uf_waiter *next;
 } uf_waiter_t;
 
@@ -194,9 +195,46 @@ static void do_job_unlink(uf_node_t *node, uf_job_t *job)
     }
 }
 
+/*
+ * The data of a FETCH reply for a part of a chunk: its segment table, then
+ * the span asked for (checked against the chunk: a span that does not fit
+ * it is refused).  Table and span lie together in the block when the span
+ * starts the payload, and go uncopied; otherwise they are gathered here.
+ */
+static ucache_status_t uf_reply_span(uf_node_t *node, ut_rpc_t *rpc,
+                                     const uf_fetch_rep_t *rep, const us_loc_t *loc,
+                                     const uf_fetch_span_t *span)
+{
+    const char *table = (const char *)us_store_base(node->store) + loc->hdr_off + US_CHUNK_HDR;
+    uint32_t tlen = us_chunk_table_bytes(loc->length);
+    uint64_t end = (uint64_t)span->off + span->len;
+    ucache_status_t status;
+    char *buf;
+
+    if ((end > loc->length) || ((end != loc->length) && (end % US_SEGMENT != 0))) {
+        UF_NODE_ADD(node, bad_requests, 1);
+        UC_WARN("refused a FETCH for bytes %u..%llu of a %u-byte chunk", span->off,
+                (unsigned long long)end, loc->length);
+        return ut_rpc_reply(rpc, UCACHE_ERR_INVALID, NULL, 0, NULL, 0, 0);
+    }
+    if (span->off == 0) {
+        return ut_rpc_reply(rpc, UCACHE_OK, rep, sizeof(*rep), table, tlen + span->len,
+                            UT_REPLY_DATA_STABLE);
+    }
+    buf = malloc(tlen + (size_t)span->len);
+    if (buf == NULL) {
+        return ut_rpc_reply(rpc, UCACHE_ERR_NO_MEMORY, NULL, 0, NULL, 0, 0);
+    }
+    memcpy(buf, table, tlen);
+    memcpy(buf + tlen, table + tlen + span->off, span->len);
+    status = ut_rpc_reply(rpc, UCACHE_OK, rep, sizeof(*rep), buf, tlen + span->len, 0);
+    free(buf);
+    return status;
+}
+
 static ucache_status_t uf_reply_loc(uf_node_t *node, ut_rpc_t *rpc, unsigned flags,
-                                    ucache_status_t status, const us_loc_t *loc,
-                                    uint32_t how)
+                                    const uf_fetch_span_t *span, ucache_status_t status,
+                                    const us_loc_t *loc, uint32_t how)
 {
     const char *base = us_store_base(node->store);
     uf_fetch_rep_t rep;
@@ -217,9 +255,11 @@ static ucache_status_t uf_reply_loc(uf_node_t *node, ut_rpc_t *rpc, unsigned fla
     /* The chunk stays where it is for at least a grace period after any
      * unpublish, and the reader verifies what arrives: send it uncopied. */
     memcpy(&rep.hdr, base + loc->hdr_off, sizeof(rep.hdr));
-    return ut_rpc_reply(rpc, UCACHE_OK, &rep, sizeof(rep),
-                        base + loc->hdr_off + US_CHUNK_HDR, loc->length,
-                        UT_REPLY_DATA_STABLE);
+    if ((flags & UF_FETCH_SPAN) && (span != NULL)) {
+        return uf_reply_span(node, rpc, &rep, loc, span);
+    }
+    return ut_rpc_reply(rpc, UCACHE_OK, &rep, sizeof(rep), base + us_loc_payload_off(loc),
+                        loc->length, UT_REPLY_DATA_STABLE);
 }
 
 /*
@@ -291,6 +331,7 @@ static void uf_fetch_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t l
     uf_node_t *node = arg;
     char uri[US_URI_MAX];
     uf_fetch_req_t req;
+    uf_fetch_span_t span;
     ucache_status_t status;
     uf_waiter_t *w;
     const char *u;
@@ -300,7 +341,7 @@ static void uf_fetch_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t l
     uf_job_t *job;
     uint32_t how;
 
-    status = uf_fetch_req_check(msg, len, &req, &u);
+    status = uf_fetch_req_check(msg, len, &req, &u, &span);
     if (status == UCACHE_OK) {
         memcpy(uri, u, req.uri_len);
         uri[req.uri_len] = '\0';
@@ -314,36 +355,36 @@ static void uf_fetch_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t l
     if (status != UCACHE_OK) {
         UF_NODE_ADD(node, bad_requests, 1);
         UC_WARN("refused a malformed FETCH request (%zu bytes)", len);
-        uf_reply_loc(node, rpc, 0, status, NULL, 0);
+        uf_reply_loc(node, rpc, 0, NULL, status, NULL, 0);
         return;
     }
     if ((req.flags & (UF_FETCH_UNPIN | UF_FETCH_EVICT)) && (rpc->role < UT_ROLE_ADMIN)) {
         uf_node_denied(node, (req.flags & UF_FETCH_EVICT) ? "evict" : "unpin");
-        uf_reply_loc(node, rpc, req.flags, UCACHE_ERR_AUTH, NULL, 0);
+        uf_reply_loc(node, rpc, req.flags, NULL, UCACHE_ERR_AUTH, NULL, 0);
         return;
     }
     if (us_store_lookup(node->store, &key, &loc) == UCACHE_OK) {
         UF_NODE_ADD(node, fetch_hits, !(req.flags & (UF_FETCH_UNPIN | UF_FETCH_EVICT)));
         status = uf_pin_apply(node, req.flags, &key, rpc->role);
-        uf_reply_loc(node, rpc, req.flags, status, &loc, UF_HOW_HIT);
+        uf_reply_loc(node, rpc, req.flags, &span, status, &loc, UF_HOW_HIT);
         return;
     }
     if (req.flags & (UF_FETCH_UNPIN | UF_FETCH_EVICT)) { /* not cached */
-        uf_reply_loc(node, rpc, req.flags, UCACHE_ERR_NOT_FOUND, NULL, 0);
+        uf_reply_loc(node, rpc, req.flags, NULL, UCACHE_ERR_NOT_FOUND, NULL, 0);
         return;
     }
     if (atomic_load_explicit(&node->draining, memory_order_relaxed)) {
-        uf_reply_loc(node, rpc, 0, UCACHE_ERR_MOVED, NULL, 0); /* drained: go elsewhere */
+        uf_reply_loc(node, rpc, 0, NULL, UCACHE_ERR_MOVED, NULL, 0); /* drained: go elsewhere */
         return;
     }
     status = uf_fill_allowed(node, uri);
     if (status != UCACHE_OK) {
-        uf_reply_loc(node, rpc, 0, status, NULL, 0);
+        uf_reply_loc(node, rpc, 0, NULL, status, NULL, 0);
         return;
     }
     w = calloc(1, sizeof(*w));
     if (w == NULL) {
-        uf_reply_loc(node, rpc, 0, UCACHE_ERR_NO_MEMORY, NULL, 0);
+        uf_reply_loc(node, rpc, 0, NULL, UCACHE_ERR_NO_MEMORY, NULL, 0);
         return;
     }
     pthread_mutex_lock(&node->lock);
@@ -351,10 +392,11 @@ static void uf_fetch_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t l
     if ((job == NULL) || (ut_rpc_defer(rpc, &w->rpc) != UCACHE_OK)) {
         pthread_mutex_unlock(&node->lock);
         free(w);
-        uf_reply_loc(node, rpc, 0, status, NULL, 0);
+        uf_reply_loc(node, rpc, 0, NULL, status, NULL, 0);
         return;
     }
     w->flags = req.flags;
+    w->span  = span;
     w->next  = job->waiters;
     job->waiters = w;
     pthread_mutex_unlock(&node->lock);
@@ -444,7 +486,7 @@ static void uf_job_finish(uf_node_t *node, uf_job_t *job)
     pthread_mutex_unlock(&node->lock);
     for (; w != NULL; w = next) {
         next = w->next;
-        uf_reply_loc(node, w->rpc, w->flags,
+        uf_reply_loc(node, w->rpc, w->flags, &w->span,
                      (job->status == UCACHE_OK) ?
                          uf_pin_apply(node, w->flags, &job->key, w->rpc->role) : job->status,
                      &job->loc,

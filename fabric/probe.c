@@ -169,7 +169,7 @@ static ucache_status_t uf_probe_chunk(uf_probe_t *pr, uint64_t bucket, unsigned 
     ucache_status_t status;
     us_chunk_hdr_t hdr;
     us_key_t key;
-    uint64_t b[2], offs[2] = { loc->hdr_off, loc->hdr_off + US_CHUNK_HDR };
+    uint64_t b[2], offs[2] = { loc->hdr_off, us_loc_payload_off(loc) };
     void *bufs[2];
     size_t lens[2] = { sizeof(hdr), loc->length };
     char *np;
@@ -188,7 +188,7 @@ static ucache_status_t uf_probe_chunk(uf_probe_t *pr, uint64_t bucket, unsigned 
     if (status != UCACHE_OK) {
         return status;
     }
-    if (uc_time_ns() - t_bucket > l->grace_ns) {
+    if (us_read_late(l, t_bucket)) { /* its slot, as well as its bytes, decides */
         status = uf_probe_slot_same(pr, bucket, s, w0);
         if (status != UCACHE_OK) {
             return status;
@@ -203,7 +203,7 @@ static ucache_status_t uf_probe_chunk(uf_probe_t *pr, uint64_t bucket, unsigned 
     if ((us_key_fp(&key) != fp) || ((b[0] != bucket) && (b[1] != bucket))) {
         return UCACHE_ERR_CORRUPT; /* the slot names a chunk that is not its key's */
     }
-    status = us_chunk_verify(&hdr, pr->payload, &key, loc);
+    status = us_chunk_verify(l, &key, loc, &hdr, NULL, pr->payload, NULL, 0, loc->length, 0);
     if ((status == UCACHE_OK) && (pr->v->place != NULL)) {
         uint32_t owners[UF_MAX_REPLICAS];
         unsigned n = uf_place_owners(pr->v->place, &key, pr->ctx->cfg.replicas, owners), i;

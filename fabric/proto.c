@@ -100,24 +100,37 @@ _Static_assert(UF_NTAGS == sizeof(ucache_stats_t) / sizeof(uint64_t),
 _Static_assert(UF_STATS_POSITIONAL <= UF_NTAGS, "positional replies are frozen");
 
 ucache_status_t uf_fetch_req_check(const void *msg, size_t len, uf_fetch_req_t *req,
-                                   const char **uri_p)
+                                   const char **uri_p, uf_fetch_span_t *span_p)
 {
+    size_t tail;
+
+    memset(span_p, 0, sizeof(*span_p));
     if (len < sizeof(*req)) {
         return UCACHE_ERR_INVALID;
     }
     memcpy(req, msg, sizeof(*req));
+    tail = (req->flags & UF_FETCH_SPAN) ? sizeof(*span_p) : 0;
     if ((req->magic != UF_PROTO_MAGIC) || (req->version != UF_PROTO_VERSION) ||
-        (req->flags & ~(UF_FETCH_DATA | UF_FETCH_PIN | UF_FETCH_UNPIN | UF_FETCH_EVICT)) ||
+        (req->flags & ~(UF_FETCH_DATA | UF_FETCH_PIN | UF_FETCH_UNPIN | UF_FETCH_EVICT |
+                        UF_FETCH_SPAN)) ||
+        ((req->flags & UF_FETCH_SPAN) && !(req->flags & UF_FETCH_DATA)) ||
         (__builtin_popcount(req->flags & (UF_FETCH_PIN | UF_FETCH_UNPIN |
                                           UF_FETCH_EVICT)) > 1) ||
         ((req->flags & UF_FETCH_EVICT) && (req->flags & UF_FETCH_DATA)) ||
         (req->uri_len == 0) ||
-        (req->uri_len >= US_URI_MAX) || (len != sizeof(*req) + req->uri_len) ||
+        (req->uri_len >= US_URI_MAX) || (len != sizeof(*req) + req->uri_len + tail) ||
         (req->chunk_size < 4096) || (req->chunk_size > US_MAX_PAYLOAD) ||
         (req->obj_size == 0) || (req->chunk_idx >= req->obj_size / req->chunk_size +
                                  (req->obj_size % req->chunk_size != 0)) ||
         (memchr((const char *)msg + sizeof(*req), '\0', req->uri_len) != NULL)) {
         return UCACHE_ERR_INVALID;
+    }
+    if (tail > 0) {
+        memcpy(span_p, (const char *)msg + sizeof(*req) + req->uri_len, sizeof(*span_p));
+        if ((span_p->len == 0) || (span_p->off % US_SEGMENT != 0) ||
+            ((uint64_t)span_p->off + span_p->len > req->chunk_size)) {
+            return UCACHE_ERR_INVALID;
+        }
     }
     *uri_p = (const char *)msg + sizeof(*req);
     return UCACHE_OK;
@@ -153,11 +166,9 @@ ucache_status_t uf_admin_req_check(const void *msg, size_t len, uf_admin_msg_t *
 }
 
 ucache_status_t uf_fetch_rep_check(const uf_fetch_rep_t *rep, size_t meta_len,
-                                   size_t data_len, uint32_t want, unsigned flags)
+                                   size_t data_len, uint32_t want, size_t want_data)
 {
-    if ((meta_len != sizeof(*rep)) || (rep->length != want) ||
-        ((flags & UF_FETCH_DATA) && (data_len != want)) ||
-        (!(flags & UF_FETCH_DATA) && (data_len != 0)) ||
+    if ((meta_len != sizeof(*rep)) || (rep->length != want) || (data_len != want_data) ||
         (rep->how < UF_HOW_HIT) || (rep->how > UF_HOW_COALESCED)) {
         return UCACHE_ERR_CORRUPT;
     }

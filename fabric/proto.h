@@ -24,6 +24,9 @@
 #define UF_FETCH_PIN      (1u << 1)  /* pin the chunk once found or filled  */
 #define UF_FETCH_UNPIN    (1u << 2)  /* unpin it if present; never fill     */
 #define UF_FETCH_EVICT    (1u << 3)  /* unpin and drop it if present; never fill */
+#define UF_FETCH_SPAN     (1u << 4)  /* with DATA: a uf_fetch_span_t follows the
+                                        URI; the reply's data is the chunk's
+                                        segment table, then those bytes    */
 
 /* FETCH request: this header, then uri_len bytes of URI (no terminator). */
 typedef struct uf_fetch_req {
@@ -38,6 +41,14 @@ typedef struct uf_fetch_req {
     uint16_t uri_len;
     uint16_t reserved;
 } uf_fetch_req_t;
+
+/* The part of a chunk a FETCH with UF_FETCH_SPAN wants: a span of whole
+ * segments (us_chunk_span: off segment-aligned, off + len at a segment's
+ * end or the chunk's). */
+typedef struct uf_fetch_span {
+    uint32_t off;
+    uint32_t len;
+} uf_fetch_span_t;
 
 /* How an owner answered a FETCH (uf_fetch_rep_t.how). */
 enum { UF_HOW_HIT = 1, UF_HOW_FILLED = 2, UF_HOW_COALESCED = 3 };
@@ -112,9 +123,10 @@ us_key_t uf_chunk_key(const char *uri, const us_object_t *obj, uint64_t idx,
 /* proto.c: the checks of every message that crosses a trust boundary */
 
 /** Check a FETCH request; on success *uri_p points into @p msg (not
- *  terminated, req->uri_len bytes).  UCACHE_ERR_INVALID else. */
+ *  terminated, req->uri_len bytes) and *span_p holds the span asked for
+ *  (UF_FETCH_SPAN; else 0, 0).  UCACHE_ERR_INVALID else. */
 ucache_status_t uf_fetch_req_check(const void *msg, size_t len, uf_fetch_req_t *req,
-                                   const char **uri_p);
+                                   const char **uri_p, uf_fetch_span_t *span_p);
 
 /** Check a TOUCH request: its header, then exactly req->count keys. */
 ucache_status_t uf_touch_req_check(const void *msg, size_t len, uf_touch_req_t *req);
@@ -125,9 +137,10 @@ ucache_status_t uf_admin_req_check(const void *msg, size_t len, uf_admin_msg_t *
 
 /** Check a FETCH reply's shape (not its bytes): @p meta_len bytes of
  *  metadata in @p rep, @p data_len of data, for a chunk of @p want bytes
- *  asked with @p flags.  UCACHE_ERR_CORRUPT if it is not what was asked. */
+ *  of which @p want_data bytes of data were asked (0: none).
+ *  UCACHE_ERR_CORRUPT if it is not what was asked. */
 ucache_status_t uf_fetch_rep_check(const uf_fetch_rep_t *rep, size_t meta_len,
-                                   size_t data_len, uint32_t want, unsigned flags);
+                                   size_t data_len, uint32_t want, size_t want_data);
 
 /** The counters of an ADMIN reply of @p len bytes, tagged or positional
  *  (counters this build does not know are skipped, those it is not sent

@@ -100,7 +100,7 @@ ucache_status_t ucperf_store_run(const ucperf_opts_t *opts, FILE *out)
     us_read_op_t ops[US_READ_BATCH] = {0};
     uint8_t *bdst = NULL;
     unsigned j;
-    size_t stride, dstride;
+    size_t stride, dstride, pay_off;
     uint64_t errors = 0;
     uint8_t *src, *dst;
     us_store_t *s;
@@ -121,7 +121,8 @@ ucache_status_t ucperf_store_run(const ucperf_opts_t *opts, FILE *out)
     if (status != UCACHE_OK) {
         return status;
     }
-    stride  = us_alloc_block_size(US_CHUNK_OVERHEAD + o->size); /* a chunk's block */
+    pay_off = US_CHUNK_OVERHEAD + us_chunk_table_bytes((uint32_t)o->size); /* its payload */
+    stride  = us_alloc_block_size(pay_off + o->size);                      /* a chunk's block */
     dstride = (o->size + 63) & ~(size_t)63;                      /* a destination */
     src = malloc(SRC_LEN);
     dst = aligned_alloc(64, dstride);
@@ -212,7 +213,7 @@ ucache_status_t ucperf_store_run(const ucperf_opts_t *opts, FILE *out)
     t0 = uc_time_ns();
     for (i = 0; i < iters; i++) {
         x ^= x << 13; x ^= x >> 7; x ^= x << 17;
-        memcpy(dst, data + (x % cap) * stride + US_CHUNK_OVERHEAD, o->size);
+        memcpy(dst, data + (x % cap) * stride + pay_off, o->size);
         __asm__ __volatile__("" : : "r"(dst) : "memory");
     }
     rows[4].seconds = (uc_time_ns() - t0) / 1e9;
@@ -220,7 +221,7 @@ ucache_status_t ucperf_store_run(const ucperf_opts_t *opts, FILE *out)
     for (i = 0; i < n; i++) {
         x ^= x << 13; x ^= x >> 7; x ^= x << 17;
         t0 = uc_time_ns();
-        memcpy(dst, data + (x % cap) * stride + US_CHUNK_OVERHEAD, o->size);
+        memcpy(dst, data + (x % cap) * stride + pay_off, o->size);
         __asm__ __volatile__("" : : "r"(dst) : "memory");
         lat[i] = uc_time_ns() - t0;
     }

@@ -53,7 +53,8 @@ ucache_status_t us_layout_parse(const void *buf, size_t len, us_layout_t *layout
         (sb.index_off < US_SUPER_SIZE) || (sb.index_off % US_BUCKET_SIZE != 0) ||
         (sb.data_off % US_GRANULE != 0) || (sb.data_len % US_GRANULE != 0) ||
         (sb.data_len / US_GRANULE > US_MAX_GRANULES) ||
-        (sb.max_payload > US_MAX_PAYLOAD) || (sb.grace_ns == 0)) {
+        (sb.max_payload > US_MAX_PAYLOAD) || (sb.grace_ns == 0) ||
+        (sb.segment_size != US_SEGMENT)) {
         return UCACHE_ERR_INVALID;
     }
     if ((sb.index_off > sb.region_len) ||
@@ -88,7 +89,8 @@ bool us_slot_decode(const us_layout_t *layout, const void *slot, us_loc_t *loc,
     }
     granule   = w[1] >> 26;
     length    = (uint32_t)(w[1] & US_MAX_PAYLOAD);
-    block_end = (granule * US_GRANULE) + US_CHUNK_OVERHEAD + length;
+    block_end = (granule * US_GRANULE) + US_CHUNK_OVERHEAD + us_chunk_table_bytes(length) +
+                length;
     if ((length > layout->max_payload) || (granule >= US_MAX_GRANULES) ||
         (block_end > layout->data_len)) {
         return false; /* torn or garbage slot: it can only point outside */
@@ -139,9 +141,29 @@ static inline uint64_t us_hdr_seed(const us_chunk_hdr_t *hdr)
     return XXH3_64bits(hdr, offsetof(us_chunk_hdr_t, checksum));
 }
 
-uint64_t us_chunk_checksum(const us_chunk_hdr_t *hdr, const void *payload)
+/* The checksum of segment @p i (@p n bytes at @p p) of a chunk whose header
+ * seeds @p seed. */
+static inline uint64_t us_seg_sum(const void *p, size_t n, uint64_t seed, uint32_t i)
 {
-    return XXH3_64bits_withSeed_dispatch(payload, hdr->length, us_hdr_seed(hdr));
+    return XXH3_64bits_withSeed_dispatch(p, n, seed + i);
+}
+
+void us_chunk_seal(us_chunk_hdr_t *hdr, void *table, const void *payload)
+{
+    uint32_t nseg = us_chunk_segments(hdr->length), i;
+    uint64_t seed = us_hdr_seed(hdr), *sums = table, off, n;
+
+    if (nseg == 1) {
+        hdr->checksum = XXH3_64bits_withSeed_dispatch(payload, hdr->length, seed);
+        return;
+    }
+    memset(table, 0, us_chunk_table_bytes(hdr->length));
+    for (i = 0; i < nseg; i++) {
+        off = (uint64_t)i * US_SEGMENT;
+        n   = (hdr->length - off < US_SEGMENT) ? hdr->length - off : US_SEGMENT;
+        sums[i] = us_seg_sum((const char *)payload + off, n, seed, i);
+    }
+    hdr->checksum = XXH3_64bits_withSeed_dispatch(table, nseg * sizeof(uint64_t), seed);
 }
 
 static inline ucache_status_t us_hdr_check(const us_chunk_hdr_t *hdr,
@@ -155,14 +177,83 @@ static inline ucache_status_t us_hdr_check(const us_chunk_hdr_t *hdr,
     return UCACHE_OK;
 }
 
-ucache_status_t us_chunk_verify(const us_chunk_hdr_t *hdr, const void *payload,
-                                const us_key_t *key, const us_loc_t *loc)
+/* Copy @p n bytes of memory another thread or node may be changing. */
+static void us_copy_racy(void *dst, const void *src, size_t n);
+
+/* The checksum of @p n bytes at @p src, after copying them to @p copy_to
+ * when it is set; @p src may be memory another node changes. */
+static uint64_t us_sum_racy(const char *src, char *copy_to, size_t n, uint64_t seed)
 {
+    uint64_t sum;
+
+    if (copy_to != NULL) {
+        us_copy_racy(copy_to, src, n);
+        return XXH3_64bits_withSeed_dispatch(copy_to, n, seed);
+    }
+    US_RACY_BEGIN();
+    sum = XXH3_64bits_withSeed_dispatch(src, n, seed);
+    US_RACY_END();
+    return sum;
+}
+
+/* us_sum_racy of segment @p i, at @p pos of the span at @p src (@p dst). */
+static inline uint64_t us_seg_sum_racy_at(const char *src, char *dst, uint64_t pos,
+                                          uint64_t n, uint64_t seed, uint32_t i)
+{
+    return us_sum_racy(src + pos, (dst != NULL) ? dst + pos : NULL, n, seed + i);
+}
+
+ucache_status_t us_chunk_verify(const us_layout_t *layout, const us_key_t *key,
+                                const us_loc_t *loc, const us_chunk_hdr_t *hdr,
+                                const void *table, const void *bytes, void *copy_to,
+                                uint64_t off, uint64_t len, uint64_t t0)
+{
+    uint64_t local[US_MAX_SEGMENTS], seed, n, pos, sum;
+    const uint64_t *sums = table;
+    const char *src = bytes;
+    char *dst = copy_to;
+    uint32_t nseg, i;
+
     if (us_hdr_check(hdr, key, loc) != UCACHE_OK) {
         return UCACHE_ERR_STALE;
     }
-    if (us_chunk_checksum(hdr, payload) != hdr->checksum) {
+    if ((off % US_SEGMENT != 0) || (off > loc->length) || (len > loc->length - off) ||
+        ((off + len != loc->length) && ((off + len) % US_SEGMENT != 0)) ||
+        ((len == 0) && (loc->length != 0))) {
+        return UCACHE_ERR_INVALID;
+    }
+    seed = us_hdr_seed(hdr);
+    nseg = us_chunk_segments(loc->length);
+    if (nseg == 1) {         /* off 0, len the whole payload: no table */
+        sum = us_sum_racy(src, dst, len, seed);
+    } else {
+        if (sums == NULL) {  /* the whole payload: recompute the table */
+            if ((off != 0) || (len != loc->length)) {
+                return UCACHE_ERR_INVALID;
+            }
+            sums = local;
+            for (i = 0; i < nseg; i++) {
+                pos = (uint64_t)i * US_SEGMENT;
+                n   = (len - pos < US_SEGMENT) ? len - pos : US_SEGMENT;
+                local[i] = us_seg_sum_racy_at(src, dst, pos, n, seed, i);
+            }
+        }
+        sum = XXH3_64bits_withSeed_dispatch(sums, nseg * sizeof(uint64_t), seed);
+        if ((sum == hdr->checksum) && (sums != local)) {
+            for (pos = 0; pos < len; pos += n) {  /* the segments of the span */
+                i = (uint32_t)((off + pos) / US_SEGMENT);
+                n = (len - pos < US_SEGMENT) ? len - pos : US_SEGMENT;
+                if (us_seg_sum_racy_at(src, dst, pos, n, seed, i) != sums[i]) {
+                    return UCACHE_ERR_CORRUPT;
+                }
+            }
+        }
+    }
+    if (sum != hdr->checksum) {
         return UCACHE_ERR_CORRUPT;
+    }
+    if (us_read_late(layout, t0)) {
+        return UCACHE_INPROGRESS; /* late: counts only if its slot still holds it */
     }
     return UCACHE_OK;
 }
@@ -176,73 +267,53 @@ static void us_copy_racy(void *dst, const void *src, size_t n)
 }
 
 #define US_PREFETCH_AHEAD 2         /* chunks prefetched ahead of the copy */
-#define US_FUSE_BLOCK (32u * 1024)  /* copy, then hash while still in L1/L2 */
-
-/* A copied chunk whose checksum is still to be checked. */
-typedef struct us_pending {
-    uint64_t seed;
-    uint64_t checksum;
-} us_pending_t;
+#define US_COPY_FIRST     (32u * 1024) /* payloads copied first, hashed after */
 
 /*
- * Copy a chunk's header and payload out of racy memory at @p src; the
- * checksum is always computed over the caller's copy.  A payload of up to
- * US_FUSE_BLOCK is only copied here (UCACHE_INPROGRESS, what to check in
- * @p pend), so a batch copies all its chunks back to back, keeping many
- * memory reads in flight, and hashes them afterwards from cache.  A larger
- * one is copied and hashed block by block (one pass over memory).
+ * Copy what @p op wants of the chunk whose header is at @p src (racy
+ * memory) and verify it.  A part of a chunk: its segments are verified
+ * where they lie, then the part is copied (the owner never changes a
+ * published payload and reuses its memory only a grace period after
+ * unpublishing it, so if the group ends within the grace period the copied
+ * bytes are the hashed ones).  A whole payload of up to US_COPY_FIRST is
+ * only copied here (UCACHE_INPROGRESS: verify the copy later), so a batch
+ * copies all its chunks back to back, keeping many memory reads in flight,
+ * and hashes them afterwards from cache; a larger one is copied and hashed
+ * segment by segment (one pass over memory).  @p hdr gets the header copy.
  */
-static ucache_status_t us_copy_chunk(const char *src, const us_read_op_t *op,
-                                     const us_loc_t *loc, us_pending_t *pend)
+static ucache_status_t us_copy_chunk(const us_layout_t *layout, const char *src,
+                                     const us_read_op_t *op, const us_loc_t *loc,
+                                     us_chunk_hdr_t *hdr)
 {
-    _Alignas(64) XXH3_state_t state;
-    void *dst = op->dst;
-    us_chunk_hdr_t hdr;
-    size_t off, n;
-    uint64_t sum;
+    _Alignas(64) uint8_t table[US_MAX_TABLE];
+    const char *payload = src + US_CHUNK_HDR + us_chunk_table_bytes(loc->length);
+    uint64_t span_off, span_len;
+    ucache_status_t st;
 
-    us_copy_racy(&hdr, src, sizeof(hdr));
-    if (us_hdr_check(&hdr, &op->key, loc) != UCACHE_OK) {
+    us_copy_racy(hdr, src, sizeof(*hdr));
+    if (us_hdr_check(hdr, &op->key, loc) != UCACHE_OK) {
         return UCACHE_ERR_STALE;           /* not this chunk: skip the payload */
     }
-    src += US_CHUNK_HDR;
     if (op->range_len > 0) {
-        /* Part of a chunk: hash it where it lies, then copy the part.  The
-         * owner never changes a published payload and reuses its memory
-         * only a grace period after unpublishing it, so if the group ends
-         * within the grace period the copied bytes are the hashed ones. */
         if ((op->range_off > loc->length) ||
             (op->range_len > loc->length - op->range_off)) {
             return UCACHE_ERR_OUT_OF_RANGE;
         }
-        US_RACY_BEGIN();
-        sum = XXH3_64bits_withSeed_dispatch(src, loc->length, us_hdr_seed(&hdr));
-        US_RACY_END();
-        if (sum != hdr.checksum) {
-            return UCACHE_ERR_CORRUPT;
+        us_chunk_span(loc->length, op->range_off, op->range_len, &span_off, &span_len);
+        us_copy_racy(table, src + US_CHUNK_HDR, us_chunk_table_bytes(loc->length));
+        st = us_chunk_verify(layout, &op->key, loc, hdr, table, payload + span_off, NULL,
+                             span_off, span_len, 0);
+        if (st == UCACHE_OK) {
+            us_copy_racy(op->dst, payload + op->range_off, op->range_len);
         }
-        us_copy_racy(dst, src + op->range_off, op->range_len);
-        return UCACHE_OK;
+        return st;
     }
-    if (loc->length <= US_FUSE_BLOCK) {
-        us_copy_racy(dst, src, loc->length);
-        pend->seed     = us_hdr_seed(&hdr);
-        pend->checksum = hdr.checksum;
+    if (loc->length <= US_COPY_FIRST) {
+        us_copy_racy(op->dst, payload, loc->length);
         return UCACHE_INPROGRESS;
     }
-    /* libxxhash 0.8.1 skips deriving the seeded secret when the state's
-     * stale seed field equals the new seed: a reused stack slot then hashes
-     * with whatever overwrote the old secret.  Clear the seed first. */
-    XXH3_INITSTATE(&state);
-    XXH3_64bits_reset_withSeed(&state, us_hdr_seed(&hdr));
-    for (off = 0; off < loc->length; off += n) {
-        n = loc->length - off;
-        n = (n > US_FUSE_BLOCK) ? US_FUSE_BLOCK : n;
-        us_copy_racy((char *)dst + off, src + off, n);
-        XXH3_64bits_update_dispatch(&state, (char *)dst + off, n);
-    }
-    return (XXH3_64bits_digest(&state) == hdr.checksum) ? UCACHE_OK :
-                                                          UCACHE_ERR_CORRUPT;
+    return us_chunk_verify(layout, &op->key, loc, hdr, NULL, payload, op->dst, 0,
+                           loc->length, 0);
 }
 
 static void us_count(us_read_stats_t *stats, ucache_status_t st)
@@ -302,7 +373,7 @@ static void us_read_group(const us_layout_t *layout, const char *base,
 {
     _Alignas(64) uint64_t bkt[US_READ_BATCH][2 * US_BUCKET_SIZE / sizeof(uint64_t)];
     us_loc_t locs[US_READ_BATCH][2 * US_BUCKET_SLOTS];
-    us_pending_t pend[US_READ_BATCH];
+    us_chunk_hdr_t hdr[US_READ_BATCH];
     unsigned nloc[US_READ_BATCH], used[US_READ_BATCH], i, j;
     uint64_t b[US_READ_BATCH][2], t0 = uc_time_ns();
     ucache_status_t st;
@@ -333,8 +404,8 @@ static void us_read_group(const us_layout_t *layout, const char *base,
                 st = UCACHE_ERR_MSG_TRUNCATED;
                 break;
             }
-            st = us_copy_chunk(base + locs[i][j].hdr_off, &ops[i], &locs[i][j],
-                               &pend[i]);
+            st = us_copy_chunk(layout, base + locs[i][j].hdr_off, &ops[i], &locs[i][j],
+                               &hdr[i]);
             if (st != UCACHE_ERR_STALE) {
                 ops[i].length = locs[i][j].length;
                 break;
@@ -349,7 +420,7 @@ static void us_read_group(const us_layout_t *layout, const char *base,
      * the version it was read at.  Versions are never reused, so the chunk
      * was not unpublished before the slot's second copy, and its memory not
      * reused during the first (the loads are ordered by the fence). */
-    late = (uc_time_ns() - t0 > layout->grace_ns);
+    late = us_read_late(layout, t0);
     if (late) {
         us_read_fence();
     }
@@ -363,10 +434,9 @@ static void us_read_group(const us_layout_t *layout, const char *base,
                             (ops[i].status == UCACHE_ERR_STALE))) {
             ops[i].status = UCACHE_ERR_TIMEOUT; /* may have been reused: not torn */
         }
-        if (ops[i].status == UCACHE_INPROGRESS) {
-            ops[i].status = (XXH3_64bits_withSeed_dispatch(ops[i].dst, ops[i].length,
-                                                           pend[i].seed) ==
-                             pend[i].checksum) ? UCACHE_OK : UCACHE_ERR_CORRUPT;
+        if (ops[i].status == UCACHE_INPROGRESS) {   /* copied first: verify the copy */
+            ops[i].status = us_chunk_verify(layout, &ops[i].key, &locs[i][used[i]], &hdr[i],
+                                            NULL, ops[i].dst, NULL, 0, ops[i].length, 0);
         }
     }
 }

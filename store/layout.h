@@ -1,5 +1,5 @@
 /*
- * layout.h - the node store's binary layout in exported memory, version 1:
+ * layout.h - the node store's binary layout in exported memory, version 2:
  * what a remote reader walks with one-sided reads alone.  The owner writes
  * it (store.c); readers on other nodes parse and verify it (layout.c) and
  * trust nothing in it: every field is bounds-checked, every chunk verified
@@ -21,18 +21,28 @@
  * Block at data_off + granule * 64:
  *   +0   16 bytes the owner's allocator uses (never read by readers)
  *   +16  us_chunk_hdr_t (48 bytes)   <- a reader reads from here
- *   +64  payload (length bytes)
+ *   +64  segment table: T = us_chunk_table_bytes(length) bytes
+ *   +64+T payload (length bytes)
+ *
+ * Segments (version 2): the payload is cut into US_SEGMENT (64 KiB)
+ * segments.  A chunk of one segment has no table and its checksum is the
+ * payload's XXH3; a larger one holds one XXH3 per segment (seeded with the
+ * header and the segment's index) in its table, padded to 64 bytes, and
+ * its checksum is the XXH3 of that table.  A reader of part of a chunk
+ * moves and hashes the header, the table and the segments it touches; a
+ * reader of the whole chunk needs no table (it recomputes it).
  */
 #ifndef US_LAYOUT_H
 #define US_LAYOUT_H
 
 #include "util/status.h"
+#include "util/time.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define US_LAYOUT_VERSION   1u
+#define US_LAYOUT_VERSION   2u
 #define US_SUPER_MAGIC      0x31455246534355ull   /* "UCSFRE1" */
 #define US_SUPER_SIZE       4096u
 #define US_CHUNK_MAGIC      0x48434355u           /* "UCCH" */
@@ -46,6 +56,9 @@
 #define US_MAX_PAYLOAD      ((1u << 26) - 1u)     /* slot length field */
 #define US_MAX_GRANULES     (1ull << 38)          /* 16 TiB data area   */
 #define US_VERSION_MASK     ((1ull << 48) - 1u)
+#define US_SEGMENT          65536u                /* bytes per checksummed segment */
+#define US_MAX_SEGMENTS     ((US_MAX_PAYLOAD + US_SEGMENT - 1) / US_SEGMENT) /* 1024 */
+#define US_MAX_TABLE        (US_MAX_SEGMENTS * 8u)
 
 /* A chunk's 128-bit key: H(object URI, object version, chunk index). */
 typedef struct us_key {
@@ -71,7 +84,7 @@ typedef struct us_super {
     uint32_t bucket_size;
     uint32_t bucket_slots;
     uint32_t max_payload;
-    uint32_t reserved;
+    uint32_t segment_size;    /* US_SEGMENT                                */
     uint64_t checksum;        /* XXH64 of the bytes above                  */
 } us_super_t;
 
@@ -85,7 +98,8 @@ typedef struct us_chunk_hdr {
     uint64_t version;         /* == the slot's version while published     */
     uint32_t length;          /* payload bytes                             */
     uint32_t ns;              /* namespace the chunk is accounted to       */
-    uint64_t checksum;        /* XXH3_64(payload, seed = XXH3_64(bytes above)) */
+    uint64_t checksum;        /* one segment: XXH3_64(payload, seed = XXH3_64(bytes
+                                 above)); more: XXH3_64(table, same seed)  */
 } us_chunk_hdr_t;
 
 _Static_assert(sizeof(us_chunk_hdr_t) == US_CHUNK_HDR, "chunk header size");
@@ -200,18 +214,89 @@ static inline void us_read_fence(void)
 bool us_index_holds(const us_layout_t *layout, const void *buckets,
                     const us_key_t *key, const us_loc_t *loc);
 
-/**
- * Verify a chunk read one-sidedly: @p hdr and @p payload are the reader's
- * copies.  OK only if magic, key, version and length match @p loc and the
- * checksum over the payload matches.  UCACHE_ERR_STALE for a different or
- * unpublished chunk, UCACHE_ERR_CORRUPT for bytes that changed under the
- * read (torn).  Never logs: torn reads are expected under eviction races.
- */
-ucache_status_t us_chunk_verify(const us_chunk_hdr_t *hdr, const void *payload,
-                                const us_key_t *key, const us_loc_t *loc);
+/** Segments of a payload of @p length bytes (an empty one has one). */
+static inline uint32_t us_chunk_segments(uint32_t length)
+{
+    return (length <= US_SEGMENT) ? 1u : (length + US_SEGMENT - 1) / US_SEGMENT;
+}
 
-/** The checksum a chunk header carries (owner: before publishing). */
-uint64_t us_chunk_checksum(const us_chunk_hdr_t *hdr, const void *payload);
+/** Bytes of the segment table of a @p length-byte payload (0: one segment). */
+static inline uint32_t us_chunk_table_bytes(uint32_t length)
+{
+    uint32_t n = us_chunk_segments(length);
+
+    return (n == 1) ? 0u : (n * 8u + 63u) & ~63u;
+}
+
+/** Region offset of the payload of the chunk at @p loc (its table, if it
+ *  has one, is at loc->hdr_off + US_CHUNK_HDR). */
+static inline uint64_t us_loc_payload_off(const us_loc_t *loc)
+{
+    return loc->hdr_off + US_CHUNK_HDR + us_chunk_table_bytes(loc->length);
+}
+
+/**
+ * The segments that cover payload bytes [off, off + len) of a @p length-byte
+ * payload (off + len <= length): *span_off is segment-aligned, *span_len
+ * ends at a segment's end or the payload's.  What a reader of part of a
+ * chunk moves and verifies.
+ */
+static inline void us_chunk_span(uint32_t length, uint64_t off, uint64_t len,
+                                 uint64_t *span_off, uint64_t *span_len)
+{
+    uint64_t s = off / US_SEGMENT * US_SEGMENT;
+    uint64_t e = (off + len + US_SEGMENT - 1) / US_SEGMENT * US_SEGMENT;
+
+    e = (e > length) ? length : e;
+    *span_off = s;
+    *span_len = (e > s) ? e - s : 0;
+}
+
+/**
+ * The grace rule: a read whose index lookup began at @p t0 (monotonic ns;
+ * 0: not a read of an owner's memory) and is not over yet is late when it
+ * has taken longer than the owner's grace period - its bytes then count
+ * only if its slot still holds the chunk afterwards (us_index_holds).
+ */
+static inline bool us_read_late(const us_layout_t *layout, uint64_t t0)
+{
+    return (t0 != 0) && (uc_time_ns() - t0 > layout->grace_ns);
+}
+
+/**
+ * The one verification of a chunk's bytes, whichever way they came (mapped
+ * memory, one-sided gets, an owner's reply, a probe): no byte reaches a
+ * caller unless it passed here.
+ *
+ * @p hdr is the reader's copy of the chunk header, which must name @p key
+ * at @p loc (magic, key, version, length; a tombstone never does).  The
+ * payload bytes [@p off, @p off + @p len) - a span us_chunk_span() gave, or
+ * the whole payload - are at @p bytes; with @p copy_to they are copied there
+ * segment by segment and each copy is hashed while it is in cache (@p bytes
+ * may then be memory another node changes), else hashed where they are.
+ * @p table is the reader's copy of the chunk's segment table (T bytes); it
+ * may be NULL when the whole payload is verified (the table is recomputed).
+ * @p t0 is when the reader began its index lookup (0: the bytes came in an
+ * owner's reply, not from its memory): a read that took longer than the
+ * grace period returns UCACHE_INPROGRESS - its bytes count only if a copy
+ * of its buckets made now still holds the slot (us_index_holds).
+ *
+ * UCACHE_OK; UCACHE_INPROGRESS (late, see above); UCACHE_ERR_STALE (another
+ * or an unpublished chunk); UCACHE_ERR_CORRUPT (bytes that changed under the
+ * read: torn); UCACHE_ERR_INVALID (a span that is not one, no table for a
+ * part).  Never logs: torn and stale reads are expected under eviction.
+ */
+ucache_status_t us_chunk_verify(const us_layout_t *layout, const us_key_t *key,
+                                const us_loc_t *loc, const us_chunk_hdr_t *hdr,
+                                const void *table, const void *bytes, void *copy_to,
+                                uint64_t off, uint64_t len, uint64_t t0);
+
+/**
+ * The owner's side: fill in @p hdr's checksum and, for a payload of more
+ * than one segment, its segment table at @p table (us_chunk_table_bytes()
+ * bytes, padding zeroed), from the @p hdr->length bytes at @p payload.
+ */
+void us_chunk_seal(us_chunk_hdr_t *hdr, void *table, const void *payload);
 
 /* One read of a batch (us_read_raw_batch). */
 typedef struct us_read_op {

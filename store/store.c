@@ -210,6 +210,7 @@ static ucache_status_t format(us_store_t *s, const us_store_params_t *p)
     sb->bucket_size    = US_BUCKET_SIZE;
     sb->bucket_slots   = US_BUCKET_SLOTS;
     sb->max_payload    = (uint32_t)s->max_payload;
+    sb->segment_size   = US_SEGMENT;
     sb->checksum       = XXH64(sb, offsetof(us_super_t, checksum), 0);
     s->next_version    = (inc >> 40) | 1; /* versions differ across restarts */
     return us_layout_parse(sb, US_SUPER_SIZE, &s->layout);
@@ -542,7 +543,8 @@ static ucache_status_t do_alloc(us_store_t *s, uint64_t bsize, uint64_t *block_p
 ucache_status_t us_store_reserve(us_store_t *s, const us_key_t *key, uint16_t ns,
                                  size_t length, us_fill_t *fill_p)
 {
-    uint64_t bsize = us_alloc_block_size(US_CHUNK_OVERHEAD + (uint64_t)length);
+    uint64_t bsize = us_alloc_block_size(US_CHUNK_OVERHEAD + us_chunk_table_bytes(length) +
+                                         (uint64_t)length);
     ucache_status_t st;
     uint32_t slot;
     us_desc_t *d;
@@ -590,7 +592,7 @@ ucache_status_t us_store_reserve(us_store_t *s, const us_key_t *key, uint16_t ns
     d->version = 0;
     s->ns[ns].used += d->bsize;
     s->stats.fills++;
-    fill_p->payload = s->data + d->block + US_CHUNK_OVERHEAD;
+    fill_p->payload = s->data + d->block + US_CHUNK_OVERHEAD + us_chunk_table_bytes(length);
     fill_p->length  = (uint32_t)length;
     fill_p->slot    = slot;
 out:
@@ -601,7 +603,8 @@ out:
 static int fill_valid(const us_store_t *s, const us_fill_t *f)
 {
     return (f->slot < s->nslots) && (s->desc[f->slot].state == US_SLOT_RESERVED) &&
-           (f->payload == s->data + s->desc[f->slot].block + US_CHUNK_OVERHEAD);
+           (f->payload == s->data + s->desc[f->slot].block + US_CHUNK_OVERHEAD +
+                          us_chunk_table_bytes(s->desc[f->slot].length));
 }
 
 ucache_status_t us_store_publish(us_store_t *s, const us_fill_t *f)
@@ -632,11 +635,11 @@ ucache_status_t us_store_publish_at(us_store_t *s, const us_fill_t *f, us_loc_t 
     hdr.version = d->version;
     hdr.length  = d->length;
     hdr.ns      = d->ns;
-    /* the payload is ours alone until the slot is published; the checksum
-     * of a large chunk is the one long step here, still under the lock so
+    /* the payload is ours alone until the slot is published; the checksums
+     * of a large chunk are the one long step here, still under the lock so
      * an evicting thread cannot retire the block meanwhile */
-    hdr.checksum = us_chunk_checksum(&hdr, f->payload);
     dst = (us_chunk_hdr_t *)(s->data + d->block + US_BLOCK_HDR);
+    us_chunk_seal(&hdr, (char *)dst + US_CHUNK_HDR, f->payload);
     memcpy(dst, &hdr, sizeof(hdr));
     w = &s->slots[2 * f->slot];
     __atomic_store_n(&w[1], us_slot_word1(d->block / US_GRANULE, d->length),

@@ -37,11 +37,12 @@ static void bad_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
     uf_fetch_req_t req;
     uf_fetch_rep_t rep;
     const char *uri;
+    uf_fetch_span_t span;
     uint32_t n;
 
     (void)arg;
     memset(&rep, 0, sizeof(rep));
-    if (uf_fetch_req_check(msg, len, &req, &uri) != UCACHE_OK) {
+    if (uf_fetch_req_check(msg, len, &req, &uri, &span) != UCACHE_OK) {
         ut_rpc_reply(rpc, UCACHE_ERR_INVALID, NULL, 0, NULL, 0, 0);
         return;
     }

@@ -132,7 +132,137 @@ static void test_late_reads(void)
     free(buf);
 }
 
+/* Flip a payload byte of chunk @p idx of @p uri at @p off in whichever of
+ * the owners' stores holds it; false if none does. */
+static bool flip_owned(ucache_h c[2], const char *uri, const us_object_t *obj, uint64_t idx,
+                       uint32_t cs, uint64_t off)
+{
+    us_key_t key = uf_chunk_key(uri, obj, idx, cs);
+    us_loc_t loc;
+    unsigned k;
+
+    for (k = 0; k < 2; k++) {
+        us_store_t *s = uf_node_store(c[k]->node);
+
+        if (us_store_lookup(s, &key, &loc) == UCACHE_OK) {
+            ((char *)us_store_base(s))[us_loc_payload_off(&loc) + off] ^= 0x40;
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * Small reads of big chunks (1 MiB: 16 segments of 64 KiB) on every path -
+ * mapped, one-sided gets over tcp, FETCH replies over tcp - by a reader
+ * that owns nothing: 4 KiB at random places, across segment and chunk
+ * borders, exact.  Each moves only the segments it touches: over gets, a
+ * read moves at most two segments and the header, table and buckets; over
+ * FETCH the owner's reply must be the table and the span (the reader takes
+ * no other size).  A byte damaged in a segment the read does not touch
+ * does not stop it; one in a segment it touches is caught, and the bytes
+ * come exact from elsewhere.
+ */
+static void test_partial_reads(void)
+{
+    enum { CS = 1u << 20, LEN = 3 * CS + 12345, N = 200, PART = 4096 };
+    static const char *paths[3] = { "mapped", "get", "am" };
+    ucache_params_t p = pair_params, rp = { 0 };
+    const void *recs[2];
+    size_t lens[2], got;
+    char uri[160], path[128], *data = malloc(LEN), *buf = malloc(LEN);
+    us_object_t obj;
+    ucache_stats_t s0, s1;
+    ucache_h c[2], reader;
+    uint64_t seed = 42, off, bytes;
+    unsigned pass, i, k;
+
+    p.chunk_size = CS;
+    rp.field_mask = UCACHE_PARAM_FIELD_MEMBERS | UCACHE_PARAM_FIELD_CHUNK_SIZE;
+    rp.members = "mpi";
+    rp.chunk_size = CS;
+    for (pass = 0; pass < 3; pass++) {
+        if (pass > 0) {
+            setenv("UCX_TLS", "tcp", 1);
+            setenv("UCACHE_READ_PATH", paths[pass], 1);
+            setenv("UCACHE_EMULATED_RMA", "yes", 1);   /* gets over tcp: the test mode */
+        }
+        tdir_make();
+        snprintf(path, sizeof(path), "%s/big", tdir);
+        snprintf(uri, sizeof(uri), "file://%s", path);
+        for (i = 0; i < LEN; i++) {
+            data[i] = (char)(i * 13 + i / 4099 + pass);
+        }
+        write_file(path, data, LEN);
+        CU_ASSERT_EQUAL_FATAL(us_origin_stat(NULL, uri, &obj), UCACHE_OK); /* its version */
+        for (k = 0; k < 2; k++) {
+            CU_ASSERT_EQUAL_FATAL(ucache_init(&p, &c[k]), UCACHE_OK);
+            CU_ASSERT_EQUAL_FATAL(ucache_member_record(c[k], &recs[k], &lens[k]), UCACHE_OK);
+        }
+        CU_ASSERT_EQUAL_FATAL(ucache_init(&rp, &reader), UCACHE_OK);
+        for (k = 0; k < 2; k++) {
+            CU_ASSERT_EQUAL(ucache_members_set(c[k], recs, lens, 2, 1), UCACHE_OK);
+        }
+        CU_ASSERT_EQUAL(ucache_members_set(reader, recs, lens, 2, 1), UCACHE_OK);
+        CU_ASSERT_EQUAL(ucache_read(reader, uri, 0, LEN, buf, &got), UCACHE_OK); /* fills */
+        CU_ASSERT_EQUAL(got, LEN);
+        CU_ASSERT(memcmp(buf, data, LEN) == 0);
+
+        ucache_stats_get(reader, &s0);
+        for (i = 0; i < N; i++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            off = (i % 10 == 0) ? (uint64_t)(1 + i % 3) * CS - PART / 2 : /* chunk border */
+                  (i % 10 == 1) ? (seed >> 33) % 48 * 65536 + 65536 - 100 : /* segment border */
+                  (seed >> 33) % (LEN - PART);
+            memset(buf, 0, PART);
+            CU_ASSERT_EQUAL(ucache_read(reader, uri, off, PART, buf, &got), UCACHE_OK);
+            CU_ASSERT_EQUAL(got, PART);
+            CU_ASSERT(memcmp(buf, data + off, PART) == 0);
+        }
+        ucache_stats_get(reader, &s1);
+        CU_ASSERT_EQUAL(s1.chunk_hits - s0.chunk_hits, s1.chunk_reads - s0.chunk_reads);
+        CU_ASSERT_EQUAL(s1.verify_retries, s0.verify_retries);
+        CU_ASSERT_EQUAL(s1.origin_direct, 0);
+        bytes = s1.read_bytes - s0.read_bytes;
+        if (pass == 0) {            /* straight from the mapped memory: no get, no FETCH */
+            CU_ASSERT_EQUAL(bytes, 0);
+            CU_ASSERT_EQUAL(s1.fetch_requests, s0.fetch_requests);
+        } else if (pass == 1) {     /* <= 2 segments + header, table, buckets a chunk */
+            CU_ASSERT(s1.get_reads > s0.get_reads);
+            CU_ASSERT(bytes <= (s1.chunk_reads - s0.chunk_reads) * (2 * 65536 + 1024));
+        } else {                    /* one FETCH per chunk read, its reply the span */
+            CU_ASSERT(s1.fetch_requests - s0.fetch_requests >= s1.chunk_reads - s0.chunk_reads);
+        }
+        printf("\n  %s: %llu chunk reads of 4 KiB parts, %llu bytes moved by gets", paths[pass],
+               (unsigned long long)(s1.chunk_reads - s0.chunk_reads), (unsigned long long)bytes);
+
+        /* damage segment 0 of chunk 1: a part in segment 5 is still served */
+        CU_ASSERT_FATAL(flip_owned(c, uri, &obj, 1, CS, 100));
+        CU_ASSERT_EQUAL(ucache_read(reader, uri, CS + 5 * 65536 + 10, PART, buf, &got), UCACHE_OK);
+        CU_ASSERT(memcmp(buf, data + CS + 5 * 65536 + 10, PART) == 0);
+        ucache_stats_get(reader, &s0);
+        CU_ASSERT_EQUAL(s0.verify_retries, s1.verify_retries);
+        /* a part in segment 0 is caught there, and comes exact from elsewhere */
+        CU_ASSERT_EQUAL(ucache_read(reader, uri, CS + 50, PART, buf, &got), UCACHE_OK);
+        CU_ASSERT(memcmp(buf, data + CS + 50, PART) == 0);
+        ucache_stats_get(reader, &s1);
+        CU_ASSERT(s1.verify_retries > s0.verify_retries);
+        CU_ASSERT(flip_owned(c, uri, &obj, 1, CS, 100));
+        ucache_finalize(reader);
+        for (k = 0; k < 2; k++) {
+            ucache_finalize(c[k]);
+        }
+        tdir_remove();
+    }
+    unsetenv("UCX_TLS");
+    unsetenv("UCACHE_READ_PATH");
+    unsetenv("UCACHE_EMULATED_RMA");
+    free(data);
+    free(buf);
+}
+
 const tc_test_t client_tests[] = {
+    { "partial_reads", test_partial_reads },
     { "members_set", test_members_set },
     { "late_reads", test_late_reads },
     { NULL, NULL }

@@ -6,8 +6,9 @@
  * parsers make outside the arena is an ASan report.  The superblock's
  * checksum is set when the first key byte is odd, to reach the checks past
  * it.  Properties: an accepted layout lies inside the arena; every slot
- * the index decodes for the key lies inside the region; a read that
- * succeeds returns a payload of its slot's length, verified.
+ * the index decodes for the key lies inside the region (its segment table
+ * included); a read that succeeds returns a payload of its slot's length,
+ * verified; so does a read of part of it (its segments and table only).
  */
 #include "store/layout.h"
 #include "tests/fuzz/fuzz.h"
@@ -55,7 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     n = us_index_match(&l, bkt, &key, locs);
     for (i = 0; i < n; i++) {
         FZ_CHECK(locs[i].hdr_off >= l.data_off);
-        FZ_CHECK(locs[i].hdr_off + US_CHUNK_HDR + (uint64_t)locs[i].length <= l.region_len);
+        FZ_CHECK(us_loc_payload_off(&locs[i]) + (uint64_t)locs[i].length <= l.region_len);
     }
     cap = ((l.max_payload < size) ? l.max_payload : size) + 1; /* no payload is larger */
     dst = malloc(cap);
@@ -66,6 +67,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (us_read_raw_batch(&l, arena, &op, 1, 2, NULL) == UCACHE_OK) {
         FZ_CHECK((op.length <= l.max_payload) && (op.length < cap));
         FZ_CHECK(n > 0);
+    }
+    if ((n > 0) && (locs[0].length > 1)) {  /* a part, chosen by the key's bits */
+        memset(&op, 0, sizeof(op));
+        op.key       = key;
+        op.dst       = dst;
+        op.cap       = cap;
+        op.range_off = key.lo % locs[0].length;
+        op.range_len = 1 + (key.hi >> 17) % (locs[0].length - op.range_off);
+        if (us_read_raw_batch(&l, arena, &op, 1, 2, NULL) == UCACHE_OK) {
+            FZ_CHECK(op.range_off + op.range_len <= op.length);
+        }
     }
     free(dst);
     free(arena);

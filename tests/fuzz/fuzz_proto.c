@@ -15,6 +15,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     uf_fetch_req_t freq;
+    uf_fetch_span_t span;
     uf_touch_req_t treq;
     uf_admin_msg_t areq;
     uf_fetch_rep_t rep;
@@ -36,9 +37,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size--;
     switch (data[0] % 5) {
     case 0:
-        if (uf_fetch_req_check((size > 0) ? msg : NULL, size, &freq, &uri) == UCACHE_OK) {
+        if (uf_fetch_req_check((size > 0) ? msg : NULL, size, &freq, &uri, &span) ==
+            UCACHE_OK) {
             FZ_CHECK(uri == (const char *)msg + sizeof(freq));
-            FZ_CHECK(sizeof(freq) + freq.uri_len == size);
+            FZ_CHECK(sizeof(freq) + freq.uri_len +
+                     ((freq.flags & UF_FETCH_SPAN) ? sizeof(span) : 0) == size);
+            FZ_CHECK(!(freq.flags & UF_FETCH_SPAN) ||
+                     ((freq.flags & UF_FETCH_DATA) && (span.len > 0) &&
+                      (span.off % US_SEGMENT == 0) &&
+                      ((uint64_t)span.off + span.len <= freq.chunk_size)));
             FZ_CHECK((freq.uri_len > 0) && (freq.uri_len < US_URI_MAX));
             FZ_CHECK(memchr(uri, '\0', freq.uri_len) == NULL);
             FZ_CHECK(freq.chunk_idx * (uint64_t)freq.chunk_size < freq.obj_size);
@@ -57,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                      ((areq.count & ~UF_ADMIN_TAGGED) <= UF_ADMIN_UNDRAIN));
         }
         break;
-    case 3:   /* a reply's metadata (as received), then data length, want, flags */
+    case 3:   /* a reply's metadata (as received), then data length, want, data wanted */
         if (size < sizeof(rep) + 10) {
             break;
         }
@@ -66,8 +73,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         flags = msg[sizeof(rep) + 4];
         if (uf_fetch_rep_check(&rep, msg[sizeof(rep) + 5] ? sizeof(rep) : msg[sizeof(rep) + 6],
                                (size_t)msg[sizeof(rep) + 7] << 8 | msg[sizeof(rep) + 8], want,
-                               flags) == UCACHE_OK) {
+                               (size_t)flags << 8) == UCACHE_OK) {
             FZ_CHECK(rep.length == want);
+            FZ_CHECK(((size_t)msg[sizeof(rep) + 7] << 8 | msg[sizeof(rep) + 8]) ==
+                     (size_t)flags << 8);
             FZ_CHECK((rep.how >= UF_HOW_HIT) && (rep.how <= UF_HOW_COALESCED));
         }
         break;

@@ -109,29 +109,38 @@ static void member_seeds(void)
     }
 }
 
-static void layout_seeds(void)
+/* A region holding one chunk of @p len bytes (of @p region bytes), as seed
+ * @p name of the layout target. */
+static void layout_seed(const char *name, size_t region, size_t len)
 {
-    us_store_params_t sp = { .len = 64u << 10, .grace_ns = 10000000, .index_chunk = 4096,
-                             .max_payload = 4096 };
-    us_object_t obj = { .size = 3000, .version = 9 };
-    us_key_t k;
-    char data[3000];
+    us_store_params_t sp = { .len = region, .grace_ns = 10000000, .index_chunk = 4096,
+                             .max_payload = (uint32_t)len };
+    us_object_t obj = { .size = len, .version = 9 };
+    char *data = malloc(len);
     us_store_t *st;
     uint8_t pre[16];
+    us_key_t k;
 
     do {                             /* a key whose first byte is even: the */
         obj.version++;               /* superblock's sum is taken as it is  */
-        k = uf_chunk_key("file:///srv/ds/a", &obj, 0, 4096);
+        k = uf_chunk_key("file:///srv/ds/a", &obj, 0, (uint32_t)len);
         memcpy(pre, &k, sizeof(k));
     } while (pre[0] & 1);
-    memset(data, 'd', sizeof(data));
+    memset(data, 'd', len);
     if (us_store_create(&sp, &st) != UCACHE_OK) {
         fprintf(stderr, "seeds: no store\n");
         exit(1);
     }
-    us_store_put(st, &k, 0, data, sizeof(data), 1000000000ull);
-    seed("layout", "region", pre, sizeof(pre), us_store_base(st), us_store_len(st));
+    us_store_put(st, &k, 0, data, len, 1000000000ull);
+    seed("layout", name, pre, sizeof(pre), us_store_base(st), us_store_len(st));
     us_store_destroy(st);
+    free(data);
+}
+
+static void layout_seeds(void)
+{
+    layout_seed("region", 64u << 10, 3000);
+    layout_seed("region-segments", 256u << 10, 150000); /* 3 segments, a table */
 }
 
 int main(void)

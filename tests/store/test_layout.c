@@ -1,7 +1,8 @@
 /*
  * test_layout.c - the exported layout (store/layout.c): superblock parsing,
  * every corruption of a chunk or an index slot rejected by the reader's
- * checks, batched and ranged raw reads.
+ * checks, batched and ranged raw reads, per-segment checksums (a part of a
+ * chunk verified by the segments it touches).
  */
 #include "tests/store/store_util.h"
 
@@ -27,9 +28,18 @@ static void test_layout_super(void)
     h->magic ^= 1;
     CU_ASSERT_EQUAL(us_layout_parse(sb, sizeof(sb), &l), UCACHE_ERR_INVALID);
     h->magic ^= 1;
-    h->layout_version = 2;
+    h->layout_version = US_LAYOUT_VERSION + 1;
+    CU_ASSERT_EQUAL(us_layout_parse(sb, sizeof(sb), &l), UCACHE_ERR_UNSUPPORTED);
+    h->layout_version = 1;                    /* one checksum per chunk: not ours */
     CU_ASSERT_EQUAL(us_layout_parse(sb, sizeof(sb), &l), UCACHE_ERR_UNSUPPORTED);
     h->layout_version = US_LAYOUT_VERSION;
+    CU_ASSERT_EQUAL(h->segment_size, US_SEGMENT);
+    h->segment_size = 4096;                   /* segments readers cannot check */
+    h->checksum = XXH64(h, offsetof(us_super_t, checksum), 0);
+    CU_ASSERT_EQUAL(us_layout_parse(sb, sizeof(sb), &l), UCACHE_ERR_INVALID);
+    h->segment_size = US_SEGMENT;
+    h->checksum = XXH64(h, offsetof(us_super_t, checksum), 0);
+    CU_ASSERT_EQUAL(us_layout_parse(sb, sizeof(sb), &l), UCACHE_OK);
     h->nbuckets ^= 4;                         /* a flipped bit: checksum */
     CU_ASSERT_EQUAL(us_layout_parse(sb, sizeof(sb), &l), UCACHE_ERR_CORRUPT);
     h->nbuckets ^= 4;
@@ -164,8 +174,8 @@ static void test_layout_corruption(void)
     /* evicted: the slot is gone and the old location is tombstoned */
     CU_ASSERT_EQUAL(us_store_evict(s, &k), UCACHE_OK);
     CU_ASSERT_EQUAL(get_id(s, 7, 5000), 1);
-    CU_ASSERT_EQUAL(us_chunk_verify((us_chunk_hdr_t *)(base + loc.hdr_off),
-                                    base + loc.hdr_off + US_CHUNK_HDR, &k, &loc),
+    CU_ASSERT_EQUAL(us_chunk_verify(l, &k, &loc, (us_chunk_hdr_t *)(base + loc.hdr_off), NULL,
+                                    base + us_loc_payload_off(&loc), NULL, 0, loc.length, 0),
                     UCACHE_ERR_STALE);
 
     /* random bytes as buckets never yield a location outside the data area */
@@ -260,11 +270,123 @@ static void test_layout_range(void)
     CU_ASSERT_EQUAL(us_read_raw_batch(us_store_layout(s), base, &op, 1, 1, NULL),
                     UCACHE_ERR_MSG_TRUNCATED);
     CU_ASSERT_EQUAL_FATAL(us_store_lookup(s, &op.key, &loc), UCACHE_OK);
-    base[loc.hdr_off + US_CHUNK_HDR + 20000] ^= 1; /* outside the range */
+    base[loc.hdr_off + US_CHUNK_HDR + 20000] ^= 1; /* outside the range, in its segment */
     op.range_len = 1000;
     CU_ASSERT_EQUAL(us_read_raw_batch(us_store_layout(s), base, &op, 1, 2, NULL),
                     UCACHE_ERR_CORRUPT);
     base[loc.hdr_off + US_CHUNK_HDR + 20000] ^= 1;
+    us_store_destroy(s);
+}
+
+/* The segments of a payload and the spans that cover parts of it. */
+static void test_layout_span(void)
+{
+    uint64_t off, len;
+
+    CU_ASSERT_EQUAL(us_chunk_segments(0), 1);
+    CU_ASSERT_EQUAL(us_chunk_segments(US_SEGMENT), 1);
+    CU_ASSERT_EQUAL(us_chunk_segments(US_SEGMENT + 1), 2);
+    CU_ASSERT_EQUAL(us_chunk_segments(US_MAX_PAYLOAD), US_MAX_SEGMENTS);
+    CU_ASSERT_EQUAL(us_chunk_table_bytes(US_SEGMENT), 0);       /* one: no table */
+    CU_ASSERT_EQUAL(us_chunk_table_bytes(US_SEGMENT + 1), 64);  /* padded to 64 */
+    CU_ASSERT_EQUAL(us_chunk_table_bytes(4 * MiB), 512);
+    CU_ASSERT_EQUAL(us_chunk_table_bytes(US_MAX_PAYLOAD), US_MAX_TABLE);
+    us_chunk_span(4 * MiB, 100000, 4096, &off, &len);           /* inside segment 1 */
+    CU_ASSERT_EQUAL(off, US_SEGMENT);
+    CU_ASSERT_EQUAL(len, US_SEGMENT);
+    us_chunk_span(4 * MiB, US_SEGMENT - 10, 20, &off, &len);    /* across a border */
+    CU_ASSERT_EQUAL(off, 0);
+    CU_ASSERT_EQUAL(len, 2 * US_SEGMENT);
+    us_chunk_span(300000, 299000, 1000, &off, &len);            /* the short last one */
+    CU_ASSERT_EQUAL(off, 4 * US_SEGMENT);
+    CU_ASSERT_EQUAL(len, 300000 - 4 * US_SEGMENT);
+    us_chunk_span(5000, 100, 10, &off, &len);                   /* one segment: all */
+    CU_ASSERT_EQUAL(off, 0);
+    CU_ASSERT_EQUAL(len, 5000);
+}
+
+/*
+ * A chunk of five segments (the last one short): a part of it is verified
+ * by its header, its table and the segments it touches - damage elsewhere
+ * in the payload does not stop it (it is never read), damage in a touched
+ * segment or anywhere in the table does; the whole chunk fails on any of
+ * them.  us_chunk_verify refuses spans that are not spans.
+ */
+static void test_layout_segments(void)
+{
+    enum { LEN = 300000 };
+    us_store_t *s = make_store(16 * MiB, UC_NSEC_PER_SEC, 64 * KiB, MiB);
+    const us_layout_t *l = us_store_layout(s);
+    uint8_t *base = us_store_base(s), *want = malloc(LEN), *got = malloc(LEN);
+    us_read_op_t op = {0};
+    us_chunk_hdr_t hdr;
+    uint8_t *pay, *table;
+    us_key_t k = key_of(11);
+    us_loc_t loc;
+    size_t n;
+
+    CU_ASSERT_EQUAL_FATAL(put_id(s, 11, 0, LEN), UCACHE_OK);
+    CU_ASSERT_EQUAL_FATAL(us_store_lookup(s, &k, &loc), UCACHE_OK);
+    fill_pattern(want, LEN, 11);
+    pay   = base + us_loc_payload_off(&loc);
+    table = base + loc.hdr_off + US_CHUNK_HDR;
+    CU_ASSERT_EQUAL(us_loc_payload_off(&loc), loc.hdr_off + US_CHUNK_HDR + 64);
+    CU_ASSERT(memcmp(pay, want, LEN) == 0);              /* the payload, after its table */
+    memcpy(&hdr, base + loc.hdr_off, sizeof(hdr));
+    op.key = k;
+    op.dst = got;
+    op.cap = 4096;
+    op.range_off = 3 * US_SEGMENT + 100;                 /* inside segment 3 */
+    op.range_len = 4096;
+    CU_ASSERT_EQUAL(us_read_raw_batch(l, base, &op, 1, 1, NULL), UCACHE_OK);
+    CU_ASSERT(memcmp(got, want + op.range_off, 4096) == 0);
+
+    pay[10] ^= 1;                                        /* segment 0: untouched */
+    pay[4 * US_SEGMENT + 5] ^= 1;                        /* segment 4: untouched */
+    CU_ASSERT_EQUAL(us_read_raw_batch(l, base, &op, 1, 1, NULL), UCACHE_OK);
+    CU_ASSERT(memcmp(got, want + op.range_off, 4096) == 0);
+    CU_ASSERT_EQUAL(us_read_raw(l, base, &k, got, LEN, &n, 1, NULL), UCACHE_ERR_CORRUPT);
+    pay[10] ^= 1;
+    pay[4 * US_SEGMENT + 5] ^= 1;
+    CU_ASSERT_EQUAL(us_read_raw(l, base, &k, got, LEN, &n, 1, NULL), UCACHE_OK);
+    CU_ASSERT(memcmp(got, want, LEN) == 0);
+
+    pay[3 * US_SEGMENT + 65000] ^= 1;                    /* segment 3, not the part */
+    CU_ASSERT_EQUAL(us_read_raw_batch(l, base, &op, 1, 1, NULL), UCACHE_ERR_CORRUPT);
+    pay[3 * US_SEGMENT + 65000] ^= 1;
+    table[8 * 3] ^= 1;                                   /* segment 3's checksum */
+    CU_ASSERT_EQUAL(us_read_raw_batch(l, base, &op, 1, 1, NULL), UCACHE_ERR_CORRUPT);
+    table[8 * 3] ^= 1;
+    table[8 * 0] ^= 1;                                   /* another's: the table's sum */
+    CU_ASSERT_EQUAL(us_read_raw_batch(l, base, &op, 1, 1, NULL), UCACHE_ERR_CORRUPT);
+    table[8 * 0] ^= 1;
+    CU_ASSERT_EQUAL(us_read_raw_batch(l, base, &op, 1, 1, NULL), UCACHE_OK);
+
+    /* the verifier itself: a span, the whole with or without the table */
+    CU_ASSERT_EQUAL(us_chunk_verify(l, &k, &loc, &hdr, table, pay + US_SEGMENT, NULL,
+                                    US_SEGMENT, 2 * US_SEGMENT, 0), UCACHE_OK);
+    CU_ASSERT_EQUAL(us_chunk_verify(l, &k, &loc, &hdr, table, pay + 4 * US_SEGMENT, got,
+                                    4 * US_SEGMENT, LEN - 4 * US_SEGMENT, 0), UCACHE_OK);
+    CU_ASSERT(memcmp(got, want + 4 * US_SEGMENT, LEN - 4 * US_SEGMENT) == 0); /* copied */
+    CU_ASSERT_EQUAL(us_chunk_verify(l, &k, &loc, &hdr, NULL, pay, NULL, 0, LEN, 0), UCACHE_OK);
+    CU_ASSERT_EQUAL(us_chunk_verify(l, &k, &loc, &hdr, table, pay, NULL, 0, LEN, 0), UCACHE_OK);
+    CU_ASSERT_EQUAL(us_chunk_verify(l, &k, &loc, &hdr, NULL, pay + US_SEGMENT, NULL,
+                                    US_SEGMENT, US_SEGMENT, 0), UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(us_chunk_verify(l, &k, &loc, &hdr, table, pay + 100, NULL, 100,
+                                    US_SEGMENT, 0), UCACHE_ERR_INVALID);   /* unaligned */
+    CU_ASSERT_EQUAL(us_chunk_verify(l, &k, &loc, &hdr, table, pay, NULL, 0, 1000, 0),
+                    UCACHE_ERR_INVALID);                                  /* short end */
+    CU_ASSERT_EQUAL(us_chunk_verify(l, &k, &loc, &hdr, table, pay, NULL, 4 * US_SEGMENT,
+                                    2 * US_SEGMENT, 0), UCACHE_ERR_INVALID); /* past it */
+    {   /* a read that began more than a grace period ago: late */
+        us_layout_t slow = *l;
+
+        slow.grace_ns = 1;
+        CU_ASSERT_EQUAL(us_chunk_verify(&slow, &k, &loc, &hdr, NULL, pay, NULL, 0, LEN,
+                                        uc_time_ns() - 1000), UCACHE_INPROGRESS);
+    }
+    free(want);
+    free(got);
     us_store_destroy(s);
 }
 
@@ -273,5 +395,7 @@ const tc_test_t layout_tests[] = {
     {"corruption_rejected", test_layout_corruption},
     {"batch", test_layout_batch},
     {"range", test_layout_range},
+    {"span", test_layout_span},
+    {"segments", test_layout_segments},
     {NULL, NULL}
 };

@@ -608,7 +608,7 @@ static void run_transport(const char *tls)
                           UCACHE_OK);
     CU_ASSERT_EQUAL_FATAL(ut_wait(reader, req, 1, 5 * UC_NSEC_PER_SEC), UCACHE_OK);
     CU_ASSERT_EQUAL_FATAL(us_layout_parse(sb, sizeof(sb), &l), UCACHE_OK);
-    buf = malloc(US_CHUNK_HDR + csz);
+    buf = malloc(US_CHUNK_HDR + US_MAX_TABLE + csz);
     for (id = 0; id < 40; id++) {
         k = key_of(id);
         us_key_buckets(&k, l.nbuckets, b);
@@ -623,14 +623,17 @@ static void run_transport(const char *tls)
         n = us_index_match(&l, bkt, &k, locs);
         for (i = 0; i < n; i++) {
             memset(req, 0, sizeof(req));
+            /* header, segment table and payload lie together: one get */
+            size_t pay = US_CHUNK_HDR + us_chunk_table_bytes(locs[i].length);
+
             CU_ASSERT_EQUAL(ut_get_post(&req[0], rkey, rkey->base + locs[i].hdr_off,
-                                        buf, US_CHUNK_HDR + locs[i].length), UCACHE_OK);
+                                        buf, pay + locs[i].length), UCACHE_OK);
             CU_ASSERT_EQUAL_FATAL(ut_wait(reader, req, 1, 5 * UC_NSEC_PER_SEC),
                                   UCACHE_OK);
-            if (us_chunk_verify((us_chunk_hdr_t *)buf, buf + US_CHUNK_HDR, &k,
-                                &locs[i]) == UCACHE_OK) {
+            if (us_chunk_verify(&l, &k, &locs[i], (us_chunk_hdr_t *)buf, buf + US_CHUNK_HDR,
+                                buf + pay, NULL, 0, locs[i].length, 0) == UCACHE_OK) {
                 CU_ASSERT_EQUAL(locs[i].length, csz - id);
-                CU_ASSERT_EQUAL(pattern_bad(buf + US_CHUNK_HDR, locs[i].length, id), 0);
+                CU_ASSERT_EQUAL(pattern_bad(buf + pay, locs[i].length, id), 0);
                 ok++;
                 break;
             }
