@@ -120,6 +120,8 @@ typedef struct ut_ucx_rkey {
     uint64_t        cookie;
     uint32_t        region_id;
     uint64_t        map_len;     /* bytes mapped read-only (mapped only) */
+    uint8_t         path;        /* how its reads go: decided once, by the
+                                    first ut_rkey_path() or get (ctx->lock) */
 } ut_ucx_rkey_t;
 
 typedef struct ut_ucx_rpc {

@@ -235,17 +235,28 @@ ucache_status_t ut_ucx_do_rkey_ready(ut_ucx_ctx_t *ctx, ut_ucx_rkey_t *rk,
     return UCACHE_OK;
 }
 
-/* Whether reads of @p peer's memory are gets (the endpoint is open): only
- * with RMA on, where asked or where the endpoint's RMA lanes are native. */
-static bool do_use_get(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer)
+/*
+ * The path of @p rk's reads (the endpoint is open, ctx->lock held): gets
+ * only with RMA on, where asked or where the endpoint's RMA lanes are
+ * native, else active messages.  Decided once per key and followed by
+ * every get after it - a reconnect that finds other lanes does not change
+ * it (a get over lanes that are no longer native is emulated by UCX, still
+ * correct); a key unpacked later decides anew.
+ */
+static ut_path_t do_key_path(ut_ucx_ctx_t *ctx, ut_ucx_rkey_t *rk, ut_ucx_peer_t *peer)
 {
+    if (rk->path != UT_PATH_NONE) {
+        return (ut_path_t)rk->path;
+    }
     if (peer->native_get < 0) {
         peer->native_get = ut_ucx_do_ep_native_rma(peer->ep, peer->tls, sizeof(peer->tls));
-        UC_DEBUG("reads from %s use %s", peer->name,
-                 peer->native_get ? "native get" : "active messages");
     }
-    return ctx->rma && ((ctx->cfg.read_path == UC_READ_PATH_GET) ||
-                        ((ctx->cfg.read_path == UC_READ_PATH_AUTO) && peer->native_get));
+    rk->path = (ctx->rma && ((ctx->cfg.read_path == UC_READ_PATH_GET) ||
+                             ((ctx->cfg.read_path == UC_READ_PATH_AUTO) &&
+                              peer->native_get))) ? UT_PATH_GET : UT_PATH_AM;
+    UC_DEBUG("reads from %s use %s", peer->name,
+             (rk->path == UT_PATH_GET) ? "gets" : "active messages");
+    return (ut_path_t)rk->path;
 }
 
 ucache_status_t ut_ucx_get_post(ut_req_t *req, ut_rkey_t *rkey,
@@ -257,7 +268,6 @@ ucache_status_t ut_ucx_get_post(ut_req_t *req, ut_rkey_t *rkey,
     ucp_request_param_t param;
     ut_am_read_desc *desc;
     ucache_status_t status;
-    bool use_get;
     void *greq;
 
     ut_ucx_do_req_start(req, rkey->peer, UT_PATH_NONE);
@@ -296,11 +306,10 @@ ucache_status_t ut_ucx_get_post(ut_req_t *req, ut_rkey_t *rkey,
     if (status != UCACHE_OK) {
         goto out_fail;
     }
-    use_get = do_use_get(ctx, peer);
     req->priv.buf = buf;
     req->priv.cap = len;
 
-    if (use_get) {
+    if (do_key_path(ctx, rk, peer) == UT_PATH_GET) {
         req->path = UT_PATH_GET;
         status = ut_ucx_do_slot_alloc(ctx, req);
         if (status != UCACHE_OK) {
@@ -403,8 +412,9 @@ ut_path_t ut_ucx_rkey_path(ut_rkey_t *rkey)
         return UT_PATH_MAPPED;
     }
     pthread_mutex_lock(&ctx->lock);
-    if (ut_ucx_do_peer_ensure(ctx, peer) == UCACHE_OK) {
-        path = do_use_get(ctx, peer) ? UT_PATH_GET : UT_PATH_AM;
+    if ((((ut_ucx_rkey_t *)rkey)->path != UT_PATH_NONE) ||
+        (ut_ucx_do_peer_ensure(ctx, peer) == UCACHE_OK)) {
+        path = do_key_path(ctx, (ut_ucx_rkey_t *)rkey, peer);
     }
     pthread_mutex_unlock(&ctx->lock);
     return path;

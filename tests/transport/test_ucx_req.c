@@ -85,6 +85,56 @@ static void test_tcp_read_sizes_get(void)
     run_read_sizes("tcp", UC_READ_PATH_GET, UT_PATH_GET);
 }
 
+/* A get of 4 KiB at the start of @p rkey's region: the path that served it. */
+static ut_path_t get_path(pair_t *p, ut_rkey_t *rkey)
+{
+    uint8_t buf[4096];
+    ut_req_t r;
+
+    CU_ASSERT_EQUAL(ut_get_post(&r, rkey, rkey->base, buf, sizeof(buf)), UCACHE_OK);
+    CU_ASSERT_EQUAL(ut_wait(p->client, &r, 1, 2 * UC_NSEC_PER_SEC), UCACHE_OK);
+    CU_ASSERT_EQUAL(pattern_mismatches(buf, sizeof(buf), 0, 0x11), 0);
+    return (ut_path_t)r.path;
+}
+
+/*
+ * The path of a key's reads is decided once, when the key's path is first
+ * asked (the fabric does it as it unpacks an owner's key) - not again on
+ * each get: what a reconnect learns of the endpoint later (here: its RMA
+ * lanes turned native, then not) does not turn active-message reads into
+ * gets mid-life, nor gets into active messages.  A key unpacked later
+ * decides anew (a path change is a new setup).
+ */
+static void test_path_fixed(void)
+{
+    ut_ucx_peer_t *peer;
+    ut_rkey_t *k2;
+    const void *blob;
+    uc_config_t cfg;
+    size_t len;
+    pair_t p;
+
+    emulated_rma(true);                  /* gets are possible over tcp ... */
+    cfg = test_config(2 * UC_NSEC_PER_SEC);
+    cfg.read_path = UC_READ_PATH_AUTO;   /* ... and chosen where native */
+    pair_open(&p, "tcp", &cfg);
+    peer = (ut_ucx_peer_t *)p.peer;
+    CU_ASSERT_EQUAL(ut_rkey_path(p.rkey), UT_PATH_AM);    /* tcp: not native */
+    CU_ASSERT_EQUAL(get_path(&p, p.rkey), UT_PATH_AM);
+    peer->native_get = 1;                /* as a reconnect to RDMA lanes would */
+    CU_ASSERT_EQUAL(get_path(&p, p.rkey), UT_PATH_AM);
+    CU_ASSERT_EQUAL(ut_rkey_path(p.rkey), UT_PATH_AM);
+    CU_ASSERT_EQUAL_FATAL(ut_mem_pack(p.mem, &blob, &len), UCACHE_OK);
+    CU_ASSERT_EQUAL_FATAL(ut_rkey_unpack(p.peer, blob, len, &k2), UCACHE_OK);
+    CU_ASSERT_EQUAL(ut_rkey_path(k2), UT_PATH_GET);       /* a new key: decided now */
+    peer->native_get = 0;
+    CU_ASSERT_EQUAL(get_path(&p, k2), UT_PATH_GET);
+    CU_ASSERT_EQUAL(get_path(&p, p.rkey), UT_PATH_AM);
+    ut_rkey_destroy(k2);
+    pair_close(&p);
+    emulated_rma(false);
+}
+
 /* Same-host reads are one-sided: they complete while the exporter is stopped. */
 static void test_shm_sigstop(void)
 {
@@ -129,6 +179,7 @@ const tc_test_t ucx_req_tests[] = {
     {"read_sizes_mapped", test_shm_read_sizes},
     {"read_sizes_am", test_tcp_read_sizes_am},
     {"read_sizes_get", test_tcp_read_sizes_get},
+    {"path_decided_once", test_path_fixed},
     {"one_sided_under_sigstop", test_shm_sigstop},
     {"reader_threads_mapped", test_shm_threads},
     {"reader_threads_am", test_tcp_threads},
