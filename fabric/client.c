@@ -69,10 +69,11 @@ static void uf_bounce_put(struct ucache_context *ctx, void *b)
 /* ------------------------------------------------------------------------ */
 
 /* Whether a read of @p c moves only part of the chunk: the segments it
- * touches are fewer than all. */
+ * touches, with the chunk's segment table, are less than the whole (so a
+ * FETCH reply of table and span fits where the whole chunk would). */
 static inline bool uf_chunk_partial(const uf_chunk_t *c)
 {
-    return c->span_len < c->length;
+    return (uint64_t)c->span_len + us_chunk_table_bytes(c->length) < c->length;
 }
 
 /* Bytes of data a FETCH with @p flags brings for @p c. */
@@ -155,10 +156,9 @@ static ucache_status_t uf_fetch(struct ucache_context *ctx, uf_view_t *v,
 /* ------------------------------------------------------------------------ */
 
 /* Where a chunk read through GET or AM lands: the caller's buffer when the
- * caller wants the whole chunk, else a bounce buffer (NULL: no memory).  A
- * part's span, with the segment table before it (AM), fits a bounce
- * buffer: the span leaves out at least one 64 KiB segment, the table is at
- * most 8 KiB. */
+ * caller wants the whole chunk, else a bounce buffer (NULL: no memory), of
+ * the chunk size: a part's span with the segment table before it (AM) is
+ * smaller than the chunk (uf_chunk_partial). */
 static char *uf_chunk_target(struct ucache_context *ctx, const uf_chunk_t *c)
 {
     return (c->len == c->length) ? c->dst : uf_bounce_get(ctx);

@@ -8,7 +8,8 @@
  * bytes split among them, joined through a dir: source in a work directory
  * that is removed at the end.  The dataset: files of a known pattern
  * (exporter.h) under that directory, read as file:// objects; UCACHE_CHUNK_
- * SIZE is the read size (at least 4 KiB), so a read is one chunk.
+ * SIZE is the read size (at least 4 KiB), so a read is one chunk - or, with
+ * --chunk larger than it, a --size-aligned part of a chunk at a random place.
  *   hit    every chunk warmed first (ucache_warm), then reads of random
  *          chunks: hits;
  *   miss   every read a chunk never read before: each pass over the dataset
@@ -52,7 +53,7 @@ typedef struct fb_fabric {
     int      ctl[FB_MAX_OWNERS];
     unsigned nowners;
     ucache_h ctx;
-    size_t   chunk;           /* = the read size, at least 4 KiB */
+    size_t   chunk;           /* --chunk, else the read size; at least 4 KiB */
     unsigned nobj;
     uint64_t obj_size;
     uint64_t nchunks;
@@ -220,7 +221,7 @@ static ucache_status_t fb_start(const ucperf_opts_t *o, fb_fabric_t *fb, uint64_
     pid_t pid;
 
     memset(fb, 0, sizeof(*fb));
-    fb->chunk = (o->size < 4096) ? 4096 : o->size;
+    fb->chunk = (o->chunk > o->size) ? o->chunk : (o->size < 4096) ? 4096 : o->size;
     snprintf(fb->dir, sizeof(fb->dir), "/tmp/ucperf.XXXXXX");
     if (mkdtemp(fb->dir) == NULL) {
         fb->dir[0] = '\0';
@@ -352,6 +353,10 @@ static void *fb_reader(void *arg)
             }
             c = fb_pick(t, i++);
             fb_locate(t->fb, c, &objs[j], &offs[j]);
+            if (t->fb->chunk > t->o->size) { /* a part: a random read-sized slot */
+                offs[j] += ((c * 0x9e3779b97f4a7c15ull + i) % (t->fb->chunk / t->o->size)) *
+                           t->o->size;
+            }
             reqs[j].uri    = t->fb->uri[objs[j]];
             reqs[j].offset = offs[j];
             reqs[j].len    = t->o->size;

@@ -75,6 +75,9 @@ void ucperf_usage(FILE *out)
         "      --dataset BYTES     hit/miss/mixed: dataset size [hit: cache/2,\n"
         "                          miss: 64M, mixed: 4/3 of the cache]\n"
         "      --hit-ratio R       mixed: share of the dataset warmed first [0.5]\n"
+        "      --chunk BYTES       hit/miss/mixed: chunk size, when larger than the\n"
+        "                          read: each read is --size bytes at a random\n"
+        "                          --size-aligned place in a chunk  [= --size]\n"
         "  -M, --members SRC       hit/miss/mixed: use this fabric (dir:, file:)\n"
         "                          instead of starting owners\n"
         "  -j, --json              one JSON object per result line\n"
@@ -119,6 +122,7 @@ int ucperf_parse(int argc, char **argv, ucperf_opts_t *o, char *err,
         {"cache", 'C', UC_OPT_SIZE, 1u << 20, 1.0 * (1ull << 40)},
         {"dataset", 'D', UC_OPT_SIZE, 1u << 20, 1.0 * (1ull << 40)},
         {"hit-ratio", 'H', UC_OPT_REAL, 0, 1},
+        {"chunk", 'k', UC_OPT_SIZE, 4096, 64.0 * (1ull << 20) - 1},
         {"members", 'M', UC_OPT_STR},
         {"plot", 'P', UC_OPT_STR},
         {NULL, 0, UC_OPT_FLAG}
@@ -230,6 +234,9 @@ int ucperf_parse(int argc, char **argv, ucperf_opts_t *o, char *err,
         case 'H':
             o->hit_ratio = v.d;
             break;
+        case 'k':
+            o->chunk = v.u;
+            break;
         case 'M':
             o->members = v.s;
             break;
@@ -249,6 +256,10 @@ int ucperf_parse(int argc, char **argv, ucperf_opts_t *o, char *err,
     }
     if (op.optind < argc) {
         return ucperf_fail(err, err_len, "unexpected argument", argv[op.optind]);
+    }
+    if ((o->chunk != 0) && (o->chunk < o->size)) {
+        snprintf(err, err_len, "--chunk must hold at least one read (--size)");
+        return -1;
     }
     if ((o->region != 0) && (o->region < o->size)) {
         snprintf(err, err_len, "--region must hold at least one read (--size)");

@@ -43,6 +43,8 @@ typedef struct ucperf_opts {
     unsigned      owners;      /* hit/miss/mixed: owner processes started   */
     size_t        cache;       /* hit/miss/mixed: their memory, in all (0: 256M each) */
     uint64_t      dataset;     /* hit/miss/mixed: dataset bytes (0: per mode) */
+    size_t        chunk;       /* hit/miss/mixed: chunk size (0: the read size);
+                                  larger: each read a part of a chunk      */
     double        hit_ratio;   /* mixed: share of the dataset warmed first  */
     const char   *members;     /* an existing fabric (else UCACHE_MEMBERS, else ours) */
     const char   *plot;        /* write an SVG plot here, or NULL           */

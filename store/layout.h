@@ -24,7 +24,7 @@
  *   +64  segment table: T = us_chunk_table_bytes(length) bytes
  *   +64+T payload (length bytes)
  *
- * Segments (version 2): the payload is cut into US_SEGMENT (64 KiB)
+ * Segments (version 2): the payload is cut into US_SEGMENT (16 KiB)
  * segments.  A chunk of one segment has no table and its checksum is the
  * payload's XXH3; a larger one holds one XXH3 per segment (seeded with the
  * header and the segment's index) in its table, padded to 64 bytes, and
@@ -56,8 +56,8 @@
 #define US_MAX_PAYLOAD      ((1u << 26) - 1u)     /* slot length field */
 #define US_MAX_GRANULES     (1ull << 38)          /* 16 TiB data area   */
 #define US_VERSION_MASK     ((1ull << 48) - 1u)
-#define US_SEGMENT          65536u                /* bytes per checksummed segment */
-#define US_MAX_SEGMENTS     ((US_MAX_PAYLOAD + US_SEGMENT - 1) / US_SEGMENT) /* 1024 */
+#define US_SEGMENT          16384u                /* bytes per checksummed segment */
+#define US_MAX_SEGMENTS     ((US_MAX_PAYLOAD + US_SEGMENT - 1) / US_SEGMENT) /* 4096 */
 #define US_MAX_TABLE        (US_MAX_SEGMENTS * 8u)
 
 /* A chunk's 128-bit key: H(object URI, object version, chunk index). */

@@ -65,9 +65,11 @@ static void bad_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
         rep.hdr.length   = n;
         rep.hdr.checksum = 42;
         memset(junk, 0x5a, n);
+        /* as much as was asked: a part's segment table and span, or all */
         ut_rpc_reply(rpc, UCACHE_OK, &rep, sizeof(rep),
                      (req.flags & UF_FETCH_DATA) ? junk : NULL,
-                     (req.flags & UF_FETCH_DATA) ? n : 0, 0);
+                     !(req.flags & UF_FETCH_DATA) ? 0 :
+                     (req.flags & UF_FETCH_SPAN) ? us_chunk_table_bytes(n) + span.len : n, 0);
     }
 }
 

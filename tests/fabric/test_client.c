@@ -153,7 +153,7 @@ static bool flip_owned(ucache_h c[2], const char *uri, const us_object_t *obj, u
 }
 
 /*
- * Small reads of big chunks (1 MiB: 16 segments of 64 KiB) on every path -
+ * Small reads of big chunks (1 MiB: 64 segments of 16 KiB) on every path -
  * mapped, one-sided gets over tcp, FETCH replies over tcp - by a reader
  * that owns nothing: 4 KiB at random places, across segment and chunk
  * borders, exact.  Each moves only the segments it touches: over gets, a
@@ -212,7 +212,8 @@ static void test_partial_reads(void)
         for (i = 0; i < N; i++) {
             seed = seed * 6364136223846793005ull + 1442695040888963407ull;
             off = (i % 10 == 0) ? (uint64_t)(1 + i % 3) * CS - PART / 2 : /* chunk border */
-                  (i % 10 == 1) ? (seed >> 33) % 48 * 65536 + 65536 - 100 : /* segment border */
+                  (i % 10 == 1) ? (seed >> 33) % (LEN / US_SEGMENT - 1) * US_SEGMENT +
+                                  US_SEGMENT - 100 :                       /* segment border */
                   (seed >> 33) % (LEN - PART);
             memset(buf, 0, PART);
             CU_ASSERT_EQUAL(ucache_read(reader, uri, off, PART, buf, &got), UCACHE_OK);
@@ -229,7 +230,7 @@ static void test_partial_reads(void)
             CU_ASSERT_EQUAL(s1.fetch_requests, s0.fetch_requests);
         } else if (pass == 1) {     /* <= 2 segments + header, table, buckets a chunk */
             CU_ASSERT(s1.get_reads > s0.get_reads);
-            CU_ASSERT(bytes <= (s1.chunk_reads - s0.chunk_reads) * (2 * 65536 + 1024));
+            CU_ASSERT(bytes <= (s1.chunk_reads - s0.chunk_reads) * (2 * US_SEGMENT + 1024));
         } else {                    /* one FETCH per chunk read, its reply the span */
             CU_ASSERT(s1.fetch_requests - s0.fetch_requests >= s1.chunk_reads - s0.chunk_reads);
         }
@@ -238,8 +239,8 @@ static void test_partial_reads(void)
 
         /* damage segment 0 of chunk 1: a part in segment 5 is still served */
         CU_ASSERT_FATAL(flip_owned(c, uri, &obj, 1, CS, 100));
-        CU_ASSERT_EQUAL(ucache_read(reader, uri, CS + 5 * 65536 + 10, PART, buf, &got), UCACHE_OK);
-        CU_ASSERT(memcmp(buf, data + CS + 5 * 65536 + 10, PART) == 0);
+        CU_ASSERT_EQUAL(ucache_read(reader, uri, CS + 5 * US_SEGMENT + 10, PART, buf, &got), UCACHE_OK);
+        CU_ASSERT(memcmp(buf, data + CS + 5 * US_SEGMENT + 10, PART) == 0);
         ucache_stats_get(reader, &s0);
         CU_ASSERT_EQUAL(s0.verify_retries, s1.verify_retries);
         /* a part in segment 0 is caught there, and comes exact from elsewhere */

@@ -140,7 +140,7 @@ static void layout_seed(const char *name, size_t region, size_t len)
 static void layout_seeds(void)
 {
     layout_seed("region", 64u << 10, 3000);
-    layout_seed("region-segments", 256u << 10, 150000); /* 3 segments, a table */
+    layout_seed("region-segments", 256u << 10, 150000); /* 10 segments, a table */
 }
 
 int main(void)

@@ -243,7 +243,8 @@ static void test_layout_batch(void)
 }
 
 /* A range of a chunk: verified in place, only the range copied; a range
- * past the payload is refused; a corrupt payload fails the range too. */
+ * past the payload is refused; a corrupt byte fails a range in its segment,
+ * not one in another segment. */
 static void test_layout_range(void)
 {
     us_store_t *s = make_store(16 * MiB, UC_NSEC_PER_SEC, 16 * KiB, 64 * KiB);
@@ -270,11 +271,15 @@ static void test_layout_range(void)
     CU_ASSERT_EQUAL(us_read_raw_batch(us_store_layout(s), base, &op, 1, 1, NULL),
                     UCACHE_ERR_MSG_TRUNCATED);
     CU_ASSERT_EQUAL_FATAL(us_store_lookup(s, &op.key, &loc), UCACHE_OK);
-    base[loc.hdr_off + US_CHUNK_HDR + 20000] ^= 1; /* outside the range, in its segment */
+    base[us_loc_payload_off(&loc) + 20000] ^= 1; /* outside the range, in its segment */
+    op.range_off = US_SEGMENT + 500;
     op.range_len = 1000;
     CU_ASSERT_EQUAL(us_read_raw_batch(us_store_layout(s), base, &op, 1, 2, NULL),
                     UCACHE_ERR_CORRUPT);
-    base[loc.hdr_off + US_CHUNK_HDR + 20000] ^= 1;
+    op.range_off = 0;                              /* another segment: not read */
+    CU_ASSERT_EQUAL(us_read_raw_batch(us_store_layout(s), base, &op, 1, 2, NULL), UCACHE_OK);
+    CU_ASSERT(memcmp(got, want, 1000) == 0);
+    base[us_loc_payload_off(&loc) + 20000] ^= 1;
     us_store_destroy(s);
 }
 
@@ -289,17 +294,17 @@ static void test_layout_span(void)
     CU_ASSERT_EQUAL(us_chunk_segments(US_MAX_PAYLOAD), US_MAX_SEGMENTS);
     CU_ASSERT_EQUAL(us_chunk_table_bytes(US_SEGMENT), 0);       /* one: no table */
     CU_ASSERT_EQUAL(us_chunk_table_bytes(US_SEGMENT + 1), 64);  /* padded to 64 */
-    CU_ASSERT_EQUAL(us_chunk_table_bytes(4 * MiB), 512);
+    CU_ASSERT_EQUAL(us_chunk_table_bytes(4 * MiB), 4 * MiB / US_SEGMENT * 8);
     CU_ASSERT_EQUAL(us_chunk_table_bytes(US_MAX_PAYLOAD), US_MAX_TABLE);
-    us_chunk_span(4 * MiB, 100000, 4096, &off, &len);           /* inside segment 1 */
+    us_chunk_span(4 * MiB, US_SEGMENT + 100, 4096, &off, &len); /* inside segment 1 */
     CU_ASSERT_EQUAL(off, US_SEGMENT);
     CU_ASSERT_EQUAL(len, US_SEGMENT);
     us_chunk_span(4 * MiB, US_SEGMENT - 10, 20, &off, &len);    /* across a border */
     CU_ASSERT_EQUAL(off, 0);
     CU_ASSERT_EQUAL(len, 2 * US_SEGMENT);
-    us_chunk_span(300000, 299000, 1000, &off, &len);            /* the short last one */
+    us_chunk_span(4 * US_SEGMENT + 12345, 4 * US_SEGMENT + 100, 1000, &off, &len); /* short last */
     CU_ASSERT_EQUAL(off, 4 * US_SEGMENT);
-    CU_ASSERT_EQUAL(len, 300000 - 4 * US_SEGMENT);
+    CU_ASSERT_EQUAL(len, 12345);
     us_chunk_span(5000, 100, 10, &off, &len);                   /* one segment: all */
     CU_ASSERT_EQUAL(off, 0);
     CU_ASSERT_EQUAL(len, 5000);
@@ -314,7 +319,7 @@ static void test_layout_span(void)
  */
 static void test_layout_segments(void)
 {
-    enum { LEN = 300000 };
+    enum { LEN = 4 * US_SEGMENT + 12345 };
     us_store_t *s = make_store(16 * MiB, UC_NSEC_PER_SEC, 64 * KiB, MiB);
     const us_layout_t *l = us_store_layout(s);
     uint8_t *base = us_store_base(s), *want = malloc(LEN), *got = malloc(LEN);
@@ -330,7 +335,7 @@ static void test_layout_segments(void)
     fill_pattern(want, LEN, 11);
     pay   = base + us_loc_payload_off(&loc);
     table = base + loc.hdr_off + US_CHUNK_HDR;
-    CU_ASSERT_EQUAL(us_loc_payload_off(&loc), loc.hdr_off + US_CHUNK_HDR + 64);
+    CU_ASSERT_EQUAL(us_loc_payload_off(&loc), loc.hdr_off + US_CHUNK_HDR + 64); /* 5 x 8 */
     CU_ASSERT(memcmp(pay, want, LEN) == 0);              /* the payload, after its table */
     memcpy(&hdr, base + loc.hdr_off, sizeof(hdr));
     op.key = k;
@@ -351,9 +356,9 @@ static void test_layout_segments(void)
     CU_ASSERT_EQUAL(us_read_raw(l, base, &k, got, LEN, &n, 1, NULL), UCACHE_OK);
     CU_ASSERT(memcmp(got, want, LEN) == 0);
 
-    pay[3 * US_SEGMENT + 65000] ^= 1;                    /* segment 3, not the part */
+    pay[4 * US_SEGMENT - 100] ^= 1;                      /* segment 3, not the part */
     CU_ASSERT_EQUAL(us_read_raw_batch(l, base, &op, 1, 1, NULL), UCACHE_ERR_CORRUPT);
-    pay[3 * US_SEGMENT + 65000] ^= 1;
+    pay[4 * US_SEGMENT - 100] ^= 1;
     table[8 * 3] ^= 1;                                   /* segment 3's checksum */
     CU_ASSERT_EQUAL(us_read_raw_batch(l, base, &op, 1, 1, NULL), UCACHE_ERR_CORRUPT);
     table[8 * 3] ^= 1;

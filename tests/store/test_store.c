@@ -182,7 +182,7 @@ static void test_store_pins_survive(void)
     bad += (get_id(s, 5, csz) != 0);
     CU_ASSERT_EQUAL(bad, 0);
     us_store_stats(s, &st);
-    CU_ASSERT_EQUAL(st.bytes_pinned, (npin + 1) * us_alloc_block_size(csz + 64));
+    CU_ASSERT_EQUAL(st.bytes_pinned, (npin + 1) * us_alloc_block_size(csz + 64 + us_chunk_table_bytes((uint32_t)csz)));
     check_budget(s);
     /* pinning what would leave no room for anything else is refused */
     CU_ASSERT_EQUAL(us_store_pin_ns(s, 2, 1), UCACHE_ERR_NO_MEMORY);
@@ -210,7 +210,7 @@ static void test_store_pin_quota(void)
 {
     const size_t mem = 16 * MiB, csz = 32 * KiB;
     us_store_t *s = make_store(mem, 100 * UC_NSEC_PER_USEC, csz, csz);
-    uint64_t bsz = us_alloc_block_size(csz + 64), limit = 3 * bsz;
+    uint64_t bsz = us_alloc_block_size(csz + 64 + us_chunk_table_bytes((uint32_t)csz)), limit = 3 * bsz;
     us_store_stats_t st;
     us_key_t k[6];
     unsigned i;
@@ -266,7 +266,7 @@ static void test_store_quotas(void)
         over += (us_store_ns_used(s, 3) > quota);
     }
     CU_ASSERT_EQUAL(over, 0);
-    CU_ASSERT(us_store_ns_used(s, 3) > quota - 2 * us_alloc_block_size(csz + 64));
+    CU_ASSERT(us_store_ns_used(s, 3) > quota - 2 * us_alloc_block_size(csz + 64 + us_chunk_table_bytes((uint32_t)csz)));
     for (id = 0; id < 64; id++) {
         bad += (get_id(s, 500000 + id, csz) != 0);
     }
@@ -281,7 +281,7 @@ static void test_store_quotas(void)
     CU_ASSERT_EQUAL(us_store_quota_set(s, 5, 4 * KiB), UCACHE_OK);
     CU_ASSERT_EQUAL(put_id(s, 9, 5, csz), UCACHE_ERR_NO_MEMORY);
     /* a pinned namespace at its quota cannot take more */
-    CU_ASSERT_EQUAL(us_store_quota_set(s, 6, 2 * us_alloc_block_size(csz + 64)),
+    CU_ASSERT_EQUAL(us_store_quota_set(s, 6, 2 * us_alloc_block_size(csz + 64 + us_chunk_table_bytes((uint32_t)csz))),
                     UCACHE_OK);
     CU_ASSERT_EQUAL(put_id(s, 20, 6, csz), UCACHE_OK);
     CU_ASSERT_EQUAL(put_id(s, 21, 6, csz), UCACHE_OK);
