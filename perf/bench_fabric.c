@@ -9,7 +9,8 @@
  * that is removed at the end.  The dataset: files of a known pattern
  * (exporter.h) under that directory, read as file:// objects; UCACHE_CHUNK_
  * SIZE is the read size (at least 4 KiB), so a read is one chunk - or, with
- * --chunk larger than it, a --size-aligned part of a chunk at a random place.
+ * --chunk larger than it, a --size-aligned part of a chunk at a random place;
+ * with --chunk smaller, --size / --chunk chunks of one object.
  *   hit    every chunk warmed first (ucache_warm), then reads of random
  *          chunks: hits;
  *   miss   every read a chunk never read before: each pass over the dataset
@@ -221,7 +222,7 @@ static ucache_status_t fb_start(const ucperf_opts_t *o, fb_fabric_t *fb, uint64_
     pid_t pid;
 
     memset(fb, 0, sizeof(*fb));
-    fb->chunk = (o->chunk > o->size) ? o->chunk : (o->size < 4096) ? 4096 : o->size;
+    fb->chunk = (o->chunk != 0) ? o->chunk : (o->size < 4096) ? 4096 : o->size;
     snprintf(fb->dir, sizeof(fb->dir), "/tmp/ucperf.XXXXXX");
     if (mkdtemp(fb->dir) == NULL) {
         fb->dir[0] = '\0';
@@ -352,6 +353,9 @@ static void *fb_reader(void *arg)
                 continue;
             }
             c = fb_pick(t, i++);
+            if (t->o->size > t->fb->chunk) { /* a run of chunks in one object */
+                c -= c % (t->o->size / t->fb->chunk);
+            }
             fb_locate(t->fb, c, &objs[j], &offs[j]);
             if (t->fb->chunk > t->o->size) { /* a part: a random read-sized slot */
                 offs[j] += ((c * 0x9e3779b97f4a7c15ull + i) % (t->fb->chunk / t->o->size)) *

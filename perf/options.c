@@ -75,9 +75,10 @@ void ucperf_usage(FILE *out)
         "      --dataset BYTES     hit/miss/mixed: dataset size [hit: cache/2,\n"
         "                          miss: 64M, mixed: 4/3 of the cache]\n"
         "      --hit-ratio R       mixed: share of the dataset warmed first [0.5]\n"
-        "      --chunk BYTES       hit/miss/mixed: chunk size, when larger than the\n"
-        "                          read: each read is --size bytes at a random\n"
-        "                          --size-aligned place in a chunk  [= --size]\n"
+        "      --chunk BYTES       hit/miss/mixed: chunk size [= --size]; larger\n"
+        "                          than --size: each read is a --size-aligned part\n"
+        "                          of a chunk at a random place; smaller: each\n"
+        "                          read spans --size / --chunk chunks\n"
         "  -M, --members SRC       hit/miss/mixed: use this fabric (dir:, file:)\n"
         "                          instead of starting owners\n"
         "  -j, --json              one JSON object per result line\n"
@@ -257,8 +258,10 @@ int ucperf_parse(int argc, char **argv, ucperf_opts_t *o, char *err,
     if (op.optind < argc) {
         return ucperf_fail(err, err_len, "unexpected argument", argv[op.optind]);
     }
-    if ((o->chunk != 0) && (o->chunk < o->size)) {
-        snprintf(err, err_len, "--chunk must hold at least one read (--size)");
+    if ((o->chunk != 0) && ((o->chunk > o->size) ? (o->chunk % o->size != 0) :
+                            ((o->size % o->chunk != 0) || ((64ull << 20) % o->size != 0)))) {
+        snprintf(err, err_len, "--chunk and --size must divide one another (and --size "
+                 "64M, if it is the larger)");
         return -1;
     }
     if ((o->region != 0) && (o->region < o->size)) {

@@ -186,10 +186,23 @@ two=$(awk -v l="$am_lat" 'BEGIN { printf "%.3f", 2*l }')
 r=$(ratio "$(field "$lat" p50_us)" "$two")
 add "tcp 4K read p50 latency (us)" "$(field "$lat" p50_us)" "2 x ucp_am_lat one-way = $two" \
     "$r" "$(verdict "$r" 1.3 "<=")" "target <= 1.3x"
-hit=$(fabric_json hit -T tcp -s 4K -n 20000 --nodes 1)
+hit=$(fabric_json hit -T tcp -s 4K -n 20000 --nodes 3)
 r=$(ratio "$(field "$hit" p50_us)" "$two")
-add "tcp 4K hit p50 latency (us)" "$(field "$hit" p50_us)" "2 x ucp_am_lat one-way = $two" \
+add "tcp 4K hit p50 latency, 3 owners (us)" "$(field "$hit" p50_us)" "2 x ucp_am_lat one-way = $two" \
     "$r" "$(verdict "$r" 1.3 "<=")" "libucache-rdma read: FETCH with the chunk in the reply, verified; target <= 1.3x"
+# Small reads of big chunks (issue [6/11]): 4 KiB at random places in 4 MiB
+# chunks, against 4 KiB reads of 4 KiB chunks, one owner, ops/s; a part
+# moves and hashes only its 16 KiB segments
+for tr in shm tcp; do
+    n=$([ $tr = shm ] && echo 50000 || echo 10000)
+    echo "== $tr 4K reads of 4M chunks"
+    small=$(fabric_json hit -T $tr -s 4K -n $n --nodes 1)
+    part=$(fabric_json hit -T $tr -s 4K --chunk 4M -n $n --nodes 1)
+    r=$(ratio "$(field "$part" mops)" "$(field "$small" mops)")
+    add "$tr 4K reads of 4M chunks, random places (Mops/s)" "$(field "$part" mops)" \
+        "4K reads of 4K chunks $(field "$small" mops)" "$r" "$(verdict "$r" 0.5 ">=")" \
+        "p50 $(field "$part" p50_us) us vs $(field "$small" p50_us) us; target >= 0.5x"
+done
 # The cost of authentication (issue [3/11]): a 4K tcp hit with every
 # request signed and checked under a cluster key, against the same hit on an
 # open fabric, alternating seven runs each (one run's p50 moves by +-20%
@@ -234,6 +247,27 @@ for size in 4K 64K 1M 4M; do
     add "tcp $size miss: filled by 3 owners from a file origin (GB/s)" "$(field "$miss" gbps)" \
         "hit above $(field "$hit" gbps)" "$(ratio "$(field "$miss" gbps)" "$(field "$hit" gbps)")" \
         "report" "p50 $(field "$miss" p50_us) us, p99 $(field "$miss" p99_us) us"
+done
+echo "== one 64 MiB ucache_read from 3 tcp owners"
+read -r _ am_bw4 < <(perftest ucp_am_bw $((4 << 20)) 500 tcp)
+big=$(fabric_json hit -T tcp -s 64M --chunk 4M -n 20 --nodes 3)
+r=$(ratio "$(field "$big" gbps)" "$am_bw4")
+add "tcp one 64M read of 4M chunks, 3 owners (GB/s)" "$(field "$big" gbps)" \
+    "ucx_perftest ucp_am_bw 4M $am_bw4" "$r" "$(verdict "$r" 0.8 ">=")" \
+    "one ucache_read at a time; p50 $(field "$big" p50_us) us; target >= 0.8x"
+# Scan resistance with short-lived readers (issue [6/11]): the hot set
+# that survives a scan of 4x the cache, as tests/fabric/test_hotset.sh
+# measures it (one 64 MiB owner, 256 KiB chunks)
+echo "== hot set through a 4x scan"
+hs=$(BUILD="$(dirname "$(dirname "$ucperf")")" tests/fabric/test_hotset.sh 2>&1)
+for shape in short long; do
+    n=$(sed -n "s/^[A-Z]* $shape-lived readers.*: \([0-9]*\) of 128 hot chunks.*/\1/p" <<<"$hs")
+    [ -n "$n" ] || failed "tests/fabric/test_hotset.sh printed no $shape-lived figure"
+    add "hot set of 128 chunks surviving a 4x scan, $shape-lived readers" "${n:-0}" \
+        "$([ $shape = short ] && echo "4 ucache read processes" || echo "one reader, 30 epochs")" \
+        "$(awk -v n="${n:-0}" 'BEGIN { printf "%.2f", n / 128 }')" \
+        "$(verdict "$(awk -v n="${n:-0}" 'BEGIN { printf "%.2f", n / 128 }')" 0.9 ">=")" \
+        "hit reports: each distinct key once per window, flushed at finalize"
 done
 echo "== fabric mixed epoch"
 mx=$(fabric_json mixed -T shm -s 1M)
