@@ -121,6 +121,14 @@ static void test_options(void)
     CU_ASSERT_EQUAL(o.nsizes, 2);
     CU_ASSERT_EQUAL(parse(&o, err, "ucperf hit -s 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17"), -1);
     CU_ASSERT_EQUAL(parse(&o, err, "ucperf hit -s 4K,nope"), -1);
+    /* --chunk: parts of chunks, or runs of them */
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf hit -s 4K --chunk 4M"), 0);
+    CU_ASSERT_EQUAL(o.chunk, 4u << 20);
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf hit -s 64M --chunk 4M"), 0);
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf hit -s 12K --chunk 64K"), -1);  /* no divisor */
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "--chunk"));
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf hit -s 48M --chunk 4M"), -1);   /* 64M % 48M */
+    CU_ASSERT_EQUAL(parse(&o, err, "ucperf hit --chunk 1K"), -1);          /* < 4 KiB */
 }
 
 static void test_proc_stat(void)
@@ -237,6 +245,11 @@ static void test_hit(void)
                            1.0, 1e-9);
     CU_ASSERT_DOUBLE_EQUAL(run_json("ucperf hit -s 4K -n 200 -T tcp --nodes 1 --cache 32M -j",
                                     "hit", "tcp", "am", 4096, 200), 1.0, 1e-9);
+    /* 4 KiB parts of 1 MiB chunks, and reads of 4 chunks at once: exact */
+    CU_ASSERT_DOUBLE_EQUAL(run_json("ucperf hit -s 4K --chunk 1M -n 200 --nodes 2 --cache 64M "
+                                    "-j", "hit", "shm", "mapped", 4096, 200), 1.0, 1e-9);
+    CU_ASSERT_DOUBLE_EQUAL(run_json("ucperf hit -s 256K --chunk 64K -n 50 -T tcp --nodes 2 "
+                                    "--cache 64M -j", "hit", "tcp", "am", 262144, 50), 1.0, 1e-9);
 }
 
 /* miss: every read filled by an owner, over passes with new versions */
