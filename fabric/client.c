@@ -86,6 +86,85 @@ static size_t uf_fetch_data_len(const uf_chunk_t *c, unsigned flags)
                                      c->length;
 }
 
+/* A FETCH request's bytes: its header, the URI, and a span (UF_FETCH_SPAN).
+ * The transport may send from them until the request completes. */
+typedef struct uf_fetch_msg {
+    uint8_t b[sizeof(uf_fetch_req_t) + US_URI_MAX + sizeof(uf_fetch_span_t)];
+} uf_fetch_msg_t;
+
+/* The FETCH request header for chunk @p c with @p flags. */
+static void uf_fetch_req(struct ucache_context *ctx, const uf_view_t *v, const uf_chunk_t *c,
+                         unsigned flags, uf_fetch_req_t *req)
+{
+    memset(req, 0, sizeof(*req));
+    req->magic       = UF_PROTO_MAGIC;
+    req->version     = UF_PROTO_VERSION;
+    req->flags       = (uint16_t)flags;
+    req->epoch       = v->epoch;
+    req->key_hi      = c->key.hi;
+    req->key_lo      = c->key.lo;
+    req->obj_size    = c->obj->size;
+    req->obj_version = c->obj->version;
+    req->chunk_idx   = c->idx;
+    req->chunk_size  = (uint32_t)ctx->cfg.chunk_size;
+    req->uri_len     = (uint16_t)strlen(c->uri);
+}
+
+/* Post a FETCH of chunk @p c to remote owner @p p into @p r: @p flags as for
+ * uf_fetch, its reply metadata to @p rep, its data to @p data; @p msg holds
+ * the request until @p r completes. */
+static ucache_status_t uf_fetch_post(struct ucache_context *ctx, uf_view_t *v,
+                                     uf_peer_t *p, const uf_chunk_t *c, unsigned flags,
+                                     uf_fetch_rep_t *rep, void *data, uf_fetch_msg_t *msg,
+                                     ut_req_t *r)
+{
+    uf_fetch_span_t span = { c->span_off, c->span_len };
+    uf_fetch_req_t req;
+    size_t len;
+
+    uf_fetch_req(ctx, v, c, flags, &req);
+    memset(rep, 0, sizeof(*rep));
+    UF_ADD(ctx, fetches, 1);
+    memcpy(msg->b, &req, sizeof(req));
+    memcpy(msg->b + sizeof(req), c->uri, req.uri_len);
+    len = sizeof(req) + req.uri_len;
+    if (flags & UF_FETCH_SPAN) {
+        memcpy(msg->b + len, &span, sizeof(span));
+        len += sizeof(span);
+    }
+    return ut_rpc_post_timeout(r, p->tp, UF_RPC_FETCH, msg->b, len, rep, sizeof(*rep), data,
+                               uf_fetch_data_len(c, flags), ctx->cfg.fetch_timeout_ns);
+}
+
+/* The reply of a FETCH posted with uf_fetch_post, complete: its shape
+ * checked, not its bytes. */
+static ucache_status_t uf_fetch_end(struct ucache_context *ctx, uf_peer_t *p,
+                                    const uf_chunk_t *c, unsigned flags,
+                                    const uf_fetch_rep_t *rep, const ut_req_t *r)
+{
+    if (r->status != UCACHE_OK) {
+        return r->status;
+    }
+    if (uf_fetch_rep_check(rep, r->meta_length, r->length, c->length,
+                           uf_fetch_data_len(c, flags)) != UCACHE_OK) {
+        UF_ADD(ctx, bad_replies, 1);
+        UC_WARN("owner %016llx sent a malformed FETCH reply (%zu+%zu bytes, "
+                "length %u, want %u)", (unsigned long long)p->id, r->meta_length,
+                r->length, rep->length, c->length);
+        return UCACHE_ERR_CORRUPT;
+    }
+    return UCACHE_OK;
+}
+
+/* Wait for @p n posted requests to complete: each fails at its own deadline,
+ * so this ends; their buffers are the caller's again after it. */
+static void uf_wait_all(struct ucache_context *ctx, ut_req_t *r, unsigned n)
+{
+    while (ut_wait(ctx->transport, r, n, ctx->cfg.fetch_timeout_ns + ctx->cfg.timeout_ns) ==
+           UCACHE_INPROGRESS) {
+    }
+}
+
 /* Ask owner @p p for chunk @p c (filling it on a miss); with UF_FETCH_DATA
  * its payload lands in @p data - with UF_FETCH_SPAN, its segment table and
  * then the span of @p c.  Checks the reply's shape, not its bytes. */
@@ -93,62 +172,28 @@ static ucache_status_t uf_fetch(struct ucache_context *ctx, uf_view_t *v,
                                 uf_peer_t *p, const uf_chunk_t *c, unsigned flags,
                                 uf_fetch_rep_t *rep, void *data)
 {
-    uint8_t msg[sizeof(uf_fetch_req_t) + US_URI_MAX + sizeof(uf_fetch_span_t)];
-    uf_fetch_span_t span = { c->span_off, c->span_len };
-    size_t uri_len = strlen(c->uri), len, want = uf_fetch_data_len(c, flags);
     ucache_status_t status;
+    uf_fetch_msg_t msg;
     uf_fetch_req_t req;
     us_loc_t loc;
     ut_req_t r;
 
-    memset(&req, 0, sizeof(req));
-    req.magic       = UF_PROTO_MAGIC;
-    req.version     = UF_PROTO_VERSION;
-    req.flags       = (uint16_t)flags;
-    req.epoch       = v->epoch;
-    req.key_hi      = c->key.hi;
-    req.key_lo      = c->key.lo;
-    req.obj_size    = c->obj->size;
-    req.obj_version = c->obj->version;
-    req.chunk_idx   = c->idx;
-    req.chunk_size  = (uint32_t)ctx->cfg.chunk_size;
-    req.uri_len     = (uint16_t)uri_len;
-    memset(rep, 0, sizeof(*rep));
-    UF_ADD(ctx, fetches, 1);
     if (p->self) {
+        uf_fetch_req(ctx, v, c, flags, &req);
+        memset(rep, 0, sizeof(*rep));
+        UF_ADD(ctx, fetches, 1);
         status = uf_node_fetch_local(ctx->node, &req, c->uri, &loc, &rep->how);
         rep->version = loc.version;
         rep->hdr_off = loc.hdr_off;
         rep->length  = loc.length;
         return status;
     }
-    memcpy(msg, &req, sizeof(req));
-    memcpy(msg + sizeof(req), c->uri, uri_len);
-    len = sizeof(req) + uri_len;
-    if (flags & UF_FETCH_SPAN) {
-        memcpy(msg + len, &span, sizeof(span));
-        len += sizeof(span);
-    }
-    status = ut_rpc_post_timeout(&r, p->tp, UF_RPC_FETCH, msg, len, rep, sizeof(*rep), data,
-                                 want, ctx->cfg.fetch_timeout_ns);
-    if (status == UCACHE_OK) {
-        status = ut_wait(ctx->transport, &r, 1,
-                         ctx->cfg.fetch_timeout_ns + ctx->cfg.timeout_ns);
-        if (status == UCACHE_INPROGRESS) {
-            status = UCACHE_ERR_TIMEOUT; /* not reached: the deadline fails it */
-        }
-    }
+    status = uf_fetch_post(ctx, v, p, c, flags, rep, data, &msg, &r);
     if (status != UCACHE_OK) {
         return status;
     }
-    if (uf_fetch_rep_check(rep, r.meta_length, r.length, c->length, want) != UCACHE_OK) {
-        UF_ADD(ctx, bad_replies, 1);
-        UC_WARN("owner %016llx sent a malformed FETCH reply (%zu+%zu bytes, "
-                "length %u, want %u)", (unsigned long long)p->id, r.meta_length,
-                r.length, rep->length, c->length);
-        return UCACHE_ERR_CORRUPT;
-    }
-    return UCACHE_OK;
+    uf_wait_all(ctx, &r, 1);
+    return uf_fetch_end(ctx, p, c, flags, rep, &r);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -258,38 +303,55 @@ static ucache_status_t uf_read_mapped(struct ucache_context *ctx, uf_view_t *v,
     return uf_read_fallback(ctx, v, p, c, status);
 }
 
+/* The FETCH flags that bring chunk @p c's bytes: its span, if a part. */
+static unsigned uf_am_flags(const uf_chunk_t *c)
+{
+    return UF_FETCH_DATA | (uf_chunk_partial(c) ? UF_FETCH_SPAN : 0);
+}
+
+/* A FETCH reply with chunk @p c's bytes at @p target (table and span, or
+ * the whole chunk), its shape checked: verified, and on success the
+ * caller's (an owner saw this hit itself: no report). */
+static ucache_status_t uf_am_take(struct ucache_context *ctx, uf_peer_t *p,
+                                  const uf_chunk_t *c, const uf_fetch_rep_t *rep,
+                                  const char *target)
+{
+    bool part = uf_chunk_partial(c);
+    const char *span = target + (part ? us_chunk_table_bytes(c->length) : 0);
+    us_loc_t loc = { .version = rep->version, .hdr_off = rep->hdr_off,
+                     .length = rep->length };
+    ucache_status_t status;
+
+    status = us_chunk_verify(&p->layout, &c->key, &loc, &rep->hdr, part ? target : NULL,
+                             span, NULL, part ? c->span_off : 0,
+                             part ? c->span_len : c->length, 0);
+    if (status == UCACHE_OK) {
+        uf_chunk_done(ctx, p, c, span, rep->how, false);
+    }
+    return status;
+}
+
 static ucache_status_t uf_read_am(struct ucache_context *ctx, uf_view_t *v,
                                   uf_peer_t *p, const uf_chunk_t *c)
 {
-    char *target = uf_chunk_target(ctx, c), *span;
-    bool part = uf_chunk_partial(c);
-    uint32_t tlen = part ? us_chunk_table_bytes(c->length) : 0;
+    char *target = uf_chunk_target(ctx, c);
     ucache_status_t status = UCACHE_ERR_CORRUPT;
     uf_fetch_rep_t rep;
-    us_loc_t loc;
     unsigned a;
 
     if (target == NULL) {
         return UCACHE_ERR_NO_MEMORY;
     }
-    span = target + tlen;
     for (a = 0; a < UF_CHUNK_ATTEMPTS; a++) {
-        status = uf_fetch(ctx, v, p, c, UF_FETCH_DATA | (part ? UF_FETCH_SPAN : 0), &rep,
-                          target);
+        status = uf_fetch(ctx, v, p, c, uf_am_flags(c), &rep, target);
         if (status == UCACHE_ERR_AGAIN) {
             continue;   /* its reply was lost (the owner said so): ask again */
         }
         if (status != UCACHE_OK) {
             break;
         }
-        loc.version = rep.version;
-        loc.hdr_off = rep.hdr_off;
-        loc.length  = rep.length;
-        status = us_chunk_verify(&p->layout, &c->key, &loc, &rep.hdr, part ? target : NULL,
-                                 span, NULL, part ? c->span_off : 0,
-                                 part ? c->span_len : c->length, 0);
-        if (status == UCACHE_OK) { /* the owner saw this hit itself */
-            uf_chunk_done(ctx, p, c, span, rep.how, false);
+        status = uf_am_take(ctx, p, c, &rep, target);
+        if (status == UCACHE_OK) {
             break;
         }
         UF_ADD(ctx, verify_retries, 1); /* evicted and reused while in flight */
@@ -496,8 +558,10 @@ typedef ucache_status_t (*uf_attempt_fn_t)(struct ucache_context *ctx, uf_view_t
 #define UF_BUSY_TRIES    3
 #define UF_BUSY_BACKOFF  (5ull * UC_NSEC_PER_MSEC)
 
-/* @p fn with owner @p p; an owner whose fill queue is full (UCACHE_ERR_BUSY)
- * is asked again after a backoff (5, 10 ms), never marked suspect. */
+/* @p fn with owner @p p; an owner whose fill queue is full (UCACHE_ERR_BUSY),
+ * or that cannot be reached now (UCACHE_ERR_AGAIN: every endpoint of
+ * UCACHE_MAX_EPS is busy with other reads, or a reply was lost), is asked
+ * again after a backoff (5, 10 ms), never marked suspect. */
 static ucache_status_t uf_owner_attempt(struct ucache_context *ctx, uf_view_t *v,
                                         uf_peer_t *p, uf_chunk_t *c, uf_attempt_fn_t fn,
                                         void *arg)
@@ -506,7 +570,8 @@ static ucache_status_t uf_owner_attempt(struct ucache_context *ctx, uf_view_t *v
     struct timespec ts;
     unsigned t;
 
-    for (t = 0; (t < UF_BUSY_TRIES) && (status == UCACHE_ERR_BUSY); t++) {
+    for (t = 0; (t < UF_BUSY_TRIES) &&
+                ((status == UCACHE_ERR_BUSY) || (status == UCACHE_ERR_AGAIN)); t++) {
         if (t > 0) {
             ts.tv_sec  = 0;
             ts.tv_nsec = (long)(UF_BUSY_BACKOFF << (t - 1));
@@ -589,6 +654,109 @@ static ucache_status_t uf_read_chunk(struct ucache_context *ctx, uf_view_t *v,
     UF_ADD(ctx, origin_direct, 1);
     return us_origin_read(&ctx->origin, c->uri, c->obj, c->idx * ctx->cfg.chunk_size + c->off,
                           c->dst, c->len);
+}
+
+#define UF_WINDOW_MAX 64   /* UCACHE_READ_WINDOW's bound */
+
+/* The first owner a read of @p c would try (uf_owners_try's order), if it
+ * is set up already: a window sets up no peer, as connecting while its
+ * other requests hold endpoints could find them all busy (UCACHE_MAX_EPS)
+ * and take a good owner for a failed one.  NULL: read it the single way. */
+static uf_peer_t *uf_first_owner(struct ucache_context *ctx, uf_view_t *v, uf_chunk_t *c)
+{
+    uint32_t owners[UF_MAX_REPLICAS];
+    uint64_t now = uc_time_ns();
+    unsigned n = 0, i;
+    uf_peer_t *p;
+
+    c->key = uf_chunk_key(c->uri, c->obj, c->idx, ctx->cfg.chunk_size);
+    if ((v != NULL) && (v->n > 0)) {
+        n = uf_place_owners(v->place, &c->key, ctx->cfg.replicas, owners);
+    }
+    for (i = 0; i < n; i++) {
+        p = atomic_load_explicit(&v->peers[owners[i]], memory_order_acquire);
+        if ((p != NULL) && uf_peer_is_suspect(p, now)) {
+            continue;
+        }
+        return ((p != NULL) && atomic_load_explicit(&p->ready, memory_order_acquire)) ? p :
+                                                                                      NULL;
+    }
+    return NULL;
+}
+
+/*
+ * The chunks @p cs[0 .. n) of one read.  Those whose first owner is reached
+ * by active messages are asked for all at once - their FETCHes (misses
+ * included: several fills go on together) in flight together, so their
+ * replies stream in back to back - and verified as they are taken.  Every
+ * chunk that did not arrive verified that way - another path, a failed or
+ * busy owner, a torn reply - is read by uf_read_chunk, owner by owner and
+ * then from the origin, as a single chunk is.  A window asks at most a
+ * quarter of UCACHE_MAX_EPS owners at once, leaving endpoints to the other
+ * readers of the process.  Stops at the first chunk that fails (after
+ * every posted request has completed).
+ */
+static ucache_status_t uf_read_window(struct ucache_context *ctx, uf_view_t *v,
+                                      uf_chunk_t *cs, unsigned n)
+{
+    uf_fetch_msg_t *msgs = NULL;
+    uf_fetch_rep_t rep[UF_WINDOW_MAX];
+    char *target[UF_WINDOW_MAX] = { NULL };
+    uf_peer_t *peer[UF_WINDOW_MAX];
+    ut_req_t r[UF_WINDOW_MAX];
+    unsigned i, j, np = 0, nowners = 0, max_owners = ctx->cfg.max_eps / 4;
+    ucache_status_t status = UCACHE_OK, st;
+
+    if (n > 1) {
+        msgs = malloc(n * sizeof(*msgs));
+    }
+    for (i = 0; (msgs != NULL) && (i < n); i++) {
+        peer[i] = uf_first_owner(ctx, v, &cs[i]);
+        if ((peer[i] == NULL) || peer[i]->self || (peer[i]->path != UT_PATH_AM)) {
+            continue;
+        }
+        for (j = 0; (j < i) && ((target[j] == NULL) || (peer[j] != peer[i])); j++) {
+        }
+        if ((j == i) && (++nowners > ((max_owners > 0) ? max_owners : 1))) {
+            continue;                /* another owner than those asked: not now */
+        }
+        target[i] = uf_chunk_target(ctx, &cs[i]);
+        if ((target[i] != NULL) &&
+            (uf_fetch_post(ctx, v, peer[i], &cs[i], uf_am_flags(&cs[i]), &rep[np], target[i],
+                           &msgs[np], &r[np]) == UCACHE_OK)) {
+            np++;
+        } else if (target[i] != NULL) {
+            uf_chunk_target_put(ctx, &cs[i], target[i]);
+            target[i] = NULL;
+        }
+    }
+    if (np > 0) {
+        uf_wait_all(ctx, r, np);    /* every buffer is ours again after it */
+    }
+    for (i = 0, np = 0; i < n; i++) {
+        if (target[i] != NULL) {     /* posted: the np-th request */
+            st = uf_fetch_end(ctx, peer[i], &cs[i], uf_am_flags(&cs[i]), &rep[np], &r[np]);
+            if (st == UCACHE_OK) {
+                st = uf_am_take(ctx, peer[i], &cs[i], &rep[np], target[i]);
+            }
+            np++;
+            uf_chunk_target_put(ctx, &cs[i], target[i]);
+            if (st == UCACHE_OK) {
+                UF_ADD(ctx, chunk_reads, 1);
+                uf_peer_ok(peer[i]);
+                continue;
+            }
+            if ((st == UCACHE_ERR_PEER) || (st == UCACHE_ERR_TIMEOUT) ||
+                (st == UCACHE_ERR_TRANSPORT)) {
+                uf_peer_suspect(ctx, peer[i], ucache_strerror(st)); /* pay its deadline once */
+            }
+        }
+        if (status == UCACHE_OK) {
+            status = uf_read_chunk(ctx, v, &cs[i]);
+        }
+    }
+    free(msgs);
+    return status;
 }
 
 /* Warm-up: a FETCH without data; the owner fills (and pins) the chunk. */
@@ -705,11 +873,11 @@ ucache_status_t uf_read(struct ucache_context *ctx, const char *uri, uint64_t of
                         size_t len, void *buf, size_t *nread_p)
 {
     uint64_t cs = ctx->cfg.chunk_size, end, pos, span_off, span_len;
+    unsigned attempt, n, window = ctx->cfg.read_window;
+    uf_chunk_t c[UF_WINDOW_MAX];
     ucache_status_t status;
     us_object_t obj;
     uf_view_t *v;
-    uf_chunk_t c;
-    unsigned attempt;
 
     for (attempt = 0; attempt < UF_READ_ATTEMPTS; attempt++) {
         /* size and version: cached for UCACHE_META_TTL (no call on a hit) */
@@ -725,19 +893,24 @@ ucache_status_t uf_read(struct ucache_context *ctx, const char *uri, uint64_t of
         end = (len > obj.size - offset) ? obj.size : offset + len;
         v = uf_view_acquire(ctx);
         status = UCACHE_OK;
-        for (pos = offset; (pos < end) && (status == UCACHE_OK); pos += c.len) {
-            c.uri    = uri;
-            c.obj    = &obj;
-            c.idx    = pos / cs;
-            c.length = (uint32_t)((obj.size - c.idx * cs < cs) ? obj.size - c.idx * cs : cs);
-            c.off    = (uint32_t)(pos - c.idx * cs);
-            c.len    = (uint32_t)(((end - pos) < c.length - c.off) ? end - pos :
-                                                                     c.length - c.off);
-            c.dst    = (char *)buf + (pos - offset);
-            us_chunk_span(c.length, c.off, c.len, &span_off, &span_len);
-            c.span_off = (uint32_t)span_off;
-            c.span_len = (uint32_t)span_len;
-            status = uf_read_chunk(ctx, v, &c);
+        window = (window < 1) ? 1 : (window > UF_WINDOW_MAX) ? UF_WINDOW_MAX : window;
+        for (pos = offset; (pos < end) && (status == UCACHE_OK);) {
+            for (n = 0; (n < window) && (pos < end); n++, pos += c[n - 1].len) {
+                memset(&c[n], 0, sizeof(c[n]));
+                c[n].uri    = uri;
+                c[n].obj    = &obj;
+                c[n].idx    = pos / cs;
+                c[n].length = (uint32_t)((obj.size - c[n].idx * cs < cs) ?
+                                         obj.size - c[n].idx * cs : cs);
+                c[n].off    = (uint32_t)(pos - c[n].idx * cs);
+                c[n].len    = (uint32_t)(((end - pos) < c[n].length - c[n].off) ?
+                                         end - pos : c[n].length - c[n].off);
+                c[n].dst    = (char *)buf + (pos - offset);
+                us_chunk_span(c[n].length, c[n].off, c[n].len, &span_off, &span_len);
+                c[n].span_off = (uint32_t)span_off;
+                c[n].span_len = (uint32_t)span_len;
+            }
+            status = (n == 1) ? uf_read_chunk(ctx, v, &c[0]) : uf_read_window(ctx, v, c, n);
         }
         uf_view_release(v);
         if (status == UCACHE_OK) {

@@ -40,6 +40,7 @@ typedef struct uc_config {
     unsigned replicas;
     unsigned fetch_threads;
     unsigned read_threads;
+    unsigned read_window;
     uint64_t fetch_timeout_ns;
     uint64_t meta_ttl_ns;
     char     credentials[256];

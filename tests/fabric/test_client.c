@@ -262,7 +262,80 @@ static void test_partial_reads(void)
     free(buf);
 }
 
+/*
+ * A read of many chunks over tcp keeps UCACHE_READ_WINDOW of them in flight:
+ * a 6-chunk object (the last chunk short) read whole by a reader that owns
+ * nothing, then a range that starts and ends inside chunks - misses filled
+ * together, then hits, one FETCH a chunk, exact.  Then one owner is gone:
+ * its chunks' FETCHes fail, and each is read again the single-chunk way
+ * (the next owner, or the origin), still exact, the dead owner suspect.
+ */
+static void test_read_window(void)
+{
+    enum { CS = 64u << 10, LEN = 5 * CS + 1000 };
+    ucache_params_t p = pair_params, rp = { 0 };
+    const void *recs[2];
+    size_t lens[2], got;
+    char uri[160], path[128], *data = malloc(LEN), *buf = malloc(LEN);
+    ucache_stats_t s0, s1;
+    ucache_h c[2], reader;
+    unsigned i, k;
+
+    setenv("UCX_TLS", "tcp", 1);
+    setenv("UCACHE_READ_WINDOW", "4", 1);
+    rp.field_mask = UCACHE_PARAM_FIELD_MEMBERS | UCACHE_PARAM_FIELD_CHUNK_SIZE;
+    rp.members    = "mpi";
+    rp.chunk_size = CS;
+    tdir_make();
+    snprintf(path, sizeof(path), "%s/six", tdir);
+    snprintf(uri, sizeof(uri), "file://%s", path);
+    for (i = 0; i < LEN; i++) {
+        data[i] = (char)(i * 7 + i / 1021);
+    }
+    write_file(path, data, LEN);
+    for (k = 0; k < 2; k++) {
+        CU_ASSERT_EQUAL_FATAL(ucache_init(&p, &c[k]), UCACHE_OK);
+        CU_ASSERT_EQUAL_FATAL(ucache_member_record(c[k], &recs[k], &lens[k]), UCACHE_OK);
+    }
+    CU_ASSERT_EQUAL_FATAL(ucache_init(&rp, &reader), UCACHE_OK);
+    for (k = 0; k < 2; k++) {
+        CU_ASSERT_EQUAL(ucache_members_set(c[k], recs, lens, 2, 1), UCACHE_OK);
+    }
+    CU_ASSERT_EQUAL(ucache_members_set(reader, recs, lens, 2, 1), UCACHE_OK);
+    for (k = 0; k < 2; k++) {       /* misses, then hits */
+        ucache_stats_get(reader, &s0);
+        memset(buf, 0, LEN);
+        CU_ASSERT_EQUAL(ucache_read(reader, uri, 0, LEN, buf, &got), UCACHE_OK);
+        CU_ASSERT_EQUAL(got, LEN);
+        CU_ASSERT(memcmp(buf, data, LEN) == 0);
+        ucache_stats_get(reader, &s1);
+        CU_ASSERT_EQUAL(s1.chunk_reads - s0.chunk_reads, 6);
+        CU_ASSERT_EQUAL(s1.fetch_requests - s0.fetch_requests, 6);   /* one a chunk */
+        CU_ASSERT_EQUAL((k == 0) ? s1.chunk_misses - s0.chunk_misses :
+                                   s1.chunk_hits - s0.chunk_hits, 6);
+    }
+    memset(buf, 0, LEN);            /* a range inside chunks 1 .. 4 */
+    CU_ASSERT_EQUAL(ucache_read(reader, uri, CS + 100, 3 * CS, buf, &got), UCACHE_OK);
+    CU_ASSERT(memcmp(buf, data + CS + 100, 3 * CS) == 0);
+    ucache_finalize(c[1]);          /* an owner gone: its chunks come another way */
+    ucache_stats_get(reader, &s0);
+    memset(buf, 0, LEN);
+    CU_ASSERT_EQUAL(ucache_read(reader, uri, 0, LEN, buf, &got), UCACHE_OK);
+    CU_ASSERT(memcmp(buf, data, LEN) == 0);
+    ucache_stats_get(reader, &s1);
+    CU_ASSERT(s1.failovers > s0.failovers);
+    CU_ASSERT_EQUAL(s1.chunk_reads - s0.chunk_reads, 6);
+    ucache_finalize(reader);
+    ucache_finalize(c[0]);
+    tdir_remove();
+    unsetenv("UCX_TLS");
+    unsetenv("UCACHE_READ_WINDOW");
+    free(data);
+    free(buf);
+}
+
 const tc_test_t client_tests[] = {
+    { "read_window", test_read_window },
     { "partial_reads", test_partial_reads },
     { "members_set", test_members_set },
     { "late_reads", test_late_reads },
