@@ -743,6 +743,7 @@ static ucache_status_t uf_read_window(struct ucache_context *ctx, uf_view_t *v,
             uf_chunk_target_put(ctx, &cs[i], target[i]);
             if (st == UCACHE_OK) {
                 UF_ADD(ctx, chunk_reads, 1);
+                UF_ADD(ctx, windowed, 1);
                 uf_peer_ok(peer[i]);
                 continue;
             }

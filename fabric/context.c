@@ -611,6 +611,7 @@ ucache_status_t ucache_stats_get(ucache_h ctx, ucache_stats_t *s)
     s->bytes_returned = atomic_load(&ctx->st.bytes);
     s->hits_sampled   = atomic_load(&ctx->st.touch_sent);
     s->hits_unreported = atomic_load(&ctx->st.touch_dropped);
+    s->chunks_windowed = atomic_load(&ctx->st.windowed);
     s->fetch_requests = atomic_load(&ctx->st.fetches);
     s->location_hits  = atomic_load(&ctx->st.loc_hits);
     s->owner_refusals = atomic_load(&ctx->st.owner_refusals);

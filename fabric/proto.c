@@ -82,7 +82,8 @@
     X(63, fills_busy) \
     X(64, owner_refusals) \
     X(65, auth_failures) \
-    X(66, hits_unreported)
+    X(66, hits_unreported) \
+    X(67, chunks_windowed)
 
 static const struct {
     uint32_t tag;

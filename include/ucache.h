@@ -198,6 +198,9 @@ typedef struct ucache_stats {
                                     without the admin key                   */
     uint64_t hits_unreported;  /**< hit keys this reader could not report: a
                                     full report buffer or a busy lock       */
+    uint64_t chunks_windowed;  /**< chunk reads that came in a window of
+                                    FETCHes in flight together (tcp,
+                                    UCACHE_READ_WINDOW)                     */
 } ucache_stats_t;
 
 /** @brief Copy the context's counters into @p stats_p. */

@@ -314,9 +314,12 @@ static void test_read_window(void)
         CU_ASSERT_EQUAL((k == 0) ? s1.chunk_misses - s0.chunk_misses :
                                    s1.chunk_hits - s0.chunk_hits, 6);
     }
+    CU_ASSERT_EQUAL(s1.chunks_windowed - s0.chunks_windowed, 6); /* owners set up: all */
     memset(buf, 0, LEN);            /* a range inside chunks 1 .. 4 */
     CU_ASSERT_EQUAL(ucache_read(reader, uri, CS + 100, 3 * CS, buf, &got), UCACHE_OK);
     CU_ASSERT(memcmp(buf, data + CS + 100, 3 * CS) == 0);
+    ucache_stats_get(reader, &s0);
+    CU_ASSERT_EQUAL(s0.chunks_windowed - s1.chunks_windowed, 4);
     ucache_finalize(c[1]);          /* an owner gone: its chunks come another way */
     ucache_stats_get(reader, &s0);
     memset(buf, 0, LEN);
