@@ -582,6 +582,32 @@ static ucache_status_t uf_owner_attempt(struct ucache_context *ctx, uf_view_t *v
     return status;
 }
 
+/* Chunk @p c's key, and its owners in placement order (their view
+ * indexes in @p owners); how many. */
+static unsigned uf_chunk_owners(struct ucache_context *ctx, const uf_view_t *v,
+                                uf_chunk_t *c, uint32_t owners[UF_MAX_REPLICAS])
+{
+    c->key = uf_chunk_key(c->uri, c->obj, c->idx, ctx->cfg.chunk_size);
+    return ((v != NULL) && (v->n > 0)) ?
+           uf_place_owners(v->place, &c->key, ctx->cfg.replicas, owners) : 0;
+}
+
+/* The first of owners[i .. n) a read tries: not known to be suspect at
+ * @p now (a peer not set up yet is tried); n if none. */
+static unsigned uf_next_owner(const uf_view_t *v, const uint32_t *owners, unsigned n,
+                              unsigned i, uint64_t now)
+{
+    const uf_peer_t *p;
+
+    for (; i < n; i++) {
+        p = atomic_load_explicit(&v->peers[owners[i]], memory_order_acquire);
+        if ((p == NULL) || !uf_peer_is_suspect(p, now)) {
+            break;
+        }
+    }
+    return i;
+}
+
 /*
  * Try @p c's owners in placement order until one serves it: UCACHE_OK, an
  * answer about the object itself (NOT_FOUND, OUT_OF_RANGE, DENIED, ...), or
@@ -594,18 +620,12 @@ static ucache_status_t uf_owners_try(struct ucache_context *ctx, uf_view_t *v,
     uint32_t owners[UF_MAX_REPLICAS];
     uint64_t now = uc_time_ns();
     ucache_status_t status = UCACHE_ERR_PEER;
-    unsigned n = 0, i;
+    unsigned n, i;
     uf_peer_t *p;
 
-    c->key = uf_chunk_key(c->uri, c->obj, c->idx, ctx->cfg.chunk_size);
-    if ((v != NULL) && (v->n > 0)) {
-        n = uf_place_owners(v->place, &c->key, ctx->cfg.replicas, owners);
-    }
-    for (i = 0; i < n; i++) {
-        p = atomic_load_explicit(&v->peers[owners[i]], memory_order_acquire);
-        if ((p != NULL) && uf_peer_is_suspect(p, now)) {
-            continue;
-        }
+    n = uf_chunk_owners(ctx, v, c, owners);
+    for (i = uf_next_owner(v, owners, n, 0, now); i < n;
+         i = uf_next_owner(v, owners, n, i + 1, now)) {
         p = uf_view_peer(ctx, v, owners[i]);
         if (p == NULL) {
             continue;
@@ -665,23 +685,13 @@ static ucache_status_t uf_read_chunk(struct ucache_context *ctx, uf_view_t *v,
 static uf_peer_t *uf_first_owner(struct ucache_context *ctx, uf_view_t *v, uf_chunk_t *c)
 {
     uint32_t owners[UF_MAX_REPLICAS];
-    uint64_t now = uc_time_ns();
-    unsigned n = 0, i;
+    unsigned n, i;
     uf_peer_t *p;
 
-    c->key = uf_chunk_key(c->uri, c->obj, c->idx, ctx->cfg.chunk_size);
-    if ((v != NULL) && (v->n > 0)) {
-        n = uf_place_owners(v->place, &c->key, ctx->cfg.replicas, owners);
-    }
-    for (i = 0; i < n; i++) {
-        p = atomic_load_explicit(&v->peers[owners[i]], memory_order_acquire);
-        if ((p != NULL) && uf_peer_is_suspect(p, now)) {
-            continue;
-        }
-        return ((p != NULL) && atomic_load_explicit(&p->ready, memory_order_acquire)) ? p :
-                                                                                      NULL;
-    }
-    return NULL;
+    n = uf_chunk_owners(ctx, v, c, owners);
+    i = uf_next_owner(v, owners, n, 0, uc_time_ns());
+    p = (i < n) ? atomic_load_explicit(&v->peers[owners[i]], memory_order_acquire) : NULL;
+    return ((p != NULL) && atomic_load_explicit(&p->ready, memory_order_acquire)) ? p : NULL;
 }
 
 /*
@@ -786,13 +796,10 @@ static ucache_status_t uf_evict_chunk(struct ucache_context *ctx, uf_view_t *v,
     uint32_t owners[UF_MAX_REPLICAS];
     ucache_status_t status = UCACHE_OK, st;
     uf_fetch_rep_t rep;
-    unsigned n = 0, i;
+    unsigned n, i;
     uf_peer_t *p;
 
-    c->key = uf_chunk_key(c->uri, c->obj, c->idx, ctx->cfg.chunk_size);
-    if ((v != NULL) && (v->n > 0)) {
-        n = uf_place_owners(v->place, &c->key, ctx->cfg.replicas, owners);
-    }
+    n = uf_chunk_owners(ctx, v, c, owners);
     if (n == 0) {
         return UCACHE_ERR_PEER;
     }

@@ -132,6 +132,26 @@ static void test_late_reads(void)
     free(buf);
 }
 
+/* Two serving contexts of @p p and a reader of @p rp that owns nothing,
+ * joined in one view with ucache_members_set(). */
+static void owners_and_reader(const ucache_params_t *p, const ucache_params_t *rp,
+                              ucache_h c[2], ucache_h *reader)
+{
+    const void *recs[2];
+    size_t lens[2];
+    unsigned k;
+
+    for (k = 0; k < 2; k++) {
+        CU_ASSERT_EQUAL_FATAL(ucache_init(p, &c[k]), UCACHE_OK);
+        CU_ASSERT_EQUAL_FATAL(ucache_member_record(c[k], &recs[k], &lens[k]), UCACHE_OK);
+    }
+    CU_ASSERT_EQUAL_FATAL(ucache_init(rp, reader), UCACHE_OK);
+    for (k = 0; k < 2; k++) {
+        CU_ASSERT_EQUAL(ucache_members_set(c[k], recs, lens, 2, 1), UCACHE_OK);
+    }
+    CU_ASSERT_EQUAL(ucache_members_set(*reader, recs, lens, 2, 1), UCACHE_OK);
+}
+
 /* Flip a payload byte of chunk @p idx of @p uri at @p off in whichever of
  * the owners' stores holds it; false if none does. */
 static bool flip_owned(ucache_h c[2], const char *uri, const us_object_t *obj, uint64_t idx,
@@ -168,8 +188,7 @@ static void test_partial_reads(void)
     enum { CS = 1u << 20, LEN = 3 * CS + 12345, N = 200, PART = 4096 };
     static const char *paths[3] = { "mapped", "get", "am" };
     ucache_params_t p = pair_params, rp = { 0 };
-    const void *recs[2];
-    size_t lens[2], got;
+    size_t got;
     char uri[160], path[128], *data = malloc(LEN), *buf = malloc(LEN);
     us_object_t obj;
     ucache_stats_t s0, s1;
@@ -195,15 +214,7 @@ static void test_partial_reads(void)
         }
         write_file(path, data, LEN);
         CU_ASSERT_EQUAL_FATAL(us_origin_stat(NULL, uri, &obj), UCACHE_OK); /* its version */
-        for (k = 0; k < 2; k++) {
-            CU_ASSERT_EQUAL_FATAL(ucache_init(&p, &c[k]), UCACHE_OK);
-            CU_ASSERT_EQUAL_FATAL(ucache_member_record(c[k], &recs[k], &lens[k]), UCACHE_OK);
-        }
-        CU_ASSERT_EQUAL_FATAL(ucache_init(&rp, &reader), UCACHE_OK);
-        for (k = 0; k < 2; k++) {
-            CU_ASSERT_EQUAL(ucache_members_set(c[k], recs, lens, 2, 1), UCACHE_OK);
-        }
-        CU_ASSERT_EQUAL(ucache_members_set(reader, recs, lens, 2, 1), UCACHE_OK);
+        owners_and_reader(&p, &rp, c, &reader);
         CU_ASSERT_EQUAL(ucache_read(reader, uri, 0, LEN, buf, &got), UCACHE_OK); /* fills */
         CU_ASSERT_EQUAL(got, LEN);
         CU_ASSERT(memcmp(buf, data, LEN) == 0);
@@ -274,8 +285,7 @@ static void test_read_window(void)
 {
     enum { CS = 64u << 10, LEN = 5 * CS + 1000 };
     ucache_params_t p = pair_params, rp = { 0 };
-    const void *recs[2];
-    size_t lens[2], got;
+    size_t got;
     char uri[160], path[128], *data = malloc(LEN), *buf = malloc(LEN);
     ucache_stats_t s0, s1;
     ucache_h c[2], reader;
@@ -293,15 +303,7 @@ static void test_read_window(void)
         data[i] = (char)(i * 7 + i / 1021);
     }
     write_file(path, data, LEN);
-    for (k = 0; k < 2; k++) {
-        CU_ASSERT_EQUAL_FATAL(ucache_init(&p, &c[k]), UCACHE_OK);
-        CU_ASSERT_EQUAL_FATAL(ucache_member_record(c[k], &recs[k], &lens[k]), UCACHE_OK);
-    }
-    CU_ASSERT_EQUAL_FATAL(ucache_init(&rp, &reader), UCACHE_OK);
-    for (k = 0; k < 2; k++) {
-        CU_ASSERT_EQUAL(ucache_members_set(c[k], recs, lens, 2, 1), UCACHE_OK);
-    }
-    CU_ASSERT_EQUAL(ucache_members_set(reader, recs, lens, 2, 1), UCACHE_OK);
+    owners_and_reader(&p, &rp, c, &reader);
     for (k = 0; k < 2; k++) {       /* misses, then hits */
         ucache_stats_get(reader, &s0);
         memset(buf, 0, LEN);
