@@ -225,8 +225,8 @@ static ucache_status_t uf_reply_span(uf_node_t *node, ut_rpc_t *rpc,
     if (buf == NULL) {
         return ut_rpc_reply(rpc, UCACHE_ERR_NO_MEMORY, NULL, 0, NULL, 0, 0);
     }
-    memcpy(buf, table, tlen);
-    memcpy(buf + tlen, table + tlen + span->off, span->len);
+    us_copy_racy(buf, table, tlen);   /* the reader verifies what it gets */
+    us_copy_racy(buf + tlen, table + tlen + span->off, span->len);
     status = ut_rpc_reply(rpc, UCACHE_OK, rep, sizeof(*rep), buf, tlen + span->len, 0);
     free(buf);
     return status;
@@ -254,7 +254,7 @@ static ucache_status_t uf_reply_loc(uf_node_t *node, ut_rpc_t *rpc, unsigned fla
     }
     /* The chunk stays where it is for at least a grace period after any
      * unpublish, and the reader verifies what arrives: send it uncopied. */
-    memcpy(&rep.hdr, base + loc->hdr_off, sizeof(rep.hdr));
+    us_copy_racy(&rep.hdr, base + loc->hdr_off, sizeof(rep.hdr));
     if ((flags & UF_FETCH_SPAN) && (span != NULL)) {
         return uf_reply_span(node, rpc, &rep, loc, span);
     }

@@ -177,8 +177,6 @@ static inline ucache_status_t us_hdr_check(const us_chunk_hdr_t *hdr,
     return UCACHE_OK;
 }
 
-/* Copy @p n bytes of memory another thread or node may be changing. */
-static void us_copy_racy(void *dst, const void *src, size_t n);
 
 /* The checksum of @p n bytes at @p src, after copying them to @p copy_to
  * when it is set; @p src may be memory another node changes. */
@@ -258,8 +256,7 @@ ucache_status_t us_chunk_verify(const us_layout_t *layout, const us_key_t *key,
     return UCACHE_OK;
 }
 
-/* Copy @p n bytes of memory another thread or node may be changing. */
-static void us_copy_racy(void *dst, const void *src, size_t n)
+void us_copy_racy(void *dst, const void *src, size_t n)
 {
     US_RACY_BEGIN();
     memcpy(dst, src, n);

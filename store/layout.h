@@ -253,6 +253,13 @@ static inline void us_chunk_span(uint32_t length, uint64_t off, uint64_t len,
 }
 
 /**
+ * Copy @p n bytes of exported memory another thread or node may be changing
+ * (an owner's chunk after it was evicted): what is copied counts only once
+ * verified.  ThreadSanitizer is told these reads race by design.
+ */
+void us_copy_racy(void *dst, const void *src, size_t n);
+
+/**
  * The grace rule: a read whose index lookup began at @p t0 (monotonic ns;
  * 0: not a read of an owner's memory) and is not over yet is late when it
  * has taken longer than the owner's grace period - its bytes then count
