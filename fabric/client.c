@@ -717,13 +717,13 @@ static ucache_status_t uf_read_window(struct ucache_context *ctx, uf_view_t *v,
     unsigned i, j, np = 0, nowners = 0, max_owners = ctx->cfg.max_eps / 4;
     ucache_status_t status = UCACHE_OK, st;
 
-    if (n > 1) {
-        msgs = malloc(n * sizeof(*msgs));
-    }
-    for (i = 0; (msgs != NULL) && (i < n); i++) {
+    for (i = 0; i < n; i++) {
         peer[i] = uf_first_owner(ctx, v, &cs[i]);
         if ((peer[i] == NULL) || peer[i]->self || (peer[i]->path != UT_PATH_AM)) {
             continue;
+        }
+        if ((msgs == NULL) && ((msgs = malloc(n * sizeof(*msgs))) == NULL)) {
+            break;                   /* the first tcp owner: requests to hold */
         }
         for (j = 0; (j < i) && ((target[j] == NULL) || (peer[j] != peer[i])); j++) {
         }
