@@ -198,6 +198,8 @@ struct ucache_transport_ops {
                               uint16_t *port_p);
     ucache_status_t (*wait)(ut_ctx_t *ctx, ut_req_t *reqs, size_t n,
                             uint64_t timeout_ns);
+    size_t          (*wait_any)(ut_ctx_t *ctx, ut_req_t **reqs, size_t n,
+                                uint64_t timeout_ns);
     unsigned        (*progress)(ut_ctx_t *ctx);
     ucache_status_t (*rpc_handler_set)(ut_ctx_t *ctx, unsigned id,
                                        ut_rpc_handler_t cb, void *arg);
@@ -421,6 +423,18 @@ static inline ucache_status_t ut_wait(ut_ctx_t *ctx, ut_req_t *reqs, size_t n,
                                       uint64_t timeout_ns)
 {
     return ctx->ops->wait(ctx, reqs, n, timeout_ns);
+}
+
+/**
+ * Progress until one request of @p reqs completes or @p timeout_ns passes
+ * (0: only check).  The completed ones move to the front of @p reqs, in
+ * order; their results may then be read, and theirs only.
+ * @return how many completed.
+ */
+static inline size_t ut_wait_any(ut_ctx_t *ctx, ut_req_t **reqs, size_t n,
+                                 uint64_t timeout_ns)
+{
+    return ctx->ops->wait_any(ctx, reqs, n, timeout_ns);
 }
 
 /** Progress the context once (polling mode). @return events handled. */

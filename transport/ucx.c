@@ -489,6 +489,7 @@ const ut_ops_t ut_ucx_ops = {
     .get_post        = ut_ucx_get_post,
     .rpc_post        = ut_ucx_rpc_post,
     .wait            = ut_ucx_wait,
+    .wait_any        = ut_ucx_wait_any,
     .progress        = ut_ucx_progress,
     .rpc_handler_set = ut_ucx_rpc_handler_set,
     .rpc_reply       = ut_ucx_rpc_reply,

@@ -298,6 +298,7 @@ ucache_status_t ut_ucx_rpc_handler_set(ut_ctx_t *c, unsigned id,
                                        ut_rpc_handler_t cb, void *arg);
 ucache_status_t ut_ucx_wait(ut_ctx_t *c, ut_req_t *reqs, size_t n,
                             uint64_t timeout_ns);
+size_t ut_ucx_wait_any(ut_ctx_t *c, ut_req_t **reqs, size_t n, uint64_t timeout_ns);
 unsigned ut_ucx_progress(ut_ctx_t *c);
 ucache_status_t ut_ucx_thread_start(ut_ucx_ctx_t *ctx);
 void ut_ucx_thread_stop(ut_ucx_ctx_t *ctx);

@@ -564,19 +564,30 @@ static bool do_req_done(const ut_req_t *req)
     return req->status != UCACHE_INPROGRESS;
 }
 
+/* The requests a waiter waits for: an array, or an array of pointers. */
+typedef struct do_reqs {
+    ut_req_t        *arr;
+    ut_req_t *const *ptr;
+} do_reqs_t;
+
+static inline ut_req_t *do_req_at(const do_reqs_t *s, size_t i)
+{
+    return (s->ptr != NULL) ? s->ptr[i] : &s->arr[i];
+}
+
 /* ctx->lock held, a follower: wait on `progressed` until the nearest of
  * @p deadline, the requests' deadlines and 1 ms. */
-static void do_wait_follow(ut_ucx_ctx_t *ctx, const ut_req_t *reqs, size_t n,
-                           uint64_t deadline, uint64_t now)
+static void do_wait_follow(ut_ucx_ctx_t *ctx, const do_reqs_t *reqs, size_t first,
+                           size_t n, uint64_t deadline, uint64_t now)
 {
     uint64_t until = now + UT_WAIT_CAP_NS;
     struct timespec ts;
     size_t i;
 
     until = (deadline < until) ? deadline : until;
-    for (i = 0; i < n; i++) {
-        if (!do_req_done(&reqs[i]) && (reqs[i].priv.deadline < until)) {
-            until = reqs[i].priv.deadline;
+    for (i = first; i < n; i++) {
+        if (!do_req_done(do_req_at(reqs, i)) && (do_req_at(reqs, i)->priv.deadline < until)) {
+            until = do_req_at(reqs, i)->priv.deadline;
         }
     }
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -596,8 +607,8 @@ static void do_wait_follow(ut_ucx_ctx_t *ctx, const ut_req_t *reqs, size_t n,
  * so no waiter sleeps past its request's completion.  Contexts with a
  * progress thread keep polling.
  */
-static void do_wait_event(ut_ucx_ctx_t *ctx, const ut_req_t *reqs, size_t n,
-                          uint64_t deadline, uint64_t now)
+static void do_wait_event(ut_ucx_ctx_t *ctx, const do_reqs_t *reqs, size_t first,
+                          size_t n, uint64_t deadline, uint64_t now)
 {
     uint64_t until = now + UT_WAIT_CAP_NS, drain;
     struct pollfd pfd[2];
@@ -608,9 +619,9 @@ static void do_wait_event(ut_ucx_ctx_t *ctx, const ut_req_t *reqs, size_t n,
         return;
     }
     until = (deadline < until) ? deadline : until;
-    for (i = 0; i < n; i++) {
-        if (!do_req_done(&reqs[i]) && (reqs[i].priv.deadline < until)) {
-            until = reqs[i].priv.deadline;
+    for (i = first; i < n; i++) {
+        if (!do_req_done(do_req_at(reqs, i)) && (do_req_at(reqs, i)->priv.deadline < until)) {
+            until = do_req_at(reqs, i)->priv.deadline;
         }
     }
     if (until <= now) {
@@ -736,18 +747,21 @@ static void do_peer_liveness(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer, uint64_t no
 
 /* ctx->lock held: fail the peers of requests past their deadline; check
  * the peers of long requests are alive. */
-static void do_req_deadlines(ut_ucx_ctx_t *ctx, ut_req_t *reqs, size_t n, uint64_t now)
+static void do_req_deadlines(ut_ucx_ctx_t *ctx, const do_reqs_t *reqs, size_t first,
+                             size_t n, uint64_t now)
 {
     ut_ucx_peer_t *peer;
+    ut_req_t *req;
     size_t i;
 
-    for (i = 0; i < n; i++) {
-        if (do_req_done(&reqs[i])) {
+    for (i = first; i < n; i++) {
+        req = do_req_at(reqs, i);
+        if (do_req_done(req)) {
             continue;
         }
-        peer = (ut_ucx_peer_t *)reqs[i].priv.peer;
-        if (now <= reqs[i].priv.deadline) {
-            if ((reqs[i].priv.deadline > reqs[i].priv.posted + ctx->cfg.timeout_ns) &&
+        peer = (ut_ucx_peer_t *)req->priv.peer;
+        if (now <= req->priv.deadline) {
+            if ((req->priv.deadline > req->priv.posted + ctx->cfg.timeout_ns) &&
                 (atomic_load(&peer->state) == UT_PEER_CONNECTED)) {
                 do_peer_liveness(ctx, peer, now);
             }
@@ -756,100 +770,143 @@ static void do_req_deadlines(ut_ucx_ctx_t *ctx, ut_req_t *reqs, size_t n, uint64
         if (atomic_load(&peer->state) != UT_PEER_CONNECTED) {
             continue;
         }
-        if (reqs[i].priv.pending & UT_PEND_RECV) {
+        if (req->priv.pending & UT_PEND_RECV) {
             UT_STAT_ADD(ctx, stalled_replies, 1);
             UC_WARN("the %zu data bytes of a reply from %s did not arrive within "
-                    "%llu ms of its header", reqs[i].length, peer->name,
+                    "%llu ms of its header", req->length, peer->name,
                     (unsigned long long)(ctx->cfg.timeout_ns / UC_NSEC_PER_MSEC));
         } else {
             UC_WARN("%s read/RPC of %zu bytes from %s passed its deadline",
-                    ut_path_name(reqs[i].path), reqs[i].priv.cap, peer->name);
+                    ut_path_name(req->path), req->priv.cap, peer->name);
         }
         ut_ucx_do_peer_fail(ctx, peer, UCACHE_ERR_TIMEOUT);
     }
 }
 
 /* The status of a batch: INPROGRESS if any is, else the first error. */
-static ucache_status_t do_reqs_status(const ut_req_t *reqs, size_t n)
+static ucache_status_t do_reqs_status(const do_reqs_t *reqs, size_t n)
 {
     ucache_status_t ret = UCACHE_OK;
     size_t i;
 
     for (i = 0; i < n; i++) {
-        if (reqs[i].status == UCACHE_INPROGRESS) {
+        if (do_req_at(reqs, i)->status == UCACHE_INPROGRESS) {
             ret = UCACHE_INPROGRESS;
-        } else if ((reqs[i].status != UCACHE_OK) && (ret == UCACHE_OK)) {
-            ret = reqs[i].status;
+        } else if ((do_req_at(reqs, i)->status != UCACHE_OK) && (ret == UCACHE_OK)) {
+            ret = do_req_at(reqs, i)->status;
         }
     }
+    return ret;
+}
+
+/*
+ * Progress until every request of @p reqs completes - or, with @p any, one
+ * of them - or @p timeout_ns passes.  One waiter (the leader) progresses
+ * the worker; the others sleep until it completes something.  @return the
+ * status of the batch, read under the lock.
+ */
+static ucache_status_t do_wait(ut_ucx_ctx_t *ctx, const do_reqs_t *reqs, size_t n,
+                               uint64_t timeout_ns, bool any)
+{
+    uint64_t deadline = 0, now, idle_since = uc_time_ns();
+    ucache_status_t ret;
+    size_t i, first = 0;
+    bool progressed, lead = false;
+
+    /* Fast path: a batch of mapped reads needs neither lock nor progress. */
+    while ((first < n) && (do_req_at(reqs, first)->path == UT_PATH_MAPPED)) {
+        first++;
+    }
+    if ((first == n) || (any && (first > 0))) {
+        return do_reqs_status(reqs, n);
+    }
+    deadline = uc_deadline(timeout_ns);
+    pthread_mutex_lock(&ctx->lock);
+    for (;;) {
+        for (i = first; (i < n) && do_req_done(do_req_at(reqs, i)); i++) {
+        }
+        if ((i == n) || (any && (i > 0))) {
+            break;
+        }
+        if (any) { /* any one of them: look at all */
+            for (i = first; (i < n) && !do_req_done(do_req_at(reqs, i)); i++) {
+            }
+            if (i < n) {
+                break;
+            }
+        } else {
+            first = i;
+        }
+        now = uc_time_ns();
+        if (ctx->leader && !lead) {
+            /* Another waiter progresses the worker: sleep until it
+             * completes something (it broadcasts), a deadline, or 1 ms,
+             * rather than fight it for the lock. */
+            if (now >= deadline) {
+                break;
+            }
+            do_wait_follow(ctx, reqs, first, n, deadline, now);
+            do_req_deadlines(ctx, reqs, first, n, uc_time_ns());
+            continue;
+        }
+        lead = ctx->leader = true;
+        progressed = (ut_ucx_do_progress(ctx) > 0);
+        now = uc_time_ns();
+        do_req_deadlines(ctx, reqs, first, n, now);
+        if (now > deadline) {
+            break;
+        }
+        if (progressed) {
+            idle_since = now;
+        } else if (now - idle_since > ctx->cfg.progress_spin_ns) {
+            do_wait_event(ctx, reqs, first, n, deadline, now);
+            idle_since = uc_time_ns();
+            continue;
+        }
+        /* Give a progress thread or other callers a chance at the
+         * lock between polls. */
+        pthread_mutex_unlock(&ctx->lock);
+        pthread_mutex_lock(&ctx->lock);
+    }
+    if (lead) { /* hand the worker to a waiting follower */
+        ctx->leader = false;
+        pthread_cond_broadcast(&ctx->progressed);
+    }
+    /* read under the lock: a request several threads wait for (a
+     * peer's handshake) may be posted again by one of them right after */
+    ret = do_reqs_status(reqs, n);
+    pthread_mutex_unlock(&ctx->lock);
     return ret;
 }
 
 ucache_status_t ut_ucx_wait(ut_ctx_t *c, ut_req_t *reqs, size_t n,
                             uint64_t timeout_ns)
 {
-    ut_ucx_ctx_t *ctx = ut_ctx_of(c);
-    uint64_t deadline = 0, now, idle_since = uc_time_ns();
-    ucache_status_t ret = UCACHE_OK;
-    size_t i, first = 0;
-    bool progressed, lead = false;
+    do_reqs_t set = { reqs, NULL };
 
-    /* Fast path: a batch of mapped reads needs neither lock nor progress. */
-    while ((first < n) && (reqs[first].path == UT_PATH_MAPPED)) {
-        first++;
-    }
-    if (first < n) {
-        deadline = uc_deadline(timeout_ns);
-        pthread_mutex_lock(&ctx->lock);
-        for (;;) {
-            for (i = first; (i < n) && do_req_done(&reqs[i]); i++) {
-            }
-            first = i;
-            if (first == n) {
-                break;
-            }
-            now = uc_time_ns();
-            if (ctx->leader && !lead) {
-                /* Another waiter progresses the worker: sleep until it
-                 * completes something (it broadcasts), a deadline, or 1 ms,
-                 * rather than fight it for the lock. */
-                if (now >= deadline) {
-                    break;
-                }
-                do_wait_follow(ctx, reqs + first, n - first, deadline, now);
-                do_req_deadlines(ctx, reqs + first, n - first, uc_time_ns());
-                continue;
-            }
-            lead = ctx->leader = true;
-            progressed = (ut_ucx_do_progress(ctx) > 0);
-            now = uc_time_ns();
-            do_req_deadlines(ctx, reqs + first, n - first, now);
-            if (now > deadline) {
-                break;
-            }
-            if (progressed) {
-                idle_since = now;
-            } else if (now - idle_since > ctx->cfg.progress_spin_ns) {
-                do_wait_event(ctx, reqs + first, n - first, deadline, now);
-                idle_since = uc_time_ns();
-                continue;
-            }
-            /* Give a progress thread or other callers a chance at the
-             * lock between polls. */
-            pthread_mutex_unlock(&ctx->lock);
-            pthread_mutex_lock(&ctx->lock);
+    return do_wait(ut_ctx_of(c), &set, n, timeout_ns, false);
+}
+
+/* Done requests move to the front, in order; read under the lock, so the
+ * caller may look at them (and at no other) without it. */
+size_t ut_ucx_wait_any(ut_ctx_t *c, ut_req_t **reqs, size_t n, uint64_t timeout_ns)
+{
+    ut_ucx_ctx_t *ctx = ut_ctx_of(c);
+    do_reqs_t set = { NULL, reqs };
+    ut_req_t *t;
+    size_t i, ndone = 0;
+
+    do_wait(ctx, &set, n, timeout_ns, true);
+    pthread_mutex_lock(&ctx->lock);
+    for (i = 0; i < n; i++) {
+        if (do_req_done(reqs[i])) {
+            t = reqs[ndone];
+            reqs[ndone++] = reqs[i];
+            reqs[i] = t;
         }
-        if (lead) { /* hand the worker to a waiting follower */
-            ctx->leader = false;
-            pthread_cond_broadcast(&ctx->progressed);
-        }
-        /* read under the lock: a request several threads wait for (a
-         * peer's handshake) may be posted again by one of them right after */
-        ret = do_reqs_status(reqs, n);
-        pthread_mutex_unlock(&ctx->lock);
-        return ret;
     }
-    return do_reqs_status(reqs, n);
+    pthread_mutex_unlock(&ctx->lock);
+    return ndone;
 }
 
 unsigned ut_ucx_progress(ut_ctx_t *c)
