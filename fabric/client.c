@@ -24,19 +24,6 @@
 #define UF_CHUNK_ATTEMPTS 3
 #define UF_READ_ATTEMPTS  3
 
-/* One chunk read: what it is and where its bytes go. */
-typedef struct uf_chunk {
-    const char        *uri;
-    const us_object_t *obj;
-    uint64_t           idx;
-    us_key_t           key;
-    uint32_t           length;   /* the chunk's payload bytes */
-    uint32_t           off, len; /* the part the caller wants */
-    uint32_t           span_off, span_len; /* the segments covering it */
-    char              *dst;
-    uint32_t           how;      /* warm-up: UF_HOW_*, 0 unpinned, ~0 absent */
-} uf_chunk_t;
-
 /* ------------------------------------------------------------------------ */
 /* Bounce buffers (a part of a chunk read through GET or AM)                 */
 /* ------------------------------------------------------------------------ */
@@ -85,12 +72,6 @@ static size_t uf_fetch_data_len(const uf_chunk_t *c, unsigned flags)
     return (flags & UF_FETCH_SPAN) ? us_chunk_table_bytes(c->length) + (size_t)c->span_len :
                                      c->length;
 }
-
-/* A FETCH request's bytes: its header, the URI, and a span (UF_FETCH_SPAN).
- * The transport may send from them until the request completes. */
-typedef struct uf_fetch_msg {
-    uint8_t b[sizeof(uf_fetch_req_t) + US_URI_MAX + sizeof(uf_fetch_span_t)];
-} uf_fetch_msg_t;
 
 /* The FETCH request header for chunk @p c with @p flags. */
 static void uf_fetch_req(struct ucache_context *ctx, const uf_view_t *v, const uf_chunk_t *c,
@@ -237,72 +218,6 @@ static void uf_chunk_done(struct ucache_context *ctx, uf_peer_t *p, const uf_chu
     }
 }
 
-static ucache_status_t uf_read_am(struct ucache_context *ctx, uf_view_t *v,
-                                  uf_peer_t *p, const uf_chunk_t *c);
-
-/*
- * After UF_CHUNK_ATTEMPTS one-sided attempts that did not end in verified
- * bytes - the last one a miss the owner filled (status OK from the FETCH,
- * no bytes read yet), or reads that kept failing verification or came
- * late while the chunk was evicted and refilled under them - the chunk
- * comes in the owner's FETCH reply instead, verified the same way (a peer
- * that failed fails that too, at once).  (A FETCH's OK was
- * once taken for the chunk's: the caller got whatever its buffer held.)
- */
-static ucache_status_t uf_read_fallback(struct ucache_context *ctx, uf_view_t *v,
-                                        uf_peer_t *p, const uf_chunk_t *c,
-                                        ucache_status_t status)
-{
-    if ((status == UCACHE_OK) || (status == UCACHE_ERR_STALE) || (status == UCACHE_ERR_AGAIN) ||
-        (status == UCACHE_ERR_CORRUPT) || (status == UCACHE_ERR_TIMEOUT)) {
-        UF_ADD(ctx, verify_retries, 1);
-        return uf_read_am(ctx, v, p, c);
-    }
-    return status;
-}
-
-static ucache_status_t uf_read_mapped(struct ucache_context *ctx, uf_view_t *v,
-                                      uf_peer_t *p, const uf_chunk_t *c)
-{
-    us_read_stats_t rs = { 0 };
-    uf_fetch_rep_t rep;
-    ucache_status_t status = UCACHE_ERR_CORRUPT;
-    us_read_op_t op;
-    uint32_t how = UF_HOW_HIT;
-    unsigned a;
-
-    for (a = 0; a < UF_CHUNK_ATTEMPTS; a++) {
-        memset(&op, 0, sizeof(op));
-        op.key = c->key;
-        op.dst = c->dst;
-        op.cap = c->len;
-        if (c->len != c->length) {
-            op.range_off = c->off;
-            op.range_len = c->len;
-        }
-        status = us_read_raw_batch(&p->layout, p->mapped, &op, 1, UF_CHUNK_ATTEMPTS,
-                                   &rs);
-        if ((status == UCACHE_OK) && (op.length != c->length)) {
-            status = UCACHE_ERR_CORRUPT;
-        }
-        if (status == UCACHE_OK) {
-            uf_chunk_done(ctx, p, c, NULL, how, true); /* copied in place */
-            UF_ADD(ctx, verify_retries, rs.torn + rs.stale + rs.late);
-            return UCACHE_OK;
-        }
-        if (status != UCACHE_ERR_NOT_FOUND) {
-            continue;
-        }
-        status = uf_fetch(ctx, v, p, c, 0, &rep, NULL);
-        if (status != UCACHE_OK) {
-            break;
-        }
-        how = UF_HOW_FILLED;
-    }
-    UF_ADD(ctx, verify_retries, rs.torn + rs.stale + rs.late);
-    return uf_read_fallback(ctx, v, p, c, status);
-}
-
 /* The FETCH flags that bring chunk @p c's bytes: its span, if a part. */
 static unsigned uf_am_flags(const uf_chunk_t *c)
 {
@@ -328,35 +243,6 @@ static ucache_status_t uf_am_take(struct ucache_context *ctx, uf_peer_t *p,
     if (status == UCACHE_OK) {
         uf_chunk_done(ctx, p, c, span, rep->how, false);
     }
-    return status;
-}
-
-static ucache_status_t uf_read_am(struct ucache_context *ctx, uf_view_t *v,
-                                  uf_peer_t *p, const uf_chunk_t *c)
-{
-    char *target = uf_chunk_target(ctx, c);
-    ucache_status_t status = UCACHE_ERR_CORRUPT;
-    uf_fetch_rep_t rep;
-    unsigned a;
-
-    if (target == NULL) {
-        return UCACHE_ERR_NO_MEMORY;
-    }
-    for (a = 0; a < UF_CHUNK_ATTEMPTS; a++) {
-        status = uf_fetch(ctx, v, p, c, uf_am_flags(c), &rep, target);
-        if (status == UCACHE_ERR_AGAIN) {
-            continue;   /* its reply was lost (the owner said so): ask again */
-        }
-        if (status != UCACHE_OK) {
-            break;
-        }
-        status = uf_am_take(ctx, p, c, &rep, target);
-        if (status == UCACHE_OK) {
-            break;
-        }
-        UF_ADD(ctx, verify_retries, 1); /* evicted and reused while in flight */
-    }
-    uf_chunk_target_put(ctx, c, target);
     return status;
 }
 
@@ -409,134 +295,429 @@ static void uf_loc_put(struct ucache_context *ctx, uint64_t owner, const us_key_
     pthread_mutex_unlock(&ctx->cache_lock);
 }
 
-/*
- * One attempt at a chunk over one-sided gets.  With a cached location the
- * two buckets, the header (and segment table) and the payload are read at
- * once; otherwise the buckets first, then header and payload of the
- * matching slot.  A read of part of a chunk reads the header with the
- * segment table and only the span of segments it touches into @p target;
- * a whole one, the header and the payload.  Either way the bytes count only
- * if they verify (us_chunk_verify) and, when the attempt outlasted the
- * owner's grace period, the buckets read once more still hold the slot (so
- * the block cannot have been reused meanwhile).  UCACHE_ERR_NOT_FOUND if no
- * slot holds the key.
- */
-static ucache_status_t uf_get_attempt(struct ucache_context *ctx, uf_peer_t *p,
-                                      const uf_chunk_t *c, char *target,
-                                      const us_loc_t *cached)
-{
-    _Alignas(64) uint8_t bkt[2 * US_BUCKET_SIZE];
-    _Alignas(64) uint8_t head[US_CHUNK_HDR + US_MAX_TABLE];
-    bool part = uf_chunk_partial(c);
-    uint64_t span_off = part ? c->span_off : 0, span_len = part ? c->span_len : c->length;
-    us_loc_t locs[2 * US_BUCKET_SLOTS];
-    ucache_status_t status;
-    us_chunk_hdr_t hdr;
-    uint64_t b[2], offs[4], t0 = uc_time_ns();
-    void *bufs[4] = { bkt, bkt + US_BUCKET_SIZE, head, target };
-    size_t lens[4] = { US_BUCKET_SIZE, US_BUCKET_SIZE,
-                       US_CHUNK_HDR + (part ? us_chunk_table_bytes(c->length) : 0), span_len };
-    unsigned nloc, i;
+/* ------------------------------------------------------------------------ */
+/* One chunk from one owner: the state machine                               */
+/* ------------------------------------------------------------------------ */
 
-    us_key_buckets(&c->key, p->layout.nbuckets, b);
-    offs[0] = us_layout_bucket_off(&p->layout, b[0]);
-    offs[1] = us_layout_bucket_off(&p->layout, b[1]);
-    if (cached != NULL) {
-        offs[2] = cached->hdr_off;
-        offs[3] = us_loc_payload_off(cached) + span_off;
+/*
+ * How a chunk is read from one owner, by the owner's path (decided when its
+ * region key was unpacked):
+ *   MAPPED  the index and chunk straight from the mapped region, verified;
+ *   GET     one-sided reads of the two index buckets (with the header, the
+ *           segment table of a part, and the payload or span at once when
+ *           the location cache knows the slot), then of the matching slot's
+ *           header and payload; verified, and when the attempt outlasted
+ *           the owner's grace period the buckets are read once more to
+ *           prove the slot still holds the chunk (us_index_holds);
+ *   AM      one FETCH with data: the owner replies with header and payload
+ *           (or table and span), verified exactly like one-sided bytes.
+ * A miss on MAPPED/GET asks the owner to fill (FETCH without data) and
+ * reads again.  After UF_CHUNK_ATTEMPTS attempts that did not end in
+ * verified bytes - the last one a fill, or reads that kept failing
+ * verification or came late while the chunk was evicted and refilled
+ * under them - the chunk comes in the owner's FETCH reply instead (a peer
+ * that failed fails that too, at once).  A request that cannot be posted
+ * completes at once with its error, so a machine always moves on.
+ */
+static void uf_cop_attempt(struct ucache_context *ctx, uf_cop_t *cop);
+
+static void uf_cop_finish(struct ucache_context *ctx, uf_cop_t *cop, ucache_status_t status)
+{
+    UF_ADD(ctx, verify_retries, cop->rs.torn + cop->rs.stale + cop->rs.late);
+    if (cop->target != NULL) {
+        uf_chunk_target_put(ctx, cop->c, cop->target);
+        cop->target = NULL;
     }
-    status = uf_gets(ctx, p, (cached != NULL) ? 4 : 2, offs, bufs, lens);
-    if (status != UCACHE_OK) {
-        return status;
-    }
-    nloc = us_index_match(&p->layout, bkt, &c->key, locs);
-    if (nloc == 0) {
-        return UCACHE_ERR_NOT_FOUND;
-    }
-    status = UCACHE_ERR_STALE;
-    for (i = 0; (i < nloc) && (status == UCACHE_ERR_STALE); i++) {
-        if ((locs[i].length != c->length) ||
-            (us_loc_payload_off(&locs[i]) + c->length > p->layout.region_len)) {
-            continue;
-        }
-        if (cached != NULL) {
-            if ((locs[i].version != cached->version) ||
-                (locs[i].hdr_off != cached->hdr_off)) {
-                continue; /* not the slot we read: this attempt is stale */
-            }
-        } else {
-            offs[2] = locs[i].hdr_off;
-            offs[3] = us_loc_payload_off(&locs[i]) + span_off;
-            status = uf_gets(ctx, p, 2, offs + 2, bufs + 2, lens + 2);
-            if (status != UCACHE_OK) {
-                return status;
-            }
-        }
-        memcpy(&hdr, head, sizeof(hdr));
-        status = us_chunk_verify(&p->layout, &c->key, &locs[i], &hdr,
-                                 part ? head + US_CHUNK_HDR : NULL, target, NULL, span_off,
-                                 span_len, t0);
-        if (status == UCACHE_INPROGRESS) {
-            /* late: the bytes count only if the slot still holds them */
-            us_read_fence();
-            status = uf_gets(ctx, p, 2, offs, bufs, lens);
-            if (status != UCACHE_OK) {
-                return status;
-            }
-            status = us_index_holds(&p->layout, bkt, &c->key, &locs[i]) ? UCACHE_OK :
-                                                                          UCACHE_ERR_TIMEOUT;
-        }
-        if ((status == UCACHE_OK) && (cached == NULL)) { /* a cached one stays */
-            uf_loc_put(ctx, p->id, &c->key, &locs[i]);
-        }
-    }
-    return status;
+    cop->status = status;
+    cop->state  = UF_COP_DONE;
+    cop->nr     = 0;
 }
 
-static ucache_status_t uf_read_get(struct ucache_context *ctx, uf_view_t *v,
-                                   uf_peer_t *p, const uf_chunk_t *c)
+/* Post one-sided reads of offs[first .. first + n) into bufs, as r[0 .. n). */
+static void uf_cop_gets(uf_cop_t *cop, unsigned state, unsigned first, unsigned n,
+                        void *const *bufs, const size_t *lens)
 {
-    char *target = uf_chunk_target(ctx, c);
-    ucache_status_t status = UCACHE_ERR_CORRUPT;
-    bool cached;
-    uint32_t how = UF_HOW_HIT;
-    uf_fetch_rep_t rep;
-    us_loc_t loc;
-    unsigned a;
+    ucache_status_t status = UCACHE_OK;
+    unsigned i;
 
-    if (target == NULL) {
-        return UCACHE_ERR_NO_MEMORY;
-    }
-    for (a = 0; a < UF_CHUNK_ATTEMPTS; a++) {
-        cached = (a == 0) && uf_loc_get(ctx, p->id, &c->key, &loc);
-        status = uf_get_attempt(ctx, p, c, target, cached ? &loc : NULL);
+    cop->state = state;
+    cop->nr    = n;
+    for (i = 0; i < n; i++) {
         if (status == UCACHE_OK) {
-            UF_ADD(ctx, loc_hits, cached);
-            uf_chunk_done(ctx, p, c, target, how, true);
-            uf_chunk_target_put(ctx, c, target);
-            return UCACHE_OK;
+            status = ut_get_post(&cop->r[i], cop->p->rkey,
+                                 cop->p->rkey->base + cop->offs[first + i], bufs[i], lens[i]);
         }
-        if (cached) {
-            uf_loc_put(ctx, p->id, &c->key, NULL); /* moved or evicted: forget it */
+        if (status != UCACHE_OK) {
+            cop->r[i].status = status; /* not posted: complete, with its error */
         }
-        if (status == UCACHE_ERR_NOT_FOUND) {
-            /* a miss: the owner fills it, then the buckets are read again
-             * (the reply's location alone is not proof within the grace) */
-            status = uf_fetch(ctx, v, p, c, 0, &rep, NULL);
-            if (status != UCACHE_OK) {
-                break;
-            }
-            how = UF_HOW_FILLED;
+    }
+}
+
+/* Post a FETCH of the chunk (UF_COP_AM with its data, UF_COP_FILL without). */
+static void uf_cop_fetch(struct ucache_context *ctx, uf_cop_t *cop, unsigned state)
+{
+    unsigned flags = (state == UF_COP_AM) ? uf_am_flags(cop->c) : 0;
+    ucache_status_t status;
+
+    cop->state = state;
+    cop->nr    = 1;
+    status = uf_fetch_post(ctx, cop->v, cop->p, cop->c, flags, &cop->rep,
+                           (state == UF_COP_AM) ? cop->target : NULL, &cop->msg, &cop->r[0]);
+    if (status != UCACHE_OK) {
+        cop->r[0].status = status;
+    }
+}
+
+/* The attempts did not end in verified bytes (@p status): the owner's FETCH
+ * reply brings them, unless the owner failed. */
+static void uf_cop_fallback(struct ucache_context *ctx, uf_cop_t *cop, ucache_status_t status)
+{
+    if (!cop->am &&
+        ((status == UCACHE_OK) || (status == UCACHE_ERR_STALE) || (status == UCACHE_ERR_AGAIN) ||
+         (status == UCACHE_ERR_CORRUPT) || (status == UCACHE_ERR_TIMEOUT))) {
+        UF_ADD(ctx, verify_retries, 1);
+        cop->am = true;
+        cop->a  = 0;
+        uf_cop_attempt(ctx, cop);
+        return;
+    }
+    uf_cop_finish(ctx, cop, status);
+}
+
+/* A fill the owner answered with @p status (OK: read again). */
+static void uf_cop_filled(struct ucache_context *ctx, uf_cop_t *cop, ucache_status_t status)
+{
+    if (status != UCACHE_OK) {
+        uf_cop_fallback(ctx, cop, status);
+        return;
+    }
+    cop->how    = UF_HOW_FILLED;
+    cop->status = UCACHE_OK;
+    cop->a++;
+    uf_cop_attempt(ctx, cop);
+}
+
+/* The owner does not hold the chunk: it fills it (this process's own store
+ * at once). */
+static void uf_cop_fill(struct ucache_context *ctx, uf_cop_t *cop)
+{
+    uf_fetch_req_t req;
+    us_loc_t loc;
+
+    if (!cop->p->self) {
+        uf_cop_fetch(ctx, cop, UF_COP_FILL);
+        return;
+    }
+    uf_fetch_req(ctx, cop->v, cop->c, 0, &req);
+    UF_ADD(ctx, fetches, 1);
+    uf_cop_filled(ctx, cop, uf_node_fetch_local(ctx->node, &req, cop->c->uri, &loc,
+                                                &cop->rep.how));
+}
+
+/* One attempt from the mapped region (no request: done at once). */
+static void uf_cop_mapped(struct ucache_context *ctx, uf_cop_t *cop)
+{
+    const uf_chunk_t *c = cop->c;
+    ucache_status_t status;
+    us_read_op_t op;
+
+    memset(&op, 0, sizeof(op));
+    op.key = c->key;
+    op.dst = c->dst;
+    op.cap = c->len;
+    if (c->len != c->length) {
+        op.range_off = c->off;
+        op.range_len = c->len;
+    }
+    status = us_read_raw_batch(&cop->p->layout, cop->p->mapped, &op, 1, UF_CHUNK_ATTEMPTS,
+                               &cop->rs);
+    if ((status == UCACHE_OK) && (op.length != c->length)) {
+        status = UCACHE_ERR_CORRUPT;
+    }
+    if (status == UCACHE_OK) {
+        uf_chunk_done(ctx, cop->p, c, NULL, cop->how, true); /* copied in place */
+        uf_cop_finish(ctx, cop, UCACHE_OK);
+    } else if (status == UCACHE_ERR_NOT_FOUND) {
+        uf_cop_fill(ctx, cop);
+    } else {
+        cop->status = status;
+        cop->a++;
+        uf_cop_attempt(ctx, cop);
+    }
+}
+
+/* Whether the read of @p c is of a part: its segment table and span move. */
+static inline bool uf_cop_part(const uf_cop_t *cop)
+{
+    return uf_chunk_partial(cop->c);
+}
+
+/* The GET attempt's buffers and lengths: buckets, header (with the segment
+ * table of a part), payload or span. */
+static void uf_cop_get_bufs(uf_cop_t *cop, void *bufs[4], size_t lens[4])
+{
+    const uf_chunk_t *c = cop->c;
+    bool part = uf_cop_part(cop);
+
+    bufs[0] = cop->bkt;
+    bufs[1] = cop->bkt + US_BUCKET_SIZE;
+    bufs[2] = cop->head;
+    bufs[3] = cop->target;
+    lens[0] = lens[1] = US_BUCKET_SIZE;
+    lens[2] = US_CHUNK_HDR + (part ? us_chunk_table_bytes(c->length) : 0);
+    lens[3] = part ? c->span_len : c->length;
+}
+
+/* Where slot @p loc keeps the header and the bytes this read wants. */
+static void uf_cop_get_at(uf_cop_t *cop, const us_loc_t *loc)
+{
+    cop->offs[2] = loc->hdr_off;
+    cop->offs[3] = us_loc_payload_off(loc) + (uf_cop_part(cop) ? cop->c->span_off : 0);
+}
+
+/* A GET attempt: the buckets, and with a cached location the slot too. */
+static void uf_cop_get(struct ucache_context *ctx, uf_cop_t *cop)
+{
+    uint64_t b[2];
+    void *bufs[4];
+    size_t lens[4];
+
+    cop->t0     = uc_time_ns();
+    cop->cached = (cop->a == 0) && uf_loc_get(ctx, cop->p->id, &cop->c->key, &cop->loc);
+    us_key_buckets(&cop->c->key, cop->p->layout.nbuckets, b);
+    cop->offs[0] = us_layout_bucket_off(&cop->p->layout, b[0]);
+    cop->offs[1] = us_layout_bucket_off(&cop->p->layout, b[1]);
+    if (cop->cached) {
+        uf_cop_get_at(cop, &cop->loc);
+    }
+    uf_cop_get_bufs(cop, bufs, lens);
+    uf_cop_gets(cop, UF_COP_IDX, 0, cop->cached ? 4 : 2, bufs, lens);
+}
+
+/* A GET attempt ended without verified bytes (@p status). */
+static void uf_cop_get_failed(struct ucache_context *ctx, uf_cop_t *cop, ucache_status_t status)
+{
+    if (cop->cached) {
+        uf_loc_put(ctx, cop->p->id, &cop->c->key, NULL); /* moved or evicted: forget it */
+        cop->cached = false;
+    }
+    if (status == UCACHE_ERR_NOT_FOUND) {
+        /* a miss: the owner fills it, then the buckets are read again
+         * (the reply's location alone is not proof within the grace) */
+        uf_cop_fill(ctx, cop);
+        return;
+    }
+    if ((status != UCACHE_ERR_STALE) && (status != UCACHE_ERR_CORRUPT) &&
+        (status != UCACHE_ERR_TIMEOUT)) {
+        uf_cop_fallback(ctx, cop, status); /* the peer failed */
+        return;
+    }
+    UF_ADD(ctx, verify_retries, 1);
+    cop->status = status;
+    cop->a++;
+    uf_cop_attempt(ctx, cop);
+}
+
+static void uf_cop_get_check(struct ucache_context *ctx, uf_cop_t *cop);
+
+/* The next matched slot of the buckets read: verify the bytes read with
+ * them (a cached location), or read its header and bytes. */
+static void uf_cop_get_slot(struct ucache_context *ctx, uf_cop_t *cop)
+{
+    const uf_chunk_t *c = cop->c;
+    const us_loc_t *l;
+    void *bufs[4];
+    size_t lens[4];
+
+    for (; cop->li < cop->nloc; cop->li++) {
+        l = &cop->locs[cop->li];
+        if ((l->length != c->length) ||
+            (us_loc_payload_off(l) + c->length > cop->p->layout.region_len)) {
             continue;
         }
-        if ((status != UCACHE_ERR_STALE) && (status != UCACHE_ERR_CORRUPT) &&
-            (status != UCACHE_ERR_TIMEOUT)) {
-            break; /* the peer failed */
+        if (cop->cached) {
+            if ((l->version != cop->loc.version) || (l->hdr_off != cop->loc.hdr_off)) {
+                continue; /* not the slot we read: this attempt is stale */
+            }
+            uf_cop_get_check(ctx, cop); /* verify what came with the buckets */
+            return;
         }
-        UF_ADD(ctx, verify_retries, 1);
+        uf_cop_get_at(cop, l);
+        uf_cop_get_bufs(cop, bufs, lens);
+        uf_cop_gets(cop, UF_COP_DATA, 2, 2, bufs + 2, lens + 2);
+        return;
     }
-    uf_chunk_target_put(ctx, c, target);
-    return uf_read_fallback(ctx, v, p, c, status);
+    uf_cop_get_failed(ctx, cop, UCACHE_ERR_STALE);
+}
+
+/* The verification of slot li's bytes ended in @p status: late bytes count
+ * only if the buckets, read once more, still hold the slot. */
+static void uf_cop_get_verified(struct ucache_context *ctx, uf_cop_t *cop,
+                                ucache_status_t status)
+{
+    const uf_chunk_t *c = cop->c;
+    void *bufs[4];
+    size_t lens[4];
+
+    switch (status) {
+    case UCACHE_INPROGRESS:
+        us_read_fence();
+        uf_cop_get_bufs(cop, bufs, lens);
+        uf_cop_gets(cop, UF_COP_RECHECK, 0, 2, bufs, lens);
+        return;
+    case UCACHE_ERR_STALE:
+        cop->li++;
+        uf_cop_get_slot(ctx, cop);
+        return;
+    case UCACHE_OK:
+        if (!cop->cached) { /* a cached one stays */
+            uf_loc_put(ctx, cop->p->id, &c->key, &cop->locs[cop->li]);
+        }
+        UF_ADD(ctx, loc_hits, cop->cached);
+        uf_chunk_done(ctx, cop->p, c, cop->target, cop->how, true);
+        uf_cop_finish(ctx, cop, UCACHE_OK);
+        return;
+    default:
+        uf_cop_get_failed(ctx, cop, status);
+    }
+}
+
+/* The header and bytes of slot li have arrived: verify them. */
+static void uf_cop_get_check(struct ucache_context *ctx, uf_cop_t *cop)
+{
+    const uf_chunk_t *c = cop->c;
+    bool part = uf_cop_part(cop);
+    us_chunk_hdr_t hdr;
+
+    memcpy(&hdr, cop->head, sizeof(hdr));
+    uf_cop_get_verified(ctx, cop,
+                        us_chunk_verify(&cop->p->layout, &c->key, &cop->locs[cop->li], &hdr,
+                                        part ? cop->head + US_CHUNK_HDR : NULL, cop->target,
+                                        NULL, part ? c->span_off : 0,
+                                        part ? c->span_len : c->length, cop->t0));
+}
+
+/* Attempt cop->a by the owner's path (AM once fallen back). */
+static void uf_cop_attempt(struct ucache_context *ctx, uf_cop_t *cop)
+{
+    if (cop->a >= UF_CHUNK_ATTEMPTS) {
+        if (cop->am) {
+            uf_cop_finish(ctx, cop, cop->status);
+        } else {
+            uf_cop_fallback(ctx, cop, cop->status);
+        }
+        return;
+    }
+    if (cop->am || (cop->p->path == UT_PATH_AM)) {
+        cop->am = true;
+        uf_cop_fetch(ctx, cop, UF_COP_AM);
+    } else if (cop->p->path == UT_PATH_MAPPED) {
+        uf_cop_mapped(ctx, cop);
+    } else {
+        uf_cop_get(ctx, cop);
+    }
+}
+
+void uf_cop_begin(struct ucache_context *ctx, uf_view_t *v, uf_peer_t *p, uf_chunk_t *c,
+                  uf_cop_t *cop)
+{
+    cop->nr     = 0;
+    cop->taken  = 0;
+    cop->a      = 0;
+    cop->am     = false;
+    cop->cached = false;
+    cop->how    = UF_HOW_HIT;
+    cop->status = UCACHE_ERR_CORRUPT;
+    cop->p      = p;
+    cop->v      = v;
+    cop->c      = c;
+    cop->target = NULL;
+    memset(&cop->rs, 0, sizeof(cop->rs));
+    if (p->path != UT_PATH_MAPPED) {
+        cop->target = uf_chunk_target(ctx, c);
+        if (cop->target == NULL) {
+            uf_cop_finish(ctx, cop, UCACHE_ERR_NO_MEMORY);
+            return;
+        }
+    }
+    uf_cop_attempt(ctx, cop);
+}
+
+/* The first error among the completed requests, UCACHE_OK if none. */
+static ucache_status_t uf_cop_reqs_status(const uf_cop_t *cop)
+{
+    unsigned i;
+
+    for (i = 0; i < cop->nr; i++) {
+        if (cop->r[i].status != UCACHE_OK) {
+            return cop->r[i].status;
+        }
+    }
+    return UCACHE_OK;
+}
+
+void uf_cop_step(struct ucache_context *ctx, uf_cop_t *cop)
+{
+    ucache_status_t status = uf_cop_reqs_status(cop);
+    unsigned flags = uf_am_flags(cop->c);
+
+    cop->taken = 0;
+    switch (cop->state) {
+    case UF_COP_AM:
+        status = uf_fetch_end(ctx, cop->p, cop->c, flags, &cop->rep, &cop->r[0]);
+        if (status == UCACHE_ERR_AGAIN) {
+            cop->status = status; /* its reply was lost (the owner said so): ask again */
+            cop->a++;
+            uf_cop_attempt(ctx, cop);
+        } else if (status != UCACHE_OK) {
+            uf_cop_finish(ctx, cop, status);
+        } else if ((status = uf_am_take(ctx, cop->p, cop->c, &cop->rep, cop->target)) ==
+                   UCACHE_OK) {
+            uf_cop_finish(ctx, cop, UCACHE_OK);
+        } else {
+            UF_ADD(ctx, verify_retries, 1); /* evicted and reused while in flight */
+            cop->status = status;
+            cop->a++;
+            uf_cop_attempt(ctx, cop);
+        }
+        return;
+    case UF_COP_FILL:
+        uf_cop_filled(ctx, cop, uf_fetch_end(ctx, cop->p, cop->c, 0, &cop->rep, &cop->r[0]));
+        return;
+    case UF_COP_IDX:
+        if (status != UCACHE_OK) {
+            uf_cop_get_failed(ctx, cop, status);
+            return;
+        }
+        cop->nloc = us_index_match(&cop->p->layout, cop->bkt, &cop->c->key, cop->locs);
+        cop->li   = 0;
+        if (cop->nloc == 0) {
+            uf_cop_get_failed(ctx, cop, UCACHE_ERR_NOT_FOUND);
+            return;
+        }
+        uf_cop_get_slot(ctx, cop);
+        return;
+    case UF_COP_DATA:
+        if (status == UCACHE_OK) {
+            uf_cop_get_check(ctx, cop);
+        } else {
+            uf_cop_get_failed(ctx, cop, status);
+        }
+        return;
+    case UF_COP_RECHECK:
+        if (status == UCACHE_OK) {
+            status = us_index_holds(&cop->p->layout, cop->bkt, &cop->c->key,
+                                    &cop->locs[cop->li]) ? UCACHE_OK : UCACHE_ERR_TIMEOUT;
+        }
+        if (status == UCACHE_OK) {
+            uf_cop_get_verified(ctx, cop, UCACHE_OK);
+        } else {
+            uf_cop_get_failed(ctx, cop, status);
+        }
+        return;
+    default:
+        return;
+    }
 }
 
 /* Errors that mean "this owner cannot serve now": try the next one. */
@@ -649,21 +830,28 @@ static ucache_status_t uf_owners_try(struct ucache_context *ctx, uf_view_t *v,
 static ucache_status_t uf_read_attempt(struct ucache_context *ctx, uf_view_t *v,
                                        uf_peer_t *p, uf_chunk_t *c, void *arg)
 {
-    (void)arg;
-    switch (p->path) {
-    case UT_PATH_MAPPED: return uf_read_mapped(ctx, v, p, c);
-    case UT_PATH_GET:    return uf_read_get(ctx, v, p, c);
-    default:             return uf_read_am(ctx, v, p, c);
+    uf_cop_t *cop = arg;
+
+    uf_cop_begin(ctx, v, p, c, cop);
+    while (cop->state != UF_COP_DONE) {
+        uf_wait_all(ctx, cop->r, cop->nr);
+        uf_cop_step(ctx, cop);
     }
+    return cop->status;
 }
 
-static ucache_status_t uf_read_chunk(struct ucache_context *ctx, uf_view_t *v,
-                                     uf_chunk_t *c)
+ucache_status_t uf_read_chunk(struct ucache_context *ctx, uf_view_t *v, uf_chunk_t *c)
 {
     ucache_status_t status;
+    uf_cop_t *cop;
 
     UF_ADD(ctx, chunk_reads, 1);
-    status = uf_owners_try(ctx, v, c, uf_read_attempt, NULL);
+    cop = malloc(sizeof(*cop));
+    if (cop == NULL) {
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    status = uf_owners_try(ctx, v, c, uf_read_attempt, cop);
+    free(cop);
     if (status == UCACHE_ERR_REFUSED) {
         UF_ADD(ctx, owner_refusals, 1); /* not its origin to read: ours, with our rights */
     } else if ((status == UCACHE_OK) || !uf_owner_failed(status) ||
@@ -675,8 +863,6 @@ static ucache_status_t uf_read_chunk(struct ucache_context *ctx, uf_view_t *v,
     return us_origin_read(&ctx->origin, c->uri, c->obj, c->idx * ctx->cfg.chunk_size + c->off,
                           c->dst, c->len);
 }
-
-#define UF_WINDOW_MAX 64   /* UCACHE_READ_WINDOW's bound */
 
 /* The first owner a read of @p c would try (uf_owners_try's order), if it
  * is set up already: a window sets up no peer, as connecting while its
@@ -694,79 +880,229 @@ static uf_peer_t *uf_first_owner(struct ucache_context *ctx, uf_view_t *v, uf_ch
     return ((p != NULL) && atomic_load_explicit(&p->ready, memory_order_acquire)) ? p : NULL;
 }
 
-/*
- * The chunks @p cs[0 .. n) of one read.  Those whose first owner is reached
- * by active messages are asked for all at once - their FETCHes (misses
- * included: several fills go on together) in flight together, so their
- * replies stream in back to back - and verified as they are taken.  Every
- * chunk that did not arrive verified that way - another path, a failed or
- * busy owner, a torn reply - is read by uf_read_chunk, owner by owner and
- * then from the origin, as a single chunk is.  A window asks at most a
- * quarter of UCACHE_MAX_EPS owners at once, leaving endpoints to the other
- * readers of the process.  Stops at the first chunk that fails (after
- * every posted request has completed).
- */
-static ucache_status_t uf_read_window(struct ucache_context *ctx, uf_view_t *v,
-                                      uf_chunk_t *cs, unsigned n)
-{
-    uf_fetch_msg_t *msgs = NULL;
-    uf_fetch_rep_t rep[UF_WINDOW_MAX];
-    char *target[UF_WINDOW_MAX] = { NULL };
-    uf_peer_t *peer[UF_WINDOW_MAX];
-    ut_req_t r[UF_WINDOW_MAX];
-    unsigned i, j, np = 0, nowners = 0, max_owners = ctx->cfg.max_eps / 4;
-    ucache_status_t status = UCACHE_OK, st;
+/* ------------------------------------------------------------------------ */
+/* A range with its chunks in flight together                                */
+/* ------------------------------------------------------------------------ */
 
-    for (i = 0; i < n; i++) {
-        peer[i] = uf_first_owner(ctx, v, &cs[i]);
-        if ((peer[i] == NULL) || peer[i]->self || (peer[i]->path != UT_PATH_AM)) {
+/* Chunk @p c of a read of [@p pos, @p end) of @p obj into @p dst: the one
+ * that holds byte @p pos, and the part of it the read wants. */
+static void uf_chunk_init(struct ucache_context *ctx, uf_chunk_t *c, const char *uri,
+                          const us_object_t *obj, uint64_t pos, uint64_t end, char *dst)
+{
+    uint64_t cs = ctx->cfg.chunk_size, span_off, span_len;
+
+    memset(c, 0, sizeof(*c));
+    c->uri    = uri;
+    c->obj    = obj;
+    c->idx    = pos / cs;
+    c->length = (uint32_t)((obj->size - c->idx * cs < cs) ? obj->size - c->idx * cs : cs);
+    c->off    = (uint32_t)(pos - c->idx * cs);
+    c->len    = (uint32_t)(((end - pos) < c->length - c->off) ? end - pos :
+                                                                  c->length - c->off);
+    c->dst    = dst;
+    us_chunk_span(c->length, c->off, c->len, &span_off, &span_len);
+    c->span_off = (uint32_t)span_off;
+    c->span_len = (uint32_t)span_len;
+}
+
+ucache_status_t uf_rop_init(struct ucache_context *ctx, uf_rop_t *rop, const char *uri,
+                            const us_object_t *obj, uint64_t offset, uint64_t end,
+                            void *buf, unsigned window, uf_view_t *v)
+{
+    uint64_t cs = ctx->cfg.chunk_size, nchunks = (end - offset + cs - 1) / cs + 1;
+    unsigned i;
+
+    memset(rop, 0, sizeof(*rop));
+    rop->uri    = uri;
+    rop->obj    = *obj;
+    rop->offset = rop->pos = offset;
+    rop->end    = end;
+    rop->buf    = buf;
+    rop->v      = v;
+    rop->status = UCACHE_OK;
+    rop->window = (unsigned)((nchunks < window) ? nchunks : window);
+    rop->window = (rop->window < 1) ? 1 : rop->window;
+    rop->cs     = calloc(rop->window, sizeof(*rop->cs));
+    rop->cops   = malloc(rop->window * sizeof(*rop->cops));
+    if ((rop->cs == NULL) || (rop->cops == NULL)) {
+        uf_rop_fini(rop);
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    for (i = 0; i < rop->window; i++) {
+        rop->cops[i].state = UF_COP_DONE;
+        rop->cops[i].nr    = 0;
+    }
+    return UCACHE_OK;
+}
+
+void uf_rop_fini(uf_rop_t *rop)
+{
+    free(rop->cs);
+    free(rop->cops);
+    rop->cs   = NULL;
+    rop->cops = NULL;
+}
+
+/* Chunk @p i of @p rop has ended its machine: verified, or read the single
+ * way (its first owner failed, or was busy, or had no verified bytes). */
+static void uf_rop_chunk_end(struct ucache_context *ctx, uf_rop_t *rop, unsigned i)
+{
+    uf_cop_t *cop = &rop->cops[i];
+    ucache_status_t st = cop->status;
+
+    rop->nbusy--;
+    if (st == UCACHE_OK) {
+        UF_ADD(ctx, chunk_reads, 1);
+        UF_ADD(ctx, windowed, 1);
+        uf_peer_ok(cop->p);
+        return;
+    }
+    if ((st == UCACHE_ERR_PEER) || (st == UCACHE_ERR_TIMEOUT) ||
+        (st == UCACHE_ERR_TRANSPORT)) {
+        uf_peer_suspect(ctx, cop->p, ucache_strerror(st)); /* pay its deadline once */
+    }
+    if (rop->status == UCACHE_OK) {
+        st = uf_read_chunk(ctx, rop->v, &rop->cs[i]);
+        if (st != UCACHE_OK) {
+            rop->status = st;
+        }
+    }
+}
+
+/* Whether @p p is the first owner of a chunk in flight. */
+static bool uf_rop_asks(const uf_rop_t *rop, const uf_peer_t *p, unsigned *nowners)
+{
+    bool found = false;
+    unsigned i, j;
+
+    *nowners = 0;
+    for (i = 0; i < rop->window; i++) {
+        if (rop->cops[i].state == UF_COP_DONE) {
             continue;
         }
-        if ((msgs == NULL) && ((msgs = malloc(n * sizeof(*msgs))) == NULL)) {
-            break;                   /* the first tcp owner: requests to hold */
+        found |= (rop->cops[i].p == p);
+        for (j = 0; (j < i) && ((rop->cops[j].state == UF_COP_DONE) ||
+                                (rop->cops[j].p != rop->cops[i].p)); j++) {
         }
-        for (j = 0; (j < i) && ((target[j] == NULL) || (peer[j] != peer[i])); j++) {
+        *nowners += (j == i);
+    }
+    return found;
+}
+
+/*
+ * Begin the next chunks while the window has room.  A chunk whose first
+ * owner is not set up is read the single way, here.  A window asks at most
+ * a quarter of UCACHE_MAX_EPS owners at once, leaving endpoints to the
+ * other readers of the process: a chunk of another owner waits.  Stops
+ * beginning chunks at the first that failed.
+ */
+bool uf_rop_pump(struct ucache_context *ctx, uf_rop_t *rop)
+{
+    unsigned i, nowners, max_owners = ctx->cfg.max_eps / 4;
+    ucache_status_t st;
+    uf_chunk_t *c;
+    uf_peer_t *p;
+
+    max_owners = (max_owners > 0) ? max_owners : 1;
+    for (i = 0; (i < rop->window) && (rop->pos < rop->end) && (rop->status == UCACHE_OK) &&
+                !rop->stop && !rop->hold; i++) {
+        if (rop->cops[i].state != UF_COP_DONE) {
+            continue;
         }
-        if ((j == i) && (++nowners > ((max_owners > 0) ? max_owners : 1))) {
-            continue;                /* another owner than those asked: not now */
+        c = &rop->cs[i];
+        uf_chunk_init(ctx, c, rop->uri, &rop->obj, rop->pos, rop->end,
+                      rop->buf + (rop->pos - rop->offset));
+        p = uf_first_owner(ctx, rop->v, c);
+        if ((p != NULL) && (rop->nbusy > 0) && !uf_rop_asks(rop, p, &nowners) &&
+            (nowners >= max_owners)) {
+            break; /* another owner than those asked: not now */
         }
-        target[i] = uf_chunk_target(ctx, &cs[i]);
-        if ((target[i] != NULL) &&
-            (uf_fetch_post(ctx, v, peer[i], &cs[i], uf_am_flags(&cs[i]), &rep[np], target[i],
-                           &msgs[np], &r[np]) == UCACHE_OK)) {
-            np++;
-        } else if (target[i] != NULL) {
-            uf_chunk_target_put(ctx, &cs[i], target[i]);
-            target[i] = NULL;
+        rop->pos += c->len;
+        if (p == NULL) {
+            st = uf_read_chunk(ctx, rop->v, c);
+            rop->status = (st != UCACHE_OK) ? st : rop->status;
+            continue;
+        }
+        rop->nbusy++;
+        uf_cop_begin(ctx, rop->v, p, c, &rop->cops[i]);
+        if (rop->cops[i].state == UF_COP_DONE) {
+            uf_rop_chunk_end(ctx, rop, i); /* done at once: mapped */
         }
     }
-    if (np > 0) {
-        uf_wait_all(ctx, r, np);    /* every buffer is ours again after it */
-    }
-    for (i = 0, np = 0; i < n; i++) {
-        if (target[i] != NULL) {     /* posted: the np-th request */
-            st = uf_fetch_end(ctx, peer[i], &cs[i], uf_am_flags(&cs[i]), &rep[np], &r[np]);
-            if (st == UCACHE_OK) {
-                st = uf_am_take(ctx, peer[i], &cs[i], &rep[np], target[i]);
-            }
-            np++;
-            uf_chunk_target_put(ctx, &cs[i], target[i]);
-            if (st == UCACHE_OK) {
-                UF_ADD(ctx, chunk_reads, 1);
-                UF_ADD(ctx, windowed, 1);
-                uf_peer_ok(peer[i]);
-                continue;
-            }
-            if ((st == UCACHE_ERR_PEER) || (st == UCACHE_ERR_TIMEOUT) ||
-                (st == UCACHE_ERR_TRANSPORT)) {
-                uf_peer_suspect(ctx, peer[i], ucache_strerror(st)); /* pay its deadline once */
+    return (rop->nbusy == 0) &&
+           ((rop->pos >= rop->end) || (rop->status != UCACHE_OK) || rop->stop);
+}
+
+size_t uf_rop_reqs(uf_rop_t *rop, ut_req_t **reqs)
+{
+    size_t n = 0;
+    unsigned i, j;
+
+    for (i = 0; i < rop->window; i++) {
+        if (rop->cops[i].state == UF_COP_DONE) {
+            continue;
+        }
+        for (j = 0; j < rop->cops[i].nr; j++) {
+            if (!(rop->cops[i].taken & (1u << j))) {
+                reqs[n++] = &rop->cops[i].r[j];
             }
         }
-        if (status == UCACHE_OK) {
-            status = uf_read_chunk(ctx, v, &cs[i]);
+    }
+    return n;
+}
+
+bool uf_rop_take(struct ucache_context *ctx, uf_rop_t *rop, ut_req_t *r)
+{
+    uintptr_t a = (uintptr_t)r, base = (uintptr_t)rop->cops;
+    uf_cop_t *cop;
+    unsigned i;
+
+    if ((a < base) || (a >= base + rop->window * sizeof(*rop->cops))) {
+        return false;
+    }
+    i   = (unsigned)((a - base) / sizeof(*rop->cops));
+    cop = &rop->cops[i];
+    cop->taken |= 1u << (r - cop->r);
+    if (cop->taken == (1u << cop->nr) - 1) {
+        uf_cop_step(ctx, cop);
+        if (cop->state == UF_COP_DONE) {
+            uf_rop_chunk_end(ctx, rop, i);
         }
     }
-    free(msgs);
+    return true;
+}
+
+/* A read of several chunks, up to UCACHE_READ_WINDOW of them in flight. */
+static ucache_status_t uf_read_range(struct ucache_context *ctx, uf_view_t *v, const char *uri,
+                                     const us_object_t *obj, uint64_t offset, uint64_t end,
+                                     void *buf)
+{
+    ut_req_t **reqs;
+    ucache_status_t status;
+    uf_rop_t rop;
+    size_t n, k, i;
+
+    status = uf_rop_init(ctx, &rop, uri, obj, offset, end, buf, ctx->cfg.read_window, v);
+    if (status != UCACHE_OK) {
+        return status;
+    }
+    reqs = malloc(rop.window * 4 * sizeof(*reqs));
+    if (reqs == NULL) {
+        uf_rop_fini(&rop);
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    while (!uf_rop_pump(ctx, &rop)) {
+        n = uf_rop_reqs(&rop, reqs);
+        /* each request fails at its own deadline, so this ends */
+        k = (n > 0) ? ut_wait_any(ctx->transport, reqs, n,
+                                  ctx->cfg.fetch_timeout_ns + ctx->cfg.timeout_ns) : 0;
+        for (i = 0; i < k; i++) {
+            uf_rop_take(ctx, &rop, reqs[i]);
+        }
+    }
+    status = rop.status;
+    free(reqs);
+    uf_rop_fini(&rop);
     return status;
 }
 
@@ -880,12 +1216,12 @@ ucache_status_t uf_warm(struct ucache_context *ctx, const char *uri, uint64_t of
 ucache_status_t uf_read(struct ucache_context *ctx, const char *uri, uint64_t offset,
                         size_t len, void *buf, size_t *nread_p)
 {
-    uint64_t cs = ctx->cfg.chunk_size, end, pos, span_off, span_len;
-    unsigned attempt, n, window = ctx->cfg.read_window;
-    uf_chunk_t c[UF_WINDOW_MAX];
+    uint64_t cs = ctx->cfg.chunk_size, end;
     ucache_status_t status;
+    unsigned attempt;
     us_object_t obj;
     uf_view_t *v;
+    uf_chunk_t c;
 
     for (attempt = 0; attempt < UF_READ_ATTEMPTS; attempt++) {
         /* size and version: cached for UCACHE_META_TTL (no call on a hit) */
@@ -901,24 +1237,13 @@ ucache_status_t uf_read(struct ucache_context *ctx, const char *uri, uint64_t of
         end = (len > obj.size - offset) ? obj.size : offset + len;
         v = uf_view_acquire(ctx);
         status = UCACHE_OK;
-        window = (window < 1) ? 1 : (window > UF_WINDOW_MAX) ? UF_WINDOW_MAX : window;
-        for (pos = offset; (pos < end) && (status == UCACHE_OK);) {
-            for (n = 0; (n < window) && (pos < end); n++, pos += c[n - 1].len) {
-                memset(&c[n], 0, sizeof(c[n]));
-                c[n].uri    = uri;
-                c[n].obj    = &obj;
-                c[n].idx    = pos / cs;
-                c[n].length = (uint32_t)((obj.size - c[n].idx * cs < cs) ?
-                                         obj.size - c[n].idx * cs : cs);
-                c[n].off    = (uint32_t)(pos - c[n].idx * cs);
-                c[n].len    = (uint32_t)(((end - pos) < c[n].length - c[n].off) ?
-                                         end - pos : c[n].length - c[n].off);
-                c[n].dst    = (char *)buf + (pos - offset);
-                us_chunk_span(c[n].length, c[n].off, c[n].len, &span_off, &span_len);
-                c[n].span_off = (uint32_t)span_off;
-                c[n].span_len = (uint32_t)span_len;
-            }
-            status = (n == 1) ? uf_read_chunk(ctx, v, &c[0]) : uf_read_window(ctx, v, c, n);
+        if (end <= offset) {
+            /* nothing to read: at the end */
+        } else if (offset / cs == (end - 1) / cs) {
+            uf_chunk_init(ctx, &c, uri, &obj, offset, end, buf);
+            status = uf_read_chunk(ctx, v, &c);
+        } else {
+            status = uf_read_range(ctx, v, uri, &obj, offset, end, buf);
         }
         uf_view_release(v);
         if (status == UCACHE_OK) {

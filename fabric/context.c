@@ -373,10 +373,9 @@ ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&ctx->cond, &ca);
+    pthread_cond_init(&ctx->rq_done, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&ctx->rq_lock, NULL);
-    pthread_cond_init(&ctx->rq_work, NULL);
-    pthread_cond_init(&ctx->rq_done, NULL);
     status = uc_config_load(&ctx->cfg);
     if (status != UCACHE_OK) {
         goto err;
@@ -467,7 +466,7 @@ void ucache_finalize(ucache_h ctx)
     if (ctx == NULL) {
         return;
     }
-    uf_readers_stop(ctx);
+    uf_posted_drain(ctx);
     if (ctx->transport != NULL) {
         ut_rpc_handler_set(ctx->transport, UF_RPC_HELLO, NULL, NULL);
         ut_rpc_handler_set(ctx->transport, UF_RPC_ADMIN, NULL, NULL);
@@ -499,7 +498,6 @@ void ucache_finalize(ucache_h ctx)
     }
     uf_member_clear(&ctx->self);
     free(ctx->self_rec);
-    pthread_cond_destroy(&ctx->rq_work);
     pthread_cond_destroy(&ctx->rq_done);
     pthread_mutex_destroy(&ctx->rq_lock);
     pthread_cond_destroy(&ctx->cond);

@@ -76,13 +76,15 @@ struct ucache_context {
     void              *self_rec;      /* encoded own record (serving)     */
     size_t             self_rec_len;
 
-    /* posted reads (ucache_read_post): a queue and reader threads */
+    /* posted reads (ucache_read_post, readq.c): in flight, driven by
+     * ucache_wait() callers, one at a time */
     pthread_mutex_t    rq_lock;
-    pthread_cond_t     rq_work, rq_done;
-    struct ucache_read_req *rq_head, *rq_tail;
-    pthread_t         *readers;
-    unsigned           nreaders;
-    bool               rq_stop;
+    pthread_cond_t     rq_done;       /* a read completed, or the driver left */
+    struct uf_posted  *rq_head;       /* not yet handed back (newest first) */
+    bool               rq_driving;
+    unsigned           rq_waiters;    /* callers waiting to drive          */
+    ut_req_t         **rq_reqs;       /* the driver's list of requests     */
+    size_t             rq_reqs_cap;
 
     struct {
         _Atomic uint64_t chunk_reads, hits, misses, origin_direct;
@@ -91,6 +93,110 @@ struct ucache_context {
         _Atomic uint64_t owner_refusals, windowed;
     } st;
 };
+
+/* ------------------------------------------------------------------------ */
+/* The read path's pieces (client.c)                                         */
+/* ------------------------------------------------------------------------ */
+
+/* One chunk read: what it is and where its bytes go. */
+typedef struct uf_chunk {
+    const char        *uri;
+    const us_object_t *obj;
+    uint64_t           idx;
+    us_key_t           key;
+    uint32_t           length;   /* the chunk's payload bytes */
+    uint32_t           off, len; /* the part the caller wants */
+    uint32_t           span_off, span_len; /* the segments covering it */
+    char              *dst;
+    uint32_t           how;      /* warm-up: UF_HOW_*, 0 unpinned, ~0 absent */
+} uf_chunk_t;
+
+/* A FETCH request's bytes: its header, the URI, and a span (UF_FETCH_SPAN).
+ * The transport may send from them until the request completes. */
+typedef struct uf_fetch_msg {
+    uint8_t b[sizeof(uf_fetch_req_t) + US_URI_MAX + sizeof(uf_fetch_span_t)];
+} uf_fetch_msg_t;
+
+/*
+ * One chunk read from one owner, as a state machine of transport requests
+ * (client.c): begun by uf_cop_begin, stepped by uf_cop_step each time all
+ * its requests r[0 .. nr) have completed, until state is UF_COP_DONE with
+ * its status.  The same machine serves a single read (waited for at once),
+ * the chunks of a large read in flight together, and posted reads.
+ */
+enum { UF_COP_DONE, UF_COP_AM, UF_COP_IDX, UF_COP_DATA, UF_COP_RECHECK, UF_COP_FILL };
+
+typedef struct uf_cop {
+    ut_req_t         r[4];
+    unsigned         nr;         /* requests posted, all to complete     */
+    unsigned         taken;      /* of them seen complete (uf_rop_*): bits */
+    unsigned         state;
+    unsigned         a;          /* the attempt                          */
+    unsigned         li, nloc;   /* GET: the matched slot tried, of nloc */
+    bool             cached, am;
+    uint32_t         how;
+    ucache_status_t  status;
+    uint64_t         t0;         /* the attempt's start (grace rule)     */
+    uf_peer_t       *p;
+    uf_view_t       *v;
+    uf_chunk_t      *c;
+    char            *target;
+    us_read_stats_t  rs;
+    us_loc_t         loc;        /* the cached location (cached)         */
+    us_loc_t         locs[2 * US_BUCKET_SLOTS];
+    uint64_t         offs[4];
+    uf_fetch_rep_t   rep;
+    uf_fetch_msg_t   msg;
+    _Alignas(64) uint8_t bkt[2 * US_BUCKET_SIZE];
+    _Alignas(64) uint8_t head[US_CHUNK_HDR + US_MAX_TABLE];
+} uf_cop_t;
+
+/** Begin reading chunk @p c from owner @p p (set up) into @p cop: posts its
+ *  first requests, or ends at once (a mapped hit). */
+void uf_cop_begin(struct ucache_context *ctx, uf_view_t *v, uf_peer_t *p, uf_chunk_t *c,
+                  uf_cop_t *cop);
+/** Every request of @p cop has completed: take their results on. */
+void uf_cop_step(struct ucache_context *ctx, uf_cop_t *cop);
+
+/*
+ * One read of a range (client.c) whose chunks are in flight together, up to
+ * a window: a large ucache_read, or a posted read (readq.c).  uf_rop_pump
+ * begins chunks while the window has room; uf_rop_reqs lists the requests
+ * in flight; uf_rop_take steps the chunk a completed request belongs to.
+ * Chunks whose first owner is not set up, and chunks their first owner did
+ * not serve, are read by uf_read_chunk (every owner, then the origin) in
+ * the calling thread.
+ */
+typedef struct uf_rop {
+    const char      *uri;
+    us_object_t      obj;
+    uint64_t         offset, end, pos; /* the range; the next chunk's start */
+    char            *buf;
+    uf_view_t       *v;
+    ucache_status_t  status;     /* the first chunk that failed          */
+    unsigned         window, nbusy;
+    bool             stop;       /* begin no more chunks                 */
+    bool             hold;       /* begin none now (the context's bound) */
+    uf_chunk_t      *cs;         /* [window] the chunks in flight        */
+    uf_cop_t        *cops;       /* [window]: state UF_COP_DONE is free  */
+} uf_rop_t;
+
+/** A read of [@p offset, @p end) of @p obj (its status checked) into @p buf
+ *  with up to @p window chunks in flight; UCACHE_ERR_NO_MEMORY. */
+ucache_status_t uf_rop_init(struct ucache_context *ctx, uf_rop_t *rop, const char *uri,
+                            const us_object_t *obj, uint64_t offset, uint64_t end,
+                            void *buf, unsigned window, uf_view_t *v);
+void uf_rop_fini(uf_rop_t *rop);
+/** Begin chunks while the window has room; true when the read is over
+ *  (every chunk done, or failed and none in flight): status says how. */
+bool uf_rop_pump(struct ucache_context *ctx, uf_rop_t *rop);
+/** Append the requests in flight, not yet taken, to @p reqs; how many. */
+size_t uf_rop_reqs(uf_rop_t *rop, ut_req_t **reqs);
+/** Request @p r completed: true if it was one of @p rop's (and is taken). */
+bool uf_rop_take(struct ucache_context *ctx, uf_rop_t *rop, ut_req_t *r);
+
+/** Read chunk @p c through its owners, then the origin (blocking). */
+ucache_status_t uf_read_chunk(struct ucache_context *ctx, uf_view_t *v, uf_chunk_t *c);
 
 /* Count @p _v on the context's read-path counter @p _f. */
 #define UF_ADD(_ctx, _f, _v) \
@@ -125,7 +231,8 @@ void uf_admin_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t len);
 void uf_admin_answer(struct ucache_context *ctx, ucache_status_t status);
 
 /* readq.c */
-/** Stop and join the reader threads of ucache_read_post(). */
-void uf_readers_stop(struct ucache_context *ctx);
+typedef struct uf_posted uf_posted_t;
+/** Drive every posted read to its end (finalize: callers own them). */
+void uf_posted_drain(struct ucache_context *ctx);
 
 #endif

@@ -1,74 +1,219 @@
 /*
- * readq.c - posted reads (ucache_read_post, ucache_wait): a queue of the
- * caller's requests served by UCACHE_READ_THREADS reader threads, started
- * on first use.  The caller owns each request until ucache_wait() has seen
- * it complete; the queue links them through priv[0].
+ * readq.c - posted reads (ucache_read_post, ucache_wait) as transport
+ * requests in flight, with no thread of their own.  Each posted read is a
+ * range read (uf_rop_t, client.c) with up to UCACHE_READ_WINDOW of its
+ * chunks in flight; ucache_wait() drives every posted read of the context
+ * - begins chunks, waits for any of their requests (index reads, chunk
+ * gets, FETCHes) and steps the machines they belong to - not only the
+ * ones it was given, so a caller may post many and wait for one.  One
+ * caller drives at a time; the others sleep until a read completes.
+ *
+ * What still blocks the driving caller: an object's size and version
+ * when they are not cached (UCACHE_META_TTL), the first connection to an
+ * owner, a same-host (mapped) chunk - a copy - and a chunk whose first
+ * owner did not serve it, which is read owner by owner and then from the
+ * origin (uf_read_chunk), as ucache_read() does.
  */
 #include "fabric/fabric.h"
-#include "origin/cred.h"
-#include "util/key.h"
 #include "util/log.h"
 #include "util/time.h"
 
-#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
-#include <unistd.h>
 
-/* Posted reads: priv[0] links the queue. */
-#define UF_RQ_NEXT(r) (*(ucache_read_req_t **)&(r)->priv[0])
+/* One posted read: the caller's request, and the range read that serves it. */
+struct uf_posted {
+    ucache_read_req_t *req;
+    struct uf_posted  *next;
+    bool               started, over;
+    ucache_status_t    status;
+    size_t             nread;
+    uf_rop_t           rop;
+};
 
-static void *uf_reader_thread(void *arg)
+#define UF_DRIVE_SLICE (1ull * UC_NSEC_PER_MSEC) /* while others wait to drive */
+
+/* The object's status, then the range read; false if it ended already. */
+static bool uf_posted_start(struct ucache_context *ctx, uf_posted_t *pr)
 {
-    struct ucache_context *ctx = arg;
-    ucache_read_req_t *r;
+    ucache_read_req_t *r = pr->req;
     ucache_status_t status;
-    size_t nread = 0;
+    us_object_t obj;
+    uint64_t end;
 
-    pthread_mutex_lock(&ctx->rq_lock);
-    for (;;) {
-        while (!ctx->rq_stop && (ctx->rq_head == NULL)) {
-            pthread_cond_wait(&ctx->rq_work, &ctx->rq_lock);
-        }
-        if (ctx->rq_head == NULL) {
-            break;
-        }
-        r = ctx->rq_head;
-        ctx->rq_head = UF_RQ_NEXT(r);
-        if (ctx->rq_head == NULL) {
-            ctx->rq_tail = NULL;
-        }
-        pthread_mutex_unlock(&ctx->rq_lock);
-        status = ucache_read(ctx, r->uri, r->offset, r->len, r->buf, &nread);
-        pthread_mutex_lock(&ctx->rq_lock);
-        r->nread  = (status == UCACHE_OK) ? nread : 0;
-        r->status = status;
-        pthread_cond_broadcast(&ctx->rq_done);
+    pr->started = true;
+    status = us_origin_stat_cached(&ctx->origin, r->uri, false, &obj);
+    if ((status == UCACHE_OK) && (r->offset > obj.size)) {
+        status = UCACHE_ERR_OUT_OF_RANGE;
     }
-    pthread_mutex_unlock(&ctx->rq_lock);
-    return NULL;
+    if (status != UCACHE_OK) {
+        pr->status = status;
+        pr->over   = true;
+        return false;
+    }
+    end = (r->len > obj.size - r->offset) ? obj.size : r->offset + r->len;
+    status = uf_rop_init(ctx, &pr->rop, r->uri, &obj, r->offset, end, r->buf,
+                         ctx->cfg.read_window, uf_view_acquire(ctx));
+    if (status != UCACHE_OK) {
+        pr->status = status;
+        pr->over   = true;
+        return false;
+    }
+    return true;
 }
 
-void uf_readers_stop(struct ucache_context *ctx)
+/* The range read is over: the request's outcome.  An object that changed
+ * at the origin meanwhile is read again whole, as ucache_read() does. */
+static void uf_posted_end(struct ucache_context *ctx, uf_posted_t *pr)
 {
-    unsigned i;
+    ucache_read_req_t *r = pr->req;
 
-    pthread_mutex_lock(&ctx->rq_lock);
-    ctx->rq_stop = true; /* queued reads still run: callers own them */
-    pthread_cond_broadcast(&ctx->rq_work);
-    pthread_mutex_unlock(&ctx->rq_lock);
-    for (i = 0; i < ctx->nreaders; i++) {
-        pthread_join(ctx->readers[i], NULL);
+    pr->status = pr->rop.status;
+    pr->nread  = (size_t)(pr->rop.end - pr->rop.offset);
+    uf_view_release(pr->rop.v);
+    uf_rop_fini(&pr->rop);
+    if (pr->status == UCACHE_OK) {
+        UF_ADD(ctx, bytes, pr->nread);
+    } else if (pr->status == UCACHE_ERR_STALE) {
+        UF_ADD(ctx, stale_objects, 1);
+        pr->status = uf_read(ctx, r->uri, r->offset, r->len, r->buf, &pr->nread);
     }
-    free(ctx->readers);
-    ctx->readers  = NULL;
-    ctx->nreaders = 0;
+    pr->over = true;
+}
+
+/*
+ * One round over the posted reads from @p head on (ctx->rq_driving ours,
+ * rq_lock not held): begin what has room - while the requests in flight
+ * are fewer than half UCACHE_MAX_OUTSTANDING, the rest for the transport's
+ * other users - wait up to @p slice_ns for any request in flight, step
+ * what completed.  Reads that end are marked over.
+ */
+static void uf_posted_round(struct ucache_context *ctx, uf_posted_t *head, uint64_t slice_ns)
+{
+    ut_req_t **reqs = ctx->rq_reqs;
+    size_t n = 0, k, i, cap, limit = ctx->cfg.max_outstanding / 2;
+    uf_posted_t *pr;
+
+    for (pr = head; pr != NULL; pr = pr->next) {
+        if (pr->over || (!pr->started && (n >= limit || !uf_posted_start(ctx, pr)))) {
+            continue;
+        }
+        pr->rop.hold = (n >= limit);
+        if (uf_rop_pump(ctx, &pr->rop)) {
+            uf_posted_end(ctx, pr);
+            continue;
+        }
+        cap = n + (size_t)pr->rop.window * 4;
+        if ((cap > ctx->rq_reqs_cap) &&
+            ((reqs = realloc(ctx->rq_reqs, cap * 2 * sizeof(*reqs))) != NULL)) {
+            ctx->rq_reqs     = reqs;
+            ctx->rq_reqs_cap = cap * 2;
+        }
+        reqs = ctx->rq_reqs;
+        if (cap <= ctx->rq_reqs_cap) {
+            n += uf_rop_reqs(&pr->rop, reqs + n);
+        }
+    }
+    if (n == 0) {
+        return; /* nothing in flight (no memory for the list: the next round) */
+    }
+    k = ut_wait_any(ctx->transport, reqs, n, slice_ns);
+    for (i = 0; i < k; i++) {
+        for (pr = head; (pr != NULL) && (pr->over || !pr->started ||
+                                         !uf_rop_take(ctx, &pr->rop, reqs[i]));
+             pr = pr->next) {
+        }
+    }
+    for (pr = head; pr != NULL; pr = pr->next) { /* those whose last chunk ended */
+        pr->rop.hold = true;
+        if (pr->started && !pr->over && uf_rop_pump(ctx, &pr->rop)) {
+            uf_posted_end(ctx, pr);
+        }
+    }
+}
+
+/* rq_lock held: hand the reads that are over to their callers. */
+static void uf_posted_reap(struct ucache_context *ctx)
+{
+    uf_posted_t **pp = &ctx->rq_head, *pr;
+    bool any = false;
+
+    while ((pr = *pp) != NULL) {
+        if (!pr->over) {
+            pp = &pr->next;
+            continue;
+        }
+        *pp = pr->next;
+        pr->req->nread  = (pr->status == UCACHE_OK) ? pr->nread : 0;
+        pr->req->status = pr->status;
+        pr->req->priv[0] = NULL;
+        free(pr);
+        any = true;
+    }
+    if (any) {
+        pthread_cond_broadcast(&ctx->rq_done);
+    }
+}
+
+/* rq_lock held, not driving: sleep until a read completes, the driver
+ * leaves, or @p deadline (at most UF_DRIVE_SLICE). */
+static void uf_posted_sleep(struct ucache_context *ctx, uint64_t deadline)
+{
+    uint64_t now = uc_time_ns(), t;
+    struct timespec ts;
+
+    t = (deadline > now) ? deadline - now : 0;
+    t = (t < UF_DRIVE_SLICE) ? t : UF_DRIVE_SLICE;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    t += (uint64_t)ts.tv_nsec;
+    ts.tv_sec += (time_t)(t / UC_NSEC_PER_SEC);
+    ts.tv_nsec = (long)(t % UC_NSEC_PER_SEC);
+    ctx->rq_waiters++;
+    pthread_cond_timedwait(&ctx->rq_done, &ctx->rq_lock, &ts);
+    ctx->rq_waiters--;
+}
+
+/* rq_lock held: one round as the driver (false: another drives). */
+static bool uf_posted_drive(struct ucache_context *ctx, uint64_t deadline)
+{
+    uint64_t now = uc_time_ns(), slice = (deadline > now) ? deadline - now : 0;
+    uf_posted_t *head;
+
+    if (ctx->rq_driving) {
+        return false;
+    }
+    ctx->rq_driving = true;
+    head = ctx->rq_head; /* posts go in at the head: this round leaves them */
+    if ((ctx->rq_waiters > 0) && (slice > UF_DRIVE_SLICE)) {
+        slice = UF_DRIVE_SLICE;
+    }
+    pthread_mutex_unlock(&ctx->rq_lock);
+    uf_posted_round(ctx, head, slice);
+    pthread_mutex_lock(&ctx->rq_lock);
+    ctx->rq_driving = false;
+    uf_posted_reap(ctx);
+    pthread_cond_broadcast(&ctx->rq_done); /* another may drive now */
+    return true;
+}
+
+void uf_posted_drain(struct ucache_context *ctx)
+{
+    pthread_mutex_lock(&ctx->rq_lock);
+    while (ctx->rq_head != NULL) { /* each read ends by its requests' deadlines */
+        if (!uf_posted_drive(ctx, uc_deadline(UF_DRIVE_SLICE * 100))) {
+            uf_posted_sleep(ctx, uc_deadline(UF_DRIVE_SLICE));
+        }
+    }
+    pthread_mutex_unlock(&ctx->rq_lock);
+    free(ctx->rq_reqs);
+    ctx->rq_reqs     = NULL;
+    ctx->rq_reqs_cap = 0;
 }
 
 ucache_status_t ucache_read_post(ucache_h ctx, ucache_read_req_t *reqs, size_t n)
 {
+    uf_posted_t **prs;
     size_t i;
 
     if ((ctx == NULL) || ((n > 0) && (reqs == NULL))) {
@@ -80,71 +225,75 @@ ucache_status_t ucache_read_post(ucache_h ctx, ucache_read_req_t *reqs, size_t n
             return UCACHE_ERR_INVALID;
         }
     }
+    prs = calloc((n > 0) ? n : 1, sizeof(*prs));
+    for (i = 0; (prs != NULL) && (i < n); i++) {
+        if ((prs[i] = calloc(1, sizeof(*prs[i]))) == NULL) {
+            break;
+        }
+    }
+    if ((prs == NULL) || (i < n)) {
+        while ((prs != NULL) && (i-- > 0)) {
+            free(prs[i]);
+        }
+        free(prs);
+        UC_ERROR("ucache_read_post: no memory for %zu requests", n);
+        return UCACHE_ERR_NO_MEMORY;
+    }
     pthread_mutex_lock(&ctx->rq_lock);
-    if (ctx->readers == NULL) {
-        ctx->readers = calloc(ctx->cfg.read_threads, sizeof(*ctx->readers));
-        for (i = 0; (ctx->readers != NULL) && (i < ctx->cfg.read_threads); i++) {
-            if (pthread_create(&ctx->readers[i], NULL, uf_reader_thread, ctx) != 0) {
-                break;
-            }
-            ctx->nreaders++;
-        }
-        if (ctx->nreaders == 0) {
-            free(ctx->readers);
-            ctx->readers = NULL;
-            pthread_mutex_unlock(&ctx->rq_lock);
-            UC_ERROR("cannot start reader threads");
-            return UCACHE_ERR_NO_MEMORY;
-        }
-    }
     for (i = 0; i < n; i++) {
-        reqs[i].status = UCACHE_INPROGRESS;
-        reqs[i].nread  = 0;
-        UF_RQ_NEXT(&reqs[i]) = NULL;
-        if (ctx->rq_tail != NULL) {
-            UF_RQ_NEXT(ctx->rq_tail) = &reqs[i];
-        } else {
-            ctx->rq_head = &reqs[i];
-        }
-        ctx->rq_tail = &reqs[i];
+        reqs[i].status  = UCACHE_INPROGRESS;
+        reqs[i].nread   = 0;
+        reqs[i].priv[0] = prs[i];
+        prs[i]->req     = &reqs[i];
+        prs[i]->next    = ctx->rq_head;
+        ctx->rq_head    = prs[i];
     }
-    pthread_cond_broadcast(&ctx->rq_work);
     pthread_mutex_unlock(&ctx->rq_lock);
+    free(prs);
     return UCACHE_OK;
+}
+
+/* rq_lock held: UCACHE_INPROGRESS while any of @p reqs is, else the first
+ * failure, else UCACHE_OK. */
+static ucache_status_t uf_posted_status(const ucache_read_req_t *reqs, size_t n)
+{
+    ucache_status_t ret = UCACHE_OK;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (reqs[i].status == UCACHE_INPROGRESS) {
+            return UCACHE_INPROGRESS;
+        }
+        if ((reqs[i].status != UCACHE_OK) && (ret == UCACHE_OK)) {
+            ret = reqs[i].status;
+        }
+    }
+    return ret;
 }
 
 ucache_status_t ucache_wait(ucache_h ctx, ucache_read_req_t *reqs, size_t n,
                             uint64_t timeout_ns)
 {
-    uint64_t deadline = uc_deadline(timeout_ns), t;
+    uint64_t deadline = uc_deadline(timeout_ns);
     ucache_status_t ret;
-    struct timespec ts;
-    size_t i;
+    bool drove = false;
 
     if ((ctx == NULL) || ((n > 0) && (reqs == NULL))) {
         return UCACHE_ERR_INVALID;
     }
     pthread_mutex_lock(&ctx->rq_lock);
     for (;;) {
-        ret = UCACHE_OK;
-        for (i = 0; i < n; i++) {
-            if (reqs[i].status == UCACHE_INPROGRESS) {
-                ret = UCACHE_INPROGRESS;
-                break;
-            }
-            if ((reqs[i].status != UCACHE_OK) && (ret == UCACHE_OK)) {
-                ret = reqs[i].status;
-            }
-        }
-        if ((ret != UCACHE_INPROGRESS) || (uc_time_ns() >= deadline)) {
+        ret = uf_posted_status(reqs, n);
+        if ((ret != UCACHE_INPROGRESS) || ((uc_time_ns() >= deadline) && drove)) {
             break;
         }
-        clock_gettime(CLOCK_REALTIME, &ts);
-        t = (uint64_t)ts.tv_nsec + ((deadline - uc_time_ns() < 100 * UC_NSEC_PER_MSEC) ?
-                                    deadline - uc_time_ns() : 100 * UC_NSEC_PER_MSEC);
-        ts.tv_sec += (time_t)(t / UC_NSEC_PER_SEC);
-        ts.tv_nsec = (long)(t % UC_NSEC_PER_SEC);
-        pthread_cond_timedwait(&ctx->rq_done, &ctx->rq_lock, &ts);
+        if (uf_posted_drive(ctx, deadline)) {
+            drove = true; /* a wait of 0 drives one round */
+        } else if (uc_time_ns() >= deadline) {
+            break;
+        } else {
+            uf_posted_sleep(ctx, deadline);
+        }
     }
     pthread_mutex_unlock(&ctx->rq_lock);
     return ret;

@@ -422,16 +422,22 @@ typedef struct ucache_read_req {
 } ucache_read_req_t;
 
 /**
- * @brief Post @p n reads; the context's reader threads (UCACHE_READ_THREADS)
- *        run them while the caller goes on.  Each request's status is
- *        UCACHE_INPROGRESS until ucache_wait() reports it done.
- * @return UCACHE_ERR_INVALID if a request is malformed (none is posted).
+ * @brief Post @p n reads.  They start no thread: ucache_wait() (with any
+ *        timeout, 0 too) drives every read posted to the context - each
+ *        keeps up to UCACHE_READ_WINDOW of its chunks in flight as
+ *        transport requests - so post many, then wait.  Each request's
+ *        status is UCACHE_INPROGRESS until ucache_wait() reports it done;
+ *        ucache_finalize() completes the ones still posted.
+ * @return UCACHE_ERR_INVALID if a request is malformed, UCACHE_ERR_NO_MEMORY
+ *         (none is posted either way).
  */
 ucache_status_t ucache_read_post(ucache_h ctx, ucache_read_req_t *reqs,
                                  size_t n);
 
 /**
- * @brief Wait for posted reads until all complete or @p timeout_ns passes.
+ * @brief Drive the context's posted reads until all of @p reqs complete or
+ *        @p timeout_ns passes (0: one round, then return).  While one caller
+ *        drives, others sleep until a read completes, then take their turn.
  * @return UCACHE_OK if all succeeded, UCACHE_INPROGRESS if some are still
  *         running, else the status of a failed one (each request has its own).
  */

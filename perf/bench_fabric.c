@@ -238,9 +238,6 @@ static ucache_status_t fb_start(const ucperf_opts_t *o, fb_fabric_t *fb, uint64_
     setenv("UCACHE_MEMBERS_POLL", "100ms", 0);
     snprintf(rt, sizeof(rt), "%zu", fb->chunk);
     setenv("UCACHE_INDEX_CHUNK", rt, 1);  /* owners' index sized for these chunks */
-    snprintf(rt, sizeof(rt), "%u", (o->outstanding * o->threads < 4) ? 4 :
-             (o->outstanding * o->threads > 256) ? 256 : o->outstanding * o->threads);
-    setenv("UCACHE_READ_THREADS", rt, 1);
     if (o->mode == UCPERF_MODE_MISS) {
         setenv("UCACHE_META_TTL", "0", 1); /* see each pass's new versions */
         fb_ttl_set = true;

@@ -70,13 +70,10 @@ const uc_config_entry_t uc_config_table[] = {
      "reads the origin itself.",
      UC_CFG_FIELD(fetch_timeout_ns), UC_CFG_TIME, NULL, 1000000, 3600ull * 1000000000ull},
     {"READ_WINDOW", "8",
-     "Chunks one read keeps in flight from owners reached by active messages (tcp): "
-     "a read of many chunks asks their owners for the next ones while the first "
-     "arrive. 1: one chunk at a time.",
+     "Chunks one read keeps in flight (one-sided gets, FETCHes): a ucache_read of "
+     "many chunks, and each read posted with ucache_read_post, asks for the next "
+     "ones while the first arrive. 1: one chunk at a time.",
      UC_CFG_FIELD(read_window), UC_CFG_UINT, NULL, 1, 64},
-    {"READ_THREADS", "4",
-     "Threads that run reads posted with ucache_read_post() (started on first use).",
-     UC_CFG_FIELD(read_threads), UC_CFG_UINT, NULL, 1, 256},
     {"ORIGIN_RETRIES", "5",
      "Retries of an origin request that failed with 429, 5xx or a network error "
      "(exponential backoff with jitter; Retry-After is honoured).",

@@ -39,7 +39,6 @@ typedef struct uc_config {
     char     zone[32];
     unsigned replicas;
     unsigned fetch_threads;
-    unsigned read_threads;
     unsigned read_window;
     uint64_t fetch_timeout_ns;
     uint64_t meta_ttl_ns;

@@ -343,7 +343,193 @@ static void test_read_window(void)
     free(buf);
 }
 
+/* The threads of this process (/proc/self/status). */
+static unsigned thread_count(void)
+{
+    char line[256];
+    unsigned n = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+
+    while ((f != NULL) && (fgets(line, sizeof(line), f) != NULL)) {
+        if (sscanf(line, "Threads: %u", &n) == 1) {
+            break;
+        }
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+    return n;
+}
+
+typedef struct posted_job {
+    ucache_h    reader;
+    const char *uri, *data;
+    uint64_t    len;
+    unsigned    first, ok;
+} posted_job_t;
+
+/* Post 8 whole-chunk-and-a-bit reads from chunk first on, wait for them
+ * (a caller of its own, while another drives): how many came exact. */
+static void *posted_job(void *arg)
+{
+    enum { CS = 64u << 10 };
+    posted_job_t *j = arg;
+    ucache_read_req_t reqs[8];
+    char *bufs = malloc(8 * (CS + 100));
+    unsigned i;
+
+    memset(reqs, 0, sizeof(reqs));
+    for (i = 0; i < 8; i++) {
+        reqs[i].uri    = j->uri;
+        reqs[i].offset = (uint64_t)((j->first + i) % 8) * CS;
+        reqs[i].len    = CS + 100;
+        reqs[i].buf    = bufs + i * (CS + 100);
+    }
+    if ((ucache_read_post(j->reader, reqs, 8) == UCACHE_OK) &&
+        (ucache_wait(j->reader, reqs, 8, 30 * UC_NSEC_PER_SEC) == UCACHE_OK)) {
+        for (i = 0; i < 8; i++) {
+            j->ok += (reqs[i].nread == ((reqs[i].offset + CS + 100 <= j->len) ?
+                                        CS + 100 : j->len - reqs[i].offset)) &&
+                     (memcmp(reqs[i].buf, j->data + reqs[i].offset, reqs[i].nread) == 0);
+        }
+    }
+    free(bufs);
+    return NULL;
+}
+
+/*
+ * Posted reads are transport requests in flight, with no thread of their
+ * own: on each path (mapped, gets, active messages), 24 reads posted at
+ * once - whole chunks, ranges across chunks, 4 KiB parts, a missing
+ * object, a read past the end - start no thread and do nothing until
+ * ucache_wait() drives them; a wait for one drives them all; each ends
+ * with its own status and exact bytes.  Two threads that post and wait at
+ * once share the driving.  Then an owner is gone: posted reads of its
+ * chunks come another way, exact.
+ */
+static void test_posted_reads(void)
+{
+    enum { CS = 64u << 10, LEN = 8 * CS + 777, N = 24, PART = 4096 };
+    static const char *paths[3] = { "mapped", "get", "am" };
+    ucache_params_t p = pair_params, rp = { 0 };
+    ucache_read_req_t reqs[N];
+    char uri[160], missing[192], path[128], *data = malloc(LEN), *bufs = malloc(N * 3 * CS);
+    ucache_stats_t s0, s1;
+    ucache_h c[2], reader;
+    posted_job_t jobs[2];
+    pthread_t th[2];
+    uint64_t want;
+    size_t got;
+    unsigned pass, i, k, threads, gone;
+
+    rp.field_mask = UCACHE_PARAM_FIELD_MEMBERS | UCACHE_PARAM_FIELD_CHUNK_SIZE;
+    rp.members    = "mpi";
+    rp.chunk_size = CS;
+    setenv("UCACHE_READ_WINDOW", "4", 1);
+    for (pass = 0; pass < 3; pass++) {
+        if (pass > 0) {
+            setenv("UCX_TLS", "tcp", 1);
+            setenv("UCACHE_READ_PATH", paths[pass], 1);
+            setenv("UCACHE_EMULATED_RMA", "yes", 1);   /* gets over tcp: the test mode */
+        }
+        tdir_make();
+        snprintf(path, sizeof(path), "%s/posted", tdir);
+        snprintf(uri, sizeof(uri), "file://%s", path);
+        snprintf(missing, sizeof(missing), "file://%s/none", tdir);
+        for (i = 0; i < LEN; i++) {
+            data[i] = (char)(i * 11 + i / 3001 + pass);
+        }
+        write_file(path, data, LEN);
+        owners_and_reader(&p, &rp, c, &reader);
+        CU_ASSERT_EQUAL(ucache_read(reader, uri, 0, LEN, bufs, &got), UCACHE_OK); /* fills */
+        CU_ASSERT(memcmp(bufs, data, LEN) == 0);
+
+        memset(reqs, 0, sizeof(reqs));
+        memset(bufs, 0, N * 3 * CS);
+        for (i = 0; i < N; i++) {
+            reqs[i].uri = uri;
+            reqs[i].buf = bufs + i * 3 * CS;
+            if (i < 8) {                   /* whole chunks (the last short) */
+                reqs[i].offset = (uint64_t)i * CS;
+                reqs[i].len    = CS;
+            } else if (i < 16) {           /* across 2 or 3 chunks, to the end */
+                reqs[i].offset = (uint64_t)(i - 8) * CS + CS / 2 + 100;
+                reqs[i].len    = 2 * CS + 5000;
+            } else {                       /* 4 KiB parts */
+                reqs[i].offset = (uint64_t)(i - 16) * 70001 % (LEN - PART);
+                reqs[i].len    = PART;
+            }
+        }
+        reqs[N - 2].uri    = missing;
+        reqs[N - 1].offset = LEN + 1;
+        threads = thread_count();
+        ucache_stats_get(reader, &s0);
+        CU_ASSERT_EQUAL_FATAL(ucache_read_post(reader, reqs, N), UCACHE_OK);
+        for (i = 0, k = 0; i < N; i++) {
+            k += (reqs[i].status == UCACHE_INPROGRESS);
+        }
+        CU_ASSERT_EQUAL(k, N);                          /* nothing runs them yet */
+        CU_ASSERT_EQUAL(thread_count(), threads);       /* and no thread is there to */
+        CU_ASSERT_EQUAL(ucache_wait(reader, &reqs[0], 1, 30 * UC_NSEC_PER_SEC), UCACHE_OK);
+        CU_ASSERT_EQUAL(ucache_wait(reader, reqs, N, 30 * UC_NSEC_PER_SEC), UCACHE_ERR_NOT_FOUND);
+        for (i = 0; i < N - 2; i++) {
+            want = (reqs[i].offset + reqs[i].len <= LEN) ? reqs[i].len : LEN - reqs[i].offset;
+            CU_ASSERT_EQUAL(reqs[i].status, UCACHE_OK);
+            CU_ASSERT_EQUAL(reqs[i].nread, want);
+            CU_ASSERT(memcmp(reqs[i].buf, data + reqs[i].offset, want) == 0);
+        }
+        CU_ASSERT_EQUAL(reqs[N - 2].status, UCACHE_ERR_NOT_FOUND);
+        CU_ASSERT_EQUAL(reqs[N - 1].status, UCACHE_ERR_OUT_OF_RANGE);
+        CU_ASSERT_EQUAL(thread_count(), threads);
+        ucache_stats_get(reader, &s1);
+        CU_ASSERT_EQUAL(s1.origin_direct, s0.origin_direct);
+        CU_ASSERT_EQUAL(s1.chunk_hits - s0.chunk_hits, s1.chunk_reads - s0.chunk_reads);
+        CU_ASSERT(s1.chunk_reads - s0.chunk_reads >= 8 + 8 * 2 - 1 + 6);
+        CU_ASSERT_EQUAL(s1.chunks_windowed - s0.chunks_windowed, s1.chunk_reads - s0.chunk_reads);
+        if (pass == 2) {  /* a FETCH a chunk, no other way */
+            CU_ASSERT_EQUAL(s1.fetch_requests - s0.fetch_requests, s1.chunk_reads - s0.chunk_reads);
+        }
+
+        for (k = 0; k < 2; k++) {          /* two callers at once */
+            jobs[k] = (posted_job_t){ reader, uri, data, LEN, k * 3, 0 };
+            CU_ASSERT_EQUAL_FATAL(pthread_create(&th[k], NULL, posted_job, &jobs[k]), 0);
+        }
+        for (k = 0; k < 2; k++) {
+            pthread_join(th[k], NULL);
+            CU_ASSERT_EQUAL(jobs[k].ok, 8);
+        }
+
+        ucache_stats_get(c[1], &s0);       /* an owner gone: one that holds chunks */
+        gone = (s0.chunks_cached > 0) ? 1 : 0;
+        ucache_finalize(c[gone]);
+        ucache_stats_get(reader, &s0);
+        memset(bufs, 0, N * 3 * CS);
+        CU_ASSERT_EQUAL(ucache_read_post(reader, reqs, 8), UCACHE_OK);
+        CU_ASSERT_EQUAL(ucache_wait(reader, reqs, 8, 60 * UC_NSEC_PER_SEC), UCACHE_OK);
+        for (i = 0; i < 8; i++) {
+            want = (reqs[i].offset + reqs[i].len <= LEN) ? reqs[i].len : LEN - reqs[i].offset;
+            CU_ASSERT_EQUAL(reqs[i].nread, want);
+            CU_ASSERT(memcmp(reqs[i].buf, data + reqs[i].offset, want) == 0);
+        }
+        ucache_stats_get(reader, &s1);
+        CU_ASSERT_EQUAL(s1.chunk_reads - s0.chunk_reads, 8);
+        if (pass > 0) {                    /* the dead one's chunks failed over */
+            CU_ASSERT(s1.failovers > s0.failovers);
+        }
+        ucache_finalize(reader);
+        ucache_finalize(c[1 - gone]);
+        tdir_remove();
+    }
+    unsetenv("UCX_TLS");
+    unsetenv("UCACHE_READ_PATH");
+    unsetenv("UCACHE_EMULATED_RMA");
+    unsetenv("UCACHE_READ_WINDOW");
+    free(data);
+    free(bufs);
+}
+
 const tc_test_t client_tests[] = {
+    { "posted_reads", test_posted_reads },
     { "read_window", test_read_window },
     { "partial_reads", test_partial_reads },
     { "members_set", test_members_set },
