@@ -38,7 +38,7 @@ LIB_SRCS = util/status.c util/log.c util/config.c util/key.c util/latency.c util
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 
 PROGS    = $(BUILD)/bin/ucache $(BUILD)/bin/ucached $(BUILD)/bin/ucperf
-PERF_SRCS = perf/options.c perf/latency.c perf/bench_raw.c perf/bench_store.c perf/bench_place.c perf/bench_fabric.c \
+PERF_SRCS = perf/options.c perf/latency.c perf/bench_raw.c perf/bench_store.c perf/bench_alloc.c perf/bench_place.c perf/bench_fabric.c \
             perf/compare.c perf/plot.c \
             perf/exporter.c
 PERF_OBJS = $(PERF_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -79,7 +79,7 @@ LIB_A    = $(BUILD)/lib/libucache-rdma.a
 # Debian packages the project needs (make deps installs the missing ones).
 DEB_PKGS = gcc clang libclang-rt-dev make pkg-config libucx-dev ucx-utils libxxhash-dev \
            libcunit1-dev mbw iproute2 procps strace openmpi-bin libopenmpi-dev \
-           libcurl4-openssl-dev libssl-dev libxml2-dev libmicrohttpd-dev libibverbs-dev curl openssl bsdutils time
+           libcurl4-openssl-dev libssl-dev libxml2-dev libmicrohttpd-dev libibverbs-dev libjemalloc-dev curl openssl bsdutils time
 
 .PHONY: npm-deps all tests test bench asan tsan demo install uninstall clean deps
 all: $(LIB_SO) $(LIB_A) $(PROGS) $(BUILD)/include/ucache.h

@@ -113,6 +113,10 @@ ucache_status_t ucperf_store_run(const ucperf_opts_t *opts, FILE *out)
     if (o->region == 0) {
         o->region = 1ull << 30;
     }
+    if (getenv("UCPERF_CHURN") != NULL) {   /* the allocators' churn alone */
+        iters = o->iters ? o->iters : 100000;
+        return ucperf_alloc_churn(o, (iters < 40000) ? iters * 10 : 400000, out);
+    }
     p.len = o->region;
     uc_config_load(&cfg);
     p.grace_ns = cfg.grace_ns;
@@ -263,12 +267,19 @@ ucache_status_t ucperf_store_run(const ucperf_opts_t *opts, FILE *out)
     if (errors > 0) {
         status = UCACHE_ERR_CORRUPT;
     }
+    us_store_destroy(s); /* its memory, for the allocators' churn */
+    s = NULL;
+    if (status == UCACHE_OK) {
+        status = ucperf_alloc_churn(o, (iters < 40000) ? iters * 10 : 400000, out);
+    }
 out:
     free(bdst);
     free(ids);
     free(lat);
     free(dst);
     free(src);
-    us_store_destroy(s);
+    if (s != NULL) {
+        us_store_destroy(s);
+    }
     return status;
 }

@@ -117,6 +117,14 @@ for spec in 4K:1G 1M:1G 4K:64M; do
     add "store $size, $region arena: index bytes per cached chunk" "$(field "$ix" index_bytes_per_chunk)" "" "" \
         "$(verdict "$(field "$ix" index_bytes_per_chunk)" 64 "<=")" \
         "owner-private metadata $(field "$ix" owner_meta_bytes_per_chunk) B/chunk"
+    # The allocator (issue [6/11]): TLSF against a jemalloc arena over the
+    # same memory, sizes uniform in [size/16, size], random evictions
+    tl=$(ph churn-tlsf) je=$(ph churn-jemalloc)
+    add "store $size, $region arena: allocator churn, TLSF (M ops/s; payload share)" \
+        "$(field "$tl" mops); $(field "$tl" payload_share)" \
+        "jemalloc arena, extent hooks over the same memory: $(field "$je" mops); $(field "$je" payload_share)" \
+        "$(ratio "$(field "$tl" payload_share)" "$(field "$je" payload_share)")" "report" \
+        "ratio: payload share, TLSF / jemalloc (cache capacity); allocation cost is per fill"
 done
 
 # Placement (issue [3/6]): DxHash against a ring with 100 virtual nodes per

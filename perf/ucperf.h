@@ -105,6 +105,9 @@ int ucperf_compare(FILE *out, const ucperf_opts_t *opts, const ucperf_result_t *
 /** Run mode store: the node store alone (fill, lookup+verify+copy, memcpy
  *  baseline); prints its own rows to @p out. */
 ucache_status_t ucperf_store_run(const ucperf_opts_t *opts, FILE *out);
+/** The store's allocator (TLSF) against a jemalloc arena over the same
+ *  memory: @p iters operations of mixed-size churn (bench_alloc.c). */
+ucache_status_t ucperf_alloc_churn(const ucperf_opts_t *o, uint64_t iters, FILE *out);
 
 /** Run mode placement: DxHash against a 100-vnode ring, in one run. */
 ucache_status_t ucperf_place_run(const ucperf_opts_t *opts, FILE *out);

@@ -357,6 +357,16 @@ static void test_store_mode(void)
     p = strstr(buf, "\"index_bytes_per_chunk\":");
     CU_ASSERT_PTR_NOT_NULL_FATAL(p);
     CU_ASSERT(strtod(p + strlen("\"index_bytes_per_chunk\":"), NULL) <= 64.0);
+    /* the allocators' churn: TLSF here; jemalloc only from the ucperf program */
+    p = strstr(buf, "\"phase\":\"churn-tlsf\",\"size\":65536,\"region\":67108864,"
+                    "\"ops\":20000,");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    p = strstr(p, "\"payload_share\":");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT(strtod(p + strlen("\"payload_share\":"), NULL) > 0.5);
+    CU_ASSERT(strtod(p + strlen("\"payload_share\":"), NULL) <= 1.0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"phase\":\"churn-jemalloc\",\"size\":65536,"
+                                       "\"region\":67108864,\"ops\":0,"));
     free(buf);
 }
 
@@ -410,6 +420,14 @@ static void test_cli(void)
                        "/tmp/ucperf-cli.svg && rm /tmp/ucperf-cli.svg", bin), 0);
     CU_ASSERT_EQUAL(sh("%s/ucperf store -s 4K -r 16M -n 1000 | grep -q '^store read-verify'",
                        bin), 0);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    CU_ASSERT_EQUAL(sh("%s/ucperf store -s 64K -r 64M -n 1000 | grep -q "
+                       "'^churn jemalloc  not measured: a sanitizer build'", bin), 0);
+#else   /* the allocators side by side: jemalloc in a child that preloads it */
+    CU_ASSERT_EQUAL(sh("%s/ucperf store -s 64K -r 64M -n 1000 -j | grep -q "
+                       "'\"phase\":\"churn-jemalloc\",\"size\":65536,\"region\":67108864,"
+                       "\"ops\":10000,.*\"payload_share\":0\\.[1-9]'", bin), 0);
+#endif
     CU_ASSERT_EQUAL(sh("%s/ucperf raw --help | grep -q outstanding", bin), 0);
     CU_ASSERT_EQUAL(sh("%s/ucache config | grep -q '^UCACHE_TIMEOUT=2s'", bin), 0);
     CU_ASSERT_EQUAL(sh("UCACHE_TIMEOUT=5s %s/ucache config --json | grep -q "
