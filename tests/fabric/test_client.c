@@ -15,6 +15,24 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* The read paths a reader that owns nothing can take from owners in this
+ * process: mapped, one-sided gets over tcp, FETCH replies over tcp. */
+static const char *const paths[3] = { "mapped", "get", "am" };
+
+/* Make new contexts read by path @p pass (0: the default, mapped). */
+static void read_path_set(unsigned pass)
+{
+    if (pass == 0) {
+        unsetenv("UCX_TLS");
+        unsetenv("UCACHE_READ_PATH");
+        unsetenv("UCACHE_EMULATED_RMA");
+        return;
+    }
+    setenv("UCX_TLS", "tcp", 1);
+    setenv("UCACHE_READ_PATH", paths[pass], 1);
+    setenv("UCACHE_EMULATED_RMA", "yes", 1);   /* gets over tcp: the test mode */
+}
+
 /* Two serving contexts in one process joined with ucache_members_set():
  * both read a 5-chunk object exactly; each chunk is filled once. */
 static void test_members_set(void)
@@ -126,9 +144,7 @@ static void test_late_reads(void)
         tdir_remove();
     }
     unsetenv("UCACHE_GRACE");
-    unsetenv("UCX_TLS");
-    unsetenv("UCACHE_READ_PATH");
-    unsetenv("UCACHE_EMULATED_RMA");
+    read_path_set(0);
     free(buf);
 }
 
@@ -200,7 +216,6 @@ static bool flip_owned(ucache_h c[2], const char *uri, const us_object_t *obj, u
 static void test_partial_reads(void)
 {
     enum { CS = 1u << 20, LEN = 3 * CS + 12345, N = 200, PART = 4096 };
-    static const char *paths[3] = { "mapped", "get", "am" };
     ucache_params_t p = pair_params, rp = { 0 };
     size_t got;
     char uri[160], path[128], *data = malloc(LEN), *buf = malloc(LEN);
@@ -215,11 +230,7 @@ static void test_partial_reads(void)
     rp.members = "mpi";
     rp.chunk_size = CS;
     for (pass = 0; pass < 3; pass++) {
-        if (pass > 0) {
-            setenv("UCX_TLS", "tcp", 1);
-            setenv("UCACHE_READ_PATH", paths[pass], 1);
-            setenv("UCACHE_EMULATED_RMA", "yes", 1);   /* gets over tcp: the test mode */
-        }
+        read_path_set(pass);
         tdir_make();
         snprintf(path, sizeof(path), "%s/big", tdir);
         snprintf(uri, sizeof(uri), "file://%s", path);
@@ -280,9 +291,7 @@ static void test_partial_reads(void)
         }
         tdir_remove();
     }
-    unsetenv("UCX_TLS");
-    unsetenv("UCACHE_READ_PATH");
-    unsetenv("UCACHE_EMULATED_RMA");
+    read_path_set(0);
     free(data);
     free(buf);
 }
@@ -424,7 +433,6 @@ static void *posted_job(void *arg)
 static void test_posted_reads(void)
 {
     enum { CS = 64u << 10, LEN = 8 * CS + 777, N = 24, PART = 4096 };
-    static const char *paths[3] = { "mapped", "get", "am" };
     ucache_params_t p = pair_params, rp = { 0 };
     ucache_read_req_t reqs[N];
     char uri[160], missing[192], path[128], *data = malloc(LEN), *bufs = malloc(N * 3 * CS);
@@ -441,11 +449,7 @@ static void test_posted_reads(void)
     rp.chunk_size = CS;
     setenv("UCACHE_READ_WINDOW", "4", 1);
     for (pass = 0; pass < 3; pass++) {
-        if (pass > 0) {
-            setenv("UCX_TLS", "tcp", 1);
-            setenv("UCACHE_READ_PATH", paths[pass], 1);
-            setenv("UCACHE_EMULATED_RMA", "yes", 1);   /* gets over tcp: the test mode */
-        }
+        read_path_set(pass);
         tdir_make();
         snprintf(path, sizeof(path), "%s/posted", tdir);
         snprintf(uri, sizeof(uri), "file://%s", path);
@@ -534,9 +538,7 @@ static void test_posted_reads(void)
         ucache_finalize(c[1 - gone]);
         tdir_remove();
     }
-    unsetenv("UCX_TLS");
-    unsetenv("UCACHE_READ_PATH");
-    unsetenv("UCACHE_EMULATED_RMA");
+    read_path_set(0);
     unsetenv("UCACHE_READ_WINDOW");
     free(data);
     free(bufs);
