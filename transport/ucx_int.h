@@ -32,6 +32,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+/* How often a polling waiter looks at its requests' deadlines and peers'
+ * liveness (a deadline is milliseconds; a look costs a pass over them). */
+#define UT_DEADLINE_CHECK_NS (100ull * 1000)
+
 #ifndef UT_WAIT_CAP_NS
 #define UT_WAIT_CAP_NS UC_NSEC_PER_MSEC /* the longest a waiter sleeps unwoken */
 #endif

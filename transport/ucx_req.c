@@ -808,7 +808,7 @@ static ucache_status_t do_reqs_status(const do_reqs_t *reqs, size_t n)
 static ucache_status_t do_wait(ut_ucx_ctx_t *ctx, const do_reqs_t *reqs, size_t n,
                                uint64_t timeout_ns, bool any)
 {
-    uint64_t deadline = 0, now, idle_since = uc_time_ns();
+    uint64_t deadline = 0, now, idle_since = uc_time_ns(), checked = 0;
     ucache_status_t ret;
     size_t i, first = 0;
     bool progressed, lead = false;
@@ -852,7 +852,10 @@ static ucache_status_t do_wait(ut_ucx_ctx_t *ctx, const do_reqs_t *reqs, size_t 
         lead = ctx->leader = true;
         progressed = (ut_ucx_do_progress(ctx) > 0);
         now = uc_time_ns();
-        do_req_deadlines(ctx, reqs, first, n, now);
+        if ((now - checked >= UT_DEADLINE_CHECK_NS) || (now > deadline)) {
+            do_req_deadlines(ctx, reqs, first, n, now); /* not on every poll */
+            checked = now;
+        }
         if (now > deadline) {
             break;
         }
