@@ -25,30 +25,41 @@
 #define UF_READ_ATTEMPTS  3
 
 /* ------------------------------------------------------------------------ */
-/* Bounce buffers (a part of a chunk read through GET or AM)                 */
+/* Spares: bounce buffers (a part of a chunk read through GET or AM), kept   */
+/* for the next read rather than freed                                       */
 /* ------------------------------------------------------------------------ */
 
-static void *uf_bounce_get(struct ucache_context *ctx)
+static void *uf_spare_get(struct ucache_context *ctx, uf_spares_t *s, size_t size)
 {
     void *b = NULL;
 
     pthread_mutex_lock(&ctx->cache_lock);
-    if (ctx->nbounce > 0) {
-        b = ctx->bounce[--ctx->nbounce];
+    if (s->n > 0) {
+        b = s->v[--s->n];
     }
     pthread_mutex_unlock(&ctx->cache_lock);
-    return (b != NULL) ? b : malloc(ctx->cfg.chunk_size);
+    return (b != NULL) ? b : malloc(size);
 }
 
-static void uf_bounce_put(struct ucache_context *ctx, void *b)
+static void uf_spare_put(struct ucache_context *ctx, uf_spares_t *s, void *b)
 {
     pthread_mutex_lock(&ctx->cache_lock);
-    if (ctx->nbounce < UF_BOUNCE_MAX) {
-        ctx->bounce[ctx->nbounce++] = b;
+    if (s->n < UF_SPARES_MAX) {
+        s->v[s->n++] = b;
         b = NULL;
     }
     pthread_mutex_unlock(&ctx->cache_lock);
     free(b);
+}
+
+static void *uf_bounce_get(struct ucache_context *ctx)
+{
+    return uf_spare_get(ctx, &ctx->bounce, ctx->cfg.chunk_size);
+}
+
+static void uf_bounce_put(struct ucache_context *ctx, void *b)
+{
+    uf_spare_put(ctx, &ctx->bounce, b);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -843,15 +854,10 @@ static ucache_status_t uf_read_attempt(struct ucache_context *ctx, uf_view_t *v,
 ucache_status_t uf_read_chunk(struct ucache_context *ctx, uf_view_t *v, uf_chunk_t *c)
 {
     ucache_status_t status;
-    uf_cop_t *cop;
+    uf_cop_t cop;   /* on the stack (36 KiB, mostly untouched): a hit takes no lock for it */
 
     UF_ADD(ctx, chunk_reads, 1);
-    cop = malloc(sizeof(*cop));
-    if (cop == NULL) {
-        return UCACHE_ERR_NO_MEMORY;
-    }
-    status = uf_owners_try(ctx, v, c, uf_read_attempt, cop);
-    free(cop);
+    status = uf_owners_try(ctx, v, c, uf_read_attempt, &cop);
     if (status == UCACHE_ERR_REFUSED) {
         UF_ADD(ctx, owner_refusals, 1); /* not its origin to read: ours, with our rights */
     } else if ((status == UCACHE_OK) || !uf_owner_failed(status) ||

@@ -493,8 +493,8 @@ void ucache_finalize(ucache_h ctx)
     uf_view_reap(ctx, true);
     uf_peers_destroy(ctx);
     ut_ctx_destroy(ctx->transport);
-    for (i = 0; i < ctx->nbounce; i++) {
-        free(ctx->bounce[i]);
+    for (i = 0; i < ctx->bounce.n; i++) {
+        free(ctx->bounce.v[i]);
     }
     uf_member_clear(&ctx->self);
     free(ctx->self_rec);

@@ -30,8 +30,14 @@
 /* ------------------------------------------------------------------------ */
 
 #define UF_PEER_BUCKETS  1024
-#define UF_BOUNCE_MAX    16
+#define UF_SPARES_MAX    16
 #define UF_LOC_ENTRIES   4096
+
+/* Memory kept for the next read rather than freed (client.c). */
+typedef struct uf_spares {
+    void    *v[UF_SPARES_MAX];
+    unsigned n;
+} uf_spares_t;
 
 /* A location-cache entry: where key was at owner (0: empty). */
 typedef struct uf_loc_entry {
@@ -59,12 +65,11 @@ struct ucache_context {
     _Atomic(uf_view_t *) view;
     uf_view_t         *retired;
     _Atomic(uf_peer_t *) peers[UF_PEER_BUCKETS]; /* chains grow at the head */
-    void              *bounce[UF_BOUNCE_MAX];
+    uf_spares_t        bounce;        /* chunk-size buffers (cache_lock)  */
     uf_loc_entry_t     locs[UF_LOC_ENTRIES];  /* one-sided hits (cache_lock) */
     _Atomic uint64_t   touch_seen[UF_TOUCH_SEEN]; /* keys reported this window */
     _Atomic uint64_t   touch_gen;     /* the window (touch.c)             */
     _Atomic bool       touch_wake;    /* a report buffer is half full     */
-    unsigned           nbounce;
 
     pthread_t          thread;
     bool               thread_running;
