@@ -5,7 +5,8 @@
  * read succeeded with exactly the origin's bytes (mode bad: only if every
  * bad input got its documented status).
  *   verify N FILE...        N random (offset, length) reads, plain and posted
- *   loop SECONDS FILE...    random reads until SECONDS pass (fault tests)
+ *   loop SECONDS FILE...    random reads until SECONDS pass, every other one a
+ *                           batch of 4 posted at once (fault tests)
  * Every read is timed: the last line gives the longest, and with
  * FC_BOUND_MS set, a read slower than that is printed and fails the run.
  *   same THREADS START FILE whole-file reads from THREADS threads, all
@@ -60,23 +61,17 @@ static off_t file_size(const char *path)
     return (stat(path, &st) == 0) ? st.st_size : -1;
 }
 
-/* Read [off, off+len) of file @p f both ways; count what differs. */
-static void check_read(int f, uint64_t off, size_t len, char *a, char *b)
+/* A read of [off, off+len) of file @p f that ended with @p st and @p got
+ * bytes at @p a after @p ns: counted, timed against the bound, and its
+ * bytes compared with the file's (read into @p b). */
+static void read_done(int f, uint64_t off, size_t len, ucache_status_t st, size_t got,
+                      unsigned long long ns, const char *what, const char *a, char *b)
 {
-    size_t got = 0, want;
-    ucache_status_t st;
     off_t size = file_size(paths[f]);
+    size_t want;
     ssize_t n;
     int fd;
 
-    struct timespec t0, t1;
-    unsigned long long ns;
-
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    st = ucache_read(ctx, uris[f], off, len, a, &got);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    ns = (unsigned long long)(t1.tv_sec - t0.tv_sec) * 1000000000ull +
-         (unsigned long long)t1.tv_nsec - (unsigned long long)t0.tv_nsec;
     pthread_mutex_lock(&count_lock);
     reads++;
     nbytes += (st == UCACHE_OK) ? got : 0;
@@ -88,13 +83,13 @@ static void check_read(int f, uint64_t off, size_t len, char *a, char *b)
         struct timespec now;
 
         clock_gettime(CLOCK_REALTIME, &now);
-        fprintf(stderr, "SLOW READ %s [%llu, +%zu): %.3f s (bound %.3f s), ended at %lld.%03ld\n",
-                uris[f], (unsigned long long)off, len, ns / 1e9, bound_ns / 1e9,
+        fprintf(stderr, "SLOW %s %s [%llu, +%zu): %.3f s (bound %.3f s), ended at %lld.%03ld\n",
+                what, uris[f], (unsigned long long)off, len, ns / 1e9, bound_ns / 1e9,
                 (long long)now.tv_sec, now.tv_nsec / 1000000L);
     }
     if (st != UCACHE_OK) {
         failed++;
-        fprintf(stderr, "read %s [%llu, +%zu): %s\n", uris[f],
+        fprintf(stderr, "%s %s [%llu, +%zu): %s\n", what, uris[f],
                 (unsigned long long)off, len, ucache_strerror(st));
         pthread_mutex_unlock(&count_lock);
         return;
@@ -125,6 +120,27 @@ static void check_read(int f, uint64_t off, size_t len, char *a, char *b)
     }
 }
 
+static unsigned long long ns_since(const struct timespec *t0)
+{
+    struct timespec t1;
+
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (unsigned long long)(t1.tv_sec - t0->tv_sec) * 1000000000ull +
+           (unsigned long long)t1.tv_nsec - (unsigned long long)t0->tv_nsec;
+}
+
+/* Read [off, off+len) of file @p f both ways; count what differs. */
+static void check_read(int f, uint64_t off, size_t len, char *a, char *b)
+{
+    struct timespec t0;
+    ucache_status_t st;
+    size_t got = 0;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    st = ucache_read(ctx, uris[f], off, len, a, &got);
+    read_done(f, off, len, st, got, ns_since(&t0), "read", a, b);
+}
+
 static void random_read(uint64_t *seed, char *a, char *b)
 {
     int f = (int)(rnd(seed) % (uint64_t)nfiles);
@@ -142,6 +158,44 @@ static void random_read(uint64_t *seed, char *a, char *b)
     default: len = 1 + rnd(seed) % (8u << 20); break;    /* past the end */
     }
     check_read(f, off, (size_t)len, a, b);
+}
+
+#define FC_POSTED 4
+
+/* FC_POSTED random reads posted at once and waited for together (the
+ * bound applies to the batch): each counted and compared like one. */
+static void random_posted(uint64_t *seed, char *a, char *b)
+{
+    ucache_read_req_t reqs[FC_POSTED];
+    int fs[FC_POSTED];
+    struct timespec t0;
+    unsigned long long ns;
+    off_t size;
+    int j;
+
+    memset(reqs, 0, sizeof(reqs));
+    for (j = 0; j < FC_POSTED; j++) {
+        fs[j] = (int)(rnd(seed) % (uint64_t)nfiles);
+        size  = file_size(paths[fs[j]]);
+        reqs[j].uri    = uris[fs[j]];
+        reqs[j].offset = (size > 0) ? rnd(seed) % (uint64_t)size : 0;
+        reqs[j].len    = 1 + rnd(seed) % (2u << 20);
+        reqs[j].buf    = a + (size_t)j * (4u << 20);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (ucache_read_post(ctx, reqs, FC_POSTED) != UCACHE_OK) {
+        pthread_mutex_lock(&count_lock);
+        failed++;
+        pthread_mutex_unlock(&count_lock);
+        fprintf(stderr, "posted reads: not posted\n");
+        return;
+    }
+    ucache_wait(ctx, reqs, FC_POSTED, UINT64_MAX); /* each ends by its deadlines */
+    ns = ns_since(&t0);
+    for (j = 0; j < FC_POSTED; j++) {
+        read_done(fs[j], reqs[j].offset, reqs[j].len, reqs[j].status, reqs[j].nread, ns,
+                  "posted read", reqs[j].buf, b);
+    }
 }
 
 static int mode_verify(long n)
@@ -201,6 +255,7 @@ static int mode_loop(double seconds)
                                    strtoull(getenv("FC_MAX_READS"), NULL, 10) : 100000;
     ucache_stats_t st;
     bool marked = false;
+    unsigned long iter = 0;
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
     do {
@@ -210,7 +265,11 @@ static int mode_loop(double seconds)
             tool_stats_json(stdout, "mark", &st);
             marked = true;
         }
-        random_read(&seed, a, b);
+        if (++iter % 2 == 0) {
+            random_posted(&seed, a, b); /* reads in flight through the faults */
+        } else {
+            random_read(&seed, a, b);
+        }
         clock_gettime(CLOCK_MONOTONIC, &t);
     } while ((double)(t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) / 1e9 < seconds &&
              reads < max_reads);
