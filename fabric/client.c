@@ -949,6 +949,29 @@ void uf_rop_fini(uf_rop_t *rop)
     rop->cops = NULL;
 }
 
+/* A window's chunk begins (+1) or ends (-1) at owner @p p: the owners the
+ * windows of the context ask at once. */
+static void uf_window_count(struct ucache_context *ctx, uf_peer_t *p, int d)
+{
+    if ((d > 0) && (atomic_fetch_add(&p->windowed, 1) == 0)) {
+        atomic_fetch_add(&ctx->window_owners, 1);
+    } else if ((d < 0) && (atomic_fetch_sub(&p->windowed, 1) == 1)) {
+        atomic_fetch_sub(&ctx->window_owners, 1);
+    }
+}
+
+/* Whether @p rop may ask owner @p p for a chunk now: an owner windows ask
+ * already, or fewer owners than a quarter of UCACHE_MAX_EPS (leaving
+ * endpoints to single-chunk reads); a blocking read's first chunk always. */
+static bool uf_window_admit(struct ucache_context *ctx, const uf_rop_t *rop, uf_peer_t *p)
+{
+    unsigned max_owners = ctx->cfg.max_eps / 4;
+
+    max_owners = (max_owners > 0) ? max_owners : 1;
+    return (atomic_load(&p->windowed) > 0) || ((rop->nbusy == 0) && !rop->strict) ||
+           (atomic_load(&ctx->window_owners) < max_owners);
+}
+
 /* Chunk @p i of @p rop has ended its machine: verified, or read the single
  * way (its first owner failed, or was busy, or had no verified bytes). */
 static void uf_rop_chunk_end(struct ucache_context *ctx, uf_rop_t *rop, unsigned i)
@@ -957,6 +980,7 @@ static void uf_rop_chunk_end(struct ucache_context *ctx, uf_rop_t *rop, unsigned
     ucache_status_t st = cop->status;
 
     rop->nbusy--;
+    uf_window_count(ctx, cop->p, -1);
     if (st == UCACHE_OK) {
         UF_ADD(ctx, chunk_reads, 1);
         UF_ADD(ctx, windowed, 1);
@@ -975,41 +999,20 @@ static void uf_rop_chunk_end(struct ucache_context *ctx, uf_rop_t *rop, unsigned
     }
 }
 
-/* Whether @p p is the first owner of a chunk in flight. */
-static bool uf_rop_asks(const uf_rop_t *rop, const uf_peer_t *p, unsigned *nowners)
-{
-    bool found = false;
-    unsigned i, j;
-
-    *nowners = 0;
-    for (i = 0; i < rop->window; i++) {
-        if (rop->cops[i].state == UF_COP_DONE) {
-            continue;
-        }
-        found |= (rop->cops[i].p == p);
-        for (j = 0; (j < i) && ((rop->cops[j].state == UF_COP_DONE) ||
-                                (rop->cops[j].p != rop->cops[i].p)); j++) {
-        }
-        *nowners += (j == i);
-    }
-    return found;
-}
-
 /*
  * Begin the next chunks while the window has room.  A chunk whose first
- * owner is not set up is read the single way, here.  A window asks at most
- * a quarter of UCACHE_MAX_EPS owners at once, leaving endpoints to the
- * other readers of the process: a chunk of another owner waits.  Stops
- * beginning chunks at the first that failed.
+ * owner is not set up is read the single way, here.  The windows of a
+ * context ask at most a quarter of UCACHE_MAX_EPS owners at once, leaving
+ * endpoints to single-chunk reads: a chunk of another owner waits
+ * (uf_window_admit).  Stops beginning chunks at the first that failed.
  */
 bool uf_rop_pump(struct ucache_context *ctx, uf_rop_t *rop)
 {
-    unsigned i, nowners, max_owners = ctx->cfg.max_eps / 4;
     ucache_status_t st;
     uf_chunk_t *c;
     uf_peer_t *p;
+    unsigned i;
 
-    max_owners = (max_owners > 0) ? max_owners : 1;
     for (i = 0; (i < rop->window) && (rop->pos < rop->end) && (rop->status == UCACHE_OK) &&
                 !rop->stop && !rop->hold; i++) {
         if (rop->cops[i].state != UF_COP_DONE) {
@@ -1019,8 +1022,7 @@ bool uf_rop_pump(struct ucache_context *ctx, uf_rop_t *rop)
         uf_chunk_init(ctx, c, rop->uri, &rop->obj, rop->pos, rop->end,
                       rop->buf + (rop->pos - rop->offset));
         p = uf_first_owner(ctx, rop->v, c);
-        if ((p != NULL) && (rop->nbusy > 0) && !uf_rop_asks(rop, p, &nowners) &&
-            (nowners >= max_owners)) {
+        if ((p != NULL) && !uf_window_admit(ctx, rop, p)) {
             break; /* another owner than those asked: not now */
         }
         rop->pos += c->len;
@@ -1030,6 +1032,7 @@ bool uf_rop_pump(struct ucache_context *ctx, uf_rop_t *rop)
             continue;
         }
         rop->nbusy++;
+        uf_window_count(ctx, p, +1);
         uf_cop_begin(ctx, rop->v, p, c, &rop->cops[i]);
         if (rop->cops[i].state == UF_COP_DONE) {
             uf_rop_chunk_end(ctx, rop, i); /* done at once: mapped */

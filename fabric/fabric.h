@@ -70,6 +70,7 @@ struct ucache_context {
     _Atomic uint64_t   touch_seen[UF_TOUCH_SEEN]; /* keys reported this window */
     _Atomic uint64_t   touch_gen;     /* the window (touch.c)             */
     _Atomic bool       touch_wake;    /* a report buffer is half full     */
+    _Atomic unsigned   window_owners; /* owners with window chunks in flight */
 
     pthread_t          thread;
     bool               thread_running;
@@ -182,6 +183,8 @@ typedef struct uf_rop {
     unsigned         window, nbusy;
     bool             stop;       /* begin no more chunks                 */
     bool             hold;       /* begin none now (the context's bound) */
+    bool             strict;     /* the owners' bound holds for its first
+                                    chunk too (posted: another drives) */
     uf_chunk_t      *cs;         /* [window] the chunks in flight        */
     uf_cop_t        *cops;       /* [window]: state UF_COP_DONE is free  */
 } uf_rop_t;

@@ -56,10 +56,12 @@ static bool uf_posted_start(struct ucache_context *ctx, uf_posted_t *pr)
     status = uf_rop_init(ctx, &pr->rop, r->uri, &obj, r->offset, end, r->buf,
                          ctx->cfg.read_window, uf_view_acquire(ctx));
     if (status != UCACHE_OK) {
+        uf_view_release(pr->rop.v);
         pr->status = status;
         pr->over   = true;
         return false;
     }
+    pr->rop.strict = true; /* many reads, one driver: the owners' bound is theirs */
     return true;
 }
 

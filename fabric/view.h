@@ -43,6 +43,7 @@ typedef struct uf_peer {
     us_key_t        *touch;       /* UF_TOUCH_MAX keys, allocated on use */
     _Atomic unsigned ntouch;      /* written under touch_lock            */
     _Atomic uint64_t touch_hits;  /* one-sided hits since the last report */
+    _Atomic unsigned windowed;    /* chunks of windows in flight to it   */
     struct uf_peer  *next;        /* context's table chain               */
 } uf_peer_t;
 
