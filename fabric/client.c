@@ -334,7 +334,9 @@ static void uf_cop_attempt(struct ucache_context *ctx, uf_cop_t *cop);
 
 static void uf_cop_finish(struct ucache_context *ctx, uf_cop_t *cop, ucache_status_t status)
 {
-    UF_ADD(ctx, verify_retries, cop->rs.torn + cop->rs.stale + cop->rs.late);
+    if (cop->rs.torn + cop->rs.stale + cop->rs.late > 0) { /* no atomic add for 0 on a hit */
+        UF_ADD(ctx, verify_retries, cop->rs.torn + cop->rs.stale + cop->rs.late);
+    }
     if (cop->target != NULL) {
         uf_chunk_target_put(ctx, cop->c, cop->target);
         cop->target = NULL;
@@ -584,7 +586,9 @@ static void uf_cop_get_verified(struct ucache_context *ctx, uf_cop_t *cop,
         if (!cop->cached) { /* a cached one stays */
             uf_loc_put(ctx, cop->p->id, &c->key, &cop->locs[cop->li]);
         }
-        UF_ADD(ctx, loc_hits, cop->cached);
+        if (cop->cached) {
+            UF_ADD(ctx, loc_hits, 1);
+        }
         uf_chunk_done(ctx, cop->p, c, cop->target, cop->how, true);
         uf_cop_finish(ctx, cop, UCACHE_OK);
         return;
