@@ -86,7 +86,7 @@ struct ucache_context {
      * ucache_wait() callers, one at a time */
     pthread_mutex_t    rq_lock;
     pthread_cond_t     rq_done;       /* a read completed, or the driver left */
-    struct uf_posted  *rq_head;       /* not yet handed back (newest first) */
+    struct uf_posted  *rq_head, *rq_tail; /* not yet handed back, oldest first */
     bool               rq_driving;
     unsigned           rq_waiters;    /* callers waiting to drive          */
     ut_req_t         **rq_reqs;       /* the driver's list of requests     */

@@ -34,6 +34,9 @@ struct uf_posted {
 
 #define UF_DRIVE_SLICE (1ull * UC_NSEC_PER_MSEC) /* while others wait to drive */
 
+/* The next posted read of a round that ends at @p last. */
+#define UF_NEXT(_pr, _last) (((_pr) == (_last)) ? NULL : (_pr)->next)
+
 /* The object's status, then the range read; false if it ended already. */
 static bool uf_posted_start(struct ucache_context *ctx, uf_posted_t *pr)
 {
@@ -85,19 +88,21 @@ static void uf_posted_end(struct ucache_context *ctx, uf_posted_t *pr)
 }
 
 /*
- * One round over the posted reads from @p head on (ctx->rq_driving ours,
- * rq_lock not held): begin what has room - while the requests in flight
+ * One round over the posted reads from @p head to @p last, oldest first
+ * (ctx->rq_driving ours, rq_lock not held: posts append after @p last,
+ * whose next this round does not read): begin what has room - while the requests in flight
  * are fewer than half UCACHE_MAX_OUTSTANDING, the rest for the transport's
  * other users - wait up to @p slice_ns for any request in flight, step
  * what completed.  Reads that end are marked over.
  */
-static void uf_posted_round(struct ucache_context *ctx, uf_posted_t *head, uint64_t slice_ns)
+static void uf_posted_round(struct ucache_context *ctx, uf_posted_t *head,
+                            const uf_posted_t *last, uint64_t slice_ns)
 {
     ut_req_t **reqs = ctx->rq_reqs;
     size_t n = 0, k, i, cap, limit = ctx->cfg.max_outstanding / 2;
     uf_posted_t *pr;
 
-    for (pr = head; pr != NULL; pr = pr->next) {
+    for (pr = head; pr != NULL; pr = UF_NEXT(pr, last)) {
         if (pr->over || (!pr->started && (n >= limit || !uf_posted_start(ctx, pr)))) {
             continue;
         }
@@ -124,10 +129,10 @@ static void uf_posted_round(struct ucache_context *ctx, uf_posted_t *head, uint6
     for (i = 0; i < k; i++) {
         for (pr = head; (pr != NULL) && (pr->over || !pr->started ||
                                          !uf_rop_take(ctx, &pr->rop, reqs[i]));
-             pr = pr->next) {
+             pr = UF_NEXT(pr, last)) {
         }
     }
-    for (pr = head; pr != NULL; pr = pr->next) { /* those whose last chunk ended */
+    for (pr = head; pr != NULL; pr = UF_NEXT(pr, last)) { /* those whose last chunk ended */
         pr->rop.hold = true;
         if (pr->started && !pr->over && uf_rop_pump(ctx, &pr->rop)) {
             uf_posted_end(ctx, pr);
@@ -138,15 +143,19 @@ static void uf_posted_round(struct ucache_context *ctx, uf_posted_t *head, uint6
 /* rq_lock held: hand the reads that are over to their callers. */
 static void uf_posted_reap(struct ucache_context *ctx)
 {
-    uf_posted_t **pp = &ctx->rq_head, *pr;
+    uf_posted_t **pp = &ctx->rq_head, *pr, *prev = NULL;
     bool any = false;
 
     while ((pr = *pp) != NULL) {
         if (!pr->over) {
-            pp = &pr->next;
+            prev = pr;
+            pp   = &pr->next;
             continue;
         }
         *pp = pr->next;
+        if (ctx->rq_tail == pr) {
+            ctx->rq_tail = prev;
+        }
         pr->req->nread  = (pr->status == UCACHE_OK) ? pr->nread : 0;
         pr->req->status = pr->status;
         pr->req->priv[0] = NULL;
@@ -180,18 +189,19 @@ static void uf_posted_sleep(struct ucache_context *ctx, uint64_t deadline)
 static bool uf_posted_drive(struct ucache_context *ctx, uint64_t deadline)
 {
     uint64_t now = uc_time_ns(), slice = (deadline > now) ? deadline - now : 0;
-    uf_posted_t *head;
+    uf_posted_t *head, *last;
 
     if (ctx->rq_driving) {
         return false;
     }
     ctx->rq_driving = true;
-    head = ctx->rq_head; /* posts go in at the head: this round leaves them */
+    head = ctx->rq_head; /* posts go in after the tail: this round leaves them */
+    last = ctx->rq_tail;
     if ((ctx->rq_waiters > 0) && (slice > UF_DRIVE_SLICE)) {
         slice = UF_DRIVE_SLICE;
     }
     pthread_mutex_unlock(&ctx->rq_lock);
-    uf_posted_round(ctx, head, slice);
+    uf_posted_round(ctx, head, last, slice);
     pthread_mutex_lock(&ctx->rq_lock);
     ctx->rq_driving = false;
     uf_posted_reap(ctx);
@@ -247,8 +257,13 @@ ucache_status_t ucache_read_post(ucache_h ctx, ucache_read_req_t *reqs, size_t n
         reqs[i].nread   = 0;
         reqs[i].priv[0] = prs[i];
         prs[i]->req     = &reqs[i];
-        prs[i]->next    = ctx->rq_head;
-        ctx->rq_head    = prs[i];
+        prs[i]->next    = NULL;
+        if (ctx->rq_tail != NULL) {
+            ctx->rq_tail->next = prs[i];
+        } else {
+            ctx->rq_head = prs[i];
+        }
+        ctx->rq_tail = prs[i];
     }
     pthread_mutex_unlock(&ctx->rq_lock);
     free(prs);
