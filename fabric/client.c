@@ -1018,7 +1018,7 @@ bool uf_rop_pump(struct ucache_context *ctx, uf_rop_t *rop)
     unsigned i;
 
     for (i = 0; (i < rop->window) && (rop->pos < rop->end) && (rop->status == UCACHE_OK) &&
-                !rop->stop && !rop->hold; i++) {
+                !rop->hold; i++) {
         if (rop->cops[i].state != UF_COP_DONE) {
             continue;
         }
@@ -1043,7 +1043,7 @@ bool uf_rop_pump(struct ucache_context *ctx, uf_rop_t *rop)
         }
     }
     return (rop->nbusy == 0) &&
-           ((rop->pos >= rop->end) || (rop->status != UCACHE_OK) || rop->stop);
+           ((rop->pos >= rop->end) || (rop->status != UCACHE_OK));
 }
 
 size_t uf_rop_reqs(uf_rop_t *rop, ut_req_t **reqs)

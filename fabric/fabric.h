@@ -181,7 +181,6 @@ typedef struct uf_rop {
     uf_view_t       *v;
     ucache_status_t  status;     /* the first chunk that failed          */
     unsigned         window, nbusy;
-    bool             stop;       /* begin no more chunks                 */
     bool             hold;       /* begin none now (the context's bound) */
     bool             strict;     /* the owners' bound holds for its first
                                     chunk too (posted: another drives) */
