@@ -257,20 +257,42 @@ static ucache_status_t uf_am_take(struct ucache_context *ctx, uf_peer_t *p,
     return status;
 }
 
+/*
+ * Reads of the owner's region at @p offs: one-sided gets, or - where the
+ * peer has no one-sided path - raw FETCHes (the same active-message protocol
+ * as every other read from it), each answered with exactly the bytes asked.
+ */
 ucache_status_t uf_gets(struct ucache_context *ctx, uf_peer_t *p, unsigned n,
                         const uint64_t *offs, void *const *bufs, const size_t *lens)
 {
+    _Alignas(8) char msgs[UF_GETS_MAX][UF_FETCH_RAW_MSG];
     ucache_status_t status = UCACHE_OK, st;
-    ut_req_t r[4];
+    ut_req_t r[UF_GETS_MAX];
     unsigned i, posted = 0;
 
+    if (n > UF_GETS_MAX) {
+        return UCACHE_ERR_INVALID;
+    }
     for (i = 0; (i < n) && (status == UCACHE_OK); i++) {
-        status = ut_get_post(&r[i], p->rkey, p->rkey->base + offs[i], bufs[i], lens[i]);
+        if (p->path != UT_PATH_AM) {
+            status = ut_get_post(&r[i], p->rkey, p->rkey->base + offs[i], bufs[i], lens[i]);
+        } else {
+            uf_fetch_raw_build(msgs[i], offs[i], lens[i]);
+            status = ut_rpc_post(&r[i], p->tp, UF_RPC_FETCH, msgs[i], sizeof(msgs[i]),
+                                 NULL, 0, bufs[i], lens[i]);
+        }
         posted += (status == UCACHE_OK);
     }
     if (posted > 0) { /* the posted ones own their buffers until they end */
         st = ut_wait(ctx->transport, r, posted, ctx->cfg.timeout_ns);
         status = (status == UCACHE_OK) ? st : status;
+    }
+    for (i = 0; (i < posted) && (status == UCACHE_OK); i++) {
+        if (r[i].length != lens[i]) {
+            UC_WARN("node %016llx answered a read of %zu bytes with %zu",
+                    (unsigned long long)p->id, lens[i], r[i].length);
+            status = UCACHE_ERR_CORRUPT;
+        }
     }
     return status;
 }

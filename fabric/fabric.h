@@ -210,8 +210,11 @@ ucache_status_t uf_read_chunk(struct ucache_context *ctx, uf_view_t *v, uf_chunk
     atomic_fetch_add_explicit(&(_ctx)->st._f, (_v), memory_order_relaxed)
 
 /* client.c */
-/** Post @p n (at most 4) one-sided reads of @p p's region at once and wait
- *  for them all (one round trip): the first failure, if any. */
+#define UF_GETS_MAX 4
+/** Post @p n (at most UF_GETS_MAX) reads of @p p's region at once - gets,
+ *  or raw FETCHes where it has no one-sided path - and wait for them all
+ *  (one round trip): the first failure, if any; UCACHE_ERR_CORRUPT for a
+ *  reply of another length. */
 ucache_status_t uf_gets(struct ucache_context *ctx, uf_peer_t *p, unsigned n,
                         const uint64_t *offs, void *const *bufs, const size_t *lens);
 /** Warm one range of an object in its owners (see ucache_warm). */

@@ -263,6 +263,26 @@ static ucache_status_t uf_reply_loc(uf_node_t *node, ut_rpc_t *rpc, unsigned fla
 }
 
 /*
+ * A raw FETCH: bytes of the exported region, for readers with no one-sided
+ * path (the same bytes a get would read; the reader verifies what it uses).
+ * Sent uncopied: the region outlives the reply (the transport keeps it
+ * mapped until the send ends).
+ */
+static void uf_reply_raw(uf_node_t *node, ut_rpc_t *rpc, const uf_fetch_raw_t *raw)
+{
+    if ((raw->off > node->mem->len) || (raw->len > node->mem->len - raw->off)) {
+        UF_NODE_ADD(node, bad_requests, 1);
+        UC_WARN("refused a raw FETCH of %llu bytes at %llu: the region has %zu",
+                (unsigned long long)raw->len, (unsigned long long)raw->off,
+                node->mem->len);
+        ut_rpc_reply(rpc, UCACHE_ERR_OUT_OF_RANGE, NULL, 0, NULL, 0, 0);
+        return;
+    }
+    ut_rpc_reply(rpc, UCACHE_OK, NULL, 0, (const char *)node->mem->base + raw->off,
+                 raw->len, UT_REPLY_DATA_STABLE);
+}
+
+/*
  * The namespace of @p uri in the node store: its dataset, as far as the URI
  * says - scheme, host (an Azure account, an S3 bucket) and port, and the
  * first path segment (a container, a top-level prefix) - hashed into the
@@ -332,6 +352,7 @@ static void uf_fetch_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t l
     char uri[US_URI_MAX];
     uf_fetch_req_t req;
     uf_fetch_span_t span;
+    uf_fetch_raw_t raw;
     ucache_status_t status;
     uf_waiter_t *w;
     const char *u;
@@ -341,7 +362,11 @@ static void uf_fetch_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t l
     uf_job_t *job;
     uint32_t how;
 
-    status = uf_fetch_req_check(msg, len, &req, &u, &span);
+    status = uf_fetch_req_check(msg, len, &req, &u, &span, &raw);
+    if ((status == UCACHE_OK) && (req.flags & UF_FETCH_RAW)) {
+        uf_reply_raw(node, rpc, &raw);
+        return;
+    }
     if (status == UCACHE_OK) {
         memcpy(uri, u, req.uri_len);
         uri[req.uri_len] = '\0';

@@ -100,19 +100,56 @@ _Static_assert(UF_NTAGS == sizeof(ucache_stats_t) / sizeof(uint64_t),
                "every counter of ucache_stats_t has a tag in UF_STATS_FIELDS");
 _Static_assert(UF_STATS_POSITIONAL <= UF_NTAGS, "positional replies are frozen");
 
+void uf_fetch_raw_build(void *msg, uint64_t off, uint64_t len)
+{
+    uf_fetch_req_t req = { .magic = UF_PROTO_MAGIC, .version = UF_PROTO_VERSION,
+                           .flags = UF_FETCH_RAW };
+    uf_fetch_raw_t raw = { .off = off, .len = len };
+
+    memcpy(msg, &req, sizeof(req));
+    memcpy((char *)msg + sizeof(req), &raw, sizeof(raw));
+}
+
+/* A raw FETCH: the header names nothing else, the bytes are a sane count. */
+static ucache_status_t uf_fetch_raw_check(const void *msg, size_t len,
+                                          const uf_fetch_req_t *req, uf_fetch_raw_t *raw)
+{
+    if ((len != UF_FETCH_RAW_MSG) || (req->flags != UF_FETCH_RAW) ||
+        (req->uri_len != 0) || (req->key_hi != 0) || (req->key_lo != 0) ||
+        (req->obj_size != 0) || (req->obj_version != 0) || (req->chunk_idx != 0) ||
+        (req->chunk_size != 0) || (req->reserved != 0)) {
+        return UCACHE_ERR_INVALID;
+    }
+    memcpy(raw, (const char *)msg + sizeof(*req), sizeof(*raw));
+    if ((raw->len == 0) || (raw->len > UF_FETCH_RAW_MAX) ||
+        (raw->off > UINT64_MAX - raw->len)) {
+        memset(raw, 0, sizeof(*raw));
+        return UCACHE_ERR_INVALID;
+    }
+    return UCACHE_OK;
+}
+
 ucache_status_t uf_fetch_req_check(const void *msg, size_t len, uf_fetch_req_t *req,
-                                   const char **uri_p, uf_fetch_span_t *span_p)
+                                   const char **uri_p, uf_fetch_span_t *span_p,
+                                   uf_fetch_raw_t *raw_p)
 {
     size_t tail;
 
     memset(span_p, 0, sizeof(*span_p));
-    if (len < sizeof(*req)) {
+    memset(raw_p, 0, sizeof(*raw_p));
+    if ((msg == NULL) || (len < sizeof(*req))) {
         return UCACHE_ERR_INVALID;
     }
     memcpy(req, msg, sizeof(*req));
+    if ((req->magic != UF_PROTO_MAGIC) || (req->version != UF_PROTO_VERSION)) {
+        return UCACHE_ERR_INVALID;
+    }
+    if (req->flags & UF_FETCH_RAW) {
+        *uri_p = (const char *)msg + sizeof(*req);
+        return uf_fetch_raw_check(msg, len, req, raw_p);
+    }
     tail = (req->flags & UF_FETCH_SPAN) ? sizeof(*span_p) : 0;
-    if ((req->magic != UF_PROTO_MAGIC) || (req->version != UF_PROTO_VERSION) ||
-        (req->flags & ~(UF_FETCH_DATA | UF_FETCH_PIN | UF_FETCH_UNPIN | UF_FETCH_EVICT |
+    if ((req->flags & ~(UF_FETCH_DATA | UF_FETCH_PIN | UF_FETCH_UNPIN | UF_FETCH_EVICT |
                         UF_FETCH_SPAN)) ||
         ((req->flags & UF_FETCH_SPAN) && !(req->flags & UF_FETCH_DATA)) ||
         (__builtin_popcount(req->flags & (UF_FETCH_PIN | UF_FETCH_UNPIN |

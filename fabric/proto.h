@@ -27,6 +27,14 @@
 #define UF_FETCH_SPAN     (1u << 4)  /* with DATA: a uf_fetch_span_t follows the
                                         URI; the reply's data is the chunk's
                                         segment table, then those bytes    */
+#define UF_FETCH_RAW      (1u << 5)  /* alone: no chunk but bytes of the owner's
+                                        exported region (a uf_fetch_raw_t
+                                        follows the header; no URI, no key);
+                                        the reply is those bytes, no metadata.
+                                        How a reader with no one-sided path
+                                        reads the region (ucache health)     */
+#define UF_FETCH_RAW_MAX  (256u << 20) /* bytes one raw FETCH may ask for (ucache
+                                         health --size at most)           */
 
 /* FETCH request: this header, then uri_len bytes of URI (no terminator). */
 typedef struct uf_fetch_req {
@@ -49,6 +57,12 @@ typedef struct uf_fetch_span {
     uint32_t off;
     uint32_t len;
 } uf_fetch_span_t;
+
+/* The bytes of the owner's region a FETCH with UF_FETCH_RAW wants. */
+typedef struct uf_fetch_raw {
+    uint64_t off;            /* from the region's start */
+    uint64_t len;            /* 1 .. UF_FETCH_RAW_MAX */
+} uf_fetch_raw_t;
 
 /* How an owner answered a FETCH (uf_fetch_rep_t.how). */
 enum { UF_HOW_HIT = 1, UF_HOW_FILLED = 2, UF_HOW_COALESCED = 3 };
@@ -123,10 +137,18 @@ us_key_t uf_chunk_key(const char *uri, const us_object_t *obj, uint64_t idx,
 /* proto.c: the checks of every message that crosses a trust boundary */
 
 /** Check a FETCH request; on success *uri_p points into @p msg (not
- *  terminated, req->uri_len bytes) and *span_p holds the span asked for
- *  (UF_FETCH_SPAN; else 0, 0).  UCACHE_ERR_INVALID else. */
+ *  terminated, req->uri_len bytes), *span_p holds the span asked for
+ *  (UF_FETCH_SPAN; else 0, 0) and *raw_p the region bytes (UF_FETCH_RAW,
+ *  whose request names no chunk: uri_len 0; else 0, 0).  Whether raw bytes
+ *  lie inside the region is the owner's check.  UCACHE_ERR_INVALID else. */
 ucache_status_t uf_fetch_req_check(const void *msg, size_t len, uf_fetch_req_t *req,
-                                   const char **uri_p, uf_fetch_span_t *span_p);
+                                   const char **uri_p, uf_fetch_span_t *span_p,
+                                   uf_fetch_raw_t *raw_p);
+
+/** A raw FETCH (UF_FETCH_RAW) of @p len bytes at @p off of the region, in
+ *  @p msg (its header, then the uf_fetch_raw_t). */
+void uf_fetch_raw_build(void *msg, uint64_t off, uint64_t len);
+#define UF_FETCH_RAW_MSG (sizeof(uf_fetch_req_t) + sizeof(uf_fetch_raw_t))
 
 /** Check a TOUCH request: its header, then exactly req->count keys. */
 ucache_status_t uf_touch_req_check(const void *msg, size_t len, uf_touch_req_t *req);

@@ -130,7 +130,8 @@ typedef struct ucache_stats {
     uint64_t read_bytes;
     uint64_t mapped_reads;     /**< served by a plain copy of mapped memory  */
     uint64_t get_reads;        /**< served by a one-sided get                */
-    uint64_t am_reads;         /**< served by an active-message bulk reply   */
+    uint64_t am_reads;         /**< served by an active-message bulk reply
+                                    (a FETCH with data; also counted in rpcs) */
     uint64_t rpcs;             /**< RPC requests completed (as a client)     */
     uint64_t rpcs_served;      /**< RPC requests answered (as a server)      */
     uint64_t timeouts;         /**< operations that hit their deadline       */

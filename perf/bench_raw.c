@@ -1,7 +1,9 @@
 /*
  * bench_raw.c - ucperf mode raw: the transport read primitive alone.
  * An exporter process (perf/exporter.c) exports a region filled with a
- * known pattern and serves it from a progress thread; this process reads it with up to
+ * known pattern and serves it from a progress thread; this process reads it
+ * (gets where the key allows, else the exporter's read RPC: an
+ * active-message request with a bulk reply) with up to
  * --outstanding reads in flight, times every read from post to completion,
  * and checks three words of every read against the pattern (full byte
  * comparison is the unit tests' job; here it would swamp a memcpy).
@@ -36,6 +38,7 @@ ucache_status_t ucperf_raw_run(const ucperf_opts_t *o, ucperf_result_t *res)
     ucache_status_t status;
     uc_config_t cfg;
     ut_req_t *reqs = NULL;
+    ucperf_read_msg_t *msgs = NULL;
     ut_peer_t *peer = NULL;
     ut_rkey_t *rkey = NULL;
     ut_ctx_t *ctx = NULL;
@@ -99,11 +102,12 @@ ucache_status_t ucperf_raw_run(const ucperf_opts_t *o, ucperf_result_t *res)
     target = o->warmup + ((o->iters > 0) ? o->iters : UINT64_MAX / 2);
     cap    = (o->iters > 0 && o->iters < UCPERF_MAX_SAMPLES) ? o->iters : UCPERF_MAX_SAMPLES;
     reqs   = calloc(k, sizeof(*reqs));
+    msgs   = calloc(k, sizeof(*msgs));
     t_post = calloc(k, sizeof(*t_post));
     off    = calloc(k, sizeof(*off));
     lat    = malloc(cap * sizeof(*lat));
     bufs   = aligned_alloc(4096, (((size_t)k * o->size) + 4095) & ~(size_t)4095);
-    if ((reqs == NULL) || (t_post == NULL) || (off == NULL) || (lat == NULL) ||
+    if ((reqs == NULL) || (msgs == NULL) || (t_post == NULL) || (off == NULL) || (lat == NULL) ||
         (bufs == NULL)) {
         status = UCACHE_ERR_NO_MEMORY;
         goto out;
@@ -114,8 +118,8 @@ ucache_status_t ucperf_raw_run(const ucperf_opts_t *o, ucperf_result_t *res)
     do {                                                                      \
         off[_i]    = ((posted * 2654435761u) % nslots) * 4096;                \
         t_post[_i] = uc_time_ns();                                            \
-        ut_get_post(&reqs[_i], rkey, rkey->base + off[_i],                    \
-                    bufs + (size_t)(_i) * o->size, o->size);                  \
+        ucperf_read_post(&reqs[_i], rkey, &msgs[_i], off[_i],                 \
+                         bufs + (size_t)(_i) * o->size, o->size);             \
         posted++;                                                             \
     } while (0)
 
@@ -149,7 +153,8 @@ ucache_status_t ucperf_raw_run(const ucperf_opts_t *o, ucperf_result_t *res)
                 }
                 measured++;
                 if (res->path[0] == 'n') {
-                    res->path = ut_path_name(reqs[i].path);
+                    res->path = ut_path_name((reqs[i].path == UT_PATH_RPC) ?
+                                             UT_PATH_AM : reqs[i].path); /* read RPC */
                 }
             }
             done++;
@@ -193,6 +198,7 @@ out:
         ucperf_exporter_stop(&ex, 0);
     }
     free(reqs);
+    free(msgs);
     free(t_post);
     free(off);
     free(lat);

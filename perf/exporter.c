@@ -70,6 +70,42 @@ static int exporter_io(int fd, void *buf, size_t len, int writing)
     return 0;
 }
 
+void ucperf_read_reply(ut_rpc_t *rpc, const ut_mem_t *mem, const void *msg, size_t len)
+{
+    uint64_t req[2];
+
+    if (len != sizeof(req)) {
+        ut_rpc_reply(rpc, UCACHE_ERR_INVALID, NULL, 0, NULL, 0, 0);
+        return;
+    }
+    memcpy(req, msg, sizeof(req));
+    if (mem == NULL) {
+        ut_rpc_reply(rpc, UCACHE_ERR_STALE, NULL, 0, NULL, 0, 0);
+    } else if ((req[0] > mem->len) || (req[1] > mem->len - req[0])) {
+        ut_rpc_reply(rpc, UCACHE_ERR_OUT_OF_RANGE, NULL, 0, NULL, 0, 0);
+    } else {
+        ut_rpc_reply(rpc, UCACHE_OK, NULL, 0, (const uint8_t *)mem->base + req[0], req[1],
+                     UT_REPLY_DATA_STABLE);
+    }
+}
+
+static void exporter_rpc_read(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
+{
+    ucperf_read_reply(rpc, arg, msg, len);
+}
+
+ucache_status_t ucperf_read_post(ut_req_t *req, ut_rkey_t *rkey, ucperf_read_msg_t *m,
+                                 uint64_t off, void *buf, size_t len)
+{
+    if (ut_rkey_path(rkey) != UT_PATH_AM) {
+        return ut_get_post(req, rkey, rkey->base + off, buf, len);
+    }
+    m->req[0] = off;
+    m->req[1] = len;
+    return ut_rpc_post(req, rkey->peer, UCPERF_RPC_READ, m->req, sizeof(m->req), &m->meta,
+                       sizeof(m->meta), buf, len);
+}
+
 static void exporter_main(int up, int ctl, size_t region, uint64_t seed,
                           ucperf_exporter_setup_t setup)
 {
@@ -86,6 +122,7 @@ static void exporter_main(int up, int ctl, size_t region, uint64_t seed,
         _exit(3);
     }
     ucperf_pattern_fill(mem->base, region, seed);
+    ut_rpc_handler_set(ctx, UCPERF_RPC_READ, exporter_rpc_read, mem);
     if (setup != NULL) {
         setup(ctx, mem);
     }

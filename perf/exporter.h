@@ -3,7 +3,10 @@
  * exports a region filled with a known pattern, serves it from a progress
  * thread and hands its address and rkey blobs back over a pipe.  ucperf raw
  * and the transport tests read from it and check bytes with
- * ucperf_pattern_byte().  It stops when its control pipe closes.
+ * ucperf_pattern_byte(): one-sided where the key allows, else with the
+ * read RPC it answers (UCPERF_RPC_READ: an active-message request and a
+ * bulk reply, the shape of the fabric's FETCH).  It stops when its control
+ * pipe closes.
  */
 #ifndef UCPERF_EXPORTER_H
 #define UCPERF_EXPORTER_H
@@ -23,6 +26,17 @@ typedef struct ucperf_exporter {
     uint8_t  rkey[4096];
     size_t   rkey_len;
 } ucperf_exporter_t;
+
+/* The exporter's read RPC: request {offset, length} (uint64 each), reply
+ * those bytes of the region, sent uncopied. */
+#define UCPERF_RPC_READ 7
+
+/* A read's request and room for its reply's metadata (up to 8 bytes): it
+ * must stay in place until the read completes. */
+typedef struct ucperf_read_msg {
+    uint64_t req[2];
+    uint64_t meta;
+} ucperf_read_msg_t;
 
 /* Runs in the exporter after its region is filled (e.g. to set handlers). */
 typedef void (*ucperf_exporter_setup_t)(ut_ctx_t *ctx, ut_mem_t *mem);
@@ -50,6 +64,16 @@ size_t ucperf_pattern_mismatches(const void *buf, uint64_t off, size_t len,
  *  at offset @p off against the pattern: 0 if they match (a full byte
  *  comparison would swamp a benchmark's memcpy). */
 int ucperf_pattern_check3(const void *buf, uint64_t off, size_t len, uint64_t seed);
+
+/** Answer a UCPERF_RPC_READ request @p msg of @p len bytes from @p mem
+ *  (NULL: a region already gone, UCACHE_ERR_STALE). */
+void ucperf_read_reply(ut_rpc_t *rpc, const ut_mem_t *mem, const void *msg, size_t len);
+
+/** Post a read of @p len bytes at @p off of the region behind @p rkey: a
+ *  get where the key has a one-sided path, else UCPERF_RPC_READ (its
+ *  request in @p m).  Either way the bytes land in @p buf. */
+ucache_status_t ucperf_read_post(ut_req_t *req, ut_rkey_t *rkey, ucperf_read_msg_t *m,
+                                 uint64_t off, void *buf, size_t len);
 
 /** Fork and start an exporter of @p region bytes (a multiple of 8). */
 ucache_status_t ucperf_exporter_start(ucperf_exporter_t *ex, size_t region,

@@ -6,9 +6,12 @@
  *
  * What it offers: exported (remote read-only) memory, self-checking blobs for
  * worker addresses and remote keys, lazily connected peers in a capped pool,
- * reads of remote memory by the fastest correct primitive (mapped copy,
- * native one-sided get, or an active-message bulk read), small request/reply
- * RPCs, and progress by polling or by a thread.  Every remote operation has a
+ * one-sided reads of remote memory (a mapped copy on the same host, a
+ * native get over RDMA), request/reply RPCs whose replies carry bulk data
+ * uncopied, and progress by polling or by a thread.  Where a peer has no
+ * one-sided path (tcp) the transport has no read of its own: the layer
+ * above reads by RPC (the fabric's FETCH), so there is one active-message
+ * read protocol, not two.  Every remote operation has a
  * deadline; a dead or silent peer fails it with UCACHE_ERR_PEER or
  * UCACHE_ERR_TIMEOUT, and nothing hangs.
  *
@@ -44,7 +47,7 @@ typedef enum ut_path {
     UT_PATH_NONE   = 0,
     UT_PATH_MAPPED = 1, /* plain copy from the owner's mapped region   */
     UT_PATH_GET    = 2, /* ucp_get (native RMA on RDMA NICs)           */
-    UT_PATH_AM     = 3, /* active-message request, bulk data reply     */
+    UT_PATH_AM     = 3, /* no one-sided path: read by RPC (bulk reply)  */
     UT_PATH_RPC    = 4
 } ut_path_t;
 
@@ -151,7 +154,7 @@ typedef void (*ut_rpc_handler_t)(void *arg, ut_rpc_t *rpc, const void *msg,
 typedef struct ut_stats {
     uint64_t reads, read_bytes;
     uint64_t mapped_reads, get_reads, am_reads;
-    uint64_t rpcs, rpcs_served, am_reads_served, served_bytes;
+    uint64_t rpcs, rpcs_served, served_bytes;
     uint64_t timeouts, peer_failures, bad_input, late_replies;
     uint64_t regions_parked;  /* destroyed regions kept mapped for stuck sends */
     uint64_t replies_dropped; /* deferred replies to a requester that failed */
@@ -364,10 +367,12 @@ static inline bool ut_rkey_is_mapped(const ut_rkey_t *rkey)
 }
 
 /**
- * Post a read of [raddr, raddr+len) of the peer's region into @p buf.
- * A mapped region is copied at once (req completes before return).
+ * Post a one-sided read of [raddr, raddr+len) of the peer's region into
+ * @p buf.  A mapped region is copied at once (req completes before return).
  * @return UCACHE_OK if posted or done (see req->status); an error if the
- *         arguments are bad or the peer is failed (req->status says the same).
+ *         arguments are bad, the peer is failed, or the key's path is
+ *         UT_PATH_AM (UCACHE_ERR_UNSUPPORTED: read by RPC instead); req->status
+ *         says the same.
  */
 static inline ucache_status_t ut_get_post(ut_req_t *req, ut_rkey_t *rkey,
                                           uint64_t raddr, void *buf, size_t len)
@@ -403,9 +408,10 @@ static inline ucache_status_t ut_rpc_post_timeout(ut_req_t *req, ut_peer_t *peer
 }
 
 /**
- * The primitive ut_get_post() would use for reads through @p rkey
- * (UT_PATH_MAPPED, UT_PATH_GET or UT_PATH_AM); connects the peer if it
- * must find out.  UT_PATH_NONE if the peer cannot be reached.
+ * The primitive ut_get_post() uses for reads through @p rkey (UT_PATH_MAPPED
+ * or UT_PATH_GET), or UT_PATH_AM where there is none and the caller reads
+ * by RPC; decided once per key.  Connects the peer if it must find out.
+ * UT_PATH_NONE if the peer cannot be reached.
  */
 static inline ut_path_t ut_rkey_path(ut_rkey_t *rkey)
 {

@@ -10,8 +10,9 @@
  * Reads pick the fastest correct primitive per peer: a plain copy from the
  * owner's region mapped with ucp_rkey_ptr (same host: no lock, no syscall,
  * no remote CPU); ucp_get_nbx where the endpoint's RMA lanes are native
- * (verbs); otherwise one active-message request answered with the bytes in
- * one bulk reply (tcp, where UCX would emulate a get with messages anyway).
+ * (verbs); otherwise none - the key's path is UT_PATH_AM and the layer above
+ * reads by RPC, its request answered with the bytes in one bulk reply (tcp,
+ * where UCX would emulate a get with messages anyway).
  *
  * Lock rules: every entry point that touches UCX or the tables takes
  * ctx->lock (do_* and ut_ucx_do_* functions assume it is held).  UCX
@@ -23,7 +24,7 @@
  * Wire formats (all little-endian, this host's layout; versioned by magic):
  *   address blob: ut_blob_hdr + ut_addr_body + UCX worker address
  *   rkey blob:    ut_blob_hdr + ut_rkey_body + UCX packed rkey
- *   AM request:   header ut_am_req_hdr; payload: ut_am_read_desc or RPC bytes
+ *   AM request:   header ut_am_req_hdr; payload: RPC bytes (or a UT_OP_*'s)
  *   AM reply:     header ut_am_rep_hdr + metadata; payload: data
  * Blobs carry an xxHash64 checksum over all their bytes, so a truncated or
  */
@@ -443,7 +444,6 @@ static void ut_ucx_stats(ut_ctx_t *c, ut_stats_t *s)
     UT_STAT_COPY(am_reads);
     UT_STAT_COPY(rpcs);
     UT_STAT_COPY(rpcs_served);
-    UT_STAT_COPY(am_reads_served);
     UT_STAT_COPY(served_bytes);
     UT_STAT_COPY(timeouts);
     UT_STAT_COPY(peer_failures);

@@ -234,42 +234,6 @@ void ut_ucx_do_clients_free(ut_ucx_ctx_t *ctx)
     ctx->nclients = 0;
 }
 
-/* Serve a built-in read: bounds-checked against the exported region. */
-static void do_serve_read(ut_ucx_ctx_t *ctx, ucp_ep_h ep, uint64_t id,
-                          const void *data, size_t length)
-{
-    ut_am_read_desc d;
-    ut_ucx_mem_t *mem;
-    uint64_t base;
-
-    if (length != sizeof(d)) {
-        UT_STAT_ADD(ctx, bad_input, 1);
-        ut_ucx_do_reply_send(ctx, ep, id, UCACHE_ERR_INVALID, NULL, 0, NULL, 0, false,
-                             NULL);
-        return;
-    }
-    memcpy(&d, data, sizeof(d));
-    mem = (d.region_id < UT_MAX_REGIONS) ? ctx->regions[d.region_id] : NULL;
-    if ((mem == NULL) || (mem->cookie != d.cookie)) {
-        UT_STAT_ADD(ctx, bad_input, 1);
-        UC_DEBUG("read of unknown or stale region %u", d.region_id);
-        ut_ucx_do_reply_send(ctx, ep, id, UCACHE_ERR_STALE, NULL, 0, NULL, 0, false,
-                             NULL);
-        return;
-    }
-    base = (uint64_t)(uintptr_t)mem->super.base;
-    if ((d.len == 0) || (d.raddr < base) || (d.len > mem->super.len) ||
-        (d.raddr - base > mem->super.len - d.len)) {
-        UT_STAT_ADD(ctx, bad_input, 1);
-        ut_ucx_do_reply_send(ctx, ep, id, UCACHE_ERR_OUT_OF_RANGE, NULL, 0, NULL, 0,
-                             false, NULL);
-        return;
-    }
-    UT_STAT_ADD(ctx, am_reads_served, 1);
-    ut_ucx_do_reply_send(ctx, ep, id, UCACHE_OK, NULL, 0, (const void *)(uintptr_t)d.raddr,
-                         d.len, true, mem);
-}
-
 /*
  * A requester waits long for replies and asks whether we are there and
  * still owe them (do_peer_liveness).  The answer says which of the asked
@@ -394,10 +358,6 @@ ucs_status_t ut_ucx_am_req_cb(void *arg, const void *header,
         }
         ut_ucx_do_reply_send(ctx, param->reply_ep, hdr.id, UCACHE_ERR_MSG_TRUNCATED,
                              NULL, 0, NULL, 0, false, NULL);
-        return UCS_OK;
-    }
-    if (hdr.op == UT_OP_READ) {
-        do_serve_read(ctx, param->reply_ep, hdr.id, data, length);
         return UCS_OK;
     }
     h = (hdr.op <= UT_RPC_MAX_ID) ? &ctx->handlers[hdr.op] : NULL;

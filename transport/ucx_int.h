@@ -54,7 +54,7 @@
 #define UT_REQF_UNOWED    (1u << 1)  /* a keepalive answer said its peer no
                                         longer owes it a reply            */
 
-_Static_assert(sizeof(ut_am_req_hdr) + sizeof(ut_am_read_desc) <=
+_Static_assert(sizeof(ut_am_req_hdr) <=
                sizeof(((ut_req_t *)0)->priv.wire), "wire area too small");
 
 typedef struct ut_ucx_ctx  ut_ucx_ctx_t;
@@ -192,6 +192,7 @@ struct ut_ucx_ctx {
     uint64_t          uuid;
 
     ut_ucx_mem_t     *regions[UT_MAX_REGIONS]; /* exported, by region id */
+    unsigned          region_top; /* ids below it were used (holes are NULL) */
 
     ut_ucx_peer_t    *peers;        /* every peer (all_next)            */
     ut_ucx_peer_t    *lru_head, *lru_tail;
@@ -232,7 +233,7 @@ struct ut_ucx_ctx {
 
     struct {
         _Atomic uint64_t read_bytes, mapped_reads, get_reads, am_reads;
-        _Atomic uint64_t rpcs, rpcs_served, am_reads_served, served_bytes;
+        _Atomic uint64_t rpcs, rpcs_served, served_bytes;
         _Atomic uint64_t timeouts, peer_failures, bad_input, late_replies;
         _Atomic uint64_t replies_dropped;
         _Atomic uint64_t conns_refused, conns_unauth_closed, maps_served;
@@ -355,6 +356,7 @@ ucache_status_t ut_ucx_mem_export(ut_ctx_t *c, size_t len, ut_mem_t **mem_p);
 ucache_status_t ut_ucx_mem_register(ut_ctx_t *c, void *addr, size_t len,
                                     unsigned flags, ut_mem_t **mem_p);
 void ut_ucx_do_mem_free(ut_ucx_ctx_t *ctx, ut_ucx_mem_t *mem);
+ut_ucx_mem_t *ut_ucx_do_region_of(ut_ucx_ctx_t *ctx, const void *data, size_t len);
 void ut_ucx_mem_destroy(ut_mem_t *m);
 ucache_status_t ut_ucx_mem_pack(ut_mem_t *m, const void **blob_p,
                                 size_t *len_p);

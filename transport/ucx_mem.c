@@ -158,6 +158,7 @@ static ucache_status_t do_mem_map(ut_ucx_ctx_t *ctx, void *addr, size_t len,
         goto err_unmap;
     }
     ctx->regions[id] = mem;
+    ctx->region_top  = (id + 1 > ctx->region_top) ? id + 1 : ctx->region_top;
     pthread_mutex_unlock(&ctx->lock);
     *mem_p = &mem->super;
     return UCACHE_OK;
@@ -197,6 +198,28 @@ void ut_ucx_do_mem_free(ut_ucx_ctx_t *ctx, ut_ucx_mem_t *mem)
     }
     free(mem->blob);
     free(mem);
+}
+
+/* The published exported region that holds [data, data + len), or NULL
+ * (ctx->lock held): a zero-copy reply out of it keeps it mapped until the
+ * reply is sent (ut_ucx_mem_destroy waits, or parks it). */
+ut_ucx_mem_t *ut_ucx_do_region_of(ut_ucx_ctx_t *ctx, const void *data, size_t len)
+{
+    uintptr_t a = (uintptr_t)data, base;
+    ut_ucx_mem_t *mem;
+    unsigned id;
+
+    for (id = 0; id < ctx->region_top; id++) {
+        mem = ctx->regions[id];
+        if (mem == NULL) {
+            continue;
+        }
+        base = (uintptr_t)mem->super.base;
+        if ((a >= base) && (len <= mem->super.len) && (a - base <= mem->super.len - len)) {
+            return mem;
+        }
+    }
+    return NULL;
 }
 
 void ut_ucx_mem_destroy(ut_mem_t *m)

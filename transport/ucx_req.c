@@ -113,13 +113,13 @@ void ut_ucx_do_req_clear(ut_ucx_ctx_t *ctx, ut_req_t *req, uint32_t bits)
     if (req->status == UCACHE_OK) {
         if (req->path == UT_PATH_RPC) {
             UT_STAT_ADD(ctx, rpcs, 1);
-        } else if (req->path != UT_PATH_NONE) { /* NONE: the connect ping */
-            UT_STAT_ADD(ctx, read_bytes, req->length);
-            if (req->path == UT_PATH_GET) {
-                UT_STAT_ADD(ctx, get_reads, 1);
-            } else {
+            if (req->length > 0) { /* a bulk reply: a read over active messages */
                 UT_STAT_ADD(ctx, am_reads, 1);
+                UT_STAT_ADD(ctx, read_bytes, req->length);
             }
+        } else if (req->path == UT_PATH_GET) { /* NONE: the connect ping */
+            UT_STAT_ADD(ctx, get_reads, 1);
+            UT_STAT_ADD(ctx, read_bytes, req->length);
         }
     } else if (req->status == UCACHE_ERR_TIMEOUT) {
         UT_STAT_ADD(ctx, timeouts, 1);
@@ -238,10 +238,11 @@ ucache_status_t ut_ucx_do_rkey_ready(ut_ucx_ctx_t *ctx, ut_ucx_rkey_t *rk,
 /*
  * The path of @p rk's reads (the endpoint is open, ctx->lock held): gets
  * only with RMA on, where asked or where the endpoint's RMA lanes are
- * native, else active messages.  Decided once per key and followed by
- * every get after it - a reconnect that finds other lanes does not change
- * it (a get over lanes that are no longer native is emulated by UCX, still
- * correct); a key unpacked later decides anew.
+ * native, else none (UT_PATH_AM: the caller reads by RPC).  Decided once
+ * per key and followed by every read after it - a reconnect that finds
+ * other lanes does not change it (a get over lanes that are no longer
+ * native is emulated by UCX, still correct); a key unpacked later decides
+ * anew.
  */
 static ut_path_t do_key_path(ut_ucx_ctx_t *ctx, ut_ucx_rkey_t *rk, ut_ucx_peer_t *peer)
 {
@@ -266,7 +267,6 @@ ucache_status_t ut_ucx_get_post(ut_req_t *req, ut_rkey_t *rkey,
     ut_ucx_peer_t *peer = (ut_ucx_peer_t *)rkey->peer;
     ut_ucx_ctx_t *ctx   = ut_ctx_of(rkey->ctx);
     ucp_request_param_t param;
-    ut_am_read_desc *desc;
     ucache_status_t status;
     void *greq;
 
@@ -328,19 +328,13 @@ ucache_status_t ut_ucx_get_post(ut_req_t *req, ut_rkey_t *rkey,
             ut_ucx_do_req_clear(ctx, req, UT_PEND_UCX);
         }
     } else {
-        req->path      = UT_PATH_AM;
-        req->priv.meta = NULL;
-        req->priv.meta_cap = 0;
-        desc = (ut_am_read_desc *)(req->priv.wire + sizeof(ut_am_req_hdr));
-        desc->region_id = rk->region_id;
-        desc->reserved  = 0;
-        desc->cookie    = rk->cookie;
-        desc->raddr     = raddr;
-        desc->len       = len;
-        status = ut_ucx_do_am_request(ctx, req, peer, UT_OP_READ, desc, sizeof(*desc));
-        if (status != UCACHE_OK) {
-            goto out_fail;
-        }
+        /* No one-sided path to this peer: its owner answers reads as RPCs
+         * with a bulk reply (the fabric's FETCH); the transport has none of
+         * its own. */
+        UC_DEBUG("a get from %s refused: its key's path is active messages",
+                 peer->name);
+        status = UCACHE_ERR_UNSUPPORTED;
+        goto out_fail;
     }
     /* Read under the lock: another thread's progress may complete it. */
     status = (req->status == UCACHE_INPROGRESS) ? UCACHE_OK : req->status;
@@ -371,7 +365,7 @@ ucache_status_t ut_ucx_rpc_post(ut_req_t *req, ut_peer_t *p, unsigned id,
     ucache_status_t status;
 
     ut_ucx_do_req_start(req, p, UT_PATH_RPC);
-    if ((id == UT_OP_READ) || (id > UT_RPC_MAX_ID) || (len > ctx->cfg.rpc_max) ||
+    if ((id == UT_OP_NONE) || (id > UT_RPC_MAX_ID) || (len > ctx->cfg.rpc_max) ||
         ((len > 0) && (msg == NULL)) || ((meta_cap > 0) && (meta == NULL)) ||
         ((data_cap > 0) && (data == NULL))) {
         UT_STAT_ADD(ctx, bad_input, 1);
@@ -428,6 +422,7 @@ ucache_status_t ut_ucx_rpc_reply(ut_rpc_t *r, ucache_status_t status,
     ut_ucx_rpc_t *rpc = (ut_ucx_rpc_t *)r;
     ut_ucx_ctx_t *ctx = ut_ctx_of(r->ctx);
     ucache_status_t ret;
+    bool stable;
 
     if (rpc->replied || (meta_len > UT_RPC_META_MAX) ||
         (meta_len > ctx->max_am_header - sizeof(ut_am_rep_hdr)) ||
@@ -444,9 +439,11 @@ ucache_status_t ut_ucx_rpc_reply(ut_rpc_t *r, ucache_status_t status,
     if (status != UCACHE_OK) {
         meta_len = data_len = 0;
     }
+    stable = (data_len > 0) && (flags & UT_REPLY_DATA_STABLE);
     if (!rpc->deferred) { /* inside the handler: the lock is held */
         return ut_ucx_do_reply_send(ctx, rpc->reply_ep, rpc->id, status, meta, meta_len,
-                                    data, data_len, !!(flags & UT_REPLY_DATA_STABLE), NULL);
+                                    data, data_len, stable,
+                                    stable ? ut_ucx_do_region_of(ctx, data, data_len) : NULL);
     }
     pthread_mutex_lock(&ctx->lock);
     /* Never UCX's reply endpoint: UCX destroys it when the requester fails,
@@ -461,7 +458,8 @@ ucache_status_t ut_ucx_rpc_reply(ut_rpc_t *r, ucache_status_t status,
     ret = ut_ucx_do_peer_ensure(ctx, rpc->client);
     if (ret == UCACHE_OK) {
         ret = ut_ucx_do_reply_send(ctx, rpc->client->ep, rpc->id, status, meta, meta_len,
-                                   data, data_len, !!(flags & UT_REPLY_DATA_STABLE), NULL);
+                                   data, data_len, stable,
+                                   stable ? ut_ucx_do_region_of(ctx, data, data_len) : NULL);
     } else {
         UT_STAT_ADD(ctx, replies_dropped, 1);
         UC_DEBUG("deferred reply to %s dropped: %s", rpc->client->name,
@@ -524,7 +522,7 @@ ucache_status_t ut_ucx_rpc_handler_set(ut_ctx_t *c, unsigned id,
 {
     ut_ucx_ctx_t *ctx = ut_ctx_of(c);
 
-    if ((id == UT_OP_READ) || (id > UT_RPC_MAX_ID)) {
+    if ((id == UT_OP_NONE) || (id > UT_RPC_MAX_ID)) {
         return UCACHE_ERR_INVALID;
     }
     pthread_mutex_lock(&ctx->lock);

@@ -21,7 +21,7 @@
 #define UT_AM_MAGIC       0x32414355u /* "UCA2": requests carry a signature */
 #define UT_AM_ID_REQ      10
 #define UT_AM_ID_REP      11
-#define UT_OP_READ        0          /* built-in AM read; RPC ids are 1..63 */
+#define UT_OP_NONE        0          /* no operation (RPC ids are 1..63): refused */
 #define UT_OP_PING        64         /* built-in round trip that ends a connect */
 #define UT_OP_MAP         65         /* a read-only descriptor (unix socket)   */
 #define UT_OP_KEEPALIVE   66         /* are you there, and still working on
@@ -75,7 +75,7 @@ typedef struct ut_rkey_body {
 
 typedef struct ut_am_req_hdr {
     uint32_t magic;
-    uint16_t op;          /* UT_OP_READ or an RPC handler id              */
+    uint16_t op;          /* an RPC handler id or a UT_OP_*               */
     uint16_t reserved;
     uint64_t id;          /* the requester's id, echoed in the reply      */
     uint64_t from;        /* the requester's context uuid (its address
@@ -90,13 +90,6 @@ typedef struct ut_am_map_desc {
     uint64_t cookie;
 } ut_am_map_desc;
 
-typedef struct ut_am_read_desc {
-    uint32_t region_id;
-    uint32_t reserved;
-    uint64_t cookie;
-    uint64_t raddr;
-    uint64_t len;
-} ut_am_read_desc;
 
 typedef struct ut_am_rep_hdr {
     uint32_t magic;

@@ -9,6 +9,7 @@
  *            asking for them (UCACHE_ERR_INVALID, as its check did) and
  *            answers with 43 positional counters (fetches_served 4242,
  *            fills 17): the admin tools must ask again and read them
+ * A raw FETCH (region bytes) is answered one byte short in every mode.
  * With MODE "client" it is instead a misbehaving reader: it sends malformed
  * FETCH requests to every member and expects an error reply for each.
  * Runs until SIGTERM (owner modes); prints "ready" once registered.
@@ -17,6 +18,7 @@
 #include "util/log.h"
 
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,12 +40,19 @@ static void bad_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
     uf_fetch_rep_t rep;
     const char *uri;
     uf_fetch_span_t span;
+    uf_fetch_raw_t raw;
     uint32_t n;
 
     (void)arg;
     memset(&rep, 0, sizeof(rep));
-    if (uf_fetch_req_check(msg, len, &req, &uri, &span) != UCACHE_OK) {
+    if (uf_fetch_req_check(msg, len, &req, &uri, &span, &raw) != UCACHE_OK) {
         ut_rpc_reply(rpc, UCACHE_ERR_INVALID, NULL, 0, NULL, 0, 0);
+        return;
+    }
+    if (req.flags & UF_FETCH_RAW) {
+        memset(junk, 0x5a, sizeof(junk));
+        ut_rpc_reply(rpc, UCACHE_OK, NULL, 0, junk,
+                     (raw.len - 1 < sizeof(junk)) ? raw.len - 1 : sizeof(junk), 0);
         return;
     }
     n = (uint32_t)((req.obj_size - req.chunk_idx * req.chunk_size < req.chunk_size) ?
@@ -98,10 +107,13 @@ static void old_admin_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t 
 
 /* Send malformed FETCH, ADMIN and TOUCH requests to every member, and a
  * well-formed FETCH of a file no owner's UCACHE_ALLOW allows: each must be
- * refused, the last with UCACHE_ERR_REFUSED. */
+ * refused, the last with UCACHE_ERR_REFUSED.  Then raw FETCHes of region
+ * bytes: one with other flags too (refused) and one past the region's end
+ * (UCACHE_ERR_OUT_OF_RANGE), both counted; and one of its first 64 bytes,
+ * answered with exactly those. */
 static int bad_client(ut_ctx_t *tr, uf_member_t *v, uint32_t n)
 {
-    uint8_t msg[256];
+    uint8_t msg[256], data[64];
     uf_fetch_req_t req;
     ut_peer_t *peer;
     ut_req_t r;
@@ -113,7 +125,7 @@ static int bad_client(ut_ctx_t *tr, uf_member_t *v, uint32_t n)
             fails++;
             continue;
         }
-        for (k = 0; k < 7; k++) {
+        for (k = 0; k < 10; k++) {
             us_object_t obj = { .size = 100, .version = 1 };
             us_key_t key = uf_chunk_key("file:///etc/hosts", &obj, 0, 4096);
             ucache_status_t want = UCACHE_ERR_INVALID;
@@ -150,10 +162,19 @@ static int bad_client(ut_ctx_t *tr, uf_member_t *v, uint32_t n)
             } else if (k == 5) {
                 rpc = UF_RPC_TOUCH;          /* a zero-length TOUCH request */
                 len = 0;
+            } else if (k >= 7) {             /* raw: region bytes */
+                uf_fetch_raw_build(msg, (k == 8) ? (1ull << 40) : 0, 64);
+                len = UF_FETCH_RAW_MSG;
+                want = (k == 7) ? UCACHE_ERR_INVALID :
+                       (k == 8) ? UCACHE_ERR_OUT_OF_RANGE : UCACHE_OK;
+                if (k == 7) {
+                    msg[offsetof(uf_fetch_req_t, flags)] |= UF_FETCH_DATA;
+                }
             }
-            ut_rpc_post(&r, peer, rpc, (len > 0) ? msg : NULL, len, NULL, 0, NULL, 0);
+            ut_rpc_post(&r, peer, rpc, (len > 0) ? msg : NULL, len, NULL, 0, data,
+                        sizeof(data));
             ut_wait(tr, &r, 1, 5000000000ull);
-            if (r.status != want) {
+            if ((r.status != want) || ((k == 9) && (r.length != 64))) {
                 fprintf(stderr, "malformed request %d to %s: %s, want %s\n", k, v[i].host,
                         ucache_status_name(r.status), ucache_status_name(want));
                 fails++;

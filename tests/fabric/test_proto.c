@@ -2,7 +2,9 @@
  * test_proto.c - the fabric's wire checks and encodings (fabric/proto.c):
  * the ADMIN counters both ways - tagged (any two versions talk: unknown
  * tags skipped, missing ones 0) and positional (a node of before tags) -
- * and every malformed reply refused; ADMIN requests with the tagged flag.
+ * and every malformed reply refused; ADMIN requests with the tagged flag;
+ * raw FETCHes of region bytes (the one active-message read besides chunk
+ * FETCHes).
  */
 #include "fabric/proto.h"
 #include "tests/common.h"
@@ -175,7 +177,52 @@ static void test_touch_req(void)
     CU_ASSERT_EQUAL(uf_touch_req_check(msg, sizeof(msg), &out), UCACHE_ERR_INVALID);
 }
 
+/* A raw FETCH: built and accepted; anything else in its header, another
+ * length, other flags, no bytes, too many or an end past 2^64 refused. */
+static void test_fetch_raw(void)
+{
+    _Alignas(8) uint8_t msg[UF_FETCH_RAW_MSG + 8];
+    uf_fetch_span_t span;
+    uf_fetch_raw_t raw;
+    uf_fetch_req_t req;
+    const char *uri;
+    struct { size_t at, len; uint64_t v; } bad[] = {
+        { offsetof(uf_fetch_req_t, flags), 2, UF_FETCH_RAW | UF_FETCH_DATA },
+        { offsetof(uf_fetch_req_t, flags), 2, UF_FETCH_RAW | UF_FETCH_PIN },
+        { offsetof(uf_fetch_req_t, uri_len), 2, 4 },
+        { offsetof(uf_fetch_req_t, key_lo), 8, 1 },
+        { offsetof(uf_fetch_req_t, obj_size), 8, 100 },
+        { offsetof(uf_fetch_req_t, chunk_size), 4, 4096 },
+        { offsetof(uf_fetch_req_t, reserved), 2, 1 },
+        { offsetof(uf_fetch_req_t, magic), 4, 0 },
+        { sizeof(uf_fetch_req_t) + 8, 8, 0 },                       /* no bytes */
+        { sizeof(uf_fetch_req_t) + 8, 8, UF_FETCH_RAW_MAX + 1ull }, /* too many */
+        { sizeof(uf_fetch_req_t), 8, UINT64_MAX - 4095 },           /* wraps */
+    };
+    unsigned i;
+
+    uf_fetch_raw_build(msg, 1u << 20, 4096);
+    CU_ASSERT_EQUAL(uf_fetch_req_check(msg, UF_FETCH_RAW_MSG, &req, &uri, &span, &raw),
+                    UCACHE_OK);
+    CU_ASSERT_EQUAL(req.flags, UF_FETCH_RAW);
+    CU_ASSERT_EQUAL(raw.off, 1u << 20);
+    CU_ASSERT_EQUAL(raw.len, 4096);
+    CU_ASSERT_EQUAL(span.len, 0);
+    CU_ASSERT_EQUAL(uf_fetch_req_check(msg, UF_FETCH_RAW_MSG - 1, &req, &uri, &span, &raw),
+                    UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(uf_fetch_req_check(msg, UF_FETCH_RAW_MSG + 8, &req, &uri, &span, &raw),
+                    UCACHE_ERR_INVALID);
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        uf_fetch_raw_build(msg, 1u << 20, 4096);
+        memcpy(msg + bad[i].at, &bad[i].v, bad[i].len);
+        CU_ASSERT_EQUAL(uf_fetch_req_check(msg, UF_FETCH_RAW_MSG, &req, &uri, &span, &raw),
+                        UCACHE_ERR_INVALID);
+        CU_ASSERT_EQUAL(raw.len, 0);
+    }
+}
+
 const tc_test_t proto_tests[] = {
+    {"fetch_raw", test_fetch_raw},
     {"touch_request", test_touch_req},
     {"admin_reply_roundtrip", test_admin_rep_roundtrip},
     {"admin_reply_newer_node", test_admin_rep_newer_node},

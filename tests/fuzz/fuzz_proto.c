@@ -16,6 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     uf_fetch_req_t freq;
     uf_fetch_span_t span;
+    uf_fetch_raw_t raw;
     uf_touch_req_t treq;
     uf_admin_msg_t areq;
     uf_fetch_rep_t rep;
@@ -37,9 +38,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size--;
     switch (data[0] % 5) {
     case 0:
-        if (uf_fetch_req_check((size > 0) ? msg : NULL, size, &freq, &uri, &span) ==
-            UCACHE_OK) {
+        if ((uf_fetch_req_check((size > 0) ? msg : NULL, size, &freq, &uri, &span, &raw) ==
+             UCACHE_OK) && (freq.flags & UF_FETCH_RAW)) {
+            FZ_CHECK((freq.flags == UF_FETCH_RAW) && (size == UF_FETCH_RAW_MSG));
+            FZ_CHECK((freq.uri_len == 0) && (span.len == 0));
+            FZ_CHECK((raw.len > 0) && (raw.len <= UF_FETCH_RAW_MAX));
+            FZ_CHECK(raw.off + raw.len > raw.off);   /* no wrap */
+        } else if (uf_fetch_req_check((size > 0) ? msg : NULL, size, &freq, &uri, &span,
+                                      &raw) == UCACHE_OK) {
             FZ_CHECK(uri == (const char *)msg + sizeof(freq));
+            FZ_CHECK(raw.len == 0);
             FZ_CHECK(sizeof(freq) + freq.uri_len +
                      ((freq.flags & UF_FETCH_SPAN) ? sizeof(span) : 0) == size);
             FZ_CHECK(!(freq.flags & UF_FETCH_SPAN) ||

@@ -53,6 +53,8 @@ static void proto_seeds(void)
     memcpy(msg + 1, &req, sizeof(req));
     memcpy(msg + 1 + sizeof(req), uri, sizeof(uri) - 1);
     seed("proto", "fetch", msg, 1 + sizeof(req) + sizeof(uri) - 1, NULL, 0);
+    uf_fetch_raw_build(msg + 1, 4096, 65536);
+    seed("proto", "fetch_raw", msg, 1 + UF_FETCH_RAW_MSG, NULL, 0);
     msg[0] = 1;
     memcpy(msg + 1, &t, sizeof(t));
     memcpy(msg + 1 + sizeof(t), keys, sizeof(keys));

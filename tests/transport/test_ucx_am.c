@@ -19,7 +19,7 @@ static void test_rpc(void)
     uint8_t meta[UT_RPC_META_MAX], data[256];
     uint64_t bulk[2];
     uint8_t *big = malloc(4u << 20);
-    uint32_t magic;
+    uint32_t magic = 0xC0FFEEu;
     ut_stats_t st;
     uint64_t t0;
 
@@ -76,11 +76,14 @@ static void test_rpc(void)
                                 sizeof(magic), big, 4u << 20), UCACHE_OK);
     CU_ASSERT_EQUAL(ut_wait(p.client, &req, 1, UC_NSEC_PER_SEC * 5), UCACHE_OK);
     CU_ASSERT_EQUAL(req.length, 4u << 20);
+    CU_ASSERT_EQUAL(req.meta_length, 0);          /* none sent: the buffer untouched */
     CU_ASSERT_EQUAL(magic, 0xC0FFEEu);
     CU_ASSERT_EQUAL(pattern_mismatches(big, 12345, 4u << 20, 0x11), 0);
 
     ut_stats(p.client, &st);
     CU_ASSERT_EQUAL(st.rpcs, 2);
+    CU_ASSERT_EQUAL(st.am_reads, 2);              /* both replies carried data */
+    CU_ASSERT_EQUAL(st.read_bytes, sizeof(msg) + (4u << 20));
     CU_ASSERT_EQUAL(st.bad_input, 5);   /* 3 refused locally, 2 statuses */
     ut_stats(p.server, &st);
     CU_ASSERT_EQUAL(st.rpcs_served, 7); /* echo, fail, noreply, 2 inprogress, truncated, bulk */
@@ -93,8 +96,7 @@ static void test_rpc(void)
  * error, counted, and the server keeps serving. */
 static void test_malformed_messages(void)
 {
-    ut_am_read_desc desc = { 0 };
-    ut_am_req_hdr hdr = { .magic = UT_AM_MAGIC, .op = UT_OP_READ, .id = 1 };
+    ut_am_req_hdr hdr = { .magic = UT_AM_MAGIC, .op = UT_OP_NONE, .id = 1 };
     ut_am_rep_hdr rep = { .magic = UT_AM_MAGIC, .id = 999999 };
     uint8_t junk[sizeof(ut_am_req_hdr) + 32] = { 1, 2, 3 };
     ut_ucx_peer_t *peer;
@@ -109,8 +111,9 @@ static void test_malformed_messages(void)
     struct { const void *h; size_t hl; const void *d; size_t dl; unsigned id; } msgs[] = {
         {junk, 3, NULL, 0, UT_AM_ID_REQ},                /* short header      */
         {junk, sizeof(hdr), NULL, 0, UT_AM_ID_REQ},      /* bad magic         */
-        {&hdr, sizeof(hdr), junk, 5, UT_AM_ID_REQ},      /* short read desc   */
-        {&hdr, sizeof(hdr), &desc, sizeof(desc), UT_AM_ID_REQ}, /* stale region */
+        {&hdr, sizeof(hdr), junk, 5, UT_AM_ID_REQ},      /* op 0: no operation */
+        {&hdr, sizeof(hdr), junk, 32, UT_AM_ID_REQ},     /* ... once the built-in
+                                                            read, gone      */
         {&rep, sizeof(rep), junk, 8, UT_AM_ID_REP},      /* reply nobody asked */
         {junk, 2, NULL, 0, UT_AM_ID_REP},                /* short reply header */
     };
@@ -135,9 +138,9 @@ static void test_malformed_messages(void)
     CU_ASSERT_EQUAL(st.bad_input, 5);
     CU_ASSERT_EQUAL(st.auth_failures, 0);
     CU_ASSERT_EQUAL(st.late_replies, 1);
-    CU_ASSERT_EQUAL(st.am_reads_served, 20);
-    /* The error replies to the short descriptor and the stale region come
-     * back to the client with an id it never issued. */
+    CU_ASSERT_EQUAL(st.rpcs_served, 20);
+    /* The error replies to the two requests of op 0 come back to the client
+     * with an id it never issued. */
     ut_stats(p.client, &st);
     CU_ASSERT_EQUAL(st.late_replies, 2);
     CU_ASSERT_EQUAL(st.bad_input, 0);
@@ -327,7 +330,7 @@ static void rpc_role(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
 
 /*
  * Issue [3/11]: a serving context with the cluster and admin keys refuses
- * the connection handshake, RPCs and raw reads of a peer with no key or
+ * the connection handshake, RPCs and reads of a peer with no key or
  * another fabric's key (UCACHE_ERR_AUTH, counted); a peer with the cluster
  * key reads and calls as a reader, one with the admin key as an admin; a
  * signed read or RPC sent again byte for byte is refused, so is one
@@ -345,9 +348,8 @@ static void test_auth_wire(void)
     ut_ctx_t *srv, *cli[4];
     ut_peer_t *peer[4];
     ut_rkey_t *rkey[4];
-    ut_ucx_rkey_t *rk;
+    uint64_t bulk[2] = { 0, 4096 };
     ut_am_req_hdr hdr;
-    ut_am_read_desc desc;
     ut_stats_t st0, st;
     ut_mem_t *mem;
     uint32_t role;
@@ -393,28 +395,22 @@ static void test_auth_wire(void)
     }
     ut_stats(srv, &st);
     CU_ASSERT_EQUAL(st.auth_failures, 2);     /* the two handshakes; nothing after */
-    CU_ASSERT_EQUAL(st.am_reads_served, 16);
+    CU_ASSERT_EQUAL(st.rpcs_served, 2 + 16);  /* the two roles, the reads */
 
-    /* replays: a signed raw read and a signed RPC, each sent twice */
+    /* replays: a signed read and a signed RPC, each sent twice */
     ut_stats(srv, &st0);
-    rk = (ut_ucx_rkey_t *)rkey[2];
-    memset(&desc, 0, sizeof(desc));
-    desc.region_id = rk->region_id;
-    desc.cookie    = rk->cookie;
-    desc.raddr     = rkey[2]->base;
-    desc.len       = 4096;
     memset(&hdr, 0, sizeof(hdr));
     hdr.magic = UT_AM_MAGIC;
-    hdr.op    = UT_OP_READ;
+    hdr.op    = RPC_BULK;
     hdr.id    = 12345;
     hdr.from  = ut_ctx_of(cli[2])->uuid;
     pthread_mutex_lock(&ut_ctx_of(cli[2])->lock);
     ut_auth_sign(ut_ctx_of(cli[2])->auth, &hdr, sizeof(hdr), offsetof(ut_am_req_hdr, auth),
-                 ((ut_ucx_peer_t *)peer[2])->uuid, &desc, sizeof(desc));
+                 ((ut_ucx_peer_t *)peer[2])->uuid, bulk, sizeof(bulk));
     pthread_mutex_unlock(&ut_ctx_of(cli[2])->lock);
-    raw_send(cli[2], (ut_ucx_peer_t *)peer[2], &hdr, &desc, sizeof(desc));
-    WAIT_STAT(srv, am_reads_served, st0.am_reads_served + 1);
-    raw_send(cli[2], (ut_ucx_peer_t *)peer[2], &hdr, &desc, sizeof(desc));
+    raw_send(cli[2], (ut_ucx_peer_t *)peer[2], &hdr, bulk, sizeof(bulk));
+    WAIT_STAT(srv, rpcs_served, st0.rpcs_served + 1);
+    raw_send(cli[2], (ut_ucx_peer_t *)peer[2], &hdr, bulk, sizeof(bulk));
     WAIT_STAT(srv, auth_failures, st0.auth_failures + 1);
     hdr.op = RPC_ECHO;
     pthread_mutex_lock(&ut_ctx_of(cli[2])->lock);
@@ -422,7 +418,7 @@ static void test_auth_wire(void)
                  ((ut_ucx_peer_t *)peer[2])->uuid, "echo", 4);
     pthread_mutex_unlock(&ut_ctx_of(cli[2])->lock);
     raw_send(cli[2], (ut_ucx_peer_t *)peer[2], &hdr, "echo", 4);
-    WAIT_STAT(srv, rpcs_served, st0.rpcs_served + 1);
+    WAIT_STAT(srv, rpcs_served, st0.rpcs_served + 2);
     raw_send(cli[2], (ut_ucx_peer_t *)peer[2], &hdr, "echo", 4);
     WAIT_STAT(srv, auth_failures, st0.auth_failures + 2);
     /* addressed to another node: refused though signed and fresh */
@@ -433,8 +429,7 @@ static void test_auth_wire(void)
     raw_send(cli[2], (ut_ucx_peer_t *)peer[2], &hdr, "echo", 4);
     WAIT_STAT(srv, auth_failures, st0.auth_failures + 3);
     ut_stats(srv, &st);
-    CU_ASSERT_EQUAL(st.am_reads_served, st0.am_reads_served + 1);
-    CU_ASSERT_EQUAL(st.rpcs_served, st0.rpcs_served + 1);
+    CU_ASSERT_EQUAL(st.rpcs_served, st0.rpcs_served + 2);
     CU_ASSERT_EQUAL(st.auth_failures, st0.auth_failures + 3);
 
     for (i = 0; i < 4; i++) {

@@ -13,12 +13,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Caller memory registered for export is readable like an exported region. */
+/* Caller memory registered for export is readable like an exported region
+ * (by gets: the test mode of software RMA, as no transport here has it). */
 static void test_register_export(void)
 {
-    uc_config_t cfg = test_config(UC_NSEC_PER_SEC);
-    ut_ctx_t *server = make_ctx(&cfg, UC_PROGRESS_THREAD);
-    ut_ctx_t *client = make_ctx(&cfg, UC_PROGRESS_POLL);
+    ut_ctx_t *server, *client;
+    uc_config_t cfg;
     size_t len = 1u << 20, addr_len, rkey_len;
     uint8_t *src = aligned_alloc(4096, len), *dst = malloc(len);
     const void *addr, *rkey;
@@ -27,6 +27,11 @@ static void test_register_export(void)
     ut_mem_t *mem;
     ut_req_t req;
 
+    emulated_rma(true);
+    cfg = test_config(UC_NSEC_PER_SEC);
+    cfg.read_path = UC_READ_PATH_GET;
+    server = make_ctx(&cfg, UC_PROGRESS_THREAD);
+    client = make_ctx(&cfg, UC_PROGRESS_POLL);
     fill_pattern(src, len, 0x77);
     CU_ASSERT_EQUAL_FATAL(ut_mem_register(server, src, len, UT_MEM_EXPORT, &mem),
                           UCACHE_OK);
@@ -38,6 +43,8 @@ static void test_register_export(void)
     CU_ASSERT_EQUAL(ut_get_post(&req, rk, rk->base + 4096, dst, len - 8192), UCACHE_OK);
     CU_ASSERT_EQUAL(ut_wait(client, &req, 1, UC_NSEC_PER_SEC * 5), UCACHE_OK);
     CU_ASSERT_EQUAL(pattern_mismatches(dst, 4096, len - 8192, 0x77), 0);
+    CU_ASSERT_EQUAL(req.path, UT_PATH_GET);
+    emulated_rma(false);
     ut_rkey_destroy(rk);
     ut_peer_destroy(peer);
     ut_ctx_destroy(client);
@@ -47,8 +54,9 @@ static void test_register_export(void)
     free(dst);
 }
 
-/* Destroying a region while bulk replies out of it are in flight: the
- * replies finish first (exact bytes), later reads are refused as stale. */
+/* Destroying a region while bulk replies out of it are in flight (RPC
+ * replies sent uncopied, UT_REPLY_DATA_STABLE): the replies finish first
+ * (exact bytes), later reads are refused as stale. */
 static void *destroy_mem_thread(void *mem)
 {
     ut_mem_destroy(mem);
@@ -60,6 +68,7 @@ static void test_region_destroy_inflight(void)
     pthread_t th;
     enum { N = 16, SZ = 4u << 20 };
     ut_req_t reqs[N];
+    ucperf_read_msg_t m[N];
     uint8_t *buf = malloc((size_t)N * SZ);
     unsigned i, ok = 0, stale = 0;
     ut_stats_t st;
@@ -67,14 +76,14 @@ static void test_region_destroy_inflight(void)
 
     pair_open(&p, "tcp", NULL);
     for (i = 0; i < N; i++) {
-        CU_ASSERT_EQUAL(ut_get_post(&reqs[i], p.rkey, p.rkey->base + (uint64_t)i * 65536,
-                                    buf + (size_t)i * SZ, SZ), UCACHE_OK);
+        CU_ASSERT_EQUAL(read_post(&reqs[i], p.rkey, &m[i], (uint64_t)i * 65536,
+                                  buf + (size_t)i * SZ, SZ), UCACHE_OK);
     }
     do { /* until the server is answering (10 s at most) */
         ut_progress(p.client);
         ut_stats(p.server, &st);
-    } while ((st.am_reads_served == 0) && (reqs[0].status == UCACHE_INPROGRESS));
-    CU_ASSERT_EQUAL_FATAL(reqs[0].path, UT_PATH_AM);
+    } while ((st.rpcs_served == 0) && (reqs[0].status == UCACHE_INPROGRESS));
+    CU_ASSERT_EQUAL_FATAL(reqs[0].path, UT_PATH_RPC);
     /* Destroy it from another thread while this one keeps the client going. */
     handler_region = NULL;
     CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, destroy_mem_thread, p.mem), 0);
@@ -106,6 +115,7 @@ static void test_region_destroy_stalled_reader(void)
     enum { N = 8, SZ = 4u << 20 };
     uc_config_t ccfg = test_config(20 * UC_NSEC_PER_SEC); /* outlives the stall */
     ut_req_t reqs[N];
+    ucperf_read_msg_t m[N];
     uint8_t *buf = malloc((size_t)N * SZ);
     uint64_t t0, elapsed;
     unsigned i;
@@ -114,8 +124,8 @@ static void test_region_destroy_stalled_reader(void)
 
     pair_open(&p, "tcp", &ccfg);
     for (i = 0; i < N; i++) {
-        CU_ASSERT_EQUAL(ut_get_post(&reqs[i], p.rkey, p.rkey->base, buf + (size_t)i * SZ,
-                                    SZ), UCACHE_OK);
+        CU_ASSERT_EQUAL(read_post(&reqs[i], p.rkey, &m[i], 0, buf + (size_t)i * SZ, SZ),
+                        UCACHE_OK);
     }
     /* Until the owner has answered all N (a destroy after the first alone
      * could find that one reply already absorbed by the socket buffers and
@@ -123,7 +133,7 @@ static void test_region_destroy_stalled_reader(void)
     do {
         ut_progress(p.client);
         ut_stats(p.server, &st);
-    } while (st.am_reads_served < N);
+    } while (st.rpcs_served < N);
     handler_region = NULL;
     t0 = uc_time_ns();
     ut_mem_destroy(p.mem); /* the client does not progress meanwhile */

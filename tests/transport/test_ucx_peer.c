@@ -19,6 +19,7 @@ static void test_tcp_silent_peer(void)
     uc_config_t cfg = test_config(300 * UC_NSEC_PER_MSEC);
     uint64_t t0, elapsed;
     ut_req_t reqs[8];
+    ucperf_read_msg_t m[8];
     uint8_t *buf = malloc(8 * 65536);
     exporter_t ex;
     reader_t r;
@@ -34,8 +35,8 @@ static void test_tcp_silent_peer(void)
     CU_ASSERT_EQUAL_FATAL(exporter_pause(&ex), 0);
     t0 = uc_time_ns();
     for (i = 0; i < 8; i++) {
-        CU_ASSERT_EQUAL(ut_get_post(&reqs[i], r.rkey, r.rkey->base + i * 65536,
-                                    buf + i * 65536, 65536), UCACHE_OK);
+        CU_ASSERT_EQUAL(read_post(&reqs[i], r.rkey, &m[i], i * 65536, buf + i * 65536,
+                                  65536), UCACHE_OK);
     }
     CU_ASSERT_EQUAL(ut_wait(ctx, reqs, 8, 10 * UC_NSEC_PER_SEC), UCACHE_ERR_TIMEOUT);
     elapsed = uc_time_ns() - t0;
@@ -46,7 +47,7 @@ static void test_tcp_silent_peer(void)
     CU_ASSERT(elapsed < tc_slow(1500 * UC_NSEC_PER_MSEC));
     CU_ASSERT_EQUAL(ut_peer_state(r.peer), UT_PEER_FAILED);
     /* Within PEER_RETRY a failed peer fails fast. */
-    CU_ASSERT_EQUAL(ut_get_post(&reqs[0], r.rkey, r.rkey->base, buf, 4096),
+    CU_ASSERT_EQUAL(read_post(&reqs[0], r.rkey, &m[0], 0, buf, 4096),
                     UCACHE_ERR_TIMEOUT);
     ut_stats(ctx, &st);
     CU_ASSERT_EQUAL(st.timeouts, 8);
@@ -55,14 +56,14 @@ static void test_tcp_silent_peer(void)
     kill(ex.pid, SIGCONT);
     usleep(250 * 1000); /* past PEER_RETRY (200 ms): the next read starts a probe */
     t0 = uc_time_ns();
-    CU_ASSERT_EQUAL(ut_get_post(&reqs[0], r.rkey, r.rkey->base, buf, 4096),
+    CU_ASSERT_EQUAL(read_post(&reqs[0], r.rkey, &m[0], 0, buf, 4096),
                     UCACHE_ERR_TIMEOUT);
     elapsed = uc_time_ns() - t0;
     CU_ASSERT(elapsed < tc_slow(100 * UC_NSEC_PER_MSEC)); /* nobody waits for it */
     CU_ASSERT_EQUAL(ut_peer_state(r.peer), UT_PEER_CONNECTING);
     /* reads keep failing fast until the probe's handshake is answered */
     for (i = 0; (i < 500) && (ut_peer_state(r.peer) != UT_PEER_CONNECTED); i++) {
-        if (ut_get_post(&reqs[0], r.rkey, r.rkey->base, buf, 4096) == UCACHE_OK) {
+        if (read_post(&reqs[0], r.rkey, &m[0], 0, buf, 4096) == UCACHE_OK) {
             CU_ASSERT_EQUAL(ut_wait(ctx, reqs, 1, UC_NSEC_PER_SEC), UCACHE_OK);
             break;
         }
@@ -214,6 +215,7 @@ static void run_peer_death(int read_path, ut_path_t path)
     uc_config_t cfg;
     uint64_t t0, elapsed;
     ut_req_t *reqs = calloc(N, sizeof(*reqs));
+    ucperf_read_msg_t *m = calloc(N, sizeof(*m));
     uint8_t *buf = malloc((size_t)N * SZ);
     exporter_t a, b;
     reader_t ra, rb;
@@ -233,9 +235,8 @@ static void run_peer_death(int read_path, ut_path_t path)
     CU_ASSERT_EQUAL(read_batch(&ra, 65536, 4, a.seed, path), 0);
 
     for (i = 0; i < N; i++) {
-        CU_ASSERT_EQUAL(ut_get_post(&reqs[i], ra.rkey,
-                                    ra.rkey->base + (uint64_t)(i % 15) * SZ,
-                                    buf + (size_t)i * SZ, SZ), UCACHE_OK);
+        CU_ASSERT_EQUAL(read_post(&reqs[i], ra.rkey, &m[i], (uint64_t)(i % 15) * SZ,
+                                  buf + (size_t)i * SZ, SZ), UCACHE_OK);
         if (i == N / 4) {
             ut_progress(ctx); /* let some of them get going */
         }
@@ -271,6 +272,7 @@ static void run_peer_death(int read_path, ut_path_t path)
     CU_ASSERT_EQUAL(exporter_stop(&a, 0), -SIGKILL);
     CU_ASSERT_EQUAL(exporter_stop(&b, 0), 0);
     free(reqs);
+    free(m);
     free(buf);
     emulated_rma(false);
     use_tls(NULL);

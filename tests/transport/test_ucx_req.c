@@ -1,8 +1,10 @@
 /*
- * test_ucx_req.c - requests (transport/ucx_req.c): bad reads refused, the cap on those in
- * flight, verified reads of every size on each path (mapped, active
- * messages, gets), one-sided reads while the exporter is stopped, and
- * reader threads sharing one context.
+ * test_ucx_req.c - requests (transport/ucx_req.c): bad reads refused, a get
+ * where the key has no one-sided path refused (the transport has no
+ * active-message read of its own: the fabric's FETCH is it), the cap on
+ * requests in flight, verified reads of every size on each path (mapped,
+ * gets, and the exporter's read RPC), one-sided reads while the exporter is
+ * stopped, and reader threads sharing one context.
  */
 #include "tests/transport/ucx_util.h"
 
@@ -16,6 +18,7 @@ static void test_bad_reads(void)
 {
     pair_t p;
     ut_req_t req;
+    ucperf_read_msg_t m;
     ut_stats_t st;
     uint8_t buf[4096];
     uint64_t base;
@@ -37,8 +40,14 @@ static void test_bad_reads(void)
     ut_stats(p.client, &st);
     CU_ASSERT_EQUAL(st.bad_input, 7);
     CU_ASSERT_EQUAL(st.reads, 0);
-    /* The last byte of the region is fine. */
-    CU_ASSERT_EQUAL(ut_get_post(&req, p.rkey, base + REGION_SIZE - 1, buf, 1), UCACHE_OK);
+    /* In range, but tcp has no one-sided path: no get, and no read in its
+     * place (the caller's protocol reads by request) */
+    CU_ASSERT_EQUAL(ut_rkey_path(p.rkey), UT_PATH_AM);
+    CU_ASSERT_EQUAL(ut_get_post(&req, p.rkey, base + REGION_SIZE - 1, buf, 1),
+                    UCACHE_ERR_UNSUPPORTED);
+    CU_ASSERT_EQUAL(req.status, UCACHE_ERR_UNSUPPORTED);
+    /* The last byte of the region is fine, read by request. */
+    CU_ASSERT_EQUAL(read_post(&req, p.rkey, &m, REGION_SIZE - 1, buf, 1), UCACHE_OK);
     CU_ASSERT_EQUAL(ut_wait(p.client, &req, 1, UC_NSEC_PER_SEC * 5), UCACHE_OK);
     CU_ASSERT_EQUAL(buf[0], pattern(REGION_SIZE - 1, 0x11));
     pair_close(&p);
@@ -48,6 +57,7 @@ static void test_max_outstanding(void)
 {
     uc_config_t cfg = test_config(2 * UC_NSEC_PER_SEC);
     ut_req_t reqs[5];
+    ucperf_read_msg_t m[5];
     uint8_t buf[5][4096];
     pair_t p;
     int i;
@@ -55,17 +65,16 @@ static void test_max_outstanding(void)
     cfg.max_outstanding = 4;
     pair_open(&p, "tcp", &cfg);
     for (i = 0; i < 4; i++) {
-        CU_ASSERT_EQUAL(ut_get_post(&reqs[i], p.rkey, p.rkey->base + i * 4096, buf[i],
-                                    4096), UCACHE_OK);
+        CU_ASSERT_EQUAL(read_post(&reqs[i], p.rkey, &m[i], i * 4096, buf[i], 4096),
+                        UCACHE_OK);
     }
-    CU_ASSERT_EQUAL(ut_get_post(&reqs[4], p.rkey, p.rkey->base, buf[4], 4096),
-                    UCACHE_ERR_AGAIN);
+    CU_ASSERT_EQUAL(read_post(&reqs[4], p.rkey, &m[4], 0, buf[4], 4096), UCACHE_ERR_AGAIN);
     CU_ASSERT_EQUAL(ut_wait(p.client, reqs, 4, UC_NSEC_PER_SEC * 5), UCACHE_OK);
     for (i = 0; i < 4; i++) {
         CU_ASSERT_EQUAL(pattern_mismatches(buf[i], (uint64_t)i * 4096, 4096, 0x11), 0);
     }
     /* Slots are free again. */
-    CU_ASSERT_EQUAL(ut_get_post(&reqs[4], p.rkey, p.rkey->base, buf[4], 4096), UCACHE_OK);
+    CU_ASSERT_EQUAL(read_post(&reqs[4], p.rkey, &m[4], 0, buf[4], 4096), UCACHE_OK);
     CU_ASSERT_EQUAL(ut_wait(p.client, &reqs[4], 1, UC_NSEC_PER_SEC * 5), UCACHE_OK);
     pair_close(&p);
 }
@@ -85,13 +94,19 @@ static void test_tcp_read_sizes_get(void)
     run_read_sizes("tcp", UC_READ_PATH_GET, UT_PATH_GET);
 }
 
-/* A get of 4 KiB at the start of @p rkey's region: the path that served it. */
+/* A get of 4 KiB at the start of @p rkey's region: the path that served it,
+ * or UT_PATH_AM where the key's path refuses gets. */
 static ut_path_t get_path(pair_t *p, ut_rkey_t *rkey)
 {
     uint8_t buf[4096];
+    ucache_status_t status;
     ut_req_t r;
 
-    CU_ASSERT_EQUAL(ut_get_post(&r, rkey, rkey->base, buf, sizeof(buf)), UCACHE_OK);
+    status = ut_get_post(&r, rkey, rkey->base, buf, sizeof(buf));
+    if (status == UCACHE_ERR_UNSUPPORTED) {
+        return UT_PATH_AM;
+    }
+    CU_ASSERT_EQUAL(status, UCACHE_OK);
     CU_ASSERT_EQUAL(ut_wait(p->client, &r, 1, 2 * UC_NSEC_PER_SEC), UCACHE_OK);
     CU_ASSERT_EQUAL(pattern_mismatches(buf, sizeof(buf), 0, 0x11), 0);
     return (ut_path_t)r.path;

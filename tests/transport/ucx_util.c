@@ -83,25 +83,11 @@ void rpc_fail(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
     ut_rpc_reply(rpc, UCACHE_ERR_NOT_FOUND, NULL, 0, NULL, 0, 0);
 }
 
-/* msg = {offset, length}: replies with that slice of the region, no copy. */
+/* The exporter's read RPC over handler_region (NULL: gone, STALE). */
 void rpc_bulk(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
 {
-    uint64_t req[2];
-    uint32_t meta = 0xC0FFEEu;
-
     (void)arg;
-    if ((len != sizeof(req)) || (handler_region == NULL)) {
-        ut_rpc_reply(rpc, UCACHE_ERR_INVALID, NULL, 0, NULL, 0, 0);
-        return;
-    }
-    memcpy(req, msg, sizeof(req));
-    if ((req[0] > handler_region->len) || (req[1] > handler_region->len - req[0])) {
-        ut_rpc_reply(rpc, UCACHE_ERR_OUT_OF_RANGE, NULL, 0, NULL, 0, 0);
-        return;
-    }
-    ut_rpc_reply(rpc, UCACHE_OK, &meta, sizeof(meta),
-                 (uint8_t *)handler_region->base + req[0], req[1],
-                 UT_REPLY_DATA_STABLE);
+    ucperf_read_reply(rpc, handler_region, msg, len);
 }
 
 void rpc_noreply(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
@@ -212,36 +198,40 @@ void reader_close(reader_t *r)
 
 /*
  * Read @p count blocks of @p size at pseudo-random offsets, all outstanding
- * at once, one wait; compare every byte.  No CUnit calls (threads use it):
- * @return bad bytes plus one per request that failed, took another path or
- * came back short.
+ * at once, one wait; compare every byte.  A key with no one-sided path
+ * (UT_PATH_AM) is read with the exporter's read RPC.  No CUnit calls
+ * (threads use it): @return bad bytes plus one per request that failed,
+ * took another path or came back short.
  */
 size_t read_batch(reader_t *r, size_t size, unsigned count,
                   uint64_t seed, ut_path_t expect_path)
 {
     ut_req_t *reqs = calloc(count, sizeof(*reqs));
+    ucperf_read_msg_t *msgs = calloc(count, sizeof(*msgs));
     uint64_t *offs = calloc(count, sizeof(*offs));
+    ut_path_t want = (expect_path == UT_PATH_AM) ? UT_PATH_RPC : expect_path;
     uint8_t *bufs  = malloc((size_t)count * size);
     size_t bad = 0;
     unsigned i;
 
-    if ((reqs == NULL) || (offs == NULL) || (bufs == NULL)) {
+    if ((reqs == NULL) || (msgs == NULL) || (offs == NULL) || (bufs == NULL)) {
         bad = SIZE_MAX;
         goto out;
     }
     for (i = 0; i < count; i++) {
         offs[i] = ((uint64_t)i * 7919u * 4096u + (i * 13u)) % (REGION_SIZE - size + 1);
-        bad += (ut_get_post(&reqs[i], r->rkey, r->rkey->base + offs[i],
-                            bufs + (size_t)i * size, size) != UCACHE_OK);
+        bad += (read_post(&reqs[i], r->rkey, &msgs[i], offs[i], bufs + (size_t)i * size,
+                          size) != UCACHE_OK);
     }
     bad += (ut_wait(r->ctx, reqs, count, 10 * UC_NSEC_PER_SEC) != UCACHE_OK);
     for (i = 0; i < count; i++) {
-        bad += (reqs[i].status != UCACHE_OK) || (reqs[i].path != expect_path) ||
+        bad += (reqs[i].status != UCACHE_OK) || (reqs[i].path != want) ||
                (reqs[i].length != size);
         bad += pattern_mismatches(bufs + (size_t)i * size, offs[i], size, seed);
     }
 out:
     free(reqs);
+    free(msgs);
     free(offs);
     free(bufs);
     return bad;

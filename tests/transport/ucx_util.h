@@ -14,7 +14,7 @@
 #define REGION_SIZE   (16u << 20)
 #define RPC_ECHO      5
 #define RPC_FAIL      6
-#define RPC_BULK      7
+#define RPC_BULK      UCPERF_RPC_READ
 #define RPC_NOREPLY   8
 #define RPC_INPROG    9
 #define RPC_KEEP      10
@@ -22,6 +22,7 @@
 #define RPC_STALL     12
 
 #define fill_pattern ucperf_pattern_fill
+#define read_post ucperf_read_post
 #define pattern_mismatches ucperf_pattern_mismatches
 
 /* The region RPC_BULK answers from (set by pair_open, the exporter). */
