@@ -60,6 +60,22 @@ static ucache_status_t ut_ucx_mapfd_open(void *arg, const void *req, size_t len,
     return status;
 }
 
+/*
+ * Exported memory is racy by design: peers read it without a lock (one-sided
+ * gets, same-host mappings, replies sent uncopied out of it while its owner
+ * may reuse the space a grace period after unpublishing it), and every
+ * reader verifies what it got (key, version, checksum).  ThreadSanitizer is
+ * told so for the whole region, once, when it is exported.
+ */
+#if defined(__SANITIZE_THREAD__)
+void AnnotateBenignRaceSized(const char *file, int line, const volatile void *mem,
+                             unsigned long size, const char *desc);
+#define UT_REGION_RACY(_p, _n) \
+    AnnotateBenignRaceSized(__FILE__, __LINE__, (_p), (_n), "exported region")
+#else
+#define UT_REGION_RACY(_p, _n) do { } while (0)
+#endif
+
 static ucache_status_t do_mem_map(ut_ucx_ctx_t *ctx, void *addr, size_t len,
                                   bool allocate, bool exported,
                                   ut_mem_t **mem_p)
@@ -119,6 +135,7 @@ static ucache_status_t do_mem_map(ut_ucx_ctx_t *ctx, void *addr, size_t len,
         *mem_p = &mem->super;
         return UCACHE_OK;
     }
+    UT_REGION_RACY(mem->super.base, len);
 
     pthread_mutex_lock(&ctx->lock);
     if ((mem->memfd >= 0) && (ctx->mapsrv == NULL) &&
