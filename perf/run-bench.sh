@@ -193,7 +193,7 @@ read -r am_lat _ < <(perftest ucp_am_lat 4096 20000 tcp)
 two=$(awk -v l="$am_lat" 'BEGIN { printf "%.3f", 2*l }')
 r=$(ratio "$(field "$lat" p50_us)" "$two")
 add "tcp 4K read p50 latency (us)" "$(field "$lat" p50_us)" "2 x ucp_am_lat one-way = $two" \
-    "$r" "$(verdict "$r" 1.3 "<=")" "target <= 1.3x"
+    "$r" "$(verdict "$r" 1.3 "<=")" "ucperf raw: a read RPC, the bytes in one bulk reply (a FETCH's shape); target <= 1.3x"
 hit=$(fabric_json hit -T tcp -s 4K -n 20000 --nodes 3)
 r=$(ratio "$(field "$hit" p50_us)" "$two")
 add "tcp 4K hit p50 latency, 3 owners (us)" "$(field "$hit" p50_us)" "2 x ucp_am_lat one-way = $two" \
@@ -241,7 +241,8 @@ for size in 4K 64K 1M 4M; do
     r=$(ratio "$(field "$bw" gbps)" "$am_bw")
     add "tcp $size read bandwidth, 8 outstanding (GB/s)" "$(field "$bw" gbps)" \
         "ucx_perftest ucp_am_bw $am_bw" "$r" \
-        "$(verdict "$r" "$([ $size = 1M ] && echo 0.8)" ">=")" "target at 1M: >= 0.8x"
+        "$(verdict "$r" "$([ $size = 1M ] && echo 0.8)" ">=")" \
+        "ucperf raw: read RPCs, each answered with the bytes in one bulk reply; target at 1M: >= 0.8x"
     [ $size = 1M ] && add "tcp 1M CPU seconds per GB: reader / owner" \
         "$(field "$bw" client_cpu_s_per_gb) / $(field "$bw" owner_cpu_s_per_gb)" "" "" "report" \
         "the owner answers each read"
