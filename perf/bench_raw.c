@@ -41,6 +41,7 @@ ucache_status_t ucperf_raw_run(const ucperf_opts_t *o, ucperf_result_t *res)
     ucperf_read_msg_t *msgs = NULL;
     ut_peer_t *peer = NULL;
     ut_rkey_t *rkey = NULL;
+    ut_path_t path;
     ut_ctx_t *ctx = NULL;
     uint8_t *bufs = NULL;
     unsigned i;
@@ -99,6 +100,7 @@ ucache_status_t ucperf_raw_run(const ucperf_opts_t *o, ucperf_result_t *res)
         goto out;
     }
 
+    path   = ut_rkey_path(rkey);   /* decided once, followed by every read */
     target = o->warmup + ((o->iters > 0) ? o->iters : UINT64_MAX / 2);
     cap    = (o->iters > 0 && o->iters < UCPERF_MAX_SAMPLES) ? o->iters : UCPERF_MAX_SAMPLES;
     reqs   = calloc(k, sizeof(*reqs));
@@ -118,7 +120,7 @@ ucache_status_t ucperf_raw_run(const ucperf_opts_t *o, ucperf_result_t *res)
     do {                                                                      \
         off[_i]    = ((posted * 2654435761u) % nslots) * 4096;                \
         t_post[_i] = uc_time_ns();                                            \
-        ucperf_read_post(&reqs[_i], rkey, &msgs[_i], off[_i],                 \
+        ucperf_read_post(&reqs[_i], rkey, path, &msgs[_i], off[_i],           \
                          bufs + (size_t)(_i) * o->size, o->size);             \
         posted++;                                                             \
     } while (0)

@@ -94,10 +94,10 @@ static void exporter_rpc_read(void *arg, ut_rpc_t *rpc, const void *msg, size_t 
     ucperf_read_reply(rpc, arg, msg, len);
 }
 
-ucache_status_t ucperf_read_post(ut_req_t *req, ut_rkey_t *rkey, ucperf_read_msg_t *m,
-                                 uint64_t off, void *buf, size_t len)
+ucache_status_t ucperf_read_post(ut_req_t *req, ut_rkey_t *rkey, ut_path_t path,
+                                 ucperf_read_msg_t *m, uint64_t off, void *buf, size_t len)
 {
-    if (ut_rkey_path(rkey) != UT_PATH_AM) {
+    if (path != UT_PATH_AM) {
         return ut_get_post(req, rkey, rkey->base + off, buf, len);
     }
     m->req[0] = off;

@@ -70,10 +70,11 @@ int ucperf_pattern_check3(const void *buf, uint64_t off, size_t len, uint64_t se
 void ucperf_read_reply(ut_rpc_t *rpc, const ut_mem_t *mem, const void *msg, size_t len);
 
 /** Post a read of @p len bytes at @p off of the region behind @p rkey: a
- *  get where the key has a one-sided path, else UCPERF_RPC_READ (its
- *  request in @p m).  Either way the bytes land in @p buf. */
-ucache_status_t ucperf_read_post(ut_req_t *req, ut_rkey_t *rkey, ucperf_read_msg_t *m,
-                                 uint64_t off, void *buf, size_t len);
+ *  get where the key's @p path (ut_rkey_path(), asked once) is one-sided,
+ *  else UCPERF_RPC_READ (its request in @p m).  Either way the bytes land
+ *  in @p buf. */
+ucache_status_t ucperf_read_post(ut_req_t *req, ut_rkey_t *rkey, ut_path_t path,
+                                 ucperf_read_msg_t *m, uint64_t off, void *buf, size_t len);
 
 /** Fork and start an exporter of @p region bytes (a multiple of 8). */
 ucache_status_t ucperf_exporter_start(ucperf_exporter_t *ex, size_t region,

@@ -144,34 +144,17 @@ static void ut_ucx_get_done_cb(void *request, ucs_status_t status,
     ucp_request_free(request);
 }
 
-/*
- * In the UCACHE_EMULATED_RMA test mode a serving context's UCX answers
- * peers' gets in software: it copies the exported region - which the store
- * changes under it, by design, as under a NIC's one-sided read - from this
- * worker's progress.  ThreadSanitizer is told, as store/layout.c tells it
- * for same-host readers: the reader's checksum, not a lock, makes it safe.
- */
-#if defined(__SANITIZE_THREAD__)
-void AnnotateIgnoreReadsBegin(const char *file, int line);
-void AnnotateIgnoreReadsEnd(const char *file, int line);
-#define UT_RMA_RACY_BEGIN(_c) do { if ((_c)->serve && (_c)->rma) \
-        AnnotateIgnoreReadsBegin(__FILE__, __LINE__); } while (0)
-#define UT_RMA_RACY_END(_c)   do { if ((_c)->serve && (_c)->rma) \
-        AnnotateIgnoreReadsEnd(__FILE__, __LINE__); } while (0)
-#else
-#define UT_RMA_RACY_BEGIN(_c) do { } while (0)
-#define UT_RMA_RACY_END(_c)   do { } while (0)
-#endif
 
 unsigned ut_ucx_do_progress(ut_ucx_ctx_t *ctx)
 {
     unsigned n = 0, k;
 
-    UT_RMA_RACY_BEGIN(ctx);
+    /* (in the UCACHE_EMULATED_RMA test mode a serving context's UCX answers
+     * peers' gets here, copying exported memory: racy by design, see
+     * ucx_mem.c) */
     while ((k = ucp_worker_progress(ctx->worker)) != 0) {
         n += k;
     }
-    UT_RMA_RACY_END(ctx);
     if (ctx->closing != NULL) {
         ut_ucx_do_closing_reap(ctx);
     }
@@ -302,32 +285,7 @@ ucache_status_t ut_ucx_get_post(ut_req_t *req, ut_rkey_t *rkey,
         pthread_mutex_unlock(&ctx->lock);
         return ut_ucx_get_post(req, rkey, raddr, buf, len);
     }
-    status = ut_ucx_do_rkey_ready(ctx, rk, peer);
-    if (status != UCACHE_OK) {
-        goto out_fail;
-    }
-    req->priv.buf = buf;
-    req->priv.cap = len;
-
-    if (do_key_path(ctx, rk, peer) == UT_PATH_GET) {
-        req->path = UT_PATH_GET;
-        status = ut_ucx_do_slot_alloc(ctx, req);
-        if (status != UCACHE_OK) {
-            goto out_fail;
-        }
-        param.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
-        param.cb.send      = ut_ucx_get_done_cb;
-        param.user_data    = req;
-        req->priv.pending  = UT_PEND_UCX;
-        req->length        = len;
-        greq = ucp_get_nbx(peer->ep, buf, len, raddr, rk->rkey, &param);
-        if (greq == NULL) {
-            ut_ucx_do_req_clear(ctx, req, UT_PEND_UCX);
-        } else if (UCS_PTR_IS_ERR(greq)) {
-            ut_ucx_do_req_set_status(req, ut_ucs_status(UCS_PTR_STATUS(greq)));
-            ut_ucx_do_req_clear(ctx, req, UT_PEND_UCX);
-        }
-    } else {
+    if (do_key_path(ctx, rk, peer) != UT_PATH_GET) {
         /* No one-sided path to this peer: its owner answers reads as RPCs
          * with a bulk reply (the fabric's FETCH); the transport has none of
          * its own. */
@@ -335,6 +293,28 @@ ucache_status_t ut_ucx_get_post(ut_req_t *req, ut_rkey_t *rkey,
                  peer->name);
         status = UCACHE_ERR_UNSUPPORTED;
         goto out_fail;
+    }
+    status = ut_ucx_do_rkey_ready(ctx, rk, peer);
+    if (status == UCACHE_OK) {
+        req->path     = UT_PATH_GET;
+        req->priv.buf = buf;
+        req->priv.cap = len;
+        status = ut_ucx_do_slot_alloc(ctx, req);
+    }
+    if (status != UCACHE_OK) {
+        goto out_fail;
+    }
+    param.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
+    param.cb.send      = ut_ucx_get_done_cb;
+    param.user_data    = req;
+    req->priv.pending  = UT_PEND_UCX;
+    req->length        = len;
+    greq = ucp_get_nbx(peer->ep, buf, len, raddr, rk->rkey, &param);
+    if (greq == NULL) {
+        ut_ucx_do_req_clear(ctx, req, UT_PEND_UCX);
+    } else if (UCS_PTR_IS_ERR(greq)) {
+        ut_ucx_do_req_set_status(req, ut_ucs_status(UCS_PTR_STATUS(greq)));
+        ut_ucx_do_req_clear(ctx, req, UT_PEND_UCX);
     }
     /* Read under the lock: another thread's progress may complete it. */
     status = (req->status == UCACHE_INPROGRESS) ? UCACHE_OK : req->status;

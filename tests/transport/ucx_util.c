@@ -210,6 +210,7 @@ size_t read_batch(reader_t *r, size_t size, unsigned count,
     ucperf_read_msg_t *msgs = calloc(count, sizeof(*msgs));
     uint64_t *offs = calloc(count, sizeof(*offs));
     ut_path_t want = (expect_path == UT_PATH_AM) ? UT_PATH_RPC : expect_path;
+    ut_path_t path = ut_rkey_path(r->rkey);
     uint8_t *bufs  = malloc((size_t)count * size);
     size_t bad = 0;
     unsigned i;
@@ -220,8 +221,8 @@ size_t read_batch(reader_t *r, size_t size, unsigned count,
     }
     for (i = 0; i < count; i++) {
         offs[i] = ((uint64_t)i * 7919u * 4096u + (i * 13u)) % (REGION_SIZE - size + 1);
-        bad += (read_post(&reqs[i], r->rkey, &msgs[i], offs[i], bufs + (size_t)i * size,
-                          size) != UCACHE_OK);
+        bad += (ucperf_read_post(&reqs[i], r->rkey, path, &msgs[i], offs[i],
+                                 bufs + (size_t)i * size, size) != UCACHE_OK);
     }
     bad += (ut_wait(r->ctx, reqs, count, 10 * UC_NSEC_PER_SEC) != UCACHE_OK);
     for (i = 0; i < count; i++) {

@@ -22,7 +22,9 @@
 #define RPC_STALL     12
 
 #define fill_pattern ucperf_pattern_fill
-#define read_post ucperf_read_post
+/* ucperf_read_post on the key's own path */
+#define read_post(_req, _rkey, _m, _off, _buf, _len) \
+    ucperf_read_post((_req), (_rkey), ut_rkey_path(_rkey), (_m), (_off), (_buf), (_len))
 #define pattern_mismatches ucperf_pattern_mismatches
 
 /* The region RPC_BULK answers from (set by pair_open, the exporter). */
