@@ -34,7 +34,7 @@ static void uf_admin_drain(struct ucache_context *ctx, bool drain)
         /* a static list or an external source cannot be left: readers skip it */
         if ((ctx->source != NULL) && (ctx->source->join != NULL)) {
             if (drain && ctx->registered) {
-                ctx->source->leave(ctx->source_arg, ctx->self.id);
+                ctx->source->leave(ctx->source_src, ctx->self.id);
                 ctx->registered = false;
             } else if (!drain && !ctx->registered) {
                 uf_register(ctx);

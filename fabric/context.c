@@ -119,7 +119,8 @@ static ucache_status_t uf_members_parse(struct ucache_context *ctx)
     }
     ctx->source = uf_source_find(m, &ctx->source_arg);
     if (ctx->source == NULL) {
-        UC_ERROR("UCACHE_MEMBERS '%s' is none of dir:PATH, file:PATH, mpi", m);
+        UC_ERROR("UCACHE_MEMBERS '%s' is none of dir:PATH, file:PATH, "
+                 "etcd://HOST:PORT[,...]/PREFIX, mpi", m);
         return UCACHE_ERR_INVALID;
     }
     if (ctx->serve && ctx->source->listens && (ctx->cfg.listen[0] == '\0')) {
@@ -128,7 +129,11 @@ static ucache_status_t uf_members_parse(struct ucache_context *ctx)
                  ctx->source_arg);
         return UCACHE_ERR_INVALID;
     }
-    return UCACHE_OK;
+    if (ctx->source->open == NULL) {
+        ctx->source_src = (void *)ctx->source_arg;
+        return UCACHE_OK;
+    }
+    return ctx->source->open(ctx->source_arg, &ctx->cfg, ctx->serve, &ctx->source_src);
 }
 
 /* Read the members source and install its view if its epoch is new. */
@@ -140,11 +145,11 @@ static ucache_status_t uf_source_refresh(struct ucache_context *ctx, bool force)
     ucache_status_t status;
     uint32_t n;
 
-    epoch = ctx->source->epoch(ctx->source_arg);
+    epoch = ctx->source->epoch(ctx->source_src);
     if (!force && (cur != NULL) && (epoch == cur->epoch)) {
         return UCACHE_OK;
     }
-    status = ctx->source->scan(ctx->source_arg, &members, &n, &epoch, &bad);
+    status = ctx->source->scan(ctx->source_src, &members, &n, &epoch, &bad);
     if (status != UCACHE_OK) {
         UC_ERROR("members: cannot read %s%s: %s", ctx->source->prefix,
                  ctx->source_arg, ucache_strerror(status));
@@ -153,7 +158,9 @@ static ucache_status_t uf_source_refresh(struct ucache_context *ctx, bool force)
     if (bad > 0) {
         UC_WARN("members: %" PRIu64 " malformed records in %s", bad, ctx->source_arg);
     }
-    status = uf_view_build(ctx, members, n, epoch, &v);
+    status = uf_view_build(ctx, members, n, epoch,
+                           (ctx->source->slots != NULL) ?
+                           ctx->source->slots(ctx->source_src) : 0, &v);
     if (status == UCACHE_OK) {
         uf_view_install(ctx, v);
     }
@@ -184,7 +191,7 @@ ucache_status_t uf_register(struct ucache_context *ctx)
 {
     ucache_status_t status;
 
-    status = ctx->source->join(ctx->source_arg, &ctx->self, ctx->cfg.members_ttl_ns);
+    status = ctx->source->join(ctx->source_src, &ctx->self, ctx->cfg.members_ttl_ns);
     if (status == UCACHE_OK) {
         ctx->registered = true;
         UC_INFO("registered node %016" PRIx64 " in %s%s (slots %u..%u)", ctx->self.id,
@@ -221,7 +228,7 @@ static void *uf_ctx_thread(void *arg)
         if (ctx->source != NULL) {
             pthread_mutex_lock(&ctx->member_lock);
             if (ctx->registered &&
-                (ctx->source->heartbeat(ctx->source_arg, ctx->self.id,
+                (ctx->source->heartbeat(ctx->source_src, ctx->self.id,
                                         ctx->cfg.members_ttl_ns) == UCACHE_ERR_NOT_FOUND)) {
                 UC_WARN("node %016" PRIx64 " was reaped from %s (stalled?); "
                         "registering again", ctx->self.id, ctx->source_arg);
@@ -484,7 +491,7 @@ void ucache_finalize(ucache_h ctx)
     uf_admin_answer(ctx, UCACHE_ERR_CANCELED); /* requests still waiting */
     uf_touch_flush(ctx, false); /* the last hits: short-lived readers' matter most */
     if (ctx->registered) { /* readers stop sending here at their next poll */
-        ctx->source->leave(ctx->source_arg, ctx->self.id);
+        ctx->source->leave(ctx->source_src, ctx->self.id);
         uf_node_drain(ctx->node, UF_DRAIN_NS);
     }
     uf_node_destroy(ctx->node);
@@ -493,6 +500,10 @@ void ucache_finalize(ucache_h ctx)
     uf_view_reap(ctx, true);
     uf_peers_destroy(ctx);
     ut_ctx_destroy(ctx->transport);
+    if ((ctx->source != NULL) && (ctx->source->close != NULL) &&
+        (ctx->source_src != NULL)) {
+        ctx->source->close(ctx->source_src);
+    }
     for (i = 0; i < ctx->bounce.n; i++) {
         free(ctx->bounce.v[i]);
     }
@@ -556,7 +567,7 @@ ucache_status_t ucache_members_set(ucache_h ctx, const void *const *recs,
             return UCACHE_ERR_INVALID;
         }
     }
-    status = uf_view_build(ctx, members, n, epoch, &v);
+    status = uf_view_build(ctx, members, n, epoch, 0, &v);
     if (status == UCACHE_OK) {
         uf_view_install(ctx, v);
     }
@@ -719,7 +730,7 @@ ucache_status_t ucache_nodes_left(ucache_h ctx, ucache_node_info_t *nodes, size_
     if ((ctx->source == NULL) || (ctx->source->left == NULL)) {
         return UCACHE_OK;
     }
-    status = ctx->source->left(ctx->source_arg, ctx->cfg.members_ttl_ns, &v, &n);
+    status = ctx->source->left(ctx->source_src, ctx->cfg.members_ttl_ns, &v, &n);
     if (status != UCACHE_OK) {
         return status;
     }

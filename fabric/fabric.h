@@ -55,6 +55,8 @@ struct ucache_context {
     bool               serve;
     const uf_source_ops_t *source;    /* NULL: members "mpi" (external) */
     const char        *source_arg;    /* in cfg.members, after the prefix */
+    void              *source_src;    /* the open source (its `open`), or
+                                         source_arg                       */
     uf_member_t        self;          /* own record (serving)             */
     bool               registered;    /* in the source (member_lock)      */
     pthread_mutex_t    member_lock;   /* registration: join, heartbeat, leave */

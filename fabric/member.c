@@ -179,7 +179,8 @@ void uf_members_free(uf_member_t *members, uint32_t n)
 
 const uf_source_ops_t *uf_source_find(const char *members, const char **arg_p)
 {
-    static const uf_source_ops_t *const all[] = { &uf_source_dir, &uf_source_file };
+    static const uf_source_ops_t *const all[] = { &uf_source_dir, &uf_source_file,
+                                                  &uf_source_etcd };
     size_t i, n;
 
     for (i = 0; i < sizeof(all) / sizeof(all[0]); i++) {

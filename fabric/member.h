@@ -104,32 +104,53 @@ ucache_status_t uf_file_scan(const char *path, uf_member_t **members_p, uint32_t
 /** The list's epoch (modification time, ns; 0 if it cannot be read). */
 uint64_t uf_file_epoch(const char *path);
 
+/* etcd: source --------------------------------------------------------- */
+
+/** A node's record as etcd holds it (JSON: id, listener HOST:PORT from
+ *  m->host and m->port, zone, slot0, weight, mem, state): malloc'd. */
+ucache_status_t uf_etcd_record_encode(const uf_member_t *m, bool draining, char **json_p);
+
+/** Decode and check a record from etcd (untrusted: fuzzed); the id must be
+ *  the hash of its listener.  UCACHE_ERR_CORRUPT for anything malformed. */
+ucache_status_t uf_etcd_record_decode(const char *buf, size_t len, uf_member_t *m,
+                                      bool *draining_p);
+
 /* Sources, by UCACHE_MEMBERS prefix ------------------------------------- */
 
 /*
  * A membership source: where views come from, and (for sources nodes join
- * themselves) how a serving node joins, stays and leaves.  A new source
- * (etcd) is one more table.  `arg` is what follows the prefix.
+ * themselves) how a serving node joins, stays and leaves.  `open` turns
+ * what follows the prefix into the source's state, which every other
+ * operation takes as @p src; a source with no `open` gets that string.
  */
+struct uc_config;
 typedef struct uf_source_ops {
     const char *prefix;                                   /* "dir:" */
-    uint64_t        (*epoch)(const char *arg);            /* cheap: polled */
-    ucache_status_t (*scan)(const char *arg, uf_member_t **members_p, uint32_t *n_p,
+    /* NULL: src is the argument string itself */
+    ucache_status_t (*open)(const char *arg, const struct uc_config *cfg, bool serve,
+                            void **src_p);
+    void            (*close)(void *src);
+    uint64_t        (*epoch)(void *src);                  /* cheap: polled */
+    ucache_status_t (*scan)(void *src, uf_member_t **members_p, uint32_t *n_p,
                             uint64_t *epoch_p, uint64_t *bad_p);
     /* NULL where nodes do not register (file: lists name them) */
-    ucache_status_t (*join)(const char *arg, uf_member_t *self, uint64_t ttl_ns);
-    ucache_status_t (*heartbeat)(const char *arg, uint64_t id, uint64_t ttl_ns);
-    ucache_status_t (*leave)(const char *arg, uint64_t id);
+    ucache_status_t (*join)(void *src, uf_member_t *self, uint64_t ttl_ns);
+    ucache_status_t (*heartbeat)(void *src, uint64_t id, uint64_t ttl_ns);
+    ucache_status_t (*leave)(void *src, uint64_t id);
     /* nodes that left within 10 x ttl_ns (reaped or unregistered), their
      * heartbeat_ns when they left; NULL where the source does not keep them */
-    ucache_status_t (*left)(const char *arg, uint64_t ttl_ns, uf_member_t **members_p,
+    ucache_status_t (*left)(void *src, uint64_t ttl_ns, uf_member_t **members_p,
                             uint32_t *n_p);
+    /* the placement's slot count the source fixes for every reader (0:
+     * the view sizes it); NULL where the source fixes none */
+    uint32_t        (*slots)(void *src);
     bool            listens;  /* nodes are named by their listener (HOST:PORT) */
 } uf_source_ops_t;
 
-/* The sources: member_dir.c, member_file.c. */
+/* The sources: member_dir.c, member_file.c, member_etcd.c. */
 extern const uf_source_ops_t uf_source_dir;
 extern const uf_source_ops_t uf_source_file;
+extern const uf_source_ops_t uf_source_etcd;
 
 /** The source @p members names, *arg_p pointing into it; NULL if none. */
 const uf_source_ops_t *uf_source_find(const char *members, const char **arg_p);

@@ -515,13 +515,46 @@ static ucache_status_t uf_dir_left(const char *dir, uint64_t ttl_ns, uf_member_t
     return UCACHE_OK;
 }
 
+/* The source table's operations: src is the directory's path. */
+static uint64_t uf_dir_src_epoch(void *src)
+{
+    return uf_dir_epoch(src);
+}
+
+static ucache_status_t uf_dir_src_scan(void *src, uf_member_t **members_p, uint32_t *n_p,
+                                       uint64_t *epoch_p, uint64_t *bad_p)
+{
+    return uf_dir_scan(src, members_p, n_p, epoch_p, bad_p);
+}
+
+static ucache_status_t uf_dir_src_join(void *src, uf_member_t *self, uint64_t ttl_ns)
+{
+    return uf_dir_register(src, self, ttl_ns);
+}
+
+static ucache_status_t uf_dir_src_heartbeat(void *src, uint64_t id, uint64_t ttl_ns)
+{
+    return uf_dir_heartbeat(src, id, ttl_ns);
+}
+
+static ucache_status_t uf_dir_src_leave(void *src, uint64_t id)
+{
+    return uf_dir_unregister(src, id);
+}
+
+static ucache_status_t uf_dir_src_left(void *src, uint64_t ttl_ns,
+                                       uf_member_t **members_p, uint32_t *n_p)
+{
+    return uf_dir_left(src, ttl_ns, members_p, n_p);
+}
+
 const uf_source_ops_t uf_source_dir = {
     .prefix    = "dir:",
-    .epoch     = uf_dir_epoch,
-    .scan      = uf_dir_scan,
-    .join      = uf_dir_register,
-    .heartbeat = uf_dir_heartbeat,
-    .leave     = uf_dir_unregister,
-    .left      = uf_dir_left,
+    .epoch     = uf_dir_src_epoch,
+    .scan      = uf_dir_src_scan,
+    .join      = uf_dir_src_join,
+    .heartbeat = uf_dir_src_heartbeat,
+    .leave     = uf_dir_src_leave,
+    .left      = uf_dir_src_left,
     .listens   = false,
 };

@@ -156,16 +156,22 @@ err_nomem:
     return UCACHE_ERR_NO_MEMORY;
 }
 
-static ucache_status_t uf_file_scan4(const char *path, uf_member_t **members_p,
-                                     uint32_t *n_p, uint64_t *epoch_p, uint64_t *bad_p)
+/* The source table's operations: src is the list's path. */
+static uint64_t uf_file_src_epoch(void *src)
+{
+    return uf_file_epoch(src);
+}
+
+static ucache_status_t uf_file_src_scan(void *src, uf_member_t **members_p,
+                                        uint32_t *n_p, uint64_t *epoch_p, uint64_t *bad_p)
 {
     (void)bad_p; /* a malformed list is refused whole, not skipped */
-    return uf_file_scan(path, members_p, n_p, epoch_p);
+    return uf_file_scan(src, members_p, n_p, epoch_p);
 }
 
 const uf_source_ops_t uf_source_file = {
     .prefix    = "file:",
-    .epoch     = uf_file_epoch,
-    .scan      = uf_file_scan4,
+    .epoch     = uf_file_src_epoch,
+    .scan      = uf_file_src_scan,
     .listens   = true,
 };

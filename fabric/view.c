@@ -88,7 +88,8 @@ uint32_t uf_view_find(const uf_view_t *v, uint64_t id)
 }
 
 ucache_status_t uf_view_build(struct ucache_context *ctx, uf_member_t *members,
-                              uint32_t n, uint64_t epoch, uf_view_t **view_p)
+                              uint32_t n, uint64_t epoch, uint32_t nslots,
+                              uf_view_t **view_p)
 {
     uf_place_node_t *pn = NULL;
     ucache_status_t status = UCACHE_ERR_NO_MEMORY;
@@ -148,7 +149,8 @@ ucache_status_t uf_view_build(struct ucache_context *ctx, uf_member_t *members,
         v->by_id[i] = i;
     }
     qsort_r(v->by_id, n, sizeof(*v->by_id), uf_vnode_id_cmp, v->nodes);
-    status = uf_place_create(pn, n, uf_place_capacity(end), &v->place);
+    status = uf_place_create(pn, n, (nslots != 0) ? nslots : uf_place_capacity(end),
+                             &v->place);
     if (status != UCACHE_OK) {
         goto err;
     }

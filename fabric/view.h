@@ -73,9 +73,12 @@ typedef struct uf_view {
     struct uf_view       *retired_next;
 } uf_view_t;
 
-/* view.c; uf_view_build() takes @p members (malloc'd) whatever it returns */
+/* view.c; uf_view_build() takes @p members (malloc'd) whatever it returns.
+ * @p nslots: the placement's slot count the source fixes (0: the smallest
+ * power of two with 2x headroom over the members' slots). */
 ucache_status_t uf_view_build(struct ucache_context *ctx, uf_member_t *members,
-                              uint32_t n, uint64_t epoch, uf_view_t **view_p);
+                              uint32_t n, uint64_t epoch, uint32_t nslots,
+                              uf_view_t **view_p);
 void uf_view_free(uf_view_t *view);
 /** The index of node @p id in @p v (UINT32_MAX if absent): a binary search. */
 uint32_t uf_view_find(const uf_view_t *v, uint64_t id);

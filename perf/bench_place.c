@@ -256,7 +256,7 @@ static double view_mb(uint32_t n)
         m[i].slot0  = i;
         m[i].weight = 1;
     }
-    if (uf_view_build(NULL, m, n, 1, &v) == UCACHE_OK) { /* takes m */
+    if (uf_view_build(NULL, m, n, 1, 0, &v) == UCACHE_OK) { /* takes m */
         mb = uf_view_bytes(v) / 1e6;
         uf_view_free(v);
     }

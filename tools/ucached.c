@@ -24,7 +24,8 @@ static void usage(FILE *out)
     fprintf(out,
         "usage: ucached [options]\n"
         "  -m, --mem BYTES         cache memory to export (K/M/G)    [UCACHE_MEM]\n"
-        "  -M, --members SOURCE    dir:PATH or file:PATH            [UCACHE_MEMBERS]\n"
+        "  -M, --members SOURCE    dir:PATH, file:PATH or\n"
+        "                          etcd://HOST:PORT[,...]/PREFIX     [UCACHE_MEMBERS]\n"
         "  -L, --listen HOST:PORT  accept bootstrap connections here (file: members:\n"
         "                          the node's line in the list)      [UCACHE_LISTEN]\n"
         "  -z, --zone NAME         failure domain of this node       [UCACHE_ZONE]\n"

@@ -39,8 +39,10 @@ const uc_config_entry_t uc_config_table[] = {
      "Membership source (empty: dir:/run/ucache for root, dir:$XDG_RUNTIME_DIR/ucache "
      "otherwise, dir:/tmp/ucache-UID without it): dir:PATH (daemons register record files "
      "in PATH, a directory of their user's alone), file:PATH (a "
-     "static list of HOST:PORT [zone=Z] [weight=W] lines) or mpi (the ranks of an MPI "
-     "job, joined with ucache_mpi_init() from ucache_mpi.h).",
+     "static list of HOST:PORT [zone=Z] [weight=W] lines), etcd://HOST:PORT[,HOST:PORT...]"
+     "/PREFIX (an etcd cluster's v3 gateway; etcds:// for TLS: daemons register under "
+     "PREFIX/nodes/ with a lease and every context watches the prefix) or mpi (the ranks "
+     "of an MPI job, joined with ucache_mpi_init() from ucache_mpi.h).",
      UC_CFG_FIELD(members), UC_CFG_STRING, NULL, 0, 0},
     {"LISTEN", "",
      "HOST:PORT a serving node accepts bootstrap connections on (a reader that knows only "
@@ -53,8 +55,27 @@ const uc_config_entry_t uc_config_table[] = {
      UC_CFG_FIELD(members_poll_ns), UC_CFG_TIME, NULL, 1000000, 3600ull * 1000000000ull},
     {"MEMBERS_TTL", "10s",
      "A registered node whose heartbeat is older than this is reaped from a dir: "
-     "source (a dead process on the same host is reaped at once).",
+     "source (a dead process on the same host is reaped at once); on etcd, the lease "
+     "of a node's record (whole seconds, at least 2), kept alive every third of it.",
      UC_CFG_FIELD(members_ttl_ns), UC_CFG_TIME, NULL, 1000000, 3600ull * 1000000000ull},
+    {"PLACE_SLOTS", "0",
+     "Placement capacity in slots (a power of two; a node holds one slot per 4 GiB "
+     "of --mem): the most the cluster will ever hold, fixed for its life so growth "
+     "moves only the joiners' keys. The same on every node and reader: on etcd the "
+     "first daemon stores it (65536 when 0) and a context given another refuses to "
+     "start; 0 takes the fabric's.",
+     UC_CFG_FIELD(place_slots), UC_CFG_UINT, NULL, 0, 1u << 26},
+    {"ETCD_CA", "",
+     "etcds:// members: the CA file that signed etcd's certificate (empty: the "
+     "system's). etcd users: ETCD_USER and ETCD_PASSWORD in the environment or the "
+     "credentials file.",
+     UC_CFG_FIELD(etcd_ca), UC_CFG_STRING, NULL, 0, 0},
+    {"ETCD_CERT", "",
+     "etcds:// members: this node's client certificate (PEM) for etcd's mutual TLS.",
+     UC_CFG_FIELD(etcd_cert), UC_CFG_STRING, NULL, 0, 0},
+    {"ETCD_KEY", "",
+     "etcds:// members: the private key of UCACHE_ETCD_CERT.",
+     UC_CFG_FIELD(etcd_key), UC_CFG_STRING, NULL, 0, 0},
     {"ZONE", "",
      "This node's failure domain (rack, zone); replicas go to distinct zones.",
      UC_CFG_FIELD(zone), UC_CFG_STRING, NULL, 0, 0},

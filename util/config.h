@@ -36,6 +36,10 @@ typedef struct uc_config {
     char     listen[128];
     uint64_t members_poll_ns;
     uint64_t members_ttl_ns;
+    unsigned place_slots;
+    char     etcd_ca[256];
+    char     etcd_cert[256];
+    char     etcd_key[256];
     char     zone[32];
     unsigned replicas;
     unsigned fetch_threads;

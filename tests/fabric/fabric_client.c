@@ -5,7 +5,8 @@
  * read succeeded with exactly the origin's bytes (mode bad: only if every
  * bad input got its documented status).
  *   verify N FILE...        N random (offset, length) reads, plain and posted
- *   loop SECONDS FILE...    random reads until SECONDS pass, every other one a
+ *   loop SECONDS FILE...    random reads until SECONDS pass (or the file
+ *                           FC_STOP names exists), every other one a
  *                           batch of 4 posted at once (fault tests)
  * Every read is timed: the last line gives the longest, and with
  * FC_BOUND_MS set, a read slower than that is printed and fails the run.
@@ -250,7 +251,7 @@ static int mode_loop(double seconds)
     uint64_t seed = 12345 ^ (uint64_t)getpid();
     struct timespec t0, t;
 
-    const char *mark = getenv("FC_MARK");
+    const char *mark = getenv("FC_MARK"), *stop = getenv("FC_STOP");
     unsigned long long max_reads = (getenv("FC_MAX_READS") != NULL) ?
                                    strtoull(getenv("FC_MAX_READS"), NULL, 10) : 100000;
     ucache_stats_t st;
@@ -272,7 +273,7 @@ static int mode_loop(double seconds)
         }
         clock_gettime(CLOCK_MONOTONIC, &t);
     } while ((double)(t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) / 1e9 < seconds &&
-             reads < max_reads);
+             reads < max_reads && ((stop == NULL) || (access(stop, F_OK) != 0)));
     free(a);
     free(b);
     return 0;

@@ -7,6 +7,7 @@
 
 extern const tc_test_t place_tests[];
 extern const tc_test_t member_tests[];
+extern const tc_test_t etcd_tests[];
 extern const tc_test_t proto_tests[];
 extern const tc_test_t view_tests[];
 extern const tc_test_t node_tests[];
@@ -20,6 +21,7 @@ int main(void)
     }
     if ((tc_add_suite("place", place_tests) != 0) ||
         (tc_add_suite("member", member_tests) != 0) ||
+        (tc_add_suite("etcd", etcd_tests) != 0) ||
         (tc_add_suite("proto", proto_tests) != 0) ||
         (tc_add_suite("view", view_tests) != 0) ||
         (tc_add_suite("node", node_tests) != 0) ||

@@ -42,7 +42,7 @@ static void test_view_build_find(void)
     uint32_t i, k;
 
     CU_ASSERT_EQUAL_FATAL(uf_view_build(NULL, members_make(ids, slot0, 5, false), 5, 7,
-                                        &v), UCACHE_OK);
+                                        0, &v), UCACHE_OK);
     CU_ASSERT_EQUAL(v->epoch, 7);
     CU_ASSERT_EQUAL(v->n, 4);                 /* 0x70 (slots 3..4) overlaps 0x10 */
     CU_ASSERT_PTR_NULL(v->recs);              /* no blobs: nothing to keep */
@@ -68,7 +68,7 @@ static void test_view_build_find(void)
     uf_view_free(v);
 
     CU_ASSERT_EQUAL_FATAL(uf_view_build(NULL, members_make(ids, slot0, 4, true), 4, 8,
-                                        &v), UCACHE_OK);
+                                        0, &v), UCACHE_OK);
     CU_ASSERT_PTR_NOT_NULL(v->recs);          /* address and key blobs kept */
     CU_ASSERT_EQUAL(uf_view_bytes(v), bytes_file + 4 * (sizeof(uf_member_t) + 16));
     uf_view_free(v);
@@ -92,9 +92,9 @@ static void test_view_retire(void)
     struct ucache_context *ctx = ctx_make();
     uf_view_t *v1, *v2, *held;
 
-    CU_ASSERT_EQUAL_FATAL(uf_view_build(ctx, members_make(ids, slot0, 2, false), 2, 1, &v1),
+    CU_ASSERT_EQUAL_FATAL(uf_view_build(ctx, members_make(ids, slot0, 2, false), 2, 1, 0, &v1),
                           UCACHE_OK);
-    CU_ASSERT_EQUAL_FATAL(uf_view_build(ctx, members_make(ids, slot0, 1, false), 1, 2, &v2),
+    CU_ASSERT_EQUAL_FATAL(uf_view_build(ctx, members_make(ids, slot0, 1, false), 1, 2, 0, &v2),
                           UCACHE_OK);
     CU_ASSERT_PTR_NULL(uf_view_acquire(ctx));  /* none installed yet */
     uf_view_install(ctx, v1);
@@ -168,7 +168,7 @@ static void test_view_find(void)
         m[i].addr_len = m[i].rkey_len = 0;
         m[i].slot0 = 999 - i;
     }
-    CU_ASSERT_EQUAL_FATAL(uf_view_build(NULL, m, 1000, 1, &v), UCACHE_OK);
+    CU_ASSERT_EQUAL_FATAL(uf_view_build(NULL, m, 1000, 1, 0, &v), UCACHE_OK);
     for (i = 0; i < 1000; i++) {
         uint32_t k = uf_view_find(v, ids[i]);
 

@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# test_etcd.sh - membership on etcd (UCACHE_MEMBERS=etcd://...): a real
+# three-member etcd cluster (etcd-server from Debian) on hosts 1-3, three
+# owners on hosts 4-6 and a reader on host 7, each host a network namespace
+# on a bridge (tests/hosts.sh).  Cases: owners register under the prefix
+# with a lease, one slot key each, and the records hold no address or key;
+# a reader's view comes from etcd and its reads are verified; then one
+# long-lived reader reads random ranges, each compared with the origin,
+# while: the etcd leader is killed and restarted; an owner is frozen past
+# its lease (it leaves etcd within TTL + 1 s, and thawed it registers
+# again on its former slots); an owner is killed -9 and restarted under its
+# identity (it takes its record and slots over at once); all of etcd is
+# stopped for 20 s (the owners keep their leases: no node re-registers);
+# an owner's link is cut past its lease (it leaves when the lease
+# expires, and comes back when the link does).  0 wrong bytes, 0 failed
+# reads, every read within its bound.  Needs root (network namespaces)
+# and etcd (make deps); without etcd under CI=true, a failure.
+# Prints PASS/FAIL/SKIP per case and "N passed, N failed, N skipped" last.
+set -u
+here=$(dirname "$0")
+. "$here/../lib.sh"
+. "$here/../hosts.sh"
+test_setup etcd
+declare -a DP EP
+PORT=7800
+OWNERS="4 5 6" READER=7
+
+if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
+    skp_dep "the etcd suite" "no etcd or etcdctl (make deps installs etcd-server)"
+    rm -rf "$W"; summary; exit
+fi
+if ! why=$(hosts_possible); then
+    skp "the etcd suite" "$why"
+    rm -rf "$W"; summary; exit
+fi
+trap '{ hosts_remove; stop_all "$W" "${DP[@]}" "${EP[@]}"; } 2>/dev/null' EXIT
+
+CLUSTER="e1=http://$(host_ip 1):2380,e2=http://$(host_ip 2):2380,e3=http://$(host_ip 3):2380"
+ENDPOINTS="$(host_ip 1):2379,$(host_ip 2):2379,$(host_ip 3):2379"
+export UCACHE_MEMBERS="etcd://$ENDPOINTS/ucache-test"
+TTL=3
+export UCACHE_MEMBERS_TTL=${TTL}s
+
+# start_etcd I: etcd member eI on host I (its data kept across restarts)
+start_etcd() {
+    ip netns exec "$(host_ns "$1")" etcd --name "e$1" --data-dir "$W/etcd$1" \
+        --listen-client-urls "http://$(host_ip "$1"):2379" \
+        --advertise-client-urls "http://$(host_ip "$1"):2379" \
+        --listen-peer-urls "http://$(host_ip "$1"):2380" \
+        --initial-advertise-peer-urls "http://$(host_ip "$1"):2380" \
+        --initial-cluster "$CLUSTER" --initial-cluster-state new \
+        --initial-cluster-token "uc$$" >>"$W/etcd$1.log" 2>&1 &
+    EP[$1]=$!
+}
+# ctl ARGS...: etcdctl from the reader's host, against every member
+ctl() { on_host $READER etcdctl --endpoints "$ENDPOINTS" --command-timeout=2s "$@"; }
+healthy() { ctl endpoint health >/dev/null 2>&1; }
+# nodes: how many node records etcd holds
+nodes() { ctl get --prefix ucache-test/nodes/ --keys-only 2>/dev/null | grep -c .; }
+has_nodes() { [ "$(nodes)" = "$1" ]; }
+# record_of I FIELD: a field (CreateRevision, Lease, Value) of host I's record
+record_of() {
+    ctl -w fields get "ucache-test/nodes/$(host_ip "$1"):$PORT" 2>/dev/null |
+        sed -n "s/^\"$2\" : //p"
+}
+slot_of() { record_of "$1" Value | sed -n 's/.*\\"slot0\\":\([0-9]*\).*/\1/p'; }
+# leader: the host number of etcd's leader
+leader() {
+    local i id lid
+    for i in 1 2 3; do
+        st=$(on_host $READER etcdctl --endpoints "$(host_ip $i):2379" --command-timeout=1s \
+             -w fields endpoint status 2>/dev/null) || continue
+        id=$(echo "$st" | sed -n 's/^"MemberID" : //p')
+        lid=$(echo "$st" | sed -n 's/^"Leader" : //p')
+        [ -n "$id" ] && [ "$id" = "$lid" ] && { echo "$i"; return; }
+    done
+}
+start_owner() {
+    ip netns exec "$(host_ns "$1")" env UCX_TLS=tcp UCX_NET_DEVICES=eth0 \
+        $BIN/ucached --mem 64M --listen "$(host_ip "$1"):$PORT" 2>>"$W/d$1.log" &
+    DP[$1]=$!
+}
+# gone_within I LIMIT_S: host I's record leaves etcd within LIMIT_S of now;
+# prints the seconds it took
+gone_within() {
+    local t0=$(date +%s%N) lim_ms
+    lim_ms=$(awk -v s="$2" 'BEGIN { printf "%d", s * 1000 }')
+    until [ -z "$(record_of "$1" CreateRevision)" ]; do
+        [ $(( ($(date +%s%N) - t0) / 1000000 )) -lt $((lim_ms + 2000)) ] || break
+        sleep 0.1
+    done
+    awk -v ns=$(( $(date +%s%N) - t0 )) 'BEGIN { printf "%.1f", ns / 1e9 }'
+}
+within() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
+
+hosts_make $READER || { bad "making $READER network namespaces"; exit 1; }
+for i in 1 2 3; do start_etcd "$i"; done
+if wait_for 30 healthy; then ok "a three-member etcd cluster on hosts 1-3 (leader on host $(leader))"
+else bad "etcd cluster up"; tail -5 "$W/etcd1.log"; exit 1; fi
+
+# --- registration ------------------------------------------------------------
+for i in $OWNERS; do start_owner "$i"; done
+if wait_for 20 has_nodes 3 &&
+   [ "$(ctl get --prefix ucache-test/slots/ --keys-only | grep -c .)" = 3 ] &&
+   [ "$(ctl get ucache-test/config --print-value-only)" = '{"v":1,"slots":65536}' ] &&
+   ! ctl get --prefix ucache-test/nodes/ --print-value-only | grep -q '"addr\|rkey\|pid'; then
+    ok "3 owners registered in etcd with leases: 3 records, 3 slot keys, the placement's 65536 slots; no address, key or pid in a record"
+else bad "registration in etcd"; ctl get --prefix ucache-test/ | head -20; fi
+l4=$(record_of 4 Lease)
+if [ -n "$l4" ] && ctl lease timetolive "$(printf '%x' "$l4")" | grep -q "granted with TTL(${TTL}s)"; then
+    ok "a record's lease has UCACHE_MEMBERS_TTL ($TTL s)"
+else bad "the record's lease TTL"; ctl lease timetolive "$(printf '%x' "$l4")"; fi
+
+mkdir -p "$W/data"
+head -c 4095 /dev/urandom >"$W/data/small"
+head -c 3670016 /dev/urandom >"$W/data/three"
+head -c 10485777 /dev/urandom >"$W/data/ten"
+FILES="$W/data/small $W/data/three $W/data/ten"
+if on_host $READER $T/fabric_client verify 60 $FILES >"$W/v1" 2>&1 &&
+   [ "$(client_stat "$W/v1" origin_direct)" = 0 ] && [ "$(client_stat "$W/v1" chunk_hits)" -gt 0 ]; then
+    ok "a reader's view from etcd: 60 random reads + posted ones, bytes equal the origin, all through the owners"
+else bad "reads with an etcd view"; tail -5 "$W/v1"; fi
+
+# --- faults during reads -----------------------------------------------------
+BOUND_MS=$(awk -v s="$(slow 3.5)" 'BEGIN { printf "%d", s * 1000 }')
+PAUSE=3
+FC_BOUND_MS=$BOUND_MS FC_MARK=$W/mark FC_STOP=$W/stop FC_MAX_READS=100000000 \
+    on_host $READER $T/fabric_client loop 300 $FILES >"$W/loop" 2>"$W/loop.err" & LP=$!
+sleep 2
+stamp() { echo "$(date +%s.%N | cut -c1-14) $*" >>"$W/faults.log"; }
+
+# 1. the etcd leader killed, restarted
+L=$(leader)
+stamp "kill -9 etcd leader e$L"
+kill -9 "${EP[$L]}"; wait "${EP[$L]}" 2>/dev/null
+sleep 3
+start_etcd "$L"; stamp "e$L restarted"
+if wait_for 20 healthy && wait_for 10 has_nodes 3; then
+    ok "etcd's leader (host $L) killed and restarted: 3 members healthy, the 3 nodes registered (new leader host $(leader))"
+else bad "the etcd leader killed and restarted"; fi
+sleep $PAUSE
+
+# 2. an owner frozen past its lease: it leaves, and comes back on its slots
+s5=$(slot_of 5)
+stamp "SIGSTOP owner 5"
+kill -STOP "${DP[5]}"
+t=$(gone_within 5 $((TTL + 1)))
+if within "$t" "$(slow $((TTL + 1)))"; then
+    ok "an owner frozen (SIGSTOP) left etcd's view in $t s (TTL $TTL s + 1 s)"
+else bad "a frozen owner leaves within TTL + 1 s (took $t s)"; fi
+kill -CONT "${DP[5]}"; stamp "SIGCONT owner 5"
+if wait_for 10 has_nodes 3 && [ "$(slot_of 5)" = "$s5" ]; then
+    ok "the thawed owner found its lease expired and registered again, on its former slot ($s5)"
+else bad "the thawed owner registers again (slot $(slot_of 5), was $s5)"; fi
+sleep $PAUSE
+
+# 3. an owner killed and restarted under the same identity
+s6=$(slot_of 6) l6=$(record_of 6 Lease)
+stamp "kill -9 owner 6"
+kill -9 "${DP[6]}"; wait "${DP[6]}" 2>/dev/null
+sleep 1
+start_owner 6; stamp "owner 6 restarted"
+if wait_for 10 eval '[ -n "$(record_of 6 Lease)" ] && [ "$(record_of 6 Lease)" != "$l6" ]' &&
+   has_nodes 3 && ! ctl lease list | grep -q "$(printf '%x' "$l6")" &&
+   [ "$(slot_of 6)" = "$s6" ] &&
+   [ "$(ctl get --prefix ucache-test/slots/ --keys-only | grep -c .)" = 3 ]; then
+    ok "an owner killed -9 and restarted under its identity took its record and slot ($s6) over at once, the former lease revoked"
+else bad "a restarted owner takes its record over"; ctl get --prefix ucache-test/ --keys-only; fi
+sleep $PAUSE
+
+# 4. all of etcd stopped for 20 s: the fabric serves on, no node is reaped
+declare -A cr
+for i in $OWNERS; do cr[$i]=$(record_of "$i" CreateRevision); done
+stamp "etcd stopped (all members)"
+for i in 1 2 3; do kill -TERM "${EP[$i]}"; done
+for i in 1 2 3; do wait "${EP[$i]}" 2>/dev/null; done
+sleep 20
+for i in 1 2 3; do start_etcd "$i"; done
+stamp "etcd started again"
+same=1
+if wait_for 30 healthy; then
+    sleep $((TTL + 1))   # any lease etcd were to expire would have by now
+    for i in $OWNERS; do [ "$(record_of "$i" CreateRevision)" = "${cr[$i]}" ] || same=0; done
+else same=0; fi
+if [ $same = 1 ] && has_nodes 3; then
+    ok "etcd stopped entirely for 20 s and restarted: every owner kept its lease and record (none reaped, none re-registered)"
+else bad "etcd outage: records $(nodes), creation revisions changed"; fi
+sleep $PAUSE
+
+# 5. an owner's link cut past its lease: it leaves when the lease expires
+stamp "link of owner 4 cut"
+link_cut 4
+t=$(gone_within 4 $((TTL + 1)))
+link_heal 4; stamp "link of owner 4 back"
+if within "$t" "$(slow $((TTL + 1)))" && wait_for 10 has_nodes 3; then
+    ok "an owner cut off left etcd's view when its lease expired ($t s), and registered again once its link was back"
+else bad "a cut-off owner leaves at its lease's expiry ($t s) and comes back"; fi
+sleep $PAUSE
+
+touch "$W/mark"
+sleep "$(slow 4)"
+touch "$W/stop"
+rl=0; wait $LP || rl=$?
+last=$(tail -n 1 "$W/loop")
+if echo "$last" | grep -q "wrong 0 failed 0 .*over_bound 0"; then
+    ok "faults during reads (etcd leader killed, owner frozen, owner killed, etcd down 20 s, link cut): $(echo "$last" | awk '{print $2}') random reads, 0 wrong bytes, 0 failed, longest $(echo "$last" | awk '{print $8}') ms (bound $BOUND_MS ms)"
+else bad "faults during reads (rc $rl): $last"; grep -m5 "WRONG\|SLOW\|read " "$W/loop.err"; cat "$W/faults.log"; fi
+
+# between the mark and the end, every read is served by an owner again
+m_line=$(grep '"stats":"mark"' "$W/loop" | tail -n 1)
+e_line=$(grep '"stats":"fabric_client"' "$W/loop" | tail -n 1)
+val() { local v; v=$(echo "$1" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"); echo "${v:-0}"; }
+dreads=$(( $(val "$e_line" chunk_reads) - $(val "$m_line" chunk_reads) ))
+dorig=$(( $(val "$e_line" origin_direct) - $(val "$m_line" origin_direct) ))
+if [ -n "$m_line" ] && [ "$dreads" -gt 20 ] && [ "$dorig" = 0 ]; then
+    ok "after the faults the reader reaches every owner again: $dreads chunk reads, none from the origin"
+else bad "after the faults: $dreads chunk reads, $dorig from the origin (mark: ${m_line:+seen})"; fi
+
+# every owner stops cleanly: its record leaves with its revoked lease
+rc=0
+for i in $OWNERS; do kill -TERM "${DP[$i]}"; done
+for i in $OWNERS; do wait "${DP[$i]}" || rc=$?; done
+if [ $rc = 0 ] && wait_for 5 has_nodes 0 &&
+   [ "$(ctl get --prefix ucache-test/slots/ --keys-only | grep -c .)" = 0 ]; then
+    ok "owners stopped with SIGTERM exit 0 and leave etcd at once (records and slots revoked)"
+else bad "clean stop (rc $rc, $(nodes) records left)"; fi
+summary
