@@ -335,7 +335,12 @@ static ucache_status_t uf_self_init(struct ucache_context *ctx)
             return UCACHE_ERR_IO;
         }
     }
-    ctx->self.weight    = uf_member_weight(ctx->cfg.mem_bytes);
+    ctx->self.weight    = uf_member_weight(ctx->cfg.mem_bytes,
+                                           ((ctx->source != NULL) &&
+                                            (ctx->source->slot_bytes != NULL) &&
+                                            (ctx->source->slot_bytes(ctx->source_src) != 0)) ?
+                                           ctx->source->slot_bytes(ctx->source_src) :
+                                           ctx->cfg.slot_size);
     ctx->self.pid       = (uint32_t)getpid();
     ctx->self.mem_bytes = ctx->cfg.mem_bytes;
     snprintf(ctx->self.zone, sizeof(ctx->self.zone), "%s", ctx->cfg.zone);

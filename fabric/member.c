@@ -43,9 +43,14 @@ typedef struct uf_rec_hdr {
     uint64_t checksum;        /* XXH64 of the record with this field zero */
 } uf_rec_hdr_t;
 
-uint32_t uf_member_weight(uint64_t mem_bytes)
+uint32_t uf_member_weight(uint64_t mem_bytes, uint64_t slot_bytes)
 {
-    uint64_t w = (mem_bytes + (4ull << 30) - 1) >> 32;
+    uint64_t w;
+
+    if (slot_bytes == 0) {
+        slot_bytes = UF_SLOT_BYTES_DEF;
+    }
+    w = mem_bytes / slot_bytes + ((mem_bytes % slot_bytes) != 0);
 
     return (w < 1) ? 1 : (w > UF_MAX_WEIGHT) ? UF_MAX_WEIGHT : (uint32_t)w;
 }

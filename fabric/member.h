@@ -57,8 +57,12 @@ void uf_member_seal(void *rec, size_t len);
 /** Free what a decoded member owns (not @p m itself). */
 void uf_member_clear(uf_member_t *m);
 
-/** The weight a node of @p mem_bytes gets: one slot per started 4 GiB, 1 .. 1024. */
-uint32_t uf_member_weight(uint64_t mem_bytes);
+#define UF_SLOT_BYTES_DEF  (4ull << 30)  /* UCACHE_SLOT_SIZE when neither it nor
+                                            the fabric sets one            */
+
+/** The weight a node of @p mem_bytes gets: one slot per started
+ *  @p slot_bytes (0: UF_SLOT_BYTES_DEF), 1 .. 1024. */
+uint32_t uf_member_weight(uint64_t mem_bytes, uint64_t slot_bytes);
 
 /* dir: source ------------------------------------------------------------ */
 
@@ -115,6 +119,11 @@ ucache_status_t uf_etcd_record_encode(const uf_member_t *m, bool draining, char 
 ucache_status_t uf_etcd_record_decode(const char *buf, size_t len, uf_member_t *m,
                                       bool *draining_p);
 
+/** Decode and check the fabric's placement parameters from etcd
+ *  (PREFIX/config, JSON: slots, slot_size; fuzzed). */
+ucache_status_t uf_etcd_config_decode(const char *buf, size_t len, uint32_t *slots_p,
+                                      uint64_t *slot_bytes_p);
+
 /* Sources, by UCACHE_MEMBERS prefix ------------------------------------- */
 
 /*
@@ -144,6 +153,9 @@ typedef struct uf_source_ops {
     /* the placement's slot count the source fixes for every reader (0:
      * the view sizes it); NULL where the source fixes none */
     uint32_t        (*slots)(void *src);
+    /* the memory one slot stands for, fixed by the source for every node
+     * (0: UCACHE_SLOT_SIZE); NULL where the source fixes none */
+    uint64_t        (*slot_bytes)(void *src);
     bool            listens;  /* nodes are named by their listener (HOST:PORT) */
 } uf_source_ops_t;
 

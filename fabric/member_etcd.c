@@ -2,8 +2,9 @@
  * member_etcd.c - the etcd membership source (see member.h, etcd.h).
  *
  * Keys, under the PREFIX of etcd://HOST:PORT[,...]/PREFIX:
- *   PREFIX/config          {"v":1,"slots":A}: the placement's slot count,
- *                          written once by the first daemon (a txn on
+ *   PREFIX/config          {"v":1,"slots":A,"slot_size":B}: the placement's
+ *                          capacity in slots and the memory a slot stands
+ *                          for, written once by the first daemon (a txn on
  *                          create_revision 0) and read by every context
  *   PREFIX/nodes/HOST:PORT a node's record (JSON: id, listener, zone, slots,
  *                          weight, memory, state), under the node's lease
@@ -64,6 +65,7 @@ typedef struct uf_esrc {
     char             slots[UF_ETCD_KEY_MAX / 2];      /* PREFIX/slots/   */
     char             config[UF_ETCD_KEY_MAX / 2];     /* PREFIX/config   */
     uint32_t         nslots;
+    uint64_t         slot_bytes;
 
     /* the view (lock): records by id in a dense array and a hash index */
     pthread_mutex_t  lock;
@@ -524,21 +526,57 @@ static void *uf_esrc_watcher(void *arg)
 /* The placement's slot count                                                */
 /* ------------------------------------------------------------------------ */
 
-static ucache_status_t uf_esrc_config(uf_esrc_t *s, unsigned want)
+ucache_status_t uf_etcd_config_decode(const char *buf, size_t len, uint32_t *slots_p,
+                                      uint64_t *slot_bytes_p)
 {
-    unsigned slots = (want != 0) ? want : UF_ETCD_SLOTS_DEF;
+    json_object *o = NULL;
+    json_tokener *tok;
+    int64_t v, slots, bytes;
+
+    if ((len == 0) || (len > UF_ETCD_VALUE_MAX) || (memchr(buf, '\0', len) != NULL)) {
+        return UCACHE_ERR_CORRUPT;
+    }
+    tok = json_tokener_new_ex(4);
+    if (tok == NULL) {
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    o = json_tokener_parse_ex(tok, buf, (int)len);
+    if ((o != NULL) && (json_tokener_get_parse_end(tok) != len)) {
+        json_object_put(o);
+        o = NULL;
+    }
+    json_tokener_free(tok);
+    if ((o == NULL) || !json_object_is_type(o, json_type_object) ||
+        !uf_rec_int(o, "v", 1, 1, &v) ||
+        !uf_rec_int(o, "slots", 8, UF_MAX_SLOTS, &slots) || (slots & (slots - 1)) ||
+        !uf_rec_int(o, "slot_size", 1 << 20, 1ll << 50, &bytes)) {
+        json_object_put(o);
+        return UCACHE_ERR_CORRUPT;
+    }
+    json_object_put(o);
+    *slots_p      = (uint32_t)slots;
+    *slot_bytes_p = (uint64_t)bytes;
+    return UCACHE_OK;
+}
+
+/* The fabric's placement parameters (PREFIX/config): read, or written by
+ * the first daemon; a context configured with others refuses them. */
+static ucache_status_t uf_esrc_config(uf_esrc_t *s, unsigned want_slots, uint64_t want_bytes)
+{
+    unsigned slots = (want_slots != 0) ? want_slots : UF_ETCD_SLOTS_DEF;
+    uint64_t bytes = (want_bytes != 0) ? want_bytes : UF_SLOT_BYTES_DEF, have_bytes;
+    uint32_t have;
     ucache_status_t status;
-    json_object *o = NULL, *f;
     uf_etcd_reply_t r;
     uf_etcd_cmp_t cmp;
     uf_etcd_put_t put;
-    char body[64];
-    int64_t have;
+    char body[96];
     bool ok;
 
-    if ((slots & (slots - 1)) || (slots < 8) || (slots > UF_MAX_SLOTS)) {
-        UC_ERROR("UCACHE_PLACE_SLOTS %u is not a power of two in 8..%u", slots,
-                 UF_MAX_SLOTS);
+    if ((slots & (slots - 1)) || (slots < 8) || (slots > UF_MAX_SLOTS) ||
+        (bytes < (1u << 20))) {
+        UC_ERROR("UCACHE_PLACE_SLOTS %u is not a power of two in 8..%u, or "
+                 "UCACHE_SLOT_SIZE %" PRIu64 " is under 1M", slots, UF_MAX_SLOTS, bytes);
         return UCACHE_ERR_INVALID;
     }
     for (;;) {
@@ -552,11 +590,13 @@ static ucache_status_t uf_esrc_config(uf_esrc_t *s, unsigned want)
             break;
         }
         uf_etcd_reply_clear(&r);
-        if (!s->serve) {
-            s->nslots = want; /* no fabric yet: nothing to agree with */
+        if (!s->serve) { /* no fabric yet: nothing to agree with */
+            s->nslots     = want_slots;
+            s->slot_bytes = want_bytes;
             return UCACHE_OK;
         }
-        snprintf(body, sizeof(body), "{\"v\":1,\"slots\":%u}", slots);
+        snprintf(body, sizeof(body), "{\"v\":1,\"slots\":%u,\"slot_size\":%" PRIu64 "}",
+                 slots, bytes);
         cmp = (uf_etcd_cmp_t){ .key = s->config, .value = 0 };
         put = (uf_etcd_put_t){ .key = s->config, .value = body, .len = strlen(body) };
         status = uf_etcd_txn(s->e, &cmp, 1, &put, 1, &ok, NULL);
@@ -564,26 +604,26 @@ static ucache_status_t uf_esrc_config(uf_esrc_t *s, unsigned want)
             return status;
         }
         if (ok) {
-            UC_INFO("members: the fabric %s has %u placement slots", s->config, slots);
+            UC_INFO("members: the fabric %s has %u placement slots of %" PRIu64 " bytes",
+                    s->config, slots, bytes);
         }
     }
-    o = json_tokener_parse(r.kvs[0].value);
+    status = uf_etcd_config_decode(r.kvs[0].value, r.kvs[0].value_len, &have, &have_bytes);
     uf_etcd_reply_clear(&r);
-    if ((o == NULL) || !json_object_is_type(o, json_type_object) ||
-        !json_object_object_get_ex(o, "slots", &f) || !json_object_is_type(f, json_type_int) ||
-        ((have = json_object_get_int64(f)) < 8) || (have > UF_MAX_SLOTS) ||
-        (have & (have - 1))) {
-        json_object_put(o);
+    if (status != UCACHE_OK) {
         UC_ERROR("members: %s in etcd is malformed", s->config);
-        return UCACHE_ERR_CORRUPT;
+        return status;
     }
-    json_object_put(o);
-    if ((want != 0) && ((unsigned)have != want)) {
-        UC_ERROR("members: UCACHE_PLACE_SLOTS is %u but the fabric's (%s) is %" PRId64
-                 ": every node and reader must place keys alike", want, s->config, have);
+    if (((want_slots != 0) && (have != want_slots)) ||
+        ((want_bytes != 0) && (have_bytes != want_bytes))) {
+        UC_ERROR("members: UCACHE_PLACE_SLOTS %u and UCACHE_SLOT_SIZE %" PRIu64 " differ "
+                 "from the fabric's (%s: %u slots of %" PRIu64 " bytes): every node and "
+                 "reader must place keys alike", want_slots, want_bytes, s->config, have,
+                 have_bytes);
         return UCACHE_ERR_INVALID;
     }
-    s->nslots = (uint32_t)have;
+    s->nslots     = have;
+    s->slot_bytes = have_bytes;
     return UCACHE_OK;
 }
 
@@ -635,7 +675,7 @@ static ucache_status_t uf_esrc_open(const char *arg, const uc_config_t *cfg, boo
     uf_etcd_prefix_end(s->nodes, s->nodes_end, sizeof(s->nodes_end));
     snprintf(s->slots, sizeof(s->slots), "%s/slots/", uf_etcd_prefix(s->e));
     snprintf(s->config, sizeof(s->config), "%s/config", uf_etcd_prefix(s->e));
-    status = uf_esrc_config(s, cfg->place_slots);
+    status = uf_esrc_config(s, cfg->place_slots, cfg->slot_size);
     if (status == UCACHE_OK) {
         status = uf_esrc_sync(s);
     }
@@ -700,7 +740,9 @@ static ucache_status_t uf_esrc_scan(void *src, uf_member_t **members_p, uint32_t
         pthread_mutex_unlock(&s->lock);
         return UCACHE_ERR_NO_MEMORY;
     }
-    memcpy(v, s->m, sizeof(*v) * s->n);
+    if (s->n > 0) {
+        memcpy(v, s->m, sizeof(*v) * s->n);
+    }
     *members_p = v;
     *n_p       = s->n;
     *epoch_p   = (uint64_t)s->epoch;
@@ -713,6 +755,11 @@ static ucache_status_t uf_esrc_scan(void *src, uf_member_t **members_p, uint32_t
 static uint32_t uf_esrc_slots(void *src)
 {
     return ((uf_esrc_t *)src)->nslots;
+}
+
+static uint64_t uf_esrc_slot_bytes(void *src)
+{
+    return ((uf_esrc_t *)src)->slot_bytes;
 }
 
 /* The keeper: keep the lease alive every third of its TTL (each second
@@ -878,7 +925,9 @@ static ucache_status_t uf_esrc_claim(uf_esrc_t *s, uf_member_t *self, unsigned a
         }
     }
     n = k;
-    qsort(v, n, sizeof(*v), uf_run_cmp);
+    if (n > 1) {
+        qsort(v, n, sizeof(*v), uf_run_cmp);
+    }
     if (!uf_run_pick(v, n, s->nslots, self->weight, prefer, attempt, &s0)) {
         free(v);
         UC_ERROR("members: no run of %u free slots among the fabric's %u: raise "
@@ -1036,5 +1085,6 @@ const uf_source_ops_t uf_source_etcd = {
     .heartbeat = uf_esrc_heartbeat,
     .leave     = uf_esrc_leave,
     .slots     = uf_esrc_slots,
+    .slot_bytes = uf_esrc_slot_bytes,
     .listens   = true,
 };

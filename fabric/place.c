@@ -1,11 +1,26 @@
 /*
- * place.c - DxHash placement (see place.h for why this scheme).
+ * place.c - DxHash placement (see place.h for why this scheme), with probe
+ * sequences that nest across array sizes.
  * The slot array holds, per slot, the index of the node that owns it, with
  * UF_SLOT_DEAD set while that node is not live, or UF_SLOT_EMPTY.  A lookup
- * walks the key's probe sequence (two 32-bit probes per 64-bit draw of a
- * wyrand generator seeded by the key) to the first live slot.
- * Invariant: the sequence depends on the key and A alone, so two placements
- * with the same A and the same live slots give every key the same owners.
+ * walks the key's probe sequence to the first live slot.
+ *
+ * The probe sequence S_L of a key over 2^L slots is built level by level:
+ * each draw of S_L flips a coin (a generator of level L's own, seeded by
+ * the key); heads, a slot of the upper half [2^(L-1), 2^L) from the same
+ * draw; tails, the next draw of S_(L-1).  S_3 is uniform over 8 slots.  So
+ * every S_L is uniform over its 2^L slots (as DxHash needs), and the slots
+ * below 2^(L-1) that S_L visits are S_(L-1), in the same order.  Hence:
+ *   - the first live slot of S_L is the same for every L at or above the
+ *     level of the highest live slot: a lookup walks the sequence of that
+ *     level (p->level), about 2^level / live slots probes, however large
+ *     the configured array A is (1% full costs what 50% full does, while
+ *     nodes hold the lowest slots, as every source hands them out);
+ *   - the answer does not depend on A either: a fabric that outgrows a power
+ *     of two moves only the joiners' keys, and readers with different A
+ *     agree wherever their live slots do.
+ * Invariant: the owners of a key depend on the key and the set of live
+ * slots alone (the deterministic fallback scan included).
  */
 #include "fabric/place.h"
 #include "util/log.h"
@@ -16,9 +31,14 @@
 #define UF_SLOT_EMPTY  UINT32_MAX
 #define UF_SLOT_DEAD   0x80000000u
 #define UF_PROBE_MAX   4096u   /* then a deterministic linear scan */
+#define UF_LEVEL_BASE  3u      /* S_3: 8 slots                      */
+#define UF_LEVEL_MAX   26u     /* 2^26 = UF_MAX_SLOTS               */
 
 struct uf_place {
     uint32_t  mask;        /* A - 1 */
+    uint32_t  level;       /* lookups walk S_level: 2^level > the highest
+                              live slot                              */
+    uint32_t  top;         /* the highest live slot + 1 (0: none)    */
     uint32_t  nnodes;
     uint32_t  nlive;
     uint32_t  zones_live;  /* zones with at least one live node */
@@ -46,11 +66,75 @@ static inline uint64_t uf_next(uint64_t *s)
     return (uint64_t)(t >> 64) ^ (uint64_t)t;
 }
 
+/* A key's probe sequences: one generator per level, seeded on first use. */
+typedef struct uf_seq {
+    uint64_t seed;
+    uint32_t inited;                 /* levels whose st[] is seeded */
+    uint64_t st[UF_LEVEL_MAX + 1];
+} uf_seq_t;
+
+static inline void uf_seq_init(uf_seq_t *q, const us_key_t *key)
+{
+    q->seed   = uf_seed(key);
+    q->inited = 0;
+}
+
+static inline uint64_t uf_seq_next(uf_seq_t *q, unsigned l)
+{
+    if (!(q->inited & (1u << l))) {
+        q->st[l] = (q->seed ^ ((uint64_t)l * 0xd1b54a32d192ed03ull)) * 0x9e3779b97f4a7c15ull;
+        q->inited |= 1u << l;
+    }
+    return uf_next(&q->st[l]);
+}
+
+/* The next slot of S_L (uniform over [0, 2^L)). */
+static inline uint32_t uf_seq_draw(uf_seq_t *q, unsigned L)
+{
+    uint64_t r;
+    unsigned l;
+
+    for (l = L; l > UF_LEVEL_BASE; l--) {
+        r = uf_seq_next(q, l);
+        if (r >> 63) {
+            return (1u << (l - 1)) | ((uint32_t)r & ((1u << (l - 1)) - 1));
+        }
+    }
+    return (uint32_t)uf_seq_next(q, UF_LEVEL_BASE) & ((1u << UF_LEVEL_BASE) - 1);
+}
+
+/* Where the fallback scan of @p key starts: the same whatever A is. */
+static inline uint32_t uf_scan_start(const uf_place_t *p, const us_key_t *key)
+{
+    uint32_t s = (uint32_t)(uf_seed(key) >> 38); /* 26 bits */
+
+    return (s <= p->mask) ? s : p->mask + 1;
+}
+
+/* The slot the fallback scan visits i-th: [start, A), then [0, start). */
+static inline uint32_t uf_scan_slot(const uf_place_t *p, uint32_t start, uint32_t i)
+{
+    uint32_t n = p->mask + 1;
+
+    return (i < n - start) ? start + i : i - (n - start);
+}
+
+/* p->level for p->top. */
+static void uf_place_relevel(uf_place_t *p)
+{
+    uint32_t l = UF_LEVEL_BASE;
+
+    while ((l < UF_LEVEL_MAX) && ((1u << l) < p->top)) {
+        l++;
+    }
+    p->level = l;
+}
+
 uint32_t uf_place_capacity(uint64_t slots)
 {
     uint64_t a = 8;
 
-    while ((a < 2 * slots) && (a < UF_MAX_SLOTS)) {
+    while ((a < slots) && (a < UF_MAX_SLOTS)) {
         a <<= 1;
     }
     return (uint32_t)a;
@@ -62,7 +146,7 @@ ucache_status_t uf_place_create(const uf_place_node_t *nodes, uint32_t n,
     uf_place_t *p;
     uint32_t i, j, s;
 
-    if ((nslots == 0) || (nslots > UF_MAX_SLOTS) || (nslots & (nslots - 1)) ||
+    if ((nslots < (1u << UF_LEVEL_BASE)) || (nslots > UF_MAX_SLOTS) || (nslots & (nslots - 1)) ||
         (n >= UF_SLOT_DEAD) || ((n > 0) && (nodes == NULL))) {
         UC_ERROR("placement over %u nodes and %u slots is invalid", n, nslots);
         return UCACHE_ERR_INVALID;
@@ -72,6 +156,7 @@ ucache_status_t uf_place_create(const uf_place_node_t *nodes, uint32_t n,
         return UCACHE_ERR_NO_MEMORY;
     }
     p->mask      = nslots - 1;
+    p->level     = UF_LEVEL_BASE;
     p->nnodes    = n;
     p->slots     = malloc(sizeof(*p->slots) * nslots);
     p->zone      = malloc(sizeof(*p->zone) * (n + 1));
@@ -148,33 +233,45 @@ void uf_place_set_alive(uf_place_t *p, uint32_t idx, bool alive)
         if (p->zone_live[p->zone[idx]]++ == 0) {
             p->zones_live++;
         }
+        if (p->slot0[idx] + p->weight[idx] > p->top) {
+            p->top = p->slot0[idx] + p->weight[idx];
+        }
     } else {
         p->nlive--;
         if (--p->zone_live[p->zone[idx]] == 0) {
             p->zones_live--;
         }
+        if (p->slot0[idx] + p->weight[idx] == p->top) { /* the top left */
+            p->top = 0;
+            for (j = 0; j < p->nnodes; j++) {
+                if (p->alive[j] && (p->slot0[j] + p->weight[j] > p->top)) {
+                    p->top = p->slot0[j] + p->weight[j];
+                }
+            }
+        }
     }
+    uf_place_relevel(p);
 }
 
 uint32_t uf_place_owner(const uf_place_t *p, const us_key_t *key)
 {
-    uint64_t s = uf_seed(key), r;
-    uint32_t i, e;
+    uint32_t i, e, start;
+    uf_seq_t q;
 
-    for (i = 0; i < UF_PROBE_MAX / 2; i++) {
-        r = uf_next(&s);
-        e = p->slots[(uint32_t)r & p->mask];
-        if (e < UF_SLOT_DEAD) {
-            return e;
-        }
-        e = p->slots[(uint32_t)(r >> 32) & p->mask];
+    if (p->nlive == 0) {
+        return UF_NO_NODE;
+    }
+    uf_seq_init(&q, key);
+    for (i = 0; i < UF_PROBE_MAX; i++) {
+        e = p->slots[uf_seq_draw(&q, p->level)];
         if (e < UF_SLOT_DEAD) {
             return e;
         }
     }
-    /* Almost every slot is dead or empty: scan from where the walk ended. */
+    /* Almost every slot is dead or empty: a deterministic scan. */
+    start = uf_scan_start(p, key);
     for (i = 0; i <= p->mask; i++) {
-        e = p->slots[((uint32_t)s + i) & p->mask];
+        e = p->slots[uf_scan_slot(p, start, i)];
         if (e < UF_SLOT_DEAD) {
             return e;
         }
@@ -218,21 +315,17 @@ unsigned uf_place_owners(const uf_place_t *p, const us_key_t *key, unsigned r,
 {
     uint32_t zones[UF_MAX_REPLICAS], later[UF_MAX_REPLICAS];
     unsigned n = 0, nlater = 0, i, want;
-    uint64_t s = uf_seed(key), x;
-    uint32_t e;
+    uint32_t e, start;
+    uf_seq_t q;
 
     want = (r > UF_MAX_REPLICAS) ? UF_MAX_REPLICAS : r;
     if (want > p->nlive) {
         want = p->nlive;
     }
-    for (i = 0; (i < UF_PROBE_MAX * want / 2) && (n < want); i++) {
-        x = uf_next(&s);
-        e = p->slots[(uint32_t)x & p->mask];
+    uf_seq_init(&q, key);
+    for (i = 0; (i < UF_PROBE_MAX) && (n < want); i++) { /* as uf_place_owner */
+        e = p->slots[uf_seq_draw(&q, p->level)];
         if (e < UF_SLOT_DEAD) {
-            uf_consider(p, e, want, owners, &n, zones, later, &nlater);
-        }
-        e = p->slots[(uint32_t)(x >> 32) & p->mask];
-        if ((e < UF_SLOT_DEAD) && (n < want)) {
             uf_consider(p, e, want, owners, &n, zones, later, &nlater);
         }
     }
@@ -243,8 +336,9 @@ unsigned uf_place_owners(const uf_place_t *p, const us_key_t *key, unsigned r,
             owners[n++] = later[i];
         }
     }
+    start = uf_scan_start(p, key);
     for (i = 0; (i <= p->mask) && (n < want); i++) {
-        e = p->slots[((uint32_t)s + i) & p->mask];
+        e = p->slots[uf_scan_slot(p, start, i)];
         if ((e < UF_SLOT_DEAD) && !uf_contains(owners, n, e)) {
             owners[n++] = e;
         }

@@ -13,11 +13,14 @@
  *     onto it (each probe sequence is fixed; only the first live hit changes);
  *   - every live slot is equally likely to be the first hit, so load follows
  *     weight with no structural imbalance (a ring's arcs give ~1.45 max/mean);
- *   - expected probes are A / live slots (<= 2 with the default A), ~10 ns.
+ *   - expected probes are 2^L / live slots, where 2^L is the power of two
+ *     above the highest live slot (place.c: probe sequences nest across
+ *     sizes), ~20 ns; not A / live, so an array far larger than the
+ *     cluster (its configured capacity) costs lookups nothing.
  * Replicas are the next distinct live nodes of the same sequence, preferring
- * zones not yet used while any remain.  A must be the same on every client:
- * it is fixed by the view (uf_place_capacity()); when a cluster outgrows it,
- * the next power of two remaps most keys once (logged by the view).
+ * zones not yet used while any remain.  The owners of a key do not depend
+ * on A: a view sizes its array to the slots in use (uf_place_capacity()),
+ * and growth past a power of two moves only the joiners' keys.
  */
 #ifndef UF_PLACE_H
 #define UF_PLACE_H
@@ -44,7 +47,7 @@ typedef struct uf_place_node {
     bool     alive;
 } uf_place_node_t;
 
-/** The smallest power-of-two A that holds @p slots with >= 2x headroom. */
+/** The smallest power-of-two A (at least 8) that holds @p slots. */
 uint32_t uf_place_capacity(uint64_t slots);
 
 /**

@@ -149,8 +149,10 @@ ucache_status_t uf_view_build(struct ucache_context *ctx, uf_member_t *members,
         v->by_id[i] = i;
     }
     qsort_r(v->by_id, n, sizeof(*v->by_id), uf_vnode_id_cmp, v->nodes);
-    status = uf_place_create(pn, n, (nslots != 0) ? nslots : uf_place_capacity(end),
-                             &v->place);
+    /* placement does not depend on the array's size (place.c): it holds
+     * the slots in use, within the source's capacity */
+    status = uf_place_create(pn, n, ((nslots != 0) && (uf_place_capacity(end) > nslots)) ?
+                             nslots : uf_place_capacity(end), &v->place);
     if (status != UCACHE_OK) {
         goto err;
     }

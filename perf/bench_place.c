@@ -2,7 +2,11 @@
  * bench_place.c - ucperf placement: DxHash placement (fabric/place.c) against
  * a consistent-hash ring with 100 virtual nodes per node, in one run, at
  * each node count: median lookup time, keys moved when one node leaves or
- * joins, max/mean load over equal-weight nodes, and memory.
+ * joins, max/mean load over equal-weight nodes, and memory.  Lookups are
+ * also timed in arrays 1% and 10% full (a fabric far below its configured
+ * capacity): with the nodes on the lowest slots, as every members source
+ * hands them out, and spread over the whole array - which is what a
+ * lookup cost everywhere before probe sequences nested (A / live probes).
  * The ring's load is its exact arc shares (what it would converge to); ours
  * is counted over keys_per_node * N keys, sampling noise included.
  */
@@ -220,7 +224,7 @@ static ucache_status_t build(uint32_t n, uint32_t extra, uf_place_t **p)
         nodes[i].zone   = i % PLACE_ZONES;
         nodes[i].alive  = (i < n); /* extras join later, in the same A */
     }
-    status = uf_place_create(nodes, n + extra, uf_place_capacity(n), p);
+    status = uf_place_create(nodes, n + extra, uf_place_capacity(n + extra), p);
     free(nodes);
     return status;
 }
@@ -228,12 +232,39 @@ static ucache_status_t build(uint32_t n, uint32_t extra, uf_place_t **p)
 typedef struct place_row {
     uint32_t nodes;
     double   dx_ns, ring_ns;
+    double   fill_ns[2], spread_ns[2];  /* 1% and 10% full: packed, spread */
     double   dx_moved_leave, dx_moved_join, ring_moved_leave; /* x (1/N) */
     uint64_t wrong_moves;   /* keys that moved but need not have */
     double   dx_bal, ring_bal, bal_floor;
     uint64_t bal_keys;
     double   dx_mb, ring_mb, view_mb;
 } place_row_t;
+
+/* @p n nodes of weight 1 in an array @p pct percent full, on its lowest
+ * slots or spread evenly over it. */
+static ucache_status_t build_fill(uint32_t n, unsigned pct, bool spread, uf_place_t **p)
+{
+    uf_place_node_t *nodes = calloc(n, sizeof(*nodes));
+    uint32_t a = 8, i, stride;
+    ucache_status_t status;
+
+    if (nodes == NULL) {
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    while (((uint64_t)a * pct < (uint64_t)n * 100) && (a < UF_MAX_SLOTS)) {
+        a <<= 1;
+    }
+    stride = spread ? a / n : 1;
+    for (i = 0; i < n; i++) {
+        nodes[i].slot0  = i * stride;
+        nodes[i].weight = 1;
+        nodes[i].zone   = i % PLACE_ZONES;
+        nodes[i].alive  = true;
+    }
+    status = uf_place_create(nodes, n, a, p);
+    free(nodes);
+    return status;
+}
 
 /* The whole view of @p n nodes as a file: list gives it (host:port and a
  * zone each, 8 zones): nodes, names, placement, peer pointers. */
@@ -296,6 +327,17 @@ static ucache_status_t run_one(uint32_t n, uint64_t keys_per_node, uint64_t *sin
     row->ring_ns = time_lookups(NULL, &ring, keys, sink);
     row->dx_ns   = fmin(row->dx_ns, time_lookups(place, NULL, keys, sink));
     row->ring_ns = fmin(row->ring_ns, time_lookups(NULL, &ring, keys, sink));
+    for (j = 0; j < 2; j++) { /* 1% and 10% full */
+        uf_place_t *f = NULL, *sp = NULL;
+
+        if ((build_fill(n, j ? 10 : 1, false, &f) == UCACHE_OK) &&
+            (build_fill(n, j ? 10 : 1, true, &sp) == UCACHE_OK)) {
+            row->fill_ns[j]   = time_lookups(f, NULL, keys, sink);
+            row->spread_ns[j] = time_lookups(sp, NULL, keys, sink);
+        }
+        uf_place_destroy(f);
+        uf_place_destroy(sp);
+    }
 
     /* Movement: nodes leave (one at a time), new nodes join (one at a
      * time, into free slots of the same A); keys are regenerated, not kept. */
@@ -383,10 +425,11 @@ ucache_status_t ucperf_place_run(const ucperf_opts_t *o, FILE *out)
         nc = 3;
     }
     if (!o->json) {
-        fprintf(out, "%-9s %8s %8s %6s %9s %9s %9s %8s %8s %8s %10s %7s %7s %7s\n",
+        fprintf(out, "%-9s %8s %8s %6s %9s %9s %9s %8s %8s %8s %10s %7s %7s %7s "
+                "%7s %7s %7s %7s\n",
                 "mode", "nodes", "dx_ns", "ring_ns", "ratio", "leave/N",
                 "join/N", "ring/N", "dx_max", "ring_max", "dx_keys", "dx_MB",
-                "view_MB", "ring_MB");
+                "view_MB", "ring_MB", "1%_ns", "1%spr", "10%_ns", "10%spr");
     }
     for (k = 0; k < nc; k++) {
         status = run_one(counts[k], o->keys_per_node, &sink, &r);
@@ -401,18 +444,23 @@ ucache_status_t ucperf_place_run(const ucperf_opts_t *o, FILE *out)
                     "\"ring_moved_leave_x_1_over_n\":%.4f,\"wrong_moves\":%llu,"
                     "\"dx_max_over_mean\":%.4f,\"ring_max_over_mean\":%.4f,"
                     "\"uniform_floor\":%.4f,\"dx_balance_keys\":%llu,"
-                    "\"dx_mb\":%.3f,\"view_mb\":%.3f,\"ring_mb\":%.3f}\n",
+                    "\"dx_mb\":%.3f,\"view_mb\":%.3f,\"ring_mb\":%.3f,"
+                    "\"fill1_lookup_ns\":%.2f,\"fill1_spread_lookup_ns\":%.2f,"
+                    "\"fill10_lookup_ns\":%.2f,\"fill10_spread_lookup_ns\":%.2f}\n",
                     r.nodes, r.dx_ns, r.ring_ns, r.dx_ns / r.ring_ns,
                     r.dx_moved_leave, r.dx_moved_join, r.ring_moved_leave,
                     (unsigned long long)r.wrong_moves, r.dx_bal, r.ring_bal,
                     r.bal_floor, (unsigned long long)r.bal_keys, r.dx_mb,
-                    r.view_mb, r.ring_mb);
+                    r.view_mb, r.ring_mb, r.fill_ns[0], r.spread_ns[0], r.fill_ns[1],
+                    r.spread_ns[1]);
         } else {
             fprintf(out, "%-9s %8u %8.1f %6.1f %9.3f %9.3f %9.3f %8.3f %8.3f %8.3f "
-                    "%10llu %7.2f %7.2f %7.1f\n", "placement", r.nodes, r.dx_ns,
+                    "%10llu %7.2f %7.2f %7.1f %7.1f %7.1f %7.1f %7.1f\n", "placement",
+                    r.nodes, r.dx_ns,
                     r.ring_ns, r.dx_ns / r.ring_ns, r.dx_moved_leave,
                     r.dx_moved_join, r.ring_moved_leave, r.dx_bal, r.ring_bal,
-                    (unsigned long long)r.bal_keys, r.dx_mb, r.view_mb, r.ring_mb);
+                    (unsigned long long)r.bal_keys, r.dx_mb, r.view_mb, r.ring_mb,
+                    r.fill_ns[0], r.spread_ns[0], r.fill_ns[1], r.spread_ns[1]);
         }
         if (r.wrong_moves != 0) {
             fprintf(stderr, "ucperf: placement moved %llu keys that should not "
@@ -423,7 +471,10 @@ ucache_status_t ucperf_place_run(const ucperf_opts_t *o, FILE *out)
     if (!o->json) {
         fprintf(out, "leave/N, join/N: keys moved per 1/N of all keys (1.0 is "
                 "the minimum); dx_max: counted over dx_keys keys (uniform-random "
-                "floor %.3f at the largest N); ring_max: exact arc shares\n",
+                "floor %.3f at the largest N); ring_max: exact arc shares; "
+                "1%%_ns, 10%%_ns: lookups in an array 1%% and 10%% full, nodes on "
+                "its lowest slots; 1%%spr, 10%%spr: spread over it (A / live "
+                "probes, what every lookup cost before nested sequences)\n",
                 r.bal_floor);
     }
     place_sink = sink;

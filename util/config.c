@@ -65,6 +65,13 @@ const uc_config_entry_t uc_config_table[] = {
      "first daemon stores it (65536 when 0) and a context given another refuses to "
      "start; 0 takes the fabric's.",
      UC_CFG_FIELD(place_slots), UC_CFG_UINT, NULL, 0, 1u << 26},
+    {"SLOT_SIZE", "0",
+     "Memory one placement slot stands for: a node holds one slot per started "
+     "SLOT_SIZE of --mem (1 .. 1024 slots; at most 127 on etcd). The same on every "
+     "node: on etcd the first daemon stores it (4G when 0) and a context given "
+     "another refuses to start; 0 takes the fabric's (4G elsewhere). 100,000 nodes "
+     "of 1-2 TB: 128G keeps a view within 16 MB (docs/scale.md).",
+     UC_CFG_FIELD(slot_size), UC_CFG_SIZE, NULL, 0, 1ull << 50},
     {"ETCD_CA", "",
      "etcds:// members: the CA file that signed etcd's certificate (empty: the "
      "system's). etcd users: ETCD_USER and ETCD_PASSWORD in the environment or the "

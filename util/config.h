@@ -37,6 +37,7 @@ typedef struct uc_config {
     uint64_t members_poll_ns;
     uint64_t members_ttl_ns;
     unsigned place_slots;
+    size_t   slot_size;
     char     etcd_ca[256];
     char     etcd_cert[256];
     char     etcd_key[256];

@@ -253,7 +253,37 @@ static void test_etcd_record(void)
     }
 }
 
+/* The fabric's placement parameters as PREFIX/config holds them. */
+static void test_etcd_config(void)
+{
+    static const char *const bad[] = {
+        "{\"v\":1,\"slots\":65536}",                                 /* no slot size */
+        "{\"v\":1,\"slots\":65535,\"slot_size\":4294967296}",      /* not 2^k */
+        "{\"v\":1,\"slots\":4,\"slot_size\":4294967296}",
+        "{\"v\":1,\"slots\":134217728,\"slot_size\":4294967296}",  /* > 2^26 */
+        "{\"v\":1,\"slots\":65536,\"slot_size\":1024}",            /* < 1M */
+        "{\"v\":2,\"slots\":65536,\"slot_size\":4294967296}",
+        "{\"v\":1,\"slots\":\"65536\",\"slot_size\":4294967296}",
+        "{\"v\":1,\"slots\":65536,\"slot_size\":4294967296}x",
+        "[]",
+        NULL
+    };
+    const char *good = "{\"v\":1,\"slots\":2097152,\"slot_size\":137438953472}";
+    uint64_t bytes = 0;
+    uint32_t slots = 0;
+    unsigned i;
+
+    CU_ASSERT_EQUAL(uf_etcd_config_decode(good, strlen(good), &slots, &bytes), UCACHE_OK);
+    CU_ASSERT_EQUAL(slots, 2097152);
+    CU_ASSERT_EQUAL(bytes, 128ull << 30);
+    for (i = 0; bad[i] != NULL; i++) {
+        CU_ASSERT_EQUAL(uf_etcd_config_decode(bad[i], strlen(bad[i]), &slots, &bytes),
+                        UCACHE_ERR_CORRUPT);
+    }
+}
+
 const tc_test_t etcd_tests[] = {
+    { "etcd_config", test_etcd_config },
     { "etcd_parse", test_etcd_parse },
     { "etcd_parse_bad", test_etcd_parse_bad },
     { "etcd_url", test_etcd_url },

@@ -102,9 +102,9 @@ else bad "etcd cluster up"; tail -5 "$W/etcd1.log"; exit 1; fi
 for i in $OWNERS; do start_owner "$i"; done
 if wait_for 20 has_nodes 3 &&
    [ "$(ctl get --prefix ucache-test/slots/ --keys-only | grep -c .)" = 3 ] &&
-   [ "$(ctl get ucache-test/config --print-value-only)" = '{"v":1,"slots":65536}' ] &&
+   [ "$(ctl get ucache-test/config --print-value-only)" = '{"v":1,"slots":65536,"slot_size":4294967296}' ] &&
    ! ctl get --prefix ucache-test/nodes/ --print-value-only | grep -q '"addr\|rkey\|pid'; then
-    ok "3 owners registered in etcd with leases: 3 records, 3 slot keys, the placement's 65536 slots; no address, key or pid in a record"
+    ok "3 owners registered in etcd with leases: 3 records, 3 slot keys, the placement's 65536 slots of 4 GiB; no address, key or pid in a record"
 else bad "registration in etcd"; ctl get --prefix ucache-test/ | head -20; fi
 l4=$(record_of 4 Lease)
 if [ -n "$l4" ] && ctl lease timetolive "$(printf '%x' "$l4")" | grep -q "granted with TTL(${TTL}s)"; then

@@ -43,8 +43,11 @@ static void test_member_record(void)
     free(rec);
     m.weight = 0;
     CU_ASSERT_EQUAL(uf_member_encode(&m, &rec, &len), UCACHE_ERR_INVALID);
-    CU_ASSERT_EQUAL(uf_member_weight(0), 1);
-    CU_ASSERT_EQUAL(uf_member_weight(64ull << 30), 16);
+    CU_ASSERT_EQUAL(uf_member_weight(0, 0), 1);
+    CU_ASSERT_EQUAL(uf_member_weight(64ull << 30, 0), 16);
+    CU_ASSERT_EQUAL(uf_member_weight((64ull << 30) + 1, 0), 17);
+    CU_ASSERT_EQUAL(uf_member_weight(2ull << 40, 128ull << 30), 16); /* 2 TB, 128G slots */
+    CU_ASSERT_EQUAL(uf_member_weight(1ull << 50, 1ull << 20), UF_MAX_WEIGHT);
 }
 
 /* Register (lowest free slots), scan, heartbeat-reap a dead process,

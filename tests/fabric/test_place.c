@@ -111,6 +111,84 @@ static void test_place_minimal_movement(void)
     uf_place_destroy(q);
 }
 
+/*
+ * Growth never reshuffles: a fabric of 100 nodes grows to 250 - across the
+ * power of two of slots (128) that used to double the array and move most
+ * keys - and every key that moved, primary and replicas, moved to a joiner;
+ * the array's size (A = 256 or 2^20) changes no owner.  And a fabric
+ * shrinking back gives every key its old owners again.
+ */
+static void test_place_growth(void)
+{
+    const uint32_t n = 100, grown = 250, keys = 100000;
+    uint32_t i, o1[3], o2[3], o3[3], moved = 0, wrong = 0, j, n1, n2, n3;
+    uf_place_t *small, *big, *huge;
+
+    small = tplace(n, 4, 1, 256);          /* what the view used to size: 2x */
+    huge  = tplace(n, 4, 1, 1u << 20);     /* a fabric configured for 1M slots */
+    big   = tplace(grown, 4, 1, 1u << 20); /* the same fabric grown */
+    for (i = 0; i < keys; i++) {
+        us_key_t k = tkey(i);
+
+        n1 = uf_place_owners(small, &k, 3, o1);
+        n2 = uf_place_owners(huge, &k, 3, o2);
+        n3 = uf_place_owners(big, &k, 3, o3);
+        CU_ASSERT((n1 == 3) && (n2 == 3) && (n3 == 3));
+        CU_ASSERT(memcmp(o1, o2, sizeof(o1)) == 0);   /* A changes nothing */
+        moved += (o3[0] != o1[0]);
+        wrong += (o3[0] != o1[0]) && (o3[0] < n);     /* only onto joiners */
+        for (j = 0; j < 3; j++) {
+            /* an old node still an owner was an owner before */
+            wrong += (o3[j] < n) && (o3[j] != o1[0]) && (o3[j] != o1[1]) &&
+                     (o3[j] != o1[2]);
+        }
+    }
+    CU_ASSERT_EQUAL(wrong, 0);
+    /* the joiners' share: 150 of 250 slots */
+    CU_ASSERT(fabs((double)moved / keys - 150.0 / 250.0) < 0.01);
+    /* the 150 joiners leave again: every key is back with its old owners */
+    for (i = n; i < grown; i++) {
+        uf_place_set_alive(big, i, false);
+    }
+    for (i = 0; i < keys; i += 7) {
+        us_key_t k = tkey(i);
+
+        uf_place_owners(small, &k, 3, o1);
+        uf_place_owners(big, &k, 3, o3);
+        CU_ASSERT(memcmp(o1, o3, sizeof(o1)) == 0);
+    }
+    uf_place_destroy(small);
+    uf_place_destroy(huge);
+    uf_place_destroy(big);
+}
+
+/* Two live nodes far apart in 2^22 slots: lookups end in the fallback
+ * scan, which gives the same owners whatever the array's size. */
+static void test_place_sparse(void)
+{
+    uf_place_node_t nodes[2] = { { .slot0 = 5, .weight = 1, .zone = 0, .alive = true },
+                                 { .slot0 = (1u << 21) + 3, .weight = 1, .zone = 1,
+                                   .alive = true } };
+    uint32_t i, a[2], b[2], seen[2] = { 0, 0 };
+    uf_place_t *p, *q;
+
+    CU_ASSERT_EQUAL_FATAL(uf_place_create(nodes, 2, 1u << 22, &p), UCACHE_OK);
+    CU_ASSERT_EQUAL_FATAL(uf_place_create(nodes, 2, 1u << 24, &q), UCACHE_OK);
+    for (i = 0; i < 2000; i++) {
+        us_key_t k = tkey(i);
+
+        CU_ASSERT_EQUAL(uf_place_owners(p, &k, 2, a), 2);
+        CU_ASSERT_EQUAL(uf_place_owners(q, &k, 2, b), 2);
+        CU_ASSERT((a[0] == b[0]) && (a[1] == b[1]) && (a[0] != a[1]));
+        CU_ASSERT_EQUAL(uf_place_owner(p, &k), a[0]);
+        seen[a[0]]++;
+    }
+    CU_ASSERT((seen[0] > 0) && (seen[1] > 0)); /* both get keys */
+    CU_ASSERT_EQUAL(uf_place_create(nodes, 1, 4, &p), UCACHE_ERR_INVALID);
+    uf_place_destroy(p);
+    uf_place_destroy(q);
+}
+
 /* Replicas are distinct, in distinct zones while zones last, and the
  * primary of a dead node's keys is its old first replica. */
 static void test_place_replicas_zones(void)
@@ -176,7 +254,7 @@ static void test_place_weights(void)
 
     CU_ASSERT_EQUAL_FATAL(uf_place_create(nodes, 4, uf_place_capacity(8), &p),
                           UCACHE_OK);
-    CU_ASSERT_EQUAL(uf_place_slots(p), 16);
+    CU_ASSERT_EQUAL(uf_place_slots(p), 8);
     for (i = 0; i < 400000; i++) {
         us_key_t k = tkey(i);
         load[uf_place_owner(p, &k)]++;
@@ -220,12 +298,15 @@ static void test_place_dead_and_bad(void)
     CU_ASSERT_EQUAL(uf_place_create(overlap, 1, 0, &q), UCACHE_ERR_INVALID);
     CU_ASSERT(q == NULL);
     CU_ASSERT_EQUAL(uf_place_capacity(3), 8);
-    CU_ASSERT_EQUAL(uf_place_capacity(100000), 262144);
+    CU_ASSERT_EQUAL(uf_place_capacity(100000), 131072);
+    CU_ASSERT_EQUAL(uf_place_capacity(131072), 131072);
 }
 
 const tc_test_t place_tests[] = {
     { "place_order_independent", test_place_order_independent },
     { "place_minimal_movement", test_place_minimal_movement },
+    { "place_growth", test_place_growth },
+    { "place_sparse", test_place_sparse },
     { "place_replicas_zones", test_place_replicas_zones },
     { "place_weights", test_place_weights },
     { "place_dead_and_bad", test_place_dead_and_bad },

@@ -2,7 +2,8 @@
  * fuzz_etcd.c - what etcd's v3 JSON gateway sends (fabric/etcd.c
  * uf_etcd_parse: lease, range, txn, watch and auth replies, error replies)
  * and the node records read out of etcd (fabric/member_etcd.c
- * uf_etcd_record_decode).  The first byte picks the parser.  Properties:
+ * uf_etcd_record_decode, uf_etcd_config_decode).  The first byte picks the
+ * parser.  Properties:
  * an accepted reply's keys and values are within their limits and
  * terminated, its revisions are not negative, a refused one holds nothing;
  * an accepted record names a node by its listener (id = the listener's
@@ -57,11 +58,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size == 0) {
         return 0;
     }
-    if ((data[0] & 7) == 7) {
+    if (data[0] % 9 == 7) {
         fz_record(buf, len);
         return 0;
     }
-    status = uf_etcd_parse(kinds[data[0] & 7], buf, len, &r);
+    if (data[0] % 9 == 8) {
+        uint32_t slots;
+        uint64_t bytes;
+
+        if (uf_etcd_config_decode(buf, len, &slots, &bytes) == UCACHE_OK) {
+            FZ_CHECK((slots >= 8) && (slots <= UF_MAX_SLOTS) && !(slots & (slots - 1)));
+            FZ_CHECK(bytes >= (1u << 20));
+        }
+        return 0;
+    }
+    status = uf_etcd_parse(kinds[data[0] % 9], buf, len, &r);
     if (status != UCACHE_OK) {
         FZ_CHECK((r.kvs == NULL) && (r.nkvs == 0));
         return 0;
