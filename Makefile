@@ -38,7 +38,7 @@ LIB_SRCS = util/status.c util/log.c util/config.c util/key.c util/latency.c util
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 
 PROGS    = $(BUILD)/bin/ucache $(BUILD)/bin/ucached $(BUILD)/bin/ucperf
-PERF_SRCS = perf/options.c perf/latency.c perf/bench_raw.c perf/bench_store.c perf/bench_alloc.c perf/bench_place.c perf/bench_fabric.c \
+PERF_SRCS = perf/options.c perf/latency.c perf/bench_raw.c perf/bench_store.c perf/bench_alloc.c perf/bench_place.c perf/bench_members.c perf/bench_fabric.c \
             perf/compare.c perf/plot.c \
             perf/exporter.c
 PERF_OBJS = $(PERF_SRCS:%.c=$(BUILD)/obj/%.o)

@@ -24,6 +24,7 @@
 #define UF_GRPC_UNAVAILABLE      14
 #define UF_GRPC_UNAUTHENTICATED  16
 #define UF_GRPC_DEADLINE         4
+#define UF_GRPC_NOT_FOUND        5
 
 typedef struct uf_etcd_buf {
     char  *p;
@@ -308,6 +309,8 @@ static ucache_status_t uf_etcd_error(json_object *o)
         return UCACHE_ERR_PEER;
     case UF_GRPC_UNAUTHENTICATED:
         return UCACHE_ERR_AUTH;
+    case UF_GRPC_NOT_FOUND:      /* a lease that expired or was revoked */
+        return UCACHE_ERR_NOT_FOUND;
     default:
         return UCACHE_ERR_IO;
     }
@@ -383,6 +386,12 @@ static ucache_status_t uf_etcd_parse_obj(uf_etcd_kind_t kind, json_object *o,
         } else {
             memcpy(r->token, json_object_get_string(tok),
                    (size_t)json_object_get_string_len(tok) + 1);
+        }
+        break;
+    case UF_ETCD_STATUS:
+        status = uf_json_i64(o, "dbSize", &r->db_size);
+        if ((status == UCACHE_OK) && (r->db_size < 0)) {
+            status = UCACHE_ERR_CORRUPT;
         }
         break;
     case UF_ETCD_PLAIN:
@@ -718,7 +727,7 @@ static ucache_status_t uf_etcd_call_locked(uf_etcd_t *e, const char *path,
         status = uf_etcd_post1(e, ep, path, body, &code);
         if (status == UCACHE_OK) {
             status = uf_etcd_parse(kind, e->buf.p, e->buf.len, r);
-            if ((status == UCACHE_OK) && (code != 200)) {
+            if ((status == UCACHE_OK) && (code != 200)) { /* an error without "error" */
                 uf_etcd_reply_clear(r);
                 status = UCACHE_ERR_IO;
             }
@@ -743,7 +752,7 @@ static ucache_status_t uf_etcd_call_locked(uf_etcd_t *e, const char *path,
         atomic_store(&e->cur, (start + 1) % e->nep);
     }
     if ((status != UCACHE_OK) && (status != UCACHE_ERR_PEER) &&
-        (status != UCACHE_ERR_TIMEOUT)) {
+        (status != UCACHE_ERR_TIMEOUT) && (status != UCACHE_ERR_NOT_FOUND)) {
         UC_WARN("etcd %s%s: %s (HTTP %ld)", ep, path, ucache_strerror(status), code);
     }
     return status;
@@ -937,6 +946,20 @@ err_nomem:
 err_nomem_o:
     json_object_put(o);
     return UCACHE_ERR_NO_MEMORY;
+}
+
+ucache_status_t uf_etcd_db_size(uf_etcd_t *e, int64_t *bytes_p)
+{
+    ucache_status_t status;
+    uf_etcd_reply_t r;
+
+    status = uf_etcd_call(e, "/v3/maintenance/status", json_object_new_object(),
+                          UF_ETCD_STATUS, &r);
+    if (status == UCACHE_OK) {
+        *bytes_p = r.db_size;
+    }
+    uf_etcd_reply_clear(&r);
+    return status;
 }
 
 ucache_status_t uf_etcd_put(uf_etcd_t *e, const char *key, const void *value,

@@ -81,12 +81,13 @@ typedef struct uf_etcd_reply {
     uf_etcd_kv_t *kvs;       /* range kvs, or a watch reply's events        */
     uint32_t      nkvs;
     char          token[256]; /* authenticate                               */
+    int64_t       db_size;   /* status: the database's bytes               */
 } uf_etcd_reply_t;
 
 /* Which reply a parser expects. */
 typedef enum uf_etcd_kind {
     UF_ETCD_LEASE_GRANT, UF_ETCD_KEEPALIVE, UF_ETCD_RANGE, UF_ETCD_TXN,
-    UF_ETCD_WATCH, UF_ETCD_AUTH, UF_ETCD_PLAIN
+    UF_ETCD_WATCH, UF_ETCD_AUTH, UF_ETCD_STATUS, UF_ETCD_PLAIN
 } uf_etcd_kind_t;
 
 /**
@@ -125,6 +126,9 @@ ucache_status_t uf_etcd_txn(uf_etcd_t *e, const uf_etcd_cmp_t *cmp, unsigned ncm
                             const uf_etcd_put_t *puts, unsigned nputs, bool *ok_p,
                             int64_t *rev_p);
 
+/** The size of the database of the endpoint that answers (ucperf members). */
+ucache_status_t uf_etcd_db_size(uf_etcd_t *e, int64_t *bytes_p);
+
 /** Put @p key unconditionally (tests, tools). */
 ucache_status_t uf_etcd_put(uf_etcd_t *e, const char *key, const void *value,
                             size_t len, int64_t lease);
@@ -152,8 +156,8 @@ void uf_etcd_prefix_end(const char *prefix, char *out, size_t cap);
  * Parse one reply of @p kind from the @p len bytes at @p buf (untrusted:
  * the fuzz target drives this).  UCACHE_ERR_CORRUPT if malformed,
  * UCACHE_ERR_PEER for an "unavailable" error reply (try another endpoint),
- * UCACHE_ERR_AUTH for an authentication error, UCACHE_ERR_IO for another
- * error reply.
+ * UCACHE_ERR_AUTH for an authentication error, UCACHE_ERR_NOT_FOUND for
+ * "not found" (a lease gone), UCACHE_ERR_IO for another error reply.
  */
 ucache_status_t uf_etcd_parse(uf_etcd_kind_t kind, const char *buf, size_t len,
                               uf_etcd_reply_t *r);

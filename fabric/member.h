@@ -124,6 +124,16 @@ ucache_status_t uf_etcd_record_decode(const char *buf, size_t len, uf_member_t *
 ucache_status_t uf_etcd_config_decode(const char *buf, size_t len, uint32_t *slots_p,
                                       uint64_t *slot_bytes_p);
 
+/* For ucperf members (simulated nodes against a real etcd), on a source
+ * opened with uf_source_etcd.open(): register node @p listen under
+ * @p lease, as a daemon's join does (*slot0_p its first slot, *rev_p the
+ * revision of its record); the source's etcd client; its nodes prefix. */
+struct uf_etcd;
+ucache_status_t uf_etcd_register(void *src, const char *listen, uint64_t mem_bytes,
+                                 int64_t lease, uint32_t *slot0_p, int64_t *rev_p);
+struct uf_etcd *uf_etcd_source_client(void *src);
+const char *uf_etcd_source_nodes(void *src);
+
 /* Sources, by UCACHE_MEMBERS prefix ------------------------------------- */
 
 /*

@@ -855,7 +855,7 @@ static bool uf_run_pick(const uf_member_t *v, uint32_t n, uint32_t nslots, uint3
         while ((end >= at + w) && (nstarts < 64)) {
             starts[nstarts++] = at;
             at += w;
-            if ((attempt == 0) || (i == n)) {
+            if (attempt == 0) {
                 break;
             }
         }
@@ -877,13 +877,16 @@ static bool uf_run_pick(const uf_member_t *v, uint32_t n, uint32_t nslots, uint3
     return true;
 }
 
-/* Claim this node's record and a run of slots under s->lease: one txn. */
-static ucache_status_t uf_esrc_claim(uf_esrc_t *s, uf_member_t *self, unsigned attempt,
+/* Claim this node's record and a run of slots under s->lease: one txn.
+ * The free runs come from the view the watch keeps (a node joining a
+ * 100,000-node fabric reads no 100,000 records); the txn's comparisons
+ * make a stale view safe, and from the third try etcd is ranged afresh. */
+static ucache_status_t uf_esrc_claim(uf_esrc_t *s, uf_member_t *self, const char *listen,
+                                     int64_t lease, int64_t prefer, unsigned attempt,
                                      bool *ok_p, int64_t *rev_p, int64_t *old_lease_p)
 {
     char key[UF_ETCD_KEY_MAX], from[UF_ETCD_KEY_MAX], to[UF_ETCD_KEY_MAX];
     char (*slot_keys)[UF_ETCD_KEY_MAX] = NULL;
-    const char *listen = s->listen;
     uf_etcd_put_t *puts = NULL;
     uf_etcd_cmp_t cmp[2];
     uf_member_t *v = NULL, old = { 0 }, rec;
@@ -891,7 +894,7 @@ static ucache_status_t uf_esrc_claim(uf_esrc_t *s, uf_member_t *self, unsigned a
     uint64_t bad = 0;
     ucache_status_t status;
     uf_etcd_reply_t r;
-    int64_t rev, prefer = s->prev_slot0;
+    int64_t rev;
     char *json = NULL;
     bool have_old = false, same_run;
 
@@ -915,7 +918,19 @@ static ucache_status_t uf_esrc_claim(uf_esrc_t *s, uf_member_t *self, unsigned a
         }
     }
     uf_etcd_reply_clear(&r);
-    status = uf_esrc_range(s, &v, &n, &bad, &rev);
+    if (attempt < 2) { /* the view the watch keeps: no range of every record */
+        pthread_mutex_lock(&s->lock);
+        n   = s->n;
+        rev = s->rev;
+        v   = malloc(sizeof(*v) * (n + 1));
+        if ((v != NULL) && (n > 0)) {
+            memcpy(v, s->m, sizeof(*v) * n);
+        }
+        pthread_mutex_unlock(&s->lock);
+        status = (v != NULL) ? UCACHE_OK : UCACHE_ERR_NO_MEMORY;
+    } else {          /* claims keep failing: etcd's own state, now */
+        status = uf_esrc_range(s, &v, &n, &bad, &rev);
+    }
     if (status != UCACHE_OK) {
         return status;
     }
@@ -959,11 +974,11 @@ static ucache_status_t uf_esrc_claim(uf_esrc_t *s, uf_member_t *self, unsigned a
         return UCACHE_ERR_NO_MEMORY;
     }
     puts[0] = (uf_etcd_put_t){ .key = key, .value = json, .len = strlen(json),
-                               .lease = s->lease };
+                               .lease = lease };
     for (i = 0; i < self->weight; i++) {
         snprintf(slot_keys[i], sizeof(slot_keys[i]), "%s%08x", s->slots, s0 + i);
         puts[i + 1] = (uf_etcd_put_t){ .key = slot_keys[i], .value = listen,
-                                       .len = strlen(listen), .lease = s->lease };
+                                       .len = strlen(listen), .lease = lease };
     }
     status = uf_etcd_txn(s->e, cmp, 2, puts, self->weight + 1, ok_p, rev_p);
     free(json);
@@ -1008,7 +1023,8 @@ static ucache_status_t uf_esrc_join(void *src, uf_member_t *self, uint64_t ttl_n
     }
     s->lease_ttl = granted;
     for (attempt = 0; (attempt < UF_ETCD_JOIN_TRIES) && !ok; attempt++) {
-        status = uf_esrc_claim(s, self, attempt, &ok, &rev, &old_lease);
+        status = uf_esrc_claim(s, self, s->listen, s->lease, s->prev_slot0, attempt, &ok,
+                               &rev, &old_lease);
         if ((status != UCACHE_OK) && (status != UCACHE_ERR_PEER) &&
             (status != UCACHE_ERR_TIMEOUT)) {
             break;
@@ -1073,6 +1089,50 @@ static ucache_status_t uf_esrc_leave(void *src, uint64_t id)
     }
     pthread_mutex_unlock(&s->reg_lock);
     return status;
+}
+
+ucache_status_t uf_etcd_register(void *src, const char *listen, uint64_t mem_bytes,
+                                 int64_t lease, uint32_t *slot0_p, int64_t *rev_p)
+{
+    uf_esrc_t *s = src;
+    uf_member_t m = { 0 };
+    ucache_status_t status = UCACHE_OK;
+    int64_t old_lease = 0;
+    unsigned attempt;
+    uint32_t delay;
+    bool ok = false;
+
+    m.id        = uf_member_id_of(listen);
+    m.mem_bytes = mem_bytes;
+    m.weight    = uf_member_weight(mem_bytes, s->slot_bytes);
+    if (!uf_rec_listen(listen, &m) || (m.weight > UF_ETCD_WEIGHT_MAX)) {
+        return UCACHE_ERR_INVALID;
+    }
+    for (attempt = 0; (attempt < UF_ETCD_JOIN_TRIES) && !ok; attempt++) {
+        status = uf_esrc_claim(s, &m, listen, lease, -1, attempt, &ok, rev_p, &old_lease);
+        if ((status != UCACHE_OK) && (status != UCACHE_ERR_PEER) &&
+            (status != UCACHE_ERR_TIMEOUT)) {
+            return status;
+        }
+        if (!ok) {
+            if (getrandom(&delay, sizeof(delay), 0) != sizeof(delay)) {
+                delay = attempt;
+            }
+            usleep(1000 + delay % (5000u * (attempt + 1)));
+        }
+    }
+    *slot0_p = m.slot0;
+    return ok ? UCACHE_OK : (status == UCACHE_OK) ? UCACHE_ERR_BUSY : status;
+}
+
+uf_etcd_t *uf_etcd_source_client(void *src)
+{
+    return ((uf_esrc_t *)src)->e;
+}
+
+const char *uf_etcd_source_nodes(void *src)
+{
+    return ((uf_esrc_t *)src)->nodes;
 }
 
 const uf_source_ops_t uf_source_etcd = {

@@ -15,7 +15,7 @@
 #include <string.h>
 
 static const char *const ucperf_modes[] = {
-    "raw", "hit", "miss", "mixed", "placement", "store", NULL
+    "raw", "hit", "miss", "mixed", "placement", "store", "members", NULL
 };
 
 const char *ucperf_mode_name(ucperf_mode_t mode)
@@ -40,6 +40,11 @@ void ucperf_usage(FILE *out)
         "             consistent-hash ring with 100 virtual nodes per node: lookup\n"
         "             time, keys moved on a leave/join, max/mean load, memory, at\n"
         "             1k, 10k and 100k nodes (or --nodes N)\n"
+        "  members    membership on etcd (--members etcd://...): --nodes simulated\n"
+        "             nodes [1000] register as daemons do, keep their leases alive\n"
+        "             (--ttl), --watchers contexts watch; registration time, etcd\n"
+        "             requests/s, bytes/s and CPU at steady state (--duration [10]),\n"
+        "             join and leave times to every watcher, etcd's database size\n"
         "  hit        reads of cached chunks through libucache-rdma: placement,\n"
         "             index read, chunk read, verification (the dataset, half the\n"
         "             cache by default, is warmed first)\n"
@@ -70,6 +75,8 @@ void ucperf_usage(FILE *out)
         "      --nodes N           placement: one node count      [1k,10k,100k]\n"
         "                          hit/miss/mixed: owner processes (1..16)  [3]\n"
         "      --keys-per-node K   placement: keys counted per node       [10000]\n"
+        "      --watchers W        members: contexts watching etcd          [100]\n"
+        "      --ttl SECONDS       members: the simulated nodes' lease TTL   [30]\n"
         "      --cache BYTES       hit/miss/mixed: the owners' memory in all\n"
         "                          [256M per owner]\n"
         "      --dataset BYTES     hit/miss/mixed: dataset size [hit: cache/2,\n"
@@ -79,8 +86,9 @@ void ucperf_usage(FILE *out)
         "                          than --size: each read is a --size-aligned part\n"
         "                          of a chunk at a random place; smaller: each\n"
         "                          read spans --size / --chunk chunks\n"
-        "  -M, --members SRC       hit/miss/mixed: use this fabric (dir:, file:)\n"
-        "                          instead of starting owners\n"
+        "  -M, --members SRC       hit/miss/mixed: use this fabric (dir:, file:,\n"
+        "                          etcd://) instead of starting owners; members:\n"
+        "                          the etcd cluster and prefix to measure\n"
         "  -j, --json              one JSON object per result line\n"
         "  -c, --compare ucx_perftest\n"
         "                          raw/hit: also run ucx_perftest with the matching\n"
@@ -126,6 +134,8 @@ int ucperf_parse(int argc, char **argv, ucperf_opts_t *o, char *err,
         {"chunk", 'k', UC_OPT_SIZE, 4096, 64.0 * (1ull << 20) - 1},
         {"members", 'M', UC_OPT_STR},
         {"plot", 'P', UC_OPT_STR},
+        {"watchers", 'W', UC_OPT_UINT, 1, 10000},
+        {"ttl", 'L', UC_OPT_UINT, 2, 3600},
         {NULL, 0, UC_OPT_FLAG}
     };
     static const char *const transports[] = { "shm", "tcp" }, *const paths[] = {
@@ -247,6 +257,12 @@ int ucperf_parse(int argc, char **argv, ucperf_opts_t *o, char *err,
         case 'K':
             o->keys_per_node = v.u;
             break;
+        case 'W':
+            o->watchers = (unsigned)v.u;
+            break;
+        case 'L':
+            o->ttl_s = (unsigned)v.u;
+            break;
         case 'h':
             ucperf_usage(out);
             return 1;
@@ -291,7 +307,8 @@ int ucperf_parse(int argc, char **argv, ucperf_opts_t *o, char *err,
         return -1;
     }
     if ((o->plot != NULL) && ((o->mode == UCPERF_MODE_PLACEMENT) ||
-                              (o->mode == UCPERF_MODE_STORE))) {
+                              (o->mode == UCPERF_MODE_STORE) ||
+                              (o->mode == UCPERF_MODE_MEMBERS))) {
         snprintf(err, err_len, "--plot goes with modes raw, hit, miss and mixed");
         return -1;
     }

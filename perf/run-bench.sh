@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make bench: ucperf placement (DxHash vs a 100-vnode ring at 1k/10k/100k
-# nodes), ucperf store (the node store alone) at 4K and 1M, ucperf raw,
+# nodes; lookups in arrays 1% and 10% full), ucperf members (etcd, 1k and
+# 10k simulated nodes), ucperf store (the node store alone) at 4K and 1M, ucperf raw,
 # hit and miss over shared memory and tcp at 4K/64K/1M/4M, a mixed epoch,
 # the origin path
 # (perf/bench_origin.sh: a 2 GiB http dataset through a 3-node fabric vs
@@ -149,8 +150,53 @@ while read -r l; do
     add "placement $n nodes: view memory (MB)" "$(field "$l" view_mb)" "ring $(field "$l" ring_mb)" \
         "" "$([ "$n" = 100000 ] && verdict "$(field "$l" view_mb)" 16 "<=" || echo report)" \
         "nodes, names, placement ($(field "$l" dx_mb) MB), peer pointers"
+    for f in 1 10; do
+        r=$(ratio "$(field "$l" fill${f}_lookup_ns)" "$(field "$l" dx_lookup_ns)")
+        add "placement $n nodes: median lookup, array $f% full (ns)" \
+            "$(field "$l" fill${f}_lookup_ns)" "the same nodes filling the array: $(field "$l" dx_lookup_ns)" \
+            "$r" "$(verdict "$r" 1.5 "<=")" \
+            "nodes on the lowest slots, as sources hand them out; spread over the array (A / live probes, before nested sequences): $(field "$l" fill${f}_spread_lookup_ns) ns"
+    done
 done < "$out/placement.tmp"
 rm -f "$out/placement.tmp"
+
+# Membership on etcd (issue [7/11]): simulated nodes registering and
+# keeping their leases against a real etcd (one member on loopback, here),
+# 100 watchers; the 100,000-node figures are derived in docs/scale.md.
+if command -v etcd >/dev/null; then
+    echo "== members: etcd, 1,000 and 10,000 simulated nodes, 100 watchers"
+    edir=$(mktemp -d /tmp/ucache-bench-etcd.XXXXXX)
+    ecp=$((port + 100)) epp=$((port + 101)); port=$((port + 102))
+    etcd --name bench --data-dir "$edir" --listen-client-urls "http://127.0.0.1:$ecp" \
+        --advertise-client-urls "http://127.0.0.1:$ecp" --listen-peer-urls "http://127.0.0.1:$epp" \
+        --initial-advertise-peer-urls "http://127.0.0.1:$epp" \
+        --initial-cluster "bench=http://127.0.0.1:$epp" >"$edir/log" 2>&1 &
+    epid=$!
+    for _ in $(seq 50); do curl -s "http://127.0.0.1:$ecp/health" | grep -q true && break; sleep 0.2; done
+    for n in 1000 10000; do
+        l=$(run_json "ucperf members --nodes $n" "$ucperf" members --json --nodes $n --watchers 100 \
+            --duration 10 --members "etcd://127.0.0.1:$ecp/bench$n")
+        add "members $n nodes: registration (s; joins/s)" "$(field "$l" register_s)" "" "" report \
+            "$(field "$l" joins_per_s) joins/s from 8 threads, each a lease grant, a read of its key and one claim txn; $(field "$l" register_failed) failed"
+        add "members $n nodes: etcd at steady state (requests/s; bytes/s; cores)" \
+            "$(field "$l" steady_requests_per_s); $(field "$l" steady_bytes_per_s); $(field "$l" etcd_cpu_cores)" \
+            "needed: $(field "$l" keepalives_needed_per_s)/s" \
+            "$(ratio "$(field "$l" steady_requests_per_s)" "$(field "$l" keepalives_needed_per_s)")" \
+            "$(verdict "$(ratio "$(field "$l" steady_requests_per_s)" "$(field "$l" keepalives_needed_per_s)")" 0.95 ">=")" \
+            "keepalives of TTL $(field "$l" ttl_s) s leases, every TTL/3, JSON over HTTP; $(field "$l" keepalive_failed) failed"
+        add "members $n nodes: a join / a leave seen by all 100 watchers (ms, p50 / max)" \
+            "$(field "$l" join_to_watchers_ms_p50) / $(field "$l" join_to_watchers_ms_max)" \
+            "leave $(field "$l" leave_to_watchers_ms_p50) / $(field "$l" leave_to_watchers_ms_max)" "" report \
+            "from the txn's reply to the last watcher's view"
+        add "members $n nodes: etcd database (MB)" \
+            "$(awk -v b="$(field "$l" etcd_db_bytes)" 'BEGIN { printf "%.1f", b / 1e6 }')" "" "" report \
+            "records, slot keys and leases of $n nodes (and the history of this run)"
+    done
+    kill "$epid" 2>/dev/null; wait "$epid" 2>/dev/null
+    rm -rf "$edir"
+else
+    failed "members: no etcd (make deps installs etcd-server)"
+fi
 
 for size in 4K 64K 1M 4M; do
     bytes=$(numfmt --from=iec "$size")

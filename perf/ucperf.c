@@ -33,6 +33,14 @@ int main(int argc, char **argv)
         }
         return 0;
     }
+    if (opts.mode == UCPERF_MODE_MEMBERS) {
+        status = ucperf_members_run(&opts, stdout);
+        if (status != UCACHE_OK) {
+            fprintf(stderr, "ucperf: members: %s\n", ucache_strerror(status));
+            return 1;
+        }
+        return 0;
+    }
     if (opts.mode == UCPERF_MODE_PLACEMENT) {
         status = ucperf_place_run(&opts, stdout);
         if (status != UCACHE_OK) {

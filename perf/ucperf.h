@@ -22,7 +22,8 @@ typedef enum ucperf_mode {
     UCPERF_MODE_MISS,
     UCPERF_MODE_MIXED,
     UCPERF_MODE_PLACEMENT,
-    UCPERF_MODE_STORE
+    UCPERF_MODE_STORE,
+    UCPERF_MODE_MEMBERS
 } ucperf_mode_t;
 
 typedef struct ucperf_opts {
@@ -48,6 +49,8 @@ typedef struct ucperf_opts {
     double        hit_ratio;   /* mixed: share of the dataset warmed first  */
     const char   *members;     /* an existing fabric (else UCACHE_MEMBERS, else ours) */
     const char   *plot;        /* write an SVG plot here, or NULL           */
+    unsigned      watchers;    /* members: contexts watching etcd (0: 100)  */
+    unsigned      ttl_s;       /* members: lease TTL of the simulated nodes (0: 30) */
     size_t        sizes[16];   /* --size A,B,...: one run per size           */
     unsigned      nsizes;
 } ucperf_opts_t;
@@ -108,6 +111,9 @@ ucache_status_t ucperf_store_run(const ucperf_opts_t *opts, FILE *out);
 /** The store's allocator (TLSF) against a jemalloc arena over the same
  *  memory: @p iters operations of mixed-size churn (bench_alloc.c). */
 ucache_status_t ucperf_alloc_churn(const ucperf_opts_t *o, uint64_t iters, FILE *out);
+
+/** Run mode members: simulated nodes and watchers against a real etcd. */
+ucache_status_t ucperf_members_run(const ucperf_opts_t *opts, FILE *out);
 
 /** Run mode placement: DxHash against a 100-vnode ring, in one run. */
 ucache_status_t ucperf_place_run(const ucperf_opts_t *opts, FILE *out);

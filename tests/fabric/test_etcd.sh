@@ -121,6 +121,17 @@ if on_host $READER $T/fabric_client verify 60 $FILES >"$W/v1" 2>&1 &&
     ok "a reader's view from etcd: 60 random reads + posted ones, bytes equal the origin, all through the owners"
 else bad "reads with an etcd view"; tail -5 "$W/v1"; fi
 
+# ucperf members, small: simulated nodes under their own prefix, watchers
+out=$(on_host $READER $BIN/ucperf members --json --nodes 200 --watchers 5 --duration 2 --ttl 10 \
+      --members "etcd://$ENDPOINTS/ucperf-test" 2>&1)
+f() { echo "$out" | sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p"; }
+if [ "$(f register_failed)" = 0 ] && [ "$(f keepalive_failed)" = 0 ] &&
+   awk -v j="$(f join_to_watchers_ms_max)" -v l="$(f leave_to_watchers_ms_max)" \
+       -v r="$(f steady_requests_per_s)" 'BEGIN { exit !(j > 0 && l > 0 && r > 0) }' &&
+   [ -z "$(ctl get --prefix ucperf-test/nodes/ --keys-only)" ]; then
+    ok "ucperf members: 200 simulated nodes registered and kept alive, a join in $(f join_to_watchers_ms_max) ms to 5 watchers, all removed after"
+else bad "ucperf members"; echo "$out" | tail -3; fi
+
 # --- faults during reads -----------------------------------------------------
 BOUND_MS=$(awk -v s="$(slow 3.5)" 'BEGIN { printf "%d", s * 1000 }')
 PAUSE=3

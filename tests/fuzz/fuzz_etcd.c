@@ -47,7 +47,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const uf_etcd_kind_t kinds[] = { UF_ETCD_LEASE_GRANT, UF_ETCD_KEEPALIVE,
                                             UF_ETCD_RANGE, UF_ETCD_TXN, UF_ETCD_WATCH,
-                                            UF_ETCD_AUTH, UF_ETCD_PLAIN };
+                                            UF_ETCD_AUTH, UF_ETCD_PLAIN,
+                                            UF_ETCD_STATUS };
     const char *buf = (const char *)data + 1;
     size_t len = (size > 0) ? size - 1 : 0;
     ucache_status_t status;
@@ -58,11 +59,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size == 0) {
         return 0;
     }
-    if (data[0] % 9 == 7) {
+    if (data[0] % 10 == 8) {
         fz_record(buf, len);
         return 0;
     }
-    if (data[0] % 9 == 8) {
+    if (data[0] % 10 == 9) {
         uint32_t slots;
         uint64_t bytes;
 
@@ -72,12 +73,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         return 0;
     }
-    status = uf_etcd_parse(kinds[data[0] % 9], buf, len, &r);
+    status = uf_etcd_parse(kinds[data[0] % 10], buf, len, &r);
     if (status != UCACHE_OK) {
         FZ_CHECK((r.kvs == NULL) && (r.nkvs == 0));
         return 0;
     }
-    FZ_CHECK((r.revision >= 0) && (r.ttl >= 0) && (r.compact_rev >= 0));
+    FZ_CHECK((r.revision >= 0) && (r.ttl >= 0) && (r.compact_rev >= 0) &&
+             (r.db_size >= 0));
     FZ_CHECK(memchr(r.token, '\0', sizeof(r.token)) != NULL);
     for (i = 0; i < r.nkvs; i++) {
         FZ_CHECK((r.kvs[i].key_len > 0) && (r.kvs[i].key_len <= UF_ETCD_KEY_MAX));
