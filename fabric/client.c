@@ -838,6 +838,7 @@ static ucache_status_t uf_owners_try(struct ucache_context *ctx, uf_view_t *v,
     uint32_t owners[UF_MAX_REPLICAS];
     uint64_t now = uc_time_ns();
     ucache_status_t status = UCACHE_ERR_PEER;
+    uf_view_t *nv;
     unsigned n, i;
     uf_peer_t *p;
 
@@ -855,6 +856,13 @@ static ucache_status_t uf_owners_try(struct ucache_context *ctx, uf_view_t *v,
         if ((status == UCACHE_OK) || (status == UCACHE_ERR_NOT_FOUND) ||
             (status == UCACHE_ERR_OUT_OF_RANGE) || !uf_owner_failed(status)) {
             return status; /* served, or the owner's origin answered for the object */
+        }
+        if ((status == UCACHE_ERR_MOVED) && ((nv = uf_view_newer(ctx, v)) != NULL)) {
+            /* our view is behind the owner's: the chunk, in the newer one */
+            UF_ADD(ctx, moved, 1);
+            status = uf_owners_try(ctx, nv, c, fn, arg);
+            uf_view_release(nv);
+            return status;
         }
         if ((status != UCACHE_ERR_STALE) && (status != UCACHE_ERR_NO_MEMORY) &&
             (status != UCACHE_ERR_BUSY) && (status != UCACHE_ERR_AGAIN)) {

@@ -136,8 +136,10 @@ static ucache_status_t uf_members_parse(struct ucache_context *ctx)
     return ctx->source->open(ctx->source_arg, &ctx->cfg, ctx->serve, &ctx->source_src);
 }
 
-/* Read the members source and install its view if its epoch is new. */
-static ucache_status_t uf_source_refresh(struct ucache_context *ctx, bool force)
+/* Read the members source and install its view if its epoch is new
+ * (ctx->refresh_lock held: the context's thread, and readers told by an
+ * owner that their view is behind). */
+static ucache_status_t uf_source_refresh_locked(struct ucache_context *ctx, bool force)
 {
     uf_view_t *cur = atomic_load(&ctx->view), *v;
     uf_member_t *members;
@@ -165,6 +167,62 @@ static ucache_status_t uf_source_refresh(struct ucache_context *ctx, bool force)
         uf_view_install(ctx, v);
     }
     return status;
+}
+
+static ucache_status_t uf_source_refresh(struct ucache_context *ctx, bool force)
+{
+    ucache_status_t status;
+
+    pthread_mutex_lock(&ctx->refresh_lock);
+    status = uf_source_refresh_locked(ctx, force);
+    pthread_mutex_unlock(&ctx->refresh_lock);
+    return status;
+}
+
+uf_view_t *uf_view_newer(struct ucache_context *ctx, const uf_view_t *v)
+{
+    uf_view_t *cur;
+
+    if ((ctx->source == NULL) || !ctx->source->global_epochs) {
+        return NULL;
+    }
+    pthread_mutex_lock(&ctx->refresh_lock);
+    cur = atomic_load(&ctx->view);
+    if ((cur == NULL) || (cur->epoch <= v->epoch)) {
+        uf_source_refresh_locked(ctx, false);
+    }
+    pthread_mutex_unlock(&ctx->refresh_lock);
+    cur = uf_view_acquire(ctx);
+    if ((cur != NULL) && (cur->epoch > v->epoch)) {
+        return cur;
+    }
+    uf_view_release(cur);
+    return NULL;
+}
+
+/* uf_moved_fn_t: a reader whose view is of epoch @p epoch asks this node to
+ * fill @p key: MOVED if our view is newer and its primary owner of the key
+ * is another node (a joiner took it: the fill belongs there, where readers
+ * of the current view look first).  The reader retries in the newer view,
+ * tagged with its epoch: a node it then asks again (the primary is down)
+ * fills. */
+static bool uf_ctx_moved(void *arg, const us_key_t *key, uint64_t epoch)
+{
+    struct ucache_context *ctx = arg;
+    bool moved = false;
+    uf_view_t *v;
+    uint32_t o;
+
+    if ((epoch == 0) || (ctx->source == NULL) || !ctx->source->global_epochs) {
+        return false;
+    }
+    v = uf_view_acquire(ctx);
+    if ((v != NULL) && (v->epoch > epoch) && (v->n > 0)) {
+        o = uf_place_owner(v->place, key);
+        moved = (o != UF_NO_NODE) && (v->nodes[o].id != ctx->self.id);
+    }
+    uf_view_release(v);
+    return moved;
 }
 
 /*
@@ -381,6 +439,7 @@ ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p)
     pthread_mutex_init(&ctx->lock, NULL);
     pthread_mutex_init(&ctx->admin_lock, NULL);
     pthread_mutex_init(&ctx->member_lock, NULL);
+    pthread_mutex_init(&ctx->refresh_lock, NULL);
     pthread_mutex_init(&ctx->cache_lock, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -429,6 +488,9 @@ ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p)
     if (ctx->serve) {
         uf_warn_open(&ctx->cfg);
         status = uf_node_create(ctx->transport, &ctx->cfg, &ctx->origin, &ctx->node);
+        if (status == UCACHE_OK) {
+            uf_node_set_moved_check(ctx->node, uf_ctx_moved, ctx);
+        }
         if (status == UCACHE_OK) {
             status = uf_self_init(ctx);
         }
@@ -521,6 +583,7 @@ void ucache_finalize(ucache_h ctx)
     pthread_mutex_destroy(&ctx->lock);
     pthread_mutex_destroy(&ctx->admin_lock);
     pthread_mutex_destroy(&ctx->member_lock);
+    pthread_mutex_destroy(&ctx->refresh_lock);
     free(ctx);
 }
 
@@ -629,6 +692,7 @@ ucache_status_t ucache_stats_get(ucache_h ctx, ucache_stats_t *s)
     s->fetch_requests = atomic_load(&ctx->st.fetches);
     s->location_hits  = atomic_load(&ctx->st.loc_hits);
     s->owner_refusals = atomic_load(&ctx->st.owner_refusals);
+    s->moved_refreshes = atomic_load(&ctx->st.moved);
     if (ctx->node != NULL) {
         uf_node_stats(ctx->node, &ns);
         us_store_stats(uf_node_store(ctx->node), &ss);
@@ -637,6 +701,7 @@ ucache_status_t ucache_stats_get(ucache_h ctx, ucache_stats_t *s)
         s->fill_bytes      = ns.fill_bytes;
         s->fills_coalesced = ns.coalesced;
         s->fill_errors     = ns.fill_errors;
+        s->fills_moved     = ns.moved;
         s->bad_requests    = ns.bad_requests;
         s->hits_reported   = ns.touches;
         s->chunks_cached   = ss.chunks;

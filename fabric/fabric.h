@@ -60,6 +60,7 @@ struct ucache_context {
     uf_member_t        self;          /* own record (serving)             */
     bool               registered;    /* in the source (member_lock)      */
     pthread_mutex_t    member_lock;   /* registration: join, heartbeat, leave */
+    pthread_mutex_t    refresh_lock;  /* building a view from the source    */
 
     pthread_mutex_t    lock;          /* peers, views                     */
     pthread_mutex_t    cache_lock;    /* bounce buffers, location cache   */
@@ -98,9 +99,14 @@ struct ucache_context {
         _Atomic uint64_t chunk_reads, hits, misses, origin_direct;
         _Atomic uint64_t verify_retries, failovers, bad_replies, stale_objects;
         _Atomic uint64_t bytes, touch_sent, touch_dropped, fetches, loc_hits;
-        _Atomic uint64_t owner_refusals, windowed;
+        _Atomic uint64_t owner_refusals, windowed, moved;
     } st;
 };
+
+/** After an owner answered MOVED (our view is behind its own): the source
+ *  read again; the context's view, acquired, if it is newer than @p v, else
+ *  NULL (a drained owner, or a source whose epochs are not global). */
+uf_view_t *uf_view_newer(struct ucache_context *ctx, const uf_view_t *v);
 
 /* ------------------------------------------------------------------------ */
 /* The read path's pieces (client.c)                                         */

@@ -167,6 +167,10 @@ typedef struct uf_source_ops {
      * (0: UCACHE_SLOT_SIZE); NULL where the source fixes none */
     uint64_t        (*slot_bytes)(void *src);
     bool            listens;  /* nodes are named by their listener (HOST:PORT) */
+    bool            global_epochs; /* every context sees the same epoch for the
+                                      same membership (dir:'s counter, etcd's
+                                      revision; not file:'s per-host mtime), so
+                                      an owner may tell a reader it is behind */
 } uf_source_ops_t;
 
 /* The sources: member_dir.c, member_file.c, member_etcd.c. */

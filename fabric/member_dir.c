@@ -557,4 +557,5 @@ const uf_source_ops_t uf_source_dir = {
     .leave     = uf_dir_src_leave,
     .left      = uf_dir_src_left,
     .listens   = false,
+    .global_epochs = true,
 };

@@ -1147,4 +1147,5 @@ const uf_source_ops_t uf_source_etcd = {
     .slots     = uf_esrc_slots,
     .slot_bytes = uf_esrc_slot_bytes,
     .listens   = true,
+    .global_epochs = true,
 };

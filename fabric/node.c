@@ -61,13 +61,15 @@ struct uf_node {
     pthread_t       *threads;
     unsigned         nthreads;
     _Atomic bool     draining;  /* refuse fills: ucache drain */
+    _Atomic(uf_moved_fn_t) moved_fn; /* refuse fills a newer view moved away */
+    void * _Atomic   moved_arg;
     us_allow_t       allow;     /* the origins it fills from (UCACHE_ALLOW) */
     us_origin_params_t origin;  /* how it reads them (its context's settings) */
     _Atomic uint64_t denied_logged; /* when a refused admin operation was logged */
     uint64_t         pin_quota; /* bytes a reader's pins may hold per namespace */
     struct {
         _Atomic uint64_t fetches, fetch_hits, fills, fill_bytes, coalesced;
-        _Atomic uint64_t fill_errors, bad_requests, touches, refused, busy, denied;
+        _Atomic uint64_t fill_errors, bad_requests, touches, refused, busy, denied, moved;
         _Atomic uint64_t fill_us_bucket[UCACHE_FILL_BUCKETS], fill_us_sum;
     } st;
 };
@@ -349,6 +351,7 @@ static ucache_status_t uf_fill_allowed(uf_node_t *node, const char *uri)
 static void uf_fetch_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
 {
     uf_node_t *node = arg;
+    uf_moved_fn_t moved;
     char uri[US_URI_MAX];
     uf_fetch_req_t req;
     uf_fetch_span_t span;
@@ -400,6 +403,13 @@ static void uf_fetch_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t l
     }
     if (atomic_load_explicit(&node->draining, memory_order_relaxed)) {
         uf_reply_loc(node, rpc, 0, NULL, UCACHE_ERR_MOVED, NULL, 0); /* drained: go elsewhere */
+        return;
+    }
+    moved = atomic_load_explicit(&node->moved_fn, memory_order_acquire);
+    if ((moved != NULL) &&
+        moved(atomic_load_explicit(&node->moved_arg, memory_order_relaxed), &key, req.epoch)) {
+        UF_NODE_ADD(node, moved, 1); /* the reader's view is behind ours: not ours now */
+        uf_reply_loc(node, rpc, 0, NULL, UCACHE_ERR_MOVED, NULL, 0);
         return;
     }
     status = uf_fill_allowed(node, uri);
@@ -813,4 +823,11 @@ void uf_node_stats(uf_node_t *node, uf_node_stats_t *s)
     s->refused      = atomic_load(&node->st.refused);
     s->busy         = atomic_load(&node->st.busy);
     s->denied       = atomic_load(&node->st.denied);
+    s->moved        = atomic_load(&node->st.moved);
+}
+
+void uf_node_set_moved_check(uf_node_t *node, uf_moved_fn_t fn, void *arg)
+{
+    atomic_store_explicit(&node->moved_arg, arg, memory_order_relaxed);
+    atomic_store_explicit(&node->moved_fn, fn, memory_order_release);
 }

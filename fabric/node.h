@@ -27,6 +27,8 @@ typedef struct uf_node_stats {
     uint64_t refused;        /* fills refused: UCACHE_ALLOW does not allow them */
     uint64_t busy;           /* FETCHes refused: the fill queue was full */
     uint64_t denied;         /* admin operations without the admin key  */
+    uint64_t moved;          /* misses answered MOVED: the reader's view was
+                                older and the key is no longer this node's */
     uint64_t fill_us_bucket[UCACHE_FILL_BUCKETS]; /* fill durations */
     uint64_t fill_us_sum;
 } uf_node_stats_t;
@@ -45,6 +47,14 @@ void uf_node_destroy(uf_node_t *node);
  *  so readers go to the next owner; hits are still served. */
 void uf_node_set_draining(uf_node_t *node, bool draining);
 bool uf_node_draining(uf_node_t *node);
+
+/**
+ * Whether a FETCH miss of @p key from a reader whose view is of epoch
+ * @p epoch should be answered UCACHE_ERR_MOVED: the context's check (its
+ * view is newer and does not place @p key here).  NULL: never.
+ */
+typedef bool (*uf_moved_fn_t)(void *arg, const us_key_t *key, uint64_t epoch);
+void uf_node_set_moved_check(uf_node_t *node, uf_moved_fn_t fn, void *arg);
 
 /** Count (and log, rate-limited) an admin operation @p what refused for a
  *  request without the admin key. */

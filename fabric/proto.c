@@ -83,7 +83,9 @@
     X(64, owner_refusals) \
     X(65, auth_failures) \
     X(66, hits_unreported) \
-    X(67, chunks_windowed)
+    X(67, chunks_windowed) \
+    X(68, moved_refreshes) \
+    X(69, fills_moved)
 
 static const struct {
     uint32_t tag;

@@ -202,6 +202,13 @@ typedef struct ucache_stats {
     uint64_t chunks_windowed;  /**< chunk reads that came in a window of
                                     FETCHes in flight together (tcp,
                                     UCACHE_READ_WINDOW)                     */
+    uint64_t moved_refreshes;  /**< owners that answered MOVED to this reader
+                                    (its view was behind theirs): it read the
+                                    membership again and retried in the newer
+                                    view, the owner not marked suspect     */
+    uint64_t fills_moved;      /**< FETCH misses this node answered MOVED: the
+                                    reader's view was older and, in this
+                                    node's, the key is another node's      */
 } ucache_stats_t;
 
 /** @brief Copy the context's counters into @p stats_p. */

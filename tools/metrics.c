@@ -30,6 +30,8 @@ struct tool_metrics {
     X("ucache_fills_refused_total", "fills of origins UCACHE_ALLOW does not allow", \
       fills_refused)                                                          \
     X("ucache_fills_busy_total", "FETCHes refused: the fill queue was full", fills_busy) \
+    X("ucache_fills_moved_total", "misses answered MOVED: the reader's view was older " \
+      "and in this node's the key is another node's", fills_moved)            \
     X("ucache_auth_failures_total", "requests refused: not signed with the cluster key, " \
       "replayed, or an admin operation without the admin key", auth_failures) \
     X("ucache_evictions_total", "chunks evicted", evictions)                 \

@@ -190,7 +190,7 @@ int cmd_status(int argc, char **argv)
 #define AD_COLS(X)                                                            \
     X("fetches", fetches_served) X("hits", fetch_hits) X("fills", fills)      \
     X("coalesced", fills_coalesced) X("fill_err", fill_errors)                \
-    X("refused", fills_refused) X("busy", fills_busy)                         \
+    X("refused", fills_refused) X("busy", fills_busy) X("moved", fills_moved) \
     X("evictions", evictions) X("origin_req", origin_reads)                   \
     X("origin_MB", origin_bytes) X("origin_err", origin_errors)               \
     X("rpc_err", bad_requests) X("auth_err", auth_failures) X("1s_hits", hits_reported)

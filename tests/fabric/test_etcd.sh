@@ -23,7 +23,7 @@ here=$(dirname "$0")
 test_setup etcd
 declare -a DP EP
 PORT=7800
-OWNERS="4 5 6" READER=7
+OWNERS="4 5 6" READER=7 JOINER=8
 
 if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
     skp_dep "the etcd suite" "no etcd or etcdctl (make deps installs etcd-server)"
@@ -93,7 +93,7 @@ gone_within() {
 }
 within() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
 
-hosts_make $READER || { bad "making $READER network namespaces"; exit 1; }
+hosts_make $JOINER || { bad "making $JOINER network namespaces"; exit 1; }
 for i in 1 2 3; do start_etcd "$i"; done
 if wait_for 30 healthy; then ok "a three-member etcd cluster on hosts 1-3 (leader on host $(leader))"
 else bad "etcd cluster up"; tail -5 "$W/etcd1.log"; exit 1; fi
@@ -131,6 +131,36 @@ if [ "$(f register_failed)" = 0 ] && [ "$(f keepalive_failed)" = 0 ] &&
    [ -z "$(ctl get --prefix ucperf-test/nodes/ --keys-only)" ]; then
     ok "ucperf members: 200 simulated nodes registered and kept alive, a join in $(f join_to_watchers_ms_max) ms to 5 watchers, all removed after"
 else bad "ucperf members"; echo "$out" | tail -3; fi
+
+# --- a reader whose view is behind the owners' ---------------------------------
+# The reader never polls (UCACHE_MEMBERS_POLL=3600s); a fourth owner joins;
+# new versions of two 16-chunk files make every chunk a miss at the owners of
+# the reader's old view, which answer MOVED where the key is now the
+# joiner's.  The reader reads its membership again, retries in the newer
+# view, and marks no owner suspect.
+head -c 16777216 /dev/urandom >"$W/data/moved1"
+head -c 16777216 /dev/urandom >"$W/data/moved2"
+rm -f "$W/flag"
+UCACHE_MEMBERS_POLL=3600s UCACHE_META_TTL=1ms on_host $READER $T/fabric_client pause "$W/flag" \
+    "$W/data/moved1" "$W/data/moved2" >"$W/mv" 2>&1 & MP=$!
+wait_for 30 grep -q warm "$W/mv"
+start_owner $JOINER
+wait_for 20 has_nodes 4
+sleep 1    # the owners' views (UCACHE_MEMBERS_POLL 100 ms) have the joiner
+for f in moved1 moved2; do
+    head -c 16777216 /dev/urandom >"$W/data/$f.new" && mv "$W/data/$f.new" "$W/data/$f"
+done
+touch "$W/flag"
+rm=0; wait $MP || rm=$?
+fm=$(on_host $READER $BIN/ucache stat --json 2>/dev/null |
+     sed -n 's/^{"node".*"fills_moved":\([0-9]*\).*/\1/p' | awk '{ s += $1 } END { print s + 0 }')
+if [ $rm = 0 ] && [ "$(client_stat "$W/mv" moved_refreshes)" -gt 0 ] &&
+   [ "$(client_stat "$W/mv" failovers)" = 0 ] && [ "$(client_stat "$W/mv" origin_direct)" = 0 ] &&
+   [ "$fm" -gt 0 ]; then
+    ok "a reader behind the owners' view: $fm miss(es) answered MOVED, the reader read etcd again ($(client_stat "$W/mv" moved_refreshes) time(s)) and got every byte through the new owners, none suspect, none from the origin"
+else bad "MOVED to a reader behind (rc $rm, fills_moved $fm)"; tail -3 "$W/mv"; fi
+kill -TERM "${DP[$JOINER]}"; wait "${DP[$JOINER]}" 2>/dev/null; unset 'DP[$JOINER]'
+wait_for 10 has_nodes 3
 
 # --- faults during reads -----------------------------------------------------
 BOUND_MS=$(awk -v s="$(slow 3.5)" 'BEGIN { printf "%d", s * 1000 }')
