@@ -764,6 +764,7 @@ static bool uf_owner_failed(ucache_status_t status)
            (status == UCACHE_ERR_TRANSPORT) || (status == UCACHE_ERR_CANCELED) ||
            (status == UCACHE_ERR_UNSUPPORTED) || (status == UCACHE_ERR_CORRUPT) ||
            (status == UCACHE_ERR_MSG_TRUNCATED) || (status == UCACHE_ERR_STALE) ||
+           (status == UCACHE_ERR_PROTOCOL) ||
            (status == UCACHE_ERR_AGAIN) || (status == UCACHE_ERR_NO_MEMORY) ||
            (status == UCACHE_ERR_BUSY) || (status == UCACHE_ERR_INVALID) ||
            (status == UCACHE_ERR_MOVED);
@@ -863,6 +864,12 @@ static ucache_status_t uf_owners_try(struct ucache_context *ctx, uf_view_t *v,
             status = uf_owners_try(ctx, nv, c, fn, arg);
             uf_view_release(nv);
             return status;
+        }
+        if ((status == UCACHE_ERR_PROTOCOL) && !atomic_exchange(&p->version_warned, true)) {
+            UC_ERROR("owner %016llx speaks another protocol version than this reader's "
+                     "(%u): a node of another release; its chunks are read from the next "
+                     "owner or the origin until one of you is upgraded",
+                     (unsigned long long)p->id, UF_PROTO_VERSION);
         }
         if ((status != UCACHE_ERR_STALE) && (status != UCACHE_ERR_NO_MEMORY) &&
             (status != UCACHE_ERR_BUSY) && (status != UCACHE_ERR_AGAIN)) {

@@ -321,9 +321,16 @@ static ucache_status_t uf_blob_copy(const void *blob, size_t len, void **copy_p,
 static void uf_hello_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
 {
     struct ucache_context *ctx = arg;
+    ucache_status_t status = uf_hello_req_check(msg, len);
 
-    (void)msg;
-    (void)len;
+    if (status != UCACHE_OK) {
+        uf_node_bad_request(ctx->node);
+        UC_WARN("refused a HELLO %s (this node speaks protocol %u)",
+                (status == UCACHE_ERR_PROTOCOL) ? "of another protocol version: a reader "
+                "of another release" : "that is malformed", UF_PROTO_VERSION);
+        ut_rpc_reply(rpc, status, NULL, 0, NULL, 0, 0);
+        return;
+    }
     ut_rpc_reply(rpc, UCACHE_OK, NULL, 0, ctx->self_rec, ctx->self_rec_len, 0);
 }
 

@@ -380,6 +380,14 @@ static void uf_fetch_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t l
             status = UCACHE_ERR_INVALID;
         }
     }
+    if (status == UCACHE_ERR_PROTOCOL) {
+        UF_NODE_ADD(node, bad_requests, 1);
+        UC_WARN("refused a FETCH of protocol version %u: this node speaks %u (a reader "
+                "of another release; upgrade nodes and readers together)",
+                (unsigned)req.version, UF_PROTO_VERSION);
+        uf_reply_loc(node, rpc, 0, NULL, status, NULL, 0);
+        return;
+    }
     if (status != UCACHE_OK) {
         UF_NODE_ADD(node, bad_requests, 1);
         UC_WARN("refused a malformed FETCH request (%zu bytes)", len);

@@ -85,6 +85,7 @@ static ucache_status_t uf_peer_setup_blobs(struct ucache_context *ctx, uf_peer_t
 static ucache_status_t uf_peer_hello(struct ucache_context *ctx, const char *host,
                                      uint16_t port, uf_member_t *rec)
 {
+    uf_hello_req_t hello = { UF_PROTO_MAGIC, UF_PROTO_VERSION, 0 };
     size_t cap = 3 * UF_BLOB_MAX;
     ucache_status_t status;
     ut_peer_t *boot;
@@ -97,9 +98,15 @@ static ucache_status_t uf_peer_hello(struct ucache_context *ctx, const char *hos
     }
     status = ut_peer_create_sockaddr(ctx->transport, host, port, &boot);
     if (status == UCACHE_OK) {
-        status = ut_rpc_post(&r, boot, UF_RPC_HELLO, NULL, 0, NULL, 0, buf, cap);
+        status = ut_rpc_post(&r, boot, UF_RPC_HELLO, &hello, sizeof(hello), NULL, 0, buf,
+                             cap);
         if (status == UCACHE_OK) {
             status = ut_wait(ctx->transport, &r, 1, 2 * ctx->cfg.timeout_ns);
+        }
+        if (status == UCACHE_ERR_PROTOCOL) {
+            UC_ERROR("%s:%u speaks another protocol version than this reader's (%u): "
+                     "a node of another release, not used until one of you is upgraded",
+                     host, port, UF_PROTO_VERSION);
         }
         if (status == UCACHE_OK) {
             status = uf_member_decode(buf, r.length, rec);

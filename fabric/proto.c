@@ -112,6 +112,17 @@ void uf_fetch_raw_build(void *msg, uint64_t off, uint64_t len)
     memcpy((char *)msg + sizeof(req), &raw, sizeof(raw));
 }
 
+/* A request header's magic and version: UCACHE_ERR_INVALID if it is not
+ * ours at all, UCACHE_ERR_PROTOCOL if it is of another protocol version
+ * (a node or reader of another release: refused, and said so). */
+static ucache_status_t uf_proto_hdr(uint32_t magic, uint16_t version)
+{
+    if (magic != UF_PROTO_MAGIC) {
+        return UCACHE_ERR_INVALID;
+    }
+    return (version == UF_PROTO_VERSION) ? UCACHE_OK : UCACHE_ERR_PROTOCOL;
+}
+
 /* A raw FETCH: the header names nothing else, the bytes are a sane count. */
 static ucache_status_t uf_fetch_raw_check(const void *msg, size_t len,
                                           const uf_fetch_req_t *req, uf_fetch_raw_t *raw)
@@ -135,6 +146,7 @@ ucache_status_t uf_fetch_req_check(const void *msg, size_t len, uf_fetch_req_t *
                                    const char **uri_p, uf_fetch_span_t *span_p,
                                    uf_fetch_raw_t *raw_p)
 {
+    ucache_status_t status;
     size_t tail;
 
     memset(span_p, 0, sizeof(*span_p));
@@ -143,8 +155,9 @@ ucache_status_t uf_fetch_req_check(const void *msg, size_t len, uf_fetch_req_t *
         return UCACHE_ERR_INVALID;
     }
     memcpy(req, msg, sizeof(*req));
-    if ((req->magic != UF_PROTO_MAGIC) || (req->version != UF_PROTO_VERSION)) {
-        return UCACHE_ERR_INVALID;
+    status = uf_proto_hdr(req->magic, req->version);
+    if (status != UCACHE_OK) {
+        return status;
     }
     if (req->flags & UF_FETCH_RAW) {
         *uri_p = (const char *)msg + sizeof(*req);
@@ -182,8 +195,10 @@ ucache_status_t uf_touch_req_check(const void *msg, size_t len, uf_touch_req_t *
         return UCACHE_ERR_INVALID;
     }
     memcpy(req, msg, sizeof(*req));
-    if ((req->magic != UF_PROTO_MAGIC) || (req->version != UF_PROTO_VERSION) ||
-        ((req->count == 0) && (req->hits == 0)) || (req->count > UF_TOUCH_MAX) ||
+    if (uf_proto_hdr(req->magic, req->version) != UCACHE_OK) {
+        return uf_proto_hdr(req->magic, req->version);
+    }
+    if (((req->count == 0) && (req->hits == 0)) || (req->count > UF_TOUCH_MAX) ||
         (req->weight == 0) ||
         (req->weight > 1024) || (len != sizeof(*req) + (size_t)req->count * sizeof(us_key_t))) {
         return UCACHE_ERR_INVALID;
@@ -198,11 +213,27 @@ ucache_status_t uf_admin_req_check(const void *msg, size_t len, uf_admin_msg_t *
         return UCACHE_ERR_INVALID;   /* a zero-length request included */
     }
     memcpy(req, msg, sizeof(*req));
-    if ((req->magic != UF_PROTO_MAGIC) || (req->version != UF_PROTO_VERSION) ||
-        ((req->count & ~UF_ADMIN_TAGGED) > UF_ADMIN_UNDRAIN)) {
+    if (uf_proto_hdr(req->magic, req->version) != UCACHE_OK) {
+        return uf_proto_hdr(req->magic, req->version);
+    }
+    if ((req->count & ~UF_ADMIN_TAGGED) > UF_ADMIN_UNDRAIN) {
         return UCACHE_ERR_INVALID;
     }
     return UCACHE_OK;
+}
+
+ucache_status_t uf_hello_req_check(const void *msg, size_t len)
+{
+    uf_hello_req_t req;
+
+    if (len == 0) {
+        return UCACHE_OK;   /* a reader of before versioned HELLOs: protocol 1 */
+    }
+    if ((msg == NULL) || (len != sizeof(req))) {
+        return UCACHE_ERR_INVALID;
+    }
+    memcpy(&req, msg, sizeof(req));
+    return uf_proto_hdr(req.magic, req.version);
 }
 
 ucache_status_t uf_fetch_rep_check(const uf_fetch_rep_t *rep, size_t meta_len,

@@ -64,6 +64,14 @@ typedef struct uf_fetch_raw {
     uint64_t len;            /* 1 .. UF_FETCH_RAW_MAX */
 } uf_fetch_raw_t;
 
+/* HELLO request (a reader asks a node's listener for its record): the
+ * reader's protocol.  Empty from readers of before this header: protocol 1. */
+typedef struct uf_hello_req {
+    uint32_t magic;
+    uint16_t version;        /* UF_PROTO_VERSION of the reader */
+    uint16_t reserved;
+} uf_hello_req_t;
+
 /* How an owner answered a FETCH (uf_fetch_rep_t.how). */
 enum { UF_HOW_HIT = 1, UF_HOW_FILLED = 2, UF_HOW_COALESCED = 3 };
 
@@ -149,6 +157,10 @@ ucache_status_t uf_fetch_req_check(const void *msg, size_t len, uf_fetch_req_t *
  *  @p msg (its header, then the uf_fetch_raw_t). */
 void uf_fetch_raw_build(void *msg, uint64_t off, uint64_t len);
 #define UF_FETCH_RAW_MSG (sizeof(uf_fetch_req_t) + sizeof(uf_fetch_raw_t))
+
+/** A HELLO request: UCACHE_ERR_PROTOCOL if of another protocol version,
+ *  UCACHE_ERR_INVALID if malformed (an empty one is protocol 1's). */
+ucache_status_t uf_hello_req_check(const void *msg, size_t len);
 
 /** Check a TOUCH request: its header, then exactly req->count keys. */
 ucache_status_t uf_touch_req_check(const void *msg, size_t len, uf_touch_req_t *req);

@@ -39,6 +39,7 @@ typedef struct uf_peer {
                                      PEER_RETRY_MAX), 0 after a success  */
     _Atomic bool     admin_old;   /* refused a tagged ADMIN request: a node
                                      of before tagged counters (proto.h) */
+    _Atomic bool     version_warned; /* said once: it speaks another protocol */
     pthread_mutex_t  touch_lock;  /* hit keys waiting to be reported     */
     us_key_t        *touch;       /* UF_TOUCH_MAX keys, allocated on use */
     _Atomic unsigned ntouch;      /* written under touch_lock            */

@@ -35,7 +35,8 @@
     X(UCACHE_ERR_EXISTS,        -17, "already exists")                        \
     X(UCACHE_ERR_DENIED,        -18, "access denied by the origin")            \
     X(UCACHE_ERR_REFUSED,       -19, "origin not allowed by the owner's configuration") \
-    X(UCACHE_ERR_AUTH,          -20, "refused by the fabric: not signed with its key, replayed, or not an admin")
+    X(UCACHE_ERR_AUTH,          -20, "refused by the fabric: not signed with its key, replayed, or not an admin") \
+    X(UCACHE_ERR_PROTOCOL,      -21, "the peer speaks another protocol version (a node or reader of another release)")
 
 typedef enum ucache_status {
 #define UCACHE_STATUS_ENUM(name, value, msg) name = (value),

@@ -110,7 +110,8 @@ static void old_admin_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t 
  * refused, the last with UCACHE_ERR_REFUSED.  Then raw FETCHes of region
  * bytes: one with other flags too (refused) and one past the region's end
  * (UCACHE_ERR_OUT_OF_RANGE), both counted; and one of its first 64 bytes,
- * answered with exactly those. */
+ * answered with exactly those.  Last, a FETCH of another protocol version
+ * (a reader of another release): UCACHE_ERR_PROTOCOL, counted. */
 static int bad_client(ut_ctx_t *tr, uf_member_t *v, uint32_t n)
 {
     uint8_t msg[256], data[64];
@@ -125,7 +126,7 @@ static int bad_client(ut_ctx_t *tr, uf_member_t *v, uint32_t n)
             fails++;
             continue;
         }
-        for (k = 0; k < 10; k++) {
+        for (k = 0; k < 11; k++) {
             us_object_t obj = { .size = 100, .version = 1 };
             us_key_t key = uf_chunk_key("file:///etc/hosts", &obj, 0, 4096);
             ucache_status_t want = UCACHE_ERR_INVALID;
@@ -162,6 +163,10 @@ static int bad_client(ut_ctx_t *tr, uf_member_t *v, uint32_t n)
             } else if (k == 5) {
                 rpc = UF_RPC_TOUCH;          /* a zero-length TOUCH request */
                 len = 0;
+            } else if (k == 10) {            /* a reader of another release */
+                req.version = UF_PROTO_VERSION + 1;
+                memcpy(msg, &req, sizeof(req));
+                want = UCACHE_ERR_PROTOCOL;
             } else if (k >= 7) {             /* raw: region bytes */
                 uf_fetch_raw_build(msg, (k == 8) ? (1ull << 40) : 0, 64);
                 len = UF_FETCH_RAW_MSG;

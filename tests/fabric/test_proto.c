@@ -221,7 +221,40 @@ static void test_fetch_raw(void)
     }
 }
 
+/* Another protocol version is refused as such (UCACHE_ERR_PROTOCOL: a node
+ * or reader of another release), never taken for ours or for garbage. */
+static void test_proto_versions(void)
+{
+    uf_hello_req_t hello = { UF_PROTO_MAGIC, UF_PROTO_VERSION, 0 };
+    uf_touch_req_t touch = { UF_PROTO_MAGIC, UF_PROTO_VERSION + 1, 0, 1, 1 }, tout;
+    uf_admin_msg_t admin = { UF_PROTO_MAGIC, UF_PROTO_VERSION + 1, UF_ADMIN_DRAIN }, aout;
+    uint8_t msg[UF_FETCH_RAW_MSG];
+    uf_fetch_req_t req;
+    uf_fetch_span_t span;
+    uf_fetch_raw_t raw;
+    const char *uri;
+
+    CU_ASSERT_EQUAL(uf_hello_req_check(NULL, 0), UCACHE_OK);   /* a reader of before */
+    CU_ASSERT_EQUAL(uf_hello_req_check(&hello, sizeof(hello)), UCACHE_OK);
+    CU_ASSERT_EQUAL(uf_hello_req_check(&hello, sizeof(hello) - 1), UCACHE_ERR_INVALID);
+    hello.version = UF_PROTO_VERSION + 1;
+    CU_ASSERT_EQUAL(uf_hello_req_check(&hello, sizeof(hello)), UCACHE_ERR_PROTOCOL);
+    hello.magic ^= 1;
+    CU_ASSERT_EQUAL(uf_hello_req_check(&hello, sizeof(hello)), UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(uf_touch_req_check(&touch, sizeof(touch), &tout), UCACHE_ERR_PROTOCOL);
+    CU_ASSERT_EQUAL(uf_admin_req_check(&admin, sizeof(admin), &aout), UCACHE_ERR_PROTOCOL);
+    uf_fetch_raw_build(msg, 0, 64);
+    CU_ASSERT_EQUAL(uf_fetch_req_check(msg, sizeof(msg), &req, &uri, &span, &raw), UCACHE_OK);
+    memcpy(&req, msg, sizeof(req));
+    req.version = UF_PROTO_VERSION + 1;
+    memcpy(msg, &req, sizeof(req));
+    CU_ASSERT_EQUAL(uf_fetch_req_check(msg, sizeof(msg), &req, &uri, &span, &raw),
+                    UCACHE_ERR_PROTOCOL);
+    CU_ASSERT_STRING_EQUAL(ucache_status_name(UCACHE_ERR_PROTOCOL), "UCACHE_ERR_PROTOCOL");
+}
+
 const tc_test_t proto_tests[] = {
+    { "proto_versions", test_proto_versions },
     {"fetch_raw", test_fetch_raw},
     {"touch_request", test_touch_req},
     {"admin_reply_roundtrip", test_admin_rep_roundtrip},
