@@ -7,6 +7,7 @@
  * Invariant: a context is fully built or not returned at all.
  */
 #include "fabric/fabric.h"
+#include "fabric/view_shm.h"
 #include "origin/cred.h"
 #include "util/key.h"
 #include "util/log.h"
@@ -129,6 +130,9 @@ static ucache_status_t uf_members_parse(struct ucache_context *ctx)
                  ctx->source_arg);
         return UCACHE_ERR_INVALID;
     }
+    if (ctx->serve && ctx->source->publishes) {
+        uf_vshm_path(ctx->cfg.view_shm, m, ctx->vshm_path, sizeof(ctx->vshm_path));
+    }
     if (ctx->source->open == NULL) {
         ctx->source_src = (void *)ctx->source_arg;
         return UCACHE_OK;
@@ -156,6 +160,16 @@ static ucache_status_t uf_source_refresh_locked(struct ucache_context *ctx, bool
         UC_ERROR("members: cannot read %s%s: %s", ctx->source->prefix,
                  ctx->source_arg, ucache_strerror(status));
         return status;
+    }
+    if (ctx->serve && ctx->source->publishes && !ctx->vshm_off) {
+        /* the view for this host's readers, before the view takes members */
+        if (uf_vshm_publish(&ctx->vshm, ctx->vshm_path, epoch, members, n,
+                            (ctx->source->slots != NULL) ?
+                            ctx->source->slots(ctx->source_src) : 0,
+                            (ctx->source->slot_bytes != NULL) ?
+                            ctx->source->slot_bytes(ctx->source_src) : 0) != UCACHE_OK) {
+            ctx->vshm_off = true; /* said why; readers watch the source themselves */
+        }
     }
     if (bad > 0) {
         UC_WARN("members: %" PRIu64 " malformed records in %s", bad, ctx->source_arg);
@@ -294,6 +308,7 @@ static void *uf_ctx_thread(void *arg)
             }
             pthread_mutex_unlock(&ctx->member_lock);
             uf_source_refresh(ctx, false);
+            uf_vshm_beat(ctx->vshm);
         }
         uf_admin_answer(ctx, UCACHE_OK);
         uf_touch_flush(ctx, true);
@@ -578,6 +593,7 @@ void ucache_finalize(ucache_h ctx)
         (ctx->source_src != NULL)) {
         ctx->source->close(ctx->source_src);
     }
+    uf_vshm_close(ctx->vshm, true);
     for (i = 0; i < ctx->bounce.n; i++) {
         free(ctx->bounce.v[i]);
     }

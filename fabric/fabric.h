@@ -57,6 +57,10 @@ struct ucache_context {
     const char        *source_arg;    /* in cfg.members, after the prefix */
     void              *source_src;    /* the open source (its `open`), or
                                          source_arg                       */
+    struct uf_vshm    *vshm;          /* the view published for this host's
+                                         readers (sources that publish)   */
+    char               vshm_path[512];
+    bool               vshm_off;      /* publishing failed: not tried again */
     uf_member_t        self;          /* own record (serving)             */
     bool               registered;    /* in the source (member_lock)      */
     pthread_mutex_t    member_lock;   /* registration: join, heartbeat, leave */

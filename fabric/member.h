@@ -171,6 +171,8 @@ typedef struct uf_source_ops {
                                       same membership (dir:'s counter, etcd's
                                       revision; not file:'s per-host mtime), so
                                       an owner may tell a reader it is behind */
+    bool            publishes; /* a serving node publishes its view for the
+                                  readers of its host (view_shm.h)         */
 } uf_source_ops_t;
 
 /* The sources: member_dir.c, member_file.c, member_etcd.c. */

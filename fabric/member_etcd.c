@@ -32,6 +32,7 @@
 #include "fabric/etcd.h"
 #include "fabric/member.h"
 #include "fabric/place.h"
+#include "fabric/view_shm.h"
 #include "origin/cred.h"
 #include "util/config.h"
 #include "util/log.h"
@@ -57,7 +58,8 @@
 #define UF_ETCD_REC_VERSION  1
 
 typedef struct uf_esrc {
-    uf_etcd_t       *e;
+    uf_etcd_t       *e;           /* NULL: following the local daemon's view */
+    uf_vshm_t       *shm;         /* the local daemon's view (readers)    */
     bool             serve;
     uint64_t         timeout_ns;
     char             nodes[UF_ETCD_KEY_MAX / 2];      /* PREFIX/nodes/   */
@@ -633,6 +635,40 @@ static ucache_status_t uf_esrc_config(uf_esrc_t *s, unsigned want_slots, uint64_
 
 static void uf_esrc_close(void *src);
 
+/* A reader on a host whose daemon follows the same fabric: its view, from
+ * the file the daemon publishes (view_shm.h), and no etcd connection. */
+static ucache_status_t uf_esrc_open_shm(uf_esrc_t *s, const uc_config_t *cfg,
+                                        const char *url)
+{
+    uint64_t stale = (cfg->members_ttl_ns > 3 * cfg->members_poll_ns) ?
+                     cfg->members_ttl_ns : 3 * cfg->members_poll_ns;
+    uf_member_t *m = NULL;
+    ucache_status_t status;
+    uint64_t epoch;
+    char path[512];
+    uint32_t n;
+
+    uf_vshm_path(cfg->view_shm, url, path, sizeof(path));
+    status = uf_vshm_open(path, &s->shm);
+    if ((status == UCACHE_OK) && !uf_vshm_alive(s->shm, stale)) {
+        status = UCACHE_ERR_NOT_FOUND;   /* its daemon is gone */
+    }
+    if (status == UCACHE_OK) {
+        status = uf_vshm_read(s->shm, &m, &n, &epoch, &s->nslots, &s->slot_bytes);
+        free(m);
+    }
+    if (status != UCACHE_OK) {
+        uf_vshm_close(s->shm, false);
+        s->shm = NULL;
+        UC_INFO("members: no live view of a local daemon at %s (%s): watching etcd",
+                path, ucache_strerror(status));
+        return status;
+    }
+    UC_INFO("members: following the local daemon's view at %s (epoch %" PRIu64
+            ", %u nodes): no etcd connection", path, epoch, n);
+    return UCACHE_OK;
+}
+
 static ucache_status_t uf_esrc_open(const char *arg, const uc_config_t *cfg, bool serve,
                                     void **src_p)
 {
@@ -657,6 +693,10 @@ static ucache_status_t uf_esrc_open(const char *arg, const uc_config_t *cfg, boo
     snprintf(s->listen, sizeof(s->listen), "%s", cfg->listen);
     s->timeout_ns = cfg->timeout_ns;
     snprintf(url, sizeof(url), "etcd%s", arg);
+    if (!serve && (uf_esrc_open_shm(s, cfg, url) == UCACHE_OK)) {
+        *src_p = s;
+        return UCACHE_OK;  /* no etcd connection at all */
+    }
     us_cred_get_in(cfg->credentials, "ETCD_USER", user, sizeof(user));
     us_cred_get_in(cfg->credentials, "ETCD_PASSWORD", password, sizeof(password));
     opts.ca         = cfg->etcd_ca;
@@ -709,6 +749,7 @@ static void uf_esrc_close(void *src)
     }
     uf_esrc_stop_keeper(s);
     uf_etcd_destroy(s->e);
+    uf_vshm_close(s->shm, false);
     free(s->m);
     free(s->ht);
     pthread_cond_destroy(&s->cond);
@@ -722,6 +763,9 @@ static uint64_t uf_esrc_epoch(void *src)
     uf_esrc_t *s = src;
     int64_t e;
 
+    if (s->shm != NULL) {
+        return uf_vshm_epoch(s->shm);
+    }
     pthread_mutex_lock(&s->lock);
     e = s->epoch;
     pthread_mutex_unlock(&s->lock);
@@ -734,6 +778,10 @@ static ucache_status_t uf_esrc_scan(void *src, uf_member_t **members_p, uint32_t
     uf_esrc_t *s = src;
     uf_member_t *v;
 
+    if (s->shm != NULL) {
+        *bad_p = 0;
+        return uf_vshm_read(s->shm, members_p, n_p, epoch_p, &s->nslots, &s->slot_bytes);
+    }
     pthread_mutex_lock(&s->lock);
     v = malloc(sizeof(*v) * (s->n + 1));
     if (v == NULL) {
@@ -1001,7 +1049,7 @@ static ucache_status_t uf_esrc_join(void *src, uf_member_t *self, uint64_t ttl_n
     uint32_t delay;
     bool ok = false;
 
-    if ((s->listen[0] == '\0') || (self->weight > UF_ETCD_WEIGHT_MAX) ||
+    if ((s->e == NULL) || (s->listen[0] == '\0') || (self->weight > UF_ETCD_WEIGHT_MAX) ||
         (self->weight > s->nslots)) {
         UC_ERROR("members: a node on etcd needs a listener and at most %u slots "
                  "(it has %u of the fabric's %u)", UF_ETCD_WEIGHT_MAX, self->weight,
@@ -1148,4 +1196,5 @@ const uf_source_ops_t uf_source_etcd = {
     .slot_bytes = uf_esrc_slot_bytes,
     .listens   = true,
     .global_epochs = true,
+    .publishes = true,
 };

@@ -72,6 +72,12 @@ const uc_config_entry_t uc_config_table[] = {
      "another refuses to start; 0 takes the fabric's (4G elsewhere). 100,000 nodes "
      "of 1-2 TB: 128G keeps a view within 16 MB (docs/scale.md).",
      UC_CFG_FIELD(slot_size), UC_CFG_SIZE, NULL, 0, 1ull << 50},
+    {"VIEW_SHM", "",
+     "The file a daemon on etcd members publishes its view in for the readers of its "
+     "host, who map it instead of watching etcd (empty: RUNTIME_DIR/view-HASH of "
+     "UCACHE_MEMBERS, RUNTIME_DIR the default dir: source's directory). One daemon "
+     "per file; set it per daemon to run two on one host.",
+     UC_CFG_FIELD(view_shm), UC_CFG_STRING, NULL, 0, 0},
     {"ETCD_CA", "",
      "etcds:// members: the CA file that signed etcd's certificate (empty: the "
      "system's). etcd users: ETCD_USER and ETCD_PASSWORD in the environment or the "
@@ -412,17 +418,25 @@ ucache_status_t uc_config_set(uc_config_t *cfg, const char *name,
 /* The default members directory: a runtime directory of this user's, never
  * a name in /tmp that another user could have made first (the dir: source
  * checks the directory's owner and mode either way). */
-static void uc_members_default(char *buf, size_t len)
+void uc_runtime_dir(char *buf, size_t len)
 {
     const char *xdg = getenv("XDG_RUNTIME_DIR");
 
     if (geteuid() == 0) {
-        snprintf(buf, len, "dir:/run/ucache");
-    } else if ((xdg != NULL) && (xdg[0] == '/') && (strlen(xdg) + 12 < len)) {
-        snprintf(buf, len, "dir:%s/ucache", xdg);
+        snprintf(buf, len, "/run/ucache");
+    } else if ((xdg != NULL) && (xdg[0] == '/') && (strlen(xdg) + 8 < len)) {
+        snprintf(buf, len, "%s/ucache", xdg);
     } else {
-        snprintf(buf, len, "dir:/tmp/ucache-%u", (unsigned)geteuid());
+        snprintf(buf, len, "/tmp/ucache-%u", (unsigned)geteuid());
     }
+}
+
+static void uc_members_default(char *buf, size_t len)
+{
+    char dir[256];
+
+    uc_runtime_dir(dir, sizeof(dir));
+    snprintf(buf, len, "dir:%s", dir);
 }
 
 ucache_status_t uc_config_load(uc_config_t *cfg)

@@ -38,6 +38,7 @@ typedef struct uc_config {
     uint64_t members_ttl_ns;
     unsigned place_slots;
     size_t   slot_size;
+    char     view_shm[256];
     char     etcd_ca[256];
     char     etcd_cert[256];
     char     etcd_key[256];
@@ -102,6 +103,9 @@ extern const size_t            uc_config_table_len;
 
 /** Fill @p cfg with defaults, then the environment. Logs what fails. */
 ucache_status_t uc_config_load(uc_config_t *cfg);
+/** This user's runtime directory for ucache: /run/ucache for root, else
+ *  $XDG_RUNTIME_DIR/ucache, else /tmp/ucache-UID (the default dir: source). */
+void uc_runtime_dir(char *buf, size_t len);
 
 /** Set one entry (by name without prefix) from a string. */
 ucache_status_t uc_config_set(uc_config_t *cfg, const char *name,

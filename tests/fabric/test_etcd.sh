@@ -77,6 +77,7 @@ leader() {
 }
 start_owner() {
     ip netns exec "$(host_ns "$1")" env UCX_TLS=tcp UCX_NET_DEVICES=eth0 \
+        UCACHE_VIEW_SHM="$W/view-$1" \
         $BIN/ucached --mem 64M --listen "$(host_ip "$1"):$PORT" 2>>"$W/d$1.log" &
     DP[$1]=$!
 }
@@ -215,6 +216,14 @@ for i in $OWNERS; do cr[$i]=$(record_of "$i" CreateRevision); done
 stamp "etcd stopped (all members)"
 for i in 1 2 3; do kill -TERM "${EP[$i]}"; done
 for i in 1 2 3; do wait "${EP[$i]}" 2>/dev/null; done
+# a reader started on owner 4's host while etcd is down: it follows its
+# daemon's view (a file the daemon publishes), never etcd
+if on_host 4 env UCACHE_VIEW_SHM="$W/view-4" UCACHE_LOG_LEVEL=info \
+       $BIN/ucache cat "file://$W/data/ten" >"$W/shmcat" 2>"$W/shmcat.err" &&
+   cmp -s "$W/shmcat" "$W/data/ten" &&
+   grep -q "following the local daemon's view at $W/view-4" "$W/shmcat.err"; then
+    ok "a reader started on an owner's host while etcd is down: the local daemon's published view, no etcd connection, exact bytes"
+else bad "a reader following its daemon's view"; tail -5 "$W/shmcat.err"; fi
 sleep 20
 for i in 1 2 3; do start_etcd "$i"; done
 stamp "etcd started again"

@@ -5,12 +5,14 @@
  * input format, so fuzzing starts from what the parsers accept.
  */
 #include "fabric/fabric.h"
+#include "fabric/view_shm.h"
 #include "transport/blob.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char *root = "tests/fuzz/corpus";
 
@@ -145,8 +147,45 @@ static void layout_seeds(void)
     layout_seed("region-segments", 256u << 10, 150000); /* 10 segments, a table */
 }
 
+/* A view a daemon published: 3 nodes, read back from its file. */
+static void view_shm_seeds(void)
+{
+    char path[] = "/tmp/ucache-seed-view.XXXXXX", file[64], buf[16384];
+    uf_member_t m[3];
+    uf_vshm_t *w = NULL;
+    unsigned i;
+    size_t len;
+    FILE *f;
+
+    if (mkdtemp(path) == NULL) {
+        exit(1);
+    }
+    snprintf(file, sizeof(file), "%s/view", path);
+    memset(m, 0, sizeof(m));
+    for (i = 0; i < 3; i++) {
+        snprintf(m[i].host, sizeof(m[i].host), "10.0.0.%u", i + 1);
+        snprintf(m[i].zone, sizeof(m[i].zone), "rack-%u", i);
+        m[i].port   = 7000;
+        m[i].id     = 0x1000 + i;
+        m[i].slot0  = i * 2;
+        m[i].weight = 2;
+    }
+    if (uf_vshm_publish(&w, file, 42, m, 3, 65536, 4ull << 30) != UCACHE_OK) {
+        exit(1);
+    }
+    f = fopen(file, "rb");
+    len = (f != NULL) ? fread(buf, 1, sizeof(buf), f) : 0;
+    if (f != NULL) {
+        fclose(f);
+    }
+    seed("view_shm", "view", buf, len, NULL, 0);
+    uf_vshm_close(w, true);
+    rmdir(path);
+}
+
 int main(void)
 {
+    view_shm_seeds();
     proto_seeds();
     member_seeds();
     layout_seeds();
