@@ -670,6 +670,20 @@ static ucache_status_t uf_etcd_call_locked(uf_etcd_t *e, const char *path,
                                            const char *body, uf_etcd_kind_t kind,
                                            uf_etcd_reply_t *r, bool may_auth);
 
+/* An error reply that is not JSON (e.g. etcd's gateway refusing a client
+ * certificate's CommonName): its first line, printable bytes only. */
+static void uf_etcd_say_body(const uf_etcd_t *e, const char *ep, const char *path, long code)
+{
+    char line[160];
+    size_t i, n = 0;
+
+    for (i = 0; (i < e->buf.len) && (n + 1 < sizeof(line)) && (e->buf.p[i] != '\n'); i++) {
+        line[n++] = ((e->buf.p[i] >= 0x20) && (e->buf.p[i] < 0x7f)) ? e->buf.p[i] : '?';
+    }
+    line[n] = '\0';
+    UC_WARN("etcd %s%s answered HTTP %ld: %s", ep, path, code, line);
+}
+
 /* Authenticate as e->user (e->lock held): e->token. */
 static ucache_status_t uf_etcd_auth(uf_etcd_t *e)
 {
@@ -729,6 +743,9 @@ static ucache_status_t uf_etcd_call_locked(uf_etcd_t *e, const char *path,
             status = uf_etcd_parse(kind, e->buf.p, e->buf.len, r);
             if ((status == UCACHE_OK) && (code != 200)) { /* an error without "error" */
                 uf_etcd_reply_clear(r);
+                status = UCACHE_ERR_IO;
+            } else if ((status == UCACHE_ERR_CORRUPT) && (code != 200)) {
+                uf_etcd_say_body(e, ep, path, code); /* not JSON: etcd's words */
                 status = UCACHE_ERR_IO;
             }
         }
@@ -802,17 +819,25 @@ static bool uf_json_add_b64(json_object *o, const char *name, const void *p, siz
     return true;
 }
 
+/* A lease request: {FIELD: v} to @p path. */
+static ucache_status_t uf_etcd_lease_op(uf_etcd_t *e, const char *path, const char *field,
+                                        int64_t v, uf_etcd_kind_t kind, uf_etcd_reply_t *r)
+{
+    json_object *o = json_object_new_object();
+
+    if (o != NULL) {
+        json_object_object_add(o, field, uf_json_str_i64(v));
+    }
+    return uf_etcd_call(e, path, o, kind, r);
+}
+
 ucache_status_t uf_etcd_lease_grant(uf_etcd_t *e, int64_t ttl_s, int64_t *lease_p,
                                     int64_t *ttl_p)
 {
-    json_object *o = json_object_new_object();
     ucache_status_t status;
     uf_etcd_reply_t r;
 
-    if (o != NULL) {
-        json_object_object_add(o, "TTL", uf_json_str_i64(ttl_s));
-    }
-    status = uf_etcd_call(e, "/v3/lease/grant", o, UF_ETCD_LEASE_GRANT, &r);
+    status = uf_etcd_lease_op(e, "/v3/lease/grant", "TTL", ttl_s, UF_ETCD_LEASE_GRANT, &r);
     if (status == UCACHE_OK) {
         *lease_p = r.id;
         *ttl_p   = r.ttl;
@@ -823,14 +848,10 @@ ucache_status_t uf_etcd_lease_grant(uf_etcd_t *e, int64_t ttl_s, int64_t *lease_
 
 ucache_status_t uf_etcd_lease_keepalive(uf_etcd_t *e, int64_t lease, int64_t *ttl_p)
 {
-    json_object *o = json_object_new_object();
     ucache_status_t status;
     uf_etcd_reply_t r;
 
-    if (o != NULL) {
-        json_object_object_add(o, "ID", uf_json_str_i64(lease));
-    }
-    status = uf_etcd_call(e, "/v3/lease/keepalive", o, UF_ETCD_KEEPALIVE, &r);
+    status = uf_etcd_lease_op(e, "/v3/lease/keepalive", "ID", lease, UF_ETCD_KEEPALIVE, &r);
     if (status == UCACHE_OK) {
         *ttl_p = (r.id == lease) ? r.ttl : 0;
     }
@@ -840,14 +861,10 @@ ucache_status_t uf_etcd_lease_keepalive(uf_etcd_t *e, int64_t lease, int64_t *tt
 
 ucache_status_t uf_etcd_lease_revoke(uf_etcd_t *e, int64_t lease)
 {
-    json_object *o = json_object_new_object();
     ucache_status_t status;
     uf_etcd_reply_t r;
 
-    if (o != NULL) {
-        json_object_object_add(o, "ID", uf_json_str_i64(lease));
-    }
-    status = uf_etcd_call(e, "/v3/lease/revoke", o, UF_ETCD_PLAIN, &r);
+    status = uf_etcd_lease_op(e, "/v3/lease/revoke", "ID", lease, UF_ETCD_PLAIN, &r);
     uf_etcd_reply_clear(&r);
     return status;
 }

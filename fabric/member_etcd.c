@@ -148,6 +148,29 @@ static const char *uf_rec_str(json_object *o, const char *name, size_t max)
     return json_object_get_string(f);
 }
 
+/* A value of ours in etcd: one JSON object, shallow, nothing after it
+ * (NULL if it is not). */
+static json_object *uf_rec_json(const char *buf, size_t len)
+{
+    json_tokener *tok;
+    json_object *o;
+
+    if ((len == 0) || (len > UF_ETCD_VALUE_MAX) || (memchr(buf, '\0', len) != NULL)) {
+        return NULL;
+    }
+    tok = json_tokener_new_ex(4);
+    if (tok == NULL) {
+        return NULL;
+    }
+    o = json_tokener_parse_ex(tok, buf, (int)len);
+    if ((o != NULL) && (json_tokener_get_parse_end(tok) != len)) {
+        json_object_put(o);
+        o = NULL;
+    }
+    json_tokener_free(tok);
+    return o;
+}
+
 /* "host:port" into m->host, m->port. */
 static bool uf_rec_listen(const char *s, uf_member_t *m)
 {
@@ -175,24 +198,11 @@ ucache_status_t uf_etcd_record_decode(const char *buf, size_t len, uf_member_t *
 {
     int64_t v, slot0, weight, mem;
     const char *id, *listen, *zone, *state;
-    json_object *o = NULL;
-    json_tokener *tok;
+    json_object *o;
     char *end;
 
     memset(m, 0, sizeof(*m));
-    if ((len == 0) || (len > UF_ETCD_VALUE_MAX) || (memchr(buf, '\0', len) != NULL)) {
-        return UCACHE_ERR_CORRUPT;
-    }
-    tok = json_tokener_new_ex(4);
-    if (tok == NULL) {
-        return UCACHE_ERR_NO_MEMORY;
-    }
-    o = json_tokener_parse_ex(tok, buf, (int)len);
-    if ((o != NULL) && (json_tokener_get_parse_end(tok) != len)) {
-        json_object_put(o);
-        o = NULL;
-    }
-    json_tokener_free(tok);
+    o = uf_rec_json(buf, len);
     if ((o == NULL) || !json_object_is_type(o, json_type_object) ||
         !uf_rec_int(o, "v", UF_ETCD_REC_VERSION, UF_ETCD_REC_VERSION, &v) ||
         !uf_rec_int(o, "slot0", 0, UF_MAX_SLOTS - 1, &slot0) ||
@@ -531,23 +541,10 @@ static void *uf_esrc_watcher(void *arg)
 ucache_status_t uf_etcd_config_decode(const char *buf, size_t len, uint32_t *slots_p,
                                       uint64_t *slot_bytes_p)
 {
-    json_object *o = NULL;
-    json_tokener *tok;
+    json_object *o;
     int64_t v, slots, bytes;
 
-    if ((len == 0) || (len > UF_ETCD_VALUE_MAX) || (memchr(buf, '\0', len) != NULL)) {
-        return UCACHE_ERR_CORRUPT;
-    }
-    tok = json_tokener_new_ex(4);
-    if (tok == NULL) {
-        return UCACHE_ERR_NO_MEMORY;
-    }
-    o = json_tokener_parse_ex(tok, buf, (int)len);
-    if ((o != NULL) && (json_tokener_get_parse_end(tok) != len)) {
-        json_object_put(o);
-        o = NULL;
-    }
-    json_tokener_free(tok);
+    o = uf_rec_json(buf, len);
     if ((o == NULL) || !json_object_is_type(o, json_type_object) ||
         !uf_rec_int(o, "v", 1, 1, &v) ||
         !uf_rec_int(o, "slots", 8, UF_MAX_SLOTS, &slots) || (slots & (slots - 1)) ||
