@@ -1,6 +1,6 @@
 /*
- * fuzz_proto.c - the fabric's message checks (fabric/proto.c): FETCH, TOUCH
- * and ADMIN requests as an owner receives them from any peer, FETCH and
+ * fuzz_proto.c - the fabric's message checks (fabric/proto.c): FETCH, TOUCH,
+ * ADMIN and HELLO requests as an owner receives them from any peer, FETCH and
  * ADMIN replies as a reader receives them.  The first byte picks the
  * parser; the rest is the message, in a buffer of exactly its size (so an
  * over-read is an ASan report).  Properties: what a check accepts is
@@ -36,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     msg = malloc(size - 1);
     memcpy(msg, data + 1, size - 1);
     size--;
-    switch (data[0] % 5) {
+    switch (data[0] % 6) {
     case 0:
         if ((uf_fetch_req_check((size > 0) ? msg : NULL, size, &freq, &uri, &span, &raw) ==
              UCACHE_OK) && (freq.flags & UF_FETCH_RAW)) {
@@ -86,6 +86,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FZ_CHECK(((size_t)msg[sizeof(rep) + 7] << 8 | msg[sizeof(rep) + 8]) ==
                      (size_t)flags << 8);
             FZ_CHECK((rep.how >= UF_HOW_HIT) && (rep.how <= UF_HOW_COALESCED));
+        }
+        break;
+    case 5:   /* a HELLO request: empty (protocol 1) or exactly its header */
+        if (uf_hello_req_check((size > 0) ? msg : NULL, size) == UCACHE_OK) {
+            FZ_CHECK((size == 0) || (size == sizeof(uf_hello_req_t)));
         }
         break;
     default:
