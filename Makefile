@@ -33,7 +33,7 @@ LIB_SRCS = util/status.c util/log.c util/config.c util/key.c util/latency.c util
            store/layout.c store/alloc.c store/evict.c store/store.c \
            origin/allow.c origin/cred.c origin/origin.c origin/origin_file.c origin/origin_http.c \
            origin/origin_azure.c origin/origin_s3.c \
-           fabric/place.c fabric/member.c fabric/member_dir.c fabric/member_file.c fabric/member_etcd.c fabric/etcd.c fabric/view.c fabric/view_shm.c fabric/peer.c fabric/touch.c fabric/proto.c fabric/node.c fabric/client.c fabric/probe.c fabric/admin.c fabric/readq.c fabric/api.c \
+           fabric/place.c fabric/member.c fabric/member_dir.c fabric/member_file.c fabric/member_etcd.c fabric/etcd.c fabric/view.c fabric/view_shm.c fabric/peer.c fabric/touch.c fabric/proto.c fabric/meta.c fabric/lookup.c fabric/manifest.c fabric/node.c fabric/client.c fabric/probe.c fabric/admin.c fabric/readq.c fabric/api.c \
            fabric/context.c
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 
@@ -56,7 +56,7 @@ TEST_OBJS_store  = tests/store/test_store.o tests/store/test_layout.o tests/stor
 TEST_OBJS_ucperf = tests/perf/test_ucperf.o $(PERF_SRCS:.c=.o)
 TEST_OBJS_fabric = tests/fabric/test_fabric.o tests/fabric/test_place.o tests/fabric/test_member.o \
                    tests/fabric/test_etcd.o \
-                   tests/fabric/test_proto.o tests/fabric/test_view.o tests/fabric/test_view_shm.o \
+                   tests/fabric/test_proto.o tests/fabric/test_manifest.o tests/fabric/test_view.o tests/fabric/test_view_shm.o \
                    tests/fabric/test_node.o tests/fabric/test_client.o \
                    tests/fabric/test_probe.o tests/fabric/fabric_util.o
 TEST_OBJS_origin = tests/origin/test_origin.o tests/origin/test_allow.o
@@ -65,7 +65,7 @@ TESTS    = $(TEST_NAMES:%=$(BUILD)/tests/test_%)
 TEST_HELPERS = $(BUILD)/tests/fabric_client $(BUILD)/tests/fake_owner $(BUILD)/tests/replayer \
                $(BUILD)/tests/http_origin \
                $(BUILD)/tests/az_put
-TEST_SCRIPTS = tests/test_run.sh tests/test_library.sh tests/fabric/test_fabric.sh tests/fabric/test_hosts.sh tests/fabric/test_etcd.sh tests/fabric/test_compat.sh tests/fabric/test_scale.sh tests/fabric/test_wireup.sh tests/fabric/test_mpi.sh tests/fabric/test_admin.sh tests/fabric/test_hotset.sh tests/origin/test_http.sh tests/origin/test_s3.sh tests/origin/test_warmup.sh \
+TEST_SCRIPTS = tests/test_run.sh tests/test_library.sh tests/fabric/test_fabric.sh tests/fabric/test_hosts.sh tests/fabric/test_etcd.sh tests/fabric/test_compat.sh tests/fabric/test_meta.sh tests/fabric/test_scale.sh tests/fabric/test_wireup.sh tests/fabric/test_mpi.sh tests/fabric/test_admin.sh tests/fabric/test_hotset.sh tests/origin/test_http.sh tests/origin/test_s3.sh tests/origin/test_warmup.sh \
                tests/origin/test_h2.sh \
                tests/origin/test_azure.sh
 # The MPI job test is built with mpicc when Open MPI is installed (make deps).
@@ -149,7 +149,7 @@ $(LIB_A): $(LIB_OBJS)
 	$(AR) rcs $@ $^
 
 $(BUILD)/bin/ucache: $(BUILD)/obj/tools/ucache.o $(BUILD)/obj/tools/stats.o \
-                     $(BUILD)/obj/tools/dataset.o $(BUILD)/obj/tools/warmup.o \
+                     $(BUILD)/obj/tools/dataset.o $(BUILD)/obj/tools/manifest.o $(BUILD)/obj/tools/warmup.o \
                      $(BUILD)/obj/tools/admin.o $(BUILD)/obj/tools/status.o \
                      $(BUILD)/obj/tools/health.o $(BUILD)/obj/tools/drain.o \
                      $(BUILD)/obj/tools/devices.o $(LIB_A)
@@ -256,7 +256,7 @@ loop: $(if $(SAN),build-$(SAN),deps npm-deps)
 # corpus (tests/fuzz/corpus/NAME) plus what earlier runs found
 # (build/fuzz/corpus/NAME); a crash saves its input under build/fuzz/crashes/
 # and fails.  tests/fuzz/run.sh prints runs and coverage per target.
-FUZZ_TARGETS ?= proto member member_list etcd view_shm layout listing headers uri config cred blob auth keepalive
+FUZZ_TARGETS ?= proto manifest member member_list etcd view_shm layout listing headers uri config cred blob auth keepalive
 FUZZ_SECONDS ?= 10
 FUZZ_CC      ?= clang
 FUZZ_OPT      = -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \

@@ -1214,7 +1214,7 @@ ucache_status_t uf_warm(struct ucache_context *ctx, const char *uri, uint64_t of
     uf_chunk_t c;
 
     for (attempt = 0; attempt < UF_READ_ATTEMPTS; attempt++) {
-        status = us_origin_stat_cached(&ctx->origin, uri, attempt > 0, &obj);
+        status = uf_lookup(ctx, uri, (attempt > 0) ? &obj : NULL, &obj);
         if (status != UCACHE_OK) {
             return status;
         }
@@ -1275,7 +1275,7 @@ ucache_status_t uf_read(struct ucache_context *ctx, const char *uri, uint64_t of
 
     for (attempt = 0; attempt < UF_READ_ATTEMPTS; attempt++) {
         /* size and version: cached for UCACHE_META_TTL (no call on a hit) */
-        status = us_origin_stat_cached(&ctx->origin, uri, attempt > 0, &obj);
+        status = uf_lookup(ctx, uri, (attempt > 0) ? &obj : NULL, &obj);
         if (status != UCACHE_OK) {
             return status;
         }

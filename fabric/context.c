@@ -7,6 +7,7 @@
  * Invariant: a context is fully built or not returned at all.
  */
 #include "fabric/fabric.h"
+#include "fabric/manifest.h"
 #include "fabric/view_shm.h"
 #include "origin/cred.h"
 #include "util/key.h"
@@ -441,6 +442,12 @@ static ucache_status_t uf_self_init(struct ucache_context *ctx)
     return uf_member_encode(&ctx->self, &ctx->self_rec, &ctx->self_rec_len);
 }
 
+/* The fill threads' lookup of an object's ETag (uf_node_set_lookup). */
+static ucache_status_t uf_ctx_lookup(void *arg, const char *uri, us_object_t *obj_p)
+{
+    return uf_lookup(arg, uri, NULL, obj_p);
+}
+
 ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p)
 {
     ut_config_t tcfg;
@@ -499,6 +506,12 @@ ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p)
     ucc_credentials(ctx->cfg.credentials, ctx->origin.cred_path,
                     sizeof(ctx->origin.cred_path));
     us_token_command_configure(ctx->cfg.token_command); /* the process's provider */
+    if (ctx->cfg.manifest[0] != '\0') {
+        status = uf_manifest_load(ctx->cfg.manifest, &ctx->manifest);
+        if (status != UCACHE_OK) {
+            goto err;
+        }
+    }
     ut_config_from(&tcfg, &ctx->cfg);
     tparams.config   = &tcfg;
     tparams.progress = ctx->serve ? UC_PROGRESS_THREAD : UC_PROGRESS_POLL;
@@ -512,6 +525,9 @@ ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p)
         status = uf_node_create(ctx->transport, &ctx->cfg, &ctx->origin, &ctx->node);
         if (status == UCACHE_OK) {
             uf_node_set_moved_check(ctx->node, uf_ctx_moved, ctx);
+            if (ctx->cfg.meta_mode == UC_META_FABRIC) {
+                uf_node_set_lookup(ctx->node, uf_ctx_lookup, ctx);
+            }
         }
         if (status == UCACHE_OK) {
             status = uf_self_init(ctx);
@@ -594,6 +610,7 @@ void ucache_finalize(ucache_h ctx)
         ctx->source->close(ctx->source_src);
     }
     uf_vshm_close(ctx->vshm, true);
+    uf_manifest_free(ctx->manifest);
     for (i = 0; i < ctx->bounce.n; i++) {
         free(ctx->bounce.v[i]);
     }
@@ -716,6 +733,9 @@ ucache_status_t ucache_stats_get(ucache_h ctx, ucache_stats_t *s)
     s->location_hits  = atomic_load(&ctx->st.loc_hits);
     s->owner_refusals = atomic_load(&ctx->st.owner_refusals);
     s->moved_refreshes = atomic_load(&ctx->st.moved);
+    s->meta_owner     = atomic_load(&ctx->st.meta_owner);
+    s->meta_direct    = atomic_load(&ctx->st.meta_direct);
+    s->meta_pinned    = atomic_load(&ctx->st.meta_pinned);
     if (ctx->node != NULL) {
         uf_node_stats(ctx->node, &ns);
         us_store_stats(uf_node_store(ctx->node), &ss);
@@ -741,11 +761,13 @@ ucache_status_t ucache_stats_get(ucache_h ctx, ucache_stats_t *s)
         s->fills_refused   = ns.refused;
         s->fills_busy      = ns.busy;
         s->auth_failures  += ns.denied;
+        s->meta_served     = ns.meta_served;
     }
     us_origin_stats(&os);
     s->origin_reads = os.reads;
     s->origin_bytes = os.bytes;
     s->origin_errors = os.errors;
+    s->origin_meta   = os.stats;
     v = uf_view_acquire(ctx);
     if (v != NULL) {
         s->view_epoch = v->epoch;
@@ -851,7 +873,7 @@ ucache_status_t ucache_stat(ucache_h ctx, const char *uri, uint64_t *size_p)
     if ((ctx == NULL) || (uri == NULL) || (size_p == NULL)) {
         return UCACHE_ERR_INVALID;
     }
-    status = us_origin_stat_cached(&ctx->origin, uri, false, &obj);
+    status = uf_lookup(ctx, uri, NULL, &obj);
     if (status == UCACHE_OK) {
         *size_p = obj.size;
     }
@@ -878,7 +900,81 @@ ucache_status_t ucache_list(ucache_h ctx, const char *prefix, ucache_list_fn_t f
     if ((ctx == NULL) || (prefix == NULL) || (fn == NULL)) {
         return UCACHE_ERR_INVALID;
     }
-    return us_origin_list(&ctx->origin, prefix, ucc_listed, &l);
+    return uf_lookup_list(ctx, prefix, ucc_listed, &l);
+}
+
+ucache_status_t ucache_manifest_load(ucache_h ctx, const char *path)
+{
+    uf_manifest_t *m;
+    ucache_status_t status;
+
+    if ((ctx == NULL) || (path == NULL)) {
+        return UCACHE_ERR_INVALID;
+    }
+    if (ctx->manifest != NULL) {
+        UC_ERROR("a manifest is pinned already (UCACHE_MANIFEST or an earlier load): one "
+                 "a context");
+        return UCACHE_ERR_INVALID;
+    }
+    status = uf_manifest_load(path, &m);
+    if (status == UCACHE_OK) {
+        ctx->manifest = m; /* before the caller's reads, which are after this call */
+    }
+    return status;
+}
+
+typedef struct ucc_manifest {
+    FILE    *out;
+    uint64_t objects, skipped;
+} ucc_manifest_t;
+
+static ucache_status_t ucc_manifest_one(void *arg, const char *uri, const us_object_t *obj)
+{
+    ucc_manifest_t *w = arg;
+
+    if (uf_manifest_put(w->out, uri, obj)) {
+        w->objects++;
+    } else {
+        w->skipped++;
+        UC_WARN("%.*s left out of the manifest: a tab, newline or query in its URI",
+                us_uri_loglen(uri), uri);
+    }
+    return ferror(w->out) ? UCACHE_ERR_IO : UCACHE_OK;
+}
+
+ucache_status_t ucache_manifest_write(ucache_h ctx, const char *const *prefixes, unsigned n,
+                                      FILE *out, uint64_t *objects_p)
+{
+    ucc_manifest_t w = { out, 0, 0 };
+    ucache_status_t status = UCACHE_OK;
+    unsigned i;
+
+    if ((ctx == NULL) || (prefixes == NULL) || (n == 0) || (out == NULL)) {
+        return UCACHE_ERR_INVALID;
+    }
+    for (i = 0; i < n; i++) {
+        if ((prefixes[i] == NULL) || (strnlen(prefixes[i], US_URI_MAX) >= US_URI_MAX) ||
+            (strpbrk(prefixes[i], "?\t\r\n") != NULL)) {
+            UC_ERROR("a manifest's prefix is a URI without a query (a SAS goes in the "
+                     "credentials file or AZURE_STORAGE_SAS_TOKEN, never in a manifest)");
+            return UCACHE_ERR_INVALID;
+        }
+    }
+    fprintf(out, UF_MANIFEST_MAGIC "\n");
+    for (i = 0; i < n; i++) {
+        fprintf(out, UF_MANIFEST_PREFIX "%s\n", prefixes[i]);
+    }
+    for (i = 0; (i < n) && (status == UCACHE_OK); i++) {
+        UF_ADD(ctx, meta_direct, 1); /* as the origin has it now, not as cached */
+        status = us_origin_list(&ctx->origin, prefixes[i], ucc_manifest_one, &w);
+    }
+    if ((status == UCACHE_OK) && (fflush(out) != 0)) {
+        status = UCACHE_ERR_IO;
+    }
+    if (objects_p != NULL) {
+        *objects_p = w.objects;
+    }
+    return status;
 }
 
 ucache_status_t ucache_warm(ucache_h ctx, const char *uri, uint64_t offset, uint64_t len,

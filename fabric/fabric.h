@@ -57,6 +57,7 @@ struct ucache_context {
     const char        *source_arg;    /* in cfg.members, after the prefix */
     void              *source_src;    /* the open source (its `open`), or
                                          source_arg                       */
+    struct uf_manifest *manifest;     /* pinned metadata (UCACHE_MANIFEST) */
     struct uf_vshm    *vshm;          /* the view published for this host's
                                          readers (sources that publish)   */
     char               vshm_path[512];
@@ -104,6 +105,7 @@ struct ucache_context {
         _Atomic uint64_t verify_retries, failovers, bad_replies, stale_objects;
         _Atomic uint64_t bytes, touch_sent, touch_dropped, fetches, loc_hits;
         _Atomic uint64_t owner_refusals, windowed, moved;
+        _Atomic uint64_t meta_owner, meta_direct, meta_pinned;
     } st;
 };
 
@@ -235,6 +237,19 @@ ucache_status_t uf_warm(struct ucache_context *ctx, const char *uri, uint64_t of
 
 ucache_status_t uf_read(struct ucache_context *ctx, const char *uri, uint64_t offset,
                         size_t len, void *buf, size_t *nread_p);
+
+/* lookup.c */
+/**
+ * @p uri's size and version: from the manifest, this process's cache, the
+ * owner of its metadata, or the origin (lookup.c).  @p stale (may be
+ * @p obj_p): a version found changed at the origin, not good enough.
+ */
+ucache_status_t uf_lookup(struct ucache_context *ctx, const char *uri,
+                          const us_object_t *stale, us_object_t *obj_p);
+/** Every object under @p prefix, as uf_lookup finds metadata; in URI order
+ *  through an owner or the manifest, the origin's order from the origin. */
+ucache_status_t uf_lookup_list(struct ucache_context *ctx, const char *prefix,
+                               us_origin_list_fn_t fn, void *arg);
 
 /* context.c */
 /** Join the members source as this serving node (ctx->member_lock held,

@@ -13,6 +13,7 @@
  * node->lock; a fill thread never holds node->lock while replying.
  */
 #include "fabric/fabric.h"
+#include "fabric/meta.h"
 #include "util/log.h"
 #include "util/time.h"
 
@@ -63,7 +64,10 @@ struct uf_node {
     _Atomic bool     draining;  /* refuse fills: ucache drain */
     _Atomic(uf_moved_fn_t) moved_fn; /* refuse fills a newer view moved away */
     void * _Atomic   moved_arg;
+    _Atomic(uf_lookup_fn_t) lookup_fn; /* an object's metadata, as readers find it */
+    void * _Atomic   lookup_arg;
     us_allow_t       allow;     /* the origins it fills from (UCACHE_ALLOW) */
+    uf_meta_t       *meta;      /* object metadata for readers (meta.c) */
     us_origin_params_t origin;  /* how it reads them (its context's settings) */
     _Atomic uint64_t denied_logged; /* when a refused admin operation was logged */
     uint64_t         pin_quota; /* bytes a reader's pins may hold per namespace */
@@ -351,7 +355,6 @@ static ucache_status_t uf_fill_allowed(uf_node_t *node, const char *uri)
 static void uf_fetch_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
 {
     uf_node_t *node = arg;
-    uf_moved_fn_t moved;
     char uri[US_URI_MAX];
     uf_fetch_req_t req;
     uf_fetch_span_t span;
@@ -413,10 +416,7 @@ static void uf_fetch_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t l
         uf_reply_loc(node, rpc, 0, NULL, UCACHE_ERR_MOVED, NULL, 0); /* drained: go elsewhere */
         return;
     }
-    moved = atomic_load_explicit(&node->moved_fn, memory_order_acquire);
-    if ((moved != NULL) &&
-        moved(atomic_load_explicit(&node->moved_arg, memory_order_relaxed), &key, req.epoch)) {
-        UF_NODE_ADD(node, moved, 1); /* the reader's view is behind ours: not ours now */
+    if (uf_node_moved(node, &key, req.epoch)) { /* the reader's view is behind ours */
         uf_reply_loc(node, rpc, 0, NULL, UCACHE_ERR_MOVED, NULL, 0);
         return;
     }
@@ -471,6 +471,25 @@ static void uf_touch_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t l
 }
 
 /* Fill one chunk: reserve (waiting out grace periods), read, publish. */
+
+/* A FETCH names the object's version, not its ETag: the origin needs the
+ * ETag for If-Match, and asks for it (a HEAD) unless this process knows
+ * it.  With the context's lookup (UCACHE_META=fabric) the object's metadata
+ * owner answers - the one request per TTL every reader shares - and the
+ * fill sends its ETag when the version is the one asked for. */
+static void uf_fill_etag(uf_node_t *node, uf_job_t *job)
+{
+    uf_lookup_fn_t fn = atomic_load_explicit(&node->lookup_fn, memory_order_acquire);
+    us_object_t cur;
+
+    if ((job->obj.etag[0] == '\0') && (fn != NULL) &&
+        (fn(atomic_load_explicit(&node->lookup_arg, memory_order_relaxed), job->uri,
+            &cur) == UCACHE_OK) &&
+        (cur.version == job->obj.version) && (cur.size == job->obj.size)) {
+        memcpy(job->obj.etag, cur.etag, sizeof(cur.etag));
+    }
+}
+
 static ucache_status_t uf_fill(uf_node_t *node, uf_job_t *job, us_loc_t *loc_p,
                                uint32_t *how_p)
 {
@@ -504,6 +523,7 @@ static ucache_status_t uf_fill(uf_node_t *node, uf_job_t *job, us_loc_t *loc_p,
         ts.tv_nsec = (long)wait;
         nanosleep(&ts, NULL);
     }
+    uf_fill_etag(node, job);
     status = us_origin_fill(&node->origin, &node->allow, job->uri, &job->obj,
                             job->idx * job->chunk_size, fill.payload, length);
     if (status != UCACHE_OK) {
@@ -714,6 +734,10 @@ ucache_status_t uf_node_create(ut_ctx_t *tr, const uc_config_t *cfg,
     if (status == UCACHE_OK) {
         status = ut_rpc_handler_set(tr, UF_RPC_TOUCH, uf_touch_handler, node);
     }
+    if (status == UCACHE_OK) {
+        status = uf_meta_create(node, tr, &node->allow, &node->origin, cfg->meta_mem,
+                                cfg->fetch_threads, &node->meta);
+    }
     if (status != UCACHE_OK) {
         goto err;
     }
@@ -777,6 +801,7 @@ void uf_node_destroy(uf_node_t *node)
     if (node == NULL) {
         return;
     }
+    uf_meta_destroy(node->meta);
     ut_rpc_handler_set(node->tr, UF_RPC_FETCH, NULL, NULL);
     ut_rpc_handler_set(node->tr, UF_RPC_TOUCH, NULL, NULL);
     pthread_mutex_lock(&node->lock);
@@ -832,6 +857,30 @@ void uf_node_stats(uf_node_t *node, uf_node_stats_t *s)
     s->busy         = atomic_load(&node->st.busy);
     s->denied       = atomic_load(&node->st.denied);
     s->moved        = atomic_load(&node->st.moved);
+    s->meta_served  = (node->meta != NULL) ? uf_meta_served(node->meta) : 0;
+}
+
+void uf_node_set_lookup(uf_node_t *node, uf_lookup_fn_t fn, void *arg)
+{
+    atomic_store_explicit(&node->lookup_arg, arg, memory_order_relaxed);
+    atomic_store_explicit(&node->lookup_fn, fn, memory_order_release);
+}
+
+bool uf_node_moved(uf_node_t *node, const us_key_t *key, uint64_t epoch)
+{
+    uf_moved_fn_t fn = atomic_load_explicit(&node->moved_fn, memory_order_acquire);
+
+    if ((fn == NULL) ||
+        !fn(atomic_load_explicit(&node->moved_arg, memory_order_relaxed), key, epoch)) {
+        return false;
+    }
+    UF_NODE_ADD(node, moved, 1); /* not ours now */
+    return true;
+}
+
+uf_meta_t *uf_node_meta(uf_node_t *node)
+{
+    return node->meta;
 }
 
 void uf_node_set_moved_check(uf_node_t *node, uf_moved_fn_t fn, void *arg)

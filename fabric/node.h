@@ -29,6 +29,7 @@ typedef struct uf_node_stats {
     uint64_t denied;         /* admin operations without the admin key  */
     uint64_t moved;          /* misses answered MOVED: the reader's view was
                                 older and the key is no longer this node's */
+    uint64_t meta_served;    /* META requests answered (meta.c) */
     uint64_t fill_us_bucket[UCACHE_FILL_BUCKETS]; /* fill durations */
     uint64_t fill_us_sum;
 } uf_node_stats_t;
@@ -55,6 +56,18 @@ bool uf_node_draining(uf_node_t *node);
  */
 typedef bool (*uf_moved_fn_t)(void *arg, const us_key_t *key, uint64_t epoch);
 void uf_node_set_moved_check(uf_node_t *node, uf_moved_fn_t fn, void *arg);
+
+/** How the fill threads find an object's ETag when a FETCH names only its
+ *  version (the context's uf_lookup; NULL: the origin backend asks). */
+typedef ucache_status_t (*uf_lookup_fn_t)(void *arg, const char *uri, us_object_t *obj_p);
+void uf_node_set_lookup(uf_node_t *node, uf_lookup_fn_t fn, void *arg);
+
+/** Whether a request about @p key from a reader of view epoch @p epoch is
+ *  to be answered UCACHE_ERR_MOVED (counted); the check above. */
+bool uf_node_moved(uf_node_t *node, const us_key_t *key, uint64_t epoch);
+
+/** The node's metadata service (meta.h): the self-owner path. */
+struct uf_meta *uf_node_meta(uf_node_t *node);
 
 /** Count (and log, rate-limited) an admin operation @p what refused for a
  *  request without the admin key. */

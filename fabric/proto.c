@@ -8,6 +8,7 @@
 #include "fabric/proto.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 /*
@@ -85,7 +86,12 @@
     X(66, hits_unreported) \
     X(67, chunks_windowed) \
     X(68, moved_refreshes) \
-    X(69, fills_moved)
+    X(69, fills_moved) \
+    X(70, origin_meta) \
+    X(71, meta_owner) \
+    X(72, meta_direct) \
+    X(73, meta_pinned) \
+    X(74, meta_served)
 
 static const struct {
     uint32_t tag;
@@ -234,6 +240,154 @@ ucache_status_t uf_hello_req_check(const void *msg, size_t len)
     }
     memcpy(&req, msg, sizeof(req));
     return uf_proto_hdr(req.magic, req.version);
+}
+
+ucache_status_t uf_meta_req_check(const void *msg, size_t len, uf_meta_req_t *req,
+                                  const char **uri_p, const char **after_p)
+{
+    const char *b = msg;
+
+    memset(req, 0, sizeof(*req));
+    if ((msg == NULL) || (len < sizeof(*req))) {
+        return UCACHE_ERR_INVALID;
+    }
+    memcpy(req, msg, sizeof(*req));
+    if (uf_proto_hdr(req->magic, req->version) != UCACHE_OK) {
+        return uf_proto_hdr(req->magic, req->version);
+    }
+    if ((req->uri_len == 0) || (req->uri_len >= US_URI_MAX) ||
+        (req->after_len >= US_URI_MAX) ||
+        (len != sizeof(*req) + (size_t)req->uri_len + req->after_len) ||
+        (memchr(b + sizeof(*req), '\0', (size_t)req->uri_len + req->after_len) != NULL)) {
+        return UCACHE_ERR_INVALID;
+    }
+    if ((req->op == UF_META_STAT) ? ((req->max != 0) || (req->after_len != 0)) :
+        ((req->op != UF_META_LIST) || (req->max == 0) || (req->max > UF_META_PAGE_MAX) ||
+         (req->stale != 0))) {
+        return UCACHE_ERR_INVALID;
+    }
+    *uri_p   = b + sizeof(*req);
+    *after_p = b + sizeof(*req) + req->uri_len;
+    return UCACHE_OK;
+}
+
+bool uf_meta_etag_ok(const char *etag, size_t len)
+{
+    size_t i;
+
+    if (len >= US_ETAG_MAX) {
+        return false;
+    }
+    for (i = 0; i < len; i++) {
+        if ((etag[i] < 0x20) || (etag[i] > 0x7e)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+ucache_status_t uf_meta_stat_parse(const uf_meta_rep_t *rep, size_t meta_len,
+                                   const void *data, size_t data_len, us_object_t *obj_p)
+{
+    if ((meta_len != sizeof(*rep)) || (rep->count != 0) || (rep->more != 0) ||
+        (rep->reserved != 0) || (data_len != rep->etag_len) ||
+        ((data_len > 0) && (data == NULL)) || !uf_meta_etag_ok(data, data_len)) {
+        return UCACHE_ERR_CORRUPT;
+    }
+    memset(obj_p, 0, sizeof(*obj_p));
+    obj_p->size    = rep->size;
+    obj_p->version = rep->version;
+    memcpy(obj_p->etag, data, data_len);
+    obj_p->etag[data_len] = '\0';
+    return UCACHE_OK;
+}
+
+bool uf_meta_ent_put(void *buf, size_t cap, size_t *off_p, const char *uri,
+                     const us_object_t *obj)
+{
+    size_t ulen = strlen(uri), elen = strnlen(obj->etag, US_ETAG_MAX - 1);
+    uf_meta_ent_t e = { obj->size, obj->version, (uint16_t)ulen, (uint16_t)elen, 0 };
+    char *b = buf;
+
+    if ((ulen == 0) || (ulen >= US_URI_MAX) || !uf_meta_etag_ok(obj->etag, elen) ||
+        (*off_p > cap) || (cap - *off_p < sizeof(e) + ulen + elen)) {
+        return false;
+    }
+    memcpy(b + *off_p, &e, sizeof(e));
+    memcpy(b + *off_p + sizeof(e), uri, ulen);
+    memcpy(b + *off_p + sizeof(e) + ulen, obj->etag, elen);
+    *off_p += sizeof(e) + ulen + elen;
+    return true;
+}
+
+/* The entry at @p off of a LIST reply's @p len bytes, checked: its URI
+ * (terminated, in @p uri) after @p prev and beginning with @p prefix, its
+ * object; the next entry's offset, or 0 if malformed. */
+static size_t uf_meta_ent_get(const char *b, size_t len, size_t off, const char *prefix,
+                              const char *prev, char *uri, us_object_t *obj)
+{
+    uf_meta_ent_t e;
+
+    if (len - off < sizeof(e)) {
+        return 0;
+    }
+    memcpy(&e, b + off, sizeof(e));
+    off += sizeof(e);
+    if ((e.uri_len == 0) || (e.uri_len >= US_URI_MAX) || (e.reserved != 0) ||
+        ((size_t)e.uri_len + e.etag_len > len - off) ||
+        (memchr(b + off, '\0', e.uri_len) != NULL) ||
+        !uf_meta_etag_ok(b + off + e.uri_len, e.etag_len)) {
+        return 0;
+    }
+    memcpy(uri, b + off, e.uri_len);
+    uri[e.uri_len] = '\0';
+    if ((strncmp(uri, prefix, strlen(prefix)) != 0) || (strcmp(uri, prev) <= 0)) {
+        return 0;
+    }
+    memset(obj, 0, sizeof(*obj));
+    obj->size    = e.size;
+    obj->version = e.version;
+    memcpy(obj->etag, b + off + e.uri_len, e.etag_len);
+    obj->etag[e.etag_len] = '\0';
+    return off + e.uri_len + e.etag_len;
+}
+
+ucache_status_t uf_meta_list_parse(const uf_meta_rep_t *rep, size_t meta_len,
+                                   const void *data, size_t data_len, const char *prefix,
+                                   const char *after, us_origin_list_fn_t fn, void *arg,
+                                   char *last_p)
+{
+    char uri[US_URI_MAX], prev[US_URI_MAX];
+    ucache_status_t status = UCACHE_OK;
+    size_t off = 0, next;
+    us_object_t obj;
+    uint32_t i;
+    int pass;
+
+    if ((meta_len != sizeof(*rep)) || (rep->count > UF_META_PAGE_MAX) || (rep->more > 1) ||
+        (rep->reserved != 0) || (rep->etag_len != 0) || (data_len > UF_META_PAGE_BYTES) ||
+        ((data_len > 0) && (data == NULL)) || ((rep->count == 0) && rep->more)) {
+        return UCACHE_ERR_CORRUPT;
+    }
+    for (pass = 0; pass < 2; pass++) { /* check it all, then hand it over */
+        snprintf(prev, sizeof(prev), "%s", after);
+        for (i = 0, off = 0; i < rep->count; i++) {
+            next = uf_meta_ent_get(data, data_len, off, prefix, prev, uri, &obj);
+            if (next == 0) {
+                return UCACHE_ERR_CORRUPT;
+            }
+            off = next;
+            memcpy(prev, uri, strlen(uri) + 1);
+            if ((pass == 1) && (status == UCACHE_OK)) {
+                status = fn(arg, uri, &obj);
+            }
+        }
+        if (off != data_len) {
+            return UCACHE_ERR_CORRUPT;
+        }
+    }
+    memcpy(last_p, prev, strlen(prev) + 1);
+    return status;
 }
 
 ucache_status_t uf_fetch_rep_check(const uf_fetch_rep_t *rep, size_t meta_len,

@@ -18,6 +18,8 @@
 #define UF_RPC_TOUCH      2          /* one-sided readers' hits (touch.c)  */
 #define UF_RPC_HELLO      3          /* the node's record (bootstrap)       */
 #define UF_RPC_ADMIN      4          /* counters, drain (admin tools)       */
+#define UF_RPC_META       5          /* an object's size and version, a
+                                        listing's page, from its owner (meta.c) */
 #define UF_PROTO_MAGIC    0x50464355u /* "UCFP" */
 #define UF_PROTO_VERSION  1u
 #define UF_FETCH_DATA     (1u << 0)  /* reply with header + payload (tcp)   */
@@ -71,6 +73,48 @@ typedef struct uf_hello_req {
     uint16_t version;        /* UF_PROTO_VERSION of the reader */
     uint16_t reserved;
 } uf_hello_req_t;
+
+/*
+ * META request (meta.c): this header, then uri_len bytes of the object's URI
+ * (STAT) or the prefix (LIST), then after_len bytes of the URI a LIST page
+ * begins after (0: the first page).  No terminators.  A node of before META
+ * answers UCACHE_ERR_UNSUPPORTED (no handler): the reader asks the origin.
+ */
+enum { UF_META_STAT = 1, UF_META_LIST = 2 };
+#define UF_META_PAGE_MAX   1000         /* entries one LIST reply holds at most */
+#define UF_META_PAGE_BYTES (256u << 10) /* bytes of entries one LIST reply holds at most */
+
+typedef struct uf_meta_req {
+    uint32_t magic;
+    uint16_t version;
+    uint16_t op;             /* UF_META_* */
+    uint64_t epoch;          /* the reader's view epoch */
+    uint64_t stale;          /* STAT: a version the reader found changed at the
+                                origin: not good enough (0: any) */
+    uint32_t max;            /* LIST: entries wanted, 1 .. UF_META_PAGE_MAX; STAT: 0 */
+    uint16_t uri_len;        /* 1 .. US_URI_MAX - 1 */
+    uint16_t after_len;      /* LIST: 0 .. US_URI_MAX - 1; STAT: 0 */
+} uf_meta_req_t;
+
+/* META reply metadata.  STAT: the object, its ETag (etag_len bytes) the
+ * reply's data; LIST: count entries (uf_meta_ent_t) the data, in strcmp
+ * order, after the request's `after`; more if the listing goes on. */
+typedef struct uf_meta_rep {
+    uint64_t size, version;  /* STAT */
+    uint64_t age_ns;         /* how long ago the owner had it from the origin */
+    uint32_t count;          /* LIST */
+    uint16_t etag_len;       /* STAT: < US_ETAG_MAX */
+    uint8_t  more;           /* LIST: 0 or 1 */
+    uint8_t  reserved;
+} uf_meta_rep_t;
+
+/* One object of a LIST reply's data: this, uri_len bytes of URI (beginning
+ * with the prefix), etag_len bytes of ETag. */
+typedef struct uf_meta_ent {
+    uint64_t size, version;
+    uint16_t uri_len, etag_len;
+    uint32_t reserved;
+} uf_meta_ent_t;
 
 /* How an owner answered a FETCH (uf_fetch_rep_t.how). */
 enum { UF_HOW_HIT = 1, UF_HOW_FILLED = 2, UF_HOW_COALESCED = 3 };
@@ -161,6 +205,37 @@ void uf_fetch_raw_build(void *msg, uint64_t off, uint64_t len);
 /** A HELLO request: UCACHE_ERR_PROTOCOL if of another protocol version,
  *  UCACHE_ERR_INVALID if malformed (an empty one is protocol 1's). */
 ucache_status_t uf_hello_req_check(const void *msg, size_t len);
+
+/** Check a META request; on success *uri_p and *after_p point into @p msg
+ *  (req->uri_len and req->after_len bytes, not terminated).
+ *  UCACHE_ERR_PROTOCOL for another version, UCACHE_ERR_INVALID else. */
+ucache_status_t uf_meta_req_check(const void *msg, size_t len, uf_meta_req_t *req,
+                                  const char **uri_p, const char **after_p);
+
+/** Whether @p len bytes at @p etag may be an ETag: shorter than US_ETAG_MAX,
+ *  printable ASCII only (it goes into an If-Match header). */
+bool uf_meta_etag_ok(const char *etag, size_t len);
+
+/** A STAT reply (@p meta_len bytes of metadata, @p data_len of data): the
+ *  object and the answer's age.  UCACHE_ERR_CORRUPT if malformed. */
+ucache_status_t uf_meta_stat_parse(const uf_meta_rep_t *rep, size_t meta_len,
+                                   const void *data, size_t data_len, us_object_t *obj_p);
+
+/** One LIST entry of @p obj at @p uri appended to @p buf at *off_p (of
+ *  @p cap bytes); false if it does not fit. */
+bool uf_meta_ent_put(void *buf, size_t cap, size_t *off_p, const char *uri,
+                     const us_object_t *obj);
+
+/** Call @p fn for each object of a LIST reply to a request for @p prefix
+ *  after @p after ("": from the first), once the whole page is checked:
+ *  count well-formed entries filling @p data_len exactly, each URI beginning
+ *  with the prefix, each after the one before.  UCACHE_ERR_CORRUPT if
+ *  malformed (fn never called), else the first non-OK of fn.  *last_p (of
+ *  US_URI_MAX bytes) gets the last URI. */
+ucache_status_t uf_meta_list_parse(const uf_meta_rep_t *rep, size_t meta_len,
+                                   const void *data, size_t data_len, const char *prefix,
+                                   const char *after, us_origin_list_fn_t fn, void *arg,
+                                   char *last_p);
 
 /** Check a TOUCH request: its header, then exactly req->count keys. */
 ucache_status_t uf_touch_req_check(const void *msg, size_t len, uf_touch_req_t *req);

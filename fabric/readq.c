@@ -46,7 +46,7 @@ static bool uf_posted_start(struct ucache_context *ctx, uf_posted_t *pr)
     uint64_t end;
 
     pr->started = true;
-    status = us_origin_stat_cached(&ctx->origin, r->uri, false, &obj);
+    status = uf_lookup(ctx, r->uri, NULL, &obj);
     if ((status == UCACHE_OK) && (r->offset > obj.size)) {
         status = UCACHE_ERR_OUT_OF_RANGE;
     }

@@ -209,6 +209,19 @@ typedef struct ucache_stats {
     uint64_t fills_moved;      /**< FETCH misses this node answered MOVED: the
                                     reader's view was older and, in this
                                     node's, the key is another node's      */
+    uint64_t origin_meta;      /**< metadata requests this process made of
+                                    origins (an object's size and version,
+                                    a listing)                             */
+    uint64_t meta_owner;       /**< object metadata and listing pages this
+                                    reader had from their owners
+                                    (UCACHE_META=fabric)                   */
+    uint64_t meta_direct;      /**< object metadata and listings this reader
+                                    asked the origin for itself (local, no
+                                    owner could answer)                    */
+    uint64_t meta_pinned;      /**< object metadata and listings answered by
+                                    the manifest (UCACHE_MANIFEST)         */
+    uint64_t meta_served;      /**< META requests this node answered (its
+                                    objects' sizes and versions, listings) */
 } ucache_stats_t;
 
 /** @brief Copy the context's counters into @p stats_p. */
@@ -472,6 +485,29 @@ typedef ucache_status_t (*ucache_list_fn_t)(void *arg, const char *uri, uint64_t
  */
 ucache_status_t ucache_list(ucache_h ctx, const char *prefix, ucache_list_fn_t fn,
                             void *arg);
+
+/**
+ * @brief Take the sizes and versions of the objects in manifest @p path
+ *        (written by ucache_manifest_write or `ucache manifest`) as given:
+ *        reads of them ask no origin and no owner, and listings of a prefix
+ *        the manifest was written for come from it.  An object changed at
+ *        its origin since fails with UCACHE_ERR_STALE (never served mixed).
+ *        The same as UCACHE_MANIFEST; one manifest a context, loaded before
+ *        the reads it is for.
+ * @return UCACHE_ERR_INVALID for a malformed manifest (the line is logged),
+ *         UCACHE_ERR_NOT_FOUND if there is no such file.
+ */
+ucache_status_t ucache_manifest_load(ucache_h ctx, const char *path);
+
+/**
+ * @brief Write a manifest of every object under @p prefixes (@p n of them)
+ *        to @p out, with the size and version each has at its origin now
+ *        (listed there, not taken from a cache); *objects_p (may be NULL)
+ *        gets how many.  Prefixes carry no query: a SAS belongs in the
+ *        credentials, never in a manifest.
+ */
+ucache_status_t ucache_manifest_write(ucache_h ctx, const char *const *prefixes, unsigned n,
+                                      FILE *out, uint64_t *objects_p);
 
 #define UCACHE_WARM_PIN    (1u << 0) /**< pin the chunks against eviction    */
 #define UCACHE_WARM_UNPIN  (1u << 1) /**< unpin them instead (fills nothing) */

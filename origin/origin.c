@@ -25,9 +25,13 @@ typedef struct us_meta {
     char            uri[];
 } us_meta_t;
 
+#define US_META_INFLIGHT 64 /* URIs whose metadata is being asked at once */
+
 static pthread_mutex_t us_meta_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t  us_meta_cond = PTHREAD_COND_INITIALIZER; /* a request ended */
 static us_meta_t      *us_meta[US_META_BUCKETS];
 static unsigned        us_nmeta;
+static uint64_t        us_meta_inflight[US_META_INFLIGHT]; /* their hashes (0: free) */
 
 static const us_origin_ops_t *const us_origins[] = {
     &us_origin_azure_ops,   /* claims some https:// URIs: before https */
@@ -125,7 +129,7 @@ static us_meta_t *do_meta_find(const char *uri, uint64_t h)
     return NULL;
 }
 
-static void us_meta_put(const char *uri, const us_object_t *obj)
+static void us_meta_put_aged(const char *uri, const us_object_t *obj, uint64_t age_ns)
 {
     size_t len = strlen(uri);
     uint64_t h = XXH3_64bits(uri, len);
@@ -156,8 +160,20 @@ static void us_meta_put(const char *uri, const us_object_t *obj)
         us_nmeta++;
     }
     m->obj        = *obj;
-    m->fetched_ns = uc_time_ns();
+    m->fetched_ns = uc_time_ns() - age_ns;
     pthread_mutex_unlock(&us_meta_lock);
+}
+
+static void us_meta_put(const char *uri, const us_object_t *obj)
+{
+    us_meta_put_aged(uri, obj, 0);
+}
+
+void us_origin_meta_put(const char *uri, const us_object_t *obj, uint64_t age_ns)
+{
+    if ((uri != NULL) && (strnlen(uri, US_URI_MAX) < US_URI_MAX)) {
+        us_meta_put_aged(uri, obj, age_ns);
+    }
 }
 
 static ucache_status_t us_stat(const char *uri, us_object_t *obj_p)
@@ -188,25 +204,106 @@ ucache_status_t us_origin_stat(const us_origin_params_t *prm, const char *uri,
     return status;
 }
 
-ucache_status_t us_origin_stat_cached(const us_origin_params_t *prm, const char *uri,
-                                      bool refresh, us_object_t *obj_p)
+/* us_meta_lock held: whether a request for hash @p h is in flight. */
+static bool do_meta_busy(uint64_t h)
+{
+    unsigned i;
+
+    for (i = 0; i < US_META_INFLIGHT; i++) {
+        if (us_meta_inflight[i] == h) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* us_meta_lock held: mark (@p on) or unmark hash @p h in flight; false if
+ * the table is full (the request goes on unshared). */
+static bool do_meta_mark(uint64_t h, bool on)
+{
+    unsigned i;
+
+    for (i = 0; i < US_META_INFLIGHT; i++) {
+        if (us_meta_inflight[i] == (on ? 0 : h)) {
+            us_meta_inflight[i] = on ? h : 0;
+            return true;
+        }
+    }
+    return false;
+}
+
+ucache_status_t us_origin_meta(const us_origin_params_t *prm, const char *uri,
+                               bool refresh, us_object_t *obj_p, uint64_t *age_p)
 {
     uint64_t ttl = ((prm != NULL) ? prm : &us_origin_dflt)->meta_ttl_ns;
+    uint64_t t0 = uc_time_ns(), h, busy, now;
+    ucache_status_t status;
+    bool marked;
     us_meta_t *m;
-    uint64_t h;
 
-    if (!refresh && (uri != NULL)) {
-        h = XXH3_64bits(uri, strlen(uri));
-        pthread_mutex_lock(&us_meta_lock);
-        m = do_meta_find(uri, h);
-        if ((m != NULL) && (uc_time_ns() - m->fetched_ns < ttl)) { /* the caller's TTL */
+    if ((uri == NULL) || (strnlen(uri, US_URI_MAX) >= US_URI_MAX)) {
+        return us_origin_stat(prm, uri, obj_p); /* its error */
+    }
+    h    = XXH3_64bits(uri, strlen(uri));
+    busy = h | 1; /* never 0: a free in-flight slot */
+    pthread_mutex_lock(&us_meta_lock);
+    for (;;) {
+        m   = do_meta_find(uri, h);
+        now = uc_time_ns();
+        /* young enough by the caller's TTL; when refreshing, asked since */
+        if ((m != NULL) && (now - m->fetched_ns < ttl) &&
+            (!refresh || ((int64_t)(m->fetched_ns - t0) >= 0))) {
             *obj_p = m->obj;
+            *age_p = now - m->fetched_ns;
             pthread_mutex_unlock(&us_meta_lock);
             return UCACHE_OK;
         }
-        pthread_mutex_unlock(&us_meta_lock);
+        if (!do_meta_busy(busy)) {
+            break;
+        }
+        pthread_cond_wait(&us_meta_cond, &us_meta_lock); /* its answer, then ours */
     }
-    return us_origin_stat(prm, uri, obj_p);
+    marked = do_meta_mark(busy, true);
+    pthread_mutex_unlock(&us_meta_lock);
+    status = us_origin_stat(prm, uri, obj_p);
+    *age_p = 0;
+    pthread_mutex_lock(&us_meta_lock);
+    if (marked) {
+        do_meta_mark(busy, false);
+        pthread_cond_broadcast(&us_meta_cond);
+    }
+    pthread_mutex_unlock(&us_meta_lock);
+    return status;
+}
+
+ucache_status_t us_origin_meta_peek(const us_origin_params_t *prm, const char *uri,
+                                    us_object_t *obj_p, uint64_t *age_p)
+{
+    uint64_t ttl = ((prm != NULL) ? prm : &us_origin_dflt)->meta_ttl_ns, now;
+    ucache_status_t status = UCACHE_ERR_NOT_FOUND;
+    us_meta_t *m;
+
+    if ((uri == NULL) || (strnlen(uri, US_URI_MAX) >= US_URI_MAX)) {
+        return UCACHE_ERR_INVALID;
+    }
+    pthread_mutex_lock(&us_meta_lock);
+    m   = do_meta_find(uri, XXH3_64bits(uri, strlen(uri)));
+    now = uc_time_ns();
+    if ((m != NULL) && (now - m->fetched_ns < ttl)) {
+        *obj_p = m->obj;
+        *age_p = now - m->fetched_ns;
+        status = UCACHE_OK;
+    }
+    pthread_mutex_unlock(&us_meta_lock);
+    return status;
+}
+
+ucache_status_t us_origin_stat_cached(const us_origin_params_t *prm, const char *uri,
+                                      bool refresh, us_object_t *obj_p)
+{
+    uint64_t age;
+
+    return us_origin_meta(prm, uri, refresh, obj_p, &age);
 }
 
 static ucache_status_t us_read(const char *uri, const us_object_t *obj, uint64_t off,
@@ -260,22 +357,39 @@ const us_origin_scope_t *us_origin_scope(void)
     return us_scope;
 }
 
+ucache_status_t us_origin_confine(const us_allow_t *allow, const char *uri,
+                                  us_origin_scope_t *scope)
+{
+    memset(scope, 0, sizeof(*scope));
+    scope->allow = allow;
+    if ((uri == NULL) || (strnlen(uri, US_URI_MAX) >= US_URI_MAX) ||
+        (us_allow_uri(allow, uri, &scope->named) != UCACHE_OK)) {
+        UC_INFO("refused to ask '%.*s': no UCACHE_ALLOW rule allows it",
+                (uri != NULL) ? us_uri_loglen(uri) : 0, (uri != NULL) ? uri : "");
+        return UCACHE_ERR_REFUSED;
+    }
+    us_scope = scope;
+    return UCACHE_OK;
+}
+
+void us_origin_unconfine(void)
+{
+    us_scope = NULL;
+}
+
 ucache_status_t us_origin_fill(const us_origin_params_t *prm, const us_allow_t *allow,
                                const char *uri, const us_object_t *obj, uint64_t off,
                                void *buf, size_t len)
 {
-    us_origin_scope_t scope = { .allow = allow };
+    us_origin_scope_t scope;
     ucache_status_t status;
 
-    if ((uri == NULL) || (strnlen(uri, US_URI_MAX) >= US_URI_MAX) ||
-        (us_allow_uri(allow, uri, &scope.named) != UCACHE_OK)) {
-        UC_INFO("refused to fill from '%.*s': no UCACHE_ALLOW rule allows it",
-                (uri != NULL) ? us_uri_loglen(uri) : 0, (uri != NULL) ? uri : "");
-        return UCACHE_ERR_REFUSED;
+    status = us_origin_confine(allow, uri, &scope);
+    if (status != UCACHE_OK) {
+        return status;
     }
-    us_scope = &scope;
     status = us_origin_read(prm, uri, obj, off, buf, len);
-    us_scope = NULL;
+    us_origin_unconfine();
     return status;
 }
 

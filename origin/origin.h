@@ -94,10 +94,46 @@ ucache_status_t us_origin_stat(const us_origin_params_t *prm, const char *uri,
 ucache_status_t us_origin_stat_cached(const us_origin_params_t *prm, const char *uri,
                                       bool refresh, us_object_t *obj_p);
 
+/**
+ * us_origin_stat_cached() that says how old its answer is (*age_p, ns) and
+ * shares requests: while one caller asks the origin for @p uri, others
+ * asking for it wait for that answer rather than ask again (any number of
+ * threads, one request).  With @p refresh, only an answer asked for since
+ * the call began is good.
+ */
+ucache_status_t us_origin_meta(const us_origin_params_t *prm, const char *uri,
+                               bool refresh, us_object_t *obj_p, uint64_t *age_p);
+
+/** The cached answer for @p uri if it is younger than the TTL (no request
+ *  made, never waits); UCACHE_ERR_NOT_FOUND if there is none. */
+ucache_status_t us_origin_meta_peek(const us_origin_params_t *prm, const char *uri,
+                                    us_object_t *obj_p, uint64_t *age_p);
+
+/** Put an answer @p age_ns old into this process's metadata cache (one an
+ *  owner gave; a listing's). */
+void us_origin_meta_put(const char *uri, const us_object_t *obj, uint64_t age_ns);
+
 /** Read @p len bytes at @p off of version @p obj (see the invariant). */
 ucache_status_t us_origin_read(const us_origin_params_t *prm, const char *uri,
                                const us_object_t *obj, uint64_t off, void *buf,
                                size_t len);
+
+/* The confinement of the fill running on this thread. */
+typedef struct us_origin_scope {
+    const us_allow_t *allow;
+    bool              named;   /* a rule names the URI's host: private
+                                  addresses may be reached             */
+} us_origin_scope_t;
+
+/**
+ * Confine this thread's origin requests about @p uri (a fill's, an owner's
+ * metadata requests for readers) to what @p allow allows, as
+ * us_origin_fill() does, until us_origin_unconfine(); UCACHE_ERR_REFUSED
+ * (nothing set) if no rule allows @p uri.  @p scope must outlive it.
+ */
+ucache_status_t us_origin_confine(const us_allow_t *allow, const char *uri,
+                                  us_origin_scope_t *scope);
+void us_origin_unconfine(void);
 
 /**
  * us_origin_read() for an owner filling its exported memory on anyone's
@@ -112,12 +148,6 @@ ucache_status_t us_origin_fill(const us_origin_params_t *prm, const us_allow_t *
                                const char *uri, const us_object_t *obj, uint64_t off,
                                void *buf, size_t len);
 
-/* The confinement of the fill running on this thread. */
-typedef struct us_origin_scope {
-    const us_allow_t *allow;
-    bool              named;   /* a rule names the URI's host: private
-                                  addresses may be reached             */
-} us_origin_scope_t;
 
 /** The fill running on this thread, or NULL: a reader's own read, with its
  *  own rights (unconfined). */

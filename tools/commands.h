@@ -24,6 +24,7 @@ int cmd_evict(int argc, char **argv);
 int cmd_drain(int argc, char **argv);
 int cmd_health(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
+int cmd_manifest(int argc, char **argv);
 
 /**
  * How the cache's exported memory is exposed to peers over the UCX

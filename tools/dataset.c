@@ -5,6 +5,7 @@
  */
 #include "tools/dataset.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,11 +96,24 @@ static int ds_one(ucache_h ctx, const char *cmd, const char *uri, ds_vec_t *d)
     return 0;
 }
 
+/* Whether @p f (at its start) is a ucache manifest, whose versions a job
+ * pins (ucache manifest), rather than a list of URIs; left at its start. */
+static bool ds_pinned(FILE *f)
+{
+    char head[32] = "";
+    bool pinned = (fgets(head, sizeof(head), f) != NULL) &&
+                  (strncmp(head, "# ucache manifest ", 18) == 0);
+
+    rewind(f);
+    return pinned;
+}
+
 int ds_collect(ucache_h ctx, const char *cmd, int nargs, char **args, const char *manifest,
                ds_file_t **files_p, unsigned *n_p)
 {
     ds_vec_t d = { NULL, 0, 0 };
     char line[2048], *s, *e;
+    ucache_status_t status;
     unsigned i, o;
     int rc = 0;
     FILE *f;
@@ -111,6 +125,11 @@ int ds_collect(ucache_h ctx, const char *cmd, int nargs, char **args, const char
         f = (strcmp(manifest, "-") == 0) ? stdin : fopen(manifest, "r");
         if (f == NULL) {
             fprintf(stderr, "%s: cannot open the manifest %s\n", cmd, manifest);
+            rc = -1;
+        } else if ((f != stdin) && ds_pinned(f) &&
+                   ((status = ucache_manifest_load(ctx, manifest)) != UCACHE_OK)) {
+            fprintf(stderr, "%s: the manifest %s: %s\n", cmd, manifest,
+                    ucache_strerror(status));
             rc = -1;
         }
         while ((rc == 0) && (f != NULL) && (fgets(line, sizeof(line), f) != NULL)) {
@@ -126,6 +145,7 @@ int ds_collect(ucache_h ctx, const char *cmd, int nargs, char **args, const char
                                                 (e[-1] == ' ') || (e[-1] == '\t')); e--) {
             }
             *e = '\0';
+            s[strcspn(s, "\t")] = '\0'; /* a ucache manifest's line: the URI, then tabs */
             if ((*s != '\0') && (*s != '#')) {
                 rc = ds_one(ctx, cmd, s, &d);
             }

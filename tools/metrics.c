@@ -32,6 +32,10 @@ struct tool_metrics {
     X("ucache_fills_busy_total", "FETCHes refused: the fill queue was full", fills_busy) \
     X("ucache_fills_moved_total", "misses answered MOVED: the reader's view was older " \
       "and in this node's the key is another node's", fills_moved)            \
+    X("ucache_meta_served_total", "object metadata and listing requests this node " \
+      "answered for readers", meta_served)                                     \
+    X("ucache_origin_meta_total", "metadata requests (size and version, listings) " \
+      "this node made of origins", origin_meta)                                \
     X("ucache_auth_failures_total", "requests refused: not signed with the cluster key, " \
       "replayed, or an admin operation without the admin key", auth_failures) \
     X("ucache_evictions_total", "chunks evicted", evictions)                 \

@@ -14,7 +14,8 @@
     X(view_epoch) X(view_nodes) X(mem_bytes) X(bytes_used) X(bytes_pinned)    \
     X(evictions) X(fetch_hits) X(origin_errors) X(fill_us_sum) X(fills_refused) \
     X(fills_busy) X(owner_refusals) X(auth_failures) X(hits_unreported) \
-    X(chunks_windowed) X(moved_refreshes) X(fills_moved)
+    X(chunks_windowed) X(moved_refreshes) X(fills_moved) \
+    X(origin_meta) X(meta_owner) X(meta_direct) X(meta_pinned) X(meta_served)
 
 void tool_stats_json(FILE *out, const char *who, const ucache_stats_t *s)
 {

@@ -39,11 +39,14 @@ static const uc_command_t uc_commands[] = {
     { "cat", "URI [--offset N] [--length N] [--members SRC] [--stats]",
       "write the object's bytes, read through the\ncache, to stdout (file://, http(s)://, az://,\n"
       "s3://)", cmd_cat },
-    { "read", "URI|PREFIX/... [--manifest FILE] [--epochs N] [--depth K] [--verify] [--json]",
+    { "read", "URI|PREFIX/... [--manifest FILE] [--epochs N] [--depth K] [--verify] [--json]"
+      " [--stats]",
       "read a dataset epoch by epoch: throughput,\nhit rate (PREFIX/: every object under it)",
       cmd_read },
     { "warmup", "URI|PREFIX/... [--manifest FILE] [--pin|--unpin] [--parallel N] [--json]",
       "load a dataset into its owners, in parallel", cmd_warmup },
+    { "manifest", "PREFIX... [--output FILE]", "write a dataset manifest (sizes and ETags at\n"
+      "the origin now) that jobs pin: UCACHE_MANIFEST", cmd_manifest },
     { "status", "[--json]", "the fabric on one screen: view, capacity,\n"
       "hit ratio, origin bytes saved", cmd_status },
     { "stat", "[--watch[=S]] [--count N] [--json]", "every node's counters (and rates)",
@@ -317,6 +320,7 @@ static int cmd_read(int argc, char **argv)
         {"verify", 'v', UC_OPT_FLAG},
         {"manifest", 'm', UC_OPT_STR},
         {"json", 'j', UC_OPT_FLAG},
+        {"stats", 's', UC_OPT_FLAG},
         {"help", 'h', UC_OPT_FLAG},
         {NULL, 0, UC_OPT_FLAG}
     };
@@ -325,7 +329,7 @@ static int cmd_read(int argc, char **argv)
     ucache_params_t p = { .field_mask = 0 };
     const char *manifest = NULL;
     unsigned epochs = 2, depth = 8, nfiles, next, e, i, k, active;
-    int json = 0;
+    int json = 0, stats = 0;
     ucache_stats_t s0, s1;
     ucache_read_req_t *reqs;
     uint64_t total = 0, done, wrong = 0, failed = 0;
@@ -359,15 +363,20 @@ static int cmd_read(int argc, char **argv)
         case 'j':
             json = 1;
             break;
+        case 's':
+            stats = 1;
+            break;
         case 'h':
             printf("usage: ucache read URI|PREFIX/... [--manifest FILE] [--epochs N] "
-                   "[--depth K] [--verify] [--json]\n"
+                   "[--depth K] [--verify] [--json] [--stats]\n"
                    "Reads every object through the cache, whole, --epochs times (default\n"
                    "2), K reads in flight (default 8), and prints per epoch the throughput\n"
                    "and where the chunks came from.  A URI ending in '/' (or a file://\n"
                    "directory) is a prefix: every object under it, listed at the origin;\n"
-                   "a manifest holds one URI or prefix a line.  --verify compares file://\n"
-                   "bytes with the files.  --json: one object per epoch.\n");
+                   "a manifest holds one URI or prefix a line, or is one `ucache manifest`\n"
+                   "wrote (its versions pinned).  --verify compares file:// bytes with\n"
+                   "the files.  --json: one object per epoch.  --stats: this reader's\n"
+                   "counters to stderr as JSON at the end.\n");
             return 0;
         }
     }
@@ -509,6 +518,9 @@ static int cmd_read(int argc, char **argv)
                (unsigned long long)(s1.origin_direct - s0.origin_direct),
                verify ? (wrong ? "; WRONG BYTES" : "; bytes verified") : "");
         fflush(stdout);
+    }
+    if (stats && (ucache_stats_get(ctx, &s1) == UCACHE_OK)) {
+        tool_stats_json(stderr, "ucache read", &s1);
     }
     ucache_finalize(ctx);
     for (k = 0; k < depth; k++) {

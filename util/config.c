@@ -21,6 +21,7 @@ static const char *const uc_log_level_names[] = {
 };
 static const char *const uc_read_path_names[] = { "auto", "get", "am", NULL };
 static const char *const uc_bool_names[] = { "no", "yes", NULL };
+static const char *const uc_meta_names[] = { "fabric", "local", NULL };
 
 const uc_config_entry_t uc_config_table[] = {
     {"LOG_LEVEL", "warn",
@@ -163,6 +164,22 @@ const uc_config_entry_t uc_config_table[] = {
      "How long a reader trusts an object's size and version (ETag, mtime) before it asks "
      "the origin again; a changed object is never served from old chunks once seen.",
      UC_CFG_FIELD(meta_ttl_ns), UC_CFG_TIME, NULL, 0, 3600ull * 1000000000ull},
+    {"META", "fabric",
+     "Who asks the origin for an object's size and version, and for listings: fabric (the "
+     "object's owner node, placed by its URI, asks at most once per its UCACHE_META_TTL "
+     "and answers every reader; a prefix's listing likewise) or local (every process asks "
+     "the origin itself, once per UCACHE_META_TTL).",
+     UC_CFG_FIELD(meta_mode), UC_CFG_ENUM, uc_meta_names, 0, 0},
+    {"META_MEM", "64M",
+     "Memory a serving node keeps listings in for readers (UCACHE_META=fabric); a listing "
+     "larger than this is not kept: its readers list the origin themselves.",
+     UC_CFG_FIELD(meta_mem), UC_CFG_SIZE, NULL, 65536, 1ull << 31},
+    {"MANIFEST", "",
+     "A dataset manifest (written by `ucache manifest PREFIX`) whose objects' sizes and "
+     "versions this process takes as given: it never asks the origin or an owner about "
+     "them, and lists the manifest's prefixes from it. An object changed since fails "
+     "with UCACHE_ERR_STALE.",
+     UC_CFG_FIELD(manifest), UC_CFG_STRING, NULL, 0, 0},
     {"TRANSPORT", "ucx",
      "Transport backend. 'ucx' (UCX selects tcp/shm/verbs itself; steer it with UCX_TLS).",
      UC_CFG_FIELD(transport), UC_CFG_STRING, NULL, 0, 0},

@@ -48,6 +48,9 @@ typedef struct uc_config {
     unsigned read_window;
     uint64_t fetch_timeout_ns;
     uint64_t meta_ttl_ns;
+    int      meta_mode;        /* UC_META_FABRIC, UC_META_LOCAL */
+    uint64_t meta_mem;
+    char     manifest[256];
     char     credentials[256];
     char     token_command[512];
     unsigned list_page;
@@ -106,6 +109,8 @@ ucache_status_t uc_config_load(uc_config_t *cfg);
 /** This user's runtime directory for ucache: /run/ucache for root, else
  *  $XDG_RUNTIME_DIR/ucache, else /tmp/ucache-UID (the default dir: source). */
 void uc_runtime_dir(char *buf, size_t len);
+
+enum { UC_META_FABRIC = 0, UC_META_LOCAL = 1 }; /* uc_config_t.meta_mode */
 
 /** Set one entry (by name without prefix) from a string. */
 ucache_status_t uc_config_set(uc_config_t *cfg, const char *name,

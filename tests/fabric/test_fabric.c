@@ -9,6 +9,7 @@ extern const tc_test_t place_tests[];
 extern const tc_test_t member_tests[];
 extern const tc_test_t etcd_tests[];
 extern const tc_test_t proto_tests[];
+extern const tc_test_t manifest_tests[];
 extern const tc_test_t view_tests[];
 extern const tc_test_t view_shm_tests[];
 extern const tc_test_t node_tests[];
@@ -24,6 +25,7 @@ int main(void)
         (tc_add_suite("member", member_tests) != 0) ||
         (tc_add_suite("etcd", etcd_tests) != 0) ||
         (tc_add_suite("proto", proto_tests) != 0) ||
+        (tc_add_suite("manifest", manifest_tests) != 0) ||
         (tc_add_suite("view", view_tests) != 0) ||
         (tc_add_suite("view_shm", view_shm_tests) != 0) ||
         (tc_add_suite("node", node_tests) != 0) ||

@@ -253,8 +253,147 @@ static void test_proto_versions(void)
     CU_ASSERT_STRING_EQUAL(ucache_status_name(UCACHE_ERR_PROTOCOL), "UCACHE_ERR_PROTOCOL");
 }
 
+
+/* A META request as a reader builds it: header, URI, after. */
+static size_t meta_req(uint8_t *msg, uint16_t op, uint32_t max, uint64_t stale,
+                       const char *uri, const char *after)
+{
+    uf_meta_req_t req = { UF_PROTO_MAGIC, UF_PROTO_VERSION, op, 7, stale, max,
+                          (uint16_t)strlen(uri), (uint16_t)strlen(after) };
+
+    memcpy(msg, &req, sizeof(req));
+    memcpy(msg + sizeof(req), uri, req.uri_len);
+    memcpy(msg + sizeof(req) + req.uri_len, after, req.after_len);
+    return sizeof(req) + req.uri_len + req.after_len;
+}
+
+static void test_meta_request(void)
+{
+    uint8_t msg[sizeof(uf_meta_req_t) + 2 * US_URI_MAX];
+    const char *uri, *after;
+    uf_meta_req_t req;
+    size_t len;
+
+    len = meta_req(msg, UF_META_STAT, 0, 0, "az://a/c/x", "");
+    CU_ASSERT_EQUAL(uf_meta_req_check(msg, len, &req, &uri, &after), UCACHE_OK);
+    CU_ASSERT_EQUAL(memcmp(uri, "az://a/c/x", 10), 0);
+    CU_ASSERT_EQUAL(req.uri_len, 10);
+    CU_ASSERT_EQUAL(uf_meta_req_check(msg, len - 1, &req, &uri, &after), UCACHE_ERR_INVALID);
+    CU_ASSERT_EQUAL(uf_meta_req_check(msg, len + 1, &req, &uri, &after), UCACHE_ERR_INVALID);
+    len = meta_req(msg, UF_META_LIST, 1000, 0, "az://a/c/", "az://a/c/m");
+    CU_ASSERT_EQUAL(uf_meta_req_check(msg, len, &req, &uri, &after), UCACHE_OK);
+    CU_ASSERT_EQUAL(memcmp(after, "az://a/c/m", 10), 0);
+    /* what each operation must not carry, sizes out of bounds, a NUL inside */
+    len = meta_req(msg, UF_META_STAT, 0, 0, "az://a/c/x", "az://a/c/y");
+    CU_ASSERT_EQUAL(uf_meta_req_check(msg, len, &req, &uri, &after), UCACHE_ERR_INVALID);
+    len = meta_req(msg, UF_META_LIST, 0, 0, "az://a/c/", "");
+    CU_ASSERT_EQUAL(uf_meta_req_check(msg, len, &req, &uri, &after), UCACHE_ERR_INVALID);
+    len = meta_req(msg, UF_META_LIST, UF_META_PAGE_MAX + 1, 0, "az://a/c/", "");
+    CU_ASSERT_EQUAL(uf_meta_req_check(msg, len, &req, &uri, &after), UCACHE_ERR_INVALID);
+    len = meta_req(msg, UF_META_LIST, 10, 5, "az://a/c/", "");
+    CU_ASSERT_EQUAL(uf_meta_req_check(msg, len, &req, &uri, &after), UCACHE_ERR_INVALID);
+    len = meta_req(msg, 3, 0, 0, "az://a/c/x", "");
+    CU_ASSERT_EQUAL(uf_meta_req_check(msg, len, &req, &uri, &after), UCACHE_ERR_INVALID);
+    len = meta_req(msg, UF_META_STAT, 0, 0, "az://a/c/x", "");
+    msg[sizeof(uf_meta_req_t) + 3] = '\0';
+    CU_ASSERT_EQUAL(uf_meta_req_check(msg, len, &req, &uri, &after), UCACHE_ERR_INVALID);
+    len = meta_req(msg, UF_META_STAT, 0, 0, "", "");
+    CU_ASSERT_EQUAL(uf_meta_req_check(msg, len, &req, &uri, &after), UCACHE_ERR_INVALID);
+    len = meta_req(msg, UF_META_STAT, 0, 0, "az://a/c/x", "");
+    ((uf_meta_req_t *)msg)->version = UF_PROTO_VERSION + 1;
+    CU_ASSERT_EQUAL(uf_meta_req_check(msg, len, &req, &uri, &after), UCACHE_ERR_PROTOCOL);
+    CU_ASSERT_EQUAL(uf_meta_req_check(NULL, 0, &req, &uri, &after), UCACHE_ERR_INVALID);
+}
+
+static void test_meta_stat_reply(void)
+{
+    uf_meta_rep_t rep = { 12345, 0xabcdef, 99, 0, 6, 0, 0 };
+    us_object_t obj;
+
+    CU_ASSERT_EQUAL(uf_meta_stat_parse(&rep, sizeof(rep), "\"0x8D\"", 6, &obj), UCACHE_OK);
+    CU_ASSERT_EQUAL(obj.size, 12345);
+    CU_ASSERT_EQUAL(obj.version, 0xabcdef);
+    CU_ASSERT_STRING_EQUAL(obj.etag, "\"0x8D\"");
+    CU_ASSERT_EQUAL(uf_meta_stat_parse(&rep, sizeof(rep), "\"0x8D\"", 5, &obj), UCACHE_ERR_CORRUPT);
+    CU_ASSERT_EQUAL(uf_meta_stat_parse(&rep, sizeof(rep) - 1, "\"0x8D\"", 6, &obj),
+                    UCACHE_ERR_CORRUPT);
+    /* an ETag goes into an If-Match header: no control characters */
+    CU_ASSERT_EQUAL(uf_meta_stat_parse(&rep, sizeof(rep), "\"0\r\nX", 6, &obj), UCACHE_ERR_CORRUPT);
+    rep.etag_len = US_ETAG_MAX;
+    CU_ASSERT_EQUAL(uf_meta_stat_parse(&rep, sizeof(rep), NULL, US_ETAG_MAX, &obj),
+                    UCACHE_ERR_CORRUPT);
+    rep.etag_len = 0;
+    rep.count    = 1;
+    CU_ASSERT_EQUAL(uf_meta_stat_parse(&rep, sizeof(rep), NULL, 0, &obj), UCACHE_ERR_CORRUPT);
+}
+
+typedef struct listed {
+    unsigned n;
+    char     last[US_URI_MAX];
+    uint64_t size;
+} listed_t;
+
+static ucache_status_t listed_one(void *arg, const char *uri, const us_object_t *obj)
+{
+    listed_t *l = arg;
+
+    l->n++;
+    l->size += obj->size;
+    snprintf(l->last, sizeof(l->last), "%s", uri);
+    return UCACHE_OK;
+}
+
+static void test_meta_list_reply(void)
+{
+    static char page[UF_META_PAGE_BYTES];
+    uf_meta_rep_t rep = { 0, 0, 5, 3, 0, 1, 0 };
+    us_object_t obj = { 10, 1, "\"e\"" };
+    char last[US_URI_MAX];
+    listed_t l = { 0 };
+    size_t off = 0, cut;
+
+    CU_ASSERT(uf_meta_ent_put(page, sizeof(page), &off, "s3://b/p/a", &obj));
+    CU_ASSERT(uf_meta_ent_put(page, sizeof(page), &off, "s3://b/p/b", &obj));
+    cut = off;
+    CU_ASSERT(uf_meta_ent_put(page, sizeof(page), &off, "s3://b/p/c", &obj));
+    CU_ASSERT(!uf_meta_ent_put(page, off + 5, &off, "s3://b/p/d", &obj)); /* no room */
+    CU_ASSERT_EQUAL(uf_meta_list_parse(&rep, sizeof(rep), page, off, "s3://b/p/", "",
+                                       listed_one, &l, last), UCACHE_OK);
+    CU_ASSERT_EQUAL(l.n, 3);
+    CU_ASSERT_EQUAL(l.size, 30);
+    CU_ASSERT_STRING_EQUAL(last, "s3://b/p/c");
+    /* checked whole before any is given: a bad third entry gives none */
+    memset(&l, 0, sizeof(l));
+    CU_ASSERT_EQUAL(uf_meta_list_parse(&rep, sizeof(rep), page, off - 1, "s3://b/p/", "",
+                                       listed_one, &l, last), UCACHE_ERR_CORRUPT);
+    CU_ASSERT_EQUAL(l.n, 0);
+    CU_ASSERT_EQUAL(uf_meta_list_parse(&rep, sizeof(rep), page, cut, "s3://b/p/", "",
+                                       listed_one, &l, last), UCACHE_ERR_CORRUPT); /* count */
+    /* outside the prefix, not after `after`, not in order */
+    CU_ASSERT_EQUAL(uf_meta_list_parse(&rep, sizeof(rep), page, off, "s3://b/q/", "",
+                                       listed_one, &l, last), UCACHE_ERR_CORRUPT);
+    CU_ASSERT_EQUAL(uf_meta_list_parse(&rep, sizeof(rep), page, off, "s3://b/p/", "s3://b/p/a",
+                                       listed_one, &l, last), UCACHE_ERR_CORRUPT);
+    off = 0;
+    CU_ASSERT(uf_meta_ent_put(page, sizeof(page), &off, "s3://b/p/b", &obj));
+    CU_ASSERT(uf_meta_ent_put(page, sizeof(page), &off, "s3://b/p/a", &obj));
+    rep.count = 2;
+    CU_ASSERT_EQUAL(uf_meta_list_parse(&rep, sizeof(rep), page, off, "s3://b/p/", "",
+                                       listed_one, &l, last), UCACHE_ERR_CORRUPT);
+    CU_ASSERT_EQUAL(l.n, 0);
+    rep.count = 0; /* an empty page that says more follows */
+    CU_ASSERT_EQUAL(uf_meta_list_parse(&rep, sizeof(rep), page, 0, "s3://b/p/", "",
+                                       listed_one, &l, last), UCACHE_ERR_CORRUPT);
+    rep.more = 0;
+    CU_ASSERT_EQUAL(uf_meta_list_parse(&rep, sizeof(rep), page, 0, "s3://b/p/", "",
+                                       listed_one, &l, last), UCACHE_OK);
+}
+
 const tc_test_t proto_tests[] = {
     { "proto_versions", test_proto_versions },
+    {"meta_request", test_meta_request},
+    {"meta_stat_reply", test_meta_stat_reply},
+    {"meta_list_reply", test_meta_list_reply},
     {"fetch_raw", test_fetch_raw},
     {"touch_request", test_touch_req},
     {"admin_reply_roundtrip", test_admin_rep_roundtrip},

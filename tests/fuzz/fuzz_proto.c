@@ -1,7 +1,8 @@
 /*
  * fuzz_proto.c - the fabric's message checks (fabric/proto.c): FETCH, TOUCH,
- * ADMIN and HELLO requests as an owner receives them from any peer, FETCH and
- * ADMIN replies as a reader receives them.  The first byte picks the
+ * ADMIN, HELLO and META requests as an owner receives them from any peer,
+ * FETCH, ADMIN and META replies (an object's metadata, a listing's page) as a
+ * reader receives them.  The first byte picks the
  * parser; the rest is the message, in a buffer of exactly its size (so an
  * over-read is an ASan report).  Properties: what a check accepts is
  * exactly as long as it says, and its numbers are in range; counters taken
@@ -12,9 +13,24 @@
 
 #include <string.h>
 
+/* A listed object: the URI a terminated string beginning with the prefix. */
+static ucache_status_t fz_listed(void *arg, const char *uri, const us_object_t *obj)
+{
+    FZ_CHECK((strncmp(uri, "az://a/", 7) == 0) && (strlen(uri) < US_URI_MAX));
+    FZ_CHECK(strlen(obj->etag) < US_ETAG_MAX);
+    (*(uint32_t *)arg)++;
+    return UCACHE_OK;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     uf_fetch_req_t freq;
+    uf_meta_req_t mreq;
+    uf_meta_rep_t mrep;
+    us_object_t obj;
+    char last[US_URI_MAX];
+    const char *after;
+    uint32_t listed;
     uf_fetch_span_t span;
     uf_fetch_raw_t raw;
     uf_touch_req_t treq;
@@ -36,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     msg = malloc(size - 1);
     memcpy(msg, data + 1, size - 1);
     size--;
-    switch (data[0] % 6) {
+    switch (data[0] % 9) {
     case 0:
         if ((uf_fetch_req_check((size > 0) ? msg : NULL, size, &freq, &uri, &span, &raw) ==
              UCACHE_OK) && (freq.flags & UF_FETCH_RAW)) {
@@ -91,6 +107,44 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 5:   /* a HELLO request: empty (protocol 1) or exactly its header */
         if (uf_hello_req_check((size > 0) ? msg : NULL, size) == UCACHE_OK) {
             FZ_CHECK((size == 0) || (size == sizeof(uf_hello_req_t)));
+        }
+        break;
+    case 6:   /* a META request */
+        if (uf_meta_req_check((size > 0) ? msg : NULL, size, &mreq, &uri, &after) == UCACHE_OK) {
+            FZ_CHECK(size == sizeof(mreq) + mreq.uri_len + mreq.after_len);
+            FZ_CHECK((mreq.uri_len > 0) && (mreq.uri_len < US_URI_MAX) &&
+                     (mreq.after_len < US_URI_MAX));
+            FZ_CHECK((uri == (const char *)msg + sizeof(mreq)) && (after == uri + mreq.uri_len));
+            FZ_CHECK(memchr(uri, '\0', (size_t)mreq.uri_len + mreq.after_len) == NULL);
+            FZ_CHECK((mreq.op == UF_META_STAT) ?
+                     ((mreq.max == 0) && (mreq.after_len == 0)) :
+                     ((mreq.op == UF_META_LIST) && (mreq.max >= 1) &&
+                      (mreq.max <= UF_META_PAGE_MAX)));
+        }
+        break;
+    case 7:   /* a META STAT reply: its metadata, then the ETag */
+        if (size < sizeof(mrep)) {
+            break;
+        }
+        memcpy(&mrep, msg, sizeof(mrep));
+        if (uf_meta_stat_parse(&mrep, sizeof(mrep), msg + sizeof(mrep), size - sizeof(mrep),
+                               &obj) == UCACHE_OK) {
+            FZ_CHECK(strlen(obj.etag) == size - sizeof(mrep));
+            FZ_CHECK(strpbrk(obj.etag, "\r\n") == NULL);
+        }
+        break;
+    case 8:   /* a META LIST reply: its metadata, then the page (prefix "az://a/") */
+        if (size < sizeof(mrep)) {
+            break;
+        }
+        memcpy(&mrep, msg, sizeof(mrep));
+        listed = 0;
+        if (uf_meta_list_parse(&mrep, sizeof(mrep), msg + sizeof(mrep), size - sizeof(mrep),
+                               "az://a/", "", fz_listed, &listed, last) == UCACHE_OK) {
+            FZ_CHECK(listed == mrep.count);
+            FZ_CHECK((listed == 0) || (strncmp(last, "az://a/", 7) == 0));
+        } else {
+            FZ_CHECK(listed == 0 || listed == mrep.count); /* all or nothing */
         }
         break;
     default:

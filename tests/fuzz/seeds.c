@@ -34,6 +34,41 @@ static void seed(const char *target, const char *name, const void *a, size_t ale
     fclose(f);
 }
 
+/* META: a STAT and a LIST request, a STAT reply, a LIST page of two. */
+static void meta_seeds(uint8_t *msg)
+{
+    static const char uri[] = "az://a/data/x", prefix[] = "az://a/";
+    uf_meta_req_t q = { UF_PROTO_MAGIC, UF_PROTO_VERSION, UF_META_STAT, 3, 0, 0,
+                        sizeof(uri) - 1, 0 };
+    uf_meta_rep_t r = { 4096, 77, 1000, 0, 6, 0, 0 };
+    us_object_t obj = { 4096, 77, "\"0x8D\"" };
+    size_t off = 0;
+
+    msg[0] = 6;
+    memcpy(msg + 1, &q, sizeof(q));
+    memcpy(msg + 1 + sizeof(q), uri, sizeof(uri) - 1);
+    seed("proto", "meta_stat", msg, 1 + sizeof(q) + sizeof(uri) - 1, NULL, 0);
+    q.op = UF_META_LIST;
+    q.max = 100;
+    q.uri_len = sizeof(prefix) - 1;
+    q.after_len = sizeof(uri) - 1;
+    memcpy(msg + 1, &q, sizeof(q));
+    memcpy(msg + 1 + sizeof(q), prefix, sizeof(prefix) - 1);
+    memcpy(msg + 1 + sizeof(q) + sizeof(prefix) - 1, uri, sizeof(uri) - 1);
+    seed("proto", "meta_list", msg, 1 + sizeof(q) + sizeof(prefix) + sizeof(uri) - 2, NULL, 0);
+    msg[0] = 7;
+    memcpy(msg + 1, &r, sizeof(r));
+    memcpy(msg + 1 + sizeof(r), obj.etag, 6);
+    seed("proto", "meta_stat_reply", msg, 1 + sizeof(r) + 6, NULL, 0);
+    msg[0] = 8;
+    uf_meta_ent_put(msg + 1 + sizeof(r), 1024, &off, "az://a/data/x", &obj);
+    uf_meta_ent_put(msg + 1 + sizeof(r), 1024, &off, "az://a/data/y", &obj);
+    memset(&r, 0, sizeof(r));
+    r.count = 2;
+    memcpy(msg + 1, &r, sizeof(r));
+    seed("proto", "meta_list_reply", msg, 1 + sizeof(r) + off, NULL, 0);
+}
+
 static void proto_seeds(void)
 {
     static const char uri[] = "az://acct1/data/train-00001.tar";
@@ -84,6 +119,7 @@ static void proto_seeds(void)
     if (len > 0) {
         seed("proto", "admin_reply_tagged", msg, 1 + len, NULL, 0);
     }
+    meta_seeds(msg);
 }
 
 static void member_seeds(void)
