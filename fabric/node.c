@@ -482,7 +482,7 @@ static void uf_fill_etag(uf_node_t *node, uf_job_t *job)
     uf_lookup_fn_t fn = atomic_load_explicit(&node->lookup_fn, memory_order_acquire);
     us_object_t cur;
 
-    if ((job->obj.etag[0] == '\0') && (fn != NULL) &&
+    if ((job->obj.etag[0] == '\0') && (fn != NULL) && us_origin_by_etag(job->uri) &&
         (fn(atomic_load_explicit(&node->lookup_arg, memory_order_relaxed), job->uri,
             &cur) == UCACHE_OK) &&
         (cur.version == job->obj.version) && (cur.size == job->obj.size)) {

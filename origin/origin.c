@@ -104,6 +104,13 @@ static const us_origin_ops_t *us_origin_find(const char *uri)
     return NULL;
 }
 
+bool us_origin_by_etag(const char *uri)
+{
+    const us_origin_ops_t *ops = us_origin_find(uri);
+
+    return (ops != NULL) && ops->by_etag;
+}
+
 static ucache_status_t us_origin_unknown(const char *uri)
 {
     atomic_fetch_add(&us_origin_st.errors, 1);

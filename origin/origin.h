@@ -46,6 +46,9 @@ typedef struct us_origin_ops {
     /* Every object whose URI starts with @p prefix, in the origin's order;
      * NULL if the origin cannot list. */
     ucache_status_t (*list)(const char *prefix, us_origin_list_fn_t fn, void *arg);
+    /* read() of an object named by version only (no ETag) asks the
+     * origin for its ETag first (a HEAD): file:// does not */
+    bool      by_etag;
 } us_origin_ops_t;
 
 typedef struct us_origin_stats {
@@ -108,6 +111,10 @@ ucache_status_t us_origin_meta(const us_origin_params_t *prm, const char *uri,
  *  made, never waits); UCACHE_ERR_NOT_FOUND if there is none. */
 ucache_status_t us_origin_meta_peek(const us_origin_params_t *prm, const char *uri,
                                     us_object_t *obj_p, uint64_t *age_p);
+
+/** Whether reading @p uri's object by version alone costs its origin a
+ *  request for the ETag first (us_object_t.etag empty): http(s), az, s3. */
+bool us_origin_by_etag(const char *uri);
 
 /** Put an answer @p age_ns old into this process's metadata cache (one an
  *  owner gave; a listing's). */

@@ -515,4 +515,5 @@ const us_origin_ops_t us_origin_azure_ops = {
     .stat   = ua_stat,
     .read   = ua_read,
     .list   = ua_list,
+    .by_etag = true,
 };

@@ -877,10 +877,12 @@ const us_origin_ops_t us_origin_http_ops = {
     .scheme = "http",
     .stat   = uo_stat,
     .read   = uo_read,
+    .by_etag = true,
 };
 
 const us_origin_ops_t us_origin_https_ops = {
     .scheme = "https",
     .stat   = uo_stat,
     .read   = uo_read,
+    .by_etag = true,
 };

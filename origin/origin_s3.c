@@ -445,4 +445,5 @@ const us_origin_ops_t us_origin_s3_ops = {
     .stat   = u3_stat,
     .read   = u3_read,
     .list   = u3_list,
+    .by_etag = true,
 };

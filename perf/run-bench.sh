@@ -5,7 +5,8 @@
 # hit and miss over shared memory and tcp at 4K/64K/1M/4M, a mixed epoch,
 # the origin path
 # (perf/bench_origin.sh: a 2 GiB http dataset through a 3-node fabric vs
-# curl), and in
+# curl), origin metadata requests per epoch (perf/bench_meta.sh: 32
+# readers, Azurite), and in
 # the same run the baselines it is judged against: ucx_perftest on the same
 # transport and size, and mbw's memcpy.  Writes perf/results/latest.json
 # (ucperf's JSON lines plus baselines) and perf/results/latest.md (a table of
@@ -376,6 +377,29 @@ add "origin bytes per dataset byte, 4 concurrent cold clients" \
     "$(verdict "$(field "$fc" origin_bytes_per_dataset_byte)" 1.0 "<=")" \
     "aggregate $(field "$fc" aggregate_mib_per_s) MiB/s for the 4 clients"
 rm -f "$out/origin.tmp"
+
+# Origin metadata per epoch (issue [7/11]): 32 reader processes a epoch
+# (each lists the container and reads its 128 blobs) against Azurite,
+# whose request log counts HEADs and List Blobs calls: every process
+# asking (UCACHE_META=local, the release before) against the owners asking
+# (the default) and a pinned manifest, in the same run.
+echo "== metadata: origin HEAD and List requests per epoch, 32 readers"
+perf/bench_meta.sh 32 128 3 "$(dirname "$(dirname "$ucperf")")" | tee -a "$json" > "$out/meta.tmp"
+[ "${PIPESTATUS[0]}" = 0 ] || failed "perf/bench_meta.sh failed (Azurite, a daemon or a reader)"
+mt() { grep "\"mode\":\"$1\",\"epoch\":$2," "$out/meta.tmp"; }
+grep -q '"failed_readers":[1-9]' "$out/meta.tmp" && failed "bench_meta: a reader failed"
+for e in 1 3; do
+    lo=$(mt local $e); fa=$(mt fabric $e); ma=$(mt manifest $e)
+    add "origin HEADs, epoch $e ($( [ $e = 1 ] && echo cold || echo warm)), 32 readers x 128 blobs, owners ask" \
+        "$(field "$fa" heads)" "every process asks: $(field "$lo" heads)" \
+        "$(ratio "$(field "$fa" heads)" "$(field "$lo" heads)")" \
+        "$(verdict "$(ratio "$(field "$fa" heads)" "$(field "$lo" heads)")" 0.1 "<=")" \
+        "pinned manifest: $(field "$ma" heads) HEADs (cold: the fills' ETags); epoch $(field "$fa" seconds) s, UCACHE_META_TTL 2 s"
+    add "origin List Blobs calls, epoch $e, 32 readers, owners ask" "$(field "$fa" lists)" \
+        "every process asks: $(field "$lo" lists)" "$(ratio "$(field "$fa" lists)" "$(field "$lo" lists)")" \
+        "$(verdict "$(field "$fa" lists)" 3 "<=")" "pinned manifest: $(field "$ma" lists)"
+done
+rm -f "$out/meta.tmp"
 
 {
     echo "# make bench — $(date -u +%Y-%m-%dT%H:%MZ) on $(hostname) ($(nproc) cores)"
