@@ -288,8 +288,8 @@ demo: deps
 	@$(MAKE) --no-print-directory all $(BUILD)/tests/http_origin
 	@tools/demo.sh $(BUILD)/bin
 
-bench: deps
-	@$(MAKE) --no-print-directory all $(BUILD)/tests/http_origin
+bench: deps npm-deps
+	@$(MAKE) --no-print-directory all $(BUILD)/tests/http_origin $(BUILD)/tests/az_put
 	@perf/run-bench.sh $(BUILD)/bin/ucperf
 
 # The installed ucache.h is one file: each lower-layer header of the types
