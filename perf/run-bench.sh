@@ -394,7 +394,7 @@ for e in 1 3; do
         "$(field "$fa" heads)" "every process asks: $(field "$lo" heads)" \
         "$(ratio "$(field "$fa" heads)" "$(field "$lo" heads)")" \
         "$(verdict "$(ratio "$(field "$fa" heads)" "$(field "$lo" heads)")" 0.1 "<=")" \
-        "pinned manifest: $(field "$ma" heads) HEADs (cold: the fills' ETags); epoch $(field "$fa" seconds) s, UCACHE_META_TTL 2 s"
+        "pinned manifest: $(field "$ma" heads) HEADs$( [ $e = 1 ] && echo " (the cold fills' ETags)"); epoch $(field "$fa" seconds) s, UCACHE_META_TTL 2 s"
     add "origin List Blobs calls, epoch $e, 32 readers, owners ask" "$(field "$fa" lists)" \
         "every process asks: $(field "$lo" lists)" "$(ratio "$(field "$fa" lists)" "$(field "$lo" lists)")" \
         "$(verdict "$(field "$fa" lists)" 3 "<=")" "pinned manifest: $(field "$ma" lists)"
