@@ -56,17 +56,19 @@ static ucache_status_t uf_meta_call(struct ucache_context *ctx, uf_peer_t *p, co
 }
 
 /* The request bytes: header, @p uri, @p after. */
-static size_t uf_meta_msg(const uf_view_t *v, unsigned op, uint64_t stale, unsigned max,
-                          const char *uri, const char *after, char *msg)
+static size_t uf_meta_msg(struct ucache_context *ctx, const uf_view_t *v, unsigned op,
+                          uint64_t stale, unsigned max, const char *uri, const char *after,
+                          char *msg)
 {
     uf_meta_req_t req;
 
     memset(&req, 0, sizeof(req));
-    req.magic     = UF_PROTO_MAGIC;
-    req.version   = UF_PROTO_VERSION;
-    req.op        = (uint16_t)op;
-    req.epoch     = v->epoch;
-    req.stale     = stale;
+    req.magic      = UF_PROTO_MAGIC;
+    req.version    = UF_PROTO_VERSION;
+    req.op         = (uint16_t)op;
+    req.epoch      = v->epoch;
+    req.stale      = stale;
+    req.max_age_ns = ctx->cfg.meta_ttl_ns;
     req.max       = max;
     req.uri_len   = (uint16_t)strlen(uri);
     req.after_len = (uint16_t)strlen(after);
@@ -151,9 +153,10 @@ static ucache_status_t uf_meta_stat_ask(struct ucache_context *ctx, uf_view_t *v
     uf_meta_rep_t rep;
 
     if (p->self) {
-        return uf_meta_stat(uf_node_meta(ctx->node), a->uri, a->stale, a->obj, &a->age);
+        return uf_meta_stat(uf_node_meta(ctx->node), a->uri, a->stale, ctx->cfg.meta_ttl_ns,
+                            a->obj, &a->age);
     }
-    len    = uf_meta_msg(v, UF_META_STAT, a->stale, 0, a->uri, "", msg);
+    len    = uf_meta_msg(ctx, v, UF_META_STAT, a->stale, 0, a->uri, "", msg);
     status = uf_meta_call(ctx, p, msg, len, &rep, etag, sizeof(etag), &meta_len, &got);
     if (status != UCACHE_OK) {
         return status;
@@ -266,10 +269,12 @@ static ucache_status_t uf_meta_list_ask(struct ucache_context *ctx, uf_view_t *v
     do {
         if (p->self) {
             status = uf_meta_page(uf_node_meta(ctx->node), a->prefix, a->last,
-                                  UF_META_PAGE_MAX, true, a->page, &rep, &got);
+                                  UF_META_PAGE_MAX, ctx->cfg.meta_ttl_ns, true, a->page, &rep,
+                                  &got);
             meta_len = sizeof(rep);
         } else {
-            len    = uf_meta_msg(v, UF_META_LIST, 0, UF_META_PAGE_MAX, a->prefix, a->last, msg);
+            len    = uf_meta_msg(ctx, v, UF_META_LIST, 0, UF_META_PAGE_MAX, a->prefix, a->last,
+                                 msg);
             status = uf_meta_call(ctx, p, msg, len, &rep, a->page, UF_META_PAGE_BYTES,
                                   &meta_len, &got);
         }

@@ -60,6 +60,13 @@
 typedef struct uf_esrc {
     uf_etcd_t       *e;           /* NULL: following the local daemon's view */
     uf_vshm_t       *shm;         /* the local daemon's view (readers)    */
+    _Atomic bool     via_shm;     /* the view is shm's (else etcd's)      */
+    uint64_t         shm_stale;   /* a view not beaten this long: its
+                                     daemon is gone, watch etcd instead  */
+    uint64_t         retry_ns;    /* when to try etcd again (shm_lock)   */
+    pthread_mutex_t  shm_lock;    /* leaving the daemon's view for etcd  */
+    uc_config_t      cfg;         /* how to reach etcd then              */
+    char             url[sizeof(((uc_config_t *)0)->members) + 8];
     bool             serve;
     uint64_t         timeout_ns;
     char             nodes[UF_ETCD_KEY_MAX / 2];      /* PREFIX/nodes/   */
@@ -560,6 +567,16 @@ ucache_status_t uf_etcd_config_decode(const char *buf, size_t len, uint32_t *slo
 
 /* The fabric's placement parameters (PREFIX/config): read, or written by
  * the first daemon; a context configured with others refuses them. */
+/* The placement's slots and slot size (s->lock: a reader leaving its
+ * daemon's view for etcd sets them while another thread may read them). */
+static void uf_esrc_set_slots(uf_esrc_t *s, uint32_t nslots, uint64_t slot_bytes)
+{
+    pthread_mutex_lock(&s->lock);
+    s->nslots     = nslots;
+    s->slot_bytes = slot_bytes;
+    pthread_mutex_unlock(&s->lock);
+}
+
 static ucache_status_t uf_esrc_config(uf_esrc_t *s, unsigned want_slots, uint64_t want_bytes)
 {
     unsigned slots = (want_slots != 0) ? want_slots : UF_ETCD_SLOTS_DEF;
@@ -590,8 +607,7 @@ static ucache_status_t uf_esrc_config(uf_esrc_t *s, unsigned want_slots, uint64_
         }
         uf_etcd_reply_clear(&r);
         if (!s->serve) { /* no fabric yet: nothing to agree with */
-            s->nslots     = want_slots;
-            s->slot_bytes = want_bytes;
+            uf_esrc_set_slots(s, want_slots, want_bytes);
             return UCACHE_OK;
         }
         snprintf(body, sizeof(body), "{\"v\":1,\"slots\":%u,\"slot_size\":%" PRIu64 "}",
@@ -621,8 +637,7 @@ static ucache_status_t uf_esrc_config(uf_esrc_t *s, unsigned want_slots, uint64_
                  have_bytes);
         return UCACHE_ERR_INVALID;
     }
-    s->nslots     = have;
-    s->slot_bytes = have_bytes;
+    uf_esrc_set_slots(s, have, have_bytes);
     return UCACHE_OK;
 }
 
@@ -634,20 +649,17 @@ static void uf_esrc_close(void *src);
 
 /* A reader on a host whose daemon follows the same fabric: its view, from
  * the file the daemon publishes (view_shm.h), and no etcd connection. */
-static ucache_status_t uf_esrc_open_shm(uf_esrc_t *s, const uc_config_t *cfg,
-                                        const char *url)
+static ucache_status_t uf_esrc_open_shm(uf_esrc_t *s)
 {
-    uint64_t stale = (cfg->members_ttl_ns > 3 * cfg->members_poll_ns) ?
-                     cfg->members_ttl_ns : 3 * cfg->members_poll_ns;
     uf_member_t *m = NULL;
     ucache_status_t status;
     uint64_t epoch;
     char path[512];
     uint32_t n;
 
-    uf_vshm_path(cfg->view_shm, url, path, sizeof(path));
+    uf_vshm_path(s->cfg.view_shm, s->url, path, sizeof(path));
     status = uf_vshm_open(path, &s->shm);
-    if ((status == UCACHE_OK) && !uf_vshm_alive(s->shm, stale)) {
+    if ((status == UCACHE_OK) && !uf_vshm_alive(s->shm, s->shm_stale)) {
         status = UCACHE_ERR_NOT_FOUND;   /* its daemon is gone */
     }
     if (status == UCACHE_OK) {
@@ -663,14 +675,86 @@ static ucache_status_t uf_esrc_open_shm(uf_esrc_t *s, const uc_config_t *cfg,
     }
     UC_INFO("members: following the local daemon's view at %s (epoch %" PRIu64
             ", %u nodes): no etcd connection", path, epoch, n);
+    atomic_store_explicit(&s->via_shm, true, memory_order_release);
     return UCACHE_OK;
+}
+
+/* Connect to etcd and keep a view of it: the configuration, a range, the
+ * watcher (daemons; readers with no live local daemon). */
+static ucache_status_t uf_esrc_connect(uf_esrc_t *s)
+{
+    char user[128] = "", password[256] = "";
+    uf_etcd_opts_t opts = { 0 };
+    ucache_status_t status;
+    uf_etcd_t *e;
+
+    us_cred_get_in(s->cfg.credentials, "ETCD_USER", user, sizeof(user));
+    us_cred_get_in(s->cfg.credentials, "ETCD_PASSWORD", password, sizeof(password));
+    opts.ca         = s->cfg.etcd_ca;
+    opts.cert       = s->cfg.etcd_cert;
+    opts.key        = s->cfg.etcd_key;
+    opts.user       = user;
+    opts.password   = password;
+    opts.timeout_ns = 2 * UC_NSEC_PER_SEC;
+    status = uf_etcd_create(s->url, &opts, &e);
+    memset(password, 0, sizeof(password));
+    if (status != UCACHE_OK) {
+        return status;
+    }
+    s->e = e;
+    snprintf(s->nodes, sizeof(s->nodes), "%s/nodes/", uf_etcd_prefix(s->e));
+    uf_etcd_prefix_end(s->nodes, s->nodes_end, sizeof(s->nodes_end));
+    snprintf(s->slots, sizeof(s->slots), "%s/slots/", uf_etcd_prefix(s->e));
+    snprintf(s->config, sizeof(s->config), "%s/config", uf_etcd_prefix(s->e));
+    status = uf_esrc_config(s, s->cfg.place_slots, s->cfg.slot_size);
+    if (status == UCACHE_OK) {
+        status = uf_esrc_sync(s);
+    }
+    if ((status == UCACHE_OK) && (pthread_create(&s->watcher, NULL, uf_esrc_watcher, s) != 0)) {
+        status = UCACHE_ERR_NO_MEMORY;
+    }
+    if (status != UCACHE_OK) {
+        s->e = NULL;
+        uf_etcd_destroy(e);
+        return status;
+    }
+    s->watcher_running = true;
+    return UCACHE_OK;
+}
+
+/* A reader following its daemon's view, whose daemon stopped beating it
+ * (killed, or gone with its pod): from now on it watches etcd itself, as a
+ * process with no local daemon does.  Until etcd answers, the last view
+ * stays (tried again every few seconds). */
+static void uf_esrc_leave_shm(uf_esrc_t *s)
+{
+    uint64_t now = uc_time_ns();
+    ucache_status_t status;
+
+    if (uf_vshm_alive(s->shm, s->shm_stale) || (pthread_mutex_trylock(&s->shm_lock) != 0)) {
+        return;
+    }
+    if (atomic_load_explicit(&s->via_shm, memory_order_acquire) && (now >= s->retry_ns)) {
+        status = uf_esrc_connect(s);
+        if (status == UCACHE_OK) {
+            atomic_store_explicit(&s->via_shm, false, memory_order_release);
+            UC_WARN("members: the local daemon's view stopped (no beat for %.1f s: its "
+                    "daemon is gone?): watching etcd from now on",
+                    (double)s->shm_stale / UC_NSEC_PER_SEC);
+        } else {
+            if (s->retry_ns == 0) {
+                UC_WARN("members: the local daemon's view stopped and etcd cannot be "
+                        "reached (%s): keeping the last view", ucache_strerror(status));
+            }
+            s->retry_ns = now + 5 * UC_NSEC_PER_SEC;
+        }
+    }
+    pthread_mutex_unlock(&s->shm_lock);
 }
 
 static ucache_status_t uf_esrc_open(const char *arg, const uc_config_t *cfg, bool serve,
                                     void **src_p)
 {
-    char url[sizeof(cfg->members) + 8], user[128] = "", password[256] = "";
-    uf_etcd_opts_t opts = { 0 };
     pthread_condattr_t ca;
     ucache_status_t status;
     uf_esrc_t *s;
@@ -681,49 +765,28 @@ static ucache_status_t uf_esrc_open(const char *arg, const uc_config_t *cfg, boo
     }
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->reg_lock, NULL);
+    pthread_mutex_init(&s->shm_lock, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->cond, &ca);
     pthread_condattr_destroy(&ca);
     s->serve      = serve;
     s->prev_slot0 = -1;
+    s->cfg        = *cfg;
+    s->shm_stale  = (cfg->members_ttl_ns > 3 * cfg->members_poll_ns) ?
+                    cfg->members_ttl_ns : 3 * cfg->members_poll_ns;
     snprintf(s->listen, sizeof(s->listen), "%s", cfg->listen);
     s->timeout_ns = cfg->timeout_ns;
-    snprintf(url, sizeof(url), "etcd%s", arg);
-    if (!serve && (uf_esrc_open_shm(s, cfg, url) == UCACHE_OK)) {
+    snprintf(s->url, sizeof(s->url), "etcd%s", arg);
+    if (!serve && (uf_esrc_open_shm(s) == UCACHE_OK)) {
         *src_p = s;
-        return UCACHE_OK;  /* no etcd connection at all */
+        return UCACHE_OK;  /* no etcd connection, while the daemon lives */
     }
-    us_cred_get_in(cfg->credentials, "ETCD_USER", user, sizeof(user));
-    us_cred_get_in(cfg->credentials, "ETCD_PASSWORD", password, sizeof(password));
-    opts.ca         = cfg->etcd_ca;
-    opts.cert       = cfg->etcd_cert;
-    opts.key        = cfg->etcd_key;
-    opts.user       = user;
-    opts.password   = password;
-    opts.timeout_ns = 2 * UC_NSEC_PER_SEC;
-    status = uf_etcd_create(url, &opts, &s->e);
-    memset(password, 0, sizeof(password));
+    status = uf_esrc_connect(s);
     if (status != UCACHE_OK) {
         uf_esrc_close(s);
         return status;
     }
-    snprintf(s->nodes, sizeof(s->nodes), "%s/nodes/", uf_etcd_prefix(s->e));
-    uf_etcd_prefix_end(s->nodes, s->nodes_end, sizeof(s->nodes_end));
-    snprintf(s->slots, sizeof(s->slots), "%s/slots/", uf_etcd_prefix(s->e));
-    snprintf(s->config, sizeof(s->config), "%s/config", uf_etcd_prefix(s->e));
-    status = uf_esrc_config(s, cfg->place_slots, cfg->slot_size);
-    if (status == UCACHE_OK) {
-        status = uf_esrc_sync(s);
-    }
-    if ((status == UCACHE_OK) && (pthread_create(&s->watcher, NULL, uf_esrc_watcher, s) != 0)) {
-        status = UCACHE_ERR_NO_MEMORY;
-    }
-    if (status != UCACHE_OK) {
-        uf_esrc_close(s);
-        return status;
-    }
-    s->watcher_running = true;
     *src_p = s;
     return UCACHE_OK;
 }
@@ -752,6 +815,7 @@ static void uf_esrc_close(void *src)
     pthread_cond_destroy(&s->cond);
     pthread_mutex_destroy(&s->lock);
     pthread_mutex_destroy(&s->reg_lock);
+    pthread_mutex_destroy(&s->shm_lock);
     free(s);
 }
 
@@ -760,7 +824,10 @@ static uint64_t uf_esrc_epoch(void *src)
     uf_esrc_t *s = src;
     int64_t e;
 
-    if (s->shm != NULL) {
+    if (atomic_load_explicit(&s->via_shm, memory_order_acquire)) {
+        uf_esrc_leave_shm(s);   /* only if its daemon stopped beating it */
+    }
+    if (atomic_load_explicit(&s->via_shm, memory_order_acquire)) {
         return uf_vshm_epoch(s->shm);
     }
     pthread_mutex_lock(&s->lock);
@@ -773,11 +840,18 @@ static ucache_status_t uf_esrc_scan(void *src, uf_member_t **members_p, uint32_t
                                     uint64_t *epoch_p, uint64_t *bad_p)
 {
     uf_esrc_t *s = src;
+    ucache_status_t status;
+    uint64_t slot_bytes;
+    uint32_t nslots;
     uf_member_t *v;
 
-    if (s->shm != NULL) {
+    if (atomic_load_explicit(&s->via_shm, memory_order_acquire)) {
         *bad_p = 0;
-        return uf_vshm_read(s->shm, members_p, n_p, epoch_p, &s->nslots, &s->slot_bytes);
+        status = uf_vshm_read(s->shm, members_p, n_p, epoch_p, &nslots, &slot_bytes);
+        if (status == UCACHE_OK) {
+            uf_esrc_set_slots(s, nslots, slot_bytes);
+        }
+        return status;
     }
     pthread_mutex_lock(&s->lock);
     v = malloc(sizeof(*v) * (s->n + 1));
@@ -799,12 +873,24 @@ static ucache_status_t uf_esrc_scan(void *src, uf_member_t **members_p, uint32_t
 
 static uint32_t uf_esrc_slots(void *src)
 {
-    return ((uf_esrc_t *)src)->nslots;
+    uf_esrc_t *s = src;
+    uint32_t n;
+
+    pthread_mutex_lock(&s->lock);
+    n = s->nslots;
+    pthread_mutex_unlock(&s->lock);
+    return n;
 }
 
 static uint64_t uf_esrc_slot_bytes(void *src)
 {
-    return ((uf_esrc_t *)src)->slot_bytes;
+    uf_esrc_t *s = src;
+    uint64_t b;
+
+    pthread_mutex_lock(&s->lock);
+    b = s->slot_bytes;
+    pthread_mutex_unlock(&s->lock);
+    return b;
 }
 
 /* The keeper: keep the lease alive every third of its TTL (each second

@@ -73,9 +73,16 @@ us_key_t uf_meta_key(const char *uri)
     return k;
 }
 
-ucache_status_t uf_meta_stat(uf_meta_t *meta, const char *uri, uint64_t stale,
-                             us_object_t *obj_p, uint64_t *age_p)
+/* The owner's TTL, or the reader's if shorter. */
+static uint64_t uf_meta_ttl(const uf_meta_t *meta, uint64_t max_age_ns)
 {
+    return (max_age_ns < meta->origin->meta_ttl_ns) ? max_age_ns : meta->origin->meta_ttl_ns;
+}
+
+ucache_status_t uf_meta_stat(uf_meta_t *meta, const char *uri, uint64_t stale,
+                             uint64_t max_age_ns, us_object_t *obj_p, uint64_t *age_p)
+{
+    us_origin_params_t prm = *meta->origin;
     us_origin_scope_t scope;
     ucache_status_t status;
 
@@ -83,9 +90,10 @@ ucache_status_t uf_meta_stat(uf_meta_t *meta, const char *uri, uint64_t stale,
     if (status != UCACHE_OK) {
         return status;
     }
-    status = us_origin_meta(meta->origin, uri, false, obj_p, age_p);
+    prm.meta_ttl_ns = uf_meta_ttl(meta, max_age_ns);
+    status = us_origin_meta(&prm, uri, false, obj_p, age_p);
     if ((status == UCACHE_OK) && (stale != 0) && (obj_p->version == stale)) {
-        status = us_origin_meta(meta->origin, uri, true, obj_p, age_p); /* changed since */
+        status = us_origin_meta(&prm, uri, true, obj_p, age_p); /* changed since */
     }
     us_origin_unconfine();
     return status;
@@ -318,9 +326,10 @@ static ucache_status_t uf_listing_fetch(uf_meta_t *meta, uf_listing_t *l)
 }
 
 ucache_status_t uf_meta_page(uf_meta_t *meta, const char *prefix, const char *after,
-                             unsigned max, bool wait, void *buf, uf_meta_rep_t *rep_p,
-                             size_t *len_p)
+                             unsigned max, uint64_t max_age_ns, bool wait, void *buf,
+                             uf_meta_rep_t *rep_p, size_t *len_p)
 {
+    uint64_t ttl = uf_meta_ttl(meta, max_age_ns);
     ucache_status_t status;
     uf_listing_t *l;
     uint64_t now;
@@ -330,7 +339,7 @@ ucache_status_t uf_meta_page(uf_meta_t *meta, const char *prefix, const char *af
     for (;;) {
         l   = do_listing_find(meta, prefix);
         now = uc_time_ns();
-        if ((l != NULL) && !l->busy && (now - l->fetched_ns < meta->origin->meta_ttl_ns)) {
+        if ((l != NULL) && !l->busy && (now - l->fetched_ns < ttl)) {
             do_listing_page(l, after, max, buf, rep_p, len_p);
             rep_p->age_ns = now - l->fetched_ns;
             l->used_ns    = now;
@@ -395,7 +404,7 @@ static bool uf_meta_answer(uf_meta_t *meta, ut_rpc_t *rpc, const uf_meta_req_t *
     memset(&rep, 0, sizeof(rep));
     memset(&obj, 0, sizeof(obj));
     if (req->op == UF_META_STAT) {
-        status = uf_meta_stat(meta, uri, req->stale, &obj, &rep.age_ns);
+        status = uf_meta_stat(meta, uri, req->stale, req->max_age_ns, &obj, &rep.age_ns);
         if (status == UCACHE_OK) {
             rep.size     = obj.size;
             rep.version  = obj.version;
@@ -410,7 +419,8 @@ static bool uf_meta_answer(uf_meta_t *meta, ut_rpc_t *rpc, const uf_meta_req_t *
         return true;
     }
     buf = malloc(UF_META_PAGE_BYTES);
-    status = (buf != NULL) ? uf_meta_page(meta, uri, after, req->max, wait, buf, &rep, &len) :
+    status = (buf != NULL) ? uf_meta_page(meta, uri, after, req->max, req->max_age_ns, wait,
+                                          buf, &rep, &len) :
                              UCACHE_ERR_NO_MEMORY;
     if (status != UCACHE_INPROGRESS) {
         atomic_fetch_add_explicit(&meta->served, 1, memory_order_relaxed);
@@ -454,7 +464,10 @@ static bool uf_meta_quick(uf_meta_t *meta, ut_rpc_t *rpc, const uf_meta_req_t *r
     us_object_t obj;
 
     memset(&rep, 0, sizeof(rep));
-    if ((us_origin_meta_peek(meta->origin, uri, &obj, &rep.age_ns) != UCACHE_OK) ||
+    us_origin_params_t prm = *meta->origin;
+
+    prm.meta_ttl_ns = uf_meta_ttl(meta, req->max_age_ns);
+    if ((us_origin_meta_peek(&prm, uri, &obj, &rep.age_ns) != UCACHE_OK) ||
         ((req->stale != 0) && (obj.version == req->stale))) {
         return false;
     }

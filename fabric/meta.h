@@ -37,23 +37,25 @@ void uf_meta_destroy(uf_meta_t *meta);
 
 /**
  * @p uri's size and version as this owner knows it, asking the origin if
- * its answer is older than the TTL or of version @p stale (not 0); *age_p:
- * how long ago the origin gave it.  UCACHE_ERR_REFUSED outside UCACHE_ALLOW.
- * Blocks (the self-owner path, and the meta threads).
+ * its answer is older than @p max_age_ns or the owner's TTL, or is of
+ * version @p stale (not 0); *age_p: how long ago the origin gave it.
+ * UCACHE_ERR_REFUSED outside UCACHE_ALLOW.  Blocks (the self-owner path,
+ * and the meta threads).
  */
 ucache_status_t uf_meta_stat(uf_meta_t *meta, const char *uri, uint64_t stale,
-                             us_object_t *obj_p, uint64_t *age_p);
+                             uint64_t max_age_ns, us_object_t *obj_p, uint64_t *age_p);
 
 /**
  * A page of the listing of @p prefix: up to @p max objects after URI
  * @p after ("": the first), in strcmp order, as LIST entries in @p buf
  * (UF_META_PAGE_BYTES at most), *rep_p and *len_p saying what it holds.
- * The listing is asked of the origin once per TTL and kept whole.  With
+ * The listing is asked of the origin once per TTL (or @p max_age_ns, if
+ * shorter) and kept whole.  With
  * @p wait false, UCACHE_INPROGRESS where it would ask or wait.
  */
 ucache_status_t uf_meta_page(uf_meta_t *meta, const char *prefix, const char *after,
-                             unsigned max, bool wait, void *buf, uf_meta_rep_t *rep_p,
-                             size_t *len_p);
+                             unsigned max, uint64_t max_age_ns, bool wait, void *buf,
+                             uf_meta_rep_t *rep_p, size_t *len_p);
 
 /** META requests answered (any outcome but a malformed request). */
 uint64_t uf_meta_served(uf_meta_t *meta);

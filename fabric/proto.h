@@ -91,6 +91,8 @@ typedef struct uf_meta_req {
     uint64_t epoch;          /* the reader's view epoch */
     uint64_t stale;          /* STAT: a version the reader found changed at the
                                 origin: not good enough (0: any) */
+    uint64_t max_age_ns;     /* the oldest answer the reader takes (its
+                                UCACHE_META_TTL); the owner's TTL if longer */
     uint32_t max;            /* LIST: entries wanted, 1 .. UF_META_PAGE_MAX; STAT: 0 */
     uint16_t uri_len;        /* 1 .. US_URI_MAX - 1 */
     uint16_t after_len;      /* LIST: 0 .. US_URI_MAX - 1; STAT: 0 */

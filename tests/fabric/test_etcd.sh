@@ -13,7 +13,10 @@
 # stopped for 20 s (the owners keep their leases: no node re-registers);
 # an owner's link is cut past its lease (it leaves when the lease
 # expires, and comes back when the link does).  0 wrong bytes, 0 failed
-# reads, every read within its bound.  Needs root (network namespaces)
+# reads, every read within its bound.  Then etcds:// (mutual TLS, a user),
+# and a reader that follows its daemon's view when the daemon is killed -9:
+# it watches etcd itself and reads through a node only etcd told it of.
+# Needs root (network namespaces)
 # and etcd (make deps); without etcd under CI=true, a failure.
 # Prints PASS/FAIL/SKIP per case and "N passed, N failed, N skipped" last.
 set -u
@@ -319,6 +322,26 @@ if openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TD/ca.key" -out "$TD/ca.p
             >/dev/null 2>"$W/tlsca.err" && ! grep -q wrong "$W/tlsbad.err"; then
         ok "etcds:// refused: a wrong password (said: cannot authenticate; the password in no log), an etcd certificate not checked against its CA"
     else bad "etcds:// refusals"; tail -3 "$W/tlsbad.err" "$W/tlsca.err"; fi
+    # a reader following its daemon's view when the daemon dies: it watches
+    # etcd itself from then on, and finds a node only etcd tells it about
+    env "${TLSENV[@]}" UCACHE_VIEW_SHM="$W/view-tls" UCACHE_LOG_LEVEL=info UCACHE_MEMBERS_TTL=3s \
+        FC_STOP="$W/fb.stop" FC_MAX_READS=100000000 $T/fabric_client loop 120 "$W/data/three" \
+        >"$W/fb.out" 2>"$W/fb.err" & FB=$!
+    wait_for 10 grep -q "following the local daemon's view at $W/view-tls" "$W/fb.err"
+    kill -9 "${DP[9]}"; wait "${DP[9]}" 2>/dev/null
+    env "${TLSENV[@]}" UCACHE_VIEW_SHM="$W/view-tls2" $BIN/ucached --mem 64M \
+        --listen "127.0.0.1:$((TP + 1001))" 2>>"$W/dtls2.log" & DP[9]=$!
+    fb_served() { # the new daemon's FETCHes served, by its stats at SIGUSR1
+        daemon_stats "${DP[9]}" "$W/dtls2.log" >/dev/null 2>&1
+        grep '"stats":"ucached"' "$W/dtls2.log" | tail -n 1 | sed -n 's/.*"fetches_served":\([0-9]*\).*/\1/p'
+    }
+    fb_new_owner() { [ "$(fb_served)" -gt 0 ] 2>/dev/null; }
+    wait_for 20 grep -q "watching etcd from now on" "$W/fb.err" && wait_for 20 fb_new_owner
+    touch "$W/fb.stop"; rc=0; wait $FB || rc=$?
+    if [ $rc = 0 ] && grep -q "watching etcd from now on" "$W/fb.err" &&
+       tail -n 1 "$W/fb.out" | grep -q "wrong 0 failed 0" && fb_new_owner; then
+        ok "a reader whose local daemon is killed -9 leaves its view for etcd's, reads on exact ($(tail -n 1 "$W/fb.out" | awk '{print $2}') reads, 0 wrong, 0 failed), and reads through a node only etcd told it of"
+    else bad "a reader's fallback from its dead daemon's view to etcd (rc $rc)"; tail -n 3 "$W/fb.err" "$W/fb.out"; fi
     kill -TERM "${DP[9]}"; wait "${DP[9]}" 2>/dev/null; unset 'DP[9]'
 else skp_dep "etcds://" "openssl cannot make test certificates"; fi
 summary

@@ -258,7 +258,7 @@ static void test_proto_versions(void)
 static size_t meta_req(uint8_t *msg, uint16_t op, uint32_t max, uint64_t stale,
                        const char *uri, const char *after)
 {
-    uf_meta_req_t req = { UF_PROTO_MAGIC, UF_PROTO_VERSION, op, 7, stale, max,
+    uf_meta_req_t req = { UF_PROTO_MAGIC, UF_PROTO_VERSION, op, 7, stale, 2000000000ull, max,
                           (uint16_t)strlen(uri), (uint16_t)strlen(after) };
 
     memcpy(msg, &req, sizeof(req));

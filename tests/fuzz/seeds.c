@@ -38,8 +38,8 @@ static void seed(const char *target, const char *name, const void *a, size_t ale
 static void meta_seeds(uint8_t *msg)
 {
     static const char uri[] = "az://a/data/x", prefix[] = "az://a/";
-    uf_meta_req_t q = { UF_PROTO_MAGIC, UF_PROTO_VERSION, UF_META_STAT, 3, 0, 0,
-                        sizeof(uri) - 1, 0 };
+    uf_meta_req_t q = { UF_PROTO_MAGIC, UF_PROTO_VERSION, UF_META_STAT, 3, 0, 2000000000ull,
+                        0, sizeof(uri) - 1, 0 };
     uf_meta_rep_t r = { 4096, 77, 1000, 0, 6, 0, 0 };
     us_object_t obj = { 4096, 77, "\"0x8D\"" };
     size_t off = 0;
