@@ -107,8 +107,8 @@ else bad "read --manifest FILE"; tail -n 3 "$W/pin2.err"; fi
 mkdir -p "$W/ds2"; head -c 4000 /dev/urandom >"$W/ds2/h"
 $BIN/ucache manifest "file://$W/ds/" "file://$W/ds2/" --output "$W/ds12.manifest" 2>/dev/null
 cp "$W/ds/f1" "$W/f1.old"; cp "$W/ds2/h" "$W/h.old"
-sleep 1.1   # a new mtime: a new version of each
 head -c 3000 /dev/urandom >"$W/ds/f1"; head -c 4000 /dev/urandom >"$W/ds2/h"
+touch -m -d "@$(( $(date +%s) + 60 ))" "$W/ds/f1" "$W/ds2/h"  # a new mtime: a new version
 UCACHE_MANIFEST=$W/ds12.manifest $BIN/ucache cat "file://$W/ds/f1" >"$W/f1.out" 2>"$W/f1.err"; rc1=$?
 UCACHE_MANIFEST=$W/ds12.manifest $BIN/ucache cat "file://$W/ds2/h" >/dev/null 2>"$W/stale.err"; rc=$?
 if [ $rc1 = 0 ] && cmp -s "$W/f1.out" "$W/f1.old" && [ $rc = 1 ] &&
