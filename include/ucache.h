@@ -478,9 +478,12 @@ ucache_status_t ucache_stat(ucache_h ctx, const char *uri, uint64_t *size_p);
 typedef ucache_status_t (*ucache_list_fn_t)(void *arg, const char *uri, uint64_t size);
 
 /**
- * @brief Every object under @p prefix, in the origin's order: file:///DIR/
- *        (walked recursively, links not followed), az://ACCOUNT/CONTAINER/
- *        [PREFIX] (List Blobs), s3://BUCKET/[PREFIX] (ListObjectsV2).
+ * @brief Every object under @p prefix: file:///DIR/ (walked recursively,
+ *        links not followed), az://ACCOUNT/CONTAINER/[PREFIX] (List Blobs),
+ *        s3://BUCKET/[PREFIX] (ListObjectsV2).  Listed by the prefix's owner
+ *        (UCACHE_META=fabric: at most once per UCACHE_META_TTL for every
+ *        reader, objects in URI order) or from a pinned manifest that covers
+ *        the prefix; by the origin itself, in its order, when no owner can.
  * @return UCACHE_ERR_UNSUPPORTED for an origin that cannot list (http).
  */
 ucache_status_t ucache_list(ucache_h ctx, const char *prefix, ucache_list_fn_t fn,
