@@ -26,13 +26,13 @@ HTTPD_PKGS  = libmicrohttpd
 HTTPD_LIBS  = $(shell pkg-config --libs $(HTTPD_PKGS) 2>/dev/null)
 
 # The library: util (bottom) -> transport -> store, origin -> fabric -> include/ucache.h
-LIB_SRCS = util/status.c util/log.c util/config.c util/key.c util/latency.c util/opt.c \
+LIB_SRCS = util/status.c util/log.c util/config.c util/key.c util/latency.c util/opt.c util/mem.c \
            transport/transport.c transport/auth.c transport/blob.c transport/mapfd.c \
            transport/ucx.c transport/ucx_peer.c transport/ucx_req.c transport/ucx_am.c \
            transport/ucx_mem.c transport/ucx_listen.c transport/ucx_guard.c transport/devices.c \
            store/layout.c store/alloc.c store/evict.c store/store.c \
            origin/allow.c origin/cred.c origin/origin.c origin/origin_file.c origin/origin_http.c \
-           origin/origin_azure.c origin/origin_s3.c \
+           origin/origin_azure.c origin/origin_s3.c origin/azure_identity.c \
            fabric/place.c fabric/member.c fabric/member_dir.c fabric/member_file.c fabric/member_etcd.c fabric/etcd.c fabric/view.c fabric/view_shm.c fabric/peer.c fabric/touch.c fabric/proto.c fabric/meta.c fabric/lookup.c fabric/manifest.c fabric/node.c fabric/client.c fabric/probe.c fabric/admin.c fabric/readq.c fabric/api.c \
            fabric/context.c
 LIB_OBJS = $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -63,11 +63,11 @@ TEST_OBJS_origin = tests/origin/test_origin.o tests/origin/test_allow.o
 TESTS    = $(TEST_NAMES:%=$(BUILD)/tests/test_%)
 # Programs the multi-process suites (shell scripts) drive.
 TEST_HELPERS = $(BUILD)/tests/fabric_client $(BUILD)/tests/fake_owner $(BUILD)/tests/replayer \
-               $(BUILD)/tests/http_origin \
+               $(BUILD)/tests/http_origin $(BUILD)/tests/token_endpoint \
                $(BUILD)/tests/az_put
-TEST_SCRIPTS = tests/test_run.sh tests/test_library.sh tests/fabric/test_fabric.sh tests/fabric/test_hosts.sh tests/fabric/test_etcd.sh tests/fabric/test_compat.sh tests/fabric/test_meta.sh tests/fabric/test_scale.sh tests/fabric/test_wireup.sh tests/fabric/test_mpi.sh tests/fabric/test_admin.sh tests/fabric/test_hotset.sh tests/origin/test_http.sh tests/origin/test_s3.sh tests/origin/test_warmup.sh \
+TEST_SCRIPTS = tests/test_run.sh tests/test_library.sh tests/fabric/test_fabric.sh tests/fabric/test_hosts.sh tests/fabric/test_etcd.sh tests/fabric/test_compat.sh tests/fabric/test_meta.sh tests/fabric/test_start.sh tests/fabric/test_scale.sh tests/fabric/test_wireup.sh tests/fabric/test_mpi.sh tests/fabric/test_admin.sh tests/fabric/test_hotset.sh tests/origin/test_http.sh tests/origin/test_s3.sh tests/origin/test_warmup.sh \
                tests/origin/test_h2.sh \
-               tests/origin/test_azure.sh
+               tests/origin/test_azure.sh tests/origin/test_identity.sh
 # The MPI job test is built with mpicc when Open MPI is installed (make deps).
 MPICC ?= mpicc
 ifneq ($(shell command -v $(MPICC) 2>/dev/null),)
@@ -192,6 +192,10 @@ $(BUILD)/tests/http_origin: $(BUILD)/obj/tests/origin/http_origin.o
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(HTTPD_LIBS) -pthread
 
+$(BUILD)/tests/token_endpoint: $(BUILD)/obj/tests/origin/token_endpoint.o
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(HTTPD_LIBS) -pthread
+
 $(BUILD)/tests/az_put: $(BUILD)/obj/tests/origin/az_put.o $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
@@ -256,7 +260,7 @@ loop: $(if $(SAN),build-$(SAN),deps npm-deps)
 # corpus (tests/fuzz/corpus/NAME) plus what earlier runs found
 # (build/fuzz/corpus/NAME); a crash saves its input under build/fuzz/crashes/
 # and fails.  tests/fuzz/run.sh prints runs and coverage per target.
-FUZZ_TARGETS ?= proto manifest member member_list etcd view_shm layout listing headers uri config cred blob auth keepalive
+FUZZ_TARGETS ?= proto manifest azure_token member member_list etcd view_shm layout listing headers uri config cred blob auth keepalive
 FUZZ_SECONDS ?= 10
 FUZZ_CC      ?= clang
 FUZZ_OPT      = -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \

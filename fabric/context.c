@@ -9,6 +9,7 @@
 #include "fabric/fabric.h"
 #include "fabric/manifest.h"
 #include "fabric/view_shm.h"
+#include "origin/azure_identity.h"
 #include "origin/cred.h"
 #include "util/key.h"
 #include "util/log.h"
@@ -506,6 +507,7 @@ ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p)
     ucc_credentials(ctx->cfg.credentials, ctx->origin.cred_path,
                     sizeof(ctx->origin.cred_path));
     us_token_command_configure(ctx->cfg.token_command); /* the process's provider */
+    us_azure_identity_configure((us_azid_mode_t)ctx->cfg.azure_identity, ctx->cfg.imds_endpoint);
     if (ctx->cfg.manifest[0] != '\0') {
         status = uf_manifest_load(ctx->cfg.manifest, &ctx->manifest);
         if (status != UCACHE_OK) {
@@ -750,6 +752,8 @@ ucache_status_t ucache_stats_get(ucache_h ctx, ucache_stats_t *s)
         s->chunks_cached   = ss.chunks;
         s->bytes_cached    = ss.bytes_cached;
         s->mem_bytes       = ss.data_bytes;
+        s->mem_usable      = ss.bytes_usable;
+        s->mem_commit_ns   = ss.commit_ns;
         s->bytes_used      = ss.bytes_used;
         s->bytes_pinned    = ss.bytes_pinned;
         s->evictions       = ss.evict_capacity + ss.evict_index + ss.evict_quota +

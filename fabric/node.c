@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
@@ -61,6 +62,9 @@ struct uf_node {
     bool             stop;
     pthread_t       *threads;
     unsigned         nthreads;
+    pthread_t       *committers; /* commit the store's memory (us_store_commit) */
+    unsigned         ncommitters;
+    _Atomic bool     commit_stop;
     _Atomic bool     draining;  /* refuse fills: ucache drain */
     _Atomic(uf_moved_fn_t) moved_fn; /* refuse fills a newer view moved away */
     void * _Atomic   moved_arg;
@@ -673,6 +677,44 @@ ucache_status_t uf_node_fetch_local(uf_node_t *node, const uf_fetch_req_t *req,
                                    status;
 }
 
+/*
+ * A node serves as soon as its index and first UF_COMMIT_FIRST bytes are
+ * committed; these threads commit the rest of its memory (fault it in,
+ * lock it) in parallel, and the store hands each segment to the allocator
+ * as it is done.  Start-up then costs the same at 1 GiB and at 1 TiB.
+ */
+#define UF_COMMIT_FIRST (128u << 20)
+
+static void *uf_commit_thread(void *arg)
+{
+    uf_node_t *node = arg;
+
+    while (!atomic_load(&node->commit_stop) && (us_store_commit(node->store) > 0)) {
+    }
+    return NULL;
+}
+
+static void uf_commit_start(uf_node_t *node)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned n = node->cfg.commit_threads, i;
+
+    if (n == 0) {
+        n = (ncpu < 1) ? 1 : (ncpu > 8) ? 8 : (unsigned)ncpu;
+    }
+    node->committers = calloc(n, sizeof(*node->committers));
+    for (i = 0; (node->committers != NULL) && (i < n); i++) {
+        if (pthread_create(&node->committers[i], NULL, uf_commit_thread, node) != 0) {
+            break;
+        }
+        node->ncommitters++;
+    }
+    if (node->ncommitters == 0) {    /* no thread: commit it all now */
+        UC_WARN("cannot start threads to commit memory; committing it before serving");
+        uf_commit_thread(node);
+    }
+}
+
 ucache_status_t uf_node_create(ut_ctx_t *tr, const uc_config_t *cfg,
                                const us_origin_params_t *origin, uf_node_t **node_p)
 {
@@ -713,10 +755,12 @@ ucache_status_t uf_node_create(ut_ctx_t *tr, const uc_config_t *cfg,
     sp.max_payload = (cfg->chunk_size < US_MAX_PAYLOAD) ? (size_t)cfg->chunk_size :
                                                           US_MAX_PAYLOAD;
     sp.lock        = cfg->mem_lock;
+    sp.commit_first = UF_COMMIT_FIRST;
     status = us_store_create(&sp, &node->store);
     if (status != UCACHE_OK) {
         goto err;
     }
+    uf_commit_start(node);
     node->threads = calloc(cfg->fetch_threads, sizeof(*node->threads));
     if (node->threads == NULL) {
         status = UCACHE_ERR_NO_MEMORY;
@@ -801,6 +845,11 @@ void uf_node_destroy(uf_node_t *node)
     if (node == NULL) {
         return;
     }
+    atomic_store(&node->commit_stop, true);
+    for (i = 0; i < node->ncommitters; i++) {
+        pthread_join(node->committers[i], NULL);
+    }
+    free(node->committers);
     uf_meta_destroy(node->meta);
     ut_rpc_handler_set(node->tr, UF_RPC_FETCH, NULL, NULL);
     ut_rpc_handler_set(node->tr, UF_RPC_TOUCH, NULL, NULL);

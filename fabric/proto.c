@@ -91,7 +91,9 @@
     X(71, meta_owner) \
     X(72, meta_direct) \
     X(73, meta_pinned) \
-    X(74, meta_served)
+    X(74, meta_served) \
+    X(75, mem_usable) \
+    X(76, mem_commit_ns)
 
 static const struct {
     uint32_t tag;

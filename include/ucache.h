@@ -222,6 +222,11 @@ typedef struct ucache_stats {
                                     the manifest (UCACHE_MANIFEST)         */
     uint64_t meta_served;      /**< META requests this node answered (its
                                     objects' sizes and versions, listings) */
+    uint64_t mem_usable;       /**< gauge: bytes of mem_bytes committed and
+                                    usable; it grows to mem_bytes in the
+                                    seconds after a node starts serving    */
+    uint64_t mem_commit_ns;    /**< how long committing all of the node's
+                                    memory took; 0 while it goes on        */
 } ucache_stats_t;
 
 /** @brief Copy the context's counters into @p stats_p. */

@@ -156,6 +156,7 @@ static struct {
     char               resource[256];
     char               token[8192];
     uint64_t           expires_ns;   /* monotonic */
+    bool               builtin;      /* fn is a built-in identity's */
 } us_tok = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 #define US_TOKEN_MARGIN_NS (60ull * UC_NSEC_PER_SEC)
@@ -165,9 +166,27 @@ void us_token_provider_set(ucache_token_fn_t fn, void *arg)
     pthread_mutex_lock(&us_tok.lock);
     us_tok.fn  = fn;
     us_tok.arg = arg;
+    us_tok.builtin  = false;
     us_tok.token[0] = '\0';
     us_tok.expires_ns = 0;
     pthread_mutex_unlock(&us_tok.lock);
+}
+
+bool us_token_builtin_set(ucache_token_fn_t fn, void *arg)
+{
+    bool set;
+
+    pthread_mutex_lock(&us_tok.lock);
+    set = (us_tok.fn == NULL) || us_tok.builtin;
+    if (set && ((us_tok.fn != fn) || (us_tok.arg != arg))) {
+        us_tok.fn  = fn;
+        us_tok.arg = arg;
+        us_tok.builtin  = (fn != NULL);
+        us_tok.token[0] = '\0';
+        us_tok.expires_ns = 0;
+    }
+    pthread_mutex_unlock(&us_tok.lock);
+    return set;
 }
 
 /* UCACHE_TOKEN_COMMAND: a shell command printing the token on its first
@@ -276,14 +295,19 @@ void us_token_command_configure(const char *cmd)
 {
     pthread_mutex_lock(&us_tok.lock);
     if ((cmd != NULL) && (cmd[0] != '\0') &&
-        ((us_tok.fn == NULL) || (us_tok.fn == us_token_run))) {
+        ((us_tok.fn == NULL) || (us_tok.fn == us_token_run) || us_tok.builtin)) {
         if (strcmp(us_token_cmd, cmd) != 0) {
             snprintf(us_token_cmd, sizeof(us_token_cmd), "%s", cmd);
             us_tok.token[0]   = '\0';
             us_tok.expires_ns = 0;
         }
+        if (us_tok.fn != us_token_run) {
+            us_tok.token[0]   = '\0';
+            us_tok.expires_ns = 0;
+        }
         us_tok.fn  = us_token_run;
         us_tok.arg = NULL;
+        us_tok.builtin = false;
     }
     pthread_mutex_unlock(&us_tok.lock);
 }

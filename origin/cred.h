@@ -55,6 +55,11 @@ ucache_status_t us_token_get(const char *resource, char *out, size_t cap);
  */
 void us_token_command_configure(const char *cmd);
 
+/** Register a built-in provider (azure_identity.c; NULL: none) unless the
+ *  application registered one or a token command is configured; whether
+ *  it is (or stays) the provider. */
+bool us_token_builtin_set(ucache_token_fn_t fn, void *arg);
+
 /** Whether a token provider is registered. */
 bool us_token_enabled(void);
 

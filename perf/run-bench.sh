@@ -6,7 +6,7 @@
 # the origin path
 # (perf/bench_origin.sh: a 2 GiB http dataset through a 3-node fabric vs
 # curl), origin metadata requests per epoch (perf/bench_meta.sh: 32
-# readers, Azurite), and in
+# readers, Azurite), a daemon's start-up at 1/4/8 GiB (perf/bench_start.sh), and in
 # the same run the baselines it is judged against: ucx_perftest on the same
 # transport and size, and mbw's memcpy.  Writes perf/results/latest.json
 # (ucperf's JSON lines plus baselines) and perf/results/latest.md (a table of
@@ -400,6 +400,26 @@ for e in 1 3; do
         "$(verdict "$(field "$fa" lists)" 3 "<=")" "pinned manifest: $(field "$ma" lists)"
 done
 rm -f "$out/meta.tmp"
+
+# Start-up at node scale (issue [8/11]): seconds from exec until a daemon
+# serves (the readiness probe, `ucache health --local`, exits 0) at 1, 4
+# and 8 GiB, and seconds per GiB until all its memory is committed and
+# usable - with the default commit threads against one, in the same run.
+echo "== start-up: ucached --mem 1G/4G/8G"
+perf/bench_start.sh "1G 4G 8G" "$(dirname "$(dirname "$ucperf")")" | tee -a "$json" > "$out/start.tmp"
+[ "${PIPESTATUS[0]}" = 0 ] || failed "perf/bench_start.sh failed (a daemon did not serve or commit)"
+for size in 1G 4G 8G; do
+    d=$(grep "\"mem\":\"$size\",\"commit_threads\":0," "$out/start.tmp")
+    o=$(grep "\"mem\":\"$size\",\"commit_threads\":1," "$out/start.tmp")
+    add "start-up, --mem $size: seconds until it serves (health --local exits 0)" \
+        "$(field "$d" serving_s)" "" "" "$(verdict "$(field "$d" serving_s)" 2 "<=")" \
+        "registered (its serving line) after $(field "$d" registered_s) s"
+    add "start-up, --mem $size: seconds per GiB until all memory is usable" \
+        "$(field "$d" s_per_gib)" "1 commit thread: $(field "$o" s_per_gib)" \
+        "$(ratio "$(field "$d" s_per_gib)" "$(field "$o" s_per_gib)")" "report" \
+        "$(nproc) commit threads (UCACHE_COMMIT_THREADS=0); all usable after $(field "$d" commit_s) s; served meanwhile"
+done
+rm -f "$out/start.tmp"
 
 {
     echo "# make bench — $(date -u +%Y-%m-%dT%H:%MZ) on $(hostname) ($(nproc) cores)"

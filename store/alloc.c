@@ -142,6 +142,58 @@ void us_alloc_cleanup(us_alloc_t *a)
     a->q = NULL;
 }
 
+void us_alloc_hold(us_alloc_t *a, uint64_t usable)
+{
+    uint64_t off;
+
+    usable &= ~(US_BLK_MIN - 1);
+    if ((a->held != 0) || (a->used_bytes != 0) || (usable + US_BLK_MIN > a->len)) {
+        return;
+    }
+    if (usable == 0) {               /* the whole area: the first block */
+        list_remove(a, 0);
+        blk(a, 0)->size_flags = a->len;
+        a->used_bytes = a->len;
+        a->held       = a->len;
+        a->held_off   = 0;
+        return;
+    }
+    /* split the free block in two and keep the second, as us_alloc_get does */
+    if (us_alloc_get(a, usable, &off) != UCACHE_OK) {
+        return;
+    }
+    a->held     = blk_size(blk(a, usable));
+    a->held_off = usable;
+    blk(a, usable)->size_flags = a->held;   /* used, not free */
+    list_remove(a, usable);
+    a->used_bytes += a->held;
+    us_alloc_put(a, off);
+}
+
+uint64_t us_alloc_grow(us_alloc_t *a, uint64_t bytes)
+{
+    uint64_t off = a->held_off, n = us_alloc_block_size(bytes), noff;
+    us_blk_t *b;
+
+    if (a->held == 0) {
+        return 0;
+    }
+    if (n + US_BLK_MIN > a->held) {
+        n = a->held;
+    } else {                         /* the held block moves up by n */
+        noff = off + n;
+        b    = blk(a, noff);
+        b->size_flags = a->held - n;
+        b->prev_phys  = off;
+        blk(a, noff + (a->held - n))->prev_phys = noff;
+        blk(a, off)->size_flags = n;
+        a->held_off = noff;
+    }
+    a->held -= n;
+    us_alloc_put(a, off);            /* coalesces with the usable part */
+    return n;
+}
+
 /* Smallest list whose every block fits @p size, or -1. */
 static int find_list(const us_alloc_t *a, uint64_t size, int *fl_p, int *sl_p)
 {

@@ -31,6 +31,10 @@ typedef struct us_alloc {
     uint64_t  free_bytes;  /* in free lists */
     uint64_t  used_bytes;  /* allocated, quarantine included */
     uint64_t  quarantine_bytes;
+    uint64_t  held;        /* bytes at the end not usable yet (one used
+                              block at held_off, counted in used_bytes):
+                              memory still being committed (us_alloc_grow) */
+    uint64_t  held_off;
     uint64_t  grace_ns;
     uint64_t  fl_bitmap;
     uint32_t  sl_bitmap[US_TLSF_FL];
@@ -45,6 +49,16 @@ typedef struct us_alloc {
 ucache_status_t us_alloc_init(us_alloc_t *a, void *base, uint64_t len,
                               uint64_t grace_ns);
 void us_alloc_cleanup(us_alloc_t *a);
+
+/** Right after init: only the first @p usable bytes (rounded down to 64)
+ *  may be allocated; the rest is held back until us_alloc_grow() hands it
+ *  over.  No-op if @p usable leaves fewer than 64 bytes to hold. */
+void us_alloc_hold(us_alloc_t *a, uint64_t usable);
+
+/** Make the next @p bytes (rounded up to 64) of the held tail usable; a
+ *  remainder under 64 bytes goes with them.  Returns the bytes released
+ *  (0 when nothing is held).  Writes one block header in the tail. */
+uint64_t us_alloc_grow(us_alloc_t *a, uint64_t bytes);
 
 /** Block size (multiple of 64) that holds @p bytes. */
 uint64_t us_alloc_block_size(uint64_t bytes);

@@ -28,9 +28,11 @@
 #include "evict.h"
 #include "ilist.h"
 #include "util/log.h"
+#include "util/mem.h"
 #include "util/time.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +44,7 @@
 #define US_NONE          US_ILIST_NONE
 #define US_HUGE_PAGE     (2ull << 20)
 #define US_PIN_LIMIT_PCT 90
+#define US_COMMIT_SEG    (64ull << 20)   /* us_store_commit's unit */
 
 enum { US_SLOT_FREE = 0, US_SLOT_RESERVED, US_SLOT_PUBLISHED };
 
@@ -90,6 +93,14 @@ struct us_store {
     uint64_t        bytes_cached;
     uint64_t        window_start, window_bytes, last_window_bytes;
     us_store_stats_t stats;          /* event counters */
+    /* committing the data area in segments (params.commit_first) */
+    int             lock_pages;      /* mlock each committed segment */
+    int             lock_failed;
+    uint64_t        commit_first;    /* data bytes usable at create */
+    uint32_t        nsegs, seg_grown;/* segments after them; handed over */
+    _Atomic uint32_t seg_next;       /* next segment to take */
+    uint8_t        *seg_done;
+    uint64_t        commit_t0;
 };
 
 /* --- arena -------------------------------------------------------------- */
@@ -148,7 +159,9 @@ static ucache_status_t arena_map(us_store_t *s, const us_store_params_t *p)
     /* huge pages where the kernel gives them (THP in 'madvise' mode); no
      * error if it will not (hugetlb mappings, shmem with THP off) */
     (void)madvise(s->base, s->len, MADV_HUGEPAGE);
-    if (p->lock) {
+    if (p->lock && (p->commit_first != 0) && (p->base != NULL)) {
+        s->lock_pages = 1;           /* segment by segment (us_store_commit) */
+    } else if (p->lock) {
         if (mlock(s->base, s->len) == 0) {
             s->stats.locked = 1;
         } else {
@@ -158,6 +171,7 @@ static ucache_status_t arena_map(us_store_t *s, const us_store_params_t *p)
     }
     s->stats.bytes_huge = arena_huge_bytes(s->base, s->len);
     UC_INFO("store: %zu bytes at %p, %s, %llu bytes in huge pages", s->len, s->base,
+            s->lock_pages ? "locked as it is committed" :
             s->stats.locked ? "locked" : "not locked",
             (unsigned long long)s->stats.bytes_huge);
     return UCACHE_OK;
@@ -165,7 +179,7 @@ static ucache_status_t arena_map(us_store_t *s, const us_store_params_t *p)
 
 static void arena_unmap(us_store_t *s)
 {
-    if (s->stats.locked) {
+    if (s->stats.locked || s->lock_pages) {
         munlock(s->base, s->len);
     }
     if (s->mapped) {
@@ -216,6 +230,86 @@ static ucache_status_t format(us_store_t *s, const us_store_params_t *p)
     return us_layout_parse(sb, US_SUPER_SIZE, &s->layout);
 }
 
+/* mlock [ptr, ptr + len) if the store locks its segments; a failure is
+ * logged once. */
+static void commit_lock(us_store_t *s, void *ptr, size_t len)
+{
+    if (s->lock_pages && (mlock(ptr, len) != 0) && !s->lock_failed) {
+        s->lock_failed = 1;
+        UC_WARN("store: mlock of %zu bytes failed (%m); cache memory may be swapped "
+                "or paged", len);
+    }
+}
+
+/* params.commit_first: commit the superblock, the index and the first
+ * data bytes now; hold the rest back from the allocator. */
+static ucache_status_t commit_setup(us_store_t *s, const us_store_params_t *p)
+{
+    uint64_t first, rest, data_len = s->layout.data_len;
+
+    s->stats.commit_ns = 1;
+    if ((p->commit_first == 0) || (p->base == NULL)) {
+        return UCACHE_OK;
+    }
+    first = (p->commit_first + US_COMMIT_SEG - 1) / US_COMMIT_SEG * US_COMMIT_SEG;
+    if (first + 2 * US_COMMIT_SEG > data_len) {  /* small: all of it now */
+        uc_mem_commit(s->base, s->len);
+        commit_lock(s, s->base, s->len);
+        s->stats.locked = s->lock_pages && !s->lock_failed;
+        return UCACHE_OK;
+    }
+    rest        = data_len - first;
+    s->nsegs    = (uint32_t)((rest + US_COMMIT_SEG - 1) / US_COMMIT_SEG);
+    s->seg_done = calloc(s->nsegs, 1);
+    if (s->seg_done == NULL) {
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    s->commit_first    = first;
+    s->commit_t0       = uc_time_ns();
+    s->stats.commit_ns = 0;
+    uc_mem_commit(s->base, s->layout.data_off + first);
+    commit_lock(s, s->base, s->layout.data_off + first);
+    us_alloc_hold(&s->alloc, first);
+    return UCACHE_OK;
+}
+
+uint64_t us_store_commit(us_store_t *s)
+{
+    uint32_t i = atomic_fetch_add(&s->seg_next, 1);
+    uint64_t off, len, t;
+    char *ptr;
+
+    if (i >= s->nsegs) {
+        return 0;
+    }
+    off = s->commit_first + (uint64_t)i * US_COMMIT_SEG;
+    len = s->layout.data_len - off;
+    len = (len < US_COMMIT_SEG) ? len : US_COMMIT_SEG;
+    ptr = s->data + off;
+    if (i + 1 == s->nsegs) {         /* the last one: to the region's end */
+        len = (uint64_t)(s->base + s->len - ptr);
+    }
+    uc_mem_commit(ptr, len);
+    commit_lock(s, ptr, len);
+    pthread_mutex_lock(&s->lock);
+    s->seg_done[i] = 1;
+    while ((s->seg_grown < s->nsegs) && s->seg_done[s->seg_grown]) {
+        us_alloc_grow(&s->alloc, US_COMMIT_SEG);
+        s->seg_grown++;
+    }
+    if ((s->seg_grown == s->nsegs) && (s->stats.commit_ns == 0)) {
+        t = uc_time_ns() - s->commit_t0;
+        s->stats.commit_ns  = t ? t : 1;
+        s->stats.locked     = s->lock_pages && !s->lock_failed;
+        s->stats.bytes_huge = arena_huge_bytes(s->base, s->len);
+        UC_INFO("store: all %llu MiB of the data area usable after %.2f s (%.2f s a GiB)",
+                (unsigned long long)(s->layout.data_len >> 20), t / 1e9,
+                t / 1e9 / ((double)s->layout.data_len / (1ull << 30)));
+    }
+    pthread_mutex_unlock(&s->lock);
+    return len;
+}
+
 ucache_status_t us_store_create(const us_store_params_t *p, us_store_t **store_p)
 {
     ucache_status_t st;
@@ -263,6 +357,11 @@ ucache_status_t us_store_create(const us_store_params_t *p, us_store_t **store_p
     if (st != UCACHE_OK) {
         goto err_alloc;
     }
+    st = commit_setup(s, p);
+    if (st != UCACHE_OK) {
+        us_evict_cleanup(&s->ev);
+        goto err_alloc;
+    }
     pthread_mutex_init(&s->lock, NULL);
     *store_p = s;
     return UCACHE_OK;
@@ -288,6 +387,7 @@ void us_store_destroy(us_store_t *s)
     us_alloc_cleanup(&s->alloc);
     free(s->desc);
     free(s->ns);
+    free(s->seg_done);
     arena_unmap(s);
     pthread_mutex_destroy(&s->lock);
     free(s);
@@ -474,7 +574,8 @@ static ucache_status_t do_quota(us_store_t *s, uint16_t ns, uint64_t need)
  * without waiting; while a stream of fills lasts that much holds no data). */
 static uint64_t do_headroom(us_store_t *s, uint64_t now, uint64_t bsize)
 {
-    uint64_t w, lo = s->layout.data_len / 64, hi = s->layout.data_len / 8;
+    uint64_t usable = s->layout.data_len - s->alloc.held;
+    uint64_t w, lo = usable / 64, hi = usable / 8;
 
     if (now - s->window_start >= s->layout.grace_ns) {
         s->last_window_bytes = s->window_bytes;
@@ -883,7 +984,8 @@ void us_store_stats(us_store_t *s, us_store_stats_t *out)
     out->reserved     = s->stats.fills - s->stats.publishes - s->stats.aborts;
     out->slots_used   = out->chunks + out->reserved;
     out->bytes_cached = s->bytes_cached;
-    out->bytes_used   = s->alloc.used_bytes;
+    out->bytes_used   = s->alloc.used_bytes - s->alloc.held;
+    out->bytes_usable = s->alloc.held ? s->alloc.len - s->alloc.held : s->layout.data_len;
     out->bytes_grace  = s->alloc.quarantine_bytes;
     out->bytes_free   = s->alloc.free_bytes;
     out->bytes_pinned = s->bytes_pinned;

@@ -30,6 +30,11 @@ typedef struct us_store_params {
     size_t    index_chunk;   /* mean chunk size the index is sized for     */
     size_t    max_payload;   /* largest chunk payload accepted             */
     int       lock;          /* mlock the region (failure is logged, counted) */
+    size_t    commit_first;  /* 0: the region's memory is committed, all of
+                                it usable now.  Else (a borrowed region) the
+                                store commits the superblock, the index and
+                                this many data bytes now, and the rest as
+                                us_store_commit() is called               */
 } us_store_params_t;
 
 /* A reservation being filled: write `length` bytes at `payload`, then
@@ -61,6 +66,10 @@ typedef struct us_store_stats {
     uint64_t locked;               /* 1 if the region is mlock'ed */
     uint64_t bytes_huge;           /* bytes of the region in huge pages (smaps,
                                       after locking populated it) */
+    uint64_t bytes_usable;         /* data bytes committed and usable: the data
+                                      area once every segment is committed */
+    uint64_t commit_ns;            /* how long committing the whole region took
+                                      (0 while it goes on) */
 } us_store_stats_t;
 
 /** Create a store over params->base (or a fresh mapping).  The region is
@@ -68,6 +77,15 @@ typedef struct us_store_stats {
 ucache_status_t us_store_create(const us_store_params_t *params,
                                 us_store_t **store_p);
 void us_store_destroy(us_store_t *store);
+
+/**
+ * Commit the next segment of the data area that is not usable yet (fault
+ * it in, mlock it if params->lock) and, once the segments before it are
+ * done too, hand it to the allocator.  Any number of threads may call it
+ * at once, each committing another segment.  Returns the bytes this call
+ * committed; 0 when no segment is left to take.
+ */
+uint64_t us_store_commit(us_store_t *store);
 
 /** The region to export and its geometry; valid until destroy. */
 void *us_store_base(const us_store_t *store);

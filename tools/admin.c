@@ -61,6 +61,8 @@ static int ad_parse(int argc, char **argv, const char *cmd, unsigned accept, ad_
         {"size", 's', UC_OPT_SIZE, 64, 256u << 20},
         {"iters", 'i', UC_OPT_UINT, 1, 100000},
         {"parallel", 'P', UC_OPT_UINT, 1, 1024},
+        {"local", 'l', UC_OPT_FLAG},
+        {"host", 'H', UC_OPT_STR},
         {"json", 'j', UC_OPT_FLAG},
         {"help", 'h', UC_OPT_FLAG},
         {NULL, 0, UC_OPT_FLAG}
@@ -88,7 +90,8 @@ static int ad_parse(int argc, char **argv, const char *cmd, unsigned accept, ad_
     while ((c = cmd_opt_next(&op, cmd, &v, &op_o)) > 0) {
         if ((((c == 'w') || (c == 'c')) && !(accept & AD_WATCH)) ||
             ((c == 'u') && !(accept & AD_NODE)) ||
-            (((c == 'd') || (c == 's') || (c == 'i') || (c == 'P')) && !(accept & AD_PROBE))) {
+            (((c == 'd') || (c == 's') || (c == 'i') || (c == 'P') || (c == 'l') ||
+              (c == 'H')) && !(accept & AD_PROBE))) {
             fprintf(stderr, "ucache %s: unknown option '--%s' (see ucache %s --help)\n", cmd,
                     op_o->name, cmd);
             return 2;
@@ -116,6 +119,12 @@ static int ad_parse(int argc, char **argv, const char *cmd, unsigned accept, ad_
             break;
         case 'u':
             o->undo = 1;
+            break;
+        case 'l':
+            o->local = 1;
+            break;
+        case 'H':
+            o->host = v.s;
             break;
         case 'j':
             o->json = 1;

@@ -29,6 +29,8 @@ typedef struct ad_opts {
     uint64_t        size;        /* health --size                          */
     unsigned        iters;       /* health --iters                         */
     unsigned        parallel;    /* health --parallel                      */
+    int             local;       /* health --local: this host's nodes only  */
+    const char     *host;        /* health --host: the host --local means   */
 } ad_opts_t;
 
 /* What a command accepts beyond --members, --timeout, --json, --help. */

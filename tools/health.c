@@ -1,7 +1,9 @@
 /*
  * health.c - `ucache health [--deep]`: every node probed in parallel -
  * reachable / suspect / dead, one-sided latency and bandwidth, the index
- * check - and nodes that left listed apart.
+ * check - and nodes that left listed apart.  `--local`: this host's nodes
+ * only, the probe Kubernetes and systemd run (its memory commit progress
+ * too).
  */
 #include "tools/admin.h"
 #include "tools/commands.h"
@@ -102,6 +104,45 @@ static void hp_judge(hp_node_t *d, uint64_t now_real, uint64_t ttl_ns)
     }
 }
 
+/* --local: keep the nodes registered by @p want (NULL: this host's name,
+ * written to @p host). */
+static void hp_keep_host(ucache_node_info_t *info, size_t *n_p, const char *want, char *host,
+                         size_t cap)
+{
+    size_t i, k = 0;
+
+    if (want != NULL) {
+        snprintf(host, cap, "%s", want);
+    } else if (gethostname(host, cap - 1) != 0) {
+        snprintf(host, cap, "localhost");
+    }
+    for (i = 0; i < *n_p; i++) {
+        if (strcmp(info[i].host, host) == 0) {
+            info[k++] = info[i];
+        }
+    }
+    *n_p = k;
+}
+
+/* A node's memory: how much is committed and usable yet. */
+static void hp_memory(const ucache_stats_t *s)
+{
+    char a[32], b[32];
+
+    if (s->mem_bytes == 0) {
+        return;
+    }
+    printf("    memory: %s of %s usable (%.0f%%)", ds_bytes((double)s->mem_usable, a, sizeof(a)),
+           ds_bytes((double)s->mem_bytes, b, sizeof(b)),
+           100.0 * (double)s->mem_usable / (double)s->mem_bytes);
+    if (s->mem_commit_ns != 0) {
+        printf(", committed in %.2f s (%.2f s a GiB)\n", s->mem_commit_ns / 1e9,
+               s->mem_commit_ns / 1e9 / ((double)s->mem_bytes / (1ull << 30)));
+    } else {
+        printf(", committing\n");
+    }
+}
+
 int cmd_health(int argc, char **argv)
 {
     unsigned ok = 0, suspect = 0, dead = 0, i, nthreads, started = 0, writable = 0;
@@ -112,6 +153,7 @@ int cmd_health(int argc, char **argv)
     ucache_node_info_t *info = NULL;
     const char *verdict;
     ucache_stats_t self;
+    char host[256] = "";
     pthread_t *threads;
     hp_state_t h;
     ucache_h ctx;
@@ -121,7 +163,8 @@ int cmd_health(int argc, char **argv)
 
     rc = ad_begin(argc, argv, "health", AD_PROBE,
                   "usage: ucache health [--deep[=N]] [--size S] [--iters N] [--parallel N]\n"
-                   "                     [--members SRC] [--timeout T] [--json]\n"
+                   "                     [--local [--host NAME]] [--members SRC] [--timeout T]\n"
+                   "                     [--json]\n"
                    "Probes every node of the view, --parallel at a time (default 32), each\n"
                    "within --timeout (default UCACHE_TIMEOUT, 2s): its counters over the fabric, --iters\n"
                    "64-byte one-sided reads one at a time (latency p50/p99) and --iters\n"
@@ -133,6 +176,10 @@ int cmd_health(int argc, char **argv)
                    "ends its index check early.  Nodes that left the fabric in the last\n"
                    "10 x UCACHE_MEMBERS_TTL (reaped or stopped; dir: members) are listed as\n"
                    "left: news, not a fault.\n"
+                   "--local probes only the nodes of this host (--host: of that one; the\n"
+                   "name a node registers is its hostname), with how much of its memory is\n"
+                   "committed and usable yet: the readiness and liveness probe of a node's\n"
+                   "daemon (no node of the host in the view: broken).\n"
                    "Exit: 0 healthy (all ok), 1 degraded (some suspect or dead, most\n"
                    "alive), 2 broken (no view, or half the nodes or more dead), 2 also for\n"
                    "a bad command line.\n",
@@ -143,6 +190,9 @@ int cmd_health(int argc, char **argv)
     if (ad_nodes(ctx, "health", &info, &n) != 0) {
         ucache_finalize(ctx);
         return 2;
+    }
+    if (o.local) {
+        hp_keep_host(info, &n, o.host, host, sizeof(host));
     }
     {
         struct timespec ts; /* heartbeats are CLOCK_REALTIME stamps, read now:
@@ -192,10 +242,13 @@ int cmd_health(int argc, char **argv)
     }
     rc = (h.nodes == NULL) || (n == 0) || (2 * dead >= n) ? 2 : (ok == n) ? 0 : 1;
     verdict = (rc == 0) ? "healthy" : (rc == 1) ? "degraded" : "broken";
-    if (!o.json) {
-        printf("fabric: view epoch %" PRIu64 ", %zu nodes: %u ok, %u suspect, %u dead: %s\n",
-               epoch, n, ok, suspect, dead, (rc == 0) ? "HEALTHY" : (rc == 1) ?
-               "DEGRADED" : "BROKEN");
+    if (!o.json && o.local && (n == 0)) {
+        printf("%s: no node of this host in the view (epoch %" PRIu64 "): BROKEN\n", host,
+               epoch);
+    } else if (!o.json) {
+        printf("%s%s: view epoch %" PRIu64 ", %zu nodes: %u ok, %u suspect, %u dead: %s\n",
+               o.local ? "local " : "fabric", o.local ? host : "", epoch, n, ok, suspect,
+               dead, (rc == 0) ? "HEALTHY" : (rc == 1) ? "DEGRADED" : "BROKEN");
         if (o.deep) {
             printf("index check: %" PRIu64 " chunks read and verified, %" PRIu64 " bad\n",
                    checked, bad);
@@ -224,7 +277,8 @@ int cmd_health(int argc, char **argv)
                    "\"buckets_scanned\":%" PRIu64 ",\"chunks_checked\":%" PRIu64 ","
                    "\"chunks_bad\":%" PRIu64 ",\"chunks_changed\":%" PRIu64 ","
                    "\"chunks_misplaced\":%" PRIu64 ",\"index_cut\":%s,"
-                   "\"chunks_cached\":%" PRIu64 "}\n",
+                   "\"chunks_cached\":%" PRIu64 ",\"mem_bytes\":%" PRIu64 ","
+                   "\"mem_usable\":%" PRIu64 ",\"mem_commit_s\":%.3f}\n",
                    d->info.id, d->info.host, d->info.pid, d->info.zone, d->state, d->why,
                    r->path, r->transport,
                    dv_memory_writable(r->transport) ? "writable" : "read-only", hb,
@@ -232,7 +286,8 @@ int cmd_health(int argc, char **argv)
                    d->lat.p50_us, d->lat.p99_us, d->lat.max_us, r->bw_bytes, gbs,
                    r->buckets_scanned, r->chunks_checked, r->chunks_bad, r->chunks_changed,
                    r->chunks_misplaced, r->index_cut ? "true" : "false",
-                   r->stats.chunks_cached);
+                   r->stats.chunks_cached, r->stats.mem_bytes, r->stats.mem_usable,
+                   r->stats.mem_commit_ns / 1e9);
             continue;
         }
         snprintf(hp, sizeof(hp), "%.28s:%u", d->info.host, d->info.pid);
@@ -256,6 +311,9 @@ int cmd_health(int argc, char **argv)
         printf("  %s%s%s%s%s\n", r->transport[0] ? r->transport : "-",
                dv_memory_writable(r->transport) ? " (memory WRITABLE)" : "",
                d->why[0] ? "  (" : "", d->why, d->why[0] ? ")" : "");
+        if (o.local) {
+            hp_memory(&r->stats);
+        }
         writable += (dv_memory_writable(r->transport) != NULL);
     }
     if (!o.json && (writable > 0)) {
@@ -264,7 +322,7 @@ int cmd_health(int argc, char **argv)
     }
     /* nodes that left recently (reaped or unregistered): news to an admin,
      * not a fault of the fabric - they count for nothing above */
-    if (ad_list(ctx, "health", ucache_nodes_left, &left, &nleft) != 0) {
+    if (o.local || (ad_list(ctx, "health", ucache_nodes_left, &left, &nleft) != 0)) {
         nleft = 0;
     }
     for (i = 0; i < nleft; i++) {

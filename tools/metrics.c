@@ -54,6 +54,8 @@ struct tool_metrics {
 #define TM_GAUGES(X)                                                          \
     X("ucache_memory_bytes", "the store's data area", mem_bytes)             \
     X("ucache_memory_used_bytes", "held by chunks, fills and grace", bytes_used) \
+    X("ucache_memory_usable_bytes", "of the data area, committed and usable so far", \
+      mem_usable)                                                                  \
     X("ucache_memory_pinned_bytes", "pinned", bytes_pinned)                  \
     X("ucache_cached_chunks", "chunks in the store", chunks_cached)          \
     X("ucache_cached_bytes", "payload bytes in the store", bytes_cached)     \

@@ -45,35 +45,6 @@ struct ut_mapfd_srv {
     pthread_t        thread;
 };
 
-/*
- * Commit exported memory when it is made: fault every page in (one
- * MADV_POPULATE_WRITE) and write a byte of each, so that a virtual
- * machine's host backs it too.  An owner fills all of it sooner or later;
- * without this each fill paid the first touch of its pages mid-epoch - on
- * this test VM (lazily backed, ballooned) 3.1 s a GiB against 0.05 for a
- * write to committed memory, which made the owners' copy of origin data
- * 81% of their CPU in a cold epoch.  On verbs the registration pins the
- * pages at this point anyway.  A shared mapping: the writes are ours alone
- * (the region is not yet sealed, nor handed to anyone).
- */
-static void ut_memfd_commit(void *ptr, size_t len)
-{
-    size_t page = (size_t)sysconf(_SC_PAGESIZE), off;
-    uint64_t t0 = uc_time_ns();
-
-    page = (page > 0) ? page : 4096;
-    if ((madvise(ptr, len, MADV_POPULATE_WRITE) != 0) && (errno != EINVAL)) {
-        UC_DEBUG("MADV_POPULATE_WRITE of %zu bytes: %m", len); /* the writes fault them */
-    }
-    for (off = 0; off < len; off += page) {
-        ((volatile char *)ptr)[off] = 0;
-    }
-    if (len >= (256u << 20)) {
-        UC_INFO("committed %zu MiB of exported memory in %.2f s", len >> 20,
-                (double)(uc_time_ns() - t0) / 1e9);
-    }
-}
-
 ucache_status_t ut_memfd_alloc(size_t len, int *fd_p, void **ptr_p)
 {
     void *ptr;
@@ -95,7 +66,6 @@ ucache_status_t ut_memfd_alloc(size_t len, int *fd_p, void **ptr_p)
         close(fd);
         return UCACHE_ERR_NO_MEMORY;
     }
-    ut_memfd_commit(ptr, len);
     /* ours is the one writable mapping there will ever be */
     if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE |
                                F_SEAL_SEAL) != 0) {

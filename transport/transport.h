@@ -267,7 +267,9 @@ static inline ucache_status_t ut_address(ut_ctx_t *ctx, const void **blob_p,
     return ctx->ops->address(ctx, blob_p, len_p);
 }
 
-/** Allocate and register @p len bytes for remote read-only access. */
+/** Allocate and register @p len bytes for remote read-only access.  The
+ *  memory is not committed (nor pinned where the fabric can register on
+ *  demand): the caller commits what it uses (uc_mem_commit, util/mem.h). */
 static inline ucache_status_t ut_mem_export(ut_ctx_t *ctx, size_t len,
                                             ut_mem_t **mem_p)
 {

@@ -118,6 +118,14 @@ static ucache_status_t do_mem_map(ut_ucx_ctx_t *ctx, void *addr, size_t len,
             goto err_free;
         }
     }
+    /* Not pinned up front: the owner commits its region in the background
+     * (store.h, us_store_commit) and must serve within seconds of start.
+     * On InfiniBand UCX then registers it on demand (ODP) where the HCA
+     * can; where it cannot, the registration pins it here. */
+    if (allocate) {
+        mp.field_mask |= UCP_MEM_MAP_PARAM_FIELD_FLAGS;
+        mp.flags       = UCP_MEM_MAP_NONBLOCK;
+    }
     status = ucp_mem_map(ctx->ucp, &mp, &mem->memh);
     if (status != UCS_OK) {
         UC_ERROR("ucp_mem_map of %zu bytes: %s", len, ucs_status_string(status));
@@ -288,17 +296,55 @@ ucache_status_t ut_ucx_mem_pack(ut_mem_t *m, const void **blob_p,
     return UCACHE_OK;
 }
 
-/* Fault a mapped region in once, in one call, instead of one fault per page
- * on the read path (5-8 us per 4 KiB page on some VMs). */
+/* Populate [start, start + len) of a mapping (page-aligned). */
+static void do_populate_range(uintptr_t start, size_t len)
+{
+    if ((len > 0) && (madvise((void *)start, len, MADV_POPULATE_READ) != 0)) {
+        UC_DEBUG("madvise(MADV_POPULATE_READ) of %zu bytes: %m", len);
+    }
+}
+
+/*
+ * Fault a mapped region in once, in a few calls, instead of one fault per
+ * page on the read path (5-8 us per 4 KiB page on some VMs) - the pages its
+ * owner has committed, that is (mincore: those in the page cache).  A page
+ * the owner has not committed yet (it serves while it commits, store.h)
+ * would be allocated by this reader's fault: the owner's work, on this
+ * reader's deadline; those fault in when first read instead.
+ */
+#define UT_POPULATE_WINDOW (1ull << 30)
+
 static void do_map_populate(void *ptr, size_t len)
 {
     uintptr_t page  = (uintptr_t)sysconf(_SC_PAGESIZE);
     uintptr_t start = (uintptr_t)ptr & ~(page - 1);
     uintptr_t end   = ((uintptr_t)ptr + len + page - 1) & ~(page - 1);
+    uintptr_t w, wend, run = 0, i, n;
+    unsigned char *vec = malloc(UT_POPULATE_WINDOW / page);
 
-    if (madvise((void *)start, end - start, MADV_POPULATE_READ) != 0) {
-        UC_DEBUG("madvise(MADV_POPULATE_READ) of %zu bytes: %m", len);
+    if (vec == NULL) {
+        return;
     }
+    for (w = start; w < end; w = wend) {
+        wend = ((end - w) > UT_POPULATE_WINDOW) ? w + UT_POPULATE_WINDOW : end;
+        n    = (wend - w) / page;
+        if (mincore((void *)w, wend - w, vec) != 0) {
+            UC_DEBUG("mincore of %zu bytes: %m; not prefaulted", (size_t)(wend - w));
+            break;
+        }
+        for (i = 0; i < n; i++) {
+            if ((vec[i] & 1) && (run == 0)) {
+                run = w + i * page;
+            } else if (!(vec[i] & 1) && (run != 0)) {
+                do_populate_range(run, w + i * page - run);
+                run = 0;
+            }
+        }
+    }
+    if (run != 0) {
+        do_populate_range(run, ((w < end) ? w : end) - run);
+    }
+    free(vec);
 }
 
 ucache_status_t ut_ucx_rkey_unpack(ut_peer_t *p, const void *blob,

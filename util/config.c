@@ -22,6 +22,7 @@ static const char *const uc_log_level_names[] = {
 static const char *const uc_read_path_names[] = { "auto", "get", "am", NULL };
 static const char *const uc_bool_names[] = { "no", "yes", NULL };
 static const char *const uc_meta_names[] = { "fabric", "local", NULL };
+static const char *const uc_azid_names[] = { "auto", "workload", "imds", "none", NULL };
 
 const uc_config_entry_t uc_config_table[] = {
     {"LOG_LEVEL", "warn",
@@ -100,6 +101,10 @@ const uc_config_entry_t uc_config_table[] = {
     {"FETCH_THREADS", "4",
      "Threads a serving node fills missing chunks from origins with.",
      UC_CFG_FIELD(fetch_threads), UC_CFG_UINT, NULL, 1, 256},
+    {"COMMIT_THREADS", "0",
+     "Threads a serving node commits its memory with after it starts serving (faulted in "
+     "and locked 64 MiB at a time, usable as it goes; 0: one per online CPU, at most 8).",
+     UC_CFG_FIELD(commit_threads), UC_CFG_UINT, NULL, 0, 256},
     {"FETCH_TIMEOUT", "30s",
      "Deadline of a miss: the owner's origin fetch plus its reply. Past it the reader "
      "reads the origin itself.",
@@ -126,6 +131,19 @@ const uc_config_entry_t uc_config_table[] = {
      "(default 300); run again a minute before it expires. An application's "
      "ucache_token_provider_set() wins.",
      UC_CFG_FIELD(token_command), UC_CFG_STRING, NULL, 0, 0},
+    {"AZURE_IDENTITY", "auto",
+     "The Azure identity Azure Blob is read with when there is neither key, SAS, token "
+     "command nor application provider: workload (Azure Workload Identity: "
+     "AZURE_FEDERATED_TOKEN_FILE exchanged at AZURE_AUTHORITY_HOST for a token of "
+     "AZURE_CLIENT_ID in AZURE_TENANT_ID), imds (the node's managed identity; "
+     "AZURE_CLIENT_ID picks a user-assigned one), none, or auto (workload if its variables "
+     "are set, else imds if UCACHE_IMDS_ENDPOINT is, else none). Tokens are cached and "
+     "fetched again a minute before they expire.",
+     UC_CFG_FIELD(azure_identity), UC_CFG_ENUM, uc_azid_names, 0, 0},
+    {"IMDS_ENDPOINT", "",
+     "The instance metadata service's token endpoint the managed identity asks (empty: "
+     "Azure's, http://169.254.169.254/metadata/identity/oauth2/token; never proxied).",
+     UC_CFG_FIELD(imds_endpoint), UC_CFG_STRING, NULL, 0, 0},
     {"LIST_PAGE", "1000",
      "Objects asked for per page when a prefix is listed (Azure List Blobs maxresults, "
      "S3 ListObjectsV2 max-keys).",

@@ -45,6 +45,7 @@ typedef struct uc_config {
     char     zone[32];
     unsigned replicas;
     unsigned fetch_threads;
+    unsigned commit_threads;   /* 0: one per online CPU, at most 8 */
     unsigned read_window;
     uint64_t fetch_timeout_ns;
     uint64_t meta_ttl_ns;
@@ -53,6 +54,8 @@ typedef struct uc_config {
     char     manifest[256];
     char     credentials[256];
     char     token_command[512];
+    int      azure_identity;   /* us_azid_mode_t: auto workload imds none */
+    char     imds_endpoint[512];
     unsigned list_page;
     unsigned origin_retries;
     uint64_t origin_backoff_ns;

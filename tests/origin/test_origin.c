@@ -6,6 +6,7 @@
  * and the bearer-token provider's caching.
  */
 #include "ucache.h"
+#include "origin/azure_identity.h"
 #include "origin/cred.h"
 #include "origin/origin.h"
 #include "origin/origin_http.h"
@@ -325,6 +326,58 @@ static void test_token_provider(void)
     ucache_token_provider_set(NULL, NULL);
 }
 
+/* Token endpoints' answers: Entra's (a number), IMDS's (a string), a
+ * lifetime from expires_on, and what is refused; the built-in identity
+ * never displaces an application's provider. */
+static void test_azure_token_parse(void)
+{
+    static const char *bad[] = {
+        "", "[]", "{}", "{\"access_token\":5}", "{\"access_token\":\"\"}",
+        "{\"access_token\":\"a b\"}", "{\"access_token\":\"a\\nb\"}",
+        "{\"access_token\":\"t\",\"expires_in\":-1}",
+        "{\"access_token\":\"t\",\"expires_in\":\"12x\"}",
+        "{\"access_token\":\"t\",\"expires_in\":\"\"}",
+        "{\"access_token\":\"t\"", "{\"access_token\":\"t\"} trailing",
+    };
+    char tok[16], line[128];
+    uint64_t ttl;
+    unsigned i;
+
+#define TP(_s) us_azure_token_parse((_s), strlen(_s), tok, sizeof(tok), &ttl)
+    CU_ASSERT_EQUAL(TP("{\"token_type\":\"Bearer\",\"expires_in\":3599,"
+                       "\"access_token\":\"eyJ.a.b\"}"), UCACHE_OK);
+    CU_ASSERT_STRING_EQUAL(tok, "eyJ.a.b");
+    CU_ASSERT_EQUAL(ttl, 3599);
+    CU_ASSERT_EQUAL(TP("{\"access_token\":\"x\",\"expires_in\":\"86399\"}"), UCACHE_OK);
+    CU_ASSERT_EQUAL(ttl, 86399);
+    CU_ASSERT_EQUAL(TP("{\"access_token\":\"x\",\"expires_in\":\"99999999\"}"), UCACHE_OK);
+    CU_ASSERT_EQUAL(ttl, 24 * 3600);                     /* capped at a day */
+    snprintf(line, sizeof(line), "{\"access_token\":\"x\",\"expires_on\":\"%llu\"}",
+             (unsigned long long)time(NULL) + 1000);
+    CU_ASSERT_EQUAL(TP(line), UCACHE_OK);
+    CU_ASSERT(ttl >= 998 && ttl <= 1000);
+    CU_ASSERT_EQUAL(TP("{\"access_token\":\"x\"}"), UCACHE_OK);  /* no lifetime */
+    CU_ASSERT_EQUAL(ttl, 300);
+    CU_ASSERT_EQUAL(TP("{\"access_token\":\"0123456789abcdef\"}"), UCACHE_ERR_INVALID);
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CU_ASSERT_EQUAL(TP(bad[i]), UCACHE_ERR_INVALID);
+    }
+#undef TP
+    /* an application's provider comes first; none: the identity is taken */
+    ucache_token_provider_set(tc_token, NULL);
+    CU_ASSERT_EQUAL(us_azure_identity_configure(US_AZID_IMDS, "http://127.0.0.1:9/x"),
+                    US_AZID_NONE);
+    tc_token_calls = 0;
+    CU_ASSERT_EQUAL(us_token_get("r", tok, sizeof(tok)), UCACHE_OK);
+    CU_ASSERT_EQUAL(tc_token_calls, 1);
+    ucache_token_provider_set(NULL, NULL);
+    CU_ASSERT_EQUAL(us_azure_identity_configure(US_AZID_IMDS, "http://127.0.0.1:9/x"),
+                    US_AZID_IMDS);
+    CU_ASSERT_TRUE(us_token_enabled());
+    CU_ASSERT_EQUAL(us_azure_identity_configure(US_AZID_NONE, ""), US_AZID_NONE);
+    CU_ASSERT_FALSE(us_token_enabled());
+}
+
 /* file:// origins: stat, read, a changed file is STALE, bad URIs. */
 static void test_origin_file(void)
 {
@@ -374,6 +427,7 @@ int main(void)
         {"file_origin", test_origin_file},
         {"file_listing", test_file_listing},
         {"token_provider", test_token_provider},
+        {"azure_token_parse", test_azure_token_parse},
         {NULL, NULL}
     };
 

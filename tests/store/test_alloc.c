@@ -1,6 +1,7 @@
 /*
  * test_alloc.c - the TLSF allocator (store/alloc.c): allocation and
- * coalescing, a random workload against a model, the grace quarantine.
+ * coalescing, a random workload against a model, the grace quarantine,
+ * a held tail handed over piece by piece (memory committed as it goes).
  */
 #include "store/alloc.h"
 #include "tests/store/store_util.h"
@@ -131,9 +132,66 @@ static void test_alloc_quarantine(void)
     free(mem);
 }
 
+/* A held tail: nothing past the usable part is handed out until grown,
+ * growth coalesces with free memory before it, and once all is grown the
+ * allocator is the one a plain init makes. */
+static void test_alloc_grow(void)
+{
+    const uint64_t len = 4 * MiB;
+    uint8_t *mem = aligned_alloc(64, len);
+    uint64_t off[64], total, n, got = 0;
+    unsigned i, k = 0;
+    us_alloc_t a;
+
+    CU_ASSERT_EQUAL_FATAL(us_alloc_init(&a, mem, len, 1000), UCACHE_OK);
+    total = a.free_bytes;
+    us_alloc_hold(&a, MiB);
+    CU_ASSERT_EQUAL(a.free_bytes, MiB);
+    CU_ASSERT_EQUAL(a.held, total - MiB);
+    CU_ASSERT_EQUAL(a.free_bytes + a.used_bytes, a.len);
+    CU_ASSERT_EQUAL(us_alloc_check(&a), UCACHE_OK);
+    /* only the first MiB is handed out */
+    while ((k < 64) && (us_alloc_get(&a, 100 * KiB, &off[k]) == UCACHE_OK)) {
+        CU_ASSERT(off[k] + us_alloc_size(&a, off[k]) <= MiB);
+        k++;
+    }
+    CU_ASSERT_EQUAL(k, 10);
+    us_alloc_put(&a, off[k - 1]);   /* a free block just before the tail */
+    k--;
+    /* grown in uneven steps; the last takes a remainder under 64 bytes too */
+    for (i = 0; (n = us_alloc_grow(&a, 300 * KiB + 7)) != 0; i++) {
+        got += n;
+        CU_ASSERT_EQUAL(us_alloc_check(&a), UCACHE_OK);
+    }
+    CU_ASSERT_EQUAL(got, total - MiB);
+    CU_ASSERT_EQUAL(a.held, 0);
+    CU_ASSERT_EQUAL(us_alloc_grow(&a, MiB), 0);
+    CU_ASSERT(us_alloc_largest_free(&a) >= total - MiB);  /* coalesced */
+    while (k > 0) {
+        us_alloc_put(&a, off[--k]);
+    }
+    CU_ASSERT_EQUAL(a.used_bytes, 0);
+    CU_ASSERT_EQUAL(us_alloc_largest_free(&a), total);
+    CU_ASSERT_EQUAL(us_alloc_check(&a), UCACHE_OK);
+    us_alloc_cleanup(&a);
+    /* everything held at first: nothing to allocate until it grows */
+    CU_ASSERT_EQUAL_FATAL(us_alloc_init(&a, mem, len, 1000), UCACHE_OK);
+    us_alloc_hold(&a, 0);
+    CU_ASSERT_EQUAL(a.free_bytes, 0);
+    CU_ASSERT_EQUAL(us_alloc_get(&a, 64, &off[0]), UCACHE_ERR_NO_MEMORY);
+    CU_ASSERT_EQUAL(us_alloc_check(&a), UCACHE_OK);
+    CU_ASSERT_EQUAL(us_alloc_grow(&a, 64 * KiB), 64 * KiB);
+    CU_ASSERT_EQUAL(us_alloc_get(&a, 64, &off[0]), UCACHE_OK);
+    CU_ASSERT_EQUAL(off[0], 0);
+    CU_ASSERT_EQUAL(us_alloc_check(&a), UCACHE_OK);
+    us_alloc_cleanup(&a);
+    free(mem);
+}
+
 const tc_test_t alloc_tests[] = {
     {"basic", test_alloc_basic},
     {"random", test_alloc_random},
     {"quarantine", test_alloc_quarantine},
+    {"grow", test_alloc_grow},
     {NULL, NULL}
 };

@@ -14,6 +14,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -673,6 +674,81 @@ static void test_store_transport_tcp(void)
     unsetenv("UCACHE_READ_PATH");
 }
 
+static void *commit_worker(void *arg)
+{
+    us_store_t *s = arg;
+
+    while (us_store_commit(s) > 0) {
+    }
+    return NULL;
+}
+
+/* A borrowed region committed as the store runs (params.commit_first): at
+ * first only the first segment is usable; fills go on while two threads
+ * commit the rest; then all of it is usable, the allocator checks out
+ * and the newest chunks read exact. */
+static void test_store_commit_growing(void)
+{
+    const size_t mem = 448 * MiB, csz = 1 * MiB;
+    us_store_params_t p = { .len = mem, .grace_ns = 100 * UC_NSEC_PER_USEC,
+                            .index_chunk = csz, .max_payload = csz, .lock = 1,
+                            .commit_first = 1 };
+    uint8_t *region = mmap(NULL, mem, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                           -1, 0);
+    us_store_stats_t st;
+    uint64_t id, n = 0, wrong = 0, missing = 0;
+    pthread_t t[2];
+    us_store_t *s = NULL;
+    unsigned i;
+    int r;
+
+    CU_ASSERT_FATAL(region != MAP_FAILED);
+    p.base = region;
+    CU_ASSERT_EQUAL_FATAL(us_store_create(&p, &s), UCACHE_OK);
+    us_store_stats(s, &st);
+    CU_ASSERT_EQUAL(st.bytes_usable, 64 * MiB);      /* one segment */
+    CU_ASSERT_EQUAL(st.commit_ns, 0);
+    CU_ASSERT_EQUAL(st.bytes_free, 64 * MiB);
+    /* past the usable part: evicted for capacity, never written beyond it */
+    for (id = 0; id < 128; id++, n++) {
+        CU_ASSERT_EQUAL_FATAL(put_id(s, id, 0, csz - 64), UCACHE_OK);
+    }
+    us_store_stats(s, &st);
+    CU_ASSERT(st.evict_capacity > 0);
+    CU_ASSERT(st.bytes_used <= st.bytes_usable);
+    for (i = 0; i < 2; i++) {
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&t[i], NULL, commit_worker, s), 0);
+    }
+    for (; n < 1024; n++) {                /* fills while it grows */
+        CU_ASSERT_EQUAL_FATAL(put_id(s, n, 0, csz - 64), UCACHE_OK);
+    }
+    for (i = 0; i < 2; i++) {
+        pthread_join(t[i], NULL);
+    }
+    CU_ASSERT_EQUAL(us_store_commit(s), 0);
+    us_store_stats(s, &st);
+    CU_ASSERT_EQUAL(st.bytes_usable, st.data_bytes);
+    CU_ASSERT(st.commit_ns > 0);
+    CU_ASSERT_EQUAL(st.locked, 1);
+    /* grown: the whole data area holds chunks now */
+    for (; n < 1024 + 512; n++) {
+        CU_ASSERT_EQUAL_FATAL(put_id(s, n, 0, csz - 64), UCACHE_OK);
+    }
+    us_store_stats(s, &st);
+    CU_ASSERT(st.bytes_cached > st.data_bytes * 3 / 4);
+    for (id = n - 256; id < n; id++) {
+        r = get_id(s, id, csz - 64);
+        missing += (r == 1);
+        wrong   += (r == 2);
+    }
+    CU_ASSERT_EQUAL(wrong, 0);
+    CU_ASSERT_EQUAL(missing, 0);
+    printf("\n  committed %zu MiB in %.2f s while filling; %llu MiB cached\n", mem >> 20,
+           st.commit_ns / 1e9, (unsigned long long)(st.bytes_cached >> 20));
+    us_store_destroy(s);
+    munmap(region, mem);
+}
+
 int main(void)
 {
     int ret;
@@ -687,6 +763,7 @@ int main(void)
         {"index_conflicts", test_store_index_conflicts},
         {"grace", test_store_grace},
         {"stress_fill_vs_readers", test_store_stress},
+        {"commit_growing", test_store_commit_growing},
         {"transport_shm", test_store_transport_shm},
         {"transport_tcp", test_store_transport_tcp},
         {NULL, NULL}
