@@ -695,6 +695,7 @@ ucache_status_t ucache_keygen(const char *path)
 
 ucache_status_t ucache_stats_get(ucache_h ctx, ucache_stats_t *s)
 {
+    uf_source_health_t sh;
     us_store_stats_t ss;
     us_origin_stats_t os;
     uf_node_stats_t ns;
@@ -754,6 +755,11 @@ ucache_status_t ucache_stats_get(ucache_h ctx, ucache_stats_t *s)
         s->mem_bytes       = ss.data_bytes;
         s->mem_usable      = ss.bytes_usable;
         s->mem_commit_ns   = ss.commit_ns;
+        if ((ctx->source != NULL) && (ctx->source->health != NULL) &&
+            (ctx->source->health(ctx->source_src, false, &sh) == UCACHE_OK) &&
+            (sh.lease_left_ms > 0)) {
+            s->member_lease_ms = (uint64_t)sh.lease_left_ms;
+        }
         s->bytes_used      = ss.bytes_used;
         s->bytes_pinned    = ss.bytes_pinned;
         s->evictions       = ss.evict_capacity + ss.evict_index + ss.evict_quota +
@@ -867,6 +873,52 @@ ucache_status_t ucache_nodes_left(ucache_h ctx, ucache_node_info_t *nodes, size_
     }
     uf_members_free(v, n);
     return UCACHE_OK;
+}
+
+ucache_status_t ucache_members_health(ucache_h ctx, ucache_members_health_t *h)
+{
+    uf_source_health_t sh;
+    ucache_status_t status;
+    uf_member_t *v = NULL;
+    uint64_t epoch = 0, bad = 0;
+    uint32_t n = 0;
+    uf_view_t *view;
+
+    if ((ctx == NULL) || (h == NULL)) {
+        return UCACHE_ERR_INVALID;
+    }
+    memset(h, 0, sizeof(*h));
+    memset(&sh, 0, sizeof(sh));
+    h->revision = h->lease_left_ms = -1;
+    view = uf_view_acquire(ctx);
+    h->epoch = (view != NULL) ? view->epoch : 0;
+    uf_view_release(view);
+    if (ctx->source == NULL) {
+        snprintf(h->source, sizeof(h->source), "none");
+        return UCACHE_ERR_NOT_FOUND;
+    }
+    snprintf(h->source, sizeof(h->source), "%.*s", (int)strcspn(ctx->source->prefix, ":"),
+             ctx->source->prefix);
+    if (ctx->source->health != NULL) {
+        status = ctx->source->health(ctx->source_src, true, &sh);
+    } else {                         /* a scan that works is all there is */
+        status = ctx->source->scan(ctx->source_src, &v, &n, &epoch, &bad);
+        uf_members_free(v, n);
+        sh.reachable = (status == UCACHE_OK);
+        sh.revision  = sh.lease_left_ms = -1;
+        snprintf(sh.via, sizeof(sh.via), "scans every UCACHE_MEMBERS_POLL");
+        if (status == UCACHE_OK) {
+            snprintf(sh.detail, sizeof(sh.detail), "%u records", n);
+        } else {
+            snprintf(sh.detail, sizeof(sh.detail), "%s", ucache_strerror(status));
+        }
+    }
+    h->reachable     = sh.reachable;
+    h->revision      = sh.revision;
+    h->lease_left_ms = sh.lease_left_ms;
+    snprintf(h->via, sizeof(h->via), "%s", sh.via);
+    snprintf(h->detail, sizeof(h->detail), "%s", sh.detail);
+    return status;
 }
 
 ucache_status_t ucache_stat(ucache_h ctx, const char *uri, uint64_t *size_p)

@@ -965,18 +965,26 @@ err_nomem_o:
     return UCACHE_ERR_NO_MEMORY;
 }
 
-ucache_status_t uf_etcd_db_size(uf_etcd_t *e, int64_t *bytes_p)
+ucache_status_t uf_etcd_status(uf_etcd_t *e, int64_t *bytes_p, int64_t *rev_p)
 {
     ucache_status_t status;
     uf_etcd_reply_t r;
 
     status = uf_etcd_call(e, "/v3/maintenance/status", json_object_new_object(),
                           UF_ETCD_STATUS, &r);
-    if (status == UCACHE_OK) {
+    if ((status == UCACHE_OK) && (bytes_p != NULL)) {
         *bytes_p = r.db_size;
+    }
+    if ((status == UCACHE_OK) && (rev_p != NULL)) {
+        *rev_p = r.revision;
     }
     uf_etcd_reply_clear(&r);
     return status;
+}
+
+ucache_status_t uf_etcd_db_size(uf_etcd_t *e, int64_t *bytes_p)
+{
+    return uf_etcd_status(e, bytes_p, NULL);
 }
 
 ucache_status_t uf_etcd_put(uf_etcd_t *e, const char *key, const void *value,

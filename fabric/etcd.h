@@ -129,6 +129,10 @@ ucache_status_t uf_etcd_txn(uf_etcd_t *e, const uf_etcd_cmp_t *cmp, unsigned ncm
 /** The size of the database of the endpoint that answers (ucperf members). */
 ucache_status_t uf_etcd_db_size(uf_etcd_t *e, int64_t *bytes_p);
 
+/** The answering endpoint's status: its database's bytes and the cluster's
+ *  revision (either pointer may be NULL). */
+ucache_status_t uf_etcd_status(uf_etcd_t *e, int64_t *bytes_p, int64_t *rev_p);
+
 /** Put @p key unconditionally (tests, tools). */
 ucache_status_t uf_etcd_put(uf_etcd_t *e, const char *key, const void *value,
                             size_t len, int64_t lease);

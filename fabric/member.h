@@ -142,6 +142,16 @@ const char *uf_etcd_source_nodes(void *src);
  * what follows the prefix into the source's state, which every other
  * operation takes as @p src; a source with no `open` gets that string.
  */
+/* How a source is doing (the health op; ucache status). */
+typedef struct uf_source_health {
+    bool     reachable;      /* it answered now (probe), or last time    */
+    char     via[48];        /* how this context follows it              */
+    int64_t  revision;       /* etcd: the cluster's revision now; -1     */
+    int64_t  lease_left_ms;  /* a registered node's lease: time left as
+                                etcd last said, aged; -1 where none      */
+    char     detail[96];     /* what answered, or why not                */
+} uf_source_health_t;
+
 struct uc_config;
 typedef struct uf_source_ops {
     const char *prefix;                                   /* "dir:" */
@@ -166,6 +176,9 @@ typedef struct uf_source_ops {
     /* the memory one slot stands for, fixed by the source for every node
      * (0: UCACHE_SLOT_SIZE); NULL where the source fixes none */
     uint64_t        (*slot_bytes)(void *src);
+    /* how the source is doing; @p probe: ask it now (else local facts
+     * only: the lease).  NULL: a scan that works is all there is */
+    ucache_status_t (*health)(void *src, bool probe, uf_source_health_t *h);
     bool            listens;  /* nodes are named by their listener (HOST:PORT) */
     bool            global_epochs; /* every context sees the same epoch for the
                                       same membership (dir:'s counter, etcd's

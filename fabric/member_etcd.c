@@ -94,6 +94,8 @@ typedef struct uf_esrc {
     pthread_mutex_t  reg_lock;
     int64_t          lease;          /* 0: not registered                  */
     int64_t          lease_ttl;
+    int64_t          lease_left_s;   /* the lease's TTL etcd last answered  */
+    uint64_t         lease_seen_ns;  /* ... when (lock); 0: no lease        */
     _Atomic bool     lost;           /* etcd no longer has the lease       */
     uint64_t         id;
     int64_t          prev_slot0;     /* the run it held (-1: none)         */
@@ -681,12 +683,12 @@ static ucache_status_t uf_esrc_open_shm(uf_esrc_t *s)
 
 /* Connect to etcd and keep a view of it: the configuration, a range, the
  * watcher (daemons; readers with no live local daemon). */
-static ucache_status_t uf_esrc_connect(uf_esrc_t *s)
+/* A client of the source's etcd, with its credentials and TLS files. */
+static ucache_status_t uf_esrc_client(const uf_esrc_t *s, uf_etcd_t **e_p)
 {
     char user[128] = "", password[256] = "";
     uf_etcd_opts_t opts = { 0 };
     ucache_status_t status;
-    uf_etcd_t *e;
 
     us_cred_get_in(s->cfg.credentials, "ETCD_USER", user, sizeof(user));
     us_cred_get_in(s->cfg.credentials, "ETCD_PASSWORD", password, sizeof(password));
@@ -696,8 +698,17 @@ static ucache_status_t uf_esrc_connect(uf_esrc_t *s)
     opts.user       = user;
     opts.password   = password;
     opts.timeout_ns = 2 * UC_NSEC_PER_SEC;
-    status = uf_etcd_create(s->url, &opts, &e);
-    memset(password, 0, sizeof(password));
+    status = uf_etcd_create(s->url, &opts, e_p);
+    explicit_bzero(password, sizeof(password));
+    return status;
+}
+
+static ucache_status_t uf_esrc_connect(uf_esrc_t *s)
+{
+    ucache_status_t status;
+    uf_etcd_t *e;
+
+    status = uf_esrc_client(s, &e);
     if (status != UCACHE_OK) {
         return status;
     }
@@ -918,7 +929,12 @@ static void *uf_esrc_keeper(void *arg)
             UC_WARN("members: etcd expired lease %" PRIx64 " of this node (it stalled, "
                     "or was cut off for longer than UCACHE_MEMBERS_TTL)", (uint64_t)lease);
             atomic_store(&s->lost, true);
+            s->lease_seen_ns = 0;
             break;
+        }
+        if (status == UCACHE_OK) {
+            s->lease_left_s  = ttl;
+            s->lease_seen_ns = uc_time_ns();
         }
         if (status != UCACHE_OK) {
             UC_DEBUG("members: keepalive: %s", ucache_strerror(status));
@@ -1188,6 +1204,8 @@ static ucache_status_t uf_esrc_join(void *src, uf_member_t *self, uint64_t ttl_n
     while ((s->rev < rev) && (uc_time_ns() < deadline) && !s->stop) {
         uf_esrc_nap(s, 10 * UC_NSEC_PER_MSEC, NULL);
     }
+    s->lease_left_s   = granted;
+    s->lease_seen_ns  = uc_time_ns();
     s->keeper_running = true;
     if (pthread_create(&s->keeper, NULL, uf_esrc_keeper, s) != 0) {
         s->keeper_running = false;
@@ -1219,6 +1237,9 @@ static ucache_status_t uf_esrc_leave(void *src, uint64_t id)
         s->lease = 0;
     }
     pthread_mutex_unlock(&s->reg_lock);
+    pthread_mutex_lock(&s->lock);
+    s->lease_seen_ns = 0;
+    pthread_mutex_unlock(&s->lock);
     return status;
 }
 
@@ -1266,6 +1287,52 @@ const char *uf_etcd_source_nodes(void *src)
     return ((uf_esrc_t *)src)->nodes;
 }
 
+/*
+ * Health: etcd's status asked now (@p probe) - through this source's
+ * client, or a client of its own where the source follows the local
+ * daemon's view - and the lease of the node registered here.
+ */
+static ucache_status_t uf_esrc_health(void *src, bool probe, uf_source_health_t *h)
+{
+    uf_esrc_t *s = src;
+    bool shm = atomic_load_explicit(&s->via_shm, memory_order_acquire);
+    ucache_status_t status = UCACHE_OK;
+    uf_etcd_t *e = NULL, *own = NULL;
+    uint64_t age;
+
+    snprintf(h->via, sizeof(h->via), "%s", shm ? "the local daemon's view" : "etcd watch");
+    h->revision      = -1;
+    h->lease_left_ms = -1;
+    pthread_mutex_lock(&s->lock);
+    if (s->lease_seen_ns != 0) {
+        age = (uc_time_ns() - s->lease_seen_ns) / UC_NSEC_PER_MSEC;
+        h->lease_left_ms = ((uint64_t)s->lease_left_s * 1000 > age) ?
+                           (int64_t)((uint64_t)s->lease_left_s * 1000 - age) : 0;
+    }
+    h->reachable = !shm && (s->e != NULL);
+    pthread_mutex_unlock(&s->lock);
+    if (!probe) {
+        return UCACHE_OK;
+    }
+    if (!shm && (s->e != NULL)) {
+        e = s->e;
+    } else {
+        status = uf_esrc_client(s, &own);
+        e = own;
+    }
+    if (status == UCACHE_OK) {
+        status = uf_etcd_status(e, NULL, &h->revision);
+    }
+    h->reachable = (status == UCACHE_OK);
+    if (h->reachable) {
+        snprintf(h->detail, sizeof(h->detail), "%s answered", uf_etcd_endpoint(e));
+    } else {
+        snprintf(h->detail, sizeof(h->detail), "%s", ucache_strerror(status));
+    }
+    uf_etcd_destroy(own);
+    return status;
+}
+
 const uf_source_ops_t uf_source_etcd = {
     .prefix    = "etcd",   /* etcd:// and etcds:// */
     .open      = uf_esrc_open,
@@ -1277,6 +1344,7 @@ const uf_source_ops_t uf_source_etcd = {
     .leave     = uf_esrc_leave,
     .slots     = uf_esrc_slots,
     .slot_bytes = uf_esrc_slot_bytes,
+    .health    = uf_esrc_health,
     .listens   = true,
     .global_epochs = true,
     .publishes = true,

@@ -93,7 +93,8 @@
     X(73, meta_pinned) \
     X(74, meta_served) \
     X(75, mem_usable) \
-    X(76, mem_commit_ns)
+    X(76, mem_commit_ns) \
+    X(77, member_lease_ms)
 
 static const struct {
     uint32_t tag;

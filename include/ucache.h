@@ -227,6 +227,8 @@ typedef struct ucache_stats {
                                     seconds after a node starts serving    */
     uint64_t mem_commit_ns;    /**< how long committing all of the node's
                                     memory took; 0 while it goes on        */
+    uint64_t member_lease_ms;  /**< gauge: a node on etcd, its lease's time
+                                    left as etcd last said (0: none)       */
 } ucache_stats_t;
 
 /** @brief Copy the context's counters into @p stats_p. */
@@ -290,6 +292,26 @@ ucache_status_t ucache_nodes(ucache_h ctx, ucache_node_info_t *nodes, size_t cap
  */
 ucache_status_t ucache_nodes_left(ucache_h ctx, ucache_node_info_t *nodes, size_t cap,
                                   size_t *count_p);
+
+/** How the members source is doing, as ucache_members_health() finds it. */
+typedef struct ucache_members_health {
+    char     source[16];     /**< "etcd", "dir" or "file"                  */
+    char     via[48];        /**< how this context follows it              */
+    int      reachable;      /**< it answered just now                     */
+    int64_t  revision;       /**< etcd's revision now; -1 for other sources */
+    int64_t  lease_left_ms;  /**< a serving context on etcd: its lease's
+                                  time left as etcd last said; -1: none    */
+    uint64_t epoch;          /**< the view's epoch in this context         */
+    char     detail[96];     /**< what answered, or why it did not         */
+} ucache_members_health_t;
+
+/**
+ * @brief Ask the members source now how it is doing (etcd: its status, over
+ *        a client of its own where this context follows its local daemon's
+ *        view; dir: and file:, a scan) within the source's own deadline.
+ * @return UCACHE_OK if it answered; otherwise the error, with @p h filled.
+ */
+ucache_status_t ucache_members_health(ucache_h ctx, ucache_members_health_t *h);
 
 /**
  * @brief Node @p id's own counters (its ucache_stats_get()), asked over the

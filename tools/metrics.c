@@ -56,6 +56,8 @@ struct tool_metrics {
     X("ucache_memory_used_bytes", "held by chunks, fills and grace", bytes_used) \
     X("ucache_memory_usable_bytes", "of the data area, committed and usable so far", \
       mem_usable)                                                                  \
+    X("ucache_members_lease_left_milliseconds", "on etcd: the node's lease time left as " \
+      "etcd last said (0: none)", member_lease_ms)                                   \
     X("ucache_memory_pinned_bytes", "pinned", bytes_pinned)                  \
     X("ucache_cached_chunks", "chunks in the store", chunks_cached)          \
     X("ucache_cached_bytes", "payload bytes in the store", bytes_cached)     \

@@ -15,7 +15,7 @@
     X(evictions) X(fetch_hits) X(origin_errors) X(fill_us_sum) X(fills_refused) \
     X(fills_busy) X(owner_refusals) X(auth_failures) X(hits_unreported) \
     X(chunks_windowed) X(moved_refreshes) X(fills_moved) \
-    X(origin_meta) X(meta_owner) X(meta_direct) X(meta_pinned) X(meta_served) X(mem_usable) X(mem_commit_ns)
+    X(origin_meta) X(meta_owner) X(meta_direct) X(meta_pinned) X(meta_served) X(mem_usable) X(mem_commit_ns) X(member_lease_ms)
 
 void tool_stats_json(FILE *out, const char *who, const ucache_stats_t *s)
 {

@@ -7,6 +7,7 @@
 #include "tools/dataset.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,8 +73,10 @@ int cmd_status(int argc, char **argv)
     uint64_t origin = 0, epoch = 0;
     char a[32], b[32], c[32], e[32], zones[512] = "";
     unsigned ok = 0, suspect = 0, down = 0;
+    ucache_members_health_t mh;
     ucache_stats_t self;
     ad_node_t *nodes = NULL;
+    bool msrc_ok;
     ucache_h ctx;
     ad_opts_t o;
     size_t n = 0, i;
@@ -83,8 +86,9 @@ int cmd_status(int argc, char **argv)
                   "usage: ucache status [--members SRC] [--timeout T] [--json]\n"
                    "The fabric on one screen: the view (epoch, nodes by state and zone),\n"
                    "capacity used and free per node and in all, pinned bytes, the hit\n"
-                   "ratio and the origin bytes the cache saved.  Exit 0 when every node\n"
-                   "answered, 1 otherwise.\n",
+                   "ratio and the origin bytes the cache saved; the members source and\n"
+                   "its health (etcd: reachable, its revision, each node's lease time\n"
+                   "left).  Exit 0 when every node and the source answered, 1 otherwise.\n",
                   1, &o, &ctx);
     if (rc >= 0) {
         return rc;
@@ -95,6 +99,7 @@ int cmd_status(int argc, char **argv)
     }
     ucache_stats_get(ctx, &self);
     epoch = self.view_epoch;
+    msrc_ok = (ucache_members_health(ctx, &mh) == UCACHE_OK);
     for (i = 0; i < n; i++) {
         const ucache_stats_t *s = &nodes[i].st;
         char z[64];
@@ -131,12 +136,17 @@ int cmd_status(int argc, char **argv)
             printf("{\"node\":\"%016" PRIx64 "\",\"host\":\"%s\",\"pid\":%u,\"zone\":\"%s\","
                    "\"state\":\"%s\",\"mem_bytes\":%" PRIu64 ",\"used_bytes\":%" PRIu64 ","
                    "\"free_bytes\":%" PRIu64 ",\"pinned_bytes\":%" PRIu64 ",\"chunks\":%" PRIu64
-                   ",\"hit_ratio\":%.4f}\n", d->id, d->host, d->pid, d->zone, ad_state(&nodes[i]),
+                   ",\"hit_ratio\":%.4f,\"lease_left_ms\":%" PRIu64 "}\n", d->id, d->host, d->pid,
+                   d->zone, ad_state(&nodes[i]),
                    s->mem_bytes, s->bytes_used,
                    (s->mem_bytes > s->bytes_used) ? s->mem_bytes - s->bytes_used : 0,
                    s->bytes_pinned, s->chunks_cached,
-                   ad_lookups(s) ? (double)ad_hits(s) / (double)ad_lookups(s) : 0.0);
+                   ad_lookups(s) ? (double)ad_hits(s) / (double)ad_lookups(s) : 0.0,
+                   s->member_lease_ms);
         }
+        printf("{\"members\":\"%s\",\"via\":\"%s\",\"reachable\":%s,\"revision\":%" PRId64
+               ",\"detail\":\"%s\"}\n", mh.source, mh.via, msrc_ok ? "true" : "false",
+               mh.revision, mh.detail);
         printf("{\"fabric\":\"status\",\"epoch\":%" PRIu64 ",\"nodes\":%zu,\"ok\":%u,"
                "\"suspect\":%u,\"unreachable\":%u,\"zones\":\"%s\",\"mem_bytes\":%" PRIu64
                ",\"used_bytes\":%" PRIu64 ",\"pinned_bytes\":%" PRIu64 ",\"hit_ratio\":%.4f,"
@@ -146,6 +156,11 @@ int cmd_status(int argc, char **argv)
     } else {
         printf("fabric: view epoch %" PRIu64 ", %zu nodes: %u ok, %u suspect, %u unreachable; "
                "zones: %s\n", epoch, n, ok, suspect, down, zones[0] ? zones : "-");
+        printf("members: %s (%s): %s", mh.source, mh.via, msrc_ok ? "reachable" : "UNREACHABLE");
+        if (mh.revision >= 0) {
+            printf(", revision %" PRId64, mh.revision);
+        }
+        printf(" (%s)\n", mh.detail);
         printf("capacity: %s used of %s (%s free), %s pinned\n", ad_bytes(used, a, sizeof(a)),
                ad_bytes(mem, b, sizeof(b)),
                ad_bytes((mem > used) ? mem - used : 0, c, sizeof(c)),
@@ -154,8 +169,8 @@ int cmd_status(int argc, char **argv)
                "one-sided hits as readers report them); origin: %s read, ~%s saved\n\n",
                lookups ? 100.0 * (double)hits / (double)lookups : 0.0, hits, lookups,
                ad_bytes(origin, a, sizeof(a)), ad_bytes(saved, b, sizeof(b)));
-        printf("%-16s %-20s %-8s %-11s %9s %9s %9s %9s %8s %6s\n", "node", "host:pid", "zone",
-               "state", "memory", "used", "free", "pinned", "chunks", "hit%");
+        printf("%-16s %-20s %-8s %-11s %9s %9s %9s %9s %8s %6s %6s\n", "node", "host:pid",
+               "zone", "state", "memory", "used", "free", "pinned", "chunks", "hit%", "lease");
         for (i = 0; i < n; i++) {
             const ucache_node_info_t *d = &nodes[i].info;
             const ucache_stats_t *s = &nodes[i].st;
@@ -168,18 +183,23 @@ int cmd_status(int argc, char **argv)
                        ucache_strerror(nodes[i].status));
                 continue;
             }
-            printf("%016" PRIx64 " %-20s %-8s %-11s %9s %9s %9s %9s %8" PRIu64 " %6.1f\n",
+            char ls[16] = "-";
+
+            if (s->member_lease_ms > 0) {
+                snprintf(ls, sizeof(ls), "%.1fs", s->member_lease_ms / 1e3);
+            }
+            printf("%016" PRIx64 " %-20s %-8s %-11s %9s %9s %9s %9s %8" PRIu64 " %6.1f %6s\n",
                    d->id, hp, d->zone[0] ? d->zone : "-", ad_state(&nodes[i]),
                    ad_bytes(s->mem_bytes, m1, sizeof(m1)), ad_bytes(s->bytes_used, m2, sizeof(m2)),
                    ad_bytes((s->mem_bytes > s->bytes_used) ? s->mem_bytes - s->bytes_used : 0,
                             m3, sizeof(m3)),
                    ad_bytes(s->bytes_pinned, m4, sizeof(m4)), s->chunks_cached,
-                   ad_lookups(s) ? 100.0 * (double)ad_hits(s) / (double)ad_lookups(s) : 0.0);
+                   ad_lookups(s) ? 100.0 * (double)ad_hits(s) / (double)ad_lookups(s) : 0.0, ls);
         }
     }
     free(nodes);
     ucache_finalize(ctx);
-    return ((n > 0) && (down == 0)) ? 0 : 1;
+    return ((n > 0) && (down == 0) && msrc_ok) ? 0 : 1;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -115,6 +115,15 @@ if [ -n "$l4" ] && ctl lease timetolive "$(printf '%x' "$l4")" | grep -q "grante
     ok "a record's lease has UCACHE_MEMBERS_TTL ($TTL s)"
 else bad "the record's lease TTL"; ctl lease timetolive "$(printf '%x' "$l4")"; fi
 
+# ucache status: the source's health, each node's lease time left
+on_host $READER $BIN/ucache status --json >"$W/st1" 2>&1; rc=$?
+leases=$(grep '"node"' "$W/st1" | sed -n 's/.*"lease_left_ms":\([0-9]*\).*/\1/p' |
+         awk -v t="$TTL" '$1 > 0 && $1 <= t * 1000' | wc -l)
+if [ $rc = 0 ] && grep -q '"members":"etcd","via":"etcd watch","reachable":true,"revision":[1-9]' "$W/st1" &&
+   [ "$leases" = 3 ] && on_host $READER $BIN/ucache status | grep -qE "^members: etcd \(etcd watch\): reachable, revision [0-9]+"; then
+    ok "ucache status: members etcd, reachable, its revision; each of the 3 nodes' lease has time left (0 < left <= $TTL s)"
+else bad "ucache status with etcd (rc $rc, $leases leases)"; cat "$W/st1"; fi
+
 mkdir -p "$W/data"
 head -c 4095 /dev/urandom >"$W/data/small"
 head -c 3670016 /dev/urandom >"$W/data/three"
@@ -227,6 +236,11 @@ if on_host 4 env UCACHE_VIEW_SHM="$W/view-4" UCACHE_LOG_LEVEL=info \
    grep -q "following the local daemon's view at $W/view-4" "$W/shmcat.err"; then
     ok "a reader started on an owner's host while etcd is down: the local daemon's published view, no etcd connection, exact bytes"
 else bad "a reader following its daemon's view"; tail -5 "$W/shmcat.err"; fi
+on_host 4 env UCACHE_VIEW_SHM="$W/view-4" $BIN/ucache status >"$W/st2" 2>&1; rc=$?
+if [ $rc = 1 ] && grep -q "^members: etcd (the local daemon's view): UNREACHABLE" "$W/st2" &&
+   grep -q "0 unreachable" "$W/st2"; then
+    ok "ucache status while etcd is down: members UNREACHABLE (exit 1), every node still answers"
+else bad "ucache status with etcd down (rc $rc)"; cat "$W/st2"; fi
 sleep 20
 for i in 1 2 3; do start_etcd "$i"; done
 stamp "etcd started again"
