@@ -43,6 +43,7 @@ struct ut_mapfd_srv {
     ut_mapfd_open_fn fn;
     void            *arg;
     pthread_t        thread;
+    char             path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* "": abstract */
 };
 
 ucache_status_t ut_memfd_alloc(size_t len, int *fd_p, void **ptr_p)
@@ -87,18 +88,38 @@ int ut_memfd_reopen_ro(int fd)
     return open(path, O_RDONLY | O_CLOEXEC);
 }
 
-static int ut_mapfd_addr(const char *name, struct sockaddr_un *sa, socklen_t *len_p)
+static int ut_mapfd_addr(const char *dir, const char *name, struct sockaddr_un *sa,
+                         socklen_t *len_p)
 {
     size_t n = strlen(name);
+    int w;
 
-    if ((n == 0) || (n >= sizeof(sa->sun_path) - 1)) {
+    if ((n == 0) || (n >= sizeof(sa->sun_path) - 1) || (strchr(name, '/') != NULL)) {
         return -1;
     }
     memset(sa, 0, sizeof(*sa));
     sa->sun_family = AF_UNIX;
+    if ((dir != NULL) && (dir[0] != '\0')) {   /* a path in a shared directory */
+        w = snprintf(sa->sun_path, sizeof(sa->sun_path), "%s/%s.sock", dir, name);
+        if ((w < 0) || ((size_t)w >= sizeof(sa->sun_path))) {
+            return -1;
+        }
+        *len_p = (socklen_t)sizeof(*sa);
+        return 0;
+    }
     memcpy(sa->sun_path + 1, name, n);      /* abstract: a leading NUL */
     *len_p = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
     return 0;
+}
+
+bool ut_mapfd_present(const char *dir, const char *name)
+{
+    struct sockaddr_un sa;
+    struct stat st;
+    socklen_t len;
+
+    return (dir != NULL) && (dir[0] != '\0') && (ut_mapfd_addr(dir, name, &sa, &len) == 0) &&
+           (stat(sa.sun_path, &st) == 0) && S_ISSOCK(st.st_mode);
 }
 
 static void ut_mapfd_timeouts(int fd, uint64_t ns)
@@ -177,8 +198,8 @@ static void *ut_mapfd_thread(void *arg)
     return NULL;
 }
 
-ucache_status_t ut_mapfd_start(const char *name, uint64_t deadline_ns, ut_mapfd_open_fn fn,
-                               void *arg, ut_mapfd_srv_t **srv_p)
+ucache_status_t ut_mapfd_start(const char *dir, const char *name, uint64_t deadline_ns,
+                               ut_mapfd_open_fn fn, void *arg, ut_mapfd_srv_t **srv_p)
 {
     ut_mapfd_srv_t *srv = calloc(1, sizeof(*srv));
     struct sockaddr_un sa;
@@ -192,10 +213,21 @@ ucache_status_t ut_mapfd_start(const char *name, uint64_t deadline_ns, ut_mapfd_
     srv->deadline_ns = deadline_ns;
     srv->lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     srv->stopfd = eventfd(0, EFD_CLOEXEC);
-    if ((srv->lfd < 0) || (srv->stopfd < 0) || (ut_mapfd_addr(name, &sa, &salen) != 0) ||
-        (bind(srv->lfd, (struct sockaddr *)&sa, salen) != 0) || (listen(srv->lfd, 64) != 0) ||
+    if ((srv->lfd >= 0) && (srv->stopfd >= 0) && (ut_mapfd_addr(dir, name, &sa, &salen) == 0) &&
+        (sa.sun_path[0] != '\0')) {
+        snprintf(srv->path, sizeof(srv->path), "%s", sa.sun_path);
+        unlink(srv->path);                  /* a dead server's, of the same name */
+    }
+    if ((srv->lfd < 0) || (srv->stopfd < 0) || (ut_mapfd_addr(dir, name, &sa, &salen) != 0) ||
+        (bind(srv->lfd, (struct sockaddr *)&sa, salen) != 0) ||
+        ((srv->path[0] != '\0') && (chmod(srv->path, 0666) != 0)) ||
+        (listen(srv->lfd, 64) != 0) ||
         (pthread_create(&srv->thread, NULL, ut_mapfd_thread, srv) != 0)) {
-        UC_ERROR("cannot serve read-only mappings on @%s: %m", name);
+        UC_ERROR("cannot serve read-only mappings on %s%s: %m", srv->path[0] ? "" : "@",
+                 srv->path[0] ? srv->path : name);
+        if (srv->path[0] != '\0') {
+            unlink(srv->path);
+        }
         if (srv->lfd >= 0) {
             close(srv->lfd);
         }
@@ -220,12 +252,15 @@ void ut_mapfd_stop(ut_mapfd_srv_t *srv)
         UC_ERROR("mapfd: cannot stop the server: %m");
     }
     pthread_join(srv->thread, NULL);
+    if (srv->path[0] != '\0') {
+        unlink(srv->path);
+    }
     close(srv->lfd);
     close(srv->stopfd);
     free(srv);
 }
 
-ucache_status_t ut_mapfd_map(const char *name, const void *req, size_t len,
+ucache_status_t ut_mapfd_map(const char *dir, const char *name, const void *req, size_t len,
                              uint64_t timeout_ns, void **ptr_p, uint64_t *len_p)
 {
     char cbuf[CMSG_SPACE(4 * sizeof(int))];
@@ -243,7 +278,7 @@ ucache_status_t ut_mapfd_map(const char *name, const void *req, size_t len,
     ssize_t n;
     void *ptr;
 
-    if (ut_mapfd_addr(name, &sa, &salen) != 0) {
+    if (ut_mapfd_addr(dir, name, &sa, &salen) != 0) {
         return UCACHE_ERR_INVALID;
     }
     cfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);

@@ -18,6 +18,7 @@
 
 #include "util/status.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,9 +42,11 @@ ucache_status_t ut_memfd_alloc(size_t len, int *fd_p, void **ptr_p);
 /** A new read-only open of the memfd @p fd (its own file description). */
 int ut_memfd_reopen_ro(int fd);
 
-/** Serve @p fn on the abstract unix socket @p name. */
-ucache_status_t ut_mapfd_start(const char *name, uint64_t deadline_ns, ut_mapfd_open_fn fn,
-                               void *arg, ut_mapfd_srv_t **srv_p);
+/** Serve @p fn on the unix socket @p name: DIR/NAME.sock in directory
+ *  @p dir (readable and writable by all: requests are signed), or the
+ *  abstract socket @NAME if @p dir is "" or NULL. */
+ucache_status_t ut_mapfd_start(const char *dir, const char *name, uint64_t deadline_ns,
+                               ut_mapfd_open_fn fn, void *arg, ut_mapfd_srv_t **srv_p);
 void ut_mapfd_stop(ut_mapfd_srv_t *srv);
 
 /**
@@ -52,7 +55,11 @@ void ut_mapfd_stop(ut_mapfd_srv_t *srv);
  *         the caller munmaps it), the server's refusal, UCACHE_ERR_PEER if
  *         no server answers, UCACHE_ERR_INVALID for a malformed answer.
  */
-ucache_status_t ut_mapfd_map(const char *name, const void *req, size_t len,
+ucache_status_t ut_mapfd_map(const char *dir, const char *name, const void *req, size_t len,
                              uint64_t timeout_ns, void **ptr_p, uint64_t *len_p);
+
+/** Whether a server's socket DIR/NAME.sock is there (a directory shared
+ *  by the host's processes: the server is on this host). */
+bool ut_mapfd_present(const char *dir, const char *name);
 
 #endif

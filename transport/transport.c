@@ -27,6 +27,8 @@ void ut_config_from(ut_config_t *tc, const uc_config_t *cfg)
     tc->rpc_max           = cfg->rpc_max;
     tc->progress_spin_ns  = cfg->progress_spin_ns;
     tc->map_populate      = cfg->map_populate;
+    _Static_assert(sizeof(tc->map_dir) == sizeof(cfg->map_dir), "same size");
+    memcpy(tc->map_dir, cfg->map_dir, sizeof(tc->map_dir));
     tc->emulated_rma      = cfg->emulated_rma;
     memcpy(tc->cluster_key_file, cfg->cluster_key_file, sizeof(tc->cluster_key_file));
     memcpy(tc->admin_key_file, cfg->admin_key_file, sizeof(tc->admin_key_file));

@@ -74,6 +74,7 @@ typedef struct ut_config {
     size_t   rpc_max;            /* UCACHE_RPC_MAX                         */
     uint64_t progress_spin_ns;   /* UCACHE_PROGRESS_SPIN                   */
     int      map_populate;       /* UCACHE_MAP_POPULATE (bool)             */
+    char     map_dir[256];       /* UCACHE_MAP_DIR ("": abstract sockets)  */
     int      emulated_rma;       /* UCACHE_EMULATED_RMA (bool; a test mode) */
     char     cluster_key_file[256]; /* UCACHE_CLUSTER_KEY_FILE             */
     char     admin_key_file[256];   /* UCACHE_ADMIN_KEY_FILE               */

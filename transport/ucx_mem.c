@@ -147,7 +147,7 @@ static ucache_status_t do_mem_map(ut_ucx_ctx_t *ctx, void *addr, size_t len,
 
     pthread_mutex_lock(&ctx->lock);
     if ((mem->memfd >= 0) && (ctx->mapsrv == NULL) &&
-        (ut_mapfd_start(ctx->mapname, ctx->cfg.timeout_ns, ut_ucx_mapfd_open, ctx,
+        (ut_mapfd_start(ctx->cfg.map_dir, ctx->mapname, ctx->cfg.timeout_ns, ut_ucx_mapfd_open, ctx,
                         &ctx->mapsrv) != UCACHE_OK)) {
         UC_WARN("same-host readers cannot map this context's memory; they read it "
                 "with requests");
@@ -424,7 +424,8 @@ ucache_status_t ut_ucx_rkey_unpack(ut_peer_t *p, const void *blob,
     peer->nrkeys++;
     pthread_mutex_unlock(&ctx->lock);
     if ((peer->mapname[0] != '\0') && ctx->shm) {
-        status = ut_mapfd_map(peer->mapname, &mreq, sizeof(mreq), ctx->cfg.timeout_ns, &ptr,
+        status = ut_mapfd_map(ctx->cfg.map_dir, peer->mapname, &mreq, sizeof(mreq),
+                              ctx->cfg.timeout_ns, &ptr,
                               &rk->map_len);
         if ((status == UCACHE_OK) && (rk->map_len >= rk->super.len)) {
             rk->super.mapped = ptr;

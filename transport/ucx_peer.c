@@ -501,9 +501,12 @@ ucache_status_t ut_ucx_peer_create(ut_ctx_t *c, const void *blob,
     atomic_init(&peer->state, UT_PEER_IDLE);
     snprintf(peer->name, sizeof(peer->name), "%.*s:%u", UT_HOST_MAX - 1,
              body.host, body.pid);
-    if ((strncmp(body.host, ctx->host, sizeof(body.host)) == 0) &&
-        (memchr(body.mapname, '\0', sizeof(body.mapname)) != NULL)) {
-        memcpy(peer->mapname, body.mapname, sizeof(peer->mapname)); /* same host */
+    /* same host: the same hostname, or (another namespace of it: a pod)
+     * its mapping socket in the host's shared UCACHE_MAP_DIR */
+    if ((memchr(body.mapname, '\0', sizeof(body.mapname)) != NULL) &&
+        ((strncmp(body.host, ctx->host, sizeof(body.host)) == 0) ||
+         ut_mapfd_present(ctx->cfg.map_dir, body.mapname))) {
+        memcpy(peer->mapname, body.mapname, sizeof(peer->mapname));
     }
 
     pthread_mutex_lock(&ctx->lock);

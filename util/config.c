@@ -243,6 +243,13 @@ const uc_config_entry_t uc_config_table[] = {
      "Prefault a same-host peer's mapped region once when its key is unpacked, so reads "
      "never take page faults (yes/no).",
      UC_CFG_FIELD(map_populate), UC_CFG_ENUM, uc_bool_names, 0, 0},
+    {"MAP_DIR", "",
+     "A directory the daemon and the readers of its host share (in Kubernetes a hostPath "
+     "both mount, e.g. /run/ucache): the daemon's same-host mapping service listens there "
+     "(ucache-ID.sock) and a reader finds it there whatever its network, PID, mount or UTS "
+     "namespace; the socket's presence tells the reader the owner is on its host. Empty: "
+     "an abstract socket, for readers in the daemon's network namespace with its hostname.",
+     UC_CFG_FIELD(map_dir), UC_CFG_STRING, NULL, 0, 0},
     {"CLUSTER_KEY_FILE", "",
      "File holding the fabric's cluster key (32 bytes, `ucache keygen FILE`; no access for "
      "others). Every control message is signed with it (HMAC-SHA256, replay window) and "

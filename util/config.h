@@ -78,6 +78,7 @@ typedef struct uc_config {
     size_t   index_chunk;
     int      mem_lock;         /* bool */
     int      map_populate;     /* bool */
+    char     map_dir[256];     /* same-host mapping sockets' directory */
     int      emulated_rma;     /* bool: UCX's software RMA (a test mode) */
     char     cluster_key_file[256];
     char     admin_key_file[256];
