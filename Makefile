@@ -4,6 +4,10 @@
 
 prefix  ?= /usr/local
 DESTDIR ?=
+# make install: the systemd unit, the docs and the settings file go here
+unitdir    ?= $(prefix)/lib/systemd/system
+docdir     ?= $(prefix)/share/doc/ucache
+sysconfdir ?= /etc
 BUILD   ?= build
 
 CC      ?= cc
@@ -81,7 +85,7 @@ LIB_A    = $(BUILD)/lib/libucache-rdma.a
 DEB_PKGS = gcc clang libclang-rt-dev make pkg-config libucx-dev ucx-utils libxxhash-dev \
            libcunit1-dev mbw iproute2 procps strace openmpi-bin libopenmpi-dev \
            libcurl4-openssl-dev libssl-dev libxml2-dev libmicrohttpd-dev libibverbs-dev libjemalloc-dev curl openssl bsdutils time \
-           libjson-c-dev etcd-server
+           libjson-c-dev etcd-server yamllint kubectl systemd util-linux
 
 .PHONY: npm-deps all tests test bench asan tsan demo install uninstall clean deps
 all: $(LIB_SO) $(LIB_A) $(PROGS) $(BUILD)/include/ucache.h
@@ -322,13 +326,22 @@ install: all $(BUILD)/ucache.pc
 	install -m 0644 $(BUILD)/include/ucache.h include/ucache_mpi.h $(DESTDIR)$(prefix)/include/
 	install -m 0644 $(BUILD)/ucache.pc $(DESTDIR)$(prefix)/lib/pkgconfig/
 	install -m 0755 $(PROGS) $(DESTDIR)$(prefix)/bin/
+	install -d $(DESTDIR)$(unitdir) $(DESTDIR)$(docdir) $(DESTDIR)$(sysconfdir)/ucache
+	sed -e 's#@bindir@#$(prefix)/bin#g' -e 's#@sysconfdir@#$(sysconfdir)#g' \
+	    -e 's#@docdir@#$(docdir)#g' -e 's#@unitdir@#$(unitdir)#g' \
+	    deploy/systemd/ucached.service.in > $(DESTDIR)$(unitdir)/ucached.service
+	chmod 0644 $(DESTDIR)$(unitdir)/ucached.service
+	install -m 0644 docs/*.md $(DESTDIR)$(docdir)/
+	[ -e $(DESTDIR)$(sysconfdir)/ucache/ucached.env ] || \
+	    install -m 0644 deploy/systemd/ucached.env $(DESTDIR)$(sysconfdir)/ucache/ucached.env
 
 uninstall:
 	rm -f $(DESTDIR)$(prefix)/lib/libucache-rdma.so* $(DESTDIR)$(prefix)/lib/libucache-rdma.a \
 	    $(DESTDIR)$(prefix)/include/ucache.h $(DESTDIR)$(prefix)/include/ucache_mpi.h \
 	    $(DESTDIR)$(prefix)/lib/pkgconfig/ucache.pc \
 	    $(DESTDIR)$(prefix)/bin/ucache $(DESTDIR)$(prefix)/bin/ucached \
-	    $(DESTDIR)$(prefix)/bin/ucperf
+	    $(DESTDIR)$(prefix)/bin/ucperf $(DESTDIR)$(unitdir)/ucached.service
+	rm -rf $(DESTDIR)$(docdir)
 
 # make clean [BUILD=...]: removes that build's outputs (build/ by default,
 # with the sanitizer, fuzz and npm trees under it)

@@ -470,6 +470,7 @@ static void uf_cop_mapped(struct ucache_context *ctx, uf_cop_t *cop)
         status = UCACHE_ERR_CORRUPT;
     }
     if (status == UCACHE_OK) {
+        atomic_fetch_add_explicit(&ctx->st.mapped, 1, memory_order_relaxed);
         uf_chunk_done(ctx, cop->p, c, NULL, cop->how, true); /* copied in place */
         uf_cop_finish(ctx, cop, UCACHE_OK);
     } else if (status == UCACHE_ERR_NOT_FOUND) {

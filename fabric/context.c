@@ -707,9 +707,9 @@ ucache_status_t ucache_stats_get(ucache_h ctx, ucache_stats_t *s)
     }
     ut_stats(ctx->transport, &ts);
     memset(s, 0, sizeof(*s));
-    s->reads          = ts.reads;
+    s->reads          = ts.reads + atomic_load(&ctx->st.mapped);
     s->read_bytes     = ts.read_bytes;
-    s->mapped_reads   = ts.mapped_reads;
+    s->mapped_reads   = ts.mapped_reads + atomic_load(&ctx->st.mapped);
     s->get_reads      = ts.get_reads;
     s->am_reads       = ts.am_reads;
     s->rpcs           = ts.rpcs;

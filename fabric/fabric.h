@@ -104,6 +104,7 @@ struct ucache_context {
         _Atomic uint64_t chunk_reads, hits, misses, origin_direct;
         _Atomic uint64_t verify_retries, failovers, bad_replies, stale_objects;
         _Atomic uint64_t bytes, touch_sent, touch_dropped, fetches, loc_hits;
+        _Atomic uint64_t mapped;     /* chunks read out of a mapped region */
         _Atomic uint64_t owner_refusals, windowed, moved;
         _Atomic uint64_t meta_owner, meta_direct, meta_pinned;
     } st;

@@ -10,7 +10,10 @@
 #include "tools/dataset.h"
 #include "util/latency.h"
 
+#include <ifaddrs.h>
 #include <inttypes.h>
+#include <netdb.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,8 +107,34 @@ static void hp_judge(hp_node_t *d, uint64_t now_real, uint64_t ttl_ns)
     }
 }
 
-/* --local: keep the nodes registered by @p want (NULL: this host's name,
- * written to @p host). */
+/* Whether @p name is one of this host's addresses (a node on etcd or a
+ * file: list is named by the address it listens on). */
+static bool hp_local_addr(const char *name)
+{
+    struct ifaddrs *ifa, *a;
+    char buf[NI_MAXHOST];
+    bool found = false;
+    socklen_t len;
+
+    if (getifaddrs(&ifa) != 0) {
+        return false;
+    }
+    for (a = ifa; (a != NULL) && !found; a = a->ifa_next) {
+        if ((a->ifa_addr == NULL) ||
+            ((a->ifa_addr->sa_family != AF_INET) && (a->ifa_addr->sa_family != AF_INET6))) {
+            continue;
+        }
+        len = (a->ifa_addr->sa_family == AF_INET) ? sizeof(struct sockaddr_in) :
+                                                    sizeof(struct sockaddr_in6);
+        found = (getnameinfo(a->ifa_addr, len, buf, sizeof(buf), NULL, 0, NI_NUMERICHOST) == 0) &&
+                (strcmp(buf, name) == 0);
+    }
+    freeifaddrs(ifa);
+    return found;
+}
+
+/* --local: keep the nodes of @p want (NULL: of this host - its name, or
+ * one of its addresses; the name is written to @p host). */
 static void hp_keep_host(ucache_node_info_t *info, size_t *n_p, const char *want, char *host,
                          size_t cap)
 {
@@ -117,7 +146,8 @@ static void hp_keep_host(ucache_node_info_t *info, size_t *n_p, const char *want
         snprintf(host, cap, "localhost");
     }
     for (i = 0; i < *n_p; i++) {
-        if (strcmp(info[i].host, host) == 0) {
+        if ((strcmp(info[i].host, host) == 0) ||
+            ((want == NULL) && hp_local_addr(info[i].host))) {
             info[k++] = info[i];
         }
     }
@@ -176,10 +206,10 @@ int cmd_health(int argc, char **argv)
                    "ends its index check early.  Nodes that left the fabric in the last\n"
                    "10 x UCACHE_MEMBERS_TTL (reaped or stopped; dir: members) are listed as\n"
                    "left: news, not a fault.\n"
-                   "--local probes only the nodes of this host (--host: of that one; the\n"
-                   "name a node registers is its hostname), with how much of its memory is\n"
-                   "committed and usable yet: the readiness and liveness probe of a node's\n"
-                   "daemon (no node of the host in the view: broken).\n"
+                   "--local probes only the nodes of this host: registered under its\n"
+                   "hostname or one of its addresses (--host NAME: that name), with how much\n"
+                   "of its memory is committed and usable yet: the readiness and liveness\n"
+                   "probe of a node's daemon (no node of the host in the view: broken).\n"
                    "Exit: 0 healthy (all ok), 1 degraded (some suspect or dead, most\n"
                    "alive), 2 broken (no view, or half the nodes or more dead), 2 also for\n"
                    "a bad command line.\n",

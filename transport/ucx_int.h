@@ -105,6 +105,8 @@ struct ut_ucx_peer {
     int              native_get; /* -1 unknown */
     char             tls[64];    /* its lanes' transport/device (ucp_ep_print_info) */
     char             mapname[UT_MAPFD_NAME_MAX]; /* same host: its mapping service */
+    bool             map_dir;    /* ... found in UCACHE_MAP_DIR: map it even
+                                    where UCX has no shared-memory transport */
     ut_ucx_peer_t   *lru_prev, *lru_next; /* connected peers, MRU first */
     ut_ucx_peer_t   *all_next;
     unsigned         nrkeys;

@@ -411,7 +411,7 @@ ucache_status_t ut_ucx_rkey_unpack(ut_peer_t *p, const void *blob,
     /* Same host: ask the owner for a read-only descriptor of the region
      * (signed, like any request) and map it once; reads become plain
      * copies - if the mapping holds the length the blob claims. */
-    if ((peer->mapname[0] != '\0') && ctx->shm) {
+    if ((peer->mapname[0] != '\0') && (ctx->shm || peer->map_dir)) {
         memset(&mreq, 0, sizeof(mreq));
         mreq.hdr.magic      = UT_AM_MAGIC;
         mreq.hdr.op         = UT_OP_MAP;
@@ -423,7 +423,7 @@ ucache_status_t ut_ucx_rkey_unpack(ut_peer_t *p, const void *blob,
     }
     peer->nrkeys++;
     pthread_mutex_unlock(&ctx->lock);
-    if ((peer->mapname[0] != '\0') && ctx->shm) {
+    if ((peer->mapname[0] != '\0') && (ctx->shm || peer->map_dir)) {
         status = ut_mapfd_map(ctx->cfg.map_dir, peer->mapname, &mreq, sizeof(mreq),
                               ctx->cfg.timeout_ns, &ptr,
                               &rk->map_len);

@@ -503,10 +503,11 @@ ucache_status_t ut_ucx_peer_create(ut_ctx_t *c, const void *blob,
              body.host, body.pid);
     /* same host: the same hostname, or (another namespace of it: a pod)
      * its mapping socket in the host's shared UCACHE_MAP_DIR */
-    if ((memchr(body.mapname, '\0', sizeof(body.mapname)) != NULL) &&
-        ((strncmp(body.host, ctx->host, sizeof(body.host)) == 0) ||
-         ut_mapfd_present(ctx->cfg.map_dir, body.mapname))) {
-        memcpy(peer->mapname, body.mapname, sizeof(peer->mapname));
+    if (memchr(body.mapname, '\0', sizeof(body.mapname)) != NULL) {
+        peer->map_dir = ut_mapfd_present(ctx->cfg.map_dir, body.mapname);
+        if (peer->map_dir || (strncmp(body.host, ctx->host, sizeof(body.host)) == 0)) {
+            memcpy(peer->mapname, body.mapname, sizeof(peer->mapname));
+        }
     }
 
     pthread_mutex_lock(&ctx->lock);
