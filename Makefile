@@ -71,7 +71,7 @@ TEST_HELPERS = $(BUILD)/tests/fabric_client $(BUILD)/tests/fake_owner $(BUILD)/t
                $(BUILD)/tests/az_put
 TEST_SCRIPTS = tests/test_run.sh tests/test_library.sh tests/fabric/test_fabric.sh tests/fabric/test_hosts.sh tests/fabric/test_etcd.sh tests/fabric/test_compat.sh tests/fabric/test_meta.sh tests/fabric/test_start.sh tests/fabric/test_scale.sh tests/fabric/test_wireup.sh tests/fabric/test_mpi.sh tests/fabric/test_admin.sh tests/fabric/test_hotset.sh tests/origin/test_http.sh tests/origin/test_s3.sh tests/origin/test_warmup.sh \
                tests/origin/test_h2.sh \
-               tests/origin/test_azure.sh tests/origin/test_identity.sh
+               tests/origin/test_azure.sh tests/origin/test_identity.sh tests/deploy/test_kubernetes.sh
 # The MPI job test is built with mpicc when Open MPI is installed (make deps).
 MPICC ?= mpicc
 ifneq ($(shell command -v $(MPICC) 2>/dev/null),)
@@ -85,7 +85,7 @@ LIB_A    = $(BUILD)/lib/libucache-rdma.a
 DEB_PKGS = gcc clang libclang-rt-dev make pkg-config libucx-dev ucx-utils libxxhash-dev \
            libcunit1-dev mbw iproute2 procps strace openmpi-bin libopenmpi-dev \
            libcurl4-openssl-dev libssl-dev libxml2-dev libmicrohttpd-dev libibverbs-dev libjemalloc-dev curl openssl bsdutils time \
-           libjson-c-dev etcd-server yamllint kubectl systemd util-linux
+           libjson-c-dev etcd-server yamllint python3-yaml systemd util-linux
 
 .PHONY: npm-deps all tests test bench asan tsan demo install uninstall clean deps
 all: $(LIB_SO) $(LIB_A) $(PROGS) $(BUILD)/include/ucache.h
@@ -192,11 +192,11 @@ $(BUILD)/tests/mpi_job: tests/fabric/mpi_job.c include/ucache_mpi.h $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(MPICC) $(CSTD) $(WARN) $(OPT) -pthread -Iinclude $(LDFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
 
-$(BUILD)/tests/http_origin: $(BUILD)/obj/tests/origin/http_origin.o
+$(BUILD)/tests/http_origin: $(BUILD)/obj/tests/origin/http_origin.o $(BUILD)/obj/tests/origin/httpd.o
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(HTTPD_LIBS) -pthread
 
-$(BUILD)/tests/token_endpoint: $(BUILD)/obj/tests/origin/token_endpoint.o
+$(BUILD)/tests/token_endpoint: $(BUILD)/obj/tests/origin/token_endpoint.o $(BUILD)/obj/tests/origin/httpd.o
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(HTTPD_LIBS) -pthread
 

@@ -1310,13 +1310,12 @@ static ucache_status_t uf_esrc_health(void *src, bool probe, uf_source_health_t 
                            (int64_t)((uint64_t)s->lease_left_s * 1000 - age) : 0;
     }
     h->reachable = !shm && (s->e != NULL);
+    e = shm ? NULL : s->e;
     pthread_mutex_unlock(&s->lock);
     if (!probe) {
         return UCACHE_OK;
     }
-    if (!shm && (s->e != NULL)) {
-        e = s->e;
-    } else {
+    if (e == NULL) {
         status = uf_esrc_client(s, &own);
         e = own;
     }

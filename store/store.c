@@ -95,7 +95,7 @@ struct us_store {
     us_store_stats_t stats;          /* event counters */
     /* committing the data area in segments (params.commit_first) */
     int             lock_pages;      /* mlock each committed segment */
-    int             lock_failed;
+    _Atomic int     lock_failed;     /* an mlock failed (logged once) */
     uint64_t        commit_first;    /* data bytes usable at create */
     uint32_t        nsegs, seg_grown;/* segments after them; handed over */
     _Atomic uint32_t seg_next;       /* next segment to take */
@@ -234,8 +234,7 @@ static ucache_status_t format(us_store_t *s, const us_store_params_t *p)
  * logged once. */
 static void commit_lock(us_store_t *s, void *ptr, size_t len)
 {
-    if (s->lock_pages && (mlock(ptr, len) != 0) && !s->lock_failed) {
-        s->lock_failed = 1;
+    if (s->lock_pages && (mlock(ptr, len) != 0) && (atomic_exchange(&s->lock_failed, 1) == 0)) {
         UC_WARN("store: mlock of %zu bytes failed (%m); cache memory may be swapped "
                 "or paged", len);
     }
@@ -255,7 +254,7 @@ static ucache_status_t commit_setup(us_store_t *s, const us_store_params_t *p)
     if (first + 2 * US_COMMIT_SEG > data_len) {  /* small: all of it now */
         uc_mem_commit(s->base, s->len);
         commit_lock(s, s->base, s->len);
-        s->stats.locked = s->lock_pages && !s->lock_failed;
+        s->stats.locked = s->lock_pages && !atomic_load(&s->lock_failed);
         return UCACHE_OK;
     }
     rest        = data_len - first;
@@ -300,7 +299,7 @@ uint64_t us_store_commit(us_store_t *s)
     if ((s->seg_grown == s->nsegs) && (s->stats.commit_ns == 0)) {
         t = uc_time_ns() - s->commit_t0;
         s->stats.commit_ns  = t ? t : 1;
-        s->stats.locked     = s->lock_pages && !s->lock_failed;
+        s->stats.locked     = s->lock_pages && !atomic_load(&s->lock_failed);
         s->stats.bytes_huge = arena_huge_bytes(s->base, s->len);
         UC_INFO("store: all %llu MiB of the data area usable after %.2f s (%.2f s a GiB)",
                 (unsigned long long)(s->layout.data_len >> 20), t / 1e9,

@@ -33,8 +33,14 @@ ABIN=$(cd "$BIN" && pwd)
 declare -a DP
 EP=
 
+# kubectl is the machine's (Debian 12 packages none: make deps cannot
+# install it); the rest make deps installs
+if ! command -v kubectl >/dev/null; then
+    skp "the deployment suite" "no kubectl on this machine (Debian 12 has no package of it)"
+    rm -rf "$W"; summary; exit
+fi
 missing=
-for t in kubectl yamllint systemd-analyze unshare etcd etcdctl; do
+for t in yamllint systemd-analyze unshare etcd etcdctl; do
     command -v $t >/dev/null || missing="$missing $t"
 done
 $PY -c 'import yaml' 2>/dev/null || missing="$missing python3-yaml"

@@ -20,15 +20,12 @@
  * cloud object store is (benchmarks).
  * (PORT 0: any); prints "port N" when it listens.  Runs until SIGTERM.
  */
-#include <microhttpd.h>
+#include "tests/origin/httpd.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <stdbool.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +40,6 @@ static long cut_bytes = -1;
 static unsigned cut_n;
 static uint64_t bytes_sent;
 static _Atomic uint64_t rate; /* bytes/s per response body, 0: as fast as it goes */
-static volatile sig_atomic_t stop;
 
 typedef struct body {
     int      fd;
@@ -284,44 +280,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     return ret;
 }
 
-static void on_term(int sig)
-{
-    (void)sig;
-    stop = 1;
-}
-
 int main(int argc, char **argv)
 {
-    const union MHD_DaemonInfo *info;
-    struct sockaddr_in sa;
-    struct MHD_Daemon *d;
-
     if ((argc != 3) && (argc != 4)) {
         fprintf(stderr, "usage: http_origin DIR PORT [RATE]\n");
         return 2;
     }
     root = argv[1];
     rate = (argc == 4) ? strtoull(argv[3], NULL, 10) : 0;
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family      = AF_INET;
-    sa.sin_port        = htons((uint16_t)atoi(argv[2]));
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION,
-                         0, NULL, NULL, handler, NULL,
-                         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
-    if (d == NULL) {
-        fprintf(stderr, "http_origin: cannot listen on 127.0.0.1:%s\n", argv[2]);
-        return 1;
-    }
-    info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-    printf("port %u\n", info ? info->port : 0);
-    fflush(stdout);
-    signal(SIGTERM, on_term);
-    signal(SIGINT, on_term);
-    while (!stop) {
-        pause();
-    }
-    MHD_stop_daemon(d);
-    return 0;
+    return httpd_run("http_origin", argv[2], handler);
 }

@@ -15,13 +15,10 @@
  * Usage: token_endpoint PORT TENANT CLIENT ASSERTION_FILE TOKEN EXPIRES
  * (PORT 0: any); prints "port N" when it listens.  Runs until SIGTERM.
  */
-#include <microhttpd.h>
+#include "tests/origin/httpd.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
-#include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +27,6 @@
 static const char *tenant, *client, *assertion_file, *token, *expires;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned wi, wi_bad, imds, imds_bad;
-static volatile sig_atomic_t stop;
 
 typedef struct upload {
     char   body[32768];
@@ -223,18 +219,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     return reply(c, 404, "{\"error\":\"not_found\"}");
 }
 
-static void on_term(int sig)
-{
-    (void)sig;
-    stop = 1;
-}
-
 int main(int argc, char **argv)
 {
-    const union MHD_DaemonInfo *info;
-    struct sockaddr_in sa;
-    struct MHD_Daemon *d;
-
     if (argc != 7) {
         fprintf(stderr, "usage: token_endpoint PORT TENANT CLIENT ASSERTION_FILE TOKEN "
                 "EXPIRES\n");
@@ -245,26 +231,5 @@ int main(int argc, char **argv)
     assertion_file = argv[4];
     token          = argv[5];
     expires        = argv[6];
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family      = AF_INET;
-    sa.sin_port        = htons((uint16_t)atoi(argv[1]));
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION,
-                         0, NULL, NULL, handler, NULL,
-                         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_END);
-    if (d == NULL) {
-        fprintf(stderr, "token_endpoint: cannot listen on 127.0.0.1:%s\n", argv[1]);
-        return 1;
-    }
-    info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-    printf("port %u\n", info ? info->port : 0);
-    fflush(stdout);
-    signal(SIGTERM, on_term);
-    signal(SIGINT, on_term);
-    while (!stop) {
-        pause();
-    }
-    MHD_stop_daemon(d);
-    return 0;
+    return httpd_run("token_endpoint", argv[1], handler);
 }
