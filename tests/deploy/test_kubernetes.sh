@@ -140,11 +140,22 @@ in_pod() {
         sh -c 'hostname "$1" && mount --bind "$2" "$3" && mount --bind "$4" "$5" && shift 5 &&
                exec "$@"' sh "$name" "$W/node$node/run" "$DS_RUN_DIR" "$W/keys" "$DS_KEY_DIR" "$@"
 }
+# harness_env: what the test harness gives every process besides the
+# manifest's environment - the sanitizers' options (tests/run.sh collects
+# their reports through log_path) and UCX's settings under them
+harness_env() {
+    local v
+    for v in ASAN_OPTIONS UBSAN_OPTIONS TSAN_OPTIONS LSAN_OPTIONS UCX_MEM_EVENTS \
+             UCX_MEM_MALLOC_HOOKS UCX_MEM_MMAP_HOOK_MODE; do
+        [ -n "${!v:-}" ] && echo "$v=${!v}"
+    done
+    return 0
+}
 # node_run I CMD...: CMD as the DaemonSet's container on node I would run it
 node_run() {
     local i=$1
     shift
-    mapfile -t envi < <(container_env "$i")
+    mapfile -t envi < <(container_env "$i"; harness_env)
     in_pod "$i" "$i" "node-$i" env -i PATH="$ABIN:/usr/bin:/bin" "${envi[@]}" "$@"
 }
 for i in 2 3; do
@@ -166,13 +177,15 @@ else bad "metrics scrape"; head -3 "$W/metrics"; fi
 # --- a training pod on node 2 -------------------------------------------------
 mapfile -t penv < <(printf '%s\n' "UCACHE_MEMBERS=$TEST_MEMBERS" "UCACHE_MAP_DIR=$DS_RUN_DIR" \
                     "UCACHE_CLUSTER_KEY_FILE=$DS_KEY_DIR/cluster.key" UCX_TLS=tcp UCX_NET_DEVICES=eth0 \
-                    UCACHE_LOG_LEVEL=warn)
+                    UCACHE_LOG_LEVEL=warn; harness_env)
 # it reads the shard twice (a job's second epoch): the second read's counters
 in_pod 4 2 pod-train unshare --pid --fork --mount-proc \
     sh -c 'echo "pid $$"; env -i PATH="$0" "$@" >/dev/null 2>&1 &&
            exec env -i PATH="$0" "$@" --stats' "$ABIN:/usr/bin:/bin" "${penv[@]}" \
     ucache cat "file://$W/data/shard" >"$W/pod.out" 2>"$W/pod.err"; rc=$?
-mapped=$(client_stat "$W/pod.err" mapped_reads); remote=$(( $(client_stat "$W/pod.err" get_reads) + $(client_stat "$W/pod.err" am_reads) ))
+mapped=$(client_stat "$W/pod.err" mapped_reads)
+gets=$(client_stat "$W/pod.err" get_reads); ams=$(client_stat "$W/pod.err" am_reads)
+remote=$(( ${gets:-0} + ${ams:-0} ))
 if [ $rc = 0 ] && [ "$(head -n 1 "$W/pod.out")" = "pid 1" ] &&
    cmp -s <(tail -c +7 "$W/pod.out") "$W/data/shard" && [ "${mapped:-0}" -gt 0 ] && [ "$remote" -gt 0 ]; then
     ok "a training pod on node 2 (its own network, PID - it is pid 1 -, mount and UTS namespaces; the node's run directory mounted): 24 MiB exact, $mapped chunks out of node 2's memory through the socket in UCACHE_MAP_DIR, $remote from node 3 over tcp"
