@@ -11,7 +11,7 @@ sysconfdir ?= /etc
 BUILD   ?= build
 
 CC      ?= cc
-PKGS     = ucx libxxhash libcurl libcrypto libxml-2.0 libibverbs json-c
+PKGS     = ucx libxxhash libcurl libcrypto libxml-2.0 libibverbs json-c liburing
 TEST_PKGS = cunit
 
 CSTD     = -std=c11 -D_GNU_SOURCE
@@ -34,7 +34,7 @@ LIB_SRCS = util/status.c util/log.c util/config.c util/key.c util/latency.c util
            transport/transport.c transport/auth.c transport/blob.c transport/mapfd.c \
            transport/ucx.c transport/ucx_peer.c transport/ucx_req.c transport/ucx_am.c \
            transport/ucx_mem.c transport/ucx_listen.c transport/ucx_guard.c transport/devices.c \
-           store/layout.c store/alloc.c store/evict.c store/store.c \
+           store/layout.c store/alloc.c store/evict.c store/store.c store/nvme_rec.c store/nvme.c \
            origin/allow.c origin/cred.c origin/origin.c origin/origin_file.c origin/origin_http.c \
            origin/origin_azure.c origin/origin_s3.c origin/azure_identity.c \
            fabric/place.c fabric/member.c fabric/member_dir.c fabric/member_file.c fabric/member_etcd.c fabric/etcd.c fabric/view.c fabric/view_shm.c fabric/peer.c fabric/touch.c fabric/proto.c fabric/meta.c fabric/lookup.c fabric/manifest.c fabric/node.c fabric/client.c fabric/probe.c fabric/admin.c fabric/readq.c fabric/api.c \
@@ -56,7 +56,7 @@ TEST_OBJS_ucx    = tests/transport/test_ucx.o tests/transport/test_ucx_mem.o \
                    tests/transport/test_ucx_peer.o tests/transport/test_ucx_req.o \
                    tests/transport/ucx_util.o perf/exporter.o
 TEST_OBJS_store  = tests/store/test_store.o tests/store/test_layout.o tests/store/test_alloc.o \
-                   tests/store/test_evict.o tests/store/store_util.o
+                   tests/store/test_evict.o tests/store/test_nvme.o tests/store/store_util.o
 TEST_OBJS_ucperf = tests/perf/test_ucperf.o $(PERF_SRCS:.c=.o)
 TEST_OBJS_fabric = tests/fabric/test_fabric.o tests/fabric/test_place.o tests/fabric/test_member.o \
                    tests/fabric/test_etcd.o \
@@ -85,7 +85,7 @@ LIB_A    = $(BUILD)/lib/libucache-rdma.a
 DEB_PKGS = gcc clang libclang-rt-dev make pkg-config libucx-dev ucx-utils libxxhash-dev \
            libcunit1-dev mbw iproute2 procps strace openmpi-bin libopenmpi-dev \
            libcurl4-openssl-dev libssl-dev libxml2-dev libmicrohttpd-dev libibverbs-dev libjemalloc-dev curl openssl bsdutils time \
-           libjson-c-dev etcd-server yamllint python3-yaml systemd util-linux
+           libjson-c-dev etcd-server yamllint python3-yaml systemd util-linux liburing-dev fio
 
 .PHONY: npm-deps all tests test bench asan tsan demo install uninstall clean deps
 all: $(LIB_SO) $(LIB_A) $(PROGS) $(BUILD)/include/ucache.h
@@ -264,7 +264,7 @@ loop: $(if $(SAN),build-$(SAN),deps npm-deps)
 # corpus (tests/fuzz/corpus/NAME) plus what earlier runs found
 # (build/fuzz/corpus/NAME); a crash saves its input under build/fuzz/crashes/
 # and fails.  tests/fuzz/run.sh prints runs and coverage per target.
-FUZZ_TARGETS ?= proto manifest azure_token member member_list etcd view_shm layout listing headers uri config cred blob auth keepalive
+FUZZ_TARGETS ?= proto manifest azure_token nvme_rec member member_list etcd view_shm layout listing headers uri config cred blob auth keepalive
 FUZZ_SECONDS ?= 10
 FUZZ_CC      ?= clang
 FUZZ_OPT      = -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \

@@ -6,6 +6,7 @@
  */
 #include "fabric/fabric.h"
 #include "fabric/view_shm.h"
+#include "store/nvme_rec.h"
 #include "transport/blob.h"
 
 #include <stdio.h>
@@ -183,6 +184,26 @@ static void layout_seeds(void)
     layout_seed("region-segments", 256u << 10, 150000); /* 10 segments, a table */
 }
 
+/* An NVMe device's superblock and a record of 5000 bytes, as the tier
+ * writes them (flags byte 0: both checksums are the writer's). */
+static void nvme_rec_seeds(void)
+{
+    us_nvme_super_t sb = { .magic = US_NVME_SUPER_MAGIC, .format = US_NVME_FORMAT,
+                           .block = US_NVME_BLOCK, .uuid = 0x5eed, .dev_bytes = 1ull << 30,
+                           .seg_bytes = 64ull << 20, .nsegs = 15, .max_payload = 1u << 20 };
+    us_nvme_rec_t rec = { .ns = 7, .length = 5000, .seg = 3, .uuid = 0x5eed, .seq = 42,
+                          .key_hi = 0x1111, .key_lo = 0x2222 };
+    uint8_t *img = calloc(1, 1 + US_NVME_BLOCK + 2 * US_NVME_BLOCK);
+
+    us_nvme_super_seal(&sb);
+    memcpy(img + 1, &sb, sizeof(sb));
+    memset(img + 1 + US_NVME_BLOCK + US_NVME_REC_HDR, 'n', rec.length);
+    us_nvme_rec_seal(img + 1 + US_NVME_BLOCK, &rec);
+    seed("nvme_rec", "record", img, 1 + US_NVME_BLOCK + us_nvme_rec_size(rec.length), NULL, 0);
+    seed("nvme_rec", "torn", img, 1 + US_NVME_BLOCK + US_NVME_BLOCK, NULL, 0);
+    free(img);
+}
+
 /* A view a daemon published: 3 nodes, read back from its file. */
 static void view_shm_seeds(void)
 {
@@ -225,6 +246,7 @@ int main(void)
     proto_seeds();
     member_seeds();
     layout_seeds();
+    nvme_rec_seeds();
     printf("seeds written under %s\n", root);
     return 0;
 }
