@@ -223,6 +223,7 @@ static void uf_chunk_done(struct ucache_context *ctx, uf_peer_t *p, const uf_chu
         }
     } else {
         UF_ADD(ctx, misses, 1);
+        UF_ADD(ctx, nvme, how == UF_HOW_NVME);
     }
     if ((span != NULL) && (span != c->dst)) {
         memcpy(c->dst, span + (c->off - (uf_chunk_partial(c) ? c->span_off : 0)), c->len);
@@ -426,7 +427,8 @@ static void uf_cop_filled(struct ucache_context *ctx, uf_cop_t *cop, ucache_stat
         uf_cop_fallback(ctx, cop, status);
         return;
     }
-    cop->how    = UF_HOW_FILLED;
+    /* filled from the origin, or read from the owner's NVMe tier */
+    cop->how    = (cop->rep.how == UF_HOW_NVME) ? UF_HOW_NVME : UF_HOW_FILLED;
     cop->status = UCACHE_OK;
     cop->a++;
     uf_cop_attempt(ctx, cop);
@@ -1246,7 +1248,7 @@ ucache_status_t uf_warm(struct ucache_context *ctx, const char *uri, uint64_t of
             }
             res->chunks++;
             res->bytes += c.length;
-            res->hits     += (c.how == UF_HOW_HIT);
+            res->hits     += (c.how == UF_HOW_HIT) || (c.how == UF_HOW_NVME);
             res->filled   += (c.how == UF_HOW_FILLED) || (c.how == UF_HOW_COALESCED);
             res->unpinned += (c.how == 0);
         }

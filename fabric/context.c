@@ -417,7 +417,8 @@ static ucache_status_t uf_self_init(struct ucache_context *ctx)
             return UCACHE_ERR_IO;
         }
     }
-    ctx->self.weight    = uf_member_weight(ctx->cfg.mem_bytes,
+    /* capacity: memory and the NVMe tier (a node with NVMe holds more keys) */
+    ctx->self.weight    = uf_member_weight(ctx->cfg.mem_bytes + uf_node_nvme_bytes(ctx->node),
                                            ((ctx->source != NULL) &&
                                             (ctx->source->slot_bytes != NULL) &&
                                             (ctx->source->slot_bytes(ctx->source_src) != 0)) ?
@@ -723,6 +724,7 @@ ucache_status_t ucache_stats_get(ucache_h ctx, ucache_stats_t *s)
     s->chunk_reads    = atomic_load(&ctx->st.chunk_reads);
     s->chunk_hits     = atomic_load(&ctx->st.hits);
     s->chunk_misses   = atomic_load(&ctx->st.misses);
+    s->chunk_nvme     = atomic_load(&ctx->st.nvme);
     s->origin_direct  = atomic_load(&ctx->st.origin_direct);
     s->verify_retries = atomic_load(&ctx->st.verify_retries);
     s->failovers      = atomic_load(&ctx->st.failovers);
@@ -772,6 +774,26 @@ ucache_status_t ucache_stats_get(ucache_h ctx, ucache_stats_t *s)
         s->fills_busy      = ns.busy;
         s->auth_failures  += ns.denied;
         s->meta_served     = ns.meta_served;
+        s->nvme_devices    = ss.nvme_devices;
+        s->nvme_offline    = ss.nvme_offline;
+        s->nvme_hits       = ss.nvme_hits;
+        s->nvme_demotions  = ss.nvme_demotions;
+        s->nvme_promotions = ss.nvme_promotions;
+        s->nvme_staged     = ss.nvme_staged;
+        for (unsigned i = 0; i < ss.nvme_devices; i++) {
+            us_nvme_stats_t nv;
+
+            us_store_nvme_stats(uf_node_store(ctx->node), i, &nv);
+            s->nvme_bytes      += nv.dev_bytes;
+            s->nvme_used       += nv.used_bytes;
+            s->nvme_chunks     += nv.records;
+            s->nvme_errors     += nv.errors;
+            s->nvme_corrupt    += nv.corrupt;
+            s->nvme_read_bytes += nv.read_bytes;
+            s->nvme_read_ns    += nv.read_ns;
+            s->nvme_rebuild_ns  = (nv.rebuild_ns > s->nvme_rebuild_ns) ? nv.rebuild_ns :
+                                                                        s->nvme_rebuild_ns;
+        }
     }
     us_origin_stats(&os);
     s->origin_reads = os.reads;

@@ -101,7 +101,7 @@ struct ucache_context {
     size_t             rq_reqs_cap;
 
     struct {
-        _Atomic uint64_t chunk_reads, hits, misses, origin_direct;
+        _Atomic uint64_t chunk_reads, hits, misses, origin_direct, nvme;
         _Atomic uint64_t verify_retries, failovers, bad_replies, stale_objects;
         _Atomic uint64_t bytes, touch_sent, touch_dropped, fetches, loc_hits;
         _Atomic uint64_t mapped;     /* chunks read out of a mapped region */

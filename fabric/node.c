@@ -65,6 +65,10 @@ struct uf_node {
     pthread_t       *committers; /* commit the store's memory (us_store_commit) */
     unsigned         ncommitters;
     _Atomic bool     commit_stop;
+    pthread_t        demoter;   /* writes evicted chunks to NVMe (us_store_demote) */
+    bool             demoting;
+    _Atomic bool     demote_stop;
+    uint64_t         nvme_bytes;/* the NVMe tier's capacity */
     _Atomic bool     draining;  /* refuse fills: ucache drain */
     _Atomic(uf_moved_fn_t) moved_fn; /* refuse fills a newer view moved away */
     void * _Atomic   moved_arg;
@@ -499,13 +503,26 @@ static ucache_status_t uf_fill(uf_node_t *node, uf_job_t *job, us_loc_t *loc_p,
 {
     uint64_t deadline = uc_deadline(node->cfg.fetch_timeout_ns), wait;
     uint32_t length = uf_job_length(job);
+    bool nvme = us_store_on_nvme(node->store, &job->key), staged = false;
     ucache_status_t status;
     struct timespec ts;
     us_fill_t fill;
 
     for (;;) {
-        status = us_store_reserve(node->store, &job->key, uf_ns_of(job->uri), length,
-                                  &fill);
+        status = nvme ? us_store_reserve_nvme(node->store, &job->key, uf_ns_of(job->uri),
+                                              length, &fill, &staged) :
+                        us_store_reserve(node->store, &job->key, uf_ns_of(job->uri), length,
+                                         &fill);
+        if ((status == UCACHE_OK) && nvme) {
+            /* on this node's NVMe: read from the device, verified there */
+            if (us_store_fill_nvme(node->store, &fill) == UCACHE_OK) {
+                *how_p = UF_HOW_NVME;
+                return us_store_publish_at(node->store, &fill, loc_p);
+            }
+            us_store_abort(node->store, &fill);   /* gone or bad: the origin's */
+            nvme = false;
+            continue;
+        }
         if (status == UCACHE_OK) {
             break;
         }
@@ -522,6 +539,7 @@ static ucache_status_t uf_fill(uf_node_t *node, uf_job_t *job, us_loc_t *loc_p,
             return status;
         }
         wait = us_store_retry_ns(node->store);
+        wait = (wait > uc_time_ns()) ? wait - uc_time_ns() : 0;
         wait = (wait < 100000) ? 100000 : (wait > 10000000) ? 10000000 : wait;
         ts.tv_sec  = 0;
         ts.tv_nsec = (long)wait;
@@ -545,7 +563,7 @@ static ucache_status_t uf_fill(uf_node_t *node, uf_job_t *job, us_loc_t *loc_p,
 static void uf_job_finish(uf_node_t *node, uf_job_t *job)
 {
     uf_waiter_t *w, *next;
-    bool free_now;
+    bool free_now, sent = true;
 
     pthread_mutex_lock(&node->lock);
     w = job->waiters;
@@ -553,6 +571,7 @@ static void uf_job_finish(uf_node_t *node, uf_job_t *job)
     pthread_mutex_unlock(&node->lock);
     for (; w != NULL; w = next) {
         next = w->next;
+        sent = sent && (w->flags & UF_FETCH_DATA) && !(w->flags & UF_FETCH_PIN);
         uf_reply_loc(node, w->rpc, w->flags, &w->span,
                      (job->status == UCACHE_OK) ?
                          uf_pin_apply(node, w->flags, &job->key, w->rpc->role) : job->status,
@@ -565,6 +584,12 @@ static void uf_job_finish(uf_node_t *node, uf_job_t *job)
     free_now  = (job->local_waiters == 0);
     pthread_cond_broadcast(&node->done);
     pthread_mutex_unlock(&node->lock);
+    /* staged from NVMe and every reader had its bytes in the reply (tcp):
+     * the staged copy is done with - later readers find it on NVMe (and
+     * one within the window promotes it) */
+    if (sent && free_now && (job->status == UCACHE_OK) && (job->how == UF_HOW_NVME)) {
+        us_store_release(node->store, &job->key, job->loc.version);
+    }
     if (free_now) {
         free(job);
     }
@@ -685,6 +710,73 @@ ucache_status_t uf_node_fetch_local(uf_node_t *node, const uf_fetch_req_t *req,
  */
 #define UF_COMMIT_FIRST (128u << 20)
 
+#define UF_NVME_FLUSH_NS (10ull * UC_NSEC_PER_SEC)  /* at most, at a node's stop */
+
+/* The demoter: chunks memory evicted go to NVMe, staged chunks' leases end. */
+static void *uf_demote_thread(void *arg)
+{
+    uf_node_t *node = arg;
+
+    while (!atomic_load(&node->demote_stop)) {
+        us_store_demote(node->store, 64, 20000000);
+    }
+    return NULL;
+}
+
+/*
+ * Open the devices of UCACHE_NVME ("PATH[:SIZE],..."): each is checked,
+ * its index rebuilt from what it holds, or formatted.  A device that cannot
+ * be opened stops the node: the operator named it.
+ */
+static ucache_status_t uf_nvme_open(uf_node_t *node, uint32_t max_payload,
+                                    us_nvme_t **nv, unsigned *n_p)
+{
+    char list[sizeof(node->cfg.nvme)], *save = NULL, *e, *colon;
+    us_nvme_params_t np;
+    us_nvme_stats_t st;
+    ucache_status_t status;
+    uint64_t bytes;
+    unsigned n = 0;
+
+    snprintf(list, sizeof(list), "%s", node->cfg.nvme);
+    for (e = strtok_r(list, ",", &save); e != NULL; e = strtok_r(NULL, ",", &save)) {
+        if (n == US_MAX_NVME) {
+            UC_ERROR("UCACHE_NVME names more than %u devices", US_MAX_NVME);
+            status = UCACHE_ERR_INVALID;
+            goto err;
+        }
+        bytes = 0;
+        colon = strrchr(e, ':');
+        if ((colon != NULL) && (uc_parse_size(colon + 1, &bytes) == UCACHE_OK)) {
+            *colon = '\0';
+        }
+        memset(&np, 0, sizeof(np));
+        np.path        = e;
+        np.bytes       = bytes;
+        np.max_payload = max_payload;
+        np.contexts    = node->cfg.fetch_threads;
+        status = us_nvme_open(&np, &nv[n]);
+        if (status != UCACHE_OK) {
+            UC_ERROR("NVMe tier: %s: %s", e, ucache_strerror(status));
+            goto err;
+        }
+        us_nvme_stats(nv[n], &st);
+        node->nvme_bytes += st.dev_bytes;
+        UC_INFO("NVMe tier: %s, %.1f GiB, %llu chunks found (%.3f s)", e,
+                st.dev_bytes / 1073741824.0, (unsigned long long)st.records,
+                st.rebuild_ns / 1e9);
+        n++;
+    }
+    *n_p = n;
+    return UCACHE_OK;
+
+err:
+    while (n > 0) {
+        us_nvme_close(nv[--n]);
+    }
+    return status;
+}
+
 static void *uf_commit_thread(void *arg)
 {
     uf_node_t *node = arg;
@@ -718,10 +810,11 @@ static void uf_commit_start(uf_node_t *node)
 ucache_status_t uf_node_create(ut_ctx_t *tr, const uc_config_t *cfg,
                                const us_origin_params_t *origin, uf_node_t **node_p)
 {
+    us_nvme_t *nv[US_MAX_NVME];
     us_store_params_t sp;
     ucache_status_t status;
+    unsigned i, nnv = 0;
     uf_node_t *node;
-    unsigned i;
 
     node = calloc(1, sizeof(*node));
     if (node == NULL) {
@@ -756,9 +849,35 @@ ucache_status_t uf_node_create(ut_ctx_t *tr, const uc_config_t *cfg,
                                                           US_MAX_PAYLOAD;
     sp.lock        = cfg->mem_lock;
     sp.commit_first = UF_COMMIT_FIRST;
-    status = us_store_create(&sp, &node->store);
+    status = uf_nvme_open(node, (uint32_t)sp.max_payload, nv, &nnv);
     if (status != UCACHE_OK) {
         goto err;
+    }
+    if (nnv > 0) {
+        /* an eighth of memory, and room for 8 chunks (the store caps it at
+         * a quarter) */
+        sp.stage_bytes    = cfg->nvme_stage ? cfg->nvme_stage :
+                            (cfg->mem_bytes / 8 > 8 * sp.max_payload) ? cfg->mem_bytes / 8 :
+                                                                       8 * sp.max_payload;
+        sp.nvme_lease_ns  = cfg->nvme_lease_ns;
+        sp.nvme_window_ns = cfg->nvme_window_ns;
+    }
+    status = us_store_create(&sp, &node->store);
+    if (status != UCACHE_OK) {
+        while (nnv > 0) {
+            us_nvme_close(nv[--nnv]);
+        }
+        goto err;
+    }
+    for (i = 0; i < nnv; i++) {
+        us_store_nvme_add(node->store, nv[i]);   /* the store closes them */
+    }
+    if (nnv > 0) {
+        if (pthread_create(&node->demoter, NULL, uf_demote_thread, node) != 0) {
+            status = UCACHE_ERR_NO_MEMORY;
+            goto err;
+        }
+        node->demoting = true;
     }
     uf_commit_start(node);
     node->threads = calloc(cfg->fetch_threads, sizeof(*node->threads));
@@ -860,6 +979,12 @@ void uf_node_destroy(uf_node_t *node)
     for (i = 0; i < node->nthreads; i++) {
         pthread_join(node->threads[i], NULL);
     }
+    atomic_store(&node->demote_stop, true);
+    if (node->demoting) {
+        pthread_join(node->demoter, NULL);
+        /* what memory holds goes to NVMe too: a restart serves it again */
+        us_store_nvme_flush(node->store, UF_NVME_FLUSH_NS);
+    }
     /* jobs never started: answer their waiters with CANCELED */
     while ((job = node->qhead) != NULL) {
         node->qhead = job->qnext;
@@ -876,6 +1001,11 @@ void uf_node_destroy(uf_node_t *node)
     pthread_cond_destroy(&node->done);
     pthread_mutex_destroy(&node->lock);
     free(node);
+}
+
+uint64_t uf_node_nvme_bytes(uf_node_t *node)
+{
+    return (node != NULL) ? node->nvme_bytes : 0;
 }
 
 us_store_t *uf_node_store(uf_node_t *node)

@@ -66,6 +66,9 @@ void uf_node_set_lookup(uf_node_t *node, uf_lookup_fn_t fn, void *arg);
  *  to be answered UCACHE_ERR_MOVED (counted); the check above. */
 bool uf_node_moved(uf_node_t *node, const us_key_t *key, uint64_t epoch);
 
+/** Bytes of the node's NVMe tier (its devices' capacity; 0: none). */
+uint64_t uf_node_nvme_bytes(uf_node_t *node);
+
 /** The node's metadata service (meta.h): the self-owner path. */
 struct uf_meta *uf_node_meta(uf_node_t *node);
 

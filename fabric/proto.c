@@ -94,7 +94,22 @@
     X(74, meta_served) \
     X(75, mem_usable) \
     X(76, mem_commit_ns) \
-    X(77, member_lease_ms)
+    X(77, member_lease_ms) \
+    X(78, nvme_devices) \
+    X(79, nvme_offline) \
+    X(80, nvme_bytes) \
+    X(81, nvme_used) \
+    X(82, nvme_chunks) \
+    X(83, nvme_hits) \
+    X(84, nvme_demotions) \
+    X(85, nvme_promotions) \
+    X(86, nvme_staged) \
+    X(87, nvme_errors) \
+    X(88, nvme_corrupt) \
+    X(89, nvme_read_bytes) \
+    X(90, nvme_read_ns) \
+    X(91, nvme_rebuild_ns) \
+    X(92, chunk_nvme)
 
 static const struct {
     uint32_t tag;
@@ -397,7 +412,7 @@ ucache_status_t uf_fetch_rep_check(const uf_fetch_rep_t *rep, size_t meta_len,
                                    size_t data_len, uint32_t want, size_t want_data)
 {
     if ((meta_len != sizeof(*rep)) || (rep->length != want) || (data_len != want_data) ||
-        (rep->how < UF_HOW_HIT) || (rep->how > UF_HOW_COALESCED)) {
+        (rep->how < UF_HOW_HIT) || (rep->how > UF_HOW_NVME)) {
         return UCACHE_ERR_CORRUPT;
     }
     return UCACHE_OK;

@@ -119,7 +119,8 @@ typedef struct uf_meta_ent {
 } uf_meta_ent_t;
 
 /* How an owner answered a FETCH (uf_fetch_rep_t.how). */
-enum { UF_HOW_HIT = 1, UF_HOW_FILLED = 2, UF_HOW_COALESCED = 3 };
+enum { UF_HOW_HIT = 1, UF_HOW_FILLED = 2, UF_HOW_COALESCED = 3,
+       UF_HOW_NVME = 4 /* read from the owner's NVMe tier */ };
 
 /* FETCH reply metadata; with UF_FETCH_DATA the data is the payload. */
 typedef struct uf_fetch_rep {

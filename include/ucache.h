@@ -229,6 +229,27 @@ typedef struct ucache_stats {
                                     memory took; 0 while it goes on        */
     uint64_t member_lease_ms;  /**< gauge: a node on etcd, its lease's time
                                     left as etcd last said (0: none)       */
+    /* the owner's NVMe tier (UCACHE_NVME) */
+    uint64_t nvme_devices;     /**< gauge: its devices                      */
+    uint64_t nvme_offline;     /**< gauge: of them out of service (errors)  */
+    uint64_t nvme_bytes;       /**< gauge: their capacity                   */
+    uint64_t nvme_used;        /**< gauge: bytes its chunks' records take   */
+    uint64_t nvme_chunks;      /**< gauge: chunks on NVMe                   */
+    uint64_t nvme_hits;        /**< FETCHes answered from NVMe              */
+    uint64_t nvme_demotions;   /**< chunks memory evicted, written to NVMe  */
+    uint64_t nvme_promotions;  /**< chunks read from NVMe again within
+                                    UCACHE_NVME_WINDOW, kept in memory      */
+    uint64_t nvme_staged;      /**< gauge: chunks staged from NVMe for
+                                    their readers (UCACHE_NVME_LEASE)       */
+    uint64_t nvme_errors;      /**< device I/O errors                       */
+    uint64_t nvme_corrupt;     /**< records that failed their checksum      */
+    uint64_t nvme_read_bytes;  /**< bytes read from the devices             */
+    uint64_t nvme_read_ns;     /**< device time of those reads (bandwidth =
+                                    bytes / ns)                            */
+    uint64_t nvme_rebuild_ns;  /**< the start-up scan that found what the
+                                    devices held                           */
+    uint64_t chunk_nvme;       /**< reader: chunks their owner read from its
+                                    NVMe tier for this reader               */
 } ucache_stats_t;
 
 /** @brief Copy the context's counters into @p stats_p. */

@@ -49,8 +49,32 @@
 enum { US_SLOT_FREE = 0, US_SLOT_RESERVED, US_SLOT_PUBLISHED };
 
 typedef enum us_evict_reason {
-    US_EV_CAPACITY, US_EV_INDEX, US_EV_QUOTA, US_EV_EXPLICIT
+    US_EV_CAPACITY, US_EV_INDEX, US_EV_QUOTA, US_EV_EXPLICIT,
+    US_EV_LEASE                      /* a staged chunk's lease ended */
 } us_evict_reason_t;
+
+#define US_STAGE_SHARE   4           /* staged chunks take at most 1/4 of memory */
+#define US_DEMOTE_MAX    (256ull << 20)
+
+/* An evicted chunk waiting for the demoter; its block is not retired yet. */
+/* A chunk for the demoter to write to NVMe: one evicted (its block is the
+ * entry's, retired once written) or, written through after its fill, one
+ * still published (`copy`: its block stays the chunk's unless it is
+ * unpublished meanwhile - slot and version tell at the end). */
+typedef struct us_demote {
+    us_key_t key;
+    uint64_t block, bsize;
+    uint64_t version;
+    uint32_t length, slot;
+    uint16_t ns;
+    uint8_t  copy;
+} us_demote_t;
+
+/* A staged chunk's lease (a FIFO: every lease is as long). */
+typedef struct us_stage {
+    uint64_t until, version;
+    uint32_t slot;
+} us_stage_t;
 
 /* Owner-private record of one slot (never exported). */
 typedef struct us_desc {
@@ -63,6 +87,11 @@ typedef struct us_desc {
     uint16_t ns;
     uint8_t  state;
     uint8_t  pinned;         /* pinned by key */
+    uint8_t  staged;         /* read from NVMe into the staging pool: leased,
+                                outside the policy and the namespaces */
+    uint8_t  on_nvme;        /* read from NVMe (a copy is there) */
+    uint8_t  copying;        /* queued to be written through to NVMe: its
+                                block is not retired before the write ends */
 } us_desc_t;
 
 typedef struct us_ns {
@@ -85,7 +114,10 @@ struct us_store {
     us_ilist_array_t ns_arr;         /* desc as an ilist array (ns_link) */
     uint32_t        nslots;
     uint64_t        max_payload;
-    us_alloc_t      alloc;
+    us_alloc_t      alloc;           /* the memory tier: data area past the pool */
+    us_alloc_t      stage;           /* the staging pool: [0, stage_len) */
+    uint64_t        stage_len;
+    char           *main;            /* data + stage_len: alloc's base */
     us_evict_t      ev;
     us_ns_t        *ns;
     uint64_t        next_version;
@@ -101,6 +133,20 @@ struct us_store {
     _Atomic uint32_t seg_next;       /* next segment to take */
     uint8_t        *seg_done;
     uint64_t        commit_t0;
+    /* the NVMe tier */
+    us_nvme_t      *nvme[US_MAX_NVME];
+    unsigned        nnvme;
+    us_demote_t    *dq;              /* ring of evicted chunks to demote */
+    uint32_t        dq_cap, dq_head, dq_n;
+    uint64_t        dq_bytes, dq_limit;
+    uint32_t        dq_busy;         /* taken by the demoter, not written yet */
+    pthread_cond_t  dq_cond;
+    us_stage_t     *sq;              /* ring of leases */
+    uint32_t        sq_cap, sq_head, sq_n;
+    uint64_t        staged_bytes, staged;
+    uint64_t       *recent;          /* keys staged lately: tag << 32 | ms */
+    uint32_t        recent_mask;
+    uint64_t        lease_ns, window_ns;
 };
 
 /* --- arena -------------------------------------------------------------- */
@@ -244,7 +290,7 @@ static void commit_lock(us_store_t *s, void *ptr, size_t len)
  * data bytes now; hold the rest back from the allocator. */
 static ucache_status_t commit_setup(us_store_t *s, const us_store_params_t *p)
 {
-    uint64_t first, rest, data_len = s->layout.data_len;
+    uint64_t first, rest, data_len = s->layout.data_len - s->stage_len;
 
     s->stats.commit_ns = 1;
     if ((p->commit_first == 0) || (p->base == NULL)) {
@@ -266,8 +312,8 @@ static ucache_status_t commit_setup(us_store_t *s, const us_store_params_t *p)
     s->commit_first    = first;
     s->commit_t0       = uc_time_ns();
     s->stats.commit_ns = 0;
-    uc_mem_commit(s->base, s->layout.data_off + first);
-    commit_lock(s, s->base, s->layout.data_off + first);
+    uc_mem_commit(s->base, s->layout.data_off + s->stage_len + first);
+    commit_lock(s, s->base, s->layout.data_off + s->stage_len + first);
     us_alloc_hold(&s->alloc, first);
     return UCACHE_OK;
 }
@@ -282,9 +328,9 @@ uint64_t us_store_commit(us_store_t *s)
         return 0;
     }
     off = s->commit_first + (uint64_t)i * US_COMMIT_SEG;
-    len = s->layout.data_len - off;
+    len = s->layout.data_len - s->stage_len - off;
     len = (len < US_COMMIT_SEG) ? len : US_COMMIT_SEG;
-    ptr = s->data + off;
+    ptr = s->main + off;
     if (i + 1 == s->nsegs) {         /* the last one: to the region's end */
         len = (uint64_t)(s->base + s->len - ptr);
     }
@@ -348,11 +394,24 @@ ucache_status_t us_store_create(const us_store_params_t *p, us_store_t **store_p
     for (i = 0; i < US_MAX_NS; i++) {
         us_ilist_init(&s->ns[i].chunks);
     }
-    st = us_alloc_init(&s->alloc, s->data, s->layout.data_len, p->grace_ns);
+    /* the staging pool: the data area's first bytes, a quarter at most */
+    s->stage_len = (p->stage_bytes + US_GRANULE - 1) & ~(uint64_t)(US_GRANULE - 1);
+    s->stage_len = (s->stage_len > s->layout.data_len / 4) ?
+                       (s->layout.data_len / 4) & ~(uint64_t)(US_GRANULE - 1) : s->stage_len;
+    s->stage_len = (s->stage_len < 4 * US_GRANULE) ? 0 : s->stage_len;
+    s->main      = s->data + s->stage_len;
+    st = us_alloc_init(&s->alloc, s->main, s->layout.data_len - s->stage_len, p->grace_ns);
     if (st != UCACHE_OK) {
         goto err_free_meta;
     }
-    st = us_evict_init(&s->ev, s->nslots, s->layout.data_len);
+    if (s->stage_len > 0) {
+        st = us_alloc_init(&s->stage, s->data, s->stage_len, p->grace_ns);
+        if (st != UCACHE_OK) {
+            us_alloc_cleanup(&s->alloc);
+            goto err_free_meta;
+        }
+    }
+    st = us_evict_init(&s->ev, s->nslots, s->layout.data_len - s->stage_len);
     if (st != UCACHE_OK) {
         goto err_alloc;
     }
@@ -361,12 +420,17 @@ ucache_status_t us_store_create(const us_store_params_t *p, us_store_t **store_p
         us_evict_cleanup(&s->ev);
         goto err_alloc;
     }
+    s->lease_ns  = p->nvme_lease_ns ? p->nvme_lease_ns : 50000000ull;
+    s->lease_ns  = (s->lease_ns < 4 * p->grace_ns) ? 4 * p->grace_ns : s->lease_ns;
+    s->window_ns = p->nvme_window_ns ? p->nvme_window_ns : 30ull * 1000000000ull;
     pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->dq_cond, NULL);
     *store_p = s;
     return UCACHE_OK;
 
 err_alloc:
     us_alloc_cleanup(&s->alloc);
+    us_alloc_cleanup(&s->stage);
 err_free_meta:
     free(s->desc);
     free(s->ns);
@@ -379,15 +443,26 @@ err_free:
 
 void us_store_destroy(us_store_t *s)
 {
+    unsigned i;
+
     if (s == NULL) {
         return;
     }
+
     us_evict_cleanup(&s->ev);
     us_alloc_cleanup(&s->alloc);
+    us_alloc_cleanup(&s->stage);
+    for (i = 0; i < s->nnvme; i++) {
+        us_nvme_close(s->nvme[i]);
+    }
+    free(s->dq);
+    free(s->sq);
+    free(s->recent);
     free(s->desc);
     free(s->ns);
     free(s->seg_done);
     arena_unmap(s);
+    pthread_cond_destroy(&s->dq_cond);
     pthread_mutex_destroy(&s->lock);
     free(s);
 }
@@ -417,6 +492,42 @@ static inline uint32_t key_tag(const us_key_t *key)
 static inline int key_eq(const us_key_t *a, const us_key_t *b)
 {
     return (a->hi == b->hi) && (a->lo == b->lo);
+}
+
+/* Blocks are data-area offsets: the staging pool's below stage_len, the
+ * memory tier's above (its allocator counts from s->main). */
+static us_alloc_t *blk_pool(us_store_t *s, uint64_t block, uint64_t *off_p)
+{
+    if (block < s->stage_len) {
+        *off_p = block;
+        return &s->stage;
+    }
+    *off_p = block - s->stage_len;
+    return &s->alloc;
+}
+
+static ucache_status_t blk_retire(us_store_t *s, uint64_t block, uint64_t now)
+{
+    uint64_t off;
+    us_alloc_t *a = blk_pool(s, block, &off);
+
+    return us_alloc_retire(a, off, now);
+}
+
+static void blk_put(us_store_t *s, uint64_t block)
+{
+    uint64_t off;
+    us_alloc_t *a = blk_pool(s, block, &off);
+
+    us_alloc_put(a, off);
+}
+
+static uint64_t blk_size(us_store_t *s, uint64_t block)
+{
+    uint64_t off;
+    us_alloc_t *a = blk_pool(s, block, &off);
+
+    return us_alloc_size(a, off);
 }
 
 /* Slot of @p key (any non-free state), or US_NONE. */
@@ -467,26 +578,96 @@ static void ns_unlink(us_store_t *s, uint32_t slot)
     us_ilist_unlink(&s->ns[s->desc[slot].ns].chunks, &s->ns_arr, slot);
 }
 
-/* PUBLISHED -> GRACE: the slot first, then the header's tombstone. */
+static bool do_on_nvme(us_store_t *s, const us_key_t *key)
+{
+    unsigned i;
+
+    for (i = 0; i < s->nnvme; i++) {
+        if (us_nvme_lookup(s->nvme[i], key, NULL, NULL)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Queue an evicted chunk for the demoter (its block stays out of the
+ * allocator until it is written); false if the queue cannot grow. */
+static bool do_demote_push(us_store_t *s, uint32_t slot, bool copy)
+{
+    const us_desc_t *d = &s->desc[slot];
+    us_demote_t *q, *e;
+    uint32_t cap, i;
+
+    if (s->dq_n == s->dq_cap) {
+        cap = s->dq_cap ? 2 * s->dq_cap : 64;
+        q = malloc((size_t)cap * sizeof(*q));
+        if (q == NULL) {
+            return false;
+        }
+        for (i = 0; i < s->dq_n; i++) {
+            q[i] = s->dq[(s->dq_head + i) % s->dq_cap];
+        }
+        free(s->dq);
+        s->dq      = q;
+        s->dq_cap  = cap;
+        s->dq_head = 0;
+    }
+    e = &s->dq[(s->dq_head + s->dq_n) % s->dq_cap];
+    e->key    = d->key;
+    e->block  = d->block;
+    e->bsize  = d->bsize;
+    e->length = d->length;
+    e->ns     = d->ns;
+    e->slot   = slot;
+    e->version = d->version;
+    e->copy   = copy;
+    s->dq_n++;
+    s->dq_bytes += d->bsize;
+    pthread_cond_signal(&s->dq_cond);
+    return true;
+}
+
+/* PUBLISHED -> GRACE: the slot first, then the header's tombstone.  With
+ * an NVMe tier, a chunk evicted for room goes to the demoter first. */
 static void do_unpublish(us_store_t *s, uint32_t slot, us_evict_reason_t why)
 {
     us_desc_t *d = &s->desc[slot];
     us_chunk_hdr_t *hdr = (us_chunk_hdr_t *)(s->data + d->block + US_BLOCK_HDR);
+    bool demoted = false;
 
     __atomic_store_n(&s->slots[2 * slot], 0, __ATOMIC_RELEASE);
     __atomic_store_n(&hdr->version, 0, __ATOMIC_RELEASE);
-    if (us_alloc_retire(&s->alloc, d->block, uc_time_ns()) != UCACHE_OK) {
+    if (d->copying) {                /* its write-through is queued or under way: */
+        demoted   = true;            /* the demoter retires the block after it */
+        d->copying = 0;
+    } else if ((s->nnvme > 0) && !d->staged && (why != US_EV_EXPLICIT) &&
+               (why != US_EV_LEASE)) {
+        if (d->on_nvme || do_on_nvme(s, &d->key)) {
+            s->stats.nvme_demote_skipped++;      /* immutable: the copy is current */
+        } else {
+            demoted = do_demote_push(s, slot, false);
+            s->stats.nvme_demote_failed += !demoted;
+        }
+    }
+    d->on_nvme = 0;
+    if (!demoted && (blk_retire(s, d->block, uc_time_ns()) != UCACHE_OK)) {
         /* no heap for the ring: the block leaks from the arena rather than
          * being reused early; counted as used, never handed out again */
         UC_ERROR("store: quarantine ring cannot grow; %llu bytes retired for good",
                  (unsigned long long)d->bsize);
     }
-    us_evict_remove(&s->ev, slot);
-    ns_unlink(s, slot);
-    if (is_pinned(s, d)) {
-        pin_account(s, d, false);
+    if (d->staged) {                 /* outside the policy and the namespaces */
+        s->staged_bytes -= d->bsize;
+        s->staged--;
+        d->staged = 0;
+    } else {
+        us_evict_remove(&s->ev, slot);
+        ns_unlink(s, slot);
+        if (is_pinned(s, d)) {
+            pin_account(s, d, false);
+        }
+        s->ns[d->ns].used -= d->bsize;
     }
-    s->ns[d->ns].used -= d->bsize;
     s->bytes_cached   -= d->length;
     d->state  = US_SLOT_FREE;
     d->pinned = 0;
@@ -495,6 +676,25 @@ static void do_unpublish(us_store_t *s, uint32_t slot, us_evict_reason_t why)
     case US_EV_INDEX:    s->stats.evict_index++;    break;
     case US_EV_QUOTA:    s->stats.evict_quota++;    break;
     case US_EV_EXPLICIT: s->stats.evict_explicit++; break;
+    case US_EV_LEASE:    break;
+    }
+}
+
+/* End the leases that are over (oldest first). */
+static void do_expire(us_store_t *s, uint64_t now)
+{
+    us_stage_t *e;
+    us_desc_t *d;
+
+    while ((s->sq_n > 0) && (s->sq[s->sq_head].until <= now)) {
+        e = &s->sq[s->sq_head];
+        d = &s->desc[e->slot];
+        if ((d->state == US_SLOT_PUBLISHED) && d->staged && (d->version == e->version)) {
+            do_unpublish(s, e->slot, US_EV_LEASE);
+            s->stats.nvme_expired++;
+        }
+        s->sq_head = (s->sq_head + 1) % s->sq_cap;
+        s->sq_n--;
     }
 }
 
@@ -573,7 +773,7 @@ static ucache_status_t do_quota(us_store_t *s, uint16_t ns, uint64_t need)
  * without waiting; while a stream of fills lasts that much holds no data). */
 static uint64_t do_headroom(us_store_t *s, uint64_t now, uint64_t bsize)
 {
-    uint64_t usable = s->layout.data_len - s->alloc.held;
+    uint64_t usable = s->alloc.len - s->alloc.held;
     uint64_t w, lo = usable / 64, hi = usable / 8;
 
     if (now - s->window_start >= s->layout.grace_ns) {
@@ -595,7 +795,8 @@ static void do_evict_ahead(us_store_t *s, uint64_t headroom)
     uint32_t victim;
     unsigned n;
 
-    for (n = 0; (n < 4) && (a->free_bytes + a->quarantine_bytes < headroom); n++) {
+    for (n = 0; (n < 4) && (a->free_bytes + a->quarantine_bytes + s->dq_bytes < headroom) &&
+                (s->dq_bytes < s->dq_limit || s->nnvme == 0); n++) {
         victim = us_evict_pop(&s->ev);
         if (victim == US_EVICT_NONE) {
             break;
@@ -604,26 +805,35 @@ static void do_evict_ahead(us_store_t *s, uint64_t headroom)
     }
 }
 
-/* Allocate @p bsize bytes, evicting by policy. */
+/* Allocate @p bsize bytes, evicting by policy.  Memory on its way back -
+ * in its grace period, or being demoted - is waited for (UCACHE_ERR_AGAIN)
+ * rather than evicting more; so is a full demotion queue. */
 static ucache_status_t do_alloc(us_store_t *s, uint64_t bsize, uint64_t *block_p)
 {
     uint64_t now = uc_time_ns(), headroom = do_headroom(s, now, bsize);
     us_alloc_t *a = &s->alloc;
     uint32_t victim;
 
+    do_expire(s, now);
     for (;;) {
         us_alloc_reclaim(a, now);
         if (us_alloc_get(a, bsize, block_p) == UCACHE_OK) {
+            *block_p += s->stage_len;
             break;
         }
-        if ((a->q_count > 0) && (a->free_bytes + a->quarantine_bytes >= bsize)) {
+        if (((a->q_count > 0) || (s->dq_n > 0)) &&
+            (a->free_bytes + a->quarantine_bytes + s->dq_bytes >= bsize)) {
             s->stats.reserve_again++;      /* enough is coming back: wait */
             do_evict_ahead(s, headroom + bsize);
             return UCACHE_ERR_AGAIN;
         }
+        if ((s->nnvme > 0) && (s->dq_bytes >= s->dq_limit)) {
+            s->stats.reserve_again++;      /* the demoter is behind: wait */
+            return UCACHE_ERR_AGAIN;
+        }
         victim = us_evict_pop(&s->ev);
         if (victim == US_EVICT_NONE) {
-            if (a->q_count > 0) {
+            if ((a->q_count > 0) || (s->dq_n > 0)) {
                 s->stats.reserve_again++;
                 return UCACHE_ERR_AGAIN;
             }
@@ -640,12 +850,28 @@ static ucache_status_t do_alloc(us_store_t *s, uint64_t bsize, uint64_t *block_p
 
 /* --- API ------------------------------------------------------------------ */
 
-ucache_status_t us_store_reserve(us_store_t *s, const us_key_t *key, uint16_t ns,
-                                 size_t length, us_fill_t *fill_p)
+/* A block of the staging pool: no eviction, only leases that end. */
+static ucache_status_t do_alloc_stage(us_store_t *s, uint64_t bsize, uint64_t *block_p)
+{
+    us_alloc_reclaim(&s->stage, uc_time_ns());
+    if (us_alloc_get(&s->stage, bsize, block_p) == UCACHE_OK) {
+        return UCACHE_OK;
+    }
+    s->stats.reserve_again++;
+    return UCACHE_ERR_AGAIN;         /* leases end, grace periods pass */
+}
+
+static bool do_stage_wanted(us_store_t *s, const us_key_t *key, uint64_t now);
+static void do_stage_note(us_store_t *s, const us_key_t *key, uint64_t now);
+
+static ucache_status_t do_reserve(us_store_t *s, const us_key_t *key, uint16_t ns,
+                                  size_t length, us_fill_t *fill_p, bool from_nvme,
+                                  bool *staged_p)
 {
     uint64_t bsize = us_alloc_block_size(US_CHUNK_OVERHEAD + us_chunk_table_bytes(length) +
                                          (uint64_t)length);
     ucache_status_t st;
+    bool stage = false;
     uint32_t slot;
     us_desc_t *d;
 
@@ -661,7 +887,13 @@ ucache_status_t us_store_reserve(us_store_t *s, const us_key_t *key, uint16_t ns
                                                          UCACHE_ERR_EXISTS;
         goto out;
     }
-    if (s->ns[ns].quota && (bsize > s->ns[ns].quota)) {
+    /* read from NVMe: staged, unless read from it within the window (a
+     * second hit), pinned, or too large for the pool */
+    if (from_nvme && (s->stage_len > 0) && !s->ns[ns].pinned &&
+        (bsize <= s->stage_len / 4) && do_stage_wanted(s, key, uc_time_ns())) {
+        stage = true;
+    }
+    if (!stage && s->ns[ns].quota && (bsize > s->ns[ns].quota)) {
         st = UCACHE_ERR_NO_MEMORY;
         s->stats.quota_denied++;
         goto out;
@@ -674,30 +906,57 @@ ucache_status_t us_store_reserve(us_store_t *s, const us_key_t *key, uint16_t ns
     d        = &s->desc[slot];
     d->state = US_SLOT_RESERVED;          /* keeps the slot through evictions */
     d->key   = *key;
-    st = do_quota(s, ns, bsize);
+    if (!stage) {
+        st = do_quota(s, ns, bsize);
+        if (st != UCACHE_OK) {
+            s->stats.quota_denied++;
+            d->state = US_SLOT_FREE;
+            goto out;
+        }
+    }
+    do_expire(s, uc_time_ns());
+    st = stage ? do_alloc_stage(s, bsize, &d->block) : do_alloc(s, bsize, &d->block);
     if (st != UCACHE_OK) {
-        s->stats.quota_denied++;
         d->state = US_SLOT_FREE;
         goto out;
     }
-    st = do_alloc(s, bsize, &d->block);
-    if (st != UCACHE_OK) {
-        d->state = US_SLOT_FREE;
-        goto out;
+    if (stage) {
+        do_stage_note(s, key, uc_time_ns());
     }
-    d->bsize   = us_alloc_size(&s->alloc, d->block);
+    d->bsize   = blk_size(s, d->block);
     d->length  = (uint32_t)length;
     d->ns      = ns;
     d->pinned  = 0;
     d->version = 0;
-    s->ns[ns].used += d->bsize;
+    d->staged  = stage;
+    d->on_nvme = from_nvme;
+    d->copying = 0;
+    if (!stage) {
+        s->ns[ns].used += d->bsize;
+    }
     s->stats.fills++;
+    s->stats.nvme_promotions += from_nvme && !stage;
     fill_p->payload = s->data + d->block + US_CHUNK_OVERHEAD + us_chunk_table_bytes(length);
     fill_p->length  = (uint32_t)length;
     fill_p->slot    = slot;
+    if (staged_p != NULL) {
+        *staged_p = stage;
+    }
 out:
     pthread_mutex_unlock(&s->lock);
     return st;
+}
+
+ucache_status_t us_store_reserve(us_store_t *s, const us_key_t *key, uint16_t ns,
+                                 size_t length, us_fill_t *fill_p)
+{
+    return do_reserve(s, key, ns, length, fill_p, false, NULL);
+}
+
+ucache_status_t us_store_reserve_nvme(us_store_t *s, const us_key_t *key, uint16_t ns,
+                                      size_t length, us_fill_t *fill_p, bool *staged_p)
+{
+    return do_reserve(s, key, ns, length, fill_p, true, staged_p);
 }
 
 static int fill_valid(const us_store_t *s, const us_fill_t *f)
@@ -712,9 +971,79 @@ ucache_status_t us_store_publish(us_store_t *s, const us_fill_t *f)
     return us_store_publish_at(s, f, NULL);
 }
 
-ucache_status_t us_store_publish_at(us_store_t *s, const us_fill_t *f, us_loc_t *loc_p)
+/* The recent-staging slot of @p key (NULL without memory for the table). */
+static uint64_t *do_recent(us_store_t *s, const us_key_t *key)
+{
+    uint32_t i;
+
+    if (s->recent == NULL) {
+        for (i = 1024; (i < s->nslots) && (i < (1u << 20)); i <<= 1) {
+        }
+        s->recent = calloc(i, sizeof(*s->recent));
+        s->recent_mask = (s->recent != NULL) ? i - 1 : 0;
+        if (s->recent == NULL) {
+            return NULL;
+        }
+    }
+    return &s->recent[(key->lo ^ key->hi) & s->recent_mask];
+}
+
+/* Whether a chunk read from NVMe is staged: not if it was staged within
+ * the window already (a second hit: promoted). */
+static bool do_stage_wanted(us_store_t *s, const us_key_t *key, uint64_t now)
+{
+    uint32_t ms = (uint32_t)(now / 1000000);
+    uint64_t *r = do_recent(s, key);
+
+    return (r != NULL) &&
+           !((*r != 0) && ((uint32_t)(*r >> 32) == key_tag(key)) &&
+             ((uint64_t)(uint32_t)(ms - (uint32_t)*r) * 1000000 <= s->window_ns));
+}
+
+/* Remember that @p key was staged now. */
+static void do_stage_note(us_store_t *s, const us_key_t *key, uint64_t now)
+{
+    uint64_t *r = do_recent(s, key);
+
+    if (r != NULL) {
+        *r = ((uint64_t)key_tag(key) << 32) | (uint32_t)(now / 1000000);
+    }
+}
+
+/* Give chunk @p slot a lease: false if the ring cannot grow. */
+static bool do_lease(us_store_t *s, uint32_t slot, uint64_t now)
+{
+    us_stage_t *q;
+    uint32_t cap, i;
+
+    if (s->sq_n == s->sq_cap) {
+        cap = s->sq_cap ? 2 * s->sq_cap : 64;
+        q = malloc((size_t)cap * sizeof(*q));
+        if (q == NULL) {
+            return false;
+        }
+        for (i = 0; i < s->sq_n; i++) {
+            q[i] = s->sq[(s->sq_head + i) % s->sq_cap];
+        }
+        free(s->sq);
+        s->sq      = q;
+        s->sq_cap  = cap;
+        s->sq_head = 0;
+    }
+    q = &s->sq[(s->sq_head + s->sq_n) % s->sq_cap];
+    q->until   = now + s->lease_ns;
+    q->version = s->desc[slot].version;
+    q->slot    = slot;
+    s->sq_n++;
+    return true;
+}
+
+/* Publish a reservation: a staged one (us_store_reserve_nvme) gets a lease
+ * and stays out of the policy and the namespaces. */
+static ucache_status_t do_publish(us_store_t *s, const us_fill_t *f, us_loc_t *loc_p)
 {
     us_chunk_hdr_t hdr = { .magic = US_CHUNK_MAGIC }, *dst;
+    uint64_t now = uc_time_ns();
     us_desc_t *d;
     uint64_t *w;
 
@@ -752,15 +1081,38 @@ ucache_status_t us_store_publish_at(us_store_t *s, const us_fill_t *f, us_loc_t 
         loc_p->hdr_off = s->layout.data_off + d->block + US_BLOCK_HDR;
         loc_p->length  = d->length;
     }
-    us_evict_insert(&s->ev, f->slot, d->bsize, key_tag(&d->key), is_pinned(s, d));
-    ns_link(s, f->slot);
-    if (is_pinned(s, d)) {
-        pin_account(s, d, true);
+    if (d->staged) {
+        s->staged_bytes += d->bsize;
+        s->staged++;
+        if (!do_lease(s, f->slot, now)) {    /* no heap for its lease: */
+            s->bytes_cached += d->length;    /* it goes at once           */
+            s->stats.publishes++;
+            do_unpublish(s, f->slot, US_EV_LEASE);
+            pthread_mutex_unlock(&s->lock);
+            return UCACHE_OK;
+        }
+    } else {
+        us_evict_insert(&s->ev, f->slot, d->bsize, key_tag(&d->key), is_pinned(s, d));
+        ns_link(s, f->slot);
+        if (is_pinned(s, d)) {
+            pin_account(s, d, true);
+        }
+        /* written through to NVMe in the background while the demoter keeps
+         * up (at eviction it is then free); else demoted when evicted */
+        if ((s->nnvme > 0) && !d->on_nvme && (s->dq_bytes + d->bsize <= s->dq_limit / 2) &&
+            do_demote_push(s, f->slot, true)) {
+            d->copying = 1;
+        }
     }
     s->bytes_cached += d->length;
     s->stats.publishes++;
     pthread_mutex_unlock(&s->lock);
     return UCACHE_OK;
+}
+
+ucache_status_t us_store_publish_at(us_store_t *s, const us_fill_t *f, us_loc_t *loc_p)
+{
+    return do_publish(s, f, loc_p);
 }
 
 void us_store_abort(us_store_t *s, const us_fill_t *f)
@@ -771,9 +1123,12 @@ void us_store_abort(us_store_t *s, const us_fill_t *f)
     if (fill_valid(s, f)) {
         d = &s->desc[f->slot];
         memset(f->payload, 0, f->length); /* no byte of a failed fill stays exported */
-        us_alloc_put(&s->alloc, d->block);
-        s->ns[d->ns].used -= d->bsize;
-        d->state = US_SLOT_FREE;
+        blk_put(s, d->block);
+        if (!d->staged) {
+            s->ns[d->ns].used -= d->bsize;
+        }
+        d->staged = 0;
+        d->state  = US_SLOT_FREE;
         s->stats.aborts++;
     } else {
         UC_ERROR("store: abort of an unknown reservation (slot %u)", f->slot);
@@ -794,7 +1149,9 @@ ucache_status_t us_store_lookup(us_store_t *s, const us_key_t *key, us_loc_t *lo
         loc_p->version = d->version;
         loc_p->hdr_off = s->layout.data_off + d->block + US_BLOCK_HDR;
         loc_p->length  = d->length;
-        us_evict_hit(&s->ev, slot, 1);
+        if (!d->staged) {            /* a staged one: its next read from NVMe */
+            us_evict_hit(&s->ev, slot, 1);   /* within the window promotes it */
+        }
         st = UCACHE_OK;
     }
     pthread_mutex_unlock(&s->lock);
@@ -809,7 +1166,10 @@ void us_store_touch(us_store_t *s, const us_key_t *keys, unsigned n, unsigned we
     pthread_mutex_lock(&s->lock);
     for (i = 0; i < n; i++) {
         slot = do_find(s, &keys[i]);
-        if ((slot != US_NONE) && (s->desc[slot].state == US_SLOT_PUBLISHED)) {
+        if ((slot == US_NONE) || (s->desc[slot].state != US_SLOT_PUBLISHED)) {
+            continue;
+        }
+        if (!s->desc[slot].staged) { /* outside the policy */
             us_evict_hit(&s->ev, slot, weight);
         }
     }
@@ -826,6 +1186,46 @@ static void do_pin_changed(us_store_t *s, uint32_t slot, int was, int now)
     }
     pin_account(s, d, now);
     us_evict_pin(&s->ev, slot, now);
+}
+
+/* Move staged chunk @p slot into the memory tier (a pin asks for it): a
+ * block of its own there, the bytes copied, the slot published at its new
+ * place with a new version, the old block tombstoned and retired. */
+static ucache_status_t do_unstage(us_store_t *s, uint32_t slot)
+{
+    us_desc_t *d = &s->desc[slot];
+    us_chunk_hdr_t *old = (us_chunk_hdr_t *)(s->data + d->block + US_BLOCK_HDR), *hdr;
+    uint64_t block, *w = &s->slots[2 * slot];
+    ucache_status_t st;
+
+    st = do_alloc(s, d->bsize, &block);
+    if (st != UCACHE_OK) {
+        return st;
+    }
+    hdr = (us_chunk_hdr_t *)(s->data + block + US_BLOCK_HDR);
+    memcpy(hdr, old, US_CHUNK_HDR + us_chunk_table_bytes(d->length) + (uint64_t)d->length);
+    s->next_version = (s->next_version + 1) & US_VERSION_MASK;
+    s->next_version = s->next_version ? s->next_version : 1;
+    /* the checksum covers the version: sealed again (the payload is ours) */
+    hdr->version = s->next_version;
+    us_chunk_seal(hdr, (char *)hdr + US_CHUNK_HDR,
+                  (char *)hdr + US_CHUNK_HDR + us_chunk_table_bytes(d->length));
+    __atomic_store_n(&w[0], 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&old->version, 0, __ATOMIC_RELEASE);
+    (void)blk_retire(s, d->block, uc_time_ns());
+    s->staged_bytes -= d->bsize;
+    s->staged--;
+    d->staged  = 0;
+    d->block   = block;
+    d->bsize   = blk_size(s, block);
+    d->version = s->next_version;
+    __atomic_store_n(&w[1], us_slot_word1(block / US_GRANULE, d->length), __ATOMIC_RELEASE);
+    __atomic_store_n(&w[0], us_slot_word0(d->version, us_key_fp(&d->key)), __ATOMIC_RELEASE);
+    us_evict_insert(&s->ev, slot, d->bsize, key_tag(&d->key), is_pinned(s, d));
+    ns_link(s, slot);
+    s->ns[d->ns].used += d->bsize;
+    s->stats.nvme_promotions++;
+    return UCACHE_OK;
 }
 
 static int pin_fits(const us_store_t *s, uint64_t more)
@@ -861,6 +1261,15 @@ ucache_status_t us_store_pin_quota(us_store_t *s, const us_key_t *key, int pin,
     if (pin && !was && (ns_limit > 0) && (s->ns[d->ns].bytes_pinned + d->bsize > ns_limit)) {
         s->stats.pin_quota_denied++;
         st = UCACHE_ERR_NO_MEMORY;
+        goto out;
+    }
+    if (d->staged && (d->state == US_SLOT_PUBLISHED) && pin) {
+        st = do_unstage(s, slot);    /* pinned: into the memory tier */
+        if (st != UCACHE_OK) {
+            goto out;
+        }
+    } else if (d->staged) {
+        st = pin ? UCACHE_ERR_AGAIN : UCACHE_OK;  /* being read from NVMe */
         goto out;
     }
     d->pinned = !!pin;
@@ -942,7 +1351,9 @@ uint64_t us_store_ns_pinned(us_store_t *s, uint16_t ns)
 ucache_status_t us_store_evict(us_store_t *s, const us_key_t *key)
 {
     ucache_status_t st = UCACHE_OK;
+    bool dropped = false;
     uint32_t slot;
+    unsigned i;
 
     pthread_mutex_lock(&s->lock);
     slot = do_find(s, key);
@@ -953,8 +1364,13 @@ ucache_status_t us_store_evict(us_store_t *s, const us_key_t *key)
     } else {
         do_unpublish(s, slot, US_EV_EXPLICIT);
     }
+    if (st != UCACHE_ERR_BUSY) {     /* an admin's evict: from every tier */
+        for (i = 0; i < s->nnvme; i++) {
+            dropped |= (us_nvme_drop(s->nvme[i], key) == UCACHE_OK);
+        }
+    }
     pthread_mutex_unlock(&s->lock);
-    return st;
+    return ((st == UCACHE_ERR_NOT_FOUND) && dropped) ? UCACHE_OK : st;
 }
 
 uint64_t us_store_retry_ns(us_store_t *s)
@@ -963,6 +1379,16 @@ uint64_t us_store_retry_ns(us_store_t *s)
 
     pthread_mutex_lock(&s->lock);
     t = us_alloc_next_expiry(&s->alloc);
+    if ((t == 0) || ((us_alloc_next_expiry(&s->stage) != 0) &&
+                     (us_alloc_next_expiry(&s->stage) < t))) {
+        t = us_alloc_next_expiry(&s->stage);
+    }
+    if ((s->sq_n > 0) && ((t == 0) || (s->sq[s->sq_head].until < t))) {
+        t = s->sq[s->sq_head].until;     /* a lease ends */
+    }
+    if ((t == 0) && (s->dq_n > 0)) {
+        t = uc_time_ns() + 1000000;  /* the demoter gives memory back */
+    }
     pthread_mutex_unlock(&s->lock);
     return t;
 }
@@ -983,16 +1409,24 @@ void us_store_stats(us_store_t *s, us_store_stats_t *out)
     out->reserved     = s->stats.fills - s->stats.publishes - s->stats.aborts;
     out->slots_used   = out->chunks + out->reserved;
     out->bytes_cached = s->bytes_cached;
-    out->bytes_used   = s->alloc.used_bytes - s->alloc.held;
-    out->bytes_usable = s->alloc.held ? s->alloc.len - s->alloc.held : s->layout.data_len;
-    out->bytes_grace  = s->alloc.quarantine_bytes;
-    out->bytes_free   = s->alloc.free_bytes;
+    out->bytes_used   = s->alloc.used_bytes - s->alloc.held + s->stage.used_bytes;
+    out->bytes_usable = s->alloc.held ? s->alloc.len - s->alloc.held + s->stage_len :
+                                        s->layout.data_len;
+    out->bytes_grace  = s->alloc.quarantine_bytes + s->stage.quarantine_bytes;
+    out->bytes_free   = s->alloc.free_bytes + s->stage.free_bytes;
+    out->stage_bytes  = s->stage_len;
     out->bytes_pinned = s->bytes_pinned;
     out->hits         = s->ev.stats.hits;
     out->promotions   = s->ev.stats.promotions;
     out->reinsertions = s->ev.stats.reinsertions;
     out->ghost_hits   = s->ev.stats.ghost_hits;
+    out->nvme_devices = s->nnvme;
+    out->nvme_demoting = s->dq_n + s->dq_busy;
+    out->nvme_staged  = s->staged;
     pthread_mutex_unlock(&s->lock);
+    for (unsigned i = 0; i < out->nvme_devices; i++) {
+        out->nvme_offline += !us_nvme_online(s->nvme[i]);
+    }
 }
 
 ucache_status_t us_store_put(us_store_t *s, const us_key_t *key, uint16_t ns,
@@ -1023,4 +1457,236 @@ ucache_status_t us_store_put(us_store_t *s, const us_key_t *key, uint16_t ns,
     }
     memcpy(fill.payload, data, length);
     return us_store_publish(s, &fill);
+}
+
+/* --- the NVMe tier ---------------------------------------------------------- */
+
+ucache_status_t us_store_nvme_add(us_store_t *s, us_nvme_t *nv)
+{
+    ucache_status_t st = UCACHE_OK;
+
+    pthread_mutex_lock(&s->lock);
+    if (s->nnvme == US_MAX_NVME) {
+        st = UCACHE_ERR_INVALID;
+    } else {
+        s->nvme[s->nnvme++] = nv;
+        /* evicted bytes on their way to NVMe: enough for a steady write,
+         * never so much that fills wait long for memory */
+        s->dq_limit = s->layout.data_len / 8;
+        s->dq_limit = (s->dq_limit > US_DEMOTE_MAX) ? US_DEMOTE_MAX : s->dq_limit;
+        s->dq_limit = (s->dq_limit < 4 * s->max_payload) ? 4 * s->max_payload : s->dq_limit;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+unsigned us_store_nvme_count(us_store_t *s)
+{
+    unsigned n;
+
+    pthread_mutex_lock(&s->lock);
+    n = s->nnvme;
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+void us_store_nvme_stats(us_store_t *s, unsigned i, us_nvme_stats_t *st)
+{
+    memset(st, 0, sizeof(*st));
+    if (i < us_store_nvme_count(s)) {
+        us_nvme_stats(s->nvme[i], st);
+    }
+}
+
+bool us_store_on_nvme(us_store_t *s, const us_key_t *key)
+{
+    bool on;
+
+    pthread_mutex_lock(&s->lock);
+    on = do_on_nvme(s, key);
+    pthread_mutex_unlock(&s->lock);
+    return on;
+}
+
+/* The device a key is demoted to: by key, the next one in service if that
+ * one is not (one extent pool per device, no striping). */
+static us_nvme_t *demote_device(us_store_t *s, const us_key_t *key)
+{
+    unsigned i, n = s->nnvme, first = (unsigned)((key->hi ^ key->lo) % n);
+
+    for (i = 0; i < n; i++) {
+        if (us_nvme_online(s->nvme[(first + i) % n])) {
+            return s->nvme[(first + i) % n];
+        }
+    }
+    return NULL;
+}
+
+#define US_DEMOTE_BATCH 64
+
+unsigned us_store_demote(us_store_t *s, unsigned max, uint64_t timeout_ns)
+{
+    us_nvme_item_t items[US_DEMOTE_BATCH], sub[US_DEMOTE_BATCH];
+    us_demote_t batch[US_DEMOTE_BATCH];
+    us_nvme_t *dev[US_DEMOTE_BATCH], *d;
+    uint64_t now = uc_time_ns(), until, t;
+    unsigned n = 0, i, j, k, idx[US_DEMOTE_BATCH];
+    struct timespec ts;
+
+    max = (max > US_DEMOTE_BATCH) ? US_DEMOTE_BATCH : max;
+    pthread_mutex_lock(&s->lock);
+    do_expire(s, now);
+    if ((s->dq_n == 0) && (timeout_ns > 0)) {
+        until = now + timeout_ns;
+        if ((s->sq_n > 0) && (s->sq[s->sq_head].until < until)) {
+            until = s->sq[s->sq_head].until;      /* wake for the next lease */
+        }
+        clock_gettime(CLOCK_REALTIME, &ts);
+        t = (uint64_t)ts.tv_nsec + (until - now);
+        ts.tv_sec  += (time_t)(t / UC_NSEC_PER_SEC);
+        ts.tv_nsec  = (long)(t % UC_NSEC_PER_SEC);
+        pthread_cond_timedwait(&s->dq_cond, &s->lock, &ts);
+        do_expire(s, uc_time_ns());
+    }
+    for (n = 0; (n < max) && (s->dq_n > 0); n++) {
+        batch[n] = s->dq[s->dq_head];
+        s->dq_head = (s->dq_head + 1) % s->dq_cap;
+        s->dq_n--;
+    }
+    for (i = 0; i < n; i++) {
+        dev[i] = demote_device(s, &batch[i].key);
+    }
+    s->dq_busy += n;
+    pthread_mutex_unlock(&s->lock);
+    /* the blocks are the demoter's until retired, or a published chunk's
+     * (immutable): no fill reuses them meanwhile */
+    for (i = 0; i < n; i++) {
+        memset(&items[i], 0, sizeof(items[i]));
+        items[i].key     = batch[i].key;
+        items[i].payload = s->data + batch[i].block + US_CHUNK_OVERHEAD +
+                           us_chunk_table_bytes(batch[i].length);
+        items[i].length  = batch[i].length;
+        items[i].ns      = batch[i].ns;
+        items[i].status  = UCACHE_ERR_IO;         /* no device in service */
+    }
+    for (i = 0; i < n; i++) {                     /* one write call per device */
+        if (dev[i] == NULL) {
+            continue;
+        }
+        d = dev[i];
+        for (j = i, k = 0; j < n; j++) {
+            if (dev[j] == d) {
+                sub[k]   = items[j];
+                idx[k++] = j;
+                dev[j]   = NULL;
+            }
+        }
+        us_nvme_write(d, sub, k);
+        for (j = 0; j < k; j++) {
+            items[idx[j]].status = sub[j].status;
+        }
+    }
+    pthread_mutex_lock(&s->lock);
+    now = uc_time_ns();
+    for (i = 0; i < n; i++) {
+        us_desc_t *dd = &s->desc[batch[i].slot];
+
+        if (batch[i].copy && (dd->state == US_SLOT_PUBLISHED) &&
+            (dd->version == batch[i].version) && dd->copying) {
+            dd->copying = 0;             /* still the chunk's: it stays */
+            dd->on_nvme = (items[i].status == UCACHE_OK) ||
+                          (items[i].status == UCACHE_ERR_EXISTS);
+        } else if (blk_retire(s, batch[i].block, now) != UCACHE_OK) {
+            UC_ERROR("store: quarantine ring cannot grow; %llu bytes retired for good",
+                     (unsigned long long)batch[i].bsize);
+        }
+        s->dq_bytes -= batch[i].bsize;
+        s->dq_busy--;
+        if (items[i].status == UCACHE_OK) {
+            s->stats.nvme_demotions++;
+        } else if (items[i].status == UCACHE_ERR_EXISTS) {
+            s->stats.nvme_demote_skipped++;
+        } else {
+            s->stats.nvme_demote_failed++;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+ucache_status_t us_store_fill_nvme(us_store_t *s, const us_fill_t *fill)
+{
+    uint32_t len;
+    size_t got;
+    us_key_t key;
+    unsigned i, n;
+
+    pthread_mutex_lock(&s->lock);
+    if (!fill_valid(s, fill)) {
+        pthread_mutex_unlock(&s->lock);
+        return UCACHE_ERR_INVALID;
+    }
+    key = s->desc[fill->slot].key;
+    n   = s->nnvme;
+    pthread_mutex_unlock(&s->lock);
+    for (i = 0; i < n; i++) {
+        if (!us_nvme_lookup(s->nvme[i], &key, &len, NULL)) {
+            continue;
+        }
+        if (len != fill->length) {   /* not this chunk after all: never served */
+            us_nvme_drop(s->nvme[i], &key);
+            continue;
+        }
+        if ((us_nvme_read(s->nvme[i], &key, fill->payload, fill->length, &got) == UCACHE_OK) &&
+            (got == fill->length)) {
+            pthread_mutex_lock(&s->lock);
+            s->stats.nvme_hits++;
+            pthread_mutex_unlock(&s->lock);
+            return UCACHE_OK;
+        }
+    }
+    return UCACHE_ERR_NOT_FOUND;
+}
+
+void us_store_release(us_store_t *s, const us_key_t *key, uint64_t version)
+{
+    uint32_t slot;
+
+    pthread_mutex_lock(&s->lock);
+    slot = do_find(s, key);
+    if ((slot != US_NONE) && (s->desc[slot].state == US_SLOT_PUBLISHED) &&
+        s->desc[slot].staged && (s->desc[slot].version == version)) {
+        do_unpublish(s, slot, US_EV_LEASE);
+        s->stats.nvme_released++;
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+unsigned us_store_nvme_flush(us_store_t *s, uint64_t timeout_ns)
+{
+    uint64_t deadline = uc_deadline(timeout_ns);
+    unsigned queued = 0, left = 0;
+    uint32_t slot;
+    us_desc_t *d;
+
+    pthread_mutex_lock(&s->lock);
+    for (slot = 0; (s->nnvme > 0) && (slot < s->nslots); slot++) {
+        d = &s->desc[slot];
+        if ((d->state == US_SLOT_PUBLISHED) && !d->staged && !d->on_nvme && !d->copying &&
+            !do_on_nvme(s, &d->key) && do_demote_push(s, slot, true)) {
+            d->copying = 1;
+            queued++;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    while ((us_store_demote(s, US_DEMOTE_BATCH, 0) > 0) && (uc_time_ns() < deadline)) {
+    }
+    pthread_mutex_lock(&s->lock);
+    left = s->dq_n;
+    pthread_mutex_unlock(&s->lock);
+    if (queued > 0) {
+        UC_INFO("store: %u chunks of memory written to NVMe%s", queued - left,
+                left ? " before the deadline; the rest are not" : "");
+    }
+    return queued - left;
 }

@@ -13,11 +13,13 @@
 #define US_STORE_H
 
 #include "layout.h"
+#include "nvme.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
 #define US_MAX_NS  1024u        /* namespaces (datasets) with quotas/pins */
+#define US_MAX_NVME 16u         /* NVMe devices of one store */
 
 typedef struct us_store us_store_t;
 
@@ -35,6 +37,13 @@ typedef struct us_store_params {
                                 store commits the superblock, the index and
                                 this many data bytes now, and the rest as
                                 us_store_commit() is called               */
+    size_t    stage_bytes;   /* NVMe tier: the staging pool, the data area's
+                                first bytes (a quarter at most; 0: none)   */
+    uint64_t  nvme_lease_ns; /* how long a chunk read from NVMe stays staged
+                                for its readers (0: 50 ms, at least 4 grace
+                                periods)                                   */
+    uint64_t  nvme_window_ns;/* a chunk read from NVMe again within this
+                                is promoted to the memory tier (0: 30 s)   */
 } us_store_params_t;
 
 /* A reservation being filled: write `length` bytes at `payload`, then
@@ -70,6 +79,18 @@ typedef struct us_store_stats {
                                       area once every segment is committed */
     uint64_t commit_ns;            /* how long committing the whole region took
                                       (0 while it goes on) */
+    /* the NVMe tier (us_store_nvme_add) */
+    uint64_t stage_bytes;          /* the staging pool (of data_bytes) */
+    uint64_t nvme_devices, nvme_offline;   /* devices; of them out of service */
+    uint64_t nvme_demotions;       /* evicted chunks written to NVMe */
+    uint64_t nvme_demote_skipped;  /* evicted chunks that were on NVMe already */
+    uint64_t nvme_demote_failed;   /* evicted chunks NVMe did not take */
+    uint64_t nvme_demoting;        /* gauge: evicted chunks waiting to be written */
+    uint64_t nvme_hits;            /* fills served from NVMe */
+    uint64_t nvme_staged;          /* gauge: chunks staged from NVMe for readers */
+    uint64_t nvme_promotions;      /* chunks read from NVMe again, kept in memory */
+    uint64_t nvme_expired;         /* staged chunks dropped when their lease ended */
+    uint64_t nvme_released;        /* staged chunks dropped once sent */
 } us_store_stats_t;
 
 /** Create a store over params->base (or a fresh mapping).  The region is
@@ -154,6 +175,57 @@ ucache_status_t us_store_evict(us_store_t *store, const us_key_t *key);
 uint64_t us_store_retry_ns(us_store_t *store);
 
 void us_store_stats(us_store_t *store, us_store_stats_t *stats);
+
+/* --- the NVMe tier --------------------------------------------------------
+ * With devices added, chunks evicted from memory for room (capacity, index,
+ * quota; not an admin's evict) are demoted: their memory is kept until
+ * us_store_demote() has written them to a device (one chosen by key), and
+ * fills wait rather than outrun it.  A chunk on NVMe already costs nothing
+ * to evict.  A fill of a key a device holds reserves with
+ * us_store_reserve_nvme() and reads it (us_store_fill_nvme): staged in the
+ * staging pool (params.stage_bytes) - in the index for its readers, outside
+ * the eviction policy, dropped when its lease ends or once sent
+ * (us_store_release) - unless it was read from NVMe within the window
+ * already: a second hit, promoted to the memory tier.  One-hit reads never
+ * displace memory-tier chunks. */
+
+/** Add device @p nv (the store closes it at destroy).  Before serving. */
+ucache_status_t us_store_nvme_add(us_store_t *store, us_nvme_t *nv);
+
+/** Devices added; the stats of device @p i (0 .. n-1). */
+unsigned us_store_nvme_count(us_store_t *store);
+void us_store_nvme_stats(us_store_t *store, unsigned i, us_nvme_stats_t *stats);
+
+/** Whether a device holds @p key. */
+bool us_store_on_nvme(us_store_t *store, const us_key_t *key);
+
+/**
+ * The demoter's step: end the staged chunks whose leases are over, wait up
+ * to @p timeout_ns for evicted chunks, write up to @p max of them to their
+ * devices and give their memory back.  Returns the chunks it handled.
+ */
+unsigned us_store_demote(us_store_t *store, unsigned max, uint64_t timeout_ns);
+
+/** us_store_reserve() for a key a device holds: in the staging pool (then
+ *  *staged_p) or, for a second hit within the window, the memory tier. */
+ucache_status_t us_store_reserve_nvme(us_store_t *store, const us_key_t *key, uint16_t ns,
+                                      size_t length, us_fill_t *fill_p, bool *staged_p);
+
+/**
+ * Read @p fill's key from the device that holds it into the reservation,
+ * verified: UCACHE_OK (publish it), else
+ * UCACHE_ERR_NOT_FOUND (no device has it readable: fill from the origin).
+ */
+ucache_status_t us_store_fill_nvme(us_store_t *store, const us_fill_t *fill);
+
+/** Write every chunk of memory that is not on NVMe yet to NVMe (a node
+ *  stopping: a restart finds them there), for up to @p timeout_ns; the
+ *  demoter must not run meanwhile.  Returns the chunks written. */
+unsigned us_store_nvme_flush(us_store_t *store, uint64_t timeout_ns);
+
+/** A staged chunk's bytes went out (a reply carried them): drop it now
+ *  unless it was promoted.  @p version is its location's. */
+void us_store_release(us_store_t *store, const us_key_t *key, uint64_t version);
 
 /** Reserve, copy, publish, waiting out grace periods up to @p timeout_ns.
  *  For tools, tests and warm-up; the serving path uses the calls above. */

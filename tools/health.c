@@ -173,6 +173,27 @@ static void hp_memory(const ucache_stats_t *s)
     }
 }
 
+/* A node's NVMe tier: its devices, what they hold, how they read. */
+static void hp_nvme(const ucache_stats_t *s)
+{
+    char a[32], b[32];
+
+    if (s->nvme_devices == 0) {
+        return;
+    }
+    printf("    nvme: %" PRIu64 " device(s), %s of %s used, %" PRIu64 " chunks, %" PRIu64
+           " hits, %" PRIu64 " demoted, %" PRIu64 " promoted, %" PRIu64 " errors, %.2f GB/s "
+           "reads%s\n", s->nvme_devices, ds_bytes((double)s->nvme_used, a, sizeof(a)),
+           ds_bytes((double)s->nvme_bytes, b, sizeof(b)), s->nvme_chunks, s->nvme_hits,
+           s->nvme_demotions, s->nvme_promotions, s->nvme_errors,
+           s->nvme_read_ns ? (double)s->nvme_read_bytes / (double)s->nvme_read_ns : 0.0,
+           s->nvme_offline ? " (see below)" : "");
+    if (s->nvme_offline) {
+        printf("    nvme: %" PRIu64 " device(s) OUT OF SERVICE after I/O errors (their chunks "
+               "are read from the origin)\n", s->nvme_offline);
+    }
+}
+
 int cmd_health(int argc, char **argv)
 {
     unsigned ok = 0, suspect = 0, dead = 0, i, nthreads, started = 0, writable = 0;
@@ -271,6 +292,9 @@ int cmd_health(int argc, char **argv)
         bad     += h.nodes[i].res.chunks_bad;
     }
     rc = (h.nodes == NULL) || (n == 0) || (2 * dead >= n) ? 2 : (ok == n) ? 0 : 1;
+    for (i = 0; (rc == 0) && (h.nodes != NULL) && (i < n); i++) {
+        rc = (h.nodes[i].res.stats.nvme_offline > 0) ? 1 : 0; /* a device out: degraded */
+    }
     verdict = (rc == 0) ? "healthy" : (rc == 1) ? "degraded" : "broken";
     if (!o.json && o.local && (n == 0)) {
         printf("%s: no node of this host in the view (epoch %" PRIu64 "): BROKEN\n", host,
@@ -308,7 +332,10 @@ int cmd_health(int argc, char **argv)
                    "\"chunks_bad\":%" PRIu64 ",\"chunks_changed\":%" PRIu64 ","
                    "\"chunks_misplaced\":%" PRIu64 ",\"index_cut\":%s,"
                    "\"chunks_cached\":%" PRIu64 ",\"mem_bytes\":%" PRIu64 ","
-                   "\"mem_usable\":%" PRIu64 ",\"mem_commit_s\":%.3f}\n",
+                   "\"mem_usable\":%" PRIu64 ",\"mem_commit_s\":%.3f,"
+                   "\"nvme_devices\":%" PRIu64 ",\"nvme_offline\":%" PRIu64 ","
+                   "\"nvme_bytes\":%" PRIu64 ",\"nvme_used\":%" PRIu64 ","
+                   "\"nvme_chunks\":%" PRIu64 ",\"nvme_errors\":%" PRIu64 "}\n",
                    d->info.id, d->info.host, d->info.pid, d->info.zone, d->state, d->why,
                    r->path, r->transport,
                    dv_memory_writable(r->transport) ? "writable" : "read-only", hb,
@@ -317,7 +344,9 @@ int cmd_health(int argc, char **argv)
                    r->buckets_scanned, r->chunks_checked, r->chunks_bad, r->chunks_changed,
                    r->chunks_misplaced, r->index_cut ? "true" : "false",
                    r->stats.chunks_cached, r->stats.mem_bytes, r->stats.mem_usable,
-                   r->stats.mem_commit_ns / 1e9);
+                   r->stats.mem_commit_ns / 1e9, r->stats.nvme_devices,
+                   r->stats.nvme_offline, r->stats.nvme_bytes, r->stats.nvme_used,
+                   r->stats.nvme_chunks, r->stats.nvme_errors);
             continue;
         }
         snprintf(hp, sizeof(hp), "%.28s:%u", d->info.host, d->info.pid);
@@ -344,6 +373,7 @@ int cmd_health(int argc, char **argv)
         if (o.local) {
             hp_memory(&r->stats);
         }
+        hp_nvme(&r->stats);
         writable += (dv_memory_writable(r->transport) != NULL);
     }
     if (!o.json && (writable > 0)) {

@@ -49,7 +49,20 @@ struct tool_metrics {
     X("ucache_peer_failures_total", "peers marked failed", peer_failures)    \
     X("ucache_timeouts_total", "operations that passed their deadline", timeouts) \
     X("ucache_reads_total", "reads this process made", reads)                \
-    X("ucache_read_bytes_total", "bytes this process read", read_bytes)
+    X("ucache_read_bytes_total", "bytes this process read", read_bytes)      \
+    X("ucache_nvme_hits_total", "FETCHes answered from the NVMe tier", nvme_hits) \
+    X("ucache_nvme_demotions_total", "chunks evicted from memory, written to NVMe", \
+      nvme_demotions)                                                         \
+    X("ucache_nvme_promotions_total", "chunks read from NVMe again, kept in memory", \
+      nvme_promotions)                                                        \
+    X("ucache_nvme_errors_total", "NVMe device I/O errors", nvme_errors)     \
+    X("ucache_nvme_corrupt_total", "NVMe records that failed their checksum", \
+      nvme_corrupt)                                                           \
+    X("ucache_nvme_read_bytes_total", "bytes read from NVMe devices", nvme_read_bytes) \
+    X("ucache_nvme_read_nanoseconds_total", "device time of NVMe reads (bandwidth: " \
+      "bytes / nanoseconds)", nvme_read_ns)                                   \
+    X("ucache_chunks_nvme_total", "chunks owners read from their NVMe tier for this " \
+      "reader", chunk_nvme)
 
 #define TM_GAUGES(X)                                                          \
     X("ucache_memory_bytes", "the store's data area", mem_bytes)             \
@@ -63,7 +76,15 @@ struct tool_metrics {
     X("ucache_cached_bytes", "payload bytes in the store", bytes_cached)     \
     X("ucache_view_epoch", "membership epoch of the view", view_epoch)       \
     X("ucache_view_nodes", "nodes in the view", view_nodes)                  \
-    X("ucache_endpoints_open", "transport endpoints open", eps_open)
+    X("ucache_endpoints_open", "transport endpoints open", eps_open)         \
+    X("ucache_nvme_devices", "NVMe tier devices", nvme_devices)              \
+    X("ucache_nvme_devices_offline", "NVMe tier devices out of service (errors)", \
+      nvme_offline)                                                           \
+    X("ucache_nvme_bytes", "NVMe tier capacity", nvme_bytes)                 \
+    X("ucache_nvme_used_bytes", "NVMe tier bytes its chunks take", nvme_used) \
+    X("ucache_nvme_chunks", "chunks on the NVMe tier", nvme_chunks)          \
+    X("ucache_nvme_staged_chunks", "chunks staged from NVMe for their readers", \
+      nvme_staged)
 
 int tool_metrics_text(FILE *out, const ucache_stats_t *s)
 {

@@ -15,7 +15,10 @@
     X(evictions) X(fetch_hits) X(origin_errors) X(fill_us_sum) X(fills_refused) \
     X(fills_busy) X(owner_refusals) X(auth_failures) X(hits_unreported) \
     X(chunks_windowed) X(moved_refreshes) X(fills_moved) \
-    X(origin_meta) X(meta_owner) X(meta_direct) X(meta_pinned) X(meta_served) X(mem_usable) X(mem_commit_ns) X(member_lease_ms)
+    X(origin_meta) X(meta_owner) X(meta_direct) X(meta_pinned) X(meta_served) X(mem_usable) X(mem_commit_ns) X(member_lease_ms) \
+    X(nvme_devices) X(nvme_offline) X(nvme_bytes) X(nvme_used) X(nvme_chunks) X(nvme_hits) \
+    X(nvme_demotions) X(nvme_promotions) X(nvme_staged) X(nvme_errors) X(nvme_corrupt) \
+    X(nvme_read_bytes) X(nvme_read_ns) X(nvme_rebuild_ns) X(chunk_nvme)
 
 void tool_stats_json(FILE *out, const char *who, const ucache_stats_t *s)
 {

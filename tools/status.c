@@ -213,7 +213,14 @@ int cmd_status(int argc, char **argv)
     X("refused", fills_refused) X("busy", fills_busy) X("moved", fills_moved) \
     X("evictions", evictions) X("origin_req", origin_reads)                   \
     X("origin_MB", origin_bytes) X("origin_err", origin_errors)               \
-    X("rpc_err", bad_requests) X("auth_err", auth_failures) X("1s_hits", hits_reported)
+    X("rpc_err", bad_requests) X("auth_err", auth_failures) X("1s_hits", hits_reported) \
+    X("nvme_hits", nvme_hits) X("demoted", nvme_demotions)                    \
+    X("promoted", nvme_promotions) X("nvme_err", nvme_errors)
+
+/* The NVMe tier's gauges and totals, in --json only. */
+#define AD_NVME_JSON(X)                                                       \
+    X(nvme_devices) X(nvme_offline) X(nvme_bytes) X(nvme_used) X(nvme_chunks) \
+    X(nvme_staged) X(nvme_corrupt) X(nvme_read_bytes) X(nvme_read_ns) X(nvme_rebuild_ns)
 
 int cmd_stat(int argc, char **argv)
 {
@@ -230,7 +237,8 @@ int cmd_stat(int argc, char **argv)
                    "[--timeout T] [--json]\n"
                    "Every node's counters: FETCH requests served and their hits, fills\n"
                    "from origins (coalesced, failed), evictions, origin requests, bytes\n"
-                   "and errors, malformed requests, one-sided hits readers reported.  --watch\n"
+                   "and errors, malformed requests, one-sided hits readers reported, the\n"
+                   "NVMe tier's hits, demotions, promotions and device errors.  --watch\n"
                    "repeats every SECONDS (default 2) with per-second rates, --count N\n"
                    "times (default: until interrupted).  Exit 0 when every node\n"
                    "answered, 1 otherwise.\n",
@@ -278,6 +286,9 @@ int cmd_stat(int argc, char **argv)
                 }
                 AD_COLS(AD_JSON)
 #undef AD_JSON
+#define AD_JSON_NVME(f) printf(",\"" #f "\":%" PRIu64, s->f);
+                AD_NVME_JSON(AD_JSON_NVME)
+#undef AD_JSON_NVME
                 printf("}\n");
                 continue;
             }

@@ -497,13 +497,15 @@ static int cmd_read(int argc, char **argv)
         }
         ucache_stats_get(ctx, &s1);
         uint64_t cr = s1.chunk_reads - s0.chunk_reads, hits = s1.chunk_hits - s0.chunk_hits;
+        uint64_t nvme = s1.chunk_nvme - s0.chunk_nvme;
         if (json) {
             printf("{\"epoch\":%u,\"bytes\":%llu,\"seconds\":%.3f,\"mib_per_s\":%.1f,"
-                   "\"chunks\":%llu,\"hits\":%llu,\"filled\":%llu,\"origin_direct\":%llu,"
-                   "\"failed\":%llu,\"verified\":%s,\"wrong\":%llu}\n", e,
+                   "\"chunks\":%llu,\"hits\":%llu,\"nvme\":%llu,\"filled\":%llu,"
+                   "\"origin_direct\":%llu,\"failed\":%llu,\"verified\":%s,"
+                   "\"wrong\":%llu}\n", e,
                    (unsigned long long)done, t, done / 1048576.0 / t, (unsigned long long)cr,
-                   (unsigned long long)hits,
-                   (unsigned long long)(s1.chunk_misses - s0.chunk_misses),
+                   (unsigned long long)hits, (unsigned long long)nvme,
+                   (unsigned long long)(s1.chunk_misses - s0.chunk_misses - nvme),
                    (unsigned long long)(s1.origin_direct - s0.origin_direct),
                    (unsigned long long)failed, verify ? "true" : "false",
                    (unsigned long long)wrong);
@@ -511,10 +513,11 @@ static int cmd_read(int argc, char **argv)
             continue;
         }
         printf("epoch %u: %.1f MiB in %.2f s = %.1f MiB/s; chunks %llu: %llu hits "
-               "(%.0f%%), %llu filled by owners, %llu read from the origin directly%s\n",
+               "(%.0f%%), %llu from owners' NVMe, %llu filled by owners, %llu read from the "
+               "origin directly%s\n",
                e, done / 1048576.0, t, done / 1048576.0 / t, (unsigned long long)cr,
-               (unsigned long long)hits, cr ? 100.0 * hits / cr : 0.0,
-               (unsigned long long)(s1.chunk_misses - s0.chunk_misses),
+               (unsigned long long)hits, cr ? 100.0 * hits / cr : 0.0, (unsigned long long)nvme,
+               (unsigned long long)(s1.chunk_misses - s0.chunk_misses - nvme),
                (unsigned long long)(s1.origin_direct - s0.origin_direct),
                verify ? (wrong ? "; WRONG BYTES" : "; bytes verified") : "");
         fflush(stdout);

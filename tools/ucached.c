@@ -38,6 +38,9 @@ static void usage(FILE *out)
         "                          default is az://,s3://,https:// at public\n"
         "                          addresses; see docs/security.md)  [UCACHE_ALLOW]\n"
         "  -c, --chunk-size BYTES  chunk size of objects    [UCACHE_CHUNK_SIZE]\n"
+        "  -n, --nvme PATH[:SIZE]  an NVMe device or preallocated file as a second\n"
+        "                          cache tier (repeatable; formatted unless it\n"
+        "                          holds ucache data)                [UCACHE_NVME]\n"
         "  -l, --log-level LEVEL   none error warn info debug trace [UCACHE_LOG_LEVEL]\n"
         "  -s, --syslog            log to syslog instead of stderr\n"
         "      --metrics-port N    serve Prometheus metrics on /metrics at this port\n"
@@ -68,6 +71,7 @@ int main(int argc, char **argv)
         {"key-file", OPT_KEY, UC_OPT_STR},
         {"admin-key-file", OPT_ADMIN_KEY, UC_OPT_STR},
         {"chunk-size", 'c', UC_OPT_SIZE, 1, 1ull << 40},
+        {"nvme", 'n', UC_OPT_STR},
         {"log-level", 'l', UC_OPT_WORD, .words = "none|error|warn|info|debug|trace"},
         {"syslog", 's', UC_OPT_FLAG},
         {"metrics-port", OPT_METRICS_PORT, UC_OPT_UINT, 1, 65535},
@@ -82,7 +86,7 @@ int main(int argc, char **argv)
     const char *maddr = "127.0.0.1";
     struct tool_metrics *metrics = NULL;
     unsigned long mport = 0;
-    char allow[1024] = "", err[256];
+    char allow[1024] = "", nvme[1024] = "", err[256];
     const uc_opt_t *o;
     uc_optparse_t op;
     uc_optval_t v;
@@ -115,6 +119,16 @@ int main(int argc, char **argv)
             strcat(strcat(allow, (allow[0] != '\0') ? "," : ""), v.s);
             p.allow = allow;
             p.field_mask |= UCACHE_PARAM_FIELD_ALLOW;
+            break;
+        case 'n':
+            if (strlen(nvme) + strlen(v.s) + 2 > sizeof(nvme)) {
+                fprintf(stderr, "ucached: --nvme devices exceed %zu bytes\n", sizeof(nvme) - 1);
+                return 2;
+            }
+            strcat(strcat(nvme, (nvme[0] != '\0') ? "," : ""), v.s);
+            if (setenv("UCACHE_NVME", nvme, 1) != 0) {
+                return 1;
+            }
             break;
         case 'L':
         case OPT_KEY:

@@ -101,6 +101,26 @@ const uc_config_entry_t uc_config_table[] = {
     {"FETCH_THREADS", "4",
      "Threads a serving node fills missing chunks from origins with.",
      UC_CFG_FIELD(fetch_threads), UC_CFG_UINT, NULL, 1, 256},
+    {"NVME", "",
+     "The NVMe tier: devices (or preallocated files) a serving node caches on past its "
+     "memory, PATH[:SIZE] separated by commas (ucached --nvme, repeatable). Each is its "
+     "own extent pool, opened O_DIRECT and driven through io_uring; what it held is found "
+     "again after a restart. Formatted when it holds no ucache data: all data on it is "
+     "lost. Empty: memory only.",
+     UC_CFG_FIELD(nvme), UC_CFG_STRING, NULL, 0, 0},
+    {"NVME_STAGE", "0",
+     "The NVMe tier's staging pool: memory of UCACHE_MEM that chunks read from NVMe are "
+     "staged in for their readers, leaving the memory tier alone (0: an eighth of "
+     "UCACHE_MEM; a quarter at most).",
+     UC_CFG_FIELD(nvme_stage), UC_CFG_SIZE, NULL, 0, 1ull << 50},
+    {"NVME_LEASE", "50ms",
+     "How long a chunk read from NVMe stays staged for the readers that asked for it (at "
+     "least 4 x UCACHE_GRACE); a reader that vanished holds nothing past it.",
+     UC_CFG_FIELD(nvme_lease_ns), UC_CFG_TIME, NULL, 1000000, 60ull * 1000000000ull},
+    {"NVME_WINDOW", "30s",
+     "A chunk read from NVMe again within this window is promoted to the memory tier; "
+     "read once, it is only staged.",
+     UC_CFG_FIELD(nvme_window_ns), UC_CFG_TIME, NULL, 0, 24ull * 3600 * 1000000000ull},
     {"COMMIT_THREADS", "0",
      "Threads a serving node commits its memory with after it starts serving (faulted in "
      "and locked 64 MiB at a time, usable as it goes; 0: one per online CPU, at most 8).",

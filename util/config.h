@@ -46,6 +46,10 @@ typedef struct uc_config {
     unsigned replicas;
     unsigned fetch_threads;
     unsigned commit_threads;   /* 0: one per online CPU, at most 8 */
+    char     nvme[1024];       /* PATH[:SIZE],... (the NVMe tier) */
+    size_t   nvme_stage;
+    uint64_t nvme_lease_ns;
+    uint64_t nvme_window_ns;
     unsigned read_window;
     uint64_t fetch_timeout_ns;
     uint64_t meta_ttl_ns;

@@ -385,6 +385,196 @@ static void test_nvme_readers_race(void)
     unlink(nv_path);
 }
 
+/* --- the store with an NVMe tier ------------------------------------------ */
+
+typedef struct demoter {
+    us_store_t  *s;
+    volatile int stop;
+    pthread_t    t;
+} demoter_t;
+
+static void *demoter_run(void *arg)
+{
+    demoter_t *d = arg;
+
+    while (!d->stop) {
+        us_store_demote(d->s, 64, 2000000);
+    }
+    return NULL;
+}
+
+static void demote_idle(us_store_t *s)
+{
+    us_store_stats_t st;
+    unsigned i;
+
+    for (i = 0; i < 2000; i++) {
+        us_store_stats(s, &st);
+        if (st.nvme_demoting == 0) {
+            return;
+        }
+        usleep(1000);
+    }
+    CU_FAIL("the demoter did not catch up in 2 s");
+}
+
+/* Read chunk @p id the way a fill thread does when a device holds it:
+ * reserve, read from NVMe, publish (staged or promoted); then through the
+ * readers' raw path.  0 exact, 1 not there, 2 wrong; *promoted_p. */
+static int fill_from_nvme(us_store_t *s, uint64_t id, uint32_t len, bool *promoted_p,
+                          us_loc_t *loc_p)
+{
+    us_key_t k = key_of(id);
+    bool staged = false;
+    us_fill_t f;
+
+    if (us_store_reserve_nvme(s, &k, 5, len, &f, &staged) != UCACHE_OK) {
+        return 1;
+    }
+    *promoted_p = !staged;
+    if (us_store_fill_nvme(s, &f) != UCACHE_OK) {
+        us_store_abort(s, &f);
+        return 1;
+    }
+    CU_ASSERT_EQUAL(us_store_publish_at(s, &f, loc_p), UCACHE_OK);
+    return get_id(s, id, len);
+}
+
+/* 8 MiB of memory (2 MiB of it the staging pool), 200 chunks of 128 KiB
+ * (25 MiB): every chunk is written to NVMe once (through, after its fill,
+ * or at its eviction), so each is on NVMe and the newest in memory too,
+ * and reads back exact; a chunk read from NVMe is staged (the
+ * memory tier untouched: nothing evicted), its lease ends, a read again
+ * within the window promotes it; a release drops a staged chunk at once,
+ * a pin moves one into the memory tier; an admin's evict drops both
+ * tiers' copies. */
+static void test_nvme_tiering(void)
+{
+    us_store_params_t sp = { .len = 8 * MiB, .grace_ns = 1000000, .index_chunk = 64 * KiB,
+                             .max_payload = 256 * KiB, .lock = 1,
+                             .stage_bytes = 2 * MiB, .nvme_lease_ns = 20000000 };
+    const uint32_t len = 128 * KiB;
+    us_store_stats_t st, st0;
+    unsigned i, mem = 0, onnv = 0, missing = 0, bad = 0, staged = 0, all = 0;
+    demoter_t dm = { 0 };
+    us_nvme_t *nv;
+    us_loc_t loc;
+    bool promoted;
+    us_key_t k;
+    int r;
+
+    nv_file(48 * MiB);
+    nv = nv_open(256 * KiB, 0);
+    CU_ASSERT_EQUAL_FATAL(us_store_create(&sp, &dm.s), UCACHE_OK);
+    CU_ASSERT_EQUAL_FATAL(us_store_nvme_add(dm.s, nv), UCACHE_OK);
+    CU_ASSERT_FATAL(pthread_create(&dm.t, NULL, demoter_run, &dm) == 0);
+    for (i = 0; i < 200; i++) {
+        CU_ASSERT_EQUAL(put_id(dm.s, i, 5, len), UCACHE_OK);
+    }
+    demote_idle(dm.s);
+    for (i = 0; i < 200; i++) {
+        r = get_id(dm.s, i, len);
+        k = key_of(i);
+        mem     += (r == 0);
+        bad     += (r == 2);
+        onnv    += (r == 1) && us_store_on_nvme(dm.s, &k);
+        missing += (r == 1) && !us_store_on_nvme(dm.s, &k);
+        all     += us_store_on_nvme(dm.s, &k);
+    }
+    us_store_stats(dm.s, &st);
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(missing, 0);
+    CU_ASSERT(mem > 0);
+    CU_ASSERT(onnv >= 100);
+    /* written through after their fills (while the demoter keeps up) or at
+     * eviction: every evicted one; the rest when the store is flushed */
+    CU_ASSERT(all >= onnv);
+    CU_ASSERT_EQUAL(st.nvme_demotions, all);
+    CU_ASSERT_EQUAL(st.nvme_demote_failed, 0);
+    CU_ASSERT_EQUAL(st.nvme_devices, 1);
+    /* a pass over what is on NVMe: staged, memory-tier chunks stay */
+    st0 = st;
+    for (i = 0; i < 200; i++) {
+        k = key_of(i);
+        if ((get_id(dm.s, i, len) == 1) && us_store_on_nvme(dm.s, &k) && (staged < 12)) {
+            r = fill_from_nvme(dm.s, i, len, &promoted, NULL);
+            bad    += (r != 0);
+            staged += !promoted;
+        }
+    }
+    us_store_stats(dm.s, &st);
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(staged, 12);
+    CU_ASSERT_EQUAL(st.nvme_hits, 12);
+    CU_ASSERT_EQUAL(st.nvme_staged, 12);
+    CU_ASSERT_EQUAL(st.nvme_promotions, 0);
+    CU_ASSERT_EQUAL(st.evict_capacity + st.evict_index, st0.evict_capacity + st0.evict_index);
+    /* the leases end: dropped, their NVMe copies stay */
+    usleep(60000);
+    us_store_demote(dm.s, 64, 0);
+    us_store_stats(dm.s, &st);
+    CU_ASSERT_EQUAL(st.nvme_staged, 0);
+    CU_ASSERT(st.nvme_expired >= 12);
+    /* the first of them read again within the window: promoted */
+    for (i = 0; i < 200; i++) {
+        k = key_of(i);
+        if ((get_id(dm.s, i, len) == 1) && us_store_on_nvme(dm.s, &k)) {
+            break;
+        }
+    }
+    CU_ASSERT_EQUAL(fill_from_nvme(dm.s, i, len, &promoted, NULL), 0);
+    CU_ASSERT(promoted);
+    us_store_stats(dm.s, &st);
+    CU_ASSERT_EQUAL(st.nvme_promotions, 1);
+    /* a staged chunk whose bytes went out is dropped at once */
+    for (i = 199; i > 0; i--) {
+        k = key_of(i);
+        if ((get_id(dm.s, i, len) == 1) && us_store_on_nvme(dm.s, &k)) {
+            break;
+        }
+    }
+    CU_ASSERT_EQUAL(fill_from_nvme(dm.s, i, len, &promoted, &loc), 0);
+    CU_ASSERT(!promoted);
+    us_store_release(dm.s, &k, loc.version);
+    CU_ASSERT_EQUAL(get_id(dm.s, i, len), 1);
+    us_store_stats(dm.s, &st);
+    CU_ASSERT_EQUAL(st.nvme_released, 1);
+    CU_ASSERT_EQUAL(st.nvme_staged, 0);
+    /* a pin of a staged chunk moves it into the memory tier, bytes intact */
+    for (i--; i > 0; i--) {
+        k = key_of(i);
+        if ((get_id(dm.s, i, len) == 1) && us_store_on_nvme(dm.s, &k)) {
+            break;
+        }
+    }
+    CU_ASSERT_EQUAL(fill_from_nvme(dm.s, i, len, &promoted, &loc), 0);
+    CU_ASSERT(!promoted);
+    CU_ASSERT_EQUAL(us_store_pin(dm.s, &k, 1), UCACHE_OK);
+    usleep(60000);
+    us_store_demote(dm.s, 64, 0);    /* no lease is left to end it */
+    CU_ASSERT_EQUAL(get_id(dm.s, i, len), 0);
+    us_store_stats(dm.s, &st);
+    CU_ASSERT_EQUAL(st.nvme_promotions, 2);
+    CU_ASSERT_EQUAL(st.nvme_staged, 0);
+    CU_ASSERT_EQUAL(us_store_pin(dm.s, &k, 0), UCACHE_OK);
+    /* an admin's evict: gone from both tiers */
+    CU_ASSERT_EQUAL(us_store_evict(dm.s, &k), UCACHE_OK);
+    CU_ASSERT(!us_store_on_nvme(dm.s, &k));
+    CU_ASSERT_EQUAL(get_id(dm.s, i, len), 1);
+    dm.stop = 1;
+    pthread_join(dm.t, NULL);
+    us_store_nvme_flush(dm.s, 5 * UC_NSEC_PER_SEC);
+    for (i = 0, all = 0; i < 200; i++) {
+        k = key_of(i);
+        all += us_store_on_nvme(dm.s, &k);
+    }
+    CU_ASSERT_EQUAL(all, 199);       /* all but the one an admin evicted */
+    us_store_stats(dm.s, &st);
+    CU_ASSERT_EQUAL(st.nvme_demotions, 200);  /* each written once */
+    us_store_destroy(dm.s);          /* closes the device */
+    unlink(nv_path);
+}
+
 const tc_test_t nvme_tests[] = {
     {"basic", test_nvme_basic},
     {"rebuild", test_nvme_rebuild},
@@ -392,5 +582,6 @@ const tc_test_t nvme_tests[] = {
     {"cleaning", test_nvme_cleaning},
     {"device_fails", test_nvme_device_fails},
     {"readers_race", test_nvme_readers_race},
+    {"tiering", test_nvme_tiering},
     {NULL, NULL}
 };
