@@ -97,7 +97,8 @@ struct us_nvme {
     nv_seg_t        *seg;
     uint64_t         nfree;
     uint64_t         next_seq;
-    unsigned         err_run;
+    unsigned         err_run;        /* errors in the window */
+    uint64_t         err_t0;         /* the window's start */
     int              online;
     us_nvme_stats_t  st;
     /* read contexts */
@@ -391,16 +392,23 @@ static ucache_status_t do_insert(us_nvme_t *nv, const nv_pend_t *p, uint32_t seg
     return UCACHE_OK;
 }
 
-/* A device error: the record (if any) is dropped; too many in a row take
- * the device out of service and forget everything on it. */
+/* A device error: the record (if any) is dropped; max_errors within
+ * US_NVME_ERROR_WINDOW (whatever succeeded in between: a file cut short
+ * still takes writes) take the device out of service and forget
+ * everything on it. */
 static void do_error(us_nvme_t *nv, int err, const char *what)
 {
+    uint64_t now = uc_time_ns();
     uint32_t s;
 
     nv->st.errors++;
+    if ((nv->err_run == 0) || (now - nv->err_t0 > US_NVME_ERROR_WINDOW)) {
+        nv->err_run = 0;
+        nv->err_t0  = now;
+    }
     if (++nv->err_run < nv->max_errors || !nv->online) {
-        UC_WARN("nvme: %s on %s failed: %s (%u in a row)", what, nv->path, strerror(-err),
-                nv->err_run);
+        UC_WARN("nvme: %s on %s failed: %s (%u errors in %.0f s)", what, nv->path,
+                strerror(-err), nv->err_run, (now - nv->err_t0) / 1e9);
         return;
     }
     nv->online = 0;
@@ -409,9 +417,9 @@ static void do_error(us_nvme_t *nv, int err, const char *what)
             do_unlink(nv, nv->seg[s].head);
         }
     }
-    UC_ERROR("nvme: %s taken out of service after %u device errors in a row (last: %s "
+    UC_ERROR("nvme: %s taken out of service after %u device errors within %.0f s (last: %s "
              "failed: %s); its chunks are read from their origins", nv->path, nv->err_run,
-             what, strerror(-err));
+             US_NVME_ERROR_WINDOW / 1e9, what, strerror(-err));
 }
 
 /* --- writing ------------------------------------------------------------- */
@@ -432,7 +440,6 @@ static int w_flush(us_nvme_t *nv, us_nvme_item_t *items)
     if (rc != 0) {
         do_error(nv, rc, "a write");
     } else {
-        nv->err_run = 0;
         nv->st.write_bytes += nv->wused;
     }
     for (i = 0; i < nv->npend; i++) {
@@ -687,7 +694,7 @@ ucache_status_t us_nvme_read(us_nvme_t *nv, const us_key_t *key, void *dst, size
     } else if ((us_nvme_rec_parse(io->buf, size, &nv->sb, &rec) != UCACHE_OK) ||
                (rec.seq != e.seq) || (rec.key_hi != key->hi) || (rec.key_lo != key->lo) ||
                (rec.length != e.length)) {
-        st = UCACHE_ERR_STALE;       /* its segment was cleaned and written again */
+        st = UCACHE_ERR_STALE;       /* cleaned and written again, or lost: below */
     } else if (!us_nvme_payload_ok(&rec, io->buf + US_NVME_REC_HDR)) {
         st = UCACHE_ERR_CORRUPT;
     } else {
@@ -701,7 +708,6 @@ ucache_status_t us_nvme_read(us_nvme_t *nv, const us_key_t *key, void *dst, size
     }
     switch (st) {
     case UCACHE_OK:
-        nv->err_run = 0;
         nv->st.reads++;
         nv->st.read_bytes += size;
         nv->st.read_ns    += t0;
@@ -711,8 +717,16 @@ ucache_status_t us_nvme_read(us_nvme_t *nv, const us_key_t *key, void *dst, size
         *len_p = e.length;
         break;
     case UCACHE_ERR_STALE:
-        nv->st.stale++;
-        st = UCACHE_ERR_NOT_FOUND;
+        if (i == NV_NONE) {          /* its segment was cleaned meanwhile */
+            nv->st.stale++;
+            st = UCACHE_ERR_NOT_FOUND;
+            break;
+        }
+        /* still indexed, yet not on the device as written (zeroes of a file
+         * cut short, blocks lost): the device failed */
+        do_unlink(nv, i);
+        do_error(nv, -EIO, "a read (the record was not there)");
+        st = UCACHE_ERR_IO;
         break;
     case UCACHE_ERR_CORRUPT:
         nv->st.corrupt++;

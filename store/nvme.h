@@ -30,6 +30,7 @@
 
 #define US_NVME_SEG_DEFAULT  (64ull << 20)
 #define US_NVME_MAX_ERRORS   8u
+#define US_NVME_ERROR_WINDOW (60ull * 1000000000ull)  /* max_errors within it */
 
 typedef struct us_nvme us_nvme_t;
 
@@ -41,8 +42,8 @@ typedef struct us_nvme_params {
     uint32_t    max_payload; /* largest chunk it takes */
     unsigned    contexts;    /* I/O contexts: reads in progress at once; 0: 4 */
     unsigned    depth;       /* entries of each ring; 0: 64 */
-    unsigned    max_errors;  /* device errors in a row that take it out of
-                                service; 0: US_NVME_MAX_ERRORS */
+    unsigned    max_errors;  /* device errors within US_NVME_ERROR_WINDOW that
+                                take it out of service; 0: US_NVME_MAX_ERRORS */
 } us_nvme_params_t;
 
 /* One chunk to write (us_nvme_write). */

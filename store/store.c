@@ -420,8 +420,10 @@ ucache_status_t us_store_create(const us_store_params_t *p, us_store_t **store_p
         us_evict_cleanup(&s->ev);
         goto err_alloc;
     }
-    s->lease_ns  = p->nvme_lease_ns ? p->nvme_lease_ns : 50000000ull;
-    s->lease_ns  = (s->lease_ns < 4 * p->grace_ns) ? 4 * p->grace_ns : s->lease_ns;
+    /* a lease covers a reply's way to the reader and the start of its read;
+     * a read under way when it ends has the grace period still */
+    s->lease_ns  = p->nvme_lease_ns ? p->nvme_lease_ns : 10000000ull;
+    s->lease_ns  = (s->lease_ns < p->grace_ns) ? p->grace_ns : s->lease_ns;
     s->window_ns = p->nvme_window_ns ? p->nvme_window_ns : 30ull * 1000000000ull;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->dq_cond, NULL);

@@ -40,8 +40,8 @@ typedef struct us_store_params {
     size_t    stage_bytes;   /* NVMe tier: the staging pool, the data area's
                                 first bytes (a quarter at most; 0: none)   */
     uint64_t  nvme_lease_ns; /* how long a chunk read from NVMe stays staged
-                                for its readers (0: 50 ms, at least 4 grace
-                                periods)                                   */
+                                for its readers (0: 10 ms; at least the
+                                grace period)                              */
     uint64_t  nvme_window_ns;/* a chunk read from NVMe again within this
                                 is promoted to the memory tier (0: 30 s)   */
 } us_store_params_t;

@@ -113,9 +113,10 @@ const uc_config_entry_t uc_config_table[] = {
      "staged in for their readers, leaving the memory tier alone (0: an eighth of "
      "UCACHE_MEM; a quarter at most).",
      UC_CFG_FIELD(nvme_stage), UC_CFG_SIZE, NULL, 0, 1ull << 50},
-    {"NVME_LEASE", "50ms",
+    {"NVME_LEASE", "10ms",
      "How long a chunk read from NVMe stays staged for the readers that asked for it (at "
-     "least 4 x UCACHE_GRACE); a reader that vanished holds nothing past it.",
+     "least UCACHE_GRACE): its reply's way and the start of their reads. A reader that "
+     "vanished holds nothing past it; one that comes later reads it from NVMe again.",
      UC_CFG_FIELD(nvme_lease_ns), UC_CFG_TIME, NULL, 1000000, 60ull * 1000000000ull},
     {"NVME_WINDOW", "30s",
      "A chunk read from NVMe again within this window is promoted to the memory tier; "

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# test_nvme.sh - the NVMe tier (issue [9/11]) with real daemons: three
+# `ucached --mem 16M --nvme FILE` (files on this machine's disk stand in for
+# NVMe devices; it has none) and a file:// dataset 4x their pooled memory,
+# read by `ucache read --verify` (every byte compared with the files).
+# Cases: the second pass reads nothing from the origin (every chunk from
+# memory or an owner's NVMe); a daemon stopped and started again on its
+# device finds its chunks (the start-up scan) and the third pass still
+# reads nothing from the origin; records corrupted on a device are caught
+# by their checksums and read again from the origin, exactly; a device cut
+# short under its daemon (the backing file truncated) takes that tier out
+# of service - health says so, /metrics too - while every read goes on
+# exact; a reader killed while it reads chunks staged from NVMe leaves
+# nothing staged once the lease ends.
+# Last line: "N passed, N failed, N skipped".
+set -u
+. "$(dirname "$0")/../lib.sh"
+test_setup nvme
+declare -a DP MP
+trap 'stop_all "$W" "${DP[@]}" ${RP:-}' EXIT
+
+# 256 KiB chunks: a 16M node's staging pool (a quarter of it at most) holds
+# 8 of them
+export UCACHE_CHUNK_SIZE=256K
+NOBJ=24
+mkdir -p "$W/data"
+for i in $(seq $NOBJ); do head -c $((8 * 1048576 - i * 4099)) /dev/urandom >"$W/data/f$i"; done
+TOTAL=$(cat "$W"/data/f* | wc -c)
+for i in 1 2 3; do fallocate -l 128M "$W/nv$i"; done
+
+start_node() { # start_node I [env...]
+    local i=$1; shift
+    MP[$i]=${MP[$i]:-$((20000 + RANDOM % 10000))}
+    env "$@" $BIN/ucached --mem 16M --nvme "$W/nv$i" --metrics-port "${MP[$i]}" \
+        2>>"$W/d$i.log" &
+    DP[$i]=$!
+}
+for i in 1 2 3; do start_node $i; done
+wait_registered "$W/members" 3 || { bad "three daemons register"; summary; exit 1; }
+
+# origin_reads: data requests all daemons made of the origin so far
+origin_reads() {
+    $BIN/ucache stat --json 2>/dev/null | sed -n 's/.*"origin_reads":\([0-9]*\).*/\1/p' |
+        awk '{ s += $1 } END { print s + 0 }'
+}
+# nvme_sum FIELD: a counter of every node's NVMe tier (ucache stat --json)
+nvme_sum() {
+    $BIN/ucache stat --json 2>/dev/null | sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" |
+        awk '{ s += $1 } END { print s + 0 }'
+}
+# pass NAME: one verified epoch over the dataset; its JSON line in $W/NAME
+pass() {
+    UCACHE_REPLICAS=1 $BIN/ucache read "file://$W/data/" --epochs 1 --verify --json \
+        >"$W/$1" 2>"$W/$1.err"
+}
+exact() { [ "$(client_stat "$W/$1" wrong)" = 0 ] && [ "$(client_stat "$W/$1" failed)" = 0 ] &&
+          [ "$(client_stat "$W/$1" bytes)" = "$TOTAL" ]; }
+demoted_all() { [ "$(nvme_sum nvme_chunks)" -ge "$1" ]; }
+
+pass p1
+o1=$(origin_reads)
+chunks=$(client_stat "$W/p1" chunks)
+if exact p1 && [ "$(client_stat "$W/p1" filled)" = "$chunks" ] && [ "$o1" -ge "$chunks" ]; then
+    ok "pass 1: $((TOTAL >> 20)) MiB (4x the pooled 48 MiB), $chunks chunks filled from the origin, exact"
+else bad "pass 1"; cat "$W/p1" "$W/p1.err"; fi
+
+# what memory evicted is on NVMe once the demoters caught up
+wait_for 30 demoted_all $((chunks * 3 / 4))
+pass p2
+o2=$(origin_reads)
+if exact p2 && [ "$o2" = "$o1" ] && [ "$(client_stat "$W/p2" filled)" = 0 ] &&
+   [ "$(client_stat "$W/p2" origin_direct)" = 0 ] &&
+   [ "$(client_stat "$W/p2" nvme)" -ge $((chunks / 2)) ]; then
+    ok "pass 2: 0 origin reads; $(client_stat "$W/p2" nvme) of $chunks chunks from the owners' NVMe, $(client_stat "$W/p2" hits) from memory, exact"
+else bad "pass 2 (origin reads $o1 -> $o2)"; cat "$W/p2"; fi
+if $BIN/ucache stat >"$W/stat" 2>&1 && grep -q "nvme_hits" "$W/stat" &&
+   $BIN/ucache health >"$W/h1" 2>&1 &&
+   [ "$(grep -c "nvme: 1 device(s), .* used, [0-9]* chunks, [0-9]* hits, .* 0 errors" "$W/h1")" = 3 ] &&
+   curl -s "http://127.0.0.1:${MP[1]}/metrics" | grep -qE "^ucache_nvme_hits_total [1-9]"; then
+    ok "ucache stat and health show each node's NVMe tier; /metrics ucache_nvme_*"
+else bad "the tier in stat/health/metrics"; cat "$W/h1"; fi
+
+# --- a restart on the same device ----------------------------------------------
+kill -TERM "${DP[1]}"; wait "${DP[1]}"; rc=$?
+start_node 1
+wait_registered "$W/members" 3
+# (its counters start again from 0: origin reads are counted from here)
+n1=$(curl -s "http://127.0.0.1:${MP[1]}/metrics" | sed -n 's/^ucache_nvme_chunks \([0-9]*\)$/\1/p')
+o2=$(origin_reads)
+pass p3
+o3=$(origin_reads)
+if [ $rc = 0 ] && [ "${n1:-0}" -gt 0 ] && exact p3 && [ "$o3" = "$o2" ] &&
+   [ "$(client_stat "$W/p3" filled)" = 0 ] && [ "$(client_stat "$W/p3" origin_direct)" = 0 ]; then
+    ok "a daemon stopped (exit 0) and started on its device: ${n1} chunks found by its scan; pass 3: 0 origin reads, exact"
+else bad "restart (rc $rc, found '${n1:-}', origin reads $o2 -> $o3)"; cat "$W/p3"; fi
+
+# --- records corrupted on a device ---------------------------------------------
+# every tenth record of node 2's device gets one payload byte flipped
+/usr/bin/python3 - "$W/nv2" <<'EOF' >"$W/corrupted"
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+size = os.fstat(fd).st_size
+n = 0
+for off in range(4096, size, 4096):
+    if os.pread(fd, 4, off) == b"UCNR":
+        if n % 10 == 0:
+            b = os.pread(fd, 1, off + 64 + 777)
+            os.pwrite(fd, bytes([b[0] ^ 0x5a]), off + 64 + 777)
+        n += 1
+os.fsync(fd)
+print(n, (n + 9) // 10)
+EOF
+read -r nrec ncor <"$W/corrupted"
+c0=$(nvme_sum nvme_corrupt)
+pass p4
+o4=$(origin_reads)
+c1=$(nvme_sum nvme_corrupt)
+if exact p4 && [ "${ncor:-0}" -gt 0 ] && [ $((c1 - c0)) -ge 1 ] && [ $((c1 - c0)) -le "$ncor" ] &&
+   [ $((o4 - o3)) = $((c1 - c0)) ]; then
+    ok "$ncor of node 2's $nrec records corrupted: $((c1 - c0)) read caught by their checksums and read again from the origin ($((o4 - o3)) origin reads), bytes exact"
+else bad "corruption (records $nrec, corrupted $ncor, caught $((c1 - c0)), origin reads $((o4 - o3)))"; cat "$W/p4"; fi
+
+# --- a device that fails under its daemon ----------------------------------------
+truncate -s 0 "$W/nv3"
+pass p5
+$BIN/ucache health >"$W/h2" 2>&1; hrc=$?
+off3=$(curl -s "http://127.0.0.1:${MP[3]}/metrics" | sed -n 's/^ucache_nvme_devices_offline \([0-9]*\)$/\1/p')
+if exact p5 && kill -0 "${DP[3]}" && [ "$off3" = 1 ] && [ $hrc = 1 ] &&
+   grep -q "OUT OF SERVICE" "$W/h2" && [ "$(nvme_sum nvme_errors)" -ge 8 ]; then
+    ok "node 3's device truncated: out of service after $(nvme_sum nvme_errors) I/O errors (health exit 1, OUT OF SERVICE; ucache_nvme_devices_offline 1), the daemon serves on, every byte exact"
+else bad "device failure (health rc $hrc, offline '$off3')"; cat "$W/h2" "$W/p5"; fi
+
+# --- the staging lease of a reader that vanished ---------------------------------
+# node 1 again, with a lease long enough to see: a reader killed while it
+# reads chunks its owners stage from NVMe; they are dropped when it ends
+kill -TERM "${DP[1]}"; wait "${DP[1]}"
+start_node 1 UCACHE_NVME_LEASE=2s UCACHE_NVME_WINDOW=1ms
+wait_registered "$W/members" 3
+staged1() { curl -s "http://127.0.0.1:${MP[1]}/metrics" | sed -n 's/^ucache_nvme_staged_chunks \([0-9]*\)$/\1/p'; }
+some_staged() { [ "$(staged1)" -gt 0 ] 2>/dev/null; }
+none_staged() { [ "$(staged1)" = 0 ]; }
+UCACHE_REPLICAS=1 UCACHE_READ_WINDOW=1 $BIN/ucache read "file://$W/data/" --epochs 1 --depth 1 \
+    >/dev/null 2>&1 & RP=$!
+wait_for 20 some_staged; s_before=$(staged1)
+kill -9 $RP; wait $RP 2>/dev/null; RP=
+s_after=$(staged1)
+t0=$(date +%s%N)
+if [ "${s_after:-0}" -gt 0 ] && wait_for 20 none_staged; then
+    t=$(( ($(date +%s%N) - t0) / 1000000 ))
+    ok "a reader killed mid-read (one chunk at a time): node 1 held $s_after staged chunk(s); none left ${t} ms later (leases of 2 s)"
+else bad "staging lease (staged before the kill '$s_before', after '$s_after', now '$(staged1)')"; fi
+UCACHE_REPLICAS=1 $BIN/ucache cat "file://$W/data/f1" >"$W/f1" 2>/dev/null
+cmp -s "$W/f1" "$W/data/f1" && ok "its staging pool serves again: an object read exact" ||
+    bad "read after the lease"
+
+DPIDS=("${DP[@]}")
+stop_daemons
+summary
