@@ -421,6 +421,49 @@ for size in 1G 4G 8G; do
 done
 rm -f "$out/start.tmp"
 
+# The NVMe tier (issue [9/11]): a file on this machine's disk stands in for
+# the device (it has none); fio reads the same file for the baselines.
+echo "== the NVMe tier (a file standing in for NVMe)"
+perf/bench_nvme.sh "$(dirname "$(dirname "$ucperf")")" | tee -a "$json" > "$out/nvme.tmp"
+[ "${PIPESTATUS[0]}" = 0 ] || failed "perf/bench_nvme.sh failed"
+fi_=$(grep '"figure":"fio"' "$out/nvme.tmp")
+for size in 1M 4K; do
+    h=$(grep "\"figure\":\"hit\",\"size\":\"$size\"" "$out/nvme.tmp")
+    if [ $size = 1M ]; then
+        base=$(awk -v f="$(field "$fi_" seq_1m_qd32_gbps)" -v m="$(field "$h" mem_gbps)" \
+               'BEGIN { print (f < m) ? f : m }')
+        add "NVMe-tier hits, 1 MiB chunks, 8 in flight (GB/s)" "$(field "$h" nvme_gbps)" \
+            "min(fio 1M QD32 $(field "$fi_" seq_1m_qd32_gbps), memory-tier hits $(field "$h" mem_gbps))" \
+            "$(ratio "$(field "$h" nvme_gbps)" "$base")" \
+            "$(verdict "$(ratio "$(field "$h" nvme_gbps)" "$base")" 0.8 ">=")" \
+            "ucperf hit, one daemon --mem 256M --nvme FILE, dataset 1 GiB; $(field "$h" nvme_reads) chunks read from NVMe"
+    else
+        fmops=$(awk -v i="$(field "$fi_" rand_4k_qd128_iops)" 'BEGIN { printf "%.4f", i / 1e6 }')
+        base=$(awk -v f="$fmops" -v m="$(field "$h" mem_mops)" 'BEGIN { print (f < m) ? f : m }')
+        add "NVMe-tier hits, 4 KiB random reads of 1 MiB chunks, 8 in flight (Mops/s)" \
+            "$(field "$h" nvme_mops)" \
+            "min(fio 4k randread QD128 $fmops, memory-tier hits $(field "$h" mem_mops))" \
+            "$(ratio "$(field "$h" nvme_mops)" "$base")" \
+            "$(verdict "$(ratio "$(field "$h" nvme_mops)" "$base")" 0.8 ">=")" \
+            "a chunk on NVMe is read whole into the staging pool for a 4 KiB part of it; $(field "$h" nvme_reads) chunks read from NVMe"
+    fi
+done
+m=$(grep '"figure":"mem_with_nvme"' "$out/nvme.tmp")
+add "memory-tier 1 MiB hits with an NVMe tier configured (GB/s, median of 5)" \
+    "$(field "$m" with_gbps)" "without: $(field "$m" without_gbps)" \
+    "$(ratio "$(field "$m" with_gbps)" "$(field "$m" without_gbps)")" \
+    "$(verdict "$(ratio "$(field "$m" with_gbps)" "$(field "$m" without_gbps)")" 0.95 ">=")" \
+    "interleaved runs: $(field "$m" runs)"
+e=$(grep '"figure":"epochs"' "$out/nvme.tmp")
+add "origin bytes per dataset byte, second epoch, dataset 4x the memory" \
+    "$(awk -v o="$(field "$e" epoch2_origin_bytes)" -v d="$(field "$e" dataset_bytes)" 'BEGIN { printf "%.4f", o / d }')" \
+    "" "" "$(verdict "$(field "$e" epoch2_origin_bytes)" 0 "<=")" \
+    "1 GiB through --mem 256M: epoch 2 $(field "$e" epoch2_nvme_chunks) of $(field "$e" epoch2_chunks) chunks from NVMe at $(field "$e" epoch2_mib_s) MiB/s (epoch 1, from the origin: $(field "$e" epoch1_mib_s)); after a restart $(field "$e" restart_origin_bytes) origin bytes"
+r=$(grep '"figure":"rebuild"' "$out/nvme.tmp")
+add "NVMe index rebuild at start-up (s per TB of records)" "$(field "$r" s_per_tb)" "" "" "report" \
+    "$(field "$r" records) records, $(field "$r" bytes) bytes scanned in $(field "$r" scan_s) s (two 4 KiB reads a record: header and trailer)"
+rm -f "$out/nvme.tmp"
+
 {
     echo "# make bench — $(date -u +%Y-%m-%dT%H:%MZ) on $(hostname) ($(nproc) cores)"
     echo

@@ -580,6 +580,26 @@ static void ns_unlink(us_store_t *s, uint32_t slot)
     us_ilist_unlink(&s->ns[s->desc[slot].ns].chunks, &s->ns_arr, slot);
 }
 
+/* Double a ring of @p n elements of @p size bytes that starts at *head of
+ * *cap; its elements move to the front.  false without memory. */
+static bool ring_grow(void **ring, uint32_t *cap, uint32_t *head, uint32_t n, size_t size)
+{
+    uint32_t c = *cap ? 2 * *cap : 64, i;
+    char *q = malloc((size_t)c * size);
+
+    if (q == NULL) {
+        return false;
+    }
+    for (i = 0; i < n; i++) {
+        memcpy(q + (size_t)i * size, (char *)*ring + (size_t)((*head + i) % *cap) * size, size);
+    }
+    free(*ring);
+    *ring = q;
+    *cap  = c;
+    *head = 0;
+    return true;
+}
+
 static bool do_on_nvme(us_store_t *s, const us_key_t *key)
 {
     unsigned i;
@@ -597,22 +617,11 @@ static bool do_on_nvme(us_store_t *s, const us_key_t *key)
 static bool do_demote_push(us_store_t *s, uint32_t slot, bool copy)
 {
     const us_desc_t *d = &s->desc[slot];
-    us_demote_t *q, *e;
-    uint32_t cap, i;
+    us_demote_t *e;
 
-    if (s->dq_n == s->dq_cap) {
-        cap = s->dq_cap ? 2 * s->dq_cap : 64;
-        q = malloc((size_t)cap * sizeof(*q));
-        if (q == NULL) {
-            return false;
-        }
-        for (i = 0; i < s->dq_n; i++) {
-            q[i] = s->dq[(s->dq_head + i) % s->dq_cap];
-        }
-        free(s->dq);
-        s->dq      = q;
-        s->dq_cap  = cap;
-        s->dq_head = 0;
+    if ((s->dq_n == s->dq_cap) &&
+        !ring_grow((void **)&s->dq, &s->dq_cap, &s->dq_head, s->dq_n, sizeof(*s->dq))) {
+        return false;
     }
     e = &s->dq[(s->dq_head + s->dq_n) % s->dq_cap];
     e->key    = d->key;
@@ -1016,21 +1025,10 @@ static void do_stage_note(us_store_t *s, const us_key_t *key, uint64_t now)
 static bool do_lease(us_store_t *s, uint32_t slot, uint64_t now)
 {
     us_stage_t *q;
-    uint32_t cap, i;
 
-    if (s->sq_n == s->sq_cap) {
-        cap = s->sq_cap ? 2 * s->sq_cap : 64;
-        q = malloc((size_t)cap * sizeof(*q));
-        if (q == NULL) {
-            return false;
-        }
-        for (i = 0; i < s->sq_n; i++) {
-            q[i] = s->sq[(s->sq_head + i) % s->sq_cap];
-        }
-        free(s->sq);
-        s->sq      = q;
-        s->sq_cap  = cap;
-        s->sq_head = 0;
+    if ((s->sq_n == s->sq_cap) &&
+        !ring_grow((void **)&s->sq, &s->sq_cap, &s->sq_head, s->sq_n, sizeof(*s->sq))) {
+        return false;
     }
     q = &s->sq[(s->sq_head + s->sq_n) % s->sq_cap];
     q->until   = now + s->lease_ns;
