@@ -341,7 +341,7 @@ static void test_nvme_device_fails(void)
 typedef struct race_arg {
     us_nvme_t *nv;
     unsigned   bad, ok;
-    volatile int stop;
+    int        stop;
 } race_arg_t;
 
 static void *race_reader(void *arg)
@@ -351,7 +351,7 @@ static void *race_reader(void *arg)
     unsigned n;
     int r;
 
-    for (n = 0; (n < 20000) && !a->stop; n++) {
+    for (n = 0; (n < 20000) && !__atomic_load_n(&a->stop, __ATOMIC_RELAXED); n++) {
         x ^= x << 13; x ^= x >> 7; x ^= x << 17;
         r = nv_get(a->nv, 5000 + x % 400, 48 * KiB);
         __atomic_add_fetch(&a->bad, r >= 2, __ATOMIC_RELAXED);
@@ -375,7 +375,7 @@ static void test_nvme_readers_race(void)
     for (i = 0; i < 25; i++) {               /* 400 ids, 19 MiB: wraps twice */
         nv_put(a.nv, 5000 + i * 16 % 400, 16, 48 * KiB);
     }
-    a.stop = 1;
+    __atomic_store_n(&a.stop, 1, __ATOMIC_RELAXED);
     for (i = 0; i < 3; i++) {
         pthread_join(t[i], NULL);
     }
@@ -389,7 +389,7 @@ static void test_nvme_readers_race(void)
 
 typedef struct demoter {
     us_store_t  *s;
-    volatile int stop;
+    int          stop;
     pthread_t    t;
 } demoter_t;
 
@@ -397,7 +397,7 @@ static void *demoter_run(void *arg)
 {
     demoter_t *d = arg;
 
-    while (!d->stop) {
+    while (!__atomic_load_n(&d->stop, __ATOMIC_RELAXED)) {
         us_store_demote(d->s, 64, 2000000);
     }
     return NULL;
@@ -452,7 +452,7 @@ static void test_nvme_tiering(void)
 {
     us_store_params_t sp = { .len = 8 * MiB, .grace_ns = 1000000, .index_chunk = 64 * KiB,
                              .max_payload = 256 * KiB, .lock = 1,
-                             .stage_bytes = 2 * MiB, .nvme_lease_ns = 20000000 };
+                             .stage_bytes = 2 * MiB };
     const uint32_t len = 128 * KiB;
     us_store_stats_t st, st0;
     unsigned i, mem = 0, onnv = 0, missing = 0, bad = 0, staged = 0, all = 0;
@@ -463,6 +463,8 @@ static void test_nvme_tiering(void)
     us_key_t k;
     int r;
 
+    /* the staging below must end within the lease (sanitizers: longer) */
+    sp.nvme_lease_ns = tc_slow(300000000);
     nv_file(48 * MiB);
     nv = nv_open(256 * KiB, 0);
     CU_ASSERT_EQUAL_FATAL(us_store_create(&sp, &dm.s), UCACHE_OK);
@@ -510,7 +512,7 @@ static void test_nvme_tiering(void)
     CU_ASSERT_EQUAL(st.nvme_promotions, 0);
     CU_ASSERT_EQUAL(st.evict_capacity + st.evict_index, st0.evict_capacity + st0.evict_index);
     /* the leases end: dropped, their NVMe copies stay */
-    usleep(60000);
+    usleep((useconds_t)(sp.nvme_lease_ns / 1000 + 50000));
     us_store_demote(dm.s, 64, 0);
     us_store_stats(dm.s, &st);
     CU_ASSERT_EQUAL(st.nvme_staged, 0);
@@ -550,7 +552,7 @@ static void test_nvme_tiering(void)
     CU_ASSERT_EQUAL(fill_from_nvme(dm.s, i, len, &promoted, &loc), 0);
     CU_ASSERT(!promoted);
     CU_ASSERT_EQUAL(us_store_pin(dm.s, &k, 1), UCACHE_OK);
-    usleep(60000);
+    usleep((useconds_t)(sp.nvme_lease_ns / 1000 + 50000));
     us_store_demote(dm.s, 64, 0);    /* no lease is left to end it */
     CU_ASSERT_EQUAL(get_id(dm.s, i, len), 0);
     us_store_stats(dm.s, &st);
@@ -561,7 +563,7 @@ static void test_nvme_tiering(void)
     CU_ASSERT_EQUAL(us_store_evict(dm.s, &k), UCACHE_OK);
     CU_ASSERT(!us_store_on_nvme(dm.s, &k));
     CU_ASSERT_EQUAL(get_id(dm.s, i, len), 1);
-    dm.stop = 1;
+    __atomic_store_n(&dm.stop, 1, __ATOMIC_RELAXED);
     pthread_join(dm.t, NULL);
     us_store_nvme_flush(dm.s, 5 * UC_NSEC_PER_SEC);
     for (i = 0, all = 0; i < 200; i++) {
