@@ -23,7 +23,8 @@ build=${1:-build}
 bin=$build/bin
 W=$(mktemp -d /tmp/ucache-bench-nvme.XXXXXX)
 export UCACHE_MEMBERS=dir:$W/members UCACHE_MEMBERS_POLL=100ms UCACHE_MEM_LOCK=no
-export UCACHE_LOG_LEVEL=${UCACHE_LOG_LEVEL:-warn} UCACHE_ALLOW="file://$W/"
+# ucperf writes its dataset under /tmp; 1 MiB chunks for daemons and readers
+export UCACHE_LOG_LEVEL=${UCACHE_LOG_LEVEL:-warn} UCACHE_ALLOW="file:///tmp/" UCACHE_CHUNK_SIZE=1M
 pid=
 cleanup() {
     [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
@@ -59,21 +60,33 @@ start() { # start MEM [--nvme FILE]: one daemon, registered
 stop() { kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; pid=; }
 nstat() { "$bin/ucache" stat --json 2>/dev/null | sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" | head -n 1; }
 hit() { # hit SIZE DATASET: ucperf hit against the running daemon, one JSON line
+    # (--cache is what ucperf checks the dataset against: memory and NVMe)
     "$bin/ucperf" hit --members "dir:$W/members" --size "$1" --chunk 1M --outstanding 8 \
-        --cache 256M --dataset "$2" --duration 4 --json 2>>"$W/ucperf.err" | tail -n 1
+        --cache 2G --dataset "$2" --duration 4 --json 2>>"$W/ucperf.err" | tail -n 1
 }
 
-# NVMe-tier hits against memory-tier hits, 1 MiB and 4 KiB
+cpu() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }   # the daemon's CPU ticks
+# NVMe-tier hits against memory-tier hits, 1 MiB and 4 KiB; the owner's CPU
+# per chunk read from NVMe (its whole process: io_uring, the checks, the
+# copy into the staging pool, the reply)
 for size in 1M 4K; do
     start 256M --nvme "$W/nvme:2G" || { rc=1; break; }
     h0=$(nstat nvme_hits)
     big=$(hit $size 1G)
     h1=$(nstat nvme_hits)
+    us_chunk=0
+    if [ $size = 1M ]; then
+        c0=$(cpu)
+        hit 1M 1G >/dev/null
+        c1=$(cpu); h2=$(nstat nvme_hits)
+        us_chunk=$(awk -v c=$((c1 - c0)) -v t="$(getconf CLK_TCK)" -v n=$(( ${h2:-0} - ${h1:-0} )) \
+                   'BEGIN { printf "%.1f", (n > 0) ? c / t / n * 1e6 : 0 }')
+    fi
     stop
     start 256M || { rc=1; break; }
     small=$(hit $size 96M)
     stop
-    echo "{\"bench\":\"nvme\",\"figure\":\"hit\",\"size\":\"$size\",\"nvme_gbps\":$(jnum "$big" gbps),\"nvme_mops\":$(jnum "$big" mops),\"nvme_reads\":$(( ${h1:-0} - ${h0:-0} )),\"mem_gbps\":$(jnum "$small" gbps),\"mem_mops\":$(jnum "$small" mops)}"
+    echo "{\"bench\":\"nvme\",\"figure\":\"hit\",\"size\":\"$size\",\"nvme_gbps\":$(jnum "$big" gbps),\"nvme_mops\":$(jnum "$big" mops),\"nvme_reads\":$(( ${h1:-0} - ${h0:-0} )),\"mem_gbps\":$(jnum "$small" gbps),\"mem_mops\":$(jnum "$small" mops),\"owner_cpu_us_per_nvme_chunk\":$us_chunk}"
 done
 
 # memory-tier 1 MiB hits with and without an NVMe tier: 5 interleaved runs
@@ -104,6 +117,6 @@ rb=$(nstat nvme_rebuild_ns); nch=$(nstat nvme_chunks); used=$(nstat nvme_used)
 "$bin/ucache" read "file://$W/data/" --epochs 1 --json >"$W/ep3" 2>/dev/null
 o3=$(nstat origin_bytes)
 stop
-echo "{\"bench\":\"nvme\",\"figure\":\"epochs\",\"dataset_bytes\":$((16 * 64 * 1048576)),\"mem_bytes\":268435456,\"epoch1_origin_bytes\":${o1:-0},\"epoch2_origin_bytes\":$(( ${o2:-0} - ${o1:-0} )),\"epoch2_nvme_chunks\":$(jnum "$e2" nvme),\"epoch2_chunks\":$(jnum "$e2" chunks),\"epoch2_mib_s\":$(jnum "$e2" mib_per_s),\"epoch1_mib_s\":$(jnum "$e1" mib_per_s),\"restart_origin_bytes\":${o3:-0},\"epoch3_nvme_chunks\":$(jnum "$(cat "$W/ep3" | grep epoch)" nvme)}"
+echo "{\"bench\":\"nvme\",\"figure\":\"epochs\",\"chunk\":\"1M\",\"dataset_bytes\":$((16 * 64 * 1048576)),\"mem_bytes\":268435456,\"epoch1_origin_bytes\":${o1:-0},\"epoch2_origin_bytes\":$(( ${o2:-0} - ${o1:-0} )),\"epoch2_nvme_chunks\":$(jnum "$e2" nvme),\"epoch2_chunks\":$(jnum "$e2" chunks),\"epoch2_mib_s\":$(jnum "$e2" mib_per_s),\"epoch1_mib_s\":$(jnum "$e1" mib_per_s),\"restart_origin_bytes\":${o3:-0},\"epoch3_nvme_chunks\":$(jnum "$(cat "$W/ep3" | grep epoch)" nvme)}"
 echo "{\"bench\":\"nvme\",\"figure\":\"rebuild\",\"records\":${nch:-0},\"bytes\":${used:-0},\"scan_s\":$(awk -v n="${rb:-0}" 'BEGIN { printf "%.4f", n / 1e9 }'),\"s_per_tb\":$(awk -v n="${rb:-0}" -v b="${used:-1}" 'BEGIN { printf "%.2f", n / 1e9 / (b / 1e12) }')}"
 exit $rc

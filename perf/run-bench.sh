@@ -436,7 +436,7 @@ for size in 1M 4K; do
             "min(fio 1M QD32 $(field "$fi_" seq_1m_qd32_gbps), memory-tier hits $(field "$h" mem_gbps))" \
             "$(ratio "$(field "$h" nvme_gbps)" "$base")" \
             "$(verdict "$(ratio "$(field "$h" nvme_gbps)" "$base")" 0.8 ">=")" \
-            "ucperf hit, one daemon --mem 256M --nvme FILE, dataset 1 GiB; $(field "$h" nvme_reads) chunks read from NVMe"
+            "ucperf hit, one daemon --mem 256M --nvme FILE, dataset 1 GiB; $(field "$h" nvme_reads) chunks read from NVMe; owner CPU $(field "$h" owner_cpu_us_per_nvme_chunk) us a chunk read from NVMe"
     else
         fmops=$(awk -v i="$(field "$fi_" rand_4k_qd128_iops)" 'BEGIN { printf "%.4f", i / 1e6 }')
         base=$(awk -v f="$fmops" -v m="$(field "$h" mem_mops)" 'BEGIN { print (f < m) ? f : m }')
