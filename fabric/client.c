@@ -1209,7 +1209,8 @@ ucache_status_t uf_warm(struct ucache_context *ctx, const char *uri, uint64_t of
 {
     uint64_t cs = ctx->cfg.chunk_size, end, pos;
     unsigned fflags = ((flags & UCACHE_WARM_PIN) ? UF_FETCH_PIN : 0) |
-                      ((flags & UCACHE_WARM_UNPIN) ? UF_FETCH_UNPIN : 0);
+                      ((flags & UCACHE_WARM_UNPIN) ? UF_FETCH_UNPIN : 0) |
+                      ((flags & UCACHE_WARM_NVME) ? UF_FETCH_NVME : 0);
     ucache_status_t status;
     us_object_t obj;
     unsigned attempt;

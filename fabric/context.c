@@ -1059,7 +1059,8 @@ ucache_status_t ucache_warm(ucache_h ctx, const char *uri, uint64_t offset, uint
                             unsigned flags, ucache_warm_result_t *res)
 {
     if ((ctx == NULL) || (uri == NULL) || (res == NULL) || (len == 0) ||
-        (flags & ~(UCACHE_WARM_PIN | UCACHE_WARM_UNPIN | UCACHE_WARM_EVICT)) ||
+        (flags & ~(UCACHE_WARM_PIN | UCACHE_WARM_UNPIN | UCACHE_WARM_EVICT |
+                   UCACHE_WARM_NVME)) ||
         (__builtin_popcount(flags) > 1)) {
         if (ctx != NULL) {
             UC_ERROR("ucache_warm: a NULL argument, length 0 or bad flags");

@@ -331,6 +331,11 @@ static ucache_status_t uf_pin_apply(uf_node_t *node, unsigned flags, const us_ke
         status = us_store_evict(node->store, key);
         return (status == UCACHE_ERR_NOT_FOUND) ? UCACHE_OK : status; /* raced */
     }
+    if (flags & UF_FETCH_NVME) {  /* warm-up to NVMe: out of memory, onto a device */
+        status = us_store_demote_key(node->store, key);
+        return ((status == UCACHE_ERR_UNSUPPORTED) || (status == UCACHE_ERR_NOT_FOUND)) ?
+                   UCACHE_OK : status;   /* no tier: it stays in memory; raced: gone */
+    }
     if (!(flags & (UF_FETCH_PIN | UF_FETCH_UNPIN))) {
         return UCACHE_OK;
     }

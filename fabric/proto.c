@@ -189,6 +189,7 @@ ucache_status_t uf_fetch_req_check(const void *msg, size_t len, uf_fetch_req_t *
     }
     tail = (req->flags & UF_FETCH_SPAN) ? sizeof(*span_p) : 0;
     if ((req->flags & ~(UF_FETCH_DATA | UF_FETCH_PIN | UF_FETCH_UNPIN | UF_FETCH_EVICT |
+                        UF_FETCH_NVME |
                         UF_FETCH_SPAN)) ||
         ((req->flags & UF_FETCH_SPAN) && !(req->flags & UF_FETCH_DATA)) ||
         (__builtin_popcount(req->flags & (UF_FETCH_PIN | UF_FETCH_UNPIN |

@@ -29,6 +29,8 @@
 #define UF_FETCH_SPAN     (1u << 4)  /* with DATA: a uf_fetch_span_t follows the
                                         URI; the reply's data is the chunk's
                                         segment table, then those bytes    */
+#define UF_FETCH_NVME     (1u << 6)  /* found or filled: to the owner's NVMe tier,
+                                        out of its memory (warm-up --tier nvme) */
 #define UF_FETCH_RAW      (1u << 5)  /* alone: no chunk but bytes of the owner's
                                         exported region (a uf_fetch_raw_t
                                         follows the header; no URI, no key);

@@ -564,6 +564,9 @@ ucache_status_t ucache_manifest_write(ucache_h ctx, const char *const *prefixes,
 #define UCACHE_WARM_UNPIN  (1u << 1) /**< unpin them instead (fills nothing) */
 #define UCACHE_WARM_EVICT  (1u << 2) /**< drop them from every owner, pinned
                                           or not (fills nothing)            */
+#define UCACHE_WARM_NVME   (1u << 3) /**< load them onto their owners' NVMe
+                                          tier, out of memory (an owner
+                                          without one keeps them in memory) */
 
 /** @brief What ucache_warm() did; it adds to the fields (sum over calls). */
 typedef struct ucache_warm_result {

@@ -50,7 +50,8 @@ enum { US_SLOT_FREE = 0, US_SLOT_RESERVED, US_SLOT_PUBLISHED };
 
 typedef enum us_evict_reason {
     US_EV_CAPACITY, US_EV_INDEX, US_EV_QUOTA, US_EV_EXPLICIT,
-    US_EV_LEASE                      /* a staged chunk's lease ended */
+    US_EV_LEASE,                     /* a staged chunk's lease ended */
+    US_EV_TIER                       /* moved to NVMe (us_store_demote_key) */
 } us_evict_reason_t;
 
 #define US_STAGE_SHARE   4           /* staged chunks take at most 1/4 of memory */
@@ -688,6 +689,7 @@ static void do_unpublish(us_store_t *s, uint32_t slot, us_evict_reason_t why)
     case US_EV_QUOTA:    s->stats.evict_quota++;    break;
     case US_EV_EXPLICIT: s->stats.evict_explicit++; break;
     case US_EV_LEASE:    break;
+    case US_EV_TIER:     break;
     }
 }
 
@@ -1689,4 +1691,24 @@ unsigned us_store_nvme_flush(us_store_t *s, uint64_t timeout_ns)
                 left ? " before the deadline; the rest are not" : "");
     }
     return queued - left;
+}
+
+ucache_status_t us_store_demote_key(us_store_t *s, const us_key_t *key)
+{
+    ucache_status_t st = UCACHE_OK;
+    uint32_t slot;
+
+    pthread_mutex_lock(&s->lock);
+    slot = do_find(s, key);
+    if (s->nnvme == 0) {
+        st = UCACHE_ERR_UNSUPPORTED;
+    } else if ((slot == US_NONE) || (s->desc[slot].state != US_SLOT_PUBLISHED)) {
+        st = UCACHE_ERR_NOT_FOUND;
+    } else if (is_pinned(s, &s->desc[slot])) {
+        st = UCACHE_ERR_BUSY;
+    } else if (!s->desc[slot].staged) {
+        do_unpublish(s, slot, US_EV_TIER);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return st;
 }

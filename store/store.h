@@ -223,6 +223,12 @@ ucache_status_t us_store_fill_nvme(us_store_t *store, const us_fill_t *fill);
  *  demoter must not run meanwhile.  Returns the chunks written. */
 unsigned us_store_nvme_flush(us_store_t *store, uint64_t timeout_ns);
 
+/** Move @p key's chunk out of memory onto NVMe now (warm-up to NVMe): it
+ *  is demoted as an eviction would (free if on NVMe already).
+ *  UCACHE_ERR_UNSUPPORTED without devices, UCACHE_ERR_NOT_FOUND,
+ *  UCACHE_ERR_BUSY if it is pinned; a staged chunk is on NVMe: UCACHE_OK. */
+ucache_status_t us_store_demote_key(us_store_t *store, const us_key_t *key);
+
 /** A staged chunk's bytes went out (a reply carried them): drop it now
  *  unless it was promoted.  @p version is its location's. */
 void us_store_release(us_store_t *store, const us_key_t *key, uint64_t version);

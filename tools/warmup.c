@@ -145,7 +145,7 @@ static void wu_usage(FILE *out, const char *cmd)
     }
     fprintf(out,
         "usage: ucache warmup [URI|PREFIX/]... [--manifest FILE] [--pin | --unpin]\n"
-        "                     [--parallel N] [--members SRC] [--json]\n"
+        "                     [--tier memory|nvme] [--parallel N] [--members SRC] [--json]\n"
         "Loads every chunk of the objects into its owner node, owners filling from\n"
         "the origin in parallel; no data comes to this machine.  A URI ending in '/'\n"
         "(or a file:// directory) is a prefix: every object under it is listed\n"
@@ -153,6 +153,8 @@ static void wu_usage(FILE *out, const char *cmd)
         "holds one URI or prefix a line ('#' comments).\n"
         "  --pin          pin the chunks against eviction (up to 90%% of each node)\n"
         "  --unpin        unpin them instead (fills nothing)\n"
+        "  --tier nvme    load them onto the owners' NVMe tier, not into memory (an\n"
+        "                 owner without one keeps them in memory)\n"
         "  --parallel N   chunks being warmed at once, in 64 MiB units (default 16)\n"
         "  --json         the summary as one JSON object on stdout\n"
         "Progress goes to stderr: a bar on a terminal, else a line a second.\n"
@@ -166,6 +168,7 @@ static int wu_main(int argc, char **argv, const char *cmd, unsigned flags)
         {"manifest", 'm', UC_OPT_STR},
         {"pin", 'p', UC_OPT_FLAG},
         {"unpin", 'u', UC_OPT_FLAG},
+        {"tier", 't', UC_OPT_WORD, .words = "memory|nvme"},
         {"parallel", 'P', UC_OPT_UINT, 1, 1024},
         {"members", 'M', UC_OPT_STR},
         {"json", 'j', UC_OPT_FLAG},
@@ -211,6 +214,13 @@ static int wu_main(int argc, char **argv, const char *cmd, unsigned flags)
             }
             w.flags = (flags == UCACHE_WARM_PIN) ? UCACHE_WARM_UNPIN : (w.flags | UCACHE_WARM_UNPIN);
             break;
+        case 't':
+            if (flags != 0) {    /* warmup's alone */
+                wu_usage(stderr, cmd);
+                return 2;
+            }
+            w.flags = (v.u == 1) ? (w.flags | UCACHE_WARM_NVME) : (w.flags & ~UCACHE_WARM_NVME);
+            break;
         case 'P':
             nthreads = (unsigned)v.u;
             break;
@@ -231,7 +241,8 @@ static int wu_main(int argc, char **argv, const char *cmd, unsigned flags)
         return 2;
     }
     if (((op.optind >= argc) && (manifest == NULL)) ||
-        (w.flags == (UCACHE_WARM_PIN | UCACHE_WARM_UNPIN))) {
+        (w.flags == (UCACHE_WARM_PIN | UCACHE_WARM_UNPIN)) ||
+        ((w.flags & UCACHE_WARM_NVME) && (w.flags & (UCACHE_WARM_PIN | UCACHE_WARM_UNPIN)))) {
         wu_usage(stderr, cmd);
         return 2;
     }
@@ -253,7 +264,8 @@ static int wu_main(int argc, char **argv, const char *cmd, unsigned flags)
         printf("%s: %u objects, %s%s\n", cmd, nfiles, ds_bytes((double)total, a, sizeof(a)),
                (w.flags & UCACHE_WARM_PIN) ? ", pinning" :
                (w.flags & UCACHE_WARM_UNPIN) ? ", unpinning" :
-               (w.flags & UCACHE_WARM_EVICT) ? ", evicting" : "");
+               (w.flags & UCACHE_WARM_EVICT) ? ", evicting" :
+               (w.flags & UCACHE_WARM_NVME) ? ", onto the owners' NVMe" : "");
         fflush(stdout);
     }
     w.files  = files;

@@ -11,7 +11,8 @@
 # short under its daemon (the backing file truncated) takes that tier out
 # of service - health says so, /metrics too - while every read goes on
 # exact; a reader killed while it reads chunks staged from NVMe leaves
-# nothing staged once the lease ends.
+# nothing staged once the lease ends; `ucache warmup --tier nvme` loads an
+# object onto the owners' NVMe, not into their memory.
 # Last line: "N passed, N failed, N skipped".
 set -u
 . "$(dirname "$0")/../lib.sh"
@@ -79,6 +80,19 @@ if $BIN/ucache stat >"$W/stat" 2>&1 && grep -q "nvme_hits" "$W/stat" &&
    curl -s "http://127.0.0.1:${MP[1]}/metrics" | grep -qE "^ucache_nvme_hits_total [1-9]"; then
     ok "ucache stat and health show each node's NVMe tier; /metrics ucache_nvme_*"
 else bad "the tier in stat/health/metrics"; cat "$W/h1"; fi
+
+# --- warm-up onto NVMe ------------------------------------------------------------
+mkdir -p "$W/fresh"; head -c $((8 * 1048576)) /dev/urandom >"$W/fresh/f"
+n0=$(nvme_sum nvme_chunks)
+wrc=0; $BIN/ucache warmup --tier nvme "file://$W/fresh/f" >"$W/warm" 2>&1 || wrc=$?
+on_nvme_32() { [ $(( $(nvme_sum nvme_chunks) - n0 )) -ge 32 ]; }
+wait_for 30 on_nvme_32
+UCACHE_REPLICAS=1 $BIN/ucache read "file://$W/fresh/f" --epochs 1 --verify --json >"$W/pw" 2>/dev/null
+if [ $wrc = 0 ] && grep -q "onto the owners' NVMe" "$W/warm" && on_nvme_32 &&
+   [ "$(client_stat "$W/pw" nvme)" = 32 ] && [ "$(client_stat "$W/pw" wrong)" = 0 ] &&
+   [ "$(client_stat "$W/pw" filled)" = 0 ]; then
+    ok "ucache warmup --tier nvme: an 8 MiB object's 32 chunks onto the owners' NVMe, none left in memory: read back all 32 from NVMe, exact"
+else bad "warmup --tier nvme (rc $wrc)"; cat "$W/warm" "$W/pw"; fi
 
 # --- a restart on the same device ----------------------------------------------
 kill -TERM "${DP[1]}"; wait "${DP[1]}"; rc=$?
