@@ -414,6 +414,11 @@ static void uf_cop_fallback(struct ucache_context *ctx, uf_cop_t *cop, ucache_st
         UF_ADD(ctx, verify_retries, 1);
         cop->am = true;
         cop->a  = 0;
+        /* a mapped read has no target of its own: the reply needs one */
+        if ((cop->target == NULL) && ((cop->target = uf_chunk_target(ctx, cop->c)) == NULL)) {
+            uf_cop_finish(ctx, cop, UCACHE_ERR_NO_MEMORY);
+            return;
+        }
         uf_cop_attempt(ctx, cop);
         return;
     }

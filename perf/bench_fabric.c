@@ -457,7 +457,7 @@ typedef struct fb_acc {
     uint64_t *lat;
     uint64_t  nlat, cap, ops, errors, bytes;
     double    seconds, cpu, own;       /* own < 0: not measurable */
-    uint64_t  chunk_reads, chunk_hits;
+    uint64_t  chunk_reads, chunk_hits, chunk_nvme, origin_direct;
 } fb_acc_t;
 
 /* Run the readers over @p total reads (or until @p o's --duration passes). */
@@ -518,6 +518,8 @@ static ucache_status_t fb_measure(const ucperf_opts_t *o, fb_fabric_t *fb,
     ucache_stats_get(fb->ctx, &s1);
     acc->chunk_reads += s1.chunk_reads - s0.chunk_reads;
     acc->chunk_hits  += s1.chunk_hits - s0.chunk_hits;
+    acc->chunk_nvme  += s1.chunk_nvme - s0.chunk_nvme;
+    acc->origin_direct += s1.origin_direct - s0.origin_direct;
     for (i = 0; i < o->threads; i++) {
         acc->ops    += t[i].ops;
         acc->errors += t[i].errors;
@@ -553,6 +555,10 @@ static void fb_finish(fb_acc_t *acc, const char *path, ucperf_result_t *res)
     res->path = path;
     res->hit_ratio = (acc->chunk_reads > 0) ?
                      (double)acc->chunk_hits / (double)acc->chunk_reads : -1;
+    res->nvme_ratio = (acc->chunk_reads > 0) ?
+                      (double)acc->chunk_nvme / (double)acc->chunk_reads : -1;
+    res->direct_ratio = (acc->chunk_reads > 0) ?
+                        (double)acc->origin_direct / (double)acc->chunk_reads : -1;
     uc_lat_sort(acc->lat, acc->nlat);
     ucperf_latencies(acc->lat, acc->nlat, res);
 }
@@ -570,7 +576,7 @@ ucache_status_t ucperf_fabric_run(const ucperf_opts_t *o, ucperf_result_t *res)
     memset(res, 0, sizeof(*res));
     memset(&acc, 0, sizeof(acc));
     res->path = "none";
-    res->hit_ratio = -1;
+    res->hit_ratio = res->nvme_ratio = res->direct_ratio = -1;
     cache = (o->cache != 0) ? o->cache : (size_t)o->owners * (256u << 20);
     dataset = (o->dataset != 0) ? o->dataset :
               (o->mode == UCPERF_MODE_MIXED) ? cache / 3 * 4 :

@@ -60,19 +60,24 @@ start() { # start MEM [--nvme FILE]: one daemon, registered
 stop() { kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; pid=; }
 nstat() { "$bin/ucache" stat --json 2>/dev/null | sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" | head -n 1; }
 hit() { # hit SIZE DATASET: ucperf hit against the running daemon, one JSON line
-    # (--cache is what ucperf checks the dataset against: memory and NVMe)
-    "$bin/ucperf" hit --members "dir:$W/members" --size "$1" --chunk 1M --outstanding 8 \
+    # (--cache is what ucperf checks the dataset against: memory and NVMe);
+    # chunks of SIZE, as the memory-tier figures of make bench
+    "$bin/ucperf" hit --members "dir:$W/members" --size "$1" --outstanding 8 \
         --cache 2G --dataset "$2" --duration 4 --json 2>>"$W/ucperf.err" | tail -n 1
 }
 
 cpu() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }   # the daemon's CPU ticks
-# NVMe-tier hits against memory-tier hits, 1 MiB and 4 KiB; the owner's CPU
-# per chunk read from NVMe (its whole process: io_uring, the checks, the
-# copy into the staging pool, the reply)
+# NVMe-tier hits against memory-tier hits, 1 MiB and 4 KiB chunks (the
+# index sized for them); NVMe's promotion off (UCACHE_NVME_WINDOW=1ms), so
+# that every read of a chunk on NVMe is a device read; the owner's CPU per
+# chunk read from NVMe (its whole process: io_uring, the checks, the copy
+# into the staging pool, the reply)
 for size in 1M 4K; do
-    start 256M --nvme "$W/nvme:2G" || { rc=1; break; }
+    export UCACHE_CHUNK_SIZE=$size UCACHE_INDEX_CHUNK=$size
+    UCACHE_NVME_WINDOW=1ms start 256M --nvme "$W/nvme:2G" || { rc=1; break; }
     h0=$(nstat nvme_hits)
-    big=$(hit $size 1G)
+    ds=1G; [ $size = 4K ] && ds=512M   # 4 KiB chunks take 8 KiB records: 1 GiB of them
+    big=$(hit $size $ds)
     h1=$(nstat nvme_hits)
     us_chunk=0
     if [ $size = 1M ]; then
@@ -86,10 +91,11 @@ for size in 1M 4K; do
     start 256M || { rc=1; break; }
     small=$(hit $size 96M)
     stop
-    echo "{\"bench\":\"nvme\",\"figure\":\"hit\",\"size\":\"$size\",\"nvme_gbps\":$(jnum "$big" gbps),\"nvme_mops\":$(jnum "$big" mops),\"nvme_reads\":$(( ${h1:-0} - ${h0:-0} )),\"mem_gbps\":$(jnum "$small" gbps),\"mem_mops\":$(jnum "$small" mops),\"owner_cpu_us_per_nvme_chunk\":$us_chunk}"
+    echo "{\"bench\":\"nvme\",\"figure\":\"hit\",\"size\":\"$size\",\"nvme_gbps\":$(jnum "$big" gbps),\"nvme_mops\":$(jnum "$big" mops),\"nvme_reads\":$(( ${h1:-0} - ${h0:-0} )),\"nvme_ratio\":$(jnum "$big" nvme_ratio),\"direct_ratio\":$(jnum "$big" direct_ratio),\"mem_gbps\":$(jnum "$small" gbps),\"mem_mops\":$(jnum "$small" mops),\"owner_cpu_us_per_nvme_chunk\":$us_chunk}"
 done
 
 # memory-tier 1 MiB hits with and without an NVMe tier: 5 interleaved runs
+export UCACHE_CHUNK_SIZE=1M UCACHE_INDEX_CHUNK=64K
 with= without=
 for i in 1 2 3 4 5; do
     start 256M --nvme "$W/nvme:2G" || { rc=1; break; }

@@ -49,7 +49,7 @@ ucache_status_t ucperf_raw_run(const ucperf_opts_t *o, ucperf_result_t *res)
 
     memset(res, 0, sizeof(*res));
     res->path = "none";
-    res->hit_ratio = -1;
+    res->hit_ratio = res->nvme_ratio = res->direct_ratio = -1;
     if (strcmp(o->transport, "tcp") == 0) {
         setenv("UCX_TLS", "tcp", 1);
         setenv("UCX_NET_DEVICES", "lo", 1);

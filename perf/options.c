@@ -332,7 +332,8 @@ void ucperf_print(FILE *out, const ucperf_opts_t *o, const ucperf_result_t *r,
                 "\"ops\":%llu,\"errors\":%llu,\"seconds\":%.6f,\"gbps\":%.4f,"
                 "\"mops\":%.4f,\"p50_us\":%.3f,\"p90_us\":%.3f,\"p99_us\":%.3f,"
                 "\"p999_us\":%.3f,\"max_us\":%.3f,\"client_cpu_s_per_gb\":%.4f,"
-                "\"owner_cpu_s_per_gb\":%.4f,\"hit_ratio\":%.4f}\n",
+                "\"owner_cpu_s_per_gb\":%.4f,\"hit_ratio\":%.4f,\"nvme_ratio\":%.4f,"
+                "\"direct_ratio\":%.4f}\n",
                 ucperf_mode_name(o->mode), o->transport, r->path, o->size,
                 o->threads, o->outstanding, (unsigned long long)r->ops,
                 (unsigned long long)r->errors, ucperf_num(r->seconds),
@@ -340,7 +341,8 @@ void ucperf_print(FILE *out, const ucperf_opts_t *o, const ucperf_result_t *r,
                 ucperf_num(r->p90_us), ucperf_num(r->p99_us),
                 ucperf_num(r->p999_us), ucperf_num(r->max_us),
                 ucperf_num(r->client_cpu_s_per_gb), ucperf_num(r->owner_cpu_s_per_gb),
-                ucperf_num(r->hit_ratio));
+                ucperf_num(r->hit_ratio), ucperf_num(r->nvme_ratio),
+                ucperf_num(r->direct_ratio));
         return;
     }
     if (header) {

@@ -436,16 +436,16 @@ for size in 1M 4K; do
             "min(fio 1M QD32 $(field "$fi_" seq_1m_qd32_gbps), memory-tier hits $(field "$h" mem_gbps))" \
             "$(ratio "$(field "$h" nvme_gbps)" "$base")" \
             "$(verdict "$(ratio "$(field "$h" nvme_gbps)" "$base")" 0.8 ">=")" \
-            "ucperf hit, one daemon --mem 256M --nvme FILE, dataset 1 GiB; $(field "$h" nvme_reads) chunks read from NVMe; owner CPU $(field "$h" owner_cpu_us_per_nvme_chunk) us a chunk read from NVMe"
+            "ucperf hit, one daemon --mem 256M --nvme FILE, dataset 1 GiB, promotion off; $(field "$h" nvme_ratio) of the reads from NVMe; owner CPU $(field "$h" owner_cpu_us_per_nvme_chunk) us a chunk read from NVMe"
     else
         fmops=$(awk -v i="$(field "$fi_" rand_4k_qd128_iops)" 'BEGIN { printf "%.4f", i / 1e6 }')
         base=$(awk -v f="$fmops" -v m="$(field "$h" mem_mops)" 'BEGIN { print (f < m) ? f : m }')
-        add "NVMe-tier hits, 4 KiB random reads of 1 MiB chunks, 8 in flight (Mops/s)" \
+        add "NVMe-tier hits, 4 KiB chunks, 8 in flight (Mops/s)" \
             "$(field "$h" nvme_mops)" \
             "min(fio 4k randread QD128 $fmops, memory-tier hits $(field "$h" mem_mops))" \
             "$(ratio "$(field "$h" nvme_mops)" "$base")" \
             "$(verdict "$(ratio "$(field "$h" nvme_mops)" "$base")" 0.8 ">=")" \
-            "a chunk on NVMe is read whole into the staging pool for a 4 KiB part of it; $(field "$h" nvme_reads) chunks read from NVMe"
+            "ucperf hit, dataset 512 MiB (2x memory; 8 KiB records), promotion off; $(field "$h" nvme_ratio) of the reads from NVMe (one FETCH and one device read each, through the owner's fill threads)"
     fi
 done
 m=$(grep '"figure":"mem_with_nvme"' "$out/nvme.tmp")

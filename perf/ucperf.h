@@ -68,6 +68,8 @@ typedef struct ucperf_result {
     double      client_cpu_s_per_gb;
     double      owner_cpu_s_per_gb; /* < 0 if it could not be measured   */
     double      hit_ratio;     /* hit/miss/mixed: chunk hits / chunk reads, else -1 */
+    double      nvme_ratio;    /* ... chunks owners read from their NVMe tier */
+    double      direct_ratio;  /* ... chunks this reader read from the origin */
     uint64_t    hist[UCPERF_HIST_BINS]; /* latency histogram               */
 } ucperf_result_t;
 

@@ -739,8 +739,10 @@ static ucache_status_t do_take_slot(us_store_t *s, const us_key_t *key,
                 is_pinned(s, &s->desc[slot])) {
                 continue;
             }
-            /* coldest: probationary before main, then by frequency */
-            rank = (s->ev.e[slot].queue == US_Q_SMALL ? 0 : 8) + s->ev.e[slot].freq;
+            /* coldest: probationary before main, then by frequency; a staged
+             * chunk (leased to its readers) last */
+            rank = s->desc[slot].staged ? 64 :
+                   (s->ev.e[slot].queue == US_Q_SMALL ? 0 : 8) + s->ev.e[slot].freq;
             if (rank < vrank) {
                 vrank  = rank;
                 victim = slot;
