@@ -169,4 +169,27 @@ cmp -s "$W/f1" "$W/data/f1" && ok "its staging pool serves again: an object read
 
 DPIDS=("${DP[@]}")
 stop_daemons
+
+# --- small chunks: staged chunks that lose their index slot -----------------------
+# 4 KiB chunks in an index sized for 512 KiB ones: a chunk staged from NVMe
+# can lose its slot to the next before its reader reads it; the reader's
+# mapped read then fails verification and falls back to the owner's reply
+# (a regression: that fallback once went without a buffer, its FETCH was
+# refused and the owner marked suspect: reads went to the origin)
+mkdir -p "$W/small"; head -c $((6 * 1048576)) /dev/urandom >"$W/small/s"
+fallocate -l 64M "$W/nv4"
+UCACHE_MEMBERS=dir:$W/m4 UCACHE_CHUNK_SIZE=4K UCACHE_INDEX_CHUNK=512K UCACHE_NVME_WINDOW=1ms \
+    $BIN/ucached --mem 16M --nvme "$W/nv4" 2>>"$W/d4.log" & DP4=$!
+DPIDS=($DP4)
+wait_registered "$W/m4" 1
+UCACHE_MEMBERS=dir:$W/m4 UCACHE_CHUNK_SIZE=4K $BIN/ucache warmup --tier nvme "file://$W/small/s" \
+    >/dev/null 2>&1
+sleep 1
+UCACHE_MEMBERS=dir:$W/m4 UCACHE_CHUNK_SIZE=4K $BIN/ucache read "file://$W/small/s" --epochs 2 \
+    --verify --json --stats >"$W/p6" 2>"$W/p6.stats"
+if [ "$(grep -c '"wrong":0' "$W/p6")" = 2 ] && [ "$(client_stat "$W/p6.stats" origin_direct)" = 0 ] &&
+   [ "$(client_stat "$W/p6.stats" failovers)" = 0 ] && [ "$(client_stat "$W/p6.stats" chunk_nvme)" -gt 0 ]; then
+    ok "4 KiB chunks staged from NVMe in a crowded index: 2 epochs exact, $(client_stat "$W/p6.stats" chunk_nvme) from NVMe, $(client_stat "$W/p6.stats" verify_retries) retried, none from the origin, no owner suspect"
+else bad "small chunks from NVMe"; cat "$W/p6"; grep -o '"origin_direct":[0-9]*\|"failovers":[0-9]*\|"chunk_nvme":[0-9]*' "$W/p6.stats"; fi
+stop_daemons
 summary
