@@ -48,16 +48,25 @@ typedef struct uf_job {
     char             uri[];
 } uf_job_t;
 
+/* Jobs waiting for a thread; `work` is signalled when one is queued or at
+ * stop. */
+typedef struct uf_queue {
+    uf_job_t      *head, *tail;
+    pthread_cond_t work;
+} uf_queue_t;
+
+enum { UF_Q_FILL = 0, UF_Q_NVME = 1 };
+
 struct uf_node {
     ut_ctx_t        *tr;
     uc_config_t      cfg;
     ut_mem_t        *mem;
     us_store_t      *store;
     pthread_mutex_t  lock;
-    pthread_cond_t   work;      /* a job was queued, or stop */
+    uf_queue_t       q[2];      /* UF_Q_FILL: origin fills; UF_Q_NVME: reads of
+                                   the NVMe tier, which never wait behind them */
     pthread_cond_t   done;      /* a job finished */
     uf_job_t        *table[UF_JOB_BUCKETS];
-    uf_job_t        *qhead, *qtail;
     unsigned         active;    /* jobs in the table */
     bool             stop;
     pthread_t       *threads;
@@ -136,6 +145,7 @@ static uf_job_t *do_job_create(uf_node_t *node, const uf_fetch_req_t *req,
                                const char *uri, size_t uri_len)
 {
     uf_job_t *job = calloc(1, sizeof(*job) + uri_len + 1);
+    uf_queue_t *q;
     unsigned b;
 
     if (job == NULL) {
@@ -151,14 +161,17 @@ static uf_job_t *do_job_create(uf_node_t *node, const uf_fetch_req_t *req,
     b = uf_job_bucket(&job->key);
     job->hnext = node->table[b];
     node->table[b] = job;
-    if (node->qtail != NULL) {
-        node->qtail->qnext = job;
+    /* a chunk on this node's NVMe is a device read, not an origin fill */
+    q = &node->q[((node->nvme_bytes > 0) && us_store_on_nvme(node->store, &job->key)) ?
+                 UF_Q_NVME : UF_Q_FILL];
+    if (q->tail != NULL) {
+        q->tail->qnext = job;
     } else {
-        node->qhead = job;
+        q->head = job;
     }
-    node->qtail = job;
+    q->tail = job;
     node->active++;
-    pthread_cond_signal(&node->work);
+    pthread_cond_signal(&q->work);
     return job;
 }
 
@@ -612,25 +625,25 @@ static void uf_fill_timed(uf_node_t *node, uint64_t us)
     UF_NODE_ADD(node, fill_us_sum, us);
 }
 
-static void *uf_fill_thread(void *arg)
+/* A fill or NVMe thread: the jobs of queue @p q until stop. */
+static void uf_worker(uf_node_t *node, uf_queue_t *q)
 {
-    uf_node_t *node = arg;
     uf_job_t *job;
     uint64_t t0;
 
     for (;;) {
         pthread_mutex_lock(&node->lock);
-        while (!node->stop && (node->qhead == NULL)) {
-            pthread_cond_wait(&node->work, &node->lock);
+        while (!node->stop && (q->head == NULL)) {
+            pthread_cond_wait(&q->work, &node->lock);
         }
-        job = node->qhead;
+        job = q->head;
         if (node->stop || (job == NULL)) {
             pthread_mutex_unlock(&node->lock);
-            return NULL;
+            return;
         }
-        node->qhead = job->qnext;
-        if (node->qhead == NULL) {
-            node->qtail = NULL;
+        q->head = job->qnext;
+        if (q->head == NULL) {
+            q->tail = NULL;
         }
         pthread_mutex_unlock(&node->lock);
 
@@ -652,6 +665,22 @@ static void *uf_fill_thread(void *arg)
         pthread_mutex_unlock(&node->lock);
         uf_job_finish(node, job);
     }
+}
+
+static void *uf_fill_thread(void *arg)
+{
+    uf_node_t *node = arg;
+
+    uf_worker(node, &node->q[UF_Q_FILL]);
+    return NULL;
+}
+
+static void *uf_nvme_thread(void *arg)
+{
+    uf_node_t *node = arg;
+
+    uf_worker(node, &node->q[UF_Q_NVME]);
+    return NULL;
 }
 
 static ucache_status_t uf_fetch_local(uf_node_t *node, const uf_fetch_req_t *req,
@@ -759,7 +788,7 @@ static ucache_status_t uf_nvme_open(uf_node_t *node, uint32_t max_payload,
         np.path        = e;
         np.bytes       = bytes;
         np.max_payload = max_payload;
-        np.contexts    = node->cfg.fetch_threads;
+        np.contexts    = node->cfg.fetch_threads + node->cfg.nvme_threads;
         status = us_nvme_open(&np, &nv[n]);
         if (status != UCACHE_OK) {
             UC_ERROR("NVMe tier: %s: %s", e, ucache_strerror(status));
@@ -818,7 +847,7 @@ ucache_status_t uf_node_create(ut_ctx_t *tr, const uc_config_t *cfg,
     us_nvme_t *nv[US_MAX_NVME];
     us_store_params_t sp;
     ucache_status_t status;
-    unsigned i, nnv = 0;
+    unsigned i, nnv = 0, nthr;
     uf_node_t *node;
 
     node = calloc(1, sizeof(*node));
@@ -839,7 +868,8 @@ ucache_status_t uf_node_create(ut_ctx_t *tr, const uc_config_t *cfg,
         return status;
     }
     pthread_mutex_init(&node->lock, NULL);
-    pthread_cond_init(&node->work, NULL);
+    pthread_cond_init(&node->q[UF_Q_FILL].work, NULL);
+    pthread_cond_init(&node->q[UF_Q_NVME].work, NULL);
     pthread_cond_init(&node->done, NULL);
     status = ut_mem_export(tr, cfg->mem_bytes, &node->mem);
     if (status != UCACHE_OK) {
@@ -885,13 +915,16 @@ ucache_status_t uf_node_create(ut_ctx_t *tr, const uc_config_t *cfg,
         node->demoting = true;
     }
     uf_commit_start(node);
-    node->threads = calloc(cfg->fetch_threads, sizeof(*node->threads));
+    nthr = cfg->fetch_threads + ((nnv > 0) ? cfg->nvme_threads : 0);
+    node->threads = calloc(nthr, sizeof(*node->threads));
     if (node->threads == NULL) {
         status = UCACHE_ERR_NO_MEMORY;
         goto err;
     }
-    for (i = 0; i < cfg->fetch_threads; i++) {
-        if (pthread_create(&node->threads[i], NULL, uf_fill_thread, node) != 0) {
+    for (i = 0; i < nthr; i++) {
+        if (pthread_create(&node->threads[i], NULL,
+                           (i < cfg->fetch_threads) ? uf_fill_thread : uf_nvme_thread,
+                           node) != 0) {
             UC_ERROR("cannot start fill thread %u", i);
             status = UCACHE_ERR_NO_MEMORY;
             goto err;
@@ -979,7 +1012,8 @@ void uf_node_destroy(uf_node_t *node)
     ut_rpc_handler_set(node->tr, UF_RPC_TOUCH, NULL, NULL);
     pthread_mutex_lock(&node->lock);
     node->stop = true;
-    pthread_cond_broadcast(&node->work);
+    pthread_cond_broadcast(&node->q[UF_Q_FILL].work);
+    pthread_cond_broadcast(&node->q[UF_Q_NVME].work);
     pthread_mutex_unlock(&node->lock);
     for (i = 0; i < node->nthreads; i++) {
         pthread_join(node->threads[i], NULL);
@@ -991,18 +1025,21 @@ void uf_node_destroy(uf_node_t *node)
         us_store_nvme_flush(node->store, UF_NVME_FLUSH_NS);
     }
     /* jobs never started: answer their waiters with CANCELED */
-    while ((job = node->qhead) != NULL) {
-        node->qhead = job->qnext;
-        pthread_mutex_lock(&node->lock);
-        do_job_unlink(node, job);
-        pthread_mutex_unlock(&node->lock);
-        job->status = UCACHE_ERR_CANCELED;
-        uf_job_finish(node, job);
+    for (i = 0; i < 2; i++) {
+        while ((job = node->q[i].head) != NULL) {
+            node->q[i].head = job->qnext;
+            pthread_mutex_lock(&node->lock);
+            do_job_unlink(node, job);
+            pthread_mutex_unlock(&node->lock);
+            job->status = UCACHE_ERR_CANCELED;
+            uf_job_finish(node, job);
+        }
     }
     free(node->threads);
     us_store_destroy(node->store);
     ut_mem_destroy(node->mem);
-    pthread_cond_destroy(&node->work);
+    pthread_cond_destroy(&node->q[UF_Q_FILL].work);
+    pthread_cond_destroy(&node->q[UF_Q_NVME].work);
     pthread_cond_destroy(&node->done);
     pthread_mutex_destroy(&node->lock);
     free(node);

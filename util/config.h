@@ -47,6 +47,7 @@ typedef struct uc_config {
     unsigned fetch_threads;
     unsigned commit_threads;   /* 0: one per online CPU, at most 8 */
     char     nvme[1024];       /* PATH[:SIZE],... (the NVMe tier) */
+    unsigned nvme_threads;
     size_t   nvme_stage;
     uint64_t nvme_lease_ns;
     uint64_t nvme_window_ns;
