@@ -6,7 +6,8 @@
 # the origin path
 # (perf/bench_origin.sh: a 2 GiB http dataset through a 3-node fabric vs
 # curl), origin metadata requests per epoch (perf/bench_meta.sh: 32
-# readers, Azurite), a daemon's start-up at 1/4/8 GiB (perf/bench_start.sh), and in
+# readers, Azurite), a daemon's start-up at 1/4/8 GiB (perf/bench_start.sh), the
+# NVMe tier against fio on the same file (perf/bench_nvme.sh), and in
 # the same run the baselines it is judged against: ucx_perftest on the same
 # transport and size, and mbw's memcpy.  Writes perf/results/latest.json
 # (ucperf's JSON lines plus baselines) and perf/results/latest.md (a table of
