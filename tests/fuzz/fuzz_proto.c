@@ -101,7 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FZ_CHECK(rep.length == want);
             FZ_CHECK(((size_t)msg[sizeof(rep) + 7] << 8 | msg[sizeof(rep) + 8]) ==
                      (size_t)flags << 8);
-            FZ_CHECK((rep.how >= UF_HOW_HIT) && (rep.how <= UF_HOW_COALESCED));
+            FZ_CHECK((rep.how >= UF_HOW_HIT) && (rep.how <= UF_HOW_NVME));
         }
         break;
     case 5:   /* a HELLO request: empty (protocol 1) or exactly its header */
