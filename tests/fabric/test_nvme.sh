@@ -12,7 +12,8 @@
 # of service - health says so, /metrics too - while every read goes on
 # exact; a reader killed while it reads chunks staged from NVMe leaves
 # nothing staged once the lease ends; `ucache warmup --tier nvme` loads an
-# object onto the owners' NVMe, not into their memory.
+# object onto the owners' NVMe, not into their memory; readers of one chunk
+# at once cause one device read; small chunks in a crowded index.
 # Last line: "N passed, N failed, N skipped".
 set -u
 . "$(dirname "$0")/../lib.sh"
@@ -170,6 +171,31 @@ cmp -s "$W/f1" "$W/data/f1" && ok "its staging pool serves again: an object read
 DPIDS=("${DP[@]}")
 stop_daemons
 
+# --- concurrent readers of chunks on NVMe: one device read each -----------------
+# (a lease long enough that every reader finds the chunk staged, or joins its read)
+mkdir -p "$W/hot"; head -c $((6 * 262144)) /dev/urandom >"$W/hot/h"
+fallocate -l 64M "$W/nv5"
+UCACHE_MEMBERS=dir:$W/m5 UCACHE_NVME_LEASE=$(slow 5)s UCACHE_NVME_WINDOW=1ms \
+    $BIN/ucached --mem 16M --nvme "$W/nv5" 2>>"$W/d5.log" & DP5=$!
+DPIDS=($DP5)
+wait_registered "$W/m5" 1
+UCACHE_MEMBERS=dir:$W/m5 $BIN/ucache warmup --tier nvme "file://$W/hot/h" >/dev/null 2>&1
+m5() { UCACHE_MEMBERS=dir:$W/m5 $BIN/ucache stat --json 2>/dev/null | sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p"; }
+on_nvme5() { [ "$(m5 nvme_chunks)" -ge 6 ] 2>/dev/null; }
+wait_for 30 on_nvme5
+h0=$(m5 nvme_hits); hot_bad=0; RPS=()
+for r in 1 2 3 4 5 6 7 8; do
+    UCACHE_MEMBERS=dir:$W/m5 $BIN/ucache cat "file://$W/hot/h" >"$W/hot.$r" 2>/dev/null &
+    RPS+=($!)
+done
+wait "${RPS[@]}"
+for r in 1 2 3 4 5 6 7 8; do cmp -s "$W/hot.$r" "$W/hot/h" || hot_bad=$((hot_bad + 1)); done
+h1=$(m5 nvme_hits)
+if [ $hot_bad = 0 ] && [ $((h1 - h0)) = 6 ]; then
+    ok "8 readers at once of an object on NVMe: 6 device reads for its 6 chunks (joined or staged), all exact"
+else bad "concurrent NVMe readers ($hot_bad wrong, $((h1 - h0)) device reads for 6 chunks)"; fi
+stop_daemons
+
 # --- small chunks: staged chunks that lose their index slot -----------------------
 # 4 KiB chunks in an index sized for 512 KiB ones: a chunk staged from NVMe
 # can lose its slot to the next before its reader reads it; the reader's
@@ -184,7 +210,9 @@ DPIDS=($DP4)
 wait_registered "$W/m4" 1
 UCACHE_MEMBERS=dir:$W/m4 UCACHE_CHUNK_SIZE=4K $BIN/ucache warmup --tier nvme "file://$W/small/s" \
     >/dev/null 2>&1
-sleep 1
+on_nvme4() { [ "$(UCACHE_MEMBERS=dir:$W/m4 $BIN/ucache stat --json 2>/dev/null |
+                  sed -n 's/.*"nvme_chunks":\([0-9]*\).*/\1/p')" -ge 1536 ] 2>/dev/null; }
+wait_for 30 on_nvme4      # all 1536 chunks written (the demoter's queue drained)
 UCACHE_MEMBERS=dir:$W/m4 UCACHE_CHUNK_SIZE=4K $BIN/ucache read "file://$W/small/s" --epochs 2 \
     --verify --json --stats >"$W/p6" 2>"$W/p6.stats"
 if [ "$(grep -c '"wrong":0' "$W/p6")" = 2 ] && [ "$(client_stat "$W/p6.stats" origin_direct)" = 0 ] &&
