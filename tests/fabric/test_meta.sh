@@ -85,7 +85,8 @@ lsd=0; for i in 1 2 3 4; do lsd=$((lsd + $(client_stat "$W/ls.err.$i" meta_direc
 if [ $rc = 0 ] && [ "$nobj" = 21 ] && [ $lsd = 0 ] && ! grep -q '"wrong":[1-9]' "$W"/ls.? &&
    [ "$(client_stat "$W/ls.err.1" meta_owner)" -ge 1 ]; then
     ok "4 readers list file://…/ds/ through its owner: 21 objects (a subdirectory's too), no reader listed the origin, bytes verified"
-else bad "listing through the owner (rc $rc, $nobj objects, meta_direct $lsd)"; cat "$W/ls.err.1" | tail -3; fi
+else bad "listing through the owner (rc $rc, $nobj objects, meta_direct $lsd)"
+    for i in 1 2 3 4; do echo "reader $i:"; head -c 300 "$W/ls.$i"; grep -v '^{"stats"' "$W/ls.err.$i" | tail -5; done; fi
 
 # a manifest pinned: nobody is asked
 if $BIN/ucache manifest "file://$W/ds/" --output "$W/ds.manifest" 2>"$W/mf.err" &&
