@@ -118,7 +118,9 @@ void uf_touch_flush(struct ucache_context *ctx, bool new_window)
             }
             pthread_mutex_lock(&p->touch_lock);
             n = p->ntouch;
-            memcpy(keys, p->touch, n * sizeof(*keys));
+            if (n > 0) {     /* hits without keys (repeats): no buffer yet */
+                memcpy(keys, p->touch, n * sizeof(*keys));
+            }
             atomic_store_explicit(&p->ntouch, 0, memory_order_relaxed);
             pthread_mutex_unlock(&p->touch_lock);
             hits = atomic_exchange_explicit(&p->touch_hits, 0, memory_order_relaxed);
