@@ -34,7 +34,7 @@ LIB_SRCS = util/status.c util/log.c util/config.c util/key.c util/latency.c util
            transport/transport.c transport/auth.c transport/blob.c transport/mapfd.c \
            transport/ucx.c transport/ucx_peer.c transport/ucx_req.c transport/ucx_am.c \
            transport/ucx_mem.c transport/ucx_listen.c transport/ucx_guard.c transport/devices.c \
-           store/layout.c store/alloc.c store/evict.c store/store.c store/nvme_rec.c store/nvme.c \
+           store/layout.c store/alloc.c store/evict.c store/store.c store/keymap.c store/nvme_rec.c store/nvme.c \
            origin/allow.c origin/cred.c origin/origin.c origin/origin_file.c origin/origin_http.c \
            origin/origin_azure.c origin/origin_s3.c origin/azure_identity.c \
            fabric/place.c fabric/member.c fabric/member_dir.c fabric/member_file.c fabric/member_etcd.c fabric/etcd.c fabric/view.c fabric/view_shm.c fabric/peer.c fabric/touch.c fabric/proto.c fabric/meta.c fabric/lookup.c fabric/manifest.c fabric/node.c fabric/client.c fabric/probe.c fabric/admin.c fabric/readq.c fabric/api.c \
@@ -56,7 +56,7 @@ TEST_OBJS_ucx    = tests/transport/test_ucx.o tests/transport/test_ucx_mem.o \
                    tests/transport/test_ucx_peer.o tests/transport/test_ucx_req.o \
                    tests/transport/ucx_util.o perf/exporter.o
 TEST_OBJS_store  = tests/store/test_store.o tests/store/test_layout.o tests/store/test_alloc.o \
-                   tests/store/test_evict.o tests/store/test_nvme.o tests/store/store_util.o
+                   tests/store/test_evict.o tests/store/test_keymap.o tests/store/test_nvme.o tests/store/store_util.o
 TEST_OBJS_ucperf = tests/perf/test_ucperf.o $(PERF_SRCS:.c=.o)
 TEST_OBJS_fabric = tests/fabric/test_fabric.o tests/fabric/test_place.o tests/fabric/test_member.o \
                    tests/fabric/test_etcd.o \

@@ -541,6 +541,11 @@ static ucache_status_t uf_fill(uf_node_t *node, uf_job_t *job, us_loc_t *loc_p,
             nvme = false;
             continue;
         }
+        if ((status == UCACHE_OK) &&
+            (us_store_fill_pending(node->store, &fill) == UCACHE_OK)) {
+            *how_p = UF_HOW_HIT;     /* still in memory, on its way to NVMe */
+            return us_store_publish_at(node->store, &fill, loc_p);
+        }
         if (status == UCACHE_OK) {
             break;
         }

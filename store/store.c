@@ -24,6 +24,7 @@
  * racing the tombstone, fails verification; never reused memory it trusts.
  */
 #include "store.h"
+#include "keymap.h"
 #include "alloc.h"
 #include "evict.h"
 #include "ilist.h"
@@ -138,6 +139,8 @@ struct us_store {
     us_nvme_t      *nvme[US_MAX_NVME];
     unsigned        nnvme;
     us_demote_t    *dq;              /* ring of evicted chunks to demote */
+    us_keymap_t     pend;            /* key -> held block of a chunk out of
+                                        memory and not on NVMe yet */
     uint32_t        dq_cap, dq_head, dq_n;
     uint64_t        dq_bytes, dq_limit;
     uint32_t        dq_busy;         /* taken by the demoter, not written yet */
@@ -428,6 +431,7 @@ ucache_status_t us_store_create(const us_store_params_t *p, us_store_t **store_p
     s->window_ns = p->nvme_window_ns ? p->nvme_window_ns : 30ull * 1000000000ull;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->dq_cond, NULL);
+    us_keymap_init(&s->pend);
     *store_p = s;
     return UCACHE_OK;
 
@@ -459,6 +463,7 @@ void us_store_destroy(us_store_t *s)
         us_nvme_close(s->nvme[i]);
     }
     free(s->dq);
+    us_keymap_cleanup(&s->pend);
     free(s->sq);
     free(s->recent);
     free(s->desc);
@@ -662,6 +667,10 @@ static void do_unpublish(us_store_t *s, uint32_t slot, us_evict_reason_t why)
         }
     }
     d->on_nvme = 0;
+    if (demoted && (why != US_EV_EXPLICIT) &&
+        (us_keymap_put(&s->pend, &d->key, d->block) != UCACHE_OK)) {
+        UC_DEBUG("store: no memory to note a chunk on its way to NVMe");
+    }
     if (!demoted && (blk_retire(s, d->block, uc_time_ns()) != UCACHE_OK)) {
         /* no heap for the ring: the block leaks from the arena rather than
          * being reused early; counted as used, never handed out again */
@@ -1369,6 +1378,7 @@ ucache_status_t us_store_evict(us_store_t *s, const us_key_t *key)
         do_unpublish(s, slot, US_EV_EXPLICIT);
     }
     if (st != UCACHE_ERR_BUSY) {     /* an admin's evict: from every tier */
+        us_keymap_del(&s->pend, key);
         for (i = 0; i < s->nnvme; i++) {
             dropped |= (us_nvme_drop(s->nvme[i], key) == UCACHE_OK);
         }
@@ -1533,7 +1543,7 @@ unsigned us_store_demote(us_store_t *s, unsigned max, uint64_t timeout_ns)
     us_nvme_item_t items[US_DEMOTE_BATCH], sub[US_DEMOTE_BATCH];
     us_demote_t batch[US_DEMOTE_BATCH];
     us_nvme_t *dev[US_DEMOTE_BATCH], *d;
-    uint64_t now = uc_time_ns(), until, t;
+    uint64_t now = uc_time_ns(), until, t, blk;
     unsigned n = 0, i, j, k, idx[US_DEMOTE_BATCH];
     struct timespec ts;
 
@@ -1600,14 +1610,30 @@ unsigned us_store_demote(us_store_t *s, unsigned max, uint64_t timeout_ns)
             dd->copying = 0;             /* still the chunk's: it stays */
             dd->on_nvme = (items[i].status == UCACHE_OK) ||
                           (items[i].status == UCACHE_ERR_EXISTS);
-        } else if (blk_retire(s, batch[i].block, now) != UCACHE_OK) {
-            UC_ERROR("store: quarantine ring cannot grow; %llu bytes retired for good",
-                     (unsigned long long)batch[i].bsize);
+        } else {
+            if (us_keymap_get(&s->pend, &batch[i].key, &blk)) {
+                if (blk == batch[i].block) {
+                    us_keymap_del(&s->pend, &batch[i].key);  /* on NVMe (or failed) */
+                }
+            } else if (items[i].status == UCACHE_OK) {
+                /* an admin's evict came while it was queued or written:
+                 * gone from every tier, this copy too */
+                for (j = 0; j < s->nnvme; j++) {
+                    us_nvme_drop(s->nvme[j], &batch[i].key);
+                }
+                items[i].status = UCACHE_ERR_CANCELED;
+            }
+            if (blk_retire(s, batch[i].block, now) != UCACHE_OK) {
+                UC_ERROR("store: quarantine ring cannot grow; %llu bytes retired for good",
+                         (unsigned long long)batch[i].bsize);
+            }
         }
         s->dq_bytes -= batch[i].bsize;
         s->dq_busy--;
         if (items[i].status == UCACHE_OK) {
             s->stats.nvme_demotions++;
+        } else if (items[i].status == UCACHE_ERR_CANCELED) {
+            s->stats.nvme_demote_dropped++;  /* evicted by an admin meanwhile */
         } else if (items[i].status == UCACHE_ERR_EXISTS) {
             s->stats.nvme_demote_skipped++;
         } else {
@@ -1616,6 +1642,33 @@ unsigned us_store_demote(us_store_t *s, unsigned max, uint64_t timeout_ns)
     }
     pthread_mutex_unlock(&s->lock);
     return n;
+}
+
+ucache_status_t us_store_fill_pending(us_store_t *s, const us_fill_t *fill)
+{
+    ucache_status_t st = UCACHE_ERR_NOT_FOUND;
+    const us_chunk_hdr_t *hdr;
+    uint64_t blk;
+    us_key_t key;
+
+    pthread_mutex_lock(&s->lock);
+    if (!fill_valid(s, fill)) {
+        st = UCACHE_ERR_INVALID;
+    } else if (us_keymap_get(&s->pend, &s->desc[fill->slot].key, &blk)) {
+        /* the held block is the demoter's until it is written, then retired
+         * under this lock: it cannot change while we copy */
+        key = s->desc[fill->slot].key;
+        hdr = (const us_chunk_hdr_t *)(s->data + blk + US_BLOCK_HDR);
+        if ((hdr->key_hi == key.hi) && (hdr->key_lo == key.lo) &&
+            (hdr->length == fill->length)) {
+            memcpy(fill->payload, s->data + blk + US_CHUNK_OVERHEAD +
+                   us_chunk_table_bytes(fill->length), fill->length);
+            s->stats.nvme_pending_fills++;
+            st = UCACHE_OK;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return st;
 }
 
 ucache_status_t us_store_fill_nvme(us_store_t *s, const us_fill_t *fill)

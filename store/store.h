@@ -84,6 +84,8 @@ typedef struct us_store_stats {
     uint64_t nvme_devices, nvme_offline;   /* devices; of them out of service */
     uint64_t nvme_demotions;       /* evicted chunks written to NVMe */
     uint64_t nvme_demote_skipped;  /* evicted chunks that were on NVMe already */
+    uint64_t nvme_pending_fills;   /* misses filled from a chunk on its way to NVMe */
+    uint64_t nvme_demote_dropped;  /* written, then dropped: an admin evicted it meanwhile */
     uint64_t nvme_demote_failed;   /* evicted chunks NVMe did not take */
     uint64_t nvme_demoting;        /* gauge: evicted chunks waiting to be written */
     uint64_t nvme_hits;            /* fills served from NVMe */
@@ -217,6 +219,14 @@ ucache_status_t us_store_reserve_nvme(us_store_t *store, const us_key_t *key, ui
  * UCACHE_ERR_NOT_FOUND (no device has it readable: fill from the origin).
  */
 ucache_status_t us_store_fill_nvme(us_store_t *store, const us_fill_t *fill);
+
+/**
+ * Fill @p fill from the memory its key still holds on the way to NVMe
+ * (evicted, its write not done yet): UCACHE_OK (publish it), else
+ * UCACHE_ERR_NOT_FOUND (no such chunk: the origin's).  A miss of a chunk
+ * between the tiers is never a second origin read.
+ */
+ucache_status_t us_store_fill_pending(us_store_t *store, const us_fill_t *fill);
 
 /** Write every chunk of memory that is not on NVMe yet to NVMe (a node
  *  stopping: a restart finds them there), for up to @p timeout_ns; the

@@ -21,6 +21,7 @@
 extern const tc_test_t layout_tests[];
 extern const tc_test_t alloc_tests[];
 extern const tc_test_t evict_tests[];
+extern const tc_test_t keymap_tests[];
 extern const tc_test_t nvme_tests[];
 
 /* ------------------------------------------------------------------------ */
@@ -772,7 +773,7 @@ int main(void)
 
     if ((CU_initialize_registry() != CUE_SUCCESS) ||
         tc_add_suite("layout", layout_tests) || tc_add_suite("alloc", alloc_tests) ||
-        tc_add_suite("evict", evict_tests) || tc_add_suite("store", store) ||
+        tc_add_suite("evict", evict_tests) || tc_add_suite("keymap", keymap_tests) || tc_add_suite("store", store) ||
         tc_add_suite("nvme", nvme_tests)) {
         return 2;
     }
