@@ -10,6 +10,9 @@
 #              SIZE with 8 reads in flight: a dataset of 4x its memory
 #              (chunks mostly on NVMe, counted) against one that fits in
 #              memory (memory-tier hits), the same window and transport
+#   rpc_4k     4 KiB: NVMe-tier hits at 64 in flight, and the ceiling of
+#              any read the owner serves here - memory-tier hits answered
+#              by the owner (no mapping: UCACHE_MAP_DIR empty) at 8 and 64
 #   mem_nvme   memory-tier 1 MiB hits with and without an NVMe tier
 #              configured: 5 interleaved runs each (medians)
 #   epochs     a dataset of 4x the memory read twice with `ucache read`:
@@ -62,7 +65,7 @@ nstat() { "$bin/ucache" stat --json 2>/dev/null | sed -n "s/.*\"$1\":\([0-9]*\).
 hit() { # hit SIZE DATASET: ucperf hit against the running daemon, one JSON line
     # (--cache is what ucperf checks the dataset against: memory and NVMe);
     # chunks of SIZE, as the memory-tier figures of make bench
-    "$bin/ucperf" hit --members "dir:$W/members" --size "$1" --outstanding 8 \
+    "$bin/ucperf" hit --members "dir:$W/members" --size "$1" --outstanding "${3:-8}" \
         --cache 2G --dataset "$2" --duration 4 --json 2>>"$W/ucperf.err" | tail -n 1
 }
 
@@ -93,6 +96,22 @@ for size in 1M 4K; do
     stop
     echo "{\"bench\":\"nvme\",\"figure\":\"hit\",\"size\":\"$size\",\"nvme_gbps\":$(jnum "$big" gbps),\"nvme_mops\":$(jnum "$big" mops),\"nvme_reads\":$(( ${h1:-0} - ${h0:-0} )),\"nvme_ratio\":$(jnum "$big" nvme_ratio),\"direct_ratio\":$(jnum "$big" direct_ratio),\"mem_gbps\":$(jnum "$small" gbps),\"mem_mops\":$(jnum "$small" mops),\"owner_cpu_us_per_nvme_chunk\":$us_chunk}"
 done
+
+# 4 KiB: what any read the owner must serve can reach here.  NVMe-tier
+# hits at 64 in flight; memory-tier hits served by the owner (the reader
+# not allowed to map its memory: UCACHE_MAP_DIR names an empty directory,
+# so every read is an active-message request the owner answers from
+# memory - a FETCH's cost without the device) at 8 and 64 in flight
+export UCACHE_CHUNK_SIZE=4K UCACHE_INDEX_CHUNK=4K
+mkdir -p "$W/nomap"
+UCACHE_NVME_WINDOW=1ms start 256M --nvme "$W/nvme:2G" || rc=1
+n64=$(hit 4K 512M 64)
+stop
+start 256M || rc=1
+r8=$(UCACHE_MAP_DIR=$W/nomap hit 4K 96M 8)
+r64=$(UCACHE_MAP_DIR=$W/nomap hit 4K 96M 64)
+stop
+echo "{\"bench\":\"nvme\",\"figure\":\"rpc_4k\",\"nvme_mops_64\":$(jnum "$n64" mops),\"nvme_ratio_64\":$(jnum "$n64" nvme_ratio),\"rpc_mops_8\":$(jnum "$r8" mops),\"rpc_mops_64\":$(jnum "$r64" mops)}"
 
 # memory-tier 1 MiB hits with and without an NVMe tier: 5 interleaved runs
 export UCACHE_CHUNK_SIZE=1M UCACHE_INDEX_CHUNK=64K

@@ -348,6 +348,29 @@ static void do_unlink(us_nvme_t *nv, uint32_t i)
     nv->ent_free = i;
 }
 
+/* Twice the buckets, when the records outnumber them (small chunks: a
+ * device of 4 KiB chunks holds 256x the records of one of 1 MiB chunks). */
+static void do_rehash(us_nvme_t *nv)
+{
+    uint64_t n = 2 * (nv->bmask + 1), b;
+    uint32_t *nb, i, next;
+
+    if (n > (1ull << 31) || (nb = malloc(n * sizeof(*nb))) == NULL) {
+        return;                              /* longer chains, no harm */
+    }
+    memset(nb, 0xff, n * sizeof(*nb));
+    for (b = 0; b <= nv->bmask; b++) {
+        for (i = nv->bucket[b]; i != NV_NONE; i = next) {
+            next = nv->ent[i].hnext;
+            nv->ent[i].hnext = nb[key_hash(&nv->ent[i].key) & (n - 1)];
+            nb[key_hash(&nv->ent[i].key) & (n - 1)] = i;
+        }
+    }
+    free(nv->bucket);
+    nv->bucket = nb;
+    nv->bmask  = n - 1;
+}
+
 /* Index a record that is on the device; a newer record of the key wins. */
 static ucache_status_t do_insert(us_nvme_t *nv, const nv_pend_t *p, uint32_t segno)
 {
@@ -389,6 +412,9 @@ static ucache_status_t do_insert(us_nvme_t *nv, const nv_pend_t *p, uint32_t seg
     nv->st.payload_bytes += p->length;
     nv->st.used_bytes    += us_nvme_rec_size(p->length);
     nv->st.pinned        += p->pinned;
+    if (nv->st.records > nv->bmask + 1) {
+        do_rehash(nv);
+    }
     return UCACHE_OK;
 }
 
