@@ -45,6 +45,9 @@ typedef struct uf_job {
     ucache_status_t  status;
     us_loc_t         loc;
     uint32_t         how;
+    /* an NVMe thread's asynchronous read (uf_nvme_thread) */
+    us_fill_t        fill;
+    uint64_t         t0, deadline;
     char             uri[];
 } uf_job_t;
 
@@ -78,6 +81,7 @@ struct uf_node {
     bool             demoting;
     _Atomic bool     demote_stop;
     uint64_t         nvme_bytes;/* the NVMe tier's capacity */
+    uint32_t         max_payload;
     _Atomic bool     draining;  /* refuse fills: ucache drain */
     _Atomic(uf_moved_fn_t) moved_fn; /* refuse fills a newer view moved away */
     void * _Atomic   moved_arg;
@@ -630,6 +634,27 @@ static void uf_fill_timed(uf_node_t *node, uint64_t us)
     UF_NODE_ADD(node, fill_us_sum, us);
 }
 
+/* A job's work is done (job->status, loc, how set): count it, take it out
+ * of the table, answer its waiters. */
+static void uf_job_done(uf_node_t *node, uf_job_t *job, uint64_t t0)
+{
+    if (job->status == UCACHE_OK) {
+        uf_fill_timed(node, (uc_time_ns() - t0) / 1000);
+    }
+    if (job->status == UCACHE_ERR_REFUSED) {
+        UF_NODE_ADD(node, refused, 1);  /* not a regular file, a private address */
+    } else if (job->status != UCACHE_OK) {
+        UF_NODE_ADD(node, fill_errors, 1);
+        UC_INFO("fill of chunk %llu of %.*s failed: %s",
+                (unsigned long long)job->idx, us_uri_loglen(job->uri), job->uri,
+                ucache_strerror(job->status));
+    }
+    pthread_mutex_lock(&node->lock);
+    do_job_unlink(node, job); /* published: new misses find it stored */
+    pthread_mutex_unlock(&node->lock);
+    uf_job_finish(node, job);
+}
+
 /* A fill or NVMe thread: the jobs of queue @p q until stop. */
 static void uf_worker(uf_node_t *node, uf_queue_t *q)
 {
@@ -654,21 +679,7 @@ static void uf_worker(uf_node_t *node, uf_queue_t *q)
 
         t0 = uc_time_ns();
         job->status = uf_fill(node, job, &job->loc, &job->how);
-        if (job->status == UCACHE_OK) {
-            uf_fill_timed(node, (uc_time_ns() - t0) / 1000);
-        }
-        if (job->status == UCACHE_ERR_REFUSED) {
-            UF_NODE_ADD(node, refused, 1);  /* not a regular file, a private address */
-        } else if (job->status != UCACHE_OK) {
-            UF_NODE_ADD(node, fill_errors, 1);
-            UC_INFO("fill of chunk %llu of %.*s failed: %s",
-                    (unsigned long long)job->idx, us_uri_loglen(job->uri), job->uri,
-                    ucache_strerror(job->status));
-        }
-        pthread_mutex_lock(&node->lock);
-        do_job_unlink(node, job); /* published: new misses find it stored */
-        pthread_mutex_unlock(&node->lock);
-        uf_job_finish(node, job);
+        uf_job_done(node, job, t0);
     }
 }
 
@@ -680,11 +691,167 @@ static void *uf_fill_thread(void *arg)
     return NULL;
 }
 
+/* node->lock held: queue @p job at @p q's tail. */
+static void do_job_queue(uf_node_t *node, uf_job_t *job, unsigned q)
+{
+    job->qnext = NULL;
+    if (node->q[q].tail != NULL) {
+        node->q[q].tail->qnext = job;
+    } else {
+        node->q[q].head = job;
+    }
+    node->q[q].tail = job;
+    pthread_cond_signal(&node->q[q].work);
+}
+
+/* What an NVMe thread cannot read asynchronously goes to the fill threads'
+ * synchronous path: it reads the other devices, or the origin. */
+static void uf_job_to_fill(uf_node_t *node, uf_job_t *job)
+{
+    pthread_mutex_lock(&node->lock);
+    do_job_queue(node, job, UF_Q_FILL);
+    pthread_mutex_unlock(&node->lock);
+}
+
+/* A read from NVMe ended (us_nvme_aio_reap): publish, or hand the job on. */
+static void uf_nvme_done(void *arg, uint64_t tag, ucache_status_t status)
+{
+    uf_job_t *job = (uf_job_t *)(uintptr_t)tag;
+    uf_node_t *node = arg;
+
+    us_store_nvme_read_done(node->store, status);
+    if (status != UCACHE_OK) {
+        us_store_abort(node->store, &job->fill);  /* gone or bad: the origin's */
+        uf_job_to_fill(node, job);
+        return;
+    }
+    job->how    = UF_HOW_NVME;
+    job->status = us_store_publish_at(node->store, &job->fill, &job->loc);
+    uf_job_done(node, job, job->t0);
+}
+
+/* Start @p job's read on @p aio.  false: not started yet (memory is on its
+ * way back: the caller tries again later); otherwise it is in flight,
+ * done, or handed on. */
+static bool uf_nvme_begin(uf_node_t *node, us_nvme_aio_t *aio, uf_job_t *job)
+{
+    ucache_status_t status;
+    bool staged = false;
+
+    status = us_store_reserve_nvme(node->store, &job->key, uf_ns_of(job->uri),
+                                   uf_job_length(job), &job->fill, &staged);
+    if (status == UCACHE_OK) {
+        if (us_store_nvme_start(node->store, aio, &job->fill, (uintptr_t)job) == UCACHE_OK) {
+            return true;
+        }
+        us_store_abort(node->store, &job->fill);
+        uf_job_to_fill(node, job);
+        return true;
+    }
+    if ((status == UCACHE_ERR_AGAIN) || (status == UCACHE_INPROGRESS)) {
+        if (uc_time_ns() <= job->deadline) {
+            return false;
+        }
+    } else if (status == UCACHE_ERR_EXISTS) {
+        job->how = UF_HOW_HIT;     /* in memory already (promoted, or filled) */
+        status = us_store_lookup(node->store, &job->key, &job->loc);
+        if (status == UCACHE_ERR_NOT_FOUND) {
+            uf_job_to_fill(node, job);     /* evicted since */
+            return true;
+        }
+    }
+    job->status = status;
+    uf_job_done(node, job, job->t0);
+    return true;
+}
+
+#define UF_NVME_DEPTH   64         /* reads in flight per NVMe thread, at most */
+#define UF_NVME_BUF     (16u << 20)/* their buffer: fewer reads of larger chunks */
+#define UF_NVME_POLL_NS 200000     /* with reads in flight, the queue is looked
+                                      at again at least this often */
+
+/*
+ * An NVMe thread: the jobs of the NVMe queue read asynchronously - up to
+ * UF_NVME_DEPTH in flight on its own io_uring, submitted together,
+ * published and answered from their completions; no thread waits on a
+ * device read.  Jobs whose memory is on its way back wait on its list.
+ */
 static void *uf_nvme_thread(void *arg)
 {
     uf_node_t *node = arg;
+    uf_queue_t *q = &node->q[UF_Q_NVME];
+    uf_job_t *wait = NULL, *job, *next, *take;
+    us_nvme_aio_t *aio = NULL;
+    struct timespec ts = { 0, 100000 };
+    unsigned room;
+    bool stop;
 
-    uf_worker(node, &node->q[UF_Q_NVME]);
+    uint64_t slot = us_nvme_rec_size(node->max_payload);
+    unsigned depth = (unsigned)((UF_NVME_BUF / slot < 1) ? 1 :
+                                (UF_NVME_BUF / slot > UF_NVME_DEPTH) ? UF_NVME_DEPTH :
+                                                                       UF_NVME_BUF / slot);
+
+    if (us_nvme_aio_create(depth, node->max_payload, &aio) != UCACHE_OK) {
+        UC_WARN("an NVMe thread reads one chunk at a time (no io_uring of %u entries)",
+                depth);
+        uf_worker(node, q);
+        return NULL;
+    }
+    for (;;) {
+        pthread_mutex_lock(&node->lock);
+        while (!node->stop && (q->head == NULL) && (wait == NULL) &&
+               (us_nvme_aio_busy(aio) == 0)) {
+            pthread_cond_wait(&q->work, &node->lock);
+        }
+        stop = node->stop;
+        room = us_nvme_aio_room(aio);
+        for (job = wait; job != NULL; job = job->qnext) {
+            room -= (room > 0);      /* the waiting ones come first */
+        }
+        take = NULL;
+        while (!stop && (room > 0) && (q->head != NULL)) {
+            job = q->head;
+            q->head = job->qnext;
+            if (q->head == NULL) {
+                q->tail = NULL;
+            }
+            job->t0       = uc_time_ns();
+            job->deadline = uc_deadline(node->cfg.fetch_timeout_ns);
+            job->qnext    = take;
+            take = job;
+            room--;
+        }
+        pthread_mutex_unlock(&node->lock);
+        if (stop && (us_nvme_aio_busy(aio) == 0)) {
+            break;
+        }
+        if (!stop) {                 /* the waiting ones, then the new ones */
+            for (job = wait; job != NULL; job = next) {
+                next = job->qnext;
+                job->qnext = take;
+                take = job;
+            }
+            wait = NULL;
+        }
+        for (job = take; job != NULL; job = next) {
+            next = job->qnext;
+            if (!uf_nvme_begin(node, aio, job)) {
+                job->qnext = wait;
+                wait = job;
+            }
+        }
+        if (us_nvme_aio_busy(aio) > 0) {
+            us_nvme_aio_reap(aio, UF_NVME_POLL_NS, uf_nvme_done, node);
+        } else if (wait != NULL) {
+            nanosleep(&ts, NULL);
+        }
+    }
+    for (job = wait; job != NULL; job = next) {   /* stopping */
+        next = job->qnext;
+        job->status = UCACHE_ERR_CANCELED;
+        uf_job_done(node, job, job->t0);
+    }
+    us_nvme_aio_destroy(aio);
     return NULL;
 }
 
@@ -889,6 +1056,7 @@ ucache_status_t uf_node_create(ut_ctx_t *tr, const uc_config_t *cfg,
                                                           US_MAX_PAYLOAD;
     sp.lock        = cfg->mem_lock;
     sp.commit_first = UF_COMMIT_FIRST;
+    node->max_payload = (uint32_t)sp.max_payload;
     status = uf_nvme_open(node, (uint32_t)sp.max_payload, nv, &nnv);
     if (status != UCACHE_OK) {
         goto err;

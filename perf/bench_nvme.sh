@@ -7,7 +7,8 @@
 #   fio_rand   fio --ioengine=io_uring --direct=1 --bs=4k --iodepth=128
 #              --rw=randread: IOPS
 #   hit        ucperf hit through one daemon (--mem 256M --nvme FILE) at
-#              SIZE with 8 reads in flight: a dataset of 4x its memory
+#              SIZE with 8 reads in flight (1 MiB: 32, fio's depth): a
+#              dataset of 4x its memory
 #              (chunks mostly on NVMe, counted) against one that fits in
 #              memory (memory-tier hits), the same window and transport
 #   rpc_4k     4 KiB: NVMe-tier hits at 64 in flight, and the ceiling of
@@ -80,7 +81,8 @@ for size in 1M 4K; do
     UCACHE_NVME_WINDOW=1ms start 256M --nvme "$W/nvme:2G" || { rc=1; break; }
     h0=$(nstat nvme_hits)
     ds=1G; [ $size = 4K ] && ds=512M   # 4 KiB chunks take 8 KiB records: 1 GiB of them
-    big=$(hit $size $ds)
+    qd=8; [ $size = 1M ] && qd=32      # 1 MiB: fio's depth (QD32)
+    big=$(hit $size $ds $qd)
     h1=$(nstat nvme_hits)
     us_chunk=0
     if [ $size = 1M ]; then
@@ -92,9 +94,9 @@ for size in 1M 4K; do
     fi
     stop
     start 256M || { rc=1; break; }
-    small=$(hit $size 96M)
+    small=$(hit $size 96M $qd)
     stop
-    echo "{\"bench\":\"nvme\",\"figure\":\"hit\",\"size\":\"$size\",\"nvme_gbps\":$(jnum "$big" gbps),\"nvme_mops\":$(jnum "$big" mops),\"nvme_reads\":$(( ${h1:-0} - ${h0:-0} )),\"nvme_ratio\":$(jnum "$big" nvme_ratio),\"direct_ratio\":$(jnum "$big" direct_ratio),\"mem_gbps\":$(jnum "$small" gbps),\"mem_mops\":$(jnum "$small" mops),\"owner_cpu_us_per_nvme_chunk\":$us_chunk}"
+    echo "{\"bench\":\"nvme\",\"figure\":\"hit\",\"size\":\"$size\",\"in_flight\":$qd,\"nvme_gbps\":$(jnum "$big" gbps),\"nvme_mops\":$(jnum "$big" mops),\"nvme_reads\":$(( ${h1:-0} - ${h0:-0} )),\"nvme_ratio\":$(jnum "$big" nvme_ratio),\"direct_ratio\":$(jnum "$big" direct_ratio),\"mem_gbps\":$(jnum "$small" gbps),\"mem_mops\":$(jnum "$small" mops),\"owner_cpu_us_per_nvme_chunk\":$us_chunk}"
 done
 
 # 4 KiB: what any read the owner must serve can reach here.  NVMe-tier

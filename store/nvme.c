@@ -682,65 +682,66 @@ ucache_status_t us_nvme_write(us_nvme_t *nv, us_nvme_item_t *items, unsigned n)
 
 /* --- reading ------------------------------------------------------------- */
 
-ucache_status_t us_nvme_read(us_nvme_t *nv, const us_key_t *key, void *dst, size_t cap,
-                             size_t *len_p)
+/* The record of @p key to read: its index entry, copied (UCACHE_OK), or
+ * UCACHE_ERR_IO (out of service), UCACHE_ERR_NOT_FOUND, or
+ * UCACHE_ERR_MSG_TRUNCATED (longer than @p cap). */
+static ucache_status_t read_entry(us_nvme_t *nv, const us_key_t *key, size_t cap, nv_ent_t *e)
 {
-    uint64_t t0, size;
-    us_nvme_rec_t rec;
-    ucache_status_t st;
-    nv_ent_t e;
+    ucache_status_t st = UCACHE_OK;
     uint32_t i;
-    nv_io_t *io;
-    int rc;
 
     pthread_mutex_lock(&nv->lock);
     if (!nv->online) {
-        pthread_mutex_unlock(&nv->lock);
-        return UCACHE_ERR_IO;
-    }
-    i = do_find(nv, key);
-    if (i == NV_NONE) {
+        st = UCACHE_ERR_IO;
+    } else if ((i = do_find(nv, key)) == NV_NONE) {
         nv->st.read_misses++;
-        pthread_mutex_unlock(&nv->lock);
-        return UCACHE_ERR_NOT_FOUND;
+        st = UCACHE_ERR_NOT_FOUND;
+    } else if (nv->ent[i].length > cap) {
+        st = UCACHE_ERR_MSG_TRUNCATED;
+    } else {
+        *e = nv->ent[i];
     }
-    e = nv->ent[i];
     pthread_mutex_unlock(&nv->lock);
-    if (e.length > cap) {
-        return UCACHE_ERR_MSG_TRUNCATED;
-    }
-    size = us_nvme_rec_size(e.length);
-    io = io_get(nv);
-    t0 = uc_time_ns();
-    rc = io_one(nv, io, 0, io->buf, size, e.off);
-    t0 = uc_time_ns() - t0;
-    st = UCACHE_OK;
+    return st;
+}
+
+/* A read of record @p e into @p buf ended with @p rc (0 or -errno) after
+ * @p ns: check it (key, sequence, length, checksums) and copy its payload
+ * to @p dst; a record that is not what the index says is a cleaned one
+ * (UCACHE_ERR_NOT_FOUND) or a failed device (UCACHE_ERR_IO), a bad
+ * checksum drops it (UCACHE_ERR_CORRUPT). */
+static ucache_status_t read_check(us_nvme_t *nv, const us_key_t *key, const nv_ent_t *e,
+                                  const char *buf, int rc, uint64_t ns, void *dst)
+{
+    uint64_t size = us_nvme_rec_size(e->length);
+    us_nvme_rec_t rec;
+    ucache_status_t st = UCACHE_OK;
+    uint32_t i;
+
     if (rc != 0) {
         st = UCACHE_ERR_IO;
-    } else if ((us_nvme_rec_parse(io->buf, size, &nv->sb, &rec) != UCACHE_OK) ||
-               (rec.seq != e.seq) || (rec.key_hi != key->hi) || (rec.key_lo != key->lo) ||
-               (rec.length != e.length)) {
+    } else if ((us_nvme_rec_parse(buf, size, &nv->sb, &rec) != UCACHE_OK) ||
+               (rec.seq != e->seq) || (rec.key_hi != key->hi) || (rec.key_lo != key->lo) ||
+               (rec.length != e->length)) {
         st = UCACHE_ERR_STALE;       /* cleaned and written again, or lost: below */
-    } else if (!us_nvme_payload_ok(&rec, io->buf + US_NVME_REC_HDR)) {
+    } else if (!us_nvme_payload_ok(&rec, buf + US_NVME_REC_HDR)) {
         st = UCACHE_ERR_CORRUPT;
     } else {
-        memcpy(dst, io->buf + US_NVME_REC_HDR, e.length);
+        memcpy(dst, buf + US_NVME_REC_HDR, e->length);
     }
-    io_put(nv, io);
     pthread_mutex_lock(&nv->lock);
     i = do_find(nv, key);
-    if ((i != NV_NONE) && (nv->ent[i].seq != e.seq)) {
+    if ((i != NV_NONE) && (nv->ent[i].seq != e->seq)) {
         i = NV_NONE;                 /* another record of it since */
     }
     switch (st) {
     case UCACHE_OK:
         nv->st.reads++;
         nv->st.read_bytes += size;
-        nv->st.read_ns    += t0;
+        nv->st.read_ns    += ns;
         if (i != NV_NONE) {
             nv->ent[i].hot = 1;
         }
-        *len_p = e.length;
         break;
     case UCACHE_ERR_STALE:
         if (i == NV_NONE) {          /* its segment was cleaned meanwhile */
@@ -757,7 +758,7 @@ ucache_status_t us_nvme_read(us_nvme_t *nv, const us_key_t *key, void *dst, size
     case UCACHE_ERR_CORRUPT:
         nv->st.corrupt++;
         UC_WARN("nvme: a record at %llu of %s failed its checksum; dropped",
-                (unsigned long long)e.off, nv->path);
+                (unsigned long long)e->off, nv->path);
         if (i != NV_NONE) {
             do_unlink(nv, i);
         }
@@ -771,6 +772,200 @@ ucache_status_t us_nvme_read(us_nvme_t *nv, const us_key_t *key, void *dst, size
     }
     pthread_mutex_unlock(&nv->lock);
     return st;
+}
+
+ucache_status_t us_nvme_read(us_nvme_t *nv, const us_key_t *key, void *dst, size_t cap,
+                             size_t *len_p)
+{
+    ucache_status_t st;
+    uint64_t t0;
+    nv_ent_t e;
+    nv_io_t *io;
+    int rc;
+
+    st = read_entry(nv, key, cap, &e);
+    if (st != UCACHE_OK) {
+        return st;
+    }
+    io = io_get(nv);
+    t0 = uc_time_ns();
+    rc = io_one(nv, io, 0, io->buf, us_nvme_rec_size(e.length), e.off);
+    st = read_check(nv, key, &e, io->buf, rc, uc_time_ns() - t0, dst);
+    io_put(nv, io);
+    if (st == UCACHE_OK) {
+        *len_p = e.length;
+    }
+    return st;
+}
+
+/* --- asynchronous reads -------------------------------------------------- */
+
+/* One read in flight (or a free slot: nv NULL). */
+typedef struct nv_aop {
+    us_nvme_t *nv;
+    us_key_t   key;
+    nv_ent_t   e;
+    void      *dst;
+    uint64_t   tag, t0;
+    uint32_t   next;         /* the free list */
+} nv_aop_t;
+
+struct us_nvme_aio {
+    nv_io_t   io;            /* a ring and its registered buffer: depth slots */
+    size_t    slot;          /* bytes of a slot: the largest record */
+    unsigned  depth, inflight, queued;
+    uint32_t  free;
+    nv_aop_t *op;
+};
+
+ucache_status_t us_nvme_aio_create(unsigned depth, uint32_t max_payload, us_nvme_aio_t **aio_p)
+{
+    us_nvme_aio_t *a = calloc(1, sizeof(*a));
+    ucache_status_t st;
+    unsigned i;
+
+    if ((a == NULL) || (depth == 0) || (depth > 4096)) {
+        free(a);
+        return (a == NULL) ? UCACHE_ERR_NO_MEMORY : UCACHE_ERR_INVALID;
+    }
+    a->slot  = us_nvme_rec_size(max_payload);
+    a->depth = depth;
+    a->op    = calloc(depth, sizeof(*a->op));
+    st = (a->op != NULL) ? io_init(&a->io, depth, a->slot * depth) : UCACHE_ERR_NO_MEMORY;
+    if (st != UCACHE_OK) {
+        free(a->op);
+        free(a);
+        return st;
+    }
+    for (i = 0; i < depth; i++) {
+        a->op[i].next = (i + 1 < depth) ? i + 1 : NV_NONE;
+    }
+    a->free = 0;
+    *aio_p  = a;
+    return UCACHE_OK;
+}
+
+void us_nvme_aio_destroy(us_nvme_aio_t *a)
+{
+    struct io_uring_cqe *cqe;
+
+    if (a == NULL) {
+        return;
+    }
+    while ((a->inflight > 0) || (a->queued > 0)) {  /* the buffer is the kernel's */
+        if (a->queued > 0) {
+            io_uring_submit(&a->io.ring);
+            a->inflight += a->queued;
+            a->queued = 0;
+        }
+        if (io_uring_wait_cqe(&a->io.ring, &cqe) == 0) {
+            io_uring_cqe_seen(&a->io.ring, cqe);
+            a->inflight--;
+        }
+    }
+    io_cleanup(&a->io);
+    free(a->op);
+    free(a);
+}
+
+unsigned us_nvme_aio_room(const us_nvme_aio_t *a)
+{
+    return a->depth - a->inflight - a->queued;
+}
+
+unsigned us_nvme_aio_busy(const us_nvme_aio_t *a)
+{
+    return a->inflight + a->queued;
+}
+
+ucache_status_t us_nvme_aio_read(us_nvme_aio_t *a, us_nvme_t *nv, const us_key_t *key,
+                                 void *dst, size_t cap, uint64_t tag)
+{
+    struct io_uring_sqe *sqe;
+    ucache_status_t st;
+    nv_aop_t *op;
+    uint32_t i = a->free;
+    char *buf;
+
+    if (i == NV_NONE) {
+        return UCACHE_ERR_BUSY;
+    }
+    op = &a->op[i];
+    st = read_entry(nv, key, cap, &op->e);
+    if ((st == UCACHE_OK) && (us_nvme_rec_size(op->e.length) > a->slot)) {
+        st = UCACHE_ERR_MSG_TRUNCATED;
+    }
+    if (st != UCACHE_OK) {
+        return st;
+    }
+    sqe = io_uring_get_sqe(&a->io.ring);
+    if (sqe == NULL) {
+        return UCACHE_ERR_BUSY;
+    }
+    a->free  = op->next;
+    op->nv   = nv;
+    op->key  = *key;
+    op->dst  = dst;
+    op->tag  = tag;
+    op->t0   = uc_time_ns();
+    buf      = a->io.buf + (size_t)i * a->slot;
+    if (a->io.fixed) {
+        io_uring_prep_read_fixed(sqe, nv->fd, buf, (unsigned)us_nvme_rec_size(op->e.length),
+                                 op->e.off, 0);
+    } else {
+        io_uring_prep_read(sqe, nv->fd, buf, (unsigned)us_nvme_rec_size(op->e.length),
+                           op->e.off);
+    }
+    io_uring_sqe_set_data64(sqe, i);
+    a->queued++;
+    return UCACHE_OK;
+}
+
+unsigned us_nvme_aio_reap(us_nvme_aio_t *a, uint64_t timeout_ns, us_nvme_done_fn fn, void *arg)
+{
+    struct __kernel_timespec ts = { (long long)(timeout_ns / 1000000000ull),
+                                    (long long)(timeout_ns % 1000000000ull) };
+    struct io_uring_cqe *cqe;
+    unsigned n = 0;
+    nv_op_t sop;
+    nv_aop_t *op;
+    uint32_t i;
+    int rc;
+
+    if (a->queued > 0) {
+        rc = io_uring_submit(&a->io.ring);
+        if (rc >= 0) {
+            a->inflight += (unsigned)rc;
+            a->queued   -= ((unsigned)rc < a->queued) ? (unsigned)rc : a->queued;
+        }
+    }
+    if ((a->inflight > 0) && (io_uring_peek_cqe(&a->io.ring, &cqe) != 0) && (timeout_ns > 0)) {
+        (void)io_uring_wait_cqe_timeout(&a->io.ring, &cqe, &ts);
+    }
+    while ((a->inflight > 0) && (io_uring_peek_cqe(&a->io.ring, &cqe) == 0)) {
+        i  = (uint32_t)io_uring_cqe_get_data64(cqe);
+        rc = cqe->res;
+        io_uring_cqe_seen(&a->io.ring, cqe);
+        a->inflight--;
+        if (i >= a->depth) {
+            continue;                /* not ours: never happens */
+        }
+        op = &a->op[i];
+        sop.write = 0;
+        sop.buf   = a->io.buf + (size_t)i * a->slot;
+        sop.len   = us_nvme_rec_size(op->e.length);
+        sop.off   = op->e.off;
+        if (rc >= 0) {
+            rc = ((uint64_t)rc < sop.len) ? finish_short(op->nv->fd, &sop, (uint64_t)rc) : 0;
+        }
+        fn(arg, op->tag, read_check(op->nv, &op->key, &op->e, sop.buf, rc,
+                                    uc_time_ns() - op->t0, op->dst));
+        op->nv   = NULL;
+        op->next = a->free;
+        a->free  = i;
+        n++;
+    }
+    return n;
 }
 
 bool us_nvme_lookup(us_nvme_t *nv, const us_key_t *key, uint32_t *length_p, uint16_t *ns_p)

@@ -14,8 +14,9 @@
  * up to half a segment, the rest dropped: a scan that passes through once
  * does not flush what is read again (CLOCK over a log).
  *
- * Threads: any number may read at once (each takes an I/O context); one
- * writes at a time (writes take the writer's lock).  Never logs a key.
+ * Threads: any number may read at once (each takes an I/O context, or
+ * reads asynchronously through its own us_nvme_aio_t); one writes at a
+ * time (writes take the writer's lock).  Never logs a key.
  */
 #ifndef US_NVME_H
 #define US_NVME_H
@@ -112,6 +113,42 @@ bool us_nvme_lookup(us_nvme_t *nv, const us_key_t *key, uint32_t *length_p,
  */
 ucache_status_t us_nvme_read(us_nvme_t *nv, const us_key_t *key, void *dst, size_t cap,
                              size_t *len_p);
+
+/* --- asynchronous reads ----------------------------------------------------
+ * One thread's reads of many records at once: an io_uring of @p depth
+ * entries and a registered buffer of as many record slots, shared by any
+ * devices.  us_nvme_aio_read() queues a read (nothing is submitted yet);
+ * us_nvme_aio_reap() submits what is queued in one call, waits up to
+ * @p timeout_ns for a completion if none is there, and hands each finished
+ * read to @p fn: UCACHE_OK when the record checked out (key, sequence,
+ * length, checksums) and its payload is in the caller's buffer; otherwise
+ * the status us_nvme_read() would return (the record dropped as it would
+ * be).  Not thread-safe: one thread owns an aio. */
+typedef struct us_nvme_aio us_nvme_aio_t;
+typedef void (*us_nvme_done_fn)(void *arg, uint64_t tag, ucache_status_t status);
+
+/** An aio for @p depth reads of records of at most @p max_payload bytes. */
+ucache_status_t us_nvme_aio_create(unsigned depth, uint32_t max_payload, us_nvme_aio_t **aio_p);
+
+/** Waits for the reads still in flight (their buffers are the kernel's),
+ *  without calling anyone, then frees @p aio. */
+void us_nvme_aio_destroy(us_nvme_aio_t *aio);
+
+/** Reads that can be queued now; reads queued or in flight. */
+unsigned us_nvme_aio_room(const us_nvme_aio_t *aio);
+unsigned us_nvme_aio_busy(const us_nvme_aio_t *aio);
+
+/** Queue the read of @p key's record on @p nv into @p dst (@p cap bytes);
+ *  @p tag comes back with its completion.  UCACHE_ERR_BUSY (no room),
+ *  else as us_nvme_read() before its I/O: UCACHE_ERR_IO (out of service),
+ *  UCACHE_ERR_NOT_FOUND, UCACHE_ERR_MSG_TRUNCATED. */
+ucache_status_t us_nvme_aio_read(us_nvme_aio_t *aio, us_nvme_t *nv, const us_key_t *key,
+                                 void *dst, size_t cap, uint64_t tag);
+
+/** Submit, wait (up to @p timeout_ns, 0: not at all) and complete; returns
+ *  the reads completed. */
+unsigned us_nvme_aio_reap(us_nvme_aio_t *aio, uint64_t timeout_ns, us_nvme_done_fn fn,
+                          void *arg);
 
 /**
  * Append @p n chunks as records, packed into as few writes as the segments

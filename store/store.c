@@ -1671,38 +1671,84 @@ ucache_status_t us_store_fill_pending(us_store_t *s, const us_fill_t *fill)
     return st;
 }
 
-ucache_status_t us_store_fill_nvme(us_store_t *s, const us_fill_t *fill)
+/* The devices @p fill's key may be read from: its key and their number
+ * (UCACHE_ERR_INVALID for an unknown reservation). */
+static ucache_status_t fill_devices(us_store_t *s, const us_fill_t *fill, us_key_t *key_p,
+                                    unsigned *n_p)
 {
-    uint32_t len;
-    size_t got;
-    us_key_t key;
-    unsigned i, n;
-
     pthread_mutex_lock(&s->lock);
     if (!fill_valid(s, fill)) {
         pthread_mutex_unlock(&s->lock);
         return UCACHE_ERR_INVALID;
     }
-    key = s->desc[fill->slot].key;
-    n   = s->nnvme;
+    *key_p = s->desc[fill->slot].key;
+    *n_p   = s->nnvme;
     pthread_mutex_unlock(&s->lock);
-    for (i = 0; i < n; i++) {
-        if (!us_nvme_lookup(s->nvme[i], &key, &len, NULL)) {
-            continue;
+    return UCACHE_OK;
+}
+
+/* Whether device @p i holds @p key's record of @p length (one of another
+ * length is not this chunk after all: dropped, never served). */
+static bool device_holds(us_store_t *s, unsigned i, const us_key_t *key, uint32_t length)
+{
+    uint32_t len;
+
+    if (!us_nvme_lookup(s->nvme[i], key, &len, NULL)) {
+        return false;
+    }
+    if (len != length) {
+        us_nvme_drop(s->nvme[i], key);
+        return false;
+    }
+    return true;
+}
+
+ucache_status_t us_store_nvme_start(us_store_t *s, us_nvme_aio_t *aio, const us_fill_t *fill,
+                                    uint64_t tag)
+{
+    ucache_status_t st;
+    us_key_t key;
+    unsigned i, n;
+
+    st = fill_devices(s, fill, &key, &n);
+    for (i = 0; (st == UCACHE_OK) && (i < n); i++) {
+        if (device_holds(s, i, &key, fill->length)) {
+            st = us_nvme_aio_read(aio, s->nvme[i], &key, fill->payload, fill->length, tag);
+            if ((st == UCACHE_OK) || (st == UCACHE_ERR_BUSY)) {
+                return st;
+            }
+            st = UCACHE_OK;          /* the next device, if any */
         }
-        if (len != fill->length) {   /* not this chunk after all: never served */
-            us_nvme_drop(s->nvme[i], &key);
-            continue;
-        }
-        if ((us_nvme_read(s->nvme[i], &key, fill->payload, fill->length, &got) == UCACHE_OK) &&
+    }
+    return (st == UCACHE_OK) ? UCACHE_ERR_NOT_FOUND : st;
+}
+
+void us_store_nvme_read_done(us_store_t *s, ucache_status_t status)
+{
+    if (status == UCACHE_OK) {
+        pthread_mutex_lock(&s->lock);
+        s->stats.nvme_hits++;
+        pthread_mutex_unlock(&s->lock);
+    }
+}
+
+ucache_status_t us_store_fill_nvme(us_store_t *s, const us_fill_t *fill)
+{
+    ucache_status_t st;
+    us_key_t key;
+    unsigned i, n;
+    size_t got;
+
+    st = fill_devices(s, fill, &key, &n);
+    for (i = 0; (st == UCACHE_OK) && (i < n); i++) {
+        if (device_holds(s, i, &key, fill->length) &&
+            (us_nvme_read(s->nvme[i], &key, fill->payload, fill->length, &got) == UCACHE_OK) &&
             (got == fill->length)) {
-            pthread_mutex_lock(&s->lock);
-            s->stats.nvme_hits++;
-            pthread_mutex_unlock(&s->lock);
+            us_store_nvme_read_done(s, UCACHE_OK);
             return UCACHE_OK;
         }
     }
-    return UCACHE_ERR_NOT_FOUND;
+    return (st == UCACHE_OK) ? UCACHE_ERR_NOT_FOUND : st;
 }
 
 void us_store_release(us_store_t *s, const us_key_t *key, uint64_t version)

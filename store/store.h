@@ -221,6 +221,18 @@ ucache_status_t us_store_reserve_nvme(us_store_t *store, const us_key_t *key, ui
 ucache_status_t us_store_fill_nvme(us_store_t *store, const us_fill_t *fill);
 
 /**
+ * us_store_fill_nvme() without waiting: queue the read of @p fill's key on
+ * @p aio (store/nvme.h; the caller's thread owns it) with @p tag.
+ * UCACHE_OK: its completion comes from us_nvme_aio_reap() - the payload is
+ * in the reservation when it says UCACHE_OK; tell the store with
+ * us_store_nvme_read_done(), then publish (or abort).  UCACHE_ERR_BUSY:
+ * the aio is full.  UCACHE_ERR_NOT_FOUND: no device has it readable.
+ */
+ucache_status_t us_store_nvme_start(us_store_t *store, us_nvme_aio_t *aio,
+                                    const us_fill_t *fill, uint64_t tag);
+void us_store_nvme_read_done(us_store_t *store, ucache_status_t status);
+
+/**
  * Fill @p fill from the memory its key still holds on the way to NVMe
  * (evicted, its write not done yet): UCACHE_OK (publish it), else
  * UCACHE_ERR_NOT_FOUND (no such chunk: the origin's).  A miss of a chunk

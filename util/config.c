@@ -108,9 +108,10 @@ const uc_config_entry_t uc_config_table[] = {
      "again after a restart. Formatted when it holds no ucache data: all data on it is "
      "lost. Empty: memory only.",
      UC_CFG_FIELD(nvme), UC_CFG_STRING, NULL, 0, 0},
-    {"NVME_THREADS", "8",
-     "Threads a serving node with an NVMe tier reads chunks from its devices with (FETCHes "
-     "of chunks on NVMe: they never wait behind origin fills).",
+    {"NVME_THREADS", "2",
+     "Threads a serving node with an NVMe tier reads chunks from its devices with, each "
+     "with up to 64 reads in flight on its own io_uring (FETCHes of chunks on NVMe: they "
+     "never wait behind origin fills).",
      UC_CFG_FIELD(nvme_threads), UC_CFG_UINT, NULL, 1, 256},
     {"NVME_STAGE", "0",
      "The NVMe tier's staging pool: memory of UCACHE_MEM that chunks read from NVMe are "
