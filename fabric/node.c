@@ -144,12 +144,24 @@ static uf_job_t *do_job_find(uf_node_t *node, const us_key_t *key)
     return NULL;
 }
 
+/* node->lock held: queue @p job at @p q's tail. */
+static void do_job_queue(uf_node_t *node, uf_job_t *job, unsigned q)
+{
+    job->qnext = NULL;
+    if (node->q[q].tail != NULL) {
+        node->q[q].tail->qnext = job;
+    } else {
+        node->q[q].head = job;
+    }
+    node->q[q].tail = job;
+    pthread_cond_signal(&node->q[q].work);
+}
+
 /* node->lock held: a new job for the request, in the table and queued. */
 static uf_job_t *do_job_create(uf_node_t *node, const uf_fetch_req_t *req,
                                const char *uri, size_t uri_len)
 {
     uf_job_t *job = calloc(1, sizeof(*job) + uri_len + 1);
-    uf_queue_t *q;
     unsigned b;
 
     if (job == NULL) {
@@ -166,16 +178,9 @@ static uf_job_t *do_job_create(uf_node_t *node, const uf_fetch_req_t *req,
     job->hnext = node->table[b];
     node->table[b] = job;
     /* a chunk on this node's NVMe is a device read, not an origin fill */
-    q = &node->q[((node->nvme_bytes > 0) && us_store_on_nvme(node->store, &job->key)) ?
-                 UF_Q_NVME : UF_Q_FILL];
-    if (q->tail != NULL) {
-        q->tail->qnext = job;
-    } else {
-        q->head = job;
-    }
-    q->tail = job;
+    do_job_queue(node, job, ((node->nvme_bytes > 0) && us_store_on_nvme(node->store, &job->key)) ?
+                            UF_Q_NVME : UF_Q_FILL);
     node->active++;
-    pthread_cond_signal(&q->work);
     return job;
 }
 
@@ -689,19 +694,6 @@ static void *uf_fill_thread(void *arg)
 
     uf_worker(node, &node->q[UF_Q_FILL]);
     return NULL;
-}
-
-/* node->lock held: queue @p job at @p q's tail. */
-static void do_job_queue(uf_node_t *node, uf_job_t *job, unsigned q)
-{
-    job->qnext = NULL;
-    if (node->q[q].tail != NULL) {
-        node->q[q].tail->qnext = job;
-    } else {
-        node->q[q].head = job;
-    }
-    node->q[q].tail = job;
-    pthread_cond_signal(&node->q[q].work);
 }
 
 /* What an NVMe thread cannot read asynchronously goes to the fill threads'

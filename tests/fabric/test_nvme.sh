@@ -66,12 +66,11 @@ if exact p1 && [ "$(client_stat "$W/p1" filled)" = "$chunks" ] && [ "$o1" -ge "$
     ok "pass 1: $((TOTAL >> 20)) MiB (4x the pooled 48 MiB), $chunks chunks filled from the origin, exact"
 else bad "pass 1"; cat "$W/p1" "$W/p1.err"; fi
 
-# what memory evicted is on NVMe once the demoters caught up (a chunk still
-# in a demoter's queue would be filled from the origin again): the count
-# of chunks on NVMe has stopped growing
+# most of what memory evicted is on NVMe; chunks still in a demoter's queue
+# are served from the memory they hold (never a second origin read: CI's
+# asan stage once met one filled from the origin again, before the store
+# looked there)
 wait_for 30 demoted_all $((chunks * 3 / 4))
-settled() { local a; a=$(nvme_sum nvme_chunks); sleep 0.5; [ "$(nvme_sum nvme_chunks)" = "$a" ]; }
-wait_for 30 settled
 pass p2
 o2=$(origin_reads)
 if exact p2 && [ "$o2" = "$o1" ] && [ "$(client_stat "$W/p2" filled)" = 0 ] &&
