@@ -428,12 +428,13 @@ echo "== the NVMe tier (a file standing in for NVMe)"
 perf/bench_nvme.sh "$(dirname "$(dirname "$ucperf")")" | tee -a "$json" > "$out/nvme.tmp"
 [ "${PIPESTATUS[0]}" = 0 ] || failed "perf/bench_nvme.sh failed"
 fi_=$(grep '"figure":"fio"' "$out/nvme.tmp")
+c=$(grep '"figure":"rpc_4k"' "$out/nvme.tmp")
 for size in 1M 4K; do
     h=$(grep "\"figure\":\"hit\",\"size\":\"$size\"" "$out/nvme.tmp")
     if [ $size = 1M ]; then
         base=$(awk -v f="$(field "$fi_" seq_1m_qd32_gbps)" -v m="$(field "$h" mem_gbps)" \
                'BEGIN { print (f < m) ? f : m }')
-        add "NVMe-tier hits, 1 MiB chunks, 8 in flight (GB/s)" "$(field "$h" nvme_gbps)" \
+        add "NVMe-tier hits, 1 MiB chunks, $(field "$h" in_flight) in flight (GB/s)" "$(field "$h" nvme_gbps)" \
             "min(fio 1M QD32 $(field "$fi_" seq_1m_qd32_gbps), memory-tier hits $(field "$h" mem_gbps))" \
             "$(ratio "$(field "$h" nvme_gbps)" "$base")" \
             "$(verdict "$(ratio "$(field "$h" nvme_gbps)" "$base")" 0.8 ">=")" \
@@ -441,12 +442,12 @@ for size in 1M 4K; do
     else
         fmops=$(awk -v i="$(field "$fi_" rand_4k_qd128_iops)" 'BEGIN { printf "%.4f", i / 1e6 }')
         base=$(awk -v f="$fmops" -v m="$(field "$h" mem_mops)" 'BEGIN { print (f < m) ? f : m }')
-        add "NVMe-tier hits, 4 KiB chunks, 8 in flight (Mops/s)" \
+        add "NVMe-tier hits, 4 KiB chunks, $(field "$h" in_flight) in flight (Mops/s)" \
             "$(field "$h" nvme_mops)" \
             "min(fio 4k randread QD128 $fmops, memory-tier hits $(field "$h" mem_mops))" \
             "$(ratio "$(field "$h" nvme_mops)" "$base")" \
             "$(verdict "$(ratio "$(field "$h" nvme_mops)" "$base")" 0.8 ">=")" \
-            "ucperf hit, dataset 512 MiB (2x memory; 8 KiB records), promotion off; $(field "$h" nvme_ratio) of the reads from NVMe (one FETCH and one device read each, through the owner's fill threads)"
+            "ucperf hit, dataset 512 MiB (2x memory; 8 KiB records), promotion off; $(field "$h" nvme_ratio) of the reads from NVMe (one FETCH and one device read each: the owner's NVMe threads, up to 64 in flight each); at 64 in flight $(field "$c" nvme_mops_64); the ceiling of any read its owner serves here, no device: $(field "$c" rpc_mops_8) at 8, $(field "$c" rpc_mops_64) at 64 in flight"
     fi
 done
 m=$(grep '"figure":"mem_with_nvme"' "$out/nvme.tmp")
