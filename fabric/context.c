@@ -787,6 +787,7 @@ ucache_status_t ucache_stats_get(ucache_h ctx, ucache_stats_t *s)
             s->nvme_bytes      += nv.dev_bytes;
             s->nvme_used       += nv.used_bytes;
             s->nvme_chunks     += nv.records;
+            s->nvme_pinned     += nv.pinned;
             s->nvme_errors     += nv.errors;
             s->nvme_corrupt    += nv.corrupt;
             s->nvme_read_bytes += nv.read_bytes;

@@ -373,6 +373,23 @@ static ucache_status_t uf_pin_apply(uf_node_t *node, unsigned flags, const us_ke
     return status;
 }
 
+/* An admin's unpin or evict of a chunk memory does not hold: its NVMe copy
+ * (a restart keeps pins there), if there is one - UCACHE_OK and a location
+ * of its length, else UCACHE_ERR_NOT_FOUND. */
+static ucache_status_t uf_pin_nvme(uf_node_t *node, unsigned flags, const us_key_t *key,
+                                   us_loc_t *loc_p)
+{
+    uint32_t len;
+
+    memset(loc_p, 0, sizeof(*loc_p));
+    if (!us_store_nvme_lookup(node->store, key, &len)) {
+        return UCACHE_ERR_NOT_FOUND;
+    }
+    loc_p->length = len;
+    us_store_pin(node->store, key, 0);
+    return (flags & UF_FETCH_EVICT) ? us_store_evict(node->store, key) : UCACHE_OK;
+}
+
 /* Whether this node's own configuration lets it fill from @p uri. */
 static ucache_status_t uf_fill_allowed(uf_node_t *node, const char *uri)
 {
@@ -443,8 +460,9 @@ static void uf_fetch_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t l
         uf_reply_loc(node, rpc, req.flags, &span, status, &loc, UF_HOW_HIT);
         return;
     }
-    if (req.flags & (UF_FETCH_UNPIN | UF_FETCH_EVICT)) { /* not cached */
-        uf_reply_loc(node, rpc, req.flags, NULL, UCACHE_ERR_NOT_FOUND, NULL, 0);
+    if (req.flags & (UF_FETCH_UNPIN | UF_FETCH_EVICT)) { /* not in memory */
+        status = uf_pin_nvme(node, req.flags, &key, &loc);
+        uf_reply_loc(node, rpc, req.flags, NULL, status, &loc, UF_HOW_NVME);
         return;
     }
     if (atomic_load_explicit(&node->draining, memory_order_relaxed)) {
@@ -860,7 +878,8 @@ static ucache_status_t uf_fetch_local(uf_node_t *node, const uf_fetch_req_t *req
         return UCACHE_OK;
     }
     if (req->flags & (UF_FETCH_UNPIN | UF_FETCH_EVICT)) {
-        return UCACHE_ERR_NOT_FOUND;
+        *how_p = UF_HOW_NVME;
+        return uf_pin_nvme(node, req->flags, &key, loc_p);
     }
     if (atomic_load_explicit(&node->draining, memory_order_relaxed)) {
         return UCACHE_ERR_MOVED;

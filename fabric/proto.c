@@ -109,7 +109,8 @@
     X(89, nvme_read_bytes) \
     X(90, nvme_read_ns) \
     X(91, nvme_rebuild_ns) \
-    X(92, chunk_nvme)
+    X(92, chunk_nvme) \
+    X(93, nvme_pinned)
 
 static const struct {
     uint32_t tag;

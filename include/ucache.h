@@ -250,6 +250,8 @@ typedef struct ucache_stats {
                                     devices held                           */
     uint64_t chunk_nvme;       /**< reader: chunks their owner read from its
                                     NVMe tier for this reader               */
+    uint64_t nvme_pinned;      /**< gauge: of nvme_chunks those pinned (their
+                                    records say so: a restart keeps them)   */
 } ucache_stats_t;
 
 /** @brief Copy the context's counters into @p stats_p. */

@@ -45,7 +45,9 @@ typedef struct nv_ent {
     uint32_t snext, sprev;   /* its segment's list */
     uint16_t ns;
     uint8_t  hot;            /* read since written: cleaning keeps it */
-    uint8_t  pinned;
+    uint8_t  pinned;         /* pinned now: cleaning keeps it */
+    uint8_t  dev_pinned;     /* what its record on the device says: when the
+                                two differ, the key is on the pin list */
 } nv_ent_t;
 
 typedef struct nv_seg {
@@ -116,6 +118,10 @@ struct us_nvme {
     uint32_t         npend, pend_cap;
     char            *cbuf;           /* cleaning's reads */
     uint64_t         clen;
+    /* pin changes to write to the device (under lock; us_nvme_pin_flush) */
+    us_key_t        *plist;
+    uint32_t         plist_n, plist_cap;
+    char            *pbuf;           /* a payload read back for its rewrite */
 };
 
 static inline uint64_t seg_off(const us_nvme_t *nv, uint32_t s)
@@ -371,16 +377,42 @@ static void do_rehash(us_nvme_t *nv)
     nv->bmask  = n - 1;
 }
 
+/* Put @p key on the list of pin changes to write (a key may be there twice:
+ * the flush looks at each entry as it is then). */
+static void plist_add(us_nvme_t *nv, const us_key_t *key)
+{
+    uint32_t cap;
+    us_key_t *l;
+
+    if (nv->plist_n == nv->plist_cap) {
+        cap = nv->plist_cap ? 2 * nv->plist_cap : 64;
+        l   = realloc(nv->plist, cap * sizeof(*l));
+        if (l == NULL) {
+            /* the index keeps the pin (cleaning honours it); a restart
+             * finds the device's word */
+            nv->st.pin_unwritten++;
+            return;
+        }
+        nv->plist     = l;
+        nv->plist_cap = cap;
+    }
+    nv->plist[nv->plist_n++] = *key;
+}
+
 /* Index a record that is on the device; a newer record of the key wins. */
 static ucache_status_t do_insert(us_nvme_t *nv, const nv_pend_t *p, uint32_t segno)
 {
     uint32_t i = do_find(nv, &p->key), *b;
     nv_seg_t *s = &nv->seg[segno];
+    uint8_t want = p->pinned;
     nv_ent_t *e;
 
     if (i != NV_NONE) {
         if (nv->ent[i].seq > p->seq) {
             return UCACHE_ERR_EXISTS;
+        }
+        if (nv->ent[i].pinned != nv->ent[i].dev_pinned) {
+            want = nv->ent[i].pinned;    /* pinned or unpinned since: kept */
         }
         do_unlink(nv, i);
     }
@@ -397,7 +429,8 @@ static ucache_status_t do_insert(us_nvme_t *nv, const nv_pend_t *p, uint32_t seg
     e->seg    = segno;
     e->ns     = p->ns;
     e->hot    = p->hot;
-    e->pinned = p->pinned;
+    e->pinned = want;
+    e->dev_pinned = p->pinned;
     b = &nv->bucket[key_hash(&p->key) & nv->bmask];
     e->hnext = *b;
     *b = i;
@@ -411,7 +444,10 @@ static ucache_status_t do_insert(us_nvme_t *nv, const nv_pend_t *p, uint32_t seg
     nv->st.records++;
     nv->st.payload_bytes += p->length;
     nv->st.used_bytes    += us_nvme_rec_size(p->length);
-    nv->st.pinned        += p->pinned;
+    nv->st.pinned        += want;
+    if (want != p->pinned) {
+        plist_add(nv, &p->key);
+    }
     if (nv->st.records > nv->bmask + 1) {
         do_rehash(nv);
     }
@@ -511,6 +547,7 @@ static void w_append(us_nvme_t *nv, us_nvme_item_t *items, const us_key_t *key, 
     }
     memset(&rec, 0, sizeof(rec));
     rec.ns     = ns;
+    rec.flags  = pinned ? US_NVME_REC_PINNED : 0;
     rec.length = length;
     rec.seg    = nv->cur;
     rec.uuid   = nv->sb.uuid;
@@ -988,16 +1025,81 @@ bool us_nvme_lookup(us_nvme_t *nv, const us_key_t *key, uint32_t *length_p, uint
 
 ucache_status_t us_nvme_pin(us_nvme_t *nv, const us_key_t *key, int pin)
 {
+    nv_ent_t *e;
     uint32_t i;
 
     pthread_mutex_lock(&nv->lock);
     i = do_find(nv, key);
     if (i != NV_NONE) {
-        nv->st.pinned += (uint64_t)(!!pin) - nv->ent[i].pinned;
-        nv->ent[i].pinned = !!pin;
+        e = &nv->ent[i];
+        if ((e->pinned == e->dev_pinned) && (e->pinned != !!pin)) {
+            plist_add(nv, key);
+        }
+        nv->st.pinned += (uint64_t)(!!pin) - e->pinned;
+        e->pinned = !!pin;
     }
     pthread_mutex_unlock(&nv->lock);
     return (i != NV_NONE) ? UCACHE_OK : UCACHE_ERR_NOT_FOUND;
+}
+
+bool us_nvme_pinned(us_nvme_t *nv, const us_key_t *key)
+{
+    uint32_t i;
+    bool pinned;
+
+    pthread_mutex_lock(&nv->lock);
+    i = do_find(nv, key);
+    pinned = (i != NV_NONE) && nv->ent[i].pinned;
+    pthread_mutex_unlock(&nv->lock);
+    return pinned;
+}
+
+unsigned us_nvme_pin_flush(us_nvme_t *nv, unsigned max)
+{
+    unsigned done = 0;
+    ucache_status_t st;
+    us_key_t key;
+    nv_ent_t e;
+    size_t got;
+    uint32_t i;
+
+    pthread_mutex_lock(&nv->wlock);
+    while (done < max) {
+        pthread_mutex_lock(&nv->lock);
+        if ((nv->plist_n == 0) || !nv->online) {
+            pthread_mutex_unlock(&nv->lock);
+            break;
+        }
+        key = nv->plist[--nv->plist_n];
+        i   = do_find(nv, &key);
+        if ((i == NV_NONE) || (nv->ent[i].pinned == nv->ent[i].dev_pinned)) {
+            pthread_mutex_unlock(&nv->lock);
+            continue;                /* dropped, or changed back */
+        }
+        e = nv->ent[i];
+        pthread_mutex_unlock(&nv->lock);
+        if ((nv->pbuf == NULL) && ((nv->pbuf = malloc(nv->sb.max_payload)) == NULL)) {
+            pthread_mutex_lock(&nv->lock);
+            plist_add(nv, &key);     /* next time */
+            pthread_mutex_unlock(&nv->lock);
+            break;
+        }
+        /* the record read back (verified; a bad one is dropped), written
+         * again with the flag: the newer record is the one a restart takes */
+        st = us_nvme_read(nv, &key, nv->pbuf, nv->sb.max_payload, &got);
+        if ((st == UCACHE_OK) && (got == e.length)) {
+            pthread_mutex_lock(&nv->lock);
+            i = do_find(nv, &key);
+            e.pinned = (i != NV_NONE) ? nv->ent[i].pinned : e.pinned;
+            nv->st.pin_writes++;
+            pthread_mutex_unlock(&nv->lock);
+            w_append(nv, NULL, &key, e.ns, e.pinned, e.hot, nv->pbuf, e.length, NV_NONE);
+        }
+        done++;
+    }
+    w_flush(nv, NULL);
+    pthread_mutex_unlock(&nv->wlock);
+    return done;
 }
 
 ucache_status_t us_nvme_drop(us_nvme_t *nv, const us_key_t *key)
@@ -1114,6 +1216,7 @@ static bool nv_scan_step(us_nvme_t *nv, nv_cursor_t *c, const char *blk)
     p.seq    = c->rec.seq;
     p.length = c->rec.length;
     p.ns     = c->rec.ns;
+    p.pinned = (c->rec.flags & US_NVME_REC_PINNED) != 0;
     if (nv->seg[c->seg].first_seq == 0) {
         nv->seg[c->seg].first_seq = p.seq;
     }
@@ -1373,6 +1476,8 @@ void us_nvme_close(us_nvme_t *nv)
     free(nv->seg);
     free(nv->pend);
     free(nv->cbuf);
+    free(nv->plist);
+    free(nv->pbuf);
     free(nv->path);
     pthread_mutex_destroy(&nv->lock);
     pthread_mutex_destroy(&nv->io_lock);

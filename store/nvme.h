@@ -65,6 +65,8 @@ typedef struct us_nvme_stats {
     uint64_t payload_bytes;      /* their payload bytes */
     uint64_t used_bytes;         /* device bytes their records take */
     uint64_t pinned;             /* of them pinned */
+    uint64_t pin_writes;         /* records written again for a pin change */
+    uint64_t pin_unwritten;      /* pin changes not written (no memory) */
     uint64_t writes, write_bytes;     /* records written, device bytes */
     uint64_t write_submits;      /* io_uring submissions of writes (batches) */
     uint64_t write_skipped;      /* already on the device */
@@ -158,8 +160,19 @@ unsigned us_nvme_aio_reap(us_nvme_aio_t *aio, uint64_t timeout_ns, us_nvme_done_
  */
 ucache_status_t us_nvme_write(us_nvme_t *nv, us_nvme_item_t *items, unsigned n);
 
-/** Pin or unpin @p key's record (cleaning always keeps a pinned one). */
+/** Pin or unpin @p key's record: at once in the index (cleaning keeps a
+ *  pinned one), on the device at the next us_nvme_pin_flush() (the record
+ *  written again with its flag, so a restart keeps the pin).
+ *  UCACHE_ERR_NOT_FOUND if it is not on the device. */
 ucache_status_t us_nvme_pin(us_nvme_t *nv, const us_key_t *key, int pin);
+
+/** Whether @p key is on the device, pinned (a restart keeps pins). */
+bool us_nvme_pinned(us_nvme_t *nv, const us_key_t *key);
+
+/** Write up to @p max pin changes to the device (the writer's work: each
+ *  record read back, verified, appended again with its flag); returns how
+ *  many keys it looked at (0: none waits). */
+unsigned us_nvme_pin_flush(us_nvme_t *nv, unsigned max);
 
 /** Drop @p key's record from the index (its space is reclaimed with its
  *  segment).  UCACHE_ERR_NOT_FOUND. */

@@ -36,9 +36,15 @@
 #define US_NVME_BLOCK        4096u
 #define US_NVME_SUPER_MAGIC  0x3145564E56434355ull   /* "UCCVNVE1" */
 #define US_NVME_REC_MAGIC    0x524E4355u             /* "UCNR" */
-#define US_NVME_FORMAT       1u
+#define US_NVME_FORMAT       2u   /* 2: records carry flags (pinned) */
 #define US_NVME_REC_HDR      64u
 #define US_NVME_TRAILER      16u
+
+/* Record flags. */
+#define US_NVME_REC_PINNED   0x01u    /* pinned when written: a restart keeps
+                                         the pin (a newer record of the key
+                                         with the flag cleared unpins it)   */
+#define US_NVME_REC_FLAGS    0x01u    /* every flag this format knows       */
 
 /* The device's superblock. */
 typedef struct us_nvme_super {
@@ -58,7 +64,8 @@ typedef struct us_nvme_super {
 /* A record's header (little-endian, as every target of ours). */
 typedef struct us_nvme_rec {
     uint32_t magic;
-    uint16_t format;          /* US_NVME_FORMAT */
+    uint8_t  format;          /* US_NVME_FORMAT */
+    uint8_t  flags;           /* US_NVME_REC_* */
     uint16_t ns;              /* namespace the chunk is accounted to       */
     uint32_t length;          /* payload bytes                             */
     uint32_t seg;             /* the segment it was written into          */
@@ -108,8 +115,8 @@ void us_nvme_rec_seal(void *buf, const us_nvme_rec_t *rec);
 /**
  * Check a record header (@p len bytes at @p buf, at least the header) of
  * device @p sb: magic, format, uuid, header checksum, a nonzero sequence, a
- * length within the device's max payload.  UCACHE_OK with *rec_p filled,
- * else UCACHE_ERR_NOT_FOUND (no record here: zeroes, another device's, an
+ * length within the device's max payload, no flag this format does not
+ * know.  UCACHE_OK with *rec_p filled, else UCACHE_ERR_NOT_FOUND (no record here: zeroes, another device's, an
  * older format) or UCACHE_ERR_CORRUPT (ours, damaged).
  */
 ucache_status_t us_nvme_rec_parse(const void *buf, size_t len, const us_nvme_super_t *sb,

@@ -145,6 +145,7 @@ struct us_store {
     uint64_t        dq_bytes, dq_limit;
     uint32_t        dq_busy;         /* taken by the demoter, not written yet */
     pthread_cond_t  dq_cond;
+    bool            pins_dirty;      /* pin changes for the devices to write */
     us_stage_t     *sq;              /* ring of leases */
     uint32_t        sq_cap, sq_head, sq_n;
     uint64_t        staged_bytes, staged;
@@ -576,6 +577,11 @@ static int is_pinned(const us_store_t *s, const us_desc_t *d)
     return d->pinned || s->ns[d->ns].pinned;
 }
 
+static int pin_fits(const us_store_t *s, uint64_t more)
+{
+    return s->bytes_pinned + more <= s->layout.data_len / 100 * US_PIN_LIMIT_PCT;
+}
+
 static void ns_link(us_store_t *s, uint32_t slot)
 {
     us_ilist_push(&s->ns[s->desc[slot].ns].chunks, &s->ns_arr, slot);
@@ -894,9 +900,9 @@ static ucache_status_t do_reserve(us_store_t *s, const us_key_t *key, uint16_t n
 {
     uint64_t bsize = us_alloc_block_size(US_CHUNK_OVERHEAD + us_chunk_table_bytes(length) +
                                          (uint64_t)length);
+    bool stage = false, pinned = false;
     ucache_status_t st;
-    bool stage = false;
-    uint32_t slot;
+    uint32_t slot, i;
     us_desc_t *d;
 
     if ((length > s->max_payload) || (ns >= US_MAX_NS)) {
@@ -911,9 +917,14 @@ static ucache_status_t do_reserve(us_store_t *s, const us_key_t *key, uint16_t n
                                                          UCACHE_ERR_EXISTS;
         goto out;
     }
+    /* pinned on NVMe (a restart keeps pins there): pinned in memory too,
+     * within the pin limit */
+    for (i = 0; from_nvme && (i < s->nnvme) && !pinned; i++) {
+        pinned = us_nvme_pinned(s->nvme[i], key) && pin_fits(s, bsize);
+    }
     /* read from NVMe: staged, unless read from it within the window (a
      * second hit), pinned, or too large for the pool */
-    if (from_nvme && (s->stage_len > 0) && !s->ns[ns].pinned &&
+    if (from_nvme && (s->stage_len > 0) && !s->ns[ns].pinned && !pinned &&
         (bsize <= s->stage_len / 4) && do_stage_wanted(s, key, uc_time_ns())) {
         stage = true;
     }
@@ -950,7 +961,7 @@ static ucache_status_t do_reserve(us_store_t *s, const us_key_t *key, uint16_t n
     d->bsize   = blk_size(s, d->block);
     d->length  = (uint32_t)length;
     d->ns      = ns;
-    d->pinned  = 0;
+    d->pinned  = pinned;
     d->version = 0;
     d->staged  = stage;
     d->on_nvme = from_nvme;
@@ -1190,6 +1201,22 @@ void us_store_touch(us_store_t *s, const us_key_t *keys, unsigned n, unsigned we
 }
 
 /* Account a pin change of a published chunk. */
+/* Pin or unpin @p key's NVMe records (the demoter writes the change). */
+static bool do_pin_nvme(us_store_t *s, const us_key_t *key, int pin)
+{
+    bool found = false;
+    unsigned i;
+
+    for (i = 0; i < s->nnvme; i++) {
+        found |= (us_nvme_pin(s->nvme[i], key, pin) == UCACHE_OK);
+    }
+    if (found) {
+        s->pins_dirty = true;
+        pthread_cond_signal(&s->dq_cond);
+    }
+    return found;
+}
+
 static void do_pin_changed(us_store_t *s, uint32_t slot, int was, int now)
 {
     us_desc_t *d = &s->desc[slot];
@@ -1199,6 +1226,7 @@ static void do_pin_changed(us_store_t *s, uint32_t slot, int was, int now)
     }
     pin_account(s, d, now);
     us_evict_pin(&s->ev, slot, now);
+    do_pin_nvme(s, &d->key, now);     /* the pin follows it to NVMe */
 }
 
 /* Move staged chunk @p slot into the memory tier (a pin asks for it): a
@@ -1241,11 +1269,6 @@ static ucache_status_t do_unstage(us_store_t *s, uint32_t slot)
     return UCACHE_OK;
 }
 
-static int pin_fits(const us_store_t *s, uint64_t more)
-{
-    return s->bytes_pinned + more <= s->layout.data_len / 100 * US_PIN_LIMIT_PCT;
-}
-
 ucache_status_t us_store_pin(us_store_t *s, const us_key_t *key, int pin)
 {
     return us_store_pin_quota(s, key, pin, 0);
@@ -1262,7 +1285,9 @@ ucache_status_t us_store_pin_quota(us_store_t *s, const us_key_t *key, int pin,
     pthread_mutex_lock(&s->lock);
     slot = do_find(s, key);
     if (slot == US_NONE) {
-        st = UCACHE_ERR_NOT_FOUND;
+        /* on NVMe only: an unpin reaches it there (a pin is taken when a
+         * read brings the chunk into memory, within the limits above) */
+        st = (!pin && do_pin_nvme(s, key, 0)) ? UCACHE_OK : UCACHE_ERR_NOT_FOUND;
         goto out;
     }
     d   = &s->desc[slot];
@@ -1288,6 +1313,9 @@ ucache_status_t us_store_pin_quota(us_store_t *s, const us_key_t *key, int pin,
     d->pinned = !!pin;
     if (d->state == US_SLOT_PUBLISHED) {
         do_pin_changed(s, slot, was, is_pinned(s, d));
+    }
+    if (!pin && !was) {
+        do_pin_nvme(s, key, 0);      /* pinned on NVMe only (past the limit) */
     }
 out:
     pthread_mutex_unlock(&s->lock);
@@ -1522,6 +1550,19 @@ bool us_store_on_nvme(us_store_t *s, const us_key_t *key)
     return on;
 }
 
+bool us_store_nvme_lookup(us_store_t *s, const us_key_t *key, uint32_t *length_p)
+{
+    bool on = false;
+    unsigned i;
+
+    pthread_mutex_lock(&s->lock);
+    for (i = 0; (i < s->nnvme) && !on; i++) {
+        on = us_nvme_lookup(s->nvme[i], key, length_p, NULL);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return on;
+}
+
 /* The device a key is demoted to: by key, the next one in service if that
  * one is not (one extent pool per device, no striping). */
 static us_nvme_t *demote_device(us_store_t *s, const us_key_t *key)
@@ -1544,13 +1585,15 @@ unsigned us_store_demote(us_store_t *s, unsigned max, uint64_t timeout_ns)
     us_demote_t batch[US_DEMOTE_BATCH];
     us_nvme_t *dev[US_DEMOTE_BATCH], *d;
     uint64_t now = uc_time_ns(), until, t, blk;
-    unsigned n = 0, i, j, k, idx[US_DEMOTE_BATCH];
+    unsigned n = 0, i, j, k, idx[US_DEMOTE_BATCH], ndev, pinw = 0, w;
+    uint8_t pin[US_DEMOTE_BATCH];
+    bool pins, more = false;
     struct timespec ts;
 
     max = (max > US_DEMOTE_BATCH) ? US_DEMOTE_BATCH : max;
     pthread_mutex_lock(&s->lock);
     do_expire(s, now);
-    if ((s->dq_n == 0) && (timeout_ns > 0)) {
+    if ((s->dq_n == 0) && !s->pins_dirty && (timeout_ns > 0)) {
         until = now + timeout_ns;
         if ((s->sq_n > 0) && (s->sq[s->sq_head].until < until)) {
             until = s->sq[s->sq_head].until;      /* wake for the next lease */
@@ -1568,9 +1611,17 @@ unsigned us_store_demote(us_store_t *s, unsigned max, uint64_t timeout_ns)
         s->dq_n--;
     }
     for (i = 0; i < n; i++) {
+        const us_desc_t *dd = &s->desc[batch[i].slot];
+
         dev[i] = demote_device(s, &batch[i].key);
+        /* a copy of a pinned chunk is written pinned: a restart keeps it */
+        pin[i] = batch[i].copy && (dd->state == US_SLOT_PUBLISHED) &&
+                 (dd->version == batch[i].version) && is_pinned(s, dd);
     }
     s->dq_busy += n;
+    pins          = s->pins_dirty;
+    s->pins_dirty = false;
+    ndev          = s->nnvme;
     pthread_mutex_unlock(&s->lock);
     /* the blocks are the demoter's until retired, or a published chunk's
      * (immutable): no fill reuses them meanwhile */
@@ -1581,6 +1632,7 @@ unsigned us_store_demote(us_store_t *s, unsigned max, uint64_t timeout_ns)
                            us_chunk_table_bytes(batch[i].length);
         items[i].length  = batch[i].length;
         items[i].ns      = batch[i].ns;
+        items[i].pinned  = pin[i];
         items[i].status  = UCACHE_ERR_IO;         /* no device in service */
     }
     for (i = 0; i < n; i++) {                     /* one write call per device */
@@ -1600,7 +1652,13 @@ unsigned us_store_demote(us_store_t *s, unsigned max, uint64_t timeout_ns)
             items[idx[j]].status = sub[j].status;
         }
     }
+    for (j = 0; pins && (j < ndev); j++) {        /* pins and unpins */
+        w     = us_nvme_pin_flush(s->nvme[j], US_DEMOTE_BATCH);
+        more |= (w == US_DEMOTE_BATCH);
+        pinw += w;
+    }
     pthread_mutex_lock(&s->lock);
+    s->pins_dirty |= more;
     now = uc_time_ns();
     for (i = 0; i < n; i++) {
         us_desc_t *dd = &s->desc[batch[i].slot];
@@ -1610,6 +1668,12 @@ unsigned us_store_demote(us_store_t *s, unsigned max, uint64_t timeout_ns)
             dd->copying = 0;             /* still the chunk's: it stays */
             dd->on_nvme = (items[i].status == UCACHE_OK) ||
                           (items[i].status == UCACHE_ERR_EXISTS);
+            /* pinned or unpinned while it was written: the record follows
+             * (one there before keeps a pin taken on NVMe) */
+            if (((items[i].status == UCACHE_OK) && (is_pinned(s, dd) != pin[i])) ||
+                ((items[i].status == UCACHE_ERR_EXISTS) && is_pinned(s, dd))) {
+                do_pin_nvme(s, &dd->key, is_pinned(s, dd));
+            }
         } else {
             if (us_keymap_get(&s->pend, &batch[i].key, &blk)) {
                 if (blk == batch[i].block) {
@@ -1641,7 +1705,7 @@ unsigned us_store_demote(us_store_t *s, unsigned max, uint64_t timeout_ns)
         }
     }
     pthread_mutex_unlock(&s->lock);
-    return n;
+    return n + pinw;
 }
 
 ucache_status_t us_store_fill_pending(us_store_t *s, const us_fill_t *fill)

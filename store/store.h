@@ -201,10 +201,15 @@ void us_store_nvme_stats(us_store_t *store, unsigned i, us_nvme_stats_t *stats);
 /** Whether a device holds @p key. */
 bool us_store_on_nvme(us_store_t *store, const us_key_t *key);
 
+/** Whether a device holds @p key, and its length. */
+bool us_store_nvme_lookup(us_store_t *store, const us_key_t *key, uint32_t *length_p);
+
 /**
  * The demoter's step: end the staged chunks whose leases are over, wait up
- * to @p timeout_ns for evicted chunks, write up to @p max of them to their
- * devices and give their memory back.  Returns the chunks it handled.
+ * to @p timeout_ns for evicted chunks (or pin changes), write up to @p max
+ * of them to their devices and give their memory back, write the records
+ * of chunks pinned or unpinned since (a restart keeps a pin).  Returns the
+ * chunks and pin changes it handled (0: none was waiting).
  */
 unsigned us_store_demote(us_store_t *store, unsigned max, uint64_t timeout_ns);
 

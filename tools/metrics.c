@@ -83,6 +83,8 @@ struct tool_metrics {
     X("ucache_nvme_bytes", "NVMe tier capacity", nvme_bytes)                 \
     X("ucache_nvme_used_bytes", "NVMe tier bytes its chunks take", nvme_used) \
     X("ucache_nvme_chunks", "chunks on the NVMe tier", nvme_chunks)          \
+    X("ucache_nvme_pinned_chunks", "of them pinned (kept across restarts)",  \
+      nvme_pinned)                                                            \
     X("ucache_nvme_staged_chunks", "chunks staged from NVMe for their readers", \
       nvme_staged)
 

@@ -18,7 +18,7 @@
     X(origin_meta) X(meta_owner) X(meta_direct) X(meta_pinned) X(meta_served) X(mem_usable) X(mem_commit_ns) X(member_lease_ms) \
     X(nvme_devices) X(nvme_offline) X(nvme_bytes) X(nvme_used) X(nvme_chunks) X(nvme_hits) \
     X(nvme_demotions) X(nvme_promotions) X(nvme_staged) X(nvme_errors) X(nvme_corrupt) \
-    X(nvme_read_bytes) X(nvme_read_ns) X(nvme_rebuild_ns) X(chunk_nvme)
+    X(nvme_read_bytes) X(nvme_read_ns) X(nvme_rebuild_ns) X(chunk_nvme) X(nvme_pinned)
 
 void tool_stats_json(FILE *out, const char *who, const ucache_stats_t *s)
 {

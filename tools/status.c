@@ -220,7 +220,8 @@ int cmd_status(int argc, char **argv)
 /* The NVMe tier's gauges and totals, in --json only. */
 #define AD_NVME_JSON(X)                                                       \
     X(nvme_devices) X(nvme_offline) X(nvme_bytes) X(nvme_used) X(nvme_chunks) \
-    X(nvme_staged) X(nvme_corrupt) X(nvme_read_bytes) X(nvme_read_ns) X(nvme_rebuild_ns)
+    X(nvme_pinned) X(nvme_staged) X(nvme_corrupt) X(nvme_read_bytes) X(nvme_read_ns) \
+    X(nvme_rebuild_ns)
 
 int cmd_stat(int argc, char **argv)
 {

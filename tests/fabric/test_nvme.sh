@@ -98,6 +98,20 @@ if [ $wrc = 0 ] && grep -q "onto the owners' NVMe" "$W/warm" && on_nvme_32 &&
     ok "ucache warmup --tier nvme: an 8 MiB object's 32 chunks onto the owners' NVMe, none left in memory: read back all 32 from NVMe, exact"
 else bad "warmup --tier nvme (rc $wrc)"; cat "$W/warm" "$W/pw"; fi
 
+# --- pins on NVMe ---------------------------------------------------------------------
+# a second object onto NVMe; both pinned: each chunk comes into memory
+# pinned, and its record is written again pinned (a restart keeps it)
+metric() { curl -s "http://127.0.0.1:${MP[$1]}/metrics" | sed -n "s/^$2 \([0-9]*\)$/\1/p"; }
+head -c $((8 * 1048576)) /dev/urandom >"$W/fresh/g"
+n0=$(nvme_sum nvme_chunks)
+$BIN/ucache warmup --tier nvme "file://$W/fresh/g" >"$W/warm2" 2>&1
+wait_for 30 on_nvme_32
+pnv0=$(nvme_sum nvme_pinned)
+prc=0; $BIN/ucache pin "file://$W/fresh/" >"$W/pin" 2>&1 || prc=$?
+pinned_64() { [ $(( $(nvme_sum nvme_pinned) - pnv0 )) -ge 64 ]; }
+wait_for 30 pinned_64
+p1n=$(metric 1 ucache_nvme_pinned_chunks)
+
 # --- a restart on the same device ----------------------------------------------
 kill -TERM "${DP[1]}"; wait "${DP[1]}"; rc=$?
 start_node 1
@@ -111,6 +125,23 @@ if [ $rc = 0 ] && [ "${n1:-0}" -gt 0 ] && exact p3 && [ "$o3" = "$o2" ] &&
    [ "$(client_stat "$W/p3" filled)" = 0 ] && [ "$(client_stat "$W/p3" origin_direct)" = 0 ]; then
     ok "a daemon stopped (exit 0) and started on its device: ${n1} chunks found by its scan; pass 3: 0 origin reads, exact"
 else bad "restart (rc $rc, found '${n1:-}', origin reads $o2 -> $o3)"; cat "$W/p3"; fi
+
+# the pins were kept: node 1's records say so; a read brings its chunks of
+# f back into memory pinned; an unpin of g reaches the chunks node 1 holds
+# on NVMe only; then every pin is gone, in both tiers
+p1a=$(metric 1 ucache_nvme_pinned_chunks)
+UCACHE_REPLICAS=1 $BIN/ucache read "file://$W/fresh/f" --epochs 1 --verify --json >"$W/pf" 2>/dev/null
+m1=$(metric 1 ucache_memory_pinned_bytes)
+urc=0; $BIN/ucache pin --unpin "file://$W/fresh/g" >"$W/unpin" 2>&1 || urc=$?
+$BIN/ucache pin --unpin "file://$W/fresh/f" >>"$W/unpin" 2>&1 || urc=$?
+unpinned_all() { [ "$(nvme_sum nvme_pinned)" = "$pnv0" ]; }
+wait_for 30 unpinned_all
+if [ $prc = 0 ] && [ "${p1n:-0}" -gt 0 ] && [ "${p1a:-}" = "$p1n" ] &&
+   [ "$(client_stat "$W/pf" wrong)" = 0 ] && [ "$(client_stat "$W/pf" filled)" = 0 ] &&
+   [ "${m1:-0}" -gt 0 ] && [ $urc = 0 ] && unpinned_all &&
+   [ "$(nvme_sum bytes_pinned)" = 0 ]; then
+    ok "pins on NVMe: 64 chunks pinned, node 1's ${p1n} still pinned after its restart, its chunks of f read back into memory pinned (${m1} bytes), exact; unpinned (on NVMe only too): none left in either tier"
+else bad "pins across a restart (pin rc $prc, node 1 $p1n -> ${p1a:-}, memory ${m1:-}, unpin rc $urc, left $(nvme_sum nvme_pinned) - $pnv0, $(nvme_sum bytes_pinned) bytes)"; cat "$W/pin" "$W/unpin" "$W/pf"; fi
 
 # --- records corrupted on a device ---------------------------------------------
 # every tenth record of node 2's device gets one payload byte flipped

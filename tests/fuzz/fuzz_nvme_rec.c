@@ -7,9 +7,10 @@
  * record header's, to reach the checks past them.  Properties: an accepted
  * superblock's segments lie inside the device and hold a chunk of its
  * largest; an accepted record is of this device (uuid), has a sequence and
- * a length within the largest; its trailer and payload are checked only
- * within the bytes given (ASan: exactly sized copies); a record sealed from
- * what was accepted parses back to the same fields and bytes.
+ * a length within the largest, only known flags; its trailer and payload
+ * are checked only within the bytes given (ASan: exactly sized copies); a
+ * record sealed from what was accepted parses back to the same fields and
+ * bytes.
  */
 #include "store/nvme_rec.h"
 #include "tests/fuzz/fuzz.h"
@@ -63,6 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FZ_CHECK(rec.uuid == sb.uuid);
     FZ_CHECK(rec.seq != 0);
     FZ_CHECK(rec.length <= sb.max_payload);
+    FZ_CHECK((rec.flags & ~US_NVME_REC_FLAGS) == 0);
     rsize = us_nvme_rec_size(rec.length);
     FZ_CHECK(rsize % US_NVME_BLOCK == 0);
     FZ_CHECK(rsize >= US_NVME_REC_HDR + rec.length + US_NVME_TRAILER);
@@ -77,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FZ_CHECK(us_nvme_rec_parse(whole, rsize, &sb, &back) == UCACHE_OK);
         FZ_CHECK((back.seq == rec.seq) && (back.length == rec.length) &&
                  (back.key_hi == rec.key_hi) && (back.key_lo == rec.key_lo) &&
-                 (back.ns == rec.ns) && (back.seg == rec.seg));
+                 (back.ns == rec.ns) && (back.seg == rec.seg) && (back.flags == rec.flags));
         FZ_CHECK(us_nvme_trailer_ok(whole + rsize - US_NVME_BLOCK, &back));
         FZ_CHECK(us_nvme_payload_ok(&back, whole + US_NVME_REC_HDR));
         FZ_CHECK(memcmp(whole + US_NVME_REC_HDR, img + US_NVME_REC_HDR, rec.length) == 0);

@@ -685,6 +685,17 @@ static void test_nvme_tiering(void)
     unlink(nv_path);
 }
 
+/* A store over @p sp with the device at nv_path as its NVMe tier. */
+static us_store_t *store_nvme(const us_store_params_t *sp)
+{
+    us_nvme_t *nv = nv_open(256 * KiB, 0);
+    us_store_t *s = NULL;
+
+    CU_ASSERT_EQUAL_FATAL(us_store_create(sp, &s), UCACHE_OK);
+    CU_ASSERT_EQUAL_FATAL(us_store_nvme_add(s, nv), UCACHE_OK);
+    return s;
+}
+
 /* Reserve @p id (waiting out grace periods, 2 s at most). */
 static ucache_status_t reserve_id(us_store_t *s, uint64_t id, uint32_t len, us_fill_t *f)
 {
@@ -717,14 +728,11 @@ static void test_nvme_pending(void)
     us_store_stats_t st;
     unsigned i;
     us_store_t *s;
-    us_nvme_t *nv;
     us_fill_t f;
     us_key_t k;
 
     nv_file(48 * MiB);
-    nv = nv_open(256 * KiB, 0);
-    CU_ASSERT_EQUAL_FATAL(us_store_create(&sp, &s), UCACHE_OK);
-    CU_ASSERT_EQUAL_FATAL(us_store_nvme_add(s, nv), UCACHE_OK);
+    s = store_nvme(&sp);
     for (i = 0; i < N; i++) {        /* fits: nothing evicted */
         CU_ASSERT_EQUAL_FATAL(put_id(s, i, 5, len), UCACHE_OK);
     }
@@ -771,6 +779,192 @@ static void test_nvme_pending(void)
     unlink(nv_path);
 }
 
+/* Pins are kept on the device: a record written pinned, or pinned later
+ * (us_nvme_pin_flush writes the record again with its flag), is pinned
+ * after a restart, an unpin likewise; a change undone before its flush
+ * writes nothing, one not flushed before a stop leaves the device's word;
+ * the bytes stay exact through the rewrites. */
+static void test_nvme_pins(void)
+{
+    us_nvme_stats_t st;
+    us_nvme_item_t it;
+    us_nvme_t *nv;
+    uint8_t *buf;
+    unsigned i, bad = 0, wrong = 0;
+    uint64_t id;
+    us_key_t k;
+
+    nv_file(32 * MiB);
+    nv = nv_open(256 * KiB, 0);
+    nv_put(nv, 0, 20, 0);
+    buf = malloc(1000);
+    fill_pattern(buf, 1000, 100);
+    memset(&it, 0, sizeof(it));
+    it.key     = key_of(100);
+    it.payload = buf;
+    it.length  = 1000;
+    it.ns      = 3;
+    it.pinned  = 1;
+    CU_ASSERT_EQUAL(us_nvme_write(nv, &it, 1), UCACHE_OK);
+    CU_ASSERT_EQUAL(it.status, UCACHE_OK);
+    free(buf);
+    for (i = 0; i < 5; i++) {
+        k = key_of(i);
+        CU_ASSERT_EQUAL(us_nvme_pin(nv, &k, 1), UCACHE_OK);
+    }
+    k = key_of(5);                   /* pinned and unpinned: nothing to write */
+    CU_ASSERT_EQUAL(us_nvme_pin(nv, &k, 1), UCACHE_OK);
+    CU_ASSERT_EQUAL(us_nvme_pin(nv, &k, 0), UCACHE_OK);
+    k = key_of(999);
+    CU_ASSERT_EQUAL(us_nvme_pin(nv, &k, 1), UCACHE_ERR_NOT_FOUND);
+    us_nvme_stats(nv, &st);
+    CU_ASSERT_EQUAL(st.pinned, 6);
+    CU_ASSERT_EQUAL(us_nvme_pin_flush(nv, 3), 3);        /* bounded */
+    for (i = 0; (i < 10) && (us_nvme_pin_flush(nv, 64) > 0); i++) {
+    }
+    CU_ASSERT_EQUAL(us_nvme_pin_flush(nv, 64), 0);
+    us_nvme_stats(nv, &st);
+    CU_ASSERT_EQUAL(st.pin_writes, 5);
+    CU_ASSERT_EQUAL(st.records, 21);
+    CU_ASSERT_EQUAL(st.pinned, 6);
+    us_nvme_close(nv);
+    nv = nv_open(256 * KiB, 0);      /* a restart: the pins are there */
+    us_nvme_stats(nv, &st);
+    CU_ASSERT_EQUAL(st.records, 21);
+    CU_ASSERT_EQUAL(st.pinned, 6);
+    for (i = 0; i < 21; i++) {
+        id = (i < 20) ? i : 100;
+        k  = key_of(id);
+        wrong += (us_nvme_pinned(nv, &k) != ((id < 5) || (id == 100)));
+        bad   += (nv_get(nv, id, (id == 100) ? 1000 : 0) != 0);
+    }
+    CU_ASSERT_EQUAL(wrong, 0);
+    CU_ASSERT_EQUAL(bad, 0);
+    /* unpinned: so after a restart too; key 1's unpin is not flushed */
+    k = key_of(1);
+    CU_ASSERT_EQUAL(us_nvme_pin(nv, &k, 0), UCACHE_OK);
+    k = key_of(0);
+    CU_ASSERT_EQUAL(us_nvme_pin(nv, &k, 0), UCACHE_OK);
+    k = key_of(100);
+    CU_ASSERT_EQUAL(us_nvme_pin(nv, &k, 0), UCACHE_OK);
+    CU_ASSERT_EQUAL(us_nvme_pin_flush(nv, 2), 2);         /* the newest first */
+    us_nvme_close(nv);
+    nv = nv_open(256 * KiB, 0);
+    us_nvme_stats(nv, &st);
+    CU_ASSERT_EQUAL(st.records, 21);
+    CU_ASSERT_EQUAL(st.pinned, 4);
+    for (i = 0, wrong = 0, bad = 0; i < 21; i++) {
+        id = (i < 20) ? i : 100;
+        k  = key_of(id);
+        wrong += (us_nvme_pinned(nv, &k) != ((id >= 1) && (id < 5)));
+        bad   += (nv_get(nv, id, (id == 100) ? 1000 : 0) != 0);
+    }
+    CU_ASSERT_EQUAL(wrong, 0);
+    CU_ASSERT_EQUAL(bad, 0);
+    us_nvme_close(nv);
+    unlink(nv_path);
+}
+
+/* Write what the demoter has (no demoter thread runs). */
+static void demote_all(us_store_t *s)
+{
+    unsigned i;
+
+    for (i = 0; (i < 1000) && (us_store_demote(s, 64, 0) > 0); i++) {
+    }
+}
+
+/* A pin follows its chunk to NVMe and through a restart: a pinned chunk's
+ * copy is written pinned, one pinned after its copy was written has the
+ * record written again; after a restart (store and device opened anew)
+ * the chunks are on NVMe only, the pinned ones pinned there, and a read
+ * brings each of those into memory pinned (not staged, as an unpinned
+ * one is), exact; an unpin of a chunk in memory and of one on NVMe only
+ * hold through the next restart. */
+static void test_nvme_pins_restart(void)
+{
+    us_store_params_t sp = { .len = 8 * MiB, .grace_ns = 1000000, .index_chunk = 64 * KiB,
+                             .max_payload = 256 * KiB, .lock = 1,
+                             .stage_bytes = 2 * MiB };
+    const uint32_t len = 128 * KiB;
+    unsigned i, bad = 0, wrong = 0;
+    us_store_stats_t st;
+    us_nvme_stats_t nst;
+    uint64_t pinned;
+    us_store_t *s;
+    us_nvme_t *nv;
+    bool promoted;
+    us_key_t k;
+
+    nv_file(32 * MiB);
+    s = store_nvme(&sp);
+    for (i = 0; i < 8; i++) {
+        CU_ASSERT_EQUAL(put_id(s, i, 5, len), UCACHE_OK);
+        k = key_of(i);
+        if (i == 0) {                /* pinned before its copy is written */
+            CU_ASSERT_EQUAL(us_store_pin(s, &k, 1), UCACHE_OK);
+        }
+        demote_all(s);
+        CU_ASSERT(us_store_on_nvme(s, &k));
+    }
+    for (i = 1; i < 4; i++) {        /* pinned with their copies on NVMe */
+        k = key_of(i);
+        CU_ASSERT_EQUAL(us_store_pin(s, &k, 1), UCACHE_OK);
+    }
+    demote_all(s);
+    us_store_nvme_stats(s, 0, &nst);
+    CU_ASSERT_EQUAL(nst.records, 8);
+    CU_ASSERT_EQUAL(nst.pinned, 4);
+    CU_ASSERT_EQUAL(nst.pin_writes, 3);
+    us_store_stats(s, &st);
+    pinned = st.bytes_pinned;
+    CU_ASSERT(pinned > 0);
+    us_store_destroy(s);             /* closes the device */
+
+    s = store_nvme(&sp);             /* a restart */
+    us_store_nvme_stats(s, 0, &nst);
+    CU_ASSERT_EQUAL(nst.records, 8);
+    CU_ASSERT_EQUAL(nst.pinned, 4);
+    for (i = 0; i < 8; i++) {
+        CU_ASSERT_EQUAL(get_id(s, i, len), 1);     /* memory is new */
+        if (i == 3) {
+            continue;                /* stays on NVMe only */
+        }
+        bad   += (fill_from_nvme(s, i, len, &promoted, NULL) != 0);
+        wrong += (promoted != (i < 4));
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(wrong, 0);
+    us_store_stats(s, &st);
+    CU_ASSERT_EQUAL(st.bytes_pinned, pinned / 4 * 3);
+    k = key_of(1);                   /* an unpin in memory */
+    CU_ASSERT_EQUAL(us_store_pin(s, &k, 0), UCACHE_OK);
+    k = key_of(3);                   /* on NVMe only: unpinned there; a pin */
+    CU_ASSERT_EQUAL(us_store_pin(s, &k, 0), UCACHE_OK);    /* wants a read */
+    CU_ASSERT_EQUAL(us_store_pin(s, &k, 1), UCACHE_ERR_NOT_FOUND);
+    k = key_of(6);                   /* neither tier's */
+    CU_ASSERT_EQUAL(us_store_evict(s, &k), UCACHE_OK);
+    CU_ASSERT_EQUAL(us_store_pin(s, &k, 0), UCACHE_ERR_NOT_FOUND);
+    demote_all(s);
+    us_store_nvme_stats(s, 0, &nst);
+    CU_ASSERT_EQUAL(nst.pinned, 2);
+    CU_ASSERT_EQUAL(nst.pin_writes, 2);
+    us_store_destroy(s);
+
+    nv = nv_open(256 * KiB, 0);      /* and again (an evict is not kept
+                                        across a restart: 8 records) */
+    us_nvme_stats(nv, &nst);
+    CU_ASSERT_EQUAL(nst.records, 8);
+    CU_ASSERT_EQUAL(nst.pinned, 2);
+    for (i = 0; i < 8; i++) {
+        k = key_of(i);
+        wrong += (us_nvme_pinned(nv, &k) != ((i == 0) || (i == 2)));
+    }
+    CU_ASSERT_EQUAL(wrong, 0);
+    us_nvme_close(nv);
+    unlink(nv_path);
+}
+
 const tc_test_t nvme_tests[] = {
     {"basic", test_nvme_basic},
     {"rebuild", test_nvme_rebuild},
@@ -781,5 +975,7 @@ const tc_test_t nvme_tests[] = {
     {"tiering", test_nvme_tiering},
     {"pending", test_nvme_pending},
     {"aio", test_nvme_aio},
+    {"pins", test_nvme_pins},
+    {"pins_restart", test_nvme_pins_restart},
     {NULL, NULL}
 };
