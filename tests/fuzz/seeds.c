@@ -185,7 +185,8 @@ static void layout_seeds(void)
 }
 
 /* An NVMe device's superblock and a record of 5000 bytes, as the tier
- * writes them (flags byte 0: both checksums are the writer's). */
+ * writes them (flags byte 0: both checksums are the writer's); one torn,
+ * one pinned. */
 static void nvme_rec_seeds(void)
 {
     us_nvme_super_t sb = { .magic = US_NVME_SUPER_MAGIC, .format = US_NVME_FORMAT,
@@ -201,6 +202,9 @@ static void nvme_rec_seeds(void)
     us_nvme_rec_seal(img + 1 + US_NVME_BLOCK, &rec);
     seed("nvme_rec", "record", img, 1 + US_NVME_BLOCK + us_nvme_rec_size(rec.length), NULL, 0);
     seed("nvme_rec", "torn", img, 1 + US_NVME_BLOCK + US_NVME_BLOCK, NULL, 0);
+    rec.flags = US_NVME_REC_PINNED;  /* a pinned chunk's */
+    us_nvme_rec_seal(img + 1 + US_NVME_BLOCK, &rec);
+    seed("nvme_rec", "pinned", img, 1 + US_NVME_BLOCK + us_nvme_rec_size(rec.length), NULL, 0);
     free(img);
 }
 
