@@ -85,7 +85,7 @@ LIB_A    = $(BUILD)/lib/libucache-rdma.a
 DEB_PKGS = gcc clang libclang-rt-dev make pkg-config libucx-dev ucx-utils libxxhash-dev \
            libcunit1-dev mbw iproute2 procps strace openmpi-bin libopenmpi-dev \
            libcurl4-openssl-dev libssl-dev libxml2-dev libmicrohttpd-dev libibverbs-dev libjemalloc-dev curl openssl bsdutils time \
-           libjson-c-dev etcd-server yamllint python3-yaml systemd util-linux liburing-dev fio
+           libjson-c-dev etcd-server etcd-client yamllint python3-yaml systemd util-linux liburing-dev fio
 
 .PHONY: npm-deps all tests test bench asan tsan demo install uninstall clean deps
 all: $(LIB_SO) $(LIB_A) $(PROGS) $(BUILD)/include/ucache.h

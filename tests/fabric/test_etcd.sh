@@ -29,7 +29,7 @@ PORT=7800
 OWNERS="4 5 6" READER=7 JOINER=8
 
 if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
-    skp_dep "the etcd suite" "no etcd or etcdctl (make deps installs etcd-server)"
+    skp_dep "the etcd suite" "no etcd or etcdctl (make deps installs etcd-server and etcd-client)"
     rm -rf "$W"; summary; exit
 fi
 if ! why=$(hosts_possible); then
