@@ -14,6 +14,7 @@
  */
 #include "fabric/fabric.h"
 #include "fabric/meta.h"
+#include "fabric/quota.h"
 #include "util/log.h"
 #include "util/time.h"
 
@@ -316,28 +317,6 @@ static void uf_reply_raw(uf_node_t *node, ut_rpc_t *rpc, const uf_fetch_raw_t *r
     }
     ut_rpc_reply(rpc, UCACHE_OK, NULL, 0, (const char *)node->mem->base + raw->off,
                  raw->len, UT_REPLY_DATA_STABLE);
-}
-
-/*
- * The namespace of @p uri in the node store: its dataset, as far as the URI
- * says - scheme, host (an Azure account, an S3 bucket) and port, and the
- * first path segment (a container, a top-level prefix) - hashed into the
- * store's namespaces 1 .. US_MAX_NS - 1 (0: a URI that does not split).
- * Quotas and pins of readers are per namespace.
- */
-static uint16_t uf_ns_of(const char *uri)
-{
-    us_uri_parts_t u;
-    char root[1400];
-    size_t seg;
-
-    if (us_uri_split(uri, &u) != UCACHE_OK) {
-        return 0;
-    }
-    seg = strcspn(u.path + (u.path[0] == '/'), "/");
-    snprintf(root, sizeof(root), "%s://%s:%u/%.*s", u.scheme, u.host, u.port, (int)seg,
-             u.path + (u.path[0] == '/'));
-    return (uint16_t)(1 + XXH3_64bits(root, strlen(root)) % (US_MAX_NS - 1));
 }
 
 /* What a FETCH's pin flags ask of a chunk that is present (warm-up).  A
@@ -945,6 +924,30 @@ static void *uf_demote_thread(void *arg)
  * its index rebuilt from what it holds, or formatted.  A device that cannot
  * be opened stops the node: the operator named it.
  */
+/* The datasets' quotas (UCACHE_QUOTA): PCT of the memory and of each
+ * device, so a chunk is held to its dataset's share on either tier. */
+static void uf_quota_apply(uf_node_t *node, const uf_quota_t *q, us_nvme_t **nv,
+                           unsigned nnv)
+{
+    uint64_t mem, dev = 0;
+    us_nvme_stats_t st;
+    unsigned r, i;
+
+    for (r = 0; r < q->n; r++) {
+        mem = node->cfg.mem_bytes / 100 * q->rule[r].pct;
+        us_store_quota_set(node->store, q->rule[r].ns, mem);
+        for (i = 0; i < nnv; i++) {
+            us_nvme_stats(nv[i], &st);
+            us_nvme_quota_set(nv[i], q->rule[r].ns, st.dev_bytes / 100 * q->rule[r].pct);
+            dev += st.dev_bytes / 100 * q->rule[r].pct;
+        }
+        UC_INFO("quota: %s may hold %u%% of each tier: %.1f MiB of memory, %.1f MiB of "
+                "NVMe (%u device(s))", q->rule[r].root, q->rule[r].pct, mem / 1048576.0,
+                dev / 1048576.0, nnv);
+        dev = 0;
+    }
+}
+
 static ucache_status_t uf_nvme_open(uf_node_t *node, uint32_t max_payload,
                                     us_nvme_t **nv, unsigned *n_p)
 {
@@ -1031,6 +1034,7 @@ ucache_status_t uf_node_create(ut_ctx_t *tr, const uc_config_t *cfg,
     us_store_params_t sp;
     ucache_status_t status;
     unsigned i, nnv = 0, nthr;
+    uf_quota_t quota;
     uf_node_t *node;
 
     node = calloc(1, sizeof(*node));
@@ -1046,6 +1050,9 @@ ucache_status_t uf_node_create(ut_ctx_t *tr, const uc_config_t *cfg,
     }
     node->pin_quota = cfg->mem_bytes / 100 * cfg->pin_quota_pct;
     status = us_allow_parse(cfg->allow, &node->allow);
+    if (status == UCACHE_OK) {
+        status = uf_quota_parse(cfg->quota, &quota);
+    }
     if (status != UCACHE_OK) {
         free(node);
         return status;
@@ -1091,6 +1098,7 @@ ucache_status_t uf_node_create(ut_ctx_t *tr, const uc_config_t *cfg,
     for (i = 0; i < nnv; i++) {
         us_store_nvme_add(node->store, nv[i]);   /* the store closes them */
     }
+    uf_quota_apply(node, &quota, nv, nnv);
     if (nnv > 0) {
         if (pthread_create(&node->demoter, NULL, uf_demote_thread, node) != 0) {
             status = UCACHE_ERR_NO_MEMORY;

@@ -122,6 +122,8 @@ struct us_nvme {
     us_key_t        *plist;
     uint32_t         plist_n, plist_cap;
     char            *pbuf;           /* a payload read back for its rewrite */
+    /* per namespace (US_NVME_MAX_NS): device bytes of its records, quota */
+    uint64_t        *ns_used, *ns_quota;
 };
 
 static inline uint64_t seg_off(const us_nvme_t *nv, uint32_t s)
@@ -346,6 +348,7 @@ static void do_unlink(us_nvme_t *nv, uint32_t i)
         nv->ent[e->snext].sprev = e->sprev;
     }
     s->live -= us_nvme_rec_size(e->length);
+    nv->ns_used[e->ns] -= us_nvme_rec_size(e->length);
     nv->st.records--;
     nv->st.payload_bytes -= e->length;
     nv->st.used_bytes    -= us_nvme_rec_size(e->length);
@@ -441,6 +444,7 @@ static ucache_status_t do_insert(us_nvme_t *nv, const nv_pend_t *p, uint32_t seg
     }
     s->head = i;
     s->live += us_nvme_rec_size(p->length);
+    nv->ns_used[p->ns] += us_nvme_rec_size(p->length);
     nv->st.records++;
     nv->st.payload_bytes += p->length;
     nv->st.used_bytes    += us_nvme_rec_size(p->length);
@@ -506,9 +510,10 @@ static int w_flush(us_nvme_t *nv, us_nvme_item_t *items)
     }
     for (i = 0; i < nv->npend; i++) {
         nv_pend_t *p = &nv->pend[i];
-        ucache_status_t st = (rc != 0) ? UCACHE_ERR_IO :
-                             !nv->online ? UCACHE_ERR_IO : do_insert(nv, p, nv->cur);
+        ucache_status_t st;
 
+        nv->ns_used[p->ns] -= us_nvme_rec_size(p->length);   /* indexed below */
+        st = ((rc != 0) || !nv->online) ? UCACHE_ERR_IO : do_insert(nv, p, nv->cur);
         if (st == UCACHE_OK) {
             nv->st.writes++;
         }
@@ -554,6 +559,7 @@ static void w_append(us_nvme_t *nv, us_nvme_item_t *items, const us_key_t *key, 
     rec.key_hi = key->hi;
     rec.key_lo = key->lo;
     pthread_mutex_lock(&nv->lock);
+    nv->ns_used[ns] += size;         /* its quota counts it from now */
     rec.seq    = nv->next_seq++;
     if (nv->seg[nv->cur].first_seq == 0) {
         nv->seg[nv->cur].first_seq = rec.seq;
@@ -578,7 +584,7 @@ static void w_append(us_nvme_t *nv, us_nvme_item_t *items, const us_key_t *key, 
  * open segment; the rest are dropped. */
 static void w_clean(us_nvme_t *nv, int reinsert)
 {
-    uint32_t v = NV_NONE, s, i, n = 0, k;
+    uint32_t v = NV_NONE, s, i, n = 0, k, next;
     uint64_t used = 0, oldest = UINT64_MAX;
     nv_pend_t *keep;
     nv_op_t *ops;
@@ -599,10 +605,14 @@ static void w_clean(us_nvme_t *nv, int reinsert)
         free(ops);
         return;
     }
-    while ((i = nv->seg[v].head) != NV_NONE) {
+    /* the records it keeps stay indexed (and readable: v is not written
+     * again before they are) until their copies replace them, so a pin or
+     * an unpin meanwhile is not lost; the others go now */
+    for (i = nv->seg[v].head; i != NV_NONE; i = next) {
         nv_ent_t *e = &nv->ent[i];
         uint64_t size = us_nvme_rec_size(e->length);
 
+        next = e->snext;
         if (reinsert && (keep != NULL) && (ops != NULL) && (e->hot || e->pinned) &&
             (used + size <= nv->clen)) {
             keep[n].key    = e->key;
@@ -618,8 +628,8 @@ static void w_clean(us_nvme_t *nv, int reinsert)
             n++;
         } else {
             nv->st.evicted++;
+            do_unlink(nv, i);
         }
-        do_unlink(nv, i);
     }
     nv->seg[v].state     = NV_SEG_FREE;
     nv->seg[v].first_seq = 0;
@@ -637,16 +647,31 @@ static void w_clean(us_nvme_t *nv, int reinsert)
         pthread_mutex_unlock(&nv->lock);
     }
     for (k = 0; k < n; k++) {
-        if ((ops[k].res == 0) &&
-            (us_nvme_rec_parse(ops[k].buf, ops[k].len, &nv->sb, &rec) == UCACHE_OK) &&
-            (rec.seq == keep[k].seq) && (rec.key_hi == keep[k].key.hi) &&
-            (rec.key_lo == keep[k].key.lo) &&
-            us_nvme_payload_ok(&rec, ops[k].buf + US_NVME_REC_HDR)) {
-            w_append(nv, NULL, &keep[k].key, keep[k].ns, keep[k].pinned, 0,
-                     ops[k].buf + US_NVME_REC_HDR, keep[k].length, NV_NONE);
+        bool ok = (ops[k].res == 0) &&
+                  (us_nvme_rec_parse(ops[k].buf, ops[k].len, &nv->sb, &rec) == UCACHE_OK) &&
+                  (rec.seq == keep[k].seq) && (rec.key_hi == keep[k].key.hi) &&
+                  (rec.key_lo == keep[k].key.lo) &&
+                  us_nvme_payload_ok(&rec, ops[k].buf + US_NVME_REC_HDR);
+
+        pthread_mutex_lock(&nv->lock);
+        i = do_find(nv, &keep[k].key);
+        if ((i != NV_NONE) && (nv->ent[i].seq != keep[k].seq)) {
+            i = NV_NONE;             /* dropped, or written again, meanwhile */
+        }
+        if ((i != NV_NONE) && ok) {
+            keep[k].pinned = nv->ent[i].pinned;         /* as it is now */
             nv->st.reinserted++;
         } else {
+            if (i != NV_NONE) {
+                do_unlink(nv, i);
+            }
             nv->st.evicted++;
+            ok = false;
+        }
+        pthread_mutex_unlock(&nv->lock);
+        if (ok) {                    /* its copy replaces it when written */
+            w_append(nv, NULL, &keep[k].key, keep[k].ns, keep[k].pinned, 0,
+                     ops[k].buf + US_NVME_REC_HDR, keep[k].length, NV_NONE);
         }
     }
     free(keep);
@@ -676,6 +701,83 @@ static void w_open_next(us_nvme_t *nv)
     }
 }
 
+/* A segment's age (w_quota's order). */
+typedef struct nv_age {
+    uint64_t first_seq;
+    uint32_t seg;
+} nv_age_t;
+
+static int age_cmp(const void *a, const void *b)
+{
+    const nv_age_t *x = a, *y = b;
+
+    return (x->first_seq > y->first_seq) - (x->first_seq < y->first_seq);
+}
+
+/* Make room under namespace @p ns's quota for a record of @p size bytes:
+ * its own oldest unpinned records are dropped (segments oldest first),
+ * down to an eighth of the quota (a segment at most) below it, so that
+ * the next writes find room.  False if there is no room (the record is
+ * larger than the quota, or pinned ones hold it). */
+static bool w_quota(us_nvme_t *nv, uint16_t ns, uint64_t size)
+{
+    uint64_t q, head, target;
+    uint32_t s, n = 0, k, i, next;
+    nv_age_t *age;
+    bool fits;
+
+    pthread_mutex_lock(&nv->lock);
+    q = nv->ns_quota[ns];
+    if ((q > 0) && (size <= q) && (nv->ns_used[ns] + size > q) &&
+        ((age = malloc(nv->sb.nsegs * sizeof(*age))) != NULL)) {
+        head   = (q / 8 < nv->sb.seg_bytes) ? q / 8 : nv->sb.seg_bytes;
+        target = (q - size > head) ? q - size - head : q - size;
+        for (s = 0; s < nv->sb.nsegs; s++) {
+            if (nv->seg[s].head != NV_NONE) {
+                age[n].first_seq = nv->seg[s].first_seq;
+                age[n++].seg     = s;
+            }
+        }
+        qsort(age, n, sizeof(*age), age_cmp);
+        for (k = 0; (k < n) && (nv->ns_used[ns] > target); k++) {
+            for (i = nv->seg[age[k].seg].head; (i != NV_NONE) && (nv->ns_used[ns] > target);
+                 i = next) {
+                next = nv->ent[i].snext;
+                if ((nv->ent[i].ns == ns) && !nv->ent[i].pinned) {
+                    do_unlink(nv, i);
+                    nv->st.quota_evicted++;
+                }
+            }
+        }
+        free(age);
+    }
+    fits = (q == 0) || (nv->ns_used[ns] + size <= q);
+    nv->st.quota_refused += !fits;
+    pthread_mutex_unlock(&nv->lock);
+    return fits;
+}
+
+void us_nvme_quota_set(us_nvme_t *nv, uint16_t ns, uint64_t bytes)
+{
+    if (ns < US_NVME_MAX_NS) {
+        pthread_mutex_lock(&nv->lock);
+        nv->ns_quota[ns] = bytes;
+        pthread_mutex_unlock(&nv->lock);
+    }
+}
+
+uint64_t us_nvme_ns_used(us_nvme_t *nv, uint16_t ns)
+{
+    uint64_t used = 0;
+
+    if (ns < US_NVME_MAX_NS) {
+        pthread_mutex_lock(&nv->lock);
+        used = nv->ns_used[ns];
+        pthread_mutex_unlock(&nv->lock);
+    }
+    return used;
+}
+
 ucache_status_t us_nvme_write(us_nvme_t *nv, us_nvme_item_t *items, unsigned n)
 {
     ucache_status_t st = UCACHE_OK;
@@ -699,8 +801,10 @@ ucache_status_t us_nvme_write(us_nvme_t *nv, us_nvme_item_t *items, unsigned n)
         }
         if (present) {
             items[i].status = UCACHE_ERR_EXISTS;
-        } else if (items[i].length > nv->sb.max_payload) {
+        } else if ((items[i].length > nv->sb.max_payload) || (items[i].ns >= US_NVME_MAX_NS)) {
             items[i].status = UCACHE_ERR_INVALID;
+        } else if (!w_quota(nv, items[i].ns, us_nvme_rec_size(items[i].length))) {
+            items[i].status = UCACHE_ERR_NO_MEMORY;
         } else {
             w_append(nv, items, &items[i].key, items[i].ns, items[i].pinned, 0,
                      items[i].payload, items[i].length, i);
@@ -1381,8 +1485,11 @@ ucache_status_t us_nvme_open(const us_nvme_params_t *p, us_nvme_t **nv_p)
     nv->cbuf = aligned_alloc(US_NVME_BLOCK, nv->clen);
     nv->pend_cap = NV_WBUF / US_NVME_BLOCK;
     nv->pend = calloc(nv->pend_cap, sizeof(*nv->pend));
+    nv->ns_used  = calloc(US_NVME_MAX_NS, sizeof(*nv->ns_used));
+    nv->ns_quota = calloc(US_NVME_MAX_NS, sizeof(*nv->ns_quota));
     st = UCACHE_ERR_NO_MEMORY;
-    if ((nv->cbuf == NULL) || (nv->pend == NULL)) {
+    if ((nv->cbuf == NULL) || (nv->pend == NULL) || (nv->ns_used == NULL) ||
+        (nv->ns_quota == NULL)) {
         goto err;
     }
     st = io_init(&nv->wio, nv->depth,
@@ -1478,6 +1585,8 @@ void us_nvme_close(us_nvme_t *nv)
     free(nv->cbuf);
     free(nv->plist);
     free(nv->pbuf);
+    free(nv->ns_used);
+    free(nv->ns_quota);
     free(nv->path);
     pthread_mutex_destroy(&nv->lock);
     pthread_mutex_destroy(&nv->io_lock);

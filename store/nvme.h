@@ -67,6 +67,8 @@ typedef struct us_nvme_stats {
     uint64_t pinned;             /* of them pinned */
     uint64_t pin_writes;         /* records written again for a pin change */
     uint64_t pin_unwritten;      /* pin changes not written (no memory) */
+    uint64_t quota_evicted;      /* records dropped for their namespace's quota */
+    uint64_t quota_refused;      /* writes with no room under their quota */
     uint64_t writes, write_bytes;     /* records written, device bytes */
     uint64_t write_submits;      /* io_uring submissions of writes (batches) */
     uint64_t write_skipped;      /* already on the device */
@@ -165,6 +167,15 @@ ucache_status_t us_nvme_write(us_nvme_t *nv, us_nvme_item_t *items, unsigned n);
  *  written again with its flag, so a restart keeps the pin).
  *  UCACHE_ERR_NOT_FOUND if it is not on the device. */
 ucache_status_t us_nvme_pin(us_nvme_t *nv, const us_key_t *key, int pin);
+
+/** Namespace @p ns may hold @p bytes of the device (its records' sizes;
+ *  0: no quota).  A write past it drops the namespace's own oldest
+ *  records first; one larger than the quota is refused
+ *  (UCACHE_ERR_NO_MEMORY).  The next write applies a lowered quota. */
+void us_nvme_quota_set(us_nvme_t *nv, uint16_t ns, uint64_t bytes);
+
+/** Device bytes namespace @p ns's records take. */
+uint64_t us_nvme_ns_used(us_nvme_t *nv, uint16_t ns);
 
 /** Whether @p key is on the device, pinned (a restart keeps pins). */
 bool us_nvme_pinned(us_nvme_t *nv, const us_key_t *key);

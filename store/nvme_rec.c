@@ -86,7 +86,8 @@ ucache_status_t us_nvme_rec_parse(const void *buf, size_t len, const us_nvme_sup
         return UCACHE_ERR_NOT_FOUND;
     }
     if ((rec.hdr_checksum != rec_hdr_sum(&rec)) || (rec.seq == 0) ||
-        (rec.length > sb->max_payload) || (rec.flags & ~US_NVME_REC_FLAGS)) {
+        (rec.length > sb->max_payload) || (rec.flags & ~US_NVME_REC_FLAGS) ||
+        (rec.ns >= US_NVME_MAX_NS)) {
         return UCACHE_ERR_CORRUPT;
     }
     *rec_p = rec;

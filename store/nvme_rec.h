@@ -45,6 +45,7 @@
                                          the pin (a newer record of the key
                                          with the flag cleared unpins it)   */
 #define US_NVME_REC_FLAGS    0x01u    /* every flag this format knows       */
+#define US_NVME_MAX_NS       1024u    /* namespaces: a record's ns is below  */
 
 /* The device's superblock. */
 typedef struct us_nvme_super {
@@ -115,9 +116,10 @@ void us_nvme_rec_seal(void *buf, const us_nvme_rec_t *rec);
 /**
  * Check a record header (@p len bytes at @p buf, at least the header) of
  * device @p sb: magic, format, uuid, header checksum, a nonzero sequence, a
- * length within the device's max payload, no flag this format does not
- * know.  UCACHE_OK with *rec_p filled, else UCACHE_ERR_NOT_FOUND (no record here: zeroes, another device's, an
- * older format) or UCACHE_ERR_CORRUPT (ours, damaged).
+ * length within the device's max payload, a namespace below US_NVME_MAX_NS,
+ * no flag this format does not know.  UCACHE_OK with *rec_p filled, else
+ * UCACHE_ERR_NOT_FOUND (no record here: zeroes, another device's, an older
+ * format) or UCACHE_ERR_CORRUPT (ours, damaged).
  */
 ucache_status_t us_nvme_rec_parse(const void *buf, size_t len, const us_nvme_super_t *sb,
                                   us_nvme_rec_t *rec_p);

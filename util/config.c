@@ -294,6 +294,12 @@ const uc_config_entry_t uc_config_table[] = {
      "may hold per dataset namespace (scheme, account or bucket, container or first "
      "path segment); pins signed with the admin key are bounded only by the 90% limit.",
      UC_CFG_FIELD(pin_quota_pct), UC_CFG_UINT, NULL, 1, 90},
+    {"QUOTA", "",
+     "Dataset quotas of a serving node: ROOT=PCT% rules separated by commas, e.g. "
+     "az://acct/ckpt=30%,s3://bucket/scratch=10%. ROOT is a dataset's root (scheme, "
+     "account, bucket or host, and one path segment); its chunks may take PCT of the node's memory "
+     "and PCT of each NVMe device, past which its own oldest go first. Empty: none.",
+     UC_CFG_FIELD(quota), UC_CFG_STRING, NULL, 0, 0},
     {"EMULATED_RMA", "no",
      "A test mode: turn on UCX's software RMA where no transport has native RMA, so "
      "UCACHE_READ_PATH=get works over tcp. Any peer that reaches the process can then "

@@ -89,6 +89,7 @@ typedef struct uc_config {
     char     admin_key_file[256];
     uint64_t auth_window_ns;
     unsigned pin_quota_pct;
+    char     quota[1024];      /* dataset quotas, ROOT=PCT%,... (fabric/quota.h) */
 } uc_config_t;
 
 typedef enum uc_config_type {

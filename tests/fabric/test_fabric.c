@@ -15,6 +15,7 @@ extern const tc_test_t view_shm_tests[];
 extern const tc_test_t node_tests[];
 extern const tc_test_t client_tests[];
 extern const tc_test_t probe_tests[];
+extern const tc_test_t quota_tests[];
 
 int main(void)
 {
@@ -30,7 +31,8 @@ int main(void)
         (tc_add_suite("view_shm", view_shm_tests) != 0) ||
         (tc_add_suite("node", node_tests) != 0) ||
         (tc_add_suite("client", client_tests) != 0) ||
-        (tc_add_suite("probe", probe_tests) != 0)) {
+        (tc_add_suite("probe", probe_tests) != 0) ||
+        (tc_add_suite("quota", quota_tests) != 0)) {
         CU_cleanup_registry();
         return 1;
     }

@@ -254,4 +254,30 @@ if [ "$(grep -c '"wrong":0' "$W/p6")" = 2 ] && [ "$(client_stat "$W/p6.stats" or
     ok "4 KiB chunks staged from NVMe in a crowded index: 2 epochs exact, $(client_stat "$W/p6.stats" chunk_nvme) from NVMe, $(client_stat "$W/p6.stats" verify_retries) retried, none from the origin, no owner suspect"
 else bad "small chunks from NVMe"; cat "$W/p6"; grep -o '"origin_direct":[0-9]*\|"failovers":[0-9]*\|"chunk_nvme":[0-9]*' "$W/p6.stats"; fi
 stop_daemons
+
+# --- dataset quotas on both tiers -----------------------------------------------------
+# one daemon, UCACHE_QUOTA 25% for the dataset's root (file:///tmp: W is
+# under it): the 190 MiB dataset streams through twice; its chunks hold at
+# most a quarter of the memory and of the device (its own oldest go first),
+# and every byte is read exact
+root=$(echo "$W" | cut -d/ -f2)
+fallocate -l 64M "$W/nv5"
+MP[5]=$((20000 + RANDOM % 10000))
+UCACHE_MEMBERS=dir:$W/m5 UCACHE_QUOTA="file:///$root=25%" UCACHE_LOG_LEVEL=info \
+    $BIN/ucached --mem 16M --nvme "$W/nv5" --metrics-port "${MP[5]}" 2>>"$W/d5.log" & DP5=$!
+DPIDS=($DP5)
+wait_registered "$W/m5" 1
+UCACHE_MEMBERS=dir:$W/m5 UCACHE_REPLICAS=1 $BIN/ucache read "file://$W/data/" --epochs 2 \
+    --verify --json >"$W/p7" 2>/dev/null
+j5=$(UCACHE_MEMBERS=dir:$W/m5 $BIN/ucache stat --json 2>/dev/null)
+s5() { echo "$j5" | sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p"; }
+cc=$(metric 5 ucache_cached_chunks); ns5=$(metric 5 ucache_nvme_staged_chunks)
+mb=$(metric 5 ucache_memory_bytes)
+if grep -q "quota: file:///$root may hold 25% of each tier" "$W/d5.log" &&
+   [ "$(grep -c '"wrong":0' "$W/p7")" = 2 ] && [ "$(grep -c '"failed":0' "$W/p7")" = 2 ] &&
+   [ "$(s5 nvme_used)" -gt 0 ] && [ "$(s5 nvme_used)" -le $(( $(s5 nvme_bytes) / 4 )) ] &&
+   [ "${cc:-999}" -le $(( ${mb:-0} / 4 / 131072 + ${ns5:-0} )) ]; then
+    ok "UCACHE_QUOTA 25%: 2 epochs of 190 MiB exact; the dataset holds $(( $(s5 nvme_used) >> 20 )) of $(( $(s5 nvme_bytes) >> 20 )) MiB of NVMe and $((cc - ns5)) chunks in $(( mb >> 20 )) MiB of memory (a quarter: 15 of 256 KiB, more of the files' shorter last ones; $ns5 staged)"
+else bad "quotas (nvme $(s5 nvme_used) of $(s5 nvme_bytes), memory: $cc chunks, $ns5 staged, of $mb bytes)"; grep quota "$W/d5.log"; cat "$W/p7"; fi
+stop_daemons
 summary

@@ -1,12 +1,17 @@
 /*
  * fuzz_config.c - configuration values (util/config.c), as an operator
- * writes them in UCACHE_* variables, and the allow list they hold
- * (origin/allow.c).  The first byte picks the entry, the rest is the value.
- * Properties: an accepted number is within its entry's bounds and prints
- * back to a value that parses to the same number; an accepted string fits
- * its field; the rules of an accepted allow list re-parse from their parts.
+ * writes them in UCACHE_* variables, and the allow list and the quota list
+ * they hold (origin/allow.c, fabric/quota.c).  The first byte picks the
+ * entry, the rest is the value.  Properties: an accepted number is within
+ * its entry's bounds and prints back to a value that parses to the same
+ * number; an accepted string fits its field; the rules of an accepted
+ * allow list re-parse from their parts; an accepted quota list has at most
+ * UF_QUOTA_MAX rules, each of 1-100 percent and a namespace of the store's,
+ * which is that of the objects under its root, each rule re-parses alone.
  */
+#include "fabric/quota.h"
 #include "origin/allow.h"
+#include "store/store.h"
 #include "tests/fuzz/fuzz.h"
 #include "util/config.h"
 
@@ -18,6 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uc_config_t cfg, again;
     char value[2048], out[2048];
     us_allow_t allow, allow2;
+    uf_quota_t quota, quota2;
     uint64_t v, w;
     unsigned i;
 
@@ -68,6 +74,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FZ_CHECK((allow2.n == 1) && (strcmp(allow2.rule[0].host, r->host) == 0) &&
                      (allow2.rule[0].port == r->port) &&
                      (strcmp(allow2.rule[0].path, r->path) == 0));
+        }
+    }
+    if (uf_quota_parse(value, &quota) == UCACHE_OK) {
+        FZ_CHECK(quota.n <= UF_QUOTA_MAX);
+        for (i = 0; i < quota.n; i++) {
+            const uf_quota_rule_t *r = &quota.rule[i];
+
+            FZ_CHECK((r->pct >= 1) && (r->pct <= 100));
+            FZ_CHECK((r->ns > 0) && (r->ns < US_MAX_NS));
+            snprintf(out, sizeof(out), "%s/x/y", r->root);
+            FZ_CHECK(uf_ns_of(out) == r->ns);
+            snprintf(out, sizeof(out), "%s=%u%%", r->root, r->pct);
+            FZ_CHECK(uf_quota_parse(out, &quota2) == UCACHE_OK);
+            FZ_CHECK((quota2.n == 1) && (quota2.rule[0].ns == r->ns) &&
+                     (quota2.rule[0].pct == r->pct));
         }
     }
     return 0;

@@ -7,7 +7,8 @@
  * record header's, to reach the checks past them.  Properties: an accepted
  * superblock's segments lie inside the device and hold a chunk of its
  * largest; an accepted record is of this device (uuid), has a sequence and
- * a length within the largest, only known flags; its trailer and payload
+ * a length within the largest, only known flags, a namespace within the
+ * limit; its trailer and payload
  * are checked only within the bytes given (ASan: exactly sized copies); a
  * record sealed from what was accepted parses back to the same fields and
  * bytes.
@@ -65,6 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FZ_CHECK(rec.seq != 0);
     FZ_CHECK(rec.length <= sb.max_payload);
     FZ_CHECK((rec.flags & ~US_NVME_REC_FLAGS) == 0);
+    FZ_CHECK(rec.ns < US_NVME_MAX_NS);
     rsize = us_nvme_rec_size(rec.length);
     FZ_CHECK(rsize % US_NVME_BLOCK == 0);
     FZ_CHECK(rsize >= US_NVME_REC_HDR + rec.length + US_NVME_TRAILER);

@@ -865,6 +865,93 @@ static void test_nvme_pins(void)
     unlink(nv_path);
 }
 
+/* Write chunk @p id (@p len bytes) of namespace @p ns: its status. */
+static ucache_status_t nv_put_ns(us_nvme_t *nv, uint64_t id, uint32_t len, uint16_t ns,
+                                 uint8_t pinned)
+{
+    uint8_t *buf = malloc(len);
+    us_nvme_item_t it;
+
+    fill_pattern(buf, len, id);
+    memset(&it, 0, sizeof(it));
+    it.key     = key_of(id);
+    it.payload = buf;
+    it.length  = len;
+    it.ns      = ns;
+    it.pinned  = pinned;
+    us_nvme_write(nv, &it, 1);
+    free(buf);
+    return it.status;
+}
+
+/* A namespace's quota on the device: writes past it drop that namespace's
+ * own oldest records (another namespace's stay, pinned ones stay), down
+ * to below the quota; the newest are there, exact; a record larger than
+ * its quota, or one that finds the quota held by pinned records, is
+ * refused; no quota, no limit. */
+static void test_nvme_quota(void)
+{
+    const uint32_t len = 64 * KiB;
+    const uint64_t rs = us_nvme_rec_size(len), q = 2 * MiB;
+    unsigned i, bad = 0, there = 0, wrong = 0;
+    us_nvme_stats_t st;
+    us_nvme_t *nv;
+    us_key_t k;
+
+    nv_file(32 * MiB);
+    nv = nv_open(256 * KiB, 0);
+    us_nvme_quota_set(nv, 4, q);
+    for (i = 0; i < 10; i++) {       /* namespace 3: no quota */
+        CU_ASSERT_EQUAL(nv_put_ns(nv, 1000 + i, len, 3, 0), UCACHE_OK);
+    }
+    CU_ASSERT_EQUAL(nv_put_ns(nv, 0, len, 4, 1), UCACHE_OK);         /* pinned */
+    for (i = 1; i < 100; i++) {      /* 6.8 MiB through a 2 MiB quota */
+        CU_ASSERT_EQUAL(nv_put_ns(nv, i, len, 4, 0), UCACHE_OK);
+        wrong += (us_nvme_ns_used(nv, 4) > q);
+    }
+    CU_ASSERT_EQUAL(wrong, 0);
+    us_nvme_stats(nv, &st);
+    CU_ASSERT(st.quota_evicted >= 100 - q / rs);
+    CU_ASSERT_EQUAL(st.quota_refused, 0);
+    for (i = 0; i < 100; i++) {
+        int r = nv_get(nv, i, len);
+
+        there += (r == 0);
+        bad   += (r >= 2);
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(us_nvme_ns_used(nv, 4), there * rs);
+    CU_ASSERT(there >= q / rs / 2);  /* down to an eighth below, at most */
+    CU_ASSERT_EQUAL(nv_get(nv, 0, len), 0);       /* pinned: kept */
+    CU_ASSERT_EQUAL(nv_get(nv, 99, len), 0);      /* the newest */
+    CU_ASSERT_EQUAL(nv_get(nv, 1, len), 1);       /* the oldest unpinned: gone */
+    for (i = 0; i < 10; i++) {
+        bad += (nv_get(nv, 1000 + i, len) != 0);
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(us_nvme_ns_used(nv, 3), 10 * rs);
+    /* larger than its quota; a quota pinned records hold */
+    us_nvme_quota_set(nv, 5, 32 * KiB);
+    CU_ASSERT_EQUAL(nv_put_ns(nv, 2000, len, 5, 0), UCACHE_ERR_NO_MEMORY);
+    us_nvme_quota_set(nv, 6, 3 * rs);
+    for (i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL(nv_put_ns(nv, 3000 + i, len, 6, 1), UCACHE_OK);
+    }
+    CU_ASSERT_EQUAL(nv_put_ns(nv, 3003, len, 6, 0), UCACHE_ERR_NO_MEMORY);
+    us_nvme_stats(nv, &st);
+    CU_ASSERT_EQUAL(st.quota_refused, 2);
+    k = key_of(2000);
+    CU_ASSERT(!us_nvme_lookup(nv, &k, NULL, NULL));
+    /* no quota: no limit */
+    us_nvme_quota_set(nv, 4, 0);
+    for (i = 100; i < 140; i++) {
+        CU_ASSERT_EQUAL(nv_put_ns(nv, i, len, 4, 0), UCACHE_OK);
+    }
+    CU_ASSERT_EQUAL(us_nvme_ns_used(nv, 4), (there + 40) * rs);
+    us_nvme_close(nv);
+    unlink(nv_path);
+}
+
 /* Write what the demoter has (no demoter thread runs). */
 static void demote_all(us_store_t *s)
 {
@@ -977,5 +1064,6 @@ const tc_test_t nvme_tests[] = {
     {"aio", test_nvme_aio},
     {"pins", test_nvme_pins},
     {"pins_restart", test_nvme_pins_restart},
+    {"quota", test_nvme_quota},
     {NULL, NULL}
 };
