@@ -1200,7 +1200,6 @@ void us_store_touch(us_store_t *s, const us_key_t *keys, unsigned n, unsigned we
     pthread_mutex_unlock(&s->lock);
 }
 
-/* Account a pin change of a published chunk. */
 /* Pin or unpin @p key's NVMe records (the demoter writes the change). */
 static bool do_pin_nvme(us_store_t *s, const us_key_t *key, int pin)
 {
@@ -1217,6 +1216,7 @@ static bool do_pin_nvme(us_store_t *s, const us_key_t *key, int pin)
     return found;
 }
 
+/* Account a pin change of a published chunk. */
 static void do_pin_changed(us_store_t *s, uint32_t slot, int was, int now)
 {
     us_desc_t *d = &s->desc[slot];
@@ -1686,6 +1686,11 @@ unsigned us_store_demote(us_store_t *s, unsigned max, uint64_t timeout_ns)
                     us_nvme_drop(s->nvme[j], &batch[i].key);
                 }
                 items[i].status = UCACHE_ERR_CANCELED;
+            }
+            if (pin[i] && (items[i].status == UCACHE_OK) &&
+                (((j = do_find(s, &batch[i].key)) == US_NONE) ||
+                 !is_pinned(s, &s->desc[j]))) {
+                do_pin_nvme(s, &batch[i].key, 0);   /* unpinned and evicted meanwhile */
             }
             if (blk_retire(s, batch[i].block, now) != UCACHE_OK) {
                 UC_ERROR("store: quarantine ring cannot grow; %llu bytes retired for good",
