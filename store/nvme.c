@@ -12,6 +12,7 @@
  * pool of read contexts only.  No I/O is done under `lock`.
  */
 #include "nvme.h"
+#include "keymap.h"
 #include "util/log.h"
 #include "util/time.h"
 
@@ -84,6 +85,7 @@ typedef struct nv_pend {
     uint32_t item;           /* index into the caller's items, NV_NONE: cleaning's */
     uint16_t ns;
     uint8_t  pinned, hot;
+    uint8_t  dropped;        /* a tombstone: written, never indexed */
 } nv_pend_t;
 
 struct us_nvme {
@@ -118,9 +120,12 @@ struct us_nvme {
     uint32_t         npend, pend_cap;
     char            *cbuf;           /* cleaning's reads */
     uint64_t         clen;
-    /* pin changes to write to the device (under lock; us_nvme_pin_flush) */
+    /* pin changes and drops to write to the device (under lock;
+     * us_nvme_flush_changes) */
     us_key_t        *plist;
     uint32_t         plist_n, plist_cap;
+    nv_pend_t       *dlist;          /* keys dropped: their tombstones */
+    uint32_t         dlist_n, dlist_cap;
     char            *pbuf;           /* a payload read back for its rewrite */
     /* per namespace (US_NVME_MAX_NS): device bytes of its records, quota */
     uint64_t        *ns_used, *ns_quota;
@@ -512,6 +517,10 @@ static int w_flush(us_nvme_t *nv, us_nvme_item_t *items)
         nv_pend_t *p = &nv->pend[i];
         ucache_status_t st;
 
+        if (p->dropped) {            /* a tombstone: on the device, no entry */
+            nv->st.drop_writes += (rc == 0);
+            continue;
+        }
         nv->ns_used[p->ns] -= us_nvme_rec_size(p->length);   /* indexed below */
         st = ((rc != 0) || !nv->online) ? UCACHE_ERR_IO : do_insert(nv, p, nv->cur);
         if (st == UCACHE_OK) {
@@ -529,12 +538,20 @@ static int w_flush(us_nvme_t *nv, us_nvme_item_t *items)
 
 static void w_open_next(us_nvme_t *nv);
 
-/* Put one record into the writer's buffer (payload copied), making room:
- * a full buffer is written out, a full segment sealed and the next opened. */
+/* A record's flags for a chunk pinned or not. */
+static inline uint8_t nv_flags(unsigned pinned)
+{
+    return pinned ? US_NVME_REC_PINNED : 0;
+}
+
+/* Put one record (US_NVME_REC_* @p flags) into the writer's buffer
+ * (payload copied), making room: a full buffer is written out, a full
+ * segment sealed and the next opened. */
 static void w_append(us_nvme_t *nv, us_nvme_item_t *items, const us_key_t *key, uint16_t ns,
-                     uint8_t pinned, uint8_t hot, const void *payload, uint32_t length,
+                     uint8_t flags, uint8_t hot, const void *payload, uint32_t length,
                      uint32_t item)
 {
+    bool dropped = (flags & US_NVME_REC_DROPPED) != 0;
     uint64_t size = us_nvme_rec_size(length);
     us_nvme_rec_t rec;
     nv_pend_t *p;
@@ -552,20 +569,22 @@ static void w_append(us_nvme_t *nv, us_nvme_item_t *items, const us_key_t *key, 
     }
     memset(&rec, 0, sizeof(rec));
     rec.ns     = ns;
-    rec.flags  = pinned ? US_NVME_REC_PINNED : 0;
+    rec.flags  = flags;
     rec.length = length;
     rec.seg    = nv->cur;
     rec.uuid   = nv->sb.uuid;
     rec.key_hi = key->hi;
     rec.key_lo = key->lo;
     pthread_mutex_lock(&nv->lock);
-    nv->ns_used[ns] += size;         /* its quota counts it from now */
+    nv->ns_used[ns] += dropped ? 0 : size;   /* its quota counts it from now */
     rec.seq    = nv->next_seq++;
     if (nv->seg[nv->cur].first_seq == 0) {
         nv->seg[nv->cur].first_seq = rec.seq;
     }
     pthread_mutex_unlock(&nv->lock);
-    memcpy(nv->wio.buf + nv->wused + US_NVME_REC_HDR, payload, length);
+    if (length > 0) {
+        memcpy(nv->wio.buf + nv->wused + US_NVME_REC_HDR, payload, length);
+    }
     us_nvme_rec_seal(nv->wio.buf + nv->wused, &rec);
     p = &nv->pend[nv->npend++];
     p->key    = *key;
@@ -574,8 +593,9 @@ static void w_append(us_nvme_t *nv, us_nvme_item_t *items, const us_key_t *key, 
     p->length = length;
     p->item   = item;
     p->ns     = ns;
-    p->pinned = pinned;
+    p->pinned = (flags & US_NVME_REC_PINNED) != 0;
     p->hot    = hot;
+    p->dropped = dropped;
     nv->wused += size;
 }
 
@@ -670,7 +690,7 @@ static void w_clean(us_nvme_t *nv, int reinsert)
         }
         pthread_mutex_unlock(&nv->lock);
         if (ok) {                    /* its copy replaces it when written */
-            w_append(nv, NULL, &keep[k].key, keep[k].ns, keep[k].pinned, 0,
+            w_append(nv, NULL, &keep[k].key, keep[k].ns, nv_flags(keep[k].pinned), 0,
                      ops[k].buf + US_NVME_REC_HDR, keep[k].length, NV_NONE);
         }
     }
@@ -806,7 +826,7 @@ ucache_status_t us_nvme_write(us_nvme_t *nv, us_nvme_item_t *items, unsigned n)
         } else if (!w_quota(nv, items[i].ns, us_nvme_rec_size(items[i].length))) {
             items[i].status = UCACHE_ERR_NO_MEMORY;
         } else {
-            w_append(nv, items, &items[i].key, items[i].ns, items[i].pinned, 0,
+            w_append(nv, items, &items[i].key, items[i].ns, nv_flags(items[i].pinned), 0,
                      items[i].payload, items[i].length, i);
         }
     }
@@ -1158,16 +1178,28 @@ bool us_nvme_pinned(us_nvme_t *nv, const us_key_t *key)
     return pinned;
 }
 
-unsigned us_nvme_pin_flush(us_nvme_t *nv, unsigned max)
+unsigned us_nvme_flush_changes(us_nvme_t *nv, unsigned max)
 {
     unsigned done = 0;
     ucache_status_t st;
+    nv_pend_t drop;
     us_key_t key;
     nv_ent_t e;
     size_t got;
     uint32_t i;
 
     pthread_mutex_lock(&nv->wlock);
+    while (done < max) {             /* tombstones: a block each, no read */
+        pthread_mutex_lock(&nv->lock);
+        if ((nv->dlist_n == 0) || !nv->online) {
+            pthread_mutex_unlock(&nv->lock);
+            break;
+        }
+        drop = nv->dlist[--nv->dlist_n];
+        pthread_mutex_unlock(&nv->lock);
+        w_append(nv, NULL, &drop.key, drop.ns, US_NVME_REC_DROPPED, 0, NULL, 0, NV_NONE);
+        done++;
+    }
     while (done < max) {
         pthread_mutex_lock(&nv->lock);
         if ((nv->plist_n == 0) || !nv->online) {
@@ -1197,13 +1229,36 @@ unsigned us_nvme_pin_flush(us_nvme_t *nv, unsigned max)
             e.pinned = (i != NV_NONE) ? nv->ent[i].pinned : e.pinned;
             nv->st.pin_writes++;
             pthread_mutex_unlock(&nv->lock);
-            w_append(nv, NULL, &key, e.ns, e.pinned, e.hot, nv->pbuf, e.length, NV_NONE);
+            w_append(nv, NULL, &key, e.ns, nv_flags(e.pinned), e.hot, nv->pbuf, e.length,
+                     NV_NONE);
         }
         done++;
     }
     w_flush(nv, NULL);
     pthread_mutex_unlock(&nv->wlock);
     return done;
+}
+
+/* Put @p key (of namespace @p ns) on the list of tombstones to write. */
+static void dlist_add(us_nvme_t *nv, const us_key_t *key, uint16_t ns)
+{
+    uint32_t cap;
+    nv_pend_t *l;
+
+    if (nv->dlist_n == nv->dlist_cap) {
+        cap = nv->dlist_cap ? 2 * nv->dlist_cap : 64;
+        l   = realloc(nv->dlist, cap * sizeof(*l));
+        if (l == NULL) {
+            nv->st.drop_unwritten++; /* gone from the index; a restart finds it */
+            return;
+        }
+        nv->dlist     = l;
+        nv->dlist_cap = cap;
+    }
+    memset(&nv->dlist[nv->dlist_n], 0, sizeof(*nv->dlist));
+    nv->dlist[nv->dlist_n].key = *key;
+    nv->dlist[nv->dlist_n].ns  = ns;
+    nv->dlist_n++;
 }
 
 ucache_status_t us_nvme_drop(us_nvme_t *nv, const us_key_t *key)
@@ -1213,6 +1268,7 @@ ucache_status_t us_nvme_drop(us_nvme_t *nv, const us_key_t *key)
     pthread_mutex_lock(&nv->lock);
     i = do_find(nv, key);
     if (i != NV_NONE) {
+        dlist_add(nv, key, nv->ent[i].ns);
         do_unlink(nv, i);
     }
     pthread_mutex_unlock(&nv->lock);
@@ -1290,10 +1346,30 @@ typedef struct nv_cursor {
     us_nvme_rec_t rec;
 } nv_cursor_t;
 
-/* The cursor's read answered: take the record, or end its segment. */
-static bool nv_scan_step(us_nvme_t *nv, nv_cursor_t *c, const char *blk)
+/* A tombstone found by the scan: the key's older records are not taken
+ * (those indexed already leave; @p tomb remembers it for the others). */
+static void nv_scan_tomb(us_nvme_t *nv, us_keymap_t *tomb, const nv_pend_t *p)
 {
-    uint64_t size;
+    uint64_t seq;
+    uint32_t i = do_find(nv, &p->key);
+
+    if ((i != NV_NONE) && (nv->ent[i].seq < p->seq)) {
+        do_unlink(nv, i);
+        nv->st.rebuild_dropped++;
+    }
+    if (!us_keymap_get(tomb, &p->key, &seq) || (seq < p->seq)) {
+        if (us_keymap_put(tomb, &p->key, p->seq) != UCACHE_OK) {
+            UC_WARN("nvme: %s: no memory for a tombstone: a chunk an admin evicted may be "
+                    "served again", nv->path);
+        }
+    }
+    nv->st.rebuild_tombstones++;
+}
+
+/* The cursor's read answered: take the record, or end its segment. */
+static bool nv_scan_step(us_nvme_t *nv, us_keymap_t *tomb, nv_cursor_t *c, const char *blk)
+{
+    uint64_t size, dead;
     nv_pend_t p;
 
     if (!c->trailer) {
@@ -1324,10 +1400,13 @@ static bool nv_scan_step(us_nvme_t *nv, nv_cursor_t *c, const char *blk)
     if (nv->seg[c->seg].first_seq == 0) {
         nv->seg[c->seg].first_seq = p.seq;
     }
-    if (do_insert(nv, &p, c->seg) == UCACHE_OK) {
+    if (c->rec.flags & US_NVME_REC_DROPPED) {
+        nv_scan_tomb(nv, tomb, &p);
+    } else if ((!us_keymap_get(tomb, &p.key, &dead) || (dead < p.seq)) &&
+               (do_insert(nv, &p, c->seg) == UCACHE_OK)) {
         nv->st.rebuilt++;
     } else {
-        nv->st.rebuild_dropped++;    /* a newer record of the key was seen */
+        nv->st.rebuild_dropped++;    /* a newer record or tombstone was seen */
     }
     nv->next_seq = (p.seq >= nv->next_seq) ? p.seq + 1 : nv->next_seq;
     c->last_seq = p.seq;
@@ -1343,6 +1422,7 @@ static ucache_status_t nv_scan(us_nvme_t *nv)
     uint64_t t0 = uc_time_ns(), n = nv->sb.nsegs, first, nact, k;
     nv_cursor_t *cur = calloc(nv->depth, sizeof(*cur));
     nv_op_t *ops = calloc(nv->depth, sizeof(*ops));
+    us_keymap_t tomb;                /* key -> its newest tombstone's sequence */
     uint32_t s;
 
     if ((cur == NULL) || (ops == NULL)) {
@@ -1351,6 +1431,7 @@ static ucache_status_t nv_scan(us_nvme_t *nv)
         return UCACHE_ERR_NO_MEMORY;
     }
     nv->next_seq = 1;
+    us_keymap_init(&tomb);
     for (first = 0; first < n; first += nv->depth) {
         nact = ((n - first) < nv->depth) ? n - first : nv->depth;
         memset(cur, 0, nact * sizeof(*cur));
@@ -1374,13 +1455,14 @@ static ucache_status_t nv_scan(us_nvme_t *nv)
                          (unsigned long long)ops[k].off, strerror(-ops[k].res));
                 free(cur);
                 free(ops);
+                us_keymap_cleanup(&tomb);
                 return UCACHE_ERR_IO;
             }
             nv->st.rebuild_bytes += nact * US_NVME_BLOCK;
             /* from the end, so that a finished cursor's place can take the
              * last one (already stepped) and its read's buffer with it */
             for (k = nact; k-- > 0;) {
-                if (!nv_scan_step(nv, &cur[k], ops[k].buf)) {
+                if (!nv_scan_step(nv, &tomb, &cur[k], ops[k].buf)) {
                     cur[k] = cur[--nact];
                 }
             }
@@ -1393,6 +1475,7 @@ static ucache_status_t nv_scan(us_nvme_t *nv)
     nv->st.rebuild_ns = uc_time_ns() - t0;
     free(cur);
     free(ops);
+    us_keymap_cleanup(&tomb);
     UC_INFO("nvme: %s: %llu chunks (%llu MiB) found in %.3f s (%llu MiB of headers read, "
             "%llu records not taken)", nv->path, (unsigned long long)nv->st.records,
             (unsigned long long)(nv->st.payload_bytes >> 20), nv->st.rebuild_ns / 1e9,
@@ -1584,6 +1667,7 @@ void us_nvme_close(us_nvme_t *nv)
     free(nv->pend);
     free(nv->cbuf);
     free(nv->plist);
+    free(nv->dlist);
     free(nv->pbuf);
     free(nv->ns_used);
     free(nv->ns_quota);

@@ -67,6 +67,9 @@ typedef struct us_nvme_stats {
     uint64_t pinned;             /* of them pinned */
     uint64_t pin_writes;         /* records written again for a pin change */
     uint64_t pin_unwritten;      /* pin changes not written (no memory) */
+    uint64_t drop_writes;        /* tombstones written (us_nvme_drop) */
+    uint64_t drop_unwritten;     /* drops not written (no memory) */
+    uint64_t rebuild_tombstones; /* tombstones a start-up scan honoured */
     uint64_t quota_evicted;      /* records dropped for their namespace's quota */
     uint64_t quota_refused;      /* writes with no room under their quota */
     uint64_t writes, write_bytes;     /* records written, device bytes */
@@ -163,7 +166,7 @@ unsigned us_nvme_aio_reap(us_nvme_aio_t *aio, uint64_t timeout_ns, us_nvme_done_
 ucache_status_t us_nvme_write(us_nvme_t *nv, us_nvme_item_t *items, unsigned n);
 
 /** Pin or unpin @p key's record: at once in the index (cleaning keeps a
- *  pinned one), on the device at the next us_nvme_pin_flush() (the record
+ *  pinned one), on the device at the next us_nvme_flush_changes() (the record
  *  written again with its flag, so a restart keeps the pin).
  *  UCACHE_ERR_NOT_FOUND if it is not on the device. */
 ucache_status_t us_nvme_pin(us_nvme_t *nv, const us_key_t *key, int pin);
@@ -180,13 +183,16 @@ uint64_t us_nvme_ns_used(us_nvme_t *nv, uint16_t ns);
 /** Whether @p key is on the device, pinned (a restart keeps pins). */
 bool us_nvme_pinned(us_nvme_t *nv, const us_key_t *key);
 
-/** Write up to @p max pin changes to the device (the writer's work: each
- *  record read back, verified, appended again with its flag); returns how
- *  many keys it looked at (0: none waits). */
-unsigned us_nvme_pin_flush(us_nvme_t *nv, unsigned max);
+/** Write up to @p max changes to the device (the writer's work): the
+ *  tombstones of drops (a block each), then pin changes (each record read
+ *  back, verified, appended again with its flag); returns how many keys it
+ *  looked at (0: none waits). */
+unsigned us_nvme_flush_changes(us_nvme_t *nv, unsigned max);
 
-/** Drop @p key's record from the index (its space is reclaimed with its
- *  segment).  UCACHE_ERR_NOT_FOUND. */
+/** Drop @p key's record from the index at once (its space is reclaimed
+ *  with its segment); at the next us_nvme_flush_changes() a tombstone goes
+ *  to the device, so that a restart does not serve it again.
+ *  UCACHE_ERR_NOT_FOUND. */
 ucache_status_t us_nvme_drop(us_nvme_t *nv, const us_key_t *key);
 
 /** Whether the device is in service. */

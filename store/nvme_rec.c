@@ -87,6 +87,8 @@ ucache_status_t us_nvme_rec_parse(const void *buf, size_t len, const us_nvme_sup
     }
     if ((rec.hdr_checksum != rec_hdr_sum(&rec)) || (rec.seq == 0) ||
         (rec.length > sb->max_payload) || (rec.flags & ~US_NVME_REC_FLAGS) ||
+        ((rec.flags & US_NVME_REC_DROPPED) &&
+         ((rec.length != 0) || (rec.flags & US_NVME_REC_PINNED))) ||
         (rec.ns >= US_NVME_MAX_NS)) {
         return UCACHE_ERR_CORRUPT;
     }

@@ -22,7 +22,9 @@
  * every read) catches a torn middle.  Sequences only grow: a scan takes
  * the records of a segment from its start while their sequences increase,
  * so a record of an earlier pass over the segment, left behind the newest
- * one, is never taken.
+ * one, is never taken.  A tombstone (US_NVME_REC_DROPPED, one block) says
+ * that the key's older records are not to be served again (an admin's
+ * evict); segments are cleaned oldest first, so it outlives them.
  */
 #ifndef US_NVME_REC_H
 #define US_NVME_REC_H
@@ -44,7 +46,10 @@
 #define US_NVME_REC_PINNED   0x01u    /* pinned when written: a restart keeps
                                          the pin (a newer record of the key
                                          with the flag cleared unpins it)   */
-#define US_NVME_REC_FLAGS    0x01u    /* every flag this format knows       */
+#define US_NVME_REC_DROPPED  0x02u    /* a tombstone (no payload, not pinned):
+                                         the key's older records are not
+                                         taken by a restart                 */
+#define US_NVME_REC_FLAGS    0x03u    /* every flag this format knows       */
 #define US_NVME_MAX_NS       1024u    /* namespaces: a record's ns is below  */
 
 /* The device's superblock. */
@@ -117,7 +122,7 @@ void us_nvme_rec_seal(void *buf, const us_nvme_rec_t *rec);
  * Check a record header (@p len bytes at @p buf, at least the header) of
  * device @p sb: magic, format, uuid, header checksum, a nonzero sequence, a
  * length within the device's max payload, a namespace below US_NVME_MAX_NS,
- * no flag this format does not know.  UCACHE_OK with *rec_p filled, else
+ * no flag this format does not know (a tombstone: no payload, no pin).  UCACHE_OK with *rec_p filled, else
  * UCACHE_ERR_NOT_FOUND (no record here: zeroes, another device's, an older
  * format) or UCACHE_ERR_CORRUPT (ours, damaged).
  */

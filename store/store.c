@@ -145,7 +145,7 @@ struct us_store {
     uint64_t        dq_bytes, dq_limit;
     uint32_t        dq_busy;         /* taken by the demoter, not written yet */
     pthread_cond_t  dq_cond;
-    bool            pins_dirty;      /* pin changes for the devices to write */
+    bool            nvme_dirty;      /* pin changes, drops: for the devices to write */
     us_stage_t     *sq;              /* ring of leases */
     uint32_t        sq_cap, sq_head, sq_n;
     uint64_t        staged_bytes, staged;
@@ -1200,6 +1200,16 @@ void us_store_touch(us_store_t *s, const us_key_t *keys, unsigned n, unsigned we
     pthread_mutex_unlock(&s->lock);
 }
 
+/* s->lock held: with @p dirty, the devices have changes (pins, drops) for
+ * the demoter to write. */
+static void do_nvme_dirty(us_store_t *s, bool dirty)
+{
+    if (dirty) {
+        s->nvme_dirty = true;
+        pthread_cond_signal(&s->dq_cond);
+    }
+}
+
 /* Pin or unpin @p key's NVMe records (the demoter writes the change). */
 static bool do_pin_nvme(us_store_t *s, const us_key_t *key, int pin)
 {
@@ -1209,10 +1219,7 @@ static bool do_pin_nvme(us_store_t *s, const us_key_t *key, int pin)
     for (i = 0; i < s->nnvme; i++) {
         found |= (us_nvme_pin(s->nvme[i], key, pin) == UCACHE_OK);
     }
-    if (found) {
-        s->pins_dirty = true;
-        pthread_cond_signal(&s->dq_cond);
-    }
+    do_nvme_dirty(s, found);
     return found;
 }
 
@@ -1410,6 +1417,7 @@ ucache_status_t us_store_evict(us_store_t *s, const us_key_t *key)
         for (i = 0; i < s->nnvme; i++) {
             dropped |= (us_nvme_drop(s->nvme[i], key) == UCACHE_OK);
         }
+        do_nvme_dirty(s, dropped);   /* its tombstone: a restart forgets it */
     }
     pthread_mutex_unlock(&s->lock);
     return ((st == UCACHE_ERR_NOT_FOUND) && dropped) ? UCACHE_OK : st;
@@ -1587,13 +1595,13 @@ unsigned us_store_demote(us_store_t *s, unsigned max, uint64_t timeout_ns)
     uint64_t now = uc_time_ns(), until, t, blk;
     unsigned n = 0, i, j, k, idx[US_DEMOTE_BATCH], ndev, pinw = 0, w;
     uint8_t pin[US_DEMOTE_BATCH];
-    bool pins, more = false;
+    bool changes, more = false;
     struct timespec ts;
 
     max = (max > US_DEMOTE_BATCH) ? US_DEMOTE_BATCH : max;
     pthread_mutex_lock(&s->lock);
     do_expire(s, now);
-    if ((s->dq_n == 0) && !s->pins_dirty && (timeout_ns > 0)) {
+    if ((s->dq_n == 0) && !s->nvme_dirty && (timeout_ns > 0)) {
         until = now + timeout_ns;
         if ((s->sq_n > 0) && (s->sq[s->sq_head].until < until)) {
             until = s->sq[s->sq_head].until;      /* wake for the next lease */
@@ -1619,8 +1627,8 @@ unsigned us_store_demote(us_store_t *s, unsigned max, uint64_t timeout_ns)
                  (dd->version == batch[i].version) && is_pinned(s, dd);
     }
     s->dq_busy += n;
-    pins          = s->pins_dirty;
-    s->pins_dirty = false;
+    changes       = s->nvme_dirty;
+    s->nvme_dirty = false;
     ndev          = s->nnvme;
     pthread_mutex_unlock(&s->lock);
     /* the blocks are the demoter's until retired, or a published chunk's
@@ -1652,13 +1660,13 @@ unsigned us_store_demote(us_store_t *s, unsigned max, uint64_t timeout_ns)
             items[idx[j]].status = sub[j].status;
         }
     }
-    for (j = 0; pins && (j < ndev); j++) {        /* pins and unpins */
-        w     = us_nvme_pin_flush(s->nvme[j], US_DEMOTE_BATCH);
+    for (j = 0; changes && (j < ndev); j++) {     /* drops, pins and unpins */
+        w     = us_nvme_flush_changes(s->nvme[j], US_DEMOTE_BATCH);
         more |= (w == US_DEMOTE_BATCH);
         pinw += w;
     }
     pthread_mutex_lock(&s->lock);
-    s->pins_dirty |= more;
+    s->nvme_dirty |= more;
     now = uc_time_ns();
     for (i = 0; i < n; i++) {
         us_desc_t *dd = &s->desc[batch[i].slot];
@@ -1683,7 +1691,7 @@ unsigned us_store_demote(us_store_t *s, unsigned max, uint64_t timeout_ns)
                 /* an admin's evict came while it was queued or written:
                  * gone from every tier, this copy too */
                 for (j = 0; j < s->nnvme; j++) {
-                    us_nvme_drop(s->nvme[j], &batch[i].key);
+                    do_nvme_dirty(s, us_nvme_drop(s->nvme[j], &batch[i].key) == UCACHE_OK);
                 }
                 items[i].status = UCACHE_ERR_CANCELED;
             }
@@ -1766,7 +1774,11 @@ static bool device_holds(us_store_t *s, unsigned i, const us_key_t *key, uint32_
         return false;
     }
     if (len != length) {
-        us_nvme_drop(s->nvme[i], key);
+        if (us_nvme_drop(s->nvme[i], key) == UCACHE_OK) {
+            pthread_mutex_lock(&s->lock);
+            do_nvme_dirty(s, true);
+            pthread_mutex_unlock(&s->lock);
+        }
         return false;
     }
     return true;

@@ -12,8 +12,9 @@
 # of service - health says so, /metrics too - while every read goes on
 # exact; a reader killed while it reads chunks staged from NVMe leaves
 # nothing staged once the lease ends; `ucache warmup --tier nvme` loads an
-# object onto the owners' NVMe, not into their memory; readers of one chunk
-# at once cause one device read; small chunks in a crowded index.
+# object onto the owners' NVMe, not into their memory; an admin's evict
+# holds through a restart; readers of one chunk at once cause one device
+# read; small chunks in a crowded index.
 # Last line: "N passed, N failed, N skipped".
 set -u
 . "$(dirname "$0")/../lib.sh"
@@ -201,6 +202,23 @@ else bad "staging lease (staged before the kill '$s_before', after '$s_after', n
 UCACHE_REPLICAS=1 $BIN/ucache cat "file://$W/data/f1" >"$W/f1" 2>/dev/null
 cmp -s "$W/f1" "$W/data/f1" && ok "its staging pool serves again: an object read exact" ||
     bad "read after the lease"
+
+# --- an admin's evict outlives a restart -----------------------------------------
+# g (on the owners' NVMe since its warm-up) evicted: its owners drop it from
+# both tiers and write tombstones; node 1 stopped and started on its device
+# does not serve it again - every chunk of g comes from the origin
+n1b=$(metric 1 ucache_nvme_chunks)
+erc=0; $BIN/ucache evict "file://$W/fresh/g" --json >"$W/evict" 2>&1 || erc=$?
+n1e=$(metric 1 ucache_nvme_chunks)
+kill -TERM "${DP[1]}"; wait "${DP[1]}"; src=$?
+start_node 1
+wait_registered "$W/members" 3
+UCACHE_REPLICAS=1 $BIN/ucache read "file://$W/fresh/g" --epochs 1 --verify --json >"$W/pg" 2>&1
+if [ $erc = 0 ] && [ $src = 0 ] && [ "$(client_stat "$W/pg" wrong)" = 0 ] &&
+   [ "$(client_stat "$W/pg" failed)" = 0 ] && [ "$(client_stat "$W/pg" filled)" = 32 ] &&
+   [ "$(client_stat "$W/pg" nvme)" = 0 ]; then
+    ok "ucache evict of an object on NVMe, then its owner restarted: all 32 chunks read from the origin, none from NVMe (node 1 dropped $((n1b - n1e)) records, tombstones kept them dropped), exact"
+else bad "evict across a restart (evict rc $erc, stop rc $src, node 1 records $n1b -> $n1e)"; cat "$W/evict" "$W/pg"; fi
 
 DPIDS=("${DP[@]}")
 stop_daemons

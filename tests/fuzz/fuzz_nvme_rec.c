@@ -66,6 +66,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FZ_CHECK(rec.seq != 0);
     FZ_CHECK(rec.length <= sb.max_payload);
     FZ_CHECK((rec.flags & ~US_NVME_REC_FLAGS) == 0);
+    FZ_CHECK(!(rec.flags & US_NVME_REC_DROPPED) ||
+             ((rec.length == 0) && !(rec.flags & US_NVME_REC_PINNED)));
     FZ_CHECK(rec.ns < US_NVME_MAX_NS);
     rsize = us_nvme_rec_size(rec.length);
     FZ_CHECK(rsize % US_NVME_BLOCK == 0);

@@ -186,7 +186,7 @@ static void layout_seeds(void)
 
 /* An NVMe device's superblock and a record of 5000 bytes, as the tier
  * writes them (flags byte 0: both checksums are the writer's); one torn,
- * one pinned. */
+ * one pinned, and a tombstone (an admin's evict). */
 static void nvme_rec_seeds(void)
 {
     us_nvme_super_t sb = { .magic = US_NVME_SUPER_MAGIC, .format = US_NVME_FORMAT,
@@ -205,6 +205,11 @@ static void nvme_rec_seeds(void)
     rec.flags = US_NVME_REC_PINNED;  /* a pinned chunk's */
     us_nvme_rec_seal(img + 1 + US_NVME_BLOCK, &rec);
     seed("nvme_rec", "pinned", img, 1 + US_NVME_BLOCK + us_nvme_rec_size(rec.length), NULL, 0);
+    rec.flags  = US_NVME_REC_DROPPED;
+    rec.length = 0;
+    memset(img + 1 + US_NVME_BLOCK, 0, 2 * US_NVME_BLOCK);
+    us_nvme_rec_seal(img + 1 + US_NVME_BLOCK, &rec);
+    seed("nvme_rec", "tombstone", img, 1 + US_NVME_BLOCK + US_NVME_BLOCK, NULL, 0);
     free(img);
 }
 

@@ -780,7 +780,7 @@ static void test_nvme_pending(void)
 }
 
 /* Pins are kept on the device: a record written pinned, or pinned later
- * (us_nvme_pin_flush writes the record again with its flag), is pinned
+ * (us_nvme_flush_changes writes the record again with its flag), is pinned
  * after a restart, an unpin likewise; a change undone before its flush
  * writes nothing, one not flushed before a stop leaves the device's word;
  * the bytes stay exact through the rewrites. */
@@ -819,10 +819,10 @@ static void test_nvme_pins(void)
     CU_ASSERT_EQUAL(us_nvme_pin(nv, &k, 1), UCACHE_ERR_NOT_FOUND);
     us_nvme_stats(nv, &st);
     CU_ASSERT_EQUAL(st.pinned, 6);
-    CU_ASSERT_EQUAL(us_nvme_pin_flush(nv, 3), 3);        /* bounded */
-    for (i = 0; (i < 10) && (us_nvme_pin_flush(nv, 64) > 0); i++) {
+    CU_ASSERT_EQUAL(us_nvme_flush_changes(nv, 3), 3);        /* bounded */
+    for (i = 0; (i < 10) && (us_nvme_flush_changes(nv, 64) > 0); i++) {
     }
-    CU_ASSERT_EQUAL(us_nvme_pin_flush(nv, 64), 0);
+    CU_ASSERT_EQUAL(us_nvme_flush_changes(nv, 64), 0);
     us_nvme_stats(nv, &st);
     CU_ASSERT_EQUAL(st.pin_writes, 5);
     CU_ASSERT_EQUAL(st.records, 21);
@@ -847,7 +847,7 @@ static void test_nvme_pins(void)
     CU_ASSERT_EQUAL(us_nvme_pin(nv, &k, 0), UCACHE_OK);
     k = key_of(100);
     CU_ASSERT_EQUAL(us_nvme_pin(nv, &k, 0), UCACHE_OK);
-    CU_ASSERT_EQUAL(us_nvme_pin_flush(nv, 2), 2);         /* the newest first */
+    CU_ASSERT_EQUAL(us_nvme_flush_changes(nv, 2), 2);         /* the newest first */
     us_nvme_close(nv);
     nv = nv_open(256 * KiB, 0);
     us_nvme_stats(nv, &st);
@@ -861,6 +861,71 @@ static void test_nvme_pins(void)
     }
     CU_ASSERT_EQUAL(wrong, 0);
     CU_ASSERT_EQUAL(bad, 0);
+    us_nvme_close(nv);
+    unlink(nv_path);
+}
+
+/* Drops are kept on the device: a dropped record leaves the index at once
+ * and its tombstone (us_nvme_flush_changes) keeps a restart from serving
+ * it; a record written after the drop is served; a drop not flushed
+ * before a stop leaves the device's word; tombstones go with cleaning,
+ * after the records they cover. */
+static void test_nvme_drops(void)
+{
+    const uint32_t len = 64 * KiB;
+    us_nvme_stats_t st;
+    us_nvme_t *nv;
+    unsigned i, bad = 0, wrong = 0;
+    uint64_t records;
+    us_key_t k;
+    int r;
+
+    nv_file(13 * MiB);
+    nv = nv_open(256 * KiB, 0);
+    nv_put(nv, 0, 12, len);
+    for (i = 1; i <= 5; i += 2) {
+        k = key_of(i);
+        CU_ASSERT_EQUAL(us_nvme_drop(nv, &k), UCACHE_OK);
+        CU_ASSERT_EQUAL(nv_get(nv, i, len), 1);             /* gone at once */
+    }
+    k = key_of(999);
+    CU_ASSERT_EQUAL(us_nvme_drop(nv, &k), UCACHE_ERR_NOT_FOUND);
+    CU_ASSERT_EQUAL(us_nvme_flush_changes(nv, 64), 3);
+    CU_ASSERT_EQUAL(us_nvme_flush_changes(nv, 64), 0);
+    nv_put(nv, 3, 1, len);                                  /* cached again */
+    k = key_of(7);                   /* not flushed before the stop */
+    CU_ASSERT_EQUAL(us_nvme_drop(nv, &k), UCACHE_OK);
+    us_nvme_stats(nv, &st);
+    CU_ASSERT_EQUAL(st.drop_writes, 3);
+    CU_ASSERT_EQUAL(st.records, 9);
+    us_nvme_close(nv);
+
+    nv = nv_open(256 * KiB, 0);      /* a restart */
+    us_nvme_stats(nv, &st);
+    CU_ASSERT_EQUAL(st.records, 10);
+    CU_ASSERT_EQUAL(st.rebuild_tombstones, 3);
+    for (i = 0; i < 12; i++) {
+        r = nv_get(nv, i, len);
+        wrong += (r == 1) != ((i == 1) || (i == 5));
+        bad   += (r >= 2);
+    }
+    CU_ASSERT_EQUAL(wrong, 0);
+    CU_ASSERT_EQUAL(bad, 0);
+    for (i = 0; i < 40; i++) {       /* every old segment cleaned */
+        nv_put(nv, 1000 + i * 16, 16, len);
+    }
+    us_nvme_stats(nv, &st);
+    records = st.records;
+    CU_ASSERT(st.evicted >= 10);
+    us_nvme_close(nv);
+    nv = nv_open(256 * KiB, 0);      /* the tombstones went with them */
+    us_nvme_stats(nv, &st);
+    CU_ASSERT_EQUAL(st.records, records);
+    CU_ASSERT_EQUAL(st.rebuild_tombstones, 0);
+    for (i = 0, wrong = 0; i < 12; i++) {
+        wrong += (nv_get(nv, i, len) != 1);
+    }
+    CU_ASSERT_EQUAL(wrong, 0);
     us_nvme_close(nv);
     unlink(nv_path);
 }
@@ -1036,16 +1101,18 @@ static void test_nvme_pins_restart(void)
     us_store_nvme_stats(s, 0, &nst);
     CU_ASSERT_EQUAL(nst.pinned, 2);
     CU_ASSERT_EQUAL(nst.pin_writes, 2);
+    CU_ASSERT_EQUAL(nst.drop_writes, 1);                   /* the evict's tombstone */
     us_store_destroy(s);
 
-    nv = nv_open(256 * KiB, 0);      /* and again (an evict is not kept
-                                        across a restart: 8 records) */
+    nv = nv_open(256 * KiB, 0);      /* and again: the evict is kept (7) */
     us_nvme_stats(nv, &nst);
-    CU_ASSERT_EQUAL(nst.records, 8);
+    CU_ASSERT_EQUAL(nst.records, 7);
+    CU_ASSERT_EQUAL(nst.rebuild_tombstones, 1);
     CU_ASSERT_EQUAL(nst.pinned, 2);
     for (i = 0; i < 8; i++) {
         k = key_of(i);
         wrong += (us_nvme_pinned(nv, &k) != ((i == 0) || (i == 2)));
+        wrong += (us_nvme_lookup(nv, &k, NULL, NULL) != (i != 6));
     }
     CU_ASSERT_EQUAL(wrong, 0);
     us_nvme_close(nv);
@@ -1064,6 +1131,7 @@ const tc_test_t nvme_tests[] = {
     {"aio", test_nvme_aio},
     {"pins", test_nvme_pins},
     {"pins_restart", test_nvme_pins_restart},
+    {"drops", test_nvme_drops},
     {"quota", test_nvme_quota},
     {NULL, NULL}
 };
