@@ -385,25 +385,37 @@ static void do_rehash(us_nvme_t *nv)
     nv->bmask  = n - 1;
 }
 
+/* List @p list (@p n of @p *cap_p entries of @p size bytes) with room for
+ * one more: doubled when full.  NULL: no memory (@p list unchanged). */
+static void *list_room(void *list, uint32_t n, uint32_t *cap_p, size_t size)
+{
+    uint32_t cap;
+    void *l;
+
+    if (n < *cap_p) {
+        return list;
+    }
+    cap = *cap_p ? 2 * *cap_p : 64;
+    l   = realloc(list, cap * size);
+    if (l != NULL) {
+        *cap_p = cap;
+    }
+    return l;
+}
+
 /* Put @p key on the list of pin changes to write (a key may be there twice:
  * the flush looks at each entry as it is then). */
 static void plist_add(us_nvme_t *nv, const us_key_t *key)
 {
-    uint32_t cap;
-    us_key_t *l;
+    us_key_t *l = list_room(nv->plist, nv->plist_n, &nv->plist_cap, sizeof(*l));
 
-    if (nv->plist_n == nv->plist_cap) {
-        cap = nv->plist_cap ? 2 * nv->plist_cap : 64;
-        l   = realloc(nv->plist, cap * sizeof(*l));
-        if (l == NULL) {
-            /* the index keeps the pin (cleaning honours it); a restart
-             * finds the device's word */
-            nv->st.pin_unwritten++;
-            return;
-        }
-        nv->plist     = l;
-        nv->plist_cap = cap;
+    if (l == NULL) {
+        /* the index keeps the pin (cleaning honours it); a restart finds
+         * the device's word */
+        nv->st.pin_unwritten++;
+        return;
     }
+    nv->plist = l;
     nv->plist[nv->plist_n++] = *key;
 }
 
@@ -1242,19 +1254,13 @@ unsigned us_nvme_flush_changes(us_nvme_t *nv, unsigned max)
 /* Put @p key (of namespace @p ns) on the list of tombstones to write. */
 static void dlist_add(us_nvme_t *nv, const us_key_t *key, uint16_t ns)
 {
-    uint32_t cap;
-    nv_pend_t *l;
+    nv_pend_t *l = list_room(nv->dlist, nv->dlist_n, &nv->dlist_cap, sizeof(*l));
 
-    if (nv->dlist_n == nv->dlist_cap) {
-        cap = nv->dlist_cap ? 2 * nv->dlist_cap : 64;
-        l   = realloc(nv->dlist, cap * sizeof(*l));
-        if (l == NULL) {
-            nv->st.drop_unwritten++; /* gone from the index; a restart finds it */
-            return;
-        }
-        nv->dlist     = l;
-        nv->dlist_cap = cap;
+    if (l == NULL) {
+        nv->st.drop_unwritten++;     /* gone from the index; a restart finds it */
+        return;
     }
+    nv->dlist = l;
     memset(&nv->dlist[nv->dlist_n], 0, sizeof(*nv->dlist));
     nv->dlist[nv->dlist_n].key = *key;
     nv->dlist[nv->dlist_n].ns  = ns;
