@@ -1208,8 +1208,13 @@ unsigned us_nvme_flush_changes(us_nvme_t *nv, unsigned max)
             break;
         }
         drop = nv->dlist[--nv->dlist_n];
+        /* written again since its drop: the newer record wins a restart
+         * anyway, and a tombstone now would cover it */
+        i = do_find(nv, &drop.key);
         pthread_mutex_unlock(&nv->lock);
-        w_append(nv, NULL, &drop.key, drop.ns, US_NVME_REC_DROPPED, 0, NULL, 0, NV_NONE);
+        if (i == NV_NONE) {
+            w_append(nv, NULL, &drop.key, drop.ns, US_NVME_REC_DROPPED, 0, NULL, 0, NV_NONE);
+        }
         done++;
     }
     while (done < max) {

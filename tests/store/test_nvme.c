@@ -867,7 +867,8 @@ static void test_nvme_pins(void)
 
 /* Drops are kept on the device: a dropped record leaves the index at once
  * and its tombstone (us_nvme_flush_changes) keeps a restart from serving
- * it; a record written after the drop is served; a drop not flushed
+ * it; a record written after the drop is served (one written before the
+ * flush gets no tombstone that would cover it); a drop not flushed
  * before a stop leaves the device's word; tombstones go with cleaning,
  * after the records they cover. */
 static void test_nvme_drops(void)
@@ -893,6 +894,10 @@ static void test_nvme_drops(void)
     CU_ASSERT_EQUAL(us_nvme_flush_changes(nv, 64), 3);
     CU_ASSERT_EQUAL(us_nvme_flush_changes(nv, 64), 0);
     nv_put(nv, 3, 1, len);                                  /* cached again */
+    k = key_of(9);                   /* cached again before its tombstone: none */
+    CU_ASSERT_EQUAL(us_nvme_drop(nv, &k), UCACHE_OK);
+    nv_put(nv, 9, 1, len);
+    CU_ASSERT_EQUAL(us_nvme_flush_changes(nv, 64), 1);
     k = key_of(7);                   /* not flushed before the stop */
     CU_ASSERT_EQUAL(us_nvme_drop(nv, &k), UCACHE_OK);
     us_nvme_stats(nv, &st);
