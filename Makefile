@@ -34,7 +34,7 @@ LIB_SRCS = util/status.c util/log.c util/config.c util/key.c util/latency.c util
            transport/transport.c transport/auth.c transport/blob.c transport/mapfd.c \
            transport/ucx.c transport/ucx_peer.c transport/ucx_req.c transport/ucx_am.c \
            transport/ucx_mem.c transport/ucx_listen.c transport/ucx_guard.c transport/devices.c \
-           store/layout.c store/alloc.c store/evict.c store/store.c store/keymap.c store/nvme_rec.c store/nvme.c \
+           store/layout.c store/alloc.c store/evict.c store/store.c store/tier.c store/keymap.c store/nvme_rec.c store/nvme.c \
            origin/allow.c origin/cred.c origin/origin.c origin/origin_file.c origin/origin_http.c \
            origin/origin_azure.c origin/origin_s3.c origin/azure_identity.c \
            fabric/place.c fabric/member.c fabric/member_dir.c fabric/member_file.c fabric/member_etcd.c fabric/etcd.c fabric/view.c fabric/view_shm.c fabric/peer.c fabric/touch.c fabric/proto.c fabric/meta.c fabric/lookup.c fabric/manifest.c fabric/quota.c fabric/node.c fabric/client.c fabric/probe.c fabric/admin.c fabric/readq.c fabric/api.c \

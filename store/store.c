@@ -1,6 +1,7 @@
 /*
  * store.c - the owner's side of a node store: arena, index, publish and
- * unpublish, pins, quotas, eviction (policy in evict.c, memory in alloc.c).
+ * unpublish, pins, quotas, eviction (policy in evict.c, memory in alloc.c,
+ * the NVMe tier in tier.c).
  * The invariant readers rely on: a slot is published only after its chunk's
  * header and payload are complete, and a chunk's memory is reused only a
  * grace period after its slot was unpublished and its header tombstoned.
@@ -12,7 +13,7 @@
  *    ^   (slot words 0;      |  (header + payload written,     |
  *    |    block allocated)   |   then word1, then word0 with   |
  *    |                       |   a release store)              |
- *    |  us_store_abort()     |                                 | do_unpublish():
+ *    |  us_store_abort()     |                                 | us_st_unpublish():
  *    +<----------------------+                                 | word0 = 0, header
  *    |  (block reused at once: never visible)                  | version = 0, block
  *    |                                                         v to the quarantine
@@ -23,11 +24,7 @@
  * (it discards itself otherwise, layout.c), so it reads the old bytes or,
  * racing the tombstone, fails verification; never reused memory it trusts.
  */
-#include "store.h"
-#include "keymap.h"
-#include "alloc.h"
-#include "evict.h"
-#include "ilist.h"
+#include "store_int.h"
 #include "util/log.h"
 #include "util/mem.h"
 #include "util/time.h"
@@ -41,118 +38,6 @@
 #include <sys/random.h>
 #include <time.h>
 #include <xxhash.h>
-
-#define US_NONE          US_ILIST_NONE
-#define US_HUGE_PAGE     (2ull << 20)
-#define US_PIN_LIMIT_PCT 90
-#define US_COMMIT_SEG    (64ull << 20)   /* us_store_commit's unit */
-
-enum { US_SLOT_FREE = 0, US_SLOT_RESERVED, US_SLOT_PUBLISHED };
-
-typedef enum us_evict_reason {
-    US_EV_CAPACITY, US_EV_INDEX, US_EV_QUOTA, US_EV_EXPLICIT,
-    US_EV_LEASE,                     /* a staged chunk's lease ended */
-    US_EV_TIER                       /* moved to NVMe (us_store_demote_key) */
-} us_evict_reason_t;
-
-#define US_STAGE_SHARE   4           /* staged chunks take at most 1/4 of memory */
-#define US_DEMOTE_MAX    (256ull << 20)
-
-/* An evicted chunk waiting for the demoter; its block is not retired yet. */
-/* A chunk for the demoter to write to NVMe: one evicted (its block is the
- * entry's, retired once written) or, written through after its fill, one
- * still published (`copy`: its block stays the chunk's unless it is
- * unpublished meanwhile - slot and version tell at the end). */
-typedef struct us_demote {
-    us_key_t key;
-    uint64_t block, bsize;
-    uint64_t version;
-    uint32_t length, slot;
-    uint16_t ns;
-    uint8_t  copy;
-} us_demote_t;
-
-/* A staged chunk's lease (a FIFO: every lease is as long). */
-typedef struct us_stage {
-    uint64_t until, version;
-    uint32_t slot;
-} us_stage_t;
-
-/* Owner-private record of one slot (never exported). */
-typedef struct us_desc {
-    us_key_t key;
-    uint64_t block;          /* data-area offset of the block */
-    uint64_t bsize;          /* block bytes (accounting) */
-    uint64_t version;
-    uint32_t length;
-    us_link_t ns_link;       /* in its namespace's list */
-    uint16_t ns;
-    uint8_t  state;
-    uint8_t  pinned;         /* pinned by key */
-    uint8_t  staged;         /* read from NVMe into the staging pool: leased,
-                                outside the policy and the namespaces */
-    uint8_t  on_nvme;        /* read from NVMe (a copy is there) */
-    uint8_t  copying;        /* queued to be written through to NVMe: its
-                                block is not retired before the write ends */
-} us_desc_t;
-
-typedef struct us_ns {
-    uint64_t used;           /* block bytes, published + reserved */
-    uint64_t quota;          /* 0 = none */
-    uint64_t bytes_pinned;   /* block bytes of its published pinned chunks */
-    us_ilist_t chunks;       /* published chunks, newest at head */
-    uint8_t  pinned;
-} us_ns_t;
-
-struct us_store {
-    pthread_mutex_t lock;
-    char           *base;
-    size_t          len;
-    int             mapped;          /* base is our own mapping */
-    us_layout_t     layout;
-    uint64_t       *slots;           /* 2 words per slot, in the region */
-    char           *data;
-    us_desc_t      *desc;
-    us_ilist_array_t ns_arr;         /* desc as an ilist array (ns_link) */
-    uint32_t        nslots;
-    uint64_t        max_payload;
-    us_alloc_t      alloc;           /* the memory tier: data area past the pool */
-    us_alloc_t      stage;           /* the staging pool: [0, stage_len) */
-    uint64_t        stage_len;
-    char           *main;            /* data + stage_len: alloc's base */
-    us_evict_t      ev;
-    us_ns_t        *ns;
-    uint64_t        next_version;
-    uint64_t        bytes_pinned;
-    uint64_t        bytes_cached;
-    uint64_t        window_start, window_bytes, last_window_bytes;
-    us_store_stats_t stats;          /* event counters */
-    /* committing the data area in segments (params.commit_first) */
-    int             lock_pages;      /* mlock each committed segment */
-    _Atomic int     lock_failed;     /* an mlock failed (logged once) */
-    uint64_t        commit_first;    /* data bytes usable at create */
-    uint32_t        nsegs, seg_grown;/* segments after them; handed over */
-    _Atomic uint32_t seg_next;       /* next segment to take */
-    uint8_t        *seg_done;
-    uint64_t        commit_t0;
-    /* the NVMe tier */
-    us_nvme_t      *nvme[US_MAX_NVME];
-    unsigned        nnvme;
-    us_demote_t    *dq;              /* ring of evicted chunks to demote */
-    us_keymap_t     pend;            /* key -> held block of a chunk out of
-                                        memory and not on NVMe yet */
-    uint32_t        dq_cap, dq_head, dq_n;
-    uint64_t        dq_bytes, dq_limit;
-    uint32_t        dq_busy;         /* taken by the demoter, not written yet */
-    pthread_cond_t  dq_cond;
-    bool            nvme_dirty;      /* pin changes, drops: for the devices to write */
-    us_stage_t     *sq;              /* ring of leases */
-    uint32_t        sq_cap, sq_head, sq_n;
-    uint64_t        staged_bytes, staged;
-    uint64_t       *recent;          /* keys staged lately: tag << 32 | ms */
-    uint32_t        recent_mask;
-    uint64_t        lease_ns, window_ns;
-};
 
 /* --- arena -------------------------------------------------------------- */
 
@@ -515,7 +400,7 @@ static us_alloc_t *blk_pool(us_store_t *s, uint64_t block, uint64_t *off_p)
     return &s->alloc;
 }
 
-static ucache_status_t blk_retire(us_store_t *s, uint64_t block, uint64_t now)
+ucache_status_t us_st_blk_retire(us_store_t *s, uint64_t block, uint64_t now)
 {
     uint64_t off;
     us_alloc_t *a = blk_pool(s, block, &off);
@@ -540,7 +425,7 @@ static uint64_t blk_size(us_store_t *s, uint64_t block)
 }
 
 /* Slot of @p key (any non-free state), or US_NONE. */
-static uint32_t do_find(const us_store_t *s, const us_key_t *key)
+uint32_t us_st_find(const us_store_t *s, const us_key_t *key)
 {
     uint64_t b[2];
     uint32_t i, j;
@@ -572,7 +457,7 @@ static void pin_account(us_store_t *s, const us_desc_t *d, bool on)
     }
 }
 
-static int is_pinned(const us_store_t *s, const us_desc_t *d)
+int us_st_is_pinned(const us_store_t *s, const us_desc_t *d)
 {
     return d->pinned || s->ns[d->ns].pinned;
 }
@@ -612,21 +497,9 @@ static bool ring_grow(void **ring, uint32_t *cap, uint32_t *head, uint32_t n, si
     return true;
 }
 
-static bool do_on_nvme(us_store_t *s, const us_key_t *key)
-{
-    unsigned i;
-
-    for (i = 0; i < s->nnvme; i++) {
-        if (us_nvme_lookup(s->nvme[i], key, NULL, NULL)) {
-            return true;
-        }
-    }
-    return false;
-}
-
 /* Queue an evicted chunk for the demoter (its block stays out of the
  * allocator until it is written); false if the queue cannot grow. */
-static bool do_demote_push(us_store_t *s, uint32_t slot, bool copy)
+bool us_st_demote_push(us_store_t *s, uint32_t slot, bool copy)
 {
     const us_desc_t *d = &s->desc[slot];
     us_demote_t *e;
@@ -652,7 +525,7 @@ static bool do_demote_push(us_store_t *s, uint32_t slot, bool copy)
 
 /* PUBLISHED -> GRACE: the slot first, then the header's tombstone.  With
  * an NVMe tier, a chunk evicted for room goes to the demoter first. */
-static void do_unpublish(us_store_t *s, uint32_t slot, us_evict_reason_t why)
+void us_st_unpublish(us_store_t *s, uint32_t slot, us_evict_reason_t why)
 {
     us_desc_t *d = &s->desc[slot];
     us_chunk_hdr_t *hdr = (us_chunk_hdr_t *)(s->data + d->block + US_BLOCK_HDR);
@@ -665,10 +538,10 @@ static void do_unpublish(us_store_t *s, uint32_t slot, us_evict_reason_t why)
         d->copying = 0;
     } else if ((s->nnvme > 0) && !d->staged && (why != US_EV_EXPLICIT) &&
                (why != US_EV_LEASE)) {
-        if (d->on_nvme || do_on_nvme(s, &d->key)) {
+        if (d->on_nvme || us_st_on_nvme(s, &d->key)) {
             s->stats.nvme_demote_skipped++;      /* immutable: the copy is current */
         } else {
-            demoted = do_demote_push(s, slot, false);
+            demoted = us_st_demote_push(s, slot, false);
             s->stats.nvme_demote_failed += !demoted;
         }
     }
@@ -677,7 +550,7 @@ static void do_unpublish(us_store_t *s, uint32_t slot, us_evict_reason_t why)
         (us_keymap_put(&s->pend, &d->key, d->block) != UCACHE_OK)) {
         UC_DEBUG("store: no memory to note a chunk on its way to NVMe");
     }
-    if (!demoted && (blk_retire(s, d->block, uc_time_ns()) != UCACHE_OK)) {
+    if (!demoted && (us_st_blk_retire(s, d->block, uc_time_ns()) != UCACHE_OK)) {
         /* no heap for the ring: the block leaks from the arena rather than
          * being reused early; counted as used, never handed out again */
         UC_ERROR("store: quarantine ring cannot grow; %llu bytes retired for good",
@@ -690,7 +563,7 @@ static void do_unpublish(us_store_t *s, uint32_t slot, us_evict_reason_t why)
     } else {
         us_evict_remove(&s->ev, slot);
         ns_unlink(s, slot);
-        if (is_pinned(s, d)) {
+        if (us_st_is_pinned(s, d)) {
             pin_account(s, d, false);
         }
         s->ns[d->ns].used -= d->bsize;
@@ -709,7 +582,7 @@ static void do_unpublish(us_store_t *s, uint32_t slot, us_evict_reason_t why)
 }
 
 /* End the leases that are over (oldest first). */
-static void do_expire(us_store_t *s, uint64_t now)
+void us_st_expire(us_store_t *s, uint64_t now)
 {
     us_stage_t *e;
     us_desc_t *d;
@@ -718,7 +591,7 @@ static void do_expire(us_store_t *s, uint64_t now)
         e = &s->sq[s->sq_head];
         d = &s->desc[e->slot];
         if ((d->state == US_SLOT_PUBLISHED) && d->staged && (d->version == e->version)) {
-            do_unpublish(s, e->slot, US_EV_LEASE);
+            us_st_unpublish(s, e->slot, US_EV_LEASE);
             s->stats.nvme_expired++;
         }
         s->sq_head = (s->sq_head + 1) % s->sq_cap;
@@ -751,7 +624,7 @@ static ucache_status_t do_take_slot(us_store_t *s, const us_key_t *key,
                 break;
             }
             if ((s->desc[slot].state != US_SLOT_PUBLISHED) ||
-                is_pinned(s, &s->desc[slot])) {
+                us_st_is_pinned(s, &s->desc[slot])) {
                 continue;
             }
             /* coldest: probationary before main, then by frequency; a staged
@@ -770,7 +643,7 @@ static ucache_status_t do_take_slot(us_store_t *s, const us_key_t *key,
                      "filling chunks");
             return UCACHE_ERR_NO_MEMORY;
         }
-        do_unpublish(s, victim, US_EV_INDEX);
+        us_st_unpublish(s, victim, US_EV_INDEX);
         best = victim;
     }
     *slot_p = best;
@@ -789,8 +662,8 @@ static ucache_status_t do_quota(us_store_t *s, uint16_t ns, uint64_t need)
     for (slot = n->chunks.tail; (n->used + need > n->quota) && (slot != US_NONE);
          slot = next) {
         next = s->desc[slot].ns_link.next;
-        if (!is_pinned(s, &s->desc[slot])) {
-            do_unpublish(s, slot, US_EV_QUOTA);
+        if (!us_st_is_pinned(s, &s->desc[slot])) {
+            us_st_unpublish(s, slot, US_EV_QUOTA);
         }
     }
     return (n->used + need > n->quota) ? UCACHE_ERR_NO_MEMORY : UCACHE_OK;
@@ -831,7 +704,7 @@ static void do_evict_ahead(us_store_t *s, uint64_t headroom)
         if (victim == US_EVICT_NONE) {
             break;
         }
-        do_unpublish(s, victim, US_EV_CAPACITY);
+        us_st_unpublish(s, victim, US_EV_CAPACITY);
     }
 }
 
@@ -844,7 +717,7 @@ static ucache_status_t do_alloc(us_store_t *s, uint64_t bsize, uint64_t *block_p
     us_alloc_t *a = &s->alloc;
     uint32_t victim;
 
-    do_expire(s, now);
+    us_st_expire(s, now);
     for (;;) {
         us_alloc_reclaim(a, now);
         if (us_alloc_get(a, bsize, block_p) == UCACHE_OK) {
@@ -872,7 +745,7 @@ static ucache_status_t do_alloc(us_store_t *s, uint64_t bsize, uint64_t *block_p
                      (unsigned long long)bsize);
             return UCACHE_ERR_NO_MEMORY;
         }
-        do_unpublish(s, victim, US_EV_CAPACITY);
+        us_st_unpublish(s, victim, US_EV_CAPACITY);
     }
     do_evict_ahead(s, headroom);
     return UCACHE_OK;
@@ -911,7 +784,7 @@ static ucache_status_t do_reserve(us_store_t *s, const us_key_t *key, uint16_t n
         return UCACHE_ERR_INVALID;
     }
     pthread_mutex_lock(&s->lock);
-    slot = do_find(s, key);
+    slot = us_st_find(s, key);
     if (slot != US_NONE) {
         st = (s->desc[slot].state == US_SLOT_RESERVED) ? UCACHE_INPROGRESS :
                                                          UCACHE_ERR_EXISTS;
@@ -949,7 +822,7 @@ static ucache_status_t do_reserve(us_store_t *s, const us_key_t *key, uint16_t n
             goto out;
         }
     }
-    do_expire(s, uc_time_ns());
+    us_st_expire(s, uc_time_ns());
     st = stage ? do_alloc_stage(s, bsize, &d->block) : do_alloc(s, bsize, &d->block);
     if (st != UCACHE_OK) {
         d->state = US_SLOT_FREE;
@@ -994,7 +867,7 @@ ucache_status_t us_store_reserve_nvme(us_store_t *s, const us_key_t *key, uint16
     return do_reserve(s, key, ns, length, fill_p, true, staged_p);
 }
 
-static int fill_valid(const us_store_t *s, const us_fill_t *f)
+int us_st_fill_valid(const us_store_t *s, const us_fill_t *f)
 {
     return (f->slot < s->nslots) && (s->desc[f->slot].state == US_SLOT_RESERVED) &&
            (f->payload == s->data + s->desc[f->slot].block + US_CHUNK_OVERHEAD +
@@ -1072,7 +945,7 @@ static ucache_status_t do_publish(us_store_t *s, const us_fill_t *f, us_loc_t *l
     uint64_t *w;
 
     pthread_mutex_lock(&s->lock);
-    if (!fill_valid(s, f)) {
+    if (!us_st_fill_valid(s, f)) {
         pthread_mutex_unlock(&s->lock);
         UC_ERROR("store: publish of an unknown reservation (slot %u)", f->slot);
         return UCACHE_ERR_INVALID;
@@ -1111,20 +984,20 @@ static ucache_status_t do_publish(us_store_t *s, const us_fill_t *f, us_loc_t *l
         if (!do_lease(s, f->slot, now)) {    /* no heap for its lease: */
             s->bytes_cached += d->length;    /* it goes at once           */
             s->stats.publishes++;
-            do_unpublish(s, f->slot, US_EV_LEASE);
+            us_st_unpublish(s, f->slot, US_EV_LEASE);
             pthread_mutex_unlock(&s->lock);
             return UCACHE_OK;
         }
     } else {
-        us_evict_insert(&s->ev, f->slot, d->bsize, key_tag(&d->key), is_pinned(s, d));
+        us_evict_insert(&s->ev, f->slot, d->bsize, key_tag(&d->key), us_st_is_pinned(s, d));
         ns_link(s, f->slot);
-        if (is_pinned(s, d)) {
+        if (us_st_is_pinned(s, d)) {
             pin_account(s, d, true);
         }
         /* written through to NVMe in the background while the demoter keeps
          * up (at eviction it is then free); else demoted when evicted */
         if ((s->nnvme > 0) && !d->on_nvme && (s->dq_bytes + d->bsize <= s->dq_limit / 2) &&
-            do_demote_push(s, f->slot, true)) {
+            us_st_demote_push(s, f->slot, true)) {
             d->copying = 1;
         }
     }
@@ -1144,7 +1017,7 @@ void us_store_abort(us_store_t *s, const us_fill_t *f)
     us_desc_t *d;
 
     pthread_mutex_lock(&s->lock);
-    if (fill_valid(s, f)) {
+    if (us_st_fill_valid(s, f)) {
         d = &s->desc[f->slot];
         memset(f->payload, 0, f->length); /* no byte of a failed fill stays exported */
         blk_put(s, d->block);
@@ -1167,7 +1040,7 @@ ucache_status_t us_store_lookup(us_store_t *s, const us_key_t *key, us_loc_t *lo
     us_desc_t *d;
 
     pthread_mutex_lock(&s->lock);
-    slot = do_find(s, key);
+    slot = us_st_find(s, key);
     if ((slot != US_NONE) && (s->desc[slot].state == US_SLOT_PUBLISHED)) {
         d = &s->desc[slot];
         loc_p->version = d->version;
@@ -1189,7 +1062,7 @@ void us_store_touch(us_store_t *s, const us_key_t *keys, unsigned n, unsigned we
 
     pthread_mutex_lock(&s->lock);
     for (i = 0; i < n; i++) {
-        slot = do_find(s, &keys[i]);
+        slot = us_st_find(s, &keys[i]);
         if ((slot == US_NONE) || (s->desc[slot].state != US_SLOT_PUBLISHED)) {
             continue;
         }
@@ -1198,29 +1071,6 @@ void us_store_touch(us_store_t *s, const us_key_t *keys, unsigned n, unsigned we
         }
     }
     pthread_mutex_unlock(&s->lock);
-}
-
-/* s->lock held: with @p dirty, the devices have changes (pins, drops) for
- * the demoter to write. */
-static void do_nvme_dirty(us_store_t *s, bool dirty)
-{
-    if (dirty) {
-        s->nvme_dirty = true;
-        pthread_cond_signal(&s->dq_cond);
-    }
-}
-
-/* Pin or unpin @p key's NVMe records (the demoter writes the change). */
-static bool do_pin_nvme(us_store_t *s, const us_key_t *key, int pin)
-{
-    bool found = false;
-    unsigned i;
-
-    for (i = 0; i < s->nnvme; i++) {
-        found |= (us_nvme_pin(s->nvme[i], key, pin) == UCACHE_OK);
-    }
-    do_nvme_dirty(s, found);
-    return found;
 }
 
 /* Account a pin change of a published chunk. */
@@ -1233,7 +1083,7 @@ static void do_pin_changed(us_store_t *s, uint32_t slot, int was, int now)
     }
     pin_account(s, d, now);
     us_evict_pin(&s->ev, slot, now);
-    do_pin_nvme(s, &d->key, now);     /* the pin follows it to NVMe */
+    us_st_pin_nvme(s, &d->key, now);     /* the pin follows it to NVMe */
 }
 
 /* Move staged chunk @p slot into the memory tier (a pin asks for it): a
@@ -1260,7 +1110,7 @@ static ucache_status_t do_unstage(us_store_t *s, uint32_t slot)
                   (char *)hdr + US_CHUNK_HDR + us_chunk_table_bytes(d->length));
     __atomic_store_n(&w[0], 0, __ATOMIC_RELEASE);
     __atomic_store_n(&old->version, 0, __ATOMIC_RELEASE);
-    (void)blk_retire(s, d->block, uc_time_ns());
+    (void)us_st_blk_retire(s, d->block, uc_time_ns());
     s->staged_bytes -= d->bsize;
     s->staged--;
     d->staged  = 0;
@@ -1269,7 +1119,7 @@ static ucache_status_t do_unstage(us_store_t *s, uint32_t slot)
     d->version = s->next_version;
     __atomic_store_n(&w[1], us_slot_word1(block / US_GRANULE, d->length), __ATOMIC_RELEASE);
     __atomic_store_n(&w[0], us_slot_word0(d->version, us_key_fp(&d->key)), __ATOMIC_RELEASE);
-    us_evict_insert(&s->ev, slot, d->bsize, key_tag(&d->key), is_pinned(s, d));
+    us_evict_insert(&s->ev, slot, d->bsize, key_tag(&d->key), us_st_is_pinned(s, d));
     ns_link(s, slot);
     s->ns[d->ns].used += d->bsize;
     s->stats.nvme_promotions++;
@@ -1290,15 +1140,15 @@ ucache_status_t us_store_pin_quota(us_store_t *s, const us_key_t *key, int pin,
     int was;
 
     pthread_mutex_lock(&s->lock);
-    slot = do_find(s, key);
+    slot = us_st_find(s, key);
     if (slot == US_NONE) {
         /* on NVMe only: an unpin reaches it there (a pin is taken when a
          * read brings the chunk into memory, within the limits above) */
-        st = (!pin && do_pin_nvme(s, key, 0)) ? UCACHE_OK : UCACHE_ERR_NOT_FOUND;
+        st = (!pin && us_st_pin_nvme(s, key, 0)) ? UCACHE_OK : UCACHE_ERR_NOT_FOUND;
         goto out;
     }
     d   = &s->desc[slot];
-    was = is_pinned(s, d);
+    was = us_st_is_pinned(s, d);
     if (pin && !was && !pin_fits(s, d->bsize)) {
         st = UCACHE_ERR_NO_MEMORY;
         goto out;
@@ -1319,10 +1169,10 @@ ucache_status_t us_store_pin_quota(us_store_t *s, const us_key_t *key, int pin,
     }
     d->pinned = !!pin;
     if (d->state == US_SLOT_PUBLISHED) {
-        do_pin_changed(s, slot, was, is_pinned(s, d));
+        do_pin_changed(s, slot, was, us_st_is_pinned(s, d));
     }
     if (!pin && !was) {
-        do_pin_nvme(s, key, 0);      /* pinned on NVMe only (past the limit) */
+        us_st_pin_nvme(s, key, 0);      /* pinned on NVMe only (past the limit) */
     }
 out:
     pthread_mutex_unlock(&s->lock);
@@ -1404,20 +1254,20 @@ ucache_status_t us_store_evict(us_store_t *s, const us_key_t *key)
     unsigned i;
 
     pthread_mutex_lock(&s->lock);
-    slot = do_find(s, key);
+    slot = us_st_find(s, key);
     if ((slot == US_NONE) || (s->desc[slot].state != US_SLOT_PUBLISHED)) {
         st = UCACHE_ERR_NOT_FOUND;
-    } else if (is_pinned(s, &s->desc[slot])) {
+    } else if (us_st_is_pinned(s, &s->desc[slot])) {
         st = UCACHE_ERR_BUSY;
     } else {
-        do_unpublish(s, slot, US_EV_EXPLICIT);
+        us_st_unpublish(s, slot, US_EV_EXPLICIT);
     }
     if (st != UCACHE_ERR_BUSY) {     /* an admin's evict: from every tier */
         us_keymap_del(&s->pend, key);
         for (i = 0; i < s->nnvme; i++) {
             dropped |= (us_nvme_drop(s->nvme[i], key) == UCACHE_OK);
         }
-        do_nvme_dirty(s, dropped);   /* its tombstone: a restart forgets it */
+        us_st_nvme_dirty(s, dropped);   /* its tombstone: a restart forgets it */
     }
     pthread_mutex_unlock(&s->lock);
     return ((st == UCACHE_ERR_NOT_FOUND) && dropped) ? UCACHE_OK : st;
@@ -1507,390 +1357,4 @@ ucache_status_t us_store_put(us_store_t *s, const us_key_t *key, uint16_t ns,
     }
     memcpy(fill.payload, data, length);
     return us_store_publish(s, &fill);
-}
-
-/* --- the NVMe tier ---------------------------------------------------------- */
-
-ucache_status_t us_store_nvme_add(us_store_t *s, us_nvme_t *nv)
-{
-    ucache_status_t st = UCACHE_OK;
-
-    pthread_mutex_lock(&s->lock);
-    if (s->nnvme == US_MAX_NVME) {
-        st = UCACHE_ERR_INVALID;
-    } else {
-        s->nvme[s->nnvme++] = nv;
-        /* evicted bytes on their way to NVMe: enough for a steady write,
-         * never so much that fills wait long for memory */
-        s->dq_limit = s->layout.data_len / 8;
-        s->dq_limit = (s->dq_limit > US_DEMOTE_MAX) ? US_DEMOTE_MAX : s->dq_limit;
-        s->dq_limit = (s->dq_limit < 4 * s->max_payload) ? 4 * s->max_payload : s->dq_limit;
-    }
-    pthread_mutex_unlock(&s->lock);
-    return st;
-}
-
-unsigned us_store_nvme_count(us_store_t *s)
-{
-    unsigned n;
-
-    pthread_mutex_lock(&s->lock);
-    n = s->nnvme;
-    pthread_mutex_unlock(&s->lock);
-    return n;
-}
-
-void us_store_nvme_stats(us_store_t *s, unsigned i, us_nvme_stats_t *st)
-{
-    memset(st, 0, sizeof(*st));
-    if (i < us_store_nvme_count(s)) {
-        us_nvme_stats(s->nvme[i], st);
-    }
-}
-
-bool us_store_on_nvme(us_store_t *s, const us_key_t *key)
-{
-    bool on;
-
-    pthread_mutex_lock(&s->lock);
-    on = do_on_nvme(s, key);
-    pthread_mutex_unlock(&s->lock);
-    return on;
-}
-
-bool us_store_nvme_lookup(us_store_t *s, const us_key_t *key, uint32_t *length_p)
-{
-    bool on = false;
-    unsigned i;
-
-    pthread_mutex_lock(&s->lock);
-    for (i = 0; (i < s->nnvme) && !on; i++) {
-        on = us_nvme_lookup(s->nvme[i], key, length_p, NULL);
-    }
-    pthread_mutex_unlock(&s->lock);
-    return on;
-}
-
-/* The device a key is demoted to: by key, the next one in service if that
- * one is not (one extent pool per device, no striping). */
-static us_nvme_t *demote_device(us_store_t *s, const us_key_t *key)
-{
-    unsigned i, n = s->nnvme, first = (unsigned)((key->hi ^ key->lo) % n);
-
-    for (i = 0; i < n; i++) {
-        if (us_nvme_online(s->nvme[(first + i) % n])) {
-            return s->nvme[(first + i) % n];
-        }
-    }
-    return NULL;
-}
-
-#define US_DEMOTE_BATCH 64
-
-unsigned us_store_demote(us_store_t *s, unsigned max, uint64_t timeout_ns)
-{
-    us_nvme_item_t items[US_DEMOTE_BATCH], sub[US_DEMOTE_BATCH];
-    us_demote_t batch[US_DEMOTE_BATCH];
-    us_nvme_t *dev[US_DEMOTE_BATCH], *d;
-    uint64_t now = uc_time_ns(), until, t, blk;
-    unsigned n = 0, i, j, k, idx[US_DEMOTE_BATCH], ndev, pinw = 0, w;
-    uint8_t pin[US_DEMOTE_BATCH];
-    bool changes, more = false;
-    struct timespec ts;
-
-    max = (max > US_DEMOTE_BATCH) ? US_DEMOTE_BATCH : max;
-    pthread_mutex_lock(&s->lock);
-    do_expire(s, now);
-    if ((s->dq_n == 0) && !s->nvme_dirty && (timeout_ns > 0)) {
-        until = now + timeout_ns;
-        if ((s->sq_n > 0) && (s->sq[s->sq_head].until < until)) {
-            until = s->sq[s->sq_head].until;      /* wake for the next lease */
-        }
-        clock_gettime(CLOCK_REALTIME, &ts);
-        t = (uint64_t)ts.tv_nsec + (until - now);
-        ts.tv_sec  += (time_t)(t / UC_NSEC_PER_SEC);
-        ts.tv_nsec  = (long)(t % UC_NSEC_PER_SEC);
-        pthread_cond_timedwait(&s->dq_cond, &s->lock, &ts);
-        do_expire(s, uc_time_ns());
-    }
-    for (n = 0; (n < max) && (s->dq_n > 0); n++) {
-        batch[n] = s->dq[s->dq_head];
-        s->dq_head = (s->dq_head + 1) % s->dq_cap;
-        s->dq_n--;
-    }
-    for (i = 0; i < n; i++) {
-        const us_desc_t *dd = &s->desc[batch[i].slot];
-
-        dev[i] = demote_device(s, &batch[i].key);
-        /* a copy of a pinned chunk is written pinned: a restart keeps it */
-        pin[i] = batch[i].copy && (dd->state == US_SLOT_PUBLISHED) &&
-                 (dd->version == batch[i].version) && is_pinned(s, dd);
-    }
-    s->dq_busy += n;
-    changes       = s->nvme_dirty;
-    s->nvme_dirty = false;
-    ndev          = s->nnvme;
-    pthread_mutex_unlock(&s->lock);
-    /* the blocks are the demoter's until retired, or a published chunk's
-     * (immutable): no fill reuses them meanwhile */
-    for (i = 0; i < n; i++) {
-        memset(&items[i], 0, sizeof(items[i]));
-        items[i].key     = batch[i].key;
-        items[i].payload = s->data + batch[i].block + US_CHUNK_OVERHEAD +
-                           us_chunk_table_bytes(batch[i].length);
-        items[i].length  = batch[i].length;
-        items[i].ns      = batch[i].ns;
-        items[i].pinned  = pin[i];
-        items[i].status  = UCACHE_ERR_IO;         /* no device in service */
-    }
-    for (i = 0; i < n; i++) {                     /* one write call per device */
-        if (dev[i] == NULL) {
-            continue;
-        }
-        d = dev[i];
-        for (j = i, k = 0; j < n; j++) {
-            if (dev[j] == d) {
-                sub[k]   = items[j];
-                idx[k++] = j;
-                dev[j]   = NULL;
-            }
-        }
-        us_nvme_write(d, sub, k);
-        for (j = 0; j < k; j++) {
-            items[idx[j]].status = sub[j].status;
-        }
-    }
-    for (j = 0; changes && (j < ndev); j++) {     /* drops, pins and unpins */
-        w     = us_nvme_flush_changes(s->nvme[j], US_DEMOTE_BATCH);
-        more |= (w == US_DEMOTE_BATCH);
-        pinw += w;
-    }
-    pthread_mutex_lock(&s->lock);
-    s->nvme_dirty |= more;
-    now = uc_time_ns();
-    for (i = 0; i < n; i++) {
-        us_desc_t *dd = &s->desc[batch[i].slot];
-
-        if (batch[i].copy && (dd->state == US_SLOT_PUBLISHED) &&
-            (dd->version == batch[i].version) && dd->copying) {
-            dd->copying = 0;             /* still the chunk's: it stays */
-            dd->on_nvme = (items[i].status == UCACHE_OK) ||
-                          (items[i].status == UCACHE_ERR_EXISTS);
-            /* pinned or unpinned while it was written: the record follows
-             * (one there before keeps a pin taken on NVMe) */
-            if (((items[i].status == UCACHE_OK) && (is_pinned(s, dd) != pin[i])) ||
-                ((items[i].status == UCACHE_ERR_EXISTS) && is_pinned(s, dd))) {
-                do_pin_nvme(s, &dd->key, is_pinned(s, dd));
-            }
-        } else {
-            if (us_keymap_get(&s->pend, &batch[i].key, &blk)) {
-                if (blk == batch[i].block) {
-                    us_keymap_del(&s->pend, &batch[i].key);  /* on NVMe (or failed) */
-                }
-            } else if (items[i].status == UCACHE_OK) {
-                /* an admin's evict came while it was queued or written:
-                 * gone from every tier, this copy too */
-                for (j = 0; j < s->nnvme; j++) {
-                    do_nvme_dirty(s, us_nvme_drop(s->nvme[j], &batch[i].key) == UCACHE_OK);
-                }
-                items[i].status = UCACHE_ERR_CANCELED;
-            }
-            if (pin[i] && (items[i].status == UCACHE_OK) &&
-                (((j = do_find(s, &batch[i].key)) == US_NONE) ||
-                 !is_pinned(s, &s->desc[j]))) {
-                do_pin_nvme(s, &batch[i].key, 0);   /* unpinned and evicted meanwhile */
-            }
-            if (blk_retire(s, batch[i].block, now) != UCACHE_OK) {
-                UC_ERROR("store: quarantine ring cannot grow; %llu bytes retired for good",
-                         (unsigned long long)batch[i].bsize);
-            }
-        }
-        s->dq_bytes -= batch[i].bsize;
-        s->dq_busy--;
-        if (items[i].status == UCACHE_OK) {
-            s->stats.nvme_demotions++;
-        } else if (items[i].status == UCACHE_ERR_CANCELED) {
-            s->stats.nvme_demote_dropped++;  /* evicted by an admin meanwhile */
-        } else if (items[i].status == UCACHE_ERR_EXISTS) {
-            s->stats.nvme_demote_skipped++;
-        } else {
-            s->stats.nvme_demote_failed++;
-        }
-    }
-    pthread_mutex_unlock(&s->lock);
-    return n + pinw;
-}
-
-ucache_status_t us_store_fill_pending(us_store_t *s, const us_fill_t *fill)
-{
-    ucache_status_t st = UCACHE_ERR_NOT_FOUND;
-    const us_chunk_hdr_t *hdr;
-    uint64_t blk;
-    us_key_t key;
-
-    pthread_mutex_lock(&s->lock);
-    if (!fill_valid(s, fill)) {
-        st = UCACHE_ERR_INVALID;
-    } else if (us_keymap_get(&s->pend, &s->desc[fill->slot].key, &blk)) {
-        /* the held block is the demoter's until it is written, then retired
-         * under this lock: it cannot change while we copy */
-        key = s->desc[fill->slot].key;
-        hdr = (const us_chunk_hdr_t *)(s->data + blk + US_BLOCK_HDR);
-        if ((hdr->key_hi == key.hi) && (hdr->key_lo == key.lo) &&
-            (hdr->length == fill->length)) {
-            memcpy(fill->payload, s->data + blk + US_CHUNK_OVERHEAD +
-                   us_chunk_table_bytes(fill->length), fill->length);
-            s->stats.nvme_pending_fills++;
-            st = UCACHE_OK;
-        }
-    }
-    pthread_mutex_unlock(&s->lock);
-    return st;
-}
-
-/* The devices @p fill's key may be read from: its key and their number
- * (UCACHE_ERR_INVALID for an unknown reservation). */
-static ucache_status_t fill_devices(us_store_t *s, const us_fill_t *fill, us_key_t *key_p,
-                                    unsigned *n_p)
-{
-    pthread_mutex_lock(&s->lock);
-    if (!fill_valid(s, fill)) {
-        pthread_mutex_unlock(&s->lock);
-        return UCACHE_ERR_INVALID;
-    }
-    *key_p = s->desc[fill->slot].key;
-    *n_p   = s->nnvme;
-    pthread_mutex_unlock(&s->lock);
-    return UCACHE_OK;
-}
-
-/* Whether device @p i holds @p key's record of @p length (one of another
- * length is not this chunk after all: dropped, never served). */
-static bool device_holds(us_store_t *s, unsigned i, const us_key_t *key, uint32_t length)
-{
-    uint32_t len;
-
-    if (!us_nvme_lookup(s->nvme[i], key, &len, NULL)) {
-        return false;
-    }
-    if (len != length) {
-        if (us_nvme_drop(s->nvme[i], key) == UCACHE_OK) {
-            pthread_mutex_lock(&s->lock);
-            do_nvme_dirty(s, true);
-            pthread_mutex_unlock(&s->lock);
-        }
-        return false;
-    }
-    return true;
-}
-
-ucache_status_t us_store_nvme_start(us_store_t *s, us_nvme_aio_t *aio, const us_fill_t *fill,
-                                    uint64_t tag)
-{
-    ucache_status_t st;
-    us_key_t key;
-    unsigned i, n;
-
-    st = fill_devices(s, fill, &key, &n);
-    for (i = 0; (st == UCACHE_OK) && (i < n); i++) {
-        if (device_holds(s, i, &key, fill->length)) {
-            st = us_nvme_aio_read(aio, s->nvme[i], &key, fill->payload, fill->length, tag);
-            if ((st == UCACHE_OK) || (st == UCACHE_ERR_BUSY)) {
-                return st;
-            }
-            st = UCACHE_OK;          /* the next device, if any */
-        }
-    }
-    return (st == UCACHE_OK) ? UCACHE_ERR_NOT_FOUND : st;
-}
-
-void us_store_nvme_read_done(us_store_t *s, ucache_status_t status)
-{
-    if (status == UCACHE_OK) {
-        pthread_mutex_lock(&s->lock);
-        s->stats.nvme_hits++;
-        pthread_mutex_unlock(&s->lock);
-    }
-}
-
-ucache_status_t us_store_fill_nvme(us_store_t *s, const us_fill_t *fill)
-{
-    ucache_status_t st;
-    us_key_t key;
-    unsigned i, n;
-    size_t got;
-
-    st = fill_devices(s, fill, &key, &n);
-    for (i = 0; (st == UCACHE_OK) && (i < n); i++) {
-        if (device_holds(s, i, &key, fill->length) &&
-            (us_nvme_read(s->nvme[i], &key, fill->payload, fill->length, &got) == UCACHE_OK) &&
-            (got == fill->length)) {
-            us_store_nvme_read_done(s, UCACHE_OK);
-            return UCACHE_OK;
-        }
-    }
-    return (st == UCACHE_OK) ? UCACHE_ERR_NOT_FOUND : st;
-}
-
-void us_store_release(us_store_t *s, const us_key_t *key, uint64_t version)
-{
-    uint32_t slot;
-
-    pthread_mutex_lock(&s->lock);
-    slot = do_find(s, key);
-    if ((slot != US_NONE) && (s->desc[slot].state == US_SLOT_PUBLISHED) &&
-        s->desc[slot].staged && (s->desc[slot].version == version)) {
-        do_unpublish(s, slot, US_EV_LEASE);
-        s->stats.nvme_released++;
-    }
-    pthread_mutex_unlock(&s->lock);
-}
-
-unsigned us_store_nvme_flush(us_store_t *s, uint64_t timeout_ns)
-{
-    uint64_t deadline = uc_deadline(timeout_ns);
-    unsigned queued = 0, left = 0;
-    uint32_t slot;
-    us_desc_t *d;
-
-    pthread_mutex_lock(&s->lock);
-    for (slot = 0; (s->nnvme > 0) && (slot < s->nslots); slot++) {
-        d = &s->desc[slot];
-        if ((d->state == US_SLOT_PUBLISHED) && !d->staged && !d->on_nvme && !d->copying &&
-            !do_on_nvme(s, &d->key) && do_demote_push(s, slot, true)) {
-            d->copying = 1;
-            queued++;
-        }
-    }
-    pthread_mutex_unlock(&s->lock);
-    while ((us_store_demote(s, US_DEMOTE_BATCH, 0) > 0) && (uc_time_ns() < deadline)) {
-    }
-    pthread_mutex_lock(&s->lock);
-    left = s->dq_n;
-    pthread_mutex_unlock(&s->lock);
-    if (queued > 0) {
-        UC_INFO("store: %u chunks of memory written to NVMe%s", queued - left,
-                left ? " before the deadline; the rest are not" : "");
-    }
-    return queued - left;
-}
-
-ucache_status_t us_store_demote_key(us_store_t *s, const us_key_t *key)
-{
-    ucache_status_t st = UCACHE_OK;
-    uint32_t slot;
-
-    pthread_mutex_lock(&s->lock);
-    slot = do_find(s, key);
-    if (s->nnvme == 0) {
-        st = UCACHE_ERR_UNSUPPORTED;
-    } else if ((slot == US_NONE) || (s->desc[slot].state != US_SLOT_PUBLISHED)) {
-        st = UCACHE_ERR_NOT_FOUND;
-    } else if (is_pinned(s, &s->desc[slot])) {
-        st = UCACHE_ERR_BUSY;
-    } else if (!s->desc[slot].staged) {
-        do_unpublish(s, slot, US_EV_TIER);
-    }
-    pthread_mutex_unlock(&s->lock);
-    return st;
 }
