@@ -26,7 +26,8 @@
     (UCACHE_PARAM_FIELD_MEM_BYTES | UCACHE_PARAM_FIELD_MEMBERS |              \
      UCACHE_PARAM_FIELD_LOG_LEVEL | UCACHE_PARAM_FIELD_TIMEOUT_NS |           \
      UCACHE_PARAM_FIELD_CHUNK_SIZE | UCACHE_PARAM_FIELD_SERVE |               \
-     UCACHE_PARAM_FIELD_ZONE | UCACHE_PARAM_FIELD_ALLOW)
+     UCACHE_PARAM_FIELD_ZONE | UCACHE_PARAM_FIELD_ALLOW |                     \
+     UCACHE_PARAM_FIELD_CONFIG)
 
 #define UF_DRAIN_NS (5 * UC_NSEC_PER_SEC)
 
@@ -47,14 +48,47 @@ static void ucc_credentials(const char *path, char *out, size_t cap)
     }
 }
 
+/* "NAME=VALUE" settings (params->config) over the environment. */
+static ucache_status_t uf_params_config(uc_config_t *cfg, const char *const *config)
+{
+    char name[64];
+    const char *eq, *n;
+    size_t i, len;
+
+    for (i = 0; (config != NULL) && (config[i] != NULL); i++) {
+        n   = config[i];
+        n  += (strncmp(n, "UCACHE_", 7) == 0) ? 7 : 0;
+        eq  = strchr(n, '=');
+        len = (eq != NULL) ? (size_t)(eq - n) : 0;
+        if ((len == 0) || (len >= sizeof(name))) {
+            UC_ERROR("configuration setting %zu is not NAME=VALUE", i);
+            return UCACHE_ERR_INVALID;
+        }
+        memcpy(name, n, len);
+        name[len] = '\0';
+        if (uc_config_set(cfg, name, eq + 1) != UCACHE_OK) {
+            return UCACHE_ERR_INVALID;
+        }
+    }
+    return UCACHE_OK;
+}
+
 /* Apply explicit parameters over defaults + environment. */
 static ucache_status_t uf_params_apply(uc_config_t *cfg, const ucache_params_t *p,
                                        bool *serve_p)
 {
+    ucache_status_t status;
+
     if (p->field_mask & ~(uint64_t)UCACHE_PARAM_FIELDS_ALL) {
         UC_ERROR("unknown ucache_params_t field bits 0x%llx",
                  (unsigned long long)(p->field_mask & ~(uint64_t)UCACHE_PARAM_FIELDS_ALL));
         return UCACHE_ERR_INVALID;
+    }
+    if (p->field_mask & UCACHE_PARAM_FIELD_CONFIG) {
+        status = uf_params_config(cfg, p->config);
+        if (status != UCACHE_OK) {
+            return status;
+        }
     }
     if (p->field_mask & UCACHE_PARAM_FIELD_MEM_BYTES) {
         if (p->mem_bytes < 4096) {

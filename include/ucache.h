@@ -86,7 +86,8 @@ enum ucache_param_field {
     UCACHE_PARAM_FIELD_CHUNK_SIZE = 1u << 4,
     UCACHE_PARAM_FIELD_SERVE      = 1u << 5,
     UCACHE_PARAM_FIELD_ZONE       = 1u << 6,
-    UCACHE_PARAM_FIELD_ALLOW      = 1u << 7
+    UCACHE_PARAM_FIELD_ALLOW      = 1u << 7,
+    UCACHE_PARAM_FIELD_CONFIG     = 1u << 8
 };
 
 typedef struct ucache_params {
@@ -104,6 +105,11 @@ typedef struct ucache_params {
     const char        *allow;      /**< origins this node fills from, replacing
                                         UCACHE_ALLOW: rules separated by commas
                                         (docs/security.md); copied          */
+    const char *const *config;     /**< NULL-terminated "NAME=VALUE" settings
+                                        of the configuration table (UCACHE_
+                                        prefix optional, "META_TTL=600s"):
+                                        over the environment, under the
+                                        fields above; copied              */
 } ucache_params_t;
 
 /**
@@ -256,6 +262,24 @@ typedef struct ucache_stats {
 
 /** @brief Copy the context's counters into @p stats_p. */
 ucache_status_t ucache_stats_get(ucache_h ctx, ucache_stats_t *stats_p);
+
+/**
+ * @brief Format @p stats as one JSON object whose keys are the field names
+ *        of ucache_stats_t ({"stats":"WHO",...} with @p who, else without
+ *        that key), as snprintf does: at most @p len bytes, terminated.
+ * @return The length of the whole object (without the terminator).
+ */
+size_t ucache_stats_format(const ucache_stats_t *stats, const char *who, char *buf,
+                           size_t len);
+
+/**
+ * @brief The context's counters as ucache_stats_format() writes them, into
+ *        @p buf of @p len bytes; *need_p (may be NULL) gets the bytes needed
+ *        with the terminator (4 KiB is enough today).  For bindings that do
+ *        not mirror ucache_stats_t (the Python package).
+ * @return UCACHE_ERR_MSG_TRUNCATED if @p len is short.
+ */
+ucache_status_t ucache_stats_json(ucache_h ctx, char *buf, size_t len, size_t *need_p);
 
 /* ------------------------------------------------------------------------ */
 /* Membership supplied by the application (members "mpi")                    */
