@@ -71,7 +71,8 @@ TEST_HELPERS = $(BUILD)/tests/fabric_client $(BUILD)/tests/fake_owner $(BUILD)/t
                $(BUILD)/tests/az_put
 TEST_SCRIPTS = tests/test_run.sh tests/test_library.sh tests/fabric/test_fabric.sh tests/fabric/test_hosts.sh tests/fabric/test_etcd.sh tests/fabric/test_compat.sh tests/fabric/test_meta.sh tests/fabric/test_start.sh tests/fabric/test_nvme.sh tests/fabric/test_scale.sh tests/fabric/test_wireup.sh tests/fabric/test_mpi.sh tests/fabric/test_admin.sh tests/fabric/test_hotset.sh tests/origin/test_http.sh tests/origin/test_s3.sh tests/origin/test_warmup.sh \
                tests/origin/test_h2.sh \
-               tests/origin/test_azure.sh tests/origin/test_identity.sh tests/deploy/test_kubernetes.sh
+               tests/origin/test_azure.sh tests/origin/test_identity.sh tests/deploy/test_kubernetes.sh \
+               tests/python/test_python.sh
 # The MPI job test is built with mpicc when Open MPI is installed (make deps).
 MPICC ?= mpicc
 ifneq ($(shell command -v $(MPICC) 2>/dev/null),)
@@ -85,9 +86,11 @@ LIB_A    = $(BUILD)/lib/libucache-rdma.a
 DEB_PKGS = gcc clang libclang-rt-dev make pkg-config libucx-dev ucx-utils libxxhash-dev \
            libcunit1-dev mbw iproute2 procps strace openmpi-bin libopenmpi-dev \
            libcurl4-openssl-dev libssl-dev libxml2-dev libmicrohttpd-dev libibverbs-dev libjemalloc-dev curl openssl bsdutils time \
-           libjson-c-dev etcd-server etcd-client yamllint python3-yaml systemd util-linux liburing-dev fio
+           libjson-c-dev etcd-server etcd-client yamllint python3-yaml systemd util-linux liburing-dev fio \
+           python3-pip python3-setuptools python3-venv python3-wheel python3-cffi python3-fsspec \
+           python3-pytest python3-numpy python3-torch fuse3 libfuse3-dev
 
-.PHONY: npm-deps all tests test bench asan tsan demo install uninstall clean deps
+.PHONY: npm-deps all tests test bench asan tsan demo install uninstall clean deps python
 all: $(LIB_SO) $(LIB_A) $(PROGS) $(BUILD)/include/ucache.h
 
 deps:
@@ -206,9 +209,23 @@ $(BUILD)/tests/az_put: $(BUILD)/obj/tests/origin/az_put.o $(LIB_A)
 
 tests: $(TESTS) $(TEST_HELPERS)
 
+# make python: the Python package (python/) in a venv of $(BUILD), over
+# Debian's python3 and its torch, cffi, fsspec, numpy and pytest (these
+# machines reach no Python index: PEP 668, --no-index), with the library
+# built here next to the package.  Use it as $(BUILD)/venv/bin/python.
+PYTHON ?= /usr/bin/python3
+VENV    = $(BUILD)/venv
+python: $(LIB_SO)
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv --system-site-packages $(VENV)
+	@PIP_DISABLE_PIP_VERSION_CHECK=1 $(VENV)/bin/pip install -q --no-build-isolation --force-reinstall --no-deps \
+	    --no-index ./python
+	@rm -rf python/build python/ucache.egg-info
+	@cp $(LIB_SO) "$$($(VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/ucache/libucache-rdma.so.0"
+	@echo "python: $(VENV)/bin/python has ucache $$($(VENV)/bin/python -c 'import ucache; print(ucache.__version__)') over $(LIB_SO)"
+
 # make test: install what is missing, build everything, run every suite.
 test: deps npm-deps
-	@$(MAKE) --no-print-directory all tests
+	@$(MAKE) --no-print-directory all tests python
 	@BUILD=$(BUILD) tests/run.sh $(TESTS) $(TEST_SCRIPTS)
 
 # The sanitizer builds, each in its own tree (build/asan, build/tsan): the
@@ -233,7 +250,7 @@ SAN_ENV_tsan = UCACHE_TEST_SLOW=10 UCX_MEM_EVENTS=no UCX_MEM_MALLOC_HOOKS=no \
 .PHONY: build-asan build-tsan loop
 build-asan build-tsan: build-%: deps npm-deps
 	@$(MAKE) --no-print-directory BUILD=build/$* OPT="$(SAN_OPT_$*)" LDFLAGS="$(SAN_LD_$*)" \
-	    all tests
+	    all tests python
 
 # make asan / make tsan: the whole suite under AddressSanitizer + UBSan, or
 # under ThreadSanitizer.

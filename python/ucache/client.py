@@ -81,7 +81,7 @@ class _Target:
             return
         try:
             self.keep = ffi.from_buffer(buffer, require_writable=True)
-        except TypeError:
+        except (TypeError, BufferError):
             raise TypeError("readinto needs a writable buffer (bytearray, memoryview, "
                             "numpy array, torch tensor), not %s" % type(buffer).__name__)
         self.ptr = self.keep
@@ -272,19 +272,18 @@ class Client:
         list: bytes, or the count read into the buffer.  The first failure
         raises once every read has ended."""
         reads = list(reads)
-        n = len(reads)
-        if n == 0:
-            return []
-        reqs = ffi.new("ucache_read_req_t[]", n)
+        out = [None] * len(reads)     # bytearray of a read that returns bytes
+        res = [None] * len(reads)
+        posted = []                   # indices of the reads posted
         keep = []
-        out = [None] * n
         for i, r in enumerate(reads):
             uri, offset, length, buffer = r
-            u = ffi.new("char[]", _enc(uri))
             if buffer is None:
-                buf = bytearray(length)
-                t = _Target(buf)
-                out[i] = buf
+                if length is None or length < 0:
+                    raise errors.InvalidError("read_many: read %d has no length" % i, -2,
+                                              "UCACHE_ERR_INVALID")
+                out[i] = bytearray(length)
+                t = _Target(out[i]) if length > 0 else None
             else:
                 t = _Target(buffer)
                 if length is None:
@@ -293,11 +292,21 @@ class Client:
                     raise errors.InvalidError("read_many: read %d wants %d bytes, its buffer "
                                               "holds %d" % (i, length, t.len), -2,
                                               "UCACHE_ERR_INVALID")
-            keep.append((u, t))
-            reqs[i].uri = u
-            reqs[i].offset = offset
-            reqs[i].len = length
-            reqs[i].buf = t.ptr
+            if length == 0:
+                res[i] = b"" if buffer is None else 0
+                continue
+            posted.append((i, _enc(uri), offset, length, t))
+        n = len(posted)
+        if n == 0:
+            return res
+        reqs = ffi.new("ucache_read_req_t[]", n)
+        for k, (i, uri, offset, length, t) in enumerate(posted):
+            u = ffi.new("char[]", uri)
+            keep.append(u)
+            reqs[k].uri = u
+            reqs[k].offset = offset
+            reqs[k].len = length
+            reqs[k].buf = t.ptr
         L = lib()
 
         def post_and_wait(ctx):
@@ -309,15 +318,14 @@ class Client:
             return st
 
         _check(self._call(post_and_wait), "read_many")
-        for i in range(n):
-            _check(reqs[i].status, "read %s" % reads[i][0])
-        res = []
-        for i in range(n):
-            nr = int(reqs[i].nread)
+        for k, p in enumerate(posted):
+            _check(reqs[k].status, "read %s" % reads[p[0]][0])
+        for k, p in enumerate(posted):
+            i, nr = p[0], int(reqs[k].nread)
             if out[i] is not None:
-                res.append(bytes(memoryview(out[i])[:nr]))
+                res[i] = bytes(out[i]) if nr == len(out[i]) else bytes(memoryview(out[i])[:nr])
             else:
-                res.append(nr)
+                res[i] = nr
         return res
 
     # --- objects ---------------------------------------------------------
