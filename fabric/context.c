@@ -17,7 +17,9 @@
 
 #include <inttypes.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -53,18 +55,20 @@ static ucache_status_t uf_params_config(uc_config_t *cfg, const char *const *con
 {
     char name[64];
     const char *eq, *n;
-    size_t i, len;
+    size_t i, j, len;
 
     for (i = 0; (config != NULL) && (config[i] != NULL); i++) {
         n   = config[i];
-        n  += (strncmp(n, "UCACHE_", 7) == 0) ? 7 : 0;
+        n  += (strncasecmp(n, "UCACHE_", 7) == 0) ? 7 : 0;
         eq  = strchr(n, '=');
         len = (eq != NULL) ? (size_t)(eq - n) : 0;
         if ((len == 0) || (len >= sizeof(name))) {
             UC_ERROR("configuration setting %zu is not NAME=VALUE", i);
             return UCACHE_ERR_INVALID;
         }
-        memcpy(name, n, len);
+        for (j = 0; j < len; j++) {
+            name[j] = (char)toupper((unsigned char)n[j]); /* "meta_ttl" too */
+        }
         name[len] = '\0';
         if (uc_config_set(cfg, name, eq + 1) != UCACHE_OK) {
             return UCACHE_ERR_INVALID;

@@ -107,7 +107,8 @@ typedef struct ucache_params {
                                         (docs/security.md); copied          */
     const char *const *config;     /**< NULL-terminated "NAME=VALUE" settings
                                         of the configuration table (UCACHE_
-                                        prefix optional, "META_TTL=600s"):
+                                        prefix optional, any case:
+                                        "meta_ttl=600s"):
                                         over the environment, under the
                                         fields above; copied              */
 } ucache_params_t;

@@ -344,6 +344,72 @@ static void test_origin_settings_per_context(void)
     CU_ASSERT_EQUAL(system(members), 0);
 }
 
+/* Settings by name (ucache_params_t.config, what the Python Client's
+ * keyword arguments become) override the environment and reject what the
+ * table does not know; the counters' JSON has every field, and says when
+ * its buffer is short. */
+static void test_params_config(void)
+{
+    const char *bad_name[] = {"NO_SUCH_SETTING=1", NULL};
+    const char *bad_value[] = {"META_TTL=soon", NULL};
+    const char *no_eq[] = {"META_TTL", NULL};
+    const char *ttl0[] = {"UCACHE_META_TTL=0", "log_level=warn", NULL};
+    ucache_params_t p = { .field_mask = UCACHE_PARAM_FIELD_MEMBERS | UCACHE_PARAM_FIELD_CONFIG };
+    char dir[] = "/tmp/ucache-test.XXXXXX", members[64], path[64], uri[80], json[8192];
+    ucache_stats_t st;
+    ucache_h a = NULL;
+    uint64_t size = 0;
+    size_t need = 0;
+    FILE *f;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    snprintf(members, sizeof(members), "dir:%s/m", dir);
+    snprintf(path, sizeof(path), "%s/obj", dir);
+    snprintf(uri, sizeof(uri), "file://%s", path);
+    p.members = members;
+    p.config = bad_name;
+    CU_ASSERT_EQUAL(ucache_init(&p, &a), UCACHE_ERR_INVALID);
+    p.config = bad_value;
+    CU_ASSERT_EQUAL(ucache_init(&p, &a), UCACHE_ERR_INVALID);
+    p.config = no_eq;
+    CU_ASSERT_EQUAL(ucache_init(&p, &a), UCACHE_ERR_INVALID);
+    CU_ASSERT_PTR_NULL(a);
+    f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(fwrite("0123456789", 1, 10, f), 10);
+    fclose(f);
+    setenv("UCACHE_META_TTL", "60m", 1);         /* the environment says an hour */
+    p.config = ttl0;                             /* the setting says every time */
+    CU_ASSERT_EQUAL_FATAL(ucache_init(&p, &a), UCACHE_OK);
+    unsetenv("UCACHE_META_TTL");
+    CU_ASSERT_EQUAL(ucache_stat(a, uri, &size), UCACHE_OK);
+    CU_ASSERT_EQUAL(size, 10);
+    f = fopen(path, "a");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(fwrite("abcdefghij", 1, 10, f), 10);
+    fclose(f);
+    CU_ASSERT_EQUAL(ucache_stat(a, uri, &size), UCACHE_OK);
+    CU_ASSERT_EQUAL(size, 20);                   /* asked again: TTL 0 won */
+
+    CU_ASSERT_EQUAL(ucache_stats_json(a, json, 16, &need), UCACHE_ERR_MSG_TRUNCATED);
+    CU_ASSERT(need > 16);
+    CU_ASSERT_EQUAL(strlen(json), 15);           /* truncated, terminated */
+    CU_ASSERT_EQUAL_FATAL(ucache_stats_json(a, json, sizeof(json), &need), UCACHE_OK);
+    CU_ASSERT_EQUAL(strlen(json) + 1, need);
+    CU_ASSERT_EQUAL(json[0], '{');
+    CU_ASSERT_EQUAL(json[need - 2], '}');
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"origin_meta\":"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"nvme_pinned\":0}"));
+    CU_ASSERT_PTR_NULL(strstr(json, "\"stats\""));
+    CU_ASSERT_EQUAL(ucache_stats_get(a, &st), UCACHE_OK);
+    CU_ASSERT(st.origin_meta >= 2);
+    CU_ASSERT_EQUAL(ucache_stats_format(&st, "who", json, sizeof(json)), strlen(json));
+    CU_ASSERT_PTR_EQUAL(strstr(json, "{\"stats\":\"who\",\"reads\":"), json);
+    ucache_finalize(a);
+    snprintf(members, sizeof(members), "rm -rf '%s'", dir);
+    CU_ASSERT_EQUAL(system(members), 0);
+}
+
 /* Command-line options, the one way every program parses them. */
 static int opt_run(const char *line, uint64_t *size, double *watch, unsigned *word,
                    int *flag, const char **operand, char *err)
@@ -538,6 +604,7 @@ int main(void)
     static const tc_test_t context_tests[] = {
         {"init_params", test_init_params},
         {"origin_settings_per_context", test_origin_settings_per_context},
+        {"params_config", test_params_config},
         {NULL, NULL}
     };
 
