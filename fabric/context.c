@@ -982,37 +982,78 @@ ucache_status_t ucache_members_health(ucache_h ctx, ucache_members_health_t *h)
     return status;
 }
 
-ucache_status_t ucache_stat(ucache_h ctx, const char *uri, uint64_t *size_p)
+static void ucc_info(const us_object_t *obj, ucache_object_info_t *info)
+{
+    memset(info, 0, sizeof(*info));
+    info->size    = obj->size;
+    info->mtime   = obj->mtime;
+    info->version = obj->version;
+}
+
+ucache_status_t ucache_stat_info(ucache_h ctx, const char *uri, ucache_object_info_t *info)
 {
     us_object_t obj;
     ucache_status_t status;
 
-    if ((ctx == NULL) || (uri == NULL) || (size_p == NULL)) {
+    if ((ctx == NULL) || (uri == NULL) || (info == NULL)) {
         return UCACHE_ERR_INVALID;
     }
     status = uf_lookup(ctx, uri, NULL, &obj);
     if (status == UCACHE_OK) {
-        *size_p = obj.size;
+        ucc_info(&obj, info);
     }
     return status;
 }
 
+ucache_status_t ucache_stat(ucache_h ctx, const char *uri, uint64_t *size_p)
+{
+    ucache_object_info_t info;
+    ucache_status_t status;
+
+    if (size_p == NULL) {
+        return UCACHE_ERR_INVALID;
+    }
+    status = ucache_stat_info(ctx, uri, &info);
+    if (status == UCACHE_OK) {
+        *size_p = info.size;
+    }
+    return status;
+}
+
+/* What a listing's caller asked for: objects by size, or with their info. */
 typedef struct ucc_list {
-    ucache_list_fn_t fn;
-    void            *arg;
+    ucache_list_fn_t      fn;
+    ucache_list_info_fn_t info_fn;
+    void                 *arg;
 } ucc_list_t;
 
 static ucache_status_t ucc_listed(void *arg, const char *uri, const us_object_t *obj)
 {
     const ucc_list_t *l = arg;
+    ucache_object_info_t info;
 
-    return l->fn(l->arg, uri, obj->size);
+    if (l->info_fn == NULL) {
+        return l->fn(l->arg, uri, obj->size);
+    }
+    ucc_info(obj, &info);
+    return l->info_fn(l->arg, uri, &info);
 }
 
 ucache_status_t ucache_list(ucache_h ctx, const char *prefix, ucache_list_fn_t fn,
                             void *arg)
 {
-    ucc_list_t l = { fn, arg };
+    ucc_list_t l = { fn, NULL, arg };
+
+    if ((ctx == NULL) || (prefix == NULL) || (fn == NULL)) {
+        return UCACHE_ERR_INVALID;
+    }
+    return uf_lookup_list(ctx, prefix, ucc_listed, &l);
+}
+
+ucache_status_t ucache_list_info(ucache_h ctx, const char *prefix, ucache_list_info_fn_t fn,
+                                 void *arg)
+{
+    ucc_list_t l = { NULL, fn, arg };
 
     if ((ctx == NULL) || (prefix == NULL) || (fn == NULL)) {
         return UCACHE_ERR_INVALID;

@@ -156,12 +156,12 @@ static ucache_status_t uf_meta_stat_ask(struct ucache_context *ctx, uf_view_t *v
         return uf_meta_stat(uf_node_meta(ctx->node), a->uri, a->stale, ctx->cfg.meta_ttl_ns,
                             a->obj, &a->age);
     }
-    len    = uf_meta_msg(ctx, v, UF_META_STAT, a->stale, 0, a->uri, "", msg);
+    len    = uf_meta_msg(ctx, v, UF_META_STAT | UF_META_MTIME, a->stale, 0, a->uri, "", msg);
     status = uf_meta_call(ctx, p, msg, len, &rep, etag, sizeof(etag), &meta_len, &got);
     if (status != UCACHE_OK) {
         return status;
     }
-    if (uf_meta_stat_parse(&rep, meta_len, etag, got, a->obj) != UCACHE_OK) {
+    if (uf_meta_stat_parse(&rep, meta_len, etag, got, true, a->obj) != UCACHE_OK) {
         UF_ADD(ctx, bad_replies, 1);
         UC_WARN("owner %016llx sent a malformed META reply (%zu+%zu bytes)",
                 (unsigned long long)p->id, meta_len, got);
@@ -273,7 +273,8 @@ static ucache_status_t uf_meta_list_ask(struct ucache_context *ctx, uf_view_t *v
                                   &got);
             meta_len = sizeof(rep);
         } else {
-            len    = uf_meta_msg(ctx, v, UF_META_LIST, 0, UF_META_PAGE_MAX, a->prefix, a->last,
+            len    = uf_meta_msg(ctx, v, UF_META_LIST | UF_META_MTIME, 0, UF_META_PAGE_MAX,
+                                 a->prefix, a->last,
                                  msg);
             status = uf_meta_call(ctx, p, msg, len, &rep, a->page, UF_META_PAGE_BYTES,
                                   &meta_len, &got);
@@ -283,7 +284,7 @@ static ucache_status_t uf_meta_list_ask(struct ucache_context *ctx, uf_view_t *v
         }
         a->age = rep.age_ns;
         last[0] = '\0';
-        status = uf_meta_list_parse(&rep, meta_len, a->page, got, a->prefix, a->last,
+        status = uf_meta_list_parse(&rep, meta_len, a->page, got, a->prefix, a->last, true,
                                     uf_meta_give, a, last);
         if (status == UCACHE_ERR_CORRUPT) {
             UF_ADD(ctx, bad_replies, 1);

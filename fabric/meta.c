@@ -403,15 +403,10 @@ static bool uf_meta_answer(uf_meta_t *meta, ut_rpc_t *rpc, const uf_meta_req_t *
 
     memset(&rep, 0, sizeof(rep));
     memset(&obj, 0, sizeof(obj));
-    if (req->op == UF_META_STAT) {
+    if (UF_META_OP(req->op) == UF_META_STAT) {
         status = uf_meta_stat(meta, uri, req->stale, req->max_age_ns, &obj, &rep.age_ns);
         if (status == UCACHE_OK) {
-            rep.size     = obj.size;
-            rep.version  = obj.version;
-            rep.etag_len = (uint16_t)strnlen(obj.etag, US_ETAG_MAX - 1);
-            if (!uf_meta_etag_ok(obj.etag, rep.etag_len)) {
-                rep.etag_len = 0; /* the reader looks it up, as an owner filling does */
-            }
+            uf_meta_stat_rep(&obj, req->op & UF_META_MTIME, &rep);
         }
         atomic_fetch_add_explicit(&meta->served, 1, memory_order_relaxed);
         ut_rpc_reply(rpc, status, &rep, sizeof(rep), obj.etag,
@@ -422,6 +417,9 @@ static bool uf_meta_answer(uf_meta_t *meta, ut_rpc_t *rpc, const uf_meta_req_t *
     status = (buf != NULL) ? uf_meta_page(meta, uri, after, req->max, req->max_age_ns, wait,
                                           buf, &rep, &len) :
                              UCACHE_ERR_NO_MEMORY;
+    if ((status == UCACHE_OK) && !(req->op & UF_META_MTIME)) {
+        uf_meta_ents_no_mtime(buf, len, rep.count); /* a reader of before them */
+    }
     if (status != UCACHE_INPROGRESS) {
         atomic_fetch_add_explicit(&meta->served, 1, memory_order_relaxed);
         ut_rpc_reply(rpc, status, &rep, sizeof(rep), buf, (status == UCACHE_OK) ? len : 0, 0);
@@ -471,12 +469,7 @@ static bool uf_meta_quick(uf_meta_t *meta, ut_rpc_t *rpc, const uf_meta_req_t *r
         ((req->stale != 0) && (obj.version == req->stale))) {
         return false;
     }
-    rep.size     = obj.size;
-    rep.version  = obj.version;
-    rep.etag_len = (uint16_t)strnlen(obj.etag, US_ETAG_MAX - 1);
-    if (!uf_meta_etag_ok(obj.etag, rep.etag_len)) {
-        rep.etag_len = 0;
-    }
+    uf_meta_stat_rep(&obj, req->op & UF_META_MTIME, &rep);
     atomic_fetch_add_explicit(&meta->served, 1, memory_order_relaxed);
     ut_rpc_reply(rpc, UCACHE_OK, &rep, sizeof(rep), obj.etag, rep.etag_len, 0);
     return true;
@@ -519,11 +512,11 @@ static void uf_meta_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t le
     status = us_origin_confine(meta->allow, job->uri, &scope); /* refused now, not later */
     us_origin_unconfine();
     if (status == UCACHE_OK) {
-        if ((req.op == UF_META_STAT) && uf_meta_quick(meta, rpc, &req, job->uri)) {
+        if ((UF_META_OP(req.op) == UF_META_STAT) && uf_meta_quick(meta, rpc, &req, job->uri)) {
             free(job);
             return;
         }
-        if ((req.op == UF_META_LIST) &&
+        if ((UF_META_OP(req.op) == UF_META_LIST) &&
             uf_meta_answer(meta, rpc, &req, job->uri, job->after, false)) {
             free(job); /* a page of a listing kept */
             return;

@@ -281,9 +281,9 @@ ucache_status_t uf_meta_req_check(const void *msg, size_t len, uf_meta_req_t *re
         (memchr(b + sizeof(*req), '\0', (size_t)req->uri_len + req->after_len) != NULL)) {
         return UCACHE_ERR_INVALID;
     }
-    if ((req->op == UF_META_STAT) ? ((req->max != 0) || (req->after_len != 0)) :
-        ((req->op != UF_META_LIST) || (req->max == 0) || (req->max > UF_META_PAGE_MAX) ||
-         (req->stale != 0))) {
+    if ((UF_META_OP(req->op) == UF_META_STAT) ? ((req->max != 0) || (req->after_len != 0)) :
+        ((UF_META_OP(req->op) != UF_META_LIST) || (req->max == 0) ||
+         (req->max > UF_META_PAGE_MAX) || (req->stale != 0))) {
         return UCACHE_ERR_INVALID;
     }
     *uri_p   = b + sizeof(*req);
@@ -306,10 +306,27 @@ bool uf_meta_etag_ok(const char *etag, size_t len)
     return true;
 }
 
-ucache_status_t uf_meta_stat_parse(const uf_meta_rep_t *rep, size_t meta_len,
-                                   const void *data, size_t data_len, us_object_t *obj_p)
+static uint32_t uf_mtime32(uint64_t mtime)
 {
-    if ((meta_len != sizeof(*rep)) || (rep->count != 0) || (rep->more != 0) ||
+    return (mtime > UINT32_MAX) ? 0 : (uint32_t)mtime;
+}
+
+void uf_meta_stat_rep(const us_object_t *obj, bool mtime, uf_meta_rep_t *rep)
+{
+    rep->size     = obj->size;
+    rep->version  = obj->version;
+    rep->count    = mtime ? uf_mtime32(obj->mtime) : 0;
+    rep->etag_len = (uint16_t)strnlen(obj->etag, US_ETAG_MAX - 1);
+    if (!uf_meta_etag_ok(obj->etag, rep->etag_len)) {
+        rep->etag_len = 0; /* the reader looks it up, as an owner filling does */
+    }
+}
+
+ucache_status_t uf_meta_stat_parse(const uf_meta_rep_t *rep, size_t meta_len,
+                                   const void *data, size_t data_len, bool mtime,
+                                   us_object_t *obj_p)
+{
+    if ((meta_len != sizeof(*rep)) || (!mtime && (rep->count != 0)) || (rep->more != 0) ||
         (rep->reserved != 0) || (data_len != rep->etag_len) ||
         ((data_len > 0) && (data == NULL)) || !uf_meta_etag_ok(data, data_len)) {
         return UCACHE_ERR_CORRUPT;
@@ -317,6 +334,7 @@ ucache_status_t uf_meta_stat_parse(const uf_meta_rep_t *rep, size_t meta_len,
     memset(obj_p, 0, sizeof(*obj_p));
     obj_p->size    = rep->size;
     obj_p->version = rep->version;
+    obj_p->mtime   = mtime ? rep->count : 0;
     memcpy(obj_p->etag, data, data_len);
     obj_p->etag[data_len] = '\0';
     return UCACHE_OK;
@@ -326,7 +344,8 @@ bool uf_meta_ent_put(void *buf, size_t cap, size_t *off_p, const char *uri,
                      const us_object_t *obj)
 {
     size_t ulen = strlen(uri), elen = strnlen(obj->etag, US_ETAG_MAX - 1);
-    uf_meta_ent_t e = { obj->size, obj->version, (uint16_t)ulen, (uint16_t)elen, 0 };
+    uf_meta_ent_t e = { obj->size, obj->version, (uint16_t)ulen, (uint16_t)elen,
+                        uf_mtime32(obj->mtime) };
     char *b = buf;
 
     if ((ulen == 0) || (ulen >= US_URI_MAX) || !uf_meta_etag_ok(obj->etag, elen) ||
@@ -340,11 +359,29 @@ bool uf_meta_ent_put(void *buf, size_t cap, size_t *off_p, const char *uri,
     return true;
 }
 
+void uf_meta_ents_no_mtime(void *buf, size_t len, uint32_t count)
+{
+    char *b = buf;
+    uf_meta_ent_t e;
+    size_t off = 0;
+    uint32_t i;
+
+    for (i = 0; (i < count) && (len - off >= sizeof(e)); i++) {
+        memcpy(&e, b + off, sizeof(e));
+        e.reserved = 0;
+        memcpy(b + off, &e, sizeof(e));
+        off += sizeof(e) + e.uri_len + e.etag_len;
+        if (off > len) {
+            break;
+        }
+    }
+}
+
 /* The entry at @p off of a LIST reply's @p len bytes, checked: its URI
  * (terminated, in @p uri) after @p prev and beginning with @p prefix, its
  * object; the next entry's offset, or 0 if malformed. */
 static size_t uf_meta_ent_get(const char *b, size_t len, size_t off, const char *prefix,
-                              const char *prev, char *uri, us_object_t *obj)
+                              const char *prev, bool mtime, char *uri, us_object_t *obj)
 {
     uf_meta_ent_t e;
 
@@ -353,7 +390,7 @@ static size_t uf_meta_ent_get(const char *b, size_t len, size_t off, const char 
     }
     memcpy(&e, b + off, sizeof(e));
     off += sizeof(e);
-    if ((e.uri_len == 0) || (e.uri_len >= US_URI_MAX) || (e.reserved != 0) ||
+    if ((e.uri_len == 0) || (e.uri_len >= US_URI_MAX) || (!mtime && (e.reserved != 0)) ||
         ((size_t)e.uri_len + e.etag_len > len - off) ||
         (memchr(b + off, '\0', e.uri_len) != NULL) ||
         !uf_meta_etag_ok(b + off + e.uri_len, e.etag_len)) {
@@ -367,6 +404,7 @@ static size_t uf_meta_ent_get(const char *b, size_t len, size_t off, const char 
     memset(obj, 0, sizeof(*obj));
     obj->size    = e.size;
     obj->version = e.version;
+    obj->mtime   = e.reserved;
     memcpy(obj->etag, b + off + e.uri_len, e.etag_len);
     obj->etag[e.etag_len] = '\0';
     return off + e.uri_len + e.etag_len;
@@ -374,8 +412,8 @@ static size_t uf_meta_ent_get(const char *b, size_t len, size_t off, const char 
 
 ucache_status_t uf_meta_list_parse(const uf_meta_rep_t *rep, size_t meta_len,
                                    const void *data, size_t data_len, const char *prefix,
-                                   const char *after, us_origin_list_fn_t fn, void *arg,
-                                   char *last_p)
+                                   const char *after, bool mtime, us_origin_list_fn_t fn,
+                                   void *arg, char *last_p)
 {
     char uri[US_URI_MAX], prev[US_URI_MAX];
     ucache_status_t status = UCACHE_OK;
@@ -392,7 +430,7 @@ ucache_status_t uf_meta_list_parse(const uf_meta_rep_t *rep, size_t meta_len,
     for (pass = 0; pass < 2; pass++) { /* check it all, then hand it over */
         snprintf(prev, sizeof(prev), "%s", after);
         for (i = 0, off = 0; i < rep->count; i++) {
-            next = uf_meta_ent_get(data, data_len, off, prefix, prev, uri, &obj);
+            next = uf_meta_ent_get(data, data_len, off, prefix, prev, mtime, uri, &obj);
             if (next == 0) {
                 return UCACHE_ERR_CORRUPT;
             }

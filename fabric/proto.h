@@ -83,6 +83,13 @@ typedef struct uf_hello_req {
  * answers UCACHE_ERR_UNSUPPORTED (no handler): the reader asks the origin.
  */
 enum { UF_META_STAT = 1, UF_META_LIST = 2 };
+/* A bit of uf_meta_req_t.op: the reader wants mtimes (objects' last-modified
+ * times at the origin, seconds since the epoch, 0 unknown; until 2106).  The
+ * reply then carries them where a reply without holds 0: a STAT reply's
+ * `count`, each LIST entry's `reserved`.  A node of before it refuses the
+ * request as malformed (the reader asks the origin itself). */
+#define UF_META_MTIME 0x100u
+#define UF_META_OP(op) ((op) & ~UF_META_MTIME)
 #define UF_META_PAGE_MAX   1000         /* entries one LIST reply holds at most */
 #define UF_META_PAGE_BYTES (256u << 10) /* bytes of entries one LIST reply holds at most */
 
@@ -106,7 +113,7 @@ typedef struct uf_meta_req {
 typedef struct uf_meta_rep {
     uint64_t size, version;  /* STAT */
     uint64_t age_ns;         /* how long ago the owner had it from the origin */
-    uint32_t count;          /* LIST */
+    uint32_t count;          /* LIST; STAT with UF_META_MTIME: the mtime */
     uint16_t etag_len;       /* STAT: < US_ETAG_MAX */
     uint8_t  more;           /* LIST: 0 or 1 */
     uint8_t  reserved;
@@ -117,7 +124,7 @@ typedef struct uf_meta_rep {
 typedef struct uf_meta_ent {
     uint64_t size, version;
     uint16_t uri_len, etag_len;
-    uint32_t reserved;
+    uint32_t reserved;       /* UF_META_MTIME: the mtime; else 0 */
 } uf_meta_ent_t;
 
 /* How an owner answered a FETCH (uf_fetch_rep_t.how). */
@@ -221,15 +228,24 @@ ucache_status_t uf_meta_req_check(const void *msg, size_t len, uf_meta_req_t *re
  *  printable ASCII only (it goes into an If-Match header). */
 bool uf_meta_etag_ok(const char *etag, size_t len);
 
-/** A STAT reply (@p meta_len bytes of metadata, @p data_len of data): the
- *  object and the answer's age.  UCACHE_ERR_CORRUPT if malformed. */
-ucache_status_t uf_meta_stat_parse(const uf_meta_rep_t *rep, size_t meta_len,
-                                   const void *data, size_t data_len, us_object_t *obj_p);
+/** The metadata of a STAT reply for @p obj (its mtime with @p mtime). */
+void uf_meta_stat_rep(const us_object_t *obj, bool mtime, uf_meta_rep_t *rep);
 
-/** One LIST entry of @p obj at @p uri appended to @p buf at *off_p (of
- *  @p cap bytes); false if it does not fit. */
+/** A STAT reply (@p meta_len bytes of metadata, @p data_len of data) to a
+ *  request with (@p mtime) or without UF_META_MTIME: the object and the
+ *  answer's age.  UCACHE_ERR_CORRUPT if malformed. */
+ucache_status_t uf_meta_stat_parse(const uf_meta_rep_t *rep, size_t meta_len,
+                                   const void *data, size_t data_len, bool mtime,
+                                   us_object_t *obj_p);
+
+/** One LIST entry of @p obj at @p uri (its mtime too) appended to @p buf at
+ *  *off_p (of @p cap bytes); false if it does not fit. */
 bool uf_meta_ent_put(void *buf, size_t cap, size_t *off_p, const char *uri,
                      const us_object_t *obj);
+
+/** Zero the mtimes of the @p count entries in @p buf (@p len bytes, made
+ *  by uf_meta_ent_put): a page for a reader that did not ask for them. */
+void uf_meta_ents_no_mtime(void *buf, size_t len, uint32_t count);
 
 /** Call @p fn for each object of a LIST reply to a request for @p prefix
  *  after @p after ("": from the first), once the whole page is checked:
@@ -239,8 +255,8 @@ bool uf_meta_ent_put(void *buf, size_t cap, size_t *off_p, const char *uri,
  *  US_URI_MAX bytes) gets the last URI. */
 ucache_status_t uf_meta_list_parse(const uf_meta_rep_t *rep, size_t meta_len,
                                    const void *data, size_t data_len, const char *prefix,
-                                   const char *after, us_origin_list_fn_t fn, void *arg,
-                                   char *last_p);
+                                   const char *after, bool mtime, us_origin_list_fn_t fn,
+                                   void *arg, char *last_p);
 
 /** Check a TOUCH request: its header, then exactly req->count keys. */
 ucache_status_t uf_touch_req_check(const void *msg, size_t len, uf_touch_req_t *req);

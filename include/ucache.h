@@ -552,6 +552,29 @@ ucache_status_t ucache_stat(ucache_h ctx, const char *uri, uint64_t *size_p);
  *         and ucache_list() returns it. */
 typedef ucache_status_t (*ucache_list_fn_t)(void *arg, const char *uri, uint64_t size);
 
+/** @brief What is known of an object (as cached for UCACHE_META_TTL). */
+typedef struct ucache_object_info {
+    uint64_t size;
+    uint64_t mtime;    /**< last modified at the origin, seconds since the
+                            epoch; 0 if unknown (a manifest's objects, an
+                            origin that does not say, an owner of an
+                            older release)                              */
+    uint64_t version;  /**< digest of the origin's version (ETag, or
+                            mtime and size): changes when the object does */
+} ucache_object_info_t;
+
+/** @brief ucache_stat() with the object's mtime and version. */
+ucache_status_t ucache_stat_info(ucache_h ctx, const char *uri, ucache_object_info_t *info);
+
+/** @brief Called for each object ucache_list_info() finds (@p info is the
+ *         callee's only during the call); non-OK stops the listing. */
+typedef ucache_status_t (*ucache_list_info_fn_t)(void *arg, const char *uri,
+                                                 const ucache_object_info_t *info);
+
+/** @brief ucache_list() with each object's mtime and version. */
+ucache_status_t ucache_list_info(ucache_h ctx, const char *prefix, ucache_list_info_fn_t fn,
+                                 void *arg);
+
 /**
  * @brief Every object under @p prefix: file:///DIR/ (walked recursively,
  *        links not followed), az://ACCOUNT/CONTAINER/[PREFIX] (List Blobs),

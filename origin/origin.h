@@ -30,6 +30,8 @@ typedef struct us_object {
                                Last-Modified and size */
     char     etag[US_ETAG_MAX]; /* http: the ETag as sent, for If-Match
                                ("" if unknown: the backend looks it up) */
+    uint64_t mtime;         /* last modified at the origin, seconds since
+                               the epoch (0: unknown) */
 } us_object_t;
 
 /* One object of a listing; return non-OK to stop the listing with it. */

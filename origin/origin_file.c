@@ -70,6 +70,7 @@ static ucache_status_t uo_file_stat(const char *uri, us_object_t *obj_p)
     }
     obj_p->size    = (uint64_t)st.st_size;
     obj_p->version = uo_file_version(&st);
+    obj_p->mtime   = (st.st_mtim.tv_sec > 0) ? (uint64_t)st.st_mtim.tv_sec : 0;
     return UCACHE_OK;
 }
 
@@ -196,6 +197,7 @@ static ucache_status_t uo_file_walk(char *path, size_t len, us_origin_list_fn_t 
             obj.size    = (uint64_t)st.st_size;
             obj.version = uo_file_version(&st);
             obj.etag[0] = '\0';
+            obj.mtime   = (st.st_mtim.tv_sec > 0) ? (uint64_t)st.st_mtim.tv_sec : 0;
             status = fn(arg, uri, &obj);
         }
         path[len] = '\0';

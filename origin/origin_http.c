@@ -517,6 +517,32 @@ static ucache_status_t uo_request(const char *uri, const char *url,
     return uo_status(uri, bad->rc, bad->code);
 }
 
+uint64_t us_http_date(const char *s)
+{
+    struct tm tm;
+    time_t t;
+    char z;
+
+    if ((s == NULL) || (s[0] == '\0')) {
+        return 0;
+    }
+    t = curl_getdate(s, NULL);      /* RFC 1123 and its kin: Last-Modified */
+    if (t > 0) {
+        return (uint64_t)t;
+    }
+    memset(&tm, 0, sizeof(tm));     /* ISO 8601, S3's LastModified */
+    if ((sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%c", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &z) < 6) ||
+        (tm.tm_year < 1970) || (tm.tm_mon < 1) || (tm.tm_mon > 12) || (tm.tm_mday < 1) ||
+        (tm.tm_mday > 31) || (tm.tm_hour > 23) || (tm.tm_min > 59) || (tm.tm_sec > 60)) {
+        return 0;
+    }
+    tm.tm_year -= 1900;
+    tm.tm_mon  -= 1;
+    t = timegm(&tm);
+    return (t > 0) ? (uint64_t)t : 0;
+}
+
 void us_http_object(const char *etag, const char *last_modified, uint64_t size,
                     us_object_t *obj_p)
 {
@@ -545,6 +571,7 @@ void us_http_object(const char *etag, const char *last_modified, uint64_t size,
     }
     obj_p->size    = size;
     obj_p->version = XXH3_64bits(v, (size_t)((n < (int)sizeof(v)) ? n : (int)sizeof(v) - 1));
+    obj_p->mtime   = us_http_date(last_modified);
 }
 
 ucache_status_t us_http_stat(const char *uri, const char *url,

@@ -40,6 +40,11 @@ typedef struct us_http_meta {
  * a new response; values too long, with control characters or numbers that
  * do not parse are not taken.
  */
+/** Seconds since the epoch of an HTTP date (Last-Modified: RFC 1123 and
+ *  the forms curl_getdate() reads) or an ISO 8601 one (S3's LastModified,
+ *  "2026-12-07T10:00:00.000Z"); 0 if it is neither (untrusted text). */
+uint64_t us_http_date(const char *s);
+
 void us_http_header(const char *line, size_t len, us_http_meta_t *m);
 
 ucache_status_t us_http_stat(const char *uri, const char *url,

@@ -43,7 +43,14 @@ typedef struct ucache_warm_result {
     uint64_t chunks, bytes, hits, filled, unpinned, evicted;
 } ucache_warm_result_t;
 
-typedef ucache_status_t (*ucache_list_fn_t)(void *arg, const char *uri, uint64_t size);
+typedef struct ucache_object_info {
+    uint64_t size;
+    uint64_t mtime;
+    uint64_t version;
+} ucache_object_info_t;
+
+typedef ucache_status_t (*ucache_list_info_fn_t)(void *arg, const char *uri,
+                                                 const ucache_object_info_t *info);
 
 ucache_status_t ucache_init(const ucache_params_t *params, ucache_h *ctx_p);
 void            ucache_finalize(ucache_h ctx);
@@ -52,9 +59,9 @@ ucache_status_t ucache_read(ucache_h ctx, const char *uri, uint64_t offset,
 ucache_status_t ucache_read_post(ucache_h ctx, ucache_read_req_t *reqs, size_t n);
 ucache_status_t ucache_wait(ucache_h ctx, ucache_read_req_t *reqs, size_t n,
                             uint64_t timeout_ns);
-ucache_status_t ucache_stat(ucache_h ctx, const char *uri, uint64_t *size_p);
-ucache_status_t ucache_list(ucache_h ctx, const char *prefix, ucache_list_fn_t fn,
-                            void *arg);
+ucache_status_t ucache_stat_info(ucache_h ctx, const char *uri, ucache_object_info_t *info);
+ucache_status_t ucache_list_info(ucache_h ctx, const char *prefix, ucache_list_info_fn_t fn,
+                                 void *arg);
 ucache_status_t ucache_warm(ucache_h ctx, const char *uri, uint64_t offset,
                             uint64_t len, unsigned flags, ucache_warm_result_t *res);
 ucache_status_t ucache_stats_json(ucache_h ctx, char *buf, size_t len, size_t *need_p);

@@ -54,6 +54,11 @@ def _check(status, what):
                            ffi.string(L.ucache_strerror(status)).decode())
 
 
+def _info(uri, info):
+    return {"uri": uri, "size": int(info.size), "mtime": int(info.mtime),
+            "version": int(info.version)}
+
+
 def _enc(uri):
     if isinstance(uri, bytes):
         return uri
@@ -226,10 +231,12 @@ class Client:
     # --- reads -----------------------------------------------------------
 
     def stat(self, uri):
-        """The object's size, as {"uri", "size"} (cached for UCACHE_META_TTL)."""
-        size = ffi.new("uint64_t *")
-        _check(self._call(lib().ucache_stat, _enc(uri), size), "stat %s" % uri)
-        return {"uri": uri, "size": int(size[0])}
+        """{"uri", "size", "mtime", "version"} of the object (as cached for
+        UCACHE_META_TTL; mtime: seconds since the epoch at the origin, 0 if
+        unknown)."""
+        info = ffi.new("ucache_object_info_t *")
+        _check(self._call(lib().ucache_stat_info, _enc(uri), info), "stat %s" % uri)
+        return _info(uri, info)
 
     def size(self, uri):
         return self.stat(uri)["size"]
@@ -331,20 +338,21 @@ class Client:
     # --- objects ---------------------------------------------------------
 
     def list(self, prefix):
-        """Every object under prefix, as [{"uri", "size"}] (the listing's order)."""
+        """Every object under prefix, as [{"uri", "size", "mtime", "version"}]
+        (the listing's order: URI order when an owner lists it)."""
         found = []
         errs = []
 
-        @ffi.callback("ucache_status_t(void *, const char *, uint64_t)")
-        def each(arg, uri, size):
+        @ffi.callback("ucache_status_t(void *, const char *, const ucache_object_info_t *)")
+        def each(arg, uri, info):
             try:
-                found.append({"uri": ffi.string(uri).decode(), "size": int(size)})
+                found.append(_info(ffi.string(uri).decode(), info))
                 return 0
             except BaseException as e:  # noqa: B902 - reported after the listing
                 errs.append(e)
                 return -11  # UCACHE_ERR_CANCELED stops the listing
 
-        st = self._call(lib().ucache_list, _enc(prefix), each, ffi.NULL)
+        st = self._call(lib().ucache_list_info, _enc(prefix), each, ffi.NULL)
         if errs:
             raise errs[0]
         _check(st, "list %s" % prefix)

@@ -310,21 +310,21 @@ static void test_meta_stat_reply(void)
     uf_meta_rep_t rep = { 12345, 0xabcdef, 99, 0, 6, 0, 0 };
     us_object_t obj;
 
-    CU_ASSERT_EQUAL(uf_meta_stat_parse(&rep, sizeof(rep), "\"0x8D\"", 6, &obj), UCACHE_OK);
+    CU_ASSERT_EQUAL(uf_meta_stat_parse(&rep, sizeof(rep), "\"0x8D\"", 6, false, &obj), UCACHE_OK);
     CU_ASSERT_EQUAL(obj.size, 12345);
     CU_ASSERT_EQUAL(obj.version, 0xabcdef);
     CU_ASSERT_STRING_EQUAL(obj.etag, "\"0x8D\"");
-    CU_ASSERT_EQUAL(uf_meta_stat_parse(&rep, sizeof(rep), "\"0x8D\"", 5, &obj), UCACHE_ERR_CORRUPT);
-    CU_ASSERT_EQUAL(uf_meta_stat_parse(&rep, sizeof(rep) - 1, "\"0x8D\"", 6, &obj),
+    CU_ASSERT_EQUAL(uf_meta_stat_parse(&rep, sizeof(rep), "\"0x8D\"", 5, false, &obj), UCACHE_ERR_CORRUPT);
+    CU_ASSERT_EQUAL(uf_meta_stat_parse(&rep, sizeof(rep) - 1, "\"0x8D\"", 6, false, &obj),
                     UCACHE_ERR_CORRUPT);
     /* an ETag goes into an If-Match header: no control characters */
-    CU_ASSERT_EQUAL(uf_meta_stat_parse(&rep, sizeof(rep), "\"0\r\nX", 6, &obj), UCACHE_ERR_CORRUPT);
+    CU_ASSERT_EQUAL(uf_meta_stat_parse(&rep, sizeof(rep), "\"0\r\nX", 6, false, &obj), UCACHE_ERR_CORRUPT);
     rep.etag_len = US_ETAG_MAX;
-    CU_ASSERT_EQUAL(uf_meta_stat_parse(&rep, sizeof(rep), NULL, US_ETAG_MAX, &obj),
+    CU_ASSERT_EQUAL(uf_meta_stat_parse(&rep, sizeof(rep), NULL, US_ETAG_MAX, false, &obj),
                     UCACHE_ERR_CORRUPT);
     rep.etag_len = 0;
     rep.count    = 1;
-    CU_ASSERT_EQUAL(uf_meta_stat_parse(&rep, sizeof(rep), NULL, 0, &obj), UCACHE_ERR_CORRUPT);
+    CU_ASSERT_EQUAL(uf_meta_stat_parse(&rep, sizeof(rep), NULL, 0, false, &obj), UCACHE_ERR_CORRUPT);
 }
 
 typedef struct listed {
@@ -357,42 +357,105 @@ static void test_meta_list_reply(void)
     cut = off;
     CU_ASSERT(uf_meta_ent_put(page, sizeof(page), &off, "s3://b/p/c", &obj));
     CU_ASSERT(!uf_meta_ent_put(page, off + 5, &off, "s3://b/p/d", &obj)); /* no room */
-    CU_ASSERT_EQUAL(uf_meta_list_parse(&rep, sizeof(rep), page, off, "s3://b/p/", "",
+    CU_ASSERT_EQUAL(uf_meta_list_parse(&rep, sizeof(rep), page, off, "s3://b/p/", "", false,
                                        listed_one, &l, last), UCACHE_OK);
     CU_ASSERT_EQUAL(l.n, 3);
     CU_ASSERT_EQUAL(l.size, 30);
     CU_ASSERT_STRING_EQUAL(last, "s3://b/p/c");
     /* checked whole before any is given: a bad third entry gives none */
     memset(&l, 0, sizeof(l));
-    CU_ASSERT_EQUAL(uf_meta_list_parse(&rep, sizeof(rep), page, off - 1, "s3://b/p/", "",
+    CU_ASSERT_EQUAL(uf_meta_list_parse(&rep, sizeof(rep), page, off - 1, "s3://b/p/", "", false,
                                        listed_one, &l, last), UCACHE_ERR_CORRUPT);
     CU_ASSERT_EQUAL(l.n, 0);
-    CU_ASSERT_EQUAL(uf_meta_list_parse(&rep, sizeof(rep), page, cut, "s3://b/p/", "",
+    CU_ASSERT_EQUAL(uf_meta_list_parse(&rep, sizeof(rep), page, cut, "s3://b/p/", "", false,
                                        listed_one, &l, last), UCACHE_ERR_CORRUPT); /* count */
     /* outside the prefix, not after `after`, not in order */
-    CU_ASSERT_EQUAL(uf_meta_list_parse(&rep, sizeof(rep), page, off, "s3://b/q/", "",
+    CU_ASSERT_EQUAL(uf_meta_list_parse(&rep, sizeof(rep), page, off, "s3://b/q/", "", false,
                                        listed_one, &l, last), UCACHE_ERR_CORRUPT);
-    CU_ASSERT_EQUAL(uf_meta_list_parse(&rep, sizeof(rep), page, off, "s3://b/p/", "s3://b/p/a",
+    CU_ASSERT_EQUAL(uf_meta_list_parse(&rep, sizeof(rep), page, off, "s3://b/p/", "s3://b/p/a", false,
                                        listed_one, &l, last), UCACHE_ERR_CORRUPT);
     off = 0;
     CU_ASSERT(uf_meta_ent_put(page, sizeof(page), &off, "s3://b/p/b", &obj));
     CU_ASSERT(uf_meta_ent_put(page, sizeof(page), &off, "s3://b/p/a", &obj));
     rep.count = 2;
-    CU_ASSERT_EQUAL(uf_meta_list_parse(&rep, sizeof(rep), page, off, "s3://b/p/", "",
+    CU_ASSERT_EQUAL(uf_meta_list_parse(&rep, sizeof(rep), page, off, "s3://b/p/", "", false,
                                        listed_one, &l, last), UCACHE_ERR_CORRUPT);
     CU_ASSERT_EQUAL(l.n, 0);
     rep.count = 0; /* an empty page that says more follows */
-    CU_ASSERT_EQUAL(uf_meta_list_parse(&rep, sizeof(rep), page, 0, "s3://b/p/", "",
+    CU_ASSERT_EQUAL(uf_meta_list_parse(&rep, sizeof(rep), page, 0, "s3://b/p/", "", false,
                                        listed_one, &l, last), UCACHE_ERR_CORRUPT);
     rep.more = 0;
-    CU_ASSERT_EQUAL(uf_meta_list_parse(&rep, sizeof(rep), page, 0, "s3://b/p/", "",
+    CU_ASSERT_EQUAL(uf_meta_list_parse(&rep, sizeof(rep), page, 0, "s3://b/p/", "", false,
                                        listed_one, &l, last), UCACHE_OK);
+}
+
+/* Mtimes (UF_META_MTIME): carried where a reply without them holds 0, so
+ * a reader of before them never sees one, and a page kept for readers of
+ * both kinds loses them for the old. */
+static ucache_status_t mtime_one(void *arg, const char *uri, const us_object_t *obj)
+{
+    (void)uri;
+    *(uint64_t *)arg += obj->mtime;
+    return UCACHE_OK;
+}
+
+static void test_meta_mtime(void)
+{
+    static char page[UF_META_PAGE_BYTES];
+    us_object_t obj = { .size = 10, .version = 1, .etag = "\"e\"", .mtime = 1796000000 };
+    us_object_t got;
+    uf_meta_rep_t rep;
+    uf_meta_req_t req;
+    const char *uri, *after;
+    uint8_t msg[256];
+    char last[US_URI_MAX];
+    uint64_t sum = 0;
+    size_t len, off = 0;
+
+    len = meta_req(msg, UF_META_STAT | UF_META_MTIME, 0, 0, "az://a/c/x", "");
+    CU_ASSERT_EQUAL(uf_meta_req_check(msg, len, &req, &uri, &after), UCACHE_OK);
+    len = meta_req(msg, UF_META_LIST | UF_META_MTIME, 10, 0, "az://a/c/", "");
+    CU_ASSERT_EQUAL(uf_meta_req_check(msg, len, &req, &uri, &after), UCACHE_OK);
+    len = meta_req(msg, 3 | UF_META_MTIME, 10, 0, "az://a/c/", "");
+    CU_ASSERT_EQUAL(uf_meta_req_check(msg, len, &req, &uri, &after), UCACHE_ERR_INVALID);
+
+    memset(&rep, 0, sizeof(rep));
+    uf_meta_stat_rep(&obj, true, &rep);
+    CU_ASSERT_EQUAL(uf_meta_stat_parse(&rep, sizeof(rep), "\"e\"", 3, true, &got), UCACHE_OK);
+    CU_ASSERT_EQUAL(got.mtime, 1796000000);
+    CU_ASSERT_EQUAL(got.size, 10);
+    CU_ASSERT_EQUAL(uf_meta_stat_parse(&rep, sizeof(rep), "\"e\"", 3, false, &got),
+                    UCACHE_ERR_CORRUPT);
+    uf_meta_stat_rep(&obj, false, &rep);
+    CU_ASSERT_EQUAL(uf_meta_stat_parse(&rep, sizeof(rep), "\"e\"", 3, false, &got), UCACHE_OK);
+    CU_ASSERT_EQUAL(got.mtime, 0);
+    obj.mtime = 1ull << 40;                    /* past 2106: unknown, not wrapped */
+    uf_meta_stat_rep(&obj, true, &rep);
+    CU_ASSERT_EQUAL(rep.count, 0);
+
+    obj.mtime = 1796000000;
+    CU_ASSERT(uf_meta_ent_put(page, sizeof(page), &off, "s3://b/p/a", &obj));
+    obj.mtime = 4;
+    CU_ASSERT(uf_meta_ent_put(page, sizeof(page), &off, "s3://b/p/b", &obj));
+    memset(&rep, 0, sizeof(rep));
+    rep.count = 2;
+    CU_ASSERT_EQUAL(uf_meta_list_parse(&rep, sizeof(rep), page, off, "s3://b/p/", "", true,
+                                       mtime_one, &sum, last), UCACHE_OK);
+    CU_ASSERT_EQUAL(sum, 1796000004);
+    CU_ASSERT_EQUAL(uf_meta_list_parse(&rep, sizeof(rep), page, off, "s3://b/p/", "", false,
+                                       mtime_one, &sum, last), UCACHE_ERR_CORRUPT);
+    uf_meta_ents_no_mtime(page, off, 2);       /* for a reader of before mtimes */
+    sum = 0;
+    CU_ASSERT_EQUAL(uf_meta_list_parse(&rep, sizeof(rep), page, off, "s3://b/p/", "", false,
+                                       mtime_one, &sum, last), UCACHE_OK);
+    CU_ASSERT_EQUAL(sum, 0);
 }
 
 const tc_test_t proto_tests[] = {
     { "proto_versions", test_proto_versions },
     {"meta_request", test_meta_request},
     {"meta_stat_reply", test_meta_stat_reply},
+    {"meta_mtime", test_meta_mtime},
     {"meta_list_reply", test_meta_list_reply},
     {"fetch_raw", test_fetch_raw},
     {"touch_request", test_touch_req},

@@ -116,31 +116,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                      (mreq.after_len < US_URI_MAX));
             FZ_CHECK((uri == (const char *)msg + sizeof(mreq)) && (after == uri + mreq.uri_len));
             FZ_CHECK(memchr(uri, '\0', (size_t)mreq.uri_len + mreq.after_len) == NULL);
-            FZ_CHECK((mreq.op == UF_META_STAT) ?
+            FZ_CHECK((UF_META_OP(mreq.op) == UF_META_STAT) ?
                      ((mreq.max == 0) && (mreq.after_len == 0)) :
-                     ((mreq.op == UF_META_LIST) && (mreq.max >= 1) &&
+                     ((UF_META_OP(mreq.op) == UF_META_LIST) && (mreq.max >= 1) &&
                       (mreq.max <= UF_META_PAGE_MAX)));
         }
         break;
-    case 7:   /* a META STAT reply: its metadata, then the ETag */
+    case 7:   /* a META STAT reply: its metadata, then the ETag (mtimes asked
+               * for when the input's length is odd) */
         if (size < sizeof(mrep)) {
             break;
         }
         memcpy(&mrep, msg, sizeof(mrep));
         if (uf_meta_stat_parse(&mrep, sizeof(mrep), msg + sizeof(mrep), size - sizeof(mrep),
-                               &obj) == UCACHE_OK) {
+                               size & 1, &obj) == UCACHE_OK) {
+            FZ_CHECK((size & 1) || (obj.mtime == 0));
             FZ_CHECK(strlen(obj.etag) == size - sizeof(mrep));
             FZ_CHECK(strpbrk(obj.etag, "\r\n") == NULL);
         }
         break;
-    case 8:   /* a META LIST reply: its metadata, then the page (prefix "az://a/") */
+    case 8:   /* a META LIST reply: its metadata, then the page (prefix "az://a/";
+               * mtimes asked for when the input's length is odd) */
         if (size < sizeof(mrep)) {
             break;
         }
         memcpy(&mrep, msg, sizeof(mrep));
         listed = 0;
         if (uf_meta_list_parse(&mrep, sizeof(mrep), msg + sizeof(mrep), size - sizeof(mrep),
-                               "az://a/", "", fz_listed, &listed, last) == UCACHE_OK) {
+                               "az://a/", "", size & 1, fz_listed, &listed, last) == UCACHE_OK) {
             FZ_CHECK(listed == mrep.count);
             FZ_CHECK((listed == 0) || (strncmp(last, "az://a/", 7) == 0));
         } else {

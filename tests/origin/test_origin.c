@@ -207,6 +207,24 @@ static void test_s3_credentials(void)
 }
 
 /* A listing's ETag (quoted or not) and a HEAD's give the same version. */
+/* Last-Modified as Azure and HTTP send it, LastModified as S3 lists it:
+ * one time, seconds since the epoch; anything else unknown (0). */
+static void test_http_dates(void)
+{
+    us_object_t o;
+
+    CU_ASSERT_EQUAL(us_http_date("Wed, 09 Jun 2021 10:18:14 GMT"), 1623233894);
+    CU_ASSERT_EQUAL(us_http_date("2021-06-09T10:18:14.000Z"), 1623233894);
+    CU_ASSERT_EQUAL(us_http_date("2021-06-09T10:18:14Z"), 1623233894);
+    CU_ASSERT_EQUAL(us_http_date(""), 0);
+    CU_ASSERT_EQUAL(us_http_date(NULL), 0);
+    CU_ASSERT_EQUAL(us_http_date("yesterday-ish"), 0);
+    CU_ASSERT_EQUAL(us_http_date("2021-13-09T10:18:14Z"), 0);
+    CU_ASSERT_EQUAL(us_http_date("1969-06-09T10:18:14Z"), 0);
+    us_http_object("\"e\"", "Wed, 09 Jun 2021 10:18:14 GMT", 5, &o);
+    CU_ASSERT_EQUAL(o.mtime, 1623233894);
+}
+
 static void test_object_versions(void)
 {
     us_object_t a, b, c, d;
@@ -424,6 +442,7 @@ int main(void)
         {"ini_and_credentials", test_ini_and_credentials},
         {"s3_credentials", test_s3_credentials},
         {"object_versions", test_object_versions},
+        {"http_dates", test_http_dates},
         {"file_origin", test_origin_file},
         {"file_listing", test_file_listing},
         {"token_provider", test_token_provider},

@@ -1,4 +1,5 @@
 """ucache.Client against a 3-node fabric: every byte compared with the origin."""
+import os
 import threading
 
 import numpy
@@ -82,11 +83,14 @@ def test_read_many_reports_a_failure(client, files, prefix):
         client.read_many([(prefix + name, 0, 10, None), (prefix + "no-such-object", 0, 10, None)])
 
 
-def test_stat_and_list(client, files, prefix):
+def test_stat_and_list(client, files, prefix, data_dir):
     for name, data in files.items():
-        assert client.stat(prefix + name)["size"] == len(data)
-    listed = {o["uri"][len(prefix):]: o["size"] for o in client.list(prefix)}
-    assert listed == {n: len(d) for n, d in files.items()}
+        st = client.stat(prefix + name)
+        assert st["size"] == len(data)
+        assert st["mtime"] == int(os.stat(os.path.join(data_dir, name)).st_mtime)
+    listed = {o["uri"][len(prefix):]: (o["size"], o["mtime"]) for o in client.list(prefix)}
+    assert listed == {n: (len(d), int(os.stat(os.path.join(data_dir, n)).st_mtime))
+                      for n, d in files.items()}
     sub = {o["uri"] for o in client.list(prefix + "sub/")}
     assert sub == {prefix + n for n in files if n.startswith("sub/")} and sub
 
