@@ -28,6 +28,9 @@ TEST_CFLAGS = $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
 TEST_LIBS   = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 HTTPD_PKGS  = libmicrohttpd
 HTTPD_LIBS  = $(shell pkg-config --libs $(HTTPD_PKGS) 2>/dev/null)
+FUSE_PKGS   = fuse3
+FUSE_CFLAGS = $(shell pkg-config --cflags $(FUSE_PKGS) 2>/dev/null)
+FUSE_LIBS   = $(shell pkg-config --libs $(FUSE_PKGS) 2>/dev/null)
 
 # The library: util (bottom) -> transport -> store, origin -> fabric -> include/ucache.h
 LIB_SRCS = util/status.c util/log.c util/config.c util/key.c util/latency.c util/opt.c util/mem.c \
@@ -133,7 +136,7 @@ npm-deps:
 # pkg-config's own message, instead of as a compiler error about a header.
 .PHONY: pkg-check pkg-check-tests
 pkg-check:
-	@pkg-config --print-errors --exists $(PKGS) $(HTTPD_PKGS) || \
+	@pkg-config --print-errors --exists $(PKGS) $(HTTPD_PKGS) $(FUSE_PKGS) || \
 	    { echo "make: a library is missing (above); make deps installs them (as root)" >&2; exit 1; }
 pkg-check-tests: pkg-check
 	@pkg-config --print-errors --exists $(TEST_PKGS) || \
@@ -159,9 +162,11 @@ $(BUILD)/bin/ucache: $(BUILD)/obj/tools/ucache.o $(BUILD)/obj/tools/stats.o \
                      $(BUILD)/obj/tools/dataset.o $(BUILD)/obj/tools/manifest.o $(BUILD)/obj/tools/warmup.o \
                      $(BUILD)/obj/tools/admin.o $(BUILD)/obj/tools/status.o \
                      $(BUILD)/obj/tools/health.o $(BUILD)/obj/tools/drain.o \
-                     $(BUILD)/obj/tools/devices.o $(LIB_A)
+                     $(BUILD)/obj/tools/devices.o $(BUILD)/obj/tools/mount.o $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) -lm
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) $(FUSE_LIBS) -lm
+
+$(BUILD)/obj/tools/mount.o: CFLAGS += $(FUSE_CFLAGS)
 
 $(BUILD)/bin/ucached: $(BUILD)/obj/tools/ucached.o $(BUILD)/obj/tools/stats.o \
                       $(BUILD)/obj/tools/metrics.o $(LIB_A)

@@ -25,6 +25,7 @@ int cmd_drain(int argc, char **argv);
 int cmd_health(int argc, char **argv);
 int cmd_devices(int argc, char **argv);
 int cmd_manifest(int argc, char **argv);
+int cmd_mount(int argc, char **argv);
 
 /**
  * How the cache's exported memory is exposed to peers over the UCX

@@ -57,6 +57,8 @@ static const uc_command_t uc_commands[] = {
     { "devices", "[--json]", "RDMA devices and ports (rdma-core), UCX\n"
       "transports usable here", cmd_devices },
     { "drain", "NODE [--undo] [--json]", "take a node out of service (and back)", cmd_drain },
+    { "mount", "URI-PREFIX MOUNTPOINT [--members SRC] [--readahead BYTES] [--threads N] "
+      "[--foreground] [--allow-other]", "a read-only POSIX view of a prefix (FUSE)", cmd_mount },
     { "pin", "URI|PREFIX/... [--unpin]", "pin a dataset's chunks in their owners", cmd_pin },
     { "evict", "URI|PREFIX/...", "drop a dataset's chunks from every owner", cmd_evict },
     { "keygen", "FILE", "write a new fabric key (cluster or admin) to\nFILE, mode 0600",
