@@ -75,7 +75,7 @@ TEST_HELPERS = $(BUILD)/tests/fabric_client $(BUILD)/tests/fake_owner $(BUILD)/t
 TEST_SCRIPTS = tests/test_run.sh tests/test_library.sh tests/fabric/test_fabric.sh tests/fabric/test_hosts.sh tests/fabric/test_etcd.sh tests/fabric/test_compat.sh tests/fabric/test_meta.sh tests/fabric/test_start.sh tests/fabric/test_nvme.sh tests/fabric/test_scale.sh tests/fabric/test_wireup.sh tests/fabric/test_mpi.sh tests/fabric/test_admin.sh tests/fabric/test_hotset.sh tests/origin/test_http.sh tests/origin/test_s3.sh tests/origin/test_warmup.sh \
                tests/origin/test_h2.sh \
                tests/origin/test_azure.sh tests/origin/test_identity.sh tests/deploy/test_kubernetes.sh \
-               tests/python/test_python.sh
+               tests/python/test_python.sh tests/tools/test_mount.sh
 # The MPI job test is built with mpicc when Open MPI is installed (make deps).
 MPICC ?= mpicc
 ifneq ($(shell command -v $(MPICC) 2>/dev/null),)

@@ -146,3 +146,27 @@ stop_daemons() {
     else bad "SIGTERM: $nbad of $n daemons did not exit 0"; fi
 }
 daemon_gone() { ! kill -0 "$1" 2>/dev/null || [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" = Z ]; }
+
+# start_azurite: the Azure Blob emulator (npm azurite, make deps) on a free
+# port of 127.0.0.1 with its well-known development account, its data in
+# $W/azurite: AZ (its pid), ACCT, EP (the account's endpoint) and
+# AZURE_STORAGE_CONNECTION_STRING set.  1 if it is not installed.
+AZ_KEY="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+start_azurite() {
+    local azurite=${AZURITE:-build/npm/node_modules/.bin/azurite-blob} try port
+    [ -x "$azurite" ] && command -v node >/dev/null || return 1
+    ACCT=devstoreaccount1
+    for try in $(seq 10); do
+        port=$((20000 + RANDOM % 12000))   # below the ephemeral range
+        mkdir -p "$W/azurite"
+        "$azurite" --blobHost 127.0.0.1 --blobPort $port --location "$W/azurite" --silent \
+            --skipApiVersionCheck --loose >"$W/azurite.log" 2>&1 &
+        AZ=$!
+        # up, or gone (a port someone took): then another port
+        az_settled() { curl -s -o /dev/null "http://127.0.0.1:$port/" || ! kill -0 $AZ 2>/dev/null; }
+        wait_for 10 az_settled
+        kill -0 $AZ 2>/dev/null && break
+    done
+    EP=http://127.0.0.1:$port/$ACCT
+    export AZURE_STORAGE_CONNECTION_STRING="DefaultEndpointsProtocol=http;AccountName=$ACCT;AccountKey=$AZ_KEY;BlobEndpoint=$EP;"
+}

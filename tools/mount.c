@@ -23,6 +23,8 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,7 +58,7 @@ typedef struct mnt {
     uint64_t         *htab;          /* path -> node, chained through hnext */
     uint64_t          hmask;
     pthread_mutex_t   refresh_lock;  /* one listing at a time */
-    uint64_t          listed_ns;     /* when the tree was listed */
+    _Atomic uint64_t  listed_ns;     /* when the tree was listed */
     uint64_t          ttl_ns;
     double            ttl_s;
     uint64_t          readahead;     /* bytes warmed ahead of a sequential reader */
@@ -579,8 +581,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     snprintf(fh->uri, sizeof(fh->uri), "%s%s", m->prefix, n->path);
     fh->size = n->size;
     /* the kernel's pages of this file are good while its version is */
-    fi->keep_cache = (n->open_version == n->version);
-    __atomic_store_n(&n->open_version, n->version, __ATOMIC_RELAXED);
+    fi->keep_cache = (__atomic_exchange_n(&n->open_version, n->version, __ATOMIC_RELAXED) ==
+                      n->version);
     pthread_rwlock_unlock(&m->lock);
     pthread_mutex_init(&fh->lock, NULL);
     fi->fh = (uint64_t)(uintptr_t)fh;
@@ -994,7 +996,12 @@ int cmd_mount(int argc, char **argv)
     if (lc != NULL) {
         fuse_loop_cfg_set_max_threads(lc, threads);
         fuse_loop_cfg_set_idle_threads(lc, (threads < 10) ? threads : 10);
-        rc = (fuse_session_loop_mt(se, lc) == 0) ? 0 : 1;
+        c  = fuse_session_loop_mt(se, lc);
+        /* unmounted (0), or ended by SIGTERM, SIGINT, SIGHUP (the signal) */
+        rc = ((c == 0) || (c == SIGTERM) || (c == SIGINT) || (c == SIGHUP)) ? 0 : 1;
+        if (rc != 0) {
+            fprintf(stderr, "ucache mount: the FUSE session failed (%d)\n", c);
+        }
         fuse_loop_cfg_destroy(lc);
     }
     if (m.bdi_started) {

@@ -8,30 +8,14 @@
 # is not installed.  Last line: "N passed, N failed, N skipped".
 set -u
 . "$(dirname "$0")/../lib.sh"
-AZURITE=${AZURITE:-build/npm/node_modules/.bin/azurite-blob}
-if [ ! -x "$AZURITE" ] || ! command -v node >/dev/null; then
-    skp_dep "Azure Blob through Azurite" "Azurite is not installed ($AZURITE; make deps installs it with npm)"
-    summary; exit
-fi
 test_setup azure
 AZ=
 trap 'stop_all "$W" "${DPIDS[@]}" $AZ' EXIT
-
-KEY="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-ACCT=devstoreaccount1
-for try in $(seq 10); do
-    port=$((20000 + RANDOM % 12000))   # below the ephemeral range
-    mkdir -p "$W/azurite"
-    "$AZURITE" --blobHost 127.0.0.1 --blobPort $port --location "$W/azurite" --silent \
-        --skipApiVersionCheck --loose >"$W/azurite.log" 2>&1 &
-    AZ=$!
-    # up, or gone (a port someone took): then another port
-    az_settled() { curl -s -o /dev/null "http://127.0.0.1:$port/" || ! kill -0 $AZ 2>/dev/null; }
-    wait_for 10 az_settled
-    kill -0 $AZ 2>/dev/null && break
-done
-EP=http://127.0.0.1:$port/$ACCT
-export AZURE_STORAGE_CONNECTION_STRING="DefaultEndpointsProtocol=http;AccountName=$ACCT;AccountKey=$KEY;BlobEndpoint=$EP;"
+if ! start_azurite; then
+    skp_dep "Azure Blob through Azurite" "Azurite is not installed (make deps installs it with npm)"
+    summary; exit
+fi
+KEY=$AZ_KEY
 
 mkdir -p "$W/data"
 head -c 1 /dev/urandom >"$W/data/one"
