@@ -319,7 +319,7 @@ demo: deps
 	@tools/demo.sh $(BUILD)/bin
 
 bench: deps npm-deps
-	@$(MAKE) --no-print-directory all $(BUILD)/tests/http_origin $(BUILD)/tests/az_put
+	@$(MAKE) --no-print-directory all python $(BUILD)/tests/http_origin $(BUILD)/tests/az_put
 	@perf/run-bench.sh $(BUILD)/bin/ucperf
 
 # The installed ucache.h is one file: each lower-layer header of the types

@@ -7,7 +7,8 @@
 # (perf/bench_origin.sh: a 2 GiB http dataset through a 3-node fabric vs
 # curl), origin metadata requests per epoch (perf/bench_meta.sh: 32
 # readers, Azurite), a daemon's start-up at 1/4/8 GiB (perf/bench_start.sh), the
-# NVMe tier against fio on the same file (perf/bench_nvme.sh), and in
+# NVMe tier against fio on the same file (perf/bench_nvme.sh), the mount,
+# Python's readinto and a DataLoader epoch (perf/bench_python.sh), and in
 # the same run the baselines it is judged against: ucx_perftest on the same
 # transport and size, and mbw's memcpy.  Writes perf/results/latest.json
 # (ucperf's JSON lines plus baselines) and perf/results/latest.md (a table of
@@ -465,6 +466,31 @@ r=$(grep '"figure":"rebuild"' "$out/nvme.tmp")
 add "NVMe index rebuild at start-up (s per TB of records)" "$(field "$r" s_per_tb)" "" "" "report" \
     "$(field "$r" records) records, $(field "$r" bytes) bytes scanned in $(field "$r" scan_s) s (two 4 KiB reads a record: header and trailer)"
 rm -f "$out/nvme.tmp"
+
+# Where training code reads (issue [10/11]): the mount, Python's readinto
+# and a DataLoader epoch, each against its baseline in the same run.
+echo "== the mount, Python, a DataLoader epoch"
+perf/bench_python.sh "$(dirname "$(dirname "$ucperf")")" 2>/dev/null | tee -a "$json" > "$out/python.tmp"
+[ "${PIPESTATUS[0]}" = 0 ] || failed "perf/bench_python.sh failed (make python, fuse3, a daemon)"
+pm=$(grep '"figure":"mount"' "$out/python.tmp")
+add "sequential read of 1 GiB of cached objects through ucache mount (MB/s, dd bs=1M, page cache dropped)" \
+    "$(field "$pm" mount_mbps)" "ucache read of the same objects: $(field "$pm" ucache_read_mbps)" \
+    "$(ratio "$(field "$pm" mount_mbps)" "$(field "$pm" ucache_read_mbps)")" \
+    "$(verdict "$(ratio "$(field "$pm" mount_mbps)" "$(field "$pm" ucache_read_mbps)")" 0.8 ">=")" \
+    "16 objects of 64 MiB warm in 3 daemons; best of 3; the mount copies twice more (into the page cache, out to dd) and crosses FUSE per 1 MiB"
+pr=$(grep '"figure":"readinto"' "$out/python.tmp")
+add "Python Client.readinto of 1 MiB cached objects, one at a time (MB/s)" \
+    "$(field "$pr" python_mbps)" "the C library, ucache read --depth 1: $(field "$pr" c_mbps)" \
+    "$(ratio "$(field "$pr" python_mbps)" "$(field "$pr" c_mbps)")" \
+    "$(verdict "$(ratio "$(field "$pr" python_mbps)" "$(field "$pr" c_mbps)")" 0.9 ">=")" \
+    "512 objects; best of 3"
+pd=$(grep '"figure":"dataloader"' "$out/python.tmp")
+add "DataLoader epoch over the demo dataset (32 x 8 MiB, 4 workers): speed from the fabric" \
+    "$(field "$pd" fabric_s) s" "local disk, page cache warm: $(field "$pd" local_s) s" \
+    "$(ratio "$(field "$pd" local_s)" "$(field "$pd" fabric_s)")" \
+    "$(verdict "$(ratio "$(field "$pd" local_s)" "$(field "$pd" fabric_s)")" 0.7 ">=")" \
+    "ucache.torch.FileDataset(as_tensor=True) vs a Dataset of open().read(); best of 3 each, interleaved; ratio = local time / fabric time"
+rm -f "$out/python.tmp"
 
 {
     echo "# make bench — $(date -u +%Y-%m-%dT%H:%MZ) on $(hostname) ($(nproc) cores)"

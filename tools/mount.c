@@ -640,6 +640,32 @@ static void *mnt_ra_thread(void *arg)
     return NULL;
 }
 
+/* This thread's read buffer (MNT_MAX_READ bytes, made once: a fresh
+ * 1 MiB malloc is an mmap and 256 page faults a read). */
+static pthread_key_t  mnt_buf_key;
+static pthread_once_t mnt_buf_once = PTHREAD_ONCE_INIT;
+
+static void mnt_buf_key_make(void)
+{
+    (void)pthread_key_create(&mnt_buf_key, free);
+}
+
+static char *mnt_buf(void)
+{
+    char *b;
+
+    pthread_once(&mnt_buf_once, mnt_buf_key_make);
+    b = pthread_getspecific(mnt_buf_key);
+    if (b == NULL) {
+        b = malloc(MNT_MAX_READ);
+        if ((b != NULL) && (pthread_setspecific(mnt_buf_key, b) != 0)) {
+            free(b);
+            b = NULL;
+        }
+    }
+    return b;
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi)
 {
@@ -654,7 +680,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     if (size > MNT_MAX_READ) {
         size = MNT_MAX_READ;
     }
-    buf = malloc((size > 0) ? size : 1);
+    buf = mnt_buf();
     if (buf == NULL) {
         fuse_reply_err(req, ENOMEM);
         return;
@@ -666,12 +692,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         got = 0;
     }
     if (status != UCACHE_OK) {
-        free(buf);
         fuse_reply_err(req, mnt_errno(status));
         return;
     }
     fuse_reply_buf(req, buf, got);
-    free(buf);
     /* a sequential reader: warm what it reads next at the owners */
     pthread_mutex_lock(&fh->lock);
     if ((m->readahead > 0) && ((uint64_t)off <= fh->next_off + MNT_MAX_READ) &&
