@@ -49,6 +49,13 @@ typedef struct mnt_node {
     uint64_t  hnext;         /* the path table's chain */
 } mnt_node_t;
 
+/* What every open file and directory begins with: the mount keeps them in
+ * a list, to free those still open when it ends (a SIGTERM under load). */
+typedef struct mnt_open {
+    struct mnt_open *prev, *next;
+    bool             dir;    /* a mnt_dir_t, else a mnt_fh_t */
+} mnt_open_t;
+
 typedef struct mnt {
     ucache_h          ctx;
     char              prefix[1024];
@@ -75,10 +82,13 @@ typedef struct mnt {
     const char       *mountpoint;
     pthread_t         bdi_thread;
     bool              bdi_started;
+    pthread_mutex_t   open_lock;
+    mnt_open_t        opened;        /* the list's head */
 } mnt_t;
 
 /* An open file. */
 typedef struct mnt_fh {
+    mnt_open_t open;
     char     uri[1024 + 1024];
     uint64_t size;
     uint64_t next_off;       /* where a sequential read goes on */
@@ -92,6 +102,24 @@ typedef struct mnt_ra {
     char     uri[2048];
     uint64_t off, len;
 } mnt_ra_t;
+
+static void mnt_opened(mnt_t *m, mnt_open_t *o)
+{
+    pthread_mutex_lock(&m->open_lock);
+    o->next = m->opened.next;
+    o->prev = &m->opened;
+    m->opened.next->prev = o;
+    m->opened.next = o;
+    pthread_mutex_unlock(&m->open_lock);
+}
+
+static void mnt_closed(mnt_t *m, mnt_open_t *o)
+{
+    pthread_mutex_lock(&m->open_lock);
+    o->prev->next = o->next;
+    o->next->prev = o->prev;
+    pthread_mutex_unlock(&m->open_lock);
+}
 
 static uint64_t mnt_now_ns(void)
 {
@@ -467,6 +495,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 /* A directory's entries, as they were at opendir: fuse_add_direntry's
  * records, and where each ends (the offset the next readdir starts at). */
 typedef struct mnt_dir {
+    mnt_open_t open;
     char   *buf;
     size_t  len;
     size_t *ends;
@@ -527,6 +556,8 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         fuse_reply_err(req, ENOMEM);
         return;
     }
+    d->open.dir = true;
+    mnt_opened(m, &d->open);
     fi->fh = (uint64_t)(uintptr_t)d;
     fi->cache_readdir = 1;
     fuse_reply_open(req, fi);
@@ -552,6 +583,7 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
     mnt_dir_t *d = (mnt_dir_t *)(uintptr_t)fi->fh;
 
     (void)ino;
+    mnt_closed(fuse_req_userdata(req), &d->open);
     free(d->buf);
     free(d->ends);
     free(d);
@@ -585,6 +617,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
                       n->version);
     pthread_rwlock_unlock(&m->lock);
     pthread_mutex_init(&fh->lock, NULL);
+    mnt_opened(m, &fh->open);
     fi->fh = (uint64_t)(uintptr_t)fh;
     fuse_reply_open(req, fi);
 }
@@ -695,8 +728,8 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         fuse_reply_err(req, mnt_errno(status));
         return;
     }
-    fuse_reply_buf(req, buf, got);
-    /* a sequential reader: warm what it reads next at the owners */
+    /* a sequential reader: warm what it reads next at the owners (before
+     * the reply: once it is sent the file may be released) */
     pthread_mutex_lock(&fh->lock);
     if ((m->readahead > 0) && ((uint64_t)off <= fh->next_off + MNT_MAX_READ) &&
         ((uint64_t)off + MNT_MAX_READ >= fh->next_off)) {
@@ -716,6 +749,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     if (upto > from) {
         mnt_ra_push(m, fh, from, upto - from);
     }
+    fuse_reply_buf(req, buf, got);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -723,6 +757,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     mnt_fh_t *fh = (mnt_fh_t *)(uintptr_t)fi->fh;
 
     (void)ino;
+    mnt_closed(fuse_req_userdata(req), &fh->open);
     pthread_mutex_destroy(&fh->lock);
     free(fh);
     fuse_reply_err(req, 0);
@@ -868,7 +903,17 @@ static void mnt_detached(int pfd[2], unsigned char word)
 
 static void mnt_free(mnt_t *m)
 {
+    mnt_open_t *o, *next;
     uint64_t i;
+
+    for (o = m->opened.next; (o != NULL) && (o != &m->opened); o = next) {
+        next = o->next;
+        if (o->dir) {
+            free(((mnt_dir_t *)(void *)o)->buf);
+            free(((mnt_dir_t *)(void *)o)->ends);
+        }
+        free(o);
+    }
 
     for (i = 1; i < m->nnodes; i++) {
         free(m->nodes[i].path);
@@ -978,6 +1023,8 @@ int cmd_mount(int argc, char **argv)
     pthread_rwlock_init(&m.lock, NULL);
     pthread_mutex_init(&m.refresh_lock, NULL);
     pthread_mutex_init(&m.ra_lock, NULL);
+    pthread_mutex_init(&m.open_lock, NULL);
+    m.opened.next = m.opened.prev = &m.opened;
     pthread_cond_init(&m.ra_cond, NULL);
 
     /* Detach before the context exists (nothing of UCX may cross a fork);
