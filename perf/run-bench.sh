@@ -472,23 +472,26 @@ rm -f "$out/nvme.tmp"
 echo "== the mount, Python, a DataLoader epoch"
 perf/bench_python.sh "$(dirname "$(dirname "$ucperf")")" 2>/dev/null | tee -a "$json" > "$out/python.tmp"
 [ "${PIPESTATUS[0]}" = 0 ] || failed "perf/bench_python.sh failed (make python, fuse3, a daemon)"
+# add_vs TITLE FIGURE BASELINE A B TARGET NOTE: a row whose ratio is A / B,
+# judged ">= TARGET"
+add_vs() {
+    local r
+    r=$(ratio "$4" "$5")
+    add "$1" "$2" "$3" "$r" "$(verdict "$r" "$6" ">=")" "$7"
+}
 pm=$(grep '"figure":"mount"' "$out/python.tmp")
-add "sequential read of 1 GiB of cached objects through ucache mount (MB/s, dd bs=1M, page cache dropped)" \
+add_vs "sequential read of 1 GiB of cached objects through ucache mount (MB/s, dd bs=1M, page cache dropped)" \
     "$(field "$pm" mount_mbps)" "ucache read of the same objects: $(field "$pm" ucache_read_mbps)" \
-    "$(ratio "$(field "$pm" mount_mbps)" "$(field "$pm" ucache_read_mbps)")" \
-    "$(verdict "$(ratio "$(field "$pm" mount_mbps)" "$(field "$pm" ucache_read_mbps)")" 0.8 ">=")" \
+    "$(field "$pm" mount_mbps)" "$(field "$pm" ucache_read_mbps)" 0.8 \
     "16 objects of 64 MiB warm in 3 daemons; best of 3; the mount copies twice more (into the page cache, out to dd) and crosses FUSE per 1 MiB"
 pr=$(grep '"figure":"readinto"' "$out/python.tmp")
-add "Python Client.readinto of 1 MiB cached objects, one at a time (MB/s)" \
+add_vs "Python Client.readinto of 1 MiB cached objects, one at a time (MB/s)" \
     "$(field "$pr" python_mbps)" "the C library, ucache read --depth 1: $(field "$pr" c_mbps)" \
-    "$(ratio "$(field "$pr" python_mbps)" "$(field "$pr" c_mbps)")" \
-    "$(verdict "$(ratio "$(field "$pr" python_mbps)" "$(field "$pr" c_mbps)")" 0.9 ">=")" \
-    "512 objects; best of 3"
+    "$(field "$pr" python_mbps)" "$(field "$pr" c_mbps)" 0.9 "512 objects; best of 3"
 pd=$(grep '"figure":"dataloader"' "$out/python.tmp")
-add "DataLoader epoch over the demo dataset (32 x 8 MiB, 4 workers): speed from the fabric" \
+add_vs "DataLoader epoch over the demo dataset (32 x 8 MiB, 4 workers): speed from the fabric" \
     "$(field "$pd" fabric_s) s" "local disk, page cache warm: $(field "$pd" local_s) s" \
-    "$(ratio "$(field "$pd" local_s)" "$(field "$pd" fabric_s)")" \
-    "$(verdict "$(ratio "$(field "$pd" local_s)" "$(field "$pd" fabric_s)")" 0.7 ">=")" \
+    "$(field "$pd" local_s)" "$(field "$pd" fabric_s)" 0.7 \
     "ucache.torch.FileDataset(as_tensor=True) vs a Dataset of open().read(); best of 3 each, interleaved; ratio = local time / fabric time"
 rm -f "$out/python.tmp"
 

@@ -302,6 +302,23 @@ static void test_init_params(void)
     CU_ASSERT_EQUAL(system(members), 0);
 }
 
+/* A fresh directory @p dir (a mkdtemp template) with members "dir:DIR/m" in
+ * @p members and a 10-byte object DIR/obj: its path in @p path, its URI in
+ * @p uri (each of 64, 64 and 80 bytes). */
+static void tmp_object(char *dir, char *members, char *path, char *uri)
+{
+    FILE *f;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    snprintf(members, 64, "dir:%s/m", dir);
+    snprintf(path, 64, "%s/obj", dir);
+    snprintf(uri, 80, "file://%s", path);
+    f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    CU_ASSERT_EQUAL(fwrite("0123456789", 1, 10, f), 10);
+    fclose(f);
+}
+
 /* Two contexts in one process keep their own origin settings: the second
  * ucache_init once overwrote the first's (process-wide), so a reader asked
  * to re-check objects every time (UCACHE_META_TTL=0) trusted a size an
@@ -314,15 +331,8 @@ static void test_origin_settings_per_context(void)
     uint64_t size = 0;
     FILE *f;
 
-    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
-    snprintf(members, sizeof(members), "dir:%s/m", dir);
-    snprintf(path, sizeof(path), "%s/obj", dir);
-    snprintf(uri, sizeof(uri), "file://%s", path);
+    tmp_object(dir, members, path, uri);
     p.members = members;
-    f = fopen(path, "w");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    CU_ASSERT_EQUAL(fwrite("0123456789", 1, 10, f), 10);
-    fclose(f);
     setenv("UCACHE_META_TTL", "0", 1);          /* a: ask the origin every time */
     CU_ASSERT_EQUAL_FATAL(ucache_init(&p, &a), UCACHE_OK);
     setenv("UCACHE_META_TTL", "60m", 1);        /* b: trust an answer for an hour */
@@ -362,10 +372,7 @@ static void test_params_config(void)
     size_t need = 0;
     FILE *f;
 
-    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
-    snprintf(members, sizeof(members), "dir:%s/m", dir);
-    snprintf(path, sizeof(path), "%s/obj", dir);
-    snprintf(uri, sizeof(uri), "file://%s", path);
+    tmp_object(dir, members, path, uri);
     p.members = members;
     p.config = bad_name;
     CU_ASSERT_EQUAL(ucache_init(&p, &a), UCACHE_ERR_INVALID);
@@ -374,10 +381,6 @@ static void test_params_config(void)
     p.config = no_eq;
     CU_ASSERT_EQUAL(ucache_init(&p, &a), UCACHE_ERR_INVALID);
     CU_ASSERT_PTR_NULL(a);
-    f = fopen(path, "w");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    CU_ASSERT_EQUAL(fwrite("0123456789", 1, 10, f), 10);
-    fclose(f);
     setenv("UCACHE_META_TTL", "60m", 1);         /* the environment says an hour */
     p.config = ttl0;                             /* the setting says every time */
     CU_ASSERT_EQUAL_FATAL(ucache_init(&p, &a), UCACHE_OK);
