@@ -164,7 +164,7 @@ start_azurite() {
         AZ=$!
         # up, or gone (a port someone took): then another port
         az_settled() { curl -s -o /dev/null "http://127.0.0.1:$port/" || ! kill -0 $AZ 2>/dev/null; }
-        wait_for 10 az_settled
+        wait_for 30 az_settled
         kill -0 $AZ 2>/dev/null && break
     done
     EP=http://127.0.0.1:$port/$ACCT

@@ -77,6 +77,8 @@ typedef struct mnt {
     pthread_cond_t    ra_cond;
     struct mnt_ra    *ra_head;
     bool              ra_stop;
+    _Atomic bool      ra_stopping;   /* ra_stop, read without the lock */
+    uint64_t          chunk;         /* UCACHE_CHUNK_SIZE: a warm's unit */
     pthread_t         ra_thread;
     /* the kernel's read-ahead on the mount, set once the loop answers */
     const char       *mountpoint;
@@ -653,6 +655,7 @@ static void *mnt_ra_thread(void *arg)
 {
     mnt_t *m = arg;
     ucache_warm_result_t res;
+    uint64_t off, len;
     mnt_ra_t *r;
 
     pthread_mutex_lock(&m->ra_lock);
@@ -664,8 +667,14 @@ static void *mnt_ra_thread(void *arg)
         }
         m->ra_head = r->next;
         pthread_mutex_unlock(&m->ra_lock);
-        memset(&res, 0, sizeof(res));
-        (void)ucache_warm(m->ctx, r->uri, r->off, r->len, 0, &res); /* best effort */
+        /* a chunk at a time, so that the end of the mount waits for one
+         * warm at most (an owner gone quiet costs one UCACHE_TIMEOUT) */
+        for (off = r->off; (off < r->off + r->len) && !atomic_load(&m->ra_stopping);
+             off += m->chunk) {
+            memset(&res, 0, sizeof(res));
+            len = (r->off + r->len - off < m->chunk) ? r->off + r->len - off : m->chunk;
+            (void)ucache_warm(m->ctx, r->uri, off, len, 0, &res); /* best effort */
+        }
         free(r);
         pthread_mutex_lock(&m->ra_lock);
     }
@@ -1004,6 +1013,7 @@ int cmd_mount(int argc, char **argv)
     }
     m.ttl_ns   = (cfg.meta_ttl_ns > 0) ? cfg.meta_ttl_ns : 1;
     m.ttl_s    = (double)cfg.meta_ttl_ns / 1e9;
+    m.chunk    = (cfg.chunk_size > 0) ? cfg.chunk_size : (1u << 20);
     m.mounted  = time(NULL);
     m.uid      = getuid();
     m.gid      = getgid();
@@ -1080,6 +1090,7 @@ int cmd_mount(int argc, char **argv)
     }
     pthread_mutex_lock(&m.ra_lock);
     m.ra_stop = true;
+    atomic_store(&m.ra_stopping, true);
     pthread_cond_signal(&m.ra_cond);
     pthread_mutex_unlock(&m.ra_lock);
     pthread_join(m.ra_thread, NULL);
