@@ -43,7 +43,9 @@ wait_for 5 test -s "$W/origin.port"
 start_daemons 3 128M
 
 export UCACHE_TEST_DATA=$W/data UCACHE_TEST_HTTP=http://127.0.0.1:$(awk '{print $2}' "$W/origin.port")
-export PYTHONDONTWRITEBYTECODE=1
+# unbuffered: a process that dies mid-test leaves its output whole (an
+# ASan CI run once ended with pytest's output cut after its first test)
+export PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PYTHONFAULTHANDLER=1
 rc=0
 LD_PRELOAD=$PRELOAD timeout "$(slow 600)" "$PY" -m pytest -v -p no:cacheprovider \
     "$(dirname "$0")" >"$W/pytest.out" 2>&1 || rc=$?
@@ -56,7 +58,8 @@ while read -r name result; do
 done < <(sed -n 's/^tests\/python\/\([^ ]*\) \(PASSED\|FAILED\|ERROR\|SKIPPED\).*/\1 \2/p' "$W/pytest.out")
 if [ $rc != 0 ]; then
     bad "pytest exited $rc"
-    grep -v "^tests/python/.* PASSED" "$W/pytest.out" | tail -n 80
+    grep -v "^tests/python/.* PASSED" "$W/pytest.out" | tail -n 120
+    echo "--- the daemons' logs:"; tail -n 5 "$W"/d*.log
 fi
 stop_daemons
 summary
