@@ -19,6 +19,17 @@ if [ ! -c /dev/fuse ] || ! command -v fusermount3 >/dev/null; then
     summary; exit
 fi
 mounted() { grep -q " $1 fuse" /proc/mounts; }
+# reading PID...: one of these readers' children (cmp, cat) has read 1 MiB
+reading() {
+    local p c n
+    for p in "$@"; do
+        for c in $(pgrep -P "$p"); do
+            n=$(awk '/^rchar/ {print $2}' "/proc/$c/io" 2>/dev/null)
+            [ "${n:-0}" -gt 1048576 ] && return 0
+        done
+    done
+    return 1
+}
 
 mkdir -p "$W/data/sub/deeper" "$W/mnt" "$W/mnt2" "$W/mnt3"
 for i in $(seq -w 1 10); do head -c $((10#$i * 700001)) /dev/urandom >"$W/data/f$i"; done
@@ -104,7 +115,7 @@ pids=() rc=0
 for i in 1 2 3 4; do
     (for r in 1 2; do cmp -s "$W/data/sub/big" "$W/mnt/sub/big" || exit 1; done) & pids+=($!)
 done
-sleep 0.2   # (the readers under way: the kill lands during their reads)
+wait_for 10 reading "${pids[@]}"   # the kill lands during their reads
 kill -9 "${DPIDS[0]}"
 for p in "${pids[@]}"; do wait "$p" || rc=1; done
 if [ $rc = 0 ]; then ok "a daemon killed -9 during 4 readers of a 32 MiB file: every byte exact"
@@ -133,7 +144,7 @@ pids=()
 for i in 1 2 3; do
     (for r in $(seq 20); do cat "$W/mnt3/sub/big" >/dev/null 2>&1; done) & pids+=($!)
 done
-sleep 0.3   # (the readers under way: SIGTERM lands under load)
+wait_for 10 reading "${pids[@]}"   # SIGTERM lands under load
 kill -TERM $MP
 rc=0; wait_for 20 daemon_gone $MP || rc=1
 wait $MP; mrc=$?
