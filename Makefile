@@ -243,7 +243,7 @@ test: deps npm-deps
 # the suite that left one.
 SAN_OPT_asan = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 SAN_LD_asan  = -fsanitize=address,undefined
-SAN_ENV_asan = UCACHE_TEST_SLOW=3 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+SAN_ENV_asan = UCACHE_TEST_SLOW=3 UCACHE_TEST_SANITIZER=address ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
                LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
                UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 SAN_OPT_tsan = -O1 -g -fno-omit-frame-pointer -fsanitize=thread

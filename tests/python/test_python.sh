@@ -15,7 +15,13 @@ SRV=
 trap 'stop_all "$W" "${DPIDS[@]}" $SRV' EXIT
 PY=$BUILD/venv/bin/python
 
-if [ "${UCACHE_TEST_SANITIZER:-}" = thread ]; then
+# which sanitizer runtimes the library needs, from the library itself (not
+# from the caller's environment: an instrumented library loaded into a plain
+# interpreter makes ASan end the process with exit 1 and its complaint lost
+# in pytest's captured output - how `make asan` once failed here)
+LIBSO=$BUILD/lib/libucache-rdma.so
+RUNTIMES=$(ldd "$LIBSO" 2>/dev/null | awk '/lib(asan|ubsan|tsan)\.so/ {print $3}')
+if [ "${UCACHE_TEST_SANITIZER:-}" = thread ] || [[ $RUNTIMES == *libtsan* ]]; then
     skp "python suite" "under TSan: the interpreter is not instrumented, its locks are invisible to TSan"
     summary; exit
 fi
@@ -24,9 +30,12 @@ if [ ! -x "$PY" ] || ! "$PY" -c "import ucache, torch, fsspec, pytest, numpy" 2>
     summary; exit
 fi
 PRELOAD=
-if [ "${UCACHE_TEST_SANITIZER:-}" = address ]; then
-    PRELOAD="$(${CC:-cc} -print-file-name=libasan.so) $(${CC:-cc} -print-file-name=libubsan.so)"
+if [[ $RUNTIMES == *libasan* ]]; then
+    PRELOAD=$(echo $RUNTIMES)
     export ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0"
+elif [ "${UCACHE_TEST_SANITIZER:-}" = address ]; then
+    bad "python suite: UCACHE_TEST_SANITIZER=address but $LIBSO is not built with ASan"
+    summary; exit
 fi
 
 # the dataset: sizes across chunk boundaries (1 MiB chunks), a subdirectory
