@@ -8,12 +8,16 @@
  * is never reused within a mount (a path keeps its number across
  * listings).  Reads go through ucache_read (every chunk verified); a
  * sequential reader's next chunks are warmed ahead at their owners
- * (ucache_warm, --readahead), and the kernel reads ahead in 1 MiB requests
- * (max_read, max_pages, the mount's read_ahead_kb).  A file opened again
+ * (ucache_warm, --readahead; sampled while they are all hits), and the
+ * kernel reads ahead in 1 MiB requests (max_read, max_pages, the mount's
+ * read_ahead_kb).  FUSE_USE_VERSION 312: the loop takes the config that
+ * fuse_loop_cfg_create makes (an older version reads it as the 3.0 struct,
+ * clone_fd on and no idle thread kept: a thread and a /dev/fuse clone
+ * made per request).  A file opened again
  * after its object changed drops the kernel's cached pages.  Anything that
  * would write is refused with EROFS.
  */
-#define FUSE_USE_VERSION 34
+#define FUSE_USE_VERSION 312
 
 #include "ucache.h"
 #include "tools/commands.h"
@@ -35,6 +39,8 @@
 #include <unistd.h>
 
 #define MNT_MAX_READ (1u << 20)      /* bytes of one FUSE read request */
+#define MNT_RA_HOT   16u             /* warms in a row that found every chunk
+                                      * cached: then warm one chunk in 16 */
 
 /* One file or directory of the tree; its inode number is its index. */
 typedef struct mnt_node {
@@ -78,6 +84,8 @@ typedef struct mnt {
     struct mnt_ra    *ra_head;
     bool              ra_stop;
     _Atomic bool      ra_stopping;   /* ra_stop, read without the lock */
+    unsigned          ra_hot;        /* warms in a row that were all hits */
+    unsigned          ra_seq;        /* chunks passed over while hot      */
     uint64_t          chunk;         /* UCACHE_CHUNK_SIZE: a warm's unit */
     pthread_t         ra_thread;
     /* the kernel's read-ahead on the mount, set once the loop answers */
@@ -671,9 +679,20 @@ static void *mnt_ra_thread(void *arg)
          * warm at most (an owner gone quiet costs one UCACHE_TIMEOUT) */
         for (off = r->off; (off < r->off + r->len) && !atomic_load(&m->ra_stopping);
              off += m->chunk) {
+            /* a hot dataset: every warm an RPC to an owner that has the
+             * chunk already, so sample one chunk in MNT_RA_HOT (a miss
+             * among them turns warming back on) */
+            if ((m->ra_hot >= MNT_RA_HOT) && ((m->ra_seq++ % MNT_RA_HOT) != 0)) {
+                continue;
+            }
             memset(&res, 0, sizeof(res));
             len = (r->off + r->len - off < m->chunk) ? r->off + r->len - off : m->chunk;
-            (void)ucache_warm(m->ctx, r->uri, off, len, 0, &res); /* best effort */
+            if ((ucache_warm(m->ctx, r->uri, off, len, 0, &res) == UCACHE_OK) &&
+                (res.chunks > 0) && (res.hits == res.chunks)) {
+                m->ra_hot += (m->ra_hot < MNT_RA_HOT);
+            } else {
+                m->ra_hot = 0; /* best effort: a miss or a failure */
+            }
         }
         free(r);
         pthread_mutex_lock(&m->ra_lock);
