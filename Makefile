@@ -11,7 +11,7 @@ sysconfdir ?= /etc
 BUILD   ?= build
 
 CC      ?= cc
-PKGS     = ucx libxxhash libcurl libcrypto libxml-2.0 libibverbs json-c liburing
+PKGS     = ucx libfabric libxxhash libcurl libcrypto libxml-2.0 libibverbs json-c liburing
 TEST_PKGS = cunit
 
 CSTD     = -std=c11 -D_GNU_SOURCE
@@ -37,6 +37,7 @@ LIB_SRCS = util/status.c util/log.c util/config.c util/key.c util/latency.c util
            transport/transport.c transport/auth.c transport/blob.c transport/mapfd.c \
            transport/ucx.c transport/ucx_peer.c transport/ucx_req.c transport/ucx_am.c \
            transport/ucx_mem.c transport/ucx_listen.c transport/ucx_guard.c transport/devices.c \
+           transport/ofi.c transport/ofi_peer.c transport/ofi_req.c transport/ofi_mem.c \
            store/layout.c store/alloc.c store/evict.c store/store.c store/tier.c store/keymap.c store/nvme_rec.c store/nvme.c \
            origin/allow.c origin/cred.c origin/origin.c origin/origin_file.c origin/origin_http.c \
            origin/origin_azure.c origin/origin_s3.c origin/azure_identity.c \
@@ -51,13 +52,14 @@ PERF_SRCS = perf/options.c perf/latency.c perf/bench_raw.c perf/bench_store.c pe
 PERF_OBJS = $(PERF_SRCS:%.c=$(BUILD)/obj/%.o)
 
 # Test binaries: test_NAME is linked from TEST_OBJS_NAME and the library.
-TEST_NAMES = util auth ucx store ucperf fabric origin
+TEST_NAMES = util auth ucx ofi store ucperf fabric origin
 TEST_OBJS_util   = tests/util/test_util.o
 TEST_OBJS_auth   = tests/transport/test_auth.o
 TEST_OBJS_ucx    = tests/transport/test_ucx.o tests/transport/test_ucx_mem.o \
                    tests/transport/test_ucx_am.o tests/transport/test_ucx_listen.o \
                    tests/transport/test_ucx_peer.o tests/transport/test_ucx_req.o \
                    tests/transport/ucx_util.o perf/exporter.o
+TEST_OBJS_ofi    = tests/transport/test_ofi.o perf/exporter.o
 TEST_OBJS_store  = tests/store/test_store.o tests/store/test_layout.o tests/store/test_alloc.o \
                    tests/store/test_evict.o tests/store/test_keymap.o tests/store/test_nvme.o tests/store/store_util.o
 TEST_OBJS_ucperf = tests/perf/test_ucperf.o $(PERF_SRCS:.c=.o)
@@ -91,7 +93,7 @@ DEB_PKGS = gcc clang libclang-rt-dev make pkg-config libucx-dev ucx-utils libxxh
            libcurl4-openssl-dev libssl-dev libxml2-dev libmicrohttpd-dev libibverbs-dev libjemalloc-dev curl openssl bsdutils time \
            libjson-c-dev etcd-server etcd-client yamllint python3-yaml systemd util-linux liburing-dev fio \
            python3-pip python3-setuptools python3-venv python3-wheel python3-cffi python3-fsspec \
-           python3-pytest python3-numpy python3-torch fuse3 libfuse3-dev
+           python3-pytest python3-numpy python3-torch fuse3 libfuse3-dev libfabric-dev libfabric-bin
 
 .PHONY: npm-deps all tests test bench asan tsan demo install uninstall clean deps python
 all: $(LIB_SO) $(LIB_A) $(PROGS) $(BUILD)/include/ucache.h

@@ -4,11 +4,15 @@
  */
 #include "transport.h"
 #include "util/log.h"
+#include "util/time.h"
 
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 static const ut_ops_t *const ut_backends[] = {
     &ut_ucx_ops,
+    &ut_ofi_ops,
 };
 
 void ut_config_from(ut_config_t *tc, const uc_config_t *cfg)
@@ -18,6 +22,8 @@ void ut_config_from(ut_config_t *tc, const uc_config_t *cfg)
     _Static_assert(sizeof(tc->cluster_key_file) == sizeof(cfg->cluster_key_file), "same size");
     _Static_assert(sizeof(tc->admin_key_file) == sizeof(cfg->admin_key_file), "same size");
     memcpy(tc->transport, cfg->transport, sizeof(tc->transport));
+    _Static_assert(sizeof(tc->ofi_provider) == sizeof(cfg->ofi_provider), "same size");
+    memcpy(tc->ofi_provider, cfg->ofi_provider, sizeof(tc->ofi_provider));
     tc->read_path         = cfg->read_path;
     tc->timeout_ns        = cfg->timeout_ns;
     tc->max_eps           = cfg->max_eps;
@@ -60,7 +66,7 @@ ucache_status_t ut_ctx_create(const char *name, const ut_params_t *params,
             return ut_backends[i]->ctx_create(params, ctx_p);
         }
     }
-    UC_ERROR("unknown transport '%s' (available: ucx)", name);
+    UC_ERROR("unknown transport '%s' (available: ucx, ofi)", name);
     return UCACHE_ERR_UNSUPPORTED;
 }
 
@@ -74,4 +80,14 @@ const char *ut_path_name(ut_path_t path)
     case UT_PATH_NONE:   break;
     }
     return "none";
+}
+
+uint64_t ut_random64(void)
+{
+    uint64_t v;
+
+    if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v)) {
+        v = uc_time_ns() ^ ((uint64_t)getpid() << 32); /* unique, if not secret */
+    }
+    return v;
 }

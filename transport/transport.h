@@ -65,6 +65,7 @@ typedef enum ut_peer_state {
  */
 typedef struct ut_config {
     char     transport[16];      /* UCACHE_TRANSPORT                       */
+    char     ofi_provider[64];   /* UCACHE_OFI_PROVIDER                    */
     int      read_path;          /* UCACHE_READ_PATH (uc_read_path_t)      */
     uint64_t timeout_ns;         /* UCACHE_TIMEOUT                         */
     unsigned max_eps;            /* UCACHE_MAX_EPS                         */
@@ -246,6 +247,7 @@ struct ut_rpc {
 };
 
 extern const ut_ops_t ut_ucx_ops;
+extern const ut_ops_t ut_ofi_ops;
 
 /**
  * Create a context of the backend named @p name ("ucx"); NULL means the
@@ -491,6 +493,10 @@ static inline void ut_peer_transports(ut_peer_t *peer, char *buf, size_t cap)
 }
 
 const char *ut_path_name(ut_path_t path);
+
+/** 64 random bits (getrandom; unique if not secret without it): uuids,
+ *  cookies, request tags of the backends. */
+uint64_t ut_random64(void);
 
 /** ucache_devices_query() (fabric/api.c; devices.c): this machine's RDMA
  *  devices through rdma-core and the UCX transports usable here. */

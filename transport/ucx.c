@@ -64,16 +64,6 @@ static ucache_status_t ut_ucx_make_address(ut_ucx_ctx_t *ctx)
     return (ctx->addr_blob != NULL) ? UCACHE_OK : UCACHE_ERR_NO_MEMORY;
 }
 
-uint64_t ut_random64(void)
-{
-    uint64_t v;
-
-    if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v)) {
-        v = uc_time_ns() ^ ((uint64_t)getpid() << 32); /* unique, if not secret */
-    }
-    return v;
-}
-
 static void ut_ucx_ctx_destroy(ut_ctx_t *c);
 
 /* UCX's own log lines go through ours (stderr or UCACHE_LOG_FILE), never

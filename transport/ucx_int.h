@@ -12,7 +12,7 @@
 #include "transport/blob.h"
 #include "transport/mapfd.h"
 #include "transport/ucx_guard.h"
-#include "transport/ucx_wire.h"
+#include "transport/wire.h"
 #include "transport.h"
 #include "util/log.h"
 #include "util/time.h"
@@ -350,8 +350,6 @@ ucache_status_t ut_ucx_do_am_request(ut_ucx_ctx_t *ctx, ut_req_t *req,
                                      ut_ucx_peer_t *peer, uint16_t op,
                                      const void *payload, size_t len);
 
-/* the context (ucx.c) */
-uint64_t ut_random64(void);
 
 /* memory regions and remote keys (ucx_mem.c) */
 ucache_status_t ut_ucx_mem_export(ut_ctx_t *c, size_t len, ut_mem_t **mem_p);

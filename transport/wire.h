@@ -1,13 +1,14 @@
 /*
- * ucx_wire.h - the UCX backend's wire formats (all little-endian, this
- * host's layout; versioned by magic): the bodies of its self-checking
- * address and key blobs, and the headers of its active-message requests
- * and replies.  The UCX backend (transport/ucx*.c) is their one writer
- * and reader; the tests and fuzz targets that forge or replay messages
- * use them from here.
+ * wire.h - the transport backends' wire formats (all little-endian, this
+ * host's layout; versioned by magic): the bodies of their self-checking
+ * address and key blobs, and the headers of their requests and replies -
+ * active messages in the UCX backend (transport/ucx*.c), messages and
+ * tagged messages in the libfabric one (transport/ofi*.c); each backend
+ * has its own blob magics, so a blob of one is refused by the other.  The
+ * tests and fuzz targets that forge or replay messages use them from here.
  */
-#ifndef UT_UCX_WIRE_H
-#define UT_UCX_WIRE_H
+#ifndef UT_WIRE_H
+#define UT_WIRE_H
 
 #include "transport/auth.h"
 #include "transport/mapfd.h"
@@ -19,6 +20,10 @@
 #define UT_ADDR_MAGIC     0x44414355u /* "UCAD" */
 #define UT_RKEY_MAGIC     0x4b524355u /* "UCRK" */
 #define UT_AM_MAGIC       0x32414355u /* "UCA2": requests carry a signature */
+#define UT_OFI_ADDR_MAGIC 0x414f4355u /* "UCOA": a libfabric endpoint's address */
+#define UT_OFI_RKEY_MAGIC 0x4b4f4355u /* "UCOK": a libfabric region's key      */
+#define UT_OFI_NAME_MAX   64          /* bytes of an endpoint name (fi_getname) */
+#define UT_OFI_PROV_MAX   32
 #define UT_AM_ID_REQ      10
 #define UT_AM_ID_REP      11
 #define UT_OP_NONE        0          /* no operation (RPC ids are 1..63): refused */
@@ -72,6 +77,22 @@ typedef struct ut_rkey_body {
     uint32_t region_id;
     uint32_t reserved;
 } ut_rkey_body;
+
+/* A libfabric address blob's payload: ut_addr_body's, then this. */
+typedef struct ut_ofi_name {
+    char     prov[UT_OFI_PROV_MAX]; /* provider, as fi_info names it ("shm") */
+    uint32_t addr_format;           /* FI_SOCKADDR_IN, FI_ADDR_STR, ...      */
+    uint32_t len;                   /* bytes of name used                    */
+    uint8_t  name[UT_OFI_NAME_MAX]; /* fi_getname()                           */
+} ut_ofi_name;
+
+/* A libfabric key blob's payload: ut_rkey_body's, then this. */
+typedef struct ut_ofi_key {
+    uint64_t key;         /* fi_mr_key()                                  */
+    uint32_t virt;        /* 1: reads address the region by virtual
+                             address (FI_MR_VIRT_ADDR), 0: by offset      */
+    uint32_t reserved;
+} ut_ofi_key;
 
 typedef struct ut_am_req_hdr {
     uint32_t magic;

@@ -225,8 +225,13 @@ const uc_config_entry_t uc_config_table[] = {
      "with UCACHE_ERR_STALE.",
      UC_CFG_FIELD(manifest), UC_CFG_STRING, NULL, 0, 0},
     {"TRANSPORT", "ucx",
-     "Transport backend. 'ucx' (UCX selects tcp/shm/verbs itself; steer it with UCX_TLS).",
+     "Transport backend. 'ucx' (UCX selects tcp/shm/verbs itself; steer it with UCX_TLS) "
+     "or 'ofi' (libfabric, the provider UCACHE_OFI_PROVIDER names).",
      UC_CFG_FIELD(transport), UC_CFG_STRING, NULL, 0, 0},
+    {"OFI_PROVIDER", "tcp;ofi_rxm",
+     "The libfabric provider of UCACHE_TRANSPORT=ofi, as fi_info names it: tcp;ofi_rxm, "
+     "shm (same host only), verbs;ofi_rxm, efa.",
+     UC_CFG_FIELD(ofi_provider), UC_CFG_STRING, NULL, 0, 0},
     {"READ_PATH", "auto",
      "Remote read primitive when the peer's memory is not mapped: auto (native one-sided "
      "get on RDMA transports, active-message bulk read otherwise), get, am.",

@@ -71,6 +71,7 @@ typedef struct uc_config {
     char     allow[1024];
     unsigned fill_queue;
     char     transport[16];
+    char     ofi_provider[64];  /* UCACHE_OFI_PROVIDER */
     int      read_path;        /* uc_read_path_t */
     uint64_t timeout_ns;
     unsigned max_eps;

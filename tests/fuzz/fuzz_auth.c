@@ -11,7 +11,7 @@
  * the time window, and the same bytes are refused when they come again.
  */
 #include "transport/auth.h"
-#include "transport/ucx_wire.h"
+#include "transport/wire.h"
 #include "tests/fuzz/fuzz.h"
 #include "util/time.h"
 

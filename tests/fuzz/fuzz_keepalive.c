@@ -1,11 +1,11 @@
 /*
  * fuzz_keepalive.c - a KEEPALIVE's payload as an owner takes it
- * (ut_ka_ids_parse, transport/ucx_wire.h): the request ids a requester asks
+ * (ut_ka_ids_parse, transport/wire.h): the request ids a requester asks
  * about, from anyone who passed the signature check.  Properties: a payload
  * is taken iff it is whole ids and at most UT_KA_IDS of them; what is taken
  * is exactly those bytes, and nothing past the payload is read (ASan).
  */
-#include "transport/ucx_wire.h"
+#include "transport/wire.h"
 #include "tests/fuzz/fuzz.h"
 
 #include <string.h>

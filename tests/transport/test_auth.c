@@ -7,7 +7,7 @@
 #include "tests/common.h"
 #include "ucache.h"
 #include "transport/auth.h"
-#include "transport/ucx_wire.h"
+#include "transport/wire.h"
 #include "util/time.h"
 
 #include <fcntl.h>
@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* A request as the UCX backend frames one (transport/ucx_wire.h). */
+/* A request as the UCX backend frames one (transport/wire.h). */
 typedef ut_am_req_hdr msg_t;
 
 #define TAG_OFF offsetof(msg_t, auth)
