@@ -37,7 +37,8 @@ LIB_SRCS = util/status.c util/log.c util/config.c util/key.c util/latency.c util
            transport/transport.c transport/auth.c transport/blob.c transport/mapfd.c \
            transport/ucx.c transport/ucx_peer.c transport/ucx_req.c transport/ucx_am.c \
            transport/ucx_mem.c transport/ucx_listen.c transport/ucx_guard.c transport/devices.c \
-           transport/ofi.c transport/ofi_peer.c transport/ofi_req.c transport/ofi_mem.c \
+           transport/ofi.c transport/ofi_peer.c transport/ofi_req.c transport/ofi_serve.c \
+           transport/ofi_wait.c transport/ofi_mem.c \
            store/layout.c store/alloc.c store/evict.c store/store.c store/tier.c store/keymap.c store/nvme_rec.c store/nvme.c \
            origin/allow.c origin/cred.c origin/origin.c origin/origin_file.c origin/origin_http.c \
            origin/origin_azure.c origin/origin_s3.c origin/azure_identity.c \

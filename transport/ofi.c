@@ -5,8 +5,10 @@
  * (FI_EP_RDM) of the provider UCACHE_OFI_PROVIDER names, serialized by
  * ctx->lock - made, configured and destroyed here; its objects live
  * beside it: ofi_peer.c (peers, the handshake, requesters, the listener),
- * ofi_req.c (requests, replies, waiting, progress), ofi_mem.c (regions
- * and remote keys); ofi_int.h is what they share.
+ * ofi_req.c (requests, completions, deadlines), ofi_serve.c (the serving
+ * side: requests in, replies out), ofi_wait.c (waiting, the progress
+ * thread), ofi_mem.c (regions and remote keys); ofi_int.h is what they
+ * share.
  *
  * The protocol is the UCX backend's, over libfabric's primitives:
  *   request: an untagged message, ut_am_req_hdr + the room the requester

@@ -295,7 +295,12 @@ void ut_ofi_do_ep_close(ut_ofi_ctx_t *ctx, ut_ofi_ep_t *ep);
 ucache_status_t ut_ofi_do_local_mr(ut_ofi_ctx_t *ctx, const void *buf, size_t len,
                                    uint64_t access, struct fid_mr **mr_p, void **desc_p);
 
-/* requests, replies, waiting, progress (ofi_req.c) */
+/* the serving side (ofi_serve.c) */
+void ut_ofi_do_request_in(ut_ofi_ctx_t *ctx, ut_ofi_ep_t *ep, const uint8_t *data, size_t len);
+void ut_ofi_do_reply_done(ut_ofi_ctx_t *ctx, ut_ofi_reply_t *r, int err);
+int ut_ofi_do_reply_post(ut_ofi_ctx_t *ctx, ut_ofi_reply_t *r);
+
+/* requests, completions, deadlines (ofi_req.c); waiting (ofi_wait.c) */
 ucache_status_t ut_ofi_do_rpc_send(ut_ofi_ctx_t *ctx, ut_req_t *req, ut_ofi_peer_t *peer,
                                    uint16_t op, const void *msg, size_t len);
 void ut_ofi_do_req_set_status(ut_req_t *req, ucache_status_t status);

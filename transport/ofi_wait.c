@@ -1,0 +1,192 @@
+/*
+ * ofi_wait.c - the libfabric backend's waiting: waiters progress the
+ * completion queue themselves (one at a time, under the context's lock)
+ * and, once nothing has moved for UCACHE_PROGRESS_SPIN, sleep on its wait
+ * fd where libfabric says that is safe (fi_trywait), else briefly - never
+ * past a deadline or 1 ms unwoken; with a progress thread (a serving
+ * context: providers here need the target to progress), the thread
+ * progresses and waiters sleep on its broadcasts.
+ */
+#include "transport/ofi_int.h"
+
+#include <poll.h>
+#include <unistd.h>
+
+#define UT_OFI_NAP_NS UC_NSEC_PER_MSEC /* the longest a waiter sleeps unwoken */
+
+static __thread bool ut_ofi_progress_thread; /* this thread is a context's */
+
+unsigned ut_ofi_progress(ut_ctx_t *c)
+{
+    ut_ofi_ctx_t *ctx = ut_ofi_ctx_of(c);
+    unsigned n;
+
+    pthread_mutex_lock(&ctx->lock);
+    n = ut_ofi_do_progress(ctx);
+    pthread_mutex_unlock(&ctx->lock);
+    return n;
+}
+
+/*
+ * ctx->lock held, nothing progressed: sleep (lock released) until @p until
+ * or UT_OFI_NAP_NS - on the queue's wait fd where libfabric says it is safe
+ * to, else briefly; with a progress thread, until it progresses.
+ */
+static void do_nap(ut_ofi_ctx_t *ctx, uint64_t until)
+{
+    uint64_t now = uc_time_ns(), ns;
+    struct fid *fids[1] = { &ctx->cq->fid };
+    struct pollfd pfd;
+    struct timespec ts;
+
+    if (until <= now) {
+        return;
+    }
+    ns = (until - now < UT_OFI_NAP_NS) ? until - now : UT_OFI_NAP_NS;
+    if (ctx->thread_running && !ut_ofi_progress_thread) {
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)ns;
+        ts.tv_sec  += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&ctx->progressed, &ctx->lock, &ts);
+        return;
+    }
+    if ((ctx->waitfd >= 0) && (fi_trywait(ctx->fabric, fids, 1) == FI_SUCCESS)) {
+        pfd.fd      = ctx->waitfd;
+        pfd.events  = POLLIN;
+        pfd.revents = 0;
+        pthread_mutex_unlock(&ctx->lock);
+        poll(&pfd, 1, (int)((ns + UC_NSEC_PER_MSEC - 1) / UC_NSEC_PER_MSEC));
+        pthread_mutex_lock(&ctx->lock);
+        return;
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    usleep((ns > 50000) ? 50 : (useconds_t)(ns / 1000 + 1));
+    pthread_mutex_lock(&ctx->lock);
+}
+
+static bool do_done(const ut_req_t *req)
+{
+    return req->status != UCACHE_INPROGRESS;
+}
+
+/* ctx->lock held: progress (or, with a progress thread, let it) once; nap
+ * when nothing moved for UCACHE_PROGRESS_SPIN. */
+static void do_wait_step(ut_ofi_ctx_t *ctx, uint64_t until, uint64_t *idle_since)
+{
+    uint64_t now;
+
+    if (!ctx->thread_running && (ut_ofi_do_progress(ctx) > 0)) {
+        *idle_since = 0;
+        return;
+    }
+    now = uc_time_ns();
+    if (*idle_since == 0) {
+        *idle_since = now;
+    }
+    if (!ctx->thread_running && (now - *idle_since < ctx->cfg.progress_spin_ns)) {
+        return;
+    }
+    do_nap(ctx, until);
+}
+
+ucache_status_t ut_ofi_wait(ut_ctx_t *c, ut_req_t *reqs, size_t n, uint64_t timeout_ns)
+{
+    ut_ofi_ctx_t *ctx = ut_ofi_ctx_of(c);
+    uint64_t until = uc_deadline(timeout_ns), idle = 0;
+    ucache_status_t status = UCACHE_OK;
+    size_t i;
+    bool all;
+
+    pthread_mutex_lock(&ctx->lock);
+    for (;;) {
+        all = true;
+        for (i = 0; (i < n) && all; i++) {
+            all = do_done(&reqs[i]);
+        }
+        if (all || (uc_time_ns() >= until)) {
+            break;
+        }
+        do_wait_step(ctx, until, &idle);
+    }
+    if (!all && !ctx->thread_running) {
+        ut_ofi_do_progress(ctx);
+    }
+    for (i = 0; i < n; i++) {
+        if (!do_done(&reqs[i])) {
+            status = UCACHE_INPROGRESS;
+        } else if ((reqs[i].status != UCACHE_OK) && (status == UCACHE_OK)) {
+            status = reqs[i].status;
+        }
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    return status;
+}
+
+size_t ut_ofi_wait_any(ut_ctx_t *c, ut_req_t **reqs, size_t n, uint64_t timeout_ns)
+{
+    ut_ofi_ctx_t *ctx = ut_ofi_ctx_of(c);
+    uint64_t until = uc_deadline(timeout_ns), idle = 0;
+    size_t i, done = 0;
+    ut_req_t *t;
+
+    pthread_mutex_lock(&ctx->lock);
+    for (;;) {
+        for (i = 0; i < n; i++) {
+            if (do_done(reqs[i])) {
+                t = reqs[done];
+                reqs[done++] = reqs[i];
+                reqs[i] = t;
+            }
+        }
+        if ((done > 0) || (n == 0) || (uc_time_ns() >= until)) {
+            break;
+        }
+        do_wait_step(ctx, until, &idle);
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    return done;
+}
+
+static void *do_thread(void *arg)
+{
+    ut_ofi_ctx_t *ctx = arg;
+    uint64_t idle = 0;
+
+    ut_ofi_progress_thread = true;
+    pthread_mutex_lock(&ctx->lock);
+    while (!atomic_load(&ctx->thread_stop)) {
+        if (ut_ofi_do_progress(ctx) > 0) {
+            idle = 0;
+            continue;
+        }
+        if (idle == 0) {
+            idle = uc_time_ns();
+        } else if (uc_time_ns() - idle >= ctx->cfg.progress_spin_ns) {
+            do_nap(ctx, uc_time_ns() + UT_OFI_NAP_NS);
+        }
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    return NULL;
+}
+
+ucache_status_t ut_ofi_thread_start(ut_ofi_ctx_t *ctx)
+{
+    atomic_store(&ctx->thread_stop, false);
+    if (pthread_create(&ctx->thread, NULL, do_thread, ctx) != 0) {
+        UC_ERROR("cannot start the progress thread");
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    ctx->thread_running = true;
+    return UCACHE_OK;
+}
+
+void ut_ofi_thread_stop(ut_ofi_ctx_t *ctx)
+{
+    if (!ctx->thread_running) {
+        return;
+    }
+    atomic_store(&ctx->thread_stop, true);
+    pthread_join(ctx->thread, NULL);
+    ctx->thread_running = false;
+}
