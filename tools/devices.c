@@ -60,7 +60,8 @@ int cmd_devices(int argc, char **argv)
                    "one-sided get, UCX's latency and bandwidth estimates, whether the\n"
                    "cache's exported memory is read-only to peers over it).  Exit 0 when an\n"
                    "RDMA port is active, 1 when none is (the fabric then runs over tcp and\n"
-                   "shared memory).\n");
+                   "shared memory), and the libfabric providers UCACHE_TRANSPORT=ofi could use\n"
+                   "(reads one-sided or by RPC, a host:port listener or not).\n");
             return 0;
         } else {
             fprintf(stderr, "ucache devices: unknown option '%s' (see ucache devices "
@@ -113,7 +114,17 @@ int cmd_devices(int argc, char **argv)
                    dv_memory_writable(t->tl) ? "writable" : "read-only");
             writable += (dv_memory_writable(t->tl) != NULL);
         }
-        printf("],\"exported_memory\":\"%s\"}\n", writable ? "writable over rdma" : "read-only");
+        printf("],\"exported_memory\":\"%s\",\"libfabric_version\":\"%s\","
+               "\"libfabric_providers\":[", writable ? "writable over rdma" : "read-only",
+               d->ofi_version);
+        for (i = 0; i < d->nofi; i++) {
+            const ucache_ofi_prov_t *o = &d->ofi[i];
+
+            printf("%s{\"provider\":\"%s\",\"fabric\":\"%s\",\"domain\":\"%s\","
+                   "\"one_sided\":%s,\"listener\":%s}", i ? "," : "", o->prov, o->fabric,
+                   o->domain, o->one_sided ? "true" : "false", o->listener ? "true" : "false");
+        }
+        printf("]}\n");
     } else {
         if (d->nrdma == 0) {
             printf("RDMA devices: none (rdma-core: %s).\n"
@@ -147,6 +158,18 @@ int cmd_devices(int argc, char **argv)
                    t->type, t->get ? "yes" : "no", t->rdma ? "yes" : "no", t->latency_us,
                    t->bandwidth_gbs, dv_memory_writable(t->tl) ? "WRITABLE" : "read-only");
             writable += (dv_memory_writable(t->tl) != NULL);
+        }
+        printf("\nlibfabric %s providers (UCACHE_TRANSPORT=ofi UCACHE_OFI_PROVIDER=...):\n"
+               "%-16s %-20s %-12s %-10s %s\n", d->ofi_version, "provider", "fabric", "domain",
+               "reads", "listener");
+        for (i = 0; i < d->nofi; i++) {
+            const ucache_ofi_prov_t *o = &d->ofi[i];
+
+            printf("%-16s %-20s %-12s %-10s %s\n", o->prov, o->fabric, o->domain,
+                   o->one_sided ? "one-sided" : "by RPC", o->listener ? "yes" : "no");
+        }
+        if (d->nofi == 0) {
+            printf("  none with reliable datagrams, tagged messages and remote reads\n");
         }
         if (writable > 0) {
             printf("\nExported memory is WRITABLE by peers over the transports marked so: %s.\n",

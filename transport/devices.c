@@ -249,5 +249,6 @@ ucache_status_t ut_devices_query(ucache_devices_t *devs)
     }
     memset(devs, 0, sizeof(*devs));
     ud_rdma(devs);
+    ut_ofi_devices(devs);
     return ud_ucx(devs);
 }

@@ -47,6 +47,17 @@ typedef struct ucache_ucx_tl {
 
 #define UCACHE_DEV_MAX 32
 #define UCACHE_TL_MAX  64
+#define UCACHE_OFI_MAX 32
+
+/** A libfabric provider the libfabric backend (UCACHE_TRANSPORT=ofi) could
+ *  use here: reliable datagrams, tagged messages, remote reads. */
+typedef struct ucache_ofi_prov {
+    char     prov[32];         /**< "tcp;ofi_rxm", "shm", "efa", ...          */
+    char     fabric[48];       /**< "192.0.2.0/24", "shm", ...                */
+    char     domain[48];       /**< "eth0", "shm", "mlx5_0", ...              */
+    int      one_sided;        /**< reads need no CPU of the owner (fi_read) */
+    int      listener;         /**< host:port addresses (UCACHE_LISTEN)      */
+} ucache_ofi_prov_t;
 
 typedef struct ucache_devices {
     int                  rdma_errno;   /**< 0, or why rdma-core could not list
@@ -56,6 +67,9 @@ typedef struct ucache_devices {
     size_t               ntls;
     ucache_ucx_tl_t      tls[UCACHE_TL_MAX];
     char                 ucx_version[16];
+    size_t               nofi;         /**< libfabric providers listed      */
+    ucache_ofi_prov_t    ofi[UCACHE_OFI_MAX];
+    char                 ofi_version[16];
 } ucache_devices_t;
 
 #endif

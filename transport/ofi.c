@@ -207,15 +207,13 @@ static bool do_one_sided(const char *prov)
            (strstr(prov, "psm") != NULL) || (strstr(prov, "cxi") != NULL);
 }
 
-static ucache_status_t do_fabric_open(ut_ofi_ctx_t *ctx)
+/* What the backend asks of a provider (and `ucache devices` lists). */
+static struct fi_info *do_hints(const char *prov)
 {
-    struct fi_cq_attr cq_attr = { .format = FI_CQ_FORMAT_TAGGED, .wait_obj = FI_WAIT_FD };
-    struct fi_av_attr av_attr = { .type = FI_AV_UNSPEC };
     struct fi_info *hints = fi_allocinfo();
-    int ret;
 
     if (hints == NULL) {
-        return UCACHE_ERR_NO_MEMORY;
+        return NULL;
     }
     hints->ep_attr->type = FI_EP_RDM;
     hints->caps = FI_MSG | FI_TAGGED | FI_RMA | FI_READ | FI_REMOTE_READ | FI_MULTI_RECV |
@@ -224,7 +222,63 @@ static ucache_status_t do_fabric_open(ut_ofi_ctx_t *ctx)
     hints->domain_attr->mr_mode = FI_MR_LOCAL | FI_MR_VIRT_ADDR | FI_MR_ALLOCATED |
                                   FI_MR_PROV_KEY;
     hints->domain_attr->threading = FI_THREAD_DOMAIN;
-    hints->fabric_attr->prov_name = strdup(ctx->cfg.ofi_provider);
+    if (prov != NULL) {
+        hints->fabric_attr->prov_name = strdup(prov);
+    }
+    return hints;
+}
+
+bool ut_ofi_sockaddr_fmt(uint32_t fmt)
+{
+    return (fmt == FI_SOCKADDR) || (fmt == FI_SOCKADDR_IN) || (fmt == FI_SOCKADDR_IN6);
+}
+
+void ut_ofi_devices(ucache_devices_t *devs)
+{
+    struct fi_info *hints = do_hints(NULL), *list = NULL, *i;
+    ucache_ofi_prov_t *o;
+    uint32_t v = fi_version();
+    size_t k;
+
+    snprintf(devs->ofi_version, sizeof(devs->ofi_version), "%u.%u", FI_MAJOR(v), FI_MINOR(v));
+    if ((hints == NULL) || (fi_getinfo(UT_OFI_API, NULL, NULL, 0, hints, &list) != 0)) {
+        list = NULL;
+    }
+    for (i = list; (i != NULL) && (devs->nofi < UCACHE_OFI_MAX); i = i->next) {
+        for (k = 0; k < devs->nofi; k++) { /* one line per provider and domain */
+            if ((strcmp(devs->ofi[k].prov, i->fabric_attr->prov_name) == 0) &&
+                (strcmp(devs->ofi[k].domain, i->domain_attr->name) == 0)) {
+                break;
+            }
+        }
+        if (k < devs->nofi) {
+            continue;
+        }
+        o = &devs->ofi[devs->nofi++];
+        snprintf(o->prov, sizeof(o->prov), "%s", i->fabric_attr->prov_name);
+        snprintf(o->fabric, sizeof(o->fabric), "%s", i->fabric_attr->name);
+        snprintf(o->domain, sizeof(o->domain), "%s", i->domain_attr->name);
+        o->one_sided = do_one_sided(o->prov);
+        o->listener  = ut_ofi_sockaddr_fmt(i->addr_format);
+    }
+    if (list != NULL) {
+        fi_freeinfo(list);
+    }
+    if (hints != NULL) {
+        fi_freeinfo(hints);
+    }
+}
+
+static ucache_status_t do_fabric_open(ut_ofi_ctx_t *ctx)
+{
+    struct fi_cq_attr cq_attr = { .format = FI_CQ_FORMAT_TAGGED, .wait_obj = FI_WAIT_FD };
+    struct fi_av_attr av_attr = { .type = FI_AV_UNSPEC };
+    struct fi_info *hints = do_hints(ctx->cfg.ofi_provider);
+    int ret;
+
+    if (hints == NULL) {
+        return UCACHE_ERR_NO_MEMORY;
+    }
     ret = fi_getinfo(UT_OFI_API, NULL, NULL, 0, hints, &ctx->info);
     fi_freeinfo(hints);
     if ((ret != 0) || (ctx->info == NULL)) {

@@ -290,6 +290,7 @@ ucache_status_t ut_ofi_status(int err);
 /* ------------------------------------------------------------------------ */
 
 /* the context (ofi.c) */
+bool ut_ofi_sockaddr_fmt(uint32_t fmt); /* addresses are host:port */
 ucache_status_t ut_ofi_do_ep_open(ut_ofi_ctx_t *ctx, ut_ofi_ep_t *ep, struct fi_info *info);
 void ut_ofi_do_ep_close(ut_ofi_ctx_t *ctx, ut_ofi_ep_t *ep);
 ucache_status_t ut_ofi_do_local_mr(ut_ofi_ctx_t *ctx, const void *buf, size_t len,

@@ -15,7 +15,9 @@
 #include "transport/ofi_int.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netdb.h>
+#include <signal.h>
 
 /* ctx->lock held: the handshake ended (peer->hs completed). */
 void ut_ofi_do_handshake_done(ut_ofi_ctx_t *ctx, ut_ofi_peer_t *peer)
@@ -64,14 +66,10 @@ void ut_ofi_do_peer_fail(ut_ofi_ctx_t *ctx, ut_ofi_peer_t *peer, ucache_status_t
     }
     peer->fail_status = status;
     atomic_store(&peer->failed_at, uc_time_ns());
+    /* (it stays in the address vector: removing a peer with operations
+     * out crashes shm's progress in libfabric 1.17, and nothing needs it -
+     * a receive a frozen sender could strand is a bounce buffer's) */
     ut_ofi_do_peer_reqs_fail(ctx, peer, status);
-    /* Out of the address vector: the provider drops its connection, and
-     * with it the operations a receive may be stuck in (a reply whose
-     * sender froze halfway cannot be cancelled); a probe puts it back. */
-    if (!peer->client && (peer->fa != FI_ADDR_NOTAVAIL)) {
-        fi_av_remove(ctx->av, &peer->fa, 1, 0);
-        peer->fa = FI_ADDR_NOTAVAIL;
-    }
 }
 
 static ucache_status_t do_av_insert(ut_ofi_ctx_t *ctx, ut_ofi_peer_t *peer)
@@ -241,11 +239,6 @@ ucache_status_t ut_ofi_peer_create(ut_ctx_t *c, const void *blob, size_t len,
     return UCACHE_OK;
 }
 
-static bool do_sockaddr_format(uint32_t fmt)
-{
-    return (fmt == FI_SOCKADDR) || (fmt == FI_SOCKADDR_IN) || (fmt == FI_SOCKADDR_IN6);
-}
-
 ucache_status_t ut_ofi_peer_create_sockaddr(ut_ctx_t *c, const char *host, uint16_t port,
                                             ut_peer_t **peer_p)
 {
@@ -256,7 +249,7 @@ ucache_status_t ut_ofi_peer_create_sockaddr(ut_ctx_t *c, const char *host, uint1
     char service[8];
     int rc;
 
-    if (!do_sockaddr_format(ctx->info->addr_format)) {
+    if (!ut_ofi_sockaddr_fmt(ctx->info->addr_format)) {
         UC_ERROR("libfabric provider %s has no host:port addresses: peers come from "
                  "their address blobs", ctx->cfg.ofi_provider);
         return UCACHE_ERR_UNSUPPORTED;
@@ -416,6 +409,14 @@ ut_ofi_peer_t *ut_ofi_do_client_learn(ut_ofi_ctx_t *ctx, uint64_t uuid, const vo
         UC_WARN("a requester's address does not check out; it is not answered");
         return NULL;
     }
+    /* a requester on this host that is gone already (it gave up while we
+     * were stopped): not answered - shm in libfabric 1.17 faults in its
+     * progress on a reply to a process that has exited */
+    if ((strncmp(ctx->cfg.ofi_provider, "shm", 3) == 0) && (body.pid != 0) &&
+        (kill((pid_t)body.pid, 0) != 0) && (errno == ESRCH)) {
+        UC_DEBUG("a requester gone before its PING was read: not answered");
+        return NULL;
+    }
     if ((ctx->nclients >= UT_OFI_CLIENTS_MAX) && !do_client_evict(ctx, uuid)) {
         UC_WARN("%u requesters known, each owed a reply; no more are", UT_OFI_CLIENTS_MAX);
         return NULL;
@@ -475,7 +476,7 @@ ucache_status_t ut_ofi_listen(ut_ctx_t *c, const char *ip, uint16_t port, uint16
     char service[8];
     int rc;
 
-    if (!do_sockaddr_format(ctx->info->addr_format)) {
+    if (!ut_ofi_sockaddr_fmt(ctx->info->addr_format)) {
         UC_ERROR("libfabric provider %s cannot listen on host:port", ctx->cfg.ofi_provider);
         return UCACHE_ERR_UNSUPPORTED;
     }

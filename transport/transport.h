@@ -502,4 +502,8 @@ uint64_t ut_random64(void);
  *  devices through rdma-core and the UCX transports usable here. */
 ucache_status_t ut_devices_query(ucache_devices_t *devs);
 
+/** The libfabric providers the ofi backend could use here (ofi.c): into
+ *  devs->ofi; none (nofi 0) if libfabric lists none. */
+void ut_ofi_devices(ucache_devices_t *devs);
+
 #endif
