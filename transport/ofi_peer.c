@@ -496,7 +496,11 @@ ucache_status_t ut_ofi_listen(ut_ctx_t *c, const char *ip, uint16_t port, uint16
     info = fi_dupinfo(ctx->info);
     ep   = calloc(1, sizeof(*ep));
     status = UCACHE_ERR_NO_MEMORY;
-    if ((info == NULL) || (ep == NULL) || ((info->src_addr = malloc(res->ai_addrlen)) == NULL)) {
+    if ((info == NULL) || (ep == NULL)) {
+        goto out;
+    }
+    free(info->src_addr); /* the main endpoint's, duplicated */
+    if ((info->src_addr = malloc(res->ai_addrlen)) == NULL) {
         goto out;
     }
     memcpy(info->src_addr, res->ai_addr, res->ai_addrlen);

@@ -173,11 +173,12 @@ static void *do_thread(void *arg)
 ucache_status_t ut_ofi_thread_start(ut_ofi_ctx_t *ctx)
 {
     atomic_store(&ctx->thread_stop, false);
+    ctx->thread_running = true; /* before the thread reads it */
     if (pthread_create(&ctx->thread, NULL, do_thread, ctx) != 0) {
+        ctx->thread_running = false;
         UC_ERROR("cannot start the progress thread");
         return UCACHE_ERR_NO_MEMORY;
     }
-    ctx->thread_running = true;
     return UCACHE_OK;
 }
 

@@ -89,7 +89,7 @@ for prov in ${OFI_PROVIDERS:-"tcp;ofi_rxm" shm}; do
     kill -9 "${DPIDS[2]}"; wait "${DPIDS[2]}" 2>/dev/null
     r1=0; wait "$L1" || r1=$?; L1=
     if [ $r1 = 0 ] && grep -q "wrong 0 failed 0" "$W/l1"; then
-        ok "$prov: kill -9 of an owner during reads: $(grep -o 'reads [0-9]*' "$W/l1" | cut -d' ' -f2) reads, no wrong bytes, no failures"
+        ok "$prov: kill -9 of an owner during reads: $(grep -o 'reads [0-9]* wrong' "$W/l1" | tail -n 1 | cut -d' ' -f2) reads, no wrong bytes, no failures"
     else bad "$prov: kill -9 during reads"; tail -n 3 "$W/l1"; fi
     unset 'DPIDS[2]'
     stop_daemons

@@ -93,8 +93,11 @@ static void rpc_noreply(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
 
 static void rpc_defer(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
 {
+    ut_rpc_t *d = NULL;
+
     (void)arg; (void)msg; (void)len;
-    CU_ASSERT_EQUAL(ut_rpc_defer(rpc, &deferred), UCACHE_OK);
+    CU_ASSERT_EQUAL(ut_rpc_defer(rpc, &d), UCACHE_OK);
+    __atomic_store_n(&deferred, d, __ATOMIC_RELEASE); /* the test thread answers it */
 }
 
 static void set_handlers(ut_ctx_t *ctx)
@@ -729,7 +732,7 @@ static void test_deferred_reply(void)
 
         use_provider(providers[i]);
         pair_open(&p, 2 * UC_NSEC_PER_SEC, UC_READ_PATH_AUTO);
-        deferred = NULL;
+        __atomic_store_n(&deferred, NULL, __ATOMIC_RELEASE);
         CU_ASSERT_EQUAL(ut_rpc_post_timeout(&req, p.peer, RPC_DEFER, "d", 2, meta,
                                             sizeof(meta), data, sizeof(data),
                                             tc_slow(10 * UC_NSEC_PER_SEC)), UCACHE_OK);
