@@ -289,7 +289,7 @@ loop: $(if $(SAN),build-$(SAN),deps npm-deps)
 # corpus (tests/fuzz/corpus/NAME) plus what earlier runs found
 # (build/fuzz/corpus/NAME); a crash saves its input under build/fuzz/crashes/
 # and fails.  tests/fuzz/run.sh prints runs and coverage per target.
-FUZZ_TARGETS ?= proto manifest azure_token nvme_rec member member_list etcd view_shm layout listing headers uri config cred blob auth keepalive
+FUZZ_TARGETS ?= proto manifest azure_token nvme_rec member member_list etcd view_shm layout listing headers uri config cred blob auth keepalive ofi_blob
 FUZZ_SECONDS ?= 10
 FUZZ_CC      ?= clang
 FUZZ_OPT      = -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \

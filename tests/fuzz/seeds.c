@@ -8,6 +8,7 @@
 #include "fabric/view_shm.h"
 #include "store/nvme_rec.h"
 #include "transport/blob.h"
+#include "transport/transport.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -249,8 +250,42 @@ static void view_shm_seeds(void)
     rmdir(path);
 }
 
+/* A libfabric (shm) context's address and a region's key, as a member
+ * record carries them. */
+static void ofi_seeds(void)
+{
+    ut_params_t p = { .field_mask = UT_PARAM_FIELD_CONFIG };
+    const void *addr, *key;
+    size_t alen, klen;
+    uc_config_t cfg;
+    ut_config_t tc;
+    ut_ctx_t *ctx;
+    ut_mem_t *mem;
+    uint8_t pre;
+
+    uc_config_load(&cfg);
+    ut_config_from(&tc, &cfg);
+    snprintf(tc.ofi_provider, sizeof(tc.ofi_provider), "shm");
+    p.config = &tc;
+    if (ut_ctx_create("ofi", &p, &ctx) != UCACHE_OK) {
+        fprintf(stderr, "seeds: no libfabric shm context: ofi_blob seeds not written\n");
+        return;
+    }
+    if (ut_mem_export(ctx, 1u << 20, &mem) == UCACHE_OK) {
+        ut_address(ctx, &addr, &alen);
+        ut_mem_pack(mem, &key, &klen);
+        pre = 0;                     /* an address, its sum as is */
+        seed("ofi_blob", "address", &pre, 1, addr, alen);
+        pre = 1;                     /* a key (of another context: refused late) */
+        seed("ofi_blob", "key", &pre, 1, key, klen);
+        ut_mem_destroy(mem);
+    }
+    ut_ctx_destroy(ctx);
+}
+
 int main(void)
 {
+    ofi_seeds();
     view_shm_seeds();
     proto_seeds();
     member_seeds();
