@@ -321,8 +321,14 @@ demo: deps
 	@$(MAKE) --no-print-directory all $(BUILD)/tests/http_origin
 	@tools/demo.sh $(BUILD)/bin
 
+# the baseline of `ucperf raw --transport ofi`: a bare fi_read loop
+$(BUILD)/bin/fi_read_loop: perf/fi_read_loop.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(OPT) -pthread -o $@ $< $(shell pkg-config --libs libfabric)
+
 bench: deps npm-deps
-	@$(MAKE) --no-print-directory all python $(BUILD)/tests/http_origin $(BUILD)/tests/az_put
+	@$(MAKE) --no-print-directory all python $(BUILD)/tests/http_origin $(BUILD)/tests/az_put \
+	    $(BUILD)/bin/fi_read_loop
 	@perf/run-bench.sh $(BUILD)/bin/ucperf
 
 # The installed ucache.h is one file: each lower-layer header of the types

@@ -228,13 +228,7 @@ static ucache_status_t fb_start(const ucperf_opts_t *o, fb_fabric_t *fb, uint64_
         fb->dir[0] = '\0';
         return UCACHE_ERR_IO;
     }
-    if (strcmp(o->transport, "tcp") == 0) {
-        setenv("UCX_TLS", "tcp", 1);
-        setenv("UCX_NET_DEVICES", "lo", 1);
-    } else {
-        setenv("UCX_TLS", "posix,sysv,self,tcp", 1);
-        unsetenv("UCX_NET_DEVICES");
-    }
+    ucperf_transport_env(o);
     setenv("UCACHE_MEMBERS_POLL", "100ms", 0);
     snprintf(rt, sizeof(rt), "%zu", fb->chunk);
     setenv("UCACHE_INDEX_CHUNK", rt, 1);  /* owners' index sized for these chunks */
@@ -649,7 +643,10 @@ ucache_status_t ucperf_fabric_run(const ucperf_opts_t *o, ucperf_result_t *res)
         /* same host over shm: the owners' memory is mapped; over tcp the
          * owner replies with the chunk (or, with --path get, one-sided gets) */
         fb_finish(&acc, (strcmp(o->transport, "shm") == 0) ? "mapped" :
-                        (strcmp(o->path, "get") == 0) ? "get" : "am", res);
+                        ((strcmp(o->path, "get") == 0) ||
+                         ((strcmp(o->transport, "ofi") == 0) &&
+                          (strncmp(getenv("UCACHE_OFI_PROVIDER"), "shm", 3) == 0))) ?
+                        "get" : "am", res);
     }
 out:
     free(order);

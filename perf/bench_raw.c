@@ -50,13 +50,7 @@ ucache_status_t ucperf_raw_run(const ucperf_opts_t *o, ucperf_result_t *res)
     memset(res, 0, sizeof(*res));
     res->path = "none";
     res->hit_ratio = res->nvme_ratio = res->direct_ratio = -1;
-    if (strcmp(o->transport, "tcp") == 0) {
-        setenv("UCX_TLS", "tcp", 1);
-        setenv("UCX_NET_DEVICES", "lo", 1);
-    } else {
-        setenv("UCX_TLS", "posix,sysv,self,tcp", 1); /* tcp: the wireup lane */
-        unsetenv("UCX_NET_DEVICES");
-    }
+    ucperf_transport_env(o);
     /* gets where no transport has native RMA need UCX's software RMA on
      * both sides: a test mode, which a benchmark asking for gets is */
     if (strcmp(o->path, "get") == 0) {

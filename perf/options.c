@@ -65,7 +65,9 @@ void ucperf_usage(FILE *out)
         "  -d, --duration SECONDS  measure for this long instead of --iters\n"
         "  -o, --outstanding K     reads in flight                       [1]\n"
         "  -t, --threads T         reader threads (raw: 1)    [1; mixed: 4]\n"
-        "  -T, --transport shm|tcp transport between the processes       [shm]\n"
+        "  -T, --transport shm|tcp|ofi transport between the processes   [shm]\n"
+        "                          (ofi: libfabric, UCACHE_OFI_PROVIDER's provider,\n"
+        "                          tcp;ofi_rxm by default)\n"
         "  -p, --path auto|get|am  read primitive off the mapped path    [auto]\n"
         "                          (get turns on UCACHE_EMULATED_RMA, a test mode)\n"
         "  -w, --warmup N          reads before measuring                [200]\n"
@@ -119,7 +121,7 @@ int ucperf_parse(int argc, char **argv, ucperf_opts_t *o, char *err,
         {"duration", 'd', UC_OPT_REAL, 1e-9, 3600},
         {"outstanding", 'o', UC_OPT_UINT, 1, 1024},
         {"threads", 't', UC_OPT_UINT, 1, 256},
-        {"transport", 'T', UC_OPT_WORD, .words = "shm|tcp"},
+        {"transport", 'T', UC_OPT_WORD, .words = "shm|tcp|ofi"},
         {"path", 'p', UC_OPT_WORD, .words = "auto|get|am"},
         {"warmup", 'w', UC_OPT_UINT, 0, 1000000},
         {"region", 'r', UC_OPT_SIZE, 4096, 16.0 * (1ull << 30)},
@@ -138,7 +140,7 @@ int ucperf_parse(int argc, char **argv, ucperf_opts_t *o, char *err,
         {"ttl", 'L', UC_OPT_UINT, 2, 3600},
         {NULL, 0, UC_OPT_FLAG}
     };
-    static const char *const transports[] = { "shm", "tcp" }, *const paths[] = {
+    static const char *const transports[] = { "shm", "tcp", "ofi" }, *const paths[] = {
         "auto", "get", "am" };
     const uc_opt_t *opt;
     uc_optparse_t op;
@@ -411,4 +413,20 @@ double ucperf_self_cpu(void)
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
            (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+void ucperf_transport_env(const ucperf_opts_t *o)
+{
+    if (strcmp(o->transport, "ofi") == 0) {
+        setenv("UCACHE_TRANSPORT", "ofi", 1);
+        setenv("UCACHE_OFI_PROVIDER", "tcp;ofi_rxm", 0);
+    } else if (strcmp(o->transport, "tcp") == 0) {
+        setenv("UCACHE_TRANSPORT", "ucx", 1);
+        setenv("UCX_TLS", "tcp", 1);
+        setenv("UCX_NET_DEVICES", "lo", 1);
+    } else {
+        setenv("UCACHE_TRANSPORT", "ucx", 1);
+        setenv("UCX_TLS", "posix,sysv,self,tcp", 1); /* tcp: the wireup lane */
+        unsetenv("UCX_NET_DEVICES");
+    }
 }

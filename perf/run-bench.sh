@@ -495,6 +495,26 @@ add_vs "DataLoader epoch over the demo dataset (32 x 8 MiB, 4 workers): speed fr
     "ucache.torch.FileDataset(as_tensor=True) vs a Dataset of open().read(); best of 3 each, interleaved; ratio = local time / fabric time"
 rm -f "$out/python.tmp"
 
+# The libfabric backend (issue [11/11]) against a bare fi_read loop of the
+# same provider, window and size (perf/fi_read_loop.c; Debian has no
+# fabtests), in the same run: bandwidth at 1 MiB x 8, latency at 4 KiB x 1.
+echo "== the libfabric backend vs a bare fi_read loop"
+frl=$(dirname "$ucperf")/fi_read_loop
+for prov in "tcp;ofi_rxm" shm; do
+    bb=$("$frl" "$prov" 1048576 8 2000); bl=$("$frl" "$prov" 4096 1 5000)
+    printf '%s\n%s\n' "$bb" "$bl" >>"$json"
+    [ -n "$bb" ] && [ -n "$bl" ] || failed "baseline fi_read_loop over $prov printed no result"
+    ob=$(UCACHE_OFI_PROVIDER=$prov ucperf_json -T ofi -s 1M -o 8 -n 2000)
+    ol=$(UCACHE_OFI_PROVIDER=$prov ucperf_json -T ofi -s 4K -o 1 -n 5000)
+    add_vs "ucperf raw --transport ofi over $prov, 1 MiB x 8 in flight (GB/s; path $(field "$ob" path))" \
+        "$(field "$ob" gbps)" "fi_read loop: $(field "$bb" gbs)" "$(field "$ob" gbps)" \
+        "$(field "$bb" gbs)" 0.8 "verified reads (shm: fi_read; tcp: read RPCs, a bulk reply)"
+    r=$(ratio "$(field "$ol" p50_us)" "$(field "$bl" p50_us)")
+    add "ucperf raw --transport ofi over $prov, 4 KiB, one at a time (p50 us)" \
+        "$(field "$ol" p50_us)" "fi_read loop: $(field "$bl" p50_us)" "$r" \
+        "$(verdict "$r" 1.3 "<=")" "the loop busy-polls both ends; ours naps after UCACHE_PROGRESS_SPIN"
+done
+
 {
     echo "# make bench — $(date -u +%Y-%m-%dT%H:%MZ) on $(hostname) ($(nproc) cores)"
     echo

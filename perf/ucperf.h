@@ -33,7 +33,7 @@ typedef struct ucperf_opts {
     double        duration;    /* seconds, if iters == 0                 */
     unsigned      outstanding; /* operations in flight                   */
     unsigned      threads;
-    char          transport[8]; /* "shm" or "tcp"                        */
+    char          transport[8]; /* "shm", "tcp" (UCX) or "ofi" (libfabric) */
     char          path[8];     /* "auto", "get", "am"                    */
     unsigned      warmup;      /* operations before measuring            */
     size_t        region;      /* exported bytes reads rotate over (0: auto) */
@@ -128,5 +128,10 @@ double ucperf_self_cpu(void);
 
 /** utime+stime in seconds from a /proc/PID/stat line (-1 if malformed). */
 double ucperf_proc_stat_cpu(const char *line, double ticks_per_sec);
+
+/** The environment of --transport for this process and those it starts:
+ *  UCACHE_TRANSPORT, and UCX_TLS / UCX_NET_DEVICES for UCX's shm and tcp
+ *  (ofi: UCACHE_OFI_PROVIDER as set, else tcp;ofi_rxm). */
+void ucperf_transport_env(const ucperf_opts_t *o);
 
 #endif
