@@ -321,17 +321,9 @@ static void ut_ofi_ctx_destroy(ut_ctx_t *c);
 static ucache_status_t ut_ofi_ctx_create(const ut_params_t *params, ut_ctx_t **ctx_p)
 {
     ucache_status_t ret;
-    uc_config_t whole;
     ut_ofi_ctx_t *ctx;
     uint32_t i;
 
-    if ((params != NULL) &&
-        (params->field_mask & ~(uint64_t)(UT_PARAM_FIELD_CONFIG | UT_PARAM_FIELD_PROGRESS |
-                                          UT_PARAM_FIELD_SERVE))) {
-        UC_ERROR("unknown transport parameter bits 0x%llx",
-                 (unsigned long long)params->field_mask);
-        return UCACHE_ERR_INVALID;
-    }
     uc_log_init();
     ctx = calloc(1, sizeof(*ctx));
     if (ctx == NULL) {
@@ -341,21 +333,13 @@ static ucache_status_t ut_ofi_ctx_create(const ut_params_t *params, ut_ctx_t **c
     ctx->waitfd = -1;
     pthread_mutex_init(&ctx->lock, NULL);
     pthread_cond_init(&ctx->progressed, NULL);
-    if ((params != NULL) && (params->field_mask & UT_PARAM_FIELD_CONFIG) &&
-        (params->config != NULL)) {
-        ctx->cfg = *params->config;
-    } else if ((ret = uc_config_load(&whole)) != UCACHE_OK) {
+    ret = ut_params_take(params, &ctx->cfg, &ctx->progress_mode, &ctx->serve);
+    if (ret != UCACHE_OK) {
         goto err;
-    } else {
-        ut_config_from(&ctx->cfg, &whole);
     }
     if (ctx->cfg.ofi_provider[0] == '\0') {
         snprintf(ctx->cfg.ofi_provider, sizeof(ctx->cfg.ofi_provider), "tcp;ofi_rxm");
     }
-    ctx->progress_mode = ((params != NULL) && (params->field_mask & UT_PARAM_FIELD_PROGRESS)) ?
-                         params->progress : UC_PROGRESS_POLL;
-    ctx->serve = (params != NULL) && (params->field_mask & UT_PARAM_FIELD_SERVE) &&
-                 params->serve;
     ctx->uuid  = ut_random64();
     ctx->next_key = 1;
     ctx->rbuf_min = sizeof(ut_am_req_hdr) + sizeof(uint64_t) + ctx->cfg.rpc_max;

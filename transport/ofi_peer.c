@@ -242,39 +242,28 @@ ucache_status_t ut_ofi_peer_create(ut_ctx_t *c, const void *blob, size_t len,
 ucache_status_t ut_ofi_peer_create_sockaddr(ut_ctx_t *c, const char *host, uint16_t port,
                                             ut_peer_t **peer_p)
 {
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                              .ai_flags = AI_NUMERICSERV }, *res = NULL;
     ut_ofi_ctx_t *ctx = ut_ofi_ctx_of(c);
+    struct sockaddr_storage sa;
     ut_ofi_peer_t *peer;
-    char service[8];
-    int rc;
+    socklen_t salen;
 
     if (!ut_ofi_sockaddr_fmt(ctx->info->addr_format)) {
         UC_ERROR("libfabric provider %s has no host:port addresses: peers come from "
                  "their address blobs", ctx->cfg.ofi_provider);
         return UCACHE_ERR_UNSUPPORTED;
     }
-    hints.ai_family = (ctx->info->addr_format == FI_SOCKADDR_IN) ? AF_INET :
-                      (ctx->info->addr_format == FI_SOCKADDR_IN6) ? AF_INET6 : AF_UNSPEC;
-    snprintf(service, sizeof(service), "%u", port);
-    rc = (host != NULL) ? getaddrinfo(host, service, &hints, &res) : EAI_NONAME;
-    if ((rc != 0) || (res == NULL) || (res->ai_addrlen > sizeof(peer->sa))) {
-        UC_ERROR("cannot resolve %s:%u: %s", host ? host : "(null)", port,
-                 (rc != 0) ? gai_strerror(rc) : "no address");
-        if (res != NULL) {
-            freeaddrinfo(res);
-        }
+    if (ut_sockaddr_resolve(host, port, (ctx->info->addr_format == FI_SOCKADDR_IN) ? AF_INET :
+                            (ctx->info->addr_format == FI_SOCKADDR_IN6) ? AF_INET6 : AF_UNSPEC,
+                            &sa, &salen) != UCACHE_OK) {
         UT_OFI_STAT_ADD(ctx, bad_input, 1);
         return UCACHE_ERR_INVALID;
     }
     peer = do_peer_new(ctx);
     if (peer == NULL) {
-        freeaddrinfo(res);
         return UCACHE_ERR_NO_MEMORY;
     }
-    memcpy(&peer->sa, res->ai_addr, res->ai_addrlen);
-    peer->salen = res->ai_addrlen;
-    freeaddrinfo(res);
+    memcpy(&peer->sa, &sa, salen);
+    peer->salen = salen;
     snprintf(peer->pname, sizeof(peer->pname), "%.*s:%u", UT_HOST_MAX - 1, host, port);
     pthread_mutex_lock(&ctx->lock);
     peer->all_next = ctx->peers;

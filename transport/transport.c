@@ -6,6 +6,8 @@
 #include "util/log.h"
 #include "util/time.h"
 
+#include <netdb.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 #include <unistd.h>
@@ -39,6 +41,35 @@ void ut_config_from(ut_config_t *tc, const uc_config_t *cfg)
     memcpy(tc->cluster_key_file, cfg->cluster_key_file, sizeof(tc->cluster_key_file));
     memcpy(tc->admin_key_file, cfg->admin_key_file, sizeof(tc->admin_key_file));
     tc->auth_window_ns    = cfg->auth_window_ns;
+}
+
+ucache_status_t ut_params_take(const ut_params_t *params, ut_config_t *cfg,
+                               uc_progress_mode_t *progress, bool *serve)
+{
+    uc_config_t whole;
+    ucache_status_t ret;
+
+    if ((params != NULL) &&
+        (params->field_mask & ~(uint64_t)(UT_PARAM_FIELD_CONFIG | UT_PARAM_FIELD_PROGRESS |
+                                          UT_PARAM_FIELD_SERVE))) {
+        UC_ERROR("unknown transport parameter bits 0x%llx",
+                 (unsigned long long)params->field_mask);
+        return UCACHE_ERR_INVALID;
+    }
+    if ((params != NULL) && (params->field_mask & UT_PARAM_FIELD_CONFIG) &&
+        (params->config != NULL)) {
+        *cfg = *params->config;
+    } else {
+        ret = uc_config_load(&whole);
+        if (ret != UCACHE_OK) {
+            return ret;
+        }
+        ut_config_from(cfg, &whole);
+    }
+    *progress = ((params != NULL) && (params->field_mask & UT_PARAM_FIELD_PROGRESS)) ?
+                params->progress : UC_PROGRESS_POLL;
+    *serve = (params != NULL) && (params->field_mask & UT_PARAM_FIELD_SERVE) && params->serve;
+    return UCACHE_OK;
 }
 
 ucache_status_t ut_ctx_create(const char *name, const ut_params_t *params,
@@ -90,4 +121,28 @@ uint64_t ut_random64(void)
         v = uc_time_ns() ^ ((uint64_t)getpid() << 32); /* unique, if not secret */
     }
     return v;
+}
+
+ucache_status_t ut_sockaddr_resolve(const char *host, uint16_t port, int family,
+                                    struct sockaddr_storage *sa, socklen_t *len_p)
+{
+    struct addrinfo hints = { .ai_family = family, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_NUMERICSERV }, *res = NULL;
+    char service[8];
+    int rc;
+
+    snprintf(service, sizeof(service), "%u", port);
+    rc = (host != NULL) ? getaddrinfo(host, service, &hints, &res) : EAI_NONAME;
+    if ((rc != 0) || (res == NULL) || (res->ai_addrlen > sizeof(*sa))) {
+        UC_ERROR("cannot resolve %s:%u: %s", host ? host : "(null)", port,
+                 (rc != 0) ? gai_strerror(rc) : "no address");
+        if (res != NULL) {
+            freeaddrinfo(res);
+        }
+        return UCACHE_ERR_INVALID;
+    }
+    memcpy(sa, res->ai_addr, res->ai_addrlen);
+    *len_p = res->ai_addrlen;
+    freeaddrinfo(res);
+    return UCACHE_OK;
 }

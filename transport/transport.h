@@ -29,6 +29,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 typedef struct ut_ctx  ut_ctx_t;
 typedef struct ut_mem  ut_mem_t;
@@ -493,6 +494,17 @@ static inline void ut_peer_transports(ut_peer_t *peer, char *buf, size_t cap)
 }
 
 const char *ut_path_name(ut_path_t path);
+
+/** What a backend's ctx_create takes from @p params (may be NULL): its
+ *  bits checked, the configuration given or the environment's, the
+ *  progress mode (poll by default) and whether it serves. */
+ucache_status_t ut_params_take(const ut_params_t *params, ut_config_t *cfg,
+                               uc_progress_mode_t *progress, bool *serve);
+
+/** @p host:@p port (family AF_UNSPEC, AF_INET or AF_INET6) resolved into
+ *  *sa; UCACHE_ERR_INVALID (logged) if it does not resolve. */
+ucache_status_t ut_sockaddr_resolve(const char *host, uint16_t port, int family,
+                                    struct sockaddr_storage *sa, socklen_t *len_p);
 
 /** 64 random bits (getrandom; unique if not secret without it): uuids,
  *  cookies, request tags of the backends. */

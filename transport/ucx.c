@@ -230,17 +230,9 @@ static ucache_status_t ut_ucx_ctx_create(const ut_params_t *params,
     };
     ucache_status_t ret;
     ucs_status_t status;
-    uc_config_t whole;
     ut_ucx_ctx_t *ctx;
     uint32_t i;
 
-    if ((params != NULL) &&
-        (params->field_mask & ~(uint64_t)(UT_PARAM_FIELD_CONFIG | UT_PARAM_FIELD_PROGRESS |
-                                          UT_PARAM_FIELD_SERVE))) {
-        UC_ERROR("unknown transport parameter bits 0x%llx",
-                 (unsigned long long)params->field_mask);
-        return UCACHE_ERR_INVALID;
-    }
     uc_log_init();
     ctx = calloc(1, sizeof(*ctx));
     if (ctx == NULL) {
@@ -252,19 +244,10 @@ static ucache_status_t ut_ucx_ctx_create(const ut_params_t *params,
     ctx->kickfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); /* -1: waiters poll */
     pthread_cond_init(&ctx->progressed, NULL);
     pthread_mutex_init(&ctx->lock, NULL);
-    if ((params != NULL) && (params->field_mask & UT_PARAM_FIELD_CONFIG) &&
-        (params->config != NULL)) {
-        ctx->cfg = *params->config;
-    } else if ((ret = uc_config_load(&whole)) != UCACHE_OK) {
+    ret = ut_params_take(params, &ctx->cfg, &ctx->progress_mode, &ctx->serve);
+    if (ret != UCACHE_OK) {
         goto err;
-    } else {
-        ut_config_from(&ctx->cfg, &whole);
     }
-    ctx->progress_mode = ((params != NULL) &&
-                          (params->field_mask & UT_PARAM_FIELD_PROGRESS)) ?
-                         params->progress : UC_PROGRESS_POLL;
-    ctx->serve = (params != NULL) && (params->field_mask & UT_PARAM_FIELD_SERVE) &&
-                 params->serve;
     /* every process answers wireups (a serving one most): the guard must be
      * in before the first */
     UC_DEBUG("wireup-abort guard (ucx_guard.c): %s", ut_ucx_guard_active() ? "on" : "off");

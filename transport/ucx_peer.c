@@ -521,32 +521,21 @@ ucache_status_t ut_ucx_peer_create(ut_ctx_t *c, const void *blob,
 ucache_status_t ut_ucx_peer_create_sockaddr(ut_ctx_t *c, const char *host,
                                             uint16_t port, ut_peer_t **peer_p)
 {
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                              .ai_flags = AI_NUMERICSERV }, *res = NULL;
     ut_ucx_ctx_t *ctx = ut_ctx_of(c);
+    struct sockaddr_storage sa;
     ut_ucx_peer_t *peer;
-    char service[8];
-    int rc;
+    socklen_t salen;
 
-    snprintf(service, sizeof(service), "%u", port);
-    rc = (host != NULL) ? getaddrinfo(host, service, &hints, &res) : EAI_NONAME;
-    if ((rc != 0) || (res == NULL) || (res->ai_addrlen > sizeof(peer->sa))) {
-        UC_ERROR("cannot resolve %s:%u: %s", host ? host : "(null)", port,
-                 (rc != 0) ? gai_strerror(rc) : "no address");
-        if (res != NULL) {
-            freeaddrinfo(res);
-        }
+    if (ut_sockaddr_resolve(host, port, AF_UNSPEC, &sa, &salen) != UCACHE_OK) {
         UT_STAT_ADD(ctx, bad_input, 1);
         return UCACHE_ERR_INVALID;
     }
     peer = calloc(1, sizeof(*peer));
     if (peer == NULL) {
-        freeaddrinfo(res);
         return UCACHE_ERR_NO_MEMORY;
     }
-    memcpy(&peer->sa, res->ai_addr, res->ai_addrlen);
-    peer->salen      = res->ai_addrlen;
-    freeaddrinfo(res);
+    memcpy(&peer->sa, &sa, salen);
+    peer->salen      = salen;
     peer->super.ctx  = c;
     peer->native_get = -1;
     atomic_init(&peer->state, UT_PEER_IDLE);
