@@ -229,9 +229,11 @@ if [ -e /sys/class/infiniband ] && [ -n "$(ls /sys/class/infiniband 2>/dev/null)
 elif [ $r1 = 1 ] && grep -q "^RDMA devices: none (rdma-core: " "$W/v1" && grep -q "^tcp  *lo  *net " "$W/v1" &&
      grep -q '"rdma_devices":\[\],"rdma_error":"[^"]' "$W/v2" && grep -q '"tl":"posix","dev":"memory","type":"shm","get":true' "$W/v2" &&
      grep -q "^Exported memory is read-only to peers over every transport here" "$W/v1" &&
-     grep -q '"exported_memory":"read-only"}$' "$W/v2" && ! grep -q '"memory":"writable"' "$W/v2" &&
+     grep -q '"exported_memory":"read-only",' "$W/v2" && ! grep -q '"memory":"writable"' "$W/v2" &&
+     grep -q '{"provider":"shm","fabric":"shm","domain":"shm","one_sided":true,"listener":false}' "$W/v2" &&
+     grep -q '^tcp;ofi_rxm  *[^ ]*  *lo  *by RPC  *yes$' "$W/v1" &&
      [ $r2 = 1 ] && [ $r3 = 2 ]; then
-    ok "devices: no RDMA device here, said plainly ($(sed -n 's/.*rdma-core: \(.*\))\./\1/p' "$W/v1")), exit 1; UCX transports listed ($(grep -o '"tl":"[a-z]*"' "$W/v2" | wc -l)), shm ones with one-sided get; exported memory read-only over each"
+    ok "devices: no RDMA device here, said plainly ($(sed -n 's/.*rdma-core: \(.*\))\./\1/p' "$W/v1")), exit 1; UCX transports listed ($(grep -o '"tl":"[a-z]*"' "$W/v2" | wc -l)), shm ones with one-sided get; exported memory read-only over each; libfabric providers listed ($(grep -o '"provider":' "$W/v2" | wc -l): shm one-sided, tcp;ofi_rxm by RPC with a listener)"
 else bad "devices ($r1 $r2 $r3)"; cat "$W/v1" "$W/v2"; fi
 
 # a node killed: unreachable (exit 1) until reaped, then gone from the view
