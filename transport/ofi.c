@@ -36,9 +36,42 @@
 #include "transport/ofi_int.h"
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <netdb.h>
+#include <signal.h>
 #include <sys/random.h>
 #include <unistd.h>
+
+/*
+ * Linking libfabric loads its PSM dependency, libinfinipath, whose
+ * constructor installs handlers for SIGINT, SIGTERM, SIGSEGV, SIGBUS,
+ * SIGILL and SIGABRT in every process - the SIGTERM one exits 1, and
+ * libfuse, finding a handler there, leaves SIGTERM to it (`ucache mount`
+ * then exited 1 on SIGTERM: test_mount.sh).  The library leaves a
+ * program's signals alone: the defaults go back before main runs.
+ */
+__attribute__((constructor)) static void ut_ofi_signals_restore(void)
+{
+    static const int sigs[] = { SIGINT, SIGTERM, SIGSEGV, SIGBUS, SIGILL, SIGABRT };
+    struct sigaction cur, dfl;
+    Dl_info info;
+    void *fn;
+    size_t i;
+
+    memset(&dfl, 0, sizeof(dfl));
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        if (sigaction(sigs[i], NULL, &cur) != 0) {
+            continue;
+        }
+        fn = (cur.sa_flags & SA_SIGINFO) ? (void *)cur.sa_sigaction : (void *)cur.sa_handler;
+        if ((fn != (void *)SIG_DFL) && (fn != (void *)SIG_IGN) && (dladdr(fn, &info) != 0) &&
+            (info.dli_fname != NULL) && (strstr(info.dli_fname, "libinfinipath") != NULL)) {
+            sigaction(sigs[i], &dfl, NULL);
+        }
+    }
+}
 
 ucache_status_t ut_ofi_status(int err)
 {

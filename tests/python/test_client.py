@@ -171,3 +171,14 @@ def test_every_status_has_its_exception():
         assert cls.name == name and cls.status == code
     else:
         pytest.fail("no end of the status codes")
+
+
+def test_sigint_is_still_keyboard_interrupt(client):
+    """Loading the library (libfabric's PSM dependency takes SIGINT and
+    SIGTERM in its constructor) leaves the interpreter's handlers in place."""
+    import signal
+    import time
+    assert client.stats() is not None  # the library is loaded
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
