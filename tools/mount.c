@@ -510,6 +510,11 @@ typedef struct mnt_dir {
     size_t  len;
     size_t *ends;
     size_t  n;
+    pthread_mutex_t lock; /* held by a reply from buf until its writev has
+                             returned: the kernel may complete the READDIR,
+                             and the reader close the directory (RELEASEDIR
+                             on another thread), before it does (ASan saw
+                             buf freed under the writev's return) */
 } mnt_dir_t;
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -567,6 +572,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         return;
     }
     d->open.dir = true;
+    pthread_mutex_init(&d->lock, NULL);
     mnt_opened(m, &d->open);
     fi->fh = (uint64_t)(uintptr_t)d;
     fi->cache_readdir = 1;
@@ -576,16 +582,18 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                        struct fuse_file_info *fi)
 {
-    const mnt_dir_t *d = (const mnt_dir_t *)(uintptr_t)fi->fh;
+    mnt_dir_t *d = (mnt_dir_t *)(uintptr_t)fi->fh;
     size_t o = (off > 0) ? (size_t)off : 0, end = o, i;
 
     (void)ino;
+    pthread_mutex_lock(&d->lock);
     for (i = 0; i < d->n; i++) {  /* whole entries that fit, from o on */
         if ((d->ends[i] > o) && (d->ends[i] - o <= size)) {
             end = d->ends[i];
         }
     }
     fuse_reply_buf(req, (end > o) ? d->buf + o : NULL, end - o);
+    pthread_mutex_unlock(&d->lock);
 }
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -594,6 +602,9 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
     (void)ino;
     mnt_closed(fuse_req_userdata(req), &d->open);
+    pthread_mutex_lock(&d->lock);   /* a reply still in its writev ends first */
+    pthread_mutex_unlock(&d->lock);
+    pthread_mutex_destroy(&d->lock);
     free(d->buf);
     free(d->ends);
     free(d);
