@@ -20,10 +20,11 @@ OPT     ?= -O2 -g
 CFLAGS  += $(CSTD) $(WARN) $(OPT) -fPIC -pthread -I. -Iinclude -MMD -MP \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
-# transport/ucx_guard.c replaces two UCX functions for libucp and libuct:
+# transport/ucx_guard.c replaces three UCX functions for libucp and libuct:
 # a program that links libucache-rdma.a must export them (the .so does)
 LDLIBS  += -Wl,--export-dynamic-symbol=ucp_request_send_state_ff \
-           -Wl,--export-dynamic-symbol=uct_tcp_sockcm_ep_send
+           -Wl,--export-dynamic-symbol=uct_tcp_sockcm_ep_send \
+           -Wl,--export-dynamic-symbol=uct_tcp_ep_handle_io_err
 TEST_CFLAGS = $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
 TEST_LIBS   = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 HTTPD_PKGS  = libmicrohttpd
@@ -61,6 +62,8 @@ TEST_OBJS_ucx    = tests/transport/test_ucx.o tests/transport/test_ucx_mem.o \
                    tests/transport/test_ucx_peer.o tests/transport/test_ucx_req.o \
                    tests/transport/ucx_util.o perf/exporter.o
 TEST_OBJS_ofi    = tests/transport/test_ofi.o perf/exporter.o
+# test_ucx injects a reset connection at the socket (tests/transport/ucx_util.c)
+TEST_LD_ucx      = -Wl,--export-dynamic-symbol=ucs_socket_sendv_nb
 TEST_OBJS_store  = tests/store/test_store.o tests/store/test_layout.o tests/store/test_alloc.o \
                    tests/store/test_evict.o tests/store/test_keymap.o tests/store/test_nvme.o tests/store/store_util.o
 TEST_OBJS_ucperf = tests/perf/test_ucperf.o $(PERF_SRCS:.c=.o)
@@ -185,7 +188,7 @@ $(BUILD)/bin/ucperf: $(BUILD)/obj/perf/ucperf.o $(PERF_OBJS) $(LIB_A)
 .SECONDEXPANSION:
 $(BUILD)/tests/test_%: $$(addprefix $(BUILD)/obj/,$$(TEST_OBJS_$$*)) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LIBS) $(LDLIBS) -lm
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(TEST_LD_$*) $(TEST_LIBS) $(LDLIBS) -lm
 
 $(BUILD)/tests/fabric_client: $(BUILD)/obj/tests/fabric/fabric_client.o $(BUILD)/obj/tools/stats.o $(LIB_A)
 	@mkdir -p $(dir $@)

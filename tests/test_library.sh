@@ -4,7 +4,7 @@
 # and libucache-rdma.so define for others carries its layer's prefix
 # (ucache_ public; uc_ util, ut_ transport, us_ store and origin, uf_
 # fabric), so a program that links the library never meets a clash with a
-# name of its own; the only others are the two UCX 1.13 functions that
+# name of its own; the only others are the three UCX 1.13 functions that
 # transport/ucx_guard.c replaces on purpose.  A file split into objects
 # (transport/ucx*.c) shares its internals under these prefixes only.  Its
 # header: the one make install copies ($BUILD/include/ucache.h) includes
@@ -18,7 +18,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 B=${BUILD:-build}
-guard='^(ucp_request_send_state_ff|uct_tcp_sockcm_ep_send)$'
+guard='^(ucp_request_send_state_ff|uct_tcp_sockcm_ep_send|uct_tcp_ep_handle_io_err)$'
 prefixes='^(ucache_|uc_|ut_|us_|uf_)'
 
 for lib in "$B/lib/libucache-rdma.a" "$B/lib/libucache-rdma.so"; do
@@ -35,7 +35,7 @@ for lib in "$B/lib/libucache-rdma.a" "$B/lib/libucache-rdma.so"; do
     # names that begin with __ are the compiler's (__odr_asan.* under ASan)
     stray=$(echo "$syms" | grep -Ev "$prefixes" | grep -Ev "$guard" | grep -v '^__' | sort -u)
     if [ "$n" -gt 100 ] && [ -z "$stray" ]; then
-        ok "$(basename "$lib"): all $n symbols it defines for others carry a layer prefix (or are the guard's two)"
+        ok "$(basename "$lib"): all $n symbols it defines for others carry a layer prefix (or are the guard's three)"
     else bad "$(basename "$lib"): $n symbols; without a prefix: $(echo $stray)"; fi
 done
 

@@ -172,6 +172,7 @@ typedef struct ut_stats {
     uint64_t stalled_replies; /* reply data not in UCACHE_TIMEOUT after its header */
     uint64_t wireup_guarded;  /* UCX 1.13 wireup aborts averted (ucx_guard.c) */
     uint64_t stale_events;    /* UCX 1.13 stale listener events dropped (ucx_guard.c) */
+    uint64_t zcopy_guarded;   /* UCX 1.13 double zero-copy completions averted (ditto) */
 } ut_stats_t;
 
 struct ucache_transport_ops {

@@ -434,6 +434,7 @@ static void ut_ucx_stats(ut_ctx_t *c, ut_stats_t *s)
     UT_STAT_COPY(stalled_replies);
     s->wireup_guarded = ut_ucx_guard_count();
     s->stale_events   = ut_ucx_guard_stale_events();
+    s->zcopy_guarded  = ut_ucx_guard_zcopy();
 #undef UT_STAT_COPY
     s->reads = s->mapped_reads + s->get_reads + s->am_reads; /* derived */
     pthread_mutex_lock(&ctx->lock);

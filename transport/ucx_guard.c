@@ -1,5 +1,5 @@
 /*
- * ucx_guard.c - closes two aborts in UCX 1.13.1 that any client could
+ * ucx_guard.c - closes three aborts in UCX 1.13.1 that any client could
  * trigger in a node.  Both are assertions (Debian builds UCX with them on)
  * over states that UCX's own code after them handles, so the guard steers
  * the one call that would assert and hands everything else on untouched.
@@ -29,6 +29,20 @@
  *    by the listener's user yet, not rejecting, nothing sent.  Its
  *    descriptor is watched for reads only, as the listener left it.
  *
+ * 3. The double zero-copy completion.  A tcp active message sent zero-copy
+ *    that the socket took only part of is finished by the write events
+ *    that follow.  When the socket send of its rest fails (the requester
+ *    reset the connection: exited, killed, or closed its endpoint with our
+ *    reply unread), uct_tcp_ep_progress_zcopy_tx() purges the endpoint -
+ *    which completes the message - and then completes it again itself, and
+ *    uct_invoke_completion() asserts ("uct_iface.h:884 Assertion
+ *    `comp->count > 0' failed ... status=-80"): a fresh-clone CI run saw
+ *    an owner end so (test_ucx reply_data_stalled).  Still so in UCX's
+ *    master.  The guard takes uct_tcp_ep_handle_io_err(), which that send
+ *    error goes through before the purge, and - for that one call site -
+ *    takes the endpoint's zero-copy flag off, so the purge leaves the
+ *    message to the completion after it: one completion, with the error.
+ *
  * libucp and libuct call these functions through their PLTs, so the
  * definitions here take those calls (the library and the programs that
  * link it export them: see the Makefile).  They touch UCX-private
@@ -50,6 +64,7 @@
 
 typedef void (*ug_ff_fn_t)(void *req, ucs_status_t status);
 typedef ucs_status_t (*ug_send_fn_t)(void *cep);
+typedef ucs_status_t (*ug_io_err_fn_t)(void *ep, const char *op, ucs_status_t status);
 
 #define UG_OFF_FUNC  0xe0   /* req->send.uct.func                         */
 #define UG_OFF_TYPE  0xa8   /* req->send.wireup.type                      */
@@ -65,12 +80,17 @@ typedef ucs_status_t (*ug_send_fn_t)(void *cep);
 #define UG_CEP_DISCONNECTING (1u << 11)
 #define UG_CEP_REJECTING   (1u << 16)  /* SERVER_REJECT_CALLED            */
 
+/* uct_tcp_ep_t (UCX 1.13): its flags and the zero-copy-in-progress bit */
+#define UG_EP_OFF_FLAGS    0x0c
+#define UG_EP_ZCOPY_TX     (1u << 2)
+
 static pthread_once_t   ug_once = PTHREAD_ONCE_INIT;
 static ug_ff_fn_t       ug_real;
 static ug_send_fn_t     ug_send_real;
+static ug_io_err_fn_t   ug_io_err_real;
 static void            *ug_wireup_progress;
-static bool             ug_on, ug_send_on;
-static _Atomic uint64_t ug_relabelled, ug_stale;
+static bool             ug_on, ug_send_on, ug_zc_on;
+static _Atomic uint64_t ug_relabelled, ug_stale, ug_zcopy;
 
 typedef struct ug_code {
     size_t  at;
@@ -95,6 +115,21 @@ static const ug_code_t ug_send_code[] = {
     { 0x50, { 0xa8, 0x20, 0x74, 0xf0 }, 4 },                   /* test $0x20,%al; je    */
 };
 
+/* ... and, at the return address of uct_tcp_ep_progress_tx()'s call of
+ * uct_tcp_ep_handle_io_err() for a failed send of a zero-copy message's
+ * rest: the status kept, tested for CANCELED, and - further on - the
+ * message's completion read from its context (%rbp) and the endpoint's
+ * (%rbx) zero-copy flag cleared before that completion is invoked. */
+static const ug_code_t ug_zc_code[] = {
+    { 0x00, { 0x41, 0x89, 0xc4, 0x3c, 0xf0, 0x0f, 0x85 }, 7 }, /* mov %eax,%r12d; cmp $-16 */
+    { 0x3d, { 0x48, 0x8b, 0x6d, 0x08 }, 4 },                   /* mov 0x8(%rbp),%rbp    */
+    { 0x41, { 0x66, 0x83, 0x63, 0x0c, 0xfb }, 5 },             /* andw $0xfffb,0xc(%rbx) */
+};
+
+/* Where libuct's call for that send error returns to (checked in ug_init);
+ * NULL while the guard is off. */
+static const void *ug_zc_site;
+
 /* Whether @p fn's code is what @p code says (x86-64 only). */
 static bool ug_code_matches(const void *fn, const ug_code_t *code, size_t n)
 {
@@ -114,6 +149,22 @@ static bool ug_code_matches(const void *fn, const ug_code_t *code, size_t n)
 #endif
 }
 
+/* The send-error call site of guard 3, from uct_tcp_ep_handle_io_err()'s
+ * own entry (libuct's code runs after the function in one text section). */
+#define UG_ZC_SITE_OFF 0x1b17
+
+static const void *ug_zc_find(void)
+{
+    const uint8_t *site;
+
+    if (ug_io_err_real == NULL) {
+        return NULL;
+    }
+    site = (const uint8_t *)(uintptr_t)ug_io_err_real + UG_ZC_SITE_OFF;
+    return ug_code_matches(site, ug_zc_code, sizeof(ug_zc_code) / sizeof(ug_zc_code[0])) ?
+           site : NULL;
+}
+
 static void ug_init(void)
 {
     unsigned major = 0, minor = 0, release = 0;
@@ -121,6 +172,7 @@ static void ug_init(void)
 
     ug_real            = (ug_ff_fn_t)dlsym(RTLD_NEXT, "ucp_request_send_state_ff");
     ug_send_real       = (ug_send_fn_t)dlsym(RTLD_NEXT, "uct_tcp_sockcm_ep_send");
+    ug_io_err_real     = (ug_io_err_fn_t)dlsym(RTLD_NEXT, "uct_tcp_ep_handle_io_err");
     ug_wireup_progress = dlsym(RTLD_NEXT, "ucp_wireup_msg_progress");
     ucp_get_version(&major, &minor, &release);
     v113       = (major == 1) && (minor == 13);
@@ -130,11 +182,13 @@ static void ug_init(void)
     ug_send_on = v113 &&
                  ug_code_matches((const void *)(uintptr_t)ug_send_real, ug_send_code,
                                  sizeof(ug_send_code) / sizeof(ug_send_code[0]));
-    if (v113 && (!ug_on || !ug_send_on)) {
-        UC_INFO("UCX %u.%u.%u: the guard against its %s%s%s is off (not the code it "
-                "was written for); a client may abort this process", major, minor,
-                release, ug_on ? "" : "wireup abort", (ug_on || ug_send_on) ? "" : " and ",
-                ug_send_on ? "" : "stale listener events");
+    ug_zc_site = v113 ? ug_zc_find() : NULL;
+    ug_zc_on   = (ug_zc_site != NULL) && (ug_io_err_real != NULL);
+    if (v113 && (!ug_on || !ug_send_on || !ug_zc_on)) {
+        UC_INFO("UCX %u.%u.%u: part of the guard is off (not the code it was written "
+                "for), so a client may abort this process:%s%s%s", major, minor, release,
+                ug_on ? "" : " the wireup abort", ug_send_on ? "" : " stale listener events",
+                ug_zc_on ? "" : " the double zero-copy completion");
     }
 }
 
@@ -194,6 +248,29 @@ ucs_status_t uct_tcp_sockcm_ep_send(void *cep)
     return ug_send_real(cep);
 }
 
+ucs_status_t uct_tcp_ep_handle_io_err(void *ep, const char *op, ucs_status_t status);
+
+ucs_status_t uct_tcp_ep_handle_io_err(void *ep, const char *op, ucs_status_t status)
+{
+    uint16_t *flags;
+    uint64_t n;
+
+    pthread_once(&ug_once, ug_init);
+    if (ug_io_err_real == NULL) {
+        return status; /* not reached: libuct defines it */
+    }
+    if (ug_zc_on && (__builtin_return_address(0) == ug_zc_site)) {
+        flags = (uint16_t *)(void *)((uint8_t *)ep + UG_EP_OFF_FLAGS);
+        if (*flags & UG_EP_ZCOPY_TX) {
+            *flags = (uint16_t)(*flags & ~UG_EP_ZCOPY_TX);
+            n      = atomic_fetch_add_explicit(&ug_zcopy, 1, memory_order_relaxed) + 1;
+            UC_DEBUG("a peer reset its connection during a zero-copy send: UCX 1.13's "
+                     "double completion of it averted (%llu so far)", (unsigned long long)n);
+        }
+    }
+    return ug_io_err_real(ep, op, status);
+}
+
 bool ut_ucx_guard_active(void)
 {
     pthread_once(&ug_once, ug_init);
@@ -203,6 +280,11 @@ bool ut_ucx_guard_active(void)
 uint64_t ut_ucx_guard_stale_events(void)
 {
     return atomic_load_explicit(&ug_stale, memory_order_relaxed);
+}
+
+uint64_t ut_ucx_guard_zcopy(void)
+{
+    return atomic_load_explicit(&ug_zcopy, memory_order_relaxed);
 }
 
 uint64_t ut_ucx_guard_count(void)

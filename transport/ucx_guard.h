@@ -1,5 +1,5 @@
 /*
- * ucx_guard.h - the guard against two aborts of UCX 1.13.1 (ucx_guard.c).
+ * ucx_guard.h - the guard against three aborts of UCX 1.13.1 (ucx_guard.c).
  */
 #ifndef UCACHE_TRANSPORT_UCX_GUARD_H
 #define UCACHE_TRANSPORT_UCX_GUARD_H
@@ -15,5 +15,8 @@ uint64_t ut_ucx_guard_count(void);
 
 /** Stale listener write events it dropped instead of aborting, process-wide. */
 uint64_t ut_ucx_guard_stale_events(void);
+
+/** Zero-copy sends it kept from being completed twice, process-wide. */
+uint64_t ut_ucx_guard_zcopy(void);
 
 #endif

@@ -1,8 +1,9 @@
 /*
  * test_ucx_peer.c - peers (transport/ucx_peer.c): a silent peer fails at its deadline and
  * is reconnected; a busy one is kept alive, a frozen one fails in about
- * T; reply data that stalls after its header; kill -9 mid-stream; two
- * peers sharing one endpoint under the cap.
+ * T; reply data that stalls after its header; requesters killed, and a
+ * connection reset, part-way through an owner's replies; kill -9
+ * mid-stream; two peers sharing one endpoint under the cap.
  */
 #include "tests/transport/ucx_util.h"
 
@@ -207,6 +208,129 @@ static void test_tcp_reply_stall(void)
     free(buf);
 }
 
+/* The requester half of test_tcp_requester_killed (a forked child): asks
+ * for 16 replies of 4 MiB, says so on @p fd and reads until it is killed. */
+static void killed_requester(const exporter_t *ex, uint64_t T, int fd)
+{
+    enum { N = 16, SZ = 4u << 20 };
+    uc_config_t cfg = test_config(T);
+    uint64_t bulk[2] = { 0, SZ };
+    static uint32_t meta[N];
+    ut_req_t *reqs = calloc(N, sizeof(*reqs));
+    uint8_t *buf = malloc((size_t)N * SZ);
+    ut_ctx_t *ctx = make_ctx(&cfg, UC_PROGRESS_POLL);
+    ut_peer_t *peer = NULL;
+    unsigned i;
+
+    if ((reqs == NULL) || (buf == NULL) || (ctx == NULL) ||
+        (ut_peer_create(ctx, ex->addr, ex->addr_len, &peer) != UCACHE_OK)) {
+        _exit(2);
+    }
+    for (i = 0; i < N; i++) {
+        if (ut_rpc_post_timeout(&reqs[i], peer, RPC_BULK, bulk, sizeof(bulk), &meta[i],
+                                sizeof(meta[i]), buf + (size_t)i * SZ, SZ, 30 * T) != UCACHE_OK) {
+            _exit(3);
+        }
+    }
+    if (write(fd, "p", 1) != 1) {
+        _exit(4);
+    }
+    ut_wait(ctx, reqs, N, 30 * T);
+    for (;;) {
+        pause();
+    }
+}
+
+/* Requesters killed -9 part-way through the large replies their owner
+ * sends them over tcp (the owner's socket buffer full, the requester's
+ * unread): the owner lives on, serves the next requester exact bytes and
+ * exits 0. */
+static void test_tcp_requester_killed(void)
+{
+    const uint64_t T = tc_slow(1000 * UC_NSEC_PER_MSEC);
+    uc_config_t cfg = test_config(T);
+    int wst = 0, round, fds[2];
+    exporter_t ex;
+    reader_t r;
+    ut_ctx_t *ctx;
+    pid_t pid;
+    char c;
+
+    use_tls("tcp");
+    CU_ASSERT_EQUAL_FATAL(exporter_start(&ex, 0x47), 0);
+    for (round = 0; round < 4; round++) {
+        CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
+        pid = fork();
+        CU_ASSERT_FATAL(pid >= 0);
+        if (pid == 0) {
+            close(fds[0]);
+            killed_requester(&ex, T, fds[1]);
+        }
+        close(fds[1]);
+        CU_ASSERT_EQUAL(read(fds[0], &c, 1), 1);
+        close(fds[0]);
+        usleep(5000 + (useconds_t)round * 20000); /* 5 to 65 ms into 64 MiB */
+        kill(pid, SIGKILL);
+        CU_ASSERT_EQUAL(waitpid(pid, &wst, 0), pid);
+        CU_ASSERT(WIFSIGNALED(wst) && (WTERMSIG(wst) == SIGKILL));
+    }
+    ctx = make_ctx(&cfg, UC_PROGRESS_POLL);
+    reader_open(&r, ctx, &ex);
+    CU_ASSERT_EQUAL(read_batch(&r, 4u << 20, 4, ex.seed, UT_PATH_AM), 0);
+    reader_close(&r);
+    ut_ctx_destroy(ctx);
+    CU_ASSERT_EQUAL(exporter_stop(&ex, 0), 0);
+    use_tls(NULL);
+}
+
+/* An owner's socket send fails part-way through a zero-copy reply (the
+ * requester reset the connection; injected at the socket, see
+ * ucs_socket_sendv_nb in ucx_util.c): the read fails with an error, the
+ * owner lives on, serves the requester again with exact bytes once it has
+ * reconnected, and exits 0.  UCX 1.13.1 alone completes that reply twice
+ * and its assertion ends the owner ("uct_iface.h:884 Assertion
+ * `comp->count > 0' failed ... status=-80", as a fresh-clone CI run saw in
+ * reply_data_stalled's owner); ucx_guard.c closes it. */
+static void test_tcp_zcopy_reset(void)
+{
+    const uint64_t T = tc_slow(1000 * UC_NSEC_PER_MSEC);
+    uc_config_t cfg = test_config(T);
+    uint64_t bulk[2] = { 4096, 48u << 10 };
+    uint8_t *buf = malloc(48u << 10);
+    uint32_t meta = 0;
+    int wst = 0;
+    exporter_t ex;
+    ut_req_t req;
+    reader_t r;
+    ut_ctx_t *ctx;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(buf);
+    use_tls("tcp");
+    setenv("UCACHE_TEST_SENDV_RESET", "1", 1); /* the exporter's, not ours */
+    CU_ASSERT_EQUAL_FATAL(exporter_start(&ex, 0x48), 0);
+    unsetenv("UCACHE_TEST_SENDV_RESET");
+    ctx = make_ctx(&cfg, UC_PROGRESS_POLL);
+    reader_open(&r, ctx, &ex);
+    CU_ASSERT_EQUAL_FATAL(ut_rpc_post_timeout(&req, r.peer, RPC_BULK, bulk, sizeof(bulk),
+                                              &meta, sizeof(meta), buf, 48u << 10, 30 * T),
+                          UCACHE_OK);
+    ut_wait(ctx, &req, 1, 30 * T);
+    CU_ASSERT_NOT_EQUAL(req.status, UCACHE_OK); /* its connection was reset mid-reply */
+    CU_ASSERT_NOT_EQUAL(req.status, UCACHE_INPROGRESS);
+    CU_ASSERT_EQUAL(waitpid(ex.pid, &wst, WNOHANG), 0); /* the owner is alive */
+    reader_close(&r);
+    usleep(250 * 1000); /* past PEER_RETRY (200 ms) */
+    reader_open(&r, ctx, &ex);
+    CU_ASSERT_EQUAL(read_batch(&r, 48u << 10, 8, ex.seed, UT_PATH_AM), 0);
+    printf("\n    reply reset mid-way: failed (%s); owner alive, read again exact ",
+           ucache_strerror(req.status));
+    reader_close(&r);
+    ut_ctx_destroy(ctx);
+    CU_ASSERT_EQUAL(exporter_stop(&ex, 0), 0);
+    use_tls(NULL);
+    free(buf);
+}
+
 /* kill -9 mid-stream: every outstanding read completes (fails with the peer
  * status) within its deadline, and reads from another peer go on. */
 static void run_peer_death(int read_path, ut_path_t path)
@@ -326,6 +450,8 @@ const tc_test_t ucx_peer_tests[] = {
     {"silent_peer_deadline", test_tcp_silent_peer},
     {"keepalive_busy_and_frozen", test_tcp_keepalive},
     {"reply_data_stalled", test_tcp_reply_stall},
+    {"requester_killed", test_tcp_requester_killed},
+    {"zcopy_reset", test_tcp_zcopy_reset},
     {"peer_death_am", test_tcp_peer_death_am},
     {"peer_death_get", test_tcp_peer_death_get},
     {"endpoint_cap", test_ep_cap},

@@ -2,13 +2,18 @@
  * ucx_util.c - what the UCX backend's suites share: the exporter process
  * (a forked serving context with a region of a known pattern and RPC
  * handlers: echo, bulk, a held request, a stalled reply), a reader of it,
- * batches of verified reads, and a pair of contexts in one process.
+ * batches of verified reads, a pair of contexts in one process, and a
+ * connection reset injected at the socket.
  */
 #include "tests/transport/ucx_util.h"
 
+#include <dlfcn.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -362,4 +367,58 @@ void run_threads(const char *tls, ut_path_t path)
     ut_ctx_destroy(ctx);
     CU_ASSERT_EQUAL(exporter_stop(&ex, 0), 0);
     use_tls(NULL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* A reset connection, injected at the socket                                */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * test_ucx's own ucs_socket_sendv_nb (the Makefile exports it, so libuct's
+ * calls come here): in a process whose environment has
+ * UCACHE_TEST_SENDV_RESET, the first send of a message over 16 KiB is cut
+ * to 512 bytes - the socket took part of it - and the next send on that
+ * socket, its rest from a write event, fails as on a connection its peer
+ * reset, after the socket is shut down for real.  Everywhere else, and
+ * after that once, it is UCX's own.
+ */
+typedef ucs_status_t (*sendv_fn_t)(int fd, struct iovec *iov, size_t iov_cnt,
+                                   size_t *length_p);
+
+ucs_status_t ucs_socket_sendv_nb(int fd, struct iovec *iov, size_t iov_cnt, size_t *length_p);
+
+ucs_status_t ucs_socket_sendv_nb(int fd, struct iovec *iov, size_t iov_cnt, size_t *length_p)
+{
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static int stage, cut_fd = -1;
+    sendv_fn_t real = (sendv_fn_t)dlsym(RTLD_NEXT, "ucs_socket_sendv_nb");
+    struct iovec cut[1];
+    size_t i, total = 0;
+    ucs_status_t status;
+
+    if ((real == NULL) || (getenv("UCACHE_TEST_SENDV_RESET") == NULL)) {
+        return (real != NULL) ? real(fd, iov, iov_cnt, length_p) : UCS_ERR_UNSUPPORTED;
+    }
+    for (i = 0; i < iov_cnt; i++) {
+        total += iov[i].iov_len;
+    }
+    pthread_mutex_lock(&lock);
+    if ((stage == 0) && (total > 16384) && (iov_cnt > 0) && (iov[0].iov_len >= 1)) {
+        cut[0].iov_base = iov[0].iov_base;
+        cut[0].iov_len  = (iov[0].iov_len < 512) ? iov[0].iov_len : 512;
+        stage  = 1;
+        cut_fd = fd;
+        pthread_mutex_unlock(&lock);
+        return real(fd, cut, 1, length_p);
+    }
+    if ((stage == 1) && (fd == cut_fd)) {
+        stage = 2;
+        pthread_mutex_unlock(&lock);
+        shutdown(fd, SHUT_RDWR);
+        *length_p = 0;
+        return UCS_ERR_CONNECTION_RESET;
+    }
+    pthread_mutex_unlock(&lock);
+    status = real(fd, iov, iov_cnt, length_p);
+    return status;
 }
