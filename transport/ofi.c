@@ -523,6 +523,8 @@ static void ut_ofi_stats(ut_ctx_t *c, ut_stats_t *s)
     s->replies_dropped = atomic_load(&ctx->st.replies_dropped);
     s->connects      = atomic_load(&ctx->st.connects);
     s->eps_evicted   = atomic_load(&ctx->st.eps_evicted);
+    s->keepalives    = atomic_load(&ctx->st.keepalives);
+    s->replies_lost  = atomic_load(&ctx->st.replies_lost);
     pthread_mutex_lock(&ctx->lock);
     s->eps_open      = ctx->nopen;
     s->auth_failures = ut_auth_failures(ctx->auth);

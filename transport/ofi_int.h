@@ -56,6 +56,8 @@
 #define UT_OFI_REQF_SLOT    (1u << 0)  /* holds a slot                        */
 #define UT_OFI_REQF_CANCEL  (1u << 1)  /* its reply receive is being cancelled */
 #define UT_OFI_REQF_ABORTED (1u << 2)  /* given up (deadline, failed peer)    */
+#define UT_OFI_REQF_UNOWED  (1u << 3)  /* a keepalive answer said its peer no
+                                          longer owes it a reply            */
 
 /* What a completion is for (ut_ofi_op_t.kind). */
 enum {
@@ -160,6 +162,11 @@ struct ut_ofi_peer {
     ut_req_t         hs;         /* CONNECTING: the handshake's PING    */
     uint64_t         hs_uuid;    /* ... its answer                       */
     unsigned         inflight;   /* slots held for requests to it       */
+    ut_req_t         ka;         /* the KEEPALIVE out while a long request
+                                    waits (ofi_req.c)                    */
+    ut_ka_rep        ka_rep;     /* ... its answer                       */
+    uint64_t         ka_ids[UT_KA_IDS]; /* ... the requests it asked about */
+    unsigned         ka_n;       /* ... how many (0: answer processed)  */
     unsigned         nrkeys;
     ut_ofi_peer_t   *all_next;
     /* a requester of ours (learnt from its PING) */
@@ -271,6 +278,7 @@ struct ut_ofi_ctx {
         _Atomic uint64_t rpcs, rpcs_served, served_bytes;
         _Atomic uint64_t timeouts, peer_failures, bad_input, late_replies;
         _Atomic uint64_t replies_dropped, connects, eps_evicted;
+        _Atomic uint64_t keepalives, replies_lost;
     } st;
 };
 

@@ -173,6 +173,7 @@ static ut_ofi_peer_t *do_peer_new(ut_ofi_ctx_t *ctx)
     peer->super.ctx = &ctx->super;
     peer->fa        = FI_ADDR_NOTAVAIL;
     peer->hs.status = UCACHE_OK;
+    peer->ka.status = UCACHE_OK;
     atomic_init(&peer->state, UT_PEER_IDLE);
     return peer;
 }

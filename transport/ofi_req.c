@@ -666,7 +666,91 @@ static void do_complete(ut_ofi_ctx_t *ctx, ut_ofi_op_t *op, uint64_t flags, size
 /* Progress                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/* ctx->lock held: requests past their deadline fail their peer. */
+/*
+ * ctx->lock held: a request waits longer than UCACHE_TIMEOUT may take (a
+ * miss its owner fills from the origin) - is its peer alive, and still
+ * working on it?  As in the UCX backend (ucx_req.c): once such a request
+ * has waited UCACHE_TIMEOUT / 2, a KEEPALIVE goes out with the ids of the
+ * peer's requests that old, one round per UCACHE_TIMEOUT / 2, itself due
+ * within UCACHE_TIMEOUT / 2 (past that its peer fails, as any request past
+ * its deadline fails it); a request the answer says twice in a row is no
+ * longer owed fails on its own (UCACHE_ERR_AGAIN: ask again).  A frozen or
+ * cut-off owner so costs a miss UCACHE_TIMEOUT, not UCACHE_FETCH_TIMEOUT.
+ */
+static void do_ka_answered(ut_ofi_ctx_t *ctx, ut_ofi_peer_t *peer)
+{
+    unsigned i, n = peer->ka_n;
+    ut_ofi_slot_t *s;
+    ut_req_t *req;
+
+    peer->ka_n = 0;
+    if ((peer->ka.status != UCACHE_OK) || (peer->ka.meta_length != sizeof(ut_ka_rep))) {
+        return; /* no word on the requests */
+    }
+    for (i = 0; i < n; i++) {
+        s   = &ctx->slots[peer->ka_ids[i] & UT_OFI_SLOT_MASK];
+        req = s->req;
+        if ((req == NULL) || (req->priv.id != peer->ka_ids[i]) ||
+            (req->priv.flags & UT_OFI_REQF_ABORTED) || !(req->priv.pending & UT_OFI_PEND_REPLY)) {
+            continue;
+        }
+        if (peer->ka_rep.pending & (1ull << i)) {
+            req->priv.flags &= ~UT_OFI_REQF_UNOWED;
+        } else if (!(req->priv.flags & UT_OFI_REQF_UNOWED)) {
+            req->priv.flags |= UT_OFI_REQF_UNOWED; /* its reply may still be on its way */
+        } else {
+            UC_WARN("%s answers but twice no longer owes a reply it did not send: its "
+                    "request fails (the reply or the request was lost)", peer->pname);
+            UT_OFI_STAT_ADD(ctx, replies_lost, 1);
+            do_req_abort(ctx, s, UCACHE_ERR_AGAIN); /* the peer is fine: ask again */
+        }
+    }
+}
+
+static void do_peer_liveness(ut_ofi_ctx_t *ctx, ut_ofi_peer_t *peer, uint64_t now)
+{
+    uint64_t half = ctx->cfg.timeout_ns / 2;
+    unsigned n = 0;
+    ut_req_t *req;
+    uint32_t i;
+
+    if (peer->ka.status == UCACHE_INPROGRESS) {
+        return; /* its deadline is UCACHE_TIMEOUT / 2 */
+    }
+    if (peer->ka_n > 0) {
+        do_ka_answered(ctx, peer);
+    }
+    if (now - peer->ka.priv.posted < half) {
+        return; /* one round per UCACHE_TIMEOUT / 2 */
+    }
+    for (i = 0; (i < ctx->cfg.max_outstanding) && (n < UT_KA_IDS); i++) {
+        req = ctx->slots[i].req;
+        if ((req != NULL) && (req->priv.peer == &peer->super) && (req != &peer->ka) &&
+            !(req->priv.flags & UT_OFI_REQF_ABORTED) && (req->priv.pending & UT_OFI_PEND_REPLY) &&
+            (now - req->priv.posted >= half) &&
+            (req->priv.deadline > req->priv.posted + ctx->cfg.timeout_ns)) {
+            peer->ka_ids[n++] = req->priv.id;
+        }
+    }
+    if (n == 0) {
+        return;
+    }
+    ut_ofi_do_req_start(&peer->ka, &peer->super, UT_PATH_NONE);
+    peer->ka.priv.buf      = NULL;
+    peer->ka.priv.cap      = 0;
+    peer->ka.priv.meta     = &peer->ka_rep;
+    peer->ka.priv.meta_cap = sizeof(peer->ka_rep);
+    if (ut_ofi_do_rpc_send(ctx, &peer->ka, peer, UT_OP_KEEPALIVE, peer->ka_ids,
+                           n * sizeof(uint64_t)) == UCACHE_OK) {
+        peer->ka_n = n;
+        peer->ka.priv.deadline = now + half;
+        UT_OFI_STAT_ADD(ctx, keepalives, 1);
+        UC_DEBUG("keepalive to %s about %u requests", peer->pname, n);
+    }
+}
+
+/* ctx->lock held: requests past their deadline fail their peer; the peers
+ * of long requests are asked whether they are alive. */
 static void do_deadlines(ut_ofi_ctx_t *ctx, uint64_t now)
 {
     ut_ofi_peer_t *peer;
@@ -678,13 +762,25 @@ static void do_deadlines(ut_ofi_ctx_t *ctx, uint64_t now)
          i++) {
         s   = &ctx->slots[i];
         req = s->req;
-        if ((req == NULL) || (now <= req->priv.deadline) ||
-            (req->priv.flags & UT_OFI_REQF_ABORTED)) {
+        if ((req == NULL) || (req->priv.flags & UT_OFI_REQF_ABORTED)) {
             continue;
         }
         peer = (ut_ofi_peer_t *)req->priv.peer;
-        UC_WARN("%s of %zu bytes from %s passed its deadline", ut_path_name(req->path),
-                req->priv.cap, peer->pname);
+        if (now <= req->priv.deadline) {
+            if ((req->priv.deadline > req->priv.posted + ctx->cfg.timeout_ns) &&
+                (req->priv.pending & UT_OFI_PEND_REPLY) && !peer->client &&
+                (atomic_load(&peer->state) == UT_PEER_CONNECTED)) {
+                do_peer_liveness(ctx, peer, now);
+            }
+            continue;
+        }
+        if (req == &peer->ka) {
+            UC_WARN("%s did not answer a keepalive within %llu ms while a request waited",
+                    peer->pname, (unsigned long long)(ctx->cfg.timeout_ns / 2 / UC_NSEC_PER_MSEC));
+        } else {
+            UC_WARN("%s of %zu bytes from %s passed its deadline", ut_path_name(req->path),
+                    req->priv.cap, peer->pname);
+        }
         do_req_abort(ctx, s, UCACHE_ERR_TIMEOUT);
         if ((atomic_load(&peer->state) != UT_PEER_FAILED) && !peer->client) {
             ut_ofi_do_peer_fail(ctx, peer, UCACHE_ERR_TIMEOUT);

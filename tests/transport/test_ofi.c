@@ -14,6 +14,7 @@
 #include "transport/ofi_int.h"
 #include "perf/exporter.h"
 
+#include <inttypes.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -753,6 +754,76 @@ static void test_deferred_reply(void)
     }
 }
 
+/* An exporter's RPC_DEFER: deferred, never answered (a fill that takes
+ * longer than any deadline here). */
+static void rpc_hold(void *arg, ut_rpc_t *rpc, const void *msg, size_t len)
+{
+    static ut_rpc_t *held[64];
+    static unsigned nheld;
+
+    (void)arg; (void)msg; (void)len;
+    if (ut_rpc_defer(rpc, &held[nheld % 64]) == UCACHE_OK) {
+        nheld++;
+    }
+}
+
+static void hold_setup(ut_ctx_t *ctx, ut_mem_t *mem)
+{
+    (void)mem;
+    ut_rpc_handler_set(ctx, RPC_DEFER, rpc_hold, NULL);
+}
+
+/* A request that outlives UCACHE_TIMEOUT (T; its owner holds it, deadline
+ * 30 T): its KEEPALIVEs are answered "still owed", so it waits on with its
+ * peer good; then the owner freezes, and the request fails in about T, not
+ * at its deadline. */
+static void test_keepalive(void)
+{
+    const uint64_t T = tc_slow(600 * UC_NSEC_PER_MSEC);
+    unsigned i;
+
+    for (i = 0; i < NPROV; i++) {
+        ucperf_exporter_t ex;
+        ut_config_t tc;
+        ut_ctx_t *ctx;
+        ut_peer_t *peer;
+        ut_stats_t st;
+        ut_req_t req;
+        uint64_t t0, took;
+        char meta[16];
+
+        use_provider(providers[i]);
+        if (ucperf_exporter_start(&ex, REGION, 0x99 + i, hold_setup) != UCACHE_OK) {
+            CU_FAIL("exporter");
+            continue;
+        }
+        tc  = ofi_config(T, UC_READ_PATH_AUTO);
+        ctx = ofi_ctx(&tc, UC_PROGRESS_POLL);
+        CU_ASSERT_EQUAL_FATAL(ut_peer_create(ctx, ex.addr, ex.addr_len, &peer), UCACHE_OK);
+        CU_ASSERT_EQUAL(ut_rpc_post_timeout(&req, peer, RPC_DEFER, "h", 2, meta, sizeof(meta),
+                                            NULL, 0, 30 * T), UCACHE_OK);
+        CU_ASSERT_EQUAL(ut_wait(ctx, &req, 1, 3 * T), UCACHE_INPROGRESS); /* still waits */
+        CU_ASSERT_EQUAL(req.status, UCACHE_INPROGRESS);
+        CU_ASSERT_EQUAL(ut_peer_state(peer), UT_PEER_CONNECTED);
+        ut_stats(ctx, &st);
+        CU_ASSERT(st.keepalives >= 3);
+        CU_ASSERT_EQUAL(st.peer_failures, 0);
+        CU_ASSERT_EQUAL(ucperf_exporter_pause(&ex), 0);
+        t0 = uc_time_ns();
+        ut_wait(ctx, &req, 1, 30 * T);
+        took = uc_time_ns() - t0;
+        CU_ASSERT_EQUAL(req.status, UCACHE_ERR_TIMEOUT);
+        CU_ASSERT(took < 2 * T);
+        CU_ASSERT_EQUAL(ut_peer_state(peer), UT_PEER_FAILED);
+        printf("\n    %s: %" PRIu64 " keepalives answered over 3 T; owner frozen: failed in "
+               "%.0f ms (T %.0f ms, deadline %.0f ms) ", providers[i], st.keepalives,
+               took / 1e6, T / 1e6, 30 * T / 1e6);
+        ucperf_exporter_stop(&ex, SIGKILL); /* not resumed: see owner_frozen (shm) */
+        ut_peer_destroy(peer);
+        ut_ctx_destroy(ctx);
+    }
+}
+
 /* A reader that knows only host:port (tcp); shm has no such addresses. */
 static void test_listener(void)
 {
@@ -805,6 +876,7 @@ const tc_test_t ofi_tests[] = {
     {"malformed_requests", test_malformed_requests},
     {"unsigned_refused", test_unsigned_refused},
     {"deferred_reply", test_deferred_reply},
+    {"keepalive", test_keepalive},
     {"listener", test_listener},
     {NULL, NULL}
 };
