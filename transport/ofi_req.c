@@ -725,10 +725,9 @@ static void do_peer_liveness(ut_ofi_ctx_t *ctx, ut_ofi_peer_t *peer, uint64_t no
     }
     for (i = 0; (i < ctx->cfg.max_outstanding) && (n < UT_KA_IDS); i++) {
         req = ctx->slots[i].req;
-        if ((req != NULL) && (req->priv.peer == &peer->super) && (req != &peer->ka) &&
-            !(req->priv.flags & UT_OFI_REQF_ABORTED) && (req->priv.pending & UT_OFI_PEND_REPLY) &&
-            (now - req->priv.posted >= half) &&
-            (req->priv.deadline > req->priv.posted + ctx->cfg.timeout_ns)) {
+        if ((req != NULL) && (req != &peer->ka) &&
+            ut_ka_due(req, &peer->super, !(req->priv.flags & UT_OFI_REQF_ABORTED) &&
+                      (req->priv.pending & UT_OFI_PEND_REPLY), now, ctx->cfg.timeout_ns)) {
             peer->ka_ids[n++] = req->priv.id;
         }
     }
@@ -736,10 +735,7 @@ static void do_peer_liveness(ut_ofi_ctx_t *ctx, ut_ofi_peer_t *peer, uint64_t no
         return;
     }
     ut_ofi_do_req_start(&peer->ka, &peer->super, UT_PATH_NONE);
-    peer->ka.priv.buf      = NULL;
-    peer->ka.priv.cap      = 0;
-    peer->ka.priv.meta     = &peer->ka_rep;
-    peer->ka.priv.meta_cap = sizeof(peer->ka_rep);
+    ut_ka_answer_into(&peer->ka, &peer->ka_rep, sizeof(peer->ka_rep));
     if (ut_ofi_do_rpc_send(ctx, &peer->ka, peer, UT_OP_KEEPALIVE, peer->ka_ids,
                            n * sizeof(uint64_t)) == UCACHE_OK) {
         peer->ka_n = n;
@@ -756,12 +752,14 @@ static void do_deadlines(ut_ofi_ctx_t *ctx, uint64_t now)
     ut_ofi_peer_t *peer;
     ut_ofi_slot_t *s;
     ut_req_t *req;
-    uint32_t i;
+    uint32_t i, left;
 
-    for (i = 0; (i < ctx->cfg.max_outstanding) && (ctx->nfree < ctx->cfg.max_outstanding);
-         i++) {
+    /* slots are taken lowest first: stop once every one in use was seen */
+    for (i = 0, left = ctx->cfg.max_outstanding - ctx->nfree;
+         (i < ctx->cfg.max_outstanding) && (left > 0); i++) {
         s   = &ctx->slots[i];
         req = s->req;
+        left -= (s->gen != 0);
         if ((req == NULL) || (req->priv.flags & UT_OFI_REQF_ABORTED)) {
             continue;
         }

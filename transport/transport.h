@@ -496,6 +496,28 @@ static inline void ut_peer_transports(ut_peer_t *peer, char *buf, size_t cap)
 
 const char *ut_path_name(ut_path_t path);
 
+/*
+ * Keepalives (both backends, one round per UCACHE_TIMEOUT / 2 while a long
+ * request waits): whether @p req, a request to @p peer still owed its reply
+ * (@p owed), is one to ask about at @p now - it has waited half of
+ * UCACHE_TIMEOUT (@p timeout_ns) and its own deadline is longer than that.
+ */
+static inline bool ut_ka_due(const ut_req_t *req, const ut_peer_t *peer, bool owed,
+                             uint64_t now, uint64_t timeout_ns)
+{
+    return owed && (req->priv.peer == peer) && (now - req->priv.posted >= timeout_ns / 2) &&
+           (req->priv.deadline > req->priv.posted + timeout_ns);
+}
+
+/** A started keepalive request @p ka: no data; its answer into @p rep. */
+static inline void ut_ka_answer_into(ut_req_t *ka, void *rep, size_t rep_len)
+{
+    ka->priv.buf      = NULL;
+    ka->priv.cap      = 0;
+    ka->priv.meta     = rep;
+    ka->priv.meta_cap = rep_len;
+}
+
 /** What a backend's ctx_create takes from @p params (may be NULL): its
  *  bits checked, the configuration given or the environment's, the
  *  progress mode (poll by default) and whether it serves. */

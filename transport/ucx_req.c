@@ -700,9 +700,9 @@ static void do_peer_liveness(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer, uint64_t no
     }
     for (i = 0; (i < ctx->cfg.max_outstanding) && (n < UT_KA_IDS); i++) {
         req = ctx->slots[i];
-        if ((req != NULL) && (req->priv.peer == &peer->super) && (req != &peer->ka) &&
-            (req->priv.pending & UT_PEND_REPLY) && (now - req->priv.posted >= half) &&
-            (req->priv.deadline > req->priv.posted + ctx->cfg.timeout_ns)) {
+        if ((req != NULL) && (req != &peer->ka) &&
+            ut_ka_due(req, &peer->super, req->priv.pending & UT_PEND_REPLY, now,
+                      ctx->cfg.timeout_ns)) {
             peer->ka_ids[n++] = req->priv.id;
         }
     }
@@ -710,10 +710,7 @@ static void do_peer_liveness(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer, uint64_t no
         return;
     }
     ut_ucx_do_req_start(&peer->ka, &peer->super, UT_PATH_NONE);
-    peer->ka.priv.buf      = NULL;
-    peer->ka.priv.cap      = 0;
-    peer->ka.priv.meta     = &peer->ka_rep;
-    peer->ka.priv.meta_cap = sizeof(peer->ka_rep);
+    ut_ka_answer_into(&peer->ka, &peer->ka_rep, sizeof(peer->ka_rep));
     if (ut_ucx_do_am_request(ctx, &peer->ka, peer, UT_OP_KEEPALIVE, peer->ka_ids,
                              n * sizeof(uint64_t)) == UCACHE_OK) {
         peer->ka_n = n;
