@@ -318,13 +318,13 @@ void ut_ofi_do_request_in(ut_ofi_ctx_t *ctx, ut_ofi_ep_t *ep, const uint8_t *dat
     rpc.from       = hdr.from;
     rpc.id         = hdr.id;
     rpc.cap        = cap;
+    UT_OFI_STAT_ADD(ctx, rpcs_served, 1); /* before its reply can reach anyone */
     h->cb(h->arg, &rpc.super, payload, plen);
     if (!rpc.replied) {
         UC_ERROR("RPC handler %u returned without replying; answering with an error",
                  hdr.op);
         do_reply_send(ctx, ep, c->fa, hdr.id, cap, UCACHE_ERR_TRANSPORT, NULL, 0, NULL, 0, NULL);
     }
-    UT_OFI_STAT_ADD(ctx, rpcs_served, 1);
 }
 
 ucache_status_t ut_ofi_rpc_reply(ut_rpc_t *r, ucache_status_t status, const void *meta,

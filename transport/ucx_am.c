@@ -376,6 +376,7 @@ ucs_status_t ut_ucx_am_req_cb(void *arg, const void *header,
     rpc.id        = hdr.id;
     rpc.replied   = false;
     rpc.deferred  = false;
+    UT_STAT_ADD(ctx, rpcs_served, 1); /* before its reply can reach anyone */
     h->cb(h->arg, &rpc.super, data, length);
     if (!rpc.replied) {
         UC_ERROR("RPC handler %u returned without replying; answering with an "
@@ -383,7 +384,6 @@ ucs_status_t ut_ucx_am_req_cb(void *arg, const void *header,
         ut_ucx_do_reply_send(ctx, param->reply_ep, hdr.id, UCACHE_ERR_TRANSPORT,
                              NULL, 0, NULL, 0, false, NULL);
     }
-    UT_STAT_ADD(ctx, rpcs_served, 1);
     return UCS_OK;
 }
 
