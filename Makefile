@@ -78,7 +78,7 @@ TESTS    = $(TEST_NAMES:%=$(BUILD)/tests/test_%)
 TEST_HELPERS = $(BUILD)/tests/fabric_client $(BUILD)/tests/fake_owner $(BUILD)/tests/replayer \
                $(BUILD)/tests/http_origin $(BUILD)/tests/token_endpoint \
                $(BUILD)/tests/az_put
-TEST_SCRIPTS = tests/test_run.sh tests/test_library.sh tests/fabric/test_fabric.sh tests/fabric/test_ofi.sh tests/fabric/test_hosts.sh tests/fabric/test_etcd.sh tests/fabric/test_compat.sh tests/fabric/test_meta.sh tests/fabric/test_start.sh tests/fabric/test_nvme.sh tests/fabric/test_scale.sh tests/fabric/test_wireup.sh tests/fabric/test_mpi.sh tests/fabric/test_admin.sh tests/fabric/test_hotset.sh tests/origin/test_http.sh tests/origin/test_s3.sh tests/origin/test_warmup.sh \
+TEST_SCRIPTS = tests/test_run.sh tests/test_library.sh tests/fabric/test_fabric.sh tests/fabric/test_ofi.sh tests/fabric/test_hosts.sh tests/fabric/test_hosts_ofi.sh tests/fabric/test_etcd.sh tests/fabric/test_compat.sh tests/fabric/test_meta.sh tests/fabric/test_start.sh tests/fabric/test_nvme.sh tests/fabric/test_scale.sh tests/fabric/test_wireup.sh tests/fabric/test_mpi.sh tests/fabric/test_admin.sh tests/fabric/test_hotset.sh tests/origin/test_http.sh tests/origin/test_s3.sh tests/origin/test_warmup.sh \
                tests/origin/test_h2.sh \
                tests/origin/test_azure.sh tests/origin/test_identity.sh tests/deploy/test_kubernetes.sh \
                tests/python/test_python.sh tests/tools/test_mount.sh

@@ -765,10 +765,12 @@ void uf_cop_step(struct ucache_context *ctx, uf_cop_t *cop)
     }
 }
 
-/* Errors that mean "this owner cannot serve now": try the next one. */
+/* Errors that mean "this owner cannot serve now" (or will not serve us:
+ * AUTH, a reader without the cluster key): try the next one. */
 static bool uf_owner_failed(ucache_status_t status)
 {
     return (status == UCACHE_ERR_PEER) || (status == UCACHE_ERR_TIMEOUT) ||
+           (status == UCACHE_ERR_AUTH) ||
            (status == UCACHE_ERR_TRANSPORT) || (status == UCACHE_ERR_CANCELED) ||
            (status == UCACHE_ERR_UNSUPPORTED) || (status == UCACHE_ERR_CORRUPT) ||
            (status == UCACHE_ERR_MSG_TRUNCATED) || (status == UCACHE_ERR_STALE) ||

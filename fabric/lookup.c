@@ -29,7 +29,8 @@
 static bool uf_meta_peer_failed(ucache_status_t status)
 {
     return (status == UCACHE_ERR_PEER) || (status == UCACHE_ERR_TIMEOUT) ||
-           (status == UCACHE_ERR_TRANSPORT) || (status == UCACHE_ERR_CANCELED);
+           (status == UCACHE_ERR_TRANSPORT) || (status == UCACHE_ERR_CANCELED) ||
+           (status == UCACHE_ERR_AUTH); /* it refuses us (no or another key) */
 }
 
 /* One META request @p msg (@p len bytes) to @p p; its reply's metadata in

@@ -3,10 +3,16 @@
 # each a namespace with one veth (eth0, 10.77.0.I/24) on that bridge, so
 # that what crosses between hosts crosses a real (virtual) link that a test
 # can cut.  UCX in a host uses tcp on eth0 only (UCX_TLS=tcp: the hosts
-# share /dev/shm, and shared memory would bypass the links).
+# share /dev/shm, and shared memory would bypass the links); with
+# HOSTS_TRANSPORT=ofi, libfabric's tcp;ofi_rxm on eth0 (FI_TCP_IFACE).
 # Everything is named after the suite's pid and removed by hosts_remove.
 HOSTS_PFX=uc$$
 HOSTS_N=0
+if [ "${HOSTS_TRANSPORT:-ucx}" = ofi ]; then
+    HOSTS_ENV="UCACHE_TRANSPORT=ofi UCACHE_OFI_PROVIDER=tcp;ofi_rxm FI_TCP_IFACE=eth0"
+else
+    HOSTS_ENV="UCX_TLS=tcp UCX_NET_DEVICES=eth0"
+fi
 
 # hosts_possible: whether this process may make network namespaces (root,
 # iproute2); prints why not
@@ -52,11 +58,12 @@ hosts_remove() {
     done
 }
 
-# on_host I CMD...: run CMD on host I, UCX on its link only
+# on_host I CMD...: run CMD on host I, the transport on its link only
 on_host() {
     local i=$1
     shift
-    ip netns exec "$(host_ns "$i")" env UCX_TLS=tcp UCX_NET_DEVICES=eth0 "$@"
+    # shellcheck disable=SC2086 # HOSTS_ENV is a list of NAME=VALUE words
+    ip netns exec "$(host_ns "$i")" env $HOSTS_ENV "$@"
 }
 
 # link_cut I / link_heal I: host I's link goes dark and comes back.  Its

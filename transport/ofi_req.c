@@ -341,18 +341,11 @@ static ut_path_t do_key_path(ut_ofi_ctx_t *ctx)
            UT_PATH_AM;
 }
 
+/* The provider decides it, not the peer: nothing to connect for (a peer
+ * that refuses us says why on the first read or RPC, not as NONE here). */
 ut_path_t ut_ofi_rkey_path(ut_rkey_t *rkey)
 {
-    ut_ofi_ctx_t *ctx = ut_ofi_ctx_of(rkey->ctx);
-    ut_ofi_peer_t *peer = (ut_ofi_peer_t *)rkey->peer;
-    ut_path_t path = UT_PATH_NONE;
-
-    pthread_mutex_lock(&ctx->lock);
-    if (ut_ofi_do_peer_ensure(ctx, peer) == UCACHE_OK) {
-        path = do_key_path(ctx);
-    }
-    pthread_mutex_unlock(&ctx->lock);
-    return path;
+    return do_key_path(ut_ofi_ctx_of(rkey->ctx));
 }
 
 ucache_status_t ut_ofi_get_post(ut_req_t *req, ut_rkey_t *rkey, uint64_t raddr, void *buf,

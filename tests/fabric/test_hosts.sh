@@ -12,6 +12,8 @@
 # faults are over the reader reaches every owner again (the restarted ones
 # through their new address and key).  Needs root (network namespaces);
 # without it, one SKIP.  Every daemon must exit 0 on SIGTERM at the end.
+# HOSTS_TRANSPORT=ofi runs it all over libfabric's tcp;ofi_rxm instead of
+# UCX (make test runs both: tests/fabric/test_hosts_ofi.sh).
 # Prints PASS/FAIL/SKIP per case and "N passed, N failed, N skipped" last.
 set -u
 here=$(dirname "$0")
@@ -34,7 +36,8 @@ trap 'hosts_remove; stop_all "$W" "${DP[@]}"' EXIT
 # (a restart under the same --listen is the same node, with a new worker
 # address and key).  ip netns exec execs: $! is the daemon itself.
 start_owner() {
-    ip netns exec "$(host_ns "$1")" env UCX_TLS=tcp UCX_NET_DEVICES=eth0 \
+    # shellcheck disable=SC2086 # HOSTS_ENV is a list of NAME=VALUE words
+    ip netns exec "$(host_ns "$1")" env $HOSTS_ENV \
         $BIN/ucached --mem 64M --listen "$(host_ip "$1"):$PORT" 2>>"$W/d$1.log" &
     DP[$1]=$!
 }
@@ -65,6 +68,12 @@ if on_host $READER $T/fabric_client verify 100 $FILES >"$W/v1" 2>&1 &&
    [ "$(client_stat "$W/v1" chunk_hits)" -gt 0 ]; then
     ok "reads across hosts: 100 random reads + 8 posted, bytes equal the origin, all through the owners over tcp"
 else bad "reads across hosts"; tail -5 "$W/v1"; fi
+# ... through the transport asked for (HOSTS_TRANSPORT, tests/hosts.sh)
+want_tl=$([ "${HOSTS_TRANSPORT:-ucx}" = ofi ] && echo "ofi/tcp;ofi_rxm" || echo "tcp/eth0")
+on_host $ADMIN $BIN/ucache health >"$W/h_tl" 2>>"$W/health.err"
+if [ "$(grep -c " ok .*  $want_tl" "$W/h_tl")" = $NOWN ]; then
+    ok "health: all $NOWN owners ok, each reached through $want_tl"
+else bad "health: owners through $want_tl"; cat "$W/h_tl"; fi
 
 # owner_of_some FILE: an owner of one of FILE's chunks (host number), from
 # the node ids health prints and the ids the owners log at registration

@@ -4,7 +4,9 @@
 # over tcp;ofi_rxm and once over shm, every byte compared with the origin.
 # Cases per provider: random reads (fabric_client verify: tcp's by RPC,
 # shm's one-sided fi_reads), ucache cat, ucache health naming the backend
-# and provider of every peer, an owner stopped with SIGSTOP (a new reader
+# and provider of every peer, a modified object (its new bytes), 12 readers
+# in 3 processes of one missing chunk (one origin read), an owner stopped
+# with SIGSTOP (a new reader
 # gets exact bytes through the next owner, bounded), an owner killed -9
 # during reads (no wrong bytes, no failed read), SIGTERM.  What rests on
 # UCX's same-host mapping in test_fabric.sh (no owner CPU on a hit, reads
@@ -64,6 +66,32 @@ for prov in ${OFI_PROVIDERS:-"tcp;ofi_rxm" shm}; do
     if [ "$n" = 3 ]; then
         ok "$prov: ucache health reaches all 3 nodes through ofi/$prov"
     else bad "$prov: health names the backend ($n of 3)"; head -c 600 "$W/h"; fi
+
+    # --- a modified object: its new bytes ----------------------------------
+    $BIN/ucache cat "file://$W/data/three" >/dev/null 2>&1      # cached, old version
+    head -c 3670016 /dev/urandom >"$W/data/three.new" && mv "$W/data/three.new" "$W/data/three"
+    if UCACHE_META_TTL=0 $BIN/ucache cat "file://$W/data/three" >"$W/cat" 2>/dev/null &&
+        cmp -s "$W/cat" "$W/data/three" &&
+        UCACHE_META_TTL=0 $T/fabric_client verify 30 "$W/data/three" >"$W/v4" 2>&1; then
+        ok "$prov: a modified object returns its new bytes"
+    else bad "$prov: modified object"; tail -n 3 "$W/v4"; fi
+
+    # --- 3 processes x 4 threads read one missing chunk: one origin read ---
+    head -c 1000000 /dev/urandom >"$W/data/hot.${prov%%;*}"
+    before=$(counter fills)
+    start=$(( $(date +%s) + 2 ))
+    SP=()
+    for k in 1 2 3; do
+        $T/fabric_client same 4 $start "$W/data/hot.${prov%%;*}" >"$W/same$k" 2>&1 & SP+=($!)
+    done
+    same_ok=1
+    for k in 0 1 2; do wait "${SP[$k]}" || same_ok=0; done
+    after=$(counter fills)
+    direct=0
+    for k in 1 2 3; do direct=$((direct + $(client_stat "$W/same$k" origin_direct))); done
+    if [ $same_ok = 1 ] && [ $((after - before)) -eq 1 ] && [ $direct -eq 0 ]; then
+        ok "$prov: 12 concurrent readers of one missing chunk: 1 origin read, the rest from its owner"
+    else bad "$prov: one missing chunk: fills $before -> $after, direct $direct, readers ok=$same_ok"; fi
 
     # --- an owner stopped ---------------------------------------------------
     if [ "$prov" = shm ]; then
