@@ -11,15 +11,18 @@ sysconfdir ?= /etc
 BUILD   ?= build
 
 CC      ?= cc
-PKGS     = ucx libfabric libxxhash libcurl libcrypto libxml-2.0 libibverbs json-c liburing
+PKGS     = ucx libxxhash libcurl libcrypto libxml-2.0 libibverbs json-c liburing
+# libfabric: its headers only - the library loads it when the ofi backend is
+# first used (transport/ofi_lib.c), so a program reading over UCX never does
+OFI_PKGS = libfabric
 TEST_PKGS = cunit
 
 CSTD     = -std=c11 -D_GNU_SOURCE
 WARN     = -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wno-missing-field-initializers
 OPT     ?= -O2 -g
 CFLAGS  += $(CSTD) $(WARN) $(OPT) -fPIC -pthread -I. -Iinclude -MMD -MP \
-           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread
+           $(shell pkg-config --cflags $(PKGS) $(OFI_PKGS) 2>/dev/null)
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -pthread -ldl
 # transport/ucx_guard.c replaces three UCX functions for libucp and libuct:
 # a program that links libucache-rdma.a must export them (the .so does)
 LDLIBS  += -Wl,--export-dynamic-symbol=ucp_request_send_state_ff \
@@ -39,7 +42,7 @@ LIB_SRCS = util/status.c util/log.c util/config.c util/key.c util/latency.c util
            transport/ucx.c transport/ucx_peer.c transport/ucx_req.c transport/ucx_am.c \
            transport/ucx_mem.c transport/ucx_listen.c transport/ucx_guard.c transport/devices.c \
            transport/ofi.c transport/ofi_peer.c transport/ofi_req.c transport/ofi_serve.c \
-           transport/ofi_wait.c transport/ofi_mem.c \
+           transport/ofi_wait.c transport/ofi_mem.c transport/ofi_lib.c \
            store/layout.c store/alloc.c store/evict.c store/store.c store/tier.c store/keymap.c store/nvme_rec.c store/nvme.c \
            origin/allow.c origin/cred.c origin/origin.c origin/origin_file.c origin/origin_http.c \
            origin/origin_azure.c origin/origin_s3.c origin/azure_identity.c \
@@ -142,7 +145,7 @@ npm-deps:
 # pkg-config's own message, instead of as a compiler error about a header.
 .PHONY: pkg-check pkg-check-tests
 pkg-check:
-	@pkg-config --print-errors --exists $(PKGS) $(HTTPD_PKGS) $(FUSE_PKGS) || \
+	@pkg-config --print-errors --exists $(PKGS) $(OFI_PKGS) $(HTTPD_PKGS) $(FUSE_PKGS) || \
 	    { echo "make: a library is missing (above); make deps installs them (as root)" >&2; exit 1; }
 pkg-check-tests: pkg-check
 	@pkg-config --print-errors --exists $(TEST_PKGS) || \

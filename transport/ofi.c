@@ -36,42 +36,9 @@
 #include "transport/ofi_int.h"
 
 #include <arpa/inet.h>
-#include <dlfcn.h>
 #include <netdb.h>
-#include <signal.h>
 #include <sys/random.h>
 #include <unistd.h>
-
-/*
- * Linking libfabric loads its PSM dependency, libinfinipath, whose
- * constructor installs handlers for SIGINT, SIGTERM, SIGSEGV, SIGBUS,
- * SIGILL and SIGABRT in every process - the SIGTERM one exits 1, and
- * libfuse, finding a handler there, leaves SIGTERM to it (`ucache mount`
- * then exited 1 on SIGTERM: test_mount.sh).  The library leaves a
- * program's signals alone: the defaults go back before main runs.
- */
-__attribute__((constructor)) static void ut_ofi_signals_restore(void)
-{
-    static const int sigs[] = { SIGINT, SIGTERM, SIGSEGV, SIGBUS, SIGILL, SIGABRT };
-    struct sigaction cur, dfl;
-    Dl_info info;
-    void *fn;
-    size_t i;
-
-    memset(&dfl, 0, sizeof(dfl));
-    dfl.sa_handler = SIG_DFL;
-    sigemptyset(&dfl.sa_mask);
-    for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
-        if (sigaction(sigs[i], NULL, &cur) != 0) {
-            continue;
-        }
-        fn = (cur.sa_flags & SA_SIGINFO) ? (void *)cur.sa_sigaction : (void *)cur.sa_handler;
-        if ((fn != (void *)SIG_DFL) && (fn != (void *)SIG_IGN) && (dladdr(fn, &info) != 0) &&
-            (info.dli_fname != NULL) && (strstr(info.dli_fname, "libinfinipath") != NULL)) {
-            sigaction(sigs[i], &dfl, NULL);
-        }
-    }
-}
 
 ucache_status_t ut_ofi_status(int err)
 {
@@ -115,7 +82,7 @@ ucache_status_t ut_ofi_do_local_mr(ut_ofi_ctx_t *ctx, const void *buf, size_t le
     }
     ret = fi_mr_reg(ctx->domain, buf, len, access, 0, 0, 0, mr_p, NULL);
     if (ret != 0) {
-        UC_ERROR("fi_mr_reg of a local buffer (%zu bytes): %s", len, fi_strerror(-ret));
+        UC_ERROR("fi_mr_reg of a local buffer (%zu bytes): %s", len, ut_ofi_strerror(-ret));
         *mr_p = NULL;
         return ut_ofi_status(ret);
     }
@@ -165,7 +132,7 @@ ucache_status_t ut_ofi_do_ep_open(ut_ofi_ctx_t *ctx, ut_ofi_ep_t *ep, struct fi_
     }
     if (ret != 0) {
         UC_ERROR("a libfabric endpoint of %s: %s", ctx->info->fabric_attr->prov_name,
-                 fi_strerror(-ret));
+                 ut_ofi_strerror(-ret));
         goto err;
     }
     snprintf(ep->name.prov, sizeof(ep->name.prov), "%.*s", (int)sizeof(ep->name.prov) - 1,
@@ -243,7 +210,7 @@ static bool do_one_sided(const char *prov)
 /* What the backend asks of a provider (and `ucache devices` lists). */
 static struct fi_info *do_hints(const char *prov)
 {
-    struct fi_info *hints = fi_allocinfo();
+    struct fi_info *hints = ut_ofi_lib.dupinfo(NULL);
 
     if (hints == NULL) {
         return NULL;
@@ -268,13 +235,18 @@ bool ut_ofi_sockaddr_fmt(uint32_t fmt)
 
 void ut_ofi_devices(ucache_devices_t *devs)
 {
-    struct fi_info *hints = do_hints(NULL), *list = NULL, *i;
+    struct fi_info *hints, *list = NULL, *i;
     ucache_ofi_prov_t *o;
-    uint32_t v = fi_version();
+    uint32_t v;
     size_t k;
 
+    if (ut_ofi_lib_load() != UCACHE_OK) {
+        return; /* no libfabric here: no providers, no version */
+    }
+    hints = do_hints(NULL);
+    v     = ut_ofi_lib.version();
     snprintf(devs->ofi_version, sizeof(devs->ofi_version), "%u.%u", FI_MAJOR(v), FI_MINOR(v));
-    if ((hints == NULL) || (fi_getinfo(UT_OFI_API, NULL, NULL, 0, hints, &list) != 0)) {
+    if ((hints == NULL) || (ut_ofi_lib.getinfo(UT_OFI_API, NULL, NULL, 0, hints, &list) != 0)) {
         list = NULL;
     }
     for (i = list; (i != NULL) && (devs->nofi < UCACHE_OFI_MAX); i = i->next) {
@@ -295,10 +267,10 @@ void ut_ofi_devices(ucache_devices_t *devs)
         o->listener  = ut_ofi_sockaddr_fmt(i->addr_format);
     }
     if (list != NULL) {
-        fi_freeinfo(list);
+        ut_ofi_lib.freeinfo(list);
     }
     if (hints != NULL) {
-        fi_freeinfo(hints);
+        ut_ofi_lib.freeinfo(hints);
     }
 }
 
@@ -312,12 +284,12 @@ static ucache_status_t do_fabric_open(ut_ofi_ctx_t *ctx)
     if (hints == NULL) {
         return UCACHE_ERR_NO_MEMORY;
     }
-    ret = fi_getinfo(UT_OFI_API, NULL, NULL, 0, hints, &ctx->info);
-    fi_freeinfo(hints);
+    ret = ut_ofi_lib.getinfo(UT_OFI_API, NULL, NULL, 0, hints, &ctx->info);
+    ut_ofi_lib.freeinfo(hints);
     if ((ret != 0) || (ctx->info == NULL)) {
         UC_ERROR("libfabric has no provider '%s' with reliable datagrams, messages, tags "
                  "and remote reads here: %s (fi_info -l lists them)", ctx->cfg.ofi_provider,
-                 fi_strerror(-ret));
+                 ut_ofi_strerror(-ret));
         ctx->info = NULL;
         return UCACHE_ERR_UNSUPPORTED;
     }
@@ -326,7 +298,7 @@ static ucache_status_t do_fabric_open(ut_ofi_ctx_t *ctx)
     ctx->mr_prov_key = !!(ctx->info->domain_attr->mr_mode & FI_MR_PROV_KEY);
     ctx->directed    = !!(ctx->info->caps & FI_DIRECTED_RECV);
     ctx->one_sided   = do_one_sided(ctx->cfg.ofi_provider);
-    ret = fi_fabric(ctx->info->fabric_attr, &ctx->fabric, NULL);
+    ret = ut_ofi_lib.fabric(ctx->info->fabric_attr, &ctx->fabric, NULL);
     if (ret == 0) {
         ret = fi_domain(ctx->fabric, ctx->info, &ctx->domain, NULL);
     }
@@ -343,7 +315,7 @@ static ucache_status_t do_fabric_open(ut_ofi_ctx_t *ctx)
         }
     }
     if (ret != 0) {
-        UC_ERROR("libfabric %s: %s", ctx->cfg.ofi_provider, fi_strerror(-ret));
+        UC_ERROR("libfabric %s: %s", ctx->cfg.ofi_provider, ut_ofi_strerror(-ret));
         return UCACHE_ERR_TRANSPORT;
     }
     return ut_ofi_do_ep_open(ctx, &ctx->main, ctx->info);
@@ -358,6 +330,11 @@ static ucache_status_t ut_ofi_ctx_create(const ut_params_t *params, ut_ctx_t **c
     uint32_t i;
 
     uc_log_init();
+    if (ut_ofi_lib_load() != UCACHE_OK) {
+        UC_ERROR("UCACHE_TRANSPORT=ofi: libfabric (%s) cannot be loaded here: install "
+                 "libfabric1, or use UCACHE_TRANSPORT=ucx", "libfabric.so.1");
+        return UCACHE_ERR_UNSUPPORTED;
+    }
     ctx = calloc(1, sizeof(*ctx));
     if (ctx == NULL) {
         return UCACHE_ERR_NO_MEMORY;
@@ -484,7 +461,7 @@ static void ut_ofi_ctx_destroy(ut_ctx_t *c)
         fi_close(&ctx->fabric->fid);
     }
     if (ctx->info != NULL) {
-        fi_freeinfo(ctx->info);
+        ut_ofi_lib.freeinfo(ctx->info);
     }
     ut_auth_destroy(ctx->auth);
     free(ctx->slots);

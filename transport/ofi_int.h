@@ -290,6 +290,28 @@ static inline ut_ofi_ctx_t *ut_ofi_ctx_of(ut_ctx_t *ctx)
     return (ut_ofi_ctx_t *)ctx;
 }
 
+/* libfabric's own exported functions, loaded with it (ofi_lib.c) */
+typedef struct ut_ofi_lib {
+    int             (*getinfo)(uint32_t version, const char *node, const char *service,
+                               uint64_t flags, const struct fi_info *hints,
+                               struct fi_info **info);
+    void            (*freeinfo)(struct fi_info *info);
+    struct fi_info *(*dupinfo)(const struct fi_info *info);
+    int             (*fabric)(struct fi_fabric_attr *attr, struct fid_fabric **fabric,
+                              void *context);
+    const char     *(*strerror)(int errnum);
+    uint32_t        (*version)(void);
+} ut_ofi_lib_t;
+
+extern ut_ofi_lib_t ut_ofi_lib;
+
+/** Load libfabric once (the program's signal handlers kept): UCACHE_OK, or
+ *  UCACHE_ERR_UNSUPPORTED where it is not installed or too old. */
+ucache_status_t ut_ofi_lib_load(void);
+
+/** fi_strerror(), through the loaded library. */
+const char *ut_ofi_strerror(int err);
+
 /** A libfabric error (a negative FI_E* or a CQ entry's positive err) as ours. */
 ucache_status_t ut_ofi_status(int err);
 

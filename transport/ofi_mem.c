@@ -54,7 +54,7 @@ static ucache_status_t do_mem_reg(ut_ofi_ctx_t *ctx, ut_ofi_mem_t *mem, bool exp
                     ctx->mr_prov_key ? 0 : ctx->next_key++, 0, &mem->mr, NULL);
     if (ret != 0) {
         UC_ERROR("fi_mr_reg of %zu bytes (%s): %s", mem->super.len,
-                 exported ? "remote read" : "local", fi_strerror(-ret));
+                 exported ? "remote read" : "local", ut_ofi_strerror(-ret));
         mem->mr = NULL;
         return ut_ofi_status(ret);
     }

@@ -85,7 +85,7 @@ static ucache_status_t do_av_insert(ut_ofi_ctx_t *ctx, ut_ofi_peer_t *peer)
     if (ret != 1) {
         peer->fa = FI_ADDR_NOTAVAIL;
         UC_ERROR("cannot put %s in the address vector: %s", peer->pname,
-                 fi_strerror((ret < 0) ? -ret : FI_EINVAL));
+                 ut_ofi_strerror((ret < 0) ? -ret : FI_EINVAL));
         return UCACHE_ERR_PEER;
     }
     return UCACHE_OK;
@@ -483,7 +483,7 @@ ucache_status_t ut_ofi_listen(ut_ctx_t *c, const char *ip, uint16_t port, uint16
         UC_ERROR("a context listens once");
         goto out;
     }
-    info = fi_dupinfo(ctx->info);
+    info = ut_ofi_lib.dupinfo(ctx->info);
     ep   = calloc(1, sizeof(*ep));
     status = UCACHE_ERR_NO_MEMORY;
     if ((info == NULL) || (ep == NULL)) {
@@ -515,7 +515,7 @@ ucache_status_t ut_ofi_listen(ut_ctx_t *c, const char *ip, uint16_t port, uint16
 out:
     pthread_mutex_unlock(&ctx->lock);
     if (info != NULL) {
-        fi_freeinfo(info);
+        ut_ofi_lib.freeinfo(info);
     }
     if (status != UCACHE_OK) {
         free(ep);

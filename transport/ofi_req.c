@@ -316,12 +316,12 @@ ucache_status_t ut_ofi_do_rpc_send(ut_ofi_ctx_t *ctx, ut_req_t *req, ut_ofi_peer
             ut_ofi_do_req_set_status(req, ut_ofi_status(ret));
             fi_cancel(&s->ep->ep->fid, &s->recv);
             req->priv.flags |= UT_OFI_REQF_CANCEL;
-            UC_DEBUG("a request to %s: %s", peer->pname, fi_strerror(-ret));
+            UC_DEBUG("a request to %s: %s", peer->pname, ut_ofi_strerror(-ret));
             return ut_ofi_status(ret);
         }
         return UCACHE_OK;
     }
-    UC_ERROR("posting the receive of a reply from %s: %s", peer->pname, fi_strerror(-ret));
+    UC_ERROR("posting the receive of a reply from %s: %s", peer->pname, ut_ofi_strerror(-ret));
     ut_ofi_do_req_set_status(req, ut_ofi_status(ret));
     do_req_clear(ctx, req, 0);
     return ut_ofi_status(ret);
@@ -405,7 +405,7 @@ ucache_status_t ut_ofi_get_post(ut_req_t *req, ut_rkey_t *rkey, uint64_t raddr, 
         ret = do_slot_post(ctx, s, UT_OFI_OP_GET, false);
         if (ret != 0) {
             status = ut_ofi_status(ret);
-            UC_DEBUG("fi_read from %s: %s", peer->pname, fi_strerror(-ret));
+            UC_DEBUG("fi_read from %s: %s", peer->pname, ut_ofi_strerror(-ret));
         }
     }
     if (status != UCACHE_OK) {
@@ -579,7 +579,7 @@ static void do_complete(ut_ofi_ctx_t *ctx, ut_ofi_op_t *op, uint64_t flags, size
         /* an error the provider tied to no operation: shm (libfabric 1.17)
          * reports a read from an owner that died so, and never completes
          * the read - do_orphans() pairs it with a read of a failed peer */
-        UC_DEBUG("libfabric reported %s for no operation", fi_strerror(err));
+        UC_DEBUG("libfabric reported %s for no operation", ut_ofi_strerror(err));
         ctx->orphans += (err != 0);
         return;
     }
@@ -593,7 +593,7 @@ static void do_complete(ut_ofi_ctx_t *ctx, ut_ofi_op_t *op, uint64_t flags, size
             ut_ofi_do_request_in(ctx, rb->ep, buf, len);
         } else if ((err != 0) && (err != FI_ECANCELED)) {
             UT_OFI_STAT_ADD(ctx, bad_input, 1);
-            UC_WARN("a request to us failed to arrive: %s", fi_strerror(err));
+            UC_WARN("a request to us failed to arrive: %s", ut_ofi_strerror(err));
         }
         if ((flags & FI_MULTI_RECV) || (err != 0)) { /* the buffer is ours again */
             rb->posted = false;
@@ -628,7 +628,7 @@ static void do_complete(ut_ofi_ctx_t *ctx, ut_ofi_op_t *op, uint64_t flags, size
         break;
     case UT_OFI_OP_SEND:
         if (err != 0) { /* it never arrived: no reply comes */
-            UC_DEBUG("a request to %s was not sent: %s", peer->pname, fi_strerror(err));
+            UC_DEBUG("a request to %s was not sent: %s", peer->pname, ut_ofi_strerror(err));
             ut_ofi_do_req_set_status(req, ut_ofi_status(err));
             if (!(req->priv.flags & UT_OFI_REQF_CANCEL)) {
                 req->priv.flags |= UT_OFI_REQF_CANCEL;

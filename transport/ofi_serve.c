@@ -26,7 +26,7 @@ void ut_ofi_do_rbuf_post(ut_ofi_ctx_t *ctx, ut_ofi_rbuf_t *rb)
     ret = (int)fi_recvmsg(rb->ep->ep, &msg, FI_MULTI_RECV);
     if (ret != 0) {
         UC_ERROR("posting a buffer for requests to %s: %s", ctx->cfg.ofi_provider,
-                 fi_strerror(-ret));
+                 ut_ofi_strerror(-ret));
         return; /* the other buffer still takes them; progress posts it again */
     }
     rb->posted = true;
@@ -90,7 +90,7 @@ void ut_ofi_do_reply_done(ut_ofi_ctx_t *ctx, ut_ofi_reply_t *r, int err)
     }
     if (err != 0) {
         UT_OFI_STAT_ADD(ctx, replies_dropped, 1);
-        UC_DEBUG("a reply to a requester failed: %s", fi_strerror(err));
+        UC_DEBUG("a reply to a requester failed: %s", ut_ofi_strerror(err));
     }
     do_reply_put(ctx, r);
 }
@@ -112,7 +112,7 @@ int ut_ofi_do_reply_post(ut_ofi_ctx_t *ctx, ut_ofi_reply_t *r)
     }
     if (ret != 0) {
         UT_OFI_STAT_ADD(ctx, replies_dropped, 1);
-        UC_DEBUG("a reply to a requester not sent: %s", fi_strerror(-ret));
+        UC_DEBUG("a reply to a requester not sent: %s", ut_ofi_strerror(-ret));
         do_reply_put(ctx, r);
     }
     return ret;

@@ -111,20 +111,6 @@ def candidates():
     return paths
 
 
-def _signals_back():
-    """Loading the library loads libfabric's PSM dependency, whose constructor
-    takes SIGINT and SIGTERM (the library then puts the defaults back): the
-    interpreter's own handlers (KeyboardInterrupt) are installed again."""
-    import signal
-    import threading
-    if threading.current_thread() is not threading.main_thread():
-        return
-    for s in (signal.SIGINT, signal.SIGTERM):
-        h = signal.getsignal(s)
-        if h is not None:
-            signal.signal(s, h)
-
-
 def lib():
     """The loaded library (loads it on the first call)."""
     global _lib
@@ -141,7 +127,6 @@ def lib():
                     continue
                 try:
                     _lib = ffi.dlopen(path)
-                    _signals_back()
                     break
                 except OSError as e:
                     errors.append("%s: %s" % (path, e))

@@ -174,11 +174,30 @@ def test_every_status_has_its_exception():
 
 
 def test_sigint_is_still_keyboard_interrupt(client):
-    """Loading the library (libfabric's PSM dependency takes SIGINT and
-    SIGTERM in its constructor) leaves the interpreter's handlers in place."""
+    """Loading the library, and libfabric with a client on
+    UCACHE_TRANSPORT=ofi (its PSM dependency takes SIGINT and SIGTERM in its
+    constructor), leaves the interpreter's handlers in place."""
     import signal
     import time
     assert client.stats() is not None  # the library is loaded
     with pytest.raises(KeyboardInterrupt):
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(5)
+    old = os.environ.get("UCACHE_TRANSPORT")
+    os.environ["UCACHE_TRANSPORT"] = "ofi"
+    try:
+        c = ucache.Client()  # loads libfabric now
+    finally:
+        if old is None:
+            del os.environ["UCACHE_TRANSPORT"]
+        else:
+            os.environ["UCACHE_TRANSPORT"] = old
+    try:
+        assert c.stats() is not None
+        with open("/proc/self/maps") as maps:
+            assert "libfabric" in maps.read()  # loaded, with its PSM dependency
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+    finally:
+        c.close()

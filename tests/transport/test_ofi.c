@@ -593,7 +593,7 @@ static void test_remote_write_refused(void)
          * read-only, so nothing changed */
         if (err != 0) {
             printf("(%s: the write %s) ", providers[i],
-                   (err == -1) ? "never completed" : fi_strerror(err));
+                   (err == -1) ? "never completed" : ut_ofi_strerror(err));
         }
         usleep(100000);
         CU_ASSERT_EQUAL(memcmp(before, (uint8_t *)p.mem->base + 8192, sizeof(before)), 0);
