@@ -3,6 +3,7 @@
  * are listed here; ut_ctx_create() picks one by name (UCACHE_TRANSPORT).
  */
 #include "transport.h"
+#include "transport/wire.h"
 #include "util/log.h"
 #include "util/time.h"
 
@@ -144,5 +145,23 @@ ucache_status_t ut_sockaddr_resolve(const char *host, uint16_t port, int family,
     memcpy(sa, res->ai_addr, res->ai_addrlen);
     *len_p = res->ai_addrlen;
     freeaddrinfo(res);
+    return UCACHE_OK;
+}
+
+ucache_status_t ut_rpc_args_take(ut_req_t *req, size_t rpc_max, unsigned id, const void *msg,
+                                 size_t len, void *meta, size_t meta_cap, void *data,
+                                 size_t data_cap)
+{
+    if ((id == UT_OP_NONE) || (id > UT_RPC_MAX_ID) || (len > rpc_max) ||
+        ((len > 0) && (msg == NULL)) || ((meta_cap > 0) && (meta == NULL)) ||
+        ((data_cap > 0) && (data == NULL))) {
+        UC_DEBUG("RPC %u of %zu bytes refused (UCACHE_RPC_MAX %zu)", id, len, rpc_max);
+        req->status = UCACHE_ERR_INVALID;
+        return req->status;
+    }
+    req->priv.buf      = data;
+    req->priv.cap      = data_cap;
+    req->priv.meta     = meta;
+    req->priv.meta_cap = meta_cap;
     return UCACHE_OK;
 }

@@ -518,6 +518,14 @@ static inline void ut_ka_answer_into(ut_req_t *ka, void *rep, size_t rep_len)
     ka->priv.meta_cap = rep_len;
 }
 
+/** An RPC's arguments as both backends' rpc_post take them: a known id, a
+ *  message within UCACHE_RPC_MAX (@p rpc_max), buffers where sizes say so.
+ *  UCACHE_OK with @p req's buffers set; else UCACHE_ERR_INVALID in
+ *  req->status, said at debug level (the caller counts bad_input). */
+ucache_status_t ut_rpc_args_take(ut_req_t *req, size_t rpc_max, unsigned id, const void *msg,
+                                 size_t len, void *meta, size_t meta_cap, void *data,
+                                 size_t data_cap);
+
 /** What a backend's ctx_create takes from @p params (may be NULL): its
  *  bits checked, the configuration given or the environment's, the
  *  progress mode (poll by default) and whether it serves. */

@@ -345,19 +345,11 @@ ucache_status_t ut_ucx_rpc_post(ut_req_t *req, ut_peer_t *p, unsigned id,
     ucache_status_t status;
 
     ut_ucx_do_req_start(req, p, UT_PATH_RPC);
-    if ((id == UT_OP_NONE) || (id > UT_RPC_MAX_ID) || (len > ctx->cfg.rpc_max) ||
-        ((len > 0) && (msg == NULL)) || ((meta_cap > 0) && (meta == NULL)) ||
-        ((data_cap > 0) && (data == NULL))) {
+    if (ut_rpc_args_take(req, ctx->cfg.rpc_max, id, msg, len, meta, meta_cap, data,
+                         data_cap) != UCACHE_OK) {
         UT_STAT_ADD(ctx, bad_input, 1);
-        UC_DEBUG("RPC %u of %zu bytes refused (UCACHE_RPC_MAX %zu)", id, len,
-                 ctx->cfg.rpc_max);
-        req->status = UCACHE_ERR_INVALID;
         return req->status;
     }
-    req->priv.buf      = data;
-    req->priv.cap      = data_cap;
-    req->priv.meta     = meta;
-    req->priv.meta_cap = meta_cap;
 
     pthread_mutex_lock(&ctx->lock);
     status = ut_ucx_do_peer_ensure(ctx, peer);
