@@ -779,7 +779,7 @@ static void hold_setup(ut_ctx_t *ctx, ut_mem_t *mem)
  * at its deadline. */
 static void test_keepalive(void)
 {
-    const uint64_t T = tc_slow(600 * UC_NSEC_PER_MSEC);
+    const uint64_t T = tc_slow(300 * UC_NSEC_PER_MSEC);
     unsigned i;
 
     for (i = 0; i < NPROV; i++) {
