@@ -31,6 +31,21 @@ skp() { echo "SKIP $1: $2"; skip=$((skip + 1)); }
 skp_dep() { if [ "${CI:-}" = true ]; then bad "$1: $2 (CI=true)"; else skp "$1" "$2"; fi; }
 
 # client_stat FILE NAME: the last value of counter NAME in FILE's JSON lines
+# modified_object FILE LABEL: FILE read (cached), rewritten at the origin,
+# then read again with UCACHE_META_TTL=0 by ucache cat and fabric_client:
+# its new bytes both times (PASS/FAIL as LABEL)
+modified_object() {
+    local f=$1 n
+    n=$(stat -c %s "$f")
+    $BIN/ucache cat "file://$f" >/dev/null 2>&1      # cached, old version
+    head -c "$n" /dev/urandom >"$f.new" && mv "$f.new" "$f"
+    if UCACHE_META_TTL=0 $BIN/ucache cat "file://$f" >"$W/cat" 2>/dev/null &&
+        cmp -s "$W/cat" "$f" &&
+        UCACHE_META_TTL=0 $T/fabric_client verify 30 "$f" >"$W/v4" 2>&1; then
+        ok "$2: its new bytes"
+    else bad "$2"; tail -n 3 "$W/v4"; fi
+}
+
 client_stat() { sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p" "$1" | tail -n 1; }
 
 # counter NAME [SRC]: the sum of a counter over the nodes of members source

@@ -107,13 +107,7 @@ else bad "a file outside UCACHE_ALLOW"; tail -3 "$W/cat.stats"; fi
 rm -rf "$S"
 
 # --- a modified object ------------------------------------------------------
-$BIN/ucache cat "file://$W/data/three" >/dev/null 2>&1      # cached, old version
-head -c 3670016 /dev/urandom >"$W/data/three.new" && mv "$W/data/three.new" "$W/data/three"
-if UCACHE_META_TTL=0 $BIN/ucache cat "file://$W/data/three" >"$W/cat" 2>/dev/null &&
-   cmp -s "$W/cat" "$W/data/three" &&
-   UCACHE_META_TTL=0 $T/fabric_client verify 30 "$W/data/three" >"$W/v4" 2>&1; then
-    ok "a modified object returns its new bytes"
-else bad "modified object"; tail -3 "$W/v4"; fi
+modified_object "$W/data/three" "a modified object"
 
 # --- coalescing: 3 processes x 4 threads read one missing chunk ------------
 head -c 1000000 /dev/urandom >"$W/data/hot"
