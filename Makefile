@@ -43,7 +43,7 @@ LIB_SRCS = util/status.c util/log.c util/config.c util/key.c util/latency.c util
            transport/ucx_mem.c transport/ucx_listen.c transport/ucx_guard.c transport/devices.c \
            transport/ofi.c transport/ofi_peer.c transport/ofi_req.c transport/ofi_serve.c \
            transport/ofi_wait.c transport/ofi_mem.c transport/ofi_lib.c \
-           store/layout.c store/alloc.c store/evict.c store/store.c store/tier.c store/keymap.c store/nvme_rec.c store/nvme.c \
+           store/layout.c store/alloc.c store/evict.c store/store.c store/tier.c store/check.c store/keymap.c store/nvme_rec.c store/nvme.c \
            origin/allow.c origin/cred.c origin/origin.c origin/origin_file.c origin/origin_http.c \
            origin/origin_azure.c origin/origin_s3.c origin/azure_identity.c \
            fabric/place.c fabric/member.c fabric/member_dir.c fabric/member_file.c fabric/member_etcd.c fabric/etcd.c fabric/view.c fabric/view_shm.c fabric/peer.c fabric/touch.c fabric/proto.c fabric/meta.c fabric/lookup.c fabric/manifest.c fabric/quota.c fabric/node.c fabric/client.c fabric/probe.c fabric/admin.c fabric/readq.c fabric/api.c fabric/stats_json.c \

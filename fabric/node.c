@@ -43,6 +43,8 @@ typedef struct uf_job {
     uf_waiter_t     *waiters;
     unsigned         local_waiters;
     bool             done;
+    bool             pin;       /* a waiter pins it: read from NVMe, it goes
+                                   into the memory tier (node->lock) */
     ucache_status_t  status;
     us_loc_t         loc;
     uint32_t         how;
@@ -205,6 +207,7 @@ static uf_job_t *do_job_get(uf_node_t *node, const uf_fetch_req_t *req, const ch
     if (job != NULL) {
         UF_NODE_ADD(node, coalesced, 1);
         *how_p = UF_HOW_COALESCED;
+        job->pin |= (req->flags & UF_FETCH_PIN) != 0;
         return job;
     }
     if (node->active >= node->cfg.fill_queue) {
@@ -214,7 +217,23 @@ static uf_job_t *do_job_get(uf_node_t *node, const uf_fetch_req_t *req, const ch
     }
     *how_p    = UF_HOW_FILLED;
     *status_p = UCACHE_ERR_NO_MEMORY;
-    return do_job_create(node, req, uri, uri_len);
+    job = do_job_create(node, req, uri, uri_len);
+    if (job != NULL) {
+        job->pin = (req->flags & UF_FETCH_PIN) != 0;
+    }
+    return job;
+}
+
+/* Whether @p job's read from NVMe may be staged: not when a waiter pins
+ * the chunk (a staged chunk's lease could end before the pin). */
+static bool uf_job_may_stage(uf_node_t *node, const uf_job_t *job)
+{
+    bool pin;
+
+    pthread_mutex_lock(&node->lock);
+    pin = job->pin;
+    pthread_mutex_unlock(&node->lock);
+    return !pin;
 }
 
 /* node->lock held */
@@ -321,7 +340,9 @@ static void uf_reply_raw(uf_node_t *node, ut_rpc_t *rpc, const uf_fetch_raw_t *r
 
 /* What a FETCH's pin flags ask of a chunk that is present (warm-up).  A
  * reader's pins stay within its namespace's pin quota (UCACHE_PIN_QUOTA);
- * an admin's, and the node's own, only within the store's limit. */
+ * an admin's, and the node's own, only within the store's limit.
+ * UCACHE_ERR_NOT_FOUND: the chunk to pin is gone since (evicted, or its
+ * lease from NVMe ended). */
 static ucache_status_t uf_pin_apply(uf_node_t *node, unsigned flags, const us_key_t *key,
                                     unsigned role)
 {
@@ -343,11 +364,25 @@ static ucache_status_t uf_pin_apply(uf_node_t *node, unsigned flags, const us_ke
     status = us_store_pin_quota(node->store, key, (flags & UF_FETCH_PIN) ? 1 : 0,
                                 (role >= UT_ROLE_ADMIN) ? 0 : node->pin_quota);
     if ((status == UCACHE_ERR_NOT_FOUND) && (flags & UF_FETCH_PIN)) {
-        status = UCACHE_ERR_NO_MEMORY; /* evicted before it could be pinned */
+        return status;
     }
     if ((status == UCACHE_ERR_NO_MEMORY) && (flags & UF_FETCH_PIN)) {
         UC_WARN("a chunk stays unpinned: pins may take 90%% of the memory at most, a "
                 "reader's %u%% per dataset (UCACHE_PIN_QUOTA)", node->cfg.pin_quota_pct);
+    }
+    return status;
+}
+
+/* uf_pin_apply() once a fill has brought the chunk in: gone again before
+ * its pin (memory under pressure), it stays unpinned. */
+static ucache_status_t uf_pin_done(uf_node_t *node, unsigned flags, const us_key_t *key,
+                                   unsigned role)
+{
+    ucache_status_t status = uf_pin_apply(node, flags, key, role);
+
+    if (status == UCACHE_ERR_NOT_FOUND) {
+        UC_WARN("a chunk stays unpinned: evicted before it could be pinned");
+        status = UCACHE_ERR_NO_MEMORY;
     }
     return status;
 }
@@ -433,12 +468,12 @@ static void uf_fetch_handler(void *arg, ut_rpc_t *rpc, const void *msg, size_t l
         uf_reply_loc(node, rpc, req.flags, NULL, UCACHE_ERR_AUTH, NULL, 0);
         return;
     }
-    if (us_store_lookup(node->store, &key, &loc) == UCACHE_OK) {
+    if ((us_store_lookup(node->store, &key, &loc) == UCACHE_OK) &&
+        ((status = uf_pin_apply(node, req.flags, &key, rpc->role)) != UCACHE_ERR_NOT_FOUND)) {
         UF_NODE_ADD(node, fetch_hits, !(req.flags & (UF_FETCH_UNPIN | UF_FETCH_EVICT)));
-        status = uf_pin_apply(node, req.flags, &key, rpc->role);
         uf_reply_loc(node, rpc, req.flags, &span, status, &loc, UF_HOW_HIT);
         return;
-    }
+    }                                /* (gone before its pin: read again, pinned) */
     if (req.flags & (UF_FETCH_UNPIN | UF_FETCH_EVICT)) { /* not in memory */
         status = uf_pin_nvme(node, req.flags, &key, &loc);
         uf_reply_loc(node, rpc, req.flags, NULL, status, &loc, UF_HOW_NVME);
@@ -534,7 +569,8 @@ static ucache_status_t uf_fill(uf_node_t *node, uf_job_t *job, us_loc_t *loc_p,
 
     for (;;) {
         status = nvme ? us_store_reserve_nvme(node->store, &job->key, uf_ns_of(job->uri),
-                                              length, &fill, &staged) :
+                                              length, uf_job_may_stage(node, job), &fill,
+                                              &staged) :
                         us_store_reserve(node->store, &job->key, uf_ns_of(job->uri), length,
                                          &fill);
         if ((status == UCACHE_OK) && nvme) {
@@ -603,7 +639,7 @@ static void uf_job_finish(uf_node_t *node, uf_job_t *job)
         sent = sent && (w->flags & UF_FETCH_DATA) && !(w->flags & UF_FETCH_PIN);
         uf_reply_loc(node, w->rpc, w->flags, &w->span,
                      (job->status == UCACHE_OK) ?
-                         uf_pin_apply(node, w->flags, &job->key, w->rpc->role) : job->status,
+                         uf_pin_done(node, w->flags, &job->key, w->rpc->role) : job->status,
                      &job->loc,
                      (w->next == NULL) ? job->how : UF_HOW_COALESCED);
         free(w);
@@ -728,7 +764,8 @@ static bool uf_nvme_begin(uf_node_t *node, us_nvme_aio_t *aio, uf_job_t *job)
     bool staged = false;
 
     status = us_store_reserve_nvme(node->store, &job->key, uf_ns_of(job->uri),
-                                   uf_job_length(job), &job->fill, &staged);
+                                   uf_job_length(job), uf_job_may_stage(node, job),
+                                   &job->fill, &staged);
     if (status == UCACHE_OK) {
         if (us_store_nvme_start(node->store, aio, &job->fill, (uintptr_t)job) == UCACHE_OK) {
             return true;
@@ -894,7 +931,7 @@ ucache_status_t uf_node_fetch_local(uf_node_t *node, const uf_fetch_req_t *req,
     ucache_status_t status = uf_fetch_local(node, req, uri, loc_p, how_p);
 
     /* the node's own reads: its own rights */
-    return (status == UCACHE_OK) ? uf_pin_apply(node, req->flags, &key, UT_ROLE_ADMIN) :
+    return (status == UCACHE_OK) ? uf_pin_done(node, req->flags, &key, UT_ROLE_ADMIN) :
                                    status;
 }
 

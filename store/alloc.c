@@ -419,3 +419,64 @@ ucache_status_t us_alloc_check(const us_alloc_t *a)
     }
     return (listed == free_bytes) ? UCACHE_OK : UCACHE_ERR_CORRUPT;
 }
+
+static int cmp_u64(const void *x, const void *y)
+{
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+
+    return (a > b) - (a < b);
+}
+
+/* How many of the sorted @p v[0..n) equal @p off. */
+static size_t count_at(const uint64_t *v, size_t n, uint64_t off)
+{
+    size_t lo = 0, hi = n, c = 0;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (v[mid] < off) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    while ((lo + c < n) && (v[lo + c] == off)) {
+        c++;
+    }
+    return c;
+}
+
+ucache_status_t us_alloc_check_owners(const us_alloc_t *a, uint64_t *offs, size_t n,
+                                      bool whole)
+{
+    uint64_t *q = malloc((a->q_count + 1) * sizeof(*q)), off;
+    size_t i, c, claimed = 0;
+    bool bad = false;
+    const us_blk_t *b;
+
+    if (q == NULL) {
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    for (i = 0; i < a->q_count; i++) {
+        q[i] = a->q[(a->q_head + i) % a->q_cap].off;
+    }
+    qsort(q, a->q_count, sizeof(*q), cmp_u64);
+    qsort(offs, n, sizeof(*offs), cmp_u64);
+    for (off = 0; (off < a->len) && !bad; off += blk_size(b)) {
+        b = blk(a, off);
+        if (blk_is_free(b)) {
+            continue;
+        }
+        c = count_at(offs, n, off) + count_at(q, a->q_count, off);
+        if ((a->held != 0) && (off == a->held_off)) {
+            bad = (c != 0);
+        } else {
+            bad = (c > 1) || (whole && (c == 0));
+        }
+        claimed += c;
+    }
+    free(q);
+    /* an offset that starts no used block was not counted */
+    return (bad || (claimed != n + a->q_count)) ? UCACHE_ERR_CORRUPT : UCACHE_OK;
+}

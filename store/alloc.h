@@ -12,8 +12,9 @@
 
 #include "util/status.h"
 
-#include <stdint.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define US_TLSF_SL_LOG2  4                         /* 16 second-level lists  */
 #define US_TLSF_SL       (1u << US_TLSF_SL_LOG2)
@@ -91,5 +92,12 @@ uint64_t us_alloc_largest_free(const us_alloc_t *a);
 /** Walk every block and check the free lists against it; OK or
  *  UCACHE_ERR_CORRUPT (tests call this after every mutation). */
 ucache_status_t us_alloc_check(const us_alloc_t *a);
+
+/** After us_alloc_check(): the @p n block offsets the caller holds (any
+ *  order) and the quarantine each start a used block, none twice; with
+ *  @p whole, they and the held tail are every used block.  OK or
+ *  UCACHE_ERR_CORRUPT (a block freed twice, or lost). */
+ucache_status_t us_alloc_check_owners(const us_alloc_t *a, uint64_t *offs, size_t n,
+                                      bool whole);
 
 #endif

@@ -711,9 +711,10 @@ static void do_evict_ahead(us_store_t *s, uint64_t headroom)
 /* Allocate @p bsize bytes, evicting by policy.  Memory on its way back -
  * in its grace period, or being demoted - is waited for (UCACHE_ERR_AGAIN)
  * rather than evicting more; so is a full demotion queue. */
-static ucache_status_t do_alloc(us_store_t *s, uint64_t bsize, uint64_t *block_p)
+static ucache_status_t do_alloc(us_store_t *s, uint64_t bsize, uint64_t now,
+                                uint64_t *block_p)
 {
-    uint64_t now = uc_time_ns(), headroom = do_headroom(s, now, bsize);
+    uint64_t headroom = do_headroom(s, now, bsize);
     us_alloc_t *a = &s->alloc;
     uint32_t victim;
 
@@ -767,12 +768,17 @@ static ucache_status_t do_alloc_stage(us_store_t *s, uint64_t bsize, uint64_t *b
 static bool do_stage_wanted(us_store_t *s, const us_key_t *key, uint64_t now);
 static void do_stage_note(us_store_t *s, const us_key_t *key, uint64_t now);
 
+/* Where a reservation's bytes come from: the origin, or a device (staged
+ * if it is a one-hit read, or into the memory tier however it is read). */
+enum { US_FROM_ORIGIN, US_FROM_NVME, US_FROM_NVME_MEM };
+
 static ucache_status_t do_reserve(us_store_t *s, const us_key_t *key, uint16_t ns,
-                                  size_t length, us_fill_t *fill_p, bool from_nvme,
+                                  size_t length, us_fill_t *fill_p, int from,
                                   bool *staged_p)
 {
+    bool from_nvme = (from != US_FROM_ORIGIN);
     uint64_t bsize = us_alloc_block_size(US_CHUNK_OVERHEAD + us_chunk_table_bytes(length) +
-                                         (uint64_t)length);
+                                         (uint64_t)length), now;
     bool stage = false, pinned = false;
     ucache_status_t st;
     uint32_t slot, i;
@@ -797,7 +803,7 @@ static ucache_status_t do_reserve(us_store_t *s, const us_key_t *key, uint16_t n
     }
     /* read from NVMe: staged, unless read from it within the window (a
      * second hit), pinned, or too large for the pool */
-    if (from_nvme && (s->stage_len > 0) && !s->ns[ns].pinned && !pinned &&
+    if ((from == US_FROM_NVME) && (s->stage_len > 0) && !s->ns[ns].pinned && !pinned &&
         (bsize <= s->stage_len / 4) && do_stage_wanted(s, key, uc_time_ns())) {
         stage = true;
     }
@@ -822,8 +828,9 @@ static ucache_status_t do_reserve(us_store_t *s, const us_key_t *key, uint16_t n
             goto out;
         }
     }
-    us_st_expire(s, uc_time_ns());
-    st = stage ? do_alloc_stage(s, bsize, &d->block) : do_alloc(s, bsize, &d->block);
+    now = uc_time_ns();
+    us_st_expire(s, now);
+    st = stage ? do_alloc_stage(s, bsize, &d->block) : do_alloc(s, bsize, now, &d->block);
     if (st != UCACHE_OK) {
         d->state = US_SLOT_FREE;
         goto out;
@@ -858,13 +865,15 @@ out:
 ucache_status_t us_store_reserve(us_store_t *s, const us_key_t *key, uint16_t ns,
                                  size_t length, us_fill_t *fill_p)
 {
-    return do_reserve(s, key, ns, length, fill_p, false, NULL);
+    return do_reserve(s, key, ns, length, fill_p, US_FROM_ORIGIN, NULL);
 }
 
 ucache_status_t us_store_reserve_nvme(us_store_t *s, const us_key_t *key, uint16_t ns,
-                                      size_t length, us_fill_t *fill_p, bool *staged_p)
+                                      size_t length, bool may_stage, us_fill_t *fill_p,
+                                      bool *staged_p)
 {
-    return do_reserve(s, key, ns, length, fill_p, true, staged_p);
+    return do_reserve(s, key, ns, length, fill_p, may_stage ? US_FROM_NVME : US_FROM_NVME_MEM,
+                      staged_p);
 }
 
 int us_st_fill_valid(const us_store_t *s, const us_fill_t *f)
@@ -1089,16 +1098,24 @@ static void do_pin_changed(us_store_t *s, uint32_t slot, int was, int now)
 /* Move staged chunk @p slot into the memory tier (a pin asks for it): a
  * block of its own there, the bytes copied, the slot published at its new
  * place with a new version, the old block tombstoned and retired. */
-static ucache_status_t do_unstage(us_store_t *s, uint32_t slot)
+static ucache_status_t do_unstage(us_store_t *s, uint32_t slot, uint64_t now)
 {
     us_desc_t *d = &s->desc[slot];
     us_chunk_hdr_t *old = (us_chunk_hdr_t *)(s->data + d->block + US_BLOCK_HDR), *hdr;
-    uint64_t block, *w = &s->slots[2 * slot];
+    uint64_t block, *w = &s->slots[2 * slot], version = d->version;
     ucache_status_t st;
 
-    st = do_alloc(s, d->bsize, &block);
+    /* do_alloc ends the leases over by @p now: the caller ended them
+     * before it found this chunk staged, so this one's is not (had it
+     * ended here, its block would be retired twice - handed out twice
+     * later, a daemon's fault in the allocator) */
+    st = do_alloc(s, d->bsize, now, &block);
     if (st != UCACHE_OK) {
         return st;
+    }
+    if ((d->state != US_SLOT_PUBLISHED) || !d->staged || (d->version != version)) {
+        blk_put(s, block);           /* (never: the books stay right) */
+        return UCACHE_ERR_NOT_FOUND;
     }
     hdr = (us_chunk_hdr_t *)(s->data + block + US_BLOCK_HDR);
     memcpy(hdr, old, US_CHUNK_HDR + us_chunk_table_bytes(d->length) + (uint64_t)d->length);
@@ -1135,11 +1152,14 @@ ucache_status_t us_store_pin_quota(us_store_t *s, const us_key_t *key, int pin,
                                    uint64_t ns_limit)
 {
     ucache_status_t st = UCACHE_OK;
+    uint64_t now;
     uint32_t slot;
     us_desc_t *d;
     int was;
 
     pthread_mutex_lock(&s->lock);
+    now = uc_time_ns();
+    us_st_expire(s, now);            /* a staged chunk found below stays so */
     slot = us_st_find(s, key);
     if (slot == US_NONE) {
         /* on NVMe only: an unpin reaches it there (a pin is taken when a
@@ -1159,7 +1179,7 @@ ucache_status_t us_store_pin_quota(us_store_t *s, const us_key_t *key, int pin,
         goto out;
     }
     if (d->staged && (d->state == US_SLOT_PUBLISHED) && pin) {
-        st = do_unstage(s, slot);    /* pinned: into the memory tier */
+        st = do_unstage(s, slot, now);   /* pinned: into the memory tier */
         if (st != UCACHE_OK) {
             goto out;
         }

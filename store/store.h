@@ -178,6 +178,12 @@ uint64_t us_store_retry_ns(us_store_t *store);
 
 void us_store_stats(us_store_t *store, us_store_stats_t *stats);
 
+/** Check the store's books (tests): both allocators whole, and every
+ *  block held by exactly one owner - a reservation or a chunk, the
+ *  quarantine, or the demoter's queue (a block handed out twice, freed
+ *  twice or lost fails).  UCACHE_OK or UCACHE_ERR_CORRUPT. */
+ucache_status_t us_store_check(us_store_t *store);
+
 /* --- the NVMe tier --------------------------------------------------------
  * With devices added, chunks evicted from memory for room (capacity, index,
  * quota; not an admin's evict) are demoted: their memory is kept until
@@ -214,9 +220,11 @@ bool us_store_nvme_lookup(us_store_t *store, const us_key_t *key, uint32_t *leng
 unsigned us_store_demote(us_store_t *store, unsigned max, uint64_t timeout_ns);
 
 /** us_store_reserve() for a key a device holds: in the staging pool (then
- *  *staged_p) or, for a second hit within the window, the memory tier. */
+ *  *staged_p) or, for a second hit within the window, the memory tier.
+ *  Without @p may_stage, the memory tier (a pin will follow the read). */
 ucache_status_t us_store_reserve_nvme(us_store_t *store, const us_key_t *key, uint16_t ns,
-                                      size_t length, us_fill_t *fill_p, bool *staged_p);
+                                      size_t length, bool may_stage, us_fill_t *fill_p,
+                                      bool *staged_p);
 
 /**
  * Read @p fill's key from the device that holds it into the reservation,

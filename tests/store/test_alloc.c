@@ -188,10 +188,48 @@ static void test_alloc_grow(void)
     free(mem);
 }
 
+/* The owners' check: blocks held (in any order) and the quarantine each
+ * start a used block once; one held twice, one retired while still held
+ * (freed twice later), an offset inside a block, or a block nobody holds
+ * (with whole) is caught. */
+static void test_alloc_owners(void)
+{
+    const uint64_t len = MiB;
+    void *mem = aligned_alloc(64, len);
+    uint64_t off[4], v[5];
+    us_alloc_t a;
+    unsigned i;
+
+    CU_ASSERT_EQUAL_FATAL(us_alloc_init(&a, mem, len, 1000000000ull), UCACHE_OK);
+    for (i = 0; i < 4; i++) {
+        CU_ASSERT_EQUAL_FATAL(us_alloc_get(&a, 4 * KiB * (i + 1), &off[i]), UCACHE_OK);
+    }
+    CU_ASSERT_EQUAL(us_alloc_retire(&a, off[3], 0), UCACHE_OK);   /* in its grace */
+    v[0] = off[2]; v[1] = off[0]; v[2] = off[1];
+    CU_ASSERT_EQUAL(us_alloc_check_owners(&a, v, 3, true), UCACHE_OK);
+    v[0] = off[2]; v[1] = off[0];
+    CU_ASSERT_EQUAL(us_alloc_check_owners(&a, v, 2, false), UCACHE_OK);
+    v[0] = off[2]; v[1] = off[0];                                  /* off[1] lost */
+    CU_ASSERT_EQUAL(us_alloc_check_owners(&a, v, 2, true), UCACHE_ERR_CORRUPT);
+    v[0] = off[0]; v[1] = off[1]; v[2] = off[2]; v[3] = off[1];    /* held twice */
+    CU_ASSERT_EQUAL(us_alloc_check_owners(&a, v, 4, false), UCACHE_ERR_CORRUPT);
+    v[0] = off[0]; v[1] = off[1]; v[2] = off[2]; v[3] = off[3];    /* and retired */
+    CU_ASSERT_EQUAL(us_alloc_check_owners(&a, v, 4, false), UCACHE_ERR_CORRUPT);
+    v[0] = off[0]; v[1] = off[1]; v[2] = off[2] + 64;              /* not a block */
+    CU_ASSERT_EQUAL(us_alloc_check_owners(&a, v, 3, false), UCACHE_ERR_CORRUPT);
+    us_alloc_reclaim(&a, 2000000000ull);
+    v[0] = off[0]; v[1] = off[1]; v[2] = off[2];
+    CU_ASSERT_EQUAL(us_alloc_check_owners(&a, v, 3, true), UCACHE_OK);
+    CU_ASSERT_EQUAL(us_alloc_check(&a), UCACHE_OK);
+    us_alloc_cleanup(&a);
+    free(mem);
+}
+
 const tc_test_t alloc_tests[] = {
     {"basic", test_alloc_basic},
     {"random", test_alloc_random},
     {"quarantine", test_alloc_quarantine},
     {"grow", test_alloc_grow},
+    {"owners", test_alloc_owners},
     {NULL, NULL}
 };

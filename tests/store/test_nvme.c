@@ -536,7 +536,7 @@ static int fill_from_nvme(us_store_t *s, uint64_t id, uint32_t len, bool *promot
     bool staged = false;
     us_fill_t f;
 
-    if (us_store_reserve_nvme(s, &k, 5, len, &f, &staged) != UCACHE_OK) {
+    if (us_store_reserve_nvme(s, &k, 5, len, true, &f, &staged) != UCACHE_OK) {
         return 1;
     }
     *promoted_p = !staged;
@@ -1132,6 +1132,252 @@ static void test_nvme_pins_restart(void)
     unlink(nv_path);
 }
 
+/* --- every path of both tiers at once ------------------------------------- */
+
+#define SN_IDS   320
+#define SN_OPS   30000
+#define SN_DEPTH 16
+
+/* Chunk @p id's length: 4 KiB to 96 KiB, not a multiple of anything. */
+static uint32_t sn_len(uint64_t id)
+{
+    return (uint32_t)(4 * KiB * (1 + id % 24) + id % 61);
+}
+
+typedef struct stress_nv {
+    us_store_t  *s;
+    uint64_t     until;             /* the threads stop here at the latest */
+    unsigned     seed;
+    /* outcomes, counted by the threads and asserted by the test's thread */
+    unsigned     wrong, published, aborted, nvme_fills, pending_fills, aio_fills;
+    unsigned     failed, checks_bad, reads;
+} stress_nv_t;
+
+static bool sn_over(stress_nv_t *x, unsigned n)
+{
+    return (n >= SN_OPS) || (uc_time_ns() > x->until);
+}
+
+static void sn_count(unsigned *c, unsigned n)
+{
+    __atomic_fetch_add(c, n, __ATOMIC_RELAXED);
+}
+
+/* A fill thread's miss: from a device if one holds the key, else from the
+ * memory it holds on its way there, else the "origin" (the pattern); one
+ * in 10 given back instead; a staged chunk sent and released half the time. */
+static void *sn_filler(void *arg)
+{
+    stress_nv_t *x = arg;
+    unsigned seed = __atomic_fetch_add(&x->seed, 7919, __ATOMIC_RELAXED), n;
+    ucache_status_t st;
+    bool nv, staged, may;
+    uint64_t id;
+    us_loc_t loc;
+    us_fill_t f;
+    us_key_t k;
+
+    for (n = 0; !sn_over(x, n); n++) {
+        id = (uint64_t)rand_r(&seed) % SN_IDS;
+        k  = key_of(id);
+        nv = us_store_on_nvme(x->s, &k);
+        staged = false;
+        may = rand_r(&seed) % 4 != 0;   /* (not when a pin will follow) */
+        st = nv ? us_store_reserve_nvme(x->s, &k, 5, sn_len(id), may, &f, &staged) :
+                  us_store_reserve(x->s, &k, 5, sn_len(id), &f);
+        if (st != UCACHE_OK) {
+            continue;                /* there, being filled, or memory on its way */
+        }
+        sn_count(&x->failed, staged && !may);
+        if (nv && (us_store_fill_nvme(x->s, &f) == UCACHE_OK)) {
+            sn_count(&x->nvme_fills, 1);
+        } else if (us_store_fill_pending(x->s, &f) == UCACHE_OK) {
+            sn_count(&x->pending_fills, 1);
+        } else {
+            fill_pattern(f.payload, f.length, id);
+        }
+        if (rand_r(&seed) % 10 == 0) {
+            us_store_abort(x->s, &f);
+            sn_count(&x->aborted, 1);
+            continue;
+        }
+        if (us_store_publish_at(x->s, &f, &loc) != UCACHE_OK) {
+            sn_count(&x->failed, 1);
+            continue;
+        }
+        sn_count(&x->published, 1);
+        if (staged && (rand_r(&seed) % 2)) {
+            us_store_release(x->s, &k, loc.version);
+        }
+    }
+    return NULL;
+}
+
+typedef struct sn_aio {
+    stress_nv_t *x;
+    us_fill_t    f[SN_DEPTH];
+    bool         busy[SN_DEPTH];
+} sn_aio_t;
+
+static void sn_aio_done(void *arg, uint64_t tag, ucache_status_t status)
+{
+    sn_aio_t *a = arg;
+
+    us_store_nvme_read_done(a->x->s, status);
+    if ((status != UCACHE_OK) || (us_store_publish(a->x->s, &a->f[tag]) != UCACHE_OK)) {
+        us_store_abort(a->x->s, &a->f[tag]);
+        sn_count(&a->x->aborted, 1);
+    } else {
+        sn_count(&a->x->aio_fills, 1);
+        sn_count(&a->x->published, 1);
+    }
+    a->busy[tag] = false;
+}
+
+/* An NVMe thread's reads: queued on an io_uring, published as they end. */
+static void *sn_aio_reader(void *arg)
+{
+    sn_aio_t a = { .x = arg };
+    unsigned seed = __atomic_fetch_add(&a.x->seed, 7919, __ATOMIC_RELAXED), n, t;
+    us_nvme_aio_t *aio;
+    uint64_t id;
+    bool staged;
+    us_key_t k;
+
+    if (us_nvme_aio_create(SN_DEPTH, 128 * KiB, &aio) != UCACHE_OK) {
+        sn_count(&a.x->failed, 1);
+        return NULL;
+    }
+    for (n = 0; !sn_over(a.x, n); n++) {
+        for (t = 0; (t < SN_DEPTH) && a.busy[t]; t++) {
+        }
+        id = (uint64_t)rand_r(&seed) % SN_IDS;
+        k  = key_of(id);
+        if ((t < SN_DEPTH) && us_store_on_nvme(a.x->s, &k) &&
+            (us_store_reserve_nvme(a.x->s, &k, 5, sn_len(id), true, &a.f[t], &staged) ==
+             UCACHE_OK)) {
+            if (us_store_nvme_start(a.x->s, aio, &a.f[t], t) == UCACHE_OK) {
+                a.busy[t] = true;
+            } else {
+                us_store_abort(a.x->s, &a.f[t]);
+            }
+        }
+        us_nvme_aio_reap(aio, 100000, sn_aio_done, &a);
+    }
+    while (us_nvme_aio_busy(aio) > 0) {
+        us_nvme_aio_reap(aio, 1000000, sn_aio_done, &a);
+    }
+    us_nvme_aio_destroy(aio);
+    return NULL;
+}
+
+/* An admin's and the readers' calls: to NVMe now, evict, pin, unpin,
+ * touch, the books checked, verified reads. */
+static void *sn_admin(void *arg)
+{
+    stress_nv_t *x = arg;
+    unsigned seed = __atomic_fetch_add(&x->seed, 7919, __ATOMIC_RELAXED), n, r;
+    uint64_t id;
+    us_key_t k;
+
+    for (n = 0; !sn_over(x, n); n++) {
+        id = (uint64_t)rand_r(&seed) % SN_IDS;
+        k  = key_of(id);
+        switch (rand_r(&seed) % 8) {
+        case 0:  (void)us_store_demote_key(x->s, &k);  break;
+        case 1:  (void)us_store_evict(x->s, &k);       break;
+        case 2:  (void)us_store_pin(x->s, &k, 1);      break;
+        case 3:  (void)us_store_pin(x->s, &k, 0);      break;
+        case 4:  us_store_touch(x->s, &k, 1, 2);       break;
+        case 5:                      /* (the first failure says it all) */
+            if (__atomic_load_n(&x->checks_bad, __ATOMIC_RELAXED) == 0) {
+                sn_count(&x->checks_bad, us_store_check(x->s) != UCACHE_OK);
+            }
+            break;
+        default:
+            r = (unsigned)get_id(x->s, id, sn_len(id));
+            sn_count(&x->wrong, r == 2);
+            sn_count(&x->reads, r == 0);
+        }
+    }
+    return NULL;
+}
+
+/* 4 MiB of memory (1 MiB of it the staging pool) and 16 MiB of chunks of
+ * 4-96 KiB: two fill threads, an NVMe thread's asynchronous reads, an
+ * admin (to NVMe, evict, pin, unpin) and the demoter, all at once, for
+ * 3000 steps each (20 s at most).  Every read exact; the store's books
+ * (us_store_check: each block held once - a chunk, the quarantine or the
+ * demoter's queue) add up during the run and after it, when every chunk
+ * reads exact from memory or its device. */
+static void test_nvme_tier_stress(void)
+{
+    us_store_params_t sp = { .len = 4 * MiB, .grace_ns = 200000, .index_chunk = 64 * KiB,
+                             .max_payload = 128 * KiB, .lock = 1, .stage_bytes = 1 * MiB,
+                             .nvme_lease_ns = 5000000, .nvme_window_ns = 1000000 };
+    stress_nv_t x = { .seed = 17 };
+    pthread_t t[4];
+    void *(*fn[4])(void *) = { sn_filler, sn_filler, sn_aio_reader, sn_admin };
+    demoter_t dm = { 0 };
+    us_store_stats_t st;
+    unsigned i, mem = 0, onnv = 0, bad = 0;
+    bool promoted;
+    us_key_t k;
+    us_nvme_t *nv;
+
+    nv_file(32 * MiB);
+    nv = nv_open(128 * KiB, 0);
+    CU_ASSERT_EQUAL_FATAL(us_store_create(&sp, &dm.s), UCACHE_OK);
+    CU_ASSERT_EQUAL_FATAL(us_store_nvme_add(dm.s, nv), UCACHE_OK);
+    x.s     = dm.s;
+    x.until = uc_time_ns() + tc_slow(20 * UC_NSEC_PER_SEC);
+    CU_ASSERT_FATAL(pthread_create(&dm.t, NULL, demoter_run, &dm) == 0);
+    for (i = 0; i < 4; i++) {
+        CU_ASSERT_FATAL(pthread_create(&t[i], NULL, fn[i], &x) == 0);
+    }
+    for (i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+    }
+    demote_idle(dm.s);
+    __atomic_store_n(&dm.stop, 1, __ATOMIC_RELAXED);
+    pthread_join(dm.t, NULL);
+    while (us_store_demote(dm.s, 64, 0) > 0) {
+    }
+    CU_ASSERT_EQUAL(us_store_check(dm.s), UCACHE_OK);
+    CU_ASSERT_EQUAL(x.checks_bad, 0);
+    CU_ASSERT_EQUAL(x.wrong, 0);
+    CU_ASSERT_EQUAL(x.failed, 0);
+    CU_ASSERT(x.published > 100);
+    CU_ASSERT(x.reads > 0);
+    CU_ASSERT(x.nvme_fills + x.aio_fills > 0);
+    /* every chunk: in memory exact, or read from its device exact */
+    for (i = 0; i < SN_IDS; i++) {
+        k = key_of(i);
+        (void)us_store_pin(dm.s, &k, 0);
+        switch (get_id(dm.s, i, sn_len(i))) {
+        case 0:  mem++; break;
+        case 2:  bad++; break;
+        default:
+            if (us_store_on_nvme(dm.s, &k)) {
+                onnv++;
+                bad += (fill_from_nvme(dm.s, i, sn_len(i), &promoted, NULL) == 2);
+            }
+        }
+    }
+    us_store_stats(dm.s, &st);
+    fprintf(stderr, "tier_stress: %u published (%u read from NVMe, %u by aio, %u from memory "
+            "on its way there), %u aborted, %u reads; %u in memory, %u on NVMe at the end; "
+            "%llu demotions, %llu promotions\n", x.published, x.nvme_fills, x.aio_fills,
+            x.pending_fills, x.aborted, x.reads, mem, onnv,
+            (unsigned long long)st.nvme_demotions, (unsigned long long)st.nvme_promotions);
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT((mem > 0) && (onnv > 0));   /* (evicts drop from both tiers) */
+    CU_ASSERT(st.nvme_demotions > 0);
+    CU_ASSERT_EQUAL(us_store_check(dm.s), UCACHE_OK);
+    us_store_destroy(dm.s);
+    unlink(nv_path);
+}
+
 const tc_test_t nvme_tests[] = {
     {"basic", test_nvme_basic},
     {"rebuild", test_nvme_rebuild},
@@ -1146,5 +1392,6 @@ const tc_test_t nvme_tests[] = {
     {"pins_restart", test_nvme_pins_restart},
     {"drops", test_nvme_drops},
     {"quota", test_nvme_quota},
+    {"tier_stress", test_nvme_tier_stress},
     {NULL, NULL}
 };
