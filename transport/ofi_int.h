@@ -358,6 +358,7 @@ unsigned ut_ofi_progress(ut_ctx_t *c);
 ucache_status_t ut_ofi_thread_start(ut_ofi_ctx_t *ctx);
 void ut_ofi_thread_stop(ut_ofi_ctx_t *ctx);
 void ut_ofi_do_replies_free(ut_ofi_ctx_t *ctx);
+void ut_ofi_do_replies_detach(ut_ofi_ctx_t *ctx, const ut_ofi_mem_t *mem);
 void ut_ofi_do_bounces_free(ut_ofi_ctx_t *ctx);
 
 /* peers, requesters, the listener (ofi_peer.c) */

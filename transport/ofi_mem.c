@@ -189,6 +189,7 @@ void ut_ofi_mem_destroy(ut_mem_t *m)
     if (mem->sends > 0) {
         UC_WARN("a region destroyed with %u replies out of it (kept mapped)", mem->sends);
         mem->mapped = false; /* leaked rather than unmapped under a send */
+        ut_ofi_do_replies_detach(ctx, mem);  /* they outlive this record */
     }
     do_mem_free(ctx, mem);
     pthread_mutex_unlock(&ctx->lock);

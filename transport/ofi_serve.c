@@ -423,6 +423,19 @@ ucache_status_t ut_ofi_rpc_handler_set(ut_ctx_t *c, unsigned id, ut_rpc_handler_
     return UCACHE_OK;
 }
 
+/* ctx->lock held: region @p mem goes while replies out of it are still
+ * unsent (its mapping is kept): they no longer count against it. */
+void ut_ofi_do_replies_detach(ut_ofi_ctx_t *ctx, const ut_ofi_mem_t *mem)
+{
+    ut_ofi_reply_t *r;
+
+    for (r = ctx->reply_out; r != NULL; r = r->next) {
+        if (r->mem == mem) {
+            r->mem = NULL;
+        }
+    }
+}
+
 /* ctx->lock held, at context destroy (endpoints closed): every reply freed. */
 void ut_ofi_do_replies_free(ut_ofi_ctx_t *ctx)
 {
