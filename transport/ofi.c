@@ -36,7 +36,10 @@
 #include "transport/ofi_int.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netdb.h>
+#include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -100,6 +103,35 @@ static void do_rbuf_free(ut_ofi_rbuf_t *rb)
     rb->buf = NULL;
 }
 
+/*
+ * libfabric 1.17's shm names an endpoint's region in /dev/shm after the
+ * process id ("PID:N:M").  A process killed before it closed its endpoint
+ * leaves its region behind, and a later process that gets the same pid
+ * cannot create its own (EBUSY: a test suite's fresh-clone CI run met it).
+ * A region named with our own pid that exists before we made it is such a
+ * leftover: true if one was removed, so enabling may be tried again.
+ */
+static bool do_shm_leftover_removed(ut_ofi_ctx_t *ctx, struct fid_ep *ep)
+{
+    char name[128] = "", *base, *end;
+    size_t len = sizeof(name) - 1;
+
+    if ((strcmp(ctx->info->fabric_attr->prov_name, "shm") != 0) ||
+        (fi_getname(&ep->fid, name, &len) != 0)) {
+        return false;
+    }
+    base = strrchr(name, '/');       /* (its "fi_shm://" prefix) */
+    base = (base != NULL) ? base + 1 : name;
+    if ((strtol(base, &end, 10) != (long)getpid()) || (*end != ':') ||
+        ((shm_unlink(base) != 0) && (errno != ENOENT))) { /* (the failed enable may
+                                                             have removed it) */
+        return false;
+    }
+    UC_WARN("libfabric shm: the region %s a killed process with this pid had left is "
+            "removed", base);
+    return true;
+}
+
 /* Open, bind and enable an endpoint of @p info; its requests' buffers
  * posted. */
 ucache_status_t ut_ofi_do_ep_open(ut_ofi_ctx_t *ctx, ut_ofi_ep_t *ep, struct fi_info *info)
@@ -119,6 +151,10 @@ ucache_status_t ut_ofi_do_ep_open(ut_ofi_ctx_t *ctx, ut_ofi_ep_t *ep, struct fi_
     }
     if (ret == 0) {
         ret = fi_enable(ep->ep);
+        if (((ret == -FI_EBUSY) || (ret == -EEXIST)) &&
+            do_shm_leftover_removed(ctx, ep->ep)) {
+            ret = fi_enable(ep->ep);
+        }
     }
     if (ret == 0) {
         ret = fi_setopt(&ep->ep->fid, FI_OPT_ENDPOINT, FI_OPT_MIN_MULTI_RECV, &min,
