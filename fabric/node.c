@@ -628,7 +628,7 @@ static ucache_status_t uf_fill(uf_node_t *node, uf_job_t *job, us_loc_t *loc_p,
 static void uf_job_finish(uf_node_t *node, uf_job_t *job)
 {
     uf_waiter_t *w, *next;
-    bool free_now, sent = true;
+    bool free_now;
 
     pthread_mutex_lock(&node->lock);
     w = job->waiters;
@@ -636,10 +636,6 @@ static void uf_job_finish(uf_node_t *node, uf_job_t *job)
     pthread_mutex_unlock(&node->lock);
     for (; w != NULL; w = next) {
         next = w->next;
-        /* (a reader that asked for a part comes back for the rest) */
-        sent = sent && (w->flags & UF_FETCH_DATA) && !(w->flags & UF_FETCH_PIN) &&
-               (!(w->flags & UF_FETCH_SPAN) ||
-                ((w->span.off == 0) && (w->span.len >= job->loc.length)));
         uf_reply_loc(node, w->rpc, w->flags, &w->span,
                      (job->status == UCACHE_OK) ?
                          uf_pin_done(node, w->flags, &job->key, w->rpc->role) : job->status,
@@ -652,12 +648,6 @@ static void uf_job_finish(uf_node_t *node, uf_job_t *job)
     free_now  = (job->local_waiters == 0);
     pthread_cond_broadcast(&node->done);
     pthread_mutex_unlock(&node->lock);
-    /* staged from NVMe and every reader had all its bytes in the reply
-     * (tcp): the staged copy is done with - later readers find it on NVMe
-     * (and one within the window promotes it) */
-    if (sent && free_now && (job->status == UCACHE_OK) && (job->how == UF_HOW_NVME)) {
-        us_store_release(node->store, &job->key, job->loc.version);
-    }
     if (free_now) {
         free(job);
     }

@@ -92,7 +92,6 @@ typedef struct us_store_stats {
     uint64_t nvme_staged;          /* gauge: chunks staged from NVMe for readers */
     uint64_t nvme_promotions;      /* chunks read from NVMe again, kept in memory */
     uint64_t nvme_expired;         /* staged chunks dropped when their lease ended */
-    uint64_t nvme_released;        /* staged chunks dropped once sent */
 } us_store_stats_t;
 
 /** Create a store over params->base (or a fresh mapping).  The region is
@@ -192,8 +191,9 @@ ucache_status_t us_store_check(us_store_t *store);
  * to evict.  A fill of a key a device holds reserves with
  * us_store_reserve_nvme() and reads it (us_store_fill_nvme): staged in the
  * staging pool (params.stage_bytes) - in the index for its readers, outside
- * the eviction policy, dropped when its lease ends or once sent
- * (us_store_release) - unless it was read from NVMe within the window
+ * the eviction policy, dropped when its lease ends (whichever way its
+ * readers take: mapped, get or a reply) - unless it was read from NVMe
+ * within the window
  * already: a second hit, promoted to the memory tier.  One-hit reads never
  * displace memory-tier chunks. */
 
@@ -263,10 +263,6 @@ unsigned us_store_nvme_flush(us_store_t *store, uint64_t timeout_ns);
  *  UCACHE_ERR_UNSUPPORTED without devices, UCACHE_ERR_NOT_FOUND,
  *  UCACHE_ERR_BUSY if it is pinned; a staged chunk is on NVMe: UCACHE_OK. */
 ucache_status_t us_store_demote_key(us_store_t *store, const us_key_t *key);
-
-/** A staged chunk's bytes went out (a reply carried them): drop it now
- *  unless it was promoted.  @p version is its location's. */
-void us_store_release(us_store_t *store, const us_key_t *key, uint64_t version);
 
 /** Reserve, copy, publish, waiting out grace periods up to @p timeout_ns.
  *  For tools, tests and warm-up; the serving path uses the calls above. */

@@ -372,20 +372,6 @@ ucache_status_t us_store_fill_nvme(us_store_t *s, const us_fill_t *fill)
     return (st == UCACHE_OK) ? UCACHE_ERR_NOT_FOUND : st;
 }
 
-void us_store_release(us_store_t *s, const us_key_t *key, uint64_t version)
-{
-    uint32_t slot;
-
-    pthread_mutex_lock(&s->lock);
-    slot = us_st_find(s, key);
-    if ((slot != US_NONE) && (s->desc[slot].state == US_SLOT_PUBLISHED) &&
-        s->desc[slot].staged && (s->desc[slot].version == version)) {
-        us_st_unpublish(s, slot, US_EV_LEASE);
-        s->stats.nvme_released++;
-    }
-    pthread_mutex_unlock(&s->lock);
-}
-
 unsigned us_store_nvme_flush(us_store_t *s, uint64_t timeout_ns)
 {
     uint64_t deadline = uc_deadline(timeout_ns);
