@@ -243,6 +243,18 @@ static bool do_one_sided(const char *prov)
            (strstr(prov, "psm") != NULL) || (strstr(prov, "cxi") != NULL);
 }
 
+/* Whether the provider keeps a connection per peer in the address vector
+ * (rxm's over tcp or verbs, sockets): UCACHE_MAX_EPS caps those.  shm,
+ * efa and psm address a peer without one; and libfabric 1.17's shm reads
+ * through an address-vector slot given back and reused as another peer's
+ * (measured: reads failed, bytes of the wrong peer), so no peer leaves
+ * it there. */
+static bool do_conns(const char *prov)
+{
+    return (strstr(prov, "rxm") != NULL) || (strstr(prov, "tcp") != NULL) ||
+           (strstr(prov, "sockets") != NULL) || (strstr(prov, "verbs") != NULL);
+}
+
 /* What the backend asks of a provider (and `ucache devices` lists). */
 static struct fi_info *do_hints(const char *prov)
 {
@@ -334,6 +346,8 @@ static ucache_status_t do_fabric_open(ut_ofi_ctx_t *ctx)
     ctx->mr_prov_key = !!(ctx->info->domain_attr->mr_mode & FI_MR_PROV_KEY);
     ctx->directed    = !!(ctx->info->caps & FI_DIRECTED_RECV);
     ctx->one_sided   = do_one_sided(ctx->cfg.ofi_provider);
+    ctx->conns       = do_conns(ctx->cfg.ofi_provider);
+    ctx->local       = (strncmp(ctx->cfg.ofi_provider, "shm", 3) == 0);
     ret = ut_ofi_lib.fabric(ctx->info->fabric_attr, &ctx->fabric, NULL);
     if (ret == 0) {
         ret = fi_domain(ctx->fabric, ctx->info, &ctx->domain, NULL);
@@ -379,6 +393,7 @@ static ucache_status_t ut_ofi_ctx_create(const ut_params_t *params, ut_ctx_t **c
     ctx->waitfd = -1;
     pthread_mutex_init(&ctx->lock, NULL);
     pthread_cond_init(&ctx->progressed, NULL);
+    pthread_cond_init(&ctx->kick, NULL);
     ret = ut_params_take(params, &ctx->cfg, &ctx->progress_mode, &ctx->serve);
     if (ret != UCACHE_OK) {
         goto err;
@@ -504,6 +519,7 @@ static void ut_ofi_ctx_destroy(ut_ctx_t *c)
     free(ctx->free_slots);
     free(ctx->addr_blob);
     pthread_cond_destroy(&ctx->progressed);
+    pthread_cond_destroy(&ctx->kick);
     pthread_mutex_destroy(&ctx->lock);
     free(ctx);
 }

@@ -10,6 +10,7 @@
 
 #include "transport/auth.h"
 #include "transport/blob.h"
+#include "transport/lru.h"
 #include "transport/wire.h"
 #include "transport.h"
 #include "util/log.h"
@@ -168,6 +169,12 @@ struct ut_ofi_peer {
     uint64_t         ka_ids[UT_KA_IDS]; /* ... the requests it asked about */
     unsigned         ka_n;       /* ... how many (0: answer processed)  */
     unsigned         nrkeys;
+    pid_t            pid;        /* its process (from its address blob) */
+    bool             pid_seen;   /* ... visible to us when it answered (a
+                                    same-host provider: its exit is seen) */
+    uint64_t         alive_at;   /* ... last looked for                  */
+    ut_lru_link_t    lru;        /* in ctx->lru while counted open      */
+    bool             open;       /* ... (CONNECTING or CONNECTED)       */
     ut_ofi_peer_t   *all_next;
     /* a requester of ours (learnt from its PING) */
     bool             client;
@@ -231,6 +238,8 @@ struct ut_ofi_ctx {
     bool               mr_virt;    /* FI_MR_VIRT_ADDR */
     bool               mr_prov_key;
     bool               one_sided;  /* reads need nothing of the target */
+    bool               conns;      /* a connection per peer: UCACHE_MAX_EPS */
+    bool               local;      /* same-host peers only (shm)          */
     bool               directed;   /* FI_DIRECTED_RECV */
     int                waitfd;     /* the CQ's wait fd (FI_WAIT_FD), or -1 */
     size_t             rbuf_min;   /* a request's largest message */
@@ -243,6 +252,7 @@ struct ut_ofi_ctx {
     uint64_t           next_key;
 
     ut_ofi_peer_t     *peers;      /* every peer we made (all_next) */
+    ut_lru_t           lru;        /* open peers, MRU first: UCACHE_MAX_EPS */
     unsigned           nopen;
     ut_ofi_peer_t     *clients[UT_OFI_CLIENT_BUCKETS];
     unsigned           nclients;
@@ -268,6 +278,8 @@ struct ut_ofi_ctx {
     ut_ofi_rpc_t      *dlist;
 
     pthread_cond_t     progressed;
+    pthread_cond_t     kick;       /* a request posted: the napping thread wakes */
+    bool               napping;    /* ... it waits on kick (no wait fd)   */
     bool               leader;
     pthread_t          thread;
     bool               thread_running;
@@ -365,6 +377,8 @@ void ut_ofi_do_bounces_free(ut_ofi_ctx_t *ctx);
 ucache_status_t ut_ofi_do_peer_ensure(ut_ofi_ctx_t *ctx, ut_ofi_peer_t *peer);
 void ut_ofi_do_peer_fail(ut_ofi_ctx_t *ctx, ut_ofi_peer_t *peer, ucache_status_t status);
 void ut_ofi_do_handshake_done(ut_ofi_ctx_t *ctx, ut_ofi_peer_t *peer);
+/* Whether a same-host peer's process is known to have exited. */
+bool ut_ofi_peer_gone(const ut_ofi_ctx_t *ctx, const ut_ofi_peer_t *peer);
 ut_ofi_peer_t *ut_ofi_do_client_find(ut_ofi_ctx_t *ctx, uint64_t uuid);
 ucache_status_t ut_ofi_do_addr_take(ut_ofi_ctx_t *ctx, const void *blob, size_t len,
                                     ut_addr_body *body, ut_ofi_name *name);

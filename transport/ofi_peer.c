@@ -19,6 +19,16 @@
 #include <netdb.h>
 #include <signal.h>
 
+/* ctx->lock held: @p peer no longer counts against UCACHE_MAX_EPS. */
+static void do_open_end(ut_ofi_ctx_t *ctx, ut_ofi_peer_t *peer)
+{
+    if (peer->open) {
+        ut_lru_unlink(&ctx->lru, &peer->lru);
+        peer->open = false;
+        ctx->nopen--;
+    }
+}
+
 /* ctx->lock held: the handshake ended (peer->hs completed). */
 void ut_ofi_do_handshake_done(ut_ofi_ctx_t *ctx, ut_ofi_peer_t *peer)
 {
@@ -41,9 +51,17 @@ void ut_ofi_do_handshake_done(ut_ofi_ctx_t *ctx, ut_ofi_peer_t *peer)
     if (peer->retry_ns != 0) {
         UC_INFO("peer %s answers again", peer->pname);
     }
+    /* a same-host provider: can we see its process (not in another pid
+     * namespace)?  Then its exit fails its requests at once. */
+    peer->pid_seen = ctx->local && (peer->pid > 0) &&
+                     ((kill(peer->pid, 0) == 0) || (errno == EPERM));
     peer->retry_ns = 0;
     atomic_store(&peer->state, UT_PEER_CONNECTED);
-    ctx->nopen++;
+}
+
+bool ut_ofi_peer_gone(const ut_ofi_ctx_t *ctx, const ut_ofi_peer_t *peer)
+{
+    return ctx->local && peer->pid_seen && (kill(peer->pid, 0) != 0) && (errno == ESRCH);
 }
 
 /* ctx->lock held: the peer is unreachable or broken; its requests fail
@@ -52,9 +70,7 @@ void ut_ofi_do_peer_fail(ut_ofi_ctx_t *ctx, ut_ofi_peer_t *peer, ucache_status_t
 {
     int old = atomic_exchange(&peer->state, UT_PEER_FAILED);
 
-    if (old == UT_PEER_CONNECTED) {
-        ctx->nopen--;
-    }
+    do_open_end(ctx, peer);
     if (old != UT_PEER_FAILED) {
         UT_OFI_STAT_ADD(ctx, peer_failures, 1);
         peer->retry_ns = (peer->retry_ns == 0) ? ctx->cfg.peer_retry_ns :
@@ -102,6 +118,50 @@ static void do_hs_await(ut_ofi_ctx_t *ctx, ut_ofi_peer_t *peer)
     }
 }
 
+/* The least recently used open peer with nothing out, or NULL. */
+static ut_ofi_peer_t *do_lru_idle(ut_ofi_ctx_t *ctx)
+{
+    ut_ofi_peer_t *p;
+    ut_lru_link_t *l;
+
+    for (l = ctx->lru.tail; l != NULL; l = l->prev) {
+        p = UT_LRU_ENTRY(l, ut_ofi_peer_t, lru);
+        if ((p->inflight == 0) && (atomic_load(&p->state) == UT_PEER_CONNECTED)) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * ctx->lock held: room for one more open peer under UCACHE_MAX_EPS - the
+ * least recently used idle one is closed: out of the address vector, so
+ * the provider lets its connection go (rxm) and a later use starts over
+ * with a handshake.  UCACHE_ERR_AGAIN if every open peer has requests out.
+ * Providers without connections (ctx->conns) keep every peer.
+ */
+static ucache_status_t do_open_room(ut_ofi_ctx_t *ctx, const ut_ofi_peer_t *peer)
+{
+    ut_ofi_peer_t *victim;
+
+    while (ctx->conns && (ctx->nopen >= ctx->cfg.max_eps)) {
+        victim = do_lru_idle(ctx);
+        if (victim == NULL) {
+            UC_WARN("all %u endpoints (UCACHE_MAX_EPS) are busy; cannot connect to %s now",
+                    ctx->cfg.max_eps, peer->pname);
+            return UCACHE_ERR_AGAIN;
+        }
+        UC_DEBUG("closing idle endpoint to %s (UCACHE_MAX_EPS=%u)", victim->pname,
+                 ctx->cfg.max_eps);
+        do_open_end(ctx, victim);
+        atomic_store(&victim->state, UT_PEER_IDLE);
+        fi_av_remove(ctx->av, &victim->fa, 1, 0);
+        victim->fa = FI_ADDR_NOTAVAIL;
+        UT_OFI_STAT_ADD(ctx, eps_evicted, 1);
+    }
+    return UCACHE_OK;
+}
+
 static ucache_status_t do_peer_connect(ut_ofi_ctx_t *ctx, ut_ofi_peer_t *peer, bool wait)
 {
     ucache_status_t ret;
@@ -110,10 +170,21 @@ static ucache_status_t do_peer_connect(ut_ofi_ctx_t *ctx, ut_ofi_peer_t *peer, b
         return (atomic_load(&peer->state) == UT_PEER_FAILED) ? peer->fail_status :
                UCACHE_ERR_AGAIN;
     }
+    if (!peer->open) {
+        ret = do_open_room(ctx, peer);
+        if (ret != UCACHE_OK) {
+            return ret;
+        }
+    }
     ret = do_av_insert(ctx, peer);
     if (ret != UCACHE_OK) {
         ut_ofi_do_peer_fail(ctx, peer, ret);
         return ret;
+    }
+    if (!peer->open) {
+        peer->open = true;
+        ctx->nopen++;
+        ut_lru_push(&ctx->lru, &peer->lru);
     }
     UT_OFI_STAT_ADD(ctx, connects, 1);
     atomic_store(&peer->state, UT_PEER_CONNECTING);
@@ -142,6 +213,7 @@ ucache_status_t ut_ofi_do_peer_ensure(ut_ofi_ctx_t *ctx, ut_ofi_peer_t *peer)
 {
     switch (atomic_load(&peer->state)) {
     case UT_PEER_CONNECTED:
+        ut_lru_touch(&ctx->lru, &peer->lru);
         return UCACHE_OK;
     case UT_PEER_CONNECTING:
         do_hs_await(ctx, peer);
@@ -149,7 +221,8 @@ ucache_status_t ut_ofi_do_peer_ensure(ut_ofi_ctx_t *ctx, ut_ofi_peer_t *peer)
                (atomic_load(&peer->state) == UT_PEER_FAILED) ? peer->fail_status :
                UCACHE_ERR_AGAIN;
     case UT_PEER_FAILED:
-        if (uc_time_ns() - atomic_load(&peer->failed_at) < peer->retry_ns) {
+        if ((uc_time_ns() - atomic_load(&peer->failed_at) < peer->retry_ns) ||
+            ut_ofi_peer_gone(ctx, peer)) {
             return peer->fail_status;
         }
         UC_DEBUG("probing failed peer %s", peer->pname);
@@ -230,6 +303,7 @@ ucache_status_t ut_ofi_peer_create(ut_ctx_t *c, const void *blob, size_t len,
     }
     peer->name = name;
     peer->uuid = body.uuid;
+    peer->pid  = (pid_t)body.pid;
     snprintf(peer->pname, sizeof(peer->pname), "%.*s:%u", UT_HOST_MAX - 1, body.host,
              body.pid);
     pthread_mutex_lock(&ctx->lock);
@@ -298,9 +372,7 @@ void ut_ofi_peer_destroy(ut_peer_t *p)
             warned = true;
         }
     }
-    if (atomic_load(&peer->state) == UT_PEER_CONNECTED) {
-        ctx->nopen--;
-    }
+    do_open_end(ctx, peer);
     if (peer->fa != FI_ADDR_NOTAVAIL) {
         fi_av_remove(ctx->av, &peer->fa, 1, 0);
     }

@@ -16,6 +16,9 @@
 #define UT_OFI_SLOT_BITS 20
 #define UT_OFI_SLOT_MASK ((1ull << UT_OFI_SLOT_BITS) - 1)
 #define UT_OFI_CHECK_NS  (100ull * 1000)  /* deadlines looked at this often */
+/* a same-host peer's process looked for (at most this often per peer) when
+ * one of its requests is out this long */
+#define UT_OFI_GONE_NS   (50ull * 1000 * 1000)
 
 /* ------------------------------------------------------------------------ */
 /* Requests and slots                                                        */
@@ -78,6 +81,9 @@ static ut_ofi_slot_t *do_slot_alloc(ut_ofi_ctx_t *ctx, ut_req_t *req, ut_ofi_pee
     req->priv.id       = (s->gen << UT_OFI_SLOT_BITS) | idx;
     req->priv.flags   |= UT_OFI_REQF_SLOT;
     peer->inflight++;
+    if (ctx->napping) { /* its completion needs the progress thread now */
+        pthread_cond_signal(&ctx->kick);
+    }
     return s;
 }
 
@@ -610,9 +616,13 @@ static void do_complete(ut_ofi_ctx_t *ctx, ut_ofi_op_t *op, uint64_t flags, size
     peer = (ut_ofi_peer_t *)req->priv.peer;
     switch (op->kind) {
     case UT_OFI_OP_GET:
-        if (err != 0) {
+        if (err != 0) { /* (a read that failed is the transport's, not an I/O error
+                         * of the reader's: the layer above tries another way) */
+            UC_DEBUG("a read from %s failed: %s", peer->pname, ut_ofi_strerror(err));
             ut_ofi_do_req_set_status(req, (atomic_load(&peer->state) == UT_PEER_FAILED) ?
-                                          peer->fail_status : ut_ofi_status(err));
+                                          peer->fail_status :
+                                          (ut_ofi_status(err) == UCACHE_ERR_IO) ?
+                                          UCACHE_ERR_TRANSPORT : ut_ofi_status(err));
         } else if (s->bounce != NULL) {
             memcpy(req->priv.buf, s->bounce, s->tlen);
         }
@@ -749,6 +759,20 @@ static void do_deadlines(ut_ofi_ctx_t *ctx, uint64_t now)
             continue;
         }
         peer = (ut_ofi_peer_t *)req->priv.peer;
+        if ((now <= req->priv.deadline) && peer->pid_seen && !peer->client &&
+            (now - req->priv.posted > UT_OFI_GONE_NS) &&
+            (now - peer->alive_at > UT_OFI_GONE_NS)) {
+            peer->alive_at = now;
+            if (ut_ofi_peer_gone(ctx, peer)) {
+                UC_WARN("%s exited with requests out: they fail now, not at their deadline",
+                        peer->pname);
+                do_req_abort(ctx, s, UCACHE_ERR_PEER);
+                if (atomic_load(&peer->state) != UT_PEER_FAILED) {
+                    ut_ofi_do_peer_fail(ctx, peer, UCACHE_ERR_PEER);
+                }
+                continue;
+            }
+        }
         if (now <= req->priv.deadline) {
             if ((req->priv.deadline > req->priv.posted + ctx->cfg.timeout_ns) &&
                 (req->priv.pending & UT_OFI_PEND_REPLY) && !peer->client &&

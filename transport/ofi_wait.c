@@ -5,7 +5,10 @@
  * fd where libfabric says that is safe (fi_trywait), else briefly - never
  * past a deadline or 1 ms unwoken; with a progress thread (a serving
  * context: providers here need the target to progress), the thread
- * progresses and waiters sleep on its broadcasts.
+ * progresses and waiters sleep on its broadcasts.  The thread's own naps
+ * grow while nothing moves: to 1 ms while requests or replies are out, to
+ * 20 ms on a wait fd or 1 ms without one (shm) when it is idle - an idle
+ * owner costs next to no CPU - and a request posted wakes it.
  */
 #include "transport/ofi_int.h"
 
@@ -13,6 +16,9 @@
 #include <unistd.h>
 
 #define UT_OFI_NAP_NS UC_NSEC_PER_MSEC /* the longest a waiter sleeps unwoken */
+#define UT_OFI_NAP_FIRST       (50ull * 1000)        /* the thread's first nap */
+#define UT_OFI_NAP_IDLE_FD     (20ull * UC_NSEC_PER_MSEC) /* idle, on a wait fd */
+#define UT_OFI_NAP_IDLE_POLLED UC_NSEC_PER_MSEC      /* idle, no wait fd (shm) */
 
 static __thread bool ut_ofi_progress_thread; /* this thread is a context's */
 
@@ -148,22 +154,61 @@ size_t ut_ofi_wait_any(ut_ctx_t *c, ut_req_t **reqs, size_t n, uint64_t timeout_
     return done;
 }
 
+/*
+ * ctx->lock held: the progress thread sleeps @p ns (lock released) - on the
+ * queue's wait fd where libfabric says that is safe, else until a request
+ * is posted (ctx->kick) - and returns how long its next nap may be: twice
+ * this one, up to UT_OFI_NAP_NS while anything is out (a send may need
+ * progress to leave), longer while nothing is (an idle owner: over tcp its
+ * fd wakes it, over shm a request waits at most UT_OFI_NAP_IDLE_POLLED).
+ */
+static uint64_t do_thread_nap(ut_ofi_ctx_t *ctx, uint64_t ns)
+{
+    struct fid *fids[1] = { &ctx->cq->fid };
+    bool busy, fd = (ctx->waitfd >= 0);
+    struct timespec ts;
+    struct pollfd pfd;
+
+    if (fd && (fi_trywait(ctx->fabric, fids, 1) == FI_SUCCESS)) {
+        pfd.fd      = ctx->waitfd;
+        pfd.events  = POLLIN;
+        pfd.revents = 0;
+        pthread_mutex_unlock(&ctx->lock);
+        poll(&pfd, 1, (int)((ns + UC_NSEC_PER_MSEC - 1) / UC_NSEC_PER_MSEC));
+        pthread_mutex_lock(&ctx->lock);
+    } else if (!fd) {
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)ns;
+        ts.tv_sec  += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        ctx->napping = true;
+        pthread_cond_timedwait(&ctx->kick, &ctx->lock, &ts);
+        ctx->napping = false;
+    }
+    busy = (ctx->nfree < ctx->cfg.max_outstanding) || (ctx->reply_out != NULL);
+    ns  *= 2;
+    return busy ? ((ns < UT_OFI_NAP_NS) ? ns : UT_OFI_NAP_NS) :
+           (ns < (fd ? UT_OFI_NAP_IDLE_FD : UT_OFI_NAP_IDLE_POLLED)) ? ns :
+           (fd ? UT_OFI_NAP_IDLE_FD : UT_OFI_NAP_IDLE_POLLED);
+}
+
 static void *do_thread(void *arg)
 {
     ut_ofi_ctx_t *ctx = arg;
-    uint64_t idle = 0;
+    uint64_t idle = 0, nap = UT_OFI_NAP_FIRST;
 
     ut_ofi_progress_thread = true;
     pthread_mutex_lock(&ctx->lock);
     while (!atomic_load(&ctx->thread_stop)) {
         if (ut_ofi_do_progress(ctx) > 0) {
             idle = 0;
+            nap  = UT_OFI_NAP_FIRST;
             continue;
         }
         if (idle == 0) {
             idle = uc_time_ns();
         } else if (uc_time_ns() - idle >= ctx->cfg.progress_spin_ns) {
-            do_nap(ctx, uc_time_ns() + UT_OFI_NAP_NS);
+            nap = do_thread_nap(ctx, nap);
         }
     }
     pthread_mutex_unlock(&ctx->lock);

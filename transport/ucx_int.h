@@ -10,6 +10,7 @@
 
 #include "transport/auth.h"
 #include "transport/blob.h"
+#include "transport/lru.h"
 #include "transport/mapfd.h"
 #include "transport/ucx_guard.h"
 #include "transport/wire.h"
@@ -107,7 +108,7 @@ struct ut_ucx_peer {
     char             mapname[UT_MAPFD_NAME_MAX]; /* same host: its mapping service */
     bool             map_dir;    /* ... found in UCACHE_MAP_DIR: map it even
                                     where UCX has no shared-memory transport */
-    ut_ucx_peer_t   *lru_prev, *lru_next; /* connected peers, MRU first */
+    ut_lru_link_t    lru;        /* connected peers, MRU first (ctx->lru) */
     ut_ucx_peer_t   *all_next;
     unsigned         nrkeys;
     bool             client;     /* a requester this node may owe a deferred
@@ -197,7 +198,7 @@ struct ut_ucx_ctx {
     unsigned          region_top; /* ids below it were used (holes are NULL) */
 
     ut_ucx_peer_t    *peers;        /* every peer (all_next)            */
-    ut_ucx_peer_t    *lru_head, *lru_tail;
+    ut_lru_t          lru;          /* connected peers, MRU first      */
     unsigned          nopen;
 
     ut_req_t        **slots;        /* outstanding requests, by slot     */

@@ -34,39 +34,19 @@
 /* Peers and endpoints                                                       */
 /* ------------------------------------------------------------------------ */
 
-static void do_lru_unlink(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer)
+/* The least recently used connected peer with nothing out, or NULL. */
+static ut_ucx_peer_t *do_lru_idle(ut_ucx_ctx_t *ctx)
 {
-    if (peer->lru_prev != NULL) {
-        peer->lru_prev->lru_next = peer->lru_next;
-    } else {
-        ctx->lru_head = peer->lru_next;
-    }
-    if (peer->lru_next != NULL) {
-        peer->lru_next->lru_prev = peer->lru_prev;
-    } else {
-        ctx->lru_tail = peer->lru_prev;
-    }
-    peer->lru_prev = peer->lru_next = NULL;
-}
+    ut_ucx_peer_t *p;
+    ut_lru_link_t *l;
 
-static void do_lru_push(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer)
-{
-    peer->lru_prev = NULL;
-    peer->lru_next = ctx->lru_head;
-    if (ctx->lru_head != NULL) {
-        ctx->lru_head->lru_prev = peer;
-    } else {
-        ctx->lru_tail = peer;
+    for (l = ctx->lru.tail; l != NULL; l = l->prev) {
+        p = UT_LRU_ENTRY(l, ut_ucx_peer_t, lru);
+        if ((p->inflight == 0) && (atomic_load(&p->state) == UT_PEER_CONNECTED)) {
+            return p;
+        }
     }
-    ctx->lru_head = peer;
-}
-
-static void do_lru_touch(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer)
-{
-    if (ctx->lru_head != peer) {
-        do_lru_unlink(ctx, peer);
-        do_lru_push(ctx, peer);
-    }
+    return NULL;
 }
 
 /* Close an endpoint without waiting: outstanding UCX requests on it complete
@@ -124,7 +104,7 @@ void ut_ucx_do_peer_disconnect(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer,
     }
     peer->ep = NULL;
     if (!peer->client) {
-        do_lru_unlink(ctx, peer);
+        ut_lru_unlink(&ctx->lru, &peer->lru);
         ctx->nopen--;
     }
     atomic_store(&peer->state, new_state);
@@ -376,12 +356,7 @@ static ucache_status_t do_peer_connect(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer, b
      * closing it would cut that connection; UT_CLIENTS_MAX (ucx_am.c)
      * bounds them. */
     while (!peer->client && (ctx->nopen >= ctx->cfg.max_eps)) {
-        for (victim = ctx->lru_tail; victim != NULL; victim = victim->lru_prev) {
-            if ((victim->inflight == 0) &&
-                (atomic_load(&victim->state) == UT_PEER_CONNECTED)) {
-                break;
-            }
-        }
+        victim = do_lru_idle(ctx);
         if (victim == NULL) {
             UC_WARN("all %u endpoints (UCACHE_MAX_EPS) are busy; cannot "
                     "connect to %s now", ctx->cfg.max_eps, peer->name);
@@ -406,7 +381,7 @@ static ucache_status_t do_peer_connect(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer, b
     peer->native_get = -1;
     if (!peer->client) {
         ctx->nopen++;
-        do_lru_push(ctx, peer);
+        ut_lru_push(&ctx->lru, &peer->lru);
     }
     UT_STAT_ADD(ctx, connects, 1);
     if (peer->client) {
@@ -444,7 +419,7 @@ ucache_status_t ut_ucx_do_peer_ensure(ut_ucx_ctx_t *ctx, ut_ucx_peer_t *peer)
     switch (atomic_load(&peer->state)) {
     case UT_PEER_CONNECTED:
         if (!peer->client) {
-            do_lru_touch(ctx, peer);
+            ut_lru_touch(&ctx->lru, &peer->lru);
         }
         return UCACHE_OK;
     case UT_PEER_CONNECTING:

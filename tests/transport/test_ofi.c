@@ -5,7 +5,8 @@
  * UCX blob too), RPCs with metadata and bulk replies, reads checked byte
  * by byte against an exporter process, a remote write into an exported
  * region refused, malformed and unsigned requests, deferred replies and
- * keepalives, the listener, and owners killed and frozen during reads
+ * keepalives, the listener, UCACHE_MAX_EPS (idle peers closed for new
+ * ones, busy ones kept), and owners killed and frozen during reads
  * (every stall bounded by its deadline).  Where the assertion rests on the
  * provider (reads while the owner is stopped), the test says what the
  * provider does.
@@ -864,6 +865,96 @@ static void test_listener(void)
     }
 }
 
+/* UCACHE_MAX_EPS=2 over 3 servers: the least recently used idle peer is
+ * closed (out of the address vector) for each new one, and a later use
+ * starts over with a handshake; a peer with a request out is never closed.
+ * shm has no connection to close: every peer stays. */
+static void test_eps_capped(void)
+{
+    unsigned i;
+
+    for (i = 0; i < NPROV; i++) {
+        ut_ctx_t *server[3], *client;
+        ut_peer_t *peer[3];
+        char meta[16], data[16], hmeta[16], hdata[16];
+        const void *addr;
+        ut_req_t req, held;
+        ut_config_t tc;
+        ut_stats_t st;
+        size_t len;
+        unsigned k, max_open = 0;
+        uint64_t t0;
+
+        use_provider(providers[i]);
+        tc = ofi_config(tc_slow(2 * UC_NSEC_PER_SEC), UC_READ_PATH_AUTO);
+        for (k = 0; k < 3; k++) {
+            server[k] = ofi_ctx(&tc, UC_PROGRESS_THREAD);
+            set_handlers(server[k]);
+        }
+        tc.max_eps = 2;
+        client = ofi_ctx(&tc, UC_PROGRESS_POLL);
+        for (k = 0; k < 3; k++) {
+            ut_address(server[k], &addr, &len);
+            CU_ASSERT_EQUAL_FATAL(ut_peer_create(client, addr, len, &peer[k]), UCACHE_OK);
+        }
+        /* round robin: every use after the first two closes one */
+        for (k = 0; k < 9; k++) {
+            snprintf(data, sizeof(data), "use %u", k);
+            CU_ASSERT_EQUAL(ut_rpc_post(&req, peer[k % 3], RPC_ECHO, data, strlen(data) + 1,
+                                        meta, sizeof(meta), data, sizeof(data)), UCACHE_OK);
+            CU_ASSERT_EQUAL(ut_wait(client, &req, 1, tc_slow(5 * UC_NSEC_PER_SEC)), UCACHE_OK);
+            ut_stats(client, &st);
+            max_open = (st.eps_open > max_open) ? (unsigned)st.eps_open : max_open;
+        }
+        ut_stats(client, &st);
+        if (!ut_ofi_ctx_of(client)->conns) { /* shm: no connections, none closed */
+            CU_ASSERT_EQUAL(max_open, 3);
+            CU_ASSERT_EQUAL(st.eps_evicted, 0);
+            CU_ASSERT_EQUAL(st.connects, 3);
+            CU_ASSERT_EQUAL(st.peer_failures + st.timeouts, 0);
+            goto done;
+        }
+        CU_ASSERT_EQUAL(max_open, 2);
+        CU_ASSERT_EQUAL(st.eps_evicted, 7);
+        CU_ASSERT_EQUAL(st.connects, 9);
+        CU_ASSERT_EQUAL(st.peer_failures + st.timeouts, 0);
+        /* peer 0 holds a deferred request: 1 and 2 take turns beside it */
+        __atomic_store_n(&deferred, NULL, __ATOMIC_RELEASE);
+        CU_ASSERT_EQUAL(ut_rpc_post_timeout(&held, peer[0], RPC_DEFER, "d", 2, hmeta,
+                                            sizeof(hmeta), hdata, sizeof(hdata),
+                                            tc_slow(10 * UC_NSEC_PER_SEC)), UCACHE_OK);
+        t0 = uc_time_ns();
+        while ((__atomic_load_n(&deferred, __ATOMIC_ACQUIRE) == NULL) &&
+               (uc_time_ns() - t0 < tc_slow(5 * UC_NSEC_PER_SEC))) {
+            ut_progress(client);
+            usleep(1000);
+        }
+        CU_ASSERT_PTR_NOT_NULL_FATAL(deferred);
+        for (k = 0; k < 4; k++) {
+            CU_ASSERT_EQUAL(ut_rpc_post(&req, peer[1 + k % 2], RPC_ECHO, "x", 2, meta,
+                                        sizeof(meta), data, sizeof(data)), UCACHE_OK);
+            CU_ASSERT_EQUAL(ut_wait(client, &req, 1, tc_slow(5 * UC_NSEC_PER_SEC)), UCACHE_OK);
+            CU_ASSERT_EQUAL(ut_peer_state(peer[0]), UT_PEER_CONNECTED);
+        }
+        CU_ASSERT_EQUAL(ut_rpc_reply(deferred, UCACHE_OK, "kept", 5, "bytes", 6, 0),
+                        UCACHE_OK);
+        CU_ASSERT_EQUAL(ut_wait(client, &held, 1, tc_slow(5 * UC_NSEC_PER_SEC)), UCACHE_OK);
+        CU_ASSERT_STRING_EQUAL(hmeta, "kept");
+        CU_ASSERT_STRING_EQUAL(hdata, "bytes");
+        ut_stats(client, &st);
+        CU_ASSERT(st.eps_open <= 2);
+        CU_ASSERT_EQUAL(st.peer_failures + st.timeouts, 0);
+done:
+        for (k = 0; k < 3; k++) {
+            ut_peer_destroy(peer[k]);
+        }
+        ut_ctx_destroy(client);
+        for (k = 0; k < 3; k++) {
+            ut_ctx_destroy(server[k]);
+        }
+    }
+}
+
 const tc_test_t ofi_tests[] = {
     {"lifecycle", test_lifecycle},
     {"bad_blobs", test_bad_blobs},
@@ -878,6 +969,7 @@ const tc_test_t ofi_tests[] = {
     {"deferred_reply", test_deferred_reply},
     {"keepalive", test_keepalive},
     {"listener", test_listener},
+    {"eps_capped", test_eps_capped},
     {NULL, NULL}
 };
 
