@@ -7,6 +7,7 @@
 #ifndef UT_LRU_H
 #define UT_LRU_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct ut_lru_link {
@@ -54,6 +55,20 @@ static inline void ut_lru_touch(ut_lru_t *lru, ut_lru_link_t *l)
         ut_lru_unlink(lru, l);
         ut_lru_push(lru, l);
     }
+}
+
+/* The least recently used entry that @p ok accepts, or NULL. */
+static inline ut_lru_link_t *ut_lru_oldest(const ut_lru_t *lru,
+                                           bool (*ok)(const ut_lru_link_t *l))
+{
+    ut_lru_link_t *l;
+
+    for (l = lru->tail; l != NULL; l = l->prev) {
+        if (ok(l)) {
+            return l;
+        }
+    }
+    return NULL;
 }
 
 #endif /* UT_LRU_H */

@@ -245,10 +245,9 @@ static bool do_one_sided(const char *prov)
 
 /* Whether the provider keeps a connection per peer in the address vector
  * (rxm's over tcp or verbs, sockets): UCACHE_MAX_EPS caps those.  shm,
- * efa and psm address a peer without one; and libfabric 1.17's shm reads
- * through an address-vector slot given back and reused as another peer's
- * (measured: reads failed, bytes of the wrong peer), so no peer leaves
- * it there. */
+ * efa and psm address a peer without one; and with libfabric 1.17's shm,
+ * peers taken out of the address vector and put back misread (reads
+ * failed with EIO, others did not verify), so no peer leaves it there. */
 static bool do_conns(const char *prov)
 {
     return (strstr(prov, "rxm") != NULL) || (strstr(prov, "tcp") != NULL) ||

@@ -118,19 +118,20 @@ static void do_hs_await(ut_ofi_ctx_t *ctx, ut_ofi_peer_t *peer)
     }
 }
 
+/* An open peer with nothing out (that may be closed for another). */
+static bool do_lru_idle_ok(const ut_lru_link_t *l)
+{
+    const ut_ofi_peer_t *p = UT_LRU_ENTRY(l, ut_ofi_peer_t, lru);
+
+    return (p->inflight == 0) && (atomic_load(&p->state) == UT_PEER_CONNECTED);
+}
+
 /* The least recently used open peer with nothing out, or NULL. */
 static ut_ofi_peer_t *do_lru_idle(ut_ofi_ctx_t *ctx)
 {
-    ut_ofi_peer_t *p;
-    ut_lru_link_t *l;
+    ut_lru_link_t *l = ut_lru_oldest(&ctx->lru, do_lru_idle_ok);
 
-    for (l = ctx->lru.tail; l != NULL; l = l->prev) {
-        p = UT_LRU_ENTRY(l, ut_ofi_peer_t, lru);
-        if ((p->inflight == 0) && (atomic_load(&p->state) == UT_PEER_CONNECTED)) {
-            return p;
-        }
-    }
-    return NULL;
+    return (l != NULL) ? UT_LRU_ENTRY(l, ut_ofi_peer_t, lru) : NULL;
 }
 
 /*

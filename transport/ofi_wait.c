@@ -33,6 +33,37 @@ unsigned ut_ofi_progress(ut_ctx_t *c)
     return n;
 }
 
+/* ctx->lock held: wait on @p cond up to @p ns (lock released). */
+static void do_cond_nap(ut_ofi_ctx_t *ctx, pthread_cond_t *cond, uint64_t ns)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += (long)ns;
+    ts.tv_sec  += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    pthread_cond_timedwait(cond, &ctx->lock, &ts);
+}
+
+/* ctx->lock held: sleep up to @p ns (lock released) on the queue's wait fd
+ * if there is one and libfabric says that is safe; false if it is not. */
+static bool do_fd_nap(ut_ofi_ctx_t *ctx, uint64_t ns)
+{
+    struct fid *fids[1] = { &ctx->cq->fid };
+    struct pollfd pfd;
+
+    if ((ctx->waitfd < 0) || (fi_trywait(ctx->fabric, fids, 1) != FI_SUCCESS)) {
+        return false;
+    }
+    pfd.fd      = ctx->waitfd;
+    pfd.events  = POLLIN;
+    pfd.revents = 0;
+    pthread_mutex_unlock(&ctx->lock);
+    poll(&pfd, 1, (int)((ns + UC_NSEC_PER_MSEC - 1) / UC_NSEC_PER_MSEC));
+    pthread_mutex_lock(&ctx->lock);
+    return true;
+}
+
 /*
  * ctx->lock held, nothing progressed: sleep (lock released) until @p until
  * or UT_OFI_NAP_NS - on the queue's wait fd where libfabric says it is safe
@@ -41,29 +72,16 @@ unsigned ut_ofi_progress(ut_ctx_t *c)
 static void do_nap(ut_ofi_ctx_t *ctx, uint64_t until)
 {
     uint64_t now = uc_time_ns(), ns;
-    struct fid *fids[1] = { &ctx->cq->fid };
-    struct pollfd pfd;
-    struct timespec ts;
 
     if (until <= now) {
         return;
     }
     ns = (until - now < UT_OFI_NAP_NS) ? until - now : UT_OFI_NAP_NS;
     if (ctx->thread_running && !ut_ofi_progress_thread) {
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (long)ns;
-        ts.tv_sec  += ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
-        pthread_cond_timedwait(&ctx->progressed, &ctx->lock, &ts);
+        do_cond_nap(ctx, &ctx->progressed, ns);
         return;
     }
-    if ((ctx->waitfd >= 0) && (fi_trywait(ctx->fabric, fids, 1) == FI_SUCCESS)) {
-        pfd.fd      = ctx->waitfd;
-        pfd.events  = POLLIN;
-        pfd.revents = 0;
-        pthread_mutex_unlock(&ctx->lock);
-        poll(&pfd, 1, (int)((ns + UC_NSEC_PER_MSEC - 1) / UC_NSEC_PER_MSEC));
-        pthread_mutex_lock(&ctx->lock);
+    if (do_fd_nap(ctx, ns)) {
         return;
     }
     pthread_mutex_unlock(&ctx->lock);
@@ -164,26 +182,14 @@ size_t ut_ofi_wait_any(ut_ctx_t *c, ut_req_t **reqs, size_t n, uint64_t timeout_
  */
 static uint64_t do_thread_nap(ut_ofi_ctx_t *ctx, uint64_t ns)
 {
-    struct fid *fids[1] = { &ctx->cq->fid };
     bool busy, fd = (ctx->waitfd >= 0);
-    struct timespec ts;
-    struct pollfd pfd;
 
-    if (fd && (fi_trywait(ctx->fabric, fids, 1) == FI_SUCCESS)) {
-        pfd.fd      = ctx->waitfd;
-        pfd.events  = POLLIN;
-        pfd.revents = 0;
-        pthread_mutex_unlock(&ctx->lock);
-        poll(&pfd, 1, (int)((ns + UC_NSEC_PER_MSEC - 1) / UC_NSEC_PER_MSEC));
-        pthread_mutex_lock(&ctx->lock);
-    } else if (!fd) {
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (long)ns;
-        ts.tv_sec  += ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
+    if (!fd) {
         ctx->napping = true;
-        pthread_cond_timedwait(&ctx->kick, &ctx->lock, &ts);
+        do_cond_nap(ctx, &ctx->kick, ns);
         ctx->napping = false;
+    } else {
+        do_fd_nap(ctx, ns);
     }
     busy = (ctx->nfree < ctx->cfg.max_outstanding) || (ctx->reply_out != NULL);
     ns  *= 2;

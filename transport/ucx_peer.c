@@ -34,19 +34,20 @@
 /* Peers and endpoints                                                       */
 /* ------------------------------------------------------------------------ */
 
-/* The least recently used connected peer with nothing out, or NULL. */
+/* An open peer with nothing out (that may be closed for another). */
+static bool do_lru_idle_ok(const ut_lru_link_t *l)
+{
+    const ut_ucx_peer_t *p = UT_LRU_ENTRY(l, ut_ucx_peer_t, lru);
+
+    return (p->inflight == 0) && (atomic_load(&p->state) == UT_PEER_CONNECTED);
+}
+
+/* The least recently used open peer with nothing out, or NULL. */
 static ut_ucx_peer_t *do_lru_idle(ut_ucx_ctx_t *ctx)
 {
-    ut_ucx_peer_t *p;
-    ut_lru_link_t *l;
+    ut_lru_link_t *l = ut_lru_oldest(&ctx->lru, do_lru_idle_ok);
 
-    for (l = ctx->lru.tail; l != NULL; l = l->prev) {
-        p = UT_LRU_ENTRY(l, ut_ucx_peer_t, lru);
-        if ((p->inflight == 0) && (atomic_load(&p->state) == UT_PEER_CONNECTED)) {
-            return p;
-        }
-    }
-    return NULL;
+    return (l != NULL) ? UT_LRU_ENTRY(l, ut_ucx_peer_t, lru) : NULL;
 }
 
 /* Close an endpoint without waiting: outstanding UCX requests on it complete
