@@ -84,7 +84,7 @@ TEST_HELPERS = $(BUILD)/tests/fabric_client $(BUILD)/tests/fake_owner $(BUILD)/t
 TEST_SCRIPTS = tests/test_run.sh tests/test_library.sh tests/fabric/test_fabric.sh tests/fabric/test_ofi.sh tests/fabric/test_hosts.sh tests/fabric/test_hosts_ofi.sh tests/fabric/test_etcd.sh tests/fabric/test_compat.sh tests/fabric/test_meta.sh tests/fabric/test_start.sh tests/fabric/test_nvme.sh tests/fabric/test_scale.sh tests/fabric/test_wireup.sh tests/fabric/test_mpi.sh tests/fabric/test_admin.sh tests/fabric/test_hotset.sh tests/origin/test_http.sh tests/origin/test_s3.sh tests/origin/test_warmup.sh \
                tests/origin/test_h2.sh \
                tests/origin/test_azure.sh tests/origin/test_identity.sh tests/deploy/test_kubernetes.sh \
-               tests/python/test_python.sh tests/tools/test_mount.sh
+               tests/python/test_python.sh tests/tools/test_mount.sh tests/fabric/test_ofi_suites.sh
 # The MPI job test is built with mpicc when Open MPI is installed (make deps).
 MPICC ?= mpicc
 ifneq ($(shell command -v $(MPICC) 2>/dev/null),)
@@ -269,12 +269,15 @@ build-asan build-tsan: build-%: deps npm-deps
 # make asan / make tsan: the whole suite under AddressSanitizer + UBSan, or
 # under ThreadSanitizer - but for SAN_SKIP_asan / SAN_SKIP_tsan, which would
 # take the CI run past its budget (docs/testing.md): test_hosts_ofi.sh (the
-# multi-host faults once more, over libfabric) and test_scale.sh (32
-# daemons) under both; under TSan also test_hosts.sh, test_etcd.sh,
-# test_hotset.sh and test_ucperf (5, 2.5, 1 and 1 minutes there).  Their
+# multi-host faults once more, over libfabric), test_ofi_suites.sh (the
+# fabric's suites once more, over libfabric: 6 minutes plain) and
+# test_scale.sh (32 daemons) under both; under TSan also test_hosts.sh,
+# test_etcd.sh, test_hotset.sh and test_ucperf (5, 2.5, 1 and 1 minutes
+# there).  Their
 # threads are the daemon's and the reader's that the other suites run under
 # TSan; test_hosts.sh and test_etcd.sh run under ASan.
-SAN_SKIP_asan = tests/fabric/test_hosts_ofi.sh tests/fabric/test_scale.sh
+SAN_SKIP_asan = tests/fabric/test_hosts_ofi.sh tests/fabric/test_scale.sh \
+                tests/fabric/test_ofi_suites.sh
 SAN_SKIP_tsan = $(SAN_SKIP_asan) tests/fabric/test_hosts.sh tests/fabric/test_etcd.sh \
                 tests/fabric/test_hotset.sh
 SAN_SKIP_NAMES_tsan = ucperf
