@@ -214,7 +214,9 @@ ucache_status_t ut_ofi_do_peer_ensure(ut_ofi_ctx_t *ctx, ut_ofi_peer_t *peer)
 {
     switch (atomic_load(&peer->state)) {
     case UT_PEER_CONNECTED:
-        ut_lru_touch(&ctx->lru, &peer->lru);
+        if (peer->open) { /* (a requester of ours is not in the LRU) */
+            ut_lru_touch(&ctx->lru, &peer->lru);
+        }
         return UCACHE_OK;
     case UT_PEER_CONNECTING:
         do_hs_await(ctx, peer);
