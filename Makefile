@@ -343,7 +343,7 @@ demo: deps
 	@tools/demo.sh $(BUILD)/bin
 
 # the baseline of `ucperf raw --transport ofi`: a bare fi_read loop
-$(BUILD)/bin/fi_read_loop: perf/fi_read_loop.c
+$(BUILD)/bin/fi_read_loop: transport/fi_read_loop.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) $(OPT) -pthread -o $@ $< $(shell pkg-config --libs libfabric)
 

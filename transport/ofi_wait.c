@@ -19,6 +19,7 @@
 #define UT_OFI_NAP_FIRST       (50ull * 1000)        /* the thread's first nap */
 #define UT_OFI_NAP_IDLE_FD     (20ull * UC_NSEC_PER_MSEC) /* idle, on a wait fd */
 #define UT_OFI_NAP_IDLE_POLLED UC_NSEC_PER_MSEC      /* idle, no wait fd (shm) */
+#define UT_OFI_SPIN_MAX UC_NSEC_PER_MSEC /* the thread's longest spin (traffic) */
 
 static __thread bool ut_ofi_progress_thread; /* this thread is a context's */
 
@@ -46,22 +47,24 @@ static void do_cond_nap(ut_ofi_ctx_t *ctx, pthread_cond_t *cond, uint64_t ns)
 }
 
 /* ctx->lock held: sleep up to @p ns (lock released) on the queue's wait fd
- * if there is one and libfabric says that is safe; false if it is not. */
-static bool do_fd_nap(ut_ofi_ctx_t *ctx, uint64_t ns)
+ * if there is one and libfabric says that is safe: -1 if it is not, 1 if
+ * the fd woke us (traffic), 0 if the time ran out. */
+static int do_fd_nap(ut_ofi_ctx_t *ctx, uint64_t ns)
 {
     struct fid *fids[1] = { &ctx->cq->fid };
     struct pollfd pfd;
+    int ret;
 
     if ((ctx->waitfd < 0) || (fi_trywait(ctx->fabric, fids, 1) != FI_SUCCESS)) {
-        return false;
+        return -1;
     }
     pfd.fd      = ctx->waitfd;
     pfd.events  = POLLIN;
     pfd.revents = 0;
     pthread_mutex_unlock(&ctx->lock);
-    poll(&pfd, 1, (int)((ns + UC_NSEC_PER_MSEC - 1) / UC_NSEC_PER_MSEC));
+    ret = poll(&pfd, 1, (int)((ns + UC_NSEC_PER_MSEC - 1) / UC_NSEC_PER_MSEC));
     pthread_mutex_lock(&ctx->lock);
-    return true;
+    return (ret > 0) ? 1 : 0;
 }
 
 /*
@@ -81,7 +84,7 @@ static void do_nap(ut_ofi_ctx_t *ctx, uint64_t until)
         do_cond_nap(ctx, &ctx->progressed, ns);
         return;
     }
-    if (do_fd_nap(ctx, ns)) {
+    if (do_fd_nap(ctx, ns) >= 0) {
         return;
     }
     pthread_mutex_unlock(&ctx->lock);
@@ -175,10 +178,13 @@ size_t ut_ofi_wait_any(ut_ctx_t *c, ut_req_t **reqs, size_t n, uint64_t timeout_
 /*
  * ctx->lock held: the progress thread sleeps @p ns (lock released) - on the
  * queue's wait fd where libfabric says that is safe, else until a request
- * is posted (ctx->kick) - and returns how long its next nap may be: twice
- * this one, up to UT_OFI_NAP_NS while anything is out (a send may need
- * progress to leave), longer while nothing is (an idle owner: over tcp its
- * fd wakes it, over shm a request waits at most UT_OFI_NAP_IDLE_POLLED).
+ * is posted (ctx->kick) - and returns how long its next nap may be: 0 if
+ * the fd woke it (traffic: a peer's one-sided read over tcp is served by
+ * our progress and leaves no completion, so the thread spins again, as
+ * after a completion), else twice this one, up to UT_OFI_NAP_NS while
+ * anything is out (a send may need progress to leave), longer while nothing
+ * is (an idle owner: over tcp its fd wakes it, over shm a request waits at
+ * most UT_OFI_NAP_IDLE_POLLED).
  */
 static uint64_t do_thread_nap(ut_ofi_ctx_t *ctx, uint64_t ns)
 {
@@ -188,8 +194,8 @@ static uint64_t do_thread_nap(ut_ofi_ctx_t *ctx, uint64_t ns)
         ctx->napping = true;
         do_cond_nap(ctx, &ctx->kick, ns);
         ctx->napping = false;
-    } else {
-        do_fd_nap(ctx, ns);
+    } else if (do_fd_nap(ctx, ns) > 0) {
+        return 0;
     }
     busy = (ctx->nfree < ctx->cfg.max_outstanding) || (ctx->reply_out != NULL);
     ns  *= 2;
@@ -198,10 +204,20 @@ static uint64_t do_thread_nap(ut_ofi_ctx_t *ctx, uint64_t ns)
            (fd ? UT_OFI_NAP_IDLE_FD : UT_OFI_NAP_IDLE_POLLED);
 }
 
+/*
+ * The progress thread: progress while anything moves, spin a while once
+ * nothing does, then nap (do_thread_nap).  Over tcp a peer's read is served
+ * by our progress and leaves no completion, so the traffic that matters is
+ * seen only as the wait fd waking a nap: woken sooner than it spun, the
+ * thread doubles its spin (up to UT_OFI_SPIN_MAX) - a steady stream of
+ * reads is served spinning, not each after a wake-up - and a nap that runs
+ * out brings the spin back to UCACHE_PROGRESS_SPIN.
+ */
 static void *do_thread(void *arg)
 {
     ut_ofi_ctx_t *ctx = arg;
-    uint64_t idle = 0, nap = UT_OFI_NAP_FIRST;
+    uint64_t base = ctx->cfg.progress_spin_ns;
+    uint64_t idle = 0, nap = UT_OFI_NAP_FIRST, spin = base, now;
 
     ut_ofi_progress_thread = true;
     pthread_mutex_lock(&ctx->lock);
@@ -211,11 +227,24 @@ static void *do_thread(void *arg)
             nap  = UT_OFI_NAP_FIRST;
             continue;
         }
+        now = uc_time_ns();
         if (idle == 0) {
-            idle = uc_time_ns();
-        } else if (uc_time_ns() - idle >= ctx->cfg.progress_spin_ns) {
-            nap = do_thread_nap(ctx, nap);
+            idle = now;
+            continue;
         }
+        if (now - idle < spin) {
+            continue;
+        }
+        nap = do_thread_nap(ctx, nap);
+        if (nap != 0) { /* slept it out (or polled: shm) */
+            spin = base;
+            continue;
+        }
+        spin = (uc_time_ns() - now < spin) ?
+               ((2 * spin < UT_OFI_SPIN_MAX) ? 2 * spin : UT_OFI_SPIN_MAX) : base;
+        spin = (spin > base) ? spin : base;
+        idle = 0;
+        nap  = UT_OFI_NAP_FIRST;
     }
     pthread_mutex_unlock(&ctx->lock);
     return NULL;

@@ -9,7 +9,9 @@
  * protocol: the ceiling ucache's backend is measured against.
  * Usage: fi_read_loop PROVIDER SIZE WINDOW ITERS
  * Prints one JSON line: {"bench":"fi_read_loop",...,"gbs":..,"p50_us":..}
- * (It includes libfabric outside transport/: a benchmark's baseline.)
+ * A program of its own (not in libucache-rdma: the library loads libfabric
+ * only when asked), kept in transport/ with the rest of what includes
+ * libfabric; make bench builds it as build/bin/fi_read_loop.
  */
 #include <rdma/fabric.h>
 #include <rdma/fi_domain.h>
