@@ -533,6 +533,16 @@ for prov in "tcp;ofi_rxm" shm; do
             "$(ratio "$(field "$oa" p50_us)" "$(field "$bl" p50_us)")" "report" \
             "a read RPC, as the fabric reads over tcp: two messages of ofi_rxm, slower than its fi_read (perf/results/ofi.md)"
     fi
+    # the whole read path over each backend: a hit through libucache-rdma
+    # (placement, index, chunk, verification) over libfabric against the
+    # same hit over UCX's transport of the kind (tcp; shm: UCX maps it)
+    ucx_tr=tcp; [ "$prov" = shm ] && ucx_tr=shm
+    hu=$(fabric_json hit -T $ucx_tr -s 4K -n 5000 --nodes 1)
+    ho=$(UCACHE_OFI_PROVIDER=$prov fabric_json hit -T ofi -s 4K -n 5000 --nodes 1)
+    add "ucperf hit --transport ofi over $prov, 4 KiB, p50 latency (us; path $(field "$ho" path))" \
+        "$(field "$ho" p50_us)" "UCX $ucx_tr (path $(field "$hu" path)): $(field "$hu" p50_us)" \
+        "$(ratio "$(field "$ho" p50_us)" "$(field "$hu" p50_us)")" "report" \
+        "which backend for a host's reads (docs/transports.md); owner CPU $(field "$ho" owner_cpu_s_per_gb) vs $(field "$hu" owner_cpu_s_per_gb) s/GB"
 done
 
 {
