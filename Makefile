@@ -342,10 +342,12 @@ demo: deps
 	@$(MAKE) --no-print-directory all $(BUILD)/tests/http_origin
 	@tools/demo.sh $(BUILD)/bin
 
-# the baseline of `ucperf raw --transport ofi`: a bare fi_read loop
-$(BUILD)/bin/fi_read_loop: transport/fi_read_loop.c
+# the baseline of `ucperf raw --transport ofi`: a bare fi_read loop (not in
+# the library, which loads libfabric only when asked: this links it)
+$(BUILD)/bin/fi_read_loop: perf/fi_read_loop.c transport/fi_read_loop.c transport/fi_read_loop.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(WARN) $(OPT) -pthread -o $@ $< $(shell pkg-config --libs libfabric)
+	$(CC) $(CSTD) $(WARN) $(OPT) -pthread -I. -o $@ perf/fi_read_loop.c transport/fi_read_loop.c \
+	    $(shell pkg-config --libs libfabric)
 
 bench: deps npm-deps
 	@$(MAKE) --no-print-directory all python $(BUILD)/tests/http_origin $(BUILD)/tests/az_put \

@@ -496,7 +496,7 @@ add_vs "DataLoader epoch over the demo dataset (32 x 8 MiB, 4 workers): speed fr
 rm -f "$out/python.tmp"
 
 # The libfabric backend (issue [11/11]) against a bare fi_read loop of the
-# same provider, window and size (transport/fi_read_loop.c; Debian has no
+# same provider, window and size (perf/fi_read_loop.c; Debian has no
 # fabtests), in the same run: bandwidth at 1 MiB x 8, latency at 4 KiB x 1.
 echo "== the libfabric backend vs a bare fi_read loop"
 frl=$(dirname "$ucperf")/fi_read_loop
