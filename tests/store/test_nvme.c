@@ -447,14 +447,19 @@ typedef struct race_arg {
     int        stop;
 } race_arg_t;
 
+/* Reads until told to stop (bounded: 20 s scaled, 10 million reads) - not
+ * a fixed count, which a fast reader could spend on misses before the
+ * writer's first records landed, leaving no read that succeeded (CI). */
 static void *race_reader(void *arg)
 {
     race_arg_t *a = arg;
     uint64_t x = (uint64_t)pthread_self() | 1;
+    uint64_t until = uc_time_ns() + tc_slow(20 * UC_NSEC_PER_SEC);
     unsigned n;
     int r;
 
-    for (n = 0; (n < 20000) && !__atomic_load_n(&a->stop, __ATOMIC_RELAXED); n++) {
+    for (n = 0; (n < 10000000) && !__atomic_load_n(&a->stop, __ATOMIC_RELAXED) &&
+                ((n % 1024 != 0) || (uc_time_ns() < until)); n++) {
         x ^= x << 13; x ^= x >> 7; x ^= x << 17;
         r = nv_get(a->nv, 5000 + x % 400, 48 * KiB);
         __atomic_add_fetch(&a->bad, r >= 2, __ATOMIC_RELAXED);
