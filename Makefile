@@ -270,7 +270,7 @@ build-asan build-tsan: build-%: deps npm-deps
 # under ThreadSanitizer - but for SAN_SKIP_asan / SAN_SKIP_tsan, which would
 # take the CI run past its budget (docs/testing.md): test_hosts_ofi.sh (the
 # multi-host faults once more, over libfabric), test_ofi_suites.sh (the
-# fabric's suites once more, over libfabric: 8 minutes plain) and
+# fabric's suites once more, over libfabric: 6 minutes plain) and
 # test_scale.sh (32 daemons) under both; under TSan also test_hosts.sh,
 # test_etcd.sh, test_hotset.sh and test_ucperf (5, 2.5, 1 and 1 minutes
 # there).  Their

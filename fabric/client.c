@@ -285,7 +285,8 @@ ucache_status_t uf_gets(struct ucache_context *ctx, uf_peer_t *p, unsigned n,
         posted += (status == UCACHE_OK);
     }
     if (posted > 0) { /* the posted ones own their buffers until they end */
-        st = ut_wait(ctx->transport, r, posted, ctx->cfg.timeout_ns);
+        uf_wait_all(ctx, r, posted);
+        st = ut_wait(ctx->transport, r, posted, 0);
         status = (status == UCACHE_OK) ? st : status;
     }
     for (i = 0; (i < posted) && (status == UCACHE_OK); i++) {
