@@ -148,13 +148,14 @@ static ucache_status_t uf_fetch_end(struct ucache_context *ctx, uf_peer_t *p,
     return UCACHE_OK;
 }
 
-/* Wait for @p n posted requests to complete: each fails at its own deadline,
- * so this ends; their buffers are the caller's again after it. */
-static void uf_wait_all(struct ucache_context *ctx, ut_req_t *r, unsigned n)
+ucache_status_t uf_wait_all(struct ucache_context *ctx, ut_req_t *r, unsigned n)
 {
-    while (ut_wait(ctx->transport, r, n, ctx->cfg.fetch_timeout_ns + ctx->cfg.timeout_ns) ==
-           UCACHE_INPROGRESS) {
-    }
+    ucache_status_t status;
+
+    do {
+        status = ut_wait(ctx->transport, r, n, ctx->cfg.fetch_timeout_ns + ctx->cfg.timeout_ns);
+    } while (status == UCACHE_INPROGRESS);
+    return status;
 }
 
 /* Ask owner @p p for chunk @p c (filling it on a miss); with UF_FETCH_DATA
@@ -285,8 +286,7 @@ ucache_status_t uf_gets(struct ucache_context *ctx, uf_peer_t *p, unsigned n,
         posted += (status == UCACHE_OK);
     }
     if (posted > 0) { /* the posted ones own their buffers until they end */
-        uf_wait_all(ctx, r, posted);
-        st = ut_wait(ctx->transport, r, posted, 0);
+        st = uf_wait_all(ctx, r, posted);
         status = (status == UCACHE_OK) ? st : status;
     }
     for (i = 0; (i < posted) && (status == UCACHE_OK); i++) {

@@ -226,6 +226,13 @@ ucache_status_t uf_read_chunk(struct ucache_context *ctx, uf_view_t *v, uf_chunk
 
 /* client.c */
 #define UF_GETS_MAX 4
+/** Wait for @p n posted requests until all have ended - each fails at its
+ *  own deadline at the latest, so this ends - and return the first failure
+ *  (UCACHE_OK if none): a transport holds a request until it ends, so one
+ *  on the caller's stack must not be left before.  Their buffers are the
+ *  caller's again after it. */
+ucache_status_t uf_wait_all(struct ucache_context *ctx, ut_req_t *r, unsigned n);
+
 /** Post @p n (at most UF_GETS_MAX) reads of @p p's region at once - gets,
  *  or raw FETCHes where it has no one-sided path - and wait for them all
  *  (one round trip): the first failure, if any; UCACHE_ERR_CORRUPT for a

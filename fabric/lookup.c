@@ -48,9 +48,7 @@ static ucache_status_t uf_meta_call(struct ucache_context *ctx, uf_peer_t *p, co
     if (status != UCACHE_OK) {
         return status;
     }
-    while (ut_wait(ctx->transport, &r, 1, ctx->cfg.fetch_timeout_ns + ctx->cfg.timeout_ns) ==
-           UCACHE_INPROGRESS) {
-    }
+    uf_wait_all(ctx, &r, 1);
     *meta_len_p = r.meta_length;
     *got_p      = r.length;
     return r.status;

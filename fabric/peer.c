@@ -180,10 +180,7 @@ static ucache_status_t uf_peer_setup_blobs(struct ucache_context *ctx, uf_peer_t
         status = us_layout_parse(p->mapped, US_SUPER_SIZE, &p->layout);
     } else {
         ut_get_post(&req, p->rkey, p->rkey->base, super, sizeof(super));
-        do { /* until it ends (at its deadline at the latest): req and super
-              * are on this stack */
-            status = ut_wait(ctx->transport, &req, 1, ctx->cfg.timeout_ns);
-        } while (status == UCACHE_INPROGRESS);
+        status = uf_wait_all(ctx, &req, 1); /* req and super are on this stack */
         if (status == UCACHE_OK) {
             status = us_layout_parse(super, sizeof(super), &p->layout);
         }

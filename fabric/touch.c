@@ -84,10 +84,7 @@ static void uf_touch_send(struct ucache_context *ctx, uf_peer_t *p,
         memcpy(msg + sizeof(req), keys, n * sizeof(*keys));
         if (ut_rpc_post(&r, p->tp, UF_RPC_TOUCH, msg, sizeof(req) + n * sizeof(*keys),
                         NULL, 0, NULL, 0) == UCACHE_OK) {
-            /* until it ends (at its deadline at the latest): r is on this
-             * stack, and a transport holds a request it was given until then */
-            while (ut_wait(ctx->transport, &r, 1, ctx->cfg.timeout_ns) == UCACHE_INPROGRESS) {
-            }
+            uf_wait_all(ctx, &r, 1); /* r is on this stack */
         }
         if (r.status != UCACHE_OK) {
             return; /* feedback is best effort; the next read reports failures */
