@@ -935,7 +935,9 @@ static uf_peer_t *uf_first_owner(struct ucache_context *ctx, uf_view_t *v, uf_ch
     n = uf_chunk_owners(ctx, v, c, owners);
     i = uf_next_owner(v, owners, n, 0, uc_time_ns());
     p = (i < n) ? atomic_load_explicit(&v->peers[owners[i]], memory_order_acquire) : NULL;
-    return ((p != NULL) && atomic_load_explicit(&p->ready, memory_order_acquire)) ? p : NULL;
+    return ((p != NULL) && atomic_load_explicit(&p->ready, memory_order_acquire) &&
+            (atomic_load_explicit(&p->recheck, memory_order_relaxed) == 0) &&
+            (atomic_load_explicit(&p->newer, memory_order_relaxed) == NULL)) ? p : NULL;
 }
 
 /* ------------------------------------------------------------------------ */

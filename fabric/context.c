@@ -776,6 +776,7 @@ ucache_status_t ucache_stats_get(ucache_h ctx, ucache_stats_t *s)
     s->location_hits  = atomic_load(&ctx->st.loc_hits);
     s->owner_refusals = atomic_load(&ctx->st.owner_refusals);
     s->moved_refreshes = atomic_load(&ctx->st.moved);
+    s->owner_restarts  = atomic_load(&ctx->st.peer_restarts);
     s->meta_owner     = atomic_load(&ctx->st.meta_owner);
     s->meta_direct    = atomic_load(&ctx->st.meta_direct);
     s->meta_pinned    = atomic_load(&ctx->st.meta_pinned);

@@ -107,6 +107,7 @@ struct ucache_context {
         _Atomic uint64_t mapped;     /* chunks read out of a mapped region */
         _Atomic uint64_t owner_refusals, windowed, moved;
         _Atomic uint64_t meta_owner, meta_direct, meta_pinned;
+        _Atomic uint64_t peer_restarts;
     } st;
 };
 

@@ -64,6 +64,11 @@ void uf_peer_suspect(struct ucache_context *ctx, uf_peer_t *peer, const char *wh
         (2 * b < ctx->cfg.peer_retry_max_ns) ? 2 * b : ctx->cfg.peer_retry_max_ns;
     atomic_store(&peer->backoff_ns, b);
     atomic_store(&peer->suspect_until, now + b);
+    if (peer->hello) {
+        int one = 0;    /* (2: being asked already) */
+
+        atomic_compare_exchange_strong(&peer->recheck, &one, 1);
+    }
     UC_WARN("owner %016" PRIx64 " is suspect (%s); its reads go to the next "
             "owner or the origin for %llu ms", peer->id, why,
             (unsigned long long)(b / UC_NSEC_PER_MSEC));
@@ -79,6 +84,12 @@ void uf_peer_ok(uf_peer_t *peer)
 
 static ucache_status_t uf_peer_setup_blobs(struct ucache_context *ctx, uf_peer_t *p,
                                            const uf_member_t *m);
+
+/* A record's incarnation: its address and key, hashed. */
+static uint64_t uf_member_inc(const uf_member_t *r)
+{
+    return XXH64(r->rkey, r->rkey_len, XXH64(r->addr, r->addr_len, 0x55434950ull));
+}
 
 /* A node known only as host:port (file: members): ask its listener for its
  * record (worker address, store key) over a connection made for that. */
@@ -144,7 +155,9 @@ static ucache_status_t uf_peer_setup(struct ucache_context *ctx, uf_peer_t *p,
         if (status != UCACHE_OK) {
             return status;
         }
-        m = &rec;
+        m            = &rec;
+        p->hello     = true;
+        p->hello_inc = uf_member_inc(&rec);
     }
     status = uf_peer_setup_blobs(ctx, p, m);
     uf_member_clear(&rec);
@@ -206,19 +219,90 @@ err:
  * 0 if the view has only its host:port (file:). */
 static uint64_t uf_peer_inc(const uf_view_t *v, uint32_t idx)
 {
-    const uf_member_t *r;
+    return (v->recs == NULL) ? 0 : uf_member_inc(&v->recs[idx]);
+}
 
-    if (v->recs == NULL) {
-        return 0;
+/* ctx->lock held: a peer record for node @p id, linked at its bucket's
+ * head; NULL without memory. */
+static uf_peer_t *uf_peer_new(struct ucache_context *ctx, uint64_t id, uint64_t inc)
+{
+    unsigned b = (unsigned)(id % UF_PEER_BUCKETS);
+    uf_peer_t *p = calloc(1, sizeof(*p));
+
+    if (p == NULL) {
+        return NULL;
     }
-    r = &v->recs[idx];
-    return XXH64(r->rkey, r->rkey_len, XXH64(r->addr, r->addr_len, 0x55434950ull));
+    p->id   = id;
+    p->inc  = inc;
+    p->self = ctx->serve && (id == ctx->self.id);
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_mutex_init(&p->touch_lock, NULL);
+    p->next = atomic_load(&ctx->peers[b]);
+    atomic_store_explicit(&ctx->peers[b], p, memory_order_release);
+    return p;
+}
+
+/*
+ * A peer set up through its listener (HELLO) failed: before it is used
+ * again, its listener is asked once more.  The same address and key: the
+ * same process, which its transport peer reconnects to.  Others: the node
+ * was restarted under its identity (file: and etcd: name a node by its
+ * listener), and a new peer is set up from them; the old one is done
+ * (`newer`), never used again - without this a reader used the dead
+ * process's address until it finalized, and read that node's chunks
+ * through the next owner or the origin (test_etcd.sh).  One thread asks;
+ * the others skip the node meanwhile.
+ */
+static uf_peer_t *uf_peer_recheck(struct ucache_context *ctx, uf_view_t *v, uint32_t idx,
+                                  uf_peer_t *p)
+{
+    uf_member_t rec = { 0 };
+    ucache_status_t status;
+    uf_peer_t *np = NULL;
+    int one = 1;
+
+    if (!atomic_compare_exchange_strong(&p->recheck, &one, 2)) {
+        return (one == 0) ? p : NULL;
+    }
+    status = uf_peer_hello(ctx, v->strings + v->nodes[idx].host, v->nodes[idx].port, &rec);
+    if ((status == UCACHE_OK) && (uf_member_inc(&rec) == p->hello_inc)) {
+        uf_member_clear(&rec);
+        atomic_store(&p->recheck, 0);
+        return p;
+    }
+    if (status == UCACHE_OK) {
+        pthread_mutex_lock(&ctx->lock);
+        np = uf_peer_new(ctx, p->id, p->inc);
+        pthread_mutex_unlock(&ctx->lock);
+        status = (np == NULL) ? UCACHE_ERR_NO_MEMORY : uf_peer_setup_blobs(ctx, np, &rec);
+    }
+    if (status == UCACHE_OK) {
+        np->hello     = true;
+        np->hello_inc = uf_member_inc(&rec);
+        atomic_store_explicit(&np->ready, 1, memory_order_release);
+        atomic_store_explicit(&p->newer, np, memory_order_release);
+        atomic_store_explicit(&v->peers[idx], np, memory_order_release);
+        atomic_store(&p->recheck, 0);
+        UC_WARN("node %016" PRIx64 " (%s:%u) was restarted: read through its new address "
+                "and key from now on", p->id, v->strings + v->nodes[idx].host,
+                v->nodes[idx].port);
+        atomic_fetch_add(&ctx->st.peer_restarts, 1);
+    } else {
+        if (np != NULL) {
+            atomic_store(&np->newer, p);    /* a record never used: lookups skip it */
+        }
+        atomic_store(&p->recheck, 1);
+        uf_peer_suspect(ctx, p, ucache_strerror(status));
+        np = NULL;
+    }
+    uf_member_clear(&rec);
+    return np;
 }
 
 uf_peer_t *uf_view_peer(struct ucache_context *ctx, uf_view_t *v, uint32_t idx)
 {
     const uf_vnode_t *m = &v->nodes[idx];
-    uf_peer_t *p = atomic_load_explicit(&v->peers[idx], memory_order_acquire);
+    uf_peer_t *p = atomic_load_explicit(&v->peers[idx], memory_order_acquire), *n;
     ucache_status_t status;
     uint64_t inc;
     unsigned b;
@@ -227,28 +311,30 @@ uf_peer_t *uf_view_peer(struct ucache_context *ctx, uf_view_t *v, uint32_t idx)
         b = (unsigned)(m->id % UF_PEER_BUCKETS);
         inc = uf_peer_inc(v, idx);
         pthread_mutex_lock(&ctx->lock);
-        for (p = ctx->peers[b]; (p != NULL) && ((p->id != m->id) || (p->inc != inc));
+        for (p = ctx->peers[b];
+             (p != NULL) && ((p->id != m->id) || (p->inc != inc) || (p->newer != NULL));
              p = p->next) {
         }
         if (p == NULL) {
-            p = calloc(1, sizeof(*p));
-            if (p == NULL) {
-                pthread_mutex_unlock(&ctx->lock);
-                return NULL;
-            }
-            p->id   = m->id;
-            p->inc  = inc;
-            p->self = ctx->serve && (m->id == ctx->self.id);
-            pthread_mutex_init(&p->lock, NULL);
-            pthread_mutex_init(&p->touch_lock, NULL);
-            p->next = atomic_load(&ctx->peers[b]);
-            atomic_store_explicit(&ctx->peers[b], p, memory_order_release);
+            p = uf_peer_new(ctx, m->id, inc);
         }
         pthread_mutex_unlock(&ctx->lock);
+        if (p == NULL) {
+            return NULL;
+        }
+        atomic_store_explicit(&v->peers[idx], p, memory_order_release);
+    }
+    if (atomic_load_explicit(&p->newer, memory_order_acquire) != NULL) {
+        while ((n = atomic_load_explicit(&p->newer, memory_order_acquire)) != NULL) {
+            p = n;                            /* restarted, maybe more than once */
+        }
         atomic_store_explicit(&v->peers[idx], p, memory_order_release);
     }
     if (atomic_load_explicit(&p->ready, memory_order_acquire)) {
-        return p;
+        if (atomic_load_explicit(&p->recheck, memory_order_relaxed) == 0) {
+            return p;
+        }
+        return uf_peer_is_suspect(p, uc_time_ns()) ? NULL : uf_peer_recheck(ctx, v, idx, p);
     }
     if (uf_peer_is_suspect(p, uc_time_ns())) {
         return NULL;
@@ -258,6 +344,7 @@ uf_peer_t *uf_view_peer(struct ucache_context *ctx, uf_view_t *v, uint32_t idx)
     if (!atomic_load(&p->ready)) {
         status = uf_peer_setup(ctx, p, v, idx);
         if (status == UCACHE_OK) {
+            atomic_store(&p->recheck, 0);
             atomic_store_explicit(&p->ready, 1, memory_order_release);
         }
     }

@@ -110,7 +110,8 @@
     X(90, nvme_read_ns) \
     X(91, nvme_rebuild_ns) \
     X(92, chunk_nvme) \
-    X(93, nvme_pinned)
+    X(93, nvme_pinned) \
+    X(94, owner_restarts)
 
 static const struct {
     uint32_t tag;

@@ -25,7 +25,7 @@
     X(nvme_devices) X(nvme_offline) X(nvme_bytes) X(nvme_used) X(nvme_chunks) \
     X(nvme_hits) X(nvme_demotions) X(nvme_promotions) X(nvme_staged)          \
     X(nvme_errors) X(nvme_corrupt) X(nvme_read_bytes) X(nvme_read_ns)         \
-    X(nvme_rebuild_ns) X(chunk_nvme) X(nvme_pinned)
+    X(nvme_rebuild_ns) X(chunk_nvme) X(nvme_pinned) X(owner_restarts)
 
 /* snprintf at *used of buf, counting what does not fit */
 static void uf_put(char *buf, size_t len, size_t *used, const char *fmt, ...)

@@ -124,7 +124,8 @@ void uf_touch_flush(struct ucache_context *ctx, bool new_window)
             atomic_store_explicit(&p->ntouch, 0, memory_order_relaxed);
             pthread_mutex_unlock(&p->touch_lock);
             hits = atomic_exchange_explicit(&p->touch_hits, 0, memory_order_relaxed);
-            if (((n > 0) || (hits > 0)) && atomic_load(&p->ready)) {
+            if (((n > 0) || (hits > 0)) && atomic_load(&p->ready) &&
+                (atomic_load(&p->newer) == NULL)) {   /* not a restarted node's old self */
                 uf_touch_send(ctx, p, keys, n, hits);
             }
         }

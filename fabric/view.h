@@ -28,6 +28,14 @@ typedef struct uf_peer {
     pthread_mutex_t  lock;
     _Atomic int      ready;
     bool             self;        /* this process's own store            */
+    bool             hello;       /* its address and key came from its
+                                     listener (HELLO: file:, etcd:), which
+                                     is asked again after a failure      */
+    uint64_t         hello_inc;   /* ... the incarnation HELLO gave      */
+    _Atomic int      recheck;     /* 1: failed since, ask its listener
+                                     before it is used again; 2: asking  */
+    _Atomic(struct uf_peer *) newer; /* the node restarted under its id:
+                                     this peer is done, that one serves  */
     ut_peer_t       *tp;
     ut_rkey_t       *rkey;
     ut_path_t        path;        /* MAPPED, GET or AM                   */

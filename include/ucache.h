@@ -259,6 +259,10 @@ typedef struct ucache_stats {
                                     NVMe tier for this reader               */
     uint64_t nvme_pinned;      /**< gauge: of nvme_chunks those pinned (their
                                     records say so: a restart keeps them)   */
+    uint64_t owner_restarts;   /**< reader: owners found restarted under
+                                    their identity (file:, etcd:) after a
+                                    failure: read through their new address
+                                    and key from then on                    */
 } ucache_stats_t;
 
 /** @brief Copy the context's counters into @p stats_p. */

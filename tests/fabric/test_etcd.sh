@@ -225,6 +225,15 @@ if wait_for 10 eval '[ -n "$(record_of 6 Lease)" ] && [ "$(record_of 6 Lease)" !
    [ "$(ctl get --prefix ucache-test/slots/ --keys-only | grep -c .)" = 3 ]; then
     ok "an owner killed -9 and restarted under its identity took its record and slot ($s6) over at once, the former lease revoked"
 else bad "a restarted owner takes its record over"; ctl get --prefix ucache-test/ --keys-only; fi
+# ... and the reader reads through it again: its record names the same
+# listener, which gives the new address and key (the reader once kept the
+# dead process's and read that owner's chunks through the others)
+served6() {
+    daemon_stats "${DP[6]}" "$W/d6.log" && [ "$(client_stat "$W/d6.log" fetches_served)" -gt 0 ]
+}
+if wait_for 15 served6; then
+    ok "the reader reads through the restarted owner again ($(client_stat "$W/d6.log" fetches_served) FETCHes served by its new process)"
+else bad "the reader reaches the restarted owner"; grep "restarted\|suspect" "$W/loop.err" | tail -3; fi
 sleep $PAUSE
 
 # 4. all of etcd stopped for 20 s: the fabric serves on, no node is reaped
@@ -292,8 +301,9 @@ e_line=$(grep '"stats":"fabric_client"' "$W/loop" | tail -n 1)
 val() { local v; v=$(echo "$1" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"); echo "${v:-0}"; }
 dreads=$(( $(val "$e_line" chunk_reads) - $(val "$m_line" chunk_reads) ))
 dorig=$(( $(val "$e_line" origin_direct) - $(val "$m_line" origin_direct) ))
-if [ -n "$m_line" ] && [ "$dreads" -gt 20 ] && [ "$dorig" = 0 ]; then
-    ok "after the faults the reader reaches every owner again: $dreads chunk reads, none from the origin"
+if [ -n "$m_line" ] && [ "$dreads" -gt 20 ] && [ "$dorig" = 0 ] &&
+   [ "$(val "$e_line" owner_restarts)" -ge 1 ]; then
+    ok "after the faults the reader reaches every owner again: $dreads chunk reads, none from the origin ($(val "$e_line" owner_restarts) owner(s) found restarted under their identity)"
 else bad "after the faults: $dreads chunk reads, $dorig from the origin (mark: ${m_line:+seen})"; fi
 
 # every owner stops cleanly: its record leaves with its revoked lease

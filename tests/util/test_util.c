@@ -402,7 +402,7 @@ static void test_params_config(void)
     CU_ASSERT_EQUAL(json[0], '{');
     CU_ASSERT_EQUAL(json[need - 2], '}');
     CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"origin_meta\":"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"nvme_pinned\":0}"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"owner_restarts\":0}"));
     CU_ASSERT_PTR_NULL(strstr(json, "\"stats\""));
     CU_ASSERT_EQUAL(ucache_stats_get(a, &st), UCACHE_OK);
     CU_ASSERT(st.origin_meta >= 2);
