@@ -543,6 +543,16 @@ for prov in "tcp;ofi_rxm" shm; do
         "$(field "$ho" p50_us)" "UCX $ucx_tr (path $(field "$hu" path)): $(field "$hu" p50_us)" \
         "$(ratio "$(field "$ho" p50_us)" "$(field "$hu" p50_us)")" "report" \
         "which backend for a host's reads (docs/transports.md); owner CPU $(field "$ho" owner_cpu_s_per_gb) vs $(field "$hu" owner_cpu_s_per_gb) s/GB"
+    # a miss: the owner's fill thread answers the FETCH while its progress
+    # thread serves (the reply waits for the context's lock)
+    if [ "$prov" != shm ]; then
+        mu=$(fabric_json miss -T tcp -s 256K -n 400 --nodes 1)
+        mo=$(UCACHE_OFI_PROVIDER=$prov fabric_json miss -T ofi -s 256K -n 400 --nodes 1)
+        add "ucperf miss --transport ofi over $prov, 256 KiB, p50 latency (us)" \
+            "$(field "$mo" p50_us)" "UCX tcp: $(field "$mu" p50_us)" \
+            "$(ratio "$(field "$mo" p50_us)" "$(field "$mu" p50_us)")" "report" \
+            "a fill from the origin and its reply from the owner's fill thread; p99 $(field "$mo" p99_us) vs $(field "$mu" p99_us) us"
+    fi
 done
 
 {

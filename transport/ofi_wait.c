@@ -13,6 +13,7 @@
 #include "transport/ofi_int.h"
 
 #include <poll.h>
+#include <sched.h>
 #include <unistd.h>
 
 #define UT_OFI_NAP_NS UC_NSEC_PER_MSEC /* the longest a waiter sleeps unwoken */
@@ -222,6 +223,13 @@ static void *do_thread(void *arg)
     ut_ofi_progress_thread = true;
     pthread_mutex_lock(&ctx->lock);
     while (!atomic_load(&ctx->thread_stop)) {
+        /* the lock is let go between two progress calls: the threads that
+         * post, reply and wait for completions take it there, not only
+         * when this thread naps (held through a spin of up to
+         * UT_OFI_SPIN_MAX, it kept an owner's fill threads' replies) */
+        pthread_mutex_unlock(&ctx->lock);
+        sched_yield();
+        pthread_mutex_lock(&ctx->lock);
         if (ut_ofi_do_progress(ctx) > 0) {
             idle = 0;
             nap  = UT_OFI_NAP_FIRST;
