@@ -65,9 +65,7 @@ void uf_peer_suspect(struct ucache_context *ctx, uf_peer_t *peer, const char *wh
     atomic_store(&peer->backoff_ns, b);
     atomic_store(&peer->suspect_until, now + b);
     if (peer->hello) {
-        int one = 0;    /* (2: being asked already) */
-
-        atomic_compare_exchange_strong(&peer->recheck, &one, 1);
+        atomic_store(&peer->recheck, 1);
     }
     UC_WARN("owner %016" PRIx64 " is suspect (%s); its reads go to the next "
             "owner or the origin for %llu ms", peer->id, why,
@@ -91,45 +89,73 @@ static uint64_t uf_member_inc(const uf_member_t *r)
     return XXH64(r->rkey, r->rkey_len, XXH64(r->addr, r->addr_len, 0x55434950ull));
 }
 
-/* A node known only as host:port (file: members): ask its listener for its
- * record (worker address, store key) over a connection made for that. */
+/* A node known only as host:port (file:, etcd: members): ask its listener
+ * for its record (worker address, store key) over a connection made for
+ * that.  Posted here; @p h holds everything until uf_hello_end(). */
+static ucache_status_t uf_hello_post(struct ucache_context *ctx, const char *host,
+                                     uint16_t port, uf_hello_t *h)
+{
+    ucache_status_t status;
+
+    h->msg  = (uf_hello_req_t){ UF_PROTO_MAGIC, UF_PROTO_VERSION, 0 };
+    h->boot = NULL;
+    h->buf  = malloc(UF_HELLO_CAP);
+    if (h->buf == NULL) {
+        return UCACHE_ERR_NO_MEMORY;
+    }
+    status = ut_peer_create_sockaddr(ctx->transport, host, port, &h->boot);
+    if (status == UCACHE_OK) {
+        status = ut_rpc_post(&h->req, h->boot, UF_RPC_HELLO, &h->msg, sizeof(h->msg), NULL,
+                             0, h->buf, UF_HELLO_CAP);
+        if (status != UCACHE_OK) {
+            uf_wait_all(ctx, &h->req, 1);   /* (ended already: it failed) */
+            ut_peer_destroy(h->boot);
+        }
+    }
+    if (status != UCACHE_OK) {
+        free(h->buf);
+    }
+    return status;
+}
+
+/* The answer to a HELLO posted: its record in @p rec, the connection
+ * closed.  @p wait: until the request ends (it has a deadline), else
+ * UCACHE_INPROGRESS at once while it has not. */
+static ucache_status_t uf_hello_end(struct ucache_context *ctx, const char *host,
+                                    uint16_t port, uf_hello_t *h, bool wait, uf_member_t *rec)
+{
+    ucache_status_t status;
+
+    if (wait) {
+        status = uf_wait_all(ctx, &h->req, 1);
+    } else if ((status = ut_wait(ctx->transport, &h->req, 1, 0)) == UCACHE_INPROGRESS) {
+        return status;
+    }
+    if (status == UCACHE_ERR_PROTOCOL) {
+        UC_ERROR("%s:%u speaks another protocol version than this reader's (%u): "
+                 "a node of another release, not used until one of you is upgraded",
+                 host, port, UF_PROTO_VERSION);
+    }
+    if (status == UCACHE_OK) {
+        status = uf_member_decode(h->buf, h->req.length, rec);
+        if (status != UCACHE_OK) {
+            atomic_fetch_add(&ctx->st.bad_replies, 1);
+            UC_WARN("%s:%u answered HELLO with a malformed record", host, port);
+        }
+    }
+    ut_peer_destroy(h->boot);
+    free(h->buf);
+    return status;
+}
+
 static ucache_status_t uf_peer_hello(struct ucache_context *ctx, const char *host,
                                      uint16_t port, uf_member_t *rec)
 {
-    uf_hello_req_t hello = { UF_PROTO_MAGIC, UF_PROTO_VERSION, 0 };
-    size_t cap = 3 * UF_BLOB_MAX;
     ucache_status_t status;
-    ut_peer_t *boot;
-    void *buf;
-    ut_req_t r;
+    uf_hello_t h;
 
-    buf = malloc(cap);
-    if (buf == NULL) {
-        return UCACHE_ERR_NO_MEMORY;
-    }
-    status = ut_peer_create_sockaddr(ctx->transport, host, port, &boot);
-    if (status == UCACHE_OK) {
-        status = ut_rpc_post(&r, boot, UF_RPC_HELLO, &hello, sizeof(hello), NULL, 0, buf,
-                             cap);
-        if (status == UCACHE_OK) {
-            status = ut_wait(ctx->transport, &r, 1, 2 * ctx->cfg.timeout_ns);
-        }
-        if (status == UCACHE_ERR_PROTOCOL) {
-            UC_ERROR("%s:%u speaks another protocol version than this reader's (%u): "
-                     "a node of another release, not used until one of you is upgraded",
-                     host, port, UF_PROTO_VERSION);
-        }
-        if (status == UCACHE_OK) {
-            status = uf_member_decode(buf, r.length, rec);
-            if (status != UCACHE_OK) {
-                atomic_fetch_add(&ctx->st.bad_replies, 1);
-                UC_WARN("%s:%u answered HELLO with a malformed record", host, port);
-            }
-        }
-        ut_peer_destroy(boot);
-    }
-    free(buf);
-    return status;
+    status = uf_hello_post(ctx, host, port, &h);
+    return (status == UCACHE_OK) ? uf_hello_end(ctx, host, port, &h, true, rec) : status;
 }
 
 /* Connect, unpack the store's key, learn its layout (ctx->lock not held). */
@@ -250,24 +276,46 @@ static uf_peer_t *uf_peer_new(struct ucache_context *ctx, uint64_t id, uint64_t 
  * listener), and a new peer is set up from them; the old one is done
  * (`newer`), never used again - without this a reader used the dead
  * process's address until it finalized, and read that node's chunks
- * through the next owner or the origin (test_etcd.sh).  One thread asks;
- * the others skip the node meanwhile.
+ * through the next owner or the origin (test_etcd.sh).  The HELLO is
+ * posted, not waited for: reads skip the node until it is answered (or
+ * its deadline passes: a frozen or cut-off node), the first caller after
+ * that takes the answer.  NULL: skip the node for now.
  */
 static uf_peer_t *uf_peer_recheck(struct ucache_context *ctx, uf_view_t *v, uint32_t idx,
                                   uf_peer_t *p)
 {
+    const char *host = v->strings + v->nodes[idx].host;
+    uint16_t port = v->nodes[idx].port;
     uf_member_t rec = { 0 };
     ucache_status_t status;
     uf_peer_t *np = NULL;
-    int one = 1;
 
-    if (!atomic_compare_exchange_strong(&p->recheck, &one, 2)) {
-        return (one == 0) ? p : NULL;
+    if (pthread_mutex_trylock(&p->lock) != 0) {
+        return NULL;                              /* another thread is at it */
     }
-    status = uf_peer_hello(ctx, v->strings + v->nodes[idx].host, v->nodes[idx].port, &rec);
+    if ((atomic_load(&p->recheck) == 0) || (atomic_load(&p->newer) != NULL)) {
+        pthread_mutex_unlock(&p->lock);
+        return (atomic_load(&p->newer) == NULL) ? p : NULL;
+    }
+    if (p->asking == NULL) {
+        p->asking = malloc(sizeof(*p->asking));
+        status = (p->asking == NULL) ? UCACHE_ERR_NO_MEMORY :
+                 uf_hello_post(ctx, host, port, p->asking);
+        if (status == UCACHE_OK) {
+            pthread_mutex_unlock(&p->lock);
+            return NULL;
+        }
+    } else if ((status = uf_hello_end(ctx, host, port, p->asking, false, &rec)) ==
+               UCACHE_INPROGRESS) {
+        pthread_mutex_unlock(&p->lock);
+        return NULL;
+    }
+    free(p->asking);
+    p->asking = NULL;
     if ((status == UCACHE_OK) && (uf_member_inc(&rec) == p->hello_inc)) {
-        uf_member_clear(&rec);
         atomic_store(&p->recheck, 0);
+        pthread_mutex_unlock(&p->lock);
+        uf_member_clear(&rec);
         return p;
     }
     if (status == UCACHE_OK) {
@@ -284,17 +332,16 @@ static uf_peer_t *uf_peer_recheck(struct ucache_context *ctx, uf_view_t *v, uint
         atomic_store_explicit(&v->peers[idx], np, memory_order_release);
         atomic_store(&p->recheck, 0);
         UC_WARN("node %016" PRIx64 " (%s:%u) was restarted: read through its new address "
-                "and key from now on", p->id, v->strings + v->nodes[idx].host,
-                v->nodes[idx].port);
+                "and key from now on", p->id, host, port);
         atomic_fetch_add(&ctx->st.peer_restarts, 1);
     } else {
         if (np != NULL) {
             atomic_store(&np->newer, p);    /* a record never used: lookups skip it */
         }
-        atomic_store(&p->recheck, 1);
         uf_peer_suspect(ctx, p, ucache_strerror(status));
         np = NULL;
     }
+    pthread_mutex_unlock(&p->lock);
     uf_member_clear(&rec);
     return np;
 }
@@ -364,6 +411,13 @@ void uf_peers_destroy(struct ucache_context *ctx)
     for (b = 0; b < UF_PEER_BUCKETS; b++) {
         while ((p = ctx->peers[b]) != NULL) {
             ctx->peers[b] = p->next;
+            if (p->asking != NULL) {    /* a recheck's HELLO still out */
+                uf_member_t rec = { 0 };
+
+                uf_hello_end(ctx, "", 0, p->asking, true, &rec);
+                uf_member_clear(&rec);
+                free(p->asking);
+            }
             ut_rkey_destroy(p->rkey);
             ut_peer_destroy(p->tp);
             pthread_mutex_destroy(&p->lock);

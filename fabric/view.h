@@ -7,6 +7,7 @@
 
 #include "fabric/member.h"
 #include "fabric/place.h"
+#include "fabric/proto.h"
 #include "store/layout.h"
 #include "transport/transport.h"
 
@@ -15,6 +16,16 @@
 #include <stdbool.h>
 
 struct ucache_context;
+
+/* A HELLO to a node's listener in flight (peer.c) */
+typedef struct uf_hello {
+    uf_hello_req_t msg;
+    ut_peer_t     *boot;       /* a connection made for it */
+    ut_req_t       req;
+    void          *buf;        /* UF_HELLO_CAP bytes: the record */
+} uf_hello_t;
+
+#define UF_HELLO_CAP (3 * UF_BLOB_MAX)
 
 /* What a reader knows of one owner; created on first use, kept until the
  * context goes.  Set up under `lock` once; immutable after `ready`. */
@@ -32,8 +43,9 @@ typedef struct uf_peer {
                                      listener (HELLO: file:, etcd:), which
                                      is asked again after a failure      */
     uint64_t         hello_inc;   /* ... the incarnation HELLO gave      */
-    _Atomic int      recheck;     /* 1: failed since, ask its listener
-                                     before it is used again; 2: asking  */
+    _Atomic int      recheck;     /* failed since: ask its listener before
+                                     it is used again                    */
+    uf_hello_t      *asking;      /* ... asked (under lock)              */
     _Atomic(struct uf_peer *) newer; /* the node restarted under its id:
                                      this peer is done, that one serves  */
     ut_peer_t       *tp;
