@@ -39,7 +39,7 @@ typedef struct uf_peer {
     pthread_mutex_t  lock;
     _Atomic int      ready;
     bool             self;        /* this process's own store            */
-    bool             hello;       /* its address and key came from its
+    _Atomic bool     hello;       /* its address and key came from its
                                      listener (HELLO: file:, etcd:), which
                                      is asked again after a failure      */
     uint64_t         hello_inc;   /* ... the incarnation HELLO gave      */
